@@ -1,0 +1,55 @@
+"""greenfetch: run many AWS API calls at once, fast and safely.
+
+Importing greenfetch sets up gevent first (see ``_patch``): import it before boto3, botocore or ssl,
+or set ``GREENFETCH_ENGINE=threads``.
+"""
+
+from ._patch import EngineImportError, ensure_patched
+
+ensure_patched()
+
+from ._api import (  # noqa: E402
+    adaptive_batch,
+    batch_requests,
+    dedupe_request,
+    default_engine,
+    iter_results,
+    perf_stats,
+    reset_stats,
+)
+from ._config import Config, ConfigError, parse_duration  # noqa: E402
+from ._engine import Engine  # noqa: E402
+from ._errors import BatchFailed, Classification, GreenfetchError, classify  # noqa: E402
+from ._models import Request, RequestError, Result  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BatchFailed",
+    "Classification",
+    "Config",
+    "ConfigError",
+    "Engine",
+    "EngineImportError",
+    "GreenfetchError",
+    "Request",
+    "RequestError",
+    "Result",
+    "adaptive_batch",
+    "batch_requests",
+    "classify",
+    "dedupe_request",
+    "default_engine",
+    "iter_results",
+    "parse_duration",
+    "perf_stats",
+    "reset_stats",
+]
+
+for _name in __all__:
+    _obj = globals()[_name]
+    if getattr(_obj, "__module__", "").startswith("greenfetch."):
+        try:
+            _obj.__module__ = "greenfetch"
+        except (AttributeError, TypeError):
+            pass

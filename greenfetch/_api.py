@@ -1,0 +1,64 @@
+"""The module-level functions: one default engine, created on first use."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
+
+from ._engine import Engine, RawRequest
+from ._models import Result
+
+__all__ = ["adaptive_batch", "batch_requests", "dedupe_request", "default_engine", "iter_results",
+           "perf_stats", "reset_stats"]
+
+T = TypeVar("T")
+_default: Engine | None = None
+_lock = threading.Lock()
+
+
+def default_engine() -> Engine:
+    """The engine the module-level functions share (clients, pools, metrics, dedupe state)."""
+    global _default
+    with _lock:
+        if _default is None:
+            _default = Engine()
+        return _default
+
+
+def batch_requests(requests: Iterable[RawRequest], concurrency: int = 10, fail_fast: bool = False,
+                   **options: Any) -> list[Result]:
+    """Run every request with at most ``concurrency`` in flight; results in request order.
+
+    Resilient (the default) returns a Result for every request, failed ones included. With
+    ``fail_fast=True`` the first failure cancels queued and in-flight work and raises
+    :class:`BatchFailed`, which carries that failure and the results completed so far.
+    """
+    return default_engine().batch_requests(requests, concurrency, fail_fast=fail_fast, **options)
+
+
+def iter_results(requests: Iterable[RawRequest], concurrency: int = 10, **options: Any) -> Iterator[Result]:
+    """Stream results as they complete (each carries its ``index``), pulling requests lazily."""
+    return default_engine().iter_results(requests, concurrency, **options)
+
+
+def adaptive_batch(requests: Iterable[RawRequest], initial_concurrency: int = 5, target_latency: Any = 0.5,
+                   min_concurrency: int = 1, max_concurrency: int = 256, **options: Any) -> list[Result]:
+    """Like batch_requests, while a controller moves the limit from observed latency and throttling."""
+    return default_engine().adaptive_batch(  # type: ignore[attr-defined,no-any-return]
+        requests, initial_concurrency=initial_concurrency, target_latency=target_latency,
+        min_concurrency=min_concurrency, max_concurrency=max_concurrency, **options)
+
+
+def dedupe_request(signature: str, fn: Callable[[], T], window: Any = 5.0) -> T:
+    """Concurrent calls with one signature run ``fn`` once; a value is reused for ``window`` seconds."""
+    return default_engine().dedupe_request(signature, fn, window=window)  # type: ignore[attr-defined,no-any-return]
+
+
+def perf_stats() -> list[dict[str, Any]]:
+    """One row per ``service:operation`` with count, errors, throttles and latency percentiles (seconds)."""
+    return default_engine().metrics.perf_stats()
+
+
+def reset_stats() -> None:
+    default_engine().metrics.reset()

@@ -1,0 +1,114 @@
+"""One configuration object: a flag beats the environment, the environment beats the default."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Config", "ConfigError", "parse_duration"]
+
+
+class ConfigError(ValueError):
+    """A setting has a value greenfetch cannot use; the message names it and what would be valid."""
+
+
+_UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "hr": 3600.0}
+
+
+def parse_duration(value: Any, name: str = "duration") -> float:
+    """Seconds from ``0.5``, ``"500ms"``, ``"2s"``, ``"1min"``; a ConfigError naming ``name`` otherwise."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{name}: {value!r} is not a duration; use seconds (0.5) or a unit (500ms, 2s, 1min)")
+    if isinstance(value, (int, float)):
+        return float(value)
+    text = str(value).strip().lower()
+    number = text.rstrip("abcdefghijklmnopqrstuvwxyz")
+    unit = text[len(number):] or "s"
+    try:
+        return float(number) * _UNITS[unit]
+    except (KeyError, ValueError):
+        raise ConfigError(
+            f"{name}: {value!r} is not a duration; use seconds (0.5) or a number with one of the units "
+            f"{', '.join(_UNITS)} (500ms, 2s, 1min)"
+        ) from None
+
+
+def _int(value: Any, name: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}: {value!r} is not a whole number") from None
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a run can be told. Build it with :meth:`resolve`, never by reading os.environ elsewhere."""
+
+    concurrency: int = 10
+    max_attempts: int = 3
+    retry_mode: str = "standard"
+    region: str | None = None
+    profile: str | None = None
+    endpoint_url: str | None = None
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    engine: str = "gevent"
+    cache_dir: str = field(default_factory=lambda: os.path.join(os.path.expanduser("~"), ".cache", "greenfetch"))
+    cache_ttl: float = 3600.0
+    metrics_port: int | None = None
+    max_clients: int = 512
+    body_limit: int = 1 << 20
+
+    # flag name -> (environment variable, converter)
+    # AWS_ENDPOINT_URL is left to botocore, which also honours AWS_ENDPOINT_URL_<SERVICE>.
+    _ENV = {
+        "concurrency": ("GREENFETCH_CONCURRENCY", _int),
+        "max_attempts": ("GREENFETCH_MAX_ATTEMPTS", _int),
+        "cache_dir": ("GREENFETCH_CACHE_DIR", str),
+        "cache_ttl": ("GREENFETCH_CACHE_TTL", parse_duration),
+        "metrics_port": ("GREENFETCH_METRICS_PORT", _int),
+        "engine": ("GREENFETCH_ENGINE", str),
+        "region": ("AWS_REGION", str),
+        "profile": ("AWS_PROFILE", str),
+    }
+
+    @classmethod
+    def resolve(cls, flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Config:
+        """Flags (None means 'not given') over environment over defaults, validated."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        if env.get("AWS_LAMBDA_FUNCTION_NAME"):
+            values.update(cls.lambda_profile())
+        if not env.get("AWS_REGION") and env.get("AWS_DEFAULT_REGION"):
+            values["region"] = env["AWS_DEFAULT_REGION"]
+        for name, (var, convert) in cls._ENV.items():  # type: ignore[attr-defined]
+            if env.get(var):
+                values[name] = convert(env[var]) if convert is not str else env[var]
+        if name_conflict := set(flags or {}) - {f.name for f in dataclasses.fields(cls)}:
+            raise ConfigError(f"unknown settings {sorted(name_conflict)}")
+        values.update({k: v for k, v in (flags or {}).items() if v is not None})
+        return cls(**values).validated()
+
+    @staticmethod
+    def lambda_profile() -> dict[str, Any]:
+        """Lambda: only /tmp is writable, and one invocation should fan out wider than a laptop."""
+        return {"cache_dir": "/tmp/greenfetch-cache", "concurrency": 50, "read_timeout": 30.0}
+
+    def validated(self) -> Config:
+        if self.concurrency < 1:
+            raise ConfigError(f"concurrency: {self.concurrency} is too small; use a whole number of 1 or more")
+        if self.max_attempts < 1:
+            raise ConfigError(f"max_attempts: {self.max_attempts} is too small; use 1 (no retries) or more")
+        if self.retry_mode not in ("standard", "adaptive", "legacy"):
+            raise ConfigError(f"retry_mode: {self.retry_mode!r}; valid values are standard, adaptive, legacy")
+        if self.engine not in ("gevent", "threads"):
+            raise ConfigError(f"engine: {self.engine!r} is not an engine; valid values are gevent, threads")
+        if self.cache_ttl < 0:
+            raise ConfigError(f"cache_ttl: {self.cache_ttl} is negative; use 0 (no cache) or more seconds")
+        return self
+
+    def replace(self, **changes: Any) -> Config:
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None}).validated()

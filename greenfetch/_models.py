@@ -1,0 +1,137 @@
+"""The request and result shapes users rely on (contract sections 1 and 2)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._jsonable import jsonable
+
+__all__ = ["Request", "RequestError", "Result"]
+
+_FIELDS = ("service", "operation", "params", "region", "account", "role", "profile", "endpoint_url", "paginate", "id")
+
+
+class RequestError(ValueError):
+    """A request that cannot be built; the message names the bad value and what would be valid."""
+
+    def __init__(self, message: str, code: str = "InvalidRequest", guidance: str | None = None):
+        super().__init__(message)
+        self.code = code
+        self.guidance = guidance
+
+
+@dataclass(frozen=True)
+class Request:
+    """One AWS API call. ``operation`` is the API name once normalized (``ListBuckets``)."""
+
+    service: str
+    operation: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    region: str | None = None
+    account: str | None = None
+    role: str | None = None
+    profile: str | None = None
+    endpoint_url: str | None = None
+    paginate: bool | Mapping[str, Any] = False
+    id: Any = None
+    # Credentials handed in by the inventory layer (assumed roles). Never serialized or logged.
+    credentials: Any = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def coerce(cls, raw: Request | Mapping[str, Any]) -> Request:
+        """A Request from a dict as users write it; RequestError says what is wrong with it."""
+        if isinstance(raw, Request):
+            return raw
+        if not isinstance(raw, Mapping):
+            raise RequestError(
+                f"a request must be a record like {{service, operation, params}}, not {type(raw).__name__}: {raw!r:.80}"
+            )
+        unknown = sorted(set(raw) - set(_FIELDS) - {"credentials"})
+        if unknown:
+            raise RequestError(f"unknown request field(s) {unknown}; valid fields are: {', '.join(_FIELDS)}")
+        for name in ("service", "operation"):
+            value = raw.get(name)
+            if not isinstance(value, str) or not value.strip():
+                raise RequestError(
+                    f"request is missing {name!r} (got {value!r}); every request needs 'service' (e.g. \"s3\") "
+                    f"and 'operation' (e.g. \"ListBuckets\" or \"list_buckets\")",
+                    code="MissingField",
+                )
+        params = raw.get("params") or {}
+        if not isinstance(params, Mapping):
+            raise RequestError(f"params must be a record of the operation's parameters, not {params!r:.80}")
+        paginate = raw.get("paginate", False)
+        if not isinstance(paginate, (bool, Mapping)):
+            raise RequestError(f"paginate: {paginate!r}; use true, false or {{\"max_items\": N}}")
+        kwargs = {k: raw.get(k) for k in ("region", "account", "role", "profile", "endpoint_url", "id")}
+        return cls(service=raw["service"].strip(), operation=raw["operation"].strip(), params=dict(params),
+                   paginate=paginate, credentials=raw.get("credentials"), **kwargs)
+
+    @property
+    def identity(self) -> str:
+        """Who the call runs as, without any secret: a role ARN, an account, a profile, or 'default'."""
+        return self.role or (f"account:{self.account}" if self.account else None) or (
+            f"profile:{self.profile}" if self.profile else "default")
+
+    @property
+    def signature(self) -> str:
+        """Stable across processes: equal for the same call, so dedupe and the cache can key on it."""
+        canon = json.dumps(
+            [self.service, self.operation, jsonable(dict(self.params)), self.region, self.identity,
+             self.endpoint_url, jsonable(self.paginate)],
+            sort_keys=True, separators=(",", ":"), default=str,
+        )
+        return f"{self.service}:{self.operation}:{hashlib.sha256(canon.encode()).hexdigest()[:24]}"
+
+    @property
+    def max_items(self) -> int | None:
+        if isinstance(self.paginate, Mapping):
+            value = self.paginate.get("max_items")
+            return int(value) if value is not None else None
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"service": self.service, "operation": self.operation, "params": jsonable(dict(self.params))}
+        for name in ("region", "account", "role", "profile", "endpoint_url", "id"):
+            if getattr(self, name) is not None:
+                out[name] = jsonable(getattr(self, name))
+        if self.paginate:
+            out["paginate"] = jsonable(self.paginate)
+        return out
+
+
+@dataclass
+class Result:
+    """Exactly one per request: the response or the error, and always the request it answers."""
+
+    index: int
+    request: Request | Mapping[str, Any]
+    result: Any = None
+    error: str | None = None
+    error_code: str | None = None
+    retryable: bool = False
+    guidance: str | None = None
+    request_id: str | None = None
+    duration_ms: float = 0.0
+    attempts: int = 0
+    concurrency: int | None = None
+    deduped: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_dict(self) -> dict[str, Any]:
+        req = self.request.to_dict() if isinstance(self.request, Request) else jsonable(dict(self.request))
+        out = {
+            "index": self.index, "request": req, "result": jsonable(self.result), "error": self.error,
+            "error_code": self.error_code, "retryable": self.retryable, "guidance": self.guidance,
+            "request_id": self.request_id, "duration_ms": round(self.duration_ms, 3), "attempts": self.attempts,
+        }
+        if self.concurrency is not None:
+            out["concurrency"] = self.concurrency
+        return out

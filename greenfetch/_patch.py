@@ -1,0 +1,61 @@
+"""The gevent monkey-patching story, in one place.
+
+gevent makes sockets cooperative by patching the standard library. That must happen before
+``ssl``, ``urllib3`` or ``botocore`` are imported: patching later leaves SSL contexts built on the
+unpatched classes, which ends in ``RecursionError`` deep inside ``ssl`` at the first HTTPS call.
+
+So ``import greenfetch`` patches when it is still safe, and otherwise stops with a message that says
+how to fix the program. ``GREENFETCH_ENGINE=threads`` opts out of gevent entirely.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+__all__ = ["EngineImportError", "engine_kind", "ensure_patched", "is_patched"]
+
+_TOO_LATE = ("ssl", "urllib3", "botocore", "requests")
+ENGINES = ("gevent", "threads")
+
+
+class EngineImportError(ImportError):
+    """gevent could not be set up safely for this process."""
+
+
+def engine_kind(environ: os._Environ[str] | dict[str, str] | None = None) -> str:
+    """The backend this process runs on: ``GREENFETCH_ENGINE`` or ``gevent``."""
+    env = os.environ if environ is None else environ
+    kind = (env.get("GREENFETCH_ENGINE") or "gevent").strip().lower()
+    if kind not in ENGINES:
+        raise EngineImportError(
+            f"GREENFETCH_ENGINE={kind!r} is not an engine; valid values are: {', '.join(ENGINES)}"
+        )
+    return kind
+
+
+def is_patched() -> bool:
+    if "gevent.monkey" not in sys.modules:
+        return False
+    from gevent import monkey
+
+    return bool(monkey.is_module_patched("socket") and monkey.is_module_patched("ssl"))
+
+
+def ensure_patched() -> str:
+    """Patch the standard library for gevent if needed and still safe; return the engine kind."""
+    kind = engine_kind()
+    if kind == "threads" or is_patched():
+        return kind
+    early = [name for name in _TOO_LATE if name in sys.modules]
+    if early:
+        raise EngineImportError(
+            "greenfetch runs on gevent, which must patch the standard library before "
+            f"{', '.join(early)} is imported, and this program imported it first. Fix: import greenfetch "
+            "(or call gevent.monkey.patch_all()) at the very top of your program, before boto3, "
+            "botocore, requests or ssl; or set GREENFETCH_ENGINE=threads to run on threads instead."
+        )
+    from gevent import monkey
+
+    monkey.patch_all()
+    return kind

@@ -1,0 +1,107 @@
+"""The root click group, its global options, and the import of every command module."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+
+from .. import _patch
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BATCH_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+# Command modules, imported when the group is built. Each defines commands with @main.command().
+_COMMAND_MODULES = ["_batch", "_demo", "_primitives", "_inventory", "_drs"]
+
+
+@dataclass
+class Session:
+    """What every command gets as ``ctx.obj``: the resolved flags, and the engine built lazily."""
+
+    flags: dict[str, Any]
+    metrics: dict[str, Any] = field(default_factory=dict)
+    _engine: Any = None
+
+    def config(self, **overrides: Any) -> Any:
+        from .._config import Config
+
+        return Config.resolve({**self.flags, **{k: v for k, v in overrides.items() if v is not None}})
+
+    def engine(self, **overrides: Any) -> Any:
+        if self._engine is None:
+            from .._engine import Engine
+
+            self._engine = Engine(self.config(**overrides))
+            _start_exposition(self)
+        return self._engine
+
+
+pass_session = click.make_pass_decorator(Session)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.option("--region", help="Default region for requests that name none (else AWS_REGION).")
+@click.option("--profile", help="Default AWS profile (else AWS_PROFILE).")
+@click.option("--endpoint-url", help="Send every call to this endpoint (else AWS_ENDPOINT_URL*).")
+@click.option("--max-attempts", type=int, help="Attempts per call, retries included (GREENFETCH_MAX_ATTEMPTS).")
+@click.option("--metrics-port", type=int, help="Serve Prometheus /metrics on this port while running.")
+@click.option("--pushgateway", metavar="URL", help="Push metrics to this Pushgateway when the run ends.")
+@click.option("--metrics-textfile", metavar="PATH", help="Write metrics here for node_exporter's textfile collector.")
+@click.version_option(package_name="greenfetch")
+@click.pass_context
+def main(ctx: click.Context, region: str | None, profile: str | None, endpoint_url: str | None,
+         max_attempts: int | None, metrics_port: int | None, pushgateway: str | None,
+         metrics_textfile: str | None) -> None:
+    """Run many AWS API calls at once, fast and safely."""
+    flags = {"region": region, "profile": profile, "endpoint_url": endpoint_url, "max_attempts": max_attempts,
+             "metrics_port": metrics_port}
+    session = Session(flags={k: v for k, v in flags.items() if v is not None},
+                      metrics={"pushgateway": pushgateway, "textfile": metrics_textfile})
+    ctx.obj = session
+    ctx.call_on_close(lambda: _finish_exposition(session))
+
+
+def _start_exposition(session: Session) -> None:
+    port = session._engine.config.metrics_port
+    if port:
+        from .._exposition import serve
+
+        serve(session._engine.metrics.registry, port)
+
+
+def _finish_exposition(session: Session) -> None:
+    if session._engine is None:
+        return
+    registry = session._engine.metrics.registry
+    if session.metrics.get("textfile"):
+        from .._exposition import write_textfile
+
+        write_textfile(registry, session.metrics["textfile"])
+    if session.metrics.get("pushgateway"):
+        from .._exposition import push
+
+        push(registry, session.metrics["pushgateway"])
+
+
+def fail_usage(message: str) -> None:
+    """Bad usage or input: one clear line on stderr, exit 2, no traceback."""
+    raise click.UsageError(message)
+
+
+def run() -> None:
+    """Console entry point: patch first, then build and run the group."""
+    try:
+        _patch.ensure_patched()
+    except _patch.EngineImportError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    for name in _COMMAND_MODULES:
+        try:
+            importlib.import_module(f"greenfetch.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"greenfetch.cli.{name}":
+                raise
+    main(prog_name="greenfetch")

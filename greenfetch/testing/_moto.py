@@ -1,0 +1,71 @@
+"""moto's server in a child process, on a free loopback port, spoken to over real HTTP."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+__all__ = ["MotoServer", "free_port"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class MotoServer:
+    """``with MotoServer() as url:`` runs moto's server until the block ends.
+
+    A child process keeps moto's own botocore imports (and their patching) out of the caller.
+    """
+
+    def __init__(self, port: int | None = None, startup_timeout: float = 30.0):
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._timeout = startup_timeout
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> str:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GREENFETCH_")}
+        env.setdefault("MOTO_ALLOW_NONEXISTENT_REGION", "false")
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        deadline = time.monotonic() + self._timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"moto server exited with code {self._proc.returncode}")
+            try:
+                urllib.request.urlopen(f"{self.url}/moto-api/", timeout=1).close()
+                return self.url
+            except (urllib.error.URLError, OSError):
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"moto server did not answer on {self.url} within {self._timeout}s")
+
+    def reset(self) -> None:
+        """Forget every resource, so tests start from nothing."""
+        req = urllib.request.Request(f"{self.url}/moto-api/reset", method="POST")
+        urllib.request.urlopen(req, timeout=10).close()
+
+    def stop(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        self._proc = None
+
+    def __enter__(self) -> str:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
