@@ -70,7 +70,7 @@ class ClientCache:
         session = self.session(request.profile)
         if request.service not in session.get_available_services():
             raise _unknown_service(request.service, session.get_available_services())
-        keys = {}
+        keys: dict[str, Any] = {}
         if creds is not None:
             keys = {"aws_access_key_id": creds.access_key, "aws_secret_access_key": creds.secret_key,
                     "aws_session_token": creds.token}

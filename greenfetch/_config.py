@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 __all__ = ["Config", "ConfigError", "parse_duration"]
 
@@ -64,7 +64,7 @@ class Config:
 
     # flag name -> (environment variable, converter)
     # AWS_ENDPOINT_URL is left to botocore, which also honours AWS_ENDPOINT_URL_<SERVICE>.
-    _ENV = {
+    _ENV: ClassVar[dict[str, tuple[str, Callable[..., Any]]]] = {
         "concurrency": ("GREENFETCH_CONCURRENCY", _int),
         "max_attempts": ("GREENFETCH_MAX_ATTEMPTS", _int),
         "cache_dir": ("GREENFETCH_CACHE_DIR", str),
@@ -84,9 +84,9 @@ class Config:
             values.update(cls.lambda_profile())
         if not env.get("AWS_REGION") and env.get("AWS_DEFAULT_REGION"):
             values["region"] = env["AWS_DEFAULT_REGION"]
-        for name, (var, convert) in cls._ENV.items():  # type: ignore[attr-defined]
+        for name, (var, convert) in cls._ENV.items():
             if env.get(var):
-                values[name] = convert(env[var]) if convert is not str else env[var]
+                values[name] = env[var] if convert is str else convert(env[var], var)
         if name_conflict := set(flags or {}) - {f.name for f in dataclasses.fields(cls)}:
             raise ConfigError(f"unknown settings {sorted(name_conflict)}")
         values.update({k: v for k, v in (flags or {}).items() if v is not None})

@@ -12,8 +12,9 @@ import contextlib
 import difflib
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager as ContextManager
 from dataclasses import replace
-from typing import Any, ContextManager
+from typing import Any
 
 import botocore.exceptions
 from botocore import xform_name
@@ -21,8 +22,8 @@ from botocore import xform_name
 from ._attempts import AttemptRecorder, recording
 from ._backends import Backend, backend_for
 from ._clients import ClientCache
-from ._dedupe import Singleflight
 from ._config import Config, ConfigError
+from ._dedupe import Singleflight, check_window
 from ._errors import BatchFailed, classify
 from ._metrics import Metrics
 from ._models import Request, RequestError, Result
@@ -55,7 +56,7 @@ class Engine:
         self.backend = backend or backend_for(self.config.engine, max_workers=1024)
         self.clients = ClientCache(self.config)
         self.metrics = Metrics(registry)
-        self.dedupe = Singleflight(metrics=self.metrics)
+        self.dedupe = Singleflight(metrics=self.metrics, backend=self.backend)
         self._operations: dict[str, tuple[frozenset[str], dict[str, str]]] = {}
 
     # -- one request -------------------------------------------------------------------------
@@ -63,27 +64,33 @@ class Engine:
     def prepare(self, raw: RawRequest) -> tuple[Request, Any]:
         """The normalized request (API operation name, defaults applied) and its client."""
         request = Request.coerce(raw)
-        defaults = {"region": request.region or self.config.region or self._profile_region(request.profile),
+        defaults: dict[str, Any] = {"region": request.region or self.config.region or self._profile_region(request.profile),
                     "profile": request.profile or self.config.profile,
                     "endpoint_url": request.endpoint_url or self.config.endpoint_url}
         request = replace(request, **defaults)
         client = self.clients.client(request)
         return replace(request, operation=self._api_name(request, client)), client
 
-    def execute(self, raw: RawRequest, index: int = 0, *, gate: Gate | None = None) -> Result:
-        """Run one request to its Result; never raises for anything the request or AWS did."""
+    def execute(self, raw: RawRequest, index: int = 0, *, gate: Gate | None = None,
+                dedupe_window: Any = None) -> Result:
+        """Run one request to its Result; never raises for anything the request or AWS did.
+
+        With ``dedupe_window`` (seconds; 0 = only while in flight) the call goes through ``self.dedupe``
+        keyed by the request's signature: identical requests share one call (``deduped=True``)."""
         started = time.perf_counter()
         recorder = AttemptRecorder()
         request: Any = raw
+        shared: list[bool] = []
         try:
             request, client = self.prepare(raw)
             recorder.on_attempt = self._attempt_observer(request, gate)
             with (gate or _no_gate)(request) as limit, recording(recorder), self.metrics.inflight():
-                value = self._call(client, request)
+                value = self._call_shared(client, request, recorder, dedupe_window, shared)
             result = Result(index, request, result=value, concurrency=limit,
                             request_id=_pop_request_id(value))
         except Exception as exc:  # noqa: BLE001 - every failure becomes this request's Result
             result = self._failure(index, request, exc)
+        result.deduped = any(shared)
         result.duration_ms = (time.perf_counter() - started) * 1000.0
         result.attempts = len(recorder.attempts) or (1 if result.error_code not in _UNBUILT else 0)
         self.metrics.result(result)
@@ -99,13 +106,32 @@ class Engine:
 
         return observe
 
+    def _call_shared(self, client: Any, request: Request, recorder: AttemptRecorder, window: Any,
+                     shared: list[bool]) -> Any:
+        """The call, or with a dedupe window a share of an identical request's call (a shallow copy,
+        so popping ResponseMetadata from one Result does not touch the others)."""
+        if window is None:
+            return self._call(client, request)
+
+        def call() -> Any:  # runs in the dedupe's own greenlet: attempts still go to this recorder
+            with recording(recorder):
+                return self._call(client, request)
+
+        value = self.dedupe.do(request.signature, call, window,
+                               on_outcome=lambda outcome: shared.append(outcome != "executed"))
+        return dict(value) if isinstance(value, dict) else value
+
     def _call(self, client: Any, request: Request) -> Any:
         method = xform_name(request.operation)
         if request.paginate and client.can_paginate(method):
             config = {"MaxItems": request.max_items} if request.max_items else {}
             pages = client.get_paginator(method).paginate(**request.params, PaginationConfig=config)
             return pages.build_full_result()
-        value = getattr(client, method)(**request.params)
+        try:
+            value = getattr(client, method)(**request.params)
+        except TypeError:  # some botocore handlers run before validation and trip on wrong types
+            _validate_params(client, request)
+            raise
         for key, item in value.items():  # read streaming bodies now: they hold a pooled connection
             if hasattr(item, "read"):
                 value[key] = _read_body(item, self.config.body_limit)
@@ -149,17 +175,20 @@ class Engine:
     # -- many requests -----------------------------------------------------------------------
 
     def iter_results(self, requests: Iterable[RawRequest], concurrency: int | None = None, *,
-                     fail_fast: bool = False, gate: Gate | None = None) -> Iterator[Result]:
+                     fail_fast: bool = False, gate: Gate | None = None,
+                     dedupe_window: Any = None) -> Iterator[Result]:
         """Results as they complete. Requests are pulled lazily: a slot frees only when its result
         has been taken, so memory is bounded by the concurrency, not by the number of requests."""
         limit = _check_concurrency(self.config.concurrency if concurrency is None else concurrency)
+        if dedupe_window is not None:
+            dedupe_window = check_window(dedupe_window)
         backend = self.backend
         slots, done, stopping = backend.semaphore(limit), backend.queue(), backend.event()
         tasks: dict[int, Any] = {}
 
         def run(index: int, raw: RawRequest) -> None:
             try:
-                done.put(self.execute(raw, index, gate=gate))
+                done.put(self.execute(raw, index, gate=gate, dedupe_window=dedupe_window))
             finally:
                 tasks.pop(index, None)
 
@@ -172,9 +201,9 @@ class Engine:
                         break
                     tasks[index] = backend.spawn(run, index, raw)
                     started += 1
-            except BaseException as exc:  # a failing input iterator ends the run, with its error
+            except Exception as exc:  # a failing input iterator ends the run; the consumer re-raises it
                 done.put(_End(started, exc))
-                raise
+                return
             done.put(_End(started))
 
         feeder = backend.spawn(feed)
@@ -184,14 +213,14 @@ class Engine:
                 item = done.get()
                 if isinstance(item, _End):
                     end = item
-                    if item.error is not None and not isinstance(item.error, GeneratorExit):
-                        raise item.error
                     continue
                 received += 1
                 yield item
                 slots.release()
                 if fail_fast and item.error is not None:
                     return
+            if end.error is not None:  # bad input: raised after the results that came before it
+                raise end.error
         finally:
             stopping.set()
             slots.release()  # wake the feeder if it waits for a slot, so it sees `stopping`
@@ -200,10 +229,12 @@ class Engine:
                 task.kill()
 
     def batch_requests(self, requests: Iterable[RawRequest], concurrency: int | None = None, *,
-                       fail_fast: bool = False, gate: Gate | None = None) -> list[Result]:
+                       fail_fast: bool = False, gate: Gate | None = None,
+                       dedupe_window: Any = None) -> list[Result]:
         """All results in request order; fail-fast raises BatchFailed at the first failure."""
         results: list[Result] = []
-        for result in self.iter_results(requests, concurrency, fail_fast=fail_fast, gate=gate):
+        for result in self.iter_results(requests, concurrency, fail_fast=fail_fast, gate=gate,
+                                        dedupe_window=dedupe_window):
             results.append(result)
             if fail_fast and result.error is not None:
                 results.sort(key=lambda r: r.index)
@@ -253,6 +284,14 @@ def _describe(exc: Exception) -> tuple[str, str, int | None, str | None]:
     if isinstance(exc, botocore.exceptions.EndpointConnectionError):
         return "EndpointConnectionError", str(exc), None, None
     return type(exc).__name__, str(exc) or repr(exc), None, None
+
+
+def _validate_params(client: Any, request: Request) -> None:
+    """Raise botocore's ParamValidationError (which names the bad parameter) if the params are invalid."""
+    from botocore.validate import validate_parameters
+
+    model = client.meta.service_model.operation_model(request.operation)
+    validate_parameters(dict(request.params), model.input_shape)
 
 
 def _pop_request_id(value: Any) -> str | None:

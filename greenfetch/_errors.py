@@ -97,7 +97,6 @@ def classify(code: str | None, *, http_status: int | None = None, service: str =
                               "a transient AWS or network failure: retrying later usually succeeds")
     if code in _INVALID:
         return Classification(code, "invalid", False, False, None)
-    if code.startswith("NoSuch") or code.endswith("NotFound") or code.endswith("NotFoundException") \
-            or http_status == 404:
+    if code.startswith("NoSuch") or code.endswith(("NotFound", "NotFoundException")) or http_status == 404:
         return Classification(code, "not_found", False, False, None)
     return Classification(code, "error", False, False, None)

@@ -1,29 +1,77 @@
-"""Metrics the engine owns (placeholder: the primitives issue replaces this with the full set)."""
+"""The metrics one engine owns: Prometheus series (contract section 6) and the perf-stats table.
+
+Everything lives in the engine's own ``CollectorRegistry`` (never prometheus_client's global one), so
+two engines, or two tests, never collide. Labels are bounded on purpose: service, operation, outcome,
+code, scope, each a short name; never params, ids, ARNs with secrets, or anything a user can vary
+without limit. Past ``MAX_OPERATIONS`` distinct service:operation pairs, and for requests that could
+not even be built (an unknown service is whatever the user typed), the labels become ``other`` /
+``invalid``.
+
+``perf_stats()`` reads the same results through a bounded quantile sketch per operation, so its
+percentiles cost the same memory after a million requests as after ten. ``reset()`` clears that table
+only: Prometheus counters stay monotonic, as scrapers and ``rate()`` expect.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["Metrics"]
+from ._errors import THROTTLE_CODES
+from ._sketch import QuantileSketch
 
-_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+__all__ = ["BUCKETS", "MAX_OPERATIONS", "Metrics", "is_throttle"]
+
+# AWS latencies: 5 ms (a warm regional call) to 30 s (a long paginated scan or a timeout).
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+MAX_OPERATIONS = 1000
+_NAME = re.compile(r"^[A-Za-z0-9_.:/-]{1,128}$")
+_UNBUILT = frozenset({"UnknownService", "UnknownOperation", "InvalidRequest", "MissingField"})
+
+
+def is_throttle(error_code: str | None, http_status: int | None) -> bool:
+    """Throttled means botocore's throttling codes, or HTTP 429 whatever the code says."""
+    return error_code in THROTTLE_CODES or http_status == 429
+
+
+@dataclass
+class _Row:
+    sketch: QuantileSketch = field(default_factory=QuantileSketch)
+    errors: int = 0
+    throttles: int = 0
 
 
 class Metrics:
+    """Prometheus series plus the perf-stats table, fed by the engine per attempt and per result."""
+
     def __init__(self, registry: CollectorRegistry | None = None):
-        self.registry = registry or CollectorRegistry()
-        self.duration = Histogram("greenfetch_request_duration_seconds", "Request duration.",
-                                  ["service", "operation", "outcome"], registry=self.registry, buckets=_BUCKETS)
-        self.errors = Counter("greenfetch_request_errors_total", "Failed requests.",
-                              ["service", "operation", "code"], registry=self.registry)
-        self.inflight_gauge = Gauge("greenfetch_inflight_requests", "Requests in flight.", registry=self.registry)
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.duration = Histogram("greenfetch_request_duration_seconds",
+                                  "Time from dispatch to result per request, retries included.",
+                                  ["service", "operation", "outcome"], registry=r, buckets=BUCKETS)
+        self.errors = Counter("greenfetch_request_errors_total", "Requests whose result is an error.",
+                              ["service", "operation", "code"], registry=r)
+        self.throttles = Counter("greenfetch_throttles_total", "HTTP attempts AWS throttled.",
+                                 ["service", "operation"], registry=r)
+        self.retries = Counter("greenfetch_retries_total", "HTTP attempts beyond the first of each request.",
+                               ["service", "operation"], registry=r)
+        self.inflight_gauge = Gauge("greenfetch_inflight_requests", "Requests being executed now.", registry=r)
+        self.limit_gauge = Gauge("greenfetch_concurrency_limit", "Adaptive concurrency limit per scope.",
+                                 ["scope"], registry=r)
+        self.dedupe_total = Counter("greenfetch_dedupe_total", "dedupe_request calls by outcome.",
+                                    ["outcome"], registry=r)
         self._lock = threading.Lock()
-        self._rows: dict[str, list[float]] = {}
+        self._rows: dict[str, _Row] = {}
+        self._names: set[tuple[str, str]] = set()
+
+    # -- what the engine calls ---------------------------------------------------------------
 
     @contextlib.contextmanager
     def inflight(self) -> Iterator[None]:
@@ -34,31 +82,73 @@ class Metrics:
             self.inflight_gauge.dec()
 
     def attempt(self, request: Any, attempt: Any) -> None:
-        pass
+        """One HTTP attempt ended; throttles are counted here, per attempt, retried or not."""
+        if is_throttle(attempt.error_code, attempt.http_status):
+            service, operation = self._labels(request, None)
+            self.throttles.labels(service, operation).inc()
+            with self._lock:
+                self._row(service, operation).throttles += 1
 
     def result(self, result: Any) -> None:
-        req = result.request
-        service = getattr(req, "service", None) or "invalid"
-        operation = getattr(req, "operation", None) or "invalid"
+        """One request finished (success or failure)."""
+        service, operation = self._labels(result.request, result.error_code)
+        seconds = result.duration_ms / 1000.0
         outcome = "success" if result.error is None else "error"
-        self.duration.labels(service, operation, outcome).observe(result.duration_ms / 1000.0)
+        self.duration.labels(service, operation, outcome).observe(seconds)
         if result.error is not None:
-            self.errors.labels(service, operation, result.error_code or "Unknown").inc()
+            self.errors.labels(service, operation, _bounded(result.error_code or "Unknown")).inc()
+        if result.attempts > 1:
+            self.retries.labels(service, operation).inc(result.attempts - 1)
         with self._lock:
-            self._rows.setdefault(f"{service}:{operation}", []).append(result.duration_ms / 1000.0)
+            row = self._row(service, operation)
+            row.sketch.add(seconds)
+            row.errors += result.error is not None
+
+    def dedupe(self, outcome: str) -> None:
+        self.dedupe_total.labels(outcome).inc()
+
+    def set_limit(self, scope: str, limit: float) -> None:
+        self.limit_gauge.labels(_bounded(scope, 128)).set(limit)
+
+    # -- what users read ---------------------------------------------------------------------
 
     def perf_stats(self) -> list[dict[str, Any]]:
+        """Contract section 3: one row per service:operation, durations in seconds."""
         with self._lock:
-            rows = {k: sorted(v) for k, v in self._rows.items()}
-        out = []
-        for op, xs in sorted(rows.items()):
-            def q(p: float, xs: list[float] = xs) -> float:
-                return xs[min(len(xs) - 1, int(p * len(xs)))]
-            out.append({"operation": op, "count": len(xs), "errors": 0, "throttles": 0,
-                        "avg_duration": sum(xs) / len(xs), "p50": q(0.5), "p90": q(0.9), "p99": q(0.99),
-                        "max": xs[-1]})
-        return out
+            rows = sorted(self._rows.items())
+            return [{"operation": name, "count": row.sketch.count, "errors": row.errors,
+                     "throttles": row.throttles, "avg_duration": row.sketch.mean,
+                     "p50": row.sketch.quantile(0.5), "p90": row.sketch.quantile(0.9),
+                     "p99": row.sketch.quantile(0.99), "max": row.sketch.max if row.sketch.count else 0.0}
+                    for name, row in rows]
 
     def reset(self) -> None:
+        """Clear the perf-stats table (Prometheus counters stay monotonic by design)."""
         with self._lock:
             self._rows.clear()
+
+    # -- labels ------------------------------------------------------------------------------
+
+    def _row(self, service: str, operation: str) -> _Row:
+        key = f"{service}:{operation}"
+        row = self._rows.get(key)
+        if row is None:
+            row = self._rows[key] = _Row()
+        return row
+
+    def _labels(self, request: Any, error_code: str | None) -> tuple[str, str]:
+        service = getattr(request, "service", None)
+        operation = getattr(request, "operation", None)
+        if error_code in _UNBUILT or not isinstance(service, str) or not isinstance(operation, str):
+            return "invalid", "invalid"
+        pair = (_bounded(service), _bounded(operation))
+        if pair not in self._names:
+            if len(self._names) >= MAX_OPERATIONS:
+                return "other", "other"
+            self._names.add(pair)
+        return pair
+
+
+def _bounded(value: str, length: int = 64) -> str:
+    """A label value: a short plain name, else ``other`` (never free text from a message)."""
+    return value if len(value) <= length and _NAME.match(value) else "other"

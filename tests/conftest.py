@@ -1,4 +1,5 @@
 """Shared fixtures. greenfetch is imported first so gevent patches before anything imports ssl."""
+# ruff: noqa: I001
 
 import greenfetch  # noqa: F401  (must come first: see greenfetch/_patch.py)
 
@@ -11,18 +12,24 @@ from greenfetch.testing import MotoServer
 _AWS_VARS = [k for k in os.environ if k.startswith(("AWS_", "GREENFETCH_"))]
 
 
-@pytest.fixture(autouse=True)
-def clean_environ(monkeypatch, tmp_path_factory):
-    """No test ever sees real credentials, a real profile or the user's ~/.aws."""
+@pytest.fixture(autouse=True, scope="session")
+def clean_environ(tmp_path_factory):
+    """No test ever sees real credentials, a real profile or the user's ~/.aws.
+
+    Session-scoped: module-scoped engines create clients (and resolve credentials) before any
+    function-scoped fixture would run.
+    """
+    patch = pytest.MonkeyPatch()
     for name in _AWS_VARS:
-        monkeypatch.delenv(name, raising=False)
-    home = tmp_path_factory.getbasetemp() / "aws-home"
-    home.mkdir(exist_ok=True)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(home / "config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / "credentials"))
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+        patch.delenv(name, raising=False)
+    home = tmp_path_factory.mktemp("aws-home")
+    patch.setenv("AWS_CONFIG_FILE", str(home / "config"))
+    patch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / "credentials"))
+    patch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    patch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    yield
+    patch.undo()
 
 
 @pytest.fixture(scope="session")

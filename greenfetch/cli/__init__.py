@@ -6,6 +6,6 @@ Config (flag > environment > default) and the Engine into ``ctx.obj``.
 
 from __future__ import annotations
 
-from ._app import main, run
+from ._app import load_commands, main, run
 
-__all__ = ["main", "run"]
+__all__ = ["load_commands", "main", "run"]

@@ -91,6 +91,17 @@ def fail_usage(message: str) -> None:
     raise click.UsageError(message)
 
 
+def load_commands() -> click.Group:
+    """Import every command module (each registers itself on ``main``) and return the group."""
+    for name in _COMMAND_MODULES:
+        try:
+            importlib.import_module(f"greenfetch.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"greenfetch.cli.{name}":
+                raise
+    return main
+
+
 def run() -> None:
     """Console entry point: patch first, then build and run the group."""
     try:
@@ -98,10 +109,4 @@ def run() -> None:
     except _patch.EngineImportError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
-    for name in _COMMAND_MODULES:
-        try:
-            importlib.import_module(f"greenfetch.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"greenfetch.cli.{name}":
-                raise
-    main(prog_name="greenfetch")
+    load_commands()(prog_name="greenfetch")

@@ -3,6 +3,7 @@
 Nothing here is used by the engine itself.
 """
 
+from ._loopback import LoopbackServer
 from ._moto import MotoServer, free_port
 
-__all__ = ["MotoServer", "free_port"]
+__all__ = ["LoopbackServer", "MotoServer", "free_port"]

@@ -1,0 +1,88 @@
+"""A bounded quantile sketch for latencies (the DDSketch idea, in a few lines).
+
+``perf_stats()`` must give p50/p90/p99 for runs of any length without keeping every duration. Values
+go to logarithmic buckets whose width is a fixed *relative* error (1% by default): bucket ``i`` holds
+values in (gamma^(i-1), gamma^i] with gamma = (1+a)/(1-a), and a quantile is answered by the bucket
+midpoint, within ``a`` of the true sample quantile. Durations from 1 microsecond to a day need at
+most ~1,400 buckets, and ``max_buckets`` caps that anyway by folding the smallest buckets together
+(only the lowest quantiles lose accuracy then, the tail we care about never does).
+"""
+
+from __future__ import annotations
+
+import math
+
+__all__ = ["QuantileSketch"]
+
+_FLOOR = 1e-6  # values at or below one microsecond share the first bucket
+
+
+class QuantileSketch:
+    """Count, sum, min, max, and quantiles within ``relative_accuracy`` in bounded memory."""
+
+    __slots__ = ("accuracy", "_gamma_log", "_max_buckets", "_buckets", "count", "total", "min", "max")
+
+    def __init__(self, relative_accuracy: float = 0.01, max_buckets: int = 2048):
+        if not 0 < relative_accuracy < 1:
+            raise ValueError(f"relative_accuracy: {relative_accuracy!r}; use a fraction between 0 and 1 (e.g. 0.01)")
+        self.accuracy = relative_accuracy
+        self._gamma_log = math.log((1 + relative_accuracy) / (1 - relative_accuracy))
+        self._max_buckets = max_buckets
+        self._buckets: dict[int, int] = {}
+        self.count = 0
+        self.total = 0.0
+        self.min = math.inf
+        self.max = -math.inf
+
+    def add(self, value: float) -> None:
+        value = float(value)
+        if value != value:  # NaN carries no latency information
+            return
+        key = math.ceil(math.log(max(value, _FLOOR)) / self._gamma_log)
+        self._buckets[key] = self._buckets.get(key, 0) + 1
+        self.count += 1
+        self.total += value
+        self.min = min(self.min, value)
+        self.max = max(self.max, value)
+        if len(self._buckets) > self._max_buckets:
+            self._fold_lowest()
+
+    def quantile(self, q: float) -> float:
+        """The q-quantile (0 <= q <= 1) of what was added; 0.0 for an empty sketch."""
+        if not self.count:
+            return 0.0
+        if q <= 0:
+            return self.min
+        if q >= 1:
+            return self.max
+        rank = q * (self.count - 1)
+        seen = 0
+        for key in sorted(self._buckets):
+            seen += self._buckets[key]
+            if seen > rank:
+                middle = 2 * math.exp(key * self._gamma_log) / (1 + math.exp(self._gamma_log))
+                return min(max(middle, self.min), self.max)
+        return self.max
+
+    @property
+    def mean(self) -> float:
+        return self.total / self.count if self.count else 0.0
+
+    def merge(self, other: QuantileSketch) -> None:
+        if other._gamma_log != self._gamma_log:
+            raise ValueError("cannot merge sketches of different accuracy")
+        for key, n in other._buckets.items():
+            self._buckets[key] = self._buckets.get(key, 0) + n
+        self.count += other.count
+        self.total += other.total
+        self.min, self.max = min(self.min, other.min), max(self.max, other.max)
+        while len(self._buckets) > self._max_buckets:
+            self._fold_lowest()
+
+    def __len__(self) -> int:
+        """Buckets in use (the memory bound), not the number of values."""
+        return len(self._buckets)
+
+    def _fold_lowest(self) -> None:
+        low, second = sorted(self._buckets)[:2]
+        self._buckets[second] += self._buckets.pop(low)

@@ -1,0 +1,82 @@
+"""``greenfetch batch``: requests in, one result per request out."""
+
+from __future__ import annotations
+
+import sys
+from typing import IO, Any
+
+import click
+
+from .._errors import BatchFailed
+from .._models import Result
+from ._app import EXIT_BATCH_FAILED, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Session, main, pass_session
+from ._input import read_requests
+from ._output import OUTPUTS, compile_query, emit, emit_one
+from ._progress import Progress
+
+__all__ = ["batch", "output_options", "run_and_emit"]
+
+
+def output_options(fn: Any) -> Any:
+    """The output flags every result-producing command shares."""
+    fn = click.option("--progress/--no-progress", default=None,
+                      help="Progress on stderr (default: only when stderr is a terminal).")(fn)
+    fn = click.option("--query", help="JMESPath applied to the results, as the AWS CLI does.")(fn)
+    fn = click.option("--output", "-o", type=click.Choice(OUTPUTS), default="json", show_default=True)(fn)
+    return fn
+
+
+@main.command()
+@click.argument("file", type=click.File("r"), default="-")
+@click.option("--concurrency", "-c", type=click.IntRange(min=1), help="Requests in flight at once [default: 10].")
+@click.option("--fail-fast/--no-fail-fast", default=False, show_default=True,
+              help="Stop at the first failure (exit 3) instead of running everything.")
+@click.option("--region", help="Region for requests that name none.")
+@click.option("--profile", help="Profile for requests that name none.")
+@click.option("--endpoint-url", help="Endpoint for requests that name none.")
+@output_options
+@pass_session
+def batch(session: Session, file: IO[str], concurrency: int | None, fail_fast: bool, region: str | None,
+          profile: str | None, endpoint_url: str | None, output: str, query: str | None,
+          progress: bool | None) -> None:
+    """Run the requests in FILE (a JSON array or JSON Lines; - for stdin) concurrently."""
+    engine = session.engine(region=region, profile=profile, endpoint_url=endpoint_url, concurrency=concurrency)
+    requests = read_requests(file, "-" if file is sys.stdin else file.name)
+    run_and_emit(lambda reqs: engine.iter_results(reqs, fail_fast=fail_fast), requests, output, query, progress,
+                 fail_fast=fail_fast)
+
+
+def run_and_emit(run: Any, requests: Any, output: str, query: str | None, progress: bool | None,
+                 fail_fast: bool = False) -> None:
+    """Drive ``run(requests)`` (an iterator of Results), report progress, write output, exit with the
+    contract's code. JSON Lines stream as results complete; JSON and tables are written in request order
+    at the end, or on Ctrl-C with whatever completed."""
+    expr = compile_query(query)
+    bar = Progress(enabled=progress)
+    done: list[Result] = []
+    failure: Result | None = None
+    interrupted = False
+    try:
+        for result in run(requests):
+            bar.update(result.ok)
+            if output == "jsonl":
+                emit_one(result, expr)
+                sys.stdout.flush()
+            else:
+                done.append(result)
+            failure = failure or (None if result.ok else result)
+    except BatchFailed as exc:
+        done, failure = exc.results, exc.failure
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:  # an unreadable input line still leaves the results that completed before it
+        bar.close()
+        if output != "jsonl":
+            emit(sorted(done, key=lambda r: r.index), output, query)
+    if interrupted:
+        click.echo(f"Interrupted: {bar.done} results written.", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    if failure is not None and fail_fast:
+        click.echo(f"Batch failed at request {failure.index}: {failure.error}", err=True)
+        sys.exit(EXIT_BATCH_FAILED)
+    sys.exit(EXIT_FAILED if failure is not None else EXIT_OK)

@@ -1,0 +1,92 @@
+"""Writing results to stdout: JSON, JSON Lines or a table, with an optional JMESPath query."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from typing import IO, Any
+
+import click
+import jmespath
+import jmespath.exceptions
+
+from .._models import Result
+
+__all__ = ["OUTPUTS", "emit", "emit_one", "render_table", "summarize"]
+
+OUTPUTS = ("json", "jsonl", "table")
+
+
+def compile_query(query: str | None) -> Any:
+    """A compiled JMESPath expression, or a usage error that quotes the bad expression."""
+    if not query:
+        return None
+    try:
+        return jmespath.compile(query)
+    except jmespath.exceptions.ParseError as exc:
+        raise click.BadParameter(f"{query!r} is not a JMESPath expression: {exc}", param_hint="--query") from None
+
+
+def emit(results: Sequence[Result], output: str = "json", query: str | None = None, out: IO[str] | None = None) -> None:
+    """Write all results at once (results in request order)."""
+    out = out or sys.stdout
+    rows = [r.to_dict() for r in results]
+    expr = compile_query(query)
+    if expr is not None:
+        data = expr.search(rows)
+        if output == "jsonl" and isinstance(data, list):
+            for item in data:
+                out.write(json.dumps(item, ensure_ascii=False) + "\n")
+        else:
+            out.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        return
+    if output == "table":
+        out.write(render_table(rows) + "\n")
+    elif output == "jsonl":
+        for row in rows:
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+    else:
+        out.write(json.dumps(rows, indent=2, ensure_ascii=False) + "\n")
+
+
+def emit_one(result: Result, query: Any = None, out: IO[str] | None = None) -> None:
+    """One JSON Lines record as soon as a result completes (streaming output)."""
+    row: Any = result.to_dict()
+    if query is not None:
+        row = query.search(row)
+    (out or sys.stdout).write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def summarize(value: Any) -> str:
+    """A few words about a response: the sizes of its lists, or its scalar fields."""
+    if not isinstance(value, dict) or not value:
+        return "" if value is None else str(value)[:60]
+    parts = []
+    for key, item in value.items():
+        if isinstance(item, list):
+            parts.append(f"{key}: {len(item)}")
+        elif isinstance(item, (str, int, float, bool)) and len(parts) < 3:
+            parts.append(f"{key}={str(item)[:24]}")
+    return ", ".join(parts[:4]) or f"{len(value)} fields"
+
+
+def render_table(rows: Iterable[dict[str, Any]]) -> str:
+    header = ["#", "service", "operation", "region", "status", "ms", "tries", "detail"]
+    lines = [header]
+    for row in rows:
+        req = row["request"]
+        status = "ok" if row["error"] is None else (row["error_code"] or "error")
+        detail = summarize(row["result"]) if row["error"] is None else row["error"]
+        lines.append([str(row["index"]), str(req.get("service", "")), str(req.get("operation", "")),
+                      str(req.get("region") or ""), status, f"{row['duration_ms']:.1f}", str(row["attempts"]),
+                      _clip(detail, 70)])
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    text = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=False)).rstrip() for line in lines]
+    text.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(text)
+
+
+def _clip(text: str, width: int) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[: width - 1] + "…"

@@ -1,0 +1,138 @@
+"""The DRS inventory sync: options, the orchestrator, and the response it returns.
+
+The orchestrator only calls steps (``_steps``) in order; the response is built by a pure function
+(``build_response``) so its shape is tested without AWS. Response shape (stable; Lambda returns it):
+
+    {"statusCode": 200 | 207 | 500, "engine": "gevent" | "threads", "syncedAt": ISO-8601,
+     "totals": {"accounts", "accountsFailed", "regions", "regionsFailed", "servers", "enriched",
+                "written", "failed"},
+     "accounts": [{"accountId", "accountName", "credentials": "ok" | status, "servers",
+                   "regions": {region: {"status", "count", "errorCode", "guidance"}}}],
+     "errors": [{"account", "region", "code", "message", "guidance", "retryable"}]}
+
+200: everything succeeded. 207: the sync ran and wrote what it could, some accounts or regions failed.
+500: the sync could not run at all (targets table unreadable, bad options).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from ..inventory._credentials import AccountCredentials
+from ..inventory._types import Account, InventoryError
+from ._records import RegionOutcome, to_dynamodb_item
+from ._steps import (collect_accounts, enrich_servers, query_all_regions, tag_outcomes, write_inventory)
+
+__all__ = ["SyncOptions", "SyncResult", "build_response", "resolve_regions", "sync_source_server_inventory"]
+
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    """What one sync needs. ``regions`` is ``"active"`` (every DRS region the status store does not
+    rule out) or a list of region names."""
+
+    targets_table: str
+    inventory_table: str
+    role_name: str | None = None
+    regions: str | Sequence[str] = "active"
+    external_id: str | None = None
+    concurrency: int | None = None
+    dead_letter_dir: str | None = None
+
+
+@dataclass
+class SyncResult:
+    """Everything a sync produced: the response plus the data behind it (for --out and comparisons)."""
+
+    response: dict[str, Any]
+    records: list[dict[str, Any]] = field(default_factory=list)
+    items: list[dict[str, Any]] = field(default_factory=list)
+    outcomes: list[RegionOutcome] = field(default_factory=list)
+
+
+def resolve_regions(engine: Any, spec: str | Sequence[str], accounts: Sequence[Account],
+                    store: Any = None) -> dict[str, list[str]]:
+    """Regions to query per account: a checked list, or the DRS regions the status store keeps."""
+    if isinstance(spec, str) and spec.strip() == "active":
+        candidates = engine.clients.session(None).get_available_regions("drs")
+        return {a.account_id: (store.active_regions(a.account_id, "drs", candidates) if store else list(candidates))
+                for a in accounts}
+    regions = [r.strip() for r in spec.split(",")] if isinstance(spec, str) else [r.strip() for r in spec]
+    bad = [r for r in regions if not _REGION.match(r)]
+    if bad or not regions:
+        raise InventoryError(f"regions {bad or spec!r}: use 'active' or a comma list of region names "
+                             "such as us-east-1,eu-west-1")
+    return {a.account_id: list(dict.fromkeys(regions)) for a in accounts}
+
+
+def sync_source_server_inventory(engine: Any, options: SyncOptions, *, store: Any = None,
+                                 now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> SyncResult:
+    """Accounts -> credentials -> DRS in every region -> EC2 enrichment -> DynamoDB, then the response.
+
+    Never raises for AWS trouble in an account or region: that is reported per account/region.
+    A targets table that cannot be read gives a 500 response with the reason."""
+    synced_at = now().isoformat()
+    try:
+        accounts = collect_accounts(engine, options.targets_table)
+        regions = resolve_regions(engine, options.regions, accounts, store)
+    except InventoryError as exc:
+        return SyncResult(build_response(engine, synced_at, [], None, [], [], None, fatal=str(exc)))
+    creds = AccountCredentials(engine, options.role_name, external_id=options.external_id,
+                               session_name="greenfetch-drs-sync")
+    known = creds.prefetch(accounts)
+    targets = [(a.account_id, known[a.account_id]) for a in accounts
+               if known.get(a.account_id) is not None or creds.role_for(a) is None]
+    outcomes = query_all_regions(engine, targets, regions, store=store, concurrency=options.concurrency)
+    records = tag_outcomes(outcomes, {a.account_id: a.name for a in accounts}, synced_at)
+    records = enrich_servers(engine, records, creds, known, concurrency=options.concurrency)
+    items = [to_dynamodb_item(r) for r in records]
+    report = write_inventory(engine, options.inventory_table, items, dead_letter_dir=options.dead_letter_dir)
+    if store is not None and hasattr(store, "flush"):
+        store.flush()
+    response = build_response(engine, synced_at, accounts, creds, outcomes, records, report)
+    return SyncResult(response, records, items, outcomes)
+
+
+def build_response(engine: Any, synced_at: str, accounts: Sequence[Account], creds: AccountCredentials | None,
+                   outcomes: Sequence[RegionOutcome], records: Sequence[dict[str, Any]], report: Any,
+                   *, fatal: str | None = None) -> dict[str, Any]:
+    """The stable response (module docstring): counts per account and region, and every error."""
+    errors: list[dict[str, Any]] = [{"account": None, "region": None, "code": "SyncFailed", "message": fatal,
+                                     "guidance": None, "retryable": False}] if fatal else []
+    per_account = []
+    for account in accounts:
+        status = creds.status(account) if creds else None
+        entry: dict[str, Any] = {"accountId": account.account_id, "accountName": account.name or "",
+                                 "credentials": "ok" if status is None or status.ok else status.status,
+                                 "servers": 0, "regions": {}}
+        if status is not None and not status.ok:
+            errors.append({"account": account.account_id, "region": None, "code": status.error_code,
+                           "message": status.error, "guidance": None, "retryable": False})
+        per_account.append(entry)
+    by_id = {e["accountId"]: e for e in per_account}
+    for o in outcomes:
+        by_id[o.account]["regions"][o.region] = {"status": o.status, "count": len(o.servers),
+                                                 "errorCode": o.error_code, "guidance": o.guidance}
+        by_id[o.account]["servers"] += len(o.servers)
+        if not o.ok:
+            errors.append({"account": o.account, "region": o.region, "code": o.error_code, "message": o.error,
+                           "guidance": o.guidance, "retryable": o.retryable})
+    written = report.written if report else 0
+    failed = report.failed if report else 0
+    if failed:
+        errors.append({"account": None, "region": None, "code": "WriteFailed",
+                       "message": f"{failed} items could not be written; see {report.dead_letter_path}",
+                       "guidance": None, "retryable": True})
+    totals = {"accounts": len(accounts), "accountsFailed": sum(1 for e in per_account if e["credentials"] != "ok"),
+              "regions": len(outcomes), "regionsFailed": sum(1 for o in outcomes if not o.ok),
+              "servers": len(records), "enriched": sum(1 for r in records if r.get("ec2", {}).get("status") == "enriched"),
+              "written": written, "failed": failed}
+    code = 500 if fatal else 207 if errors else 200
+    return {"statusCode": code, "engine": engine.config.engine, "syncedAt": synced_at, "totals": totals,
+            "accounts": per_account, "errors": errors}

@@ -1,0 +1,77 @@
+"""Inventory across many accounts and regions: accounts, credentials, regions, catalog, cache, sinks.
+
+Public API (stable; the DRS pipeline builds on it):
+
+``Account(account_id, name=None, role=None)``
+    One target account; the id is checked (12 digits) on construction.
+``accounts_from_list(spec, role=None)``, ``accounts_from_organizations(engine, role=None, include=(),
+exclude=(), ous=())``, ``accounts_from_dynamodb(engine, table, role=None, region=None) -> list[Account]``
+    Account sources. The DynamoDB table has attributes ``accountId``, ``accountName``, ``roleName``.
+    Bad ids, missing tables and unreadable Organizations raise ``InventoryError`` (a ValueError).
+``assume_role(engine, account_id, role_name_or_arn, *, external_id=None, session_name="greenfetch")
+-> Credentials | None``
+    STS AssumeRole through the engine. ``Credentials`` is the STS record (``AccessKeyId``,
+    ``SecretAccessKey``, ``SessionToken``, ``Expiration``) and goes as is into
+    ``Request(credentials=...)``. None when STS refuses; ``assume_role_status`` also returns an
+    ``AssumeStatus`` saying why.
+``AccountCredentials(engine, role=None, *, external_id=None, session_name="greenfetch",
+refresh_margin=300, concurrency=8, clock=time.time)``
+    The per-run credential cache: ``.get(account) -> Credentials | None`` (cached, re-assumed within
+    ``refresh_margin`` s of expiry, concurrent calls share one AssumeRole), ``.prefetch(accounts)``
+    (bounded concurrency), ``.status(account) -> AssumeStatus | None``, ``.failures()``. An
+    ``Account.role`` overrides the default role.
+``RegionStatusStore(path=None, *, engine=None, table=None, ttl=86400, clock=time.time)``
+    Region statuses in a JSON file or a DynamoDB table: ``update(account, service, region, status,
+    error_code=None, count=None)``, ``get(account, service, region) -> RegionStatus | None``,
+    ``active_regions(account, service, candidates) -> list[str]``, ``invalidate(...)``, ``flush()``.
+    Statuses: ok, empty, denied, unavailable, error (``status_from_error(code)`` maps an AWS code).
+``DynamoDBSink(engine, table, *, dead_letter_path=None, max_attempts=6).write(items) -> WriteReport``
+    ``WriteReport(written, failed, dead_letter_path)``; ``.check()`` raises InventoryError for a
+    missing table; ``record_items(records, id_of)`` turns inventory records into items.
+``CATALOG``, ``ResourceType``, ``resolve_types(spec)``: the resource catalog (``greenfetch catalog``).
+``InventoryCache(ttl, directory=None, s3_uri=None, engine=None)``: memory -> directory -> S3.
+``run_inventory(engine, accounts, ...) -> Iterator[Record]`` and ``Inventory``: the orchestrator;
+a record is ``{resource_type, account, region, items, status, error}``.
+"""
+
+from ._accounts import (
+    accounts_from_dynamodb,
+    accounts_from_list,
+    accounts_from_organizations,
+    partition_of,
+    role_arn_for,
+)
+from ._credentials import AccountCredentials, AssumeStatus, Credentials, assume_role, assume_role_status
+from ._dynamodb import DynamoDBSink, WriteReport, record_items
+from ._region_status import RegionStatus, RegionStatusStore, status_from_count, status_from_error
+from ._regions import enabled_regions, expand_regions, known_regions, offered_regions
+from ._types import Account, InventoryError, Record, check_account_id, record
+
+__all__ = [
+    "Account",
+    "AccountCredentials",
+    "AssumeStatus",
+    "Credentials",
+    "DynamoDBSink",
+    "InventoryError",
+    "Record",
+    "RegionStatus",
+    "RegionStatusStore",
+    "WriteReport",
+    "accounts_from_dynamodb",
+    "accounts_from_list",
+    "accounts_from_organizations",
+    "assume_role",
+    "assume_role_status",
+    "check_account_id",
+    "enabled_regions",
+    "expand_regions",
+    "known_regions",
+    "offered_regions",
+    "partition_of",
+    "record",
+    "record_items",
+    "role_arn_for",
+    "status_from_count",
+    "status_from_error",
+]

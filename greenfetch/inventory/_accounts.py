@@ -1,0 +1,134 @@
+"""Where target accounts come from: an explicit list, AWS Organizations, or a DynamoDB table.
+
+Every source returns ``list[Account]``; every bad value (malformed id, role ARN in the wrong
+partition) is an InventoryError raised before any API call is made on the accounts' behalf.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .._models import Request
+from ._types import Account, InventoryError, check_account_id
+
+__all__ = ["accounts_from_dynamodb", "accounts_from_list", "accounts_from_organizations", "partition_of",
+           "role_arn_for"]
+
+_ROLE_ARN = re.compile(r"^arn:(?P<partition>[\w-]+):iam::(?P<account>\d{12}):role/(?P<path_name>[\w+=,.@/-]+)$")
+_ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
+_PARTITIONS = {"cn-": "aws-cn", "us-gov-": "aws-us-gov", "us-iso-": "aws-iso", "us-isob-": "aws-iso-b",
+               "eu-isoe-": "aws-iso-e", "us-isof-": "aws-iso-f"}
+
+
+def partition_of(region: str | None) -> str:
+    """The ARN partition of a region (``aws`` for the commercial regions)."""
+    for prefix, partition in _PARTITIONS.items():
+        if (region or "").startswith(prefix):
+            return partition
+    return "aws"
+
+
+def role_arn_for(account_id: str, role: str, *, region: str | None = None) -> str:
+    """The role ARN to assume in ``account_id``: built from a role name, or a given ARN checked for
+    the right account and partition (a wrong partition fails at STS with a confusing message)."""
+    partition = partition_of(region)
+    match = _ROLE_ARN.match(role)
+    if match:
+        if match["partition"] != partition:
+            raise InventoryError(f"role ARN {role!r} is in partition {match['partition']!r}, but region "
+                                 f"{region or 'us-east-1'!r} is in partition {partition!r}; use "
+                                 f"arn:{partition}:iam::{account_id}:role/{match['path_name']}")
+        if match["account"] != account_id:
+            raise InventoryError(f"role ARN {role!r} belongs to account {match['account']}, not {account_id}; "
+                                 "pass a role name (assumed in each account) or that account's ARN")
+        return role
+    if role.startswith("arn:"):
+        raise InventoryError(f"role {role!r} is not an IAM role ARN; use a role name (OrganizationAccountAccessRole) "
+                             "or arn:aws:iam::123456789012:role/NAME")
+    if not _ROLE_NAME.match(role):
+        raise InventoryError(f"role name {role!r} is not a valid IAM role name (1-64 of letters, digits and +=,.@_-)")
+    return f"arn:{partition}:iam::{account_id}:role/{role}"
+
+
+def accounts_from_list(spec: str | Iterable[str], *, role: str | None = None) -> list[Account]:
+    """Accounts from ``"111111111111,222222222222"`` or a list of ids; duplicates dropped, order kept."""
+    ids = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else [str(s).strip() for s in spec]
+    ids = [i for i in ids if i]
+    if not ids:
+        raise InventoryError("no account ids given; use a comma list of 12-digit ids, 'org' or 'dynamodb:TABLE'")
+    seen: dict[str, Account] = {}
+    for value in ids:
+        account_id = check_account_id(value)
+        seen.setdefault(account_id, Account(account_id, role=role))
+    return list(seen.values())
+
+
+def accounts_from_organizations(engine: Any, *, role: str | None = None, include: Iterable[str] = (),
+                                exclude: Iterable[str] = (), ous: Iterable[str] = (),
+                                region: str | None = None) -> list[Account]:
+    """ACTIVE member accounts of the caller's organization, optionally only those under ``ous``
+    (recursively), filtered by ``include``/``exclude`` account ids. Raises InventoryError when
+    Organizations cannot be read (not a management/delegated account, or denied)."""
+    include_ids = {check_account_id(i, source="--include account") for i in include}
+    exclude_ids = {check_account_id(i, source="--exclude account") for i in exclude}
+    ou_list = list(ous)
+    rows = _org_accounts_under(engine, ou_list, region) if ou_list else _call(
+        engine, "ListAccounts", {}, "Accounts", region)
+    accounts = []
+    for row in rows:
+        state = row.get("State") or row.get("Status")
+        if state != "ACTIVE" or row["Id"] in exclude_ids or (include_ids and row["Id"] not in include_ids):
+            continue
+        accounts.append(Account(row["Id"], name=row.get("Name"), role=role))
+    return accounts
+
+
+def _org_accounts_under(engine: Any, ous: list[str], region: str | None) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    pending = list(ous)
+    while pending:
+        parent = pending.pop()
+        rows += _call(engine, "ListAccountsForParent", {"ParentId": parent}, "Accounts", region)
+        pending += [ou["Id"] for ou in _call(engine, "ListOrganizationalUnitsForParent", {"ParentId": parent},
+                                             "OrganizationalUnits", region)]
+    return rows
+
+
+def _call(engine: Any, operation: str, params: dict[str, Any], key: str, region: str | None) -> list[Any]:
+    result = engine.execute(Request("organizations", operation, params, region=region or "us-east-1",
+                                    paginate=True))
+    if not result.ok:
+        raise InventoryError(f"cannot list accounts from AWS Organizations: {result.error}"
+                             + (f" ({result.guidance})" if result.guidance else ""))
+    return list(result.result.get(key, []))
+
+
+def accounts_from_dynamodb(engine: Any, table: str, *, role: str | None = None,
+                           region: str | None = None) -> list[Account]:
+    """Target accounts from a DynamoDB table with attributes ``accountId``, ``accountName`` and
+    ``roleName`` (the role to assume there; ``role`` is the fallback). A missing table or a row with
+    a malformed id raises InventoryError naming it (seed 001: a table error must not pass silently)."""
+    result = engine.execute(Request("dynamodb", "Scan", {"TableName": table}, region=region, paginate=True))
+    if not result.ok:
+        hint = f" (does table {table!r} exist in this region?)" if result.error_code == "ResourceNotFoundException" \
+            else ""
+        raise InventoryError(f"cannot read target accounts from DynamoDB table {table!r}: {result.error}{hint}")
+    accounts: dict[str, Account] = {}
+    for raw in result.result.get("Items", []):
+        row = _plain(raw)
+        account_id = check_account_id(row.get("accountId"), source=f"accountId in table {table!r}:")
+        accounts.setdefault(account_id, Account(account_id, name=row.get("accountName"),
+                                                role=row.get("roleName") or role))
+    return list(accounts.values())
+
+
+def _plain(item: Mapping[str, Any]) -> dict[str, Any]:
+    """A DynamoDB item (``{"S": ...}`` values) as plain strings, enough for the three attributes."""
+    out: dict[str, Any] = {}
+    for name, value in item.items():
+        if isinstance(value, Mapping) and len(value) == 1:
+            (kind, inner), = value.items()
+            out[name] = inner if kind in ("S", "N") else None
+    return out

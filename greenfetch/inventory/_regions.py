@@ -1,0 +1,102 @@
+"""Which regions to call: explicit lists with wildcards, ``enabled`` per account, ``active`` from the
+region status store, minus exclusions, intersected with where a service is offered at all.
+
+The pure part (``expand_regions``) is separate from the calls (``enabled_regions``,
+``offered_regions``) so the selection rules are tested without sockets.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from .._models import Request
+from ._types import InventoryError
+
+__all__ = ["expand_regions", "enabled_regions", "known_regions", "offered_regions", "parse_list",
+           "REGION_MODES"]
+
+REGION_MODES = ("enabled", "active")
+_SSM_PATH = "/aws/service/global-infrastructure/services/{}/regions"
+
+
+def parse_list(spec: str | Iterable[str] | None) -> list[str]:
+    if spec is None:
+        return []
+    parts = spec.split(",") if isinstance(spec, str) else list(spec)
+    return [p.strip() for p in parts if p and p.strip()]
+
+
+def known_regions(engine: Any = None) -> list[str]:
+    """Every region botocore knows, across partitions (used to reject typos such as ``us-east-9``)."""
+    import botocore.session
+
+    session = engine.clients.session(None) if engine is not None else botocore.session.get_session()
+    names: set[str] = set()
+    for partition in session.get_available_partitions():
+        names.update(session.get_available_regions("ec2", partition_name=partition))
+    return sorted(names)
+
+
+def expand_regions(spec: str | Iterable[str], known: Sequence[str], *, exclude: str | Iterable[str] = ()) -> list[str]:
+    """Explicit names and ``*``/``?`` wildcards against ``known``, minus ``exclude`` (also wildcards).
+    An unknown name or a pattern matching nothing raises InventoryError listing what is valid."""
+    wanted = parse_list(spec)
+    if not wanted:
+        raise InventoryError("no regions given; use 'enabled', 'active', or a comma list such as us-east-1,eu-*")
+    chosen: list[str] = []
+    for pattern in wanted:
+        matches = _match(pattern, known, "--regions")
+        chosen += [m for m in matches if m not in chosen]
+    dropped = {m for pattern in parse_list(exclude) for m in _match(pattern, known, "--exclude-regions")}
+    result = [r for r in chosen if r not in dropped]
+    if not result:
+        raise InventoryError(f"--exclude-regions {','.join(parse_list(exclude))} removes every region selected "
+                             f"by --regions {','.join(wanted)}")
+    return result
+
+
+def _match(pattern: str, known: Sequence[str], flag: str) -> list[str]:
+    if any(c in pattern for c in "*?["):
+        matches = [r for r in known if fnmatch.fnmatchcase(r, pattern)]
+        if not matches:
+            raise InventoryError(f"{flag} pattern {pattern!r} matches no region; known regions: {', '.join(known)}")
+        return matches
+    if pattern not in known:
+        import difflib
+
+        near = difflib.get_close_matches(pattern, known, n=3)
+        hint = f" (did you mean {', '.join(near)}?)" if near else ""
+        raise InventoryError(f"{flag}: {pattern!r} is not an AWS region{hint}; known regions: {', '.join(known)}")
+    return [pattern]
+
+
+def enabled_regions(engine: Any, *, credentials: Any = None, account: str | None = None,
+                    region: str | None = None) -> tuple[list[str] | None, str | None]:
+    """(regions enabled for the account, None) or (None, error): opt-in regions the account has
+    not opted into are left out, as Steampipe, CloudQuery and Prowler do."""
+    result = engine.execute(Request("ec2", "DescribeRegions", {"AllRegions": True},
+                                    region=region or engine.config.region or "us-east-1", account=account,
+                                    credentials=credentials))
+    if not result.ok:
+        return None, result.error
+    names = [r["RegionName"] for r in result.result.get("Regions", [])
+             if r.get("OptInStatus", "opt-in-not-required") in ("opt-in-not-required", "opted-in")]
+    return sorted(names), None
+
+
+def offered_regions(engine: Any, service: str, *, cache: Any = None, region: str | None = None) -> set[str] | None:
+    """Regions where AWS offers ``service`` (SSM public global-infrastructure parameters), cached;
+    None when the parameters cannot be read (then no region is filtered out for that reason)."""
+    key = f"greenfetch:ssm-regions:{service}"
+    if cache is not None and (hit := cache.get(key)) is not None:
+        return set(hit)
+    result = engine.execute(Request("ssm", "GetParametersByPath", {"Path": _SSM_PATH.format(service)},
+                                    region=region or engine.config.region or "us-east-1", paginate=True))
+    if not result.ok or not result.result.get("Parameters"):
+        return None
+    names = sorted({p["Value"] for p in result.result["Parameters"]})
+    if cache is not None:
+        cache.set(key, names)
+    return set(names)

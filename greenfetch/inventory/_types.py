@@ -1,0 +1,55 @@
+"""Shapes shared by every inventory module: an account, the inventory error, the record.
+
+Kept apart so the account, credential, region, run and sink modules (and the DRS pipeline built on
+them) agree on one ``Account`` and one record shape without importing each other.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Account", "InventoryError", "Record", "check_account_id", "record"]
+
+_ACCOUNT_ID = re.compile(r"^\d{12}$")
+
+
+class InventoryError(ValueError):
+    """Bad inventory input (account, role, region, type, output): the message names the bad value
+    and what would be valid. Raised before any API call wherever that is possible."""
+
+
+def check_account_id(value: Any, *, source: str = "account id") -> str:
+    """The 12-digit account id as a string; InventoryError naming the value otherwise."""
+    text = str(value).strip() if value is not None else ""
+    if not _ACCOUNT_ID.match(text):
+        raise InventoryError(f"{source} {value!r} is not an AWS account id; an account id is exactly 12 digits "
+                             "(e.g. 123456789012)")
+    return text
+
+
+@dataclass(frozen=True)
+class Account:
+    """One target account. ``role`` is a role name or ARN to assume there (None: use the caller's
+    own credentials, which only makes sense for the caller's own account)."""
+
+    account_id: str
+    name: str | None = None
+    role: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "account_id", check_account_id(self.account_id))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"accountId": self.account_id, "accountName": self.name, "roleName": self.role}
+
+
+Record = dict[str, Any]
+
+
+def record(resource_type: str, account: str, region: str, items: list[Any] | None = None,
+           status: str = "ok", error: str | None = None) -> Record:
+    """The one record shape every fetch yields (contract section 8)."""
+    return {"resource_type": resource_type, "account": account, "region": region, "items": items or [],
+            "status": status, "error": error}

@@ -1,0 +1,128 @@
+"""A real AWS-shaped HTTP server on 127.0.0.1, in a child process, with injectable latency and faults.
+
+``with LoopbackServer(latency=0.05) as url:`` starts it (under 2 s) and gives its endpoint URL; point
+botocore (or greenfetch's ``endpoint_url``) at it. The child has its own interpreter, so its CPU does not
+share the client's GIL, and it answers ~3,000 requests/s over hundreds of keep-alive connections.
+
+Default protocol: DynamoDB JSON 1.0. ``X-Amz-Target: DynamoDB_20120810.ListTables`` answers
+``{"TableNames": [...the tables knob...]}``; any other target answers ``{}``.
+
+Knobs (constructor keywords, and at runtime ``server.control(**knobs)``, i.e. ``POST /_control``):
+
+- ``latency`` seconds before each answer (0.05); ``jitter`` adds uniform(0, jitter) seconds.
+- ``knee`` C: latency is flat up to C requests in flight, then ``latency * (inflight / C) ** 2``.
+- ``error_rate``, ``throttle_rate``, ``drop_rate``, ``http429_rate``: fractions of requests answered
+  with a 5xx server error, a throttling error, a closed socket and no answer, or a bare HTTP 429 with
+  no error code. Errors are AWS errors in the request's protocol (``protocol`` knob: ``auto`` guesses
+  JSON from ``X-Amz-Target``, query/EC2 from an ``Action=`` body, else rest-json; or name one of
+  ``json``, ``rest-json``, ``query``, ``ec2``, ``rest-xml``). JSON 1.0 throttling is HTTP 400
+  ``{"__type": "com.amazonaws.dynamodb.v20120810#ThrottlingException", "message": "Rate exceeded"}``;
+  its server error is HTTP 500 ``InternalServerError``.
+- ``token_bucket`` R: above R requests/s (burst R) answer throttling errors.
+- ``targets``: per-target overrides, ``{"DynamoDB_20120810.DescribeTable": {"latency": 0, "error_rate": 1}}``.
+  A target is the ``X-Amz-Target`` header, else the query ``Action``, else ``"METHOD /path"``.
+- ``seed``: reproducible randomness (jitter and the rate rolls). ``tables``: what ListTables lists.
+
+``server.stats()`` (``GET /_stats``): requests, ok, throttled, errors, http429, dropped, cancelled
+(clients that hung up while waiting), inflight, inflight_max, delay_min/delay_max (seconds actually
+applied, knee included), per_target counts, and the child's cpu_seconds and max_rss_kb.
+``server.reset_stats()`` (``POST /_reset``) zeroes them.
+
+Handler hook, for realistic answers in other protocols:
+``LoopbackServer(handler="package.module:function")`` imports ``function`` in the child and calls it
+instead of the DynamoDB default, as ``function(target_or_path, headers, body) -> (status, headers, body)``:
+``target_or_path`` is the ``X-Amz-Target`` header or else the request path with its query string;
+``headers`` has lower-case names plus ``":method"`` and ``":path"``; ``body`` is bytes. Return body as
+bytes or str; return status ``None`` to drop the connection without an answer. Latency, knee, token
+bucket and the fault rates still apply around it (a fault replaces the handler's answer). The module is
+imported from the parent's ``sys.path``; keep it light (importing greenfetch there patches the child).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from ._loopback_faults import check_knobs
+
+__all__ = ["LoopbackServer"]
+
+_CHILD = Path(__file__).with_name("_loopback_child.py")
+
+
+class LoopbackServer:
+    """The parent side: starts the child, reads its port, and talks to its control endpoint."""
+
+    def __init__(self, *, handler: str | None = None, port: int = 0, startup_timeout: float = 10.0,
+                 **knobs: Any):
+        self.knobs = check_knobs(dict(knobs))
+        self.handler = handler
+        self.port = port
+        self.url = ""
+        self._timeout = startup_timeout
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> str:
+        config = {"knobs": self.knobs, "handler": self.handler, "port": self.port, "parent": os.getpid()}
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        self._proc = subprocess.Popen([sys.executable, str(_CHILD), json.dumps(config)],
+                                      stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env)
+        line = self._first_line()
+        if not line.isdigit():
+            self.stop()
+            raise RuntimeError(f"loopback server did not start: {line or 'no output'}")
+        self.port = int(line)
+        self.url = f"http://127.0.0.1:{self.port}"
+        return self.url
+
+    def _first_line(self) -> str:
+        assert self._proc is not None and self._proc.stdout is not None
+        ready, _, _ = select.select([self._proc.stdout], [], [], self._timeout)
+        if not ready:
+            return f"no answer within {self._timeout}s"
+        return self._proc.stdout.readline().decode(errors="replace").strip()
+
+    def stats(self) -> dict[str, Any]:
+        """The child's counters (see the module docstring)."""
+        return self._call("GET", "/_stats")
+
+    def control(self, **knobs: Any) -> dict[str, Any]:
+        """Change knobs while running; returns every knob in force. Bad knobs raise ValueError."""
+        return self._call("POST", "/_control", check_knobs(dict(knobs)))
+
+    def reset_stats(self) -> None:
+        self._call("POST", "/_reset", {})
+
+    def _call(self, method: str, path: str, payload: Any = None) -> dict[str, Any]:
+        if not self.url:
+            raise RuntimeError("the loopback server is not running: use `with LoopbackServer() as url:`")
+        data = None if payload is None else json.dumps(payload).encode()
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        with urllib.request.urlopen(req, timeout=10) as response:
+            return json.loads(response.read())  # type: ignore[no-any-return]
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+    def __enter__(self) -> str:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,83 @@
+"""The click CLI, driven in-process with CliRunner against moto's server."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from greenfetch.cli import load_commands
+
+cli = load_commands()
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+@pytest.fixture
+def base_args(moto_server):
+    return ["--endpoint-url", moto_server.url, "--region", "us-east-1", "--max-attempts", "1"]
+
+
+REQS = [{"service": "s3", "operation": "ListBuckets"}, {"service": "invalid-service", "operation": "BadOp"},
+        {"service": "ec2", "operation": "DescribeRegions"}]
+
+
+def test_batch_json_output_and_exit_1_when_some_failed(runner, base_args):
+    out = runner.invoke(cli, [*base_args, "batch", "-c", "2"], input=json.dumps(REQS))
+    assert out.exit_code == 1, out.output
+    rows = json.loads(out.stdout)
+    assert [r["index"] for r in rows] == [0, 1, 2]
+    assert [r["error"] is None for r in rows] == [True, False, True]
+    assert "invalid-service" in rows[1]["error"]
+
+
+def test_batch_exit_0_and_jsonl_from_json_lines(runner, base_args):
+    lines = "\n".join(json.dumps(r) for r in [REQS[0], REQS[2]]) + "\n"
+    out = runner.invoke(cli, [*base_args, "batch", "-o", "jsonl"], input=lines)
+    assert out.exit_code == 0, out.output
+    assert sorted(json.loads(line)["index"] for line in out.stdout.splitlines()) == [0, 1]
+
+
+def test_batch_query_like_the_aws_cli(runner, base_args):
+    out = runner.invoke(cli, [*base_args, "batch", "--query", "[?error==null].request.operation"],
+                        input=json.dumps(REQS))
+    assert json.loads(out.stdout) == ["ListBuckets", "DescribeRegions"]
+
+
+def test_fail_fast_exits_3_and_says_batch_failed(runner, base_args):
+    out = runner.invoke(cli, [*base_args, "batch", "--fail-fast", "-c", "1"], input=json.dumps(REQS[1:]))
+    assert out.exit_code == 3
+    assert "Batch failed" in out.stderr
+
+
+def test_table_output(runner, base_args):
+    out = runner.invoke(cli, [*base_args, "batch", "-o", "table"], input=json.dumps(REQS))
+    assert "ListBuckets" in out.stdout and "UnknownService" in out.stdout
+
+
+@pytest.mark.parametrize(("text", "named"), [("{not json", "line 1"), ("[1, 2", "not valid JSON"),
+                                             ("hello", "'hello'")])
+def test_unreadable_input_is_exit_2_without_traceback(runner, base_args, text, named):
+    out = runner.invoke(cli, [*base_args, "batch"], input=text)
+    assert out.exit_code == 2
+    assert named in out.stderr and "Traceback" not in out.output
+
+
+def test_bad_query_is_exit_2(runner, base_args):
+    out = runner.invoke(cli, [*base_args, "batch", "--query", "[?"], input="[]")
+    assert out.exit_code == 2 and "JMESPath" in out.stderr
+
+
+def test_bad_jsonl_line_keeps_the_results_before_it(runner, base_args):
+    lines = json.dumps(REQS[0]) + "\n{broken\n"
+    out = runner.invoke(cli, [*base_args, "batch"], input=lines)
+    assert out.exit_code == 2 and "line 2" in out.stderr
+    assert json.loads(out.stdout)[0]["request"]["operation"] == "ListBuckets"
+
+
+@pytest.mark.parametrize("command", sorted(cli.commands))
+def test_every_command_has_help(runner, command):
+    out = runner.invoke(cli, [command, "--help"])
+    assert out.exit_code == 0 and "Usage" in out.output
