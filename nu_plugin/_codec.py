@@ -72,6 +72,7 @@ class LabeledError(Exception):
         self.help = help
         self.code = code
         self.inner = list(inner)
+        self.wire: dict[str, Any] | None = None
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any]) -> LabeledError:
@@ -81,9 +82,8 @@ class LabeledError(Exception):
         return err
 
     def to_wire(self) -> dict[str, Any]:
-        wire = getattr(self, "wire", None)
-        if wire is not None:
-            return dict(wire)
+        if self.wire is not None:
+            return dict(self.wire)
         return {"msg": self.msg, "labels": [{"text": text, "span": span} for text, span in self.labels],
                 "code": self.code, "url": None, "help": self.help, "inner": list(self.inner)}
 

@@ -12,7 +12,7 @@ __all__ = ["SIGNATURES", "signatures"]
 _HELP = {"long": "help", "short": "h", "arg": None, "required": False, "desc": "Display the help message for this command"}
 _CATEGORY = {"Custom": "aws"}
 _REQUEST_LIST = {"List": "Any"}
-_TABLE = {"Table": []}
+_TABLE: dict[str, Any] = {"Table": []}
 
 
 def _flag(long: str, shape: Any, desc: str, short: str | None = None) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from typing import Any
 from ..inventory._credentials import AccountCredentials
 from ..inventory._types import Account, InventoryError
 from ._records import RegionOutcome, to_dynamodb_item
-from ._steps import (collect_accounts, enrich_servers, query_all_regions, tag_outcomes, write_inventory)
+from ._steps import collect_accounts, enrich_servers, query_all_regions, tag_outcomes, write_inventory
 
 __all__ = ["SyncOptions", "SyncResult", "build_response", "resolve_regions", "sync_source_server_inventory"]
 

@@ -19,7 +19,15 @@ from ..inventory._credentials import AccountCredentials
 from ..inventory._dynamodb import DynamoDBSink, WriteReport
 from ..inventory._region_status import status_from_count, status_from_error
 from ..inventory._types import Account
-from ._records import RegionOutcome, chunks, enrich_server, instance_id_of, origin_of, region_outcome, tag_server
+from ._records import (
+    RegionOutcome,
+    chunks,
+    enrich_server,
+    instance_id_of,
+    origin_of,
+    region_outcome,
+    tag_server,
+)
 
 __all__ = ["EC2_BATCH", "account_credentials", "collect_accounts", "enrich_servers", "query_all_regions",
            "query_ec2_instances", "query_region", "write_inventory"]
@@ -59,7 +67,7 @@ def query_all_regions(engine: Any, targets: Sequence[tuple[str, Any]], regions: 
     others. Each outcome updates the region status store (when given) as it is known."""
     pairs = [(account, region, creds) for account, creds in targets for region in regions[account]]
     results = engine.batch_requests((_drs_request(a, r, c) for a, r, c in pairs), concurrency)
-    outcomes = [region_outcome(a, r, result) for (a, r, _), result in zip(pairs, results)]
+    outcomes = [region_outcome(a, r, result) for (a, r, _), result in zip(pairs, results, strict=True)]
     if store is not None:
         for outcome in outcomes:
             status = status_from_count(len(outcome.servers)) if outcome.ok else status_from_error(outcome.error_code)
@@ -83,7 +91,7 @@ def query_ec2_instances(engine: Any, wanted: Mapping[tuple[str, str], Sequence[s
                 for account, region, batch in jobs)
     instances: dict[str, dict[str, Any]] = {}
     failures: dict[tuple[str, str], str] = {}
-    for (account, region, _), result in zip(jobs, engine.batch_requests(requests, concurrency)):
+    for (account, region, _), result in zip(jobs, engine.batch_requests(requests, concurrency), strict=True):
         if not result.ok:
             failures[(account, region)] = result.error
             continue

@@ -22,6 +22,7 @@ Control endpoints: ``POST /drs-api/seed`` (merge), ``POST /drs-api/reset``, ``GE
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -36,7 +37,7 @@ from typing import Any
 
 from ._moto import free_port
 
-__all__ = ["DrsServer", "ERROR_CLASSES", "source_server"]
+__all__ = ["DrsEstate", "DrsServer", "ERROR_CLASSES", "source_server"]
 
 # error class -> (HTTP status, x-amzn-ErrorType, message); "ConnectionFailure" closes the socket unanswered.
 ERROR_CLASSES: dict[str, tuple[int, str, str]] = {
@@ -78,6 +79,11 @@ def source_server(server_id: str, account: str, region: str, *, instance_id: str
                                            "originRegion": origin_region or region,
                                            "originAvailabilityZone": f"{origin_region or region}a"}
     return record
+
+
+def _server_id(account: str, region: str, index: int) -> str:
+    """A stable DRS-shaped id (s- and 17 hex digits), unique per account, region and index."""
+    return "s-" + hashlib.sha256(f"{account}/{region}/{index}".encode()).hexdigest()[:17]
 
 
 class _State:
@@ -301,6 +307,81 @@ class DrsServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+
+class DrsEstate:
+    """Builds a DRS sync's world in moto (targets table, inventory table, EC2 instances in many
+    accounts) and in a DrsServer (source servers, injected errors). Test and benchmark setup only:
+    it talks to moto with plain boto3 clients, which the library itself never does."""
+
+    def __init__(self, moto_url: str, drs: DrsServer, *, role_name: str = "DRSInventoryReader",
+                 region: str = "us-east-1"):
+        import boto3
+
+        self.moto_url, self.drs, self.role_name, self.region = moto_url, drs, role_name, region
+        self._boto3: Any = boto3
+        self._creds: dict[str, dict[str, str]] = {}
+
+    def client(self, service: str, account: str | None = None, region: str | None = None) -> Any:
+        """A boto3 client in ``account`` (assumed-role into it; moto gives each account its own backend)."""
+        keys: dict[str, str] = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+        if account and account != "123456789012":
+            if account not in self._creds:
+                sts = self.client("sts")
+                arn = f"arn:aws:iam::{account}:role/{self.role_name}"
+                self._creds[account] = sts.assume_role(RoleArn=arn, RoleSessionName="estate")["Credentials"]
+            c = self._creds[account]
+            keys = {"aws_access_key_id": c["AccessKeyId"], "aws_secret_access_key": c["SecretAccessKey"],
+                    "aws_session_token": c["SessionToken"]}
+        return self._boto3.client(service, endpoint_url=self.moto_url, region_name=region or self.region, **keys)
+
+    def targets_table(self, name: str, accounts: list[tuple[str, str]]) -> None:
+        """A targets table with one row per (accountId, accountName)."""
+        ddb = self.client("dynamodb")
+        ddb.create_table(TableName=name, KeySchema=[{"AttributeName": "accountId", "KeyType": "HASH"}],
+                         AttributeDefinitions=[{"AttributeName": "accountId", "AttributeType": "S"}],
+                         BillingMode="PAY_PER_REQUEST")
+        for account, label in accounts:
+            ddb.put_item(TableName=name, Item={"accountId": {"S": account}, "accountName": {"S": label}})
+
+    def inventory_table(self, name: str) -> None:
+        """An inventory table keyed by sourceServerID, as docs/drs-sync.md describes."""
+        self.client("dynamodb").create_table(
+            TableName=name, KeySchema=[{"AttributeName": "sourceServerID", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "sourceServerID", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST")
+
+    def scan(self, table: str) -> list[dict[str, Any]]:
+        """Every item of a table, sorted by sourceServerID."""
+        pages = self.client("dynamodb").get_paginator("scan").paginate(TableName=table)
+        items = [item for page in pages for item in page["Items"]]
+        return sorted(items, key=lambda i: i["sourceServerID"]["S"])
+
+    def instances(self, account: str, region: str, count: int, *, tags: dict[str, str] | None = None,
+                  profile: str | None = None) -> list[str]:
+        """``count`` EC2 instances in the account and region (optionally tagged, with an instance profile)."""
+        ec2 = self.client("ec2", account, region)
+        extra: dict[str, Any] = {}
+        if tags:
+            extra["TagSpecifications"] = [{"ResourceType": "instance",
+                                           "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}]
+        if profile:
+            iam = self.client("iam", account)
+            iam.create_instance_profile(InstanceProfileName=profile)
+            extra["IamInstanceProfile"] = {"Name": profile}
+        out = ec2.run_instances(ImageId="ami-12c6146b", MinCount=count, MaxCount=count, InstanceType="t3.micro",
+                                **extra)
+        return [i["InstanceId"] for i in out["Instances"]]
+
+    def servers(self, account: str, region: str, count: int, *, instance_ids: list[str] | None = None,
+                origin_account: str | None = None, origin_region: str | None = None) -> list[dict[str, Any]]:
+        """``count`` DRS source servers in the DrsServer, the i-th replicating instance_ids[i] if given."""
+        ids = instance_ids or []
+        records = [source_server(_server_id(account, region, i), account, region,
+                                 instance_id=ids[i] if i < len(ids) else None, origin_account=origin_account,
+                                 origin_region=origin_region, hostname=f"host-{account[-4:]}-{region}-{i}")
+                   for i in range(count)]
+        self.drs.seed({account: {region: records}})
+        return records
 
 if __name__ == "__main__":
     serve(int(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else None)

@@ -1,0 +1,247 @@
+"""The five commands of contract §5, on top of greenfetch's public API only.
+
+Argument checks that need a span (to point at the user's flag or value) live here; everything about
+running requests is greenfetch's job. Per-request problems (a record without ``service``, a
+non-record item) come back as error records from the engine, so the other requests still run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import greenfetch
+
+from . import _codec as codec
+from ._codec import Duration, LabeledError, NuValue, Span
+from ._server import CallContext
+
+__all__ = ["Args", "COMMANDS", "handle", "in_request_order", "result_value", "stats_value"]
+
+
+@dataclass
+class Args:
+    """A Run call's arguments: positionals, and flags by long name with the span of each value."""
+
+    head: Span
+    positional: list[NuValue] = field(default_factory=list)
+    named: dict[str, NuValue | None] = field(default_factory=dict)
+    flag_spans: dict[str, Span] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, call: dict[str, Any]) -> Args:
+        args = cls(call["head"], list(call.get("positional") or []))
+        for name, value in call.get("named") or []:
+            args.named[name["item"]] = value
+            args.flag_spans[name["item"]] = name["span"]
+        return args
+
+    def span(self, flag: str) -> Span:
+        """The span of a flag's value (or of the flag itself for a switch), else the command head."""
+        value = self.named.get(flag)
+        return (codec.span_of(value) if value else None) or self.flag_spans.get(flag) or self.head
+
+    def int_flag(self, flag: str, minimum: int = 1) -> int | None:
+        if flag not in self.named:
+            return None
+        value = self.named[flag]
+        number = value.get("Int", {}).get("val") if value else None
+        if not isinstance(number, int) or number < minimum:
+            shown = codec.decode_value(value) if value else "nothing"
+            raise LabeledError(f"--{flag} {shown} is not allowed: use a whole number of {minimum} or more",
+                               [(f"expected an int >= {minimum}", self.span(flag))],
+                               help=f"e.g. --{flag} 10", code="nu_plugin_greenfetch::invalid_flag")
+        return number
+
+    def duration_flag(self, flag: str, *, allow_zero: bool = False) -> float | None:
+        if flag not in self.named:
+            return None
+        value = self.named[flag]
+        nanos = value.get("Duration", {}).get("val") if value else None
+        if not isinstance(nanos, int) or nanos < 0 or (nanos == 0 and not allow_zero):
+            shown = f"{nanos / 1e9:g}sec" if isinstance(nanos, int) else "nothing"
+            need = "0sec or more" if allow_zero else "more than 0sec"
+            raise LabeledError(f"--{flag} {shown} is not allowed: use a duration of {need}",
+                               [(f"expected a duration of {need}", self.span(flag))],
+                               help=f"e.g. --{flag} 500ms", code="nu_plugin_greenfetch::invalid_flag")
+        return nanos / codec.NS_PER_SECOND
+
+    def bool_flag(self, flag: str) -> bool:
+        """Present as a bare switch (null) or `--flag true` means true; absent or `false` means false."""
+        if flag not in self.named:
+            return False
+        value = self.named[flag]
+        return value is None or bool(value.get("Bool", {}).get("val", True))
+
+
+# -- request input ---------------------------------------------------------------------------------
+
+def request_source(ctx: CallContext, args: Args, header: Any) -> Iterable[Any]:
+    """The requests, from the positional list or the pipeline (a list stream is read lazily, acked)."""
+    has_input = isinstance(header, dict) and not ("Value" in header and "Nothing" in header["Value"][0])
+    if args.positional and has_input:
+        raise LabeledError("requests were given twice: as an argument and as pipeline input",
+                           [("requests given here too", codec.span_of(args.positional[0], args.head) or args.head)],
+                           help="use one: `batch-requests $reqs` or `$reqs | batch-requests`",
+                           code="nu_plugin_greenfetch::invalid_input")
+    if args.positional:
+        return requests_of_value(args.positional[0], args.head)
+    if isinstance(header, dict) and "ListStream" in header:
+        return (codec.decode_value(item) for item in ctx.stream_items(header))
+    if isinstance(header, dict) and "ByteStream" in header:
+        raise LabeledError("got raw bytes or text, not a list of request records", [("this command", args.head)],
+                           help="parse it first, e.g. `open requests.json | batch-requests` or "
+                                "`... | from json | batch-requests`", code="nu_plugin_greenfetch::invalid_input")
+    if has_input:
+        return requests_of_value(header["Value"][0], args.head)
+    raise LabeledError("no requests given", [("expects a list of request records", args.head)],
+                       help="e.g. batch-requests [{service: s3, operation: ListBuckets}]",
+                       code="nu_plugin_greenfetch::invalid_input")
+
+
+def requests_of_value(value: NuValue, head: Span) -> list[Any]:
+    """A list value as raw requests; anything else is a LabeledError that says what would be valid."""
+    if "List" in value:
+        return [codec.decode_value(item) for item in value["List"]["vals"]]
+    kind = codec.type_name(value)
+    hint = {
+        "record": "a single record: wrap it in a list, e.g. [$request] | batch-requests",
+        "range": "a range: build requests from it, e.g. 0..9 | each {|i| {service: s3, operation: "
+                 "HeadObject, params: {Bucket: b, Key: $'k($i)'}}} | batch-requests",
+    }.get(kind, "give a list of records like [{service: s3, operation: ListBuckets, params: {}}]")
+    raise LabeledError(f"expected a list of request records, got {kind}", [(f"this is a {kind}", (
+        codec.span_of(value, head) or head))], help=hint, code="nu_plugin_greenfetch::invalid_input")
+
+
+# -- results ---------------------------------------------------------------------------------------
+
+def result_value(result: greenfetch.Result, span: Span) -> NuValue:
+    """A Result as the §2 record, plus `duration`; the response keeps its dates as Nushell dates."""
+    record: dict[str, Any] = {}
+    for key, value in result.to_dict().items():
+        record[key] = result.result if key == "result" else value
+        if key == "duration_ms":
+            record["duration"] = Duration.from_seconds(result.duration_ms / 1000.0)
+    return codec.to_value(record, span)
+
+
+def in_request_order(results: Iterable[greenfetch.Result]) -> Iterator[greenfetch.Result]:
+    """Results arrive in completion order; hand them on in request order as soon as that is possible."""
+    waiting: dict[int, greenfetch.Result] = {}
+    following = 0
+    for result in results:
+        waiting[result.index] = result
+        while following in waiting:
+            yield waiting.pop(following)
+            following += 1
+    yield from (waiting[i] for i in sorted(waiting))
+
+
+def stats_value(rows: list[dict[str, Any]], span: Span) -> NuValue:
+    seconds = ("avg_duration", "p50", "p90", "p99", "max")
+    table = [{k: Duration.from_seconds(v) if k in seconds and isinstance(v, (int, float)) else v
+              for k, v in row.items()} for row in rows]
+    return codec.to_value(table, span)
+
+
+# -- the commands ----------------------------------------------------------------------------------
+
+def batch_requests(ctx: CallContext, args: Args, header: Any) -> Any:
+    concurrency = args.int_flag("concurrency")
+    fail_fast = args.bool_flag("fail-fast")
+    requests = request_source(ctx, args, header)
+    options = {} if concurrency is None else {"concurrency": concurrency}
+    results = ctx.interruptible(greenfetch.iter_results(requests, fail_fast=fail_fast, **options))
+    if not fail_fast:
+        return (result_value(r, args.head) for r in in_request_order(results))
+    done: list[greenfetch.Result] = []
+    for result in results:
+        done.append(result)
+        if result.error is not None:
+            raise _batch_failed(result, done, args)
+    return codec.to_value([], args.head) if not done else {
+        "List": {"vals": [result_value(r, args.head) for r in sorted(done, key=lambda r: r.index)],
+                 "span": args.head}}
+
+
+def _batch_failed(failure: greenfetch.Result, done: list[greenfetch.Result], args: Args) -> LabeledError:
+    error = greenfetch.BatchFailed(failure, sorted(done, key=lambda r: r.index))
+    return LabeledError(str(error), [(f"request {failure.index} failed: {failure.error_code}", args.head)],
+                        help=failure.guidance or "run with --fail-fast false to get every result, failed ones "
+                        "as records with `error`", code="nu_plugin_greenfetch::batch_failed")
+
+
+def adaptive_batch(ctx: CallContext, args: Args, header: Any) -> Any:
+    options: dict[str, Any] = {}
+    for flag in ("initial-concurrency", "min-concurrency", "max-concurrency"):
+        value = args.int_flag(flag)
+        if value is not None:
+            options[flag.replace("-", "_")] = value
+    latency = args.duration_flag("target-latency")
+    if latency is not None:
+        options["target_latency"] = latency
+    _check_bounds(args, options)
+    requests = request_source(ctx, args, header)
+    run = _lazy(lambda: greenfetch.adaptive_batch(requests, **options))
+    return (result_value(r, args.head) for r in ctx.interruptible(run))
+
+
+def _check_bounds(args: Args, options: dict[str, Any]) -> None:
+    low, high = options.get("min_concurrency", 1), options.get("max_concurrency", 256)
+    if low > high:
+        raise LabeledError(f"--min-concurrency {low} is above --max-concurrency {high}",
+                           [("must be <= --max-concurrency", args.span("min-concurrency"))],
+                           code="nu_plugin_greenfetch::invalid_flag")
+    initial = options.get("initial_concurrency")
+    if initial is not None and not low <= initial <= high:
+        raise LabeledError(f"--initial-concurrency {initial} is outside [{low}, {high}]",
+                           [(f"must be between {low} and {high}", args.span("initial-concurrency"))],
+                           code="nu_plugin_greenfetch::invalid_flag")
+
+
+def _lazy(fn: Callable[[], Iterable[Any]]) -> Iterator[Any]:
+    yield from fn()
+
+
+def dedupe_request(ctx: CallContext, args: Args, header: Any) -> Any:
+    signature_value, closure_value = args.positional[0], args.positional[1]
+    signature = codec.decode_value(signature_value)
+    closure = codec.decode_value(closure_value)
+    if not isinstance(signature, str) or not isinstance(closure, codec.Closure):
+        raise LabeledError("usage: dedupe-request <signature: string> <operation: closure>",
+                           [("here", args.head)], code="nu_plugin_greenfetch::invalid_input")
+    window = args.duration_flag("window", allow_zero=True)
+    return greenfetch.dedupe_request(signature, lambda: ctx.eval_closure(closure),
+                                     window=5.0 if window is None else window)
+
+
+def perf_stats(ctx: CallContext, args: Args, header: Any) -> Any:
+    return stats_value(greenfetch.perf_stats(), args.head)
+
+
+def perf_reset(ctx: CallContext, args: Args, header: Any) -> Any:
+    greenfetch.reset_stats()
+    return None
+
+
+COMMANDS: dict[str, Callable[[CallContext, Args, Any], Any]] = {
+    "batch-requests": batch_requests,
+    "adaptive-batch": adaptive_batch,
+    "dedupe-request": dedupe_request,
+    "aws perf stats": perf_stats,
+    "aws perf reset": perf_reset,
+}
+
+
+def handle(ctx: CallContext, name: str, call: dict[str, Any], header: Any) -> Any:
+    """The Server's handler: one Run call to its reply (None, a value, or an iterator of values)."""
+    command = COMMANDS.get(name)
+    if command is None:
+        raise LabeledError(f"nu_plugin_greenfetch has no command {name!r}; it has {', '.join(COMMANDS)}",
+                           [("unknown command", call["head"])])
+    try:
+        return command(ctx, Args.parse(call), header)
+    except greenfetch.ConfigError as exc:
+        raise LabeledError(str(exc), [("invalid setting", call["head"])],
+                           code="nu_plugin_greenfetch::invalid_flag") from exc
