@@ -4,10 +4,11 @@ Three parts, outermost last:
 
 ``Controller`` (pure, injectable clock) turns per-attempt samples into a limit, once per update
 window (at least 2x the no-load latency and 5 samples, at most 1 s; a drop closes the window early):
-- *drop* (a throttling code, HTTP 429, or a timeout) in the window: ``limit *= 0.8``, at most once per
+- *drop* (a throttling code, HTTP 429, or a timeout) in the window: ``limit *= 0.85``, at most once per
   window, and drops from attempts sent before the last cut are ignored (they saw the old limit);
 - *queueing*: the window's mean latency above ``min(target_latency, 1.5 x baseline)`` (baseline = the
-  lowest window mean of the last 100 windows) gives ``limit *= max(0.5, threshold / latency)``;
+  lowest window mean seen; re-measured after 5 windows at the floor that still queue) gives
+  ``limit *= max(0.5, threshold / latency)``;
 - otherwise, if the limit is in use (in flight >= half of it): ``x1.5`` until the first congestion
   signal (slow start: 5 -> 38 in 5 windows), then ``+1`` per window (congestion avoidance).
 Always clamped to [min_concurrency, max_concurrency]. Backoff sleeps never count: samples are HTTP
@@ -52,7 +53,7 @@ class Settings:
     min: int = 1
     max: int = 256
     tolerance: float = 1.5
-    backoff: float = 0.8
+    backoff: float = 0.85
     growth: float = 1.5
     min_window: float = 0.02
     max_window: float = 1.0
@@ -104,15 +105,16 @@ class Controller:
         self.clock = clock
         self.limit = float(settings.initial)
         self.trace: deque[TracePoint] = deque(maxlen=history)
-        self._means: deque[float] = deque(maxlen=100)
+        self._baseline: float | None = None
+        self._at_floor = 0
         self._slow_start = True
         self._last_cut = -math.inf
         self._open_window(clock())
 
     @property
     def baseline(self) -> float | None:
-        """The no-load latency estimate: the lowest window mean of the last 100 windows."""
-        return min(self._means) if self._means else None
+        """The no-load latency estimate: the lowest window mean seen (re-measured, see ``_close``)."""
+        return self._baseline
 
     def reconfigure(self, settings: Settings) -> None:
         """New bounds and target for a new batch; the learned limit carries over (clamped)."""
@@ -149,8 +151,8 @@ class Controller:
     def _close(self, now: float) -> TracePoint:
         s = self.settings
         mean = self._sum / self._count if self._count else None
-        if mean is not None:
-            self._means.append(mean)
+        if mean is not None and (self._baseline is None or mean < self._baseline):
+            self._baseline = mean
         if self._drops:
             self.limit *= s.backoff
             self._slow_start, self._last_cut = False, now
@@ -160,10 +162,20 @@ class Controller:
         elif self._max_inflight * 2 >= self.limit:
             self.limit = self.limit * s.growth if self._slow_start else self.limit + 1
         self.limit = min(max(self.limit, s.min), s.max)
+        self._remeasure(mean)
         point = TracePoint(now, self.limit, mean, self._drops, self._count)
         self.trace.append(point)
         self._open_window(now)
         return point
+
+    def _remeasure(self, mean: float | None) -> None:
+        """Five windows at the floor and still "queueing": the service got slower for good (not
+        our load), so the current latency becomes the new baseline (Envoy re-measures alike).
+        Without this a baseline that only ever falls would pin the limit at the floor."""
+        queueing = mean is not None and mean > self._threshold()
+        self._at_floor = self._at_floor + 1 if queueing and self.limit <= self.settings.min else 0
+        if self._at_floor >= 5:
+            self._baseline, self._at_floor = mean, 0
 
     def _threshold(self) -> float:
         base = self.baseline

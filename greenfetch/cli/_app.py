@@ -109,4 +109,27 @@ def run() -> None:
     except _patch.EngineImportError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
+    _route_interrupt_to_main()
     load_commands()(prog_name="greenfetch")
+
+
+def _route_interrupt_to_main() -> None:
+    """Under gevent, SIGINT lands in whichever greenlet runs at that moment, which prints a traceback
+    and leaves the main greenlet to find out later. Deliver it to the main greenlet instead, where the
+    command catches it, writes what completed and exits 130."""
+    if not _patch.is_patched():
+        return
+    import signal
+
+    import gevent
+    import greenlet
+
+    main_greenlet = greenlet.getcurrent()
+    hub = gevent.get_hub()
+
+    def interrupt() -> None:
+        watcher.cancel()  # a second Ctrl-C gets Python's default behaviour
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        hub.loop.run_callback(main_greenlet.throw, KeyboardInterrupt)
+
+    watcher = gevent.signal_handler(signal.SIGINT, interrupt)

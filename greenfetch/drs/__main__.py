@@ -23,7 +23,7 @@ def _fixed(stamp: datetime) -> Callable[[], datetime]:
 
 
 def run(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    from ..inventory._region_status import RegionStatusStore
+    from ..inventory import RegionStatusStore
     from ._pipeline import SyncOptions, sync_source_server_inventory
 
     engine = greenfetch.Engine()

@@ -22,8 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from ..inventory._credentials import AccountCredentials
-from ..inventory._types import Account, InventoryError
+from ..inventory import Account, AccountCredentials, InventoryError
 from ._records import RegionOutcome, to_dynamodb_item
 from ._steps import collect_accounts, enrich_servers, query_all_regions, tag_outcomes, write_inventory
 

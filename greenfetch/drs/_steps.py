@@ -14,11 +14,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .._models import Request
-from ..inventory._accounts import accounts_from_dynamodb
-from ..inventory._credentials import AccountCredentials
-from ..inventory._dynamodb import DynamoDBSink, WriteReport
-from ..inventory._region_status import status_from_count, status_from_error
-from ..inventory._types import Account
+from ..inventory import (
+    Account,
+    AccountCredentials,
+    DynamoDBSink,
+    WriteReport,
+    accounts_from_dynamodb,
+    status_from_count,
+    status_from_error,
+)
 from ._records import (
     RegionOutcome,
     chunks,
