@@ -3,14 +3,15 @@
 Three parts, outermost last:
 
 ``Controller`` (pure, injectable clock) turns per-attempt samples into a limit, once per update
-window (at least 2x the no-load latency and 5 samples, at most 1 s; a drop closes the window early):
+window (at least 2x the no-load latency and 10 samples, at most 1 s; a drop closes the window early):
 - *drop* (a throttling code, HTTP 429, or a timeout) in the window: ``limit *= 0.85``, at most once per
   window, and drops from attempts sent before the last cut are ignored (they saw the old limit);
-- *queueing*: the window's mean latency above ``min(target_latency, 1.5 x baseline)`` (baseline = the
-  lowest window mean seen; re-measured after 5 windows at the floor that still queue) gives
-  ``limit *= max(0.5, threshold / latency)``;
+- *queueing*: two windows in a row whose latency (10th percentile, see ``_low_percentile``) is above
+  ``min(target_latency, 1.2 x baseline)`` (baseline = the lowest window latency seen; re-measured after
+  5 windows at the floor that still queue) gives ``limit *= max(0.5, threshold / latency)``;
 - otherwise, if the limit is in use (in flight >= half of it): ``x1.5`` until the first congestion
   signal (slow start: 5 -> 38 in 5 windows), then ``+1`` per window (congestion avoidance).
+Samples from attempts sent before the last cut are ignored: they measured the old limit.
 Always clamped to [min_concurrency, max_concurrency]. Backoff sleeps never count: samples are HTTP
 attempts (``_attempts``), not calls. Errors that say nothing about load (4xx other than throttling)
 still give a latency sample; connection errors give none.
@@ -52,12 +53,13 @@ class Settings:
     target_latency: float = 0.5
     min: int = 1
     max: int = 256
-    tolerance: float = 1.5
+    tolerance: float = 1.2
     backoff: float = 0.85
     growth: float = 1.5
     min_window: float = 0.02
     max_window: float = 1.0
-    min_samples: int = 5
+    min_samples: int = 10
+    delay_weight: float = 2.0  # an attempt waits for the hub about twice: for its send, for its answer
 
     @classmethod
     def checked(cls, initial_concurrency: Any = 5, target_latency: Any = 0.5, min_concurrency: Any = 1,
@@ -84,7 +86,8 @@ def _whole(value: Any, name: str) -> int:
 
 @dataclass(frozen=True)
 class TracePoint:
-    """One closed update window: when, the limit it set, mean latency (s), throttles, samples."""
+    """One closed update window: when, the limit it set, its latency (10th percentile of the
+    attempts, seconds), throttled attempts, latency samples."""
 
     time: float
     limit: float
@@ -107,13 +110,15 @@ class Controller:
         self.trace: deque[TracePoint] = deque(maxlen=history)
         self._baseline: float | None = None
         self._at_floor = 0
-        self._slow_start = True
+        self._growth = "slow-start"
         self._last_cut = -math.inf
+        self._previous: float | None = None
+        self._start, self._count, self._drops, self._max_inflight = 0.0, 0, 0, 0
         self._open_window(clock())
 
     @property
     def baseline(self) -> float | None:
-        """The no-load latency estimate: the lowest window mean seen (re-measured, see ``_close``)."""
+        """The no-load latency estimate: the lowest window latency seen (re-measured, see ``_remeasure``)."""
         return self._baseline
 
     def reconfigure(self, settings: Settings) -> None:
@@ -124,18 +129,20 @@ class Controller:
     def note_inflight(self, inflight: int) -> None:
         self._max_inflight = max(self._max_inflight, inflight)
 
-    def sample(self, latency: float | None, *, dropped: bool = False, inflight: int = 0) -> TracePoint | None:
-        """One finished attempt (``latency`` None = no usable latency); returns a TracePoint when a
-        window closed and the limit was updated."""
+    def sample(self, latency: float | None, *, dropped: bool = False, inflight: int = 0,
+               client_delay: float = 0.0) -> TracePoint | None:
+        """One finished attempt (``latency`` None = no usable latency; ``client_delay`` = this
+        process's current scheduling delay, see HubLag); returns a TracePoint when a window closed."""
         now = self.clock()
+        self._delays += client_delay
         self.note_inflight(inflight)
+        if latency is not None and now - latency < self._last_cut:
+            return None  # sent before the last cut: it measured the old limit, not the new one
         if dropped:
-            if latency is not None and now - latency < self._last_cut:
-                return None  # sent before the last cut: it saw the old limit, not the new one
             self._drops += 1
             return self._close(now)
         if latency is not None and latency > 1e-4:
-            self._sum += latency
+            self._samples.append(latency)
             self._count += 1
         if self._window_due(now):
             return self._close(now)
@@ -150,32 +157,52 @@ class Controller:
 
     def _close(self, now: float) -> TracePoint:
         s = self.settings
-        mean = self._sum / self._count if self._count else None
-        if mean is not None and (self._baseline is None or mean < self._baseline):
-            self._baseline = mean
+        latency = _low_percentile(self._samples) if self._samples else None
+        if latency is not None and self._count:  # what the client itself added is not the server's
+            latency = max(latency - self.settings.delay_weight * self._delays / (self._count + self._drops),
+                          0.5 * latency)
+        if latency is not None and (self._baseline is None or latency < self._baseline):
+            self._baseline = latency
         if self._drops:
             self.limit *= s.backoff
-            self._slow_start, self._last_cut = False, now
-        elif mean is not None and mean > (threshold := self._threshold()):
-            self.limit *= max(0.5, threshold / mean)
-            self._slow_start, self._last_cut = False, now
+            self._growth, self._last_cut = "throttled", now
+        elif (sustained := self._sustained(latency)) is not None and sustained > (threshold := self._threshold()):
+            self.limit *= max(0.5, threshold / sustained)
+            self._growth, self._last_cut = "queueing", now
         elif self._max_inflight * 2 >= self.limit:
-            self.limit = self.limit * s.growth if self._slow_start else self.limit + 1
+            self.limit = self._grown(self.limit)
         self.limit = min(max(self.limit, s.min), s.max)
-        self._remeasure(mean)
-        point = TracePoint(now, self.limit, mean, self._drops, self._count)
+        self._remeasure(latency)
+        point = TracePoint(now, self.limit, latency, self._drops, self._count)
         self.trace.append(point)
         self._open_window(now)
         return point
 
-    def _remeasure(self, mean: float | None) -> None:
+    def _sustained(self, latency: float | None) -> float | None:
+        """The lower of this window's and the previous window's latency: queueing at the server
+        lasts, while a pause of this process (CPU starvation, a GC) delays one window and is gone,
+        so one slow window alone never cuts the limit."""
+        previous, self._previous = self._previous, latency
+        if latency is None or previous is None:
+            return None
+        return min(latency, previous)
+
+    def _grown(self, limit: float) -> float:
+        """Slow start until the first signal, then +1 per window: past a knee throughput *falls*
+        (latency * (n/C)^2 servers) and past a quota every probe costs throttles, so probe gently."""
+        if self._growth == "slow-start":
+            return limit * self.settings.growth
+        return limit + 1.0
+
+    def _remeasure(self, latency: float | None) -> None:
         """Five windows at the floor and still "queueing": the service got slower for good (not
-        our load), so the current latency becomes the new baseline (Envoy re-measures alike).
+        our load), so the current latency becomes the new baseline (Envoy re-measures alike) and the
+        limit slow-starts again from the floor.
         Without this a baseline that only ever falls would pin the limit at the floor."""
-        queueing = mean is not None and mean > self._threshold()
+        queueing = latency is not None and latency > self._threshold()
         self._at_floor = self._at_floor + 1 if queueing and self.limit <= self.settings.min else 0
         if self._at_floor >= 5:
-            self._baseline, self._at_floor = mean, 0
+            self._baseline, self._at_floor, self._growth = latency, 0, "slow-start"
 
     def _threshold(self) -> float:
         base = self.baseline
@@ -183,7 +210,17 @@ class Controller:
         return min(ceiling, self.settings.tolerance * base) if base is not None else ceiling
 
     def _open_window(self, now: float) -> None:
-        self._start, self._sum, self._count, self._drops, self._max_inflight = now, 0.0, 0, 0, 0
+        self._start, self._count, self._drops, self._max_inflight = now, 0, 0, 0
+        self._samples: list[float] = []
+        self._delays = 0.0
+
+
+def _low_percentile(samples: list[float], q: float = 0.1) -> float:
+    """The window's 10th-percentile latency: server-side queueing (a knee, a backlog) delays every
+    request, so it moves this too; the client's own scheduling delays (a busy gevent hub, CPU
+    starvation by neighbours) hit requests at random and leave it near the no-load latency."""
+    ordered = sorted(samples)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
 def is_drop(error_code: str | None, http_status: int | None) -> bool:
@@ -191,13 +228,49 @@ def is_drop(error_code: str | None, http_status: int | None) -> bool:
     return is_throttle(error_code, http_status) or error_code in _TIMEOUTS
 
 
+class HubLag:
+    """How late a 5 ms timer fires on the gevent hub (smoothed): this process's own scheduling delay.
+
+    When the process is CPU-bound, or starved by its neighbours, every response waits for its
+    greenlet to run, so measured latency rises although the server is no slower. The controller
+    discounts it (``client_delay``) so it does not cut the limit for its own busyness (the issue's
+    fast-server case). The watcher runs only while requests are in flight.
+    """
+
+    def __init__(self, interval: float = 0.005):
+        self.interval = interval
+        self.value = 0.0
+        self._running = False
+
+    def ensure(self, busy: Callable[[], bool]) -> None:
+        if not self._running:
+            import gevent
+
+            self._running = True
+            gevent.spawn(self._watch, busy)
+
+    def _watch(self, busy: Callable[[], bool]) -> None:
+        import gevent
+
+        try:
+            while busy():
+                began = time.perf_counter()
+                gevent.sleep(self.interval)
+                late = max(0.0, time.perf_counter() - began - self.interval)
+                self.value += 0.3 * (late - self.value)
+        finally:
+            self._running, self.value = False, 0.0
+
+
 class Limiter:
     """A slot count that follows one controller's limit; shared by every greenlet of the scope."""
 
-    def __init__(self, scope: str, controller: Controller, on_limit: Callable[[str, float], None] | None = None):
+    def __init__(self, scope: str, controller: Controller, on_limit: Callable[[str, float], None] | None = None,
+                 lag: HubLag | None = None):
         self.scope = scope
         self.controller = controller
         self.inflight = 0
+        self.lag = lag
         self._on_limit = on_limit
         self._cond = threading.Condition()  # gevent-cooperative once patched
 
@@ -227,7 +300,7 @@ class Limiter:
         with self._cond:
             before = self.limit
             point = self.controller.sample(attempt.seconds if usable else None, dropped=dropped,
-                                           inflight=self.inflight)
+                                           inflight=self.inflight, client_delay=self.lag.value if self.lag else 0.0)
             if point is not None and self.limit > before:
                 self._cond.notify(self.limit - before)
         if point is not None and self._on_limit is not None:
@@ -237,9 +310,10 @@ class Limiter:
 class Limits:
     """``engine.limits``: the limiters of one engine, by scope (service/region/account)."""
 
-    def __init__(self, metrics: Any = None, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, metrics: Any = None, clock: Callable[[], float] = time.monotonic, gevent: bool = False):
         self._metrics = metrics
         self._clock = clock
+        self.lag = HubLag() if gevent else None
         self._lock = threading.Lock()
         self._by_scope: dict[str, Limiter] = {}
         self.settings = Settings()
@@ -261,7 +335,7 @@ class Limits:
         with self._lock:
             found = self._by_scope.get(scope)
             if found is None:
-                found = Limiter(scope, Controller(self.settings, self._clock), self._export)
+                found = Limiter(scope, Controller(self.settings, self._clock), self._export, self.lag)
                 self._by_scope[scope] = found
                 self._export(scope, found.controller.limit)
             return found
@@ -269,6 +343,9 @@ class Limits:
     def scopes(self) -> list[str]:
         with self._lock:
             return sorted(self._by_scope)
+
+    def busy(self) -> bool:
+        return any(limiter.inflight for limiter in list(self._by_scope.values()))
 
     def trace(self, scope: str) -> list[TracePoint]:
         limiter = self._by_scope.get(scope)
@@ -290,7 +367,10 @@ class Gate:
     def __call__(self, request: Request) -> contextlib.AbstractContextManager[int | None]:
         scope = Limits.scope_of(request)
         self.scopes.add(scope)
-        return self.limits.limiter(scope).slot()
+        slot = self.limits.limiter(scope).slot()
+        if self.limits.lag is not None:
+            self.limits.lag.ensure(self.limits.busy)
+        return slot
 
     def attempt(self, request: Request, attempt: Any) -> None:
         self.limits.limiter(Limits.scope_of(request)).observe(attempt)
@@ -310,7 +390,8 @@ def limits_of(engine: Any) -> Limits:
     """The engine's shared Limits, created on first use (stored as ``engine.limits``)."""
     found = getattr(engine, "limits", None)
     if not isinstance(found, Limits):
-        found = Limits(getattr(engine, "metrics", None))
+        backend = getattr(getattr(engine, "backend", None), "name", None)
+        found = Limits(getattr(engine, "metrics", None), gevent=backend == "gevent")
         engine.limits = found
     return found
 

@@ -106,7 +106,9 @@ class _Flight:
     __slots__ = ("done", "value", "error")
 
     def __init__(self, event: Any):
-        self.done, self.value, self.error = event, None, None
+        self.done: Any = event
+        self.value: Any = None
+        self.error: BaseException | None = None
 
 
 class Singleflight:

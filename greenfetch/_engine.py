@@ -84,8 +84,11 @@ class Engine:
         try:
             request, client = self.prepare(raw)
             recorder.on_attempt = self._attempt_observer(request, gate)
-            with (gate or _no_gate)(request) as limit, recording(recorder), self.metrics.inflight():
-                value = self._call_shared(client, request, recorder, dedupe_window, shared)
+            queued = time.perf_counter()
+            with (gate or _no_gate)(request) as limit:
+                started += time.perf_counter() - queued  # waiting for a gate slot is not the request's time
+                with recording(recorder), self.metrics.inflight():
+                    value = self._call_shared(client, request, recorder, dedupe_window, shared)
             result = Result(index, request, result=value, concurrency=limit,
                             request_id=_pop_request_id(value))
         except Exception as exc:  # noqa: BLE001 - every failure becomes this request's Result

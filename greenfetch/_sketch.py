@@ -48,18 +48,18 @@ class QuantileSketch:
             self._fold_lowest()
 
     def quantile(self, q: float) -> float:
-        """The q-quantile (0 <= q <= 1) of what was added; 0.0 for an empty sketch."""
+        """The q-quantile (0 <= q <= 1, nearest-rank) of what was added; 0.0 for an empty sketch."""
         if not self.count:
             return 0.0
         if q <= 0:
             return self.min
         if q >= 1:
             return self.max
-        rank = q * (self.count - 1)
+        rank = max(1, math.ceil(q * self.count))  # nearest rank: p99 of 6 values is the largest
         seen = 0
         for key in sorted(self._buckets):
             seen += self._buckets[key]
-            if seen > rank:
+            if seen >= rank:
                 middle = 2 * math.exp(key * self._gamma_log) / (1 + math.exp(self._gamma_log))
                 return min(max(middle, self.min), self.max)
         return self.max

@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout = sys.stderr
     server = Server(FileObjectPosix(0, "rb", close=False), FileObjectPosix(protocol_fd, "wb"), handle,
                     signatures(), {"version": greenfetch.__version__},
-                    version=os.environ.get("GREENFETCH_NU_PROTOCOL_VERSION") or PROTOCOL_VERSION)
+                    version=os.environ.get("GREENFETCH_NU_PROTOCOL_VERSION") or PROTOCOL_VERSION,
+                    debug=os.environ.get("GREENFETCH_NU_DEBUG", "") not in ("", "0"))
     return server.serve()
 
 

@@ -7,7 +7,8 @@ non-record item) come back as error records from the engine, so the other reques
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,9 +16,10 @@ import greenfetch
 
 from . import _codec as codec
 from ._codec import Duration, LabeledError, NuValue, Span
-from ._server import CallContext
+from ._context import CallContext
 
-__all__ = ["Args", "COMMANDS", "handle", "in_request_order", "result_value", "stats_value"]
+__all__ = ["COMMANDS", "Args", "handle", "in_request_order", "requests_of_value", "result_value", "session_defaults",
+           "stats_value", "with_defaults"]
 
 
 @dataclass
@@ -78,14 +80,11 @@ class Args:
 # -- request input ---------------------------------------------------------------------------------
 
 def request_source(ctx: CallContext, args: Args, header: Any) -> Iterable[Any]:
-    """The requests, from the positional list or the pipeline (a list stream is read lazily, acked)."""
+    """The requests, from the positional list or else the pipeline (a list stream is read lazily, acked).
+
+    Unread input is dropped by the server when the call ends."""
     has_input = isinstance(header, dict) and not ("Value" in header and "Nothing" in header["Value"][0])
-    if args.positional and has_input:
-        raise LabeledError("requests were given twice: as an argument and as pipeline input",
-                           [("requests given here too", codec.span_of(args.positional[0], args.head) or args.head)],
-                           help="use one: `batch-requests $reqs` or `$reqs | batch-requests`",
-                           code="nu_plugin_greenfetch::invalid_input")
-    if args.positional:
+    if args.positional:  # wins over input: inside `each {|i| ...}` the item is the implicit input
         return requests_of_value(args.positional[0], args.head)
     if isinstance(header, dict) and "ListStream" in header:
         return (codec.decode_value(item) for item in ctx.stream_items(header))
@@ -112,6 +111,41 @@ def requests_of_value(value: NuValue, head: Span) -> list[Any]:
     }.get(kind, "give a list of records like [{service: s3, operation: ListBuckets, params: {}}]")
     raise LabeledError(f"expected a list of request records, got {kind}", [(f"this is a {kind}", (
         codec.span_of(value, head) or head))], help=hint, code="nu_plugin_greenfetch::invalid_input")
+
+
+# nu starts the plugin with its environment of that moment and keeps the process: a later
+# `$env.AWS_REGION = ...` reaches us only through the engine. These request fields follow it.
+_FOLLOWED = {"region": ("AWS_REGION", "AWS_DEFAULT_REGION"), "profile": ("AWS_PROFILE",),
+             "endpoint_url": ("AWS_ENDPOINT_URL",)}
+
+
+def session_defaults(current: Mapping[str, Any], started: Mapping[str, str]) -> dict[str, str]:
+    """Request fields whose environment variable nu has now differs from the plugin's own (pure)."""
+    out = {}
+    for name, variables in _FOLLOWED.items():
+        now = next((str(current[v]) for v in variables if current.get(v)), None)
+        then = next((started[v] for v in variables if started.get(v)), None)
+        if now and now != then:
+            out[name] = now
+    return out
+
+
+def current_env(ctx: CallContext) -> dict[str, Any]:
+    response = ctx.engine_call("GetEnvVars")
+    values = response.get("ValueMap", {}) if isinstance(response, dict) else {}
+    wanted = {v for variables in _FOLLOWED.values() for v in variables}
+    return {k: codec.decode_value(v) for k, v in values.items() if k in wanted}
+
+
+def with_defaults(requests: Iterable[Any], defaults: Mapping[str, str]) -> Iterable[Any]:
+    """Fill the followed fields a request leaves out; requests that set them keep theirs."""
+    if not defaults:
+        return requests
+    return ({**defaults, **raw} if isinstance(raw, dict) else raw for raw in requests)
+
+
+def requests_for(ctx: CallContext, args: Args, header: Any) -> Iterable[Any]:
+    return with_defaults(request_source(ctx, args, header), session_defaults(current_env(ctx), os.environ))
 
 
 # -- results ---------------------------------------------------------------------------------------
@@ -150,7 +184,7 @@ def stats_value(rows: list[dict[str, Any]], span: Span) -> NuValue:
 def batch_requests(ctx: CallContext, args: Args, header: Any) -> Any:
     concurrency = args.int_flag("concurrency")
     fail_fast = args.bool_flag("fail-fast")
-    requests = request_source(ctx, args, header)
+    requests = requests_for(ctx, args, header)
     options = {} if concurrency is None else {"concurrency": concurrency}
     results = ctx.interruptible(greenfetch.iter_results(requests, fail_fast=fail_fast, **options))
     if not fail_fast:
@@ -182,7 +216,7 @@ def adaptive_batch(ctx: CallContext, args: Args, header: Any) -> Any:
     if latency is not None:
         options["target_latency"] = latency
     _check_bounds(args, options)
-    requests = request_source(ctx, args, header)
+    requests = requests_for(ctx, args, header)
     run = _lazy(lambda: greenfetch.adaptive_batch(requests, **options))
     return (result_value(r, args.head) for r in ctx.interruptible(run))
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import sys
 import traceback
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
 import gevent
@@ -23,148 +23,9 @@ import gevent.queue
 
 from . import _codec as codec
 from ._codec import LabeledError, NuValue, Span
+from ._context import END, EOF_GRACE_SECONDS, CallContext, InStream, Interrupted
 
 __all__ = ["CallContext", "Interrupted", "Server"]
-
-_END = object()
-
-
-class Interrupted(Exception):
-    """nu relayed Ctrl-C (Signal Interrupt): running batches stop."""
-
-
-class _InStream:
-    """A stream nu sends us (Run input or an engine-call response); acked as it is consumed."""
-
-    def __init__(self, stream_id: int):
-        self.id = stream_id
-        self.items: gevent.queue.Queue[Any] = gevent.queue.Queue()
-        self.dropped = False
-        self.consumed = False
-
-
-class CallContext:
-    """What a command sees of the protocol: its head span, engine calls, its input, cancellation."""
-
-    def __init__(self, server: Server, call_id: int, head: Span):
-        self.server = server
-        self.call_id = call_id
-        self.head = head
-        self._pumps: set[gevent.Greenlet] = set()
-        self.inputs: list[_InStream] = []
-
-    # -- engine calls -------------------------------------------------------------------------
-
-    def engine_call(self, call: Any) -> Any:
-        """Send an engine call in this call's context and wait for its response body."""
-        return self.server.engine_call(self.call_id, call)
-
-    def eval_closure(self, closure: codec.Closure, positional: Iterable[NuValue] = (),
-                     input_value: NuValue | None = None) -> NuValue:
-        """Run a Nushell closure through the engine; its value, streams collected into a list."""
-        header = {"Value": [input_value, None]} if input_value is not None else "Empty"
-        response = self.engine_call({"EvalClosure": {
-            "closure": closure.spanned(), "positional": list(positional), "input": header,
-            "redirect_stdout": True, "redirect_stderr": False}})
-        if "Error" in response:
-            raise LabeledError.from_wire(response["Error"])
-        return self.collect(response.get("PipelineData", "Empty"), closure.span)
-
-    def get_env_var(self, name: str) -> NuValue | None:
-        response = self.engine_call({"GetEnvVar": name})
-        header = response.get("PipelineData", "Empty") if isinstance(response, dict) else "Empty"
-        return header["Value"][0] if isinstance(header, dict) and "Value" in header else None
-
-    # -- pipeline data ------------------------------------------------------------------------
-
-    def collect(self, header: Any, span: Span) -> NuValue:
-        """Any PipelineData as one value: list streams become lists, byte streams text or binary."""
-        if header == "Empty" or header is None:
-            return {"Nothing": {"span": span}}
-        if "Value" in header:
-            return header["Value"][0]  # type: ignore[no-any-return]
-        if "ListStream" in header:
-            return {"List": {"vals": list(self.stream_items(header)), "span": span}}
-        chunks = bytearray()
-        for item in self.stream_items(header):
-            raw = item.get("Ok", item) if isinstance(item, dict) else item
-            if isinstance(item, dict) and "Err" in item:
-                raise LabeledError.from_wire(item["Err"])
-            chunks.extend(raw if isinstance(raw, list) else [])
-        return codec.to_value(bytes(chunks), span)
-
-    def stream_items(self, header: Any) -> Iterator[Any]:
-        """Items of a list stream (values) or byte stream (Raw results), acked one by one."""
-        kind = "ListStream" if "ListStream" in header else "ByteStream"
-        stream = self.server.in_stream(header[kind]["id"])
-        stream.consumed = True
-        try:
-            while True:
-                item = stream.items.get()
-                if item is _END:
-                    return
-                self.server.send({"Ack": stream.id})
-                yield item.get("List", item.get("Raw")) if isinstance(item, dict) else item
-        finally:
-            if not stream.dropped:  # dropped early, it stays routed (late Data is acked) until End
-                stream.dropped = True
-                self.server.send({"Drop": stream.id})
-
-    def close_inputs(self) -> None:
-        """Drop the input streams the command did not read, so nu stops sending them."""
-        for stream in self.inputs:
-            self.server._unclaimed.pop(stream.id, None)
-            if not stream.consumed and not stream.dropped:
-                stream.dropped = True
-                self.server.send({"Drop": stream.id})
-
-    # -- cancellation -------------------------------------------------------------------------
-
-    def interruptible(self, iterable: Iterable[Any]) -> Iterator[Any]:
-        """Iterate ``iterable`` in a helper greenlet that Signal Interrupt can kill.
-
-        Killing the helper closes the iterator where it waits (e.g. greenfetch.iter_results, whose
-        ``finally`` cancels queued and in-flight requests); this generator then raises Interrupted.
-        Backpressure: at most two items wait between the helper and the consumer.
-        """
-        items: gevent.queue.Queue[Any] = gevent.queue.Queue()
-        room = gevent.lock.Semaphore(2)
-
-        def pump() -> None:
-            it = iter(iterable)
-            try:
-                for item in it:
-                    items.put(("item", item))
-                    room.acquire()
-                items.put(("end", None))
-            except gevent.GreenletExit:
-                pass
-            except BaseException as exc:  # noqa: BLE001 - handed to the consumer
-                items.put(("error", exc))
-            finally:
-                close = getattr(it, "close", None)
-                if close is not None:
-                    close()
-
-        helper = gevent.spawn(pump)
-        self._pumps.add(helper)
-        try:
-            while True:
-                tag, item = items.get()
-                if tag == "end":
-                    return
-                if tag == "error":
-                    raise item
-                room.release()
-                yield item
-        finally:
-            self._pumps.discard(helper)
-            helper.kill()
-
-    def interrupt(self) -> None:
-        for helper in list(self._pumps):
-            helper.kill(Interrupted("interrupted (Ctrl-C)"), block=False)
-
 
 Handler = Callable[[CallContext, str, dict[str, Any], Any], Any]
 
@@ -177,14 +38,16 @@ class Server:
     """
 
     def __init__(self, rfile: BinaryIO, wfile: BinaryIO, handler: Handler, signatures: list[Any],
-                 metadata: dict[str, Any], version: str = codec.PROTOCOL_VERSION, log: Any = None):
+                 metadata: dict[str, Any], version: str = codec.PROTOCOL_VERSION, log: Any = None,
+                 debug: bool = False):
         self.rfile, self.wfile = rfile, wfile
         self.handler, self.signatures, self.metadata, self.version = handler, signatures, metadata, version
         self.log = log or sys.stderr
+        self.debug = debug
         self._out: gevent.queue.Queue[bytes | None] = gevent.queue.Queue()
         self._waiters: dict[int, gevent.event.AsyncResult] = {}
-        self._in: dict[int, _InStream] = {}  # routing: until nu ends the stream
-        self._unclaimed: dict[int, _InStream] = {}  # registered, not yet read by a call
+        self._in: dict[int, InStream] = {}  # routing: until nu ends the stream
+        self._unclaimed: dict[int, InStream] = {}  # registered, not yet read by a call
         self._out_dropped: dict[int, bool] = {}
         self._calls: dict[int, gevent.Greenlet] = {}
         self._contexts: dict[int, CallContext] = {}
@@ -235,11 +98,19 @@ class Server:
                     self._on_eof()
                     return
                 if line.strip():
-                    self._dispatch(codec.decode_message(line))
+                    self._dispatch_safely(codec.decode_message(line))
             self._done.set(0)
-        except codec.ProtocolError as exc:
+        except codec.ProtocolError as exc:  # not JSON: the connection cannot be trusted any more
             print(f"nu_plugin_greenfetch: {exc}", file=self.log, flush=True)
             self._done.set(2)
+
+    def _dispatch_safely(self, message: Any) -> None:
+        """One odd message (a shape this version does not know) is logged, never the end of the loop."""
+        try:
+            self._dispatch(message)
+        except Exception:  # noqa: BLE001 - the reader must survive to serve the other calls
+            print(f"nu_plugin_greenfetch: could not handle {str(message)[:200]}", file=self.log, flush=True)
+            traceback.print_exc(file=self.log)
 
     def _dispatch(self, message: Any) -> None:
         kind = codec.kind_of(message)
@@ -247,6 +118,7 @@ class Server:
             if not self._on_hello(message["Hello"]):
                 self._done.set(1)
         elif kind == "Goodbye":  # finish in-flight calls (their engine calls still get answers)
+            self.note(f"Goodbye: finishing {len(self._calls)} call(s), then exiting")
             self._closing = True
             gevent.spawn(self._finish)
         else:
@@ -267,12 +139,16 @@ class Server:
         return False
 
     def _on_eof(self) -> None:
-        """nu exited (no Goodbye): nobody is left to answer, so stop everything now."""
+        """nu closed our input (it exited, usually): engine calls can no longer be answered, so they
+        fail; calls that need nothing from nu get a short grace to finish, then are stopped."""
         for waiter in self._waiters.values():
             waiter.set_exception(LabeledError("nu closed the plugin's input"))
         for stream in self._in.values():
-            stream.items.put(_END)
-        gevent.killall(list(self._calls.values()), timeout=5)
+            stream.items.put(END)
+        calls = list(self._calls.values())
+        self.note(f"end of input: finishing {len(calls)} call(s), then exiting")
+        gevent.joinall(calls, timeout=EOF_GRACE_SECONDS)
+        gevent.killall(calls, timeout=5)
         self._done.set(0)
 
     def _on_unknown(self, body: Any) -> None:
@@ -282,16 +158,20 @@ class Server:
 
     def _on_call(self, body: list[Any]) -> None:
         call_id, call = body
-        if call == "Metadata":
-            self.send(codec.call_response(call_id, {"Metadata": self.metadata}))
-        elif call == "Signature":
-            self.send(codec.call_response(call_id, {"Signature": self.signatures}))
-        elif isinstance(call, dict) and "Run" in call:
-            self._start_run(call_id, call["Run"])
-        elif isinstance(call, dict) and "GetCompletion" in call:
-            self.send(codec.call_response(call_id, {"CompletionItems": None}))
-        else:
-            error = LabeledError(f"nu_plugin_greenfetch does not support the call {codec.kind_of(call)}")
+        try:
+            if call == "Metadata":
+                self.send(codec.call_response(call_id, {"Metadata": self.metadata}))
+            elif call == "Signature":
+                self.send(codec.call_response(call_id, {"Signature": self.signatures}))
+            elif isinstance(call, dict) and "Run" in call:
+                self._start_run(call_id, call["Run"])
+            elif isinstance(call, dict) and "GetCompletion" in call:
+                self.send(codec.call_response(call_id, {"CompletionItems": None}))
+            else:
+                raise LabeledError(f"nu_plugin_greenfetch does not support the call {str(call)[:80]}")
+        except Exception as exc:  # noqa: BLE001 - every call gets an answer, or nu waits forever
+            error = exc if isinstance(exc, LabeledError) else LabeledError(
+                f"nu_plugin_greenfetch could not read this call: {type(exc).__name__}: {exc}")
             self.send(codec.error_response(call_id, error))
 
     def _start_run(self, call_id: int, run: dict[str, Any]) -> None:
@@ -300,21 +180,23 @@ class Server:
         self._contexts[call_id] = ctx
         self._calls[call_id] = gevent.spawn(self._run, ctx, run)
 
-    def _register_streams(self, header: Any) -> list[_InStream]:
+    def _register_streams(self, header: Any) -> list[InStream]:
         if not isinstance(header, dict):
             return []
         for kind in ("ListStream", "ByteStream"):
             if kind in header:
-                stream = _InStream(header[kind]["id"])
+                stream = InStream(header[kind]["id"])
                 self._in[stream.id] = self._unclaimed[stream.id] = stream
                 return [stream]
         return []
 
-    def in_stream(self, stream_id: int) -> _InStream:
-        """The stream object registered for this id (it may have ended already: its END is queued)."""
+    def claim_stream(self, stream_id: int) -> InStream:
+        """The stream registered for this id; it may have ended already (its END is queued)."""
         stream = self._unclaimed.pop(stream_id, None) or self._in.get(stream_id)
-        if stream is None:
-            raise LabeledError(f"nu_plugin_greenfetch: unknown input stream {stream_id}")
+        if stream is None:  # unknown or claimed before and ended: nothing more will come
+            stream = InStream(stream_id)
+            stream.dropped = True
+            stream.items.put(END)
         return stream
 
     def _on_enginecallresponse(self, body: list[Any]) -> None:
@@ -336,7 +218,7 @@ class Server:
     def _on_end(self, stream_id: int) -> None:
         stream = self._in.pop(stream_id, None)
         if stream is not None:
-            stream.items.put(_END)
+            stream.items.put(END)
 
     def _on_ack(self, stream_id: int) -> None:
         pass  # nu does not make producers wait; Drop is what matters
@@ -347,8 +229,15 @@ class Server:
 
     def _on_signal(self, signal: str) -> None:
         if signal == "Interrupt":
-            for ctx in list(self._contexts.values()):
+            contexts = list(self._contexts.values())
+            for ctx in contexts:
                 ctx.interrupt()
+            self.note(f"Signal Interrupt: cancelling {len(contexts)} running call(s)")
+
+    def note(self, text: str) -> None:
+        """Protocol events on stderr, when asked (GREENFETCH_NU_DEBUG=1): stdout is the protocol's."""
+        if self.debug:
+            print(f"nu_plugin_greenfetch: {text}", file=self.log, flush=True)
 
     # -- engine calls -------------------------------------------------------------------------
 

@@ -3,14 +3,13 @@
 Budget: < 3 s (no sockets except the one batch test against the shared moto server).
 """
 
-import greenfetch  # noqa: F401  (first: gevent patching)
-
 import gevent
 import gevent.event
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import greenfetch  # noqa: F401  (conftest.py has already patched gevent first)
 from greenfetch import ConfigError, Engine
 from greenfetch._backends import GeventBackend
 from greenfetch._dedupe import CACHED, COALESCED, EXECUTED, DedupeTable, Singleflight

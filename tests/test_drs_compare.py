@@ -10,8 +10,6 @@ own inventory table and status file (the table names differ, their contents may 
 status ``checked_at`` timestamps differ (wall clock of each run).
 """
 
-import greenfetch  # noqa: F401  (first)
-
 import json
 import os
 import subprocess
@@ -20,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+import greenfetch  # noqa: F401  (conftest imported it before anything else)
 from greenfetch.testing._drs import DrsEstate, DrsServer
 
 ENGINES = ("gevent", "threads")

@@ -4,10 +4,12 @@ Budget: ~10 s. Cancellation is observed from the server side (its in-flight coun
 clients that hung up), never by wall time; retries are counted against the server's request count.
 """
 
-import greenfetch  # noqa: F401  (first: gevent patches before botocore)
-
 import gc
+import importlib.util
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import gevent
 import pytest
@@ -105,6 +107,12 @@ faults = st.fixed_dictionaries({
 })
 
 
+def tag_of(result):
+    """The ``id`` tag of a result's request (a Request, or the raw mapping when it could not be built)."""
+    request = result.request
+    return request.get("id") if isinstance(request, dict) else request.id
+
+
 def tagged(kinds):
     return [{**req, "id": f"r{i}"} for i, req in enumerate(kinds)]
 
@@ -126,7 +134,7 @@ def test_resilient_batches_give_one_result_per_request_in_order(resilient, kinds
     requests = tagged(kinds)
     results = engine.batch_requests(iter(requests), concurrency=concurrency)
     assert [r.index for r in results] == list(range(len(requests)))
-    assert [r.request.id for r in results] == [req["id"] for req in requests]
+    assert [tag_of(r) for r in results] == [req["id"] for req in requests]
     stats = server.stats()
     sent = sum(req["operation"] == "ListTables" for req in requests)
     assert stats["requests"] == sent  # no duplicates, no retries (max_attempts=1)
@@ -164,7 +172,53 @@ def test_fail_fast_never_returns_more_than_it_started(failfast, kinds, concurren
         assert indexes == sorted(set(indexes))
         assert len(exc.results) <= len(pulled) <= len(requests)
         assert [r for r in exc.results if not r.ok] == [exc.failure]
-        assert all(r.request.id == requests[r.index]["id"] for r in exc.results)
+        assert all(tag_of(r) == requests[r.index]["id"] for r in exc.results)
     else:
         assert [r.index for r in results] == list(range(len(requests)))
         assert all(r.ok for r in results)
+
+
+# -- the benchmark script ------------------------------------------------------------------------
+
+BENCH = Path(__file__).resolve().parent.parent / "scripts" / "bench.py"
+
+
+def load_bench():
+    spec = importlib.util.spec_from_file_location("greenfetch_bench_under_test", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_write_section_replaces_only_its_own_markers_and_appends_new_ones(tmp_path):
+    bench = load_bench()
+    doc = tmp_path / "performance.md"
+    doc.write_text("# Perf\n\nprose\n\n<!-- bench:other:start -->\nkeep me\n<!-- bench:other:end -->\n")
+    bench.write_section("engine", "| a |\n|---|", doc)
+    bench.write_section("engine", "| b |\n|---|", doc)
+    text = doc.read_text()
+    assert text.count("<!-- bench:engine:start -->") == 1 and "| b |" in text and "| a |" not in text
+    assert "prose" in text and "keep me" in text
+
+
+@pytest.mark.slow
+def test_bench_quick_writes_every_engine_table(tmp_path):
+    doc = tmp_path / "performance.md"
+    doc.write_text("# Performance\n\nHand-written analysis stays.\n")
+    proc = subprocess.run([sys.executable, str(BENCH), "--quick", "--only", "engine", "--write", "--doc", str(doc)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    text = doc.read_text()
+    assert "Hand-written analysis stays." in text
+    for part in ("throughput", "latency", "streaming", "isolation", "profile"):
+        section = text.split(f"<!-- bench:engine.{part}:start -->")[1].split(f"<!-- bench:engine.{part}:end -->")[0]
+        header, rule, first_row = [line for line in section.splitlines() if line.startswith("|")][:3]
+        assert header.count("|") == rule.count("|") == first_row.count("|") >= 3
+
+
+def test_bench_rejects_an_unknown_section_by_name():
+    proc = subprocess.run([sys.executable, str(BENCH), "--only", "nonsense"], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2
+    assert "nonsense" in proc.stderr and "throughput" in proc.stderr

@@ -3,8 +3,6 @@
 Budget: ~6 s (one shared server child; calls at 0-20 ms latency; no botocore retries except where counted).
 """
 
-import greenfetch  # noqa: F401  (first: gevent patches before botocore)
-
 import json
 import textwrap
 import urllib.error

@@ -7,7 +7,14 @@ instance in its own account, the inventory written to DynamoDB. ``GREENFETCH_ENG
 the same pipeline on threads. See docs/drs-sync.md.
 """
 
-from ._pipeline import SyncOptions, SyncResult, build_response, resolve_regions, sync_source_server_inventory
+from ._pipeline import (
+    SyncOptions,
+    SyncResult,
+    build_response,
+    parse_regions,
+    resolve_regions,
+    sync_source_server_inventory,
+)
 from ._records import RegionOutcome, enrich_server, instance_summary, region_outcome, to_dynamodb_item
 from ._steps import (
                      account_credentials,
@@ -29,6 +36,7 @@ __all__ = [
     "enrich_server",
     "enrich_servers",
     "instance_summary",
+    "parse_regions",
     "query_all_regions",
     "query_ec2_instances",
     "query_region",

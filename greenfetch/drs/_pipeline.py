@@ -26,7 +26,7 @@ from ..inventory import Account, AccountCredentials, InventoryError
 from ._records import RegionOutcome, to_dynamodb_item
 from ._steps import collect_accounts, enrich_servers, query_all_regions, tag_outcomes, write_inventory
 
-__all__ = ["SyncOptions", "SyncResult", "build_response", "resolve_regions", "sync_source_server_inventory"]
+__all__ = ["SyncOptions", "SyncResult", "build_response", "parse_regions", "resolve_regions", "sync_source_server_inventory"]
 
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 
@@ -55,19 +55,28 @@ class SyncResult:
     outcomes: list[RegionOutcome] = field(default_factory=list)
 
 
+def parse_regions(spec: str | Sequence[str]) -> str | list[str]:
+    """``"active"`` or a list of region names (order kept, duplicates dropped); InventoryError otherwise."""
+    if isinstance(spec, str) and spec.strip() == "active":
+        return "active"
+    regions = [r.strip() for r in spec.split(",")] if isinstance(spec, str) else [str(r).strip() for r in spec]
+    bad = [r for r in regions if not _REGION.match(r)]
+    if bad or not regions:
+        raise InventoryError(f"regions {', '.join(bad) if bad else repr(spec)}: not region names; use 'active' "
+                             "or a comma list of region names such as us-east-1,eu-west-1")
+    return list(dict.fromkeys(regions))
+
+
 def resolve_regions(engine: Any, spec: str | Sequence[str], accounts: Sequence[Account],
                     store: Any = None) -> dict[str, list[str]]:
-    """Regions to query per account: a checked list, or the DRS regions the status store keeps."""
-    if isinstance(spec, str) and spec.strip() == "active":
+    """Regions to query per account: the given list, or (``active``) every region botocore knows DRS
+    in, minus those the status store rules out for that account (empty, denied, not enabled)."""
+    regions = parse_regions(spec)
+    if regions == "active":
         candidates = engine.clients.session(None).get_available_regions("drs")
         return {a.account_id: (store.active_regions(a.account_id, "drs", candidates) if store else list(candidates))
                 for a in accounts}
-    regions = [r.strip() for r in spec.split(",")] if isinstance(spec, str) else [r.strip() for r in spec]
-    bad = [r for r in regions if not _REGION.match(r)]
-    if bad or not regions:
-        raise InventoryError(f"regions {bad or spec!r}: use 'active' or a comma list of region names "
-                             "such as us-east-1,eu-west-1")
-    return {a.account_id: list(dict.fromkeys(regions)) for a in accounts}
+    return {a.account_id: list(regions) for a in accounts}
 
 
 def sync_source_server_inventory(engine: Any, options: SyncOptions, *, store: Any = None,

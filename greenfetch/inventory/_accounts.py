@@ -67,15 +67,16 @@ def accounts_from_list(spec: str | Iterable[str], *, role: str | None = None) ->
 
 def accounts_from_organizations(engine: Any, *, role: str | None = None, include: Iterable[str] = (),
                                 exclude: Iterable[str] = (), ous: Iterable[str] = (),
-                                region: str | None = None) -> list[Account]:
+                                region: str | None = None, credentials: Any = None) -> list[Account]:
     """ACTIVE member accounts of the caller's organization, optionally only those under ``ous``
     (recursively), filtered by ``include``/``exclude`` account ids. Raises InventoryError when
-    Organizations cannot be read (not a management/delegated account, or denied)."""
+    Organizations cannot be read (not a management/delegated account, or denied). ``credentials``
+    (e.g. assumed into the management account) default to the caller's own."""
     include_ids = {check_account_id(i, source="--include account") for i in include}
     exclude_ids = {check_account_id(i, source="--exclude account") for i in exclude}
     ou_list = list(ous)
-    rows = _org_accounts_under(engine, ou_list, region) if ou_list else _call(
-        engine, "ListAccounts", {}, "Accounts", region)
+    rows = _org_accounts_under(engine, ou_list, region, credentials) if ou_list else _call(
+        engine, "ListAccounts", {}, "Accounts", region, credentials)
     accounts = []
     for row in rows:
         state = row.get("State") or row.get("Status")
@@ -85,20 +86,21 @@ def accounts_from_organizations(engine: Any, *, role: str | None = None, include
     return accounts
 
 
-def _org_accounts_under(engine: Any, ous: list[str], region: str | None) -> list[dict[str, Any]]:
+def _org_accounts_under(engine: Any, ous: list[str], region: str | None, creds: Any) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     pending = list(ous)
     while pending:
         parent = pending.pop()
-        rows += _call(engine, "ListAccountsForParent", {"ParentId": parent}, "Accounts", region)
+        rows += _call(engine, "ListAccountsForParent", {"ParentId": parent}, "Accounts", region, creds)
         pending += [ou["Id"] for ou in _call(engine, "ListOrganizationalUnitsForParent", {"ParentId": parent},
-                                             "OrganizationalUnits", region)]
+                                             "OrganizationalUnits", region, creds)]
     return rows
 
 
-def _call(engine: Any, operation: str, params: dict[str, Any], key: str, region: str | None) -> list[Any]:
+def _call(engine: Any, operation: str, params: dict[str, Any], key: str, region: str | None,
+          credentials: Any = None) -> list[Any]:
     result = engine.execute(Request("organizations", operation, params, region=region or "us-east-1",
-                                    paginate=True))
+                                    paginate=True, credentials=credentials))
     if not result.ok:
         raise InventoryError(f"cannot list accounts from AWS Organizations: {result.error}"
                              + (f" ({result.guidance})" if result.guidance else ""))

@@ -185,9 +185,16 @@ class Inventory:
         return out
 
     def _units(self, ready: list[tuple[Account, Any]], candidates: dict[str, list[str]]) -> Iterator[_Unit]:
-        for rtype in self.types:
-            for account, creds in ready:
-                for region in self._regions_for(rtype, account.account_id, candidates[account.account_id]):
+        """Account-major, then region, then type: the calls that share a botocore client (same
+        account, region and service) run close together, so the engine's client LRU stays hot
+        instead of re-creating clients (several ms and ~1 MB each) once per resource type."""
+        for account, creds in ready:
+            wanted = {t.name: set(self._regions_for(t, account.account_id, candidates[account.account_id]))
+                      for t in self.types}
+            for region in [GLOBAL, *candidates[account.account_id]]:
+                for rtype in self.types:
+                    if region not in wanted[rtype.name]:
+                        continue
                     api_region = rtype.api_region if region == GLOBAL else region
                     request = Request(rtype.service, rtype.operation, dict(rtype.params), region=api_region,
                                       account=account.account_id, role=self._role_arn(account), credentials=creds,

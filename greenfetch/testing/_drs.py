@@ -368,9 +368,10 @@ class DrsEstate:
             iam = self.client("iam", account)
             iam.create_instance_profile(InstanceProfileName=profile)
             extra["IamInstanceProfile"] = {"Name": profile}
-        out = ec2.run_instances(ImageId="ami-12c6146b", MinCount=count, MaxCount=count, InstanceType="t3.micro",
-                                **extra)
-        return [i["InstanceId"] for i in out["Instances"]]
+        # moto associates an instance profile with the first instance of a launch only: launch one by one then
+        launches = [1] * count if profile else [count]
+        return [i["InstanceId"] for n in launches for i in ec2.run_instances(
+            ImageId="ami-12c6146b", MinCount=n, MaxCount=n, InstanceType="t3.micro", **extra)["Instances"]]
 
     def servers(self, account: str, region: str, count: int, *, instance_ids: list[str] | None = None,
                 origin_account: str | None = None, origin_region: str | None = None) -> list[dict[str, Any]]:

@@ -216,7 +216,7 @@ def _read_exactly(sock: Any, buf: bytes, length: int) -> tuple[bytes, bytes]:
 
 
 def _read_chunked(sock: Any, buf: bytes) -> tuple[bytes, bytes]:
-    parts = []
+    parts: list[bytes] = []
     while True:
         while (eol := buf.find(b"\r\n")) < 0:
             chunk = sock.recv(65536)

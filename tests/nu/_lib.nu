@@ -3,9 +3,11 @@
 use std/assert
 
 export def scenario [name: string, body: closure] {
+    let started = date now
     try {
         do $body
         print $"ok ($name)"
+        print -e $"time ($name) ((date now) - $started)"
     } catch {|err|
         print $"FAIL ($name): ($err.msg)"
         print -e $err.rendered

@@ -1,0 +1,174 @@
+"""``greenfetch inventory``, ``greenfetch regions``, ``greenfetch catalog``, ``greenfetch cache info|clear``.
+
+A face only: every command calls greenfetch.inventory's Python API and maps InventoryError to a
+usage error (exit 2, one line, no traceback).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from .._config import ConfigError, parse_duration
+from ..inventory._cache import InventoryCache
+from ..inventory._catalog import CATALOG
+from ..inventory._plan import run_inventory
+from ..inventory._progress import InventoryProgress, format_summary
+from ..inventory._region_status import RegionStatusStore
+from ..inventory._regions import REGION_MODES, expand_regions, known_regions, offered_regions
+from ..inventory._types import InventoryError
+from ._app import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Session, fail_usage, main, pass_session
+
+__all__ = ["cache", "catalog", "inventory", "regions"]
+
+
+def _duration(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return parse_duration(value, "--cache-ttl")
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@main.command()
+@click.option("--accounts", help="'org' (AWS Organizations, ACTIVE members), 'dynamodb:TABLE' (accountId, "
+                                 "accountName, roleName), or a comma list of account ids [default: your own].")
+@click.option("--role-name", help="Role (name or ARN) to assume in each account.")
+@click.option("--external-id", help="External id for AssumeRole.")
+@click.option("--regions", default="enabled", show_default=True,
+              help="'enabled', 'active' (skip regions found empty/denied recently), or a comma list; * wildcards.")
+@click.option("--exclude-regions", help="Comma list of regions (wildcards allowed) to leave out.")
+@click.option("--exclude-accounts", help="Comma list of account ids to leave out.")
+@click.option("--org-ou", help="With --accounts org: only accounts under these OU ids (comma list).")
+@click.option("--types", default="all", show_default=True, help="'all' or a comma list (greenfetch catalog).")
+@click.option("--out", type=click.Path(file_okay=False), help="Directory for the files.")
+@click.option("--format", "fmt", type=click.Choice(["json", "jsonl"]), default="json", show_default=True,
+              help="json: one file per type; jsonl: one stream (inventory.jsonl).")
+@click.option("--dynamodb-table", help="Also write every resource to this DynamoDB table (pk, sk).")
+@click.option("--dead-letter", type=click.Path(dir_okay=False), help="Where DynamoDB items that fail go (JSONL).")
+@click.option("--s3-uri", help="Also upload the files to s3://BUCKET/PREFIX.")
+@click.option("--cache-ttl", help="Reuse fetched pages this long (e.g. 10min; 0 disables) [GREENFETCH_CACHE_TTL].")
+@click.option("--status-store", help="Region status store: a JSON path or dynamodb:TABLE [default: in the cache dir].")
+@click.option("--concurrency", "-c", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--region", help="Region for account discovery, STS and global APIs.")
+@click.option("--endpoint-url", help="Send every call here (a test endpoint).")
+@click.option("--progress/--no-progress", default=None, help="Progress on stderr (default: on a terminal).")
+@pass_session
+def inventory(session: Session, accounts: str | None, role_name: str | None, external_id: str | None, regions: str,
+              exclude_regions: str | None, exclude_accounts: str | None, org_ou: str | None, types: str,
+              out: str | None, fmt: str, dynamodb_table: str | None, dead_letter: str | None, s3_uri: str | None,
+              cache_ttl: str | None, status_store: str | None, concurrency: int, region: str | None,
+              endpoint_url: str | None, progress: bool | None) -> None:
+    """Fetch resources across accounts, regions and types; one record per (type, account, region)."""
+    engine = session.engine(region=region, endpoint_url=endpoint_url, concurrency=concurrency)
+    bar = InventoryProgress(enabled=progress)
+    try:
+        report = run_inventory(
+            engine, accounts=accounts, role_name=role_name, external_id=external_id, regions=regions,
+            exclude_regions=exclude_regions, types=types, out=out, fmt=fmt, dynamodb_table=dynamodb_table,
+            s3_uri=s3_uri, cache_ttl=_duration(cache_ttl), status_store=status_store, concurrency=concurrency,
+            exclude_accounts=exclude_accounts, org_ous=org_ou, keep_records=out is None, on_record=bar.record,
+            dead_letter_path=dead_letter)
+    except InventoryError as exc:
+        bar.close()
+        fail_usage(str(exc))
+        return
+    except KeyboardInterrupt:
+        bar.close()
+        click.echo("interrupted: no files written", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    bar.close()
+    if out is None:
+        for rec in report.records or []:
+            click.echo(json.dumps(rec, ensure_ascii=False, default=str))
+    click.echo(format_summary(report.summary), err=True)
+    for path in report.files:
+        click.echo(f"wrote {path}", err=True)
+    if report.dynamodb is not None:
+        d = report.dynamodb
+        click.echo(f"dynamodb {dynamodb_table}: {d.written} written, {d.failed} failed"
+                   + (f" (dead letters: {d.dead_letter_path})" if d.dead_letter_path else ""), err=True)
+    for error in report.s3_errors:
+        click.echo(f"s3 upload failed: {error}", err=True)
+    sys.exit(EXIT_FAILED if report.failed else EXIT_OK)
+
+
+@main.command()
+@click.option("--regions", default="*", show_default=True, help="Comma list or wildcards to show.")
+@click.option("--service", help="Only regions where AWS offers this service (SSM public parameters).")
+@click.option("--status-store", help="Show region statuses from this store (JSON path or dynamodb:TABLE).")
+@click.option("--region", help="Region for the SSM call.")
+@click.option("--endpoint-url", help="Send calls here (a test endpoint).")
+@pass_session
+def regions(session: Session, regions: str, service: str | None, status_store: str | None, region: str | None,
+            endpoint_url: str | None) -> None:
+    """List regions: all known (or matching --regions), offered for --service, and stored statuses."""
+    engine = session.engine(region=region, endpoint_url=endpoint_url)
+    try:
+        if regions in REGION_MODES:
+            fail_usage(f"greenfetch regions lists names; use a comma list or wildcards, not {regions!r}")
+        chosen = expand_regions(regions, known_regions(engine))
+        if service:
+            offered = offered_regions(engine, service)
+            if offered is None:
+                click.echo(f"note: could not read SSM's region list for {service!r}; showing all", err=True)
+            else:
+                chosen = [r for r in chosen if r in offered]
+        for name in chosen:
+            click.echo(name)
+        if status_store:
+            store = RegionStatusStore(engine=engine, table=status_store.partition(":")[2]) \
+                if status_store.startswith("dynamodb:") else RegionStatusStore(status_store)
+            for row in store.all():
+                click.echo(f"{row.account} {row.service} {row.region} {row.status} {row.error_code or ''}"
+                           f" {row.count if row.count is not None else ''}", err=True)
+    except InventoryError as exc:
+        fail_usage(str(exc))
+
+
+@main.command()
+@click.option("--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def catalog(output: str) -> None:
+    """The resource types greenfetch inventory knows (names for --types)."""
+    rows = [t.describe() for t in CATALOG.values()]
+    if output == "json":
+        click.echo(json.dumps(rows, indent=2))
+        return
+    cols = ["name", "service", "operation", "scope", "id_field", "details"]
+    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
+    click.echo("  ".join(c.ljust(widths[c]) for c in cols).rstrip())
+    for row in rows:
+        click.echo("  ".join(str(row[c]).ljust(widths[c]) for c in cols).rstrip())
+
+
+@main.group()
+def cache() -> None:
+    """The inventory cache (memory -> GREENFETCH_CACHE_DIR -> S3)."""
+
+
+def _cache(session: Session, cache_dir: str | None) -> InventoryCache:
+    config = session.config()
+    return InventoryCache(config.cache_ttl or 1.0, cache_dir or config.cache_dir)
+
+
+@cache.command("info")
+@click.option("--cache-dir", type=click.Path(file_okay=False), help="[default: GREENFETCH_CACHE_DIR]")
+@pass_session
+def cache_info(session: Session, cache_dir: str | None) -> None:
+    """Where the cache is, how many entries and bytes, and how many are still fresh."""
+    info: dict[str, Any] = _cache(session, cache_dir).info()
+    for key in ("directory", "ttl_seconds", "files", "fresh_files", "bytes"):
+        click.echo(f"{key}: {info[key]}")
+
+
+@cache.command("clear")
+@click.option("--cache-dir", type=click.Path(file_okay=False), help="[default: GREENFETCH_CACHE_DIR]")
+@pass_session
+def cache_clear(session: Session, cache_dir: str | None) -> None:
+    """Remove the cache's files (only files greenfetch wrote)."""
+    removed = _cache(session, cache_dir).clear()
+    click.echo(f"removed {removed} cache files")

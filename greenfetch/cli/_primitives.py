@@ -1,0 +1,120 @@
+"""``greenfetch adaptive`` and ``greenfetch stats``: faces over adaptive_batch and the metrics.
+
+``stats`` runs in a process of its own, so it cannot see another process's memory: it reads what a
+run exposed, a ``--metrics-textfile`` it wrote (``--textfile``) or the ``/metrics`` page of a run that
+is still going (``--url``), and rebuilds the perf-stats table from the histogram. Its percentiles are
+therefore bucket-interpolated (as Prometheus's ``histogram_quantile``), and ``max`` is unknown (-).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import urllib.request
+from typing import IO, Any
+
+import click
+
+from .._adaptive import Settings
+from .._config import ConfigError
+from .._exposition import ExpositionError, perf_stats_from_text
+from ._app import Session, fail_usage, main, pass_session
+from ._batch import output_options, run_and_emit
+from ._input import read_requests
+
+__all__ = ["adaptive", "stats"]
+
+
+@main.command()
+@click.argument("file", type=click.File("r"), default="-")
+@click.option("--initial-concurrency", type=int, default=5, show_default=True, help="Limit to start from.")
+@click.option("--target-latency", default="500ms", show_default=True,
+              help="Per-attempt latency above which the limit goes down (500ms, 1s, 0.5).")
+@click.option("--min-concurrency", type=int, default=1, show_default=True, help="The limit never goes below.")
+@click.option("--max-concurrency", type=int, default=256, show_default=True, help="The limit never goes above.")
+@click.option("--fail-fast/--no-fail-fast", default=False, show_default=True,
+              help="Stop at the first failure (exit 3) instead of running everything.")
+@click.option("--trace", "trace_path", type=click.Path(dir_okay=False, writable=True),
+              help="Write the controller's trace (per scope: time, limit, latency, throttles) as JSON here.")
+@click.option("--region", help="Region for requests that name none.")
+@click.option("--profile", help="Profile for requests that name none.")
+@click.option("--endpoint-url", help="Endpoint for requests that name none.")
+@output_options
+@pass_session
+def adaptive(session: Session, file: IO[str], initial_concurrency: int, target_latency: str, min_concurrency: int,
+             max_concurrency: int, fail_fast: bool, trace_path: str | None, region: str | None,
+             profile: str | None, endpoint_url: str | None, output: str, query: str | None,
+             progress: bool | None) -> None:
+    """Run the requests in FILE (JSON array or JSON Lines; - for stdin) with an adaptive concurrency
+    limit that follows per-attempt latency and AWS throttling (per service, region and account)."""
+    options = {"initial_concurrency": initial_concurrency, "target_latency": target_latency,
+               "min_concurrency": min_concurrency, "max_concurrency": max_concurrency}
+    try:
+        Settings.checked(**options)
+    except ConfigError as exc:
+        fail_usage(str(exc))
+    engine = session.engine(region=region, profile=profile, endpoint_url=endpoint_url)
+    requests = read_requests(file, "-" if file is sys.stdin else file.name)
+
+    def run(reqs: Any) -> Any:
+        results = engine.adaptive_batch(reqs, fail_fast=fail_fast, **options)
+        if trace_path:
+            _write_trace(trace_path, results.trace)
+        return iter(results)
+
+    run_and_emit(run, requests, output, query, progress, fail_fast=fail_fast)
+
+
+def _write_trace(path: str, trace: dict[str, Any]) -> None:
+    data = {scope: [p.to_dict() for p in points] for scope, points in trace.items()}
+    with open(path, "w", encoding="utf-8") as out:
+        json.dump(data, out, indent=1)
+        out.write("\n")
+
+
+@main.command()
+@click.option("--textfile", type=click.File("r"), help="A file written by --metrics-textfile.")
+@click.option("--url", help="A running greenfetch's metrics page, e.g. http://localhost:9464/metrics.")
+@click.option("--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def stats(textfile: IO[str] | None, url: str | None, output: str) -> None:
+    """The perf-stats table (per service:operation: count, errors, throttles, avg, p50/p90/p99 in
+    seconds) of a run that wrote --metrics-textfile, or of one serving --metrics-port."""
+    if (textfile is None) == (url is None):
+        fail_usage("stats needs exactly one source: --textfile PATH (written by `greenfetch --metrics-textfile "
+                   "PATH ...`) or --url http://HOST:PORT/metrics (a run started with --metrics-port)")
+    try:
+        text = textfile.read() if textfile is not None else _fetch(str(url))
+        rows = perf_stats_from_text(text)
+    except ExpositionError as exc:
+        fail_usage(str(exc))
+    if output == "json":
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        click.echo(render_stats(rows))
+
+
+def _fetch(url: str) -> str:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return str(response.read().decode("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ExpositionError(f"{url}: cannot read metrics: {getattr(exc, 'reason', None) or exc}") from None
+
+
+def render_stats(rows: list[dict[str, Any]]) -> str:
+    """A plain table; durations in seconds, ``-`` where the source cannot tell (max from buckets)."""
+    header = ["operation", "count", "errors", "throttles", "avg_s", "p50_s", "p90_s", "p99_s", "max_s"]
+    keys = ["operation", "count", "errors", "throttles", "avg_duration", "p50", "p90", "p99", "max"]
+    lines = [header] + [[_cell(row.get(k)) for k in keys] for row in rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    text = ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines]
+    text.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(text) if rows else "\n".join(text) + "\n(no requests recorded)"
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)

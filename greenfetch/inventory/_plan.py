@@ -1,0 +1,140 @@
+"""``run_inventory``: everything ``greenfetch inventory`` does, as one Python call.
+
+Checks come first, cheapest first, so bad input fails before any API call where it can: types,
+regions, output format and directory, S3 URI and role ARNs (no calls), then the account source and
+the DynamoDB table (one call each), and only then the fetch. Sinks run after the fetch (the JSON
+Lines file streams beside it); a failure before the end leaves no partial file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .._models import Request
+from ._accounts import accounts_from_dynamodb, accounts_from_list, accounts_from_organizations
+from ._cache import InventoryCache, parse_s3_uri
+from ._catalog import CATALOG, resolve_types
+from ._credentials import AccountCredentials, check_roles
+from ._dynamodb import DynamoDBSink, WriteReport, record_items
+from ._region_status import RegionStatusStore
+from ._regions import REGION_MODES, expand_regions, known_regions, parse_list
+from ._run import Inventory
+from ._sinks import FORMATS, FileSink, upload_to_s3
+from ._types import Account, InventoryError, Record
+
+__all__ = ["InventoryReport", "resolve_accounts", "run_inventory"]
+
+
+@dataclass
+class InventoryReport:
+    summary: dict[str, Any]
+    files: list[str] = field(default_factory=list)
+    dynamodb: WriteReport | None = None
+    s3_errors: list[str] = field(default_factory=list)
+    records: list[Record] | None = None
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.summary["accounts_failed"] or any(self.summary["errors"].values()) or self.s3_errors
+                    or (self.dynamodb is not None and self.dynamodb.failed))
+
+
+def resolve_accounts(engine: Any, spec: str | None, *, role: str | None, exclude: list[str] | None = None,
+                     ous: list[str] | None = None, region: str | None = None) -> list[Account]:
+    """``None`` (the caller's own account), ``org``, ``dynamodb:TABLE`` or a comma list of ids."""
+    if spec is None or spec.strip() in ("", "self"):
+        result = engine.execute(Request("sts", "GetCallerIdentity", {}, region=region or "us-east-1"))
+        if not result.ok:
+            raise InventoryError(f"cannot tell which account these credentials belong to: {result.error}")
+        return [Account(result.result["Account"], role=role)]
+    spec = spec.strip()
+    if spec == "org":
+        return accounts_from_organizations(engine, role=role, exclude=exclude or (), ous=ous or (), region=region)
+    if spec.startswith("dynamodb:"):
+        table = spec.partition(":")[2]
+        if not table:
+            raise InventoryError("--accounts dynamodb: needs a table name, e.g. dynamodb:target-accounts")
+        accounts = accounts_from_dynamodb(engine, table, role=role, region=region)
+    else:
+        accounts = accounts_from_list(spec, role=role)
+    dropped = set(exclude or ())
+    return [a for a in accounts if a.account_id not in dropped]
+
+
+def _check_regions(engine: Any, regions: str, exclude: str | None) -> str | list[str]:
+    known = known_regions(engine)
+    dropped = expand_regions(exclude, known) if exclude else []
+    if regions in REGION_MODES:
+        return regions
+    return expand_regions(regions, known, exclude=dropped)
+
+
+def run_inventory(engine: Any, *, accounts: str | None = None, role_name: str | None = None,
+                  external_id: str | None = None, regions: str = "enabled", exclude_regions: str | None = None,
+                  types: str = "all", out: str | os.PathLike[str] | None = None, fmt: str = "json",
+                  dynamodb_table: str | None = None, s3_uri: str | None = None, cache_ttl: float | None = None,
+                  cache_dir: str | None = None, status_store: str | None = None, concurrency: int | None = None,
+                  exclude_accounts: str | None = None, org_ous: str | None = None, keep_records: bool = False,
+                  filter_offered: bool = True, on_record: Callable[[Record], None] | None = None,
+                  dead_letter_path: str | None = None) -> InventoryReport:
+    """Run an inventory end to end; InventoryError (before any fetch) for bad input."""
+    chosen = resolve_types(types)
+    region_plan = _check_regions(engine, regions, exclude_regions)
+    excluded = expand_regions(exclude_regions, known_regions(engine)) if exclude_regions else []
+    if fmt not in FORMATS:
+        raise InventoryError(f"--format {fmt!r} is not supported; use one of {', '.join(FORMATS)}")
+    if s3_uri:
+        parse_s3_uri(s3_uri)
+        if out is None:
+            raise InventoryError("--s3-uri uploads the files written to --out; give --out DIR too")
+    home = engine.config.region or "us-east-1"
+    sink = FileSink(out, fmt) if out is not None else None
+    try:
+        targets = resolve_accounts(engine, accounts, role=role_name, exclude=parse_list(exclude_accounts),
+                                   ous=parse_list(org_ous), region=home)
+        check_roles(targets, role_name, home)
+        ddb = DynamoDBSink(engine, dynamodb_table, dead_letter_path=dead_letter_path) if dynamodb_table else None
+        if ddb is not None:
+            ddb.check()
+        ttl = engine.config.cache_ttl if cache_ttl is None else cache_ttl
+        cache = InventoryCache(ttl, cache_dir or engine.config.cache_dir) if ttl > 0 else None
+        store = _status_store(engine, status_store, cache_dir) if regions == "active" or status_store else None
+        creds = AccountCredentials(engine, role_name, external_id=external_id, region=home)
+        keep = keep_records or ddb is not None
+        kept: list[Record] = []
+
+        def on_each(rec: Record) -> None:
+            if sink is not None:
+                sink.add(rec)
+            if keep:
+                kept.append(rec)
+            if on_record is not None:
+                on_record(rec)
+
+        inventory = Inventory(engine, targets, chosen, regions=region_plan, exclude=excluded, credentials=creds,
+                              status_store=store, cache=cache, concurrency=concurrency, on_record=on_each,
+                              filter_offered=filter_offered)
+        for _ in inventory.run():
+            pass
+        files = [str(p) for p in sink.close()] if sink is not None else []
+    except BaseException:
+        if sink is not None:
+            sink.abort()
+        raise
+    report = InventoryReport(inventory.summary.to_dict(), files, records=kept if keep_records else None)
+    if ddb is not None:
+        report.dynamodb = ddb.write(record_items(kept, lambda t, item: CATALOG[t].id_of(item)))
+    if s3_uri:
+        report.s3_errors = upload_to_s3(engine, [Path(f) for f in files], s3_uri)
+    return report
+
+
+def _status_store(engine: Any, spec: str | None, cache_dir: str | None) -> RegionStatusStore:
+    if spec and spec.startswith("dynamodb:"):
+        return RegionStatusStore(engine=engine, table=spec.partition(":")[2])
+    path = spec or os.path.join(cache_dir or engine.config.cache_dir, "region-status.json")
+    return RegionStatusStore(path)

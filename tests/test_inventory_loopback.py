@@ -1,0 +1,89 @@
+"""Inventory failure scenarios on the loopback server (greenfetch.testing._inventory_pages): a role
+that cannot be assumed, a region that denies, a region that throttles, DynamoDB UnprocessedItems."""
+
+import json
+from datetime import datetime, timezone
+
+import pytest
+
+from greenfetch import Config, Engine, Request
+from greenfetch.inventory import AccountCredentials, DynamoDBSink, accounts_from_list
+from greenfetch.inventory._catalog import resolve_types
+from greenfetch.inventory._run import Inventory
+from greenfetch.testing._loopback import LoopbackServer
+
+HANDLER = "greenfetch.testing._inventory_pages:handle"
+PAGES = {"deny_assume": ["999999999999"], "deny_regions": ["eu-west-2"], "throttle_regions": ["eu-west-1"],
+         "unprocessed": 7, "items": 3}
+
+
+@pytest.fixture(scope="module")
+def server():
+    mp = pytest.MonkeyPatch()
+    mp.setenv("GREENFETCH_INVENTORY_PAGES", json.dumps(PAGES))
+    srv = LoopbackServer(handler=HANDLER, latency=0.0)
+    srv.start()
+    mp.undo()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def engine(server):
+    eng = Engine(Config.resolve({"endpoint_url": server.url, "region": "us-east-1", "max_attempts": 2,
+                                 "concurrency": 16}, environ={}))
+    yield eng
+    eng.close()
+
+
+def _by_key(records):
+    return {(r["resource_type"], r["account"], r["region"]): r for r in records}
+
+
+def test_failed_role_denied_region_and_throttled_region_do_not_stop_the_rest(engine, server):
+    accounts = accounts_from_list("111111111111,999999999999,222222222222", role="Reader")
+    types = resolve_types("ec2.vpcs,dynamodb.tables,lambda.functions")
+    inv = Inventory(engine, accounts, types, regions=["us-east-1", "eu-west-1", "eu-west-2"], filter_offered=False)
+    records = _by_key(inv.run())
+    for rtype in ("ec2.vpcs", "dynamodb.tables", "lambda.functions"):
+        for account in ("111111111111", "222222222222"):
+            assert records[(rtype, account, "us-east-1")]["status"] == "ok"
+            assert len(records[(rtype, account, "us-east-1")]["items"]) == 3
+            assert records[(rtype, account, "eu-west-2")]["status"] == "denied"
+            throttled = records[(rtype, account, "eu-west-1")]
+            assert throttled["status"] == "throttled" and throttled["items"] == []
+            assert "Rate exceeded" in throttled["error"]
+        failed = records[(rtype, "999999999999", "*")]
+        assert failed["status"] == "denied" and "sts.AssumeRole: AccessDenied" in failed["error"]
+    assert len(records) == 3 * 2 * 3 + 3
+    summary = inv.summary.to_dict()
+    assert list(summary["accounts_failed"]) == ["999999999999"] and summary["accounts_ok"] == 2
+    assert summary["throttled"] == 6
+    assert "loopback-secret" not in json.dumps(list(records.values()))  # no secret in any record
+
+
+def test_credentials_are_reassumed_before_expiry(engine):
+    clock = [datetime(2098, 12, 31, 23, 0, tzinfo=timezone.utc).timestamp()]  # the server's creds end 2099-01-01
+    creds = AccountCredentials(engine, "Reader", refresh_margin=300, clock=lambda: clock[0])
+    first = creds.get("111111111111")
+    assert first["AccessKeyId"] == "ASIA111111111111" and creds.assumed == 1
+    assert creds.get("111111111111") is first and creds.assumed == 1
+    clock[0] += 3600 - 299  # within the refresh margin
+    creds.get("111111111111")
+    assert creds.assumed == 2
+    assert creds.get("999999999999") is None and creds.status("999999999999").error_code == "AccessDenied"
+
+
+def test_dynamodb_unprocessed_items_are_retried_and_poison_goes_to_dead_letters(engine, tmp_path):
+    sleeps = []
+    sink = DynamoDBSink(engine, "inv", dead_letter_path=tmp_path / "dead.jsonl", max_attempts=8,
+                        sleep=sleeps.append, rng=lambda: 1.0)
+    items = [{"pk": f"acct#{n}", "sk": str(n), "v": n} for n in range(100)]
+    items += [{"pk": f"poison#{n}", "sk": str(n)} for n in range(3)]
+    report = sink.write(items)
+    assert (report.written, report.failed) == (100, 3)
+    dead = [json.loads(line) for line in (tmp_path / "dead.jsonl").read_text().splitlines()]
+    assert sorted(d["item"]["pk"]["S"] for d in dead) == ["poison#0", "poison#1", "poison#2"]
+    assert report.rounds == 8 and sleeps == sorted(sleeps) and sleeps[0] > 0  # exponential backoff
+    stored = engine.execute(Request("dynamodb", "Scan", {"TableName": "inv"})).result["Items"]
+    assert sorted(int(i["v"]["N"]) for i in stored if "v" in i) == list(range(100))  # nothing lost

@@ -1,0 +1,245 @@
+"""Inventory logic without sockets: accounts, roles, regions, catalog, status store, cache, files."""
+
+import json
+import os
+import stat
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from greenfetch.inventory import (
+    Account,
+    InventoryError,
+    RegionStatusStore,
+    accounts_from_list,
+    expand_regions,
+    known_regions,
+    role_arn_for,
+    status_from_error,
+)
+from greenfetch.inventory._cache import InventoryCache
+from greenfetch.inventory._catalog import CATALOG, resolve_types
+from greenfetch.inventory._sinks import FileSink
+
+KNOWN = known_regions()
+
+
+class Clock:
+    def __init__(self, now=1_000_000.0):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+
+# -- accounts and roles ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("bad", ["12345", "1234567890123", "12345678901a", "", "arn:aws:iam::1"])
+def test_malformed_account_id_names_the_value(bad):
+    with pytest.raises(InventoryError, match="12 digits") as err:
+        Account(bad)
+    assert repr(bad) in str(err.value)
+
+
+def test_account_list_dedupes_and_keeps_order():
+    accounts = accounts_from_list(" 222222222222,111111111111,222222222222 ", role="Reader")
+    assert [a.account_id for a in accounts] == ["222222222222", "111111111111"]
+    assert all(a.role == "Reader" for a in accounts)
+
+
+def test_role_name_becomes_an_arn_in_the_regions_partition():
+    assert role_arn_for("111111111111", "Reader") == "arn:aws:iam::111111111111:role/Reader"
+    assert role_arn_for("111111111111", "Reader", region="cn-north-1") == "arn:aws-cn:iam::111111111111:role/Reader"
+
+
+def test_role_arn_in_the_wrong_partition_is_refused_with_the_right_one():
+    with pytest.raises(InventoryError, match="partition 'aws-cn'.*arn:aws:iam::111111111111:role/Reader"):
+        role_arn_for("111111111111", "arn:aws-cn:iam::111111111111:role/Reader", region="us-east-1")
+
+
+def test_role_arn_of_another_account_is_refused():
+    with pytest.raises(InventoryError, match="belongs to account 222222222222"):
+        role_arn_for("111111111111", "arn:aws:iam::222222222222:role/Reader")
+
+
+# -- regions -------------------------------------------------------------------------------------
+
+def test_wildcards_and_exclusions():
+    regions = expand_regions("us-*,eu-west-1", KNOWN, exclude="us-west-*,us-gov-*,us-iso*")
+    assert regions[:2] == ["us-east-1", "us-east-2"] and "eu-west-1" in regions
+    assert not any(r.startswith(("us-west-", "us-gov-", "us-iso")) for r in regions)
+
+
+def test_unknown_region_is_named_with_a_suggestion():
+    with pytest.raises(InventoryError, match="'us-east-9' is not an AWS region.*did you mean"):
+        expand_regions("us-east-1,us-east-9", KNOWN)
+
+
+def test_pattern_matching_nothing_and_excluding_everything_fail():
+    with pytest.raises(InventoryError, match="matches no region"):
+        expand_regions("xx-*", KNOWN)
+    with pytest.raises(InventoryError, match="removes every region"):
+        expand_regions("eu-west-1", KNOWN, exclude="eu-*")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from(KNOWN), min_size=1, max_size=8), st.lists(st.sampled_from(KNOWN), max_size=4))
+def test_expansion_is_a_duplicate_free_subset_without_exclusions(wanted, excluded):
+    if set(wanted) <= set(excluded):
+        return
+    regions = expand_regions(wanted, KNOWN, exclude=excluded)
+    assert len(regions) == len(set(regions))
+    assert set(regions) == set(wanted) - set(excluded)
+
+
+# -- catalog -------------------------------------------------------------------------------------
+
+def test_catalog_has_30_types_with_unique_names_and_known_shapes():
+    assert len(CATALOG) >= 30
+    assert {t.scope for t in CATALOG.values()} == {"regional", "global"}
+    assert {"iam.roles", "route53.hosted_zones", "s3.buckets"} <= {n for n, t in CATALOG.items() if t.is_global}
+
+
+def test_unknown_type_lists_the_valid_ones():
+    with pytest.raises(InventoryError, match="unknown resource type 'ec2.vpc'.*did you mean ec2.vpcs.*valid types:"):
+        resolve_types("ec2.vpcs,ec2.vpc")
+
+
+def test_a_service_name_selects_its_types():
+    assert {t.name for t in resolve_types("iam")} == {"iam.roles", "iam.users", "iam.policies"}
+
+
+def test_extract_follows_nested_keys_and_keeps_only_allowed_fields():
+    page = {"Reservations": [{"Instances": [{"InstanceId": "i-1"}, {"InstanceId": "i-2"}]}, {"Instances": []}]}
+    assert [i["InstanceId"] for i in CATALOG["ec2.instances"].extract(page)] == ["i-1", "i-2"]
+    secret = {"SecretList": [{"Name": "db", "ARN": "arn:x", "Description": "d", "Tags": []}]}
+    assert CATALOG["secretsmanager.secrets"].extract(secret) == [{"Name": "db", "ARN": "arn:x"}]
+
+
+# -- region status store -------------------------------------------------------------------------
+
+def test_active_regions_skip_empty_and_denied_until_the_ttl(tmp_path):
+    clock = Clock()
+    path = tmp_path / "status.json"
+    store = RegionStatusStore(path, ttl=3600, clock=clock)
+    store.update("111111111111", "ec2", "us-east-1", "ok", count=3)
+    store.update("111111111111", "ec2", "eu-west-1", "empty", count=0)
+    store.update("111111111111", "ec2", "ap-south-1", status_from_error("UnauthorizedOperation"), "UnauthorizedOperation")
+    store.update("111111111111", "ec2", "sa-east-1", status_from_error("RequestLimitExceeded"))
+    store.flush()
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    again = RegionStatusStore(path, ttl=3600, clock=clock)
+    regions = ["us-east-1", "eu-west-1", "ap-south-1", "sa-east-1", "us-west-2"]
+    assert again.active_regions("111111111111", "ec2", regions) == ["us-east-1", "sa-east-1", "us-west-2"]
+    assert again.get("111111111111", "ec2", "ap-south-1").status == "denied"
+    clock.now += 3600
+    assert again.active_regions("111111111111", "ec2", regions) == regions
+
+
+def test_status_store_rejects_unknown_status_and_survives_a_corrupt_file(tmp_path):
+    path = tmp_path / "status.json"
+    path.write_text("{not json")
+    store = RegionStatusStore(path)
+    assert store.all() == []
+    with pytest.raises(InventoryError, match="'weird' is not one of ok, empty, denied, unavailable, error"):
+        store.update("111111111111", "ec2", "us-east-1", "weird")
+
+
+# -- cache ---------------------------------------------------------------------------------------
+
+def test_cache_hit_promotes_from_disk_and_expires(tmp_path):
+    clock = Clock()
+    first = InventoryCache(60, tmp_path, clock=clock)
+    first.set("sig", [{"name": "café"}])
+    second = InventoryCache(60, tmp_path, clock=clock)  # a new process: memory is empty
+    assert second.get("sig") == [{"name": "café"}] and second.hits["disk"] == 1
+    assert second.get("sig") == [{"name": "café"}] and second.hits["memory"] == 1
+    clock.now += 61
+    assert second.get("sig") is None and InventoryCache(60, tmp_path, clock=clock).get("sig") is None
+
+
+def test_cache_files_are_owner_only_json(tmp_path):
+    cache = InventoryCache(60, tmp_path / "c")
+    cache.set("sig", {"a": 1})
+    (path,) = (tmp_path / "c").glob("*.json")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "c").stat().st_mode) == 0o700
+    assert json.loads(path.read_text())["value"] == {"a": 1}
+
+
+@pytest.mark.parametrize("content", ["{truncated", "[1, 2]", '{"key": "sig", "value": 1}', "\x80\x81"])
+def test_corrupt_or_foreign_cache_file_is_a_miss(tmp_path, content):
+    cache = InventoryCache(60, tmp_path)
+    cache.set("sig", 1)
+    (path,) = tmp_path.glob("*.json")
+    path.write_bytes(content.encode("utf-8", "surrogateescape") if content != "\x80\x81" else b"\x80\x81")
+    assert InventoryCache(60, tmp_path).get("sig") is None
+    assert not path.exists()
+
+
+def test_cache_entry_under_another_key_is_a_miss(tmp_path):
+    cache = InventoryCache(60, tmp_path)
+    cache.set("sig-a", 1)
+    (path,) = tmp_path.glob("*.json")
+    path.rename(cache._path("sig-b"))
+    assert InventoryCache(60, tmp_path).get("sig-b") is None
+
+
+def test_cache_clear_and_info(tmp_path):
+    cache = InventoryCache(60, tmp_path)
+    for n in range(3):
+        cache.set(f"k{n}", n)
+    (tmp_path / "not-ours.txt").write_text("keep me")
+    assert cache.info()["fresh_files"] == 3
+    assert cache.clear() == 3 and (tmp_path / "not-ours.txt").exists()
+    assert cache.get("k1") is None
+
+
+# -- files ---------------------------------------------------------------------------------------
+
+def _rec(rtype, region, items):
+    return {"resource_type": rtype, "account": "111111111111", "region": region, "items": items, "status": "ok",
+            "error": None}
+
+
+def test_json_files_one_per_type_utf8(tmp_path):
+    with FileSink(tmp_path, "json") as sink:
+        sink.add(_rec("ec2.vpcs", "eu-west-1", [{"Tags": [{"Key": "Name", "Value": "café-сервер-東京"}]}]))
+        sink.add(_rec("ec2.vpcs", "us-east-1", []))
+        sink.add(_rec("iam.roles", "global", [{"RoleName": "r"}]))
+        paths = sink.close()
+    assert sorted(p.name for p in paths) == ["ec2.vpcs.json", "iam.roles.json"]
+    raw = (tmp_path / "ec2.vpcs.json").read_bytes()
+    assert "café-сервер-東京".encode() in raw  # UTF-8, not \u escapes
+    assert [r["region"] for r in json.loads(raw.decode("utf-8"))] == ["eu-west-1", "us-east-1"]
+
+
+def test_jsonl_streams_and_an_aborted_run_leaves_nothing(tmp_path):
+    with pytest.raises(RuntimeError):
+        with FileSink(tmp_path, "jsonl") as sink:
+            sink.add(_rec("ec2.vpcs", "eu-west-1", [1]))
+            raise RuntimeError("interrupted")
+    assert list(tmp_path.iterdir()) == []
+    with FileSink(tmp_path, "jsonl") as sink:
+        sink.add(_rec("ec2.vpcs", "eu-west-1", [1]))
+        sink.add(_rec("ec2.vpcs", "us-east-1", [2]))
+        (path,) = sink.close()
+    assert [json.loads(line)["items"] for line in path.read_text(encoding="utf-8").splitlines()] == [[1], [2]]
+
+
+def test_unwritable_output_directory_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(InventoryError, match="output directory .*file/out.* is not writable"):
+        FileSink(blocker / "out")
+    readonly = tmp_path / "ro"
+    readonly.mkdir()
+    readonly.chmod(0o500)
+    try:
+        if os.access(readonly, os.W_OK):
+            pytest.skip("running as root: permissions are not enforced")
+        with pytest.raises(InventoryError, match="not writable"):
+            FileSink(readonly)
+    finally:
+        readonly.chmod(0o700)

@@ -1,0 +1,143 @@
+"""Metrics and perf_stats: the series of contract section 6, bounded labels, the quantile sketch.
+
+Budget: < 3 s (one small batch against the shared moto server).
+"""
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import greenfetch  # noqa: F401  (conftest.py has already patched gevent first)
+from greenfetch import Config, Engine, Request, Result
+from greenfetch._attempts import Attempt
+from greenfetch._exposition import render
+from greenfetch._metrics import MAX_OPERATIONS, Metrics
+from greenfetch._sketch import QuantileSketch
+
+ROW_KEYS = ["operation", "count", "errors", "throttles", "avg_duration", "p50", "p90", "p99", "max"]
+
+
+def _result(service="s3", operation="ListBuckets", ms=10.0, error=None, attempts=1, params=None):
+    request = Request(service, operation, params=params or {})
+    return Result(0, request, error=error, error_code=error and error.split(":")[0], duration_ms=ms,
+                  attempts=attempts)
+
+
+def value(metrics, name, **labels):
+    return metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+# -- the sketch -------------------------------------------------------------------------------
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.floats(1e-4, 100.0), min_size=1, max_size=400), st.sampled_from([0.5, 0.9, 0.99]))
+def test_sketch_quantiles_within_relative_accuracy(values, q):
+    sketch = QuantileSketch(0.01)
+    for v in values:
+        sketch.add(v)
+    ordered = sorted(values)
+    true = ordered[max(1, math.ceil(q * len(ordered))) - 1]  # nearest rank
+    assert math.isclose(sketch.quantile(q), true, rel_tol=0.0101)
+    assert sketch.max == max(values) and sketch.count == len(values)
+    assert math.isclose(sketch.mean, sum(values) / len(values), rel_tol=1e-9)
+
+
+def test_sketch_memory_is_bounded_however_many_values():
+    sketch = QuantileSketch(0.01, max_buckets=64)
+    for i in range(100_000):
+        sketch.add(1e-6 * 1.0001 ** i)  # spans 1 us .. 22 ms: hundreds of buckets
+    assert len(sketch) <= 64
+    assert math.isclose(sketch.quantile(0.99), 1e-6 * 1.0001 ** 99_000, rel_tol=0.02)
+
+
+def test_sketch_merge_and_empty():
+    a, b = QuantileSketch(), QuantileSketch()
+    assert a.quantile(0.5) == 0.0
+    for v in (1.0, 2.0):
+        a.add(v)
+    b.add(3.0)
+    a.merge(b)
+    assert a.count == 3 and a.max == 3.0
+    with pytest.raises(ValueError, match="relative_accuracy"):
+        QuantileSketch(1.5)
+
+
+# -- Metrics ------------------------------------------------------------------------------------
+
+
+def test_perf_stats_rows_have_the_contract_shape():
+    metrics = Metrics()
+    for ms in (10, 20, 30, 40, 1000):
+        metrics.result(_result(ms=ms))
+    metrics.result(_result(ms=5, error="AccessDenied: no"))
+    metrics.attempt(Request("s3", "ListBuckets"), Attempt(0.01, 400, "SlowDown"))
+    metrics.attempt(Request("s3", "ListBuckets"), Attempt(0.01, 200, None))
+    (row,) = metrics.perf_stats()
+    assert list(row) == ROW_KEYS
+    assert row["operation"] == "s3:ListBuckets"
+    assert (row["count"], row["errors"], row["throttles"]) == (6, 1, 1)
+    assert row["max"] == 1.0 and math.isclose(row["avg_duration"], 1.105 / 6)
+    assert math.isclose(row["p50"], 0.02, rel_tol=0.011) and math.isclose(row["p99"], 1.0, rel_tol=0.011)
+    metrics.reset()
+    assert metrics.perf_stats() == []
+    assert value(metrics, "greenfetch_request_errors_total", service="s3", operation="ListBuckets",
+                 code="AccessDenied") == 1  # Prometheus counters stay monotonic across reset
+
+
+def test_retries_and_throttles_are_counted_from_attempts():
+    metrics = Metrics()
+    request = Request("dynamodb", "Query")
+    metrics.attempt(request, Attempt(0.01, 429, None))  # bare 429, no code
+    metrics.attempt(request, Attempt(0.01, 400, "ThrottlingException"))
+    metrics.attempt(request, Attempt(0.01, 200, None))
+    metrics.result(_result("dynamodb", "Query", attempts=3))
+    labels = {"service": "dynamodb", "operation": "Query"}
+    assert value(metrics, "greenfetch_throttles_total", **labels) == 2
+    assert value(metrics, "greenfetch_retries_total", **labels) == 2
+
+
+def test_labels_never_carry_params_or_unbounded_values():
+    metrics = Metrics()
+    metrics.result(_result(params={"SecretString": "hunter2-AKIAIOSFODNN7EXAMPLE"}, error="Boom: hunter2"))
+    metrics.result(Result(1, {"service": "invalid-service-xyz", "operation": "Nope"}, error="x",
+                          error_code="UnknownService"))
+    metrics.result(_result(error="Weird code with spaces: x"))
+    for i in range(MAX_OPERATIONS + 10):
+        metrics.result(_result("svc", f"Op{i}"))
+    text = render(metrics.registry)
+    assert "hunter2" not in text and "AKIA" not in text and "invalid-service-xyz" not in text
+    assert 'service="invalid"' in text and 'code="other"' in text and 'operation="other"' in text
+    label_sets = {line.split("{", 1)[1].split("}")[0] for line in text.splitlines()
+                  if line.startswith("greenfetch_request_duration_seconds_count")}
+    assert len(label_sets) <= MAX_OPERATIONS + 4
+
+
+def test_every_contract_metric_is_in_the_engines_own_registry(moto_server):
+    import prometheus_client
+
+    one = Engine(Config.resolve({"endpoint_url": moto_server.url, "region": "us-east-1"}))
+    two = Engine(Config.resolve({"endpoint_url": moto_server.url, "region": "us-east-1"}))
+    results = one.batch_requests([{"service": "s3", "operation": "ListBuckets"},
+                                  {"service": "s3", "operation": "GetBucketLocation",
+                                   "params": {"Bucket": "no-such-bucket-metrics"}}])
+    assert [r.ok for r in results] == [True, False]
+    one.dedupe_request("k", lambda: 1)
+    names = {m.name for m in one.metrics.registry.collect()}
+    assert {"greenfetch_request_duration_seconds", "greenfetch_request_errors", "greenfetch_throttles",
+            "greenfetch_retries", "greenfetch_inflight_requests", "greenfetch_concurrency_limit",
+            "greenfetch_dedupe"} <= names
+    assert one.metrics.registry is not prometheus_client.REGISTRY
+    assert value(one.metrics, "greenfetch_request_duration_seconds_count", service="s3",
+                 operation="ListBuckets", outcome="success") == 1
+    assert value(two.metrics, "greenfetch_request_duration_seconds_count", service="s3",
+                 operation="ListBuckets", outcome="success") == 0
+    assert value(one.metrics, "greenfetch_dedupe_total", outcome="executed") == 1
+    rows = {r["operation"]: r for r in one.metrics.perf_stats()}
+    assert rows["s3:GetBucketLocation"]["errors"] == 1 and rows["s3:ListBuckets"]["count"] == 1
+    assert 0 < rows["s3:ListBuckets"]["p50"] <= rows["s3:ListBuckets"]["max"]
+    assert value(one.metrics, "greenfetch_inflight_requests") == 0
+    one.close()
+    two.close()
