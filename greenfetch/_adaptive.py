@@ -6,12 +6,15 @@ Three parts, outermost last:
 window (at least 2x the no-load latency and 10 samples, at most 1 s; a drop closes the window early):
 - *drop* (a throttling code, HTTP 429, or a timeout) in the window: ``limit *= 0.85``, at most once per
   window, and drops from attempts sent before the last cut are ignored (they saw the old limit);
-- *queueing*: two windows in a row whose latency (10th percentile, see ``_low_percentile``) is above
-  ``min(target_latency, 1.2 x baseline)`` (baseline = the lowest window latency seen; re-measured after
-  5 windows at the floor that still queue) gives ``limit *= max(0.5, threshold / latency)``;
+- *queueing*: two windows in a row whose latency (10th percentile) is above ``min(target_latency,
+  1.2 x baseline)`` (baseline = the lowest window latency seen; re-measured after 5 windows at the
+  floor that still queue) gives ``limit *= max(0.5, threshold / latency)``; one such window alone
+  only stops growth, and a rise this process's own hub delay explains (``HubLag``: CPU-bound or
+  starved by neighbours) is not a signal at all;
 - otherwise, if the limit is in use (in flight >= half of it): ``x1.5`` until the first congestion
-  signal (slow start: 5 -> 38 in 5 windows), then ``+1`` per window (congestion avoidance).
-Samples from attempts sent before the last cut are ignored: they measured the old limit.
+  signal (slow start: 5 -> 38 in 5 windows), then ``+1`` per window (``+0.25`` after a throttle).
+A window's latency comes only from attempts sent after it opened (so it measures its own limit, and
+lasts at least one round trip); drops from attempts sent before the last cut are ignored.
 Always clamped to [min_concurrency, max_concurrency]. Backoff sleeps never count: samples are HTTP
 attempts (``_attempts``), not calls. Errors that say nothing about load (4xx other than throttling)
 still give a latency sample; connection errors give none.
@@ -59,7 +62,8 @@ class Settings:
     min_window: float = 0.02
     max_window: float = 1.0
     min_samples: int = 10
-    delay_weight: float = 2.0  # an attempt waits for the hub about twice: for its send, for its answer
+    quota_probe: float = 0.25  # growth per window after a throttle: the sawtooth's mean does not
+    # depend on its slope, but how often it crosses the quota (and costs throttles) does
 
     @classmethod
     def checked(cls, initial_concurrency: Any = 5, target_latency: Any = 0.5, min_concurrency: Any = 1,
@@ -114,6 +118,8 @@ class Controller:
         self._last_cut = -math.inf
         self._previous: float | None = None
         self._start, self._count, self._drops, self._max_inflight = 0.0, 0, 0, 0
+        self._samples: list[float] = []
+        self._delay, self._delays = 0.0, 0
         self._open_window(clock())
 
     @property
@@ -134,15 +140,16 @@ class Controller:
         """One finished attempt (``latency`` None = no usable latency; ``client_delay`` = this
         process's current scheduling delay, see HubLag); returns a TracePoint when a window closed."""
         now = self.clock()
-        self._delays += client_delay
+        self._delay += client_delay
+        self._delays += 1
         self.note_inflight(inflight)
         if latency is not None and now - latency < self._last_cut:
             return None  # sent before the last cut: it measured the old limit, not the new one
         if dropped:
             self._drops += 1
             return self._close(now)
-        if latency is not None and latency > 1e-4:
-            self._samples.append(latency)
+        if latency is not None and latency > 1e-4 and now - latency >= self._start:
+            self._samples.append(latency)  # only attempts sent in this window measure its limit
             self._count += 1
         if self._window_due(now):
             return self._close(now)
@@ -158,17 +165,18 @@ class Controller:
     def _close(self, now: float) -> TracePoint:
         s = self.settings
         latency = _low_percentile(self._samples) if self._samples else None
-        if latency is not None and self._count:  # what the client itself added is not the server's
-            latency = max(latency - self.settings.delay_weight * self._delays / (self._count + self._drops),
-                          0.5 * latency)
         if latency is not None and (self._baseline is None or latency < self._baseline):
-            self._baseline = latency
+            self._baseline = latency  # from raw latency: a discounted one could undercut the true floor
+        server = None if self._own_delay(latency) else latency  # what the server's answer times say
+        threshold, sustained = self._threshold(), self._sustained(server)
         if self._drops:
             self.limit *= s.backoff
             self._growth, self._last_cut = "throttled", now
-        elif (sustained := self._sustained(latency)) is not None and sustained > (threshold := self._threshold()):
+        elif sustained is not None and sustained > threshold:
             self.limit *= max(0.5, threshold / sustained)
             self._growth, self._last_cut = "queueing", now
+        elif server is not None and server > threshold:
+            pass  # one slow window: hold, and let the next one confirm or clear it
         elif self._max_inflight * 2 >= self.limit:
             self.limit = self._grown(self.limit)
         self.limit = min(max(self.limit, s.min), s.max)
@@ -177,6 +185,15 @@ class Controller:
         self.trace.append(point)
         self._open_window(now)
         return point
+
+    def _own_delay(self, latency: float | None) -> bool:
+        """Is this process's own hub delay (HubLag) at least half of the rise over the baseline?
+        Then the rise is ours (CPU-bound, or starved by neighbours): the server is not queueing, and
+        cutting would only throttle ourselves, so the window counts as one without a signal."""
+        if latency is None or self._baseline is None or not self._delays:
+            return False
+        rise = latency - self._baseline
+        return rise > 0 and self._delay / self._delays >= 0.5 * rise
 
     def _sustained(self, latency: float | None) -> float | None:
         """The lower of this window's and the previous window's latency: queueing at the server
@@ -188,11 +205,12 @@ class Controller:
         return min(latency, previous)
 
     def _grown(self, limit: float) -> float:
-        """Slow start until the first signal, then +1 per window: past a knee throughput *falls*
-        (latency * (n/C)^2 servers) and past a quota every probe costs throttles, so probe gently."""
+        """Slow start until the first signal, then +1 per window (+0.25 after a throttle): past a
+        knee throughput *falls* (latency * (n/C)^2 servers) and past a quota every probe costs
+        throttled attempts, so probe gently."""
         if self._growth == "slow-start":
             return limit * self.settings.growth
-        return limit + 1.0
+        return limit + (self.settings.quota_probe if self._growth == "throttled" else 1.0)
 
     def _remeasure(self, latency: float | None) -> None:
         """Five windows at the floor and still "queueing": the service got slower for good (not
@@ -211,14 +229,13 @@ class Controller:
 
     def _open_window(self, now: float) -> None:
         self._start, self._count, self._drops, self._max_inflight = now, 0, 0, 0
-        self._samples: list[float] = []
-        self._delays = 0.0
+        self._samples = []
+        self._delay, self._delays = 0.0, 0  # sum and count of this process's hub delay (HubLag)
 
 
 def _low_percentile(samples: list[float], q: float = 0.1) -> float:
-    """The window's 10th-percentile latency: server-side queueing (a knee, a backlog) delays every
-    request, so it moves this too; the client's own scheduling delays (a busy gevent hub, CPU
-    starvation by neighbours) hit requests at random and leave it near the no-load latency."""
+    """The window's 10th-percentile latency: server-side queueing delays every request, so it moves
+    this; scattered client-side hiccups (a GC, a busy moment of the hub) mostly do not."""
     ordered = sorted(samples)
     return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 

@@ -28,6 +28,7 @@ from typing import Any
 
 from ._config import Config, ConfigError
 from ._engine import Engine
+from .drs._pipeline import client_budget
 
 __all__ = ["handler"]
 
@@ -41,7 +42,9 @@ def engine() -> Engine:
     if _engine is None:
         environ = dict(os.environ)
         environ.setdefault("AWS_LAMBDA_FUNCTION_NAME", "greenfetch")  # the Lambda profile, also when run locally
-        _engine = Engine(Config.resolve(environ=environ))
+        config = Config.resolve(environ=environ)
+        # each sync or inventory uses a client per (service, account, region) once: keep few (docs/drs-sync.md)
+        _engine = Engine(config.replace(max_clients=client_budget(config.concurrency)))
     return _engine
 
 

@@ -10,6 +10,7 @@ whole process life) and, for ``stream``, the RSS before the stream started.
 from __future__ import annotations
 
 import json
+import os
 import resource
 import sys
 import time
@@ -28,11 +29,33 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def _runqueue_wait() -> float:
+    """Seconds this process's threads spent runnable but not running (Linux schedstat): how much the
+    other processes on a shared machine starved this peer."""
+    total = 0
+    try:
+        for task in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{task}/schedstat") as stat:
+                total += int(stat.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+    return total / 1e9
+
+
+def _window(start: tuple[float, float, float], calls: int, ok: int) -> dict[str, Any]:
+    cpu, wall, waited = start
+    return {"calls": calls, "ok": ok, "wall": time.perf_counter() - wall, "cpu": _cpu() - cpu,
+            "rss_mb": _rss_mb(), "runqueue_wait": _runqueue_wait() - waited}
+
+
+def _start() -> tuple[float, float, float]:
+    return _cpu(), time.perf_counter(), _runqueue_wait()
+
+
 def _timed(run: Callable[[], int], calls: int) -> dict[str, Any]:
-    cpu, start = _cpu(), time.perf_counter()
+    start = _start()
     ok = run()
-    wall = time.perf_counter() - start
-    return {"calls": calls, "ok": ok, "wall": wall, "cpu": _cpu() - cpu, "rss_mb": _rss_mb()}
+    return _window(start, calls, ok)
 
 
 def _engine(opts: dict[str, Any]) -> Any:
@@ -120,10 +143,9 @@ def aiobotocore_peer(opts: dict[str, Any]) -> dict[str, Any]:
                     except Exception:  # noqa: BLE001 - counted as not ok
                         return False
 
-            cpu, start = _cpu(), time.perf_counter()
+            start = _start()
             ok = sum(await asyncio.gather(*(one() for _ in range(opts["calls"]))))
-            wall = time.perf_counter() - start
-            return {"calls": opts["calls"], "ok": ok, "wall": wall, "cpu": _cpu() - cpu, "rss_mb": _rss_mb()}
+            return _window(start, opts["calls"], ok)
 
     return asyncio.run(main())
 

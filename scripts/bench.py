@@ -25,7 +25,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,7 @@ LABELS = {"greenfetch": "greenfetch (`batch_requests`, gevent)",
 @dataclass(frozen=True)
 class Sizes:
     quick: bool = False
+    repeat: int = 3
     throughput: int = 10_000
     latency: int = 1_000
     streaming: int = 100_000
@@ -68,19 +69,30 @@ def peer(kind: str, url: str, **opts: Any) -> dict[str, Any]:
     return json.loads(proc.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
-def peers(url: str, runs: dict[str, tuple[str, dict[str, Any]]], parallel: bool = False) -> dict[str, Any]:
-    """Several peers, one after another (measuring) or all at once (``--quick``: numbers meaningless)."""
-    if not parallel:
-        return {key: peer(kind, url, **opts) for key, (kind, opts) in runs.items()}
-    with ThreadPoolExecutor(len(runs)) as pool:  # greenlets here (the parent is patched): they wait on pipes
-        futures = {key: pool.submit(peer, kind, url, **opts) for key, (kind, opts) in runs.items()}
-        return {key: future.result() for key, future in futures.items()}
+def peers(url: str, runs: dict[str, tuple[str, dict[str, Any]]], sizes: Sizes) -> dict[str, Any]:
+    """Several peers: ``sizes.repeat`` rounds, one peer after another, keeping each peer's fastest run
+    (best of N damps the other load on a shared machine); ``--quick`` runs them all at once instead."""
+    if sizes.quick:
+        with ThreadPoolExecutor(len(runs)) as pool:  # greenlets (the parent is patched): they wait on pipes
+            futures = {key: pool.submit(peer, kind, url, **opts) for key, (kind, opts) in runs.items()}
+            return {key: future.result() for key, future in futures.items()}
+    best: dict[str, Any] = {}
+    for round_ in range(sizes.repeat):
+        for key, (kind, opts) in runs.items():
+            m = peer(kind, url, **opts)
+            print(f"bench:   round {round_ + 1} {key}: {m['calls'] / m['wall']:,.0f} calls/s, "
+                  f"{1000 * m['cpu'] / m['calls']:.2f} ms CPU/call, run-queue wait {m['runqueue_wait']:.1f} s",
+                  file=sys.stderr, flush=True)
+            if key not in best or m["wall"] < best[key]["wall"]:
+                best[key] = {**m, "rounds": sizes.repeat}
+    return best
 
 
-def measured_note() -> str:
+def measured_note(sizes: Sizes | None = None) -> str:
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    best = f"; best of {sizes.repeat} interleaved rounds per peer" if sizes and not sizes.quick and sizes.repeat > 1 else ""
     return (f"_Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} cores "
-            f"(load average {load} at the start; the machine was shared, so treat numbers as ±15%)._")
+            f"(load average {load} at the start; the machine was shared, so treat numbers as ±15%){best}._")
 
 
 def server_cost(server: LoopbackServer, before: dict[str, Any]) -> str:
@@ -100,6 +112,11 @@ def rates(m: dict[str, Any]) -> tuple[float, float]:
     return m["calls"] / m["wall"], 1000.0 * m["cpu"] / m["calls"]
 
 
+def unstarved(m: dict[str, Any]) -> float:
+    """Calls per second with the time spent waiting for a CPU taken out (see the run-queue note)."""
+    return m["calls"] / max(m["wall"] - m["runqueue_wait"], 1e-9)
+
+
 def verdict(ok: bool) -> str:
     return "met" if ok else "**missed**"
 
@@ -111,37 +128,44 @@ def bench_throughput(sizes: Sizes) -> str:
     with LoopbackServer(latency=0.05) as url:
         server = _server_of(url)
         before = server.stats()
-        runs = peers(url, {kind: (kind, {"calls": calls, "concurrency": conc}) for kind in LABELS}, sizes.quick)
+        runs = peers(url, {kind: (kind, {"calls": calls, "concurrency": conc}) for kind in LABELS}, sizes)
         cost = server_cost(server, before)
     rows = []
     for kind, m in runs.items():
         per_s, cpu = rates(m)
-        rows.append([LABELS[kind], f"{per_s:,.0f}", f"{cpu:.2f}", f"{m['rss_mb']:.0f}", f"{m['wall']:.1f}",
-                     m["calls"] - m["ok"]])
+        rows.append([LABELS[kind], f"{per_s:,.0f}", f"{unstarved(m):,.0f}", f"{cpu:.2f}", f"{1000 / cpu:,.0f}",
+                     f"{m['rss_mb']:.0f}", f"{m['wall']:.1f}", f"{m['runqueue_wait']:.1f}", m["calls"] - m["ok"]])
     (g, g_cpu), (a, a_cpu), (t, _) = (rates(runs[k]) for k in ("greenfetch", "aiobotocore", "threads"))
+    gu, au, tu = (unstarved(runs[k]) for k in ("greenfetch", "aiobotocore", "threads"))
     return "\n".join([
         f"### Throughput: {calls:,} DynamoDB ListTables calls, concurrency {conc}, 50 ms server latency", "",
-        measured_note(), "",
-        table(["peer", "calls/s", "CPU ms/call", "peak RSS MB", "wall s", "failed"], rows), "",
-        f"- greenfetch / aiobotocore: **{g / a:.2f}x** calls/s (target ≥ 1.0x: {verdict(g >= a)}), "
-        f"CPU per call {g_cpu / a_cpu:.2f}x (target ≤ 1.0x: {verdict(g_cpu <= a_cpu)})",
-        f"- greenfetch / threads: **{g / t:.2f}x** calls/s (target ≥ 1.4x: {verdict(g >= 1.4 * t)})",
+        measured_note(sizes), "",
+        table(["peer", "calls/s", "calls/s less run-queue wait", "CPU ms/call", "calls per CPU-second",
+               "peak RSS MB", "wall s", "run-queue wait s", "failed"], rows), "",
+        f"- greenfetch / aiobotocore: **{g / a:.2f}x** calls/s as measured, {gu / au:.2f}x less run-queue "
+        f"wait (target ≥ 1.0x: {verdict(min(g / a, gu / au) >= 1.0)}); CPU per call {g_cpu / a_cpu:.2f}x "
+        f"(target ≤ 1.0x: {verdict(g_cpu <= a_cpu)})",
+        f"- greenfetch / threads: **{g / t:.2f}x** calls/s as measured, {gu / tu:.2f}x less run-queue wait "
+        f"(target ≥ 1.4x: {verdict(min(g / t, gu / tu) >= 1.4)})",
         f"- Ceiling at this latency: {conc / 0.05:,.0f} calls/s. Loopback server: {cost} (its own process).",
-        "- CPU is the process's user+system time over the timed window (client creation excluded); "
-        "RSS is the process's peak."])
+        "- CPU is the process's user+system time over the timed window (client creation excluded); RSS is "
+        "the process's peak. Run-queue wait is the time the peer's threads were ready to run while another "
+        "process had the CPU; 'less run-queue wait' is calls / (wall - wait). The thread peer's wait is "
+        "summed over its threads, which overstates it and so flatters its adjusted figure."])
 
 
 def bench_latency(sizes: Sizes) -> str:
     calls, conc, latency = sizes.latency, 100, 0.2
     floor = math.ceil(calls / conc) * latency
     with LoopbackServer(latency=latency) as url:
-        runs = peers(url, {kind: (kind, {"calls": calls, "concurrency": conc}) for kind in LABELS}, sizes.quick)
-    rows = [[LABELS[k], f"{m['wall']:.3f}", f"{m['wall'] / floor:.3f}x", m["calls"] - m["ok"]] for k, m in runs.items()]
+        runs = peers(url, {kind: (kind, {"calls": calls, "concurrency": conc}) for kind in LABELS}, sizes)
+    rows = [[LABELS[k], f"{m['wall']:.3f}", f"{m['wall'] / floor:.3f}x", f"{1000 * m['cpu'] / m['calls']:.2f}",
+             f"{m['runqueue_wait']:.2f}", m["calls"] - m["ok"]] for k, m in runs.items()]
     ratio = runs["greenfetch"]["wall"] / floor
     return "\n".join([
         f"### Latency-bound: {calls:,} calls, 200 ms server latency, concurrency {conc} (floor {floor:.1f} s)", "",
-        measured_note(), "",
-        table(["peer", "wall s", "vs floor", "failed"], rows), "",
+        measured_note(sizes), "",
+        table(["peer", "wall s", "vs floor", "CPU ms/call", "run-queue wait s", "failed"], rows), "",
         f"- greenfetch: {ratio:.3f}x the floor (target ≤ 1.05x: {verdict(ratio <= 1.05)})"])
 
 
@@ -168,7 +192,7 @@ def bench_isolation(sizes: Sizes) -> str:
              "session": "(c) new botocore session + client per greenlet"}
     with LoopbackServer(latency=0.05) as url:
         runs = peers(url, {mode: ("isolation", {"calls": calls, "concurrency": conc, "mode": mode})
-                           for mode in modes}, sizes.quick)
+                           for mode in modes}, replace(sizes, repeat=1))
     rows = []
     for mode, m in runs.items():
         per_s, cpu = rates(m)

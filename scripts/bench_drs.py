@@ -35,7 +35,8 @@ out = run(json.load(open(sys.argv[1])))
 wall = time.perf_counter() - t0
 r = out[0]["response"]
 print(json.dumps({"wall": wall, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "totals": r["totals"], "status": r["statusCode"], "items": out[0]["items"]}))
+                  "totals": r["totals"], "status": r["statusCode"], "items": out[0]["items"],
+                  "timings": out[0]["timings"]}))
 """
 
 
@@ -68,7 +69,7 @@ def run_engine(engine: str, runs: Path, moto: str, drs: str, concurrency: int) -
 
 
 def run(quick: bool) -> str:
-    accounts, servers = (4, 3) if quick else (50, 10)
+    accounts, servers = (4, 3) if quick else (int(os.environ.get("BENCH_DRS_ACCOUNTS", 50)), 10)
     regions = ["us-east-1", "us-east-2", "us-west-1", "us-west-2", "eu-west-1", "eu-west-2", "eu-central-1",
                "ap-southeast-1", "ap-southeast-2", "ap-northeast-1"][: 2 if quick else 10]
     rows, tmp = [], Path(tempfile.mkdtemp(prefix="greenfetch-bench-drs-"))
@@ -92,7 +93,8 @@ def run(quick: bool) -> str:
                         "targets_table": "bench-drs-targets", "inventory_table": table, "role_name": "DRSInventoryReader",
                         "regions": regions, "dead_letter_dir": str(tmp)}}]))
                     results[(engine, concurrency)] = m = run_engine(engine, runs, moto, drs.url, concurrency)
-                    print(f"bench: drs {engine} c={concurrency}: {m['wall']:.1f} s", file=sys.stderr, flush=True)
+                    print(f"bench: drs {engine} c={concurrency}: {m['wall']:.1f} s {m['timings']}", file=sys.stderr,
+                          flush=True)
         finally:
             drs.stop()
     for (engine, concurrency), m in results.items():

@@ -173,3 +173,23 @@ def test_build_response_codes(engine):
     assert "/tmp/dl.jsonl" in partial["errors"][1]["message"]
     fatal = build_response(engine, "t", [], None, [], [], None, fatal="cannot read table 'x'")
     assert fatal["statusCode"] == 500 and fatal["errors"][0]["message"] == "cannot read table 'x'"
+
+
+def test_active_regions_skip_what_the_store_rules_out(engine, tmp_path):
+    from greenfetch.drs import resolve_regions
+    from greenfetch.inventory import RegionStatusStore
+
+    store = RegionStatusStore(tmp_path / "status.json", clock=lambda: 1000.0)
+    store.update("111111111111", "drs", "us-east-1", "empty")
+    store.update("111111111111", "drs", "us-west-2", "error", "ThrottlingException")  # errors never skip
+    regions = resolve_regions(engine, "active", [Account("111111111111"), Account("222222222222")], store)
+    assert "us-east-1" not in regions["111111111111"] and "us-west-2" in regions["111111111111"]
+    assert "us-east-1" in regions["222222222222"]  # per account
+    assert resolve_regions(engine, "eu-west-1,us-east-1", [Account("111111111111")]) == {
+        "111111111111": ["eu-west-1", "us-east-1"]}
+
+
+def test_client_budget_bounds_but_covers_concurrency():
+    from greenfetch.drs import client_budget
+
+    assert client_budget(10) == 64 and client_budget(50) == 100 and client_budget(300) == 600

@@ -2,9 +2,12 @@
 that cannot be assumed, a region that denies, a region that throttles, DynamoDB UnprocessedItems."""
 
 import json
+import uuid
 from datetime import datetime, timezone
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from greenfetch import Config, Engine, Request
 from greenfetch.inventory import AccountCredentials, DynamoDBSink, accounts_from_list
@@ -87,3 +90,21 @@ def test_dynamodb_unprocessed_items_are_retried_and_poison_goes_to_dead_letters(
     assert report.rounds == 8 and sleeps == sorted(sleeps) and sleeps[0] > 0  # exponential backoff
     stored = engine.execute(Request("dynamodb", "Scan", {"TableName": "inv"})).result["Items"]
     assert sorted(int(i["v"]["N"]) for i in stored if "v" in i) == list(range(100))  # nothing lost
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(good=st.integers(0, 80), poison=st.integers(0, 4), attempts=st.integers(1, 6))
+def test_dynamodb_sink_never_loses_an_item(engine, tmp_path, good, poison, attempts):
+    """Whatever the retry budget: written + failed = items given, the server holds exactly the written
+    ones, and every failed item is in the dead-letter file."""
+    run = uuid.uuid4().hex[:8]
+    dead = tmp_path / f"dead-{run}.jsonl"
+    sink = DynamoDBSink(engine, "inv", dead_letter_path=dead, max_attempts=attempts, sleep=lambda s: None)
+    items = [{"pk": f"{run}#{n}", "sk": str(n)} for n in range(good)]
+    items += [{"pk": f"{run}#poison{n}", "sk": str(n)} for n in range(poison)]
+    report = sink.write(items)
+    assert report.written + report.failed == len(items)
+    stored = engine.execute(Request("dynamodb", "Scan", {"TableName": "inv"})).result["Items"]
+    assert len([i for i in stored if i["pk"]["S"].startswith(f"{run}#")]) == report.written
+    lines = dead.read_text().splitlines() if dead.exists() else []
+    assert len(lines) == report.failed >= poison

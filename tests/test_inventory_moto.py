@@ -21,6 +21,7 @@ from greenfetch.inventory import (
     accounts_from_list,
     accounts_from_organizations,
     assume_role,
+    known_regions,
     record_items,
 )
 from greenfetch.inventory._cache import InventoryCache
@@ -88,8 +89,8 @@ def test_many_accounts_regions_and_an_empty_account(engine, tmp_path):
         found[rtype] = len(items)
         assert {r["account"] for r in records} == set(accounts)
         assert all(r["status"] == "ok" for r in records)
-        empty = [r for r in records if r["account"] == "555000000013"]
-        assert all(not _mine([r]) or rtype in ("ec2.subnets",) for r in empty)
+        empty = [i for r in records if r["account"] == "555000000013" for i in r["items"]]
+        assert all(isinstance(i, dict) and (i.get("IsDefault") or i.get("DefaultForAz")) for i in empty)
     assert found == seeded["expected"]
     buckets = [b for r in files["s3.buckets.json"] for b in r["items"]]
     assert {b["BucketRegion"] for b in buckets} == {"us-east-1", "eu-west-1"}
@@ -249,3 +250,65 @@ def test_cli_catalog_and_cache_commands(tmp_path):
     assert "fresh_files: 1" in info.stdout
     cleared = runner.invoke(load_commands(), ["cache", "clear", "--cache-dir", str(tmp_path)])
     assert cleared.stdout.strip() == "removed 1 cache files"
+
+
+def test_s3_cache_tier_and_s3_upload(engine, tmp_path):
+    bucket = f"inv-cache-{uuid.uuid4().hex[:8]}"
+    assert engine.execute(Request("s3", "CreateBucket", {"Bucket": bucket})).ok
+    uri = f"s3://{bucket}/runs"
+    InventoryCache(600, tmp_path / "a", s3_uri=uri, engine=engine).set("sig", [{"Name": "café"}])
+    fresh = InventoryCache(600, tmp_path / "b", s3_uri=uri, engine=engine)  # another machine: nothing local
+    assert fresh.get("sig") == [{"Name": "café"}] and fresh.hits["s3"] == 1
+    assert fresh.info()["files"] == 1  # promoted to the local tier
+    from greenfetch.inventory import FileSink, upload_to_s3
+
+    with FileSink(tmp_path / "out") as sink:
+        sink.add({"resource_type": "iam.roles", "account": "555000000101", "region": "global", "items": [],
+                  "status": "ok", "error": None})
+        paths = sink.close()
+    assert upload_to_s3(engine, paths, uri) == []
+    listed = engine.execute(Request("s3", "ListObjectsV2", {"Bucket": bucket, "Prefix": "runs/iam"})).result
+    assert [o["Key"] for o in listed["Contents"]] == ["runs/iam.roles.json"]
+
+
+def test_region_status_store_in_dynamodb(engine):
+    table = f"region-status-{uuid.uuid4().hex[:8]}"
+    engine.execute(Request("dynamodb", "CreateTable", {
+        "TableName": table, "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [{"AttributeName": "scope", "AttributeType": "S"},
+                                 {"AttributeName": "region", "AttributeType": "S"}],
+        "KeySchema": [{"AttributeName": "scope", "KeyType": "HASH"},
+                      {"AttributeName": "region", "KeyType": "RANGE"}]}))
+    with RegionStatusStore(engine=engine, table=table) as store:
+        store.update("555000000111", "drs", "us-east-1", "ok", count=4)
+        store.update("555000000111", "drs", "eu-west-1", "unavailable", "UninitializedAccountException")
+    again = RegionStatusStore(engine=engine, table=table)
+    assert again.get("555000000111", "drs", "eu-west-1").error_code == "UninitializedAccountException"
+    assert again.active_regions("555000000111", "drs", ["us-east-1", "eu-west-1", "ap-south-1"]) == [
+        "us-east-1", "ap-south-1"]
+    assert again.invalidate("555000000111") == 2
+    assert RegionStatusStore(engine=engine, table=table).get("555000000111", "drs", "us-east-1") is None
+
+
+def test_cli_regions_lists_matching_and_offered_regions(cli_args):
+    out = CliRunner().invoke(load_commands(), [*cli_args, "regions", "--regions", "eu-west-*", "--service", "ec2"])
+    assert out.exit_code == 0, out.output
+    assert out.stdout.split() == ["eu-west-1", "eu-west-2", "eu-west-3"]
+    bad = CliRunner().invoke(load_commands(), [*cli_args, "regions", "--regions", "mars-1"])
+    assert bad.exit_code == 2 and "'mars-1' is not an AWS region" in bad.stderr
+
+
+def test_active_regions_are_tracked_per_resource_type(engine, tmp_path):
+    """ec2.key_pairs empty everywhere must not make ``active`` skip ec2.vpcs (moto's default VPCs)."""
+    path = tmp_path / "status.json"
+    keep = {"us-east-1", "eu-west-1", "ap-south-1"}
+    others = [r for r in known_regions() if r not in keep]  # fewer regions: moto seeds EC2 defaults per region
+    first, _ = _run(engine, ["555000000121"], "ec2.vpcs,ec2.key_pairs", "active", exclude=others,
+                    status_store=RegionStatusStore(path))
+    vpc_regions = sorted(r["region"] for r in first if r["resource_type"] == "ec2.vpcs")
+    assert vpc_regions == sorted(keep)
+    second, summary = _run(engine, ["555000000121"], "ec2.vpcs,ec2.key_pairs", "active", exclude=others,
+                           status_store=RegionStatusStore(path))
+    assert sorted(r["region"] for r in second if r["resource_type"] == "ec2.vpcs") == vpc_regions
+    assert [r for r in second if r["resource_type"] == "ec2.key_pairs"] == []
+    assert summary.regions_skipped == len(keep)

@@ -243,3 +243,31 @@ def test_unwritable_output_directory_is_a_clear_error(tmp_path):
             FileSink(readonly)
     finally:
         readonly.chmod(0o700)
+
+
+# -- progress ------------------------------------------------------------------------------------
+
+def test_progress_counts_items_and_errors_per_type_and_the_summary_names_failures():
+    import io
+
+    from greenfetch.inventory._progress import InventoryProgress, format_summary
+    from greenfetch.inventory._run import RunSummary
+
+    stream, clock = io.StringIO(), Clock()
+    bar = InventoryProgress(enabled=True, stream=stream, interval=0.0, clock=clock)
+    summary = RunSummary()
+    recs = [_rec("ec2.vpcs", "us-east-1", [1, 2]),
+            {**_rec("ec2.vpcs", "eu-west-1", []), "status": "throttled", "error": "ec2.DescribeVpcs: Throttling"},
+            _rec("iam.roles", "global", [1])]
+    for rec in recs:
+        bar.record(rec)
+        summary.add(rec, calls=1)
+    summary.accounts_failed["999999999999"] = "cannot assume ...: AccessDenied"
+    bar.close()
+    assert "ec2.vpcs: 2 items, 1 errors" in stream.getvalue()
+    text = format_summary(summary.to_dict())
+    rows = {line.split()[0]: line.split()[1:] for line in text.splitlines()[1:3]}
+    assert rows == {"ec2.vpcs": ["2", "1"], "iam.roles": ["1", "0"]}
+    assert "0 ok, 1 failed" in text and "account 999999999999: cannot assume" in text
+    assert "3 fetches, 3 calls, 0 from cache, 1 throttled" in text
+    assert summary.failed

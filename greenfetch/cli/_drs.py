@@ -39,7 +39,7 @@ def drs_sync(session: Session, targets_table: str, inventory_table: str, role_na
 
     Exit 0 when everything synced, 1 when some accounts or regions failed (the rest is written),
     2 when the sync could not run (bad flags, unreadable targets table)."""
-    from ..drs import SyncOptions, parse_regions, sync_source_server_inventory
+    from ..drs import SyncOptions, client_budget, parse_regions, sync_source_server_inventory
     from ..inventory import InventoryError, RegionStatusStore
 
     if status_file and status_table:
@@ -48,7 +48,8 @@ def drs_sync(session: Session, targets_table: str, inventory_table: str, role_na
         region_spec = parse_regions(regions)
     except InventoryError as exc:
         fail_usage(f"--regions: {exc}")
-    engine = session.engine(concurrency=concurrency)
+    engine = session.engine(concurrency=concurrency,
+                            max_clients=client_budget(concurrency or session.config().concurrency))
     store = RegionStatusStore(status_file) if status_file else (
         RegionStatusStore(engine=engine, table=status_table) if status_table else None)
     options = SyncOptions(targets_table=targets_table, inventory_table=inventory_table, role_name=role_name,

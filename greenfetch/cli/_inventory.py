@@ -64,7 +64,10 @@ def inventory(session: Session, accounts: str | None, role_name: str | None, ext
               cache_ttl: str | None, status_store: str | None, concurrency: int, region: str | None,
               endpoint_url: str | None, progress: bool | None) -> None:
     """Fetch resources across accounts, regions and types; one record per (type, account, region)."""
-    engine = session.engine(region=region, endpoint_url=endpoint_url, concurrency=concurrency)
+    # Calls are planned account-major, so about 0.6 clients per call in flight are live at once; an
+    # LRU of twice the concurrency keeps them hot while bounding memory (~1 MB per botocore client).
+    engine = session.engine(region=region, endpoint_url=endpoint_url, concurrency=concurrency,
+                            max_clients=min(512, max(64, 2 * concurrency)))
     bar = InventoryProgress(enabled=progress)
     try:
         report = run_inventory(

@@ -1,9 +1,10 @@
 """``python -m greenfetch.drs RUNS.json``: run several syncs in one process, print one JSON document.
 
 RUNS.json is a list of ``{"name", "options": SyncOptions fields, "status_file": path | null,
-"now": ISO-8601}``. The output is ``[{"name", "response", "records", "items", "statuses"}]``, every
-part in a stable order, so two processes (``GREENFETCH_ENGINE=gevent`` and ``threads``) given the
-same runs can be compared byte for byte. This is what the engine comparison tests drive: one
+"now": ISO-8601}``. The output is
+``[{"name", "response", "records", "items", "statuses", "timings"}]``, every part but the timings in
+a stable order, so two processes (``GREENFETCH_ENGINE=gevent`` and ``threads``) given the same runs
+can be compared part for part. This is what the engine comparison tests drive: one
 process per engine for a whole set of scenarios.
 """
 
@@ -24,16 +25,18 @@ def _fixed(stamp: datetime) -> Callable[[], datetime]:
 
 def run(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     from ..inventory import RegionStatusStore
-    from ._pipeline import SyncOptions, sync_source_server_inventory
+    from ._pipeline import SyncOptions, client_budget, sync_source_server_inventory
 
-    engine = greenfetch.Engine()
+    config = greenfetch.Config.resolve()
+    engine = greenfetch.Engine(config.replace(max_clients=client_budget(config.concurrency)))
     out = []
     for spec in runs:
         store = RegionStatusStore(spec["status_file"]) if spec.get("status_file") else None
         stamp = datetime.fromisoformat(spec.get("now") or "2026-01-01T00:00:00+00:00")
         result = sync_source_server_inventory(engine, SyncOptions(**spec["options"]), store=store, now=_fixed(stamp))
         out.append({"name": spec.get("name"), "response": result.response, "records": result.records,
-                    "items": result.items, "statuses": [o.status_record() for o in result.outcomes]})
+                    "items": result.items, "statuses": [o.status_record() for o in result.outcomes],
+                    "timings": result.timings})
     return out
 
 

@@ -41,22 +41,35 @@ from ._accounts import (
     partition_of,
     role_arn_for,
 )
+from ._cache import InventoryCache
+from ._catalog import CATALOG, Detail, ResourceType, resolve_types
 from ._credentials import AccountCredentials, AssumeStatus, Credentials, assume_role, assume_role_status
 from ._dynamodb import DynamoDBSink, WriteReport, record_items
+from ._plan import InventoryReport, resolve_accounts, run_inventory
 from ._region_status import RegionStatus, RegionStatusStore, status_from_count, status_from_error
 from ._regions import enabled_regions, expand_regions, known_regions, offered_regions
+from ._run import Inventory, RunSummary
+from ._sinks import FileSink, upload_to_s3
 from ._types import Account, InventoryError, Record, check_account_id, record
 
 __all__ = [
+    "CATALOG",
     "Account",
     "AccountCredentials",
     "AssumeStatus",
     "Credentials",
+    "Detail",
     "DynamoDBSink",
+    "FileSink",
+    "Inventory",
+    "InventoryCache",
     "InventoryError",
+    "InventoryReport",
     "Record",
     "RegionStatus",
     "RegionStatusStore",
+    "ResourceType",
+    "RunSummary",
     "WriteReport",
     "accounts_from_dynamodb",
     "accounts_from_list",
@@ -71,7 +84,11 @@ __all__ = [
     "partition_of",
     "record",
     "record_items",
+    "resolve_accounts",
+    "resolve_types",
     "role_arn_for",
+    "run_inventory",
     "status_from_count",
     "status_from_error",
+    "upload_to_s3",
 ]

@@ -63,5 +63,6 @@ def format_summary(summary: dict[str, Any]) -> str:
                  f"{summary['regions_skipped']} skipped (inactive)")
     lines += [f"  account {acct}: {why}" for acct, why in failed.items()]
     lines.append(f"{summary['records']} fetches, {summary['calls']} calls, {summary['cached']} from cache, "
-                 f"{summary['throttled']} throttled, {summary['wall_seconds']:.2f}s")
+                 f"{summary['throttled']} throttled ({summary.get('throttle_attempts', 0)} throttled attempts), "
+                 f"{summary['wall_seconds']:.2f}s")
     return "\n".join(lines)

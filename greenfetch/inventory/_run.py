@@ -6,8 +6,9 @@ record per type with region ``*`` and the STS error. Nothing here raises for one
 type going wrong: that becomes the record's status (``ok`` or a ``greenfetch.classify`` status such
 as denied, unavailable, throttled) and the rest of the run continues.
 
-Requests are generated lazily and results are turned into records as they complete, so memory is
-bounded by the concurrency and the records the caller keeps (the jsonl sink keeps none).
+The plan (one small unit per fetch) is built up front, cache hits are answered from it, and the
+misses go through ``engine.iter_results``; results become records as they complete, so response
+memory is bounded by the concurrency and by what the caller keeps (the jsonl sink keeps nothing).
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ class RunSummary:
     regions_failed: set[tuple[str, str]] = field(default_factory=set)
     regions_skipped: int = 0
     calls: int = 0
-    throttled: int = 0
+    throttled: int = 0            # fetches that ended throttled (retries exhausted)
+    throttle_attempts: int = 0    # HTTP attempts AWS throttled (retried or not), from the engine's metrics
     cached: int = 0
     records: int = 0
     started: float = field(default_factory=time.perf_counter)
@@ -75,7 +77,7 @@ class RunSummary:
                 "account_regions_ok": len(self.regions_ok - self.regions_failed),
                 "account_regions_failed": len(self.regions_failed), "regions_skipped": self.regions_skipped,
                 "records": self.records, "calls": self.calls, "cached": self.cached,
-                "throttled": self.throttled, "wall_seconds": round(self.wall_seconds, 3)}
+                "throttled": self.throttled, "throttle_attempts": self.throttle_attempts, "wall_seconds": round(self.wall_seconds, 3)}
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,7 @@ class Inventory:
 
     def run(self) -> Iterator[Record]:
         """Records as they complete (cached ones first)."""
+        throttles_before = _throttles(self.engine)
         creds = self.credentials.prefetch(self.accounts)
         ready: list[tuple[Account, Any]] = []
         for account in self.accounts:
@@ -131,6 +134,7 @@ class Inventory:
         yield from self._fetch(misses)
         if self.store is not None:
             self.store.flush()
+        self.summary.throttle_attempts = _throttles(self.engine) - throttles_before
         self.summary.wall_seconds = time.perf_counter() - self.summary.started
 
     def _fetch(self, units: list[_Unit]) -> Iterator[Record]:
@@ -164,7 +168,9 @@ class Inventory:
             status, code, count = status_from_count(len(rec["items"])), None, len(rec["items"])
         else:
             status, code, count = status_from_error(result.error_code), result.error_code, None
-        self.store.update(unit.account, unit.rtype.service, unit.region, status, code, count)
+        # keyed by resource type, not service: ec2.vpcs found (a default VPC) must not be overwritten
+        # by ec2.instances empty in the same region, or ``active`` would skip VPCs next time.
+        self.store.update(unit.account, unit.rtype.name, unit.region, status, code, count)
 
     # -- planning ------------------------------------------------------------------------------
 
@@ -210,7 +216,7 @@ class Inventory:
             if offered is not None:
                 regions = [r for r in regions if r in offered]
         if self.regions == "active" and self.store is not None:
-            active = self.store.active_regions(account, rtype.service, regions)
+            active = self.store.active_regions(account, rtype.name, regions)
             self.summary.regions_skipped += len(regions) - len(active)
             regions = active
         return regions
@@ -253,6 +259,13 @@ def _merge(item: dict[str, Any], detail: Detail, result: Result) -> None:
     else:
         item[detail.into] = detail.fail_value
         item[f"{detail.into}Error"] = result.error_code
+
+
+def _throttles(engine: Any) -> int:
+    try:
+        return sum(int(row.get("throttles", 0)) for row in engine.metrics.perf_stats())
+    except AttributeError:  # an engine without metrics
+        return 0
 
 
 def _opted_in(response: Any) -> list[str]:

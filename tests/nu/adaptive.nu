@@ -24,11 +24,14 @@ scenario "adaptive-fast-rises" {
 
 scenario "adaptive-slow-falls" {
     if ($env.GF_SLOW_URL | is-empty) { print "skip adaptive-slow-falls: no loopback server"; return }
-    let slow_requests = 0..<60 | each {|i| {
+    # more than the seed's 20: the controller needs two full windows (>= 10 samples, >= 2x the no-load
+    # latency each) of slow answers before it cuts, and 20 requests at concurrency 20 are one round
+    let slow_requests = 0..<150 | each {|i| {
         service: "dynamodb", operation: "ListTables", params: {Limit: ($i + 1)}, endpoint_url: $env.GF_SLOW_URL
     }}
-    let results = adaptive-batch $slow_requests --initial-concurrency 20 --target-latency 100ms
-    assert equal ($results | length) 60
+    # --min-concurrency 10 keeps the run short once the limit has come down
+    let results = adaptive-batch $slow_requests --initial-concurrency 20 --target-latency 100ms --min-concurrency 10
+    assert equal ($results | length) 150
     assert equal ($results | where error != null | length) 0
     let low = $results.concurrency | math min
     assert ($low < 20) $"concurrency never fell below 20, lowest: ($low)"
