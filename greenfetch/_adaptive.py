@@ -12,7 +12,8 @@ window (at least 2x the no-load latency and 10 samples, at most 1 s; a drop clos
   only stops growth, and a rise this process's own hub delay explains (``HubLag``: CPU-bound or
   starved by neighbours) is not a signal at all;
 - otherwise, if the limit is in use (in flight >= half of it): ``x1.5`` until the first congestion
-  signal (slow start: 5 -> 38 in 5 windows), then ``+1`` per window (``+0.25`` after a throttle).
+  signal (slow start: 5 -> 38 in 5 windows), then ``+1`` per window (after a throttle: CUBIC-like,
+  back to the throttling point fast, then past it slowly, see ``_grown``).
 A window's latency comes only from attempts sent after it opened (so it measures its own limit, and
 lasts at least one round trip); drops from attempts sent before the last cut are ignored.
 Always clamped to [min_concurrency, max_concurrency]. Backoff sleeps never count: samples are HTTP
@@ -62,8 +63,7 @@ class Settings:
     min_window: float = 0.02
     max_window: float = 1.0
     min_samples: int = 10
-    quota_probe: float = 0.25  # growth per window after a throttle: the sawtooth's mean does not
-    # depend on its slope, but how often it crosses the quota (and costs throttles) does
+    quota_probe: float = 0.1  # growth per window near the last throttle point (see Controller._grown)
 
     @classmethod
     def checked(cls, initial_concurrency: Any = 5, target_latency: Any = 0.5, min_concurrency: Any = 1,
@@ -115,6 +115,7 @@ class Controller:
         self._baseline: float | None = None
         self._at_floor = 0
         self._growth = "slow-start"
+        self._quota = 0.0
         self._last_cut = -math.inf
         self._previous: float | None = None
         self._start, self._count, self._drops, self._max_inflight = 0.0, 0, 0, 0
@@ -170,8 +171,9 @@ class Controller:
         server = None if self._own_delay(latency) else latency  # what the server's answer times say
         threshold, sustained = self._threshold(), self._sustained(server)
         if self._drops:
-            self.limit *= s.backoff
+            self._quota = self.limit  # where the quota was hit (the cut comes next)
             self._growth, self._last_cut = "throttled", now
+            self.limit *= s.backoff
         elif sustained is not None and sustained > threshold:
             self.limit *= max(0.5, threshold / sustained)
             self._growth, self._last_cut = "queueing", now
@@ -187,13 +189,14 @@ class Controller:
         return point
 
     def _own_delay(self, latency: float | None) -> bool:
-        """Is this process's own hub delay (HubLag) at least half of the rise over the baseline?
+        """Does this process's own hub delay (HubLag) account for the whole rise over the baseline?
         Then the rise is ours (CPU-bound, or starved by neighbours): the server is not queueing, and
-        cutting would only throttle ourselves, so the window counts as one without a signal."""
+        cutting would only throttle ourselves, so the window counts as one without a signal. (Whole,
+        not part: when unsure, protect the service rather than squeeze a busy client.)"""
         if latency is None or self._baseline is None or not self._delays:
             return False
         rise = latency - self._baseline
-        return rise > 0 and self._delay / self._delays >= 0.5 * rise
+        return rise > 0 and self._delay / self._delays >= rise
 
     def _sustained(self, latency: float | None) -> float | None:
         """The lower of this window's and the previous window's latency: queueing at the server
@@ -205,12 +208,17 @@ class Controller:
         return min(latency, previous)
 
     def _grown(self, limit: float) -> float:
-        """Slow start until the first signal, then +1 per window (+0.25 after a throttle): past a
-        knee throughput *falls* (latency * (n/C)^2 servers) and past a quota every probe costs
-        throttled attempts, so probe gently."""
+        """Slow start until the first signal, then +1 per window: past a knee throughput *falls*
+        (latency * (n/C)^2 servers), so probe gently. After a throttle, every probe past the quota
+        costs throttled attempts: return quickly to 30% of the gap per window, then probe by 0.1
+        plus 10% of the distance past it (a quota that was raised is found again in ~30 windows)."""
         if self._growth == "slow-start":
             return limit * self.settings.growth
-        return limit + (self.settings.quota_probe if self._growth == "throttled" else 1.0)
+        if self._growth == "throttled":  # CUBIC-like: quickly back to where the quota bit, then
+            gap = self._quota - limit  # probe past it slowly, faster the longer it holds
+            return limit + (max(self.settings.quota_probe, 0.3 * gap) if gap > 0
+                            else self.settings.quota_probe * (1.0 - gap))
+        return limit + 1.0
 
     def _remeasure(self, latency: float | None) -> None:
         """Five windows at the floor and still "queueing": the service got slower for good (not

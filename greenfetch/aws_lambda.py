@@ -9,7 +9,8 @@ different inputs:
         environment fallbacks: GREENFETCH_DRS_TARGETS_TABLE, GREENFETCH_DRS_INVENTORY_TABLE,
         GREENFETCH_DRS_ROLE_NAME, GREENFETCH_DRS_REGIONS, GREENFETCH_DRS_STATUS_TABLE
     {"action": "inventory", "accounts": "org" | "dynamodb:TABLE" | [ids], "roleName": ...,
-     "regions": "enabled" | "active" | [...], "types": "all" | [...], "dynamodbTable": ...}
+     "regions": "enabled" | "active" | [...], "types": "all" | [...], "dynamodbTable": ...,
+     "s3Uri": ..., "excludeRegions": ..., "statusStore": ...}    (greenfetch.inventory.run_inventory)
 
 Responses are plain dicts with a ``statusCode`` (200 all good, 207 partial, 400 bad event, 500 the
 run could not happen); the DRS response is documented in ``greenfetch.drs._pipeline``. The engine
@@ -109,42 +110,39 @@ def sync_source_server_inventory(event: Mapping[str, Any], context: Any = None) 
     return response
 
 
+def _comma(value: Any) -> str | None:
+    """An event list or string as the comma list the inventory API takes."""
+    if value is None or isinstance(value, str):
+        return value
+    return ",".join(str(v) for v in value)
+
+
 def inventory(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
-    """The generic multi-account inventory (greenfetch.inventory); counts and failures in the response."""
-    from . import inventory as inv
-    from .inventory._catalog import CATALOG, resolve_types
-    from .inventory._run import Inventory
+    """The generic multi-account inventory (``greenfetch.inventory.run_inventory``, what
+    ``greenfetch inventory`` runs): counts and failures in the response, files only under /tmp."""
+    from .inventory import InventoryError, run_inventory
 
     opts = _Options(event)
     run_engine = engine()
-    role = opts.get("roleName")
-    spec = opts.get("accounts")
+    s3_uri = opts.get("s3Uri")
     try:
-        types = resolve_types(opts.get("types", default="all"))
-        if isinstance(spec, str) and spec.startswith("dynamodb:"):
-            accounts = inv.accounts_from_dynamodb(run_engine, spec.split(":", 1)[1], role=role)
-        elif spec == "org":
-            accounts = inv.accounts_from_organizations(run_engine, role=role)
-        elif spec:
-            accounts = inv.accounts_from_list(spec, role=role)
-        else:
-            return _bad_event("accounts is required: 'org', 'dynamodb:TABLE' or a list of account ids")
-    except inv.InventoryError as exc:
+        report = run_inventory(
+            run_engine, accounts=_comma(opts.get("accounts")), role_name=opts.get("roleName"),
+            external_id=opts.get("externalId"), regions=_comma(opts.get("regions", default="enabled")) or "enabled",
+            exclude_regions=_comma(opts.get("excludeRegions")), types=_comma(opts.get("types", default="all")) or "all",
+            dynamodb_table=opts.get("dynamodbTable"), s3_uri=s3_uri, status_store=opts.get("statusStore"),
+            out=os.path.join(run_engine.config.cache_dir, "inventory-out") if s3_uri else None,
+            concurrency=_positive(opts.get("concurrency")),
+            dead_letter_path=os.path.join(run_engine.config.cache_dir, "inventory-dead-letter.jsonl"))
+    except InventoryError as exc:
         return _bad_event(str(exc))
-    run = Inventory(run_engine, accounts, types, regions=opts.get("regions", default="enabled"),
-                    credentials=inv.AccountCredentials(run_engine, role))
-    records = list(run.run())
-    errors = [{"account": r["account"], "region": r["region"], "resourceType": r["resource_type"],
-               "code": r["status"], "message": r["error"]} for r in records if r["status"] != "ok"]
-    response: dict[str, Any] = {"statusCode": 207 if errors else 200, "engine": run_engine.config.engine,
-                                "summary": run.summary.to_dict(), "errors": errors}
-    table = opts.get("dynamodbTable")
-    if table:
-        report = inv.DynamoDBSink(run_engine, table, dead_letter_path=os.path.join(
-            run_engine.config.cache_dir, f"dead-letter-{table}.jsonl")).write(
-            inv.record_items(records, lambda rtype, item: CATALOG[rtype].id_of(item)))
-        response["written"], response["failed"] = report.written, report.failed
-    return response
+    errors = [{"account": account, "code": "AssumeRoleFailed", "message": message}
+              for account, message in report.summary["accounts_failed"].items()]
+    errors += [{"code": "S3UploadFailed", "message": message} for message in report.s3_errors]
+    written = {"written": report.dynamodb.written, "failed": report.dynamodb.failed,
+               "deadLetterPath": report.dynamodb.dead_letter_path} if report.dynamodb else None
+    return {"statusCode": 207 if report.failed else 200, "engine": run_engine.config.engine,
+            "summary": report.summary, "dynamodb": written, "errors": errors}
 
 
 ACTIONS: dict[str, Callable[[Mapping[str, Any], Any], dict[str, Any]]] = {
