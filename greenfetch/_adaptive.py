@@ -189,14 +189,14 @@ class Controller:
         return point
 
     def _own_delay(self, latency: float | None) -> bool:
-        """Does this process's own hub delay (HubLag) account for the whole rise over the baseline?
-        Then the rise is ours (CPU-bound, or starved by neighbours): the server is not queueing, and
-        cutting would only throttle ourselves, so the window counts as one without a signal. (Whole,
-        not part: when unsure, protect the service rather than squeeze a busy client.)"""
+        """Does this process's own hub delay (HubLag) account for at least half of the rise over
+        the baseline? Then the rise is mostly ours (CPU-bound, or starved by neighbours): cutting
+        would only throttle ourselves (the common case of a busy gevent client; AWS says "too much"
+        with throttles), so the window counts as one without a signal."""
         if latency is None or self._baseline is None or not self._delays:
             return False
         rise = latency - self._baseline
-        return rise > 0 and self._delay / self._delays >= rise
+        return rise > 0 and self._delay / self._delays >= 0.5 * rise
 
     def _sustained(self, latency: float | None) -> float | None:
         """The lower of this window's and the previous window's latency: queueing at the server

@@ -134,4 +134,6 @@ class Result:
         }
         if self.concurrency is not None:
             out["concurrency"] = self.concurrency
+        if self.deduped:
+            out["deduped"] = True
         return out

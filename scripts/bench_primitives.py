@@ -159,7 +159,7 @@ def run(quick: bool = False) -> str:
     os.environ.pop("AWS_PROFILE", None)
     duration, warmup = (2.0, 0.5) if quick else (6.0, 2.0)
     sweep = [8, 32, 64] if quick else [2, 4, 8, 16, 24, 32, 48, 64, 128]
-    began = time.monotonic()
+    began, load_before = time.monotonic(), os.getloadavg()[0]
     fixed, adaptive_knee, noload = knee(duration, warmup, sweep)
     best = max(fixed, key=lambda r: r.throughput)
     adaptive_throttle, peers = throttle(duration, warmup)
@@ -177,8 +177,9 @@ def run(quick: bool = False) -> str:
         "## Primitives: adaptive concurrency", "",
         f"`scripts/bench --only primitives` ({'--quick: numbers meaningless' if quick else 'full'}; {took:.0f} s). "
         f"Each run pulls requests for {duration:.0f} s; ok/s and percentiles count the time after a "
-        f"{warmup:.0f} s warm-up. One process (gevent) against a `LoopbackServer` child; a shared 2-core "
-        "machine, so absolute numbers are noisy — compare rows of one table.", "",
+        f"{warmup:.0f} s warm-up. One process (gevent) against a `LoopbackServer` child on a shared "
+        f"{os.cpu_count()}-core machine (load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after: "
+        "neighbours starve the client at random, so single rows are noisy; compare rows of one table).", "",
         f"### Knee server (flat {KNEE_LATENCY * 1000:.0f} ms up to C={KNEE} in flight, then latency x (n/C)^2)", "",
         f"Targets: >= 90% of the best fixed ok/s, p99 <= 2x the no-load latency "
         f"({noload.p50 * 1000:.0f} ms at concurrency 1), 90% of steady ok/s within 20 update windows.", "",

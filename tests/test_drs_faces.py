@@ -23,6 +23,7 @@ def estate(moto_server):
     try:
         world = DrsEstate(moto_server.url, drs)
         world.targets_table(TARGETS, [(OK, "Production"), (DENIED, "Locked")])
+        world.targets_table("drs-faces-bad-role", [(OK, "Production", "not a role name!")])
         ids = world.instances(OK, "us-east-1", 2, tags={"Name": "web"})
         world.servers(OK, "us-east-1", 2, instance_ids=ids)
         world.servers(OK, "eu-west-1", 1)
@@ -99,6 +100,12 @@ def test_lambda_missing_targets_table_is_500_with_reason(aws_env):
     response = aws_lambda.handler(scheduled_event(targetsTable="no-such-table", inventoryTable="x",
                                                   regions="us-east-1"), None)
     assert response["statusCode"] == 500 and "no-such-table" in response["errors"][0]["message"]
+
+
+def test_lambda_malformed_role_in_targets_table_is_500_naming_it(aws_env):
+    response = aws_lambda.handler(scheduled_event(targetsTable="drs-faces-bad-role", inventoryTable="x",
+                                                  regions="us-east-1"), None)
+    assert response["statusCode"] == 500 and "not a role name!" in response["errors"][0]["message"]
 
 
 def test_lambda_inventory_action(aws_env):

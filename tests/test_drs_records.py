@@ -193,3 +193,17 @@ def test_client_budget_bounds_but_covers_concurrency():
     from greenfetch.drs import client_budget
 
     assert client_budget(10) == 64 and client_budget(50) == 100 and client_budget(300) == 600
+
+
+def test_build_response_reports_accounts_without_credentials(engine):
+    from greenfetch.inventory import AssumeStatus
+
+    class Creds:  # the one method build_response reads from AccountCredentials
+        def status(self, account):
+            return AssumeStatus(account.account_id, "arn:aws:iam::222222222222:role/R", False, "denied",
+                                "AccessDenied", "cannot assume arn:aws:iam::222222222222:role/R: sts.AssumeRole: ...")
+
+    response = build_response(engine, "t", [Account("222222222222")], Creds(), [], [], WriteReport(0, 0, None))
+    assert response["statusCode"] == 207
+    assert response["accounts"][0]["credentials"] == "denied" and response["totals"]["accountsFailed"] == 1
+    assert response["errors"][0]["code"] == "AccessDenied" and "cannot assume" in response["errors"][0]["message"]

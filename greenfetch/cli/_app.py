@@ -67,23 +67,29 @@ def main(ctx: click.Context, region: str | None, profile: str | None, endpoint_u
 def _start_exposition(session: Session) -> None:
     port = session._engine.config.metrics_port
     if port:
-        from .._exposition import serve
+        from .._exposition import ExpositionError, serve
 
-        serve(session._engine.metrics.registry, port)
+        try:
+            serve(session._engine.metrics.registry, port)
+        except ExpositionError as exc:
+            raise click.ClickException(str(exc)) from None
 
 
 def _finish_exposition(session: Session) -> None:
+    """Textfile and Pushgateway after the run; a failure here is reported, never a traceback, and
+    leaves the run's own exit code alone (the data was already written)."""
     if session._engine is None:
         return
+    from .._exposition import ExpositionError, push, write_textfile
+
     registry = session._engine.metrics.registry
-    if session.metrics.get("textfile"):
-        from .._exposition import write_textfile
-
-        write_textfile(registry, session.metrics["textfile"])
-    if session.metrics.get("pushgateway"):
-        from .._exposition import push
-
-        push(registry, session.metrics["pushgateway"])
+    try:
+        if session.metrics.get("textfile"):
+            write_textfile(registry, session.metrics["textfile"])
+        if session.metrics.get("pushgateway"):
+            push(registry, session.metrics["pushgateway"])
+    except ExpositionError as exc:
+        click.echo(f"greenfetch: warning: {exc}", err=True)
 
 
 def fail_usage(message: str) -> None:

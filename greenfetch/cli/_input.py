@@ -9,7 +9,19 @@ from typing import IO, Any
 
 import click
 
-__all__ = ["read_requests"]
+__all__ = ["cooperative", "read_requests"]
+
+
+def cooperative(stream: IO[str]) -> IO[str]:
+    """Under gevent a blocking read of a slow pipe would stall every greenlet (requests in flight,
+    /metrics); reading through gevent's thread pool keeps them running."""
+    from .._patch import is_patched
+
+    if not is_patched() or not hasattr(stream, "fileno"):
+        return stream
+    from gevent.fileobject import FileObjectThread
+
+    return FileObjectThread(stream, "r", close=False)  # type: ignore[no-any-return]
 
 
 def read_requests(stream: IO[str], name: str) -> Iterator[Any]:
@@ -17,6 +29,7 @@ def read_requests(stream: IO[str], name: str) -> Iterator[Any]:
 
     Anything unreadable is a usage error (exit 2) that names the file and the line.
     """
+    stream = cooperative(stream)
     lines = iter(stream.readline, "")
     first, blank = "", 0
     for first in lines:

@@ -109,17 +109,17 @@ def sync_source_server_inventory(engine: Any, options: SyncOptions, *, store: An
     """Accounts -> credentials -> DRS in every region -> EC2 enrichment -> DynamoDB, then the response.
 
     Never raises for AWS trouble in an account or region: that is reported per account/region.
-    A targets table that cannot be read gives a 500 response with the reason."""
+    A targets table that cannot be read, or a malformed role in it, gives a 500 response with the reason."""
     synced_at, lap = now().isoformat(), _Laps()
     try:
         accounts = collect_accounts(engine, options.targets_table)
         regions = resolve_regions(engine, options.regions, accounts, store)
+        lap("accounts")
+        creds = AccountCredentials(engine, options.role_name, external_id=options.external_id,
+                                   session_name="greenfetch-drs-sync")
+        known = creds.prefetch(accounts)  # a malformed role name or ARN raises here, before any STS call
     except InventoryError as exc:
         return SyncResult(build_response(engine, synced_at, [], None, [], [], None, fatal=str(exc)))
-    creds = AccountCredentials(engine, options.role_name, external_id=options.external_id,
-                               session_name="greenfetch-drs-sync")
-    lap("accounts")
-    known = creds.prefetch(accounts)
     lap("credentials")
     targets = [(a.account_id, known[a.account_id]) for a in accounts
                if known.get(a.account_id) is not None or creds.role_for(a) is None]

@@ -337,14 +337,17 @@ class DrsEstate:
                     "aws_session_token": c["SessionToken"]}
         return self._boto3.client(service, endpoint_url=self.moto_url, region_name=region or self.region, **keys)
 
-    def targets_table(self, name: str, accounts: list[tuple[str, str]]) -> None:
-        """A targets table with one row per (accountId, accountName)."""
+    def targets_table(self, name: str, accounts: list[tuple[str, ...]]) -> None:
+        """A targets table with one row per (accountId, accountName[, roleName])."""
         ddb = self.client("dynamodb")
         ddb.create_table(TableName=name, KeySchema=[{"AttributeName": "accountId", "KeyType": "HASH"}],
                          AttributeDefinitions=[{"AttributeName": "accountId", "AttributeType": "S"}],
                          BillingMode="PAY_PER_REQUEST")
-        for account, label in accounts:
-            ddb.put_item(TableName=name, Item={"accountId": {"S": account}, "accountName": {"S": label}})
+        for account, label, *role in accounts:
+            item = {"accountId": {"S": account}, "accountName": {"S": label}}
+            if role:
+                item["roleName"] = {"S": role[0]}
+            ddb.put_item(TableName=name, Item=item)
 
     def inventory_table(self, name: str) -> None:
         """An inventory table keyed by sourceServerID, as docs/drs-sync.md describes."""

@@ -26,7 +26,8 @@ Knobs (constructor keywords, and at runtime ``server.control(**knobs)``, i.e. ``
 ``server.stats()`` (``GET /_stats``): requests, ok, throttled, errors, http429, dropped, cancelled
 (clients that hung up while waiting), inflight, inflight_max, delay_min/delay_max (seconds actually
 applied, knee included), per_target counts, and the child's cpu_seconds and max_rss_kb.
-``server.reset_stats()`` (``POST /_reset``) zeroes them.
+``server.reset_stats()`` (``POST /_reset``) zeroes them. These three paths are the only control routes;
+every other path is served as an AWS request.
 
 Handler hook, for realistic answers in other protocols:
 ``LoopbackServer(handler="package.module:function")`` imports ``function`` in the child and calls it

@@ -32,7 +32,8 @@ try:
 except ImportError:  # run as a script: the sibling is a top-level module
     import _loopback_faults as faults  # type: ignore[import-not-found,no-redef]
 
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 429: "Too Many Requests",
+_CONTROL_ROUTES = frozenset({"/_stats", "/_control", "/_reset"})
+_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 429: "Too Many Requests",
             500: "Internal Server Error", 503: "Service Unavailable"}
 Handler = Callable[[str, dict[str, str], bytes], tuple[int | None, dict[str, str], bytes | str]]
 
@@ -72,7 +73,7 @@ class App:
 
     def respond(self, sock: Any, method: str, path: str, headers: dict[str, str], body: bytes,
                 keep: bool) -> bool:
-        if path.startswith("/_"):
+        if path.partition("?")[0] in _CONTROL_ROUTES:
             status, rheaders, rbody = self.control(method, path, body)
         else:
             status, rheaders, rbody = self.serve(sock, method, path, headers, body)
@@ -150,7 +151,7 @@ class App:
             elif route == "/_stats":
                 payload = self.stats.snapshot()
             else:
-                return 404, {"content-type": "application/json"}, b'{"error": "no such control route"}'
+                return 405, {"content-type": "application/json"}, b'{"error": "use GET /_stats, POST /_control or POST /_reset"}'
         except ValueError as exc:
             return 400, {"content-type": "application/json"}, json.dumps({"error": str(exc)}).encode()
         return 200, {"content-type": "application/json"}, json.dumps(payload).encode()
