@@ -71,6 +71,7 @@ class Config:
         "cache_ttl": ("GREENFETCH_CACHE_TTL", parse_duration),
         "metrics_port": ("GREENFETCH_METRICS_PORT", _int),
         "engine": ("GREENFETCH_ENGINE", str),
+        "max_clients": ("GREENFETCH_MAX_CLIENTS", _int),
         "region": ("AWS_REGION", str),
         "profile": ("AWS_PROFILE", str),
     }
@@ -106,6 +107,8 @@ class Config:
             raise ConfigError(f"retry_mode: {self.retry_mode!r}; valid values are standard, adaptive, legacy")
         if self.engine not in ("gevent", "threads"):
             raise ConfigError(f"engine: {self.engine!r} is not an engine; valid values are gevent, threads")
+        if self.max_clients < 1:
+            raise ConfigError(f"max_clients: {self.max_clients} is too small; use 1 or more (default 512)")
         if self.cache_ttl < 0:
             raise ConfigError(f"cache_ttl: {self.cache_ttl} is negative; use 0 (no cache) or more seconds")
         return self

@@ -40,7 +40,9 @@ THROTTLE_CODES = frozenset({
 _TRANSIENT = frozenset({
     "RequestTimeout", "RequestTimeoutException", "InternalError", "InternalFailure", "InternalServerError",
     "InternalServerException", "ServiceUnavailable", "ServiceUnavailableException", "ServiceException",
-    "ConnectionError", "EndpointConnectionError", "ReadTimeout", "ConnectTimeout",
+    # botocore's connection-level exceptions, by class name (the engine reports type(exc).__name__)
+    "ConnectionError", "EndpointConnectionError", "ConnectionClosedError", "ReadTimeoutError",
+    "ConnectTimeoutError", "ProxyConnectionError", "HTTPClientError",
 })
 _DENIED = frozenset({
     "AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnrecognizedClientException",

@@ -258,7 +258,8 @@ def write_section(name: str, markdown: str, doc: Path = DOC) -> None:
 
 
 def plugins() -> dict[str, Callable[[bool], str]]:
-    """Other benchmarks: ``scripts/bench_*.py`` modules with ``SECTION`` and ``run(quick) -> markdown``."""
+    """Other benchmarks: ``scripts/bench_*.py`` modules with ``SECTION`` and ``run(quick) -> markdown``.
+    One that fails to import is reported and skipped, so it cannot stop the others."""
     found = {}
     for path in sorted(Path(__file__).parent.glob("bench_*.py")):
         spec = importlib.util.spec_from_file_location(f"_bench_plugin_{path.stem}", path)
@@ -266,7 +267,11 @@ def plugins() -> dict[str, Callable[[bool], str]]:
             continue
         module = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = module  # dataclasses and pickle look modules up there
-        spec.loader.exec_module(module)
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:  # noqa: BLE001 - someone else's benchmark; say so and go on
+            print(f"bench: skipping {path.name}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            continue
         if hasattr(module, "SECTION") and hasattr(module, "run"):
             found[module.SECTION] = module.run
     return found
@@ -295,17 +300,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", action="store_true", help=f"write the sections into {DOC.relative_to(ROOT)}")
     parser.add_argument("--doc", type=Path, default=DOC, help="the markdown file --write updates")
     args = parser.parse_args(argv)
-    sizes, extra = (QUICK if args.quick else FULL), plugins()
+    sizes = QUICK if args.quick else FULL
+    extra = {} if args.only in ("engine", *ENGINE) else plugins()  # engine runs need no plugin imports
     names = ["engine", *extra]
     if args.only and args.only not in (*names, *ENGINE):
         parser.error(f"--only {args.only!r} is not a section; valid: {', '.join([*names, *ENGINE])}")
-    outputs: list[tuple[str, str]] = []
-    if args.only in ENGINE:
-        outputs.append((f"engine.{args.only}", ENGINE[args.only](sizes)))
-    for name in names if not args.only else [args.only] if args.only in names else []:
-        markdown = engine_section(sizes, list(ENGINE)) if name == "engine" else extra[name](args.quick)
-        outputs.append((name, markdown))
-    for name, markdown in outputs:
+    def produce(name: str) -> str:
+        if name.startswith("engine."):
+            return ENGINE[name.removeprefix("engine.")](sizes)
+        return engine_section(sizes, list(ENGINE)) if name == "engine" else extra[name](args.quick)
+
+    selected = [f"engine.{args.only}"] if args.only in ENGINE else [args.only] if args.only else names
+    for name in selected:  # each section is written as soon as it is done
+        markdown = produce(name)
         print(markdown, end="\n\n", flush=True)
         if args.write:
             write_section(name, markdown, args.doc)

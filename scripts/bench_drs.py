@@ -5,7 +5,8 @@
 50 accounts x 10 regions x 10 source servers (5,000 servers), each replicating an EC2 instance in its
 own account, so the run is: 50 AssumeRole, 500 DescribeSourceServers (the loopback DRS endpoint, with
 injected latency), 500 DescribeInstances (moto, in 50 accounts), 200 BatchWriteItem (moto). Each engine
-runs in its own child process (``GREENFETCH_ENGINE``), which reports its wall time and peak RSS.
+runs in its own child process (``GREENFETCH_ENGINE``), which reports its wall time, peak RSS and the
+time of each step. ``BENCH_DRS_ACCOUNTS=N`` runs a smaller estate (seeding 50 accounts takes minutes).
 """
 
 from __future__ import annotations
@@ -118,10 +119,10 @@ def run(quick: bool) -> str:
                "DynamoDB step", "servers/enriched/written", "other engine's wall / this",
                "identical DynamoDB items"], rows),
         "The EC2 and DynamoDB steps are bound by moto's server (one Python process rendering every "
-        "DescribeInstances and parsing every BatchWriteItem), so they take the same time on either engine and "
-        "say nothing about the engines; the DRS step (loopback endpoint, 100 ms per call, one new client and "
-        "connection per account and region) is where the engines differ. Wall time includes the interpreter "
-        "start and imports (about 0.2 s for threads and 0.9 s for gevent, which patches the standard library).",
+        "DescribeInstances and parsing every BatchWriteItem), alike for both engines; the DRS step (loopback "
+        "endpoint, 100 ms per call, one new client and connection per account and region) shows the engines' "
+        "own cost. Wall time includes interpreter start and imports (about 0.2 s for threads and 0.9 s for "
+        "gevent, which patches the standard library).",
         "Seed 001's target was under 30 s for 50 servers and a 50% cut in time against its ThreadPoolExecutor "
         "version; both engines here do 100x the servers. " + measured_note(),
     ])
