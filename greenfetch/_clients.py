@@ -11,9 +11,11 @@ from __future__ import annotations
 import difflib
 import hashlib
 import threading
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
+import botocore.client
 import botocore.config
 import botocore.credentials
 import botocore.exceptions
@@ -48,6 +50,7 @@ class ClientCache:
             if session is None:
                 session = botocore.session.Session(profile=profile)
                 session.register_component("data_loader", self._loader)
+                _SHARED_EMITTERS.add(session.get_component("event_emitter"))
                 self._sessions[profile] = session
             return session
 
@@ -126,6 +129,44 @@ def _unknown_service(name: str, valid: list[str]) -> RequestError:
     hint = f"; did you mean {', '.join(near)}?" if near else f"; valid services include {', '.join(valid[:8])}, …"
     return RequestError(f"unknown service {name!r}{hint} ({len(valid)} services are known to botocore)",
                         code="UnknownService", guidance=f"nearest valid names: {', '.join(near)}" if near else None)
+
+
+# Event emitters of greenfetch's own sessions: only their clients share classes and models (below).
+_SHARED_EMITTERS: weakref.WeakSet[Any] = weakref.WeakSet()
+_SHARED: weakref.WeakKeyDictionary[Any, dict[tuple[str, str, Any], Any]] = weakref.WeakKeyDictionary()
+_CREATOR: Any = botocore.client.ClientCreator  # private methods, absent from the type stubs
+_build_client_class = _CREATOR._create_client_class
+_build_service_model = _CREATOR._load_service_model
+
+
+def _shared(creator: Any, kind: str, service_name: str, version: Any, build: Any) -> Any:
+    emitter = creator._event_emitter
+    if emitter not in _SHARED_EMITTERS:
+        return build()
+    built = _SHARED.setdefault(emitter, {})
+    key = (kind, service_name, version)
+    if key not in built:
+        built[key] = build()
+    return built[key]
+
+
+def _shared_client_class(self: Any, service_name: str, service_model: Any) -> Any:
+    """botocore builds a new client class (hundreds of generated methods: ~1 MB and about half the
+    ~17 ms of CPU of an EC2 client) and a new ServiceModel (whose per-operation models it then
+    rebuilds) for every client. Both depend only on the service, its API version and the session's
+    handlers, so greenfetch's own sessions build them once: an inventory of accounts x regions
+    creates thousands of clients. Measured: 16.5 -> 3 ms CPU and about 1.4 -> 0.2 MB per EC2 client."""
+    return _shared(self, "class", service_name, service_model.api_version,
+                   lambda: _build_client_class(self, service_name, service_model))
+
+
+def _shared_service_model(self: Any, service_name: str, api_version: Any = None) -> Any:
+    return _shared(self, "model", service_name, api_version,
+                   lambda: _build_service_model(self, service_name, api_version))
+
+
+_CREATOR._create_client_class = _shared_client_class
+_CREATOR._load_service_model = _shared_service_model
 
 
 def _memoize_user_agent(client: Any) -> None:

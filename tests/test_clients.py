@@ -60,3 +60,23 @@ def test_isolated_client_hooks_do_not_leak_to_the_shared_one(engine):
     assert calls == []
     isolated.list_buckets()
     assert calls == [1]
+
+
+def test_clients_of_one_service_share_class_and_model_but_not_state(engine):
+    one = engine.clients.client(Request("ec2", "DescribeVpcs", region="us-east-1", account="111111111111",
+                                        credentials={"AccessKeyId": "A1", "SecretAccessKey": "s1"}))
+    two = engine.clients.client(Request("ec2", "DescribeVpcs", region="eu-west-1", account="222222222222",
+                                        credentials={"AccessKeyId": "A2", "SecretAccessKey": "s2"}))
+    assert type(one) is type(two)
+    assert one.meta.service_model is two.meta.service_model
+    assert one.meta.region_name != two.meta.region_name
+    assert one._request_signer._credentials.access_key != two._request_signer._credentials.access_key
+
+
+def test_botocore_sessions_that_are_not_greenfetchs_are_left_alone():
+    import botocore.session
+
+    session = botocore.session.Session()
+    a = session.create_client("sqs", region_name="us-east-1")
+    b = session.create_client("sqs", region_name="us-east-1")
+    assert type(a) is not type(b)

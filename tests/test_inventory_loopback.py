@@ -108,3 +108,19 @@ def test_dynamodb_sink_never_loses_an_item(engine, tmp_path, good, poison, attem
     assert len([i for i in stored if i["pk"]["S"].startswith(f"{run}#")]) == report.written
     lines = dead.read_text().splitlines() if dead.exists() else []
     assert len(lines) == report.failed >= poison
+
+
+def test_cli_exit_1_when_an_account_fails_and_the_rest_is_written(server, tmp_path):
+    from click.testing import CliRunner
+
+    from greenfetch.cli import load_commands
+
+    out = CliRunner().invoke(load_commands(), [
+        "--endpoint-url", server.url, "--region", "us-east-1", "--max-attempts", "1", "inventory",
+        "--accounts", "111111111111,999999999999", "--role-name", "Reader", "--regions", "us-east-1",
+        "--types", "dynamodb.tables", "--out", str(tmp_path), "--cache-ttl", "0"])
+    assert out.exit_code == 1, out.output
+    records = json.loads((tmp_path / "dynamodb.tables.json").read_text(encoding="utf-8"))
+    assert {(r["account"], r["region"], r["status"]) for r in records} == {
+        ("111111111111", "us-east-1", "ok"), ("999999999999", "*", "denied")}
+    assert "account 999999999999: cannot assume" in out.stderr
