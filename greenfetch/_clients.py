@@ -9,7 +9,9 @@ it (its own event hooks), is a fresh client from the shared session: see docs/ar
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
+import re
 import threading
 import weakref
 from collections.abc import Mapping
@@ -30,6 +32,7 @@ from ._models import Request, RequestError
 __all__ = ["ClientCache"]
 
 _MIN_POOL = 256
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
 
 
 class ClientCache:
@@ -42,6 +45,7 @@ class ClientCache:
         self._clients: LRUCache[tuple[Any, ...], Any] = LRUCache(maxsize=config.max_clients)
         self._lock = threading.RLock()  # guards _sessions and _clients; gevent-patched when on gevent
         self._retry = {"mode": config.retry_mode, "total_max_attempts": config.max_attempts}
+        self._roles: dict[tuple[str | None, str], botocore.credentials.Credentials] = {}
         self.created = 0
 
     def session(self, profile: str | None) -> botocore.session.Session:
@@ -59,7 +63,7 @@ class ClientCache:
 
     def client(self, request: Request, *, isolated: bool = False) -> Any:
         """The shared client for this request's service, region, identity and endpoint."""
-        creds = _credentials(request.credentials)
+        creds = _credentials(request.credentials if request.credentials is not None else self._role(request))
         key = (request.service, request.region, request.identity, request.endpoint_url, _fingerprint(creds))
         if isolated:
             return self._create(request, creds)
@@ -68,6 +72,32 @@ class ClientCache:
             if client is None:
                 client = self._clients[key] = self._create(request, creds)
             return client
+
+    def _role(self, request: Request) -> botocore.credentials.Credentials | None:
+        """Refreshable credentials for the request's ``role``, assumed from its profile's credentials.
+
+        One per (profile, role): botocore refreshes them before they expire, and its refresh lock
+        makes the first calls of a batch share one AssumeRole."""
+        if not request.role:
+            return None
+        if not _ROLE_ARN.match(request.role):
+            raise RequestError(f"role {request.role!r} is not an IAM role ARN; expected "
+                               "arn:<partition>:iam::<12-digit account>:role/<name>", code="InvalidRole")
+        key = (request.profile, request.role)
+        with self._lock:
+            creds = self._roles.get(key)
+            if creds is None:
+                session = self.session(request.profile)
+                source = session.get_credentials()
+                if source is None:
+                    raise botocore.exceptions.NoCredentialsError()
+                create = functools.partial(session.create_client, region_name=self.config.region or "us-east-1",
+                                           endpoint_url=self.config.endpoint_url)
+                fetcher = botocore.credentials.AssumeRoleCredentialFetcher(
+                    create, source, request.role, extra_args={"RoleSessionName": "greenfetch"})
+                creds = self._roles[key] = botocore.credentials.DeferredRefreshableCredentials(
+                    fetcher.fetch_credentials, "assume-role")
+            return creds
 
     def _create(self, request: Request, creds: botocore.credentials.ReadOnlyCredentials | None) -> Any:
         session = self.session(request.profile)

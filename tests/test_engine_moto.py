@@ -123,3 +123,19 @@ def test_module_level_api_uses_one_default_engine(moto_server, monkeypatch):
     assert greenfetch.default_engine() is greenfetch.default_engine()
     rows = {row["operation"]: row for row in greenfetch.perf_stats()}
     assert rows["s3:ListBuckets"]["count"] >= 3
+
+
+def test_role_in_a_request_is_assumed_and_its_account_answers(engine):
+    role = "arn:aws:iam::222233334444:role/Reader"
+    made = engine.batch_requests([{"service": "s3", "operation": "CreateBucket", "role": role,
+                                   "params": {"Bucket": "only-in-222233334444"}}])
+    assert made[0].ok, made[0].error
+    as_role, as_default = engine.batch_requests([{"service": "s3", "operation": "ListBuckets", "role": role},
+                                                 {"service": "s3", "operation": "ListBuckets"}])
+    assert [b["Name"] for b in as_role.result["Buckets"]] == ["only-in-222233334444"]
+    assert "only-in-222233334444" not in [b["Name"] for b in as_default.result["Buckets"]]
+
+
+def test_malformed_role_is_a_failed_result_naming_it(engine):
+    (result,) = engine.batch_requests([{"service": "s3", "operation": "ListBuckets", "role": "Reader"}])
+    assert result.error_code == "InvalidRole" and "'Reader'" in result.error
