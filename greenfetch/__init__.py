@@ -4,10 +4,12 @@ Importing greenfetch sets up gevent first (see ``_patch``): import it before bot
 or set ``GREENFETCH_ENGINE=threads``.
 """
 
-from ._patch import EngineImportError, ensure_patched
+from ._patch import EngineImportError
+from ._patch import ensure_patched as _ensure_patched
 
-ensure_patched()
+_ensure_patched()
 
+from ._adaptive import AdaptiveResults, TracePoint  # noqa: E402
 from ._api import (  # noqa: E402
     adaptive_batch,
     batch_requests,
@@ -20,21 +22,25 @@ from ._api import (  # noqa: E402
 from ._config import Config, ConfigError, parse_duration  # noqa: E402
 from ._engine import Engine  # noqa: E402
 from ._errors import BatchFailed, Classification, GreenfetchError, classify  # noqa: E402
+from ._exposition import ExpositionError  # noqa: E402
 from ._models import Request, RequestError, Result  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AdaptiveResults",
     "BatchFailed",
     "Classification",
     "Config",
     "ConfigError",
     "Engine",
     "EngineImportError",
+    "ExpositionError",
     "GreenfetchError",
     "Request",
     "RequestError",
     "Result",
+    "TracePoint",
     "adaptive_batch",
     "batch_requests",
     "classify",

@@ -64,10 +64,10 @@ class Engine:
     def prepare(self, raw: RawRequest) -> tuple[Request, Any]:
         """The normalized request (API operation name, defaults applied) and its client."""
         request = Request.coerce(raw)
-        defaults: dict[str, Any] = {"region": request.region or self.config.region or self._profile_region(request.profile),
-                    "profile": request.profile or self.config.profile,
-                    "endpoint_url": request.endpoint_url or self.config.endpoint_url}
-        request = replace(request, **defaults)
+        profile = request.profile or self.config.profile
+        request = replace(request, profile=profile,
+                          region=request.region or self.config.region or self._profile_region(profile),
+                          endpoint_url=request.endpoint_url or self.config.endpoint_url)
         client = self.clients.client(request)
         return replace(request, operation=self._api_name(request, client)), client
 

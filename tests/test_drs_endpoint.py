@@ -13,7 +13,7 @@ OTHER = "330000000001"
 STATUS = {"AccessDeniedException": "denied", "UnrecognizedClientException": "denied",
           "InvalidRequestException": "unavailable", "ThrottlingException": "throttled",
           "ServiceQuotaExceededException": "quota", "InternalServerException": "transient", "ClientError": "error",
-          "ConnectionFailure": "error"}  # a closed connection: botocore's ConnectionClosedError, unclassified
+          "ConnectionFailure": "transient"}  # a closed connection: botocore's ConnectionClosedError
 
 
 @pytest.fixture(scope="module")

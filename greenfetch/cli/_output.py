@@ -13,7 +13,7 @@ import jmespath.exceptions
 
 from .._models import Result
 
-__all__ = ["OUTPUTS", "emit", "emit_one", "render_table", "summarize"]
+__all__ = ["OUTPUTS", "emit", "emit_one", "render_stats", "render_table", "summarize"]
 
 OUTPUTS = ("json", "jsonl", "table")
 
@@ -85,6 +85,22 @@ def render_table(rows: Iterable[dict[str, Any]]) -> str:
     text = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=False)).rstrip() for line in lines]
     text.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(text)
+
+
+def render_stats(rows: list[dict[str, Any]]) -> str:
+    """The perf-stats table, durations in milliseconds; ``-`` where the source cannot tell (a max
+    rebuilt from histogram buckets)."""
+    header = ["operation", "count", "errors", "throttles", "avg ms", "p50 ms", "p90 ms", "p99 ms", "max ms"]
+    lines = [header]
+    for row in rows:
+        lines.append([str(row["operation"]), str(row["count"]), str(row["errors"]), str(row["throttles"])]
+                     + ["-" if row.get(k) is None else f"{row[k] * 1000:.1f}"
+                        for k in ("avg_duration", "p50", "p90", "p99", "max")])
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    text = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(line, widths, strict=True)))
+            for line in lines]
+    text.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(text) if rows else "\n".join(text) + "\n(no requests recorded)"
 
 
 def _clip(text: str, width: int) -> str:

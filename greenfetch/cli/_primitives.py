@@ -21,6 +21,7 @@ from .._exposition import ExpositionError, perf_stats_from_text
 from ._app import Session, fail_usage, main, pass_session
 from ._batch import output_options, run_and_emit
 from ._input import read_requests
+from ._output import render_stats
 
 __all__ = ["adaptive", "stats"]
 
@@ -99,22 +100,3 @@ def _fetch(url: str) -> str:
             return str(response.read().decode("utf-8"))
     except (OSError, ValueError) as exc:
         raise ExpositionError(f"{url}: cannot read metrics: {getattr(exc, 'reason', None) or exc}") from None
-
-
-def render_stats(rows: list[dict[str, Any]]) -> str:
-    """A plain table; durations in seconds, ``-`` where the source cannot tell (max from buckets)."""
-    header = ["operation", "count", "errors", "throttles", "avg_s", "p50_s", "p90_s", "p99_s", "max_s"]
-    keys = ["operation", "count", "errors", "throttles", "avg_duration", "p50", "p90", "p99", "max"]
-    lines = [header] + [[_cell(row.get(k)) for k in keys] for row in rows]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    text = ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines]
-    text.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(text) if rows else "\n".join(text) + "\n(no requests recorded)"
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    return str(value)
