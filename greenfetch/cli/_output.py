@@ -72,15 +72,15 @@ def summarize(value: Any) -> str:
 
 
 def render_table(rows: Iterable[dict[str, Any]]) -> str:
-    header = ["#", "service", "operation", "region", "status", "ms", "tries", "detail"]
+    header = ["#", "service", "operation", "account", "region", "status", "ms", "tries", "detail"]
     lines = [header]
     for row in rows:
         req = row["request"]
         status = "ok" if row["error"] is None else (row["error_code"] or "error")
         detail = summarize(row["result"]) if row["error"] is None else row["error"]
         lines.append([str(row["index"]), str(req.get("service", "")), str(req.get("operation", "")),
-                      str(req.get("region") or ""), status, f"{row['duration_ms']:.1f}", str(row["attempts"]),
-                      _clip(detail, 70)])
+                      _account(req), str(req.get("region") or ""), status, f"{row['duration_ms']:.1f}", str(row["attempts"]),
+                      _clip(detail, 60)])
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     text = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=False)).rstrip() for line in lines]
     text.insert(1, "  ".join("-" * w for w in widths))
@@ -101,6 +101,12 @@ def render_stats(rows: list[dict[str, Any]]) -> str:
             for line in lines]
     text.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(text) if rows else "\n".join(text) + "\n(no requests recorded)"
+
+
+def _account(request: dict[str, Any]) -> str:
+    """The account a row ran in: its ``account``, or the one in its role ARN."""
+    role = str(request.get("role") or "")
+    return str(request.get("account") or (role.split(":")[4] if role.count(":") >= 5 else ""))
 
 
 def _clip(text: str, width: int) -> str:
