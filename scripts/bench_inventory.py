@@ -42,15 +42,6 @@ import json, resource, sys, time
 opts = json.loads(sys.argv[1])
 t0 = time.perf_counter()
 import greenfetch
-if opts.get("class_cache"):  # the change proposed for greenfetch/_clients.py: one client class per service
-    import botocore.client
-    _orig, _classes = botocore.client.ClientCreator._create_client_class, {}
-    def _cached(self, service_name, service_model):
-        key = (id(self._event_emitter), service_name, service_model.api_version)
-        if key not in _classes:
-            _classes[key] = _orig(self, service_name, service_model)
-        return _classes[key]
-    botocore.client.ClientCreator._create_client_class = _cached
 from greenfetch import Config, Engine
 from greenfetch.inventory import accounts_from_list
 from greenfetch.inventory._catalog import resolve_types
@@ -157,7 +148,6 @@ def run(quick: bool = False, n_accounts: int | None = None, rows_wanted: list[st
     calls = len(accounts) * len(regions) * len(TYPES)
     plan = [("greenfetch", "greenfetch `Inventory` (gevent)", _GREENFETCH_CHILD, 64),
             ("greenfetch", "greenfetch `Inventory` (gevent)", _GREENFETCH_CHILD, 256),
-            ("class_cache", "greenfetch + one botocore client class per service (proposed)", _GREENFETCH_CHILD, 256),
             ("seed", "boto3 + ThreadPoolExecutor, client per task (seed way)", _THREADS_CHILD, 64),
             ("tuned", "boto3 + ThreadPoolExecutor, shared client per account/region/service", _THREADS_CHILD, 64)]
     plan = [p for p in plan if not rows_wanted or f"{p[0]}:{p[3]}" in rows_wanted or p[0] in rows_wanted]
@@ -166,7 +156,7 @@ def run(quick: bool = False, n_accounts: int | None = None, rows_wanted: list[st
     with LoopbackServer(handler=HANDLER, latency=LATENCY) as url:
         for mode, label, code, concurrency in plan:
             opts = {"url": url, "accounts": accounts, "regions": regions, "types": TYPES,
-                    "concurrency": concurrency, "mode": mode, "class_cache": mode == "class_cache",
+                    "concurrency": concurrency, "mode": mode,
                     "max_clients": MAX_CLIENTS}
             began = time.monotonic()
             m = child(code, opts)
@@ -201,7 +191,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--write", action="store_true", help="write the table into docs/performance.md")
     parser.add_argument("--accounts", type=int, help="number of accounts (default 100, 10 with --quick)")
-    parser.add_argument("--rows", help="comma list of rows: greenfetch, greenfetch:64, class_cache, seed, tuned")
+    parser.add_argument("--rows", help="comma list of rows: greenfetch, greenfetch:64, seed, tuned")
     args = parser.parse_args()
     markdown = run(args.quick, args.accounts, args.rows.split(",") if args.rows else None)
     print(markdown)
