@@ -14,7 +14,7 @@ from ._input import read_requests
 from ._output import OUTPUTS, compile_query, emit, emit_one
 from ._progress import Progress
 
-__all__ = ["batch", "output_options", "run_and_emit"]
+__all__ = ["batch", "output_options", "request_options", "run_and_emit"]
 
 
 def output_options(fn: Any) -> Any:
@@ -26,14 +26,20 @@ def output_options(fn: Any) -> Any:
     return fn
 
 
+def request_options(fn: Any) -> Any:
+    """The flags of commands that run a requests file: fail-fast, and defaults for requests that name none."""
+    fn = click.option("--endpoint-url", help="Endpoint for requests that name none.")(fn)
+    fn = click.option("--profile", help="Profile for requests that name none.")(fn)
+    fn = click.option("--region", help="Region for requests that name none.")(fn)
+    fn = click.option("--fail-fast/--no-fail-fast", default=False, show_default=True,
+                      help="Stop at the first failure (exit 3) instead of running everything.")(fn)
+    return fn
+
+
 @main.command()
 @click.argument("file", type=click.File("r"), default="-")
 @click.option("--concurrency", "-c", type=click.IntRange(min=1), help="Requests in flight at once [default: 10].")
-@click.option("--fail-fast/--no-fail-fast", default=False, show_default=True,
-              help="Stop at the first failure (exit 3) instead of running everything.")
-@click.option("--region", help="Region for requests that name none.")
-@click.option("--profile", help="Profile for requests that name none.")
-@click.option("--endpoint-url", help="Endpoint for requests that name none.")
+@request_options
 @output_options
 @pass_session
 def batch(session: Session, file: IO[str], concurrency: int | None, fail_fast: bool, region: str | None,

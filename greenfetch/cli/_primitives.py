@@ -19,7 +19,7 @@ from .._adaptive import Settings
 from .._config import ConfigError
 from .._exposition import ExpositionError, perf_stats_from_text
 from ._app import Session, fail_usage, main, pass_session
-from ._batch import output_options, run_and_emit
+from ._batch import output_options, request_options, run_and_emit
 from ._input import read_requests
 from ._output import render_stats
 
@@ -33,13 +33,9 @@ __all__ = ["adaptive", "stats"]
               help="Per-attempt latency above which the limit goes down (500ms, 1s, 0.5).")
 @click.option("--min-concurrency", type=int, default=1, show_default=True, help="The limit never goes below.")
 @click.option("--max-concurrency", type=int, default=256, show_default=True, help="The limit never goes above.")
-@click.option("--fail-fast/--no-fail-fast", default=False, show_default=True,
-              help="Stop at the first failure (exit 3) instead of running everything.")
 @click.option("--trace", "trace_path", type=click.Path(dir_okay=False, writable=True),
               help="Write the controller's trace (per scope: time, limit, latency, throttles) as JSON here.")
-@click.option("--region", help="Region for requests that name none.")
-@click.option("--profile", help="Profile for requests that name none.")
-@click.option("--endpoint-url", help="Endpoint for requests that name none.")
+@request_options
 @output_options
 @pass_session
 def adaptive(session: Session, file: IO[str], initial_concurrency: int, target_latency: str, min_concurrency: int,

@@ -35,6 +35,7 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from ._child import ChildServer
 from ._moto import free_port
 
 __all__ = ["DrsEstate", "DrsServer", "ERROR_CLASSES", "source_server"]
@@ -240,7 +241,7 @@ def serve(port: int, sts_url: str | None) -> None:
     server.serve_forever()
 
 
-class DrsServer:
+class DrsServer(ChildServer):
     """``with DrsServer(sts_url=moto.url) as url:`` runs the DRS endpoint in a child process."""
 
     def __init__(self, port: int | None = None, *, sts_url: str | None = None, startup_timeout: float = 30.0):
@@ -294,21 +295,6 @@ class DrsServer:
         with urllib.request.urlopen(f"{self.url}/drs-api/calls", timeout=5) as resp:
             return dict(json.loads(resp.read()))
 
-    def stop(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
-        self._proc = None
-
-    def __enter__(self) -> str:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 class DrsEstate:

@@ -50,6 +50,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from ._child import ChildServer
 from ._loopback_faults import check_knobs
 
 __all__ = ["LoopbackServer"]
@@ -57,7 +58,7 @@ __all__ = ["LoopbackServer"]
 _CHILD = Path(__file__).with_name("_loopback_child.py")
 
 
-class LoopbackServer:
+class LoopbackServer(ChildServer):
     """The parent side: starts the child, reads its port, and talks to its control endpoint."""
 
     def __init__(self, *, handler: str | None = None, port: int = 0, startup_timeout: float = 10.0,
@@ -108,22 +109,3 @@ class LoopbackServer:
         with urllib.request.urlopen(req, timeout=10) as response:
             return json.loads(response.read())  # type: ignore[no-any-return]
 
-    def stop(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
-
-    def __enter__(self) -> str:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

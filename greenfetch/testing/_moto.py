@@ -10,6 +10,8 @@ import time
 import urllib.error
 import urllib.request
 
+from ._child import ChildServer
+
 __all__ = ["MotoServer", "free_port"]
 
 
@@ -19,7 +21,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class MotoServer:
+class MotoServer(ChildServer):
     """``with MotoServer() as url:`` runs moto's server until the block ends.
 
     A child process keeps moto's own botocore imports (and their patching) out of the caller.
@@ -54,18 +56,3 @@ class MotoServer:
         req = urllib.request.Request(f"{self.url}/moto-api/reset", method="POST")
         urllib.request.urlopen(req, timeout=10).close()
 
-    def stop(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
-        self._proc = None
-
-    def __enter__(self) -> str:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
