@@ -6,7 +6,7 @@ Three parts, outermost last:
 window (at least 2x the no-load latency and 10 samples, at most 1 s; a drop closes the window early):
 - *drop* (a throttling code, HTTP 429, or a timeout) in the window: ``limit *= 0.85``, at most once per
   window, and drops from attempts sent before the last cut are ignored (they saw the old limit);
-- *queueing*: two windows in a row whose latency (10th percentile) is above ``min(target_latency,
+- *queueing*: two windows in a row whose latency (25th percentile) is above ``min(target_latency,
   1.2 x baseline)`` (baseline = the lowest window latency seen; re-measured after 5 windows at the
   floor that still queue) gives ``limit *= max(0.5, threshold / latency)``; one such window alone
   only stops growth, and a rise this process's own hub delay explains (``HubLag``: CPU-bound or
