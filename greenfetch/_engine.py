@@ -58,6 +58,7 @@ class Engine:
         self.metrics = Metrics(registry)
         self.dedupe = Singleflight(metrics=self.metrics, backend=self.backend)
         self._operations: dict[str, tuple[frozenset[str], dict[str, str]]] = {}
+        self._regions: dict[str | None, str | None] = {}
 
     # -- one request -------------------------------------------------------------------------
 
@@ -158,8 +159,12 @@ class Engine:
             code="UnknownOperation", guidance=f"nearest valid names: {', '.join(near)}" if near else None)
 
     def _profile_region(self, profile: str | None) -> str | None:
-        region = self.clients.session(profile).get_config_variable("region")
-        return str(region) if region else None
+        """The profile's configured region, read once per profile: botocore's config chain is too
+        slow to consult on every request that names no region."""
+        if profile not in self._regions:
+            region = self.clients.session(profile).get_config_variable("region")
+            self._regions[profile] = str(region) if region else None
+        return self._regions[profile]
 
     def _failure(self, index: int, request: Any, exc: Exception) -> Result:
         code, message, status, request_id = _describe(exc)

@@ -100,11 +100,7 @@ def fail_usage(message: str) -> None:
 def load_commands() -> click.Group:
     """Import every command module (each registers itself on ``main``) and return the group."""
     for name in _COMMAND_MODULES:
-        try:
-            importlib.import_module(f"greenfetch.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"greenfetch.cli.{name}":
-                raise
+        importlib.import_module(f"greenfetch.cli.{name}")
     return main
 
 
