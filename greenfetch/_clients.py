@@ -27,6 +27,7 @@ from cachetools import LRUCache
 
 from ._attempts import install_attempt_hooks
 from ._config import Config
+from ._http import install_http_session
 from ._models import Request, RequestError
 
 __all__ = ["ClientCache"]
@@ -122,6 +123,7 @@ class ClientCache:
                 "(e.g. us-east-1)", code="NoRegion") from None
         except botocore.exceptions.ProfileNotFound as exc:
             raise RequestError(f"profile {request.profile!r} not found: {exc}", code="ProfileNotFound") from None
+        install_http_session(client, self.config)
         _memoize_user_agent(client)
         install_attempt_hooks(client)
         self.created += 1

@@ -43,6 +43,44 @@ def _int(value: Any, name: str) -> int:
         raise ConfigError(f"{name}: {value!r} is not a whole number") from None
 
 
+BACKENDS = ("gevent", "threads")
+
+
+def parse_backend(value: Any, name: str = "GREENFETCH_ENGINE") -> str:
+    """The backend kind, parsed the one way both the import-time patch and Config use."""
+    kind = str(value).strip().lower()
+    if kind not in BACKENDS:
+        raise ConfigError(f"{name}: {value!r} is not an engine; valid values are {', '.join(BACKENDS)}")
+    return kind
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def parse_processes(value: Any, name: str = "processes") -> int:
+    """``auto`` (the usable CPUs) or a whole number of 1 or more."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return usable_cpus()
+    if isinstance(value, bool):
+        raise ConfigError(f"{name}: {value!r} is not allowed; use a whole number of 1 or more, or auto")
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}: {value!r} is not allowed; use a whole number of 1 or more, or auto") from None
+    if number < 1:
+        raise ConfigError(f"{name}: {value!r} is too small; use a whole number of 1 or more, or auto")
+    return number
+
+
+# Older names still accepted by Config.resolve: ``engine`` was the backend kind.
+_ALIASES = {"engine": "backend"}
+
+
 @dataclass(frozen=True)
 class Config:
     """Everything a run can be told. Build it with :meth:`resolve`, never by reading os.environ elsewhere."""
@@ -55,7 +93,8 @@ class Config:
     endpoint_url: str | None = None
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
-    engine: str = "gevent"
+    backend: str = "gevent"
+    processes: int = 1
     cache_dir: str = field(default_factory=lambda: os.path.join(os.path.expanduser("~"), ".cache", "greenfetch"))
     cache_ttl: float = 3600.0
     metrics_port: int | None = None
@@ -70,7 +109,8 @@ class Config:
         "cache_dir": ("GREENFETCH_CACHE_DIR", str),
         "cache_ttl": ("GREENFETCH_CACHE_TTL", parse_duration),
         "metrics_port": ("GREENFETCH_METRICS_PORT", _int),
-        "engine": ("GREENFETCH_ENGINE", str),
+        "backend": ("GREENFETCH_ENGINE", parse_backend),
+        "processes": ("GREENFETCH_PROCESSES", parse_processes),
         "max_clients": ("GREENFETCH_MAX_CLIENTS", _int),
         "region": ("AWS_REGION", str),
         "profile": ("AWS_PROFILE", str),
@@ -88,9 +128,14 @@ class Config:
         for name, (var, convert) in cls._ENV.items():
             if env.get(var):
                 values[name] = env[var] if convert is str else convert(env[var], var)
-        if name_conflict := set(flags or {}) - {f.name for f in dataclasses.fields(cls)}:
+        given = {_ALIASES.get(k, k): v for k, v in (flags or {}).items() if v is not None}
+        if name_conflict := set(given) - {f.name for f in dataclasses.fields(cls)}:
             raise ConfigError(f"unknown settings {sorted(name_conflict)}")
-        values.update({k: v for k, v in (flags or {}).items() if v is not None})
+        if "processes" in given:
+            given["processes"] = parse_processes(given["processes"])
+        if "backend" in given:
+            given["backend"] = parse_backend(given["backend"], "backend")
+        values.update(given)
         return cls(**values).validated()
 
     @staticmethod
@@ -105,8 +150,10 @@ class Config:
             raise ConfigError(f"max_attempts: {self.max_attempts} is too small; use 1 (no retries) or more")
         if self.retry_mode not in ("standard", "adaptive", "legacy"):
             raise ConfigError(f"retry_mode: {self.retry_mode!r}; valid values are standard, adaptive, legacy")
-        if self.engine not in ("gevent", "threads"):
-            raise ConfigError(f"engine: {self.engine!r} is not an engine; valid values are gevent, threads")
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"backend: {self.backend!r} is not a backend; valid values are {', '.join(BACKENDS)}")
+        if isinstance(self.processes, bool) or not isinstance(self.processes, int) or self.processes < 1:
+            raise ConfigError(f"processes: {self.processes!r} is not allowed; use a whole number of 1 or more, or auto")
         if self.max_clients < 1:
             raise ConfigError(f"max_clients: {self.max_clients} is too small; use 1 or more (default 512)")
         if self.cache_ttl < 0:

@@ -53,7 +53,7 @@ class Engine:
 
     def __init__(self, config: Config | None = None, *, registry: Any = None, backend: Backend | None = None):
         self.config = config or Config.resolve()
-        self.backend = backend or backend_for(self.config.engine, max_workers=1024)
+        self.backend = backend or backend_for(self.config.backend, max_workers=1024)
         self.clients = ClientCache(self.config)
         self.metrics = Metrics(registry)
         self.dedupe = Singleflight(metrics=self.metrics, backend=self.backend)

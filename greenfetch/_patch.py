@@ -18,8 +18,9 @@ from typing import Any
 
 __all__ = ["EngineImportError", "engine_kind", "ensure_patched", "is_patched"]
 
+from ._config import ConfigError, parse_backend
+
 _TOO_LATE = ("ssl", "urllib3", "botocore", "requests")
-ENGINES = ("gevent", "threads")
 
 
 class EngineImportError(ImportError):
@@ -27,14 +28,12 @@ class EngineImportError(ImportError):
 
 
 def engine_kind(environ: os._Environ[str] | dict[str, str] | None = None) -> str:
-    """The backend this process runs on: ``GREENFETCH_ENGINE`` or ``gevent``."""
+    """The backend this process runs on: ``GREENFETCH_ENGINE`` or ``gevent``, parsed as Config parses it."""
     env = os.environ if environ is None else environ
-    kind = (env.get("GREENFETCH_ENGINE") or "gevent").strip().lower()
-    if kind not in ENGINES:
-        raise EngineImportError(
-            f"GREENFETCH_ENGINE={kind!r} is not an engine; valid values are: {', '.join(ENGINES)}"
-        )
-    return kind
+    try:
+        return parse_backend(env.get("GREENFETCH_ENGINE") or "gevent")
+    except ConfigError as exc:
+        raise EngineImportError(str(exc)) from None
 
 
 def is_patched() -> bool:

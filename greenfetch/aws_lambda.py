@@ -141,7 +141,7 @@ def inventory(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
     errors += [{"code": "S3UploadFailed", "message": message} for message in report.s3_errors]
     written = {"written": report.dynamodb.written, "failed": report.dynamodb.failed,
                "deadLetterPath": report.dynamodb.dead_letter_path} if report.dynamodb else None
-    return {"statusCode": 207 if report.failed else 200, "engine": run_engine.config.engine,
+    return {"statusCode": 207 if report.failed else 200, "engine": run_engine.config.backend,
             "summary": report.summary, "dynamodb": written, "errors": errors}
 
 

@@ -172,5 +172,5 @@ def build_response(engine: Any, synced_at: str, accounts: Sequence[Account], cre
               "servers": len(records), "enriched": sum(1 for r in records if r.get("ec2", {}).get("status") == "enriched"),
               "written": written, "failed": failed}
     code = 500 if fatal else 207 if errors else 200
-    return {"statusCode": code, "engine": engine.config.engine, "syncedAt": synced_at, "totals": totals,
+    return {"statusCode": code, "engine": engine.config.backend, "syncedAt": synced_at, "totals": totals,
             "accounts": per_account, "errors": errors}
