@@ -127,6 +127,50 @@ class Metrics:
         with self._lock:
             self._rows.clear()
 
+    # -- across processes (``processes=N``: children send deltas, the parent merges them) ---------
+
+    def take_delta(self) -> dict[str, Any]:
+        """What changed since the last call: counter increments and histogram bucket counts by label
+        set, the perf rows (their sketches move out, so each is sent once), and the gauges as they
+        stand. Counters, buckets and sketches merge exactly; gauges are summed (in flight) or owned
+        (a scope's limit lives in the one process that owns the scope)."""
+        with self._lock:
+            rows, self._rows = self._rows, {}
+        now = _counts(self)
+        sent = getattr(self, "_sent", {})
+        self._sent = now
+        return {"counts": {k: v - sent.get(k, 0.0) for k, v in now.items() if v != sent.get(k, 0.0)},
+                "rows": {k: (r.sketch, r.errors, r.throttles) for k, r in rows.items()},
+                "inflight": _gauge_values(self.inflight_gauge).get((), 0.0),
+                "limits": _gauge_values(self.limit_gauge)}
+
+    def merge_delta(self, delta: dict[str, Any], source: Any = None) -> None:
+        """Add a child's ``take_delta()`` to this registry and table; ``source`` keys its in-flight gauge."""
+        metrics: dict[str, Any] = {m._name: m for m in (self.duration, self.errors, self.throttles, self.retries,
+                                                         self.dedupe_total)}
+        for (name, labels), value in delta["counts"].items():
+            metric = metrics[name]
+            if name == self.duration._name:
+                child = metric.labels(*labels[:-1])
+                if labels[-1] == "sum":
+                    child._sum.inc(value)
+                else:
+                    child._buckets[labels[-1]].inc(value)
+            else:
+                metric.labels(*labels).inc(value)
+        with self._lock:
+            for key, (sketch, errors, throttles) in delta["rows"].items():
+                row = self._rows.get(key) or self._rows.setdefault(key, _Row())
+                row.sketch.merge(sketch)
+                row.errors += errors
+                row.throttles += throttles
+        for (scope,), value in delta["limits"].items():
+            self.limit_gauge.labels(scope).set(value)
+        children = getattr(self, "_child_inflight", {})
+        children[source] = delta["inflight"]
+        self._child_inflight = children
+        self.inflight_gauge.set(sum(children.values()))
+
     # -- labels ------------------------------------------------------------------------------
 
     def _row(self, service: str, operation: str) -> _Row:
@@ -152,3 +196,25 @@ class Metrics:
 def _bounded(value: str, length: int = 64) -> str:
     """A label value: a short plain name, else ``other`` (never free text from a message)."""
     return value if len(value) <= length and _NAME.match(value) else "other"
+
+
+def _counts(metrics: Metrics) -> dict[tuple[str, tuple[Any, ...]], float]:
+    """Every counter value and histogram bucket (non-cumulative, by bucket position) and sum, keyed by
+    (metric name, label values): what ``take_delta`` diffs."""
+    out: dict[tuple[str, tuple[Any, ...]], float] = {}
+    counters: tuple[Any, ...] = (metrics.errors, metrics.throttles, metrics.retries, metrics.dedupe_total)
+    for metric in counters:
+        for labels, child in list(metric._metrics.items()):
+            out[(metric._name, labels)] = child._value.get()
+    histogram: Any = metrics.duration
+    for labels, child in list(histogram._metrics.items()):
+        out[(histogram._name, (*labels, "sum"))] = child._sum.get()
+        for position, bucket in enumerate(child._buckets):
+            out[(histogram._name, (*labels, position))] = bucket.get()
+    return out
+
+
+def _gauge_values(gauge: Any) -> dict[tuple[str, ...], float]:
+    if not gauge._labelnames:
+        return {(): gauge._value.get()}
+    return {labels: child._value.get() for labels, child in list(gauge._metrics.items())}

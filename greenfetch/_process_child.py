@@ -1,0 +1,159 @@
+"""One worker process of ``processes=N``: ``python -m greenfetch._process_child FD``.
+
+Started fresh by ``_processes`` (spawned, never forked), so ``import greenfetch`` (which runs before
+this module, as its package) patches gevent before botocore, ssl or urllib3 load, and the child
+inherits no threads, sockets, locks or clients from its parent. FD is this child's end of a private
+socketpair; everything crosses it as length-prefixed pickle frames (pickle is fine here: both ends are
+this program, over a pipe no one else holds; nothing is written to disk).
+
+Frames, parent to child: ``("start", config, options)`` once, then ``("run", index, request)`` per
+request (the parent sends at most ``options["credits"]`` unanswered ones), then ``("end",)``.
+Child to parent: ``("ready", seconds)``, ``("result", result)`` with the *global* index, ``("metrics",
+delta)`` about once a second and once more at the end, ``("trace", {scope: points})`` for adaptive
+runs, and ``("bye",)``. End of file from the parent (it stopped, failed fast, was interrupted or was
+killed) ends the child at once: in-flight calls are abandoned with the process, so nothing outlives it.
+
+The child runs its requests through its own ``Engine(config with processes=1)`` and
+``engine.iter_results``: every rule of one process (retries, classification, dedupe, the adaptive
+limiter of each scope it owns) holds unchanged inside it.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import socket
+import struct
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+__all__ = ["Channel", "main"]
+
+_HEADER = struct.Struct("!I")
+METRICS_EVERY = 1.0
+
+
+class Channel:
+    """Length-prefixed pickle frames over one stream socket (gevent-cooperative once patched)."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self._buffer = bytearray()
+
+    def send(self, message: Any) -> None:
+        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        self.sock.sendall(_HEADER.pack(len(data)) + data)
+
+    def recv(self) -> Any:
+        """The next frame; EOFError when the other end has gone (closed, exited or killed)."""
+        size = _HEADER.unpack(self._read(_HEADER.size))[0]
+        return pickle.loads(self._read(size))
+
+    def _read(self, size: int) -> bytes:
+        while len(self._buffer) < size:
+            try:
+                chunk = self.sock.recv(max(65536, size - len(self._buffer)))
+            except OSError:
+                chunk = b""
+            if not chunk:
+                raise EOFError("the other end of the worker channel is gone")
+            self._buffer += chunk
+        data = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return data
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def main(fd: int) -> None:
+    began = time.perf_counter()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C reaches the parent, which stops us
+    import gevent
+    import gevent.lock
+    import gevent.queue
+
+    from ._engine import Engine
+    from ._models import Request
+
+    channel = Channel(socket.socket(fileno=fd))
+    try:
+        kind, config, options = channel.recv()
+    except EOFError:
+        return
+    assert kind == "start"
+    engine = Engine(config.replace(processes=1, backend="gevent"))
+    gate = _gate(engine, options.get("adaptive"))
+    lock = gevent.lock.Semaphore()
+
+    def send(message: Any) -> None:
+        with lock:
+            channel.send(message)
+
+    inbox: gevent.queue.Queue[Any] = gevent.queue.Queue()
+    gevent.spawn(_read_frames, channel, inbox)
+    flusher = gevent.spawn(_flush_metrics, engine, send)
+    send(("ready", time.perf_counter() - began))
+    globals_: dict[int, int] = {}
+
+    def requests() -> Iterator[Any]:
+        local = 0
+        while (item := inbox.get()) is not None:
+            globals_[local] = item[0]
+            local += 1
+            yield item[1]
+
+    for result in engine.iter_results(requests(), options["credits"], gate=gate,
+                                      dedupe_window=options.get("dedupe_window")):
+        result.index = globals_.pop(result.index)
+        if isinstance(result.request, Request) and result.request.credentials is not None:
+            result.request = replace(result.request, credentials=None)  # the parent puts its own back
+        send(("result", result))
+    flusher.kill()
+    if gate is not None:
+        send(("trace", gate.trace()))
+    send(("metrics", engine.metrics.take_delta()))
+    send(("bye",))
+
+
+def _read_frames(channel: Channel, inbox: Any) -> None:
+    """Requests into the inbox; ``end`` closes it; end of file ends the process (the parent is gone)."""
+    try:
+        while True:
+            frame = channel.recv()
+            if frame[0] == "run":
+                inbox.put((frame[1], frame[2]))
+            elif frame[0] == "end":
+                inbox.put(None)
+    except EOFError:
+        os._exit(0)
+
+
+def _flush_metrics(engine: Any, send: Any) -> None:
+    import gevent
+
+    while True:
+        gevent.sleep(METRICS_EVERY)
+        send(("metrics", engine.metrics.take_delta()))
+
+
+def _gate(engine: Any, settings: Any) -> Any:
+    """The adaptive gate of this process (its limiters see every call of the scopes it owns)."""
+    if settings is None:
+        return None
+    from ._adaptive import Gate, limits_of
+
+    limits = limits_of(engine)
+    limits.configure(settings)
+    return Gate(limits)
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]))
