@@ -5,21 +5,29 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import decimal
+import json
 import math
+import re
 from typing import Any
 
-__all__ = ["jsonable"]
+__all__ = ["MAX_DEPTH", "JSONInputError", "jsonable", "loads_strict"]
 
 
 def jsonable(value: Any, body_limit: int = 1 << 20) -> Any:
     """Datetimes become ISO-8601, bytes UTF-8 text (base64 when not text), Decimals numbers,
-    streaming bodies their first ``body_limit`` bytes; anything else unknown becomes ``str``."""
-    if value is None or isinstance(value, (bool, int, str)):
+    streaming bodies their first ``body_limit`` bytes; anything else unknown becomes ``str``.
+
+    The result is always strict JSON (RFC 8259), whatever reads it: NaN and the infinities (float or
+    Decimal) become the strings ``"nan"``, ``"inf"`` and ``"-inf"`` (their value kept, as text), and a
+    lone UTF-16 surrogate in a string (not a character, so not writable as UTF-8) becomes U+FFFD."""
+    if value is None or isinstance(value, (bool, int)):
         return value
+    if isinstance(value, str):
+        return value if value.isascii() else _valid_text(value)
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
     if isinstance(value, dict):
-        return {str(k): jsonable(v, body_limit) for k, v in value.items()}
+        return {_key(k): jsonable(v, body_limit) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
         return [jsonable(v, body_limit) for v in value]
     if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
@@ -44,8 +52,115 @@ def jsonable(value: Any, body_limit: int = 1 << 20) -> Any:
     return str(value)
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _key(key: Any) -> str:
+    text = key if isinstance(key, str) else str(jsonable(key))
+    return text if text.isascii() else _valid_text(text)
+
+
+def _valid_text(text: str) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+    return text
+
+
 def _text_or_base64(data: bytes) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         return "base64:" + base64.b64encode(data).decode("ascii")
+
+
+# -- strict JSON in ------------------------------------------------------------------------------
+
+MAX_DEPTH = 100
+"""Nesting a request may have (DynamoDB allows 32 levels; nothing AWS takes comes near 100)."""
+
+
+class JSONInputError(ValueError):
+    """Input that is not strict JSON (RFC 8259) greenfetch can take; the message says where and why."""
+
+
+def loads_strict(data: str | bytes, *, max_depth: int = MAX_DEPTH) -> Any:
+    """One JSON text, read the way every face (CLI files and stdin, the nu plugin) reads input.
+
+    Stricter than ``json.loads`` in each way that otherwise surfaced as a traceback or as output no
+    other JSON reader accepts: bytes that are not UTF-8, NaN/Infinity, numbers out of range (1e400,
+    integers past Python's 4,300-digit limit), nesting deeper than ``max_depth``, and lone UTF-16
+    surrogates (``"\\ud800"``, which cannot be written back as UTF-8). Raises JSONInputError naming
+    the line and column (or byte) and what was wrong; never RecursionError or UnicodeError.
+    """
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        data = _utf8(bytes(data))
+    text = data[1:] if data.startswith("\ufeff") else data
+    try:
+        value = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
+    except json.JSONDecodeError as exc:
+        raise JSONInputError(f"line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    except RecursionError:
+        raise JSONInputError(f"nested deeper than {max_depth} levels") from None
+    except JSONInputError:
+        raise
+    except ValueError as exc:  # int digits past sys.get_int_max_str_digits()
+        raise JSONInputError(f"a number is out of range: {str(exc).split(';')[0]}") from None
+    if text.count("[") + text.count("{") > max_depth or _ESCAPED_SURROGATE.search(text):
+        _check_tree(value, max_depth)
+    return value
+
+
+def _utf8(data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise JSONInputError(
+            f"line {line} byte {exc.start}: 0x{data[exc.start]:02x} is not UTF-8 (JSON input must be UTF-8)"
+        ) from None
+
+
+def _no_constant(name: str) -> Any:
+    raise JSONInputError(f"{name} is not JSON; use null or a string such as \"{name}\"")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise JSONInputError(f"the number {text[:40]} is out of range for a double; quote it as a string")
+    return value
+
+
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _check_tree(value: Any, max_depth: int) -> None:
+    """Depth and lone surrogates, iteratively (a recursive walk would fail the way the parser did)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            _check_text(item)
+            continue
+        if not isinstance(item, (dict, list)):
+            continue
+        if depth > max_depth:
+            raise JSONInputError(f"nested deeper than {max_depth} levels")
+        if isinstance(item, dict):
+            for key, child in item.items():
+                _check_text(key)
+                stack.append((child, depth + 1))
+        else:
+            stack.extend((child, depth + 1) for child in item)
+
+
+def _check_text(text: str) -> None:
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise JSONInputError(
+                f"the string {text[:40]!r} holds a lone UTF-16 surrogate (\\u{ord(text[exc.start]):04x}), "
+                "which is not a character; pair it or remove it") from None

@@ -1,18 +1,25 @@
-"""Reading requests from a file or stdin: a JSON array, or JSON Lines."""
+"""Reading requests from a file or stdin: a JSON array, or JSON Lines.
+
+Input is read as bytes and parsed by ``loads_strict`` (the one strict reader every face shares), so
+bytes that are not UTF-8, NaN, out-of-range numbers, absurd nesting and lone surrogates are each a
+usage error that names the file and the line (exit 2), never a traceback. A bad JSON Lines line
+ends the run after the requests before it, whose results are still written.
+"""
 
 from __future__ import annotations
 
 import itertools
-import json
 from collections.abc import Iterator
 from typing import IO, Any
 
 import click
 
+from .._jsonable import JSONInputError, loads_strict
+
 __all__ = ["cooperative", "read_requests"]
 
 
-def cooperative(stream: IO[str]) -> IO[str]:
+def cooperative(stream: IO[Any], mode: str = "r") -> IO[Any]:
     """Under gevent a blocking read of a slow pipe would stall every greenlet (requests in flight,
     /metrics); reading through gevent's thread pool keeps them running."""
     from .._patch import is_patched
@@ -21,42 +28,80 @@ def cooperative(stream: IO[str]) -> IO[str]:
         return stream
     from gevent.fileobject import FileObjectThread
 
-    return FileObjectThread(stream, "r", close=False)  # type: ignore[no-any-return]
+    return FileObjectThread(stream, mode, close=False)  # type: ignore[no-any-return]
 
 
-def read_requests(stream: IO[str], name: str) -> Iterator[Any]:
+def _binary(stream: IO[Any]) -> IO[bytes]:
+    """The bytes under a text stream (UTF-8 is checked per line, where the error can name it)."""
+    buffer = getattr(stream, "buffer", None)
+    if buffer is not None:
+        return cooperative(buffer, "rb")
+    return stream  # already binary, or a StringIO in a test (handled as text below)
+
+
+def read_requests(stream: IO[Any], name: str) -> Iterator[Any]:
     """Requests one by one; JSON Lines are read lazily, so huge inputs stream in bounded memory.
 
     Anything unreadable is a usage error (exit 2) that names the file and the line.
     """
-    stream = cooperative(stream)
-    lines = iter(stream.readline, "")
-    first, blank = "", 0
+    source = _binary(stream)
+    lines = iter(source.readline, source.read(0))
+    first: Any = ""
+    blank = 0
     for first in lines:
         if first.strip():
             break
         blank += 1
-    start = first.lstrip()[:1]
+    head = first.lstrip()
+    if isinstance(head, bytes) and head.startswith(b"\xef\xbb\xbf"):
+        head = head[3:].lstrip()
+    start = head[:1].decode("latin-1") if isinstance(head, bytes) else head[:1]
     if start == "":
         return iter(())
     if start == "[":
-        try:
-            data = json.loads(first + stream.read())
-        except json.JSONDecodeError as exc:
-            raise click.BadParameter(f"{name} is not valid JSON: {exc}", param_hint="FILE") from None
+        data = _parse(first + source.read(), f"{name}", offset=blank)
+        if not isinstance(data, list):  # pragma: no cover - a '[' text parses to a list
+            raise _bad(f"{name} is not a JSON array")
         return iter(data)
     if start != "{":
-        raise click.BadParameter(
-            f"{name} does not hold requests: expected a JSON array ('[') or JSON Lines of objects ('{{'), "
-            f"found {first.strip()[:40]!r}", param_hint="FILE")
+        if isinstance(first, bytes):
+            try:
+                first.decode("utf-8")
+            except UnicodeDecodeError:  # name the bad byte, as for any other line
+                list(_json_lines(iter([first]), name, first_line=blank + 1))
+        shown = head.strip()[:40]
+        shown = shown.decode("utf-8", "backslashreplace") if isinstance(shown, bytes) else shown
+        raise _bad(f"{name} does not hold requests: expected a JSON array ('[') or JSON Lines of objects ('{{'), "
+                   f"found {shown!r}")
     return _json_lines(itertools.chain([first], lines), name, first_line=blank + 1)
 
 
-def _json_lines(lines: Iterator[str], name: str, first_line: int) -> Iterator[Any]:
+def _json_lines(lines: Iterator[Any], name: str, first_line: int) -> Iterator[Any]:
     for number, line in enumerate(lines, start=first_line):
         if not line.strip():
             continue
         try:
-            yield json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise click.BadParameter(f"{name} line {number} is not valid JSON: {exc}", param_hint="FILE") from None
+            yield loads_strict(line)
+        except JSONInputError as exc:
+            detail = str(exc).removeprefix("line 1 ")
+            raise _bad(f"{name} line {number} is not valid JSON: {detail}") from None
+
+
+def _parse(text: Any, name: str, offset: int) -> Any:
+    try:
+        return loads_strict(text)
+    except JSONInputError as exc:
+        raise _bad(f"{name} is not valid JSON: {_shift(str(exc), offset)}") from None
+
+
+def _shift(message: str, offset: int) -> str:
+    """Line numbers count from the top of the file, blank lines before the array included."""
+    if offset and message.startswith("line "):
+        number, _, rest = message[5:].partition(" ")
+        if number.isdigit():
+            return f"line {int(number) + offset} {rest}"
+    return message
+
+
+def _bad(message: str) -> click.BadParameter:
+    return click.BadParameter(message, param_hint="FILE")

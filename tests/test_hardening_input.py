@@ -1,0 +1,124 @@
+"""Issue 15: bad bytes in, strict JSON out. Every input the probe crashed on is exit 2 with one line
+that names the place, the requests before a bad JSON Lines line still get their results, and
+whatever comes out is strict JSON (RFC 8259) in valid UTF-8."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from greenfetch._jsonable import JSONInputError, jsonable, loads_strict
+
+UNREACHABLE = "http://127.0.0.1:9"
+GOOD = {"service": "s3", "operation": "ListBuckets", "region": "us-east-1"}
+
+
+def cli(*args, stdin=b"", timeout=60):
+    """The real command in a child process: (rc, stdout bytes, stderr text)."""
+    env = {**os.environ, "GREENFETCH_MAX_ATTEMPTS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "greenfetch.cli", *args], input=stdin, capture_output=True,
+                          timeout=timeout, env=env)
+    return proc.returncode, proc.stdout, proc.stderr.decode("utf-8", "replace")
+
+
+def strict(data: bytes):
+    """Parse output as strict JSON only: valid UTF-8, no NaN/Infinity."""
+    def reject(name):
+        raise AssertionError(f"non-standard JSON constant {name} in output")
+    return json.loads(data.decode("utf-8"), parse_constant=reject)
+
+
+@pytest.mark.parametrize(("stdin", "named"), [
+    (b"\xff\n", "0xff"),
+    (("[" * 1000 + "]" * 1000).encode(), "nested deeper"),
+    (("[" * 50000 + "]" * 50000).encode(), "nested deeper"),
+    (b'[{"service":"s3","operation":"ListBuckets","id":' + b"9" * 5000 + b"}]", "out of range"),
+    (b'[{"service":"s3","operation":"ListBuckets","id":1e400}]', "1e400"),
+    (b'[{"service":"s3","operation":"ListBuckets","params":{"x":NaN}}]', "NaN"),
+    (b'[{"service":"s3","operation":"ListBuckets","id":"\\ud800"}]', "surrogate"),
+    (b'[{"service":"s3","operation":"ListBuckets","id":"\\udc80"}]', "surrogate"),
+    (b'\n\n[1,\n2,]', "line 4"),
+])
+def test_unreadable_input_is_one_line_and_exit_2(stdin, named):
+    rc, out, err = cli("batch", "-", "--endpoint-url", UNREACHABLE, stdin=stdin)
+    assert rc == 2, err
+    assert "Traceback" not in err
+    assert named in err
+    assert out == b""
+
+
+def test_a_bad_json_lines_line_keeps_the_results_before_it():
+    lines = [json.dumps({**GOOD, "id": i}).encode() for i in range(3)] + [b"\xff\xfe", json.dumps(GOOD).encode()]
+    rc, out, err = cli("batch", "-", "-o", "json", "--endpoint-url", UNREACHABLE, stdin=b"\n".join(lines) + b"\n")
+    assert rc == 2
+    assert "line 4" in err and "0xff" in err and "Traceback" not in err
+    assert sorted(r["request"]["id"] for r in strict(out)) == [0, 1, 2]
+
+
+def test_output_is_strict_json_and_utf8_even_for_odd_values():
+    """A lone surrogate that reaches a Result another way (the Python API) is written as U+FFFD; NaN
+    and the infinities as the strings "nan", "inf", "-inf" (documented in the README)."""
+    value = jsonable({"id\udc80": ["x\ud800", float("nan"), float("inf"), -math.inf], "ok": "é"})
+    text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    assert text.encode("utf-8")
+    assert value == {"id\ufffd": ["x\ufffd", "nan", "inf", "-inf"], "ok": "é"}
+
+
+@pytest.mark.parametrize("text", ["[1]", '{"a": [1, {"b": "\\ud83d\\ude00"}]}', '"é"', "1.5e300", "-0"])
+def test_strict_reader_accepts_ordinary_json(text):
+    assert loads_strict(text) == json.loads(text)
+    assert loads_strict(text.encode()) == json.loads(text)
+
+
+def test_strict_reader_names_the_line_and_byte_of_bad_utf8():
+    with pytest.raises(JSONInputError, match=r"line 2 byte 6: 0xc3"):
+        loads_strict(b'[1,\n2,\xc3(]')
+
+
+# -- the fuzzer: random JSON values and random bytes into `greenfetch batch -` --------------------
+
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=20))
+_values = st.recursive(_scalars, lambda kids: st.one_of(st.lists(kids, max_size=4),
+                                                          st.dictionaries(st.text(max_size=8), kids, max_size=4)),
+                       max_leaves=12)
+_field = st.one_of(_values, st.sampled_from(["s3", "sts", "ListBuckets", "GetCallerIdentity", "us-east-1"]))
+_records = st.dictionaries(st.sampled_from(["service", "operation", "params", "region", "id", "paginate", "x"]),
+                           _field, max_size=5)
+
+
+def _run_fuzz(data: bytes, output: str):
+    from click.testing import CliRunner
+
+    from greenfetch.cli import load_commands
+
+    result = CliRunner().invoke(load_commands(), ["batch", "-", "-o", output, "--endpoint-url", UNREACHABLE,
+                                                  "--concurrency", "4"], input=data, catch_exceptions=True)
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert result.exit_code in (0, 1, 2), result.output
+    return result
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_records, max_size=4), st.sampled_from(["json", "jsonl"]), st.booleans())
+def test_fuzz_records_one_result_each_and_strict_json(records, output, as_lines):
+    data = ("\n".join(json.dumps(r) for r in records) if as_lines else json.dumps(records)).encode()
+    result = _run_fuzz(data, output)
+    if result.exit_code == 2:  # NaN/inf from st.floats, or a top-level non-object line
+        return
+    stdout = result.stdout_bytes
+    rows = ([strict(line) for line in stdout.splitlines() if line.strip()] if output == "jsonl"
+            else strict(stdout) if stdout.strip() else [])
+    assert len(rows) == len(records)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=200))
+def test_fuzz_random_bytes_never_a_traceback(data):
+    result = _run_fuzz(data, "json")
+    if result.stdout_bytes.strip():
+        strict(result.stdout_bytes)
