@@ -27,12 +27,11 @@ from cachetools import LRUCache
 
 from ._attempts import install_attempt_hooks
 from ._config import Config
-from ._http import install_http_session
+from ._http import install_http_session, pool_size
 from ._models import Request, RequestError
 
 __all__ = ["ClientCache"]
 
-_MIN_POOL = 256
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
 
 
@@ -110,7 +109,7 @@ class ClientCache:
                     "aws_session_token": creds.token}
         cfg = botocore.config.Config(
             retries=self._retry,  # type: ignore[arg-type]
-            max_pool_connections=max(self.config.concurrency, _MIN_POOL),
+            max_pool_connections=pool_size(self.config.concurrency),
             connect_timeout=self.config.connect_timeout,
             read_timeout=self.config.read_timeout,
         )
