@@ -7,7 +7,17 @@ or set ``GREENFETCH_ENGINE=threads``.
 from ._patch import EngineImportError
 from ._patch import ensure_patched as _ensure_patched
 
-_ensure_patched()
+try:
+    _ensure_patched()
+except EngineImportError as _exc:
+    import sys as _sys
+
+    # The command line imports this package before its own code runs: one line and exit 2 there
+    # (argv[0] is "-m" while `python -m greenfetch.…` locates its module).
+    if _sys.argv[:1] == ["-m"] or _sys.argv[0].rsplit("/", 1)[-1] in ("greenfetch", "nu_plugin_greenfetch"):
+        _sys.stderr.write(f"Error: {_exc}\n")
+        raise SystemExit(2) from None
+    raise
 
 from ._adaptive import AdaptiveResults, TracePoint  # noqa: E402
 from ._api import (  # noqa: E402

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-__all__ = ["Config", "ConfigError", "parse_duration"]
+__all__ = ["MAX_CONCURRENCY", "Config", "ConfigError", "parse_duration"]
 
 
 class ConfigError(ValueError):
@@ -41,6 +41,53 @@ def _int(value: Any, name: str) -> int:
         return int(value)
     except (TypeError, ValueError):
         raise ConfigError(f"{name}: {value!r} is not a whole number") from None
+
+
+MAX_CONCURRENCY = 10_000
+"""The most requests a run may keep in flight: past it, memory and file descriptors go before any
+speed is gained (one socket and one greenlet per request in flight; 2 cores answer ~1,000 at once)."""
+_FD_MARGIN = 64  # descriptors a run needs besides its sockets: stdio, epoll, the thread pool, files
+
+
+def open_file_limit() -> int | None:
+    """The soft RLIMIT_NOFILE (None where the OS has none)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return None if soft == resource.RLIM_INFINITY else int(soft)
+
+
+def raise_open_file_limit(ceiling: int = 65536) -> None:
+    """Raise the soft RLIMIT_NOFILE toward the hard one (as far as ``ceiling``): the soft default
+    (often 1024) is what a busy run hits first, and any process may raise it up to the hard limit."""
+    try:
+        import resource
+    except ImportError:
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = ceiling if hard == resource.RLIM_INFINITY else min(hard, ceiling)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            pass  # then the concurrency check below names the limit
+
+
+def _check_limits(config: Config) -> None:
+    """Concurrency and ports within what this process can use: a clear error, not a hang or EMFILE."""
+    if config.concurrency > MAX_CONCURRENCY:
+        raise ConfigError(f"concurrency: {config.concurrency} is above the maximum of {MAX_CONCURRENCY}; "
+                          f"use a whole number from 1 to {MAX_CONCURRENCY}")
+    files = open_file_limit()
+    if files is not None and config.concurrency > files - _FD_MARGIN:
+        raise ConfigError(f"concurrency: {config.concurrency} needs about {config.concurrency + _FD_MARGIN} open "
+                          f"files and this process may open {files} (ulimit -n); raise `ulimit -n` or use a "
+                          f"concurrency of at most {max(1, files - _FD_MARGIN)}")
+    port = config.metrics_port
+    if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535):
+        raise ConfigError(f"metrics_port: {port!r} is not a port; use a number from 1 to 65535 (e.g. 9464)")
 
 
 BACKENDS = ("gevent", "threads")
@@ -156,8 +203,9 @@ class Config:
             raise ConfigError(f"processes: {self.processes!r} is not allowed; use a whole number of 1 or more, or auto")
         if self.max_clients < 1:
             raise ConfigError(f"max_clients: {self.max_clients} is too small; use 1 or more (default 512)")
-        if self.cache_ttl < 0:
+        if not self.cache_ttl >= 0:  # also NaN
             raise ConfigError(f"cache_ttl: {self.cache_ttl} is negative; use 0 (no cache) or more seconds")
+        _check_limits(self)
         return self
 
     def replace(self, **changes: Any) -> Config:

@@ -12,8 +12,10 @@ Failures raise ``ExpositionError`` with one line naming the port, URL or path.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import tempfile
+import urllib.parse
 from typing import Any
 from urllib.error import URLError
 
@@ -21,7 +23,7 @@ from prometheus_client import CollectorRegistry, generate_latest, push_to_gatewa
 
 from ._errors import GreenfetchError
 
-__all__ = ["ExpositionError", "bucket_quantile", "perf_stats_from_text", "push", "render", "serve", "write_textfile"]
+__all__ = ["ExpositionError", "bucket_quantile", "check_url", "perf_stats_from_text", "push", "render", "serve", "write_textfile"]
 
 
 class ExpositionError(GreenfetchError):
@@ -54,9 +56,19 @@ def push(registry: CollectorRegistry, url: str, job: str = "greenfetch", timeout
         raise ExpositionError(f"pushgateway: {url!r} is not a URL; use e.g. http://localhost:9091")
     try:
         push_to_gateway(url.strip(), job=job, registry=registry, timeout=timeout, grouping_key=grouping_key)
-    except (URLError, OSError, ValueError) as exc:
+    except (URLError, OSError, ValueError, http.client.HTTPException) as exc:  # InvalidURL is an HTTPException
         reason = getattr(exc, "reason", None) or exc
         raise ExpositionError(f"pushgateway {url}: push failed: {reason}") from None
+
+
+def check_url(url: str, name: str = "pushgateway") -> str:
+    """``url`` if it looks like an http(s) URL with a host; ExpositionError otherwise. Checked when the
+    flag is read, so a typo fails before the run, not after the data was written."""
+    parsed = urllib.parse.urlsplit(url.strip()) if isinstance(url, str) else None
+    if parsed is None or parsed.scheme not in ("http", "https", "") or not (parsed.netloc or parsed.path) \
+            or any(c.isspace() for c in url.strip()):
+        raise ExpositionError(f"{name}: {url!r} is not a URL; use e.g. http://localhost:9091")
+    return url
 
 
 def write_textfile(registry: CollectorRegistry, path: str | os.PathLike[str]) -> None:

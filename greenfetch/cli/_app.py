@@ -48,7 +48,7 @@ pass_session = click.make_pass_decorator(Session)
 @click.option("--endpoint-url", help="Send every call to this endpoint (else AWS_ENDPOINT_URL*).")
 @click.option("--max-attempts", type=int, help="Attempts per call, retries included (GREENFETCH_MAX_ATTEMPTS).")
 @click.option("--metrics-port", type=int, help="Serve Prometheus /metrics on this port while running.")
-@click.option("--pushgateway", metavar="URL", help="Push metrics to this Pushgateway when the run ends.")
+@click.option("--pushgateway", metavar="URL", callback=lambda _c, _p, v: _url_flag(v), help="Push metrics to this Pushgateway when the run ends.")
 @click.option("--metrics-textfile", metavar="PATH", help="Write metrics here for node_exporter's textfile collector.")
 @click.version_option(package_name="greenfetch")
 @click.pass_context
@@ -62,6 +62,15 @@ def main(ctx: click.Context, region: str | None, profile: str | None, endpoint_u
                       metrics={"pushgateway": pushgateway, "textfile": metrics_textfile})
     ctx.obj = session
     ctx.call_on_close(lambda: _finish_exposition(session))
+
+
+def _url_flag(value: str | None) -> str | None:
+    from .._exposition import ExpositionError, check_url
+
+    try:
+        return None if value is None else check_url(value)
+    except ExpositionError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def _start_exposition(session: Session) -> None:
@@ -111,27 +120,14 @@ def run() -> None:
     except _patch.EngineImportError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
-    _route_interrupt_to_main()
-    load_commands()(prog_name="greenfetch")
+    from .._config import ConfigError, raise_open_file_limit
+    from ._signals import route_to_main
 
+    route_to_main()  # SIGINT, SIGTERM, SIGHUP: write what completed, exit 128 + signal
+    raise_open_file_limit()
+    try:
+        load_commands()(prog_name="greenfetch")
+    except ConfigError as exc:  # every bad setting, flag or environment, wherever it is found
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
 
-def _route_interrupt_to_main() -> None:
-    """Under gevent, SIGINT lands in whichever greenlet runs at that moment, which prints a traceback
-    and leaves the main greenlet to find out later. Deliver it to the main greenlet instead, where the
-    command catches it, writes what completed and exits 130."""
-    if not _patch.is_patched():
-        return
-    import signal
-
-    import gevent
-    import greenlet
-
-    main_greenlet = greenlet.getcurrent()
-    hub = gevent.get_hub()
-
-    def interrupt() -> None:
-        watcher.cancel()  # a second Ctrl-C gets Python's default behaviour
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        hub.loop.run_callback(main_greenlet.throw, KeyboardInterrupt)
-
-    watcher = gevent.signal_handler(signal.SIGINT, interrupt)

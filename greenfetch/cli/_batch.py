@@ -6,13 +6,17 @@ import sys
 from typing import IO, Any
 
 import click
+import jmespath
+import jmespath.exceptions
+import jmespath.functions
 
 from .._errors import BatchFailed
 from .._models import Result
-from ._app import EXIT_BATCH_FAILED, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Session, main, pass_session
+from ._app import EXIT_BATCH_FAILED, EXIT_FAILED, EXIT_OK, Session, main, pass_session
 from ._input import read_requests
 from ._output import OUTPUTS, compile_query, emit, emit_one
 from ._progress import Progress
+from ._signals import exit_code
 
 __all__ = ["batch", "output_options", "request_options", "run_and_emit"]
 
@@ -58,10 +62,11 @@ def run_and_emit(run: Any, requests: Any, output: str, query: str | None, progre
     contract's code. JSON Lines stream as results complete; JSON and tables are written in request order
     at the end, or on Ctrl-C with whatever completed."""
     expr = compile_query(query)
+    _check_functions(expr, query)
     bar = Progress(enabled=progress)
     done: list[Result] = []
     failure: Result | None = None
-    interrupted = False
+    interrupted: KeyboardInterrupt | None = None
     try:
         for result in run(requests):
             bar.update(result.ok)
@@ -73,16 +78,42 @@ def run_and_emit(run: Any, requests: Any, output: str, query: str | None, progre
             failure = failure or (None if result.ok else result)
     except BatchFailed as exc:
         done, failure = exc.results, exc.failure
-    except KeyboardInterrupt:
-        interrupted = True
+    except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP (see _signals)
+        interrupted = exc
+    except jmespath.exceptions.JMESPathError as exc:  # a query that fails on the data (jsonl)
+        raise _query_failed(query, exc) from None
     finally:  # an unreadable input line still leaves the results that completed before it
         bar.close()
         if output != "jsonl":
-            emit(sorted(done, key=lambda r: r.index), output, query)
-    if interrupted:
+            try:
+                emit(sorted(done, key=lambda r: r.index), output, query)
+            except jmespath.exceptions.JMESPathError as exc:
+                raise _query_failed(query, exc) from None
+    if interrupted is not None:
         click.echo(f"Interrupted: {bar.done} results written.", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        sys.exit(exit_code(interrupted))
     if failure is not None and fail_fast:
         click.echo(f"Batch failed at request {failure.index}: {failure.error}", err=True)
         sys.exit(EXIT_BATCH_FAILED)
     sys.exit(EXIT_FAILED if failure is not None else EXIT_OK)
+
+
+_FUNCTIONS = frozenset(jmespath.functions.Functions.FUNCTION_TABLE)
+
+
+def _check_functions(expr: Any, query: str | None) -> None:
+    """An unknown function is found only when the search runs, after every call was made: name it
+    before any call instead (exit 2)."""
+    if expr is None:
+        return
+    stack = [expr.parsed]
+    while stack:
+        node = stack.pop()
+        if node.get("type") == "function_expression" and node.get("value") not in _FUNCTIONS:
+            raise click.BadParameter(f"{query!r}: unknown function {node['value']}(); JMESPath functions are "
+                                     f"{', '.join(sorted(_FUNCTIONS))}", param_hint="--query")
+        stack.extend(child for child in node.get("children", ()) if isinstance(child, dict))
+
+
+def _query_failed(query: str | None, exc: Exception) -> click.ClickException:
+    return click.BadParameter(f"{query!r} failed on the results: {exc}", param_hint="--query")

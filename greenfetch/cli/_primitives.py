@@ -16,7 +16,7 @@ from typing import IO, Any
 import click
 
 from .._adaptive import Settings
-from .._config import ConfigError
+from .._config import MAX_CONCURRENCY, ConfigError
 from .._exposition import ExpositionError, perf_stats_from_text
 from ._app import Session, fail_usage, main, pass_session
 from ._batch import output_options, request_options, run_and_emit
@@ -25,14 +25,16 @@ from ._output import render_stats
 
 __all__ = ["adaptive", "stats"]
 
+_LIMIT = click.IntRange(1, MAX_CONCURRENCY)  # the ceiling every concurrency shares (see _config)
+
 
 @main.command()
 @click.argument("file", type=click.File("r"), default="-")
-@click.option("--initial-concurrency", type=int, default=5, show_default=True, help="Limit to start from.")
+@click.option("--initial-concurrency", type=_LIMIT, default=5, show_default=True, help="Limit to start from.")
 @click.option("--target-latency", default="500ms", show_default=True,
               help="Per-attempt latency above which the limit goes down (500ms, 1s, 0.5).")
-@click.option("--min-concurrency", type=int, default=1, show_default=True, help="The limit never goes below.")
-@click.option("--max-concurrency", type=int, default=256, show_default=True, help="The limit never goes above.")
+@click.option("--min-concurrency", type=_LIMIT, default=1, show_default=True, help="The limit never goes below.")
+@click.option("--max-concurrency", type=_LIMIT, default=256, show_default=True, help="The limit never goes above.")
 @click.option("--trace", "trace_path", type=click.Path(dir_okay=False, writable=True),
               help="Write the controller's trace (per scope: time, limit, latency, throttles) as JSON here.")
 @request_options
