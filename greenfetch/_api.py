@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 from ._engine import Engine, RawRequest
 from ._models import Result
+from ._processes import with_processes
 
 __all__ = ["adaptive_batch", "batch_requests", "dedupe_request", "default_engine", "iter_results",
            "perf_stats", "reset_stats"]
@@ -27,25 +28,28 @@ def default_engine() -> Engine:
 
 
 def batch_requests(requests: Iterable[RawRequest], concurrency: int = 10, fail_fast: bool = False,
-                   **options: Any) -> list[Result]:
+                   processes: Any = None, **options: Any) -> list[Result]:
     """Run every request with at most ``concurrency`` in flight; results in request order.
 
     Resilient (the default) returns a Result for every request, failed ones included. With
     ``fail_fast=True`` the first failure cancels queued and in-flight work and raises
     :class:`BatchFailed`, which carries that failure and the results completed so far.
+    ``processes`` (a whole number or ``auto``) overrides GREENFETCH_PROCESSES for this call.
     """
-    return default_engine().batch_requests(requests, concurrency, fail_fast=fail_fast, **options)
+    return with_processes(default_engine(), processes).batch_requests(requests, concurrency, fail_fast=fail_fast, **options)
 
 
-def iter_results(requests: Iterable[RawRequest], concurrency: int = 10, **options: Any) -> Iterator[Result]:
+def iter_results(requests: Iterable[RawRequest], concurrency: int = 10, processes: Any = None,
+                 **options: Any) -> Iterator[Result]:
     """Stream results as they complete (each carries its ``index``), pulling requests lazily."""
-    return default_engine().iter_results(requests, concurrency, **options)
+    return with_processes(default_engine(), processes).iter_results(requests, concurrency, **options)
 
 
 def adaptive_batch(requests: Iterable[RawRequest], initial_concurrency: int = 5, target_latency: Any = 0.5,
-                   min_concurrency: int = 1, max_concurrency: int = 256, **options: Any) -> list[Result]:
+                   min_concurrency: int = 1, max_concurrency: int = 256, processes: Any = None,
+                   **options: Any) -> list[Result]:
     """Like batch_requests, while a controller moves the limit from observed latency and throttling."""
-    return default_engine().adaptive_batch(  # type: ignore[attr-defined,no-any-return]
+    return with_processes(default_engine(), processes).adaptive_batch(  # type: ignore[attr-defined,no-any-return]
         requests, initial_concurrency=initial_concurrency, target_latency=target_latency,
         min_concurrency=min_concurrency, max_concurrency=max_concurrency, **options)
 

@@ -94,8 +94,11 @@ def main(fd: int) -> None:
     lock = gevent.lock.Semaphore()
 
     def send(message: Any) -> None:
-        with lock:
-            channel.send(message)
+        try:
+            with lock:
+                channel.send(message)
+        except OSError:  # the parent hung up: nothing left to do for it
+            os._exit(0)
 
     inbox: gevent.queue.Queue[Any] = gevent.queue.Queue()
     gevent.spawn(_read_frames, channel, inbox)
@@ -156,4 +159,7 @@ def _gate(engine: Any, settings: Any) -> Any:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]))
+    try:
+        main(int(sys.argv[1]))
+    except (OSError, EOFError):  # the parent hung up (it stopped early, was interrupted or killed)
+        os._exit(0)

@@ -49,7 +49,6 @@ from typing import Any
 
 from ._config import ConfigError, parse_processes
 from ._models import Request, RequestError, Result
-from ._process_child import Channel
 
 __all__ = ["ProcessPool", "iter_in_processes", "with_processes"]
 
@@ -89,10 +88,11 @@ def iter_in_processes(engine: Any, requests: Iterable[Any], concurrency: int, *,
 class _Child:
     slot: int
     proc: subprocess.Popen[bytes]
-    channel: Channel
+    channel: Any
     lock: Any
     outstanding: set[int] = field(default_factory=set)
-    alive: bool = True
+    alive: bool = True  # may be routed to (false once a send failed or it was found dead)
+    lost: bool = False  # its end of file was handled: its unanswered requests went elsewhere
     said_bye: bool = False
     reader: Any = None
 
@@ -133,6 +133,8 @@ class ProcessPool:
     # -- children ----------------------------------------------------------------------------
 
     def _spawn(self, slot: int) -> _Child:
+        from ._process_child import Channel  # not at import: ``-m greenfetch._process_child`` runs it fresh
+
         parent, child = socket.socketpair()
         env = {k: v for k, v in os.environ.items() if k != "GREENFETCH_ENGINE"}
         try:
@@ -226,7 +228,7 @@ class ProcessPool:
 
     def _child_lost(self, child: _Child) -> None:
         """Its unanswered reads go to a live child; anything else fails as WorkerLost."""
-        child.alive = False
+        child.alive, child.lost = False, True
         code = child.proc.poll()
         how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited ({code})"
         for index in sorted(child.outstanding):
@@ -308,7 +310,7 @@ class ProcessPool:
             _merge_trace(gate, message[1])
         elif kind == "bye":
             child.said_bye = True
-        elif kind == "eof" and child.alive:
+        elif kind == "eof" and not child.lost:
             child.proc.wait()
             self._child_lost(child)
         return None

@@ -1,0 +1,275 @@
+"""processes=N (contract section 9): real worker processes against the real loopback server.
+
+Every test starts real children (``python -m greenfetch._process_child``). Process liveness is read
+from /proc (children of this process whose command line names the child module), never assumed;
+waits poll a condition with a deadline. Budget: ~40 s on a quiet 2-core machine (a pool starts in
+~0.5 s; the hypothesis test runs a handful of examples).
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import botocore.credentials
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from prometheus_client import generate_latest
+
+import greenfetch
+from greenfetch import BatchFailed, Config, Engine
+from greenfetch import _processes as processes_module
+from greenfetch._processes import ProcessPool, _sealed, with_processes
+from greenfetch.testing import LoopbackServer
+
+pytestmark = pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads process liveness from /proc")
+
+LIST = {"service": "dynamodb", "operation": "ListTables"}
+FAIL = {"service": "dynamodb", "operation": "DescribeTable", "params": {"TableName": "t"}}
+THROTTLED = {"service": "dynamodb", "operation": "DescribeLimits"}
+BAD = {"service": "dynamodb", "operation": "NoSuchOperationHere"}
+SLOW_WRITE = {"service": "dynamodb", "operation": "DeleteTable", "params": {"TableName": "t"}}
+TARGETS = {"DynamoDB_20120810.DescribeTable": {"error_rate": 1.0},
+           "DynamoDB_20120810.DescribeLimits": {"throttle_rate": 1.0},
+           "DynamoDB_20120810.DeleteTable": {"latency": 3.0}}
+
+
+def worker_pids(parent: int | None = None) -> set[int]:
+    """Live (not zombie) worker processes whose parent is ``parent`` (this process by default)."""
+    parent = os.getpid() if parent is None else parent
+    found = set()
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[1]) == parent and b"greenfetch._process_child" in cmdline:
+            found.add(int(name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def wait_until(predicate, timeout=20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)  # the parent's gevent hub runs during the sleep (patched)
+    return True
+
+
+@pytest.fixture(scope="module")
+def server():
+    with LoopbackServer(latency=0.01, targets=TARGETS) as url:
+        yield url
+
+
+def engine_for(url: str, processes: int = 2) -> Engine:
+    return Engine(Config.resolve({"region": "us-east-1", "endpoint_url": url, "max_attempts": 1,
+                                  "processes": processes}))
+
+
+def tagged(kinds):
+    return [{**{"ok": LIST, "fail": FAIL, "bad": BAD}[kind], "id": i} for i, kind in enumerate(kinds)]
+
+
+# -- the contract's properties with processes=2 ----------------------------------------------------
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                 HealthCheck.too_slow])
+@given(kinds=st.lists(st.sampled_from(["ok", "ok", "ok", "fail", "bad"]), min_size=0, max_size=40),
+       concurrency=st.integers(1, 8), fail_fast=st.booleans())
+def test_one_result_per_request_global_index_order_and_fail_fast(server, kinds, concurrency, fail_fast):
+    engine = engine_for(server)
+    pulled = []
+
+    def requests():
+        for request in tagged(kinds):
+            pulled.append(request["id"])
+            yield request
+
+    if not fail_fast or all(kind == "ok" for kind in kinds):
+        results = engine.batch_requests(requests(), concurrency, fail_fast=fail_fast)
+        assert [r.index for r in results] == list(range(len(kinds)))  # order kept, index global
+        assert [r.request.id if hasattr(r.request, "id") else r.request["id"] for r in results] == \
+               list(range(len(kinds)))
+        assert [r.ok for r in results] == [kind == "ok" for kind in kinds]
+        return
+    with pytest.raises(BatchFailed) as caught:
+        engine.batch_requests(requests(), concurrency, fail_fast=True)
+    done = caught.value.results
+    assert caught.value.failure.error is not None
+    assert len({r.index for r in done}) == len(done)  # one result each
+    assert {r.index for r in done} <= set(pulled)  # never more than started
+    assert len(done) <= len(pulled)
+    assert [r.index for r in done] == sorted(r.index for r in done)
+
+
+def test_processes_1_is_todays_path(server, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("processes=1 started a worker pool")
+
+    monkeypatch.setattr(processes_module, "ProcessPool", refuse)
+    results = engine_for(server, processes=1).batch_requests(tagged(["ok"] * 5), 3)
+    assert [r.ok for r in results] == [True] * 5
+    assert worker_pids() == set()
+
+
+def test_iter_results_is_lazy_on_both_ends(server):
+    engine = engine_for(server)
+    pulled = []
+
+    def endless():
+        i = 0
+        while True:
+            pulled.append(i)
+            yield {**LIST, "id": i}
+            i += 1
+
+    stream = engine.iter_results(endless(), 4)
+    taken = []
+    for result in stream:
+        taken.append(result.index)
+        assert len(pulled) <= len(taken) + 4  # a slot frees only when its result is taken (+ the one routed)
+        if len(taken) == 60:
+            break
+    children = worker_pids()
+    assert len(children) == 2
+    stream.close()
+    assert wait_until(lambda: worker_pids() == set())
+    assert len(set(taken)) == 60
+
+
+# -- a killed child, Ctrl-C ------------------------------------------------------------------
+
+def test_killed_child_loses_no_request(server):
+    # 10 slow writes first (3 s each: certainly in flight at the kill; five per child, routed to the
+    # least loaded), then quick reads. Killing one child must leave: its reads run again on the other,
+    # its five writes (which may have run) come back as WorkerLost, every request exactly one result.
+    engine = engine_for(server)
+    requests = [{**SLOW_WRITE, "id": i} for i in range(10)] + [{**LIST, "id": i} for i in range(10, 400)]
+    stream = engine.iter_results(requests, 20)
+    results, victim = [], None
+    for result in stream:
+        results.append(result)
+        if victim is None and len(results) == 20:
+            victim = sorted(worker_pids())[0]
+            os.kill(victim, signal.SIGKILL)
+    assert victim is not None
+    assert sorted(r.index for r in results) == list(range(400))
+    lost = [r for r in results if r.error_code == "WorkerLost"]
+    assert len(lost) == 5
+    assert all(r.request["operation"] == "DeleteTable" and r.retryable for r in lost)
+    assert all(f"worker process {victim} was killed by signal 9" in r.error for r in lost)
+    assert all(r.ok for r in results if r.index >= 10)  # the reads it held ran again elsewhere
+    assert wait_until(lambda: worker_pids() == set())
+
+
+def test_ctrl_c_stops_every_process(tmp_path):
+    with LoopbackServer(latency=0.3) as url:
+        requests = [{"service": "dynamodb", "operation": "ListTables", "id": i} for i in range(400)]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "greenfetch.cli", "--endpoint-url", url, "--region", "us-east-1",
+             "--processes", "2", "batch", "-c", "10", "-o", "jsonl"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        proc.stdin.write(json.dumps(requests))
+        proc.stdin.close()
+        first = proc.stdout.readline()  # a result is written: the run is under way
+        assert wait_until(lambda: len(worker_pids(proc.pid)) == 2)
+        children = worker_pids(proc.pid)
+        proc.send_signal(signal.SIGINT)
+        rest, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    lines = [first, *rest.splitlines()]
+    assert 1 <= len(lines) < 400
+    rows = [json.loads(line) for line in lines]
+    assert all(row["error"] is None for row in rows)
+    assert len({row["index"] for row in rows}) == len(rows)
+    assert "Interrupted" in err and "Traceback" not in err
+    assert wait_until(lambda: not any(alive(pid) for pid in children))
+
+
+# -- metrics, credentials, odd requests ------------------------------------------------------------
+
+def test_metrics_of_every_process_are_merged(server):
+    engine = engine_for(server)
+    requests = [LIST] * 200 + [FAIL] * 60 + [THROTTLED] * 40
+    pool = ProcessPool(engine, 2, {"credits": 20})
+    try:
+        results = list(pool.run(requests, 20))
+    finally:
+        pool.close()
+    assert len(results) == 300
+    assert len(pool.answered) == 2 and sum(pool.answered.values()) == 300  # both processes worked
+    stats = {row["operation"]: row for row in engine.metrics.perf_stats()}
+    assert stats["dynamodb:ListTables"]["count"] == 200
+    assert stats["dynamodb:DescribeTable"]["errors"] == 60
+    assert stats["dynamodb:DescribeLimits"]["throttles"] == 40
+    text = generate_latest(engine.metrics.registry).decode()
+    assert _sample(text, "greenfetch_request_duration_seconds_count", 'operation="ListTables"') == 200
+    assert _sample(text, "greenfetch_request_errors_total", 'code="InternalServerError"') == 60
+    assert _sample(text, "greenfetch_throttles_total", 'operation="DescribeLimits"') == 40
+    assert _sample(text, "greenfetch_inflight_requests", "") == 0
+
+
+def _sample(text: str, name: str, needle: str) -> float:
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name) and needle in line)
+
+
+def test_credentials_cross_without_their_secrets(server, capfd, caplog):
+    secret = "wJalrXUtnFEMI-SECRET-never-logged"
+    creds = botocore.credentials.Credentials("AKIDEXAMPLE", secret, "session-token-secret")
+    request = greenfetch.Request("dynamodb", "ListTables", region="us-east-1", credentials=creds, id="c")
+    results = engine_for(server).batch_requests([request, {**LIST, "credentials": 42}], 2)
+    assert results[0].ok and results[0].request.credentials is creds
+    assert results[1].error_code == "InvalidCredentials"
+    frame = _sealed(request)
+    assert secret not in repr(frame) and "session-token-secret" not in repr(frame)
+    out, err = capfd.readouterr()
+    assert secret not in out + err + caplog.text
+
+
+def test_a_request_that_cannot_cross_fails_alone(server):
+    unpicklable = {**LIST, "params": {"ExclusiveStartTableName": lambda: None}}
+    results = engine_for(server).batch_requests([LIST, unpicklable, LIST], 2)
+    assert [r.ok for r in results] == [True, False, True]
+    assert "cannot be sent to a worker process" in results[1].error and "processes=1" in results[1].error
+
+
+def test_adaptive_batch_runs_in_processes(server):
+    engine = engine_for(server)
+    results = engine.adaptive_batch([{**LIST, "id": i} for i in range(300)], initial_concurrency=4)
+    assert [r.index for r in results] == list(range(300))
+    assert all(r.ok and r.concurrency is not None for r in results)
+    assert list(results.trace) == ["dynamodb/us-east-1/default"]  # one scope, owned by one process
+
+
+def test_keyword_and_view(server):
+    engine = engine_for(server, processes=1)
+    view = with_processes(engine, "2")
+    assert view.config.processes == 2 and engine.config.processes == 1
+    assert view.metrics is engine.metrics and view.clients is engine.clients
+    assert with_processes(engine, None) is engine and with_processes(engine, 1) is engine
+    with pytest.raises(greenfetch.ConfigError, match="'zero'"):
+        with_processes(engine, "zero")
+    before = sum(row["count"] for row in greenfetch.perf_stats())
+    requests = [{**LIST, "region": "us-east-1", "endpoint_url": server} for _ in range(30)]
+    assert all(r.ok for r in greenfetch.batch_requests(requests, 5, processes=2))
+    assert sum(row["count"] for row in greenfetch.perf_stats()) == before + 30
