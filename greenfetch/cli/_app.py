@@ -50,14 +50,16 @@ pass_session = click.make_pass_decorator(Session)
 @click.option("--metrics-port", type=int, help="Serve Prometheus /metrics on this port while running.")
 @click.option("--pushgateway", metavar="URL", callback=lambda _c, _p, v: _url_flag(v), help="Push metrics to this Pushgateway when the run ends.")
 @click.option("--metrics-textfile", metavar="PATH", help="Write metrics here for node_exporter's textfile collector.")
+@click.option("--processes", metavar="N|auto", callback=lambda _c, _p, v: _processes_flag(v),
+              help="Worker processes (auto = the usable CPUs; GREENFETCH_PROCESSES) [default: 1].")
 @click.version_option(package_name="greenfetch")
 @click.pass_context
 def main(ctx: click.Context, region: str | None, profile: str | None, endpoint_url: str | None,
          max_attempts: int | None, metrics_port: int | None, pushgateway: str | None,
-         metrics_textfile: str | None) -> None:
+         metrics_textfile: str | None, processes: int | None) -> None:
     """Run many AWS API calls at once, fast and safely."""
     flags = {"region": region, "profile": profile, "endpoint_url": endpoint_url, "max_attempts": max_attempts,
-             "metrics_port": metrics_port}
+             "metrics_port": metrics_port, "processes": processes}
     session = Session(flags={k: v for k, v in flags.items() if v is not None},
                       metrics={"pushgateway": pushgateway, "textfile": metrics_textfile})
     ctx.obj = session
@@ -71,6 +73,15 @@ def _url_flag(value: str | None) -> str | None:
         return None if value is None else check_url(value)
     except ExpositionError as exc:
         raise click.BadParameter(str(exc)) from None
+
+
+def _processes_flag(value: str | None) -> int | None:
+    from .._config import ConfigError, parse_processes
+
+    try:
+        return None if value is None else parse_processes(value, "--processes")
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc).removeprefix("--processes: ")) from None
 
 
 def _start_exposition(session: Session) -> None:
