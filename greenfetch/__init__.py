@@ -2,9 +2,29 @@
 
 Importing greenfetch sets up gevent first (see ``_patch``): import it before boto3, botocore or ssl,
 or set ``GREENFETCH_ENGINE=threads``.
+
+General layout, by floor. A module imports only from its own floor or the ones below it; faces use
+only public names (this module's, ``greenfetch.inventory``'s, ``greenfetch.testing``'s). The floors
+are enforced by import-linter (``[tool.importlinter]`` in pyproject.toml, run by ``scripts/test``).
+
+    faces        cli/ (click), aws_lambda (a Lambda handler), nu_plugin/ (a top-level package),
+                 _exposition (Prometheus /metrics, Pushgateway, textfile)
+    inventory    inventory/ (accounts, credentials, regions, catalog, cache, sinks), drs/ (a pipeline
+                 on inventory); both use the engine through its public methods only
+    api          _api: the module-level functions on one process-wide default engine
+    primitives   _adaptive (the adaptive limiters: engine glue for the pure _controller)
+    engine       _engine (the composition root) on _scheduler (one bounded fan-out, no AWS) and
+                 _caller (the AWS seam: BotocoreCaller; testing.MockCaller) on _clients (botocore
+                 clients) on _http (the seam below botocore: each client's HTTP session);
+                 _dedupe, _metrics, _sketch, _controller, _attempts, _backends: pure or small parts
+    foundation   _models (Request, Result), _errors (describe, classify, suggest), _config (Config,
+                 the one home of settings), _exceptions (the exception tree), _jsonable, _patch
+
+The test kit, greenfetch.testing (loopback and moto servers, MockCaller), is for tests, benchmarks
+and the demo; nothing in the engine imports it.
 """
 
-from ._patch import EngineImportError
+from ._exceptions import EngineImportError
 from ._patch import ensure_patched as _ensure_patched
 
 try:
@@ -29,17 +49,27 @@ from ._api import (  # noqa: E402
     perf_stats,
     reset_stats,
 )
-from ._config import Config, ConfigError, parse_duration  # noqa: E402
+from ._caller import BotocoreCaller, Caller  # noqa: E402
+from ._config import Config, parse_duration  # noqa: E402
 from ._engine import Engine  # noqa: E402
-from ._errors import BatchFailed, Classification, GreenfetchError, classify  # noqa: E402
-from ._exposition import ExpositionError  # noqa: E402
-from ._models import Request, RequestError, Result  # noqa: E402
+from ._errors import Classification, classify  # noqa: E402
+from ._exceptions import (  # noqa: E402
+    BatchFailed,
+    ConfigError,
+    ExpositionError,
+    GreenfetchError,
+    InventoryError,
+    RequestError,
+)
+from ._models import Request, Result  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AdaptiveResults",
     "BatchFailed",
+    "BotocoreCaller",
+    "Caller",
     "Classification",
     "Config",
     "ConfigError",
@@ -47,6 +77,7 @@ __all__ = [
     "EngineImportError",
     "ExpositionError",
     "GreenfetchError",
+    "InventoryError",
     "Request",
     "RequestError",
     "Result",

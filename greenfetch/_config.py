@@ -8,12 +8,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-__all__ = ["MAX_CONCURRENCY", "Config", "ConfigError", "parse_duration"]
+__all__ = ["MAX_CONCURRENCY", "Config", "ConfigError", "check_whole", "parse_backend", "parse_duration", "parse_processes"]
 
 
-class ConfigError(ValueError):
-    """A setting has a value greenfetch cannot use; the message names it and what would be valid."""
-
+from ._exceptions import ConfigError
 
 _UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "hr": 3600.0}
 
@@ -41,6 +39,14 @@ def _int(value: Any, name: str) -> int:
         return int(value)
     except (TypeError, ValueError):
         raise ConfigError(f"{name}: {value!r} is not a whole number") from None
+
+
+def check_whole(name: str, value: Any, minimum: int = 1) -> int:
+    """``value`` if it is a whole number of at least ``minimum``; a ConfigError naming it otherwise.
+    The one check behind every count greenfetch takes (concurrency, attempts, bounds, processes)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{name}: {value!r} is not allowed; use a whole number of {minimum} or more")
+    return value
 
 
 MAX_CONCURRENCY = 10_000
@@ -191,18 +197,12 @@ class Config:
         return {"cache_dir": "/tmp/greenfetch-cache", "concurrency": 50, "read_timeout": 30.0}
 
     def validated(self) -> Config:
-        if self.concurrency < 1:
-            raise ConfigError(f"concurrency: {self.concurrency} is too small; use a whole number of 1 or more")
-        if self.max_attempts < 1:
-            raise ConfigError(f"max_attempts: {self.max_attempts} is too small; use 1 (no retries) or more")
+        for name in ("concurrency", "max_attempts", "processes", "max_clients"):
+            check_whole(name, getattr(self, name))
         if self.retry_mode not in ("standard", "adaptive", "legacy"):
             raise ConfigError(f"retry_mode: {self.retry_mode!r}; valid values are standard, adaptive, legacy")
         if self.backend not in BACKENDS:
             raise ConfigError(f"backend: {self.backend!r} is not a backend; valid values are {', '.join(BACKENDS)}")
-        if isinstance(self.processes, bool) or not isinstance(self.processes, int) or self.processes < 1:
-            raise ConfigError(f"processes: {self.processes!r} is not allowed; use a whole number of 1 or more, or auto")
-        if self.max_clients < 1:
-            raise ConfigError(f"max_clients: {self.max_clients} is too small; use 1 or more (default 512)")
         if not self.cache_ttl >= 0:  # also NaN
             raise ConfigError(f"cache_ttl: {self.cache_ttl} is negative; use 0 (no cache) or more seconds")
         _check_limits(self)

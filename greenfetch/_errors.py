@@ -1,33 +1,25 @@
-"""The error classifier: an AWS error code (or exception) to what it means and what to do.
+"""Every rule about errors, in one home: what an exception says, what an error code means, what
+to do about it, and the nearest valid name when a name is wrong.
 
-Pure: it takes plain values and returns a frozen record, so the engine, the inventory's region
-status store and the DRS pipeline all share one table instead of each writing their own ladder of
-``except`` clauses.
-
-    GreenfetchError
-     ├── BatchFailed        fail-fast stopped a batch (carries the results so far)
-     └── (ConfigError, RequestError are ValueErrors for bad input, see _config and _models)
+``describe`` is the one boundary where botocore's exceptions become plain values (as httpx maps
+httpcore's exceptions in one place); ``classify`` is pure: it takes plain values and returns a
+frozen record, so the engine, the metrics, the adaptive controller, the inventory's region status
+store and the DRS pipeline share one table instead of each writing their own ladder of ``except``
+clauses. The exception tree itself is drawn in ``_exceptions``.
 """
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
-__all__ = ["BatchFailed", "Classification", "GreenfetchError", "classify", "THROTTLE_CODES"]
+import botocore.exceptions
 
+from ._exceptions import RequestError
 
-class GreenfetchError(Exception):
-    """Base of the errors greenfetch raises on purpose."""
-
-
-class BatchFailed(GreenfetchError):
-    """Fail-fast mode saw a failure: ``.failure`` is the first failed Result, ``.results`` what completed."""
-
-    def __init__(self, failure: Any, results: list[Any]):
-        self.failure = failure
-        self.results = results
-        super().__init__(f"Batch failed at request {failure.index}: {failure.error}")
+__all__ = ["THROTTLE_CODES", "UNBUILT_CODES", "UNNAMED_CODES", "Classification", "classify", "describe", "is_throttle",
+           "suggest"]
 
 
 # botocore's standard retry mode treats these as throttling (botocore/retries/standard.py).
@@ -54,10 +46,14 @@ _UNAVAILABLE = frozenset({
     "SubscriptionRequiredException", "UnsupportedOperation", "ServiceNotAvailable",
 })
 _QUOTA = frozenset({"ServiceQuotaExceededException", "QuotaExceededException"})
-_INVALID = frozenset({
-    "UnknownService", "UnknownOperation", "ParamValidation", "InvalidRequest", "MissingField",
-    "NoRegion", "ValidationException", "ValidationError", "InvalidParameterValue",
+# A request whose service or operation is not a known name: whatever the user typed, so it never
+# becomes a metric label.
+UNNAMED_CODES = frozenset({"UnknownService", "UnknownOperation", "InvalidRequest", "MissingField"})
+# A request that failed before anything was sent: it used no attempt.
+UNBUILT_CODES = UNNAMED_CODES | frozenset({
+    "NoRegion", "ParamValidation", "InvalidCredentials", "ProfileNotFound", "InvalidRole",
 })
+_INVALID = UNBUILT_CODES | frozenset({"ValidationException", "ValidationError", "InvalidParameterValue"})
 
 
 @dataclass(frozen=True)
@@ -102,3 +98,30 @@ def classify(code: str | None, *, http_status: int | None = None, service: str =
     if code.startswith("NoSuch") or code.endswith(("NotFound", "NotFoundException")) or http_status == 404:
         return Classification(code, "not_found", False, False, None)
     return Classification(code, "error", False, False, None)
+
+
+def is_throttle(error_code: str | None, http_status: int | None = None) -> bool:
+    """Throttled means botocore's throttling codes, or HTTP 429 whatever the code says."""
+    return error_code in THROTTLE_CODES or http_status == 429
+
+
+def describe(exc: BaseException) -> tuple[str, str, int | None, str | None]:
+    """(code, message, http status, request id) for anything a call can raise."""
+    if isinstance(exc, RequestError):
+        return exc.code, str(exc), None, None
+    if isinstance(exc, botocore.exceptions.ClientError):
+        err = exc.response.get("Error", {})
+        meta = exc.response.get("ResponseMetadata", {})
+        status = meta.get("HTTPStatusCode")
+        code = err.get("Code") or (f"HTTP{status}" if status else "ClientError")
+        return code, err.get("Message") or str(exc), status, meta.get("RequestId")
+    if isinstance(exc, botocore.exceptions.ParamValidationError):
+        return "ParamValidation", str(exc).replace("\n", " "), None, None
+    if isinstance(exc, botocore.exceptions.NoCredentialsError):
+        return "NoCredentials", "no AWS credentials found (set AWS_PROFILE, AWS_ACCESS_KEY_ID, or a role)", None, None
+    return type(exc).__name__, str(exc) or repr(exc), None, None
+
+
+def suggest(name: str, valid: Iterable[str], *, n: int = 5, cutoff: float = 0.5) -> list[str]:
+    """The valid names nearest to ``name``, best first: the one "did you mean" rule."""
+    return difflib.get_close_matches(name, sorted(valid), n=n, cutoff=cutoff)

@@ -21,13 +21,9 @@ from urllib.error import URLError
 
 from prometheus_client import CollectorRegistry, generate_latest, push_to_gateway, start_http_server
 
-from ._errors import GreenfetchError
+from ._exceptions import ExpositionError
 
 __all__ = ["ExpositionError", "bucket_quantile", "check_url", "perf_stats_from_text", "push", "render", "serve", "write_textfile"]
-
-
-class ExpositionError(GreenfetchError):
-    """Metrics could not be served, pushed or written; the message says where and why."""
 
 
 def render(registry: CollectorRegistry) -> str:

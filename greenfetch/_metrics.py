@@ -23,7 +23,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from ._errors import THROTTLE_CODES
+from ._errors import UNNAMED_CODES, is_throttle
 from ._sketch import QuantileSketch
 
 __all__ = ["BUCKETS", "MAX_OPERATIONS", "Metrics", "is_throttle"]
@@ -32,12 +32,6 @@ __all__ = ["BUCKETS", "MAX_OPERATIONS", "Metrics", "is_throttle"]
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 MAX_OPERATIONS = 1000
 _NAME = re.compile(r"^[A-Za-z0-9_.:/-]{1,128}$")
-_UNBUILT = frozenset({"UnknownService", "UnknownOperation", "InvalidRequest", "MissingField"})
-
-
-def is_throttle(error_code: str | None, http_status: int | None) -> bool:
-    """Throttled means botocore's throttling codes, or HTTP 429 whatever the code says."""
-    return error_code in THROTTLE_CODES or http_status == 429
 
 
 @dataclass
@@ -183,7 +177,7 @@ class Metrics:
     def _labels(self, request: Any, error_code: str | None) -> tuple[str, str]:
         service = getattr(request, "service", None)
         operation = getattr(request, "operation", None)
-        if error_code in _UNBUILT or not isinstance(service, str) or not isinstance(operation, str):
+        if error_code in UNNAMED_CODES or not isinstance(service, str) or not isinstance(operation, str):
             return "invalid", "invalid"
         pair = (_bounded(service), _bounded(operation))
         if pair not in self._names:

@@ -8,20 +8,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._exceptions import RequestError
 from ._jsonable import jsonable
 
 __all__ = ["Request", "RequestError", "Result"]
 
 _FIELDS = ("service", "operation", "params", "region", "account", "role", "profile", "endpoint_url", "paginate", "id")
-
-
-class RequestError(ValueError):
-    """A request that cannot be built; the message names the bad value and what would be valid."""
-
-    def __init__(self, message: str, code: str = "InvalidRequest", guidance: str | None = None):
-        super().__init__(message)
-        self.code = code
-        self.guidance = guidance
 
 
 @dataclass(frozen=True)

@@ -18,13 +18,10 @@ from typing import Any
 
 __all__ = ["EngineImportError", "engine_kind", "ensure_patched", "is_patched"]
 
-from ._config import ConfigError, parse_backend
+from ._config import parse_backend
+from ._exceptions import ConfigError, EngineImportError
 
 _TOO_LATE = ("ssl", "urllib3", "botocore", "requests")
-
-
-class EngineImportError(ImportError):
-    """gevent could not be set up safely for this process."""
 
 
 def engine_kind(environ: os._Environ[str] | dict[str, str] | None = None) -> str:

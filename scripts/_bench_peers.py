@@ -157,7 +157,8 @@ def isolation_peer(opts: dict[str, Any]) -> dict[str, Any]:
     import botocore.session
     import gevent.pool
 
-    request, shared = engine.prepare(LIST)
+    request = engine.prepare(LIST)
+    shared = engine.clients.client(request)
     shared.list_tables()
     mode = opts["mode"]
 

@@ -35,7 +35,7 @@ def test_rotated_credentials_get_a_new_client_and_the_key_holds_no_secret(engine
 
 
 def test_memoized_user_agent_matches_botocore(engine):
-    _, client = engine.prepare({"service": "s3", "operation": "ListBuckets"})
+    client = engine.clients.client(engine.prepare({"service": "s3", "operation": "ListBuckets"}))
     creator = client._user_agent_creator
     memo = creator.to_string()
     assert memo == type(creator).to_string(creator)
@@ -52,7 +52,8 @@ def test_memoized_user_agent_matches_botocore(engine):
 
 
 def test_isolated_client_hooks_do_not_leak_to_the_shared_one(engine):
-    req, shared = engine.prepare({"service": "s3", "operation": "ListBuckets"})
+    req = engine.prepare({"service": "s3", "operation": "ListBuckets"})
+    shared = engine.clients.client(req)
     isolated = engine.clients.client(req, isolated=True)
     calls = []
     isolated.meta.events.register("before-send.s3.ListBuckets", lambda **_: calls.append(1))
@@ -70,7 +71,7 @@ def test_clients_of_one_service_share_class_and_model_but_not_state(engine):
     assert type(one) is type(two)
     assert one.meta.service_model is two.meta.service_model
     assert one.meta.region_name != two.meta.region_name
-    assert one._request_signer._credentials.access_key != two._request_signer._credentials.access_key
+    assert one._base is not two._base  # one shared client per region, each seen through an account
 
 
 def test_botocore_sessions_that_are_not_greenfetchs_are_left_alone():
@@ -80,3 +81,155 @@ def test_botocore_sessions_that_are_not_greenfetchs_are_left_alone():
     a = session.create_client("sqs", region_name="us-east-1")
     b = session.create_client("sqs", region_name="us-east-1")
     assert type(a) is not type(b)
+
+
+# -- accounts that cost nothing ------------------------------------------------------------------
+
+import datetime  # noqa: E402
+import random  # noqa: E402
+import threading  # noqa: E402
+
+import botocore.auth  # noqa: E402
+import botocore.awsrequest  # noqa: E402
+import botocore.credentials  # noqa: E402
+
+from greenfetch.testing._scripted import Reply, ScriptedServer, http_response  # noqa: E402
+
+_JSON = [("Content-Type", "application/x-amz-json-1.0"), ("x-amzn-RequestId", "r")]
+
+
+class SigV4Checker:
+    """A server-side SigV4 check: recomputes each request's signature with the secret of the access key
+    it names, and answers ListTables with ``[access key, "signature-ok" | "signature-BAD"]``."""
+
+    def __init__(self, secrets):
+        self.secrets = secrets
+        self.keys = []
+
+    def __call__(self, seen):
+        headers = {k.lower(): v for k, v in seen.headers}
+        auth = headers["authorization"]
+        fields = dict(part.strip().split("=", 1) for part in auth.split(" ", 1)[1].split(","))
+        key, date, region, service, _ = fields["Credential"].split("/")
+        signed = fields["SignedHeaders"].split(";")
+        method, path, _ = seen.request_line.split(" ")
+        request = botocore.awsrequest.AWSRequest(method=method, url=f"http://{headers['host']}{path}",
+                                                 data=seen.body, headers={h: headers[h] for h in signed})
+        request.context["timestamp"] = headers["x-amz-date"]
+        secret = self.secrets.get(key, "unknown key")
+        signer = botocore.auth.SigV4Auth(botocore.credentials.Credentials(key, secret), service, region)
+        expected = signer.signature(signer.string_to_sign(request, signer.canonical_request(request)), request)
+        self.keys.append(key)
+        verdict = "signature-ok" if expected == fields["Signature"] else "signature-BAD"
+        return Reply(http_response(200, f'{{"TableNames": ["{key}", "{verdict}"]}}', _JSON))
+
+
+def test_fifty_accounts_interleaved_each_signed_with_its_own_credentials():
+    accounts = {f"{i:012d}": (f"AKIA{i:016d}", f"secret-{i}-{random.random()}") for i in range(1, 51)}
+    checker = SigV4Checker(dict(accounts.values()))
+    server = ScriptedServer(checker)
+    with server as url:
+        engine = Engine(Config.resolve({"endpoint_url": url, "region": "us-east-1", "max_clients": 4,
+                                        "concurrency": 10}))
+        try:
+            requests = [{"service": "dynamodb", "operation": "ListTables", "account": account,
+                         "credentials": {"AccessKeyId": key, "SecretAccessKey": secret}}
+                        for account, (key, secret) in accounts.items() for _ in range(4)]
+            random.Random(7).shuffle(requests)
+            results = list(engine.iter_results(requests, concurrency=10))
+            assert len(results) == 200
+            for result in results:
+                assert result.ok, result
+                assert result.result["TableNames"] == [accounts[result.request.account][0], "signature-ok"]
+            assert sorted(set(checker.keys)) == sorted(key for key, _ in accounts.values())
+            assert engine.clients.created == 1  # one client for the regional endpoint, none per account
+            assert server.connections <= 10  # one connection pool, shared by every account
+        finally:
+            engine.close()
+
+
+def test_a_wrong_secret_is_caught_by_the_checker():
+    """The check above can fail: a request signed with another secret is answered signature-BAD."""
+    checker = SigV4Checker({"AKIAONE": "right"})
+    with ScriptedServer(checker) as url:
+        engine = Engine(Config.resolve({"endpoint_url": url, "region": "us-east-1"}))
+        try:
+            result = engine.execute({"service": "dynamodb", "operation": "ListTables", "account": "1",
+                                     "credentials": {"AccessKeyId": "AKIAONE", "SecretAccessKey": "wrong"}})
+            assert result.result["TableNames"] == ["AKIAONE", "signature-BAD"]
+        finally:
+            engine.close()
+
+
+def test_refreshable_credentials_refresh_through_the_shared_client():
+    now = lambda: datetime.datetime.now(datetime.UTC)  # noqa: E731
+    issued = []
+
+    def refresh():
+        issued.append(f"AKIAREFRESH{len(issued):05d}")
+        return {"access_key": issued[-1], "secret_key": "s", "token": None,
+                "expiry_time": (now() + datetime.timedelta(hours=1)).isoformat()}
+
+    creds = botocore.credentials.RefreshableCredentials.create_from_metadata(refresh(), refresh, "test")
+    checker = SigV4Checker({})
+    with ScriptedServer(checker) as url:
+        engine = Engine(Config.resolve({"endpoint_url": url, "region": "us-east-1"}))
+        try:
+            call = {"service": "dynamodb", "operation": "ListTables", "account": "1", "credentials": creds}
+            assert engine.execute(call).ok and engine.execute(call).ok
+            assert len(issued) == 1  # fresh: no refresh
+            creds._expiry_time = now() + datetime.timedelta(seconds=30)  # inside botocore's refresh window
+            assert engine.execute(call).ok
+            assert checker.keys == [issued[0], issued[0], issued[1]]
+            assert engine.clients.created == 1
+        finally:
+            engine.close()
+
+
+def test_account_id_endpoint_rules_resolve_per_account():
+    """DynamoDB's account-based endpoints come from the signing credentials' account id, per call."""
+    engine = Engine(Config.resolve({"region": "us-east-1"}))
+    seen = []
+
+    def capture(request, **_):
+        seen.append((request.url, request.headers["Authorization"].decode().split("Credential=")[1][:8]))
+        response = botocore.awsrequest.AWSResponse(request.url, 200, {}, None)
+        response._content = b'{"TableNames": []}'
+        return response
+
+    try:
+        for account, key in (("111111111111", "AKIA1111"), ("222222222222", "AKIA2222")):
+            request = Request("dynamodb", "ListTables", region="us-east-1", account=account,
+                              credentials={"AccessKeyId": key, "SecretAccessKey": "s", "AccountId": account})
+            client = engine.clients.client(request)
+            client.meta.events.register("before-send.dynamodb.ListTables", capture, unique_id="capture")
+            client.list_tables()
+        assert seen == [("https://111111111111.ddb.us-east-1.amazonaws.com/", "AKIA1111"),
+                        ("https://222222222222.ddb.us-east-1.amazonaws.com/", "AKIA2222")]
+        assert engine.clients.created == 1
+    finally:
+        engine.close()
+
+
+def test_accounts_never_leak_across_greenlets_or_threads():
+    """The credentials of a call are local to the greenlet (or thread) making it."""
+    from greenfetch._accounts import AccountClient, CallCredentials, _Signing
+
+    shared = CallCredentials(None)
+    views = {}
+
+    def worker(name):
+        with _Signing(botocore.credentials.ReadOnlyCredentials(name, "s", None, None)):
+            views[name] = []
+            for _ in range(50):
+                views[name].append(shared.get_frozen_credentials().access_key)
+                threading.Event().wait(0)  # a switch point under gevent
+
+    workers = [threading.Thread(target=worker, args=(f"K{i}",)) for i in range(8)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert all(set(keys) == {name} for name, keys in views.items())
+    assert not shared
+    assert "secret" not in repr(AccountClient(object(), {"SecretAccessKey": "secret"}))

@@ -10,7 +10,7 @@ import jmespath
 import jmespath.exceptions
 import jmespath.functions
 
-from .._errors import BatchFailed
+from .._exceptions import BatchFailed
 from .._models import Result
 from ._app import EXIT_BATCH_FAILED, EXIT_FAILED, EXIT_OK, Session, main, pass_session
 from ._input import read_requests

@@ -10,14 +10,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from .._exceptions import InventoryError
+
 __all__ = ["Account", "InventoryError", "Record", "check_account_id", "record"]
 
 _ACCOUNT_ID = re.compile(r"^\d{12}$")
-
-
-class InventoryError(ValueError):
-    """Bad inventory input (account, role, region, type, output): the message names the bad value
-    and what would be valid. Raised before any API call wherever that is possible."""
 
 
 def check_account_id(value: Any, *, source: str = "account id") -> str:

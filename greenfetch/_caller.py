@@ -1,0 +1,116 @@
+"""The seam above botocore: one method, a normalized Request in, the response dict out.
+
+As httpx's transport sits under its client, a ``Caller`` sits under the engine: the engine owns the
+rules (order, fail-fast, attempts, error mapping, dedupe, adaptive gating) and asks its caller only
+to make one call. ``BotocoreCaller`` is the real one; ``greenfetch.testing.MockCaller`` answers from
+a function, so the engine's rules run in tests with no network. A caller raises botocore's
+exceptions as they are (``ClientError`` and friends); the engine translates them in one place
+(``_errors.describe``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from botocore import xform_name
+
+from ._clients import ClientCache
+from ._errors import suggest
+from ._exceptions import RequestError
+from ._models import Request
+
+__all__ = ["BotocoreCaller", "Caller"]
+
+
+class Caller:
+    """Base class of the AWS seam. Subclasses implement :meth:`call`; the rest has defaults."""
+
+    def resolve(self, request: Request) -> Request:
+        """The request as it will be called (e.g. ``list_tables`` -> ``ListTables``). A request that
+        cannot be built raises RequestError here, before any gate or slot is taken for it."""
+        return request
+
+    def call(self, request: Request) -> Mapping[str, Any]:
+        """Make the call; return the response (with ResponseMetadata), or raise botocore's exception."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release connections; the caller is not used afterwards."""
+
+
+class BotocoreCaller(Caller):
+    """Calls through botocore's shared clients (``ClientCache``), with pagination and bounded bodies."""
+
+    def __init__(self, clients: ClientCache):
+        self.clients = clients
+        self._body_limit = clients.config.body_limit
+        self._operations: dict[str, tuple[frozenset[str], dict[str, str]]] = {}
+        self._regions: dict[str | None, str | None] = {}
+
+    def resolve(self, request: Request) -> Request:
+        if request.region is None:
+            request = replace(request, region=self._profile_region(request.profile))
+        client = self.clients.client(request)  # unknown service, bad role, no region: RequestError
+        return replace(request, operation=self._api_name(request, client))
+
+    def call(self, request: Request) -> Mapping[str, Any]:
+        client = self.clients.client(request)
+        method = xform_name(request.operation)
+        if request.paginate and client.can_paginate(method):
+            config = {"MaxItems": request.max_items} if request.max_items else {}
+            pages = client.get_paginator(method).paginate(**request.params, PaginationConfig=config)
+            return pages.build_full_result()  # type: ignore[no-any-return]
+        try:
+            value = getattr(client, method)(**request.params)
+        except TypeError:  # some botocore handlers run before validation and trip on wrong types
+            _validate_params(client, request)
+            raise
+        for key, item in value.items():  # read streaming bodies now: they hold a pooled connection
+            if hasattr(item, "read"):
+                value[key] = _read_body(item, self._body_limit)
+        return value  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        self.clients.close()
+
+    def _api_name(self, request: Request, client: Any) -> str:
+        names = self._operations.get(request.service)
+        if names is None:
+            api = frozenset(client.meta.service_model.operation_names)
+            names = self._operations[request.service] = (api, {xform_name(n): n for n in api})
+        api_names, by_method = names
+        if request.operation in api_names:
+            return request.operation
+        if request.operation in by_method:
+            return by_method[request.operation]
+        near = suggest(request.operation, api_names | set(by_method))
+        hint = f"; did you mean {', '.join(near)}?" if near else ""
+        raise RequestError(
+            f"unknown operation {request.operation!r} for service {request.service!r}{hint} "
+            f"(it has {len(api_names)} operations, e.g. {', '.join(sorted(api_names)[:3])})",
+            code="UnknownOperation", guidance=f"nearest valid names: {', '.join(near)}" if near else None)
+
+    def _profile_region(self, profile: str | None) -> str | None:
+        """The profile's configured region, read once per profile: botocore's config chain is too
+        slow to consult on every request that names no region."""
+        if profile not in self._regions:
+            region = self.clients.session(profile).get_config_variable("region")
+            self._regions[profile] = str(region) if region else None
+        return self._regions[profile]
+
+
+def _validate_params(client: Any, request: Request) -> None:
+    """Raise botocore's ParamValidationError (which names the bad parameter) if the params are invalid."""
+    from botocore.validate import validate_parameters
+
+    model = client.meta.service_model.operation_model(request.operation)
+    validate_parameters(dict(request.params), model.input_shape)
+
+
+def _read_body(body: Any, limit: int) -> bytes:
+    try:
+        return bytes(body.read(limit))
+    finally:
+        body.close()

@@ -1,0 +1,59 @@
+"""Every exception greenfetch raises on purpose, in one tree (as httpx keeps its own in one module).
+
+    GreenfetchError                  catch this to catch them all
+     ├── ConfigError (ValueError)     a setting greenfetch cannot use (flag, environment, keyword)
+     ├── RequestError (ValueError)    a request that cannot be built; becomes that request's failed Result
+     ├── InventoryError (ValueError)  bad inventory input (account, role, region, type, output)
+     ├── BatchFailed                  fail-fast stopped a batch; carries the results so far
+     ├── ExpositionError              metrics could not be served, pushed or written
+     └── EngineImportError (ImportError)  gevent could not be set up safely for this process
+
+Pure standard library, so ``_patch`` can import it before gevent patches anything. The messages
+name the bad value and say what would be valid: they are shown to users as they are.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["BatchFailed", "ConfigError", "EngineImportError", "ExpositionError", "GreenfetchError",
+           "InventoryError", "RequestError"]
+
+
+class GreenfetchError(Exception):
+    """Base of the errors greenfetch raises on purpose."""
+
+
+class ConfigError(GreenfetchError, ValueError):
+    """A setting has a value greenfetch cannot use; the message names it and what would be valid."""
+
+
+class RequestError(GreenfetchError, ValueError):
+    """A request that cannot be built; the message names the bad value and what would be valid."""
+
+    def __init__(self, message: str, code: str = "InvalidRequest", guidance: str | None = None):
+        super().__init__(message)
+        self.code = code
+        self.guidance = guidance
+
+
+class InventoryError(GreenfetchError, ValueError):
+    """Bad inventory input (account, role, region, type, output): the message names the bad value
+    and what would be valid. Raised before any API call wherever that is possible."""
+
+
+class BatchFailed(GreenfetchError):
+    """Fail-fast mode saw a failure: ``.failure`` is the first failed Result, ``.results`` what completed."""
+
+    def __init__(self, failure: Any, results: list[Any]):
+        self.failure = failure
+        self.results = results
+        super().__init__(f"Batch failed at request {failure.index}: {failure.error}")
+
+
+class ExpositionError(GreenfetchError):
+    """Metrics could not be served, pushed or written; the message names the port, URL or path."""
+
+
+class EngineImportError(GreenfetchError, ImportError):
+    """gevent could not be set up safely for this process."""
