@@ -20,7 +20,8 @@ from ..inventory._progress import InventoryProgress, format_summary
 from ..inventory._region_status import RegionStatusStore
 from ..inventory._regions import REGION_MODES, expand_regions, known_regions, offered_regions
 from ..inventory._types import InventoryError
-from ._app import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Session, fail_usage, main, pass_session
+from ._app import EXIT_FAILED, EXIT_OK, Session, fail_usage, main, pass_session
+from ._signals import exit_code
 
 __all__ = ["cache", "catalog", "inventory", "regions"]
 
@@ -80,10 +81,10 @@ def inventory(session: Session, accounts: str | None, role_name: str | None, ext
         bar.close()
         fail_usage(str(exc))
         return
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP: temporary files already removed
         bar.close()
         click.echo("interrupted: no files written", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        sys.exit(exit_code(exc))
     bar.close()
     if out is None:
         for rec in report.records or []:

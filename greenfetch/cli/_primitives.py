@@ -15,7 +15,7 @@ from typing import IO, Any
 
 import click
 
-from .._adaptive import Settings
+from .._adaptive import Gate, Settings, limits_of
 from .._config import MAX_CONCURRENCY, ConfigError
 from .._exposition import ExpositionError, perf_stats_from_text
 from ._app import Session, fail_usage, main, pass_session
@@ -25,7 +25,7 @@ from ._output import render_stats
 
 __all__ = ["adaptive", "stats"]
 
-_LIMIT = click.IntRange(1, MAX_CONCURRENCY)  # the ceiling every concurrency shares (see _config)
+_LIMIT = click.IntRange(max=MAX_CONCURRENCY)  # the ceiling every concurrency shares (see _config)
 
 
 @main.command()
@@ -49,17 +49,23 @@ def adaptive(session: Session, file: IO[str], initial_concurrency: int, target_l
     options = {"initial_concurrency": initial_concurrency, "target_latency": target_latency,
                "min_concurrency": min_concurrency, "max_concurrency": max_concurrency}
     try:
-        Settings.checked(**options)
+        settings = Settings.checked(**options)
     except ConfigError as exc:
         fail_usage(str(exc))
     engine = session.engine(region=region, profile=profile, endpoint_url=endpoint_url)
     requests = read_requests(file, "-" if file is sys.stdin else file.name)
 
     def run(reqs: Any) -> Any:
-        results = engine.adaptive_batch(reqs, fail_fast=fail_fast, **options)
-        if trace_path:
-            _write_trace(trace_path, results.trace)
-        return iter(results)
+        """adaptive_batch's gate over iter_results: results stream as they complete, so Ctrl-C or
+        SIGTERM still writes what completed (adaptive_batch returns only at the end)."""
+        limits = limits_of(engine)
+        limits.configure(settings)
+        gate = Gate(limits)
+        try:
+            yield from engine.iter_results(reqs, settings.max, fail_fast=fail_fast, gate=gate)
+        finally:
+            if trace_path:
+                _write_trace(trace_path, gate.trace())
 
     run_and_emit(run, requests, output, query, progress, fail_fast=fail_fast)
 

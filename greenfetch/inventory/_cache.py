@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,13 +23,18 @@ from cachetools import TTLCache
 
 from .._jsonable import jsonable
 from .._models import Request
-from ._fileio import atomic_write_text
+from ._fileio import atomic_write_text, sweep_stale
 from ._types import InventoryError
 
 __all__ = ["InventoryCache", "parse_s3_uri"]
 
 _MARK = "greenfetch-cache"
 _VERSION = 1
+_NAME = re.compile(r"^[0-9a-f]{40}\.json$")  # what _path() names; nothing else in the directory is ours
+
+
+def _ours(name: str) -> bool:
+    return bool(_NAME.match(name))
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
@@ -53,6 +59,8 @@ class InventoryCache:
         self._memory: TTLCache[str, Any] = TTLCache(maxsize=memory_size, ttl=max(self.ttl, 1e-9), timer=clock)
         self.hits = {"memory": 0, "disk": 0, "s3": 0}
         self.misses = 0
+        if self.directory is not None and self.directory.is_dir():
+            sweep_stale(self.directory, owns=_ours)  # what a killed run left half-written
 
     @property
     def enabled(self) -> bool:
@@ -110,7 +118,7 @@ class InventoryCache:
         assert self.directory is not None
         try:
             self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            atomic_write_text(self._path(key), text)
+            atomic_write_text(self._path(key), text, sweep=False)  # swept once, in __init__
         except OSError:
             pass  # a cache that cannot write is a slower run, not a failed one
 
@@ -153,8 +161,14 @@ class InventoryCache:
 
     # -- housekeeping ------------------------------------------------------------------------
 
+    def _files(self) -> list[Path]:
+        """The entries this cache names (40 hex digits + .json); any other file is someone else's."""
+        if not self.directory or not self.directory.is_dir():
+            return []
+        return [p for p in self.directory.glob("*.json") if _ours(p.name)]
+
     def info(self) -> dict[str, Any]:
-        files = list(self.directory.glob("*.json")) if self.directory and self.directory.is_dir() else []
+        files = self._files()
         fresh = sum(1 for f in files if self._fresh_file(f))
         return {"directory": str(self.directory) if self.directory else None, "ttl_seconds": self.ttl,
                 "files": len(files), "fresh_files": fresh, "bytes": sum(f.stat().st_size for f in files),
@@ -169,17 +183,21 @@ class InventoryCache:
             return False
 
     def clear(self) -> int:
-        """Forget memory and local files (only files this cache wrote); returns files removed."""
+        """Forget memory and local files: only files this cache wrote (its name pattern and its marker
+        inside), plus its own temporary files orphaned by a killed run; returns files removed.
+        Anything else in the directory (inventory output, other JSON, unreadable files) stays."""
         self._memory.clear()
         removed = 0
-        if self.directory and self.directory.is_dir():
-            for path in self.directory.glob("*.json"):
-                try:
-                    if json.loads(path.read_text(encoding="utf-8")).get(_MARK) is None:
-                        continue
-                except (OSError, ValueError, AttributeError):
-                    pass  # corrupt: ours to remove
-                with contextlib.suppress(OSError):
-                    path.unlink()
-                    removed += 1
+        for path in self._files():
+            try:
+                envelope = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue  # not readable as our envelope: not provably ours
+            if not isinstance(envelope, dict) or _MARK not in envelope:
+                continue
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed += 1
+        if self.directory is not None and self.directory.is_dir():
+            removed += sweep_stale(self.directory, owns=_ours)
         return removed
