@@ -62,6 +62,9 @@ from ._exceptions import (  # noqa: E402
     RequestError,
 )
 from ._models import Request, Result  # noqa: E402
+from ._redact import install as _install_redaction  # noqa: E402
+
+_install_redaction()  # botocore logs credentials at DEBUG: mask them in every record
 
 __version__ = "0.1.0"
 

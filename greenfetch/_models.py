@@ -118,7 +118,7 @@ class Result:
         return self.error is None
 
     def to_dict(self) -> dict[str, Any]:
-        req = self.request.to_dict() if isinstance(self.request, Request) else jsonable(dict(self.request))
+        req = self.request.to_dict() if isinstance(self.request, Request) else jsonable(_redacted(self.request))
         out = {
             "index": self.index, "request": req, "result": jsonable(self.result), "error": self.error,
             "error_code": self.error_code, "retryable": self.retryable, "guidance": self.guidance,
@@ -129,3 +129,12 @@ class Result:
         if self.deduped:
             out["deduped"] = True
         return out
+
+
+def _redacted(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """A request that could not be built, as given, but never its ``credentials``: output, logs and
+    brokers get the marker, so it shows they were there and not what they were."""
+    out = dict(raw)
+    if out.get("credentials") is not None:
+        out["credentials"] = "<redacted>"
+    return out
