@@ -27,9 +27,10 @@ def default_engine() -> Engine:
         return _default
 
 
-def batch_requests(requests: Iterable[RawRequest], concurrency: int = 10, fail_fast: bool = False,
+def batch_requests(requests: Iterable[RawRequest], concurrency: int | None = None, fail_fast: bool = False,
                    processes: Any = None, **options: Any) -> list[Result]:
-    """Run every request with at most ``concurrency`` in flight; results in request order.
+    """Run every request with at most ``concurrency`` in flight (default: the engine's Config, i.e.
+    GREENFETCH_CONCURRENCY or 10); results in request order.
 
     Resilient (the default) returns a Result for every request, failed ones included. With
     ``fail_fast=True`` the first failure cancels queued and in-flight work and raises
@@ -39,7 +40,7 @@ def batch_requests(requests: Iterable[RawRequest], concurrency: int = 10, fail_f
     return with_processes(default_engine(), processes).batch_requests(requests, concurrency, fail_fast=fail_fast, **options)
 
 
-def iter_results(requests: Iterable[RawRequest], concurrency: int = 10, processes: Any = None,
+def iter_results(requests: Iterable[RawRequest], concurrency: int | None = None, processes: Any = None,
                  **options: Any) -> Iterator[Result]:
     """Stream results as they complete (each carries its ``index``), pulling requests lazily."""
     return with_processes(default_engine(), processes).iter_results(requests, concurrency, **options)

@@ -250,11 +250,12 @@ def test_unwritable_output_directory_is_a_clear_error(tmp_path):
 def test_progress_counts_items_and_errors_per_type_and_the_summary_names_failures():
     import io
 
-    from greenfetch.inventory._progress import InventoryProgress, format_summary
-    from greenfetch.inventory._run import RunSummary
+    from greenfetch.cli._output import render_summary
+    from greenfetch.cli._progress import Progress
+    from greenfetch.inventory import RunSummary
 
     stream, clock = io.StringIO(), Clock()
-    bar = InventoryProgress(enabled=True, stream=stream, interval=0.0, clock=clock)
+    bar = Progress(enabled=True, stream=stream, interval=0.0, clock=clock)
     summary = RunSummary()
     recs = [_rec("ec2.vpcs", "us-east-1", [1, 2]),
             {**_rec("ec2.vpcs", "eu-west-1", []), "status": "throttled", "error": "ec2.DescribeVpcs: Throttling"},
@@ -265,7 +266,7 @@ def test_progress_counts_items_and_errors_per_type_and_the_summary_names_failure
     summary.accounts_failed["999999999999"] = "cannot assume ...: AccessDenied"
     bar.close()
     assert "ec2.vpcs: 2 items, 1 errors" in stream.getvalue()
-    text = format_summary(summary.to_dict())
+    text = render_summary(summary.to_dict())
     rows = {line.split()[0]: line.split()[1:] for line in text.splitlines()[1:3]}
     assert rows == {"ec2.vpcs": ["2", "1"], "iam.roles": ["1", "0"]}
     assert "0 ok, 1 failed" in text and "account 999999999999: cannot assume" in text

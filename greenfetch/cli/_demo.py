@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from ._app import Session, main, pass_session
-from ._output import render_stats, render_table
+from ._output import render_stats, render_summary, render_table
 
 __all__ = ["demo"]
 
@@ -33,7 +33,6 @@ def demo(session: Session, endpoint_url: str | None, concurrency: int) -> None:
         import moto  # noqa: F401
 
         from ..inventory._demo import DEMO_ACCOUNTS, DEMO_REGIONS, DEMO_ROLE, run_demo_inventory, seed_demo
-        from ..inventory._progress import format_summary
         from ..testing import MotoServer
     except ImportError:
         raise click.ClickException("the demo needs moto's server: pip install 'greenfetch[demo]'") from None
@@ -63,7 +62,7 @@ def demo(session: Session, endpoint_url: str | None, concurrency: int) -> None:
         _title("3. An inventory of every account x region x resource type")
         with tempfile.TemporaryDirectory(prefix="greenfetch-demo-") as out:
             report = run_demo_inventory(url, engine=engine, out=out, concurrency=concurrency)
-            click.echo(format_summary(report.summary))
+            click.echo(render_summary(report.summary))
             click.echo(f"\n{len(report.files)} JSON files written (one per resource type), e.g. "
                        f"{os.path.basename(sorted(report.files)[0]) if report.files else '-'}")
         click.echo("\nNext: `greenfetch batch --help`, `greenfetch inventory --help`, docs/nushell.md")

@@ -16,11 +16,12 @@ from .._config import ConfigError, parse_duration
 from ..inventory._cache import InventoryCache
 from ..inventory._catalog import CATALOG
 from ..inventory._plan import run_inventory
-from ..inventory._progress import InventoryProgress, format_summary
 from ..inventory._region_status import RegionStatusStore
 from ..inventory._regions import REGION_MODES, expand_regions, known_regions, offered_regions
 from ..inventory._types import InventoryError
 from ._app import EXIT_FAILED, EXIT_OK, Session, fail_usage, main, pass_session
+from ._output import render_summary, text_table
+from ._progress import Progress
 from ._signals import exit_code
 
 __all__ = ["cache", "catalog", "inventory", "regions"]
@@ -69,7 +70,7 @@ def inventory(session: Session, accounts: str | None, role_name: str | None, ext
     # LRU of twice the concurrency keeps them hot while bounding memory (~1 MB per botocore client).
     engine = session.engine(region=region, endpoint_url=endpoint_url, concurrency=concurrency,
                             max_clients=min(512, max(64, 2 * concurrency)))
-    bar = InventoryProgress(enabled=progress)
+    bar = Progress(enabled=progress, interval=0.2)
     try:
         report = run_inventory(
             engine, accounts=accounts, role_name=role_name, external_id=external_id, regions=regions,
@@ -89,7 +90,7 @@ def inventory(session: Session, accounts: str | None, role_name: str | None, ext
     if out is None:
         for rec in report.records or []:
             click.echo(json.dumps(rec, ensure_ascii=False, default=str))
-    click.echo(format_summary(report.summary), err=True)
+    click.echo(render_summary(report.summary), err=True)
     for path in report.files:
         click.echo(f"wrote {path}", err=True)
     if report.dynamodb is not None:
@@ -143,10 +144,7 @@ def catalog(output: str) -> None:
         click.echo(json.dumps(rows, indent=2))
         return
     cols = ["name", "service", "operation", "scope", "id_field", "details"]
-    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
-    click.echo("  ".join(c.ljust(widths[c]) for c in cols).rstrip())
-    for row in rows:
-        click.echo("  ".join(str(row[c]).ljust(widths[c]) for c in cols).rstrip())
+    click.echo(text_table(cols, [[str(row[c]) for c in cols] for row in rows], rule=False))
 
 
 @main.group()

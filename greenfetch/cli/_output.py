@@ -13,7 +13,7 @@ import jmespath.exceptions
 
 from .._models import Result
 
-__all__ = ["OUTPUTS", "emit", "emit_one", "render_stats", "render_table", "summarize"]
+__all__ = ["OUTPUTS", "emit", "emit_one", "render_stats", "render_summary", "render_table", "summarize", "text_table"]
 
 OUTPUTS = ("json", "jsonl", "table")
 
@@ -81,10 +81,7 @@ def render_table(rows: Iterable[dict[str, Any]]) -> str:
         lines.append([str(row["index"]), str(req.get("service", "")), str(req.get("operation", "")),
                       _account(req), str(req.get("region") or ""), status, f"{row['duration_ms']:.1f}", str(row["attempts"]),
                       _clip(detail, 60)])
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    text = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=False)).rstrip() for line in lines]
-    text.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(text)
+    return text_table(lines[0], lines[1:])
 
 
 def render_stats(rows: list[dict[str, Any]]) -> str:
@@ -96,11 +93,38 @@ def render_stats(rows: list[dict[str, Any]]) -> str:
         lines.append([str(row["operation"]), str(row["count"]), str(row["errors"]), str(row["throttles"])]
                      + ["-" if row.get(k) is None else f"{row[k] * 1000:.1f}"
                         for k in ("avg_duration", "p50", "p90", "p99", "max")])
+    text = text_table(header, lines[1:], numeric=True)
+    return text if rows else text + "\n(no requests recorded)"
+
+
+def render_summary(summary: dict[str, Any]) -> str:
+    """The inventory's end-of-run table: resources and errors per type, then accounts, regions, calls, time."""
+    rows = [[t, str(n), str(summary["errors"].get(t, 0))] for t, n in summary["resources"].items()]
+    lines = [text_table(["resource type", "resources", "errors"], rows, numeric=True, rule=False)]
+    failed = summary["accounts_failed"]
+    lines.append(f"accounts: {summary['accounts_ok']} ok, {len(failed)} failed; account-regions: "
+                 f"{summary['account_regions_ok']} ok, {summary['account_regions_failed']} with errors, "
+                 f"{summary['regions_skipped']} skipped (inactive)")
+    lines += [f"  account {acct}: {why}" for acct, why in failed.items()]
+    lines.append(f"{summary['records']} fetches, {summary['calls']} calls, {summary['cached']} from cache, "
+                 f"{summary['throttled']} throttled ({summary.get('throttle_attempts', 0)} throttled attempts), "
+                 f"{summary['wall_seconds']:.2f}s")
+    return "\n".join(lines)
+
+
+def text_table(header: list[str], rows: list[list[str]], *, numeric: bool = False, rule: bool = True) -> str:
+    """The one text-table renderer: columns as wide as their widest cell, two spaces apart; with
+    ``numeric`` every column but the first is right-aligned; ``rule`` draws dashes under the header."""
+    lines = [header, *rows]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    text = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(line, widths, strict=True)))
-            for line in lines]
-    text.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(text) if rows else "\n".join(text) + "\n(no requests recorded)"
+
+    def cell(i: int, text: str) -> str:
+        return text.rjust(widths[i]) if numeric and i else text.ljust(widths[i])
+
+    text = ["  ".join(cell(i, c) for i, c in enumerate(line)).rstrip() for line in lines]
+    if rule:
+        text.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(text)
 
 
 def _account(request: dict[str, Any]) -> str:

@@ -1,9 +1,11 @@
-"""The loopback test kit: real servers on 127.0.0.1 for tests, benchmarks and the demo.
+"""The test kit: real servers on 127.0.0.1 for tests, benchmarks and the demo, and ``MockCaller``
+for the engine's own rules with no network.
 
 Nothing here is used by the engine itself.
 """
 
 from ._loopback import LoopbackServer
+from ._mock import MockCaller, client_error
 from ._moto import MotoServer, free_port
 
-__all__ = ["LoopbackServer", "MotoServer", "free_port"]
+__all__ = ["LoopbackServer", "MockCaller", "MotoServer", "client_error", "free_port"]
