@@ -5,7 +5,8 @@ two engines, or two tests, never collide. Labels are bounded on purpose: service
 code, scope, each a short name; never params, ids, ARNs with secrets, or anything a user can vary
 without limit. Past ``MAX_OPERATIONS`` distinct service:operation pairs, and for requests that could
 not even be built (an unknown service is whatever the user typed), the labels become ``other`` /
-``invalid``.
+``invalid``; past ``MAX_CODES`` distinct error codes outside the classifier's tables, ``code`` becomes
+``other``.
 
 ``perf_stats()`` reads the same results through a bounded quantile sketch per operation, so its
 percentiles cost the same memory after a million requests as after ten. ``reset()`` clears that table
@@ -23,14 +24,19 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from ._errors import UNNAMED_CODES, is_throttle
+from ._errors import UNNAMED_CODES, classify, is_throttle
 from ._sketch import QuantileSketch
 
-__all__ = ["BUCKETS", "MAX_OPERATIONS", "Metrics", "is_throttle"]
+__all__ = ["BUCKETS", "MAX_CODES", "MAX_OPERATIONS", "Metrics", "is_throttle"]
 
 # AWS latencies: 5 ms (a warm regional call) to 30 s (a long paginated scan or a timeout).
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 MAX_OPERATIONS = 1000
+MAX_CODES = 100
+"""Distinct error codes outside the classifier's tables kept as ``code`` label values; past it they
+are ``other``. The server chooses these codes: a broken proxy or a hostile endpoint can send a new
+one per request, and each would be a new series forever in a long-lived process."""
+_TABLED = frozenset({"throttled", "transient", "denied", "unavailable", "quota", "invalid"})
 _NAME = re.compile(r"^[A-Za-z0-9_.:/-]{1,128}$")
 
 
@@ -64,6 +70,7 @@ class Metrics:
         self._lock = threading.Lock()
         self._rows: dict[str, _Row] = {}
         self._names: set[tuple[str, str]] = set()
+        self._codes: set[str] = set()
 
     # -- what the engine calls ---------------------------------------------------------------
 
@@ -90,7 +97,7 @@ class Metrics:
         outcome = "success" if result.error is None else "error"
         self.duration.labels(service, operation, outcome).observe(seconds)
         if result.error is not None:
-            self.errors.labels(service, operation, _bounded(result.error_code or "Unknown")).inc()
+            self.errors.labels(service, operation, self._code(result.error_code or "Unknown")).inc()
         if result.attempts > 1:
             self.retries.labels(service, operation).inc(result.attempts - 1)
         with self._lock:
@@ -150,6 +157,8 @@ class Metrics:
                     child._sum.inc(value)
                 else:
                     child._buckets[labels[-1]].inc(value)
+            elif name == self.errors._name:  # each child bounds its own codes: bound the union too
+                metric.labels(labels[0], labels[1], self._code(labels[2])).inc(value)
             else:
                 metric.labels(*labels).inc(value)
         with self._lock:
@@ -174,6 +183,17 @@ class Metrics:
             row = self._rows[key] = _Row()
         return row
 
+    def _code(self, code: str) -> str:
+        """The ``code`` label: a known code as is; others as is while fewer than MAX_CODES were seen."""
+        value = _bounded(code)
+        if value == "other" or value in self._codes or _known_code(value):
+            return value
+        with self._lock:
+            if len(self._codes) >= MAX_CODES:
+                return "other"
+            self._codes.add(value)
+        return value
+
     def _labels(self, request: Any, error_code: str | None) -> tuple[str, str]:
         service = getattr(request, "service", None)
         operation = getattr(request, "operation", None)
@@ -185,6 +205,11 @@ class Metrics:
                 return "other", "other"
             self._names.add(pair)
         return pair
+
+
+def _known_code(code: str) -> bool:
+    """A code the classifier names in its tables (throttling, transient, denied, ...): a fixed set."""
+    return classify(code).status in _TABLED
 
 
 def _bounded(value: str, length: int = 64) -> str:
