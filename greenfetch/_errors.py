@@ -11,16 +11,20 @@ clauses. The exception tree itself is drawn in ``_exceptions``.
 from __future__ import annotations
 
 import difflib
+import errno
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import botocore.exceptions
 
 from ._exceptions import RequestError
 
-__all__ = ["THROTTLE_CODES", "UNBUILT_CODES", "UNNAMED_CODES", "Classification", "classify", "describe", "is_throttle",
+__all__ = ["THROTTLE_CODES", "TOO_MANY_OPEN_FILES", "UNBUILT_CODES", "UNNAMED_CODES", "Classification", "classify", "describe", "is_throttle",
            "suggest"]
 
+
+TOO_MANY_OPEN_FILES = "TooManyOpenFiles"  # EMFILE/ENFILE anywhere in the chain: not transient, not a connect error
 
 # botocore's standard retry mode treats these as throttling (botocore/retries/standard.py).
 THROTTLE_CODES = frozenset({
@@ -73,6 +77,10 @@ def classify(code: str | None, *, http_status: int | None = None, service: str =
     """Classify an AWS error code (or an exception class name when there is no code)."""
     code = code or (f"HTTP{http_status}" if http_status else "Unknown")
     call = f"{service}:{operation}" if service else "the operation"
+    if code == TOO_MANY_OPEN_FILES:
+        return Classification(code, "error", False, False,
+                              "this process ran out of file descriptors (EMFILE): raise the limit (`ulimit -n`, "
+                              "LimitNOFILE= under systemd) or lower the concurrency")
     if code in THROTTLE_CODES or http_status == 429:
         return Classification(code, "throttled", True, True,
                               "AWS is throttling these calls: back off and retry, or lower the concurrency "
@@ -109,6 +117,8 @@ def describe(exc: BaseException) -> tuple[str, str, int | None, str | None]:
     """(code, message, http status, request id) for anything a call can raise."""
     if isinstance(exc, RequestError):
         return exc.code, str(exc), None, None
+    if (exhausted := _fd_exhausted(exc)) is not None:  # before the wrapper's "could not connect"
+        return TOO_MANY_OPEN_FILES, f"{exhausted.strerror or exhausted} (while: {exc})", None, None
     if isinstance(exc, botocore.exceptions.ClientError):
         err = exc.response.get("Error", {})
         meta = exc.response.get("ResponseMetadata", {})
@@ -120,6 +130,24 @@ def describe(exc: BaseException) -> tuple[str, str, int | None, str | None]:
     if isinstance(exc, botocore.exceptions.NoCredentialsError):
         return "NoCredentials", "no AWS credentials found (set AWS_PROFILE, AWS_ACCESS_KEY_ID, or a role)", None, None
     return type(exc).__name__, str(exc) or repr(exc), None, None
+
+
+def _fd_exhausted(exc: BaseException) -> OSError | None:
+    """The EMFILE/ENFILE OSError somewhere in ``exc``'s chain (``__cause__``, ``__context__``, and the
+    ``error``/``reason`` botocore and urllib3 keep), or None."""
+    seen: set[int] = set()
+    todo: list[Any] = [exc]
+    while todo and len(seen) < 32:
+        item = todo.pop()
+        if not isinstance(item, BaseException) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, OSError) and item.errno in (errno.EMFILE, errno.ENFILE):
+            return item
+        kwargs = getattr(item, "kwargs", None)
+        todo += [item.__cause__, item.__context__, getattr(item, "reason", None),
+                 kwargs.get("error") if isinstance(kwargs, dict) else None]
+    return None
 
 
 def suggest(name: str, valid: Iterable[str], *, n: int = 5, cutoff: float = 0.5) -> list[str]:
