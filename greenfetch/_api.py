@@ -6,6 +6,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
+from ._config import Config
 from ._engine import Engine, RawRequest
 from ._models import Result
 from ._processes import with_processes
@@ -18,12 +19,14 @@ _default: Engine | None = None
 _lock = threading.Lock()
 
 
-def default_engine() -> Engine:
-    """The engine the module-level functions share (clients, pools, metrics, dedupe state)."""
+def default_engine(make_config: Callable[[], Config] | None = None) -> Engine:
+    """The process-wide engine the module-level functions, the CLI's Lambda handler and anyone else
+    who wants one share (clients, pools, metrics, dedupe state). The first caller's ``make_config``
+    decides its configuration (default: ``Config.resolve()``); later callers get the same engine."""
     global _default
     with _lock:
         if _default is None:
-            _default = Engine()
+            _default = Engine(make_config() if make_config is not None else None)
         return _default
 
 

@@ -27,26 +27,27 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from . import Engine, default_engine
 from ._config import Config, ConfigError
-from ._engine import Engine
-from .drs._pipeline import client_budget
+from .drs import client_budget
 
 __all__ = ["handler"]
 
 log = logging.getLogger("greenfetch.aws_lambda")
-_engine: Engine | None = None
 
 
 def engine() -> Engine:
-    """The container's engine: created on the first invocation, reused while the container is warm."""
-    global _engine
-    if _engine is None:
-        environ = dict(os.environ)
-        environ.setdefault("AWS_LAMBDA_FUNCTION_NAME", "greenfetch")  # the Lambda profile, also when run locally
-        config = Config.resolve(environ=environ)
-        # each sync or inventory uses a client per (service, account, region) once: keep few (docs/drs-sync.md)
-        _engine = Engine(config.replace(max_clients=client_budget(config.concurrency)))
-    return _engine
+    """The process-wide default engine, made with the Lambda profile on the first invocation and
+    reused while the container is warm."""
+    return default_engine(_lambda_config)
+
+
+def _lambda_config() -> Config:
+    environ = dict(os.environ)
+    environ.setdefault("AWS_LAMBDA_FUNCTION_NAME", "greenfetch")  # the Lambda profile, also when run locally
+    config = Config.resolve(environ=environ)
+    # each sync or inventory uses a client per (service, account, region) once: keep few (docs/drs-sync.md)
+    return config.replace(max_clients=client_budget(config.concurrency))
 
 
 class _Options:

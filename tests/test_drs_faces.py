@@ -42,7 +42,7 @@ def aws_env(estate, monkeypatch, tmp_path):
     monkeypatch.setenv("AWS_REGION", "us-east-1")
     monkeypatch.setenv("GREENFETCH_MAX_ATTEMPTS", "1")
     monkeypatch.setenv("GREENFETCH_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(aws_lambda, "_engine", None)
+    monkeypatch.setattr(greenfetch._api, "_default", None)  # a fresh process-wide engine per test
     return estate
 
 

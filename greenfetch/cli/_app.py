@@ -32,7 +32,7 @@ class Session:
 
     def engine(self, **overrides: Any) -> Any:
         if self._engine is None:
-            from .._engine import Engine
+            from .. import Engine
 
             self._engine = Engine(self.config(**overrides))
             _start_exposition(self)

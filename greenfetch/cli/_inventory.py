@@ -13,12 +13,17 @@ from typing import Any
 import click
 
 from .._config import ConfigError, parse_duration
-from ..inventory._cache import InventoryCache
-from ..inventory._catalog import CATALOG
-from ..inventory._plan import run_inventory
-from ..inventory._region_status import RegionStatusStore
-from ..inventory._regions import REGION_MODES, expand_regions, known_regions, offered_regions
-from ..inventory._types import InventoryError
+from ..inventory import (
+    CATALOG,
+    REGION_MODES,
+    InventoryCache,
+    InventoryError,
+    RegionStatusStore,
+    expand_regions,
+    known_regions,
+    offered_regions,
+    run_inventory,
+)
 from ._app import EXIT_FAILED, EXIT_OK, Session, fail_usage, main, pass_session
 from ._output import render_summary, text_table
 from ._progress import Progress

@@ -47,7 +47,7 @@ from ._credentials import AccountCredentials, AssumeStatus, Credentials, assume_
 from ._dynamodb import DynamoDBSink, WriteReport, record_items
 from ._plan import InventoryReport, resolve_accounts, run_inventory
 from ._region_status import RegionStatus, RegionStatusStore, status_from_count, status_from_error
-from ._regions import enabled_regions, expand_regions, known_regions, offered_regions
+from ._regions import REGION_MODES, enabled_regions, expand_regions, known_regions, offered_regions
 from ._run import Inventory, RunSummary
 from ._sinks import FileSink, upload_to_s3
 from ._types import Account, InventoryError, Record, check_account_id, record
@@ -66,6 +66,7 @@ __all__ = [
     "InventoryError",
     "InventoryReport",
     "Record",
+    "REGION_MODES",
     "RegionStatus",
     "RegionStatusStore",
     "ResourceType",
