@@ -6,7 +6,7 @@ The Server routes messages here; a command only ever talks to its CallContext.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import gevent
 import gevent.lock
@@ -14,9 +14,6 @@ import gevent.queue
 
 from . import _codec as codec
 from ._codec import LabeledError, NuValue, Span
-
-if TYPE_CHECKING:
-    from ._server import Server
 
 __all__ = ["END", "EOF_GRACE_SECONDS", "CallContext", "InStream", "Interrupted"]
 
@@ -38,10 +35,19 @@ class InStream:
         self.consumed = False
 
 
+class Link(Protocol):
+    """What a call needs of the server: send a message, make an engine call, take an input stream.
+    (The Server implements it; a test can stand in for it. The context never imports the server.)"""
+
+    def send(self, message: Any) -> None: ...
+    def engine_call(self, call_id: int, call: Any) -> Any: ...
+    def claim_stream(self, stream_id: int) -> InStream: ...
+
+
 class CallContext:
     """What a command sees of the protocol: its head span, engine calls, its input, cancellation."""
 
-    def __init__(self, server: Server, call_id: int, head: Span):
+    def __init__(self, server: Link, call_id: int, head: Span):
         self.server = server
         self.call_id = call_id
         self.head = head
