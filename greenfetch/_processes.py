@@ -38,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
+import pickle
 import socket
 import subprocess
 import sys
@@ -91,6 +92,7 @@ class _Child:
     channel: Any
     lock: Any
     outstanding: set[int] = field(default_factory=set)
+    buffer: list[tuple[int, Any]] = field(default_factory=list)  # queued for the sender, not yet sent
     alive: bool = True  # may be routed to (false once a send failed or it was found dead)
     lost: bool = False  # its end of file was handled: its unanswered requests went elsewhere
     said_bye: bool = False
@@ -120,6 +122,7 @@ class ProcessPool:
         self.options = options
         self.processes = processes
         self.inbox = self.backend.queue()
+        self.wake = self.backend.event()
         self.children: list[_Child] = []
         self.retired: list[_Child] = []
         self.pending: dict[int, _Pending] = {}
@@ -163,12 +166,12 @@ class ProcessPool:
                 child.channel.send(message)
             return True
         except OSError:
-            return False  # its reader reports the death; pending requests are handled there
+            return False  # its reader reports the death; its unanswered requests are handled there
 
     def _live(self) -> list[_Child]:
         return [c for c in self.children if c.alive]
 
-    # -- routing -----------------------------------------------------------------------------
+    # -- routing and sending -----------------------------------------------------------------
 
     def _route(self, raw: Any) -> _Child | None:
         live = self._live()
@@ -202,35 +205,57 @@ class ProcessPool:
         return request.signature
 
     def _dispatch(self, index: int, pending: _Pending) -> None:
-        """Send one request to its child, or answer it here when it cannot be sent."""
+        """Queue one request for its child (the sender ships it), or answer it here if none is left."""
+        child = self._route(pending.raw)
+        if child is None:
+            self._answer(_lost(index, pending.raw, "no worker process is left"))
+            return
+        pending.child, pending.sends = child, pending.sends + 1
+        child.outstanding.add(index)
+        child.buffer.append((index, _sealed(pending.raw)))
+        self.wake.set()
+
+    def _ship(self) -> None:
+        """The sender: each child's queued requests in one frame, whatever queued while it last sent."""
         while True:
-            child = self._route(pending.raw)
-            if child is None:
-                self.inbox.put((None, ("result", _lost(index, pending.raw, "no worker process is left"))))
-                return
-            try:
-                frame = ("run", index, _sealed(pending.raw))
-            except Exception as exc:  # noqa: BLE001 - this request alone fails, the run goes on
-                self.inbox.put((None, ("result", _unsendable(index, pending.raw, exc))))
-                return
-            pending.child, pending.sends = child, pending.sends + 1
-            child.outstanding.add(index)
-            try:
-                sent = self._send(child, frame)
-            except Exception as exc:  # noqa: BLE001 - e.g. params that cannot be pickled (an open file)
-                child.outstanding.discard(index)
-                self.inbox.put((None, ("result", _unsendable(index, pending.raw, exc))))
-                return
-            if sent:
-                return
-            child.outstanding.discard(index)
+            self.wake.wait()
+            self.wake.clear()
+            for child in list(self.children):
+                while child.buffer:
+                    batch, child.buffer = child.buffer, []
+                    self._send_batch(child, batch)
+
+    def _send_batch(self, child: _Child, batch: list[tuple[int, Any]]) -> None:
+        try:
+            sent = self._send(child, ("run", batch))
+        except Exception:  # noqa: BLE001 - a request that cannot be pickled (an open file, a lambda)
+            sendable = []
+            for index, request in batch:
+                try:
+                    pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)
+                    sendable.append((index, request))
+                except Exception as exc:  # noqa: BLE001 - this request alone fails, the run goes on
+                    child.outstanding.discard(index)
+                    pending = self.pending.get(index)
+                    self._answer(_unsendable(index, pending.raw if pending else request, exc))
+            sent = not sendable or self._send(child, ("run", sendable))
+        if not sent:
             child.alive = False
+            if child.lost:  # its death was handled before this batch failed: these go elsewhere now
+                self._requeue(child, [index for index, _ in batch])
+
+    def _answer(self, result: Result) -> None:
+        self.inbox.put((None, ("results", [result])))
 
     def _child_lost(self, child: _Child) -> None:
-        """Its unanswered reads go to a live child; anything else fails as WorkerLost."""
+        """Its unanswered reads (and whatever it was never sent) go to a live child; anything else may
+        have run, so it fails as WorkerLost."""
         child.alive, child.lost = False, True
+        unsent = [index for index, _ in child.buffer]
+        child.buffer.clear()
         code = child.proc.poll()
         how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited ({code})"
+        self._requeue(child, unsent)
         for index in sorted(child.outstanding):
             pending = self.pending.get(index)
             if pending is None:
@@ -240,8 +265,16 @@ class ProcessPool:
             else:
                 reason = (f"worker process {child.proc.pid} {how} before answering; the request may have run, "
                           "so it was not sent again")
-                self.inbox.put((None, ("result", _lost(index, pending.raw, reason))))
+                self._answer(_lost(index, pending.raw, reason))
         child.outstanding.clear()
+
+    def _requeue(self, child: _Child, indexes: list[int]) -> None:
+        for index in indexes:
+            child.outstanding.discard(index)
+            pending = self.pending.get(index)
+            if pending is not None:
+                pending.sends -= 1  # it never reached a child
+                self._dispatch(index, pending)
 
     # -- the run -----------------------------------------------------------------------------
 
@@ -265,7 +298,7 @@ class ProcessPool:
                 return
             self.inbox.put((None, _End(started)))
 
-        feeder = backend.spawn(feed)
+        feeder, sender = backend.spawn(feed), backend.spawn(self._ship)
         received, end = 0, None
         try:
             while end is None or received < end.started:
@@ -273,14 +306,12 @@ class ProcessPool:
                 if isinstance(message, _End):
                     end = message
                     continue
-                result = self._handle(child, message, gate)
-                if result is None:
-                    continue
-                received += 1
-                yield result
-                slots.release()
-                if fail_fast and result.error is not None:
-                    return
+                for result in self._handle(child, message, gate):
+                    received += 1
+                    yield result
+                    slots.release()
+                    if fail_fast and result.error is not None:
+                        return
             self._finish(gate)
             if end.error is not None:
                 raise end.error
@@ -288,19 +319,12 @@ class ProcessPool:
             stopping.set()
             slots.release()
             feeder.kill()
+            sender.kill()
 
-    def _handle(self, child: _Child | None, message: Any, gate: Any) -> Result | None:
+    def _handle(self, child: _Child | None, message: Any, gate: Any) -> list[Result]:
         kind = message[0]
-        if kind == "result":
-            result: Result = message[1]
-            pending = self.pending.get(result.index)
-            if pending is None or (child is not None and pending.child is not child):
-                return None  # an answer from a child already given up on: the request has its result
-            del self.pending[result.index]
-            if child is not None:
-                child.outstanding.discard(result.index)
-                self.answered[child.proc.pid] = self.answered.get(child.proc.pid, 0) + 1
-            return _restore_credentials(result, pending.raw)
+        if kind == "results":
+            return [r for r in (self._accept(child, result) for result in message[1]) if r is not None]
         assert child is not None
         if kind == "metrics":
             self.engine.metrics.merge_delta(message[1], source=child.proc.pid)
@@ -313,7 +337,17 @@ class ProcessPool:
         elif kind == "eof" and not child.lost:
             child.proc.wait()
             self._child_lost(child)
-        return None
+        return []
+
+    def _accept(self, child: _Child | None, result: Result) -> Result | None:
+        pending = self.pending.get(result.index)
+        if pending is None or (child is not None and pending.child is not child):
+            return None  # an answer from a child already given up on: the request has its result
+        del self.pending[result.index]
+        if child is not None:
+            child.outstanding.discard(result.index)
+            self.answered[child.proc.pid] = self.answered.get(child.proc.pid, 0) + 1
+        return _restore_credentials(result, pending.raw)
 
     def _finish(self, gate: Any) -> None:
         """Every result is in: tell each child, and take its last metrics (and trace) before it exits."""
