@@ -26,7 +26,7 @@ from greenfetch.inventory import (
 )
 from greenfetch.inventory._cache import InventoryCache
 from greenfetch.inventory._catalog import CATALOG, resolve_types
-from greenfetch.inventory._demo import run_demo_inventory, seed_demo
+from greenfetch.cli._demo_estate import run_demo_inventory, seed_demo
 from greenfetch.inventory._run import Inventory
 
 ROLE = "InventoryReader"

@@ -32,7 +32,7 @@ def demo(session: Session, endpoint_url: str | None, concurrency: int) -> None:
     try:
         import moto  # noqa: F401
 
-        from ..inventory._demo import DEMO_ACCOUNTS, DEMO_REGIONS, DEMO_ROLE, run_demo_inventory, seed_demo
+        from ._demo_estate import DEMO_ACCOUNTS, DEMO_REGIONS, DEMO_ROLE, run_demo_inventory, seed_demo
         from ..testing import MotoServer
     except ImportError:
         raise click.ClickException("the demo needs moto's server: pip install 'greenfetch[demo]'") from None

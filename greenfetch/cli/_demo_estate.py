@@ -13,12 +13,8 @@ import zipfile
 from collections.abc import Callable
 from typing import Any
 
-from .._config import Config
-from .._engine import Engine
-from .._models import Request
-from ._credentials import assume_role
-from ._plan import InventoryReport, run_inventory
-from ._types import Record
+from .. import Config, Engine, Request
+from ..inventory import InventoryReport, Record, assume_role, run_inventory
 
 __all__ = ["DEMO_ACCOUNTS", "DEMO_REGIONS", "DEMO_ROLE", "DEMO_TYPES", "run_demo_inventory", "seed_demo"]
 
