@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from .._models import Request
+from .._scheduler import iter_bounded
 from ._accounts import role_arn_for
 from ._types import Account, InventoryError
 
@@ -132,24 +133,15 @@ class AccountCredentials:
             role = self.role_for(item)
             if role is not None:
                 role_arn_for(acc.account_id, role, region=self.region or self.engine.config.region)
-        out: dict[str, Credentials | None] = {}
-        pool = self.engine.backend.semaphore(max(1, self.concurrency))
-        done = self.engine.backend.queue()
 
-        def one(item: Account | str) -> None:
+        def one(_: int, item: Account | str) -> tuple[str, Credentials | None]:
+            account_id = item.account_id if isinstance(item, Account) else item
             try:
-                with pool:
-                    creds = self.get(item)
+                return account_id, self.get(item)
             except Exception:  # noqa: BLE001 - a surprise in one account must not lose the others
-                creds = None
-            done.put((item.account_id if isinstance(item, Account) else item, creds))
+                return account_id, None
 
-        for item in items:
-            self.engine.backend.spawn(one, item)
-        for _ in items:
-            account_id, creds = done.get()
-            out[account_id] = creds
-        return out
+        return dict(iter_bounded(self.engine.backend, items, one, max(1, self.concurrency)))
 
     def status(self, account: Account | str) -> AssumeStatus | None:
         return self._status.get(account.account_id if isinstance(account, Account) else account)
