@@ -208,5 +208,12 @@ class Config:
         _check_limits(self)
         return self
 
+    @property
+    def home_region(self) -> str:
+        """Where a call that names no region goes when the run names none either (STS, Organizations,
+        region discovery, global APIs): the run's region, else us-east-1, as the AWS CLI's global
+        endpoints do. The one place that fallback is written."""
+        return self.region or "us-east-1"
+
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None}).validated()

@@ -32,8 +32,8 @@ def demo(session: Session, endpoint_url: str | None, concurrency: int) -> None:
     try:
         import moto  # noqa: F401
 
-        from ._demo_estate import DEMO_ACCOUNTS, DEMO_REGIONS, DEMO_ROLE, run_demo_inventory, seed_demo
         from ..testing import MotoServer
+        from ._demo_estate import DEMO_ACCOUNTS, DEMO_REGIONS, DEMO_ROLE, run_demo_inventory, seed_demo
     except ImportError:
         raise click.ClickException("the demo needs moto's server: pip install 'greenfetch[demo]'") from None
     os.environ.update(_DEMO_CREDENTIALS)  # moto accepts any; the demo never talks to real AWS

@@ -99,7 +99,7 @@ def _org_accounts_under(engine: Any, ous: list[str], region: str | None, creds: 
 
 def _call(engine: Any, operation: str, params: dict[str, Any], key: str, region: str | None,
           credentials: Any = None) -> list[Any]:
-    result = engine.execute(Request("organizations", operation, params, region=region or "us-east-1",
+    result = engine.execute(Request("organizations", operation, params, region=region or engine.config.home_region,
                                     paginate=True, credentials=credentials))
     if not result.ok:
         raise InventoryError(f"cannot list accounts from AWS Organizations: {result.error}"

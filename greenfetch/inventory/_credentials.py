@@ -53,7 +53,7 @@ def assume_role_status(engine: Any, account_id: str, role_name_or_arn: str, *, e
                        session_name: str = "greenfetch", duration: int = 3600,
                        region: str | None = None) -> tuple[Credentials | None, AssumeStatus]:
     """assume_role, plus the status record that says why credentials are missing."""
-    region = region or engine.config.region or "us-east-1"
+    region = region or engine.config.home_region
     arn = role_arn_for(Account(account_id).account_id, role_name_or_arn, region=region)
     params: dict[str, Any] = {"RoleArn": arn, "RoleSessionName": session_name, "DurationSeconds": duration}
     if external_id:

@@ -77,7 +77,7 @@ def enabled_regions(engine: Any, *, credentials: Any = None, account: str | None
     """(regions enabled for the account, None) or (None, error): opt-in regions the account has
     not opted into are left out, as Steampipe, CloudQuery and Prowler do."""
     result = engine.execute(Request("ec2", "DescribeRegions", {"AllRegions": True},
-                                    region=region or engine.config.region or "us-east-1", account=account,
+                                    region=region or engine.config.home_region, account=account,
                                     credentials=credentials))
     if not result.ok:
         return None, result.error
@@ -93,7 +93,7 @@ def offered_regions(engine: Any, service: str, *, cache: Any = None, region: str
     if cache is not None and (hit := cache.get(key)) is not None:
         return set(hit)
     result = engine.execute(Request("ssm", "GetParametersByPath", {"Path": _SSM_PATH.format(service)},
-                                    region=region or engine.config.region or "us-east-1", paginate=True))
+                                    region=region or engine.config.home_region, paginate=True))
     if not result.ok or not result.result.get("Parameters"):
         return None
     names = sorted({p["Value"] for p in result.result["Parameters"]})

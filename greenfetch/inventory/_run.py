@@ -180,7 +180,7 @@ class Inventory:
             return {a.account_id: [r for r in self.regions if r not in self.exclude] for a, _ in ready}
         if not any(not t.is_global for t in self.types):
             return {a.account_id: [] for a, _ in ready}
-        fallback = [self.engine.config.region or "us-east-1"]
+        fallback = [self.engine.config.home_region]
         requests = [Request("ec2", "DescribeRegions", {"AllRegions": True}, region=fallback[0],
                             account=a.account_id, role=self._role_arn(a), credentials=c) for a, c in ready]
         out: dict[str, list[str]] = {}
