@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,7 +12,10 @@ from typing import Any
 from ._exceptions import RequestError
 from ._jsonable import jsonable
 
-__all__ = ["Request", "RequestError", "Result"]
+__all__ = ["ROLE_ARN", "Request", "RequestError", "Result", "account_of_role"]
+
+# An IAM role ARN: the one pattern greenfetch checks role ARNs with (engine and inventory alike).
+ROLE_ARN = re.compile(r"^arn:(?P<partition>aws[a-z-]*):iam::(?P<account>\d{12}):role/(?P<path_name>[\w+=,.@/-]+)$")
 
 _FIELDS = ("service", "operation", "params", "region", "account", "role", "profile", "endpoint_url", "paginate", "id")
 
@@ -68,6 +72,11 @@ class Request:
         """Who the call runs as, without any secret: a role ARN, an account, a profile, or 'default'."""
         return self.role or (f"account:{self.account}" if self.account else None) or (
             f"profile:{self.profile}" if self.profile else "default")
+
+    @property
+    def account_id(self) -> str | None:
+        """The account the call runs in, when the request says: its ``account``, or its role ARN's."""
+        return self.account or account_of_role(self.role)
 
     @property
     def signature(self) -> str:
@@ -138,3 +147,9 @@ def _redacted(raw: Mapping[str, Any]) -> dict[str, Any]:
     if out.get("credentials") is not None:
         out["credentials"] = "<redacted>"
     return out
+
+
+def account_of_role(role: str | None) -> str | None:
+    """The 12-digit account id in an IAM role ARN; None for anything that is not one."""
+    match = ROLE_ARN.match(role or "")
+    return match["account"] if match else None

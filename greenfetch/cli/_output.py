@@ -11,7 +11,7 @@ import click
 import jmespath
 import jmespath.exceptions
 
-from .._models import Result
+from .._models import Result, account_of_role
 
 __all__ = ["OUTPUTS", "emit", "emit_one", "render_stats", "render_summary", "render_table", "summarize", "text_table"]
 
@@ -129,8 +129,7 @@ def text_table(header: list[str], rows: list[list[str]], *, numeric: bool = Fals
 
 def _account(request: dict[str, Any]) -> str:
     """The account a row ran in: its ``account``, or the one in its role ARN."""
-    role = str(request.get("role") or "")
-    return str(request.get("account") or (role.split(":")[4] if role.count(":") >= 5 else ""))
+    return str(request.get("account") or account_of_role(request.get("role")) or "")
 
 
 def _clip(text: str, width: int) -> str:

@@ -10,13 +10,12 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .._models import Request
+from .._models import ROLE_ARN, Request
 from ._types import Account, InventoryError, check_account_id
 
 __all__ = ["accounts_from_dynamodb", "accounts_from_list", "accounts_from_organizations", "partition_of",
            "role_arn_for"]
 
-_ROLE_ARN = re.compile(r"^arn:(?P<partition>[\w-]+):iam::(?P<account>\d{12}):role/(?P<path_name>[\w+=,.@/-]+)$")
 _ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
 _PARTITIONS = {"cn-": "aws-cn", "us-gov-": "aws-us-gov", "us-iso-": "aws-iso", "us-isob-": "aws-iso-b",
                "eu-isoe-": "aws-iso-e", "us-isof-": "aws-iso-f"}
@@ -34,7 +33,7 @@ def role_arn_for(account_id: str, role: str, *, region: str | None = None) -> st
     """The role ARN to assume in ``account_id``: built from a role name, or a given ARN checked for
     the right account and partition (a wrong partition fails at STS with a confusing message)."""
     partition = partition_of(region)
-    match = _ROLE_ARN.match(role)
+    match = ROLE_ARN.match(role)
     if match:
         if match["partition"] != partition:
             raise InventoryError(f"role ARN {role!r} is in partition {match['partition']!r}, but region "
