@@ -1,32 +1,45 @@
-"""adaptive_batch: a concurrency limit that follows AWS's latency and throttling.
+"""adaptive_batch: a concurrency limit that follows AWS's latency, and a send rate that follows its throttling.
 
 Three parts, outermost last:
 
-``Controller`` (pure, injectable clock) turns per-attempt samples into a limit, once per update
-window (at least 2x the no-load latency and 10 samples, at most 1 s; a drop closes the window early):
-- *drop* (a throttling code, HTTP 429, or a timeout) in the window: ``limit *= 0.85``, at most once per
-  window, and drops from attempts sent before the last cut are ignored (they saw the old limit);
-- *queueing*: two windows in a row whose latency (25th percentile) is above ``min(target_latency,
-  1.2 x baseline)`` (baseline = the lowest window latency seen; re-measured after 5 windows at the
-  floor that still queue) gives ``limit *= max(0.5, threshold / latency)``; one such window alone
-  only stops growth, and a rise this process's own hub delay explains (``HubLag``: CPU-bound or
-  starved by neighbours) is not a signal at all;
-- otherwise, if the limit is in use (in flight >= half of it): ``x1.5`` until the first congestion
-  signal (slow start: 5 -> 38 in 5 windows), then ``+1`` per window (after a throttle: CUBIC-like,
-  back to the throttling point fast, then past it slowly, see ``_grown``).
-A window's latency comes only from attempts sent after it opened (so it measures its own limit, and
-lasts at least one round trip); drops from attempts sent before the last cut are ignored.
-Always clamped to [min_concurrency, max_concurrency]. Backoff sleeps never count: samples are HTTP
-attempts (``_attempts``), not calls. Errors that say nothing about load (4xx other than throttling)
-still give a latency sample; connection errors give none.
+``Controller`` (``_controller``, pure, injectable clock) turns per-attempt samples into a limit, and
+after a throttle a rate cap. Samples are HTTP attempts (``_attempts``), never backoff sleeps; what an
+attempt *says* comes from the one classifier (``_errors.classify``, see ``signal_of``): throttled
+(a throttling code or HTTP 429), dropped (a timeout), or an answer (any other status, errors included;
+connection errors give no latency). A window is about one round trip (at least the baseline latency and
+20 answers sent after it opened; at most 1 s). Per window, with *baseline* = the no-load latency:
+- *ramp* (slow start): +1 per answer whose latency is flat (<= 1.5x baseline), i.e. x2 per round trip;
+  it ends at the first window whose latency rises (queue > alpha, below), at a throttle or a timeout;
+- *plateau vs more throughput* (Vegas, Little's law): ``queue = inflight x (1 - baseline / latency)``
+  is the part of the in-flight work that only added latency, not throughput. Above beta (12% of the
+  limit, >= 4) two windows running (or one window at over 2x baseline) the limit goes back to the knee,
+  ``inflight x baseline / latency + alpha``; between alpha (5%, >= 2) and beta it holds; below alpha it
+  grows +1 per window, or +10% while latency is flat (undoing a cut below a cliff);
+- *timeout*: ``limit *= 0.85``, once per window; ``target_latency`` is a ceiling (above it, cut);
+- *throttle*: the send rate is capped at 0.9x the rate the server accepted just before (a token bucket
+  accepts exactly its rate once empty), at most once per round trip; it holds 1 s, then grows 5%/s x
+  (1 + seconds since)^2 while it binds, so a steady quota costs ~1 throttle per cycle and a raised one
+  is found in seconds; concurrency is capped near what the rate needs (2x rate x baseline);
+- *baseline*: the lowest window in slow start, then lowered only by a smoothed latency; every 3 s one
+  window runs at half the limit and its latency replaces it (up by 25% at most unless the previous
+  re-measure read high too), and a cut of over 25% re-measures within 2 round trips: a service that
+  got slower is followed, one lucky or unlucky window is not the reference;
+- a rise this process's own hub delay explains (``HubLag``: CPU-bound, or starved by neighbours) is
+  no signal at all. Always clamped to [min_concurrency, max_concurrency]; the rate to >= 0.5/s.
 
 ``Limiter``: one controller per scope (service, region, account) with a blocking slot count that
-follows the limit. ``Limits`` (``engine.limits``) keeps the limiters, so every batch and greenlet on
-one engine shares one view of an account's quota, and exports ``greenfetch_concurrency_limit{scope}``.
+follows the limit and, under a rate cap, a pacer (one send at a time waits its turn, so a cut applies
+to the very next send). ``Limits`` (``engine.limits``) keeps the limiters, so every batch and greenlet
+on one engine shares one view of an account's quota, and exports ``greenfetch_concurrency_limit{scope}``.
+
+What carries over, and when it resets: a scope's limit, baseline and rate cap live as long as the
+engine (each ``processes=N`` worker has its own), so the next batch starts where the last one ended
+(clamped to its min/max) and a short batch does not pay the ramp again. They reset with a new engine,
+``adaptive_batch(..., reset=True)`` (every scope) or ``engine.limits.reset(scope)``.
 
 The trace: ``adaptive_batch`` returns an ``AdaptiveResults`` list whose ``.trace`` holds, per scope,
-the ``TracePoint``s (time, limit, latency, throttles, samples) of the windows closed during the run;
-``engine.limits.trace(scope)`` has the limiter's whole recent history (the last 10,000 windows).
+the ``TracePoint``s (time, limit, latency, throttles, samples, rate) of the windows closed during the
+run; ``engine.limits.trace(scope)`` has the limiter's whole recent history (the last 10,000 windows).
 """
 
 from __future__ import annotations
@@ -37,8 +50,9 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from ._config import ConfigError
 from ._controller import Controller, Settings, TracePoint
-from ._metrics import is_throttle
+from ._errors import classify
 from ._models import Request, Result
 
 __all__ = ["AdaptiveResults", "Controller", "Limiter", "Limits", "Settings", "TracePoint", "adaptive_batch"]
@@ -46,9 +60,15 @@ __all__ = ["AdaptiveResults", "Controller", "Limiter", "Limits", "Settings", "Tr
 _TIMEOUTS = frozenset({"ReadTimeoutError", "ConnectTimeoutError", "RequestTimeout", "RequestTimeoutException"})
 
 
-def is_drop(error_code: str | None, http_status: int | None) -> bool:
-    """An attempt that says "too much": throttled (codes or 429) or timed out."""
-    return is_throttle(error_code, http_status) or error_code in _TIMEOUTS
+def signal_of(error_code: str | None, http_status: int | None) -> tuple[bool, bool]:
+    """(throttled, dropped) for one attempt, from the one classifier (``_errors.classify``):
+    throttled = the server said "too fast" (a throttling code or HTTP 429): the send rate backs off;
+    dropped = a transient failure that is a timeout: the concurrency backs off. Other errors say
+    nothing about load (a 500 is not "too much"), and answers without an error are the fast path."""
+    if error_code is None and (http_status is None or http_status < 400):
+        return False, False
+    found = classify(error_code, http_status=http_status)
+    return found.throttle, found.status == "transient" and found.code in _TIMEOUTS
 
 
 class HubLag:
@@ -96,6 +116,7 @@ class Limiter:
         self.lag = lag
         self._on_limit = on_limit
         self._cond = threading.Condition()  # gevent-cooperative once patched
+        self._pace = threading.Lock()  # one sender at a time waits out the rate cap; the rest queue here
 
     @property
     def limit(self) -> int:
@@ -103,7 +124,15 @@ class Limiter:
 
     @contextlib.contextmanager
     def slot(self) -> Iterator[int]:
-        """Hold one of ``limit`` slots while the request runs; yields the limit in force."""
+        """Wait for the rate cap's turn (after a throttle), then hold one of ``limit`` slots while
+        the request runs; yields the limit in force. Only one turn is reserved ahead at a time, so a
+        rate cut applies to the very next send."""
+        if self.controller.rate is not None:
+            with self._pace:
+                with self._cond:
+                    wait = self.controller.reserve()
+                if wait > 0:
+                    time.sleep(wait)  # gevent's sleep once patched
         with self._cond:
             self._cond.wait_for(lambda: self.inflight < self.limit)
             self.inflight += 1
@@ -118,16 +147,16 @@ class Limiter:
 
     def observe(self, attempt: Any) -> None:
         """One HTTP attempt of a request in this scope ended."""
-        dropped = is_drop(attempt.error_code, attempt.http_status)
-        usable = attempt.http_status is not None or dropped
+        throttled, dropped = signal_of(attempt.error_code, attempt.http_status)
+        usable = attempt.http_status is not None or throttled or dropped
         with self._cond:
-            before = self.limit
-            point = self.controller.sample(attempt.seconds if usable else None, dropped=dropped,
+            before, exact = self.limit, self.controller.limit
+            point = self.controller.sample(attempt.seconds if usable else None, throttled=throttled, dropped=dropped,
                                            inflight=self.inflight, client_delay=self.lag.value if self.lag else 0.0)
-            if point is not None and self.limit > before:
+            if self.limit > before:  # slow start grows per answer, not only when a window closes
                 self._cond.notify(self.limit - before)
-        if point is not None and self._on_limit is not None:
-            self._on_limit(self.scope, point.limit)
+        if self._on_limit is not None and (point is not None or self.controller.limit != exact):
+            self._on_limit(self.scope, self.controller.limit)
 
 
 class Limits:
@@ -162,6 +191,18 @@ class Limits:
                 self._by_scope[scope] = found
                 self._export(scope, found.controller.limit)
             return found
+
+    def reset(self, scope: str | None = None) -> None:
+        """Forget what the limiters learned (limit, baseline, rate cap), for one scope or all: the
+        next batch starts again from ``initial_concurrency``. Requests in flight finish first."""
+        with self._lock:
+            for name in [scope] if scope is not None else list(self._by_scope):
+                limiter = self._by_scope.get(name)
+                if limiter is not None:
+                    fresh = Controller(self.settings, self._clock)
+                    fresh.trace.extend(limiter.controller.trace)
+                    limiter.controller = fresh
+                    self._export(name, fresh.limit)
 
     def scopes(self) -> list[str]:
         with self._lock:
@@ -221,15 +262,21 @@ def limits_of(engine: Any) -> Limits:
 
 def adaptive_batch(engine: Any, requests: Iterable[Any], initial_concurrency: Any = 5, target_latency: Any = 0.5,
                    min_concurrency: Any = 1, max_concurrency: Any = 256, fail_fast: bool = False,
-                   **options: Any) -> AdaptiveResults:
+                   reset: bool = False, **options: Any) -> AdaptiveResults:
     """Like ``batch_requests`` with the concurrency limit set by the engine's adaptive limiters.
 
     ``max_concurrency`` bounds the requests pulled from ``requests`` at once; the limiter of each
-    request's scope decides how many of those run. Raises ConfigError for bad numbers before starting.
+    request's scope decides how many of those run. What a scope's limiter learned carries over to
+    the engine's next batch; ``reset=True`` forgets it first (every scope: back to
+    ``initial_concurrency``, no rate cap). Raises ConfigError for bad numbers before starting.
     """
     settings = Settings.checked(initial_concurrency, target_latency, min_concurrency, max_concurrency)
+    if not isinstance(reset, bool):
+        raise ConfigError(f"reset: {reset!r} is not allowed; use True or False")
     limits = limits_of(engine)
     limits.configure(settings)
+    if reset:
+        limits.reset()
     gate = Gate(limits)
     results = AdaptiveResults()
     results.trace = {}

@@ -1,4 +1,4 @@
-"""The adaptive concurrency controller: per-attempt samples in, a concurrency limit out.
+"""The adaptive concurrency controller: per-attempt samples in, a concurrency limit and a send rate out.
 
 Pure: no I/O, no gevent; time comes only from the injected ``clock``, so the tests drive it with
 simulated servers in simulated time. How it decides is described in ``_adaptive``'s docstring; the
@@ -27,13 +27,19 @@ class Settings:
     target_latency: float = 0.5
     min: int = 1
     max: int = 256
-    tolerance: float = 1.2
-    backoff: float = 0.85
-    growth: float = 1.5
+    alpha: float = 0.05  # queue (share of the limit, at least 2 requests) below which the limit grows
+    beta: float = 0.12  # queue (share of the limit, at least 4) above which it is cut back to the knee
+    regrow: float = 0.1  # growth per window while the queue is under alpha / 2 (after slow start)
+    backoff: float = 0.85  # concurrency cut on a timeout
+    rate_backoff: float = 0.9  # send rate after a throttle: this share of the rate the server accepted
+    rate_hold: float = 1.0  # seconds the rate holds after a throttle before probing upwards
+    rate_probe: float = 0.05  # then grows by this share per second, times (1 + seconds probing)^2
+    remeasure_every: float = 3.0  # seconds between no-load latency re-measures (one window at half the limit)
+    min_rate: float = 0.5  # requests per second (botocore's adaptive mode has the same floor)
     min_window: float = 0.02
     max_window: float = 1.0
-    min_samples: int = 10
-    quota_probe: float = 0.1  # growth per window near the last throttle point (see Controller._grown)
+    min_samples: int = 20
+    flat: float = 1.5  # slow start grows only on answers within this factor of the baseline
 
     @classmethod
     def checked(cls, initial_concurrency: Any = 5, target_latency: Any = 0.5, min_concurrency: Any = 1,
@@ -61,102 +67,219 @@ def _whole(value: Any, name: str) -> int:
 @dataclass(frozen=True)
 class TracePoint:
     """One closed update window: when, the limit it set, its latency (25th percentile of the
-    attempts, seconds), throttled attempts, latency samples."""
+    attempts, seconds), throttled attempts, latency samples, and the send rate cap (None: unpaced)."""
 
     time: float
     limit: float
     latency: float | None
     throttles: int
     samples: int
+    rate: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"time": self.time, "limit": self.limit, "latency": self.latency, "throttles": self.throttles,
-                "samples": self.samples}
+                "samples": self.samples, "rate": self.rate}
 
 
 class Controller:
-    """Per-attempt samples in, a concurrency limit out. Pure: no I/O, time only from ``clock``."""
+    """Per-attempt samples in, a concurrency limit (``limit``) and a send rate cap (``rate``) out."""
 
     def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic, history: int = 10_000):
         self.settings = settings
         self.clock = clock
         self.limit = float(settings.initial)
+        self.rate: float | None = None  # requests/s; set by the first throttle (see _on_throttle)
         self.trace: deque[TracePoint] = deque(maxlen=history)
+        self.slow_start = True
         self._baseline: float | None = None
-        self._at_floor = 0
-        self._growth = "slow-start"
-        self._quota = 0.0
+        self._smoothed: float | None = None  # window latency, smoothed (lowers the baseline between re-measures)
+        self._remeasure_at, self._restore = math.inf, 0.0  # next baseline re-measure; limit to go back to
+        self._higher = False  # did the last re-measure read over 1.1x the baseline?
         self._last_cut = -math.inf
         self._previous: float | None = None
-        self._start, self._count, self._drops, self._max_inflight = 0.0, 0, 0, 0
+        self._answers: deque[float] = deque()  # when recent non-throttled answers arrived (accepted rate)
+        self._rate_cut, self._rate_stamp, self._next_send, self._born = -math.inf, clock(), -math.inf, math.inf
+        self._start, self._count, self._drops, self._throttles, self._max_inflight = 0.0, 0, 0, 0, 0
         self._samples: list[float] = []
-        self._delay, self._delays = 0.0, 0
+        self._inflight_sum, self._delay, self._delays = 0, 0.0, 0
         self._open_window(clock())
 
     @property
     def baseline(self) -> float | None:
-        """The no-load latency estimate: the lowest window latency seen (re-measured, see ``_remeasure``)."""
+        """The no-load latency estimate: the lowest window latency seen (re-measured, see ``_rebase``)."""
         return self._baseline
 
     def reconfigure(self, settings: Settings) -> None:
-        """New bounds and target for a new batch; the learned limit carries over (clamped)."""
+        """New bounds and target for a new batch; the learned limit and rate carry over (clamped)."""
         self.settings = settings
         self.limit = min(max(self.limit, settings.min), settings.max)
 
     def note_inflight(self, inflight: int) -> None:
         self._max_inflight = max(self._max_inflight, inflight)
 
-    def sample(self, latency: float | None, *, dropped: bool = False, inflight: int = 0,
+    def reserve(self) -> float:
+        """Seconds the next send must wait under the rate cap (0 without one); reserves its turn."""
+        if self.rate is None:
+            return 0.0
+        now = self.clock()
+        self._probe_rate(now)
+        start = max(now, self._next_send)
+        self._next_send = start + 1.0 / self.rate
+        return start - now
+
+    def sample(self, latency: float | None, *, throttled: bool = False, dropped: bool = False, inflight: int = 0,
                client_delay: float = 0.0) -> TracePoint | None:
-        """One finished attempt (``latency`` None = no usable latency; ``client_delay`` = this
-        process's current scheduling delay, see HubLag); returns a TracePoint when a window closed."""
+        """One finished attempt: ``latency`` None = no usable latency; ``throttled`` = the server said
+        "too fast" (cuts the rate); ``dropped`` = it timed out (cuts the concurrency); ``client_delay`` =
+        this process's current scheduling delay (see HubLag). Returns a TracePoint when a window closed."""
         now = self.clock()
         self._delay += client_delay
         self._delays += 1
         self.note_inflight(inflight)
-        if latency is not None and now - latency < self._last_cut:
-            return None  # sent before the last cut: it measured the old limit, not the new one
+        sent = now - latency if latency is not None else now
+        if throttled:
+            self._throttles += 1
+            self._on_throttle(now, sent)
+        elif latency is not None and not dropped:
+            self._answers.append(now)
+            self._born = min(self._born, sent)
         if dropped:
+            if sent < self._last_cut:
+                return None  # sent before the last cut: it measured the old limit, not the new one
             self._drops += 1
             return self._close(now)
-        if latency is not None and latency > 1e-4 and now - latency >= self._start:
-            self._samples.append(latency)  # only attempts sent in this window measure its limit
-            self._count += 1
+        if not throttled and latency is not None and latency > 1e-4 and sent >= self._last_cut:
+            if self.slow_start and inflight * 2 >= self.limit and self._flat(latency - client_delay):
+                self.limit = min(self.limit + 1.0, float(self.settings.max))  # +1 per answer: x2 per round trip
+            if sent >= self._start:  # only attempts sent in this window measure its limit
+                self._samples.append(latency)
+                self._inflight_sum += inflight
+                self._count += 1
         if self._window_due(now):
             return self._close(now)
         return None
 
+    def _flat(self, latency: float) -> bool:
+        """Is this answer's latency flat (within ``flat`` x the baseline)? Slow start grows only on
+        those, so past a knee, where answers slow down, it stops growing by itself within a round
+        trip instead of doubling on until a window closes (the overshoot that cost seconds)."""
+        return self._baseline is None or latency <= self.settings.flat * self._baseline
+
     def _window_due(self, now: float) -> bool:
         s, elapsed = self.settings, now - self._start
-        length = max(s.min_window, 2 * (self.baseline or 0.0))
+        length = max(s.min_window, self.baseline or 0.0)  # one round trip: samples sent after it opened
         if elapsed >= s.max_window and self._count:
             return True
-        return elapsed >= min(length, s.max_window) and self._count >= s.min_samples
+        wanted = 2 * s.min_samples if self._restore else s.min_samples  # a re-measure reads more answers
+        return elapsed >= min(length, s.max_window) and self._count >= wanted
 
     def _close(self, now: float) -> TracePoint:
         s = self.settings
         latency = _low_percentile(self._samples) if self._samples else None
-        if latency is not None and (self._baseline is None or latency < self._baseline):
-            self._baseline = latency  # from raw latency: a discounted one could undercut the true floor
+        if self._restore:  # this window measured the no-load latency at half the limit
+            return self._remeasured(now, latency)
+        self._lower_baseline(latency)
         server = None if self._own_delay(latency) else latency  # what the server's answer times say
-        threshold, sustained = self._threshold(), self._sustained(server)
+        sustained = self._sustained(server)
+        inflight = self._inflight_sum / self._count if self._count else float(self._max_inflight)
         if self._drops:
-            self._quota = self.limit  # where the quota was hit (the cut comes next)
-            self._growth, self._last_cut = "throttled", now
             self.limit *= s.backoff
-        elif sustained is not None and sustained > threshold:
-            self.limit *= max(0.5, threshold / sustained)
-            self._growth, self._last_cut = "queueing", now
-        elif server is not None and server > threshold:
-            pass  # one slow window: hold, and let the next one confirm or clear it
-        elif self._max_inflight * 2 >= self.limit:
-            self.limit = self._grown(self.limit)
+            self.slow_start, self._last_cut = False, now
+        elif sustained is not None and sustained > s.target_latency:
+            self.limit *= max(0.5, s.target_latency / sustained)
+            self.slow_start, self._last_cut = False, now
+        elif server is not None and self._baseline is not None:
+            self._vegas(now, server, sustained, inflight)
+        elif not self.slow_start and self._max_inflight * 2 >= self.limit:
+            self.limit += 1.0  # no signal (our own delay): keep probing
         self.limit = min(max(self.limit, s.min), s.max)
-        self._remeasure(latency)
-        point = TracePoint(now, self.limit, latency, self._drops, self._count)
+        if not self.slow_start and not self._drops and now >= self._remeasure_at and self.limit >= 2 * s.min:
+            self._restore, self.limit, self._last_cut = self.limit, max(float(s.min), 0.5 * self.limit), now
+        elif not self.slow_start and self._remeasure_at == math.inf:
+            self._remeasure_at = now + s.remeasure_every
+        return self._record(now, latency)
+
+    def _record(self, now: float, latency: float | None) -> TracePoint:
+        point = TracePoint(now, self.limit, latency, self._drops + self._throttles, self._count, self.rate)
         self.trace.append(point)
         self._open_window(now)
         return point
+
+    def _vegas(self, now: float, latency: float, sustained: float | None, inflight: float) -> None:
+        """Little's law: ``inflight x baseline / latency`` requests would give this window's throughput
+        with no queue (the knee); the rest, ``queue``, only added latency. A queue above beta (in two
+        windows running) cuts the limit back to the knee plus alpha; between alpha and beta holds (and
+        ends slow start); below alpha the limit grows by one per window (a round trip), if in use, and
+        by ``regrow`` of itself while the latency is flat (a cut below a cliff's knee, where Little's
+        law reads low because throughput *fell* past it, is undone in a few round trips)."""
+        s, base = self.settings, self._baseline or latency
+        alpha, beta = max(2.0, s.alpha * self.limit), max(4.0, s.beta * self.limit)
+        queue = inflight * (1.0 - base / latency)
+        if sustained is not None and inflight * (1.0 - base / sustained) > beta:
+            before = self.limit
+            self.limit = max(0.25 * self.limit, min(self.limit, inflight * base / sustained + alpha))
+            self.slow_start, self._last_cut = False, now
+            if self.limit < 0.75 * before:  # a deep cut: is the queue ours, or a slower service? Look soon
+                self._remeasure_at = min(self._remeasure_at, now + 2 * base)
+        elif queue > alpha:
+            self.slow_start = False  # latency rose: leave slow start, hold
+        elif not self.slow_start and self._max_inflight * 2 >= self.limit:
+            self.limit += 1.0 if queue > alpha / 2 else max(1.0, s.regrow * self.limit)
+
+    def _on_throttle(self, now: float, sent: float) -> None:
+        """Throttled: the server says "too fast", whatever the concurrency. Pace sends at
+        ``rate_backoff`` x the rate it accepted just before (at most once per round trip, and only for
+        attempts sent after the last cut), hold there ``rate_hold`` s, then probe upwards slowly
+        (``_probe_rate``). A token bucket accepts exactly its rate once empty, so one throttle
+        measures the quota; concurrency is capped near what that rate needs (2x rate x baseline)."""
+        s = self.settings
+        self.slow_start = False
+        rtt = self._baseline or 0.05
+        if sent < self._rate_cut or now - self._rate_cut < rtt:
+            return
+        horizon = max(2 * rtt, min(0.5, now - max(self._rate_cut, self._born)))
+        while self._answers and self._answers[0] < now - horizon:
+            self._answers.popleft()
+        accepted = len(self._answers) / horizon
+        if self.rate is not None:
+            accepted = min(accepted, self.rate)
+        self.rate = max(s.min_rate, s.rate_backoff * accepted)
+        self.limit = min(self.limit, max(float(s.min), 2.0 * self.rate * rtt + 1.0))
+        self._rate_cut, self._rate_stamp = now, now
+        self._next_send = min(self._next_send, now + 1.0 / self.rate)
+
+    def _probe_rate(self, now: float) -> None:
+        """Past the hold, a rate cap that binds grows by ``rate_probe`` per second, faster the longer
+        no throttle comes (a raised quota is found again in seconds, a steady one costs few throttles)."""
+        s, gap = self.settings, min(now - self._rate_stamp, 0.1)
+        self._rate_stamp = now
+        probing = now - self._rate_cut - s.rate_hold
+        if self.rate is not None and probing > 0 and self._next_send > now:  # binding: this send waits
+            self.rate *= 1.0 + s.rate_probe * (1.0 + probing) ** 2 * gap
+
+    def _lower_baseline(self, latency: float | None) -> None:
+        """Slow start takes the lowest window; later windows only lower it through a smoothed
+        latency, so one lucky window of a noisy server does not set a baseline nothing can reach."""
+        if latency is None:
+            return
+        self._smoothed = latency if self._smoothed is None else self._smoothed + 0.3 * (latency - self._smoothed)
+        low = latency if self.slow_start else self._smoothed
+        if self._baseline is None or low < self._baseline:
+            self._baseline = low
+
+    def _remeasured(self, now: float, latency: float | None) -> TracePoint:
+        """Every ``remeasure_every`` s one window runs at half the limit (below any knee the limit
+        sits near) and its latency *replaces* the baseline (Envoy's minRTT re-measure): a service
+        that got slower (or faster) is followed, and a low outlier does not stay the reference."""
+        if latency is not None and self._baseline is not None:
+            higher = latency > 1.1 * self._baseline
+            if higher and not self._higher:  # up by 25% at most, unless the last re-measure read high too:
+                latency = min(latency, 1.25 * self._baseline)  # one noisy window is not a slower service
+            self._baseline = self._smoothed = latency
+            self._higher = higher
+        self.limit, self._restore = max(self.limit, self._restore), 0.0
+        self._remeasure_at, self._previous = now + self.settings.remeasure_every, None
+        return self._record(now, latency)
 
     def _own_delay(self, latency: float | None) -> bool:
         """Does this process's own hub delay (HubLag) account for at least half of the rise over
@@ -171,51 +294,23 @@ class Controller:
     def _sustained(self, latency: float | None) -> float | None:
         """The lower of this window's and the previous window's latency: queueing at the server
         lasts, while a pause of this process (CPU starvation, a GC) delays one window and is gone,
-        so one slow window alone never cuts the limit."""
+        so one slow window alone does not cut the limit, unless it is over twice the baseline (a
+        slow start that overshot a cliff: waiting one more window there costs a whole slow round trip)."""
         previous, self._previous = self._previous, latency
-        if latency is None or previous is None:
+        if latency is None:
             return None
-        return min(latency, previous)
-
-    def _grown(self, limit: float) -> float:
-        """Slow start until the first signal, then +1 per window: past a knee throughput *falls*
-        (latency * (n/C)^2 servers), so probe gently. After a throttle, every probe past the quota
-        costs throttled attempts: return quickly to 30% of the gap per window, then probe by 0.1
-        plus 10% of the distance past it (a quota that was raised is found again in ~30 windows)."""
-        if self._growth == "slow-start":
-            return limit * self.settings.growth
-        if self._growth == "throttled":  # CUBIC-like: quickly back to where the quota bit, then
-            gap = self._quota - limit  # probe past it slowly, faster the longer it holds
-            return limit + (max(self.settings.quota_probe, 0.3 * gap) if gap > 0
-                            else self.settings.quota_probe * (1.0 - gap))
-        return limit + 1.0
-
-    def _remeasure(self, latency: float | None) -> None:
-        """Five windows at the floor and still "queueing": the service got slower for good (not
-        our load), so the current latency becomes the new baseline (Envoy re-measures alike) and the
-        limit slow-starts again from the floor.
-        Without this a baseline that only ever falls would pin the limit at the floor."""
-        queueing = latency is not None and latency > self._threshold()
-        self._at_floor = self._at_floor + 1 if queueing and self.limit <= self.settings.min else 0
-        if self._at_floor >= 5:
-            self._baseline, self._at_floor, self._growth = latency, 0, "slow-start"
-
-    def _threshold(self) -> float:
-        base = self.baseline
-        ceiling = self.settings.target_latency
-        return min(ceiling, self.settings.tolerance * base) if base is not None else ceiling
+        if self._baseline is not None and latency > 2 * self._baseline:
+            return latency
+        return None if previous is None else min(latency, previous)
 
     def _open_window(self, now: float) -> None:
-        self._start, self._count, self._drops, self._max_inflight = now, 0, 0, 0
+        self._start, self._count, self._drops, self._throttles, self._max_inflight = now, 0, 0, 0, 0
         self._samples = []
-        self._delay, self._delays = 0.0, 0  # sum and count of this process's hub delay (HubLag)
+        self._inflight_sum, self._delay, self._delays = 0, 0.0, 0  # HubLag: sum and count of our delay
 
 
 def _low_percentile(samples: list[float], q: float = 0.25) -> float:
     """The window's 25th-percentile latency: server-side queueing delays every request, so it moves
-    this; scattered client-side hiccups (a GC, a busy moment of the hub) mostly do not. The 10th
-    percentile under-read queueing at a knee (in-flight swings between waves, and the low tail comes
-    from requests sent at the trough): on the loopback knee server it let the limit sit near 41 for a
-    knee at 32; the 25th read 35 and kept every simulated-server test in range (the median did not)."""
+    this; scattered client-side hiccups (a GC, a busy moment of the hub) mostly do not."""
     ordered = sorted(samples)
     return ordered[max(0, math.ceil(q * len(ordered)) - 1)]

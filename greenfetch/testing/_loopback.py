@@ -11,6 +11,7 @@ Knobs (constructor keywords, and at runtime ``server.control(**knobs)``, i.e. ``
 
 - ``latency`` seconds before each answer (0.05); ``jitter`` adds uniform(0, jitter) seconds.
 - ``knee`` C: latency is flat up to C requests in flight, then ``latency * (inflight / C) ** 2``.
+- ``plateau`` C: latency is flat up to C in flight, then ``latency * inflight / C`` (throughput plateaus).
 - ``error_rate``, ``throttle_rate``, ``drop_rate``, ``http429_rate``: fractions of requests answered
   with a 5xx server error, a throttling error, a closed socket and no answer, or a bare HTTP 429 with
   no error code. Errors are AWS errors in the request's protocol (``protocol`` knob: ``auto`` guesses

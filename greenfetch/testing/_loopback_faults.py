@@ -19,7 +19,7 @@ __all__ = ["DEFAULT_KNOBS", "PROTOCOLS", "Faults", "Stats", "TokenBucket", "chec
 
 DEFAULT_KNOBS: dict[str, Any] = {
     "latency": 0.05, "jitter": 0.0, "error_rate": 0.0, "throttle_rate": 0.0, "drop_rate": 0.0,
-    "http429_rate": 0.0, "token_bucket": None, "knee": None, "seed": None, "tables": [],
+    "http429_rate": 0.0, "token_bucket": None, "knee": None, "plateau": None, "seed": None, "tables": [],
     "targets": {}, "protocol": "auto",
 }
 _RATES = ("error_rate", "throttle_rate", "drop_rate", "http429_rate")
@@ -42,7 +42,7 @@ def check_knobs(knobs: dict[str, Any]) -> dict[str, Any]:
             raise ValueError(f"{name}: {value!r} is not a fraction; use a number from 0.0 to 1.0")
         if name in ("latency", "jitter") and not (isinstance(value, (int, float)) and value >= 0):
             raise ValueError(f"{name}: {value!r} is not a duration; use seconds >= 0 (e.g. 0.05)")
-        if name in ("token_bucket", "knee") and value is not None and not (
+        if name in ("token_bucket", "knee", "plateau") and value is not None and not (
                 isinstance(value, (int, float)) and value > 0):
             raise ValueError(f"{name}: {value!r} is not allowed; use a number > 0, or None to turn it off")
         if name == "protocol" and value != "auto" and value not in PROTOCOLS:
@@ -97,6 +97,9 @@ class Faults:
         knee = knobs["knee"]
         if knee and inflight > knee:
             delay *= (inflight / knee) ** 2
+        plateau = knobs["plateau"]
+        if plateau and inflight > plateau:  # throughput stays plateau/latency: more in flight only waits
+            delay *= inflight / plateau
         if self.bucket is not None and not self.bucket.take():
             return delay, "throttle"
         roll = self.rng.random()

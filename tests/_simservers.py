@@ -1,0 +1,206 @@
+"""Simulated servers and a simulated-time client for the pure adaptive controller (Vector ARC style).
+
+Each server answers ``call(now, inflight) -> (latency, throttled)``. ``simulate`` keeps the
+controller's limit in flight (honouring its rate cap, like ``_adaptive.Limiter``) with infinite demand,
+or until ``calls`` requests have succeeded; an optional client CPU cost per answer models a CPU-bound
+client (answers wait for the client, and the wait is reported as ``client_delay`` like HubLag).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+import math
+import random
+import statistics
+from typing import Any
+
+from greenfetch._controller import Controller, Settings
+
+
+class Clock:
+    def __init__(self, now: float = 0.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _jitter(rng: random.Random, spread: float = 0.1) -> float:
+    return 1.0 - spread + 2 * spread * rng.random()
+
+
+class Flat:
+    """No knee: latency S (+-10%) at any concurrency."""
+
+    def __init__(self, s: float = 0.05, seed: int = 1):
+        self.s, self.rng = s, random.Random(seed)
+
+    def best(self, limit: int) -> float:
+        return limit / self.s
+
+    def call(self, now: float, inflight: int) -> tuple[float, bool]:
+        return self.s * _jitter(self.rng), False
+
+
+class SquareKnee(Flat):
+    """The loopback server's cliff: latency S x (n/C)^2 beyond C; throughput *falls* past the knee."""
+
+    def __init__(self, c: int = 32, s: float = 0.05, seed: int = 1):
+        super().__init__(s, seed)
+        self.c = c
+
+    def best(self, limit: int) -> float:
+        return self.c / self.s
+
+    def call(self, now: float, inflight: int) -> tuple[float, bool]:
+        return self.s * _jitter(self.rng) * max(1.0, inflight / self.c) ** 2, False
+
+
+class FifoKnee(SquareKnee):
+    """C workers, FIFO queue beyond C: flat to C, then latency grows with the queue."""
+
+    def __init__(self, c: int = 32, s: float = 0.05, seed: int = 1):
+        super().__init__(c, s, seed)
+        self.free = [0.0] * c
+
+    def call(self, now: float, inflight: int) -> tuple[float, bool]:
+        start = max(now, heapq.heappop(self.free))
+        done = start + self.s * _jitter(self.rng)
+        heapq.heappush(self.free, done)
+        return done - now, False
+
+
+class LinearPlateau(SquareKnee):
+    """Latency S x n/C beyond C: throughput plateaus at C/S; more in flight only adds latency."""
+
+    def call(self, now: float, inflight: int) -> tuple[float, bool]:
+        return self.s * _jitter(self.rng) * max(1.0, inflight / self.c), False
+
+
+class Drifting(LinearPlateau):
+    """A linear plateau whose service time drifts from S to ``factor`` x S over ``over`` seconds."""
+
+    def __init__(self, c: int = 32, s: float = 0.05, factor: float = 2.0, over: float = 20.0, seed: int = 1):
+        super().__init__(c, s, seed)
+        self.s0, self.factor, self.over = s, factor, over
+
+    def call(self, now: float, inflight: int) -> tuple[float, bool]:
+        self.s = self.s0 * (1 + (self.factor - 1) * min(1.0, now / self.over))
+        return super().call(now, inflight)
+
+
+class Noisy(LinearPlateau):
+    """A linear plateau with log-normal latency noise (sigma 0.3): p99 is ~2x the median at no load."""
+
+    def call(self, now: float, inflight: int) -> tuple[float, bool]:
+        return self.s * math.exp(self.rng.gauss(0.0, 0.3)) * max(1.0, inflight / self.c), False
+
+
+class Bucket(Flat):
+    """A token bucket of R/s with a burst of ``burst`` (the loopback server's: one second's worth);
+    over the rate an immediate (2 ms) ThrottlingException."""
+
+    def __init__(self, rate: float = 200.0, burst: float | None = None, s: float = 0.05, seed: int = 1):
+        super().__init__(s, seed)
+        self.rate, self.burst = rate, rate if burst is None else burst
+        self.tokens, self.t = self.burst, 0.0
+
+    def best(self, limit: int) -> float:
+        return self.rate
+
+    def call(self, now: float, inflight: int) -> tuple[float, bool]:
+        self.tokens = min(self.burst, self.tokens + (now - self.t) * self.rate)
+        self.t = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return self.s * _jitter(self.rng), False
+        return 0.002, True
+
+
+@dataclasses.dataclass
+class Run:
+    controller: Controller
+    done: list[tuple[float, float, bool]]  # (answer time, latency, throttled), every attempt
+    limits: list[tuple[float, int]]  # (time, limit) at each answer
+    finished: float = math.inf  # when the ``calls``-th success came (finite batches)
+
+    def ok_rate(self, start: float, end: float) -> float:
+        return sum(1 for t, _, thr in self.done if start <= t < end and not thr) / (end - start)
+
+    def throttled(self, start: float) -> float:
+        after = [thr for t, _, thr in self.done if t >= start]
+        return sum(after) / len(after)
+
+    def p99(self, start: float) -> float:
+        lat = sorted(x for t, x, thr in self.done if t >= start and not thr)
+        return lat[int(0.99 * (len(lat) - 1))]
+
+    def limit_stats(self, start: float) -> tuple[float, float]:
+        xs = [limit for t, limit in self.limits if t >= start]
+        return statistics.mean(xs), statistics.pstdev(xs) / statistics.mean(xs)
+
+    def windows_to(self, rate: float) -> int | None:
+        """Update windows until the next 0.5 s first reach ``rate`` successes/s."""
+        for i, point in enumerate(self.controller.trace):
+            if self.ok_rate(point.time, point.time + 0.5) >= rate:
+                return i
+        return None
+
+
+def simulate(server: Any, config: Settings = Settings(), duration: float = 20.0, fixed: int | None = None,
+             calls: int | None = None, cpu: float = 0.0, controller: Controller | None = None,
+             clock: Clock | None = None) -> Run:
+    """Keep the limit in flight against ``server`` in simulated time; ``cpu`` = client seconds per answer."""
+    clock = clock or (controller.clock if controller is not None else Clock())  # type: ignore[assignment]
+    ctl = controller or Controller(config, clock)
+    began = clock.now
+    events: list[tuple[float, int, str, float, bool]] = []  # (time, seq, kind, latency, throttled)
+    seq, inflight, pending, oks, cpu_free = 0, 0, False, 0, began
+    run = Run(ctl, [], [])
+
+    def limit() -> int:
+        return fixed or max(1, int(ctl.limit))
+
+    def send() -> None:
+        nonlocal inflight, seq
+        inflight += 1
+        seq += 1
+        latency, throttled = server.call(clock.now, inflight)
+        heapq.heappush(events, (clock.now + latency, seq, "answer", clock.now, throttled))
+
+    def dispatch() -> None:
+        nonlocal pending, seq
+        while not pending and inflight < limit() and (calls is None or oks + inflight < calls):
+            wait = 0.0 if fixed else ctl.reserve()
+            if wait > 0:  # paced: one send waits for its turn (the limiter's sleep)
+                pending, seq = True, seq + 1
+                heapq.heappush(events, (clock.now + wait, seq, "send", 0.0, False))
+                return
+            send()
+
+    dispatch()
+    while events and clock.now - began < duration and (calls is None or oks < calls):
+        t, _, kind, sent, throttled = heapq.heappop(events)
+        clock.now = max(clock.now, t)
+        if kind == "send":
+            pending = False
+            if inflight < limit():
+                send()
+            dispatch()
+            continue
+        lag = 0.0
+        if cpu:  # the client handles answers one at a time: a busy client sees them late
+            handled = max(t, cpu_free) + cpu
+            lag, cpu_free = handled - t - cpu, handled
+            clock.now = handled
+        latency = clock.now - sent
+        ctl.sample(latency, throttled=throttled, inflight=inflight, client_delay=lag)
+        inflight -= 1
+        oks += not throttled
+        run.done.append((clock.now - began, latency, throttled))
+        run.limits.append((clock.now - began, limit()))
+        if calls is not None and oks >= calls:
+            run.finished = clock.now - began
+        dispatch()
+    return run
