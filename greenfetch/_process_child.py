@@ -103,7 +103,7 @@ def main(fd: int) -> None:
             os._exit(0)
 
     inbox: gevent.queue.Queue[Any] = gevent.queue.Queue()
-    gevent.spawn(_read_frames, channel, inbox)
+    gevent.spawn(_read_frames, channel, inbox, lambda: send(("metrics", engine.metrics.take_delta())))
     send(("ready", time.perf_counter() - began))
     done = gevent.event.Event()
     flusher = gevent.spawn(_flush_metrics, engine, send, done)
@@ -149,8 +149,9 @@ def main(fd: int) -> None:
     os._exit(0)  # nothing left to flush or close: skip the interpreter's slow, pointless shutdown
 
 
-def _read_frames(channel: Channel, inbox: Any) -> None:
-    """Requests into the inbox; ``end`` closes it; end of file ends the process (the parent is gone)."""
+def _read_frames(channel: Channel, inbox: Any, flush: Any) -> None:
+    """Requests into the inbox; ``end`` closes it; ``flush`` asks for the metrics now (the parent stops
+    early and is about to hang up); end of file ends the process (the parent is gone)."""
     try:
         while True:
             frame = channel.recv()
@@ -159,6 +160,8 @@ def _read_frames(channel: Channel, inbox: Any) -> None:
                     inbox.put(item)
             elif frame[0] == "end":
                 inbox.put(None)
+            elif frame[0] == "flush":
+                flush()
     except EOFError:
         os._exit(0)
 

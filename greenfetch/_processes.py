@@ -123,6 +123,7 @@ class ProcessPool:
         self.processes = processes
         self.inbox = self.backend.queue()
         self.wake = self.backend.event()
+        self.stopped = False
         self.children: list[_Child] = []
         self.retired: list[_Child] = []
         self.pending: dict[int, _Pending] = {}
@@ -217,7 +218,7 @@ class ProcessPool:
 
     def _ship(self) -> None:
         """The sender: each child's queued requests in one frame, whatever queued while it last sent."""
-        while True:
+        while not self.stopped:
             self.wake.wait()
             self.wake.clear()
             for child in list(self.children):
@@ -299,7 +300,7 @@ class ProcessPool:
             self.inbox.put((None, _End(started)))
 
         feeder, sender = backend.spawn(feed), backend.spawn(self._ship)
-        received, end = 0, None
+        received, end, finished = 0, None, False
         try:
             while end is None or received < end.started:
                 child, message = self.inbox.get()
@@ -313,12 +314,17 @@ class ProcessPool:
                     if fail_fast and result.error is not None:
                         return
             self._finish(gate)
+            finished = True
             if end.error is not None:
                 raise end.error
         finally:
+            if not finished:
+                self._last_metrics()
             stopping.set()
             slots.release()
             feeder.kill()
+            self.stopped = True  # a sender thread cannot be killed: it sees this and returns
+            self.wake.set()
             sender.kill()
 
     def _handle(self, child: _Child | None, message: Any, gate: Any) -> list[Result]:
@@ -360,6 +366,23 @@ class ProcessPool:
                 child.alive = False
             elif child is not None:
                 self._handle(child, message, gate)
+
+    def _last_metrics(self, wait: float = 1.0) -> None:
+        """Stopping early (fail-fast, Ctrl-C, a stream closed): ask each child for the metrics of what it
+        ran since its last report, waiting at most ``wait`` seconds, so the stats cover those calls too."""
+        live = [c for c in self._live() if self._send(c, ("flush",))]
+        deadline = time.monotonic() + wait
+        reported: set[int] = set()
+        while live and len(reported) < len(live) and time.monotonic() < deadline:
+            try:
+                child, message = self.inbox.get(timeout=max(0.0, deadline - time.monotonic()))
+            except Exception:  # noqa: BLE001 - queue.Empty of either backend: stop waiting
+                return
+            if child is not None and message[0] == "metrics":
+                self.engine.metrics.merge_delta(message[1], source=child.proc.pid)
+                reported.add(child.proc.pid)
+            elif child is not None and message[0] == "eof":
+                reported.add(child.proc.pid)
 
     def close(self) -> None:
         """Stop every child: closing its channel ends it (end of file), a kill if it lingers."""

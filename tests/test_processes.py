@@ -273,3 +273,31 @@ def test_keyword_and_view(server):
     requests = [{**LIST, "region": "us-east-1", "endpoint_url": server} for _ in range(30)]
     assert all(r.ok for r in greenfetch.batch_requests(requests, 5, processes=2))
     assert sum(row["count"] for row in greenfetch.perf_stats()) == before + 30
+
+
+def test_fail_fast_stats_cover_what_ran(server):
+    engine = engine_for(server)
+    with pytest.raises(BatchFailed) as caught:
+        engine.batch_requests([{**LIST, "id": i} for i in range(60)] + [FAIL] + [LIST] * 200, 10, fail_fast=True)
+    counted = sum(row["count"] for row in engine.metrics.perf_stats())
+    assert counted >= len(caught.value.results)  # the children's last deltas were asked for before hanging up
+    assert wait_until(lambda: worker_pids() == set())
+
+
+def test_a_threads_parent_drives_gevent_children(server):
+    # GREENFETCH_ENGINE=threads: the parent is never patched (its reader/sender are threads); closing a
+    # stream early must still end every thread and child, or the interpreter would hang at exit.
+    script = (
+        "import greenfetch\n"
+        "from greenfetch import Config, Engine\n"
+        "assert not greenfetch._patch.is_patched()\n"
+        f"e = Engine(Config.resolve({{'region': 'us-east-1', 'endpoint_url': '{server}', 'processes': 2}}))\n"
+        "r = e.batch_requests([{'service': 'dynamodb', 'operation': 'ListTables'}] * 50, 5)\n"
+        "it = e.iter_results(({'service': 'dynamodb', 'operation': 'ListTables'} for _ in iter(int, 1)), 4)\n"
+        "taken = [next(it) for _ in range(10)]\n"
+        "it.close()\n"
+        "print(sum(x.ok for x in r), sum(x.ok for x in taken))\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "GREENFETCH_ENGINE": "threads"})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["50", "10"]
