@@ -11,14 +11,13 @@ The shapes (docs/drs-sync.md has the full field list):
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from decimal import Decimal
 from typing import Any
 
 from .._errors import classify
 from .._jsonable import jsonable
+from ..inventory import to_dynamodb_item
 
 __all__ = ["RegionOutcome", "enrich_server", "instance_id_of", "instance_summary", "origin_of", "region_outcome",
            "tag_server", "to_dynamodb_item"]
@@ -123,15 +122,6 @@ def enrich_server(record: Mapping[str, Any], instances: Mapping[str, Mapping[str
     else:
         out["ec2"] = {"status": "instance_not_found", "instanceId": instance_id}
     return out
-
-
-def to_dynamodb_item(record: Mapping[str, Any]) -> dict[str, Any]:
-    """The record in DynamoDB attribute-value form (numbers as Decimal, as DynamoDB needs)."""
-    from boto3.dynamodb.types import TypeSerializer
-
-    plain = json.loads(json.dumps(jsonable(dict(record))), parse_float=Decimal)
-    serializer = TypeSerializer()
-    return {key: serializer.serialize(value) for key, value in plain.items()}
 
 
 def chunks(items: Iterable[Any], size: int) -> list[list[Any]]:

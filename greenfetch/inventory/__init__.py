@@ -44,7 +44,7 @@ from ._accounts import (
 from ._cache import InventoryCache
 from ._catalog import CATALOG, Detail, ResourceType, resolve_types
 from ._credentials import AccountCredentials, AssumeStatus, Credentials, assume_role, assume_role_status
-from ._dynamodb import DynamoDBSink, WriteReport, record_items
+from ._dynamodb import DynamoDBSink, WriteReport, from_dynamodb_item, record_items, to_dynamodb_item
 from ._plan import InventoryReport, resolve_accounts, run_inventory
 from ._region_status import RegionStatus, RegionStatusStore, status_from_count, status_from_error
 from ._regions import REGION_MODES, enabled_regions, expand_regions, known_regions, offered_regions
@@ -80,6 +80,7 @@ __all__ = [
     "check_account_id",
     "enabled_regions",
     "expand_regions",
+    "from_dynamodb_item",
     "known_regions",
     "offered_regions",
     "partition_of",
@@ -91,5 +92,6 @@ __all__ = [
     "run_inventory",
     "status_from_count",
     "status_from_error",
+    "to_dynamodb_item",
     "upload_to_s3",
 ]

@@ -7,10 +7,11 @@ partition) is an InventoryError raised before any API call is made on the accoun
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 from .._models import ROLE_ARN, Request
+from ._dynamodb import from_dynamodb_item
 from ._types import Account, InventoryError, check_account_id
 
 __all__ = ["accounts_from_dynamodb", "accounts_from_list", "accounts_from_organizations", "partition_of",
@@ -118,18 +119,9 @@ def accounts_from_dynamodb(engine: Any, table: str, *, role: str | None = None,
         raise InventoryError(f"cannot read target accounts from DynamoDB table {table!r}: {result.error}{hint}")
     accounts: dict[str, Account] = {}
     for raw in result.result.get("Items", []):
-        row = _plain(raw)
+        row = from_dynamodb_item(raw)
         account_id = check_account_id(row.get("accountId"), source=f"accountId in table {table!r}:")
         accounts.setdefault(account_id, Account(account_id, name=row.get("accountName"),
                                                 role=row.get("roleName") or role))
     return list(accounts.values())
 
-
-def _plain(item: Mapping[str, Any]) -> dict[str, Any]:
-    """A DynamoDB item (``{"S": ...}`` values) as plain strings, enough for the three attributes."""
-    out: dict[str, Any] = {}
-    for name, value in item.items():
-        if isinstance(value, Mapping) and len(value) == 1:
-            (kind, inner), = value.items()
-            out[name] = inner if kind in ("S", "N") else None
-    return out

@@ -67,7 +67,7 @@ class DynamoDBSink:
 
     def write(self, items: Iterable[Mapping[str, Any]]) -> WriteReport:
         """Plain Python items (str/int/float/bool/None/list/dict) written; floats become numbers."""
-        return self.write_raw(_typed(item) for item in items)
+        return self.write_raw(to_dynamodb_item(item) for item in items)
 
     def write_raw(self, items: Iterable[dict[str, Any]]) -> WriteReport:
         """Items already in DynamoDB's typed form (``{"S": ...}``)."""
@@ -110,12 +110,22 @@ class DynamoDBSink:
                                          "at": time.time()}, ensure_ascii=False, default=str) + "\n")
 
 
-def _typed(item: Mapping[str, Any]) -> dict[str, Any]:
-    from boto3.dynamodb.types import TypeSerializer
+def to_dynamodb_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    """A plain record in DynamoDB attribute-value form (numbers as Decimal, as DynamoDB needs), by
+    boto3's own TypeSerializer: the one way greenfetch writes typed items."""
+    from boto3.dynamodb.types import TypeSerializer  # boto3 costs start-up time: loaded when used
 
-    plain = json.loads(json.dumps(jsonable(dict(item)), default=str), parse_float=Decimal)
+    plain = json.loads(json.dumps(jsonable(dict(item))), parse_float=Decimal)
     serializer = TypeSerializer()
-    return {k: serializer.serialize(v) for k, v in plain.items()}
+    return {key: serializer.serialize(value) for key, value in plain.items()}
+
+
+def from_dynamodb_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    """A DynamoDB item (``{"S": ...}`` values) as plain values, by boto3's TypeDeserializer."""
+    from boto3.dynamodb.types import TypeDeserializer
+
+    deserializer = TypeDeserializer()
+    return {key: deserializer.deserialize(value) for key, value in item.items()}
 
 
 def record_items(records: Iterable[Record], id_of: Callable[[str, Any], str]) -> Iterator[dict[str, Any]]:

@@ -22,6 +22,7 @@ from typing import Any
 
 from .._errors import classify
 from .._models import Request
+from ._dynamodb import DynamoDBSink, from_dynamodb_item, to_dynamodb_item
 from ._fileio import atomic_write_text
 from ._types import InventoryError
 
@@ -163,16 +164,13 @@ class RegionStatusStore:
             region=self.region, paginate=True))
         if not result.ok:
             raise InventoryError(f"cannot read region statuses from DynamoDB table {self.table!r}: {result.error}")
-        for item in result.result.get("Items", []):
-            row = RegionStatus(account, service, item["region"]["S"], item["status"]["S"],
-                               item.get("error_code", {}).get("S"),
-                               int(item["count"]["N"]) if "count" in item else None,
-                               float(item.get("checked_at", {}).get("N", 0)))
+        for item in map(from_dynamodb_item, result.result.get("Items", [])):
+            count = item.get("count")
+            row = RegionStatus(account, service, item["region"], item["status"], item.get("error_code"),
+                               int(count) if count is not None else None, float(item.get("checked_at", 0)))
             self._rows.setdefault((account, service, row.region), row)
 
     def _put_rows(self, rows: list[RegionStatus]) -> None:
-        from ._dynamodb import DynamoDBSink
-
         sink = DynamoDBSink(self.engine, self.table or "", region=self.region)
         report = sink.write_raw([_row_item(r) for r in rows])
         if report.failed:
@@ -187,10 +185,10 @@ class RegionStatusStore:
 
 
 def _row_item(row: RegionStatus) -> dict[str, Any]:
-    item: dict[str, Any] = {"scope": {"S": f"{row.account}#{row.service}"}, "region": {"S": row.region},
-                            "status": {"S": row.status}, "checked_at": {"N": repr(row.checked_at)}}
+    item: dict[str, Any] = {"scope": f"{row.account}#{row.service}", "region": row.region, "status": row.status,
+                            "checked_at": row.checked_at}
     if row.error_code:
-        item["error_code"] = {"S": row.error_code}
+        item["error_code"] = row.error_code
     if row.count is not None:
-        item["count"] = {"N": str(row.count)}
-    return item
+        item["count"] = row.count
+    return to_dynamodb_item(item)
