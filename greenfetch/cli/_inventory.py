@@ -24,6 +24,7 @@ from ..inventory import (
     offered_regions,
     run_inventory,
 )
+from ..inventory._coordinator import BrokerError, broker_fetch
 from ._app import EXIT_FAILED, EXIT_OK, Session, fail_usage, main, pass_session
 from ._output import render_summary, text_table
 from ._progress import Progress
@@ -64,12 +65,15 @@ def _duration(value: str | None) -> float | None:
 @click.option("--region", help="Region for account discovery, STS and global APIs.")
 @click.option("--endpoint-url", help="Send every call here (a test endpoint).")
 @click.option("--progress/--no-progress", default=None, help="Progress on stderr (default: on a terminal).")
+@click.option("--broker", envvar="GREENFETCH_BROKER_URL", metavar="URL",
+              help="Send the shards to `greenfetch worker`s on this Redis, redis://HOST:PORT/DB "
+                   "[GREENFETCH_BROKER_URL; use it for URLs with a password].")
 @pass_session
 def inventory(session: Session, accounts: str | None, role_name: str | None, external_id: str | None, regions: str,
               exclude_regions: str | None, exclude_accounts: str | None, org_ou: str | None, types: str,
               out: str | None, fmt: str, dynamodb_table: str | None, dead_letter: str | None, s3_uri: str | None,
               cache_ttl: str | None, status_store: str | None, concurrency: int, region: str | None,
-              endpoint_url: str | None, progress: bool | None) -> None:
+              endpoint_url: str | None, progress: bool | None, broker: str | None = None) -> None:
     """Fetch resources across accounts, regions and types; one record per (type, account, region)."""
     # Calls are planned account-major, so about 0.6 clients per call in flight are live at once; an
     # LRU of twice the concurrency keeps them hot while bounding memory (~1 MB per botocore client).
@@ -77,12 +81,18 @@ def inventory(session: Session, accounts: str | None, role_name: str | None, ext
                             max_clients=min(512, max(64, 2 * concurrency)))
     bar = Progress(enabled=progress, interval=0.2)
     try:
+        fetch = broker_fetch(broker, out, engine.config, progress=bar.enabled,
+                             log=lambda line: click.echo(line, err=True)) if broker else None
         report = run_inventory(
             engine, accounts=accounts, role_name=role_name, external_id=external_id, regions=regions,
             exclude_regions=exclude_regions, types=types, out=out, fmt=fmt, dynamodb_table=dynamodb_table,
             s3_uri=s3_uri, cache_ttl=_duration(cache_ttl), status_store=status_store, concurrency=concurrency,
             exclude_accounts=exclude_accounts, org_ous=org_ou, keep_records=out is None, on_record=bar.record,
-            dead_letter_path=dead_letter)
+            dead_letter_path=dead_letter, fetch=fetch)
+    except BrokerError as exc:
+        bar.close()
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(EXIT_FAILED)
     except InventoryError as exc:
         bar.close()
         fail_usage(str(exc))

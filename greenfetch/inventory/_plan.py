@@ -22,7 +22,7 @@ from ._credentials import AccountCredentials, check_roles
 from ._dynamodb import DynamoDBSink, WriteReport, record_items
 from ._region_status import RegionStatusStore
 from ._regions import REGION_MODES, expand_regions, known_regions, parse_list
-from ._run import Inventory
+from ._run import Inventory, RunSummary
 from ._sinks import FORMATS, FileSink, upload_to_s3
 from ._types import Account, InventoryError, Record
 
@@ -47,7 +47,7 @@ def resolve_accounts(engine: Any, spec: str | None, *, role: str | None, exclude
                      ous: list[str] | None = None, region: str | None = None) -> list[Account]:
     """``None`` (the caller's own account), ``org``, ``dynamodb:TABLE`` or a comma list of ids."""
     if spec is None or spec.strip() in ("", "self"):
-        result = engine.execute(Request("sts", "GetCallerIdentity", {}, region=region or "us-east-1"))
+        result = engine.execute(Request("sts", "GetCallerIdentity", {}, region=region or engine.config.home_region))
         if not result.ok:
             raise InventoryError(f"cannot tell which account these credentials belong to: {result.error}")
         return [Account(result.result["Account"], role=role)]
@@ -80,8 +80,12 @@ def run_inventory(engine: Any, *, accounts: str | None = None, role_name: str | 
                   cache_dir: str | None = None, status_store: str | None = None, concurrency: int | None = None,
                   exclude_accounts: str | None = None, org_ous: str | None = None, keep_records: bool = False,
                   filter_offered: bool = True, on_record: Callable[[Record], None] | None = None,
-                  dead_letter_path: str | None = None) -> InventoryReport:
-    """Run an inventory end to end; InventoryError (before any fetch) for bad input."""
+                  dead_letter_path: str | None = None, fetch: Callable[..., RunSummary] | None = None) -> InventoryReport:
+    """Run an inventory end to end; InventoryError (before any fetch) for bad input.
+
+    ``fetch`` replaces the in-process fetch with another executor (the Celery coordinator): it gets
+    the checked plan as keywords, calls ``on_record`` for every record and returns the RunSummary;
+    checks, files, sinks and the report stay this function's."""
     chosen = resolve_types(types)
     region_plan = _check_regions(engine, regions, exclude_regions)
     excluded = expand_regions(exclude_regions, known_regions(engine)) if exclude_regions else []
@@ -91,7 +95,7 @@ def run_inventory(engine: Any, *, accounts: str | None = None, role_name: str | 
         parse_s3_uri(s3_uri)
         if out is None:
             raise InventoryError("--s3-uri uploads the files written to --out; give --out DIR too")
-    home = engine.config.region or "us-east-1"
+    home = engine.config.home_region
     sink = FileSink(out, fmt) if out is not None else None
     try:
         targets = resolve_accounts(engine, accounts, role=role_name, exclude=parse_list(exclude_accounts),
@@ -115,17 +119,23 @@ def run_inventory(engine: Any, *, accounts: str | None = None, role_name: str | 
             if on_record is not None:
                 on_record(rec)
 
-        inventory = Inventory(engine, targets, chosen, regions=region_plan, exclude=excluded, credentials=creds,
-                              status_store=store, cache=cache, concurrency=concurrency, on_record=on_each,
-                              filter_offered=filter_offered)
-        for _ in inventory.run():
-            pass
+        if fetch is not None:
+            summary = fetch(accounts=targets, types=chosen, regions=region_plan, exclude=excluded,
+                            role_name=role_name, external_id=external_id, cache_ttl=ttl, status_store=status_store,
+                            concurrency=concurrency, filter_offered=filter_offered, on_record=on_each)
+        else:
+            inventory = Inventory(engine, targets, chosen, regions=region_plan, exclude=excluded, credentials=creds,
+                                  status_store=store, cache=cache, concurrency=concurrency, on_record=on_each,
+                                  filter_offered=filter_offered)
+            for _ in inventory.run():
+                pass
+            summary = inventory.summary
         files = [str(p) for p in sink.close()] if sink is not None else []
     except BaseException:
         if sink is not None:
             sink.abort()
         raise
-    report = InventoryReport(inventory.summary.to_dict(), files, records=kept if keep_records else None)
+    report = InventoryReport(summary.to_dict(), files, records=kept if keep_records else None)
     if ddb is not None:
         report.dynamodb = ddb.write(record_items(kept, lambda t, item: CATALOG[t].id_of(item)))
     if s3_uri:

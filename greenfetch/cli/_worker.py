@@ -1,0 +1,50 @@
+"""``greenfetch worker``: a Celery worker on the gevent pool that runs inventory shards.
+
+The ``greenfetch`` entry point patched the standard library before anything imported ssl, so the
+worker starts from an already patched process (Celery's own ``celery`` command patches when it sees
+``-P gevent``; a custom entry point that starts the gevent pool unpatched hangs, celery#8168).
+The broker URL goes into the app's configuration, never into an argv Celery could print; prefer
+``GREENFETCH_BROKER_URL`` to ``--broker`` when it holds a password (argv shows in ``ps``).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .. import _patch
+from .._config import ConfigError
+from ._app import EXIT_USAGE, fail_usage, main
+
+__all__ = ["worker"]
+
+
+@main.command()
+@click.option("--broker", envvar="GREENFETCH_BROKER_URL", metavar="URL",
+              help="redis://HOST:PORT/DB [GREENFETCH_BROKER_URL; use it for URLs with a password].")
+@click.option("--concurrency", "-c", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Shards in flight in this worker (each runs its own pool of calls).")
+@click.option("--loglevel", "-l", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+              default="INFO", show_default=True)
+@click.option("--hostname", "-n", help="Celery node name [default: greenfetch@HOST].")
+def worker(broker: str | None, concurrency: int, loglevel: str, hostname: str | None) -> None:
+    """Run inventory shards sent by `greenfetch inventory --broker` (Celery, gevent pool)."""
+    from .. import distributed
+
+    try:
+        url = distributed.check_broker_url(broker)
+        redeliver = distributed.redeliver_after()
+    except ConfigError as exc:
+        fail_usage(str(exc))
+        return
+    if not _patch.is_patched():
+        click.echo("Error: greenfetch worker runs on gevent; unset GREENFETCH_ENGINE=threads", err=True)
+        sys.exit(EXIT_USAGE)
+    from celery import concurrency as pools
+
+    pools.get_implementation("gevent")  # what `celery -P gevent` sets up before loading the app
+    distributed.configure(distributed.app, url, redeliver)
+    argv = ["worker", "-P", "gevent", "-c", str(concurrency), "-Q", distributed.QUEUE, "-l", loglevel.upper(),
+            "-n", hostname or "greenfetch@%h", "--without-gossip", "--without-mingle"]
+    distributed.app.worker_main(argv)

@@ -1,0 +1,286 @@
+"""greenfetch on Celery: the app, the shard task and the run's state in Redis (the ``celery`` extra).
+
+Start a worker with ``greenfetch worker --broker URL`` or, the same thing run Celery's own way,
+``celery -A greenfetch.distributed worker -P gevent`` (broker from ``GREENFETCH_BROKER_URL`` or
+``-b``). Both patch the standard library for gevent before anything imports ssl: the ``celery``
+command does so when it sees ``-P gevent`` (write it as two words, never ``-Pgevent``), and
+``greenfetch`` does so first thing.
+
+"A killed worker loses nothing" is configuration: the task is acknowledged only after it ran
+(``task_acks_late``), a worker reserves one shard per slot (prefetch 1), and Redis hands an
+unacknowledged shard to another worker after ``GREENFETCH_REDELIVER_AFTER`` (the visibility timeout,
+default 1h). A shard's hard time limit is half of that, so a live shard is never delivered twice for
+being slow. Shards are idempotent (``greenfetch.inventory._shard``): a second run overwrites.
+
+There is no result backend and no chord. The coordinator fans in through the sink plus a Redis set
+of pending shard keys: a worker removes its key after the shard's records are in the sink.
+"""
+
+# ruff: noqa: I001
+from __future__ import annotations
+
+import greenfetch  # noqa: F401  (first: patches for gevent before celery, kombu or redis import ssl)
+
+import logging
+import os
+import re
+import socket
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from celery import Celery, signals
+
+from ._config import ConfigError, parse_duration
+
+__all__ = ["QUEUE", "RunState", "app", "check_broker_url", "configure", "redact", "redeliver_after",
+           "restore_abandoned", "shard_task"]
+
+QUEUE = "greenfetch"
+_KEY_TTL = 7 * 86400  # run state outlives a crashed coordinator, but not forever
+_log = logging.getLogger("greenfetch.worker")
+_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)\S*@", re.IGNORECASE)
+
+
+def redact(text: str | None) -> str:
+    """``text`` with the password of every URL in it replaced by ``***``: the only form in which a
+    broker URL (or an error quoting one) is ever printed."""
+    return _PASSWORD.sub(r"\1***@", str(text))
+
+
+def check_broker_url(url: str | None) -> str:
+    """A ``redis://`` or ``rediss://`` URL, or ConfigError naming it (redacted) and what is valid."""
+    if not url or not url.strip():
+        raise ConfigError("no broker: give --broker redis://HOST:PORT/DB or set GREENFETCH_BROKER_URL")
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+        valid = parts.scheme in ("redis", "rediss") and bool(parts.hostname) and (parts.port or 0) >= 0
+    except ValueError:  # a port that is not a number
+        valid = False
+    if not valid:
+        raise ConfigError(f"broker {redact(url)!r} is not a Redis URL; use redis://HOST:PORT/DB "
+                          "(redis://:PASSWORD@HOST:PORT/DB with a password)")
+    return url
+
+
+def redeliver_after(environ: Mapping[str, str] | None = None) -> float:
+    """``GREENFETCH_REDELIVER_AFTER`` in seconds (default 1h): read by workers and the coordinator."""
+    env = os.environ if environ is None else environ
+    seconds = parse_duration(env.get("GREENFETCH_REDELIVER_AFTER") or "1h", "GREENFETCH_REDELIVER_AFTER")
+    if seconds < 2:
+        raise ConfigError(f"GREENFETCH_REDELIVER_AFTER: {seconds:g}s is too short; use 2s or more (default 1h)")
+    return seconds
+
+
+def sweep_interval(redeliver: float) -> float:
+    """How often abandoned shards are looked for: a quarter of the redelivery delay, 1-30 s."""
+    return min(30.0, max(1.0, redeliver / 4))
+
+
+def configure(celery_app: Celery, broker_url: str | None, redeliver: float | None = None) -> Celery:
+    """Broker, at-least-once delivery and time limits on ``celery_app``; returns it."""
+    redeliver = redeliver_after() if redeliver is None else redeliver
+    limit = max(1.0, redeliver / 2)
+    transport = {"visibility_timeout": redeliver,
+                 # sweep for abandoned shards on every idle poll, not every 10th
+                 "unacked_restore_throttle": 1, "unacked_restore_interval": sweep_interval(redeliver),
+                 "socket_timeout": 15, "socket_connect_timeout": 5}
+    celery_app.conf.update(
+        broker_url=broker_url, result_backend=None, task_ignore_result=True, task_store_errors_even_if_ignored=False,
+        task_acks_late=True, worker_prefetch_multiplier=1, task_time_limit=limit,
+        broker_transport_options=transport, visibility_timeout=redeliver,
+        task_default_queue=QUEUE, task_serializer="json", accept_content=["json"],
+        broker_connection_retry_on_startup=True, worker_cancel_long_running_tasks_on_connection_loss=False,
+        worker_send_task_events=False, task_send_sent_event=False, worker_enable_remote_control=True,
+        task_publish_retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5,
+                                   "interval_max": 2})
+    return celery_app
+
+
+app = Celery("greenfetch", set_as_current=False)
+try:
+    configure(app, os.environ.get("GREENFETCH_BROKER_URL") or None)
+except ConfigError as exc:  # a bad GREENFETCH_REDELIVER_AFTER: say so once, use the default
+    _log.warning("%s; using 1h", exc)
+    configure(app, os.environ.get("GREENFETCH_BROKER_URL") or None, 3600.0)
+
+
+class RunState:
+    """The run's state in Redis, under ``greenfetch:run:RUN_ID:``. ``plan`` exists while the run is
+    live; ``pending`` holds the shard keys not yet in the sink; ``started`` and ``runs`` say who ran
+    what, how often; ``failed`` holds the last error of a shard that raised."""
+
+    def __init__(self, client: Any, run_id: str):
+        self.client, self.run_id = client, run_id
+        self._prefix = f"greenfetch:run:{run_id}:"
+
+    def key(self, name: str) -> str:
+        return self._prefix + name
+
+    def begin(self, keys: Iterable[str]) -> None:
+        keys = list(keys)
+        pipe = self.client.pipeline()
+        pipe.set(self.key("plan"), len(keys), ex=_KEY_TTL)
+        if keys:
+            pipe.sadd(self.key("pending"), *keys)
+        pipe.expire(self.key("pending"), _KEY_TTL)
+        pipe.execute()
+
+    def again(self, keys: Iterable[str], planned: int) -> None:
+        """Pending once more (and the run live again: a restarted Redis may have lost everything)."""
+        keys = list(keys)
+        pipe = self.client.pipeline()
+        pipe.set(self.key("plan"), planned, ex=_KEY_TTL)
+        if keys:
+            pipe.sadd(self.key("pending"), *keys)
+            pipe.hdel(self.key("failed"), *keys)
+        pipe.expire(self.key("pending"), _KEY_TTL)
+        pipe.execute()
+
+    def live(self) -> bool:
+        return bool(self.client.exists(self.key("plan")))
+
+    def pending(self) -> int:
+        return int(self.client.scard(self.key("pending")))
+
+    def start(self, key: str, worker: str) -> int:
+        """Mark a shard started by ``worker``; returns how many times it has been started."""
+        pipe = self.client.pipeline()
+        pipe.hset(self.key("started"), key, worker)
+        pipe.hincrby(self.key("runs"), key, 1)
+        for name in ("started", "runs"):
+            pipe.expire(self.key(name), _KEY_TTL)
+        return int(pipe.execute()[1])
+
+    def done(self, key: str) -> None:
+        self.client.srem(self.key("pending"), key)
+
+    def fail(self, key: str, error: str) -> None:
+        pipe = self.client.pipeline()
+        pipe.hset(self.key("failed"), key, error)
+        pipe.expire(self.key("failed"), _KEY_TTL)
+        pipe.srem(self.key("pending"), key)
+        pipe.execute()
+
+    def failures(self) -> dict[str, str]:
+        return {_text(k): _text(v) for k, v in self.client.hgetall(self.key("failed")).items()}
+
+    def runs(self) -> dict[str, int]:
+        return {_text(k): int(v) for k, v in self.client.hgetall(self.key("runs")).items()}
+
+    def end(self) -> None:
+        self.client.delete(*(self.key(n) for n in ("plan", "pending", "started", "runs", "failed")))
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def redis_client(url: str) -> Any:
+    import redis
+
+    return redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30)
+
+
+# -- the worker side ------------------------------------------------------------------------------
+
+_engines: dict[tuple[Any, ...], Any] = {}
+_redis: dict[str, Any] = {}
+
+
+def _engine(options: Mapping[str, Any]) -> Any:
+    """One engine per distinct engine options per worker process: clients and sessions are reused."""
+    key = tuple(sorted((k, v) for k, v in options.items() if v is not None))
+    if key not in _engines:
+        from ._config import Config
+        from ._engine import Engine
+
+        _engines[key] = Engine(Config.resolve(dict(key)))
+    return _engines[key]
+
+
+def _state(run_id: str) -> RunState:
+    url = app.conf.broker_url
+    if url not in _redis:
+        _redis[url] = redis_client(url)
+    return RunState(_redis[url], run_id)
+
+
+@app.task(name="greenfetch.shard", bind=True, acks_late=True, ignore_result=True)
+def shard_task(self: Any, payload: dict[str, Any]) -> None:
+    """Run one shard (``payload``: shard, sink, engine options) and tell the run it is done.
+
+    The message carries no credentials and no broker URL: the worker assumes roles with its own AWS
+    credentials and reaches Redis through its own configuration."""
+    from gevent import Timeout
+
+    from .inventory._shard import DirectoryShardSink, Shard, run_shard
+
+    shard = Shard.from_dict(payload["shard"])
+    state = _state(shard.run_id)
+    if not state.live():
+        _log.info("shard %s of run %s: skipped, the run is over", shard.key, shard.run_id)
+        return
+    runs = state.start(shard.key, f"{socket.gethostname()}:{os.getpid()}")
+    started = time.perf_counter()
+    try:
+        summary = run_shard(_engine(payload.get("engine") or {}), shard, DirectoryShardSink(payload["sink"]["root"]))
+    except Timeout:
+        _fail(state, shard, runs, started, "the shard hit its time limit (half of GREENFETCH_REDELIVER_AFTER)")
+        raise
+    except Exception as exc:  # one shard's failure is reported and re-sent by the coordinator
+        _fail(state, shard, runs, started, f"{type(exc).__name__}: {exc}")
+        return
+    state.done(shard.key)
+    failed = len(summary.get("accounts_failed", {}))
+    _log.info("shard %s of run %s: %d records, %d calls, %s in %.1fs%s", shard.key, shard.run_id,
+              summary["records"], summary["calls"], "account failed" if failed else "ok",
+              time.perf_counter() - started, f" (run {runs} of this shard)" if runs > 1 else "")
+
+
+def _fail(state: RunState, shard: Any, runs: int, started: float, error: str) -> None:
+    _log.error("shard %s of run %s: failed after %.1fs: %s%s", shard.key, shard.run_id,
+               time.perf_counter() - started, error, f" (run {runs} of this shard)" if runs > 1 else "")
+    try:
+        state.fail(shard.key, error)
+    except Exception as exc:  # the broker is gone too: redelivery or the coordinator's reconcile covers it
+        _log.error("shard %s of run %s: could not record the failure: %s", shard.key, shard.run_id,
+                   type(exc).__name__)
+
+
+def restore_abandoned(celery_app: Celery | None = None) -> None:
+    """Put shards whose delivery is older than the visibility timeout back on the queue.
+
+    kombu does this sweep itself only on some paths: a gevent worker polls with BRPOP, and an empty
+    BRPOP ends the poll before kombu's sweep (kombu 5.7, ``MultiChannelPoller.get``), so an idle
+    gevent worker never restores a dead worker's shards. Workers and the coordinator call this
+    instead; kombu's Redis mutex keeps concurrent sweeps from restoring one shard twice."""
+    celery_app = celery_app or app
+    with celery_app.connection_for_read() as conn:
+        channel = conn.default_channel
+        channel.qos.restore_visible(num=channel.unacked_restore_limit, interval=1)
+
+
+@signals.worker_ready.connect
+def _start_janitor(**_: Any) -> None:
+    import gevent
+
+    def sweep() -> None:
+        every = sweep_interval(float(app.conf.visibility_timeout or 3600))
+        while True:
+            gevent.sleep(every)
+            try:
+                restore_abandoned()
+            except Exception as exc:  # the broker is away: the consumer reconnects; sweep again later
+                _log.debug("restoring abandoned shards failed: %s", redact(str(exc)))
+
+    gevent.spawn(sweep)
+
+
+@signals.after_setup_logger.connect
+def _one_line_per_shard(**_: Any) -> None:
+    """Celery logs 'received' and 'succeeded' for every task; the shard's own line says more."""
+    for name in ("celery.worker.strategy", "celery.app.trace"):
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -1,0 +1,235 @@
+"""``greenfetch inventory --broker URL``: plan shards, send them to Celery workers, fan in, reconcile.
+
+The coordinator is a ``fetch`` for ``run_inventory``: the checks before the fetch, and the files,
+summary, DynamoDB, S3 and exit codes after it, are the local run's own. In between it:
+
+1. plans one shard per account and marks every shard key pending in Redis;
+2. sends the shards (ids and options only, never credentials or the broker URL);
+3. shows progress from the pending set while workers remove keys as their records reach the sink;
+4. when nothing is pending, reconciles the plan against the sink and re-sends what is missing (a
+   shard that raised, or a queue lost with a Redis restart), up to ``max_rounds`` times in all;
+5. reads every shard back in plan order. A shard still missing becomes error records (region ``*``)
+   and a failed account, so the run exits 1 rather than leaving a silent gap.
+
+If Redis stops answering for longer than ``grace`` (default: GREENFETCH_REDELIVER_AFTER, at most
+30 s) the run stops with BrokerError; no output files are written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import sys
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ._catalog import ResourceType
+from ._run import RunSummary
+from ._shard import DirectoryShardSink, Shard, merge_shard
+from ._types import Account, InventoryError, Record, record
+
+__all__ = ["BrokerError", "Coordinator", "broker_fetch"]
+
+
+class BrokerError(RuntimeError):
+    """The broker could not be reached, or stopped answering mid-run. The message names the broker
+    with its password redacted."""
+
+
+class Coordinator:
+    """``fetch(**plan) -> RunSummary`` over Celery workers; see the module docstring."""
+
+    def __init__(self, broker_url: str, sink_root: str | Path, *, engine_options: dict[str, Any] | None = None,
+                 redeliver: float | None = None, progress: Callable[[int, int], None] | None = None,
+                 max_rounds: int = 3, poll: float = 0.25, grace: float | None = None,
+                 log: Callable[[str], None] | None = None):
+        from .. import distributed
+
+        self.url = distributed.check_broker_url(broker_url)
+        self.redeliver = distributed.redeliver_after() if redeliver is None else redeliver
+        self.sink = DirectoryShardSink(Path(sink_root).resolve())
+        self.engine_options = dict(engine_options or {})
+        self.progress, self.max_rounds, self.poll, self.log = progress, max_rounds, poll, log
+        self.grace = min(30.0, self.redeliver) if grace is None else grace
+        self.rounds = 0
+        self.reruns = 0
+        self.run_id = ""
+
+    # -- the plan ---------------------------------------------------------------------------------
+
+    def plan(self, accounts: Sequence[Account], types: Sequence[ResourceType], regions: str | Sequence[str],
+             exclude: Sequence[str], role_name: str | None, external_id: str | None,
+             options: dict[str, Any]) -> list[Shard]:
+        names = tuple(t.name for t in types)
+        where = regions if isinstance(regions, str) else tuple(regions)
+        return [Shard(self.run_id, a.account_id, names, where, tuple(exclude), role=a.role or role_name,
+                      account_name=a.name, external_id=external_id, options=options) for a in accounts]
+
+    def fetch(self, *, accounts: Sequence[Account], types: Sequence[ResourceType], regions: str | Sequence[str],
+              exclude: Sequence[str], role_name: str | None = None, external_id: str | None = None,
+              cache_ttl: float | None = None, status_store: str | None = None, concurrency: int | None = None,
+              filter_offered: bool = True, on_record: Callable[[Record], None] | None = None) -> RunSummary:
+        from .. import distributed
+
+        self.run_id = uuid.uuid4().hex[:16]
+        summary = RunSummary()
+        options = {"cache_ttl": cache_ttl, "status_store": status_store, "concurrency": concurrency,
+                   "filter_offered": filter_offered}
+        shards = self.plan(accounts, types, regions, exclude, role_name, external_id, options)
+        state = distributed.RunState(distributed.redis_client(self.url), self.run_id)
+        self._broker(state.client.ping, "cannot reach the broker")
+        try:
+            self._broker(lambda: state.begin(s.key for s in shards), "cannot reach the broker")
+            self._send(shards)
+            failures = self._wait(state, shards)
+            for shard in shards:
+                got = self.sink.get(self.run_id, shard.key)
+                if got is None:
+                    got = self._missing(shard, types, failures.get(shard.key))
+                records, shard_summary = got
+                merge_shard(summary, records, shard_summary)
+                if on_record is not None:
+                    for rec in records:
+                        on_record(rec)
+            with contextlib.suppress(Exception):
+                self.reruns = sum(1 for n in state.runs().values() if n > 1)
+            if self.log is not None:
+                self.log(f"shards: {len(shards)} sent to workers in {self.rounds} round(s); {self.reruns} ran more "
+                         "than once (a worker lost or slow; records are written once)")
+        finally:
+            with contextlib.suppress(Exception):
+                state.end()
+            self.sink.discard(self.run_id)
+        summary.wall_seconds = time.perf_counter() - summary.started
+        return summary
+
+    # -- sending and waiting ----------------------------------------------------------------------
+
+    def _send(self, shards: Sequence[Shard]) -> None:
+        from .. import distributed
+
+        distributed.configure(distributed.app, self.url, self.redeliver)
+        sink = {"kind": "directory", "root": str(self.sink.root)}
+
+        def send() -> None:
+            with distributed.app.producer_or_acquire() as producer:
+                for shard in shards:
+                    distributed.shard_task.apply_async(
+                        args=[{"shard": shard.to_dict(), "sink": sink, "engine": self.engine_options}],
+                        queue=distributed.QUEUE, producer=producer)
+
+        self._broker(send, "cannot send shards to the broker")
+
+    def _wait(self, state: Any, shards: Sequence[Shard]) -> dict[str, str]:
+        """Until every planned shard is in the sink or ``max_rounds`` deliveries are spent; returns
+        the last error of each shard that raised."""
+        from ..distributed import app, restore_abandoned, sweep_interval
+
+        total, self.rounds = len(shards), 1
+        down_since: float | None = None
+        next_sweep = time.monotonic() + sweep_interval(self.redeliver)
+        while True:
+            try:
+                pending = state.pending()
+                down_since = None
+                if pending and time.monotonic() >= next_sweep:  # a killed worker's shards, back on the queue
+                    next_sweep = time.monotonic() + sweep_interval(self.redeliver)
+                    restore_abandoned(app)
+            except Exception as exc:
+                if not _connection_error(exc):
+                    raise
+                now = time.monotonic()
+                down_since = down_since or now
+                if now - down_since > self.grace:
+                    self._lost(exc, state, shards)
+                time.sleep(self.poll)
+                continue
+            if self.progress is not None:
+                self.progress(total - pending, total)
+            if pending == 0:
+                have = self.sink.keys(self.run_id)
+                missing = [s for s in shards if s.key not in have]
+                failures = self._broker(state.failures, "lost the broker")
+                if not missing or self.rounds >= self.max_rounds:
+                    return failures
+                self.rounds += 1
+                self._broker(functools.partial(state.again, [s.key for s in missing], total), "lost the broker")
+                self._send(missing)
+            time.sleep(self.poll)
+
+    def _lost(self, exc: BaseException, state: Any, shards: Sequence[Shard]) -> None:
+        from ..distributed import redact
+
+        done = len(self.sink.keys(self.run_id))
+        raise BrokerError(f"the broker at {redact(self.url)} stopped answering for {self.grace:g}s "
+                          f"({_reason(exc)}); {done} of {len(shards)} shards had finished; no files were "
+                          "written. Start Redis again and re-run the inventory") from None
+
+    def _broker(self, call: Callable[[], Any], what: str) -> Any:
+        from ..distributed import redact
+
+        try:
+            return call()
+        except Exception as exc:
+            if not _connection_error(exc):
+                raise
+            raise BrokerError(f"{what} at {redact(self.url)}: {_reason(exc)}") from None
+
+    def _missing(self, shard: Shard, types: Sequence[ResourceType],
+                 failure: str | None) -> tuple[list[Record], dict[str, Any]]:
+        """A shard no worker completed: one error record per type, and the account counts as failed."""
+        why = failure or "no worker finished it"
+        error = f"shard {shard.key} did not complete in {self.rounds} deliveries: {why}"
+        records = [record(t.name, shard.account, "*", [], "error", error) for t in types]
+        return records, {"accounts_failed": {shard.account: error}}
+
+
+def _connection_error(exc: BaseException) -> bool:
+    import redis
+    from kombu.exceptions import OperationalError
+
+    return isinstance(exc, (redis.ConnectionError, redis.TimeoutError, redis.AuthenticationError,
+                            OperationalError, ConnectionError, TimeoutError))
+
+
+def _reason(exc: BaseException) -> str:
+    """The error's own words, any URL in them redacted (redis-py and kombu name host and port)."""
+    from ..distributed import redact
+
+    return redact(str(exc).strip() or type(exc).__name__)
+
+
+def broker_fetch(broker_url: str, out: str | None, config: Any, *, progress: bool = False,
+                 log: Callable[[str], None] | None = None) -> Callable[..., RunSummary]:
+    """The ``fetch`` that ``run_inventory`` calls for ``--broker``: InventoryError (exit 2) for a bad
+    URL, a bad GREENFETCH_REDELIVER_AFTER or a run without ``--out``."""
+    from .._config import ConfigError
+
+    if out is None:
+        raise InventoryError("--broker needs --out DIR, a directory every worker can also see (workers write "
+                             "their shards there); records on stdout are for runs without --broker")
+    engine_options = {"region": config.region, "endpoint_url": config.endpoint_url,
+                      "max_attempts": config.max_attempts, "concurrency": config.concurrency}
+    try:
+        coordinator = Coordinator(broker_url, out, engine_options=engine_options,
+                                  progress=_ProgressLine() if progress else None, log=log)
+    except ConfigError as exc:
+        raise InventoryError(str(exc)) from None
+    return coordinator.fetch
+
+
+class _ProgressLine:
+    """``shards: 3/12 done`` on stderr, redrawn when it changes."""
+
+    def __init__(self) -> None:
+        self._last: tuple[int, int] | None = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if (done, total) != self._last:
+            self._last = (done, total)
+            end = "\n" if done == total else ""
+            sys.stderr.write(f"\rshards: {done}/{total} done{end}")
+            sys.stderr.flush()

@@ -1,0 +1,183 @@
+"""One shard of an inventory, run anywhere: the unit that worker processes and Celery workers share.
+
+A shard is plain data (an account, optionally one part of it such as a region, the resource types and
+the run's options) and ``run_shard`` turns it into records with the same ``Inventory`` a local run
+uses, so a sharded run writes exactly the records a local one would. The records go to a sink under
+a key fixed by the shard (``run_id`` + ``shard.key``): a shard that runs twice (a worker killed after
+fetching, a redelivery) overwrites its own key and never duplicates records. Nothing here knows how
+the shard arrived (a pipe, a Celery message) or which engine fetches it.
+
+A shard carries no credentials: the worker assumes ``role`` itself, with its own AWS credentials.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from .._jsonable import jsonable
+from ._cache import InventoryCache
+from ._catalog import resolve_types
+from ._credentials import AccountCredentials
+from ._fileio import atomic_open
+from ._region_status import RegionStatusStore
+from ._run import Inventory, RunSummary
+from ._types import Account, InventoryError, Record, check_account_id
+
+__all__ = ["DirectoryShardSink", "Shard", "ShardSink", "merge_shard", "run_shard"]
+
+_SHARD_DIR = ".greenfetch-shards"
+
+
+@dataclass(frozen=True)
+class Shard:
+    """What one shard fetches. ``regions`` is an explicit list or ``enabled``/``active``. ``part``
+    names a slice of the account (say a region, for accounts too big for one worker) when a planner
+    splits one; today's planner sends whole accounts (None). A split planner must give each slice
+    disjoint types x regions, and an account whose role fails yields ``*`` records in every slice."""
+
+    run_id: str
+    account: str
+    types: tuple[str, ...]
+    regions: str | tuple[str, ...] = "enabled"
+    exclude_regions: tuple[str, ...] = ()
+    role: str | None = None
+    account_name: str | None = None
+    external_id: str | None = None
+    part: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)  # cache_ttl, status_store, concurrency, filter_offered
+
+    def __post_init__(self) -> None:
+        check_account_id(self.account)
+        if not self.run_id or not all(c.isalnum() or c in "-_" for c in self.run_id):
+            raise InventoryError(f"shard run id {self.run_id!r} is not valid; use letters, digits, - and _")
+
+    @property
+    def key(self) -> str:
+        """The sink key: the account, or ``account.part`` for a slice of one."""
+        return self.account if self.part is None else f"{self.account}.{self.part}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe (a broker message, a pipe frame)."""
+        data = asdict(self)
+        data["types"] = list(self.types)
+        data["regions"] = self.regions if isinstance(self.regions, str) else list(self.regions)
+        data["exclude_regions"] = list(self.exclude_regions)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Shard:
+        regions = data.get("regions", "enabled")
+        return cls(run_id=data["run_id"], account=data["account"], types=tuple(data["types"]),
+                   regions=regions if isinstance(regions, str) else tuple(regions),
+                   exclude_regions=tuple(data.get("exclude_regions") or ()), role=data.get("role"),
+                   account_name=data.get("account_name"), external_id=data.get("external_id"),
+                   part=data.get("part"), options=dict(data.get("options") or {}))
+
+
+class ShardSink(Protocol):
+    """Where shard records go, keyed so a re-run overwrites: ``put`` replaces the key's records."""
+
+    def put(self, run_id: str, key: str, records: list[Record], summary: dict[str, Any]) -> None: ...
+
+    def get(self, run_id: str, key: str) -> tuple[list[Record], dict[str, Any]] | None: ...
+
+    def keys(self, run_id: str) -> set[str]: ...
+
+    def discard(self, run_id: str) -> None: ...
+
+
+class DirectoryShardSink:
+    """One JSON file per shard in ``ROOT/.greenfetch-shards/RUN_ID/KEY.json``, written under a
+    temporary name and renamed: a reader sees a shard whole or not at all. ROOT must be a directory
+    every worker sees (a shared filesystem; on one machine, the run's ``--out``)."""
+
+    def __init__(self, root: str | os.PathLike[str]):
+        self.root = Path(root)
+
+    def _dir(self, run_id: str) -> Path:
+        return self.root / _SHARD_DIR / run_id
+
+    def put(self, run_id: str, key: str, records: list[Record], summary: dict[str, Any]) -> None:
+        text = json.dumps(jsonable({"shard": key, "summary": summary, "records": records}), ensure_ascii=False)
+        with atomic_open(self._dir(run_id) / f"{key}.json", 0o600) as handle:
+            handle.write(text)
+
+    def get(self, run_id: str, key: str) -> tuple[list[Record], dict[str, Any]] | None:
+        try:
+            data = json.loads((self._dir(run_id) / f"{key}.json").read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        return data["records"], data["summary"]
+
+    def keys(self, run_id: str) -> set[str]:
+        folder = self._dir(run_id)
+        return {p.name[:-5] for p in folder.glob("*.json")} if folder.is_dir() else set()
+
+    def discard(self, run_id: str) -> None:
+        shutil.rmtree(self._dir(run_id), ignore_errors=True)
+        try:
+            (self.root / _SHARD_DIR).rmdir()  # only when no other run is using it
+        except OSError:
+            pass
+
+
+def run_shard(engine: Any, shard: Shard, sink: ShardSink) -> dict[str, Any]:
+    """Fetch one shard with ``engine`` and ``put`` its records; returns the shard's summary.
+
+    Failures of one type, region or role are records (their status says what went wrong), as in a
+    local run; only bad shard data raises (InventoryError)."""
+    types = resolve_types(list(shard.types))
+    opts = shard.options
+    home = engine.config.home_region
+    account = Account(shard.account, name=shard.account_name, role=shard.role)
+    ttl = opts.get("cache_ttl")
+    ttl = engine.config.cache_ttl if ttl is None else float(ttl)
+    cache = InventoryCache(ttl, engine.config.cache_dir) if ttl > 0 else None
+    store = _status_store(engine, shard)
+    inventory = Inventory(engine, [account], types, regions=_regions(shard), exclude=shard.exclude_regions,
+                          credentials=AccountCredentials(engine, shard.role, external_id=shard.external_id,
+                                                         region=home),
+                          status_store=store, cache=cache, concurrency=opts.get("concurrency"),
+                          filter_offered=opts.get("filter_offered", True))
+    records = list(inventory.run())
+    summary = _summary(inventory.summary)
+    sink.put(shard.run_id, shard.key, records, summary)
+    return summary
+
+
+def _regions(shard: Shard) -> str | list[str]:
+    return shard.regions if isinstance(shard.regions, str) else list(shard.regions)
+
+
+def _status_store(engine: Any, shard: Shard) -> RegionStatusStore | None:
+    spec = shard.options.get("status_store")
+    if shard.regions != "active" and not spec:
+        return None
+    if spec and spec.startswith("dynamodb:"):
+        return RegionStatusStore(engine=engine, table=spec.partition(":")[2])
+    return RegionStatusStore(spec or os.path.join(engine.config.cache_dir, "region-status.json"))
+
+
+def _summary(summary: RunSummary) -> dict[str, Any]:
+    """What records alone cannot tell the coordinator."""
+    return {"calls": summary.calls, "cached": summary.cached, "throttle_attempts": summary.throttle_attempts,
+            "regions_skipped": summary.regions_skipped, "accounts_ok": sorted(summary.accounts_ok),
+            "accounts_failed": dict(summary.accounts_failed), "records": summary.records,
+            "wall_seconds": round(summary.wall_seconds, 3)}
+
+
+def merge_shard(total: RunSummary, records: list[Record], summary: dict[str, Any]) -> None:
+    """Fold one shard's records and summary into the run's summary (as if fetched locally)."""
+    for rec in records:
+        total.add(rec)
+    total.calls += int(summary.get("calls", 0))
+    total.cached += int(summary.get("cached", 0))
+    total.throttle_attempts += int(summary.get("throttle_attempts", 0))
+    total.regions_skipped += int(summary.get("regions_skipped", 0))
+    total.accounts_ok.update(summary.get("accounts_ok", ()))
+    total.accounts_failed.update(summary.get("accounts_failed", {}))

@@ -1,0 +1,327 @@
+"""Celery workers over a real Redis: real `greenfetch worker` processes, a real redis-server started
+here on a free loopback port (with a password), moto's server as AWS, and the coordinator as a real
+`greenfetch inventory --broker` process. Workers and coordinator share the output directory.
+
+Account ids start with 5557 so they never collide with other modules sharing the moto server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
+
+from greenfetch import Config, ConfigError, Engine, Request
+from greenfetch.distributed import check_broker_url, redact
+from greenfetch.inventory import accounts_from_list, assume_role, resolve_types
+from greenfetch.inventory._run import Inventory, RunSummary
+from greenfetch.inventory._shard import DirectoryShardSink, Shard, merge_shard, run_shard
+from greenfetch.testing import free_port
+
+ROLE = "InventoryReader"
+PASSWORD = "hunter2-Broker-Secret"
+ACCOUNTS = [f"55570000{n:04d}" for n in range(1, 9)]
+TYPES = "ec2.vpcs,sqs.queues,sns.topics,iam.roles"
+REGIONS = "us-east-1,eu-west-1,ap-south-1"
+REDELIVER = "8s"  # time limit 4s; moto is warmed by the local run first, shards then take well under 1s
+
+pytestmark = pytest.mark.slow
+
+
+# -- real parts ------------------------------------------------------------------------------------
+
+class RedisServer:
+    """redis-server on a free loopback port, no persistence, ``requirepass``; stopped by pid."""
+
+    def __init__(self, directory: Path):
+        self.port = free_port()
+        self.url = f"redis://:{PASSWORD}@127.0.0.1:{self.port}/0"
+        self.log = directory / f"redis-{self.port}.log"
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--requirepass", PASSWORD, "--dir", str(directory), "--logfile", str(self.log)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        import redis
+
+        self.client = redis.Redis.from_url(self.url, socket_timeout=2)
+        _until(lambda: self._ping(), 10, "redis-server to answer")
+
+    def _ping(self) -> bool:
+        try:
+            return bool(self.client.ping())
+        except Exception:
+            return False
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed; scripts/install-redis installs Debian's redis-server")
+    server = RedisServer(tmp_path)
+    yield server
+    server.stop()
+
+
+class Workers:
+    """Real worker processes (``greenfetch worker`` or ``celery -A greenfetch.distributed``)."""
+
+    def __init__(self, directory: Path, broker_url: str):
+        self.directory, self.broker_url = directory, broker_url
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.logs: list[Path] = []
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "GREENFETCH_BROKER_URL": self.broker_url, "GREENFETCH_REDELIVER_AFTER": REDELIVER,
+                "GREENFETCH_CACHE_DIR": str(self.directory / "cache")}
+
+    def start(self, name: str, concurrency: int = 2, *, celery_cli: bool = False) -> subprocess.Popen[bytes]:
+        if celery_cli:
+            cmd = [sys.executable, "-m", "celery", "-A", "greenfetch.distributed", "worker", "-P", "gevent",
+                   "-c", str(concurrency), "-n", f"{name}@%h", "--without-gossip", "--without-mingle", "-l", "INFO"]
+        else:
+            cmd = [sys.executable, "-m", "greenfetch.cli", "worker", "-c", str(concurrency), "-n", f"{name}@%h"]
+        log = self.directory / f"worker-{name}.log"
+        with open(log, "wb") as handle:
+            proc = subprocess.Popen(cmd, env=self.env(), stdout=handle, stderr=subprocess.STDOUT)
+        self.procs.append(proc)
+        self.logs.append(log)
+        _until(lambda: "ready." in log.read_text(errors="replace") or proc.poll() is not None, 60,
+               f"worker {name} to start")
+        assert proc.poll() is None, log.read_text(errors="replace")
+        return proc
+
+    def text(self) -> str:
+        return "\n".join(p.read_text(errors="replace") for p in self.logs)
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+
+
+@pytest.fixture
+def workers(tmp_path, redis_server):
+    pool = Workers(tmp_path, redis_server.url)
+    yield pool
+    pool.stop()
+
+
+def _until(condition, timeout: float, what: str, interval: float = 0.02) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def seeded(moto_server):
+    """A VPC, a queue and a topic per account; returns the CLI's global options for moto."""
+    engine = Engine(Config.resolve({"endpoint_url": moto_server.url, "region": "us-east-1", "concurrency": 16},
+                                   environ={}))
+    for n, account in enumerate(ACCOUNTS):
+        creds = assume_role(engine, account, ROLE)
+        calls = [Request("ec2", "CreateVpc", {"CidrBlock": f"10.{n}.0.0/16"}, region="eu-west-1", credentials=creds),
+                 Request("sqs", "CreateQueue", {"QueueName": f"q-{n}"}, region="us-east-1", credentials=creds),
+                 Request("sns", "CreateTopic", {"Name": f"t-{n}"}, region="ap-south-1", credentials=creds)]
+        assert all(r.ok for r in engine.batch_requests(calls, 4))
+    engine.close()
+    return ["--endpoint-url", moto_server.url, "--region", "us-east-1", "--max-attempts", "2"]
+
+
+def _inventory_args(out: Path, accounts=ACCOUNTS) -> list[str]:
+    return ["inventory", "--accounts", ",".join(accounts), "--role-name", ROLE, "--regions", REGIONS,
+            "--types", TYPES, "--out", str(out), "--cache-ttl", "0", "--no-progress"]
+
+
+def _local_run(seeded, out: Path) -> dict[str, list]:
+    from greenfetch.cli import load_commands
+
+    result = CliRunner().invoke(load_commands(), [*seeded, *_inventory_args(out)])
+    assert result.exit_code == 0, result.output
+    return _files(out)
+
+
+def _files(out: Path) -> dict[str, list]:
+    return {p.name: json.loads(p.read_text(encoding="utf-8")) for p in sorted(out.glob("*.json"))}
+
+
+def _coordinator(seeded, out: Path, broker_url: str, tmp_path: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "GREENFETCH_BROKER_URL": broker_url, "GREENFETCH_REDELIVER_AFTER": REDELIVER,
+           "GREENFETCH_CACHE_DIR": str(tmp_path / "cache")}
+    return subprocess.Popen([sys.executable, "-m", "greenfetch.cli", *seeded, *_inventory_args(out)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _run_keys(client, name: str) -> list[bytes]:
+    return list(client.scan_iter(f"greenfetch:run:*:{name}"))
+
+
+# -- the scenarios ---------------------------------------------------------------------------------
+
+def test_killed_worker_loses_nothing_and_matches_a_local_run(seeded, redis_server, workers, tmp_path):
+    local = _local_run(seeded, tmp_path / "local")  # also warms moto's per-account, per-region backends
+    first = workers.start("a", concurrency=1)
+    out = tmp_path / "shared"
+    coordinator = _coordinator(seeded, out, redis_server.url, tmp_path)
+    client = redis_server.client
+
+    def first_worker_started() -> bool:
+        return any(v.decode().endswith(f":{first.pid}") for key in _run_keys(client, "started")
+                   for v in client.hgetall(key).values())
+
+    _until(first_worker_started, 60, "worker a to start a shard")
+    first.send_signal(signal.SIGKILL)
+    first.wait(10)
+    (started,) = _run_keys(client, "started")
+    pending = started.decode().replace(":started", ":pending")
+    in_flight = [k for k, v in client.hgetall(started).items()
+                 if v.decode().endswith(f":{first.pid}") and client.sismember(pending, k)]
+    assert in_flight, "worker a finished its shard before the kill; nothing to redeliver"
+    workers.start("b")
+    workers.start("c", celery_cli=True)  # `celery -A greenfetch.distributed worker -P gevent` is the same worker
+    stdout, stderr = coordinator.communicate(timeout=100)
+    assert coordinator.returncode == 0, stderr
+    reran = int(stderr.split(" ran more than once")[0].rsplit("; ", 1)[1])
+    assert reran >= len(in_flight)
+    distributed = _files(out)
+    assert distributed == local  # same files, same records, same order
+    keys = [(r["resource_type"], r["account"], r["region"]) for recs in distributed.values() for r in recs]
+    assert len(keys) == len(set(keys)) and {k[1] for k in keys} == set(ACCOUNTS)
+    assert not (out / ".greenfetch-shards").exists()
+    assert _run_keys(client, "pending") == [] and _run_keys(client, "plan") == []
+    assert "accounts: 8 ok, 0 failed" in stderr
+    logs = workers.text()
+    assert logs.count(" records, ") >= len(ACCOUNTS)  # one line per shard run
+    for text in (logs, stdout, stderr, *(p.read_text() for p in out.iterdir())):
+        assert PASSWORD not in text
+    assert f"redis://:**@127.0.0.1:{redis_server.port}/0" in logs  # Celery's banner masks it too
+
+
+def test_redis_stopped_mid_run_is_a_clear_error_not_a_gap(seeded, redis_server, workers, tmp_path):
+    _local_run(seeded, tmp_path / "warm")
+    workers.start("a", concurrency=1)
+    out = tmp_path / "shared"
+    coordinator = _coordinator(seeded, out, redis_server.url, tmp_path)
+    client = redis_server.client
+
+    def some_shards_done() -> bool:
+        return any(0 < client.scard(k) < len(ACCOUNTS) for k in _run_keys(client, "pending"))
+
+    _until(some_shards_done, 60, "the first shards to finish")
+    redis_server.stop()
+    stdout, stderr = coordinator.communicate(timeout=60)
+    assert coordinator.returncode == 1, stderr
+    lines = [line for line in stderr.splitlines() if line.startswith("Error:")]
+    assert len(lines) == 1 and "Traceback" not in stderr
+    assert f"the broker at redis://:***@127.0.0.1:{redis_server.port}/0 stopped answering" in lines[0]
+    assert "no files were written" in lines[0]
+    assert list(out.glob("*.json")) == [] and not (out / ".greenfetch-shards").exists()
+    for text in (stdout, stderr, workers.text()):
+        assert PASSWORD not in text
+
+
+# -- the command line's checks (no workers needed) ---------------------------------------------------
+
+@pytest.mark.parametrize("broker, code, message", [
+    ("http://127.0.0.1:1/0", 2, "broker 'http://127.0.0.1:1/0' is not a Redis URL"),
+    (f"redis://:{PASSWORD}@127.0.0.1:{{port}}/0", 1, "cannot reach the broker at redis://:***@127.0.0.1:"),
+    (f"redis://:{PASSWORD}@127.0.0.1:notaport/0", 2, "is not a Redis URL"),
+])
+def test_bad_or_unreachable_broker_is_one_clear_line(seeded, tmp_path, broker, code, message):
+    from greenfetch.cli import load_commands
+
+    url = broker.replace("{port}", str(free_port()))
+    result = CliRunner().invoke(load_commands(), [*seeded, *_inventory_args(tmp_path / "o", ACCOUNTS[:1]),
+                                                  "--broker", url])
+    assert result.exit_code == code, result.output
+    assert message in result.stderr and "Traceback" not in result.output
+    assert PASSWORD not in result.output
+    assert list((tmp_path / "o").glob("*.json")) == [] if (tmp_path / "o").exists() else True
+
+
+def test_broker_needs_a_shared_out_directory_and_a_valid_redeliver_after(seeded, tmp_path, monkeypatch):
+    from greenfetch.cli import load_commands
+
+    args = [a for a in _inventory_args(tmp_path / "o") if a not in ("--out", str(tmp_path / "o"))]
+    result = CliRunner().invoke(load_commands(), [*seeded, *args, "--broker", "redis://127.0.0.1:1/0"])
+    assert result.exit_code == 2 and "--broker needs --out DIR" in result.stderr
+    monkeypatch.setenv("GREENFETCH_REDELIVER_AFTER", "soon")
+    result = CliRunner().invoke(load_commands(), [*seeded, *_inventory_args(tmp_path / "o"),
+                                                  "--broker", "redis://127.0.0.1:1/0"])
+    assert result.exit_code == 2 and "GREENFETCH_REDELIVER_AFTER: 'soon' is not a duration" in result.stderr
+    result = CliRunner().invoke(load_commands(), ["worker"])
+    assert result.exit_code == 2 and "no broker: give --broker" in result.stderr
+
+
+# -- the shard function, in process ---------------------------------------------------------------------
+
+def test_shards_run_twice_overwrite_and_merge_to_the_local_summary(seeded, moto_server, tmp_path):
+    engine = Engine(Config.resolve({"endpoint_url": moto_server.url, "region": "us-east-1", "concurrency": 16},
+                                   environ={}))
+    accounts, types, regions = ACCOUNTS[:3], resolve_types(TYPES), REGIONS.split(",")
+    local = Inventory(engine, accounts_from_list(",".join(accounts), role=ROLE), types, regions=regions)
+    local_records = list(local.run())
+    sink = DirectoryShardSink(tmp_path)
+    merged = RunSummary()
+    shards = [Shard("run-1", a, tuple(t.name for t in types), tuple(regions), role=ROLE, options={"cache_ttl": 0})
+              for a in accounts]
+    for shard in shards:
+        run_shard(engine, shard, sink)
+    run_shard(engine, shards[0], sink)  # a redelivery: same key, overwritten
+    assert sink.keys("run-1") == set(accounts)
+    records = []
+    for shard in shards:
+        got, summary = sink.get("run-1", shard.key)
+        records += got
+        merge_shard(merged, got, summary)
+    assert sorted(json.dumps(r, sort_keys=True) for r in records) == sorted(
+        json.dumps(r, sort_keys=True, default=str) for r in local_records)
+    drop = lambda d: {k: v for k, v in d.items() if k != "wall_seconds"}  # noqa: E731
+    assert drop(merged.to_dict()) == drop(local.summary.to_dict())
+    sink.discard("run-1")
+    assert not (tmp_path / ".greenfetch-shards").exists()
+    engine.close()
+
+
+@given(account=st.from_regex(r"\A\d{12}\Z"), types=st.lists(st.sampled_from(TYPES.split(",")), max_size=4),
+       regions=st.one_of(st.sampled_from(["enabled", "active"]),
+                         st.lists(st.sampled_from(REGIONS.split(",")), max_size=3).map(tuple)),
+       part=st.one_of(st.none(), st.sampled_from(["global", "eu-west-1"])))
+def test_a_shard_survives_a_broker_message_and_keeps_its_key(account, types, regions, part):
+    shard = Shard("r1", account, tuple(types), regions, role=ROLE, part=part, options={"cache_ttl": 0.0})
+    again = Shard.from_dict(json.loads(json.dumps(shard.to_dict())))
+    assert again == shard and again.key == shard.key
+    assert again.key == (account if part is None else f"{account}.{part}")
+
+
+@given(password=st.text(alphabet=st.characters(blacklist_categories=("Cs", "Zs", "Cc")), min_size=1).filter(
+    lambda p: not any(c in p for c in "@/?#")))
+def test_redact_never_shows_a_password(password):
+    url = f"redis://:{password}@127.0.0.1:6379/0"
+    assert redact(url) == "redis://:***@127.0.0.1:6379/0"
+    assert redact(f"Error connecting to {url}: refused") == "Error connecting to redis://:***@127.0.0.1:6379/0: refused"
+    encoded = f"redis://:{quote(password, safe='')}@127.0.0.1:6379/0"
+    assert check_broker_url(encoded) == encoded
+    try:
+        check_broker_url(url)  # unencoded: accepted, or refused without showing the password
+    except ConfigError as exc:
+        assert "redis://:***@127.0.0.1:6379/0" in str(exc) and f":{password}@" not in str(exc)
