@@ -11,7 +11,6 @@ from __future__ import annotations
 import difflib
 import functools
 import hashlib
-import re
 import threading
 import weakref
 from collections.abc import Mapping
@@ -25,14 +24,18 @@ import botocore.loaders
 import botocore.session
 from cachetools import LRUCache
 
+from ._accounts import AccountClient, share_credentials
 from ._attempts import install_attempt_hooks
 from ._config import Config
 from ._http import install_http_session, pool_size
-from ._models import Request, RequestError
+from ._models import ROLE_ARN, Request, RequestError
 
 __all__ = ["ClientCache"]
 
-_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
+# S3 signs some calls with session credentials from a per-client S3 Express identity cache keyed by
+# bucket only: shared across accounts, one account's session could sign another's call. So S3 keeps a
+# client per credentials.
+_OWN_CLIENT_SERVICES = frozenset({"s3"})
 
 
 class ClientCache:
@@ -62,15 +65,30 @@ class ClientCache:
         return self.session(None).get_available_services()
 
     def client(self, request: Request, *, isolated: bool = False) -> Any:
-        """The shared client for this request's service, region, identity and endpoint."""
-        creds = _credentials(request.credentials if request.credentials is not None else self._role(request))
-        key = (request.service, request.region, request.identity, request.endpoint_url, _fingerprint(creds))
+        """The client for this request: the shared one for its (profile, service, region, endpoint),
+        seen through the request's own credentials (``AccountClient``) when it has credentials or a role.
+
+        Accounts create no clients (see ``_accounts``), so the LRU holds one entry per regional endpoint,
+        not per account. ``isolated`` (own event hooks) and S3 (below) still get a client of their own."""
+        raw = request.credentials if request.credentials is not None else self._role(request)
         if isolated:
-            return self._create(request, creds)
+            return self._create(request, _credentials(raw))
+        if raw is not None and request.service in _OWN_CLIENT_SERVICES:
+            creds = _credentials(raw)
+            key: tuple[Any, ...] = (request.service, request.region, request.identity, request.endpoint_url,
+                                    _fingerprint(creds))
+            return self._cached(key, request, creds)
+        base = self._cached((request.profile, request.service, request.region, request.endpoint_url), request, None)
+        return base if raw is None else AccountClient(base, _signing(raw))
+
+    def _cached(self, key: tuple[Any, ...], request: Request,
+                creds: botocore.credentials.ReadOnlyCredentials | None) -> Any:
         with self._lock:
             client = self._clients.get(key)
             if client is None:
                 client = self._clients[key] = self._create(request, creds)
+                if creds is None:
+                    share_credentials(client)
             return client
 
     def _role(self, request: Request) -> botocore.credentials.Credentials | None:
@@ -80,7 +98,7 @@ class ClientCache:
         makes the first calls of a batch share one AssumeRole."""
         if not request.role:
             return None
-        if not _ROLE_ARN.match(request.role):
+        if not ROLE_ARN.match(request.role):
             raise RequestError(f"role {request.role!r} is not an IAM role ARN; expected "
                                "arn:<partition>:iam::<12-digit account>:role/<name>", code="InvalidRole")
         key = (request.profile, request.role)
@@ -91,7 +109,7 @@ class ClientCache:
                 source = session.get_credentials()
                 if source is None:
                     raise botocore.exceptions.NoCredentialsError()
-                create = functools.partial(session.create_client, region_name=self.config.region or "us-east-1",
+                create = functools.partial(session.create_client, region_name=self.config.home_region,
                                            endpoint_url=self.config.endpoint_url)
                 fetcher = botocore.credentials.AssumeRoleCredentialFetcher(
                     create, source, request.role, extra_args={"RoleSessionName": "greenfetch"})
@@ -146,6 +164,18 @@ def _credentials(value: Any) -> botocore.credentials.ReadOnlyCredentials | None:
             value["AccessKeyId"], value["SecretAccessKey"], value.get("SessionToken"))
     raise RequestError("credentials must be botocore Credentials or an STS Credentials record "
                        "{AccessKeyId, SecretAccessKey, SessionToken}", code="InvalidCredentials")
+
+
+def _signing(value: Any) -> Any:
+    """What an AccountClient signs with: a botocore Credentials object as is (so refreshable ones
+    refresh when botocore signs), or an STS ``Credentials`` record frozen (with its AccountId, if any,
+    for account-based endpoints)."""
+    if isinstance(value, botocore.credentials.Credentials):
+        return value
+    if isinstance(value, Mapping) and "AccessKeyId" in value:
+        return botocore.credentials.ReadOnlyCredentials(
+            value["AccessKeyId"], value["SecretAccessKey"], value.get("SessionToken"), value.get("AccountId"))
+    return _credentials(value)  # raises the one-line error for anything else
 
 
 def _fingerprint(creds: botocore.credentials.ReadOnlyCredentials | None) -> str | None:

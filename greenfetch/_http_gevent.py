@@ -27,7 +27,7 @@ from geventhttpclient.response import HTTPParseError, HTTPSocketPoolResponse
 
 __all__ = ["GeventHTTPSession"]
 
-_MAX_ORIGINS = 64  # S3 virtual-host style: one origin per bucket; urllib3 keeps 10 pools
+_MAX_ORIGINS = 256  # S3 virtual hosts, DynamoDB account endpoints: an origin per bucket or account
 _BLOCK = 16384  # urllib3's blocksize: chunked request bodies are framed in the same pieces
 _RESPONSE_BLOCK = 65536
 
@@ -50,6 +50,19 @@ class _Fields(list[tuple[str, str]]):
 
     def items(self) -> list[tuple[str, str]]:  # type: ignore[override]
         return self
+
+
+class _Response(HTTPSocketPoolResponse):
+    """geventhttpclient's pooled response, except that an interim 1xx (``100 Continue``, which servers
+    send for botocore's ``Expect: 100-continue`` uploads) does not hand the socket back to the pool:
+    upstream releases it at the end of *any* message, so the final response would be read from a socket
+    the pool had already given to another request."""
+
+    def _on_message_complete(self) -> None:
+        if self.get_code() < 200:
+            self.message_complete = True
+            return
+        super()._on_message_complete()
 
 
 class _Pool(ConnectionPool):
@@ -178,7 +191,7 @@ class GeventHTTPSession:
             pool.release_socket(sock)
             raise
         try:  # from here the response owns the socket and releases it on any failure
-            response = HTTPSocketPoolResponse(sock, pool, block_size=_RESPONSE_BLOCK, method=request.method,
+            response = _Response(sock, pool, block_size=_RESPONSE_BLOCK, method=request.method,
                                               headers_type=_Fields)
             fields: Any = response._headers_index
             http = botocore.awsrequest.AWSResponse(url, response.status_code, _joined(fields), _Body(response, url))

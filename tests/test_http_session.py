@@ -236,6 +236,22 @@ def test_tls_with_a_ca_bundle(tmp_path):
         assert same(stock, green, lambda c: c.list_tables())[0] == "ok"
 
 
+def test_100_continue_does_not_hand_the_socket_back_early():
+    """botocore's uploads send ``Expect: 100-continue``; the interim answer is not the end of the exchange."""
+    closing = Reply(http_response(200, b"", [("x-amz-request-id", "r"), ("Connection", "close")]))
+    scripted = ScriptedServer(lambda _: Reply(http_response(200, b"", [("x-amz-request-id", "r")])))
+    with scripted as url:
+        client = make("s3", url, attempts=1, s3={"addressing_style": "path"})
+        install_http_session(client, GEVENT)
+        scripted.script(closing)
+        client.put_object(Bucket="b", Key="k", Body=b"x" * 5000)
+        assert b"expect: 100-continue" in scripted.seen[-1].head.lower()
+        pool = pool_of(client)
+        assert (pool._socket_queue.qsize(), pool._semaphore.counter) == (0, pool.size)  # closed, not pooled
+        client.put_object(Bucket="b", Key="k", Body=b"x" * 5000)
+        assert (pool._socket_queue.qsize(), pool._semaphore.counter) == (1, pool.size)  # kept alive once
+
+
 # -- cancellation: a killed greenlet never keeps a pool slot -------------------------------------
 
 
