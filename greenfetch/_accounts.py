@@ -43,9 +43,7 @@ class CallCredentials(botocore.credentials.Credentials):
         return current if current is not None else self._default
 
     def get_frozen_credentials(self) -> Any:
-        active = self._active()
-        if active is None:
-            raise botocore.exceptions.NoCredentialsError()
+        active = self._active()  # None: botocore's signers raise NoCredentialsError, as for their own None
         return active.get_frozen_credentials() if hasattr(active, "get_frozen_credentials") else active
 
     def __getattr__(self, name: str) -> Any:  # access_key, secret_key, token, account_id, method
