@@ -10,7 +10,7 @@ import math
 import re
 from typing import Any
 
-__all__ = ["MAX_DEPTH", "JSONInputError", "jsonable", "loads_strict"]
+__all__ = ["MAX_DEPTH", "JSONInputError", "jsonable", "loads_strict", "to_json"]
 
 
 def jsonable(value: Any, body_limit: int = 1 << 20) -> Any:
@@ -53,6 +53,12 @@ def jsonable(value: Any, body_limit: int = 1 << 20) -> Any:
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def to_json(value: Any, *, indent: int | None = None, sort_keys: bool = False) -> str:
+    """The one way greenfetch turns data into JSON text: ``jsonable`` first (ISO-8601 dates, bytes
+    as text or base64, no NaN), so stdout, files, sinks and caches print the same value alike."""
+    return json.dumps(jsonable(value), ensure_ascii=False, allow_nan=False, indent=indent, sort_keys=sort_keys)
 
 
 def _key(key: Any) -> str:

@@ -219,6 +219,20 @@ def test_cli_inventory_writes_files_and_exits_0(engine, cli_args, tmp_path):
     assert "sns.topics" in out.stderr and "accounts: 2 ok" in out.stderr
 
 
+def test_cli_inventory_on_stdout_prints_dates_as_its_files_do(engine, cli_args, tmp_path):
+    _call(engine, "555000000094", "iam", "CreateRole", {"RoleName": "dated", "AssumeRolePolicyDocument": "{}"})
+    args = [*cli_args, "inventory", "--accounts", "555000000094", "--role-name", ROLE, "--regions", "us-east-1",
+            "--types", "iam.roles", "--cache-ttl", "0"]
+    stdout = CliRunner().invoke(load_commands(), args)
+    to_file = CliRunner().invoke(load_commands(), [*args, "--out", str(tmp_path / "o"), "--format", "jsonl"])
+    assert stdout.exit_code == 0 and to_file.exit_code == 0, stdout.output + to_file.output
+    (printed,) = [json.loads(line) for line in stdout.stdout.splitlines()]
+    (written,) = [json.loads(x) for x in (tmp_path / "o" / "inventory.jsonl").read_text(encoding="utf-8").splitlines()]
+    created = {role["RoleName"]: role["CreateDate"] for role in printed["items"]}
+    assert created == {role["RoleName"]: role["CreateDate"] for role in written["items"]}
+    assert created and all("T" in date for date in created.values())  # ISO-8601, not str(datetime)
+
+
 @pytest.mark.parametrize("args, message", [
     (["--types", "ec2.vpcs,nope"], "unknown resource type 'nope'"),
     (["--accounts", "12345"], "'12345' is not an AWS account id"),

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
 
 import click
 
 from ._app import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Session, fail_usage, main, pass_session
+from ._output import write_json
 
 __all__ = ["drs_sync"]
 
@@ -57,7 +57,7 @@ def drs_sync(session: Session, targets_table: str, inventory_table: str, role_na
     result = sync_source_server_inventory(engine, options, store=store)
     click.echo(json.dumps(result.response, indent=2, sort_keys=True))
     if out_path:
-        _write_out(out_path, {"response": result.response, "records": result.records, "items": result.items,
+        write_json(out_path, {"response": result.response, "records": result.records, "items": result.items,
                               "statuses": [o.status_record() for o in result.outcomes]})
     code = result.response["statusCode"]
     for error in result.response["errors"]:
@@ -66,16 +66,3 @@ def drs_sync(session: Session, targets_table: str, inventory_table: str, role_na
                    err=True)
     sys.exit(EXIT_OK if code == 200 else EXIT_FAILED if code == 207 else EXIT_USAGE)
 
-
-def _write_out(path: str, document: dict[str, Any]) -> None:
-    from .._jsonable import jsonable
-
-    text = json.dumps(jsonable(document), sort_keys=True)
-    if path == "-":
-        click.echo(text)
-        return
-    try:
-        with open(path, "w", encoding="utf-8") as handle:
-            handle.write(text)
-    except OSError as exc:
-        fail_usage(f"--out {path!r}: cannot write it ({exc.strerror})")

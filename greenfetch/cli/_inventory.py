@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from .._config import ConfigError, parse_duration
+from .._jsonable import to_json
 from ..inventory import (
     CATALOG,
     REGION_MODES,
@@ -104,7 +105,7 @@ def inventory(session: Session, accounts: str | None, role_name: str | None, ext
     bar.close()
     if out is None:
         for rec in report.records or []:
-            click.echo(json.dumps(rec, ensure_ascii=False, default=str))
+            click.echo(to_json(rec))
     click.echo(render_summary(report.summary), err=True)
     for path in report.files:
         click.echo(f"wrote {path}", err=True)

@@ -11,9 +11,10 @@ import click
 import jmespath
 import jmespath.exceptions
 
+from .._jsonable import to_json
 from .._models import Result, account_of_role
 
-__all__ = ["OUTPUTS", "emit", "emit_one", "render_stats", "render_summary", "render_table", "summarize", "text_table"]
+__all__ = ["OUTPUTS", "emit", "emit_one", "render_stats", "render_summary", "render_table", "summarize", "text_table", "write_json"]
 
 OUTPUTS = ("json", "jsonl", "table")
 
@@ -135,3 +136,17 @@ def _account(request: dict[str, Any]) -> str:
 def _clip(text: str, width: int) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def write_json(path: str, document: Any, *, flag: str = "--out") -> None:
+    """``document`` as JSON to ``path`` (``-``: stdout); a path that cannot be written is a usage
+    error naming the flag, never a traceback."""
+    text = to_json(document, indent=1, sort_keys=True)
+    if path == "-":
+        click.echo(text)
+        return
+    try:
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+    except OSError as exc:
+        raise click.UsageError(f"{flag} {path!r}: cannot write it ({exc.strerror})") from None

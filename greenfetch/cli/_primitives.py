@@ -21,7 +21,7 @@ from .._exposition import ExpositionError, perf_stats_from_text
 from ._app import Session, fail_usage, main, pass_session
 from ._batch import output_options, request_options, run_and_emit
 from ._input import read_requests
-from ._output import render_stats
+from ._output import render_stats, write_json
 
 __all__ = ["adaptive", "stats"]
 
@@ -71,10 +71,7 @@ def adaptive(session: Session, file: IO[str], initial_concurrency: int, target_l
 
 
 def _write_trace(path: str, trace: dict[str, Any]) -> None:
-    data = {scope: [p.to_dict() for p in points] for scope, points in trace.items()}
-    with open(path, "w", encoding="utf-8") as out:
-        json.dump(data, out, indent=1)
-        out.write("\n")
+    write_json(path, {scope: [p.to_dict() for p in points] for scope, points in trace.items()}, flag="--trace")
 
 
 @main.command()

@@ -24,7 +24,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from .._jsonable import jsonable
+from .._jsonable import jsonable, to_json
 from .._models import Request
 from ._types import InventoryError, Record
 
@@ -135,5 +135,4 @@ def record_items(records: Iterable[Record], id_of: Callable[[str, Any], str]) ->
             rid = id_of(rec["resource_type"], resource)
             yield {"pk": f"{rec['account']}#{rec['region']}#{rec['resource_type']}", "sk": rid,
                    "resource_type": rec["resource_type"], "account": rec["account"], "region": rec["region"],
-                   "id": rid, "data": json.dumps(jsonable(resource), ensure_ascii=False, sort_keys=True,
-                                                 default=str)}
+                   "id": rid, "data": to_json(resource, sort_keys=True)}

@@ -10,13 +10,12 @@ no partial file behind.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from collections import defaultdict
 from pathlib import Path
 from typing import IO, Any
 
-from .._jsonable import jsonable
+from .._jsonable import to_json
 from .._models import Request
 from ._cache import parse_s3_uri
 from ._fileio import atomic_open, check_writable
@@ -91,7 +90,7 @@ class FileSink:
 
 
 def _dumps(rec: Record) -> str:
-    return json.dumps(jsonable(rec), ensure_ascii=False, sort_keys=False, default=str)
+    return to_json(rec)
 
 
 def upload_to_s3(engine: Any, paths: list[Path], s3_uri: str, *, concurrency: int = 8) -> list[str]:
