@@ -6,11 +6,12 @@ inherits no threads, sockets, locks or clients from its parent. FD is this child
 socketpair; everything crosses it as length-prefixed pickle frames (pickle is fine here: both ends are
 this program, over a pipe no one else holds; nothing is written to disk).
 
-Frames, parent to child: ``("start", config, options)`` once, then ``("run", [(index, request),
-...])`` (the parent keeps at most ``options["credits"]`` requests unanswered), then ``("end",)``.
-Child to parent: ``("ready", seconds)``, ``("results", [result, ...])`` with *global* indexes,
-``("metrics", delta)`` about once a second and once more at the end, ``("trace", {scope: points})`` for
-adaptive runs, and ``("bye",)``. Both sides batch: a frame carries whatever was ready while the
+Frames, parent to child: ``("start", config)`` once; then per run ``("begin", options)``, ``("run",
+[(index, request), ...])`` (the parent keeps at most ``options["credits"]`` requests unanswered) and
+``("end",)``. Child to parent: ``("ready", seconds)`` once; per run ``("results", [result, ...])`` with
+*global* indexes, ``("metrics", delta)`` about once a second and at the end, ``("trace", {scope:
+points})`` for adaptive runs, and ``("done",)``. The child serves runs until its channel closes, so
+an engine's pool (and each child's clients, adaptive limits and dedupe cache) outlives one call. Both sides batch: a frame carries whatever was ready while the
 previous one was being sent, so a busy run costs one pickle and one syscall per batch, not per call. End of file from the parent (it stopped, failed fast, was interrupted or was
 killed) ends the child at once: in-flight calls are abandoned with the process, so nothing outlives it.
 
@@ -78,21 +79,18 @@ def main(fd: int) -> None:
     began = time.perf_counter()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C reaches the parent, which stops us
     import gevent
-    import gevent.event
     import gevent.lock
     import gevent.queue
 
     from ._engine import Engine
-    from ._models import Request
 
     channel = Channel(socket.socket(fileno=fd))
     try:
-        kind, config, options = channel.recv()
+        kind, config = channel.recv()
     except EOFError:
         return
     assert kind == "start"
     engine = Engine(config.replace(processes=1, backend="gevent"))
-    gate = _gate(engine, options.get("adaptive"))
     lock = gevent.lock.Semaphore()
 
     def send(message: Any) -> None:
@@ -105,6 +103,28 @@ def main(fd: int) -> None:
     inbox: gevent.queue.Queue[Any] = gevent.queue.Queue()
     gevent.spawn(_read_frames, channel, inbox, lambda: send(("metrics", engine.metrics.take_delta())))
     send(("ready", time.perf_counter() - began))
+    while True:  # one run per begin ... end; the engine (clients, limits, dedupe cache) stays between runs
+        begin = inbox.get()
+        assert isinstance(begin, _Begin)
+        _run(engine, begin.options, inbox, send)
+
+
+class _Begin:
+    __slots__ = ("options",)
+
+    def __init__(self, options: dict[str, Any]):
+        self.options = options
+
+
+def _run(engine: Any, options: dict[str, Any], inbox: Any, send: Any) -> None:
+    """One run: requests from the inbox until its end marker, results back in batches, then the run's
+    adaptive trace, a metrics delta, and ``done``."""
+    import gevent
+    import gevent.event
+
+    from ._models import Request
+
+    gate = _gate(engine, options.get("adaptive"))
     done = gevent.event.Event()
     flusher = gevent.spawn(_flush_metrics, engine, send, done)
     outbox: list[Any] = []
@@ -145,8 +165,7 @@ def main(fd: int) -> None:
     if gate is not None:
         send(("trace", gate.trace()))
     send(("metrics", engine.metrics.take_delta()))
-    send(("bye",))
-    os._exit(0)  # nothing left to flush or close: skip the interpreter's slow, pointless shutdown
+    send(("done",))
 
 
 def _read_frames(channel: Channel, inbox: Any, flush: Any) -> None:
@@ -160,6 +179,8 @@ def _read_frames(channel: Channel, inbox: Any, flush: Any) -> None:
                     inbox.put(item)
             elif frame[0] == "end":
                 inbox.put(None)
+            elif frame[0] == "begin":
+                inbox.put(_Begin(frame[1]))
             elif frame[0] == "flush":
                 flush()
     except EOFError:

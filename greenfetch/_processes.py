@@ -43,6 +43,7 @@ import socket
 import subprocess
 import sys
 import time
+import weakref
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -51,7 +52,7 @@ from typing import Any
 from ._config import ConfigError, parse_processes
 from ._models import Request, RequestError, Result
 
-__all__ = ["ProcessPool", "iter_in_processes", "with_processes"]
+__all__ = ["ProcessPool", "close_pools", "iter_in_processes", "with_processes"]
 
 _READS = ("Describe", "List", "Get", "Search", "Head", "Query", "Scan", "BatchGet", "Lookup", "Select", "Check")
 _STOP_WAIT = 5.0
@@ -64,6 +65,7 @@ def with_processes(engine: Any, processes: Any) -> Any:
     wanted = parse_processes(processes)
     if wanted == engine.config.processes:
         return engine
+    _pools(engine)  # made on the engine itself first, so the view shares it
     view = copy.copy(engine)
     view.config = engine.config.replace(processes=wanted)
     return view
@@ -71,18 +73,42 @@ def with_processes(engine: Any, processes: Any) -> Any:
 
 def iter_in_processes(engine: Any, requests: Iterable[Any], concurrency: int, *, fail_fast: bool = False,
                       gate: Any = None, dedupe_window: Any = None) -> Iterator[Result]:
-    """``engine.iter_results`` over ``engine.config.processes`` worker processes (see the module doc)."""
-    options: dict[str, Any] = {"credits": concurrency, "dedupe_window": dedupe_window}
-    if gate is not None:
-        settings = getattr(getattr(gate, "limits", None), "settings", None)
-        if settings is None:
-            raise ConfigError("gate: a custom gate cannot cross processes; use processes=1 with it")
-        options["adaptive"] = settings
-    pool = ProcessPool(engine, engine.config.processes, options)
+    """``engine.iter_results`` over ``engine.config.processes`` worker processes (see the module doc).
+
+    The engine keeps its pool between calls (start-up is paid once; each child keeps its clients,
+    adaptive limits and dedupe cache). A run takes the pool for itself (a concurrent run on the same
+    engine gets a pool of its own) and gives it back only if it ended cleanly; a run stopped early
+    (fail-fast, Ctrl-C, a stream closed) stops every child, and the next run starts fresh ones."""
+    if gate is not None and getattr(getattr(gate, "limits", None), "settings", None) is None:
+        raise ConfigError("gate: a custom gate cannot cross processes; use processes=1 with it")
+    processes, pools = engine.config.processes, _pools(engine)
+    pool = pools.pop(processes, None) or ProcessPool(engine, processes)
     try:
-        yield from pool.run(requests, concurrency, fail_fast=fail_fast, gate=gate)
+        yield from pool.run(requests, concurrency, fail_fast=fail_fast, gate=gate, dedupe_window=dedupe_window)
     finally:
-        pool.close()
+        if pool.reusable and processes not in pools:
+            pools[processes] = pool
+        else:
+            pool.close()
+
+
+def _pools(engine: Any) -> dict[int, ProcessPool]:
+    """The engine's idle pools by size; closed when the engine is collected or the interpreter exits."""
+    pools = engine.__dict__.get("_process_pools")
+    if pools is None:
+        pools = engine.__dict__["_process_pools"] = {}
+        weakref.finalize(engine, _close_pools, pools)
+    return pools  # type: ignore[no-any-return]
+
+
+def close_pools(engine: Any) -> None:
+    """Stop the engine's idle worker processes now (``Engine.close`` calls this)."""
+    _close_pools(engine.__dict__.get("_process_pools") or {})
+
+
+def _close_pools(pools: dict[int, ProcessPool]) -> None:
+    while pools:
+        pools.popitem()[1].close()
 
 
 @dataclass
@@ -95,7 +121,7 @@ class _Child:
     buffer: list[tuple[int, Any]] = field(default_factory=list)  # queued for the sender, not yet sent
     alive: bool = True  # may be routed to (false once a send failed or it was found dead)
     lost: bool = False  # its end of file was handled: its unanswered requests went elsewhere
-    said_bye: bool = False
+    done: bool = False  # said its run is over (last metrics sent)
     reader: Any = None
 
 
@@ -114,12 +140,17 @@ class _End:
 
 
 class ProcessPool:
-    """N spawned children for one run; ``run`` streams results, ``close`` stops every child."""
+    """N spawned children; ``run`` streams one run's results (one run at a time), ``close`` stops them.
 
-    def __init__(self, engine: Any, processes: int, options: dict[str, Any]):
-        self.engine = engine
-        self.backend = engine.backend
-        self.options = options
+    It holds the engine's config, backend and metrics, not the engine, so an idle pool kept on an
+    engine does not keep that engine alive."""
+
+    def __init__(self, engine: Any, processes: int):
+        self.config, self.backend, self.metrics = engine.config, engine.backend, engine.metrics
+        self.options: dict[str, Any] = {}
+        self.running = False
+        self.reusable = False
+        self.generation = 0  # one per run: a sender thread of an earlier run sees it changed and returns
         self.processes = processes
         self.inbox = self.backend.queue()
         self.wake = self.backend.event()
@@ -149,10 +180,27 @@ class ProcessPool:
             child.close()
         self._started_at[proc.pid] = time.perf_counter()
         worker = _Child(slot, proc, Channel(parent), self.backend.semaphore(1))
-        config = self.engine.config.replace(processes=1)
-        worker.channel.send(("start", config, self.options))
+        worker.channel.send(("start", self.config.replace(processes=1)))
+        if self.running:  # a replacement mid-run joins the run at once
+            worker.channel.send(("begin", self.options))
         worker.reader = self.backend.spawn(self._read, worker)
         return worker
+
+    def _begin(self, options: dict[str, Any]) -> None:
+        """A new run: children that died since the last one are replaced, then each is told to begin."""
+        self.options, self.pending, self.respawns = options, {}, self.processes
+        self.stopped, self.reusable, self.generation = False, False, self.generation + 1
+        for child in list(self.children):
+            if not child.alive or child.proc.poll() is not None:
+                child.alive = False
+                self.retired.append(child)
+                self.children[self.children.index(child)] = self._spawn(child.slot)
+        self.running = True
+        for child in self.children:
+            child.done, child.lost = False, False
+            child.outstanding.clear()
+            if not self._send(child, ("begin", options)):
+                child.alive = False
 
     def _read(self, child: _Child) -> None:
         try:
@@ -198,7 +246,7 @@ class ProcessPool:
             request = Request.coerce(raw)
         except RequestError:
             return None  # fails wherever it runs
-        request = replace(request, region=request.region or self.engine.config.region)
+        request = replace(request, region=request.region or self.config.region)
         if "adaptive" in self.options:
             from ._adaptive import Limits
 
@@ -216,9 +264,9 @@ class ProcessPool:
         child.buffer.append((index, _sealed(pending.raw)))
         self.wake.set()
 
-    def _ship(self) -> None:
+    def _ship(self, generation: int) -> None:
         """The sender: each child's queued requests in one frame, whatever queued while it last sent."""
-        while not self.stopped:
+        while not self.stopped and generation == self.generation:
             self.wake.wait()
             self.wake.clear()
             for child in list(self.children):
@@ -279,8 +327,12 @@ class ProcessPool:
 
     # -- the run -----------------------------------------------------------------------------
 
-    def run(self, requests: Iterable[Any], concurrency: int, *, fail_fast: bool = False,
-            gate: Any = None) -> Iterator[Result]:
+    def run(self, requests: Iterable[Any], concurrency: int, *, fail_fast: bool = False, gate: Any = None,
+            dedupe_window: Any = None) -> Iterator[Result]:
+        options: dict[str, Any] = {"credits": concurrency, "dedupe_window": dedupe_window}
+        if gate is not None:
+            options["adaptive"] = gate.limits.settings
+        self._begin(options)
         backend = self.backend
         slots, stopping = backend.semaphore(concurrency), backend.event()
 
@@ -299,7 +351,7 @@ class ProcessPool:
                 return
             self.inbox.put((None, _End(started)))
 
-        feeder, sender = backend.spawn(feed), backend.spawn(self._ship)
+        feeder, sender = backend.spawn(feed), backend.spawn(self._ship, self.generation)
         received, end, finished = 0, None, False
         try:
             while end is None or received < end.started:
@@ -315,11 +367,13 @@ class ProcessPool:
                         return
             self._finish(gate)
             finished = True
+            self.reusable = all(c.alive for c in self.children)
             if end.error is not None:
                 raise end.error
         finally:
             if not finished:
                 self._last_metrics()
+            self.running = False
             stopping.set()
             slots.release()
             feeder.kill()
@@ -333,13 +387,13 @@ class ProcessPool:
             return [r for r in (self._accept(child, result) for result in message[1]) if r is not None]
         assert child is not None
         if kind == "metrics":
-            self.engine.metrics.merge_delta(message[1], source=child.proc.pid)
+            self.metrics.merge_delta(message[1], source=child.proc.pid)
         elif kind == "ready":
             self.ready_seconds.append(time.perf_counter() - self._started_at[child.proc.pid])
         elif kind == "trace":
             _merge_trace(gate, message[1])
-        elif kind == "bye":
-            child.said_bye = True
+        elif kind == "done":
+            child.done = True
         elif kind == "eof" and not child.lost:
             child.proc.wait()
             self._child_lost(child)
@@ -360,7 +414,7 @@ class ProcessPool:
         live = self._live()
         for child in live:
             self._send(child, ("end",))
-        while any(c.alive and not c.said_bye for c in live):
+        while any(c.alive and not c.done for c in live):
             child, message = self.inbox.get()
             if child is not None and message[0] == "eof":
                 child.alive = False
@@ -379,7 +433,7 @@ class ProcessPool:
             except Exception:  # noqa: BLE001 - queue.Empty of either backend: stop waiting
                 return
             if child is not None and message[0] == "metrics":
-                self.engine.metrics.merge_delta(message[1], source=child.proc.pid)
+                self.metrics.merge_delta(message[1], source=child.proc.pid)
                 reported.add(child.proc.pid)
             elif child is not None and message[0] == "eof":
                 reported.add(child.proc.pid)

@@ -46,7 +46,7 @@ def greenfetch_peer(opts: dict[str, Any]) -> dict[str, Any]:
         began = time.perf_counter()
         engine.batch_requests([LIST, LIST], 2)
         out["startup_batch_s"] = time.perf_counter() - began
-        pool = ProcessPool(engine, opts["processes"], {"credits": 2})
+        pool = ProcessPool(engine, opts["processes"])
         try:
             list(pool.run([LIST] * opts["processes"], opts["processes"]))
             out["ready_s"] = sorted(pool.ready_seconds)

@@ -79,9 +79,22 @@ def server():
         yield url
 
 
+_engines: list[Engine] = []
+
+
 def engine_for(url: str, processes: int = 2) -> Engine:
-    return Engine(Config.resolve({"region": "us-east-1", "endpoint_url": url, "max_attempts": 1,
-                                  "processes": processes}))
+    engine = Engine(Config.resolve({"region": "us-east-1", "endpoint_url": url, "max_attempts": 1,
+                                    "processes": processes}))
+    _engines.append(engine)
+    return engine
+
+
+@pytest.fixture(autouse=True)
+def close_engines():
+    """Each engine keeps an idle pool (two ~60 MB children) until closed: close them after each test."""
+    yield
+    while _engines:
+        _engines.pop().close()
 
 
 def tagged(kinds):
@@ -96,6 +109,13 @@ def tagged(kinds):
        concurrency=st.integers(1, 8), fail_fast=st.booleans())
 def test_one_result_per_request_global_index_order_and_fail_fast(server, kinds, concurrency, fail_fast):
     engine = engine_for(server)
+    try:
+        check_batch(engine, kinds, concurrency, fail_fast)
+    finally:
+        engine.close()
+
+
+def check_batch(engine, kinds, concurrency, fail_fast):
     pulled = []
 
     def requests():
@@ -125,13 +145,15 @@ def test_processes_1_is_todays_path(server, monkeypatch):
         raise AssertionError("processes=1 started a worker pool")
 
     monkeypatch.setattr(processes_module, "ProcessPool", refuse)
+    before = worker_pids()  # other tests' engines may keep idle pools
     results = engine_for(server, processes=1).batch_requests(tagged(["ok"] * 5), 3)
     assert [r.ok for r in results] == [True] * 5
-    assert worker_pids() == set()
+    assert worker_pids() == before
 
 
 def test_iter_results_is_lazy_on_both_ends(server):
     engine = engine_for(server)
+    before = worker_pids()
     pulled = []
 
     def endless():
@@ -148,10 +170,10 @@ def test_iter_results_is_lazy_on_both_ends(server):
         assert len(pulled) <= len(taken) + 4  # a slot frees only when its result is taken (+ the one routed)
         if len(taken) == 60:
             break
-    children = worker_pids()
+    children = worker_pids() - before
     assert len(children) == 2
-    stream.close()
-    assert wait_until(lambda: worker_pids() == set())
+    stream.close()  # stopped early: every child of the run stops (a clean run would keep them idle)
+    assert wait_until(lambda: not worker_pids() & children)
     assert len(set(taken)) == 60
 
 
@@ -162,13 +184,14 @@ def test_killed_child_loses_no_request(server):
     # least loaded), then quick reads. Killing one child must leave: its reads run again on the other,
     # its five writes (which may have run) come back as WorkerLost, every request exactly one result.
     engine = engine_for(server)
+    before = worker_pids()
     requests = [{**SLOW_WRITE, "id": i} for i in range(10)] + [{**LIST, "id": i} for i in range(10, 400)]
     stream = engine.iter_results(requests, 20)
     results, victim = [], None
     for result in stream:
         results.append(result)
         if victim is None and len(results) == 20:
-            victim = sorted(worker_pids())[0]
+            victim = sorted(worker_pids() - before)[0]
             os.kill(victim, signal.SIGKILL)
     assert victim is not None
     assert sorted(r.index for r in results) == list(range(400))
@@ -177,7 +200,10 @@ def test_killed_child_loses_no_request(server):
     assert all(r.request["operation"] == "DeleteTable" and r.retryable for r in lost)
     assert all(f"worker process {victim} was killed by signal 9" in r.error for r in lost)
     assert all(r.ok for r in results if r.index >= 10)  # the reads it held ran again elsewhere
-    assert wait_until(lambda: worker_pids() == set())
+    assert victim not in worker_pids()
+    # the engine keeps its pool; the next run replaces the dead child and works as before
+    assert all(r.ok for r in engine.batch_requests([LIST] * 20, 10))
+    assert len(worker_pids() - before) == 2
 
 
 def test_ctrl_c_stops_every_process(tmp_path):
@@ -210,7 +236,7 @@ def test_ctrl_c_stops_every_process(tmp_path):
 def test_metrics_of_every_process_are_merged(server):
     engine = engine_for(server)
     requests = [LIST] * 200 + [FAIL] * 60 + [THROTTLED] * 40
-    pool = ProcessPool(engine, 2, {"credits": 20})
+    pool = ProcessPool(engine, 2)
     try:
         results = list(pool.run(requests, 20))
     finally:
@@ -277,11 +303,12 @@ def test_keyword_and_view(server):
 
 def test_fail_fast_stats_cover_what_ran(server):
     engine = engine_for(server)
+    before = worker_pids()
     with pytest.raises(BatchFailed) as caught:
         engine.batch_requests([{**LIST, "id": i} for i in range(60)] + [FAIL] + [LIST] * 200, 10, fail_fast=True)
     counted = sum(row["count"] for row in engine.metrics.perf_stats())
     assert counted >= len(caught.value.results)  # the children's last deltas were asked for before hanging up
-    assert wait_until(lambda: worker_pids() == set())
+    assert wait_until(lambda: worker_pids() == before)  # fail-fast stopped every child of the run
 
 
 def test_a_threads_parent_drives_gevent_children(server):
@@ -301,3 +328,18 @@ def test_a_threads_parent_drives_gevent_children(server):
                           env={**os.environ, "GREENFETCH_ENGINE": "threads"})
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["50", "10"]
+
+
+def test_an_engine_keeps_its_pool_between_clean_runs(server):
+    engine = Engine(engine_for(server).config)  # not kept in _engines: this test lets it be collected
+    before = worker_pids()
+    assert all(r.ok for r in engine.batch_requests([LIST] * 30, 6))
+    first = worker_pids() - before
+    assert len(first) == 2  # idle, kept for the next call
+    assert all(r.ok for r in engine.batch_requests([LIST] * 30, 6))
+    assert worker_pids() - before == first  # the same children: start-up paid once
+    del engine
+    import gc
+
+    gc.collect()
+    assert wait_until(lambda: not worker_pids() & first)  # a collected engine's pool stops
