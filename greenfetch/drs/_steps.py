@@ -20,8 +20,7 @@ from ..inventory import (
     DynamoDBSink,
     WriteReport,
     accounts_from_dynamodb,
-    status_from_count,
-    status_from_error,
+    status_of,
 )
 from ._records import (
     RegionOutcome,
@@ -74,7 +73,7 @@ def query_all_regions(engine: Any, targets: Sequence[tuple[str, Any]], regions: 
     outcomes = [region_outcome(a, r, result) for (a, r, _), result in zip(pairs, results, strict=True)]
     if store is not None:
         for outcome in outcomes:
-            status = status_from_count(len(outcome.servers)) if outcome.ok else status_from_error(outcome.error_code)
+            status = status_of(outcome.ok, len(outcome.servers), outcome.error_code)
             store.update(outcome.account, "drs", outcome.region, status, outcome.error_code, len(outcome.servers))
     return outcomes
 

@@ -46,8 +46,8 @@ from ._catalog import CATALOG, Detail, ResourceType, resolve_types
 from ._credentials import AccountCredentials, AssumeStatus, Credentials, assume_role, assume_role_status
 from ._dynamodb import DynamoDBSink, WriteReport, from_dynamodb_item, record_items, to_dynamodb_item
 from ._plan import InventoryReport, resolve_accounts, run_inventory
-from ._region_status import RegionStatus, RegionStatusStore, status_from_count, status_from_error
-from ._regions import REGION_MODES, enabled_regions, expand_regions, known_regions, offered_regions
+from ._region_status import RegionStatus, RegionStatusStore, status_from_count, status_from_error, status_of
+from ._regions import REGION_MODES, enabled_regions, expand_regions, known_regions, offered_regions, opted_in
 from ._run import Inventory, RunSummary
 from ._sinks import FileSink, upload_to_s3
 from ._types import Account, InventoryError, Record, check_account_id, record
@@ -83,6 +83,7 @@ __all__ = [
     "from_dynamodb_item",
     "known_regions",
     "offered_regions",
+    "opted_in",
     "partition_of",
     "record",
     "record_items",
@@ -92,6 +93,7 @@ __all__ = [
     "run_inventory",
     "status_from_count",
     "status_from_error",
+    "status_of",
     "to_dynamodb_item",
     "upload_to_s3",
 ]

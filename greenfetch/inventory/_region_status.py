@@ -47,6 +47,11 @@ def status_from_count(count: int) -> str:
     return "ok" if count else "empty"
 
 
+def status_of(ok: bool, count: int, error_code: str | None) -> str:
+    """A region's status from one call: ok or empty by what it found, else by its error."""
+    return status_from_count(count) if ok else status_from_error(error_code)
+
+
 def status_from_error(error_code: str | None) -> str:
     """denied / unavailable from greenfetch.classify; everything else (throttled too) is error."""
     status = classify(error_code).status

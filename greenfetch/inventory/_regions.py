@@ -81,9 +81,13 @@ def enabled_regions(engine: Any, *, credentials: Any = None, account: str | None
                                     credentials=credentials))
     if not result.ok:
         return None, result.error
-    names = [r["RegionName"] for r in result.result.get("Regions", [])
-             if r.get("OptInStatus", "opt-in-not-required") in ("opt-in-not-required", "opted-in")]
-    return sorted(names), None
+    return opted_in(result.result), None
+
+
+def opted_in(response: Any) -> list[str]:
+    """The enabled regions in an ``ec2:DescribeRegions(AllRegions=True)`` response, sorted."""
+    return sorted(r["RegionName"] for r in response.get("Regions", [])
+                  if r.get("OptInStatus", "opt-in-not-required") in ("opt-in-not-required", "opted-in"))
 
 
 def offered_regions(engine: Any, service: str, *, cache: Any = None, region: str | None = None) -> set[str] | None:

@@ -24,8 +24,8 @@ from .._errors import classify
 from .._models import Request, Result
 from ._catalog import GLOBAL, Detail, ResourceType
 from ._credentials import AccountCredentials
-from ._region_status import RegionStatusStore, status_from_count, status_from_error
-from ._regions import offered_regions
+from ._region_status import RegionStatusStore, status_of
+from ._regions import offered_regions, opted_in
 from ._types import Account, Record, record
 
 __all__ = ["Inventory", "RunSummary"]
@@ -164,10 +164,8 @@ class Inventory:
     def _remember(self, unit: _Unit, rec: Record, result: Result) -> None:
         if self.store is None or unit.rtype.is_global:
             return
-        if result.ok:
-            status, code, count = status_from_count(len(rec["items"])), None, len(rec["items"])
-        else:
-            status, code, count = status_from_error(result.error_code), result.error_code, None
+        count = len(rec["items"]) if result.ok else None
+        status, code = status_of(result.ok, count or 0, result.error_code), result.error_code
         # keyed by resource type, not service: ec2.vpcs found (a default VPC) must not be overwritten
         # by ec2.instances empty in the same region, or ``active`` would skip VPCs next time.
         self.store.update(unit.account, unit.rtype.name, unit.region, status, code, count)
@@ -186,7 +184,7 @@ class Inventory:
         out: dict[str, list[str]] = {}
         for result in self.engine.batch_requests(requests, self.concurrency):
             account = ready[result.index][0].account_id
-            regions = _opted_in(result.result) if result.ok else fallback
+            regions = opted_in(result.result) if result.ok else fallback
             out[account] = [r for r in regions if r not in self.exclude]
         return out
 
@@ -267,8 +265,4 @@ def _throttles(engine: Any) -> int:
     except AttributeError:  # an engine without metrics
         return 0
 
-
-def _opted_in(response: Any) -> list[str]:
-    return sorted(r["RegionName"] for r in response.get("Regions", [])
-                  if r.get("OptInStatus", "opt-in-not-required") in ("opt-in-not-required", "opted-in"))
 
