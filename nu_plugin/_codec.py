@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
-    "ENCODING_PREAMBLE", "PROTOCOL_VERSION", "Closure", "Duration", "LabeledError", "ProtocolError",
+    "ENCODING_PREAMBLE", "PROTOCOL_VERSION", "Closure", "Duration", "LabeledError", "MessageTooDeep", "ProtocolError",
     "call_response", "decode_message", "decode_value", "encode_message", "engine_call", "error_response",
     "hello", "is_compatible", "kind_of", "list_stream_header", "pipeline_value", "span_of", "to_value",
     "type_name",
@@ -33,6 +33,10 @@ NuValue = dict[str, Any]
 
 class ProtocolError(ValueError):
     """A message that is not valid protocol JSON: the plugin cannot go on talking to nu."""
+
+
+class MessageTooDeep(ProtocolError):
+    """A well-framed message too deeply nested to decode: that message is dropped, the rest served."""
 
 
 @dataclass(frozen=True)
@@ -96,8 +100,13 @@ def encode_message(message: Any) -> bytes:
 
 
 def decode_message(line: bytes | str) -> Any:
+    """One protocol message. MessageTooDeep for JSON nested past what the decoder can recurse into
+    (the line itself was framed correctly, so the connection is still good); ProtocolError for
+    anything that is not JSON at all."""
     try:
         return json.loads(line)
+    except RecursionError:
+        raise MessageTooDeep(f"ignored a message nested too deep to decode ({len(line)} bytes)") from None
     except ValueError as exc:
         raise ProtocolError(f"not a JSON protocol message: {line[:120]!r}") from exc
 

@@ -91,6 +91,8 @@ class Server:
         return int(status)
 
     def _read_loop(self) -> None:
+        """Reads until EOF; whatever happens here ends in ``_done``, never in a dead reader that
+        leaves Interrupt and Goodbye unread while calls run on."""
         try:
             while not self._broken:
                 line = self.rfile.readline()
@@ -98,10 +100,19 @@ class Server:
                     self._on_eof()
                     return
                 if line.strip():
-                    self._dispatch_safely(codec.decode_message(line))
+                    try:
+                        message = codec.decode_message(line)
+                    except codec.MessageTooDeep as exc:  # framed fine: drop it, keep serving
+                        print(f"nu_plugin_greenfetch: {exc}", file=self.log, flush=True)
+                        continue
+                    self._dispatch_safely(message)
             self._done.set(0)
         except codec.ProtocolError as exc:  # not JSON: the connection cannot be trusted any more
             print(f"nu_plugin_greenfetch: {exc}", file=self.log, flush=True)
+            self._done.set(2)
+        except Exception as exc:  # noqa: BLE001 - one line and exit 2, never a reader that silently dies
+            print(f"nu_plugin_greenfetch: reading from nu failed: {type(exc).__name__}: {exc}", file=self.log,
+                  flush=True)
             self._done.set(2)
 
     def _dispatch_safely(self, message: Any) -> None:

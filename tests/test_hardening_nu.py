@@ -1,0 +1,93 @@
+"""Issue 15: the Nushell plugin with a broken peer. A message nested too deep (100,000 levels) is
+dropped with one line on stderr; the reader lives on, so Interrupt and Goodbye sent while a batch
+runs are honoured at once (the server's 30 s latency would otherwise hold the plugin), and the
+plugin exits 0 without a traceback. Spoken over a pipe to the real plugin process."""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from greenfetch.testing import LoopbackServer
+from nu_plugin import _codec as codec
+
+PLUGIN = Path(sys.executable).parent / "nu_plugin_greenfetch"
+HEAD = {"start": 0, "end": 14}
+HELLO = {"Hello": {"protocol": "nu-plugin", "version": codec.PROTOCOL_VERSION, "features": []}}
+
+
+class Peer:
+    """The nu side of the protocol: sends messages, answers the plugin's engine calls, keeps replies."""
+
+    def __init__(self, env):
+        self.proc = subprocess.Popen([str(PLUGIN), "--stdio"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, env=env)
+        assert self.proc.stdout.read(5) == codec.ENCODING_PREAMBLE
+        self.replies = []
+        self.send(HELLO)
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def send(self, message):
+        line = message if isinstance(message, bytes) else json.dumps(message).encode()
+        self.proc.stdin.write(line + b"\n")
+        self.proc.stdin.flush()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            message = json.loads(line)
+            self.replies.append(message)
+            if "EngineCall" in message:  # GetEnvVars: nothing set
+                self.send({"EngineCallResponse": [message["EngineCall"]["id"], {"ValueMap": {}}]})
+
+
+def _inflight(url):
+    with urllib.request.urlopen(f"{url}/_stats", timeout=5) as response:
+        return json.load(response)["inflight"]
+
+
+def _wait(condition, timeout):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.02)
+
+
+@pytest.mark.skipif(not PLUGIN.exists(), reason="nu_plugin_greenfetch is not installed in this environment")
+def test_too_deep_message_is_dropped_and_interrupt_goodbye_still_work():
+    with LoopbackServer(latency=30.0) as url:
+        env = {**os.environ, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y", "AWS_REGION": "us-east-1",
+               "AWS_ENDPOINT_URL": url, "GREENFETCH_NU_DEBUG": "1"}
+        peer = Peer(env)
+        requests = [{"service": "dynamodb", "operation": "ListTables", "id": i} for i in range(40)]
+        call = {"name": "batch-requests", "call": {"head": HEAD, "positional": [codec.to_value(requests, HEAD)],
+                                                   "named": []}, "input": "Empty"}
+        peer.send({"Call": [1, {"Run": call}]})
+        _wait(lambda: _inflight(url) >= 2, timeout=20)
+        peer.send(b"[" * 100_000 + b"]" * 100_000)
+        started = time.monotonic()
+        peer.send({"Signal": "Interrupt"})
+        peer.send(b'"Goodbye"')
+        rc = peer.proc.wait(timeout=20)
+        elapsed = time.monotonic() - started
+        err = peer.proc.stderr.read().decode()
+    assert rc == 0, err
+    assert elapsed < 10  # not the 30 s the in-flight calls would take
+    assert "nested too deep" in err
+    assert "Signal Interrupt: cancelling 1 running call(s)" in err
+    assert "Traceback" not in err and "LoopExit" not in err
+    peer.thread.join(timeout=5)
+    assert any("CallResponse" in m for m in peer.replies) or any("Data" in m for m in peer.replies)
+
+
+def test_decode_message_deep_is_its_own_protocol_error():
+    with pytest.raises(codec.MessageTooDeep):
+        codec.decode_message(b"[" * 100_000 + b"]" * 100_000)
+    with pytest.raises(codec.ProtocolError):
+        codec.decode_message(b"{not json")
