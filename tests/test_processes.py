@@ -22,7 +22,8 @@ from prometheus_client import generate_latest
 import greenfetch
 from greenfetch import BatchFailed, Config, Engine
 from greenfetch import _processes as processes_module
-from greenfetch._processes import ProcessPool, _sealed, with_processes
+from greenfetch._process_requests import sealed
+from greenfetch._processes import ProcessPool, with_processes
 from greenfetch.testing import LoopbackServer
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads process liveness from /proc")
@@ -266,7 +267,7 @@ def test_credentials_cross_without_their_secrets(server, capfd, caplog):
     results = engine_for(server).batch_requests([request, {**LIST, "credentials": 42}], 2)
     assert results[0].ok and results[0].request.credentials is creds
     assert results[1].error_code == "InvalidCredentials"
-    frame = _sealed(request)
+    frame = sealed(request)
     assert secret not in repr(frame) and "session-token-secret" not in repr(frame)
     out, err = capfd.readouterr()
     assert secret not in out + err + caplog.text

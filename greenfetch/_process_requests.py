@@ -1,0 +1,98 @@
+"""What crosses the pipe to a worker process, and the results the parent makes up itself.
+
+Credentials objects never cross as objects: they are frozen to an STS-style record whose repr shows
+nothing, and the parent puts the caller's own object back on each result. A request whose worker died
+is sent again only if it reads (``Describe*``, ``List*``, ``Get*``...): anything else may have run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import replace
+from typing import Any
+
+from ._models import Request, RequestError, Result
+
+__all__ = ["SealedCredentials", "lost", "reads_only", "restore_credentials", "sealed", "unsendable"]
+
+_READS = ("Describe", "List", "Get", "Search", "Head", "Query", "Scan", "BatchGet", "Lookup", "Select", "Check")
+
+
+class SealedCredentials(Mapping[str, Any]):
+    """Frozen credentials as an STS record (what ``_clients`` accepts); its repr shows no secret."""
+
+    def __init__(self, access_key: str, secret_key: str, token: str | None):
+        self._data = {"AccessKeyId": access_key, "SecretAccessKey": secret_key, "SessionToken": token}
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return "<credentials (hidden)>"
+
+
+def _seal(value: Any) -> Any:
+    from ._clients import _credentials
+
+    try:
+        frozen = _credentials(value)
+    except RequestError:
+        return f"<{type(value).__name__}>"  # the child raises the same clear InvalidCredentials error
+    return None if frozen is None else SealedCredentials(frozen.access_key, frozen.secret_key, frozen.token)
+
+
+def sealed(raw: Any) -> Any:
+    if isinstance(raw, Request) and raw.credentials is not None:
+        return replace(raw, credentials=_seal(raw.credentials))
+    if isinstance(raw, Mapping) and raw.get("credentials") is not None:
+        return {**raw, "credentials": _seal(raw["credentials"])}
+    return raw
+
+
+def restore_credentials(result: Result, raw: Any) -> Result:
+    original = raw.credentials if isinstance(raw, Request) else (
+        raw.get("credentials") if isinstance(raw, Mapping) else None)
+    if original is not None and isinstance(result.request, Request):
+        result.request = replace(result.request, credentials=original)
+    return result
+
+
+def reads_only(raw: Any) -> bool:
+    operation = raw.operation if isinstance(raw, Request) else (
+        raw.get("operation") if isinstance(raw, Mapping) else None)
+    if not isinstance(operation, str):
+        return True  # it cannot be built, so it cannot have changed anything
+    name = operation[:1].upper() + operation[1:]
+    name = "".join(part[:1].upper() + part[1:] for part in name.split("_"))
+    return name.startswith(_READS)
+
+
+def _shown(raw: Any) -> Any:
+    if isinstance(raw, Request):
+        return replace(raw, credentials=None)
+    if isinstance(raw, Mapping):
+        return {k: v for k, v in raw.items() if k != "credentials"}
+    return {"invalid": repr(raw)[:200]}
+
+
+def _where(raw: Any) -> str:
+    service = getattr(raw, "service", None) or (raw.get("service") if isinstance(raw, Mapping) else None)
+    operation = getattr(raw, "operation", None) or (raw.get("operation") if isinstance(raw, Mapping) else None)
+    return f"{service}.{operation}: " if service and operation else ""
+
+
+def lost(index: int, raw: Any, reason: str) -> Result:
+    return Result(index, _shown(raw), error=f"{_where(raw)}WorkerLost: {reason}", error_code="WorkerLost",
+                  retryable=True, guidance="run the request again (its worker process died mid-run)")
+
+
+def unsendable(index: int, raw: Any, exc: Exception) -> Result:
+    return Result(index, _shown(raw), error=f"{_where(raw)}InvalidRequest: cannot be sent to a worker process "
+                  f"({type(exc).__name__}: {str(exc)[:200]}); use processes=1 for requests with such values",
+                  error_code="InvalidRequest")
