@@ -142,8 +142,7 @@ def regions(session: Session, regions: str, service: str | None, status_store: s
         for name in chosen:
             click.echo(name)
         if status_store:
-            store = RegionStatusStore(engine=engine, table=status_store.partition(":")[2]) \
-                if status_store.startswith("dynamodb:") else RegionStatusStore(status_store)
+            store = RegionStatusStore.from_spec(engine, status_store)
             for row in store.all():
                 click.echo(f"{row.account} {row.service} {row.region} {row.status} {row.error_code or ''}"
                            f" {row.count if row.count is not None else ''}", err=True)

@@ -24,7 +24,7 @@ from ._region_status import RegionStatusStore
 from ._regions import REGION_MODES, expand_regions, known_regions, parse_list
 from ._run import Inventory, RunSummary
 from ._sinks import FORMATS, FileSink, upload_to_s3
-from ._types import Account, InventoryError, Record
+from ._types import Account, InventoryError, Record, dynamodb_table
 
 __all__ = ["InventoryReport", "resolve_accounts", "run_inventory"]
 
@@ -54,10 +54,7 @@ def resolve_accounts(engine: Any, spec: str | None, *, role: str | None, exclude
     spec = spec.strip()
     if spec == "org":
         return accounts_from_organizations(engine, role=role, exclude=exclude or (), ous=ous or (), region=region)
-    if spec.startswith("dynamodb:"):
-        table = spec.partition(":")[2]
-        if not table:
-            raise InventoryError("--accounts dynamodb: needs a table name, e.g. dynamodb:target-accounts")
+    if table := dynamodb_table(spec, flag="--accounts"):
         accounts = accounts_from_dynamodb(engine, table, role=role, region=region)
     else:
         accounts = accounts_from_list(spec, role=role)
@@ -144,7 +141,4 @@ def run_inventory(engine: Any, *, accounts: str | None = None, role_name: str | 
 
 
 def _status_store(engine: Any, spec: str | None, cache_dir: str | None) -> RegionStatusStore:
-    if spec and spec.startswith("dynamodb:"):
-        return RegionStatusStore(engine=engine, table=spec.partition(":")[2])
-    path = spec or os.path.join(cache_dir or engine.config.cache_dir, "region-status.json")
-    return RegionStatusStore(path)
+    return RegionStatusStore.from_spec(engine, spec, cache_dir and os.path.join(cache_dir, "region-status.json"))

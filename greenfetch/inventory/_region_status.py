@@ -24,7 +24,7 @@ from .._errors import classify
 from .._models import Request
 from ._dynamodb import DynamoDBSink, from_dynamodb_item, to_dynamodb_item
 from ._fileio import atomic_write_text
-from ._types import InventoryError
+from ._types import InventoryError, dynamodb_table
 
 __all__ = ["RegionStatus", "RegionStatusStore", "STATUSES", "status_from_error", "status_from_count"]
 
@@ -60,6 +60,14 @@ def status_from_error(error_code: str | None) -> str:
 
 class RegionStatusStore:
     """Region statuses in a JSON file (``path``) or a DynamoDB table (``engine`` + ``table``)."""
+
+    @classmethod
+    def from_spec(cls, engine: Any, spec: str | None, default_path: str | None = None) -> RegionStatusStore:
+        """The store a ``--status-store`` value names: ``dynamodb:TABLE`` or a JSON path (default:
+        ``region-status.json`` in the engine's cache directory)."""
+        if table := dynamodb_table(spec, flag="--status-store"):
+            return cls(engine=engine, table=table)
+        return cls(spec or default_path or os.path.join(engine.config.cache_dir, "region-status.json"))
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *, engine: Any = None, table: str | None = None,
                  ttl: float = 86400.0, clock: Callable[[], float] = time.time, region: str | None = None):

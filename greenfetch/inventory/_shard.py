@@ -158,9 +158,7 @@ def _status_store(engine: Any, shard: Shard) -> RegionStatusStore | None:
     spec = shard.options.get("status_store")
     if shard.regions != "active" and not spec:
         return None
-    if spec and spec.startswith("dynamodb:"):
-        return RegionStatusStore(engine=engine, table=spec.partition(":")[2])
-    return RegionStatusStore(spec or os.path.join(engine.config.cache_dir, "region-status.json"))
+    return RegionStatusStore.from_spec(engine, spec)
 
 
 def _summary(summary: RunSummary) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from .._exceptions import InventoryError
 
-__all__ = ["Account", "InventoryError", "Record", "check_account_id", "record"]
+__all__ = ["Account", "InventoryError", "Record", "check_account_id", "dynamodb_table", "record"]
 
 _ACCOUNT_ID = re.compile(r"^\d{12}$")
 
@@ -24,6 +24,17 @@ def check_account_id(value: Any, *, source: str = "account id") -> str:
         raise InventoryError(f"{source} {value!r} is not an AWS account id; an account id is exactly 12 digits "
                              "(e.g. 123456789012)")
     return text
+
+
+def dynamodb_table(spec: str | None, *, flag: str) -> str | None:
+    """The TABLE of a ``dynamodb:TABLE`` spec (``--accounts``, ``--status-store``); None for any other
+    spec; InventoryError naming ``flag`` when the table name is missing."""
+    if not spec or not spec.startswith("dynamodb:"):
+        return None
+    table = spec.partition(":")[2].strip()
+    if not table:
+        raise InventoryError(f"{flag} dynamodb: needs a table name, e.g. dynamodb:target-accounts")
+    return table
 
 
 @dataclass(frozen=True)
