@@ -23,56 +23,19 @@ limiter of each scope it owns) holds unchanged inside it.
 from __future__ import annotations
 
 import os
-import pickle
 import signal
 import socket
-import struct
 import sys
 import time
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
-__all__ = ["Channel", "main"]
+from ._process_requests import Channel
 
-_HEADER = struct.Struct("!I")
+__all__ = ["main"]
+
 METRICS_EVERY = 1.0
-
-
-class Channel:
-    """Length-prefixed pickle frames over one stream socket (gevent-cooperative once patched)."""
-
-    def __init__(self, sock: socket.socket):
-        self.sock = sock
-        self._buffer = bytearray()
-
-    def send(self, message: Any) -> None:
-        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-        self.sock.sendall(_HEADER.pack(len(data)) + data)
-
-    def recv(self) -> Any:
-        """The next frame; EOFError when the other end has gone (closed, exited or killed)."""
-        size = _HEADER.unpack(self._read(_HEADER.size))[0]
-        return pickle.loads(self._read(size))
-
-    def _read(self, size: int) -> bytes:
-        while len(self._buffer) < size:
-            try:
-                chunk = self.sock.recv(max(65536, size - len(self._buffer)))
-            except OSError:
-                chunk = b""
-            if not chunk:
-                raise EOFError("the other end of the worker channel is gone")
-            self._buffer += chunk
-        data = bytes(self._buffer[:size])
-        del self._buffer[:size]
-        return data
-
-    def close(self) -> None:
-        try:
-            self.sock.close()
-        except OSError:
-            pass
 
 
 def main(fd: int) -> None:

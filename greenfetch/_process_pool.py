@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ._models import Request, RequestError, Result
-from ._process_requests import lost, reads_only, restore_credentials, sealed, unsendable
+from ._process_requests import Channel, lost, reads_only, restore_credentials, sealed, unsendable
 
 __all__ = ["ProcessPool"]
 
@@ -81,8 +81,6 @@ class ProcessPool:
     # -- children ----------------------------------------------------------------------------
 
     def _spawn(self, slot: int) -> _Child:
-        from ._process_child import Channel  # not at import: ``-m greenfetch._process_child`` runs it fresh
-
         parent, child = socket.socketpair()
         env = {k: v for k, v in os.environ.items() if k != "GREENFETCH_ENGINE"}
         try:

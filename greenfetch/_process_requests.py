@@ -1,4 +1,5 @@
-"""What crosses the pipe to a worker process, and the results the parent makes up itself.
+"""What crosses the pipe to a worker process: the frames (``Channel``), the requests (credentials
+sealed), and the results the parent makes up itself.
 
 Credentials objects never cross as objects: they are frozen to an STS-style record whose repr shows
 nothing, and the parent puts the caller's own object back on each result. A request whose worker died
@@ -7,13 +8,55 @@ is sent again only if it reads (``Describe*``, ``List*``, ``Get*``...): anything
 
 from __future__ import annotations
 
+import pickle
+import socket
+import struct
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from typing import Any
 
 from ._models import Request, RequestError, Result
 
-__all__ = ["SealedCredentials", "lost", "reads_only", "restore_credentials", "sealed", "unsendable"]
+__all__ = ["Channel", "SealedCredentials", "lost", "reads_only", "restore_credentials", "sealed", "unsendable"]
+
+_HEADER = struct.Struct("!I")
+
+
+class Channel:
+    """Length-prefixed pickle frames over one stream socket (gevent-cooperative once patched)."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self._buffer = bytearray()
+
+    def send(self, message: Any) -> None:
+        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        self.sock.sendall(_HEADER.pack(len(data)) + data)
+
+    def recv(self) -> Any:
+        """The next frame; EOFError when the other end has gone (closed, exited or killed)."""
+        size = _HEADER.unpack(self._read(_HEADER.size))[0]
+        return pickle.loads(self._read(size))
+
+    def _read(self, size: int) -> bytes:
+        while len(self._buffer) < size:
+            try:
+                chunk = self.sock.recv(max(65536, size - len(self._buffer)))
+            except OSError:
+                chunk = b""
+            if not chunk:
+                raise EOFError("the other end of the worker channel is gone")
+            self._buffer += chunk
+        data = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return data
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
 
 _READS = ("Describe", "List", "Get", "Search", "Head", "Query", "Scan", "BatchGet", "Lookup", "Select", "Check")
 
