@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from . import Engine, default_engine
-from ._config import Config, ConfigError
+from ._config import Config, ConfigError, check_whole
 from .drs import client_budget
 
 __all__ = ["handler"]
@@ -73,13 +73,7 @@ def _positive(value: Any) -> int | None:
     """A concurrency from an event (number or numeric string); ConfigError naming it otherwise."""
     if value is None:
         return None
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        number = 0
-    if number < 1 or isinstance(value, bool):
-        raise ConfigError(f"concurrency: {value!r} is not allowed; use a whole number of 1 or more (e.g. 50)")
-    return number
+    return check_whole("concurrency", int(value) if isinstance(value, str) and value.strip().isdigit() else value)
 
 
 def sync_source_server_inventory(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
