@@ -11,15 +11,19 @@ Failures raise ``ExpositionError`` with one line naming the port, URL or path.
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import os
-import tempfile
 import urllib.parse
 from typing import Any
 from urllib.error import URLError
 
-from prometheus_client import CollectorRegistry, generate_latest, push_to_gateway, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    generate_latest,
+    push_to_gateway,
+    start_http_server,
+    write_to_textfile,
+)
 
 from ._exceptions import ExpositionError
 
@@ -68,21 +72,12 @@ def check_url(url: str, name: str = "pushgateway") -> str:
 
 
 def write_textfile(registry: CollectorRegistry, path: str | os.PathLike[str]) -> None:
-    """Write the exposition to ``path`` atomically (temp file in the same directory, then rename)."""
+    """Write the exposition to ``path`` atomically, by prometheus_client's own ``write_to_textfile``
+    (a temp file beside it, then a rename; it removes the temp file when it fails)."""
     target = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(target))
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".greenfetch-", suffix=".prom.tmp", dir=directory)
+        write_to_textfile(target, registry)
     except OSError as exc:
-        raise ExpositionError(f"metrics textfile {target}: cannot write in {directory}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(generate_latest(registry))
-        os.chmod(tmp, 0o644)  # node_exporter usually runs as another user
-        os.replace(tmp, target)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
         raise ExpositionError(f"metrics textfile {target}: {exc.strerror or exc}") from None
 
 
