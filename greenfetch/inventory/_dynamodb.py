@@ -1,5 +1,9 @@
 """DynamoDB sink: BatchWriteItem in batches of 25, unprocessed items retried, nothing lost silently.
 
+It streams: ``add(item)`` as records arrive, ``close()`` at the end (``write(items)`` does both).
+Items wait in memory only until ``window`` (25 x concurrency) of them are there, then that window is
+written, so memory stays bounded at a million resources and a crash loses at most one window.
+
 Each round sends every pending batch through the engine at once; whatever comes back in
 ``UnprocessedItems`` (or with a retryable error) is re-batched and sent again after an exponential
 backoff with full jitter. Items still failing after ``max_attempts`` rounds, or failing for a reason
@@ -54,6 +58,8 @@ class DynamoDBSink:
         self.concurrency = concurrency
         self.sleep = sleep or engine.backend.sleep
         self.rng = rng
+        self._pending: list[dict[str, Any]] = []
+        self._written = self._failed = self._rounds = 0
 
     def check(self) -> dict[str, Any]:
         """The table's description; InventoryError when it does not exist or cannot be read."""
@@ -65,13 +71,49 @@ class DynamoDBSink:
                                     if result.error_code == "ResourceNotFoundException" else ""))
         return dict(result.result["Table"])
 
+    # -- streaming: add() as records come, close() at the end ------------------------------------
+
+    @property
+    def window(self) -> int:
+        """Items held before a flush: one batch per concurrent call. Memory is bounded by this, and a
+        crash loses at most these (plus the flush in flight)."""
+        return BATCH_SIZE * self.concurrency
+
+    def add(self, item: Mapping[str, Any]) -> None:
+        """One plain item; written (with its window) once ``window`` items are waiting."""
+        self.add_raw(to_dynamodb_item(item))
+
+    def add_raw(self, item: dict[str, Any]) -> None:
+        """One item in DynamoDB's typed form (``{"S": ...}``)."""
+        self._pending.append(item)
+        if len(self._pending) >= self.window:
+            self._flush()
+
+    def close(self) -> WriteReport:
+        """Write what is waiting; the totals of every flush since the last close."""
+        self._flush()
+        report = WriteReport(self._written, self._failed,
+                             str(self.dead_letter_path) if self._failed else None, self._rounds)
+        self._written = self._failed = self._rounds = 0
+        return report
+
     def write(self, items: Iterable[Mapping[str, Any]]) -> WriteReport:
         """Plain Python items (str/int/float/bool/None/list/dict) written; floats become numbers."""
-        return self.write_raw(to_dynamodb_item(item) for item in items)
+        for item in items:
+            self.add(item)
+        return self.close()
 
     def write_raw(self, items: Iterable[dict[str, Any]]) -> WriteReport:
         """Items already in DynamoDB's typed form (``{"S": ...}``)."""
-        pending = list(items)
+        for item in items:
+            self.add_raw(item)
+        return self.close()
+
+    def _flush(self) -> None:
+        """The waiting items in rounds: each round sends every batch at once, then re-batches what
+        came back unprocessed (or failed retryably) after a backoff. Dead letters are appended now,
+        not at the end, so nothing waits in memory for the run to finish."""
+        pending, self._pending = self._pending, []
         written, dead, rounds = 0, [], 0
         while pending and rounds < self.max_attempts:
             if rounds:
@@ -96,7 +138,9 @@ class DynamoDBSink:
         dead += [(item, f"still unprocessed after {rounds} attempts") for item in pending]
         if dead:
             self._dead_letter(dead)
-        return WriteReport(written, len(dead), str(self.dead_letter_path) if dead else None, rounds)
+        self._written += written
+        self._failed += len(dead)
+        self._rounds = max(self._rounds, rounds)
 
     def _backoff(self, attempt: int) -> float:
         return self.rng() * min(self.max_delay, self.base_delay * (2 ** attempt))

@@ -8,6 +8,7 @@ Lines file streams beside it); a failure before the end leaves no partial file.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -94,6 +95,7 @@ def run_inventory(engine: Any, *, accounts: str | None = None, role_name: str | 
             raise InventoryError("--s3-uri uploads the files written to --out; give --out DIR too")
     home = engine.config.home_region
     sink = FileSink(out, fmt) if out is not None else None
+    ddb: DynamoDBSink | None = None
     try:
         targets = resolve_accounts(engine, accounts, role=role_name, exclude=parse_list(exclude_accounts),
                                    ous=parse_list(org_ous), region=home)
@@ -105,12 +107,15 @@ def run_inventory(engine: Any, *, accounts: str | None = None, role_name: str | 
         cache = InventoryCache(ttl, cache_dir or engine.config.cache_dir) if ttl > 0 else None
         store = _status_store(engine, status_store, cache_dir) if regions == "active" or status_store else None
         creds = AccountCredentials(engine, role_name, external_id=external_id, region=home)
-        keep = keep_records or ddb is not None
+        keep = keep_records
         kept: list[Record] = []
 
         def on_each(rec: Record) -> None:
             if sink is not None:
                 sink.add(rec)
+            if ddb is not None:  # streamed: the sink holds one window of items, not the run
+                for item in record_items([rec], _id_of):
+                    ddb.add(item)
             if keep:
                 kept.append(rec)
             if on_record is not None:
@@ -128,16 +133,23 @@ def run_inventory(engine: Any, *, accounts: str | None = None, role_name: str | 
                 pass
             summary = inventory.summary
         files = [str(p) for p in sink.close()] if sink is not None else []
-    except BaseException:
+    except BaseException as exc:
         if sink is not None:
             sink.abort()
+        if ddb is not None and isinstance(exc, KeyboardInterrupt):  # Ctrl-C/SIGTERM: write the last window
+            with contextlib.suppress(Exception):
+                ddb.close()
         raise
     report = InventoryReport(summary.to_dict(), files, records=kept if keep_records else None)
     if ddb is not None:
-        report.dynamodb = ddb.write(record_items(kept, lambda t, item: CATALOG[t].id_of(item)))
+        report.dynamodb = ddb.close()
     if s3_uri:
         report.s3_errors = upload_to_s3(engine, [Path(f) for f in files], s3_uri)
     return report
+
+
+def _id_of(rtype: str, item: Any) -> str:
+    return str(CATALOG[rtype].id_of(item))
 
 
 def _status_store(engine: Any, spec: str | None, cache_dir: str | None) -> RegionStatusStore:
