@@ -68,3 +68,10 @@ def test_a_failing_pushgateway_after_the_data_is_a_warning_and_keeps_the_exit():
     assert proc.returncode == 1  # the request failed (unreachable endpoint): the run's own code
     assert "warning" in proc.stderr and "Traceback" not in proc.stderr
     assert len(json.loads(proc.stdout)) == 1
+
+
+def test_inventory_negative_cache_ttl_is_refused_like_the_environment():
+    proc = cli(["inventory", "--accounts", "111111111111", "--regions", "us-east-1", "--types", "ec2.vpcs",
+                "--cache-ttl", "-1"])
+    assert proc.returncode == 2, proc.stderr
+    assert "negative" in proc.stderr and "Traceback" not in proc.stderr

@@ -38,9 +38,12 @@ def _duration(value: str | None) -> float | None:
     if value is None:
         return None
     try:
-        return parse_duration(value, "--cache-ttl")
+        seconds = parse_duration(value, "--cache-ttl")
     except ConfigError as exc:
         raise click.BadParameter(str(exc)) from None
+    if not seconds >= 0:  # as GREENFETCH_CACHE_TTL: -1 is a mistake, not a quiet "no cache"
+        raise click.BadParameter(f"{value!r} is negative; use 0 (no cache) or a duration such as 10min")
+    return seconds
 
 
 @main.command()
