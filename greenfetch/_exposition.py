@@ -27,7 +27,7 @@ from prometheus_client import (
 
 from ._exceptions import ExpositionError
 
-__all__ = ["ExpositionError", "bucket_quantile", "check_url", "perf_stats_from_text", "push", "render", "serve", "write_textfile"]
+__all__ = ["ExpositionError", "check_url", "push", "render", "serve", "write_textfile"]
 
 
 def render(registry: CollectorRegistry) -> str:
@@ -79,61 +79,3 @@ def write_textfile(registry: CollectorRegistry, path: str | os.PathLike[str]) ->
         write_to_textfile(target, registry)
     except OSError as exc:
         raise ExpositionError(f"metrics textfile {target}: {exc.strerror or exc}") from None
-
-
-
-def perf_stats_from_text(text: str) -> list[dict[str, Any]]:
-    """perf_stats-shaped rows rebuilt from an exposition (a textfile or a /metrics page), so another
-    process can show a run's table. Percentiles come from the histogram buckets, interpolated the way
-    Prometheus's ``histogram_quantile`` does; ``max`` is unknown from buckets and given as None."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    rows: dict[str, dict[str, Any]] = {}
-    buckets: dict[str, dict[float, float]] = {}
-
-    def row(labels: dict[str, str]) -> dict[str, Any]:
-        name = f"{labels.get('service', '')}:{labels.get('operation', '')}"
-        return rows.setdefault(name, {"operation": name, "count": 0, "errors": 0, "throttles": 0, "_sum": 0.0})
-
-    try:
-        families = list(text_string_to_metric_families(text))
-    except ValueError as exc:
-        raise ExpositionError(f"not a Prometheus text exposition: {exc}") from None
-    for family in families:
-        for sample in family.samples:
-            labels, value = sample.labels, sample.value
-            if sample.name == "greenfetch_request_duration_seconds_count":
-                row(labels)["count"] += int(value)
-            elif sample.name == "greenfetch_request_duration_seconds_sum":
-                row(labels)["_sum"] += value
-            elif sample.name == "greenfetch_request_duration_seconds_bucket":
-                per = buckets.setdefault(row(labels)["operation"], {})
-                bound = float(labels["le"])
-                per[bound] = per.get(bound, 0.0) + value
-            elif sample.name == "greenfetch_request_errors_total":
-                row(labels)["errors"] += int(value)
-            elif sample.name == "greenfetch_throttles_total":
-                row(labels)["throttles"] += int(value)
-    out = []
-    for name, r in sorted(rows.items()):
-        cumulative = sorted(buckets.get(name, {}).items())
-        total = r.pop("_sum")
-        out.append({**r, "avg_duration": total / r["count"] if r["count"] else 0.0,
-                    "p50": bucket_quantile(0.5, cumulative), "p90": bucket_quantile(0.9, cumulative),
-                    "p99": bucket_quantile(0.99, cumulative), "max": None})
-    return out
-
-
-def bucket_quantile(q: float, cumulative: list[tuple[float, float]]) -> float | None:
-    """histogram_quantile over (upper bound, cumulative count) pairs sorted by bound."""
-    if not cumulative or cumulative[-1][1] <= 0:
-        return None
-    rank = q * cumulative[-1][1]
-    lower, below = 0.0, 0.0
-    for bound, count in cumulative:
-        if count >= rank:
-            if bound == float("inf"):
-                return lower
-            return lower + (bound - lower) * ((rank - below) / (count - below) if count > below else 0.0)
-        lower, below = bound, count
-    return lower

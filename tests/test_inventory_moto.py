@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from greenfetch import Config, Engine, Request
 from greenfetch.cli import load_commands
+from greenfetch.cli._demo_estate import run_demo_inventory, seed_demo
 from greenfetch.inventory import (
     AccountCredentials,
     DynamoDBSink,
@@ -26,7 +27,6 @@ from greenfetch.inventory import (
 )
 from greenfetch.inventory._cache import InventoryCache
 from greenfetch.inventory._catalog import CATALOG, resolve_types
-from greenfetch.cli._demo_estate import run_demo_inventory, seed_demo
 from greenfetch.inventory._run import Inventory
 
 ROLE = "InventoryReader"

@@ -210,7 +210,7 @@ def test_stats_command_reads_a_textfile_or_a_metrics_page(busy_engine, tmp_path)
 
 
 def test_bucket_quantile_matches_histogram_quantile():
-    from greenfetch._exposition import bucket_quantile
+    from greenfetch.cli._exposition_stats import bucket_quantile
 
     cumulative = [(0.1, 10.0), (0.5, 90.0), (1.0, 100.0), (float("inf"), 100.0)]
     assert bucket_quantile(0.5, cumulative) == pytest.approx(0.1 + 0.4 * (50 - 10) / 80)

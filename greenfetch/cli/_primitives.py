@@ -17,9 +17,10 @@ import click
 
 from .._adaptive import Gate, Settings, limits_of
 from .._config import MAX_CONCURRENCY, ConfigError
-from .._exposition import ExpositionError, perf_stats_from_text
+from .._exposition import ExpositionError
 from ._app import Session, fail_usage, main, pass_session
 from ._batch import output_options, request_options, run_and_emit
+from ._exposition_stats import perf_stats_from_text
 from ._input import read_requests
 from ._output import render_stats, write_json
 
