@@ -119,9 +119,11 @@ class Server:
         """One odd message (a shape this version does not know) is logged, never the end of the loop."""
         try:
             self._dispatch(message)
-        except Exception:  # noqa: BLE001 - the reader must survive to serve the other calls
-            print(f"nu_plugin_greenfetch: could not handle {str(message)[:200]}", file=self.log, flush=True)
-            traceback.print_exc(file=self.log)
+        except Exception as exc:  # noqa: BLE001 - the reader must survive to serve the other calls
+            print(f"nu_plugin_greenfetch: could not handle {str(message)[:200]}: {type(exc).__name__}: "
+                  f"{str(exc)[:200]}", file=self.log, flush=True)
+            if self.debug:  # the traceback only when asked (GREENFETCH_NU_DEBUG=1)
+                traceback.print_exc(file=self.log)
 
     def _dispatch(self, message: Any) -> None:
         kind = codec.kind_of(message)

@@ -13,6 +13,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from greenfetch.testing import LoopbackServer
 from nu_plugin import _codec as codec
@@ -91,3 +93,44 @@ def test_decode_message_deep_is_its_own_protocol_error():
         codec.decode_message(b"[" * 100_000 + b"]" * 100_000)
     with pytest.raises(codec.ProtocolError):
         codec.decode_message(b"{not json")
+
+
+# -- the fuzzer: random JSON values and random bytes at the real plugin -------------------------------
+
+_json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+                     | st.text(max_size=10),
+                     lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=6), kids, max_size=3),
+                     max_leaves=10)
+_fuzz = settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _talk(lines, env=None):
+    proc = subprocess.run([str(PLUGIN), "--stdio"], input=b"".join(line + b"\n" for line in lines),
+                          capture_output=True, timeout=60, env={**os.environ, **(env or {})})
+    assert proc.stdout.startswith(codec.ENCODING_PREAMBLE)
+    replies = [json.loads(line, parse_constant=lambda c: pytest.fail(f"{c} on stdout"))
+               for line in proc.stdout[len(codec.ENCODING_PREAMBLE):].splitlines() if line.strip()]
+    return proc.returncode, replies, proc.stderr.decode("utf-8", "replace")
+
+
+@pytest.mark.skipif(not PLUGIN.exists(), reason="nu_plugin_greenfetch is not installed in this environment")
+@_fuzz
+@given(st.lists(_json, max_size=12))
+def test_fuzz_wrong_shaped_messages_never_stop_the_plugin(values):
+    stats = {"Call": [7, {"Run": {"name": "aws perf stats", "call": {"head": HEAD, "positional": [], "named": []},
+                                  "input": "Empty"}}]}
+    lines = [json.dumps(HELLO).encode(), *(json.dumps(v).encode() for v in values), json.dumps(stats).encode(),
+             b'"Goodbye"']
+    rc, replies, err = _talk(lines)
+    assert rc == 0, err
+    assert "Traceback" not in err
+    assert any(r.get("CallResponse", [None])[0] == 7 for r in replies if isinstance(r, dict))
+
+
+@pytest.mark.skipif(not PLUGIN.exists(), reason="nu_plugin_greenfetch is not installed in this environment")
+@_fuzz
+@given(st.binary(max_size=300))
+def test_fuzz_random_bytes_end_cleanly(data):
+    rc, _, err = _talk([json.dumps(HELLO).encode(), data])
+    assert rc in (0, 1, 2), err
+    assert "Traceback" not in err
