@@ -122,3 +122,12 @@ def test_fuzz_random_bytes_never_a_traceback(data):
     result = _run_fuzz(data, "json")
     if result.stdout_bytes.strip():
         strict(result.stdout_bytes)
+
+
+@pytest.mark.parametrize("output", ["json", "jsonl"])
+def test_a_query_that_makes_nan_still_writes_strict_json(output):
+    rc, out, err = cli("batch", "-", "-o", output, "--endpoint-url", UNREACHABLE, "--query",
+                       "[].to_number('NaN')" if output == "json" else "to_number('Infinity')",
+                       stdin=json.dumps([GOOD]).encode())
+    assert rc == 1, err
+    assert strict(out.splitlines()[0] if output == "jsonl" else out) in (["nan"], "inf")

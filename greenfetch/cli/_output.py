@@ -38,9 +38,9 @@ def emit(results: Sequence[Result], output: str = "json", query: str | None = No
         data = expr.search(rows)
         if output == "jsonl" and isinstance(data, list):
             for item in data:
-                out.write(json.dumps(item, ensure_ascii=False) + "\n")
+                out.write(to_json(item) + "\n")  # a query can make NaN (to_number('NaN')): strict JSON
         else:
-            out.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+            out.write(to_json(data, indent=2) + "\n")
         return
     if output == "table":
         out.write(render_table(rows) + "\n")
@@ -56,7 +56,7 @@ def emit_one(result: Result, query: Any = None, out: IO[str] | None = None) -> N
     row: Any = result.to_dict()
     if query is not None:
         row = query.search(row)
-    (out or sys.stdout).write(json.dumps(row, ensure_ascii=False) + "\n")
+    (out or sys.stdout).write(to_json(row) + "\n")
 
 
 def summarize(value: Any) -> str:
