@@ -7,8 +7,13 @@ standard retry mode retries) and writes the request exactly as urllib3 would: re
 as botocore signed it, ``Accept-Encoding: identity``, then botocore's headers in order.
 
 It uses geventhttpclient's connection pools and response parser, not its ``HTTPClient.request``:
-writing the head here skips a double header merge and per-header regexes, and lets ``send`` own the
-pool slot from checkout to response, so a greenlet killed mid-send never leaks one.
+writing the head ourselves (``_http_wire``) skips a double header merge and per-header regexes, and lets
+``send`` own the pool slot from checkout to response, so a greenlet killed mid-send never leaks one.
+
+Known differences from urllib3, on purpose: a response body shorter than its Content-Length raises
+ConnectionClosedError (retried) where urllib3 hands botocore the partial body; ``max_pool_connections``
+is a hard cap per origin (greenlets queue for a connection); no HTTP/2 (botocore has none either);
+``Expect: 100-continue`` bodies are sent without waiting for the interim answer (RFC 9110 allows it).
 """
 
 from __future__ import annotations
@@ -25,31 +30,13 @@ from botocore.httpsession import get_cert_path
 from geventhttpclient.connectionpool import ConnectionPool
 from geventhttpclient.response import HTTPParseError, HTTPSocketPoolResponse
 
+from ._http_wire import Fields, joined, write
+from ._http_wire import head as head_of
+
 __all__ = ["GeventHTTPSession"]
 
 _MAX_ORIGINS = 256  # S3 virtual hosts, DynamoDB account endpoints: an origin per bucket or account
-_BLOCK = 16384  # urllib3's blocksize: chunked request bodies are framed in the same pieces
 _RESPONSE_BLOCK = 65536
-
-
-class _Fields(list[tuple[str, str]]):
-    """The parser's header store: a list of pairs (the parser only adds and clears)."""
-
-    def add(self, name: str, value: str) -> None:
-        self.append((name, value))
-
-    def get(self, name: str, default: Any = None) -> Any:
-        name = name.lower()
-        for key, value in self:
-            if key.lower() == name:
-                return value
-        return default
-
-    def __contains__(self, name: object) -> bool:
-        return self.get(str(name)) is not None
-
-    def items(self) -> list[tuple[str, str]]:  # type: ignore[override]
-        return self
 
 
 class _Response(HTTPSocketPoolResponse):
@@ -168,7 +155,7 @@ class GeventHTTPSession:
         url = request.url
         try:
             origin, target = self._origin(url)
-            head, body, chunked = _head(request, target, origin.head)
+            head, body, chunked = head_of(request, target, origin.head)
         except ValueError as exc:  # http.client rejects the same (CR/LF in a header value)
             raise bex.HTTPClientError(error=exc) from None
         pool = origin.pool
@@ -183,7 +170,7 @@ class GeventHTTPSession:
         try:
             timeout = (getattr(request, "context", None) or {}).get("read_timeout") or self._read_timeout
             sock.settimeout(timeout)
-            _write(sock, head, body, chunked)
+            write(sock, head, body, chunked)
         except Exception as exc:
             pool.release_socket(sock)
             raise _mapped(exc, request) from None
@@ -192,9 +179,9 @@ class GeventHTTPSession:
             raise
         try:  # from here the response owns the socket and releases it on any failure
             response = _Response(sock, pool, block_size=_RESPONSE_BLOCK, method=request.method,
-                                              headers_type=_Fields)
+                                              headers_type=Fields)
             fields: Any = response._headers_index
-            http = botocore.awsrequest.AWSResponse(url, response.status_code, _joined(fields), _Body(response, url))
+            http = botocore.awsrequest.AWSResponse(url, response.status_code, joined(fields), _Body(response, url))
             if not request.stream_output:
                 http._content = response.read()
         except Exception as exc:
@@ -212,75 +199,6 @@ def _timeouts(timeout: Any) -> tuple[float | None, float | None]:
         connect = read = timeout
     return (float(connect) if isinstance(connect, (int, float)) else None,
             float(read) if isinstance(read, (int, float)) else None)
-
-
-def _head(request: Any, target: str, host_lines: str) -> tuple[bytes, Any, bool]:
-    """The request head as urllib3 2.x writes it, the body, and whether to frame it chunked."""
-    method = request.method
-    body = request.body
-    headers = request.headers
-    lines = [method, " ", target, " HTTP/1.1\r\n", host_lines]
-    names = {name.lower() for name in headers}
-    if isinstance(body, str):
-        body = body.encode("utf-8")
-    te = headers.get("Transfer-Encoding")
-    chunked = te is not None and (te.lower() if isinstance(te, str) else te.lower().decode("latin-1")) == "chunked"
-    if "content-length" not in names and "transfer-encoding" not in names:
-        if isinstance(body, (bytes, bytearray)):
-            lines.append(f"Content-Length: {len(body)}\r\n")
-        elif body is None and method in ("POST", "PUT", "PATCH"):
-            lines.append("Content-Length: 0\r\n")
-        elif body is not None:
-            chunked = True
-            lines.append("Transfer-Encoding: chunked\r\n")
-    for name, value in headers.items():
-        text = value.decode("latin-1") if isinstance(value, bytes) else str(value)
-        if "\n" in text or "\r" in text:
-            raise ValueError(f"invalid header value for {name!r}")
-        lines.append(f"{name}: {text}\r\n")
-    lines.append("\r\n")
-    return "".join(lines).encode("latin-1"), body, chunked
-
-
-def _write(sock: Any, head: bytes, body: Any, chunked: bool) -> None:
-    if body is None or body == b"":
-        sock.sendall(head + b"0\r\n\r\n" if chunked else head)
-    elif isinstance(body, (bytes, bytearray)) and not chunked:
-        sock.sendall(head + body)
-    else:
-        sock.sendall(head)
-        for block in _blocks(body):
-            sock.sendall(b"%x\r\n%b\r\n" % (len(block), block) if chunked else block)
-        if chunked:
-            sock.sendall(b"0\r\n\r\n")
-
-
-def _blocks(body: Any) -> Iterator[bytes]:
-    if isinstance(body, (bytes, bytearray)):
-        for start in range(0, len(body), _BLOCK):
-            yield bytes(body[start:start + _BLOCK])
-    elif hasattr(body, "read"):
-        while block := body.read(_BLOCK):
-            yield block.encode("utf-8") if isinstance(block, str) else block
-    else:
-        for block in body:
-            if block:
-                yield block.encode("utf-8") if isinstance(block, str) else block
-
-
-def _joined(fields: _Fields) -> dict[str, str]:
-    """Response headers as urllib3 gives them: repeated fields joined with ", "."""
-    out: dict[str, str] = {}
-    lower: dict[str, str] = {}
-    for name, value in fields:
-        key = name.lower()
-        first = lower.get(key)
-        if first is None:
-            lower[key] = name
-            out[name] = value
-        else:
-            out[first] = out[first] + ", " + value
-    return out
 
 
 def _mapped(exc: BaseException, request: Any) -> BaseException:

@@ -61,6 +61,11 @@ def _timed(run: Callable[[], int], calls: int) -> dict[str, Any]:
 def _engine(opts: dict[str, Any]) -> Any:
     from greenfetch import Config, Engine
 
+    if opts.get("http") == "urllib3":  # "before" of issue 10: botocore's own HTTP session
+        import greenfetch._clients
+
+        greenfetch._clients.install_http_session = lambda client, config: None  # type: ignore[assignment]
+
     return Engine(Config.resolve({"region": "us-east-1", "endpoint_url": opts["url"], "max_attempts": 3,
                                   "concurrency": opts["concurrency"]}))
 
@@ -71,6 +76,13 @@ def greenfetch_peer(opts: dict[str, Any]) -> dict[str, Any]:
     engine = _engine(opts)
     engine.execute(LIST)
     requests = [LIST] * opts["calls"]
+    if opts.get("accounts"):  # the same calls, interleaved over N accounts' credentials
+        accounts = [{"account": f"{i:012d}", "credentials": {"AccessKeyId": f"AKIA{i:016d}",
+                                                              "SecretAccessKey": f"secret-{i}"}}
+                    for i in range(opts["accounts"])]
+        requests = [{**LIST, **accounts[i % len(accounts)]} for i in range(opts["calls"])]
+        for account in accounts:
+            engine.execute({**LIST, **account})
 
     def run() -> int:
         return sum(r.ok for r in engine.batch_requests(requests, opts["concurrency"]))

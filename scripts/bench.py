@@ -125,15 +125,21 @@ def verdict(ok: bool) -> str:
 
 def bench_throughput(sizes: Sizes) -> str:
     calls, conc = sizes.throughput, 100
+    accounts = 60
+    labels = {**LABELS, "urllib3": "greenfetch on botocore's urllib3 session (before issue 10)",
+              "accounts": f"greenfetch, calls interleaved over {accounts} accounts' credentials"}
+    variants = {"urllib3": ("greenfetch", {"http": "urllib3"}), "accounts": ("greenfetch", {"accounts": accounts})}
     with LoopbackServer(latency=0.05) as url:
         server = _server_of(url)
         before = server.stats()
-        runs = peers(url, {kind: (kind, {"calls": calls, "concurrency": conc}) for kind in LABELS}, sizes)
+        runs = peers(url, {**{kind: (kind, {"calls": calls, "concurrency": conc}) for kind in LABELS},
+                           **{key: (kind, {"calls": calls, "concurrency": conc, **extra})
+                              for key, (kind, extra) in variants.items()}}, sizes)
         cost = server_cost(server, before)
     rows = []
     for kind, m in runs.items():
         per_s, cpu = rates(m)
-        rows.append([LABELS[kind], f"{per_s:,.0f}", f"{unstarved(m):,.0f}", f"{cpu:.2f}", f"{1000 / cpu:,.0f}",
+        rows.append([labels[kind], f"{per_s:,.0f}", f"{unstarved(m):,.0f}", f"{cpu:.2f}", f"{1000 / cpu:,.0f}",
                      f"{m['rss_mb']:.0f}", f"{m['wall']:.1f}", f"{m['runqueue_wait']:.1f}", m["calls"] - m["ok"]])
     (g, g_cpu), (a, a_cpu), (t, _) = (rates(runs[k]) for k in ("greenfetch", "aiobotocore", "threads"))
     gu, au, tu = (unstarved(runs[k]) for k in ("greenfetch", "aiobotocore", "threads"))
@@ -147,6 +153,10 @@ def bench_throughput(sizes: Sizes) -> str:
         f"(target ≤ 1.0x: {verdict(g_cpu <= a_cpu)})",
         f"- greenfetch / threads: **{g / t:.2f}x** calls/s as measured, {gu / tu:.2f}x less run-queue wait "
         f"(target ≥ 1.4x: {verdict(min(g / t, gu / tu) >= 1.4)})",
+        f"- Issue 10 targets (one process): calls/s ≥ 1.15x aiobotocore: {verdict(g / a >= 1.15)}; CPU per call "
+        f"≤ 0.85x aiobotocore's: {verdict(g_cpu <= 0.85 * a_cpu)}. The geventhttpclient session against botocore's "
+        f"urllib3 session: CPU per call {g_cpu / rates(runs['urllib3'])[1]:.2f}x. {accounts} accounts interleaved "
+        f"against one: CPU per call {rates(runs['accounts'])[1] / g_cpu:.2f}x (one client, one pool for all).",
         f"- Ceiling at this latency: {conc / 0.05:,.0f} calls/s. Loopback server: {cost} (its own process).",
         "- CPU is the process's user+system time over the timed window (client creation excluded); RSS is "
         "the process's peak. Run-queue wait is the time the peer's threads were ready to run while another "
