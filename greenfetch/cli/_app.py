@@ -14,7 +14,7 @@ from .. import _patch
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BATCH_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 # Command modules, imported when the group is built. Each defines commands with @main.command().
-_COMMAND_MODULES = ["_batch", "_demo", "_primitives", "_inventory", "_drs", "_worker"]
+_COMMAND_MODULES = ["_batch", "_demo", "_primitives", "_inventory", "_drs", "_diff", "_worker"]
 
 
 @dataclass

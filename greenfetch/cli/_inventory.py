@@ -26,6 +26,7 @@ from ..inventory import (
     run_inventory,
 )
 from ..inventory._coordinator import BrokerError, broker_fetch
+from ..inventory._sinks import SQLITE_SUFFIXES
 from ._app import EXIT_FAILED, EXIT_OK, Session, fail_usage, main, pass_session
 from ._output import render_summary, text_table
 from ._progress import Progress
@@ -57,9 +58,11 @@ def _duration(value: str | None) -> float | None:
 @click.option("--exclude-accounts", help="Comma list of account ids to leave out.")
 @click.option("--org-ou", help="With --accounts org: only accounts under these OU ids (comma list).")
 @click.option("--types", default="all", show_default=True, help="'all' or a comma list (greenfetch catalog).")
-@click.option("--out", type=click.Path(file_okay=False), help="Directory for the files.")
-@click.option("--format", "fmt", type=click.Choice(["json", "jsonl"]), default="json", show_default=True,
-              help="json: one file per type; jsonl: one stream (inventory.jsonl).")
+@click.option("--out", type=click.Path(), help="Directory for the files, or FILE.db (a SQLite database that "
+                                               "each run appends to).")
+@click.option("--format", "fmt", type=click.Choice(["json", "jsonl", "sqlite"]),
+              help="json: one file per type [default]; jsonl: one stream (inventory.jsonl); sqlite: --out FILE.db "
+                   "(the default for a .db/.sqlite --out).")
 @click.option("--dynamodb-table", help="Also write every resource to this DynamoDB table (pk, sk).")
 @click.option("--dead-letter", type=click.Path(dir_okay=False), help="Where DynamoDB items that fail go (JSONL).")
 @click.option("--s3-uri", help="Also upload the files to s3://BUCKET/PREFIX.")
@@ -75,7 +78,7 @@ def _duration(value: str | None) -> float | None:
 @pass_session
 def inventory(session: Session, accounts: str | None, role_name: str | None, external_id: str | None, regions: str,
               exclude_regions: str | None, exclude_accounts: str | None, org_ou: str | None, types: str,
-              out: str | None, fmt: str, dynamodb_table: str | None, dead_letter: str | None, s3_uri: str | None,
+              out: str | None, fmt: str | None, dynamodb_table: str | None, dead_letter: str | None, s3_uri: str | None,
               cache_ttl: str | None, status_store: str | None, concurrency: int, region: str | None,
               endpoint_url: str | None, progress: bool | None, broker: str | None = None) -> None:
     """Fetch resources across accounts, regions and types; one record per (type, account, region)."""
@@ -103,7 +106,8 @@ def inventory(session: Session, accounts: str | None, role_name: str | None, ext
         return
     except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP: temporary files already removed
         bar.close()
-        click.echo("interrupted: no files written", err=True)
+        click.echo("interrupted: no files written" if fmt != "sqlite" and not str(out).lower().endswith(SQLITE_SUFFIXES)
+                   else f"interrupted: {out} keeps what completed, as a run with no finished_at", err=True)
         sys.exit(exit_code(exc))
     bar.close()
     if out is None:

@@ -30,6 +30,10 @@ refresh_margin=300, concurrency=8, clock=time.time)``
     missing table; ``record_items(records, id_of)`` turns inventory records into items.
 ``CATALOG``, ``ResourceType``, ``resolve_types(spec)``: the resource catalog (``greenfetch catalog``).
 ``InventoryCache(ttl, directory=None, s3_uri=None, engine=None)``: memory -> directory -> S3.
+``SQLiteSink(path).add(record) / .close(summary) / .abort()``: each run appended to one SQLite file
+(tables ``runs``, ``resources``, ``fetches``, view ``latest``); ``open_sink(out, fmt)`` picks the files
+or the database for ``--out``. ``InventoryDB(path)`` reads it back; ``diff_runs(db, from_run, to_run,
+types) -> RunDiff`` (``.changes``: ``Change`` added/removed/changed, ``.counts``: ``DiffCounts``).
 ``run_inventory(engine, accounts, ...) -> Iterator[Record]`` and ``Inventory``: the orchestrator;
 a record is ``{resource_type, account, region, items, status, error}``.
 """
@@ -44,12 +48,14 @@ from ._accounts import (
 from ._cache import InventoryCache
 from ._catalog import CATALOG, Detail, ResourceType, resolve_types
 from ._credentials import AccountCredentials, AssumeStatus, Credentials, assume_role, assume_role_status
+from ._diff import Change, DiffCounts, RunDiff, diff_runs
 from ._dynamodb import DynamoDBSink, WriteReport, from_dynamodb_item, record_items, to_dynamodb_item
 from ._plan import InventoryReport, resolve_accounts, run_inventory
 from ._region_status import RegionStatus, RegionStatusStore, status_from_count, status_from_error, status_of
 from ._regions import REGION_MODES, enabled_regions, expand_regions, known_regions, offered_regions, opted_in
 from ._run import Inventory, RunSummary
-from ._sinks import FileSink, upload_to_s3
+from ._sinks import FileSink, open_sink, upload_to_s3
+from ._sqlite import InventoryDB, SQLiteSink
 from ._types import Account, InventoryError, Record, check_account_id, record
 
 __all__ = [
@@ -57,12 +63,15 @@ __all__ = [
     "Account",
     "AccountCredentials",
     "AssumeStatus",
+    "Change",
     "Credentials",
     "Detail",
+    "DiffCounts",
     "DynamoDBSink",
     "FileSink",
     "Inventory",
     "InventoryCache",
+    "InventoryDB",
     "InventoryError",
     "InventoryReport",
     "Record",
@@ -70,7 +79,9 @@ __all__ = [
     "RegionStatus",
     "RegionStatusStore",
     "ResourceType",
+    "RunDiff",
     "RunSummary",
+    "SQLiteSink",
     "WriteReport",
     "accounts_from_dynamodb",
     "accounts_from_list",
@@ -78,11 +89,13 @@ __all__ = [
     "assume_role",
     "assume_role_status",
     "check_account_id",
+    "diff_runs",
     "enabled_regions",
     "expand_regions",
     "from_dynamodb_item",
     "known_regions",
     "offered_regions",
+    "open_sink",
     "opted_in",
     "partition_of",
     "record",

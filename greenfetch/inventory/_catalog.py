@@ -4,6 +4,11 @@ A row says which call lists the type, where the items sit in the response (a JME
 whether it is regional or global, which field identifies an item, and optional detail steps (one
 call per item, run in parallel, merged into the item: S3 buckets get their region and an access
 check). Adding a type is adding a row; nothing branches on type names.
+
+Two more columns serve the SQLite sink and ``greenfetch diff``: ``arn`` names the field holding the
+ARN where the API has long returned one (the resource id is then the ARN, else the ``id_field``),
+and ``volatile`` names fields that change between two fetches of an unchanged resource (a restore
+window that moves every five minutes, bytes stored, an alarm's last evaluation), which a diff ignores.
 """
 
 from __future__ import annotations
@@ -53,6 +58,8 @@ class ResourceType:
     keep: tuple[str, ...] = ()       # when set, only these fields are kept (Secrets Manager: names only)
     details: tuple[Detail, ...] = ()
     ssm_service: str | None = None   # name in SSM's global-infrastructure parameters, if not ``service``
+    arn: str | None = None           # the item's ARN field, where the API returns one (see resource_id)
+    volatile: tuple[str, ...] = ()   # dotted paths a diff ignores: they move without the resource changing
 
     @property
     def is_global(self) -> bool:
@@ -69,9 +76,17 @@ class ResourceType:
             return str(item)
         return str(item.get(self.id_field, ""))
 
+    def resource_id(self, item: Any) -> str:
+        """The stable id of an item in the SQLite sink: its ARN where the type declares one and the
+        item carries it, else ``id_of`` (the id field, or the item itself for name/URL lists)."""
+        if self.arn is not None and isinstance(item, Mapping) and item.get(self.arn):
+            return str(item[self.arn])
+        return self.id_of(item)
+
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "service": self.service, "operation": self.operation,
                 "scope": self.scope, "id_field": self.id_field or "(item)",
+                "resource_id": self.arn or self.id_field or "(item)",
                 "details": ",".join(d.operation for d in self.details)}
 
 
@@ -82,11 +97,12 @@ def _t(name: str, operation: str, items: str, id_field: str | None, **kw: Any) -
 _TYPES = [
     _t("ec2.instances", "DescribeInstances", "Reservations[].Instances[]", "InstanceId"),
     _t("ec2.vpcs", "DescribeVpcs", "Vpcs", "VpcId"),
-    _t("ec2.subnets", "DescribeSubnets", "Subnets", "SubnetId"),
+    _t("ec2.subnets", "DescribeSubnets", "Subnets", "SubnetId", arn="SubnetArn"),
     _t("ec2.security_groups", "DescribeSecurityGroups", "SecurityGroups", "GroupId"),
     _t("ec2.volumes", "DescribeVolumes", "Volumes", "VolumeId"),
     _t("ec2.snapshots", "DescribeSnapshots", "Snapshots", "SnapshotId", params={"OwnerIds": ["self"]}),
-    _t("ec2.images", "DescribeImages", "Images", "ImageId", params={"Owners": ["self"]}),
+    _t("ec2.images", "DescribeImages", "Images", "ImageId", params={"Owners": ["self"]},
+       volatile=("LastLaunchedTime",)),
     _t("ec2.key_pairs", "DescribeKeyPairs", "KeyPairs", "KeyName", paginate=False),
     _t("ec2.internet_gateways", "DescribeInternetGateways", "InternetGateways", "InternetGatewayId"),
     _t("ec2.nat_gateways", "DescribeNatGateways", "NatGateways", "NatGatewayId"),
@@ -98,28 +114,39 @@ _TYPES = [
                default="us-east-1"),
         Detail("ListObjectsV2", {"Bucket": "Name"}, "Accessible", extra={"MaxKeys": 1}, fail_value=False,
                region_from="BucketRegion"),
+        # public by its bucket policy; a bucket with no policy gets IsPublicError NoSuchBucketPolicy
+        Detail("GetBucketPolicyStatus", {"Bucket": "Name"}, "IsPublic", pick="PolicyStatus.IsPublic", default=False,
+               fail_value=False, region_from="BucketRegion"),
     )),
-    _t("lambda.functions", "ListFunctions", "Functions", "FunctionArn"),
-    _t("iam.roles", "ListRoles", "Roles", "Arn", scope=GLOBAL),
-    _t("iam.users", "ListUsers", "Users", "Arn", scope=GLOBAL),
-    _t("iam.policies", "ListPolicies", "Policies", "Arn", params={"Scope": "Local"}, scope=GLOBAL),
-    _t("rds.instances", "DescribeDBInstances", "DBInstances", "DBInstanceArn"),
-    _t("rds.clusters", "DescribeDBClusters", "DBClusters", "DBClusterArn"),
+    _t("lambda.functions", "ListFunctions", "Functions", "FunctionArn", arn="FunctionArn"),
+    _t("iam.roles", "ListRoles", "Roles", "Arn", arn="Arn", scope=GLOBAL),
+    _t("iam.users", "ListUsers", "Users", "Arn", arn="Arn", scope=GLOBAL,
+       volatile=("PasswordLastUsed",)),
+    _t("iam.policies", "ListPolicies", "Policies", "Arn", arn="Arn", params={"Scope": "Local"},
+       scope=GLOBAL),
+    _t("rds.instances", "DescribeDBInstances", "DBInstances", "DBInstanceArn", arn="DBInstanceArn",
+       volatile=("LatestRestorableTime",)),
+    _t("rds.clusters", "DescribeDBClusters", "DBClusters", "DBClusterArn", arn="DBClusterArn",
+       volatile=("LatestRestorableTime", "EarliestRestorableTime", "PercentProgress")),
     _t("dynamodb.tables", "ListTables", "TableNames", None),
     _t("sqs.queues", "ListQueues", "QueueUrls", None),
-    _t("sns.topics", "ListTopics", "Topics", "TopicArn"),
+    _t("sns.topics", "ListTopics", "Topics", "TopicArn", arn="TopicArn"),
     _t("ecs.clusters", "ListClusters", "clusterArns", None),
     _t("eks.clusters", "ListClusters", "clusters", None),
-    _t("cloudformation.stacks", "DescribeStacks", "Stacks", "StackId"),
-    _t("kms.keys", "ListKeys", "Keys", "KeyArn"),
-    _t("ssm.parameters", "DescribeParameters", "Parameters", "Name"),
+    _t("cloudformation.stacks", "DescribeStacks", "Stacks", "StackId", arn="StackId",
+       volatile=("DriftInformation.LastCheckTimestamp",)),
+    _t("kms.keys", "ListKeys", "Keys", "KeyArn", arn="KeyArn"),
+    _t("ssm.parameters", "DescribeParameters", "Parameters", "Name", arn="ARN"),
     _t("route53.hosted_zones", "ListHostedZones", "HostedZones", "Id", scope=GLOBAL),
-    _t("cloudwatch.alarms", "DescribeAlarms", "MetricAlarms", "AlarmArn"),
-    _t("secretsmanager.secrets", "ListSecrets", "SecretList", "ARN", keep=("Name", "ARN")),
-    _t("logs.log_groups", "DescribeLogGroups", "logGroups", "arn"),
-    _t("elbv2.load_balancers", "DescribeLoadBalancers", "LoadBalancers", "LoadBalancerArn", ssm_service="elb"),
-    _t("autoscaling.groups", "DescribeAutoScalingGroups", "AutoScalingGroups", "AutoScalingGroupARN"),
-    _t("ecr.repositories", "DescribeRepositories", "repositories", "repositoryArn"),
+    _t("cloudwatch.alarms", "DescribeAlarms", "MetricAlarms", "AlarmArn", arn="AlarmArn",
+       volatile=("StateReason", "StateReasonData", "StateUpdatedTimestamp", "StateTransitionedTimestamp")),
+    _t("secretsmanager.secrets", "ListSecrets", "SecretList", "ARN", arn="ARN", keep=("Name", "ARN")),
+    _t("logs.log_groups", "DescribeLogGroups", "logGroups", "arn", arn="arn", volatile=("storedBytes",)),
+    _t("elbv2.load_balancers", "DescribeLoadBalancers", "LoadBalancers", "LoadBalancerArn", arn="LoadBalancerArn",
+       ssm_service="elb"),
+    _t("autoscaling.groups", "DescribeAutoScalingGroups", "AutoScalingGroups", "AutoScalingGroupARN",
+       arn="AutoScalingGroupARN"),
+    _t("ecr.repositories", "DescribeRepositories", "repositories", "repositoryArn", arn="repositoryArn"),
     _t("kinesis.streams", "ListStreams", "StreamNames", None),
 ]
 

@@ -24,7 +24,7 @@ from ._dynamodb import DynamoDBSink, WriteReport, record_items
 from ._region_status import RegionStatusStore
 from ._regions import REGION_MODES, expand_regions, known_regions, parse_list
 from ._run import Inventory, RunSummary
-from ._sinks import FORMATS, FileSink, upload_to_s3
+from ._sinks import open_sink, resolve_format, upload_to_s3
 from ._types import Account, InventoryError, Record, dynamodb_table
 
 __all__ = ["InventoryReport", "resolve_accounts", "run_inventory"]
@@ -73,7 +73,7 @@ def _check_regions(engine: Any, regions: str, exclude: str | None) -> str | list
 
 def run_inventory(engine: Any, *, accounts: str | None = None, role_name: str | None = None,
                   external_id: str | None = None, regions: str = "enabled", exclude_regions: str | None = None,
-                  types: str = "all", out: str | os.PathLike[str] | None = None, fmt: str = "json",
+                  types: str = "all", out: str | os.PathLike[str] | None = None, fmt: str | None = None,
                   dynamodb_table: str | None = None, s3_uri: str | None = None, cache_ttl: float | None = None,
                   cache_dir: str | None = None, status_store: str | None = None, concurrency: int | None = None,
                   exclude_accounts: str | None = None, org_ous: str | None = None, keep_records: bool = False,
@@ -87,14 +87,13 @@ def run_inventory(engine: Any, *, accounts: str | None = None, role_name: str | 
     chosen = resolve_types(types)
     region_plan = _check_regions(engine, regions, exclude_regions)
     excluded = expand_regions(exclude_regions, known_regions(engine)) if exclude_regions else []
-    if fmt not in FORMATS:
-        raise InventoryError(f"--format {fmt!r} is not supported; use one of {', '.join(FORMATS)}")
+    fmt = resolve_format(out, fmt)  # json, jsonl, or sqlite (an --out FILE.db)
     if s3_uri:
         parse_s3_uri(s3_uri)
         if out is None:
             raise InventoryError("--s3-uri uploads the files written to --out; give --out DIR too")
     home = engine.config.home_region
-    sink = FileSink(out, fmt) if out is not None else None
+    sink = open_sink(out, fmt) if out is not None else None
     ddb: DynamoDBSink | None = None
     try:
         targets = resolve_accounts(engine, accounts, role=role_name, exclude=parse_list(exclude_accounts),
@@ -132,7 +131,7 @@ def run_inventory(engine: Any, *, accounts: str | None = None, role_name: str | 
             for _ in inventory.run():
                 pass
             summary = inventory.summary
-        files = [str(p) for p in sink.close()] if sink is not None else []
+        files = [str(p) for p in sink.close(summary.to_dict())] if sink is not None else []
     except BaseException as exc:
         if sink is not None:
             sink.abort()

@@ -5,6 +5,10 @@ run ends. ``jsonl``: one stream (``inventory.jsonl``, one record per line) writt
 arrive, for inventories too large to hold in memory. Either way files are UTF-8 with non-ASCII kept
 as is, written under a temporary name and renamed into place: an interrupted or failed run leaves
 no partial file behind.
+
+``sqlite``: one database file that each run appends to (``_sqlite.SQLiteSink``), chosen by an
+``--out`` ending in ``.db``/``.sqlite``/``.sqlite3`` or by ``--format sqlite``. ``open_sink`` picks
+the sink; every sink takes ``add(record)``, ``close(summary)`` and ``abort()``.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections import defaultdict
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -19,11 +24,40 @@ from .._jsonable import to_json
 from .._models import Request
 from ._cache import parse_s3_uri
 from ._fileio import atomic_open, check_writable
+from ._sqlite import SQLiteSink
 from ._types import InventoryError, Record
 
-__all__ = ["FileSink", "FORMATS", "upload_to_s3"]
+__all__ = ["FileSink", "FORMATS", "SQLITE_SUFFIXES", "open_sink", "resolve_format", "upload_to_s3"]
 
-FORMATS = ("json", "jsonl")
+FORMATS = ("json", "jsonl", "sqlite")
+SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
+
+
+def resolve_format(out: str | os.PathLike[str] | None, fmt: str | None) -> str:
+    """The format to write: ``fmt`` if given, else ``sqlite`` for an ``--out`` with a SQLite suffix,
+    else ``json``. A file format that contradicts the suffix is an InventoryError (not a directory
+    quietly named ``x.db``)."""
+    if fmt is not None and fmt not in FORMATS:
+        raise InventoryError(f"--format {fmt!r} is not supported; use one of {', '.join(FORMATS)}")
+    is_db = out is not None and Path(out).suffix.lower() in SQLITE_SUFFIXES
+    if fmt is None:
+        return "sqlite" if is_db else "json"
+    if is_db and fmt != "sqlite":
+        raise InventoryError(f"--out {str(out)!r} names a SQLite file but --format is {fmt}; drop --format (or use "
+                             f"--format sqlite), or give a directory for {fmt} files")
+    if fmt == "sqlite" and out is None:
+        raise InventoryError("--format sqlite writes a database file: give --out FILE.db")
+    return fmt
+
+
+def open_sink(out: str | os.PathLike[str], fmt: str | None = None) -> FileSink | SQLiteSink:
+    """The sink for ``--out``/``--format``: files in a directory, or a SQLite database (an existing
+    directory with ``--format sqlite`` gets ``inventory.db`` in it)."""
+    fmt = resolve_format(out, fmt)
+    if fmt != "sqlite":
+        return FileSink(out, fmt)
+    path = Path(out)
+    return SQLiteSink(path / "inventory.db" if path.is_dir() else path)
 
 
 class FileSink:
@@ -32,8 +66,8 @@ class FileSink:
     Use as a context manager: leaving with an exception aborts (temporary files removed)."""
 
     def __init__(self, directory: str | os.PathLike[str], fmt: str = "json"):
-        if fmt not in FORMATS:
-            raise InventoryError(f"--format {fmt!r} is not supported; use one of {', '.join(FORMATS)}")
+        if fmt not in ("json", "jsonl"):
+            raise InventoryError(f"FileSink writes json or jsonl, not {fmt!r} (open_sink picks the sink for sqlite)")
         try:
             self.directory = check_writable(directory)
         except OSError as exc:
@@ -55,7 +89,8 @@ class FileSink:
             self._handle = self._stream.enter_context(atomic_open(self.directory / "inventory.jsonl", 0o644))
         self._handle.write(_dumps(rec) + "\n")
 
-    def close(self) -> list[Path]:
+    def close(self, summary: Mapping[str, Any] | None = None) -> list[Path]:
+        """Write (or finish) the files; ``summary`` is accepted for the sinks' common interface."""
         if self.fmt == "jsonl":
             path = self.directory / "inventory.jsonl"
             if self._stream is None:  # no records: still an (empty) valid file
@@ -97,6 +132,10 @@ def upload_to_s3(engine: Any, paths: list[Path], s3_uri: str, *, concurrency: in
     """Upload the files (PutObject through the engine); returns errors, one string per failed file."""
     bucket, prefix = parse_s3_uri(s3_uri)
     requests = [Request("s3", "PutObject", {"Bucket": bucket, "Key": f"{prefix}/{p.name}" if prefix else p.name,
-                                            "Body": p.read_bytes(), "ContentType": "application/json"})
+                                            "Body": p.read_bytes(), "ContentType": _content_type(p)})
                 for p in paths]
     return [r.error or "" for r in engine.batch_requests(requests, concurrency) if not r.ok]
+
+
+def _content_type(path: Path) -> str:
+    return "application/vnd.sqlite3" if path.suffix.lower() in SQLITE_SUFFIXES else "application/json"

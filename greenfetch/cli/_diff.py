@@ -1,0 +1,79 @@
+"""``greenfetch diff FILE.db``: what was added, removed and changed between two inventory runs.
+
+A face only: the runs are chosen and merged by ``greenfetch.inventory._diff`` over the file's read side
+(``_sqlite.InventoryDB``); this module renders the changes (table, JSON or JSON Lines, streamed for the
+JSON forms) and maps bad input (a missing or foreign file, an unknown run or type) to exit 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+from typing import IO
+
+import click
+
+from ..inventory._catalog import resolve_types
+from ..inventory._diff import Change, RunDiff, diff_runs
+from ..inventory._sqlite import InventoryDB
+from ..inventory._types import InventoryError
+from ._app import fail_usage, main
+from ._output import OUTPUTS, text_table
+
+__all__ = ["diff"]
+
+
+@main.command()
+@click.argument("database", type=click.Path(dir_okay=False))
+@click.option("--from", "from_run", type=int, metavar="RUN",
+              help="Run id to compare from [default: the finished run before --to].")
+@click.option("--to", "to_run", type=int, metavar="RUN", help="Run id to compare to [default: the last finished run].")
+@click.option("--type", "types", metavar="T", help="Only these resource types (comma list, or a service such as ec2).")
+@click.option("--output", "-o", type=click.Choice(OUTPUTS), default="table", show_default=True)
+def diff(database: str, from_run: int | None, to_run: int | None, types: str | None, output: str) -> None:
+    """Resources added, removed and changed between two runs of an inventory database (written by
+    `greenfetch inventory --out FILE.db`). Only (type, account, region) fetched successfully by both runs
+    are compared; fields the catalog names volatile are ignored. A summary line goes to stderr."""
+    try:
+        names = [t.name for t in resolve_types(types)] if types else None
+        with InventoryDB(database) as db:
+            result = diff_runs(db, from_run, to_run, names, name=database)
+            _write(result, output, sys.stdout)
+    except InventoryError as exc:
+        fail_usage(str(exc))
+    except sqlite3.Error as exc:
+        fail_usage(f"{database!r} cannot be read: {exc}")
+    click.echo(_summary(result), err=True)
+
+
+def _write(result: RunDiff, output: str, out: IO[str]) -> None:
+    if output == "table":  # a table needs its widths: the changes are held (the JSON forms stream)
+        rows = [[c.change, c.resource_type, c.account, c.region, c.resource_id, ", ".join(c.fields)]
+                for c in result.changes]
+        out.write(text_table(["change", "type", "account", "region", "resource id", "fields"], rows) + "\n")
+        if not rows:
+            out.write("(no changes)\n")
+    elif output == "jsonl":
+        for change in result.changes:
+            out.write(_dumps(change) + "\n")
+    else:  # a JSON array, streamed: memory stays one change wide
+        first = True
+        out.write("[")
+        for change in result.changes:
+            out.write(("\n" if first else ",\n") + _dumps(change))
+            first = False
+        out.write("\n]\n" if not first else "]\n")
+
+
+def _dumps(change: Change) -> str:
+    return json.dumps(change.to_dict(), ensure_ascii=False)
+
+
+def _summary(result: RunDiff) -> str:
+    c, a, b = result.counts, result.before, result.after
+    unfinished = [str(r["run_id"]) for r in (a, b) if r["finished_at"] is None]
+    note = f" (run {' and '.join(unfinished)} did not finish)" if unfinished else ""
+    return (f"run {a['run_id']} ({a['started_at']}) -> run {b['run_id']} ({b['started_at']}){note}: "
+            f"{c.added} added, {c.removed} removed, {c.changed} changed, {c.unchanged} unchanged, "
+            f"{c.not_compared} not compared (their type, account and region were not fetched ok by both runs)")
