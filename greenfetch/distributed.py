@@ -31,6 +31,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from celery import Celery, signals
+from celery.worker.request import Request
+from kombu.transport.virtual.base import QoS as VirtualQoS
 
 from ._config import ConfigError, parse_duration
 
@@ -93,7 +95,7 @@ def configure(celery_app: Celery, broker_url: str | None, redeliver: float | Non
         broker_transport_options=transport, visibility_timeout=redeliver,
         task_default_queue=QUEUE, task_serializer="json", accept_content=["json"],
         broker_connection_retry_on_startup=True, worker_cancel_long_running_tasks_on_connection_loss=False,
-        worker_send_task_events=False, task_send_sent_event=False, worker_enable_remote_control=True,
+        worker_send_task_events=False, task_send_sent_event=False, worker_enable_remote_control=False,
         task_publish_retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5,
                                    "interval_max": 2})
     return celery_app
@@ -208,7 +210,41 @@ def _state(run_id: str) -> RunState:
     return RunState(_redis[url], run_id)
 
 
-@app.task(name="greenfetch.shard", bind=True, acks_late=True, ignore_result=True)
+class _ShardRequest(Request):
+    """Celery's request, plus: an acknowledgement that fails because Redis went away frees the
+    worker's slot anyway. kombu drops the delivery from its local bookkeeping only after Redis
+    confirmed the ack, so with prefetch 1 a single failed ack leaves the worker waiting forever for
+    a slot it never gets back (kombu 5.7). The shard itself stays unacknowledged in Redis (it is
+    delivered again after the visibility timeout) or was lost with a restarted Redis (the coordinator
+    re-sends what the sink lacks): either way it runs again, and a second run overwrites."""
+
+    def acknowledge(self) -> None:
+        super().acknowledge()
+        message = self._message
+        if not message.acknowledged:
+            qos = getattr(message.channel, "qos", None)
+            if qos is not None:
+                VirtualQoS.ack(qos, message.delivery_tag)  # local bookkeeping only, no Redis call
+
+
+def _retry(call: Any, what: str, seconds: float = 30.0) -> Any:
+    """``call()``, retried while Redis is unreachable for up to ``seconds`` (a restart, a failover)."""
+    import redis
+
+    deadline = time.monotonic() + seconds
+    delay = 0.2
+    while True:
+        try:
+            return call()
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            _log.warning("%s: the broker is not answering (%s); trying again", what, redact(str(exc)))
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+@app.task(name="greenfetch.shard", bind=True, acks_late=True, ignore_result=True, Request=_ShardRequest)
 def shard_task(self: Any, payload: dict[str, Any]) -> None:
     """Run one shard (``payload``: shard, sink, engine options) and tell the run it is done.
 
@@ -220,10 +256,10 @@ def shard_task(self: Any, payload: dict[str, Any]) -> None:
 
     shard = Shard.from_dict(payload["shard"])
     state = _state(shard.run_id)
-    if not state.live():
+    if not _retry(state.live, f"shard {shard.key}"):
         _log.info("shard %s of run %s: skipped, the run is over", shard.key, shard.run_id)
         return
-    runs = state.start(shard.key, f"{socket.gethostname()}:{os.getpid()}")
+    runs = _retry(lambda: state.start(shard.key, f"{socket.gethostname()}:{os.getpid()}"), f"shard {shard.key}")
     started = time.perf_counter()
     try:
         summary = run_shard(_engine(payload.get("engine") or {}), shard, DirectoryShardSink(payload["sink"]["root"]))
@@ -233,7 +269,7 @@ def shard_task(self: Any, payload: dict[str, Any]) -> None:
     except Exception as exc:  # one shard's failure is reported and re-sent by the coordinator
         _fail(state, shard, runs, started, f"{type(exc).__name__}: {exc}")
         return
-    state.done(shard.key)
+    _retry(lambda: state.done(shard.key), f"shard {shard.key}")
     failed = len(summary.get("accounts_failed", {}))
     _log.info("shard %s of run %s: %d records, %d calls, %s in %.1fs%s", shard.key, shard.run_id,
               summary["records"], summary["calls"], "account failed" if failed else "ok",

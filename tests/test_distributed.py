@@ -47,14 +47,18 @@ class RedisServer:
     def __init__(self, directory: Path):
         self.port = free_port()
         self.url = f"redis://:{PASSWORD}@127.0.0.1:{self.port}/0"
-        self.log = directory / f"redis-{self.port}.log"
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--requirepass", PASSWORD, "--dir", str(directory), "--logfile", str(self.log)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.directory = directory
         import redis
 
         self.client = redis.Redis.from_url(self.url, socket_timeout=2)
+        self.start()
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--requirepass", PASSWORD, "--dir", str(self.directory),
+             "--logfile", str(self.directory / f"redis-{self.port}.log")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _until(lambda: self._ping(), 10, "redis-server to answer")
 
     def _ping(self) -> bool:
@@ -83,7 +87,7 @@ class Workers:
 
     def __init__(self, directory: Path, broker_url: str):
         self.directory, self.broker_url = directory, broker_url
-        self.procs: list[subprocess.Popen[bytes]] = []
+        self.procs: list[subprocess.Popen] = []
         self.logs: list[Path] = []
 
     def env(self) -> dict[str, str]:
@@ -164,11 +168,14 @@ def _files(out: Path) -> dict[str, list]:
     return {p.name: json.loads(p.read_text(encoding="utf-8")) for p in sorted(out.glob("*.json"))}
 
 
-def _coordinator(seeded, out: Path, broker_url: str, tmp_path: Path) -> subprocess.Popen[str]:
-    env = {**os.environ, "GREENFETCH_BROKER_URL": broker_url, "GREENFETCH_REDELIVER_AFTER": REDELIVER,
+def _coordinator(seeded, out: Path, workers: Workers, tmp_path: Path) -> subprocess.Popen[str]:
+    """`greenfetch inventory --broker` (from GREENFETCH_BROKER_URL), stopped with the workers."""
+    env = {**os.environ, "GREENFETCH_BROKER_URL": workers.broker_url, "GREENFETCH_REDELIVER_AFTER": REDELIVER,
            "GREENFETCH_CACHE_DIR": str(tmp_path / "cache")}
-    return subprocess.Popen([sys.executable, "-m", "greenfetch.cli", *seeded, *_inventory_args(out)], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "greenfetch.cli", *seeded, *_inventory_args(out)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    workers.procs.append(proc)  # type: ignore[arg-type]
+    return proc
 
 
 def _run_keys(client, name: str) -> list[bytes]:
@@ -181,7 +188,7 @@ def test_killed_worker_loses_nothing_and_matches_a_local_run(seeded, redis_serve
     local = _local_run(seeded, tmp_path / "local")  # also warms moto's per-account, per-region backends
     first = workers.start("a", concurrency=1)
     out = tmp_path / "shared"
-    coordinator = _coordinator(seeded, out, redis_server.url, tmp_path)
+    coordinator = _coordinator(seeded, out, workers, tmp_path)
     client = redis_server.client
 
     def first_worker_started() -> bool:
@@ -220,7 +227,7 @@ def test_redis_stopped_mid_run_is_a_clear_error_not_a_gap(seeded, redis_server, 
     _local_run(seeded, tmp_path / "warm")
     workers.start("a", concurrency=1)
     out = tmp_path / "shared"
-    coordinator = _coordinator(seeded, out, redis_server.url, tmp_path)
+    coordinator = _coordinator(seeded, out, workers, tmp_path)
     client = redis_server.client
 
     def some_shards_done() -> bool:
@@ -235,6 +242,25 @@ def test_redis_stopped_mid_run_is_a_clear_error_not_a_gap(seeded, redis_server, 
     assert f"the broker at redis://:***@127.0.0.1:{redis_server.port}/0 stopped answering" in lines[0]
     assert "no files were written" in lines[0]
     assert list(out.glob("*.json")) == [] and not (out / ".greenfetch-shards").exists()
+    for text in (stdout, stderr, workers.text()):
+        assert PASSWORD not in text
+
+
+def test_redis_restarted_mid_run_still_completes_the_run(seeded, redis_server, workers, tmp_path):
+    """No persistence: the restart loses the queue, the pending set and the run's state. The coordinator
+    re-sends what the sink lacks; the worker whose shard could not be acknowledged gets its slot back."""
+    local = _local_run(seeded, tmp_path / "local")
+    workers.start("a", concurrency=1)
+    out = tmp_path / "shared"
+    coordinator = _coordinator(seeded, out, workers, tmp_path)
+    client = redis_server.client
+    _until(lambda: bool(_run_keys(client, "started")), 60, "the first shard to start")
+    redis_server.stop()
+    redis_server.start()
+    stdout, stderr = coordinator.communicate(timeout=100)
+    assert coordinator.returncode == 0, stderr + workers.text()
+    assert _files(out) == local
+    assert "in 1 round(s)" not in stderr  # the lost shards were sent again
     for text in (stdout, stderr, workers.text()):
         assert PASSWORD not in text
 

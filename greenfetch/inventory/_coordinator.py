@@ -12,7 +12,8 @@ summary, DynamoDB, S3 and exit codes after it, are the local run's own. In betwe
    and a failed account, so the run exits 1 rather than leaving a silent gap.
 
 If Redis stops answering for longer than ``grace`` (default: GREENFETCH_REDELIVER_AFTER, at most
-30 s) the run stops with BrokerError; no output files are written.
+30 s), or no shard finishes for twice the redelivery delay (no worker is working), the run stops with
+BrokerError; no output files are written.
 """
 
 from __future__ import annotations
@@ -54,6 +55,9 @@ class Coordinator:
         self.engine_options = dict(engine_options or {})
         self.progress, self.max_rounds, self.poll, self.log = progress, max_rounds, poll, log
         self.grace = min(30.0, self.redeliver) if grace is None else grace
+        # a killed worker's shard is back after the redelivery delay plus a sweep, and a shard runs at
+        # most half that delay; no progress for longer than this means no worker is working
+        self.stall = 2 * self.redeliver + 2 * distributed.sweep_interval(self.redeliver)
         self.rounds = 0
         self.reruns = 0
         self.run_id = ""
@@ -131,10 +135,15 @@ class Coordinator:
         total, self.rounds = len(shards), 1
         down_since: float | None = None
         next_sweep = time.monotonic() + sweep_interval(self.redeliver)
+        last, changed = -1, time.monotonic()
         while True:
             try:
                 pending = state.pending()
                 down_since = None
+                if pending != last:
+                    last, changed = pending, time.monotonic()
+                elif pending and time.monotonic() - changed > self.stall:
+                    self._stalled(pending, total)
                 if pending and time.monotonic() >= next_sweep:  # a killed worker's shards, back on the queue
                     next_sweep = time.monotonic() + sweep_interval(self.redeliver)
                     restore_abandoned(app)
@@ -158,6 +167,7 @@ class Coordinator:
                 self.rounds += 1
                 self._broker(functools.partial(state.again, [s.key for s in missing], total), "lost the broker")
                 self._send(missing)
+                last, changed = -1, time.monotonic()
             time.sleep(self.poll)
 
     def _lost(self, exc: BaseException, state: Any, shards: Sequence[Shard]) -> None:
@@ -167,6 +177,13 @@ class Coordinator:
         raise BrokerError(f"the broker at {redact(self.url)} stopped answering for {self.grace:g}s "
                           f"({_reason(exc)}); {done} of {len(shards)} shards had finished; no files were "
                           "written. Start Redis again and re-run the inventory") from None
+
+    def _stalled(self, pending: int, total: int) -> None:
+        from ..distributed import redact
+
+        raise BrokerError(f"no shard finished for {self.stall:g}s ({pending} of {total} still pending): check "
+                          f"that `greenfetch worker`s are running and reach {redact(self.url)}; no files were "
+                          "written")
 
     def _broker(self, call: Callable[[], Any], what: str) -> Any:
         from ..distributed import redact
