@@ -106,7 +106,7 @@ class Controller:
 
     @property
     def baseline(self) -> float | None:
-        """The no-load latency estimate: the lowest window latency seen (re-measured, see ``_rebase``)."""
+        """The no-load latency estimate (see ``_lower_baseline`` and ``_remeasured``)."""
         return self._baseline
 
     def reconfigure(self, settings: Settings) -> None:
@@ -149,7 +149,7 @@ class Controller:
             self._drops += 1
             return self._close(now)
         if not throttled and latency is not None and latency > 1e-4 and sent >= self._last_cut:
-            if self.slow_start and inflight * 2 >= self.limit and self._flat(latency - client_delay):
+            if self.slow_start and inflight * 2 >= self.limit and self._flat(latency - 2.0 * client_delay):
                 self.limit = min(self.limit + 1.0, float(self.settings.max))  # +1 per answer: x2 per round trip
             if sent >= self._start:  # only attempts sent in this window measure its limit
                 self._samples.append(latency)
@@ -179,7 +179,7 @@ class Controller:
         if self._restore:  # this window measured the no-load latency at half the limit
             return self._remeasured(now, latency)
         self._lower_baseline(latency)
-        server = None if self._own_delay(latency) else latency  # what the server's answer times say
+        server = self._server_latency(latency)  # what the server's answer times say
         sustained = self._sustained(server)
         inflight = self._inflight_sum / self._count if self._count else float(self._max_inflight)
         if self._drops:
@@ -190,8 +190,6 @@ class Controller:
             self.slow_start, self._last_cut = False, now
         elif server is not None and self._baseline is not None:
             self._vegas(now, server, sustained, inflight)
-        elif not self.slow_start and self._max_inflight * 2 >= self.limit:
-            self.limit += 1.0  # no signal (our own delay): keep probing
         self.limit = min(max(self.limit, s.min), s.max)
         if not self.slow_start and not self._drops and now >= self._remeasure_at and self.limit >= 2 * s.min:
             self._restore, self.limit, self._last_cut = self.limit, max(float(s.min), 0.5 * self.limit), now
@@ -217,7 +215,8 @@ class Controller:
         queue = inflight * (1.0 - base / latency)
         if sustained is not None and inflight * (1.0 - base / sustained) > beta:
             before = self.limit
-            self.limit = max(0.25 * self.limit, min(self.limit, inflight * base / sustained + alpha))
+            deep = 0.25 if sustained > 2 * base else 0.8  # a moderate rise may be noise: cut 20% at most
+            self.limit = max(deep * self.limit, min(self.limit, inflight * base / sustained + alpha))
             self.slow_start, self._last_cut = False, now
             if self.limit < 0.75 * before:  # a deep cut: is the queue ours, or a slower service? Look soon
                 self._remeasure_at = min(self._remeasure_at, now + 2 * base)
@@ -281,15 +280,15 @@ class Controller:
         self._remeasure_at, self._previous = now + self.settings.remeasure_every, None
         return self._record(now, latency)
 
-    def _own_delay(self, latency: float | None) -> bool:
-        """Does this process's own hub delay (HubLag) account for at least half of the rise over
-        the baseline? Then the rise is mostly ours (CPU-bound, or starved by neighbours): cutting
-        would only throttle ourselves (the common case of a busy gevent client; AWS says "too much"
-        with throttles), so the window counts as one without a signal."""
+    def _server_latency(self, latency: float | None) -> float | None:
+        """The window's latency less twice this process's own hub delay (HubLag, averaged over the
+        window; an attempt waits for the hub at least twice, to send and to read its answer): when
+        the process is CPU-bound or starved by neighbours every answer waits for its greenlet, and
+        cutting for that would only throttle ourselves (AWS says "too much" with throttles). Not
+        below the baseline: a discount cannot invent a faster server."""
         if latency is None or self._baseline is None or not self._delays:
-            return False
-        rise = latency - self._baseline
-        return rise > 0 and self._delay / self._delays >= 0.5 * rise
+            return latency
+        return max(min(latency, self._baseline), latency - 2.0 * self._delay / self._delays)
 
     def _sustained(self, latency: float | None) -> float | None:
         """The lower of this window's and the previous window's latency: queueing at the server
