@@ -36,6 +36,9 @@ or the database for ``--out``. ``InventoryDB(path)`` reads it back; ``diff_runs(
 types) -> RunDiff`` (``.changes``: ``Change`` added/removed/changed, ``.counts``: ``DiffCounts``).
 ``run_inventory(engine, accounts, ...) -> Iterator[Record]`` and ``Inventory``: the orchestrator;
 a record is ``{resource_type, account, region, items, status, error}``.
+``Shard``, ``run_shard(engine, shard, sink) -> summary``, ``ShardSink``, ``DirectoryShardSink``,
+``merge_shard(total, records, summary)``: one account's part of a run, run anywhere (worker processes,
+Celery workers); its records go to the sink under a fixed key, so a shard run twice overwrites.
 """
 
 from ._accounts import (
@@ -54,6 +57,7 @@ from ._plan import InventoryReport, resolve_accounts, run_inventory
 from ._region_status import RegionStatus, RegionStatusStore, status_from_count, status_from_error, status_of
 from ._regions import REGION_MODES, enabled_regions, expand_regions, known_regions, offered_regions, opted_in
 from ._run import Inventory, RunSummary
+from ._shard import DirectoryShardSink, Shard, ShardSink, merge_shard, run_shard
 from ._sinks import FileSink, open_sink, upload_to_s3
 from ._sqlite import InventoryDB, SQLiteSink
 from ._types import Account, InventoryError, Record, check_account_id, record
@@ -67,6 +71,7 @@ __all__ = [
     "Credentials",
     "Detail",
     "DiffCounts",
+    "DirectoryShardSink",
     "DynamoDBSink",
     "FileSink",
     "Inventory",
@@ -82,6 +87,8 @@ __all__ = [
     "RunDiff",
     "RunSummary",
     "SQLiteSink",
+    "Shard",
+    "ShardSink",
     "WriteReport",
     "accounts_from_dynamodb",
     "accounts_from_list",
@@ -94,6 +101,7 @@ __all__ = [
     "expand_regions",
     "from_dynamodb_item",
     "known_regions",
+    "merge_shard",
     "offered_regions",
     "open_sink",
     "opted_in",
@@ -104,6 +112,7 @@ __all__ = [
     "resolve_types",
     "role_arn_for",
     "run_inventory",
+    "run_shard",
     "status_from_count",
     "status_from_error",
     "status_of",

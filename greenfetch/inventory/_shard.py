@@ -53,8 +53,11 @@ class Shard:
 
     def __post_init__(self) -> None:
         check_account_id(self.account)
-        if not self.run_id or not all(c.isalnum() or c in "-_" for c in self.run_id):
-            raise InventoryError(f"shard run id {self.run_id!r} is not valid; use letters, digits, - and _")
+        for name, value in (("run id", self.run_id), ("part", self.part)):
+            if value is None and name == "part":
+                continue
+            if not value or not all(c.isascii() and (c.isalnum() or c in "-_") for c in value):
+                raise InventoryError(f"shard {name} {value!r} is not valid; use letters, digits, - and _")
 
     @property
     def key(self) -> str:
