@@ -1,10 +1,13 @@
 """The SQLite sink on real files: schema, appends, the ``latest`` view, strict JSON, a shard given twice,
-foreign files, a run SIGKILLed mid-way (a real ``greenfetch inventory`` on the loopback server), 100,000
+foreign files, a run SIGKILLed mid-way (a real ``greenfetch inventory`` on the loopback server), the same
+database from ``--processes 2`` and from ``--broker`` (a real redis-server and ``greenfetch worker``), 100,000
 resources in bounded memory, and the real ``nu`` reading the file with ``query db``."""
 
+import contextlib
 import json
 import os
 import select
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -17,6 +20,7 @@ import pytest
 
 from greenfetch.inventory import InventoryError, SQLiteSink, open_sink
 from greenfetch.inventory._sinks import FileSink
+from greenfetch.testing import free_port
 from greenfetch.testing._loopback import LoopbackServer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,7 +37,7 @@ def vpcs(*ids, **extra):
 
 
 def query(path, sql, *args):
-    with sqlite3.connect(path) as conn:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
         return conn.execute(sql, args).fetchall()
 
 
@@ -203,6 +207,70 @@ def test_a_killed_run_leaves_earlier_runs_intact_and_itself_unfinished(slow_aws,
     assert diff.returncode == 0, diff.stderr
     assert json.loads(diff.stdout) == []
     assert diff.stderr.startswith("run 1 (") and "-> run 3 (" in diff.stderr and "96 unchanged" in diff.stderr
+
+
+# -- --processes and --broker: the parent or the coordinator writes the file -----------------------------
+
+def _fetched(path):
+    return query(path, "SELECT resource_type, account, region, status, items FROM fetches ORDER BY 1, 2, 3")
+
+
+def _resources(path):
+    return query(path, "SELECT resource_type, account, region, resource_id FROM resources ORDER BY 1, 2, 3, 4")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed (scripts/install-redis)")
+def test_processes_and_broker_runs_write_the_same_database_as_a_local_run(moto_server, tmp_path):
+    from greenfetch import Config, Engine, Request
+    from greenfetch.inventory import assume_role
+
+    accounts = ["555000001411", "555000001412", "555000001413"]
+    engine = Engine(Config.resolve({"endpoint_url": moto_server.url, "region": "us-east-1"}, environ={}))
+    for n, account in enumerate(accounts):
+        creds = assume_role(engine, account, "Reader")
+        made = engine.batch_requests([
+            Request("ec2", "CreateVpc", {"CidrBlock": f"10.{n}.0.0/16"}, region="eu-west-1", credentials=creds),
+            Request("sqs", "CreateQueue", {"QueueName": f"q-{n}"}, region="us-east-1", credentials=creds)], 2)
+        assert all(r.ok for r in made)
+    engine.close()
+    port = free_port()
+    redis = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                              "--appendonly", "no", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
+    env = {**_env(), "GREENFETCH_BROKER_URL": f"redis://127.0.0.1:{port}/0", "GREENFETCH_REDELIVER_AFTER": "20s",
+           "GREENFETCH_CACHE_DIR": str(tmp_path / "cache")}
+    cli = [sys.executable, "-m", "greenfetch.cli"]
+    worker_log = tmp_path / "worker.log"
+    with open(worker_log, "wb") as log:
+        worker = subprocess.Popen([*cli, "worker", "-c", "4", "-n", "sqlite@%h"], env=env, stdout=log,
+                                  stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while "ready." not in worker_log.read_text(errors="replace"):
+            assert time.monotonic() < deadline and worker.poll() is None, worker_log.read_text(errors="replace")
+            time.sleep(0.05)
+        common = ["--endpoint-url", moto_server.url, "--region", "us-east-1", "--max-attempts", "2"]
+        args = ["inventory", "--accounts", ",".join(accounts), "--role-name", "Reader", "--regions",
+                "us-east-1,eu-west-1", "--types", "ec2.vpcs,sqs.queues,iam.roles", "--cache-ttl", "0", "--no-progress"]
+        local = {k: v for k, v in env.items() if k != "GREENFETCH_BROKER_URL"}
+        runs = {"local": (local, []), "processes": (local, ["--processes", "2"]), "broker": (env, [])}
+        for name, (run_env, extra) in runs.items():
+            out = subprocess.run([*cli, *common, *extra, *args, "--out", str(tmp_path / name / "inventory.db")],
+                                 env=run_env, capture_output=True, text=True, timeout=300)
+            assert out.returncode == 0, (name, out.stderr)
+    finally:
+        worker.kill()
+        redis.kill()
+        worker.wait(10)
+        redis.wait(10)
+    dbs = {name: tmp_path / name / "inventory.db" for name in runs}
+    assert len(_fetched(dbs["local"])) == 3 * (2 * 2 + 1)  # (vpcs, queues) x 2 regions + iam.roles, per account
+    assert _resources(dbs["local"]) and {r[3] for r in _fetched(dbs["local"])} == {"ok"}
+    for name in ("processes", "broker"):
+        assert _fetched(dbs[name]) == _fetched(dbs["local"]), name
+        assert _resources(dbs[name]) == _resources(dbs["local"]), name
+        assert query(dbs[name], "SELECT count(*) FROM runs WHERE finished_at IS NOT NULL") == [(1,)]
+    assert sorted(p.name for p in (tmp_path / "broker").iterdir() if not p.name.startswith(".")) == ["inventory.db"]
 
 
 # -- 100,000 resources in bounded memory --------------------------------------------------------------

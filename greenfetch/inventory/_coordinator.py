@@ -30,6 +30,7 @@ from typing import Any
 from ._catalog import ResourceType
 from ._run import RunSummary
 from ._shard import DirectoryShardSink, Shard, merge_shard
+from ._sinks import shard_root
 from ._types import Account, InventoryError, Record, record
 
 __all__ = ["BrokerError", "Coordinator", "broker_fetch"]
@@ -231,7 +232,7 @@ def broker_fetch(broker_url: str, out: str | None, config: Any, *, progress: boo
     engine_options = {"region": config.region, "endpoint_url": config.endpoint_url,
                       "max_attempts": config.max_attempts, "concurrency": config.concurrency}
     try:
-        coordinator = Coordinator(broker_url, out, engine_options=engine_options,
+        coordinator = Coordinator(broker_url, shard_root(out), engine_options=engine_options,
                                   progress=_ProgressLine() if progress else None, log=log)
     except ConfigError as exc:
         raise InventoryError(str(exc)) from None

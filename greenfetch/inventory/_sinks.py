@@ -27,7 +27,7 @@ from ._fileio import atomic_open, check_writable
 from ._sqlite import SQLiteSink
 from ._types import InventoryError, Record
 
-__all__ = ["FileSink", "FORMATS", "SQLITE_SUFFIXES", "open_sink", "resolve_format", "upload_to_s3"]
+__all__ = ["FileSink", "FORMATS", "SQLITE_SUFFIXES", "open_sink", "resolve_format", "shard_root", "upload_to_s3"]
 
 FORMATS = ("json", "jsonl", "sqlite")
 SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
@@ -48,6 +48,13 @@ def resolve_format(out: str | os.PathLike[str] | None, fmt: str | None) -> str:
     if fmt == "sqlite" and out is None:
         raise InventoryError("--format sqlite writes a database file: give --out FILE.db")
     return fmt
+
+
+def shard_root(out: str | os.PathLike[str]) -> Path:
+    """Where the workers of a ``--broker`` run leave their shards for the coordinator: ``--out`` itself
+    for files, the database's directory for ``--out FILE.db`` (the coordinator alone writes the file)."""
+    path = Path(out)
+    return path.parent if path.suffix.lower() in SQLITE_SUFFIXES else path
 
 
 def open_sink(out: str | os.PathLike[str], fmt: str | None = None) -> FileSink | SQLiteSink:
