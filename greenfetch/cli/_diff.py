@@ -1,7 +1,7 @@
 """``greenfetch diff FILE.db``: what was added, removed and changed between two inventory runs.
 
-A face only: the runs are chosen and merged by ``greenfetch.inventory._diff`` over the file's read side
-(``_sqlite.InventoryDB``); this module renders the changes (table, JSON or JSON Lines, streamed for the
+A face only: the runs are chosen and merged by ``greenfetch.inventory.diff_runs`` over the file's read side
+(``InventoryDB``); this module renders the changes (table, JSON or JSON Lines, streamed for the
 JSON forms) and maps bad input (a missing or foreign file, an unknown run or type) to exit 2.
 """
 
@@ -14,10 +14,7 @@ from typing import IO
 
 import click
 
-from ..inventory._catalog import resolve_types
-from ..inventory._diff import Change, RunDiff, diff_runs
-from ..inventory._sqlite import InventoryDB
-from ..inventory._types import InventoryError
+from ..inventory import Change, InventoryDB, InventoryError, RunDiff, diff_runs, resolve_types
 from ._app import fail_usage, main
 from ._output import OUTPUTS, text_table
 

@@ -17,6 +17,7 @@ from .._jsonable import to_json
 from ..inventory import (
     CATALOG,
     REGION_MODES,
+    SQLITE_SUFFIXES,
     InventoryCache,
     InventoryError,
     RegionStatusStore,
@@ -26,7 +27,6 @@ from ..inventory import (
     run_inventory,
 )
 from ..inventory._coordinator import BrokerError, broker_fetch
-from ..inventory._sinks import SQLITE_SUFFIXES
 from ._app import EXIT_FAILED, EXIT_OK, Session, fail_usage, main, pass_session
 from ._output import render_summary, text_table
 from ._progress import Progress

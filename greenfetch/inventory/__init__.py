@@ -58,7 +58,7 @@ from ._region_status import RegionStatus, RegionStatusStore, status_from_count, 
 from ._regions import REGION_MODES, enabled_regions, expand_regions, known_regions, offered_regions, opted_in
 from ._run import Inventory, RunSummary
 from ._shard import DirectoryShardSink, Shard, ShardSink, merge_shard, run_shard
-from ._sinks import FileSink, open_sink, upload_to_s3
+from ._sinks import SQLITE_SUFFIXES, FileSink, open_sink, upload_to_s3
 from ._sqlite import InventoryDB, SQLiteSink
 from ._types import Account, InventoryError, Record, check_account_id, record
 
@@ -86,6 +86,7 @@ __all__ = [
     "ResourceType",
     "RunDiff",
     "RunSummary",
+    "SQLITE_SUFFIXES",
     "SQLiteSink",
     "Shard",
     "ShardSink",
