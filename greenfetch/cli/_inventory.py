@@ -165,7 +165,7 @@ def catalog(output: str) -> None:
     if output == "json":
         click.echo(json.dumps(rows, indent=2))
         return
-    cols = ["name", "service", "operation", "scope", "id_field", "details"]
+    cols = ["name", "service", "operation", "scope", "id_field", "resource_id", "details"]
     click.echo(text_table(cols, [[str(row[c]) for c in cols] for row in rows], rule=False))
 
 
