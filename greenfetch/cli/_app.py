@@ -18,11 +18,12 @@ _COMMAND_MODULES = ["_batch", "_demo", "_primitives", "_inventory", "_drs", "_di
 
 
 @dataclass
-class Session:
-    """What every command gets as ``ctx.obj``: the resolved flags, and the engine built lazily."""
+class CliState:
+    """What every command gets as ``ctx.obj``: the global flags, where metrics go, and the engine,
+    built on first use. (Not a botocore Session: the CLI's own state for one invocation.)"""
 
     flags: dict[str, Any]
-    metrics: dict[str, Any] = field(default_factory=dict)
+    exposition: dict[str, Any] = field(default_factory=dict)  # pushgateway URL, textfile path
     _engine: Any = None
 
     def config(self, **overrides: Any) -> Any:
@@ -39,7 +40,7 @@ class Session:
         return self._engine
 
 
-pass_session = click.make_pass_decorator(Session)
+pass_state = click.make_pass_decorator(CliState)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -60,10 +61,10 @@ def main(ctx: click.Context, region: str | None, profile: str | None, endpoint_u
     """Run many AWS API calls at once, fast and safely."""
     flags = {"region": region, "profile": profile, "endpoint_url": endpoint_url, "max_attempts": max_attempts,
              "metrics_port": metrics_port, "processes": processes}
-    session = Session(flags={k: v for k, v in flags.items() if v is not None},
-                      metrics={"pushgateway": pushgateway, "textfile": metrics_textfile})
-    ctx.obj = session
-    ctx.call_on_close(lambda: _finish_exposition(session))
+    state = CliState(flags={k: v for k, v in flags.items() if v is not None},
+                      exposition={"pushgateway": pushgateway, "textfile": metrics_textfile})
+    ctx.obj = state
+    ctx.call_on_close(lambda: _finish_exposition(state))
 
 
 def _url_flag(value: str | None) -> str | None:
@@ -84,30 +85,30 @@ def _processes_flag(value: str | None) -> int | None:
         raise click.BadParameter(str(exc).removeprefix("--processes: ")) from None
 
 
-def _start_exposition(session: Session) -> None:
-    port = session._engine.config.metrics_port
+def _start_exposition(state: CliState) -> None:
+    port = state._engine.config.metrics_port
     if port:
         from .._exposition import ExpositionError, serve
 
         try:
-            serve(session._engine.metrics.registry, port)
+            serve(state._engine.metrics.registry, port)
         except ExpositionError as exc:
             raise click.ClickException(str(exc)) from None
 
 
-def _finish_exposition(session: Session) -> None:
+def _finish_exposition(state: CliState) -> None:
     """Textfile and Pushgateway after the run; a failure here is reported, never a traceback, and
     leaves the run's own exit code alone (the data was already written)."""
-    if session._engine is None:
+    if state._engine is None:
         return
     from .._exposition import ExpositionError, push, write_textfile
 
-    registry = session._engine.metrics.registry
+    registry = state._engine.metrics.registry
     try:
-        if session.metrics.get("textfile"):
-            write_textfile(registry, session.metrics["textfile"])
-        if session.metrics.get("pushgateway"):
-            push(registry, session.metrics["pushgateway"])
+        if state.exposition.get("textfile"):
+            write_textfile(registry, state.exposition["textfile"])
+        if state.exposition.get("pushgateway"):
+            push(registry, state.exposition["pushgateway"])
     except ExpositionError as exc:
         click.echo(f"greenfetch: warning: {exc}", err=True)
 

@@ -12,7 +12,7 @@ import jmespath.functions
 
 from .._exceptions import BatchFailed
 from .._models import Result
-from ._app import EXIT_BATCH_FAILED, EXIT_FAILED, EXIT_OK, Session, main, pass_session
+from ._app import EXIT_BATCH_FAILED, EXIT_FAILED, EXIT_OK, CliState, main, pass_state
 from ._input import read_requests
 from ._output import OUTPUTS, compile_query, emit, emit_one
 from ._progress import Progress
@@ -45,12 +45,12 @@ def request_options(fn: Any) -> Any:
 @click.option("--concurrency", "-c", type=click.IntRange(min=1), help="Requests in flight at once [default: 10].")
 @request_options
 @output_options
-@pass_session
-def batch(session: Session, file: IO[str], concurrency: int | None, fail_fast: bool, region: str | None,
+@pass_state
+def batch(state: CliState, file: IO[str], concurrency: int | None, fail_fast: bool, region: str | None,
           profile: str | None, endpoint_url: str | None, output: str, query: str | None,
           progress: bool | None) -> None:
     """Run the requests in FILE (a JSON array or JSON Lines; - for stdin) concurrently."""
-    engine = session.engine(region=region, profile=profile, endpoint_url=endpoint_url, concurrency=concurrency)
+    engine = state.engine(region=region, profile=profile, endpoint_url=endpoint_url, concurrency=concurrency)
     requests = read_requests(file, "-" if file is sys.stdin else file.name)
     run_and_emit(lambda reqs: engine.iter_results(reqs, fail_fast=fail_fast), requests, output, query, progress,
                  fail_fast=fail_fast)

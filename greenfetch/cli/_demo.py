@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from ._app import Session, main, pass_session
+from ._app import CliState, main, pass_state
 from ._output import render_stats, render_summary, render_table
 
 __all__ = ["demo"]
@@ -26,8 +26,8 @@ _DEMO_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "demo", "AWS_SECRET_ACCESS_KEY": "demo
 @click.option("--endpoint-url", help="Use this AWS endpoint instead of starting moto's server (it must be a "
                                      "test endpoint: the demo creates resources).")
 @click.option("--concurrency", "-c", type=click.IntRange(min=1), default=32, show_default=True)
-@pass_session
-def demo(session: Session, endpoint_url: str | None, concurrency: int) -> None:
+@pass_state
+def demo(state: CliState, endpoint_url: str | None, concurrency: int) -> None:
     """Start moto's server on loopback, seed a small multi-account estate, fetch it all at once."""
     try:
         import moto  # noqa: F401
@@ -40,7 +40,7 @@ def demo(session: Session, endpoint_url: str | None, concurrency: int) -> None:
     server = None if endpoint_url else MotoServer()
     url = endpoint_url or server.start()  # type: ignore[union-attr]
     try:
-        engine = session.engine(endpoint_url=url, concurrency=concurrency, region="us-east-1")
+        engine = state.engine(endpoint_url=url, concurrency=concurrency, region="us-east-1")
         _title(f"1. An embedded AWS endpoint: {url} (moto's server)")
         started = time.perf_counter()
         seeded = seed_demo(url, engine=engine)

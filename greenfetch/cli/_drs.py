@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from ._app import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Session, fail_usage, main, pass_session
+from ._app import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliState, fail_usage, main, pass_state
 from ._output import write_json
 
 __all__ = ["drs_sync"]
@@ -31,8 +31,8 @@ __all__ = ["drs_sync"]
 @click.option("--concurrency", "-c", type=click.IntRange(min=1), help="Calls in flight at once.")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False, allow_dash=True),
               help="Also write everything (response, records, DynamoDB items, region statuses) as JSON here.")
-@pass_session
-def drs_sync(session: Session, targets_table: str, inventory_table: str, role_name: str | None, regions: str,
+@pass_state
+def drs_sync(state: CliState, targets_table: str, inventory_table: str, role_name: str | None, regions: str,
              external_id: str | None, status_file: str | None, status_table: str | None, concurrency: int | None,
              out_path: str | None) -> None:
     """Sync DRS source servers of every target account and region, enriched from EC2, into DynamoDB.
@@ -48,8 +48,8 @@ def drs_sync(session: Session, targets_table: str, inventory_table: str, role_na
         region_spec = parse_regions(regions)
     except InventoryError as exc:
         fail_usage(f"--regions: {exc}")
-    engine = session.engine(concurrency=concurrency,
-                            max_clients=client_budget(concurrency or session.config().concurrency))
+    engine = state.engine(concurrency=concurrency,
+                            max_clients=client_budget(concurrency or state.config().concurrency))
     store = RegionStatusStore(status_file) if status_file else (
         RegionStatusStore(engine=engine, table=status_table) if status_table else None)
     options = SyncOptions(targets_table=targets_table, inventory_table=inventory_table, role_name=role_name,

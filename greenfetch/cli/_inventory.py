@@ -27,7 +27,7 @@ from ..inventory import (
     run_inventory,
 )
 from ..inventory._coordinator import BrokerError, broker_fetch
-from ._app import EXIT_FAILED, EXIT_OK, Session, fail_usage, main, pass_session
+from ._app import EXIT_FAILED, EXIT_OK, CliState, fail_usage, main, pass_state
 from ._output import render_summary, text_table
 from ._progress import Progress
 from ._signals import exit_code
@@ -75,8 +75,8 @@ def _duration(value: str | None) -> float | None:
 @click.option("--broker", envvar="GREENFETCH_BROKER_URL", metavar="URL",
               help="Send the shards to `greenfetch worker`s on this Redis, redis://HOST:PORT/DB "
                    "[GREENFETCH_BROKER_URL; use it for URLs with a password].")
-@pass_session
-def inventory(session: Session, accounts: str | None, role_name: str | None, external_id: str | None, regions: str,
+@pass_state
+def inventory(state: CliState, accounts: str | None, role_name: str | None, external_id: str | None, regions: str,
               exclude_regions: str | None, exclude_accounts: str | None, org_ou: str | None, types: str,
               out: str | None, fmt: str | None, dynamodb_table: str | None, dead_letter: str | None, s3_uri: str | None,
               cache_ttl: str | None, status_store: str | None, concurrency: int, region: str | None,
@@ -84,7 +84,7 @@ def inventory(session: Session, accounts: str | None, role_name: str | None, ext
     """Fetch resources across accounts, regions and types; one record per (type, account, region)."""
     # Calls are planned account-major, so about 0.6 clients per call in flight are live at once; an
     # LRU of twice the concurrency keeps them hot while bounding memory (~1 MB per botocore client).
-    engine = session.engine(region=region, endpoint_url=endpoint_url, concurrency=concurrency,
+    engine = state.engine(region=region, endpoint_url=endpoint_url, concurrency=concurrency,
                             max_clients=min(512, max(64, 2 * concurrency)))
     bar = Progress(enabled=progress, interval=0.2)
     try:
@@ -131,11 +131,11 @@ def inventory(session: Session, accounts: str | None, role_name: str | None, ext
 @click.option("--status-store", help="Show region statuses from this store (JSON path or dynamodb:TABLE).")
 @click.option("--region", help="Region for the SSM call.")
 @click.option("--endpoint-url", help="Send calls here (a test endpoint).")
-@pass_session
-def regions(session: Session, regions: str, service: str | None, status_store: str | None, region: str | None,
+@pass_state
+def regions(state: CliState, regions: str, service: str | None, status_store: str | None, region: str | None,
             endpoint_url: str | None) -> None:
     """List regions: all known (or matching --regions), offered for --service, and stored statuses."""
-    engine = session.engine(region=region, endpoint_url=endpoint_url)
+    engine = state.engine(region=region, endpoint_url=endpoint_url)
     try:
         if regions in REGION_MODES:
             fail_usage(f"greenfetch regions lists names; use a comma list or wildcards, not {regions!r}")
@@ -174,25 +174,25 @@ def cache() -> None:
     """The inventory cache (memory -> GREENFETCH_CACHE_DIR -> S3)."""
 
 
-def _cache(session: Session, cache_dir: str | None) -> InventoryCache:
-    config = session.config()
+def _cache(state: CliState, cache_dir: str | None) -> InventoryCache:
+    config = state.config()
     return InventoryCache(config.cache_ttl or 1.0, cache_dir or config.cache_dir)
 
 
 @cache.command("info")
 @click.option("--cache-dir", type=click.Path(file_okay=False), help="[default: GREENFETCH_CACHE_DIR]")
-@pass_session
-def cache_info(session: Session, cache_dir: str | None) -> None:
+@pass_state
+def cache_info(state: CliState, cache_dir: str | None) -> None:
     """Where the cache is, how many entries and bytes, and how many are still fresh."""
-    info: dict[str, Any] = _cache(session, cache_dir).info()
+    info: dict[str, Any] = _cache(state, cache_dir).info()
     for key in ("directory", "ttl_seconds", "files", "fresh_files", "bytes"):
         click.echo(f"{key}: {info[key]}")
 
 
 @cache.command("clear")
 @click.option("--cache-dir", type=click.Path(file_okay=False), help="[default: GREENFETCH_CACHE_DIR]")
-@pass_session
-def cache_clear(session: Session, cache_dir: str | None) -> None:
+@pass_state
+def cache_clear(state: CliState, cache_dir: str | None) -> None:
     """Remove the cache's files (only files greenfetch wrote)."""
-    removed = _cache(session, cache_dir).clear()
+    removed = _cache(state, cache_dir).clear()
     click.echo(f"removed {removed} cache files")

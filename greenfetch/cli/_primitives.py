@@ -18,7 +18,7 @@ import click
 from .._adaptive import Gate, Settings, limits_of
 from .._config import MAX_CONCURRENCY, ConfigError
 from .._exposition import ExpositionError
-from ._app import Session, fail_usage, main, pass_session
+from ._app import CliState, fail_usage, main, pass_state
 from ._batch import output_options, request_options, run_and_emit
 from ._exposition_stats import perf_stats_from_text
 from ._input import read_requests
@@ -40,8 +40,8 @@ _LIMIT = click.IntRange(max=MAX_CONCURRENCY)  # the ceiling every concurrency sh
               help="Write the controller's trace (per scope: time, limit, latency, throttles) as JSON here.")
 @request_options
 @output_options
-@pass_session
-def adaptive(session: Session, file: IO[str], initial_concurrency: int, target_latency: str, min_concurrency: int,
+@pass_state
+def adaptive(state: CliState, file: IO[str], initial_concurrency: int, target_latency: str, min_concurrency: int,
              max_concurrency: int, fail_fast: bool, trace_path: str | None, region: str | None,
              profile: str | None, endpoint_url: str | None, output: str, query: str | None,
              progress: bool | None) -> None:
@@ -53,7 +53,7 @@ def adaptive(session: Session, file: IO[str], initial_concurrency: int, target_l
         settings = Settings.checked(**options)
     except ConfigError as exc:
         fail_usage(str(exc))
-    engine = session.engine(region=region, profile=profile, endpoint_url=endpoint_url)
+    engine = state.engine(region=region, profile=profile, endpoint_url=endpoint_url)
     requests = read_requests(file, "-" if file is sys.stdin else file.name)
 
     def run(reqs: Any) -> Any:
