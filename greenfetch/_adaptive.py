@@ -270,14 +270,7 @@ def adaptive_batch(engine: Any, requests: Iterable[Any], initial_concurrency: An
     the engine's next batch; ``reset=True`` forgets it first (every scope: back to
     ``initial_concurrency``, no rate cap). Raises ConfigError for bad numbers before starting.
     """
-    settings = Settings.checked(initial_concurrency, target_latency, min_concurrency, max_concurrency)
-    if not isinstance(reset, bool):
-        raise ConfigError(f"reset: {reset!r} is not allowed; use True or False")
-    limits = limits_of(engine)
-    limits.configure(settings)
-    if reset:
-        limits.reset()
-    gate = Gate(limits)
+    settings, gate = open_gate(engine, initial_concurrency, target_latency, min_concurrency, max_concurrency, reset)
     results = AdaptiveResults()
     results.trace = {}
     try:
@@ -285,3 +278,35 @@ def adaptive_batch(engine: Any, requests: Iterable[Any], initial_concurrency: An
     finally:
         results.trace = gate.trace()
     return results
+
+
+def iter_adaptive(engine: Any, requests: Iterable[Any], initial_concurrency: Any = 5, target_latency: Any = 0.5,
+                  min_concurrency: Any = 1, max_concurrency: Any = 256, fail_fast: bool = False, reset: bool = False,
+                  on_trace: Callable[[dict[str, list[TracePoint]]], None] | None = None,
+                  **options: Any) -> Iterator[Result]:
+    """``adaptive_batch`` as a stream: results as they complete, so a caller stopped early (Ctrl-C,
+    SIGTERM, fail-fast) still has what completed. ``on_trace`` gets the controller's trace when the
+    stream ends. Bad numbers raise ConfigError here, before anything starts."""
+    settings, gate = open_gate(engine, initial_concurrency, target_latency, min_concurrency, max_concurrency, reset)
+
+    def stream() -> Iterator[Result]:
+        try:
+            yield from engine.iter_results(requests, settings.max, fail_fast=fail_fast, gate=gate, **options)
+        finally:
+            if on_trace is not None:
+                on_trace(gate.trace())
+
+    return stream()
+
+
+def open_gate(engine: Any, initial_concurrency: Any, target_latency: Any, min_concurrency: Any,
+              max_concurrency: Any, reset: Any) -> tuple[Settings, Gate]:
+    """Checked settings, and a gate on the engine's limiters configured with them."""
+    settings = Settings.checked(initial_concurrency, target_latency, min_concurrency, max_concurrency)
+    if not isinstance(reset, bool):
+        raise ConfigError(f"reset: {reset!r} is not allowed; use True or False")
+    limits = limits_of(engine)
+    limits.configure(settings)
+    if reset:
+        limits.reset()
+    return settings, Gate(limits)

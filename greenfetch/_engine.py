@@ -177,6 +177,12 @@ class Engine:
 
         return adaptive_batch(self, requests, **options)
 
+    def iter_adaptive(self, requests: Iterable[RawRequest], **options: Any) -> Iterator[Result]:
+        """adaptive_batch as a stream (see greenfetch.adaptive_batch for the options, plus ``on_trace``)."""
+        from ._adaptive import iter_adaptive
+
+        return iter_adaptive(self, requests, **options)
+
     def dedupe_request(self, signature: str, fn: Callable[[], Any], window: Any = 5.0) -> Any:
         """See greenfetch.dedupe_request; the table lives in _dedupe."""
         return self.dedupe.do(signature, fn, window=window)

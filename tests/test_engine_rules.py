@@ -169,6 +169,23 @@ def test_adaptive_batch_gates_every_call_and_reports_the_limit_in_force() -> Non
     assert handler.peak <= 16 and results.trace  # type: ignore[attr-defined]
 
 
+def test_iter_adaptive_streams_results_and_hands_over_the_trace_at_the_end() -> None:
+    traces: list[dict[str, Any]] = []
+    stream = _engine(InFlight()).iter_adaptive([_req(i) for i in range(50)], initial_concurrency=2,
+                                               max_concurrency=8, on_trace=traces.append)
+    first = next(stream)
+    assert first.ok and traces == []
+    assert len(list(stream)) == 49 and len(traces) == 1
+
+
+def test_iter_adaptive_rejects_bad_numbers_before_anything_runs() -> None:
+    caller = MockCaller(lambda request: {})
+    engine = Engine(Config.resolve({"region": "us-east-1"}, environ={}), caller=caller)
+    with pytest.raises(greenfetch.ConfigError, match="min_concurrency"):
+        engine.iter_adaptive([_req(0)], min_concurrency=9, max_concurrency=2)
+    assert caller.calls == []
+
+
 def test_metrics_count_mocked_calls_and_throttles_like_real_ones() -> None:
     def handler(request: Request) -> dict[str, Any]:
         if request.params["Limit"] % 2:

@@ -15,7 +15,6 @@ from typing import IO, Any
 
 import click
 
-from .._adaptive import Gate, Settings, limits_of
 from .._config import MAX_CONCURRENCY, ConfigError
 from .._exposition import ExpositionError
 from ._app import CliState, fail_usage, main, pass_state
@@ -48,27 +47,15 @@ def adaptive(state: CliState, file: IO[str], initial_concurrency: int, target_la
     """Run the requests in FILE (JSON array or JSON Lines; - for stdin) with an adaptive concurrency
     limit that follows per-attempt latency and AWS throttling (per service, region and account)."""
     options = {"initial_concurrency": initial_concurrency, "target_latency": target_latency,
-               "min_concurrency": min_concurrency, "max_concurrency": max_concurrency}
-    try:
-        settings = Settings.checked(**options)
-    except ConfigError as exc:
-        fail_usage(str(exc))
+               "min_concurrency": min_concurrency, "max_concurrency": max_concurrency, "fail_fast": fail_fast,
+               "on_trace": (lambda trace: _write_trace(trace_path, trace)) if trace_path else None}
     engine = state.engine(region=region, profile=profile, endpoint_url=endpoint_url)
-    requests = read_requests(file, "-" if file is sys.stdin else file.name)
-
-    def run(reqs: Any) -> Any:
-        """adaptive_batch's gate over iter_results: results stream as they complete, so Ctrl-C or
-        SIGTERM still writes what completed (adaptive_batch returns only at the end)."""
-        limits = limits_of(engine)
-        limits.configure(settings)
-        gate = Gate(limits)
-        try:
-            yield from engine.iter_results(reqs, settings.max, fail_fast=fail_fast, gate=gate)
-        finally:
-            if trace_path:
-                _write_trace(trace_path, gate.trace())
-
-    run_and_emit(run, requests, output, query, progress, fail_fast=fail_fast)
+    requests = read_requests(file, "-" if file is sys.stdin else file.name)  # lazy: nothing read yet
+    try:  # streamed, not adaptive_batch: Ctrl-C or SIGTERM still writes what completed
+        results = engine.iter_adaptive(requests, **options)
+    except ConfigError as exc:  # bad numbers: exit 2 before any input is read
+        fail_usage(str(exc))
+    run_and_emit(lambda _: results, requests, output, query, progress, fail_fast=fail_fast)
 
 
 def _write_trace(path: str, trace: dict[str, Any]) -> None:
