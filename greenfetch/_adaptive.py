@@ -33,9 +33,10 @@ to the very next send). ``Limits`` (``engine.limits``) keeps the limiters, so ev
 on one engine shares one view of an account's quota, and exports ``greenfetch_concurrency_limit{scope}``.
 
 What carries over, and when it resets: a scope's limit, baseline and rate cap live as long as the
-engine (each ``processes=N`` worker has its own), so the next batch starts where the last one ended
-(clamped to its min/max) and a short batch does not pay the ramp again. They reset with a new engine,
-``adaptive_batch(..., reset=True)`` (every scope) or ``engine.limits.reset(scope)``.
+engine, so the next batch starts where the last one ended (clamped to its min/max) and a short batch
+does not pay the ramp again. They reset with a new engine, ``adaptive_batch(..., reset=True)`` (every
+scope) or ``engine.limits.reset(scope)``. With ``processes=N`` each worker has its own limiters and the
+workers live for one batch, so nothing carries over there.
 
 The trace: ``adaptive_batch`` returns an ``AdaptiveResults`` list whose ``.trace`` holds, per scope,
 the ``TracePoint``s (time, limit, latency, throttles, samples, rate) of the windows closed during the

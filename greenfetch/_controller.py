@@ -36,6 +36,7 @@ class Settings:
     rate_probe: float = 0.05  # then grows by this share per second, times (1 + seconds probing)^2
     remeasure_every: float = 3.0  # seconds between no-load latency re-measures (one window at half the limit)
     min_rate: float = 0.5  # requests per second (botocore's adaptive mode has the same floor)
+    rate_burst: float = 0.05  # seconds of sends a late pacer may catch up on (the hub wakes sleepers late)
     min_window: float = 0.02
     max_window: float = 1.0
     min_samples: int = 20
@@ -123,9 +124,9 @@ class Controller:
             return 0.0
         now = self.clock()
         self._probe_rate(now)
-        start = max(now, self._next_send)
+        start = max(now - self.settings.rate_burst, self._next_send)  # a sender that woke late catches up
         self._next_send = start + 1.0 / self.rate
-        return start - now
+        return max(0.0, start - now)
 
     def sample(self, latency: float | None, *, throttled: bool = False, dropped: bool = False, inflight: int = 0,
                client_delay: float = 0.0) -> TracePoint | None:
