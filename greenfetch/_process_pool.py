@@ -67,6 +67,7 @@ class ProcessPool:
         self.processes = processes
         self.inbox = self.backend.queue()
         self.wake = self.backend.event()
+        self.buffers = self.backend.semaphore(1)  # the feeder appends while the sender swaps (threads)
         self.stopped = False
         self.children: list[_Child] = []
         self.retired: list[_Child] = []
@@ -172,7 +173,9 @@ class ProcessPool:
             return
         pending.child, pending.sends = child, pending.sends + 1
         child.outstanding.add(index)
-        child.buffer.append((index, sealed(pending.raw)))
+        frame = (index, sealed(pending.raw))
+        with self.buffers:
+            child.buffer.append(frame)
         self.wake.set()
 
     def _ship(self, generation: int) -> None:
@@ -182,7 +185,8 @@ class ProcessPool:
             self.wake.clear()
             for child in list(self.children):
                 while child.buffer:
-                    batch, child.buffer = child.buffer, []
+                    with self.buffers:
+                        batch, child.buffer = child.buffer, []
                     self._send_batch(child, batch)
 
     def _send_batch(self, child: _Child, batch: list[tuple[int, Any]]) -> None:
@@ -211,8 +215,8 @@ class ProcessPool:
         """Its unanswered reads (and whatever it was never sent) go to a live child; anything else may
         have run, so it fails as WorkerLost."""
         child.alive, child.lost = False, True
-        unsent = [index for index, _ in child.buffer]
-        child.buffer.clear()
+        with self.buffers:
+            unsent, child.buffer = [index for index, _ in child.buffer], []
         code = child.proc.poll()
         how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited ({code})"
         self._requeue(child, unsent)
@@ -276,9 +280,8 @@ class ProcessPool:
                     slots.release()
                     if fail_fast and result.error is not None:
                         return
-            self._finish(gate)
             finished = True
-            self.reusable = all(c.alive for c in self.children)
+            self.reusable = self._finish(gate) and all(c.alive for c in self.children)
             if end.error is not None:
                 raise end.error
         finally:
@@ -320,17 +323,23 @@ class ProcessPool:
             self.answered[child.proc.pid] = self.answered.get(child.proc.pid, 0) + 1
         return restore_credentials(result, pending.raw)
 
-    def _finish(self, gate: Any) -> None:
-        """Every result is in: tell each child, and take its last metrics (and trace) before it exits."""
+    def _finish(self, gate: Any, wait: float = 10.0) -> bool:
+        """Every result is in: tell each child, and take its last metrics (and trace). False if a child
+        did not answer within ``wait`` seconds (the pool is then not kept)."""
         live = self._live()
         for child in live:
             self._send(child, ("end",))
+        deadline = time.monotonic() + wait
         while any(c.alive and not c.done for c in live):
-            child, message = self.inbox.get()
+            try:
+                child, message = self.inbox.get(timeout=max(0.0, deadline - time.monotonic()))
+            except Exception:  # noqa: BLE001 - queue.Empty of either backend
+                return False
             if child is not None and message[0] == "eof":
                 child.alive = False
             elif child is not None:
                 self._handle(child, message, gate)
+        return True
 
     def _last_metrics(self, wait: float = 1.0) -> None:
         """Stopping early (fail-fast, Ctrl-C, a stream closed): ask each child for the metrics of what it
