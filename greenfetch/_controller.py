@@ -150,7 +150,8 @@ class Controller:
             self._drops += 1
             return self._close(now)
         if not throttled and latency is not None and latency > 1e-4 and sent >= self._last_cut:
-            if self.slow_start and inflight * 2 >= self.limit and self._flat(latency - 2.0 * client_delay):
+            if (self.slow_start and inflight * 2 >= self.limit and latency <= self.settings.target_latency
+                    and self._flat(latency - 2.0 * client_delay)):  # never grow past the target
                 self.limit = min(self.limit + 1.0, float(self.settings.max))  # +1 per answer: x2 per round trip
             if sent >= self._start:  # only attempts sent in this window measure its limit
                 self._samples.append(latency)

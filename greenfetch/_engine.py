@@ -77,7 +77,7 @@ class Engine:
         started = time.perf_counter()
         recorder = AttemptRecorder()
         request: Any = raw
-        shared = False
+        shared, limit = False, None
         try:
             request = self.prepare(raw)
             recorder.on_attempt = self._attempt_observer(request, gate)
@@ -87,6 +87,7 @@ class Engine:
             result = Result(index, request, result=value, concurrency=limit, request_id=_pop_request_id(value))
         except Exception as exc:  # noqa: BLE001 - every failure becomes this request's Result
             result = self._failure(index, request, exc)
+            result.concurrency = limit  # a call that failed was dispatched under a limit too
             if isinstance(request, Request) and not recorder.attempts and result.error_code not in UNBUILT_CODES:
                 _record_unseen_attempt(recorder, started, result)  # a caller below botocore's events
         else:

@@ -217,8 +217,9 @@ def adaptive_batch(ctx: CallContext, args: Args, header: Any) -> Any:
         options["target_latency"] = latency
     _check_bounds(args, options)
     requests = requests_for(ctx, args, header)
-    run = _lazy(lambda: greenfetch.adaptive_batch(requests, **options))
-    return (result_value(r, args.head) for r in ctx.interruptible(run))
+    # streamed: records reach nu as soon as request order allows, not when the whole batch ends
+    results = greenfetch.default_engine().iter_adaptive(requests, **options)
+    return (result_value(r, args.head) for r in in_request_order(ctx.interruptible(results)))
 
 
 def _check_bounds(args: Args, options: dict[str, Any]) -> None:
@@ -232,10 +233,6 @@ def _check_bounds(args: Args, options: dict[str, Any]) -> None:
         raise LabeledError(f"--initial-concurrency {initial} is outside [{low}, {high}]",
                            [(f"must be between {low} and {high}", args.span("initial-concurrency"))],
                            code="nu_plugin_greenfetch::invalid_flag")
-
-
-def _lazy(fn: Callable[[], Iterable[Any]]) -> Iterator[Any]:
-    yield from fn()
 
 
 def dedupe_request(ctx: CallContext, args: Args, header: Any) -> Any:

@@ -132,6 +132,18 @@ def test_slow_start_doubles_per_round_trip_and_stops_at_the_first_rise():
     assert not ctl.slow_start and ctl.limit < 64
 
 
+def test_slow_start_never_grows_on_answers_slower_than_the_target():
+    """A server that is flat but already over the target (200 ms against 100 ms): the limit must not
+    grow first and come down later, or a short batch is dispatched whole above the target."""
+    clock = Clock()
+    ctl = Controller(Settings(initial=20, target_latency=0.1, min=10, max=256), clock)
+    for _ in range(3):
+        clock.now += 0.2
+        for _ in range(20):
+            ctl.sample(0.2, inflight=20)
+    assert max(p.limit for p in ctl.trace) <= 20 and ctl.limit < 20
+
+
 def test_timeouts_cut_concurrency_once_per_window_and_never_below_min():
     clock = Clock()
     ctl = Controller(Settings(initial=40, min=4, max=100), clock)

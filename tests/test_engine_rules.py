@@ -178,6 +178,14 @@ def test_iter_adaptive_streams_results_and_hands_over_the_trace_at_the_end() -> 
     assert len(list(stream)) == 49 and len(traces) == 1
 
 
+def test_failed_results_of_an_adaptive_batch_carry_their_limit_too() -> None:
+    def handler(request: Request) -> dict[str, Any]:
+        raise client_error("AccessDenied")
+
+    results = _engine(handler).adaptive_batch([_req(i) for i in range(5)], initial_concurrency=3)
+    assert [r.concurrency for r in results] == [3] * 5 and not any(r.ok for r in results)
+
+
 def test_iter_adaptive_rejects_bad_numbers_before_anything_runs() -> None:
     caller = MockCaller(lambda request: {})
     engine = Engine(Config.resolve({"region": "us-east-1"}, environ={}), caller=caller)
