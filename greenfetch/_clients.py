@@ -42,6 +42,7 @@ class ClientCache:
     """Sessions per profile (sharing one data loader) and an LRU of clients keyed without secrets."""
 
     def __init__(self, config: Config):
+        _install_class_sharing()
         self.config = config
         self._loader = botocore.loaders.create_loader()
         self._sessions: dict[str | None, botocore.session.Session] = {}
@@ -226,8 +227,13 @@ def _shared_service_model(self: Any, service_name: str, api_version: Any = None)
                    lambda: _build_service_model(self, service_name, api_version))
 
 
-_CREATOR._create_client_class = _shared_client_class
-_CREATOR._load_service_model = _shared_service_model
+def _install_class_sharing() -> None:
+    """Route botocore's ClientCreator through the sharing above. Installed by the first ClientCache,
+    not at import: importing greenfetch changes nothing in botocore until greenfetch makes a client.
+    It only acts for greenfetch's own sessions (``_SHARED_EMITTERS``); other sessions build as ever."""
+    if _CREATOR._create_client_class is not _shared_client_class:
+        _CREATOR._create_client_class = _shared_client_class
+        _CREATOR._load_service_model = _shared_service_model
 
 
 def _memoize_user_agent(client: Any) -> None:
