@@ -152,14 +152,18 @@ class ProcessPool:
         return next((c for c in live if c.slot == owner), live[owner % len(live)])
 
     def _key(self, raw: Any) -> str | None:
-        if "adaptive" not in self.options and self.options.get("dedupe_window") is None:
+        """What pins a request to one child: its throttle scope when a limit lives in the process (the
+        adaptive gate; botocore's ``adaptive`` retry mode, a rate limiter per client), its signature
+        with a dedupe window; else nothing (the least loaded child takes it)."""
+        by_scope = "adaptive" in self.options or self.config.retry_mode == "adaptive"
+        if not by_scope and self.options.get("dedupe_window") is None:
             return None
         try:
             request = Request.coerce(raw)
         except RequestError:
             return None  # fails wherever it runs
         request = replace(request, region=request.region or self.config.region)
-        if "adaptive" in self.options:
+        if by_scope:
             from ._adaptive import Limits
 
             return Limits.scope_of(request)

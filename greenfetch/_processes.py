@@ -13,8 +13,9 @@ holds at most ``concurrency`` requests (kept until answered, for re-sending) plu
 and each child at most its credits: memory is bounded by the concurrency on both ends.
 
 Routing (one process owns each scope where a scope's state lives in the process):
-- ``adaptive_batch``: by the limiter's scope (service, region, account/role), so each adaptive limit
-  sees every call of its AWS throttle scope and stays exact;
+- ``adaptive_batch`` (and botocore's ``adaptive`` retry mode, a rate limiter per client): by the
+  limiter's scope (service, region, account/role), so each limit sees every call of its AWS throttle
+  scope and stays exact;
 - with a dedupe window: by the request's signature, so identical requests meet in one process;
 - otherwise: to the child with the fewest unanswered requests (a plain batch keeps no per-scope
   state; pinning one scope to one process would leave the other cores idle on a one-account batch).

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+import zlib
 
 import botocore.credentials
 import pytest
@@ -344,3 +345,24 @@ def test_an_engine_keeps_its_pool_between_clean_runs(server):
 
     gc.collect()
     assert wait_until(lambda: not worker_pids() & first)  # a collected engine's pool stops
+
+
+def test_a_throttle_scope_is_owned_by_one_process(server):
+    # botocore's adaptive retry mode keeps a rate limiter per client: each scope's calls must all run in
+    # one process. Two accounts whose scopes hash to different children: each child answers one account.
+    engine = Engine(Config.resolve({"region": "us-east-1", "endpoint_url": server, "max_attempts": 1,
+                                    "retry_mode": "adaptive"}))
+    _engines.append(engine)
+    scopes = {}
+    for n in range(1, 10):
+        account = str(n) * 12
+        scopes.setdefault(zlib.crc32(f"dynamodb/us-east-1/{account}".encode()) % 2, account)
+    a, b = scopes[0], scopes[1]
+    requests = [{**LIST, "account": a}] * 30 + [{**LIST, "account": b}] * 50
+    pool = ProcessPool(engine, 2)
+    try:
+        results = list(pool.run(requests, 8))
+    finally:
+        pool.close()
+    assert all(r.ok for r in results) and len(results) == 80
+    assert sorted(pool.answered.values()) == [30, 50]
