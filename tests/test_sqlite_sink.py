@@ -130,6 +130,26 @@ def test_bad_outputs_are_refused_before_anything_is_written(tmp_path):
     assert not (tmp_path / "new.db").exists()
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--out", "x.db", "--format", "jsonl"], "--out 'x.db' names a SQLite file but --format is jsonl"),
+    (["--format", "sqlite"], "--format sqlite writes a database file: give --out FILE.db"),
+    (["--out", "songs.db"], "--out 'songs.db' is a SQLite database greenfetch did not write (tables: songs)"),
+])
+def test_cli_refuses_a_bad_sqlite_out_before_any_call(tmp_path, monkeypatch, args, message):
+    from click.testing import CliRunner
+
+    from greenfetch.cli import load_commands
+
+    monkeypatch.chdir(tmp_path)
+    with contextlib.closing(sqlite3.connect("songs.db")) as conn:
+        conn.execute("CREATE TABLE songs (title TEXT)")
+    out = CliRunner().invoke(load_commands(), ["--endpoint-url", "http://127.0.0.1:9", "inventory", "--accounts",
+                                               "111111111111", "--regions", "us-east-1", "--types", "ec2.vpcs", *args])
+    assert out.exit_code == 2, out.output
+    assert message in out.stderr and "Traceback" not in out.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["songs.db"]
+
+
 # -- a run killed mid-way -----------------------------------------------------------------------------
 
 HANDLER = "greenfetch.testing._inventory_pages:handle"
