@@ -8,6 +8,7 @@ protocols; a throwaway CA gives TLS.
 
 import logging
 
+import botocore.awsrequest
 import botocore.config
 import botocore.exceptions
 import botocore.session
@@ -349,3 +350,62 @@ def test_pool_size_follows_concurrency_within_bounds():
     assert pool_size(10) == 256
     assert pool_size(700) == 700
     assert pool_size(10**9) == 1024
+
+
+# -- invariants of the wire framing --------------------------------------------------------------
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from greenfetch._http_wire import Fields, joined, write  # noqa: E402
+
+_names = st.sampled_from(["x-amz-meta", "X-Amz-Meta", "ETag", "etag", "Content-Type", "x-a"])
+_values = st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF, blacklist_characters=","), max_size=12)
+
+
+@given(st.lists(st.tuples(_names, _values), max_size=12))
+def test_response_headers_join_as_urllib3_joins_them(pairs):
+    from urllib3 import HTTPHeaderDict
+
+    theirs = HTTPHeaderDict()
+    for name, value in pairs:
+        theirs.add(name, value)
+    fields = Fields()
+    for name, value in pairs:
+        fields.add(name, value)
+    ours = joined(fields)
+    assert {k.lower(): v for k, v in ours.items()} == {k.lower(): v for k, v in theirs.itermerged()}
+    assert botocore.awsrequest.HeadersDict(ours) == botocore.awsrequest.HeadersDict(theirs)
+
+
+class _Sink:
+    def __init__(self):
+        self.data = b""
+
+    def sendall(self, data):
+        self.data += data
+
+
+def _dechunk(data):
+    body = b""
+    while True:
+        size, _, data = data.partition(b"\r\n")
+        size = int(size, 16)
+        if size == 0:
+            assert data == b"\r\n"
+            return body
+        body, data = body + data[:size], data[size:]
+        assert data[:2] == b"\r\n"
+        data = data[2:]
+
+
+@given(st.lists(st.binary(max_size=40000), max_size=4), st.sampled_from(["bytes", "file", "iterable"]))
+def test_chunked_bodies_frame_and_unframe_to_the_same_bytes(parts, kind):
+    import io
+
+    payload = b"".join(parts)
+    body = {"bytes": payload, "file": io.BytesIO(payload), "iterable": iter(parts)}[kind]
+    sink = _Sink()
+    write(sink, b"HEAD\r\n\r\n", body, chunked=True)
+    assert sink.data.startswith(b"HEAD\r\n\r\n")
+    assert _dechunk(sink.data[len(b"HEAD\r\n\r\n"):]) == payload
