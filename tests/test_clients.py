@@ -233,3 +233,35 @@ def test_accounts_never_leak_across_greenlets_or_threads():
     assert all(set(keys) == {name} for name, keys in views.items())
     assert not shared
     assert "secret" not in repr(AccountClient(object(), {"SecretAccessKey": "secret"}))
+
+
+_THREADS_CHILD = r"""
+import json, random, sys
+import greenfetch
+from greenfetch import Config, Engine
+from greenfetch.testing import LoopbackServer
+with LoopbackServer(handler="greenfetch.testing._inventory_pages:handle", latency=0.005) as url:
+    engine = Engine(Config.resolve({"endpoint_url": url, "region": "us-east-1", "concurrency": 16}))
+    accounts = [f"{i:012d}" for i in range(1, 31)]
+    requests = [{"service": "sqs", "operation": "ListQueues", "account": a,
+                 "credentials": {"AccessKeyId": f"ASIA{a}", "SecretAccessKey": "s"}} for a in accounts * 4]
+    random.Random(3).shuffle(requests)
+    wrong = sum(any(f"/{r.request.account}/" not in u for u in r.result["QueueUrls"])
+                for r in engine.iter_results(requests, concurrency=16))
+    print(json.dumps({"backend": engine.config.backend, "wrong": wrong, "created": engine.clients.created}))
+    engine.close()
+"""
+
+
+def test_accounts_on_real_threads_sign_as_their_own_account():
+    """The threads backend (its own process: this one is gevent-patched). The pages server names the
+    account from each call's access key, and each queue URL carries it."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, GREENFETCH_ENGINE="threads")
+    out = subprocess.run([sys.executable, "-c", _THREADS_CHILD], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"backend": "threads", "wrong": 0, "created": 1}
