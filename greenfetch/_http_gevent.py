@@ -128,6 +128,8 @@ class GeventHTTPSession:
         origin = self._origins.get(key)
         if origin is None:
             origin = self._new_origin(key, scheme, netloc)
+        elif len(self._origins) > 1:
+            self._origins.move_to_end(key)  # least recently used goes first
         return origin, target
 
     def _new_origin(self, key: str, scheme: str, netloc: str) -> _Origin:
@@ -167,6 +169,8 @@ class GeventHTTPSession:
             raise bex.SSLError(endpoint_url=url, error=exc) from None
         except OSError as exc:  # refused, unreachable, DNS (gaierror)
             raise bex.EndpointConnectionError(endpoint_url=url, error=exc) from None
+        except Exception as exc:  # e.g. its pool was evicted (closed) while this greenlet waited for a slot
+            raise bex.HTTPClientError(error=exc) from None
         try:
             timeout = (getattr(request, "context", None) or {}).get("read_timeout") or self._read_timeout
             sock.settimeout(timeout)

@@ -409,3 +409,17 @@ def test_chunked_bodies_frame_and_unframe_to_the_same_bytes(parts, kind):
     write(sink, b"HEAD\r\n\r\n", body, chunked=True)
     assert sink.data.startswith(b"HEAD\r\n\r\n")
     assert _dechunk(sink.data[len(b"HEAD\r\n\r\n"):]) == payload
+
+
+def test_origins_are_a_bounded_lru(monkeypatch):
+    from greenfetch import _http_gevent
+
+    monkeypatch.setattr(_http_gevent, "_MAX_ORIGINS", 2)
+    session = _http_gevent.GeventHTTPSession()
+    first, _ = session._origin("http://a.example:1/x")
+    session._origin("http://b.example:1/")
+    session._origin("http://a.example:1/y")  # a is used again: b is now the oldest
+    session._origin("http://c.example:1/")
+    assert list(session._origins) == ["http://a.example:1", "http://c.example:1"]
+    assert session._origins["http://a.example:1"] is first
+    session.close()
