@@ -1,9 +1,11 @@
 """The one place that hands out botocore clients.
 
-A client is created once per (service, region, identity, endpoint) and shared by every greenlet:
-measured here, one shared client beat a session and client per greenlet by about 40% in throughput,
-and a session per greenlet costs about 10 ms of CPU and several MB. Isolation, where a caller needs
-it (its own event hooks), is a fresh client from the shared session: see docs/architecture.md.
+A client is created once per (profile, service, region, endpoint) and shared by every greenlet and
+every account: a request's own credentials (or role) sign its calls through an ``AccountClient`` view
+(``_accounts``), so accounts create no clients and share the endpoint's connection pool. Measured here,
+one shared client beat a session and client per greenlet by about 40% in throughput, and a client per
+account cost ~5 ms of CPU (docs/performance.md, issue 10). Isolation, where a caller needs it (its own
+event hooks), is a fresh client from the shared session: see docs/architecture.md.
 """
 
 from __future__ import annotations
