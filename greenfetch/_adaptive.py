@@ -13,9 +13,10 @@ connection errors give no latency). A window is about one round trip (at least t
 - *plateau vs more throughput* (Vegas, Little's law): ``queue = inflight x (1 - baseline / latency)``
   is the part of the in-flight work that only added latency, not throughput. Above beta (12% of the
   limit, >= 4) two windows running (or one window at over 2x baseline) the limit goes back to the knee,
-  ``inflight x baseline / latency + alpha``; between alpha (5%, >= 2) and beta it holds; below alpha it
+  ``inflight x baseline / latency + alpha`` (by 20% at most, unless over 2x baseline); between alpha (5%, >= 2) and beta it holds; below alpha it
   grows +1 per window, or +10% while latency is flat (undoing a cut below a cliff);
 - *timeout*: ``limit *= 0.85``, once per window; ``target_latency`` is a ceiling (above it, cut);
+- a window's latency is the median of its answers, less twice this process's hub delay (below);
 - *throttle*: the send rate is capped at 0.9x the rate the server accepted just before (a token bucket
   accepts exactly its rate once empty), at most once per round trip; it holds 1 s, then grows 5%/s x
   (1 + seconds since)^2 while it binds, so a steady quota costs ~1 throttle per cycle and a raised one
@@ -25,7 +26,7 @@ connection errors give no latency). A window is about one round trip (at least t
   re-measure read high too), and a cut of over 25% re-measures within 2 round trips: a service that
   got slower is followed, one lucky or unlucky window is not the reference;
 - a rise this process's own hub delay explains (``HubLag``: CPU-bound, or starved by neighbours) is
-  no signal at all. Always clamped to [min_concurrency, max_concurrency]; the rate to >= 0.5/s.
+  no signal: twice the window's mean hub delay is taken off its latency. Always clamped to [min_concurrency, max_concurrency]; the rate to >= 0.5/s.
 
 ``Limiter``: one controller per scope (service, region, account) with a blocking slot count that
 follows the limit and, under a rate cap, a pacer (one send at a time waits its turn, so a cut applies

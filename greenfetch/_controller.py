@@ -67,8 +67,8 @@ def _whole(value: Any, name: str) -> int:
 
 @dataclass(frozen=True)
 class TracePoint:
-    """One closed update window: when, the limit it set, its latency (25th percentile of the
-    attempts, seconds), throttled attempts, latency samples, and the send rate cap (None: unpaced)."""
+    """One closed update window: when, the limit it set, its latency (median of the attempts sent
+    in it, seconds), throttled attempts, latency samples, and the send rate cap (None: unpaced)."""
 
     time: float
     limit: float
@@ -144,6 +144,8 @@ class Controller:
         elif latency is not None and not dropped:
             self._answers.append(now)
             self._born = min(self._born, sent)
+            while self._answers[0] < now - 1.0:  # the accepted rate looks back 0.5 s at most
+                self._answers.popleft()
         if dropped:
             if sent < self._last_cut:
                 return None  # sent before the last cut: it measured the old limit, not the new one
@@ -187,11 +189,12 @@ class Controller:
         if self._drops:
             self.limit *= s.backoff
             self.slow_start, self._last_cut = False, now
-        elif sustained is not None and sustained > s.target_latency:
-            self.limit *= max(0.5, s.target_latency / sustained)
-            self.slow_start, self._last_cut = False, now
         elif server is not None and self._baseline is not None:
+            before = self.limit
             self._vegas(now, server, sustained, inflight)
+            if sustained is not None and sustained > s.target_latency:  # a ceiling, whatever the knee
+                self.limit = min(self.limit, before * max(0.5, s.target_latency / sustained))
+                self.slow_start, self._last_cut = False, now
         self.limit = min(max(self.limit, s.min), s.max)
         if not self.slow_start and not self._drops and now >= self._remeasure_at and self.limit >= 2 * s.min:
             self._restore, self.limit, self._last_cut = self.limit, max(float(s.min), 0.5 * self.limit), now
@@ -310,8 +313,9 @@ class Controller:
         self._inflight_sum, self._delay, self._delays = 0, 0.0, 0  # HubLag: sum and count of our delay
 
 
-def _low_percentile(samples: list[float], q: float = 0.25) -> float:
-    """The window's 25th-percentile latency: server-side queueing delays every request, so it moves
-    this; scattered client-side hiccups (a GC, a busy moment of the hub) mostly do not."""
+def _low_percentile(samples: list[float], q: float = 0.5) -> float:
+    """The window's median latency: Little's law wants the typical answer (the 25th percentile,
+    used before, read low when in-flight swings within a window, so a cliff's queue went unseen on
+    the loopback knee server), while the median still ignores a few client-side hiccups."""
     ordered = sorted(samples)
     return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
