@@ -7,8 +7,8 @@ socketpair; everything crosses it as length-prefixed pickle frames (pickle is fi
 this program, over a pipe no one else holds; nothing is written to disk).
 
 Frames, parent to child: ``("start", config)`` once; then per run ``("begin", options)``, ``("run",
-[(index, request), ...])`` (the parent keeps at most ``options["credits"]`` requests unanswered) and
-``("end",)``. Child to parent: ``("ready", seconds)`` once; per run ``("results", [result, ...])`` with
+[(index, request), ...])`` (``options["credits"]`` is how many calls this child may run at once; the
+parent may queue as many again here, so the next call starts without a round trip) and ``("end",)``. Child to parent: ``("ready", seconds)`` once; per run ``("results", [result, ...])`` with
 *global* indexes, ``("metrics", delta)`` about once a second and at the end, ``("trace", {scope:
 points})`` for adaptive runs, and ``("done",)``. The child serves runs until its channel closes, so
 an engine's pool (and each child's clients, adaptive limits and dedupe cache) outlives one call. Both sides batch: a frame carries whatever was ready while the

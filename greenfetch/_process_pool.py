@@ -94,7 +94,7 @@ class ProcessPool:
         worker = _Child(slot, proc, Channel(parent), self.backend.semaphore(1))
         worker.channel.send(("start", self.config.replace(processes=1)))
         if self.running:  # a replacement mid-run joins the run at once
-            worker.channel.send(("begin", self.options))
+            worker.channel.send(("begin", self._options_for(slot)))
         worker.reader = self.backend.spawn(self._read, worker)
         return worker
 
@@ -111,8 +111,23 @@ class ProcessPool:
         for child in self.children:
             child.done, child.lost = False, False
             child.outstanding.clear()
-            if not self._send(child, ("begin", options)):
+            if not self._send(child, ("begin", self._options_for(child.slot))):
                 child.alive = False
+
+    def _options_for(self, slot: int) -> dict[str, Any]:
+        """A child's run options; its ``credits`` is how many calls it may have in flight."""
+        return {**self.options, "credits": max(1, self._share(slot))}  # a child with no share gets no work
+
+    def _share(self, slot: int) -> int:
+        """Pinned runs: a child may run all ``concurrency`` calls (its scopes may be all there are), and
+        the parent holds no more than that. Spread runs: the children split ``concurrency`` (slots
+        beyond it get none), and the parent may hold as many again queued in the children, so a child
+        starts its next call the moment one ends instead of waiting for a round trip through the
+        parent: what bounds the throughput on a busy machine otherwise."""
+        total = self.options["concurrency"]
+        if self.options["pinned"]:
+            return total
+        return total // self.processes + (1 if slot < total % self.processes else 0)
 
     def _read(self, child: _Child) -> None:
         try:
@@ -145,9 +160,10 @@ class ProcessPool:
             self.retired += [c for c in self.children if c.slot == slot]
             self.children = [c for c in self.children if c.slot != slot] + [replacement]
             return replacement
-        key = self._key(raw)
+        key = self._key(raw) if self.options["pinned"] else None
         if key is None:
-            return min(live, key=lambda c: len(c.outstanding))
+            usable = [c for c in live if self._share(c.slot)] or live
+            return min(usable, key=lambda c: len(c.outstanding))
         owner = zlib.crc32(key.encode()) % self.processes
         return next((c for c in live if c.slot == owner), live[owner % len(live)])
 
@@ -156,8 +172,6 @@ class ProcessPool:
         adaptive gate; botocore's ``adaptive`` retry mode, a rate limiter per client), its signature
         with a dedupe window; else nothing (the least loaded child takes it)."""
         by_scope = "adaptive" in self.options or self.config.retry_mode == "adaptive"
-        if not by_scope and self.options.get("dedupe_window") is None:
-            return None
         try:
             request = Request.coerce(raw)
         except RequestError:
@@ -248,12 +262,14 @@ class ProcessPool:
 
     def run(self, requests: Iterable[Any], concurrency: int, *, fail_fast: bool = False, gate: Any = None,
             dedupe_window: Any = None) -> Iterator[Result]:
-        options: dict[str, Any] = {"credits": concurrency, "dedupe_window": dedupe_window}
+        options: dict[str, Any] = {"concurrency": concurrency, "dedupe_window": dedupe_window}
         if gate is not None:
             options["adaptive"] = gate.limits.settings
+        options["pinned"] = bool(gate is not None or dedupe_window is not None or self.config.retry_mode == "adaptive")
         self._begin(options)
         backend = self.backend
-        slots, stopping = backend.semaphore(concurrency), backend.event()
+        window = concurrency if options["pinned"] else 2 * concurrency  # concurrency + the children's queues
+        slots, stopping = backend.semaphore(window), backend.event()
 
         def feed() -> None:
             started = 0

@@ -6,19 +6,24 @@ One process tops out near 1,000-1,500 calls/s on botocore's own CPU work. With `
 interpreters that patch gevent first: never ``fork`` after patching, never ``multiprocessing.Queue`` in
 a patched parent) and talks to each over a private socketpair.
 
-Flow control: ``concurrency`` stays the total in flight. The parent pulls a request only when one of
-``concurrency`` slots is free, sends it to a child (a child holds at most ``concurrency`` unanswered
-requests: its credits), and frees the slot only once the caller has taken that result. So the parent
-holds at most ``concurrency`` requests (kept until answered, for re-sending) plus the one being routed,
-and each child at most its credits: memory is bounded by the concurrency on both ends.
+Flow control: ``concurrency`` stays the total in flight; each child runs at most its credits at once.
+In a spread run (below) the children split ``concurrency`` between them as credits, and the parent may
+pull as many requests again to queue in the children, so a child starts its next call as one ends
+instead of waiting for a round trip through the parent. In a pinned run each child's credits are the
+whole ``concurrency`` (its scopes may be all there are), and the parent holds no more than that, so the
+total still cannot exceed it. A slot frees only once the caller has taken that result. So the parent
+never holds more than ``concurrency`` + credits requests (each kept until answered, for re-sending),
+and a child never more than its credits plus its queue: memory is bounded by the concurrency on both
+ends.
 
-Routing (one process owns each scope where a scope's state lives in the process):
+Routing. A run is *pinned* when some scope's state lives in the process, so one process must own it:
 - ``adaptive_batch`` (and botocore's ``adaptive`` retry mode, a rate limiter per client): by the
   limiter's scope (service, region, account/role), so each limit sees every call of its AWS throttle
   scope and stays exact;
 - with a dedupe window: by the request's signature, so identical requests meet in one process;
-- otherwise: to the child with the fewest unanswered requests (a plain batch keeps no per-scope
-  state; pinning one scope to one process would leave the other cores idle on a one-account batch).
+- otherwise the run is *spread*: each request goes to the child with the fewest unanswered requests.
+  A plain batch keeps no per-scope state, and pinning would leave the other cores idle on a
+  one-account batch.
 
 A child that dies (killed, crashed) loses nothing: each of its unanswered requests is sent again to a
 live child (a replacement is started when none is left, at most N times per run) if it only reads
