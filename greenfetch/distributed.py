@@ -26,7 +26,7 @@ import os
 import re
 import socket
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -35,12 +35,12 @@ from celery.worker.request import Request
 from kombu.transport.virtual.base import QoS as VirtualQoS
 
 from ._config import ConfigError, parse_duration
+from ._runstate import RunState, redis_client
 
 __all__ = ["QUEUE", "RunState", "app", "check_broker_url", "configure", "redact", "redeliver_after",
-           "restore_abandoned", "shard_task"]
+           "redis_client", "restore_abandoned", "shard_task"]
 
 QUEUE = "greenfetch"
-_KEY_TTL = 7 * 86400  # run state outlives a crashed coordinator, but not forever
 _log = logging.getLogger("greenfetch.worker")
 _PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)\S*@", re.IGNORECASE)
 
@@ -107,83 +107,6 @@ try:
 except ConfigError as exc:  # a bad GREENFETCH_REDELIVER_AFTER: say so once, use the default
     _log.warning("%s; using 1h", exc)
     configure(app, os.environ.get("GREENFETCH_BROKER_URL") or None, 3600.0)
-
-
-class RunState:
-    """The run's state in Redis, under ``greenfetch:run:RUN_ID:``. ``plan`` exists while the run is
-    live; ``pending`` holds the shard keys not yet in the sink; ``started`` and ``runs`` say who ran
-    what, how often; ``failed`` holds the last error of a shard that raised."""
-
-    def __init__(self, client: Any, run_id: str):
-        self.client, self.run_id = client, run_id
-        self._prefix = f"greenfetch:run:{run_id}:"
-
-    def key(self, name: str) -> str:
-        return self._prefix + name
-
-    def begin(self, keys: Iterable[str]) -> None:
-        keys = list(keys)
-        pipe = self.client.pipeline()
-        pipe.set(self.key("plan"), len(keys), ex=_KEY_TTL)
-        if keys:
-            pipe.sadd(self.key("pending"), *keys)
-        pipe.expire(self.key("pending"), _KEY_TTL)
-        pipe.execute()
-
-    def again(self, keys: Iterable[str], planned: int) -> None:
-        """Pending once more (and the run live again: a restarted Redis may have lost everything)."""
-        keys = list(keys)
-        pipe = self.client.pipeline()
-        pipe.set(self.key("plan"), planned, ex=_KEY_TTL)
-        if keys:
-            pipe.sadd(self.key("pending"), *keys)
-            pipe.hdel(self.key("failed"), *keys)
-        pipe.expire(self.key("pending"), _KEY_TTL)
-        pipe.execute()
-
-    def live(self) -> bool:
-        return bool(self.client.exists(self.key("plan")))
-
-    def pending(self) -> int:
-        return int(self.client.scard(self.key("pending")))
-
-    def start(self, key: str, worker: str) -> int:
-        """Mark a shard started by ``worker``; returns how many times it has been started."""
-        pipe = self.client.pipeline()
-        pipe.hset(self.key("started"), key, worker)
-        pipe.hincrby(self.key("runs"), key, 1)
-        for name in ("started", "runs"):
-            pipe.expire(self.key(name), _KEY_TTL)
-        return int(pipe.execute()[1])
-
-    def done(self, key: str) -> None:
-        self.client.srem(self.key("pending"), key)
-
-    def fail(self, key: str, error: str) -> None:
-        pipe = self.client.pipeline()
-        pipe.hset(self.key("failed"), key, error)
-        pipe.expire(self.key("failed"), _KEY_TTL)
-        pipe.srem(self.key("pending"), key)
-        pipe.execute()
-
-    def failures(self) -> dict[str, str]:
-        return {_text(k): _text(v) for k, v in self.client.hgetall(self.key("failed")).items()}
-
-    def runs(self) -> dict[str, int]:
-        return {_text(k): int(v) for k, v in self.client.hgetall(self.key("runs")).items()}
-
-    def end(self) -> None:
-        self.client.delete(*(self.key(n) for n in ("plan", "pending", "started", "runs", "failed")))
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def redis_client(url: str) -> Any:
-    import redis
-
-    return redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30)
 
 
 # -- the worker side ------------------------------------------------------------------------------

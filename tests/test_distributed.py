@@ -265,6 +265,20 @@ def test_redis_restarted_mid_run_still_completes_the_run(seeded, redis_server, w
         assert PASSWORD not in text
 
 
+def test_no_worker_is_a_clear_error_after_twice_the_redelivery_delay(seeded, redis_server, tmp_path, monkeypatch):
+    from greenfetch.cli import load_commands
+
+    monkeypatch.setenv("GREENFETCH_REDELIVER_AFTER", "2s")  # no progress for 2 x 2s + 2 sweeps of 1s
+    result = CliRunner().invoke(load_commands(), [*seeded, *_inventory_args(tmp_path / "o", ACCOUNTS[:2]),
+                                                  "--broker", redis_server.url])
+    assert result.exit_code == 1, result.output
+    assert "no shard finished for 6s (2 of 2 still pending)" in result.stderr
+    assert f"reach redis://:***@127.0.0.1:{redis_server.port}/0" in result.stderr
+    assert PASSWORD not in result.output and "Traceback" not in result.output
+    assert list((tmp_path / "o").glob("*.json")) == []
+    assert _run_keys(redis_server.client, "plan") == []  # the run's state is cleaned up
+
+
 # -- the command line's checks (no workers needed) ---------------------------------------------------
 
 @pytest.mark.parametrize("broker, code, message", [

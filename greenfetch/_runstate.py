@@ -1,0 +1,92 @@
+"""A run's state in Redis, shared by the coordinator and the workers (no Celery here).
+
+Keys live under ``greenfetch:run:RUN_ID:`` and expire after 7 days, so a crashed coordinator leaves
+nothing behind for long. The state is a fan-in aid, never the record of truth: the sink is. A
+restarted Redis that lost it costs re-sent shards, not records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+__all__ = ["RunState", "redis_client"]
+
+_KEY_TTL = 7 * 86400  # run state outlives a crashed coordinator, but not forever
+
+
+class RunState:
+    """The run's state in Redis, under ``greenfetch:run:RUN_ID:``. ``plan`` exists while the run is
+    live; ``pending`` holds the shard keys not yet in the sink; ``started`` and ``runs`` say who ran
+    what, how often; ``failed`` holds the last error of a shard that raised."""
+
+    def __init__(self, client: Any, run_id: str):
+        self.client, self.run_id = client, run_id
+        self._prefix = f"greenfetch:run:{run_id}:"
+
+    def key(self, name: str) -> str:
+        return self._prefix + name
+
+    def begin(self, keys: Iterable[str]) -> None:
+        keys = list(keys)
+        pipe = self.client.pipeline()
+        pipe.set(self.key("plan"), len(keys), ex=_KEY_TTL)
+        if keys:
+            pipe.sadd(self.key("pending"), *keys)
+        pipe.expire(self.key("pending"), _KEY_TTL)
+        pipe.execute()
+
+    def again(self, keys: Iterable[str], planned: int) -> None:
+        """Pending once more (and the run live again: a restarted Redis may have lost everything)."""
+        keys = list(keys)
+        pipe = self.client.pipeline()
+        pipe.set(self.key("plan"), planned, ex=_KEY_TTL)
+        if keys:
+            pipe.sadd(self.key("pending"), *keys)
+            pipe.hdel(self.key("failed"), *keys)
+        pipe.expire(self.key("pending"), _KEY_TTL)
+        pipe.execute()
+
+    def live(self) -> bool:
+        return bool(self.client.exists(self.key("plan")))
+
+    def pending(self) -> int:
+        return int(self.client.scard(self.key("pending")))
+
+    def start(self, key: str, worker: str) -> int:
+        """Mark a shard started by ``worker``; returns how many times it has been started."""
+        pipe = self.client.pipeline()
+        pipe.hset(self.key("started"), key, worker)
+        pipe.hincrby(self.key("runs"), key, 1)
+        for name in ("started", "runs"):
+            pipe.expire(self.key(name), _KEY_TTL)
+        return int(pipe.execute()[1])
+
+    def done(self, key: str) -> None:
+        self.client.srem(self.key("pending"), key)
+
+    def fail(self, key: str, error: str) -> None:
+        pipe = self.client.pipeline()
+        pipe.hset(self.key("failed"), key, error)
+        pipe.expire(self.key("failed"), _KEY_TTL)
+        pipe.srem(self.key("pending"), key)
+        pipe.execute()
+
+    def failures(self) -> dict[str, str]:
+        return {_text(k): _text(v) for k, v in self.client.hgetall(self.key("failed")).items()}
+
+    def runs(self) -> dict[str, int]:
+        return {_text(k): int(v) for k, v in self.client.hgetall(self.key("runs")).items()}
+
+    def end(self) -> None:
+        self.client.delete(*(self.key(n) for n in ("plan", "pending", "started", "runs", "failed")))
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def redis_client(url: str) -> Any:
+    import redis
+
+    return redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30)
