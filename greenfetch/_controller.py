@@ -111,9 +111,13 @@ class Controller:
         return self._baseline
 
     def reconfigure(self, settings: Settings) -> None:
-        """New bounds and target for a new batch; the learned limit and rate carry over (clamped)."""
+        """New bounds and target for a new batch; the learned limit and rate carry over (clamped).
+        A re-measure due while idle waits: halving the limit first thing would make a short batch pay."""
         self.settings = settings
         self.limit = min(max(self.limit, settings.min), settings.max)
+        if self._remeasure_at != math.inf and not self._restore:
+            self._remeasure_at = max(self._remeasure_at, self.clock() + settings.remeasure_every)
+        self._previous = None  # the last batch's last window says nothing about this one's first
 
     def note_inflight(self, inflight: int) -> None:
         self._max_inflight = max(self._max_inflight, inflight)
