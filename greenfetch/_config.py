@@ -88,6 +88,9 @@ def _check_limits(config: Config) -> None:
                           f"use a whole number from 1 to {MAX_CONCURRENCY}")
     files = open_file_limit()
     if files is not None and config.concurrency > files - _FD_MARGIN:
+        raise_open_file_limit(max(65536, config.concurrency + _FD_MARGIN))  # only when needed: may help
+        files = open_file_limit()
+    if files is not None and config.concurrency > files - _FD_MARGIN:
         raise ConfigError(f"concurrency: {config.concurrency} needs about {config.concurrency + _FD_MARGIN} open "
                           f"files and this process may open {files} (ulimit -n); raise `ulimit -n` or use a "
                           f"concurrency of at most {max(1, files - _FD_MARGIN)}")

@@ -75,3 +75,14 @@ def test_inventory_negative_cache_ttl_is_refused_like_the_environment():
                 "--cache-ttl", "-1"])
     assert proc.returncode == 2, proc.stderr
     assert "negative" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_low_soft_open_file_limit_is_raised_toward_the_hard_one_when_needed():
+    code = ("import resource, greenfetch\n"
+            "soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n"
+            "resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))\n"
+            "assert greenfetch.Config.resolve({'concurrency': 1000}).concurrency == 1000\n"
+            "print(resource.getrlimit(resource.RLIMIT_NOFILE)[0])\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert int(proc.stdout) >= 1000 + 64
