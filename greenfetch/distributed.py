@@ -37,7 +37,7 @@ from kombu.transport.virtual.base import QoS as VirtualQoS
 from ._config import ConfigError, parse_duration
 from ._runstate import RunState, redis_client
 
-__all__ = ["QUEUE", "RunState", "app", "check_broker_url", "configure", "redact", "redeliver_after",
+__all__ = ["QUEUE", "BrokerError", "Coordinator", "RunState", "app", "broker_fetch", "check_broker_url", "configure", "redact", "redeliver_after",
            "redis_client", "restore_abandoned", "shard_task"]
 
 QUEUE = "greenfetch"
@@ -243,3 +243,6 @@ def _one_line_per_shard(**_: Any) -> None:
     """Celery logs 'received' and 'succeeded' for every task; the shard's own line says more."""
     for name in ("celery.worker.strategy", "celery.app.trace"):
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+from ._coordinator import BrokerError, Coordinator, broker_fetch  # noqa: E402  (the coordinator's face; it imports this module lazily)

@@ -26,13 +26,24 @@ from ..inventory import (
     offered_regions,
     run_inventory,
 )
-from ..inventory._coordinator import BrokerError, broker_fetch
 from ._app import EXIT_FAILED, EXIT_OK, CliState, fail_usage, main, pass_state
 from ._output import render_summary, text_table
 from ._progress import Progress
 from ._signals import exit_code
 
 __all__ = ["cache", "catalog", "inventory", "regions"]
+
+
+_NO_ERRORS: tuple[type[BaseException], ...] = ()
+
+
+def _distributed() -> Any:
+    """greenfetch.distributed, imported only for ``--broker``: it needs the ``celery`` extra."""
+    try:
+        from .. import distributed
+    except ImportError as exc:
+        fail_usage(f"--broker needs the celery extra ({exc}); install it with pip install 'greenfetch[celery]'")
+    return distributed
 
 
 def _duration(value: str | None) -> float | None:
@@ -87,16 +98,20 @@ def inventory(state: CliState, accounts: str | None, role_name: str | None, exte
     engine = state.engine(region=region, endpoint_url=endpoint_url, concurrency=concurrency,
                             max_clients=min(512, max(64, 2 * concurrency)))
     bar = Progress(enabled=progress, interval=0.2)
+    fetch, broker_errors = None, _NO_ERRORS
     try:
-        fetch = broker_fetch(broker, out, engine.config, progress=bar.enabled,
-                             log=lambda line: click.echo(line, err=True)) if broker else None
+        if broker:
+            distributed = _distributed()
+            broker_errors = (distributed.BrokerError,)
+            fetch = distributed.broker_fetch(broker, out, engine.config, progress=bar.enabled,
+                                             log=lambda line: click.echo(line, err=True))
         report = run_inventory(
             engine, accounts=accounts, role_name=role_name, external_id=external_id, regions=regions,
             exclude_regions=exclude_regions, types=types, out=out, fmt=fmt, dynamodb_table=dynamodb_table,
             s3_uri=s3_uri, cache_ttl=_duration(cache_ttl), status_store=status_store, concurrency=concurrency,
             exclude_accounts=exclude_accounts, org_ous=org_ou, keep_records=out is None, on_record=bar.record,
             dead_letter_path=dead_letter, fetch=fetch)
-    except BrokerError as exc:
+    except broker_errors as exc:
         bar.close()
         click.echo(f"Error: {exc}", err=True)
         sys.exit(EXIT_FAILED)
