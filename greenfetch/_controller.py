@@ -183,7 +183,7 @@ class Controller:
 
     def _close(self, now: float) -> TracePoint:
         s = self.settings
-        latency = _low_percentile(self._samples) if self._samples else None
+        latency = _percentile(self._samples) if self._samples else None
         if self._restore:  # this window measured the no-load latency at half the limit
             return self._remeasured(now, latency)
         self._lower_baseline(latency)
@@ -279,7 +279,9 @@ class Controller:
         """Every ``remeasure_every`` s one window runs at half the limit (below any knee the limit
         sits near) and its latency *replaces* the baseline (Envoy's minRTT re-measure): a service
         that got slower (or faster) is followed, and a low outlier does not stay the reference."""
-        if latency is not None and self._baseline is not None:
+        if latency is not None and self._baseline is None:
+            self._baseline = latency
+        elif latency is not None and self._baseline is not None:
             higher = latency > 1.1 * self._baseline
             if higher and not self._higher:  # up by 25% at most, unless the last re-measure read high too:
                 latency = min(latency, 1.25 * self._baseline)  # one noisy window is not a slower service
@@ -317,7 +319,7 @@ class Controller:
         self._inflight_sum, self._delay, self._delays = 0, 0.0, 0  # HubLag: sum and count of our delay
 
 
-def _low_percentile(samples: list[float], q: float = 0.5) -> float:
+def _percentile(samples: list[float], q: float = 0.5) -> float:
     """The window's median latency: Little's law wants the typical answer (the 25th percentile,
     used before, read low when in-flight swings within a window, so a cliff's queue went unseen on
     the loopback knee server), while the median still ignores a few client-side hiccups."""
