@@ -172,3 +172,15 @@ def test_cache_clear_removes_only_the_caches_own_files(tmp_path):
     assert not ours.exists() and not orphan.exists()
     assert live.exists() and foreign.exists()
     assert {name: (tmp_path / name).read_text() for name in others} == others
+
+
+def test_a_command_without_its_own_handler_still_exits_128_plus_signal(slow_server):
+    """`stats --url` waiting on a server (as drs-sync waits on AWS): SIGTERM ends it with 143, not click's 1."""
+    with LoopbackServer(latency=30.0) as url:
+        proc = subprocess.Popen([sys.executable, "-m", "greenfetch.cli", "stats", "--url", f"{url}/metrics"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        _wait(lambda: _stats(url)["inflight"] >= 1, "the request to be waiting")
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err

@@ -133,7 +133,7 @@ def run() -> None:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
     from .._config import ConfigError, raise_open_file_limit
-    from ._signals import route_to_main
+    from ._signals import received, route_to_main
 
     route_to_main()  # SIGINT, SIGTERM, SIGHUP: write what completed, exit 128 + signal
     raise_open_file_limit()
@@ -142,4 +142,8 @@ def run() -> None:
     except ConfigError as exc:  # every bad setting, flag or environment, wherever it is found
         click.echo(f"Error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
+    except SystemExit:  # a command without its own handler (click's "Aborted!" is exit 1): same code
+        if (signum := received()) is not None:
+            sys.exit(128 + signum)
+        raise
 

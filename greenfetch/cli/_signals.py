@@ -12,9 +12,17 @@ from __future__ import annotations
 import signal
 from typing import Any
 
-__all__ = ["SIGNALS", "Terminated", "exit_code", "route_to_main"]
+__all__ = ["SIGNALS", "Terminated", "exit_code", "received", "route_to_main"]
 
 SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+_received: list[int] = []
+
+
+def received() -> int | None:
+    """The stop signal this process got, if any (so every command exits with the same code)."""
+    return _received[0] if _received else None
 
 
 class Terminated(KeyboardInterrupt):
@@ -43,6 +51,7 @@ def route_to_main() -> None:
 
 
 def _raise_once(signum: int, _frame: Any) -> None:
+    _received.append(signum)
     _restore_defaults()
     raise Terminated(signum)
 
@@ -62,6 +71,7 @@ def _route_gevent() -> None:
     watchers: list[Any] = []
 
     def deliver(signum: int) -> None:
+        _received.append(signum)
         for watcher in watchers:
             watcher.cancel()
         _restore_defaults()
