@@ -93,7 +93,7 @@ import botocore.auth  # noqa: E402
 import botocore.awsrequest  # noqa: E402
 import botocore.credentials  # noqa: E402
 
-from greenfetch.testing._scripted import Reply, ScriptedServer, http_response  # noqa: E402
+from greenfetch.testing import Reply, ScriptedServer, http_response  # noqa: E402
 
 _JSON = [("Content-Type", "application/x-amz-json-1.0"), ("x-amzn-RequestId", "r")]
 

@@ -19,9 +19,7 @@ from gevent.server import StreamServer
 
 from greenfetch import Config, Engine
 from greenfetch._http import install_http_session, pool_size, session_kind
-from greenfetch.testing import LoopbackServer
-from greenfetch.testing._scripted import Reply, ScriptedServer, http_response
-from greenfetch.testing._tls import throwaway_ca
+from greenfetch.testing import LoopbackServer, Reply, ScriptedServer, http_response, throwaway_ca
 
 GEVENT = Config(backend="gevent")
 JSON = [("x-amzn-RequestId", "req-1"), ("Content-Type", "application/x-amz-json-1.0")]

@@ -7,5 +7,8 @@ Nothing here is used by the engine itself.
 from ._loopback import LoopbackServer
 from ._mock import MockCaller, client_error
 from ._moto import MotoServer, free_port
+from ._scripted import Reply, ScriptedServer, Seen, http_response
+from ._tls import ThrowawayCA, throwaway_ca
 
-__all__ = ["LoopbackServer", "MockCaller", "MotoServer", "client_error", "free_port"]
+__all__ = ["LoopbackServer", "MockCaller", "MotoServer", "Reply", "ScriptedServer", "Seen", "ThrowawayCA",
+           "client_error", "free_port", "http_response", "throwaway_ca"]
