@@ -9,16 +9,22 @@ are enforced by import-linter (``[tool.importlinter]`` in pyproject.toml, run by
 
     faces        cli/ (click), aws_lambda (a Lambda handler), nu_plugin/ (a top-level package),
                  _exposition (Prometheus /metrics, Pushgateway, textfile)
-    inventory    inventory/ (accounts, credentials, regions, catalog, cache, sinks), drs/ (a pipeline
-                 on inventory); both use the engine through its public methods only
+    scale-out    distributed (the Celery app and shard task) with _coordinator (inventory --broker),
+                 on _runstate (a run's keys in Redis)
+    inventory    inventory/ (accounts, credentials, regions, catalog, cache, sinks, shards), drs/ (a
+                 pipeline on inventory); both use the engine through its public methods only
     api          _api: the module-level functions on one process-wide default engine
-    primitives   _adaptive (the adaptive limiters: engine glue for the pure _controller)
-    engine       _engine (the composition root) on _scheduler (one bounded fan-out, no AWS) and
-                 _caller (the AWS seam: BotocoreCaller; testing.MockCaller) on _clients (botocore
-                 clients) on _http (the seam below botocore: each client's HTTP session);
-                 _dedupe, _metrics, _sketch, _controller, _attempts, _backends: pure or small parts
-    foundation   _models (Request, Result), _errors (describe, classify, suggest), _config (Config,
-                 the one home of settings), _exceptions (the exception tree), _jsonable, _patch
+    engine       _process_child (a worker process's entry) on _engine (the composition root) on
+                 _processes / _process_pool / _process_requests (processes=N: the pool, what crosses
+                 the pipe) on _adaptive (the adaptive limiters per scope) on _scheduler (one bounded
+                 fan-out, no AWS) and _caller (the AWS seam: BotocoreCaller; testing.MockCaller) on
+                 _clients (botocore clients) on _accounts (an account's view of a shared client) and
+                 _http (the seam below botocore) on _http_gevent / _http_wire (geventhttpclient)
+    parts        _dedupe, _metrics + _sketch, _controller (the pure adaptive controller), _attempts,
+                 _backends: pure or small, each tested without sockets
+    foundation   _models (Request, Result), _errors (describe, classify, suggest), _jsonable, _redact
+                 (secrets out of logs), _patch, _config (Config: the one home of settings),
+                 _exceptions (the exception tree)
 
 The test kit, greenfetch.testing (loopback and moto servers, MockCaller), is for tests, benchmarks
 and the demo; nothing in the engine imports it.
