@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .inventory._catalog import ResourceType
-from .inventory._run import RunSummary
+from .inventory._fetch import RunSummary
 from .inventory._shard import DirectoryShardSink, Shard, merge_shard
 from .inventory._sinks import shard_root
 from .inventory._types import Account, InventoryError, Record, record

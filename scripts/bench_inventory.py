@@ -45,7 +45,7 @@ import greenfetch
 from greenfetch import Config, Engine
 from greenfetch.inventory import accounts_from_list
 from greenfetch.inventory._catalog import resolve_types
-from greenfetch.inventory._run import Inventory
+from greenfetch.inventory._fetch import Inventory
 engine = Engine(Config.resolve({"endpoint_url": opts["url"], "region": "us-east-1",
                                 "concurrency": opts["concurrency"], "max_clients": opts["max_clients"]}))
 accounts = accounts_from_list(opts["accounts"], role="InventoryReader")

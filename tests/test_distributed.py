@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from greenfetch import Config, ConfigError, Engine, Request
 from greenfetch.distributed import check_broker_url, redact
 from greenfetch.inventory import accounts_from_list, assume_role, resolve_types
-from greenfetch.inventory._run import Inventory, RunSummary
+from greenfetch.inventory._fetch import Inventory, RunSummary
 from greenfetch.inventory._shard import DirectoryShardSink, Shard, merge_shard, run_shard
 from greenfetch.testing import free_port
 

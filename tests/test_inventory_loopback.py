@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from greenfetch import Config, Engine, Request
 from greenfetch.inventory import AccountCredentials, DynamoDBSink, accounts_from_list
 from greenfetch.inventory._catalog import resolve_types
-from greenfetch.inventory._run import Inventory
+from greenfetch.inventory._fetch import Inventory
 from greenfetch.testing._loopback import LoopbackServer
 
 HANDLER = "greenfetch.testing._inventory_pages:handle"

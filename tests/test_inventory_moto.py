@@ -27,7 +27,7 @@ from greenfetch.inventory import (
 )
 from greenfetch.inventory._cache import InventoryCache
 from greenfetch.inventory._catalog import CATALOG, resolve_types
-from greenfetch.inventory._run import Inventory
+from greenfetch.inventory._fetch import Inventory
 
 ROLE = "InventoryReader"
 

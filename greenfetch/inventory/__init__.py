@@ -53,10 +53,10 @@ from ._catalog import CATALOG, Detail, ResourceType, resolve_types
 from ._credentials import AccountCredentials, AssumeStatus, Credentials, assume_role, assume_role_status
 from ._diff import Change, DiffCounts, RunDiff, diff_runs
 from ._dynamodb import DynamoDBSink, WriteReport, from_dynamodb_item, record_items, to_dynamodb_item
-from ._plan import InventoryReport, resolve_accounts, run_inventory
+from ._fetch import Inventory, RunSummary
 from ._region_status import RegionStatus, RegionStatusStore, status_from_count, status_from_error, status_of
 from ._regions import REGION_MODES, enabled_regions, expand_regions, known_regions, offered_regions, opted_in
-from ._run import Inventory, RunSummary
+from ._run import InventoryReport, resolve_accounts, run_inventory
 from ._shard import DirectoryShardSink, Shard, ShardSink, merge_shard, run_shard
 from ._sinks import SQLITE_SUFFIXES, FileSink, open_sink, upload_to_s3
 from ._sqlite import InventoryDB, SQLiteSink

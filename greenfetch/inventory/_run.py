@@ -1,268 +1,155 @@
-"""The orchestrator: accounts x regions x types -> requests through the engine -> records.
+"""``run_inventory``: everything ``greenfetch inventory`` does, as one Python call.
 
-One record per (resource type, account, region): ``{resource_type, account, region, items, status,
-error}``; global types use region ``global``; an account whose role cannot be assumed gets one
-record per type with region ``*`` and the STS error. Nothing here raises for one account, region or
-type going wrong: that becomes the record's status (``ok`` or a ``greenfetch.classify`` status such
-as denied, unavailable, throttled) and the rest of the run continues.
-
-The plan (one small unit per fetch) is built up front, cache hits are answered from it, and the
-misses go through ``engine.iter_results``; results become records as they complete, so response
-memory is bounded by the concurrency and by what the caller keeps (the jsonl sink keeps nothing).
+Checks come first, cheapest first, so bad input fails before any API call where it can: types,
+regions, output format and directory, S3 URI and role ARNs (no calls), then the account source and
+the DynamoDB table (one call each), and only then the fetch. Sinks run after the fetch (the JSON
+Lines file streams beside it); a failure before the end leaves no partial file.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+import contextlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-import jmespath
+from .._models import Request
+from ._accounts import accounts_from_dynamodb, accounts_from_list, accounts_from_organizations
+from ._cache import InventoryCache, parse_s3_uri
+from ._catalog import CATALOG, resolve_types
+from ._credentials import AccountCredentials, check_roles
+from ._dynamodb import DynamoDBSink, WriteReport, record_items
+from ._fetch import Inventory, RunSummary
+from ._region_status import RegionStatusStore
+from ._regions import REGION_MODES, expand_regions, known_regions, parse_list
+from ._sinks import open_sink, resolve_format, upload_to_s3
+from ._types import Account, InventoryError, Record, dynamodb_table
 
-from .._errors import classify
-from .._models import Request, Result
-from ._catalog import GLOBAL, Detail, ResourceType
-from ._credentials import AccountCredentials
-from ._region_status import RegionStatusStore, status_of
-from ._regions import offered_regions, opted_in
-from ._types import Account, Record, record
-
-__all__ = ["Inventory", "RunSummary"]
-
-_CACHE_VERSION = "inv1"
+__all__ = ["InventoryReport", "resolve_accounts", "run_inventory"]
 
 
 @dataclass
-class RunSummary:
-    """What the end-of-run summary prints: per type counts, account/region outcomes, calls, time."""
-
-    items: dict[str, int] = field(default_factory=dict)
-    errors: dict[str, int] = field(default_factory=dict)
-    accounts_ok: set[str] = field(default_factory=set)
-    accounts_failed: dict[str, str] = field(default_factory=dict)
-    regions_ok: set[tuple[str, str]] = field(default_factory=set)
-    regions_failed: set[tuple[str, str]] = field(default_factory=set)
-    regions_skipped: int = 0
-    calls: int = 0
-    throttled: int = 0            # fetches that ended throttled (retries exhausted)
-    throttle_attempts: int = 0    # HTTP attempts AWS throttled (retried or not), from the engine's metrics
-    cached: int = 0
-    records: int = 0
-    started: float = field(default_factory=time.perf_counter)
-    wall_seconds: float = 0.0
+class InventoryReport:
+    summary: dict[str, Any]
+    files: list[str] = field(default_factory=list)
+    dynamodb: WriteReport | None = None
+    s3_errors: list[str] = field(default_factory=list)
+    records: list[Record] | None = None
 
     @property
     def failed(self) -> bool:
-        return bool(self.accounts_failed or any(self.errors.values()))
-
-    def add(self, rec: Record, *, calls: int = 0, cached: bool = False) -> None:
-        rtype, status = rec["resource_type"], rec["status"]
-        self.records += 1
-        self.calls += calls
-        self.cached += cached
-        self.items[rtype] = self.items.get(rtype, 0) + len(rec["items"])
-        self.errors.setdefault(rtype, 0)
-        where = (rec["account"], rec["region"])
-        if status == "ok":
-            self.regions_ok.add(where)
-        else:
-            self.errors[rtype] += 1
-            self.regions_failed.add(where)
-            self.throttled += status == "throttled"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"resources": dict(sorted(self.items.items())), "errors": dict(sorted(self.errors.items())),
-                "accounts_ok": len(self.accounts_ok), "accounts_failed": dict(sorted(self.accounts_failed.items())),
-                "account_regions_ok": len(self.regions_ok - self.regions_failed),
-                "account_regions_failed": len(self.regions_failed), "regions_skipped": self.regions_skipped,
-                "records": self.records, "calls": self.calls, "cached": self.cached,
-                "throttled": self.throttled, "throttle_attempts": self.throttle_attempts, "wall_seconds": round(self.wall_seconds, 3)}
+        return bool(self.summary["accounts_failed"] or any(self.summary["errors"].values()) or self.s3_errors
+                    or (self.dynamodb is not None and self.dynamodb.failed))
 
 
-@dataclass(frozen=True)
-class _Unit:
-    rtype: ResourceType
-    account: str
-    region: str          # the record's region ("global" for global types)
-    request: Request
-
-
-class Inventory:
-    """One inventory run. ``regions`` is an explicit list of region names, or ``"enabled"`` /
-    ``"active"`` (per account from DescribeRegions, and for ``active`` also the status store)."""
-
-    def __init__(self, engine: Any, accounts: Sequence[Account], types: Sequence[ResourceType], *,
-                 regions: str | Sequence[str] = "enabled", exclude: Iterable[str] = (),
-                 credentials: AccountCredentials | None = None, status_store: RegionStatusStore | None = None,
-                 cache: Any = None, concurrency: int | None = None, detail_concurrency: int = 16,
-                 filter_offered: bool = True, on_record: Callable[[Record], None] | None = None):
-        self.engine, self.accounts, self.types = engine, list(accounts), list(types)
-        self.regions, self.exclude = regions, set(exclude)
-        self.credentials = credentials or AccountCredentials(engine)
-        self.store, self.cache = status_store, cache
-        self.concurrency = concurrency or engine.config.concurrency
-        self.detail_concurrency, self.filter_offered = detail_concurrency, filter_offered
-        self.on_record = on_record
-        self.summary = RunSummary()
-        self._offered: dict[str, set[str] | None] = {}
-
-    # -- the run -------------------------------------------------------------------------------
-
-    def run(self) -> Iterator[Record]:
-        """Records as they complete (cached ones first)."""
-        throttles_before = _throttles(self.engine)
-        creds = self.credentials.prefetch(self.accounts)
-        ready: list[tuple[Account, Any]] = []
-        for account in self.accounts:
-            status = self.credentials.status(account)
-            if status is not None and not status.ok:
-                self.summary.accounts_failed[account.account_id] = status.error or status.status
-                for rtype in self.types:
-                    yield self._emit(record(rtype.name, account.account_id, "*", [], status.status, status.error))
-                continue
-            self.summary.accounts_ok.add(account.account_id)
-            ready.append((account, creds.get(account.account_id)))
-        candidates = self._candidate_regions(ready)
-        misses: list[_Unit] = []
-        for unit in self._units(ready, candidates):
-            hit = self.cache.get(self._cache_key(unit)) if self.cache is not None else None
-            if hit is not None:
-                yield self._emit(record(unit.rtype.name, unit.account, unit.region, hit), cached=True)
-            else:
-                misses.append(unit)
-        yield from self._fetch(misses)
-        if self.store is not None:
-            self.store.flush()
-        self.summary.throttle_attempts = _throttles(self.engine) - throttles_before
-        self.summary.wall_seconds = time.perf_counter() - self.summary.started
-
-    def _fetch(self, units: list[_Unit]) -> Iterator[Record]:
-        for result in self.engine.iter_results((u.request for u in units), self.concurrency):
-            unit = units[result.index]
-            rec = self._record(unit, result)
-            calls = result.attempts
-            if rec["status"] == "ok" and unit.rtype.details and rec["items"]:
-                calls += self._details(unit, rec["items"])
-            if rec["status"] == "ok" and self.cache is not None:
-                self.cache.set(self._cache_key(unit), rec["items"])
-            self._remember(unit, rec, result)
-            yield self._emit(rec, calls=calls)
-
-    def _emit(self, rec: Record, *, calls: int = 0, cached: bool = False) -> Record:
-        self.summary.add(rec, calls=calls, cached=cached)
-        if self.on_record is not None:
-            self.on_record(rec)
-        return rec
-
-    def _record(self, unit: _Unit, result: Result) -> Record:
-        if result.ok:
-            return record(unit.rtype.name, unit.account, unit.region, unit.rtype.extract(result.result))
-        status = classify(result.error_code, service=unit.rtype.service, operation=unit.rtype.operation).status
-        return record(unit.rtype.name, unit.account, unit.region, [], status, result.error)
-
-    def _remember(self, unit: _Unit, rec: Record, result: Result) -> None:
-        if self.store is None or unit.rtype.is_global:
-            return
-        count = len(rec["items"]) if result.ok else None
-        status, code = status_of(result.ok, count or 0, result.error_code), result.error_code
-        # keyed by resource type, not service: ec2.vpcs found (a default VPC) must not be overwritten
-        # by ec2.instances empty in the same region, or ``active`` would skip VPCs next time.
-        self.store.update(unit.account, unit.rtype.name, unit.region, status, code, count)
-
-    # -- planning ------------------------------------------------------------------------------
-
-    def _candidate_regions(self, ready: list[tuple[Account, Any]]) -> dict[str, list[str]]:
-        """Per account, the regions to consider before per-service filtering."""
-        if not isinstance(self.regions, str):
-            return {a.account_id: [r for r in self.regions if r not in self.exclude] for a, _ in ready}
-        if not any(not t.is_global for t in self.types):
-            return {a.account_id: [] for a, _ in ready}
-        fallback = [self.engine.config.home_region]
-        requests = [Request("ec2", "DescribeRegions", {"AllRegions": True}, region=fallback[0],
-                            account=a.account_id, role=self._role_arn(a), credentials=c) for a, c in ready]
-        out: dict[str, list[str]] = {}
-        for result in self.engine.batch_requests(requests, self.concurrency):
-            account = ready[result.index][0].account_id
-            regions = opted_in(result.result) if result.ok else fallback
-            out[account] = [r for r in regions if r not in self.exclude]
-        return out
-
-    def _units(self, ready: list[tuple[Account, Any]], candidates: dict[str, list[str]]) -> Iterator[_Unit]:
-        """Account-major, then region, then type: the calls that share a botocore client (same
-        account, region and service) run close together, so the engine's client LRU stays hot
-        instead of re-creating clients (several ms and ~1 MB each) once per resource type."""
-        for account, creds in ready:
-            wanted = {t.name: set(self._regions_for(t, account.account_id, candidates[account.account_id]))
-                      for t in self.types}
-            for region in [GLOBAL, *candidates[account.account_id]]:
-                for rtype in self.types:
-                    if region not in wanted[rtype.name]:
-                        continue
-                    api_region = rtype.api_region if region == GLOBAL else region
-                    request = Request(rtype.service, rtype.operation, dict(rtype.params), region=api_region,
-                                      account=account.account_id, role=self._role_arn(account), credentials=creds,
-                                      paginate=rtype.paginate)
-                    yield _Unit(rtype, account.account_id, region, request)
-
-    def _regions_for(self, rtype: ResourceType, account: str, candidates: list[str]) -> list[str]:
-        if rtype.is_global:
-            return [GLOBAL]
-        regions = candidates
-        if self.filter_offered:
-            offered = self._offered_for(rtype)
-            if offered is not None:
-                regions = [r for r in regions if r in offered]
-        if self.regions == "active" and self.store is not None:
-            active = self.store.active_regions(account, rtype.name, regions)
-            self.summary.regions_skipped += len(regions) - len(active)
-            regions = active
-        return regions
-
-    def _offered_for(self, rtype: ResourceType) -> set[str] | None:
-        name = rtype.ssm_service or rtype.service
-        if name not in self._offered:
-            self._offered[name] = offered_regions(self.engine, name, cache=self.cache)
-        return self._offered[name]
-
-    def _role_arn(self, account: Account) -> str | None:
-        status = self.credentials.status(account)
-        return status.role_arn if status is not None else None
-
-    def _cache_key(self, unit: _Unit) -> str:
-        return f"{_CACHE_VERSION}:{unit.rtype.name}:{unit.request.signature}"
-
-    # -- detail steps ---------------------------------------------------------------------------
-
-    def _details(self, unit: _Unit, items: list[Any]) -> int:
-        """Run each detail step for every item, in parallel; returns the calls made."""
-        calls = 0
-        for detail in unit.rtype.details:
-            requests = [self._detail_request(unit, detail, item) for item in items]
-            for result in self.engine.iter_results(requests, self.detail_concurrency):
-                _merge(items[result.index], detail, result)
-                calls += result.attempts
-        return calls
-
-    def _detail_request(self, unit: _Unit, detail: Detail, item: dict[str, Any]) -> Request:
-        params = {**detail.extra, **{name: item.get(source) for name, source in detail.params.items()}}
-        region = (item.get(detail.region_from) if detail.region_from else None) or unit.request.region
-        return replace(unit.request, operation=detail.operation, params=params, region=region, paginate=False)
-
-
-def _merge(item: dict[str, Any], detail: Detail, result: Result) -> None:
-    if result.ok:
-        value = True if detail.pick is None else jmespath.search(detail.pick, result.result)
-        item[detail.into] = detail.default if value is None else value
+def resolve_accounts(engine: Any, spec: str | None, *, role: str | None, exclude: list[str] | None = None,
+                     ous: list[str] | None = None, region: str | None = None) -> list[Account]:
+    """``None`` (the caller's own account), ``org``, ``dynamodb:TABLE`` or a comma list of ids."""
+    if spec is None or spec.strip() in ("", "self"):
+        result = engine.execute(Request("sts", "GetCallerIdentity", {}, region=region or engine.config.home_region))
+        if not result.ok:
+            raise InventoryError(f"cannot tell which account these credentials belong to: {result.error}")
+        return [Account(result.result["Account"], role=role)]
+    spec = spec.strip()
+    if spec == "org":
+        return accounts_from_organizations(engine, role=role, exclude=exclude or (), ous=ous or (), region=region)
+    if table := dynamodb_table(spec, flag="--accounts"):
+        accounts = accounts_from_dynamodb(engine, table, role=role, region=region)
     else:
-        item[detail.into] = detail.fail_value
-        item[f"{detail.into}Error"] = result.error_code
+        accounts = accounts_from_list(spec, role=role)
+    dropped = set(exclude or ())
+    return [a for a in accounts if a.account_id not in dropped]
 
 
-def _throttles(engine: Any) -> int:
+def _check_regions(engine: Any, regions: str, exclude: str | None) -> str | list[str]:
+    known = known_regions(engine)
+    dropped = expand_regions(exclude, known) if exclude else []
+    if regions in REGION_MODES:
+        return regions
+    return expand_regions(regions, known, exclude=dropped)
+
+
+def run_inventory(engine: Any, *, accounts: str | None = None, role_name: str | None = None,
+                  external_id: str | None = None, regions: str = "enabled", exclude_regions: str | None = None,
+                  types: str = "all", out: str | os.PathLike[str] | None = None, fmt: str | None = None,
+                  dynamodb_table: str | None = None, s3_uri: str | None = None, cache_ttl: float | None = None,
+                  cache_dir: str | None = None, status_store: str | None = None, concurrency: int | None = None,
+                  exclude_accounts: str | None = None, org_ous: str | None = None, keep_records: bool = False,
+                  filter_offered: bool = True, on_record: Callable[[Record], None] | None = None,
+                  dead_letter_path: str | None = None, fetch: Callable[..., RunSummary] | None = None) -> InventoryReport:
+    """Run an inventory end to end; InventoryError (before any fetch) for bad input.
+
+    ``fetch`` replaces the in-process fetch with another executor (the Celery coordinator): it gets
+    the checked plan as keywords, calls ``on_record`` for every record and returns the RunSummary;
+    checks, files, sinks and the report stay this function's."""
+    chosen = resolve_types(types)
+    region_plan = _check_regions(engine, regions, exclude_regions)
+    excluded = expand_regions(exclude_regions, known_regions(engine)) if exclude_regions else []
+    fmt = resolve_format(out, fmt)  # json, jsonl, or sqlite (an --out FILE.db)
+    if s3_uri:
+        parse_s3_uri(s3_uri)
+        if out is None:
+            raise InventoryError("--s3-uri uploads the files written to --out; give --out DIR too")
+    home = engine.config.home_region
+    sink = open_sink(out, fmt) if out is not None else None
+    ddb: DynamoDBSink | None = None
     try:
-        return sum(int(row.get("throttles", 0)) for row in engine.metrics.perf_stats())
-    except AttributeError:  # an engine without metrics
-        return 0
+        targets = resolve_accounts(engine, accounts, role=role_name, exclude=parse_list(exclude_accounts),
+                                   ous=parse_list(org_ous), region=home)
+        check_roles(targets, role_name, home)
+        ddb = DynamoDBSink(engine, dynamodb_table, dead_letter_path=dead_letter_path) if dynamodb_table else None
+        if ddb is not None:
+            ddb.check()
+        ttl = engine.config.cache_ttl if cache_ttl is None else cache_ttl
+        cache = InventoryCache(ttl, cache_dir or engine.config.cache_dir) if ttl > 0 else None
+        store = _status_store(engine, status_store, cache_dir) if regions == "active" or status_store else None
+        creds = AccountCredentials(engine, role_name, external_id=external_id, region=home)
+        keep = keep_records
+        kept: list[Record] = []
+
+        def on_each(rec: Record) -> None:
+            if sink is not None:
+                sink.add(rec)
+            if ddb is not None:  # streamed: the sink holds one window of items, not the run
+                for item in record_items([rec], _id_of):
+                    ddb.add(item)
+            if keep:
+                kept.append(rec)
+            if on_record is not None:
+                on_record(rec)
+
+        if fetch is not None:
+            summary = fetch(accounts=targets, types=chosen, regions=region_plan, exclude=excluded,
+                            role_name=role_name, external_id=external_id, cache_ttl=ttl, status_store=status_store,
+                            concurrency=concurrency, filter_offered=filter_offered, on_record=on_each)
+        else:
+            inventory = Inventory(engine, targets, chosen, regions=region_plan, exclude=excluded, credentials=creds,
+                                  status_store=store, cache=cache, concurrency=concurrency, on_record=on_each,
+                                  filter_offered=filter_offered)
+            for _ in inventory.run():
+                pass
+            summary = inventory.summary
+        files = [str(p) for p in sink.close(summary.to_dict())] if sink is not None else []
+    except BaseException as exc:
+        if sink is not None:
+            sink.abort()
+        if ddb is not None and isinstance(exc, KeyboardInterrupt):  # Ctrl-C/SIGTERM: write the last window
+            with contextlib.suppress(Exception):
+                ddb.close()
+        raise
+    report = InventoryReport(summary.to_dict(), files, records=kept if keep_records else None)
+    if ddb is not None:
+        report.dynamodb = ddb.close()
+    if s3_uri:
+        report.s3_errors = upload_to_s3(engine, [Path(f) for f in files], s3_uri)
+    return report
 
 
+def _id_of(rtype: str, item: Any) -> str:
+    return str(CATALOG[rtype].id_of(item))
+
+
+def _status_store(engine: Any, spec: str | None, cache_dir: str | None) -> RegionStatusStore:
+    return RegionStatusStore.from_spec(engine, spec, cache_dir and os.path.join(cache_dir, "region-status.json"))

@@ -23,9 +23,9 @@ from .._jsonable import jsonable
 from ._cache import InventoryCache
 from ._catalog import resolve_types
 from ._credentials import AccountCredentials
+from ._fetch import Inventory, RunSummary
 from ._fileio import atomic_open
 from ._region_status import RegionStatusStore
-from ._run import Inventory, RunSummary
 from ._types import Account, InventoryError, Record, check_account_id
 
 __all__ = ["DirectoryShardSink", "Shard", "ShardSink", "merge_shard", "run_shard"]
