@@ -189,6 +189,10 @@ class Engine:
         return self.dedupe.do(signature, fn, window=window)
 
     def close(self) -> None:
+        if "_process_pools" in self.__dict__:  # processes=N: the idle worker pool stops with the engine
+            from ._processes import close_pools
+
+            close_pools(self)
         self.caller.close()
         self.clients.close()
         self.backend.shutdown()

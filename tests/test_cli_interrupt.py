@@ -5,17 +5,16 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
-from greenfetch.testing import LoopbackServer
+from greenfetch.testing import LoopbackServer, wait_until
 
 
 @pytest.fixture(scope="module")
 def slow_server():
-    with LoopbackServer(latency=0.3) as url:
-        yield url
+    with (server := LoopbackServer(latency=0.3)):
+        yield server
 
 
 def _start(url, output):
@@ -31,7 +30,7 @@ def _start(url, output):
 
 
 def test_interrupt_streaming_run_keeps_what_completed(slow_server):
-    proc = _start(slow_server, "jsonl")
+    proc = _start(slow_server.url, "jsonl")
     first = proc.stdout.readline()  # a result has been written: the run is under way
     proc.send_signal(signal.SIGINT)
     rest, err = proc.communicate(timeout=30)
@@ -43,12 +42,8 @@ def test_interrupt_streaming_run_keeps_what_completed(slow_server):
 
 
 def test_interrupt_json_run_flushes_completed_results(slow_server):
-    proc = _start(slow_server, "json")
-    deadline = time.monotonic() + 20
-    stats = _stats(slow_server)
-    while stats["ok"] < 20 and time.monotonic() < deadline:  # wait for a condition, not for a time
-        time.sleep(0.05)
-        stats = _stats(slow_server)
+    proc = _start(slow_server.url, "json")
+    wait_until(lambda: slow_server.stats()["ok"] >= 20, 20, "20 answers")
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
@@ -56,9 +51,3 @@ def test_interrupt_json_run_flushes_completed_results(slow_server):
     assert 0 < len(rows) < 400
     assert [r["index"] for r in rows] == sorted(r["index"] for r in rows)
 
-
-def _stats(url):
-    import urllib.request
-
-    with urllib.request.urlopen(f"{url}/_stats", timeout=5) as resp:
-        return json.load(resp)

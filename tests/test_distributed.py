@@ -13,7 +13,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -27,7 +26,7 @@ from greenfetch.distributed import check_broker_url, redact
 from greenfetch.inventory import accounts_from_list, assume_role, resolve_types
 from greenfetch.inventory._fetch import Inventory, RunSummary
 from greenfetch.inventory._shard import DirectoryShardSink, Shard, merge_shard, run_shard
-from greenfetch.testing import free_port
+from greenfetch.testing import free_port, wait_until
 
 ROLE = "InventoryReader"
 PASSWORD = "hunter2-Broker-Secret"
@@ -59,7 +58,7 @@ class RedisServer:
              "--requirepass", PASSWORD, "--dir", str(self.directory),
              "--logfile", str(self.directory / f"redis-{self.port}.log")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _until(lambda: self._ping(), 10, "redis-server to answer")
+        wait_until(lambda: self._ping(), 10, "redis-server to answer")
 
     def _ping(self) -> bool:
         try:
@@ -105,7 +104,7 @@ class Workers:
             proc = subprocess.Popen(cmd, env=self.env(), stdout=handle, stderr=subprocess.STDOUT)
         self.procs.append(proc)
         self.logs.append(log)
-        _until(lambda: "ready." in log.read_text(errors="replace") or proc.poll() is not None, 60,
+        wait_until(lambda: "ready." in log.read_text(errors="replace") or proc.poll() is not None, 60,
                f"worker {name} to start")
         assert proc.poll() is None, log.read_text(errors="replace")
         return proc
@@ -127,13 +126,6 @@ def workers(tmp_path, redis_server):
     pool.stop()
 
 
-def _until(condition, timeout: float, what: str, interval: float = 0.02) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 @pytest.fixture(scope="module")
@@ -195,7 +187,7 @@ def test_killed_worker_loses_nothing_and_matches_a_local_run(seeded, redis_serve
         return any(v.decode().endswith(f":{first.pid}") for key in _run_keys(client, "started")
                    for v in client.hgetall(key).values())
 
-    _until(first_worker_started, 60, "worker a to start a shard")
+    wait_until(first_worker_started, 60, "worker a to start a shard")
     first.send_signal(signal.SIGKILL)
     first.wait(10)
     (started,) = _run_keys(client, "started")
@@ -233,7 +225,7 @@ def test_redis_stopped_mid_run_is_a_clear_error_not_a_gap(seeded, redis_server, 
     def some_shards_done() -> bool:
         return any(0 < client.scard(k) < len(ACCOUNTS) for k in _run_keys(client, "pending"))
 
-    _until(some_shards_done, 60, "the first shards to finish")
+    wait_until(some_shards_done, 60, "the first shards to finish")
     redis_server.stop()
     stdout, stderr = coordinator.communicate(timeout=60)
     assert coordinator.returncode == 1, stderr
@@ -254,7 +246,7 @@ def test_redis_restarted_mid_run_still_completes_the_run(seeded, redis_server, w
     out = tmp_path / "shared"
     coordinator = _coordinator(seeded, out, workers, tmp_path)
     client = redis_server.client
-    _until(lambda: bool(_run_keys(client, "started")), 60, "the first shard to start")
+    wait_until(lambda: bool(_run_keys(client, "started")), 60, "the first shard to start")
     redis_server.stop()
     redis_server.start()
     stdout, stderr = coordinator.communicate(timeout=100)

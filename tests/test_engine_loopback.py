@@ -10,7 +10,6 @@ import gc
 import importlib.util
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import gevent
@@ -19,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from greenfetch import BatchFailed, Config, Engine
-from greenfetch.testing import LoopbackServer
+from greenfetch.testing import LoopbackServer, wait_until
 
 LIST = {"service": "dynamodb", "operation": "ListTables"}
 FAIL = {"service": "dynamodb", "operation": "DescribeTable", "params": {"TableName": "t"}}
@@ -36,14 +35,6 @@ def live_greenlets() -> int:
     return sum(1 for obj in gc.get_objects() if isinstance(obj, gevent.Greenlet) and not obj.dead)
 
 
-def wait_until(predicate, timeout=10.0):
-    """Poll (yielding to the hub) until ``predicate()`` holds; the timeout only bounds a failing test."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        gevent.sleep(0.01)
-    return True
 
 
 def test_fail_fast_cancels_queued_and_inflight_work():
@@ -68,11 +59,11 @@ def test_fail_fast_cancels_queued_and_inflight_work():
         assert caught.value.failure.error_code == "InternalServerError"
         assert [r.index for r in caught.value.results] == [9]
         assert len(pulled) <= 11  # the queue was not drained: at most one request beyond the slots
-        assert wait_until(lambda: server.stats()["inflight"] == 0)
+        wait_until(lambda: server.stats()["inflight"] == 0, what="nothing in flight")
         stats = server.stats()
         assert stats["requests"] == 10
         assert stats["cancelled"] == 9
-        assert wait_until(lambda: live_greenlets() <= before)
+        wait_until(lambda: live_greenlets() <= before, what="the batch's greenlets to end")
 
 
 @pytest.fixture(scope="module")

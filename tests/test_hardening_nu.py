@@ -9,14 +9,13 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from greenfetch.testing import LoopbackServer
+from greenfetch.testing import LoopbackServer, wait_until
 from nu_plugin import _codec as codec
 
 PLUGIN = Path(sys.executable).parent / "nu_plugin_greenfetch"
@@ -49,21 +48,13 @@ class Peer:
                 self.send({"EngineCallResponse": [message["EngineCall"]["id"], {"ValueMap": {}}]})
 
 
-def _inflight(url):
-    with urllib.request.urlopen(f"{url}/_stats", timeout=5) as response:
-        return json.load(response)["inflight"]
 
 
-def _wait(condition, timeout):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.02)
 
 
 @pytest.mark.skipif(not PLUGIN.exists(), reason="nu_plugin_greenfetch is not installed in this environment")
 def test_too_deep_message_is_dropped_and_interrupt_goodbye_still_work():
-    with LoopbackServer(latency=30.0) as url:
+    with (server := LoopbackServer(latency=30.0)) as url:
         env = {**os.environ, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y", "AWS_REGION": "us-east-1",
                "AWS_ENDPOINT_URL": url, "GREENFETCH_NU_DEBUG": "1"}
         peer = Peer(env)
@@ -71,7 +62,7 @@ def test_too_deep_message_is_dropped_and_interrupt_goodbye_still_work():
         call = {"name": "batch-requests", "call": {"head": HEAD, "positional": [codec.to_value(requests, HEAD)],
                                                    "named": []}, "input": "Empty"}
         peer.send({"Call": [1, {"Run": call}]})
-        _wait(lambda: _inflight(url) >= 2, timeout=20)
+        wait_until(lambda: server.stats()["inflight"] >= 2, 20, "two requests in flight")
         peer.send(b"[" * 100_000 + b"]" * 100_000)
         started = time.monotonic()
         peer.send({"Signal": "Interrupt"})

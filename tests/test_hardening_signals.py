@@ -6,12 +6,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from greenfetch.testing import LoopbackServer
+from greenfetch.testing import LoopbackServer, wait_until
 from greenfetch.testing._loopback import LoopbackServer as _Loopback
 
 N = 400
@@ -19,23 +18,12 @@ N = 400
 
 @pytest.fixture(scope="module")
 def slow_server():
-    with LoopbackServer(latency=0.3) as url:
-        yield url
+    with (server := LoopbackServer(latency=0.3)):
+        yield server
 
 
-def _stats(url):
-    import urllib.request
-
-    with urllib.request.urlopen(f"{url}/_stats", timeout=5) as resp:
-        return json.load(resp)
 
 
-def _wait(condition, what, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def _batch(url, command, output, *extra):
@@ -56,9 +44,9 @@ def _batch(url, command, output, *extra):
     ("adaptive", ["--initial-concurrency", "10"], signal.SIGTERM, 143),
 ])
 def test_sigterm_json_run_writes_what_completed(slow_server, command, extra, signum, code):
-    before = _stats(slow_server)["ok"]
-    proc = _batch(slow_server, command, "json", *extra)
-    _wait(lambda: _stats(slow_server)["ok"] >= before + 20, "20 answers")
+    before = slow_server.stats()["ok"]
+    proc = _batch(slow_server.url, command, "json", *extra)
+    wait_until(lambda: slow_server.stats()["ok"] >= before + 20, 30, "20 answers")
     proc.send_signal(signum)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == code, err
@@ -69,7 +57,7 @@ def test_sigterm_json_run_writes_what_completed(slow_server, command, extra, sig
 
 
 def test_sigterm_streaming_run_keeps_complete_lines(slow_server):
-    proc = _batch(slow_server, "batch", "jsonl", "-c", "10")
+    proc = _batch(slow_server.url, "batch", "jsonl", "-c", "10")
     first = proc.stdout.readline()
     proc.send_signal(signal.SIGTERM)
     rest, err = proc.communicate(timeout=30)
@@ -116,7 +104,7 @@ def _writing(out):
 
 def test_sigterm_inventory_exits_143_and_leaves_no_temp_file(pages, tmp_path):
     proc = _inventory(pages.url, tmp_path)
-    _wait(lambda: _writing(tmp_path), "records being written")
+    wait_until(lambda: _writing(tmp_path), 30, "records being written")
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 143, err
@@ -127,7 +115,7 @@ def test_sigterm_inventory_exits_143_and_leaves_no_temp_file(pages, tmp_path):
 
 def test_after_sigkill_the_next_run_sweeps_the_orphan(pages, tmp_path):
     proc = _inventory(pages.url, tmp_path)
-    _wait(lambda: _writing(tmp_path), "records being written")
+    wait_until(lambda: _writing(tmp_path), 30, "records being written")
     proc.kill()
     proc.wait(timeout=10)
     assert len(_temps(tmp_path)) == 1  # what SIGKILL leaves: nothing can run in a killed process
@@ -176,10 +164,10 @@ def test_cache_clear_removes_only_the_caches_own_files(tmp_path):
 
 def test_a_command_without_its_own_handler_still_exits_128_plus_signal(slow_server):
     """`stats --url` waiting on a server (as drs-sync waits on AWS): SIGTERM ends it with 143, not click's 1."""
-    with LoopbackServer(latency=30.0) as url:
+    with (server := LoopbackServer(latency=30.0)) as url:
         proc = subprocess.Popen([sys.executable, "-m", "greenfetch.cli", "stats", "--url", f"{url}/metrics"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        _wait(lambda: _stats(url)["inflight"] >= 1, "the request to be waiting")
+        wait_until(lambda: server.stats()["inflight"] >= 1, 30, "the request to be waiting")
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 143, err

@@ -13,14 +13,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
-import urllib.request
 import uuid
 from pathlib import Path
 
 import pytest
 
-from greenfetch.testing import LoopbackServer
+from greenfetch.testing import LoopbackServer, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 NU = ROOT / ".nu" / "node_modules" / "@nushell" / "linux-x64" / "bin" / "nu"
@@ -170,14 +168,14 @@ def test_interrupt_cancels_the_running_batch(nu):
     """Ctrl-C (SIGINT to nu -> Signal Interrupt to the plugin): in-flight requests are cancelled and no
     further request starts. Ordered by the server's in-flight count, not by sleeping. The debug log
     shows the plugin acted on the Signal (not merely on nu exiting)."""
-    with LoopbackServer(latency=30.0) as url:
+    with (server := LoopbackServer(latency=30.0)) as url:
         script = ("0..<50 | each {|i| {service: dynamodb, operation: ListTables, endpoint_url: '" + url + "'}} "
                   "| batch-requests -c 2 | length")
         proc = subprocess.Popen([*nu.argv(), "-c", script], env={**nu.env, "GREENFETCH_NU_DEBUG": "1"},
                                 cwd=SCRIPTS, text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
-            _wait_for(lambda: _stats(url)["inflight"] >= 2, timeout=20)
+            wait_until(lambda: server.stats()["inflight"] >= 2, 20, "two requests in flight")
             proc.send_signal(signal.SIGINT)
             _, err = proc.communicate(timeout=20)
         finally:
@@ -185,8 +183,7 @@ def test_interrupt_cancels_the_running_batch(nu):
         assert proc.returncode != 0
         assert "interrupted" in err.lower()
         assert "Signal Interrupt: cancelling 1 running call(s)" in err
-        _wait_for(lambda: _stats(url)["inflight"] == 0, timeout=10)
-        stats = _stats(url)
+        stats = wait_until(lambda: (s := server.stats())["inflight"] == 0 and s, 10, "nothing in flight")
         assert stats["requests"] == 2 and stats["cancelled"] == 2 and stats["ok"] == 0
 
 
@@ -219,14 +216,4 @@ def test_console_script_without_stdio_prints_usage():
     assert proc.stdout == ""
 
 
-def _stats(url: str) -> dict:
-    with urllib.request.urlopen(url + "/_stats", timeout=5) as response:
-        return json.load(response)
 
-
-def _wait_for(condition, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.02)

@@ -12,7 +12,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 import urllib.parse
 import urllib.request
 
@@ -21,7 +20,7 @@ import pytest
 import greenfetch  # noqa: F401  (conftest.py has already patched gevent first)
 from greenfetch import Config, Engine
 from greenfetch._exposition import ExpositionError, push, render, serve, write_textfile
-from greenfetch.testing import LoopbackServer, free_port
+from greenfetch.testing import LoopbackServer, free_port, wait_until
 
 PROMTOOL, PROMETHEUS = shutil.which("promtool"), shutil.which("prometheus")
 PUSHGATEWAY = shutil.which("prometheus-pushgateway") or shutil.which("pushgateway")
@@ -45,15 +44,6 @@ def _get(url, timeout=5.0):
         return response.read().decode()
 
 
-def _until(deadline_s, fn):
-    """Poll ``fn`` until it returns something truthy or the deadline passes (then the last value)."""
-    end, last = time.monotonic() + deadline_s, None
-    while time.monotonic() < end:
-        last = fn()
-        if last:
-            return last
-        time.sleep(0.2)
-    return last
 
 
 @pytest.mark.skipif(not PROMTOOL, reason="promtool not installed (Debian package prometheus; scripts/install-prometheus)")
@@ -126,7 +116,7 @@ def test_push_to_a_real_pushgateway(busy_engine, tmp_path):
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         url = f"http://127.0.0.1:{port}"
-        assert _until(10, lambda: _try(lambda: _get(url + "/-/ready"))), "pushgateway never became ready"
+        wait_until(lambda: _try(lambda: _get(url + "/-/ready")), 10, "the pushgateway to be ready")
         push(busy_engine.metrics.registry, url, job="greenfetch-test")
         text = _get(url + "/metrics")
         assert 'greenfetch_dedupe_total{instance="",job="greenfetch-test",outcome="executed"} 1' in text
@@ -171,7 +161,7 @@ def test_real_prometheus_scrapes_a_running_greenfetch(tmp_path):
                 result = (found or {}).get("data", {}).get("result", [])
                 return result and result[0]["value"][1] not in ("NaN", "+Inf") and result
 
-            result = _until(30, answer)
+            result = wait_until(answer, 30, "Prometheus to answer the query", interval=0.2)
             assert run.poll() is None, run.stderr.read().decode() if run.stderr else ""
             assert result, "Prometheus never returned a value for histogram_quantile over our histogram"
             assert 0.05 < float(result[0]["value"][1]) < 1.0  # p90 of ~0.1-0.15 s requests, bucket-interpolated

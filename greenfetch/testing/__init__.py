@@ -9,6 +9,7 @@ from ._mock import MockCaller, client_error
 from ._moto import MotoServer, free_port
 from ._scripted import Reply, ScriptedServer, Seen, http_response
 from ._tls import ThrowawayCA, throwaway_ca
+from ._wait import wait_until
 
 __all__ = ["LoopbackServer", "MockCaller", "MotoServer", "Reply", "ScriptedServer", "Seen", "ThrowawayCA",
-           "client_error", "free_port", "http_response", "throwaway_ca"]
+           "client_error", "free_port", "http_response", "throwaway_ca", "wait_until"]
