@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import zlib
 
 import botocore.credentials
@@ -25,7 +24,7 @@ from greenfetch import BatchFailed, Config, Engine
 from greenfetch import _processes as processes_module
 from greenfetch._process_requests import sealed
 from greenfetch._processes import ProcessPool, with_processes
-from greenfetch.testing import LoopbackServer
+from greenfetch.testing import LoopbackServer, wait_until
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads process liveness from /proc")
 
@@ -66,13 +65,6 @@ def alive(pid: int) -> bool:
         return False
 
 
-def wait_until(predicate, timeout=20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)  # the parent's gevent hub runs during the sleep (patched)
-    return True
 
 
 @pytest.fixture(scope="module")
@@ -175,7 +167,7 @@ def test_iter_results_is_lazy_on_both_ends(server):
     children = worker_pids() - before
     assert len(children) == 2
     stream.close()  # stopped early: every child of the run stops (a clean run would keep them idle)
-    assert wait_until(lambda: not worker_pids() & children)
+    wait_until(lambda: not worker_pids() & children, 20)
     assert len(set(taken)) == 60
 
 
@@ -219,7 +211,7 @@ def test_ctrl_c_stops_every_process(tmp_path):
         proc.stdin.write(json.dumps(requests))
         proc.stdin.close()
         first = proc.stdout.readline()  # a result is written: the run is under way
-        assert wait_until(lambda: len(worker_pids(proc.pid)) == 2)
+        wait_until(lambda: len(worker_pids(proc.pid)) == 2, 20)
         children = worker_pids(proc.pid)
         proc.send_signal(signal.SIGINT)
         rest, err = proc.communicate(timeout=30)
@@ -230,7 +222,7 @@ def test_ctrl_c_stops_every_process(tmp_path):
     assert all(row["error"] is None for row in rows)
     assert len({row["index"] for row in rows}) == len(rows)
     assert "Interrupted" in err and "Traceback" not in err
-    assert wait_until(lambda: not any(alive(pid) for pid in children))
+    wait_until(lambda: not any(alive(pid) for pid in children), 20)
 
 
 # -- metrics, credentials, odd requests ------------------------------------------------------------
@@ -310,7 +302,7 @@ def test_fail_fast_stats_cover_what_ran(server):
         engine.batch_requests([{**LIST, "id": i} for i in range(60)] + [FAIL] + [LIST] * 200, 10, fail_fast=True)
     counted = sum(row["count"] for row in engine.metrics.perf_stats())
     assert counted >= len(caught.value.results)  # the children's last deltas were asked for before hanging up
-    assert wait_until(lambda: worker_pids() == before)  # fail-fast stopped every child of the run
+    wait_until(lambda: worker_pids() == before, 20)  # fail-fast stopped every child of the run
 
 
 def test_a_threads_parent_drives_gevent_children(server):
@@ -344,7 +336,7 @@ def test_an_engine_keeps_its_pool_between_clean_runs(server):
     import gc
 
     gc.collect()
-    assert wait_until(lambda: not worker_pids() & first)  # a collected engine's pool stops
+    wait_until(lambda: not worker_pids() & first, 20)  # a collected engine's pool stops
 
 
 def test_a_throttle_scope_is_owned_by_one_process(server):
