@@ -50,8 +50,10 @@ def outcome(call):
     except botocore.exceptions.BotoCoreError as exc:
         return (type(exc).__name__,)
     meta = value.pop("ResponseMetadata", {})
+    # per-request values; last-modified too: the two clients each PUT, a second apart at worst
     headers = {k: v for k, v in meta.get("HTTPHeaders", {}).items()
-               if k not in ("date", "x-amzn-requestid", "x-amz-request-id", "x-amz-id-2", "x-amz-crc32")}
+               if k not in ("date", "x-amzn-requestid", "x-amz-request-id", "x-amz-id-2", "x-amz-crc32",
+                            "last-modified")}
     for key, item in list(value.items()):
         if hasattr(item, "read"):
             value[key] = item.read()
