@@ -99,6 +99,8 @@ class Controller:
         self._last_cut = -math.inf
         self._previous: float | None = None
         self._answers: deque[float] = deque()  # when recent non-throttled answers arrived (accepted rate)
+        self._grown: deque[tuple[float, float]] = deque(maxlen=4096)  # (when, limit) of slow start's steps
+        self._slow: list[float] = []  # send times of this window's answers past ``flat`` (slow start)
         self._rate_cut, self._rate_stamp, self._next_send, self._born = -math.inf, clock(), -math.inf, math.inf
         self._start, self._count, self._drops, self._throttles, self._max_inflight = 0.0, 0, 0, 0, 0
         self._samples: list[float] = []
@@ -156,9 +158,12 @@ class Controller:
             self._drops += 1
             return self._close(now)
         if not throttled and latency is not None and latency > 1e-4 and sent >= self._last_cut:
-            if (self.slow_start and inflight * 2 >= self.limit and latency <= self.settings.target_latency
-                    and self._flat(latency - 2.0 * client_delay)):  # never grow past the target
+            if self.slow_start and not self._flat(latency - 2.0 * client_delay):
+                self._slow_answer(sent)
+            elif (self.slow_start and inflight * 2 >= self.limit
+                    and latency <= self.settings.target_latency):  # never grow past the target
                 self.limit = min(self.limit + 1.0, float(self.settings.max))  # +1 per answer: x2 per round trip
+                self._grown.append((now, self.limit))
             if sent >= self._start:  # only attempts sent in this window measure its limit
                 self._samples.append(latency)
                 self._inflight_sum += inflight
@@ -166,6 +171,17 @@ class Controller:
         if self._window_due(now):
             return self._close(now)
         return None
+
+    def _slow_answer(self, sent: float) -> None:
+        """A third answer past ``flat`` this window ends slow start at the limit in force when the
+        earliest of them was *sent*: answers come back a round trip late, and meanwhile the fast
+        ones kept doubling the limit (to 2-3x a cliff's knee on the loopback server)."""
+        self._slow.append(sent)
+        if len(self._slow) < 3:
+            return
+        first = min(self._slow)
+        then = next((limit for stamp, limit in reversed(self._grown) if stamp <= first), self.limit)
+        self.limit, self.slow_start, self._last_cut = min(self.limit, then), False, self.clock()
 
     def _flat(self, latency: float) -> bool:
         """Is this answer's latency flat (within ``flat`` x the baseline)? Slow start grows only on
@@ -315,7 +331,7 @@ class Controller:
 
     def _open_window(self, now: float) -> None:
         self._start, self._count, self._drops, self._throttles, self._max_inflight = now, 0, 0, 0, 0
-        self._samples = []
+        self._samples, self._slow = [], []
         self._inflight_sum, self._delay, self._delays = 0, 0.0, 0  # HubLag: sum and count of our delay
 
 
