@@ -8,8 +8,10 @@ attempt *says* comes from the one classifier (``_errors.classify``, see ``signal
 (a throttling code or HTTP 429), dropped (a timeout), or an answer (any other status, errors included;
 connection errors give no latency). A window is about one round trip (at least the baseline latency and
 20 answers sent after it opened; at most 1 s). Per window, with *baseline* = the no-load latency:
-- *ramp* (slow start): +1 per answer whose latency is flat (<= 1.5x baseline), i.e. x2 per round trip;
-  it ends at the first window whose latency rises (queue > alpha, below), at a throttle or a timeout;
+- *ramp* (slow start): +1 per answer whose latency is flat (<= 1.5x baseline, and under the target),
+  i.e. x2 per round trip; it ends at the first window whose latency rises (queue > alpha, below), at a
+  throttle or a timeout, or at the third slow answer of a window, back to the limit in force when the
+  first of those was sent (answers come back a round trip late: without this it overshot a cliff 3x);
 - *plateau vs more throughput* (Vegas, Little's law): ``queue = inflight x (1 - baseline / latency)``
   is the part of the in-flight work that only added latency, not throughput. Above beta (12% of the
   limit, >= 4) two windows running (or one window at over 2x baseline) the limit goes back to the knee,
@@ -18,7 +20,8 @@ connection errors give no latency). A window is about one round trip (at least t
 - *timeout*: ``limit *= 0.85``, once per window; ``target_latency`` is a ceiling (above it, cut);
 - a window's latency is the median of its answers, less twice this process's hub delay (below);
 - *throttle*: the send rate is capped at 0.9x the rate the server accepted just before (a token bucket
-  accepts exactly its rate once empty), at most once per round trip; it holds 1 s, then grows 5%/s x
+  accepts exactly its rate once empty) less the unpaced retries still to come (one per throttle of the
+  last 2 s), at most once per round trip, never raised by a throttle; it holds 1 s, then grows 5%/s x
   (1 + seconds since)^2 while it binds, so a steady quota costs ~1 throttle per cycle and a raised one
   is found in seconds; concurrency is capped near what the rate needs (2x rate x baseline);
 - *baseline*: the lowest window in slow start, then lowered only by a smoothed latency; every 3 s one

@@ -99,6 +99,7 @@ class Controller:
         self._last_cut = -math.inf
         self._previous: float | None = None
         self._answers: deque[float] = deque()  # when recent non-throttled answers arrived (accepted rate)
+        self._throttled: deque[float] = deque(maxlen=4096)  # when recent throttles came (their retries follow)
         self._grown: deque[tuple[float, float]] = deque(maxlen=4096)  # (when, limit) of slow start's steps
         self._slow: list[float] = []  # send times of this window's answers past ``flat`` (slow start)
         self._rate_cut, self._rate_stamp, self._next_send, self._born = -math.inf, clock(), -math.inf, math.inf
@@ -252,22 +253,28 @@ class Controller:
 
     def _on_throttle(self, now: float, sent: float) -> None:
         """Throttled: the server says "too fast", whatever the concurrency. Pace sends at
-        ``rate_backoff`` x the rate it accepted just before (at most once per round trip, and only for
-        attempts sent after the last cut), hold there ``rate_hold`` s, then probe upwards slowly
-        (``_probe_rate``). A token bucket accepts exactly its rate once empty, so one throttle
-        measures the quota; concurrency is capped near what that rate needs (2x rate x baseline)."""
+        ``rate_backoff`` x the rate it accepted just before, less the retries still to come (botocore
+        retries each throttle within ~2 s, and retries are not paced), at most once per round trip and
+        only for attempts sent after the last cut; never raise it on a throttle. Hold there
+        ``rate_hold`` s, then probe upwards (``_probe_rate``). A token bucket accepts exactly its rate
+        once empty, so one throttle measures the quota; concurrency is capped near what that rate
+        needs (2x rate x baseline)."""
         s = self.settings
         self.slow_start = False
+        self._throttled.append(now)
         rtt = self._baseline or 0.05
         if sent < self._rate_cut or now - self._rate_cut < rtt:
             return
         horizon = max(2 * rtt, min(0.5, now - max(self._rate_cut, self._born)))
         while self._answers and self._answers[0] < now - horizon:
             self._answers.popleft()
-        accepted = len(self._answers) / horizon
-        if self.rate is not None:
-            accepted = min(accepted, self.rate)
-        self.rate = max(s.min_rate, s.rate_backoff * accepted)
+        while self._throttled and self._throttled[0] < now - 2.0:
+            self._throttled.popleft()
+        retries = len(self._throttled) / 2.0  # each throttle comes back as an unpaced retry within ~2 s
+        paced = s.rate_backoff * len(self._answers) / horizon - retries
+        if self.rate is not None:  # already under it: the throttle came from unpaced retries or a burst,
+            paced = min(paced, self.rate)  # so hold; cutting again would ratchet the rate down for nothing
+        self.rate = max(s.min_rate, paced)
         self.limit = min(self.limit, max(float(s.min), 2.0 * self.rate * rtt + 1.0))
         self._rate_cut, self._rate_stamp = now, now
         self._next_send = min(self._next_send, now + 1.0 / self.rate)
