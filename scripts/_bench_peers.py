@@ -4,7 +4,9 @@ Each peer runs in its own interpreter so gevent's patching (greenfetch) never to
 asyncio peers. It warms its client with one call (client creation and model loading are not timed),
 then times ``calls`` DynamoDB ListTables calls at ``concurrency`` against ``url``, and prints one JSON
 line: calls, ok, wall seconds, CPU seconds of the process over the timed window, peak RSS (ru_maxrss,
-whole process life) and, for ``stream``, the RSS before the stream started.
+whole process life) and, for ``stream``, the RSS before the stream started. With ``ca`` (a PEM path) the
+peers trust that CA bundle, for the HTTPS loopback (botocore/aiobotocore ``verify=``, the engine through
+``AWS_CA_BUNDLE``).
 """
 
 from __future__ import annotations
@@ -61,6 +63,9 @@ def _timed(run: Callable[[], int], calls: int) -> dict[str, Any]:
 def _engine(opts: dict[str, Any]) -> Any:
     from greenfetch import Config, Engine
 
+    if opts.get("ca"):  # HTTPS loopback: trust its throwaway CA (the engine's clients read AWS_CA_BUNDLE)
+        os.environ["AWS_CA_BUNDLE"] = opts["ca"]
+
     if opts.get("http") == "urllib3":  # "before" of issue 10: botocore's own HTTP session
         import greenfetch._clients
 
@@ -116,7 +121,7 @@ def threads_peer(opts: dict[str, Any]) -> dict[str, Any]:
 
     cfg = Config(max_pool_connections=opts["concurrency"], retries={"mode": "standard", "total_max_attempts": 3})
     client = boto3.session.Session().client("dynamodb", region_name="us-east-1", endpoint_url=opts["url"],
-                                            config=cfg)
+                                            config=cfg, verify=opts.get("ca"))
     client.list_tables()
 
     def one(_: int) -> bool:
@@ -143,7 +148,7 @@ def aiobotocore_peer(opts: dict[str, Any]) -> dict[str, Any]:
         cfg = AioConfig(max_pool_connections=opts["concurrency"],
                         retries={"mode": "standard", "total_max_attempts": 3})
         async with get_session().create_client("dynamodb", region_name="us-east-1", endpoint_url=opts["url"],
-                                               config=cfg) as client:
+                                               config=cfg, verify=opts.get("ca")) as client:
             await client.list_tables()
             gate = asyncio.Semaphore(opts["concurrency"])
 

@@ -13,7 +13,7 @@ import botocore.parsers
 import pytest
 
 from greenfetch import Config, Engine
-from greenfetch.testing import LoopbackServer
+from greenfetch.testing import LoopbackServer, throwaway_ca
 from greenfetch.testing._loopback_faults import PROTOCOLS, Faults, TokenBucket, check_knobs, error_body
 
 LIST = {"service": "dynamodb", "operation": "ListTables"}
@@ -221,6 +221,28 @@ def test_handler_hook_serves_other_protocols_with_faults_in_that_protocol(tmp_pa
         stats = srv.stats()
     assert stats["per_target"] == {"GetCallerIdentity": 2, "GetSessionToken": 1}
     assert (stats["ok"], stats["dropped"], stats["throttled"]) == (1, 1, 1)
+
+
+def test_tls_mode_serves_a_greenfetch_call_over_https_to_a_client_trusting_the_ca(tmp_path, monkeypatch):
+    ca = throwaway_ca(tmp_path / "ca")
+    with LoopbackServer(tls=ca, latency=0.0, tables=["secure"]) as url:
+        assert url.startswith("https://127.0.0.1:")
+        monkeypatch.setenv("AWS_CA_BUNDLE", throwaway_ca(tmp_path / "other").ca)
+        untrusted = engine_for(_Url(url)).execute(LIST)
+        monkeypatch.setenv("AWS_CA_BUNDLE", ca.ca)
+        trusted = engine_for(_Url(url)).execute(LIST)
+        stats = _Url(url, ca).stats()
+    assert trusted.result == {"TableNames": ["secure"]}
+    assert not untrusted.ok and "SSL" in f"{untrusted.error_code} {untrusted.error}"
+    assert (stats["requests"], stats["ok"]) == (1, 1)  # the untrusted client never got past the handshake
+
+
+class _Url(LoopbackServer):
+    """A handle on a running server (the `with` block owns the process)."""
+
+    def __init__(self, url: str, tls=None) -> None:
+        super().__init__(tls=tls)
+        self.url = url
 
 
 def test_a_handler_that_cannot_be_imported_stops_start_with_its_name():

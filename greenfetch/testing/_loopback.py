@@ -38,6 +38,11 @@ instead of the DynamoDB default, as ``function(target_or_path, headers, body) ->
 bytes or str; return status ``None`` to drop the connection without an answer. Latency, knee, token
 bucket and the fault rates still apply around it (a fault replaces the handler's answer). The module is
 imported from the parent's ``sys.path``; keep it light (importing greenfetch there patches the child).
+
+HTTPS, opt-in: ``LoopbackServer(tls=throwaway_ca(dir))`` serves ``https://127.0.0.1:PORT`` with the
+certificate the throwaway CA signed (the same answers, knobs and control routes); clients trust
+``ca.ca`` as their bundle (botocore ``verify=ca.ca`` or ``AWS_CA_BUNDLE``). Each new connection pays a
+TLS handshake, as against real AWS; the default stays plain HTTP.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from __future__ import annotations
 import json
 import os
 import select
+import ssl
 import subprocess
 import sys
 import urllib.request
@@ -53,6 +59,7 @@ from typing import Any
 
 from ._child import ChildServer
 from ._loopback_faults import check_knobs
+from ._tls import ThrowawayCA
 
 __all__ = ["LoopbackServer"]
 
@@ -63,16 +70,18 @@ class LoopbackServer(ChildServer):
     """The parent side: starts the child, reads its port, and talks to its control endpoint."""
 
     def __init__(self, *, handler: str | None = None, port: int = 0, startup_timeout: float = 10.0,
-                 **knobs: Any):
+                 tls: ThrowawayCA | None = None, **knobs: Any):
         self.knobs = check_knobs(dict(knobs))
         self.handler = handler
+        self.tls = tls
         self.port = port
         self.url = ""
         self._timeout = startup_timeout
         self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> str:
-        config = {"knobs": self.knobs, "handler": self.handler, "port": self.port, "parent": os.getpid()}
+        config = {"knobs": self.knobs, "handler": self.handler, "port": self.port, "parent": os.getpid(),
+                  "tls": {"cert": self.tls.cert, "key": self.tls.key} if self.tls else None}
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
         self._proc = subprocess.Popen([sys.executable, str(_CHILD), json.dumps(config)],
                                       stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env)
@@ -81,7 +90,7 @@ class LoopbackServer(ChildServer):
             self.stop()
             raise RuntimeError(f"loopback server did not start: {line or 'no output'}")
         self.port = int(line)
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
         return self.url
 
     def _first_line(self) -> str:
@@ -107,6 +116,7 @@ class LoopbackServer(ChildServer):
             raise RuntimeError("the loopback server is not running: use `with LoopbackServer() as url:`")
         data = None if payload is None else json.dumps(payload).encode()
         req = urllib.request.Request(self.url + path, data=data, method=method)
-        with urllib.request.urlopen(req, timeout=10) as response:
+        context = ssl.create_default_context(cafile=self.tls.ca) if self.tls else None
+        with urllib.request.urlopen(req, timeout=10, context=context) as response:
             return json.loads(response.read())  # type: ignore[no-any-return]
 

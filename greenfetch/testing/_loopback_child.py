@@ -24,6 +24,7 @@ from importlib import import_module
 from typing import Any
 
 import gevent
+import gevent.ssl
 from gevent.server import StreamServer
 from gevent.socket import wait_read
 
@@ -163,13 +164,23 @@ def _wait(sock: Any, delay: float) -> bool:
         wait_read(sock.fileno(), timeout=delay, timeout_exc=_WAITED)
     except _Waited:
         return True
-    try:
-        if not sock.recv(1, socket.MSG_PEEK):
-            return False
-    except OSError:
+    if _hung_up(sock):
         return False
     gevent.sleep(delay)  # pipelined bytes, not a hang-up: wait the full delay (rare; over-waits a little)
     return True
+
+
+def _hung_up(sock: Any) -> bool:
+    """Whether a readable socket is at end of stream. Peeks the raw TCP bytes through a duplicate of the
+    descriptor, because a TLS socket refuses ``MSG_PEEK`` (a TLS client's close_notify then reads as
+    pipelined bytes: the answer waits out its delay and fails to send, which also ends the request)."""
+    try:
+        with socket.fromfd(sock.fileno(), socket.AF_INET, socket.SOCK_STREAM) as raw:
+            return not raw.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
 
 
 def _action(body: bytes) -> str | None:
@@ -257,7 +268,13 @@ def _watch_parent(parent: int) -> None:
 def serve(config: dict[str, Any]) -> None:
     """Bind, print the port on stdout (the parent waits for that line), then serve until killed."""
     app = App(config.get("knobs") or {}, config.get("handler"))
-    server = StreamServer(("127.0.0.1", int(config.get("port") or 0)), app.connection, backlog=2048)
+    tls: dict[str, Any] = {}
+    if config.get("tls"):  # HTTPS: gevent's SSL context, so each handshake yields like any socket read
+        context = gevent.ssl.SSLContext(gevent.ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(config["tls"]["cert"], config["tls"]["key"])
+        tls.update(ssl_context=context, do_handshake_on_connect=False)  # a failed handshake: an OSError
+                                                                         # in connection(), not a traceback
+    server = StreamServer(("127.0.0.1", int(config.get("port") or 0)), app.connection, backlog=2048, **tls)
     server.start()
     print(server.server_port, flush=True)
     gevent.spawn(_watch_parent, int(config.get("parent") or os.getppid()))
