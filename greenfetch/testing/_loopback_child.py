@@ -24,7 +24,6 @@ from importlib import import_module
 from typing import Any
 
 import gevent
-import gevent.ssl
 from gevent.server import StreamServer
 from gevent.socket import wait_read
 
@@ -270,7 +269,10 @@ def serve(config: dict[str, Any]) -> None:
     app = App(config.get("knobs") or {}, config.get("handler"))
     tls: dict[str, Any] = {}
     if config.get("tls"):  # HTTPS: gevent's SSL context, so each handshake yields like any socket read
-        context = gevent.ssl.SSLContext(gevent.ssl.PROTOCOL_TLS_SERVER)
+        # imported here, after the handler: a handler that imports greenfetch must patch ssl first
+        from gevent import ssl as gevent_ssl
+
+        context = gevent_ssl.SSLContext(gevent_ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(config["tls"]["cert"], config["tls"]["key"])
         tls.update(ssl_context=context, do_handshake_on_connect=False)  # a failed handshake: an OSError
                                                                          # in connection(), not a traceback
