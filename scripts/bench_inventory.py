@@ -11,6 +11,12 @@ process, which reports wall time, calls/s, resources found and peak RSS:
 - the seed-script way (seed 000): boto3 + ThreadPoolExecutor, a boto3 client created inside each task
   ("clients created within the worker function") from a boto3 Session per account, one retry config;
 - tuned threads: the same pool, with one shared boto3 client per (account, region, service).
+
+    python scripts/bench_inventory.py --cpu [--quick] [--write]          (section ``inventory_cpu``)
+
+The smaller CPU part (issue 10): 60 accounts x 8 regions x 6 JSON-protocol types, the CPU ``Inventory``
+spends per list call next to the raw engine's on the same server and the same (service, region) mix,
+each in its own process, both after a warm-up that loads the six service models (not timed).
 """
 
 from __future__ import annotations
@@ -131,6 +137,55 @@ print(json.dumps({"wall": wall, "resources": resources, "errors": errors, "clien
 """
 
 
+JSON_TYPES = ["dynamodb.tables", "sqs.queues", "kms.keys", "ssm.parameters", "secretsmanager.secrets",
+              "logs.log_groups"]
+
+# CPU per list call: "raw" runs the same (service, region) calls through engine.batch_requests under one
+# account; "inventory" runs Inventory over every account (AssumeRole, clients, pages, records). Both warm
+# the service models first with one call per service, so what is timed is the per-call and per-account cost.
+_CPU_CHILD = r"""
+import json, resource, sys, time
+opts = json.loads(sys.argv[1])
+import greenfetch
+from greenfetch import Config, Engine
+from greenfetch.inventory import accounts_from_list
+from greenfetch.inventory._catalog import resolve_types
+from greenfetch.inventory._fetch import Inventory
+
+def cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+engine = Engine(Config.resolve({"endpoint_url": opts["url"], "region": "us-east-1",
+                                "concurrency": opts["concurrency"], "max_clients": opts["max_clients"]}))
+types = resolve_types(opts["types"])
+calls = [{"service": t.service, "operation": t.operation, "params": dict(t.params), "region": r}
+         for t in types for r in opts["regions"]]
+warm = engine.batch_requests([{**c, "region": "us-east-1"} for c in calls[::len(opts["regions"])]])
+assert all(r.ok for r in warm), [r.error for r in warm if not r.ok]
+created, cpu0, t0 = engine.clients.created, cpu(), time.perf_counter()
+if opts["mode"] == "raw":
+    if opts["warm_regions"]:
+        engine.batch_requests(calls, opts["concurrency"])
+        created, cpu0, t0 = engine.clients.created, cpu(), time.perf_counter()
+    batch = calls * len(opts["accounts"])
+    results = engine.batch_requests(batch, opts["concurrency"])
+    lists, errors, resources = len(batch), sum(not r.ok for r in results), 0
+else:
+    accounts = accounts_from_list(opts["accounts"], role="InventoryReader")
+    inv = Inventory(engine, accounts, types, regions=opts["regions"], filter_offered=False,
+                    concurrency=opts["concurrency"])
+    lists = resources = errors = 0
+    for rec in inv.run():
+        lists += 1
+        resources += len(rec["items"])
+        errors += rec["status"] != "ok"
+print(json.dumps({"cpu": cpu() - cpu0, "wall": time.perf_counter() - t0, "lists": lists, "errors": errors,
+                  "resources": resources, "clients": engine.clients.created - created,
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
 def child(code: str, opts: dict[str, Any]) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "GREENFETCH_"))}
     env.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_EC2_METADATA_DISABLED="true",
@@ -186,20 +241,69 @@ def run(quick: bool = False, n_accounts: int | None = None, rows_wanted: list[st
     return "\n".join(lines)
 
 
+def run_cpu(quick: bool = False) -> str:
+    """Inventory CPU per list call next to the raw engine's (issue 10 target: within 1.5x)."""
+    accounts = [f"7{n:011d}" for n in range(6 if quick else 60)]
+    regions = REGIONS[:2 if quick else 8]
+    concurrency = 64
+    os.environ["GREENFETCH_INVENTORY_PAGES"] = json.dumps({"items": 5})
+    base = {"accounts": accounts, "regions": regions, "types": JSON_TYPES, "concurrency": concurrency,
+            "max_clients": MAX_CLIENTS}
+    runs = {}
+    with LoopbackServer(handler=HANDLER, latency=LATENCY) as url:
+        for key, extra in (("raw", {"mode": "raw", "warm_regions": True}),
+                           ("raw_cold", {"mode": "raw", "warm_regions": False}),
+                           ("inventory", {"mode": "inventory"})):
+            began = time.monotonic()
+            runs[key] = child(_CPU_CHILD, {**base, "url": url, **extra})
+            print(f"bench: inventory_cpu {key} took {time.monotonic() - began:.1f} s", file=sys.stderr, flush=True)
+    per_call = {k: 1000 * m["cpu"] / max(1, m["lists"]) for k, m in runs.items()}
+    ratio = per_call["inventory"] / per_call["raw"]
+    labels = {"raw": "raw engine: `batch_requests` of the same calls, one account, clients warm",
+              "raw_cold": f"raw engine, the same, its clients for the {len(regions)} regions created in the timed window",
+              "inventory": f"`Inventory` over {len(accounts)} accounts (AssumeRole + every list)"}
+    rows = [f"| {labels[k]} | {m['lists']:,} | {per_call[k]:.2f} | {per_call[k] / per_call['raw']:.2f}x | "
+            f"{m['clients']} | {m['wall']:.1f} | {m['lists'] / m['wall']:,.0f} | {m['errors']} | {m['rss_mb']:.0f} |"
+            for k, m in runs.items()]
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return "\n".join([
+        "### Inventory CPU per list call (issue 10)", "",
+        f"_Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} cores (load average "
+        f"{load} at the start; shared machine, ±15%)._" + (" **Quick run: numbers meaningless.**" if quick else ""),
+        "",
+        f"{len(accounts)} accounts x {len(regions)} regions x {len(JSON_TYPES)} JSON-protocol types "
+        f"({', '.join(JSON_TYPES)}) = {len(accounts) * len(regions) * len(JSON_TYPES):,} list calls on the "
+        f"inventory loopback server (pages of 5 records, {LATENCY * 1000:.0f} ms latency), concurrency "
+        f"{concurrency}, one process each. CPU is the process's user+system time over the timed window, after "
+        "a warm-up call per service (model loading not timed); for `Inventory` the window includes its "
+        f"{len(accounts)} AssumeRole calls and every client it creates. Reproduce with "
+        "`python scripts/bench_inventory.py --cpu`.", "",
+        "| run | list calls | CPU ms per list call | vs raw engine | botocore clients created | wall s | "
+        "calls/s | errors | peak RSS MB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|", *rows, "",
+        f"- `Inventory` / raw engine CPU per list call: **{ratio:.2f}x** (issue 10 target ≤ 1.5x: "
+        f"{'met' if ratio <= 1.5 else '**missed**'}); before issue 10 it was 6.5x (8.1 ms against 1.24 ms)."])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--write", action="store_true", help="write the table into docs/performance.md")
     parser.add_argument("--accounts", type=int, help="number of accounts (default 100, 10 with --quick)")
     parser.add_argument("--rows", help="comma list of rows: greenfetch, greenfetch:64, seed, tuned")
+    parser.add_argument("--cpu", action="store_true",
+                        help="the CPU part instead: 60 accounts x 8 regions x 6 JSON types vs the raw engine")
     args = parser.parse_args()
-    markdown = run(args.quick, args.accounts, args.rows.split(",") if args.rows else None)
+    if args.cpu:
+        markdown = run_cpu(args.quick)
+    else:
+        markdown = run(args.quick, args.accounts, args.rows.split(",") if args.rows else None)
     print(markdown)
     if args.write:
         sys.path.insert(0, str(Path(__file__).parent))
         from bench import write_section
 
-        write_section(SECTION, markdown)
+        write_section("inventory_cpu" if args.cpu else SECTION, markdown)
     return 0
 
 

@@ -6,7 +6,8 @@
   call says which account it runs as; accounts listed in ``deny_assume`` get ``AccessDenied``.
 - EC2 (``DescribeRegions``, ``DescribeInstances``, ``DescribeVpcs``, ``DescribeSubnets``,
   ``DescribeSecurityGroups``, ``DescribeVolumes``), Lambda ``ListFunctions`` (REST-JSON), and the
-  JSON-protocol lists of DynamoDB, SQS, KMS and SSM, each a page of ``items`` realistic records.
+  JSON-protocol lists of DynamoDB, SQS, KMS, SSM, Secrets Manager and CloudWatch Logs, each a page of
+  ``items`` realistic records.
 - DynamoDB ``BatchWriteItem`` that returns the last ``min(unprocessed, n // 2)`` of a batch's n
   ordinary items as ``UnprocessedItems`` (so a client must retry them, and retries converge), and never accepts an item whose ``pk``
   contains ``poison`` (so a client must dead-letter it); ``Scan`` returns what was accepted.
@@ -198,6 +199,12 @@ def _json(service: str, action: str, account: str, region: str, body: bytes,
         "DescribeParameters": lambda: {"Parameters": [{
             "Name": f"/app/param-{i}", "Type": "String", "LastModifiedDate": 1714557600.0, "Version": 1,
             "Tier": "Standard", "DataType": "text"} for i in range(n)]},
+        "ListSecrets": lambda: {"SecretList": [{
+            "ARN": f"arn:aws:secretsmanager:{region}:{account}:secret:app/secret-{i}-AbCdEf",
+            "Name": f"app/secret-{i}", "LastChangedDate": 1714557600.0} for i in range(n)]},
+        "DescribeLogGroups": lambda: {"logGroups": [{
+            "logGroupName": f"/aws/lambda/fn-{i}", "creationTime": 1714557600000, "storedBytes": 1024 * i,
+            "arn": f"arn:aws:logs:{region}:{account}:log-group:/aws/lambda/fn-{i}:*"} for i in range(n)]},
         "GetParametersByPath": lambda: {"Parameters": [{"Name": f"/aws/service/global-infrastructure/regions/{r}",
                                                         "Value": r, "Type": "String"} for r in REGIONS]},
         "BatchWriteItem": lambda: _batch_write(json.loads(body or b"{}"), conf["unprocessed"]),
