@@ -4,7 +4,7 @@
 
 Sections: ``engine`` (its parts ``throughput``, ``tls`` (the same over HTTPS), ``latency``, ``streaming``, ``isolation``, ``profile``) and
 every ``scripts/bench_*.py`` module that defines ``SECTION = "name"`` and ``run(quick: bool) -> str``
-(markdown). ``--only`` runs one section or one engine part; ``--write`` puts each result between its
+(markdown), plus any it lists in ``SECTIONS = {"name": run}``. ``--only`` runs one section or one engine part; ``--write`` puts each result between its
 ``<!-- bench:NAME:start -->`` / ``<!-- bench:NAME:end -->`` markers (engine parts are ``engine.PART``,
 nested inside ``engine``) with :func:`write_section`, which other benchmarks reuse. Every peer runs in its
 own child process (``_bench_peers.py``) against a ``LoopbackServer`` child, so gevent's patching never
@@ -317,7 +317,8 @@ def write_section(name: str, markdown: str, doc: Path = DOC) -> None:
 
 
 def plugins() -> dict[str, Callable[[bool], str]]:
-    """Other benchmarks: ``scripts/bench_*.py`` modules with ``SECTION`` and ``run(quick) -> markdown``.
+    """Other benchmarks: ``scripts/bench_*.py`` modules with ``SECTION`` and ``run(quick) -> markdown``
+    (and ``SECTIONS``, more of them by name).
     One that fails to import is reported and skipped, so it cannot stop the others."""
     found = {}
     for path in sorted(Path(__file__).parent.glob("bench_*.py")):
@@ -333,6 +334,7 @@ def plugins() -> dict[str, Callable[[bool], str]]:
             continue
         if hasattr(module, "SECTION") and hasattr(module, "run"):
             found[module.SECTION] = module.run
+        found.update(getattr(module, "SECTIONS", {}))  # more parts of one module: {name: run(quick)}
     return found
 
 
