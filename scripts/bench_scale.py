@@ -32,13 +32,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench_inventory import HANDLER, REGIONS, TYPES  # the same inventory as the inventory section
+
 SECTION = "scale"
-HANDLER = "greenfetch.testing._inventory_pages:handle"
-TYPES = ["ec2.instances", "ec2.vpcs", "ec2.subnets", "ec2.security_groups", "ec2.volumes", "lambda.functions",
-         "dynamodb.tables", "sqs.queues", "kms.keys", "ssm.parameters"]
-REGIONS = ["us-east-1", "us-east-2", "us-west-1", "us-west-2", "ca-central-1", "eu-west-1", "eu-west-2",
-           "eu-west-3", "eu-central-1", "eu-north-1", "ap-south-1", "ap-northeast-1", "ap-northeast-2",
-           "ap-southeast-1", "ap-southeast-2", "sa-east-1"]
 LATENCY, CONCURRENCY, WORKERS, WORKER_CONCURRENCY = 0.05, 64, 2, 8
 TARGET = 1.3
 ROLE = "InventoryReader"
