@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 import click
 
 from ._app import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliState, fail_usage, main, pass_state
 from ._output import write_json
+from ._signals import exit_code
 
 __all__ = ["drs_sync"]
 
@@ -39,7 +41,7 @@ def drs_sync(state: CliState, targets_table: str, inventory_table: str, role_nam
 
     Exit 0 when everything synced, 1 when some accounts or regions failed (the rest is written),
     2 when the sync could not run (bad flags, unreadable targets table)."""
-    from ..drs import SyncOptions, client_budget, parse_regions, sync_source_server_inventory
+    from ..drs import SyncInterrupted, SyncOptions, client_budget, parse_regions, sync_source_server_inventory
     from ..inventory import InventoryError, RegionStatusStore
 
     if status_file and status_table:
@@ -54,11 +56,13 @@ def drs_sync(state: CliState, targets_table: str, inventory_table: str, role_nam
         RegionStatusStore(engine=engine, table=status_table) if status_table else None)
     options = SyncOptions(targets_table=targets_table, inventory_table=inventory_table, role_name=role_name,
                           regions=region_spec, external_id=external_id, concurrency=concurrency)
-    result = sync_source_server_inventory(engine, options, store=store)
-    click.echo(json.dumps(result.response, indent=2, sort_keys=True))
-    if out_path:
-        write_json(out_path, {"response": result.response, "records": result.records, "items": result.items,
-                              "statuses": [o.status_record() for o in result.outcomes]})
+    try:
+        result = sync_source_server_inventory(engine, options, store=store)
+    except SyncInterrupted as exc:  # Ctrl-C, SIGTERM, SIGHUP: write what completed, exit 128 + signal
+        _write(exc.result, out_path)
+        click.echo(f"drs-sync: {exc}", err=True)
+        sys.exit(exit_code(exc))
+    _write(result, out_path)
     code = result.response["statusCode"]
     for error in result.response["errors"]:
         where = "/".join(str(p) for p in (error["account"], error["region"]) if p)
@@ -66,3 +70,11 @@ def drs_sync(state: CliState, targets_table: str, inventory_table: str, role_nam
                    err=True)
     sys.exit(EXIT_OK if code == 200 else EXIT_FAILED if code == 207 else EXIT_USAGE)
 
+
+
+def _write(result: Any, out_path: str | None) -> None:
+    """The response to stdout; with ``--out``, everything behind it (a stopped sync: what completed)."""
+    click.echo(json.dumps(result.response, indent=2, sort_keys=True))
+    if out_path:
+        write_json(out_path, {"response": result.response, "records": result.records, "items": result.items,
+                              "statuses": [o.status_record() for o in result.outcomes]})

@@ -8,6 +8,7 @@ the same pipeline on threads. See docs/drs-sync.md.
 """
 
 from ._pipeline import (
+    SyncInterrupted,
     SyncOptions,
     SyncResult,
     build_response,
@@ -29,6 +30,7 @@ from ._steps import (
 
 __all__ = [
     "RegionOutcome",
+    "SyncInterrupted",
     "SyncOptions",
     "SyncResult",
     "account_credentials",

@@ -17,6 +17,7 @@ The orchestrator only calls steps (``_steps``) in order; the response is built b
 from __future__ import annotations
 
 import re
+import signal
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from ..inventory import Account, AccountCredentials, InventoryError
 from ._records import RegionOutcome, to_dynamodb_item
 from ._steps import collect_accounts, enrich_servers, query_all_regions, tag_outcomes, write_inventory
 
-__all__ = ["SyncOptions", "SyncResult", "build_response", "client_budget", "parse_regions", "resolve_regions", "sync_source_server_inventory"]
+__all__ = ["SyncInterrupted", "SyncOptions", "SyncResult", "build_response", "client_budget", "parse_regions", "resolve_regions", "sync_source_server_inventory"]
 
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 
@@ -67,6 +68,21 @@ class _Laps:
     def __call__(self, name: str) -> None:
         now = time.perf_counter()
         self.laps[name], self._last = round(now - self._last, 4), now
+
+
+class SyncInterrupted(KeyboardInterrupt):
+    """Ctrl-C, SIGTERM or SIGHUP stopped a sync half-way; ``result`` holds what completed.
+
+    What completed: the regions that answered DRS (their outcomes, records and region statuses,
+    the statuses already flushed to the store), and, past the DRS step, the enriched records. No
+    new step starts after the signal: a half-enriched inventory is never written to DynamoDB. Items
+    are listed only once every one of them was sent. A KeyboardInterrupt, so code that cleans up
+    for Ctrl-C does the same here; ``signum`` is the signal's number (see cli._signals)."""
+
+    def __init__(self, result: SyncResult, cause: BaseException):
+        super().__init__(result.response["errors"][-1]["message"])
+        self.result = result
+        self.signum = int(getattr(cause, "signum", 2))
 
 
 def client_budget(concurrency: int) -> int:
@@ -123,24 +139,51 @@ def sync_source_server_inventory(engine: Any, options: SyncOptions, *, store: An
     lap("credentials")
     targets = [(a.account_id, known[a.account_id]) for a in accounts
                if known.get(a.account_id) is not None or creds.role_for(a) is None]
-    outcomes = query_all_regions(engine, targets, regions, store=store, concurrency=options.concurrency)
-    lap("drs")
-    records = tag_outcomes(outcomes, {a.account_id: a.name for a in accounts}, synced_at)
-    records = enrich_servers(engine, records, creds, known, concurrency=options.concurrency)
-    lap("ec2")
-    items = [to_dynamodb_item(r) for r in records]
-    report = write_inventory(engine, options.inventory_table, items, dead_letter_dir=options.dead_letter_dir)
-    if store is not None and hasattr(store, "flush"):
-        store.flush()
+    names = {a.account_id: a.name for a in accounts}
+    done: dict[int, RegionOutcome] = {}
+    records: list[dict[str, Any]] = []
+    try:
+        outcomes = query_all_regions(engine, targets, regions, store=store, concurrency=options.concurrency,
+                                     done=done)
+        lap("drs")
+        records = tag_outcomes(outcomes, names, synced_at)
+        records = enrich_servers(engine, records, creds, known, concurrency=options.concurrency)
+        lap("ec2")
+        items = [to_dynamodb_item(r) for r in records]
+        report = write_inventory(engine, options.inventory_table, items, dead_letter_dir=options.dead_letter_dir)
+    except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP: keep what completed, start nothing new
+        step = next(s for s in ("drs", "ec2", "dynamodb") if s not in lap.laps)
+        outcomes = [done[i] for i in sorted(done)]
+        records = records or tag_outcomes(outcomes, names, synced_at)
+        _flush(store)
+        name = _signal_name(getattr(exc, "signum", 2))
+        stopped = (f"interrupted by {name} during the {step} step: {len(outcomes)} regions answered, "
+                   + ("nothing written to DynamoDB" if step != "dynamodb" else "items partly written to DynamoDB"))
+        response = build_response(engine, synced_at, accounts, creds, outcomes, records, None, interrupted=stopped)
+        raise SyncInterrupted(SyncResult(response, records, [], outcomes, lap.laps), exc) from exc
+    _flush(store)
     lap("dynamodb")
     response = build_response(engine, synced_at, accounts, creds, outcomes, records, report)
     return SyncResult(response, records, items, outcomes, lap.laps)
 
 
+def _flush(store: Any) -> None:
+    if store is not None and hasattr(store, "flush"):
+        store.flush()
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
 def build_response(engine: Any, synced_at: str, accounts: Sequence[Account], creds: AccountCredentials | None,
                    outcomes: Sequence[RegionOutcome], records: Sequence[dict[str, Any]], report: Any,
-                   *, fatal: str | None = None) -> dict[str, Any]:
-    """The stable response (module docstring): counts per account and region, and every error."""
+                   *, fatal: str | None = None, interrupted: str | None = None) -> dict[str, Any]:
+    """The stable response (module docstring): counts per account and region, and every error.
+    ``interrupted`` (a stopped sync) adds a last error, code ``Interrupted``, and makes it a 207."""
     errors: list[dict[str, Any]] = [{"account": None, "region": None, "code": "SyncFailed", "message": fatal,
                                      "guidance": None, "retryable": False}] if fatal else []
     per_account = []
@@ -171,6 +214,9 @@ def build_response(engine: Any, synced_at: str, accounts: Sequence[Account], cre
               "regions": len(outcomes), "regionsFailed": sum(1 for o in outcomes if not o.ok),
               "servers": len(records), "enriched": sum(1 for r in records if r.get("ec2", {}).get("status") == "enriched"),
               "written": written, "failed": failed}
+    if interrupted:
+        errors.append({"account": None, "region": None, "code": "Interrupted", "message": interrupted,
+                       "guidance": "run the sync again; it rewrites every server it finds", "retryable": True})
     code = 500 if fatal else 207 if errors else 200
     return {"statusCode": code, "engine": engine.config.backend, "syncedAt": synced_at, "totals": totals,
             "accounts": per_account, "errors": errors}

@@ -64,18 +64,23 @@ def query_region(engine: Any, account: str, region: str, credentials: Any) -> Re
 
 
 def query_all_regions(engine: Any, targets: Sequence[tuple[str, Any]], regions: Mapping[str, Sequence[str]],
-                      *, store: Any = None, concurrency: int | None = None) -> list[RegionOutcome]:
+                      *, store: Any = None, concurrency: int | None = None,
+                      done: dict[int, RegionOutcome] | None = None) -> list[RegionOutcome]:
     """Every (account, region) at once: ``targets`` is [(account id, credentials)], ``regions`` the
     regions to query per account. One region's failure is its own outcome and never stops the
-    others. Each outcome updates the region status store (when given) as it is known."""
+    others. Each outcome updates the region status store (when given) as it is known.
+
+    ``done`` (position -> outcome) is filled as outcomes arrive, so a caller stopped half-way
+    (SIGTERM) still has every region that answered; the returned list is in request order."""
     pairs = [(account, region, creds) for account, creds in targets for region in regions[account]]
-    results = engine.batch_requests((_drs_request(a, r, c) for a, r, c in pairs), concurrency)
-    outcomes = [region_outcome(a, r, result) for (a, r, _), result in zip(pairs, results, strict=True)]
-    if store is not None:
-        for outcome in outcomes:
+    done = {} if done is None else done
+    for result in engine.iter_results((_drs_request(a, r, c) for a, r, c in pairs), concurrency):
+        account, region, _ = pairs[result.index]
+        outcome = done[result.index] = region_outcome(account, region, result)
+        if store is not None:
             status = status_of(outcome.ok, len(outcome.servers), outcome.error_code)
             store.update(outcome.account, "drs", outcome.region, status, outcome.error_code, len(outcome.servers))
-    return outcomes
+    return [done[i] for i in sorted(done)]
 
 
 def query_ec2_instances(engine: Any, wanted: Mapping[tuple[str, str], Sequence[str]],
