@@ -45,6 +45,24 @@ def worker(broker: str | None, concurrency: int, loglevel: str, hostname: str | 
 
     pools.get_implementation("gevent")  # what `celery -P gevent` sets up before loading the app
     distributed.configure(distributed.app, url, redeliver)
+    _hangup_is_warm_shutdown()
     argv = ["worker", "-P", "gevent", "-c", str(concurrency), "-Q", distributed.QUEUE, "-l", loglevel.upper(),
             "-n", hostname or "greenfetch@%h", "--without-gossip", "--without-mingle"]
     distributed.app.worker_main(argv)
+
+
+def _hangup_is_warm_shutdown() -> None:
+    """SIGHUP stops this worker as SIGTERM does (Celery's warm shutdown: running shards finish, exit 0).
+
+    Celery's own SIGHUP handler (installed when stdout is not a terminal, i.e. under a service
+    manager) restarts the worker by re-executing ``sys.executable`` with ``sys.argv`` at exit: from
+    ``python -m greenfetch.cli`` that runs ``cli/__main__.py`` as a script, which dies on its relative
+    import, and anywhere it starts a worker nobody asked for. Issue 15: SIGHUP stops a long command
+    like Ctrl-C and SIGTERM. ``install_platform_tweaks`` looks the installer up in its module at
+    start, so replacing it there (in this worker process only) is enough."""
+    from functools import partial
+
+    from celery.apps import worker as celery_worker
+
+    celery_worker.install_worker_restart_handler = partial(  # type: ignore[assignment]
+        celery_worker._shutdown_handler, sig="SIGHUP", how="Warm")
