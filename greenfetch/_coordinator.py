@@ -4,7 +4,8 @@ The coordinator is a ``fetch`` for ``run_inventory``: the checks before the fetc
 summary, DynamoDB, S3 and exit codes after it, are the local run's own. In between it:
 
 1. plans one shard per account and marks every shard key pending in Redis;
-2. sends the shards (ids and options only, never credentials or the broker URL);
+2. sends the shards (ids, options and the sink's location: the ``--out`` directory or ``--shards
+   s3://BUCKET/PREFIX``; never credentials or the broker URL);
 3. shows progress from the pending set while workers remove keys as their records reach the sink;
 4. when nothing is pending, reconciles the plan against the sink and re-sends what is missing (a
    shard that raised, or a queue lost with a Redis restart), up to ``max_rounds`` times in all;
@@ -29,7 +30,8 @@ from typing import Any
 
 from .inventory._catalog import ResourceType
 from .inventory._fetch import RunSummary
-from .inventory._shard import DirectoryShardSink, Shard, merge_shard
+from .inventory._shard import DirectoryShardSink, Shard, ShardSink, merge_shard
+from .inventory._shard_s3 import S3ShardSink, sink_spec
 from .inventory._sinks import shard_root
 from .inventory._types import Account, InventoryError, Record, record
 
@@ -44,7 +46,7 @@ class BrokerError(RuntimeError):
 class Coordinator:
     """``fetch(**plan) -> RunSummary`` over Celery workers; see the module docstring."""
 
-    def __init__(self, broker_url: str, sink_root: str | Path, *, engine_options: dict[str, Any] | None = None,
+    def __init__(self, broker_url: str, sink_root: str | Path | ShardSink, *, engine_options: dict[str, Any] | None = None,
                  redeliver: float | None = None, progress: Callable[[int, int], None] | None = None,
                  max_rounds: int = 3, poll: float = 0.25, grace: float | None = None,
                  log: Callable[[str], None] | None = None):
@@ -52,7 +54,8 @@ class Coordinator:
 
         self.url = distributed.check_broker_url(broker_url)
         self.redeliver = distributed.redeliver_after() if redeliver is None else redeliver
-        self.sink = DirectoryShardSink(Path(sink_root).resolve())
+        self.sink: ShardSink = (DirectoryShardSink(Path(sink_root).resolve()) if isinstance(sink_root, (str, Path))
+                                else sink_root)
         self.engine_options = dict(engine_options or {})
         self.progress, self.max_rounds, self.poll, self.log = progress, max_rounds, poll, log
         self.grace = min(30.0, self.redeliver) if grace is None else grace
@@ -117,7 +120,7 @@ class Coordinator:
         from . import distributed
 
         distributed.configure(distributed.app, self.url, self.redeliver)
-        sink = {"kind": "directory", "root": str(self.sink.root)}
+        sink = sink_spec(self.sink)  # the location only: workers reach it with their own credentials
 
         def send() -> None:
             with distributed.app.producer_or_acquire() as producer:
@@ -221,18 +224,33 @@ def _reason(exc: BaseException) -> str:
 
 
 def broker_fetch(broker_url: str, out: str | None, config: Any, *, progress: bool = False,
-                 log: Callable[[str], None] | None = None) -> Callable[..., RunSummary]:
+                 log: Callable[[str], None] | None = None, shards: str | None = None,
+                 engine: Any = None) -> Callable[..., RunSummary]:
     """The ``fetch`` that ``run_inventory`` calls for ``--broker``: InventoryError (exit 2) for a bad
-    URL, a bad GREENFETCH_REDELIVER_AFTER or a run without ``--out``."""
+    URL, a bad GREENFETCH_REDELIVER_AFTER, a run without ``--out`` or a ``--shards`` that is not
+    ``s3://BUCKET/PREFIX``. Without ``shards`` workers write into ``--out`` (a shared directory);
+    with it they write to S3 and ``engine`` (the coordinator's) reads the shards back."""
     from ._config import ConfigError
+    from .inventory._cache import parse_s3_uri
 
     if out is None:
         raise InventoryError("--broker needs --out DIR, a directory every worker can also see (workers write "
-                             "their shards there); records on stdout are for runs without --broker")
+                             "their shards there), or --out DIR with --shards s3://BUCKET/PREFIX; records on "
+                             "stdout are for runs without --broker")
+    sink: str | Path | S3ShardSink = shard_root(out)
+    if shards is not None:
+        try:
+            parse_s3_uri(shards)
+        except InventoryError:
+            raise InventoryError(f"--shards {shards!r} is not an S3 URI; use s3://BUCKET/PREFIX (a bucket every "
+                                 "worker can write), or leave --shards out to share the --out directory") from None
+        if engine is None:
+            raise InventoryError("--shards on S3 needs an engine to read the shards back")
+        sink = S3ShardSink(engine, shards)
     engine_options = {"region": config.region, "endpoint_url": config.endpoint_url,
                       "max_attempts": config.max_attempts, "concurrency": config.concurrency}
     try:
-        coordinator = Coordinator(broker_url, shard_root(out), engine_options=engine_options,
+        coordinator = Coordinator(broker_url, sink, engine_options=engine_options,
                                   progress=_ProgressLine() if progress else None, log=log)
     except ConfigError as exc:
         raise InventoryError(str(exc)) from None

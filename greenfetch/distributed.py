@@ -175,7 +175,8 @@ def shard_task(self: Any, payload: dict[str, Any]) -> None:
     credentials and reaches Redis through its own configuration."""
     from gevent import Timeout
 
-    from .inventory._shard import DirectoryShardSink, Shard, run_shard
+    from .inventory._shard import Shard, run_shard
+    from .inventory._shard_s3 import open_shard_sink
 
     shard = Shard.from_dict(payload["shard"])
     state = _state(shard.run_id)
@@ -185,7 +186,8 @@ def shard_task(self: Any, payload: dict[str, Any]) -> None:
     runs = _retry(lambda: state.start(shard.key, f"{socket.gethostname()}:{os.getpid()}"), f"shard {shard.key}")
     started = time.perf_counter()
     try:
-        summary = run_shard(_engine(payload.get("engine") or {}), shard, DirectoryShardSink(payload["sink"]["root"]))
+        engine = _engine(payload.get("engine") or {})
+        summary = run_shard(engine, shard, open_shard_sink(payload["sink"], engine))
     except Timeout:
         _fail(state, shard, runs, started, "the shard hit its time limit (half of GREENFETCH_REDELIVER_AFTER)")
         raise

@@ -26,6 +26,8 @@ from greenfetch.distributed import check_broker_url, redact
 from greenfetch.inventory import accounts_from_list, assume_role, resolve_types
 from greenfetch.inventory._fetch import Inventory, RunSummary
 from greenfetch.inventory._shard import DirectoryShardSink, Shard, merge_shard, run_shard
+from greenfetch.inventory._shard_s3 import S3ShardSink, open_shard_sink, sink_spec
+from greenfetch.inventory._types import InventoryError
 from greenfetch.testing import free_port, wait_until
 
 ROLE = "InventoryReader"
@@ -160,11 +162,11 @@ def _files(out: Path) -> dict[str, list]:
     return {p.name: json.loads(p.read_text(encoding="utf-8")) for p in sorted(out.glob("*.json"))}
 
 
-def _coordinator(seeded, out: Path, workers: Workers, tmp_path: Path) -> subprocess.Popen[str]:
+def _coordinator(seeded, out: Path, workers: Workers, tmp_path: Path, *extra: str) -> subprocess.Popen[str]:
     """`greenfetch inventory --broker` (from GREENFETCH_BROKER_URL), stopped with the workers."""
     env = {**os.environ, "GREENFETCH_BROKER_URL": workers.broker_url, "GREENFETCH_REDELIVER_AFTER": REDELIVER,
            "GREENFETCH_CACHE_DIR": str(tmp_path / "cache")}
-    proc = subprocess.Popen([sys.executable, "-m", "greenfetch.cli", *seeded, *_inventory_args(out)], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "greenfetch.cli", *seeded, *_inventory_args(out), *extra], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     workers.procs.append(proc)  # type: ignore[arg-type]
     return proc
@@ -213,6 +215,26 @@ def test_killed_worker_loses_nothing_and_matches_a_local_run(seeded, redis_serve
     for text in (logs, stdout, stderr, *(p.read_text() for p in out.iterdir())):
         assert PASSWORD not in text
     assert f"redis://:**@127.0.0.1:{redis_server.port}/0" in logs  # Celery's banner masks it too
+
+
+def test_shards_on_s3_give_the_local_run_s_records_with_no_shared_directory(seeded, moto_server, redis_server,
+                                                                          workers, tmp_path):
+    """`--shards s3://BUCKET/PREFIX`: workers put their shards on S3 (moto) and the coordinator reads
+    them back only from there (a shard anywhere else would be missing: error records, exit 1)."""
+    local = _local_run(seeded, tmp_path / "local")
+    bucket = _bucket(moto_server, "greenfetch-shards-e2e")
+    workers.start("a")
+    workers.start("b", concurrency=1)
+    out = tmp_path / "coordinator-only"
+    coordinator = _coordinator(seeded, out, workers, tmp_path, "--shards", f"s3://{bucket}/runs/team")
+    stdout, stderr = coordinator.communicate(timeout=100)
+    assert coordinator.returncode == 0, stderr + workers.text()
+    assert _files(out) == local  # same files, same records, same order
+    assert not (out / ".greenfetch-shards").exists()
+    assert _objects(moto_server, bucket) == []  # the run's shard objects are deleted when it ends
+    assert workers.text().count(" records, ") >= len(ACCOUNTS)
+    for text in (workers.text(), stdout, stderr):
+        assert PASSWORD not in text
 
 
 def test_redis_stopped_mid_run_is_a_clear_error_not_a_gap(seeded, redis_server, workers, tmp_path):
@@ -293,6 +315,12 @@ def test_bad_or_unreachable_broker_is_one_clear_line(seeded, tmp_path, broker, c
 def test_broker_needs_a_shared_out_directory_and_a_valid_redeliver_after(seeded, tmp_path, monkeypatch):
     from greenfetch.cli import load_commands
 
+    result = CliRunner().invoke(load_commands(), [*seeded, *_inventory_args(tmp_path / "o"),
+                                                  "--broker", "redis://127.0.0.1:1/0", "--shards", "/tmp/shared"])
+    assert result.exit_code == 2 and "--shards '/tmp/shared' is not an S3 URI; use s3://BUCKET/PREFIX" in result.stderr
+    result = CliRunner().invoke(load_commands(), [*seeded, *_inventory_args(tmp_path / "o"), "--shards", "s3://b/p"])
+    assert result.exit_code == 2 and "--shards is where --broker workers leave their shards" in result.stderr
+
     args = [a for a in _inventory_args(tmp_path / "o") if a not in ("--out", str(tmp_path / "o"))]
     result = CliRunner().invoke(load_commands(), [*seeded, *args, "--broker", "redis://127.0.0.1:1/0"])
     assert result.exit_code == 2 and "--broker needs --out DIR" in result.stderr
@@ -331,6 +359,49 @@ def test_shards_run_twice_overwrite_and_merge_to_the_local_summary(seeded, moto_
     assert drop(merged.to_dict()) == drop(local.summary.to_dict())
     sink.discard("run-1")
     assert not (tmp_path / ".greenfetch-shards").exists()
+    engine.close()
+
+
+def _s3(moto_server) -> Engine:
+    return Engine(Config.resolve({"endpoint_url": moto_server.url, "region": "us-east-1"}, environ={}))
+
+
+def _bucket(moto_server, name: str) -> str:
+    engine = _s3(moto_server)
+    assert engine.execute(Request("s3", "CreateBucket", {"Bucket": name})).ok
+    engine.close()
+    return name
+
+
+def _objects(moto_server, bucket: str) -> list[str]:
+    engine = _s3(moto_server)
+    page = engine.execute(Request("s3", "ListObjectsV2", {"Bucket": bucket})).result
+    engine.close()
+    return sorted(item["Key"] for item in page.get("Contents") or ())
+
+
+def test_s3_shard_sink_puts_gets_lists_overwrites_and_discards(moto_server):
+    bucket = _bucket(moto_server, "greenfetch-shards-unit")
+    engine = _s3(moto_server)
+    sink = S3ShardSink(engine, f"s3://{bucket}/pre/fix/")
+    one = [{"resource_type": "sqs.queues", "account": ACCOUNTS[0], "region": "eu-west-1", "items": [{"n": "é"}]}]
+    assert sink.get("run-1", ACCOUNTS[0]) is None and sink.keys("run-1") == set()
+    sink.put("run-1", ACCOUNTS[0], one, {"calls": 1})
+    sink.put("run-1", f"{ACCOUNTS[1]}.eu-west-1", [], {"calls": 0})
+    sink.put("run-2", ACCOUNTS[0], [], {"calls": 9})  # another run under the same prefix
+    assert sink.get("run-1", ACCOUNTS[0]) == (one, {"calls": 1})
+    assert sink.keys("run-1") == {ACCOUNTS[0], f"{ACCOUNTS[1]}.eu-west-1"}
+    sink.put("run-1", ACCOUNTS[0], [], {"calls": 2})  # a redelivered shard: same key, replaced
+    assert sink.get("run-1", ACCOUNTS[0]) == ([], {"calls": 2})
+    assert f"pre/fix/run-1/{ACCOUNTS[0]}.json" in _objects(moto_server, bucket)
+    sink.discard("run-1")
+    assert sink.keys("run-1") == set() and sink.get("run-1", ACCOUNTS[0]) is None
+    assert _objects(moto_server, bucket) == [f"pre/fix/run-2/{ACCOUNTS[0]}.json"]  # the other run's stays
+    assert open_shard_sink(sink_spec(sink), engine).get("run-2", ACCOUNTS[0]) == ([], {"calls": 9})
+    assert sink_spec(sink) == {"kind": "s3", "uri": f"s3://{bucket}/pre/fix/"}  # a location, no credential
+    missing = S3ShardSink(engine, "s3://no-such-bucket-greenfetch/p")
+    with pytest.raises(InventoryError, match="s3://no-such-bucket-greenfetch/p/run-1/: ListObjectsV2 failed"):
+        missing.keys("run-1")
     engine.close()
 
 

@@ -86,12 +86,16 @@ def _duration(value: str | None) -> float | None:
 @click.option("--broker", envvar="GREENFETCH_BROKER_URL", metavar="URL",
               help="Send the shards to `greenfetch worker`s on this Redis, redis://HOST:PORT/DB "
                    "[GREENFETCH_BROKER_URL; use it for URLs with a password].")
+@click.option("--shards", "shard_uri", metavar="s3://BUCKET/PREFIX",
+              help="With --broker: workers leave their shards here instead of in --out (workers on other "
+                   "machines); each worker uses its own AWS credentials.")
 @pass_state
 def inventory(state: CliState, accounts: str | None, role_name: str | None, external_id: str | None, regions: str,
               exclude_regions: str | None, exclude_accounts: str | None, org_ou: str | None, types: str,
               out: str | None, fmt: str | None, dynamodb_table: str | None, dead_letter: str | None, s3_uri: str | None,
               cache_ttl: str | None, status_store: str | None, concurrency: int, region: str | None,
-              endpoint_url: str | None, progress: bool | None, broker: str | None = None) -> None:
+              endpoint_url: str | None, progress: bool | None, broker: str | None = None,
+              shard_uri: str | None = None) -> None:
     """Fetch resources across accounts, regions and types; one record per (type, account, region)."""
     # Calls are planned account-major, so about 0.6 clients per call in flight are live at once; an
     # LRU of twice the concurrency keeps them hot while bounding memory (~1 MB per botocore client).
@@ -100,11 +104,14 @@ def inventory(state: CliState, accounts: str | None, role_name: str | None, exte
     bar = Progress(enabled=progress, interval=0.2)
     fetch, broker_errors = None, _NO_ERRORS
     try:
+        if shard_uri is not None and not broker:
+            raise InventoryError("--shards is where --broker workers leave their shards; give --broker URL too")
         if broker:
             distributed = _distributed()
             broker_errors = (distributed.BrokerError,)
             fetch = distributed.broker_fetch(broker, out, engine.config, progress=bar.enabled,
-                                             log=lambda line: click.echo(line, err=True))
+                                             log=lambda line: click.echo(line, err=True), shards=shard_uri,
+                                             engine=engine)
         report = run_inventory(
             engine, accounts=accounts, role_name=role_name, external_id=external_id, regions=regions,
             exclude_regions=exclude_regions, types=types, out=out, fmt=fmt, dynamodb_table=dynamodb_table,

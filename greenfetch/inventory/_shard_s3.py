@@ -1,0 +1,102 @@
+"""Shards on S3, for ``--broker`` runs whose workers share no directory with the coordinator.
+
+``S3ShardSink`` keeps the ``ShardSink`` contract of ``DirectoryShardSink``: one JSON document per
+shard, as one object ``s3://BUCKET/PREFIX/RUN_ID/KEY.json``. A PutObject is atomic (a reader sees
+the whole object or none) and a second put of the same key replaces it, so a shard that runs twice
+still yields its records once. Every call goes through the engine, so retries, throttling and the
+endpoint (a test's moto) are the engine's; the worker and the coordinator each use their own AWS
+credentials, and a broker message names only the location (``sink_spec``), never a credential.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .._jsonable import jsonable
+from .._models import Request
+from ._cache import parse_s3_uri
+from ._shard import DirectoryShardSink, ShardSink
+from ._types import InventoryError, Record
+
+__all__ = ["S3ShardSink", "open_shard_sink", "sink_spec"]
+
+
+class S3ShardSink:
+    """``put``/``get``/``keys``/``discard`` of shard documents under ``s3://BUCKET/PREFIX/RUN_ID/``.
+
+    A failed put, list or read (other than a missing key) raises InventoryError naming the object
+    and S3's error: a worker's shard then fails and is sent again, never written half."""
+
+    def __init__(self, engine: Any, uri: str):
+        self.engine = engine
+        self.uri = uri
+        self.bucket, self.prefix = parse_s3_uri(uri)
+
+    def _folder(self, run_id: str) -> str:
+        return f"{self.prefix}/{run_id}/" if self.prefix else f"{run_id}/"
+
+    def _call(self, operation: str, params: dict[str, Any], what: str) -> Any:
+        result = self.engine.execute(Request("s3", operation, {"Bucket": self.bucket, **params}))
+        if not result.ok:
+            raise InventoryError(f"shard store s3://{self.bucket}/{what}: {operation} failed: {result.error}")
+        return result.result
+
+    def put(self, run_id: str, key: str, records: list[Record], summary: dict[str, Any]) -> None:
+        text = json.dumps(jsonable({"shard": key, "summary": summary, "records": records}), ensure_ascii=False)
+        name = f"{self._folder(run_id)}{key}.json"
+        self._call("PutObject", {"Key": name, "Body": text.encode("utf-8"), "ContentType": "application/json"}, name)
+
+    def get(self, run_id: str, key: str) -> tuple[list[Record], dict[str, Any]] | None:
+        name = f"{self._folder(run_id)}{key}.json"
+        result = self.engine.execute(Request("s3", "GetObject", {"Bucket": self.bucket, "Key": name}))
+        if not result.ok:
+            if result.error_code in ("NoSuchKey", "404", "NotFound"):
+                return None
+            raise InventoryError(f"shard store s3://{self.bucket}/{name}: GetObject failed: {result.error}")
+        body = result.result["Body"]
+        data = json.loads(body.decode("utf-8") if isinstance(body, bytes) else body)
+        return data["records"], data["summary"]
+
+    def _names(self, run_id: str) -> list[str]:
+        folder, names, token = self._folder(run_id), [], None
+        while True:
+            params: dict[str, Any] = {"Prefix": folder}
+            if token:
+                params["ContinuationToken"] = token
+            page = self._call("ListObjectsV2", params, folder)
+            names += [item["Key"] for item in page.get("Contents") or ()]
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                return names
+
+    def keys(self, run_id: str) -> set[str]:
+        folder = self._folder(run_id)
+        return {n[len(folder):-5] for n in self._names(run_id) if n.endswith(".json") and "/" not in n[len(folder):]}
+
+    def discard(self, run_id: str) -> None:
+        """Delete the run's objects; best effort (a leftover is a few JSON objects, not wrong output)."""
+        requests = [Request("s3", "DeleteObject", {"Bucket": self.bucket, "Key": n}) for n in self._names(run_id)]
+        if requests:
+            list(self.engine.batch_requests(requests, 8))
+
+
+def sink_spec(sink: ShardSink) -> dict[str, str]:
+    """What a broker message says about the sink: its kind and location, nothing else."""
+    if isinstance(sink, S3ShardSink):
+        return {"kind": "s3", "uri": sink.uri}
+    if isinstance(sink, DirectoryShardSink):
+        return {"kind": "directory", "root": str(sink.root)}
+    raise InventoryError(f"a shard sink of type {type(sink).__name__} cannot be named in a broker message")
+
+
+def open_shard_sink(spec: Mapping[str, Any], engine: Any) -> ShardSink:
+    """The sink a broker message names (``sink_spec``); the worker's own engine reaches S3."""
+    kind = spec.get("kind", "directory")
+    if kind == "s3":
+        return S3ShardSink(engine, str(spec["uri"]))
+    if kind == "directory":
+        return DirectoryShardSink(Path(spec["root"]))
+    raise InventoryError(f"shard sink kind {kind!r} is not known; this worker knows directory and s3")
