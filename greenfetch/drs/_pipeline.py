@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from ..inventory import Account, AccountCredentials, InventoryError
+from ..inventory import Account, AccountCredentials, InventoryError, WriteReport
 from ._records import RegionOutcome, to_dynamodb_item
 from ._steps import collect_accounts, enrich_servers, query_all_regions, tag_outcomes, write_inventory
 
@@ -74,9 +74,10 @@ class SyncInterrupted(KeyboardInterrupt):
     """Ctrl-C, SIGTERM or SIGHUP stopped a sync half-way; ``result`` holds what completed.
 
     What completed: the regions that answered DRS (their outcomes, records and region statuses,
-    the statuses already flushed to the store), and, past the DRS step, the enriched records. No
-    new step starts after the signal: a half-enriched inventory is never written to DynamoDB. Items
-    are listed only once every one of them was sent. A KeyboardInterrupt, so code that cleans up
+    the statuses already flushed to the store), past the DRS step the enriched records, and in the
+    write step the items already sent to DynamoDB (whole windows of the sink; ``totals.written``
+    counts them, dead letters among them included). No new step starts after the signal: a
+    half-enriched inventory is never written to DynamoDB. A KeyboardInterrupt, so code that cleans up
     for Ctrl-C does the same here; ``signum`` is the signal's number (see cli._signals)."""
 
     def __init__(self, result: SyncResult, cause: BaseException):
@@ -142,6 +143,8 @@ def sync_source_server_inventory(engine: Any, options: SyncOptions, *, store: An
     names = {a.account_id: a.name for a in accounts}
     done: dict[int, RegionOutcome] = {}
     records: list[dict[str, Any]] = []
+    items: list[dict[str, Any]] = []
+    progress = {"sent": 0}
     try:
         outcomes = query_all_regions(engine, targets, regions, store=store, concurrency=options.concurrency,
                                      done=done)
@@ -150,17 +153,21 @@ def sync_source_server_inventory(engine: Any, options: SyncOptions, *, store: An
         records = enrich_servers(engine, records, creds, known, concurrency=options.concurrency)
         lap("ec2")
         items = [to_dynamodb_item(r) for r in records]
-        report = write_inventory(engine, options.inventory_table, items, dead_letter_dir=options.dead_letter_dir)
+        report = write_inventory(engine, options.inventory_table, items, dead_letter_dir=options.dead_letter_dir,
+                                 progress=progress)
     except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP: keep what completed, start nothing new
         step = next(s for s in ("drs", "ec2", "dynamodb") if s not in lap.laps)
         outcomes = [done[i] for i in sorted(done)]
         records = records or tag_outcomes(outcomes, names, synced_at)
         _flush(store)
         name = _signal_name(getattr(exc, "signum", 2))
+        sent = items[:progress["sent"]]
         stopped = (f"interrupted by {name} during the {step} step: {len(outcomes)} regions answered, "
-                   + ("nothing written to DynamoDB" if step != "dynamodb" else "items partly written to DynamoDB"))
-        response = build_response(engine, synced_at, accounts, creds, outcomes, records, None, interrupted=stopped)
-        raise SyncInterrupted(SyncResult(response, records, [], outcomes, lap.laps), exc) from exc
+                   f"{len(sent)} of {len(records)} items sent to DynamoDB")
+        partial = WriteReport(len(sent), 0, None) if sent else None
+        response = build_response(engine, synced_at, accounts, creds, outcomes, records, partial,
+                                  interrupted=stopped)
+        raise SyncInterrupted(SyncResult(response, records, sent, outcomes, lap.laps), exc) from exc
     _flush(store)
     lap("dynamodb")
     response = build_response(engine, synced_at, accounts, creds, outcomes, records, report)

@@ -143,10 +143,23 @@ def tag_outcomes(outcomes: Iterable[RegionOutcome], names: Mapping[str, str | No
 
 
 def write_inventory(engine: Any, table: str, items: Sequence[dict[str, Any]], *,
-                    dead_letter_dir: str | None = None, region: str | None = None) -> WriteReport:
+                    dead_letter_dir: str | None = None, region: str | None = None,
+                    progress: dict[str, int] | None = None) -> WriteReport:
     """DynamoDB items (already typed) into the inventory table: BatchWriteItem in batches of 25,
-    unprocessed items retried with backoff, the rest to a dead-letter file; written/failed counts."""
+    unprocessed items retried with backoff, the rest to a dead-letter file; written/failed counts.
+
+    ``progress["sent"]`` is how many leading items have been sent (written or dead-lettered), set
+    as each window of the sink completes: a caller stopped half-way (SIGTERM) knows which items
+    reached DynamoDB. The sink writes a window once ``sink.window`` items wait (its documented rule)."""
     folder = dead_letter_dir or engine.config.cache_dir
     sink = DynamoDBSink(engine, table, region=region,
                         dead_letter_path=os.path.join(folder, f"drs-dead-letter-{table}.jsonl"))
-    return sink.write_raw(items)
+    progress = {} if progress is None else progress
+    progress["sent"] = 0
+    for count, item in enumerate(items, 1):
+        sink.add_raw(item)
+        if count % sink.window == 0:
+            progress["sent"] = count
+    report = sink.close()
+    progress["sent"] = len(items)
+    return report
