@@ -247,6 +247,7 @@ def broker_fetch(broker_url: str, out: str | None, config: Any, *, progress: boo
         if engine is None:
             raise InventoryError("--shards on S3 needs an engine to read the shards back")
         sink = S3ShardSink(engine, shards)
+        sink.check()
     engine_options = {"region": config.region, "endpoint_url": config.endpoint_url,
                       "max_attempts": config.max_attempts, "concurrency": config.concurrency}
     try:

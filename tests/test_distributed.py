@@ -320,6 +320,10 @@ def test_broker_needs_a_shared_out_directory_and_a_valid_redeliver_after(seeded,
     assert result.exit_code == 2 and "--shards '/tmp/shared' is not an S3 URI; use s3://BUCKET/PREFIX" in result.stderr
     result = CliRunner().invoke(load_commands(), [*seeded, *_inventory_args(tmp_path / "o"), "--shards", "s3://b/p"])
     assert result.exit_code == 2 and "--shards is where --broker workers leave their shards" in result.stderr
+    result = CliRunner().invoke(load_commands(), [*seeded, *_inventory_args(tmp_path / "o"), "--broker",
+                                                  "redis://127.0.0.1:1/0", "--shards", "s3://no-such-bucket-gf/p"])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert "shard store s3://no-such-bucket-gf/p/: ListObjectsV2 failed" in result.stderr  # before any shard is sent
 
     args = [a for a in _inventory_args(tmp_path / "o") if a not in ("--out", str(tmp_path / "o"))]
     result = CliRunner().invoke(load_commands(), [*seeded, *args, "--broker", "redis://127.0.0.1:1/0"])

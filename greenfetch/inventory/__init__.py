@@ -37,6 +37,7 @@ types) -> RunDiff`` (``.changes``: ``Change`` added/removed/changed, ``.counts``
 ``run_inventory(engine, accounts, ...) -> Iterator[Record]`` and ``Inventory``: the orchestrator;
 a record is ``{resource_type, account, region, items, status, error}``.
 ``Shard``, ``run_shard(engine, shard, sink) -> summary``, ``ShardSink``, ``DirectoryShardSink``,
+``S3ShardSink(engine, "s3://BUCKET/PREFIX")`` (workers on other machines),
 ``merge_shard(total, records, summary)``: one account's part of a run, run anywhere (worker processes,
 Celery workers); its records go to the sink under a fixed key, so a shard run twice overwrites.
 """
@@ -58,6 +59,7 @@ from ._region_status import RegionStatus, RegionStatusStore, status_from_count, 
 from ._regions import REGION_MODES, enabled_regions, expand_regions, known_regions, offered_regions, opted_in
 from ._run import InventoryReport, resolve_accounts, run_inventory
 from ._shard import DirectoryShardSink, Shard, ShardSink, merge_shard, run_shard
+from ._shard_s3 import S3ShardSink
 from ._sinks import SQLITE_SUFFIXES, FileSink, open_sink, upload_to_s3
 from ._sqlite import InventoryDB, SQLiteSink
 from ._types import Account, InventoryError, Record, check_account_id, record
@@ -86,6 +88,7 @@ __all__ = [
     "ResourceType",
     "RunDiff",
     "RunSummary",
+    "S3ShardSink",
     "SQLITE_SUFFIXES",
     "SQLiteSink",
     "Shard",

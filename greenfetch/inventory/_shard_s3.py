@@ -44,6 +44,12 @@ class S3ShardSink:
             raise InventoryError(f"shard store s3://{self.bucket}/{what}: {operation} failed: {result.error}")
         return result.result
 
+    def check(self) -> None:
+        """One ListObjectsV2 on the prefix: a missing bucket or a denied list fails before any shard is
+        sent (InventoryError naming the bucket), not after the workers did the work."""
+        folder = f"{self.prefix}/" if self.prefix else ""
+        self._call("ListObjectsV2", {"Prefix": folder, "MaxKeys": 1}, folder)
+
     def put(self, run_id: str, key: str, records: list[Record], summary: dict[str, Any]) -> None:
         text = json.dumps(jsonable({"shard": key, "summary": summary, "records": records}), ensure_ascii=False)
         name = f"{self._folder(run_id)}{key}.json"
@@ -78,7 +84,11 @@ class S3ShardSink:
 
     def discard(self, run_id: str) -> None:
         """Delete the run's objects; best effort (a leftover is a few JSON objects, not wrong output)."""
-        requests = [Request("s3", "DeleteObject", {"Bucket": self.bucket, "Key": n}) for n in self._names(run_id)]
+        try:
+            names = self._names(run_id)
+        except InventoryError:
+            return  # never hide the error that ended the run
+        requests = [Request("s3", "DeleteObject", {"Bucket": self.bucket, "Key": n}) for n in names]
         if requests:
             list(self.engine.batch_requests(requests, 8))
 
