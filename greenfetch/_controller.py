@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ._config import ConfigError, parse_duration
+from ._config import ConfigError, check_whole, parse_duration
 
 __all__ = ["Controller", "Settings", "TracePoint"]
 
@@ -45,9 +45,9 @@ class Settings:
     @classmethod
     def checked(cls, initial_concurrency: Any = 5, target_latency: Any = 0.5, min_concurrency: Any = 1,
                 max_concurrency: Any = 256) -> Settings:
-        lo = _whole(min_concurrency, "min_concurrency")
-        hi = _whole(max_concurrency, "max_concurrency")
-        start = _whole(initial_concurrency, "initial_concurrency")
+        lo = check_whole("min_concurrency", min_concurrency)
+        hi = check_whole("max_concurrency", max_concurrency)
+        start = check_whole("initial_concurrency", initial_concurrency)
         if lo > hi:
             raise ConfigError(f"min_concurrency: {lo} is above max_concurrency {hi}; use min <= max")
         if not lo <= start <= hi:
@@ -57,12 +57,6 @@ class Settings:
         if not target > 0 or math.isinf(target):
             raise ConfigError(f"target_latency: {target_latency!r} must be a positive duration (e.g. 500ms or 0.5)")
         return cls(initial=start, target_latency=target, min=lo, max=hi)
-
-
-def _whole(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{name}: {value!r} is not allowed; use a whole number of 1 or more")
-    return value
 
 
 @dataclass(frozen=True)
