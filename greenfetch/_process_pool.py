@@ -18,6 +18,7 @@ from typing import Any
 
 from ._models import Request, RequestError, Result
 from ._process_requests import Channel, lost, reads_only, restore_credentials, sealed, unsendable
+from ._scheduler import FeedEnd
 
 __all__ = ["ProcessPool"]
 
@@ -43,13 +44,6 @@ class _Pending:
     raw: Any
     child: _Child | None = None
     sends: int = 0
-
-
-class _End:
-    __slots__ = ("started", "error")
-
-    def __init__(self, started: int, error: BaseException | None = None):
-        self.started, self.error = started, error
 
 
 class ProcessPool:
@@ -282,16 +276,16 @@ class ProcessPool:
                     started += 1
                     self._dispatch(index, pending)
             except Exception as exc:  # noqa: BLE001 - a failing input iterator: re-raised after what came before
-                self.inbox.put((None, _End(started, exc)))
+                self.inbox.put((None, FeedEnd(started, exc)))
                 return
-            self.inbox.put((None, _End(started)))
+            self.inbox.put((None, FeedEnd(started)))
 
         feeder, sender = backend.spawn(feed), backend.spawn(self._ship, self.generation)
         received, end, finished = 0, None, False
         try:
             while end is None or received < end.started:
                 child, message = self.inbox.get()
-                if isinstance(message, _End):
+                if isinstance(message, FeedEnd):
                     end = message
                     continue
                 for result in self._handle(child, message, gate):

@@ -14,14 +14,16 @@ from typing import Any, TypeVar
 
 from ._backends import Backend
 
-__all__ = ["iter_bounded"]
+__all__ = ["FeedEnd", "iter_bounded"]
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 
-class _End:
-    """What the feeder puts on the outcome queue last: how many items it started, and why it ended."""
+class FeedEnd:
+    """What a feeder puts on its outcome queue last: how many items it started, and the input's error,
+    if the input raised (re-raised after the outcomes of the items before it). The worker-process pool's
+    feeder ends its runs the same way."""
 
     __slots__ = ("started", "error")
 
@@ -55,16 +57,16 @@ def iter_bounded(backend: Backend, items: Iterable[T], run: Callable[[int, T], R
                 tasks[index] = backend.spawn(one, index, item)
                 started += 1
         except Exception as exc:  # a failing input iterator ends the run; the consumer re-raises it
-            done.put(_End(started, exc))
+            done.put(FeedEnd(started, exc))
             return
-        done.put(_End(started))
+        done.put(FeedEnd(started))
 
     feeder = backend.spawn(feed)
     received, end = 0, None
     try:
         while end is None or received < end.started:
             outcome = done.get()
-            if isinstance(outcome, _End):
+            if isinstance(outcome, FeedEnd):
                 end = outcome
                 continue
             received += 1
