@@ -62,9 +62,6 @@ from ._models import Request, Result
 
 __all__ = ["AdaptiveResults", "Controller", "Limiter", "Limits", "Settings", "TracePoint", "adaptive_batch"]
 
-_TIMEOUTS = frozenset({"ReadTimeoutError", "ConnectTimeoutError", "RequestTimeout", "RequestTimeoutException"})
-
-
 def signal_of(error_code: str | None, http_status: int | None) -> tuple[bool, bool]:
     """(throttled, dropped) for one attempt, from the one classifier (``_errors.classify``):
     throttled = the server said "too fast" (a throttling code or HTTP 429): the send rate backs off;
@@ -73,7 +70,7 @@ def signal_of(error_code: str | None, http_status: int | None) -> tuple[bool, bo
     if error_code is None and (http_status is None or http_status < 400):
         return False, False
     found = classify(error_code, http_status=http_status)
-    return found.throttle, found.status == "transient" and found.code in _TIMEOUTS
+    return found.throttle, found.timeout
 
 
 class HubLag:

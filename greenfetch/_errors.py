@@ -50,6 +50,8 @@ _UNAVAILABLE = frozenset({
     "SubscriptionRequiredException", "UnsupportedOperation", "ServiceNotAvailable",
 })
 _QUOTA = frozenset({"ServiceQuotaExceededException", "QuotaExceededException"})
+_TIMEOUTS = frozenset({"ReadTimeoutError", "ConnectTimeoutError", "RequestTimeout", "RequestTimeoutException"})
+
 # A request whose service or operation is not a known name: whatever the user typed, so it never
 # becomes a metric label.
 UNNAMED_CODES = frozenset({"UnknownService", "UnknownOperation", "InvalidRequest", "MissingField"})
@@ -63,13 +65,15 @@ _INVALID = UNBUILT_CODES | frozenset({"ValidationException", "ValidationError", 
 @dataclass(frozen=True)
 class Classification:
     """What an error means. ``status`` is one of: throttled, transient, denied, unavailable,
-    quota, invalid, not_found, error."""
+    quota, invalid, not_found, error. ``timeout``: a transient failure that is a timeout (the
+    adaptive controller reads it as overload and lowers the concurrency)."""
 
     code: str
     status: str
     retryable: bool
     throttle: bool
     guidance: str | None
+    timeout: bool = False
 
 
 def classify(code: str | None, *, http_status: int | None = None, service: str = "", operation: str = "",
@@ -100,7 +104,8 @@ def classify(code: str | None, *, http_status: int | None = None, service: str =
                               "(opt-in region, or the service was never set up there)")
     if code in _TRANSIENT or (http_status is not None and http_status >= 500):
         return Classification(code, "transient", True, False,
-                              "a transient AWS or network failure: retrying later usually succeeds")
+                              "a transient AWS or network failure: retrying later usually succeeds",
+                              timeout=code in _TIMEOUTS)
     if code in _INVALID:
         return Classification(code, "invalid", False, False, None)
     if code.startswith("NoSuch") or code.endswith(("NotFound", "NotFoundException")) or http_status == 404:

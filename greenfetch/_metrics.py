@@ -27,7 +27,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from ._errors import UNNAMED_CODES, classify, is_throttle
 from ._sketch import QuantileSketch
 
-__all__ = ["BUCKETS", "MAX_CODES", "MAX_OPERATIONS", "Metrics", "is_throttle"]
+__all__ = ["BUCKETS", "MAX_CODES", "MAX_OPERATIONS", "Metrics"]
 
 # AWS latencies: 5 ms (a warm regional call) to 30 s (a long paginated scan or a timeout).
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
