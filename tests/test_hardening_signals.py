@@ -1,5 +1,5 @@
-"""Issue 15: SIGTERM and SIGHUP stop a run as Ctrl-C does (what completed is written, exit 128 +
-signal); no temporary file outlives a run, and `cache clear` removes only the cache's own files."""
+"""Ctrl-C, SIGTERM and SIGHUP stop a CLI run cleanly (what completed is written, exit 128 + signal, no
+traceback); no temporary file outlives a run, and `cache clear` removes only the cache's own files."""
 
 import json
 import os
@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from greenfetch.testing import LoopbackServer, wait_until
-from greenfetch.testing._loopback import LoopbackServer as _Loopback
 
 N = 400
 
@@ -20,10 +19,6 @@ N = 400
 def slow_server():
     with (server := LoopbackServer(latency=0.3)):
         yield server
-
-
-
-
 
 
 def _batch(url, command, output, *extra):
@@ -56,6 +51,30 @@ def test_sigterm_json_run_writes_what_completed(slow_server, command, extra, sig
     assert "Interrupted" in err and "Traceback" not in err
 
 
+def test_interrupt_streaming_run_keeps_what_completed(slow_server):
+    proc = _batch(slow_server.url, "batch", "jsonl", "-c", "10")
+    first = proc.stdout.readline()  # a result has been written: the run is under way
+    proc.send_signal(signal.SIGINT)
+    rest, err = proc.communicate(timeout=30)
+    lines = [first, *rest.splitlines()]
+    assert proc.returncode == 130, err
+    assert 1 <= len(lines) < 400
+    assert all(json.loads(line)["error"] is None for line in lines)
+    assert "Interrupted" in err and "Traceback" not in err
+
+
+def test_interrupt_json_run_flushes_completed_results(slow_server):
+    before = slow_server.stats()["ok"]
+    proc = _batch(slow_server.url, "batch", "json", "-c", "10")
+    wait_until(lambda: slow_server.stats()["ok"] >= before + 20, 20, "20 answers")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    rows = json.loads(out)
+    assert 0 < len(rows) < 400
+    assert [r["index"] for r in rows] == sorted(r["index"] for r in rows)
+
+
 def test_sigterm_streaming_run_keeps_complete_lines(slow_server):
     proc = _batch(slow_server.url, "batch", "jsonl", "-c", "10")
     first = proc.stdout.readline()
@@ -76,7 +95,7 @@ ACCOUNTS = ",".join(f"{n}" * 12 for n in range(1, 7))
 def pages():
     mp = pytest.MonkeyPatch()
     mp.setenv("GREENFETCH_INVENTORY_PAGES", json.dumps({"items": 3}))
-    server = _Loopback(handler="greenfetch.testing._inventory_pages:handle", latency=0.2)
+    server = LoopbackServer(handler="greenfetch.testing._inventory_pages:handle", latency=0.2)
     server.start()
     mp.undo()
     yield server
