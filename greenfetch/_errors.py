@@ -53,8 +53,9 @@ _QUOTA = frozenset({"ServiceQuotaExceededException", "QuotaExceededException"})
 _TIMEOUTS = frozenset({"ReadTimeoutError", "ConnectTimeoutError", "RequestTimeout", "RequestTimeoutException"})
 
 # A request whose service or operation is not a known name: whatever the user typed, so it never
-# becomes a metric label.
-UNNAMED_CODES = frozenset({"UnknownService", "UnknownOperation", "InvalidRequest", "MissingField"})
+# becomes a metric label. InvalidInput: an input line that was not even JSON (``UnreadableInput``).
+UNNAMED_CODES = frozenset({"UnknownService", "UnknownOperation", "InvalidRequest", "MissingField",
+                           "InvalidInput"})
 # A request that failed before anything was sent: it used no attempt.
 UNBUILT_CODES = UNNAMED_CODES | frozenset({
     "NoRegion", "ParamValidation", "InvalidCredentials", "ProfileNotFound", "InvalidRole",

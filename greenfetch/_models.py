@@ -12,7 +12,7 @@ from typing import Any
 from ._exceptions import RequestError
 from ._jsonable import jsonable
 
-__all__ = ["ROLE_ARN", "Request", "RequestError", "Result", "account_of_role"]
+__all__ = ["ROLE_ARN", "Request", "RequestError", "Result", "UnreadableInput", "account_of_role"]
 
 # An IAM role ARN: the one pattern greenfetch checks role ARNs with (engine and inventory alike).
 ROLE_ARN = re.compile(r"^arn:(?P<partition>aws[a-z-]*):iam::(?P<account>\d{12}):role/(?P<path_name>[\w+=,.@/-]+)$")
@@ -48,6 +48,8 @@ class Request:
             )
         unknown = sorted(set(raw) - set(_FIELDS) - {"credentials"})
         if unknown:
+            if isinstance(raw, UnreadableInput):  # here, off the path of every request that has no odd field
+                raise RequestError(raw.reason, code="InvalidInput", guidance=_UNREADABLE_GUIDANCE)
             raise RequestError(f"unknown request field(s) {unknown}; valid fields are: {', '.join(_FIELDS)}")
         for name in ("service", "operation"):
             value = raw.get(name)
@@ -138,6 +140,24 @@ class Result:
         if self.deduped:
             out["deduped"] = True
         return out
+
+
+class UnreadableInput(dict[str, Any]):
+    """An input record that could not be read, in its place: ``{"input": NAME, "line": N}``.
+
+    The CLI reader yields one for a JSON Lines line that is not strict JSON (not UTF-8, NaN, nested
+    too deep, a number out of range, cut off). ``Request.coerce`` refuses it like any request that
+    cannot be built, so it becomes that line's failed Result (``InvalidInput``: no attempt, nothing
+    sent) and the lines around it still run. It names the place and the parser's reason, never the
+    bytes themselves: a broken line may hold a secret."""
+
+    def __init__(self, source: str, line: int, reason: str):
+        super().__init__(input=source, line=line)
+        self.reason = reason
+
+
+_UNREADABLE_GUIDANCE = ("each JSON Lines line must be one JSON object in strict JSON (UTF-8, no NaN or Infinity, "
+                        "nesting at most 100 deep): fix this line and run it again; the other lines ran")
 
 
 def _redacted(raw: Mapping[str, Any]) -> dict[str, Any]:

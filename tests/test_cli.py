@@ -57,7 +57,7 @@ def test_table_output(runner, base_args):
     assert "ListBuckets" in out.stdout and "UnknownService" in out.stdout
 
 
-@pytest.mark.parametrize(("text", "named"), [("{not json", "line 1"), ("[1, 2", "not valid JSON"),
+@pytest.mark.parametrize(("text", "named"), [("[{not json", "line 1"), ("[1, 2", "not valid JSON"),
                                              ("hello", "'hello'")])
 def test_unreadable_input_is_exit_2_without_traceback(runner, base_args, text, named):
     out = runner.invoke(cli, [*base_args, "batch"], input=text)
@@ -70,11 +70,13 @@ def test_bad_query_is_exit_2(runner, base_args):
     assert out.exit_code == 2 and "JMESPath" in out.stderr
 
 
-def test_bad_jsonl_line_keeps_the_results_before_it(runner, base_args):
-    lines = json.dumps(REQS[0]) + "\n{broken\n"
+def test_bad_jsonl_line_is_a_failed_result_and_the_others_run(runner, base_args):
+    lines = json.dumps(REQS[0]) + "\n{broken\n" + json.dumps(REQS[2]) + "\n"
     out = runner.invoke(cli, [*base_args, "batch"], input=lines)
-    assert out.exit_code == 2 and "line 2" in out.stderr
-    assert json.loads(out.stdout)[0]["request"]["operation"] == "ListBuckets"
+    assert out.exit_code == 1, out.output
+    rows = json.loads(out.stdout)
+    assert [r["error_code"] for r in rows] == [None, "InvalidInput", None]
+    assert "line 2" in rows[1]["error"] and rows[1]["request"]["line"] == 2
 
 
 @pytest.mark.parametrize("command", sorted(cli.commands))

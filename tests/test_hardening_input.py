@@ -1,6 +1,7 @@
-"""Issue 15: bad bytes in, strict JSON out. Every input the probe crashed on is exit 2 with one line
-that names the place, the requests before a bad JSON Lines line still get their results, and
-whatever comes out is strict JSON (RFC 8259) in valid UTF-8."""
+"""Issue 15: bad bytes in, strict JSON out. A JSON array (or input that is no requests at all) the
+probe crashed on is exit 2 with one line that names the place; a bad JSON Lines line is a failed
+Result in its place (InvalidInput, naming the line) while every other line runs; whatever comes out is
+strict JSON (RFC 8259) in valid UTF-8."""
 
 import json
 import math
@@ -18,9 +19,9 @@ UNREACHABLE = "http://127.0.0.1:9"
 GOOD = {"service": "s3", "operation": "ListBuckets", "region": "us-east-1"}
 
 
-def cli(*args, stdin=b"", timeout=60):
+def cli(*args, stdin=b"", timeout=60, **env_vars):
     """The real command in a child process: (rc, stdout bytes, stderr text)."""
-    env = {**os.environ, "GREENFETCH_MAX_ATTEMPTS": "1"}
+    env = {**os.environ, "GREENFETCH_MAX_ATTEMPTS": "1", **env_vars}
     proc = subprocess.run([sys.executable, "-m", "greenfetch.cli", *args], input=stdin, capture_output=True,
                           timeout=timeout, env=env)
     return proc.returncode, proc.stdout, proc.stderr.decode("utf-8", "replace")
@@ -52,12 +53,56 @@ def test_unreadable_input_is_one_line_and_exit_2(stdin, named):
     assert out == b""
 
 
-def test_a_bad_json_lines_line_keeps_the_results_before_it():
-    lines = [json.dumps({**GOOD, "id": i}).encode() for i in range(3)] + [b"\xff\xfe", json.dumps(GOOD).encode()]
-    rc, out, err = cli("batch", "-", "-o", "json", "--endpoint-url", UNREACHABLE, stdin=b"\n".join(lines) + b"\n")
-    assert rc == 2
-    assert "line 4" in err and "0xff" in err and "Traceback" not in err
-    assert sorted(r["request"]["id"] for r in strict(out)) == [0, 1, 2]
+# One bad JSON Lines line of each kind the probe found, and what its error must name.
+BAD_LINES = [
+    (b"\xff\xfe", "0xff"),
+    (b"{broken", "column 2"),
+    (b'{"service":"s3","operation":"ListBuckets","params":{"x":NaN}}', "NaN"),
+    (b'{"service":"s3","operation":"ListBuckets","id":1e400}', "1e400"),
+    (b'{"service":"s3","operation":"ListBuckets","id":' + b"9" * 5000 + b"}", "out of range"),
+    (b'{"a":' + b"[" * 50000 + b"]" * 50000 + b"}", "nested deeper"),
+    (b'{"service":"s3","operation":"ListBuckets","id":"\\ud800"}', "surrogate"),
+    (b'{"service":"s3","operation":"ListBuckets","credentials":{"SecretAccessKey":"s3cr3t-in-a-bad-line"', "column"),
+]
+
+
+@pytest.mark.parametrize(("bad", "named"), BAD_LINES)
+@pytest.mark.parametrize("command", ["batch", "adaptive"])
+def test_a_bad_json_lines_line_is_a_failed_result_and_the_others_run(moto_server, command, bad, named):
+    lines = [json.dumps({**GOOD, "id": i}).encode() for i in range(3)] + [bad, json.dumps({**GOOD, "id": 4}).encode()]
+    rc, out, err = cli(command, "-", "-o", "json", "--endpoint-url", moto_server.url,
+                       stdin=b"\n\n".join(lines) + b"\n")  # blank lines between: line numbers still count them
+    assert rc == 1, err  # some requests failed: the contract's code, not a usage error
+    assert "Traceback" not in err
+    rows = strict(out)
+    assert [r["index"] for r in rows] == [0, 1, 2, 3, 4]
+    assert [r["request"].get("id") for r in rows if r["error"] is None] == [0, 1, 2, 4]
+    (failed,) = (r for r in rows if r["error"] is not None)
+    assert failed["index"] == 3 and failed["error_code"] == "InvalidInput" and failed["attempts"] == 0
+    assert failed["request"] == {"input": "<stdin>", "line": 7}
+    assert "line 7" in failed["error"] and named in failed["error"]
+    assert not failed["retryable"] and "JSON Lines" in failed["guidance"]
+    assert b"s3cr3t" not in out and "s3cr3t" not in err
+
+
+def test_a_bad_first_line_of_json_lines_is_a_failed_result_too(moto_server):
+    rc, out, err = cli("batch", "-", "-o", "jsonl", "--endpoint-url", moto_server.url,
+                       stdin=b'{"service": "s3",\n' + json.dumps(GOOD).encode() + b"\n")
+    assert rc == 1, err
+    rows = sorted((strict(line) for line in out.splitlines()), key=lambda r: r["index"])
+    assert [(r["index"], r["error_code"]) for r in rows] == [(0, "InvalidInput"), (1, None)]
+    assert "line 1" in rows[0]["error"] and "Expecting" in rows[0]["error"]
+
+
+def test_a_bad_line_with_processes_and_fail_fast(moto_server):
+    """With worker processes the placeholder crosses a pipe and fails the same way; fail-fast stops at
+    it (exit 3) like at any other failed request."""
+    lines = b"\n".join([json.dumps(GOOD).encode(), b"\xc3(", json.dumps(GOOD).encode()]) + b"\n"
+    rc, out, err = cli("--processes", "2", "batch", "-", "--endpoint-url", moto_server.url, stdin=lines)
+    assert rc == 1, err
+    assert [r["error_code"] for r in strict(out)] == [None, "InvalidInput", None]
+    rc, out, err = cli("batch", "-", "-c", "1", "--fail-fast", "--endpoint-url", moto_server.url, stdin=lines)
+    assert rc == 3 and "line 2" in err and "0xc3" in err, err
 
 
 def test_output_is_strict_json_and_utf8_even_for_odd_values():
@@ -103,17 +148,29 @@ def _run_fuzz(data: bytes, output: str):
     return result
 
 
+def _non_finite(value) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    return any(_non_finite(v) for _, v in items)
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_records, max_size=4), st.sampled_from(["json", "jsonl"]), st.booleans())
 def test_fuzz_records_one_result_each_and_strict_json(records, output, as_lines):
     data = ("\n".join(json.dumps(r) for r in records) if as_lines else json.dumps(records)).encode()
     result = _run_fuzz(data, output)
-    if result.exit_code == 2:  # NaN/inf from st.floats, or a top-level non-object line
+    if not as_lines and _non_finite(records):  # NaN/inf in a JSON array: no request can run
+        assert result.exit_code == 2 and not result.stdout_bytes.strip()
         return
+    assert result.exit_code in (0, 1), result.output  # a NaN line is that request's failed Result
     stdout = result.stdout_bytes
     rows = ([strict(line) for line in stdout.splitlines() if line.strip()] if output == "jsonl"
             else strict(stdout) if stdout.strip() else [])
     assert len(rows) == len(records)
+    assert sorted(r["index"] for r in rows) == list(range(len(records)))
+    assert [r["error_code"] == "InvalidInput" for r in sorted(rows, key=lambda r: r["index"])] == [
+        as_lines and _non_finite(r) for r in records]
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -82,7 +82,7 @@ def run_and_emit(run: Any, requests: Any, output: str, query: str | None, progre
         interrupted = exc
     except jmespath.exceptions.JMESPathError as exc:  # a query that fails on the data (jsonl)
         raise _query_failed(query, exc) from None
-    finally:  # an unreadable input line still leaves the results that completed before it
+    finally:  # whatever ends the stream (a signal, a failing query, a read error), what completed is written
         bar.close()
         if output != "jsonl":
             try:

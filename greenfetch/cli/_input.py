@@ -1,9 +1,19 @@
 """Reading requests from a file or stdin: a JSON array, or JSON Lines.
 
 Input is read as bytes and parsed by ``loads_strict`` (the one strict reader every face shares), so
-bytes that are not UTF-8, NaN, out-of-range numbers, absurd nesting and lone surrogates are each a
-usage error that names the file and the line (exit 2), never a traceback. A bad JSON Lines line
-ends the run after the requests before it, whose results are still written.
+bytes that are not UTF-8, NaN, out-of-range numbers, absurd nesting and lone surrogates are never a
+traceback. Where the error lands depends on what it spoils:
+
+- a JSON Lines line that is not strict JSON spoils only its own request: the reader yields an
+  ``UnreadableInput`` (``{"input": NAME, "line": N}`` and the reason) in its place, which the engine
+  turns into that request's failed Result (``InvalidInput``, nothing sent) like any request that
+  cannot be built; the lines after it still run, and the exit code is 1 (some requests failed);
+- a JSON array document that is not strict JSON holds no request anyone can run: a usage error that
+  names the file and the line (exit 2), before any call; so is input that is neither (its first
+  non-blank line starts with neither ``[`` nor ``{``).
+
+This is the one home of that rule: the nu plugin and the Lambda handler receive values (nu records, a
+parsed event), never lines, so a bad record there is already a failed Result through ``Request.coerce``.
 """
 
 from __future__ import annotations
@@ -15,6 +25,7 @@ from typing import IO, Any
 import click
 
 from .._jsonable import JSONInputError, loads_strict
+from .._models import UnreadableInput
 
 __all__ = ["cooperative", "read_requests"]
 
@@ -42,7 +53,8 @@ def _binary(stream: IO[Any]) -> IO[bytes]:
 def read_requests(stream: IO[Any], name: str) -> Iterator[Any]:
     """Requests one by one; JSON Lines are read lazily, so huge inputs stream in bounded memory.
 
-    Anything unreadable is a usage error (exit 2) that names the file and the line.
+    A bad JSON Lines line is an ``UnreadableInput`` in its place; a bad array, or input that holds
+    no requests at all, is a usage error (exit 2) that names the file and the line.
     """
     source = _binary(stream)
     lines = iter(source.readline, source.read(0))
@@ -68,7 +80,7 @@ def read_requests(stream: IO[Any], name: str) -> Iterator[Any]:
             try:
                 first.decode("utf-8")
             except UnicodeDecodeError:  # name the bad byte, as for any other line
-                list(_json_lines(iter([first]), name, first_line=blank + 1))
+                raise _bad(_line_error(first, name, blank + 1) or "") from None
         shown = head.strip()[:40]
         shown = shown.decode("utf-8", "backslashreplace") if isinstance(shown, bytes) else shown
         raise _bad(f"{name} does not hold requests: expected a JSON array ('[') or JSON Lines of objects ('{{'), "
@@ -77,14 +89,27 @@ def read_requests(stream: IO[Any], name: str) -> Iterator[Any]:
 
 
 def _json_lines(lines: Iterator[Any], name: str, first_line: int) -> Iterator[Any]:
+    """One value per non-blank line; a line that is not strict JSON is an UnreadableInput in its place."""
     for number, line in enumerate(lines, start=first_line):
         if not line.strip():
             continue
         try:
             yield loads_strict(line)
         except JSONInputError as exc:
-            detail = str(exc).removeprefix("line 1 ")
-            raise _bad(f"{name} line {number} is not valid JSON: {detail}") from None
+            yield UnreadableInput(name, number, _named(exc, name, number))
+
+
+def _line_error(line: Any, name: str, number: int) -> str | None:
+    """What is wrong with one line, named by file and line; None when it is strict JSON."""
+    try:
+        loads_strict(line)
+    except JSONInputError as exc:
+        return _named(exc, name, number)
+    return None
+
+
+def _named(exc: JSONInputError, name: str, number: int) -> str:
+    return f"{name} line {number} is not valid JSON: {str(exc).removeprefix('line 1 ')}"
 
 
 def _parse(text: Any, name: str, offset: int) -> Any:
