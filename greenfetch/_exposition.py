@@ -6,13 +6,16 @@ Three ways, for three kinds of run (Prometheus's own guidance):
   exits is gone before a scrape would find it;
 - ``write_textfile``: node_exporter's textfile collector (``--metrics-textfile PATH``), written to a
   temporary file and renamed, so the collector never reads half a file.
-Failures raise ``ExpositionError`` with one line naming the port, URL or path.
+Failures raise ``ExpositionError`` with one line naming the port, URL or path (and, for a port in
+use, a neighbour that is free now).
 """
 
 from __future__ import annotations
 
+import errno
 import http.client
 import os
+import socket
 import urllib.parse
 from typing import Any
 from urllib.error import URLError
@@ -45,8 +48,35 @@ def serve(registry: CollectorRegistry, port: int, addr: str = "0.0.0.0") -> Any:
     try:
         started = start_http_server(port, addr=addr, registry=registry)
     except OSError as exc:
-        raise ExpositionError(f"metrics port {port}: cannot listen on {addr}:{port}: {exc.strerror or exc}") from None
+        raise ExpositionError(_cannot_listen(exc, port, addr)) from None
     return started[0] if isinstance(started, tuple) else started
+
+
+def _cannot_listen(exc: OSError, port: int, addr: str) -> str:
+    """One line naming the port, why it cannot be used, and a port that would work."""
+    where = f"metrics port {port}: cannot listen on {addr}:{port}"
+    if exc.errno == errno.EADDRINUSE:
+        free = _free_port_near(port, addr)
+        instead = f"a free port such as {free}" if free is not None else "a free port"
+        return f"{where}: it is already in use by another process; use {instead}, or stop what listens there"
+    if exc.errno == errno.EACCES:
+        return f"{where}: permission denied (ports below 1024 need root); use a port from 1024 to 65535, e.g. 9464"
+    return f"{where}: {exc.strerror or exc}"
+
+
+def _free_port_near(port: int, addr: str, tries: int = 32) -> int | None:
+    """The first port after ``port`` that binds now (as the HTTP server binds: SO_REUSEADDR), or None.
+    Only a suggestion: a neighbour is easier to put in a scrape config than a random free port."""
+    family = socket.AF_INET6 if ":" in addr else socket.AF_INET
+    for candidate in range(port + 1, min(port + 1 + tries, 65536)):
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((addr, candidate))
+            except OSError:
+                continue
+        return candidate
+    return None
 
 
 def push(registry: CollectorRegistry, url: str, job: str = "greenfetch", timeout: float = 10.0,

@@ -88,12 +88,13 @@ def _processes_flag(value: str | None) -> int | None:
 def _start_exposition(state: CliState) -> None:
     port = state._engine.config.metrics_port
     if port:
+        from .._config import ConfigError
         from .._exposition import ExpositionError, serve
 
         try:
             serve(state._engine.metrics.registry, port)
-        except ExpositionError as exc:
-            raise click.ClickException(str(exc)) from None
+        except ExpositionError as exc:  # a port in use is a setting error: one line, exit 2, before any call
+            raise ConfigError(str(exc)) from None
 
 
 def _finish_exposition(state: CliState) -> None:
