@@ -36,6 +36,10 @@ or the database for ``--out``. ``InventoryDB(path)`` reads it back; ``diff_runs(
 types) -> RunDiff`` (``.changes``: ``Change`` added/removed/changed, ``.counts``: ``DiffCounts``).
 ``run_inventory(engine, accounts, ...) -> Iterator[Record]`` and ``Inventory``: the orchestrator;
 a record is ``{resource_type, account, region, items, status, error}``.
+``S3Upload(engine, bucket, key, part_size=8 MiB)``: ``.write(bytes)``, ``.complete() -> error | None``,
+``.abort()``: an S3 upload holding at most one part (one PutObject when the object fits in one);
+``upload_file(engine, path, bucket, key)`` sends a file part by part; ``abort_incomplete_uploads(engine,
+bucket, keys)`` removes what a killed run left. ``--s3-uri`` uses them (jsonl uploaded as it is written).
 ``Shard``, ``run_shard(engine, shard, sink) -> summary``, ``ShardSink``, ``DirectoryShardSink``,
 ``S3ShardSink(engine, "s3://BUCKET/PREFIX")`` (workers on other machines),
 ``merge_shard(total, records, summary)``: one account's part of a run, run anywhere (worker processes,
@@ -58,6 +62,7 @@ from ._fetch import Inventory, RunSummary
 from ._region_status import RegionStatus, RegionStatusStore, status_from_count, status_from_error, status_of
 from ._regions import REGION_MODES, enabled_regions, expand_regions, known_regions, offered_regions, opted_in
 from ._run import InventoryReport, resolve_accounts, run_inventory
+from ._s3_upload import S3Upload, abort_incomplete_uploads, upload_file
 from ._shard import DirectoryShardSink, Shard, ShardSink, merge_shard, run_shard
 from ._shard_s3 import S3ShardSink
 from ._sinks import SQLITE_SUFFIXES, FileSink, open_sink, upload_to_s3
@@ -89,11 +94,13 @@ __all__ = [
     "RunDiff",
     "RunSummary",
     "S3ShardSink",
+    "S3Upload",
     "SQLITE_SUFFIXES",
     "SQLiteSink",
     "Shard",
     "ShardSink",
     "WriteReport",
+    "abort_incomplete_uploads",
     "accounts_from_dynamodb",
     "accounts_from_list",
     "accounts_from_organizations",
@@ -121,5 +128,6 @@ __all__ = [
     "status_from_error",
     "status_of",
     "to_dynamodb_item",
+    "upload_file",
     "upload_to_s3",
 ]

@@ -1,9 +1,10 @@
 """``run_inventory``: everything ``greenfetch inventory`` does, as one Python call.
 
 Checks come first, cheapest first, so bad input fails before any API call where it can: types,
-regions, output format and directory, S3 URI and role ARNs (no calls), then the account source and
-the DynamoDB table (one call each), and only then the fetch. Sinks run after the fetch (the JSON
-Lines file streams beside it); a failure before the end leaves no partial file.
+regions, output format and directory, S3 URI and role ARNs (no calls), then the account source,
+the DynamoDB table and the S3 bucket (one call each; the S3 one also aborts the uploads a killed run
+left), and only then the fetch. Sinks run after the fetch (the JSON Lines file, and its S3 upload,
+stream beside it); a failure before the end leaves no partial file and no partial object.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from ._dynamodb import DynamoDBSink, WriteReport, record_items
 from ._fetch import Inventory, RunSummary
 from ._region_status import RegionStatusStore
 from ._regions import REGION_MODES, expand_regions, known_regions, parse_list
-from ._sinks import open_sink, resolve_format, upload_to_s3
+from ._sinks import open_sink, prepare_s3, resolve_format, upload_to_s3
 from ._types import Account, InventoryError, Record, dynamodb_table
 
 __all__ = ["InventoryReport", "resolve_accounts", "run_inventory"]
@@ -102,6 +103,9 @@ def run_inventory(engine: Any, *, accounts: str | None = None, role_name: str | 
         ddb = DynamoDBSink(engine, dynamodb_table, dead_letter_path=dead_letter_path) if dynamodb_table else None
         if ddb is not None:
             ddb.check()
+        # --s3-uri: sweep what a killed run left for our keys (a missing bucket fails here, before any
+        # fetch); jsonl is uploaded as it is written and published when the local file is.
+        stream = prepare_s3(engine, sink, s3_uri, [t.name for t in chosen]) if s3_uri and sink is not None else None
         ttl = engine.config.cache_ttl if cache_ttl is None else cache_ttl
         cache = InventoryCache(ttl, cache_dir or engine.config.cache_dir) if ttl > 0 else None
         store = _status_store(engine, status_store, cache_dir) if regions == "active" or status_store else None
@@ -142,8 +146,9 @@ def run_inventory(engine: Any, *, accounts: str | None = None, role_name: str | 
     report = InventoryReport(summary.to_dict(), files, records=kept if keep_records else None)
     if ddb is not None:
         report.dynamodb = ddb.close()
-    if s3_uri:
-        report.s3_errors = upload_to_s3(engine, [Path(f) for f in files], s3_uri)
+    if s3_uri:  # the jsonl stream is already up (or its error kept); json/sqlite files go now
+        report.s3_errors = ([stream.error] if stream is not None and stream.error else []) + (
+            upload_to_s3(engine, [Path(f) for f in files], s3_uri) if stream is None else [])
     return report
 
 

@@ -9,11 +9,17 @@ no partial file behind.
 ``sqlite``: one database file that each run appends to (``_sqlite.SQLiteSink``), chosen by an
 ``--out`` ending in ``.db``/``.sqlite``/``.sqlite3`` or by ``--format sqlite``. ``open_sink`` picks
 the sink; every sink takes ``add(record)``, ``close(summary)`` and ``abort()``.
+
+``--s3-uri``: ``prepare_s3`` (at the start of a run) aborts what a killed run left for the same keys
+and, for ``jsonl``, tees the stream into a multipart upload (``_s3_upload.S3Upload``), so the object
+is uploaded as it is written and published only when the local file is; ``upload_to_s3`` sends the
+``json``/``sqlite`` files at the end, part by part from disk. Neither holds more than one part.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections import defaultdict
 from collections.abc import Mapping
@@ -21,13 +27,16 @@ from pathlib import Path
 from typing import IO, Any
 
 from .._jsonable import to_json
-from .._models import Request
 from ._cache import parse_s3_uri
 from ._fileio import atomic_open, check_writable
+from ._s3_upload import S3Upload, UploadSweepError, abort_incomplete_uploads, s3_key, upload_files
 from ._sqlite import SQLiteSink
 from ._types import InventoryError, Record
 
-__all__ = ["FileSink", "FORMATS", "SQLITE_SUFFIXES", "open_sink", "resolve_format", "shard_root", "upload_to_s3"]
+__all__ = ["FileSink", "FORMATS", "SQLITE_SUFFIXES", "open_sink", "prepare_s3", "resolve_format", "shard_root",
+           "upload_to_s3"]
+
+_log = logging.getLogger("greenfetch.inventory")
 
 FORMATS = ("json", "jsonl", "sqlite")
 SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
@@ -84,7 +93,15 @@ class FileSink:
         self._by_type: dict[str, list[Record]] = defaultdict(list)
         self._stream: contextlib.ExitStack | None = None
         self._handle: IO[str] | None = None
+        self.tee: S3Upload | None = None
         self.records = 0
+
+    def tee_to(self, upload: S3Upload) -> None:
+        """Copy the JSON Lines stream, byte for byte, into ``upload`` as it is written; ``close()``
+        completes it once the local file is in place, ``abort()`` aborts it."""
+        if self.fmt != "jsonl":
+            raise InventoryError(f"only the jsonl stream can be uploaded as it is written, not {self.fmt}")
+        self.tee = upload
 
     def add(self, rec: Record) -> None:
         self.records += 1
@@ -94,7 +111,10 @@ class FileSink:
         if self._handle is None:
             self._stream = contextlib.ExitStack()
             self._handle = self._stream.enter_context(atomic_open(self.directory / "inventory.jsonl", 0o644))
-        self._handle.write(_dumps(rec) + "\n")
+        line = _dumps(rec) + "\n"
+        self._handle.write(line)
+        if self.tee is not None:
+            self.tee.write(line.encode("utf-8"))
 
     def close(self, summary: Mapping[str, Any] | None = None) -> list[Path]:
         """Write (or finish) the files; ``summary`` is accepted for the sinks' common interface."""
@@ -106,6 +126,8 @@ class FileSink:
             else:
                 self._stream.close()
                 self._stream = self._handle = None
+            if self.tee is not None:  # after the rename: the object never exists without the file
+                self.tee.complete()  # a failure is kept in tee.error (reported by the run), and aborted
             return [path]
         written = []
         for rtype in sorted(self._by_type):
@@ -121,6 +143,8 @@ class FileSink:
             with contextlib.suppress(Exception):
                 self._stream.__exit__(RuntimeError, RuntimeError("aborted"), None)
             self._stream = self._handle = None
+        if self.tee is not None:
+            self.tee.abort()
         self._by_type.clear()
 
     def __enter__(self) -> FileSink:
@@ -135,14 +159,45 @@ def _dumps(rec: Record) -> str:
     return to_json(rec)
 
 
-def upload_to_s3(engine: Any, paths: list[Path], s3_uri: str, *, concurrency: int = 8) -> list[str]:
-    """Upload the files (PutObject through the engine); returns errors, one string per failed file."""
+def prepare_s3(engine: Any, sink: FileSink | SQLiteSink, s3_uri: str, type_names: list[str]) -> S3Upload | None:
+    """Before the fetch: abort the incomplete multipart uploads a killed run left for the keys this
+    run will write, and for ``jsonl`` tee the stream into an upload (returned). A missing bucket is
+    an InventoryError (exit 2 before any fetch); any other refusal to list uploads (a role without
+    ``s3:ListBucketMultipartUploads``) is a warning: the upload itself may still be allowed."""
     bucket, prefix = parse_s3_uri(s3_uri)
-    requests = [Request("s3", "PutObject", {"Bucket": bucket, "Key": f"{prefix}/{p.name}" if prefix else p.name,
-                                            "Body": p.read_bytes(), "ContentType": _content_type(p)})
-                for p in paths]
-    return [r.error or "" for r in engine.batch_requests(requests, concurrency) if not r.ok]
+    names = _names_written(sink, type_names)
+    try:
+        abort_incomplete_uploads(engine, bucket, [s3_key(prefix, n) for n in names])
+    except UploadSweepError as exc:
+        if exc.code == "NoSuchBucket":
+            raise InventoryError(f"--s3-uri {s3_uri!r}: bucket {bucket!r} does not exist; create it or fix "
+                                 "the URI") from None
+        _log.warning("--s3-uri: could not look for incomplete uploads a stopped run left (%s); "
+                     "a lifecycle rule with AbortIncompleteMultipartUpload removes them", exc)
+    if isinstance(sink, FileSink) and sink.fmt == "jsonl":
+        upload = S3Upload(engine, bucket, s3_key(prefix, "inventory.jsonl"),
+                          content_type=_content_type(Path("inventory.jsonl")))
+        sink.tee_to(upload)
+        return upload
+    return None
+
+
+def _names_written(sink: FileSink | SQLiteSink, type_names: list[str]) -> list[str]:
+    if isinstance(sink, SQLiteSink):
+        return [sink.path.name]
+    return ["inventory.jsonl"] if sink.fmt == "jsonl" else [f"{name}.json" for name in type_names]
+
+
+def upload_to_s3(engine: Any, paths: list[Path], s3_uri: str, *, concurrency: int = 8) -> list[str]:
+    """Upload the files through the engine, each part by part from disk (one PutObject for a file
+    of one part); returns errors, one string per failed file, naming its object."""
+    bucket, prefix = parse_s3_uri(s3_uri)
+    return upload_files(engine, [(p, s3_key(prefix, p.name)) for p in paths], bucket, concurrency=concurrency,
+                        content_type=_content_type)
 
 
 def _content_type(path: Path) -> str:
-    return "application/vnd.sqlite3" if path.suffix.lower() in SQLITE_SUFFIXES else "application/json"
+    suffix = path.suffix.lower()
+    if suffix in SQLITE_SUFFIXES:
+        return "application/vnd.sqlite3"
+    return "application/x-ndjson" if suffix == ".jsonl" else "application/json"
