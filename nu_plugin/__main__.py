@@ -7,6 +7,8 @@ import sys
 
 from gevent.fileobject import FileObjectPosix
 
+from greenfetch._config import raise_open_file_limit
+
 from ._codec import PROTOCOL_VERSION
 from ._commands import handle
 from ._server import Server
@@ -29,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     if args != ["--stdio"]:
         print(_USAGE.format(version=PROTOCOL_VERSION), file=sys.stderr)
         return 0 if args in (["--help"], ["-h"]) else 2
+    # As the CLI does at start (one function for both): the plugin lives as long as nu keeps it, and
+    # its batches keep a socket per call in flight; the soft default (often 1024) is hit first.
+    raise_open_file_limit()
     # The protocol gets a private copy of stdout; fd 1 then points at stderr, so a library that
     # prints can never corrupt the protocol stream (nu would drop the plugin).
     protocol_fd = os.dup(1)

@@ -125,3 +125,33 @@ def test_fuzz_random_bytes_end_cleanly(data):
     rc, _, err = _talk([json.dumps(HELLO).encode(), data])
     assert rc in (0, 1, 2), err
     assert "Traceback" not in err
+
+
+# -- start-up: the open-file limit ------------------------------------------------------------------
+
+def _limits(pid):
+    """(soft, hard) 'Max open files' of a running process, as the kernel reports them."""
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max open files"):
+            soft, hard = line.split()[3:5]
+            return soft, hard
+    raise AssertionError("no open-file limit in /proc")
+
+
+@pytest.mark.skipif(not PLUGIN.exists() or not Path("/proc/self/limits").exists(),
+                    reason="needs the installed plugin and /proc")
+def test_plugin_start_raises_the_soft_open_file_limit_like_the_cli():
+    """Started with a soft limit of 256 (a systemd or container default), the plugin raises it toward
+    the hard limit (at most 65,536) before it serves, as `greenfetch` does: same function."""
+    proc = subprocess.Popen(["bash", "-c", f'ulimit -Sn 256 && exec "{PLUGIN}" --stdio'], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout.read(5) == codec.ENCODING_PREAMBLE  # serving: start-up is over
+        soft, hard = _limits(proc.pid)
+    finally:
+        proc.stdin.close()  # EOF: the plugin ends
+        rc = proc.wait(timeout=20)
+    expected = 65536 if hard == "unlimited" else min(int(hard), 65536)
+    assert expected > 256, "the hard limit leaves nothing to raise here"
+    assert int(soft) == expected
+    assert rc == 0 and b"Traceback" not in proc.stderr.read()
