@@ -10,14 +10,18 @@ import hashlib
 import json
 import os
 import random
+import signal
 import uuid
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from greenfetch import Config, Engine, Request
 from greenfetch.cli import load_commands
+from greenfetch.cli._signals import Terminated
 from greenfetch.inventory import (
     FileSink,
     InventoryError,
@@ -115,6 +119,28 @@ def test_a_stream_of_three_parts_is_byte_identical_and_holds_one_part(engine, bu
     assert hashlib.sha256(body).digest() == hashlib.sha256(b"".join(lines)).digest()
     assert _s3(engine, "HeadObject", Bucket=bucket, Key="run/inventory.jsonl")["ETag"].endswith('-3"')
     assert _uploads(engine, bucket) == []
+
+
+_DATA = os.urandom(2 * PART + 2)
+_SIZES = st.one_of(st.sampled_from([0, 1, PART - 1, PART, PART + 1, 2 * PART, 2 * PART + 1]),
+                   st.integers(0, len(_DATA)))
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(total=_SIZES, chunks=st.lists(st.integers(1, PART + 3), min_size=1, max_size=6))
+def test_any_chunking_gives_the_same_object_one_part_held_and_the_fewest_calls(engine, bucket, total, chunks):
+    data, key, start, n = _DATA[:total], f"prop/{uuid.uuid4().hex}", 0, 0
+    upload = S3Upload(engine, bucket, key, part_size=PART)
+    while start < total:
+        upload.write(data[start:start + chunks[n % len(chunks)]])
+        start, n = start + chunks[n % len(chunks)], n + 1
+        assert upload.buffered <= PART
+    assert upload.complete() is None
+    assert upload.peak_buffered == min(total, PART)
+    parts = -(-total // PART)
+    assert upload.calls == ({"PutObject": 1} if parts <= 1 else
+                            {"CreateMultipartUpload": 1, "UploadPart": parts, "CompleteMultipartUpload": 1})
+    assert _body(engine, bucket, key) == data
 
 
 def test_abort_leaves_no_object_and_no_upload(engine, bucket):
@@ -267,15 +293,16 @@ def test_file_sink_tees_the_jsonl_stream_byte_for_byte(engine, bucket, tmp_path)
         FileSink(tmp_path / "j", "json").tee_to(upload)
 
 
-@pytest.mark.parametrize("stop", [KeyboardInterrupt, RuntimeError])
+@pytest.mark.parametrize("stop", [Terminated(signal.SIGTERM), KeyboardInterrupt("Ctrl-C"), RuntimeError("bug")],
+                         ids=["sigterm", "ctrl-c", "error"])
 def test_a_stopped_run_aborts_its_upload(engine, bucket, tmp_path, stop):
     def fetch(on_record, **_plan):
         for rec in _records(240):  # ~19 MB: two 8 MiB parts are up when the run stops
             on_record(rec)
         assert len(_uploads(engine, bucket)) == 1
-        raise stop("stopped")  # Ctrl-C / SIGTERM (a KeyboardInterrupt), or an error
+        raise stop  # what the CLI's signal routing raises in the main greenlet, or an error
 
-    with pytest.raises(stop):
+    with pytest.raises(type(stop)):
         run_inventory(engine, accounts="555700000001", regions="us-east-1", types="iam.roles",
                       out=tmp_path / "out", fmt="jsonl", s3_uri=f"s3://{bucket}/run", fetch=fetch)
     assert _uploads(engine, bucket) == [] and _keys(engine, bucket) == []
