@@ -1,19 +1,24 @@
-"""Issue 15: SIGTERM and SIGHUP stop an idle `greenfetch worker` the way Celery's warm shutdown does.
+"""Issue 15: SIGTERM and SIGHUP stop a `greenfetch worker` the way Celery's warm shutdown does.
 
 A real worker process on a real redis-server (free loopback port, ``requirepass``): once it says
 ``ready.``, the signal must end it promptly with Celery's warm-shutdown exit code (0, ``EX_OK``), no
-traceback, and the broker password nowhere in what it printed.
+traceback, and the broker password nowhere in what it printed. A worker that is BUSY with a shard
+when SIGTERM comes loses nothing: the shard either finishes before the worker exits, or runs again
+elsewhere, and the coordinator writes the same files as a run without workers.
 """
 
+import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from greenfetch.testing import free_port, wait_until
+from greenfetch.testing import LoopbackServer, free_port, wait_until
 
 PASSWORD = "sigterm-Broker-Secret-7"
 WARM_SHUTDOWN = 0  # celery.platforms.EX_OK: what Celery's TERM handler ("worker: Warm shutdown") exits with
@@ -72,3 +77,101 @@ def test_signal_stops_an_idle_worker_warmly(broker_url, tmp_path, signum):
     assert "Traceback" not in text
     assert PASSWORD not in text
     assert "redis://:**@127.0.0.1" in text  # the banner names the broker, masked
+
+
+# -- a worker busy with a shard -------------------------------------------------------------------------
+
+ACCOUNTS = ["411111111111", "422222222222", "433333333333", "444444444444"]
+SLOW = 1.0  # seconds per call while the workers run: a shard (AssumeRole, then its lists) takes >= 2 x SLOW
+
+
+@pytest.fixture
+def pages():
+    """The inventory pages on loopback: fast for the local run, slowed with ``control`` for the workers."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("GREENFETCH_INVENTORY_PAGES", json.dumps({"items": 2}))
+    server = LoopbackServer(handler="greenfetch.testing._inventory_pages:handle", latency=0.0)
+    server.start()
+    mp.undo()
+    yield server
+    server.stop()
+
+
+def _inventory(pages, out, env, *extra):
+    return subprocess.Popen(
+        [sys.executable, "-m", "greenfetch.cli", "--endpoint-url", pages.url, "--region", "us-east-1", "inventory",
+         "--accounts", ",".join(ACCOUNTS), "--role-name", "Reader", "--regions", "us-east-1,eu-west-1",
+         "--types", "ec2.vpcs,dynamodb.tables", "--out", str(out), "--cache-ttl", "0", "--no-progress", *extra],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _files(out):
+    return {p.name: json.loads(p.read_text(encoding="utf-8")) for p in sorted(Path(out).glob("*.json"))}
+
+
+def _worker(env, log, name):
+    with open(log, "wb") as handle:
+        proc = subprocess.Popen([sys.executable, "-m", "greenfetch.cli", "worker", "-c", "1", "-n", f"{name}@%h"],
+                                env=env, stdout=handle, stderr=subprocess.STDOUT)
+    wait_until(lambda: "ready." in log.read_text(errors="replace") or proc.poll() is not None, 60,
+               f"worker {name} to be ready")
+    assert proc.poll() is None, log.read_text(errors="replace")
+    return proc
+
+
+def test_sigterm_to_a_busy_worker_loses_no_shard(broker_url, pages, tmp_path):
+    import redis
+
+    env = {**os.environ, "GREENFETCH_BROKER_URL": broker_url, "GREENFETCH_REDELIVER_AFTER": "30s",
+           "GREENFETCH_CACHE_DIR": str(tmp_path / "cache"), "PYTHONUNBUFFERED": "1"}
+    local = _inventory(pages, tmp_path / "local", {k: v for k, v in env.items() if k != "GREENFETCH_BROKER_URL"})
+    _, err = local.communicate(timeout=60)
+    assert local.returncode == 0, err
+    expected = _files(tmp_path / "local")
+    assert len(expected) == 2 and all(len(records) == 2 * len(ACCOUNTS) for records in expected.values())
+
+    pages.control(latency=SLOW)
+    client = redis.Redis.from_url(broker_url, socket_timeout=5)
+    log_a, log_b = tmp_path / "worker-a.log", tmp_path / "worker-b.log"
+    procs = [a := _worker(env, log_a, "a")]
+    coordinator = _inventory(pages, tmp_path / "shared", env)
+    procs.append(coordinator)  # type: ignore[arg-type]
+    try:
+        def busy_shard():
+            """The key of a shard worker a started and has not finished while the server holds a call."""
+            for started in client.scan_iter("greenfetch:run:*:started"):
+                pending = started.replace(b":started", b":pending")
+                for key, who in client.hgetall(started).items():
+                    if who.decode().endswith(f":{a.pid}") and client.sismember(pending, key) \
+                            and pages.stats()["inflight"] >= 1:
+                        return key.decode()
+            return None
+
+        wait_until(busy_shard, 60, "worker a to be busy with a shard")
+        shard = busy_shard()
+        a.send_signal(signal.SIGTERM)
+        procs.append(_worker(env, log_b, "b"))  # where the rest (and a redelivered shard) can run
+        code_a = a.wait(timeout=60)
+        out, err = coordinator.communicate(timeout=120)
+        # Nothing left for Redis to hand out again: every delivery was acknowledged (b's last one lands
+        # just after the run ends) and the queue is empty.
+        wait_until(lambda: client.hlen("unacked") == 0 and client.llen("greenfetch") == 0, 30,
+                   "every shard delivery to be acknowledged")
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+        client.close()
+    text_a = log_a.read_text(errors="replace")
+    text_b = log_b.read_text(errors="replace")
+    assert code_a == WARM_SHUTDOWN, text_a
+    assert "Traceback" not in text_a + text_b, text_a + text_b
+    assert coordinator.returncode == 0, err + text_a + text_b
+    assert _files(tmp_path / "shared") == expected  # every record, exactly once, as without workers
+    assert not (tmp_path / "shared" / ".greenfetch-shards").exists()
+    # Which way nothing was lost: the shard finished in worker a after the signal, or it ran again.
+    finished_in_a = re.search(rf"Warm shutdown.*shard {shard} of run \S+: \d+ records", text_a, re.DOTALL)
+    ran_again = f"shard {shard} of run" in text_b
+    assert finished_in_a or ran_again, text_a + text_b
+    assert PASSWORD not in text_a + text_b + out + err

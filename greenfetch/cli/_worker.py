@@ -5,6 +5,10 @@ worker starts from an already patched process (Celery's own ``celery`` command p
 ``-P gevent``; a custom entry point that starts the gevent pool unpatched hangs, celery#8168).
 The broker URL goes into the app's configuration, never into an argv Celery could print; prefer
 ``GREENFETCH_BROKER_URL`` to ``--broker`` when it holds a password (argv shows in ``ps``).
+
+SIGTERM and SIGHUP are Celery's warm shutdown: no new shard is taken, the running ones finish and are
+acknowledged (``task_acks_late``), then exit 0; nothing of a busy worker's shard is lost
+(tests/test_worker_signals.py). Only a kill before they finish leaves a shard to redelivery.
 """
 
 from __future__ import annotations
