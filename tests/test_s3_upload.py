@@ -25,6 +25,7 @@ from greenfetch.cli._signals import Terminated
 from greenfetch.inventory import (
     FileSink,
     InventoryError,
+    RunSummary,
     S3Upload,
     abort_incomplete_uploads,
     run_inventory,
@@ -307,6 +308,23 @@ def test_a_stopped_run_aborts_its_upload(engine, bucket, tmp_path, stop):
                       out=tmp_path / "out", fmt="jsonl", s3_uri=f"s3://{bucket}/run", fetch=fetch)
     assert _uploads(engine, bucket) == [] and _keys(engine, bucket) == []
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_run_whose_upload_fails_keeps_its_file_and_reports_the_key(engine, bucket, tmp_path, failing_part):
+    proxied, proxy = failing_part(part=1, times=99)
+
+    def fetch(on_record, **_plan):
+        for rec in _records(120):  # ~9.6 MB: part 1 goes out (and fails) while the run goes on
+            on_record(rec)
+        return RunSummary()
+
+    report = run_inventory(proxied, accounts="555700000002", regions="us-east-1", types="iam.roles",
+                           out=tmp_path / "out", fmt="jsonl", s3_uri=f"s3://{bucket}/run", fetch=fetch)
+    assert proxy.failed == 2 and report.failed
+    (error,) = report.s3_errors
+    assert error.startswith(f"s3://{bucket}/run/inventory.jsonl: s3.UploadPart: InternalError") and "aborted" in error
+    assert len((tmp_path / "out" / "inventory.jsonl").read_bytes().splitlines()) == 120  # the file is whole
+    assert _uploads(engine, bucket) == [] and _keys(engine, bucket) == []
 
 
 # -- the command line ----------------------------------------------------------------------------------
