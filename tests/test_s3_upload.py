@@ -190,15 +190,18 @@ class _FailingParts:
     """Forwards every request to moto, except that UploadPart number ``part`` gets S3's InternalError
     (HTTP 500) ``times`` times. Runs on gevent in this process, on a real socket."""
 
-    def __init__(self, moto_url, part, times):
+    def __init__(self, moto_url, part, times, deny_list=False):
         import http.client
 
         self._connect = lambda: http.client.HTTPConnection(urlsplit(moto_url).netloc, timeout=30)
-        self.part, self.times, self.failed = str(part), times, 0
+        self.part, self.times, self.failed, self.deny_list = str(part), times, 0, deny_list
 
     def __call__(self, seen):
         method, target, _ = seen.request_line.split(" ", 2)
-        query = parse_qs(urlsplit(target).query)
+        query = parse_qs(urlsplit(target).query, keep_blank_values=True)
+        if self.deny_list and method == "GET" and "uploads" in query:  # no s3:ListBucketMultipartUploads
+            return Reply(http_response(403, b"<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>",
+                                       [("Content-Type", "application/xml")], reason="Forbidden"))
         if method == "PUT" and query.get("partNumber") == [self.part] and self.failed < self.times:
             self.failed += 1
             return Reply(http_response(500, b"<Error><Code>InternalError</Code><Message>We encountered an "
@@ -220,8 +223,8 @@ def failing_part(moto_server):
     """``failing_part(part, times) -> engine`` whose calls pass through the failing proxy."""
     servers, engines = [], []
 
-    def make(part, times):
-        server = ScriptedServer(_FailingParts(moto_server.url, part, times))
+    def make(part, times, deny_list=False):
+        server = ScriptedServer(_FailingParts(moto_server.url, part, times, deny_list))
         servers.append(server)
         engines.append(_engine(server.start()))
         return engines[-1], server.default
@@ -325,6 +328,23 @@ def test_a_run_whose_upload_fails_keeps_its_file_and_reports_the_key(engine, buc
     assert error.startswith(f"s3://{bucket}/run/inventory.jsonl: s3.UploadPart: InternalError") and "aborted" in error
     assert len((tmp_path / "out" / "inventory.jsonl").read_bytes().splitlines()) == 120  # the file is whole
     assert _uploads(engine, bucket) == [] and _keys(engine, bucket) == []
+
+
+def test_a_role_that_may_not_list_uploads_gets_a_warning_and_its_upload(engine, bucket, tmp_path, failing_part,
+                                                                         caplog):
+    proxied, _ = failing_part(part=0, times=0, deny_list=True)
+
+    def fetch(on_record, **_plan):
+        for rec in _records(2, size=10):
+            on_record(rec)
+        return RunSummary()
+
+    report = run_inventory(proxied, accounts="555700000003", regions="us-east-1", types="iam.roles",
+                           out=tmp_path / "out", fmt="jsonl", s3_uri=f"s3://{bucket}/run", fetch=fetch)
+    assert report.s3_errors == [] and not report.failed
+    assert _body(engine, bucket, "run/inventory.jsonl") == (tmp_path / "out" / "inventory.jsonl").read_bytes()
+    (warning,) = [r.getMessage() for r in caplog.records if r.name == "greenfetch.inventory"]
+    assert "AccessDenied" in warning and "AbortIncompleteMultipartUpload" in warning
 
 
 # -- the command line ----------------------------------------------------------------------------------
