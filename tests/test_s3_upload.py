@@ -33,7 +33,7 @@ from greenfetch.inventory import (
     upload_to_s3,
 )
 from greenfetch.inventory._s3_upload import MIN_PART_SIZE
-from greenfetch.testing import Reply, ScriptedServer, http_response
+from greenfetch.testing import Reply, ScriptedServer, http_response, wait_until
 
 PART = MIN_PART_SIZE
 
@@ -190,11 +190,12 @@ class _FailingParts:
     """Forwards every request to moto, except that UploadPart number ``part`` gets S3's InternalError
     (HTTP 500) ``times`` times. Runs on gevent in this process, on a real socket."""
 
-    def __init__(self, moto_url, part, times, deny_list=False):
+    def __init__(self, moto_url, part, times, deny_list=False, hold=None):
         import http.client
 
         self._connect = lambda: http.client.HTTPConnection(urlsplit(moto_url).netloc, timeout=30)
         self.part, self.times, self.failed, self.deny_list = str(part), times, 0, deny_list
+        self.hold, self.holding = hold, False  # hold: an Event; part ``part`` waits for it before its answer
 
     def __call__(self, seen):
         method, target, _ = seen.request_line.split(" ", 2)
@@ -202,6 +203,9 @@ class _FailingParts:
         if self.deny_list and method == "GET" and "uploads" in query:  # no s3:ListBucketMultipartUploads
             return Reply(http_response(403, b"<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>",
                                        [("Content-Type", "application/xml")], reason="Forbidden"))
+        if self.hold is not None and method == "PUT" and query.get("partNumber") == [self.part]:
+            self.holding = True
+            self.hold.wait()
         if method == "PUT" and query.get("partNumber") == [self.part] and self.failed < self.times:
             self.failed += 1
             return Reply(http_response(500, b"<Error><Code>InternalError</Code><Message>We encountered an "
@@ -223,8 +227,8 @@ def failing_part(moto_server):
     """``failing_part(part, times) -> engine`` whose calls pass through the failing proxy."""
     servers, engines = [], []
 
-    def make(part, times, deny_list=False):
-        server = ScriptedServer(_FailingParts(moto_server.url, part, times, deny_list))
+    def make(part, times, deny_list=False, hold=None):
+        server = ScriptedServer(_FailingParts(moto_server.url, part, times, deny_list, hold))
         servers.append(server)
         engines.append(_engine(server.start()))
         return engines[-1], server.default
@@ -257,6 +261,27 @@ def test_a_part_that_fails_once_is_retried_by_the_engine(engine, bucket, failing
     upload.write(data)
     assert upload.complete() is None and proxy.failed == 1 and upload.calls["UploadPart"] == 2
     assert _body(engine, bucket, "retried") == data
+
+
+class _Stop(BaseException):
+    """Stands for Ctrl-C/SIGTERM (which the CLI raises in the running greenlet) without the test
+    runner taking a KeyboardInterrupt for the user's."""
+
+
+def test_a_stop_in_the_middle_of_a_part_leaves_nothing_and_refuses_to_complete(engine, bucket, failing_part):
+    import gevent
+    from gevent.event import Event
+
+    hold = Event()
+    proxied, proxy = failing_part(part=2, times=0, hold=hold)
+    upload = S3Upload(proxied, bucket, "stopped", part_size=PART)
+    writer = gevent.spawn(upload.write, os.urandom(2 * PART + 1))
+    wait_until(lambda: proxy.holding, what="part 2 in flight")
+    writer.kill(_Stop, block=True)
+    hold.set()
+    assert upload.state == "interrupted" and "UploadPart was interrupted" in upload.complete()
+    assert upload.abort() is None
+    assert _uploads(engine, bucket) == [] and _keys(engine, bucket) == []
 
 
 # -- the sweep of what a killed run left --------------------------------------------------------------

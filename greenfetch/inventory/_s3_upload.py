@@ -61,7 +61,7 @@ class S3Upload:
         self.upload_id: str | None = None
         self.parts: list[dict[str, Any]] = []  # what CompleteMultipartUpload needs: ETag and number
         self.error: str | None = None
-        self.state = "open"  # open -> completed | aborted | failed
+        self.state = "open"  # open -> completed | aborted | failed | interrupted (then aborted)
         self.bytes_written = self.peak_buffered = 0
         self.calls: Counter[str] = Counter()
         self._buf = bytearray()
@@ -157,8 +157,12 @@ class S3Upload:
     def _call(self, operation: str, params: dict[str, Any]) -> Any:
         """The response, or None after recording the failure (which aborts the upload)."""
         self.calls[operation] += 1
-        result: Result = self.engine.execute(Request("s3", operation, {"Bucket": self.bucket, **params},
-                                                     region=self.region))
+        try:
+            result: Result = self.engine.execute(Request("s3", operation, {"Bucket": self.bucket, **params},
+                                                         region=self.region))
+        except BaseException:  # Ctrl-C/SIGTERM mid-call: a part may be lost, so complete() must refuse
+            self.state, self.error = "interrupted", f"{self.uri}: {operation} was interrupted"
+            raise
         if result.ok:
             return result.result
         self._fail(result.error or result.error_code or "failed")
