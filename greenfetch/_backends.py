@@ -1,6 +1,9 @@
 """Two ways to run work concurrently behind one small interface.
 
 ``gevent`` (the default): greenlets on a patched standard library; in-flight work can be killed.
+Its greenlets are long-lived workers, reused from one task to the next: creating and starting a
+greenlet cost ~14 us of CPU here, handing a task to a waiting one under 1 us (docs/performance.md,
+"the engine's own path").
 ``threads``: a ThreadPoolExecutor, what most teams run today; kept for comparison and for programs
 that cannot be monkey-patched. A running thread cannot be killed, so cancellation there stops new
 work at once and lets in-flight calls finish (bounded by botocore's timeouts) with results dropped.
@@ -9,6 +12,7 @@ work at once and lets in-flight calls finish (bounded by botocore's timeouts) wi
 from __future__ import annotations
 
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -36,7 +40,7 @@ class Backend(Protocol):
 class GeventBackend:
     name = "gevent"
 
-    def __init__(self) -> None:
+    def __init__(self, max_idle: int = 1024) -> None:
         import gevent
         import gevent.event
         import gevent.lock
@@ -47,23 +51,79 @@ class GeventBackend:
         self.semaphore = gevent.lock.Semaphore
         self.event = gevent.event.Event
         self.sleep = gevent.sleep
+        self._max_idle = max_idle
+        self._jobs: Any = gevent.queue.Queue()  # tasks for idle workers; None tells one to exit
+        self._idle = 0  # workers waiting on _jobs (one hub per thread: no lock needed)
 
     def spawn(self, fn: Callable[..., Any], *args: Any) -> Task:
-        greenlet = self._gevent.spawn(fn, *args)
-        return _Greenlet(greenlet)
+        job = _Job(fn, args)
+        if self._idle > self._jobs.qsize():  # a waiting worker will take it
+            self._jobs.put(job)
+        else:
+            self._gevent.spawn(self._work, job)
+        return job
+
+    @property
+    def idle(self) -> int:
+        """Workers waiting for a task."""
+        return self._idle
 
     def shutdown(self) -> None:
-        pass
+        for _ in range(self._idle):
+            self._jobs.put(None)
+
+    def _work(self, job: _Job | None) -> None:
+        """Run a task, then wait for the next, while fewer than ``max_idle`` workers wait. A task
+        killed while running raises GreenletExit here: this worker ends with it."""
+        me = self._gevent.getcurrent()
+        while job is not None:
+            job.run(me, self._gevent.get_hub())
+            if self._idle >= self._max_idle:
+                return
+            self._idle += 1
+            try:
+                job = self._jobs.get()
+            finally:
+                self._idle -= 1
 
 
-class _Greenlet:
-    __slots__ = ("_g",)
+class _Job:
+    """One task of a GeventBackend: ``kill()`` cancels it if no worker took it yet, or ends the
+    worker running it, never the task a reused worker runs next. The kill is thrown from the hub,
+    as gevent's own non-blocking kill is, but only if this task still runs there at that moment:
+    by then the worker may have finished it and taken another."""
 
-    def __init__(self, greenlet: Any):
-        self._g = greenlet
+    __slots__ = ("fn", "args", "worker", "hub")
+
+    def __init__(self, fn: Callable[..., Any] | None, args: tuple[Any, ...]):
+        self.fn, self.args = fn, args
+        self.worker: Any = None
+        self.hub: Any = None
+
+    def run(self, worker: Any, hub: Any) -> None:
+        fn, args = self.fn, self.args
+        if fn is None:  # killed before it started
+            return
+        self.worker, self.hub = worker, hub
+        try:
+            fn(*args)
+        except Exception:  # as a plain greenlet would: reported by the hub, the worker goes on
+            hub.handle_error(worker, *sys.exc_info())
+        finally:
+            self.fn, self.args, self.worker = None, (), None
 
     def kill(self) -> None:
-        self._g.kill(block=False)
+        self.fn = None
+        if self.worker is not None:
+            self.hub.loop.run_callback(self._throw, self.worker)
+
+    def _throw(self, worker: Any) -> None:
+        if self.worker is not worker:  # it finished meanwhile: the worker is idle or on another task
+            return
+        try:
+            worker.throw()  # GreenletExit: the task unwinds, the worker ends
+        except BaseException:
+            self.hub.handle_error(worker, *sys.exc_info())
 
 
 class ThreadBackend:
@@ -94,4 +154,5 @@ class _Future:
 
 
 def backend_for(kind: str, max_workers: int = 256) -> Backend:
-    return GeventBackend() if kind == "gevent" else ThreadBackend(max_workers)  # type: ignore[return-value]
+    """``max_workers``: threads in the pool, or greenlets kept waiting for work."""
+    return GeventBackend(max_workers) if kind == "gevent" else ThreadBackend(max_workers)  # type: ignore[return-value]

@@ -11,7 +11,6 @@ exceptions as they are (``ClientError`` and friends); the engine translates them
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Any
 
 from botocore import xform_name
@@ -51,9 +50,10 @@ class BotocoreCaller(Caller):
 
     def resolve(self, request: Request) -> Request:
         if request.region is None:
-            request = replace(request, region=self._profile_region(request.profile))
+            request = request._evolve(region=self._profile_region(request.profile))
         client = self.clients.client(request)  # unknown service, bad role, no region: RequestError
-        return replace(request, operation=self._api_name(request, client))
+        operation = self._api_name(request, client)
+        return request if operation == request.operation else request._evolve(operation=operation)
 
     def call(self, request: Request) -> Mapping[str, Any]:
         client = self.clients.client(request)

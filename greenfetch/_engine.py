@@ -18,7 +18,6 @@ import contextlib
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager as ContextManager
-from dataclasses import replace
 from typing import Any
 
 from ._attempts import Attempt, AttemptRecorder, recording
@@ -40,11 +39,6 @@ GateFn = Callable[[Request], ContextManager[int | None]]
 RawRequest = Request | Mapping[str, Any]
 
 
-@contextlib.contextmanager
-def _no_gate(_: Request) -> Iterator[None]:
-    yield None
-
-
 class Engine:
     """Clients, connection pools, metrics and dedupe state for one set of runs."""
 
@@ -63,10 +57,11 @@ class Engine:
     def prepare(self, raw: RawRequest) -> Request:
         """The request as it will be called: the run's defaults applied, the operation's API name."""
         request = Request.coerce(raw)
-        request = replace(request, profile=request.profile or self.config.profile,
-                          region=request.region or self.config.region,
-                          endpoint_url=request.endpoint_url or self.config.endpoint_url)
-        return self.caller.resolve(request)
+        config = self.config
+        defaults = {name: value for name, value in (("profile", config.profile), ("region", config.region),
+                                                    ("endpoint_url", config.endpoint_url))
+                    if value and not getattr(request, name)}
+        return self.caller.resolve(request._evolve(**defaults) if defaults else request)
 
     def execute(self, raw: RawRequest, index: int = 0, *, gate: GateFn | None = None,
                 dedupe_window: float | None = None) -> Result:
@@ -81,9 +76,13 @@ class Engine:
         try:
             request = self.prepare(raw)
             recorder.on_attempt = self._attempt_observer(request, gate)
-            with self._gated(request, gate) as (limit, waited):
-                started += waited  # waiting for a gate slot is not the request's time
-                value, shared = self._shared(request, recorder, dedupe_window)
+            if gate is None:
+                with self.metrics.inflight():
+                    value, shared = self._shared(request, recorder, dedupe_window)
+            else:
+                with self._gated(request, gate) as (limit, waited):
+                    started += waited  # waiting for a gate slot is not the request's time
+                    value, shared = self._shared(request, recorder, dedupe_window)
             result = Result(index, request, result=value, concurrency=limit, request_id=_pop_request_id(value))
         except Exception as exc:  # noqa: BLE001 - every failure becomes this request's Result
             result = self._failure(index, request, exc)
@@ -100,9 +99,9 @@ class Engine:
         return result
 
     @contextlib.contextmanager
-    def _gated(self, request: Request, gate: GateFn | None) -> Iterator[tuple[int | None, float]]:
+    def _gated(self, request: Request, gate: GateFn) -> Iterator[tuple[int | None, float]]:
         queued = time.perf_counter()
-        with (gate or _no_gate)(request) as limit, self.metrics.inflight():
+        with gate(request) as limit, self.metrics.inflight():
             yield limit, time.perf_counter() - queued
 
     def _shared(self, request: Request, recorder: AttemptRecorder, window: float | None) -> tuple[Any, bool]:
