@@ -141,3 +141,44 @@ def test_every_contract_metric_is_in_the_engines_own_registry(moto_server):
     assert value(one.metrics, "greenfetch_inflight_requests") == 0
     one.close()
     two.close()
+
+
+# -- the fast path (first-attempt successes) ----------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["ListBuckets", "ListTables", "Describe"]), st.booleans(),
+                          st.integers(1, 3), st.booleans()), max_size=40))
+def test_fast_path_counts_what_the_slow_path_would(calls):
+    """Every result lands once in its histogram and its perf row, whichever path took it, and a row
+    sent by take_delta never receives a later sample (it is gone from the table, and from the cache)."""
+    metrics = Metrics()
+    sent_counts = {}
+    for operation, ok, attempts, delta_now in calls:
+        metrics.result(_result(operation=operation, error=None if ok else "Boom: no", attempts=attempts))
+        if delta_now:
+            for key, (sketch, _errors, _throttles) in metrics.take_delta()["rows"].items():
+                sent_counts[key] = sent_counts.get(key, 0) + sketch.count
+                frozen = sketch.count
+                metrics.result(_result(operation=operation))  # must land in a new row, not `sketch`
+                assert sketch.count == frozen
+    for operation in {c[0] for c in calls}:
+        total = sum(value(metrics, "greenfetch_request_duration_seconds_count", service="s3",
+                          operation=operation, outcome=o) for o in ("success", "error"))
+        rows = {r["operation"]: r["count"] for r in metrics.perf_stats()}
+        assert rows.get(f"s3:{operation}", 0) + sent_counts.get(f"s3:{operation}", 0) == total
+
+
+def test_inflight_gauge_counts_calls_in_flight_and_ends_at_zero_on_threads():
+    """The in-flight count is a lock-free deque: on real threads it must neither drift nor miss."""
+    from greenfetch.testing import MockCaller
+
+    engine = Engine(Config.resolve({"backend": "threads", "region": "us-east-1"}))
+    seen = []
+    engine.caller = MockCaller(lambda request: seen.append(value(engine.metrics, "greenfetch_inflight_requests"))
+                               or {"ok": True})
+    results = engine.batch_requests([{"service": "s3", "operation": "ListBuckets"}] * 400, concurrency=16)
+    assert all(r.ok for r in results)
+    assert min(seen) >= 1 and max(seen) <= 16
+    assert value(engine.metrics, "greenfetch_inflight_requests") == 0
+    engine.close()
