@@ -17,7 +17,7 @@ from botocore import xform_name
 
 from ._clients import ClientCache
 from ._errors import suggest
-from ._exceptions import RequestError
+from ._exceptions import BodyTooLarge, RequestError
 from ._models import Request
 
 __all__ = ["BotocoreCaller", "Caller"]
@@ -69,7 +69,7 @@ class BotocoreCaller(Caller):
             raise
         for key, item in value.items():  # read streaming bodies now: they hold a pooled connection
             if hasattr(item, "read"):
-                value[key] = _read_body(item, self._body_limit)
+                value[key] = _read_body(item, self._body_limit, key, value.get("ContentLength"))
         return value  # type: ignore[no-any-return]
 
     def close(self) -> None:
@@ -109,8 +109,12 @@ def _validate_params(client: Any, request: Request) -> None:
     validate_parameters(dict(request.params), model.input_shape)
 
 
-def _read_body(body: Any, limit: int) -> bytes:
+def _read_body(body: Any, limit: int, member: str, size: Any) -> bytes:
+    """The whole body, or BodyTooLarge: one byte past the limit tells a cut body from a whole one."""
     try:
-        return bytes(body.read(limit))
+        data = body.read(limit + 1)
     finally:
         body.close()
+    if len(data) > limit:
+        raise BodyTooLarge(member, limit, size if isinstance(size, int) else None)
+    return bytes(data)

@@ -18,13 +18,14 @@ from typing import Any
 
 import botocore.exceptions
 
-from ._exceptions import RequestError
+from ._exceptions import BodyTooLarge, RequestError
 
-__all__ = ["THROTTLE_CODES", "TOO_MANY_OPEN_FILES", "UNBUILT_CODES", "UNNAMED_CODES", "Classification", "classify", "describe", "is_throttle",
+__all__ = ["BODY_TOO_LARGE", "THROTTLE_CODES", "TOO_MANY_OPEN_FILES", "UNBUILT_CODES", "UNNAMED_CODES", "Classification", "classify", "describe", "is_throttle",
            "suggest"]
 
 
 TOO_MANY_OPEN_FILES = "TooManyOpenFiles"  # EMFILE/ENFILE anywhere in the chain: not transient, not a connect error
+BODY_TOO_LARGE = BodyTooLarge.code  # a response body over Config.body_limit: the same answer on every retry
 
 # botocore's standard retry mode treats these as throttling (botocore/retries/standard.py).
 THROTTLE_CODES = frozenset({
@@ -86,6 +87,10 @@ def classify(code: str | None, *, http_status: int | None = None, service: str =
         return Classification(code, "error", False, False,
                               "this process ran out of file descriptors (EMFILE): raise the limit (`ulimit -n`, "
                               "LimitNOFILE= under systemd) or lower the concurrency")
+    if code == BODY_TOO_LARGE:
+        return Classification(code, "error", False, False,
+                              "ask for the object in parts with the Range parameter (e.g. \"Range\": "
+                              "\"bytes=0-1048575\"), or in Python raise Config(body_limit=...) for this engine")
     if code in THROTTLE_CODES or http_status == 429:
         return Classification(code, "throttled", True, True,
                               "AWS is throttling these calls: back off and retry, or lower the concurrency "
@@ -121,7 +126,7 @@ def is_throttle(error_code: str | None, http_status: int | None = None) -> bool:
 
 def describe(exc: BaseException) -> tuple[str, str, int | None, str | None]:
     """(code, message, http status, request id) for anything a call can raise."""
-    if isinstance(exc, RequestError):
+    if isinstance(exc, (RequestError, BodyTooLarge)):
         return exc.code, str(exc), None, None
     if (exhausted := _fd_exhausted(exc)) is not None:  # before the wrapper's "could not connect"
         return TOO_MANY_OPEN_FILES, f"{exhausted.strerror or exhausted} (while: {exc})", None, None

@@ -4,6 +4,7 @@
      ├── ConfigError (ValueError)     a setting greenfetch cannot use (flag, environment, keyword)
      ├── RequestError (ValueError)    a request that cannot be built; becomes that request's failed Result
      ├── InventoryError (ValueError)  bad inventory input (account, role, region, type, output)
+     ├── BodyTooLarge                 a response body over Config.body_limit; becomes that request's failed Result
      ├── BatchFailed                  fail-fast stopped a batch; carries the results so far
      ├── ExpositionError              metrics could not be served, pushed or written
      └── EngineImportError (ImportError)  gevent could not be set up safely for this process
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["BatchFailed", "ConfigError", "EngineImportError", "ExpositionError", "GreenfetchError",
+__all__ = ["BatchFailed", "BodyTooLarge", "ConfigError", "EngineImportError", "ExpositionError", "GreenfetchError",
            "InventoryError", "RequestError"]
 
 
@@ -40,6 +41,22 @@ class RequestError(GreenfetchError, ValueError):
 class InventoryError(GreenfetchError, ValueError):
     """Bad inventory input (account, role, region, type, output): the message names the bad value
     and what would be valid. Raised before any API call wherever that is possible."""
+
+
+class BodyTooLarge(GreenfetchError):
+    """A response body (S3 GetObject's ``Body``, any streaming member) longer than ``Config.body_limit``.
+
+    The caller reads one byte past the limit to know: a body cut at the limit must never pass for the
+    whole object (a reader parsing it sees a broken document, or worse, a plausible one). Nothing of
+    the body is kept; the engine turns this into the request's failed Result, code ``BodyTooLarge``."""
+
+    code = "BodyTooLarge"
+
+    def __init__(self, member: str, limit: int, size: int | None = None):
+        self.member, self.limit, self.size = member, limit, size
+        what = f"{size:,} bytes" if size is not None and size > limit else f"more than {limit:,} bytes"
+        super().__init__(f"the response's {member} is {what}, over the body limit of {limit:,} bytes "
+                         f"(Config.body_limit); none of it was kept")
 
 
 class BatchFailed(GreenfetchError):

@@ -24,6 +24,7 @@ from cachetools import TTLCache
 from .._jsonable import jsonable
 from .._models import Request
 from ._fileio import atomic_write_text, sweep_stale
+from ._s3_read import read_object
 from ._types import InventoryError
 
 __all__ = ["InventoryCache", "parse_s3_uri"]
@@ -146,12 +147,10 @@ class InventoryCache:
     def _read_s3(self, key: str) -> dict[str, Any] | None:
         if self.s3 is None:
             return None
-        result = self.engine.execute(Request("s3", "GetObject", {"Bucket": self.s3[0], "Key": self._s3_key(key)}))
-        if not result.ok:
-            return None
-        try:
-            return self._valid(key, json.loads(result.result["Body"]))
-        except (ValueError, KeyError, TypeError):
+        try:  # whole, in ranges: one GetObject brings back at most the engine's body limit
+            body = read_object(self.engine, self.s3[0], self._s3_key(key))
+            return self._valid(key, json.loads(body)) if body is not None else None
+        except (InventoryError, ValueError, KeyError, TypeError):
             return None
 
     def _write_s3(self, key: str, text: str) -> None:

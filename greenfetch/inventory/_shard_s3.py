@@ -18,6 +18,7 @@ from typing import Any
 from .._jsonable import jsonable
 from .._models import Request
 from ._cache import parse_s3_uri
+from ._s3_read import read_object
 from ._shard import DirectoryShardSink, ShardSink
 from ._types import InventoryError, Record
 
@@ -57,13 +58,13 @@ class S3ShardSink:
 
     def get(self, run_id: str, key: str) -> tuple[list[Record], dict[str, Any]] | None:
         name = f"{self._folder(run_id)}{key}.json"
-        result = self.engine.execute(Request("s3", "GetObject", {"Bucket": self.bucket, "Key": name}))
-        if not result.ok:
-            if result.error_code in ("NoSuchKey", "404", "NotFound"):
-                return None
-            raise InventoryError(f"shard store s3://{self.bucket}/{name}: GetObject failed: {result.error}")
-        body = result.result["Body"]
-        data = json.loads(body.decode("utf-8") if isinstance(body, bytes) else body)
+        try:
+            body = read_object(self.engine, self.bucket, name)  # whole, whatever the engine's body limit
+        except InventoryError as exc:
+            raise InventoryError(f"shard store {exc}") from None
+        if body is None:
+            return None
+        data = json.loads(body.decode("utf-8"))
         return data["records"], data["summary"]
 
     def _names(self, run_id: str) -> list[str]:
