@@ -200,7 +200,7 @@ class Config:
         return {"cache_dir": "/tmp/greenfetch-cache", "concurrency": 50, "read_timeout": 30.0}
 
     def validated(self) -> Config:
-        for name in ("concurrency", "max_attempts", "processes", "max_clients"):
+        for name in ("concurrency", "max_attempts", "processes", "max_clients", "body_limit"):
             check_whole(name, getattr(self, name))
         if self.retry_mode not in ("standard", "adaptive", "legacy"):
             raise ConfigError(f"retry_mode: {self.retry_mode!r}; valid values are standard, adaptive, legacy")

@@ -7,13 +7,14 @@ entry was always a miss.
 """
 
 import json
+import re
 
 import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from greenfetch import Config, Engine, Request
+from greenfetch import Config, ConfigError, Engine, Request
 from greenfetch.cli import load_commands
 from greenfetch.inventory import InventoryCache, S3ShardSink
 from greenfetch.inventory._s3_read import read_object
@@ -95,6 +96,12 @@ def test_cli_batch_reports_body_too_large_and_exits_1(moto_server, s3):
     assert "2,097,152 bytes, over the body limit of 1,048,576 bytes" in row["error"]
 
 
+@pytest.mark.parametrize("limit", [0, -1, 1.5, True, "1MiB"])
+def test_a_body_limit_that_is_not_a_whole_number_is_a_setting_error(limit):
+    with pytest.raises(ConfigError, match=rf"^body_limit: {re.escape(repr(limit))} is not allowed; use a whole number"):
+        Config.resolve({"body_limit": limit}, environ={})
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(size=st.integers(0, 150))
 def test_a_body_is_whole_or_body_too_large_never_cut(small, size):
@@ -164,3 +171,31 @@ def test_an_object_replaced_between_its_ranges_is_read_again_never_mixed(small):
     old, new = b"o" * 200, b"n" * 300
     _put(small, "replaced", old)
     assert read_object(_ReplaceOnce(small, "replaced", new), BUCKET, "replaced") == new
+
+
+@pytest.mark.slow
+def test_a_real_shard_over_the_limit_goes_through_run_shard_and_back(s3):
+    """The reported failure end to end, in process: the shard function itself puts an account's
+    records on S3 (an account with 120 VPCs of 40 long tags each: a ~1.4 MB shard) and the
+    coordinator's read gives back what a local run of the same account finds."""
+    from greenfetch.inventory import accounts_from_list, assume_role, resolve_types
+    from greenfetch.inventory._fetch import Inventory
+    from greenfetch.inventory._shard import Shard, run_shard
+
+    account, role = "555799990001", "InventoryReader"
+    creds = assume_role(s3, account, role)
+    tags = [{"Key": f"tag-{n:02d}", "Value": f"{n:02d}" + "v" * 250} for n in range(40)]
+    made = s3.batch_requests([Request("ec2", "CreateVpc", {"CidrBlock": f"10.{n}.0.0/16", "TagSpecifications": [
+        {"ResourceType": "vpc", "Tags": tags}]}, region="eu-west-1", credentials=creds) for n in range(120)], 8)
+    assert all(r.ok for r in made), next(r.error for r in made if not r.ok)
+    types = resolve_types("ec2.vpcs")
+    local = list(Inventory(s3, accounts_from_list(account, role=role), types, regions=["eu-west-1"]).run())
+    sink = S3ShardSink(s3, f"s3://{BUCKET}/e2e")
+    run_shard(s3, Shard("run-e2e", account, ("ec2.vpcs",), ("eu-west-1",), role=role, options={"cache_ttl": 0}),
+              sink)
+    assert _size(s3, f"e2e/run-e2e/{account}.json") > MIB + MIB // 4
+    got = sink.get("run-e2e", account)
+    assert got is not None  # was: JSONDecodeError: Unterminated string ... char 1048...
+    records, _summary = got
+    assert sorted(json.dumps(r, sort_keys=True) for r in records) == sorted(
+        json.dumps(r, sort_keys=True, default=str) for r in local)
