@@ -85,6 +85,19 @@ def test_the_limit_is_the_engines_setting_and_holds_across_worker_processes(moto
     assert "is 100 bytes, over the body limit of 64 bytes" in result.error
 
 
+def test_the_threads_backend_urllib3_keeps_the_same_promise(moto_server, s3):
+    _put(s3, "user/65", b"t" * 65)
+    _put(s3, "user/64", b"t" * 64)
+    engine = _engine(moto_server, body_limit=64, backend="threads")  # botocore's own urllib3 session
+    try:
+        over, at = engine.batch_requests([Request("s3", "GetObject", {"Bucket": BUCKET, "Key": f"user/{n}"})
+                                          for n in (65, 64)])
+    finally:
+        engine.close()
+    assert over.error_code == "BodyTooLarge" and "is 65 bytes, over the body limit of 64 bytes" in over.error
+    assert at.ok and at.result["Body"] == b"t" * 64
+
+
 def test_cli_batch_reports_body_too_large_and_exits_1(moto_server, s3):
     _put(s3, "user/cli", b"z" * (2 * MIB))
     request = {"service": "s3", "operation": "GetObject", "params": {"Bucket": BUCKET, "Key": "user/cli"}}
