@@ -6,8 +6,8 @@ The inventory's own readers need whole objects, so they ask for them as S3 itsel
 large objects: byte ranges. The first range also tells the size (``ContentRange``) and the version
 (``ETag``); the other ranges are sent with ``IfMatch`` on that ETag, so the bytes joined are one
 version of the object, never the head of one and the tail of another. A small object (the common
-case) costs one request, as before. No user-visible setting and no engine change were needed: each
-response stays within the limit the run chose.
+case) costs one request, as before. No setting was added and no request lifts the limit: every
+response, the inventory's own included, stays within the one limit the run chose.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from typing import Any
 from .._models import Request
 from ._types import InventoryError
 
-__all__ = ["MISSING_CODES", "read_object"]
+__all__ = ["read_object"]
 
-MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+_MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
 _ATTEMPTS = 3  # whole reads, when the object is replaced between two of its ranges
 
@@ -45,7 +45,7 @@ def _read_once(engine: Any, bucket: str, key: str, concurrency: int) -> bytes | 
     limit = int(engine.config.body_limit)
     first = engine.execute(_get(bucket, key, 0, limit))
     if not first.ok:
-        if first.error_code in MISSING_CODES:
+        if first.error_code in _MISSING:
             return None
         if first.error_code == "InvalidRange":  # only an empty object has no byte 0
             return b""
