@@ -168,6 +168,7 @@ class Config:
         "backend": ("GREENFETCH_ENGINE", parse_backend),
         "processes": ("GREENFETCH_PROCESSES", parse_processes),
         "max_clients": ("GREENFETCH_MAX_CLIENTS", _int),
+        "body_limit": ("GREENFETCH_BODY_LIMIT", _int),
         "region": ("AWS_REGION", str),
         "profile": ("AWS_PROFILE", str),
     }

@@ -90,7 +90,7 @@ def classify(code: str | None, *, http_status: int | None = None, service: str =
     if code == BODY_TOO_LARGE:
         return Classification(code, "error", False, False,
                               "ask for the object in parts with the Range parameter (e.g. \"Range\": "
-                              "\"bytes=0-1048575\"), or in Python raise Config(body_limit=...) for this engine")
+                              "\"bytes=0-1048575\"), or raise the limit (GREENFETCH_BODY_LIMIT=BYTES, Config(body_limit=...))")
     if code in THROTTLE_CODES or http_status == 429:
         return Classification(code, "throttled", True, True,
                               "AWS is throttling these calls: back off and retry, or lower the concurrency "

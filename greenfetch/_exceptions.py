@@ -56,7 +56,7 @@ class BodyTooLarge(GreenfetchError):
         self.member, self.limit, self.size = member, limit, size
         what = f"{size:,} bytes" if size is not None and size > limit else f"more than {limit:,} bytes"
         super().__init__(f"the response's {member} is {what}, over the body limit of {limit:,} bytes "
-                         f"(Config.body_limit); none of it was kept")
+                         f"(GREENFETCH_BODY_LIMIT); none of it was kept")
 
 
 class BatchFailed(GreenfetchError):

@@ -67,7 +67,7 @@ def test_a_body_over_the_limit_is_a_failed_result_naming_size_and_limit(s3):
     assert not over.ok and over.result is None  # was: ok, with the first 1,048,576 bytes as if whole
     assert over.error_code == "BodyTooLarge" and not over.retryable
     assert over.error == ("s3.GetObject: BodyTooLarge: the response's Body is 1,048,577 bytes, over the body limit "
-                          "of 1,048,576 bytes (Config.body_limit); none of it was kept")
+                          "of 1,048,576 bytes (GREENFETCH_BODY_LIMIT); none of it was kept")
     assert "Range" in over.guidance and "body_limit" in over.guidance
     assert over.attempts == 1  # the same answer on every retry: not retried
     assert at.ok and at.result["Body"] == b"y" * MIB  # exactly the limit is whole
@@ -107,6 +107,17 @@ def test_cli_batch_reports_body_too_large_and_exits_1(moto_server, s3):
     (row,) = json.loads(result.stdout)
     assert row["error_code"] == "BodyTooLarge" and row["result"] is None
     assert "2,097,152 bytes, over the body limit of 1,048,576 bytes" in row["error"]
+
+
+def test_greenfetch_body_limit_raises_the_limit_for_the_cli(moto_server, s3):
+    _put(s3, "user/cli-env", b"e" * (2 * MIB))
+    request = {"service": "s3", "operation": "GetObject", "params": {"Bucket": BUCKET, "Key": "user/cli-env"}}
+    result = CliRunner().invoke(load_commands(), ["--endpoint-url", moto_server.url, "--region", "us-east-1",
+                                                  "batch"], input=json.dumps([request]),
+                                env={"GREENFETCH_BODY_LIMIT": str(4 * MIB)})
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.stdout)
+    assert row["error"] is None and row["result"]["Body"]  # the whole 2 MiB body, as the output encodes bytes
 
 
 @pytest.mark.parametrize("limit", [0, -1, 1.5, True, "1MiB"])
