@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from greenfetch.testing import LoopbackServer, wait_until
+from greenfetch.testing import LoopbackServer, inventory_server, wait_until
 
 N = 400
 
@@ -93,13 +93,8 @@ ACCOUNTS = ",".join(f"{n}" * 12 for n in range(1, 7))
 
 @pytest.fixture(scope="module")
 def pages():
-    mp = pytest.MonkeyPatch()
-    mp.setenv("GREENFETCH_INVENTORY_PAGES", json.dumps({"items": 3}))
-    server = LoopbackServer(handler="greenfetch.testing._inventory_pages:handle", latency=0.2)
-    server.start()
-    mp.undo()
-    yield server
-    server.stop()
+    with inventory_server(latency=0.2, items=3) as server:
+        yield server
 
 
 def _inventory(url, out, *, concurrency=2, cache_dir=None):

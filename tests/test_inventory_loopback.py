@@ -13,22 +13,16 @@ from greenfetch import Config, Engine, Request
 from greenfetch.inventory import AccountCredentials, DynamoDBSink, accounts_from_list
 from greenfetch.inventory._catalog import resolve_types
 from greenfetch.inventory._fetch import Inventory
-from greenfetch.testing._loopback import LoopbackServer
+from greenfetch.testing import inventory_server
 
-HANDLER = "greenfetch.testing._inventory_pages:handle"
 PAGES = {"deny_assume": ["999999999999"], "deny_regions": ["eu-west-2"], "throttle_regions": ["eu-west-1"],
          "unprocessed": 7, "items": 3}
 
 
 @pytest.fixture(scope="module")
 def server():
-    mp = pytest.MonkeyPatch()
-    mp.setenv("GREENFETCH_INVENTORY_PAGES", json.dumps(PAGES))
-    srv = LoopbackServer(handler=HANDLER, latency=0.0)
-    srv.start()
-    mp.undo()
-    yield srv
-    srv.stop()
+    with inventory_server(**PAGES) as srv:
+        yield srv
 
 
 @pytest.fixture

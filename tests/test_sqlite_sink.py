@@ -20,8 +20,7 @@ import pytest
 
 from greenfetch.inventory import InventoryError, SQLiteSink, open_sink
 from greenfetch.inventory._sinks import FileSink
-from greenfetch.testing import free_port
-from greenfetch.testing._loopback import LoopbackServer
+from greenfetch.testing import free_port, inventory_server
 
 ROOT = Path(__file__).resolve().parents[1]
 NU = ROOT / ".nu" / "node_modules" / "@nushell" / "linux-x64" / "bin" / "nu"
@@ -152,7 +151,6 @@ def test_cli_refuses_a_bad_sqlite_out_before_any_call(tmp_path, monkeypatch, arg
 
 # -- a run killed mid-way -----------------------------------------------------------------------------
 
-HANDLER = "greenfetch.testing._inventory_pages:handle"
 ACCOUNTS = ",".join(f"11111111{n:04d}" for n in range(1, 9))
 
 
@@ -160,13 +158,8 @@ ACCOUNTS = ",".join(f"11111111{n:04d}" for n in range(1, 9))
 def slow_aws():
     """The loopback AWS, each answer 0.1 s late: a run of 8 accounts x 6 regions x 3 types at
     concurrency 2 takes ~15 s, long enough to kill it mid-way."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("GREENFETCH_INVENTORY_PAGES", json.dumps({"items": 4}))
-    server = LoopbackServer(handler=HANDLER, latency=0.1)
-    server.start()
-    mp.undo()
-    yield server
-    server.stop()
+    with inventory_server(latency=0.1, items=4) as server:
+        yield server
 
 
 def _inventory_argv(url, out, regions):

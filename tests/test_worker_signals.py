@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from greenfetch.testing import LoopbackServer, free_port, wait_until
+from greenfetch.testing import free_port, inventory_server, wait_until
 
 PASSWORD = "sigterm-Broker-Secret-7"
 WARM_SHUTDOWN = 0  # celery.platforms.EX_OK: what Celery's TERM handler ("worker: Warm shutdown") exits with
@@ -88,13 +88,8 @@ SLOW = 1.0  # seconds per call while the workers run: a shard (AssumeRole, then 
 @pytest.fixture
 def pages():
     """The inventory pages on loopback: fast for the local run, slowed with ``control`` for the workers."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("GREENFETCH_INVENTORY_PAGES", json.dumps({"items": 2}))
-    server = LoopbackServer(handler="greenfetch.testing._inventory_pages:handle", latency=0.0)
-    server.start()
-    mp.undo()
-    yield server
-    server.stop()
+    with inventory_server(items=2) as server:
+        yield server
 
 
 def _inventory(pages, out, env, *extra):

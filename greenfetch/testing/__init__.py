@@ -4,6 +4,7 @@ for the engine's own rules with no network.
 Nothing here is used by the engine itself.
 """
 
+from ._inventory_pages import inventory_server
 from ._loopback import LoopbackServer
 from ._mock import MockCaller, client_error
 from ._moto import MotoServer, free_port
@@ -12,4 +13,4 @@ from ._tls import ThrowawayCA, throwaway_ca
 from ._wait import wait_until
 
 __all__ = ["LoopbackServer", "MockCaller", "MotoServer", "Reply", "ScriptedServer", "Seen", "ThrowawayCA",
-           "client_error", "free_port", "http_response", "throwaway_ca", "wait_until"]
+           "client_error", "free_port", "http_response", "inventory_server", "throwaway_ca", "wait_until"]

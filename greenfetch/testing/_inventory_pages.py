@@ -16,20 +16,23 @@ Who asks comes from the SigV4 ``Authorization`` header (access key -> account, c
 region). Regions in ``deny_regions`` answer an access-denied error, regions in ``throttle_regions``
 a throttling error, in the caller's protocol. Settings come from the ``GREENFETCH_INVENTORY_PAGES``
 environment variable (JSON) read when the child starts: ``items`` (5), ``deny_assume``,
-``deny_regions``, ``throttle_regions``, ``unprocessed`` (0).
+``deny_regions``, ``throttle_regions``, ``unprocessed`` (0). ``inventory_server(latency, **settings)``
+starts one with its settings and leaves this process's environment as it was.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+from collections.abc import Iterator
 from typing import Any
 from xml.sax.saxutils import escape
 
 from . import _loopback_faults as faults
 
-__all__ = ["handle", "settings"]
+__all__ = ["handle", "inventory_server", "settings"]
 
 _ENV = "GREENFETCH_INVENTORY_PAGES"
 _AUTH = re.compile(r"Credential=([^/,]+)/\d+/([^/]+)/([^/]+)/")
@@ -40,6 +43,27 @@ REGIONS = ["us-east-1", "us-east-2", "us-west-1", "us-west-2", "ca-central-1", "
            "ap-northeast-3", "ap-southeast-1", "ap-southeast-2", "sa-east-1"]
 
 _state: dict[str, Any] = {"accepted": {}}
+
+
+@contextlib.contextmanager
+def inventory_server(latency: float = 0.0, **pages: Any) -> Iterator[Any]:
+    """A started ``LoopbackServer`` serving these pages (see the module docstring for ``pages``)."""
+    from ._loopback import LoopbackServer
+
+    server = LoopbackServer(handler=f"{__name__}:handle", latency=latency)
+    before = os.environ.get(_ENV)
+    os.environ[_ENV] = json.dumps(pages)  # read by the server's child when it starts, and only then
+    try:
+        server.start()
+    finally:
+        if before is None:
+            os.environ.pop(_ENV, None)
+        else:
+            os.environ[_ENV] = before
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def settings() -> dict[str, Any]:
