@@ -170,3 +170,37 @@ def test_sigterm_to_a_busy_worker_loses_no_shard(broker_url, pages, tmp_path):
     ran_again = f"shard {shard} of run" in text_b
     assert finished_in_a or ran_again, text_a + text_b
     assert PASSWORD not in text_a + text_b + out + err
+
+
+def test_a_second_ctrl_c_to_a_busy_worker_is_a_clean_cold_shutdown(broker_url, pages, tmp_path):
+    """Celery's cold shutdown joined the pool inside the signal handler, where gevent may not block:
+    a second Ctrl-C ended a busy worker with BlockingSwitchOutError and "Unrecoverable error". It
+    must end at once (the shard is still running: no warm finish), with no traceback. The exit code is
+    Celery's (0 here: it reports the stop, not the shard's fate)."""
+    import redis
+
+    env = {**os.environ, "GREENFETCH_BROKER_URL": broker_url, "GREENFETCH_CACHE_DIR": str(tmp_path / "cache"),
+           "PYTHONUNBUFFERED": "1"}
+    pages.control(latency=SLOW * 5)  # a shard takes >= 10 s: only the second Ctrl-C can end it in time
+    client = redis.Redis.from_url(broker_url, socket_timeout=5)
+    log = tmp_path / "worker.log"
+    worker = _worker(env, log, "a")
+    coordinator = _inventory(pages, tmp_path / "out", env)
+    try:
+        wait_until(lambda: any(client.hlen(k) for k in client.scan_iter("greenfetch:run:*:started"))
+                   and pages.stats()["inflight"] >= 1, 60, "the worker to be busy with a shard")
+        worker.send_signal(signal.SIGINT)
+        wait_until(lambda: "Warm shutdown" in log.read_text(errors="replace"), 30, "the warm shutdown")
+        worker.send_signal(signal.SIGINT)
+        code = worker.wait(timeout=8)  # well before the shard could finish
+    finally:
+        for proc in (worker, coordinator):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+        client.close()
+    text = log.read_text(errors="replace")
+    assert code in (0, 1), (code, text[-300:])  # not a crash: Celery's codes for a stop
+    assert "Cold shutdown" in text or "terminate all running tasks" in text, text
+    assert "Traceback" not in text and "Unrecoverable error" not in text, text
+    assert PASSWORD not in text

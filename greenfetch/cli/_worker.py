@@ -9,11 +9,15 @@ The broker URL goes into the app's configuration, never into an argv Celery coul
 SIGTERM and SIGHUP are Celery's warm shutdown: no new shard is taken, the running ones finish and are
 acknowledged (``task_acks_late``), then exit 0; nothing of a busy worker's shard is lost
 (tests/test_worker_signals.py). Only a kill before they finish leaves a shard to redelivery.
+SIGQUIT and a second Ctrl-C are Celery's cold shutdown (run from a greenlet here, see
+``_cold_shutdown_in_a_greenlet``): the worker stops at once and abandons its running shards; the
+coordinator notices that no shard finishes and says so (a second SIGTERM is ignored, as in Celery).
 """
 
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
@@ -50,6 +54,7 @@ def worker(broker: str | None, concurrency: int, loglevel: str, hostname: str | 
     pools.get_implementation("gevent")  # what `celery -P gevent` sets up before loading the app
     distributed.configure(distributed.app, url, redeliver)
     _hangup_is_warm_shutdown()
+    _cold_shutdown_in_a_greenlet()
     argv = ["worker", "-P", "gevent", "-c", str(concurrency), "-Q", distributed.QUEUE, "-l", loglevel.upper(),
             "-n", hostname or "greenfetch@%h", "--without-gossip", "--without-mingle"]
     distributed.app.worker_main(argv)
@@ -70,3 +75,27 @@ def _hangup_is_warm_shutdown() -> None:
 
     celery_worker.install_worker_restart_handler = partial(  # type: ignore[assignment]
         celery_worker._shutdown_handler, sig="SIGHUP", how="Warm")
+
+
+def _cold_shutdown_in_a_greenlet() -> None:
+    """Celery's cold shutdown (SIGQUIT, or a second Ctrl-C) cancels the running shards, then joins
+    the pool inside the signal handler. gevent runs signal handlers as hub callbacks, where nothing
+    may block: the join died with BlockingSwitchOutError ("Unrecoverable error", a traceback).
+    Run from a greenlet, the same handler works: the cancelled shards are never acknowledged, so
+    the broker hands them out again after GREENFETCH_REDELIVER_AFTER."""
+    import signal
+    from functools import wraps
+
+    import gevent
+    from celery.apps import worker as celery_worker
+
+    install = celery_worker.install_worker_term_hard_handler
+
+    @wraps(install)
+    def install_in_a_greenlet(worker: Any, sig: str = "SIGQUIT", **options: Any) -> None:
+        install(worker, sig=sig, **options)
+        handler = signal.getsignal(getattr(signal, sig))
+        if callable(handler):
+            signal.signal(getattr(signal, sig), lambda *args: gevent.spawn(handler, *args))
+
+    celery_worker.install_worker_term_hard_handler = install_in_a_greenlet
