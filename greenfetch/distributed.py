@@ -142,6 +142,14 @@ class _ShardRequest(Request):
     re-sends what the sink lacks): either way it runs again, and a second run overwrites."""
 
     def acknowledge(self) -> None:
+        from celery.worker import state
+
+        if state.should_terminate and not self.acknowledged:  # a cold shutdown (SIGQUIT, second Ctrl-C)
+            # killed this shard. Celery's gevent pool reports a killed task as a success, and the ack
+            # would drop a shard that never finished: hand it back to the queue instead (a shard that
+            # did finish in this instant runs once more, and a second run overwrites).
+            self.reject(requeue=True)
+            return
         super().acknowledge()
         message = self._message
         if not message.acknowledged:

@@ -172,35 +172,49 @@ def test_sigterm_to_a_busy_worker_loses_no_shard(broker_url, pages, tmp_path):
     assert PASSWORD not in text_a + text_b + out + err
 
 
-def test_a_second_ctrl_c_to_a_busy_worker_is_a_clean_cold_shutdown(broker_url, pages, tmp_path):
-    """Celery's cold shutdown joined the pool inside the signal handler, where gevent may not block:
-    a second Ctrl-C ended a busy worker with BlockingSwitchOutError and "Unrecoverable error". It
-    must end at once (the shard is still running: no warm finish), with no traceback. The exit code is
-    Celery's (0 here: it reports the stop, not the shard's fate)."""
+def test_a_second_ctrl_c_to_a_busy_worker_hands_its_shard_back(broker_url, pages, tmp_path):
+    """A second Ctrl-C is Celery's cold shutdown: the busy worker stops at once. Two things went wrong:
+    the handler joined the pool inside the signal handler, where gevent may not block (a traceback,
+    "Unrecoverable error"), and the gevent pool reported the killed shard as a success, so it was
+    acknowledged and gone (the run stalled until the coordinator gave up). Now the worker ends with no
+    traceback, the shard goes back to the queue, and another worker finishes the run: same files."""
     import redis
 
     env = {**os.environ, "GREENFETCH_BROKER_URL": broker_url, "GREENFETCH_CACHE_DIR": str(tmp_path / "cache"),
            "PYTHONUNBUFFERED": "1"}
+    local = _inventory(pages, tmp_path / "local", {k: v for k, v in env.items() if k != "GREENFETCH_BROKER_URL"})
+    _, err = local.communicate(timeout=60)
+    assert local.returncode == 0, err
+    expected = _files(tmp_path / "local")
+
     pages.control(latency=SLOW * 5)  # a shard takes >= 10 s: only the second Ctrl-C can end it in time
     client = redis.Redis.from_url(broker_url, socket_timeout=5)
-    log = tmp_path / "worker.log"
-    worker = _worker(env, log, "a")
-    coordinator = _inventory(pages, tmp_path / "out", env)
+    log_a, log_b = tmp_path / "worker-a.log", tmp_path / "worker-b.log"
+    procs = [a := _worker(env, log_a, "a")]
+    coordinator = _inventory(pages, tmp_path / "shared", env)
+    procs.append(coordinator)  # type: ignore[arg-type]
     try:
         wait_until(lambda: any(client.hlen(k) for k in client.scan_iter("greenfetch:run:*:started"))
-                   and pages.stats()["inflight"] >= 1, 60, "the worker to be busy with a shard")
-        worker.send_signal(signal.SIGINT)
-        wait_until(lambda: "Warm shutdown" in log.read_text(errors="replace"), 30, "the warm shutdown")
-        worker.send_signal(signal.SIGINT)
-        code = worker.wait(timeout=8)  # well before the shard could finish
+                   and pages.stats()["inflight"] >= 1, 60, "worker a to be busy with a shard")
+        a.send_signal(signal.SIGINT)
+        wait_until(lambda: "Warm shutdown" in log_a.read_text(errors="replace"), 30, "the warm shutdown")
+        a.send_signal(signal.SIGINT)
+        code_a = a.wait(timeout=8)  # well before the shard could finish
+        pages.control(latency=0.0)
+        procs.append(_worker(env, log_b, "b"))
+        out, err = coordinator.communicate(timeout=120)
+        wait_until(lambda: client.hlen("unacked") == 0 and client.llen("greenfetch") == 0, 30,
+                   "every shard delivery to be acknowledged")
     finally:
-        for proc in (worker, coordinator):
+        for proc in procs:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(10)
         client.close()
-    text = log.read_text(errors="replace")
-    assert code in (0, 1), (code, text[-300:])  # not a crash: Celery's codes for a stop
-    assert "Cold shutdown" in text or "terminate all running tasks" in text, text
-    assert "Traceback" not in text and "Unrecoverable error" not in text, text
-    assert PASSWORD not in text
+    text_a, text_b = log_a.read_text(errors="replace"), log_b.read_text(errors="replace")
+    assert code_a in (0, 1), (code_a, text_a[-300:])  # Celery's codes for a stop, not a crash
+    assert "Traceback" not in text_a + text_b and "Unrecoverable error" not in text_a, text_a + text_b
+    assert coordinator.returncode == 0, err + text_a + text_b
+    assert _files(tmp_path / "shared") == expected  # the abandoned shard ran again, in worker b
+    assert len(re.findall(r"shard \d+ of run \S+: \d+ records", text_b)) == len(ACCOUNTS)
+    assert PASSWORD not in text_a + text_b + out + err

@@ -10,8 +10,9 @@ SIGTERM and SIGHUP are Celery's warm shutdown: no new shard is taken, the runnin
 acknowledged (``task_acks_late``), then exit 0; nothing of a busy worker's shard is lost
 (tests/test_worker_signals.py). Only a kill before they finish leaves a shard to redelivery.
 SIGQUIT and a second Ctrl-C are Celery's cold shutdown (run from a greenlet here, see
-``_cold_shutdown_in_a_greenlet``): the worker stops at once and abandons its running shards; the
-coordinator notices that no shard finishes and says so (a second SIGTERM is ignored, as in Celery).
+``_cold_shutdown_in_a_greenlet``): the worker stops at once and its running shards go back to the
+queue for another worker (``distributed._ShardRequest.acknowledge``). A second SIGTERM is ignored, as
+in Celery: the warm shutdown it interrupts is the one that loses no work at all.
 """
 
 from __future__ import annotations
@@ -81,8 +82,8 @@ def _cold_shutdown_in_a_greenlet() -> None:
     """Celery's cold shutdown (SIGQUIT, or a second Ctrl-C) cancels the running shards, then joins
     the pool inside the signal handler. gevent runs signal handlers as hub callbacks, where nothing
     may block: the join died with BlockingSwitchOutError ("Unrecoverable error", a traceback).
-    Run from a greenlet, the same handler works: the cancelled shards are never acknowledged, so
-    the broker hands them out again after GREENFETCH_REDELIVER_AFTER."""
+    Run from a greenlet, the same handler works; the shards it kills go back to the queue
+    (``distributed._ShardRequest.acknowledge``)."""
     import signal
     from functools import wraps
 
