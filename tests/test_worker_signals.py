@@ -172,8 +172,10 @@ def test_sigterm_to_a_busy_worker_loses_no_shard(broker_url, pages, tmp_path):
     assert PASSWORD not in text_a + text_b + out + err
 
 
-def test_a_second_ctrl_c_to_a_busy_worker_hands_its_shard_back(broker_url, pages, tmp_path):
-    """A second Ctrl-C is Celery's cold shutdown: the busy worker stops at once. Two things went wrong:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_second_signal_to_a_busy_worker_hands_its_shard_back(broker_url, pages, tmp_path, signum):
+    """A second Ctrl-C (or SIGTERM) is Celery's cold shutdown: the busy worker stops at once. Celery
+    ignored a second SIGTERM; and for a second Ctrl-C two things went wrong:
     the handler joined the pool inside the signal handler, where gevent may not block (a traceback,
     "Unrecoverable error"), and the gevent pool reported the killed shard as a success, so it was
     acknowledged and gone (the run stalled until the coordinator gave up). Now the worker ends with no
@@ -196,9 +198,9 @@ def test_a_second_ctrl_c_to_a_busy_worker_hands_its_shard_back(broker_url, pages
     try:
         wait_until(lambda: any(client.hlen(k) for k in client.scan_iter("greenfetch:run:*:started"))
                    and pages.stats()["inflight"] >= 1, 60, "worker a to be busy with a shard")
-        a.send_signal(signal.SIGINT)
+        a.send_signal(signum)
         wait_until(lambda: "Warm shutdown" in log_a.read_text(errors="replace"), 30, "the warm shutdown")
-        a.send_signal(signal.SIGINT)
+        a.send_signal(signum)
         code_a = a.wait(timeout=8)  # well before the shard could finish
         pages.control(latency=0.0)
         procs.append(_worker(env, log_b, "b"))

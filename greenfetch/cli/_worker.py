@@ -11,8 +11,8 @@ acknowledged (``task_acks_late``), then exit 0; nothing of a busy worker's shard
 (tests/test_worker_signals.py). Only a kill before they finish leaves a shard to redelivery.
 SIGQUIT and a second Ctrl-C are Celery's cold shutdown (run from a greenlet here, see
 ``_cold_shutdown_in_a_greenlet``): the worker stops at once and its running shards go back to the
-queue for another worker (``distributed._ShardRequest.acknowledge``). A second SIGTERM is ignored, as
-in Celery: the warm shutdown it interrupts is the one that loses no work at all.
+queue for another worker (``distributed._ShardRequest.acknowledge``). So is a second SIGTERM or SIGHUP
+(Celery itself ignores a second SIGTERM).
 """
 
 from __future__ import annotations
@@ -54,28 +54,36 @@ def worker(broker: str | None, concurrency: int, loglevel: str, hostname: str | 
 
     pools.get_implementation("gevent")  # what `celery -P gevent` sets up before loading the app
     distributed.configure(distributed.app, url, redeliver)
-    _hangup_is_warm_shutdown()
+    _warm_then_cold()
     _cold_shutdown_in_a_greenlet()
     argv = ["worker", "-P", "gevent", "-c", str(concurrency), "-Q", distributed.QUEUE, "-l", loglevel.upper(),
             "-n", hostname or "greenfetch@%h", "--without-gossip", "--without-mingle"]
     distributed.app.worker_main(argv)
 
 
-def _hangup_is_warm_shutdown() -> None:
-    """SIGHUP stops this worker as SIGTERM does (Celery's warm shutdown: running shards finish, exit 0).
+def _warm_then_cold() -> None:
+    """SIGTERM and SIGHUP: the first is Celery's warm shutdown (running shards finish, exit 0), a
+    second is its cold shutdown, as a second Ctrl-C already is (issue 15: a second signal exits at
+    once; the shards it stops go back to the queue, see ``_cold_shutdown_in_a_greenlet``).
 
-    Celery's own SIGHUP handler (installed when stdout is not a terminal, i.e. under a service
-    manager) restarts the worker by re-executing ``sys.executable`` with ``sys.argv`` at exit: from
-    ``python -m greenfetch.cli`` that runs ``cli/__main__.py`` as a script, which dies on its relative
-    import, and anywhere it starts a worker nobody asked for. Issue 15: SIGHUP stops a long command
-    like Ctrl-C and SIGTERM. ``install_platform_tweaks`` looks the installer up in its module at
-    start, so replacing it there (in this worker process only) is enough."""
+    Celery ignores a second SIGTERM, and its own SIGHUP handler (installed when stdout is not a
+    terminal, i.e. under a service manager) restarts the worker by re-executing ``sys.executable``
+    with ``sys.argv`` at exit: from ``python -m greenfetch.cli`` that runs ``cli/__main__.py`` as a
+    script, which dies on its relative import, and anywhere it starts a worker nobody asked for.
+    ``install_platform_tweaks`` looks the installers up in their module at start, so replacing them
+    there (in this worker process only) is enough."""
     from functools import partial
 
     from celery.apps import worker as celery_worker
 
-    celery_worker.install_worker_restart_handler = partial(  # type: ignore[assignment]
-        celery_worker._shutdown_handler, sig="SIGHUP", how="Warm")
+    def warm_then_cold(sig: str) -> Any:
+        def arm_cold(worker: Any) -> None:  # as Celery's on_SIGINT does for a second Ctrl-C
+            celery_worker.install_worker_term_hard_handler(worker, sig=sig)
+
+        return partial(celery_worker._shutdown_handler, sig=sig, how="Warm", callback=arm_cold)
+
+    celery_worker.install_worker_term_handler = warm_then_cold("SIGTERM")  # type: ignore[assignment]
+    celery_worker.install_worker_restart_handler = warm_then_cold("SIGHUP")  # type: ignore[assignment]
 
 
 def _cold_shutdown_in_a_greenlet() -> None:
