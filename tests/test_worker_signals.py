@@ -104,6 +104,31 @@ def _files(out):
     return {p.name: json.loads(p.read_text(encoding="utf-8")) for p in sorted(Path(out).glob("*.json"))}
 
 
+def _local_run(pages, tmp_path, env):
+    """The files a run without workers writes: what every run with workers must write too."""
+    local = _inventory(pages, tmp_path / "local", {k: v for k, v in env.items() if k != "GREENFETCH_BROKER_URL"})
+    _, err = local.communicate(timeout=60)
+    assert local.returncode == 0, err
+    expected = _files(tmp_path / "local")
+    assert len(expected) == 2 and all(len(records) == 2 * len(ACCOUNTS) for records in expected.values())
+    return expected
+
+
+def _all_acknowledged(client):
+    """Nothing left for Redis to hand out again: every delivery acknowledged (the last one lands just
+    after the run ends) and the queue empty."""
+    wait_until(lambda: client.hlen("unacked") == 0 and client.llen("greenfetch") == 0, 30,
+               "every shard delivery to be acknowledged")
+
+
+def _stop(procs, client):
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    client.close()
+
+
 def _worker(env, log, name):
     with open(log, "wb") as handle:
         proc = subprocess.Popen([sys.executable, "-m", "greenfetch.cli", "worker", "-c", "1", "-n", f"{name}@%h"],
@@ -119,11 +144,7 @@ def test_sigterm_to_a_busy_worker_loses_no_shard(broker_url, pages, tmp_path):
 
     env = {**os.environ, "GREENFETCH_BROKER_URL": broker_url, "GREENFETCH_REDELIVER_AFTER": "30s",
            "GREENFETCH_CACHE_DIR": str(tmp_path / "cache"), "PYTHONUNBUFFERED": "1"}
-    local = _inventory(pages, tmp_path / "local", {k: v for k, v in env.items() if k != "GREENFETCH_BROKER_URL"})
-    _, err = local.communicate(timeout=60)
-    assert local.returncode == 0, err
-    expected = _files(tmp_path / "local")
-    assert len(expected) == 2 and all(len(records) == 2 * len(ACCOUNTS) for records in expected.values())
+    expected = _local_run(pages, tmp_path, env)
 
     pages.control(latency=SLOW)
     client = redis.Redis.from_url(broker_url, socket_timeout=5)
@@ -148,16 +169,9 @@ def test_sigterm_to_a_busy_worker_loses_no_shard(broker_url, pages, tmp_path):
         procs.append(_worker(env, log_b, "b"))  # where the rest (and a redelivered shard) can run
         code_a = a.wait(timeout=60)
         out, err = coordinator.communicate(timeout=120)
-        # Nothing left for Redis to hand out again: every delivery was acknowledged (b's last one lands
-        # just after the run ends) and the queue is empty.
-        wait_until(lambda: client.hlen("unacked") == 0 and client.llen("greenfetch") == 0, 30,
-                   "every shard delivery to be acknowledged")
+        _all_acknowledged(client)
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(10)
-        client.close()
+        _stop(procs, client)
     text_a = log_a.read_text(errors="replace")
     text_b = log_b.read_text(errors="replace")
     assert code_a == WARM_SHUTDOWN, text_a
@@ -184,10 +198,7 @@ def test_a_second_signal_to_a_busy_worker_hands_its_shard_back(broker_url, pages
 
     env = {**os.environ, "GREENFETCH_BROKER_URL": broker_url, "GREENFETCH_CACHE_DIR": str(tmp_path / "cache"),
            "PYTHONUNBUFFERED": "1"}
-    local = _inventory(pages, tmp_path / "local", {k: v for k, v in env.items() if k != "GREENFETCH_BROKER_URL"})
-    _, err = local.communicate(timeout=60)
-    assert local.returncode == 0, err
-    expected = _files(tmp_path / "local")
+    expected = _local_run(pages, tmp_path, env)
 
     pages.control(latency=SLOW * 5)  # a shard takes >= 10 s: only the second Ctrl-C can end it in time
     client = redis.Redis.from_url(broker_url, socket_timeout=5)
@@ -205,14 +216,9 @@ def test_a_second_signal_to_a_busy_worker_hands_its_shard_back(broker_url, pages
         pages.control(latency=0.0)
         procs.append(_worker(env, log_b, "b"))
         out, err = coordinator.communicate(timeout=120)
-        wait_until(lambda: client.hlen("unacked") == 0 and client.llen("greenfetch") == 0, 30,
-                   "every shard delivery to be acknowledged")
+        _all_acknowledged(client)
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(10)
-        client.close()
+        _stop(procs, client)
     text_a, text_b = log_a.read_text(errors="replace"), log_b.read_text(errors="replace")
     assert code_a in (0, 1), (code_a, text_a[-300:])  # Celery's codes for a stop, not a crash
     assert "Traceback" not in text_a + text_b and "Unrecoverable error" not in text_a, text_a + text_b
