@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from .._exceptions import GreenfetchError
 from .._models import Request, Result
 from .._scheduler import iter_bounded
 
@@ -233,24 +234,17 @@ def abort_incomplete_uploads(engine: Any, bucket: str, keys: Iterable[str], *, r
     wanted = set(keys)
     if not wanted:
         return 0
-    params: dict[str, Any] = {"Bucket": bucket, "Prefix": os.path.commonprefix(sorted(wanted))}
-    found: list[tuple[str, str]] = []
-    while True:
-        result = engine.execute(Request("s3", "ListMultipartUploads", params, region=region))
-        if not result.ok:
-            raise UploadSweepError(f"s3://{bucket}: {result.error}", result.error_code)
-        page = result.result
-        found += [(u["Key"], u["UploadId"]) for u in page.get("Uploads") or () if u.get("Key") in wanted]
-        markers = {"KeyMarker": page.get("NextKeyMarker") or "", "UploadIdMarker": page.get("NextUploadIdMarker") or ""}
-        if not page.get("IsTruncated") or all(params.get(k, "") == v for k, v in markers.items()):
-            break  # the last page (or a server that does not move its markers: never loop forever)
-        params = {**params, **markers}
+    params = {"Bucket": bucket, "Prefix": os.path.commonprefix(sorted(wanted))}
+    result = engine.execute(Request("s3", "ListMultipartUploads", params, region=region, paginate=True))
+    if not result.ok:
+        raise UploadSweepError(f"s3://{bucket}: {result.error}", result.error_code)
+    found = [(u["Key"], u["UploadId"]) for u in result.result.get("Uploads") or () if u.get("Key") in wanted]
     aborts = (Request("s3", "AbortMultipartUpload", {"Bucket": bucket, "Key": key, "UploadId": upload_id},
                       region=region) for key, upload_id in found)
     return sum(1 for r in engine.iter_results(aborts, 8) if r.ok or r.error_code == "NoSuchUpload")
 
 
-class UploadSweepError(Exception):
+class UploadSweepError(GreenfetchError):
     """S3 refused to list a bucket's multipart uploads; ``code`` is S3's error code."""
 
     def __init__(self, message: str, code: str | None):

@@ -39,8 +39,8 @@ class S3ShardSink:
     def _folder(self, run_id: str) -> str:
         return f"{self.prefix}/{run_id}/" if self.prefix else f"{run_id}/"
 
-    def _call(self, operation: str, params: dict[str, Any], what: str) -> Any:
-        result = self.engine.execute(Request("s3", operation, {"Bucket": self.bucket, **params}))
+    def _call(self, operation: str, params: dict[str, Any], what: str, *, paginate: bool = False) -> Any:
+        result = self.engine.execute(Request("s3", operation, {"Bucket": self.bucket, **params}, paginate=paginate))
         if not result.ok:
             raise InventoryError(f"shard store s3://{self.bucket}/{what}: {operation} failed: {result.error}")
         return result.result
@@ -68,16 +68,9 @@ class S3ShardSink:
         return data["records"], data["summary"]
 
     def _names(self, run_id: str) -> list[str]:
-        folder, names, token = self._folder(run_id), [], None
-        while True:
-            params: dict[str, Any] = {"Prefix": folder}
-            if token:
-                params["ContinuationToken"] = token
-            page = self._call("ListObjectsV2", params, folder)
-            names += [item["Key"] for item in page.get("Contents") or ()]
-            token = page.get("NextContinuationToken")
-            if not page.get("IsTruncated") or not token:
-                return names
+        folder = self._folder(run_id)
+        listed = self._call("ListObjectsV2", {"Prefix": folder}, folder, paginate=True)  # every page
+        return [item["Key"] for item in listed.get("Contents") or ()]
 
     def keys(self, run_id: str) -> set[str]:
         folder = self._folder(run_id)
