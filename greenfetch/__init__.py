@@ -9,17 +9,16 @@ are enforced by import-linter (``[tool.importlinter]`` in pyproject.toml, run by
 
     faces        cli/ (click), aws_lambda (a Lambda handler), nu_plugin/ (a top-level package),
                  _exposition (Prometheus /metrics, Pushgateway, textfile)
-    scale-out    distributed (the Celery app and shard task) with _coordinator (inventory --broker),
-                 on _runstate (a run's keys in Redis)
+    scale-out    distributed/ (the Celery app and shard task; _coordinator: inventory --broker;
+                 _runstate: a run's keys in Redis)
     inventory    inventory/ (accounts, credentials, regions, catalog, cache, sinks, shards), drs/ (a
                  pipeline on inventory); both use the engine through its public methods only
     api          _api: the module-level functions on one process-wide default engine
     engine       _process_child (a worker process's entry) on _engine (the composition root) on
-                 _processes / _process_pool / _process_requests (processes=N: the pool, what crosses
-                 the pipe) on _adaptive (the adaptive limiters per scope) on _scheduler (one bounded
+                 _processes/ (processes=N: _pool, the pool; _wire, what crosses the pipe) on _adaptive (the adaptive limiters per scope) on _scheduler (one bounded
                  fan-out, no AWS) and _caller (the AWS seam: BotocoreCaller; testing.MockCaller) on
                  _clients (botocore clients) on _accounts (an account's view of a shared client) and
-                 _http (the seam below botocore) on _http_gevent / _http_wire (geventhttpclient)
+                 _http/ (the seam below botocore; _gevent on _wire: the geventhttpclient session)
     parts        _dedupe, _metrics + _sketch, _controller (the pure adaptive controller), _attempts,
                  _backends: pure or small, each tested without sockets
     foundation   _models (Request, Result), _errors (describe, classify, suggest), _jsonable, _redact

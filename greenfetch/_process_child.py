@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
-from ._process_requests import Channel
+from ._processes._wire import Channel
 
 __all__ = ["main"]
 

@@ -357,7 +357,7 @@ def test_pool_size_follows_concurrency_within_bounds():
 from hypothesis import given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from greenfetch._http_wire import Fields, joined, write  # noqa: E402
+from greenfetch._http._wire import Fields, joined, write  # noqa: E402
 
 _names = st.sampled_from(["x-amz-meta", "X-Amz-Meta", "ETag", "etag", "Content-Type", "x-a"])
 _values = st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF, blacklist_characters=","), max_size=12)
@@ -412,7 +412,7 @@ def test_chunked_bodies_frame_and_unframe_to_the_same_bytes(parts, kind):
 
 
 def test_origins_are_a_bounded_lru(monkeypatch):
-    from greenfetch import _http_gevent
+    from greenfetch._http import _gevent as _http_gevent
 
     monkeypatch.setattr(_http_gevent, "_MAX_ORIGINS", 2)
     session = _http_gevent.GeventHTTPSession()

@@ -22,8 +22,8 @@ from prometheus_client import generate_latest
 import greenfetch
 from greenfetch import BatchFailed, Config, Engine
 from greenfetch import _processes as processes_module
-from greenfetch._process_requests import sealed
 from greenfetch._processes import ProcessPool, with_processes
+from greenfetch._processes._wire import sealed
 from greenfetch.testing import LoopbackServer, wait_until
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads process liveness from /proc")

@@ -28,12 +28,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .inventory._catalog import ResourceType
-from .inventory._fetch import RunSummary
-from .inventory._shard import DirectoryShardSink, Shard, ShardSink, merge_shard
-from .inventory._shard_s3 import S3ShardSink, sink_spec
-from .inventory._sinks import shard_root
-from .inventory._types import Account, InventoryError, Record, record
+from ..inventory._catalog import ResourceType
+from ..inventory._fetch import RunSummary
+from ..inventory._shard import DirectoryShardSink, Shard, ShardSink, merge_shard
+from ..inventory._shard_s3 import S3ShardSink, sink_spec
+from ..inventory._sinks import shard_root
+from ..inventory._types import Account, InventoryError, Record, record
 
 __all__ = ["BrokerError", "Coordinator", "broker_fetch"]
 
@@ -50,7 +50,7 @@ class Coordinator:
                  redeliver: float | None = None, progress: Callable[[int, int], None] | None = None,
                  max_rounds: int = 3, poll: float = 0.25, grace: float | None = None,
                  log: Callable[[str], None] | None = None):
-        from . import distributed
+        from .. import distributed
 
         self.url = distributed.check_broker_url(broker_url)
         self.redeliver = distributed.redeliver_after() if redeliver is None else redeliver
@@ -80,7 +80,7 @@ class Coordinator:
               exclude: Sequence[str], role_name: str | None = None, external_id: str | None = None,
               cache_ttl: float | None = None, status_store: str | None = None, concurrency: int | None = None,
               filter_offered: bool = True, on_record: Callable[[Record], None] | None = None) -> RunSummary:
-        from . import distributed
+        from .. import distributed
 
         self.run_id = uuid.uuid4().hex[:16]
         summary = RunSummary()
@@ -117,7 +117,7 @@ class Coordinator:
     # -- sending and waiting ----------------------------------------------------------------------
 
     def _send(self, shards: Sequence[Shard]) -> None:
-        from . import distributed
+        from .. import distributed
 
         distributed.configure(distributed.app, self.url, self.redeliver)
         sink = sink_spec(self.sink)  # the location only: workers reach it with their own credentials
@@ -134,7 +134,7 @@ class Coordinator:
     def _wait(self, state: Any, shards: Sequence[Shard]) -> dict[str, str]:
         """Until every planned shard is in the sink or ``max_rounds`` deliveries are spent; returns
         the last error of each shard that raised."""
-        from .distributed import app, restore_abandoned, sweep_interval
+        from . import app, restore_abandoned, sweep_interval
 
         total, self.rounds = len(shards), 1
         down_since: float | None = None
@@ -175,7 +175,7 @@ class Coordinator:
             time.sleep(self.poll)
 
     def _lost(self, exc: BaseException, state: Any, shards: Sequence[Shard]) -> None:
-        from .distributed import redact
+        from . import redact
 
         done = len(self.sink.keys(self.run_id))
         raise BrokerError(f"the broker at {redact(self.url)} stopped answering for {self.grace:g}s "
@@ -183,14 +183,14 @@ class Coordinator:
                           "written. Start Redis again and re-run the inventory") from None
 
     def _stalled(self, pending: int, total: int) -> None:
-        from .distributed import redact
+        from . import redact
 
         raise BrokerError(f"no shard finished for {self.stall:g}s ({pending} of {total} still pending): check "
                           f"that `greenfetch worker`s are running and reach {redact(self.url)}; no files were "
                           "written")
 
     def _broker(self, call: Callable[[], Any], what: str) -> Any:
-        from .distributed import redact
+        from . import redact
 
         try:
             return call()
@@ -218,7 +218,7 @@ def _connection_error(exc: BaseException) -> bool:
 
 def _reason(exc: BaseException) -> str:
     """The error's own words, any URL in them redacted (redis-py and kombu name host and port)."""
-    from .distributed import redact
+    from . import redact
 
     return redact(str(exc).strip() or type(exc).__name__)
 
@@ -230,8 +230,8 @@ def broker_fetch(broker_url: str, out: str | None, config: Any, *, progress: boo
     URL, a bad GREENFETCH_REDELIVER_AFTER, a run without ``--out`` or a ``--shards`` that is not
     ``s3://BUCKET/PREFIX``. Without ``shards`` workers write into ``--out`` (a shared directory);
     with it they write to S3 and ``engine`` (the coordinator's) reads the shards back."""
-    from ._config import ConfigError
-    from .inventory._cache import parse_s3_uri
+    from .._config import ConfigError
+    from ..inventory._cache import parse_s3_uri
 
     if out is None:
         raise InventoryError("--broker needs --out DIR, a directory every worker can also see (workers write "

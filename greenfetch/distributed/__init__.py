@@ -34,7 +34,7 @@ from celery import Celery, signals
 from celery.worker.request import Request
 from kombu.transport.virtual.base import QoS as VirtualQoS
 
-from ._config import ConfigError, parse_duration
+from .._config import ConfigError, parse_duration
 from ._runstate import RunState, redis_client
 
 __all__ = ["QUEUE", "BrokerError", "Coordinator", "RunState", "app", "broker_fetch", "check_broker_url", "configure", "redact", "redeliver_after",
@@ -119,8 +119,8 @@ def _engine(options: Mapping[str, Any]) -> Any:
     """One engine per distinct engine options per worker process: clients and sessions are reused."""
     key = tuple(sorted((k, v) for k, v in options.items() if v is not None))
     if key not in _engines:
-        from ._config import Config
-        from ._engine import Engine
+        from .._config import Config
+        from .._engine import Engine
 
         _engines[key] = Engine(Config.resolve(dict(key)))
     return _engines[key]
@@ -183,8 +183,8 @@ def shard_task(self: Any, payload: dict[str, Any]) -> None:
     credentials and reaches Redis through its own configuration."""
     from gevent import Timeout
 
-    from .inventory._shard import Shard, run_shard
-    from .inventory._shard_s3 import open_shard_sink
+    from ..inventory._shard import Shard, run_shard
+    from ..inventory._shard_s3 import open_shard_sink
 
     shard = Shard.from_dict(payload["shard"])
     state = _state(shard.run_id)

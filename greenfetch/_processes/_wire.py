@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from typing import Any
 
-from ._models import Request, RequestError, Result
+from .._models import Request, RequestError, Result
 
 __all__ = ["Channel", "SealedCredentials", "lost", "reads_only", "restore_credentials", "sealed", "unsendable"]
 
@@ -81,7 +81,7 @@ class SealedCredentials(Mapping[str, Any]):
 
 
 def _seal(value: Any) -> Any:
-    from ._clients import _credentials
+    from .._clients import _credentials
 
     try:
         frozen = _credentials(value)

@@ -7,7 +7,7 @@ standard retry mode retries) and writes the request exactly as urllib3 would: re
 as botocore signed it, ``Accept-Encoding: identity``, then botocore's headers in order.
 
 It uses geventhttpclient's connection pools and response parser, not its ``HTTPClient.request``:
-writing the head ourselves (``_http_wire``) skips a double header merge and per-header regexes, and lets
+writing the head ourselves (``_wire``) skips a double header merge and per-header regexes, and lets
 ``send`` own the pool slot from checkout to response, so a greenlet killed mid-send never leaks one.
 
 Known differences from urllib3, on purpose: a response body shorter than its Content-Length raises
@@ -30,8 +30,8 @@ from botocore.httpsession import get_cert_path
 from geventhttpclient.connectionpool import ConnectionPool
 from geventhttpclient.response import HTTPParseError, HTTPSocketPoolResponse
 
-from ._http_wire import Fields, joined, write
-from ._http_wire import head as head_of
+from ._wire import Fields, joined, write
+from ._wire import head as head_of
 
 __all__ = ["GeventHTTPSession"]
 

@@ -35,13 +35,13 @@ Metrics: children send counter, histogram and perf-sketch deltas about once a se
 textfile and the Pushgateway cover every process. A child killed mid-run loses its last second of
 deltas (its results still arrive, counted by whichever child re-runs them).
 
-Credentials objects never cross as objects (``_process_requests``): they are frozen to an STS-style
+Credentials objects never cross as objects (``_wire``): they are frozen to an STS-style
 record whose repr shows nothing, and the parent puts the caller's own object back on each result.
 
 Lifetime: an engine keeps its pool between calls, so start-up (~0.5-1 s per child, in parallel) is paid
 once and each child keeps its clients, adaptive limits and dedupe cache; ``Engine.close`` (or the
 engine being collected, or the interpreter exiting) stops it. Here: the API and the pool's lifetime;
-``_process_pool``: the pool; ``_process_child``: a child; ``_process_requests``: what crosses.
+``_pool``: the pool; ``_process_child`` (one floor up, it builds an Engine): a child; ``_wire``: what crosses.
 """
 
 from __future__ import annotations
@@ -51,9 +51,9 @@ import weakref
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from ._config import ConfigError, parse_processes
-from ._models import Result
-from ._process_pool import ProcessPool
+from .._config import ConfigError, parse_processes
+from .._models import Result
+from ._pool import ProcessPool
 
 __all__ = ["ProcessPool", "close_pools", "iter_in_processes", "with_processes"]
 

@@ -4,7 +4,7 @@ botocore has no public hook for this; the one place is ``client._endpoint.http_s
 right after the client is created (see docs/architecture.md, "the two seams"). Everything that
 decides which session a client gets lives here, so a faster session changes this module only.
 
-On the gevent backend that is :class:`~greenfetch._http_gevent.GeventHTTPSession` (geventhttpclient:
+On the gevent backend that is :class:`~greenfetch._http._gevent.GeventHTTPSession` (geventhttpclient:
 about a quarter less CPU per call, measured in docs/performance.md). botocore's URLLib3Session stays
 where geventhttpclient lacks what the client's config asks for (proxies, client certificates, a CA
 directory), on the threads backend, and for sessions someone else already replaced; each reason is
@@ -19,7 +19,7 @@ from typing import Any
 
 from botocore.httpsession import URLLib3Session
 
-from ._config import Config
+from .._config import Config
 
 __all__ = ["install_http_session", "pool_size", "session_kind"]
 
@@ -49,7 +49,7 @@ def install_http_session(client: Any, config: Config) -> None:
     reason = _unsupported(current)
     if reason is None:
         try:
-            from ._http_gevent import GeventHTTPSession
+            from ._gevent import GeventHTTPSession
         except ImportError:
             reason = "geventhttpclient is not installed"
     if reason is not None:

@@ -1,4 +1,4 @@
-"""The worker pool behind ``processes=N`` (see ``_processes`` for the rules): spawning children,
+"""The worker pool behind ``processes=N`` (see the package docstring for the rules): spawning children,
 routing requests to them, shipping batches, the run loop, a child's death, and stopping.
 """
 
@@ -16,9 +16,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ._models import Request, RequestError, Result
-from ._process_requests import Channel, lost, reads_only, restore_credentials, sealed, unsendable
-from ._scheduler import FeedEnd
+from .._models import Request, RequestError, Result
+from .._scheduler import FeedEnd
+from ._wire import Channel, lost, reads_only, restore_credentials, sealed, unsendable
 
 __all__ = ["ProcessPool"]
 
@@ -172,7 +172,7 @@ class ProcessPool:
             return None  # fails wherever it runs
         request = replace(request, region=request.region or self.config.region)
         if by_scope:
-            from ._adaptive import Limits
+            from .._adaptive import Limits
 
             return Limits.scope_of(request)
         return request.signature
