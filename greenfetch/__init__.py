@@ -60,6 +60,8 @@ from ._engine import Engine  # noqa: E402
 from ._errors import Classification, classify  # noqa: E402
 from ._exceptions import (  # noqa: E402
     BatchFailed,
+    BodyTooLarge,
+    BrokerError,
     ConfigError,
     ExpositionError,
     GreenfetchError,
@@ -76,7 +78,9 @@ __version__ = "0.1.0"
 __all__ = [
     "AdaptiveResults",
     "BatchFailed",
+    "BodyTooLarge",
     "BotocoreCaller",
+    "BrokerError",
     "Caller",
     "Classification",
     "Config",

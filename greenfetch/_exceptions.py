@@ -7,6 +7,7 @@
      ├── BodyTooLarge                 a response body over Config.body_limit; becomes that request's failed Result
      ├── BatchFailed                  fail-fast stopped a batch; carries the results so far
      ├── ExpositionError              metrics could not be served, pushed or written
+     ├── BrokerError (RuntimeError)   inventory --broker: the broker could not be reached, or stopped answering
      └── EngineImportError (ImportError)  gevent could not be set up safely for this process
 
 Pure standard library, so ``_patch`` can import it before gevent patches anything. The messages
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["BatchFailed", "BodyTooLarge", "ConfigError", "EngineImportError", "ExpositionError", "GreenfetchError",
+__all__ = ["BatchFailed", "BodyTooLarge", "BrokerError", "ConfigError", "EngineImportError", "ExpositionError", "GreenfetchError",
            "InventoryError", "RequestError"]
 
 
@@ -70,6 +71,11 @@ class BatchFailed(GreenfetchError):
 
 class ExpositionError(GreenfetchError):
     """Metrics could not be served, pushed or written; the message names the port, URL or path."""
+
+
+class BrokerError(GreenfetchError, RuntimeError):
+    """The broker could not be reached, or stopped answering mid-run (``inventory --broker``). The
+    message names the broker with its password redacted."""
 
 
 class EngineImportError(GreenfetchError, ImportError):

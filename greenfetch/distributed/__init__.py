@@ -12,6 +12,10 @@ unacknowledged shard to another worker after ``GREENFETCH_REDELIVER_AFTER`` (the
 default 1h). A shard's hard time limit is half of that, so a live shard is never delivered twice for
 being slow. Shards are idempotent (``greenfetch.inventory._shard``): a second run overwrites.
 
+The package: ``_broker`` (what both sides share: settings, checks, the sweep), ``_coordinator``
+(``inventory --broker``; it sends shards by task name and never imports this module) and
+``_runstate`` (a run's keys in Redis). This module is the worker side and the package's face.
+
 There is no result backend and no chord. The coordinator fans in through the sink plus a Redis set
 of pending shard keys: a worker removes its key after the shard's records are in the sink.
 """
@@ -23,90 +27,32 @@ import greenfetch  # noqa: F401  (first: patches for gevent before celery, kombu
 
 import logging
 import os
-import re
 import socket
 import time
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
-from celery import Celery, signals
+from celery import signals
 from celery.worker.request import Request
 from kombu.transport.virtual.base import QoS as VirtualQoS
 
-from .._config import ConfigError, parse_duration
+from .._exceptions import BrokerError, ConfigError
+from ._broker import (QUEUE, TASK, check_broker_url, configure, new_app, redact, redeliver_after, restore_abandoned,
+                      sweep_interval)
+from ._coordinator import Coordinator, broker_fetch
 from ._runstate import RunState, redis_client
 
-__all__ = ["QUEUE", "BrokerError", "Coordinator", "RunState", "app", "broker_fetch", "check_broker_url", "configure", "redact", "redeliver_after",
+__all__ = ["QUEUE", "TASK", "BrokerError", "Coordinator", "RunState", "app", "broker_fetch", "check_broker_url", "configure", "redact", "redeliver_after",
            "redis_client", "restore_abandoned", "shard_task"]
 
-QUEUE = "greenfetch"
 _log = logging.getLogger("greenfetch.worker")
-_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)\S*@", re.IGNORECASE)
 
 
-def redact(text: str | None) -> str:
-    """``text`` with the password of every URL in it replaced by ``***``: the only form in which a
-    broker URL (or an error quoting one) is ever printed."""
-    return _PASSWORD.sub(r"\1***@", str(text))
-
-
-def check_broker_url(url: str | None) -> str:
-    """A ``redis://`` or ``rediss://`` URL, or ConfigError naming it (redacted) and what is valid."""
-    if not url or not url.strip():
-        raise ConfigError("no broker: give --broker redis://HOST:PORT/DB or set GREENFETCH_BROKER_URL")
-    url = url.strip()
-    try:
-        parts = urlsplit(url)
-        valid = parts.scheme in ("redis", "rediss") and bool(parts.hostname) and (parts.port or 0) >= 0
-    except ValueError:  # a port that is not a number
-        valid = False
-    if not valid:
-        raise ConfigError(f"broker {redact(url)!r} is not a Redis URL; use redis://HOST:PORT/DB "
-                          "(redis://:PASSWORD@HOST:PORT/DB with a password)")
-    return url
-
-
-def redeliver_after(environ: Mapping[str, str] | None = None) -> float:
-    """``GREENFETCH_REDELIVER_AFTER`` in seconds (default 1h): read by workers and the coordinator."""
-    env = os.environ if environ is None else environ
-    seconds = parse_duration(env.get("GREENFETCH_REDELIVER_AFTER") or "1h", "GREENFETCH_REDELIVER_AFTER")
-    if seconds < 2:
-        raise ConfigError(f"GREENFETCH_REDELIVER_AFTER: {seconds:g}s is too short; use 2s or more (default 1h)")
-    return seconds
-
-
-def sweep_interval(redeliver: float) -> float:
-    """How often abandoned shards are looked for: a quarter of the redelivery delay, 1-30 s."""
-    return min(30.0, max(1.0, redeliver / 4))
-
-
-def configure(celery_app: Celery, broker_url: str | None, redeliver: float | None = None) -> Celery:
-    """Broker, at-least-once delivery and time limits on ``celery_app``; returns it."""
-    redeliver = redeliver_after() if redeliver is None else redeliver
-    limit = max(1.0, redeliver / 2)
-    transport = {"visibility_timeout": redeliver,
-                 # sweep for abandoned shards on every idle poll, not every 10th
-                 "unacked_restore_throttle": 1, "unacked_restore_interval": sweep_interval(redeliver),
-                 "socket_timeout": 15, "socket_connect_timeout": 5}
-    celery_app.conf.update(
-        broker_url=broker_url, result_backend=None, task_ignore_result=True, task_store_errors_even_if_ignored=False,
-        task_acks_late=True, worker_prefetch_multiplier=1, task_time_limit=limit,
-        broker_transport_options=transport, visibility_timeout=redeliver,
-        task_default_queue=QUEUE, task_serializer="json", accept_content=["json"],
-        broker_connection_retry_on_startup=True, worker_cancel_long_running_tasks_on_connection_loss=False,
-        worker_send_task_events=False, task_send_sent_event=False, worker_enable_remote_control=False,
-        task_publish_retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5,
-                                   "interval_max": 2})
-    return celery_app
-
-
-app = Celery("greenfetch", set_as_current=False)
 try:
-    configure(app, os.environ.get("GREENFETCH_BROKER_URL") or None)
+    app = new_app(os.environ.get("GREENFETCH_BROKER_URL") or None)
 except ConfigError as exc:  # a bad GREENFETCH_REDELIVER_AFTER: say so once, use the default
     _log.warning("%s; using 1h", exc)
-    configure(app, os.environ.get("GREENFETCH_BROKER_URL") or None, 3600.0)
+    app = new_app(os.environ.get("GREENFETCH_BROKER_URL") or None, 3600.0)
 
 
 # -- the worker side ------------------------------------------------------------------------------
@@ -175,7 +121,7 @@ def _retry(call: Any, what: str, seconds: float = 30.0) -> Any:
             delay = min(delay * 2, 5.0)
 
 
-@app.task(name="greenfetch.shard", bind=True, acks_late=True, ignore_result=True, Request=_ShardRequest)
+@app.task(name=TASK, bind=True, acks_late=True, ignore_result=True, Request=_ShardRequest)
 def shard_task(self: Any, payload: dict[str, Any]) -> None:
     """Run one shard (``payload``: shard, sink, engine options) and tell the run it is done.
 
@@ -219,19 +165,6 @@ def _fail(state: RunState, shard: Any, runs: int, started: float, error: str) ->
                    type(exc).__name__)
 
 
-def restore_abandoned(celery_app: Celery | None = None) -> None:
-    """Put shards whose delivery is older than the visibility timeout back on the queue.
-
-    kombu does this sweep itself only on some paths: a gevent worker polls with BRPOP, and an empty
-    BRPOP ends the poll before kombu's sweep (kombu 5.7, ``MultiChannelPoller.get``), so an idle
-    gevent worker never restores a dead worker's shards. Workers and the coordinator call this
-    instead; kombu's Redis mutex keeps concurrent sweeps from restoring one shard twice."""
-    celery_app = celery_app or app
-    with celery_app.connection_for_read() as conn:
-        channel = conn.default_channel
-        channel.qos.restore_visible(num=channel.unacked_restore_limit, interval=1)
-
-
 @signals.worker_ready.connect
 def _start_janitor(**_: Any) -> None:
     import gevent
@@ -241,7 +174,7 @@ def _start_janitor(**_: Any) -> None:
         while True:
             gevent.sleep(every)
             try:
-                restore_abandoned()
+                restore_abandoned(app)
             except Exception as exc:  # the broker is away: the consumer reconnects; sweep again later
                 _log.debug("restoring abandoned shards failed: %s", redact(str(exc)))
 
@@ -253,6 +186,3 @@ def _one_line_per_shard(**_: Any) -> None:
     """Celery logs 'received' and 'succeeded' for every task; the shard's own line says more."""
     for name in ("celery.worker.strategy", "celery.app.trace"):
         logging.getLogger(name).setLevel(logging.WARNING)
-
-
-from ._coordinator import BrokerError, Coordinator, broker_fetch  # noqa: E402  (the coordinator's face; it imports this module lazily)

@@ -28,19 +28,26 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from .._exceptions import BrokerError
 from ..inventory._catalog import ResourceType
 from ..inventory._fetch import RunSummary
 from ..inventory._shard import DirectoryShardSink, Shard, ShardSink, merge_shard
 from ..inventory._shard_s3 import S3ShardSink, sink_spec
 from ..inventory._sinks import shard_root
 from ..inventory._types import Account, InventoryError, Record, record
+from ._broker import (
+    QUEUE,
+    TASK,
+    check_broker_url,
+    new_app,
+    redact,
+    redeliver_after,
+    restore_abandoned,
+    sweep_interval,
+)
+from ._runstate import RunState, redis_client
 
-__all__ = ["BrokerError", "Coordinator", "broker_fetch"]
-
-
-class BrokerError(RuntimeError):
-    """The broker could not be reached, or stopped answering mid-run. The message names the broker
-    with its password redacted."""
+__all__ = ["Coordinator", "broker_fetch"]
 
 
 class Coordinator:
@@ -50,10 +57,8 @@ class Coordinator:
                  redeliver: float | None = None, progress: Callable[[int, int], None] | None = None,
                  max_rounds: int = 3, poll: float = 0.25, grace: float | None = None,
                  log: Callable[[str], None] | None = None):
-        from .. import distributed
-
-        self.url = distributed.check_broker_url(broker_url)
-        self.redeliver = distributed.redeliver_after() if redeliver is None else redeliver
+        self.url = check_broker_url(broker_url)
+        self.redeliver = redeliver_after() if redeliver is None else redeliver
         self.sink: ShardSink = (DirectoryShardSink(Path(sink_root).resolve()) if isinstance(sink_root, (str, Path))
                                 else sink_root)
         self.engine_options = dict(engine_options or {})
@@ -61,10 +66,11 @@ class Coordinator:
         self.grace = min(30.0, self.redeliver) if grace is None else grace
         # a killed worker's shard is back after the redelivery delay plus a sweep, and a shard runs at
         # most half that delay; no progress for longer than this means no worker is working
-        self.stall = 2 * self.redeliver + 2 * distributed.sweep_interval(self.redeliver)
+        self.stall = 2 * self.redeliver + 2 * sweep_interval(self.redeliver)
         self.rounds = 0
         self.reruns = 0
         self.run_id = ""
+        self.app = new_app(self.url, self.redeliver, name="greenfetch-coordinator")  # its own: the worker's is untouched
 
     # -- the plan ---------------------------------------------------------------------------------
 
@@ -80,14 +86,12 @@ class Coordinator:
               exclude: Sequence[str], role_name: str | None = None, external_id: str | None = None,
               cache_ttl: float | None = None, status_store: str | None = None, concurrency: int | None = None,
               filter_offered: bool = True, on_record: Callable[[Record], None] | None = None) -> RunSummary:
-        from .. import distributed
-
         self.run_id = uuid.uuid4().hex[:16]
         summary = RunSummary()
         options = {"cache_ttl": cache_ttl, "status_store": status_store, "concurrency": concurrency,
                    "filter_offered": filter_offered}
         shards = self.plan(accounts, types, regions, exclude, role_name, external_id, options)
-        state = distributed.RunState(distributed.redis_client(self.url), self.run_id)
+        state = RunState(redis_client(self.url), self.run_id)
         self._broker(state.client.ping, "cannot reach the broker")
         try:
             self._broker(lambda: state.begin(s.key for s in shards), "cannot reach the broker")
@@ -117,25 +121,19 @@ class Coordinator:
     # -- sending and waiting ----------------------------------------------------------------------
 
     def _send(self, shards: Sequence[Shard]) -> None:
-        from .. import distributed
-
-        distributed.configure(distributed.app, self.url, self.redeliver)
         sink = sink_spec(self.sink)  # the location only: workers reach it with their own credentials
 
         def send() -> None:
-            with distributed.app.producer_or_acquire() as producer:
+            with self.app.producer_or_acquire() as producer:
                 for shard in shards:
-                    distributed.shard_task.apply_async(
-                        args=[{"shard": shard.to_dict(), "sink": sink, "engine": self.engine_options}],
-                        queue=distributed.QUEUE, producer=producer)
+                    self.app.send_task(TASK, args=[{"shard": shard.to_dict(), "sink": sink, "engine": self.engine_options}],
+                                       queue=QUEUE, producer=producer)
 
         self._broker(send, "cannot send shards to the broker")
 
     def _wait(self, state: Any, shards: Sequence[Shard]) -> dict[str, str]:
         """Until every planned shard is in the sink or ``max_rounds`` deliveries are spent; returns
         the last error of each shard that raised."""
-        from . import app, restore_abandoned, sweep_interval
-
         total, self.rounds = len(shards), 1
         down_since: float | None = None
         next_sweep = time.monotonic() + sweep_interval(self.redeliver)
@@ -150,7 +148,7 @@ class Coordinator:
                     self._stalled(pending, total)
                 if pending and time.monotonic() >= next_sweep:  # a killed worker's shards, back on the queue
                     next_sweep = time.monotonic() + sweep_interval(self.redeliver)
-                    restore_abandoned(app)
+                    restore_abandoned(self.app)
             except Exception as exc:
                 if not _connection_error(exc):
                     raise
@@ -175,23 +173,17 @@ class Coordinator:
             time.sleep(self.poll)
 
     def _lost(self, exc: BaseException, state: Any, shards: Sequence[Shard]) -> None:
-        from . import redact
-
         done = len(self.sink.keys(self.run_id))
         raise BrokerError(f"the broker at {redact(self.url)} stopped answering for {self.grace:g}s "
                           f"({_reason(exc)}); {done} of {len(shards)} shards had finished; no files were "
                           "written. Start Redis again and re-run the inventory") from None
 
     def _stalled(self, pending: int, total: int) -> None:
-        from . import redact
-
         raise BrokerError(f"no shard finished for {self.stall:g}s ({pending} of {total} still pending): check "
                           f"that `greenfetch worker`s are running and reach {redact(self.url)}; no files were "
                           "written")
 
     def _broker(self, call: Callable[[], Any], what: str) -> Any:
-        from . import redact
-
         try:
             return call()
         except Exception as exc:
@@ -218,8 +210,6 @@ def _connection_error(exc: BaseException) -> bool:
 
 def _reason(exc: BaseException) -> str:
     """The error's own words, any URL in them redacted (redis-py and kombu name host and port)."""
-    from . import redact
-
     return redact(str(exc).strip() or type(exc).__name__)
 
 
