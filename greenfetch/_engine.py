@@ -148,7 +148,7 @@ class Engine:
         has been taken, so memory is bounded by the concurrency, not by the number of requests."""
         limit = check_whole("concurrency", self.config.concurrency if concurrency is None else concurrency)
         window = None if dedupe_window is None else check_window(dedupe_window)
-        if self.config.processes > 1:  # contract section 9: the same API over worker processes
+        if self.config.processes > 1:  # docs/contract.md, section 9: the same API over worker processes
             from ._processes import iter_in_processes
 
             return iter_in_processes(self, requests, limit, fail_fast=fail_fast, gate=gate, dedupe_window=window)

@@ -1,4 +1,4 @@
-"""The metrics one engine owns: Prometheus series (contract section 6) and the perf-stats table.
+"""The metrics one engine owns: Prometheus series (docs/contract.md, section 6) and the perf-stats table.
 
 Everything lives in the engine's own ``CollectorRegistry`` (never prometheus_client's global one), so
 two engines, or two tests, never collide. Labels are bounded on purpose: service, operation, outcome,

@@ -1,4 +1,4 @@
-"""The request and result shapes users rely on (contract sections 1 and 2)."""
+"""The request and result shapes users rely on (docs/contract.md, sections 1 and 2)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Nushell's plugin protocol (JSON, 0.115.x) as pure functions: values, messages, framing.
 
 No I/O here, so every shape can be tested without a nu process. The wire shapes follow
-shared/reference/nushell-plugin-protocol.md (verified against nu 0.115.1), which wins over the
+docs/nushell-protocol.md (verified against nu 0.115.1), which wins over the
 contributor book where they differ (``{"Value": [value, metadata]}``, spanned flag names, ...).
 """
 

@@ -1,4 +1,4 @@
-"""The five commands of contract §5, on top of greenfetch's public API only.
+"""The five commands of docs/contract.md, section 5, on top of greenfetch's public API only.
 
 Argument checks that need a span (to point at the user's flag or value) live here; everything about
 running requests is greenfetch's job. Per-request problems (a record without ``service``, a

@@ -1,4 +1,4 @@
-"""The five commands as nu sees them (contract §5): names, flags, types, help and examples.
+"""The five commands as nu sees them (docs/contract.md, section 5): names, flags, types, help and examples.
 
 nu caches these at ``plugin add`` time; after changing them, run ``plugin add`` again.
 """

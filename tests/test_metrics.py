@@ -1,4 +1,4 @@
-"""Metrics and perf_stats: the series of contract section 6, bounded labels, the quantile sketch.
+"""Metrics and perf_stats: the series of docs/contract.md, section 6, bounded labels, the quantile sketch.
 
 Budget: < 3 s (one small batch against the shared moto server).
 """

@@ -1,6 +1,6 @@
 """The plugin's pure parts: value and message encoding, argument checks, result shapes, signatures.
 
-No nu, no sockets: these are the wire shapes of shared/reference/nushell-plugin-protocol.md as data.
+No nu, no sockets: these are the wire shapes of docs/nushell-protocol.md as data.
 """
 
 import greenfetch  # noqa: F401,I001  (first: gevent patches before anything else)

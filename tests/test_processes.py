@@ -1,4 +1,4 @@
-"""processes=N (contract section 9): real worker processes against the real loopback server.
+"""processes=N (docs/contract.md, section 9): real worker processes against the real loopback server.
 
 Every test starts real children (``python -m greenfetch._process_child``). Process liveness is read
 from /proc (children of this process whose command line names the child module), never assumed;

@@ -1,7 +1,7 @@
 """botocore's HTTP session on geventhttpclient: its C parser and gevent-native keep-alive pools.
 
 Why: on the gevent backend botocore's urllib3 + http.client path is about a quarter of the CPU of a
-call (../shared/reference/http-layer.md measured -27..30% per call with this swap). The session keeps
+call (a prototype measured -27..30% per call with this swap; docs/performance.md). The session keeps
 botocore's contract (``send(AWSPreparedRequest) -> AWSResponse``, botocore's own exceptions, which the
 standard retry mode retries) and writes the request exactly as urllib3 would: request line, ``Host``
 as botocore signed it, ``Accept-Encoding: identity``, then botocore's headers in order.

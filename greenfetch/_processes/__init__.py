@@ -1,4 +1,4 @@
-"""``processes=N``: the same API on every core (contract section 9), the parent side.
+"""``processes=N``: the same API on every core (docs/contract.md, section 9), the parent side.
 
 One process tops out near 1,000-1,500 calls/s on botocore's own CPU work. With ``processes > 1``,
 ``Engine.iter_results`` (and so ``batch_requests`` and ``adaptive_batch``) hands its requests to

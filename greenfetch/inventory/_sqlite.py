@@ -1,6 +1,6 @@
 """The SQLite sink: each inventory run appended to one database file, for SQL (and Nushell) over it.
 
-Tables (contract section 11): ``runs(run_id, started_at, finished_at, summary)`` and ``resources(run_id,
+Tables (docs/contract.md, section 11): ``runs(run_id, started_at, finished_at, summary)`` and ``resources(run_id,
 resource_type, account, region, resource_id, data)``, ``data`` and ``summary`` being JSON text. One more
 table, ``fetches(run_id, resource_type, account, region, status, error, items)``, says which (type, account,
 region) each run fetched and how that went: without it a region that was denied this time would look as if

@@ -58,6 +58,6 @@ Record = dict[str, Any]
 
 def record(resource_type: str, account: str, region: str, items: list[Any] | None = None,
            status: str = "ok", error: str | None = None) -> Record:
-    """The one record shape every fetch yields (contract section 8)."""
+    """The one record shape every fetch yields (docs/contract.md, section 8)."""
     return {"resource_type": resource_type, "account": account, "region": region, "items": items or [],
             "status": status, "error": error}
