@@ -1,0 +1,63 @@
+"""The suite in two lanes (scripts/test with no arguments): two ordinary pytest processes side by side.
+
+Lane A: the modules that mostly wait (timers, child processes, Redis, PostgreSQL, nu) or need the client
+to outrun a server (a token bucket must see throttles), run at normal
+priority so their timing margins hold. Lane B: every other module, CPU-bound, under ``nice``. A module
+belongs to lane A by being listed in ``LANE_A``; a new module lands in lane B unless listed. Each lane
+writes its own log; both are printed whole when they end, then one closing line with the totals.
+The exit code is non-zero when either lane failed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+LANE_A = [
+    "test_distributed.py", "test_worker_signals.py", "test_processes.py", "test_sqlite_sink.py",
+    "test_nu_plugin.py", "test_hardening_nu.py", "test_hardening_signals.py", "test_prometheus.py",
+    "test_engine_loopback.py", "test_drs_signals.py", "test_adaptive.py",
+]
+COUNTS = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed)")
+
+
+def main() -> int:
+    tests = ROOT / "tests"
+    lane_a = [str(tests / name) for name in LANE_A if (tests / name).exists()]
+    ignore = [f"--ignore={path}" for path in lane_a]
+    common = [sys.executable, "-m", "pytest", "--durations=10"]
+    logs = Path(tempfile.mkdtemp(prefix="greenfetch-lanes-"))
+    lanes = {"A": common + lane_a, "B": ["nice", "-n", "10"] + common + [str(tests)] + ignore}
+    started = time.monotonic()
+    procs = {}
+    for name, cmd in lanes.items():
+        log = open(logs / f"lane-{name}.log", "w")  # noqa: SIM115 (closed below)
+        procs[name] = (subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy()),
+                       log, time.monotonic())
+    totals: dict[str, int] = {}
+    failed = False
+    for name, (proc, log, began) in procs.items():
+        code = proc.wait()
+        log.close()
+        text = (logs / f"lane-{name}.log").read_text(errors="replace")
+        print(f"\n===== lane {name}: exit {code}, {time.monotonic() - began:.0f} s =====")
+        print(text, end="")
+        closing = [line for line in text.splitlines() if COUNTS.search(line) and " in " in line]
+        for count, what in COUNTS.findall(closing[-1] if closing else ""):
+            key = "errors" if what.startswith("error") else what
+            totals[key] = totals.get(key, 0) + int(count)
+        failed |= code != 0
+    print(f"\n===== both lanes: {time.monotonic() - started:.0f} s wall =====")
+    print(f"{totals.get('passed', 0)} passed, {totals.get('failed', 0) + totals.get('errors', 0)} failed, "
+          f"{totals.get('skipped', 0)} skipped")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
