@@ -11,18 +11,23 @@ greenlet-local under gevent) and else the client's own. :class:`AccountClient` i
 gets for one account's credentials: every API method, paginator and waiter it hands out runs with those
 credentials set for exactly the duration of the call. Refreshable credentials stay live objects, so
 botocore refreshes them at signing time as it would for its own client.
+
+:class:`RoleCredentials` are such live credentials for one account's assumed role: they know the
+account they were assumed for (the engine refuses to sign a request for any other account with them)
+and assume the role again before they expire, at signing time, in whichever greenlet signs first.
 """
 
 from __future__ import annotations
 
 import functools
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import botocore.credentials
 
-__all__ = ["AccountClient", "CallCredentials", "share_credentials"]
+__all__ = ["AccountClient", "CallCredentials", "RoleCredentials", "share_credentials"]
 
 _local = threading.local()
 _ACCOUNT_ID = "AWS::Auth::AccountId"
@@ -75,6 +80,97 @@ def _account_id(credentials: CallCredentials) -> Any:
     if hasattr(active, "get_frozen_credentials"):
         return getattr(active.get_frozen_credentials(), "account_id", None)
     return getattr(active, "account_id", None)
+
+
+class RoleCredentials(botocore.credentials.Credentials):
+    """An assumed role's credentials for one account (``assumed_for``), assumed again before they expire.
+
+    ``fetch()`` assumes the role again: it returns ``(ReadOnlyCredentials, expiry)`` (expiry in epoch
+    seconds, None when the credentials do not expire) or raises, and the request being signed then fails
+    with that error. Signing reads :meth:`get_frozen_credentials`: within ``refresh`` seconds of the
+    expiry the first signer assumes again while the others go on with the current credentials; within
+    half of that every signer waits for fresh ones (as botocore's advisory and mandatory windows). The
+    window is at most half the credentials' lifetime, so short role sessions refresh too. A failed
+    early refresh keeps the current credentials and is tried again a little later, never on every call.
+    """
+
+    method = "assume-role"
+
+    def __init__(self, account_id: str, fetch: Callable[[], tuple[Any, float | None]], frozen: Any,
+                 expiry: float | None, *, refresh: float = 300.0, clock: Callable[[], float] = time.time):
+        self.assumed_for = account_id
+        self._fetch, self._margin, self._clock = fetch, refresh, clock
+        self._lock = threading.Lock()  # cooperative under gevent's patching
+        self._retry_at = 0.0
+        self.generation = 0  # one more per refresh: ``refresh_after`` tells a stale failure from a fresh one
+        self._set(frozen, expiry)
+
+    def _set(self, frozen: Any, expiry: float | None) -> None:
+        lifetime = None if expiry is None else expiry - self._clock()
+        # Credentials that are already expired by this clock (a clock behind the server's): no schedule,
+        # AWS's ExpiredToken says when (see ``refresh_after``).
+        self._advisory = min(self._margin, lifetime / 2) if lifetime is not None and lifetime > 0 else None
+        self._mandatory = self._advisory / 2 if self._advisory is not None else None
+        self._frozen, self._expiry = frozen, expiry
+        self.generation += 1
+
+    def get_frozen_credentials(self) -> Any:
+        advisory = self._advisory
+        if advisory is not None and self._expiry - self._clock() <= advisory:  # type: ignore[operator]
+            self._refresh_due()
+        return self._frozen
+
+    def _refresh_due(self) -> None:
+        advisory, mandatory = self._advisory, self._mandatory
+        if advisory is None or mandatory is None or self._expiry is None:
+            return
+        must = self._expiry - self._clock() <= mandatory
+        if not must and self._clock() < self._retry_at:
+            return
+        if not self._lock.acquire(blocking=must):
+            return  # another signer is refreshing; these credentials are still good for a while
+        try:
+            if self._advisory is None or self._expiry - self._clock() > self._advisory:
+                return  # refreshed while this signer waited
+            try:
+                self._renew()
+            except Exception:
+                if must:
+                    raise
+                self._retry_at = self._clock() + (advisory - mandatory) / 4
+        finally:
+            self._lock.release()
+
+    def refresh_after(self, generation: int) -> None:
+        """AWS said the credentials of ``generation`` expired: assume again, unless another caller
+        already did since (one AssumeRole for the many calls that saw the same expiry)."""
+        with self._lock:
+            if self.generation == generation:
+                self._renew()
+
+    def _renew(self) -> None:
+        with _Signing(None):  # the AssumeRole call signs with the caller's own credentials, never these
+            frozen, expiry = self._fetch()
+        self._set(frozen, expiry)
+
+    @property
+    def access_key(self) -> Any:  # type: ignore[override]
+        return self.get_frozen_credentials().access_key
+
+    @property
+    def secret_key(self) -> Any:  # type: ignore[override]
+        return self.get_frozen_credentials().secret_key
+
+    @property
+    def token(self) -> Any:  # type: ignore[override]
+        return self.get_frozen_credentials().token
+
+    @property
+    def account_id(self) -> Any:  # type: ignore[override]
+        return self.assumed_for
+
+    def __repr__(self) -> str:
+        return f"<RoleCredentials for account {self.assumed_for}>"
 
 
 class _Signing:

@@ -13,10 +13,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import botocore.exceptions
 from botocore import xform_name
 
+from ._accounts import RoleCredentials
 from ._clients import ClientCache
-from ._errors import suggest
+from ._errors import EXPIRED_CODES, suggest
 from ._exceptions import BodyTooLarge, RequestError
 from ._models import Request
 
@@ -56,6 +58,25 @@ class BotocoreCaller(Caller):
         return request if operation == request.operation else request._evolve(operation=operation)
 
     def call(self, request: Request) -> Mapping[str, Any]:
+        creds = request.credentials
+        if isinstance(creds, RoleCredentials):
+            generation = creds.generation
+            try:
+                return self._call(request)
+            except botocore.exceptions.ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") not in EXPIRED_CODES:
+                    raise
+            # AWS says they expired (a clock behind AWS's, or a session cut short): assume the role
+            # again, once for every call that saw it, and make this call once more. If AWS still says
+            # so, the error stands (status ``expired``).
+            creds.refresh_after(generation)
+            return self._call(request)
+        value = self._call(request)
+        if request.operation == "GetCallerIdentity" and request.service == "sts" and creds is None and not request.role:
+            self.clients.note_own_account(request.profile, value.get("Account"))  # the seam's guard uses it
+        return value
+
+    def _call(self, request: Request) -> Mapping[str, Any]:
         client = self.clients.client(request)
         method = xform_name(request.operation)
         if request.paginate and client.can_paginate(method):

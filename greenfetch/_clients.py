@@ -26,11 +26,12 @@ import botocore.loaders
 import botocore.session
 from cachetools import LRUCache
 
-from ._accounts import AccountClient, share_credentials
+from ._accounts import AccountClient, RoleCredentials, share_credentials
 from ._attempts import install_attempt_hooks
 from ._config import Config
+from ._errors import IDENTITY_MISMATCH
 from ._http import install_http_session, pool_size
-from ._models import ROLE_ARN, Request, RequestError
+from ._models import ROLE_ARN, Request, RequestError, account_of_role
 
 __all__ = ["ClientCache"]
 
@@ -52,6 +53,7 @@ class ClientCache:
         self._lock = threading.RLock()  # guards _sessions and _clients; gevent-patched when on gevent
         self._retry = {"mode": config.retry_mode, "total_max_attempts": config.max_attempts}
         self._roles: dict[tuple[str | None, str], botocore.credentials.Credentials] = {}
+        self._own: dict[str | None, str] = {}  # profile -> the account its own credentials are (once seen)
         self.created = 0
 
     def session(self, profile: str | None) -> botocore.session.Session:
@@ -72,7 +74,10 @@ class ClientCache:
         seen through the request's own credentials (``AccountClient``) when it has credentials or a role.
 
         Accounts create no clients (see ``_accounts``), so the LRU holds one entry per regional endpoint,
-        not per account. ``isolated`` (own event hooks) and S3 (below) still get a client of their own."""
+        not per account. ``isolated`` (own event hooks) and S3 (below) still get a client of their own.
+        A request for an account that would run as another raises RequestError (``check_identity``)."""
+        if request.account is not None or request.role is not None:
+            self.check_identity(request)
         raw = request.credentials if request.credentials is not None else self._role(request)
         if isolated:
             return self._create(request, _credentials(raw))
@@ -83,6 +88,35 @@ class ClientCache:
             return self._cached(key, request, creds)
         base = self._cached((request.profile, request.service, request.region, request.endpoint_url), request, None)
         return base if raw is None else AccountClient(base, _signing(raw))
+
+    def check_identity(self, request: Request) -> None:
+        """The guard at the seam: a request for an account runs as that account or not at all.
+
+        Compared with what is already known, with no call: the account the request's credentials were
+        assumed for (``RoleCredentials``, an STS record's ``AccountId``), its role ARN's account, and,
+        for a request with neither, the account this profile's own credentials were seen to be (an
+        earlier GetCallerIdentity). Unknown is not a mismatch: a bare STS record can still be used."""
+        want = request.account
+        role_account = _role_account(request.role) if request.role is not None else None
+        if want is None:
+            want = role_account
+        elif role_account is not None and role_account != want:
+            raise _mismatch(want, role_account, f"its role {request.role} is in account {role_account}")
+        if want is None:
+            return
+        if request.credentials is not None:
+            have = _account_of(request.credentials)
+            if have is not None and have != want:
+                raise _mismatch(want, have, f"its credentials were assumed in account {have}")
+        elif request.role is None:
+            own = self._own.get(request.profile)
+            if own is not None and own != want:
+                raise _mismatch(want, own, f"it has no role or credentials, and the caller's own are account {own}'s")
+
+    def note_own_account(self, profile: str | None, account: Any) -> None:
+        """The account a profile's own credentials belong to, as GetCallerIdentity answered."""
+        if isinstance(account, str) and account:
+            self._own[profile] = account
 
     def _cached(self, key: tuple[Any, ...], request: Request,
                 creds: botocore.credentials.ReadOnlyCredentials | None) -> Any:
@@ -156,6 +190,37 @@ class ClientCache:
             self._clients.clear()
 
 
+_ROLE_ACCOUNTS: dict[str, str | None] = {}
+
+
+def _role_account(role: str) -> str | None:
+    """The account of a role ARN, memoized (the guard asks twice per request)."""
+    account = _ROLE_ACCOUNTS.get(role, "")
+    if account == "":
+        if len(_ROLE_ACCOUNTS) > 65536:
+            _ROLE_ACCOUNTS.clear()
+        account = _ROLE_ACCOUNTS[role] = account_of_role(role)
+    return account
+
+
+def _account_of(value: Any) -> str | None:
+    """The account credentials were assumed in, when they say (without refreshing them)."""
+    if isinstance(value, RoleCredentials):
+        return value.assumed_for
+    if isinstance(value, Mapping):
+        account = value.get("AccountId")
+    elif isinstance(value, botocore.credentials.RefreshableCredentials):
+        account = getattr(value, "_account_id", None)
+    else:
+        account = getattr(value, "account_id", None)
+    return account if isinstance(account, str) and account else None
+
+
+def _mismatch(want: str, have: str, why: str) -> RequestError:
+    return RequestError(f"refused to run a request for account {want} as account {have}: {why}",
+                        code=IDENTITY_MISMATCH)
+
+
 def _credentials(value: Any) -> botocore.credentials.ReadOnlyCredentials | None:
     """Frozen credentials from a botocore Credentials object or an STS ``Credentials`` record."""
     if value is None:
@@ -164,7 +229,7 @@ def _credentials(value: Any) -> botocore.credentials.ReadOnlyCredentials | None:
         return value.get_frozen_credentials()  # refreshes RefreshableCredentials near expiry
     if isinstance(value, Mapping) and "AccessKeyId" in value:
         return botocore.credentials.ReadOnlyCredentials(
-            value["AccessKeyId"], value["SecretAccessKey"], value.get("SessionToken"))
+            value["AccessKeyId"], value["SecretAccessKey"], value.get("SessionToken"), value.get("AccountId"))
     raise RequestError("credentials must be botocore Credentials or an STS Credentials record "
                        "{AccessKeyId, SecretAccessKey, SessionToken}", code="InvalidCredentials")
 

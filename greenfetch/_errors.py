@@ -20,7 +20,7 @@ import botocore.exceptions
 
 from ._exceptions import BodyTooLarge, RequestError
 
-__all__ = ["BODY_TOO_LARGE", "THROTTLE_CODES", "TOO_MANY_OPEN_FILES", "UNBUILT_CODES", "UNNAMED_CODES", "Classification", "classify", "describe", "is_throttle",
+__all__ = ["BODY_TOO_LARGE", "EXPIRED_CODES", "IDENTITY_MISMATCH", "THROTTLE_CODES", "TOO_MANY_OPEN_FILES", "UNBUILT_CODES", "UNNAMED_CODES", "Classification", "classify", "describe", "is_throttle",
            "suggest"]
 
 
@@ -43,8 +43,22 @@ _TRANSIENT = frozenset({
 })
 _DENIED = frozenset({
     "AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnrecognizedClientException",
-    "InvalidClientTokenId", "AuthFailure", "ExpiredToken", "ExpiredTokenException", "AuthorizationError",
+    "InvalidClientTokenId", "AuthFailure", "AuthorizationError",
     "UnauthorizedException", "NoCredentials", "SignatureDoesNotMatch", "InvalidAccessKeyId",
+})
+# The call's session token had expired when AWS received it. Role credentials greenfetch assumed are
+# refreshed before they expire and once more when AWS says this, so it stands only after a refresh
+# (or for temporary credentials greenfetch cannot renew): status ``expired``, never ``denied``.
+EXPIRED_CODES = frozenset({"ExpiredToken", "ExpiredTokenException"})
+# AWS refused the call's timestamp: this machine's clock is off.
+_SKEW = frozenset({"RequestTimeTooSkewed", "RequestExpired", "RequestInTheFuture"})
+# The identity a call ran as was refused (not a permission on an operation): an account whose fetches
+# fail with one of these is not reported ok. IdentityMismatch: greenfetch refused to sign one account's
+# request with another account's credentials (``_clients.ClientCache.check_identity``).
+IDENTITY_MISMATCH = "IdentityMismatch"
+_CREDENTIALS = EXPIRED_CODES | _SKEW | frozenset({
+    "UnrecognizedClientException", "InvalidClientTokenId", "AuthFailure", "NoCredentials",
+    "SignatureDoesNotMatch", "InvalidAccessKeyId", IDENTITY_MISMATCH,
 })
 _UNAVAILABLE = frozenset({
     "OptInRequired", "InvalidRequestException", "UninitializedAccountException",
@@ -59,16 +73,18 @@ UNNAMED_CODES = frozenset({"UnknownService", "UnknownOperation", "InvalidRequest
                            "InvalidInput"})
 # A request that failed before anything was sent: it used no attempt.
 UNBUILT_CODES = UNNAMED_CODES | frozenset({
-    "NoRegion", "ParamValidation", "InvalidCredentials", "ProfileNotFound", "InvalidRole",
+    "NoRegion", "ParamValidation", "InvalidCredentials", "ProfileNotFound", "InvalidRole", IDENTITY_MISMATCH,
 })
 _INVALID = UNBUILT_CODES | frozenset({"ValidationException", "ValidationError", "InvalidParameterValue"})
 
 
 @dataclass(frozen=True)
 class Classification:
-    """What an error means. ``status`` is one of: throttled, transient, denied, unavailable,
+    """What an error means. ``status`` is one of: throttled, transient, denied, expired, unavailable,
     quota, invalid, not_found, error. ``timeout``: a transient failure that is a timeout (the
-    adaptive controller reads it as overload and lowers the concurrency)."""
+    adaptive controller reads it as overload and lowers the concurrency). ``credentials``: AWS (or
+    greenfetch's guard) refused the identity the call ran as, not a permission: expired, invalid or
+    mis-signed credentials, a clock off, another account's credentials."""
 
     code: str
     status: str
@@ -76,6 +92,7 @@ class Classification:
     throttle: bool
     guidance: str | None
     timeout: bool = False
+    credentials: bool = False
 
 
 def classify(code: str | None, *, http_status: int | None = None, service: str = "", operation: str = "",
@@ -83,6 +100,8 @@ def classify(code: str | None, *, http_status: int | None = None, service: str =
     """Classify an AWS error code (or an exception class name when there is no code)."""
     code = code or (f"HTTP{http_status}" if http_status else "Unknown")
     call = f"{service}:{operation}" if service else "the operation"
+    if code in _CREDENTIALS:
+        return _credentials(code, call, identity)
     if code == TOO_MANY_OPEN_FILES:
         return Classification(code, "error", False, False,
                               "this process ran out of file descriptors (EMFILE): raise the limit (`ulimit -n`, "
@@ -100,10 +119,7 @@ def classify(code: str | None, *, http_status: int | None = None, service: str =
                               "a service quota is exhausted: request a quota increase in Service Quotas "
                               "for this account and region, or free some capacity")
     if code in _DENIED:
-        who = f" for {identity}" if identity and identity != "default" else ""
-        return Classification(code, "denied", False, False,
-                              f"permission missing: allow {call}{who} in its IAM policy (and check SCPs and "
-                              "the credentials' validity)")
+        return _denied(code, call, identity)
     if code in _UNAVAILABLE:
         return Classification(code, "unavailable", False, False,
                               "the service is not enabled or not initialized in this account and region "
@@ -117,6 +133,35 @@ def classify(code: str | None, *, http_status: int | None = None, service: str =
     if code.startswith("NoSuch") or code.endswith(("NotFound", "NotFoundException")) or http_status == 404:
         return Classification(code, "not_found", False, False, None)
     return Classification(code, "error", False, False, None)
+
+
+def _denied(code: str, call: str, identity: str, *, credentials: bool = False) -> Classification:
+    who = f" for {identity}" if identity and identity != "default" else ""
+    return Classification(code, "denied", False, False,
+                          f"permission missing: allow {call}{who} in its IAM policy (and check SCPs and "
+                          "the credentials' validity)", credentials=credentials)
+
+
+def _credentials(code: str, call: str, identity: str) -> Classification:
+    if code in EXPIRED_CODES:
+        return Classification(code, "expired", False, False,
+                              "the credentials had expired when AWS received the call: greenfetch renews the roles "
+                              "it assumes before they expire and once more on this error, so either these "
+                              "temporary credentials came from outside (renew them: aws sso login, a new STS "
+                              "session) or this machine's clock is behind (sync it: timedatectl, chrony)",
+                              credentials=True)
+    if code in _SKEW:
+        return Classification(code, "error", False, False,
+                              "AWS refused the call's timestamp: this machine's clock is off from AWS's by more "
+                              "than the 5 (EC2: 15) minutes allowed; sync the system clock (timedatectl "
+                              "set-ntp true, chrony or ntpd; in a container, the host's clock) and run again",
+                              credentials=True)
+    if code == IDENTITY_MISMATCH:
+        return Classification(code, "error", False, False,
+                              "greenfetch refused to run one account's request with another account's "
+                              "credentials: give a role to assume in that account (--role-name, or roleName in "
+                              "the accounts table), or the credentials assumed for it", credentials=True)
+    return _denied(code, call, identity, credentials=True)
 
 
 def is_throttle(error_code: str | None, http_status: int | None = None) -> bool:

@@ -35,7 +35,7 @@ MAX_CODES = 100
 """Distinct error codes outside the classifier's tables kept as ``code`` label values; past it they
 are ``other``. The server chooses these codes: a broken proxy or a hostile endpoint can send a new
 one per request, and each would be a new series forever in a long-lived process."""
-_TABLED = frozenset({"throttled", "transient", "denied", "unavailable", "quota", "invalid"})
+_TABLED = frozenset({"throttled", "transient", "denied", "expired", "unavailable", "quota", "invalid"})
 _NAME = re.compile(r"^[A-Za-z0-9_.:/-]{1,128}$")
 
 

@@ -63,11 +63,15 @@ def test_credentials_are_reassumed_before_expiry(engine):
     clock = [datetime(2098, 12, 31, 23, 0, tzinfo=timezone.utc).timestamp()]  # the server's creds end 2099-01-01
     creds = AccountCredentials(engine, "Reader", refresh_margin=300, clock=lambda: clock[0])
     first = creds.get("111111111111")
-    assert first["AccessKeyId"] == "ASIA111111111111" and creds.assumed == 1
+    assert first.get_frozen_credentials().access_key == "ASIA111111111111" and creds.assumed == 1
+    assert first.account_id == "111111111111"
     assert creds.get("111111111111") is first and creds.assumed == 1
-    clock[0] += 3600 - 299  # within the refresh margin
-    creds.get("111111111111")
-    assert creds.assumed == 2
+    clock[0] += 3600 - 301  # not yet within the refresh margin
+    first.get_frozen_credentials()
+    assert creds.assumed == 1
+    clock[0] += 2  # within it: the next signing assumes again, the same live object
+    first.get_frozen_credentials()
+    assert creds.assumed == 2 and creds.get("111111111111") is first
     assert creds.get("999999999999") is None and creds.status("999999999999").error_code == "AccessDenied"
 
 

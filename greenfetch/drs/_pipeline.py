@@ -138,8 +138,7 @@ def sync_source_server_inventory(engine: Any, options: SyncOptions, *, store: An
     except InventoryError as exc:
         return SyncResult(build_response(engine, synced_at, [], None, [], [], None, fatal=str(exc)))
     lap("credentials")
-    targets = [(a.account_id, known[a.account_id]) for a in accounts
-               if known.get(a.account_id) is not None or creds.role_for(a) is None]
+    targets = [(a.account_id, known.get(a.account_id)) for a in accounts if _has_credentials(creds, a)]
     names = {a.account_id: a.name for a in accounts}
     done: dict[int, RegionOutcome] = {}
     records: list[dict[str, Any]] = []
@@ -172,6 +171,12 @@ def sync_source_server_inventory(engine: Any, options: SyncOptions, *, store: An
     lap("dynamodb")
     response = build_response(engine, synced_at, accounts, creds, outcomes, records, report)
     return SyncResult(response, records, items, outcomes, lap.laps)
+
+
+def _has_credentials(creds: AccountCredentials, account: Account) -> bool:
+    """Assumed, or needing none (no role, and the caller's own credentials are the account's)."""
+    status = creds.status(account)
+    return status is not None and status.ok
 
 
 def _flush(store: Any) -> None:

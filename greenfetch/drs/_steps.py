@@ -126,8 +126,8 @@ def enrich_servers(engine: Any, records: Sequence[dict[str, Any]], creds: Accoun
     credentials.update(account_credentials(creds, missing) if missing else {})
     failures: dict[tuple[str, str], str] = {}
     for account, region in list(wanted):
-        if credentials.get(account) is None and creds.role_for(account) is not None:
-            status = creds.status(account)
+        status = creds.status(account)
+        if credentials.get(account) is None and (status is None or not status.ok):  # never "use our own"
             failures[(account, region)] = status.error if status and status.error else "no credentials"
             del wanted[(account, region)]
     instances, query_failures = query_ec2_instances(engine, wanted, credentials, concurrency=concurrency)

@@ -56,6 +56,12 @@ class RunSummary:
     def failed(self) -> bool:
         return bool(self.accounts_failed or any(self.errors.values()))
 
+    def credentials_failed(self, account: str, error: str) -> None:
+        """A fetch of ``account`` failed for its credentials (expired, refused, not renewable): the
+        account is not ok, whatever its first AssumeRole said."""
+        self.accounts_ok.discard(account)
+        self.accounts_failed.setdefault(account, error)
+
     def add(self, rec: Record, *, calls: int = 0, cached: bool = False) -> None:
         rtype, status = rec["resource_type"], rec["status"]
         self.records += 1
@@ -116,10 +122,12 @@ class Inventory:
         ready: list[tuple[Account, Any]] = []
         for account in self.accounts:
             status = self.credentials.status(account)
-            if status is not None and not status.ok:
-                self.summary.accounts_failed[account.account_id] = status.error or status.status
+            if status is None or not status.ok:  # no status is no credentials: never "use the caller's own"
+                error = status.error if status is not None else "no credentials were looked up for this account"
+                code = status.status if status is not None else "error"
+                self.summary.accounts_failed[account.account_id] = error or code
                 for rtype in self.types:
-                    yield self._emit(record(rtype.name, account.account_id, "*", [], status.status, status.error))
+                    yield self._emit(record(rtype.name, account.account_id, "*", [], code, error))
                 continue
             self.summary.accounts_ok.add(account.account_id)
             ready.append((account, creds.get(account.account_id)))
@@ -158,8 +166,11 @@ class Inventory:
     def _record(self, unit: _Fetch, result: Result) -> Record:
         if result.ok:
             return record(unit.rtype.name, unit.account, unit.region, unit.rtype.extract(result.result))
-        status = classify(result.error_code, service=unit.rtype.service, operation=unit.rtype.operation).status
-        return record(unit.rtype.name, unit.account, unit.region, [], status, result.error)
+        info = classify(result.error_code, service=unit.rtype.service, operation=unit.rtype.operation)
+        assumed = self.credentials.status(unit.account)
+        if info.credentials or (assumed is not None and not assumed.ok):  # refused credentials, or a failed refresh
+            self.summary.credentials_failed(unit.account, result.error or info.status)
+        return record(unit.rtype.name, unit.account, unit.region, [], info.status, result.error)
 
     def _remember(self, unit: _Fetch, rec: Record, result: Result) -> None:
         if self.store is None or unit.rtype.is_global:

@@ -53,9 +53,10 @@ def status_of(ok: bool, count: int, error_code: str | None) -> str:
 
 
 def status_from_error(error_code: str | None) -> str:
-    """denied / unavailable from greenfetch.classify; everything else (throttled too) is error."""
-    status = classify(error_code).status
-    return status if status in ("denied", "unavailable") else "error"
+    """denied / unavailable from greenfetch.classify; everything else (throttled too) is error. Refused
+    credentials (invalid, expired, a clock off) say nothing about the region: error, never a reason to skip."""
+    info = classify(error_code)
+    return info.status if info.status in ("denied", "unavailable") and not info.credentials else "error"
 
 
 class RegionStatusStore:
