@@ -27,7 +27,7 @@ from typing import Any
 
 import botocore.credentials
 
-__all__ = ["AccountClient", "CallCredentials", "RoleCredentials", "share_credentials"]
+__all__ = ["AccountClient", "CallCredentials", "RefusedCredentials", "RoleCredentials", "share_credentials"]
 
 _local = threading.local()
 _ACCOUNT_ID = "AWS::Auth::AccountId"
@@ -171,6 +171,25 @@ class RoleCredentials(botocore.credentials.Credentials):
 
     def __repr__(self) -> str:
         return f"<RoleCredentials for account {self.assumed_for}>"
+
+
+class RefusedCredentials(botocore.credentials.Credentials):
+    """Credentials that could not be had (a role that could no longer be assumed), carried to where
+    they would sign: signing with them fails the request with that error. A worker process gets these
+    when the parent's refresh failed, instead of a misleading "invalid credentials"."""
+
+    method = "refused"
+
+    def __init__(self, code: str, message: str):  # no super().__init__: there is nothing to sign with
+        self.code, self.message = code, message
+
+    def get_frozen_credentials(self) -> Any:
+        from ._exceptions import RequestError
+
+        raise RequestError(self.message, code=self.code)
+
+    def __repr__(self) -> str:
+        return f"<RefusedCredentials {self.code}>"
 
 
 class _Signing:

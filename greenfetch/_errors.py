@@ -46,12 +46,13 @@ _DENIED = frozenset({
     "InvalidClientTokenId", "AuthFailure", "AuthorizationError",
     "UnauthorizedException", "NoCredentials", "SignatureDoesNotMatch", "InvalidAccessKeyId",
 })
-# The call's session token had expired when AWS received it. Role credentials greenfetch assumed are
-# refreshed before they expire and once more when AWS says this, so it stands only after a refresh
-# (or for temporary credentials greenfetch cannot renew): status ``expired``, never ``denied``.
-EXPIRED_CODES = frozenset({"ExpiredToken", "ExpiredTokenException"})
+# The call's session token had expired when AWS received it (EC2 says RequestExpired, for an expired
+# token as for a clock behind). Role credentials greenfetch assumed are refreshed before they expire
+# and once more when AWS says this, so it stands only after a refresh (or for temporary credentials
+# greenfetch cannot renew): status ``expired``, never ``denied``.
+EXPIRED_CODES = frozenset({"ExpiredToken", "ExpiredTokenException", "RequestExpired"})
 # AWS refused the call's timestamp: this machine's clock is off.
-_SKEW = frozenset({"RequestTimeTooSkewed", "RequestExpired", "RequestInTheFuture"})
+_SKEW = frozenset({"RequestTimeTooSkewed", "RequestInTheFuture"})
 # The identity a call ran as was refused (not a permission on an operation): an account whose fetches
 # fail with one of these is not reported ok. IdentityMismatch: greenfetch refused to sign one account's
 # request with another account's credentials (``_clients.ClientCache.check_identity``).

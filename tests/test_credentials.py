@@ -1,11 +1,13 @@
 """Credentials never file one account's resources under another: on the inventory loopback server
 (greenfetch.testing._inventory_pages), whose answers say which account's key signed them."""
 
+import time
+
 import gevent
 import pytest
 
-from greenfetch import Config, Engine
-from greenfetch.inventory import AccountCredentials, accounts_from_list
+from greenfetch import Config, Engine, Request
+from greenfetch.inventory import AccountCredentials, accounts_from_list, assume_role, run_inventory
 from greenfetch.inventory._catalog import resolve_types
 from greenfetch.inventory._fetch import Inventory
 from greenfetch.testing import inventory_server
@@ -60,3 +62,125 @@ def test_two_concurrent_runs_never_file_the_worker_account_under_a_denied_one(en
         assert [(r["account"], r["region"], r["status"], r["items"]) for r in job.value] == [
             (DENIED, "*", "denied", [])]
         assert inv.summary.to_dict()["accounts_failed"] and inv.summary.to_dict()["accounts_ok"] == 0
+
+
+def _count(engine, operation):
+    return sum(row["count"] for row in engine.metrics.perf_stats() if row["operation"] == operation)
+
+
+def test_an_inventory_that_outlives_its_role_sessions_refreshes_them_and_every_record_is_ok():
+    """STS hands out sessions of 0.6 s; the run takes several: every account's role is assumed again
+    before its session ends (the probe saw one AssumeRole per account, then ExpiredToken filed as denied)."""
+    accounts = ["111111111111", "222222222222", "444444444444"]
+    session = 0.6
+    with inventory_server(latency=0.05, session_seconds=session, items=2) as srv:
+        engine = _engine(srv.url, concurrency=1)
+        try:
+            started = time.monotonic()
+            report = run_inventory(engine, accounts=",".join(accounts), role_name="Reader",
+                                   regions="us-east-1,eu-west-1", types="ec2.vpcs,sqs.queues,lambda.functions,kms.keys",
+                                   cache_ttl=0, keep_records=True, filter_offered=False)
+            took = time.monotonic() - started
+            assumed = _count(engine, "sts:AssumeRole")
+            refused = srv.stats()["errors"]  # ExpiredToken answers (the fallback); refreshed in time, there are few
+        finally:
+            engine.close()
+    records = report.records
+    assert len(records) == len(accounts) * 2 * 4
+    assert {(r["status"], r["error"]) for r in records} == {("ok", None)}
+    assert {r["account"] for r in records} == set(accounts)
+    assert took > 2.5 * session, took  # the run did outlive several sessions
+    assert assumed > 2 * len(accounts), assumed
+    assert refused < assumed - len(accounts), (refused, assumed)  # renewed before expiry, not after the refusal
+    summary = report.summary
+    assert summary["accounts_ok"] == len(accounts) and summary["accounts_failed"] == {}
+    print(f"run {took:.1f}s, {assumed} AssumeRole for {len(accounts)} accounts, {refused} refused")
+
+
+EXPIRED, SKEWED = "555555555555", "666666666666"
+
+
+@pytest.fixture(scope="module")
+def refusing():
+    """A server whose sessions for EXPIRED are always expired and whose clock disagrees with SKEWED's."""
+    with inventory_server(latency=0.02, items=2, expired_accounts=[EXPIRED], skewed_accounts=[SKEWED]) as srv:
+        yield srv
+
+
+def test_expired_token_that_persists_after_a_refresh_is_its_own_status_and_the_account_is_not_ok(refusing):
+    engine = _engine(refusing.url, concurrency=4)
+    try:
+        report = run_inventory(engine, accounts=f"111111111111,{EXPIRED}", role_name="Reader", regions="us-east-1",
+                               types="ec2.vpcs,sqs.queues", cache_ttl=0, keep_records=True, filter_offered=False)
+        assumed = _count(engine, "sts:AssumeRole")
+    finally:
+        engine.close()
+    got = {(r["account"], r["resource_type"]): r for r in report.records}
+    for rtype in ("ec2.vpcs", "sqs.queues"):
+        assert got[("111111111111", rtype)]["status"] == "ok"
+        expired = got[(EXPIRED, rtype)]
+        assert expired["status"] == "expired" and expired["items"] == [], expired  # never "denied"
+        assert "ExpiredToken" in expired["error"]
+    assert assumed == 3  # one per account, and one refresh for the account AWS said had expired
+    summary = report.summary
+    assert summary["accounts_ok"] == 1 and list(summary["accounts_failed"]) == [EXPIRED]
+    assert "ExpiredToken" in summary["accounts_failed"][EXPIRED] and report.failed
+
+
+def test_clock_skew_names_the_clock_and_the_account_is_not_ok(refusing):
+    engine = _engine(refusing.url)
+    try:
+        result = engine.execute({"service": "sqs", "operation": "ListQueues", "region": "us-east-1",
+                                 "role": f"arn:aws:iam::{SKEWED}:role/Reader"})
+        report = run_inventory(engine, accounts=SKEWED, role_name="Reader", regions="us-east-1", types="sqs.queues",
+                               cache_ttl=0, keep_records=True, filter_offered=False)
+    finally:
+        engine.close()
+    assert result.error_code == "RequestTimeTooSkewed" and "clock" in result.guidance, result
+    (rec,) = report.records
+    assert rec["status"] == "error" and "RequestTimeTooSkewed" in rec["error"]
+    assert report.summary["accounts_ok"] == 0 and list(report.summary["accounts_failed"]) == [SKEWED]
+
+
+# -- the guard at the seam ---------------------------------------------------------------------------------
+
+def test_a_request_for_one_account_never_runs_with_another_accounts_credentials(server, engine):
+    creds = AccountCredentials(engine, "Reader")
+    theirs = creds.get("222222222222")
+    before = server.stats()["requests"]
+    wrong = [
+        Request("sqs", "ListQueues", region="us-east-1", account="111111111111", credentials=theirs),
+        Request("sqs", "ListQueues", region="us-east-1", account="111111111111",
+                role="arn:aws:iam::222222222222:role/Reader"),
+        Request("sqs", "ListQueues", region="us-east-1", role="arn:aws:iam::111111111111:role/Reader",
+                credentials=theirs),
+        Request("sqs", "ListQueues", region="us-east-1", account="111111111111",
+                credentials={**assume_role(engine, "222222222222", "Reader")}),
+    ]
+    before = server.stats()["requests"]
+    for result in engine.batch_requests(wrong):
+        assert result.error_code == "IdentityMismatch", result
+        assert "account 111111111111" in result.error and "222222222222" in result.error
+        assert "clock" not in (result.guidance or "") and "role" in result.guidance
+        assert result.attempts == 0
+    assert server.stats()["requests"] == before  # refused before anything was sent
+    right = engine.execute(Request("sqs", "ListQueues", region="us-east-1", account="222222222222",
+                                   credentials=theirs))
+    assert right.ok and all("/222222222222/" in url for url in right.result["QueueUrls"])
+
+
+def test_an_account_with_no_role_runs_as_the_caller_only_if_it_is_the_callers_own(engine):
+    """No role means the caller's own credentials: fine for the caller's own account (the loopback's base
+    key is 123456789012), refused for any other, whose records would hold the caller's resources."""
+    types = resolve_types("ec2.vpcs")
+    inv = Inventory(engine, accounts_from_list("123456789012,111111111111"), types, regions=["us-east-1"],
+                    filter_offered=False)
+    got = {r["account"]: r for r in inv.run()}
+    assert got["123456789012"]["status"] == "ok"
+    assert {v["OwnerId"] for v in got["123456789012"]["items"]} == {"123456789012"}
+    other = got["111111111111"]
+    assert (other["region"], other["status"], other["items"]) == ("*", "error", [])
+    assert "no role to assume in account 111111111111" in other["error"] and "123456789012" in other["error"]
+    # and the engine, which has now seen whose its own credentials are, refuses them for another account
+    result = engine.execute(Request("sqs", "ListQueues", region="us-east-1", account="111111111111"))
+    assert result.error_code == "IdentityMismatch" and "caller's own are account 123456789012" in result.error

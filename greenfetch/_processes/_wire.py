@@ -62,10 +62,13 @@ _READS = ("Describe", "List", "Get", "Search", "Head", "Query", "Scan", "BatchGe
 
 
 class SealedCredentials(Mapping[str, Any]):
-    """Frozen credentials as an STS record (what ``_clients`` accepts); its repr shows no secret."""
+    """Frozen credentials as an STS record (what ``_clients`` accepts); its repr shows no secret. The
+    account they were assumed for goes too, so the child's guard refuses them for any other account."""
 
-    def __init__(self, access_key: str, secret_key: str, token: str | None):
+    def __init__(self, access_key: str, secret_key: str, token: str | None, account_id: str | None = None):
         self._data = {"AccessKeyId": access_key, "SecretAccessKey": secret_key, "SessionToken": token}
+        if account_id:
+            self._data["AccountId"] = account_id
 
     def __getitem__(self, key: str) -> Any:
         return self._data[key]
@@ -81,13 +84,18 @@ class SealedCredentials(Mapping[str, Any]):
 
 
 def _seal(value: Any) -> Any:
+    from .._accounts import RefusedCredentials, RoleCredentials
     from .._clients import _credentials
 
     try:
-        frozen = _credentials(value)
-    except RequestError:
+        frozen = _credentials(value)  # live role credentials refresh here, in the parent, when due
+    except RequestError as exc:
+        if isinstance(value, RoleCredentials):  # its refresh failed: the child fails the request with that
+            return RefusedCredentials(exc.code, str(exc))
         return f"<{type(value).__name__}>"  # the child raises the same clear InvalidCredentials error
-    return None if frozen is None else SealedCredentials(frozen.access_key, frozen.secret_key, frozen.token)
+    if frozen is None:
+        return None
+    return SealedCredentials(frozen.access_key, frozen.secret_key, frozen.token, getattr(frozen, "account_id", None))
 
 
 def sealed(raw: Any) -> Any:

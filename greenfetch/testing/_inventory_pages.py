@@ -3,7 +3,10 @@
 ``LoopbackServer(handler="greenfetch.testing._inventory_pages:handle", latency=0.05)`` serves:
 
 - STS ``AssumeRole`` (query XML): the credentials' access key is ``ASIA<account id>``, so every later
-  call says which account it runs as; accounts listed in ``deny_assume`` get ``AccessDenied``.
+  call says which account it runs as; accounts listed in ``deny_assume`` get ``AccessDenied``. With
+  ``session_seconds`` N the session expires N seconds after it was handed out (its ``Expiration``, and
+  its token carries the time): a call signed with it after that gets ``ExpiredToken``, as AWS answers.
+  ``GetCallerIdentity`` answers with the account of the key that signed it.
 - EC2 (``DescribeRegions``, ``DescribeInstances``, ``DescribeVpcs``, ``DescribeSubnets``,
   ``DescribeSecurityGroups``, ``DescribeVolumes``), Lambda ``ListFunctions`` (REST-JSON), and the
   JSON-protocol lists of DynamoDB, SQS, KMS, SSM, Secrets Manager and CloudWatch Logs, each a page of
@@ -16,8 +19,10 @@ Who asks comes from the SigV4 ``Authorization`` header (access key -> account, c
 region). Regions in ``deny_regions`` answer an access-denied error, regions in ``throttle_regions``
 a throttling error, in the caller's protocol. Settings come from the ``GREENFETCH_INVENTORY_PAGES``
 environment variable (JSON) read when the child starts: ``items`` (5), ``deny_assume``,
-``deny_regions``, ``throttle_regions``, ``unprocessed`` (0). ``inventory_server(latency, **settings)``
-starts one with its settings and leaves this process's environment as it was.
+``deny_regions``, ``throttle_regions``, ``unprocessed`` (0), ``session_seconds`` (None: sessions end
+in 2099), ``expired_accounts`` (every call of these accounts' sessions gets ``ExpiredToken``, however
+fresh), ``skewed_accounts`` (every call gets ``RequestTimeTooSkewed``). ``inventory_server(latency,
+**settings)`` starts one with its settings and leaves this process's environment as it was.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import contextlib
 import json
 import os
 import re
+import time
 from collections.abc import Iterator
 from typing import Any
 from xml.sax.saxutils import escape
@@ -36,6 +42,7 @@ __all__ = ["handle", "inventory_server", "settings"]
 
 _ENV = "GREENFETCH_INVENTORY_PAGES"
 _AUTH = re.compile(r"Credential=([^/,]+)/\d+/([^/]+)/([^/]+)/")
+_TOKEN_EXPIRY = re.compile(r"-until-(\d+(?:\.\d+)?)$")
 _DEFAULT_ACCOUNT = "123456789012"
 _EC2_NS = "http://ec2.amazonaws.com/doc/2016-11-15/"
 REGIONS = ["us-east-1", "us-east-2", "us-west-1", "us-west-2", "ca-central-1", "eu-west-1", "eu-west-2",
@@ -70,7 +77,8 @@ def settings() -> dict[str, Any]:
     if "settings" not in _state:
         raw = json.loads(os.environ.get(_ENV) or "{}")
         _state["settings"] = {"items": 5, "deny_assume": [], "deny_regions": [], "throttle_regions": [],
-                              "unprocessed": 0, **raw}
+                              "unprocessed": 0, "session_seconds": None, "expired_accounts": [],
+                              "skewed_accounts": [], **raw}
     return _state["settings"]  # type: ignore[no-any-return]
 
 
@@ -82,6 +90,11 @@ def handle(target: str, headers: dict[str, str], body: bytes) -> tuple[int, dict
     protocol = faults.protocol_of(headers, body, "auto")
     form = _form(body) if protocol in ("query", "ec2") else {}
     action = headers.get("x-amz-target", "").rpartition(".")[2] or form.get("Action") or target
+    if service == "sts" and form.get("Action") == "GetCallerIdentity":
+        return _caller_identity(account, key)
+    refused = _refused_credentials(protocol, account, headers, conf) if service != "sts" else None
+    if refused is not None:
+        return refused
     if service != "sts" and region in conf["throttle_regions"]:
         return _error(protocol, faults.PROTOCOLS[protocol][1], "Rate exceeded")
     if service != "sts" and region in conf["deny_regions"]:
@@ -115,6 +128,29 @@ def _error(protocol: str, code_status: tuple[str, int], message: str) -> tuple[i
 
 # -- STS ---------------------------------------------------------------------------------------------
 
+def _refused_credentials(protocol: str, account: str, headers: dict[str, str],
+                         conf: dict[str, Any]) -> tuple[int, dict[str, str], bytes] | None:
+    """AWS's answer to a call whose credentials it refuses: a clock off, or a session past its end."""
+    if account in conf["skewed_accounts"]:
+        return _error(protocol, ("RequestTimeTooSkewed", 403),
+                      "The difference between the request time and the current time is too large.")
+    until = _TOKEN_EXPIRY.search(headers.get("x-amz-security-token", ""))
+    if account in conf["expired_accounts"] or (until is not None and float(until[1]) <= time.time()):
+        code = "ExpiredTokenException" if protocol in ("json", "rest-json") else "ExpiredToken"
+        return _error(protocol, (code, 403 if protocol != "json" else 400),
+                      "The security token included in the request is expired")
+    return None
+
+
+def _caller_identity(account: str, key: str) -> tuple[int, dict[str, str], str]:
+    arn = f"arn:aws:sts::{account}:assumed-role/Reader/greenfetch" if key.startswith("ASIA") else \
+        f"arn:aws:iam::{account}:user/loopback"
+    xml = ('<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetCallerIdentityResult>'
+           f"<Arn>{arn}</Arn><UserId>AIDALOOPBACK</UserId><Account>{account}</Account></GetCallerIdentityResult>"
+           "<ResponseMetadata><RequestId>loopback</RequestId></ResponseMetadata></GetCallerIdentityResponse>")
+    return 200, {"content-type": "text/xml"}, xml
+
+
 def _sts(form: dict[str, str], conf: dict[str, Any]) -> tuple[int, dict[str, str], bytes | str]:
     arn = form.get("RoleArn", "")
     account = arn.split(":")[4] if arn.count(":") >= 5 else ""
@@ -123,8 +159,13 @@ def _sts(form: dict[str, str], conf: dict[str, Any]) -> tuple[int, dict[str, str
     if account in conf["deny_assume"]:
         return _error("query", ("AccessDenied", 403),
                       f"User is not authorized to perform: sts:AssumeRole on resource: {arn}")
+    token, expiration = f"loopback-token-{account}", "2099-01-01T00:00:00Z"
+    if conf["session_seconds"] is not None:
+        until = time.time() + float(conf["session_seconds"])
+        token += f"-until-{until:.3f}"
+        expiration = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(until)) + f".{int(until % 1 * 1000):03d}Z"
     creds = (f"<Credentials><AccessKeyId>ASIA{account}</AccessKeyId><SecretAccessKey>loopback-secret</SecretAccessKey>"
-             f"<SessionToken>loopback-token-{account}</SessionToken><Expiration>2099-01-01T00:00:00Z</Expiration>"
+             f"<SessionToken>{token}</SessionToken><Expiration>{expiration}</Expiration>"
              "</Credentials>")
     user = f"<AssumedRoleUser><AssumedRoleId>AROA:{escape(form.get('RoleSessionName', ''))}</AssumedRoleId>" \
            f"<Arn>{escape(arn)}</Arn></AssumedRoleUser>"
