@@ -5,8 +5,12 @@ import time
 
 import gevent
 import pytest
+from botocore.credentials import ReadOnlyCredentials
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from greenfetch import Config, Engine, Request
+from greenfetch import Config, Engine, Request, RequestError
+from greenfetch._accounts import RoleCredentials
 from greenfetch.inventory import AccountCredentials, accounts_from_list, assume_role, run_inventory
 from greenfetch.inventory._catalog import resolve_types
 from greenfetch.inventory._fetch import Inventory
@@ -184,3 +188,90 @@ def test_an_account_with_no_role_runs_as_the_caller_only_if_it_is_the_callers_ow
     # and the engine, which has now seen whose its own credentials are, refuses them for another account
     result = engine.execute(Request("sqs", "ListQueues", region="us-east-1", account="111111111111"))
     assert result.error_code == "IdentityMismatch" and "caller's own are account 123456789012" in result.error
+
+
+# -- RoleCredentials' schedule (a plain fetch function and clock: no network needed for the rule) ----------
+
+class _Sts:
+    """Hands out sessions of ``lifetime`` seconds on a clock the test moves; ``fail`` makes it refuse."""
+
+    def __init__(self, lifetime):
+        self.now, self.lifetime, self.calls, self.fail = 1000.0, lifetime, 0, False
+
+    def fetch(self):
+        self.calls += 1
+        if self.fail:
+            raise RequestError("cannot refresh: sts.AssumeRole: AccessDenied: no", code="AccessDenied")
+        frozen = ReadOnlyCredentials(f"ASIA{self.calls}", "secret", "token", "111111111111")
+        return frozen, self.now + self.lifetime
+
+    def credentials(self, margin=300.0):
+        return RoleCredentials("111111111111", self.fetch, *self.fetch(), refresh=margin, clock=lambda: self.now)
+
+
+@settings(max_examples=60, deadline=None)
+@given(lifetime=st.floats(0.2, 7200), margin=st.floats(1, 900), step=st.floats(0.01, 0.3))
+def test_role_credentials_are_never_used_past_their_expiry_and_renewed_once_per_window(lifetime, margin, step):
+    """Whatever the session length and margin: walking the clock through three sessions, the credentials
+    handed out are never expired, and each session is renewed about once (not on every call)."""
+    sts = _Sts(lifetime)
+    creds = sts.credentials(margin)
+    expiries = {creds.get_frozen_credentials().access_key: sts.now + lifetime}
+    end = sts.now + 3 * lifetime
+    while sts.now < end:
+        frozen = creds.get_frozen_credentials()
+        expiries.setdefault(frozen.access_key, sts.now + lifetime)
+        assert sts.now < expiries[frozen.access_key]
+        sts.now += step * lifetime
+    assert sts.calls <= 2 + 3 * 2  # the first, then at most one per session (two: advisory and a rounding step)
+
+
+def test_a_failed_early_refresh_keeps_the_credentials_and_a_failed_late_one_fails_the_call():
+    sts = _Sts(1000)
+    creds = sts.credentials(margin=300)
+    first = creds.get_frozen_credentials()
+    sts.fail = True
+    sts.now += 1000 - 299  # within the margin, not yet within half of it: the current ones still serve
+    assert creds.get_frozen_credentials() is first and sts.calls == 2
+    assert creds.get_frozen_credentials() is first and sts.calls == 2  # not again on every call
+    sts.now += 149  # within half the margin: a refresh must succeed, and this one fails the call
+    with pytest.raises(RequestError, match="AccessDenied"):
+        creds.get_frozen_credentials()
+    sts.fail = False
+    assert creds.get_frozen_credentials().access_key == f"ASIA{sts.calls}"
+    assert creds.account_id == "111111111111" and "secret" not in repr(creds)
+
+
+def test_after_an_expired_token_many_callers_renew_once():
+    sts = _Sts(3600)
+    creds = sts.credentials()
+    seen = creds.generation
+    for _ in range(5):  # five calls that failed with the same credentials
+        creds.refresh_after(seen)
+    assert sts.calls == 2 and creds.generation == seen + 1
+
+
+def test_worker_processes_sign_with_credentials_the_parent_renews_and_refuse_another_account():
+    """processes=2: the parent seals each request's credentials as it sends it (renewing them when due)
+    with the account they were assumed for, so a child's guard refuses them for any other account."""
+    session = 0.5
+    with inventory_server(latency=0.05, session_seconds=session, items=1) as srv:
+        engine = _engine(srv.url, concurrency=2, processes=2)
+        try:
+            engine.batch_requests([Request("sqs", "ListQueues", region="us-east-1")] * 2)  # the children are up
+            creds = AccountCredentials(engine, "Reader")
+            mine, theirs = creds.get("111111111111"), creds.get("222222222222")
+            requests = [Request("sqs", "ListQueues", region="us-east-1", account=account, credentials=c)
+                        for _ in range(12) for account, c in (("111111111111", mine), ("222222222222", theirs))]
+            requests.append(Request("sqs", "ListQueues", region="us-east-1", account="111111111111", credentials=theirs))
+            started = time.monotonic()
+            results = engine.batch_requests(requests)
+            took = time.monotonic() - started
+        finally:
+            engine.close()
+    *fetched, refused = results
+    assert all(r.ok for r in fetched), [r.error for r in fetched if not r.ok][:3]
+    for request, result in zip(requests, fetched, strict=False):
+        assert {url.split("/")[3] for url in result.result["QueueUrls"]} == {request.account}
+    assert refused.error_code == "IdentityMismatch" and refused.attempts == 0
+    assert took > session and creds.assumed > 2 + 1, (took, creds.assumed)  # renewed in the parent as it sent
