@@ -11,15 +11,17 @@ exclude=(), ous=())``, ``accounts_from_dynamodb(engine, table, role=None, region
 ``assume_role(engine, account_id, role_name_or_arn, *, external_id=None, session_name="greenfetch")
 -> Credentials | None``
     STS AssumeRole through the engine. ``Credentials`` is the STS record (``AccessKeyId``,
-    ``SecretAccessKey``, ``SessionToken``, ``Expiration``) and goes as is into
-    ``Request(credentials=...)``. None when STS refuses; ``assume_role_status`` also returns an
-    ``AssumeStatus`` saying why.
+    ``SecretAccessKey``, ``SessionToken``, ``Expiration``, and the ``AccountId`` it was assumed in) and
+    goes as is into ``Request(credentials=...)``. None when STS refuses; ``assume_role_status`` also
+    returns an ``AssumeStatus`` saying why. It does not renew itself: ``AccountCredentials`` does.
 ``AccountCredentials(engine, role=None, *, external_id=None, session_name="greenfetch",
 refresh_margin=300, concurrency=8, clock=time.time)``
-    The per-run credential cache: ``.get(account) -> Credentials | None`` (cached, re-assumed within
-    ``refresh_margin`` s of expiry, concurrent calls share one AssumeRole), ``.prefetch(accounts)``
-    (bounded concurrency), ``.status(account) -> AssumeStatus | None``, ``.failures()``. An
-    ``Account.role`` overrides the default role.
+    The per-run credential cache: ``.get(account) -> RoleCredentials | None`` (live botocore credentials
+    for ``Request(credentials=...)`` that assume the role again within ``refresh_margin`` s of expiry;
+    concurrent calls share one AssumeRole and each records its outcome; None exactly when the status is
+    not ok, or for an account with no role that the caller's own credentials belong to),
+    ``.prefetch(accounts)`` (bounded concurrency), ``.status(account) -> AssumeStatus | None``,
+    ``.failures()``. An ``Account.role`` overrides the default role.
 ``RegionStatusStore(path=None, *, engine=None, table=None, ttl=86400, clock=time.time)``
     Region statuses in a JSON file or a DynamoDB table: ``update(account, service, region, status,
     error_code=None, count=None)``, ``get(account, service, region) -> RegionStatus | None``,
