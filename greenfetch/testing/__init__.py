@@ -6,6 +6,7 @@ Nothing here is used by the engine itself.
 
 from ._inventory_pages import inventory_server
 from ._loopback import LoopbackServer
+from ._loopback_any import any_server
 from ._mock import MockCaller, client_error
 from ._moto import MotoServer, free_port
 from ._scripted import Reply, ScriptedServer, Seen, http_response
@@ -13,4 +14,4 @@ from ._tls import ThrowawayCA, throwaway_ca
 from ._wait import wait_until
 
 __all__ = ["LoopbackServer", "MockCaller", "MotoServer", "Reply", "ScriptedServer", "Seen", "ThrowawayCA",
-           "client_error", "free_port", "http_response", "inventory_server", "throwaway_ca", "wait_until"]
+           "any_server", "client_error", "free_port", "http_response", "inventory_server", "throwaway_ca", "wait_until"]

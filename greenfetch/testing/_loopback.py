@@ -38,6 +38,11 @@ instead of the DynamoDB default, as ``function(target_or_path, headers, body) ->
 bytes or str; return status ``None`` to drop the connection without an answer. Latency, knee, token
 bucket and the fault rates still apply around it (a fault replaces the handler's answer). The module is
 imported from the parent's ``sys.path``; keep it light (importing greenfetch there patches the child).
+If the handler's module defines ``warm()``, the child calls it before it takes requests (a handler that
+precomputes its answers pays for that at start, not on the first request). ``env`` adds environment
+variables to the child only (a handler's settings), leaving this process's environment as it was.
+Ready-made handlers: ``greenfetch.testing.inventory_server`` (a small multi-account AWS) and
+``greenfetch.testing.any_server`` (any operation of any protocol answered with an empty page).
 
 HTTPS, opt-in: ``LoopbackServer(tls=throwaway_ca(dir))`` serves ``https://127.0.0.1:PORT`` with the
 certificate the throwaway CA signed (the same answers, knobs and control routes); clients trust
@@ -54,6 +59,7 @@ import ssl
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -70,9 +76,10 @@ class LoopbackServer(ChildServer):
     """The parent side: starts the child, reads its port, and talks to its control endpoint."""
 
     def __init__(self, *, handler: str | None = None, port: int = 0, startup_timeout: float = 10.0,
-                 tls: ThrowawayCA | None = None, **knobs: Any):
+                 tls: ThrowawayCA | None = None, env: Mapping[str, str] | None = None, **knobs: Any):
         self.knobs = check_knobs(dict(knobs))
         self.handler = handler
+        self.env = dict(env or {})
         self.tls = tls
         self.port = port
         self.url = ""
@@ -82,7 +89,7 @@ class LoopbackServer(ChildServer):
     def start(self) -> str:
         config = {"knobs": self.knobs, "handler": self.handler, "port": self.port, "parent": os.getpid(),
                   "tls": {"cert": self.tls.cert, "key": self.tls.key} if self.tls else None}
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        env = dict(os.environ, **self.env, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
         self._proc = subprocess.Popen([sys.executable, str(_CHILD), json.dumps(config)],
                                       stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env)
         line = self._first_line()

@@ -251,10 +251,15 @@ def _response(status: int, headers: dict[str, str], body: bytes, request_id: str
 
 
 def _load_handler(spec: str) -> Handler:
+    """The handler function; its module's ``warm()``, when it has one, runs now (before the port is bound)."""
     module, sep, name = spec.partition(":")
     if not sep or not module or not name:
         raise ValueError(f"handler {spec!r} must look like 'package.module:function'")
-    return getattr(import_module(module), name)  # type: ignore[no-any-return]
+    loaded = import_module(module)
+    handler: Handler = getattr(loaded, name)
+    if callable(getattr(loaded, "warm", None)):
+        loaded.warm()
+    return handler
 
 
 def _watch_parent(parent: int) -> None:
