@@ -22,7 +22,7 @@ from greenfetch.testing._loopback_any import build, render
 # CBOR ones are the services that offer nothing else).
 SERVICES = {
     "json": ["dynamodb", "logs", "kms", "ecs", "sqs"],
-    "query": ["iam", "cloudformation", "elbv2", "elb", "rds", "docdb"],
+    "query": ["iam", "cloudformation", "elbv2", "elb", "rds", "docdb", "sdb"],
     "ec2": ["ec2"],
     "rest-json": ["lambda", "eks", "efs", "lexv2-models", "lex-models"],
     "rest-xml": ["s3", "route53", "cloudfront"],
@@ -156,6 +156,17 @@ def _wire(request: dict, model: botocore.model.ServiceModel) -> tuple[str, str, 
     if isinstance(body, dict):
         body = urlencode(body, doseq=True)
     return request["method"], path, headers, body.encode() if isinstance(body, str) else body or b""
+
+
+def test_a_flattened_xml_list_is_left_out_rather_than_sent_as_one_empty_item():
+    """S3's Contents are repeated <Contents> elements with no wrapper: an empty <Contents/> would read as
+    one object with no fields."""
+    op = _model("s3").operation_model("ListObjectsV2")
+    status, headers, body = render("rest-xml", op)
+    parsed = botocore.parsers.create_parser("rest-xml").parse(
+        {"status_code": status, "headers": headers, "body": body}, op.output_shape
+    )
+    assert "Contents" not in parsed and "CommonPrefixes" not in parsed and not parsed.get("IsTruncated")
 
 
 def test_operations_no_request_can_tell_apart_share_one_answer_with_both_lists(table):
