@@ -16,6 +16,11 @@ How a request is recognised, from botocore's service models:
   against each operation's ``requestUri``; the SigV4 credential scope's service narrows the candidates
   (elb and elbv2 share a signing name, so query routes key on the API version instead).
 
+Two answers are not empty pages: an endpoint-discovery operation (Timestream's DescribeEndpoints, which
+its clients must call first) names this server, and operations that no request can tell apart (the same
+method, path and query keys in two services of one signing name, told apart in AWS by host alone) share
+one answer holding both operations' lists.
+
 A request that matches nothing is answered ``400 UnknownOperationException`` naming what was asked, in
 the request's protocol. Every answer is rendered once, when the server starts (:func:`build`; about 3 s
 for all ~430 services, well under a second for a few), so a request costs a dictionary look-up (REST: a
@@ -45,6 +50,9 @@ __all__ = ["Answer", "Routes", "any_server", "build", "handle", "render", "setti
 
 _ENV = "GREENFETCH_LOOPBACK_ANY"
 _SIGNING = re.compile(r"Credential=[^/,]*/\d{8}/(?:[^/,]+/)?([^/,]+)/aws4_request")
+# Signing names an endpoint rule set picks instead of the model's (S3's directory buckets sign as
+# s3express): the service whose routes they mean.
+_SIGNING_ALIASES = {"s3express": "s3", "s3-outposts": "s3", "s3-object-lambda": "s3"}
 _LABEL = re.compile(r"\{([^}]+?)(\+?)\}")
 _SEEN_MAX = 65536  # REST answers remembered by exact path; cleared when full
 Answer = tuple[int, dict[str, str], bytes]
@@ -64,7 +72,7 @@ def any_server(latency: float = 0.0, services: Iterable[str] | None = None, **kn
         handler=f"{__name__}:handle",
         latency=latency,
         startup_timeout=120.0,
-        env={_ENV: json.dumps({"services": chosen})},
+        env={_ENV: json.dumps({"services": chosen, "scheme": "https" if knobs.get("tls") else "http"})},
         **knobs,
     )
     server.start()
@@ -99,6 +107,8 @@ class Routes:
     cbor: dict[str, Answer] = field(default_factory=dict)  # path -> reply
     # (signing name, or "" for every service's; method; first path segment, or "*") -> routes
     rest: dict[tuple[str, str, str], list[_RestRoute]] = field(default_factory=dict)
+    discovery: set[str] = field(default_factory=set)  # targets of endpoint-discovery operations
+    scheme: str = "http"  # how discovered endpoints are addressed
     operations: int = 0
     seen: dict[tuple[str, str, str], Answer | None] = field(default_factory=dict)
 
@@ -110,6 +120,8 @@ class Routes:
             found = self.json.get(target)
             if not found:
                 return None
+            if target in self.discovery:
+                return self._discovered(headers)
             return next((reply for sig, _, reply in found if sig == signing), found[0][2])
         if "smithy-protocol" in headers:
             return self.cbor.get(path.partition("?")[0])
@@ -117,6 +129,18 @@ class Routes:
             action, version = _form_fields(body)
             return self.query.get((action, version))
         return self._rest(signing, method, path)
+
+    def _discovered(self, headers: dict[str, str]) -> Answer:
+        """Endpoint discovery (Timestream's clients must ask before any call) finds this server."""
+        endpoint = {
+            "Address": f"{self.scheme}://{headers.get('host', '127.0.0.1')}",
+            "CachePeriodInMinutes": 1440,
+        }
+        return (
+            200,
+            {"content-type": "application/x-amz-json-1.0"},
+            json.dumps({"Endpoints": [endpoint]}).encode(),
+        )
 
     def _rest(self, signing: str, method: str, path: str) -> Answer | None:
         key = (signing, method, path)
@@ -190,6 +214,8 @@ def _add_service(routes: Routes, model: Any) -> None:
         reply = render(protocol, op)
         routes.operations += 1
         if protocol == "json":
+            if op.is_endpoint_discovery_operation:
+                routes.discovery.add(f"{model.metadata['targetPrefix']}.{op_name}")
             routes.json.setdefault(f"{model.metadata['targetPrefix']}.{op_name}", []).append(
                 (signing, op_name, reply)
             )
@@ -366,15 +392,16 @@ _state: dict[str, Any] = {}
 
 def settings() -> dict[str, Any]:
     """This server's settings, from ``GREENFETCH_LOOPBACK_ANY`` (JSON) when the child starts: ``services``,
-    a list of botocore service names, or null for all."""
+    a list of botocore service names, or null for all; ``scheme``, http or https (of discovered endpoints)."""
     if "settings" not in _state:
-        _state["settings"] = {"services": None, **json.loads(os.environ.get(_ENV) or "{}")}
+        _state["settings"] = {"services": None, "scheme": "http", **json.loads(os.environ.get(_ENV) or "{}")}
     return _state["settings"]  # type: ignore[no-any-return]
 
 
 def routes() -> Routes:
     if "routes" not in _state:
         _state["routes"] = build(settings()["services"])
+        _state["routes"].scheme = settings()["scheme"]
     return _state["routes"]  # type: ignore[no-any-return]
 
 
@@ -403,7 +430,7 @@ def warm() -> None:
 
 def _signing_name(headers: dict[str, str]) -> str:
     match = _SIGNING.search(headers.get("authorization", ""))
-    return match[1] if match else ""
+    return _SIGNING_ALIASES.get(match[1], match[1]) if match else ""
 
 
 def _form_fields(body: bytes) -> tuple[str, str]:
