@@ -52,7 +52,10 @@ def resolve_accounts(engine: Any, spec: str | None, *, role: str | None, exclude
         result = engine.execute(Request("sts", "GetCallerIdentity", {}, region=region or engine.config.home_region))
         if not result.ok:
             raise InventoryError(f"cannot tell which account these credentials belong to: {result.error}")
-        return [Account(result.result["Account"], role=role)]
+        if not (own := (result.result or {}).get("Account")):
+            raise InventoryError("cannot tell which account these credentials belong to: GetCallerIdentity named "
+                                 "no account; give --accounts ID")
+        return [Account(own, role=role)]
     spec = spec.strip()
     if spec == "org":
         return accounts_from_organizations(engine, role=role, exclude=exclude or (), ous=ous or (), region=region)
