@@ -8,7 +8,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-__all__ = ["MAX_CONCURRENCY", "Config", "ConfigError", "check_whole", "parse_backend", "parse_duration", "parse_processes"]
+__all__ = ["MAX_CONCURRENCY", "Config", "ConfigError", "check_whole", "format_duration", "parse_backend", "parse_duration",
+           "parse_processes"]
 
 
 from ._exceptions import ConfigError
@@ -32,6 +33,14 @@ def parse_duration(value: Any, name: str = "duration") -> float:
             f"{name}: {value!r} is not a duration; use seconds (0.5) or a number with one of the units "
             f"{', '.join(_UNITS)} (500ms, 2s, 1min)"
         ) from None
+
+
+def format_duration(seconds: float) -> str:
+    """``parse_duration`` the other way, to three significant digits: ``1h``, ``14min``, ``1.5s``, ``0s``."""
+    for unit, size in (("h", 3600.0), ("min", 60.0), ("s", 1.0)):
+        if seconds >= size:
+            return f"{seconds / size:.3g}{unit}"
+    return f"{seconds * 1000:.3g}ms" if seconds > 0 else "0s"
 
 
 def _int(value: Any, name: str) -> int:

@@ -14,7 +14,8 @@ _AWS_VARS = [k for k in os.environ if k.startswith(("AWS_", "GREENFETCH_"))]
 
 @pytest.fixture(autouse=True, scope="session")
 def clean_environ(tmp_path_factory):
-    """No test ever sees real credentials, a real profile or the user's ~/.aws.
+    """No test ever sees real credentials, a real profile or the user's ~/.aws, nor writes the user's
+    inventory cache (every fresh page is cached, whatever the TTL: the session gets its own directory).
 
     Session-scoped: module-scoped engines create clients (and resolve credentials) before any
     function-scoped fixture would run.
@@ -28,6 +29,7 @@ def clean_environ(tmp_path_factory):
     patch.setenv("AWS_ACCESS_KEY_ID", "testing")
     patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     patch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    patch.setenv("GREENFETCH_CACHE_DIR", str(tmp_path_factory.mktemp("greenfetch-cache")))
     yield
     patch.undo()
 

@@ -31,7 +31,9 @@ __all__ = ["diff"]
 def diff(database: str, from_run: int | None, to_run: int | None, types: str | None, output: str) -> None:
     """Resources added, removed and changed between two runs of an inventory database (written by
     `greenfetch inventory --out FILE.db`). Only (type, account, region) fetched successfully by both runs
-    are compared; fields the catalog names volatile are ignored. A summary line goes to stderr."""
+    are compared, and only where the later run's page is newer than the earlier run's (a page served
+    from the cache is not; a warning says so); fields the catalog names volatile are ignored. A summary
+    line goes to stderr."""
     try:
         names = [t.name for t in resolve_types(types)] if types else None
         with InventoryDB(database) as db:
@@ -42,6 +44,8 @@ def diff(database: str, from_run: int | None, to_run: int | None, types: str | N
     except sqlite3.Error as exc:
         fail_usage(f"{database!r} cannot be read: {exc}")
     click.echo(_summary(result), err=True)
+    for line in _warnings(result, database):
+        click.echo(line, err=True)
 
 
 def _write(result: RunDiff, output: str, out: IO[str]) -> None:
@@ -71,6 +75,25 @@ def _summary(result: RunDiff) -> str:
     c, a, b = result.counts, result.before, result.after
     unfinished = [str(r["run_id"]) for r in (a, b) if r["finished_at"] is None]
     note = f" (run {' and '.join(unfinished)} did not finish)" if unfinished else ""
+    stale = f", {c.stale} not compared as their pages came from the cache (see below)" if result.stale_fetches else ""
     return (f"run {a['run_id']} ({a['started_at']}) -> run {b['run_id']} ({b['started_at']}){note}: "
             f"{c.added} added, {c.removed} removed, {c.changed} changed, {c.unchanged} unchanged, "
-            f"{c.not_compared} not compared (their type, account and region were not fetched ok by both runs)")
+            f"{c.not_compared} not compared (their type, account and region were not fetched ok by both runs)"
+            f"{stale}")
+
+
+_TRUE_RUN = "for a true comparison, run `greenfetch inventory --cache-ttl 0 --out FILE.db` (every page fetched afresh)"
+
+
+def _warnings(result: RunDiff, database: str) -> list[str]:
+    """One line per way the later run's pages may be older than they look (from the cache)."""
+    later, earlier = result.later["run_id"], result.earlier["run_id"]
+    lines = []
+    if result.stale_fetches:
+        lines.append(f"warning: run {later} took {result.stale_fetches} fetches from the cache, pages no newer than "
+                     f"run {earlier}'s (the oldest fetched {result.stale_oldest}); they are not compared; {_TRUE_RUN}")
+    if result.untimed_cached:
+        lines.append(f"warning: run {later} took {result.untimed_cached} fetches from the cache and {database!r} was "
+                     "written before greenfetch recorded when each page was fetched, so their changes may be the "
+                     f"cache's age; {_TRUE_RUN}")
+    return lines

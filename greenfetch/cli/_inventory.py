@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from .._config import ConfigError, parse_duration
+from .._config import Config, ConfigError, format_duration, parse_duration
 from .._jsonable import to_json
 from ..inventory import (
     CATALOG,
@@ -54,8 +54,15 @@ def _duration(value: str | None) -> float | None:
     except ConfigError as exc:
         raise click.BadParameter(str(exc)) from None
     if not seconds >= 0:  # as GREENFETCH_CACHE_TTL: -1 is a mistake, not a quiet "no cache"
-        raise click.BadParameter(f"{value!r} is negative; use 0 (no cache) or a duration such as 10min")
+        raise click.BadParameter(f"{value!r} is negative; use 0 (fetch every page afresh) or a duration such as 10min")
     return seconds
+
+
+_CACHE_TTL_HELP = (
+    "Serve pages fetched within this long from the cache instead of calling AWS "
+    f"[default: {format_duration(Config().cache_ttl)}; GREENFETCH_CACHE_TTL]. 0 fetches every page afresh (and "
+    "still caches it). A run into FILE.db never serves a page older than the newest fetch in that database; "
+    "the summary says how many pages came from the cache and how old the oldest is.")
 
 
 @main.command()
@@ -77,7 +84,7 @@ def _duration(value: str | None) -> float | None:
 @click.option("--dynamodb-table", help="Also write every resource to this DynamoDB table (pk, sk).")
 @click.option("--dead-letter", type=click.Path(dir_okay=False), help="Where DynamoDB items that fail go (JSONL).")
 @click.option("--s3-uri", help="Also upload the files to s3://BUCKET/PREFIX.")
-@click.option("--cache-ttl", help="Reuse fetched pages this long (e.g. 10min; 0 disables) [GREENFETCH_CACHE_TTL].")
+@click.option("--cache-ttl", metavar="DURATION", help=_CACHE_TTL_HELP)
 @click.option("--status-store", help="Region status store: a JSON path or dynamodb:TABLE [default: in the cache dir].")
 @click.option("--concurrency", "-c", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--region", help="Region for account discovery, STS and global APIs.")

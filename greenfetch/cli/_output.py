@@ -107,10 +107,19 @@ def render_summary(summary: dict[str, Any]) -> str:
                  f"{summary['account_regions_ok']} ok, {summary['account_regions_failed']} with errors, "
                  f"{summary['regions_skipped']} skipped (inactive)")
     lines += [f"  account {acct}: {why}" for acct, why in failed.items()]
-    lines.append(f"{summary['records']} fetches, {summary['calls']} calls, {summary['cached']} from cache, "
+    lines.append(f"{summary['records']} fetches, {summary['calls']} calls, {_from_cache(summary)}, "
                  f"{summary['throttled']} throttled ({summary.get('throttle_attempts', 0)} throttled attempts), "
                  f"{summary['wall_seconds']:.2f}s")
     return "\n".join(lines)
+
+
+def _from_cache(summary: dict[str, Any]) -> str:
+    """``0 from cache``, or how many and when the oldest of them was fetched (so a run served from the
+    cache never passes for a fresh one)."""
+    cached, oldest = summary["cached"], summary.get("cached_fetched_at")
+    if not cached or not oldest:
+        return f"{cached} from cache"
+    return f"{cached} from cache (the oldest fetched {oldest}; --cache-ttl 0 fetches every page afresh)"
 
 
 def text_table(header: list[str], rows: list[list[str]], *, numeric: bool = False, rule: bool = True) -> str:

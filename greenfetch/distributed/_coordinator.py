@@ -84,12 +84,13 @@ class Coordinator:
 
     def fetch(self, *, accounts: Sequence[Account], types: Sequence[ResourceType], regions: str | Sequence[str],
               exclude: Sequence[str], role_name: str | None = None, external_id: str | None = None,
-              cache_ttl: float | None = None, status_store: str | None = None, concurrency: int | None = None,
-              filter_offered: bool = True, on_record: Callable[[Record], None] | None = None) -> RunSummary:
+              cache_ttl: float | None = None, cache_not_before: float | None = None, status_store: str | None = None,
+              concurrency: int | None = None, filter_offered: bool = True,
+              on_record: Callable[[Record, float | None], None] | None = None) -> RunSummary:
         self.run_id = uuid.uuid4().hex[:16]
         summary = RunSummary()
-        options = {"cache_ttl": cache_ttl, "status_store": status_store, "concurrency": concurrency,
-                   "filter_offered": filter_offered}
+        options = {"cache_ttl": cache_ttl, "cache_not_before": cache_not_before, "status_store": status_store,
+                   "concurrency": concurrency, "filter_offered": filter_offered}
         shards = self.plan(accounts, types, regions, exclude, role_name, external_id, options)
         state = RunState(redis_client(self.url), self.run_id)
         self._broker(state.client.ping, "cannot reach the broker")
@@ -102,10 +103,10 @@ class Coordinator:
                 if got is None:
                     got = self._missing(shard, types, failures.get(shard.key))
                 records, shard_summary = got
-                merge_shard(summary, records, shard_summary)
+                times = merge_shard(summary, records, shard_summary)
                 if on_record is not None:
-                    for rec in records:
-                        on_record(rec)
+                    for rec, fetched_at in zip(records, times, strict=True):
+                        on_record(rec, fetched_at)
             with contextlib.suppress(Exception):
                 self.reruns = sum(1 for n in state.runs().values() if n > 1)
             if self.log is not None:

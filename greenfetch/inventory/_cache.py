@@ -1,10 +1,17 @@
 """A three-tier cache of fetched pages: memory -> local directory -> S3, each entry with a TTL.
 
-Keys are request signatures (``Request.signature``: service, operation, params, region, identity),
-so two runs asking the same question share an answer and nothing secret is in a key. Values are
-JSON (never pickle: a cache file must not be able to run code). Files are written atomically with
-mode 0600 in a 0700 directory; a file that is corrupt, from another program, or stored under a
-different key is a miss and is removed, never a crash.
+Keys are request signatures (``Request.signature``: service, operation, params, region, identity)
+plus the endpoint, so two runs asking the same place the same question share an answer and nothing
+secret is in a key. Values are JSON (never pickle: a cache file must not be able to run code). Files
+are written atomically with mode 0600 in a 0700 directory; a file that is corrupt, from another
+program, or stored under a different key is a miss and is removed, never a crash.
+
+Every entry keeps the time its page was fetched (``stored_at``), and ``lookup`` returns it with the
+value, so whoever serves a page from here can say how old it is. Reading and writing are separate: a
+TTL of 0 never reads (every page is fetched afresh) but still writes, so the next run that does read
+finds the newest pages, never ones older than a run it did not see. ``not_before`` refuses entries
+stored at or before that instant (to the millisecond): a run into a database never serves a page
+older than the newest one the database already holds.
 """
 
 from __future__ import annotations
@@ -50,14 +57,17 @@ class InventoryCache:
     """``get(key)`` / ``set(key, value)`` over the tiers; a hit in a lower tier is promoted upward."""
 
     def __init__(self, ttl: float, directory: str | os.PathLike[str] | None = None, *, s3_uri: str | None = None,
-                 engine: Any = None, memory_size: int = 4096, clock: Callable[[], float] = time.time):
-        self.ttl, self.clock = float(ttl), clock
+                 engine: Any = None, memory_size: int = 4096, clock: Callable[[], float] = time.time,
+                 not_before: float | None = None):
+        self.ttl, self.clock, self.not_before = float(ttl), clock, not_before
         self.directory = Path(directory) if directory is not None else None
         self.s3 = parse_s3_uri(s3_uri) if s3_uri else None
         if self.s3 and engine is None:
             raise InventoryError("an S3 cache tier needs an engine to reach S3")
         self.engine = engine
-        self._memory: TTLCache[str, Any] = TTLCache(maxsize=memory_size, ttl=max(self.ttl, 1e-9), timer=clock)
+        # (value, stored_at): the entry's own age decides, not how long it has been in memory
+        self._memory: TTLCache[str, tuple[Any, float]] = TTLCache(maxsize=memory_size, ttl=max(self.ttl, 1e-9),
+                                                                  timer=clock)
         self.hits = {"memory": 0, "disk": 0, "s3": 0}
         self.misses = 0
         if self.directory is not None and self.directory.is_dir():
@@ -65,34 +75,52 @@ class InventoryCache:
 
     @property
     def enabled(self) -> bool:
+        """Whether ``get``/``lookup`` read at all (a TTL above 0); ``set`` writes either way."""
         return self.ttl > 0
 
     def get(self, key: str) -> Any:
+        """The value of a usable entry, or None (see ``lookup``)."""
+        entry = self.lookup(key)
+        return entry[0] if entry is not None else None
+
+    def lookup(self, key: str) -> tuple[Any, float] | None:
+        """``(value, stored_at)`` of an entry younger than the TTL and stored after ``not_before``, from
+        the first tier that has one; None otherwise, and always with a TTL of 0."""
         if not self.enabled:
             return None
-        if key in self._memory:
+        entry = self._memory.get(key)
+        if entry is not None and self._usable(entry[1]):
             self.hits["memory"] += 1
-            return self._memory[key]
+            return entry
         for tier, read in (("disk", self._read_file), ("s3", self._read_s3)):
             envelope = read(key)
-            if envelope is not None:
+            if envelope is not None and self._usable(envelope["stored_at"]):
                 self.hits[tier] += 1
                 self._promote(key, envelope, tier)
-                return envelope["value"]
+                return envelope["value"], envelope["stored_at"]
         self.misses += 1
         return None
 
-    def set(self, key: str, value: Any) -> None:
-        if not self.enabled:
-            return
+    def set(self, key: str, value: Any, *, stored_at: float | None = None) -> None:
+        """Store ``value`` as fetched at ``stored_at`` (default: now) in every tier; with a TTL of 0 too
+        (not in memory, which only this cache's own reads could use)."""
         value = jsonable(value)
-        self._memory[key] = value
-        envelope = {_MARK: _VERSION, "key": key, "stored_at": self.clock(), "ttl": self.ttl, "value": value}
+        stored_at = self.clock() if stored_at is None else stored_at
+        if self.enabled:
+            self._memory[key] = (value, stored_at)
+        envelope = {_MARK: _VERSION, "key": key, "stored_at": stored_at, "ttl": self.ttl, "value": value}
         text = json.dumps(envelope, ensure_ascii=False, separators=(",", ":"))
         if self.directory is not None:
             self._write_file(key, text)
         if self.s3 is not None:
             self._write_s3(key, text)
+
+    def _usable(self, stored_at: float) -> bool:
+        """Young enough for this cache's TTL, and newer than ``not_before`` (compared in whole
+        milliseconds, the precision a database stores a fetch time with)."""
+        if self.clock() - stored_at >= self.ttl:
+            return False
+        return self.not_before is None or round(stored_at * 1000) > round(self.not_before * 1000)
 
     # -- files -----------------------------------------------------------------------------
 
@@ -133,7 +161,7 @@ class InventoryCache:
         return envelope
 
     def _promote(self, key: str, envelope: dict[str, Any], tier: str) -> None:
-        self._memory[key] = envelope["value"]
+        self._memory[key] = (envelope["value"], envelope["stored_at"])
         if tier == "s3" and self.directory is not None:
             self._write_file(key, json.dumps(envelope, ensure_ascii=False, separators=(",", ":")))
 

@@ -7,6 +7,12 @@ Only what both runs fetched successfully is compared. A (type, account, region) 
 fetch, or fetched with an error (denied, throttled, an account whose role could not be assumed), says
 nothing about its resources: they are counted as ``not_compared``, never reported as removed or added.
 
+A scope the later run took from a page no newer than the earlier run's page of the same scope (served
+from a cache, so both runs hold the same page or the later one an older one) says nothing about what
+changed in between either: it is counted as ``stale``, never compared, and ``RunDiff.stale_fetches``
+lets the caller say so. Runs written before fetch times were recorded cannot be checked this way;
+``RunDiff.untimed_cached`` is the later run's count of pages from the cache in that case.
+
 "Changed" is a stable comparison of ``data``: the fields the catalog names volatile for the type are
 dropped (a restore window that moves every five minutes is not a change), object keys are unordered, and
 so are lists (AWS does not promise an order for tags, rules or attachments, and a reordering is not a
@@ -53,6 +59,7 @@ class DiffCounts:
     changed: int = 0
     unchanged: int = 0
     not_compared: int = 0                # resources in a (type, account, region) not fetched ok by both runs
+    stale: int = 0                       # resources in a scope the later run took from a page no newer than the other's
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -112,10 +119,19 @@ def _unique(rows: Iterable[Row]) -> Iterator[Row]:
 
 def diff_resources(before: Iterable[Row], after: Iterable[Row], *, compared: Callable[[Scope], bool],
                    volatile: Callable[[str], Iterable[str]] = lambda rtype: (),
-                   counts: DiffCounts | None = None) -> Iterator[Change]:
-    """Merge two key-ordered streams of resources into changes. ``compared(scope)`` says whether both
-    runs fetched that (type, account, region) successfully; ``counts`` (if given) is filled as it goes."""
+                   counts: DiffCounts | None = None,
+                   stale: Callable[[Scope], bool] = lambda scope: False) -> Iterator[Change]:
+    """Merge two key-ordered streams of resources into changes. ``compared(scope)`` says whether that
+    (type, account, region) can be compared; a scope that cannot counts as ``stale`` when ``stale(scope)``,
+    else as ``not_compared``. ``counts`` (if given) is filled as it goes."""
     counts = counts if counts is not None else DiffCounts()
+
+    def skip(scope: Scope) -> None:
+        if stale(scope):
+            counts.stale += 1
+        else:
+            counts.not_compared += 1
+
     left, right = _unique(before), _unique(after)
     a, b = next(left, None), next(right, None)
     while a is not None or b is not None:
@@ -125,19 +141,19 @@ def diff_resources(before: Iterable[Row], after: Iterable[Row], *, compared: Cal
                 counts.removed += 1
                 yield Change("removed", *a[0], before=json.loads(a[1]))
             else:
-                counts.not_compared += 1
+                skip(a[0][:3])
             a = next(left, None)
         elif a is None or b[0] < a[0]:
             if compared(b[0][:3]):
                 counts.added += 1
                 yield Change("added", *b[0], after=json.loads(b[1]))
             else:
-                counts.not_compared += 1
+                skip(b[0][:3])
             b = next(right, None)
         else:
             key = a[0]
             if not compared(key[:3]):
-                counts.not_compared += 1
+                skip(key[:3])
             elif a[1] == b[1]:
                 counts.unchanged += 1
             else:
@@ -157,6 +173,7 @@ def diff_resources(before: Iterable[Row], after: Iterable[Row], *, compared: Cal
 class _Reader(Protocol):
     def runs(self) -> list[dict[str, Any]]: ...
     def fetched(self, run_id: int) -> dict[Scope, str]: ...
+    def fetch_times(self, run_id: int) -> dict[Scope, str | None]: ...
     def resources(self, run_id: int, types: list[str] | None = None) -> Iterable[Row]: ...
 
 
@@ -200,12 +217,27 @@ def _ranges(ids: list[int]) -> str:
 @dataclass
 class RunDiff:
     """``before``/``after``: the two runs' rows; ``changes``: a one-pass iterator; ``counts`` is
-    complete once ``changes`` has been consumed."""
+    complete once ``changes`` has been consumed. ``stale_fetches``: scopes both runs fetched ok but the
+    later run (the higher run id) holds a page no newer than the earlier one's (served from a cache),
+    left out of the comparison; ``stale_oldest``: when the oldest of those pages was fetched.
+    ``untimed_cached``: pages the later run took from the cache when the file does not say which ones
+    (written before fetch times were recorded); 0 otherwise."""
 
     before: dict[str, Any]
     after: dict[str, Any]
     changes: Iterator[Change]
     counts: DiffCounts
+    stale_fetches: int = 0
+    stale_oldest: str | None = None
+    untimed_cached: int = 0
+
+    @property
+    def later(self) -> dict[str, Any]:
+        return self.after if self.after["run_id"] > self.before["run_id"] else self.before
+
+    @property
+    def earlier(self) -> dict[str, Any]:
+        return self.before if self.later is self.after else self.after
 
 
 def diff_runs(db: _Reader, from_run: int | None = None, to_run: int | None = None,
@@ -216,8 +248,27 @@ def diff_runs(db: _Reader, from_run: int | None = None, to_run: int | None = Non
     ok_before = {s for s, status in db.fetched(before["run_id"]).items() if status == "ok"}
     ok_after = {s for s, status in db.fetched(after["run_id"]).items() if status == "ok"}
     both = ok_before & ok_after
+    earlier, later = sorted((before, after), key=lambda r: r["run_id"])
+    later_times = db.fetch_times(later["run_id"])
+    stale = _stale(db.fetch_times(earlier["run_id"]), later_times, both)
+    untimed = 0
+    if None in later_times.values():  # written before fetch times were recorded: the summary's count is all there is
+        untimed = int((later.get("summary") or {}).get("cached") or 0)
     paths = volatile if volatile is not None else {n: t.volatile for n, t in CATALOG.items()}
     counts = DiffCounts()
     changes = diff_resources(db.resources(before["run_id"], types), db.resources(after["run_id"], types),
-                             compared=both.__contains__, volatile=lambda t: paths.get(t, ()), counts=counts)
-    return RunDiff(before, after, changes, counts)
+                             compared=lambda s: s in both and s not in stale, volatile=lambda t: paths.get(t, ()),
+                             counts=counts, stale=stale.__contains__)
+    return RunDiff(before, after, changes, counts, stale_fetches=len(stale),
+                   stale_oldest=min(stale.values()) if stale else None, untimed_cached=untimed)
+
+
+def _stale(earlier: Mapping[Scope, str | None], later: Mapping[Scope, str | None], scopes: set[Scope]) -> dict[Scope, str]:
+    """Scopes where the later run's page was fetched no later than the earlier run's (ISO-8601 UTC text
+    sorts as time) -> the later page's time; scopes without both times are not judged."""
+    out: dict[Scope, str] = {}
+    for scope in scopes:
+        new, old = later.get(scope), earlier.get(scope)
+        if new is not None and old is not None and new <= old:
+            out[scope] = new
+    return out

@@ -9,6 +9,9 @@ as denied, unavailable, throttled) and the rest of the run continues.
 The plan (one small unit per fetch) is built up front, cache hits are answered from it, and the
 misses go through ``engine.iter_results``; results become records as they complete, so response
 memory is bounded by the concurrency and by what the caller keeps (the jsonl sink keeps nothing).
+Every record has the time its page was fetched (``run_with_times``): now for a fresh fetch, the
+original fetch for a page served from the cache. Every fresh page is written to the cache (whatever
+its TTL for reading), so the cache never holds a page older than the last one fetched.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from ._catalog import GLOBAL, Detail, ResourceType
 from ._credentials import AccountCredentials
 from ._region_status import RegionStatusStore, status_of
 from ._regions import offered_regions, opted_in
-from ._types import Account, Record, record
+from ._types import Account, Record, record, utc_iso
 
 __all__ = ["Inventory", "RunSummary"]
 
@@ -48,6 +51,7 @@ class RunSummary:
     throttled: int = 0            # fetches that ended throttled (retries exhausted)
     throttle_attempts: int = 0    # HTTP attempts AWS throttled (retried or not), from the engine's metrics
     cached: int = 0
+    cached_fetched_at: float | None = None  # when the oldest page served from the cache was fetched
     records: int = 0
     started: float = field(default_factory=time.perf_counter)
     wall_seconds: float = 0.0
@@ -62,11 +66,13 @@ class RunSummary:
         self.accounts_ok.discard(account)
         self.accounts_failed.setdefault(account, error)
 
-    def add(self, rec: Record, *, calls: int = 0, cached: bool = False) -> None:
+    def add(self, rec: Record, *, calls: int = 0, cached: bool = False, fetched_at: float | None = None) -> None:
         rtype, status = rec["resource_type"], rec["status"]
         self.records += 1
         self.calls += calls
         self.cached += cached
+        if cached and fetched_at is not None:
+            self.cached_since(fetched_at)
         self.items[rtype] = self.items.get(rtype, 0) + len(rec["items"])
         self.errors.setdefault(rtype, 0)
         where = (rec["account"], rec["region"])
@@ -77,12 +83,18 @@ class RunSummary:
             self.regions_failed.add(where)
             self.throttled += status == "throttled"
 
+    def cached_since(self, fetched_at: float) -> None:
+        """Note a page served from the cache that was fetched at ``fetched_at`` (keeps the oldest)."""
+        if self.cached_fetched_at is None or fetched_at < self.cached_fetched_at:
+            self.cached_fetched_at = fetched_at
+
     def to_dict(self) -> dict[str, Any]:
         return {"resources": dict(sorted(self.items.items())), "errors": dict(sorted(self.errors.items())),
                 "accounts_ok": len(self.accounts_ok), "accounts_failed": dict(sorted(self.accounts_failed.items())),
                 "account_regions_ok": len(self.regions_ok - self.regions_failed),
                 "account_regions_failed": len(self.regions_failed), "regions_skipped": self.regions_skipped,
                 "records": self.records, "calls": self.calls, "cached": self.cached,
+                "cached_fetched_at": utc_iso(self.cached_fetched_at) if self.cached_fetched_at is not None else None,
                 "throttled": self.throttled, "throttle_attempts": self.throttle_attempts, "wall_seconds": round(self.wall_seconds, 3)}
 
 
@@ -117,6 +129,12 @@ class Inventory:
 
     def run(self) -> Iterator[Record]:
         """Records as they complete (cached ones first)."""
+        for rec, _ in self.run_with_times():
+            yield rec
+
+    def run_with_times(self) -> Iterator[tuple[Record, float]]:
+        """``(record, fetched_at)`` as they complete: epoch seconds (whole milliseconds) when the
+        record's page was fetched, by this run or, for a page served from the cache, by an earlier one."""
         throttles_before = _throttles(self.engine)
         creds = self.credentials.prefetch(self.accounts)
         ready: list[tuple[Account, Any]] = []
@@ -134,9 +152,11 @@ class Inventory:
         candidates = self._candidate_regions(ready)
         misses: list[_Fetch] = []
         for unit in self._units(ready, candidates):
-            hit = self.cache.get(self._cache_key(unit)) if self.cache is not None else None
+            hit = self.cache.lookup(self._cache_key(unit)) if self.cache is not None else None
             if hit is not None:
-                yield self._emit(record(unit.rtype.name, unit.account, unit.region, hit), cached=True)
+                items, fetched_at = hit
+                yield self._emit(record(unit.rtype.name, unit.account, unit.region, items), cached=True,
+                                 fetched_at=fetched_at)
             else:
                 misses.append(unit)
         yield from self._fetch(misses)
@@ -145,23 +165,26 @@ class Inventory:
         self.summary.throttle_attempts = _throttles(self.engine) - throttles_before
         self.summary.wall_seconds = time.perf_counter() - self.summary.started
 
-    def _fetch(self, units: list[_Fetch]) -> Iterator[Record]:
+    def _fetch(self, units: list[_Fetch]) -> Iterator[tuple[Record, float]]:
         for result in self.engine.iter_results((u.request for u in units), self.concurrency):
             unit = units[result.index]
             rec = self._record(unit, result)
+            fetched_at = _now()
             calls = result.attempts
             if rec["status"] == "ok" and unit.rtype.details and rec["items"]:
                 calls += self._details(unit, rec["items"])
-            if rec["status"] == "ok" and self.cache is not None:
-                self.cache.set(self._cache_key(unit), rec["items"])
+            if rec["status"] == "ok" and self.cache is not None:  # written whatever the TTL for reading
+                self.cache.set(self._cache_key(unit), rec["items"], stored_at=fetched_at)
             self._remember(unit, rec, result)
-            yield self._emit(rec, calls=calls)
+            yield self._emit(rec, calls=calls, fetched_at=fetched_at)
 
-    def _emit(self, rec: Record, *, calls: int = 0, cached: bool = False) -> Record:
-        self.summary.add(rec, calls=calls, cached=cached)
+    def _emit(self, rec: Record, *, calls: int = 0, cached: bool = False,
+              fetched_at: float | None = None) -> tuple[Record, float]:
+        fetched_at = _now() if fetched_at is None else fetched_at
+        self.summary.add(rec, calls=calls, cached=cached, fetched_at=fetched_at)
         if self.on_record is not None:
             self.on_record(rec)
-        return rec
+        return rec, fetched_at
 
     def _record(self, unit: _Fetch, result: Result) -> Record:
         if result.ok:
@@ -241,7 +264,9 @@ class Inventory:
         return status.role_arn if status is not None else None
 
     def _cache_key(self, unit: _Fetch) -> str:
-        return f"{_CACHE_VERSION}:{unit.rtype.name}:{unit.request.signature}"
+        """The request's signature and the endpoint its page comes from (a test server's page is not AWS's)."""
+        endpoint = self.engine.config.endpoint_url
+        return f"{_CACHE_VERSION}:{unit.rtype.name}:{unit.request.signature}" + (f"@{endpoint}" if endpoint else "")
 
     # -- detail steps ---------------------------------------------------------------------------
 
@@ -268,6 +293,11 @@ def _merge(item: dict[str, Any], detail: Detail, result: Result) -> None:
     else:
         item[detail.into] = detail.fail_value
         item[f"{detail.into}Error"] = result.error_code
+
+
+def _now() -> float:
+    """Now in epoch seconds, to the millisecond a database stores it with."""
+    return round(time.time(), 3)
 
 
 def _throttles(engine: Any) -> int:

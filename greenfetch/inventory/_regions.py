@@ -93,7 +93,8 @@ def opted_in(response: Any) -> list[str]:
 def offered_regions(engine: Any, service: str, *, cache: Any = None, region: str | None = None) -> set[str] | None:
     """Regions where AWS offers ``service`` (SSM public global-infrastructure parameters), cached;
     None when the parameters cannot be read (then no region is filtered out for that reason)."""
-    key = f"greenfetch:ssm-regions:{service}"
+    endpoint = engine.config.endpoint_url  # a test server's list is not AWS's
+    key = f"greenfetch:ssm-regions:{service}" + (f"@{endpoint}" if endpoint else "")
     if cache is not None and (hit := cache.get(key)) is not None:
         return set(hit)
     result = engine.execute(Request("ssm", "GetParametersByPath", {"Path": _SSM_PATH.format(service)},

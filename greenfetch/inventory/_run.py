@@ -5,6 +5,12 @@ regions, output format and directory, S3 URI and role ARNs (no calls), then the 
 the DynamoDB table and the S3 bucket (one call each; the S3 one also aborts the uploads a killed run
 left), and only then the fetch. Sinks run after the fetch (the JSON Lines file, and its S3 upload,
 stream beside it); a failure before the end leaves no partial file and no partial object.
+
+The cache rule: pages younger than the TTL are served from the cache (a TTL of 0 serves none) and every
+fresh page is written to it. A run into a database (``--out FILE.db``) also never serves a page fetched
+at or before the newest fetch that database records (``SQLiteSink.newest_fetch``): it could only repeat
+or rewind the database's history. A ``fetch`` executor (``--broker``) gets the same rule as
+``cache_ttl`` and ``cache_not_before`` and applies it where it fetches.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from ._fetch import Inventory, RunSummary
 from ._region_status import RegionStatusStore
 from ._regions import REGION_MODES, expand_regions, known_regions, parse_list
 from ._sinks import open_sink, prepare_s3, resolve_format, upload_to_s3
+from ._sqlite import SQLiteSink
 from ._types import Account, InventoryError, Record, dynamodb_table
 
 __all__ = ["InventoryReport", "resolve_accounts", "run_inventory"]
@@ -86,8 +93,10 @@ def run_inventory(engine: Any, *, accounts: str | None = None, role_name: str | 
     """Run an inventory end to end; InventoryError (before any fetch) for bad input.
 
     ``fetch`` replaces the in-process fetch with another executor (the Celery coordinator): it gets
-    the checked plan as keywords, calls ``on_record`` for every record and returns the RunSummary;
-    checks, files, sinks and the report stay this function's."""
+    the checked plan as keywords (the cache rule as ``cache_ttl`` and ``cache_not_before``), calls
+    ``on_record(record, fetched_at)`` for every record (``fetched_at``: epoch seconds when its page was
+    fetched; may be left out when unknown) and returns the RunSummary; checks, files, sinks and the
+    report stay this function's."""
     chosen = resolve_types(types)
     region_plan = _check_regions(engine, regions, exclude_regions)
     excluded = expand_regions(exclude_regions, known_regions(engine)) if exclude_regions else []
@@ -110,15 +119,16 @@ def run_inventory(engine: Any, *, accounts: str | None = None, role_name: str | 
         # fetch); jsonl is uploaded as it is written and published when the local file is.
         stream = prepare_s3(engine, sink, s3_uri, [t.name for t in chosen]) if s3_uri and sink is not None else None
         ttl = engine.config.cache_ttl if cache_ttl is None else cache_ttl
-        cache = InventoryCache(ttl, cache_dir or engine.config.cache_dir) if ttl > 0 else None
+        not_before = sink.newest_fetch() if isinstance(sink, SQLiteSink) else None
+        cache = InventoryCache(ttl, cache_dir or engine.config.cache_dir, not_before=not_before)
         store = _status_store(engine, status_store, cache_dir) if regions == "active" or status_store else None
         creds = AccountCredentials(engine, role_name, external_id=external_id, region=home)
         keep = keep_records
         kept: list[Record] = []
 
-        def on_each(rec: Record) -> None:
+        def on_each(rec: Record, fetched_at: float | None = None) -> None:
             if sink is not None:
-                sink.add(rec)
+                sink.add(rec, fetched_at)
             if ddb is not None:  # streamed: the sink holds one window of items, not the run
                 for item in record_items([rec], _id_of):
                     ddb.add(item)
@@ -129,14 +139,15 @@ def run_inventory(engine: Any, *, accounts: str | None = None, role_name: str | 
 
         if fetch is not None:
             summary = fetch(accounts=targets, types=chosen, regions=region_plan, exclude=excluded,
-                            role_name=role_name, external_id=external_id, cache_ttl=ttl, status_store=status_store,
-                            concurrency=concurrency, filter_offered=filter_offered, on_record=on_each)
+                            role_name=role_name, external_id=external_id, cache_ttl=ttl, cache_not_before=not_before,
+                            status_store=status_store, concurrency=concurrency, filter_offered=filter_offered,
+                            on_record=on_each)
         else:
             inventory = Inventory(engine, targets, chosen, regions=region_plan, exclude=excluded, credentials=creds,
-                                  status_store=store, cache=cache, concurrency=concurrency, on_record=on_each,
+                                  status_store=store, cache=cache, concurrency=concurrency,
                                   filter_offered=filter_offered)
-            for _ in inventory.run():
-                pass
+            for rec, fetched_at in inventory.run_with_times():
+                on_each(rec, fetched_at)
             summary = inventory.summary
         files = [str(p) for p in sink.close(summary.to_dict())] if sink is not None else []
     except BaseException as exc:

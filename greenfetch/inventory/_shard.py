@@ -49,7 +49,7 @@ class Shard:
     account_name: str | None = None
     external_id: str | None = None
     part: str | None = None
-    options: dict[str, Any] = field(default_factory=dict)  # cache_ttl, status_store, concurrency, filter_offered
+    options: dict[str, Any] = field(default_factory=dict)  # cache_ttl, cache_not_before, status_store, ...
 
     def __post_init__(self) -> None:
         check_account_id(self.account)
@@ -133,22 +133,25 @@ def run_shard(engine: Any, shard: Shard, sink: ShardSink) -> dict[str, Any]:
     """Fetch one shard with ``engine`` and ``put`` its records; returns the shard's summary.
 
     Failures of one type, region or role are records (their status says what went wrong), as in a
-    local run; only bad shard data raises (InventoryError)."""
+    local run; only bad shard data raises (InventoryError). The cache is this worker's own
+    (``GREENFETCH_CACHE_DIR``), read under the run's rule (``cache_ttl``, ``cache_not_before``) and
+    written with every fresh page; the summary carries each record's fetch time (``fetched_at``)."""
     types = resolve_types(list(shard.types))
     opts = shard.options
     home = engine.config.home_region
     account = Account(shard.account, name=shard.account_name, role=shard.role)
     ttl = opts.get("cache_ttl")
     ttl = engine.config.cache_ttl if ttl is None else float(ttl)
-    cache = InventoryCache(ttl, engine.config.cache_dir) if ttl > 0 else None
+    cache = InventoryCache(ttl, engine.config.cache_dir, not_before=opts.get("cache_not_before"))
     store = _status_store(engine, shard)
     inventory = Inventory(engine, [account], types, regions=_regions(shard), exclude=shard.exclude_regions,
                           credentials=AccountCredentials(engine, shard.role, external_id=shard.external_id,
                                                          region=home),
                           status_store=store, cache=cache, concurrency=opts.get("concurrency"),
                           filter_offered=opts.get("filter_offered", True))
-    records = list(inventory.run())
-    summary = _summary(inventory.summary)
+    timed = list(inventory.run_with_times())
+    records = [rec for rec, _ in timed]
+    summary = {**_summary(inventory.summary), "fetched_at": [when for _, when in timed]}
     sink.put(shard.run_id, shard.key, records, summary)
     return summary
 
@@ -166,19 +169,25 @@ def _status_store(engine: Any, shard: Shard) -> RegionStatusStore | None:
 
 def _summary(summary: RunSummary) -> dict[str, Any]:
     """What records alone cannot tell the coordinator."""
-    return {"calls": summary.calls, "cached": summary.cached, "throttle_attempts": summary.throttle_attempts,
+    return {"calls": summary.calls, "cached": summary.cached, "cached_fetched_at": summary.cached_fetched_at,
+            "throttle_attempts": summary.throttle_attempts,
             "regions_skipped": summary.regions_skipped, "accounts_ok": sorted(summary.accounts_ok),
             "accounts_failed": dict(summary.accounts_failed), "records": summary.records,
             "wall_seconds": round(summary.wall_seconds, 3)}
 
 
-def merge_shard(total: RunSummary, records: list[Record], summary: dict[str, Any]) -> None:
-    """Fold one shard's records and summary into the run's summary (as if fetched locally)."""
+def merge_shard(total: RunSummary, records: list[Record], summary: dict[str, Any]) -> list[float | None]:
+    """Fold one shard's records and summary into the run's summary (as if fetched locally); returns
+    each record's fetch time (None where the shard did not say: a worker of an older greenfetch)."""
     for rec in records:
         total.add(rec)
     total.calls += int(summary.get("calls", 0))
     total.cached += int(summary.get("cached", 0))
+    if summary.get("cached_fetched_at") is not None:
+        total.cached_since(float(summary["cached_fetched_at"]))
     total.throttle_attempts += int(summary.get("throttle_attempts", 0))
     total.regions_skipped += int(summary.get("regions_skipped", 0))
     total.accounts_ok.update(summary.get("accounts_ok", ()))
     total.accounts_failed.update(summary.get("accounts_failed", {}))
+    times = summary.get("fetched_at")
+    return list(times) if isinstance(times, list) and len(times) == len(records) else [None] * len(records)

@@ -8,7 +8,7 @@ no partial file behind.
 
 ``sqlite``: one database file that each run appends to (``_sqlite.SQLiteSink``), chosen by an
 ``--out`` ending in ``.db``/``.sqlite``/``.sqlite3`` or by ``--format sqlite``. ``open_sink`` picks
-the sink; every sink takes ``add(record)``, ``close(summary)`` and ``abort()``.
+the sink; every sink takes ``add(record, fetched_at=None)``, ``close(summary)`` and ``abort()``.
 
 ``--s3-uri``: ``prepare_s3`` (at the start of a run) aborts what a killed run left for the same keys
 and, for ``jsonl``, tees the stream into a multipart upload (``_s3_upload.S3Upload``), so the object
@@ -103,7 +103,8 @@ class FileSink:
             raise InventoryError(f"only the jsonl stream can be uploaded as it is written, not {self.fmt}")
         self.tee = upload
 
-    def add(self, rec: Record) -> None:
+    def add(self, rec: Record, fetched_at: float | None = None) -> None:
+        """Write (jsonl) or keep (json) the record; ``fetched_at`` is for the database, which records it."""
         self.records += 1
         if self.fmt == "json":
             self._by_type[rec["resource_type"]].append(rec)

@@ -2,10 +2,16 @@
 
 Tables (docs/contract.md, section 11): ``runs(run_id, started_at, finished_at, summary)`` and ``resources(run_id,
 resource_type, account, region, resource_id, data)``, ``data`` and ``summary`` being JSON text. One more
-table, ``fetches(run_id, resource_type, account, region, status, error, items)``, says which (type, account,
-region) each run fetched and how that went: without it a region that was denied this time would look as if
-its resources had been deleted. The view ``latest`` is every resource as of the newest finished run that
-fetched its (type, account, region) successfully.
+table, ``fetches(run_id, resource_type, account, region, status, error, items, fetched_at)``, says which
+(type, account, region) each run fetched, how that went and when its page was fetched (a page served from
+the cache keeps the time it was first fetched, which may be before the run started): without it a region
+that was denied this time would look as if its resources had been deleted, and a cached page would look
+as new as the run. The view ``latest`` is every resource as of the newest finished run that fetched its
+(type, account, region) successfully.
+
+The schema is versioned (``PRAGMA user_version``): a writer brings an older file up to date in one
+transaction before its run (``_MIGRATIONS``); readers (``greenfetch diff``) open it read-only and read
+every version, a row written before fetch times were recorded having ``fetched_at`` NULL.
 
 Records go in as they arrive (``add``): rows are buffered and inserted in one transaction per batch (by
 rows, bytes or seconds, whichever comes first), so memory stays bounded by a batch. WAL mode with
@@ -28,19 +34,18 @@ import os
 import sqlite3
 import time
 from collections.abc import Mapping
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from .._jsonable import to_json
 from ._catalog import CATALOG, ResourceType
 from ._fileio import check_writable
-from ._types import InventoryError, Record
+from ._types import InventoryError, Record, parse_utc, utc_iso
 
 __all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "InventoryDB", "SQLiteSink", "connect_existing", "dumps_strict", "utc_now"]
 
 APPLICATION_ID = 0x47664462  # "GfDb": how a file says greenfetch wrote it (PRAGMA application_id)
-SCHEMA_VERSION = 1           # PRAGMA user_version
+SCHEMA_VERSION = 2           # PRAGMA user_version
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -67,6 +72,7 @@ CREATE TABLE IF NOT EXISTS fetches (
     status        TEXT NOT NULL,            -- ok, denied, unavailable, throttled, ... (the record's status)
     error         TEXT,
     items         INTEGER NOT NULL,
+    fetched_at    TEXT,                     -- ISO-8601 UTC: when the page was fetched (NULL: before schema 2)
     PRIMARY KEY (run_id, resource_type, account, region)
 ) WITHOUT ROWID;
 CREATE VIEW IF NOT EXISTS latest AS
@@ -83,11 +89,16 @@ CREATE VIEW IF NOT EXISTS latest AS
 
 _TABLES = {"runs", "resources", "fetches", "latest", "sqlite_sequence"}
 
+# version -> the statements that take a file of that version to the next one
+_MIGRATIONS = {
+    1: ["ALTER TABLE fetches ADD COLUMN fetched_at TEXT"],
+}
+
 
 def utc_now() -> str:
     """Now as ISO-8601 UTC with milliseconds and a ``Z``: SQLite's date functions and Nushell's
     ``into datetime`` both read it, and it sorts as text."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return utc_iso(time.time())
 
 
 def dumps_strict(value: Any) -> str:
@@ -158,8 +169,9 @@ class SQLiteSink:
 
     # -- records in ------------------------------------------------------------------------------
 
-    def add(self, rec: Record) -> None:
-        """Buffer the record's resources (and its fetch row after them); commit when a batch is full."""
+    def add(self, rec: Record, fetched_at: float | None = None) -> None:
+        """Buffer the record's resources (and its fetch row after them); commit when a batch is full.
+        ``fetched_at``: when the record's page was fetched (epoch seconds; default now)."""
         conn = self._open()
         rtype, account, region = str(rec["resource_type"]), str(rec["account"]), str(rec["region"])
         scope = (rtype, account, region)
@@ -176,7 +188,7 @@ class SQLiteSink:
             self._rows.append((self.run_id, rtype, account, region, _resource_id(kind, item, data), data))
             self._bytes += len(data) + 64
         self._fetches.append((self.run_id, rtype, account, region, str(rec.get("status") or "ok"),
-                              rec.get("error"), len(items)))
+                              rec.get("error"), len(items), utc_iso(time.time() if fetched_at is None else fetched_at)))
         self.records += 1
         self.resources += len(items)
         if (len(self._rows) >= self.batch_rows or self._bytes >= self.batch_bytes
@@ -189,7 +201,8 @@ class SQLiteSink:
             return
         with self._conn:
             self._conn.executemany("INSERT INTO resources VALUES (?, ?, ?, ?, ?, ?)", self._rows)
-            self._conn.executemany("INSERT OR REPLACE INTO fetches VALUES (?, ?, ?, ?, ?, ?, ?)", self._fetches)
+            self._conn.executemany("INSERT OR REPLACE INTO fetches (run_id, resource_type, account, region, status, "
+                                   "error, items, fetched_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", self._fetches)
         self._rows, self._fetches, self._bytes = [], [], 0
         self._last_commit = self.clock()
 
@@ -213,6 +226,16 @@ class SQLiteSink:
             self.flush()
         self._disconnect()
         self.closed = True
+
+    def newest_fetch(self) -> float | None:
+        """When the newest fetch this database records (any finished run) was made, in epoch seconds;
+        None for a new file. A page fetched at or before it must not be served from the cache into
+        this database: it would be recorded as this run's state while being older than a state the
+        database already holds."""
+        if not self.path.exists():
+            return None
+        with InventoryDB(self.path) as db:
+            return db.newest_fetch()
 
     def __enter__(self) -> SQLiteSink:
         return self
@@ -254,6 +277,7 @@ class SQLiteSink:
                 # IF NOT EXISTS throughout: two runs creating the same new file at once both succeed.
                 conn.executescript(f"BEGIN IMMEDIATE; PRAGMA application_id = {APPLICATION_ID}; "
                                    f"PRAGMA user_version = {SCHEMA_VERSION}; {_SCHEMA} COMMIT;")
+            _migrate(conn)
             self.run_id = conn.execute("INSERT INTO runs (started_at) VALUES (?)", (self.started_at,)).lastrowid
         except BaseException:
             conn.close()
@@ -267,6 +291,25 @@ class SQLiteSink:
             with contextlib.suppress(sqlite3.Error):
                 self._conn.close()  # the last connection checkpoints the WAL into the file
             self._conn = None
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a file written by an older greenfetch to ``SCHEMA_VERSION``, in one transaction (the
+    version is read again inside it: two runs opening the same old file migrate it once)."""
+    if conn.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        while version < SCHEMA_VERSION:
+            for statement in _MIGRATIONS[version]:
+                conn.execute(statement)
+            version += 1
+        conn.execute(f"PRAGMA user_version = {version}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 _ID_FIELDS = ("Arn", "ARN", "arn", "Id", "id", "Name", "name")
@@ -301,6 +344,26 @@ class InventoryDB:
         rows = self.conn.execute("SELECT resource_type, account, region, status FROM fetches WHERE run_id = ?",
                                  (run_id,))
         return {(t, a, r): s for t, a, r, s in rows}
+
+    def fetch_times(self, run_id: int) -> dict[tuple[str, str, str], str | None]:
+        """(type, account, region) -> when its page was fetched (ISO-8601 UTC), None when the file
+        was written before fetch times were recorded."""
+        if not self._has_fetch_times():
+            return {scope: None for scope in self.fetched(run_id)}
+        rows = self.conn.execute("SELECT resource_type, account, region, fetched_at FROM fetches WHERE run_id = ?",
+                                 (run_id,))
+        return {(t, a, r): f for t, a, r, f in rows}
+
+    def newest_fetch(self) -> float | None:
+        """Epoch seconds of the newest fetch a finished run recorded (a fetch without a time counts as
+        made when its run finished); None when no finished run fetched anything."""
+        when = "COALESCE(f.fetched_at, r.finished_at)" if self._has_fetch_times() else "r.finished_at"
+        row = self.conn.execute(f"SELECT MAX({when}) FROM fetches AS f JOIN runs AS r ON r.run_id = f.run_id "
+                                "WHERE r.finished_at IS NOT NULL").fetchone()
+        return parse_utc(row[0]) if row and row[0] else None
+
+    def _has_fetch_times(self) -> bool:
+        return any(r[1] == "fetched_at" for r in self.conn.execute("PRAGMA table_info(fetches)"))
 
     def resources(self, run_id: int, types: list[str] | None = None) -> Any:
         """``((type, account, region, resource_id), data_json)`` in key order (the run_type index)."""

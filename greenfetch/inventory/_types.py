@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 from .._exceptions import InventoryError
 
-__all__ = ["Account", "InventoryError", "Record", "check_account_id", "dynamodb_table", "record"]
+__all__ = ["Account", "InventoryError", "Record", "check_account_id", "dynamodb_table", "parse_utc", "record", "utc_iso"]
 
 _ACCOUNT_ID = re.compile(r"^\d{12}$")
 
@@ -61,3 +62,14 @@ def record(resource_type: str, account: str, region: str, items: list[Any] | Non
     """The one record shape every fetch yields (docs/contract.md, section 8)."""
     return {"resource_type": resource_type, "account": account, "region": region, "items": items or [],
             "status": status, "error": error}
+
+
+def utc_iso(seconds: float) -> str:
+    """Epoch seconds as ISO-8601 UTC with milliseconds and a ``Z`` (``2026-11-29T18:02:11.532Z``): the one
+    form an inventory stores a time in (it sorts as text; SQLite and Nushell read it)."""
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def parse_utc(text: str) -> float:
+    """``utc_iso`` read back: epoch seconds."""
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
