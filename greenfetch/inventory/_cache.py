@@ -147,7 +147,8 @@ class InventoryCache:
         assert self.directory is not None
         try:
             self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            atomic_write_text(self._path(key), text, sweep=False)  # swept once, in __init__
+            # swept once, in __init__; no fsync: an entry lost or torn by a power cut is a miss
+            atomic_write_text(self._path(key), text, sweep=False, durable=False)
         except OSError:
             pass  # a cache that cannot write is a slower run, not a failed one
 

@@ -17,13 +17,15 @@ _STALE_SECONDS = 3600.0  # a temporary name without a PID (older versions) is st
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike[str], mode: int = 0o600, *, sweep: bool = True) -> Iterator[IO[str]]:
+def atomic_open(path: str | os.PathLike[str], mode: int = 0o600, *, sweep: bool = True,
+                durable: bool = True) -> Iterator[IO[str]]:
     """A UTF-8 text file written to a temporary name beside ``path`` and renamed over it on success;
     on any error (or Ctrl-C, SIGTERM) the temporary file is removed and ``path`` is untouched.
 
     The temporary name carries the writer's PID (``.NAME.PID.RANDOM.tmp``), so what a SIGKILL left
     behind is recognisably stale: with ``sweep`` (the default) the next write of the same file removes
-    the temporary files of writers that no longer run."""
+    the temporary files of writers that no longer run. ``durable=False`` skips the fsync before the
+    rename, for files whose loss in a power cut costs nothing (cache entries: a torn one is a miss)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     if sweep:
@@ -34,7 +36,8 @@ def atomic_open(path: str | os.PathLike[str], mode: int = 0o600, *, sweep: bool 
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             yield handle
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -42,8 +45,9 @@ def atomic_open(path: str | os.PathLike[str], mode: int = 0o600, *, sweep: bool 
         raise
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str, mode: int = 0o600, *, sweep: bool = True) -> None:
-    with atomic_open(path, mode, sweep=sweep) as handle:
+def atomic_write_text(path: str | os.PathLike[str], text: str, mode: int = 0o600, *, sweep: bool = True,
+                      durable: bool = True) -> None:
+    with atomic_open(path, mode, sweep=sweep, durable=durable) as handle:
         handle.write(text)
 
 
