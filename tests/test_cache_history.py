@@ -14,7 +14,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
+import shutil
 import sqlite3
+import subprocess
+import sys
 
 import pytest
 from click.testing import CliRunner
@@ -24,7 +28,7 @@ from greenfetch.cli import load_commands
 from greenfetch.inventory import InventoryDB, SQLiteSink, assume_role
 from greenfetch.inventory._shard import DirectoryShardSink, Shard, run_shard
 from greenfetch.inventory._sqlite import APPLICATION_ID, SCHEMA_VERSION, utc_now
-from greenfetch.testing import inventory_server
+from greenfetch.testing import free_port, inventory_server, wait_until
 
 ROLE = "InventoryReader"
 TYPES = "sns.topics,sqs.queues"
@@ -405,3 +409,93 @@ def test_the_database_floor_reaches_the_fetch_executor(tmp_path):
     rows = dict(_query(db, "SELECT resource_type, fetched_at FROM fetches WHERE run_id = 2"))
     (started,) = _query(db, "SELECT started_at FROM runs WHERE run_id = 2")[0]
     assert rows["sqs.queues"] == "2027-01-15T08:01:40.000Z" and rows["sns.topics"] >= started
+
+
+# -- a real --broker run into a database, its workers sharing one cache ------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    shutil.which("redis-server") is None, reason="redis-server is not installed (scripts/install-redis)"
+)
+def test_broker_runs_into_a_database_follow_the_same_rule(engine, moto_server, tmp_path):
+    """Two ``--broker`` runs into one .db, the estate changed in between, a worker whose cache outlives
+    the runs (the default TTL): the second run fetches afresh (it served the first run's pages, so
+    ``diff`` said "no changes"), and the times the worker measured reach the database."""
+    account, db = "555800000010", tmp_path / "inv.db"
+    call = _caller(engine, account)
+    topic = call("sns", "CreateTopic", {"Name": "gone-soon"})["TopicArn"]
+    port = free_port()
+    redis = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    env = {
+        **os.environ,
+        "GREENFETCH_BROKER_URL": f"redis://127.0.0.1:{port}/0",
+        "GREENFETCH_REDELIVER_AFTER": "20s",
+        "GREENFETCH_CACHE_DIR": str(tmp_path / "worker-cache"),
+    }
+    cli = [sys.executable, "-m", "greenfetch.cli"]
+    log = tmp_path / "worker.log"
+    with open(log, "wb") as handle:
+        worker = subprocess.Popen(
+            [*cli, "worker", "-c", "2", "-n", "cache@%h"], env=env, stdout=handle, stderr=subprocess.STDOUT
+        )
+    try:
+        wait_until(
+            lambda: "ready." in log.read_text(errors="replace") or worker.poll() is not None, 60, "the worker"
+        )
+        args = [
+            *cli,
+            "--endpoint-url",
+            moto_server.url,
+            "--region",
+            "us-east-1",
+            "inventory",
+            "--accounts",
+            account,
+            "--role-name",
+            ROLE,
+            "--regions",
+            "us-east-1",
+            "--types",
+            TYPES,
+            "--no-progress",
+            "--out",
+            str(db),
+        ]
+        coordinator_env = {**env, "GREENFETCH_CACHE_DIR": str(tmp_path / "coordinator-cache")}
+        first = subprocess.run(args, env=coordinator_env, capture_output=True, text=True, timeout=120)
+        assert first.returncode == 0, first.stderr + log.read_text(errors="replace")
+        call("sns", "DeleteTopic", {"TopicArn": topic})
+        call("sqs", "CreateQueue", {"QueueName": "second"})
+        second = subprocess.run(args, env=coordinator_env, capture_output=True, text=True, timeout=120)
+        assert second.returncode == 0, second.stderr
+    finally:
+        worker.kill()
+        redis.kill()
+        worker.wait(10)
+        redis.wait(10)
+    assert list((tmp_path / "worker-cache").glob("*.json"))  # the worker cached the pages it fetched
+    assert _summary(db, 2)["cached"] == 0 and "0 from cache" in second.stderr
+    assert _diff(db) == {("removed", "gone-soon"), ("added", "second")}
+    times = _query(
+        db,
+        "SELECT a.fetched_at, b.fetched_at, r.started_at FROM fetches a JOIN fetches b USING "
+        "(resource_type, account, region) JOIN runs r ON r.run_id = b.run_id "
+        "WHERE a.run_id = 1 AND b.run_id = 2",
+    )
+    assert len(times) == 2 and all(first < started <= later for first, later, started in times)
