@@ -170,9 +170,9 @@ def _inventory_argv(url, out, regions):
 
 
 def _env():
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GREENFETCH_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GREENFETCH_") or k == "GREENFETCH_CACHE_DIR"}
     env.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "PYTHONPATH": str(ROOT)})
-    return env
+    return env  # the session's cache directory kept: every fresh page is cached, even with --cache-ttl 0
 
 
 def test_a_killed_run_leaves_earlier_runs_intact_and_itself_unfinished(slow_aws, tmp_path):
