@@ -27,7 +27,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def broker_url(tmp_path):
+def redis_server(tmp_path):
+    """(url, process) of a redis-server on a free loopback port with ``requirepass``; killed by pid."""
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server is not installed; scripts/install-redis installs Debian's redis-server")
     import redis
@@ -47,11 +48,16 @@ def broker_url(tmp_path):
 
     try:
         wait_until(answers, 10, "redis-server to answer")
-        yield url
+        yield url, server
     finally:
         client.close()
         server.kill()
         server.wait(10)
+
+
+@pytest.fixture
+def broker_url(redis_server):
+    return redis_server[0]
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
@@ -226,3 +232,49 @@ def test_a_second_signal_to_a_busy_worker_hands_its_shard_back(broker_url, pages
     assert _files(tmp_path / "shared") == expected  # the abandoned shard ran again, in worker b
     assert len(re.findall(r"shard \d+ of run \S+: \d+ records", text_b)) == len(ACCOUNTS)
     assert PASSWORD not in text_a + text_b + out + err
+
+
+# -- a worker whose Redis went away -------------------------------------------------------------------
+
+def test_sigterm_stops_a_busy_worker_whose_redis_went_away(redis_server, tmp_path):
+    """Redis dies under a busy worker: its shard cannot be recorded done, and Celery's event heartbeat
+    (every 2 s, holding the event dispatcher's lock) retried its publish forever, so the consumer's
+    restart waited for that lock and no signal ended the worker ("Warm shutdown", "Cold shutdown",
+    then nothing until SIGKILL). Now the worker runs without the event heartbeat, and a stopping
+    worker's shard stops retrying the broker: SIGTERM ends it in seconds, exit 0, no traceback."""
+    from greenfetch.distributed._broker import TASK, new_app
+    from greenfetch.distributed._runstate import RunState, redis_client
+    from greenfetch.inventory._shard import DirectoryShardSink, Shard
+    from greenfetch.inventory._shard_s3 import sink_spec
+
+    url, server = redis_server
+    env = {**os.environ, "GREENFETCH_BROKER_URL": url, "GREENFETCH_CACHE_DIR": str(tmp_path / "cache"),
+           "PYTHONUNBUFFERED": "1"}
+    log = tmp_path / "worker.log"
+    with inventory_server(latency=0.5, items=2) as pages:
+        worker = _worker(env, log, "gone")
+        try:
+            shard = Shard("gone1", ACCOUNTS[0], ("ec2.vpcs",), ("us-east-1",), role="Reader",
+                          options={"cache_ttl": 0, "filter_offered": False})
+            state = RunState(redis_client(url), shard.run_id)
+            state.begin([shard.key])
+            sink = sink_spec(DirectoryShardSink(tmp_path / "shards"))
+            app = new_app(url, 30.0, name="test-sender")
+            app.send_task(TASK, args=[{"shard": shard.to_dict(), "sink": sink,
+                                       "engine": {"endpoint_url": pages.url, "region": "us-east-1"}}])
+            wait_until(lambda: pages.stats()["inflight"] >= 1, 60, "the worker to be busy with the shard")
+            server.kill()
+            server.wait(10)
+            # the shard's retries back off 0.2, 0.4, 0.8, 1.6 s: five tries are 3 s with Redis gone, past
+            # a heartbeat (every 2 s) that would now be retrying its publish
+            wait_until(lambda: log.read_text(errors="replace").count("the broker is not answering") >= 5, 30,
+                       "the shard to retry the broker for 3 s")
+            worker.send_signal(signal.SIGTERM)
+            code = worker.wait(timeout=10)  # the old worker never exited
+        finally:
+            _stop([worker], state.client)
+    text = log.read_text(errors="replace")
+    assert code == WARM_SHUTDOWN, text[-2000:]
+    assert "Warm shutdown" in text and "Traceback" not in text, text[-2000:]
+    assert re.search(rf"shard {ACCOUNTS[0]} of run gone1: records written, but the broker is not answering", text)
+    assert PASSWORD not in text

@@ -24,9 +24,12 @@ import click
 
 from .. import _patch
 from .._config import ConfigError
-from ._app import EXIT_USAGE, fail_usage, main
+from ._app import EXIT_FAILED, EXIT_USAGE, fail_usage, main
 
-__all__ = ["worker"]
+__all__ = ["CELERY_INSTALL", "worker"]
+
+# the one way to say how to get the celery extra (in a checkout, the package index has nothing to offer)
+CELERY_INSTALL = "pip install 'greenfetch[celery]' (from a checkout: pip install -e '.[celery]')"
 
 
 @main.command()
@@ -39,8 +42,11 @@ __all__ = ["worker"]
 @click.option("--hostname", "-n", help="Celery node name [default: greenfetch@HOST].")
 def worker(broker: str | None, concurrency: int, loglevel: str, hostname: str | None) -> None:
     """Run inventory shards sent by `greenfetch inventory --broker` (Celery, gevent pool)."""
-    from .. import distributed
-
+    try:
+        from .. import distributed
+    except ImportError as exc:
+        fail_usage(f"greenfetch worker needs the celery extra ({exc}); install it with {CELERY_INSTALL}")
+        return
     try:
         url = distributed.check_broker_url(broker)
         redeliver = distributed.redeliver_after()
@@ -50,15 +56,41 @@ def worker(broker: str | None, concurrency: int, loglevel: str, hostname: str | 
     if not _patch.is_patched():
         click.echo("Error: greenfetch worker runs on gevent; unset GREENFETCH_ENGINE=threads", err=True)
         sys.exit(EXIT_USAGE)
+    _refuse_a_wrong_password(url)
     from celery import concurrency as pools
 
     pools.get_implementation("gevent")  # what `celery -P gevent` sets up before loading the app
     distributed.configure(distributed.app, url, redeliver)
     _warm_then_cold()
     _cold_shutdown_in_a_greenlet()
+    # --without-heartbeat: Celery's event heartbeat (for monitors; nothing here reads it) publishes
+    # every 2 s holding the event dispatcher's lock, and with Redis gone it retries forever; the
+    # consumer's restart then waits for that lock to send "worker-offline", and no signal ended the
+    # worker (a stop became a kill). Gossip and mingle are off for the same reason: nothing uses them.
     argv = ["worker", "-P", "gevent", "-c", str(concurrency), "-Q", distributed.QUEUE, "-l", loglevel.upper(),
-            "-n", hostname or "greenfetch@%h", "--without-gossip", "--without-mingle"]
+            "-n", hostname or "greenfetch@%h", "--without-gossip", "--without-mingle", "--without-heartbeat"]
     distributed.app.worker_main(argv)
+
+
+def _refuse_a_wrong_password(url: str) -> None:
+    """A broker that refuses the credentials (wrong password, no password, an ACL user that may not
+    connect) is one line and exit 1, where Celery would retry it 100 times. A broker that does not
+    answer yet is left to Celery's retries: a worker may start before Redis does."""
+    import redis
+
+    from ..distributed import redact, redis_client
+
+    client = redis_client(url)
+    try:
+        client.ping()
+    except (redis.AuthenticationError, redis.exceptions.NoPermissionError) as exc:
+        click.echo(f"Error: the broker at {redact(url)} refused the credentials: {redact(str(exc))} "
+                   "(check the password in --broker or GREENFETCH_BROKER_URL)", err=True)
+        sys.exit(EXIT_FAILED)
+    except redis.RedisError:
+        pass
+    finally:
+        client.close()
 
 
 def _warm_then_cold() -> None:
@@ -91,7 +123,12 @@ def _cold_shutdown_in_a_greenlet() -> None:
     the pool inside the signal handler. gevent runs signal handlers as hub callbacks, where nothing
     may block: the join died with BlockingSwitchOutError ("Unrecoverable error", a traceback).
     Run from a greenlet, the same handler works; the shards it kills go back to the queue
-    (``distributed._ShardRequest.acknowledge``)."""
+    (``distributed._ShardRequest.acknowledge``).
+
+    A cold shutdown is a promise to stop at once, so it also starts a deadline: a worker still running
+    ``COLD_DEADLINE`` seconds later (something in Celery or kombu blocked on a broker that is gone)
+    says so in one line and exits 1. Its unacknowledged shards return after the redelivery delay, as
+    a killed worker's do."""
     import signal
     from functools import wraps
 
@@ -105,6 +142,23 @@ def _cold_shutdown_in_a_greenlet() -> None:
         install(worker, sig=sig, **options)
         handler = signal.getsignal(getattr(signal, sig))
         if callable(handler):
-            signal.signal(getattr(signal, sig), lambda *args: gevent.spawn(handler, *args))
+            def cold(*args: Any) -> None:
+                gevent.spawn(handler, *args)
+                gevent.spawn(_exit_after, COLD_DEADLINE)
+
+            signal.signal(getattr(signal, sig), cold)
 
     celery_worker.install_worker_term_hard_handler = install_in_a_greenlet
+
+
+COLD_DEADLINE = 5.0  # seconds a cold shutdown may take before the worker exits by itself
+
+
+def _exit_after(seconds: float) -> None:
+    import os
+
+    import gevent
+
+    gevent.sleep(seconds)
+    os.write(2, f"worker: still running {seconds:g}s into a cold shutdown; exiting now\n".encode())
+    os._exit(EXIT_FAILED)

@@ -32,6 +32,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import redis
 from celery import signals
 from celery.worker.request import Request
 from kombu.transport.virtual.base import QoS as VirtualQoS
@@ -46,6 +47,7 @@ __all__ = ["QUEUE", "TASK", "BrokerError", "Coordinator", "RunState", "app", "br
            "redis_client", "restore_abandoned", "shard_task"]
 
 _log = logging.getLogger("greenfetch.worker")
+_BROKER_DOWN = (redis.ConnectionError, redis.TimeoutError)
 
 
 try:
@@ -96,8 +98,15 @@ class _ShardRequest(Request):
             # did finish in this instant runs once more, and a second run overwrites).
             self.reject(requeue=True)
             return
-        super().acknowledge()
         message = self._message
+        if not self.acknowledged:
+            try:
+                message.ack()
+            except (*self._connection_errors, *_BROKER_DOWN, OSError) as exc:  # one line, not kombu's traceback
+                _log.warning("a shard's delivery could not be acknowledged: the broker is not answering (%s); Redis "
+                             "hands it out again after GREENFETCH_REDELIVER_AFTER unless it lost it",
+                             redact(str(exc)))
+            self.acknowledged = True
         if not message.acknowledged:
             qos = getattr(message.channel, "qos", None)
             if qos is not None:
@@ -105,19 +114,20 @@ class _ShardRequest(Request):
 
 
 def _retry(call: Any, what: str, seconds: float = 30.0) -> Any:
-    """``call()``, retried while Redis is unreachable for up to ``seconds`` (a restart, a failover)."""
-    import redis
-
+    """``call()``, retried while Redis is unreachable for up to ``seconds`` (a restart, a failover),
+    and not at all once the worker is stopping: a stop waits for nothing that needs the broker."""
     deadline = time.monotonic() + seconds
     delay = 0.2
     while True:
         try:
             return call()
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            if time.monotonic() + delay > deadline:
+        except _BROKER_DOWN as exc:
+            if time.monotonic() + delay > deadline or _stopping():
                 raise
             _log.warning("%s: the broker is not answering (%s); trying again", what, redact(str(exc)))
-            time.sleep(delay)
+            until = time.monotonic() + delay
+            while time.monotonic() < until and not _stopping():  # a stop ends the wait too
+                time.sleep(min(0.1, delay))
             delay = min(delay * 2, 5.0)
 
 
@@ -148,11 +158,24 @@ def shard_task(self: Any, payload: dict[str, Any]) -> None:
     except Exception as exc:  # one shard's failure is reported and re-sent by the coordinator
         _fail(state, shard, runs, started, f"{type(exc).__name__}: {exc}")
         return
-    _retry(lambda: state.done(shard.key), f"shard {shard.key}")
+    try:
+        _retry(lambda: state.done(shard.key), f"shard {shard.key}")
+    except _BROKER_DOWN as exc:  # the records are in the sink; the coordinator's reconcile finds them there
+        _log.error("shard %s of run %s: records written, but the broker is not answering to record it done (%s)",
+                   shard.key, shard.run_id, redact(str(exc)))
+        return
     failed = len(summary.get("accounts_failed", {}))
     _log.info("shard %s of run %s: %d records, %d calls, %s in %.1fs%s", shard.key, shard.run_id,
               summary["records"], summary["calls"], "account failed" if failed else "ok",
               time.perf_counter() - started, f" (run {runs} of this shard)" if runs > 1 else "")
+
+
+def _stopping() -> bool:
+    """A warm or cold shutdown was asked for (SIGTERM, Ctrl-C, SIGQUIT). The flags hold the exit
+    code, so a warm shutdown's is 0: set means neither None nor False (as ``state.maybe_shutdown``)."""
+    from celery.worker import state
+
+    return any(flag is not None and flag is not False for flag in (state.should_stop, state.should_terminate))
 
 
 def _fail(state: RunState, shard: Any, runs: int, started: float, error: str) -> None:
@@ -182,7 +205,12 @@ def _start_janitor(**_: Any) -> None:
 
 
 @signals.after_setup_logger.connect
-def _one_line_per_shard(**_: Any) -> None:
-    """Celery logs 'received' and 'succeeded' for every task; the shard's own line says more."""
-    for name in ("celery.worker.strategy", "celery.app.trace"):
+def _one_line_per_shard(loglevel: Any = None, **_: Any) -> None:
+    """Celery logs 'received' and 'succeeded' for every task, and botocore one "Found endpoint for
+    ... via: ..." line per client at INFO (half of a worker's log); the shard's own line says more.
+    At DEBUG they all stay."""
+    level = logging.getLevelName(loglevel) if isinstance(loglevel, str) else loglevel
+    if isinstance(level, int) and level <= logging.DEBUG:
+        return
+    for name in ("celery.worker.strategy", "celery.app.trace", "botocore", "boto3"):
         logging.getLogger(name).setLevel(logging.WARNING)
