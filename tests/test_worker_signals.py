@@ -1,10 +1,15 @@
-"""Issue 15: SIGTERM and SIGHUP stop a `greenfetch worker` the way Celery's warm shutdown does.
+"""How a `greenfetch worker` stops, or refuses to start.
+
+Issue 15: SIGTERM and SIGHUP stop a `greenfetch worker` the way Celery's warm shutdown does.
 
 A real worker process on a real redis-server (free loopback port, ``requirepass``): once it says
 ``ready.``, the signal must end it promptly with Celery's warm-shutdown exit code (0, ``EX_OK``), no
 traceback, and the broker password nowhere in what it printed. A worker that is BUSY with a shard
 when SIGTERM comes loses nothing: the shard either finishes before the worker exits, or runs again
 elsewhere, and the coordinator writes the same files as a run without workers.
+
+Issue 19: a busy worker whose Redis went away still stops on SIGTERM; a wrong broker password, or no
+celery extra, is one line on stderr.
 """
 
 import json
@@ -278,3 +283,39 @@ def test_sigterm_stops_a_busy_worker_whose_redis_went_away(redis_server, tmp_pat
     assert "Warm shutdown" in text and "Traceback" not in text, text[-2000:]
     assert re.search(rf"shard {ACCOUNTS[0]} of run gone1: records written, but the broker is not answering", text)
     assert PASSWORD not in text
+
+
+# -- a worker that cannot work says so in one line -------------------------------------------------------
+
+def test_a_wrong_broker_password_is_one_line_not_100_retries(redis_server, tmp_path):
+    url, _ = redis_server
+    wrong = url.replace(PASSWORD, "Wrong-Pass-Marker-55")
+    env = {**os.environ, "GREENFETCH_BROKER_URL": wrong, "GREENFETCH_CACHE_DIR": str(tmp_path / "cache")}
+    done = subprocess.run([sys.executable, "-m", "greenfetch.cli", "worker", "-c", "1"], env=env,
+                          capture_output=True, text=True, timeout=30)  # the old worker retried for minutes
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    port = url.rsplit(":", 1)[1].split("/")[0]
+    assert lines[0].startswith(f"Error: the broker at redis://:***@127.0.0.1:{port}/0 refused the credentials: ")
+    assert "Wrong-Pass-Marker-55" not in done.stdout + done.stderr
+
+
+def test_a_worker_without_the_celery_extra_says_how_to_install_it(tmp_path):
+    """The README promises one line; it was a ModuleNotFoundError traceback. Celery is hidden from a
+    real `greenfetch worker` process by an import hook (this venv has the extra installed)."""
+    hide = ("import sys\n"
+            "class Hide:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name.partition('.')[0] in ('celery', 'kombu'):\n"
+            "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+            "sys.meta_path.insert(0, Hide())\n"
+            "sys.argv = ['greenfetch', 'worker', '--broker', 'redis://127.0.0.1:1/0']\n"
+            "from greenfetch.cli import run\n"
+            "run()\n")
+    done = subprocess.run([sys.executable, "-c", hide], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    (line,) = [line for line in done.stderr.splitlines() if line.startswith("Error:")]
+    assert "greenfetch worker needs the celery extra (No module named 'celery')" in line
+    assert "pip install 'greenfetch[celery]' (from a checkout: pip install -e '.[celery]')" in line

@@ -42,7 +42,9 @@ def _distributed() -> Any:
     try:
         from .. import distributed
     except ImportError as exc:
-        fail_usage(f"--broker needs the celery extra ({exc}); install it with pip install 'greenfetch[celery]'")
+        from ._worker import CELERY_INSTALL
+
+        fail_usage(f"--broker needs the celery extra ({exc}); install it with {CELERY_INSTALL}")
     return distributed
 
 
