@@ -287,10 +287,49 @@ def test_no_worker_is_a_clear_error_after_twice_the_redelivery_delay(seeded, red
                                                   "--broker", redis_server.url])
     assert result.exit_code == 1, result.output
     assert "no shard finished for 6s (2 of 2 still pending)" in result.stderr
+    # said early (after 2s here, 10s by default), once, while it still waited
+    notice = (f"waiting: no worker has taken a shard yet; start `greenfetch worker` with --broker "
+              f"redis://:***@127.0.0.1:{redis_server.port}/0 (or GREENFETCH_BROKER_URL)")
+    assert result.stderr.count(notice) == 1 and result.stderr.index(notice) < result.stderr.index("Error:")
     assert f"reach redis://:***@127.0.0.1:{redis_server.port}/0" in result.stderr
     assert PASSWORD not in result.output and "Traceback" not in result.output
     assert list((tmp_path / "o").glob("*.json")) == []
     assert _run_keys(redis_server.client, "plan") == []  # the run's state is cleaned up
+
+
+def test_a_worker_that_cannot_see_out_is_named_with_the_path(seeded, redis_server, tmp_path, monkeypatch):
+    """The worker runs in a mount namespace of its own with a tmpfs over --out: it writes every shard
+    where the coordinator cannot see it, and logs "ok". The error says so and names the path, where it
+    said "no worker finished it"."""
+    from greenfetch.cli import load_commands
+
+    out = tmp_path / "out"
+    out.mkdir()
+    probe = subprocess.run(["unshare", "-m", "--propagation", "private", "mount", "-t", "tmpfs", "tmpfs", str(out)],
+                           capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot make a private mount here (unshare -m): {probe.stderr.decode().strip()}")
+    log = tmp_path / "worker.log"
+    env = {**os.environ, "GREENFETCH_BROKER_URL": redis_server.url, "GREENFETCH_REDELIVER_AFTER": REDELIVER,
+           "GREENFETCH_CACHE_DIR": str(tmp_path / "cache")}
+    script = 'mount -t tmpfs tmpfs "$1" && exec "$2" -m greenfetch.cli worker -c 2 -n blind@%h'
+    with open(log, "wb") as handle:
+        worker = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", str(out),
+                                   sys.executable], env=env, stdout=handle, stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: "ready." in log.read_text(errors="replace") or worker.poll() is not None, 60,
+                   "the worker to start")
+        monkeypatch.setenv("GREENFETCH_REDELIVER_AFTER", REDELIVER)
+        result = CliRunner().invoke(load_commands(), [*seeded, *_inventory_args(out, ACCOUNTS[:1]),
+                                                      "--broker", redis_server.url])
+    finally:
+        worker.kill()
+        worker.wait(10)
+    assert result.exit_code == 1, result.output
+    assert log.read_text(errors="replace").count(f"shard {ACCOUNTS[0]} of run ") == 3  # "ok", every time
+    assert (f"shard {ACCOUNTS[0]} did not complete in 3 deliveries: worker " in result.stderr
+            and f"finished it, but it is not in {out}: do the workers see --out at this same path" in result.stderr)
+    assert "no worker finished it" not in result.stderr
 
 
 # -- the command line's checks (no workers needed) ---------------------------------------------------

@@ -147,7 +147,8 @@ def shard_task(self: Any, payload: dict[str, Any]) -> None:
     if not _retry(state.live, f"shard {shard.key}"):
         _log.info("shard %s of run %s: skipped, the run is over", shard.key, shard.run_id)
         return
-    runs = _retry(lambda: state.start(shard.key, f"{socket.gethostname()}:{os.getpid()}"), f"shard {shard.key}")
+    me = f"{socket.gethostname()}:{os.getpid()}"
+    runs = _retry(lambda: state.start(shard.key, me), f"shard {shard.key}")
     started = time.perf_counter()
     try:
         engine = _engine(payload.get("engine") or {})
@@ -159,7 +160,7 @@ def shard_task(self: Any, payload: dict[str, Any]) -> None:
         _fail(state, shard, runs, started, f"{type(exc).__name__}: {exc}")
         return
     try:
-        _retry(lambda: state.done(shard.key), f"shard {shard.key}")
+        _retry(lambda: state.done(shard.key, me), f"shard {shard.key}")
     except _BROKER_DOWN as exc:  # the records are in the sink; the coordinator's reconcile finds them there
         _log.error("shard %s of run %s: records written, but the broker is not answering to record it done (%s)",
                    shard.key, shard.run_id, redact(str(exc)))

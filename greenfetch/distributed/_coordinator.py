@@ -67,6 +67,8 @@ class Coordinator:
         # a killed worker's shard is back after the redelivery delay plus a sweep, and a shard runs at
         # most half that delay; no progress for longer than this means no worker is working
         self.stall = 2 * self.redeliver + 2 * sweep_interval(self.redeliver)
+        # a run no worker has touched by then says so once, and keeps waiting
+        self.notice = min(10.0, self.stall / 3)
         self.rounds = 0
         self.reruns = 0
         self.run_id = ""
@@ -98,10 +100,11 @@ class Coordinator:
             self._broker(lambda: state.begin(s.key for s in shards), "cannot reach the broker")
             self._send(shards)
             failures = self._wait(state, shards)
+            finished = self._broker(state.finished, "lost the broker")
             for shard in shards:
                 got = self.sink.get(self.run_id, shard.key)
                 if got is None:
-                    got = self._missing(shard, types, failures.get(shard.key))
+                    got = self._missing(shard, types, failures.get(shard.key), finished.get(shard.key))
                 records, shard_summary = got
                 times = merge_shard(summary, records, shard_summary)
                 if on_record is not None:
@@ -139,6 +142,7 @@ class Coordinator:
         down_since: float | None = None
         next_sweep = time.monotonic() + sweep_interval(self.redeliver)
         last, changed = -1, time.monotonic()
+        notice_at: float | None = time.monotonic() + self.notice
         while True:
             try:
                 pending = state.pending()
@@ -147,6 +151,12 @@ class Coordinator:
                     last, changed = pending, time.monotonic()
                 elif pending and time.monotonic() - changed > self.stall:
                     self._stalled(pending, total)
+                if notice_at is not None and time.monotonic() >= notice_at:
+                    notice_at = None
+                    if pending == total and not state.started():
+                        self._say(f"waiting: no worker has taken a shard yet; start `greenfetch worker` with "
+                                  f"--broker {redact(self.url)} (or GREENFETCH_BROKER_URL) where it reaches this "
+                                  f"broker and AWS; the run stops after {self.stall:g}s without progress")
                 if pending and time.monotonic() >= next_sweep:  # a killed worker's shards, back on the queue
                     next_sweep = time.monotonic() + sweep_interval(self.redeliver)
                     restore_abandoned(self.app)
@@ -192,10 +202,26 @@ class Coordinator:
                 raise
             raise BrokerError(f"{what} at {redact(self.url)}: {_reason(exc)}") from None
 
-    def _missing(self, shard: Shard, types: Sequence[ResourceType],
-                 failure: str | None) -> tuple[list[Record], dict[str, Any]]:
-        """A shard no worker completed: one error record per type, and the account counts as failed."""
-        why = failure or "no worker finished it"
+    def _say(self, line: str) -> None:
+        if self.log is not None:
+            self.log(line)
+
+    def _missing(self, shard: Shard, types: Sequence[ResourceType], failure: str | None,
+                 finished_by: str | None = None) -> tuple[list[Record], dict[str, Any]]:
+        """A shard no worker completed: one error record per type, and the account counts as failed.
+        A shard a worker did finish, absent from the sink, was written where this coordinator cannot
+        see: the error names the place."""
+        if failure is None and finished_by is not None:
+            where = sink_spec(self.sink)
+            if where.get("kind") == "s3":
+                why = (f"worker {finished_by} finished it, but it is not under {where['uri']}: do the workers and "
+                       "this coordinator reach the same bucket (same endpoint and account)?")
+            else:
+                why = (f"worker {finished_by} finished it, but it is not in {where['root']}: do the workers see "
+                       "--out at this same path (one machine, or a shared filesystem)? Or give --shards "
+                       "s3://BUCKET/PREFIX")
+        else:
+            why = failure or "no worker finished it"
         error = f"shard {shard.key} did not complete in {self.rounds} deliveries: {why}"
         records = [record(t.name, shard.account, "*", [], "error", error) for t in types]
         return records, {"accounts_failed": {shard.account: error}}
@@ -241,9 +267,11 @@ def broker_fetch(broker_url: str, out: str | None, config: Any, *, progress: boo
         sink.check()
     engine_options = {"region": config.region, "endpoint_url": config.endpoint_url,
                       "max_attempts": config.max_attempts, "concurrency": config.concurrency}
+    line = _ProgressLine() if progress else None
+    if line is not None and log is not None:
+        log = line.above(log)
     try:
-        coordinator = Coordinator(broker_url, sink, engine_options=engine_options,
-                                  progress=_ProgressLine() if progress else None, log=log)
+        coordinator = Coordinator(broker_url, sink, engine_options=engine_options, progress=line, log=log)
     except ConfigError as exc:
         raise InventoryError(str(exc)) from None
     return coordinator.fetch
@@ -261,3 +289,13 @@ class _ProgressLine:
             end = "\n" if done == total else ""
             sys.stderr.write(f"\rshards: {done}/{total} done{end}")
             sys.stderr.flush()
+
+    def above(self, log: Callable[[str], None]) -> Callable[[str], None]:
+        """``log``, its lines kept off the progress line (which is drawn again on its next change)."""
+        def say(text: str) -> None:
+            if self._last is not None and self._last[0] != self._last[1]:
+                sys.stderr.write("\n")
+                self._last = None
+            log(text)
+
+        return say

@@ -17,8 +17,9 @@ _KEY_TTL = 7 * 86400  # run state outlives a crashed coordinator, but not foreve
 
 class RunState:
     """The run's state in Redis, under ``greenfetch:run:RUN_ID:``. ``plan`` exists while the run is
-    live; ``pending`` holds the shard keys not yet in the sink; ``started`` and ``runs`` say who ran
-    what, how often; ``failed`` holds the last error of a shard that raised."""
+    live; ``pending`` holds the shard keys not yet in the sink; ``started``, ``runs`` and ``finished``
+    say who ran what, how often, and who last finished it; ``failed`` holds the last error of a shard
+    that raised."""
 
     def __init__(self, client: Any, run_id: str):
         self.client, self.run_id = client, run_id
@@ -62,8 +63,22 @@ class RunState:
             pipe.expire(self.key(name), _KEY_TTL)
         return int(pipe.execute()[1])
 
-    def done(self, key: str) -> None:
-        self.client.srem(self.key("pending"), key)
+    def done(self, key: str, worker: str | None = None) -> None:
+        """The shard's records are in the sink (as ``worker`` sees it)."""
+        pipe = self.client.pipeline()
+        pipe.srem(self.key("pending"), key)
+        if worker is not None:
+            pipe.hset(self.key("finished"), key, worker)
+            pipe.expire(self.key("finished"), _KEY_TTL)
+        pipe.execute()
+
+    def finished(self) -> dict[str, str]:
+        """Shard key -> the worker that last finished it."""
+        return {_text(k): _text(v) for k, v in self.client.hgetall(self.key("finished")).items()}
+
+    def started(self) -> int:
+        """How many shards a worker has taken so far."""
+        return int(self.client.hlen(self.key("started")))
 
     def fail(self, key: str, error: str) -> None:
         pipe = self.client.pipeline()
@@ -79,7 +94,7 @@ class RunState:
         return {_text(k): int(v) for k, v in self.client.hgetall(self.key("runs")).items()}
 
     def end(self) -> None:
-        self.client.delete(*(self.key(n) for n in ("plan", "pending", "started", "runs", "failed")))
+        self.client.delete(*(self.key(n) for n in ("plan", "pending", "started", "runs", "failed", "finished")))
 
 
 def _text(value: Any) -> str:
