@@ -239,6 +239,9 @@ def test_cli_inventory_on_stdout_prints_dates_as_its_files_do(engine, cli_args, 
     (["--regions", "us-east-9"], "'us-east-9' is not an AWS region"),
     (["--role-name", "arn:aws-cn:iam::555000000093:role/R"], "partition 'aws-cn'"),
     (["--dynamodb-table", "no-such-inventory-table"], "no-such-inventory-table"),
+    (["--exclude-accounts", "555000000093"], "--exclude-accounts 555000000093 removes every account --accounts "
+                                             "selected (1); nothing would be fetched"),
+    (["--exclude-accounts", "5550"], "--exclude-accounts '5550' is not an AWS account id"),
 ])
 def test_cli_bad_input_exits_2_without_files(cli_args, tmp_path, args, message):
     base = ["inventory", "--accounts", "555000000093", "--role-name", ROLE, "--regions", "us-east-1",
@@ -253,6 +256,41 @@ def test_cli_bad_input_exits_2_without_files(cli_args, tmp_path, args, message):
     assert out.exit_code == 2, out.output
     assert message in out.stderr and "Traceback" not in out.output
     assert not (tmp_path / "o").exists() or list((tmp_path / "o").iterdir()) == []
+
+
+def test_cli_org_with_no_account_left_exits_2_with_no_run(engine, cli_args, tmp_path):
+    """`--accounts org` that resolves to nothing (every account excluded, or an empty OU) is one line and
+    exit 2; it was exit 0 with an empty "finished" run. The CLI runs as an organization's management
+    account here: that account's assumed-role credentials in the environment (moto keys them)."""
+    creds = _creds(engine, "555000000131")
+    call = lambda op, params: engine.execute(Request("organizations", op, params, credentials=creds))  # noqa: E731
+    assert call("CreateOrganization", {"FeatureSet": "ALL"}).ok
+    root = call("ListRoots", {}).result["Roots"][0]["Id"]
+    empty_ou = call("CreateOrganizationalUnit", {"ParentId": root, "Name": "empty"}).result["OrganizationalUnit"]["Id"]
+    env = {"AWS_ACCESS_KEY_ID": creds["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"],
+           "AWS_SESSION_TOKEN": creds["SessionToken"]}
+    base = [*cli_args, "inventory", "--accounts", "org", "--role-name", ROLE, "--regions", "us-east-1",
+            "--types", "ec2.vpcs", "--cache-ttl", "0"]
+    cases = [(["--exclude-accounts", "555000000131", "--out", str(tmp_path / "a.db")],
+              "Error: --exclude-accounts 555000000131 removes every account --accounts org selected (1); "
+              "nothing would be fetched"),
+             (["--org-ou", empty_ou, "--out", str(tmp_path / "b.db")],
+              f"Error: --accounts org --org-ou {empty_ou} found no account to inventory")]
+    for extra, message in cases:
+        out = CliRunner().invoke(load_commands(), [*base, *extra], env=env)
+        assert out.exit_code == 2, out.output
+        assert message in out.stderr and "Traceback" not in out.output
+    assert list(tmp_path.iterdir()) == []  # no database, so no empty "finished" run in one
+
+
+def test_cli_regions_for_a_service_that_does_not_exist_is_a_did_you_mean(cli_args):
+    out = CliRunner().invoke(load_commands(), [*cli_args, "regions", "--service", "ec3"])
+    assert out.exit_code == 2, out.output
+    (line,) = [line for line in out.stderr.splitlines() if line.startswith("Error:")]
+    assert line.startswith("Error: --service: 'ec3' is not an AWS service (did you mean ") and "ec2" in line
+    assert out.stdout == ""  # it listed every region
+    ok = CliRunner().invoke(load_commands(), [*cli_args, "regions", "--service", "lambda", "--regions", "eu-*"])
+    assert ok.exit_code == 0 and "eu-west-1" in ok.stdout.split(), ok.output
 
 
 def test_cli_catalog_and_cache_commands(tmp_path):

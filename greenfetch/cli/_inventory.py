@@ -21,6 +21,7 @@ from ..inventory import (
     InventoryCache,
     InventoryError,
     RegionStatusStore,
+    check_service,
     expand_regions,
     known_regions,
     offered_regions,
@@ -174,6 +175,7 @@ def regions(state: CliState, regions: str, service: str | None, status_store: st
         if service:
             offered = offered_regions(engine, service)
             if offered is None:
+                check_service(engine, service)  # a typo is exit 2 with the nearest names, not every region
                 click.echo(f"note: could not read SSM's region list for {service!r}; showing all", err=True)
             else:
                 chosen = [r for r in chosen if r in offered]

@@ -62,7 +62,15 @@ from ._diff import Change, DiffCounts, RunDiff, diff_runs
 from ._dynamodb import DynamoDBSink, WriteReport, from_dynamodb_item, record_items, to_dynamodb_item
 from ._fetch import Inventory, RunSummary
 from ._region_status import RegionStatus, RegionStatusStore, status_from_count, status_from_error, status_of
-from ._regions import REGION_MODES, enabled_regions, expand_regions, known_regions, offered_regions, opted_in
+from ._regions import (
+    REGION_MODES,
+    check_service,
+    enabled_regions,
+    expand_regions,
+    known_regions,
+    offered_regions,
+    opted_in,
+)
 from ._run import InventoryReport, resolve_accounts, run_inventory
 from ._s3_upload import S3Upload, abort_incomplete_uploads, upload_file
 from ._shard import DirectoryShardSink, Shard, ShardSink, merge_shard, run_shard
@@ -109,6 +117,7 @@ __all__ = [
     "assume_role",
     "assume_role_status",
     "check_account_id",
+    "check_service",
     "diff_runs",
     "enabled_regions",
     "expand_regions",

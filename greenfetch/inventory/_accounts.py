@@ -14,8 +14,8 @@ from .._models import ROLE_ARN, Request
 from ._dynamodb import from_dynamodb_item
 from ._types import Account, InventoryError, check_account_id
 
-__all__ = ["accounts_from_dynamodb", "accounts_from_list", "accounts_from_organizations", "partition_of",
-           "role_arn_for"]
+__all__ = ["accounts_from_dynamodb", "accounts_from_list", "accounts_from_organizations", "excluding",
+           "partition_of", "role_arn_for"]
 
 _ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
 _PARTITIONS = {"cn-": "aws-cn", "us-gov-": "aws-us-gov", "us-iso-": "aws-iso", "us-isob-": "aws-iso-b",
@@ -125,3 +125,18 @@ def accounts_from_dynamodb(engine: Any, table: str, *, role: str | None = None,
                                                 role=row.get("roleName") or role))
     return list(accounts.values())
 
+
+
+def excluding(accounts: list[Account], exclude: Iterable[str], *, source: str) -> list[Account]:
+    """``accounts`` without the ``exclude`` ids (each checked); InventoryError when nothing is left, so a
+    run that could not fetch anything is bad input (exit 2), never an empty "finished" run. ``source``
+    says where ``accounts`` came from (``--accounts org``, ``--accounts dynamodb:TABLE``...)."""
+    dropped = [check_account_id(i, source="--exclude-accounts") for i in exclude]
+    left = [a for a in accounts if a.account_id not in set(dropped)]
+    if left:
+        return left
+    if not accounts:
+        raise InventoryError(f"{source} found no account to inventory; check the source (an organization's "
+                             "ACTIVE accounts, the table's rows) or give a comma list of 12-digit ids")
+    raise InventoryError(f"--exclude-accounts {','.join(dropped)} removes every account {source} selected "
+                         f"({len(accounts)}); nothing would be fetched")

@@ -11,10 +11,11 @@ import fnmatch
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from .._errors import suggest
 from .._models import Request
 from ._types import InventoryError
 
-__all__ = ["expand_regions", "enabled_regions", "known_regions", "offered_regions", "parse_list",
+__all__ = ["check_service", "expand_regions", "enabled_regions", "known_regions", "offered_regions", "parse_list",
            "REGION_MODES"]
 
 REGION_MODES = ("enabled", "active")
@@ -37,6 +38,21 @@ def known_regions(engine: Any = None) -> list[str]:
     for partition in session.get_available_partitions():
         names.update(session.get_available_regions("ec2", partition_name=partition))
     return sorted(names)
+
+
+def check_service(engine: Any, service: str, *, flag: str = "--service") -> str:
+    """``service`` if botocore knows it; InventoryError with the nearest names otherwise (``ec3``
+    would otherwise find no SSM region list and fall back to every region)."""
+    import botocore.session
+
+    session = engine.clients.session(None) if engine is not None else botocore.session.get_session()
+    names = session.get_available_services()
+    if service in names:
+        return service
+    near = suggest(service, names, n=3)
+    hint = f" (did you mean {', '.join(near)}?)" if near else ""
+    raise InventoryError(f"{flag}: {service!r} is not an AWS service{hint}; use a service name as in "
+                         "`aws SERVICE`, such as ec2, s3 or lambda")
 
 
 def expand_regions(spec: str | Iterable[str], known: Sequence[str], *, exclude: str | Iterable[str] = ()) -> list[str]:
@@ -64,9 +80,7 @@ def _match(pattern: str, known: Sequence[str], flag: str) -> list[str]:
             raise InventoryError(f"{flag} pattern {pattern!r} matches no region; known regions: {', '.join(known)}")
         return matches
     if pattern not in known:
-        import difflib
-
-        near = difflib.get_close_matches(pattern, known, n=3)
+        near = suggest(pattern, known, n=3)
         hint = f" (did you mean {', '.join(near)}?)" if near else ""
         raise InventoryError(f"{flag}: {pattern!r} is not an AWS region{hint}; known regions: {', '.join(known)}")
     return [pattern]

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .._models import Request
-from ._accounts import accounts_from_dynamodb, accounts_from_list, accounts_from_organizations
+from ._accounts import accounts_from_dynamodb, accounts_from_list, accounts_from_organizations, excluding
 from ._cache import InventoryCache, parse_s3_uri
 from ._catalog import CATALOG, resolve_types
 from ._credentials import AccountCredentials, check_roles
@@ -65,13 +65,13 @@ def resolve_accounts(engine: Any, spec: str | None, *, role: str | None, exclude
         return [Account(own, role=role)]
     spec = spec.strip()
     if spec == "org":
-        return accounts_from_organizations(engine, role=role, exclude=exclude or (), ous=ous or (), region=region)
-    if table := dynamodb_table(spec, flag="--accounts"):
-        accounts = accounts_from_dynamodb(engine, table, role=role, region=region)
+        accounts = accounts_from_organizations(engine, role=role, ous=ous or (), region=region)
+        source = "--accounts org" + (f" --org-ou {','.join(ous)}" if ous else "")
+    elif table := dynamodb_table(spec, flag="--accounts"):
+        accounts, source = accounts_from_dynamodb(engine, table, role=role, region=region), f"--accounts {spec}"
     else:
-        accounts = accounts_from_list(spec, role=role)
-    dropped = set(exclude or ())
-    return [a for a in accounts if a.account_id not in dropped]
+        accounts, source = accounts_from_list(spec, role=role), "--accounts"
+    return excluding(accounts, exclude or (), source=source)
 
 
 def _check_regions(engine: Any, regions: str, exclude: str | None) -> str | list[str]:
