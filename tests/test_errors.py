@@ -39,3 +39,25 @@ def test_guidance_for_the_well_known_classes():
 
 def test_a_bare_429_gets_a_code_that_says_so():
     assert classify(None, http_status=429).code == "HTTP429"
+
+
+def test_the_drs_sync_error_table_is_the_classifier_s():
+    """docs/drs-sync.md's table of DRS answers says what `classify` decides; it said a dropped
+    connection was `error` and had no `invalid` row. Every code in the first column must get the
+    row's status and retryable; 'any other AWS error' stands for a code classify does not know."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).parent.parent / "docs" / "drs-sync.md").read_text(encoding="utf-8")
+    section = text.split("## Errors, per region", 1)[1].split("\n## ", 1)[0]
+    rows = [[cell.strip() for cell in line.strip().strip("|").split("|")]
+            for line in section.splitlines() if line.startswith("| ") and not line.startswith("| DRS answer")]
+    checked = set()
+    for answer, status, retryable, *_ in rows:
+        codes = re.findall(r"`(\w+)`", answer) or (["SomeOtherDrsError"] if answer == "any other AWS error" else [])
+        assert codes, f"a row of the table names no code: {answer!r}"
+        for code in codes:
+            got = classify(code, service="drs", operation="DescribeSourceServers")
+            assert (got.status, got.retryable) == (status, retryable.startswith("yes")), (code, got)
+            checked.add(code)
+    assert {"ConnectionClosedError", "ValidationException", "ThrottlingException"} <= checked
