@@ -57,6 +57,17 @@ def test_table_output(runner, base_args):
     assert "ListBuckets" in out.stdout and "UnknownService" in out.stdout
 
 
+def test_table_marks_a_value_it_cuts(runner, base_args):
+    """A cell cut to fit ends in "…"; it was cut with no mark (a queue URL looked whole and was not)."""
+    create = [{"service": "sqs", "operation": "CreateQueue", "params": {"QueueName": "table-mark-queue"}}]
+    out = runner.invoke(cli, [*base_args, "batch", "-o", "table"], input=json.dumps(create))
+    assert out.exit_code == 0, out.output
+    url = json.loads(runner.invoke(cli, [*base_args, "batch"], input=json.dumps(create)).stdout)[0]["result"]["QueueUrl"]
+    assert len(url) > 24
+    (cell,) = [part for part in out.stdout.split() if part.startswith("QueueUrl=")]
+    assert cell == f"QueueUrl={url[:23]}…"
+
+
 @pytest.mark.parametrize(("text", "named"), [("[{not json", "line 1"), ("[1, 2", "not valid JSON"),
                                              ("hello", "'hello'")])
 def test_unreadable_input_is_exit_2_without_traceback(runner, base_args, text, named):

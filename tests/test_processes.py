@@ -35,7 +35,9 @@ BAD = {"service": "dynamodb", "operation": "NoSuchOperationHere"}
 SLOW_WRITE = {"service": "dynamodb", "operation": "DeleteTable", "params": {"TableName": "t"}}
 TARGETS = {"DynamoDB_20120810.DescribeTable": {"error_rate": 1.0},
            "DynamoDB_20120810.DescribeLimits": {"throttle_rate": 1.0},
-           "DynamoDB_20120810.DeleteTable": {"latency": 3.0}}
+           "DynamoDB_20120810.DeleteTable": {"latency": 3.0},
+           "DynamoDB_20120810.DescribeEndpoints": {"latency": 2.0}}
+SLOW_READ = {"service": "dynamodb", "operation": "DescribeEndpoints"}
 
 
 def worker_pids(parent: int | None = None) -> set[int]:
@@ -370,3 +372,31 @@ def test_concurrency_is_the_total_in_flight(concurrency):
         stats = server.stats()
     assert all(r.ok for r in results)
     assert stats["inflight_max"] <= concurrency  # across both processes, as the server saw it
+
+
+def test_a_read_lost_twice_says_its_one_resend_was_used(server):
+    """A read whose child dies is sent again once; when that child dies too, the read comes back
+    WorkerLost saying so. It said "the request may have run, so it was not sent again", a write's reason."""
+    import urllib.request
+
+    import gevent
+
+    def sent() -> int:
+        with urllib.request.urlopen(f"{server}/_stats", timeout=10) as response:
+            return int(json.load(response)["per_target"].get("DynamoDB_20120810.DescribeEndpoints", 0))
+
+    engine = engine_for(server)
+    before, start = worker_pids(), sent()
+    run = gevent.spawn(engine.batch_requests, [{**SLOW_READ, "id": i} for i in range(4)], 4)  # two per child
+    wait_until(lambda: sent() - start == 4 and len(worker_pids() - before) == 2, 20, "four reads in two children")
+    a, b = sorted(worker_pids() - before)
+    os.kill(a, signal.SIGKILL)
+    wait_until(lambda: sent() - start == 6, 20, "the first child's two reads sent again to the second")
+    os.kill(b, signal.SIGKILL)
+    results = run.get(timeout=30)
+    assert sorted(r.index for r in results) == [0, 1, 2, 3]
+    lost = [r for r in results if not r.ok]
+    assert len(lost) == 2 and all(r.error_code == "WorkerLost" for r in lost), [r.error for r in results]
+    assert all(f"worker process {b} was killed by signal 9 before answering; a read is sent again once, and this "
+               "one was" in r.error for r in lost), [r.error for r in lost]
+    assert not any("may have run" in r.error for r in lost)

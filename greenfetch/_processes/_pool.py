@@ -239,9 +239,9 @@ class ProcessPool:
             if reads_only(pending.raw) and pending.sends < 2:
                 self._dispatch(index, pending)
             else:
-                reason = (f"worker process {child.proc.pid} {how} before answering; the request may have run, "
-                          "so it was not sent again")
-                self._answer(lost(index, pending.raw, reason))
+                why = ("a read is sent again once, and this one was" if reads_only(pending.raw)
+                       else "the request may have run, so it was not sent again")
+                self._answer(lost(index, pending.raw, f"worker process {child.proc.pid} {how} before answering; {why}"))
         child.outstanding.clear()
 
     def _requeue(self, child: _Child, indexes: list[int]) -> None:

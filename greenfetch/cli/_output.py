@@ -60,15 +60,16 @@ def emit_one(result: Result, query: Any = None, out: IO[str] | None = None) -> N
 
 
 def summarize(value: Any) -> str:
-    """A few words about a response: the sizes of its lists, or its scalar fields."""
+    """A few words about a response: the sizes of its lists, or its scalar fields (a cut value ends
+    in "…")."""
     if not isinstance(value, dict) or not value:
-        return "" if value is None else str(value)[:60]
+        return "" if value is None else _clip(value, 60)
     parts = []
     for key, item in value.items():
         if isinstance(item, list):
             parts.append(f"{key}: {len(item)}")
         elif isinstance(item, (str, int, float, bool)) and len(parts) < 3:
-            parts.append(f"{key}={str(item)[:24]}")
+            parts.append(f"{key}={_clip(item, 24)}")
     return ", ".join(parts[:4]) or f"{len(value)} fields"
 
 
@@ -142,7 +143,7 @@ def _account(request: dict[str, Any]) -> str:
     return str(request.get("account") or account_of_role(request.get("role")) or "")
 
 
-def _clip(text: str, width: int) -> str:
+def _clip(text: Any, width: int) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= width else text[: width - 1] + "…"
 
