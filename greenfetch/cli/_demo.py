@@ -8,8 +8,12 @@ inventory of the whole estate.
 from __future__ import annotations
 
 import os
+import shlex
+import shutil
+import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import click
@@ -26,8 +30,10 @@ _DEMO_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "demo", "AWS_SECRET_ACCESS_KEY": "demo
 @click.option("--endpoint-url", help="Use this AWS endpoint instead of starting moto's server (it must be a "
                                      "test endpoint: the demo creates resources).")
 @click.option("--concurrency", "-c", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--keep", is_flag=True, help="Keep the inventory's files, and moto's server running until Ctrl-C, "
+                                           "for your next commands (printed, with the environment they need).")
 @pass_state
-def demo(state: CliState, endpoint_url: str | None, concurrency: int) -> None:
+def demo(state: CliState, endpoint_url: str | None, concurrency: int, keep: bool) -> None:
     """Start moto's server on loopback, seed a small multi-account estate, fetch it all at once."""
     try:
         import moto  # noqa: F401
@@ -35,10 +41,12 @@ def demo(state: CliState, endpoint_url: str | None, concurrency: int) -> None:
         from ..testing import MotoServer
         from ._demo_estate import DEMO_ACCOUNTS, DEMO_REGIONS, DEMO_ROLE, run_demo_inventory, seed_demo
     except ImportError:
-        raise click.ClickException("the demo needs moto's server: pip install 'greenfetch[demo]'") from None
+        raise click.ClickException("the demo needs moto's server: pip install 'greenfetch[demo]' (from a checkout: "
+                                   "pip install -e '.[demo]', or run scripts/demo)") from None
     os.environ.update(_DEMO_CREDENTIALS)  # moto accepts any; the demo never talks to real AWS
     server = None if endpoint_url else MotoServer()
     url = endpoint_url or server.start()  # type: ignore[union-attr]
+    out = tempfile.mkdtemp(prefix="greenfetch-demo-")
     try:
         engine = state.engine(endpoint_url=url, concurrency=concurrency, region="us-east-1")
         _title(f"1. An embedded AWS endpoint: {url} (moto's server)")
@@ -60,15 +68,51 @@ def demo(state: CliState, endpoint_url: str | None, concurrency: int) -> None:
         click.echo("\n" + render_stats(engine.metrics.perf_stats()))
 
         _title("3. An inventory of every account x region x resource type")
-        with tempfile.TemporaryDirectory(prefix="greenfetch-demo-") as out:
-            report = run_demo_inventory(url, engine=engine, out=out, concurrency=concurrency)
-            click.echo(render_summary(report.summary))
-            click.echo(f"\n{len(report.files)} JSON files written (one per resource type), e.g. "
-                       f"{os.path.basename(sorted(report.files)[0]) if report.files else '-'}")
-        click.echo("\nNext: `greenfetch batch --help`, `greenfetch inventory --help`, docs/nushell.md")
+        report = run_demo_inventory(url, engine=engine, out=out, concurrency=concurrency)
+        click.echo(render_summary(report.summary))
+        click.echo(f"\n{len(report.files)} JSON files written (one per resource type) to {out}"
+                   + ("" if keep else " (removed when the demo ends; scripts/demo --keep keeps them)"))
+        bin_dir = _bin_dir()
+        on_path = f"export PATH={shlex.quote(bin_dir)}:$PATH"
+        if (Path(bin_dir) / "activate").is_file():
+            on_path += f"   # or: source {shlex.quote(str(Path(bin_dir) / 'activate'))}"
+        if not keep:
+            click.echo(f"\nNext: put the commands on PATH in your shell:\n  {on_path}\nthen `greenfetch batch --help`, "
+                       "`greenfetch inventory --help`, docs/nushell.md; `scripts/demo --keep` (or `greenfetch demo "
+                       "--keep`) keeps moto's server and these files for your next commands")
+            return
+        env = " ".join(f"{k}={v}" for k, v in {"AWS_ENDPOINT_URL": url, **_DEMO_CREDENTIALS,
+                                               "AWS_REGION": "us-east-1"}.items())
+        again = (f"greenfetch inventory --accounts {','.join(DEMO_ACCOUNTS)} --role-name {DEMO_ROLE} "
+                 f"--regions {','.join(DEMO_REGIONS)} --types ec2.vpcs,sqs.queues --out "
+                 f"{shlex.quote(os.path.join(out, 'inventory.db'))}")
+        _title("Kept for your next commands" + (", until you stop this one (Ctrl-C)" if server else ""))
+        click.echo(f"moto's server: {url}\nthe inventory's files: {out}\n"
+                   f"{'In another terminal' if server else 'Next'}, as printed:\n"
+                   f"  {on_path}\n  export {env}\n  {again}")
+        if server is not None:
+            _wait_for_a_stop()
+            click.echo(f"stopped moto's server at {url}; the files stay in {out}", err=True)
     finally:
         if server is not None:
             server.stop()
+        if not keep:
+            shutil.rmtree(out, ignore_errors=True)
+
+
+def _bin_dir() -> str:
+    """Where this greenfetch's commands are (a venv's bin directory, usually)."""
+    found = shutil.which("greenfetch")
+    return str(Path(found).parent) if found else str(Path(sys.executable).parent)
+
+
+def _wait_for_a_stop() -> None:
+    """Until Ctrl-C, SIGTERM or SIGHUP (the CLI raises them in the main greenlet)."""
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
 
 
 def _title(text: str) -> None:

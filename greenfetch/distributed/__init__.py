@@ -89,6 +89,8 @@ class _ShardRequest(Request):
     delivered again after the visibility timeout) or was lost with a restarted Redis (the coordinator
     re-sends what the sink lacks): either way it runs again, and a second run overwrites."""
 
+    acknowledged: bool  # Celery's own flag (a class attribute there, False until acknowledged or rejected)
+
     def acknowledge(self) -> None:
         from celery.worker import state
 
