@@ -100,10 +100,14 @@ class Coordinator:
             self._broker(lambda: state.begin(s.key for s in shards), "cannot reach the broker")
             self._send(shards)
             failures = self._wait(state, shards)
-            finished = self._broker(state.finished, "lost the broker")
+            finished: dict[str, str] | None = None
             for shard in shards:
                 got = self.sink.get(self.run_id, shard.key)
                 if got is None:
+                    if finished is None:  # who finished what: only to explain a missing shard, so best effort
+                        finished = {}
+                        with contextlib.suppress(Exception):
+                            finished = state.finished()
                     got = self._missing(shard, types, failures.get(shard.key), finished.get(shard.key))
                 records, shard_summary = got
                 times = merge_shard(summary, records, shard_summary)
