@@ -18,10 +18,10 @@ from typing import Any
 
 import botocore.exceptions
 
-from ._exceptions import BodyTooLarge, RequestError
+from ._exceptions import BodyTooLarge, RequestError, StorageError
 
 __all__ = ["BODY_TOO_LARGE", "EXPIRED_CODES", "IDENTITY_MISMATCH", "THROTTLE_CODES", "TOO_MANY_OPEN_FILES", "UNBUILT_CODES", "UNNAMED_CODES", "Classification", "classify", "describe", "is_throttle",
-           "suggest"]
+           "storage_error", "suggest"]
 
 
 TOO_MANY_OPEN_FILES = "TooManyOpenFiles"  # EMFILE/ENFILE anywhere in the chain: not transient, not a connect error
@@ -210,3 +210,36 @@ def _fd_exhausted(exc: BaseException) -> OSError | None:
 def suggest(name: str, valid: Iterable[str], *, n: int = 5, cutoff: float = 0.5) -> list[str]:
     """The valid names nearest to ``name``, best first: the one "did you mean" rule."""
     return difflib.get_close_matches(name, sorted(valid), n=n, cutoff=cutoff)
+
+
+# What to do when storage refuses, by errno (an OSError) or by SQLite's primary result code (a sqlite3
+# error carries it as ``sqlite_errorcode``): the one table behind every "cannot write" line.
+_FULL = "free some space, or write elsewhere"
+_STORAGE_HINTS = {
+    errno.ENOSPC: _FULL,
+    errno.EDQUOT: _FULL,
+    errno.EROFS: "the file system is mounted read-only: write elsewhere",
+    errno.EACCES: "write elsewhere, or fix its permissions",
+    errno.EPERM: "write elsewhere, or fix its permissions",
+    errno.EFBIG: "the file size limit (ulimit -f) is reached: raise it, or write elsewhere",
+    errno.EIO: "the device failed (see dmesg): write elsewhere",
+}
+_SQLITE_ERRNO = {13: errno.ENOSPC, 8: errno.EROFS, 3: errno.EACCES, 23: errno.EACCES, 10: errno.EIO}  # FULL, READONLY, PERM, AUTH, IOERR
+_SQLITE_DAMAGED = frozenset({11, 26})  # SQLITE_CORRUPT, SQLITE_NOTADB
+
+
+def storage_error(exc: BaseException, what: str, kept: str = "") -> StorageError:
+    """The one line for storage that refused: ``what`` (``cannot write --out 'x'``), why (the OS's or
+    SQLite's own words), ``kept`` (what the run kept, if anything) and what would do. ``exc`` is an
+    OSError or a sqlite3 error; a damaged database is exit 2 (bad input), everything else exit 1."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        reason, number = str(exc), _SQLITE_ERRNO.get(code & 0xFF)
+        damaged = code & 0xFF in _SQLITE_DAMAGED
+    else:
+        reason = (exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)) or type(exc).__name__
+        number, damaged = getattr(exc, "errno", None), False
+    hint = ("the database is damaged: recover what it holds with sqlite3's .recover, or use another file"
+            if damaged else _STORAGE_HINTS.get(number or 0, ""))
+    return StorageError("; ".join(part for part in (f"{what}: {reason}", kept, hint) if part),
+                        exit_code=2 if damaged else 1)

@@ -8,6 +8,7 @@
      ├── BatchFailed                  fail-fast stopped a batch; carries the results so far
      ├── ExpositionError              metrics could not be served, pushed or written
      ├── BrokerError (RuntimeError)   inventory --broker: the broker could not be reached, or stopped answering
+     ├── StorageError                 output the disk refused (full, read-only, no permission) or a damaged file
      └── EngineImportError (ImportError)  gevent could not be set up safely for this process
 
 Pure standard library, so ``_patch`` can import it before gevent patches anything. The messages
@@ -19,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = ["BatchFailed", "BodyTooLarge", "BrokerError", "ConfigError", "EngineImportError", "ExpositionError", "GreenfetchError",
-           "InventoryError", "RequestError"]
+           "InventoryError", "RequestError", "StorageError"]
 
 
 class GreenfetchError(Exception):
@@ -76,6 +77,18 @@ class ExpositionError(GreenfetchError):
 class BrokerError(GreenfetchError, RuntimeError):
     """The broker could not be reached, or stopped answering mid-run (``inventory --broker``). The
     message names the broker with its password redacted."""
+
+
+class StorageError(GreenfetchError):
+    """Storage refused: a full disk, read-only media, no permission, a file size limit, a file that
+    cannot be opened, a damaged SQLite database. The message is one line naming the path (or stdout),
+    why, and what was kept; ``_errors.storage_error`` builds it, the one place that maps an OSError or
+    a sqlite3 error to words. ``exit_code`` is the command line's: 2 for a damaged file (the same
+    answer every time: bad input), 1 otherwise (the run ran; its output is incomplete)."""
+
+    def __init__(self, message: str, exit_code: int = 1):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 class EngineImportError(GreenfetchError, ImportError):

@@ -163,6 +163,9 @@ def test_fuzz_records_one_result_each_and_strict_json(records, output, as_lines)
     if not as_lines and _non_finite(records):  # NaN/inf in a JSON array: no request can run
         assert result.exit_code == 2 and not result.stdout_bytes.strip()
         return
+    if as_lines and all(_non_finite(r) for r in records):  # no line (or no readable line): no request at all
+        assert result.exit_code == 2 and not result.stdout_bytes.strip()
+        return
     assert result.exit_code in (0, 1), result.output  # a NaN line is that request's failed Result
     stdout = result.stdout_bytes
     rows = ([strict(line) for line in stdout.splitlines() if line.strip()] if output == "jsonl"

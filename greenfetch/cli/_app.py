@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import click
 
 from .. import _patch
+from .._exceptions import ConfigError, StorageError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BATCH_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -43,7 +46,52 @@ class CliState:
 pass_state = click.make_pass_decorator(CliState)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+class _ErrorLine(click.ClickException):
+    """An error already worded for the user: ``Error: MESSAGE``, one line, and its exit code."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class UsageLine(click.UsageError):
+    """``fail_usage``'s error: the message already says what would be valid, so no pointer to --help."""
+
+
+@contextlib.contextmanager
+def _one_line() -> Iterator[None]:
+    """Every error a user can cause, as one line on stderr: click's usage errors print three (usage,
+    "Try --help", the error); a setting greenfetch cannot use (exit 2) and storage that refused (a full
+    disk, read-only media, a damaged database: exit 1, or 2 for a damaged file) print their own line."""
+    try:
+        yield
+    except UsageLine as exc:
+        raise _ErrorLine(exc.format_message(), EXIT_USAGE) from None
+    except click.UsageError as exc:
+        message = exc.format_message()
+        if exc.ctx is not None and (not isinstance(exc, click.BadParameter) or isinstance(exc, click.MissingParameter)):
+            message = f"{message.rstrip('.')} (see '{exc.ctx.command_path} --help')"  # click's own parse errors
+        raise _ErrorLine(message, EXIT_USAGE) from None
+    except ConfigError as exc:
+        raise _ErrorLine(str(exc), EXIT_USAGE) from None
+    except StorageError as exc:
+        raise _ErrorLine(str(exc), exc.exit_code) from None
+
+
+class _Group(click.Group):
+    """The root group: parsing (``make_context``) and running a command (``invoke``) under ``_one_line``."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        with _one_line():
+            return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _one_line():
+            return super().invoke(ctx)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.option("--region", help="Default region for requests that name none (else AWS_REGION).")
 @click.option("--profile", help="Default AWS profile (else AWS_PROFILE).")
 @click.option("--endpoint-url", help="Send every call to this endpoint (else AWS_ENDPOINT_URL*).")
@@ -116,7 +164,7 @@ def _finish_exposition(state: CliState) -> None:
 
 def fail_usage(message: str) -> None:
     """Bad usage or input: one clear line on stderr, exit 2, no traceback."""
-    raise click.UsageError(message)
+    raise UsageLine(message)
 
 
 def load_commands() -> click.Group:
@@ -133,7 +181,7 @@ def run() -> None:
     except _patch.EngineImportError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
-    from .._config import ConfigError, raise_open_file_limit
+    from .._config import raise_open_file_limit
     from ._signals import received, route_to_main
 
     route_to_main()  # SIGINT, SIGTERM, SIGHUP: write what completed, exit 128 + signal

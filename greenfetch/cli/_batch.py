@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
 import sys
 from typing import IO, Any
 
@@ -10,6 +13,7 @@ import jmespath
 import jmespath.exceptions
 import jmespath.functions
 
+from .._errors import storage_error
 from .._exceptions import BatchFailed
 from .._models import Result
 from ._app import EXIT_BATCH_FAILED, EXIT_FAILED, EXIT_OK, CliState, main, pass_state
@@ -60,22 +64,27 @@ def run_and_emit(run: Any, requests: Any, output: str, query: str | None, progre
                  fail_fast: bool = False) -> None:
     """Drive ``run(requests)`` (an iterator of Results), report progress, write output, exit with the
     contract's code. JSON Lines stream as results complete; JSON and tables are written in request order
-    at the end, or on Ctrl-C with whatever completed."""
+    at the end, or on Ctrl-C with whatever completed. Stdout that refuses (a full disk, /dev/full) stops
+    the run: one line on stderr, exit 1, never exit 0 with a cut-off file."""
     expr = compile_query(query)
     _check_functions(expr, query)
     bar = Progress(enabled=progress)
     done: list[Result] = []
     failure: Result | None = None
     interrupted: KeyboardInterrupt | None = None
+    refused: _StdoutRefused | None = None
+    written = 0
     try:
         for result in run(requests):
             bar.update(result.ok)
             if output == "jsonl":
-                emit_one(result, expr)
-                sys.stdout.flush()
+                _to_stdout(emit_one, result, expr)
+                written += 1
             else:
                 done.append(result)
             failure = failure or (None if result.ok else result)
+    except _StdoutRefused as exc:  # nothing more can be delivered: stop sending
+        refused = exc
     except BatchFailed as exc:
         done, failure = exc.results, exc.failure
     except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP (see _signals)
@@ -84,11 +93,15 @@ def run_and_emit(run: Any, requests: Any, output: str, query: str | None, progre
         raise _query_failed(query, exc) from None
     finally:  # whatever ends the stream (a signal, a failing query, a read error), what completed is written
         bar.close()
-        if output != "jsonl":
+        if output != "jsonl" and refused is None:
             try:
-                emit(sorted(done, key=lambda r: r.index), output, query)
+                _to_stdout(emit, sorted(done, key=lambda r: r.index), output, query)
             except jmespath.exceptions.JMESPathError as exc:
                 raise _query_failed(query, exc) from None
+            except _StdoutRefused as exc:
+                refused = exc
+    if refused is not None:
+        _stdout_failed(refused.cause, output, written)
     if interrupted is not None:
         click.echo(f"Interrupted: {bar.done} results written.", err=True)
         sys.exit(exit_code(interrupted))
@@ -96,6 +109,36 @@ def run_and_emit(run: Any, requests: Any, output: str, query: str | None, progre
         click.echo(f"Batch failed at request {failure.index}: {failure.error}", err=True)
         sys.exit(EXIT_BATCH_FAILED)
     sys.exit(EXIT_FAILED if failure is not None else EXIT_OK)
+
+
+class _StdoutRefused(Exception):
+    """A write to stdout failed; carries the OSError (kept apart from OSErrors of the input or the run)."""
+
+    def __init__(self, cause: OSError):
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def _to_stdout(write: Any, *args: Any) -> None:
+    try:
+        write(*args)
+    except OSError as exc:
+        raise _StdoutRefused(exc) from None
+
+
+def _stdout_failed(exc: OSError, output: str, written: int) -> None:
+    """Exit 1 for output that did not all arrive: one line saying what was kept. A reader that went
+    away (``| head``) gets no line: it asked for no more."""
+    with contextlib.suppress(OSError):  # nothing Python still holds for stdout may fail again at exit
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    if exc.errno != errno.EPIPE:
+        kept = (f"the {'table' if output == 'table' else 'JSON'} output is cut off" if output != "jsonl"
+                else f"the first {written} results are whole lines, the rest are missing" if written
+                else "no result was written")
+        click.echo(f"Error: {storage_error(exc, 'cannot write the results to stdout', kept)}", err=True)
+    sys.exit(EXIT_FAILED)
 
 
 _FUNCTIONS = frozenset(jmespath.functions.Functions.FUNCTION_TABLE)

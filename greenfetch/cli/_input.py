@@ -10,7 +10,9 @@ traceback. Where the error lands depends on what it spoils:
   cannot be built; the lines after it still run, and the exit code is 1 (some requests failed);
 - a JSON array document that is not strict JSON holds no request anyone can run: a usage error that
   names the file and the line (exit 2), before any call; so is input that is neither (its first
-  non-blank line starts with neither ``[`` nor ``{``).
+  non-blank line starts with neither ``[`` nor ``{``), input with nothing in it, and JSON Lines whose
+  every line is unreadable (the reader looks ahead to the first readable line before returning, so
+  nothing is sent for input that holds no request; an explicit empty array ``[]`` is zero requests).
 
 This is the one home of that rule: the nu plugin and the Lambda handler receive values (nu records, a
 parsed event), never lines, so a bad record there is already a failed Result through ``Request.coerce``.
@@ -69,7 +71,8 @@ def read_requests(stream: IO[Any], name: str) -> Iterator[Any]:
         head = head[3:].lstrip()
     start = head[:1].decode("latin-1") if isinstance(head, bytes) else head[:1]
     if start == "":
-        return iter(())
+        raise _bad(f"{_shown(name)} is empty: it holds no request; give a JSON array of requests, or JSON Lines "
+                   "(one request object per line)")
     if start == "[":
         data = _parse(first + source.read(), f"{name}", offset=blank)
         if not isinstance(data, list):  # pragma: no cover - a '[' text parses to a list
@@ -85,7 +88,28 @@ def read_requests(stream: IO[Any], name: str) -> Iterator[Any]:
         shown = shown.decode("utf-8", "backslashreplace") if isinstance(shown, bytes) else shown
         raise _bad(f"{name} does not hold requests: expected a JSON array ('[') or JSON Lines of objects ('{{'), "
                    f"found {shown!r}")
-    return _json_lines(itertools.chain([first], lines), name, first_line=blank + 1)
+    return _first_readable(_json_lines(itertools.chain([first], lines), name, first_line=blank + 1), name)
+
+
+_LOOK_AHEAD = 10_000  # unreadable lines held while looking for a readable one (memory: a reason each)
+
+
+def _first_readable(items: Iterator[Any], name: str) -> Iterator[Any]:
+    """``items`` whole, once one of them is readable; a usage error when none is. Past ``_LOOK_AHEAD``
+    unreadable lines in a row the lines stream as they are (each a failed result, exit 1)."""
+    held: list[UnreadableInput] = []
+    for item in items:
+        if not isinstance(item, UnreadableInput) or len(held) >= _LOOK_AHEAD:
+            return itertools.chain(held, [item], items)
+        held.append(item)
+    other = len(held) - 1
+    more = f" (and {other} more unreadable line{'s' if other > 1 else ''})" if other else ""
+    raise _bad(f"{_shown(name)} holds no request that can be read: {held[0].reason}{more}; each line must be one "
+               "request object in strict JSON")
+
+
+def _shown(name: str) -> str:
+    return "the input (stdin)" if name in ("-", "<stdin>") else name
 
 
 def _json_lines(lines: Iterator[Any], name: str, first_line: int) -> Iterator[Any]:

@@ -1,8 +1,17 @@
-"""Writing results to stdout: JSON, JSON Lines or a table, with an optional JMESPath query."""
+"""Writing results to stdout: JSON, JSON Lines or a table, with an optional JMESPath query.
+
+Every byte goes out through ``write_out``, which writes stdout's file descriptor itself and raises
+the OSError when the kernel refuses (a full disk, /dev/full, a closed pipe): Python's own unbuffered
+stdout (``PYTHONUNBUFFERED``, docker's usual setting) drops what a short write to a full disk left
+over without an error, so a command exited 0 with a cut-off file.
+"""
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import select
 import sys
 from collections.abc import Iterable, Sequence
 from typing import IO, Any
@@ -14,7 +23,8 @@ import jmespath.exceptions
 from .._jsonable import to_json
 from .._models import Result, account_of_role
 
-__all__ = ["OUTPUTS", "emit", "emit_one", "render_stats", "render_summary", "render_table", "summarize", "text_table", "write_json"]
+__all__ = ["OUTPUTS", "emit", "emit_one", "render_stats", "render_summary", "render_table", "summarize", "text_table",
+           "write_json", "write_out"]
 
 OUTPUTS = ("json", "jsonl", "table")
 
@@ -30,33 +40,58 @@ def compile_query(query: str | None) -> Any:
 
 
 def emit(results: Sequence[Result], output: str = "json", query: str | None = None, out: IO[str] | None = None) -> None:
-    """Write all results at once (results in request order)."""
-    out = out or sys.stdout
+    """Write all results at once (results in request order); OSError when stdout refuses."""
     rows = [r.to_dict() for r in results]
     expr = compile_query(query)
     if expr is not None:
         data = expr.search(rows)
-        if output == "jsonl" and isinstance(data, list):
-            for item in data:
-                out.write(to_json(item) + "\n")  # a query can make NaN (to_number('NaN')): strict JSON
+        if output == "jsonl" and isinstance(data, list):  # a query can make NaN (to_number('NaN')): strict JSON
+            write_out("".join(to_json(item) + "\n" for item in data), out)
         else:
-            out.write(to_json(data, indent=2) + "\n")
+            write_out(to_json(data, indent=2) + "\n", out)
         return
     if output == "table":
-        out.write(render_table(rows) + "\n")
+        write_out(render_table(rows) + "\n", out)
     elif output == "jsonl":
-        for row in rows:
-            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        write_out("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), out)
     else:
-        out.write(json.dumps(rows, indent=2, ensure_ascii=False) + "\n")
+        write_out(json.dumps(rows, indent=2, ensure_ascii=False) + "\n", out)
 
 
 def emit_one(result: Result, query: Any = None, out: IO[str] | None = None) -> None:
-    """One JSON Lines record as soon as a result completes (streaming output)."""
+    """One JSON Lines record as soon as a result completes (streaming output), written through."""
     row: Any = result.to_dict()
     if query is not None:
         row = query.search(row)
-    (out or sys.stdout).write(to_json(row) + "\n")
+    write_out(to_json(row) + "\n", out)
+
+
+def write_out(text: str, out: IO[str] | None = None) -> None:
+    """``text`` to ``out`` (stdout when None), all of it, or the OSError that stopped it.
+
+    A stream with a file descriptor is written through it: a short write (a full disk takes what fits)
+    is continued until the kernel says why it stops. Anything else (a StringIO, click's test runner)
+    is written and flushed."""
+    stream = out or sys.stdout
+    fd = _fileno(stream)
+    if fd is None:
+        stream.write(text)
+        stream.flush()
+        return
+    stream.flush()  # anything written the ordinary way before, in order
+    data = memoryview(text.encode(getattr(stream, "encoding", None) or "utf-8", getattr(stream, "errors", None) or "strict"))
+    while data:
+        try:
+            data = data[os.write(fd, data):]
+        except BlockingIOError:  # a non-blocking pipe that is full: wait (cooperatively under gevent)
+            select.select([], [fd], [])
+
+
+def _fileno(stream: IO[str]) -> int | None:
+    try:
+        return stream.fileno()
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return None
 
 
 def summarize(value: Any) -> str:
