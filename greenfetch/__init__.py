@@ -67,6 +67,7 @@ from ._exceptions import (  # noqa: E402
     GreenfetchError,
     InventoryError,
     RequestError,
+    StorageError,
 )
 from ._models import Request, Result  # noqa: E402
 from ._redact import install as _install_redaction  # noqa: E402
@@ -93,6 +94,7 @@ __all__ = [
     "Request",
     "RequestError",
     "Result",
+    "StorageError",
     "TracePoint",
     "adaptive_batch",
     "batch_requests",

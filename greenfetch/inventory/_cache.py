@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import re
 import time
@@ -28,6 +29,7 @@ from typing import Any
 
 from cachetools import TTLCache
 
+from .._errors import storage_error
 from .._jsonable import jsonable
 from .._models import Request
 from ._fileio import atomic_write_text, sweep_stale
@@ -35,6 +37,8 @@ from ._s3_read import read_object
 from ._types import InventoryError
 
 __all__ = ["InventoryCache", "parse_s3_uri"]
+
+_log = logging.getLogger("greenfetch.inventory")
 
 _MARK = "greenfetch-cache"
 _VERSION = 1
@@ -70,6 +74,7 @@ class InventoryCache:
                                                                   timer=clock)
         self.hits = {"memory": 0, "disk": 0, "s3": 0}
         self.misses = 0
+        self._write_refused = False
         if self.directory is not None and self.directory.is_dir():
             sweep_stale(self.directory, owns=_ours)  # what a killed run left half-written
 
@@ -149,8 +154,12 @@ class InventoryCache:
             self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
             # swept once, in __init__; no fsync: an entry lost or torn by a power cut is a miss
             atomic_write_text(self._path(key), text, sweep=False, durable=False)
-        except OSError:
-            pass  # a cache that cannot write is a slower run, not a failed one
+        except OSError as exc:  # a cache that cannot write is a slower run, not a failed one: said once
+            if not self._write_refused:
+                self._write_refused = True
+                _log.warning("%s", storage_error(
+                    exc, f"cache directory {str(self.directory)!r} cannot be written",
+                    "the run goes on without caching what it fetches (GREENFETCH_CACHE_DIR)"))
 
     def _valid(self, key: str, envelope: Any) -> dict[str, Any] | None:
         """The envelope when it is ours, for this key, and fresh; None otherwise."""

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from .._errors import storage_error
 from .._jsonable import jsonable
 from ._cache import InventoryCache
 from ._catalog import resolve_types
@@ -107,15 +108,28 @@ class DirectoryShardSink:
 
     def put(self, run_id: str, key: str, records: list[Record], summary: dict[str, Any]) -> None:
         text = json.dumps(jsonable({"shard": key, "summary": summary, "records": records}), ensure_ascii=False)
-        with atomic_open(self._dir(run_id) / f"{key}.json", 0o600) as handle:
-            handle.write(text)
+        path = self._dir(run_id) / f"{key}.json"
+        try:
+            with atomic_open(path, 0o600) as handle:
+                handle.write(text)
+        except OSError as exc:  # the worker reports it; the shard is delivered again
+            raise storage_error(exc, f"cannot write shard file {str(path)!r}", "no partial file is left") from None
 
     def get(self, run_id: str, key: str) -> tuple[list[Record], dict[str, Any]] | None:
+        """The shard's records and summary; None when it is not there. A file that cannot be read (a
+        directory in its place, no permission, not a shard) is a failed shard: no records, and its
+        account failed with one line saying why, never a traceback that loses the other shards."""
+        path = self._dir(run_id) / f"{key}.json"
         try:
-            data = json.loads((self._dir(run_id) / f"{key}.json").read_text(encoding="utf-8"))
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return data["records"], data["summary"]
         except FileNotFoundError:
             return None
-        return data["records"], data["summary"]
+        except OSError as exc:
+            why = str(storage_error(exc, f"shard {key}: its file {str(path)!r} cannot be read"))
+        except (ValueError, KeyError, TypeError) as exc:
+            why = f"shard {key}: its file {str(path)!r} is not a shard file ({type(exc).__name__}: {exc})"
+        return [], {"accounts_failed": {key.partition(".")[0]: why}}
 
     def keys(self, run_id: str) -> set[str]:
         folder = self._dir(run_id)

@@ -22,10 +22,11 @@ import contextlib
 import logging
 import os
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
+from .._errors import storage_error
 from .._jsonable import to_json
 from ._cache import parse_s3_uri
 from ._fileio import atomic_open, check_writable
@@ -109,33 +110,38 @@ class FileSink:
         if self.fmt == "json":
             self._by_type[rec["resource_type"]].append(rec)
             return
-        if self._handle is None:
-            self._stream = contextlib.ExitStack()
-            self._handle = self._stream.enter_context(atomic_open(self.directory / "inventory.jsonl", 0o644))
-        line = _dumps(rec) + "\n"
-        self._handle.write(line)
+        path = self.directory / "inventory.jsonl"
+        with _refused(path):
+            if self._handle is None:
+                self._stream = contextlib.ExitStack()
+                self._handle = self._stream.enter_context(atomic_open(path, 0o644))
+            line = _dumps(rec) + "\n"
+            self._handle.write(line)
         if self.tee is not None:
             self.tee.write(line.encode("utf-8"))
 
     def close(self, summary: Mapping[str, Any] | None = None) -> list[Path]:
-        """Write (or finish) the files; ``summary`` is accepted for the sinks' common interface."""
+        """Write (or finish) the files; ``summary`` is accepted for the sinks' common interface.
+        Storage that refuses (a full disk) is a StorageError naming the file and what was written."""
         if self.fmt == "jsonl":
             path = self.directory / "inventory.jsonl"
-            if self._stream is None:  # no records: still an (empty) valid file
-                with atomic_open(path, 0o644):
-                    pass
-            else:
-                self._stream.close()
-                self._stream = self._handle = None
+            with _refused(path):
+                if self._stream is None:  # no records: still an (empty) valid file
+                    with atomic_open(path, 0o644):
+                        pass
+                else:
+                    self._stream.close()
+                    self._stream = self._handle = None
             if self.tee is not None:  # after the rename: the object never exists without the file
                 self.tee.complete()  # a failure is kept in tee.error (reported by the run), and aborted
             return [path]
-        written = []
+        written: list[Path] = []
         for rtype in sorted(self._by_type):
             path = self.directory / f"{rtype}.json"
             records = sorted(self._by_type[rtype], key=lambda r: (r["account"], r["region"]))
-            with atomic_open(path, 0o644) as handle:
-                handle.write("[\n" + ",\n".join(_dumps(r) for r in records) + "\n]\n")
+            with _refused(path, written):
+                with atomic_open(path, 0o644) as handle:
+                    handle.write("[\n" + ",\n".join(_dumps(r) for r in records) + "\n]\n")
             written.append(path)
         return written
 
@@ -158,6 +164,18 @@ class FileSink:
 
 def _dumps(rec: Record) -> str:
     return to_json(rec)
+
+
+@contextlib.contextmanager
+def _refused(path: Path, written: list[Path] | None = None) -> Iterator[None]:
+    """An OSError while writing ``path`` as one StorageError line: the file, why, and what is on disk
+    (the files already in place are whole; ``atomic_open`` never leaves part of one)."""
+    try:
+        yield
+    except OSError as exc:
+        kept = (f"{', '.join(p.name for p in written)} {'is' if len(written) == 1 else 'are'} written whole; "
+                if written else "") + f"no partial {path.name} is left"
+        raise storage_error(exc, f"cannot write --out {str(path)!r}", kept) from None
 
 
 def prepare_s3(engine: Any, sink: FileSink | SQLiteSink, s3_uri: str, type_names: list[str]) -> S3Upload | None:

@@ -33,10 +33,11 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from .._errors import storage_error
 from .._jsonable import to_json
 from ._catalog import CATALOG, ResourceType
 from ._fileio import check_writable
@@ -115,12 +116,36 @@ def connect_existing(path: str | os.PathLike[str], *, what: str = "database") ->
         raise InventoryError(f"{what} {str(path)!r} does not exist; give a file written by "
                              "`greenfetch inventory --out FILE.db`")
     try:
-        conn = sqlite3.connect(f"{target.resolve().as_uri()}?mode=ro", uri=True)
+        conn = _open_read_only(target, what)
         _check_schema(conn, str(path), what)
     except sqlite3.Error as exc:
+        if (exc.sqlite_errorcode & 0xFF) not in (11, 26):  # neither SQLITE_CORRUPT nor SQLITE_NOTADB
+            raise InventoryError(f"{what} {str(path)!r} cannot be read: {exc}") from None
         raise InventoryError(f"{what} {str(path)!r} is not a SQLite database ({exc}); give a file written by "
                              "`greenfetch inventory --out FILE.db`") from None
     return conn
+
+
+def _open_read_only(target: Path, what: str) -> sqlite3.Connection:
+    """``mode=ro``; on read-only media (a read-only mount, a snapshot) a WAL database cannot get the
+    shared-memory file SQLite wants beside it, so there it is opened ``immutable``: nothing can change
+    it there. A directory that is only not writable for this user is said so (immutable would be
+    unsafe: someone else may be writing)."""
+    uri = target.resolve().as_uri()
+    conn = sqlite3.connect(f"{uri}?mode=ro", uri=True)
+    try:
+        conn.execute("PRAGMA schema_version").fetchone()
+        return conn
+    except sqlite3.OperationalError:
+        conn.close()
+        directory = target.resolve().parent
+        if not os.statvfs(directory).f_flag & os.ST_RDONLY:
+            if not os.access(directory, os.W_OK):
+                raise InventoryError(f"{what} {str(target)!r} cannot be opened: SQLite needs to create its -shm file "
+                                     f"in {str(directory)!r}, which is not writable; copy the file somewhere "
+                                     "writable") from None
+            raise
+    return sqlite3.connect(f"{uri}?immutable=1", uri=True)
 
 
 def _check_schema(conn: sqlite3.Connection, name: str, what: str) -> bool:
@@ -177,7 +202,7 @@ class SQLiteSink:
         scope = (rtype, account, region)
         if scope in self._scopes:  # the same fetch again (a re-run shard): it replaces the first
             self.flush()
-            with conn:
+            with self._refused(), conn:
                 conn.execute("DELETE FROM resources WHERE run_id = ? AND resource_type = ? AND account = ? "
                              "AND region = ?", (self.run_id, *scope))
         self._scopes.add(scope)
@@ -199,10 +224,12 @@ class SQLiteSink:
         """Commit what is buffered, in one transaction (resources first, then their fetch rows)."""
         if self._conn is None or not (self._rows or self._fetches):
             return
-        with self._conn:
-            self._conn.executemany("INSERT INTO resources VALUES (?, ?, ?, ?, ?, ?)", self._rows)
-            self._conn.executemany("INSERT OR REPLACE INTO fetches (run_id, resource_type, account, region, status, "
-                                   "error, items, fetched_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", self._fetches)
+        with self._refused():
+            with self._conn:
+                self._conn.executemany("INSERT INTO resources VALUES (?, ?, ?, ?, ?, ?)", self._rows)
+                self._conn.executemany("INSERT OR REPLACE INTO fetches (run_id, resource_type, account, region, "
+                                       "status, error, items, fetched_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                                       self._fetches)
         self._rows, self._fetches, self._bytes = [], [], 0
         self._last_commit = self.clock()
 
@@ -212,7 +239,7 @@ class SQLiteSink:
         self.flush()
         summary = dict(summary) if summary is not None else {"records": self.records}
         summary.setdefault("resources_written", self.resources)
-        with conn:
+        with self._refused(), conn:
             conn.execute("UPDATE runs SET finished_at = ?, summary = ? WHERE run_id = ?",
                          (utc_now(), dumps_strict(summary), self.run_id))
         self._disconnect()
@@ -222,7 +249,7 @@ class SQLiteSink:
     def abort(self) -> None:
         """Keep what completed and leave the run unfinished (``finished_at`` NULL): the diff and the
         ``latest`` view skip it by default, and SQL can still see how far it got."""
-        with contextlib.suppress(sqlite3.Error):
+        with contextlib.suppress(Exception):  # the error that ended the run is the one reported
             self.flush()
         self._disconnect()
         self.closed = True
@@ -236,6 +263,37 @@ class SQLiteSink:
             return None
         with InventoryDB(self.path) as db:
             return db.newest_fetch()
+
+    @contextlib.contextmanager
+    def _refused(self) -> Iterator[None]:
+        """A write SQLite refused (a full disk, read-only media, a damaged file) as one StorageError
+        line. What is committed stays, as a run with no ``finished_at`` (diff skips it); a damaged
+        file gets this run's rows removed when SQLite still can, so it is not left unfinished there."""
+        try:
+            yield
+        except (sqlite3.Error, OSError) as exc:
+            committed = self.resources - len(self._rows)
+            if self.run_id is None:
+                kept = "nothing was written"
+            elif getattr(exc, "sqlite_errorcode", 0) & 0xFF in (11, 26) and self._forget_run():  # CORRUPT, NOTADB
+                kept = "this run was not recorded"
+            else:
+                kept = f"run {self.run_id} is kept unfinished with the {committed} resources written so far (diff skips it)"
+            raise storage_error(exc, f"cannot write --out {str(self.path)!r}", kept) from None
+
+    def _forget_run(self) -> bool:
+        """Remove this run's rows (a damaged file); False when SQLite cannot."""
+        self._rows, self._fetches, self._bytes = [], [], 0
+        if self._conn is None:
+            return False
+        try:
+            with self._conn:
+                for table in ("resources", "fetches", "runs"):
+                    self._conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (self.run_id,))
+        except sqlite3.Error:
+            return False
+        self.run_id = None
+        return True
 
     def __enter__(self) -> SQLiteSink:
         return self
@@ -256,8 +314,8 @@ class SQLiteSink:
             if self.path.exists():
                 with contextlib.closing(connect_existing(self.path, what="--out")) as conn:
                     conn.execute("SELECT 1").fetchone()
-                if not os.access(self.path, os.W_OK):
-                    raise PermissionError(13, "Permission denied")
+                os.close(os.open(self.path, os.O_WRONLY))  # the kernel's reason: read-only mount, permission
+                check_writable(self.path.parent if str(self.path.parent) else ".")  # the WAL files go beside it
             else:
                 check_writable(self.path.parent if str(self.path.parent) else ".")
         except OSError as exc:
@@ -269,6 +327,13 @@ class SQLiteSink:
             return self._conn
         if self.closed:
             raise InventoryError(f"the SQLite sink for {str(self.path)!r} is closed; make a new one for another run")
+        with self._refused():
+            conn = self._connect()
+        conn.isolation_level = "DEFERRED"  # from here ``with conn`` commits a batch as one transaction
+        self._conn = conn
+        return conn
+
+    def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
         try:
             conn.execute("PRAGMA journal_mode=WAL")
@@ -282,8 +347,6 @@ class SQLiteSink:
         except BaseException:
             conn.close()
             raise
-        conn.isolation_level = "DEFERRED"  # from here ``with conn`` commits a batch as one transaction
-        self._conn = conn
         return conn
 
     def _disconnect(self) -> None:
