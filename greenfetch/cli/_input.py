@@ -39,9 +39,32 @@ def cooperative(stream: IO[Any], mode: str = "r") -> IO[Any]:
 
     if not is_patched() or not hasattr(stream, "fileno"):
         return stream
-    from gevent.fileobject import FileObjectThread
+    return _PooledReader(stream, b"" if "b" in mode else "")  # type: ignore[return-value]
 
-    return FileObjectThread(stream, mode, close=False)  # type: ignore[no-any-return]
+
+class _PooledReader:
+    """``readline`` and ``read`` of ``stream`` in gevent's thread pool. A run stopped while a read is
+    in flight (stdout refused, fail-fast) has its file closed under that read: the read returns the
+    end of input instead of a ValueError the pool would print as a traceback."""
+
+    def __init__(self, stream: IO[Any], empty: bytes | str):
+        from gevent import get_hub
+
+        self._stream, self._empty, self._pool = stream, empty, get_hub().threadpool
+
+    def readline(self) -> Any:
+        return self._pool.apply(self._read, (self._stream.readline,))
+
+    def read(self, size: int = -1) -> Any:
+        return self._pool.apply(self._read, (self._stream.read, size))
+
+    def _read(self, method: Any, *args: Any) -> Any:
+        try:
+            return method(*args)
+        except ValueError:
+            if self._stream.closed:
+                return self._empty
+            raise
 
 
 def _binary(stream: IO[Any]) -> IO[bytes]:

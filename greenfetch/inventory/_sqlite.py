@@ -190,6 +190,8 @@ class SQLiteSink:
         self._last_commit = clock()
         self._scopes: set[tuple[str, str, str]] = set()
         self.closed = False
+        self._committed = False  # the run's row is in the file (its first batch committed)
+        self._failed = False
         self._check_target()
 
     # -- records in ------------------------------------------------------------------------------
@@ -230,6 +232,7 @@ class SQLiteSink:
                 self._conn.executemany("INSERT OR REPLACE INTO fetches (run_id, resource_type, account, region, "
                                        "status, error, items, fetched_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                                        self._fetches)
+        self._committed = True
         self._rows, self._fetches, self._bytes = [], [], 0
         self._last_commit = self.clock()
 
@@ -249,8 +252,9 @@ class SQLiteSink:
     def abort(self) -> None:
         """Keep what completed and leave the run unfinished (``finished_at`` NULL): the diff and the
         ``latest`` view skip it by default, and SQL can still see how far it got."""
-        with contextlib.suppress(Exception):  # the error that ended the run is the one reported
-            self.flush()
+        if not self._failed:  # after a refused write, the error that ended the run is the one reported
+            with contextlib.suppress(Exception):
+                self.flush()
         self._disconnect()
         self.closed = True
 
@@ -272,10 +276,10 @@ class SQLiteSink:
         try:
             yield
         except (sqlite3.Error, OSError) as exc:
+            self._failed = True
             committed = self.resources - len(self._rows)
-            if self.run_id is None:
-                kept = "nothing was written"
-            elif getattr(exc, "sqlite_errorcode", 0) & 0xFF in (11, 26) and self._forget_run():  # CORRUPT, NOTADB
+            damaged = getattr(exc, "sqlite_errorcode", 0) & 0xFF in (11, 26)  # SQLITE_CORRUPT, SQLITE_NOTADB
+            if not self._committed or (damaged and self._forget_run()):
                 kept = "this run was not recorded"
             else:
                 kept = f"run {self.run_id} is kept unfinished with the {committed} resources written so far (diff skips it)"
@@ -343,6 +347,9 @@ class SQLiteSink:
                 conn.executescript(f"BEGIN IMMEDIATE; PRAGMA application_id = {APPLICATION_ID}; "
                                    f"PRAGMA user_version = {SCHEMA_VERSION}; {_SCHEMA} COMMIT;")
             _migrate(conn)
+            # The run's row commits with its first batch: a run that cannot write even that (a damaged
+            # file, a full disk) leaves no row behind.
+            conn.execute("BEGIN IMMEDIATE")
             self.run_id = conn.execute("INSERT INTO runs (started_at) VALUES (?)", (self.started_at,)).lastrowid
         except BaseException:
             conn.close()
