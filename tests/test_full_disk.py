@@ -126,7 +126,7 @@ def loopback():
 
 @pytest.fixture(scope="module")
 def requests_file(tmp_path_factory):
-    """300 requests that all succeed on the loopback server: about 200 KB of JSON results."""
+    """150 requests that all succeed on the loopback server: about 100 KB of JSON results, 20 KB of table."""
     path = tmp_path_factory.mktemp("requests") / "requests.jsonl"
     path.write_text(
         "".join(
@@ -139,7 +139,7 @@ def requests_file(tmp_path_factory):
                 }
             )
             + "\n"
-            for n in range(300)
+            for n in range(150)
         )
     )
     return path
@@ -167,7 +167,7 @@ def run_in_process(args, stdout_path, capsys):
 def test_stdout_that_refuses_is_exit_1_and_one_line(
     loopback, requests_file, small_disk, capsys, tmp_path, command, output, target
 ):
-    path = "/dev/full" if target == "/dev/full" else small_disk("16k") / "results.out"
+    path = "/dev/full" if target == "/dev/full" else small_disk("8k") / "results.out"
     code, err = run_in_process(
         ["--endpoint-url", loopback.url, command, str(requests_file), "-o", output], path, capsys
     )
@@ -202,8 +202,7 @@ def test_batch_json_to_a_full_disk_is_exit_1_not_a_cut_file_and_exit_0(loopback,
     one_line(err, NO_SPACE, "the JSON output is cut off")
 
 
-@pytest.mark.parametrize("output", ["jsonl", "table"])
-def test_batch_to_dev_full_is_one_line_not_a_traceback(loopback, requests_file, output):
+def test_batch_to_dev_full_is_one_line_not_a_traceback(loopback, requests_file, output="jsonl"):
     with open("/dev/full", "wb") as out:
         rc, _, err = greenfetch(
             "--endpoint-url", loopback.url, "batch", str(requests_file), "-o", output, stdout=out
@@ -255,7 +254,8 @@ def pages():
         yield server
 
 
-def inventory_args(pages, out, *extra):
+def inventory_args(pages, out, *extra, accounts=ACCOUNTS, regions="us-east-1,eu-west-1", cache_ttl="0"):
+    """1,800 resources by default (3 accounts, 2 regions, 3 types, 100 items a page)."""
     return [
         "--endpoint-url",
         pages.url,
@@ -263,16 +263,16 @@ def inventory_args(pages, out, *extra):
         "us-east-1",
         "inventory",
         "--accounts",
-        ACCOUNTS,
+        accounts,
         "--role-name",
         "Reader",
         "--regions",
-        "us-east-1,eu-west-1",
+        regions,
         "--types",
         "ec2.vpcs,ec2.subnets,sqs.queues",
         "--no-progress",
         "--cache-ttl",
-        "0",
+        cache_ttl,
         "--out",
         str(out),
         *extra,
@@ -340,13 +340,6 @@ def test_inventory_over_a_file_size_limit_is_one_line_everywhere(pages, tmp_path
     assert _runs(out) == [(1, 0)]
 
 
-def test_inventory_json_out_on_a_full_disk_through_the_real_command(pages, small_disk):
-    out = small_disk("64k") / "inv"
-    rc, _, err = greenfetch(*inventory_args(pages, out))
-    assert rc == 1
-    one_line(err, "Error: cannot write --out", NO_SPACE)
-
-
 def _database(path, runs=2, resources=3000):
     """A greenfetch database with ``runs`` finished runs, written by the sink itself."""
     for _ in range(runs):
@@ -412,19 +405,21 @@ def test_a_cache_directory_that_cannot_be_written_is_said_once_and_the_run_goes_
     else:  # runs everywhere: the cache directory's parent is a file
         (tmp_path / "file").write_text("x")
         cache, reason = tmp_path / "file" / "c", "Not a directory"
-    args = inventory_args(pages, tmp_path / "out")
-    args[args.index("--cache-ttl") + 1] = "10min"
+    args = inventory_args(
+        pages, tmp_path / "out", accounts="111111111111", regions="us-east-1", cache_ttl="10min"
+    )
     code, err, _ = invoke(args, GREENFETCH_CACHE_DIR=str(cache))
     assert code == 0, err
     (warning,) = _cache_warnings(caplog)
     assert reason in warning and "the run goes on without caching" in warning
-    assert len(json.loads((tmp_path / "out" / "sqs.queues.json").read_text())) == 6
+    assert [len(r["items"]) for r in json.loads((tmp_path / "out" / "sqs.queues.json").read_text())] == [100]
 
 
 def test_the_cache_warning_reaches_a_user_on_stderr(pages, tmp_path):
     (tmp_path / "file").write_text("x")
-    args = inventory_args(pages, tmp_path / "out")
-    args[args.index("--cache-ttl") + 1] = "10min"
+    args = inventory_args(
+        pages, tmp_path / "out", accounts="111111111111", regions="us-east-1", cache_ttl="10min"
+    )
     rc, _, err = greenfetch(*args, GREENFETCH_CACHE_DIR=str(tmp_path / "file" / "c"))
     assert rc == 0
     assert sum("cache directory" in line for line in err) == 1
