@@ -20,7 +20,7 @@ import botocore.exceptions
 
 from ._exceptions import BodyTooLarge, RequestError, StorageError
 
-__all__ = ["BODY_TOO_LARGE", "EXPIRED_CODES", "IDENTITY_MISMATCH", "THROTTLE_CODES", "TOO_MANY_OPEN_FILES", "UNBUILT_CODES", "UNNAMED_CODES", "Classification", "classify", "describe", "is_throttle",
+__all__ = ["BODY_TOO_LARGE", "DISK_ERRNOS", "EXPIRED_CODES", "IDENTITY_MISMATCH", "THROTTLE_CODES", "TOO_MANY_OPEN_FILES", "UNBUILT_CODES", "UNNAMED_CODES", "Classification", "classify", "describe", "is_throttle",
            "storage_error", "suggest"]
 
 
@@ -224,6 +224,9 @@ _STORAGE_HINTS = {
     errno.EFBIG: "the file size limit (ulimit -f) is reached: raise it, or write elsewhere",
     errno.EIO: "the device failed (see dmesg): write elsewhere",
 }
+# A write refused by the storage under it, whatever the file: no space, no quota, a read-only mount, a
+# file size limit, a failing device (a missing permission is usually an open, named by its caller).
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EIO})
 _SQLITE_ERRNO = {13: errno.ENOSPC, 8: errno.EROFS, 3: errno.EACCES, 23: errno.EACCES, 10: errno.EIO}  # FULL, READONLY, PERM, AUTH, IOERR
 _SQLITE_DAMAGED = frozenset({11, 26})  # SQLITE_CORRUPT, SQLITE_NOTADB
 

@@ -230,6 +230,20 @@ def test_batch_over_a_file_size_limit_is_exit_1_everywhere(loopback, requests_fi
     assert os.path.getsize(tmp_path / "b.json") == 16384
 
 
+def test_every_command_s_stdout_is_checked_before_it_exits(tmp_path):
+    """click.echo (catalog) and plain writes left in the buffer (diff -o json) to a full device: one
+    line and exit 1, not a traceback, Python's exit 120, or exit 0."""
+    database = _database(tmp_path / "inv.db", resources=200)
+    for args in (["catalog", "-o", "json"], ["diff", str(database), "-o", "json"]):
+        with open("/dev/full", "wb") as out:
+            rc, _, err = greenfetch(*args, stdout=out)
+        assert rc == 1, (args, err)
+        assert [line for line in err if line.startswith(("Error", "Traceback", "Exception"))] == [
+            f"Error: cannot write the output: {NO_SPACE}; what was written is incomplete; free some space, "
+            "or write elsewhere"
+        ]
+
+
 def test_a_reader_that_goes_away_stops_the_batch_quietly(loopback, requests_file):
     """``| head``: a closed pipe is not a disk error; no line, no traceback, exit 1 (as before)."""
     proc = subprocess.Popen(

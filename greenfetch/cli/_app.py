@@ -76,6 +76,17 @@ def _one_line() -> Iterator[None]:
         raise _ErrorLine(str(exc), EXIT_USAGE) from None
     except StorageError as exc:
         raise _ErrorLine(str(exc), exc.exit_code) from None
+    except OSError as exc:  # a write no command words itself (click.echo to a full disk): still one line
+        from .._errors import DISK_ERRNOS, storage_error
+
+        if exc.errno not in DISK_ERRNOS:
+            raise
+        if not exc.filename:  # a descriptor: stdout, as good as always
+            from ._output import discard_stdout
+
+            discard_stdout()
+        what = f"cannot write {exc.filename!r}" if exc.filename else "cannot write the output"
+        raise _ErrorLine(str(storage_error(exc, what, "what was written is incomplete")), EXIT_FAILED) from None
 
 
 class _Group(click.Group):
@@ -182,17 +193,37 @@ def run() -> None:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
     from .._config import raise_open_file_limit
+    from ._output import whole_stdout
     from ._signals import received, route_to_main
 
     route_to_main()  # SIGINT, SIGTERM, SIGHUP: write what completed, exit 128 + signal
     raise_open_file_limit()
+    whole_stdout()  # a write to a full disk raises instead of dropping what did not fit
     try:
         load_commands()(prog_name="greenfetch")
     except ConfigError as exc:  # every bad setting, flag or environment, wherever it is found
         click.echo(f"Error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
-    except SystemExit:  # a command without its own handler (click's "Aborted!" is exit 1): same code
+    except SystemExit as exc:  # a command without its own handler (click's "Aborted!" is exit 1): same code
         if (signum := received()) is not None:
             sys.exit(128 + signum)
+        _check_stdout(exc.code)
         raise
+
+
+def _check_stdout(code: Any) -> None:
+    """What a command left in stdout's buffer goes out now, and a refusal is one line and exit 1 (a
+    reader that went away, ``| head``, exit 1 and no line), never exit 0 with a cut-off file."""
+    import errno
+
+    from .._errors import storage_error
+    from ._output import flush_stdout
+
+    refused = flush_stdout()
+    if refused is None:
+        return
+    if refused.errno != errno.EPIPE:
+        click.echo(f"Error: {storage_error(refused, 'cannot write the output', 'what was written is incomplete')}",
+                   err=True)
+    sys.exit(code if isinstance(code, int) and code not in (0, EXIT_OK) else EXIT_FAILED)
 

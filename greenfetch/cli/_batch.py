@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import os
 import sys
 from typing import IO, Any
 
@@ -18,7 +16,7 @@ from .._exceptions import BatchFailed
 from .._models import Result
 from ._app import EXIT_BATCH_FAILED, EXIT_FAILED, EXIT_OK, CliState, main, pass_state
 from ._input import read_requests
-from ._output import OUTPUTS, compile_query, emit, emit_one
+from ._output import OUTPUTS, compile_query, discard_stdout, emit, emit_one
 from ._progress import Progress
 from ._signals import exit_code
 
@@ -129,10 +127,7 @@ def _to_stdout(write: Any, *args: Any) -> None:
 def _stdout_failed(exc: OSError, output: str, written: int) -> None:
     """Exit 1 for output that did not all arrive: one line saying what was kept. A reader that went
     away (``| head``) gets no line: it asked for no more."""
-    with contextlib.suppress(OSError):  # nothing Python still holds for stdout may fail again at exit
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
+    discard_stdout()
     if exc.errno != errno.EPIPE:
         kept = (f"the {'table' if output == 'table' else 'JSON'} output is cut off" if output != "jsonl"
                 else f"the first {written} results are whole lines, the rest are missing" if written

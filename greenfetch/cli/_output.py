@@ -8,6 +8,7 @@ over without an error, so a command exited 0 with a cut-off file.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -24,7 +25,7 @@ from .._jsonable import to_json
 from .._models import Result, account_of_role
 
 __all__ = ["OUTPUTS", "emit", "emit_one", "render_stats", "render_summary", "render_table", "summarize", "text_table",
-           "write_json", "write_out"]
+           "discard_stdout", "flush_stdout", "whole_stdout", "write_json", "write_out"]
 
 OUTPUTS = ("json", "jsonl", "table")
 
@@ -79,12 +80,68 @@ def write_out(text: str, out: IO[str] | None = None) -> None:
         stream.flush()
         return
     stream.flush()  # anything written the ordinary way before, in order
-    data = memoryview(text.encode(getattr(stream, "encoding", None) or "utf-8", getattr(stream, "errors", None) or "strict"))
-    while data:
+    _write_all(fd, text.encode(getattr(stream, "encoding", None) or "utf-8", getattr(stream, "errors", None) or "strict"))
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    view = memoryview(data)
+    while view:
         try:
-            data = data[os.write(fd, data):]
+            view = view[os.write(fd, view):]
         except BlockingIOError:  # a non-blocking pipe that is full: wait (cooperatively under gevent)
             select.select([], [fd], [])
+
+
+class _WholeWrites(io.RawIOBase):
+    """A descriptor whose writes are whole or raise (see ``write_out``)."""
+
+    def __init__(self, fd: int):
+        super().__init__()
+        self._fd = fd
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def isatty(self) -> bool:
+        return os.isatty(self._fd)
+
+    def write(self, data: Any) -> int:
+        _write_all(self._fd, data)
+        return len(data)
+
+
+def discard_stdout() -> None:
+    """After stdout refused a write: what Python still holds for it goes nowhere, so the exit does not
+    fail again (Python's "Exception ignored" traceback and exit 120)."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+def flush_stdout() -> OSError | None:
+    """Flush stdout before exiting: None, or the OSError that refused it (stdout then discarded)."""
+    try:
+        sys.stdout.flush()
+    except OSError as exc:
+        discard_stdout()
+        return exc
+    return None
+
+
+def whole_stdout() -> None:
+    """Make ``sys.stdout`` (click.echo, print) write whole or raise, for every command: Python's
+    unbuffered stdout (``PYTHONUNBUFFERED``) drops the rest of a short write to a full disk without an
+    error. The console entry point calls it once; the descriptor stays open when the wrapper goes."""
+    fd = _fileno(sys.stdout)
+    if fd is None or isinstance(getattr(getattr(sys.stdout, "buffer", None), "raw", None), _WholeWrites):
+        return
+    sys.stdout.flush()
+    sys.stdout = io.TextIOWrapper(io.BufferedWriter(_WholeWrites(fd)), encoding=sys.stdout.encoding,
+                                  errors=sys.stdout.errors, line_buffering=bool(getattr(sys.stdout, "line_buffering", False)))
 
 
 def _fileno(stream: IO[str]) -> int | None:
