@@ -225,5 +225,5 @@ def _check_stdout(code: Any) -> None:
     if refused.errno != errno.EPIPE:
         click.echo(f"Error: {storage_error(refused, 'cannot write the output', 'what was written is incomplete')}",
                    err=True)
-    sys.exit(code if isinstance(code, int) and code not in (0, EXIT_OK) else EXIT_FAILED)
+    sys.exit(code if isinstance(code, int) and code != EXIT_OK else EXIT_FAILED)
 
