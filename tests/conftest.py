@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from greenfetch.testing import MotoServer
+from greenfetch.testing import MotoServer, PostgresServer, postgres_bindir
 
 _AWS_VARS = [k for k in os.environ if k.startswith(("AWS_", "GREENFETCH_"))]
 
@@ -38,6 +38,18 @@ def clean_environ(tmp_path_factory):
 def moto_server():
     """moto's server over real HTTP for the whole session: use ``moto.url``; reset via ``moto.reset()``."""
     server = MotoServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A throwaway PostgreSQL cluster for the whole session (``PostgresServer``: initdb in a temporary
+    directory, a free loopback port); a test takes a database of its own with ``create_database``."""
+    if postgres_bindir() is None:
+        pytest.skip("PostgreSQL is not installed; scripts/install-postgres installs Debian's postgresql")
+    server = PostgresServer()
     server.start()
     yield server
     server.stop()

@@ -9,9 +9,11 @@ from ._loopback import LoopbackServer
 from ._loopback_any import any_server
 from ._mock import MockCaller, client_error
 from ._moto import MotoServer, free_port
+from ._postgres import PostgresServer, postgres_bindir
 from ._scripted import Reply, ScriptedServer, Seen, http_response
 from ._tls import ThrowawayCA, throwaway_ca
 from ._wait import wait_until
 
-__all__ = ["LoopbackServer", "MockCaller", "MotoServer", "Reply", "ScriptedServer", "Seen", "ThrowawayCA",
-           "any_server", "client_error", "free_port", "http_response", "inventory_server", "throwaway_ca", "wait_until"]
+__all__ = ["LoopbackServer", "MockCaller", "MotoServer", "PostgresServer", "Reply", "ScriptedServer", "Seen",
+           "ThrowawayCA", "any_server", "client_error", "free_port", "http_response", "inventory_server",
+           "postgres_bindir", "throwaway_ca", "wait_until"]
