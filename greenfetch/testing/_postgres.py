@@ -44,7 +44,9 @@ class PostgresServer:
     def __init__(self, *, password: str = PASSWORD, durable: bool = False, user: str = "postgres"):
         bindir = postgres_bindir()
         if bindir is None:
-            raise RuntimeError("PostgreSQL is not installed; scripts/install-postgres installs Debian's postgresql")
+            raise RuntimeError(
+                "PostgreSQL is not installed; scripts/install-postgres installs Debian's postgresql"
+            )
         self.bindir, self.password, self.durable = bindir, password, durable
         self.superuser = user
         self.run_as: dict[str, Any] = {}
@@ -52,7 +54,9 @@ class PostgresServer:
             try:
                 entry = pwd.getpwnam("postgres")
             except KeyError:
-                raise RuntimeError("running as root and there is no postgres user to run the server as") from None
+                raise RuntimeError(
+                    "running as root and there is no postgres user to run the server as"
+                ) from None
             self.run_as = {"user": entry.pw_uid, "group": entry.pw_gid}
         self.directory = Path(tempfile.mkdtemp(prefix="greenfetch-pg-"))
         self.data = self.directory / "data"
@@ -66,16 +70,27 @@ class PostgresServer:
         if not self.data.exists():
             self._initdb()
         self.port = self.port or free_port()
-        settings = {"listen_addresses": "127.0.0.1", "unix_socket_directories": str(self.directory),
-                    "max_connections": "60", "shared_buffers": "64MB", "log_min_messages": "warning"}
+        settings = {
+            "listen_addresses": "127.0.0.1",
+            "unix_socket_directories": str(self.directory),
+            "max_connections": "60",
+            "shared_buffers": "64MB",
+            "log_min_messages": "warning",
+        }
         if not self.durable:
             settings.update(fsync="off", synchronous_commit="off", full_page_writes="off")
         args = [str(self.bindir / "postgres"), "-D", str(self.data), "-p", str(self.port)]
         for name, value in settings.items():
             args += ["-c", f"{name}={value}"]
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         start_new_session=True, **self.run_as)
+            self.proc = subprocess.Popen(
+                args,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                **self.run_as,
+            )
         wait_until(self._ready, 30, f"PostgreSQL on port {self.port} to accept connections (log: {self.log})")
         return self
 
@@ -85,17 +100,38 @@ class PostgresServer:
         if self.run_as:
             for path in (self.directory, pwfile):
                 os.chown(path, self.run_as["user"], self.run_as["group"])
-        subprocess.run([str(self.bindir / "initdb"), "-D", str(self.data), "-U", self.superuser, "--pwfile", str(pwfile),
-                        "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8",
-                        "--no-sync", "--no-instructions"],
-                       check=True, capture_output=True, **self.run_as)
+        subprocess.run(
+            [
+                str(self.bindir / "initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                self.superuser,
+                "--pwfile",
+                str(pwfile),
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+                "--no-sync",
+                "--no-instructions",
+            ],
+            check=True,
+            capture_output=True,
+            **self.run_as,
+        )
         pwfile.unlink()
 
     def _ready(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:
-            raise AssertionError(f"PostgreSQL exited with {self.proc.returncode}: {self.log.read_text()[-2000:]}")
-        probe = subprocess.run([str(self.bindir / "pg_isready"), "-q", "-h", str(self.directory), "-p", str(self.port)],
-                               capture_output=True)
+            raise AssertionError(
+                f"PostgreSQL exited with {self.proc.returncode}: {self.log.read_text()[-2000:]}"
+            )
+        probe = subprocess.run(
+            [str(self.bindir / "pg_isready"), "-q", "-h", str(self.directory), "-p", str(self.port)],
+            capture_output=True,
+        )
         return probe.returncode == 0
 
     def kill(self) -> None:
@@ -135,9 +171,30 @@ class PostgresServer:
 
     def psql(self, sql: str, database: str = "postgres") -> str:
         """Run SQL over the unix socket as the superuser; the output, unaligned, tuples only."""
-        out = subprocess.run([str(self.bindir / "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
-                              "-h", str(self.directory), "-p", str(self.port), "-U", self.superuser, "-d", database,
-                              "-c", sql], capture_output=True, text=True, env={**os.environ, "PGPASSWORD": ""})
+        out = subprocess.run(
+            [
+                str(self.bindir / "psql"),
+                "-X",
+                "-q",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                str(self.directory),
+                "-p",
+                str(self.port),
+                "-U",
+                self.superuser,
+                "-d",
+                database,
+                "-c",
+                sql,
+            ],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PGPASSWORD": ""},
+        )
         if out.returncode != 0:
             raise AssertionError(f"psql failed: {out.stderr.strip()}")
         return out.stdout.strip()
