@@ -19,7 +19,7 @@ import logging
 import re
 from typing import Any
 
-__all__ = ["NAMESPACES", "REDACTED", "RedactingFilter", "install", "redact"]
+__all__ = ["NAMESPACES", "REDACTED", "RedactingFilter", "install", "redact", "redact_url"]
 
 REDACTED = "<redacted>"
 NAMESPACES = ("botocore", "boto3", "s3transfer", "urllib3", "geventhttpclient", "greenfetch", "nu_plugin")
@@ -36,6 +36,17 @@ _RULES = [
     # JSON bodies and dict reprs: "secretAccessKey": "...", 'SessionToken': '...'
     (re.compile(rf"([\"']?(?:{_KEYS})[\"']?\s*[:=]\s*b?[\"'])([^\"']+)", re.IGNORECASE), rf"\1{REDACTED}"),
 ]
+
+
+_URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)\S*@", re.IGNORECASE)
+_QUERY_PASSWORD = re.compile(r"([?&](?:ssl)?password=)[^&\s'\"]*", re.IGNORECASE)
+
+
+def redact_url(text: str | None) -> str:
+    """``text`` with the password of every URL in it replaced by ``***`` (``scheme://user:***@host``,
+    and a ``?password=`` parameter): the only form in which a broker or database URL, or an error
+    quoting one, is ever printed."""
+    return _QUERY_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", str(text)))
 
 
 def redact(text: str) -> str:

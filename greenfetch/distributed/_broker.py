@@ -11,26 +11,24 @@ from __future__ import annotations
 import greenfetch  # noqa: F401  (first: patches for gevent before celery, kombu or redis import ssl)
 
 import os
-import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from celery import Celery
 
 from .._config import ConfigError, parse_duration
+from .._redact import redact_url
 
 __all__ = ["QUEUE", "TASK", "check_broker_url", "configure", "new_app", "redact", "redeliver_after", "restore_abandoned",
            "sweep_interval"]
 
 TASK = "greenfetch.shard"
 QUEUE = "greenfetch"
-_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)\S*@", re.IGNORECASE)
 
 
 def redact(text: str | None) -> str:
-    """``text`` with the password of every URL in it replaced by ``***``: the only form in which a
-    broker URL (or an error quoting one) is ever printed."""
-    return _PASSWORD.sub(r"\1***@", str(text))
+    """``text`` with the password of every URL in it replaced by ``***`` (``greenfetch._redact.redact_url``)."""
+    return redact_url(text)
 
 
 def check_broker_url(url: str | None) -> str:
