@@ -67,6 +67,7 @@ from ._exceptions import (  # noqa: E402
     GreenfetchError,
     InventoryError,
     RequestError,
+    SinkError,
     StorageError,
 )
 from ._models import Request, Result  # noqa: E402
@@ -95,6 +96,7 @@ __all__ = [
     "RequestError",
     "Result",
     "StorageError",
+    "SinkError",
     "TracePoint",
     "adaptive_batch",
     "batch_requests",

@@ -1,7 +1,7 @@
-"""``greenfetch diff FILE.db``: what was added, removed and changed between two inventory runs.
+"""``greenfetch diff FILE.db`` (or ``postgresql://...``): what was added, removed and changed between two inventory runs.
 
 A face only: the runs are chosen and merged by ``greenfetch.inventory.diff_runs`` over the file's read side
-(``InventoryDB``); this module renders the changes (table, JSON or JSON Lines, streamed for the
+(``InventoryDB``, ``PostgresDB``); this module renders the changes (table, JSON or JSON Lines, streamed for the
 JSON forms) and maps bad input (a missing or foreign file, an unknown run or type) to exit 2.
 """
 
@@ -14,7 +14,17 @@ from typing import IO
 
 import click
 
-from ..inventory import Change, InventoryDB, InventoryError, RunDiff, diff_runs, resolve_types
+from .._redact import redact_url
+from ..inventory import (
+    Change,
+    InventoryDB,
+    InventoryError,
+    PostgresDB,
+    RunDiff,
+    diff_runs,
+    is_postgres_url,
+    resolve_types,
+)
 from ._app import fail_usage, main
 from ._output import OUTPUTS, text_table
 
@@ -22,7 +32,7 @@ __all__ = ["diff"]
 
 
 @main.command()
-@click.argument("database", type=click.Path(dir_okay=False))
+@click.argument("database", type=click.Path(dir_okay=False), envvar="GREENFETCH_DATABASE_URL")
 @click.option("--from", "from_run", type=int, metavar="RUN",
               help="Run id to compare from [default: the finished run before --to].")
 @click.option("--to", "to_run", type=int, metavar="RUN", help="Run id to compare to [default: the last finished run].")
@@ -30,19 +40,24 @@ __all__ = ["diff"]
 @click.option("--output", "-o", type=click.Choice(OUTPUTS), default="table", show_default=True)
 def diff(database: str, from_run: int | None, to_run: int | None, types: str | None, output: str) -> None:
     """Resources added, removed and changed between two runs of an inventory database (written by
-    `greenfetch inventory --out FILE.db`). Only (type, account, region) fetched successfully by both runs
-    are compared, and only where the later run's page is newer than the earlier run's (a page served
-    from the cache is not; a warning says so); fields the catalog names volatile are ignored. A summary
-    line goes to stderr."""
+    `greenfetch inventory --out FILE.db`, or a postgresql://USER@HOST:PORT/DB URL [GREENFETCH_DATABASE_URL]).
+    Only (type, account, region) fetched successfully by both runs are compared, and only where the later
+    run's page is newer than the earlier run's (a page served from the cache is not; a warning says so);
+    fields the catalog names volatile are ignored. A summary line goes to stderr."""
+    name = redact_url(database)
     try:
         names = [t.name for t in resolve_types(types)] if types else None
-        with InventoryDB(database) as db:
-            result = diff_runs(db, from_run, to_run, names, name=database)
+        with PostgresDB(database) if is_postgres_url(database) else InventoryDB(database) as db:
+            result = diff_runs(db, from_run, to_run, names, name=name)
             _write(result, output, sys.stdout)
     except InventoryError as exc:
         fail_usage(str(exc))
     except sqlite3.Error as exc:
         fail_usage(f"{database!r} cannot be read: {exc}")
+    except Exception as exc:  # the PostgreSQL driver's errors (the server went away mid-diff)
+        if type(exc).__module__.partition(".")[0] != "psycopg":
+            raise
+        fail_usage(f"{name!r} cannot be read: {redact_url(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)}")
     click.echo(_summary(result), err=True)
     for line in _warnings(result, database):
         click.echo(line, err=True)

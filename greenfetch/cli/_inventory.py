@@ -13,7 +13,9 @@ from typing import Any
 import click
 
 from .._config import Config, ConfigError, format_duration, parse_duration
+from .._exceptions import SinkError
 from .._jsonable import to_json
+from .._redact import redact_url
 from ..inventory import (
     CATALOG,
     REGION_MODES,
@@ -23,6 +25,7 @@ from ..inventory import (
     RegionStatusStore,
     check_service,
     expand_regions,
+    is_postgres_url,
     known_regions,
     offered_regions,
     run_inventory,
@@ -35,7 +38,7 @@ from ._signals import exit_code
 __all__ = ["cache", "catalog", "inventory", "regions"]
 
 
-_NO_ERRORS: tuple[type[BaseException], ...] = ()
+_RUN_ERRORS: tuple[type[BaseException], ...] = (SinkError,)  # exit 1, one line: the run failed
 
 
 def _distributed() -> Any:
@@ -79,8 +82,10 @@ _CACHE_TTL_HELP = (
 @click.option("--exclude-accounts", help="Comma list of account ids to leave out.")
 @click.option("--org-ou", help="With --accounts org: only accounts under these OU ids (comma list).")
 @click.option("--types", default="all", show_default=True, help="'all' or a comma list (greenfetch catalog).")
-@click.option("--out", type=click.Path(), help="Directory for the files, or FILE.db (a SQLite database that "
-                                               "each run appends to).")
+@click.option("--out", type=click.Path(), envvar="GREENFETCH_DATABASE_URL",
+              help="Directory for the files, FILE.db (a SQLite database that each run appends to), or "
+                   "postgresql://USER@HOST:PORT/DB (the same tables in PostgreSQL) [GREENFETCH_DATABASE_URL; use "
+                   "it, PGPASSWORD or ~/.pgpass for a password].")
 @click.option("--format", "fmt", type=click.Choice(["json", "jsonl", "sqlite"]),
               help="json: one file per type [default]; jsonl: one stream (inventory.jsonl); sqlite: --out FILE.db "
                    "(the default for a .db/.sqlite --out).")
@@ -112,13 +117,13 @@ def inventory(state: CliState, accounts: str | None, role_name: str | None, exte
     engine = state.engine(region=region, endpoint_url=endpoint_url, concurrency=concurrency,
                             max_clients=min(512, max(64, 2 * concurrency)))
     bar = Progress(enabled=progress, interval=0.2)
-    fetch, broker_errors = None, _NO_ERRORS
+    fetch, run_errors = None, _RUN_ERRORS
     try:
         if shard_uri is not None and not broker:
             raise InventoryError("--shards is where --broker workers leave their shards; give --broker URL too")
         if broker:
             distributed = _distributed()
-            broker_errors = (distributed.BrokerError,)
+            run_errors = (*_RUN_ERRORS, distributed.BrokerError)
             fetch = distributed.broker_fetch(broker, out, engine.config, progress=bar.enabled,
                                              log=lambda line: click.echo(line, err=True), shards=shard_uri,
                                              engine=engine)
@@ -128,7 +133,7 @@ def inventory(state: CliState, accounts: str | None, role_name: str | None, exte
             s3_uri=s3_uri, cache_ttl=_duration(cache_ttl), status_store=status_store, concurrency=concurrency,
             exclude_accounts=exclude_accounts, org_ous=org_ou, keep_records=out is None, on_record=bar.record,
             dead_letter_path=dead_letter, fetch=fetch)
-    except broker_errors as exc:
+    except run_errors as exc:
         bar.close()
         click.echo(f"Error: {exc}", err=True)
         sys.exit(EXIT_FAILED)
@@ -138,8 +143,9 @@ def inventory(state: CliState, accounts: str | None, role_name: str | None, exte
         return
     except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP: temporary files already removed
         bar.close()
-        click.echo("interrupted: no files written" if fmt != "sqlite" and not str(out).lower().endswith(SQLITE_SUFFIXES)
-                   else f"interrupted: {out} keeps what completed, as a run with no finished_at", err=True)
+        database = fmt == "sqlite" or str(out).lower().endswith(SQLITE_SUFFIXES) or is_postgres_url(out)
+        click.echo(f"interrupted: {redact_url(out)} keeps what completed, as a run with no finished_at" if database
+                   else "interrupted: no files written", err=True)
         sys.exit(exit_code(exc))
     bar.close()
     if out is None:

@@ -36,6 +36,9 @@ refresh_margin=300, concurrency=8, clock=time.time)``
 (tables ``runs``, ``resources``, ``fetches``, view ``latest``); ``open_sink(out, fmt)`` picks the files
 or the database for ``--out``. ``InventoryDB(path)`` reads it back; ``diff_runs(db, from_run, to_run,
 types) -> RunDiff`` (``.changes``: ``Change`` added/removed/changed, ``.counts``: ``DiffCounts``).
+``PostgresSink(url)``, ``PostgresDB(url)``: the same tables in PostgreSQL (``--out postgresql://...``,
+``data`` as JSONB), written by the coordinator or, with ``--broker``, by each worker
+(``PostgresShardSink``); ``PostgresDB`` is what ``diff_runs`` reads there.
 ``run_inventory(engine, accounts, ...) -> Iterator[Record]`` and ``Inventory``: the orchestrator;
 a record is ``{resource_type, account, region, items, status, error}``.
 ``S3Upload(engine, bucket, key, part_size=8 MiB)``: ``.write(bytes)``, ``.complete() -> error | None``,
@@ -61,6 +64,7 @@ from ._credentials import AccountCredentials, AssumeStatus, Credentials, assume_
 from ._diff import Change, DiffCounts, RunDiff, diff_runs
 from ._dynamodb import DynamoDBSink, WriteReport, from_dynamodb_item, record_items, to_dynamodb_item
 from ._fetch import Inventory, RunSummary
+from ._postgres import PostgresDB, PostgresShardSink, PostgresSink, is_postgres_url
 from ._region_status import RegionStatus, RegionStatusStore, status_from_count, status_from_error, status_of
 from ._regions import (
     REGION_MODES,
@@ -96,6 +100,9 @@ __all__ = [
     "InventoryDB",
     "InventoryError",
     "InventoryReport",
+    "PostgresDB",
+    "PostgresShardSink",
+    "PostgresSink",
     "Record",
     "REGION_MODES",
     "RegionStatus",
@@ -122,6 +129,7 @@ __all__ = [
     "enabled_regions",
     "expand_regions",
     "from_dynamodb_item",
+    "is_postgres_url",
     "known_regions",
     "merge_shard",
     "offered_regions",

@@ -170,6 +170,10 @@ def diff_resources(before: Iterable[Row], after: Iterable[Row], *, compared: Cal
 
 # -- two runs of one database ------------------------------------------------------------------------
 
+# A reader may also have ``differing(before, after, types) -> (before_rows, after_rows, equal)``: both runs'
+# rows whose data are not equal, in key order, and per (type, account, region) how many are equal in
+# both (PostgreSQL compares in the database and sends only what differs).
+
 class _Reader(Protocol):
     def runs(self) -> list[dict[str, Any]]: ...
     def fetched(self, run_id: int) -> dict[Scope, str]: ...
@@ -256,8 +260,20 @@ def diff_runs(db: _Reader, from_run: int | None = None, to_run: int | None = Non
         untimed = int((later.get("summary") or {}).get("cached") or 0)
     paths = volatile if volatile is not None else {n: t.volatile for n, t in CATALOG.items()}
     counts = DiffCounts()
-    changes = diff_resources(db.resources(before["run_id"], types), db.resources(after["run_id"], types),
-                             compared=lambda s: s in both and s not in stale, volatile=lambda t: paths.get(t, ()),
+    compared = lambda s: s in both and s not in stale  # noqa: E731
+    differing = getattr(db, "differing", None)
+    if differing is not None:  # the database compares: only rows whose data differ come back, the rest counted
+        left, right, equal = differing(before["run_id"], after["run_id"], types)
+        for scope, n in equal.items():
+            if compared(scope):
+                counts.unchanged += n
+            elif scope in stale:
+                counts.stale += n
+            else:
+                counts.not_compared += n
+    else:
+        left, right = db.resources(before["run_id"], types), db.resources(after["run_id"], types)
+    changes = diff_resources(left, right, compared=compared, volatile=lambda t: paths.get(t, ()),
                              counts=counts, stale=stale.__contains__)
     return RunDiff(before, after, changes, counts, stale_fetches=len(stale),
                    stale_oldest=min(stale.values()) if stale else None, untimed_cached=untimed)

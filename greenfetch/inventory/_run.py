@@ -8,7 +8,7 @@ stream beside it); a failure before the end leaves no partial file and no partia
 
 The cache rule: pages younger than the TTL are served from the cache (a TTL of 0 serves none) and every
 fresh page is written to it. A run into a database (``--out FILE.db``) also never serves a page fetched
-at or before the newest fetch that database records (``SQLiteSink.newest_fetch``): it could only repeat
+at or before the newest fetch that database records (``newest_fetch``, SQLite or PostgreSQL): it could only repeat
 or rewind the database's history. A ``fetch`` executor (``--broker``) gets the same rule as
 ``cache_ttl`` and ``cache_not_before`` and applies it where it fetches.
 """
@@ -29,6 +29,7 @@ from ._catalog import CATALOG, resolve_types
 from ._credentials import AccountCredentials, check_roles
 from ._dynamodb import DynamoDBSink, WriteReport, record_items
 from ._fetch import Inventory, RunSummary
+from ._postgres import PostgresSink
 from ._region_status import RegionStatusStore
 from ._regions import REGION_MODES, expand_regions, known_regions, parse_list
 from ._sinks import open_sink, prepare_s3, resolve_format, upload_to_s3
@@ -96,7 +97,9 @@ def run_inventory(engine: Any, *, accounts: str | None = None, role_name: str | 
     the checked plan as keywords (the cache rule as ``cache_ttl`` and ``cache_not_before``), calls
     ``on_record(record, fetched_at)`` for every record (``fetched_at``: epoch seconds when its page was
     fetched; may be left out when unknown) and returns the RunSummary; checks, files, sinks and the
-    report stay this function's."""
+    report stay this function's. A sink that workers can write directly
+    (``direct``: PostgreSQL) is passed as ``sink``: the executor has them write it, and calls
+    ``on_record`` only for records no worker wrote."""
     chosen = resolve_types(types)
     region_plan = _check_regions(engine, regions, exclude_regions)
     excluded = expand_regions(exclude_regions, known_regions(engine)) if exclude_regions else []
@@ -105,6 +108,8 @@ def run_inventory(engine: Any, *, accounts: str | None = None, role_name: str | 
         parse_s3_uri(s3_uri)
         if out is None:
             raise InventoryError("--s3-uri uploads the files written to --out; give --out DIR too")
+        if fmt == "postgres":
+            raise InventoryError("--s3-uri uploads the files written to --out; a PostgreSQL --out writes no files")
     home = engine.config.home_region
     sink = open_sink(out, fmt) if out is not None else None
     ddb: DynamoDBSink | None = None
@@ -119,7 +124,7 @@ def run_inventory(engine: Any, *, accounts: str | None = None, role_name: str | 
         # fetch); jsonl is uploaded as it is written and published when the local file is.
         stream = prepare_s3(engine, sink, s3_uri, [t.name for t in chosen]) if s3_uri and sink is not None else None
         ttl = engine.config.cache_ttl if cache_ttl is None else cache_ttl
-        not_before = sink.newest_fetch() if isinstance(sink, SQLiteSink) else None
+        not_before = sink.newest_fetch() if isinstance(sink, (SQLiteSink, PostgresSink)) else None
         cache = InventoryCache(ttl, cache_dir or engine.config.cache_dir, not_before=not_before)
         store = _status_store(engine, status_store, cache_dir) if regions == "active" or status_store else None
         creds = AccountCredentials(engine, role_name, external_id=external_id, region=home)
@@ -138,10 +143,11 @@ def run_inventory(engine: Any, *, accounts: str | None = None, role_name: str | 
                 on_record(rec)
 
         if fetch is not None:
+            direct = {"sink": sink} if getattr(sink, "direct", False) else {}  # workers write it themselves
             summary = fetch(accounts=targets, types=chosen, regions=region_plan, exclude=excluded,
                             role_name=role_name, external_id=external_id, cache_ttl=ttl, cache_not_before=not_before,
                             status_store=status_store, concurrency=concurrency, filter_offered=filter_offered,
-                            on_record=on_each)
+                            on_record=on_each, **direct)
         else:
             inventory = Inventory(engine, targets, chosen, regions=region_plan, exclude=excluded, credentials=creds,
                                   status_store=store, cache=cache, concurrency=concurrency,

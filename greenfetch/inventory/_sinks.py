@@ -8,7 +8,8 @@ no partial file behind.
 
 ``sqlite``: one database file that each run appends to (``_sqlite.SQLiteSink``), chosen by an
 ``--out`` ending in ``.db``/``.sqlite``/``.sqlite3`` or by ``--format sqlite``. ``open_sink`` picks
-the sink; every sink takes ``add(record, fetched_at=None)``, ``close(summary)`` and ``abort()``.
+the sink; every sink takes ``add(record, fetched_at=None)``, ``close(summary)`` and ``abort()``. ``postgres``: the same
+tables in a PostgreSQL database (``_postgres.PostgresSink``), chosen by an ``--out postgresql://...``.
 
 ``--s3-uri``: ``prepare_s3`` (at the start of a run) aborts what a killed run left for the same keys
 and, for ``jsonl``, tees the stream into a multipart upload (``_s3_upload.S3Upload``), so the object
@@ -28,8 +29,10 @@ from typing import IO, Any
 
 from .._errors import storage_error
 from .._jsonable import to_json
+from .._redact import redact_url
 from ._cache import parse_s3_uri
 from ._fileio import atomic_open, check_writable
+from ._postgres import PostgresSink, is_postgres_url
 from ._s3_upload import S3Upload, UploadSweepError, abort_incomplete_uploads, s3_key, upload_files
 from ._sqlite import SQLiteSink
 from ._types import InventoryError, Record
@@ -47,6 +50,11 @@ def resolve_format(out: str | os.PathLike[str] | None, fmt: str | None) -> str:
     """The format to write: ``fmt`` if given, else ``sqlite`` for an ``--out`` with a SQLite suffix,
     else ``json``. A file format that contradicts the suffix is an InventoryError (not a directory
     quietly named ``x.db``)."""
+    if is_postgres_url(out):
+        if fmt not in (None, "postgres"):
+            raise InventoryError(f"--out {redact_url(str(out))!r} is a PostgreSQL database but --format is {fmt}; "
+                                 "drop --format, or give a directory for files")
+        return "postgres"
     if fmt is not None and fmt not in FORMATS:
         raise InventoryError(f"--format {fmt!r} is not supported; use one of {', '.join(FORMATS)}")
     is_db = out is not None and Path(out).suffix.lower() in SQLITE_SUFFIXES
@@ -67,10 +75,12 @@ def shard_root(out: str | os.PathLike[str]) -> Path:
     return path.parent if path.suffix.lower() in SQLITE_SUFFIXES else path
 
 
-def open_sink(out: str | os.PathLike[str], fmt: str | None = None) -> FileSink | SQLiteSink:
-    """The sink for ``--out``/``--format``: files in a directory, or a SQLite database (an existing
-    directory with ``--format sqlite`` gets ``inventory.db`` in it)."""
+def open_sink(out: str | os.PathLike[str], fmt: str | None = None) -> FileSink | SQLiteSink | PostgresSink:
+    """The sink for ``--out``/``--format``: files in a directory, a SQLite database (an existing
+    directory with ``--format sqlite`` gets ``inventory.db`` in it) or a PostgreSQL database."""
     fmt = resolve_format(out, fmt)
+    if fmt == "postgres":
+        return PostgresSink(str(out))
     if fmt != "sqlite":
         return FileSink(out, fmt)
     path = Path(out)
@@ -178,7 +188,7 @@ def _refused(path: Path, written: list[Path] | None = None) -> Iterator[None]:
         raise storage_error(exc, f"cannot write --out {str(path)!r}", kept) from None
 
 
-def prepare_s3(engine: Any, sink: FileSink | SQLiteSink, s3_uri: str, type_names: list[str]) -> S3Upload | None:
+def prepare_s3(engine: Any, sink: FileSink | SQLiteSink | PostgresSink, s3_uri: str, type_names: list[str]) -> S3Upload | None:
     """Before the fetch: abort the incomplete multipart uploads a killed run left for the keys this
     run will write, and for ``jsonl`` tee the stream into an upload (returned). A missing bucket is
     an InventoryError (exit 2 before any fetch); any other refusal to list uploads (a role without
@@ -201,7 +211,9 @@ def prepare_s3(engine: Any, sink: FileSink | SQLiteSink, s3_uri: str, type_names
     return None
 
 
-def _names_written(sink: FileSink | SQLiteSink, type_names: list[str]) -> list[str]:
+def _names_written(sink: FileSink | SQLiteSink | PostgresSink, type_names: list[str]) -> list[str]:
+    if isinstance(sink, PostgresSink):
+        return []
     if isinstance(sink, SQLiteSink):
         return [sink.path.name]
     return ["inventory.jsonl"] if sink.fmt == "jsonl" else [f"{name}.json" for name in type_names]
