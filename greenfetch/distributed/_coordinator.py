@@ -31,6 +31,7 @@ from typing import Any
 from .._exceptions import BrokerError
 from ..inventory._catalog import ResourceType
 from ..inventory._fetch import RunSummary
+from ..inventory._postgres import is_postgres_url
 from ..inventory._shard import DirectoryShardSink, Shard, ShardSink, merge_shard
 from ..inventory._shard_s3 import S3ShardSink, sink_spec
 from ..inventory._sinks import shard_root
@@ -88,8 +89,12 @@ class Coordinator:
               exclude: Sequence[str], role_name: str | None = None, external_id: str | None = None,
               cache_ttl: float | None = None, cache_not_before: float | None = None, status_store: str | None = None,
               concurrency: int | None = None, filter_offered: bool = True,
-              on_record: Callable[[Record, float | None], None] | None = None) -> RunSummary:
+              on_record: Callable[[Record, float | None], None] | None = None, sink: Any = None) -> RunSummary:
+        """``sink``: the run's own sink when workers can write it directly (PostgreSQL): they do, and
+        only records no worker wrote (a shard that never completed) go to ``on_record``."""
         self.run_id = uuid.uuid4().hex[:16]
+        if sink is not None:
+            self.sink = sink.shard_sink()
         summary = RunSummary()
         options = {"cache_ttl": cache_ttl, "cache_not_before": cache_not_before, "status_store": status_store,
                    "concurrency": concurrency, "filter_offered": filter_offered}
@@ -103,6 +108,7 @@ class Coordinator:
             finished: dict[str, str] | None = None
             for shard in shards:
                 got = self.sink.get(self.run_id, shard.key)
+                written = got is not None and getattr(self.sink, "direct", False)  # in the run's sink already
                 if got is None:
                     if finished is None:  # who finished what: only to explain a missing shard, so best effort
                         finished = {}
@@ -111,7 +117,7 @@ class Coordinator:
                     got = self._missing(shard, types, failures.get(shard.key), finished.get(shard.key))
                 records, shard_summary = got
                 times = merge_shard(summary, records, shard_summary)
-                if on_record is not None:
+                if on_record is not None and not written:
                     for rec, fetched_at in zip(records, times, strict=True):
                         on_record(rec, fetched_at)
             with contextlib.suppress(Exception):
@@ -259,6 +265,9 @@ def broker_fetch(broker_url: str, out: str | None, config: Any, *, progress: boo
                              "their shards there), or --out DIR with --shards s3://BUCKET/PREFIX; records on "
                              "stdout are for runs without --broker")
     sink: str | Path | S3ShardSink = shard_root(out)
+    if shards is not None and is_postgres_url(out):
+        raise InventoryError("--shards is where workers leave shards for a run's files; with --out postgresql://... "
+                             "each worker writes its shards into the database: drop --shards")
     if shards is not None:
         try:
             parse_s3_uri(shards)

@@ -27,6 +27,7 @@ names a database goes through ``redact_url``, and the URL's password is never pr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -137,7 +138,7 @@ def _params(url: str, what: str) -> dict[str, Any]:
         params = psycopg.conninfo.conninfo_to_dict(url.strip())
     except psycopg.Error as exc:
         raise InventoryError(f"{what} {redact_url(url)!r} is not a PostgreSQL URL libpq can read "
-                             f"({_reason(exc, url)}); use postgresql://USER@HOST:PORT/DATABASE") from None
+                             f"({_reason(exc)}); use postgresql://USER@HOST:PORT/DATABASE") from None
     return dict(params)
 
 
@@ -168,8 +169,8 @@ def _with_own_password(conninfo: str) -> str:
 
 def _secrets(url: str) -> list[str]:
     try:
-        params = _params(url, "database")
-    except InventoryError:
+        params = _psycopg().conninfo.conninfo_to_dict(url.strip())
+    except Exception:  # noqa: BLE001 - a URL libpq cannot read: redact_url still hides its password
         return []
     return [v for k, v in params.items() if k in ("password", "sslpassword") and v]
 
@@ -220,6 +221,10 @@ def _version(conn: Any) -> int | None:
         return None
     found = conn.execute("SELECT max(version) FROM greenfetch_schema").fetchone()
     return int(found[0]) if found and found[0] is not None else None
+
+
+class _Unreachable(Exception):
+    """The server did not answer a (re)connect; the message is the driver's reason, redacted."""
 
 
 class _Foreign(Exception):
@@ -303,7 +308,9 @@ class _Writer:
     def __init__(self, url: str, what: str, retry_seconds: float = 30.0, conninfo: str | None = None):
         self.url, self.what, self.retry_seconds = url, what, retry_seconds
         self.target = conninfo or url
-        self.conn: Any = connect(self.target, what=what) if conninfo is None else self._connect()
+        # the run's own sink connects now (a bad URL or password is exit 2 before any fetch); a worker's
+        # shard sink at its first write
+        self.conn: Any = connect(self.target, what=what) if conninfo is None else None
 
     def _connect(self) -> Any:
         psycopg = _psycopg()
@@ -311,8 +318,10 @@ class _Writer:
             return psycopg.connect(self.target, connect_timeout=10, application_name=_APPLICATION)
         except psycopg.Error as exc:
             reason = _reason(exc, self.url)
-            raise InventoryError(f"database {redact_url(self.url)!r}: cannot connect to PostgreSQL: {reason}; "
-                                 f"{_hint(reason)}") from None
+            message = f"database {redact_url(self.url)!r}: cannot connect to PostgreSQL: {reason}; {_hint(reason)}"
+            if "password" in reason.lower() or "does not exist" in reason.lower():
+                raise InventoryError(message) from None  # no retry mends a password or a missing database
+            raise _Unreachable(reason) from None
 
     def run(self, work: Callable[[Any, bool], Any], *, done: str) -> Any:
         """``work(conn, again)`` in a transaction; again after a lost connection (``again=True``)."""
@@ -325,11 +334,11 @@ class _Writer:
                 with self.conn.transaction():
                     return work(self.conn, again)
             except Exception as exc:
-                if not _is_lost(exc) and not isinstance(exc, InventoryError):
+                if not (_is_lost(exc) or isinstance(exc, _Unreachable)):
                     raise
                 self._drop()
                 if time.monotonic() + delay > deadline:
-                    reason = exc if isinstance(exc, InventoryError) else _reason(exc, self.url)
+                    reason = str(exc) if isinstance(exc, _Unreachable) else _reason(exc, self.url)
                     raise SinkError(f"PostgreSQL at {redact_url(self.url)!r} stopped answering for "
                                     f"{self.retry_seconds:g}s ({reason}); {done}") from None
                 time.sleep(delay)
@@ -373,6 +382,8 @@ def _rows_of(rec: Record, run_id: int, catalog: Mapping[str, ResourceType],
     rows, size = [], 0
     for item in items:
         data = dumps_strict(item)
+        if "\\u0000" in data:  # JSONB cannot hold NUL (SQLite can): it becomes U+FFFD, the rest is kept
+            data = data.replace("\\u0000", "\\ufffd")
         rows.append((run_id, rtype, account, region, _resource_id(kind, item, data), data))
         size += len(data) + 64
     fetch = (run_id, rtype, account, region, str(rec.get("status") or "ok"), rec.get("error"), len(items),
@@ -384,7 +395,12 @@ class PostgresSink:
     """``add(record)`` for each record, then ``close(summary)``; ``abort()`` on failure (the SQLite
     sink's interface). The database is reached, and its schema checked, when the sink is made (a bad
     URL, a wrong password, a missing database or a newer schema: InventoryError before any fetch); the
-    run's row is written at the first record or at ``close``."""
+    run's row is written at the first record or at ``close``.
+
+    A batch streams: its COPY is opened at its first rows and every record's rows go out as they are
+    added, so PostgreSQL parses and indexes them while the run fetches and serializes the next ones
+    (one core each); ``flush`` finishes the COPY, upserts the fetch rows and commits. The batch's rows
+    are kept until then: a batch whose stream or commit failed is sent again, whole, after a reconnect."""
 
     direct = True  # --broker workers can write this sink's run themselves (``shard_sink``)
 
@@ -407,6 +423,8 @@ class PostgresSink:
         self._scopes: set[Scope] = set()
         self._bytes = 0
         self._last_commit = clock()
+        self._stream: tuple[contextlib.ExitStack, Any, Any] | None = None  # (stack, cursor, copy) of the open batch
+        self._broken = False  # the batch's stream failed: flush sends the batch again, whole
         self._writer = _Writer(self.url, "--out", retry_seconds)
         try:
             ensure_schema(self._writer.conn, self.url)
@@ -432,16 +450,17 @@ class PostgresSink:
     # -- records in ------------------------------------------------------------------------------
 
     def add(self, rec: Record, fetched_at: float | None = None) -> None:
-        """Buffer the record's resources and fetch row; write a batch when it is full. ``fetched_at``:
-        when the record's page was fetched (epoch seconds; default now)."""
+        """Stream the record's resources into the batch and keep its fetch row for the batch's end;
+        commit when the batch is full. ``fetched_at``: when the record's page was fetched (epoch
+        seconds; default now)."""
         run_id = self._open()
         scope, rows, fetch, size = _rows_of(rec, run_id, self.catalog, fetched_at)
         if scope in self._scopes:  # the same fetch again (a re-run shard): it replaces the first
-            if scope in self._batch_scopes:
-                self.flush()
+            self.flush()  # the replacing batch deletes before its COPY starts
             self._replace.add(scope)
         self._scopes.add(scope)
         self._batch_scopes.add(scope)
+        self._send(rows)
         self._rows += rows
         self._fetches.append(fetch)
         self._bytes += size
@@ -451,15 +470,69 @@ class PostgresSink:
                 or self.clock() - self._last_commit >= self.flush_seconds):
             self.flush()
 
+    def _send(self, rows: list[tuple[Any, ...]]) -> None:
+        if self._broken or not rows:
+            return
+        try:
+            if self._stream is None:
+                if self._writer.conn is None or self._writer.conn.closed:
+                    self._writer.conn = self._writer._connect()
+                conn = self._writer.conn
+                stack = contextlib.ExitStack()
+                self._stream = (stack, None, None)
+                stack.enter_context(conn.transaction())
+                cur = stack.enter_context(conn.cursor())
+                _write_batch(conn, self._open(), [], [], self._replace)
+                copy = cur.copy(f"COPY resources ({_RESOURCE_COLUMNS}) FROM STDIN")
+                copy.__enter__()  # left open across add() calls: flush or _abandon closes it
+                self._stream = (stack, cur, copy)
+            copy = self._stream[2]
+            for row in rows:
+                copy.write_row(row)
+        except Exception as exc:  # noqa: BLE001 - whatever broke the stream, flush sends the batch again whole
+            self._abandon(exc)
+
+    def _abandon(self, exc: BaseException) -> None:
+        """Roll the streamed batch back (as far as the connection allows) and drop the connection."""
+        self._broken = True
+        if self._stream is not None:
+            (stack, _, copy), self._stream = self._stream, None
+            for close in ((copy.__exit__,) if copy is not None else ()) + (stack.__exit__,):
+                try:
+                    close(type(exc), exc, exc.__traceback__)
+                except Exception:  # noqa: BLE001 - a dead connection cannot roll back; the server does
+                    pass
+        self._writer._drop()
+
     def flush(self) -> None:
-        """Write what is buffered: whole records, one transaction."""
+        """Finish the batch: the COPY, the fetch rows, one commit (whole records only)."""
         if self.run_id is None or not (self._rows or self._fetches):
             return
         rows, fetches, replace, batch = self._rows, self._fetches, self._replace, self._batch_scopes
         run_id = self.run_id
-        self._writer.run(lambda conn, again: _write_batch(conn, run_id, rows, fetches, batch if again else replace),
-                         done=f"run {run_id} is left unfinished with {self.resources - len(rows)} resources written")
+        done = f"run {run_id} is left unfinished with {self.resources - len(rows)} resources written"
+        committed = False
+        if self._stream is not None and not self._broken:
+            stack, cur, copy = self._stream
+            try:
+                self._stream = (stack, cur, None)
+                copy.__exit__(None, None, None)  # the rest of the rows out, and the server's answer
+                if fetches:
+                    cur.executemany(_UPSERT_FETCH, fetches)
+                self._stream = None
+                stack.close()  # the cursor, then the transaction: commit
+                committed = True
+            except Exception as exc:  # noqa: BLE001 - sorted below: lost (send again) or refused (an error)
+                self._abandon(exc)
+                if not _is_lost(exc):
+                    raise SinkError(f"PostgreSQL at {self.name!r} refused a batch ({_reason(exc, self.url)}); "
+                                    f"{done}") from None
+        if not committed:  # nothing streamed (no rows), or the stream broke: the batch again, whole, in one go
+            self._writer.run(lambda conn, again: _write_batch(conn, run_id, rows, fetches,
+                                                              batch if again or self._broken else replace),
+                             done=done)
         self._rows, self._fetches, self._replace, self._batch_scopes, self._bytes = [], [], set(), set(), 0
+        self._broken = False
         self._last_commit = self.clock()
 
     def close(self, summary: Mapping[str, Any] | None = None) -> list[str]:
@@ -481,7 +554,8 @@ class PostgresSink:
         try:
             self.flush()
         except Exception:  # noqa: BLE001 - the error that ended the run is the one to report
-            pass
+            if self._stream is not None:
+                self._abandon(RuntimeError("aborted"))
         self._writer.close()
         self.closed = True
 
@@ -544,6 +618,10 @@ class PostgresShardSink:
 
         def work(conn: Any, again: bool) -> None:
             conn.execute("SELECT pg_advisory_xact_lock(%s::int, hashtext(%s))", (self.run % (1 << 31), key))
+            run = conn.execute("SELECT finished_at FROM runs WHERE run_id = %s FOR SHARE", (self.run,)).fetchone()
+            if run is None or run[0] is not None:  # rows of a finished run never change
+                raise InventoryError(f"run {self.run} is {'over' if run else 'not in the database'}; shard {key} "
+                                     "was not written")
             old = conn.execute("SELECT scopes FROM greenfetch_shards WHERE run_id = %s AND shard_key = %s",
                                (self.run, key)).fetchone()
             _write_batch(conn, self.run, [], [], {tuple(s) for s in (old[0] if old else [])} | set(last))
@@ -562,7 +640,10 @@ class PostgresShardSink:
                          "summary = EXCLUDED.summary, written_at = now()",
                          (self.run, key, json.dumps(sorted(last)), dumps_strict(summary)))
 
-        self._conn().run(work, done=f"shard {key} was not written")
+        try:
+            self._conn().run(work, done=f"shard {key} was not written")
+        finally:
+            self.close()  # a worker writes many shards over time: no connection held between them
 
     def get(self, run_id: str, key: str) -> tuple[list[Record], dict[str, Any]] | None:
         def work(conn: Any, again: bool) -> Any:

@@ -18,6 +18,7 @@ from typing import Any
 from .._jsonable import jsonable
 from .._models import Request
 from ._cache import parse_s3_uri
+from ._postgres import PostgresShardSink
 from ._s3_read import read_object
 from ._shard import DirectoryShardSink, ShardSink
 from ._types import InventoryError, Record
@@ -91,6 +92,8 @@ def sink_spec(sink: ShardSink) -> dict[str, str]:
     """What a broker message says about the sink: its kind and location, nothing else."""
     if isinstance(sink, S3ShardSink):
         return {"kind": "s3", "uri": sink.uri}
+    if isinstance(sink, PostgresShardSink):
+        return sink.spec()  # the database without its password, and the run
     if isinstance(sink, DirectoryShardSink):
         return {"kind": "directory", "root": str(sink.root)}
     raise InventoryError(f"a shard sink of type {type(sink).__name__} cannot be named in a broker message")
@@ -103,4 +106,6 @@ def open_shard_sink(spec: Mapping[str, Any], engine: Any) -> ShardSink:
         return S3ShardSink(engine, str(spec["uri"]))
     if kind == "directory":
         return DirectoryShardSink(Path(spec["root"]))
-    raise InventoryError(f"shard sink kind {kind!r} is not known; this worker knows directory and s3")
+    if kind == "postgres":  # the worker's own password: PGPASSWORD, ~/.pgpass or GREENFETCH_DATABASE_URL
+        return PostgresShardSink.from_spec(spec)
+    raise InventoryError(f"shard sink kind {kind!r} is not known; this worker knows directory, s3 and postgres")

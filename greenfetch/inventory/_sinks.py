@@ -70,7 +70,10 @@ def resolve_format(out: str | os.PathLike[str] | None, fmt: str | None) -> str:
 
 def shard_root(out: str | os.PathLike[str]) -> Path:
     """Where the workers of a ``--broker`` run leave their shards for the coordinator: ``--out`` itself
-    for files, the database's directory for ``--out FILE.db`` (the coordinator alone writes the file)."""
+    for files, the database's directory for ``--out FILE.db`` (the coordinator alone writes the file).
+    A PostgreSQL ``--out`` needs none (the workers write the database): the working directory stands in."""
+    if is_postgres_url(out):
+        return Path(".")
     path = Path(out)
     return path.parent if path.suffix.lower() in SQLITE_SUFFIXES else path
 
