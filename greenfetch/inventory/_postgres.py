@@ -540,11 +540,13 @@ class PostgresSink:
         run_id = self._open()
         self.flush()
         summary = dict(summary) if summary is not None else {"records": self.records}
-        summary.setdefault("resources_written", self.resources)
-        text = dumps_strict(summary)
-        self._writer.run(lambda conn, again: conn.execute(
-            "UPDATE runs SET finished_at = now(), summary = %s::jsonb WHERE run_id = %s", (text, run_id)),
-            done=f"run {run_id} is left unfinished")
+
+        def finish(conn: Any, again: bool) -> None:  # the run's rows, whoever wrote them (workers, with --broker)
+            written = conn.execute("SELECT count(*) FROM resources WHERE run_id = %s", (run_id,)).fetchone()[0]
+            conn.execute("UPDATE runs SET finished_at = now(), summary = %s::jsonb WHERE run_id = %s",
+                         (dumps_strict({"resources_written": written, **summary}), run_id))
+
+        self._writer.run(finish, done=f"run {run_id} is left unfinished")
         self._writer.close()
         self.closed = True
         return [f"{self.name} (run {run_id})"]
