@@ -14,7 +14,6 @@ import contextlib
 import datetime
 import decimal
 import json
-import os
 import re
 import signal
 import sqlite3
