@@ -614,9 +614,12 @@ class PostgresShardSink:
     def put(self, run_id: str, key: str, records: list[Record], summary: dict[str, Any]) -> None:
         """The shard's rows, in one transaction that first deletes what an earlier delivery of this
         shard wrote (its scopes, from ``greenfetch_shards``) and the scopes it writes now."""
-        last: dict[Scope, Record] = {}
-        for rec in records:  # a scope twice in one shard: the last record wins, as in a local run
-            last[(str(rec["resource_type"]), str(rec["account"]), str(rec["region"]))] = rec
+        times = summary.get("fetched_at")  # when each record's page was fetched, if the worker says
+        if not (isinstance(times, list) and len(times) == len(records)):
+            times = [None] * len(records)
+        last: dict[Scope, tuple[Record, float | None]] = {}
+        for rec, when in zip(records, times, strict=True):  # a scope twice in one shard: the last wins
+            last[(str(rec["resource_type"]), str(rec["account"]), str(rec["region"]))] = (rec, when)
 
         def work(conn: Any, again: bool) -> None:
             conn.execute("SELECT pg_advisory_xact_lock(%s::int, hashtext(%s))", (self.run % (1 << 31), key))
@@ -629,8 +632,8 @@ class PostgresShardSink:
             _write_batch(conn, self.run, [], [], {tuple(s) for s in (old[0] if old else [])} | set(last))
             rows: list[tuple[Any, ...]] = []
             fetches: list[tuple[Any, ...]] = []
-            for rec in last.values():  # COPY in batches: the shard's records are held, their rows are not
-                _, rec_rows, fetch, _ = _rows_of(rec, self.run, CATALOG, None)
+            for rec, when in last.values():  # COPY in batches: the shard's records are held, their rows are not
+                _, rec_rows, fetch, _ = _rows_of(rec, self.run, CATALOG, when)
                 rows += rec_rows
                 fetches.append(fetch)
                 if len(rows) >= self.batch_rows:
