@@ -170,9 +170,9 @@ def diff_resources(before: Iterable[Row], after: Iterable[Row], *, compared: Cal
 
 # -- two runs of one database ------------------------------------------------------------------------
 
-# A reader may also have ``differing(before, after, types) -> (before_rows, after_rows, equal)``: both runs'
-# rows whose data are not equal, in key order, and per (type, account, region) how many are equal in
-# both (PostgreSQL compares in the database and sends only what differs).
+# A reader may also have ``differing(before, after, types, equal) -> (before_rows, after_rows)``: both
+# runs' rows whose data are not equal, in key order, calling ``equal(scope)`` for every resource equal in
+# both (PostgreSQL compares in the database and sends only the keys of what is equal).
 
 class _Reader(Protocol):
     def runs(self) -> list[dict[str, Any]]: ...
@@ -262,15 +262,17 @@ def diff_runs(db: _Reader, from_run: int | None = None, to_run: int | None = Non
     counts = DiffCounts()
     compared = lambda s: s in both and s not in stale  # noqa: E731
     differing = getattr(db, "differing", None)
-    if differing is not None:  # the database compares: only rows whose data differ come back, the rest counted
-        left, right, equal = differing(before["run_id"], after["run_id"], types)
-        for scope, n in equal.items():
+    if differing is not None:  # the database compares: rows equal in both runs are only counted
+
+        def equal(scope: Scope) -> None:
             if compared(scope):
-                counts.unchanged += n
+                counts.unchanged += 1
             elif scope in stale:
-                counts.stale += n
+                counts.stale += 1
             else:
-                counts.not_compared += n
+                counts.not_compared += 1
+
+        left, right = differing(before["run_id"], after["run_id"], types, equal)
     else:
         left, right = db.resources(before["run_id"], types), db.resources(after["run_id"], types)
     changes = diff_resources(left, right, compared=compared, volatile=lambda t: paths.get(t, ()),

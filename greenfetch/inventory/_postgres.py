@@ -31,6 +31,7 @@ import contextlib
 import json
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -404,7 +405,7 @@ class PostgresSink:
 
     direct = True  # --broker workers can write this sink's run themselves (``shard_sink``)
 
-    def __init__(self, url: str, *, batch_rows: int = 5000, batch_bytes: int = 8 << 20,
+    def __init__(self, url: str, *, batch_rows: int = 2000, batch_bytes: int = 4 << 20,
                  flush_seconds: float = 1.0, catalog: Mapping[str, ResourceType] | None = None,
                  clock: Any = time.monotonic, retry_seconds: float = 30.0):
         self.url = url.strip()
@@ -759,33 +760,53 @@ class PostgresDB:
             for t, a, r, i, d in cur:
                 yield (t, a, r, i), dumps_strict(json.loads(d))
 
-    def differing(self, before: int, after: int, types: list[str] | None = None) -> tuple[
-            Iterator[tuple[Key, str]], Iterator[tuple[Key, str]], dict[Scope, int]]:
+    def differing(self, before: int, after: int, types: list[str] | None = None,
+                  equal: Callable[[Scope], None] = lambda scope: None) -> tuple[
+            Iterator[tuple[Key, str]], Iterator[tuple[Key, str]]]:
         """Both runs' rows whose data are not equal (JSONB equality: keys unordered, lists ordered), each
-        side in key order, and per (type, account, region) the number of resources equal in both."""
+        side in key order, from one FULL JOIN in the database; ``equal(scope)`` is called for each
+        resource equal in both as the streams are read (only keys cross the wire for those). A key
+        twice in one run counts once. Memory: at most the differing rows one side is ahead by."""
         where, args = self._types(types)
-        pick = ("SELECT DISTINCT ON (resource_type, account, region, resource_id) resource_type, account, region, "
-                "resource_id, data FROM resources WHERE run_id = %s{where} "
-                "ORDER BY resource_type, account, region, resource_id")
-        a, b = pick.format(where=where), pick.format(where=where)
-        equal = self.conn.execute(
-            f"SELECT x.resource_type, x.account, x.region, count(*) FROM ({a}) AS x JOIN ({b}) AS y "
-            "USING (resource_type, account, region, resource_id) WHERE x.data = y.data "
-            "GROUP BY x.resource_type, x.account, x.region", [before, *args, after, *args]).fetchall()
-        counts = {(t, ac, r): int(n) for t, ac, r, n in equal}
+        side = f"(SELECT resource_type, account, region, resource_id, data FROM resources WHERE run_id = %s{where})"
+        sql = (f"SELECT resource_type, account, region, resource_id, x.data = y.data, "
+               "CASE WHEN x.data IS DISTINCT FROM y.data THEN x.data::text END, "
+               "CASE WHEN x.data IS DISTINCT FROM y.data THEN y.data::text END "
+               f"FROM {side} AS x FULL JOIN {side} AS y USING (resource_type, account, region, resource_id) "
+               "ORDER BY resource_type, account, region, resource_id")
+        queues: tuple[deque[tuple[Key, str]], deque[tuple[Key, str]]] = (deque(), deque())
 
-        def side(run: int, other: int, name: str) -> Iterator[tuple[Key, str]]:
-            with self.conn.cursor(name=name) as cur:
-                cur.itersize = 500
-                cur.execute(f"SELECT x.resource_type, x.account, x.region, x.resource_id, x.data::text FROM ({a}) AS x "
-                            f"LEFT JOIN ({b}) AS y USING (resource_type, account, region, resource_id) "
-                            "WHERE y.data IS NULL OR x.data <> y.data "
-                            "ORDER BY x.resource_type, x.account, x.region, x.resource_id",
-                            [run, *args, other, *args])
-                for t, ac, r, i, d in cur:
-                    yield (t, ac, r, i), dumps_strict(json.loads(d))
+        def rows() -> Iterator[None]:
+            last = None
+            with self.conn.cursor(name="greenfetch_diff") as cur:
+                cur.itersize = 5000
+                self.conn.execute("SET LOCAL jit = off")  # compiling this join costs more than running it
+                cur.execute(sql, [before, *args, after, *args])
+                for t, ac, r, i, same, x, y in cur:
+                    key = (t, ac, r, i)
+                    if key == last:
+                        continue
+                    last = key
+                    if same:
+                        equal(key[:3])
+                        continue
+                    if x is not None:
+                        queues[0].append((key, dumps_strict(json.loads(x))))
+                    if y is not None:
+                        queues[1].append((key, dumps_strict(json.loads(y))))
+                    yield None
 
-        return side(before, after, "greenfetch_before"), side(after, before, "greenfetch_after"), counts
+        source = rows()
+
+        def stream(queue: deque[tuple[Key, str]]) -> Iterator[tuple[Key, str]]:
+            while True:
+                while not queue:
+                    if next(source, StopIteration) is StopIteration:
+                        if not queue:
+                            return
+                yield queue.popleft()
+
+        return stream(queues[0]), stream(queues[1])
 
     def close(self) -> None:
         self.conn.close()
