@@ -200,7 +200,7 @@ def test_a_shard_delivered_twice_leaves_one_set_of_rows(postgres_server, db):
 _WRITER = textwrap.dedent("""
     import greenfetch, sys, time
     from greenfetch.inventory import PostgresSink
-    sink = PostgresSink(sys.argv[1], batch_rows=50)
+    sink = PostgresSink(sys.argv[1], batch_rows=50, stream_rows=20)
     for n in range(100000):
         sink.add({"resource_type": "ec2.vpcs", "account": f"{n:012d}", "region": "us-east-1", "status": "ok",
                   "error": None, "items": [{"VpcId": f"vpc-{n}-{k}"} for k in range(20)]})
@@ -239,7 +239,7 @@ def test_a_killed_run_leaves_earlier_runs_intact_and_itself_unfinished(postgres_
 def test_postgres_restarted_mid_run_the_run_completes_with_every_row_once(postgres_server, db):
     import gevent
 
-    sink = PostgresSink(db, batch_rows=100)
+    sink = PostgresSink(db, batch_rows=100, stream_rows=20)  # a batch streams in chunks: the kill lands mid-COPY
     back = None
     for n in range(30):
         sink.add(rec("ec2.vpcs", vpcs(*(f"vpc-{n}-{k}" for k in range(20))), account=f"{n:012d}"))

@@ -37,6 +37,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .._exceptions import SinkError
+from .._jsonable import jsonable
 from .._redact import redact_url
 from ._catalog import CATALOG, ResourceType
 from ._sqlite import _resource_id, dumps_strict
@@ -374,6 +375,23 @@ def _write_batch(conn: Any, run_id: int, rows: list[tuple[Any, ...]], fetches: l
             cur.executemany(_UPSERT_FETCH, fetches)
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, default=jsonable)
+_NO_ID = _resource_id(None, {}, "")
+
+
+def _dumps(item: Any) -> str:
+    """JSON text for a JSONB column: the values ``dumps_strict`` gives, without its sorting walk (JSONB
+    orders keys itself), so about half the cost; an item it cannot write so (NaN, a lone surrogate, a
+    key JSON has no form for) goes the strict way."""
+    try:
+        text: str = _ENCODER.encode(item)
+        if not text.isascii():
+            text.encode("utf-8")  # a lone surrogate raises here, not in the driver
+    except (ValueError, TypeError):
+        return dumps_strict(item)
+    return text
+
+
 def _rows_of(rec: Record, run_id: int, catalog: Mapping[str, ResourceType],
              fetched_at: float | None) -> tuple[Scope, list[tuple[Any, ...]], tuple[Any, ...], int]:
     """The record's scope, resource rows, fetch row and size in bytes (about)."""
@@ -382,10 +400,13 @@ def _rows_of(rec: Record, run_id: int, catalog: Mapping[str, ResourceType],
     items = rec.get("items") or []
     rows, size = [], 0
     for item in items:
-        data = dumps_strict(item)
+        data = _dumps(item)
         if "\\u0000" in data:  # JSONB cannot hold NUL (SQLite can): it becomes U+FFFD, the rest is kept
             data = data.replace("\\u0000", "\\ufffd")
-        rows.append((run_id, rtype, account, region, _resource_id(kind, item, data), data))
+        rid = _resource_id(kind, item, "")
+        if rid == _NO_ID:  # no id field: the SQLite sink's hash of the item's sorted JSON, the same id
+            rid = _resource_id(kind, item, dumps_strict(item))
+        rows.append((run_id, rtype, account, region, rid, data))
         size += len(data) + 64
     fetch = (run_id, rtype, account, region, str(rec.get("status") or "ok"), rec.get("error"), len(items),
              _ts(fetched_at))
@@ -398,16 +419,18 @@ class PostgresSink:
     URL, a wrong password, a missing database or a newer schema: InventoryError before any fetch); the
     run's row is written at the first record or at ``close``.
 
-    A batch streams: its COPY is opened at its first rows and every record's rows go out as they are
-    added, so PostgreSQL parses and indexes them while the run fetches and serializes the next ones
-    (one core each); ``flush`` finishes the COPY, upserts the fetch rows and commits. The batch's rows
+    A batch streams: its COPY is opened at its first chunk (``stream_rows``, about 250 KB) and every
+    chunk goes out as soon as it is full, so PostgreSQL parses and indexes one chunk while the run
+    serializes the next (one core each; a chunk, not a row, so the server works in long stretches
+    instead of waking per row); ``flush`` sends the rest, finishes the COPY, upserts the fetch rows and
+    commits. The batch's rows
     are kept until then: a batch whose stream or commit failed is sent again, whole, after a reconnect."""
 
     direct = True  # --broker workers can write this sink's run themselves (``shard_sink``)
 
     def __init__(self, url: str, *, batch_rows: int = 2000, batch_bytes: int = 4 << 20,
                  flush_seconds: float = 1.0, catalog: Mapping[str, ResourceType] | None = None,
-                 clock: Any = time.monotonic, retry_seconds: float = 30.0):
+                 clock: Any = time.monotonic, retry_seconds: float = 30.0, stream_rows: int = 250):
         self.url = url.strip()
         self.name = redact_url(self.url)
         self.batch_rows, self.batch_bytes, self.flush_seconds = batch_rows, batch_bytes, flush_seconds
@@ -426,6 +449,8 @@ class PostgresSink:
         self._last_commit = clock()
         self._stream: tuple[contextlib.ExitStack, Any, Any] | None = None  # (stack, cursor, copy) of the open batch
         self._broken = False  # the batch's stream failed: flush sends the batch again, whole
+        self._sent = 0  # rows of the batch already in its COPY
+        self.stream_rows = stream_rows
         self._writer = _Writer(self.url, "--out", retry_seconds)
         try:
             ensure_schema(self._writer.conn, self.url)
@@ -461,8 +486,9 @@ class PostgresSink:
             self._replace.add(scope)
         self._scopes.add(scope)
         self._batch_scopes.add(scope)
-        self._send(rows)
         self._rows += rows
+        if len(self._rows) - self._sent >= self.stream_rows:  # a chunk: the server parses it while we go on
+            self._send()
         self._fetches.append(fetch)
         self._bytes += size
         self.records += 1
@@ -471,7 +497,9 @@ class PostgresSink:
                 or self.clock() - self._last_commit >= self.flush_seconds):
             self.flush()
 
-    def _send(self, rows: list[tuple[Any, ...]]) -> None:
+    def _send(self) -> None:
+        """The batch's rows not yet sent, into its COPY (opened by the first chunk)."""
+        rows, self._sent = self._rows[self._sent:], len(self._rows)
         if self._broken or not rows:
             return
         try:
@@ -514,6 +542,8 @@ class PostgresSink:
         done = f"run {run_id} is left unfinished with {self.resources - len(rows)} resources written"
         committed = False
         if self._stream is not None and not self._broken:
+            self._send()
+        if self._stream is not None and not self._broken:
             stack, cur, copy = self._stream
             try:
                 self._stream = (stack, cur, None)
@@ -533,7 +563,7 @@ class PostgresSink:
                                                               batch if again or self._broken else replace),
                              done=done)
         self._rows, self._fetches, self._replace, self._batch_scopes, self._bytes = [], [], set(), set(), 0
-        self._broken = False
+        self._sent, self._broken = 0, False
         self._last_commit = self.clock()
 
     def close(self, summary: Mapping[str, Any] | None = None) -> list[str]:
