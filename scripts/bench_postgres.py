@@ -156,7 +156,9 @@ def run(quick: bool = False) -> str:
     write = table(["sink", "resources (~1 KB)", "rows/s", "writer CPU µs/row", "PostgreSQL CPU µs/row",
                    "Python peak", "RSS growth"], rows)
     diff = table(["database", "runs", "diff wall", "client CPU", "PostgreSQL CPU", "Python peak"], diffs)
-    return (f"### PostgreSQL sink beside SQLite\n\n{measured_note()}\n\n{write}\n\n{diff}\n\n"
+    size = (f"_A quick run ({n:,} resources), to check the benchmark works; the numbers that count come from "
+            "`scripts/bench --only postgres --write` on a quiet machine._\n\n" if n != FULL else "")
+    return (f"## PostgreSQL sink beside SQLite (issue 22)\n\n{size}{measured_note()}\n\n{write}\n\n{diff}\n\n"
             "Reproduce with `scripts/bench --only postgres` (PostgreSQL from `scripts/install-postgres`, a "
             "throwaway cluster with PostgreSQL's default durability). Writes go through `SQLiteSink` / "
             "`PostgresSink` in records of 100 resources; each run in its own interpreter.")
