@@ -67,7 +67,6 @@ from ._exceptions import (  # noqa: E402
     GreenfetchError,
     InventoryError,
     RequestError,
-    SinkError,
     StorageError,
 )
 from ._models import Request, Result  # noqa: E402
@@ -96,7 +95,6 @@ __all__ = [
     "RequestError",
     "Result",
     "StorageError",
-    "SinkError",
     "TracePoint",
     "adaptive_batch",
     "batch_requests",

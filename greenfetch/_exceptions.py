@@ -4,7 +4,6 @@
      ├── ConfigError (ValueError)     a setting greenfetch cannot use (flag, environment, keyword)
      ├── RequestError (ValueError)    a request that cannot be built; becomes that request's failed Result
      ├── InventoryError (ValueError)  bad inventory input (account, role, region, type, output)
- ├── SinkError (RuntimeError)     an inventory database stopped answering mid-run (PostgreSQL)
      ├── BodyTooLarge                 a response body over Config.body_limit; becomes that request's failed Result
      ├── BatchFailed                  fail-fast stopped a batch; carries the results so far
      ├── ExpositionError              metrics could not be served, pushed or written
@@ -21,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = ["BatchFailed", "BodyTooLarge", "BrokerError", "ConfigError", "EngineImportError", "ExpositionError", "GreenfetchError",
-           "InventoryError", "RequestError", "SinkError", "StorageError"]
+           "InventoryError", "RequestError", "StorageError"]
 
 
 class GreenfetchError(Exception):
@@ -44,13 +43,6 @@ class RequestError(GreenfetchError, ValueError):
 class InventoryError(GreenfetchError, ValueError):
     """Bad inventory input (account, role, region, type, output): the message names the bad value
     and what would be valid. Raised before any API call wherever that is possible."""
-
-
-class SinkError(GreenfetchError, RuntimeError):
-    """An inventory database that was reachable when the run started stopped answering for longer
-    than the sink retries (PostgreSQL restarted and did not come back, a lost network). The run is
-    left unfinished (``finished_at`` NULL) with what it committed; the message names the database with
-    its password redacted."""
 
 
 class BodyTooLarge(GreenfetchError):

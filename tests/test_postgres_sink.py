@@ -16,7 +16,7 @@ import pytest
 pytest.importorskip("psycopg", reason="the postgres extra is not installed: pip install 'greenfetch[postgres]'")
 
 import greenfetch  # noqa: E402,F401  (patches for gevent; conftest did already)
-from greenfetch import SinkError  # noqa: E402
+from greenfetch import StorageError  # noqa: E402
 from greenfetch.cli import load_commands  # noqa: E402
 from greenfetch.inventory import (  # noqa: E402
     InventoryError,
@@ -258,7 +258,7 @@ def test_postgres_gone_for_good_fails_the_run_with_one_line_and_leaves_it_unfini
     sink.add(rec("ec2.vpcs", vpcs(*(f"vpc-{k}" for k in range(10)))))
     postgres_server.kill()
     try:
-        with pytest.raises(SinkError) as err:
+        with pytest.raises(StorageError) as err:
             sink.add(rec("ec2.vpcs", vpcs(*(f"vpc-x{k}" for k in range(10))), region="eu-west-1"))
         sink.abort()
     finally:

@@ -13,7 +13,6 @@ from typing import Any
 import click
 
 from .._config import Config, ConfigError, format_duration, parse_duration
-from .._exceptions import SinkError
 from .._jsonable import to_json
 from .._redact import redact_url
 from ..inventory import (
@@ -38,7 +37,7 @@ from ._signals import exit_code
 __all__ = ["cache", "catalog", "inventory", "regions"]
 
 
-_RUN_ERRORS: tuple[type[BaseException], ...] = (SinkError,)  # exit 1, one line: the run failed
+_NO_ERRORS: tuple[type[BaseException], ...] = ()
 
 
 def _distributed() -> Any:
@@ -117,13 +116,13 @@ def inventory(state: CliState, accounts: str | None, role_name: str | None, exte
     engine = state.engine(region=region, endpoint_url=endpoint_url, concurrency=concurrency,
                             max_clients=min(512, max(64, 2 * concurrency)))
     bar = Progress(enabled=progress, interval=0.2)
-    fetch, run_errors = None, _RUN_ERRORS
+    fetch, broker_errors = None, _NO_ERRORS
     try:
         if shard_uri is not None and not broker:
             raise InventoryError("--shards is where --broker workers leave their shards; give --broker URL too")
         if broker:
             distributed = _distributed()
-            run_errors = (*_RUN_ERRORS, distributed.BrokerError)
+            broker_errors = (distributed.BrokerError,)
             fetch = distributed.broker_fetch(broker, out, engine.config, progress=bar.enabled,
                                              log=lambda line: click.echo(line, err=True), shards=shard_uri,
                                              engine=engine)
@@ -133,7 +132,7 @@ def inventory(state: CliState, accounts: str | None, role_name: str | None, exte
             s3_uri=s3_uri, cache_ttl=_duration(cache_ttl), status_store=status_store, concurrency=concurrency,
             exclude_accounts=exclude_accounts, org_ous=org_ou, keep_records=out is None, on_record=bar.record,
             dead_letter_path=dead_letter, fetch=fetch)
-    except run_errors as exc:
+    except broker_errors as exc:
         bar.close()
         click.echo(f"Error: {exc}", err=True)
         sys.exit(EXIT_FAILED)

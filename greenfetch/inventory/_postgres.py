@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from .._exceptions import SinkError
+from .._exceptions import StorageError
 from .._jsonable import jsonable
 from .._redact import redact_url
 from ._catalog import CATALOG, ResourceType
@@ -341,7 +341,7 @@ class _Writer:
                 self._drop()
                 if time.monotonic() + delay > deadline:
                     reason = str(exc) if isinstance(exc, _Unreachable) else _reason(exc, self.url)
-                    raise SinkError(f"PostgreSQL at {redact_url(self.url)!r} stopped answering for "
+                    raise StorageError(f"PostgreSQL at {redact_url(self.url)!r} stopped answering for "
                                     f"{self.retry_seconds:g}s ({reason}); {done}") from None
                 time.sleep(delay)
                 delay, again = min(delay * 2, 5.0), True
@@ -556,7 +556,7 @@ class PostgresSink:
             except Exception as exc:  # noqa: BLE001 - sorted below: lost (send again) or refused (an error)
                 self._abandon(exc)
                 if not _is_lost(exc):
-                    raise SinkError(f"PostgreSQL at {self.name!r} refused a batch ({_reason(exc, self.url)}); "
+                    raise StorageError(f"PostgreSQL at {self.name!r} refused a batch ({_reason(exc, self.url)}); "
                                     f"{done}") from None
         if not committed:  # nothing streamed (no rows), or the stream broke: the batch again, whole, in one go
             self._writer.run(lambda conn, again: _write_batch(conn, run_id, rows, fetches,

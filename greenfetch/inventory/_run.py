@@ -7,9 +7,9 @@ left), and only then the fetch. Sinks run after the fetch (the JSON Lines file, 
 stream beside it); a failure before the end leaves no partial file and no partial object.
 
 The cache rule: pages younger than the TTL are served from the cache (a TTL of 0 serves none) and every
-fresh page is written to it. A run into a database (``--out FILE.db``) also never serves a page fetched
-at or before the newest fetch that database records (``newest_fetch``, SQLite or PostgreSQL): it could only repeat
-or rewind the database's history. A ``fetch`` executor (``--broker``) gets the same rule as
+fresh page is written to it. A run into a database (``--out FILE.db`` or ``postgresql://...``) also never
+serves a page fetched at or before the newest fetch that database records (``newest_fetch``): it could
+only repeat or rewind the database's history. A ``fetch`` executor (``--broker``) gets the same rule as
 ``cache_ttl`` and ``cache_not_before`` and applies it where it fetches.
 """
 
