@@ -43,10 +43,22 @@ def _records(n: int, changed: int = 0) -> Any:
         for k in range(PER_RECORD):
             i = r * PER_RECORD + k
             state = "stopped" if every and i % every == 0 and i // every < changed else "running"
-            items.append({"InstanceId": f"i-{i:08d}", "InstanceType": "m5.large", "State": {"Name": state},
-                          "Tags": [{"Key": "Name", "Value": "x" * 900}, {"Key": "team", "Value": f"t{i % 7}"}]})
-        yield {"resource_type": "ec2.instances", "account": f"{r % 100:012d}", "region": f"r-{r // 100}",
-               "items": items, "status": "ok", "error": None}
+            items.append(
+                {
+                    "InstanceId": f"i-{i:08d}",
+                    "InstanceType": "m5.large",
+                    "State": {"Name": state},
+                    "Tags": [{"Key": "Name", "Value": "x" * 900}, {"Key": "team", "Value": f"t{i % 7}"}],
+                }
+            )
+        yield {
+            "resource_type": "ec2.instances",
+            "account": f"{r % 100:012d}",
+            "region": f"r-{r // 100}",
+            "items": items,
+            "status": "ok",
+            "error": None,
+        }
 
 
 def _server_cpu(pid: int | None) -> float:
@@ -104,16 +116,26 @@ def child(opts: dict[str, Any]) -> dict[str, Any]:
             count = sum(1 for _ in result.changes)
             assert (count, result.counts.unchanged) == (opts["changed"], n - opts["changed"]), result.counts
     wall = time.perf_counter() - began
-    return {"wall": wall, "cpu": time.process_time() - cpu, "server_cpu": _server_cpu(pgpid) - server,
-            "count": count, "peak": tracemalloc.get_traced_memory()[1] if opts.get("traced") else None,
-            "rss_growth_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - baseline}
+    return {
+        "wall": wall,
+        "cpu": time.process_time() - cpu,
+        "server_cpu": _server_cpu(pgpid) - server,
+        "count": count,
+        "peak": tracemalloc.get_traced_memory()[1] if opts.get("traced") else None,
+        "rss_growth_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - baseline,
+    }
 
 
 def _run_child(opts: dict[str, Any]) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GREENFETCH_", "PG"))}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
-    proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(opts)], capture_output=True, text=True,
-                          env=env, timeout=3600)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", json.dumps(opts)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=3600,
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"bench_postgres child failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
@@ -129,39 +151,87 @@ def run(quick: bool = False) -> str:
     n = N_OVERRIDE or (QUICK if quick else FULL)
     changed = n // 100
     rows, diffs = [], []
-    with tempfile.TemporaryDirectory(prefix="greenfetch-bench-pg-") as tmp, PostgresServer(durable=True) as server:
+    with (
+        tempfile.TemporaryDirectory(prefix="greenfetch-bench-pg-") as tmp,
+        PostgresServer(durable=True) as server,
+    ):
         pgpid = server.proc.pid if server.proc is not None else None
         for what in ("write", "diff"):
             for kind in ("sqlite", "postgres"):
                 name = f"{what}_{kind}"
-                target = (str(Path(tmp) / f"{name}.db") if kind == "sqlite" else server.create_database(name))
-                opts = {"what": what, "kind": kind, "n": n, "changed": changed, "target": target,
-                        "pgpid": pgpid if kind == "postgres" else None}
+                target = str(Path(tmp) / f"{name}.db") if kind == "sqlite" else server.create_database(name)
+                opts = {
+                    "what": what,
+                    "kind": kind,
+                    "n": n,
+                    "changed": changed,
+                    "target": target,
+                    "pgpid": pgpid if kind == "postgres" else None,
+                }
                 m = _run_child(opts)
                 if kind == "sqlite":
                     target = str(Path(tmp) / f"{name}-traced.db")
                 else:
                     target = server.create_database(f"{name}_traced")
-                m["peak"] = _run_child({**opts, "target": target, "traced": True, "n": min(n, 20_000),
-                                        "changed": min(n, 20_000) // 100})["peak"]
+                m["peak"] = _run_child(
+                    {
+                        **opts,
+                        "target": target,
+                        "traced": True,
+                        "n": min(n, 20_000),
+                        "changed": min(n, 20_000) // 100,
+                    }
+                )["peak"]
                 peak, rss = f"{m['peak'] / 1e6:.1f} MB", f"+{m['rss_growth_kb'] / 1024:.0f} MB"
                 if what == "write":
                     server_cpu = f"{1e6 * m['server_cpu'] / n:.0f}" if kind == "postgres" else "(in process)"
-                    rows.append([kind, f"{n:,}", f"{n / m['wall']:,.0f}", f"{1e6 * m['cpu'] / n:.0f}", server_cpu,
-                                 peak, rss])
+                    rows.append(
+                        [
+                            kind,
+                            f"{n:,}",
+                            f"{n / m['wall']:,.0f}",
+                            f"{1e6 * m['cpu'] / n:.0f}",
+                            server_cpu,
+                            peak,
+                            rss,
+                        ]
+                    )
                 else:
-                    diffs.append([kind, f"{n:,} vs {n:,}, {changed:,} changed", f"{m['wall']:.2f} s",
-                                  f"{m['cpu']:.2f} s", f"{m['server_cpu']:.2f} s" if kind == "postgres" else "-",
-                                  peak])
-    write = table(["sink", "resources (~1 KB)", "rows/s", "writer CPU µs/row", "PostgreSQL CPU µs/row",
-                   "Python peak", "RSS growth"], rows)
+                    diffs.append(
+                        [
+                            kind,
+                            f"{n:,} vs {n:,}, {changed:,} changed",
+                            f"{m['wall']:.2f} s",
+                            f"{m['cpu']:.2f} s",
+                            f"{m['server_cpu']:.2f} s" if kind == "postgres" else "-",
+                            peak,
+                        ]
+                    )
+    write = table(
+        [
+            "sink",
+            "resources (~1 KB)",
+            "rows/s",
+            "writer CPU µs/row",
+            "PostgreSQL CPU µs/row",
+            "Python peak",
+            "RSS growth",
+        ],
+        rows,
+    )
     diff = table(["database", "runs", "diff wall", "client CPU", "PostgreSQL CPU", "Python peak"], diffs)
-    size = (f"_A quick run ({n:,} resources), to check the benchmark works; the numbers that count come from "
-            "`scripts/bench --only postgres --write` on a quiet machine._\n\n" if n != FULL else "")
-    return (f"## PostgreSQL sink beside SQLite (issue 22)\n\n{size}{measured_note()}\n\n{write}\n\n{diff}\n\n"
-            "Reproduce with `scripts/bench --only postgres` (PostgreSQL from `scripts/install-postgres`, a "
-            "throwaway cluster with PostgreSQL's default durability). Writes go through `SQLiteSink` / "
-            "`PostgresSink` in records of 100 resources; each run in its own interpreter.")
+    size = (
+        f"_A quick run ({n:,} resources), to check the benchmark works; the numbers that count come from "
+        "`scripts/bench --only postgres --write` on a quiet machine._\n\n"
+        if n != FULL
+        else ""
+    )
+    return (
+        f"## PostgreSQL sink beside SQLite (issue 22)\n\n{size}{measured_note()}\n\n{write}\n\n{diff}\n\n"
+        "Reproduce with `scripts/bench --only postgres` (PostgreSQL from `scripts/install-postgres`, a "
+        "throwaway cluster with PostgreSQL's default durability). Writes go through `SQLiteSink` / "
+        "`PostgresSink` in records of 100 resources; each run in its own interpreter."
+    )
 
 
 if __name__ == "__main__":

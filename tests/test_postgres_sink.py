@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("psycopg", reason="the postgres extra is not installed: pip install 'greenfetch[postgres]'")
+pytest.importorskip(
+    "psycopg", reason="the postgres extra is not installed: pip install 'greenfetch[postgres]'"
+)
 
 import greenfetch  # noqa: E402,F401  (patches for gevent; conftest did already)
 from greenfetch import StorageError  # noqa: E402
@@ -33,8 +35,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def rec(rtype, items, account="111111111111", region="us-east-1", status="ok", error=None):
-    return {"resource_type": rtype, "account": account, "region": region, "items": items, "status": status,
-            "error": error}
+    return {
+        "resource_type": rtype,
+        "account": account,
+        "region": region,
+        "items": items,
+        "status": status,
+        "error": error,
+    }
 
 
 def vpcs(*ids, **extra):
@@ -53,6 +61,7 @@ def q(server, url, sql):
 
 
 # -- the driver under gevent ------------------------------------------------------------------------------
+
 
 def test_a_query_that_waits_does_not_stop_the_hub(db):
     """psycopg waits on its socket with its own wait functions; under greenfetch's patch they must yield
@@ -74,33 +83,58 @@ def test_a_query_that_waits_does_not_stop_the_hub(db):
         waited = time.monotonic() - started
     ticker.kill()
     during = [t for t in ticks if started <= t <= started + waited]
-    assert waited >= 1.0 and len(during) >= 40, (waited, len(during))  # ~100 at 10 ms; 0 if the hub were stuck
+    assert waited >= 1.0 and len(during) >= 40, (
+        waited,
+        len(during),
+    )  # ~100 at 10 ms; 0 if the hub were stuck
 
 
 # -- schema, appends, latest --------------------------------------------------------------------------------
 
+
 def test_schema_tables_indexes_and_version(postgres_server, db):
     with PostgresSink(db) as sink:
         sink.add(rec("ec2.vpcs", vpcs("vpc-1", Tags=[{"Key": "team", "Value": "data"}])))
-    cols = q(postgres_server, db, "SELECT table_name, string_agg(column_name || ':' || data_type, ',' ORDER BY "
-                                  "ordinal_position) FROM information_schema.columns WHERE table_schema = 'public' "
-                                  "GROUP BY 1 ORDER BY 1").splitlines()
+    cols = q(
+        postgres_server,
+        db,
+        "SELECT table_name, string_agg(column_name || ':' || data_type, ',' ORDER BY "
+        "ordinal_position) FROM information_schema.columns WHERE table_schema = 'public' "
+        "GROUP BY 1 ORDER BY 1",
+    ).splitlines()
     tables = dict(line.split("|") for line in cols)
-    assert tables["runs"] == ("run_id:bigint,started_at:timestamp with time zone,finished_at:timestamp with time "
-                              "zone,summary:jsonb")
-    assert tables["resources"] == "run_id:bigint,resource_type:text,account:text,region:text,resource_id:text,data:jsonb"
-    assert tables["fetches"].startswith("run_id:bigint,resource_type:text,account:text,region:text,status:text,"
-                                        "error:text,items:integer")
+    assert tables["runs"] == (
+        "run_id:bigint,started_at:timestamp with time zone,finished_at:timestamp with time zone,summary:jsonb"
+    )
+    assert (
+        tables["resources"]
+        == "run_id:bigint,resource_type:text,account:text,region:text,resource_id:text,data:jsonb"
+    )
+    assert tables["fetches"].startswith(
+        "run_id:bigint,resource_type:text,account:text,region:text,status:text,error:text,items:integer"
+    )
     assert tables["latest"] == tables["resources"]
     assert q(postgres_server, db, "SELECT version FROM greenfetch_schema") == str(SCHEMA_VERSION)
-    plan = q(postgres_server, db, "SET enable_seqscan = off; EXPLAIN SELECT * FROM resources WHERE run_id = 1 "
-                                  "AND resource_type = 'ec2.vpcs'")
+    plan = q(
+        postgres_server,
+        db,
+        "SET enable_seqscan = off; EXPLAIN SELECT * FROM resources WHERE run_id = 1 "
+        "AND resource_type = 'ec2.vpcs'",
+    )
     assert "resources_run_type" in plan
-    plan = q(postgres_server, db, "SET enable_seqscan = off; EXPLAIN SELECT * FROM resources WHERE "
-                                  "resource_type = 'ec2.vpcs' AND resource_id = 'x'")
+    plan = q(
+        postgres_server,
+        db,
+        "SET enable_seqscan = off; EXPLAIN SELECT * FROM resources WHERE "
+        "resource_type = 'ec2.vpcs' AND resource_id = 'x'",
+    )
     assert "resources_type_id" in plan
-    plan = q(postgres_server, db, "SET enable_seqscan = off; EXPLAIN SELECT * FROM resources WHERE data -> 'Tags' "
-                                  """@> '[{"Key": "team", "Value": "data"}]'""")
+    plan = q(
+        postgres_server,
+        db,
+        "SET enable_seqscan = off; EXPLAIN SELECT * FROM resources WHERE data -> 'Tags' "
+        """@> '[{"Key": "team", "Value": "data"}]'""",
+    )
     assert "resources_tags" in plan
 
 
@@ -110,11 +144,22 @@ def test_each_run_appends_and_latest_is_each_resource_as_of_the_last_good_fetch(
         sink.add(rec("ec2.vpcs", vpcs("vpc-9"), region="eu-west-1"))
     second = PostgresSink(db)
     second.add(rec("ec2.vpcs", vpcs("vpc-1", "vpc-3")))
-    second.add(rec("ec2.vpcs", [], region="eu-west-1", status="denied", error="ec2.DescribeVpcs: AccessDenied"))
+    second.add(
+        rec("ec2.vpcs", [], region="eu-west-1", status="denied", error="ec2.DescribeVpcs: AccessDenied")
+    )
     second.close({"resources": {"ec2.vpcs": 2}})
-    assert q(postgres_server, db, "SELECT run_id, finished_at IS NOT NULL, summary #>> '{resources,ec2.vpcs}' "
-                                  "FROM runs ORDER BY run_id") == "1|t|\n2|t|2"
-    assert q(postgres_server, db, "SELECT run_id, count(*) FROM resources GROUP BY 1 ORDER BY 1") == "1|3\n2|2"
+    assert (
+        q(
+            postgres_server,
+            db,
+            "SELECT run_id, finished_at IS NOT NULL, summary #>> '{resources,ec2.vpcs}' "
+            "FROM runs ORDER BY run_id",
+        )
+        == "1|t|\n2|t|2"
+    )
+    assert (
+        q(postgres_server, db, "SELECT run_id, count(*) FROM resources GROUP BY 1 ORDER BY 1") == "1|3\n2|2"
+    )
     latest = "SELECT run_id, region, resource_id FROM latest ORDER BY region, resource_id"
     assert q(postgres_server, db, latest) == "1|eu-west-1|vpc-9\n2|us-east-1|vpc-1\n2|us-east-1|vpc-3"
     third = PostgresSink(db)  # an unfinished run does not count for latest
@@ -122,8 +167,9 @@ def test_each_run_appends_and_latest_is_each_resource_as_of_the_last_good_fetch(
     third.abort()
     assert q(postgres_server, db, "SELECT run_id FROM runs WHERE finished_at IS NULL") == "3"
     assert q(postgres_server, db, latest) == "1|eu-west-1|vpc-9\n2|us-east-1|vpc-1\n2|us-east-1|vpc-3"
-    assert q(postgres_server, db, "SELECT data ->> 'CidrBlock' FROM resources WHERE resource_id = 'vpc-7'") == (
-        "10.0.0.0/16")  # abort keeps what was added
+    assert q(
+        postgres_server, db, "SELECT data ->> 'CidrBlock' FROM resources WHERE resource_id = 'vpc-7'"
+    ) == ("10.0.0.0/16")  # abort keeps what was added
 
 
 def test_a_record_given_twice_replaces_the_first_even_across_batches(postgres_server, db):
@@ -133,7 +179,10 @@ def test_a_record_given_twice_replaces_the_first_even_across_batches(postgres_se
     sink.add(rec("ec2.vpcs", vpcs("vpc-3")))  # a shard that ran twice
     sink.close()
     assert q(postgres_server, db, "SELECT resource_id FROM resources ORDER BY 1") == "https://q/1\nvpc-3"
-    assert q(postgres_server, db, "SELECT resource_type, items FROM fetches ORDER BY 1") == "ec2.vpcs|1\nsqs.queues|1"
+    assert (
+        q(postgres_server, db, "SELECT resource_type, items FROM fetches ORDER BY 1")
+        == "ec2.vpcs|1\nsqs.queues|1"
+    )
 
 
 def test_a_newer_schema_or_foreign_tables_are_refused_with_one_line(postgres_server, db):
@@ -141,8 +190,11 @@ def test_a_newer_schema_or_foreign_tables_are_refused_with_one_line(postgres_ser
         sink.add(rec("ec2.vpcs", vpcs("vpc-1")))
     q(postgres_server, db, f"UPDATE greenfetch_schema SET version = {SCHEMA_VERSION + 1}")
     for make in (PostgresSink, PostgresDB):
-        with pytest.raises(InventoryError, match=rf"newer greenfetch \(schema {SCHEMA_VERSION + 1}, this one reads "
-                                                 rf"{SCHEMA_VERSION}\); upgrade greenfetch") as err:
+        with pytest.raises(
+            InventoryError,
+            match=rf"newer greenfetch \(schema {SCHEMA_VERSION + 1}, this one reads "
+            rf"{SCHEMA_VERSION}\); upgrade greenfetch",
+        ) as err:
             make(db)
         assert postgres_server.password not in str(err.value) and "\n" not in str(err.value)
     other = postgres_server.create_database("t_foreign")
@@ -165,32 +217,43 @@ def test_two_sinks_creating_a_new_database_at_once_both_succeed(postgres_server,
 
 # -- shards written by workers -----------------------------------------------------------------------------
 
+
 def test_a_shard_delivered_twice_leaves_one_set_of_rows(postgres_server, db):
     sink = PostgresSink(db)
     shards = sink.shard_sink()
     spec = shards.spec()
     assert postgres_server.password not in json.dumps(spec) and "password" not in spec["conninfo"]
     first = [rec("ec2.vpcs", vpcs("vpc-1", "vpc-2")), rec("ec2.vpcs", vpcs("vpc-8"), region="eu-west-1")]
-    again = [rec("ec2.vpcs", vpcs("vpc-1")), rec("sqs.queues", ["https://q/1"])]  # eu-west-1 not fetched this time
+    again = [
+        rec("ec2.vpcs", vpcs("vpc-1")),
+        rec("sqs.queues", ["https://q/1"]),
+    ]  # eu-west-1 not fetched this time
     os.environ["PGPASSWORD"] = postgres_server.password  # a worker's own credential, never the message's
     try:
         worker = PostgresShardSink.from_spec(spec)
         worker.put("uuid", "111111111111", first, {"records": 2})
         worker.put("uuid", "111111111111", again, {"records": 2})
-        worker.put("uuid", "222222222222", [rec("ec2.vpcs", vpcs("vpc-5"), account="222222222222")], {"records": 1})
+        worker.put(
+            "uuid", "222222222222", [rec("ec2.vpcs", vpcs("vpc-5"), account="222222222222")], {"records": 1}
+        )
     finally:
         del os.environ["PGPASSWORD"]
     assert shards.keys("uuid") == {"111111111111", "222222222222"}
     records, summary = shards.get("uuid", "111111111111")
     assert [(r["resource_type"], r["region"], len(r["items"])) for r in records] == [
-        ("ec2.vpcs", "us-east-1", 1), ("sqs.queues", "us-east-1", 1)] and summary == {"records": 2}
+        ("ec2.vpcs", "us-east-1", 1),
+        ("sqs.queues", "us-east-1", 1),
+    ] and summary == {"records": 2}
     assert shards.get("uuid", "333333333333") is None
     assert q(postgres_server, db, "SELECT account, resource_id FROM resources ORDER BY 1, 2") == (
-        "111111111111|https://q/1\n111111111111|vpc-1\n222222222222|vpc-5")
+        "111111111111|https://q/1\n111111111111|vpc-1\n222222222222|vpc-5"
+    )
     shards.discard("uuid")
     sink.close()
     with pytest.raises(InventoryError, match="run 1 is over; shard 111111111111 was not written"):
-        PostgresShardSink(db, 1).put("uuid", "111111111111", first, {})  # a late worker never changes a finished run
+        PostgresShardSink(db, 1).put(
+            "uuid", "111111111111", first, {}
+        )  # a late worker never changes a finished run
     assert q(postgres_server, db, "SELECT count(*) FROM resources") == "3"
     assert q(postgres_server, db, "SELECT count(*) FROM greenfetch_shards") == "0"
 
@@ -210,8 +273,13 @@ _WRITER = textwrap.dedent("""
 
 def _env():
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GREENFETCH_", "PG"))}
-    env.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "PYTHONPATH": os.pathsep.join(
-        p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)})
+    env.update(
+        {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p),
+        }
+    )
     return env
 
 
@@ -220,26 +288,48 @@ def test_a_killed_run_leaves_earlier_runs_intact_and_itself_unfinished(postgres_
         sink.add(rec("ec2.vpcs", vpcs("vpc-1", "vpc-2")))
     proc = subprocess.Popen([sys.executable, "-c", _WRITER, db], env=_env())
     try:
-        wait_until(lambda: int(q(postgres_server, db, "SELECT count(*) FROM fetches WHERE run_id = 2")) >= 5, 30,
-                   "the second run to commit a few batches")
+        wait_until(
+            lambda: int(q(postgres_server, db, "SELECT count(*) FROM fetches WHERE run_id = 2")) >= 5,
+            30,
+            "the second run to commit a few batches",
+        )
         proc.kill()
         assert proc.wait(30) < 0
     finally:
         proc.kill()
     assert q(postgres_server, db, "SELECT run_id, finished_at IS NULL FROM runs ORDER BY 1") == "1|f\n2|t"
-    assert q(postgres_server, db, "SELECT resource_id FROM resources WHERE run_id = 1 ORDER BY 1") == "vpc-1\nvpc-2"
+    assert (
+        q(postgres_server, db, "SELECT resource_id FROM resources WHERE run_id = 1 ORDER BY 1")
+        == "vpc-1\nvpc-2"
+    )
     # every fetch row that made it has all of its resources: no half-written fetch
-    assert q(postgres_server, db, "SELECT count(*) FROM fetches AS f WHERE run_id = 2 AND items != (SELECT count(*) "
-                                  "FROM resources AS r WHERE r.run_id = 2 AND r.resource_type = f.resource_type AND "
-                                  "r.account = f.account AND r.region = f.region)") == "0"
-    assert q(postgres_server, db, "SELECT count(*) FROM resources AS r WHERE run_id = 2 AND NOT EXISTS (SELECT 1 FROM "
-                                  "fetches AS f WHERE f.run_id = 2 AND f.account = r.account)") == "0"
+    assert (
+        q(
+            postgres_server,
+            db,
+            "SELECT count(*) FROM fetches AS f WHERE run_id = 2 AND items != (SELECT count(*) "
+            "FROM resources AS r WHERE r.run_id = 2 AND r.resource_type = f.resource_type AND "
+            "r.account = f.account AND r.region = f.region)",
+        )
+        == "0"
+    )
+    assert (
+        q(
+            postgres_server,
+            db,
+            "SELECT count(*) FROM resources AS r WHERE run_id = 2 AND NOT EXISTS (SELECT 1 FROM "
+            "fetches AS f WHERE f.run_id = 2 AND f.account = r.account)",
+        )
+        == "0"
+    )
 
 
 def test_postgres_restarted_mid_run_the_run_completes_with_every_row_once(postgres_server, db):
     import gevent
 
-    sink = PostgresSink(db, batch_rows=100, stream_rows=20)  # a batch streams in chunks: the kill lands mid-COPY
+    sink = PostgresSink(
+        db, batch_rows=100, stream_rows=20
+    )  # a batch streams in chunks: the kill lands mid-COPY
     back = None
     for n in range(30):
         sink.add(rec("ec2.vpcs", vpcs(*(f"vpc-{n}-{k}" for k in range(20))), account=f"{n:012d}"))
@@ -265,11 +355,15 @@ def test_postgres_gone_for_good_fails_the_run_with_one_line_and_leaves_it_unfini
         postgres_server.start()
     message = str(err.value)
     name = db.replace(postgres_server.password, "***")
-    assert message.startswith(f"PostgreSQL at '{name}' stopped answering for 1.5s (connection to server at") and (
-        "Connection refused" in message and "\n" not in message), message
+    assert message.startswith(
+        f"PostgreSQL at '{name}' stopped answering for 1.5s (connection to server at"
+    ) and ("Connection refused" in message and "\n" not in message), message
     assert "run 1 is left unfinished with 10 resources written" in message
     assert postgres_server.password not in message
-    assert q(postgres_server, db, "SELECT finished_at IS NULL, (SELECT count(*) FROM resources) FROM runs") == "t|10"
+    assert (
+        q(postgres_server, db, "SELECT finished_at IS NULL, (SELECT count(*) FROM resources) FROM runs")
+        == "t|10"
+    )
 
 
 # -- memory ---------------------------------------------------------------------------------------------------
@@ -295,13 +389,20 @@ _BULK = textwrap.dedent("""
 
 
 def test_memory_is_bounded_by_the_batch_not_the_run(postgres_server, db):
-    out = subprocess.run([sys.executable, "-c", _BULK, db], env=_env(), capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", _BULK, db], env=_env(), capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
-    assert q(postgres_server, db, "SELECT count(*), count(DISTINCT resource_id) FROM resources") == "10000|10000"
-    assert json.loads(out.stdout)["traced_peak"] < 4_000_000  # one batch (~1 MB of rows), not the run's ~10 MB
+    assert (
+        q(postgres_server, db, "SELECT count(*), count(DISTINCT resource_id) FROM resources") == "10000|10000"
+    )
+    assert (
+        json.loads(out.stdout)["traced_peak"] < 4_000_000
+    )  # one batch (~1 MB of rows), not the run's ~10 MB
 
 
 # -- bad input through the CLI ---------------------------------------------------------------------------------
+
 
 def _cli(*args, env=None):
     from click.testing import CliRunner
@@ -312,26 +413,50 @@ def _cli(*args, env=None):
 def _bad_urls(server):
     port = server.port
     return [
-        (server.url("postgres", password="wrong-Secret"), "password authentication failed for user \"postgres\"",
-         "check the password"),
+        (
+            server.url("postgres", password="wrong-Secret"),
+            'password authentication failed for user "postgres"',
+            "check the password",
+        ),
         (server.url("no_such_db"), 'database "no_such_db" does not exist', "create the database first"),
-        (f"postgresql://postgres:{server.password}@127.0.0.1:1/x", "Connection refused", "check the host and port"),
-        (f"postgresql://postgres:{server.password}@127.0.0.1:{port}/x?nonsense=1", "is not a PostgreSQL URL libpq can "
-         "read (invalid URI query parameter", "use postgresql://USER@HOST:PORT/DATABASE"),
+        (
+            f"postgresql://postgres:{server.password}@127.0.0.1:1/x",
+            "Connection refused",
+            "check the host and port",
+        ),
+        (
+            f"postgresql://postgres:{server.password}@127.0.0.1:{port}/x?nonsense=1",
+            "is not a PostgreSQL URL libpq can read (invalid URI query parameter",
+            "use postgresql://USER@HOST:PORT/DATABASE",
+        ),
     ]
 
 
 def test_bad_url_wrong_password_missing_database_exit_2_one_line_no_password(postgres_server, tmp_path):
     for url, reason, hint in _bad_urls(postgres_server):
-        for args in (["inventory", "--accounts", "111111111111", "--types", "ec2.vpcs", "--regions", "us-east-1",
-                      "--out", url], ["diff", url]):
+        for args in (
+            [
+                "inventory",
+                "--accounts",
+                "111111111111",
+                "--types",
+                "ec2.vpcs",
+                "--regions",
+                "us-east-1",
+                "--out",
+                url,
+            ],
+            ["diff", url],
+        ):
             out = _cli(*args)
             assert out.exit_code == 2, (args, out.output)
             errors = [line for line in out.stderr.splitlines() if line.startswith("Error:")]
             assert len(errors) == 1 and reason in errors[0] and hint in errors[0], (args, out.stderr)
             assert "Traceback" not in out.output and postgres_server.password not in out.output
             assert "postgresql://postgres:***@127.0.0.1" in errors[0]
-    out = _cli("diff", env={"GREENFETCH_DATABASE_URL": postgres_server.url("no_such_db")})  # the URL from the environment
+    out = _cli(
+        "diff", env={"GREENFETCH_DATABASE_URL": postgres_server.url("no_such_db")}
+    )  # the URL from the environment
     assert out.exit_code == 2 and 'database "no_such_db" does not exist' in out.stderr
     out = _cli("inventory", "--out", postgres_server.url("postgres"), "--format", "jsonl")
     assert out.exit_code == 2 and "is a PostgreSQL database but --format is jsonl" in out.stderr
@@ -350,11 +475,20 @@ def test_the_url_never_carries_its_password_into_a_broker_message_or_an_error(po
 
 def test_diff_over_postgres_compares_in_the_database(postgres_server, db):
     with PostgresSink(db) as sink:
-        sink.add(rec("ec2.vpcs", vpcs("vpc-1", "vpc-2", Tags=[{"Key": "a", "Value": "1"}, {"Key": "b", "Value": "2"}])))
+        sink.add(
+            rec(
+                "ec2.vpcs",
+                vpcs("vpc-1", "vpc-2", Tags=[{"Key": "a", "Value": "1"}, {"Key": "b", "Value": "2"}]),
+            )
+        )
         sink.add(rec("ec2.vpcs", vpcs("vpc-9"), region="eu-west-1"))
     with PostgresSink(db) as sink:  # tags reordered (not a change), vpc-2 gone, vpc-3 new, eu-west-1 denied
-        sink.add(rec("ec2.vpcs", vpcs("vpc-1", Tags=[{"Key": "b", "Value": "2"}, {"Key": "a", "Value": "1"}])
-                     + vpcs("vpc-3")))
+        sink.add(
+            rec(
+                "ec2.vpcs",
+                vpcs("vpc-1", Tags=[{"Key": "b", "Value": "2"}, {"Key": "a", "Value": "1"}]) + vpcs("vpc-3"),
+            )
+        )
         sink.add(rec("ec2.vpcs", [], region="eu-west-1", status="denied", error="AccessDenied"))
     with PostgresDB(db) as reader:
         result = diff_runs(reader)

@@ -64,7 +64,8 @@ from ._credentials import AccountCredentials, AssumeStatus, Credentials, assume_
 from ._diff import Change, DiffCounts, RunDiff, diff_runs
 from ._dynamodb import DynamoDBSink, WriteReport, from_dynamodb_item, record_items, to_dynamodb_item
 from ._fetch import Inventory, RunSummary
-from ._postgres import PostgresDB, PostgresShardSink, PostgresSink, is_postgres_url
+from ._postgres import PostgresDB, is_postgres_url
+from ._postgres_sink import PostgresShardSink, PostgresSink
 from ._region_status import RegionStatus, RegionStatusStore, status_from_count, status_from_error, status_of
 from ._regions import (
     REGION_MODES,

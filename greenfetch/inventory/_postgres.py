@@ -1,4 +1,4 @@
-"""The PostgreSQL sink: the SQLite sink's tables in a database a team shares (``--out postgresql://...``).
+"""PostgreSQL for inventories: the SQLite sink's tables in a database a team shares (``--out postgresql://...``).
 
 Same tables, same meaning (``runs``, ``resources``, ``fetches``, the ``latest`` view; see
 ``_sqlite``), with ``data`` and ``summary`` as JSONB and times as ``timestamptz``. Two tables more:
@@ -8,17 +8,8 @@ and which (type, account, region) each one wrote). Text columns use the "C" coll
 byte order, as Python compares strings, so ``diff`` can merge two runs in key order whatever the
 database's default collation.
 
-Writing. Rows go in with COPY, one transaction per batch (rows, bytes or seconds, whichever comes
-first), and a batch always holds whole records: a record's ``fetches`` row commits with all its
-resources, and a batch whose commit was cut off (PostgreSQL restarted, a lost connection) can be
-sent again after a reconnect without writing anything twice (its (type, account, region) are
-deleted first in the same transaction). Memory is one batch plus the record being added. A run
-that is killed leaves the earlier runs intact and its own ``finished_at`` NULL.
-
-With ``--broker`` the workers write their shards' rows themselves (``PostgresShardSink``): a shard
-is one transaction that replaces whatever an earlier delivery of the same shard wrote, keyed by
-(run, type, account, region); the coordinator counts what is in and marks the run finished only
-when every shard is.
+This module: the URL, credentials and connections, the schema and its version, and the read side
+(``PostgresDB``, for ``greenfetch diff``). The writers are in ``_postgres_sink``.
 
 Credentials come from the URL, the ``PG*`` variables or ``~/.pgpass`` (libpq reads them). A broker
 message names the database without its password; a worker connects with its own. Every message that
@@ -27,24 +18,19 @@ names a database goes through ``redact_url``, and the URL's password is never pr
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from typing import Any
 
-from .._exceptions import StorageError
-from .._jsonable import jsonable
 from .._redact import redact_url
-from ._catalog import CATALOG, ResourceType
-from ._sqlite import _resource_id, dumps_strict
-from ._types import InventoryError, Record
+from ._sqlite import dumps_strict
+from ._types import InventoryError
 
-__all__ = ["SCHEMA_VERSION", "PostgresDB", "PostgresShardSink", "PostgresSink", "connect", "is_postgres_url",
-           "public_conninfo"]
+__all__ = ["SCHEMA_VERSION", "PostgresDB", "connect", "ensure_schema", "is_postgres_url", "public_conninfo"]
 
 SCHEMA_VERSION = 1
 SCHEMES = ("postgresql://", "postgres://")
@@ -105,19 +91,12 @@ _SCHEMA = [
 # version -> the statements that take a database of that version to the next one
 _MIGRATIONS: dict[int, list[str]] = {}
 
-_RESOURCE_COLUMNS = "run_id, resource_type, account, region, resource_id, data"
-_UPSERT_FETCH = ("INSERT INTO fetches (run_id, resource_type, account, region, status, error, items, fetched_at) "
-                 "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (run_id, resource_type, account, region) "
-                 "DO UPDATE SET status = EXCLUDED.status, error = EXCLUDED.error, items = EXCLUDED.items, "
-                 "fetched_at = EXCLUDED.fetched_at")
-_DELETE_SCOPES = ("DELETE FROM {table} AS t USING unnest(%s::text[], %s::text[], %s::text[]) AS s(rt, ac, rg) "
-                  "WHERE t.run_id = %s AND t.resource_type = s.rt AND t.account = s.ac AND t.region = s.rg")
-
 Scope = tuple[str, str, str]
 Key = tuple[str, str, str, str]
 
 
 # -- URLs, credentials, connections -----------------------------------------------------------------
+
 
 def is_postgres_url(value: Any) -> bool:
     """``postgresql://...`` or ``postgres://...``: a PostgreSQL ``--out`` (or ``diff`` argument)."""
@@ -128,8 +107,10 @@ def _psycopg() -> Any:
     try:
         import psycopg
     except ImportError as exc:
-        raise InventoryError(f"a PostgreSQL database needs the postgres extra ({exc}); install it with "
-                             "pip install 'greenfetch[postgres]'") from None
+        raise InventoryError(
+            f"a PostgreSQL database needs the postgres extra ({exc}); install it with "
+            "pip install 'greenfetch[postgres]'"
+        ) from None
     return psycopg
 
 
@@ -139,8 +120,10 @@ def _params(url: str, what: str) -> dict[str, Any]:
     try:
         params = psycopg.conninfo.conninfo_to_dict(url.strip())
     except psycopg.Error as exc:
-        raise InventoryError(f"{what} {redact_url(url)!r} is not a PostgreSQL URL libpq can read "
-                             f"({_reason(exc)}); use postgresql://USER@HOST:PORT/DATABASE") from None
+        raise InventoryError(
+            f"{what} {redact_url(url)!r} is not a PostgreSQL URL libpq can read "
+            f"({_reason(exc)}); use postgresql://USER@HOST:PORT/DATABASE"
+        ) from None
     return dict(params)
 
 
@@ -179,7 +162,9 @@ def _secrets(url: str) -> list[str]:
 
 def _reason(exc: BaseException, url: str = "") -> str:
     """The driver's words, one line, with every URL's password and the URL's own password taken out."""
-    text = " ".join(line.strip() for line in str(exc).strip().splitlines() if line.strip()) or type(exc).__name__
+    text = (
+        " ".join(line.strip() for line in str(exc).strip().splitlines() if line.strip()) or type(exc).__name__
+    )
     text = text.replace("connection failed: ", "")
     for secret in _secrets(url) if url else []:
         text = text.replace(secret, "***")
@@ -203,19 +188,26 @@ def connect(url: str, *, what: str = "--out", autocommit: bool = False, timeout:
     psycopg = _psycopg()
     _params(url, what)
     try:
-        return psycopg.connect(url.strip(), autocommit=autocommit, connect_timeout=max(1, int(timeout)),
-                               application_name=_APPLICATION)
+        return psycopg.connect(
+            url.strip(),
+            autocommit=autocommit,
+            connect_timeout=max(1, int(timeout)),
+            application_name=_APPLICATION,
+        )
     except psycopg.Error as exc:
         reason = _reason(exc, url)
-        raise InventoryError(f"{what} {redact_url(url)!r}: cannot connect to PostgreSQL: {reason}; "
-                             f"{_hint(reason)}") from None
+        raise InventoryError(
+            f"{what} {redact_url(url)!r}: cannot connect to PostgreSQL: {reason}; {_hint(reason)}"
+        ) from None
 
 
 def _version(conn: Any) -> int | None:
     """The schema version, None for a database without greenfetch's tables; InventoryError for a
     database whose ``runs``/``resources``/``fetches`` another program made."""
-    row = conn.execute("SELECT to_regclass('greenfetch_schema'), to_regclass('runs'), to_regclass('resources'), "
-                       "to_regclass('fetches')").fetchone()
+    row = conn.execute(
+        "SELECT to_regclass('greenfetch_schema'), to_regclass('runs'), to_regclass('resources'), "
+        "to_regclass('fetches')"
+    ).fetchone()
     if row[0] is None:
         clash = [name for name, there in zip(("runs", "resources", "fetches"), row[1:], strict=True) if there]
         if clash:
@@ -235,8 +227,10 @@ class _Foreign(Exception):
 
 def _check_version(version: int | None, name: str, what: str) -> None:
     if version is not None and version > SCHEMA_VERSION:
-        raise InventoryError(f"{what} {name!r} was written by a newer greenfetch (schema {version}, this one "
-                             f"reads {SCHEMA_VERSION}); upgrade greenfetch")
+        raise InventoryError(
+            f"{what} {name!r} was written by a newer greenfetch (schema {version}, this one "
+            f"reads {SCHEMA_VERSION}); upgrade greenfetch"
+        )
 
 
 def ensure_schema(conn: Any, url: str, what: str = "--out") -> None:
@@ -251,22 +245,30 @@ def ensure_schema(conn: Any, url: str, what: str = "--out") -> None:
             if version is None:
                 for statement in _SCHEMA:
                     conn.execute(statement)
-                conn.execute("INSERT INTO greenfetch_schema (version, written_by) VALUES (%s, %s)",
-                             (SCHEMA_VERSION, _written_by()))
+                conn.execute(
+                    "INSERT INTO greenfetch_schema (version, written_by) VALUES (%s, %s)",
+                    (SCHEMA_VERSION, _written_by()),
+                )
             elif version < SCHEMA_VERSION:
                 while version < SCHEMA_VERSION:
                     for statement in _MIGRATIONS[version]:
                         conn.execute(statement)
                     version += 1
-                conn.execute("UPDATE greenfetch_schema SET version = %s, written_by = %s, migrated_at = now()",
-                             (version, _written_by()))
+                conn.execute(
+                    "UPDATE greenfetch_schema SET version = %s, written_by = %s, migrated_at = now()",
+                    (version, _written_by()),
+                )
     except _Foreign as exc:
-        raise InventoryError(f"{what} {name!r} has tables greenfetch did not make ({exc}); give another database "
-                             "(or a schema of its own: ?options=-csearch_path%3DNAME)") from None
+        raise InventoryError(
+            f"{what} {name!r} has tables greenfetch did not make ({exc}); give another database "
+            "(or a schema of its own: ?options=-csearch_path%3DNAME)"
+        ) from None
     except _psycopg().Error as exc:
         reason = _reason(exc, url)
-        raise InventoryError(f"{what} {name!r}: cannot create greenfetch's tables: {reason}; the user needs "
-                             "CREATE on the database's schema (or run it once as the owner)") from None
+        raise InventoryError(
+            f"{what} {name!r}: cannot create greenfetch's tables: {reason}; the user needs "
+            "CREATE on the database's schema (or run it once as the owner)"
+        ) from None
 
 
 def _written_by() -> str:
@@ -295,437 +297,19 @@ def _is_lost(exc: BaseException) -> bool:
     if isinstance(exc, psycopg.OperationalError):
         return True
     return isinstance(exc, psycopg.Error) and getattr(exc, "sqlstate", None) in (
-        "57P01", "57P02", "57P03", "08000", "08003", "08006", "08001", "08004")
-
-
-# -- writing one run -----------------------------------------------------------------------------------
-
-class _Writer:
-    """One connection that writes batches of whole records, reconnecting when it is lost.
-
-    ``write(run_id, rows, fetches, replace)`` is one transaction: delete ``replace`` scopes, COPY the
-    rows, upsert the fetch rows. After a lost connection the batch is sent again with all its scopes
-    in ``replace`` (the first attempt may or may not have committed), for up to ``retry_seconds``."""
-
-    def __init__(self, url: str, what: str, retry_seconds: float = 30.0, conninfo: str | None = None):
-        self.url, self.what, self.retry_seconds = url, what, retry_seconds
-        self.target = conninfo or url
-        # the run's own sink connects now (a bad URL or password is exit 2 before any fetch); a worker's
-        # shard sink at its first write
-        self.conn: Any = connect(self.target, what=what) if conninfo is None else None
-
-    def _connect(self) -> Any:
-        psycopg = _psycopg()
-        try:
-            return psycopg.connect(self.target, connect_timeout=10, application_name=_APPLICATION)
-        except psycopg.Error as exc:
-            reason = _reason(exc, self.url)
-            message = f"database {redact_url(self.url)!r}: cannot connect to PostgreSQL: {reason}; {_hint(reason)}"
-            if "password" in reason.lower() or "does not exist" in reason.lower():
-                raise InventoryError(message) from None  # no retry mends a password or a missing database
-            raise _Unreachable(reason) from None
-
-    def run(self, work: Callable[[Any, bool], Any], *, done: str) -> Any:
-        """``work(conn, again)`` in a transaction; again after a lost connection (``again=True``)."""
-        deadline = time.monotonic() + self.retry_seconds
-        delay, again = 0.2, False
-        while True:
-            try:
-                if self.conn is None or self.conn.closed:
-                    self.conn = self._connect()
-                with self.conn.transaction():
-                    return work(self.conn, again)
-            except Exception as exc:
-                if not (_is_lost(exc) or isinstance(exc, _Unreachable)):
-                    raise
-                self._drop()
-                if time.monotonic() + delay > deadline:
-                    reason = str(exc) if isinstance(exc, _Unreachable) else _reason(exc, self.url)
-                    raise StorageError(f"PostgreSQL at {redact_url(self.url)!r} stopped answering for "
-                                    f"{self.retry_seconds:g}s ({reason}); {done}") from None
-                time.sleep(delay)
-                delay, again = min(delay * 2, 5.0), True
-
-    def _drop(self) -> None:
-        if self.conn is not None:
-            try:
-                self.conn.close()
-            except Exception:  # noqa: BLE001 - already gone
-                pass
-        self.conn = None
-
-    def close(self) -> None:
-        self._drop()
-
-
-def _write_batch(conn: Any, run_id: int, rows: list[tuple[Any, ...]], fetches: list[tuple[Any, ...]],
-                 replace: Iterable[Scope]) -> None:
-    """Delete ``replace``'s rows of this run, COPY ``rows`` in, upsert ``fetches``: the caller's transaction."""
-    scopes = sorted(set(replace))
-    if scopes:
-        columns = [list(c) for c in zip(*scopes, strict=True)]
-        for table in ("resources", "fetches"):
-            conn.execute(_DELETE_SCOPES.format(table=table), (*columns, run_id))
-    if rows:
-        with conn.cursor() as cur, cur.copy(f"COPY resources ({_RESOURCE_COLUMNS}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-    if fetches:
-        with conn.cursor() as cur:
-            cur.executemany(_UPSERT_FETCH, fetches)
-
-
-_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, default=jsonable)
-_NO_ID = _resource_id(None, {}, "")
-
-
-def _dumps(item: Any) -> str:
-    """JSON text for a JSONB column: the values ``dumps_strict`` gives, without its sorting walk (JSONB
-    orders keys itself), so about half the cost; an item it cannot write so (NaN, a lone surrogate, a
-    key JSON has no form for) goes the strict way."""
-    try:
-        text: str = _ENCODER.encode(item)
-        if not text.isascii():
-            text.encode("utf-8")  # a lone surrogate raises here, not in the driver
-    except (ValueError, TypeError):
-        return dumps_strict(item)
-    return text
-
-
-def _rows_of(rec: Record, run_id: int, catalog: Mapping[str, ResourceType],
-             fetched_at: float | None) -> tuple[Scope, list[tuple[Any, ...]], tuple[Any, ...], int]:
-    """The record's scope, resource rows, fetch row and size in bytes (about)."""
-    rtype, account, region = str(rec["resource_type"]), str(rec["account"]), str(rec["region"])
-    kind = catalog.get(rtype)
-    items = rec.get("items") or []
-    rows, size = [], 0
-    for item in items:
-        data = _dumps(item)
-        if "\\u0000" in data:  # JSONB cannot hold NUL (SQLite can): it becomes U+FFFD, the rest is kept
-            data = data.replace("\\u0000", "\\ufffd")
-        rid = _resource_id(kind, item, "")
-        if rid == _NO_ID:  # no id field: the SQLite sink's hash of the item's sorted JSON, the same id
-            rid = _resource_id(kind, item, dumps_strict(item))
-        rows.append((run_id, rtype, account, region, rid, data))
-        size += len(data) + 64
-    fetch = (run_id, rtype, account, region, str(rec.get("status") or "ok"), rec.get("error"), len(items),
-             _ts(fetched_at))
-    return (rtype, account, region), rows, fetch, size
-
-
-class PostgresSink:
-    """``add(record)`` for each record, then ``close(summary)``; ``abort()`` on failure (the SQLite
-    sink's interface). The database is reached, and its schema checked, when the sink is made (a bad
-    URL, a wrong password, a missing database or a newer schema: InventoryError before any fetch); the
-    run's row is written at the first record or at ``close``.
-
-    A batch streams: its COPY is opened at its first chunk (``stream_rows``, about 250 KB) and every
-    chunk goes out as soon as it is full, so PostgreSQL parses and indexes one chunk while the run
-    serializes the next (one core each; a chunk, not a row, so the server works in long stretches
-    instead of waking per row); ``flush`` sends the rest, finishes the COPY, upserts the fetch rows and
-    commits. The batch's rows
-    are kept until then: a batch whose stream or commit failed is sent again, whole, after a reconnect."""
-
-    direct = True  # --broker workers can write this sink's run themselves (``shard_sink``)
-
-    def __init__(self, url: str, *, batch_rows: int = 2000, batch_bytes: int = 4 << 20,
-                 flush_seconds: float = 1.0, catalog: Mapping[str, ResourceType] | None = None,
-                 clock: Any = time.monotonic, retry_seconds: float = 30.0, stream_rows: int = 250):
-        self.url = url.strip()
-        self.name = redact_url(self.url)
-        self.batch_rows, self.batch_bytes, self.flush_seconds = batch_rows, batch_bytes, flush_seconds
-        self.catalog = CATALOG if catalog is None else catalog
-        self.clock = clock
-        self.started_at = time.time()
-        self.run_id: int | None = None
-        self.records = self.resources = 0
-        self.closed = False
-        self._rows: list[tuple[Any, ...]] = []
-        self._fetches: list[tuple[Any, ...]] = []
-        self._replace: set[Scope] = set()
-        self._batch_scopes: set[Scope] = set()
-        self._scopes: set[Scope] = set()
-        self._bytes = 0
-        self._last_commit = clock()
-        self._stream: tuple[contextlib.ExitStack, Any, Any] | None = None  # (stack, cursor, copy) of the open batch
-        self._broken = False  # the batch's stream failed: flush sends the batch again, whole
-        self._sent = 0  # rows of the batch already in its COPY
-        self.stream_rows = stream_rows
-        self._writer = _Writer(self.url, "--out", retry_seconds)
-        try:
-            ensure_schema(self._writer.conn, self.url)
-        except BaseException:
-            self._writer.close()
-            raise
-
-    @property
-    def path(self) -> str:
-        return self.name
-
-    def _open(self) -> int:
-        if self.run_id is None:
-            if self.closed:
-                raise InventoryError(f"the PostgreSQL sink for {self.name!r} is closed; make a new one for another run")
-            started = _ts(self.started_at)
-            self.run_id = self._writer.run(
-                lambda conn, again: conn.execute("INSERT INTO runs (started_at) VALUES (%s) RETURNING run_id",
-                                                 (started,)).fetchone()[0],
-                done="the run was not started")
-        return self.run_id
-
-    # -- records in ------------------------------------------------------------------------------
-
-    def add(self, rec: Record, fetched_at: float | None = None) -> None:
-        """Stream the record's resources into the batch and keep its fetch row for the batch's end;
-        commit when the batch is full. ``fetched_at``: when the record's page was fetched (epoch
-        seconds; default now)."""
-        run_id = self._open()
-        scope, rows, fetch, size = _rows_of(rec, run_id, self.catalog, fetched_at)
-        if scope in self._scopes:  # the same fetch again (a re-run shard): it replaces the first
-            self.flush()  # the replacing batch deletes before its COPY starts
-            self._replace.add(scope)
-        self._scopes.add(scope)
-        self._batch_scopes.add(scope)
-        self._rows += rows
-        if len(self._rows) - self._sent >= self.stream_rows:  # a chunk: the server parses it while we go on
-            self._send()
-        self._fetches.append(fetch)
-        self._bytes += size
-        self.records += 1
-        self.resources += len(rows)
-        if (len(self._rows) >= self.batch_rows or self._bytes >= self.batch_bytes
-                or self.clock() - self._last_commit >= self.flush_seconds):
-            self.flush()
-
-    def _send(self) -> None:
-        """The batch's rows not yet sent, into its COPY (opened by the first chunk)."""
-        rows, self._sent = self._rows[self._sent:], len(self._rows)
-        if self._broken or not rows:
-            return
-        try:
-            if self._stream is None:
-                if self._writer.conn is None or self._writer.conn.closed:
-                    self._writer.conn = self._writer._connect()
-                conn = self._writer.conn
-                stack = contextlib.ExitStack()
-                self._stream = (stack, None, None)
-                stack.enter_context(conn.transaction())
-                cur = stack.enter_context(conn.cursor())
-                _write_batch(conn, self._open(), [], [], self._replace)
-                copy = cur.copy(f"COPY resources ({_RESOURCE_COLUMNS}) FROM STDIN")
-                copy.__enter__()  # left open across add() calls: flush or _abandon closes it
-                self._stream = (stack, cur, copy)
-            copy = self._stream[2]
-            for row in rows:
-                copy.write_row(row)
-        except Exception as exc:  # noqa: BLE001 - whatever broke the stream, flush sends the batch again whole
-            self._abandon(exc)
-
-    def _abandon(self, exc: BaseException) -> None:
-        """Roll the streamed batch back (as far as the connection allows) and drop the connection."""
-        self._broken = True
-        if self._stream is not None:
-            (stack, _, copy), self._stream = self._stream, None
-            for close in ((copy.__exit__,) if copy is not None else ()) + (stack.__exit__,):
-                try:
-                    close(type(exc), exc, exc.__traceback__)
-                except Exception:  # noqa: BLE001 - a dead connection cannot roll back; the server does
-                    pass
-        self._writer._drop()
-
-    def flush(self) -> None:
-        """Finish the batch: the COPY, the fetch rows, one commit (whole records only)."""
-        if self.run_id is None or not (self._rows or self._fetches):
-            return
-        rows, fetches, replace, batch = self._rows, self._fetches, self._replace, self._batch_scopes
-        run_id = self.run_id
-        done = f"run {run_id} is left unfinished with {self.resources - len(rows)} resources written"
-        committed = False
-        if self._stream is not None and not self._broken:
-            self._send()
-        if self._stream is not None and not self._broken:
-            stack, cur, copy = self._stream
-            try:
-                self._stream = (stack, cur, None)
-                copy.__exit__(None, None, None)  # the rest of the rows out, and the server's answer
-                if fetches:
-                    cur.executemany(_UPSERT_FETCH, fetches)
-                self._stream = None
-                stack.close()  # the cursor, then the transaction: commit
-                committed = True
-            except Exception as exc:  # noqa: BLE001 - sorted below: lost (send again) or refused (an error)
-                self._abandon(exc)
-                if not _is_lost(exc):
-                    raise StorageError(f"PostgreSQL at {self.name!r} refused a batch ({_reason(exc, self.url)}); "
-                                    f"{done}") from None
-        if not committed:  # nothing streamed (no rows), or the stream broke: the batch again, whole, in one go
-            self._writer.run(lambda conn, again: _write_batch(conn, run_id, rows, fetches,
-                                                              batch if again or self._broken else replace),
-                             done=done)
-        self._rows, self._fetches, self._replace, self._batch_scopes, self._bytes = [], [], set(), set(), 0
-        self._sent, self._broken = 0, False
-        self._last_commit = self.clock()
-
-    def close(self, summary: Mapping[str, Any] | None = None) -> list[str]:
-        """Write the rest and mark the run finished (``finished_at``, ``summary``)."""
-        run_id = self._open()
-        self.flush()
-        summary = dict(summary) if summary is not None else {"records": self.records}
-
-        def finish(conn: Any, again: bool) -> None:  # the run's rows, whoever wrote them (workers, with --broker)
-            written = conn.execute("SELECT count(*) FROM resources WHERE run_id = %s", (run_id,)).fetchone()[0]
-            conn.execute("UPDATE runs SET finished_at = now(), summary = %s::jsonb WHERE run_id = %s",
-                         (dumps_strict({"resources_written": written, **summary}), run_id))
-
-        self._writer.run(finish, done=f"run {run_id} is left unfinished")
-        self._writer.close()
-        self.closed = True
-        return [f"{self.name} (run {run_id})"]
-
-    def abort(self) -> None:
-        """Keep what completed and leave the run unfinished (``finished_at`` NULL)."""
-        try:
-            self.flush()
-        except Exception:  # noqa: BLE001 - the error that ended the run is the one to report
-            if self._stream is not None:
-                self._abandon(RuntimeError("aborted"))
-        self._writer.close()
-        self.closed = True
-
-    def newest_fetch(self) -> float | None:
-        """Epoch seconds of the newest fetch a finished run recorded; None when there is none."""
-        row = self._writer.run(lambda conn, again: conn.execute(
-            "SELECT max(COALESCE(f.fetched_at, r.finished_at)) FROM fetches AS f JOIN runs AS r "
-            "ON r.run_id = f.run_id WHERE r.finished_at IS NOT NULL").fetchone(), done="")
-        return row[0].timestamp() if row and row[0] is not None else None
-
-    def shard_sink(self) -> PostgresShardSink:
-        """Where ``--broker`` workers write this run's shards (the run's row is made now)."""
-        return PostgresShardSink(self.url, self._open())
-
-    def __enter__(self) -> PostgresSink:
-        return self
-
-    def __exit__(self, exc_type: Any, *rest: Any) -> None:
-        if exc_type is not None:
-            self.abort()
-        elif not self.closed:
-            self.close()
-
-
-# -- shards written by the workers ---------------------------------------------------------------------
-
-class PostgresShardSink:
-    """The ``ShardSink`` of a ``--broker`` run into PostgreSQL: ``put`` writes the shard's rows into the
-    run directly (one transaction, replacing an earlier delivery of the same shard); ``get`` gives the
-    coordinator the shard's fetch rows (``items`` as a ``range`` of the count: the coordinator only
-    counts them) and summary; ``keys``, ``discard`` as for the other shard sinks."""
-
-    direct = True  # the rows are in the database already: the coordinator must not write them again
-
-    def __init__(self, url: str, run: int, *, conninfo: str | None = None, batch_rows: int = 5000):
-        self.url, self.run, self.batch_rows = url, int(run), batch_rows
-        self.conninfo = conninfo
-        self._writer: _Writer | None = None
-
-    def spec(self) -> dict[str, Any]:
-        """What a broker message says: the database without any password, and the run."""
-        return {"kind": "postgres", "conninfo": self.conninfo or public_conninfo(self.url), "run": self.run}
-
-    @classmethod
-    def from_spec(cls, spec: Mapping[str, Any]) -> PostgresShardSink:
-        conninfo = _with_own_password(str(spec["conninfo"]))
-        return cls(str(spec["conninfo"]), int(spec["run"]), conninfo=conninfo)
-
-    def _conn(self) -> _Writer:
-        if self._writer is None:
-            self._writer = _Writer(self.url, "database", conninfo=self.conninfo)
-        return self._writer
-
-    def put(self, run_id: str, key: str, records: list[Record], summary: dict[str, Any]) -> None:
-        """The shard's rows, in one transaction that first deletes what an earlier delivery of this
-        shard wrote (its scopes, from ``greenfetch_shards``) and the scopes it writes now."""
-        times = summary.get("fetched_at")  # when each record's page was fetched, if the worker says
-        if not (isinstance(times, list) and len(times) == len(records)):
-            times = [None] * len(records)
-        last: dict[Scope, tuple[Record, float | None]] = {}
-        for rec, when in zip(records, times, strict=True):  # a scope twice in one shard: the last wins
-            last[(str(rec["resource_type"]), str(rec["account"]), str(rec["region"]))] = (rec, when)
-
-        def work(conn: Any, again: bool) -> None:
-            conn.execute("SELECT pg_advisory_xact_lock(%s::int, hashtext(%s))", (self.run % (1 << 31), key))
-            run = conn.execute("SELECT finished_at FROM runs WHERE run_id = %s FOR SHARE", (self.run,)).fetchone()
-            if run is None or run[0] is not None:  # rows of a finished run never change
-                raise InventoryError(f"run {self.run} is {'over' if run else 'not in the database'}; shard {key} "
-                                     "was not written")
-            old = conn.execute("SELECT scopes FROM greenfetch_shards WHERE run_id = %s AND shard_key = %s",
-                               (self.run, key)).fetchone()
-            _write_batch(conn, self.run, [], [], {tuple(s) for s in (old[0] if old else [])} | set(last))
-            rows: list[tuple[Any, ...]] = []
-            fetches: list[tuple[Any, ...]] = []
-            for rec, when in last.values():  # COPY in batches: the shard's records are held, their rows are not
-                _, rec_rows, fetch, _ = _rows_of(rec, self.run, CATALOG, when)
-                rows += rec_rows
-                fetches.append(fetch)
-                if len(rows) >= self.batch_rows:
-                    _write_batch(conn, self.run, rows, [], ())
-                    rows = []
-            _write_batch(conn, self.run, rows, fetches, ())
-            conn.execute("INSERT INTO greenfetch_shards (run_id, shard_key, scopes, summary) VALUES (%s, %s, %s, %s) "
-                         "ON CONFLICT (run_id, shard_key) DO UPDATE SET scopes = EXCLUDED.scopes, "
-                         "summary = EXCLUDED.summary, written_at = now()",
-                         (self.run, key, json.dumps(sorted(last)), dumps_strict(summary)))
-
-        try:
-            self._conn().run(work, done=f"shard {key} was not written")
-        finally:
-            self.close()  # a worker writes many shards over time: no connection held between them
-
-    def get(self, run_id: str, key: str) -> tuple[list[Record], dict[str, Any]] | None:
-        def work(conn: Any, again: bool) -> Any:
-            found = conn.execute("SELECT scopes, summary FROM greenfetch_shards WHERE run_id = %s AND shard_key = %s",
-                                 (self.run, key)).fetchone()
-            if found is None:
-                return None
-            scopes = [tuple(s) for s in found[0]]
-            columns = [list(c) for c in zip(*scopes, strict=True)] if scopes else [[], [], []]
-            rows = conn.execute(
-                "SELECT f.resource_type, f.account, f.region, f.status, f.error, f.items FROM fetches AS f "
-                "JOIN unnest(%s::text[], %s::text[], %s::text[]) AS s(rt, ac, rg) ON f.resource_type = s.rt "
-                "AND f.account = s.ac AND f.region = s.rg WHERE f.run_id = %s "
-                "ORDER BY f.resource_type, f.account, f.region", (*columns, self.run)).fetchall()
-            return rows, found[1]
-
-        got = self._conn().run(work, done="the shard could not be read")
-        if got is None:
-            return None
-        rows, summary = got
-        records = [{"resource_type": t, "account": a, "region": r, "items": range(n), "status": s, "error": e}
-                   for t, a, r, s, e, n in rows]
-        return records, summary
-
-    def keys(self, run_id: str) -> set[str]:
-        rows = self._conn().run(lambda conn, again: conn.execute(
-            "SELECT shard_key FROM greenfetch_shards WHERE run_id = %s", (self.run,)).fetchall(),
-            done="the shards could not be listed")
-        return {r[0] for r in rows}
-
-    def discard(self, run_id: str) -> None:
-        """The bookkeeping goes; the rows stay (they are the run)."""
-        try:
-            self._conn().run(lambda conn, again: conn.execute("DELETE FROM greenfetch_shards WHERE run_id = %s",
-                                                              (self.run,)), done="")
-        except Exception:  # noqa: BLE001 - never hide the error that ended the run
-            pass
-        self.close()
-
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        "57P01",
+        "57P02",
+        "57P03",
+        "08000",
+        "08003",
+        "08006",
+        "08001",
+        "08004",
+    )
 
 
 # -- reading, for greenfetch diff ----------------------------------------------------------------------
+
 
 class PostgresDB:
     """The read side, as ``InventoryDB`` for a SQLite file: runs, what each run fetched, resources in
@@ -742,12 +326,16 @@ class PostgresDB:
             self.conn.rollback()
         except _Foreign as exc:
             self.conn.close()
-            raise InventoryError(f"{what} {self.name!r} has tables greenfetch did not write ({exc}); give a "
-                                 "database `greenfetch inventory --out postgresql://...` wrote") from None
+            raise InventoryError(
+                f"{what} {self.name!r} has tables greenfetch did not write ({exc}); give a "
+                "database `greenfetch inventory --out postgresql://...` wrote"
+            ) from None
         if version is None:
             self.conn.close()
-            raise InventoryError(f"{what} {self.name!r} holds no greenfetch inventory yet; give a database "
-                                 "`greenfetch inventory --out postgresql://...` wrote")
+            raise InventoryError(
+                f"{what} {self.name!r} holds no greenfetch inventory yet; give a database "
+                "`greenfetch inventory --out postgresql://...` wrote"
+            )
         try:
             _check_version(version, self.name, what)
         except InventoryError:
@@ -755,22 +343,31 @@ class PostgresDB:
             raise
 
     def runs(self) -> list[dict[str, Any]]:
-        rows = self.conn.execute("SELECT run_id, started_at, finished_at, summary FROM runs ORDER BY run_id").fetchall()
-        return [{"run_id": r[0], "started_at": _iso(r[1]), "finished_at": _iso(r[2]), "summary": r[3]} for r in rows]
+        rows = self.conn.execute(
+            "SELECT run_id, started_at, finished_at, summary FROM runs ORDER BY run_id"
+        ).fetchall()
+        return [
+            {"run_id": r[0], "started_at": _iso(r[1]), "finished_at": _iso(r[2]), "summary": r[3]}
+            for r in rows
+        ]
 
     def fetched(self, run_id: int) -> dict[Scope, str]:
-        rows = self.conn.execute("SELECT resource_type, account, region, status FROM fetches WHERE run_id = %s",
-                                 (run_id,))
+        rows = self.conn.execute(
+            "SELECT resource_type, account, region, status FROM fetches WHERE run_id = %s", (run_id,)
+        )
         return {(t, a, r): s for t, a, r, s in rows}
 
     def fetch_times(self, run_id: int) -> dict[Scope, str | None]:
-        rows = self.conn.execute("SELECT resource_type, account, region, fetched_at FROM fetches WHERE run_id = %s",
-                                 (run_id,))
+        rows = self.conn.execute(
+            "SELECT resource_type, account, region, fetched_at FROM fetches WHERE run_id = %s", (run_id,)
+        )
         return {(t, a, r): _iso(f) for t, a, r, f in rows}
 
     def newest_fetch(self) -> float | None:
-        row = self.conn.execute("SELECT max(COALESCE(f.fetched_at, r.finished_at)) FROM fetches AS f JOIN runs AS r "
-                                "ON r.run_id = f.run_id WHERE r.finished_at IS NOT NULL").fetchone()
+        row = self.conn.execute(
+            "SELECT max(COALESCE(f.fetched_at, r.finished_at)) FROM fetches AS f JOIN runs AS r "
+            "ON r.run_id = f.run_id WHERE r.finished_at IS NOT NULL"
+        ).fetchone()
         return row[0].timestamp() if row and row[0] is not None else None
 
     def _types(self, types: list[str] | None, alias: str = "") -> tuple[str, list[Any]]:
@@ -784,26 +381,34 @@ class PostgresDB:
         where, args = self._types(types)
         with self.conn.cursor(name="greenfetch_resources") as cur:
             cur.itersize = 2000
-            cur.execute("SELECT resource_type, account, region, resource_id, data::text FROM resources "
-                        f"WHERE run_id = %s{where} ORDER BY resource_type, account, region, resource_id",
-                        [run_id, *args])
+            cur.execute(
+                "SELECT resource_type, account, region, resource_id, data::text FROM resources "
+                f"WHERE run_id = %s{where} ORDER BY resource_type, account, region, resource_id",
+                [run_id, *args],
+            )
             for t, a, r, i, d in cur:
                 yield (t, a, r, i), dumps_strict(json.loads(d))
 
-    def differing(self, before: int, after: int, types: list[str] | None = None,
-                  equal: Callable[[Scope], None] = lambda scope: None) -> tuple[
-            Iterator[tuple[Key, str]], Iterator[tuple[Key, str]]]:
+    def differing(
+        self,
+        before: int,
+        after: int,
+        types: list[str] | None = None,
+        equal: Callable[[Scope], None] = lambda scope: None,
+    ) -> tuple[Iterator[tuple[Key, str]], Iterator[tuple[Key, str]]]:
         """Both runs' rows whose data are not equal (JSONB equality: keys unordered, lists ordered), each
         side in key order, from one FULL JOIN in the database; ``equal(scope)`` is called for each
         resource equal in both as the streams are read (only keys cross the wire for those). A key
         twice in one run counts once. Memory: at most the differing rows one side is ahead by."""
         where, args = self._types(types)
         side = f"(SELECT resource_type, account, region, resource_id, data FROM resources WHERE run_id = %s{where})"
-        sql = (f"SELECT resource_type, account, region, resource_id, x.data = y.data, "
-               "CASE WHEN x.data IS DISTINCT FROM y.data THEN x.data::text END, "
-               "CASE WHEN x.data IS DISTINCT FROM y.data THEN y.data::text END "
-               f"FROM {side} AS x FULL JOIN {side} AS y USING (resource_type, account, region, resource_id) "
-               "ORDER BY resource_type, account, region, resource_id")
+        sql = (
+            f"SELECT resource_type, account, region, resource_id, x.data = y.data, "
+            "CASE WHEN x.data IS DISTINCT FROM y.data THEN x.data::text END, "
+            "CASE WHEN x.data IS DISTINCT FROM y.data THEN y.data::text END "
+            f"FROM {side} AS x FULL JOIN {side} AS y USING (resource_type, account, region, resource_id) "
+            "ORDER BY resource_type, account, region, resource_id"
+        )
         queues: tuple[deque[tuple[Key, str]], deque[tuple[Key, str]]] = (deque(), deque())
 
         def rows() -> Iterator[None]:

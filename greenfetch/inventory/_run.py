@@ -29,7 +29,7 @@ from ._catalog import CATALOG, resolve_types
 from ._credentials import AccountCredentials, check_roles
 from ._dynamodb import DynamoDBSink, WriteReport, record_items
 from ._fetch import Inventory, RunSummary
-from ._postgres import PostgresSink
+from ._postgres_sink import PostgresSink
 from ._region_status import RegionStatusStore
 from ._regions import REGION_MODES, expand_regions, known_regions, parse_list
 from ._sinks import open_sink, prepare_s3, resolve_format, upload_to_s3

@@ -9,7 +9,7 @@ no partial file behind.
 ``sqlite``: one database file that each run appends to (``_sqlite.SQLiteSink``), chosen by an
 ``--out`` ending in ``.db``/``.sqlite``/``.sqlite3`` or by ``--format sqlite``. ``open_sink`` picks
 the sink; every sink takes ``add(record, fetched_at=None)``, ``close(summary)`` and ``abort()``. ``postgres``: the same
-tables in a PostgreSQL database (``_postgres.PostgresSink``), chosen by an ``--out postgresql://...``.
+tables in a PostgreSQL database (``_postgres_sink.PostgresSink``), chosen by an ``--out postgresql://...``.
 
 ``--s3-uri``: ``prepare_s3`` (at the start of a run) aborts what a killed run left for the same keys
 and, for ``jsonl``, tees the stream into a multipart upload (``_s3_upload.S3Upload``), so the object
@@ -32,7 +32,8 @@ from .._jsonable import to_json
 from .._redact import redact_url
 from ._cache import parse_s3_uri
 from ._fileio import atomic_open, check_writable
-from ._postgres import PostgresSink, is_postgres_url
+from ._postgres import is_postgres_url
+from ._postgres_sink import PostgresSink
 from ._s3_upload import S3Upload, UploadSweepError, abort_incomplete_uploads, s3_key, upload_files
 from ._sqlite import SQLiteSink
 from ._types import InventoryError, Record
