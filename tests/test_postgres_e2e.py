@@ -283,6 +283,13 @@ def test_workers_write_postgresql_directly_one_sigkilled_every_scope_once(
 
     local = tmp_path / "local.db"
     CliRunner().invoke(load_commands(), [*seeded, *_broker_args(str(local))])  # also warms moto's backends
+    local_pg = postgres_server.create_database("e2e_local")  # a local run into PostgreSQL, no broker
+    direct = CliRunner().invoke(load_commands(), [*seeded, *_broker_args(local_pg)])
+    assert direct.exit_code == 0, direct.output
+    assert (
+        f"wrote postgresql://postgres:***@127.0.0.1:{postgres_server.port}/e2e_local (run 1)" in direct.stderr
+    )
+    assert postgres_server.password not in direct.output
     url = postgres_server.create_database("e2e_broker")
     monkeypatch.setenv("PGPASSWORD", postgres_server.password)  # the workers' own credential
     monkeypatch.setenv("GREENFETCH_REDELIVER_AFTER", "6s")
@@ -353,6 +360,8 @@ def test_workers_write_postgresql_directly_one_sigkilled_every_scope_once(
             (t, a, r, i, json.loads(d)) for t, a, r, i, d in lite.execute(rows.replace("data::text", "data"))
         ]
         assert got == want and len({g[:4] for g in got}) == len(got)  # every resource once, as the local run
+        with psycopg.connect(local_pg) as alone:
+            assert [(t, a, r, i, json.loads(d)) for t, a, r, i, d in alone.execute(rows).fetchall()] == want
         assert pg.execute("SELECT count(*) FROM greenfetch_shards").fetchone() == (0,)  # the bookkeeping went
     assert "accounts: 6 ok, 0 failed" in stderr
     assert int(stderr.split(" ran more than once")[0].rsplit("; ", 1)[1]) >= len(in_flight)
