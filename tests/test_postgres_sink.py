@@ -366,6 +366,78 @@ def test_postgres_gone_for_good_fails_the_run_with_one_line_and_leaves_it_unfini
     )
 
 
+def test_ctrl_c_mid_run_keeps_what_completed_and_says_so_without_the_password(postgres_server, db):
+    """A real ``greenfetch inventory`` into PostgreSQL (the URL from GREENFETCH_DATABASE_URL, so no
+    password in argv) on the slow loopback AWS, interrupted once a batch is in."""
+    import signal
+
+    from greenfetch.testing import inventory_server
+
+    accounts = ",".join(f"11111111{n:04d}" for n in range(1, 9))
+    with inventory_server(latency=0.05, items=4) as aws:
+        argv = [
+            sys.executable,
+            "-m",
+            "greenfetch.cli",
+            "--endpoint-url",
+            aws.url,
+            "--region",
+            "us-east-1",
+            "--max-attempts",
+            "1",
+            "inventory",
+            "--accounts",
+            accounts,
+            "--role-name",
+            "Reader",
+            "--regions",
+            "us-east-1,us-east-2,us-west-1,us-west-2,eu-west-1,eu-west-2",
+            "--types",
+            "ec2.vpcs,dynamodb.tables,lambda.functions",
+            "--cache-ttl",
+            "0",
+            "--concurrency",
+            "2",
+        ]
+        proc = subprocess.Popen(
+            argv,
+            env={**_env(), "GREENFETCH_DATABASE_URL": db},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            wait_until(
+                lambda: (
+                    q(postgres_server, db, "SELECT to_regclass('fetches') IS NOT NULL") == "t"
+                    and int(q(postgres_server, db, "SELECT count(*) FROM fetches")) > 0
+                ),
+                60,
+                "a batch in",
+            )
+            proc.send_signal(signal.SIGINT)
+            _, stderr = proc.communicate(timeout=60)
+        finally:
+            proc.kill()
+    assert proc.returncode == 130, stderr
+    name = db.replace(postgres_server.password, "***")
+    assert f"interrupted: {name} keeps what completed, as a run with no finished_at" in stderr
+    assert postgres_server.password not in stderr and "Traceback" not in stderr
+    assert q(postgres_server, db, "SELECT finished_at IS NULL FROM runs") == "t"
+    fetched = int(q(postgres_server, db, "SELECT count(*) FROM fetches"))
+    assert 0 < fetched < 8 * 6 * 3
+    assert (
+        q(
+            postgres_server,
+            db,
+            "SELECT count(*) FROM fetches AS f WHERE items != (SELECT count(*) FROM resources "
+            "AS r WHERE r.resource_type = f.resource_type AND r.account = f.account AND "
+            "r.region = f.region)",
+        )
+        == "0"
+    )
+
+
 # -- memory ---------------------------------------------------------------------------------------------------
 
 _BULK = textwrap.dedent("""

@@ -393,12 +393,16 @@ class PostgresSink:
         return [f"{self.name} (run {run_id})"]
 
     def abort(self) -> None:
-        """Keep what completed and leave the run unfinished (``finished_at`` NULL)."""
+        """Keep what completed and leave the run unfinished (``finished_at`` NULL). The batch in hand is
+        sent again whole on a fresh connection (a Ctrl-C may have cut its COPY anywhere), trying for
+        two seconds at most: stopping never waits on a database that is gone."""
+        self._writer.retry_seconds = min(self._writer.retry_seconds, 2.0)
         try:
-            self.flush()
-        except Exception:  # noqa: BLE001 - the error that ended the run is the one to report
             if self._stream is not None:
                 self._abandon(RuntimeError("aborted"))
+            self.flush()
+        except Exception:  # noqa: BLE001 - the error that ended the run is the one to report
+            pass
         self._writer.close()
         self.closed = True
 
