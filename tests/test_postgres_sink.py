@@ -185,6 +185,40 @@ def test_a_record_given_twice_replaces_the_first_even_across_batches(postgres_se
     )
 
 
+def test_values_jsonb_cannot_hold_are_kept_as_the_sqlite_sink_keeps_them_or_nearly(postgres_server, db):
+    import datetime
+
+    import psycopg
+
+    item = {
+        "VpcId": "vpc-1",
+        "Nul": "a\x00b",
+        "Text": "\\u0000",
+        "Nan": float("nan"),
+        "When": datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc),
+        "Café": "naïve",
+        "Bytes": b"hi",
+    }
+    with PostgresSink(db) as sink:
+        sink.add(rec("ec2.vpcs", [item, {"no": "id"}]))
+    with psycopg.connect(db) as conn:
+        rows = dict(conn.execute("SELECT resource_id, data FROM resources").fetchall())
+    assert rows["vpc-1"] == {
+        "VpcId": "vpc-1",
+        "Nul": "a\ufffdb",
+        "Text": "\\u0000",
+        "Nan": "nan",
+        "When": "2026-01-02T03:04:05+00:00",
+        "Café": "naïve",
+        "Bytes": "hi",
+    }
+    from greenfetch.inventory._sqlite import _resource_id, dumps_strict
+
+    assert (
+        _resource_id(None, {"no": "id"}, dumps_strict({"no": "id"})) in rows
+    )  # the id the SQLite sink gives
+
+
 def test_a_newer_schema_or_foreign_tables_are_refused_with_one_line(postgres_server, db):
     with PostgresSink(db) as sink:
         sink.add(rec("ec2.vpcs", vpcs("vpc-1")))

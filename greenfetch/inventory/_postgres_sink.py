@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -63,11 +64,11 @@ Scope = tuple[str, str, str]
 
 
 class _Writer:
-    """One connection that writes batches of whole records, reconnecting when it is lost.
-
-    ``write(run_id, rows, fetches, replace)`` is one transaction: delete ``replace`` scopes, COPY the
-    rows, upsert the fetch rows. After a lost connection the batch is sent again with all its scopes
-    in ``replace`` (the first attempt may or may not have committed), for up to ``retry_seconds``."""
+    """One connection, reconnected when it is lost. ``run(work)`` is one transaction; after a lost
+    connection (a restart, the network) it runs ``work(conn, again=True)`` on a new one, for up to
+    ``retry_seconds``, and the batch writers delete all of the batch's scopes first when ``again`` (the
+    first attempt may or may not have committed). Past that, StorageError; a refused password or a
+    missing database is not retried (InventoryError)."""
 
     def __init__(self, url: str, what: str, retry_seconds: float = 30.0, conninfo: str | None = None):
         self.url, self.what, self.retry_seconds = url, what, retry_seconds
@@ -148,6 +149,7 @@ def _write_batch(
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, default=jsonable)
 _NO_ID = _resource_id(None, {}, "")
+_NUL = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")  # an escaped NUL, not the text "\u0000" after an escaped backslash
 
 
 def _dumps(item: Any) -> str:
@@ -174,7 +176,7 @@ def _rows_of(
     for item in items:
         data = _dumps(item)
         if "\\u0000" in data:  # JSONB cannot hold NUL (SQLite can): it becomes U+FFFD, the rest is kept
-            data = data.replace("\\u0000", "\\ufffd")
+            data = _NUL.sub(r"\1\\ufffd", data)
         rid = _resource_id(kind, item, "")
         if rid == _NO_ID:  # no id field: the SQLite sink's hash of the item's sorted JSON, the same id
             rid = _resource_id(kind, item, dumps_strict(item))
