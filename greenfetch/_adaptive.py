@@ -33,14 +33,17 @@ connection errors give no latency). A window is about one round trip (at least t
 
 ``Limiter``: one controller per scope (service, region, account) with a blocking slot count that
 follows the limit and, under a rate cap, a pacer (one send at a time waits its turn, so a cut applies
-to the very next send). ``Limits`` (``engine.limits``) keeps the limiters, so every batch and greenlet
-on one engine shares one view of an account's quota, and exports ``greenfetch_concurrency_limit{scope}``.
+to the very next send). ``Limits`` keeps the limiters; the engine makes one in ``Engine.__init__``
+(``engine.limits``), so every batch and greenlet on one engine shares one view of an account's quota,
+whatever ``processes`` a call asks for; it exports ``greenfetch_concurrency_limit{scope}``. ``Gate`` is
+what one run passes to ``Engine.iter_results(gate=...)``: a slot per request, a sample per attempt.
 
 What carries over, and when it resets: a scope's limit, baseline and rate cap live as long as the
 engine, so the next batch starts where the last one ended (clamped to its min/max) and a short batch
 does not pay the ramp again. They reset with a new engine, ``adaptive_batch(..., reset=True)`` (every
-scope) or ``engine.limits.reset(scope)``. With ``processes=N`` each worker has its own limiters and the
-workers live for one batch, so nothing carries over there.
+scope) or ``engine.limits.reset(scope)``. With ``processes=N`` each worker process has the limiters of
+the scopes routed to it; the engine keeps its worker pool between calls, so they carry over there too,
+and ``reset=True`` reaches them.
 
 The trace: ``adaptive_batch`` returns an ``AdaptiveResults`` list whose ``.trace`` holds, per scope,
 the ``TracePoint``s (time, limit, latency, throttles, samples, rate) of the windows closed during the
@@ -52,15 +55,18 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
+from ._attempts import Attempt
 from ._config import ConfigError
 from ._controller import Controller, Settings, TracePoint
 from ._errors import classify
+from ._metrics import Metrics
 from ._models import Request, Result
 
-__all__ = ["AdaptiveResults", "Controller", "Limiter", "Limits", "Settings", "TracePoint", "adaptive_batch"]
+__all__ = ["AdaptiveResults", "Controller", "Gate", "Limiter", "Limits", "Settings", "TracePoint", "open_gate"]
+
 
 def signal_of(error_code: str | None, http_status: int | None) -> tuple[bool, bool]:
     """(throttled, dropped) for one attempt, from the one classifier (``_errors.classify``):
@@ -147,7 +153,7 @@ class Limiter:
                 self.inflight -= 1
                 self._cond.notify()
 
-    def observe(self, attempt: Any) -> None:
+    def observe(self, attempt: Attempt) -> None:
         """One HTTP attempt of a request in this scope ended."""
         throttled, dropped = signal_of(attempt.error_code, attempt.http_status)
         usable = attempt.http_status is not None or throttled or dropped
@@ -164,7 +170,8 @@ class Limiter:
 class Limits:
     """``engine.limits``: the limiters of one engine, by scope (service/region/account)."""
 
-    def __init__(self, metrics: Any = None, clock: Callable[[], float] = time.monotonic, gevent: bool = False):
+    def __init__(self, metrics: Metrics | None = None, clock: Callable[[], float] = time.monotonic,
+                 gevent: bool = False):
         self._metrics = metrics
         self._clock = clock
         self.lag = HubLag() if gevent else None
@@ -175,8 +182,7 @@ class Limits:
     @staticmethod
     def scope_of(request: Request) -> str:
         """service/region/account: AWS quotas are per account and region, per service."""
-        who = request.account or (request.role.split(":")[4] if request.role and request.role.count(":") >= 4
-                                  else None) or request.profile or "default"
+        who = request.account_id or request.profile or "default"
         return f"{request.service}/{request.region or 'default'}/{who}"
 
     def configure(self, settings: Settings) -> None:
@@ -206,6 +212,14 @@ class Limits:
                     limiter.controller = fresh
                     self._export(name, fresh.limit)
 
+    def open(self, settings: Settings, *, reset: bool = False) -> Gate:
+        """A gate for one run: every limiter takes ``settings`` (what it learned carries over, clamped),
+        after forgetting everything with ``reset``."""
+        self.configure(settings)
+        if reset:
+            self.reset()
+        return Gate(self, settings, reset)
+
     def scopes(self) -> list[str]:
         with self._lock:
             return sorted(self._by_scope)
@@ -223,10 +237,14 @@ class Limits:
 
 
 class Gate:
-    """What ``Engine.iter_results(gate=...)`` calls: a slot per request, a sample per attempt."""
+    """What ``Engine.iter_results(gate=...)`` calls: a slot per request, a sample per attempt. It
+    carries the ``settings`` it was opened with, and ``reset`` (the run began by forgetting what the
+    limiters learned), so worker processes open theirs the same way."""
 
-    def __init__(self, limits: Limits):
+    def __init__(self, limits: Limits, settings: Settings | None = None, reset: bool = False):
         self.limits = limits
+        self.settings = settings or limits.settings
+        self.reset = reset
         self.started = limits._clock()
         self.scopes: set[str] = set()
 
@@ -238,8 +256,14 @@ class Gate:
             self.limits.lag.ensure(self.limits.busy)
         return slot
 
-    def attempt(self, request: Request, attempt: Any) -> None:
+    def attempt(self, request: Request, attempt: Attempt) -> None:
         self.limits.limiter(Limits.scope_of(request)).observe(attempt)
+
+    def add_trace(self, traces: dict[str, list[TracePoint]]) -> None:
+        """Windows closed elsewhere (a worker process owns these scopes) join this gate's trace."""
+        for scope, points in traces.items():
+            self.scopes.add(scope)
+            self.limits.limiter(scope).controller.trace.extend(points)
 
     def trace(self) -> dict[str, list[TracePoint]]:
         """The windows each scope closed since this gate was made."""
@@ -252,63 +276,11 @@ class AdaptiveResults(list[Result]):
     trace: dict[str, list[TracePoint]]
 
 
-def limits_of(engine: Any) -> Limits:
-    """The engine's shared Limits, created on first use (stored as ``engine.limits``)."""
-    found = getattr(engine, "limits", None)
-    if not isinstance(found, Limits):
-        backend = getattr(getattr(engine, "backend", None), "name", None)
-        found = Limits(getattr(engine, "metrics", None), gevent=backend == "gevent")
-        engine.limits = found
-    return found
-
-
-def adaptive_batch(engine: Any, requests: Iterable[Any], initial_concurrency: Any = 5, target_latency: Any = 0.5,
-                   min_concurrency: Any = 1, max_concurrency: Any = 256, fail_fast: bool = False,
-                   reset: bool = False, **options: Any) -> AdaptiveResults:
-    """Like ``batch_requests`` with the concurrency limit set by the engine's adaptive limiters.
-
-    ``max_concurrency`` bounds the requests pulled from ``requests`` at once; the limiter of each
-    request's scope decides how many of those run. What a scope's limiter learned carries over to
-    the engine's next batch; ``reset=True`` forgets it first (every scope: back to
-    ``initial_concurrency``, no rate cap). Raises ConfigError for bad numbers before starting.
-    """
-    settings, gate = open_gate(engine, initial_concurrency, target_latency, min_concurrency, max_concurrency, reset)
-    results = AdaptiveResults()
-    results.trace = {}
-    try:
-        results.extend(engine.batch_requests(requests, settings.max, fail_fast=fail_fast, gate=gate, **options))
-    finally:
-        results.trace = gate.trace()
-    return results
-
-
-def iter_adaptive(engine: Any, requests: Iterable[Any], initial_concurrency: Any = 5, target_latency: Any = 0.5,
-                  min_concurrency: Any = 1, max_concurrency: Any = 256, fail_fast: bool = False, reset: bool = False,
-                  on_trace: Callable[[dict[str, list[TracePoint]]], None] | None = None,
-                  **options: Any) -> Iterator[Result]:
-    """``adaptive_batch`` as a stream: results as they complete, so a caller stopped early (Ctrl-C,
-    SIGTERM, fail-fast) still has what completed. ``on_trace`` gets the controller's trace when the
-    stream ends. Bad numbers raise ConfigError here, before anything starts."""
-    settings, gate = open_gate(engine, initial_concurrency, target_latency, min_concurrency, max_concurrency, reset)
-
-    def stream() -> Iterator[Result]:
-        try:
-            yield from engine.iter_results(requests, settings.max, fail_fast=fail_fast, gate=gate, **options)
-        finally:
-            if on_trace is not None:
-                on_trace(gate.trace())
-
-    return stream()
-
-
-def open_gate(engine: Any, initial_concurrency: Any, target_latency: Any, min_concurrency: Any,
-              max_concurrency: Any, reset: Any) -> tuple[Settings, Gate]:
-    """Checked settings, and a gate on the engine's limiters configured with them."""
+def open_gate(limits: Limits, initial_concurrency: Any = 5, target_latency: Any = 0.5, min_concurrency: Any = 1,
+              max_concurrency: Any = 256, reset: Any = False) -> Gate:
+    """A gate on ``limits`` for one run, from the user's numbers (a ConfigError names a bad one, before
+    anything starts); with ``reset`` every scope first forgets what it learned."""
     settings = Settings.checked(initial_concurrency, target_latency, min_concurrency, max_concurrency)
     if not isinstance(reset, bool):
         raise ConfigError(f"reset: {reset!r} is not allowed; use True or False")
-    limits = limits_of(engine)
-    limits.configure(settings)
-    if reset:
-        limits.reset()
-    return settings, Gate(limits)
+    return limits.open(settings, reset=reset)

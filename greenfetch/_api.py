@@ -9,7 +9,6 @@ from typing import Any, TypeVar
 from ._config import Config
 from ._engine import Engine, RawRequest
 from ._models import Result
-from ._processes import with_processes
 
 __all__ = ["adaptive_batch", "batch_requests", "dedupe_request", "default_engine", "iter_results",
            "perf_stats", "reset_stats"]
@@ -40,27 +39,27 @@ def batch_requests(requests: Iterable[RawRequest], concurrency: int | None = Non
     :class:`BatchFailed`, which carries that failure and the results completed so far.
     ``processes`` (a whole number or ``auto``) overrides GREENFETCH_PROCESSES for this call.
     """
-    return with_processes(default_engine(), processes).batch_requests(requests, concurrency, fail_fast=fail_fast, **options)
+    return default_engine().batch_requests(requests, concurrency, fail_fast=fail_fast, processes=processes, **options)
 
 
 def iter_results(requests: Iterable[RawRequest], concurrency: int | None = None, processes: Any = None,
                  **options: Any) -> Iterator[Result]:
     """Stream results as they complete (each carries its ``index``), pulling requests lazily."""
-    return with_processes(default_engine(), processes).iter_results(requests, concurrency, **options)
+    return default_engine().iter_results(requests, concurrency, processes=processes, **options)
 
 
 def adaptive_batch(requests: Iterable[RawRequest], initial_concurrency: int = 5, target_latency: Any = 0.5,
                    min_concurrency: int = 1, max_concurrency: int = 256, processes: Any = None,
                    **options: Any) -> list[Result]:
     """Like batch_requests, while a controller moves the limit from observed latency and throttling."""
-    return with_processes(default_engine(), processes).adaptive_batch(  # type: ignore[attr-defined,no-any-return]
-        requests, initial_concurrency=initial_concurrency, target_latency=target_latency,
-        min_concurrency=min_concurrency, max_concurrency=max_concurrency, **options)
+    return default_engine().adaptive_batch(
+        requests, initial_concurrency, target_latency, min_concurrency, max_concurrency, processes=processes,
+        **options)
 
 
 def dedupe_request(signature: str, fn: Callable[[], T], window: Any = 5.0) -> T:
     """Concurrent calls with one signature run ``fn`` once; a value is reused for ``window`` seconds."""
-    return default_engine().dedupe_request(signature, fn, window=window)  # type: ignore[attr-defined,no-any-return]
+    return default_engine().dedupe_request(signature, fn, window=window)  # type: ignore[no-any-return]
 
 
 def perf_stats() -> list[dict[str, Any]]:

@@ -16,20 +16,23 @@ from __future__ import annotations
 
 import contextlib
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager as ContextManager
 from typing import Any
 
+from ._adaptive import AdaptiveResults, Limits, TracePoint, open_gate
 from ._attempts import Attempt, AttemptRecorder, recording
 from ._backends import Backend, backend_for
 from ._caller import BotocoreCaller, Caller
 from ._clients import ClientCache
-from ._config import Config, check_whole
+from ._config import Config, check_whole, parse_processes
 from ._dedupe import Singleflight, check_window
 from ._errors import UNBUILT_CODES, classify, describe
 from ._exceptions import BatchFailed
 from ._metrics import Metrics
 from ._models import Request, Result
+from ._processes import WorkerPools
 from ._scheduler import iter_bounded
 
 __all__ = ["Engine", "GateFn", "RawRequest"]
@@ -40,7 +43,8 @@ RawRequest = Request | Mapping[str, Any]
 
 
 class Engine:
-    """Clients, connection pools, metrics and dedupe state for one set of runs."""
+    """Clients, connection pools, metrics, dedupe state, adaptive limits and worker processes for one
+    set of runs: each made here, once, and owned by the engine."""
 
     def __init__(self, config: Config | None = None, *, caller: Caller | None = None, registry: Any = None,
                  backend: Backend | None = None):
@@ -50,7 +54,11 @@ class Engine:
         self.caller = caller or BotocoreCaller(self.clients)
         self.metrics = Metrics(registry)
         self.dedupe = Singleflight(metrics=self.metrics, backend=self.backend)
-        self.limits: Any = None  # the adaptive limiters per scope, made by _adaptive on first use
+        # the adaptive limiters per scope: what they learn carries over to the engine's next batch
+        self.limits = Limits(self.metrics, gevent=self.backend.name == "gevent")
+        # processes=N: worker pools kept idle between calls; they stop with the engine, or when it is collected
+        self.pools = WorkerPools(self)
+        weakref.finalize(self, self.pools.close)
 
     # -- one request -------------------------------------------------------------------------
 
@@ -142,16 +150,17 @@ class Engine:
     # -- many requests -----------------------------------------------------------------------
 
     def iter_results(self, requests: Iterable[RawRequest], concurrency: int | None = None, *,
-                     fail_fast: bool = False, gate: GateFn | None = None,
-                     dedupe_window: Any = None) -> Iterator[Result]:
+                     fail_fast: bool = False, gate: GateFn | None = None, dedupe_window: Any = None,
+                     processes: Any = None) -> Iterator[Result]:
         """Results as they complete. Requests are pulled lazily: a slot frees only when its result
-        has been taken, so memory is bounded by the concurrency, not by the number of requests."""
+        has been taken, so memory is bounded by the concurrency, not by the number of requests.
+        ``processes`` (a whole number or ``auto``) overrides the Config's for this call."""
         limit = check_whole("concurrency", self.config.concurrency if concurrency is None else concurrency)
         window = None if dedupe_window is None else check_window(dedupe_window)
-        if self.config.processes > 1:  # docs/contract.md, section 9: the same API over worker processes
-            from ._processes import iter_in_processes
-
-            return iter_in_processes(self, requests, limit, fail_fast=fail_fast, gate=gate, dedupe_window=window)
+        workers = self.config.processes if processes is None else parse_processes(processes)
+        if workers > 1:  # docs/contract.md, section 9: the same API over worker processes
+            return self.pools.iter_results(workers, requests, limit, fail_fast=fail_fast, gate=gate,
+                                           dedupe_window=window)
 
         def run(index: int, raw: RawRequest) -> Result:
             return self.execute(raw, index, gate=gate, dedupe_window=window)
@@ -160,38 +169,63 @@ class Engine:
         return iter_bounded(self.backend, requests, run, limit, stop=stop)
 
     def batch_requests(self, requests: Iterable[RawRequest], concurrency: int | None = None, *,
-                       fail_fast: bool = False, gate: GateFn | None = None,
-                       dedupe_window: Any = None) -> list[Result]:
+                       fail_fast: bool = False, gate: GateFn | None = None, dedupe_window: Any = None,
+                       processes: Any = None) -> list[Result]:
         """All results in request order; fail-fast raises BatchFailed at the first failure."""
         results = list(self.iter_results(requests, concurrency, fail_fast=fail_fast, gate=gate,
-                                         dedupe_window=dedupe_window))
+                                         dedupe_window=dedupe_window, processes=processes))
         results.sort(key=lambda r: r.index)
         failure = next((r for r in results if r.error is not None), None) if fail_fast else None
         if failure is not None:
             raise BatchFailed(failure, results)
         return results
 
-    def adaptive_batch(self, requests: Iterable[RawRequest], **options: Any) -> list[Result]:
-        """See greenfetch.adaptive_batch; the controller lives in _adaptive."""
-        from ._adaptive import adaptive_batch  # _adaptive builds on the engine: imported on use
+    def adaptive_batch(self, requests: Iterable[RawRequest], initial_concurrency: Any = 5,
+                       target_latency: Any = 0.5, min_concurrency: Any = 1, max_concurrency: Any = 256, *,
+                       fail_fast: bool = False, reset: Any = False, dedupe_window: Any = None,
+                       processes: Any = None) -> AdaptiveResults:
+        """Like ``batch_requests`` with the limit set by the engine's adaptive limiters (``self.limits``).
 
-        return adaptive_batch(self, requests, **options)
+        ``max_concurrency`` bounds the requests pulled at once; each request's scope limiter decides
+        how many of those run. What a scope learned carries over to the engine's next batch;
+        ``reset=True`` forgets it first. Bad numbers raise ConfigError before anything starts."""
+        gate = open_gate(self.limits, initial_concurrency, target_latency, min_concurrency, max_concurrency, reset)
+        results = AdaptiveResults()
+        results.trace = {}
+        try:
+            results.extend(self.batch_requests(requests, gate.settings.max, fail_fast=fail_fast, gate=gate,
+                                               dedupe_window=dedupe_window, processes=processes))
+        finally:
+            results.trace = gate.trace()
+        return results
 
-    def iter_adaptive(self, requests: Iterable[RawRequest], **options: Any) -> Iterator[Result]:
-        """adaptive_batch as a stream (see greenfetch.adaptive_batch for the options, plus ``on_trace``)."""
-        from ._adaptive import iter_adaptive
+    def iter_adaptive(self, requests: Iterable[RawRequest], initial_concurrency: Any = 5,
+                      target_latency: Any = 0.5, min_concurrency: Any = 1, max_concurrency: Any = 256, *,
+                      fail_fast: bool = False, reset: Any = False, dedupe_window: Any = None,
+                      processes: Any = None,
+                      on_trace: Callable[[dict[str, list[TracePoint]]], None] | None = None) -> Iterator[Result]:
+        """``adaptive_batch`` as a stream: results as they complete, so a caller stopped early (Ctrl-C,
+        SIGTERM, fail-fast) still has what completed; ``on_trace`` gets the trace when the stream ends.
+        Bad numbers raise ConfigError here, before anything starts."""
+        gate = open_gate(self.limits, initial_concurrency, target_latency, min_concurrency, max_concurrency, reset)
+        results = self.iter_results(requests, gate.settings.max, fail_fast=fail_fast, gate=gate,
+                                    dedupe_window=dedupe_window, processes=processes)
 
-        return iter_adaptive(self, requests, **options)
+        def stream() -> Iterator[Result]:
+            try:
+                yield from results
+            finally:
+                if on_trace is not None:
+                    on_trace(gate.trace())
+
+        return stream()
 
     def dedupe_request(self, signature: str, fn: Callable[[], Any], window: Any = 5.0) -> Any:
         """See greenfetch.dedupe_request; the table lives in _dedupe."""
         return self.dedupe.do(signature, fn, window=window)
 
     def close(self) -> None:
-        if "_process_pools" in self.__dict__:  # processes=N: the idle worker pool stops with the engine
-            from ._processes import close_pools
-
-            close_pools(self)
+        self.pools.close()  # processes=N: the idle worker processes stop with the engine
         self.caller.close()
         self.clients.close()
         self.backend.shutdown()

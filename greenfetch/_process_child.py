@@ -87,7 +87,7 @@ def _run(engine: Any, options: dict[str, Any], inbox: Any, send: Any) -> None:
 
     from ._models import Request
 
-    gate = _gate(engine, options.get("adaptive"))
+    gate = _gate(engine, options)
     done = gevent.event.Event()
     flusher = gevent.spawn(_flush_metrics, engine, send, done)
     outbox: list[Any] = []
@@ -155,15 +155,10 @@ def _flush_metrics(engine: Any, send: Any, done: Any) -> None:
         send(("metrics", engine.metrics.take_delta()))
 
 
-def _gate(engine: Any, settings: Any) -> Any:
+def _gate(engine: Any, options: dict[str, Any]) -> Any:
     """The adaptive gate of this process (its limiters see every call of the scopes it owns)."""
-    if settings is None:
-        return None
-    from ._adaptive import Gate, limits_of
-
-    limits = limits_of(engine)
-    limits.configure(settings)
-    return Gate(limits)
+    settings = options.get("adaptive")
+    return None if settings is None else engine.limits.open(settings, reset=options.get("reset", False))
 
 
 if __name__ == "__main__":

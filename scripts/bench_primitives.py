@@ -32,7 +32,7 @@ from typing import Any
 
 import greenfetch  # noqa: F401  (first: gevent patches before botocore in this process)
 from greenfetch import Config, Engine
-from greenfetch._adaptive import Gate, Settings, limits_of
+from greenfetch._adaptive import Settings
 from greenfetch.testing import LoopbackServer
 
 SECTION = "primitives"
@@ -66,9 +66,7 @@ def measure(server: LoopbackServer, label: str, duration: float, warmup: float, 
     engine = _engine(server, concurrency, retry_mode)
     gate = None
     if adaptive is not None:
-        limits = limits_of(engine)
-        limits.configure(Settings.checked(**adaptive))
-        gate = Gate(limits)
+        gate = engine.limits.open(Settings.checked(**adaptive))
     start = time.monotonic()
     deadline = start + duration
 

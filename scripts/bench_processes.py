@@ -59,7 +59,7 @@ def greenfetch_peer(opts: dict[str, Any]) -> dict[str, Any]:
             out["ready_s"] = sorted(pool.ready_seconds)
         finally:
             pool.close()
-    pool = engine.__dict__.get("_process_pools", {}).get(opts["processes"])
+    pool = engine.pools.idle(opts["processes"])
     pids = [child.proc.pid for child in pool.children] if pool else []
     cpu, wall = _cpu(pids), time.perf_counter()
     ok = sum(r.ok for r in engine.batch_requests([LIST] * opts["calls"], opts["concurrency"]))

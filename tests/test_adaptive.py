@@ -8,9 +8,10 @@ import json
 
 import pytest
 
-import greenfetch  # noqa: F401  (conftest.py has already patched gevent first)
+import greenfetch  # (conftest.py has already patched gevent first)
+import greenfetch._api
 from greenfetch import Config, ConfigError, Engine
-from greenfetch._adaptive import AdaptiveResults, Limits, adaptive_batch, signal_of
+from greenfetch._adaptive import AdaptiveResults, Limits, open_gate, signal_of
 from greenfetch._attempts import Attempt
 from greenfetch._models import Request
 from greenfetch.testing._loopback import LoopbackServer
@@ -66,7 +67,7 @@ def test_reset_forgets_what_a_scope_learned():
 ])
 def test_bad_numbers_are_named(kwargs, name):
     with pytest.raises(ConfigError, match=name):
-        adaptive_batch(None, [], **kwargs)
+        open_gate(Limits(), **kwargs)
 
 
 # -- for real, through the engine --------------------------------------------------------------
@@ -91,6 +92,26 @@ def test_real_run_rises_on_a_fast_server_carries_over_and_resets():
         with pytest.raises(ConfigError, match="reset"):
             engine.adaptive_batch(_tables(1), reset="yes")
         engine.close()
+
+
+def test_what_a_batch_learned_carries_over_when_processes_is_given_per_call(monkeypatch):
+    """GREENFETCH_PROCESSES=2, then ``adaptive_batch(..., processes=1)`` twice on a server with a knee at 16:
+    the second batch starts from the limit the first learned, not from ``initial_concurrency`` (2).
+    ``processes`` is an argument of the engine's own run, so both batches share the engine's limiters."""
+    monkeypatch.setenv("GREENFETCH_PROCESSES", "2")
+    monkeypatch.setattr(greenfetch._api, "_default", None)  # a default engine made under this environment
+    with LoopbackServer(latency=0.02, knee=16) as url:
+        tables = [{**table, "region": "us-east-1", "endpoint_url": url} for table in _tables(300)]
+        try:
+            first = greenfetch.adaptive_batch(tables, initial_concurrency=2, max_concurrency=64, processes=1)
+            again = greenfetch.adaptive_batch(tables[:20], initial_concurrency=2, max_concurrency=64, processes=1)
+        finally:
+            greenfetch.default_engine().close()
+    assert greenfetch.default_engine().config.processes == 2
+    (trace,) = first.trace.values()
+    learned = trace[-1].limit
+    assert learned >= 8 and max(r.concurrency for r in first) >= 8  # it climbed to the knee
+    assert again[0].concurrency >= min(8, learned)  # and the next batch began there
 
 
 def test_real_token_bucket_is_paced_under_it():

@@ -6,6 +6,7 @@ waits poll a condition with a deadline. Budget: ~40 s on a quiet 2-core machine 
 ~0.5 s; the hypothesis test runs a handful of examples).
 """
 
+import contextlib
 import json
 import os
 import signal
@@ -22,7 +23,7 @@ from prometheus_client import generate_latest
 import greenfetch
 from greenfetch import BatchFailed, Config, Engine
 from greenfetch import _processes as processes_module
-from greenfetch._processes import ProcessPool, with_processes
+from greenfetch._processes import ProcessPool
 from greenfetch._processes._wire import sealed
 from greenfetch.testing import LoopbackServer, wait_until
 
@@ -281,16 +282,24 @@ def test_adaptive_batch_runs_in_processes(server):
     assert [r.index for r in results] == list(range(300))
     assert all(r.ok and r.concurrency is not None for r in results)
     assert list(results.trace) == ["dynamodb/us-east-1/default"]  # one scope, owned by one process
+    assert max(r.concurrency for r in results) > 4
+    again = engine.adaptive_batch([LIST] * 5, initial_concurrency=4)  # the child's limiter carried over
+    assert again[0].concurrency > 4
+    fresh = engine.adaptive_batch([LIST] * 5, initial_concurrency=4, reset=True)  # and reset reaches it
+    assert fresh[0].concurrency == 4
 
 
-def test_keyword_and_view(server):
+def test_processes_is_an_argument_of_the_engine(server):
     engine = engine_for(server, processes=1)
-    view = with_processes(engine, "2")
-    assert view.config.processes == 2 and engine.config.processes == 1
-    assert view.metrics is engine.metrics and view.clients is engine.clients
-    assert with_processes(engine, None) is engine and with_processes(engine, 1) is engine
+    before = worker_pids()
+    requests = [{**LIST, "id": i} for i in range(30)]
+    assert all(r.ok for r in engine.batch_requests(requests, 5, processes="2"))
+    assert engine.config.processes == 1 and engine.pools.idle(2) is not None  # this call's pool, kept
+    assert len(worker_pids() - before) == 2
     with pytest.raises(greenfetch.ConfigError, match="'zero'"):
-        with_processes(engine, "zero")
+        engine.batch_requests(requests, 5, processes="zero")
+    with pytest.raises(greenfetch.ConfigError, match="custom gate"):
+        list(engine.iter_results(requests, 5, processes=2, gate=lambda request: contextlib.nullcontext(None)))
     before = sum(row["count"] for row in greenfetch.perf_stats())
     requests = [{**LIST, "region": "us-east-1", "endpoint_url": server} for _ in range(30)]
     assert all(r.ok for r in greenfetch.batch_requests(requests, 5, processes=2))

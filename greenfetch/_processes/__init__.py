@@ -2,9 +2,9 @@
 
 One process tops out near 1,000-1,500 calls/s on botocore's own CPU work. With ``processes > 1``,
 ``Engine.iter_results`` (and so ``batch_requests`` and ``adaptive_batch``) hands its requests to
-:func:`iter_in_processes`, which starts N children with ``python -m greenfetch._process_child`` (fresh
-interpreters that patch gevent first: never ``fork`` after patching, never ``multiprocessing.Queue`` in
-a patched parent) and talks to each over a private socketpair.
+``engine.pools`` (:class:`WorkerPools`), which starts N children with ``python -m
+greenfetch._process_child`` (fresh interpreters that patch gevent first: never ``fork`` after patching,
+never ``multiprocessing.Queue`` in a patched parent) and talks to each over a private socketpair.
 
 Flow control: ``concurrency`` stays the total in flight; each child runs at most its credits at once.
 In a spread run (below) the children split ``concurrency`` between them as credits, and the parent may
@@ -38,74 +38,65 @@ deltas (its results still arrive, counted by whichever child re-runs them).
 Credentials objects never cross as objects (``_wire``): they are frozen to an STS-style
 record whose repr shows nothing, and the parent puts the caller's own object back on each result.
 
-Lifetime: an engine keeps its pool between calls, so start-up (~0.5-1 s per child, in parallel) is paid
-once and each child keeps its clients, adaptive limits and dedupe cache; ``Engine.close`` (or the
-engine being collected, or the interpreter exiting) stops it. Here: the API and the pool's lifetime;
+Lifetime: an engine keeps its pool between calls (``engine.pools``, a ``WorkerPools`` the engine makes),
+so start-up (~0.5-1 s per child, in parallel) is paid once and each child keeps its clients, adaptive
+limits and dedupe cache; ``Engine.close`` (or the engine being collected, or the interpreter exiting)
+stops it. ``processes`` is an argument of ``Engine.iter_results`` (default: the Config's). Here: the
+engine's pools and their lifetime;
 ``_pool``: the pool; ``_process_child`` (one floor up, it builds an Engine): a child; ``_wire``: what crosses.
 """
 
 from __future__ import annotations
 
-import copy
-import weakref
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from .._config import ConfigError, parse_processes
+from .._adaptive import Gate
+from .._backends import Backend
+from .._config import Config, ConfigError
+from .._metrics import Metrics
 from .._models import Result
-from ._pool import ProcessPool
+from ._pool import EngineParts, ProcessPool
 
-__all__ = ["ProcessPool", "close_pools", "iter_in_processes", "with_processes"]
-
-
-def with_processes(engine: Any, processes: Any) -> Any:
-    """The engine, or a view of it (same clients, metrics, dedupe state) whose config says ``processes``."""
-    if processes is None:
-        return engine
-    wanted = parse_processes(processes)
-    if wanted == engine.config.processes:
-        return engine
-    _pools(engine)  # made on the engine itself first, so the view shares it
-    view = copy.copy(engine)
-    view.config = engine.config.replace(processes=wanted)
-    return view
+__all__ = ["EngineParts", "ProcessPool", "WorkerPools"]
 
 
-def iter_in_processes(engine: Any, requests: Iterable[Any], concurrency: int, *, fail_fast: bool = False,
-                      gate: Any = None, dedupe_window: Any = None) -> Iterator[Result]:
-    """``engine.iter_results`` over ``engine.config.processes`` worker processes (see the module doc).
+class WorkerPools:
+    """An engine's worker pools by size (``engine.pools``), each kept idle between calls.
 
-    The engine keeps its pool between calls (start-up is paid once; each child keeps its clients,
-    adaptive limits and dedupe cache). A run takes the pool for itself (a concurrent run on the same
-    engine gets a pool of its own) and gives it back only if it ended cleanly; a run stopped early
-    (fail-fast, Ctrl-C, a stream closed) stops every child, and the next run starts fresh ones."""
-    if gate is not None and getattr(getattr(gate, "limits", None), "settings", None) is None:
-        raise ConfigError("gate: a custom gate cannot cross processes; use processes=1 with it")
-    processes, pools = engine.config.processes, _pools(engine)
-    pool = pools.pop(processes, None) or ProcessPool(engine, processes)
-    try:
-        yield from pool.run(requests, concurrency, fail_fast=fail_fast, gate=gate, dedupe_window=dedupe_window)
-    finally:
-        if pool.reusable and processes not in pools:
-            pools[processes] = pool
-        else:
-            pool.close()
+    It holds the engine's config, backend and metrics (so it is ``EngineParts`` itself), never the
+    engine, so an idle pool does not keep its engine alive: the engine closes it, or its finalizer does."""
 
+    def __init__(self, engine: EngineParts):
+        self.config: Config = engine.config
+        self.backend: Backend = engine.backend
+        self.metrics: Metrics = engine.metrics
+        self._idle: dict[int, ProcessPool] = {}
 
-def _pools(engine: Any) -> dict[int, ProcessPool]:
-    """The engine's idle pools by size; closed when the engine is collected or the interpreter exits."""
-    pools = engine.__dict__.get("_process_pools")
-    if pools is None:
-        pools = engine.__dict__["_process_pools"] = {}
-        weakref.finalize(engine, _close_pools, pools)
-    return pools  # type: ignore[no-any-return]
+    def iter_results(self, processes: int, requests: Iterable[Any], concurrency: int, *, fail_fast: bool = False,
+                     gate: Any = None, dedupe_window: float | None = None) -> Iterator[Result]:
+        """``Engine.iter_results`` over ``processes`` worker processes (see the module doc).
 
+        A run takes the idle pool of its size for itself (a concurrent run on the same engine gets a
+        pool of its own) and gives it back only if it ended cleanly; a run stopped early (fail-fast,
+        Ctrl-C, a stream closed) stops every child, and the next run starts fresh ones."""
+        if gate is not None and not isinstance(gate, Gate):
+            raise ConfigError("gate: a custom gate cannot cross processes; use processes=1 with it")
+        pool = self._idle.pop(processes, None) or ProcessPool(self, processes)
+        try:
+            yield from pool.run(requests, concurrency, fail_fast=fail_fast, gate=gate, dedupe_window=dedupe_window)
+        finally:
+            if pool.reusable and processes not in self._idle:
+                self._idle[processes] = pool
+            else:
+                pool.close()
 
-def close_pools(engine: Any) -> None:
-    """Stop the engine's idle worker processes now (``Engine.close`` calls this)."""
-    _close_pools(engine.__dict__.get("_process_pools") or {})
+    def idle(self, processes: int) -> ProcessPool | None:
+        """The idle pool of this size, if one is kept (benchmarks and tests read its start-up times)."""
+        return self._idle.get(processes)
 
+    def close(self) -> None:
+        """Stop every idle worker process now."""
+        while self._idle:
+            self._idle.popitem()[1].close()
 
-def _close_pools(pools: dict[int, ProcessPool]) -> None:
-    while pools:
-        pools.popitem()[1].close()

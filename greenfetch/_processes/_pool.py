@@ -14,15 +14,32 @@ import time
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
+from .._backends import Backend
+from .._config import Config
+from .._metrics import Metrics
 from .._models import Request, RequestError, Result
 from .._scheduler import FeedEnd
 from ._wire import Channel, lost, reads_only, restore_credentials, sealed, unsendable
 
-__all__ = ["ProcessPool"]
+__all__ = ["EngineParts", "ProcessPool"]
 
 _STOP_WAIT = 5.0
+
+
+class EngineParts(Protocol):
+    """What a pool takes from its engine: its settings, its backend and its metrics (children's deltas
+    merge into them). Never the engine itself, so an idle pool does not keep its engine alive."""
+
+    @property
+    def config(self) -> Config: ...
+
+    @property
+    def backend(self) -> Backend: ...
+
+    @property
+    def metrics(self) -> Metrics: ...
 
 
 @dataclass
@@ -52,7 +69,7 @@ class ProcessPool:
     It holds the engine's config, backend and metrics, not the engine, so an idle pool kept on an
     engine does not keep that engine alive."""
 
-    def __init__(self, engine: Any, processes: int):
+    def __init__(self, engine: EngineParts, processes: int):
         self.config, self.backend, self.metrics = engine.config, engine.backend, engine.metrics
         self.options: dict[str, Any] = {}
         self.running = False
@@ -258,7 +275,7 @@ class ProcessPool:
             dedupe_window: Any = None) -> Iterator[Result]:
         options: dict[str, Any] = {"concurrency": concurrency, "dedupe_window": dedupe_window}
         if gate is not None:
-            options["adaptive"] = gate.limits.settings
+            options["adaptive"], options["reset"] = gate.settings, gate.reset
         options["pinned"] = bool(gate is not None or dedupe_window is not None or self.config.retry_mode == "adaptive")
         self._begin(options)
         backend = self.backend
@@ -392,8 +409,5 @@ class ProcessPool:
 
 def _merge_trace(gate: Any, traces: dict[str, list[Any]]) -> None:
     """A child's adaptive windows join the parent gate's trace (each scope lives in one child)."""
-    if gate is None:
-        return
-    for scope, points in traces.items():
-        gate.scopes.add(scope)
-        gate.limits.limiter(scope).controller.trace.extend(points)
+    if gate is not None:
+        gate.add_trace(traces)
