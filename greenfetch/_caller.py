@@ -1,4 +1,4 @@
-"""The seam above botocore: one method, a normalized Request in, the response dict out.
+"""The seam above botocore: a normalized Request in, the response dict out.
 
 As httpx's transport sits under its client, a ``Caller`` sits under the engine: the engine owns the
 rules (order, fail-fast, attempts, error mapping, dedupe, adaptive gating) and asks its caller only
@@ -6,6 +6,9 @@ to make one call. ``BotocoreCaller`` is the real one; ``greenfetch.testing.MockC
 a function, so the engine's rules run in tests with no network. A caller raises botocore's
 exceptions as they are (``ClientError`` and friends); the engine translates them in one place
 (``_errors.describe``).
+
+Two steps, each once per request: ``resolve`` builds the call (region, client and API name
+together) and hands what it found to ``call``, which makes it; nothing is looked up twice.
 """
 
 from __future__ import annotations
@@ -28,13 +31,16 @@ __all__ = ["BotocoreCaller", "Caller"]
 class Caller:
     """Base class of the AWS seam. Subclasses implement :meth:`call`; the rest has defaults."""
 
-    def resolve(self, request: Request) -> Request:
-        """The request as it will be called (e.g. ``list_tables`` -> ``ListTables``). A request that
-        cannot be built raises RequestError here, before any gate or slot is taken for it."""
-        return request
+    def resolve(self, request: Request) -> tuple[Request, Any]:
+        """The request as it will be called (e.g. ``list_tables`` -> ``ListTables``) and what
+        :meth:`call` needs to make it (``BotocoreCaller``: the client it looked up; here None).
+        A request that cannot be built raises RequestError here, before the adaptive gate's slot
+        is taken for it (the scheduler's slot frees as soon as its failed Result is taken)."""
+        return request, None
 
-    def call(self, request: Request) -> Mapping[str, Any]:
-        """Make the call; return the response (with ResponseMetadata), or raise botocore's exception."""
+    def call(self, request: Request, client: Any = None) -> Mapping[str, Any]:
+        """Make the call with what :meth:`resolve` handed on; return the response (with
+        ResponseMetadata), or raise botocore's exception."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -50,34 +56,40 @@ class BotocoreCaller(Caller):
         self._operations: dict[str, tuple[frozenset[str], dict[str, str]]] = {}
         self._regions: dict[str | None, str | None] = {}
 
-    def resolve(self, request: Request) -> Request:
+    def resolve(self, request: Request) -> tuple[Request, Any]:
+        """The region (the profile's, if the request names none), the client for it (unknown
+        service, bad role, no region: RequestError), and the operation's API name, together."""
         if request.region is None:
             request = request._evolve(region=self._profile_region(request.profile))
-        client = self.clients.client(request)  # unknown service, bad role, no region: RequestError
+        client = self.clients.client(request)
         operation = self._api_name(request, client)
-        return request if operation == request.operation else request._evolve(operation=operation)
+        if operation != request.operation:
+            request = request._evolve(operation=operation)
+        return request, client
 
-    def call(self, request: Request) -> Mapping[str, Any]:
+    def call(self, request: Request, client: Any = None) -> Mapping[str, Any]:
+        if client is None:  # a request that did not come through resolve
+            request, client = self.resolve(request)
         creds = request.credentials
         if isinstance(creds, RoleCredentials):
             generation = creds.generation
             try:
-                return self._call(request)
+                return self._call(request, client)
             except botocore.exceptions.ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") not in EXPIRED_CODES:
                     raise
             # AWS says they expired (a clock behind AWS's, or a session cut short): assume the role
-            # again, once for every call that saw it, and make this call once more. If AWS still says
-            # so, the error stands (status ``expired``).
+            # again, once for every call that saw it, and make this call once more, through a client
+            # looked up again (S3 keeps a client per credentials). If AWS still says so, the error
+            # stands (status ``expired``).
             creds.refresh_after(generation)
-            return self._call(request)
-        value = self._call(request)
+            return self._call(request, self.clients.client(request))
+        value = self._call(request, client)
         if request.operation == "GetCallerIdentity" and request.service == "sts" and creds is None and not request.role:
             self.clients.note_own_account(request.profile, value.get("Account"))  # the seam's guard uses it
         return value
 
-    def _call(self, request: Request) -> Mapping[str, Any]:
-        client = self.clients.client(request)
+    def _call(self, request: Request, client: Any) -> Mapping[str, Any]:
         method = xform_name(request.operation)
         if request.paginate and client.can_paginate(method):
             config = {"MaxItems": request.max_items} if request.max_items else {}

@@ -63,7 +63,12 @@ class Engine:
     # -- one request -------------------------------------------------------------------------
 
     def prepare(self, raw: RawRequest) -> Request:
-        """The request as it will be called: the run's defaults applied, the operation's API name."""
+        """The request as it will be called: the run defaults applied, its region and API name."""
+        return self._resolve(raw)[0]
+
+    def _resolve(self, raw: RawRequest) -> tuple[Request, Any]:
+        """Normalized once (``Request.coerce``, the run defaults), resolved once (``caller.resolve``:
+        region, client and API name together): the request and what ``caller.call`` needs."""
         request = Request.coerce(raw)
         config = self.config
         defaults = {name: value for name, value in (("profile", config.profile), ("region", config.region),
@@ -82,15 +87,15 @@ class Engine:
         request: Any = raw
         shared, limit = False, None
         try:
-            request = self.prepare(raw)
+            request, client = self._resolve(raw)
             recorder.on_attempt = self._attempt_observer(request, gate)
             if gate is None:
                 with self.metrics.inflight():
-                    value, shared = self._shared(request, recorder, dedupe_window)
+                    value, shared = self._shared(request, client, recorder, dedupe_window)
             else:
                 with self._gated(request, gate) as (limit, waited):
                     started += waited  # waiting for a gate slot is not the request's time
-                    value, shared = self._shared(request, recorder, dedupe_window)
+                    value, shared = self._shared(request, client, recorder, dedupe_window)
             result = Result(index, request, result=value, concurrency=limit, request_id=_pop_request_id(value))
         except Exception as exc:  # noqa: BLE001 - every failure becomes this request's Result
             result = self._failure(index, request, exc)
@@ -112,13 +117,14 @@ class Engine:
         with gate(request) as limit, self.metrics.inflight():
             yield limit, time.perf_counter() - queued
 
-    def _shared(self, request: Request, recorder: AttemptRecorder, window: float | None) -> tuple[Any, bool]:
+    def _shared(self, request: Request, client: Any, recorder: AttemptRecorder,
+                window: float | None) -> tuple[Any, bool]:
         """(response, shared?): the call, or with a dedupe window a share of an identical request's
         call (a shallow copy, so popping ResponseMetadata from one Result does not touch the others)."""
 
         def call() -> Any:  # under dedupe this runs in its own greenlet: attempts still go to this recorder
             with recording(recorder):
-                return self.caller.call(request)
+                return self.caller.call(request, client)
 
         if window is None:
             return call(), False

@@ -4,7 +4,7 @@
 
 Everything greenfetch adds around a call (coercing the request, run defaults, the client lookup,
 scheduling, attempts, metrics, the Result) with the call itself replaced by a canned answer:
-``BotocoreCaller`` with ``call`` doing only its client lookup. What is left is what greenfetch costs
+``BotocoreCaller`` whose ``call`` returns it (the client is looked up once, in ``resolve``). What is left is what greenfetch costs
 over botocore; the throughput section measures the whole call. Each figure is the best of 7 rounds in
 one interpreter (CPU time, not wall), so a busy machine moves it less than a throughput figure; the
 pieces are timed alone with ``timeit`` and do not add up to the total (scheduling and greenlet
@@ -35,8 +35,7 @@ def child(calls: int, backend: str) -> dict[str, Any]:
     from greenfetch._metrics import Metrics
 
     class CannedAnswer(BotocoreCaller):
-        def call(self, request: Request) -> dict[str, Any]:
-            self.clients.client(request)
+        def call(self, request: Request, client: Any = None) -> dict[str, Any]:
             return {"TableNames": [], "ResponseMetadata": {"RequestId": "r", "HTTPStatusCode": 200}}
 
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
@@ -78,7 +77,7 @@ def run(quick: bool = False) -> str:
         "### The engine's own path: CPU per call with the HTTP call taken out (issue 10)", "",
         measured_note(), "",
         f"{calls:,} DynamoDB ListTables through `batch_requests` at concurrency 100, `BotocoreCaller` answering "
-        "from a canned dict after its client lookup: what greenfetch costs around botocore. "
+        "from a canned dict (its client looked up in `resolve`): what greenfetch costs around botocore. "
         "Best of 7 rounds, CPU time. Reproduce with `scripts/bench --only engine_path`.", "",
         table(["backend", "µs CPU per call"], [[b, f"{m['total_us']:.1f}"] for b, m in rows]), "",
         "Pieces on the gevent backend, each alone (`timeit`, best of 5):", "",

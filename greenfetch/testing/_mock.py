@@ -28,7 +28,7 @@ class MockCaller(Caller):
         self.calls: list[Request] = []
         self._lock = threading.Lock()
 
-    def call(self, request: Request) -> Mapping[str, Any]:
+    def call(self, request: Request, client: Any = None) -> Mapping[str, Any]:
         with self._lock:
             self.calls.append(request)
         return dict(self.handler(request))
