@@ -1,35 +1,11 @@
 """adaptive_batch: a concurrency limit that follows AWS's latency, and a send rate that follows its throttling.
 
-Three parts, outermost last:
-
-``Controller`` (``_controller``, pure, injectable clock) turns per-attempt samples into a limit, and
-after a throttle a rate cap. Samples are HTTP attempts (``_attempts``), never backoff sleeps; what an
-attempt *says* comes from the one classifier (``_errors.classify``, see ``signal_of``): throttled
-(a throttling code or HTTP 429), dropped (a timeout), or an answer (any other status, errors included;
-connection errors give no latency). A window is about one round trip (at least the baseline latency and
-20 answers sent after it opened; at most 1 s). Per window, with *baseline* = the no-load latency:
-- *ramp* (slow start): +1 per answer whose latency is flat (<= 1.5x baseline, and under the target),
-  i.e. x2 per round trip; it ends at the first window whose latency rises (queue > alpha, below), at a
-  throttle or a timeout, or at the third slow answer of a window, back to the limit in force when the
-  first of those was sent (answers come back a round trip late: without this it overshot a cliff 3x);
-- *plateau vs more throughput* (Vegas, Little's law): ``queue = inflight x (1 - baseline / latency)``
-  is the part of the in-flight work that only added latency, not throughput. Above beta (12% of the
-  limit, >= 4) two windows running (or one window at over 2x baseline) the limit goes back to the knee,
-  ``inflight x baseline / latency + alpha`` (by 20% at most, unless over 2x baseline); between alpha (5%, >= 2) and beta it holds; below alpha it
-  grows +1 per window, or +10% while latency is flat (undoing a cut below a cliff);
-- *timeout*: ``limit *= 0.85``, once per window; ``target_latency`` is a ceiling (above it, cut);
-- a window's latency is the median of its answers, less twice this process's hub delay (below);
-- *throttle*: the send rate is capped at 0.9x the rate the server accepted just before (a token bucket
-  accepts exactly its rate once empty) less the unpaced retries still to come (one per throttle of the
-  last 2 s), at most once per round trip, never raised by a throttle; it holds 1 s, then grows 5%/s x
-  (1 + seconds since)^2 while it binds, so a steady quota costs ~1 throttle per cycle and a raised one
-  is found in seconds; concurrency is capped near what the rate needs (2x rate x baseline);
-- *baseline*: the lowest window in slow start, then lowered only by a smoothed latency; every 3 s one
-  window runs at half the limit and its latency replaces it (up by 25% at most unless the previous
-  re-measure read high too), and a cut of over 25% re-measures within 2 round trips: a service that
-  got slower is followed, one lucky or unlucky window is not the reference;
-- a rise this process's own hub delay explains (``HubLag``: CPU-bound, or starved by neighbours) is
-  no signal: twice the window's mean hub delay is taken off its latency. Always clamped to [min_concurrency, max_concurrency]; the rate to >= 0.5/s.
+The control law is ``_controller``'s (``Controller`` and its ``RateCap``: pure, with an injected clock;
+the algorithm is described there). Here it is put to work, outermost last. Samples are HTTP attempts
+(``_attempts``), never backoff sleeps; what an attempt *says* comes from the one classifier
+(``_errors.classify``, see ``signal_of``): throttled (a throttling code or HTTP 429), dropped (a
+timeout), or an answer (any other status, errors included; connection errors give no latency).
+``HubLag`` measures this process's own scheduling delay, which the controller takes off the latency.
 
 ``Limiter``: one controller per scope (service, region, account) with a blocking slot count that
 follows the limit and, under a rate cap, a pacer (one send at a time waits its turn, so a cut applies

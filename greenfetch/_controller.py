@@ -1,8 +1,37 @@
-"""The adaptive concurrency controller: per-attempt samples in, a concurrency limit and a send rate out.
+"""The adaptive controller: per-attempt samples in, a concurrency limit and a send rate out.
 
 Pure: no I/O, no gevent; time comes only from the injected ``clock``, so the tests drive it with
-simulated servers in simulated time. How it decides is described in ``_adaptive``'s docstring; the
-limiter, the gate and ``adaptive_batch`` that put it to work live there.
+simulated servers in simulated time (``tests/test_controller.py``). ``Controller`` sets the
+concurrency limit; its ``RateCap`` sets the send rate after a throttle. The limiter, the gate and
+``adaptive_batch`` that put them to work live in ``_adaptive``.
+
+How it decides. A window is about one round trip (at least the baseline latency and 20 answers sent
+after it opened; at most 1 s). Per window, with *baseline* = the no-load latency:
+- *ramp* (slow start): +1 per answer whose latency is flat (<= 1.5x baseline, and under the target),
+  i.e. x2 per round trip; it ends at the first window whose latency rises (queue > alpha, below), at a
+  throttle or a timeout, or at the third slow answer of a window, back to the limit in force when the
+  first of those was sent (answers come back a round trip late: without this it overshot a cliff 3x);
+- *plateau vs more throughput* (Vegas, Little's law): ``queue = inflight x (1 - baseline / latency)``
+  is the part of the in-flight work that only added latency, not throughput. Above beta (12% of the
+  limit, >= 4) two windows running (or one window at over 2x baseline) the limit goes back to the knee,
+  ``inflight x baseline / latency + alpha`` (by 20% at most, unless over 2x baseline); between alpha
+  (5%, >= 2) and beta it holds; below alpha it grows +1 per window, or +10% while latency is flat
+  (undoing a cut below a cliff);
+- *timeout*: ``limit *= 0.85``, once per window; ``target_latency`` is a ceiling (above it, cut);
+- a window's latency is the median of its answers, less twice this process's hub delay (below);
+- *throttle* (``RateCap``): the send rate is capped at 0.9x the rate the server accepted just before (a
+  token bucket accepts exactly its rate once empty) less the unpaced retries still to come (one per
+  throttle of the last 2 s), at most once per round trip, never raised by a throttle; it holds 1 s,
+  then grows 5%/s x (1 + seconds since)^2 while it binds, so a steady quota costs ~1 throttle per cycle
+  and a raised one is found in seconds; concurrency is capped near what the rate needs (2x rate x
+  baseline);
+- *baseline*: the lowest window in slow start, then lowered only by a smoothed latency; every 3 s one
+  window runs at half the limit and its latency replaces it (up by 25% at most unless the previous
+  re-measure read high too), and a cut of over 25% re-measures within 2 round trips: a service that
+  got slower is followed, one lucky or unlucky window is not the reference;
+- a rise this process's own hub delay explains (``_adaptive.HubLag``: CPU-bound, or starved by
+  neighbours) is no signal: twice the window's mean hub delay is taken off its latency.
+Always clamped to [min_concurrency, max_concurrency]; the rate to >= 0.5/s.
 """
 
 from __future__ import annotations
@@ -16,7 +45,7 @@ from typing import Any
 
 from ._config import ConfigError, check_whole, parse_duration
 
-__all__ = ["Controller", "Settings", "TracePoint"]
+__all__ = ["Controller", "RateCap", "Settings", "TracePoint"]
 
 
 @dataclass(frozen=True)
@@ -76,31 +105,110 @@ class TracePoint:
                 "samples": self.samples, "rate": self.rate}
 
 
+class RateCap:
+    """The send rate after a throttle: a pacer's turns, set from the rate the server accepted.
+
+    ``rate`` is None (unpaced) until the first throttle. Then, at most once per round trip and only for
+    attempts sent after the last cut, it becomes ``rate_backoff`` x the rate of answers the server
+    accepted just before, less the retries still to come (botocore retries each throttle within ~2 s,
+    and retries are not paced); a throttle never raises it. It holds ``rate_hold`` s, then, while it
+    binds, grows by ``rate_probe`` per second x (1 + seconds probing)^2, so a raised quota is found
+    again in seconds and a steady one costs few throttles."""
+
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic):
+        self.settings = settings
+        self.clock = clock
+        self.rate: float | None = None  # requests/s; None until the first throttle
+        self._answers: deque[float] = deque()  # when recent non-throttled answers arrived (accepted rate)
+        self._throttled: deque[float] = deque(maxlen=4096)  # when recent throttles came (their retries follow)
+        self._born = math.inf  # when the earliest answer counted was sent
+        self._cut = -math.inf  # when the rate was last set by a throttle
+        self._stamp = clock()  # when the probe last grew the rate
+        self._next_send = -math.inf  # the next send's turn
+
+    def answered(self, now: float, sent: float) -> None:
+        """An answer that was not a throttle: it counts towards the accepted rate. A second of them is
+        kept (a throttle looks back 0.5 s at most)."""
+        self._answers.append(now)
+        self._born = min(self._born, sent)
+        while self._answers[0] < now - 1.0:
+            self._answers.popleft()
+
+    def throttled(self, now: float, sent: float, rtt: float) -> bool:
+        """A throttle of an attempt sent at ``sent``; True if it set the rate (see the class doc)."""
+        self._throttled.append(now)
+        if sent < self._cut or now - self._cut < rtt:
+            return False
+        horizon = max(2 * rtt, min(0.5, now - max(self._cut, self._born)))
+        while self._answers and self._answers[0] < now - horizon:
+            self._answers.popleft()
+        while self._throttled and self._throttled[0] < now - 2.0:
+            self._throttled.popleft()
+        retries = len(self._throttled) / 2.0  # each throttle comes back as an unpaced retry within ~2 s
+        paced = self.settings.rate_backoff * len(self._answers) / horizon - retries
+        if self.rate is not None:  # already under it: the throttle came from unpaced retries or a burst,
+            paced = min(paced, self.rate)  # so hold; cutting again would ratchet the rate down for nothing
+        self.rate = max(self.settings.min_rate, paced)
+        self._cut = self._stamp = now
+        self._next_send = min(self._next_send, now + 1.0 / self.rate)
+        return True
+
+    def reserve(self) -> float:
+        """Seconds the next send must wait (0 while unpaced); reserves its turn."""
+        if self.rate is None:
+            return 0.0
+        now = self.clock()
+        self._probe(now)
+        start = max(now - self.settings.rate_burst, self._next_send)  # a sender that woke late catches up
+        self._next_send = start + 1.0 / self.rate
+        return max(0.0, start - now)
+
+    def _probe(self, now: float) -> None:
+        """Past the hold, a rate cap that binds grows by ``rate_probe`` per second, faster the longer
+        no throttle comes (a raised quota is found again in seconds, a steady one costs few throttles)."""
+        s, gap = self.settings, min(now - self._stamp, 0.1)
+        self._stamp = now
+        probing = now - self._cut - s.rate_hold
+        if self.rate is not None and probing > 0 and self._next_send > now:  # binding: this send waits
+            self.rate *= 1.0 + s.rate_probe * (1.0 + probing) ** 2 * gap
+
+
 class Controller:
     """Per-attempt samples in, a concurrency limit (``limit``) and a send rate cap (``rate``) out."""
+
+    # The open window's tallies (``_open_window`` starts them afresh).
+    _start: float  # when it opened
+    _count: int  # latency samples sent in it
+    _drops: int
+    _throttles: int
+    _max_inflight: int
+    _samples: list[float]
+    _slow: list[float]  # send times of its answers past ``flat`` (slow start)
+    _inflight_sum: int
+    _delay: float  # HubLag: the sum and count of this process's own delay
+    _delays: int
 
     def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic, history: int = 10_000):
         self.settings = settings
         self.clock = clock
         self.limit = float(settings.initial)
-        self.rate: float | None = None  # requests/s; set by the first throttle (see _on_throttle)
+        self.cap = RateCap(settings, clock)
         self.trace: deque[TracePoint] = deque(maxlen=history)
         self.slow_start = True
         self._baseline: float | None = None
         self._smoothed: float | None = None  # window latency, smoothed (lowers the baseline between re-measures)
-        self._remeasure_at, self._restore = math.inf, 0.0  # next baseline re-measure; limit to go back to
+        self._remeasure_at = math.inf  # when the next baseline re-measure starts
+        self._restore = 0.0  # during a re-measure: the limit to go back to
         self._higher = False  # did the last re-measure read over 1.1x the baseline?
         self._last_cut = -math.inf
         self._previous: float | None = None
-        self._answers: deque[float] = deque()  # when recent non-throttled answers arrived (accepted rate)
-        self._throttled: deque[float] = deque(maxlen=4096)  # when recent throttles came (their retries follow)
         self._grown: deque[tuple[float, float]] = deque(maxlen=4096)  # (when, limit) of slow start's steps
-        self._slow: list[float] = []  # send times of this window's answers past ``flat`` (slow start)
-        self._rate_cut, self._rate_stamp, self._next_send, self._born = -math.inf, clock(), -math.inf, math.inf
-        self._start, self._count, self._drops, self._throttles, self._max_inflight = 0.0, 0, 0, 0, 0
-        self._samples: list[float] = []
-        self._inflight_sum, self._delay, self._delays = 0, 0.0, 0
         self._open_window(clock())
+
+    @property
+    def rate(self) -> float | None:
+        """The send rate cap in requests/s (``RateCap``); None: unpaced."""
+        return self.cap.rate
 
     @property
     def baseline(self) -> float | None:
@@ -110,7 +218,7 @@ class Controller:
     def reconfigure(self, settings: Settings) -> None:
         """New bounds and target for a new batch; the learned limit and rate carry over (clamped).
         A re-measure due while idle waits: halving the limit first thing would make a short batch pay."""
-        self.settings = settings
+        self.settings = self.cap.settings = settings
         self.limit = min(max(self.limit, settings.min), settings.max)
         if self._remeasure_at != math.inf and not self._restore:
             self._remeasure_at = max(self._remeasure_at, self.clock() + settings.remeasure_every)
@@ -121,13 +229,7 @@ class Controller:
 
     def reserve(self) -> float:
         """Seconds the next send must wait under the rate cap (0 without one); reserves its turn."""
-        if self.rate is None:
-            return 0.0
-        now = self.clock()
-        self._probe_rate(now)
-        start = max(now - self.settings.rate_burst, self._next_send)  # a sender that woke late catches up
-        self._next_send = start + 1.0 / self.rate
-        return max(0.0, start - now)
+        return self.cap.reserve()
 
     def sample(self, latency: float | None, *, throttled: bool = False, dropped: bool = False, inflight: int = 0,
                client_delay: float = 0.0) -> TracePoint | None:
@@ -143,10 +245,7 @@ class Controller:
             self._throttles += 1
             self._on_throttle(now, sent)
         elif latency is not None and not dropped:
-            self._answers.append(now)
-            self._born = min(self._born, sent)
-            while self._answers[0] < now - 1.0:  # the accepted rate looks back 0.5 s at most
-                self._answers.popleft()
+            self.cap.answered(now, sent)
         if dropped:
             if sent < self._last_cut:
                 return None  # sent before the last cut: it measured the old limit, not the new one
@@ -246,41 +345,13 @@ class Controller:
             self.limit += 1.0 if queue > alpha / 2 else max(1.0, s.regrow * self.limit)
 
     def _on_throttle(self, now: float, sent: float) -> None:
-        """Throttled: the server says "too fast", whatever the concurrency. Pace sends at
-        ``rate_backoff`` x the rate it accepted just before, less the retries still to come (botocore
-        retries each throttle within ~2 s, and retries are not paced), at most once per round trip and
-        only for attempts sent after the last cut; never raise it on a throttle. Hold there
-        ``rate_hold`` s, then probe upwards (``_probe_rate``). A token bucket accepts exactly its rate
-        once empty, so one throttle measures the quota; concurrency is capped near what that rate
-        needs (2x rate x baseline)."""
-        s = self.settings
+        """Throttled: the server says "too fast", whatever the concurrency. Slow start ends; when the
+        rate cap is set (``RateCap.throttled``) the concurrency is capped near what that rate needs
+        (2x rate x baseline), as a token bucket accepts exactly its rate once empty."""
         self.slow_start = False
-        self._throttled.append(now)
         rtt = self._baseline or 0.05
-        if sent < self._rate_cut or now - self._rate_cut < rtt:
-            return
-        horizon = max(2 * rtt, min(0.5, now - max(self._rate_cut, self._born)))
-        while self._answers and self._answers[0] < now - horizon:
-            self._answers.popleft()
-        while self._throttled and self._throttled[0] < now - 2.0:
-            self._throttled.popleft()
-        retries = len(self._throttled) / 2.0  # each throttle comes back as an unpaced retry within ~2 s
-        paced = s.rate_backoff * len(self._answers) / horizon - retries
-        if self.rate is not None:  # already under it: the throttle came from unpaced retries or a burst,
-            paced = min(paced, self.rate)  # so hold; cutting again would ratchet the rate down for nothing
-        self.rate = max(s.min_rate, paced)
-        self.limit = min(self.limit, max(float(s.min), 2.0 * self.rate * rtt + 1.0))
-        self._rate_cut, self._rate_stamp = now, now
-        self._next_send = min(self._next_send, now + 1.0 / self.rate)
-
-    def _probe_rate(self, now: float) -> None:
-        """Past the hold, a rate cap that binds grows by ``rate_probe`` per second, faster the longer
-        no throttle comes (a raised quota is found again in seconds, a steady one costs few throttles)."""
-        s, gap = self.settings, min(now - self._rate_stamp, 0.1)
-        self._rate_stamp = now
-        probing = now - self._rate_cut - s.rate_hold
-        if self.rate is not None and probing > 0 and self._next_send > now:  # binding: this send waits
-            self.rate *= 1.0 + s.rate_probe * (1.0 + probing) ** 2 * gap
+        if self.cap.throttled(now, sent, rtt) and self.cap.rate is not None:
+            self.limit = min(self.limit, max(float(self.settings.min), 2.0 * self.cap.rate * rtt + 1.0))
 
     def _lower_baseline(self, latency: float | None) -> None:
         """Slow start takes the lowest window; later windows only lower it through a smoothed
@@ -331,9 +402,16 @@ class Controller:
         return None if previous is None else min(latency, previous)
 
     def _open_window(self, now: float) -> None:
-        self._start, self._count, self._drops, self._throttles, self._max_inflight = now, 0, 0, 0, 0
-        self._samples, self._slow = [], []
-        self._inflight_sum, self._delay, self._delays = 0, 0.0, 0  # HubLag: sum and count of our delay
+        self._start = now
+        self._count = 0
+        self._drops = 0
+        self._throttles = 0
+        self._max_inflight = 0
+        self._samples = []
+        self._slow = []
+        self._inflight_sum = 0
+        self._delay = 0.0
+        self._delays = 0
 
 
 def _percentile(samples: list[float], q: float = 0.5) -> float:

@@ -11,7 +11,7 @@ from _simservers import Bucket, Clock, Drifting, FifoKnee, Flat, LinearPlateau, 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from greenfetch._controller import Controller, Settings
+from greenfetch._controller import Controller, RateCap, Settings
 
 S = 0.05  # the simulated servers' no-load latency
 JITTER = 1.1  # their own +-10% latency jitter
@@ -177,6 +177,26 @@ def test_a_throttle_paces_at_90_percent_of_the_accepted_rate_then_holds():
     rate = ctl.rate
     ctl.reserve()
     assert ctl.rate == rate
+
+
+def test_the_rate_cap_alone_holds_then_probes_only_while_it_binds():
+    """``RateCap`` without the controller: a throttle sets 0.9x the accepted rate; it holds for
+    ``rate_hold``; past it, a cap that binds (sends wait their turn) grows, an idle one does not."""
+    clock = Clock()
+    cap = RateCap(Settings(), clock)
+    for _ in range(50):  # 100 answers/s for 0.5 s
+        clock.now += 0.01
+        cap.answered(clock.now, clock.now - 0.05)
+    assert cap.throttled(clock.now, clock.now - 0.01, rtt=0.05)
+    assert cap.rate == pytest.approx(0.9 * 100, rel=0.05)
+    assert not cap.throttled(clock.now + 0.01, clock.now, rtt=0.05)  # within a round trip: no second cut
+    held = cap.rate
+    clock.now += 2.0  # past the hold, idle: sends do not wait, so the cap does not bind
+    assert cap.reserve() == 0.0 and cap.rate == held
+    for _ in range(200):  # back to back: every send waits, the cap binds and grows
+        cap.reserve()
+        clock.now += 0.005
+    assert cap.rate > 1.1 * held
 
 
 def test_growth_stops_at_max_and_needs_the_limit_in_use():
