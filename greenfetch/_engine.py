@@ -31,7 +31,7 @@ from ._dedupe import Singleflight, check_window
 from ._errors import UNBUILT_CODES, classify, describe
 from ._exceptions import BatchFailed
 from ._metrics import Metrics
-from ._models import Request, Result
+from ._models import Request, Result, failed_result, names_of
 from ._processes import WorkerPools
 from ._scheduler import iter_bounded
 
@@ -143,15 +143,11 @@ class Engine:
 
     def _failure(self, index: int, request: Any, exc: Exception) -> Result:
         code, message, status, request_id = describe(exc)
-        fields = request.to_dict() if isinstance(request, Request) else request if isinstance(request, Mapping) else {}
-        service, operation = fields.get("service"), fields.get("operation")
-        where = f"{service}.{operation}: " if service and operation else ""
+        service, operation = names_of(request)
         identity = request.identity if isinstance(request, Request) else ""
         info = classify(code, http_status=status, service=service or "", operation=operation or "", identity=identity)
-        if not isinstance(request, (Request, Mapping)):
-            request = {"invalid": repr(request)[:200]}
-        return Result(index, request, error=f"{where}{code}: {message}", error_code=code, retryable=info.retryable,
-                      guidance=getattr(exc, "guidance", None) or info.guidance, request_id=request_id)
+        return failed_result(index, request, code, message, retryable=info.retryable, request_id=request_id,
+                             guidance=getattr(exc, "guidance", None) or info.guidance)
 
     # -- many requests -----------------------------------------------------------------------
 

@@ -12,7 +12,8 @@ from typing import Any
 from ._exceptions import RequestError
 from ._jsonable import jsonable
 
-__all__ = ["ROLE_ARN", "Request", "RequestError", "Result", "UnreadableInput", "account_of_role"]
+__all__ = ["ROLE_ARN", "Request", "RequestError", "Result", "UnreadableInput", "account_of_role", "failed_result",
+           "names_of"]
 
 # An IAM role ARN: the one pattern greenfetch checks role ARNs with (engine and inventory alike).
 ROLE_ARN = re.compile(r"^arn:(?P<partition>aws[a-z-]*):iam::(?P<account>\d{12}):role/(?P<path_name>[\w+=,.@/-]+)$")
@@ -155,6 +156,31 @@ class Result:
         if self.deduped:
             out["deduped"] = True
         return out
+
+
+def failed_result(index: int, request: Any, code: str, message: str, *, retryable: bool = False,
+                  guidance: str | None = None, request_id: str | None = None) -> Result:
+    """A failed Result, shaped one way wherever it is made (the engine, the worker-process pool): the
+    error reads ``service.operation: Code: message`` when the request names both; the request is kept
+    as given, with a record's ``credentials`` replaced by the marker, and anything that is not a
+    record shows as ``{"invalid": its repr, cut at 200}``."""
+    service, operation = names_of(request)
+    where = f"{service}.{operation}: " if service and operation else ""
+    if isinstance(request, Mapping):
+        request = _redacted(request) if request.get("credentials") is not None else request
+    elif not isinstance(request, Request):
+        request = {"invalid": repr(request)[:200]}
+    return Result(index, request, error=f"{where}{code}: {message}", error_code=code, retryable=retryable,
+                  guidance=guidance, request_id=request_id)
+
+
+def names_of(request: Any) -> tuple[Any, Any]:
+    """(service, operation) of a Request or a request record as given; None where it names none."""
+    if isinstance(request, Request):
+        return request.service, request.operation
+    if isinstance(request, Mapping):
+        return request.get("service"), request.get("operation")
+    return None, None
 
 
 class UnreadableInput(dict[str, Any]):

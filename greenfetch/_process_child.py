@@ -3,21 +3,20 @@
 Started fresh by ``_processes`` (spawned, never forked), so ``import greenfetch`` (which runs before
 this module, as its package) patches gevent before botocore, ssl or urllib3 load, and the child
 inherits no threads, sockets, locks or clients from its parent. FD is this child's end of a private
-socketpair; everything crosses it as length-prefixed pickle frames (pickle is fine here: both ends are
-this program, over a pipe no one else holds; nothing is written to disk).
+socketpair; everything crosses it as length-prefixed pickle frames of ``_processes._wire``'s messages
+(pickle is fine here: both ends are this program, over a pipe no one else holds; nothing is written
+to disk).
 
-Frames, parent to child: ``("start", config)`` once; then per run ``("begin", options)``, ``("run",
-[(index, request), ...])`` (``options["credits"]`` is how many calls this child may run at once; the
-parent may queue as many again here, so the next call starts without a round trip) and ``("end",)``. Child to parent: ``("ready", seconds)`` once; per run ``("results", [result, ...])`` with
-*global* indexes, ``("metrics", delta)`` about once a second and at the end, ``("trace", {scope:
-points})`` for adaptive runs, and ``("done",)``. The child serves runs until its channel closes, so
-an engine's pool (and each child's clients, adaptive limits and dedupe cache) outlives one call. Both sides batch: a frame carries whatever was ready while the
-previous one was being sent, so a busy run costs one pickle and one syscall per batch, not per call. End of file from the parent (it stopped, failed fast, was interrupted or was
-killed) ends the child at once: in-flight calls are abandoned with the process, so nothing outlives it.
-
-The child runs its requests through its own ``Engine(config with processes=1)`` and
-``engine.iter_results``: every rule of one process (retries, classification, dedupe, the adaptive
-limiter of each scope it owns) holds unchanged inside it.
+``Start`` builds the child's own ``Engine`` (its Config with ``processes=1``); it answers ``Ready``.
+Then one run per ``Begin``: ``Requests`` feed ``engine.iter_results`` (at most ``Begin.credits`` calls
+in flight; the parent may queue as many again here, so the next call starts without a round trip)
+until ``End``; results go back as ``Results`` with *global* indexes, metrics as ``MetricsDelta`` about
+once a second, and at the run's end its ``Trace`` (adaptive runs), a last ``MetricsDelta`` and
+``Done``. Every rule of one process (retries, classification, dedupe, the adaptive limiter of each
+scope it owns) holds unchanged inside it. The child serves runs until its channel closes, so an
+engine's pool (and each child's clients, adaptive limits and dedupe cache) outlives one call. End of
+file from the parent (it stopped, failed fast, was interrupted or was killed) ends the child at once:
+in-flight calls are abandoned with the process, so nothing outlives it.
 """
 
 from __future__ import annotations
@@ -27,15 +26,32 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ._processes._wire import Channel
+from ._models import Request
+from ._processes._wire import (
+    Begin,
+    Channel,
+    Done,
+    End,
+    Flush,
+    MetricsDelta,
+    Ready,
+    Requests,
+    Results,
+    Start,
+    Trace,
+)
+
+if TYPE_CHECKING:
+    from ._engine import Engine
 
 __all__ = ["main"]
 
 METRICS_EVERY = 1.0
+Send = Callable[[Any], None]
 
 
 def main(fd: int) -> None:
@@ -49,11 +65,12 @@ def main(fd: int) -> None:
 
     channel = Channel(socket.socket(fileno=fd))
     try:
-        kind, config = channel.recv()
+        start = channel.recv()
     except EOFError:
         return
-    assert kind == "start"
-    engine = Engine(config.replace(processes=1, backend="gevent"))
+    if not isinstance(start, Start):
+        raise SystemExit(f"greenfetch._process_child: expected Start first, got {type(start).__name__}")
+    engine = Engine(start.config.replace(processes=1, backend="gevent"))
     lock = gevent.lock.Semaphore()
 
     def send(message: Any) -> None:
@@ -64,30 +81,21 @@ def main(fd: int) -> None:
             os._exit(0)
 
     inbox: gevent.queue.Queue[Any] = gevent.queue.Queue()
-    gevent.spawn(_read_frames, channel, inbox, lambda: send(("metrics", engine.metrics.take_delta())))
-    send(("ready", time.perf_counter() - began))
-    while True:  # one run per begin ... end; the engine (clients, limits, dedupe cache) stays between runs
+    gevent.spawn(_read_frames, channel, inbox, lambda: send(MetricsDelta(engine.metrics.take_delta())))
+    send(Ready(time.perf_counter() - began))
+    while True:  # one run per Begin ... End; the engine (clients, limits, dedupe cache) stays between runs
         begin = inbox.get()
-        assert isinstance(begin, _Begin)
-        _run(engine, begin.options, inbox, send)
+        assert isinstance(begin, Begin)
+        _run(engine, begin, inbox, send)
 
 
-class _Begin:
-    __slots__ = ("options",)
-
-    def __init__(self, options: dict[str, Any]):
-        self.options = options
-
-
-def _run(engine: Any, options: dict[str, Any], inbox: Any, send: Any) -> None:
-    """One run: requests from the inbox until its end marker, results back in batches, then the run's
-    adaptive trace, a metrics delta, and ``done``."""
+def _run(engine: Engine, begin: Begin, inbox: Any, send: Send) -> None:
+    """One run: requests from the inbox until its end marker (None), results back in batches, then the
+    run's adaptive trace, a metrics delta, and ``Done``."""
     import gevent
     import gevent.event
 
-    from ._models import Request
-
-    gate = _gate(engine, options)
+    gate = None if begin.adaptive is None else engine.limits.open(begin.adaptive, reset=begin.reset)
     done = gevent.event.Event()
     flusher = gevent.spawn(_flush_metrics, engine, send, done)
     outbox: list[Any] = []
@@ -101,23 +109,22 @@ def _run(engine: Any, options: dict[str, Any], inbox: Any, send: Any) -> None:
             if outbox:
                 batch = outbox[:]
                 outbox.clear()
-                send(("results", batch))
+                send(Results(batch))
             if done.is_set() and not outbox:
                 return
 
     shipper = gevent.spawn(ship)
-    globals_: dict[int, int] = {}
+    global_index: dict[int, int] = {}  # this run's local index -> the parent's index
 
     def requests() -> Iterator[Any]:
         local = 0
         while (item := inbox.get()) is not None:
-            globals_[local] = item[0]
+            global_index[local] = item[0]
             local += 1
             yield item[1]
 
-    for result in engine.iter_results(requests(), options["credits"], gate=gate,
-                                      dedupe_window=options.get("dedupe_window")):
-        result.index = globals_.pop(result.index)
+    for result in engine.iter_results(requests(), begin.credits, gate=gate, dedupe_window=begin.dedupe_window):
+        result.index = global_index.pop(result.index)
         if isinstance(result.request, Request) and result.request.credentials is not None:
             result.request = replace(result.request, credentials=None)  # the parent puts its own back
         outbox.append(result)
@@ -126,39 +133,33 @@ def _run(engine: Any, options: dict[str, Any], inbox: Any, send: Any) -> None:
     wake.set()
     gevent.joinall([shipper, flusher])  # never killed mid-frame: they finish their last send and return
     if gate is not None:
-        send(("trace", gate.trace()))
-    send(("metrics", engine.metrics.take_delta()))
-    send(("done",))
+        send(Trace(gate.trace()))
+    send(MetricsDelta(engine.metrics.take_delta()))
+    send(Done())
 
 
-def _read_frames(channel: Channel, inbox: Any, flush: Any) -> None:
-    """Requests into the inbox; ``end`` closes it; ``flush`` asks for the metrics now (the parent stops
-    early and is about to hang up); end of file ends the process (the parent is gone)."""
+def _read_frames(channel: Channel, inbox: Any, flush: Callable[[], None]) -> None:
+    """Requests into the inbox, then None at ``End``; a ``Begin`` goes in as it is; ``Flush`` sends the
+    metrics now; end of file ends the process (the parent is gone)."""
     try:
         while True:
-            frame = channel.recv()
-            if frame[0] == "run":
-                for item in frame[1]:
-                    inbox.put(item)
-            elif frame[0] == "end":
-                inbox.put(None)
-            elif frame[0] == "begin":
-                inbox.put(_Begin(frame[1]))
-            elif frame[0] == "flush":
-                flush()
+            match channel.recv():
+                case Requests(items):
+                    for item in items:
+                        inbox.put(item)
+                case End():
+                    inbox.put(None)
+                case Begin() as begin:
+                    inbox.put(begin)
+                case Flush():
+                    flush()
     except EOFError:
         os._exit(0)
 
 
-def _flush_metrics(engine: Any, send: Any, done: Any) -> None:
+def _flush_metrics(engine: Engine, send: Send, done: Any) -> None:
     while not done.wait(METRICS_EVERY):
-        send(("metrics", engine.metrics.take_delta()))
-
-
-def _gate(engine: Any, options: dict[str, Any]) -> Any:
-    """The adaptive gate of this process (its limiters see every call of the scopes it owns)."""
-    settings = options.get("adaptive")
-    return None if settings is None else engine.limits.open(settings, reset=options.get("reset", False))
+        send(MetricsDelta(engine.metrics.take_delta()))
 
 
 if __name__ == "__main__":

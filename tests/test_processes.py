@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import zlib
+from dataclasses import dataclass, field
 
 import botocore.credentials
 import pytest
@@ -23,7 +24,7 @@ from prometheus_client import generate_latest
 import greenfetch
 from greenfetch import BatchFailed, Config, Engine
 from greenfetch import _processes as processes_module
-from greenfetch._processes import ProcessPool
+from greenfetch._processes import ProcessPool, Router
 from greenfetch._processes._wire import sealed
 from greenfetch.testing import LoopbackServer, wait_until
 
@@ -290,20 +291,18 @@ def test_adaptive_batch_runs_in_processes(server):
 
 
 def test_processes_is_an_argument_of_the_engine(server):
-    engine = engine_for(server, processes=1)
-    before = worker_pids()
-    requests = [{**LIST, "id": i} for i in range(30)]
-    assert all(r.ok for r in engine.batch_requests(requests, 5, processes="2"))
-    assert engine.config.processes == 1 and engine.pools.idle(2) is not None  # this call's pool, kept
-    assert len(worker_pids() - before) == 2
+    """``processes=`` on a call (here the module-level function's, on the default engine) runs that call
+    over worker processes; the engine's Config is untouched and the pool is the engine's, kept idle."""
+    engine = greenfetch.default_engine()
+    requests = [{**LIST, "region": "us-east-1", "endpoint_url": server} for _ in range(30)]
     with pytest.raises(greenfetch.ConfigError, match="'zero'"):
-        engine.batch_requests(requests, 5, processes="zero")
+        greenfetch.batch_requests(requests, 5, processes="zero")
     with pytest.raises(greenfetch.ConfigError, match="custom gate"):
         list(engine.iter_results(requests, 5, processes=2, gate=lambda request: contextlib.nullcontext(None)))
     before = sum(row["count"] for row in greenfetch.perf_stats())
-    requests = [{**LIST, "region": "us-east-1", "endpoint_url": server} for _ in range(30)]
-    assert all(r.ok for r in greenfetch.batch_requests(requests, 5, processes=2))
-    assert sum(row["count"] for row in greenfetch.perf_stats()) == before + 30
+    assert all(r.ok for r in greenfetch.batch_requests(requests, 5, processes="2"))
+    assert sum(row["count"] for row in greenfetch.perf_stats()) == before + 30  # the children's metrics merged
+    assert engine.config.processes == 1 and engine.pools.idle(2) is not None
 
 
 def test_fail_fast_stats_cover_what_ran(server):
@@ -350,25 +349,68 @@ def test_an_engine_keeps_its_pool_between_clean_runs(server):
     wait_until(lambda: not worker_pids() & first, 20)  # a collected engine's pool stops
 
 
-def test_a_throttle_scope_is_owned_by_one_process(server):
-    # botocore's adaptive retry mode keeps a rate limiter per client: each scope's calls must all run in
-    # one process. Two accounts whose scopes hash to different children: each child answers one account.
-    engine = Engine(Config.resolve({"region": "us-east-1", "endpoint_url": server, "max_attempts": 1,
-                                    "retry_mode": "adaptive"}))
-    _engines.append(engine)
-    scopes = {}
-    for n in range(1, 10):
-        account = str(n) * 12
-        scopes.setdefault(zlib.crc32(f"dynamodb/us-east-1/{account}".encode()) % 2, account)
-    a, b = scopes[0], scopes[1]
-    requests = [{**LIST, "account": a}] * 30 + [{**LIST, "account": b}] * 50
-    pool = ProcessPool(engine, 2)
-    try:
-        results = list(pool.run(requests, 8))
-    finally:
-        pool.close()
-    assert all(r.ok for r in results) and len(results) == 80
-    assert sorted(pool.answered.values()) == [30, 50]
+# -- routing, without a process -------------------------------------------------------------------
+
+@dataclass(eq=False)
+class Seat:
+    """A child as the router sees it."""
+
+    slot: int
+    outstanding: set = field(default_factory=set)
+
+
+def _scope_slot(account: str, processes: int = 2) -> int:
+    return zlib.crc32(f"dynamodb/us-east-1/{account}".encode()) % processes
+
+
+@settings(max_examples=30, deadline=None)
+@given(accounts=st.lists(st.sampled_from(["111111111111", "222222222222", "333333333333", "444444444444"]),
+                         min_size=1, max_size=40))
+def test_a_throttle_scope_is_owned_by_one_process(accounts):
+    """botocore's adaptive retry mode (a rate limiter per client) and the adaptive gate pin by scope:
+    every call of one (service, region, account) goes to the one child its scope hashes to."""
+    config = Config.resolve({"region": "us-east-1", "retry_mode": "adaptive"}, environ={})
+    router = Router.for_run(config, 2, 8, adaptive=False, dedupe=False)
+    seats = [Seat(0), Seat(1)]
+    owners: dict[str, set[int]] = {}
+    for account in accounts:
+        seat = router.pick({**LIST, "account": account}, seats)
+        owners.setdefault(account, set()).add(seat.slot)
+        seat.outstanding.add(len(seat.outstanding))  # load must not move a pinned request
+    assert all(slots == {_scope_slot(account)} for account, slots in owners.items())
+    assert router.pinned and router.window == 8 and router.credits(0) == router.credits(1) == 8
+    # the owner's child is gone: the scope still goes to one child, the same for all its calls
+    alone = [Seat(1 - _scope_slot(accounts[0]))]
+    assert router.pick({**LIST, "account": accounts[0]}, alone) is alone[0]
+
+
+def test_routing_by_signature_with_a_dedupe_window_and_the_run_region():
+    router = Router.for_run(Config.resolve({"region": "us-east-1"}, environ={}), 3, 6, adaptive=False, dedupe=True)
+    seats = [Seat(0), Seat(1), Seat(2)]
+    request = {**LIST, "params": {"Limit": 7}}
+    picked = set()
+    for i in range(5):
+        seat = router.pick(request, seats)
+        picked.add(seat.slot)
+        seat.outstanding.add(i)  # load must not move it
+    assert len(picked) == 1  # identical requests meet in one process
+    same = {**request, "region": "us-east-1"}  # the run's region is part of the signature
+    assert router.key(same) == router.key(request) != router.key({**request, "region": "eu-west-1"})
+    assert router.key({"service": "dynamodb"}) is None  # cannot be built: fails wherever it runs
+
+
+@settings(max_examples=30, deadline=None)
+@given(processes=st.integers(1, 6), concurrency=st.integers(1, 20), loads=st.lists(st.integers(0, 9), min_size=6,
+                                                                                        max_size=6))
+def test_a_spread_run_splits_the_concurrency_and_picks_the_least_loaded(processes, concurrency, loads):
+    router = Router.for_run(Config.resolve({}, environ={}), processes, concurrency, adaptive=False, dedupe=False)
+    assert not router.pinned and router.window == 2 * concurrency
+    assert sum(router.share(slot) for slot in range(processes)) == concurrency
+    assert all(router.credits(slot) >= 1 for slot in range(processes))
+    seats = [Seat(slot, set(range(loads[slot]))) for slot in range(processes)]
+    picked = router.pick(LIST, seats)
+    working = [seat for seat in seats if router.share(seat.slot)]  # a slot with no share gets no work
+    assert router.share(picked.slot) and len(picked.outstanding) == min(len(seat.outstanding) for seat in working)
 
 
 @pytest.mark.parametrize("concurrency", [1, 6])

@@ -16,7 +16,8 @@ never holds more than ``concurrency`` + credits requests (each kept until answer
 and a child never more than its credits plus its queue: memory is bounded by the concurrency on both
 ends.
 
-Routing. A run is *pinned* when some scope's state lives in the process, so one process must own it:
+Routing (``Router``, pure). A run is *pinned* when some scope's state lives in the process, so one
+process must own it:
 - ``adaptive_batch`` (and botocore's ``adaptive`` retry mode, a rate limiter per client): by the
   limiter's scope (service, region, account/role), so each limit sees every call of its AWS throttle
   scope and stays exact;
@@ -41,9 +42,11 @@ record whose repr shows nothing, and the parent puts the caller's own object bac
 Lifetime: an engine keeps its pool between calls (``engine.pools``, a ``WorkerPools`` the engine makes),
 so start-up (~0.5-1 s per child, in parallel) is paid once and each child keeps its clients, adaptive
 limits and dedupe cache; ``Engine.close`` (or the engine being collected, or the interpreter exiting)
-stops it. ``processes`` is an argument of ``Engine.iter_results`` (default: the Config's). Here: the
-engine's pools and their lifetime;
-``_pool``: the pool; ``_process_child`` (one floor up, it builds an Engine): a child; ``_wire``: what crosses.
+stops it. ``processes`` is an argument of ``Engine.iter_results`` (default: the Config's).
+
+Here: the engine's pools and their lifetime. ``_pool``: the router and the pool (one state per
+child); ``_wire``: what crosses the pipe (the typed messages); ``_process_child`` (one floor up, as
+it builds an Engine): a child.
 """
 
 from __future__ import annotations
@@ -56,9 +59,9 @@ from .._backends import Backend
 from .._config import Config, ConfigError
 from .._metrics import Metrics
 from .._models import Result
-from ._pool import EngineParts, ProcessPool
+from ._pool import EngineParts, ProcessPool, Router
 
-__all__ = ["EngineParts", "ProcessPool", "WorkerPools"]
+__all__ = ["EngineParts", "ProcessPool", "Router", "WorkerPools"]
 
 
 class WorkerPools:

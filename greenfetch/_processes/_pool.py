@@ -1,10 +1,16 @@
-"""The worker pool behind ``processes=N`` (see the package docstring for the rules): spawning children,
-routing requests to them, shipping batches, the run loop, a child's death, and stopping.
+"""The worker pool behind ``processes=N`` (the rules are in the package docstring).
+
+``Router`` decides which child takes a request and how many calls each may run: pure, tested without
+spawning children. ``ProcessPool`` runs the children: each ``_Child`` is in one ``ChildState``; a run
+(``_Run``) is ``_scheduler``'s bounded loop fed to the children (``feed_bounded``), a sender that ships
+each child's queued requests in one frame, and the handling of what comes back (``_wire``'s messages),
+a child's death included.
 """
 
 from __future__ import annotations
 
 import contextlib
+import enum
 import os
 import pickle
 import socket
@@ -12,18 +18,37 @@ import subprocess
 import sys
 import time
 import zlib
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
 
-from .._backends import Backend
+from .._adaptive import Gate, Limits
+from .._backends import Backend, Task
 from .._config import Config
 from .._metrics import Metrics
 from .._models import Request, RequestError, Result
-from .._scheduler import FeedEnd
-from ._wire import Channel, lost, reads_only, restore_credentials, sealed, unsendable
+from .._scheduler import FeedEnd, feed_bounded
+from ._wire import (
+    Begin,
+    Channel,
+    Done,
+    End,
+    Flush,
+    Gone,
+    MetricsDelta,
+    Ready,
+    Requests,
+    Results,
+    Start,
+    Trace,
+    lost,
+    reads_only,
+    restore_credentials,
+    sealed,
+    unsendable,
+)
 
-__all__ = ["EngineParts", "ProcessPool"]
+__all__ = ["ChildState", "EngineParts", "ProcessPool", "Router"]
 
 _STOP_WAIT = 5.0
 
@@ -42,25 +67,129 @@ class EngineParts(Protocol):
     def metrics(self) -> Metrics: ...
 
 
-@dataclass
+# -- routing ---------------------------------------------------------------------------------------
+
+
+class Routable(Protocol):
+    """A child as the router sees it: its slot, and the requests it has not answered yet."""
+
+    @property
+    def slot(self) -> int: ...
+
+    @property
+    def outstanding(self) -> set[int]: ...
+
+
+C = TypeVar("C", bound=Routable)
+
+
+class Router:
+    """Which child takes a request, and how many calls each child may run at once.
+
+    A run is *pinned* when some scope's state lives in the process, so one process must own it: the
+    adaptive gate and botocore's ``adaptive`` retry mode (a rate limiter per client) pin by the
+    limiter's scope (service, region, account), a dedupe window by the request's signature. Otherwise
+    the run is *spread*: each request goes to the child with the fewest unanswered requests. Pure: no
+    process, no I/O."""
+
+    def __init__(self, processes: int, concurrency: int, *, by_scope: bool = False, by_signature: bool = False,
+                 region: str | None = None):
+        self.processes = processes
+        self.concurrency = concurrency
+        self.by_scope = by_scope
+        self.pinned = by_scope or by_signature
+        self.region = region  # the run's default region: part of a request's scope and signature
+
+    @classmethod
+    def for_run(cls, config: Config, processes: int, concurrency: int, *, adaptive: bool, dedupe: bool) -> Router:
+        by_scope = adaptive or config.retry_mode == "adaptive"
+        return cls(processes, concurrency, by_scope=by_scope, by_signature=dedupe, region=config.region)
+
+    @property
+    def window(self) -> int:
+        """How many requests the parent holds unanswered: ``concurrency``, and in a spread run as many
+        again queued in the children (so a child starts its next call as one ends, without a round
+        trip through the parent)."""
+        return self.concurrency if self.pinned else 2 * self.concurrency
+
+    def share(self, slot: int) -> int:
+        """How many of the ``concurrency`` calls the child in ``slot`` may run. Pinned: all of them (its
+        scopes may be all there are; the parent holds no more than that). Spread: an even split, and
+        slots beyond ``concurrency`` get none."""
+        if self.pinned:
+            return self.concurrency
+        return self.concurrency // self.processes + (1 if slot < self.concurrency % self.processes else 0)
+
+    def credits(self, slot: int) -> int:
+        """What the child is told it may run at once: its share, at least 1 (one with no share gets no
+        work, but may take a re-sent request if it is the last one left)."""
+        return max(1, self.share(slot))
+
+    def key(self, raw: Any) -> str | None:
+        """What pins a request to one child (None: the least loaded child takes it)."""
+        if not self.pinned:
+            return None
+        try:
+            request = Request.coerce(raw)
+        except RequestError:
+            return None  # fails wherever it runs
+        if request.region is None and self.region:
+            request = request._evolve(region=self.region)
+        return Limits.scope_of(request) if self.by_scope else request.signature
+
+    def pick(self, raw: Any, live: Sequence[C]) -> C:
+        """The child of ``live`` (not empty) that takes ``raw``: the owner of its key (the slot the key
+        hashes to, or the same share of the live ones if that slot's child is gone), or the least loaded."""
+        key = self.key(raw)
+        if key is None:
+            usable = [child for child in live if self.share(child.slot)] or live
+            return min(usable, key=lambda child: len(child.outstanding))
+        owner = zlib.crc32(key.encode()) % self.processes
+        return next((child for child in live if child.slot == owner), live[owner % len(live)])
+
+
+# -- the children ----------------------------------------------------------------------------------
+
+
+class ChildState(enum.Enum):
+    IDLE = "idle"  # started; between runs (a run ends when it says Done)
+    RUNNING = "running"  # in the current run: requests are routed to it
+    UNREACHABLE = "unreachable"  # a send to it failed: nothing more goes to it; its reader will report its end
+    LOST = "lost"  # its end was handled: its unanswered requests went elsewhere
+
+
+@dataclass(eq=False)
 class _Child:
     slot: int
     proc: subprocess.Popen[bytes]
-    channel: Any
-    lock: Any
-    outstanding: set[int] = field(default_factory=set)
+    channel: Channel
+    lock: Any  # one sender at a time on its channel
+    state: ChildState = ChildState.IDLE
+    outstanding: set[int] = field(default_factory=set)  # indexes routed to it and not answered yet
     buffer: list[tuple[int, Any]] = field(default_factory=list)  # queued for the sender, not yet sent
-    alive: bool = True  # may be routed to (false once a send failed or it was found dead)
-    lost: bool = False  # its end of file was handled: its unanswered requests went elsewhere
-    done: bool = False  # said its run is over (last metrics sent)
-    reader: Any = None
+    reader: Task | None = None
 
 
-@dataclass
+@dataclass(eq=False)
 class _Pending:
     raw: Any
     child: _Child | None = None
     sends: int = 0
+
+
+@dataclass(eq=False)
+class _Run:
+    """One run: how it routes, what each child is told, what is unanswered, the replacements left."""
+
+    router: Router
+    begin: Begin  # its credits are set per child
+    gate: Gate | None
+    respawns: int
+    pending: dict[int, _Pending] = field(default_factory=dict)
+    over: bool = False  # its sender returns once set (a sender thread cannot be killed)
+
+    def begin_for(self, slot: int) -> Begin:
+        return self.begin._replace(credits=self.router.credits(slot))
 
 
 class ProcessPool:
@@ -71,24 +200,17 @@ class ProcessPool:
 
     def __init__(self, engine: EngineParts, processes: int):
         self.config, self.backend, self.metrics = engine.config, engine.backend, engine.metrics
-        self.options: dict[str, Any] = {}
-        self.running = False
-        self.reusable = False
-        self.generation = 0  # one per run: a sender thread of an earlier run sees it changed and returns
         self.processes = processes
-        self.inbox = self.backend.queue()
-        self.wake = self.backend.event()
+        self.current: _Run | None = None
+        self.reusable = False  # the last run ended cleanly with every child idle: the engine may keep the pool
+        self.inbox = self.backend.queue()  # (child or None, message) from the readers; the feeder's FeedEnd
+        self.wake = self.backend.event()  # the sender has requests to ship
         self.buffers = self.backend.semaphore(1)  # the feeder appends while the sender swaps (threads)
-        self.stopped = False
-        self.children: list[_Child] = []
         self.retired: list[_Child] = []
-        self.pending: dict[int, _Pending] = {}
-        self.respawns = processes
         self.ready_seconds: list[float] = []  # each child's start-up: spawn to engine ready
         self.answered: dict[int, int] = {}  # results per child pid (tests, benchmarks)
         self._started_at: dict[int, float] = {}
-        for slot in range(processes):
-            self.children.append(self._spawn(slot))
+        self.children = [self._spawn(slot) for slot in range(processes)]
 
     # -- children ----------------------------------------------------------------------------
 
@@ -103,49 +225,32 @@ class ProcessPool:
             child.close()
         self._started_at[proc.pid] = time.perf_counter()
         worker = _Child(slot, proc, Channel(parent), self.backend.semaphore(1))
-        worker.channel.send(("start", self.config.replace(processes=1)))
-        if self.running:  # a replacement mid-run joins the run at once
-            worker.channel.send(("begin", self._options_for(slot)))
+        worker.channel.send(Start(self.config.replace(processes=1)))
+        if self.current is not None:  # a replacement mid-run joins the run at once
+            worker.channel.send(self.current.begin_for(slot))
+            worker.state = ChildState.RUNNING
         worker.reader = self.backend.spawn(self._read, worker)
         return worker
 
-    def _begin(self, options: dict[str, Any]) -> None:
+    def _begin(self, run: _Run) -> None:
         """A new run: children that died since the last one are replaced, then each is told to begin."""
-        self.options, self.pending, self.respawns = options, {}, self.processes
-        self.stopped, self.reusable, self.generation = False, False, self.generation + 1
-        for child in list(self.children):
-            if not child.alive or child.proc.poll() is not None:
-                child.alive = False
+        self.reusable = False
+        for i, child in enumerate(self.children):
+            if child.state is not ChildState.IDLE or child.proc.poll() is not None:
                 self.retired.append(child)
-                self.children[self.children.index(child)] = self._spawn(child.slot)
-        self.running = True
+                self.children[i] = self._spawn(child.slot)
+        self.current = run
         for child in self.children:
-            child.done, child.lost = False, False
             child.outstanding.clear()
-            if not self._send(child, ("begin", self._options_for(child.slot))):
-                child.alive = False
-
-    def _options_for(self, slot: int) -> dict[str, Any]:
-        """A child's run options; its ``credits`` is how many calls it may have in flight."""
-        return {**self.options, "credits": max(1, self._share(slot))}  # a child with no share gets no work
-
-    def _share(self, slot: int) -> int:
-        """Pinned runs: a child may run all ``concurrency`` calls (its scopes may be all there are), and
-        the parent holds no more than that. Spread runs: the children split ``concurrency`` (slots
-        beyond it get none), and the parent may hold as many again queued in the children, so a child
-        starts its next call the moment one ends instead of waiting for a round trip through the
-        parent: what bounds the throughput on a busy machine otherwise."""
-        total = self.options["concurrency"]
-        if self.options["pinned"]:
-            return total
-        return total // self.processes + (1 if slot < total % self.processes else 0)
+            sent = self._send(child, run.begin_for(child.slot))
+            child.state = ChildState.RUNNING if sent else ChildState.UNREACHABLE
 
     def _read(self, child: _Child) -> None:
         try:
             while True:
                 self.inbox.put((child, child.channel.recv()))
         except EOFError:
-            self.inbox.put((child, ("eof",)))
+            self.inbox.put((child, Gone()))
 
     def _send(self, child: _Child, message: Any) -> bool:
         try:
@@ -155,48 +260,29 @@ class ProcessPool:
         except OSError:
             return False  # its reader reports the death; its unanswered requests are handled there
 
-    def _live(self) -> list[_Child]:
-        return [c for c in self.children if c.alive]
+    def _running(self) -> list[_Child]:
+        return [c for c in self.children if c.state is ChildState.RUNNING]
 
     # -- routing and sending -----------------------------------------------------------------
 
-    def _route(self, raw: Any) -> _Child | None:
-        live = self._live()
-        if not live:
-            if self.respawns <= 0:
-                return None
-            self.respawns -= 1
-            slot = min(c.slot for c in self.children) if self.children else 0
-            replacement = self._spawn(slot)
-            self.retired += [c for c in self.children if c.slot == slot]
-            self.children = [c for c in self.children if c.slot != slot] + [replacement]
-            return replacement
-        key = self._key(raw) if self.options["pinned"] else None
-        if key is None:
-            usable = [c for c in live if self._share(c.slot)] or live
-            return min(usable, key=lambda c: len(c.outstanding))
-        owner = zlib.crc32(key.encode()) % self.processes
-        return next((c for c in live if c.slot == owner), live[owner % len(live)])
+    def _route(self, run: _Run, raw: Any) -> _Child | None:
+        """The router's pick among the running children; a replacement when none is left (at most N
+        per run); None when no replacement is left either."""
+        live = self._running()
+        if live:
+            return run.router.pick(raw, live)
+        if run.respawns <= 0:
+            return None
+        run.respawns -= 1
+        slot = min(c.slot for c in self.children) if self.children else 0
+        replacement = self._spawn(slot)
+        self.retired += [c for c in self.children if c.slot == slot]
+        self.children = [c for c in self.children if c.slot != slot] + [replacement]
+        return replacement
 
-    def _key(self, raw: Any) -> str | None:
-        """What pins a request to one child: its throttle scope when a limit lives in the process (the
-        adaptive gate; botocore's ``adaptive`` retry mode, a rate limiter per client), its signature
-        with a dedupe window; else nothing (the least loaded child takes it)."""
-        by_scope = "adaptive" in self.options or self.config.retry_mode == "adaptive"
-        try:
-            request = Request.coerce(raw)
-        except RequestError:
-            return None  # fails wherever it runs
-        request = replace(request, region=request.region or self.config.region)
-        if by_scope:
-            from .._adaptive import Limits
-
-            return Limits.scope_of(request)
-        return request.signature
-
-    def _dispatch(self, index: int, pending: _Pending) -> None:
+    def _dispatch(self, run: _Run, index: int, pending: _Pending) -> None:
         """Queue one request for its child (the sender ships it), or answer it here if none is left."""
-        child = self._route(pending.raw)
+        child = self._route(run, pending.raw)
         if child is None:
             self._answer(lost(index, pending.raw, "no worker process is left"))
             return
@@ -207,20 +293,20 @@ class ProcessPool:
             child.buffer.append(frame)
         self.wake.set()
 
-    def _ship(self, generation: int) -> None:
+    def _ship(self, run: _Run) -> None:
         """The sender: each child's queued requests in one frame, whatever queued while it last sent."""
-        while not self.stopped and generation == self.generation:
+        while not run.over:
             self.wake.wait()
             self.wake.clear()
             for child in list(self.children):
                 while child.buffer:
                     with self.buffers:
                         batch, child.buffer = child.buffer, []
-                    self._send_batch(child, batch)
+                    self._send_batch(run, child, batch)
 
-    def _send_batch(self, child: _Child, batch: list[tuple[int, Any]]) -> None:
+    def _send_batch(self, run: _Run, child: _Child, batch: list[tuple[int, Any]]) -> None:
         try:
-            sent = self._send(child, ("run", batch))
+            sent = self._send(child, Requests(batch))
         except Exception:  # noqa: BLE001 - a request that cannot be pickled (an open file, a lambda)
             sendable = []
             for index, request in batch:
@@ -229,165 +315,157 @@ class ProcessPool:
                     sendable.append((index, request))
                 except Exception as exc:  # noqa: BLE001 - this request alone fails, the run goes on
                     child.outstanding.discard(index)
-                    pending = self.pending.get(index)
+                    pending = run.pending.get(index)
                     self._answer(unsendable(index, pending.raw if pending else request, exc))
-            sent = not sendable or self._send(child, ("run", sendable))
-        if not sent:
-            child.alive = False
-            if child.lost:  # its death was handled before this batch failed: these go elsewhere now
-                self._requeue(child, [index for index, _ in batch])
+            sent = not sendable or self._send(child, Requests(sendable))
+        if sent:
+            return
+        if child.state is ChildState.LOST:  # its death was handled before this batch failed: these go elsewhere
+            self._requeue(run, child, [index for index, _ in batch])
+        else:
+            child.state = ChildState.UNREACHABLE
 
     def _answer(self, result: Result) -> None:
-        self.inbox.put((None, ("results", [result])))
+        self.inbox.put((None, Results([result])))
 
-    def _child_lost(self, child: _Child) -> None:
+    def _child_lost(self, run: _Run, child: _Child) -> None:
         """Its unanswered reads (and whatever it was never sent) go to a live child; anything else may
         have run, so it fails as WorkerLost."""
-        child.alive, child.lost = False, True
+        child.state = ChildState.LOST
         with self.buffers:
             unsent, child.buffer = [index for index, _ in child.buffer], []
         code = child.proc.poll()
         how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited ({code})"
-        self._requeue(child, unsent)
+        self._requeue(run, child, unsent)
         for index in sorted(child.outstanding):
-            pending = self.pending.get(index)
+            pending = run.pending.get(index)
             if pending is None:
                 continue
             if reads_only(pending.raw) and pending.sends < 2:
-                self._dispatch(index, pending)
+                self._dispatch(run, index, pending)
             else:
                 why = ("a read is sent again once, and this one was" if reads_only(pending.raw)
                        else "the request may have run, so it was not sent again")
                 self._answer(lost(index, pending.raw, f"worker process {child.proc.pid} {how} before answering; {why}"))
         child.outstanding.clear()
 
-    def _requeue(self, child: _Child, indexes: list[int]) -> None:
+    def _requeue(self, run: _Run, child: _Child, indexes: list[int]) -> None:
         for index in indexes:
             child.outstanding.discard(index)
-            pending = self.pending.get(index)
+            pending = run.pending.get(index)
             if pending is not None:
                 pending.sends -= 1  # it never reached a child
-                self._dispatch(index, pending)
+                self._dispatch(run, index, pending)
 
     # -- the run -----------------------------------------------------------------------------
 
-    def run(self, requests: Iterable[Any], concurrency: int, *, fail_fast: bool = False, gate: Any = None,
-            dedupe_window: Any = None) -> Iterator[Result]:
-        options: dict[str, Any] = {"concurrency": concurrency, "dedupe_window": dedupe_window}
-        if gate is not None:
-            options["adaptive"], options["reset"] = gate.settings, gate.reset
-        options["pinned"] = bool(gate is not None or dedupe_window is not None or self.config.retry_mode == "adaptive")
-        self._begin(options)
-        backend = self.backend
-        window = concurrency if options["pinned"] else 2 * concurrency  # concurrency + the children's queues
-        slots, stopping = backend.semaphore(window), backend.event()
+    def run(self, requests: Iterable[Any], concurrency: int, *, fail_fast: bool = False, gate: Gate | None = None,
+            dedupe_window: float | None = None) -> Iterator[Result]:
+        router = Router.for_run(self.config, self.processes, concurrency, adaptive=gate is not None,
+                                dedupe=dedupe_window is not None)
+        begin = Begin(1, dedupe_window, gate.settings if gate else None, gate.reset if gate else False)
+        run = _Run(router, begin, gate, respawns=self.processes)
+        self._begin(run)
+        sender = self.backend.spawn(self._ship, run)
+        finished = False
 
-        def feed() -> None:
-            started = 0
-            try:
-                for index, raw in enumerate(requests):
-                    slots.acquire()
-                    if stopping.is_set():
-                        break
-                    self.pending[index] = pending = _Pending(raw)
-                    started += 1
-                    self._dispatch(index, pending)
-            except Exception as exc:  # noqa: BLE001 - a failing input iterator: re-raised after what came before
-                self.inbox.put((None, FeedEnd(started, exc)))
-                return
-            self.inbox.put((None, FeedEnd(started)))
+        def start(index: int, raw: Any) -> None:
+            run.pending[index] = pending = _Pending(raw)
+            self._dispatch(run, index, pending)
 
-        feeder, sender = backend.spawn(feed), backend.spawn(self._ship, self.generation)
-        received, end, finished = 0, None, False
-        try:
-            while end is None or received < end.started:
-                child, message = self.inbox.get()
-                if isinstance(message, FeedEnd):
-                    end = message
-                    continue
-                for result in self._handle(child, message, gate):
-                    received += 1
-                    yield result
-                    slots.release()
-                    if fail_fast and result.error is not None:
-                        return
+        def complete() -> None:  # every result is in
+            nonlocal finished
             finished = True
-            self.reusable = self._finish(gate) and all(c.alive for c in self.children)
-            if end.error is not None:
-                raise end.error
+            self.reusable = self._finish(run) and all(c.state is ChildState.IDLE for c in self.children)
+
+        stop = (lambda result: result.error is not None) if fail_fast else None
+        try:
+            yield from feed_bounded(self.backend, requests, start, router.window, self.inbox,
+                                    unpack=lambda item: self._handle(run, *item), stop=stop, complete=complete)
         finally:
             if not finished:
                 self._last_metrics()
-            self.running = False
-            stopping.set()
-            slots.release()
-            feeder.kill()
-            self.stopped = True  # a sender thread cannot be killed: it sees this and returns
+            self.current = None
+            run.over = True
             self.wake.set()
             sender.kill()
 
-    def _handle(self, child: _Child | None, message: Any, gate: Any) -> list[Result]:
-        kind = message[0]
-        if kind == "results":
-            return [r for r in (self._accept(child, result) for result in message[1]) if r is not None]
-        assert child is not None
-        if kind == "metrics":
-            self.metrics.merge_delta(message[1], source=child.proc.pid)
-        elif kind == "ready":
-            self.ready_seconds.append(time.perf_counter() - self._started_at[child.proc.pid])
-        elif kind == "trace":
-            _merge_trace(gate, message[1])
-        elif kind == "done":
-            child.done = True
-        elif kind == "eof" and not child.lost:
-            child.proc.wait()
-            self._child_lost(child)
+    def _handle(self, run: _Run, child: _Child | None, message: Any) -> list[Result]:
+        """What one message means; the results it carries that this run still waits for."""
+        if child is None:  # the parent's own answers
+            return [r for r in (self._accept(run, None, result) for result in message.results) if r is not None]
+        match message:
+            case Results(results):
+                return [r for r in (self._accept(run, child, result) for result in results) if r is not None]
+            case MetricsDelta(delta):
+                self.metrics.merge_delta(delta, source=child.proc.pid)
+            case Ready():
+                self.ready_seconds.append(time.perf_counter() - self._started_at[child.proc.pid])
+            case Trace(traces):
+                if run.gate is not None:
+                    run.gate.add_trace(traces)
+            case Done():
+                child.state = ChildState.IDLE
+            case Gone():
+                if child.state is not ChildState.LOST:
+                    child.proc.wait()
+                    self._child_lost(run, child)
         return []
 
-    def _accept(self, child: _Child | None, result: Result) -> Result | None:
-        pending = self.pending.get(result.index)
+    def _accept(self, run: _Run, child: _Child | None, result: Result) -> Result | None:
+        pending = run.pending.get(result.index)
         if pending is None or (child is not None and pending.child is not child):
             return None  # an answer from a child already given up on: the request has its result
-        del self.pending[result.index]
+        del run.pending[result.index]
         if child is not None:
             child.outstanding.discard(result.index)
             self.answered[child.proc.pid] = self.answered.get(child.proc.pid, 0) + 1
         return restore_credentials(result, pending.raw)
 
-    def _finish(self, gate: Any, wait: float = 10.0) -> bool:
+    def _finish(self, run: _Run, wait: float = 10.0) -> bool:
         """Every result is in: tell each child, and take its last metrics (and trace). False if a child
         did not answer within ``wait`` seconds (the pool is then not kept)."""
-        live = self._live()
+        live = self._running()
         for child in live:
-            self._send(child, ("end",))
+            self._send(child, End())
         deadline = time.monotonic() + wait
-        while any(c.alive and not c.done for c in live):
-            try:
-                child, message = self.inbox.get(timeout=max(0.0, deadline - time.monotonic()))
-            except Exception:  # noqa: BLE001 - queue.Empty of either backend
+        while any(c.state is ChildState.RUNNING for c in live):
+            if (item := self._next_message(deadline)) is None:
                 return False
-            if child is not None and message[0] == "eof":
-                child.alive = False
-            elif child is not None:
-                self._handle(child, message, gate)
+            sender, message = item
+            if sender is not None and isinstance(message, Gone):
+                sender.state = ChildState.LOST  # nothing of its is unanswered any more
+            elif sender is not None:
+                self._handle(run, sender, message)
         return True
 
     def _last_metrics(self, wait: float = 1.0) -> None:
         """Stopping early (fail-fast, Ctrl-C, a stream closed): ask each child for the metrics of what it
         ran since its last report, waiting at most ``wait`` seconds, so the stats cover those calls too."""
-        live = [c for c in self._live() if self._send(c, ("flush",))]
+        live = [c for c in self._running() if self._send(c, Flush())]
         deadline = time.monotonic() + wait
         reported: set[int] = set()
-        while live and len(reported) < len(live) and time.monotonic() < deadline:
+        while live and len(reported) < len(live) and (item := self._next_message(deadline)) is not None:
+            child, message = item
+            if child is None:
+                continue
+            match message:
+                case MetricsDelta(delta):
+                    self.metrics.merge_delta(delta, source=child.proc.pid)
+                    reported.add(child.proc.pid)
+                case Gone():
+                    reported.add(child.proc.pid)
+
+    def _next_message(self, deadline: float) -> tuple[_Child | None, Any] | None:
+        """The next (child, message) before ``deadline``, None if none came; the feeder's end is skipped
+        (the run's loop has stopped reading the inbox)."""
+        while True:
             try:
-                child, message = self.inbox.get(timeout=max(0.0, deadline - time.monotonic()))
-            except Exception:  # noqa: BLE001 - queue.Empty of either backend: stop waiting
-                return
-            if child is not None and message[0] == "metrics":
-                self.metrics.merge_delta(message[1], source=child.proc.pid)
-                reported.add(child.proc.pid)
-            elif child is not None and message[0] == "eof":
-                reported.add(child.proc.pid)
+                item = self.inbox.get(timeout=max(0.0, deadline - time.monotonic()))
+            except Exception:  # noqa: BLE001 - queue.Empty of either backend
+                return None
+            if not isinstance(item, FeedEnd):
+                return item  # type: ignore[no-any-return]
 
     def close(self) -> None:
         """Stop every child: closing its channel ends it (end of file), a kill if it lingers."""
@@ -405,9 +483,3 @@ class ProcessPool:
                 child.proc.wait()
             if child.reader is not None:
                 child.reader.kill()
-
-
-def _merge_trace(gate: Any, traces: dict[str, list[Any]]) -> None:
-    """A child's adaptive windows join the parent gate's trace (each scope lives in one child)."""
-    if gate is not None:
-        gate.add_trace(traces)

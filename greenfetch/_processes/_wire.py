@@ -1,5 +1,13 @@
-"""What crosses the pipe to a worker process: the frames (``Channel``), the requests (credentials
-sealed), and the results the parent makes up itself.
+"""What crosses the pipe to a worker process: the frames (``Channel``), the messages (one small typed
+set, below), the requests (credentials sealed), and the results the parent makes up itself.
+
+The messages. Parent to child: ``Start`` once (the child's Config); per run ``Begin`` (its credits and
+the run's options), ``Requests`` (a batch of ``(global index, request)``), ``End`` (every request of
+the run was sent), and ``Flush`` when the parent stops early (send the metrics now). Child to parent:
+``Ready`` once; per run ``Results`` (with global indexes), ``MetricsDelta`` about once a second and at
+the end, ``Trace`` for adaptive runs, and ``Done``. The parent's reader adds ``Gone`` when the
+channel closes (the child exited or was killed). Both sides batch: a frame carries whatever was ready
+while the previous one was being sent.
 
 Credentials objects never cross as objects: they are frozen to an STS-style record whose repr shows
 nothing, and the parent puts the caller's own object back on each result. A request whose worker died
@@ -13,11 +21,83 @@ import socket
 import struct
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, NamedTuple
 
-from .._models import Request, RequestError, Result
+from .._config import Config
+from .._controller import Settings, TracePoint
+from .._models import Request, RequestError, Result, failed_result
 
-__all__ = ["Channel", "SealedCredentials", "lost", "reads_only", "restore_credentials", "sealed", "unsendable"]
+__all__ = ["Begin", "Channel", "Done", "End", "Flush", "Gone", "MetricsDelta", "Ready", "Requests", "Results",
+           "SealedCredentials", "Start", "Trace", "lost", "reads_only", "restore_credentials", "sealed",
+           "unsendable"]
+
+
+# -- parent to child --------------------------------------------------------------------------------
+
+
+class Start(NamedTuple):
+    """The first frame: the child builds its engine from this Config (``processes=1``)."""
+
+    config: Config
+
+
+class Begin(NamedTuple):
+    """A run begins: how many calls this child may have in flight (the parent may queue as many again
+    in it, so the next call starts without a round trip), and the run's options."""
+
+    credits: int
+    dedupe_window: float | None = None
+    adaptive: Settings | None = None  # an adaptive run: the child opens its own gate with these settings
+    reset: bool = False  # ... after forgetting what its limiters learned
+
+
+class Requests(NamedTuple):
+    """A batch of the run's requests: ``(global index, request)``, credentials sealed."""
+
+    items: list[tuple[int, Any]]
+
+
+class End(NamedTuple):
+    """Every request of the run has been sent."""
+
+
+class Flush(NamedTuple):
+    """The parent stops early and is about to hang up: send the metrics now."""
+
+
+# -- child to parent --------------------------------------------------------------------------------
+
+
+class Ready(NamedTuple):
+    """Once: the child's engine is built (seconds since it started)."""
+
+    seconds: float
+
+
+class Results(NamedTuple):
+    """A batch of results, with global indexes (the parent also answers itself with one)."""
+
+    results: list[Result]
+
+
+class MetricsDelta(NamedTuple):
+    """What the child's metrics counted since its last delta (``Metrics.take_delta``)."""
+
+    delta: dict[str, Any]
+
+
+class Trace(NamedTuple):
+    """An adaptive run's windows, per scope the child owns."""
+
+    traces: dict[str, list[TracePoint]]
+
+
+class Done(NamedTuple):
+    """The run is over in the child: its last results, trace and metrics are sent."""
+
+
+class Gone(NamedTuple):
+    """Never sent: the parent's reader reports that the channel closed (the child exited or was killed)."""
 
 _HEADER = struct.Struct("!I")
 
@@ -124,26 +204,11 @@ def reads_only(raw: Any) -> bool:
     return name.startswith(_READS)
 
 
-def _shown(raw: Any) -> Any:
-    if isinstance(raw, Request):
-        return replace(raw, credentials=None)
-    if isinstance(raw, Mapping):
-        return {k: v for k, v in raw.items() if k != "credentials"}
-    return {"invalid": repr(raw)[:200]}
-
-
-def _where(raw: Any) -> str:
-    service = getattr(raw, "service", None) or (raw.get("service") if isinstance(raw, Mapping) else None)
-    operation = getattr(raw, "operation", None) or (raw.get("operation") if isinstance(raw, Mapping) else None)
-    return f"{service}.{operation}: " if service and operation else ""
-
-
 def lost(index: int, raw: Any, reason: str) -> Result:
-    return Result(index, _shown(raw), error=f"{_where(raw)}WorkerLost: {reason}", error_code="WorkerLost",
-                  retryable=True, guidance="run the request again (its worker process died mid-run)")
+    return failed_result(index, raw, "WorkerLost", reason, retryable=True,
+                         guidance="run the request again (its worker process died mid-run)")
 
 
 def unsendable(index: int, raw: Any, exc: Exception) -> Result:
-    return Result(index, _shown(raw), error=f"{_where(raw)}InvalidRequest: cannot be sent to a worker process "
-                  f"({type(exc).__name__}: {str(exc)[:200]}); use processes=1 for requests with such values",
-                  error_code="InvalidRequest")
+    return failed_result(index, raw, "InvalidRequest", f"cannot be sent to a worker process ({type(exc).__name__}: "
+                         f"{str(exc)[:200]}); use processes=1 for requests with such values")
