@@ -47,15 +47,20 @@ def test_signals_come_from_the_classifier(code, status, expected):
     assert signal_of(code, status) == expected
 
 
-def test_reset_forgets_what_a_scope_learned():
-    limits = Limits()
+def test_reset_forgets_what_a_scope_learned_and_keeps_its_history():
+    now = [0.0]
+    limits = Limits(clock=lambda: now[0])  # simulated time: windows close when the test says
     scope = "dynamodb/us-east-1/default"
     limiter = limits.limiter(scope)
+    for _ in range(100):  # 50 ms answers, one every 10 ms: a few windows close
+        now[0] += 0.01
+        limiter.observe(Attempt(0.05, 200, None))
     limiter.observe(Attempt(0.01, 400, "ThrottlingException"))
-    assert limiter.controller.rate is not None
+    history = limits.trace(scope)
+    assert len(history) >= 2 and limiter.controller.rate is not None and limiter.controller.baseline is not None
     limits.reset(scope)
-    assert limiter.controller.rate is None and limiter.controller.limit == 5
-    assert limits.trace(scope) == []  # no window closed yet; the history is kept across a reset
+    assert limiter.controller.rate is None and limiter.controller.limit == 5 and limiter.controller.baseline is None
+    assert limits.trace(scope) == history  # what it learned is gone; the history of its windows is kept
     limits.reset("no/such/scope")  # nothing learned: nothing to forget
 
 
