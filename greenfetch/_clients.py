@@ -10,7 +10,6 @@ event hooks), is a fresh client from the shared session: see docs/architecture.m
 
 from __future__ import annotations
 
-import difflib
 import functools
 import hashlib
 import threading
@@ -29,11 +28,11 @@ from cachetools import LRUCache
 from ._accounts import AccountClient, RoleCredentials, share_credentials
 from ._attempts import install_attempt_hooks
 from ._config import Config
-from ._errors import IDENTITY_MISMATCH
+from ._errors import IDENTITY_MISMATCH, suggest
 from ._http import install_http_session, pool_size
 from ._models import ROLE_ARN, Request, RequestError, account_of_role
 
-__all__ = ["ClientCache"]
+__all__ = ["ClientCache", "frozen_credentials"]
 
 # S3 signs some calls with session credentials from a per-client S3 Express identity cache keyed by
 # bucket only: shared across accounts, one account's session could sign another's call. So S3 keeps a
@@ -80,9 +79,9 @@ class ClientCache:
             self.check_identity(request)
         raw = request.credentials if request.credentials is not None else self._role(request)
         if isolated:
-            return self._create(request, _credentials(raw))
+            return self._create(request, frozen_credentials(raw))
         if raw is not None and request.service in _OWN_CLIENT_SERVICES:
-            creds = _credentials(raw)
+            creds = frozen_credentials(raw)
             key: tuple[Any, ...] = (request.service, request.region, request.identity, request.endpoint_url,
                                     _fingerprint(creds))
             return self._cached(key, request, creds)
@@ -221,7 +220,7 @@ def _mismatch(want: str, have: str, why: str) -> RequestError:
                         code=IDENTITY_MISMATCH)
 
 
-def _credentials(value: Any) -> botocore.credentials.ReadOnlyCredentials | None:
+def frozen_credentials(value: Any) -> botocore.credentials.ReadOnlyCredentials | None:
     """Frozen credentials from a botocore Credentials object or an STS ``Credentials`` record."""
     if value is None:
         return None
@@ -243,7 +242,7 @@ def _signing(value: Any) -> Any:
     if isinstance(value, Mapping) and "AccessKeyId" in value:
         return botocore.credentials.ReadOnlyCredentials(
             value["AccessKeyId"], value["SecretAccessKey"], value.get("SessionToken"), value.get("AccountId"))
-    return _credentials(value)  # raises the one-line error for anything else
+    return frozen_credentials(value)  # raises the one-line error for anything else
 
 
 def _fingerprint(creds: botocore.credentials.ReadOnlyCredentials | None) -> str | None:
@@ -254,7 +253,7 @@ def _fingerprint(creds: botocore.credentials.ReadOnlyCredentials | None) -> str 
 
 
 def _unknown_service(name: str, valid: list[str]) -> RequestError:
-    near = difflib.get_close_matches(name, valid, n=5, cutoff=0.5)
+    near = suggest(name, valid)
     hint = f"; did you mean {', '.join(near)}?" if near else f"; valid services include {', '.join(valid[:8])}, …"
     return RequestError(f"unknown service {name!r}{hint} ({len(valid)} services are known to botocore)",
                         code="UnknownService", guidance=f"nearest valid names: {', '.join(near)}" if near else None)

@@ -19,6 +19,15 @@ def test_one_client_per_service_region_identity(engine):
     assert engine.clients.client(req, isolated=True) is not engine.clients.client(req)
 
 
+def test_an_unknown_service_or_operation_names_the_nearest_valid_ones(engine):
+    """Both "did you mean" lists come from the one rule, ``_errors.suggest``."""
+    service = engine.execute({"service": "dynamodbb", "operation": "ListTables"})
+    assert service.error_code == "UnknownService" and "did you mean dynamodb" in service.error
+    operation = engine.execute({"service": "dynamodb", "operation": "ListTabels"})
+    assert operation.error_code == "UnknownOperation" and "did you mean ListTables" in operation.error
+    assert (service.attempts, operation.attempts) == (0, 0)  # nothing was sent
+
+
 def test_clients_are_bounded_lru(engine):
     for region in ["us-east-1", "us-east-2", "us-west-1", "us-west-2", "eu-west-1", "eu-west-2"]:
         engine.clients.client(Request("sqs", "ListQueues", region=region))

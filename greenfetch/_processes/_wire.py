@@ -23,6 +23,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from typing import Any, NamedTuple
 
+from .._clients import frozen_credentials
 from .._config import Config
 from .._controller import Settings, TracePoint
 from .._models import Request, RequestError, Result, failed_result
@@ -165,10 +166,9 @@ class SealedCredentials(Mapping[str, Any]):
 
 def _seal(value: Any) -> Any:
     from .._accounts import RefusedCredentials, RoleCredentials
-    from .._clients import _credentials
 
     try:
-        frozen = _credentials(value)  # live role credentials refresh here, in the parent, when due
+        frozen = frozen_credentials(value)  # live role credentials refresh here, in the parent, when due
     except RequestError as exc:
         if isinstance(value, RoleCredentials):  # its refresh failed: the child fails the request with that
             return RefusedCredentials(exc.code, str(exc))
