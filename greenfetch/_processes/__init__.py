@@ -77,7 +77,7 @@ class WorkerPools:
         self._idle: dict[int, ProcessPool] = {}
 
     def iter_results(self, processes: int, requests: Iterable[Any], concurrency: int, *, fail_fast: bool = False,
-                     gate: Any = None, dedupe_window: float | None = None) -> Iterator[Result]:
+                     gate: object = None, dedupe_window: float | None = None) -> Iterator[Result]:
         """``Engine.iter_results`` over ``processes`` worker processes (see the module doc).
 
         A run takes the idle pool of its size for itself (a concurrent run on the same engine gets a
