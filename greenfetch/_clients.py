@@ -96,7 +96,7 @@ class ClientCache:
         for a request with neither, the account this profile's own credentials were seen to be (an
         earlier GetCallerIdentity). Unknown is not a mismatch: a bare STS record can still be used."""
         want = request.account
-        role_account = _role_account(request.role) if request.role is not None else None
+        role_account = account_of_role(request.role) if request.role is not None else None
         if want is None:
             want = role_account
         elif role_account is not None and role_account != want:
@@ -187,19 +187,6 @@ class ClientCache:
             for client in self._clients.values():
                 client.close()
             self._clients.clear()
-
-
-_ROLE_ACCOUNTS: dict[str, str | None] = {}
-
-
-def _role_account(role: str) -> str | None:
-    """The account of a role ARN, memoized (the guard asks twice per request)."""
-    account = _ROLE_ACCOUNTS.get(role, "")
-    if account == "":
-        if len(_ROLE_ACCOUNTS) > 65536:
-            _ROLE_ACCOUNTS.clear()
-        account = _ROLE_ACCOUNTS[role] = account_of_role(role)
-    return account
 
 
 def _account_of(value: Any) -> str | None:

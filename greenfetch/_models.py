@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -210,7 +211,15 @@ def _redacted(raw: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def account_of_role(role: str | None) -> str | None:
-    """The 12-digit account id in an IAM role ARN; None for anything that is not one."""
-    match = ROLE_ARN.match(role or "")
+def account_of_role(role: object) -> str | None:
+    """The 12-digit account id in an IAM role ARN; None for anything that is not one (not a string
+    included: it may come from a request record as given)."""
+    return _account_of_arn(role) if isinstance(role, str) else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _account_of_arn(role: str) -> str | None:
+    """Memoized: the engine asks per request (the identity guard, the adaptive limiter's scope), and a
+    batch has few roles."""
+    match = ROLE_ARN.match(role)
     return match["account"] if match else None
