@@ -106,8 +106,10 @@ def test_unknown_type_lists_the_valid_ones():
         resolve_types("ec2.vpcs,ec2.vpc")
 
 
-def test_a_service_name_selects_its_types():
-    assert {t.name for t in resolve_types("iam")} == {"iam.roles", "iam.users", "iam.policies"}
+def test_a_service_name_selects_its_types_of_every_tier():
+    chosen = resolve_types("iam")
+    assert {"iam.roles", "iam.users", "iam.policies"} < {t.name for t in chosen}
+    assert {t.service for t in chosen} == {"iam"} and {t.tier for t in chosen} == {"core", "generated"}
 
 
 def test_extract_follows_nested_keys_and_keeps_only_allowed_fields():

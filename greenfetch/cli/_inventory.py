@@ -16,7 +16,6 @@ from .._config import Config, ConfigError, format_duration, parse_duration
 from .._jsonable import to_json
 from .._redact import redact_url
 from ..inventory import (
-    CATALOG,
     REGION_MODES,
     SQLITE_SUFFIXES,
     InventoryCache,
@@ -28,6 +27,9 @@ from ..inventory import (
     known_regions,
     offered_regions,
     run_inventory,
+)
+from ..inventory import (
+    catalog as full_catalog,
 )
 from ._app import EXIT_FAILED, EXIT_OK, CliState, fail_usage, main, pass_state
 from ._output import render_summary, text_table
@@ -80,7 +82,9 @@ _CACHE_TTL_HELP = (
 @click.option("--exclude-regions", help="Comma list of regions (wildcards allowed) to leave out.")
 @click.option("--exclude-accounts", help="Comma list of account ids to leave out.")
 @click.option("--org-ou", help="With --accounts org: only accounts under these OU ids (comma list).")
-@click.option("--types", default="all", show_default=True, help="'all' or a comma list (greenfetch catalog).")
+@click.option("--types", help="core (the curated types) [default], all, service names (efs), type names "
+                              "(ec2.vpcs) or patterns (ec2.*, *.clusters), comma-separated (greenfetch catalog).")
+@click.option("--exclude-types", help="Types to leave out, in the forms --types takes.")
 @click.option("--out", type=click.Path(), envvar="GREENFETCH_DATABASE_URL",
               help="Directory for the files, FILE.db (a SQLite database that each run appends to), or "
                    "postgresql://USER@HOST:PORT/DB (the same tables in PostgreSQL) [GREENFETCH_DATABASE_URL; use "
@@ -105,7 +109,8 @@ _CACHE_TTL_HELP = (
                    "machines); each worker uses its own AWS credentials.")
 @pass_state
 def inventory(state: CliState, accounts: str | None, role_name: str | None, external_id: str | None, regions: str,
-              exclude_regions: str | None, exclude_accounts: str | None, org_ou: str | None, types: str,
+              exclude_regions: str | None, exclude_accounts: str | None, org_ou: str | None, types: str | None,
+              exclude_types: str | None,
               out: str | None, fmt: str | None, dynamodb_table: str | None, dead_letter: str | None, s3_uri: str | None,
               cache_ttl: str | None, status_store: str | None, concurrency: int, region: str | None,
               endpoint_url: str | None, progress: bool | None, broker: str | None = None,
@@ -128,7 +133,7 @@ def inventory(state: CliState, accounts: str | None, role_name: str | None, exte
                                              engine=engine)
         report = run_inventory(
             engine, accounts=accounts, role_name=role_name, external_id=external_id, regions=regions,
-            exclude_regions=exclude_regions, types=types, out=out, fmt=fmt, dynamodb_table=dynamodb_table,
+            exclude_regions=exclude_regions, types=types, exclude_types=exclude_types, out=out, fmt=fmt, dynamodb_table=dynamodb_table,
             s3_uri=s3_uri, cache_ttl=_duration(cache_ttl), status_store=status_store, concurrency=concurrency,
             exclude_accounts=exclude_accounts, org_ous=org_ou, keep_records=out is None, on_record=bar.record,
             dead_letter_path=dead_letter, fetch=fetch)
@@ -195,16 +200,63 @@ def regions(state: CliState, regions: str, service: str | None, status_store: st
         fail_usage(str(exc))
 
 
+_CATALOG_COLUMNS = ["name", "service", "operation", "scope", "items", "id_field", "resource_id", "tier"]
+
+
 @main.command()
 @click.option("--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def catalog(output: str) -> None:
-    """The resource types greenfetch inventory knows (names for --types)."""
-    rows = [t.describe() for t in CATALOG.values()]
-    if output == "json":
-        click.echo(json.dumps(rows, indent=2))
+@click.option("--service", help="Only this service's types (a botocore service name, e.g. efs).")
+@click.option("--types", help="Only the types --types would select (core, all, efs, 'ec2.*', ...).")
+@click.option("--all", "show_all", is_flag=True, help="Also the denied operations in the table (json has them always).")
+@click.option("--counts", is_flag=True, help="Types per service and tier instead of the types.")
+def catalog(output: str, service: str | None, types: str | None, show_all: bool, counts: bool) -> None:
+    """The resource types greenfetch inventory knows (names for --types): core, generated, denied."""
+    kinds = full_catalog()
+    try:
+        if service is not None and service not in kinds.services():
+            raise InventoryError(f"--service {service!r} is not a service greenfetch knows"
+                                 + _near(service, kinds.services()) + "; see greenfetch catalog --counts")
+        if types is not None:
+            chosen = kinds.select(types)
+            rows = [t for t in chosen if service is None or t.service == service]
+        else:
+            rows = kinds.rows(service=service)
+    except InventoryError as exc:
+        fail_usage(str(exc))
         return
-    cols = ["name", "service", "operation", "scope", "id_field", "resource_id", "details"]
-    click.echo(text_table(cols, [[str(row[c]) for c in cols] for row in rows], rule=False))
+    if counts:
+        _catalog_counts(rows, output)
+        return
+    if output == "json":
+        click.echo(json.dumps([t.describe() for t in rows], indent=1))
+        return
+    shown = [t for t in rows if show_all or not t.denied]
+    cols = _CATALOG_COLUMNS + (["deny_reason"] if show_all else [])
+    click.echo(text_table(cols, [[str(t.describe()[c] or "") for c in cols] for t in shown], rule=False))
+    tiers = {tier: sum(t.tier == tier for t in rows) for tier in ("core", "generated", "denied")}
+    hidden = "" if show_all or not tiers["denied"] else " (denied not shown: --all)"
+    click.echo(f"{len(rows)} types in {len({t.service for t in rows})} services: " +
+               ", ".join(f"{n} {tier}" for tier, n in tiers.items()) + hidden, err=True)
+
+
+def _near(name: str, valid: list[str]) -> str:
+    from .._errors import suggest
+
+    near = suggest(name, valid, n=3)
+    return f" (did you mean {', '.join(near)}?)" if near else ""
+
+
+def _catalog_counts(rows: list[Any], output: str) -> None:
+    per: dict[str, dict[str, int]] = {}
+    for t in rows:
+        per.setdefault(t.service, {"core": 0, "generated": 0, "denied": 0})[t.tier] += 1
+    table: list[dict[str, Any]] = [{"service": s, **c} for s, c in sorted(per.items())]
+    if output == "json":
+        click.echo(json.dumps(table, indent=1))
+        return
+    cols = ["service", "core", "generated", "denied"]
+    total = ["total"] + [str(sum(r[c] for r in table)) for c in cols[1:]]
+    click.echo(text_table(cols, [[str(r[c]) for c in cols] for r in table] + [total], rule=False))
 
 
 @main.group()

@@ -30,7 +30,12 @@ refresh_margin=300, concurrency=8, clock=time.time)``
 ``DynamoDBSink(engine, table, *, dead_letter_path=None, max_attempts=6).write(items) -> WriteReport``
     ``WriteReport(written, failed, dead_letter_path)``; ``.check()`` raises InventoryError for a
     missing table; ``record_items(records, id_of)`` turns inventory records into items.
-``CATALOG``, ``ResourceType``, ``resolve_types(spec)``: the resource catalog (``greenfetch catalog``).
+``catalog() -> Catalog``: every resource type (``greenfetch catalog``): the core tier (``CATALOG``, the
+curated types), the generated tier (from botocore's models) and the denied rows; ``Catalog.rows(service=None,
+denied=True)``, ``.service(name)``, ``.select(types, exclude)``, ``catalog()[name] -> ResourceType``.
+``resolve_types(types=None, exclude=None)``: ``--types``/``--exclude-types`` (``core`` by default, ``all``,
+service names, type names, shell patterns such as ``ec2.*``). ``load_overlay(path)`` reads and checks an
+overlay file (docs/inventory.md has the format).
 ``InventoryCache(ttl, directory=None, s3_uri=None, engine=None)``: memory -> directory -> S3.
 ``SQLiteSink(path).add(record) / .close(summary) / .abort()``: each run appended to one SQLite file
 (tables ``runs``, ``resources``, ``fetches``, view ``latest``); ``open_sink(out, fmt)`` picks the files
@@ -59,11 +64,12 @@ from ._accounts import (
     role_arn_for,
 )
 from ._cache import InventoryCache
-from ._catalog import CATALOG, Detail, ResourceType, resolve_types
+from ._catalog import CATALOG, Catalog, Detail, ResourceType, catalog, resolve_types
 from ._credentials import AccountCredentials, AssumeStatus, Credentials, assume_role, assume_role_status
 from ._diff import Change, DiffCounts, RunDiff, diff_runs
 from ._dynamodb import DynamoDBSink, WriteReport, from_dynamodb_item, record_items, to_dynamodb_item
 from ._fetch import Inventory, RunSummary
+from ._overlay import Overlay, load_overlay
 from ._postgres import PostgresDB, is_postgres_url
 from ._postgres_sink import PostgresShardSink, PostgresSink
 from ._region_status import RegionStatus, RegionStatusStore, status_from_count, status_from_error, status_of
@@ -89,6 +95,7 @@ __all__ = [
     "Account",
     "AccountCredentials",
     "AssumeStatus",
+    "Catalog",
     "Change",
     "Credentials",
     "Detail",
@@ -106,6 +113,7 @@ __all__ = [
     "PostgresSink",
     "Record",
     "REGION_MODES",
+    "Overlay",
     "RegionStatus",
     "RegionStatusStore",
     "ResourceType",
@@ -124,6 +132,7 @@ __all__ = [
     "accounts_from_organizations",
     "assume_role",
     "assume_role_status",
+    "catalog",
     "check_account_id",
     "check_service",
     "diff_runs",
@@ -132,6 +141,7 @@ __all__ = [
     "from_dynamodb_item",
     "is_postgres_url",
     "known_regions",
+    "load_overlay",
     "merge_shard",
     "offered_regions",
     "open_sink",

@@ -6,25 +6,38 @@ call per item, run in parallel, merged into the item: S3 buckets get their regio
 check). Adding a type is adding a row; nothing branches on type names.
 
 Two more columns serve the SQLite sink and ``greenfetch diff``: ``arn`` names the field holding the
-ARN where the API has long returned one (the resource id is then the ARN, else the ``id_field``),
-and ``volatile`` names fields that change between two fetches of an unchanged resource (a restore
+ARN where the API returns one (the resource id is then the ARN, else the ``id_field``), and
+``volatile`` names fields that change between two fetches of an unchanged resource (a restore
 window that moves every five minutes, bytes stored, an alarm's last evaluation), which a diff ignores.
+
+The rows come in three tiers: ``core`` (the curated types, written in the shipped overlay,
+``catalog.json``), ``generated`` (derived from botocore's models, ``_generated.py``, with the
+overlay's fixes applied) and ``denied`` (operations the overlay says are never called, with the
+reason). ``Catalog`` joins them lazily, a service at a time, and selects types for ``--types``.
 """
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterable, Mapping
+import fnmatch
+import re
+import threading
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import jmespath
 
+from .._errors import suggest
+from ._generated import VERBS, GeneratedTier, snake_noun
+from ._overlay import Overlay, TypeEntry, shipped_overlay
 from ._types import InventoryError
 
-__all__ = ["CATALOG", "Detail", "ResourceType", "GLOBAL", "resolve_types"]
+__all__ = ["CATALOG", "Catalog", "Detail", "GLOBAL", "ResourceType", "TIERS", "catalog", "resolve_types"]
 
 GLOBAL = "global"
+TIERS = ("core", "generated", "denied")
+_GLOB = re.compile(r"[*?\[]")
+_WORDS = ("core", "all")
 
 
 @dataclass(frozen=True)
@@ -50,7 +63,7 @@ class ResourceType:
     service: str
     operation: str
     items: str                       # JMESPath into the (merged) response
-    id_field: str | None             # None: the item itself is the id (a name or URL string)
+    id_field: str | None             # None: the item itself is the id (a name or URL string); "": no id field
     params: Mapping[str, Any] = field(default_factory=dict)
     paginate: bool = True
     scope: str = "regional"          # or GLOBAL: called once per account, recorded as region "global"
@@ -60,10 +73,16 @@ class ResourceType:
     ssm_service: str | None = None   # name in SSM's global-infrastructure parameters, if not ``service``
     arn: str | None = None           # the item's ARN field, where the API returns one (see resource_id)
     volatile: tuple[str, ...] = ()   # dotted paths a diff ignores: they move without the resource changing
+    tier: str = "core"               # core, generated, or denied (never called; see deny_reason)
+    deny_reason: str | None = None
 
     @property
     def is_global(self) -> bool:
         return self.scope == GLOBAL
+
+    @property
+    def denied(self) -> bool:
+        return self.tier == "denied"
 
     def extract(self, response: Any) -> list[Any]:
         found = jmespath.search(self.items, response) or []
@@ -84,90 +103,295 @@ class ResourceType:
         return self.id_of(item)
 
     def describe(self) -> dict[str, Any]:
+        id_field = "(item)" if self.id_field is None else (self.id_field or "(none)")
         return {"name": self.name, "service": self.service, "operation": self.operation,
-                "scope": self.scope, "id_field": self.id_field or "(item)",
-                "resource_id": self.arn or self.id_field or "(item)",
-                "details": ",".join(d.operation for d in self.details)}
+                "scope": self.scope, "items": self.items, "id_field": id_field,
+                "resource_id": self.arn or id_field, "tier": self.tier, "deny_reason": self.deny_reason,
+                "paginate": self.paginate, "details": ",".join(d.operation for d in self.details)}
 
 
-def _t(name: str, operation: str, items: str, id_field: str | None, **kw: Any) -> ResourceType:
-    return ResourceType(name, name.split(".")[0], operation, items, id_field, **kw)
+# -- rows to types ---------------------------------------------------------------------------------
 
 
-_TYPES = [
-    _t("ec2.instances", "DescribeInstances", "Reservations[].Instances[]", "InstanceId"),
-    _t("ec2.vpcs", "DescribeVpcs", "Vpcs", "VpcId"),
-    _t("ec2.subnets", "DescribeSubnets", "Subnets", "SubnetId", arn="SubnetArn"),
-    _t("ec2.security_groups", "DescribeSecurityGroups", "SecurityGroups", "GroupId"),
-    _t("ec2.volumes", "DescribeVolumes", "Volumes", "VolumeId"),
-    _t("ec2.snapshots", "DescribeSnapshots", "Snapshots", "SnapshotId", params={"OwnerIds": ["self"]}),
-    _t("ec2.images", "DescribeImages", "Images", "ImageId", params={"Owners": ["self"]},
-       volatile=("LastLaunchedTime",)),
-    _t("ec2.key_pairs", "DescribeKeyPairs", "KeyPairs", "KeyName", paginate=False),
-    _t("ec2.internet_gateways", "DescribeInternetGateways", "InternetGateways", "InternetGatewayId"),
-    _t("ec2.nat_gateways", "DescribeNatGateways", "NatGateways", "NatGatewayId"),
-    _t("ec2.route_tables", "DescribeRouteTables", "RouteTables", "RouteTableId"),
-    _t("ec2.network_interfaces", "DescribeNetworkInterfaces", "NetworkInterfaces", "NetworkInterfaceId"),
-    _t("ec2.addresses", "DescribeAddresses", "Addresses", "AllocationId", paginate=False),
-    _t("s3.buckets", "ListBuckets", "Buckets", "Name", scope=GLOBAL, details=(
-        Detail("GetBucketLocation", {"Bucket": "Name"}, "BucketRegion", pick="LocationConstraint",
-               default="us-east-1"),
-        Detail("ListObjectsV2", {"Bucket": "Name"}, "Accessible", extra={"MaxKeys": 1}, fail_value=False,
-               region_from="BucketRegion"),
-        # public by its bucket policy; a bucket with no policy gets IsPublicError NoSuchBucketPolicy
-        Detail("GetBucketPolicyStatus", {"Bucket": "Name"}, "IsPublic", pick="PolicyStatus.IsPublic", default=False,
-               fail_value=False, region_from="BucketRegion"),
-    )),
-    _t("lambda.functions", "ListFunctions", "Functions", "FunctionArn", arn="FunctionArn"),
-    _t("iam.roles", "ListRoles", "Roles", "Arn", arn="Arn", scope=GLOBAL),
-    _t("iam.users", "ListUsers", "Users", "Arn", arn="Arn", scope=GLOBAL,
-       volatile=("PasswordLastUsed",)),
-    _t("iam.policies", "ListPolicies", "Policies", "Arn", arn="Arn", params={"Scope": "Local"},
-       scope=GLOBAL),
-    _t("rds.instances", "DescribeDBInstances", "DBInstances", "DBInstanceArn", arn="DBInstanceArn",
-       volatile=("LatestRestorableTime",)),
-    _t("rds.clusters", "DescribeDBClusters", "DBClusters", "DBClusterArn", arn="DBClusterArn",
-       volatile=("LatestRestorableTime", "EarliestRestorableTime", "PercentProgress")),
-    _t("dynamodb.tables", "ListTables", "TableNames", None),
-    _t("sqs.queues", "ListQueues", "QueueUrls", None),
-    _t("sns.topics", "ListTopics", "Topics", "TopicArn", arn="TopicArn"),
-    _t("ecs.clusters", "ListClusters", "clusterArns", None),
-    _t("eks.clusters", "ListClusters", "clusters", None),
-    _t("cloudformation.stacks", "DescribeStacks", "Stacks", "StackId", arn="StackId",
-       volatile=("DriftInformation.LastCheckTimestamp",)),
-    _t("kms.keys", "ListKeys", "Keys", "KeyArn", arn="KeyArn"),
-    _t("ssm.parameters", "DescribeParameters", "Parameters", "Name", arn="ARN"),
-    _t("route53.hosted_zones", "ListHostedZones", "HostedZones", "Id", scope=GLOBAL),
-    _t("cloudwatch.alarms", "DescribeAlarms", "MetricAlarms", "AlarmArn", arn="AlarmArn",
-       volatile=("StateReason", "StateReasonData", "StateUpdatedTimestamp", "StateTransitionedTimestamp")),
-    _t("secretsmanager.secrets", "ListSecrets", "SecretList", "ARN", arn="ARN", keep=("Name", "ARN")),
-    _t("logs.log_groups", "DescribeLogGroups", "logGroups", "arn", arn="arn", volatile=("storedBytes",)),
-    _t("elbv2.load_balancers", "DescribeLoadBalancers", "LoadBalancers", "LoadBalancerArn", arn="LoadBalancerArn",
-       ssm_service="elb"),
-    _t("autoscaling.groups", "DescribeAutoScalingGroups", "AutoScalingGroups", "AutoScalingGroupARN",
-       arn="AutoScalingGroupARN"),
-    _t("ecr.repositories", "DescribeRepositories", "repositories", "repositoryArn", arn="repositoryArn"),
-    _t("kinesis.streams", "ListStreams", "StreamNames", None),
-]
-
-CATALOG: dict[str, ResourceType] = {t.name: t for t in _TYPES}
+def _from_row(service: str, row: Mapping[str, Any], name: str, reason: str | None) -> ResourceType:
+    return ResourceType(name, service, row["operation"], row["items"], row["id"], params=dict(row["params"]),
+                        paginate=row["paginate"], scope=row["scope"], api_region=row["api_region"] or "us-east-1",
+                        arn=row["arn"], tier="denied" if reason else "generated", deny_reason=reason)
 
 
-def resolve_types(spec: str | Iterable[str] | None) -> list[ResourceType]:
-    """``all`` / None, or a comma list of names; also a service name (``ec2``) for all its types.
-    An unknown name raises InventoryError listing the valid ones."""
-    if spec is None or spec == "all" or (not isinstance(spec, str) and list(spec) == ["all"]):
-        return list(CATALOG.values())
-    names = [n.strip() for n in (spec.split(",") if isinstance(spec, str) else spec) if n and n.strip()]
-    if not names:
-        raise InventoryError(f"no resource types given; use 'all' or names from: {', '.join(CATALOG)}")
-    chosen: list[ResourceType] = []
-    for name in names:
-        matched = [CATALOG[name]] if name in CATALOG else [t for t in _TYPES if t.service == name]
-        if not matched:
-            near = difflib.get_close_matches(name, list(CATALOG), n=3)
-            hint = f" (did you mean {', '.join(near)}?)" if near else ""
-            raise InventoryError(f"unknown resource type {name!r}{hint}; valid types: {', '.join(CATALOG)} "
-                                 "(or a service name such as ec2, or 'all')")
-        chosen += [t for t in matched if t not in chosen]
-    return chosen
+def _from_entry(entry: TypeEntry, base: Mapping[str, Any] | None, source: str) -> ResourceType:
+    """An overlay row as a type. A ``generated`` row on an operation the generator lists takes the
+    fields it does not give from the generated row (its params are merged); a ``core`` row, or one on
+    an operation the generator does not list, is complete in itself."""
+    f = entry.fields
+    inherit = base if entry.tier != "core" else None
+    if inherit is None and ("items" not in f or "id" not in f):
+        raise InventoryError(f"{source}: types.{entry.name}: {entry.service}.{entry.operation} is not a generated "
+                             "listing here, so the row must give items and id")
+    g: Mapping[str, Any] = inherit or {}
+    params = {**(g.get("params") or {}), **f.get("params", {})}
+    details = tuple(Detail(d["operation"], dict(d["params"]), d["into"], d.get("pick"), d.get("default"),
+                           d.get("fail_value"), d.get("region_from"), dict(d.get("extra", {})))
+                    for d in f.get("details", ()))
+    return ResourceType(
+        entry.name, entry.service, entry.operation, f.get("items", g.get("items")),
+        f["id"] if "id" in f else g.get("id"), params=params, paginate=f.get("paginate", g.get("paginate", True)),
+        scope=f.get("scope", g.get("scope", "regional")),
+        api_region=f.get("api_region", g.get("api_region") or "us-east-1"), keep=tuple(f.get("keep", ())),
+        details=details, ssm_service=f.get("ssm_service"), arn=f["arn"] if "arn" in f else g.get("arn"),
+        volatile=tuple(f.get("volatile", ())), tier=entry.tier)
+
+
+def _verb(operation: str) -> str:
+    return next((v for v in VERBS if operation.startswith(v)), "")
+
+
+# -- the catalog -----------------------------------------------------------------------------------
+
+
+class Catalog(Mapping[str, ResourceType]):
+    """Every type by name: the overlay's core and fixed types, the generated tier, the denied rows.
+
+    ``catalog[name]`` and ``get`` answer any type that may be called (not a denied one) and read only
+    that type's service; ``service(name)`` gives a service's rows, denied included; iterating (or
+    ``rows()``) reads every service, from the cached generated catalog when there is one."""
+
+    def __init__(self, overlay: Overlay | None = None, generated: GeneratedTier | None = None):
+        self.overlay = overlay if overlay is not None else shipped_overlay()
+        self.generated = generated if generated is not None else GeneratedTier(_cache_dir())
+        self._services: dict[str, list[ResourceType]] = {}
+        self._lock = threading.RLock()
+        self._core = [self._core_type(e) for e in self.overlay.types if e.tier == "core"]
+
+    def _core_type(self, entry: TypeEntry) -> ResourceType:
+        return _from_entry(entry, None, self.overlay.source)
+
+    # -- per service --------------------------------------------------------------------------------
+
+    def services(self) -> list[str]:
+        """Every service with a row: botocore's services and the overlay's."""
+        return sorted(set(self.generated.services()) | {e.service for e in self.overlay.types})
+
+    def service(self, service: str) -> list[ResourceType]:
+        """The rows of one service, sorted by name (denied included; empty for an unknown service)."""
+        with self._lock:
+            if service not in self._services:
+                self._services[service] = self._build(service, self.generated.rows(service))
+            return self._services[service]
+
+    def _build(self, service: str, rows: list[dict[str, Any]]) -> list[ResourceType]:
+        entries = [e for e in self.overlay.types if e.service == service]
+        claimed = {e.name for e in entries}
+        generated = {row["operation"]: row for row in rows}
+        out: list[ResourceType] = []
+        for row in rows:
+            if any(e.operation == row["operation"] for e in entries):
+                continue  # the overlay's rows replace it
+            name = row["name"]
+            if name in claimed:  # an overlay type holds the name: the generated one takes its verb
+                name = f"{service}.{snake_noun(row['operation'])}_{_verb(row['operation']).lower()}"
+            while name in claimed:
+                name += "_2"
+            claimed.add(name)
+            out.append(_from_row(service, row, name, self.overlay.deny_reason(service, row["operation"])))
+        for entry in entries:
+            if entry.tier == "core":
+                out.append(next(t for t in self._core if t.name == entry.name))
+            else:
+                out.append(_from_entry(entry, generated.get(entry.operation), self.overlay.source))
+        return sorted(out, key=lambda t: t.name)
+
+    # -- every service ------------------------------------------------------------------------------
+
+    def rows(self, *, service: str | None = None, denied: bool = True) -> list[ResourceType]:
+        """Every row (or one service's), core first in the overlay's order, then by name."""
+        if service is not None:
+            found = self.service(service)
+        else:
+            every = self.generated.all_rows()
+            with self._lock:
+                for name in self.services():
+                    if name not in self._services:
+                        self._services[name] = self._build(name, every.get(name, []))
+            found = [t for name in self.services() for t in self._services[name]]
+        core = [t for t in self._core if service is None or t.service == service]
+        rest = [t for t in found if t.tier != "core" and (denied or not t.denied)]
+        return core + rest
+
+    def core(self) -> list[ResourceType]:
+        return list(self._core)
+
+    @property
+    def volatile(self) -> Mapping[str, tuple[str, ...]]:
+        """Type name -> the fields a diff ignores, read a service at a time (for ``diff_runs``)."""
+        return _Volatile(self)
+
+    # -- Mapping ------------------------------------------------------------------------------------
+
+    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
+        for t in self._core:
+            if t.name == name:
+                return t
+        service = name.split(".", 1)[0]
+        found = next((t for t in self.service(service) if t.name == name), None) if "." in name else None
+        return found if found is not None and not found.denied else default
+
+    def __getitem__(self, name: str) -> ResourceType:
+        found = self.get(name)
+        if found is None:
+            raise KeyError(name)
+        return found  # type: ignore[no-any-return]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([t.name for t in self.rows(denied=False)])
+
+    def __len__(self) -> int:
+        return len(self.rows(denied=False))
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.get(name) is not None
+
+    # -- selection ----------------------------------------------------------------------------------
+
+    def select(self, types: str | Iterable[str] | None = None,
+               exclude: str | Iterable[str] | None = None) -> list[ResourceType]:
+        """The types ``--types`` names (default ``core``), minus ``--exclude-types``; InventoryError
+        naming a bad name and the nearest valid ones."""
+        wanted = _tokens(types) if types is not None else ["core"]
+        if not wanted:
+            raise InventoryError("no resource types given; use core, all, a service name (ec2), type names "
+                                 "(ec2.vpcs) or patterns (ec2.*), comma-separated")
+        chosen: dict[str, ResourceType] = {}
+        for token in wanted:
+            for t in self._match(token, "--types"):
+                chosen.setdefault(t.name, t)
+        for token in _tokens(exclude):
+            for t in self._match(token, "--exclude-types"):
+                chosen.pop(t.name, None)
+        if not chosen:
+            raise InventoryError(f"--exclude-types {','.join(_tokens(exclude))} removes every type selected by "
+                                 f"--types {','.join(wanted)}")
+        return list(chosen.values())
+
+    def _match(self, token: str, flag: str) -> list[ResourceType]:
+        if token == "core":
+            return self.core()
+        if token == "all":
+            return self.rows(denied=False)
+        service, dot, rest = token.partition(".")
+        if _GLOB.search(token):
+            if dot and not _GLOB.search(service):
+                self._known_service(service, token, flag)
+                pool = self.rows(service=service, denied=False)
+            else:
+                pool = self.rows(denied=False)
+            hits = [t for t in pool if fnmatch.fnmatchcase(t.name, token) or fnmatch.fnmatchcase(t.service, token)]
+            if not hits:
+                raise InventoryError(f"{flag} pattern {token!r} matches no resource type; see greenfetch catalog")
+            return hits
+        if not dot:
+            if token in self.services():
+                hits = [t for t in self.rows(service=token) if not t.denied]
+                if not hits:
+                    raise InventoryError(f"{flag}: service {token!r} has no resource type greenfetch calls "
+                                         f"(see greenfetch catalog --service {token} --all)")
+                return hits
+            self._unknown(token, flag, [*_WORDS, *self.services(), *(t.name for t in self._core)])
+        self._known_service(service, token, flag)
+        row = next((t for t in self.rows(service=service) if t.name == token), None)
+        if row is None:
+            self._unknown(token, flag, [t.name for t in self.rows(service=service, denied=False)])
+        assert row is not None
+        if row.denied:
+            raise InventoryError(f"{flag}: {token} ({service}.{row.operation}) is never called: {row.deny_reason}")
+        return [row]
+
+    def _known_service(self, service: str, token: str, flag: str) -> None:
+        services = self.services()
+        if service in services:
+            return
+        _, _, rest = token.partition(".")
+        near = [f"{s}.{rest}" if rest else s for s in suggest(service, services, n=3)]
+        if rest and not _GLOB.search(rest):
+            near = [n for n in near if self.get(n) is not None] or near
+        self._unknown(token, flag, [], near=near)
+
+    @staticmethod
+    def _unknown(token: str, flag: str, valid: Iterable[str], *, near: list[str] | None = None) -> None:
+        near = near if near is not None else suggest(token, valid, n=3)
+        hint = f" (did you mean {', '.join(near)}?)" if near else ""
+        what = "resource type" if flag == "--types" else f"{flag} resource type"
+        raise InventoryError(f"unknown {what} {token!r}{hint}; valid types: a name from greenfetch catalog, a "
+                             "service name (ec2), core, all, or a pattern (ec2.*, *.clusters)")
+
+
+def _tokens(spec: str | Iterable[str] | None) -> list[str]:
+    if spec is None:
+        return []
+    parts = spec.split(",") if isinstance(spec, str) else [p for s in spec for p in str(s).split(",")]
+    return [p.strip() for p in parts if p and p.strip()]
+
+
+def _cache_dir() -> str | None:
+    """Where the generated catalog is cached: the config's cache directory (GREENFETCH_CACHE_DIR)."""
+    from .._config import Config, ConfigError
+
+    try:
+        return Config.resolve().cache_dir
+    except ConfigError:  # a bad unrelated setting: its own command reports it; the catalog just is not cached
+        return None
+
+
+_CATALOG: Catalog | None = None
+_CATALOG_LOCK = threading.Lock()
+
+
+def catalog() -> Catalog:
+    """The process-wide catalog (shipped overlay, botocore's models, cached generated tier)."""
+    global _CATALOG
+    with _CATALOG_LOCK:
+        if _CATALOG is None:
+            _CATALOG = Catalog()
+        return _CATALOG
+
+
+def resolve_types(spec: str | Iterable[str] | None, exclude: str | Iterable[str] | None = None) -> list[ResourceType]:
+    """``--types`` and ``--exclude-types``: ``core`` (the default), ``all``, service names, type
+    names and shell patterns, comma-separated. An unknown name raises InventoryError."""
+    return catalog().select(spec, exclude)
+
+
+class _Volatile(Mapping[str, tuple[str, ...]]):
+    def __init__(self, kinds: Catalog):
+        self._kinds = kinds
+
+    def __getitem__(self, name: str) -> tuple[str, ...]:
+        found = self._kinds.get(name)
+        if found is None:
+            raise KeyError(name)
+        return found.volatile  # type: ignore[no-any-return]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._kinds)
+
+    def __len__(self) -> int:
+        return len(self._kinds)
+
+
+class _Core(Mapping[str, ResourceType]):
+    """``CATALOG``: the core tier by name, in the overlay's order (read on first use)."""
+
+    def _types(self) -> dict[str, ResourceType]:
+        return {t.name: t for t in catalog().core()}
+
+    def __getitem__(self, name: str) -> ResourceType:
+        return self._types()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._types())
+
+    def __len__(self) -> int:
+        return len(self._types())
+
+
+CATALOG: Mapping[str, ResourceType] = _Core()

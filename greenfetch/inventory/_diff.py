@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from ._catalog import CATALOG
+from ._catalog import catalog
 from ._types import InventoryError
 
 __all__ = ["Change", "DiffCounts", "RunDiff", "changed_fields", "comparable", "diff_resources", "diff_runs",
@@ -258,7 +258,7 @@ def diff_runs(db: _Reader, from_run: int | None = None, to_run: int | None = Non
     untimed = 0
     if None in later_times.values():  # written before fetch times were recorded: the summary's count is all there is
         untimed = int((later.get("summary") or {}).get("cached") or 0)
-    paths = volatile if volatile is not None else {n: t.volatile for n, t in CATALOG.items()}
+    paths = volatile if volatile is not None else catalog().volatile
     counts = DiffCounts()
     compared = lambda s: s in both and s not in stale  # noqa: E731
     differing = getattr(db, "differing", None)

@@ -25,7 +25,7 @@ from typing import Any
 from .._models import Request
 from ._accounts import accounts_from_dynamodb, accounts_from_list, accounts_from_organizations, excluding
 from ._cache import InventoryCache, parse_s3_uri
-from ._catalog import CATALOG, resolve_types
+from ._catalog import catalog, resolve_types
 from ._credentials import AccountCredentials, check_roles
 from ._dynamodb import DynamoDBSink, WriteReport, record_items
 from ._fetch import Inventory, RunSummary
@@ -85,7 +85,8 @@ def _check_regions(engine: Any, regions: str, exclude: str | None) -> str | list
 
 def run_inventory(engine: Any, *, accounts: str | None = None, role_name: str | None = None,
                   external_id: str | None = None, regions: str = "enabled", exclude_regions: str | None = None,
-                  types: str = "all", out: str | os.PathLike[str] | None = None, fmt: str | None = None,
+                  types: str | list[str] | None = None, exclude_types: str | list[str] | None = None,
+                  out: str | os.PathLike[str] | None = None, fmt: str | None = None,
                   dynamodb_table: str | None = None, s3_uri: str | None = None, cache_ttl: float | None = None,
                   cache_dir: str | None = None, status_store: str | None = None, concurrency: int | None = None,
                   exclude_accounts: str | None = None, org_ous: str | None = None, keep_records: bool = False,
@@ -100,7 +101,7 @@ def run_inventory(engine: Any, *, accounts: str | None = None, role_name: str | 
     report stay this function's. A sink that workers can write directly
     (``direct``: PostgreSQL) is passed as ``sink``: the executor has them write it, and calls
     ``on_record`` only for records no worker wrote."""
-    chosen = resolve_types(types)
+    chosen = resolve_types(types, exclude_types)
     region_plan = _check_regions(engine, regions, exclude_regions)
     excluded = expand_regions(exclude_regions, known_regions(engine)) if exclude_regions else []
     fmt = resolve_format(out, fmt)  # json, jsonl, or sqlite (an --out FILE.db)
@@ -173,7 +174,8 @@ def run_inventory(engine: Any, *, accounts: str | None = None, role_name: str | 
 
 
 def _id_of(rtype: str, item: Any) -> str:
-    return str(CATALOG[rtype].id_of(item))
+    kind = catalog().get(rtype)
+    return str(kind.id_of(item)) if kind is not None else str(item)
 
 
 def _status_store(engine: Any, spec: str | None, cache_dir: str | None) -> RegionStatusStore:

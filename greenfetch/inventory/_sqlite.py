@@ -39,7 +39,8 @@ from typing import Any
 
 from .._errors import storage_error
 from .._jsonable import to_json
-from ._catalog import CATALOG, ResourceType
+from ._catalog import ResourceType
+from ._catalog import catalog as all_types
 from ._fileio import check_writable
 from ._types import InventoryError, Record, parse_utc, utc_iso
 
@@ -178,7 +179,7 @@ class SQLiteSink:
                  clock: Any = time.monotonic):
         self.path = Path(path)
         self.batch_rows, self.batch_bytes, self.flush_seconds = batch_rows, batch_bytes, flush_seconds
-        self.catalog = CATALOG if catalog is None else catalog
+        self.catalog = all_types() if catalog is None else catalog
         self.clock = clock
         self.started_at = utc_now()
         self.run_id: int | None = None

@@ -1,0 +1,201 @@
+"""The catalog overlay: curated data that wins over the generated tier (format in docs/inventory.md).
+
+An overlay is a JSON document::
+
+    {"format": "greenfetch-catalog/1",
+     "types": {"ec2.images": {"operation": "DescribeImages", "params": {"Owners": ["self"]}, ...}, ...},
+     "deny": {"ec2": {"DescribeInstanceTypes": "aws-owned: ..."}, "ce": {"*": "costs money: ..."}}}
+
+``types`` adds a type or changes a generated one (matched by service and operation); ``deny`` names
+operations that are never called, each with its reason (``*``: every operation of the service). The
+shipped overlay is ``catalog.json`` beside this module; a user's file has the same format. Loading
+validates every row and raises InventoryError naming the file, the row and what would be valid.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jmespath
+from jmespath.exceptions import JMESPathError
+
+from ._types import InventoryError
+
+__all__ = ["FORMAT", "Overlay", "TypeEntry", "load_overlay", "parse_overlay", "shipped_overlay"]
+
+FORMAT = "greenfetch-catalog/1"
+TIERS = ("core", "generated")
+SCOPES = ("regional", "global")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*\.[a-z0-9_]+$")
+_OPERATION = re.compile(r"^[A-Z][A-Za-z0-9]+$")
+_SHIPPED = Path(__file__).with_name("catalog.json")
+
+# key -> (check, what a valid value is)
+_TYPE_KEYS: dict[str, tuple[Any, str]] = {
+    "operation": (lambda v: isinstance(v, str) and bool(_OPERATION.match(v)), "an API operation name such as ListRules"),
+    "tier": (lambda v: v in TIERS, "core or generated"),
+    "items": (lambda v: isinstance(v, str) and bool(v), "a JMESPath expression into the response"),
+    "id": (lambda v: v is None or isinstance(v, str), "an item field name, \"\" (none) or null (the item is its id)"),
+    "arn": (lambda v: v is None or (isinstance(v, str) and bool(v)), "the item field holding its ARN, or null"),
+    "params": (lambda v: isinstance(v, dict), "an object of API parameters"),
+    "paginate": (lambda v: isinstance(v, bool), "true or false"),
+    "scope": (lambda v: v in SCOPES, "regional or global"),
+    "api_region": (lambda v: isinstance(v, str) and bool(v), "a region name such as us-east-1"),
+    "keep": (lambda v: _strings(v), "a list of item field names"),
+    "volatile": (lambda v: _strings(v), "a list of dotted item field paths"),
+    "ssm_service": (lambda v: v is None or isinstance(v, str), "the service's name in SSM's global-infrastructure "
+                                                                "parameters"),
+    "details": (lambda v: isinstance(v, list), "a list of detail steps"),
+    "why": (lambda v: isinstance(v, str), "a sentence saying why the entry is here"),
+}
+_DETAIL_KEYS: dict[str, tuple[Any, str]] = {
+    "operation": _TYPE_KEYS["operation"],
+    "params": (lambda v: isinstance(v, dict) and all(isinstance(x, str) for x in v.values()),
+               "an object of API parameter -> item field name"),
+    "into": (lambda v: isinstance(v, str) and bool(v), "the item field the result goes into"),
+    "pick": (lambda v: v is None or isinstance(v, str), "a JMESPath expression into the response, or null"),
+    "default": (lambda v: True, "any value"),
+    "fail_value": (lambda v: True, "any value"),
+    "region_from": (lambda v: v is None or isinstance(v, str), "an item field holding the region to call"),
+    "extra": (lambda v: isinstance(v, dict), "an object of fixed API parameters"),
+}
+_REQUIRED_DETAIL = ("operation", "params", "into")
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(x, str) and x for x in value)
+
+
+@dataclass(frozen=True)
+class TypeEntry:
+    """One ``types`` row as written: ``fields`` holds only the keys the row gives."""
+
+    name: str
+    service: str
+    operation: str
+    fields: Mapping[str, Any]
+
+    @property
+    def tier(self) -> str:
+        return str(self.fields.get("tier", "generated"))
+
+
+@dataclass(frozen=True)
+class Overlay:
+    source: str
+    types: tuple[TypeEntry, ...] = ()
+    deny: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+    def deny_reason(self, service: str, operation: str) -> str | None:
+        ops = self.deny.get(service)
+        if not ops:
+            return None
+        return ops.get(operation) or ops.get("*")
+
+    def by_operation(self, service: str) -> dict[str, list[TypeEntry]]:
+        out: dict[str, list[TypeEntry]] = {}
+        for entry in self.types:
+            if entry.service == service:
+                out.setdefault(entry.operation, []).append(entry)
+        return out
+
+
+def shipped_overlay() -> Overlay:
+    """The overlay shipped with greenfetch (``catalog.json``): the core types, fixes and deny-list."""
+    return load_overlay(_SHIPPED)
+
+
+def load_overlay(path: str | Path) -> Overlay:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InventoryError(f"catalog file {str(path)!r} cannot be read: {exc.strerror or exc}") from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise InventoryError(f"catalog file {str(path)!r} is not JSON: {exc}") from None
+    return parse_overlay(data, source=str(path))
+
+
+def parse_overlay(data: Any, *, source: str = "catalog") -> Overlay:
+    """Validate an overlay document; InventoryError names the row and key that are wrong."""
+    if not isinstance(data, dict):
+        raise InventoryError(f"{source}: an overlay is a JSON object with \"format\", \"types\" and \"deny\"")
+    unknown = set(data) - {"format", "about", "types", "deny"}
+    if unknown:
+        raise InventoryError(f"{source}: unknown top-level key(s) {', '.join(sorted(unknown))}; "
+                             "valid keys are format, about, types, deny")
+    if data.get("format") != FORMAT:
+        raise InventoryError(f"{source}: \"format\" is {data.get('format')!r}; this greenfetch reads {FORMAT!r}")
+    types = data.get("types", {})
+    if not isinstance(types, dict):
+        raise InventoryError(f"{source}: \"types\" must be an object of type name -> row")
+    entries = tuple(_type_entry(source, name, row) for name, row in types.items())
+    deny = data.get("deny", {})
+    if not isinstance(deny, dict):
+        raise InventoryError(f"{source}: \"deny\" must be an object of service -> {{operation: reason}}")
+    checked: dict[str, dict[str, str]] = {}
+    for service, ops in deny.items():
+        if not isinstance(ops, dict) or not ops:
+            raise InventoryError(f"{source}: deny.{service} must be an object of operation -> reason")
+        for operation, reason in ops.items():
+            if operation != "*" and not _OPERATION.match(operation):
+                raise InventoryError(f"{source}: deny.{service}.{operation}: not an operation name (ListRules) or *")
+            if not isinstance(reason, str) or not reason.strip():
+                raise InventoryError(f"{source}: deny.{service}.{operation}: the reason must be a non-empty string "
+                                     "(say why it is never called)")
+        checked[service] = dict(ops)
+    for entry in entries:
+        if entry.operation in checked.get(entry.service, {}):
+            raise InventoryError(f"{source}: types.{entry.name} lists {entry.service}.{entry.operation}, which deny "
+                                 "also names; keep one of them")
+    return Overlay(source, entries, checked)
+
+
+def _type_entry(source: str, name: Any, row: Any) -> TypeEntry:
+    where = f"{source}: types.{name}"
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise InventoryError(f"{where}: a type name is service.snake_noun (lower case), e.g. efs.file_systems")
+    if not isinstance(row, dict):
+        raise InventoryError(f"{where}: a row is an object with at least \"operation\"")
+    _check_keys(where, row, _TYPE_KEYS)
+    if "operation" not in row:
+        raise InventoryError(f"{where}: \"operation\" is missing (the API call that lists the type)")
+    if "items" in row:
+        _check_jmespath(f"{where}.items", row["items"])
+    for i, step in enumerate(row.get("details", ())):
+        at = f"{where}.details[{i}]"
+        if not isinstance(step, dict):
+            raise InventoryError(f"{at}: a detail step is an object with operation, params and into")
+        _check_keys(at, step, _DETAIL_KEYS)
+        missing = [k for k in _REQUIRED_DETAIL if k not in step]
+        if missing:
+            raise InventoryError(f"{at}: missing {', '.join(missing)}")
+        if step.get("pick") is not None:
+            _check_jmespath(f"{at}.pick", step["pick"])
+    return TypeEntry(name, name.split(".", 1)[0], row["operation"], dict(row))
+
+
+def _check_keys(where: str, row: Mapping[str, Any], valid: Mapping[str, tuple[Any, str]]) -> None:
+    from .._errors import suggest
+
+    for key, value in row.items():
+        if key not in valid:
+            near = suggest(key, valid, n=1)
+            hint = f" (did you mean {near[0]}?)" if near else ""
+            raise InventoryError(f"{where}: unknown key {key!r}{hint}; valid keys: {', '.join(valid)}")
+        check, what = valid[key]
+        if not check(value):
+            raise InventoryError(f"{where}.{key}: {json.dumps(value)[:80]} is not valid; use {what}")
+
+
+def _check_jmespath(where: str, expression: str) -> None:
+    try:
+        jmespath.compile(expression)
+    except JMESPathError as exc:
+        raise InventoryError(f"{where}: {expression!r} is not a JMESPath expression: {exc}") from None
