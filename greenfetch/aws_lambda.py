@@ -9,7 +9,7 @@ different inputs:
         environment fallbacks: GREENFETCH_DRS_TARGETS_TABLE, GREENFETCH_DRS_INVENTORY_TABLE,
         GREENFETCH_DRS_ROLE_NAME, GREENFETCH_DRS_REGIONS, GREENFETCH_DRS_STATUS_TABLE
     {"action": "inventory", "accounts": "org" | "dynamodb:TABLE" | [ids], "roleName": ...,
-     "regions": "enabled" | "active" | [...], "types": "all" | [...], "dynamodbTable": ...,
+     "regions": "enabled" | "active" | [...], "types": "core" | "all" | [...], "excludeTypes": ..., "dynamodbTable": ...,
      "s3Uri": ..., "excludeRegions": ..., "statusStore": ...}    (greenfetch.inventory.run_inventory)
 
 Responses are plain dicts with a ``statusCode`` (200 all good, 207 partial, 400 bad event, 500 the
@@ -124,7 +124,8 @@ def inventory(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
         report = run_inventory(
             run_engine, accounts=_comma(opts.get("accounts")), role_name=opts.get("roleName"),
             external_id=opts.get("externalId"), regions=_comma(opts.get("regions", default="enabled")) or "enabled",
-            exclude_regions=_comma(opts.get("excludeRegions")), types=_comma(opts.get("types", default="all")) or "all",
+            exclude_regions=_comma(opts.get("excludeRegions")), types=_comma(opts.get("types", default="core")) or "core",
+            exclude_types=_comma(opts.get("excludeTypes")),
             dynamodb_table=opts.get("dynamodbTable"), s3_uri=s3_uri, status_store=opts.get("statusStore"),
             out=os.path.join(run_engine.config.cache_dir, "inventory-out") if s3_uri else None,
             concurrency=_positive(opts.get("concurrency")),

@@ -11,8 +11,9 @@ The rules, applied to each service's ``service-2`` model, ``paginators-1`` and t
 - id: noun-anchored, ``{Noun}Arn`` > ``{Noun}Id`` > ``{Noun}Identifier`` > ``{Noun}Name`` > ``Arn``/``Id``/``Name`` (nouns
   from the result key, the item shape's name and the operation); a list of strings is its own id;
 - paginated wherever botocore has a paginator;
-- scope: global for services the ``aws`` partition marks not regionalized, called in the signing
-  region of their partition endpoint (us-east-1; us-west-2 for networkmanager), else regional;
+- scope: global for services the ``aws`` partition marks not regionalized (or whose only endpoint
+  is ``aws-global``), called in the signing region of that endpoint (us-east-1; us-west-2 for
+  networkmanager), else regional;
 - name: ``service.snake_noun``; when two operations of a service give one noun, the first by verb
   (List, Describe, Get) keeps it and the others get ``_<verb>`` (``stacks_describe``).
 
@@ -39,13 +40,48 @@ __all__ = ["GeneratedTier", "derive_service", "rules_version", "snake_noun"]
 VERBS = ("List", "Describe", "Get")
 _VERB = re.compile(r"^(List|Describe|Get)(?=[A-Z])")
 # Required input a listing may still be called with: the page size, filled from its shape's range.
-_PAGE_SIZE = frozenset({"maxresults", "maxrecords", "maxitems", "limit", "pagesize", "maxkeys", "maxentries",
-                        "maxcount", "maxresult", "maxsize", "maxpagesize"})
+_PAGE_SIZE = frozenset(
+    {
+        "maxresults",
+        "maxrecords",
+        "maxitems",
+        "limit",
+        "pagesize",
+        "maxkeys",
+        "maxentries",
+        "maxcount",
+        "maxresult",
+        "maxsize",
+        "maxpagesize",
+    }
+)
 _PAGE_DEFAULT, _PAGE_CAP = 100, 1000
 # Suffixes of item shape names that are not part of the resource noun (FileSystemDescription -> FileSystem).
-_SHAPE_SUFFIXES = ("Summary", "Summaries", "Description", "Details", "Detail", "Information", "Info", "Item",
-                   "Entry", "Data", "Metadata", "Output", "Result", "Record", "Reference", "Overview", "Object",
-                   "Properties", "Attributes", "ListEntry", "ListItem", "Response", "Descriptor")
+_SHAPE_SUFFIXES = (
+    "Summary",
+    "Summaries",
+    "Description",
+    "Details",
+    "Detail",
+    "Information",
+    "Info",
+    "Item",
+    "Entry",
+    "Data",
+    "Metadata",
+    "Output",
+    "Result",
+    "Record",
+    "Reference",
+    "Overview",
+    "Object",
+    "Properties",
+    "Attributes",
+    "ListEntry",
+    "ListItem",
+    "Response",
+    "Descriptor",
+)
 _FORMAT = "greenfetch-generated-catalog"
 
 
@@ -64,8 +100,9 @@ def snake_noun(operation: str) -> str:
 # -- one service ---------------------------------------------------------------------------------
 
 
-def derive_service(service: str, model: Mapping[str, Any], paginators: Mapping[str, Any],
-                   endpoints: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+def derive_service(
+    service: str, model: Mapping[str, Any], paginators: Mapping[str, Any], endpoints: Mapping[str, Any] | None
+) -> list[dict[str, Any]]:
     """Every listing of one service as plain rows (JSON-able), sorted by name.
 
     A row: ``name``, ``operation``, ``items``, ``id`` (a field; None when the item is its own id;
@@ -83,8 +120,9 @@ def derive_service(service: str, model: Mapping[str, Any], paginators: Mapping[s
     return sorted(rows, key=lambda r: r["name"])
 
 
-def candidate(operation: str, spec: Mapping[str, Any], shapes: Mapping[str, Any],
-              paginator: Mapping[str, Any] | None) -> tuple[bool, str]:
+def candidate(
+    operation: str, spec: Mapping[str, Any], shapes: Mapping[str, Any], paginator: Mapping[str, Any] | None
+) -> tuple[bool, str]:
     """(True, "") when the rules make ``operation`` a listing, else (False, why not)."""
     verb = _VERB.match(operation)
     if verb is None:
@@ -104,8 +142,9 @@ def candidate(operation: str, spec: Mapping[str, Any], shapes: Mapping[str, Any]
     return True, ""
 
 
-def _derive(operation: str, spec: Mapping[str, Any], shapes: Mapping[str, Any],
-            paginator: Mapping[str, Any] | None) -> dict[str, Any] | None:
+def _derive(
+    operation: str, spec: Mapping[str, Any], shapes: Mapping[str, Any], paginator: Mapping[str, Any] | None
+) -> dict[str, Any] | None:
     ok, _ = candidate(operation, spec, shapes, paginator)
     if not ok:
         return None
@@ -124,8 +163,14 @@ def _derive(operation: str, spec: Mapping[str, Any], shapes: Mapping[str, Any],
     if element is None:
         return None
     id_field, arn = identify(operation, items, element, shapes)
-    return {"operation": operation, "items": items, "id": id_field, "arn": arn, "paginate": paginated,
-            "params": _page_size(spec, shapes, paginator)}
+    return {
+        "operation": operation,
+        "items": items,
+        "id": id_field,
+        "arn": arn,
+        "paginate": paginated,
+        "params": _page_size(spec, shapes, paginator),
+    }
 
 
 def _list_members(spec: Mapping[str, Any], shapes: Mapping[str, Any]) -> list[str]:
@@ -135,7 +180,9 @@ def _list_members(spec: Mapping[str, Any], shapes: Mapping[str, Any]) -> list[st
     return [name for name, m in members.items() if shapes[m["shape"]]["type"] == "list"]
 
 
-def _page_size(spec: Mapping[str, Any], shapes: Mapping[str, Any], paginator: Mapping[str, Any] | None) -> dict:
+def _page_size(
+    spec: Mapping[str, Any], shapes: Mapping[str, Any], paginator: Mapping[str, Any] | None
+) -> dict:
     """Required page-size members, each filled with the largest size its shape allows (capped)."""
     if "input" not in spec:
         return {}
@@ -211,7 +258,9 @@ def nouns(operation: str, items: str, element: str) -> list[str]:
     return found
 
 
-def identify(operation: str, items: str, element: str, shapes: Mapping[str, Any]) -> tuple[str | None, str | None]:
+def identify(
+    operation: str, items: str, element: str, shapes: Mapping[str, Any]
+) -> tuple[str | None, str | None]:
     """(id field, ARN field) of an item shape: None id for a string (its own id), "" for no match."""
     shape = shapes[element]
     if shape["type"] != "structure":
@@ -227,8 +276,15 @@ def identify(operation: str, items: str, element: str, shapes: Mapping[str, Any]
 
     noun_arn = pick("arn")
     arn = noun_arn or members.get("arn")
-    id_field = (noun_arn or pick("id") or pick("identifier") or pick("name") or arn or members.get("id")
-                or members.get("name"))
+    id_field = (
+        noun_arn
+        or pick("id")
+        or pick("identifier")
+        or pick("name")
+        or arn
+        or members.get("id")
+        or members.get("name")
+    )
     return id_field or "", arn
 
 
@@ -241,13 +297,16 @@ def service_scope(model: Mapping[str, Any], endpoints: Mapping[str, Any] | None)
     if not endpoints:
         return "regional", ""
     prefix = model.get("metadata", {}).get("endpointPrefix")
-    aws: Mapping[str, Any] = next((p for p in endpoints.get("partitions", ()) if p.get("partition") == "aws"), {})
-    entry = aws.get("services", {}).get(prefix)
-    if not entry or not entry.get("partitionEndpoint"):
+    aws: Mapping[str, Any] = next(
+        (p for p in endpoints.get("partitions", ()) if p.get("partition") == "aws"), {}
+    )
+    entry = aws.get("services", {}).get(prefix) or {}
+    keys = {k for k in entry.get("endpoints", {}) if "fips" not in k}
+    partition_endpoint = entry.get("partitionEndpoint") or ("aws-global" if keys == {"aws-global"} else None)
+    if not partition_endpoint:
         return "regional", ""
-    keys = set(entry.get("endpoints", {}))
-    if entry.get("isRegionalized") is False or keys <= {entry["partitionEndpoint"]}:
-        scope = entry.get("endpoints", {}).get(entry["partitionEndpoint"], {}).get("credentialScope", {})
+    if entry.get("isRegionalized") is False or keys <= {partition_endpoint}:
+        scope = entry.get("endpoints", {}).get(partition_endpoint, {}).get("credentialScope", {})
         return "global", str(scope.get("region") or "us-east-1")
     return "regional", ""
 
@@ -281,14 +340,22 @@ class GeneratedTier:
     ``services()`` lists every service botocore ships (a directory listing, no model read);
     ``rows(service)`` derives one service (or reads it from the cache file); ``all_rows()`` derives
     every service once and writes the cache file (atomically; a directory that cannot be written
-    only costs the next start the same ~5 s)."""
+    only costs the next start the same ~5 s). ``rows=`` gives every service's rows up front."""
 
-    def __init__(self, cache_dir: str | os.PathLike[str] | None = None, *, session: Any = None):
+    def __init__(
+        self,
+        cache_dir: str | os.PathLike[str] | None = None,
+        *,
+        session: Any = None,
+        rows: Mapping[str, list[dict[str, Any]]] | None = None,
+    ):
         self._cache_dir = Path(cache_dir) if cache_dir is not None else None
         self._session = session
-        self._rows: dict[str, list[dict[str, Any]]] = {}
-        self._complete = False
-        self._file_read = False
+        self._rows: dict[str, list[dict[str, Any]]] = dict(rows or {})
+        self._complete = (
+            rows is not None
+        )  # rows given (a test that loaded the models itself): nothing to read
+        self._file_read = rows is not None
         self._endpoints: Mapping[str, Any] | None = None
         self._services: list[str] | None = None
         self._lock = threading.RLock()
@@ -303,7 +370,9 @@ class GeneratedTier:
     def path(self) -> Path | None:
         if self._cache_dir is None:
             return None
-        return self._cache_dir / "catalog" / f"generated-botocore-{self.botocore_version}-{rules_version()}.json"
+        return (
+            self._cache_dir / "catalog" / f"generated-botocore-{self.botocore_version}-{rules_version()}.json"
+        )
 
     def _loader(self) -> Any:
         if self._session is None:
@@ -372,8 +441,13 @@ class GeneratedTier:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return
-        if (not isinstance(data, dict) or data.get("format") != _FORMAT or data.get("botocore") != self.botocore_version
-                or data.get("rules") != rules_version() or not isinstance(data.get("services"), dict)):
+        if (
+            not isinstance(data, dict)
+            or data.get("format") != _FORMAT
+            or data.get("botocore") != self.botocore_version
+            or data.get("rules") != rules_version()
+            or not isinstance(data.get("services"), dict)
+        ):
             return
         self._rows.update(data["services"])
         self._complete = True
@@ -384,13 +458,28 @@ class GeneratedTier:
             return
         from ._fileio import atomic_write_text
 
-        text = json.dumps({"format": _FORMAT, "botocore": self.botocore_version, "rules": rules_version(),
-                           "services": self._rows}, separators=(",", ":"), sort_keys=True)
+        text = json.dumps(
+            {
+                "format": _FORMAT,
+                "botocore": self.botocore_version,
+                "rules": rules_version(),
+                "services": self._rows,
+            },
+            separators=(",", ":"),
+            sort_keys=True,
+        )
         with contextlib.suppress(OSError):
             atomic_write_text(path, text, 0o644)
 
 
-def derive_all(models: Mapping[str, Mapping[str, Any]], paginators: Mapping[str, Mapping[str, Any]],
-               endpoints: Mapping[str, Any] | None, services: Iterable[str] | None = None) -> dict[str, list[dict]]:
+def derive_all(
+    models: Mapping[str, Mapping[str, Any]],
+    paginators: Mapping[str, Mapping[str, Any]],
+    endpoints: Mapping[str, Any] | None,
+    services: Iterable[str] | None = None,
+) -> dict[str, list[dict]]:
     """``derive_service`` over already loaded models (tests load them once per session)."""
-    return {s: derive_service(s, models[s], paginators.get(s, {}), endpoints) for s in (services or sorted(models))}
+    return {
+        s: derive_service(s, models[s], paginators.get(s, {}), endpoints)
+        for s in (services or sorted(models))
+    }

@@ -37,26 +37,39 @@ _SHIPPED = Path(__file__).with_name("catalog.json")
 
 # key -> (check, what a valid value is)
 _TYPE_KEYS: dict[str, tuple[Any, str]] = {
-    "operation": (lambda v: isinstance(v, str) and bool(_OPERATION.match(v)), "an API operation name such as ListRules"),
+    "operation": (
+        lambda v: isinstance(v, str) and bool(_OPERATION.match(v)),
+        "an API operation name such as ListRules",
+    ),
     "tier": (lambda v: v in TIERS, "core or generated"),
     "items": (lambda v: isinstance(v, str) and bool(v), "a JMESPath expression into the response"),
-    "id": (lambda v: v is None or isinstance(v, str), "an item field name, \"\" (none) or null (the item is its id)"),
-    "arn": (lambda v: v is None or (isinstance(v, str) and bool(v)), "the item field holding its ARN, or null"),
+    "id": (
+        lambda v: v is None or isinstance(v, str),
+        'an item field name, "" (none) or null (the item is its id)',
+    ),
+    "arn": (
+        lambda v: v is None or (isinstance(v, str) and bool(v)),
+        "the item field holding its ARN, or null",
+    ),
     "params": (lambda v: isinstance(v, dict), "an object of API parameters"),
     "paginate": (lambda v: isinstance(v, bool), "true or false"),
     "scope": (lambda v: v in SCOPES, "regional or global"),
     "api_region": (lambda v: isinstance(v, str) and bool(v), "a region name such as us-east-1"),
     "keep": (lambda v: _strings(v), "a list of item field names"),
     "volatile": (lambda v: _strings(v), "a list of dotted item field paths"),
-    "ssm_service": (lambda v: v is None or isinstance(v, str), "the service's name in SSM's global-infrastructure "
-                                                                "parameters"),
+    "ssm_service": (
+        lambda v: v is None or isinstance(v, str),
+        "the service's name in SSM's global-infrastructure parameters",
+    ),
     "details": (lambda v: isinstance(v, list), "a list of detail steps"),
     "why": (lambda v: isinstance(v, str), "a sentence saying why the entry is here"),
 }
 _DETAIL_KEYS: dict[str, tuple[Any, str]] = {
     "operation": _TYPE_KEYS["operation"],
-    "params": (lambda v: isinstance(v, dict) and all(isinstance(x, str) for x in v.values()),
-               "an object of API parameter -> item field name"),
+    "params": (
+        lambda v: isinstance(v, dict) and all(isinstance(x, str) for x in v.values()),
+        "an object of API parameter -> item field name",
+    ),
     "into": (lambda v: isinstance(v, str) and bool(v), "the item field the result goes into"),
     "pick": (lambda v: v is None or isinstance(v, str), "a JMESPath expression into the response, or null"),
     "default": (lambda v: True, "any value"),
@@ -125,47 +138,59 @@ def load_overlay(path: str | Path) -> Overlay:
 def parse_overlay(data: Any, *, source: str = "catalog") -> Overlay:
     """Validate an overlay document; InventoryError names the row and key that are wrong."""
     if not isinstance(data, dict):
-        raise InventoryError(f"{source}: an overlay is a JSON object with \"format\", \"types\" and \"deny\"")
+        raise InventoryError(f'{source}: an overlay is a JSON object with "format", "types" and "deny"')
     unknown = set(data) - {"format", "about", "types", "deny"}
     if unknown:
-        raise InventoryError(f"{source}: unknown top-level key(s) {', '.join(sorted(unknown))}; "
-                             "valid keys are format, about, types, deny")
+        raise InventoryError(
+            f"{source}: unknown top-level key(s) {', '.join(sorted(unknown))}; "
+            "valid keys are format, about, types, deny"
+        )
     if data.get("format") != FORMAT:
-        raise InventoryError(f"{source}: \"format\" is {data.get('format')!r}; this greenfetch reads {FORMAT!r}")
+        raise InventoryError(
+            f'{source}: "format" is {data.get("format")!r}; this greenfetch reads {FORMAT!r}'
+        )
     types = data.get("types", {})
     if not isinstance(types, dict):
-        raise InventoryError(f"{source}: \"types\" must be an object of type name -> row")
+        raise InventoryError(f'{source}: "types" must be an object of type name -> row')
     entries = tuple(_type_entry(source, name, row) for name, row in types.items())
     deny = data.get("deny", {})
     if not isinstance(deny, dict):
-        raise InventoryError(f"{source}: \"deny\" must be an object of service -> {{operation: reason}}")
+        raise InventoryError(f'{source}: "deny" must be an object of service -> {{operation: reason}}')
     checked: dict[str, dict[str, str]] = {}
     for service, ops in deny.items():
         if not isinstance(ops, dict) or not ops:
             raise InventoryError(f"{source}: deny.{service} must be an object of operation -> reason")
         for operation, reason in ops.items():
             if operation != "*" and not _OPERATION.match(operation):
-                raise InventoryError(f"{source}: deny.{service}.{operation}: not an operation name (ListRules) or *")
+                raise InventoryError(
+                    f"{source}: deny.{service}.{operation}: not an operation name (ListRules) or *"
+                )
             if not isinstance(reason, str) or not reason.strip():
-                raise InventoryError(f"{source}: deny.{service}.{operation}: the reason must be a non-empty string "
-                                     "(say why it is never called)")
+                raise InventoryError(
+                    f"{source}: deny.{service}.{operation}: the reason must be a non-empty string "
+                    "(say why it is never called)"
+                )
         checked[service] = dict(ops)
     for entry in entries:
         if entry.operation in checked.get(entry.service, {}):
-            raise InventoryError(f"{source}: types.{entry.name} lists {entry.service}.{entry.operation}, which deny "
-                                 "also names; keep one of them")
+            raise InventoryError(
+                f"{source}: types.{entry.name} lists {entry.service}.{entry.operation}, which deny "
+                "also names; keep one of them"
+            )
     return Overlay(source, entries, checked)
 
 
 def _type_entry(source: str, name: Any, row: Any) -> TypeEntry:
     where = f"{source}: types.{name}"
     if not isinstance(name, str) or not _NAME.match(name):
-        raise InventoryError(f"{where}: a type name is service.snake_noun (lower case), e.g. efs.file_systems")
+        raise InventoryError(
+            f"{where}: a type name is service.snake_noun (lower case), e.g. efs.file_systems"
+        )
     if not isinstance(row, dict):
-        raise InventoryError(f"{where}: a row is an object with at least \"operation\"")
+        raise InventoryError(f'{where}: a row is an object with at least "operation"')
     _check_keys(where, row, _TYPE_KEYS)
     if "operation" not in row:
-        raise InventoryError(f"{where}: \"operation\" is missing (the API call that lists the type)")
+        raise InventoryError(f'{where}: "operation" is missing (the API call that lists the type)')
     if "items" in row:
         _check_jmespath(f"{where}.items", row["items"])
     for i, step in enumerate(row.get("details", ())):
