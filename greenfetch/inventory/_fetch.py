@@ -28,7 +28,7 @@ from .._models import Request, Result
 from ._catalog import GLOBAL, Detail, ResourceType
 from ._credentials import AccountCredentials
 from ._region_status import RegionStatusStore, status_of
-from ._regions import offered_regions, opted_in
+from ._regions import offered_regions_many, opted_in
 from ._types import Account, Record, record, utc_iso
 
 __all__ = ["Inventory", "RunSummary"]
@@ -150,6 +150,8 @@ class Inventory:
             self.summary.accounts_ok.add(account.account_id)
             ready.append((account, creds.get(account.account_id)))
         candidates = self._candidate_regions(ready)
+        if self.filter_offered and ready and any(candidates.values()):
+            self._prefetch_offered()
         misses: list[_Fetch] = []
         for unit in self._units(ready, candidates):
             hit = self.cache.lookup(self._cache_key(unit)) if self.cache is not None else None
@@ -256,8 +258,15 @@ class Inventory:
     def _offered_for(self, rtype: ResourceType) -> set[str] | None:
         name = rtype.ssm_service or rtype.service
         if name not in self._offered:
-            self._offered[name] = offered_regions(self.engine, name, cache=self.cache)
+            self._offered.update(offered_regions_many(self.engine, [name], cache=self.cache))
         return self._offered[name]
+
+    def _prefetch_offered(self) -> None:
+        """Where each regional type's service is offered, read for every service at once."""
+        names = {t.ssm_service or t.service for t in self.types if not t.is_global} - set(self._offered)
+        if names:
+            self._offered.update(offered_regions_many(self.engine, sorted(names), cache=self.cache,
+                                                      concurrency=self.concurrency))
 
     def _role_arn(self, account: Account) -> str | None:
         status = self.credentials.status(account)

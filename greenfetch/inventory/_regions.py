@@ -15,8 +15,8 @@ from .._errors import suggest
 from .._models import Request
 from ._types import InventoryError
 
-__all__ = ["check_service", "expand_regions", "enabled_regions", "known_regions", "offered_regions", "parse_list",
-           "REGION_MODES"]
+__all__ = ["check_service", "expand_regions", "enabled_regions", "known_regions", "offered_regions",
+           "offered_regions_many", "parse_list", "REGION_MODES"]
 
 REGION_MODES = ("enabled", "active")
 _SSM_PATH = "/aws/service/global-infrastructure/services/{}/regions"
@@ -107,15 +107,36 @@ def opted_in(response: Any) -> list[str]:
 def offered_regions(engine: Any, service: str, *, cache: Any = None, region: str | None = None) -> set[str] | None:
     """Regions where AWS offers ``service`` (SSM public global-infrastructure parameters), cached;
     None when the parameters cannot be read (then no region is filtered out for that reason)."""
+    return offered_regions_many(engine, [service], cache=cache, region=region)[service]
+
+
+def offered_regions_many(engine: Any, services: Iterable[str], *, cache: Any = None, region: str | None = None,
+                         concurrency: int | None = None) -> dict[str, set[str] | None]:
+    """``offered_regions`` for many services at once: the uncached ones are read in parallel (an
+    inventory of every type asks for ~400 services before its first call)."""
     endpoint = engine.config.endpoint_url  # a test server's list is not AWS's
-    key = f"greenfetch:ssm-regions:{service}" + (f"@{endpoint}" if endpoint else "")
-    if cache is not None and (hit := cache.get(key)) is not None:
-        return set(hit)
-    result = engine.execute(Request("ssm", "GetParametersByPath", {"Path": _SSM_PATH.format(service)},
-                                    region=region or engine.config.home_region, paginate=True))
-    if not result.ok or not result.result.get("Parameters"):
-        return None
-    names = sorted({p["Value"] for p in result.result["Parameters"]})
-    if cache is not None:
-        cache.set(key, names)
-    return set(names)
+    suffix = f"@{endpoint}" if endpoint else ""
+
+    def key(service: str) -> str:
+        return f"greenfetch:ssm-regions:{service}{suffix}"
+
+    out: dict[str, set[str] | None] = {}
+    missing: list[str] = []
+    for service in dict.fromkeys(services):
+        hit = cache.get(key(service)) if cache is not None else None
+        if hit is not None:
+            out[service] = set(hit)
+        else:
+            missing.append(service)
+    requests = [Request("ssm", "GetParametersByPath", {"Path": _SSM_PATH.format(s)},
+                        region=region or engine.config.home_region, paginate=True) for s in missing]
+    for result in engine.batch_requests(requests, concurrency or engine.config.concurrency) if requests else ():
+        service = missing[result.index]
+        if not result.ok or not result.result.get("Parameters"):
+            out[service] = None
+            continue
+        names = sorted({p["Value"] for p in result.result["Parameters"]})
+        if cache is not None:
+            cache.set(key(service), names)
+        out[service] = set(names)
+    return out
