@@ -122,12 +122,14 @@ def _from_row(service: str, row: Mapping[str, Any], name: str, reason: str | Non
 def _from_entry(entry: TypeEntry, base: Mapping[str, Any] | None, source: str) -> ResourceType:
     """An overlay row as a type. A ``generated`` row on an operation the generator lists takes the
     fields it does not give from the generated row (its params are merged); a ``core`` row, or one on
-    an operation the generator does not list, is complete in itself."""
+    an operation the generator does not list, is complete in itself. A row that is neither (the
+    installed botocore does not list its operation) is a denied row saying so: never called, shown."""
     f = entry.fields
     inherit = base if entry.tier != "core" else None
     if inherit is None and ("items" not in f or "id" not in f):
-        raise InventoryError(f"{source}: types.{entry.name}: {entry.service}.{entry.operation} is not a generated "
-                             "listing here, so the row must give items and id")
+        return ResourceType(entry.name, entry.service, entry.operation, f.get("items", ""), f.get("id", ""),
+                            tier="denied", deny_reason=f"broken overlay row ({source}): {entry.service}."
+                            f"{entry.operation} is not a listing in this botocore, so the row must give items and id")
     g: Mapping[str, Any] = inherit or {}
     params = {**(g.get("params") or {}), **f.get("params", {})}
     details = tuple(Detail(d["operation"], dict(d["params"]), d["into"], d.get("pick"), d.get("default"),
@@ -278,6 +280,9 @@ class Catalog(Mapping[str, ResourceType]):
             return self.core()
         if token == "all":
             return self.rows(denied=False)
+        core = next((t for t in self._core if t.name == token), None)
+        if core is not None:  # a core name needs no model read
+            return [core]
         service, dot, rest = token.partition(".")
         if _GLOB.search(token):
             if dot and not _GLOB.search(service):
