@@ -323,7 +323,8 @@ class Catalog(Mapping[str, ResourceType]):
 
     @staticmethod
     def _unknown(token: str, flag: str, valid: Iterable[str], *, near: list[str] | None = None) -> None:
-        near = near if near is not None else suggest(token, valid, n=3)
+        valid = list(valid)  # a service has hundreds of names: only close ones are worth a hint
+        near = near if near is not None else (suggest(token, valid, n=3, cutoff=0.7) or suggest(token, valid, n=1))
         hint = f" (did you mean {', '.join(near)}?)" if near else ""
         what = "resource type" if flag == "--types" else f"{flag} resource type"
         raise InventoryError(f"unknown {what} {token!r}{hint}; valid types: a name from greenfetch catalog, a "
