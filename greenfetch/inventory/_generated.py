@@ -376,9 +376,17 @@ class GeneratedTier:
 
     def _loader(self) -> Any:
         if self._session is None:
+            import botocore.loaders
             import botocore.session
 
-            self._session = botocore.session.get_session()
+            # botocore's loader keeps every model it reads (~450 MB for all of them); this one reads
+            # from the same places and keeps none, so deriving every service peaks at one model.
+            paths = botocore.session.get_session().get_component("data_loader").search_paths
+            loader = botocore.loaders.Loader(
+                extra_search_paths=list(paths), include_default_search_paths=False
+            )
+            loader._cache = _NoModels()  # what botocore's instance_cache reads and writes
+            self._session = _Session(loader)
         return self._session.get_component("data_loader")
 
     def services(self) -> list[str]:
@@ -470,6 +478,24 @@ class GeneratedTier:
         )
         with contextlib.suppress(OSError):
             atomic_write_text(path, text, 0o644)
+
+
+class _NoModels(dict):  # type: ignore[type-arg]
+    """botocore's ``instance_cache`` for a loader, keeping its directory listings but no model."""
+
+    _DROP = frozenset({"load_service_model", "load_data_with_path", "load_data"})
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        if key[0] not in self._DROP:
+            super().__setitem__(key, value)
+
+
+class _Session:
+    def __init__(self, loader: Any):
+        self.loader = loader
+
+    def get_component(self, name: str) -> Any:
+        return self.loader
 
 
 def derive_all(
