@@ -1,4 +1,4 @@
-"""The generated catalog against moto's server over HTTP: resources created in 24 services the core
+"""The generated catalog against moto's server over HTTP: resources created in 26 services the core
 types do not cover come back through ``greenfetch inventory --types ...`` with the right ids, and the
 traps (moto's 1,301 public AMIs, its 1,582 AWS managed IAM policies) never reach a record.
 moto's backends load on first use (0.3-2 s a service), which is most of this module's time.
@@ -60,7 +60,7 @@ def _caller(engine, account):
 
 
 def _seed(call):
-    """One resource in each of 24 services outside the core types; type name -> the id it must get."""
+    """One resource in each of 26 services outside the core types; type name -> the id it must get."""
     role = call("iam", "CreateRole", {"RoleName": "svc", "AssumeRolePolicyDocument": "{}"})["Role"]["Arn"]
     call("s3", "CreateBucket", {"Bucket": "trail-logs-5553"})
     want = {
@@ -141,6 +141,25 @@ def _seed(call):
             },
         )["ClusterArn"],
     }
+    # the account id as a parameter: the catalog's {account}, filled per account by the fetch
+    source = call(
+        "quicksight",
+        "CreateDataSource",
+        {"AwsAccountId": ACCOUNT, "DataSourceId": "ds1", "Name": "ds1", "Type": "ATHENA"},
+    )["Arn"]
+    call(
+        "budgets",
+        "CreateBudget",
+        {
+            "AccountId": ACCOUNT,
+            "Budget": {
+                "BudgetName": "monthly",
+                "BudgetLimit": {"Amount": "10", "Unit": "USD"},
+                "TimeUnit": "MONTHLY",
+                "BudgetType": "COST",
+            },
+        },
+    )
     call("glue", "CreateDatabase", {"DatabaseInput": {"Name": "lake"}})
     call("athena", "CreateWorkGroup", {"Name": "analysts"})
     call("polly", "PutLexicon", {"Name": "lex1", "Content": LEXICON})
@@ -159,6 +178,8 @@ def _seed(call):
     namespace = call("servicediscovery", "CreateHttpNamespace", {"Name": "ns"})["OperationId"]
     want.update(
         {
+            "quicksight.data_sources": source,
+            "budgets.budgets": "monthly",
             "glue.databases": "lake",
             "athena.work_groups": "analysts",
             "polly.lexicons": "lex1",
@@ -201,7 +222,7 @@ def test_two_dozen_services_beyond_the_core_come_back_with_their_ids(engine, mot
     want = _seed(_caller(engine, ACCOUNT))
     services = {name.split(".")[0] for name in want}
     kinds = catalog()
-    assert len(services) >= 24 and not services & {t.service for t in kinds.core()}
+    assert len(services) >= 26 and not services & {t.service for t in kinds.core()}
     out, records = _inventory(moto, ACCOUNT, ",".join([*want, "servicediscovery"]))
     assert out.exit_code == 0, out.output
     got = {

@@ -32,9 +32,10 @@ from ._generated import VERBS, GeneratedTier, snake_noun
 from ._overlay import Overlay, TypeEntry, shipped_overlay
 from ._types import InventoryError
 
-__all__ = ["CATALOG", "Catalog", "Detail", "GLOBAL", "ResourceType", "TIERS", "catalog", "resolve_types"]
+__all__ = ["ACCOUNT_PLACEHOLDER", "CATALOG", "Catalog", "Detail", "GLOBAL", "ResourceType", "TIERS", "catalog", "resolve_types"]
 
 GLOBAL = "global"
+ACCOUNT_PLACEHOLDER = "{account}"  # a parameter value the fetch replaces with the account's id
 TIERS = ("core", "generated", "denied")
 _GLOB = re.compile(r"[*?\[]")
 _WORDS = ("core", "all")
@@ -107,7 +108,8 @@ class ResourceType:
         return {"name": self.name, "service": self.service, "operation": self.operation,
                 "scope": self.scope, "items": self.items, "id_field": id_field,
                 "resource_id": self.arn or id_field, "tier": self.tier, "deny_reason": self.deny_reason,
-                "paginate": self.paginate, "details": ",".join(d.operation for d in self.details)}
+                "paginate": self.paginate, "params": dict(self.params), "api_region": self.api_region,
+                "details": ",".join(d.operation for d in self.details)}
 
 
 # -- rows to types ---------------------------------------------------------------------------------

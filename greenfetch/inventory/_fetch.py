@@ -25,7 +25,7 @@ import jmespath
 
 from .._errors import classify
 from .._models import Request, Result
-from ._catalog import GLOBAL, Detail, ResourceType
+from ._catalog import ACCOUNT_PLACEHOLDER, GLOBAL, Detail, ResourceType
 from ._credentials import AccountCredentials
 from ._region_status import RegionStatusStore, status_of
 from ._regions import offered_regions_many, opted_in
@@ -236,7 +236,8 @@ class Inventory:
                     if region not in wanted[rtype.name]:
                         continue
                     api_region = rtype.api_region if region == GLOBAL else region
-                    request = Request(rtype.service, rtype.operation, dict(rtype.params), region=api_region,
+                    request = Request(rtype.service, rtype.operation, _params(rtype.params, account.account_id),
+                                      region=api_region,
                                       account=account.account_id, role=self._role_arn(account), credentials=creds,
                                       paginate=rtype.paginate)
                     yield _Fetch(rtype, account.account_id, region, request)
@@ -293,6 +294,18 @@ class Inventory:
         params = {**detail.extra, **{name: item.get(source) for name, source in detail.params.items()}}
         region = (item.get(detail.region_from) if detail.region_from else None) or unit.request.region
         return replace(unit.request, operation=detail.operation, params=params, region=region, paginate=False)
+
+
+def _params(params: Any, account: str) -> Any:
+    """A type's parameters for one account: ``{account}`` anywhere becomes its id (QuickSight,
+    S3 Control and Budgets take the account id as a parameter)."""
+    if params == ACCOUNT_PLACEHOLDER:
+        return account
+    if isinstance(params, dict):
+        return {k: _params(v, account) for k, v in params.items()}
+    if isinstance(params, list):
+        return [_params(v, account) for v in params]
+    return params
 
 
 def _merge(item: dict[str, Any], detail: Detail, result: Result) -> None:
