@@ -25,7 +25,8 @@ from typing import Any
 from .._exceptions import StorageError
 from .._jsonable import jsonable
 from .._redact import redact_url
-from ._catalog import CATALOG, ResourceType
+from ._catalog import ResourceType
+from ._catalog import catalog as all_types
 from ._postgres import (
     _APPLICATION,
     _hint,
@@ -225,7 +226,7 @@ class PostgresSink:
         self.url = url.strip()
         self.name = redact_url(self.url)
         self.batch_rows, self.batch_bytes, self.flush_seconds = batch_rows, batch_bytes, flush_seconds
-        self.catalog = CATALOG if catalog is None else catalog
+        self.catalog = all_types() if catalog is None else catalog
         self.clock = clock
         self.started_at = time.time()
         self.run_id: int | None = None
@@ -493,7 +494,7 @@ class PostgresShardSink:
                 rec,
                 when,
             ) in last.values():  # COPY in batches: the shard's records are held, their rows are not
-                _, rec_rows, fetch, _ = _rows_of(rec, self.run, CATALOG, when)
+                _, rec_rows, fetch, _ = _rows_of(rec, self.run, all_types(), when)
                 rows += rec_rows
                 fetches.append(fetch)
                 if len(rows) >= self.batch_rows:
