@@ -99,61 +99,20 @@ def _timed(cmd: list[str], env: dict[str, str], extra_pids: list[int] = []) -> d
     return {"wall": wall, "cpu": _children_cpu() + sum(_proc_cpu(pid) for pid in extra_pids) - cpu_before}
 
 
-class _Redis:
-    """redis-server on a free loopback port, no persistence; stopped by its pid."""
-
-    def __init__(self, tmp: Path) -> None:
-        import redis
-
-        from greenfetch.testing import free_port, wait_until
-
-        port = free_port()
-        self.url = f"redis://127.0.0.1:{port}/0"
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(tmp), "--logfile", str(tmp / "redis.log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis.from_url(self.url, socket_timeout=2)
-
-        def ping() -> bool:
-            try:
-                return bool(client.ping())
-            except Exception:  # noqa: BLE001 - not listening yet
-                return False
-
-        wait_until(ping, 10, "redis-server to answer")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-
 def _start_worker(name: str, tmp: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], float]:
     """A real ``greenfetch worker`` and its spawn-to-ready seconds ('ready.' in its log)."""
-    from greenfetch.testing import wait_until
+    from greenfetch.testing import start_worker
 
-    log = tmp / f"worker-{name}.log"
     began = time.perf_counter()
-    with open(log, "wb") as handle:
-        proc = subprocess.Popen([sys.executable, "-m", "greenfetch.cli", "worker", "-c", str(WORKER_CONCURRENCY),
-                                 "-n", f"bench-{name}@%h"],
-                                env=env, stdout=handle, stderr=subprocess.STDOUT)
-    try:  # Celery logs "ready." at INFO, the worker's default level
-        wait_until(lambda: "ready." in log.read_text(errors="replace") or proc.poll() is not None, 60,
-                   f"worker {name} to start")
-        if proc.poll() is not None:
-            raise RuntimeError(f"worker {name} exited: {log.read_text(errors='replace')[-2000:]}")
-    except BaseException:
-        proc.kill()
-        proc.wait(10)
-        raise
+    proc = start_worker(env, tmp / f"worker-{name}.log", name=f"bench-{name}", concurrency=WORKER_CONCURRENCY)
     return proc, time.perf_counter() - began
 
 
 def _workers_run(url: str, tmp: Path, sizes: tuple[list[str], list[str], list[str]]) -> dict[str, Any]:
     """Redis, two workers, then the timed coordinator; everything started here is killed by pid after."""
-    redis_server = _Redis(tmp)
+    from greenfetch.testing import RedisServer, stop_processes
+
+    redis_server = RedisServer(tmp)
     env = _env(tmp, GREENFETCH_BROKER_URL=redis_server.url)
     workers: list[subprocess.Popen[bytes]] = []
     try:
@@ -165,11 +124,8 @@ def _workers_run(url: str, tmp: Path, sizes: tuple[list[str], list[str], list[st
         m = _timed(_inventory(url, tmp / "workers", *sizes), env, [w.pid for w in workers])
         return {**m, "ready_s": ready}
     finally:
-        for proc in workers:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(10)
-        redis_server.stop()
+        stop_processes(workers)
+        redis_server.close()
 
 
 def run(quick: bool = False) -> str:

@@ -28,7 +28,7 @@ from greenfetch.inventory._fetch import Inventory, RunSummary
 from greenfetch.inventory._shard import DirectoryShardSink, Shard, merge_shard, run_shard
 from greenfetch.inventory._shard_s3 import S3ShardSink, open_shard_sink, sink_spec
 from greenfetch.inventory._types import InventoryError
-from greenfetch.testing import free_port, wait_until
+from greenfetch.testing import RedisServer, free_port, start_worker, stop_processes, wait_until
 
 ROLE = "InventoryReader"
 PASSWORD = "hunter2-Broker-Secret"
@@ -42,45 +42,12 @@ pytestmark = pytest.mark.slow
 
 # -- real parts ------------------------------------------------------------------------------------
 
-class RedisServer:
-    """redis-server on a free loopback port, no persistence, ``requirepass``; stopped by pid."""
-
-    def __init__(self, directory: Path):
-        self.port = free_port()
-        self.url = f"redis://:{PASSWORD}@127.0.0.1:{self.port}/0"
-        self.directory = directory
-        import redis
-
-        self.client = redis.Redis.from_url(self.url, socket_timeout=2)
-        self.start()
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--requirepass", PASSWORD, "--dir", str(self.directory),
-             "--logfile", str(self.directory / f"redis-{self.port}.log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_until(lambda: self._ping(), 10, "redis-server to answer")
-
-    def _ping(self) -> bool:
-        try:
-            return bool(self.client.ping())
-        except Exception:
-            return False
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-
 @pytest.fixture
 def redis_server(tmp_path):
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server is not installed; scripts/install-redis installs Debian's redis-server")
-    server = RedisServer(tmp_path)
-    yield server
-    server.stop()
+    with RedisServer(tmp_path, password=PASSWORD) as server:
+        yield server
 
 
 class Workers:
@@ -96,29 +63,17 @@ class Workers:
                 "GREENFETCH_CACHE_DIR": str(self.directory / "cache")}
 
     def start(self, name: str, concurrency: int = 2, *, celery_cli: bool = False) -> subprocess.Popen[bytes]:
-        if celery_cli:
-            cmd = [sys.executable, "-m", "celery", "-A", "greenfetch.distributed", "worker", "-P", "gevent",
-                   "-c", str(concurrency), "-n", f"{name}@%h", "--without-gossip", "--without-mingle", "-l", "INFO"]
-        else:
-            cmd = [sys.executable, "-m", "greenfetch.cli", "worker", "-c", str(concurrency), "-n", f"{name}@%h"]
         log = self.directory / f"worker-{name}.log"
-        with open(log, "wb") as handle:
-            proc = subprocess.Popen(cmd, env=self.env(), stdout=handle, stderr=subprocess.STDOUT)
-        self.procs.append(proc)
         self.logs.append(log)
-        wait_until(lambda: "ready." in log.read_text(errors="replace") or proc.poll() is not None, 60,
-               f"worker {name} to start")
-        assert proc.poll() is None, log.read_text(errors="replace")
+        proc = start_worker(self.env(), log, name=name, concurrency=concurrency, celery_cli=celery_cli)
+        self.procs.append(proc)
         return proc
 
     def text(self) -> str:
         return "\n".join(p.read_text(errors="replace") for p in self.logs)
 
     def stop(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(10)
+        stop_processes(self.procs)
 
 
 @pytest.fixture

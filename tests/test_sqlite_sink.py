@@ -20,7 +20,7 @@ import pytest
 
 from greenfetch.inventory import InventoryError, SQLiteSink, open_sink
 from greenfetch.inventory._sinks import FileSink
-from greenfetch.testing import free_port, inventory_server
+from greenfetch.testing import RedisServer, inventory_server, start_worker, stop_processes
 
 ROOT = Path(__file__).resolve().parents[1]
 NU = ROOT / ".nu" / "node_modules" / "@nushell" / "linux-x64" / "bin" / "nu"
@@ -247,21 +247,13 @@ def test_processes_and_broker_runs_write_the_same_database_as_a_local_run(moto_s
             Request("sqs", "CreateQueue", {"QueueName": f"q-{n}"}, region="us-east-1", credentials=creds)], 2)
         assert all(r.ok for r in made)
     engine.close()
-    port = free_port()
-    redis = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                              "--appendonly", "no", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
-    env = {**_env(), "GREENFETCH_BROKER_URL": f"redis://127.0.0.1:{port}/0", "GREENFETCH_REDELIVER_AFTER": "20s",
+    redis = RedisServer(tmp_path)
+    env = {**_env(), "GREENFETCH_BROKER_URL": redis.url, "GREENFETCH_REDELIVER_AFTER": "20s",
            "GREENFETCH_CACHE_DIR": str(tmp_path / "cache")}
     cli = [sys.executable, "-m", "greenfetch.cli"]
-    worker_log = tmp_path / "worker.log"
-    with open(worker_log, "wb") as log:
-        worker = subprocess.Popen([*cli, "worker", "-c", "4", "-n", "sqlite@%h"], env=env, stdout=log,
-                                  stderr=subprocess.STDOUT)
+    worker = None
     try:
-        deadline = time.monotonic() + 60
-        while "ready." not in worker_log.read_text(errors="replace"):
-            assert time.monotonic() < deadline and worker.poll() is None, worker_log.read_text(errors="replace")
-            time.sleep(0.05)
+        worker = start_worker(env, tmp_path / "worker.log", name="sqlite", concurrency=4)
         common = ["--endpoint-url", moto_server.url, "--region", "us-east-1", "--max-attempts", "2"]
         args = ["inventory", "--accounts", ",".join(accounts), "--role-name", "Reader", "--regions",
                 "us-east-1,eu-west-1", "--types", "ec2.vpcs,sqs.queues,iam.roles", "--cache-ttl", "0", "--no-progress"]
@@ -272,10 +264,8 @@ def test_processes_and_broker_runs_write_the_same_database_as_a_local_run(moto_s
                                  env=run_env, capture_output=True, text=True, timeout=300)
             assert out.returncode == 0, (name, out.stderr)
     finally:
-        worker.kill()
-        redis.kill()
-        worker.wait(10)
-        redis.wait(10)
+        stop_processes([worker] if worker is not None else [])
+        redis.close()
     dbs = {name: tmp_path / name / "inventory.db" for name in runs}
     assert len(_fetched(dbs["local"])) == 3 * (2 * 2 + 1)  # (vpcs, queues) x 2 regions + iam.roles, per account
     assert _resources(dbs["local"]) and {r[3] for r in _fetched(dbs["local"])} == {"ok"}

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from greenfetch.testing import free_port, inventory_server, wait_until
+from greenfetch.testing import RedisServer, inventory_server, start_worker, stop_processes, wait_until
 
 PASSWORD = "sigterm-Broker-Secret-7"
 WARM_SHUTDOWN = 0  # celery.platforms.EX_OK: what Celery's TERM handler ("worker: Warm shutdown") exits with
@@ -33,55 +33,28 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def redis_server(tmp_path):
-    """(url, process) of a redis-server on a free loopback port with ``requirepass``; killed by pid."""
+    """A redis-server on a free loopback port with ``requirepass``; killed by pid."""
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server is not installed; scripts/install-redis installs Debian's redis-server")
-    import redis
-
-    port = free_port()
-    url = f"redis://:{PASSWORD}@127.0.0.1:{port}/0"
-    server = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--requirepass", PASSWORD, "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    client = redis.Redis.from_url(url, socket_timeout=2)
-
-    def answers() -> bool:
-        try:
-            return bool(client.ping())
-        except redis.RedisError:
-            return False
-
-    try:
-        wait_until(answers, 10, "redis-server to answer")
-        yield url, server
-    finally:
-        client.close()
-        server.kill()
-        server.wait(10)
+    with RedisServer(tmp_path, password=PASSWORD) as server:
+        yield server
 
 
 @pytest.fixture
 def broker_url(redis_server):
-    return redis_server[0]
+    return redis_server.url
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
 def test_signal_stops_an_idle_worker_warmly(broker_url, tmp_path, signum):
     log = tmp_path / "worker.log"
     env = {**os.environ, "GREENFETCH_BROKER_URL": broker_url, "GREENFETCH_CACHE_DIR": str(tmp_path / "cache")}
-    with open(log, "wb") as handle:
-        proc = subprocess.Popen([sys.executable, "-m", "greenfetch.cli", "worker", "-c", "2", "-n", "sig@%h"],
-                                env=env, stdout=handle, stderr=subprocess.STDOUT)
+    proc = start_worker(env, log, name="sig", concurrency=2)
     try:
-        wait_until(lambda: "ready." in log.read_text(errors="replace") or proc.poll() is not None, 60,
-                   "the worker to be ready")
-        assert proc.poll() is None, log.read_text(errors="replace")
         proc.send_signal(signum)
         code = proc.wait(timeout=30)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+        stop_processes([proc])
     text = log.read_text(errors="replace")
     assert code == WARM_SHUTDOWN, text
     assert "Warm shutdown" in text
@@ -133,21 +106,12 @@ def _all_acknowledged(client):
 
 
 def _stop(procs, client):
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+    stop_processes(procs)
     client.close()
 
 
 def _worker(env, log, name):
-    with open(log, "wb") as handle:
-        proc = subprocess.Popen([sys.executable, "-m", "greenfetch.cli", "worker", "-c", "1", "-n", f"{name}@%h"],
-                                env=env, stdout=handle, stderr=subprocess.STDOUT)
-    wait_until(lambda: "ready." in log.read_text(errors="replace") or proc.poll() is not None, 60,
-               f"worker {name} to be ready")
-    assert proc.poll() is None, log.read_text(errors="replace")
-    return proc
+    return start_worker(env, log, name=name, concurrency=1)
 
 
 def test_sigterm_to_a_busy_worker_loses_no_shard(broker_url, pages, tmp_path):
@@ -252,7 +216,7 @@ def test_sigterm_stops_a_busy_worker_whose_redis_went_away(redis_server, tmp_pat
     from greenfetch.inventory._shard import DirectoryShardSink, Shard
     from greenfetch.inventory._shard_s3 import sink_spec
 
-    url, server = redis_server
+    url, server = redis_server.url, redis_server
     log = tmp_path / "worker.log"
     with inventory_server(latency=0.5, items=2) as pages:
         # AWS from the worker's own environment (the shard names no endpoint): botocore logged a "Found
@@ -269,8 +233,7 @@ def test_sigterm_stops_a_busy_worker_whose_redis_went_away(redis_server, tmp_pat
             app = new_app(url, 30.0, name="test-sender")
             app.send_task(TASK, args=[{"shard": shard.to_dict(), "sink": sink, "engine": {"region": "us-east-1"}}])
             wait_until(lambda: pages.stats()["inflight"] >= 1, 60, "the worker to be busy with the shard")
-            server.kill()
-            server.wait(10)
+            server.stop()
             # the shard's retries back off 0.2, 0.4, 0.8, 1.6 s: five tries are 3 s with Redis gone, past
             # a heartbeat (every 2 s) that would now be retrying its publish
             wait_until(lambda: log.read_text(errors="replace").count("the broker is not answering") >= 5, 30,
@@ -290,7 +253,7 @@ def test_sigterm_stops_a_busy_worker_whose_redis_went_away(redis_server, tmp_pat
 # -- a worker that cannot work says so in one line -------------------------------------------------------
 
 def test_a_wrong_broker_password_is_one_line_not_100_retries(redis_server, tmp_path):
-    url, _ = redis_server
+    url = redis_server.url
     wrong = url.replace(PASSWORD, "Wrong-Pass-Marker-55")
     env = {**os.environ, "GREENFETCH_BROKER_URL": wrong, "GREENFETCH_CACHE_DIR": str(tmp_path / "cache")}
     done = subprocess.run([sys.executable, "-m", "greenfetch.cli", "worker", "-c", "1"], env=env,
