@@ -23,7 +23,7 @@ LANE_A = [
     "test_distributed.py", "test_worker_signals.py", "test_processes.py", "test_sqlite_sink.py",
     "test_nu_plugin.py", "test_hardening_nu.py", "test_hardening_signals.py", "test_prometheus.py",
     "test_engine_loopback.py", "test_drs_signals.py", "test_adaptive.py", "test_credentials.py",
-    "test_postgres_sink.py", "test_postgres_e2e.py",
+    "test_postgres_sink.py", "test_postgres_e2e.py", "test_chaos.py",
 ]
 COUNTS = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed)")
 

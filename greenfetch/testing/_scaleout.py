@@ -43,9 +43,25 @@ class RedisServer:
         """Start it (again, on the same port) and return once it answers PING."""
         auth = ["--requirepass", self.password] if self.password else []
         self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             *auth, "--dir", str(self.directory), "--logfile", str(self.directory / f"redis-{self.port}.log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                *auth,
+                "--dir",
+                str(self.directory),
+                "--logfile",
+                str(self.directory / f"redis-{self.port}.log"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         wait_until(self.answers, 10, "redis-server to answer")
 
     def answers(self) -> bool:
@@ -75,24 +91,50 @@ class RedisServer:
         self.close()
 
 
-def start_worker(env: Mapping[str, str], log: str | Path, *, name: str = "worker", concurrency: int = 2,
-                 celery_cli: bool = False, timeout: float = 60.0,
-                 args: Sequence[str] = ()) -> subprocess.Popen[bytes]:
+def start_worker(
+    env: Mapping[str, str],
+    log: str | Path,
+    *,
+    name: str = "worker",
+    concurrency: int = 2,
+    celery_cli: bool = False,
+    timeout: float = 60.0,
+    args: Sequence[str] = (),
+) -> subprocess.Popen[bytes]:
     """A real worker process (``greenfetch worker -c N -n NAME@%h``, or with ``celery_cli`` Celery's
     own command for the same app) with ``env`` and its output in ``log``, returned once it logged
     ``ready.``. One that exits first is an AssertionError holding its log; one that is not ready within
     ``timeout`` is killed and the AssertionError names it."""
     if celery_cli:
-        cmd = [sys.executable, "-m", "celery", "-A", "greenfetch.distributed", "worker", "-P", "gevent",
-               "-c", str(concurrency), "-n", f"{name}@%h", "--without-gossip", "--without-mingle", "-l", "INFO"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "greenfetch.distributed",
+            "worker",
+            "-P",
+            "gevent",
+            "-c",
+            str(concurrency),
+            "-n",
+            f"{name}@%h",
+            "--without-gossip",
+            "--without-mingle",
+            "-l",
+            "INFO",
+        ]
     else:
         cmd = [sys.executable, "-m", "greenfetch.cli", "worker", "-c", str(concurrency), "-n", f"{name}@%h"]
     path = Path(log)
     with open(path, "wb") as handle:
         proc = subprocess.Popen([*cmd, *args], env=dict(env), stdout=handle, stderr=subprocess.STDOUT)
     try:
-        wait_until(lambda: "ready." in path.read_text(errors="replace") or proc.poll() is not None, timeout,
-                   f"worker {name} to start")
+        wait_until(
+            lambda: "ready." in path.read_text(errors="replace") or proc.poll() is not None,
+            timeout,
+            f"worker {name} to start",
+        )
     except BaseException:
         stop_processes([proc])
         raise
