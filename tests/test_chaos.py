@@ -34,7 +34,9 @@ TYPES = ["ec2.vpcs", "sqs.queues", "dynamodb.tables", "lambda.functions"]
 REGIONS = ["us-east-1", "eu-west-1"]
 LATENCY = 0.1  # per call: a shard's region lookups (SSM, one per service) alone outlast a role session
 SESSION = 0.4  # seconds a role session lasts: every shard must assume its role again before its lists
-REDELIVER = "8s"  # a killed worker's shard is back after 8 s + a sweep; a shard may run 4 s
+# a killed worker's shard is back after 10 s + a sweep (2.5 s); a shard may run 5 s (the slowest, a worker's
+# first, takes about 3 s on a busy 2-core machine)
+REDELIVER = "10s"
 
 
 def _inventory(aws, out, env, *extra):
