@@ -28,7 +28,7 @@ from greenfetch.cli import load_commands
 from greenfetch.inventory import InventoryDB, SQLiteSink, assume_role
 from greenfetch.inventory._shard import DirectoryShardSink, Shard, run_shard
 from greenfetch.inventory._sqlite import APPLICATION_ID, SCHEMA_VERSION, utc_now
-from greenfetch.testing import free_port, inventory_server, wait_until
+from greenfetch.testing import RedisServer, inventory_server, start_worker, stop_processes
 
 ROLE = "InventoryReader"
 TYPES = "sns.topics,sqs.queues"
@@ -425,39 +425,18 @@ def test_broker_runs_into_a_database_follow_the_same_rule(engine, moto_server, t
     account, db = "555800000010", tmp_path / "inv.db"
     call = _caller(engine, account)
     topic = call("sns", "CreateTopic", {"Name": "gone-soon"})["TopicArn"]
-    port = free_port()
-    redis = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(tmp_path),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
+    redis = RedisServer(tmp_path)
     env = {
         **os.environ,
-        "GREENFETCH_BROKER_URL": f"redis://127.0.0.1:{port}/0",
+        "GREENFETCH_BROKER_URL": redis.url,
         "GREENFETCH_REDELIVER_AFTER": "20s",
         "GREENFETCH_CACHE_DIR": str(tmp_path / "worker-cache"),
     }
     cli = [sys.executable, "-m", "greenfetch.cli"]
     log = tmp_path / "worker.log"
-    with open(log, "wb") as handle:
-        worker = subprocess.Popen(
-            [*cli, "worker", "-c", "2", "-n", "cache@%h"], env=env, stdout=handle, stderr=subprocess.STDOUT
-        )
+    worker = None
     try:
-        wait_until(
-            lambda: "ready." in log.read_text(errors="replace") or worker.poll() is not None, 60, "the worker"
-        )
+        worker = start_worker(env, log, name="cache", concurrency=2)
         args = [
             *cli,
             "--endpoint-url",
@@ -485,10 +464,8 @@ def test_broker_runs_into_a_database_follow_the_same_rule(engine, moto_server, t
         second = subprocess.run(args, env=coordinator_env, capture_output=True, text=True, timeout=120)
         assert second.returncode == 0, second.stderr
     finally:
-        worker.kill()
-        redis.kill()
-        worker.wait(10)
-        redis.wait(10)
+        stop_processes([worker] if worker is not None else [])
+        redis.close()
     assert list((tmp_path / "worker-cache").glob("*.json"))  # the worker cached the pages it fetched
     assert _summary(db, 2)["cached"] == 0 and "0 from cache" in second.stderr
     assert _diff(db) == {("removed", "gone-soon"), ("added", "second")}
