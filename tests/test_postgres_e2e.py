@@ -31,7 +31,7 @@ from click.testing import CliRunner  # noqa: E402
 from greenfetch import Config, Engine, Request  # noqa: E402
 from greenfetch.cli import load_commands  # noqa: E402
 from greenfetch.inventory import InventoryDB, PostgresSink, assume_role  # noqa: E402
-from greenfetch.testing import wait_until  # noqa: E402
+from greenfetch.testing import RedisServer, wait_until  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _every_type import ROLE, seed_every_type  # noqa: E402
@@ -279,7 +279,7 @@ def test_workers_write_postgresql_directly_one_sigkilled_every_scope_once(
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server is not installed; scripts/install-redis installs Debian's redis-server")
     from test_distributed import PASSWORD as REDIS_PASSWORD
-    from test_distributed import RedisServer, Workers
+    from test_distributed import Workers
 
     local = tmp_path / "local.db"
     CliRunner().invoke(load_commands(), [*seeded, *_broker_args(str(local))])  # also warms moto's backends
@@ -293,7 +293,7 @@ def test_workers_write_postgresql_directly_one_sigkilled_every_scope_once(
     url = postgres_server.create_database("e2e_broker")
     monkeypatch.setenv("PGPASSWORD", postgres_server.password)  # the workers' own credential
     monkeypatch.setenv("GREENFETCH_REDELIVER_AFTER", "6s")
-    redis = RedisServer(tmp_path)
+    redis = RedisServer(tmp_path, password=REDIS_PASSWORD)
     workers = Workers(tmp_path, redis.url)
     try:
         first = workers.start("a", concurrency=1)
