@@ -8,9 +8,9 @@ is ``MaxResults`` (filled with 10, as aws_list_all fills it), about 2,100 in 430
 in 4 regions, on the any-protocol loopback server (``greenfetch.testing.any_server``: a valid, empty,
 final page in each operation's own protocol after ``LATENCY``), so every call is one request.
 
-- greenfetch: today the engine itself, ``batch_requests`` of those operations (``paginate=True``).
-  THE CATALOG HOOK: once issue 20's catalog lands, ``VIA = "inventory"`` runs ``greenfetch inventory
-  --types all`` instead, and the operations both sides call come from ``greenfetch catalog -o json``.
+- greenfetch: ``greenfetch inventory --types all`` (``VIA = "inventory"``, the default), and the operations
+  both sides call are the catalog's callable rows (``greenfetch catalog -o json``, deny-list left out);
+  ``--via engine`` runs botocore's listing operations as one ``batch_requests`` instead.
 - aws_list_all (``aws-list-all`` from PyPI, in its own venv, ``PEERS`` below, made on first use with the
   same boto3 and botocore as ours): its own per-call path (``query.acquire_listing``: a boto3 client per
   service and region, a boto3 session for its parameter table on every call, no pagination) on a
@@ -51,9 +51,10 @@ PAGE_SIZE = 10  # what aws_list_all sends when MaxResults is required
 ALA = "aws-list-all==0.9.2"
 PEERS = Path(os.environ.get("GREENFETCH_BENCH_PEERS") or ROOT / ".peers")  # aws_list_all's own venv
 
-# THE CATALOG HOOK (issue 20): "engine" until the catalog lands, then "inventory" (`greenfetch inventory
-# --types all`, operations from `greenfetch catalog -o json`); `--via inventory` tries it without editing.
-VIA = "engine"
+# The catalog hook: "inventory" runs `greenfetch inventory --types all` on the operations of `greenfetch
+# catalog -o json` (its callable rows); `--via engine` runs botocore's listing operations as one batch.
+VIA = "inventory"
+ACCOUNT = "123456789012"  # the inventory's --accounts: the server's GetCallerIdentity is an empty page
 
 
 @dataclass(frozen=True)
@@ -123,16 +124,23 @@ def catalog_operations() -> list[Op]:
         check=True,
         timeout=600,
     )
+    rows = json.loads(out.stdout)
     return [
         Op(
             t["service"],
             t["operation"],
-            tuple(sorted((t.get("params") or {}).items())),
+            tuple(sorted((k, _for_account(v)) for k, v in (t.get("params") or {}).items())),
             "global" if t.get("scope") == "global" else "regional",
             t["name"],
         )
-        for t in json.loads(out.stdout)
+        for t in rows
+        if t.get("tier") != "denied"  # never called: the deny-list's rows carry a reason, not a call
     ]
+
+
+def _for_account(value: Any) -> Any:
+    """A catalog parameter with the inventory's ``{account}`` filled in, as the fetch does."""
+    return value.replace("{account}", ACCOUNT) if isinstance(value, str) else value
 
 
 def sampled(ops: list[Op], fraction: float) -> list[Op]:
@@ -233,7 +241,7 @@ import json, subprocess, sys
 opts = json.load(open(sys.argv[1]))
 # --accounts: the server's GetCallerIdentity is an empty page too; --cache-ttl 0: every call reaches the server
 cmd = [sys.executable, "-m", "greenfetch.cli", "inventory", "--types", opts["types"], "--regions", ",".join(opts["regions"]),
-       "--accounts", "123456789012", "--cache-ttl", "0", "--concurrency", str(opts["concurrency"]),
+       "--accounts", opts["account"], "--cache-ttl", "0", "--concurrency", str(opts["concurrency"]),
        "--out", opts["out"], "--format", "jsonl", "--no-progress"]
 done = subprocess.run(cmd, capture_output=True, text=True)
 records = [json.loads(line) for line in open(opts["out"] + "/inventory.jsonl")] if done.returncode in (0, 1) else []
@@ -255,6 +263,7 @@ def run_greenfetch(
         "max_clients": len({(op.service, r) for op, r in calls}) + 64,
         "regions": regions,
         "out": str(tmp / "inventory"),
+        "account": ACCOUNT,
     }
     spec = tmp / "greenfetch.json"
     spec.write_text(json.dumps(opts))

@@ -16,9 +16,9 @@ import botocore.serialize
 import jmespath
 import pytest
 
-from greenfetch import Config, Engine
+from greenfetch import Config, Engine, Request
 from greenfetch.testing import any_server
-from greenfetch.testing._loopback_any import build, render
+from greenfetch.testing._loopback_any import ACCOUNT, build, render
 
 # A few services per wire protocol (botocore picks JSON over CBOR when a service offers both, so the
 # CBOR ones are the services that offer nothing else).
@@ -185,6 +185,13 @@ def test_endpoint_discovery_finds_the_server_itself(table):
     }
 
 
+def test_get_caller_identity_names_an_account(served):
+    """An empty page would leave a caller that checks whose credentials it holds with no account."""
+    _, engine = served
+    got = engine.execute(Request("sts", "GetCallerIdentity", region="us-east-1"))
+    assert got.ok and got.result["Account"] == ACCOUNT and got.result["Arn"].endswith(":user/loopback")
+
+
 def test_operations_no_request_can_tell_apart_share_one_answer_with_both_lists(table):
     """lex-models' StartImport and lexv2-models' ListImports are both POST /imports/ (AWS tells them apart
     by host); rds and docdb share their query API version."""
@@ -210,7 +217,7 @@ def test_an_unknown_service_name_is_refused_with_the_names_it_resembles():
 def served(monkeypatch_module):
     monkeypatch_module.setenv("AWS_DISABLE_HOST_PREFIX_INJECTION", "true")  # else data.127.0.0.1 and such
     with any_server(
-        latency=0.002, services=[s for services in SERVICES.values() for s in services]
+        latency=0.002, services=[s for services in SERVICES.values() for s in services] + ["sts"]
     ) as server:
         # AWS_ENDPOINT_URL, as the breadth benchmark points both tools (an explicit endpoint_url turns
         # botocore's endpoint discovery off)

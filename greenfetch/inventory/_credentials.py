@@ -170,10 +170,11 @@ class AccountCredentials:
             def whoami() -> tuple[str | None, AssumeStatus | None]:
                 result = self.engine.execute(Request("sts", "GetCallerIdentity", {},
                                                      region=self.region or self.engine.config.home_region))
-                if result.ok:
+                if result.ok and (result.result or {}).get("Account"):
                     return result.result["Account"], None
+                why = result.error if not result.ok else "GetCallerIdentity named no account"
                 return None, _failed("", None, result.error_code,
-                                     f"cannot tell which account these credentials belong to: {result.error}")
+                                     f"cannot tell which account these credentials belong to: {why}")
 
             self._own = self.engine.dedupe_request(f"greenfetch:whoami:{id(self)}", whoami, window=0)
         own, why = self._own  # type: ignore[misc]

@@ -16,8 +16,9 @@ How a request is recognised, from botocore's service models:
   against each operation's ``requestUri``; the SigV4 credential scope's service narrows the candidates
   (elb and elbv2 share a signing name, so query routes key on the API version instead).
 
-Two answers are not empty pages: an endpoint-discovery operation (Timestream's DescribeEndpoints, which
-its clients must call first) names this server, and operations that no request can tell apart (the same
+Three answers are not empty pages: STS GetCallerIdentity names an account (``ACCOUNT``), an
+endpoint-discovery operation (Timestream's DescribeEndpoints, which its clients must call first) names
+this server, and operations that no request can tell apart (the same
 method, path and query keys in two services of one signing name, told apart in AWS by host alone) share
 one answer holding both operations' lists.
 
@@ -211,7 +212,8 @@ def _add_service(routes: Routes, model: Any) -> None:
     signing = model.signing_name or model.endpoint_prefix
     for op_name in model.operation_names:
         op = model.operation_model(op_name)
-        reply = render(protocol, op)
+        identity = (model.service_name, op_name) == ("sts", "GetCallerIdentity")
+        reply = _identity(protocol, op) if identity else render(protocol, op)
         routes.operations += 1
         if protocol == "json":
             if op.is_endpoint_discovery_operation:
@@ -288,6 +290,27 @@ def _rest_route(service: str, op: Any, reply: Answer) -> _RestRoute:
 
 
 # -- the answers ---------------------------------------------------------------------------------------
+
+
+ACCOUNT = "123456789012"  # the account every caller is, as STS GetCallerIdentity answers it
+
+
+def _identity(protocol: str, op: Any) -> Answer:
+    """GetCallerIdentity names an account (``ACCOUNT``): an empty page would leave a caller that checks
+    whose credentials it holds (the inventory does) with no account at all."""
+    fields = {"UserId": "AIDALOOPBACK", "Account": ACCOUNT, "Arn": f"arn:aws:iam::{ACCOUNT}:user/loopback"}
+    if protocol == "query":
+        inner = "".join(f"<{k}>{v}</{k}>" for k, v in fields.items())
+        body = (
+            '<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
+            f"<GetCallerIdentityResult>{inner}</GetCallerIdentityResult>"
+            "<ResponseMetadata><RequestId>loopback</RequestId></ResponseMetadata></GetCallerIdentityResponse>"
+        )
+        return 200, {"content-type": "text/xml"}, body.encode()
+    if protocol == "json":
+        ctype = f"application/x-amz-json-{op.metadata.get('jsonVersion', '1.0')}"
+        return 200, {"content-type": ctype}, json.dumps(fields).encode()
+    return render(protocol, op)
 
 
 def render(protocol: str, op: Any) -> Answer:
