@@ -32,7 +32,8 @@ refresh_margin=300, concurrency=8, clock=time.time)``
     missing table; ``record_items(records, id_of)`` turns inventory records into items.
 ``catalog() -> Catalog``: every resource type (``greenfetch catalog``): the core tier (``CATALOG``, the
 curated types), the generated tier (from botocore's models) and the denied rows; ``Catalog.rows(service=None,
-denied=True)``, ``.service(name)``, ``.select(types, exclude)``, ``catalog()[name] -> ResourceType``.
+denied=True)``, ``.service(name)``, ``.select(types, exclude)``, ``.listing(service=None, types=None)`` (the
+rows ``greenfetch catalog`` shows, its ``--service`` checked), ``catalog()[name] -> ResourceType``.
 ``resolve_types(types=None, exclude=None)``: ``--types``/``--exclude-types`` (``core`` by default, ``all``,
 service names, type names, shell patterns such as ``ec2.*``). ``load_overlay(path)`` reads and checks an
 overlay file (docs/inventory.md has the format).
@@ -44,8 +45,10 @@ types) -> RunDiff`` (``.changes``: ``Change`` added/removed/changed, ``.counts``
 ``PostgresSink(url)``, ``PostgresDB(url)``: the same tables in PostgreSQL (``--out postgresql://...``,
 ``data`` as JSONB), written by the coordinator or, with ``--broker``, by each worker
 (``PostgresShardSink``); ``PostgresDB`` is what ``diff_runs`` reads there.
-``run_inventory(engine, accounts, ...) -> Iterator[Record]`` and ``Inventory``: the orchestrator;
-a record is ``{resource_type, account, region, items, status, error}``.
+``run_inventory(engine, accounts, ...) -> InventoryReport`` and ``Inventory``: the orchestrator;
+a record is ``{resource_type, account, region, items, status, error}``. ``plan_inventory(engine, ...) ->
+Inventory``: the same checks and plan (the same keywords, without the sinks' ones), not yet started:
+``for rec in plan_inventory(engine, types="efs").run()`` streams the records as they complete.
 ``S3Upload(engine, bucket, key, part_size=8 MiB)``: ``.write(bytes)``, ``.complete() -> error | None``,
 ``.abort()``: an S3 upload holding at most one part (one PutObject when the object fits in one);
 ``upload_file(engine, path, bucket, key)`` sends a file part by part; ``abort_incomplete_uploads(engine,
@@ -82,7 +85,7 @@ from ._regions import (
     offered_regions,
     opted_in,
 )
-from ._run import InventoryReport, resolve_accounts, run_inventory
+from ._run import InventoryReport, plan_inventory, resolve_accounts, run_inventory
 from ._s3_upload import S3Upload, abort_incomplete_uploads, upload_file
 from ._shard import DirectoryShardSink, Shard, ShardSink, merge_shard, run_shard
 from ._shard_s3 import S3ShardSink
@@ -147,6 +150,7 @@ __all__ = [
     "open_sink",
     "opted_in",
     "partition_of",
+    "plan_inventory",
     "record",
     "record_items",
     "resolve_accounts",

@@ -222,6 +222,19 @@ class Catalog(Mapping[str, ResourceType]):
         rest = [t for t in found if t.tier != "core" and (denied or not t.denied)]
         return core + rest
 
+    def listing(self, *, service: str | None = None, types: str | Iterable[str] | None = None) -> list[ResourceType]:
+        """The rows ``greenfetch catalog`` shows: every row (denied included), or ``service``'s, or the
+        types ``types`` selects (never denied ones) within ``service``. InventoryError for an unknown
+        service (with the nearest names) or a bad ``types``."""
+        if service is not None and service not in self.services():
+            near = suggest(service, self.services(), n=3)
+            raise InventoryError(f"--service {service!r} is not a service greenfetch knows"
+                                 + (f" (did you mean {', '.join(near)}?)" if near else "")
+                                 + "; see greenfetch catalog --counts")
+        if types is None:
+            return self.rows(service=service)
+        return [t for t in self.select(types) if service is None or t.service == service]
+
     def core(self) -> list[ResourceType]:
         return list(self._core)
 

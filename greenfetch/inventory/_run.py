@@ -25,7 +25,7 @@ from typing import Any
 from .._models import Request
 from ._accounts import accounts_from_dynamodb, accounts_from_list, accounts_from_organizations, excluding
 from ._cache import InventoryCache, parse_s3_uri
-from ._catalog import catalog, resolve_types
+from ._catalog import ResourceType, catalog, resolve_types
 from ._credentials import AccountCredentials, check_roles
 from ._dynamodb import DynamoDBSink, WriteReport, record_items
 from ._fetch import Inventory, RunSummary
@@ -36,7 +36,7 @@ from ._sinks import open_sink, prepare_s3, resolve_format, upload_to_s3
 from ._sqlite import SQLiteSink
 from ._types import Account, InventoryError, Record, dynamodb_table
 
-__all__ = ["InventoryReport", "resolve_accounts", "run_inventory"]
+__all__ = ["InventoryReport", "plan_inventory", "resolve_accounts", "run_inventory"]
 
 
 @dataclass
@@ -75,12 +75,52 @@ def resolve_accounts(engine: Any, spec: str | None, *, role: str | None, exclude
     return excluding(accounts, exclude or (), source=source)
 
 
-def _check_regions(engine: Any, regions: str, exclude: str | None) -> str | list[str]:
+def _select(types: str | list[str] | None, exclude_types: str | list[str] | None, engine: Any, regions: str,
+            exclude_regions: str | None) -> tuple[list[ResourceType], str | list[str], list[str]]:
+    """The checked types, the region plan (a mode or the names) and the excluded regions (no calls)."""
+    chosen = resolve_types(types, exclude_types)
     known = known_regions(engine)
-    dropped = expand_regions(exclude, known) if exclude else []
-    if regions in REGION_MODES:
-        return regions
-    return expand_regions(regions, known, exclude=dropped)
+    excluded = expand_regions(exclude_regions, known) if exclude_regions else []
+    plan = regions if regions in REGION_MODES else expand_regions(regions, known, exclude=excluded)
+    return chosen, plan, excluded
+
+
+def _targets(engine: Any, accounts: str | None, role_name: str | None, exclude_accounts: str | None,
+             org_ous: str | None) -> list[Account]:
+    """The accounts to inventory, their roles checked (one call for org/dynamodb/own, none for a list)."""
+    home = engine.config.home_region
+    targets = resolve_accounts(engine, accounts, role=role_name, exclude=parse_list(exclude_accounts),
+                               ous=parse_list(org_ous), region=home)
+    check_roles(targets, role_name, home)
+    return targets
+
+
+def plan_inventory(engine: Any, *, accounts: str | None = None, role_name: str | None = None,
+                   external_id: str | None = None, regions: str = "enabled", exclude_regions: str | None = None,
+                   types: str | list[str] | None = None, exclude_types: str | list[str] | None = None,
+                   cache_ttl: float | None = None, cache_dir: str | None = None, status_store: str | None = None,
+                   concurrency: int | None = None, exclude_accounts: str | None = None, org_ous: str | None = None,
+                   filter_offered: bool = True) -> Inventory:
+    """``run_inventory``'s checks and plan with no sink, as an ``Inventory`` not yet started: InventoryError
+    now for bad input (before any fetch); ``.run()`` then yields the records as they complete (closing it
+    early cancels the calls queued and in flight), and ``.summary`` counts them."""
+    chosen, region_plan, excluded = _select(types, exclude_types, engine, regions, exclude_regions)
+    targets = _targets(engine, accounts, role_name, exclude_accounts, org_ous)
+    ttl = engine.config.cache_ttl if cache_ttl is None else cache_ttl
+    return _inventory(engine, targets, chosen, region_plan, excluded, regions=regions, role_name=role_name,
+                      external_id=external_id, ttl=ttl, cache_dir=cache_dir, not_before=None,
+                      status_store=status_store, concurrency=concurrency, filter_offered=filter_offered)
+
+
+def _inventory(engine: Any, targets: list[Account], chosen: list[ResourceType], region_plan: str | list[str],
+               excluded: list[str], *, regions: str, role_name: str | None, external_id: str | None, ttl: float,
+               cache_dir: str | None, not_before: float | None, status_store: str | None, concurrency: int | None,
+               filter_offered: bool) -> Inventory:
+    cache = InventoryCache(ttl, cache_dir or engine.config.cache_dir, not_before=not_before)
+    store = _status_store(engine, status_store, cache_dir) if regions == "active" or status_store else None
+    creds = AccountCredentials(engine, role_name, external_id=external_id, region=engine.config.home_region)
+    return Inventory(engine, targets, chosen, regions=region_plan, exclude=excluded, credentials=creds,
+                     status_store=store, cache=cache, concurrency=concurrency, filter_offered=filter_offered)
 
 
 def run_inventory(engine: Any, *, accounts: str | None = None, role_name: str | None = None,
@@ -101,9 +141,7 @@ def run_inventory(engine: Any, *, accounts: str | None = None, role_name: str | 
     report stay this function's. A sink that workers can write directly
     (``direct``: PostgreSQL) is passed as ``sink``: the executor has them write it, and calls
     ``on_record`` only for records no worker wrote."""
-    chosen = resolve_types(types, exclude_types)
-    region_plan = _check_regions(engine, regions, exclude_regions)
-    excluded = expand_regions(exclude_regions, known_regions(engine)) if exclude_regions else []
+    chosen, region_plan, excluded = _select(types, exclude_types, engine, regions, exclude_regions)
     fmt = resolve_format(out, fmt)  # json, jsonl, or sqlite (an --out FILE.db)
     if s3_uri:
         parse_s3_uri(s3_uri)
@@ -111,13 +149,10 @@ def run_inventory(engine: Any, *, accounts: str | None = None, role_name: str | 
             raise InventoryError("--s3-uri uploads the files written to --out; give --out DIR too")
         if fmt == "postgres":
             raise InventoryError("--s3-uri uploads the files written to --out; a PostgreSQL --out writes no files")
-    home = engine.config.home_region
     sink = open_sink(out, fmt) if out is not None else None
     ddb: DynamoDBSink | None = None
     try:
-        targets = resolve_accounts(engine, accounts, role=role_name, exclude=parse_list(exclude_accounts),
-                                   ous=parse_list(org_ous), region=home)
-        check_roles(targets, role_name, home)
+        targets = _targets(engine, accounts, role_name, exclude_accounts, org_ous)
         ddb = DynamoDBSink(engine, dynamodb_table, dead_letter_path=dead_letter_path) if dynamodb_table else None
         if ddb is not None:
             ddb.check()
@@ -126,9 +161,9 @@ def run_inventory(engine: Any, *, accounts: str | None = None, role_name: str | 
         stream = prepare_s3(engine, sink, s3_uri, [t.name for t in chosen]) if s3_uri and sink is not None else None
         ttl = engine.config.cache_ttl if cache_ttl is None else cache_ttl
         not_before = sink.newest_fetch() if isinstance(sink, (SQLiteSink, PostgresSink)) else None
-        cache = InventoryCache(ttl, cache_dir or engine.config.cache_dir, not_before=not_before)
-        store = _status_store(engine, status_store, cache_dir) if regions == "active" or status_store else None
-        creds = AccountCredentials(engine, role_name, external_id=external_id, region=home)
+        inventory = _inventory(engine, targets, chosen, region_plan, excluded, regions=regions, role_name=role_name,
+                               external_id=external_id, ttl=ttl, cache_dir=cache_dir, not_before=not_before,
+                               status_store=status_store, concurrency=concurrency, filter_offered=filter_offered)
         keep = keep_records
         kept: list[Record] = []
 
@@ -150,9 +185,6 @@ def run_inventory(engine: Any, *, accounts: str | None = None, role_name: str | 
                             status_store=status_store, concurrency=concurrency, filter_offered=filter_offered,
                             on_record=on_each, **direct)
         else:
-            inventory = Inventory(engine, targets, chosen, regions=region_plan, exclude=excluded, credentials=creds,
-                                  status_store=store, cache=cache, concurrency=concurrency,
-                                  filter_offered=filter_offered)
             for rec, fetched_at in inventory.run_with_times():
                 on_each(rec, fetched_at)
             summary = inventory.summary
