@@ -211,16 +211,8 @@ _CATALOG_COLUMNS = ["name", "service", "operation", "scope", "items", "id_field"
 @click.option("--counts", is_flag=True, help="Types per service and tier instead of the types.")
 def catalog(output: str, service: str | None, types: str | None, show_all: bool, counts: bool) -> None:
     """The resource types greenfetch inventory knows (names for --types): core, generated, denied."""
-    kinds = full_catalog()
     try:
-        if service is not None and service not in kinds.services():
-            raise InventoryError(f"--service {service!r} is not a service greenfetch knows"
-                                 + _near(service, kinds.services()) + "; see greenfetch catalog --counts")
-        if types is not None:
-            chosen = kinds.select(types)
-            rows = [t for t in chosen if service is None or t.service == service]
-        else:
-            rows = kinds.rows(service=service)
+        rows = full_catalog().listing(service=service, types=types)
     except InventoryError as exc:
         fail_usage(str(exc))
         return
@@ -242,13 +234,6 @@ def catalog(output: str, service: str | None, types: str | None, show_all: bool,
 def _json_rows(rows: list[dict[str, Any]]) -> str:
     """A JSON array, one row a line (json's C encoder: an indented dump of 2,000 rows is 6x slower)."""
     return "[\n" + ",\n".join(json.dumps(row) for row in rows) + "\n]"
-
-
-def _near(name: str, valid: list[str]) -> str:
-    from .._errors import suggest
-
-    near = suggest(name, valid, n=3)
-    return f" (did you mean {', '.join(near)}?)" if near else ""
 
 
 def _catalog_counts(rows: list[Any], output: str) -> None:
