@@ -1,4 +1,4 @@
-"""The five commands of docs/contract.md, section 5, on top of greenfetch's public API only.
+"""The plugin's commands (docs/nushell.md) on top of greenfetch's public API only.
 
 Argument checks that need a span (to point at the user's flag or value) live here; everything about
 running requests is greenfetch's job. Per-request problems (a record without ``service``, a
@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import greenfetch
+from greenfetch import inventory
 
 from . import _codec as codec
 from ._codec import Duration, LabeledError, NuValue, Span
@@ -68,6 +69,19 @@ class Args:
                                [(f"expected a duration of {need}", self.span(flag))],
                                help=f"e.g. --{flag} 500ms", code="nu_plugin_greenfetch::invalid_flag")
         return nanos / codec.NS_PER_SECOND
+
+    def text_flag(self, flag: str) -> str | None:
+        """A string flag, or a list of strings joined with commas (the CLI's comma lists)."""
+        given = self.named.get(flag)
+        if given is None:
+            return None
+        value = codec.decode_value(given)
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return ",".join(value)
+        if not isinstance(value, str):
+            raise LabeledError(f"--{flag} takes a string or a list of strings, not {codec.type_name(given)}",
+                               [("expected a string", self.span(flag))], code="nu_plugin_greenfetch::invalid_flag")
+        return value
 
     def bool_flag(self, flag: str) -> bool:
         """Present as a bare switch (null) or `--flag true` means true; absent or `false` means false."""
@@ -256,12 +270,79 @@ def perf_reset(ctx: CallContext, args: Args, header: Any) -> Any:
     return None
 
 
+# -- the catalog and the inventory ------------------------------------------------------------------
+
+# Which flag an InventoryError is about, by what its message names (the most specific first).
+_FLAG_WORDS = [("exclude-types", "--exclude-types"), ("exclude-regions", "--exclude-regions"),
+               ("regions", "--regions"), ("service", "--service"), ("role-name", "--role-name"),
+               ("accounts", "--accounts"), ("status-store", "--status-store"), ("types", "resource type"),
+               ("types", "--types")]
+
+
+def _invalid(exc: Exception, args: Args) -> LabeledError:
+    """greenfetch's one-line error for bad input, labelled on the flag it is about (else the command)."""
+    msg = str(exc)
+    flag = next((f for f, word in _FLAG_WORDS if word in msg and f in args.named), None)
+    return LabeledError(msg, [(f"invalid --{flag}" if flag else "invalid input", args.span(flag) if flag
+                               else args.head)], code="nu_plugin_greenfetch::invalid_input")
+
+
+def aws_catalog(ctx: CallContext, args: Args, header: Any) -> Any:
+    try:
+        rows = inventory.catalog().listing(service=args.text_flag("service"), types=args.text_flag("types"))
+    except inventory.InventoryError as exc:
+        raise _invalid(exc, args) from None
+    return (codec.to_value(t.describe(), args.head) for t in rows)
+
+
+def aws_inventory(ctx: CallContext, args: Args, header: Any) -> Any:
+    concurrency = args.int_flag("concurrency") or 64
+    ttl = args.duration_flag("cache-ttl", allow_zero=True)
+    followed = session_defaults(current_env(ctx), os.environ)
+    settings = {"region": args.text_flag("region") or followed.get("region"),
+                "profile": args.text_flag("profile") or followed.get("profile"),
+                "endpoint_url": args.text_flag("endpoint-url") or followed.get("endpoint_url"),
+                "max_attempts": args.int_flag("max-attempts"), "concurrency": concurrency,
+                # as the CLI's: an LRU of clients twice the concurrency keeps them hot, bounded
+                "max_clients": min(512, max(64, 2 * concurrency))}
+    engine = greenfetch.Engine(greenfetch.Config.resolve({k: v for k, v in settings.items() if v is not None}))
+    try:
+        # resolving the accounts makes calls (STS, Organizations): Ctrl-C stops them too
+        plan = ctx.interruptible_call(lambda: inventory.plan_inventory(
+            engine, accounts=args.text_flag("accounts"), role_name=args.text_flag("role-name"),
+            external_id=args.text_flag("external-id"), regions=args.text_flag("regions") or "enabled",
+            exclude_regions=args.text_flag("exclude-regions"), types=args.text_flag("types"),
+            exclude_types=args.text_flag("exclude-types"), cache_ttl=ttl,
+            status_store=args.text_flag("status-store"), concurrency=concurrency,
+            exclude_accounts=args.text_flag("exclude-accounts"), org_ous=args.text_flag("org-ou")))
+    except inventory.InventoryError as exc:
+        engine.close()
+        raise _invalid(exc, args) from None
+    except BaseException:
+        engine.close()
+        raise
+    return _records(ctx, engine, plan, args.head)
+
+
+def _records(ctx: CallContext, engine: Any, plan: Any, head: Span) -> Iterator[NuValue]:
+    """The run's records as they complete; closing this (Drop, Ctrl-C, the end) stops the run, then the engine."""
+    records = ctx.interruptible(plan.run())
+    try:
+        for rec in records:
+            yield codec.to_value(rec, head)
+    finally:
+        records.close()
+        engine.close()
+
+
 COMMANDS: dict[str, Callable[[CallContext, Args, Any], Any]] = {
     "batch-requests": batch_requests,
     "adaptive-batch": adaptive_batch,
     "dedupe-request": dedupe_request,
     "aws perf stats": perf_stats,
     "aws perf reset": perf_reset,
+    "aws catalog": aws_catalog,
+    "aws inventory": aws_inventory,
 }
 
 

@@ -5,7 +5,7 @@ The Server routes messages here; a command only ever talks to its CallContext.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import Any, Protocol
 
 import gevent
@@ -21,8 +21,11 @@ END = object()
 EOF_GRACE_SECONDS = 5.0
 
 
-class Interrupted(Exception):
-    """nu relayed Ctrl-C (Signal Interrupt): running batches stop."""
+class Interrupted(BaseException):
+    """nu relayed Ctrl-C (Signal Interrupt): running batches stop.
+
+    A BaseException, as KeyboardInterrupt is: raised inside a blocking call (resolving accounts, reading
+    the regions), an Exception would be taken for that call's connection error and retried."""
 
 
 class InStream:
@@ -126,7 +129,7 @@ class CallContext:
 
     # -- cancellation -------------------------------------------------------------------------
 
-    def interruptible(self, iterable: Iterable[Any]) -> Iterator[Any]:
+    def interruptible(self, iterable: Iterable[Any]) -> Generator[Any, None, None]:
         """Iterate ``iterable`` in a helper greenlet that Signal Interrupt can kill.
 
         Killing the helper closes the iterator where it waits (e.g. greenfetch.iter_results, whose
@@ -166,6 +169,17 @@ class CallContext:
         finally:
             self._pumps.discard(helper)
             helper.kill()
+
+    def interruptible_call(self, work: Callable[[], Any]) -> Any:
+        """``work()``'s value (or its error), where Signal Interrupt stops it with Interrupted."""
+        def once() -> Iterator[Any]:
+            yield work()
+
+        steps = self.interruptible(once())
+        try:
+            return next(steps)
+        finally:
+            steps.close()
 
     def interrupt(self) -> None:
         for helper in list(self._pumps):

@@ -1,4 +1,4 @@
-"""The five commands as nu sees them (docs/contract.md, section 5): names, flags, types, help and examples.
+"""The commands as nu sees them (docs/nushell.md): names, flags, types, help and examples.
 
 nu caches these at ``plugin add`` time; after changing them, run ``plugin add`` again.
 """
@@ -13,6 +13,7 @@ _HELP = {"long": "help", "short": "h", "arg": None, "required": False, "desc": "
 _CATEGORY = {"Custom": "aws"}
 _REQUEST_LIST = {"List": "Any"}
 _TABLE: dict[str, Any] = {"Table": []}
+_NAMES = {"OneOf": [{"List": "String"}, "String"]}  # a comma list, or a Nushell list of names
 
 
 def _flag(long: str, shape: Any, desc: str, short: str | None = None) -> dict[str, Any]:
@@ -104,6 +105,54 @@ SIGNATURES = [
     _sig("aws perf reset", "Clear the statistics shown by aws perf stats.", "",
          io=[["Nothing", "Nothing"]], search=["metrics", "clear"],
          examples=[("aws perf reset", "Start counting afresh")]),
+    _sig("aws catalog", "The resource types aws inventory knows: the rows of `greenfetch catalog -o json`.",
+         "One record per type: name (what --types takes), service, operation, scope (regional or global), items, "
+         "id_field, resource_id, tier (core, generated or denied), deny_reason, paginate, params, api_region, "
+         "details. Denied rows are never called; they say why in deny_reason (`where tier != denied` hides them).",
+         named=[_flag("service", "String", "only this service's types (a botocore service name, e.g. efs)"),
+                _flag("types", _NAMES, "only the types --types would select (core, all, efs, 'ec2.*', ...)"),
+                _flag("all", None, "accepted as the CLI's: the rows always include the denied ones, as "
+                                   "greenfetch catalog -o json does")],
+         io=[["Nothing", _TABLE]], search=["aws", "inventory", "resource types", "catalog"],
+         examples=[("aws catalog --service efs | select name operation", "The EFS types"),
+                   ("aws catalog | where tier != denied | length", "How many types aws inventory can fetch"),
+                   ("aws catalog --types 'ec2.*' | get name", "What a pattern selects")]),
+    _sig("aws inventory", "Fetch resources across accounts, regions and types: one record per (type, account, "
+         "region), streamed as each completes.",
+         "Records: resource_type, account, region (global for global types), items (the resources, dates as "
+         "Nushell dates), status (ok, not_offered, unavailable, denied, expired, throttled, error) and error. "
+         "The flags are greenfetch inventory's; comma lists may also be Nushell lists. Records stream into the "
+         "pipeline as they complete, so `| where status != ok` shows failures while the run goes on, and "
+         "`| first 5` stops it. Ctrl-C cancels the run. A bad type or region is an error before any call.",
+         named=[_flag("types", _NAMES, "core (the curated types, the default), all, service names (efs), type "
+                                       "names (ec2.vpcs) or patterns (ec2.*, *.clusters): see aws catalog"),
+                _flag("exclude-types", _NAMES, "types to leave out, in the forms --types takes"),
+                _flag("regions", _NAMES, "'enabled' (default), 'active' (skip regions found empty/denied "
+                                         "recently), or region names; * wildcards"),
+                _flag("exclude-regions", _NAMES, "regions (wildcards allowed) to leave out"),
+                _flag("accounts", _NAMES, "'org' (AWS Organizations, ACTIVE members), 'dynamodb:TABLE', or "
+                                          "account ids (default: your own)"),
+                _flag("exclude-accounts", _NAMES, "account ids to leave out"),
+                _flag("org-ou", _NAMES, "with --accounts org: only accounts under these OU ids"),
+                _flag("role-name", "String", "role (name or ARN) to assume in each account"),
+                _flag("external-id", "String", "external id for AssumeRole"),
+                _flag("cache-ttl", "Duration", "serve pages fetched within this long from the cache (default "
+                                               "1hr, GREENFETCH_CACHE_TTL); 0sec fetches every page afresh"),
+                _flag("status-store", "String", "region status store: a JSON path or dynamodb:TABLE"),
+                _flag("concurrency", "Int", "calls in flight at once (default 64)", "c"),
+                _flag("max-attempts", "Int", "attempts per call, retries included (GREENFETCH_MAX_ATTEMPTS)"),
+                _flag("region", "String", "region for account discovery, STS and global APIs (default: "
+                                          "$env.AWS_REGION)"),
+                _flag("profile", "String", "AWS profile (default: $env.AWS_PROFILE)"),
+                _flag("endpoint-url", "String", "send every call here, a test endpoint (default: "
+                                                "$env.AWS_ENDPOINT_URL)")],
+         io=[["Nothing", _TABLE]], search=["aws", "inventory", "resources", "accounts", "regions"],
+         examples=[("aws inventory --types efs | where status == ok | get items | flatten | select FileSystemId",
+                    "Every EFS file system of your account, in its enabled regions"),
+                   ("aws inventory --accounts org --role-name Reader --types 'ec2.*' --regions 'eu-*'",
+                    "EC2 across an organization's accounts in the European regions"),
+                   ("aws inventory --types [s3 iam] | where status != ok | select resource_type region error",
+                    "What could not be fetched, and why")]),
 ]
 
 

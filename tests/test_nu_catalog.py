@@ -1,0 +1,199 @@
+"""``aws catalog`` and ``aws inventory`` under the real nu, against greenfetch's own command line.
+
+One nu run answers every question of the module at once (a record of results, as JSON), so the plugin
+starts once and reads the generated catalog once (from the session's cache directory, which the
+in-process ``greenfetch catalog`` fills first). The inventory runs against moto's server over HTTP, in
+an account of its own (assumed role, ids 5557...), and against the loopback inventory server, whose
+per-operation counts tell whether records streamed (``| first 1`` stops the run) and whether Ctrl-C
+cancelled it. Budget: about 15 s.
+"""
+
+import greenfetch  # noqa: F401,I001  (first: gevent patches before anything else)
+
+import json
+import os
+import signal
+import subprocess
+
+import pytest
+from click.testing import CliRunner
+
+from greenfetch import Config, Engine, Request
+from greenfetch.cli import load_commands
+from greenfetch.inventory import assume_role, catalog
+from greenfetch.testing import inventory_server, wait_until
+from test_nu_plugin import NU, SCRIPTS, Nu
+
+pytestmark = [
+    pytest.mark.nu,
+    pytest.mark.skipif(not NU.exists(), reason="nu is not installed: run scripts/install-nu (scripts/test does)"),
+]
+
+ACCOUNT, ROLE = "555700000001", "Reader"
+REGIONS = ["us-east-1", "us-west-2"]
+TYPES = ["efs", "sqs.queues", "events.rules", "sns.topics", "iam.roles"]
+LIST_TABLES = "DynamoDB_20120810.ListTables"
+# the loopback inventory server's regions: 17 ListTables calls for one run of dynamodb.tables
+SLOW_REGIONS = ",".join(["us-east-1", "us-east-2", "us-west-1", "us-west-2", "ca-central-1", "eu-west-1",
+                         "eu-west-2", "eu-west-3", "eu-central-1", "eu-north-1", "ap-south-1", "ap-northeast-1",
+                         "ap-northeast-2", "ap-northeast-3", "ap-southeast-1", "ap-southeast-2", "sa-east-1"])
+
+
+def _cli(*args, exit_codes=(0,)):
+    out = CliRunner().invoke(load_commands(), list(args))
+    assert out.exit_code in exit_codes, out.output
+    return out.stdout
+
+
+@pytest.fixture(scope="module")
+def cli_catalog():
+    """greenfetch catalog -o json, in process (it also writes the generated catalog's cache file)."""
+    return json.loads(_cli("catalog", "-o", "json")), json.loads(_cli("catalog", "-o", "json", "--service", "efs"))
+
+
+@pytest.fixture(scope="module")
+def seeded(moto_server):
+    """One resource of each type in ACCOUNT, across both regions and the global scope."""
+    engine = Engine(Config.resolve({"endpoint_url": moto_server.url, "region": "us-east-1", "max_attempts": 1},
+                                   environ={}))
+    try:
+        creds = assume_role(engine, ACCOUNT, ROLE)
+        calls = [("us-east-1", "efs", "CreateFileSystem", {"CreationToken": "nu-fs"}),
+                 ("us-west-2", "sqs", "CreateQueue", {"QueueName": "nu-queue"}),
+                 ("us-east-1", "events", "PutRule", {"Name": "nu-rule", "ScheduleExpression": "rate(1 day)"}),
+                 ("us-west-2", "sns", "CreateTopic", {"Name": "nu-topic"}),
+                 ("us-east-1", "iam", "CreateRole", {"RoleName": "nu-role", "AssumeRolePolicyDocument": "{}"})]
+        for region, service, operation, params in calls:
+            result = engine.execute(Request(service, operation, params, region=region, credentials=creds))
+            assert result.ok, result.error
+    finally:
+        engine.close()
+
+
+def _inventory_flags(endpoint):
+    return ["--endpoint-url", endpoint, "--max-attempts", "1", "inventory", "--accounts", ACCOUNT, "--role-name",
+            ROLE, "--regions", ",".join(REGIONS), "--types", ",".join(TYPES), "--cache-ttl", "0", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def cli_records(moto_server, seeded):
+    # exit 1: moto answers efs.DescribeReplicationConfigurations with a 500 (an error record, in both faces)
+    stdout = _cli(*_inventory_flags(moto_server.url), exit_codes=(0, 1))
+    return [json.loads(line) for line in stdout.splitlines()]
+
+
+@pytest.fixture(scope="module")
+def nu(tmp_path_factory, moto_server):
+    runner = Nu(tmp_path_factory.mktemp("nu-catalog-home"), moto_server.url)
+    runner.env["GREENFETCH_CACHE_DIR"] = os.environ["GREENFETCH_CACHE_DIR"]  # the catalog cache, warm
+    added = runner.add_plugin()
+    assert added.returncode == 0, added.stderr
+    return runner
+
+
+def _script(moto, slow):
+    pid = "(plugin list | where name == greenfetch | get pid.0)"
+    inventory = (f"aws inventory --max-attempts 1 --accounts {ACCOUNT} --role-name {ROLE} "
+                 f"--regions [{' '.join(REGIONS)}] --cache-ttl 0sec")
+    return f"""
+    let catalog_count = aws catalog | length
+    let pid_before = {pid}
+    {{
+        catalog_count: $catalog_count,
+        all_count: (aws catalog --all | length),
+        efs: (aws catalog --service efs),
+        selected: (aws catalog --types [efs ec2.vpcs] --service efs | get name),
+        bad_service: (try {{ aws catalog --service efx }} catch {{|e| $e.msg }}),
+        bad_type: (try {{ aws inventory --types efx }} catch {{|e| {{msg: $e.msg, label: (view span
+            $e.details.labels.0.span.start $e.details.labels.0.span.end)}} }}),
+        bad_region: (try {{ aws inventory --types efs --regions us-east-7 }} catch {{|e| $e.msg }}),
+        records: ({inventory} --types {",".join(TYPES)} | collect),
+        efs_ok: ({inventory} --types efs | where status == ok | get resource_type | sort),
+        first: (aws inventory --endpoint-url {slow} --types dynamodb.tables --regions {SLOW_REGIONS} -c 1
+                --cache-ttl 0sec | first 1 | get region),
+        same_plugin: ($pid_before == {pid}),
+    }} | to json -r
+    """
+
+
+@pytest.fixture(scope="module")
+def nu_run(nu, moto_server, cli_catalog, cli_records):
+    # 0.2 s per ListTables at one call at a time: the 17 calls of the run take 3.4 s
+    with inventory_server(items=2) as slow:
+        slow.control(targets={LIST_TABLES: {"latency": 0.2}})
+        proc = nu.run("-c", _script(moto_server.url, slow.url))
+        counts = slow.stats()["per_target"]
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout), counts
+
+
+def test_catalog_is_the_cli_json(nu_run, cli_catalog):
+    got, _ = nu_run
+    every, efs = cli_catalog
+    assert got["catalog_count"] == len(every) == got["all_count"] > 1500
+    assert got["efs"] == efs and {r["tier"] for r in efs} >= {"generated", "denied"}
+    assert got["selected"] == [r["name"] for r in efs if r["tier"] != "denied"]
+
+
+def test_bad_input_is_a_nushell_error_and_the_plugin_lives_on(nu_run):
+    got, _ = nu_run
+    assert got["bad_service"].startswith("--service 'efx' is not a service greenfetch knows (did you mean")
+    assert "efs" in got["bad_service"]
+    assert got["bad_type"]["msg"].startswith("unknown resource type 'efx' (did you mean")
+    assert got["bad_type"]["label"] == "--types efx"  # the label sits on the flag
+    assert got["bad_region"].startswith("--regions: 'us-east-7' is not an AWS region (did you mean us-east-2")
+    assert got["same_plugin"] is True
+
+
+def _stable(records):
+    """Records in a fixed order, without the fields that move between two fetches (the catalog's volatile)."""
+    kinds = catalog()
+    out = []
+    for rec in records:
+        volatile = kinds.volatile[rec["resource_type"]]
+        items = [{k: v for k, v in item.items() if k not in volatile} if isinstance(item, dict) else item
+                 for item in rec["items"]]
+        out.append({**rec, "items": items})
+    return sorted(out, key=lambda r: (r["resource_type"], r["account"], r["region"]))
+
+
+def test_inventory_records_are_the_cli_records(nu_run, cli_records):
+    got, _ = nu_run
+    assert _stable(got["records"]) == _stable(cli_records)
+    oks = {r["resource_type"]: r for r in cli_records if r["status"] == "ok" and r["items"]}
+    assert {"efs.file_systems", "sqs.queues", "events.rules", "sns.topics", "iam.roles"} <= set(oks)
+    assert oks["iam.roles"]["region"] == "global"
+    assert got["efs_ok"] == sorted(r["resource_type"] for r in cli_records
+                                   if r["resource_type"].startswith("efs.") and r["status"] == "ok")
+
+
+def test_inventory_streams_and_first_stops_the_run(nu_run):
+    """`| first 1` gets its record while the run goes on, and dropping the stream stops it: a run that
+    collected its records first would have made all 17 calls."""
+    got, counts = nu_run
+    assert len(got["first"]) == 1
+    assert 1 <= counts[LIST_TABLES] <= 5, counts
+
+
+@pytest.mark.parametrize(("slow", "in_flight"), [(LIST_TABLES, 2), ("GetCallerIdentity", 1)], ids=["fetch", "accounts"])
+def test_interrupt_cancels_the_inventory(nu, slow, in_flight):
+    """Ctrl-C (SIGINT to nu -> Signal Interrupt to the plugin), while the records stream or while the
+    accounts are resolved (a call made before the first record): the calls in flight are cancelled, not
+    retried, and no further call starts. Ordered by the server's in-flight count, not by sleeping."""
+    with inventory_server(items=1) as server:
+        server.control(targets={slow: {"latency": 30.0}})
+        script = (f"aws inventory --endpoint-url {server.url} --types dynamodb.tables --regions {SLOW_REGIONS} "
+                  "-c 2 --cache-ttl 0sec | length")
+        proc = subprocess.Popen([*nu.argv(), "-c", script], env={**nu.env, "GREENFETCH_NU_DEBUG": "1"},
+                                cwd=SCRIPTS, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            wait_until(lambda: server.stats()["inflight"] >= in_flight, 20, f"{in_flight} calls in flight")
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=20)
+        finally:
+            proc.kill()
+        assert proc.returncode != 0
+        assert "Signal Interrupt: cancelling 1 running call(s)" in err
+        stats = wait_until(lambda: (s := server.stats())["inflight"] == 0 and s, 10, "nothing in flight")
+        assert stats["per_target"][slow] == in_flight and stats["cancelled"] == in_flight
+        assert stats["per_target"].get(LIST_TABLES, 0) == (in_flight if slow == LIST_TABLES else 0)
