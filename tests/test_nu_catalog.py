@@ -22,21 +22,22 @@ from greenfetch import Config, Engine, Request
 from greenfetch.cli import load_commands
 from greenfetch.inventory import assume_role, catalog
 from greenfetch.testing import inventory_server, wait_until
+from greenfetch.testing._inventory_pages import REGIONS as SERVER_REGIONS
 from test_nu_plugin import NU, SCRIPTS, Nu
 
 pytestmark = [
     pytest.mark.nu,
-    pytest.mark.skipif(not NU.exists(), reason="nu is not installed: run scripts/install-nu (scripts/test does)"),
+    pytest.mark.skipif(
+        not NU.exists(), reason="nu is not installed: run scripts/install-nu (scripts/test does)"
+    ),
 ]
 
 ACCOUNT, ROLE = "555700000001", "Reader"
 REGIONS = ["us-east-1", "us-west-2"]
 TYPES = ["efs", "sqs.queues", "events.rules", "sns.topics", "iam.roles"]
 LIST_TABLES = "DynamoDB_20120810.ListTables"
-# the loopback inventory server's regions: 17 ListTables calls for one run of dynamodb.tables
-SLOW_REGIONS = ",".join(["us-east-1", "us-east-2", "us-west-1", "us-west-2", "ca-central-1", "eu-west-1",
-                         "eu-west-2", "eu-west-3", "eu-central-1", "eu-north-1", "ap-south-1", "ap-northeast-1",
-                         "ap-northeast-2", "ap-northeast-3", "ap-southeast-1", "ap-southeast-2", "sa-east-1"])
+# every region the loopback inventory server answers: 17 ListTables calls for one run of dynamodb.tables
+SLOW_REGIONS = ",".join(SERVER_REGIONS)
 
 
 def _cli(*args, exit_codes=(0,)):
@@ -48,21 +49,28 @@ def _cli(*args, exit_codes=(0,)):
 @pytest.fixture(scope="module")
 def cli_catalog():
     """greenfetch catalog -o json, in process (it also writes the generated catalog's cache file)."""
-    return json.loads(_cli("catalog", "-o", "json")), json.loads(_cli("catalog", "-o", "json", "--service", "efs"))
+    return json.loads(_cli("catalog", "-o", "json")), json.loads(
+        _cli("catalog", "-o", "json", "--service", "efs")
+    )
 
 
 @pytest.fixture(scope="module")
 def seeded(moto_server):
     """One resource of each type in ACCOUNT, across both regions and the global scope."""
-    engine = Engine(Config.resolve({"endpoint_url": moto_server.url, "region": "us-east-1", "max_attempts": 1},
-                                   environ={}))
+    engine = Engine(
+        Config.resolve(
+            {"endpoint_url": moto_server.url, "region": "us-east-1", "max_attempts": 1}, environ={}
+        )
+    )
     try:
         creds = assume_role(engine, ACCOUNT, ROLE)
-        calls = [("us-east-1", "efs", "CreateFileSystem", {"CreationToken": "nu-fs"}),
-                 ("us-west-2", "sqs", "CreateQueue", {"QueueName": "nu-queue"}),
-                 ("us-east-1", "events", "PutRule", {"Name": "nu-rule", "ScheduleExpression": "rate(1 day)"}),
-                 ("us-west-2", "sns", "CreateTopic", {"Name": "nu-topic"}),
-                 ("us-east-1", "iam", "CreateRole", {"RoleName": "nu-role", "AssumeRolePolicyDocument": "{}"})]
+        calls = [
+            ("us-east-1", "efs", "CreateFileSystem", {"CreationToken": "nu-fs"}),
+            ("us-west-2", "sqs", "CreateQueue", {"QueueName": "nu-queue"}),
+            ("us-east-1", "events", "PutRule", {"Name": "nu-rule", "ScheduleExpression": "rate(1 day)"}),
+            ("us-west-2", "sns", "CreateTopic", {"Name": "nu-topic"}),
+            ("us-east-1", "iam", "CreateRole", {"RoleName": "nu-role", "AssumeRolePolicyDocument": "{}"}),
+        ]
         for region, service, operation, params in calls:
             result = engine.execute(Request(service, operation, params, region=region, credentials=creds))
             assert result.ok, result.error
@@ -71,8 +79,24 @@ def seeded(moto_server):
 
 
 def _inventory_flags(endpoint):
-    return ["--endpoint-url", endpoint, "--max-attempts", "1", "inventory", "--accounts", ACCOUNT, "--role-name",
-            ROLE, "--regions", ",".join(REGIONS), "--types", ",".join(TYPES), "--cache-ttl", "0", "--no-progress"]
+    return [
+        "--endpoint-url",
+        endpoint,
+        "--max-attempts",
+        "1",
+        "inventory",
+        "--accounts",
+        ACCOUNT,
+        "--role-name",
+        ROLE,
+        "--regions",
+        ",".join(REGIONS),
+        "--types",
+        ",".join(TYPES),
+        "--cache-ttl",
+        "0",
+        "--no-progress",
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +117,10 @@ def nu(tmp_path_factory, moto_server):
 
 def _script(moto, slow):
     pid = "(plugin list | where name == greenfetch | get pid.0)"
-    inventory = (f"aws inventory --max-attempts 1 --accounts {ACCOUNT} --role-name {ROLE} "
-                 f"--regions [{' '.join(REGIONS)}] --cache-ttl 0sec")
+    inventory = (
+        f"aws inventory --max-attempts 1 --accounts {ACCOUNT} --role-name {ROLE} "
+        f"--regions [{' '.join(REGIONS)}] --cache-ttl 0sec"
+    )
     return f"""
     let catalog_count = aws catalog | length
     let pid_before = {pid}
@@ -112,6 +138,7 @@ def _script(moto, slow):
         first: (aws inventory --endpoint-url {slow} --types dynamodb.tables --regions {SLOW_REGIONS} -c 1
                 --cache-ttl 0sec | first 1 | get region),
         same_plugin: ($pid_before == {pid}),
+        help: (help "aws inventory" | into string),
     }} | to json -r
     """
 
@@ -145,14 +172,33 @@ def test_bad_input_is_a_nushell_error_and_the_plugin_lives_on(nu_run):
     assert got["same_plugin"] is True
 
 
+def test_help_names_the_cli_flags(nu_run):
+    got, _ = nu_run
+    for flag in (
+        "--types",
+        "--exclude-types",
+        "--regions",
+        "--exclude-regions",
+        "--accounts",
+        "--role-name",
+        "--cache-ttl",
+        "--concurrency",
+        "--endpoint-url",
+        "aws inventory --types efs | where status == ok",
+    ):
+        assert flag in got["help"], flag
+
+
 def _stable(records):
     """Records in a fixed order, without the fields that move between two fetches (the catalog's volatile)."""
     kinds = catalog()
     out = []
     for rec in records:
         volatile = kinds.volatile[rec["resource_type"]]
-        items = [{k: v for k, v in item.items() if k not in volatile} if isinstance(item, dict) else item
-                 for item in rec["items"]]
+        items = [
+            {k: v for k, v in item.items() if k not in volatile} if isinstance(item, dict) else item
+            for item in rec["items"]
+        ]
         out.append({**rec, "items": items})
     return sorted(out, key=lambda r: (r["resource_type"], r["account"], r["region"]))
 
@@ -163,8 +209,11 @@ def test_inventory_records_are_the_cli_records(nu_run, cli_records):
     oks = {r["resource_type"]: r for r in cli_records if r["status"] == "ok" and r["items"]}
     assert {"efs.file_systems", "sqs.queues", "events.rules", "sns.topics", "iam.roles"} <= set(oks)
     assert oks["iam.roles"]["region"] == "global"
-    assert got["efs_ok"] == sorted(r["resource_type"] for r in cli_records
-                                   if r["resource_type"].startswith("efs.") and r["status"] == "ok")
+    assert got["efs_ok"] == sorted(
+        r["resource_type"]
+        for r in cli_records
+        if r["resource_type"].startswith("efs.") and r["status"] == "ok"
+    )
 
 
 def test_inventory_streams_and_first_stops_the_run(nu_run):
@@ -175,17 +224,27 @@ def test_inventory_streams_and_first_stops_the_run(nu_run):
     assert 1 <= counts[LIST_TABLES] <= 5, counts
 
 
-@pytest.mark.parametrize(("slow", "in_flight"), [(LIST_TABLES, 2), ("GetCallerIdentity", 1)], ids=["fetch", "accounts"])
+@pytest.mark.parametrize(
+    ("slow", "in_flight"), [(LIST_TABLES, 2), ("GetCallerIdentity", 1)], ids=["fetch", "accounts"]
+)
 def test_interrupt_cancels_the_inventory(nu, slow, in_flight):
     """Ctrl-C (SIGINT to nu -> Signal Interrupt to the plugin), while the records stream or while the
     accounts are resolved (a call made before the first record): the calls in flight are cancelled, not
     retried, and no further call starts. Ordered by the server's in-flight count, not by sleeping."""
     with inventory_server(items=1) as server:
         server.control(targets={slow: {"latency": 30.0}})
-        script = (f"aws inventory --endpoint-url {server.url} --types dynamodb.tables --regions {SLOW_REGIONS} "
-                  "-c 2 --cache-ttl 0sec | length")
-        proc = subprocess.Popen([*nu.argv(), "-c", script], env={**nu.env, "GREENFETCH_NU_DEBUG": "1"},
-                                cwd=SCRIPTS, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        script = (
+            f"aws inventory --endpoint-url {server.url} --types dynamodb.tables --regions {SLOW_REGIONS} "
+            "-c 2 --cache-ttl 0sec | length"
+        )
+        proc = subprocess.Popen(
+            [*nu.argv(), "-c", script],
+            env={**nu.env, "GREENFETCH_NU_DEBUG": "1"},
+            cwd=SCRIPTS,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         try:
             wait_until(lambda: server.stats()["inflight"] >= in_flight, 20, f"{in_flight} calls in flight")
             proc.send_signal(signal.SIGINT)

@@ -242,7 +242,8 @@ REQUIRED_SIG_FIELDS = {"name", "description", "extra_description", "search_terms
 
 def test_signatures_are_complete():
     names = [entry["sig"]["name"] for entry in SIGNATURES]
-    assert names == ["batch-requests", "adaptive-batch", "dedupe-request", "aws perf stats", "aws perf reset"]
+    assert names == ["batch-requests", "adaptive-batch", "dedupe-request", "aws perf stats", "aws perf reset",
+                     "aws catalog", "aws inventory"]
     for entry in SIGNATURES:
         sig = entry["sig"]
         assert REQUIRED_SIG_FIELDS <= set(sig), sig["name"]
