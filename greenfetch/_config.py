@@ -165,6 +165,7 @@ class Config:
     metrics_port: int | None = None
     max_clients: int = 512
     body_limit: int = 1 << 20
+    catalog: str | None = None  # a user's overlay file, merged over the shipped catalog (docs/inventory.md)
 
     # flag name -> (environment variable, converter)
     # AWS_ENDPOINT_URL is left to botocore, which also honours AWS_ENDPOINT_URL_<SERVICE>.
@@ -178,6 +179,7 @@ class Config:
         "processes": ("GREENFETCH_PROCESSES", parse_processes),
         "max_clients": ("GREENFETCH_MAX_CLIENTS", _int),
         "body_limit": ("GREENFETCH_BODY_LIMIT", _int),
+        "catalog": ("GREENFETCH_CATALOG", str),
         "region": ("AWS_REGION", str),
         "profile": ("AWS_PROFILE", str),
     }

@@ -72,6 +72,10 @@ _CACHE_TTL_HELP = (
     "the summary says how many pages came from the cache and how old the oldest is.")
 
 
+_CATALOG_HELP = ("Your own overlay file (the format of docs/inventory.md), merged over the shipped catalog: "
+                 "types added or changed, per-item detail steps [GREENFETCH_CATALOG].")
+
+
 @main.command()
 @click.option("--accounts", help="'org' (AWS Organizations, ACTIVE members), 'dynamodb:TABLE' (accountId, "
                                  "accountName, roleName), or a comma list of account ids [default: your own].")
@@ -85,6 +89,10 @@ _CACHE_TTL_HELP = (
 @click.option("--types", help="core (the curated types) [default], all, service names (efs), type names "
                               "(ec2.vpcs) or patterns (ec2.*, *.clusters), comma-separated (greenfetch catalog).")
 @click.option("--exclude-types", help="Types to leave out, in the forms --types takes.")
+@click.option("--catalog", "catalog_file", type=click.Path(dir_okay=False), metavar="FILE", help=_CATALOG_HELP)
+@click.option("--tags/--no-tags", default=False, show_default=True,
+              help="Join every item's tags from the Resource Groups Tagging API (one paginated call per account "
+                   "and region) as a `tags` map.")
 @click.option("--out", type=click.Path(), envvar="GREENFETCH_DATABASE_URL",
               help="Directory for the files, FILE.db (a SQLite database that each run appends to), or "
                    "postgresql://USER@HOST:PORT/DB (the same tables in PostgreSQL) [GREENFETCH_DATABASE_URL; use "
@@ -114,12 +122,12 @@ def inventory(state: CliState, accounts: str | None, role_name: str | None, exte
               out: str | None, fmt: str | None, dynamodb_table: str | None, dead_letter: str | None, s3_uri: str | None,
               cache_ttl: str | None, status_store: str | None, concurrency: int, region: str | None,
               endpoint_url: str | None, progress: bool | None, broker: str | None = None,
-              shard_uri: str | None = None) -> None:
+              shard_uri: str | None = None, catalog_file: str | None = None, tags: bool = False) -> None:
     """Fetch resources across accounts, regions and types; one record per (type, account, region)."""
     # Calls are planned account-major, so about 0.6 clients per call in flight are live at once; an
     # LRU of twice the concurrency keeps them hot while bounding memory (~1 MB per botocore client).
     engine = state.engine(region=region, endpoint_url=endpoint_url, concurrency=concurrency,
-                            max_clients=min(512, max(64, 2 * concurrency)))
+                            max_clients=min(512, max(64, 2 * concurrency)), catalog=catalog_file)
     bar = Progress(enabled=progress, interval=0.2)
     fetch, broker_errors = None, _NO_ERRORS
     try:
@@ -136,7 +144,7 @@ def inventory(state: CliState, accounts: str | None, role_name: str | None, exte
             exclude_regions=exclude_regions, types=types, exclude_types=exclude_types, out=out, fmt=fmt, dynamodb_table=dynamodb_table,
             s3_uri=s3_uri, cache_ttl=_duration(cache_ttl), status_store=status_store, concurrency=concurrency,
             exclude_accounts=exclude_accounts, org_ous=org_ou, keep_records=out is None, on_record=bar.record,
-            dead_letter_path=dead_letter, fetch=fetch)
+            dead_letter_path=dead_letter, fetch=fetch, tags=tags)
     except broker_errors as exc:
         bar.close()
         click.echo(f"Error: {exc}", err=True)
@@ -209,10 +217,14 @@ _CATALOG_COLUMNS = ["name", "service", "operation", "scope", "items", "id_field"
 @click.option("--types", help="Only the types --types would select (core, all, efs, 'ec2.*', ...).")
 @click.option("--all", "show_all", is_flag=True, help="Also the denied operations in the table (json has them always).")
 @click.option("--counts", is_flag=True, help="Types per service and tier instead of the types.")
-def catalog(output: str, service: str | None, types: str | None, show_all: bool, counts: bool) -> None:
+@click.option("--catalog", "catalog_file", type=click.Path(dir_okay=False), metavar="FILE", help=_CATALOG_HELP)
+@pass_state
+def catalog(state: CliState, output: str, service: str | None, types: str | None, show_all: bool, counts: bool,
+            catalog_file: str | None = None) -> None:
     """The resource types greenfetch inventory knows (names for --types): core, generated, denied."""
     try:
-        rows = full_catalog().listing(service=service, types=types)
+        kinds = full_catalog(state.config(catalog=catalog_file).catalog)
+        rows = kinds.listing(service=service, types=types)
     except InventoryError as exc:
         fail_usage(str(exc))
         return

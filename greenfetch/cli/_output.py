@@ -203,6 +203,10 @@ def render_summary(summary: dict[str, Any]) -> str:
     lines.append(f"{summary['records']} fetches, {summary['calls']} calls, {_from_cache(summary)}, "
                  f"{summary['throttled']} throttled ({summary.get('throttle_attempts', 0)} throttled attempts), "
                  f"{summary['wall_seconds']:.2f}s")
+    if summary.get("tag_calls"):
+        failed_tags = summary.get("tags_failed") or {}
+        lines.append(f"tags: {summary['tag_calls']} tagging API calls in {summary['tag_seconds']:.2f}s"
+                     + "".join(f"; {where} not tagged: {code}" for where, code in failed_tags.items()))
     return "\n".join(lines)
 
 

@@ -29,7 +29,7 @@ import jmespath
 
 from .._errors import suggest
 from ._generated import VERBS, GeneratedTier, snake_noun
-from ._overlay import Overlay, TypeEntry, shipped_overlay
+from ._overlay import Overlay, TypeEntry, load_overlay, merge_overlays, shipped_overlay
 from ._types import InventoryError
 
 __all__ = ["ACCOUNT_PLACEHOLDER", "CATALOG", "Catalog", "Detail", "GLOBAL", "ResourceType", "TIERS", "catalog", "resolve_types"]
@@ -43,10 +43,12 @@ _WORDS = ("core", "all")
 
 @dataclass(frozen=True)
 class Detail:
-    """One call per item: ``params`` values are item field names (``{"Bucket": "Name"}``). On
-    success the item gets ``into`` = the response at JMESPath ``pick`` (or True when ``pick`` is
-    None); on failure ``into`` = ``fail_value`` and ``<into>Error`` = the AWS error code.
-    ``region_from`` names an item field holding the region to call (S3 objects live in theirs)."""
+    """One call per item: each ``params`` value is a JMESPath into the item (``{"Bucket": "Name"}``)
+    or a template of them (``"arn:aws:s3:::{Name}"``; ``{account}`` and ``{region}`` are the
+    record's where the item has no such field). On success the item gets ``into`` = the response
+    at JMESPath ``pick`` (or True when ``pick`` is None); on failure ``into`` = ``fail_value`` and
+    ``<into>Error`` = the AWS error code. ``region_from`` names an item field holding the region to
+    call (S3 objects live in theirs); ``paginate`` follows the operation's paginator."""
 
     operation: str
     params: Mapping[str, str]
@@ -56,6 +58,7 @@ class Detail:
     fail_value: Any = None
     region_from: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    paginate: bool = False
 
 
 @dataclass(frozen=True)
@@ -135,11 +138,18 @@ def _from_entry(entry: TypeEntry, base: Mapping[str, Any] | None, source: str) -
     g: Mapping[str, Any] = inherit or {}
     params = {**(g.get("params") or {}), **f.get("params", {})}
     details = tuple(Detail(d["operation"], dict(d["params"]), d["into"], d.get("pick"), d.get("default"),
-                           d.get("fail_value"), d.get("region_from"), dict(d.get("extra", {})))
+                           d.get("fail_value"), d.get("region_from"), dict(d.get("extra", {})),
+                           d.get("paginate", False))
                     for d in f.get("details", ()))
+    id_field = f["id"] if "id" in f else g.get("id")
+    if details and id_field is None:
+        return ResourceType(entry.name, entry.service, entry.operation, f.get("items", g.get("items", "")), None,
+                            tier="denied", deny_reason=f"broken overlay row ({source}): detail steps need object "
+                            "items and this type's items are strings; make objects in items, e.g. "
+                            '"TableNames[].{TableName: @}" with "id": "TableName"')
     return ResourceType(
         entry.name, entry.service, entry.operation, f.get("items", g.get("items")),
-        f["id"] if "id" in f else g.get("id"), params=params, paginate=f.get("paginate", g.get("paginate", True)),
+        id_field, params=params, paginate=f.get("paginate", g.get("paginate", True)),
         scope=f.get("scope", g.get("scope", "regional")),
         api_region=f.get("api_region", g.get("api_region") or "us-east-1"), keep=tuple(f.get("keep", ())),
         details=details, ssm_service=f.get("ssm_service"), arn=f["arn"] if "arn" in f else g.get("arn"),
@@ -363,23 +373,44 @@ def _cache_dir() -> str | None:
         return None
 
 
-_CATALOG: Catalog | None = None
+_CATALOGS: dict[str, Catalog] = {}
 _CATALOG_LOCK = threading.Lock()
+_FROM_CONFIG: Any = object()
 
 
-def catalog() -> Catalog:
-    """The process-wide catalog (shipped overlay, botocore's models, cached generated tier)."""
-    global _CATALOG
+def catalog(user_file: str | None = _FROM_CONFIG) -> Catalog:
+    """The process-wide catalog (shipped overlay, botocore's models, cached generated tier), with a
+    user's overlay file merged over the shipped one: ``user_file``, by default the config's
+    ``catalog`` setting (``--catalog FILE``, ``GREENFETCH_CATALOG``); None or "" for none. A bad file
+    raises InventoryError naming its bad row."""
+    if user_file is _FROM_CONFIG:
+        user_file = _config_catalog()
+    key = user_file or ""
     with _CATALOG_LOCK:
-        if _CATALOG is None:
-            _CATALOG = Catalog()
-        return _CATALOG
+        if "" not in _CATALOGS:
+            _CATALOGS[""] = Catalog()
+        if key not in _CATALOGS:  # the generated tier (and its cache) is shared
+            shipped = _CATALOGS[""]
+            user = load_overlay(key, base=shipped.overlay)
+            _CATALOGS[key] = Catalog(merge_overlays(shipped.overlay, user), shipped.generated)
+        return _CATALOGS[key]
 
 
-def resolve_types(spec: str | Iterable[str] | None, exclude: str | Iterable[str] | None = None) -> list[ResourceType]:
+def _config_catalog() -> str | None:
+    from .._config import Config, ConfigError
+
+    try:
+        return Config.resolve().catalog
+    except ConfigError:  # a bad unrelated setting: its own command reports it
+        return None
+
+
+def resolve_types(spec: str | Iterable[str] | None, exclude: str | Iterable[str] | None = None, *,
+                  user_file: str | None = _FROM_CONFIG) -> list[ResourceType]:
     """``--types`` and ``--exclude-types``: ``core`` (the default), ``all``, service names, type
-    names and shell patterns, comma-separated. An unknown name raises InventoryError."""
-    return catalog().select(spec, exclude)
+    names and shell patterns, comma-separated. An unknown name raises InventoryError. ``user_file``
+    as for ``catalog``."""
+    return catalog(user_file).select(spec, exclude)
 
 
 class _Volatile(Mapping[str, tuple[str, ...]]):

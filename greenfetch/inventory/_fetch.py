@@ -27,6 +27,7 @@ from .._errors import classify
 from .._models import Request, Result
 from ._catalog import ACCOUNT_PLACEHOLDER, GLOBAL, Detail, ResourceType
 from ._credentials import AccountCredentials
+from ._overlay import template_fields
 from ._region_status import RegionStatusStore, status_of
 from ._regions import offered_regions_many, opted_in
 from ._types import Account, Record, record, utc_iso
@@ -52,6 +53,9 @@ class RunSummary:
     throttle_attempts: int = 0    # HTTP attempts AWS throttled (retried or not), from the engine's metrics
     cached: int = 0
     cached_fetched_at: float | None = None  # when the oldest page served from the cache was fetched
+    tag_calls: int = 0            # tagging API calls (--tags), also counted in calls
+    tag_seconds: float = 0.0      # wall time of the tags fetch, before the types' fetch
+    tags_failed: dict[str, str] = field(default_factory=dict)  # "account/region" -> error code
     records: int = 0
     started: float = field(default_factory=time.perf_counter)
     wall_seconds: float = 0.0
@@ -95,7 +99,9 @@ class RunSummary:
                 "account_regions_failed": len(self.regions_failed), "regions_skipped": self.regions_skipped,
                 "records": self.records, "calls": self.calls, "cached": self.cached,
                 "cached_fetched_at": utc_iso(self.cached_fetched_at) if self.cached_fetched_at is not None else None,
-                "throttled": self.throttled, "throttle_attempts": self.throttle_attempts, "wall_seconds": round(self.wall_seconds, 3)}
+                "throttled": self.throttled, "throttle_attempts": self.throttle_attempts, "wall_seconds": round(self.wall_seconds, 3),
+                **({"tag_calls": self.tag_calls, "tag_seconds": round(self.tag_seconds, 3),
+                    "tags_failed": dict(sorted(self.tags_failed.items()))} if self.tag_calls else {})}
 
 
 @dataclass(frozen=True)
@@ -114,7 +120,8 @@ class Inventory:
                  regions: str | Sequence[str] = "enabled", exclude: Iterable[str] = (),
                  credentials: AccountCredentials | None = None, status_store: RegionStatusStore | None = None,
                  cache: Any = None, concurrency: int | None = None, detail_concurrency: int = 16,
-                 filter_offered: bool = True, on_record: Callable[[Record], None] | None = None):
+                 filter_offered: bool = True, on_record: Callable[[Record], None] | None = None,
+                 tags: bool = False):
         self.engine, self.accounts, self.types = engine, list(accounts), list(types)
         self.regions, self.exclude = regions, set(exclude)
         self.credentials = credentials or AccountCredentials(engine)
@@ -122,6 +129,8 @@ class Inventory:
         self.concurrency = concurrency or engine.config.concurrency
         self.detail_concurrency, self.filter_offered = detail_concurrency, filter_offered
         self.on_record = on_record
+        self.tags = tags  # join the Resource Groups Tagging API's tags into every item (see _tag_maps)
+        self._tag_maps: dict[tuple[str, str], dict[str, dict[str, str]]] = {}
         self.summary = RunSummary()
         self._offered: dict[str, set[str] | None] = {}
 
@@ -161,6 +170,8 @@ class Inventory:
                                  fetched_at=fetched_at)
             else:
                 misses.append(unit)
+        if self.tags and misses:
+            self._fetch_tags(misses)
         yield from self._fetch(misses)
         if self.store is not None:
             self.store.flush()
@@ -175,6 +186,8 @@ class Inventory:
             calls = result.attempts
             if rec["status"] == "ok" and unit.rtype.details and rec["items"]:
                 calls += self._details(unit, rec["items"])
+            if self.tags and rec["status"] == "ok":
+                _join_tags(unit.rtype, rec["items"], self._tag_maps.get((unit.account, unit.request.region or "")))
             if rec["status"] == "ok" and self.cache is not None:  # written whatever the TTL for reading
                 self.cache.set(self._cache_key(unit), rec["items"], stored_at=fetched_at)
             self._remember(unit, rec, result)
@@ -276,7 +289,9 @@ class Inventory:
     def _cache_key(self, unit: _Fetch) -> str:
         """The request's signature and the endpoint its page comes from (a test server's page is not AWS's)."""
         endpoint = self.engine.config.endpoint_url
-        return f"{_CACHE_VERSION}:{unit.rtype.name}:{unit.request.signature}" + (f"@{endpoint}" if endpoint else "")
+        tagged = "+tags" if self.tags else ""  # a page cached without the tags join is not one with them
+        return (f"{_CACHE_VERSION}:{unit.rtype.name}{tagged}:{unit.request.signature}"
+                + (f"@{endpoint}" if endpoint else ""))
 
     # -- detail steps ---------------------------------------------------------------------------
 
@@ -291,9 +306,38 @@ class Inventory:
         return calls
 
     def _detail_request(self, unit: _Fetch, detail: Detail, item: dict[str, Any]) -> Request:
-        params = {**detail.extra, **{name: item.get(source) for name, source in detail.params.items()}}
+        where = {"account": unit.account, "region": unit.request.region}
+        given = {name: _detail_param(spec, item, where) for name, spec in detail.params.items()}
+        params = {**detail.extra, **{k: v for k, v in given.items() if v is not None}}
         region = (item.get(detail.region_from) if detail.region_from else None) or unit.request.region
-        return replace(unit.request, operation=detail.operation, params=params, region=region, paginate=False)
+        return replace(unit.request, operation=detail.operation, params=params, region=region,
+                       paginate=detail.paginate)
+
+    # -- tags ------------------------------------------------------------------------------------
+
+    def _fetch_tags(self, units: list[_Fetch]) -> None:
+        """The tags of every taggable resource, once per (account, API region) the units call: one
+        paginated GetResources (100 resources a page), all of them at once through the engine. A
+        failed one leaves that region's items with their own tags only and is named in the summary."""
+        wanted: dict[tuple[str, str], Request] = {}
+        for unit in units:
+            key = (unit.account, unit.request.region or "")
+            if key not in wanted:
+                wanted[key] = replace(unit.request, service="resourcegroupstaggingapi", operation="GetResources",
+                                      params={"ResourcesPerPage": 100}, paginate=True)
+        keys = list(wanted)
+        started = time.perf_counter()
+        for result in self.engine.iter_results(list(wanted.values()), self.concurrency):
+            key = keys[result.index]
+            self.summary.calls += result.attempts
+            self.summary.tag_calls += result.attempts
+            if not result.ok:
+                self.summary.tags_failed[f"{key[0]}/{key[1]}"] = result.error_code or "error"
+                continue
+            found = (result.result or {}).get("ResourceTagMappingList") or []
+            self._tag_maps[key] = {row["ResourceARN"]: _tag_map(row.get("Tags")) for row in found
+                                   if isinstance(row, dict) and row.get("ResourceARN")}
+        self.summary.tag_seconds += time.perf_counter() - started
 
 
 def _params(params: Any, account: str) -> Any:
@@ -306,6 +350,67 @@ def _params(params: Any, account: str) -> Any:
     if isinstance(params, list):
         return [_params(v, account) for v in params]
     return params
+
+
+_COMPILED: dict[str, Any] = {}
+
+
+def _search(expression: str, data: Any) -> Any:
+    compiled = _COMPILED.get(expression)
+    if compiled is None:
+        compiled = _COMPILED[expression] = jmespath.compile(expression)
+    return compiled.search(data)
+
+
+def _detail_param(spec: str, item: Any, where: dict[str, Any]) -> Any:
+    """A detail parameter from the item: a JMESPath (``Name``, ``@``), or a template of them
+    (``arn:aws:s3:::{Name}``; ``{account}`` and ``{region}`` are the record's unless the item has
+    such a field). None when the item lacks a field the parameter needs (the call then fails for
+    that item alone, if the parameter is required)."""
+    fields = template_fields(spec)
+    if fields is None:
+        return _search(spec, item)
+    out = spec
+    for name in fields:
+        value = _search(name, item)
+        if value is None:
+            value = where.get(name)
+        if value is None:
+            return None
+        out = out.replace("{" + name + "}", str(value))
+    return out
+
+
+_TAG_FIELDS = ("Tags", "tags", "TagList", "TagSet", "tagList")
+
+
+def _tag_map(tags: Any) -> dict[str, str]:
+    """``[{"Key": k, "Value": v}]`` (any case), or a ``{k: v}`` map, as one ``{k: v}`` map."""
+    if isinstance(tags, dict):
+        return {str(k): "" if v is None else str(v) for k, v in tags.items()}
+    out: dict[str, str] = {}
+    for tag in tags if isinstance(tags, list) else ():
+        if isinstance(tag, dict):
+            key = tag.get("Key", tag.get("key"))
+            if key is not None:
+                value = tag.get("Value", tag.get("value"))
+                out[str(key)] = "" if value is None else str(value)
+    return out
+
+
+def _join_tags(rtype: ResourceType, items: list[Any], tagged: dict[str, dict[str, str]] | None) -> None:
+    """Each object item gets ``tags``: its own tags (where its API returns them) with the tagging
+    API's for its ARN over them. An item with neither an ARN nor tags of its own is left as it is
+    (nothing is known about its tags); one with an ARN the tagging API does not list gets ``{}``."""
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        own = next((item[f] for f in _TAG_FIELDS if f in item), None)
+        rid = rtype.resource_id(item)
+        arn = rid if rid.startswith("arn:") else None
+        if own is None and arn is None:
+            continue
+        item["tags"] = {**_tag_map(own), **((tagged or {}).get(arn, {}) if arn else {})}
 
 
 def _merge(item: dict[str, Any], detail: Detail, result: Result) -> None:

@@ -26,7 +26,8 @@ from jmespath.exceptions import JMESPathError
 
 from ._types import InventoryError
 
-__all__ = ["FORMAT", "Overlay", "TypeEntry", "load_overlay", "parse_overlay", "shipped_overlay"]
+__all__ = ["FORMAT", "Overlay", "TypeEntry", "load_overlay", "merge_overlays", "parse_overlay", "shipped_overlay",
+           "template_fields"]
 
 FORMAT = "greenfetch-catalog/1"
 TIERS = ("core", "generated")
@@ -34,6 +35,7 @@ SCOPES = ("regional", "global")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]*\.[a-z0-9_]+$")
 _OPERATION = re.compile(r"^[A-Z][A-Za-z0-9]+$")
 _SHIPPED = Path(__file__).with_name("catalog.json")
+_PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
 
 # key -> (check, what a valid value is)
 _TYPE_KEYS: dict[str, tuple[Any, str]] = {
@@ -67,8 +69,9 @@ _TYPE_KEYS: dict[str, tuple[Any, str]] = {
 _DETAIL_KEYS: dict[str, tuple[Any, str]] = {
     "operation": _TYPE_KEYS["operation"],
     "params": (
-        lambda v: isinstance(v, dict) and all(isinstance(x, str) for x in v.values()),
-        "an object of API parameter -> item field name",
+        lambda v: isinstance(v, dict) and all(isinstance(x, str) and x for x in v.values()),
+        'an object of API parameter -> a JMESPath into the item ("Name", "Tags[0].Value", "@") or a '
+        'template ("arn:aws:s3:::{Name}")',
     ),
     "into": (lambda v: isinstance(v, str) and bool(v), "the item field the result goes into"),
     "pick": (lambda v: v is None or isinstance(v, str), "a JMESPath expression into the response, or null"),
@@ -76,6 +79,8 @@ _DETAIL_KEYS: dict[str, tuple[Any, str]] = {
     "fail_value": (lambda v: True, "any value"),
     "region_from": (lambda v: v is None or isinstance(v, str), "an item field holding the region to call"),
     "extra": (lambda v: isinstance(v, dict), "an object of fixed API parameters"),
+    "paginate": (lambda v: isinstance(v, bool), "true (follow the operation's paginator) or false"),
+    "why": (lambda v: isinstance(v, str), "a sentence saying why the step is here"),
 }
 _REQUIRED_DETAIL = ("operation", "params", "into")
 
@@ -123,7 +128,37 @@ def shipped_overlay() -> Overlay:
     return load_overlay(_SHIPPED)
 
 
-def load_overlay(path: str | Path) -> Overlay:
+def template_fields(value: str) -> list[str] | None:
+    """The ``{...}`` placeholders of a detail parameter (each a JMESPath into the item), or None when
+    the value is not a template but one JMESPath expression."""
+    found = _PLACEHOLDER.findall(value)
+    return found or None
+
+
+def merge_overlays(base: Overlay, user: Overlay) -> Overlay:
+    """``user`` over ``base``: a user row replaces the base row of the same name (``parse_overlay``
+    with ``base`` already merged its keys over it), new rows are added, and the deny-lists are joined,
+    except that an operation the user makes a type is no longer denied (the user's row wins)."""
+    named = {e.name: e for e in user.types}
+    denied = {(service, op) for service, ops in user.deny.items() for op in ops}
+    still = [e for e in base.types if e.name in named or not _denies(denied, e.service, e.operation)]
+    types = [named.pop(e.name, e) for e in still] + list(named.values())
+    wanted = {(e.service, e.operation) for e in user.types}
+    deny: dict[str, dict[str, str]] = {}
+    for service, ops in base.deny.items():
+        kept = {op: why for op, why in ops.items() if (service, op) not in wanted}
+        if kept:
+            deny[service] = kept
+    for service, ops in user.deny.items():
+        deny.setdefault(service, {}).update(ops)
+    return Overlay(f"{base.source} + {user.source}", tuple(types), deny)
+
+
+def _denies(denied: set[tuple[str, str]], service: str, operation: str) -> bool:
+    return (service, operation) in denied or (service, "*") in denied
+
+
+def load_overlay(path: str | Path, *, base: Overlay | None = None) -> Overlay:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
@@ -132,11 +167,13 @@ def load_overlay(path: str | Path) -> Overlay:
         data = json.loads(text)
     except ValueError as exc:
         raise InventoryError(f"catalog file {str(path)!r} is not JSON: {exc}") from None
-    return parse_overlay(data, source=str(path))
+    return parse_overlay(data, source=str(path), base=base)
 
 
-def parse_overlay(data: Any, *, source: str = "catalog") -> Overlay:
-    """Validate an overlay document; InventoryError names the row and key that are wrong."""
+def parse_overlay(data: Any, *, source: str = "catalog", base: Overlay | None = None) -> Overlay:
+    """Validate an overlay document; InventoryError names the row and key that are wrong. With
+    ``base`` (a user's file over the shipped overlay), a row naming one of ``base``'s types changes
+    it: its keys win, ``params`` are merged, and ``operation`` may be left out."""
     if not isinstance(data, dict):
         raise InventoryError(f'{source}: an overlay is a JSON object with "format", "types" and "deny"')
     unknown = set(data) - {"format", "about", "types", "deny"}
@@ -152,7 +189,8 @@ def parse_overlay(data: Any, *, source: str = "catalog") -> Overlay:
     types = data.get("types", {})
     if not isinstance(types, dict):
         raise InventoryError(f'{source}: "types" must be an object of type name -> row')
-    entries = tuple(_type_entry(source, name, row) for name, row in types.items())
+    known = {e.name: e for e in base.types} if base is not None else {}
+    entries = tuple(_type_entry(source, name, row, known.get(name)) for name, row in types.items())
     deny = data.get("deny", {})
     if not isinstance(deny, dict):
         raise InventoryError(f'{source}: "deny" must be an object of service -> {{operation: reason}}')
@@ -180,7 +218,7 @@ def parse_overlay(data: Any, *, source: str = "catalog") -> Overlay:
     return Overlay(source, entries, checked)
 
 
-def _type_entry(source: str, name: Any, row: Any) -> TypeEntry:
+def _type_entry(source: str, name: Any, row: Any, base: TypeEntry | None = None) -> TypeEntry:
     where = f"{source}: types.{name}"
     if not isinstance(name, str) or not _NAME.match(name):
         raise InventoryError(
@@ -189,6 +227,9 @@ def _type_entry(source: str, name: Any, row: Any) -> TypeEntry:
     if not isinstance(row, dict):
         raise InventoryError(f'{where}: a row is an object with at least "operation"')
     _check_keys(where, row, _TYPE_KEYS)
+    if base is not None:  # a change to a type the base overlay has: its keys over the base row's
+        params = {**base.fields.get("params", {}), **row.get("params", {})}
+        row = {**base.fields, **row, **({"params": params} if params else {})}
     if "operation" not in row:
         raise InventoryError(f'{where}: "operation" is missing (the API call that lists the type)')
     if "items" in row:
@@ -203,6 +244,9 @@ def _type_entry(source: str, name: Any, row: Any) -> TypeEntry:
             raise InventoryError(f"{at}: missing {', '.join(missing)}")
         if step.get("pick") is not None:
             _check_jmespath(f"{at}.pick", step["pick"])
+        for param, value in step["params"].items():
+            for expression in template_fields(value) or [value]:
+                _check_jmespath(f"{at}.params.{param}", expression)
     return TypeEntry(name, name.split(".", 1)[0], row["operation"], dict(row))
 
 
@@ -223,4 +267,5 @@ def _check_jmespath(where: str, expression: str) -> None:
     try:
         jmespath.compile(expression)
     except JMESPathError as exc:
-        raise InventoryError(f"{where}: {expression!r} is not a JMESPath expression: {exc}") from None
+        reason = str(exc).splitlines()[0].rstrip(":") if str(exc) else type(exc).__name__  # one line
+        raise InventoryError(f"{where}: {expression!r} is not a JMESPath expression ({reason})") from None

@@ -25,7 +25,7 @@ from typing import Any
 from .._models import Request
 from ._accounts import accounts_from_dynamodb, accounts_from_list, accounts_from_organizations, excluding
 from ._cache import InventoryCache, parse_s3_uri
-from ._catalog import ResourceType, catalog, resolve_types
+from ._catalog import Catalog, ResourceType, catalog
 from ._credentials import AccountCredentials, check_roles
 from ._dynamodb import DynamoDBSink, WriteReport, record_items
 from ._fetch import Inventory, RunSummary
@@ -75,10 +75,16 @@ def resolve_accounts(engine: Any, spec: str | None, *, role: str | None, exclude
     return excluding(accounts, exclude or (), source=source)
 
 
+def _catalog(engine: Any, catalog_file: str | None) -> Catalog:
+    """The run's catalog: the shipped one with ``catalog_file`` (default: the engine config's
+    ``catalog``, ``--catalog FILE``/``GREENFETCH_CATALOG``) merged over it; InventoryError for a bad file."""
+    return catalog(catalog_file if catalog_file is not None else getattr(engine.config, "catalog", None))
+
+
 def _select(types: str | list[str] | None, exclude_types: str | list[str] | None, engine: Any, regions: str,
-            exclude_regions: str | None) -> tuple[list[ResourceType], str | list[str], list[str]]:
+            exclude_regions: str | None, kinds: Catalog) -> tuple[list[ResourceType], str | list[str], list[str]]:
     """The checked types, the region plan (a mode or the names) and the excluded regions (no calls)."""
-    chosen = resolve_types(types, exclude_types)
+    chosen = kinds.select(types, exclude_types)
     known = known_regions(engine)
     excluded = expand_regions(exclude_regions, known) if exclude_regions else []
     plan = regions if regions in REGION_MODES else expand_regions(regions, known, exclude=excluded)
@@ -100,27 +106,30 @@ def plan_inventory(engine: Any, *, accounts: str | None = None, role_name: str |
                    types: str | list[str] | None = None, exclude_types: str | list[str] | None = None,
                    cache_ttl: float | None = None, cache_dir: str | None = None, status_store: str | None = None,
                    concurrency: int | None = None, exclude_accounts: str | None = None, org_ous: str | None = None,
-                   filter_offered: bool = True) -> Inventory:
+                   filter_offered: bool = True, catalog_file: str | None = None, tags: bool = False) -> Inventory:
     """``run_inventory``'s checks and plan with no sink, as an ``Inventory`` not yet started: InventoryError
     now for bad input (before any fetch); ``.run()`` then yields the records as they complete (closing it
     early cancels the calls queued and in flight), and ``.summary`` counts them."""
-    chosen, region_plan, excluded = _select(types, exclude_types, engine, regions, exclude_regions)
+    kinds = _catalog(engine, catalog_file)
+    chosen, region_plan, excluded = _select(types, exclude_types, engine, regions, exclude_regions, kinds)
     targets = _targets(engine, accounts, role_name, exclude_accounts, org_ous)
     ttl = engine.config.cache_ttl if cache_ttl is None else cache_ttl
     return _inventory(engine, targets, chosen, region_plan, excluded, regions=regions, role_name=role_name,
                       external_id=external_id, ttl=ttl, cache_dir=cache_dir, not_before=None,
-                      status_store=status_store, concurrency=concurrency, filter_offered=filter_offered)
+                      status_store=status_store, concurrency=concurrency, filter_offered=filter_offered,
+                      tags=tags)
 
 
 def _inventory(engine: Any, targets: list[Account], chosen: list[ResourceType], region_plan: str | list[str],
                excluded: list[str], *, regions: str, role_name: str | None, external_id: str | None, ttl: float,
                cache_dir: str | None, not_before: float | None, status_store: str | None, concurrency: int | None,
-               filter_offered: bool) -> Inventory:
+               filter_offered: bool, tags: bool = False) -> Inventory:
     cache = InventoryCache(ttl, cache_dir or engine.config.cache_dir, not_before=not_before)
     store = _status_store(engine, status_store, cache_dir) if regions == "active" or status_store else None
     creds = AccountCredentials(engine, role_name, external_id=external_id, region=engine.config.home_region)
     return Inventory(engine, targets, chosen, regions=region_plan, exclude=excluded, credentials=creds,
-                     status_store=store, cache=cache, concurrency=concurrency, filter_offered=filter_offered)
+                     status_store=store, cache=cache, concurrency=concurrency, filter_offered=filter_offered,
+                     tags=tags)
 
 
 def run_inventory(engine: Any, *, accounts: str | None = None, role_name: str | None = None,
@@ -131,7 +140,8 @@ def run_inventory(engine: Any, *, accounts: str | None = None, role_name: str | 
                   cache_dir: str | None = None, status_store: str | None = None, concurrency: int | None = None,
                   exclude_accounts: str | None = None, org_ous: str | None = None, keep_records: bool = False,
                   filter_offered: bool = True, on_record: Callable[[Record], None] | None = None,
-                  dead_letter_path: str | None = None, fetch: Callable[..., RunSummary] | None = None) -> InventoryReport:
+                  dead_letter_path: str | None = None, fetch: Callable[..., RunSummary] | None = None,
+                  catalog_file: str | None = None, tags: bool = False) -> InventoryReport:
     """Run an inventory end to end; InventoryError (before any fetch) for bad input.
 
     ``fetch`` replaces the in-process fetch with another executor (the Celery coordinator): it gets
@@ -140,8 +150,13 @@ def run_inventory(engine: Any, *, accounts: str | None = None, role_name: str | 
     fetched; may be left out when unknown) and returns the RunSummary; checks, files, sinks and the
     report stay this function's. A sink that workers can write directly
     (``direct``: PostgreSQL) is passed as ``sink``: the executor has them write it, and calls
-    ``on_record`` only for records no worker wrote."""
-    chosen, region_plan, excluded = _select(types, exclude_types, engine, regions, exclude_regions)
+    ``on_record`` only for records no worker wrote. ``catalog_file`` is a user's overlay merged over
+    the shipped catalog (default: the engine config's ``catalog``, ``GREENFETCH_CATALOG``); ``tags``
+    joins the Resource Groups Tagging API's tags into every item (docs/inventory.md)."""
+    kinds = _catalog(engine, catalog_file)
+    chosen, region_plan, excluded = _select(types, exclude_types, engine, regions, exclude_regions, kinds)
+    if tags and fetch is not None:
+        raise InventoryError("--tags is not yet joined by --broker workers; run without --broker for tags")
     fmt = resolve_format(out, fmt)  # json, jsonl, or sqlite (an --out FILE.db)
     if s3_uri:
         parse_s3_uri(s3_uri)
@@ -149,7 +164,7 @@ def run_inventory(engine: Any, *, accounts: str | None = None, role_name: str | 
             raise InventoryError("--s3-uri uploads the files written to --out; give --out DIR too")
         if fmt == "postgres":
             raise InventoryError("--s3-uri uploads the files written to --out; a PostgreSQL --out writes no files")
-    sink = open_sink(out, fmt) if out is not None else None
+    sink = open_sink(out, fmt, catalog=kinds) if out is not None else None
     ddb: DynamoDBSink | None = None
     try:
         targets = _targets(engine, accounts, role_name, exclude_accounts, org_ous)
@@ -163,7 +178,8 @@ def run_inventory(engine: Any, *, accounts: str | None = None, role_name: str | 
         not_before = sink.newest_fetch() if isinstance(sink, (SQLiteSink, PostgresSink)) else None
         inventory = _inventory(engine, targets, chosen, region_plan, excluded, regions=regions, role_name=role_name,
                                external_id=external_id, ttl=ttl, cache_dir=cache_dir, not_before=not_before,
-                               status_store=status_store, concurrency=concurrency, filter_offered=filter_offered)
+                               status_store=status_store, concurrency=concurrency, filter_offered=filter_offered,
+                               tags=tags)
         keep = keep_records
         kept: list[Record] = []
 
@@ -171,7 +187,7 @@ def run_inventory(engine: Any, *, accounts: str | None = None, role_name: str | 
             if sink is not None:
                 sink.add(rec, fetched_at)
             if ddb is not None:  # streamed: the sink holds one window of items, not the run
-                for item in record_items([rec], _id_of):
+                for item in record_items([rec], lambda rtype, item: _id_of(kinds, rtype, item)):
                     ddb.add(item)
             if keep:
                 kept.append(rec)
@@ -205,8 +221,8 @@ def run_inventory(engine: Any, *, accounts: str | None = None, role_name: str | 
     return report
 
 
-def _id_of(rtype: str, item: Any) -> str:
-    kind = catalog().get(rtype)
+def _id_of(kinds: Catalog, rtype: str, item: Any) -> str:
+    kind = kinds.get(rtype)
     return str(kind.id_of(item)) if kind is not None else str(item)
 
 

@@ -31,6 +31,7 @@ from .._errors import storage_error
 from .._jsonable import to_json
 from .._redact import redact_url
 from ._cache import parse_s3_uri
+from ._catalog import ResourceType
 from ._fileio import atomic_open, check_writable
 from ._postgres import is_postgres_url
 from ._postgres_sink import PostgresSink
@@ -79,16 +80,18 @@ def shard_root(out: str | os.PathLike[str]) -> Path:
     return path.parent if path.suffix.lower() in SQLITE_SUFFIXES else path
 
 
-def open_sink(out: str | os.PathLike[str], fmt: str | None = None) -> FileSink | SQLiteSink | PostgresSink:
+def open_sink(out: str | os.PathLike[str], fmt: str | None = None, *,
+              catalog: Mapping[str, ResourceType] | None = None) -> FileSink | SQLiteSink | PostgresSink:
     """The sink for ``--out``/``--format``: files in a directory, a SQLite database (an existing
-    directory with ``--format sqlite`` gets ``inventory.db`` in it) or a PostgreSQL database."""
+    directory with ``--format sqlite`` gets ``inventory.db`` in it) or a PostgreSQL database.
+    ``catalog`` gives the database sinks their types' resource ids (default: the process's catalog)."""
     fmt = resolve_format(out, fmt)
     if fmt == "postgres":
-        return PostgresSink(str(out))
+        return PostgresSink(str(out), catalog=catalog)
     if fmt != "sqlite":
         return FileSink(out, fmt)
     path = Path(out)
-    return SQLiteSink(path / "inventory.db" if path.is_dir() else path)
+    return SQLiteSink(path / "inventory.db" if path.is_dir() else path, catalog=catalog)
 
 
 class FileSink:
