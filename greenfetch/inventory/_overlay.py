@@ -8,8 +8,9 @@ An overlay is a JSON document::
 
 ``types`` adds a type or changes a generated one (matched by service and operation); ``deny`` names
 operations that are never called, each with its reason (``*``: every operation of the service). The
-shipped overlay is ``catalog.json`` beside this module; a user's file has the same format. Loading
-validates every row and raises InventoryError naming the file, the row and what would be valid.
+shipped overlay is ``catalog.json`` beside this module; a user's file (``--catalog FILE``) has the
+same format and is merged over it (``load_overlay(path, base=shipped)``, then ``merge_overlays``).
+Loading validates every row and raises InventoryError naming the file, the row and what would be valid.
 """
 
 from __future__ import annotations
