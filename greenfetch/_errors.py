@@ -61,10 +61,24 @@ _CREDENTIALS = EXPIRED_CODES | _SKEW | frozenset({
     "UnrecognizedClientException", "InvalidClientTokenId", "AuthFailure", "NoCredentials",
     "SignatureDoesNotMatch", "InvalidAccessKeyId", IDENTITY_MISMATCH,
 })
+# The service is not enabled, subscribed, opted into or set up for this account there (status
+# ``unavailable``: nothing for a user to fix in a permission). By the code alone where the code says so.
 _UNAVAILABLE = frozenset({
     "OptInRequired", "InvalidRequestException", "UninitializedAccountException",
     "SubscriptionRequiredException", "UnsupportedOperation", "ServiceNotAvailable",
+    "OptInRequiredException",  # Compute Optimizer: the account is not opted in
+    "AWSOrganizationsNotInUseException",  # Organizations (and the services built on it): no organization
+    "OrganizationsNotInUseException", "CloudTrailAccessNotEnabledException",  # CloudTrail, organization trails
+    "ServiceAccessNotEnabledException",  # IAM: trusted access for IAM not enabled in Organizations
 })
+# A code that means "not enabled" only in one service (elsewhere it may be a permission or bad input):
+# Security Hub answers InvalidAccessException "Account ... is not subscribed to AWS Security Hub".
+_UNAVAILABLE_IN = frozenset({("securityhub", "InvalidAccessException")})
+# A code that is a plain denial except with one message in one service: Macie answers
+# AccessDeniedException "Macie is not enabled" until it is enabled in the account and region. Only
+# an exact phrase counts (Organizations in a member account answers the same AccessDeniedException as
+# a missing permission does, so that stays ``denied``).
+_UNAVAILABLE_SAYING = {("macie2", "AccessDeniedException"): "Macie is not enabled"}
 _QUOTA = frozenset({"ServiceQuotaExceededException", "QuotaExceededException"})
 _TIMEOUTS = frozenset({"ReadTimeoutError", "ConnectTimeoutError", "RequestTimeout", "RequestTimeoutException"})
 
@@ -97,10 +111,14 @@ class Classification:
 
 
 def classify(code: str | None, *, http_status: int | None = None, service: str = "", operation: str = "",
-             identity: str = "") -> Classification:
-    """Classify an AWS error code (or an exception class name when there is no code)."""
+             identity: str = "", message: str = "") -> Classification:
+    """Classify an AWS error code (or an exception class name when there is no code). ``service``
+    (and for a few codes ``message``, AWS's text) decide the codes whose meaning depends on them."""
     code = code or (f"HTTP{http_status}" if http_status else "Unknown")
     call = f"{service}:{operation}" if service else "the operation"
+    if (service, code) in _UNAVAILABLE_IN or (
+            (phrase := _UNAVAILABLE_SAYING.get((service, code))) is not None and phrase in message):
+        return _unavailable(code)
     if code in _CREDENTIALS:
         return _credentials(code, call, identity)
     if code == TOO_MANY_OPEN_FILES:
@@ -122,9 +140,7 @@ def classify(code: str | None, *, http_status: int | None = None, service: str =
     if code in _DENIED:
         return _denied(code, call, identity)
     if code in _UNAVAILABLE:
-        return Classification(code, "unavailable", False, False,
-                              "the service is not enabled or not initialized in this account and region "
-                              "(opt-in region, or the service was never set up there)")
+        return _unavailable(code)
     if code in _TRANSIENT or (http_status is not None and http_status >= 500):
         return Classification(code, "transient", True, False,
                               "a transient AWS or network failure: retrying later usually succeeds",
@@ -134,6 +150,12 @@ def classify(code: str | None, *, http_status: int | None = None, service: str =
     if code.startswith("NoSuch") or code.endswith(("NotFound", "NotFoundException")) or http_status == 404:
         return Classification(code, "not_found", False, False, None)
     return Classification(code, "error", False, False, None)
+
+
+def _unavailable(code: str) -> Classification:
+    return Classification(code, "unavailable", False, False,
+                          "the service is not enabled, subscribed or initialized in this account and region "
+                          "(an opt-in, a subscription or a first set-up it never had there)")
 
 
 def _denied(code: str, call: str, identity: str, *, credentials: bool = False) -> Classification:

@@ -200,6 +200,7 @@ def render_summary(summary: dict[str, Any]) -> str:
                  f"{summary['account_regions_ok']} ok, {summary['account_regions_failed']} with errors, "
                  f"{summary['regions_skipped']} skipped (inactive)")
     lines += [f"  account {acct}: {why}" for acct, why in failed.items()]
+    lines += _statuses(summary.get("statuses", {}))
     lines.append(f"{summary['records']} fetches, {summary['calls']} calls, {_from_cache(summary)}, "
                  f"{summary['throttled']} throttled ({summary.get('throttle_attempts', 0)} throttled attempts), "
                  f"{summary['wall_seconds']:.2f}s")
@@ -208,6 +209,29 @@ def render_summary(summary: dict[str, Any]) -> str:
         lines.append(f"tags: {summary['tag_calls']} tagging API calls in {summary['tag_seconds']:.2f}s"
                      + "".join(f"; {where} not tagged: {code}" for where, code in failed_tags.items()))
     return "\n".join(lines)
+
+
+_STATUS_ORDER = ("ok", "not_offered", "unavailable", "denied", "expired", "throttled", "error")
+
+
+def _statuses(per_service: dict[str, dict[str, int]]) -> list[str]:
+    """``statuses: 120 ok, 40 not_offered, 3 unavailable``, then one line per service that has a
+    status other than ok and not_offered (those are the ones worth a look)."""
+    if not per_service:
+        return []
+
+    def counts(found: dict[str, int]) -> str:
+        order = [s for s in _STATUS_ORDER if s in found] + sorted(set(found) - set(_STATUS_ORDER))
+        return ", ".join(f"{found[s]} {s}" for s in order)
+
+    total: dict[str, int] = {}
+    for found in per_service.values():
+        for status, n in found.items():
+            total[status] = total.get(status, 0) + n
+    lines = [f"statuses: {counts(total)}"]
+    lines += [f"  {service}: {counts(found)}" for service, found in sorted(per_service.items())
+              if set(found) - {"ok", "not_offered"}]
+    return lines
 
 
 def _from_cache(summary: dict[str, Any]) -> str:

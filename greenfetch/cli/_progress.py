@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import IO, Any
 
+from ..inventory import FAILING
+
 __all__ = ["Progress"]
 
 
@@ -39,9 +41,10 @@ class Progress:
         rtype = self._latest = rec["resource_type"]
         self._line = self._record_line
         self.done += 1
-        self.failed += rec["status"] != "ok"
+        failing = rec["status"] in FAILING  # not_offered and unavailable are no errors
+        self.failed += failing
         self.items[rtype] = self.items.get(rtype, 0) + len(rec["items"])
-        self.errors[rtype] = self.errors.get(rtype, 0) + (rec["status"] != "ok")
+        self.errors[rtype] = self.errors.get(rtype, 0) + failing
         self._maybe_draw()
 
     def close(self) -> None:

@@ -75,7 +75,15 @@ from ._fetch import Inventory, RunSummary
 from ._overlay import Overlay, load_overlay
 from ._postgres import PostgresDB, is_postgres_url
 from ._postgres_sink import PostgresShardSink, PostgresSink
-from ._region_status import RegionStatus, RegionStatusStore, status_from_count, status_from_error, status_of
+from ._region_status import (
+    FAILING,
+    RECORD_STATUSES,
+    RegionStatus,
+    RegionStatusStore,
+    status_from_count,
+    status_from_error,
+    status_of,
+)
 from ._regions import (
     REGION_MODES,
     check_service,
@@ -105,6 +113,7 @@ __all__ = [
     "DiffCounts",
     "DirectoryShardSink",
     "DynamoDBSink",
+    "FAILING",
     "FileSink",
     "Inventory",
     "InventoryCache",
@@ -115,6 +124,7 @@ __all__ = [
     "PostgresShardSink",
     "PostgresSink",
     "Record",
+    "RECORD_STATUSES",
     "REGION_MODES",
     "Overlay",
     "RegionStatus",

@@ -28,8 +28,8 @@ from .._models import Request, Result
 from ._catalog import ACCOUNT_PLACEHOLDER, GLOBAL, Detail, ResourceType
 from ._credentials import AccountCredentials
 from ._overlay import template_fields
-from ._region_status import RegionStatusStore, status_of
-from ._regions import offered_regions_many, opted_in
+from ._region_status import FAILING, RegionStatusStore, record_status, status_of
+from ._regions import endpoint_regions, offered_regions_many, opted_in
 from ._types import Account, Record, record, utc_iso
 
 __all__ = ["Inventory", "RunSummary"]
@@ -39,10 +39,13 @@ _CACHE_VERSION = "inv1"
 
 @dataclass
 class RunSummary:
-    """What the end-of-run summary prints: per type counts, account/region outcomes, calls, time."""
+    """What the end-of-run summary prints: per type counts, account/region outcomes, calls, time.
+    ``errors`` counts, per type, the records a user should act on (``FAILING``: denied, expired,
+    throttled, error); ``statuses`` counts every record's status per service."""
 
     items: dict[str, int] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
+    statuses: dict[str, dict[str, int]] = field(default_factory=dict)
     accounts_ok: set[str] = field(default_factory=set)
     accounts_failed: dict[str, str] = field(default_factory=dict)
     regions_ok: set[tuple[str, str]] = field(default_factory=set)
@@ -79,13 +82,15 @@ class RunSummary:
             self.cached_since(fetched_at)
         self.items[rtype] = self.items.get(rtype, 0) + len(rec["items"])
         self.errors.setdefault(rtype, 0)
+        counts = self.statuses.setdefault(rtype.partition(".")[0], {})
+        counts[status] = counts.get(status, 0) + 1
         where = (rec["account"], rec["region"])
-        if status == "ok":
-            self.regions_ok.add(where)
-        else:
+        if status in FAILING:
             self.errors[rtype] += 1
             self.regions_failed.add(where)
             self.throttled += status == "throttled"
+        elif status == "ok":
+            self.regions_ok.add(where)
 
     def cached_since(self, fetched_at: float) -> None:
         """Note a page served from the cache that was fetched at ``fetched_at`` (keeps the oldest)."""
@@ -94,6 +99,7 @@ class RunSummary:
 
     def to_dict(self) -> dict[str, Any]:
         return {"resources": dict(sorted(self.items.items())), "errors": dict(sorted(self.errors.items())),
+                "statuses": {svc: dict(sorted(c.items())) for svc, c in sorted(self.statuses.items())},
                 "accounts_ok": len(self.accounts_ok), "accounts_failed": dict(sorted(self.accounts_failed.items())),
                 "account_regions_ok": len(self.regions_ok - self.regions_failed),
                 "account_regions_failed": len(self.regions_failed), "regions_skipped": self.regions_skipped,
@@ -110,6 +116,7 @@ class _Fetch:
     account: str
     region: str          # the record's region ("global" for global types)
     request: Request
+    offered: bool = True  # False: the service does not exist in that region (a not_offered record, no call)
 
 
 class Inventory:
@@ -133,6 +140,7 @@ class Inventory:
         self._tag_maps: dict[tuple[str, str], dict[str, dict[str, str]]] = {}
         self.summary = RunSummary()
         self._offered: dict[str, set[str] | None] = {}
+        self._endpoints: dict[str, set[str] | None] = {}
 
     # -- the run -------------------------------------------------------------------------------
 
@@ -163,6 +171,9 @@ class Inventory:
             self._prefetch_offered()
         misses: list[_Fetch] = []
         for unit in self._units(ready, candidates):
+            if not unit.offered:
+                yield self._emit(self._not_offered(unit))
+                continue
             hit = self.cache.lookup(self._cache_key(unit)) if self.cache is not None else None
             if hit is not None:
                 items, fetched_at = hit
@@ -204,17 +215,21 @@ class Inventory:
     def _record(self, unit: _Fetch, result: Result) -> Record:
         if result.ok:
             return record(unit.rtype.name, unit.account, unit.region, unit.rtype.extract(result.result))
-        info = classify(result.error_code, service=unit.rtype.service, operation=unit.rtype.operation)
+        rtype = unit.rtype
+        info = classify(result.error_code, service=rtype.service, operation=rtype.operation)
         assumed = self.credentials.status(unit.account)
         if info.credentials or (assumed is not None and not assumed.ok):  # refused credentials, or a failed refresh
             self.summary.credentials_failed(unit.account, result.error or info.status)
-        return record(unit.rtype.name, unit.account, unit.region, [], info.status, result.error)
+        status = record_status(result.error_code, service=rtype.service, operation=rtype.operation,
+                               message=result.error or "")
+        return record(rtype.name, unit.account, unit.region, [], status, result.error)
 
     def _remember(self, unit: _Fetch, rec: Record, result: Result) -> None:
         if self.store is None or unit.rtype.is_global:
             return
         count = len(rec["items"]) if result.ok else None
-        status, code = status_of(result.ok, count or 0, result.error_code), result.error_code
+        status = status_of(result.ok, count or 0, result.error_code, unit.rtype.service, result.error or "")
+        code = result.error_code
         # keyed by resource type, not service: ec2.vpcs found (a default VPC) must not be overwritten
         # by ec2.instances empty in the same region, or ``active`` would skip VPCs next time.
         self.store.update(unit.account, unit.rtype.name, unit.region, status, code, count)
@@ -242,38 +257,56 @@ class Inventory:
         account, region and service) run close together, so the engine's client LRU stays hot
         instead of re-creating clients (several ms and ~1 MB each) once per resource type."""
         for account, creds in ready:
-            wanted = {t.name: set(self._regions_for(t, account.account_id, candidates[account.account_id]))
-                      for t in self.types}
+            wanted, absent = {}, {}
+            for t in self.types:
+                regions, missing = self._regions_for(t, account.account_id, candidates[account.account_id])
+                wanted[t.name], absent[t.name] = set(regions), set(missing)
             for region in [GLOBAL, *candidates[account.account_id]]:
                 for rtype in self.types:
-                    if region not in wanted[rtype.name]:
+                    offered = region in wanted[rtype.name]
+                    if not offered and region not in absent[rtype.name]:
                         continue
                     api_region = rtype.api_region if region == GLOBAL else region
                     request = Request(rtype.service, rtype.operation, _params(rtype.params, account.account_id),
                                       region=api_region,
                                       account=account.account_id, role=self._role_arn(account), credentials=creds,
                                       paginate=rtype.paginate)
-                    yield _Fetch(rtype, account.account_id, region, request)
+                    yield _Fetch(rtype, account.account_id, region, request, offered)
 
-    def _regions_for(self, rtype: ResourceType, account: str, candidates: list[str]) -> list[str]:
+    def _regions_for(self, rtype: ResourceType, account: str, candidates: list[str]) -> tuple[list[str], list[str]]:
+        """(the regions to call, the candidates where the type's service is not offered)."""
         if rtype.is_global:
-            return [GLOBAL]
-        regions = candidates
+            return [GLOBAL], []
+        regions, missing = candidates, []
         if self.filter_offered:
             offered = self._offered_for(rtype)
             if offered is not None:
-                regions = [r for r in regions if r in offered]
+                regions = [r for r in candidates if r in offered]
+                missing = [r for r in candidates if r not in offered]
         if self.regions == "active" and self.store is not None:
             active = self.store.active_regions(account, rtype.name, regions)
             self.summary.regions_skipped += len(regions) - len(active)
             regions = active
-        return regions
+        return regions, missing
 
     def _offered_for(self, rtype: ResourceType) -> set[str] | None:
+        """Where the type's service is offered: SSM's list, else botocore's endpoint data, else None
+        (nothing knows: called everywhere rather than dropped)."""
         name = rtype.ssm_service or rtype.service
         if name not in self._offered:
             self._offered.update(offered_regions_many(self.engine, [name], cache=self.cache))
-        return self._offered[name]
+        if self._offered[name] is not None:
+            return self._offered[name]
+        if rtype.service not in self._endpoints:
+            self._endpoints.update(endpoint_regions(self.engine, [rtype.service]))
+        return self._endpoints[rtype.service]
+
+    def _not_offered(self, unit: _Fetch) -> Record:
+        name = unit.rtype.ssm_service or unit.rtype.service
+        source = "SSM's global-infrastructure list" if self._offered.get(name) is not None else \
+            "botocore's endpoint data"
+        return record(unit.rtype.name, unit.account, unit.region, [], "not_offered",
+                      f"{unit.rtype.service} is not offered in {unit.region} ({source}); nothing was called")
 
     def _prefetch_offered(self) -> None:
         """Where each regional type's service is offered, read for every service at once."""

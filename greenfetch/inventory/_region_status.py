@@ -26,10 +26,19 @@ from ._dynamodb import DynamoDBSink, from_dynamodb_item, to_dynamodb_item
 from ._fileio import atomic_write_text
 from ._types import InventoryError, dynamodb_table
 
-__all__ = ["RegionStatus", "RegionStatusStore", "STATUSES", "status_from_error", "status_from_count"]
+__all__ = ["FAILING", "RECORD_STATUSES", "RegionStatus", "RegionStatusStore", "STATUSES", "record_status",
+           "status_from_error", "status_from_count"]
 
 STATUSES = ("ok", "empty", "denied", "unavailable", "error")
 _SKIP = frozenset({"empty", "denied", "unavailable"})
+
+# A record's status (docs/inventory.md, "Statuses"), and the ones a user should act on: only these
+# make the run's exit code 1. not_offered (the service does not exist in that region: nothing was
+# called) and unavailable (not enabled, subscribed or initialized there) are facts about the account
+# and region, not failures.
+RECORD_STATUSES = ("ok", "not_offered", "unavailable", "denied", "expired", "throttled", "error")
+FAILING = frozenset({"denied", "expired", "throttled", "error"})
+_KEPT = frozenset(RECORD_STATUSES) - {"ok", "not_offered"}
 
 
 @dataclass(frozen=True)
@@ -47,16 +56,24 @@ def status_from_count(count: int) -> str:
     return "ok" if count else "empty"
 
 
-def status_of(ok: bool, count: int, error_code: str | None) -> str:
+def status_of(ok: bool, count: int, error_code: str | None, service: str = "", message: str = "") -> str:
     """A region's status from one call: ok or empty by what it found, else by its error."""
-    return status_from_count(count) if ok else status_from_error(error_code)
+    return status_from_count(count) if ok else status_from_error(error_code, service, message)
 
 
-def status_from_error(error_code: str | None) -> str:
+def status_from_error(error_code: str | None, service: str = "", message: str = "") -> str:
     """denied / unavailable from greenfetch.classify; everything else (throttled too) is error. Refused
     credentials (invalid, expired, a clock off) say nothing about the region: error, never a reason to skip."""
-    info = classify(error_code)
+    info = classify(error_code, service=service, message=message)
     return info.status if info.status in ("denied", "unavailable") and not info.credentials else "error"
+
+
+def record_status(error_code: str | None, *, service: str = "", operation: str = "", message: str = "") -> str:
+    """A failed fetch's record status, one of ``RECORD_STATUSES``: greenfetch.classify's status where
+    the record has that status (unavailable, denied, expired, throttled), else ``error`` (a transient
+    failure that outlasted its retries, bad input, a quota, a missing resource: each needs a look)."""
+    status = classify(error_code, service=service, operation=operation, message=message).status
+    return status if status in _KEPT else "error"
 
 
 class RegionStatusStore:

@@ -1,6 +1,11 @@
 """Which regions to call: explicit lists with wildcards, ``enabled`` per account, ``active`` from the
 region status store, minus exclusions, intersected with where a service is offered at all.
 
+Where a service is offered: SSM's global-infrastructure list where SSM knows the service (AWS keeps
+it current), else botocore's endpoint data (``endpoint_regions``: the regions of every partition
+with a non-deprecated endpoint for the service's endpoint prefix), else nowhere known: such a
+service is called in every region asked for, never dropped (docs/inventory.md, "Statuses").
+
 The pure part (``expand_regions``) is separate from the calls (``enabled_regions``,
 ``offered_regions``) so the selection rules are tested without sockets.
 """
@@ -15,8 +20,8 @@ from .._errors import suggest
 from .._models import Request
 from ._types import InventoryError
 
-__all__ = ["check_service", "expand_regions", "enabled_regions", "known_regions", "offered_regions",
-           "offered_regions_many", "parse_list", "REGION_MODES"]
+__all__ = ["check_service", "endpoint_regions", "expand_regions", "enabled_regions", "known_regions",
+           "offered_regions", "offered_regions_many", "parse_list", "REGION_MODES"]
 
 REGION_MODES = ("enabled", "active")
 _SSM_PATH = "/aws/service/global-infrastructure/services/{}/regions"
@@ -139,4 +144,32 @@ def offered_regions_many(engine: Any, services: Iterable[str], *, cache: Any = N
         if cache is not None:
             cache.set(key(service), names)
         out[service] = set(names)
+    return out
+
+
+def endpoint_regions(engine: Any, services: Iterable[str]) -> dict[str, set[str] | None]:
+    """Per botocore service name, the regions (of every partition) where botocore's endpoint data has
+    a non-deprecated endpoint for it; None where it has none at all (about a quarter of the services
+    ship no endpoint list: their rule set resolves any region, which says nothing about where they
+    exist). Reads ``endpoints.json`` once and each service's model metadata for its endpoint prefix,
+    through the engine's loader, so a model a client loads later is read once."""
+    import botocore.exceptions
+    import botocore.session
+
+    session = engine.clients.session(None) if engine is not None else botocore.session.get_session()
+    loader = session.get_component("data_loader")
+    by_prefix: dict[str, set[str]] = {}
+    for partition in loader.load_data("endpoints").get("partitions", ()):
+        names = partition.get("regions", {})
+        for prefix, entry in partition.get("services", {}).items():
+            by_prefix.setdefault(prefix, set()).update(
+                region for region, endpoint in entry.get("endpoints", {}).items()
+                if region in names and not endpoint.get("deprecated"))
+    out: dict[str, set[str] | None] = {}
+    for service in dict.fromkeys(services):
+        try:
+            prefix = loader.load_service_model(service, "service-2")["metadata"].get("endpointPrefix", service)
+        except botocore.exceptions.UnknownServiceError:
+            prefix = service
+        out[service] = by_prefix.get(prefix) or None
     return out
