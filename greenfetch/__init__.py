@@ -17,7 +17,7 @@ are enforced by import-linter (``[tool.importlinter]`` in pyproject.toml, run by
     engine       _process_child (a worker process's entry) on _engine (the composition root) on
                  _processes/ (processes=N: _pool, the pool; _wire, what crosses the pipe) on _adaptive (the adaptive limiters per scope) on _scheduler (one bounded
                  fan-out, no AWS) and _caller (the AWS seam: BotocoreCaller; testing.MockCaller) on
-                 _clients (botocore clients) on _accounts (an account's view of a shared client) and
+                 _clients (botocore clients) on _signing (an account's view of a shared client) and
                  _http/ (the seam below botocore; _gevent on _wire: the geventhttpclient session)
     parts        _dedupe, _metrics + _sketch, _controller (the pure adaptive controller), _attempts,
                  _backends: pure or small, each tested without sockets

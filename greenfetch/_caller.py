@@ -19,11 +19,11 @@ from typing import Any
 import botocore.exceptions
 from botocore import xform_name
 
-from ._accounts import RoleCredentials
 from ._clients import ClientCache
 from ._errors import EXPIRED_CODES, suggest
 from ._exceptions import BodyTooLarge, RequestError
 from ._models import Request
+from ._signing import RoleCredentials
 
 __all__ = ["BotocoreCaller", "Caller"]
 

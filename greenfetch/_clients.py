@@ -2,7 +2,7 @@
 
 A client is created once per (profile, service, region, endpoint) and shared by every greenlet and
 every account: a request's own credentials (or role) sign its calls through an ``AccountClient`` view
-(``_accounts``), so accounts create no clients and share the endpoint's connection pool. Measured here,
+(``_signing``), so accounts create no clients and share the endpoint's connection pool. Measured here,
 one shared client beat a session and client per greenlet by about 40% in throughput, and a client per
 account cost ~5 ms of CPU (docs/performance.md, issue 10). Isolation, where a caller needs it (its own
 event hooks), is a fresh client from the shared session: see docs/architecture.md.
@@ -25,12 +25,12 @@ import botocore.loaders
 import botocore.session
 from cachetools import LRUCache
 
-from ._accounts import AccountClient, RoleCredentials, share_credentials
 from ._attempts import install_attempt_hooks
 from ._config import Config
 from ._errors import IDENTITY_MISMATCH, suggest
 from ._http import install_http_session, pool_size
 from ._models import ROLE_ARN, Request, RequestError, account_of_role
+from ._signing import AccountClient, RoleCredentials, share_credentials
 
 __all__ = ["ClientCache", "frozen_credentials"]
 
@@ -72,7 +72,7 @@ class ClientCache:
         """The client for this request: the shared one for its (profile, service, region, endpoint),
         seen through the request's own credentials (``AccountClient``) when it has credentials or a role.
 
-        Accounts create no clients (see ``_accounts``), so the LRU holds one entry per regional endpoint,
+        Accounts create no clients (see ``_signing``), so the LRU holds one entry per regional endpoint,
         not per account. ``isolated`` (own event hooks) and S3 (below) still get a client of their own.
         A request for an account that would run as another raises RequestError (``check_identity``)."""
         if request.account is not None or request.role is not None:

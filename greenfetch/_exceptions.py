@@ -9,7 +9,11 @@
      ├── ExpositionError              metrics could not be served, pushed or written
      ├── BrokerError (RuntimeError)   inventory --broker: the broker could not be reached, or stopped answering
      ├── StorageError                 output the disk refused (full, read-only, no permission) or a damaged file
-     └── EngineImportError (ImportError)  gevent could not be set up safely for this process
+     ├── EngineImportError (ImportError)  gevent could not be set up safely for this process
+     │
+     │   defined beside the code that raises them (they need its names), in the tree all the same:
+     ├── JSONInputError (ValueError)  input that is not strict JSON (_jsonable)
+     └── UploadSweepError             the start-of-run sweep of incomplete S3 uploads failed (inventory)
 
 Pure standard library, so ``_patch`` can import it before gevent patches anything. The messages
 name the bad value and say what would be valid: they are shown to users as they are.

@@ -10,6 +10,8 @@ import math
 import re
 from typing import Any
 
+from ._exceptions import GreenfetchError
+
 __all__ = ["MAX_DEPTH", "JSONInputError", "jsonable", "loads_strict", "to_json"]
 
 
@@ -87,7 +89,7 @@ MAX_DEPTH = 100
 """Nesting a request may have (DynamoDB allows 32 levels; nothing AWS takes comes near 100)."""
 
 
-class JSONInputError(ValueError):
+class JSONInputError(GreenfetchError, ValueError):
     """Input that is not strict JSON (RFC 8259) greenfetch can take; the message says where and why."""
 
 

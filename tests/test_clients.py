@@ -222,7 +222,7 @@ def test_account_id_endpoint_rules_resolve_per_account():
 
 def test_accounts_never_leak_across_greenlets_or_threads():
     """The credentials of a call are local to the greenlet (or thread) making it."""
-    from greenfetch._accounts import AccountClient, CallCredentials, _Signing
+    from greenfetch._signing import AccountClient, CallCredentials, _Signing
 
     shared = CallCredentials(None)
     views = {}

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from greenfetch import Config, Engine, Request, RequestError
-from greenfetch._accounts import RoleCredentials
+from greenfetch._signing import RoleCredentials
 from greenfetch.inventory import AccountCredentials, accounts_from_list, assume_role, run_inventory
 from greenfetch.inventory._catalog import resolve_types
 from greenfetch.inventory._fetch import Inventory

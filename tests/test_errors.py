@@ -61,3 +61,28 @@ def test_the_drs_sync_error_table_is_the_classifier_s():
             assert (got.status, got.retryable) == (status, retryable.startswith("yes")), (code, got)
             checked.add(code)
     assert {"ConnectionClosedError", "ValidationException", "ThrottlingException"} <= checked
+
+
+def test_every_exception_greenfetch_defines_is_in_the_one_tree():
+    """One exception tree: catching GreenfetchError catches every error greenfetch raises on purpose.
+    Left out on purpose: private signals (``_Name``) that never leave their module, and the CLI's click
+    exceptions, which must be click's for click to print them."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import click
+
+    import greenfetch
+    from greenfetch import GreenfetchError
+
+    outside = []
+    for info in pkgutil.walk_packages(greenfetch.__path__, "greenfetch."):
+        if info.name.startswith(("greenfetch.testing", "greenfetch.cli.__main__", "greenfetch.drs.__main__")):
+            continue  # the test kit's own servers and the entry scripts
+        module = importlib.import_module(info.name)
+        for name, obj in vars(module).items():
+            if (inspect.isclass(obj) and issubclass(obj, Exception) and obj.__module__ == info.name
+                    and not name.startswith("_") and not issubclass(obj, (GreenfetchError, click.ClickException))):
+                outside.append(f"{info.name}.{name}")
+    assert not outside, f"exceptions outside GreenfetchError's tree: {outside}"

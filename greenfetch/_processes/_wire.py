@@ -165,7 +165,7 @@ class SealedCredentials(Mapping[str, Any]):
 
 
 def _seal(value: Any) -> Any:
-    from .._accounts import RefusedCredentials, RoleCredentials
+    from .._signing import RefusedCredentials, RoleCredentials
 
     try:
         frozen = frozen_credentials(value)  # live role credentials refresh here, in the parent, when due

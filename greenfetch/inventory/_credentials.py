@@ -7,7 +7,7 @@ engine, two shards in one worker) share one AssumeRole, and each records its out
 never means "use the caller's own": that happens only for an account with no role, and only when the
 caller's own credentials are that account's (one GetCallerIdentity per ``AccountCredentials``).
 
-``get`` hands out :class:`greenfetch._accounts.RoleCredentials`: live credentials that know the account
+``get`` hands out :class:`greenfetch._signing.RoleCredentials`: live credentials that know the account
 they were assumed for and assume the role again before they expire, at signing time, for the whole
 run. Secrets stay in memory: never logged, cached on disk or put in an error message.
 """
@@ -23,11 +23,11 @@ from typing import Any
 
 import botocore.credentials
 
-from .._accounts import RoleCredentials
 from .._errors import IDENTITY_MISMATCH, classify
 from .._exceptions import RequestError
 from .._models import Request, account_of_role
 from .._scheduler import iter_bounded
+from .._signing import RoleCredentials
 from ._accounts import role_arn_for
 from ._types import Account, InventoryError
 
