@@ -23,11 +23,13 @@ from typing import Any
 
 import jmespath
 
+from .._adaptive import Gate, Limits, open_gate
 from .._errors import classify
 from .._models import Request, Result
 from ._catalog import ACCOUNT_PLACEHOLDER, GLOBAL, Detail, ResourceType
 from ._credentials import AccountCredentials
 from ._overlay import template_fields
+from ._pacing import FairFeed
 from ._region_status import FAILING, RegionStatusStore, record_status, status_of
 from ._regions import endpoint_regions, offered_regions_many, opted_in
 from ._types import Account, Record, record, utc_iso
@@ -35,6 +37,11 @@ from ._types import Account, Record, record, utc_iso
 __all__ = ["Inventory", "RunSummary"]
 
 _CACHE_VERSION = "inv1"
+# the fetch's adaptive gate: a scope starts at this many in flight (slow start grows it up to the run's
+# concurrency); an attempt's latency above the ceiling cuts its scope (high: inventory pages are slow)
+_INITIAL = 5
+_TARGET_LATENCY = 5.0
+_RESENDS = 2  # a call that ends throttled (botocore's retries spent) is sent again this many times
 
 
 @dataclass
@@ -141,6 +148,7 @@ class Inventory:
         self.summary = RunSummary()
         self._offered: dict[str, set[str] | None] = {}
         self._endpoints: dict[str, set[str] | None] = {}
+        self._gate: Gate | None = None  # the fetch's adaptive gate (docs/inventory.md, pacing)
 
     # -- the run -------------------------------------------------------------------------------
 
@@ -190,19 +198,50 @@ class Inventory:
         self.summary.wall_seconds = time.perf_counter() - self.summary.started
 
     def _fetch(self, units: list[_Fetch]) -> Iterator[tuple[Record, float]]:
-        for result in self.engine.iter_results((u.request for u in units), self.concurrency):
-            unit = units[result.index]
-            rec = self._record(unit, result)
-            fetched_at = _now()
-            calls = result.attempts
-            if rec["status"] == "ok" and unit.rtype.details and rec["items"]:
-                calls += self._details(unit, rec["items"])
-            if self.tags and rec["status"] == "ok":
-                _join_tags(unit.rtype, rec["items"], self._tag_maps.get((unit.account, unit.request.region or "")))
-            if rec["status"] == "ok" and self.cache is not None:  # written whatever the TTL for reading
-                self.cache.set(self._cache_key(unit), rec["items"], stored_at=fetched_at)
-            self._remember(unit, rec, result)
-            yield self._emit(rec, calls=calls, fetched_at=fetched_at)
+        """The misses through the engine, paced per scope (service, region, account): the adaptive
+        gate caps each scope's concurrency and, after a throttle, its send rate; the fair feeder
+        (``_pacing.FairFeed``) hands out the least busy scope's request first and never more for a
+        scope than its limit, so requests waiting on one throttled scope do not hold the run's slots."""
+        if not units:
+            return
+        limits = self.engine.limits
+        self._gate = gate = open_gate(limits, min(_INITIAL, self.concurrency), _TARGET_LATENCY, 1, self.concurrency)
+        feed = FairFeed(units, lambda u: Limits.scope_of(u.request), lambda scope: limits.limiter(scope).limit)
+        results = self.engine.iter_results((u.request for u in feed), self.concurrency, gate=gate)
+        resent: dict[int, int] = {}  # id(unit) -> times sent again after ending throttled
+        try:
+            for result in results:
+                unit = feed.sent[result.index]
+                again = self._throttled(unit, result) and resent.get(id(unit), 0) < _RESENDS
+                feed.done(unit, again=again)
+                if again:  # botocore's retries ran out: once more, now behind its scope's pacer
+                    resent[id(unit)] = resent.get(id(unit), 0) + 1
+                    self.summary.calls += result.attempts
+                    continue
+                yield self._fetched(unit, result)
+        finally:
+            feed.close()
+            close = getattr(results, "close", None)
+            if close is not None:
+                close()
+
+    @staticmethod
+    def _throttled(unit: _Fetch, result: Result) -> bool:
+        return not result.ok and record_status(result.error_code, service=unit.rtype.service,
+                                               operation=unit.rtype.operation) == "throttled"
+
+    def _fetched(self, unit: _Fetch, result: Result) -> tuple[Record, float]:
+        rec = self._record(unit, result)
+        fetched_at = _now()
+        calls = result.attempts
+        if rec["status"] == "ok" and unit.rtype.details and rec["items"]:
+            calls += self._details(unit, rec["items"])
+        if self.tags and rec["status"] == "ok":
+            _join_tags(unit.rtype, rec["items"], self._tag_maps.get((unit.account, unit.request.region or "")))
+        if rec["status"] == "ok" and self.cache is not None:  # written whatever the TTL for reading
+            self.cache.set(self._cache_key(unit), rec["items"], stored_at=fetched_at)
+        self._remember(unit, rec, result)
+        return self._emit(rec, calls=calls, fetched_at=fetched_at)
 
     def _emit(self, rec: Record, *, calls: int = 0, cached: bool = False,
               fetched_at: float | None = None) -> tuple[Record, float]:
@@ -333,7 +372,7 @@ class Inventory:
         calls = 0
         for detail in unit.rtype.details:
             requests = [self._detail_request(unit, detail, item) for item in items]
-            for result in self.engine.iter_results(requests, self.detail_concurrency):
+            for result in self.engine.iter_results(requests, self.detail_concurrency, gate=self._gate):
                 _merge(items[result.index], detail, result)
                 calls += result.attempts
         return calls

@@ -1,0 +1,121 @@
+"""Pacing an inventory's calls per scope (service, region, account): the fair feeder.
+
+The fetch runs its calls through ``engine.iter_results`` with the engine's adaptive gate
+(``_adaptive.open_gate``), whose limiter per scope caps that scope's concurrency and, after a
+throttle, its send rate. The gate alone is not enough: ``iter_results`` takes one of the run's
+``concurrency`` slots for a request *before* the request waits for its scope's limiter, so requests
+queued behind one throttled scope's pacer would hold the slots every other scope needs. ``FairFeed``
+orders what ``iter_results`` pulls: it hands out next the request of the scope with the fewest in
+flight (ties: the scope that comes first in the plan, so the active scopes stay a small window of the
+plan and the engine's client LRU stays hot), and never more in flight for a scope than its limiter's
+limit (``cap``). A request counts as in flight from the moment it is handed out until the consumer
+calls ``done`` for it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from typing import Generic, TypeVar
+
+__all__ = ["FairFeed"]
+
+T = TypeVar("T")
+_END = object()
+
+
+class _Scope(Generic[T]):
+    __slots__ = ("name", "rank", "queue", "inflight", "full")
+
+    def __init__(self, name: str, rank: int):
+        self.name, self.rank = name, rank
+        self.queue: deque[T] = deque()
+        self.inflight = 0
+        self.full = False  # at its cap: out of the heap until one of its requests is done
+
+
+class FairFeed(Generic[T]):
+    """Iterate it to get the items least-busy scope first (blocking while every scope with items left
+    is at its cap); ``sent[i]`` is the i-th item handed out (what ``Result.index`` refers to when the
+    iteration feeds ``iter_results``); ``done(item)`` when its outcome has been taken, or
+    ``done(item, again=True)`` to send it once more. The iteration ends when every item is done (not
+    only handed out: one may come back), or at ``close()`` (a consumer that stopped early)."""
+
+    def __init__(self, items: Iterable[T], scope_of: Callable[[T], str], cap: Callable[[str], int]):
+        self._cap = cap
+        self._scopes: dict[str, _Scope[T]] = {}
+        self._of: dict[int, _Scope[T]] = {}  # id(item) -> its scope
+        self._left = 0  # items not handed out yet
+        self._inflight = 0  # handed out, not done
+        for item in items:
+            name = scope_of(item)
+            scope = self._scopes.get(name)
+            if scope is None:
+                scope = self._scopes[name] = _Scope(name, len(self._scopes))
+            scope.queue.append(item)
+            self._of[id(item)] = scope
+            self._left += 1
+        # (in flight, rank): a stale entry (its scope's count moved on) is skipped when popped
+        self._heap: list[tuple[int, int, str]] = [(0, s.rank, s.name) for s in self._scopes.values()]
+        self._cond = threading.Condition()  # gevent-cooperative once patched
+        self._closed = False
+        self.sent: list[T] = []
+
+    def inflight(self, name: str) -> int:
+        with self._cond:
+            scope = self._scopes.get(name)
+            return scope.inflight if scope is not None else 0
+
+    def __iter__(self) -> Iterator[T]:
+        while True:
+            with self._cond:
+                taken = self._cond.wait_for(self._take)
+                if taken is _END:
+                    return
+                item = taken[0]
+                self.sent.append(item)
+            yield item
+
+    def _take(self) -> tuple[T] | object | None:
+        """``(item,)``: the next one; ``_END`` once every item is done (or on close);
+        None while every scope with items left is at its cap (``wait_for`` waits on a false value)."""
+        if self._closed or not (self._left or self._inflight):
+            return _END
+        while self._heap:
+            count, rank, name = heapq.heappop(self._heap)
+            scope = self._scopes[name]
+            if count != scope.inflight or not scope.queue or scope.full:
+                continue
+            if scope.inflight >= max(1, self._cap(name)):
+                scope.full = True
+                continue
+            item = scope.queue.popleft()
+            scope.inflight += 1
+            self._inflight += 1
+            self._left -= 1
+            if scope.queue:
+                heapq.heappush(self._heap, (scope.inflight, rank, name))
+            return (item,)
+        return None
+
+    def done(self, item: T, *, again: bool = False) -> None:
+        """``item``'s outcome has been taken: its scope may send another; with ``again`` that is
+        ``item`` itself (ahead of the scope's others: a throttled call sent again, through the pacer)."""
+        with self._cond:
+            scope = self._of[id(item)] if again else self._of.pop(id(item))
+            scope.inflight -= 1
+            self._inflight -= 1
+            scope.full = False
+            if again:
+                scope.queue.appendleft(item)
+                self._left += 1
+            if scope.queue:
+                heapq.heappush(self._heap, (scope.inflight, scope.rank, scope.name))
+            self._cond.notify()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
