@@ -7,7 +7,8 @@ type going wrong: that becomes the record's status (``ok`` or a ``greenfetch.cla
 as denied, unavailable, throttled) and the rest of the run continues.
 
 The plan (one small unit per fetch) is built up front, cache hits are answered from it, and the
-misses go through ``engine.iter_results``; results become records as they complete, so response
+misses go through ``engine.iter_results``, paced per scope (service, region, account) by the engine's
+adaptive gate and fed least-busy scope first (``_pacing.FairFeed``); results become records as they complete, so response
 memory is bounded by the concurrency and by what the caller keeps (the jsonl sink keeps nothing).
 Every record has the time its page was fetched (``run_with_times``): now for a fresh fetch, the
 original fetch for a page served from the cache. Every fresh page is written to the cache (whatever

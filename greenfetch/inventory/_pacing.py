@@ -72,7 +72,7 @@ class FairFeed(Generic[T]):
         while True:
             with self._cond:
                 taken = self._cond.wait_for(self._take)
-                if taken is _END:
+                if not isinstance(taken, tuple):  # _END
                     return
                 item = taken[0]
                 self.sent.append(item)
