@@ -155,4 +155,4 @@ class _Future:
 
 def backend_for(kind: str, max_workers: int = 256) -> Backend:
     """``max_workers``: threads in the pool, or greenlets kept waiting for work."""
-    return GeventBackend(max_workers) if kind == "gevent" else ThreadBackend(max_workers)  # type: ignore[return-value]
+    return GeventBackend(max_workers) if kind == "gevent" else ThreadBackend(max_workers)

@@ -74,7 +74,7 @@ def _entry_points_scanned_once() -> Iterator[None]:
     def cached(**params: Any) -> Any:
         return everything.select(**params) if params else everything
 
-    metadata.entry_points = cached  # type: ignore[assignment]
+    metadata.entry_points = cached
     try:
         yield
     finally:
