@@ -25,6 +25,7 @@ import botocore.loaders
 import botocore.session
 from cachetools import LRUCache
 
+from . import _botocore_fast
 from ._attempts import install_attempt_hooks
 from ._config import Config
 from ._errors import IDENTITY_MISMATCH, suggest
@@ -45,6 +46,7 @@ class ClientCache:
 
     def __init__(self, config: Config):
         _install_class_sharing()
+        _botocore_fast.install()  # botocore's request headers without email.message (version-guarded)
         self.config = config
         self._loader = botocore.loaders.create_loader()
         self._sessions: dict[str | None, botocore.session.Session] = {}
