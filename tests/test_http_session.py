@@ -385,6 +385,10 @@ class _Sink:
     def sendall(self, data):
         self.data += data
 
+    def send(self, data):
+        self.data += data
+        return len(data)
+
 
 def _dechunk(data):
     body = b""

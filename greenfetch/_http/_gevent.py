@@ -10,6 +10,13 @@ It uses geventhttpclient's connection pools and response parser, not its ``HTTPC
 writing the head ourselves (``_wire``) skips a double header merge and per-header regexes, and lets
 ``send`` own the pool slot from checkout to response, so a greenlet killed mid-send never leaks one.
 
+TLS (docs/performance.md, "What TLS costs a call"): one ``SSLContext`` per CA bundle for the whole process
+(loading botocore's default bundle costs ~18 ms of CPU, which every client paid once); a pool offers the
+TLS session of an earlier connection to the same origin when it opens another (TLS 1.3 resumption: no
+certificate chain to parse and verify again; a server that declines gets a full handshake); a pooled
+socket is checked for a hang-up with one ``select`` system call, without the hub round trip gevent's
+``select`` makes even with a zero timeout.
+
 Known differences from urllib3, on purpose: a response body shorter than its Content-Length raises
 ConnectionClosedError (retried) where urllib3 hands botocore the partial body; ``max_pool_connections``
 is a hard cap per origin (greenlets queue for a connection); no HTTP/2 (botocore has none either);
@@ -18,6 +25,7 @@ is a hard cap per origin (greenlets queue for a connection); no HTTP/2 (botocore
 
 from __future__ import annotations
 
+import os
 import ssl
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -27,6 +35,7 @@ import botocore.awsrequest
 import botocore.exceptions as bex
 from botocore.auth import _host_from_url  # the Host value botocore signs
 from botocore.httpsession import get_cert_path
+from gevent.monkey import get_original
 from geventhttpclient.connectionpool import ConnectionPool
 from geventhttpclient.response import HTTPParseError, HTTPSocketPoolResponse
 
@@ -37,6 +46,8 @@ __all__ = ["GeventHTTPSession"]
 
 _MAX_ORIGINS = 256  # S3 virtual hosts, DynamoDB account endpoints: an origin per bucket or account
 _RESPONSE_BLOCK = 65536
+_select = get_original("select", "select")  # the system call itself: no hub round trip for a zero timeout
+_CONTEXTS: dict[tuple[Any, ...], ssl.SSLContext] = {}  # per CA bundle (path, mtime, size), or unverified
 
 
 class _Response(HTTPSocketPoolResponse):
@@ -53,7 +64,8 @@ class _Response(HTTPSocketPoolResponse):
 
 
 class _Pool(ConnectionPool):
-    """One origin's keep-alive pool: socket options on each new socket, TLS with the client's verify."""
+    """One origin's keep-alive pool: socket options on each new socket, TLS with the client's verify, the
+    last TLS session offered to the next connection."""
 
     def __init__(self, host: str, port: int, *, size: int, connect_timeout: float | None,
                  read_timeout: float | None,
@@ -63,6 +75,8 @@ class _Pool(ConnectionPool):
                          network_timeout=read_timeout)  # type: ignore[arg-type]
         self._options = socket_options
         self._tls = tls
+        self._session: ssl.SSLSession | None = None
+        self._handshakes = 0  # full handshakes since the session was last taken: a fresher one to keep
 
     def _create_tcp_socket(self, family: int, socktype: int, protocol: int) -> Any:
         sock = super()._create_tcp_socket(family, socktype, protocol)
@@ -74,7 +88,28 @@ class _Pool(ConnectionPool):
         sock.connect(address)
         if self._tls is None:
             return sock
-        return self._tls.wrap_socket(sock, server_hostname=self._request_host)
+        wrapped = self._tls.wrap_socket(sock, server_hostname=self._request_host, session=self._session)
+        if not wrapped.session_reused:
+            self._handshakes += 1
+        return wrapped
+
+    def _is_socket_alive(self, sock: Any) -> bool:
+        """An idle pooled socket is dead if it is readable (the server hung up or sent stray bytes)."""
+        try:
+            return sock.fileno() >= 0 and not _select([sock], [], [], 0)[0]
+        except (OSError, ValueError):
+            return False
+
+    def return_socket(self, sock: Any) -> None:
+        if self._handshakes:  # after a full handshake, a fresh session to offer (TLS 1.3 sends its ticket
+            self._keep_session(sock)  # after the handshake: it has been read with the first answer)
+        super().return_socket(sock)
+
+    def _keep_session(self, sock: Any) -> None:
+        self._handshakes = 0
+        session = getattr(sock, "session", None)
+        if session is not None and session.has_ticket:  # a server that sends no ticket: nothing to offer
+            self._session = session
 
 
 class _Origin:
@@ -109,15 +144,7 @@ class GeventHTTPSession:
 
     def _context(self) -> ssl.SSLContext:
         if self._tls is None:
-            import gevent.ssl
-
-            if self._verify is False:
-                ctx = gevent.ssl.create_default_context()
-                ctx.check_hostname = False
-                ctx.verify_mode = ssl.CERT_NONE
-            else:
-                ctx = gevent.ssl.create_default_context(cafile=get_cert_path(self._verify))
-            self._tls = ctx
+            self._tls = _shared_context(self._verify)
         return self._tls
 
     def _origin(self, url: str) -> tuple[_Origin, str]:
@@ -191,6 +218,29 @@ class GeventHTTPSession:
         except Exception as exc:
             raise _mapped(exc, request) from None
         return http
+
+
+def _shared_context(verify: Any) -> ssl.SSLContext:
+    """The process's TLS context for a client's ``verify``: one per CA bundle file as it is on disk (a
+    changed file gets a new one), or one that verifies nothing for ``verify=False``."""
+    if verify is False:
+        key: tuple[Any, ...] = (False,)
+    else:
+        path = get_cert_path(verify)
+        stat = os.stat(path)
+        key = (path, stat.st_mtime_ns, stat.st_size)
+    context = _CONTEXTS.get(key)
+    if context is None:
+        import gevent.ssl
+
+        if verify is False:
+            context = gevent.ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        else:
+            context = gevent.ssl.create_default_context(cafile=key[0])
+        context = _CONTEXTS.setdefault(key, context)
+    return context
 
 
 def _timeouts(timeout: Any) -> tuple[float | None, float | None]:

@@ -67,10 +67,10 @@ def head(request: Any, target: str, host_lines: str) -> tuple[bytes, Any, bool]:
 
 def write(sock: Any, head: bytes, body: Any, chunked: bool) -> None:
     if body is None or body == b"":
-        sock.sendall(head + b"0\r\n\r\n" if chunked else head)
+        _send(sock, head + b"0\r\n\r\n" if chunked else head)
     elif isinstance(body, (bytes, bytearray)) and not chunked:
         if len(body) <= _JOIN_BELOW:  # one segment for a small request
-            sock.sendall(head + body)
+            _send(sock, head + body)
         else:  # an upload part: joining would copy it (8 MiB more per S3 part in flight)
             sock.sendall(head)
             sock.sendall(body)
@@ -80,6 +80,14 @@ def write(sock: Any, head: bytes, body: Any, chunked: bool) -> None:
             sock.sendall(b"%x\r\n%b\r\n" % (len(block), block) if chunked else block)
         if chunked:
             sock.sendall(b"0\r\n\r\n")
+
+
+def _send(sock: Any, data: bytes) -> None:
+    """``sendall`` for one small segment: gevent's asks the kernel for SO_SNDBUF on every call (a system
+    call per request) to size chunks this never needs; a short write falls back to it."""
+    sent = sock.send(data)
+    if sent != len(data):
+        sock.sendall(memoryview(data)[sent:])
 
 
 def _blocks(body: Any) -> Iterator[bytes]:
