@@ -50,7 +50,7 @@ def _cpu() -> float:
 
 _TOGGLE_C = """#include <valgrind/callgrind.h>
 void gf_start(void) { CALLGRIND_ZERO_STATS; CALLGRIND_START_INSTRUMENTATION; }
-void gf_stop(void) { CALLGRIND_STOP_INSTRUMENTATION; CALLGRIND_DUMP_STATS_AT("window"); }
+void gf_stop(const char *name) { CALLGRIND_STOP_INSTRUMENTATION; CALLGRIND_DUMP_STATS_AT(name); }
 """
 
 
@@ -58,7 +58,8 @@ class _Window:
     """The timed window: CPU time, and under callgrind (``--instr-atstart=no``) the only instrumented
     stretch, switched on and off with callgrind's client requests (no-ops outside valgrind)."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str = "window") -> None:
+        self.name = name
         self._lib: Any = None
         if os.environ.get("PERCALL_CALLGRIND"):
             import ctypes
@@ -78,7 +79,7 @@ class _Window:
 
     def __exit__(self, *exc: object) -> None:
         if self._lib is not None:
-            self._lib.gf_stop()
+            self._lib.gf_stop(self.name.encode())
         self.cpu = _cpu() - self.cpu
 
 
@@ -217,9 +218,65 @@ def aiobotocore_child(opts: dict[str, Any]) -> dict[str, Any]:
     return asyncio.run(main())
 
 
+def steps_child(opts: dict[str, Any]) -> dict[str, Any]:
+    """botocore's steps for one ListTables, each in its own window of ``calls`` repetitions, on the
+    engine's client (its hooks, its User-Agent memo), one after another: no hub, no socket."""
+    engine = _engine(opts)  # imports greenfetch first (it patches)
+
+    import botocore.awsrequest
+    import botocore.endpoint
+
+    client = engine.clients.client(engine.prepare(LIST))
+    client._endpoint.http_session = _CannedSession()
+    op = client.meta.service_model.operation_model("ListTables")
+    endpoint = client._endpoint
+    url = endpoint.host
+    context = {
+        "client_region": "us-east-1",
+        "client_config": client.meta.config,
+        "has_streaming_input": False,
+        "auth_type": None,
+    }
+
+    def request_dict() -> dict[str, Any]:
+        return client._convert_to_request_dict({}, op, endpoint_url=url, context=dict(context), headers={})
+
+    def signed() -> Any:
+        request = botocore.awsrequest.create_request_object(request_dict())
+        client._request_signer.sign("ListTables", request)
+        return request
+
+    response = _CannedSession().send(endpoint.create_request(request_dict(), op))
+    steps = {
+        "serialize": lambda: client._serializer.serialize_to_request({}, op),
+        "request_dict": request_dict,
+        "aws_request": lambda: botocore.awsrequest.create_request_object(request_dict()),
+        "signed": signed,
+        "prepared": lambda: signed().prepare(),
+        "create_request": lambda: endpoint.create_request(request_dict(), op),
+        "response_dict": lambda: botocore.endpoint.convert_to_response_dict(response, op),
+        "parse": lambda: client._response_parser.parse(
+            botocore.endpoint.convert_to_response_dict(response, op), op.output_shape
+        ),
+        "api_call": lambda: client.list_tables(),
+    }
+    for fn in steps.values():  # warm every path once
+        fn()
+    out: dict[str, Any] = {"calls": opts["calls"], "ok": opts["calls"], "cpu": 0.0, "steps": {}}
+    for name, fn in steps.items():
+        with _Window(name) as window:
+            for _ in range(opts["calls"]):
+                fn()
+        out["steps"][name] = window.cpu / opts["calls"] * 1e6
+    engine.close()
+    return out
+
+
 def child(opts: dict[str, Any]) -> dict[str, Any]:
     if opts["what"] == "aiobotocore":
         return aiobotocore_child(opts)
+    if opts["what"] == "steps":
+        return steps_child(opts)
     return engine_child(opts)
 
 
@@ -280,6 +337,13 @@ def _run(
     return out
 
 
+def _dump_name(path: Path) -> str:
+    for line in path.read_text().splitlines():
+        if line.startswith("desc: Trigger: Client Request: "):
+            return line.split(": ")[-1]
+    return path.name
+
+
 def _callgrind_total(path: str) -> int:
     for line in Path(path).read_text().splitlines():
         if line.startswith("totals:"):
@@ -320,6 +384,8 @@ def main() -> None:
                     out = _run(variant, args.calls, args, urls, ca.ca, ["nice", "-n", "5"])
                     per[variant].append(out["cpu"] / args.calls * 1e6)
                     extra = f" {out['counts']}" if "counts" in out else ""
+                    if "steps" in out:
+                        extra = " " + ", ".join(f"{k} {v:.1f}" for k, v in out["steps"].items())
                     print(
                         f"round {round_ + 1} {variant}: {per[variant][-1]:.1f} µs CPU/call{extra}", flush=True
                     )
@@ -352,6 +418,19 @@ def main() -> None:
                         ],
                         PERCALL_CALLGRIND="1",
                     )
+                    if _variant(variant)[0] == "steps":
+                        parts = sorted(
+                            Path(out_file).parent.glob(Path(out_file).name + ".*"),
+                            key=lambda p: int(p.suffix[1:]),
+                        )
+                        for part in parts:
+                            name = _dump_name(part)
+                            print(
+                                f"{variant} {name}: {_callgrind_total(str(part)) / args.calls / 1000:.1f}k "
+                                "instructions/call",
+                                flush=True,
+                            )
+                        continue
                     per_call = _callgrind_total(out_file + ".1") / args.calls
                     print(
                         f"{variant}: {per_call / 1000:.1f}k instructions/call ({args.calls} calls; "

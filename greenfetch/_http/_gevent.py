@@ -15,7 +15,8 @@ TLS (docs/performance.md, "What TLS costs a call"): one ``SSLContext`` per CA bu
 TLS session of an earlier connection to the same origin when it opens another (TLS 1.3 resumption: no
 certificate chain to parse and verify again; a server that declines gets a full handshake); a pooled
 socket is checked for a hang-up with one ``select`` system call, without the hub round trip gevent's
-``select`` makes even with a zero timeout.
+``select`` makes even with a zero timeout; and the answer is read once the socket is readable, not tried
+first (a failed read per request).
 
 Known differences from urllib3, on purpose: a response body shorter than its Content-Length raises
 ConnectionClosedError (retried) where urllib3 hands botocore the partial body; ``max_pool_connections``
@@ -202,6 +203,7 @@ class GeventHTTPSession:
             timeout = (getattr(request, "context", None) or {}).get("read_timeout") or self._read_timeout
             sock.settimeout(timeout)
             write(sock, head, body, chunked)
+            _await_answer(sock)
         except Exception as exc:
             pool.release_socket(sock)
             raise _mapped(exc, request) from None
@@ -218,6 +220,19 @@ class GeventHTTPSession:
         except Exception as exc:
             raise _mapped(exc, request) from None
         return http
+
+
+def _await_answer(sock: Any) -> None:
+    """Park until the answer starts to arrive, then read it (asyncio's order). Reading first, as a socket's
+    recv does, costs a system call that fails with EAGAIN and an exception on every request (for TLS, a
+    failed SSL_read), since an answer is never there the moment its request is written. The wait is the
+    socket's own read watcher, with the socket's timeout (a TimeoutError, as from recv)."""
+    pending = getattr(sock, "pending", None)  # TLS: bytes already decrypted need no wait
+    if pending is not None and pending():
+        return
+    wait = getattr(sock, "_wait", None)
+    if wait is not None:  # gevent's sockets; anything else reads as before
+        wait(sock._read_event)
 
 
 def _shared_context(verify: Any) -> ssl.SSLContext:
