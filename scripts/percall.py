@@ -64,7 +64,10 @@ class _Window:
         if os.environ.get("PERCALL_CALLGRIND"):
             import ctypes
 
-            build = Path(tempfile.gettempdir()) / f"percall-toggle-{os.getuid()}.so"
+            import hashlib
+
+            digest = hashlib.sha256(_TOGGLE_C.encode()).hexdigest()[:12]
+            build = Path(tempfile.gettempdir()) / f"percall-toggle-{os.getuid()}-{digest}.so"
             if not build.exists():
                 source = build.with_suffix(".c")
                 source.write_text(_TOGGLE_C)
