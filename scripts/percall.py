@@ -63,7 +63,6 @@ class _Window:
         self._lib: Any = None
         if os.environ.get("PERCALL_CALLGRIND"):
             import ctypes
-
             import hashlib
 
             digest = hashlib.sha256(_TOGGLE_C.encode()).hexdigest()[:12]
