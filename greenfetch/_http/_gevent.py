@@ -47,7 +47,9 @@ __all__ = ["GeventHTTPSession"]
 
 _MAX_ORIGINS = 256  # S3 virtual hosts, DynamoDB account endpoints: an origin per bucket or account
 _RESPONSE_BLOCK = 65536
-_select = get_original("select", "select")  # the system call itself: no hub round trip for a zero timeout
+_select, _poll = get_original("select", ["select", "poll"])  # the system calls: no hub round trip
+_POLL_IN = 0x001 | 0x002 | 0x008 | 0x010  # POLLIN, POLLPRI, POLLERR, POLLHUP
+_FD_SETSIZE = 1024  # select() refuses a descriptor from here on
 _CONTEXTS: dict[tuple[Any, ...], ssl.SSLContext] = {}  # per CA bundle (path, mtime, size), or unverified
 
 
@@ -95,9 +97,18 @@ class _Pool(ConnectionPool):
         return wrapped
 
     def _is_socket_alive(self, sock: Any) -> bool:
-        """An idle pooled socket is dead if it is readable (the server hung up or sent stray bytes)."""
+        """An idle pooled socket is dead if it is readable (the server hung up or sent stray bytes). One
+        system call: ``select`` (gevent's own would sleep through the hub), or ``poll`` for a descriptor
+        ``select`` cannot take (upstream's check failed there and every call opened a new connection)."""
         try:
-            return sock.fileno() >= 0 and not _select([sock], [], [], 0)[0]
+            fd = sock.fileno()
+            if fd < 0:
+                return False
+            if fd < _FD_SETSIZE:
+                return not _select([fd], [], [], 0)[0]
+            poller = _poll()
+            poller.register(fd, _POLL_IN)
+            return not poller.poll(0)
         except (OSError, ValueError):
             return False
 
