@@ -1,7 +1,11 @@
 """Issue 15: bad bytes in, strict JSON out. A JSON array (or input that is no requests at all) the
 probe crashed on is exit 2 with one line that names the place; a bad JSON Lines line is a failed
 Result in its place (InvalidInput, naming the line) while every other line runs; whatever comes out is
-strict JSON (RFC 8259) in valid UTF-8."""
+strict JSON (RFC 8259) in valid UTF-8.
+
+The matrices run in-process through click's CliRunner (the group the console entry point runs); one
+case per path also runs the real command in a fresh interpreter: an unreadable JSON array, a bad JSON
+Lines line, worker processes."""
 
 import json
 import math
@@ -10,10 +14,12 @@ import subprocess
 import sys
 
 import pytest
+from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from greenfetch._jsonable import JSONInputError, jsonable, loads_strict
+from greenfetch.cli import load_commands
 
 UNREACHABLE = "http://127.0.0.1:9"
 GOOD = {"service": "s3", "operation": "ListBuckets", "region": "us-east-1"}
@@ -27,6 +33,15 @@ def cli(*args, stdin=b"", timeout=60, **env_vars):
     return proc.returncode, proc.stdout, proc.stderr.decode("utf-8", "replace")
 
 
+def invoke(*args, stdin=b"", **env_vars):
+    """The same command in-process, the same (rc, stdout bytes, stderr text)."""
+    result = CliRunner().invoke(load_commands(), list(args), input=stdin, prog_name="greenfetch",
+                                env={"GREENFETCH_MAX_ATTEMPTS": "1", **env_vars})
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception  # what the real command would print as a traceback
+    return result.exit_code, result.stdout_bytes, result.stderr
+
+
 def strict(data: bytes):
     """Parse output as strict JSON only: valid UTF-8, no NaN/Infinity."""
     def reject(name):
@@ -34,7 +49,7 @@ def strict(data: bytes):
     return json.loads(data.decode("utf-8"), parse_constant=reject)
 
 
-@pytest.mark.parametrize(("stdin", "named"), [
+UNREADABLE = [
     (b"\xff\n", "0xff"),
     (("[" * 1000 + "]" * 1000).encode(), "nested deeper"),
     (("[" * 50000 + "]" * 50000).encode(), "nested deeper"),
@@ -44,13 +59,25 @@ def strict(data: bytes):
     (b'[{"service":"s3","operation":"ListBuckets","id":"\\ud800"}]', "surrogate"),
     (b'[{"service":"s3","operation":"ListBuckets","id":"\\udc80"}]', "surrogate"),
     (b'\n\n[1,\n2,]', "line 4"),
-])
-def test_unreadable_input_is_one_line_and_exit_2(stdin, named):
-    rc, out, err = cli("batch", "-", "--endpoint-url", UNREACHABLE, stdin=stdin)
+]
+
+
+def assert_unreadable(rc, out, err, named):
     assert rc == 2, err
     assert "Traceback" not in err
+    assert len(err.splitlines()) == 1, err
     assert named in err
     assert out == b""
+
+
+@pytest.mark.parametrize(("stdin", "named"), UNREADABLE)
+def test_unreadable_input_is_one_line_and_exit_2(stdin, named):
+    assert_unreadable(*invoke("batch", "-", "--endpoint-url", UNREACHABLE, stdin=stdin), named)
+
+
+def test_unreadable_input_is_one_line_and_exit_2_from_the_real_command():
+    stdin, named = UNREADABLE[0]
+    assert_unreadable(*cli("batch", "-", "--endpoint-url", UNREACHABLE, stdin=stdin), named)
 
 
 # One bad JSON Lines line of each kind the probe found, and what its error must name.
@@ -66,11 +93,9 @@ BAD_LINES = [
 ]
 
 
-@pytest.mark.parametrize(("bad", "named"), BAD_LINES)
-@pytest.mark.parametrize("command", ["batch", "adaptive"])
-def test_a_bad_json_lines_line_is_a_failed_result_and_the_others_run(moto_server, command, bad, named):
+def _bad_line_among_good_ones(run, moto_server, command, bad, named):
     lines = [json.dumps({**GOOD, "id": i}).encode() for i in range(3)] + [bad, json.dumps({**GOOD, "id": 4}).encode()]
-    rc, out, err = cli(command, "-", "-o", "json", "--endpoint-url", moto_server.url,
+    rc, out, err = run(command, "-", "-o", "json", "--endpoint-url", moto_server.url,
                        stdin=b"\n\n".join(lines) + b"\n")  # blank lines between: line numbers still count them
     assert rc == 1, err  # some requests failed: the contract's code, not a usage error
     assert "Traceback" not in err
@@ -79,15 +104,27 @@ def test_a_bad_json_lines_line_is_a_failed_result_and_the_others_run(moto_server
     assert [r["request"].get("id") for r in rows if r["error"] is None] == [0, 1, 2, 4]
     (failed,) = (r for r in rows if r["error"] is not None)
     assert failed["index"] == 3 and failed["error_code"] == "InvalidInput" and failed["attempts"] == 0
-    assert failed["request"] == {"input": "<stdin>", "line": 7}
+    # the real command reads click's wrapper of stdin (named "<stdin>"); under CliRunner, stdin itself ("-")
+    assert failed["request"] == {"input": "<stdin>" if run is cli else "-", "line": 7}
     assert "line 7" in failed["error"] and named in failed["error"]
     assert not failed["retryable"] and "JSON Lines" in failed["guidance"]
     assert b"s3cr3t" not in out and "s3cr3t" not in err
 
 
+@pytest.mark.parametrize(("bad", "named"), BAD_LINES)
+@pytest.mark.parametrize("command", ["batch", "adaptive"])
+def test_a_bad_json_lines_line_is_a_failed_result_and_the_others_run(moto_server, command, bad, named):
+    _bad_line_among_good_ones(invoke, moto_server, command, bad, named)
+
+
+def test_a_bad_json_lines_line_is_a_failed_result_from_the_real_command(moto_server):
+    bad, named = BAD_LINES[-1]  # the cut-off line with a secret in it: never echoed, not even in a log
+    _bad_line_among_good_ones(cli, moto_server, "batch", bad, named)
+
+
 def test_a_bad_first_line_of_json_lines_is_a_failed_result_too(moto_server):
-    rc, out, err = cli("batch", "-", "-o", "jsonl", "--endpoint-url", moto_server.url,
-                       stdin=b'{"service": "s3",\n' + json.dumps(GOOD).encode() + b"\n")
+    rc, out, err = invoke("batch", "-", "-o", "jsonl", "--endpoint-url", moto_server.url,
+                          stdin=b'{"service": "s3",\n' + json.dumps(GOOD).encode() + b"\n")
     assert rc == 1, err
     rows = sorted((strict(line) for line in out.splitlines()), key=lambda r: r["index"])
     assert [(r["index"], r["error_code"]) for r in rows] == [(0, "InvalidInput"), (1, None)]
@@ -101,7 +138,7 @@ def test_a_bad_line_with_processes_and_fail_fast(moto_server):
     rc, out, err = cli("--processes", "2", "batch", "-", "--endpoint-url", moto_server.url, stdin=lines)
     assert rc == 1, err
     assert [r["error_code"] for r in strict(out)] == [None, "InvalidInput", None]
-    rc, out, err = cli("batch", "-", "-c", "1", "--fail-fast", "--endpoint-url", moto_server.url, stdin=lines)
+    rc, out, err = invoke("batch", "-", "-c", "1", "--fail-fast", "--endpoint-url", moto_server.url, stdin=lines)
     assert rc == 3 and "line 2" in err and "0xc3" in err, err
 
 
@@ -186,8 +223,8 @@ def test_fuzz_random_bytes_never_a_traceback(data):
 
 @pytest.mark.parametrize("output", ["json", "jsonl"])
 def test_a_query_that_makes_nan_still_writes_strict_json(output):
-    rc, out, err = cli("batch", "-", "-o", output, "--endpoint-url", UNREACHABLE, "--query",
-                       "[].to_number('NaN')" if output == "json" else "to_number('Infinity')",
-                       stdin=json.dumps([GOOD]).encode())
+    rc, out, err = invoke("batch", "-", "-o", output, "--endpoint-url", UNREACHABLE, "--query",
+                          "[].to_number('NaN')" if output == "json" else "to_number('Infinity')",
+                          stdin=json.dumps([GOOD]).encode())
     assert rc == 1, err
     assert strict(out.splitlines()[0] if output == "jsonl" else out) in (["nan"], "inf")
