@@ -7,7 +7,8 @@ import os
 
 import pytest
 
-from greenfetch.testing import MotoServer, PostgresServer, postgres_bindir
+from greenfetch.testing import LoopbackServer, MotoServer, PostgresServer, postgres_bindir, wait_until
+from greenfetch.testing._loopback_faults import DEFAULT_KNOBS
 
 _AWS_VARS = [k for k in os.environ if k.startswith(("AWS_", "GREENFETCH_"))]
 
@@ -53,3 +54,28 @@ def postgres_server():
     server.start()
     yield server
     server.stop()
+
+
+# What ``loopback`` resets the session's server to: the server's own defaults, except no latency.
+LOOPBACK_DEFAULTS = {**DEFAULT_KNOBS, "latency": 0.0}
+
+
+@pytest.fixture(scope="session")
+def loopback_server():
+    """One loopback server (DynamoDB JSON, no handler, plain HTTP) for the whole pytest process, as
+    httpx's tests share one ``server``. Tests take it through ``loopback``, which resets it first; a
+    module-scoped fixture that needs only its URL (to build an engine) may take this one. Keep a
+    private ``LoopbackServer`` for a handler, TLS or a child environment."""
+    with (server := LoopbackServer(**LOOPBACK_DEFAULTS)):
+        yield server
+
+
+@pytest.fixture
+def loopback(loopback_server):
+    """The session's loopback server as if just started: nothing of an earlier test in flight, every
+    knob at ``LOOPBACK_DEFAULTS``, the counters zeroed. Set knobs with ``loopback.control(...)``."""
+    wait_until(lambda: loopback_server.stats()["inflight"] <= 0, 30,
+               "an earlier test's requests to end on the session loopback server")
+    loopback_server.control(**LOOPBACK_DEFAULTS)
+    loopback_server.reset_stats()
+    return loopback_server

@@ -14,7 +14,6 @@ from greenfetch import Config, ConfigError, Engine
 from greenfetch._adaptive import AdaptiveResults, Limits, open_gate, signal_of
 from greenfetch._attempts import Attempt
 from greenfetch._models import Request
-from greenfetch.testing._loopback import LoopbackServer
 from greenfetch.testing._loopback_faults import Faults
 
 
@@ -82,36 +81,36 @@ def _tables(n):
     return [{"service": "dynamodb", "operation": "ListTables", "params": {"Limit": i % 50 + 1}} for i in range(n)]
 
 
-def test_real_run_rises_on_a_fast_server_carries_over_and_resets():
-    with LoopbackServer(latency=0.02) as url:
-        engine = Engine(Config.resolve({"endpoint_url": url, "region": "us-east-1"}))
-        results = engine.adaptive_batch(_tables(200), initial_concurrency=2, max_concurrency=64)
-        assert isinstance(results, AdaptiveResults) and all(r.ok for r in results)
-        (trace,) = results.trace.values()
-        assert max(p.limit for p in trace) >= 8
-        assert max(r.concurrency for r in results) >= 8
-        again = engine.adaptive_batch(_tables(20), initial_concurrency=2, max_concurrency=64)
-        assert again[0].concurrency >= 8  # the learned limit carried over to the next batch
-        fresh = engine.adaptive_batch(_tables(20), initial_concurrency=2, max_concurrency=64, reset=True)
-        assert fresh[0].concurrency == 2
-        with pytest.raises(ConfigError, match="reset"):
-            engine.adaptive_batch(_tables(1), reset="yes")
-        engine.close()
+def test_real_run_rises_on_a_fast_server_carries_over_and_resets(loopback):
+    loopback.control(latency=0.02)
+    engine = Engine(Config.resolve({"endpoint_url": loopback.url, "region": "us-east-1"}))
+    results = engine.adaptive_batch(_tables(200), initial_concurrency=2, max_concurrency=64)
+    assert isinstance(results, AdaptiveResults) and all(r.ok for r in results)
+    (trace,) = results.trace.values()
+    assert max(p.limit for p in trace) >= 8
+    assert max(r.concurrency for r in results) >= 8
+    again = engine.adaptive_batch(_tables(20), initial_concurrency=2, max_concurrency=64)
+    assert again[0].concurrency >= 8  # the learned limit carried over to the next batch
+    fresh = engine.adaptive_batch(_tables(20), initial_concurrency=2, max_concurrency=64, reset=True)
+    assert fresh[0].concurrency == 2
+    with pytest.raises(ConfigError, match="reset"):
+        engine.adaptive_batch(_tables(1), reset="yes")
+    engine.close()
 
 
-def test_what_a_batch_learned_carries_over_when_processes_is_given_per_call(monkeypatch):
+def test_what_a_batch_learned_carries_over_when_processes_is_given_per_call(monkeypatch, loopback):
     """GREENFETCH_PROCESSES=2, then ``adaptive_batch(..., processes=1)`` twice on a server with a knee at 16:
     the second batch starts from the limit the first learned, not from ``initial_concurrency`` (2).
     ``processes`` is an argument of the engine's own run, so both batches share the engine's limiters."""
     monkeypatch.setenv("GREENFETCH_PROCESSES", "2")
     monkeypatch.setattr(greenfetch._api, "_default", None)  # a default engine made under this environment
-    with LoopbackServer(latency=0.02, knee=16) as url:
-        tables = [{**table, "region": "us-east-1", "endpoint_url": url} for table in _tables(300)]
-        try:
-            first = greenfetch.adaptive_batch(tables, initial_concurrency=2, max_concurrency=64, processes=1)
-            again = greenfetch.adaptive_batch(tables[:20], initial_concurrency=2, max_concurrency=64, processes=1)
-        finally:
-            greenfetch.default_engine().close()
+    loopback.control(latency=0.02, knee=16)
+    tables = [{**table, "region": "us-east-1", "endpoint_url": loopback.url} for table in _tables(300)]
+    try:
+        first = greenfetch.adaptive_batch(tables, initial_concurrency=2, max_concurrency=64, processes=1)
+        again = greenfetch.adaptive_batch(tables[:20], initial_concurrency=2, max_concurrency=64, processes=1)
+    finally:
+        greenfetch.default_engine().close()
     assert greenfetch.default_engine().config.processes == 2
     (trace,) = first.trace.values()
     learned = trace[-1].limit
@@ -119,19 +118,19 @@ def test_what_a_batch_learned_carries_over_when_processes_is_given_per_call(monk
     assert again[0].concurrency >= min(8, learned)  # and the next batch began there
 
 
-def test_real_token_bucket_is_paced_under_it():
+def test_real_token_bucket_is_paced_under_it(loopback):
     """A token bucket of 100/s with a burst of 100: adaptive finds the rate and stays under it."""
-    with LoopbackServer(latency=0.02, token_bucket=100, seed=3) as url:
-        engine = Engine(Config.resolve({"endpoint_url": url, "region": "us-east-1"}))
-        results = engine.adaptive_batch(_tables(250), initial_concurrency=30, max_concurrency=30)
-        assert sum(r.ok for r in results) >= 240  # throttled attempts were retried (3 attempts)
-        (trace,) = results.trace.values()
-        assert any(p.throttles for p in trace)
-        paced = [p.rate for p in trace if p.rate is not None]
-        assert paced and 30 <= paced[-1] <= 150
-        assert engine.metrics.registry.get_sample_value(
-            "greenfetch_throttles_total", {"service": "dynamodb", "operation": "ListTables"}) > 0
-        engine.close()
+    loopback.control(latency=0.02, token_bucket=100, seed=3)
+    engine = Engine(Config.resolve({"endpoint_url": loopback.url, "region": "us-east-1"}))
+    results = engine.adaptive_batch(_tables(250), initial_concurrency=30, max_concurrency=30)
+    assert sum(r.ok for r in results) >= 240  # throttled attempts were retried (3 attempts)
+    (trace,) = results.trace.values()
+    assert any(p.throttles for p in trace)
+    paced = [p.rate for p in trace if p.rate is not None]
+    assert paced and 30 <= paced[-1] <= 150
+    assert engine.metrics.registry.get_sample_value(
+        "greenfetch_throttles_total", {"service": "dynamodb", "operation": "ListTables"}) > 0
+    engine.close()
 
 
 def test_plateau_knob_keeps_throughput_flat_past_c():
@@ -145,7 +144,7 @@ def test_plateau_knob_keeps_throughput_flat_past_c():
 # -- the CLI --------------------------------------------------------------------------------------
 
 
-def test_cli_adaptive_runs_and_writes_the_trace(tmp_path):
+def test_cli_adaptive_runs_and_writes_the_trace(tmp_path, loopback):
     from click.testing import CliRunner
 
     from greenfetch.cli import load_commands
@@ -153,11 +152,11 @@ def test_cli_adaptive_runs_and_writes_the_trace(tmp_path):
     requests = tmp_path / "requests.jsonl"
     requests.write_text("".join(json.dumps(r) + "\n" for r in _tables(60)))
     trace = tmp_path / "trace.json"
-    with LoopbackServer(latency=0.01) as url:
-        result = CliRunner().invoke(load_commands(), [
-            "--endpoint-url", url, "--region", "us-east-1", "adaptive", str(requests), "--initial-concurrency", "2",
-            "--target-latency", "500ms", "--max-concurrency", "32", "--trace", str(trace),
-            "--query", "[].concurrency", "--output", "json"])
+    loopback.control(latency=0.01)
+    result = CliRunner().invoke(load_commands(), [
+        "--endpoint-url", loopback.url, "--region", "us-east-1", "adaptive", str(requests), "--initial-concurrency",
+        "2", "--target-latency", "500ms", "--max-concurrency", "32", "--trace", str(trace),
+        "--query", "[].concurrency", "--output", "json"])
     assert result.exit_code == 0, result.output
     limits = json.loads(result.stdout)
     assert len(limits) == 60 and limits[0] == 2 and max(limits) > 2

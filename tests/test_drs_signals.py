@@ -80,7 +80,7 @@ def test_sigterm_drs_sync_writes_what_completed(estate, tmp_path, signum, code):
     assert estate.scan(INVENTORY) == []  # a stopped sync writes no half-built inventory
 
 
-def test_interrupted_write_step_knows_which_items_were_sent(tmp_path):
+def test_interrupted_write_step_knows_which_items_were_sent(tmp_path, loopback):
     """Stopped in the write step, the sync knows the leading items whose windows were sent.
 
     The real engine against a loopback DynamoDB with 2 s per call: the first window (200 items, 8
@@ -91,25 +91,24 @@ def test_interrupted_write_step_knows_which_items_were_sent(tmp_path):
 
     from greenfetch import Config, Engine
     from greenfetch.drs import write_inventory
-    from greenfetch.testing import LoopbackServer
 
     items = [{"sourceServerID": {"S": f"s-{n:05d}"}} for n in range(450)]
     progress: dict[str, int] = {}
     main = greenlet.getcurrent()
-    with (server := LoopbackServer(latency=2.0)) as url:
-        engine = Engine(Config.resolve({"endpoint_url": url, "region": "us-east-1", "max_attempts": 1}))
+    loopback.control(latency=2.0)
+    engine = Engine(Config.resolve({"endpoint_url": loopback.url, "region": "us-east-1", "max_attempts": 1}))
 
-        def stop_in_second_window() -> None:
-            wait_until(lambda: server.stats()["ok"] >= 8 and server.stats()["inflight"] >= 1, 60,
-                       "the first window answered, the second in flight")
-            gevent.get_hub().loop.run_callback(main.throw, KeyboardInterrupt("SIGTERM"))
+    def stop_in_second_window() -> None:
+        wait_until(lambda: loopback.stats()["ok"] >= 8 and loopback.stats()["inflight"] >= 1, 60,
+                   "the first window answered, the second in flight")
+        gevent.get_hub().loop.run_callback(main.throw, KeyboardInterrupt("SIGTERM"))
 
-        watcher = gevent.spawn(stop_in_second_window)
-        try:
-            with pytest.raises(KeyboardInterrupt):
-                write_inventory(engine, "drs-signals-write", items, dead_letter_dir=str(tmp_path),
-                                progress=progress)
-        finally:
-            watcher.kill()
-            engine.close()
+    watcher = gevent.spawn(stop_in_second_window)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            write_inventory(engine, "drs-signals-write", items, dead_letter_dir=str(tmp_path),
+                            progress=progress)
+    finally:
+        watcher.kill()
+        engine.close()
     assert progress["sent"] == 200

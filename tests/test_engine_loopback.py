@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from greenfetch import BatchFailed, Config, Engine
-from greenfetch.testing import LoopbackServer, wait_until
+from greenfetch.testing import wait_until
 
 LIST = {"service": "dynamodb", "operation": "ListTables"}
 FAIL = {"service": "dynamodb", "operation": "DescribeTable", "params": {"TableName": "t"}}
@@ -37,62 +37,51 @@ def live_greenlets() -> int:
 
 
 
-def test_fail_fast_cancels_queued_and_inflight_work():
+def test_fail_fast_cancels_queued_and_inflight_work(loopback):
     # ListTables would take 60 s; DescribeTable fails at once. Reaching zero in flight within the
     # 10 s poll bound can only mean the engine hung up on the nine slow calls.
-    server = LoopbackServer(latency=60.0, targets={"DynamoDB_20120810.DescribeTable": {"latency": 0,
-                                                                                       "error_rate": 1.0}})
-    with server:
-        engine = engine_for(server)
-        engine.execute(FAIL)  # warm the client, so the slow calls are all in flight before the failure
-        server.reset_stats()
-        before = live_greenlets()
-        pulled = []
-
-        def requests():
-            for i in range(200):
-                pulled.append(i)
-                yield FAIL if i == 9 else LIST
-
-        with pytest.raises(BatchFailed) as caught:
-            engine.batch_requests(requests(), concurrency=10, fail_fast=True)
-        assert caught.value.failure.error_code == "InternalServerError"
-        assert [r.index for r in caught.value.results] == [9]
-        assert len(pulled) <= 11  # the queue was not drained: at most one request beyond the slots
-        wait_until(lambda: server.stats()["inflight"] == 0, what="nothing in flight")
-        stats = server.stats()
-        assert stats["requests"] == 10
-        assert stats["cancelled"] == 9
-        # killed workers end; the others wait for the next batch (the backend reuses them)
-        wait_until(lambda: live_greenlets() <= before + engine.backend.idle, what="the batch's greenlets to end")
-        assert engine.backend.idle <= 2  # the feeder and the failed call's worker: the nine killed ones ended
-
-
-@pytest.fixture(scope="module")
-def server():
-    srv = LoopbackServer(latency=0.0)
-    with srv:
-        yield srv
-
-
-def test_retries_are_counted_in_attempts_under_5xx(server):
-    server.control(latency=0.0, error_rate=1.0, throttle_rate=0.0, seed=1)
+    server = loopback
+    server.control(latency=60.0, targets={"DynamoDB_20120810.DescribeTable": {"latency": 0, "error_rate": 1.0}})
+    engine = engine_for(server)
+    engine.execute(FAIL)  # warm the client, so the slow calls are all in flight before the failure
     server.reset_stats()
-    results = engine_for(server, max_attempts=3).batch_requests([LIST] * 5, concurrency=5)
-    assert {(r.error_code, r.retryable, r.attempts) for r in results} == {("InternalServerError", True, 3)}
-    assert server.stats()["requests"] == 15
+    before = live_greenlets()
+    pulled = []
 
+    def requests():
+        for i in range(200):
+            pulled.append(i)
+            yield FAIL if i == 9 else LIST
 
-def test_retries_under_throttling_match_the_server_count(server):
-    server.control(latency=0.0, error_rate=0.0, throttle_rate=0.5, seed=2)
-    server.reset_stats()
-    results = engine_for(server, max_attempts=3).batch_requests([LIST] * 40, concurrency=20)
+    with pytest.raises(BatchFailed) as caught:
+        engine.batch_requests(requests(), concurrency=10, fail_fast=True)
+    assert caught.value.failure.error_code == "InternalServerError"
+    assert [r.index for r in caught.value.results] == [9]
+    assert len(pulled) <= 11  # the queue was not drained: at most one request beyond the slots
+    wait_until(lambda: server.stats()["inflight"] == 0, what="nothing in flight")
     stats = server.stats()
+    assert stats["requests"] == 10
+    assert stats["cancelled"] == 9
+    # killed workers end; the others wait for the next batch (the backend reuses them)
+    wait_until(lambda: live_greenlets() <= before + engine.backend.idle, what="the batch's greenlets to end")
+    assert engine.backend.idle <= 2  # the feeder and the failed call's worker: the nine killed ones ended
+
+
+def test_retries_are_counted_in_attempts_under_5xx(loopback):
+    loopback.control(error_rate=1.0, seed=1)
+    results = engine_for(loopback, max_attempts=3).batch_requests([LIST] * 5, concurrency=5)
+    assert {(r.error_code, r.retryable, r.attempts) for r in results} == {("InternalServerError", True, 3)}
+    assert loopback.stats()["requests"] == 15
+
+
+def test_retries_under_throttling_match_the_server_count(loopback):
+    loopback.control(throttle_rate=0.5, seed=2)
+    results = engine_for(loopback, max_attempts=3).batch_requests([LIST] * 40, concurrency=20)
+    stats = loopback.stats()
     assert sum(r.attempts for r in results) == stats["requests"]
     assert stats["throttled"] + stats["ok"] == stats["requests"]
     assert any(r.ok and r.attempts > 1 for r in results)  # a throttled call that succeeded on retry
     assert all(r.attempts == 3 for r in results if not r.ok)
-    server.control(throttle_rate=0.0)
 
 
 faults = st.fixed_dictionaries({
@@ -113,16 +102,16 @@ def tagged(kinds):
 
 
 @pytest.fixture(scope="module")
-def resilient():
-    server = LoopbackServer(latency=0.0)
-    with server:
-        yield server, engine_for(server)
+def resilient(loopback_server):
+    engine = engine_for(loopback_server)
+    yield loopback_server, engine
+    engine.close()
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(kinds=st.lists(st.sampled_from([LIST, LIST, LIST, BAD]), max_size=30),
        concurrency=st.integers(1, 16), knobs=faults)
-def test_resilient_batches_give_one_result_per_request_in_order(resilient, kinds, concurrency, knobs):
+def test_resilient_batches_give_one_result_per_request_in_order(loopback, resilient, kinds, concurrency, knobs):
     server, engine = resilient
     server.control(**knobs)
     server.reset_stats()
@@ -140,16 +129,16 @@ def test_resilient_batches_give_one_result_per_request_in_order(resilient, kinds
 
 
 @pytest.fixture(scope="module")
-def failfast():
-    server = LoopbackServer(latency=0.0)
-    with server:
-        yield server, engine_for(server)
+def failfast(loopback_server):
+    engine = engine_for(loopback_server)
+    yield loopback_server, engine
+    engine.close()
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(kinds=st.lists(st.sampled_from([LIST, LIST, LIST, BAD]), max_size=30),
        concurrency=st.integers(1, 16), knobs=faults)
-def test_fail_fast_never_returns_more_than_it_started(failfast, kinds, concurrency, knobs):
+def test_fail_fast_never_returns_more_than_it_started(loopback, failfast, kinds, concurrency, knobs):
     server, engine = failfast
     server.control(**knobs)
     requests = tagged(kinds)

@@ -25,7 +25,7 @@ from greenfetch.cli import load_commands
 from greenfetch.inventory import RunSummary
 from greenfetch.inventory._shard import DirectoryShardSink, merge_shard
 from greenfetch.inventory._sqlite import SQLiteSink
-from greenfetch.testing import LoopbackServer, inventory_server
+from greenfetch.testing import inventory_server
 
 cli = load_commands()
 CLI_CMD = (
@@ -114,14 +114,6 @@ def one_line(lines, *needles):
 
 
 # -- batch and adaptive: results to stdout ----------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def loopback():
-    server = LoopbackServer(latency=0.0)
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from greenfetch.testing import LoopbackServer, wait_until
+from greenfetch.testing import wait_until
 from nu_plugin import _codec as codec
 
 PLUGIN = Path(sys.executable).parent / "nu_plugin_greenfetch"
@@ -53,23 +53,23 @@ class Peer:
 
 
 @pytest.mark.skipif(not PLUGIN.exists(), reason="nu_plugin_greenfetch is not installed in this environment")
-def test_too_deep_message_is_dropped_and_interrupt_goodbye_still_work():
-    with (server := LoopbackServer(latency=30.0)) as url:
-        env = {**os.environ, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y", "AWS_REGION": "us-east-1",
-               "AWS_ENDPOINT_URL": url, "GREENFETCH_NU_DEBUG": "1"}
-        peer = Peer(env)
-        requests = [{"service": "dynamodb", "operation": "ListTables", "id": i} for i in range(40)]
-        call = {"name": "batch-requests", "call": {"head": HEAD, "positional": [codec.to_value(requests, HEAD)],
-                                                   "named": []}, "input": "Empty"}
-        peer.send({"Call": [1, {"Run": call}]})
-        wait_until(lambda: server.stats()["inflight"] >= 2, 20, "two requests in flight")
-        peer.send(b"[" * 100_000 + b"]" * 100_000)
-        started = time.monotonic()
-        peer.send({"Signal": "Interrupt"})
-        peer.send(b'"Goodbye"')
-        rc = peer.proc.wait(timeout=20)
-        elapsed = time.monotonic() - started
-        err = peer.proc.stderr.read().decode()
+def test_too_deep_message_is_dropped_and_interrupt_goodbye_still_work(loopback):
+    loopback.control(latency=30.0)
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y", "AWS_REGION": "us-east-1",
+           "AWS_ENDPOINT_URL": loopback.url, "GREENFETCH_NU_DEBUG": "1"}
+    peer = Peer(env)
+    requests = [{"service": "dynamodb", "operation": "ListTables", "id": i} for i in range(40)]
+    call = {"name": "batch-requests", "call": {"head": HEAD, "positional": [codec.to_value(requests, HEAD)],
+                                               "named": []}, "input": "Empty"}
+    peer.send({"Call": [1, {"Run": call}]})
+    wait_until(lambda: loopback.stats()["inflight"] >= 2, 20, "two requests in flight")
+    peer.send(b"[" * 100_000 + b"]" * 100_000)
+    started = time.monotonic()
+    peer.send({"Signal": "Interrupt"})
+    peer.send(b'"Goodbye"')
+    rc = peer.proc.wait(timeout=20)
+    elapsed = time.monotonic() - started
+    err = peer.proc.stderr.read().decode()
     assert rc == 0, err
     assert elapsed < 10  # not the 30 s the in-flight calls would take
     assert "nested too deep" in err

@@ -10,15 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from greenfetch.testing import LoopbackServer, inventory_server, wait_until
+from greenfetch.testing import inventory_server, wait_until
 
 N = 400
 
 
-@pytest.fixture(scope="module")
-def slow_server():
-    with (server := LoopbackServer(latency=0.3)):
-        yield server
+@pytest.fixture
+def slow_server(loopback):
+    """The session's loopback server at 0.3 s a call."""
+    loopback.control(latency=0.3)
+    return loopback
 
 
 def _batch(url, command, output, *extra):
@@ -176,13 +177,13 @@ def test_cache_clear_removes_only_the_caches_own_files(tmp_path):
     assert {name: (tmp_path / name).read_text() for name in others} == others
 
 
-def test_a_command_without_its_own_handler_still_exits_128_plus_signal(slow_server):
+def test_a_command_without_its_own_handler_still_exits_128_plus_signal(loopback):
     """`stats --url` waiting on a server (as drs-sync waits on AWS): SIGTERM ends it with 143, not click's 1."""
-    with (server := LoopbackServer(latency=30.0)) as url:
-        proc = subprocess.Popen([sys.executable, "-m", "greenfetch.cli", "stats", "--url", f"{url}/metrics"],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        wait_until(lambda: server.stats()["inflight"] >= 1, 30, "the request to be waiting")
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=30)
+    loopback.control(latency=30.0)
+    proc = subprocess.Popen([sys.executable, "-m", "greenfetch.cli", "stats", "--url", f"{loopback.url}/metrics"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_until(lambda: loopback.stats()["inflight"] >= 1, 30, "the request to be waiting")
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
     assert proc.returncode == 143, err
     assert "Traceback" not in err

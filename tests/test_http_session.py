@@ -19,7 +19,7 @@ from gevent.server import StreamServer
 
 from greenfetch import Config, Engine
 from greenfetch._http import install_http_session, pool_size, session_kind
-from greenfetch.testing import LoopbackServer, Reply, ScriptedServer, http_response, throwaway_ca
+from greenfetch.testing import Reply, ScriptedServer, http_response, throwaway_ca
 
 GEVENT = Config(backend="gevent")
 JSON = [("x-amzn-RequestId", "req-1"), ("Content-Type", "application/x-amz-json-1.0")]
@@ -311,17 +311,16 @@ def test_greenlets_killed_while_waiting_for_answers_leave_the_pool_whole():
 # -- where the session is installed, and where it is not ----------------------------------------
 
 
-def test_the_engine_uses_geventhttpclient_on_gevent_and_urllib3_on_threads():
-    with LoopbackServer(latency=0) as url:
-        for backend, kind in (("gevent", "geventhttpclient"), ("threads", "urllib3")):
-            engine = Engine(Config.resolve({"endpoint_url": url, "region": "us-east-1", "backend": backend}))
-            try:
-                result = engine.execute({"service": "dynamodb", "operation": "ListTables"})
-                assert result.ok, result
-                client = engine.clients.client(engine.prepare({"service": "dynamodb", "operation": "ListTables"}))
-                assert session_kind(client) == kind
-            finally:
-                engine.close()
+def test_the_engine_uses_geventhttpclient_on_gevent_and_urllib3_on_threads(loopback):
+    for backend, kind in (("gevent", "geventhttpclient"), ("threads", "urllib3")):
+        engine = Engine(Config.resolve({"endpoint_url": loopback.url, "region": "us-east-1", "backend": backend}))
+        try:
+            result = engine.execute({"service": "dynamodb", "operation": "ListTables"})
+            assert result.ok, result
+            client = engine.clients.client(engine.prepare({"service": "dynamodb", "operation": "ListTables"}))
+            assert session_kind(client) == kind
+        finally:
+            engine.close()
 
 
 def test_falls_back_to_urllib3_for_what_geventhttpclient_lacks(tmp_path, caplog):

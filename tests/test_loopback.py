@@ -1,6 +1,7 @@
 """The loopback server: its pure fault policy, and every knob observed through botocore via the engine.
 
-Budget: ~6 s (one shared server child; calls at 0-20 ms latency; no botocore retries except where counted).
+Budget: ~6 s (the session's loopback server, reset before each test by conftest's ``loopback``; calls at
+0-20 ms latency; no botocore retries except where counted).
 """
 
 import json
@@ -18,8 +19,6 @@ from greenfetch.testing._loopback_faults import PROTOCOLS, Faults, TokenBucket, 
 
 LIST = {"service": "dynamodb", "operation": "ListTables"}
 DESCRIBE = {"service": "dynamodb", "operation": "DescribeTable", "params": {"TableName": "t"}}
-QUIET = {"latency": 0.0, "jitter": 0.0, "error_rate": 0.0, "throttle_rate": 0.0, "drop_rate": 0.0,
-         "http429_rate": 0.0, "token_bucket": None, "knee": None, "targets": {}, "tables": []}
 
 
 class FakeClock:
@@ -95,42 +94,27 @@ def test_injected_errors_parse_as_aws_errors_in_each_protocol(protocol):
 
 # -- the server, through botocore via the engine --------------------------------------------------
 
-@pytest.fixture(scope="module")
-def server():
-    srv = LoopbackServer(**QUIET)
-    with srv:
-        yield srv
-
-
-@pytest.fixture
-def loop(server):
-    """The shared server with every knob back at 'no faults, no latency' and zeroed counters."""
-    server.control(**QUIET)
-    server.reset_stats()
-    return server
-
-
 def engine_for(server, **config):
     return Engine(Config.resolve({"region": "us-east-1", "endpoint_url": server.url, "max_attempts": 1,
                                   **config}))
 
 
-def test_list_tables_answers_the_tables_knob_and_counts_per_target(loop):
-    loop.control(tables=["alpha", "beta"])
-    results = engine_for(loop).batch_requests([LIST, LIST, DESCRIBE], concurrency=3)
+def test_list_tables_answers_the_tables_knob_and_counts_per_target(loopback):
+    loopback.control(tables=["alpha", "beta"])
+    results = engine_for(loopback).batch_requests([LIST, LIST, DESCRIBE], concurrency=3)
     assert results[0].result == {"TableNames": ["alpha", "beta"]}
     assert results[2].result == {}
     assert results[0].request_id and results[0].request_id.endswith("-loopback")
-    stats = loop.stats()
+    stats = loopback.stats()
     assert stats["per_target"] == {"DynamoDB_20120810.ListTables": 2, "DynamoDB_20120810.DescribeTable": 1}
     assert (stats["requests"], stats["ok"], stats["inflight"]) == (3, 3, 0)
 
 
-def test_latency_and_jitter_are_applied_per_request(loop):
-    loop.control(latency=0.01, jitter=0.01, seed=3)
-    results = engine_for(loop).batch_requests([LIST] * 20, concurrency=5)
+def test_latency_and_jitter_are_applied_per_request(loopback):
+    loopback.control(latency=0.01, jitter=0.01, seed=3)
+    results = engine_for(loopback).batch_requests([LIST] * 20, concurrency=5)
     assert all(r.ok for r in results)
-    stats = loop.stats()
+    stats = loopback.stats()
     assert 0.01 <= stats["delay_min"] < stats["delay_max"] <= 0.02
 
 
@@ -139,55 +123,55 @@ def test_latency_and_jitter_are_applied_per_request(loop):
     ("error_rate", "InternalServerError", "errors"),
     ("http429_rate", "429", "http429"),
 ])
-def test_injected_errors_surface_as_retryable_results(loop, knob, code, counter):
-    loop.control(**{knob: 1.0})
-    results = engine_for(loop).batch_requests([LIST] * 4, concurrency=4)
+def test_injected_errors_surface_as_retryable_results(loopback, knob, code, counter):
+    loopback.control(**{knob: 1.0})
+    results = engine_for(loopback).batch_requests([LIST] * 4, concurrency=4)
     assert {(r.error_code, r.retryable, r.attempts) for r in results} == {(code, True, 1)}
-    assert loop.stats()[counter] == 4
+    assert loopback.stats()[counter] == 4
 
 
-def test_dropped_connections_become_connection_error_results(loop):
-    loop.control(drop_rate=1.0)
-    results = engine_for(loop).batch_requests([LIST] * 3, concurrency=3)
+def test_dropped_connections_become_connection_error_results(loopback):
+    loopback.control(drop_rate=1.0)
+    results = engine_for(loopback).batch_requests([LIST] * 3, concurrency=3)
     assert {r.error_code for r in results} == {"ConnectionClosedError"}
     assert all(r.result is None and "dynamodb.ListTables" in r.error for r in results)
-    assert loop.stats()["dropped"] == 3
+    assert loopback.stats()["dropped"] == 3
 
 
-def test_token_bucket_throttles_above_its_rate(loop):
-    loop.control(token_bucket=3)
-    results = engine_for(loop).batch_requests([LIST] * 30, concurrency=30)
+def test_token_bucket_throttles_above_its_rate(loopback):
+    loopback.control(token_bucket=3)
+    results = engine_for(loopback).batch_requests([LIST] * 30, concurrency=30)
     throttled = [r for r in results if r.error_code == "ThrottlingException"]
-    stats = loop.stats()
+    stats = loopback.stats()
     assert len(throttled) == stats["throttled"] >= 1
     assert stats["ok"] == 30 - len(throttled) >= 3  # the burst always passes
 
 
-def test_knee_raises_latency_only_when_inflight_exceeds_it(loop):
-    loop.control(latency=0.02, knee=2)
-    engine_for(loop).batch_requests([LIST] * 12, concurrency=6)
-    stats = loop.stats()
+def test_knee_raises_latency_only_when_inflight_exceeds_it(loopback):
+    loopback.control(latency=0.02, knee=2)
+    engine_for(loopback).batch_requests([LIST] * 12, concurrency=6)
+    stats = loopback.stats()
     assert stats["inflight_max"] > 2
     assert stats["delay_max"] > 0.02 * 1.5
-    loop.control(knee=100)
-    loop.reset_stats()
-    engine_for(loop).batch_requests([LIST] * 12, concurrency=6)
-    assert loop.stats()["delay_max"] == pytest.approx(0.02)
+    loopback.control(knee=100)
+    loopback.reset_stats()
+    engine_for(loopback).batch_requests([LIST] * 12, concurrency=6)
+    assert loopback.stats()["delay_max"] == pytest.approx(0.02)
 
 
-def test_target_overrides_and_runtime_control(loop):
-    loop.control(targets={"DynamoDB_20120810.DescribeTable": {"error_rate": 1.0}})
-    engine = engine_for(loop)
+def test_target_overrides_and_runtime_control(loopback):
+    loopback.control(targets={"DynamoDB_20120810.DescribeTable": {"error_rate": 1.0}})
+    engine = engine_for(loopback)
     first = engine.batch_requests([LIST, DESCRIBE], concurrency=2)
     assert [r.error_code for r in first] == [None, "InternalServerError"]
-    loop.control(targets={})
+    loopback.control(targets={})
     assert all(r.ok for r in engine.batch_requests([LIST, DESCRIBE], concurrency=2))
 
 
-def test_control_rejects_bad_knobs_on_both_sides(loop):
+def test_control_rejects_bad_knobs_on_both_sides(loopback):
     with pytest.raises(ValueError, match="error_rate"):
-        loop.control(error_rate=2)
-    req = urllib.request.Request(loop.url + "/_control", data=json.dumps({"nope": 1}).encode(), method="POST")
+        loopback.control(error_rate=2)
+    req = urllib.request.Request(loopback.url + "/_control", data=json.dumps({"nope": 1}).encode(), method="POST")
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(req, timeout=5)
     assert err.value.code == 400 and "nope" in err.value.read().decode()

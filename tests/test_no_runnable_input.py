@@ -19,21 +19,12 @@ from hypothesis import strategies as st
 
 from greenfetch.cli import load_commands
 from greenfetch.cli._input import read_requests
-from greenfetch.testing import LoopbackServer
 
 cli = load_commands()
 CLI_CMD = (
     [shutil.which("greenfetch")] if shutil.which("greenfetch") else [sys.executable, "-m", "greenfetch.cli"]
 )
 GOOD = json.dumps({"service": "dynamodb", "operation": "ListTables", "region": "us-east-1"})
-
-
-@pytest.fixture(scope="module")
-def server():
-    srv = LoopbackServer(latency=0.0)
-    srv.start()
-    yield srv
-    srv.stop()
 
 
 def invoke(*args, stdin=None):
@@ -67,16 +58,15 @@ NO_REQUEST = [
 @pytest.mark.parametrize("output", ["json", "jsonl", "table"])
 @pytest.mark.parametrize("command", ["batch", "adaptive"])
 def test_input_with_no_runnable_request_is_exit_2_one_line_and_nothing_sent(
-    server, tmp_path, command, output, content, named
+    loopback, tmp_path, command, output, content, named
 ):
     path = tmp_path / "requests.txt"
     path.write_bytes(content)
-    before = server.stats()["requests"]
-    code, stdout, err = invoke("--endpoint-url", server.url, command, str(path), "-o", output)
+    code, stdout, err = invoke("--endpoint-url", loopback.url, command, str(path), "-o", output)
     assert code == 2
     one_line(err, str(path), named)
     assert stdout == ""
-    assert server.stats()["requests"] == before  # nothing sent
+    assert loopback.stats()["requests"] == 0  # nothing sent
 
 
 def test_stdin_with_nothing_in_it_names_stdin():
@@ -85,10 +75,10 @@ def test_stdin_with_nothing_in_it_names_stdin():
     one_line(err, "the input (stdin) is empty")
 
 
-def test_unreadable_lines_before_a_readable_one_still_run_in_their_places(server, tmp_path):
+def test_unreadable_lines_before_a_readable_one_still_run_in_their_places(loopback, tmp_path):
     path = tmp_path / "requests.jsonl"
     path.write_text("{not json\n\n{x\n" + GOOD + "\n{y\n")
-    code, stdout, err = invoke("--endpoint-url", server.url, "batch", str(path), "-o", "jsonl")
+    code, stdout, err = invoke("--endpoint-url", loopback.url, "batch", str(path), "-o", "jsonl")
     assert code == 1, err  # some requests failed: not a usage error
     rows = sorted((json.loads(line) for line in stdout.splitlines()), key=lambda r: r["index"])
     assert [r["error_code"] for r in rows] == ["InvalidInput", "InvalidInput", None, "InvalidInput"]

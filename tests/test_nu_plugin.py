@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from greenfetch.testing import LoopbackServer, wait_until
+from greenfetch.testing import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 NU = ROOT / ".nu" / "node_modules" / "@nushell" / "linux-x64" / "bin" / "nu"
@@ -117,11 +117,11 @@ def dedupe_run(nu, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def adaptive_run(nu):
+def adaptive_run(nu, loopback_server):
     # 200 ms per answer against a 100 ms target: the limit must come down.
-    with LoopbackServer(latency=0.2) as slow_url:
-        return ScriptRun(nu.run("adaptive.nu", env={"GF_BUCKET": _unique("gf-nu-adaptive"),
-                                                    "GF_SLOW_URL": slow_url}))
+    loopback_server.control(latency=0.2)
+    return ScriptRun(nu.run("adaptive.nu", env={"GF_BUCKET": _unique("gf-nu-adaptive"),
+                                                "GF_SLOW_URL": loopback_server.url}))
 
 
 @pytest.mark.parametrize("scenario", BATCH)
@@ -164,27 +164,27 @@ def test_version_mismatch_is_reported(tmp_path, moto_server):
     assert "but this nu is 0.115" in proc.stderr  # the plugin's own message on stderr
 
 
-def test_interrupt_cancels_the_running_batch(nu):
+def test_interrupt_cancels_the_running_batch(nu, loopback):
     """Ctrl-C (SIGINT to nu -> Signal Interrupt to the plugin): in-flight requests are cancelled and no
     further request starts. Ordered by the server's in-flight count, not by sleeping. The debug log
     shows the plugin acted on the Signal (not merely on nu exiting)."""
-    with (server := LoopbackServer(latency=30.0)) as url:
-        script = ("0..<50 | each {|i| {service: dynamodb, operation: ListTables, endpoint_url: '" + url + "'}} "
-                  "| batch-requests -c 2 | length")
-        proc = subprocess.Popen([*nu.argv(), "-c", script], env={**nu.env, "GREENFETCH_NU_DEBUG": "1"},
-                                cwd=SCRIPTS, text=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        try:
-            wait_until(lambda: server.stats()["inflight"] >= 2, 20, "two requests in flight")
-            proc.send_signal(signal.SIGINT)
-            _, err = proc.communicate(timeout=20)
-        finally:
-            proc.kill()
-        assert proc.returncode != 0
-        assert "interrupted" in err.lower()
-        assert "Signal Interrupt: cancelling 1 running call(s)" in err
-        stats = wait_until(lambda: (s := server.stats())["inflight"] == 0 and s, 10, "nothing in flight")
-        assert stats["requests"] == 2 and stats["cancelled"] == 2 and stats["ok"] == 0
+    loopback.control(latency=30.0)
+    script = ("0..<50 | each {|i| {service: dynamodb, operation: ListTables, endpoint_url: '" + loopback.url + "'}} "
+              "| batch-requests -c 2 | length")
+    proc = subprocess.Popen([*nu.argv(), "-c", script], env={**nu.env, "GREENFETCH_NU_DEBUG": "1"},
+                            cwd=SCRIPTS, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_until(lambda: loopback.stats()["inflight"] >= 2, 20, "two requests in flight")
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode != 0
+    assert "interrupted" in err.lower()
+    assert "Signal Interrupt: cancelling 1 running call(s)" in err
+    stats = wait_until(lambda: (s := loopback.stats())["inflight"] == 0 and s, 10, "nothing in flight")
+    assert stats["requests"] == 2 and stats["cancelled"] == 2 and stats["ok"] == 0
 
 
 def test_plugin_exits_on_goodbye_and_on_eof():

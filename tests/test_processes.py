@@ -26,7 +26,7 @@ from greenfetch import BatchFailed, Config, Engine
 from greenfetch import _processes as processes_module
 from greenfetch._processes import ProcessPool, Router
 from greenfetch._processes._wire import sealed
-from greenfetch.testing import LoopbackServer, wait_until
+from greenfetch.testing import wait_until
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads process liveness from /proc")
 
@@ -71,10 +71,11 @@ def alive(pid: int) -> bool:
 
 
 
-@pytest.fixture(scope="module")
-def server():
-    with LoopbackServer(latency=0.01, targets=TARGETS) as url:
-        yield url
+@pytest.fixture
+def server(loopback):
+    """The session's loopback server at 10 ms a call, with this module's per-target faults: its URL."""
+    loopback.control(latency=0.01, targets=TARGETS)
+    return loopback.url
 
 
 _engines: list[Engine] = []
@@ -204,21 +205,21 @@ def test_killed_child_loses_no_request(server):
     assert len(worker_pids() - before) == 2
 
 
-def test_ctrl_c_stops_every_process(tmp_path):
-    with LoopbackServer(latency=0.3) as url:
-        requests = [{"service": "dynamodb", "operation": "ListTables", "id": i} for i in range(400)]
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "greenfetch.cli", "--endpoint-url", url, "--region", "us-east-1",
-             "--processes", "2", "batch", "-c", "10", "-o", "jsonl"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        proc.stdin.write(json.dumps(requests))
-        proc.stdin.close()
-        first = proc.stdout.readline()  # a result is written: the run is under way
-        wait_until(lambda: len(worker_pids(proc.pid)) == 2, 20)
-        children = worker_pids(proc.pid)
-        proc.send_signal(signal.SIGINT)
-        rest, err = proc.communicate(timeout=30)
+def test_ctrl_c_stops_every_process(tmp_path, loopback):
+    loopback.control(latency=0.3)
+    requests = [{"service": "dynamodb", "operation": "ListTables", "id": i} for i in range(400)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "greenfetch.cli", "--endpoint-url", loopback.url, "--region", "us-east-1",
+         "--processes", "2", "batch", "-c", "10", "-o", "jsonl"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc.stdin.write(json.dumps(requests))
+    proc.stdin.close()
+    first = proc.stdout.readline()  # a result is written: the run is under way
+    wait_until(lambda: len(worker_pids(proc.pid)) == 2, 20)
+    children = worker_pids(proc.pid)
+    proc.send_signal(signal.SIGINT)
+    rest, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     lines = [first, *rest.splitlines()]
     assert 1 <= len(lines) < 400
@@ -414,13 +415,10 @@ def test_a_spread_run_splits_the_concurrency_and_picks_the_least_loaded(processe
 
 
 @pytest.mark.parametrize("concurrency", [1, 6])
-def test_concurrency_is_the_total_in_flight(concurrency):
-    with LoopbackServer(latency=0.05) as url:
-        server = LoopbackServer(latency=0.05)
-        server.url = url  # a handle on the running child's control routes
-        engine = engine_for(url)
-        results = engine.batch_requests([LIST] * 60, concurrency)
-        stats = server.stats()
+def test_concurrency_is_the_total_in_flight(loopback, concurrency):
+    loopback.control(latency=0.05)
+    results = engine_for(loopback.url).batch_requests([LIST] * 60, concurrency)
+    stats = loopback.stats()
     assert all(r.ok for r in results)
     assert stats["inflight_max"] <= concurrency  # across both processes, as the server saw it
 

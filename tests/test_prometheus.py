@@ -20,7 +20,7 @@ import pytest
 import greenfetch  # noqa: F401  (conftest.py has already patched gevent first)
 from greenfetch import Config, Engine
 from greenfetch._exposition import ExpositionError, push, render, serve, write_textfile
-from greenfetch.testing import LoopbackServer, free_port, wait_until
+from greenfetch.testing import free_port, wait_until
 
 PROMTOOL, PROMETHEUS = shutil.which("promtool"), shutil.which("prometheus")
 PUSHGATEWAY = shutil.which("prometheus-pushgateway") or shutil.which("pushgateway")
@@ -133,7 +133,7 @@ def _try(fn):
 
 
 @pytest.mark.skipif(not PROMETHEUS, reason="prometheus not installed (Debian package prometheus; scripts/install-prometheus)")
-def test_real_prometheus_scrapes_a_running_greenfetch(tmp_path):
+def test_real_prometheus_scrapes_a_running_greenfetch(tmp_path, loopback):
     metrics_port, prom_port = free_port(), free_port()
     config = tmp_path / "prometheus.yml"
     config.write_text(json.dumps({  # JSON is YAML
@@ -146,30 +146,30 @@ def test_real_prometheus_scrapes_a_running_greenfetch(tmp_path):
     prometheus = subprocess.Popen(
         [PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'data'}",
          f"--web.listen-address=127.0.0.1:{prom_port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    with LoopbackServer(latency=0.1, jitter=0.05) as endpoint:
-        # 400 requests at concurrency 2 take ~25 s: far longer than the test waits; it is killed after.
-        run = subprocess.Popen(
-            [sys.executable, "-m", "greenfetch.cli", "--metrics-port", str(metrics_port), "--endpoint-url", endpoint,
-             "--region", "us-east-1", "batch", str(requests), "--concurrency", "2", "--output", "jsonl"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=dict(os.environ))
-        try:
-            query = "histogram_quantile(0.9, sum by (le) (rate(greenfetch_request_duration_seconds_bucket[1m])))"
-            api = f"http://127.0.0.1:{prom_port}/api/v1/query?" + urllib.parse.urlencode({"query": query})
+    loopback.control(latency=0.1, jitter=0.05)
+    # 400 requests at concurrency 2 take ~25 s: far longer than the test waits; it is killed after.
+    run = subprocess.Popen(
+        [sys.executable, "-m", "greenfetch.cli", "--metrics-port", str(metrics_port), "--endpoint-url", loopback.url,
+         "--region", "us-east-1", "batch", str(requests), "--concurrency", "2", "--output", "jsonl"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=dict(os.environ))
+    try:
+        query = "histogram_quantile(0.9, sum by (le) (rate(greenfetch_request_duration_seconds_bucket[1m])))"
+        api = f"http://127.0.0.1:{prom_port}/api/v1/query?" + urllib.parse.urlencode({"query": query})
 
-            def answer():
-                found = _try(lambda: json.loads(_get(api)))
-                result = (found or {}).get("data", {}).get("result", [])
-                return result and result[0]["value"][1] not in ("NaN", "+Inf") and result
+        def answer():
+            found = _try(lambda: json.loads(_get(api)))
+            result = (found or {}).get("data", {}).get("result", [])
+            return result and result[0]["value"][1] not in ("NaN", "+Inf") and result
 
-            result = wait_until(answer, 30, "Prometheus to answer the query", interval=0.2)
-            assert run.poll() is None, run.stderr.read().decode() if run.stderr else ""
-            assert result, "Prometheus never returned a value for histogram_quantile over our histogram"
-            assert 0.05 < float(result[0]["value"][1]) < 1.0  # p90 of ~0.1-0.15 s requests, bucket-interpolated
-        finally:
-            run.kill()
-            run.wait(timeout=10)
-            prometheus.terminate()
-            prometheus.wait(timeout=10)
+        result = wait_until(answer, 30, "Prometheus to answer the query", interval=0.2)
+        assert run.poll() is None, run.stderr.read().decode() if run.stderr else ""
+        assert result, "Prometheus never returned a value for histogram_quantile over our histogram"
+        assert 0.05 < float(result[0]["value"][1]) < 1.0  # p90 of ~0.1-0.15 s requests, bucket-interpolated
+    finally:
+        run.kill()
+        run.wait(timeout=10)
+        prometheus.terminate()
+        prometheus.wait(timeout=10)
 
 
 def test_stats_command_reads_a_textfile_or_a_metrics_page(busy_engine, tmp_path):
