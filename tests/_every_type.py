@@ -20,8 +20,8 @@ def _zip():
     return buf.getvalue()
 
 
-def seed_every_type(engine, account, region="us-east-1"):
-    """Returns a caller bound to the account (for changes between runs)."""
+def caller(engine, account, region="us-east-1"):
+    """``call(service, operation, params)`` in the account (its role assumed), asserting success."""
     creds = assume_role(engine, account, ROLE)
     assert creds is not None
 
@@ -30,6 +30,12 @@ def seed_every_type(engine, account, region="us-east-1"):
         assert result.ok, result.error
         return result.result
 
+    return call
+
+
+def seed_every_type(engine, account, region="us-east-1"):
+    """Returns a caller bound to the account (for changes between runs)."""
+    call = caller(engine, account, region)
     vpc = call("ec2", "CreateVpc", {"CidrBlock": "10.30.0.0/16"})["Vpc"]["VpcId"]
     subnets = [call("ec2", "CreateSubnet", {"VpcId": vpc, "CidrBlock": f"10.30.{n}.0/24",
                                             "AvailabilityZone": f"{region}{az}"})["Subnet"]["SubnetId"]

@@ -20,7 +20,7 @@ from greenfetch.inventory import CATALOG, InventoryDB, InventoryError, SQLiteSin
 from greenfetch.inventory._diff import DiffCounts, comparable, diff_resources, pick_runs
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _every_type import ROLE, seed_every_type  # noqa: E402
+from _every_type import ROLE, caller, seed_every_type  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 NU = ROOT / ".nu" / "node_modules" / "@nushell" / "linux-x64" / "bin" / "nu"
@@ -162,12 +162,13 @@ def _diff(*args):
 @pytest.fixture(scope="module")
 def every_db(engine, moto_server, tmp_path_factory):
     """One resource of every type (an open security group, a public bucket, a tagged instance among
-    them), inventoried twice with a new queue in between."""
+    them), inventoried; then a new queue, and a second run of the queues only (``latest`` takes each
+    type from the newest run that fetched it)."""
     call = seed_every_type(engine, ACCOUNT)
     path = tmp_path_factory.mktemp("every") / "inventory.db"
     _inventory(moto_server, ACCOUNT, NOT_SSM, path)
     call("sqs", "CreateQueue", {"QueueName": "between-runs"})
-    _inventory(moto_server, ACCOUNT, NOT_SSM, path)
+    _inventory(moto_server, ACCOUNT, "sqs.queues", path)
     return path
 
 
@@ -190,10 +191,13 @@ def test_every_type_has_its_resource_id(every_db):
 
 
 def test_two_runs_with_a_change_and_diff_shows_exactly_that_change(engine, moto_server, tmp_path):
-    call = seed_every_type(engine, CHANGING)
+    call = caller(engine, CHANGING)
     path = tmp_path / "inventory.db"
     types = "ec2.vpcs,sqs.queues,sns.topics,iam.users"
     vpc = call("ec2", "CreateVpc", {"CidrBlock": "10.40.0.0/16"})["Vpc"]["VpcId"]
+    call("sqs", "CreateQueue", {"QueueName": "every-queue"})  # beside the VPC: a queue and a user that stay, a topic to go
+    call("iam", "CreateUser", {"UserName": "every-user"})
+    call("sns", "CreateTopic", {"Name": "every-topic"})
     _inventory(moto_server, CHANGING, types, path)
     _inventory(moto_server, CHANGING, types, path)
     assert _diff(path).stdout.strip().endswith("(no changes)")  # nothing changed: nothing reported
