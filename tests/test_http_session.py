@@ -25,11 +25,13 @@ GEVENT = Config(backend="gevent")
 JSON = [("x-amzn-RequestId", "req-1"), ("Content-Type", "application/x-amz-json-1.0")]
 
 
+_SESSION = botocore.session.get_session()  # one session: each client still gets its own endpoint and HTTP session
+
+
 def make(service, url, *, attempts=3, verify=None, **cfg):
     """One client with botocore's session, as botocore builds it."""
     config = botocore.config.Config(retries={"mode": "standard", "total_max_attempts": attempts}, **cfg)
-    return botocore.session.get_session().create_client(service, region_name="us-east-1", endpoint_url=url,
-                                                         config=config, verify=verify)
+    return _SESSION.create_client(service, region_name="us-east-1", endpoint_url=url, config=config, verify=verify)
 
 
 def pair(service, url, **kwargs):
