@@ -41,7 +41,16 @@ from ._errors import classify
 from ._metrics import Metrics
 from ._models import Request, Result
 
-__all__ = ["AdaptiveResults", "Controller", "Gate", "Limiter", "Limits", "Settings", "TracePoint", "open_gate"]
+__all__ = [
+    "AdaptiveResults",
+    "Controller",
+    "Gate",
+    "Limiter",
+    "Limits",
+    "Settings",
+    "TracePoint",
+    "open_gate",
+]
 
 
 def signal_of(error_code: str | None, http_status: int | None) -> tuple[bool, bool]:
@@ -92,8 +101,13 @@ class HubLag:
 class Limiter:
     """A slot count that follows one controller's limit; shared by every greenlet of the scope."""
 
-    def __init__(self, scope: str, controller: Controller, on_limit: Callable[[str, float], None] | None = None,
-                 lag: HubLag | None = None):
+    def __init__(
+        self,
+        scope: str,
+        controller: Controller,
+        on_limit: Callable[[str, float], None] | None = None,
+        lag: HubLag | None = None,
+    ):
         self.scope = scope
         self.controller = controller
         self.inflight = 0
@@ -135,8 +149,13 @@ class Limiter:
         usable = attempt.http_status is not None or throttled or dropped
         with self._cond:
             before, exact = self.limit, self.controller.limit
-            point = self.controller.sample(attempt.seconds if usable else None, throttled=throttled, dropped=dropped,
-                                           inflight=self.inflight, client_delay=self.lag.value if self.lag else 0.0)
+            point = self.controller.sample(
+                attempt.seconds if usable else None,
+                throttled=throttled,
+                dropped=dropped,
+                inflight=self.inflight,
+                client_delay=self.lag.value if self.lag else 0.0,
+            )
             if self.limit > before:  # slow start grows per answer, not only when a window closes
                 self._cond.notify(self.limit - before)
         if self._on_limit is not None and (point is not None or self.controller.limit != exact):
@@ -146,8 +165,12 @@ class Limiter:
 class Limits:
     """``engine.limits``: the limiters of one engine, by scope (service/region/account)."""
 
-    def __init__(self, metrics: Metrics | None = None, clock: Callable[[], float] = time.monotonic,
-                 gevent: bool = False):
+    def __init__(
+        self,
+        metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        gevent: bool = False,
+    ):
         self._metrics = metrics
         self._clock = clock
         self.lag = HubLag() if gevent else None
@@ -243,7 +266,10 @@ class Gate:
 
     def trace(self) -> dict[str, list[TracePoint]]:
         """The windows each scope closed since this gate was made."""
-        return {scope: [p for p in self.limits.trace(scope) if p.time >= self.started] for scope in sorted(self.scopes)}
+        return {
+            scope: [p for p in self.limits.trace(scope) if p.time >= self.started]
+            for scope in sorted(self.scopes)
+        }
 
 
 class AdaptiveResults(list[Result]):
@@ -252,8 +278,14 @@ class AdaptiveResults(list[Result]):
     trace: dict[str, list[TracePoint]]
 
 
-def open_gate(limits: Limits, initial_concurrency: Any = 5, target_latency: Any = 0.5, min_concurrency: Any = 1,
-              max_concurrency: Any = 256, reset: Any = False) -> Gate:
+def open_gate(
+    limits: Limits,
+    initial_concurrency: Any = 5,
+    target_latency: Any = 0.5,
+    min_concurrency: Any = 1,
+    max_concurrency: Any = 256,
+    reset: Any = False,
+) -> Gate:
     """A gate on ``limits`` for one run, from the user's numbers (a ConfigError names a bad one, before
     anything starts); with ``reset`` every scope first forgets what it learned."""
     settings = Settings.checked(initial_concurrency, target_latency, min_concurrency, max_concurrency)

@@ -10,8 +10,15 @@ from ._config import Config
 from ._engine import Engine, RawRequest
 from ._models import Result
 
-__all__ = ["adaptive_batch", "batch_requests", "dedupe_request", "default_engine", "iter_results",
-           "perf_stats", "reset_stats"]
+__all__ = [
+    "adaptive_batch",
+    "batch_requests",
+    "dedupe_request",
+    "default_engine",
+    "iter_results",
+    "perf_stats",
+    "reset_stats",
+]
 
 T = TypeVar("T")
 _default: Engine | None = None
@@ -29,8 +36,13 @@ def default_engine(make_config: Callable[[], Config] | None = None) -> Engine:
         return _default
 
 
-def batch_requests(requests: Iterable[RawRequest], concurrency: int | None = None, fail_fast: bool = False,
-                   processes: Any = None, **options: Any) -> list[Result]:
+def batch_requests(
+    requests: Iterable[RawRequest],
+    concurrency: int | None = None,
+    fail_fast: bool = False,
+    processes: Any = None,
+    **options: Any,
+) -> list[Result]:
     """Run every request with at most ``concurrency`` in flight (default: the engine's Config, i.e.
     GREENFETCH_CONCURRENCY or 10); results in request order.
 
@@ -39,22 +51,37 @@ def batch_requests(requests: Iterable[RawRequest], concurrency: int | None = Non
     :class:`BatchFailed`, which carries that failure and the results completed so far.
     ``processes`` (a whole number or ``auto``) overrides GREENFETCH_PROCESSES for this call.
     """
-    return default_engine().batch_requests(requests, concurrency, fail_fast=fail_fast, processes=processes, **options)
+    return default_engine().batch_requests(
+        requests, concurrency, fail_fast=fail_fast, processes=processes, **options
+    )
 
 
-def iter_results(requests: Iterable[RawRequest], concurrency: int | None = None, processes: Any = None,
-                 **options: Any) -> Iterator[Result]:
+def iter_results(
+    requests: Iterable[RawRequest], concurrency: int | None = None, processes: Any = None, **options: Any
+) -> Iterator[Result]:
     """Stream results as they complete (each carries its ``index``), pulling requests lazily."""
     return default_engine().iter_results(requests, concurrency, processes=processes, **options)
 
 
-def adaptive_batch(requests: Iterable[RawRequest], initial_concurrency: int = 5, target_latency: Any = 0.5,
-                   min_concurrency: int = 1, max_concurrency: int = 256, processes: Any = None,
-                   **options: Any) -> list[Result]:
+def adaptive_batch(
+    requests: Iterable[RawRequest],
+    initial_concurrency: int = 5,
+    target_latency: Any = 0.5,
+    min_concurrency: int = 1,
+    max_concurrency: int = 256,
+    processes: Any = None,
+    **options: Any,
+) -> list[Result]:
     """Like batch_requests, while a controller moves the limit from observed latency and throttling."""
     return default_engine().adaptive_batch(
-        requests, initial_concurrency, target_latency, min_concurrency, max_concurrency, processes=processes,
-        **options)
+        requests,
+        initial_concurrency,
+        target_latency,
+        min_concurrency,
+        max_concurrency,
+        processes=processes,
+        **options,
+    )
 
 
 def dedupe_request(signature: str, fn: Callable[[], T], window: Any = 5.0) -> T:

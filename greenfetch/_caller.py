@@ -85,7 +85,12 @@ class BotocoreCaller(Caller):
             creds.refresh_after(generation)
             return self._call(request, self.clients.client(request))
         value = self._call(request, client)
-        if request.operation == "GetCallerIdentity" and request.service == "sts" and creds is None and not request.role:
+        if (
+            request.operation == "GetCallerIdentity"
+            and request.service == "sts"
+            and creds is None
+            and not request.role
+        ):
             self.clients.note_own_account(request.profile, value.get("Account"))  # the seam's guard uses it
         return value
 
@@ -123,7 +128,9 @@ class BotocoreCaller(Caller):
         raise RequestError(
             f"unknown operation {request.operation!r} for service {request.service!r}{hint} "
             f"(it has {len(api_names)} operations, e.g. {', '.join(sorted(api_names)[:3])})",
-            code="UnknownOperation", guidance=f"nearest valid names: {', '.join(near)}" if near else None)
+            code="UnknownOperation",
+            guidance=f"nearest valid names: {', '.join(near)}" if near else None,
+        )
 
     def _profile_region(self, profile: str | None) -> str | None:
         """The profile's configured region, read once per profile: botocore's config chain is too

@@ -8,24 +8,44 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-__all__ = ["MAX_CONCURRENCY", "Config", "ConfigError", "check_whole", "format_duration", "parse_backend", "parse_duration",
-           "parse_processes"]
+__all__ = [
+    "MAX_CONCURRENCY",
+    "Config",
+    "ConfigError",
+    "check_whole",
+    "format_duration",
+    "parse_backend",
+    "parse_duration",
+    "parse_processes",
+]
 
 
 from ._exceptions import ConfigError
 
-_UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "hr": 3600.0}
+_UNITS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "sec": 1.0,
+    "m": 60.0,
+    "min": 60.0,
+    "h": 3600.0,
+    "hr": 3600.0,
+}
 
 
 def parse_duration(value: Any, name: str = "duration") -> float:
     """Seconds from ``0.5``, ``"500ms"``, ``"2s"``, ``"1min"``; a ConfigError naming ``name`` otherwise."""
     if isinstance(value, bool):
-        raise ConfigError(f"{name}: {value!r} is not a duration; use seconds (0.5) or a unit (500ms, 2s, 1min)")
+        raise ConfigError(
+            f"{name}: {value!r} is not a duration; use seconds (0.5) or a unit (500ms, 2s, 1min)"
+        )
     if isinstance(value, (int, float)):
         return float(value)
     text = str(value).strip().lower()
     number = text.rstrip("abcdefghijklmnopqrstuvwxyz")
-    unit = text[len(number):] or "s"
+    unit = text[len(number) :] or "s"
     try:
         return float(number) * _UNITS[unit]
     except (KeyError, ValueError):
@@ -93,16 +113,20 @@ def raise_open_file_limit(ceiling: int = 65536) -> None:
 def _check_limits(config: Config) -> None:
     """Concurrency and ports within what this process can use: a clear error, not a hang or EMFILE."""
     if config.concurrency > MAX_CONCURRENCY:
-        raise ConfigError(f"concurrency: {config.concurrency} is above the maximum of {MAX_CONCURRENCY}; "
-                          f"use a whole number from 1 to {MAX_CONCURRENCY}")
+        raise ConfigError(
+            f"concurrency: {config.concurrency} is above the maximum of {MAX_CONCURRENCY}; "
+            f"use a whole number from 1 to {MAX_CONCURRENCY}"
+        )
     files = open_file_limit()
     if files is not None and config.concurrency > files - _FD_MARGIN:
         raise_open_file_limit(max(65536, config.concurrency + _FD_MARGIN))  # only when needed: may help
         files = open_file_limit()
     if files is not None and config.concurrency > files - _FD_MARGIN:
-        raise ConfigError(f"concurrency: {config.concurrency} needs about {config.concurrency + _FD_MARGIN} open "
-                          f"files and this process may open {files} (ulimit -n); raise `ulimit -n` or use a "
-                          f"concurrency of at most {max(1, files - _FD_MARGIN)}")
+        raise ConfigError(
+            f"concurrency: {config.concurrency} needs about {config.concurrency + _FD_MARGIN} open "
+            f"files and this process may open {files} (ulimit -n); raise `ulimit -n` or use a "
+            f"concurrency of at most {max(1, files - _FD_MARGIN)}"
+        )
     port = config.metrics_port
     if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535):
         raise ConfigError(f"metrics_port: {port!r} is not a port; use a number from 1 to 65535 (e.g. 9464)")
@@ -136,7 +160,9 @@ def parse_processes(value: Any, name: str = "processes") -> int:
     try:
         number = int(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"{name}: {value!r} is not allowed; use a whole number of 1 or more, or auto") from None
+        raise ConfigError(
+            f"{name}: {value!r} is not allowed; use a whole number of 1 or more, or auto"
+        ) from None
     if number < 1:
         raise ConfigError(f"{name}: {value!r} is too small; use a whole number of 1 or more, or auto")
     return number
@@ -160,7 +186,9 @@ class Config:
     read_timeout: float = 60.0
     backend: str = "gevent"
     processes: int = 1
-    cache_dir: str = field(default_factory=lambda: os.path.join(os.path.expanduser("~"), ".cache", "greenfetch"))
+    cache_dir: str = field(
+        default_factory=lambda: os.path.join(os.path.expanduser("~"), ".cache", "greenfetch")
+    )
     cache_ttl: float = 3600.0
     metrics_port: int | None = None
     max_clients: int = 512
@@ -185,7 +213,9 @@ class Config:
     }
 
     @classmethod
-    def resolve(cls, flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    def resolve(
+        cls, flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+    ) -> Config:
         """Flags (None means 'not given') over environment over defaults, validated."""
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
@@ -217,7 +247,9 @@ class Config:
         if self.retry_mode not in ("standard", "adaptive", "legacy"):
             raise ConfigError(f"retry_mode: {self.retry_mode!r}; valid values are standard, adaptive, legacy")
         if self.backend not in BACKENDS:
-            raise ConfigError(f"backend: {self.backend!r} is not a backend; valid values are {', '.join(BACKENDS)}")
+            raise ConfigError(
+                f"backend: {self.backend!r} is not a backend; valid values are {', '.join(BACKENDS)}"
+            )
         if not self.cache_ttl >= 0:  # also NaN
             raise ConfigError(f"cache_ttl: {self.cache_ttl} is negative; use 0 (no cache) or more seconds")
         _check_limits(self)

@@ -72,19 +72,28 @@ class Settings:
     flat: float = 1.5  # slow start grows only on answers within this factor of the baseline
 
     @classmethod
-    def checked(cls, initial_concurrency: Any = 5, target_latency: Any = 0.5, min_concurrency: Any = 1,
-                max_concurrency: Any = 256) -> Settings:
+    def checked(
+        cls,
+        initial_concurrency: Any = 5,
+        target_latency: Any = 0.5,
+        min_concurrency: Any = 1,
+        max_concurrency: Any = 256,
+    ) -> Settings:
         lo = check_whole("min_concurrency", min_concurrency)
         hi = check_whole("max_concurrency", max_concurrency)
         start = check_whole("initial_concurrency", initial_concurrency)
         if lo > hi:
             raise ConfigError(f"min_concurrency: {lo} is above max_concurrency {hi}; use min <= max")
         if not lo <= start <= hi:
-            raise ConfigError(f"initial_concurrency: {start} is outside [{lo}, {hi}]; use a value between "
-                              "min_concurrency and max_concurrency")
+            raise ConfigError(
+                f"initial_concurrency: {start} is outside [{lo}, {hi}]; use a value between "
+                "min_concurrency and max_concurrency"
+            )
         target = parse_duration(target_latency, "target_latency")
         if not target > 0 or math.isinf(target):
-            raise ConfigError(f"target_latency: {target_latency!r} must be a positive duration (e.g. 500ms or 0.5)")
+            raise ConfigError(
+                f"target_latency: {target_latency!r} must be a positive duration (e.g. 500ms or 0.5)"
+            )
         return cls(initial=start, target_latency=target, min=lo, max=hi)
 
 
@@ -101,8 +110,14 @@ class TracePoint:
     rate: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"time": self.time, "limit": self.limit, "latency": self.latency, "throttles": self.throttles,
-                "samples": self.samples, "rate": self.rate}
+        return {
+            "time": self.time,
+            "limit": self.limit,
+            "latency": self.latency,
+            "throttles": self.throttles,
+            "samples": self.samples,
+            "rate": self.rate,
+        }
 
 
 class RateCap:
@@ -120,7 +135,9 @@ class RateCap:
         self.clock = clock
         self.rate: float | None = None  # requests/s; None until the first throttle
         self._answers: deque[float] = deque()  # when recent non-throttled answers arrived (accepted rate)
-        self._throttled: deque[float] = deque(maxlen=4096)  # when recent throttles came (their retries follow)
+        self._throttled: deque[float] = deque(
+            maxlen=4096
+        )  # when recent throttles came (their retries follow)
         self._born = math.inf  # when the earliest answer counted was sent
         self._cut = -math.inf  # when the rate was last set by a throttle
         self._stamp = clock()  # when the probe last grew the rate
@@ -188,7 +205,9 @@ class Controller:
     _delay: float  # HubLag: the sum and count of this process's own delay
     _delays: int
 
-    def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic, history: int = 10_000):
+    def __init__(
+        self, settings: Settings, clock: Callable[[], float] = time.monotonic, history: int = 10_000
+    ):
         self.settings = settings
         self.clock = clock
         self.limit = float(settings.initial)
@@ -196,7 +215,9 @@ class Controller:
         self.trace: deque[TracePoint] = deque(maxlen=history)
         self.slow_start = True
         self._baseline: float | None = None
-        self._smoothed: float | None = None  # window latency, smoothed (lowers the baseline between re-measures)
+        self._smoothed: float | None = (
+            None  # window latency, smoothed (lowers the baseline between re-measures)
+        )
         self._remeasure_at = math.inf  # when the next baseline re-measure starts
         self._restore = 0.0  # during a re-measure: the limit to go back to
         self._higher = False  # did the last re-measure read over 1.1x the baseline?
@@ -231,8 +252,15 @@ class Controller:
         """Seconds the next send must wait under the rate cap (0 without one); reserves its turn."""
         return self.cap.reserve()
 
-    def sample(self, latency: float | None, *, throttled: bool = False, dropped: bool = False, inflight: int = 0,
-               client_delay: float = 0.0) -> TracePoint | None:
+    def sample(
+        self,
+        latency: float | None,
+        *,
+        throttled: bool = False,
+        dropped: bool = False,
+        inflight: int = 0,
+        client_delay: float = 0.0,
+    ) -> TracePoint | None:
         """One finished attempt: ``latency`` None = no usable latency; ``throttled`` = the server said
         "too fast" (cuts the rate); ``dropped`` = it timed out (cuts the concurrency); ``client_delay`` =
         this process's current scheduling delay (see HubLag). Returns a TracePoint when a window closed."""
@@ -254,9 +282,12 @@ class Controller:
         if not throttled and latency is not None and latency > 1e-4 and sent >= self._last_cut:
             if self.slow_start and not self._flat(latency - 2.0 * client_delay):
                 self._slow_answer(sent)
-            elif (self.slow_start and inflight * 2 >= self.limit
-                    and latency <= self.settings.target_latency):  # never grow past the target
-                self.limit = min(self.limit + 1.0, float(self.settings.max))  # +1 per answer: x2 per round trip
+            elif (
+                self.slow_start and inflight * 2 >= self.limit and latency <= self.settings.target_latency
+            ):  # never grow past the target
+                self.limit = min(
+                    self.limit + 1.0, float(self.settings.max)
+                )  # +1 per answer: x2 per round trip
                 self._grown.append((now, self.limit))
             if sent >= self._start:  # only attempts sent in this window measure its limit
                 self._samples.append(latency)
@@ -358,7 +389,9 @@ class Controller:
         latency, so one lucky window of a noisy server does not set a baseline nothing can reach."""
         if latency is None:
             return
-        self._smoothed = latency if self._smoothed is None else self._smoothed + 0.3 * (latency - self._smoothed)
+        self._smoothed = (
+            latency if self._smoothed is None else self._smoothed + 0.3 * (latency - self._smoothed)
+        )
         low = latency if self.slow_start else self._smoothed
         if self._baseline is None or low < self._baseline:
             self._baseline = low

@@ -26,7 +26,15 @@ from cachetools import TLRUCache
 
 from ._config import ConfigError, parse_duration
 
-__all__ = ["CACHED", "COALESCED", "EXECUTED", "DedupeTable", "Singleflight", "check_signature", "check_window"]
+__all__ = [
+    "CACHED",
+    "COALESCED",
+    "EXECUTED",
+    "DedupeTable",
+    "Singleflight",
+    "check_signature",
+    "check_window",
+]
 
 EXECUTED, COALESCED, CACHED = "executed", "coalesced", "cached"
 
@@ -34,8 +42,10 @@ EXECUTED, COALESCED, CACHED = "executed", "coalesced", "cached"
 def check_signature(key: Any) -> str:
     """Signatures are strings (``Request.signature``); anything else is a caller's mistake."""
     if not isinstance(key, str):
-        raise ConfigError(f"signature: {key!r} ({type(key).__name__}) is not a string; pass a string such as "
-                          "Request.signature (e.g. 's3:ListBuckets:...')")
+        raise ConfigError(
+            f"signature: {key!r} ({type(key).__name__}) is not a string; pass a string such as "
+            "Request.signature (e.g. 's3:ListBuckets:...')"
+        )
     return key
 
 
@@ -43,8 +53,10 @@ def check_window(window: Any) -> float:
     """Seconds from ``5``, ``"500ms"``, ``"2s"``; 0 means coalesce in flight only, never reuse."""
     seconds = parse_duration(window, "window")
     if not seconds >= 0:  # also rejects NaN
-        raise ConfigError(f"window: {window!r} is negative; use 0 (share only while in flight) or more seconds "
-                          "(e.g. 5 or '5s')")
+        raise ConfigError(
+            f"window: {window!r} is negative; use 0 (share only while in flight) or more seconds "
+            "(e.g. 5 or '5s')"
+        )
     return seconds
 
 
@@ -114,21 +126,39 @@ class _Flight:
 class Singleflight:
     """``do(key, fn, window)``: one execution per key at a time, its value reused for ``window`` s."""
 
-    def __init__(self, metrics: Any = None, backend: Any = None, *, maxsize: int = 4096,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        metrics: Any = None,
+        backend: Any = None,
+        *,
+        maxsize: int = 4096,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.metrics = metrics
         self.table = DedupeTable(maxsize, clock)
         self._lock = threading.Lock()  # cooperative under gevent's patching; never held across a wait
         self._gevent = getattr(backend, "name", None) == "gevent"
         self._event: Callable[[], Any] = backend.event if self._gevent else threading.Event
 
-    def do(self, key: str, fn: Callable[[], Any], window: Any = 5.0, timeout: float | None = None,
-           on_outcome: Callable[[str], None] | None = None) -> Any:
+    def do(
+        self,
+        key: str,
+        fn: Callable[[], Any],
+        window: Any = 5.0,
+        timeout: float | None = None,
+        on_outcome: Callable[[str], None] | None = None,
+    ) -> Any:
         """``fn()``'s value, shared with concurrent and recent callers of the same ``key``."""
         return self.do_outcome(key, fn, window, timeout, on_outcome)[0]
 
-    def do_outcome(self, key: str, fn: Callable[[], Any], window: Any = 5.0, timeout: float | None = None,
-                   on_outcome: Callable[[str], None] | None = None) -> tuple[Any, str]:
+    def do_outcome(
+        self,
+        key: str,
+        fn: Callable[[], Any],
+        window: Any = 5.0,
+        timeout: float | None = None,
+        on_outcome: Callable[[str], None] | None = None,
+    ) -> tuple[Any, str]:
         """(value, outcome) where outcome is executed, coalesced or cached; ``fn``'s exception is raised
         to every caller that waited on that execution. ``timeout`` bounds this caller's wait only.
         ``on_outcome`` hears the outcome before the wait, so a caller learns it even when ``fn`` raises."""

@@ -46,8 +46,14 @@ class Engine:
     """Clients, connection pools, metrics, dedupe state, adaptive limits and worker processes for one
     set of runs: each made here, once, and owned by the engine."""
 
-    def __init__(self, config: Config | None = None, *, caller: Caller | None = None, registry: Any = None,
-                 backend: Backend | None = None):
+    def __init__(
+        self,
+        config: Config | None = None,
+        *,
+        caller: Caller | None = None,
+        registry: Any = None,
+        backend: Backend | None = None,
+    ):
         self.config = config or Config.resolve()
         self.backend = backend or backend_for(self.config.backend, max_workers=1024)
         self.clients = ClientCache(self.config)
@@ -71,13 +77,25 @@ class Engine:
         region, client and API name together): the request and what ``caller.call`` needs."""
         request = Request.coerce(raw)
         config = self.config
-        defaults = {name: value for name, value in (("profile", config.profile), ("region", config.region),
-                                                    ("endpoint_url", config.endpoint_url))
-                    if value and not getattr(request, name)}
+        defaults = {
+            name: value
+            for name, value in (
+                ("profile", config.profile),
+                ("region", config.region),
+                ("endpoint_url", config.endpoint_url),
+            )
+            if value and not getattr(request, name)
+        }
         return self.caller.resolve(request._evolve(**defaults) if defaults else request)
 
-    def execute(self, raw: RawRequest, index: int = 0, *, gate: GateFn | None = None,
-                dedupe_window: float | None = None) -> Result:
+    def execute(
+        self,
+        raw: RawRequest,
+        index: int = 0,
+        *,
+        gate: GateFn | None = None,
+        dedupe_window: float | None = None,
+    ) -> Result:
         """Run one request to its Result; never raises for anything the request or AWS did.
 
         With ``dedupe_window`` (seconds; 0 = only while in flight) identical requests share one call
@@ -96,11 +114,17 @@ class Engine:
                 with self._gated(request, gate) as (limit, waited):
                     started += waited  # waiting for a gate slot is not the request's time
                     value, shared = self._shared(request, client, recorder, dedupe_window)
-            result = Result(index, request, result=value, concurrency=limit, request_id=_pop_request_id(value))
+            result = Result(
+                index, request, result=value, concurrency=limit, request_id=_pop_request_id(value)
+            )
         except Exception as exc:  # noqa: BLE001 - every failure becomes this request's Result
             result = self._failure(index, request, exc)
             result.concurrency = limit  # a call that failed was dispatched under a limit too
-            if isinstance(request, Request) and not recorder.attempts and result.error_code not in UNBUILT_CODES:
+            if (
+                isinstance(request, Request)
+                and not recorder.attempts
+                and result.error_code not in UNBUILT_CODES
+            ):
                 _record_unseen_attempt(recorder, started, result)  # a caller below botocore's events
         else:
             if not recorder.attempts:
@@ -117,8 +141,9 @@ class Engine:
         with gate(request) as limit, self.metrics.inflight():
             yield limit, time.perf_counter() - queued
 
-    def _shared(self, request: Request, client: Any, recorder: AttemptRecorder,
-                window: float | None) -> tuple[Any, bool]:
+    def _shared(
+        self, request: Request, client: Any, recorder: AttemptRecorder, window: float | None
+    ) -> tuple[Any, bool]:
         """(response, shared?): the call, or with a dedupe window a share of an identical request's
         call (a shallow copy, so popping ResponseMetadata from one Result does not touch the others)."""
 
@@ -145,15 +170,31 @@ class Engine:
         code, message, status, request_id = describe(exc)
         service, operation = names_of(request)
         identity = request.identity if isinstance(request, Request) else ""
-        info = classify(code, http_status=status, service=service or "", operation=operation or "", identity=identity)
-        return failed_result(index, request, code, message, retryable=info.retryable, request_id=request_id,
-                             guidance=getattr(exc, "guidance", None) or info.guidance)
+        info = classify(
+            code, http_status=status, service=service or "", operation=operation or "", identity=identity
+        )
+        return failed_result(
+            index,
+            request,
+            code,
+            message,
+            retryable=info.retryable,
+            request_id=request_id,
+            guidance=getattr(exc, "guidance", None) or info.guidance,
+        )
 
     # -- many requests -----------------------------------------------------------------------
 
-    def iter_results(self, requests: Iterable[RawRequest], concurrency: int | None = None, *,
-                     fail_fast: bool = False, gate: GateFn | None = None, dedupe_window: Any = None,
-                     processes: Any = None) -> Iterator[Result]:
+    def iter_results(
+        self,
+        requests: Iterable[RawRequest],
+        concurrency: int | None = None,
+        *,
+        fail_fast: bool = False,
+        gate: GateFn | None = None,
+        dedupe_window: Any = None,
+        processes: Any = None,
+    ) -> Iterator[Result]:
         """Results as they complete. Requests are pulled lazily: a slot frees only when its result
         has been taken, so memory is bounded by the concurrency, not by the number of requests.
         ``processes`` (a whole number or ``auto``) overrides the Config's for this call."""
@@ -161,8 +202,9 @@ class Engine:
         window = None if dedupe_window is None else check_window(dedupe_window)
         workers = self.config.processes if processes is None else parse_processes(processes)
         if workers > 1:  # docs/contract.md, section 9: the same API over worker processes
-            return self.pools.iter_results(workers, requests, limit, fail_fast=fail_fast, gate=gate,
-                                           dedupe_window=window)
+            return self.pools.iter_results(
+                workers, requests, limit, fail_fast=fail_fast, gate=gate, dedupe_window=window
+            )
 
         def run(index: int, raw: RawRequest) -> Result:
             return self.execute(raw, index, gate=gate, dedupe_window=window)
@@ -170,48 +212,99 @@ class Engine:
         stop = (lambda result: result.error is not None) if fail_fast else None
         return iter_bounded(self.backend, requests, run, limit, stop=stop)
 
-    def batch_requests(self, requests: Iterable[RawRequest], concurrency: int | None = None, *,
-                       fail_fast: bool = False, gate: GateFn | None = None, dedupe_window: Any = None,
-                       processes: Any = None) -> list[Result]:
+    def batch_requests(
+        self,
+        requests: Iterable[RawRequest],
+        concurrency: int | None = None,
+        *,
+        fail_fast: bool = False,
+        gate: GateFn | None = None,
+        dedupe_window: Any = None,
+        processes: Any = None,
+    ) -> list[Result]:
         """All results in request order; fail-fast raises BatchFailed at the first failure."""
-        results = list(self.iter_results(requests, concurrency, fail_fast=fail_fast, gate=gate,
-                                         dedupe_window=dedupe_window, processes=processes))
+        results = list(
+            self.iter_results(
+                requests,
+                concurrency,
+                fail_fast=fail_fast,
+                gate=gate,
+                dedupe_window=dedupe_window,
+                processes=processes,
+            )
+        )
         results.sort(key=lambda r: r.index)
         failure = next((r for r in results if r.error is not None), None) if fail_fast else None
         if failure is not None:
             raise BatchFailed(failure, results)
         return results
 
-    def adaptive_batch(self, requests: Iterable[RawRequest], initial_concurrency: Any = 5,
-                       target_latency: Any = 0.5, min_concurrency: Any = 1, max_concurrency: Any = 256, *,
-                       fail_fast: bool = False, reset: Any = False, dedupe_window: Any = None,
-                       processes: Any = None) -> AdaptiveResults:
+    def adaptive_batch(
+        self,
+        requests: Iterable[RawRequest],
+        initial_concurrency: Any = 5,
+        target_latency: Any = 0.5,
+        min_concurrency: Any = 1,
+        max_concurrency: Any = 256,
+        *,
+        fail_fast: bool = False,
+        reset: Any = False,
+        dedupe_window: Any = None,
+        processes: Any = None,
+    ) -> AdaptiveResults:
         """Like ``batch_requests`` with the limit set by the engine's adaptive limiters (``self.limits``).
 
         ``max_concurrency`` bounds the requests pulled at once; each request's scope limiter decides
         how many of those run. What a scope learned carries over to the engine's next batch;
         ``reset=True`` forgets it first. Bad numbers raise ConfigError before anything starts."""
-        gate = open_gate(self.limits, initial_concurrency, target_latency, min_concurrency, max_concurrency, reset)
+        gate = open_gate(
+            self.limits, initial_concurrency, target_latency, min_concurrency, max_concurrency, reset
+        )
         results = AdaptiveResults()
         results.trace = {}
         try:
-            results.extend(self.batch_requests(requests, gate.settings.max, fail_fast=fail_fast, gate=gate,
-                                               dedupe_window=dedupe_window, processes=processes))
+            results.extend(
+                self.batch_requests(
+                    requests,
+                    gate.settings.max,
+                    fail_fast=fail_fast,
+                    gate=gate,
+                    dedupe_window=dedupe_window,
+                    processes=processes,
+                )
+            )
         finally:
             results.trace = gate.trace()
         return results
 
-    def iter_adaptive(self, requests: Iterable[RawRequest], initial_concurrency: Any = 5,
-                      target_latency: Any = 0.5, min_concurrency: Any = 1, max_concurrency: Any = 256, *,
-                      fail_fast: bool = False, reset: Any = False, dedupe_window: Any = None,
-                      processes: Any = None,
-                      on_trace: Callable[[dict[str, list[TracePoint]]], None] | None = None) -> Iterator[Result]:
+    def iter_adaptive(
+        self,
+        requests: Iterable[RawRequest],
+        initial_concurrency: Any = 5,
+        target_latency: Any = 0.5,
+        min_concurrency: Any = 1,
+        max_concurrency: Any = 256,
+        *,
+        fail_fast: bool = False,
+        reset: Any = False,
+        dedupe_window: Any = None,
+        processes: Any = None,
+        on_trace: Callable[[dict[str, list[TracePoint]]], None] | None = None,
+    ) -> Iterator[Result]:
         """``adaptive_batch`` as a stream: results as they complete, so a caller stopped early (Ctrl-C,
         SIGTERM, fail-fast) still has what completed; ``on_trace`` gets the trace when the stream ends.
         Bad numbers raise ConfigError here, before anything starts."""
-        gate = open_gate(self.limits, initial_concurrency, target_latency, min_concurrency, max_concurrency, reset)
-        results = self.iter_results(requests, gate.settings.max, fail_fast=fail_fast, gate=gate,
-                                    dedupe_window=dedupe_window, processes=processes)
+        gate = open_gate(
+            self.limits, initial_concurrency, target_latency, min_concurrency, max_concurrency, reset
+        )
+        results = self.iter_results(
+            requests,
+            gate.settings.max,
+            fail_fast=fail_fast,
+            gate=gate,
+            dedupe_window=dedupe_window,
+            processes=processes,
+        )
 
         def stream() -> Iterator[Result]:
             try:

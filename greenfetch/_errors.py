@@ -20,32 +20,84 @@ import botocore.exceptions
 
 from ._exceptions import BodyTooLarge, RequestError, StorageError
 
-__all__ = ["BODY_TOO_LARGE", "DISK_ERRNOS", "EXPIRED_CODES", "IDENTITY_MISMATCH", "THROTTLE_CODES", "TOO_MANY_OPEN_FILES", "UNBUILT_CODES", "UNNAMED_CODES", "Classification", "classify", "describe", "is_throttle",
-           "storage_error", "suggest"]
+__all__ = [
+    "BODY_TOO_LARGE",
+    "DISK_ERRNOS",
+    "EXPIRED_CODES",
+    "IDENTITY_MISMATCH",
+    "THROTTLE_CODES",
+    "TOO_MANY_OPEN_FILES",
+    "UNBUILT_CODES",
+    "UNNAMED_CODES",
+    "Classification",
+    "classify",
+    "describe",
+    "is_throttle",
+    "storage_error",
+    "suggest",
+]
 
 
-TOO_MANY_OPEN_FILES = "TooManyOpenFiles"  # EMFILE/ENFILE anywhere in the chain: not transient, not a connect error
+TOO_MANY_OPEN_FILES = (
+    "TooManyOpenFiles"  # EMFILE/ENFILE anywhere in the chain: not transient, not a connect error
+)
 BODY_TOO_LARGE = BodyTooLarge.code  # a response body over Config.body_limit: the same answer on every retry
 
 # botocore's standard retry mode treats these as throttling (botocore/retries/standard.py).
-THROTTLE_CODES = frozenset({
-    "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
-    "TooManyRequestsException", "ProvisionedThroughputExceededException", "TransactionInProgressException",
-    "RequestLimitExceeded", "BandwidthLimitExceeded", "LimitExceededException", "RequestThrottled",
-    "SlowDown", "PriorRequestNotComplete", "EC2ThrottledException",
-})
-_TRANSIENT = frozenset({
-    "RequestTimeout", "RequestTimeoutException", "InternalError", "InternalFailure", "InternalServerError",
-    "InternalServerException", "ServiceUnavailable", "ServiceUnavailableException", "ServiceException",
-    # botocore's connection-level exceptions, by class name (the engine reports type(exc).__name__)
-    "ConnectionError", "EndpointConnectionError", "ConnectionClosedError", "ReadTimeoutError",
-    "ConnectTimeoutError", "ProxyConnectionError", "HTTPClientError",
-})
-_DENIED = frozenset({
-    "AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnrecognizedClientException",
-    "InvalidClientTokenId", "AuthFailure", "AuthorizationError",
-    "UnauthorizedException", "NoCredentials", "SignatureDoesNotMatch", "InvalidAccessKeyId",
-})
+THROTTLE_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "TransactionInProgressException",
+        "RequestLimitExceeded",
+        "BandwidthLimitExceeded",
+        "LimitExceededException",
+        "RequestThrottled",
+        "SlowDown",
+        "PriorRequestNotComplete",
+        "EC2ThrottledException",
+    }
+)
+_TRANSIENT = frozenset(
+    {
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "InternalError",
+        "InternalFailure",
+        "InternalServerError",
+        "InternalServerException",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "ServiceException",
+        # botocore's connection-level exceptions, by class name (the engine reports type(exc).__name__)
+        "ConnectionError",
+        "EndpointConnectionError",
+        "ConnectionClosedError",
+        "ReadTimeoutError",
+        "ConnectTimeoutError",
+        "ProxyConnectionError",
+        "HTTPClientError",
+    }
+)
+_DENIED = frozenset(
+    {
+        "AccessDenied",
+        "AccessDeniedException",
+        "UnauthorizedOperation",
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "AuthFailure",
+        "AuthorizationError",
+        "UnauthorizedException",
+        "NoCredentials",
+        "SignatureDoesNotMatch",
+        "InvalidAccessKeyId",
+    }
+)
 # The call's session token had expired when AWS received it (EC2 says RequestExpired, for an expired
 # token as for a clock behind). Role credentials greenfetch assumed are refreshed before they expire
 # and once more when AWS says this, so it stands only after a refresh (or for temporary credentials
@@ -57,20 +109,38 @@ _SKEW = frozenset({"RequestTimeTooSkewed", "RequestInTheFuture"})
 # fail with one of these is not reported ok. IdentityMismatch: greenfetch refused to sign one account's
 # request with another account's credentials (``_clients.ClientCache.check_identity``).
 IDENTITY_MISMATCH = "IdentityMismatch"
-_CREDENTIALS = EXPIRED_CODES | _SKEW | frozenset({
-    "UnrecognizedClientException", "InvalidClientTokenId", "AuthFailure", "NoCredentials",
-    "SignatureDoesNotMatch", "InvalidAccessKeyId", IDENTITY_MISMATCH,
-})
+_CREDENTIALS = (
+    EXPIRED_CODES
+    | _SKEW
+    | frozenset(
+        {
+            "UnrecognizedClientException",
+            "InvalidClientTokenId",
+            "AuthFailure",
+            "NoCredentials",
+            "SignatureDoesNotMatch",
+            "InvalidAccessKeyId",
+            IDENTITY_MISMATCH,
+        }
+    )
+)
 # The service is not enabled, subscribed, opted into or set up for this account there (status
 # ``unavailable``: nothing for a user to fix in a permission). By the code alone where the code says so.
-_UNAVAILABLE = frozenset({
-    "OptInRequired", "InvalidRequestException", "UninitializedAccountException",
-    "SubscriptionRequiredException", "UnsupportedOperation", "ServiceNotAvailable",
-    "OptInRequiredException",  # Compute Optimizer: the account is not opted in
-    "AWSOrganizationsNotInUseException",  # Organizations (and the services built on it): no organization
-    "OrganizationsNotInUseException", "CloudTrailAccessNotEnabledException",  # CloudTrail, organization trails
-    "ServiceAccessNotEnabledException",  # IAM: trusted access for IAM not enabled in Organizations
-})
+_UNAVAILABLE = frozenset(
+    {
+        "OptInRequired",
+        "InvalidRequestException",
+        "UninitializedAccountException",
+        "SubscriptionRequiredException",
+        "UnsupportedOperation",
+        "ServiceNotAvailable",
+        "OptInRequiredException",  # Compute Optimizer: the account is not opted in
+        "AWSOrganizationsNotInUseException",  # Organizations (and the services built on it): no organization
+        "OrganizationsNotInUseException",
+        "CloudTrailAccessNotEnabledException",  # CloudTrail, organization trails
+        "ServiceAccessNotEnabledException",  # IAM: trusted access for IAM not enabled in Organizations
+    }
+)
 # A code that means "not enabled" only in one service (elsewhere it may be a permission or bad input):
 # Security Hub answers InvalidAccessException "Account ... is not subscribed to AWS Security Hub".
 _UNAVAILABLE_IN = frozenset({("securityhub", "InvalidAccessException")})
@@ -80,16 +150,26 @@ _UNAVAILABLE_IN = frozenset({("securityhub", "InvalidAccessException")})
 # a missing permission does, so that stays ``denied``).
 _UNAVAILABLE_SAYING = {("macie2", "AccessDeniedException"): "Macie is not enabled"}
 _QUOTA = frozenset({"ServiceQuotaExceededException", "QuotaExceededException"})
-_TIMEOUTS = frozenset({"ReadTimeoutError", "ConnectTimeoutError", "RequestTimeout", "RequestTimeoutException"})
+_TIMEOUTS = frozenset(
+    {"ReadTimeoutError", "ConnectTimeoutError", "RequestTimeout", "RequestTimeoutException"}
+)
 
 # A request whose service or operation is not a known name: whatever the user typed, so it never
 # becomes a metric label. InvalidInput: an input line that was not even JSON (``UnreadableInput``).
-UNNAMED_CODES = frozenset({"UnknownService", "UnknownOperation", "InvalidRequest", "MissingField",
-                           "InvalidInput"})
+UNNAMED_CODES = frozenset(
+    {"UnknownService", "UnknownOperation", "InvalidRequest", "MissingField", "InvalidInput"}
+)
 # A request that failed before anything was sent: it used no attempt.
-UNBUILT_CODES = UNNAMED_CODES | frozenset({
-    "NoRegion", "ParamValidation", "InvalidCredentials", "ProfileNotFound", "InvalidRole", IDENTITY_MISMATCH,
-})
+UNBUILT_CODES = UNNAMED_CODES | frozenset(
+    {
+        "NoRegion",
+        "ParamValidation",
+        "InvalidCredentials",
+        "ProfileNotFound",
+        "InvalidRole",
+        IDENTITY_MISMATCH,
+    }
+)
 _INVALID = UNBUILT_CODES | frozenset({"ValidationException", "ValidationError", "InvalidParameterValue"})
 
 
@@ -110,41 +190,74 @@ class Classification:
     credentials: bool = False
 
 
-def classify(code: str | None, *, http_status: int | None = None, service: str = "", operation: str = "",
-             identity: str = "", message: str = "") -> Classification:
+def classify(
+    code: str | None,
+    *,
+    http_status: int | None = None,
+    service: str = "",
+    operation: str = "",
+    identity: str = "",
+    message: str = "",
+) -> Classification:
     """Classify an AWS error code (or an exception class name when there is no code). ``service``
     (and for a few codes ``message``, AWS's text) decide the codes whose meaning depends on them."""
     code = code or (f"HTTP{http_status}" if http_status else "Unknown")
     call = f"{service}:{operation}" if service else "the operation"
     if (service, code) in _UNAVAILABLE_IN or (
-            (phrase := _UNAVAILABLE_SAYING.get((service, code))) is not None and phrase in message):
+        (phrase := _UNAVAILABLE_SAYING.get((service, code))) is not None and phrase in message
+    ):
         return _unavailable(code)
     if code in _CREDENTIALS:
         return _credentials(code, call, identity)
     if code == TOO_MANY_OPEN_FILES:
-        return Classification(code, "error", False, False,
-                              "this process ran out of file descriptors (EMFILE): raise the limit (`ulimit -n`, "
-                              "LimitNOFILE= under systemd) or lower the concurrency")
+        return Classification(
+            code,
+            "error",
+            False,
+            False,
+            "this process ran out of file descriptors (EMFILE): raise the limit (`ulimit -n`, "
+            "LimitNOFILE= under systemd) or lower the concurrency",
+        )
     if code == BODY_TOO_LARGE:
-        return Classification(code, "error", False, False,
-                              "ask for the object in parts with the Range parameter (e.g. \"Range\": "
-                              "\"bytes=0-1048575\"), or raise the limit (GREENFETCH_BODY_LIMIT=BYTES, Config(body_limit=...))")
+        return Classification(
+            code,
+            "error",
+            False,
+            False,
+            'ask for the object in parts with the Range parameter (e.g. "Range": '
+            '"bytes=0-1048575"), or raise the limit (GREENFETCH_BODY_LIMIT=BYTES, Config(body_limit=...))',
+        )
     if code in THROTTLE_CODES or http_status == 429:
-        return Classification(code, "throttled", True, True,
-                              "AWS is throttling these calls: back off and retry, or lower the concurrency "
-                              "(adaptive-batch does this by itself)")
+        return Classification(
+            code,
+            "throttled",
+            True,
+            True,
+            "AWS is throttling these calls: back off and retry, or lower the concurrency "
+            "(adaptive-batch does this by itself)",
+        )
     if code in _QUOTA:
-        return Classification(code, "quota", False, False,
-                              "a service quota is exhausted: request a quota increase in Service Quotas "
-                              "for this account and region, or free some capacity")
+        return Classification(
+            code,
+            "quota",
+            False,
+            False,
+            "a service quota is exhausted: request a quota increase in Service Quotas "
+            "for this account and region, or free some capacity",
+        )
     if code in _DENIED:
         return _denied(code, call, identity)
     if code in _UNAVAILABLE:
         return _unavailable(code)
     if code in _TRANSIENT or (http_status is not None and http_status >= 500):
-        return Classification(code, "transient", True, False,
-                              "a transient AWS or network failure: retrying later usually succeeds",
-                              timeout=code in _TIMEOUTS)
+        return Classification(
+            code,
+            "transient",
+            True,
+            False,
+            "a transient AWS or network failure: retrying later usually succeeds",
+            timeout=code in _TIMEOUTS,
+        )
     if code in _INVALID:
         return Classification(code, "invalid", False, False, None)
     if code.startswith("NoSuch") or code.endswith(("NotFound", "NotFoundException")) or http_status == 404:
@@ -153,37 +266,64 @@ def classify(code: str | None, *, http_status: int | None = None, service: str =
 
 
 def _unavailable(code: str) -> Classification:
-    return Classification(code, "unavailable", False, False,
-                          "the service is not enabled, subscribed or initialized in this account and region "
-                          "(an opt-in, a subscription or a first set-up it never had there)")
+    return Classification(
+        code,
+        "unavailable",
+        False,
+        False,
+        "the service is not enabled, subscribed or initialized in this account and region "
+        "(an opt-in, a subscription or a first set-up it never had there)",
+    )
 
 
 def _denied(code: str, call: str, identity: str, *, credentials: bool = False) -> Classification:
     who = f" for {identity}" if identity and identity != "default" else ""
-    return Classification(code, "denied", False, False,
-                          f"permission missing: allow {call}{who} in its IAM policy (and check SCPs and "
-                          "the credentials' validity)", credentials=credentials)
+    return Classification(
+        code,
+        "denied",
+        False,
+        False,
+        f"permission missing: allow {call}{who} in its IAM policy (and check SCPs and "
+        "the credentials' validity)",
+        credentials=credentials,
+    )
 
 
 def _credentials(code: str, call: str, identity: str) -> Classification:
     if code in EXPIRED_CODES:
-        return Classification(code, "expired", False, False,
-                              "the credentials had expired when AWS received the call: greenfetch renews the roles "
-                              "it assumes before they expire and once more on this error, so either these "
-                              "temporary credentials came from outside (renew them: aws sso login, a new STS "
-                              "session) or this machine's clock is behind (sync it: timedatectl, chrony)",
-                              credentials=True)
+        return Classification(
+            code,
+            "expired",
+            False,
+            False,
+            "the credentials had expired when AWS received the call: greenfetch renews the roles "
+            "it assumes before they expire and once more on this error, so either these "
+            "temporary credentials came from outside (renew them: aws sso login, a new STS "
+            "session) or this machine's clock is behind (sync it: timedatectl, chrony)",
+            credentials=True,
+        )
     if code in _SKEW:
-        return Classification(code, "error", False, False,
-                              "AWS refused the call's timestamp: this machine's clock is off from AWS's by more "
-                              "than the 5 (EC2: 15) minutes allowed; sync the system clock (timedatectl "
-                              "set-ntp true, chrony or ntpd; in a container, the host's clock) and run again",
-                              credentials=True)
+        return Classification(
+            code,
+            "error",
+            False,
+            False,
+            "AWS refused the call's timestamp: this machine's clock is off from AWS's by more "
+            "than the 5 (EC2: 15) minutes allowed; sync the system clock (timedatectl "
+            "set-ntp true, chrony or ntpd; in a container, the host's clock) and run again",
+            credentials=True,
+        )
     if code == IDENTITY_MISMATCH:
-        return Classification(code, "error", False, False,
-                              "greenfetch refused to run one account's request with another account's "
-                              "credentials: give a role to assume in that account (--role-name, or roleName in "
-                              "the accounts table), or the credentials assumed for it", credentials=True)
+        return Classification(
+            code,
+            "error",
+            False,
+            False,
+            "greenfetch refused to run one account's request with another account's "
+            "credentials: give a role to assume in that account (--role-name, or roleName in "
+            "the accounts table), or the credentials assumed for it",
+            credentials=True,
+        )
     return _denied(code, call, identity, credentials=True)
 
 
@@ -207,7 +347,12 @@ def describe(exc: BaseException) -> tuple[str, str, int | None, str | None]:
     if isinstance(exc, botocore.exceptions.ParamValidationError):
         return "ParamValidation", str(exc).replace("\n", " "), None, None
     if isinstance(exc, botocore.exceptions.NoCredentialsError):
-        return "NoCredentials", "no AWS credentials found (set AWS_PROFILE, AWS_ACCESS_KEY_ID, or a role)", None, None
+        return (
+            "NoCredentials",
+            "no AWS credentials found (set AWS_PROFILE, AWS_ACCESS_KEY_ID, or a role)",
+            None,
+            None,
+        )
     return type(exc).__name__, str(exc) or repr(exc), None, None
 
 
@@ -224,8 +369,12 @@ def _fd_exhausted(exc: BaseException) -> OSError | None:
         if isinstance(item, OSError) and item.errno in (errno.EMFILE, errno.ENFILE):
             return item
         kwargs = getattr(item, "kwargs", None)
-        todo += [item.__cause__, item.__context__, getattr(item, "reason", None),
-                 kwargs.get("error") if isinstance(kwargs, dict) else None]
+        todo += [
+            item.__cause__,
+            item.__context__,
+            getattr(item, "reason", None),
+            kwargs.get("error") if isinstance(kwargs, dict) else None,
+        ]
     return None
 
 
@@ -249,7 +398,13 @@ _STORAGE_HINTS = {
 # A write refused by the storage under it, whatever the file: no space, no quota, a read-only mount, a
 # file size limit, a failing device (a missing permission is usually an open, named by its caller).
 DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EIO})
-_SQLITE_ERRNO = {13: errno.ENOSPC, 8: errno.EROFS, 3: errno.EACCES, 23: errno.EACCES, 10: errno.EIO}  # FULL, READONLY, PERM, AUTH, IOERR
+_SQLITE_ERRNO = {
+    13: errno.ENOSPC,
+    8: errno.EROFS,
+    3: errno.EACCES,
+    23: errno.EACCES,
+    10: errno.EIO,
+}  # FULL, READONLY, PERM, AUTH, IOERR
 _SQLITE_DAMAGED = frozenset({11, 26})  # SQLITE_CORRUPT, SQLITE_NOTADB
 
 
@@ -262,9 +417,15 @@ def storage_error(exc: BaseException, what: str, kept: str = "") -> StorageError
         reason, number = str(exc), _SQLITE_ERRNO.get(code & 0xFF)
         damaged = code & 0xFF in _SQLITE_DAMAGED
     else:
-        reason = (exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)) or type(exc).__name__
+        reason = (exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)) or type(
+            exc
+        ).__name__
         number, damaged = getattr(exc, "errno", None), False
-    hint = ("the database is damaged: recover what it holds with sqlite3's .recover, or use another file"
-            if damaged else _STORAGE_HINTS.get(number or 0, ""))
-    return StorageError("; ".join(part for part in (f"{what}: {reason}", kept, hint) if part),
-                        exit_code=2 if damaged else 1)
+    hint = (
+        "the database is damaged: recover what it holds with sqlite3's .recover, or use another file"
+        if damaged
+        else _STORAGE_HINTS.get(number or 0, "")
+    )
+    return StorageError(
+        "; ".join(part for part in (f"{what}: {reason}", kept, hint) if part), exit_code=2 if damaged else 1
+    )

@@ -23,8 +23,18 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["BatchFailed", "BodyTooLarge", "BrokerError", "ConfigError", "EngineImportError", "ExpositionError", "GreenfetchError",
-           "InventoryError", "RequestError", "StorageError"]
+__all__ = [
+    "BatchFailed",
+    "BodyTooLarge",
+    "BrokerError",
+    "ConfigError",
+    "EngineImportError",
+    "ExpositionError",
+    "GreenfetchError",
+    "InventoryError",
+    "RequestError",
+    "StorageError",
+]
 
 
 class GreenfetchError(Exception):
@@ -61,8 +71,10 @@ class BodyTooLarge(GreenfetchError):
     def __init__(self, member: str, limit: int, size: int | None = None):
         self.member, self.limit, self.size = member, limit, size
         what = f"{size:,} bytes" if size is not None and size > limit else f"more than {limit:,} bytes"
-        super().__init__(f"the response's {member} is {what}, over the body limit of {limit:,} bytes "
-                         f"(GREENFETCH_BODY_LIMIT); none of it was kept")
+        super().__init__(
+            f"the response's {member} is {what}, over the body limit of {limit:,} bytes "
+            f"(GREENFETCH_BODY_LIMIT); none of it was kept"
+        )
 
 
 class BatchFailed(GreenfetchError):

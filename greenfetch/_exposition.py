@@ -44,7 +44,9 @@ def serve(registry: CollectorRegistry, port: int, addr: str = "0.0.0.0") -> Any:
     Port 0 picks a free port: read it back from ``server.server_port``.
     """
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-        raise ExpositionError(f"metrics port: {port!r} is not a port; use a number from 1 to 65535 (e.g. 9464)")
+        raise ExpositionError(
+            f"metrics port: {port!r} is not a port; use a number from 1 to 65535 (e.g. 9464)"
+        )
     try:
         started = start_http_server(port, addr=addr, registry=registry)
     except OSError as exc:
@@ -79,14 +81,24 @@ def _free_port_near(port: int, addr: str, tries: int = 32) -> int | None:
     return None
 
 
-def push(registry: CollectorRegistry, url: str, job: str = "greenfetch", timeout: float = 10.0,
-         grouping_key: dict[str, str] | None = None) -> None:
+def push(
+    registry: CollectorRegistry,
+    url: str,
+    job: str = "greenfetch",
+    timeout: float = 10.0,
+    grouping_key: dict[str, str] | None = None,
+) -> None:
     """Replace this job's group on the Pushgateway at ``url`` with the registry's current values."""
     if not isinstance(url, str) or not url.strip():
         raise ExpositionError(f"pushgateway: {url!r} is not a URL; use e.g. http://localhost:9091")
     try:
         push_to_gateway(url.strip(), job=job, registry=registry, timeout=timeout, grouping_key=grouping_key)
-    except (URLError, OSError, ValueError, http.client.HTTPException) as exc:  # InvalidURL is an HTTPException
+    except (
+        URLError,
+        OSError,
+        ValueError,
+        http.client.HTTPException,
+    ) as exc:  # InvalidURL is an HTTPException
         reason = getattr(exc, "reason", None) or exc
         raise ExpositionError(f"pushgateway {url}: push failed: {reason}") from None
 
@@ -95,8 +107,12 @@ def check_url(url: str, name: str = "pushgateway") -> str:
     """``url`` if it looks like an http(s) URL with a host; ExpositionError otherwise. Checked when the
     flag is read, so a typo fails before the run, not after the data was written."""
     parsed = urllib.parse.urlsplit(url.strip()) if isinstance(url, str) else None
-    if parsed is None or parsed.scheme not in ("http", "https", "") or not (parsed.netloc or parsed.path) \
-            or any(c.isspace() for c in url.strip()):
+    if (
+        parsed is None
+        or parsed.scheme not in ("http", "https", "")
+        or not (parsed.netloc or parsed.path)
+        or any(c.isspace() for c in url.strip())
+    ):
         raise ExpositionError(f"{name}: {url!r} is not a URL; use e.g. http://localhost:9091")
     return url
 

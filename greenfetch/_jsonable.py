@@ -60,7 +60,9 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 def to_json(value: Any, *, indent: int | None = None, sort_keys: bool = False) -> str:
     """The one way greenfetch turns data into JSON text: ``jsonable`` first (ISO-8601 dates, bytes
     as text or base64, no NaN), so stdout, files, sinks and caches print the same value alike."""
-    return json.dumps(jsonable(value), ensure_ascii=False, allow_nan=False, indent=indent, sort_keys=sort_keys)
+    return json.dumps(
+        jsonable(value), ensure_ascii=False, allow_nan=False, indent=indent, sort_keys=sort_keys
+    )
 
 
 def _key(key: Any) -> str:
@@ -131,7 +133,7 @@ def _utf8(data: bytes) -> str:
 
 
 def _no_constant(name: str) -> Any:
-    raise JSONInputError(f"{name} is not JSON; use null or a string such as \"{name}\"")
+    raise JSONInputError(f'{name} is not JSON; use null or a string such as "{name}"')
 
 
 def _finite_float(text: str) -> float:
@@ -171,4 +173,5 @@ def _check_text(text: str) -> None:
         except UnicodeEncodeError as exc:
             raise JSONInputError(
                 f"the string {text[:40]!r} holds a lone UTF-16 surrogate (\\u{ord(text[exc.start]):04x}), "
-                "which is not a character; pair it or remove it") from None
+                "which is not a character; pair it or remove it"
+            ) from None

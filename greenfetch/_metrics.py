@@ -80,21 +80,38 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None):
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
-        self.duration = Histogram("greenfetch_request_duration_seconds",
-                                  "Time from dispatch to result per request, retries included.",
-                                  ["service", "operation", "outcome"], registry=r, buckets=BUCKETS)
-        self.errors = Counter("greenfetch_request_errors_total", "Requests whose result is an error.",
-                              ["service", "operation", "code"], registry=r)
-        self.throttles = Counter("greenfetch_throttles_total", "HTTP attempts AWS throttled.",
-                                 ["service", "operation"], registry=r)
-        self.retries = Counter("greenfetch_retries_total", "HTTP attempts beyond the first of each request.",
-                               ["service", "operation"], registry=r)
-        self.inflight_gauge = Gauge("greenfetch_inflight_requests", "Requests being executed now.", registry=r)
+        self.duration = Histogram(
+            "greenfetch_request_duration_seconds",
+            "Time from dispatch to result per request, retries included.",
+            ["service", "operation", "outcome"],
+            registry=r,
+            buckets=BUCKETS,
+        )
+        self.errors = Counter(
+            "greenfetch_request_errors_total",
+            "Requests whose result is an error.",
+            ["service", "operation", "code"],
+            registry=r,
+        )
+        self.throttles = Counter(
+            "greenfetch_throttles_total", "HTTP attempts AWS throttled.", ["service", "operation"], registry=r
+        )
+        self.retries = Counter(
+            "greenfetch_retries_total",
+            "HTTP attempts beyond the first of each request.",
+            ["service", "operation"],
+            registry=r,
+        )
+        self.inflight_gauge = Gauge(
+            "greenfetch_inflight_requests", "Requests being executed now.", registry=r
+        )
         self.inflight_gauge.set_function(lambda: self._inflight.now + self._children_inflight)
-        self.limit_gauge = Gauge("greenfetch_concurrency_limit", "Adaptive concurrency limit per scope.",
-                                 ["scope"], registry=r)
-        self.dedupe_total = Counter("greenfetch_dedupe_total", "dedupe_request calls by outcome.",
-                                    ["outcome"], registry=r)
+        self.limit_gauge = Gauge(
+            "greenfetch_concurrency_limit", "Adaptive concurrency limit per scope.", ["scope"], registry=r
+        )
+        self.dedupe_total = Counter(
+            "greenfetch_dedupe_total", "dedupe_request calls by outcome.", ["outcome"], registry=r
+        )
         self._lock = threading.Lock()
         self._rows: dict[str, _Row] = {}
         self._names: set[tuple[str, str]] = set()
@@ -161,11 +178,20 @@ class Metrics:
         """Contract section 3: one row per service:operation, durations in seconds."""
         with self._lock:
             rows = sorted(self._rows.items())
-            return [{"operation": name, "count": row.sketch.count, "errors": row.errors,
-                     "throttles": row.throttles, "avg_duration": row.sketch.mean,
-                     "p50": row.sketch.quantile(0.5), "p90": row.sketch.quantile(0.9),
-                     "p99": row.sketch.quantile(0.99), "max": row.sketch.max if row.sketch.count else 0.0}
-                    for name, row in rows]
+            return [
+                {
+                    "operation": name,
+                    "count": row.sketch.count,
+                    "errors": row.errors,
+                    "throttles": row.throttles,
+                    "avg_duration": row.sketch.mean,
+                    "p50": row.sketch.quantile(0.5),
+                    "p90": row.sketch.quantile(0.9),
+                    "p99": row.sketch.quantile(0.99),
+                    "max": row.sketch.max if row.sketch.count else 0.0,
+                }
+                for name, row in rows
+            ]
 
     def reset(self) -> None:
         """Clear the perf-stats table (Prometheus counters stay monotonic by design)."""
@@ -186,15 +212,18 @@ class Metrics:
         now = _counts(self)
         sent = getattr(self, "_sent", {})
         self._sent = now
-        return {"counts": {k: v - sent.get(k, 0.0) for k, v in now.items() if v != sent.get(k, 0.0)},
-                "rows": {k: (r.sketch, r.errors, r.throttles) for k, r in rows.items()},
-                "inflight": self._inflight.now,
-                "limits": _gauge_values(self.limit_gauge)}
+        return {
+            "counts": {k: v - sent.get(k, 0.0) for k, v in now.items() if v != sent.get(k, 0.0)},
+            "rows": {k: (r.sketch, r.errors, r.throttles) for k, r in rows.items()},
+            "inflight": self._inflight.now,
+            "limits": _gauge_values(self.limit_gauge),
+        }
 
     def merge_delta(self, delta: dict[str, Any], source: Any = None) -> None:
         """Add a child's ``take_delta()`` to this registry and table; ``source`` keys its in-flight gauge."""
-        metrics: dict[str, Any] = {m._name: m for m in (self.duration, self.errors, self.throttles, self.retries,
-                                                         self.dedupe_total)}
+        metrics: dict[str, Any] = {
+            m._name: m for m in (self.duration, self.errors, self.throttles, self.retries, self.dedupe_total)
+        }
         for (name, labels), value in delta["counts"].items():
             metric = metrics[name]
             if name == self.duration._name:

@@ -13,13 +13,34 @@ from typing import Any
 from ._exceptions import RequestError
 from ._jsonable import jsonable
 
-__all__ = ["ROLE_ARN", "Request", "RequestError", "Result", "UnreadableInput", "account_of_role", "failed_result",
-           "names_of"]
+__all__ = [
+    "ROLE_ARN",
+    "Request",
+    "RequestError",
+    "Result",
+    "UnreadableInput",
+    "account_of_role",
+    "failed_result",
+    "names_of",
+]
 
 # An IAM role ARN: the one pattern greenfetch checks role ARNs with (engine and inventory alike).
-ROLE_ARN = re.compile(r"^arn:(?P<partition>aws[a-z-]*):iam::(?P<account>\d{12}):role/(?P<path_name>[\w+=,.@/-]+)$")
+ROLE_ARN = re.compile(
+    r"^arn:(?P<partition>aws[a-z-]*):iam::(?P<account>\d{12}):role/(?P<path_name>[\w+=,.@/-]+)$"
+)
 
-_FIELDS = ("service", "operation", "params", "region", "account", "role", "profile", "endpoint_url", "paginate", "id")
+_FIELDS = (
+    "service",
+    "operation",
+    "params",
+    "region",
+    "account",
+    "role",
+    "profile",
+    "endpoint_url",
+    "paginate",
+    "id",
+)
 _ACCEPTED = frozenset(_FIELDS) | {"credentials"}
 
 
@@ -60,10 +81,21 @@ class Request:
             raise RequestError(f"params must be a record of the operation's parameters, not {params!r:.80}")
         paginate = raw.get("paginate", False)
         if not isinstance(paginate, (bool, Mapping)):
-            raise RequestError(f"paginate: {paginate!r}; use true, false or {{\"max_items\": N}}")
+            raise RequestError(f'paginate: {paginate!r}; use true, false or {{"max_items": N}}')
         get = raw.get
-        return cls(service, operation, dict(params), get("region"), get("account"), get("role"),
-                   get("profile"), get("endpoint_url"), paginate, get("id"), get("credentials"))
+        return cls(
+            service,
+            operation,
+            dict(params),
+            get("region"),
+            get("account"),
+            get("role"),
+            get("profile"),
+            get("endpoint_url"),
+            paginate,
+            get("id"),
+            get("credentials"),
+        )
 
     def _evolve(self, **changes: Any) -> Request:
         """A copy with ``changes``, as ``dataclasses.replace`` but ~7x cheaper: the engine makes one
@@ -78,8 +110,11 @@ class Request:
     @property
     def identity(self) -> str:
         """Who the call runs as, without any secret: a role ARN, an account, a profile, or 'default'."""
-        return self.role or (f"account:{self.account}" if self.account else None) or (
-            f"profile:{self.profile}" if self.profile else "default")
+        return (
+            self.role
+            or (f"account:{self.account}" if self.account else None)
+            or (f"profile:{self.profile}" if self.profile else "default")
+        )
 
     @property
     def account_id(self) -> str | None:
@@ -90,9 +125,18 @@ class Request:
     def signature(self) -> str:
         """Stable across processes: equal for the same call, so dedupe and the cache can key on it."""
         canon = json.dumps(
-            [self.service, self.operation, jsonable(dict(self.params)), self.region, self.identity,
-             self.endpoint_url, jsonable(self.paginate)],
-            sort_keys=True, separators=(",", ":"), default=str,
+            [
+                self.service,
+                self.operation,
+                jsonable(dict(self.params)),
+                self.region,
+                self.identity,
+                self.endpoint_url,
+                jsonable(self.paginate),
+            ],
+            sort_keys=True,
+            separators=(",", ":"),
+            default=str,
         )
         return f"{self.service}:{self.operation}:{hashlib.sha256(canon.encode()).hexdigest()[:24]}"
 
@@ -104,7 +148,11 @@ class Request:
         return None
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"service": self.service, "operation": self.operation, "params": jsonable(dict(self.params))}
+        out: dict[str, Any] = {
+            "service": self.service,
+            "operation": self.operation,
+            "params": jsonable(dict(self.params)),
+        }
         for name in ("region", "account", "role", "profile", "endpoint_url", "id"):
             if getattr(self, name) is not None:
                 out[name] = jsonable(getattr(self, name))
@@ -118,7 +166,7 @@ def _required(raw: Mapping[str, Any], name: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise RequestError(
             f"request is missing {name!r} (got {value!r}); every request needs 'service' (e.g. \"s3\") "
-            f"and 'operation' (e.g. \"ListBuckets\" or \"list_buckets\")",
+            f'and \'operation\' (e.g. "ListBuckets" or "list_buckets")',
             code="MissingField",
         )
     return value.strip()
@@ -146,11 +194,20 @@ class Result:
         return self.error is None
 
     def to_dict(self) -> dict[str, Any]:
-        req = self.request.to_dict() if isinstance(self.request, Request) else jsonable(_redacted(self.request))
+        req = (
+            self.request.to_dict() if isinstance(self.request, Request) else jsonable(_redacted(self.request))
+        )
         out = {
-            "index": self.index, "request": req, "result": jsonable(self.result), "error": self.error,
-            "error_code": self.error_code, "retryable": self.retryable, "guidance": self.guidance,
-            "request_id": self.request_id, "duration_ms": round(self.duration_ms, 3), "attempts": self.attempts,
+            "index": self.index,
+            "request": req,
+            "result": jsonable(self.result),
+            "error": self.error,
+            "error_code": self.error_code,
+            "retryable": self.retryable,
+            "guidance": self.guidance,
+            "request_id": self.request_id,
+            "duration_ms": round(self.duration_ms, 3),
+            "attempts": self.attempts,
         }
         if self.concurrency is not None:
             out["concurrency"] = self.concurrency
@@ -159,8 +216,16 @@ class Result:
         return out
 
 
-def failed_result(index: int, request: Any, code: str, message: str, *, retryable: bool = False,
-                  guidance: str | None = None, request_id: str | None = None) -> Result:
+def failed_result(
+    index: int,
+    request: Any,
+    code: str,
+    message: str,
+    *,
+    retryable: bool = False,
+    guidance: str | None = None,
+    request_id: str | None = None,
+) -> Result:
     """A failed Result, shaped one way wherever it is made (the engine, the worker-process pool): the
     error reads ``service.operation: Code: message`` when the request names both; the request is kept
     as given, with a record's ``credentials`` replaced by the marker, and anything that is not a
@@ -171,8 +236,15 @@ def failed_result(index: int, request: Any, code: str, message: str, *, retryabl
         request = _redacted(request) if request.get("credentials") is not None else request
     elif not isinstance(request, Request):
         request = {"invalid": repr(request)[:200]}
-    return Result(index, request, error=f"{where}{code}: {message}", error_code=code, retryable=retryable,
-                  guidance=guidance, request_id=request_id)
+    return Result(
+        index,
+        request,
+        error=f"{where}{code}: {message}",
+        error_code=code,
+        retryable=retryable,
+        guidance=guidance,
+        request_id=request_id,
+    )
 
 
 def names_of(request: Any) -> tuple[Any, Any]:
@@ -198,8 +270,10 @@ class UnreadableInput(dict[str, Any]):
         self.reason = reason
 
 
-_UNREADABLE_GUIDANCE = ("each JSON Lines line must be one JSON object in strict JSON (UTF-8, no NaN or Infinity, "
-                        "nesting at most 100 deep): fix this line and run it again; the other lines ran")
+_UNREADABLE_GUIDANCE = (
+    "each JSON Lines line must be one JSON object in strict JSON (UTF-8, no NaN or Infinity, "
+    "nesting at most 100 deep): fix this line and run it again; the other lines ran"
+)
 
 
 def _redacted(raw: Mapping[str, Any]) -> dict[str, Any]:

@@ -123,7 +123,9 @@ def _run(engine: Engine, begin: Begin, inbox: Any, send: Send) -> None:
             local += 1
             yield item[1]
 
-    for result in engine.iter_results(requests(), begin.credits, gate=gate, dedupe_window=begin.dedupe_window):
+    for result in engine.iter_results(
+        requests(), begin.credits, gate=gate, dedupe_window=begin.dedupe_window
+    ):
         result.index = global_index.pop(result.index)
         if isinstance(result.request, Request) and result.request.credentials is not None:
             result.request = replace(result.request, credentials=None)  # the parent puts its own back

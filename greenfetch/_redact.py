@@ -24,14 +24,22 @@ __all__ = ["NAMESPACES", "REDACTED", "RedactingFilter", "install", "redact", "re
 REDACTED = "<redacted>"
 NAMESPACES = ("botocore", "boto3", "s3transfer", "urllib3", "geventhttpclient", "greenfetch", "nu_plugin")
 
-_KEYS = (r"SecretAccessKey|SessionToken|secretAccessKey|sessionToken|accessToken|aws_secret_access_key"
-         r"|aws_session_token|secret_key|refreshToken|clientSecret|password")
+_KEYS = (
+    r"SecretAccessKey|SessionToken|secretAccessKey|sessionToken|accessToken|aws_secret_access_key"
+    r"|aws_session_token|secret_key|refreshToken|clientSecret|password"
+)
 _RULES = [
     # XML bodies: <SecretAccessKey>...</SecretAccessKey>
     (re.compile(rf"(<({_KEYS})>)[^<]*(</\2>)", re.IGNORECASE), rf"\1{REDACTED}\3"),
     # header lines, dict reprs and query strings: x-amz-security-token:..., 'Authorization': '...'
-    (re.compile(r"((?:x-amz-security-token|authorization)[\"']?\s*[:=]\s*(?:b?[\"'])?)([^\s\"',}&]"
-                r"(?:[^\"'\n,}&]*[^\s\"',}&])?)", re.IGNORECASE), rf"\1{REDACTED}"),
+    (
+        re.compile(
+            r"((?:x-amz-security-token|authorization)[\"']?\s*[:=]\s*(?:b?[\"'])?)([^\s\"',}&]"
+            r"(?:[^\"'\n,}&]*[^\s\"',}&])?)",
+            re.IGNORECASE,
+        ),
+        rf"\1{REDACTED}",
+    ),
     (re.compile(r"((?:X-Amz-Signature|Signature)=)[0-9a-fA-F]+"), rf"\1{REDACTED}"),
     # JSON bodies and dict reprs: "secretAccessKey": "...", 'SessionToken': '...'
     (re.compile(rf"([\"']?(?:{_KEYS})[\"']?\s*[:=]\s*b?[\"'])([^\"']+)", re.IGNORECASE), rf"\1{REDACTED}"),

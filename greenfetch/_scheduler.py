@@ -32,8 +32,14 @@ class FeedEnd:
         self.started, self.error = started, error
 
 
-def iter_bounded(backend: Backend, items: Iterable[T], run: Callable[[int, T], R], limit: int, *,
-                 stop: Callable[[R], bool] | None = None) -> Iterator[R]:
+def iter_bounded(
+    backend: Backend,
+    items: Iterable[T],
+    run: Callable[[int, T], R],
+    limit: int,
+    *,
+    stop: Callable[[R], bool] | None = None,
+) -> Iterator[R]:
     """``run(index, item)`` for every item, at most ``limit`` at once; outcomes as they complete.
 
     ``run`` must not raise (turn failures into outcomes). After an outcome for which ``stop`` is
@@ -58,10 +64,18 @@ def iter_bounded(backend: Backend, items: Iterable[T], run: Callable[[int, T], R
     return feed_bounded(backend, items, start, limit, done, stop=stop, close=kill_in_flight)
 
 
-def feed_bounded(backend: Backend, items: Iterable[T], start: Callable[[int, T], None], limit: int, inbox: Any,
-                 *, unpack: Callable[[Any], Iterable[R]] | None = None, stop: Callable[[R], bool] | None = None,
-                 complete: Callable[[], None] | None = None,
-                 close: Callable[[], None] | None = None) -> Iterator[R]:
+def feed_bounded(
+    backend: Backend,
+    items: Iterable[T],
+    start: Callable[[int, T], None],
+    limit: int,
+    inbox: Any,
+    *,
+    unpack: Callable[[Any], Iterable[R]] | None = None,
+    stop: Callable[[R], bool] | None = None,
+    complete: Callable[[], None] | None = None,
+    close: Callable[[], None] | None = None,
+) -> Iterator[R]:
     """The loop under ``iter_bounded``, for whatever runs the items: a feeder pulls the next item only
     when one of ``limit`` slots is free and hands it to ``start(index, item)``, which sees to it that
     its outcome reaches ``inbox``. What comes off ``inbox`` is an outcome, or with ``unpack`` a message

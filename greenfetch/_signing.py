@@ -96,8 +96,16 @@ class RoleCredentials(botocore.credentials.Credentials):
 
     method = "assume-role"
 
-    def __init__(self, account_id: str, fetch: Callable[[], tuple[Any, float | None]], frozen: Any,
-                 expiry: float | None, *, refresh: float = 300.0, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        account_id: str,
+        fetch: Callable[[], tuple[Any, float | None]],
+        frozen: Any,
+        expiry: float | None,
+        *,
+        refresh: float = 300.0,
+        clock: Callable[[], float] = time.time,
+    ):
         self.assumed_for = account_id
         self._fetch, self._margin, self._clock = fetch, refresh, clock
         self._lock = threading.Lock()  # cooperative under gevent's patching
@@ -251,7 +259,9 @@ class AccountClient:
             return self._paginator
         if name == "get_waiter":
             return self._waiter
-        if callable(value) and (name in type(self._base)._PY_TO_OP_NAME or name.startswith("generate_presigned")):
+        if callable(value) and (
+            name in type(self._base)._PY_TO_OP_NAME or name.startswith("generate_presigned")
+        ):
             return _bound(value, self._credentials)
         return value
 

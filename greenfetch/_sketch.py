@@ -24,7 +24,9 @@ class QuantileSketch:
 
     def __init__(self, relative_accuracy: float = 0.01, max_buckets: int = 2048):
         if not 0 < relative_accuracy < 1:
-            raise ValueError(f"relative_accuracy: {relative_accuracy!r}; use a fraction between 0 and 1 (e.g. 0.01)")
+            raise ValueError(
+                f"relative_accuracy: {relative_accuracy!r}; use a fraction between 0 and 1 (e.g. 0.01)"
+            )
         self.accuracy = relative_accuracy
         self._gamma_log = math.log((1 + relative_accuracy) / (1 - relative_accuracy))
         self._max_buckets = max_buckets

@@ -73,7 +73,9 @@ def _positive(value: Any) -> int | None:
     """A concurrency from an event (number or numeric string); ConfigError naming it otherwise."""
     if value is None:
         return None
-    return check_whole("concurrency", int(value) if isinstance(value, str) and value.strip().isdigit() else value)
+    return check_whole(
+        "concurrency", int(value) if isinstance(value, str) and value.strip().isdigit() else value
+    )
 
 
 def sync_source_server_inventory(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
@@ -86,8 +88,10 @@ def sync_source_server_inventory(event: Mapping[str, Any], context: Any = None) 
     targets = opts.get("targetsTable", "GREENFETCH_DRS_TARGETS_TABLE")
     inventory = opts.get("inventoryTable", "GREENFETCH_DRS_INVENTORY_TABLE")
     if not targets or not inventory:
-        return _bad_event("targetsTable and inventoryTable are required (in the event or as "
-                          "GREENFETCH_DRS_TARGETS_TABLE / GREENFETCH_DRS_INVENTORY_TABLE)")
+        return _bad_event(
+            "targetsTable and inventoryTable are required (in the event or as "
+            "GREENFETCH_DRS_TARGETS_TABLE / GREENFETCH_DRS_INVENTORY_TABLE)"
+        )
     try:
         regions = parse_regions(opts.get("regions", "GREENFETCH_DRS_REGIONS", "active"))
     except InventoryError as exc:
@@ -95,13 +99,20 @@ def sync_source_server_inventory(event: Mapping[str, Any], context: Any = None) 
     run_engine = engine()
     status_table = opts.get("statusTable", "GREENFETCH_DRS_STATUS_TABLE")
     store = RegionStatusStore(engine=run_engine, table=status_table) if status_table else None
-    options = SyncOptions(targets_table=targets, inventory_table=inventory,
-                          role_name=opts.get("roleName", "GREENFETCH_DRS_ROLE_NAME"), regions=regions,
-                          external_id=opts.get("externalId"), concurrency=_positive(opts.get("concurrency")))
+    options = SyncOptions(
+        targets_table=targets,
+        inventory_table=inventory,
+        role_name=opts.get("roleName", "GREENFETCH_DRS_ROLE_NAME"),
+        regions=regions,
+        external_id=opts.get("externalId"),
+        concurrency=_positive(opts.get("concurrency")),
+    )
     response = sync(run_engine, options, store=store).response
     log.info("drs sync: status %s, totals %s", response["statusCode"], response["totals"])
     for error in response["errors"]:
-        log.warning("drs sync: %s/%s %s: %s", error["account"], error["region"], error["code"], error["message"])
+        log.warning(
+            "drs sync: %s/%s %s: %s", error["account"], error["region"], error["code"], error["message"]
+        )
     return response
 
 
@@ -122,23 +133,44 @@ def inventory(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
     s3_uri = opts.get("s3Uri")
     try:
         report = run_inventory(
-            run_engine, accounts=_comma(opts.get("accounts")), role_name=opts.get("roleName"),
-            external_id=opts.get("externalId"), regions=_comma(opts.get("regions", default="enabled")) or "enabled",
-            exclude_regions=_comma(opts.get("excludeRegions")), types=_comma(opts.get("types", default="core")) or "core",
+            run_engine,
+            accounts=_comma(opts.get("accounts")),
+            role_name=opts.get("roleName"),
+            external_id=opts.get("externalId"),
+            regions=_comma(opts.get("regions", default="enabled")) or "enabled",
+            exclude_regions=_comma(opts.get("excludeRegions")),
+            types=_comma(opts.get("types", default="core")) or "core",
             exclude_types=_comma(opts.get("excludeTypes")),
-            dynamodb_table=opts.get("dynamodbTable"), s3_uri=s3_uri, status_store=opts.get("statusStore"),
+            dynamodb_table=opts.get("dynamodbTable"),
+            s3_uri=s3_uri,
+            status_store=opts.get("statusStore"),
             out=os.path.join(run_engine.config.cache_dir, "inventory-out") if s3_uri else None,
             concurrency=_positive(opts.get("concurrency")),
-            dead_letter_path=os.path.join(run_engine.config.cache_dir, "inventory-dead-letter.jsonl"))
+            dead_letter_path=os.path.join(run_engine.config.cache_dir, "inventory-dead-letter.jsonl"),
+        )
     except InventoryError as exc:
         return _bad_event(str(exc))
-    errors = [{"account": account, "code": "AssumeRoleFailed", "message": message}
-              for account, message in report.summary["accounts_failed"].items()]
+    errors = [
+        {"account": account, "code": "AssumeRoleFailed", "message": message}
+        for account, message in report.summary["accounts_failed"].items()
+    ]
     errors += [{"code": "S3UploadFailed", "message": message} for message in report.s3_errors]
-    written = {"written": report.dynamodb.written, "failed": report.dynamodb.failed,
-               "deadLetterPath": report.dynamodb.dead_letter_path} if report.dynamodb else None
-    return {"statusCode": 207 if report.failed else 200, "engine": run_engine.config.backend,
-            "summary": report.summary, "dynamodb": written, "errors": errors}
+    written = (
+        {
+            "written": report.dynamodb.written,
+            "failed": report.dynamodb.failed,
+            "deadLetterPath": report.dynamodb.dead_letter_path,
+        }
+        if report.dynamodb
+        else None
+    )
+    return {
+        "statusCode": 207 if report.failed else 200,
+        "engine": run_engine.config.backend,
+        "summary": report.summary,
+        "dynamodb": written,
+        "errors": errors,
+    }
 
 
 ACTIONS: dict[str, Callable[[Mapping[str, Any], Any], dict[str, Any]]] = {

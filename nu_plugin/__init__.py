@@ -9,8 +9,10 @@ import os
 if os.environ.get("GREENFETCH_ENGINE", "gevent").strip().lower() != "gevent":
     import sys
 
-    print("nu_plugin_greenfetch: GREENFETCH_ENGINE is ignored here; the plugin always runs on gevent",
-          file=sys.stderr)
+    print(
+        "nu_plugin_greenfetch: GREENFETCH_ENGINE is ignored here; the plugin always runs on gevent",
+        file=sys.stderr,
+    )
     os.environ["GREENFETCH_ENGINE"] = "gevent"
 
 import greenfetch  # noqa: E402,F401  (first: gevent must patch before ssl/botocore load)

@@ -39,10 +39,15 @@ def main(argv: list[str] | None = None) -> int:
     protocol_fd = os.dup(1)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    server = Server(FileObjectPosix(0, "rb", close=False), FileObjectPosix(protocol_fd, "wb"), handle,
-                    signatures(), {"version": greenfetch.__version__},
-                    version=os.environ.get("GREENFETCH_NU_PROTOCOL_VERSION") or PROTOCOL_VERSION,
-                    debug=os.environ.get("GREENFETCH_NU_DEBUG", "") not in ("", "0"))
+    server = Server(
+        FileObjectPosix(0, "rb", close=False),
+        FileObjectPosix(protocol_fd, "wb"),
+        handle,
+        signatures(),
+        {"version": greenfetch.__version__},
+        version=os.environ.get("GREENFETCH_NU_PROTOCOL_VERSION") or PROTOCOL_VERSION,
+        debug=os.environ.get("GREENFETCH_NU_DEBUG", "") not in ("", "0"),
+    )
     return server.serve()
 
 

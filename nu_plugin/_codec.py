@@ -16,9 +16,26 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
-    "ENCODING_PREAMBLE", "PROTOCOL_VERSION", "Closure", "Duration", "LabeledError", "MessageTooDeep", "ProtocolError",
-    "call_response", "decode_message", "decode_value", "encode_message", "engine_call", "error_response",
-    "hello", "is_compatible", "kind_of", "list_stream_header", "pipeline_value", "span_of", "to_value",
+    "ENCODING_PREAMBLE",
+    "PROTOCOL_VERSION",
+    "Closure",
+    "Duration",
+    "LabeledError",
+    "MessageTooDeep",
+    "ProtocolError",
+    "call_response",
+    "decode_message",
+    "decode_value",
+    "encode_message",
+    "engine_call",
+    "error_response",
+    "hello",
+    "is_compatible",
+    "kind_of",
+    "list_stream_header",
+    "pipeline_value",
+    "span_of",
+    "to_value",
     "type_name",
 ]
 
@@ -68,8 +85,15 @@ class Closure:
 class LabeledError(Exception):
     """An error nu renders with labels under the user's source text (only spans nu gave us)."""
 
-    def __init__(self, msg: str, labels: Iterable[tuple[str, Span]] = (), *, help: str | None = None,
-                 code: str | None = "nu_plugin_greenfetch::error", inner: Iterable[Mapping[str, Any]] = ()):
+    def __init__(
+        self,
+        msg: str,
+        labels: Iterable[tuple[str, Span]] = (),
+        *,
+        help: str | None = None,
+        code: str | None = "nu_plugin_greenfetch::error",
+        inner: Iterable[Mapping[str, Any]] = (),
+    ):
         super().__init__(msg)
         self.msg = msg
         self.labels = list(labels)
@@ -88,11 +112,18 @@ class LabeledError(Exception):
     def to_wire(self) -> dict[str, Any]:
         if self.wire is not None:
             return dict(self.wire)
-        return {"msg": self.msg, "labels": [{"text": text, "span": span} for text, span in self.labels],
-                "code": self.code, "url": None, "help": self.help, "inner": list(self.inner)}
+        return {
+            "msg": self.msg,
+            "labels": [{"text": text, "span": span} for text, span in self.labels],
+            "code": self.code,
+            "url": None,
+            "help": self.help,
+            "inner": list(self.inner),
+        }
 
 
 # -- messages ------------------------------------------------------------------------------------
+
 
 def encode_message(message: Any) -> bytes:
     """One compact JSON message per line. NaN/Infinity are not JSON: callers map them first."""
@@ -118,6 +149,7 @@ def hello(version: str = PROTOCOL_VERSION) -> dict[str, Any]:
 
 def is_compatible(ours: str, theirs: str) -> bool:
     """nu's rule: for 0.x versions the minor must match (pre-release tags ignored)."""
+
     def parts(version: str) -> tuple[int, ...]:
         core = version.split("-", 1)[0].split("+", 1)[0]
         return tuple(int(p) for p in (core.split(".") + ["0", "0"])[:3])
@@ -158,10 +190,13 @@ def kind_of(message: Any) -> str:
 
 # -- values: Nushell -> Python --------------------------------------------------------------------
 
+
 def type_name(value: NuValue) -> str:
     """The Nushell type name users know (``record``, ``list``, ``int``, ...)."""
     kind = next(iter(value)) if isinstance(value, dict) and value else "unknown"
-    return {"Nothing": "nothing", "List": "list", "Record": "record", "CellPath": "cell-path"}.get(kind, kind.lower())
+    return {"Nothing": "nothing", "List": "list", "Record": "record", "CellPath": "cell-path"}.get(
+        kind, kind.lower()
+    )
 
 
 def span_of(value: NuValue, default: Span | None = None) -> Span | None:
@@ -198,6 +233,7 @@ def decode_value(value: NuValue) -> Any:
 
 
 # -- values: Python -> Nushell --------------------------------------------------------------------
+
 
 def to_value(obj: Any, span: Span) -> NuValue:
     """Any Python value (botocore responses included) as a Nushell value; never fails."""
@@ -246,4 +282,3 @@ def _bytes_value(data: bytes, span: Span) -> NuValue:
         return {"String": {"val": data.decode("utf-8"), "span": span}}
     except UnicodeDecodeError:
         return {"Binary": {"val": list(data), "span": span}}
-

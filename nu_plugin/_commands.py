@@ -19,8 +19,17 @@ from . import _codec as codec
 from ._codec import Duration, LabeledError, NuValue, Span
 from ._context import CallContext
 
-__all__ = ["COMMANDS", "Args", "handle", "in_request_order", "requests_of_value", "result_value", "session_defaults",
-           "stats_value", "with_defaults"]
+__all__ = [
+    "COMMANDS",
+    "Args",
+    "handle",
+    "in_request_order",
+    "requests_of_value",
+    "result_value",
+    "session_defaults",
+    "stats_value",
+    "with_defaults",
+]
 
 
 @dataclass
@@ -52,9 +61,12 @@ class Args:
         number = value.get("Int", {}).get("val") if value else None
         if not isinstance(number, int) or number < minimum:
             shown = codec.decode_value(value) if value else "nothing"
-            raise LabeledError(f"--{flag} {shown} is not allowed: use a whole number of {minimum} or more",
-                               [(f"expected an int >= {minimum}", self.span(flag))],
-                               help=f"e.g. --{flag} 10", code="nu_plugin_greenfetch::invalid_flag")
+            raise LabeledError(
+                f"--{flag} {shown} is not allowed: use a whole number of {minimum} or more",
+                [(f"expected an int >= {minimum}", self.span(flag))],
+                help=f"e.g. --{flag} 10",
+                code="nu_plugin_greenfetch::invalid_flag",
+            )
         return number
 
     def duration_flag(self, flag: str, *, allow_zero: bool = False) -> float | None:
@@ -65,9 +77,12 @@ class Args:
         if not isinstance(nanos, int) or nanos < 0 or (nanos == 0 and not allow_zero):
             shown = f"{nanos / 1e9:g}sec" if isinstance(nanos, int) else "nothing"
             need = "0sec or more" if allow_zero else "more than 0sec"
-            raise LabeledError(f"--{flag} {shown} is not allowed: use a duration of {need}",
-                               [(f"expected a duration of {need}", self.span(flag))],
-                               help=f"e.g. --{flag} 500ms", code="nu_plugin_greenfetch::invalid_flag")
+            raise LabeledError(
+                f"--{flag} {shown} is not allowed: use a duration of {need}",
+                [(f"expected a duration of {need}", self.span(flag))],
+                help=f"e.g. --{flag} 500ms",
+                code="nu_plugin_greenfetch::invalid_flag",
+            )
         return nanos / codec.NS_PER_SECOND
 
     def text_flag(self, flag: str) -> str | None:
@@ -79,8 +94,11 @@ class Args:
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
             return ",".join(value)
         if not isinstance(value, str):
-            raise LabeledError(f"--{flag} takes a string or a list of strings, not {codec.type_name(given)}",
-                               [("expected a string", self.span(flag))], code="nu_plugin_greenfetch::invalid_flag")
+            raise LabeledError(
+                f"--{flag} takes a string or a list of strings, not {codec.type_name(given)}",
+                [("expected a string", self.span(flag))],
+                code="nu_plugin_greenfetch::invalid_flag",
+            )
         return value
 
     def bool_flag(self, flag: str) -> bool:
@@ -93,6 +111,7 @@ class Args:
 
 # -- request input ---------------------------------------------------------------------------------
 
+
 def request_source(ctx: CallContext, args: Args, header: Any) -> Iterable[Any]:
     """The requests, from the positional list or else the pipeline (a list stream is read lazily, acked).
 
@@ -103,14 +122,21 @@ def request_source(ctx: CallContext, args: Args, header: Any) -> Iterable[Any]:
     if isinstance(header, dict) and "ListStream" in header:
         return (codec.decode_value(item) for item in ctx.stream_items(header))
     if isinstance(header, dict) and "ByteStream" in header:
-        raise LabeledError("got raw bytes or text, not a list of request records", [("this command", args.head)],
-                           help="parse it first, e.g. `open requests.json | batch-requests` or "
-                                "`... | from json | batch-requests`", code="nu_plugin_greenfetch::invalid_input")
+        raise LabeledError(
+            "got raw bytes or text, not a list of request records",
+            [("this command", args.head)],
+            help="parse it first, e.g. `open requests.json | batch-requests` or "
+            "`... | from json | batch-requests`",
+            code="nu_plugin_greenfetch::invalid_input",
+        )
     if has_input:
         return requests_of_value(header["Value"][0], args.head)
-    raise LabeledError("no requests given", [("expects a list of request records", args.head)],
-                       help="e.g. batch-requests [{service: s3, operation: ListBuckets}]",
-                       code="nu_plugin_greenfetch::invalid_input")
+    raise LabeledError(
+        "no requests given",
+        [("expects a list of request records", args.head)],
+        help="e.g. batch-requests [{service: s3, operation: ListBuckets}]",
+        code="nu_plugin_greenfetch::invalid_input",
+    )
 
 
 def requests_of_value(value: NuValue, head: Span) -> list[Any]:
@@ -121,16 +147,23 @@ def requests_of_value(value: NuValue, head: Span) -> list[Any]:
     hint = {
         "record": "a single record: wrap it in a list, e.g. [$request] | batch-requests",
         "range": "a range: build requests from it, e.g. 0..9 | each {|i| {service: s3, operation: "
-                 "HeadObject, params: {Bucket: b, Key: $'k($i)'}}} | batch-requests",
+        "HeadObject, params: {Bucket: b, Key: $'k($i)'}}} | batch-requests",
     }.get(kind, "give a list of records like [{service: s3, operation: ListBuckets, params: {}}]")
-    raise LabeledError(f"expected a list of request records, got {kind}", [(f"this is a {kind}", (
-        codec.span_of(value, head) or head))], help=hint, code="nu_plugin_greenfetch::invalid_input")
+    raise LabeledError(
+        f"expected a list of request records, got {kind}",
+        [(f"this is a {kind}", (codec.span_of(value, head) or head))],
+        help=hint,
+        code="nu_plugin_greenfetch::invalid_input",
+    )
 
 
 # nu starts the plugin with its environment of that moment and keeps the process: a later
 # `$env.AWS_REGION = ...` reaches us only through the engine. These request fields follow it.
-_FOLLOWED = {"region": ("AWS_REGION", "AWS_DEFAULT_REGION"), "profile": ("AWS_PROFILE",),
-             "endpoint_url": ("AWS_ENDPOINT_URL",)}
+_FOLLOWED = {
+    "region": ("AWS_REGION", "AWS_DEFAULT_REGION"),
+    "profile": ("AWS_PROFILE",),
+    "endpoint_url": ("AWS_ENDPOINT_URL",),
+}
 
 
 def session_defaults(current: Mapping[str, Any], started: Mapping[str, str]) -> dict[str, str]:
@@ -164,6 +197,7 @@ def requests_for(ctx: CallContext, args: Args, header: Any) -> Iterable[Any]:
 
 # -- results ---------------------------------------------------------------------------------------
 
+
 def result_value(result: greenfetch.Result, span: Span) -> NuValue:
     """A Result as the §2 record, plus `duration`; the response keeps its dates as Nushell dates."""
     record: dict[str, Any] = {}
@@ -188,12 +222,18 @@ def in_request_order(results: Iterable[greenfetch.Result]) -> Iterator[greenfetc
 
 def stats_value(rows: list[dict[str, Any]], span: Span) -> NuValue:
     seconds = ("avg_duration", "p50", "p90", "p99", "max")
-    table = [{k: Duration.from_seconds(v) if k in seconds and isinstance(v, (int, float)) else v
-              for k, v in row.items()} for row in rows]
+    table = [
+        {
+            k: Duration.from_seconds(v) if k in seconds and isinstance(v, (int, float)) else v
+            for k, v in row.items()
+        }
+        for row in rows
+    ]
     return codec.to_value(table, span)
 
 
 # -- the commands ----------------------------------------------------------------------------------
+
 
 def batch_requests(ctx: CallContext, args: Args, header: Any) -> Any:
     concurrency = args.int_flag("concurrency")
@@ -208,16 +248,27 @@ def batch_requests(ctx: CallContext, args: Args, header: Any) -> Any:
         done.append(result)
         if result.error is not None:
             raise _batch_failed(result, done, args)
-    return codec.to_value([], args.head) if not done else {
-        "List": {"vals": [result_value(r, args.head) for r in sorted(done, key=lambda r: r.index)],
-                 "span": args.head}}
+    return (
+        codec.to_value([], args.head)
+        if not done
+        else {
+            "List": {
+                "vals": [result_value(r, args.head) for r in sorted(done, key=lambda r: r.index)],
+                "span": args.head,
+            }
+        }
+    )
 
 
 def _batch_failed(failure: greenfetch.Result, done: list[greenfetch.Result], args: Args) -> LabeledError:
     error = greenfetch.BatchFailed(failure, sorted(done, key=lambda r: r.index))
-    return LabeledError(str(error), [(f"request {failure.index} failed: {failure.error_code}", args.head)],
-                        help=failure.guidance or "run with --fail-fast false to get every result, failed ones "
-                        "as records with `error`", code="nu_plugin_greenfetch::batch_failed")
+    return LabeledError(
+        str(error),
+        [(f"request {failure.index} failed: {failure.error_code}", args.head)],
+        help=failure.guidance
+        or "run with --fail-fast false to get every result, failed ones as records with `error`",
+        code="nu_plugin_greenfetch::batch_failed",
+    )
 
 
 def adaptive_batch(ctx: CallContext, args: Args, header: Any) -> Any:
@@ -239,14 +290,18 @@ def adaptive_batch(ctx: CallContext, args: Args, header: Any) -> Any:
 def _check_bounds(args: Args, options: dict[str, Any]) -> None:
     low, high = options.get("min_concurrency", 1), options.get("max_concurrency", 256)
     if low > high:
-        raise LabeledError(f"--min-concurrency {low} is above --max-concurrency {high}",
-                           [("must be <= --max-concurrency", args.span("min-concurrency"))],
-                           code="nu_plugin_greenfetch::invalid_flag")
+        raise LabeledError(
+            f"--min-concurrency {low} is above --max-concurrency {high}",
+            [("must be <= --max-concurrency", args.span("min-concurrency"))],
+            code="nu_plugin_greenfetch::invalid_flag",
+        )
     initial = options.get("initial_concurrency")
     if initial is not None and not low <= initial <= high:
-        raise LabeledError(f"--initial-concurrency {initial} is outside [{low}, {high}]",
-                           [(f"must be between {low} and {high}", args.span("initial-concurrency"))],
-                           code="nu_plugin_greenfetch::invalid_flag")
+        raise LabeledError(
+            f"--initial-concurrency {initial} is outside [{low}, {high}]",
+            [(f"must be between {low} and {high}", args.span("initial-concurrency"))],
+            code="nu_plugin_greenfetch::invalid_flag",
+        )
 
 
 def dedupe_request(ctx: CallContext, args: Args, header: Any) -> Any:
@@ -254,11 +309,15 @@ def dedupe_request(ctx: CallContext, args: Args, header: Any) -> Any:
     signature = codec.decode_value(signature_value)
     closure = codec.decode_value(closure_value)
     if not isinstance(signature, str) or not isinstance(closure, codec.Closure):
-        raise LabeledError("usage: dedupe-request <signature: string> <operation: closure>",
-                           [("here", args.head)], code="nu_plugin_greenfetch::invalid_input")
+        raise LabeledError(
+            "usage: dedupe-request <signature: string> <operation: closure>",
+            [("here", args.head)],
+            code="nu_plugin_greenfetch::invalid_input",
+        )
     window = args.duration_flag("window", allow_zero=True)
-    return greenfetch.dedupe_request(signature, lambda: ctx.eval_closure(closure),
-                                     window=5.0 if window is None else window)
+    return greenfetch.dedupe_request(
+        signature, lambda: ctx.eval_closure(closure), window=5.0 if window is None else window
+    )
 
 
 def perf_stats(ctx: CallContext, args: Args, header: Any) -> Any:
@@ -273,18 +332,28 @@ def perf_reset(ctx: CallContext, args: Args, header: Any) -> Any:
 # -- the catalog and the inventory ------------------------------------------------------------------
 
 # Which flag an InventoryError is about, by what its message names (the most specific first).
-_FLAG_WORDS = [("exclude-types", "--exclude-types"), ("exclude-regions", "--exclude-regions"),
-               ("regions", "--regions"), ("service", "--service"), ("role-name", "--role-name"),
-               ("accounts", "--accounts"), ("status-store", "--status-store"), ("types", "resource type"),
-               ("types", "--types")]
+_FLAG_WORDS = [
+    ("exclude-types", "--exclude-types"),
+    ("exclude-regions", "--exclude-regions"),
+    ("regions", "--regions"),
+    ("service", "--service"),
+    ("role-name", "--role-name"),
+    ("accounts", "--accounts"),
+    ("status-store", "--status-store"),
+    ("types", "resource type"),
+    ("types", "--types"),
+]
 
 
 def _invalid(exc: Exception, args: Args) -> LabeledError:
     """greenfetch's one-line error for bad input, labelled on the flag it is about (else the command)."""
     msg = str(exc)
     flag = next((f for f, word in _FLAG_WORDS if word in msg and f in args.named), None)
-    return LabeledError(msg, [(f"invalid --{flag}" if flag else "invalid input", args.span(flag) if flag
-                               else args.head)], code="nu_plugin_greenfetch::invalid_input")
+    return LabeledError(
+        msg,
+        [(f"invalid --{flag}" if flag else "invalid input", args.span(flag) if flag else args.head)],
+        code="nu_plugin_greenfetch::invalid_input",
+    )
 
 
 def aws_catalog(ctx: CallContext, args: Args, header: Any) -> Any:
@@ -299,22 +368,37 @@ def aws_inventory(ctx: CallContext, args: Args, header: Any) -> Any:
     concurrency = args.int_flag("concurrency") or 64
     ttl = args.duration_flag("cache-ttl", allow_zero=True)
     followed = session_defaults(current_env(ctx), os.environ)
-    settings = {"region": args.text_flag("region") or followed.get("region"),
-                "profile": args.text_flag("profile") or followed.get("profile"),
-                "endpoint_url": args.text_flag("endpoint-url") or followed.get("endpoint_url"),
-                "max_attempts": args.int_flag("max-attempts"), "concurrency": concurrency,
-                # as the CLI's: an LRU of clients twice the concurrency keeps them hot, bounded
-                "max_clients": min(512, max(64, 2 * concurrency))}
-    engine = greenfetch.Engine(greenfetch.Config.resolve({k: v for k, v in settings.items() if v is not None}))
+    settings = {
+        "region": args.text_flag("region") or followed.get("region"),
+        "profile": args.text_flag("profile") or followed.get("profile"),
+        "endpoint_url": args.text_flag("endpoint-url") or followed.get("endpoint_url"),
+        "max_attempts": args.int_flag("max-attempts"),
+        "concurrency": concurrency,
+        # as the CLI's: an LRU of clients twice the concurrency keeps them hot, bounded
+        "max_clients": min(512, max(64, 2 * concurrency)),
+    }
+    engine = greenfetch.Engine(
+        greenfetch.Config.resolve({k: v for k, v in settings.items() if v is not None})
+    )
     try:
         # resolving the accounts makes calls (STS, Organizations): Ctrl-C stops them too
-        plan = ctx.interruptible_call(lambda: inventory.plan_inventory(
-            engine, accounts=args.text_flag("accounts"), role_name=args.text_flag("role-name"),
-            external_id=args.text_flag("external-id"), regions=args.text_flag("regions") or "enabled",
-            exclude_regions=args.text_flag("exclude-regions"), types=args.text_flag("types"),
-            exclude_types=args.text_flag("exclude-types"), cache_ttl=ttl,
-            status_store=args.text_flag("status-store"), concurrency=concurrency,
-            exclude_accounts=args.text_flag("exclude-accounts"), org_ous=args.text_flag("org-ou")))
+        plan = ctx.interruptible_call(
+            lambda: inventory.plan_inventory(
+                engine,
+                accounts=args.text_flag("accounts"),
+                role_name=args.text_flag("role-name"),
+                external_id=args.text_flag("external-id"),
+                regions=args.text_flag("regions") or "enabled",
+                exclude_regions=args.text_flag("exclude-regions"),
+                types=args.text_flag("types"),
+                exclude_types=args.text_flag("exclude-types"),
+                cache_ttl=ttl,
+                status_store=args.text_flag("status-store"),
+                concurrency=concurrency,
+                exclude_accounts=args.text_flag("exclude-accounts"),
+                org_ous=args.text_flag("org-ou"),
+            )
+        )
     except inventory.InventoryError as exc:
         engine.close()
         raise _invalid(exc, args) from None
@@ -350,10 +434,13 @@ def handle(ctx: CallContext, name: str, call: dict[str, Any], header: Any) -> An
     """The Server's handler: one Run call to its reply (None, a value, or an iterator of values)."""
     command = COMMANDS.get(name)
     if command is None:
-        raise LabeledError(f"nu_plugin_greenfetch has no command {name!r}; it has {', '.join(COMMANDS)}",
-                           [("unknown command", call["head"])])
+        raise LabeledError(
+            f"nu_plugin_greenfetch has no command {name!r}; it has {', '.join(COMMANDS)}",
+            [("unknown command", call["head"])],
+        )
     try:
         return command(ctx, Args.parse(call), header)
     except greenfetch.ConfigError as exc:
-        raise LabeledError(str(exc), [("invalid setting", call["head"])],
-                           code="nu_plugin_greenfetch::invalid_flag") from exc
+        raise LabeledError(
+            str(exc), [("invalid setting", call["head"])], code="nu_plugin_greenfetch::invalid_flag"
+        ) from exc

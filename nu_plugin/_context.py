@@ -63,13 +63,22 @@ class CallContext:
         """Send an engine call in this call's context and wait for its response body."""
         return self.server.engine_call(self.call_id, call)
 
-    def eval_closure(self, closure: codec.Closure, positional: Iterable[NuValue] = (),
-                     input_value: NuValue | None = None) -> NuValue:
+    def eval_closure(
+        self, closure: codec.Closure, positional: Iterable[NuValue] = (), input_value: NuValue | None = None
+    ) -> NuValue:
         """Run a Nushell closure through the engine; its value, streams collected into a list."""
         header = {"Value": [input_value, None]} if input_value is not None else "Empty"
-        response = self.engine_call({"EvalClosure": {
-            "closure": closure.spanned(), "positional": list(positional), "input": header,
-            "redirect_stdout": True, "redirect_stderr": False}})
+        response = self.engine_call(
+            {
+                "EvalClosure": {
+                    "closure": closure.spanned(),
+                    "positional": list(positional),
+                    "input": header,
+                    "redirect_stdout": True,
+                    "redirect_stderr": False,
+                }
+            }
+        )
         if "Error" in response:
             raise LabeledError.from_wire(response["Error"])
         return self.collect(response.get("PipelineData", "Empty"), closure.span)
@@ -172,6 +181,7 @@ class CallContext:
 
     def interruptible_call(self, work: Callable[[], Any]) -> Any:
         """``work()``'s value (or its error), where Signal Interrupt stops it with Interrupted."""
+
         def once() -> Iterator[Any]:
             yield work()
 

@@ -37,9 +37,17 @@ class Server:
     an iterator of Nushell values (sent as a list stream); it raises LabeledError for errors.
     """
 
-    def __init__(self, rfile: BinaryIO, wfile: BinaryIO, handler: Handler, signatures: list[Any],
-                 metadata: dict[str, Any], version: str = codec.PROTOCOL_VERSION, log: Any = None,
-                 debug: bool = False):
+    def __init__(
+        self,
+        rfile: BinaryIO,
+        wfile: BinaryIO,
+        handler: Handler,
+        signatures: list[Any],
+        metadata: dict[str, Any],
+        version: str = codec.PROTOCOL_VERSION,
+        log: Any = None,
+        debug: bool = False,
+    ):
         self.rfile, self.wfile = rfile, wfile
         self.handler, self.signatures, self.metadata, self.version = handler, signatures, metadata, version
         self.log = log or sys.stderr
@@ -111,8 +119,11 @@ class Server:
             print(f"nu_plugin_greenfetch: {exc}", file=self.log, flush=True)
             self._done.set(2)
         except Exception as exc:  # noqa: BLE001 - one line and exit 2, never a reader that silently dies
-            print(f"nu_plugin_greenfetch: reading from nu failed: {type(exc).__name__}: {exc}", file=self.log,
-                  flush=True)
+            print(
+                f"nu_plugin_greenfetch: reading from nu failed: {type(exc).__name__}: {exc}",
+                file=self.log,
+                flush=True,
+            )
             self._done.set(2)
 
     def _dispatch_safely(self, message: Any) -> None:
@@ -120,8 +131,12 @@ class Server:
         try:
             self._dispatch(message)
         except Exception as exc:  # noqa: BLE001 - the reader must survive to serve the other calls
-            print(f"nu_plugin_greenfetch: could not handle {str(message)[:200]}: {type(exc).__name__}: "
-                  f"{str(exc)[:200]}", file=self.log, flush=True)
+            print(
+                f"nu_plugin_greenfetch: could not handle {str(message)[:200]}: {type(exc).__name__}: "
+                f"{str(exc)[:200]}",
+                file=self.log,
+                flush=True,
+            )
             if self.debug:  # the traceback only when asked (GREENFETCH_NU_DEBUG=1)
                 traceback.print_exc(file=self.log)
 
@@ -145,10 +160,14 @@ class Server:
         self.engine_version = str(theirs.get("version"))
         if theirs.get("protocol") == "nu-plugin" and codec.is_compatible(self.version, self.engine_version):
             return True
-        print(f"nu_plugin_greenfetch: this plugin speaks the Nushell plugin protocol of nu {self.version} "
-              f"(any {'.'.join(self.version.split('.')[:2])}.x), but this nu is {self.engine_version}. "
-              f"Install the greenfetch release built for your nu, or run a nu "
-              f"{'.'.join(self.version.split('.')[:2])}.x.", file=self.log, flush=True)
+        print(
+            f"nu_plugin_greenfetch: this plugin speaks the Nushell plugin protocol of nu {self.version} "
+            f"(any {'.'.join(self.version.split('.')[:2])}.x), but this nu is {self.engine_version}. "
+            f"Install the greenfetch release built for your nu, or run a nu "
+            f"{'.'.join(self.version.split('.')[:2])}.x.",
+            file=self.log,
+            flush=True,
+        )
         return False
 
     def _on_eof(self) -> None:
@@ -165,7 +184,9 @@ class Server:
         self._done.set(0)
 
     def _on_unknown(self, body: Any) -> None:
-        print(f"nu_plugin_greenfetch: ignoring an unknown message: {str(body)[:200]}", file=self.log, flush=True)
+        print(
+            f"nu_plugin_greenfetch: ignoring an unknown message: {str(body)[:200]}", file=self.log, flush=True
+        )
 
     # -- routing ------------------------------------------------------------------------------
 
@@ -183,8 +204,13 @@ class Server:
             else:
                 raise LabeledError(f"nu_plugin_greenfetch does not support the call {str(call)[:80]}")
         except Exception as exc:  # noqa: BLE001 - every call gets an answer, or nu waits forever
-            error = exc if isinstance(exc, LabeledError) else LabeledError(
-                f"nu_plugin_greenfetch could not read this call: {type(exc).__name__}: {exc}")
+            error = (
+                exc
+                if isinstance(exc, LabeledError)
+                else LabeledError(
+                    f"nu_plugin_greenfetch could not read this call: {type(exc).__name__}: {exc}"
+                )
+            )
             self.send(codec.error_response(call_id, error))
 
     def _start_run(self, call_id: int, run: dict[str, Any]) -> None:
@@ -314,11 +340,17 @@ class Server:
 
     def _internal(self, ctx: CallContext, name: str, exc: Exception) -> LabeledError:
         traceback.print_exception(exc, file=self.log)
-        return LabeledError(f"{name} failed inside the plugin: {type(exc).__name__}: {exc}",
-                            [("here", ctx.head)], help="this is a bug in nu_plugin_greenfetch; "
-                            "the traceback is on stderr", code="nu_plugin_greenfetch::internal")
+        return LabeledError(
+            f"{name} failed inside the plugin: {type(exc).__name__}: {exc}",
+            [("here", ctx.head)],
+            help="this is a bug in nu_plugin_greenfetch; the traceback is on stderr",
+            code="nu_plugin_greenfetch::internal",
+        )
 
 
 def _interrupted(head: Span) -> LabeledError:
-    return LabeledError("Interrupted: the batch was cancelled (Ctrl-C)", [("cancelled here", head)],
-                        code="nu_plugin_greenfetch::interrupted")
+    return LabeledError(
+        "Interrupted: the batch was cancelled (Ctrl-C)",
+        [("cancelled here", head)],
+        code="nu_plugin_greenfetch::interrupted",
+    )

@@ -46,8 +46,14 @@ def _runqueue_wait() -> float:
 
 def _window(start: tuple[float, float, float], calls: int, ok: int) -> dict[str, Any]:
     cpu, wall, waited = start
-    return {"calls": calls, "ok": ok, "wall": time.perf_counter() - wall, "cpu": _cpu() - cpu,
-            "rss_mb": _rss_mb(), "runqueue_wait": _runqueue_wait() - waited}
+    return {
+        "calls": calls,
+        "ok": ok,
+        "wall": time.perf_counter() - wall,
+        "cpu": _cpu() - cpu,
+        "rss_mb": _rss_mb(),
+        "runqueue_wait": _runqueue_wait() - waited,
+    }
 
 
 def _start() -> tuple[float, float, float]:
@@ -71,8 +77,16 @@ def _engine(opts: dict[str, Any]) -> Any:
 
         greenfetch._clients.install_http_session = lambda client, config: None  # type: ignore[assignment]
 
-    return Engine(Config.resolve({"region": "us-east-1", "endpoint_url": opts["url"], "max_attempts": 3,
-                                  "concurrency": opts["concurrency"]}))
+    return Engine(
+        Config.resolve(
+            {
+                "region": "us-east-1",
+                "endpoint_url": opts["url"],
+                "max_attempts": 3,
+                "concurrency": opts["concurrency"],
+            }
+        )
+    )
 
 
 def greenfetch_peer(opts: dict[str, Any]) -> dict[str, Any]:
@@ -82,9 +96,13 @@ def greenfetch_peer(opts: dict[str, Any]) -> dict[str, Any]:
     engine.execute(LIST)
     requests = [LIST] * opts["calls"]
     if opts.get("accounts"):  # the same calls, interleaved over N accounts' credentials
-        accounts = [{"account": f"{i:012d}", "credentials": {"AccessKeyId": f"AKIA{i:016d}",
-                                                              "SecretAccessKey": f"secret-{i}"}}
-                    for i in range(opts["accounts"])]
+        accounts = [
+            {
+                "account": f"{i:012d}",
+                "credentials": {"AccessKeyId": f"AKIA{i:016d}", "SecretAccessKey": f"secret-{i}"},
+            }
+            for i in range(opts["accounts"])
+        ]
         requests = [{**LIST, **accounts[i % len(accounts)]} for i in range(opts["calls"])]
         for account in accounts:
             engine.execute({**LIST, **account})
@@ -106,7 +124,9 @@ def stream_peer(opts: dict[str, Any]) -> dict[str, Any]:
     before = _rss_mb()
 
     def run() -> int:
-        lazy = ({"service": "dynamodb", "operation": "ListTables", "id": str(i)} for i in range(opts["calls"]))
+        lazy = (
+            {"service": "dynamodb", "operation": "ListTables", "id": str(i)} for i in range(opts["calls"])
+        )
         return sum(r.ok for r in engine.iter_results(lazy, opts["concurrency"]))
 
     return {**_timed(run, opts["calls"]), "rss_before_mb": before}
@@ -119,9 +139,12 @@ def threads_peer(opts: dict[str, Any]) -> dict[str, Any]:
     import boto3
     from botocore.config import Config
 
-    cfg = Config(max_pool_connections=opts["concurrency"], retries={"mode": "standard", "total_max_attempts": 3})
-    client = boto3.session.Session().client("dynamodb", region_name="us-east-1", endpoint_url=opts["url"],
-                                            config=cfg, verify=opts.get("ca"))
+    cfg = Config(
+        max_pool_connections=opts["concurrency"], retries={"mode": "standard", "total_max_attempts": 3}
+    )
+    client = boto3.session.Session().client(
+        "dynamodb", region_name="us-east-1", endpoint_url=opts["url"], config=cfg, verify=opts.get("ca")
+    )
     client.list_tables()
 
     def one(_: int) -> bool:
@@ -145,10 +168,12 @@ def aiobotocore_peer(opts: dict[str, Any]) -> dict[str, Any]:
     from aiobotocore.session import get_session
 
     async def main() -> dict[str, Any]:
-        cfg = AioConfig(max_pool_connections=opts["concurrency"],
-                        retries={"mode": "standard", "total_max_attempts": 3})
-        async with get_session().create_client("dynamodb", region_name="us-east-1", endpoint_url=opts["url"],
-                                               config=cfg, verify=opts.get("ca")) as client:
+        cfg = AioConfig(
+            max_pool_connections=opts["concurrency"], retries={"mode": "standard", "total_max_attempts": 3}
+        )
+        async with get_session().create_client(
+            "dynamodb", region_name="us-east-1", endpoint_url=opts["url"], config=cfg, verify=opts.get("ca")
+        ) as client:
             await client.list_tables()
             gate = asyncio.Semaphore(opts["concurrency"])
 
@@ -184,8 +209,9 @@ def isolation_peer(opts: dict[str, Any]) -> dict[str, Any]:
             return shared
         if mode == "isolated":
             return engine.clients.client(request, isolated=True)
-        return botocore.session.Session().create_client("dynamodb", region_name="us-east-1",
-                                                        endpoint_url=opts["url"])
+        return botocore.session.Session().create_client(
+            "dynamodb", region_name="us-east-1", endpoint_url=opts["url"]
+        )
 
     def one(_: int) -> bool:
         mine = client()
@@ -214,9 +240,15 @@ def _profiled(run: Callable[[], int], opts: dict[str, Any]) -> dict[str, Any]:
     stats = pstats.Stats(profile)
     total = sum(row[2] for row in stats.stats.values()) or 1.0  # type: ignore[attr-defined]
     rows = sorted(stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)  # type: ignore[attr-defined]
-    top = [{"function": f"{_short(file)}:{line}({name})", "own_pct": 100 * st[2] / total,
-            "cum_pct": 100 * st[3] / total, "calls_per_call": st[1] / opts["calls"]}
-           for (file, line, name), st in rows[:opts.get("top", 20)]]
+    top = [
+        {
+            "function": f"{_short(file)}:{line}({name})",
+            "own_pct": 100 * st[2] / total,
+            "cum_pct": 100 * st[3] / total,
+            "calls_per_call": st[1] / opts["calls"],
+        }
+        for (file, line, name), st in rows[: opts.get("top", 20)]
+    ]
     areas: dict[str, float] = {}
     for (file, _, _), st in rows:
         areas[_area(file)] = areas.get(_area(file), 0.0) + 100 * st[2] / total
@@ -230,9 +262,18 @@ def _short(path: str) -> str:
     return path.rsplit("/", 2)[-1] if "/" in path else path
 
 
-_AREAS = (("botocore/", "botocore"), ("urllib3/", "urllib3"), ("http/client", "http.client"),
-          ("gevent/", "gevent"), ("greenfetch/", "greenfetch"), ("json/", "json"), ("ssl", "ssl"),
-          ("email/", "email (header parsing)"), ("dateutil/", "dateutil"), ("jmespath/", "jmespath"))
+_AREAS = (
+    ("botocore/", "botocore"),
+    ("urllib3/", "urllib3"),
+    ("http/client", "http.client"),
+    ("gevent/", "gevent"),
+    ("greenfetch/", "greenfetch"),
+    ("json/", "json"),
+    ("ssl", "ssl"),
+    ("email/", "email (header parsing)"),
+    ("dateutil/", "dateutil"),
+    ("jmespath/", "jmespath"),
+)
 
 
 def _area(path: str) -> str:
@@ -242,8 +283,13 @@ def _area(path: str) -> str:
     return "builtins" if path == "~" else "other stdlib/python"
 
 
-PEERS = {"greenfetch": greenfetch_peer, "threads": threads_peer, "aiobotocore": aiobotocore_peer,
-         "stream": stream_peer, "isolation": isolation_peer}
+PEERS = {
+    "greenfetch": greenfetch_peer,
+    "threads": threads_peer,
+    "aiobotocore": aiobotocore_peer,
+    "stream": stream_peer,
+    "isolation": isolation_peer,
+}
 
 if __name__ == "__main__":
     print(json.dumps(PEERS[sys.argv[1]](json.loads(sys.argv[2]))), flush=True)

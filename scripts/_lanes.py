@@ -20,10 +20,21 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 LANE_A = [
-    "test_distributed.py", "test_worker_signals.py", "test_processes.py", "test_sqlite_sink.py",
-    "test_nu_plugin.py", "test_hardening_nu.py", "test_hardening_signals.py", "test_prometheus.py",
-    "test_engine_loopback.py", "test_drs_signals.py", "test_adaptive.py", "test_credentials.py",
-    "test_postgres_sink.py", "test_postgres_e2e.py", "test_chaos.py",
+    "test_distributed.py",
+    "test_worker_signals.py",
+    "test_processes.py",
+    "test_sqlite_sink.py",
+    "test_nu_plugin.py",
+    "test_hardening_nu.py",
+    "test_hardening_signals.py",
+    "test_prometheus.py",
+    "test_engine_loopback.py",
+    "test_drs_signals.py",
+    "test_adaptive.py",
+    "test_credentials.py",
+    "test_postgres_sink.py",
+    "test_postgres_e2e.py",
+    "test_chaos.py",
 ]
 COUNTS = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed)")
 
@@ -39,8 +50,11 @@ def main() -> int:
     procs = {}
     for name, cmd in lanes.items():
         log = open(logs / f"lane-{name}.log", "w")  # noqa: SIM115 (closed below)
-        procs[name] = (subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy()),
-                       log, time.monotonic())
+        procs[name] = (
+            subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy()),
+            log,
+            time.monotonic(),
+        )
     totals: dict[str, int] = {}
     failed = False
     for name, (proc, log, began) in procs.items():
@@ -55,8 +69,10 @@ def main() -> int:
             totals[key] = totals.get(key, 0) + int(count)
         failed |= code != 0
     print(f"\n===== both lanes: {time.monotonic() - started:.0f} s wall =====")
-    print(f"{totals.get('passed', 0)} passed, {totals.get('failed', 0) + totals.get('errors', 0)} failed, "
-          f"{totals.get('skipped', 0)} skipped")
+    print(
+        f"{totals.get('passed', 0)} passed, {totals.get('failed', 0) + totals.get('errors', 0)} failed, "
+        f"{totals.get('skipped', 0)} skipped"
+    )
     return 1 if failed else 0
 
 

@@ -36,9 +36,11 @@ from greenfetch.testing import LoopbackServer, ThrowawayCA, throwaway_ca
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "performance.md"
 PEERS = Path(__file__).with_name("_bench_peers.py")
-LABELS = {"greenfetch": "greenfetch (`batch_requests`, gevent)",
-          "threads": "boto3 + ThreadPoolExecutor (one shared client)",
-          "aiobotocore": "aiobotocore (`gather` + Semaphore)"}
+LABELS = {
+    "greenfetch": "greenfetch (`batch_requests`, gevent)",
+    "threads": "boto3 + ThreadPoolExecutor (one shared client)",
+    "aiobotocore": "aiobotocore (`gather` + Semaphore)",
+}
 
 
 @dataclass(frozen=True)
@@ -57,13 +59,25 @@ FULL, QUICK = Sizes(), Sizes(True, throughput=100, latency=100, streaming=200, i
 
 # -- plumbing ------------------------------------------------------------------------------------
 
+
 def peer(kind: str, url: str, **opts: Any) -> dict[str, Any]:
     """Run one peer in its own interpreter and return its JSON measurement."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "GREENFETCH_"))}
-    env.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1",
-               AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull, AWS_EC2_METADATA_DISABLED="true")
-    proc = subprocess.run([sys.executable, str(PEERS), kind, json.dumps({"url": url, **opts})],
-                          capture_output=True, text=True, env=env, timeout=1800)
+    env.update(
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        AWS_EC2_METADATA_DISABLED="true",
+    )
+    proc = subprocess.run(
+        [sys.executable, str(PEERS), kind, json.dumps({"url": url, **opts})],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=1800,
+    )
     if proc.returncode != 0 or not proc.stdout.strip():
         raise RuntimeError(f"bench peer {kind} failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
@@ -80,9 +94,12 @@ def peers(url: str, runs: dict[str, tuple[str, dict[str, Any]]], sizes: Sizes) -
     for round_ in range(sizes.repeat):
         for key, (kind, opts) in runs.items():
             m = peer(kind, url, **opts)
-            print(f"bench:   round {round_ + 1} {key}: {m['calls'] / m['wall']:,.0f} calls/s, "
-                  f"{1000 * m['cpu'] / m['calls']:.2f} ms CPU/call, run-queue wait {m['runqueue_wait']:.1f} s",
-                  file=sys.stderr, flush=True)
+            print(
+                f"bench:   round {round_ + 1} {key}: {m['calls'] / m['wall']:,.0f} calls/s, "
+                f"{1000 * m['cpu'] / m['calls']:.2f} ms CPU/call, run-queue wait {m['runqueue_wait']:.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
             if key not in best or m["wall"] < best[key]["wall"]:
                 best[key] = {**m, "rounds": sizes.repeat}
     return best
@@ -90,9 +107,15 @@ def peers(url: str, runs: dict[str, tuple[str, dict[str, Any]]], sizes: Sizes) -
 
 def measured_note(sizes: Sizes | None = None) -> str:
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    best = f"; best of {sizes.repeat} interleaved rounds per peer" if sizes and not sizes.quick and sizes.repeat > 1 else ""
-    return (f"_Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} cores "
-            f"(load average {load} at the start; the machine was shared, so treat numbers as ±15%){best}._")
+    best = (
+        f"; best of {sizes.repeat} interleaved rounds per peer"
+        if sizes and not sizes.quick and sizes.repeat > 1
+        else ""
+    )
+    return (
+        f"_Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} cores "
+        f"(load average {load} at the start; the machine was shared, so treat numbers as ±15%){best}._"
+    )
 
 
 def server_cost(server: LoopbackServer, before: dict[str, Any]) -> str:
@@ -123,45 +146,89 @@ def verdict(ok: bool) -> str:
 
 # -- engine parts ----------------------------------------------------------------------------------
 
+
 def bench_throughput(sizes: Sizes) -> str:
     calls, conc = sizes.throughput, 100
     accounts = 60
-    labels = {**LABELS, "urllib3": "greenfetch on botocore's urllib3 session (before issue 10)",
-              "accounts": f"greenfetch, calls interleaved over {accounts} accounts' credentials"}
-    variants = {"urllib3": ("greenfetch", {"http": "urllib3"}), "accounts": ("greenfetch", {"accounts": accounts})}
+    labels = {
+        **LABELS,
+        "urllib3": "greenfetch on botocore's urllib3 session (before issue 10)",
+        "accounts": f"greenfetch, calls interleaved over {accounts} accounts' credentials",
+    }
+    variants = {
+        "urllib3": ("greenfetch", {"http": "urllib3"}),
+        "accounts": ("greenfetch", {"accounts": accounts}),
+    }
     with LoopbackServer(latency=0.05) as url:
         server = _server_of(url)
         before = server.stats()
-        runs = peers(url, {**{kind: (kind, {"calls": calls, "concurrency": conc}) for kind in LABELS},
-                           **{key: (kind, {"calls": calls, "concurrency": conc, **extra})
-                              for key, (kind, extra) in variants.items()}}, sizes)
+        runs = peers(
+            url,
+            {
+                **{kind: (kind, {"calls": calls, "concurrency": conc}) for kind in LABELS},
+                **{
+                    key: (kind, {"calls": calls, "concurrency": conc, **extra})
+                    for key, (kind, extra) in variants.items()
+                },
+            },
+            sizes,
+        )
         cost = server_cost(server, before)
     rows = []
     for kind, m in runs.items():
         per_s, cpu = rates(m)
-        rows.append([labels[kind], f"{per_s:,.0f}", f"{unstarved(m):,.0f}", f"{cpu:.2f}", f"{1000 / cpu:,.0f}",
-                     f"{m['rss_mb']:.0f}", f"{m['wall']:.1f}", f"{m['runqueue_wait']:.1f}", m["calls"] - m["ok"]])
+        rows.append(
+            [
+                labels[kind],
+                f"{per_s:,.0f}",
+                f"{unstarved(m):,.0f}",
+                f"{cpu:.2f}",
+                f"{1000 / cpu:,.0f}",
+                f"{m['rss_mb']:.0f}",
+                f"{m['wall']:.1f}",
+                f"{m['runqueue_wait']:.1f}",
+                m["calls"] - m["ok"],
+            ]
+        )
     (g, g_cpu), (a, a_cpu), (t, _) = (rates(runs[k]) for k in ("greenfetch", "aiobotocore", "threads"))
     gu, au, tu = (unstarved(runs[k]) for k in ("greenfetch", "aiobotocore", "threads"))
-    return "\n".join([
-        f"### Throughput: {calls:,} DynamoDB ListTables calls, concurrency {conc}, 50 ms server latency", "",
-        measured_note(sizes), "",
-        table(["peer", "calls/s", "calls/s less run-queue wait", "CPU ms/call", "calls per CPU-second",
-               "peak RSS MB", "wall s", "run-queue wait s", "failed"], rows), "",
-        f"- greenfetch / aiobotocore: **{g / a:.2f}x** calls/s as measured, {gu / au:.2f}x less run-queue "
-        f"wait (target ≥ 1.0x: {verdict(min(g / a, gu / au) >= 1.0)}); CPU per call {g_cpu / a_cpu:.2f}x "
-        f"(target ≤ 1.0x: {verdict(g_cpu <= a_cpu)})",
-        f"- greenfetch / threads: **{g / t:.2f}x** calls/s as measured, {gu / tu:.2f}x less run-queue wait "
-        f"(target ≥ 1.4x: {verdict(min(g / t, gu / tu) >= 1.4)})",
-        f"- Issue 10 targets (one process): calls/s ≥ 1.15x aiobotocore: {verdict(g / a >= 1.15)}; CPU per call "
-        f"≤ 0.85x aiobotocore's: {verdict(g_cpu <= 0.85 * a_cpu)}. The geventhttpclient session against botocore's "
-        f"urllib3 session: CPU per call {g_cpu / rates(runs['urllib3'])[1]:.2f}x. {accounts} accounts interleaved "
-        f"against one: CPU per call {rates(runs['accounts'])[1] / g_cpu:.2f}x (one client, one pool for all).",
-        f"- Ceiling at this latency: {conc / 0.05:,.0f} calls/s. Loopback server: {cost} (its own process).",
-        "- CPU is the process's user+system time over the timed window (client creation excluded); RSS is "
-        "the process's peak. Run-queue wait is the time the peer's threads were ready to run while another "
-        "process had the CPU; 'less run-queue wait' is calls / (wall - wait). The thread peer's wait is "
-        "summed over its threads, which overstates it and so flatters its adjusted figure."])
+    return "\n".join(
+        [
+            f"### Throughput: {calls:,} DynamoDB ListTables calls, concurrency {conc}, 50 ms server latency",
+            "",
+            measured_note(sizes),
+            "",
+            table(
+                [
+                    "peer",
+                    "calls/s",
+                    "calls/s less run-queue wait",
+                    "CPU ms/call",
+                    "calls per CPU-second",
+                    "peak RSS MB",
+                    "wall s",
+                    "run-queue wait s",
+                    "failed",
+                ],
+                rows,
+            ),
+            "",
+            f"- greenfetch / aiobotocore: **{g / a:.2f}x** calls/s as measured, {gu / au:.2f}x less run-queue "
+            f"wait (target ≥ 1.0x: {verdict(min(g / a, gu / au) >= 1.0)}); CPU per call {g_cpu / a_cpu:.2f}x "
+            f"(target ≤ 1.0x: {verdict(g_cpu <= a_cpu)})",
+            f"- greenfetch / threads: **{g / t:.2f}x** calls/s as measured, {gu / tu:.2f}x less run-queue wait "
+            f"(target ≥ 1.4x: {verdict(min(g / t, gu / tu) >= 1.4)})",
+            f"- Issue 10 targets (one process): calls/s ≥ 1.15x aiobotocore: {verdict(g / a >= 1.15)}; CPU per call "
+            f"≤ 0.85x aiobotocore's: {verdict(g_cpu <= 0.85 * a_cpu)}. The geventhttpclient session against botocore's "
+            f"urllib3 session: CPU per call {g_cpu / rates(runs['urllib3'])[1]:.2f}x. {accounts} accounts interleaved "
+            f"against one: CPU per call {rates(runs['accounts'])[1] / g_cpu:.2f}x (one client, one pool for all).",
+            f"- Ceiling at this latency: {conc / 0.05:,.0f} calls/s. Loopback server: {cost} (its own process).",
+            "- CPU is the process's user+system time over the timed window (client creation excluded); RSS is "
+            "the process's peak. Run-queue wait is the time the peer's threads were ready to run while another "
+            "process had the CPU; 'less run-queue wait' is calls / (wall - wait). The thread peer's wait is "
+            "summed over its threads, which overstates it and so flatters its adjusted figure.",
+        ]
+    )
 
 
 def bench_tls(sizes: Sizes) -> str:
@@ -183,34 +250,67 @@ def bench_tls(sizes: Sizes) -> str:
     for key, m in runs.items():
         scheme, kind = key.split(":")
         per_s, cpu = rates(m)
-        rows.append([scheme.upper(), LABELS[kind], f"{per_s:,.0f}", f"{unstarved(m):,.0f}", f"{cpu:.2f}",
-                     f"{m['rss_mb']:.0f}", f"{m['wall']:.1f}", f"{m['runqueue_wait']:.1f}", m["calls"] - m["ok"]])
+        rows.append(
+            [
+                scheme.upper(),
+                LABELS[kind],
+                f"{per_s:,.0f}",
+                f"{unstarved(m):,.0f}",
+                f"{cpu:.2f}",
+                f"{m['rss_mb']:.0f}",
+                f"{m['wall']:.1f}",
+                f"{m['runqueue_wait']:.1f}",
+                m["calls"] - m["ok"],
+            ]
+        )
 
     def ratios(scheme: str) -> tuple[float, float, float]:
-        (g, g_cpu), (a, a_cpu), (t, _) = (rates(runs[f"{scheme}:{k}"]) for k in ("greenfetch", "aiobotocore", "threads"))
+        (g, g_cpu), (a, a_cpu), (t, _) = (
+            rates(runs[f"{scheme}:{k}"]) for k in ("greenfetch", "aiobotocore", "threads")
+        )
         return g / a, g_cpu / a_cpu, g / t
 
     (hs, hc, ht), (ts, tc, tt) = ratios("http"), ratios("https")
     tls_cost = {k: rates(runs[f"https:{k}"])[1] - rates(runs[f"http:{k}"])[1] for k in LABELS}
-    return "\n".join([
-        f"### Over TLS: {calls:,} DynamoDB ListTables calls, concurrency {conc}, 50 ms server latency, "
-        "HTTPS loopback vs plain HTTP in one run", "",
-        measured_note(sizes), "",
-        "The HTTPS server is `LoopbackServer(tls=throwaway_ca(dir))`; every peer trusts that CA's bundle "
-        "(botocore and aiobotocore `verify=ca.pem`, greenfetch's clients through `AWS_CA_BUNDLE`). Each peer "
-        f"opens up to {conc} keep-alive connections, so the timed window includes up to {conc} TLS handshakes "
-        "(the warm-up call made one).", "",
-        table(["scheme", "peer", "calls/s", "calls/s less run-queue wait", "CPU ms/call", "peak RSS MB", "wall s",
-               "run-queue wait s", "failed"], rows), "",
-        f"- greenfetch / aiobotocore over HTTPS: **{ts:.2f}x** calls/s, CPU per call **{tc:.2f}x** "
-        f"(plain HTTP in this run: {hs:.2f}x calls/s, {hc:.2f}x CPU per call). Issue 10 target, the same ratios "
-        f"as plain HTTP or better: calls/s {verdict(ts >= hs * 0.97)}, CPU per call {verdict(tc <= hc * 1.03)} "
-        "(3% allowed for noise); against the absolute targets (≥ 1.15x, ≤ 0.85x): "
-        f"{verdict(ts >= 1.15)}, {verdict(tc <= 0.85)}.",
-        f"- greenfetch / threads over HTTPS: {tt:.2f}x calls/s (plain HTTP: {ht:.2f}x).",
-        "- What TLS adds per call (HTTPS minus HTTP CPU ms/call): "
-        + ", ".join(f"{k} {v:+.3f}" for k, v in tls_cost.items()) + ".",
-        f"- Loopback server: {costs['http']} over HTTP, {costs['https']} over HTTPS (its own process)."])
+    return "\n".join(
+        [
+            f"### Over TLS: {calls:,} DynamoDB ListTables calls, concurrency {conc}, 50 ms server latency, "
+            "HTTPS loopback vs plain HTTP in one run",
+            "",
+            measured_note(sizes),
+            "",
+            "The HTTPS server is `LoopbackServer(tls=throwaway_ca(dir))`; every peer trusts that CA's bundle "
+            "(botocore and aiobotocore `verify=ca.pem`, greenfetch's clients through `AWS_CA_BUNDLE`). Each peer "
+            f"opens up to {conc} keep-alive connections, so the timed window includes up to {conc} TLS handshakes "
+            "(the warm-up call made one).",
+            "",
+            table(
+                [
+                    "scheme",
+                    "peer",
+                    "calls/s",
+                    "calls/s less run-queue wait",
+                    "CPU ms/call",
+                    "peak RSS MB",
+                    "wall s",
+                    "run-queue wait s",
+                    "failed",
+                ],
+                rows,
+            ),
+            "",
+            f"- greenfetch / aiobotocore over HTTPS: **{ts:.2f}x** calls/s, CPU per call **{tc:.2f}x** "
+            f"(plain HTTP in this run: {hs:.2f}x calls/s, {hc:.2f}x CPU per call). Issue 10 target, the same ratios "
+            f"as plain HTTP or better: calls/s {verdict(ts >= hs * 0.97)}, CPU per call {verdict(tc <= hc * 1.03)} "
+            "(3% allowed for noise); against the absolute targets (≥ 1.15x, ≤ 0.85x): "
+            f"{verdict(ts >= 1.15)}, {verdict(tc <= 0.85)}.",
+            f"- greenfetch / threads over HTTPS: {tt:.2f}x calls/s (plain HTTP: {ht:.2f}x).",
+            "- What TLS adds per call (HTTPS minus HTTP CPU ms/call): "
+            + ", ".join(f"{k} {v:+.3f}" for k, v in tls_cost.items())
+            + ".",
+            f"- Loopback server: {costs['http']} over HTTP, {costs['https']} over HTTPS (its own process).",
+        ]
+    )
 
 
 def bench_latency(sizes: Sizes) -> str:
@@ -218,14 +318,29 @@ def bench_latency(sizes: Sizes) -> str:
     floor = math.ceil(calls / conc) * latency
     with LoopbackServer(latency=latency) as url:
         runs = peers(url, {kind: (kind, {"calls": calls, "concurrency": conc}) for kind in LABELS}, sizes)
-    rows = [[LABELS[k], f"{m['wall']:.3f}", f"{m['wall'] / floor:.3f}x", f"{1000 * m['cpu'] / m['calls']:.2f}",
-             f"{m['runqueue_wait']:.2f}", m["calls"] - m["ok"]] for k, m in runs.items()]
+    rows = [
+        [
+            LABELS[k],
+            f"{m['wall']:.3f}",
+            f"{m['wall'] / floor:.3f}x",
+            f"{1000 * m['cpu'] / m['calls']:.2f}",
+            f"{m['runqueue_wait']:.2f}",
+            m["calls"] - m["ok"],
+        ]
+        for k, m in runs.items()
+    ]
     ratio = runs["greenfetch"]["wall"] / floor
-    return "\n".join([
-        f"### Latency-bound: {calls:,} calls, 200 ms server latency, concurrency {conc} (floor {floor:.1f} s)", "",
-        measured_note(sizes), "",
-        table(["peer", "wall s", "vs floor", "CPU ms/call", "run-queue wait s", "failed"], rows), "",
-        f"- greenfetch: {ratio:.3f}x the floor (target ≤ 1.05x: {verdict(ratio <= 1.05)})"])
+    return "\n".join(
+        [
+            f"### Latency-bound: {calls:,} calls, 200 ms server latency, concurrency {conc} (floor {floor:.1f} s)",
+            "",
+            measured_note(sizes),
+            "",
+            table(["peer", "wall s", "vs floor", "CPU ms/call", "run-queue wait s", "failed"], rows),
+            "",
+            f"- greenfetch: {ratio:.3f}x the floor (target ≤ 1.05x: {verdict(ratio <= 1.05)})",
+        ]
+    )
 
 
 def bench_streaming(sizes: Sizes) -> str:
@@ -233,50 +348,93 @@ def bench_streaming(sizes: Sizes) -> str:
     with LoopbackServer(latency=latency) as url:
         m = peer("stream", url, calls=calls, concurrency=conc)
     per_s, cpu = rates(m)
-    return "\n".join([
-        f"### Streaming: {calls:,} calls via `iter_results` over a lazy generator, concurrency {conc}, "
-        f"{latency * 1000:.0f} ms server latency", "",
-        measured_note(), "",
-        table(["calls/s", "CPU ms/call", "RSS before the stream MB", "peak RSS MB", "failed"],
-              [[f"{per_s:,.0f}", f"{cpu:.2f}", f"{m['rss_before_mb']:.0f}", f"{m['rss_mb']:.0f}",
-                m["calls"] - m["ok"]]]), "",
-        f"- Peak RSS {m['rss_mb']:.0f} MB (target < 100 MB: {verdict(m['rss_mb'] < 100)}); growth over the "
-        f"stream {m['rss_mb'] - m['rss_before_mb']:.0f} MB for {calls:,} results."])
+    return "\n".join(
+        [
+            f"### Streaming: {calls:,} calls via `iter_results` over a lazy generator, concurrency {conc}, "
+            f"{latency * 1000:.0f} ms server latency",
+            "",
+            measured_note(),
+            "",
+            table(
+                ["calls/s", "CPU ms/call", "RSS before the stream MB", "peak RSS MB", "failed"],
+                [
+                    [
+                        f"{per_s:,.0f}",
+                        f"{cpu:.2f}",
+                        f"{m['rss_before_mb']:.0f}",
+                        f"{m['rss_mb']:.0f}",
+                        m["calls"] - m["ok"],
+                    ]
+                ],
+            ),
+            "",
+            f"- Peak RSS {m['rss_mb']:.0f} MB (target < 100 MB: {verdict(m['rss_mb'] < 100)}); growth over the "
+            f"stream {m['rss_mb'] - m['rss_before_mb']:.0f} MB for {calls:,} results.",
+        ]
+    )
 
 
 def bench_isolation(sizes: Sizes) -> str:
     calls, conc = sizes.isolation, 50  # (c) holds ~30 MB per live session: keep it bounded
-    modes = {"shared": "(a) one shared client (`engine.clients.client(req)`)",
-             "isolated": "(b) fresh client per greenlet (`client(req, isolated=True)`, shared session/loader)",
-             "session": "(c) new botocore session + client per greenlet"}
+    modes = {
+        "shared": "(a) one shared client (`engine.clients.client(req)`)",
+        "isolated": "(b) fresh client per greenlet (`client(req, isolated=True)`, shared session/loader)",
+        "session": "(c) new botocore session + client per greenlet",
+    }
     with LoopbackServer(latency=0.05) as url:
-        runs = peers(url, {mode: ("isolation", {"calls": calls, "concurrency": conc, "mode": mode})
-                           for mode in modes}, replace(sizes, repeat=1))
+        runs = peers(
+            url,
+            {mode: ("isolation", {"calls": calls, "concurrency": conc, "mode": mode}) for mode in modes},
+            replace(sizes, repeat=1),
+        )
     rows = []
     for mode, m in runs.items():
         per_s, cpu = rates(m)
         rows.append([modes[mode], f"{per_s:,.0f}", f"{cpu:.2f}", f"{m['rss_mb']:.0f}", m["calls"] - m["ok"]])
-    return "\n".join([
-        f"### Client isolation: {calls:,} calls, concurrency {conc}, 50 ms server latency "
-        "(one call per greenlet)", "", measured_note(), "",
-        table(["mode", "calls/s", "CPU ms/call", "peak RSS MB", "failed"], rows)])
+    return "\n".join(
+        [
+            f"### Client isolation: {calls:,} calls, concurrency {conc}, 50 ms server latency "
+            "(one call per greenlet)",
+            "",
+            measured_note(),
+            "",
+            table(["mode", "calls/s", "CPU ms/call", "peak RSS MB", "failed"], rows),
+        ]
+    )
 
 
 def bench_profile(sizes: Sizes) -> str:
     calls = sizes.profile
     with LoopbackServer(latency=0.05) as url:
         m = peer("greenfetch", url, calls=calls, concurrency=100, profile=True, top=15)
-    top = [[f"`{row['function']}`", f"{row['own_pct']:.1f}", f"{row['cum_pct']:.1f}", f"{row['calls_per_call']:.1f}"]
-           for row in m["top"]]
+    top = [
+        [
+            f"`{row['function']}`",
+            f"{row['own_pct']:.1f}",
+            f"{row['cum_pct']:.1f}",
+            f"{row['calls_per_call']:.1f}",
+        ]
+        for row in m["top"]
+    ]
     areas = [[area, f"{pct:.1f}"] for area, pct in m["areas"] if pct >= 0.5]
-    return "\n".join([
-        f"### Where greenfetch's CPU per call goes (cProfile, {calls:,} calls, concurrency 100)", "",
-        measured_note(), "",
-        "Own time by package (% of profiled CPU):", "", table(["package", "% own time"], areas), "",
-        "Top functions by own time:", "",
-        table(["function", "% own", "% cumulative", "calls per API call"], top), "",
-        "_cProfile adds overhead (roughly 2x) and greenlet switches blur cumulative times; own-time shares "
-        "are the reliable part._"])
+    return "\n".join(
+        [
+            f"### Where greenfetch's CPU per call goes (cProfile, {calls:,} calls, concurrency 100)",
+            "",
+            measured_note(),
+            "",
+            "Own time by package (% of profiled CPU):",
+            "",
+            table(["package", "% own time"], areas),
+            "",
+            "Top functions by own time:",
+            "",
+            table(["function", "% own", "% cumulative", "calls per API call"], top),
+            "",
+            "_cProfile adds overhead (roughly 2x) and greenlet switches blur cumulative times; own-time shares "
+            "are the reliable part._",
+        ]
+    )
 
 
 def _server_of(url: str, tls: ThrowawayCA | None = None) -> LoopbackServer:
@@ -287,12 +445,17 @@ def _server_of(url: str, tls: ThrowawayCA | None = None) -> LoopbackServer:
 
 
 ENGINE: dict[str, Callable[[Sizes], str]] = {
-    "throughput": bench_throughput, "tls": bench_tls, "latency": bench_latency, "streaming": bench_streaming,
-    "isolation": bench_isolation, "profile": bench_profile,
+    "throughput": bench_throughput,
+    "tls": bench_tls,
+    "latency": bench_latency,
+    "streaming": bench_streaming,
+    "isolation": bench_isolation,
+    "profile": bench_profile,
 }
 
 
 # -- sections and the doc ------------------------------------------------------------------------
+
 
 def markers(name: str) -> tuple[str, str]:
     return f"<!-- bench:{name}:start -->", f"<!-- bench:{name}:end -->"
@@ -339,9 +502,12 @@ def plugins() -> dict[str, Callable[[bool], str]]:
 
 
 def engine_section(sizes: Sizes, parts: list[str]) -> str:
-    header = (f"## Engine\n\nPython {platform.python_version()}, botocore {version('botocore')}, "
-              f"gevent {version('gevent')}, aiobotocore {version('aiobotocore')}. "
-              "Reproduce with `scripts/bench --only engine`.")
+    header = (
+        f"## Engine\n\nPython {platform.python_version()}, botocore {version('botocore')}, "
+        f"gevent {version('gevent')}, aiobotocore {version('aiobotocore')}. "
+        "Reproduce with `scripts/bench --only engine`."
+    )
+
     def run(part: str) -> str:
         start, end, began = *markers(f"engine.{part}"), time.monotonic()
         markdown = ENGINE[part](sizes).strip()
@@ -358,7 +524,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke-sized run (seconds, numbers meaningless)")
     parser.add_argument("--only", metavar="NAME", help="one section (engine, a plugin) or engine part")
-    parser.add_argument("--write", action="store_true", help=f"write the sections into {DOC.relative_to(ROOT)}")
+    parser.add_argument(
+        "--write", action="store_true", help=f"write the sections into {DOC.relative_to(ROOT)}"
+    )
     parser.add_argument("--doc", type=Path, default=DOC, help="the markdown file --write updates")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
@@ -366,6 +534,7 @@ def main(argv: list[str] | None = None) -> int:
     names = ["engine", *extra]
     if args.only and args.only not in (*names, *ENGINE):
         parser.error(f"--only {args.only!r} is not a section; valid: {', '.join([*names, *ENGINE])}")
+
     def produce(name: str) -> str:
         if name.startswith("engine."):
             return ENGINE[name.removeprefix("engine.")](sizes)

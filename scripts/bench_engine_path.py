@@ -40,8 +40,9 @@ def child(calls: int, backend: str) -> dict[str, Any]:
 
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "example")
-    engine = Engine(Config.resolve({"region": "us-east-1", "endpoint_url": "http://127.0.0.1:9",
-                                    "backend": backend}))
+    engine = Engine(
+        Config.resolve({"region": "us-east-1", "endpoint_url": "http://127.0.0.1:9", "backend": backend})
+    )
     engine.caller = CannedAnswer(engine.clients)
     engine.batch_requests([LIST] * 200, 100)
     best = float("inf")
@@ -54,8 +55,11 @@ def child(calls: int, backend: str) -> dict[str, Any]:
         metrics = Metrics()
         result = Result(0, engine.prepare(LIST), result={}, duration_ms=5.0, attempts=1)
         metrics.result(result)  # the first one takes the slow path; the rest are what a batch sees
-        pieces = {"coerce": lambda: Request.coerce(LIST), "prepare": lambda: engine.prepare(LIST),
-                  "metrics": lambda: metrics.result(result)}
+        pieces = {
+            "coerce": lambda: Request.coerce(LIST),
+            "prepare": lambda: engine.prepare(LIST),
+            "metrics": lambda: metrics.result(result),
+        }
         for name, fn in pieces.items():
             out[f"{name}_us"] = min(timeit.repeat(fn, number=2000, repeat=5)) / 2000 * 1e6
     engine.close()
@@ -69,22 +73,38 @@ def run(quick: bool = False) -> str:
     calls = 300 if quick else 10_000
     rows = []
     for backend in ("gevent", "threads"):
-        proc = subprocess.run([sys.executable, __file__, "--child", str(calls), backend], capture_output=True,
-                              text=True, check=True)
+        proc = subprocess.run(
+            [sys.executable, __file__, "--child", str(calls), backend],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         rows.append((backend, json.loads(proc.stdout.strip().splitlines()[-1])))
     gevent = rows[0][1]
     body = [
-        "### The engine's own path: CPU per call with the HTTP call taken out (issue 10)", "",
-        measured_note(), "",
+        "### The engine's own path: CPU per call with the HTTP call taken out (issue 10)",
+        "",
+        measured_note(),
+        "",
         f"{calls:,} DynamoDB ListTables through `batch_requests` at concurrency 100, `BotocoreCaller` answering "
         "from a canned dict (its client looked up in `resolve`): what greenfetch costs around botocore. "
-        "Best of 7 rounds, CPU time. Reproduce with `scripts/bench --only engine_path`.", "",
-        table(["backend", "µs CPU per call"], [[b, f"{m['total_us']:.1f}"] for b, m in rows]), "",
-        "Pieces on the gevent backend, each alone (`timeit`, best of 5):", "",
-        table(["piece", "µs per call"],
-              [["`Request.coerce` (a dict to a Request)", f"{gevent['coerce_us']:.1f}"],
-               ["`Engine.prepare` (coerce, run defaults, the client lookup, the API name)", f"{gevent['prepare_us']:.1f}"],
-               ["`Metrics.result` (a first-attempt success)", f"{gevent['metrics_us']:.1f}"]]),
+        "Best of 7 rounds, CPU time. Reproduce with `scripts/bench --only engine_path`.",
+        "",
+        table(["backend", "µs CPU per call"], [[b, f"{m['total_us']:.1f}"] for b, m in rows]),
+        "",
+        "Pieces on the gevent backend, each alone (`timeit`, best of 5):",
+        "",
+        table(
+            ["piece", "µs per call"],
+            [
+                ["`Request.coerce` (a dict to a Request)", f"{gevent['coerce_us']:.1f}"],
+                [
+                    "`Engine.prepare` (coerce, run defaults, the client lookup, the API name)",
+                    f"{gevent['prepare_us']:.1f}",
+                ],
+                ["`Metrics.result` (a first-attempt success)", f"{gevent['metrics_us']:.1f}"],
+            ],
+        ),
     ]
     return "\n".join(body)
 

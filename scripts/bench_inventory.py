@@ -35,11 +35,36 @@ from greenfetch.testing import LoopbackServer
 
 SECTION = "inventory"
 HANDLER = "greenfetch.testing._inventory_pages:handle"
-TYPES = ["ec2.instances", "ec2.vpcs", "ec2.subnets", "ec2.security_groups", "ec2.volumes", "lambda.functions",
-         "dynamodb.tables", "sqs.queues", "kms.keys", "ssm.parameters"]
-REGIONS = ["us-east-1", "us-east-2", "us-west-1", "us-west-2", "ca-central-1", "eu-west-1", "eu-west-2",
-           "eu-west-3", "eu-central-1", "eu-north-1", "ap-south-1", "ap-northeast-1", "ap-northeast-2",
-           "ap-southeast-1", "ap-southeast-2", "sa-east-1"]
+TYPES = [
+    "ec2.instances",
+    "ec2.vpcs",
+    "ec2.subnets",
+    "ec2.security_groups",
+    "ec2.volumes",
+    "lambda.functions",
+    "dynamodb.tables",
+    "sqs.queues",
+    "kms.keys",
+    "ssm.parameters",
+]
+REGIONS = [
+    "us-east-1",
+    "us-east-2",
+    "us-west-1",
+    "us-west-2",
+    "ca-central-1",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "eu-central-1",
+    "eu-north-1",
+    "ap-south-1",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "sa-east-1",
+]
 LATENCY = 0.05
 MAX_CLIENTS = 256  # the engine's client LRU: bounds memory; account-major ordering keeps it hot
 
@@ -139,8 +164,14 @@ print(json.dumps({"wall": wall, "resources": resources, "errors": errors, "clien
 """
 
 
-JSON_TYPES = ["dynamodb.tables", "sqs.queues", "kms.keys", "ssm.parameters", "secretsmanager.secrets",
-              "logs.log_groups"]
+JSON_TYPES = [
+    "dynamodb.tables",
+    "sqs.queues",
+    "kms.keys",
+    "ssm.parameters",
+    "secretsmanager.secrets",
+    "logs.log_groups",
+]
 
 # CPU per list call: "raw" runs the same (service, region) calls through engine.batch_requests under one
 # account; "inventory" runs Inventory over every account (AssumeRole, clients, pages, records). Both warm
@@ -190,10 +221,21 @@ print(json.dumps({"cpu": cpu() - cpu0, "wall": time.perf_counter() - t0, "lists"
 
 def child(code: str, opts: dict[str, Any]) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "GREENFETCH_"))}
-    env.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_EC2_METADATA_DISABLED="true",
-               AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null")
-    out = subprocess.run([sys.executable, "-c", code, json.dumps(opts)], capture_output=True, text=True, env=env,
-                         timeout=1800, check=False)
+    env.update(
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",
+        AWS_EC2_METADATA_DISABLED="true",
+        AWS_CONFIG_FILE="/dev/null",
+        AWS_SHARED_CREDENTIALS_FILE="/dev/null",
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(opts)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=1800,
+        check=False,
+    )
     if out.returncode != 0:
         raise RuntimeError(f"benchmark child failed: {out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
@@ -203,22 +245,33 @@ def run(quick: bool = False, n_accounts: int | None = None, rows_wanted: list[st
     accounts = [f"7{n:011d}" for n in range(n_accounts or (10 if quick else 100))]
     regions = REGIONS[:4] if quick else REGIONS
     calls = len(accounts) * len(regions) * len(TYPES)
-    plan = [("greenfetch", "greenfetch `Inventory` (gevent)", _GREENFETCH_CHILD, 64),
-            ("greenfetch", "greenfetch `Inventory` (gevent)", _GREENFETCH_CHILD, 256),
-            ("seed", "boto3 + ThreadPoolExecutor, client per task (seed way)", _THREADS_CHILD, 64),
-            ("tuned", "boto3 + ThreadPoolExecutor, shared client per account/region/service", _THREADS_CHILD, 64)]
+    plan = [
+        ("greenfetch", "greenfetch `Inventory` (gevent)", _GREENFETCH_CHILD, 64),
+        ("greenfetch", "greenfetch `Inventory` (gevent)", _GREENFETCH_CHILD, 256),
+        ("seed", "boto3 + ThreadPoolExecutor, client per task (seed way)", _THREADS_CHILD, 64),
+        ("tuned", "boto3 + ThreadPoolExecutor, shared client per account/region/service", _THREADS_CHILD, 64),
+    ]
     plan = [p for p in plan if not rows_wanted or f"{p[0]}:{p[3]}" in rows_wanted or p[0] in rows_wanted]
     os.environ["GREENFETCH_INVENTORY_PAGES"] = json.dumps({"items": 5})
     rows = []
     with LoopbackServer(handler=HANDLER, latency=LATENCY) as url:
         for mode, label, code, concurrency in plan:
-            opts = {"url": url, "accounts": accounts, "regions": regions, "types": TYPES,
-                    "concurrency": concurrency, "mode": mode,
-                    "max_clients": MAX_CLIENTS}
+            opts = {
+                "url": url,
+                "accounts": accounts,
+                "regions": regions,
+                "types": TYPES,
+                "concurrency": concurrency,
+                "mode": mode,
+                "max_clients": MAX_CLIENTS,
+            }
             began = time.monotonic()
             m = child(code, opts)
-            print(f"bench: inventory {mode} c={concurrency} took {time.monotonic() - began:.1f} s", file=sys.stderr,
-                  flush=True)
+            print(
+                f"bench: inventory {mode} c={concurrency} took {time.monotonic() - began:.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
             rows.append((label, concurrency, m))
     base = next((m["wall"] for label, _, m in rows if "seed way" in label), rows[-1][2]["wall"])
     lines = [
@@ -237,55 +290,83 @@ def run(quick: bool = False, n_accounts: int | None = None, rows_wanted: list[st
     for label, concurrency, m in rows:
         rate = (calls + len(accounts)) / m["wall"]
         clients = m["clients"] if m["clients"] else "one per call"
-        lines.append(f"| {label} | {concurrency} | {m['wall']:.1f} | {rate:,.0f} | {m['cpu'] / calls * 1000:.2f} | "
-                     f"{m['resources']:,} | {m['errors']} | {clients} | {m['rss_mb']:.0f} | {base / m['wall']:.2f}x |")
-    lines += ["", "CPU is the whole process's (imports, AssumeRole, client creation, every page); the raw engine's "
-              "CPU per list call is in the next section. Measured on a 2-core machine: compare rows of one run."]
+        lines.append(
+            f"| {label} | {concurrency} | {m['wall']:.1f} | {rate:,.0f} | {m['cpu'] / calls * 1000:.2f} | "
+            f"{m['resources']:,} | {m['errors']} | {clients} | {m['rss_mb']:.0f} | {base / m['wall']:.2f}x |"
+        )
+    lines += [
+        "",
+        "CPU is the whole process's (imports, AssumeRole, client creation, every page); the raw engine's "
+        "CPU per list call is in the next section. Measured on a 2-core machine: compare rows of one run.",
+    ]
     return "\n".join(lines)
 
 
 def run_cpu(quick: bool = False) -> str:
     """Inventory CPU per list call next to the raw engine's (issue 10 target: within 1.5x)."""
     accounts = [f"7{n:011d}" for n in range(6 if quick else 60)]
-    regions = REGIONS[:2 if quick else 8]
+    regions = REGIONS[: 2 if quick else 8]
     concurrency = 64
     os.environ["GREENFETCH_INVENTORY_PAGES"] = json.dumps({"items": 5})
-    base = {"accounts": accounts, "regions": regions, "types": JSON_TYPES, "concurrency": concurrency,
-            "max_clients": MAX_CLIENTS}
+    base = {
+        "accounts": accounts,
+        "regions": regions,
+        "types": JSON_TYPES,
+        "concurrency": concurrency,
+        "max_clients": MAX_CLIENTS,
+    }
     runs = {}
     with LoopbackServer(handler=HANDLER, latency=LATENCY) as url:
-        for key, extra in (("raw", {"mode": "raw", "warm_regions": True}),
-                           ("raw_cold", {"mode": "raw", "warm_regions": False}),
-                           ("inventory", {"mode": "inventory"})):
+        for key, extra in (
+            ("raw", {"mode": "raw", "warm_regions": True}),
+            ("raw_cold", {"mode": "raw", "warm_regions": False}),
+            ("inventory", {"mode": "inventory"}),
+        ):
             began = time.monotonic()
             runs[key] = child(_CPU_CHILD, {**base, "url": url, **extra})
-            print(f"bench: inventory_cpu {key} took {time.monotonic() - began:.1f} s", file=sys.stderr, flush=True)
+            print(
+                f"bench: inventory_cpu {key} took {time.monotonic() - began:.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
     per_call = {k: 1000 * m["cpu"] / max(1, m["lists"]) for k, m in runs.items()}
     ratio = per_call["inventory"] / per_call["raw"]
-    labels = {"raw": "raw engine: `batch_requests` of the same calls, one account, clients warm",
-              "raw_cold": f"raw engine, the same, its clients for the {len(regions)} regions created in the timed window",
-              "inventory": f"`Inventory` over {len(accounts)} accounts (AssumeRole + every list)"}
-    rows = [f"| {labels[k]} | {m['lists']:,} | {per_call[k]:.2f} | {per_call[k] / per_call['raw']:.2f}x | "
-            f"{m['clients']} | {m['wall']:.1f} | {m['lists'] / m['wall']:,.0f} | {m['errors']} | {m['rss_mb']:.0f} |"
-            for k, m in runs.items()]
+    labels = {
+        "raw": "raw engine: `batch_requests` of the same calls, one account, clients warm",
+        "raw_cold": f"raw engine, the same, its clients for the {len(regions)} regions created in the timed window",
+        "inventory": f"`Inventory` over {len(accounts)} accounts (AssumeRole + every list)",
+    }
+    rows = [
+        f"| {labels[k]} | {m['lists']:,} | {per_call[k]:.2f} | {per_call[k] / per_call['raw']:.2f}x | "
+        f"{m['clients']} | {m['wall']:.1f} | {m['lists'] / m['wall']:,.0f} | {m['errors']} | {m['rss_mb']:.0f} |"
+        for k, m in runs.items()
+    ]
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    return "\n".join([
-        "### Inventory CPU per list call (issue 10)", "",
-        f"_Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} cores (load average "
-        f"{load} at the start; shared machine, ±15%)._" + (" **Quick run: numbers meaningless.**" if quick else ""),
-        "",
-        f"{len(accounts)} accounts x {len(regions)} regions x {len(JSON_TYPES)} JSON-protocol types "
-        f"({', '.join(JSON_TYPES)}) = {len(accounts) * len(regions) * len(JSON_TYPES):,} list calls on the "
-        f"inventory loopback server (pages of 5 records, {LATENCY * 1000:.0f} ms latency), concurrency "
-        f"{concurrency}, one process each. CPU is the process's user+system time over the timed window, after "
-        "a warm-up call per service (model loading not timed); for `Inventory` the window includes its "
-        f"{len(accounts)} AssumeRole calls and every client it creates. Reproduce with "
-        "`scripts/bench --only inventory_cpu`.", "",
-        "| run | list calls | CPU ms per list call | vs raw engine | botocore clients created | wall s | "
-        "calls/s | errors | peak RSS MB |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|", *rows, "",
-        f"- `Inventory` / raw engine CPU per list call: **{ratio:.2f}x** (issue 10 target ≤ 1.5x: "
-        f"{'met' if ratio <= 1.5 else '**missed**'}); before issue 10 it was 6.5x (8.1 ms against 1.24 ms)."])
+    return "\n".join(
+        [
+            "### Inventory CPU per list call (issue 10)",
+            "",
+            f"_Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} cores (load average "
+            f"{load} at the start; shared machine, ±15%)._"
+            + (" **Quick run: numbers meaningless.**" if quick else ""),
+            "",
+            f"{len(accounts)} accounts x {len(regions)} regions x {len(JSON_TYPES)} JSON-protocol types "
+            f"({', '.join(JSON_TYPES)}) = {len(accounts) * len(regions) * len(JSON_TYPES):,} list calls on the "
+            f"inventory loopback server (pages of 5 records, {LATENCY * 1000:.0f} ms latency), concurrency "
+            f"{concurrency}, one process each. CPU is the process's user+system time over the timed window, after "
+            "a warm-up call per service (model loading not timed); for `Inventory` the window includes its "
+            f"{len(accounts)} AssumeRole calls and every client it creates. Reproduce with "
+            "`scripts/bench --only inventory_cpu`.",
+            "",
+            "| run | list calls | CPU ms per list call | vs raw engine | botocore clients created | wall s | "
+            "calls/s | errors | peak RSS MB |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+            *rows,
+            "",
+            f"- `Inventory` / raw engine CPU per list call: **{ratio:.2f}x** (issue 10 target ≤ 1.5x: "
+            f"{'met' if ratio <= 1.5 else '**missed**'}); before issue 10 it was 6.5x (8.1 ms against 1.24 ms).",
+        ]
+    )
 
 
 SECTIONS = {"inventory_cpu": run_cpu}  # scripts/bench runs it as its own section
@@ -297,8 +378,11 @@ def main() -> int:
     parser.add_argument("--write", action="store_true", help="write the table into docs/performance.md")
     parser.add_argument("--accounts", type=int, help="number of accounts (default 100, 10 with --quick)")
     parser.add_argument("--rows", help="comma list of rows: greenfetch, greenfetch:64, seed, tuned")
-    parser.add_argument("--cpu", action="store_true",
-                        help="the CPU part instead: 60 accounts x 8 regions x 6 JSON types vs the raw engine")
+    parser.add_argument(
+        "--cpu",
+        action="store_true",
+        help="the CPU part instead: 60 accounts x 8 regions x 6 JSON types vs the raw engine",
+    )
     args = parser.parse_args()
     if args.cpu:
         markdown = run_cpu(args.quick)

@@ -54,14 +54,29 @@ class Run:
 
 
 def _engine(server: LoopbackServer, concurrency: int = MAX, retry_mode: str = "standard") -> Engine:
-    engine = Engine(Config.resolve({"endpoint_url": server.url, "region": "us-east-1", "retry_mode": retry_mode,
-                                    "concurrency": max(concurrency, MAX)}))
+    engine = Engine(
+        Config.resolve(
+            {
+                "endpoint_url": server.url,
+                "region": "us-east-1",
+                "retry_mode": retry_mode,
+                "concurrency": max(concurrency, MAX),
+            }
+        )
+    )
     engine.execute(REQUEST)  # client creation and model loading are not timed
     return engine
 
 
-def measure(server: LoopbackServer, label: str, duration: float, warmup: float, concurrency: int = MAX,
-            adaptive: dict[str, Any] | None = None, retry_mode: str = "standard") -> Run:
+def measure(
+    server: LoopbackServer,
+    label: str,
+    duration: float,
+    warmup: float,
+    concurrency: int = MAX,
+    adaptive: dict[str, Any] | None = None,
+    retry_mode: str = "standard",
+) -> Run:
     """One run: a fresh engine, requests pulled until ``duration`` s have passed."""
     engine = _engine(server, concurrency, retry_mode)
     gate = None
@@ -85,8 +100,13 @@ def measure(server: LoopbackServer, label: str, duration: float, warmup: float, 
     engine.close()
     steady = [d for d in done if warmup <= d[0] < duration]
     latencies = sorted(d[2] for d in steady if d[1])
-    run = Run(label, throughput=sum(d[1] for d in steady) / (duration - warmup),
-              p50=_q(latencies, 0.5), p99=_q(latencies, 0.99), failed=sum(not d[1] for d in done))
+    run = Run(
+        label,
+        throughput=sum(d[1] for d in steady) / (duration - warmup),
+        p50=_q(latencies, 0.5),
+        p99=_q(latencies, 0.99),
+        failed=sum(not d[1] for d in done),
+    )
     if before is not None:
         attempts = after["requests"] - before["requests"]
         run.throttled = (after["throttled"] - before["throttled"]) / attempts if attempts else 0.0
@@ -102,8 +122,9 @@ def _q(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, max(0, int(q * len(values) + 0.5) - 1))] if values else 0.0
 
 
-def _windows_to(trace: list[Any], done: list[tuple[float, bool, float, int | None]], start: float,
-                rate: float) -> int | None:
+def _windows_to(
+    trace: list[Any], done: list[tuple[float, bool, float, int | None]], start: float, rate: float
+) -> int | None:
     """Update windows until the successes of the next 0.5 s first reach ``rate`` per second."""
     for i, point in enumerate(trace):
         t = point.time - start
@@ -116,19 +137,43 @@ def knee(duration: float, warmup: float, sweep: list[int], shape: str = "knee") 
     with serving(latency=KNEE_LATENCY, seed=1, **{shape: KNEE}) as server:
         noload = measure(server, "fixed 1", duration, warmup, concurrency=1)
         fixed = [measure(server, f"fixed {c}", duration, warmup, concurrency=c) for c in sweep]
-        adaptive = measure(server, "greenfetch adaptive (from 5)", duration, warmup,
-                           adaptive={"initial_concurrency": 5, "max_concurrency": MAX})
+        adaptive = measure(
+            server,
+            "greenfetch adaptive (from 5)",
+            duration,
+            warmup,
+            adaptive={"initial_concurrency": 5, "max_concurrency": MAX},
+        )
     return fixed, adaptive, noload
 
 
 def throttle(duration: float, warmup: float) -> tuple[Run, list[Run]]:
     with serving(latency=FAST_LATENCY, token_bucket=RATE, seed=1) as server:
-        adaptive = measure(server, "greenfetch adaptive (from 5)", duration, warmup,
-                           adaptive={"initial_concurrency": 5, "max_concurrency": MAX})
-        same = measure(server, f"greenfetch adaptive (from 5, max {PEER})", duration, warmup,
-                       adaptive={"initial_concurrency": 5, "max_concurrency": PEER})
-        peers = [measure(server, f"botocore retry_mode=adaptive, fixed {c}", duration, warmup, concurrency=c,
-                         retry_mode="adaptive") for c in (PEER, 10)]
+        adaptive = measure(
+            server,
+            "greenfetch adaptive (from 5)",
+            duration,
+            warmup,
+            adaptive={"initial_concurrency": 5, "max_concurrency": MAX},
+        )
+        same = measure(
+            server,
+            f"greenfetch adaptive (from 5, max {PEER})",
+            duration,
+            warmup,
+            adaptive={"initial_concurrency": 5, "max_concurrency": PEER},
+        )
+        peers = [
+            measure(
+                server,
+                f"botocore retry_mode=adaptive, fixed {c}",
+                duration,
+                warmup,
+                concurrency=c,
+                retry_mode="adaptive",
+            )
+            for c in (PEER, 10)
+        ]
         peers.append(measure(server, f"botocore standard, fixed {PEER}", duration, warmup, concurrency=PEER))
     return adaptive, [same, *peers]
 
@@ -136,8 +181,13 @@ def throttle(duration: float, warmup: float) -> tuple[Run, list[Run]]:
 def fast(duration: float, warmup: float) -> tuple[Run, Run]:
     with serving(latency=FAST_LATENCY, seed=1) as server:
         fixed = measure(server, f"fixed {MAX} (max)", duration, warmup, concurrency=MAX)
-        adaptive = measure(server, "greenfetch adaptive (from 5)", duration, warmup,
-                           adaptive={"initial_concurrency": 5, "max_concurrency": MAX})
+        adaptive = measure(
+            server,
+            "greenfetch adaptive (from 5)",
+            duration,
+            warmup,
+            adaptive={"initial_concurrency": 5, "max_concurrency": MAX},
+        )
     return fixed, adaptive
 
 
@@ -177,25 +227,35 @@ def serving(**knobs: Any) -> Iterator[LoopbackServer]:
 def _row(run: Run, *cells: str) -> str:
     limit = f"{run.limit_mean:.1f}" if run.limit_mean is not None else "-"
     windows = str(run.windows_to_90) if run.windows_to_90 is not None else "-"
-    return (f"| {run.label} | {run.throughput:.0f} | {run.p50 * 1000:.0f} | {run.p99 * 1000:.0f} | "
-            f"{run.throttled:.1%} | {limit} | {windows} | " + " | ".join(cells) + " |")
+    return (
+        f"| {run.label} | {run.throughput:.0f} | {run.p50 * 1000:.0f} | {run.p99 * 1000:.0f} | "
+        f"{run.throttled:.1%} | {limit} | {windows} | " + " | ".join(cells) + " |"
+    )
 
 
-HEADER = ("| run | ok/s | p50 ms | p99 ms | attempts throttled | mean limit | windows to 90% | verdict |\n"
-          "|---|---:|---:|---:|---:|---:|---:|---|")
+HEADER = (
+    "| run | ok/s | p50 ms | p99 ms | attempts throttled | mean limit | windows to 90% | verdict |\n"
+    "|---|---:|---:|---:|---:|---:|---:|---|"
+)
 
 
 def run(quick: bool = False) -> str:
     # loopback only: fake credentials, so no real ones are ever read or signed with
-    os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_EC2_METADATA_DISABLED="true")
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_EC2_METADATA_DISABLED="true"
+    )
     os.environ.pop("AWS_SESSION_TOKEN", None)
     os.environ.pop("AWS_PROFILE", None)
     duration, warmup = (2.0, 0.5) if quick else (6.0, 2.0)
     sweep = [8, 32, 64] if quick else [2, 4, 8, 16, 24, 32, 48, 64, 128]
     calls, rounds = (200, 1) if quick else (SHORT, 3)
     began, load_before = time.monotonic(), os.getloadavg()
-    knees = {shape: knee(duration, warmup, sweep if shape == "knee" else [c for c in sweep if 16 <= c <= 64], shape)
-             for shape in ("knee", "plateau")}
+    knees = {
+        shape: knee(
+            duration, warmup, sweep if shape == "knee" else [c for c in sweep if 16 <= c <= 64], shape
+        )
+        for shape in ("knee", "plateau")
+    }
     adaptive_throttle, peers = throttle(duration, warmup)
     fixed_max, adaptive_fast = fast(duration, warmup)
     batches = short(calls, rounds)
@@ -208,57 +268,93 @@ def run(quick: bool = False) -> str:
         return " / ".join(f"{x:.1f}" for x in values)
 
     lines = [
-        "## Primitives: adaptive concurrency", "",
+        "## Primitives: adaptive concurrency",
+        "",
         f"`scripts/bench --only primitives` ({'--quick: numbers meaningless' if quick else 'full'}; {took:.0f} s, "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}). Each continuous run pulls requests for "
         f"{duration:.0f} s; ok/s and percentiles count the time after a {warmup:.0f} s warm-up. One process "
         f"(gevent) against a `LoopbackServer` child on a shared {os.cpu_count()}-core machine (load average "
         f"1/5/15 min {load(load_before)} before, {load(os.getloadavg())} after: neighbours starve the client at "
-        "random, so single rows are noisy; compare rows of one table).", "",
+        "random, so single rows are noisy; compare rows of one table).",
+        "",
     ]
-    titles = {"knee": f"Knee server, a cliff (flat {KNEE_LATENCY * 1000:.0f} ms up to C={KNEE} in flight, "
-                      "then latency x (n/C)^2)",
-              "plateau": f"Linear plateau (flat {KNEE_LATENCY * 1000:.0f} ms up to C={KNEE} in flight, then "
-                         "latency x n/C: throughput stays C/latency)"}
+    titles = {
+        "knee": f"Knee server, a cliff (flat {KNEE_LATENCY * 1000:.0f} ms up to C={KNEE} in flight, "
+        "then latency x (n/C)^2)",
+        "plateau": f"Linear plateau (flat {KNEE_LATENCY * 1000:.0f} ms up to C={KNEE} in flight, then "
+        "latency x n/C: throughput stays C/latency)",
+    }
     for shape, (fixed, adaptive, noload) in knees.items():
         best = max(fixed, key=lambda r: r.throughput)
-        passed = (adaptive.throughput >= 0.92 * best.throughput and adaptive.p99 <= 2 * noload.p50
-                  and adaptive.windows_to_90 is not None and adaptive.windows_to_90 <= 20)
+        passed = (
+            adaptive.throughput >= 0.92 * best.throughput
+            and adaptive.p99 <= 2 * noload.p50
+            and adaptive.windows_to_90 is not None
+            and adaptive.windows_to_90 <= 20
+        )
         lines += [
-            f"### {titles[shape]}", "",
+            f"### {titles[shape]}",
+            "",
             f"Targets: >= 92% of the best fixed ok/s, p99 <= 2x the no-load latency "
-            f"({noload.p50 * 1000:.0f} ms at concurrency 1), 90% of steady ok/s within 20 update windows.", "",
-            HEADER, *[_row(r, "best fixed" if r is best else "") for r in [noload, *fixed]],
-            _row(adaptive, ok(passed) + f" ({adaptive.throughput / best.throughput:.0%} of best fixed, "
-                 f"p99 {adaptive.p99 / noload.p50:.1f}x no-load)"), ""]
+            f"({noload.p50 * 1000:.0f} ms at concurrency 1), 90% of steady ok/s within 20 update windows.",
+            "",
+            HEADER,
+            *[_row(r, "best fixed" if r is best else "") for r in [noload, *fixed]],
+            _row(
+                adaptive,
+                ok(passed) + f" ({adaptive.throughput / best.throughput:.0%} of best fixed, "
+                f"p99 {adaptive.p99 / noload.p50:.1f}x no-load)",
+            ),
+            "",
+        ]
     same, boto_same = peers[0], peers[1]
-    throttle_ok = (adaptive_throttle.throughput >= 0.85 * RATE and adaptive_throttle.throttled <= 0.05
-                   and same.throughput >= 0.85 * RATE and same.throttled <= 0.05
-                   and same.throughput > boto_same.throughput)
+    throttle_ok = (
+        adaptive_throttle.throughput >= 0.85 * RATE
+        and adaptive_throttle.throttled <= 0.05
+        and same.throughput >= 0.85 * RATE
+        and same.throttled <= 0.05
+        and same.throughput > boto_same.throughput
+    )
     lines += [
         f"### Throttle server (token bucket R={RATE}/s, {FAST_LATENCY * 1000:.0f} ms answers, "
-        "ThrottlingException above)", "",
+        "ThrottlingException above)",
+        "",
         f"Targets: >= 85% of R with <= 5% of attempts throttled, and more ok/s than botocore's adaptive retry "
         f"mode at the same concurrency ({PEER}). botocore's adaptive mode limits the *rate* per client after "
         "the first throttle; greenfetch paces the rate per scope after a throttle and limits concurrency by "
-        "latency. Both runs from 5 share one verdict.", "",
+        "latency. Both runs from 5 share one verdict.",
+        "",
         HEADER,
         _row(adaptive_throttle, ok(throttle_ok) + f" ({adaptive_throttle.throughput / RATE:.0%} of R)"),
-        _row(same, f"{same.throughput / RATE:.0%} of R, {same.throughput / max(boto_same.throughput, 1e-9):.1f}x "
-             f"botocore adaptive at {PEER}"),
-        *[_row(r, f"{r.throughput / RATE:.0%} of R") for r in peers[1:]], "",
-        f"### Fast server ({FAST_LATENCY * 1000:.0f} ms, no knee)", "",
-        f"Target: adaptive >= 95% of fixed max concurrency ({MAX}): the client's CPU is the limit here.", "",
-        HEADER, _row(fixed_max, ""),
-        _row(adaptive_fast, ok(adaptive_fast.throughput >= 0.95 * fixed_max.throughput)
-             + f" ({adaptive_fast.throughput / max(fixed_max.throughput, 1e-9):.0%} of fixed max)"), "",
+        _row(
+            same,
+            f"{same.throughput / RATE:.0%} of R, {same.throughput / max(boto_same.throughput, 1e-9):.1f}x "
+            f"botocore adaptive at {PEER}",
+        ),
+        *[_row(r, f"{r.throughput / RATE:.0%} of R") for r in peers[1:]],
+        "",
+        f"### Fast server ({FAST_LATENCY * 1000:.0f} ms, no knee)",
+        "",
+        f"Target: adaptive >= 95% of fixed max concurrency ({MAX}): the client's CPU is the limit here.",
+        "",
+        HEADER,
+        _row(fixed_max, ""),
+        _row(
+            adaptive_fast,
+            ok(adaptive_fast.throughput >= 0.95 * fixed_max.throughput)
+            + f" ({adaptive_fast.throughput / max(fixed_max.throughput, 1e-9):.0%} of fixed max)",
+        ),
+        "",
         f"Short batch: {calls:,} calls, adaptive from 5 (max {MAX}) against fixed {MAX}; *cold* is a fresh "
         "engine, *warm* the same engine's next batch (the scope's learned limit carries over). Target: "
-        f">= 0.95x fixed {MAX}'s calls/s. {rounds} interleaved rounds.", "",
+        f">= 0.95x fixed {MAX}'s calls/s. {rounds} interleaved rounds.",
+        "",
         "| round | fixed 128 s | adaptive cold s | cold / fixed | adaptive warm s | warm / fixed |",
         "|---|---:|---:|---:|---:|---:|",
-        *[f"| {i + 1} | {f:.2f} | {c:.2f} | {f / c:.2f}x | {w:.2f} | {f / w:.2f}x |"
-          for i, (f, c, w) in enumerate(batches)],
+        *[
+            f"| {i + 1} | {f:.2f} | {c:.2f} | {f / c:.2f}x | {w:.2f} | {f / w:.2f}x |"
+            for i, (f, c, w) in enumerate(batches)
+        ],
     ]
     cold = statistics.median(f / c for f, c, _ in batches)
     warm = statistics.median(f / w for f, _, w in batches)

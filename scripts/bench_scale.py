@@ -49,9 +49,15 @@ def _sizes(quick: bool) -> tuple[list[str], list[str], list[str]]:
 
 def _env(tmp: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "GREENFETCH_"))}
-    env.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_EC2_METADATA_DISABLED="true",
-               AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull,
-               GREENFETCH_CACHE_DIR=str(tmp / "cache"), **extra)
+    env.update(
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",
+        AWS_EC2_METADATA_DISABLED="true",
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        GREENFETCH_CACHE_DIR=str(tmp / "cache"),
+        **extra,
+    )
     return env
 
 
@@ -80,12 +86,36 @@ def _records(out: Path) -> tuple[set[Record], int, int, int]:
     return keys, records, resources, failed
 
 
-def _inventory(url: str, out: Path, accounts: list[str], regions: list[str], types: list[str],
-               processes: int = 1) -> list[str]:
-    return [sys.executable, "-m", "greenfetch.cli", "--endpoint-url", url, "--region", "us-east-1",
-            "--processes", str(processes), "inventory", "--accounts", ",".join(accounts), "--role-name", ROLE,
-            "--regions", ",".join(regions), "--types", ",".join(types), "--out", str(out), "--cache-ttl", "0",
-            "--no-progress", "-c", str(CONCURRENCY)]
+def _inventory(
+    url: str, out: Path, accounts: list[str], regions: list[str], types: list[str], processes: int = 1
+) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "greenfetch.cli",
+        "--endpoint-url",
+        url,
+        "--region",
+        "us-east-1",
+        "--processes",
+        str(processes),
+        "inventory",
+        "--accounts",
+        ",".join(accounts),
+        "--role-name",
+        ROLE,
+        "--regions",
+        ",".join(regions),
+        "--types",
+        ",".join(types),
+        "--out",
+        str(out),
+        "--cache-ttl",
+        "0",
+        "--no-progress",
+        "-c",
+        str(CONCURRENCY),
+    ]
 
 
 def _timed(cmd: list[str], env: dict[str, str], extra_pids: list[int] = []) -> dict[str, float]:  # noqa: B006
@@ -132,7 +162,9 @@ def run(quick: bool = False) -> str:
     from greenfetch.testing import LoopbackServer
 
     if shutil.which("redis-server") is None:
-        raise RuntimeError("redis-server is not installed; scripts/install-redis installs Debian's redis-server")
+        raise RuntimeError(
+            "redis-server is not installed; scripts/install-redis installs Debian's redis-server"
+        )
     sizes = accounts, regions, types = _sizes(quick)
     calls = len(accounts) * len(regions) * len(types)
     os.environ["GREENFETCH_INVENTORY_PAGES"] = json.dumps({"items": 5})  # read by the server child at start
@@ -142,61 +174,84 @@ def run(quick: bool = False) -> str:
     server = LoopbackServer(handler=HANDLER, latency=LATENCY)
     with tempfile.TemporaryDirectory(prefix="greenfetch-bench-scale-") as name, server as url:
         tmp = Path(name)
-        plan = [("one process", lambda: _timed(_inventory(url, tmp / "one", *sizes), _env(tmp))),
-                ("--processes 2", lambda: _timed(_inventory(url, tmp / "processes", *sizes, processes=2), _env(tmp))),
-                (f"--broker + {WORKERS} workers", lambda: _workers_run(url, tmp, sizes))]
+        plan = [
+            ("one process", lambda: _timed(_inventory(url, tmp / "one", *sizes), _env(tmp))),
+            (
+                "--processes 2",
+                lambda: _timed(_inventory(url, tmp / "processes", *sizes, processes=2), _env(tmp)),
+            ),
+            (f"--broker + {WORKERS} workers", lambda: _workers_run(url, tmp, sizes)),
+        ]
         for key, go in plan:
             before = server.stats()["cpu_seconds"]
             results[key] = go()
             server_cpu[key] = server.stats()["cpu_seconds"] - before
             print(f"bench: scale {key}: {results[key]['wall']:.1f} s", file=sys.stderr, flush=True)
-        found = {key: _records(tmp / out) for key, out in zip(results, ("one", "processes", "workers"), strict=True)}
+        found = {
+            key: _records(tmp / out)
+            for key, out in zip(results, ("one", "processes", "workers"), strict=True)
+        }
     load_after = os.getloadavg()
     return _markdown(quick, sizes, calls, results, server_cpu, found, load_before, load_after)
 
 
-def _markdown(quick: bool, sizes: tuple[list[str], list[str], list[str]], calls: int,
-              results: dict[str, dict[str, Any]], server_cpu: dict[str, float],
-              found: dict[str, tuple[set[Record], int, int, int]],
-              load_before: tuple[float, ...], load_after: tuple[float, ...]) -> str:
+def _markdown(
+    quick: bool,
+    sizes: tuple[list[str], list[str], list[str]],
+    calls: int,
+    results: dict[str, dict[str, Any]],
+    server_cpu: dict[str, float],
+    found: dict[str, tuple[set[Record], int, int, int]],
+    load_before: tuple[float, ...],
+    load_after: tuple[float, ...],
+) -> str:
     accounts, regions, types = sizes
     one, two, workers = (results[k]["wall"] for k in results)
     ratio = workers / two
     expected = {(t, a, r) for t in types for a in accounts for r in regions}
     reference = found["one process"][0]
-    rows = [f"| `{key}` | {m['wall']:.1f} | {calls / m['wall']:,.0f} | {m['wall'] / two:.2f}x | "
-            f"{1000 * m['cpu'] / calls:.2f} | {1000 * server_cpu[key] / calls:.2f} | {found[key][1]:,} | "
-            f"{found[key][2]:,} | {found[key][3]} | {'yes' if found[key][0] == reference else '**no**'} |"
-            for key, m in results.items()]
+    rows = [
+        f"| `{key}` | {m['wall']:.1f} | {calls / m['wall']:,.0f} | {m['wall'] / two:.2f}x | "
+        f"{1000 * m['cpu'] / calls:.2f} | {1000 * server_cpu[key] / calls:.2f} | {found[key][1]:,} | "
+        f"{found[key][2]:,} | {found[key][3]} | {'yes' if found[key][0] == reference else '**no**'} |"
+        for key, m in results.items()
+    ]
     same = all(keys == reference for keys, *_ in found.values())
     once = all(n == len(keys) for keys, n, *_ in found.values())
     ready = ", ".join(f"{s:.1f}" for s in results[f"--broker + {WORKERS} workers"]["ready_s"])
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    return "\n".join([
-        "## Scale-out: one process, `--processes 2`, two `greenfetch worker`s", "",
-        f"{len(accounts)} accounts x {len(regions)} regions x {len(types)} resource types = {calls:,} list calls "
-        f"(+ {len(accounts)} AssumeRole) on the loopback server (`greenfetch.testing._inventory_pages`, pages of "
-        f"5 records, {LATENCY * 1000:.0f} ms latency), `greenfetch inventory -c {CONCURRENCY}` each time; the "
-        f"workers run `greenfetch worker -c {WORKER_CONCURRENCY}` on a redis-server on loopback and share the "
-        "coordinator's `--out` directory. One round per peer, one after another. Reproduce with "
-        "`scripts/bench --only scale`." + (" **Quick run: numbers meaningless.**" if quick else ""), "",
-        f"_Measured {when} on {os.cpu_count()} cores; load average {' '.join(f'{x:.2f}' for x in load_before)} "
-        f"before, {' '.join(f'{x:.2f}' for x in load_after)} after (`/proc/loadavg`; the machine was shared)._", "",
-        "| run | wall s | calls/s | vs `--processes 2` | client CPU ms/call | server CPU ms/call | records "
-        "| resources | records not ok | same records as one process |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|", *rows, "",
-        f"- Workers / `--processes 2`: **{ratio:.2f}x** wall time (target ≤ {TARGET}x: "
-        f"{'met' if ratio <= TARGET else '**missed**'}); workers / one process {workers / one:.2f}x, "
-        f"`--processes 2` / one process {two / one:.2f}x.",
-        f"- Records: the three runs wrote {'the same' if same else '**different**'} set of (type, account, region) "
-        f"records ({len(reference):,}; the plan has {len(expected):,}: "
-        f"{'all there' if reference == expected else '**not all there**'}), "
-        f"{'each exactly once' if once else '**some more than once**'}.",
-        "- Wall time is the `greenfetch inventory` command's, spawn to exit (imports, AssumeRole and writing the "
-        "files included). The workers were started and ready before the coordinator's clock started "
-        f"(spawn-to-ready {ready} s each, not counted). Client CPU: the command and its children, plus the two "
-        "workers' CPU over the run; the server (its own process) shares the same 2 cores.",
-    ])
+    return "\n".join(
+        [
+            "## Scale-out: one process, `--processes 2`, two `greenfetch worker`s",
+            "",
+            f"{len(accounts)} accounts x {len(regions)} regions x {len(types)} resource types = {calls:,} list calls "
+            f"(+ {len(accounts)} AssumeRole) on the loopback server (`greenfetch.testing._inventory_pages`, pages of "
+            f"5 records, {LATENCY * 1000:.0f} ms latency), `greenfetch inventory -c {CONCURRENCY}` each time; the "
+            f"workers run `greenfetch worker -c {WORKER_CONCURRENCY}` on a redis-server on loopback and share the "
+            "coordinator's `--out` directory. One round per peer, one after another. Reproduce with "
+            "`scripts/bench --only scale`." + (" **Quick run: numbers meaningless.**" if quick else ""),
+            "",
+            f"_Measured {when} on {os.cpu_count()} cores; load average {' '.join(f'{x:.2f}' for x in load_before)} "
+            f"before, {' '.join(f'{x:.2f}' for x in load_after)} after (`/proc/loadavg`; the machine was shared)._",
+            "",
+            "| run | wall s | calls/s | vs `--processes 2` | client CPU ms/call | server CPU ms/call | records "
+            "| resources | records not ok | same records as one process |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+            *rows,
+            "",
+            f"- Workers / `--processes 2`: **{ratio:.2f}x** wall time (target ≤ {TARGET}x: "
+            f"{'met' if ratio <= TARGET else '**missed**'}); workers / one process {workers / one:.2f}x, "
+            f"`--processes 2` / one process {two / one:.2f}x.",
+            f"- Records: the three runs wrote {'the same' if same else '**different**'} set of (type, account, region) "
+            f"records ({len(reference):,}; the plan has {len(expected):,}: "
+            f"{'all there' if reference == expected else '**not all there**'}), "
+            f"{'each exactly once' if once else '**some more than once**'}.",
+            "- Wall time is the `greenfetch inventory` command's, spawn to exit (imports, AssumeRole and writing the "
+            "files included). The workers were started and ready before the coordinator's clock started "
+            f"(spawn-to-ready {ready} s each, not counted). Client CPU: the command and its children, plus the two "
+            "workers' CPU over the run; the server (its own process) shares the same 2 cores.",
+        ]
+    )
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@ from greenfetch.inventory import assume_role
 
 ROLE = "EveryTypeReader"
 _AMI = "ami-12c6146b"  # one of moto's built-in images
-_TEMPLATE = json.dumps({"Resources": {"Q": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "cfn-q"}}}})
+_TEMPLATE = json.dumps(
+    {"Resources": {"Q": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "cfn-q"}}}}
+)
 
 
 def _zip():
@@ -37,15 +39,39 @@ def seed_every_type(engine, account, region="us-east-1"):
     """Returns a caller bound to the account (for changes between runs)."""
     call = caller(engine, account, region)
     vpc = call("ec2", "CreateVpc", {"CidrBlock": "10.30.0.0/16"})["Vpc"]["VpcId"]
-    subnets = [call("ec2", "CreateSubnet", {"VpcId": vpc, "CidrBlock": f"10.30.{n}.0/24",
-                                            "AvailabilityZone": f"{region}{az}"})["Subnet"]["SubnetId"]
-               for n, az in ((1, "a"), (2, "b"))]
-    group = call("ec2", "CreateSecurityGroup", {"GroupName": "every", "Description": "d", "VpcId": vpc})["GroupId"]
-    call("ec2", "AuthorizeSecurityGroupIngress", {"GroupId": group, "IpPermissions": [
-        {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]})
-    instance = call("ec2", "RunInstances", {"ImageId": _AMI, "MinCount": 1, "MaxCount": 1, "InstanceType": "t3.micro",
-                                            "SubnetId": subnets[0], "TagSpecifications": [
-                                                {"ResourceType": "instance", "Tags": [{"Key": "team", "Value": "data"}]}]})["Instances"][0]["InstanceId"]
+    subnets = [
+        call(
+            "ec2",
+            "CreateSubnet",
+            {"VpcId": vpc, "CidrBlock": f"10.30.{n}.0/24", "AvailabilityZone": f"{region}{az}"},
+        )["Subnet"]["SubnetId"]
+        for n, az in ((1, "a"), (2, "b"))
+    ]
+    group = call("ec2", "CreateSecurityGroup", {"GroupName": "every", "Description": "d", "VpcId": vpc})[
+        "GroupId"
+    ]
+    call(
+        "ec2",
+        "AuthorizeSecurityGroupIngress",
+        {
+            "GroupId": group,
+            "IpPermissions": [
+                {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}
+            ],
+        },
+    )
+    instance = call(
+        "ec2",
+        "RunInstances",
+        {
+            "ImageId": _AMI,
+            "MinCount": 1,
+            "MaxCount": 1,
+            "InstanceType": "t3.micro",
+            "SubnetId": subnets[0],
+            "TagSpecifications": [{"ResourceType": "instance", "Tags": [{"Key": "team", "Value": "data"}]}],
+        },
+    )["Instances"][0]["InstanceId"]
     volume = call("ec2", "CreateVolume", {"AvailabilityZone": f"{region}a", "Size": 1})["VolumeId"]
     call("ec2", "CreateSnapshot", {"VolumeId": volume})
     call("ec2", "CreateImage", {"InstanceId": instance, "Name": "every-image"})
@@ -58,43 +84,130 @@ def seed_every_type(engine, account, region="us-east-1"):
     call("ec2", "CreateNetworkInterface", {"SubnetId": subnets[1]})
     call("s3", "CreateBucket", {"Bucket": f"every-type-{account}"})
     call("s3", "CreateBucket", {"Bucket": f"every-public-{account}"})
-    call("s3", "PutBucketPolicy", {"Bucket": f"every-public-{account}", "Policy": json.dumps({
-        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
-                                                "Resource": f"arn:aws:s3:::every-public-{account}/*"}]})})
-    role = call("iam", "CreateRole", {"RoleName": "every-fn", "AssumeRolePolicyDocument": "{}"})["Role"]["Arn"]
+    call(
+        "s3",
+        "PutBucketPolicy",
+        {
+            "Bucket": f"every-public-{account}",
+            "Policy": json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": "*",
+                            "Action": "s3:GetObject",
+                            "Resource": f"arn:aws:s3:::every-public-{account}/*",
+                        }
+                    ],
+                }
+            ),
+        },
+    )
+    role = call("iam", "CreateRole", {"RoleName": "every-fn", "AssumeRolePolicyDocument": "{}"})["Role"][
+        "Arn"
+    ]
     call("iam", "CreateUser", {"UserName": "every-user"})
-    call("iam", "CreatePolicy", {"PolicyName": "every-policy", "PolicyDocument": json.dumps(
-        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*"}]})})
-    call("lambda", "CreateFunction", {"FunctionName": "every-fn", "Runtime": "python3.12", "Role": role,
-                                      "Handler": "app.handler", "Code": {"ZipFile": _zip()}})
-    call("rds", "CreateDBInstance", {"DBInstanceIdentifier": "every-db", "DBInstanceClass": "db.t3.micro",
-                                     "Engine": "postgres", "MasterUsername": "u", "MasterUserPassword": "p4ssword!",
-                                     "AllocatedStorage": 20})
-    call("rds", "CreateDBCluster", {"DBClusterIdentifier": "every-cluster", "Engine": "aurora-postgresql",
-                                    "MasterUsername": "u", "MasterUserPassword": "p4ssword!"})
-    call("dynamodb", "CreateTable", {"TableName": "every-table", "BillingMode": "PAY_PER_REQUEST",
-                                     "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
-                                     "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}]})
+    call(
+        "iam",
+        "CreatePolicy",
+        {
+            "PolicyName": "every-policy",
+            "PolicyDocument": json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [{"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*"}],
+                }
+            ),
+        },
+    )
+    call(
+        "lambda",
+        "CreateFunction",
+        {
+            "FunctionName": "every-fn",
+            "Runtime": "python3.12",
+            "Role": role,
+            "Handler": "app.handler",
+            "Code": {"ZipFile": _zip()},
+        },
+    )
+    call(
+        "rds",
+        "CreateDBInstance",
+        {
+            "DBInstanceIdentifier": "every-db",
+            "DBInstanceClass": "db.t3.micro",
+            "Engine": "postgres",
+            "MasterUsername": "u",
+            "MasterUserPassword": "p4ssword!",
+            "AllocatedStorage": 20,
+        },
+    )
+    call(
+        "rds",
+        "CreateDBCluster",
+        {
+            "DBClusterIdentifier": "every-cluster",
+            "Engine": "aurora-postgresql",
+            "MasterUsername": "u",
+            "MasterUserPassword": "p4ssword!",
+        },
+    )
+    call(
+        "dynamodb",
+        "CreateTable",
+        {
+            "TableName": "every-table",
+            "BillingMode": "PAY_PER_REQUEST",
+            "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
+            "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+        },
+    )
     call("sqs", "CreateQueue", {"QueueName": "every-queue"})
     call("sns", "CreateTopic", {"Name": "every-topic"})
     call("ecs", "CreateCluster", {"clusterName": "every-ecs"})
-    call("eks", "CreateCluster", {"name": "every-eks", "roleArn": role,
-                                  "resourcesVpcConfig": {"subnetIds": subnets}})
+    call(
+        "eks",
+        "CreateCluster",
+        {"name": "every-eks", "roleArn": role, "resourcesVpcConfig": {"subnetIds": subnets}},
+    )
     call("cloudformation", "CreateStack", {"StackName": "every-stack", "TemplateBody": _TEMPLATE})
     call("kms", "CreateKey", {"Description": "every"})
     call("route53", "CreateHostedZone", {"Name": "every.example.com", "CallerReference": f"every-{account}"})
-    call("cloudwatch", "PutMetricAlarm", {"AlarmName": "every-alarm", "MetricName": "CPUUtilization",
-                                          "Namespace": "AWS/EC2", "Statistic": "Average", "Period": 60,
-                                          "EvaluationPeriods": 1, "Threshold": 90.0,
-                                          "ComparisonOperator": "GreaterThanThreshold"})
+    call(
+        "cloudwatch",
+        "PutMetricAlarm",
+        {
+            "AlarmName": "every-alarm",
+            "MetricName": "CPUUtilization",
+            "Namespace": "AWS/EC2",
+            "Statistic": "Average",
+            "Period": 60,
+            "EvaluationPeriods": 1,
+            "Threshold": 90.0,
+            "ComparisonOperator": "GreaterThanThreshold",
+        },
+    )
     call("secretsmanager", "CreateSecret", {"Name": "every-secret", "SecretString": "never-read"})
     call("logs", "CreateLogGroup", {"logGroupName": "/every/group"})
     call("elbv2", "CreateLoadBalancer", {"Name": "every-lb", "Subnets": subnets, "SecurityGroups": [group]})
-    call("autoscaling", "CreateLaunchConfiguration", {"LaunchConfigurationName": "every-lc", "ImageId": _AMI,
-                                                      "InstanceType": "t3.micro"})
-    call("autoscaling", "CreateAutoScalingGroup", {"AutoScalingGroupName": "every-asg",
-                                                   "LaunchConfigurationName": "every-lc", "MinSize": 0,
-                                                   "MaxSize": 1, "VPCZoneIdentifier": subnets[0]})
+    call(
+        "autoscaling",
+        "CreateLaunchConfiguration",
+        {"LaunchConfigurationName": "every-lc", "ImageId": _AMI, "InstanceType": "t3.micro"},
+    )
+    call(
+        "autoscaling",
+        "CreateAutoScalingGroup",
+        {
+            "AutoScalingGroupName": "every-asg",
+            "LaunchConfigurationName": "every-lc",
+            "MinSize": 0,
+            "MaxSize": 1,
+            "VPCZoneIdentifier": subnets[0],
+        },
+    )
     call("ecr", "CreateRepository", {"repositoryName": "every-repo"})
     call("kinesis", "CreateStream", {"StreamName": "every-stream", "ShardCount": 1})
     return call

@@ -148,9 +148,16 @@ class Run:
         return None
 
 
-def simulate(server: Any, config: Settings = Settings(), duration: float = 20.0, fixed: int | None = None,
-             calls: int | None = None, cpu: float = 0.0, controller: Controller | None = None,
-             clock: Clock | None = None) -> Run:
+def simulate(
+    server: Any,
+    config: Settings = Settings(),
+    duration: float = 20.0,
+    fixed: int | None = None,
+    calls: int | None = None,
+    cpu: float = 0.0,
+    controller: Controller | None = None,
+    clock: Clock | None = None,
+) -> Run:
     """Keep the limit in flight against ``server`` in simulated time; ``cpu`` = client seconds per answer."""
     clock = clock or (controller.clock if controller is not None else Clock())  # type: ignore[assignment]
     ctl = controller or Controller(config, clock)

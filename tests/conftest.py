@@ -83,8 +83,11 @@ def loopback_server():
 def loopback(loopback_server):
     """The session's loopback server as if just started: nothing of an earlier test in flight, every
     knob at ``LOOPBACK_DEFAULTS``, the counters zeroed. Set knobs with ``loopback.control(...)``."""
-    wait_until(lambda: loopback_server.stats()["inflight"] <= 0, 30,
-               "an earlier test's requests to end on the session loopback server")
+    wait_until(
+        lambda: loopback_server.stats()["inflight"] <= 0,
+        30,
+        "an earlier test's requests to end on the session loopback server",
+    )
     loopback_server.control(**LOOPBACK_DEFAULTS)
     loopback_server.reset_stats()
     return loopback_server

@@ -27,19 +27,28 @@ def test_limits_are_per_scope_and_exported():
     limiter.observe(Attempt(0.01, 429, None))  # a bare 429 is a throttle too: the scope's rate is capped
     assert limiter.controller.rate is not None and limiter.controller.limit < 5
     assert limits.limiter(Limits.scope_of(b)).controller.rate is None
-    value = engine.metrics.registry.get_sample_value("greenfetch_concurrency_limit",
-                                                     {"scope": "dynamodb/eu-west-1/111111111111"})
+    value = engine.metrics.registry.get_sample_value(
+        "greenfetch_concurrency_limit", {"scope": "dynamodb/eu-west-1/111111111111"}
+    )
     assert value == pytest.approx(limiter.controller.limit)
     engine.close()
 
 
-@pytest.mark.parametrize("code, status, expected", [
-    (None, 200, (False, False)), ("ThrottlingException", 400, (True, False)), (None, 429, (True, False)),
-    ("SlowDown", 503, (True, False)), ("RequestLimitExceeded", 503, (True, False)),
-    ("ReadTimeoutError", None, (False, True)), ("RequestTimeout", 400, (False, True)),
-    ("InternalServerError", 500, (False, False)), ("AccessDenied", 403, (False, False)),
-    ("ServiceQuotaExceededException", 402, (False, False)),
-])
+@pytest.mark.parametrize(
+    "code, status, expected",
+    [
+        (None, 200, (False, False)),
+        ("ThrottlingException", 400, (True, False)),
+        (None, 429, (True, False)),
+        ("SlowDown", 503, (True, False)),
+        ("RequestLimitExceeded", 503, (True, False)),
+        ("ReadTimeoutError", None, (False, True)),
+        ("RequestTimeout", 400, (False, True)),
+        ("InternalServerError", 500, (False, False)),
+        ("AccessDenied", 403, (False, False)),
+        ("ServiceQuotaExceededException", 402, (False, False)),
+    ],
+)
 def test_signals_come_from_the_classifier(code, status, expected):
     """Throttled (rate back-off) and dropped (concurrency back-off) are what ``classify`` says;
     a 500 or a denial says nothing about load."""
@@ -56,19 +65,31 @@ def test_reset_forgets_what_a_scope_learned_and_keeps_its_history():
         limiter.observe(Attempt(0.05, 200, None))
     limiter.observe(Attempt(0.01, 400, "ThrottlingException"))
     history = limits.trace(scope)
-    assert len(history) >= 2 and limiter.controller.rate is not None and limiter.controller.baseline is not None
+    assert (
+        len(history) >= 2 and limiter.controller.rate is not None and limiter.controller.baseline is not None
+    )
     limits.reset(scope)
-    assert limiter.controller.rate is None and limiter.controller.limit == 5 and limiter.controller.baseline is None
+    assert (
+        limiter.controller.rate is None
+        and limiter.controller.limit == 5
+        and limiter.controller.baseline is None
+    )
     assert limits.trace(scope) == history  # what it learned is gone; the history of its windows is kept
     limits.reset("no/such/scope")  # nothing learned: nothing to forget
 
 
-@pytest.mark.parametrize("kwargs, name", [
-    ({"initial_concurrency": 0}, "initial_concurrency"), ({"max_concurrency": -3}, "max_concurrency"),
-    ({"min_concurrency": 10, "max_concurrency": 5}, "min_concurrency"), ({"target_latency": 0}, "target_latency"),
-    ({"target_latency": "fast"}, "target_latency"), ({"initial_concurrency": 2.5}, "initial_concurrency"),
-    ({"initial_concurrency": 500}, "initial_concurrency"),
-])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"initial_concurrency": 0}, "initial_concurrency"),
+        ({"max_concurrency": -3}, "max_concurrency"),
+        ({"min_concurrency": 10, "max_concurrency": 5}, "min_concurrency"),
+        ({"target_latency": 0}, "target_latency"),
+        ({"target_latency": "fast"}, "target_latency"),
+        ({"initial_concurrency": 2.5}, "initial_concurrency"),
+        ({"initial_concurrency": 500}, "initial_concurrency"),
+    ],
+)
 def test_bad_numbers_are_named(kwargs, name):
     with pytest.raises(ConfigError, match=name):
         open_gate(Limits(), **kwargs)
@@ -78,7 +99,9 @@ def test_bad_numbers_are_named(kwargs, name):
 
 
 def _tables(n):
-    return [{"service": "dynamodb", "operation": "ListTables", "params": {"Limit": i % 50 + 1}} for i in range(n)]
+    return [
+        {"service": "dynamodb", "operation": "ListTables", "params": {"Limit": i % 50 + 1}} for i in range(n)
+    ]
 
 
 def test_real_run_rises_on_a_fast_server_carries_over_and_resets(loopback):
@@ -128,8 +151,12 @@ def test_real_token_bucket_is_paced_under_it(loopback):
     assert any(p.throttles for p in trace)
     paced = [p.rate for p in trace if p.rate is not None]
     assert paced and 30 <= paced[-1] <= 150
-    assert engine.metrics.registry.get_sample_value(
-        "greenfetch_throttles_total", {"service": "dynamodb", "operation": "ListTables"}) > 0
+    assert (
+        engine.metrics.registry.get_sample_value(
+            "greenfetch_throttles_total", {"service": "dynamodb", "operation": "ListTables"}
+        )
+        > 0
+    )
     engine.close()
 
 
@@ -153,10 +180,29 @@ def test_cli_adaptive_runs_and_writes_the_trace(tmp_path, loopback):
     requests.write_text("".join(json.dumps(r) + "\n" for r in _tables(60)))
     trace = tmp_path / "trace.json"
     loopback.control(latency=0.01)
-    result = CliRunner().invoke(load_commands(), [
-        "--endpoint-url", loopback.url, "--region", "us-east-1", "adaptive", str(requests), "--initial-concurrency",
-        "2", "--target-latency", "500ms", "--max-concurrency", "32", "--trace", str(trace),
-        "--query", "[].concurrency", "--output", "json"])
+    result = CliRunner().invoke(
+        load_commands(),
+        [
+            "--endpoint-url",
+            loopback.url,
+            "--region",
+            "us-east-1",
+            "adaptive",
+            str(requests),
+            "--initial-concurrency",
+            "2",
+            "--target-latency",
+            "500ms",
+            "--max-concurrency",
+            "32",
+            "--trace",
+            str(trace),
+            "--query",
+            "[].concurrency",
+            "--output",
+            "json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     limits = json.loads(result.stdout)
     assert len(limits) == 60 and limits[0] == 2 and max(limits) > 2
@@ -164,10 +210,14 @@ def test_cli_adaptive_runs_and_writes_the_trace(tmp_path, loopback):
     assert points and {"time", "limit", "latency", "throttles", "samples"} <= set(points[0])
 
 
-@pytest.mark.parametrize("args, named", [
-    (["--initial-concurrency", "0"], "initial_concurrency"), (["--target-latency", "soon"], "target_latency"),
-    (["--min-concurrency", "8", "--max-concurrency", "4"], "min_concurrency"),
-])
+@pytest.mark.parametrize(
+    "args, named",
+    [
+        (["--initial-concurrency", "0"], "initial_concurrency"),
+        (["--target-latency", "soon"], "target_latency"),
+        (["--min-concurrency", "8", "--max-concurrency", "4"], "min_concurrency"),
+    ],
+)
 def test_cli_adaptive_bad_numbers_exit_2(tmp_path, args, named):
     from click.testing import CliRunner
 

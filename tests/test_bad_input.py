@@ -15,18 +15,36 @@ def engine(moto_server):
 GOOD = {"service": "s3", "operation": "ListBuckets", "region": "us-east-1"}
 
 
-@pytest.mark.parametrize(("bad", "code", "named"), [
-    ({"operation": "ListBuckets"}, "MissingField", "'service'"),
-    ({"service": "s3"}, "MissingField", "'operation'"),
-    ({"service": "invalid-service", "operation": "BadOp", "region": "us-east-1"}, "UnknownService", "invalid-service"),
-    ({"service": "s3", "operation": "ListBukets", "region": "us-east-1"}, "UnknownOperation", "ListBuckets"),
-    ({"service": "s3", "operation": "GetObject", "params": {"Bucket": 7}, "region": "us-east-1"}, "ParamValidation",
-     "Bucket"),
-    ({"service": "ec2", "operation": "DescribeVpcs"}, "NoRegion", "region"),
-    ({"service": "s3", "operation": "ListBuckets", "region": "us-east-1", "params": [1]}, "InvalidRequest", "params"),
-    ({"service": "s3", "operation": "ListBuckets", "regoin": "us-east-1"}, "InvalidRequest", "regoin"),
-    ("not a request", "InvalidRequest", "not a request"),
-])
+@pytest.mark.parametrize(
+    ("bad", "code", "named"),
+    [
+        ({"operation": "ListBuckets"}, "MissingField", "'service'"),
+        ({"service": "s3"}, "MissingField", "'operation'"),
+        (
+            {"service": "invalid-service", "operation": "BadOp", "region": "us-east-1"},
+            "UnknownService",
+            "invalid-service",
+        ),
+        (
+            {"service": "s3", "operation": "ListBukets", "region": "us-east-1"},
+            "UnknownOperation",
+            "ListBuckets",
+        ),
+        (
+            {"service": "s3", "operation": "GetObject", "params": {"Bucket": 7}, "region": "us-east-1"},
+            "ParamValidation",
+            "Bucket",
+        ),
+        ({"service": "ec2", "operation": "DescribeVpcs"}, "NoRegion", "region"),
+        (
+            {"service": "s3", "operation": "ListBuckets", "region": "us-east-1", "params": [1]},
+            "InvalidRequest",
+            "params",
+        ),
+        ({"service": "s3", "operation": "ListBuckets", "regoin": "us-east-1"}, "InvalidRequest", "regoin"),
+        ("not a request", "InvalidRequest", "not a request"),
+    ],
+)
 def test_bad_request_is_a_failed_result_and_others_still_run(engine, bad, code, named):
     results = engine.batch_requests([GOOD, bad, GOOD], concurrency=2)
     assert [r.ok for r in results] == [True, False, True]

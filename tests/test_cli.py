@@ -20,8 +20,11 @@ def base_args(moto_server):
     return ["--endpoint-url", moto_server.url, "--region", "us-east-1", "--max-attempts", "1"]
 
 
-REQS = [{"service": "s3", "operation": "ListBuckets"}, {"service": "invalid-service", "operation": "BadOp"},
-        {"service": "ec2", "operation": "DescribeRegions"}]
+REQS = [
+    {"service": "s3", "operation": "ListBuckets"},
+    {"service": "invalid-service", "operation": "BadOp"},
+    {"service": "ec2", "operation": "DescribeRegions"},
+]
 
 
 def test_batch_json_output_and_exit_1_when_some_failed(runner, base_args):
@@ -41,8 +44,9 @@ def test_batch_exit_0_and_jsonl_from_json_lines(runner, base_args):
 
 
 def test_batch_query_like_the_aws_cli(runner, base_args):
-    out = runner.invoke(cli, [*base_args, "batch", "--query", "[?error==null].request.operation"],
-                        input=json.dumps(REQS))
+    out = runner.invoke(
+        cli, [*base_args, "batch", "--query", "[?error==null].request.operation"], input=json.dumps(REQS)
+    )
     assert json.loads(out.stdout) == ["ListBuckets", "DescribeRegions"]
 
 
@@ -62,14 +66,17 @@ def test_table_marks_a_value_it_cuts(runner, base_args):
     create = [{"service": "sqs", "operation": "CreateQueue", "params": {"QueueName": "table-mark-queue"}}]
     out = runner.invoke(cli, [*base_args, "batch", "-o", "table"], input=json.dumps(create))
     assert out.exit_code == 0, out.output
-    url = json.loads(runner.invoke(cli, [*base_args, "batch"], input=json.dumps(create)).stdout)[0]["result"]["QueueUrl"]
+    url = json.loads(runner.invoke(cli, [*base_args, "batch"], input=json.dumps(create)).stdout)[0]["result"][
+        "QueueUrl"
+    ]
     assert len(url) > 24
     (cell,) = [part for part in out.stdout.split() if part.startswith("QueueUrl=")]
     assert cell == f"QueueUrl={url[:23]}…"
 
 
-@pytest.mark.parametrize(("text", "named"), [("[{not json", "line 1"), ("[1, 2", "not valid JSON"),
-                                             ("hello", "'hello'")])
+@pytest.mark.parametrize(
+    ("text", "named"), [("[{not json", "line 1"), ("[1, 2", "not valid JSON"), ("hello", "'hello'")]
+)
 def test_unreadable_input_is_exit_2_without_traceback(runner, base_args, text, named):
     out = runner.invoke(cli, [*base_args, "batch"], input=text)
     assert out.exit_code == 2

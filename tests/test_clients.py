@@ -15,7 +15,9 @@ def engine(moto_server):
 def test_one_client_per_service_region_identity(engine):
     req = Request("s3", "ListBuckets", region="us-east-1")
     assert engine.clients.client(req) is engine.clients.client(req)
-    assert engine.clients.client(req) is not engine.clients.client(Request("s3", "ListBuckets", region="eu-west-1"))
+    assert engine.clients.client(req) is not engine.clients.client(
+        Request("s3", "ListBuckets", region="eu-west-1")
+    )
     assert engine.clients.client(req, isolated=True) is not engine.clients.client(req)
 
 
@@ -37,8 +39,12 @@ def test_clients_are_bounded_lru(engine):
 def test_rotated_credentials_get_a_new_client_and_the_key_holds_no_secret(engine):
     one = {"AccessKeyId": "AKIAONE", "SecretAccessKey": "secret-one"}
     two = {"AccessKeyId": "AKIATWO", "SecretAccessKey": "secret-two"}
-    a = engine.clients.client(Request("s3", "ListBuckets", region="us-east-1", account="111111111111", credentials=one))
-    b = engine.clients.client(Request("s3", "ListBuckets", region="us-east-1", account="111111111111", credentials=two))
+    a = engine.clients.client(
+        Request("s3", "ListBuckets", region="us-east-1", account="111111111111", credentials=one)
+    )
+    b = engine.clients.client(
+        Request("s3", "ListBuckets", region="us-east-1", account="111111111111", credentials=two)
+    )
     assert a is not b
     assert "secret" not in repr(list(engine.clients._clients.keys()))
 
@@ -57,7 +63,9 @@ def test_memoized_user_agent_matches_botocore(engine):
 
     client.meta.events.register("before-send.s3.ListBuckets", grab)
     client.list_buckets()
-    assert seen["ua"].split(" m/")[0] == memo.split(" m/")[0]  # same UA; per-call feature ids may add " m/..."
+    assert (
+        seen["ua"].split(" m/")[0] == memo.split(" m/")[0]
+    )  # same UA; per-call feature ids may add " m/..."
 
 
 def test_isolated_client_hooks_do_not_leak_to_the_shared_one(engine):
@@ -73,27 +81,47 @@ def test_isolated_client_hooks_do_not_leak_to_the_shared_one(engine):
 
 
 def test_clients_of_one_service_share_class_and_model_but_not_state(engine):
-    one = engine.clients.client(Request("ec2", "DescribeVpcs", region="us-east-1", account="111111111111",
-                                        credentials={"AccessKeyId": "A1", "SecretAccessKey": "s1"}))
-    two = engine.clients.client(Request("ec2", "DescribeVpcs", region="eu-west-1", account="222222222222",
-                                        credentials={"AccessKeyId": "A2", "SecretAccessKey": "s2"}))
+    one = engine.clients.client(
+        Request(
+            "ec2",
+            "DescribeVpcs",
+            region="us-east-1",
+            account="111111111111",
+            credentials={"AccessKeyId": "A1", "SecretAccessKey": "s1"},
+        )
+    )
+    two = engine.clients.client(
+        Request(
+            "ec2",
+            "DescribeVpcs",
+            region="eu-west-1",
+            account="222222222222",
+            credentials={"AccessKeyId": "A2", "SecretAccessKey": "s2"},
+        )
+    )
     assert type(one) is type(two)
     assert one.meta.service_model is two.meta.service_model
     assert one.meta.region_name != two.meta.region_name
     assert one._base is not two._base  # one shared client per region, each seen through an account
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "leak: _clients._SHARED is a WeakKeyDictionary keyed by the session's event emitter, and the shared client "
-    "class it holds (its methods' docstrings) refers to that emitter, so no entry ever goes: each Engine keeps "
-    "its emitter, classes and models (~30,000 objects with EC2's) for the life of the process"))
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "leak: _clients._SHARED is a WeakKeyDictionary keyed by the session's event emitter, and the shared client "
+        "class it holds (its methods' docstrings) refers to that emitter, so no entry ever goes: each Engine keeps "
+        "its emitter, classes and models (~30,000 objects with EC2's) for the life of the process"
+    ),
+)
 def test_a_closed_engine_leaves_nothing_of_its_session_behind(loopback):
     import gc
     import weakref
 
     engine = Engine(Config.resolve({"endpoint_url": loopback.url, "region": "us-east-1", "max_attempts": 1}))
     engine.clients.client(engine.prepare({"service": "ec2", "operation": "DescribeVpcs"}))
-    emitter = weakref.ref(engine.clients.session(None).get_component("event_emitter"))  # what its clients hook
+    emitter = weakref.ref(
+        engine.clients.session(None).get_component("event_emitter")
+    )  # what its clients hook
     engine.close()
     del engine
     gc.collect()
@@ -139,12 +167,18 @@ class SigV4Checker:
         key, date, region, service, _ = fields["Credential"].split("/")
         signed = fields["SignedHeaders"].split(";")
         method, path, _ = seen.request_line.split(" ")
-        request = botocore.awsrequest.AWSRequest(method=method, url=f"http://{headers['host']}{path}",
-                                                 data=seen.body, headers={h: headers[h] for h in signed})
+        request = botocore.awsrequest.AWSRequest(
+            method=method,
+            url=f"http://{headers['host']}{path}",
+            data=seen.body,
+            headers={h: headers[h] for h in signed},
+        )
         request.context["timestamp"] = headers["x-amz-date"]
         secret = self.secrets.get(key, "unknown key")
         signer = botocore.auth.SigV4Auth(botocore.credentials.Credentials(key, secret), service, region)
-        expected = signer.signature(signer.string_to_sign(request, signer.canonical_request(request)), request)
+        expected = signer.signature(
+            signer.string_to_sign(request, signer.canonical_request(request)), request
+        )
         self.keys.append(key)
         verdict = "signature-ok" if expected == fields["Signature"] else "signature-BAD"
         return Reply(http_response(200, f'{{"TableNames": ["{key}", "{verdict}"]}}', _JSON))
@@ -155,12 +189,20 @@ def test_fifty_accounts_interleaved_each_signed_with_its_own_credentials():
     checker = SigV4Checker(dict(accounts.values()))
     server = ScriptedServer(checker)
     with server as url:
-        engine = Engine(Config.resolve({"endpoint_url": url, "region": "us-east-1", "max_clients": 4,
-                                        "concurrency": 10}))
+        engine = Engine(
+            Config.resolve({"endpoint_url": url, "region": "us-east-1", "max_clients": 4, "concurrency": 10})
+        )
         try:
-            requests = [{"service": "dynamodb", "operation": "ListTables", "account": account,
-                         "credentials": {"AccessKeyId": key, "SecretAccessKey": secret}}
-                        for account, (key, secret) in accounts.items() for _ in range(4)]
+            requests = [
+                {
+                    "service": "dynamodb",
+                    "operation": "ListTables",
+                    "account": account,
+                    "credentials": {"AccessKeyId": key, "SecretAccessKey": secret},
+                }
+                for account, (key, secret) in accounts.items()
+                for _ in range(4)
+            ]
             random.Random(7).shuffle(requests)
             results = list(engine.iter_results(requests, concurrency=10))
             assert len(results) == 200
@@ -180,8 +222,14 @@ def test_a_wrong_secret_is_caught_by_the_checker():
     with ScriptedServer(checker) as url:
         engine = Engine(Config.resolve({"endpoint_url": url, "region": "us-east-1"}))
         try:
-            result = engine.execute({"service": "dynamodb", "operation": "ListTables", "account": "1",
-                                     "credentials": {"AccessKeyId": "AKIAONE", "SecretAccessKey": "wrong"}})
+            result = engine.execute(
+                {
+                    "service": "dynamodb",
+                    "operation": "ListTables",
+                    "account": "1",
+                    "credentials": {"AccessKeyId": "AKIAONE", "SecretAccessKey": "wrong"},
+                }
+            )
             assert result.result["TableNames"] == ["AKIAONE", "signature-BAD"]
         finally:
             engine.close()
@@ -193,8 +241,12 @@ def test_refreshable_credentials_refresh_through_the_shared_client():
 
     def refresh():
         issued.append(f"AKIAREFRESH{len(issued):05d}")
-        return {"access_key": issued[-1], "secret_key": "s", "token": None,
-                "expiry_time": (now() + datetime.timedelta(hours=1)).isoformat()}
+        return {
+            "access_key": issued[-1],
+            "secret_key": "s",
+            "token": None,
+            "expiry_time": (now() + datetime.timedelta(hours=1)).isoformat(),
+        }
 
     creds = botocore.credentials.RefreshableCredentials.create_from_metadata(refresh(), refresh, "test")
     checker = SigV4Checker({})
@@ -225,13 +277,20 @@ def test_account_id_endpoint_rules_resolve_per_account():
 
     try:
         for account, key in (("111111111111", "AKIA1111"), ("222222222222", "AKIA2222")):
-            request = Request("dynamodb", "ListTables", region="us-east-1", account=account,
-                              credentials={"AccessKeyId": key, "SecretAccessKey": "s", "AccountId": account})
+            request = Request(
+                "dynamodb",
+                "ListTables",
+                region="us-east-1",
+                account=account,
+                credentials={"AccessKeyId": key, "SecretAccessKey": "s", "AccountId": account},
+            )
             client = engine.clients.client(request)
             client.meta.events.register("before-send.dynamodb.ListTables", capture, unique_id="capture")
             client.list_tables()
-        assert seen == [("https://111111111111.ddb.us-east-1.amazonaws.com/", "AKIA1111"),
-                        ("https://222222222222.ddb.us-east-1.amazonaws.com/", "AKIA2222")]
+        assert seen == [
+            ("https://111111111111.ddb.us-east-1.amazonaws.com/", "AKIA1111"),
+            ("https://222222222222.ddb.us-east-1.amazonaws.com/", "AKIA2222"),
+        ]
         assert engine.clients.created == 1
     finally:
         engine.close()
@@ -288,6 +347,8 @@ def test_accounts_on_real_threads_sign_as_their_own_account():
     import sys
 
     env = dict(os.environ, GREENFETCH_ENGINE="threads")
-    out = subprocess.run([sys.executable, "-c", _THREADS_CHILD], capture_output=True, text=True, env=env, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", _THREADS_CHILD], capture_output=True, text=True, env=env, timeout=120
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert json.loads(out.stdout.strip().splitlines()[-1]) == {"backend": "threads", "wrong": 0, "created": 1}

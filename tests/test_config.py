@@ -16,7 +16,10 @@ def test_flag_beats_environment_beats_default():
 
 def test_region_from_aws_region_then_default_region():
     assert Config.resolve({}, {"AWS_DEFAULT_REGION": "eu-west-1"}).region == "eu-west-1"
-    assert Config.resolve({}, {"AWS_DEFAULT_REGION": "eu-west-1", "AWS_REGION": "us-east-2"}).region == "us-east-2"
+    assert (
+        Config.resolve({}, {"AWS_DEFAULT_REGION": "eu-west-1", "AWS_REGION": "us-east-2"}).region
+        == "us-east-2"
+    )
 
 
 def test_lambda_profile_uses_tmp_and_wider_fan_out():
@@ -25,21 +28,26 @@ def test_lambda_profile_uses_tmp_and_wider_fan_out():
     assert Config.resolve({"concurrency": 3}, {"AWS_LAMBDA_FUNCTION_NAME": "sync"}).concurrency == 3
 
 
-@pytest.mark.parametrize(("flags", "env", "named"), [
-    ({"concurrency": 0}, {}, "concurrency: 0"),
-    ({}, {"GREENFETCH_CONCURRENCY": "many"}, "'many'"),
-    ({}, {"GREENFETCH_ENGINE": "fibers"}, "'fibers'"),
-    ({"max_attempts": 0}, {}, "max_attempts"),
-    ({}, {"GREENFETCH_CACHE_TTL": "soon"}, "'soon'"),
-    ({"concurency": 3}, {}, "concurency"),
-])
+@pytest.mark.parametrize(
+    ("flags", "env", "named"),
+    [
+        ({"concurrency": 0}, {}, "concurrency: 0"),
+        ({}, {"GREENFETCH_CONCURRENCY": "many"}, "'many'"),
+        ({}, {"GREENFETCH_ENGINE": "fibers"}, "'fibers'"),
+        ({"max_attempts": 0}, {}, "max_attempts"),
+        ({}, {"GREENFETCH_CACHE_TTL": "soon"}, "'soon'"),
+        ({"concurency": 3}, {}, "concurency"),
+    ],
+)
 def test_bad_settings_name_the_value(flags, env, named):
     with pytest.raises(ConfigError, match=named):
         Config.resolve(flags, env)
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("500ms", 0.5), ("2s", 2.0), ("1min", 60.0), (0.25, 0.25),
-                                               ("3", 3.0), ("100us", 1e-4)])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("500ms", 0.5), ("2s", 2.0), ("1min", 60.0), (0.25, 0.25), ("3", 3.0), ("100us", 1e-4)],
+)
 def test_parse_duration(text, seconds):
     assert parse_duration(text) == pytest.approx(seconds)
 

@@ -45,7 +45,9 @@ def test_token_bucket_keeps_throttles_under_5_percent_at_85_percent_of_the_rate(
     run = simulate(Bucket(rate=rate, burst=burst))
     assert run.ok_rate(5, 20) >= 0.85 * rate
     assert run.throttled(5) <= 0.05
-    assert run.controller.rate is not None and 0.8 * rate <= run.controller.rate <= 1.3 * rate  # mid-probe at the end
+    assert (
+        run.controller.rate is not None and 0.8 * rate <= run.controller.rate <= 1.3 * rate
+    )  # mid-probe at the end
 
 
 def test_a_raised_quota_is_found_again():
@@ -256,9 +258,19 @@ def test_learned_limit_and_rate_carry_over_a_reconfigure_clamped():
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.tuples(st.floats(0, 0.5), st.floats(0, 2), st.sampled_from(["ok", "throttled", "dropped"]),
-                          st.integers(0, 300)), max_size=200),
-       st.integers(1, 50), st.integers(0, 50))
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(0, 0.5),
+            st.floats(0, 2),
+            st.sampled_from(["ok", "throttled", "dropped"]),
+            st.integers(0, 300),
+        ),
+        max_size=200,
+    ),
+    st.integers(1, 50),
+    st.integers(0, 50),
+)
 def test_limit_and_rate_always_within_bounds(samples, lo, spread):
     clock = Clock()
     config = Settings.checked(lo, 0.5, lo, lo + spread)

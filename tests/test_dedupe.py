@@ -80,8 +80,10 @@ def test_table_memory_is_bounded():
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from("ab"), st.floats(0, 3), st.sampled_from(["ok", "fail"])), max_size=30),
-       st.floats(0, 2))
+@given(
+    st.lists(st.tuples(st.sampled_from("ab"), st.floats(0, 3), st.sampled_from(["ok", "fail"])), max_size=30),
+    st.floats(0, 2),
+)
 def test_table_never_serves_a_value_older_than_the_window(ops, window):
     """Invariant: CACHED only within ``window`` of the completion it serves, and only after a success."""
     clock = Clock()

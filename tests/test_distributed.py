@@ -42,6 +42,7 @@ pytestmark = pytest.mark.slow
 
 # -- real parts ------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def redis_server(tmp_path):
     if shutil.which("redis-server") is None:
@@ -59,8 +60,12 @@ class Workers:
         self.logs: list[Path] = []
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, "GREENFETCH_BROKER_URL": self.broker_url, "GREENFETCH_REDELIVER_AFTER": REDELIVER,
-                "GREENFETCH_CACHE_DIR": str(self.directory / "cache")}
+        return {
+            **os.environ,
+            "GREENFETCH_BROKER_URL": self.broker_url,
+            "GREENFETCH_REDELIVER_AFTER": REDELIVER,
+            "GREENFETCH_CACHE_DIR": str(self.directory / "cache"),
+        }
 
     def start(self, name: str, concurrency: int = 2, *, celery_cli: bool = False) -> subprocess.Popen[bytes]:
         log = self.directory / f"worker-{name}.log"
@@ -83,26 +88,45 @@ def workers(tmp_path, redis_server):
     pool.stop()
 
 
-
-
 @pytest.fixture(scope="module")
 def seeded(moto_server):
     """A VPC, a queue and a topic per account; returns the CLI's global options for moto."""
-    engine = Engine(Config.resolve({"endpoint_url": moto_server.url, "region": "us-east-1", "concurrency": 16},
-                                   environ={}))
+    engine = Engine(
+        Config.resolve(
+            {"endpoint_url": moto_server.url, "region": "us-east-1", "concurrency": 16}, environ={}
+        )
+    )
     for n, account in enumerate(ACCOUNTS):
         creds = assume_role(engine, account, ROLE)
-        calls = [Request("ec2", "CreateVpc", {"CidrBlock": f"10.{n}.0.0/16"}, region="eu-west-1", credentials=creds),
-                 Request("sqs", "CreateQueue", {"QueueName": f"q-{n}"}, region="us-east-1", credentials=creds),
-                 Request("sns", "CreateTopic", {"Name": f"t-{n}"}, region="ap-south-1", credentials=creds)]
+        calls = [
+            Request(
+                "ec2", "CreateVpc", {"CidrBlock": f"10.{n}.0.0/16"}, region="eu-west-1", credentials=creds
+            ),
+            Request("sqs", "CreateQueue", {"QueueName": f"q-{n}"}, region="us-east-1", credentials=creds),
+            Request("sns", "CreateTopic", {"Name": f"t-{n}"}, region="ap-south-1", credentials=creds),
+        ]
         assert all(r.ok for r in engine.batch_requests(calls, 4))
     engine.close()
     return ["--endpoint-url", moto_server.url, "--region", "us-east-1", "--max-attempts", "2"]
 
 
 def _inventory_args(out: Path, accounts=ACCOUNTS) -> list[str]:
-    return ["inventory", "--accounts", ",".join(accounts), "--role-name", ROLE, "--regions", REGIONS,
-            "--types", TYPES, "--out", str(out), "--cache-ttl", "0", "--no-progress"]
+    return [
+        "inventory",
+        "--accounts",
+        ",".join(accounts),
+        "--role-name",
+        ROLE,
+        "--regions",
+        REGIONS,
+        "--types",
+        TYPES,
+        "--out",
+        str(out),
+        "--cache-ttl",
+        "0",
+        "--no-progress",
+    ]
 
 
 def _local_run(seeded, out: Path) -> dict[str, list]:
@@ -119,10 +143,19 @@ def _files(out: Path) -> dict[str, list]:
 
 def _coordinator(seeded, out: Path, workers: Workers, tmp_path: Path, *extra: str) -> subprocess.Popen[str]:
     """`greenfetch inventory --broker` (from GREENFETCH_BROKER_URL), stopped with the workers."""
-    env = {**os.environ, "GREENFETCH_BROKER_URL": workers.broker_url, "GREENFETCH_REDELIVER_AFTER": REDELIVER,
-           "GREENFETCH_CACHE_DIR": str(tmp_path / "cache")}
-    proc = subprocess.Popen([sys.executable, "-m", "greenfetch.cli", *seeded, *_inventory_args(out), *extra], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = {
+        **os.environ,
+        "GREENFETCH_BROKER_URL": workers.broker_url,
+        "GREENFETCH_REDELIVER_AFTER": REDELIVER,
+        "GREENFETCH_CACHE_DIR": str(tmp_path / "cache"),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "greenfetch.cli", *seeded, *_inventory_args(out), *extra],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     workers.procs.append(proc)  # type: ignore[arg-type]
     return proc
 
@@ -133,6 +166,7 @@ def _run_keys(client, name: str) -> list[bytes]:
 
 # -- the scenarios ---------------------------------------------------------------------------------
 
+
 def test_killed_worker_loses_nothing_and_matches_a_local_run(seeded, redis_server, workers, tmp_path):
     local = _local_run(seeded, tmp_path / "local")  # also warms moto's per-account, per-region backends
     first = workers.start("a", concurrency=1)
@@ -141,19 +175,27 @@ def test_killed_worker_loses_nothing_and_matches_a_local_run(seeded, redis_serve
     client = redis_server.client
 
     def first_worker_started() -> bool:
-        return any(v.decode().endswith(f":{first.pid}") for key in _run_keys(client, "started")
-                   for v in client.hgetall(key).values())
+        return any(
+            v.decode().endswith(f":{first.pid}")
+            for key in _run_keys(client, "started")
+            for v in client.hgetall(key).values()
+        )
 
     wait_until(first_worker_started, 60, "worker a to start a shard")
     first.send_signal(signal.SIGKILL)
     first.wait(10)
     (started,) = _run_keys(client, "started")
     pending = started.decode().replace(":started", ":pending")
-    in_flight = [k for k, v in client.hgetall(started).items()
-                 if v.decode().endswith(f":{first.pid}") and client.sismember(pending, k)]
+    in_flight = [
+        k
+        for k, v in client.hgetall(started).items()
+        if v.decode().endswith(f":{first.pid}") and client.sismember(pending, k)
+    ]
     assert in_flight, "worker a finished its shard before the kill; nothing to redeliver"
     workers.start("b")
-    workers.start("c", celery_cli=True)  # `celery -A greenfetch.distributed worker -P gevent` is the same worker
+    workers.start(
+        "c", celery_cli=True
+    )  # `celery -A greenfetch.distributed worker -P gevent` is the same worker
     stdout, stderr = coordinator.communicate(timeout=100)
     assert coordinator.returncode == 0, stderr
     reran = int(stderr.split(" ran more than once")[0].rsplit("; ", 1)[1])
@@ -172,8 +214,9 @@ def test_killed_worker_loses_nothing_and_matches_a_local_run(seeded, redis_serve
     assert f"redis://:**@127.0.0.1:{redis_server.port}/0" in logs  # Celery's banner masks it too
 
 
-def test_shards_on_s3_give_the_local_run_s_records_with_no_shared_directory(seeded, moto_server, redis_server,
-                                                                          workers, tmp_path):
+def test_shards_on_s3_give_the_local_run_s_records_with_no_shared_directory(
+    seeded, moto_server, redis_server, workers, tmp_path
+):
     """`--shards s3://BUCKET/PREFIX`: workers put their shards on S3 (moto) and the coordinator reads
     them back only from there (a shard anywhere else would be missing: error records, exit 1)."""
     local = _local_run(seeded, tmp_path / "local")
@@ -234,17 +277,23 @@ def test_redis_restarted_mid_run_still_completes_the_run(seeded, redis_server, w
         assert PASSWORD not in text
 
 
-def test_no_worker_is_a_clear_error_after_twice_the_redelivery_delay(seeded, redis_server, tmp_path, monkeypatch):
+def test_no_worker_is_a_clear_error_after_twice_the_redelivery_delay(
+    seeded, redis_server, tmp_path, monkeypatch
+):
     from greenfetch.cli import load_commands
 
     monkeypatch.setenv("GREENFETCH_REDELIVER_AFTER", "2s")  # no progress for 2 x 2s + 2 sweeps of 1s
-    result = CliRunner().invoke(load_commands(), [*seeded, *_inventory_args(tmp_path / "o", ACCOUNTS[:2]),
-                                                  "--broker", redis_server.url])
+    result = CliRunner().invoke(
+        load_commands(),
+        [*seeded, *_inventory_args(tmp_path / "o", ACCOUNTS[:2]), "--broker", redis_server.url],
+    )
     assert result.exit_code == 1, result.output
     assert "no shard finished for 6s (2 of 2 still pending)" in result.stderr
     # said early (after 2s here, 10s by default), once, while it still waited
-    notice = (f"waiting: no worker has taken a shard yet; start `greenfetch worker` with --broker "
-              f"redis://:***@127.0.0.1:{redis_server.port}/0 (or GREENFETCH_BROKER_URL)")
+    notice = (
+        f"waiting: no worker has taken a shard yet; start `greenfetch worker` with --broker "
+        f"redis://:***@127.0.0.1:{redis_server.port}/0 (or GREENFETCH_BROKER_URL)"
+    )
     assert result.stderr.count(notice) == 1 and result.stderr.index(notice) < result.stderr.index("Error:")
     assert f"reach redis://:***@127.0.0.1:{redis_server.port}/0" in result.stderr
     assert PASSWORD not in result.output and "Traceback" not in result.output
@@ -260,46 +309,72 @@ def test_a_worker_that_cannot_see_out_is_named_with_the_path(seeded, redis_serve
 
     out = tmp_path / "out"
     out.mkdir()
-    probe = subprocess.run(["unshare", "-m", "--propagation", "private", "mount", "-t", "tmpfs", "tmpfs", str(out)],
-                           capture_output=True)
+    probe = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "mount", "-t", "tmpfs", "tmpfs", str(out)],
+        capture_output=True,
+    )
     if probe.returncode != 0:
         pytest.skip(f"cannot make a private mount here (unshare -m): {probe.stderr.decode().strip()}")
     log = tmp_path / "worker.log"
-    env = {**os.environ, "GREENFETCH_BROKER_URL": redis_server.url, "GREENFETCH_REDELIVER_AFTER": REDELIVER,
-           "GREENFETCH_CACHE_DIR": str(tmp_path / "cache")}
+    env = {
+        **os.environ,
+        "GREENFETCH_BROKER_URL": redis_server.url,
+        "GREENFETCH_REDELIVER_AFTER": REDELIVER,
+        "GREENFETCH_CACHE_DIR": str(tmp_path / "cache"),
+    }
     script = 'mount -t tmpfs tmpfs "$1" && exec "$2" -m greenfetch.cli worker -c 2 -n blind@%h'
     with open(log, "wb") as handle:
-        worker = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", str(out),
-                                   sys.executable], env=env, stdout=handle, stderr=subprocess.STDOUT)
+        worker = subprocess.Popen(
+            ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", str(out), sys.executable],
+            env=env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+        )
     try:
-        wait_until(lambda: "ready." in log.read_text(errors="replace") or worker.poll() is not None, 60,
-                   "the worker to start")
+        wait_until(
+            lambda: "ready." in log.read_text(errors="replace") or worker.poll() is not None,
+            60,
+            "the worker to start",
+        )
         monkeypatch.setenv("GREENFETCH_REDELIVER_AFTER", REDELIVER)
-        result = CliRunner().invoke(load_commands(), [*seeded, *_inventory_args(out, ACCOUNTS[:1]),
-                                                      "--broker", redis_server.url])
+        result = CliRunner().invoke(
+            load_commands(), [*seeded, *_inventory_args(out, ACCOUNTS[:1]), "--broker", redis_server.url]
+        )
     finally:
         worker.kill()
         worker.wait(10)
     assert result.exit_code == 1, result.output
     assert log.read_text(errors="replace").count(f"shard {ACCOUNTS[0]} of run ") == 3  # "ok", every time
-    assert (f"shard {ACCOUNTS[0]} did not complete in 3 deliveries: worker " in result.stderr
-            and f"finished it, but it is not in {out}: do the workers see --out at this same path" in result.stderr)
+    assert (
+        f"shard {ACCOUNTS[0]} did not complete in 3 deliveries: worker " in result.stderr
+        and f"finished it, but it is not in {out}: do the workers see --out at this same path"
+        in result.stderr
+    )
     assert "no worker finished it" not in result.stderr
 
 
 # -- the command line's checks (no workers needed) ---------------------------------------------------
 
-@pytest.mark.parametrize("broker, code, message", [
-    ("http://127.0.0.1:1/0", 2, "broker 'http://127.0.0.1:1/0' is not a Redis URL"),
-    (f"redis://:{PASSWORD}@127.0.0.1:{{port}}/0", 1, "cannot reach the broker at redis://:***@127.0.0.1:"),
-    (f"redis://:{PASSWORD}@127.0.0.1:notaport/0", 2, "is not a Redis URL"),
-])
+
+@pytest.mark.parametrize(
+    "broker, code, message",
+    [
+        ("http://127.0.0.1:1/0", 2, "broker 'http://127.0.0.1:1/0' is not a Redis URL"),
+        (
+            f"redis://:{PASSWORD}@127.0.0.1:{{port}}/0",
+            1,
+            "cannot reach the broker at redis://:***@127.0.0.1:",
+        ),
+        (f"redis://:{PASSWORD}@127.0.0.1:notaport/0", 2, "is not a Redis URL"),
+    ],
+)
 def test_bad_or_unreachable_broker_is_one_clear_line(seeded, tmp_path, broker, code, message):
     from greenfetch.cli import load_commands
 
     url = broker.replace("{port}", str(free_port()))
-    result = CliRunner().invoke(load_commands(), [*seeded, *_inventory_args(tmp_path / "o", ACCOUNTS[:1]),
-                                                  "--broker", url])
+    result = CliRunner().invoke(
+        load_commands(), [*seeded, *_inventory_args(tmp_path / "o", ACCOUNTS[:1]), "--broker", url]
+    )
     assert result.exit_code == code, result.output
     assert message in result.stderr and "Traceback" not in result.output
     assert PASSWORD not in result.output
@@ -309,22 +384,48 @@ def test_bad_or_unreachable_broker_is_one_clear_line(seeded, tmp_path, broker, c
 def test_broker_needs_a_shared_out_directory_and_a_valid_redeliver_after(seeded, tmp_path, monkeypatch):
     from greenfetch.cli import load_commands
 
-    result = CliRunner().invoke(load_commands(), [*seeded, *_inventory_args(tmp_path / "o"),
-                                                  "--broker", "redis://127.0.0.1:1/0", "--shards", "/tmp/shared"])
-    assert result.exit_code == 2 and "--shards '/tmp/shared' is not an S3 URI; use s3://BUCKET/PREFIX" in result.stderr
-    result = CliRunner().invoke(load_commands(), [*seeded, *_inventory_args(tmp_path / "o"), "--shards", "s3://b/p"])
+    result = CliRunner().invoke(
+        load_commands(),
+        [
+            *seeded,
+            *_inventory_args(tmp_path / "o"),
+            "--broker",
+            "redis://127.0.0.1:1/0",
+            "--shards",
+            "/tmp/shared",
+        ],
+    )
+    assert (
+        result.exit_code == 2
+        and "--shards '/tmp/shared' is not an S3 URI; use s3://BUCKET/PREFIX" in result.stderr
+    )
+    result = CliRunner().invoke(
+        load_commands(), [*seeded, *_inventory_args(tmp_path / "o"), "--shards", "s3://b/p"]
+    )
     assert result.exit_code == 2 and "--shards is where --broker workers leave their shards" in result.stderr
-    result = CliRunner().invoke(load_commands(), [*seeded, *_inventory_args(tmp_path / "o"), "--broker",
-                                                  "redis://127.0.0.1:1/0", "--shards", "s3://no-such-bucket-gf/p"])
+    result = CliRunner().invoke(
+        load_commands(),
+        [
+            *seeded,
+            *_inventory_args(tmp_path / "o"),
+            "--broker",
+            "redis://127.0.0.1:1/0",
+            "--shards",
+            "s3://no-such-bucket-gf/p",
+        ],
+    )
     assert result.exit_code == 2 and "Traceback" not in result.output, result.output
-    assert "shard store s3://no-such-bucket-gf/p/: ListObjectsV2 failed" in result.stderr  # before any shard is sent
+    assert (
+        "shard store s3://no-such-bucket-gf/p/: ListObjectsV2 failed" in result.stderr
+    )  # before any shard is sent
 
     args = [a for a in _inventory_args(tmp_path / "o") if a not in ("--out", str(tmp_path / "o"))]
     result = CliRunner().invoke(load_commands(), [*seeded, *args, "--broker", "redis://127.0.0.1:1/0"])
     assert result.exit_code == 2 and "--broker needs --out DIR" in result.stderr
     monkeypatch.setenv("GREENFETCH_REDELIVER_AFTER", "soon")
-    result = CliRunner().invoke(load_commands(), [*seeded, *_inventory_args(tmp_path / "o"),
-                                                  "--broker", "redis://127.0.0.1:1/0"])
+    result = CliRunner().invoke(
+        load_commands(), [*seeded, *_inventory_args(tmp_path / "o"), "--broker", "redis://127.0.0.1:1/0"]
+    )
     assert result.exit_code == 2 and "GREENFETCH_REDELIVER_AFTER: 'soon' is not a duration" in result.stderr
     result = CliRunner().invoke(load_commands(), ["worker"])
     assert result.exit_code == 2 and "no broker: give --broker" in result.stderr
@@ -332,16 +433,22 @@ def test_broker_needs_a_shared_out_directory_and_a_valid_redeliver_after(seeded,
 
 # -- the shard function, in process ---------------------------------------------------------------------
 
+
 def test_shards_run_twice_overwrite_and_merge_to_the_local_summary(seeded, moto_server, tmp_path):
-    engine = Engine(Config.resolve({"endpoint_url": moto_server.url, "region": "us-east-1", "concurrency": 16},
-                                   environ={}))
+    engine = Engine(
+        Config.resolve(
+            {"endpoint_url": moto_server.url, "region": "us-east-1", "concurrency": 16}, environ={}
+        )
+    )
     accounts, types, regions = ACCOUNTS[:3], resolve_types(TYPES), REGIONS.split(",")
     local = Inventory(engine, accounts_from_list(",".join(accounts), role=ROLE), types, regions=regions)
     local_records = list(local.run())
     sink = DirectoryShardSink(tmp_path)
     merged = RunSummary()
-    shards = [Shard("run-1", a, tuple(t.name for t in types), tuple(regions), role=ROLE, options={"cache_ttl": 0})
-              for a in accounts]
+    shards = [
+        Shard("run-1", a, tuple(t.name for t in types), tuple(regions), role=ROLE, options={"cache_ttl": 0})
+        for a in accounts
+    ]
     for shard in shards:
         run_shard(engine, shard, sink)
     run_shard(engine, shards[0], sink)  # a redelivery: same key, overwritten
@@ -352,7 +459,8 @@ def test_shards_run_twice_overwrite_and_merge_to_the_local_summary(seeded, moto_
         records += got
         merge_shard(merged, got, summary)
     assert sorted(json.dumps(r, sort_keys=True) for r in records) == sorted(
-        json.dumps(r, sort_keys=True, default=str) for r in local_records)
+        json.dumps(r, sort_keys=True, default=str) for r in local_records
+    )
     drop = lambda d: {k: v for k, v in d.items() if k != "wall_seconds"}  # noqa: E731
     assert drop(merged.to_dict()) == drop(local.summary.to_dict())
     sink.discard("run-1")
@@ -382,7 +490,9 @@ def test_s3_shard_sink_puts_gets_lists_overwrites_and_discards(moto_server):
     bucket = _bucket(moto_server, "greenfetch-shards-unit")
     engine = _s3(moto_server)
     sink = S3ShardSink(engine, f"s3://{bucket}/pre/fix/")
-    one = [{"resource_type": "sqs.queues", "account": ACCOUNTS[0], "region": "eu-west-1", "items": [{"n": "é"}]}]
+    one = [
+        {"resource_type": "sqs.queues", "account": ACCOUNTS[0], "region": "eu-west-1", "items": [{"n": "é"}]}
+    ]
     assert sink.get("run-1", ACCOUNTS[0]) is None and sink.keys("run-1") == set()
     sink.put("run-1", ACCOUNTS[0], one, {"calls": 1})
     sink.put("run-1", f"{ACCOUNTS[1]}.eu-west-1", [], {"calls": 0})
@@ -403,10 +513,15 @@ def test_s3_shard_sink_puts_gets_lists_overwrites_and_discards(moto_server):
     engine.close()
 
 
-@given(account=st.from_regex(r"\A\d{12}\Z"), types=st.lists(st.sampled_from(TYPES.split(",")), max_size=4),
-       regions=st.one_of(st.sampled_from(["enabled", "active"]),
-                         st.lists(st.sampled_from(REGIONS.split(",")), max_size=3).map(tuple)),
-       part=st.one_of(st.none(), st.sampled_from(["global", "eu-west-1"])))
+@given(
+    account=st.from_regex(r"\A\d{12}\Z"),
+    types=st.lists(st.sampled_from(TYPES.split(",")), max_size=4),
+    regions=st.one_of(
+        st.sampled_from(["enabled", "active"]),
+        st.lists(st.sampled_from(REGIONS.split(",")), max_size=3).map(tuple),
+    ),
+    part=st.one_of(st.none(), st.sampled_from(["global", "eu-west-1"])),
+)
 def test_a_shard_survives_a_broker_message_and_keeps_its_key(account, types, regions, part):
     shard = Shard("r1", account, tuple(types), regions, role=ROLE, part=part, options={"cache_ttl": 0.0})
     again = Shard.from_dict(json.loads(json.dumps(shard.to_dict())))
@@ -414,12 +529,18 @@ def test_a_shard_survives_a_broker_message_and_keeps_its_key(account, types, reg
     assert again.key == (account if part is None else f"{account}.{part}")
 
 
-@given(password=st.text(alphabet=st.characters(blacklist_categories=("Cs", "Zs", "Cc")), min_size=1).filter(
-    lambda p: not any(c in p for c in "@/?#")))
+@given(
+    password=st.text(alphabet=st.characters(blacklist_categories=("Cs", "Zs", "Cc")), min_size=1).filter(
+        lambda p: not any(c in p for c in "@/?#")
+    )
+)
 def test_redact_never_shows_a_password(password):
     url = f"redis://:{password}@127.0.0.1:6379/0"
     assert redact(url) == "redis://:***@127.0.0.1:6379/0"
-    assert redact(f"Error connecting to {url}: refused") == "Error connecting to redis://:***@127.0.0.1:6379/0: refused"
+    assert (
+        redact(f"Error connecting to {url}: refused")
+        == "Error connecting to redis://:***@127.0.0.1:6379/0: refused"
+    )
     encoded = f"redis://:{quote(password, safe='')}@127.0.0.1:6379/0"
     assert check_broker_url(encoded) == encoded
     try:

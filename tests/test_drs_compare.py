@@ -22,19 +22,38 @@ import greenfetch  # noqa: F401  (conftest imported it before anything else)
 from greenfetch.testing._drs import DrsEstate, DrsServer
 
 ENGINES = ("gevent", "threads")
-SCENARIOS = ("empty", "single", "many", "no_servers", "access_denied", "throttling", "mixed_regions",
-             "large", "cross_account", "partial_ec2")
+SCENARIOS = (
+    "empty",
+    "single",
+    "many",
+    "no_servers",
+    "access_denied",
+    "throttling",
+    "mixed_regions",
+    "large",
+    "cross_account",
+    "partial_ec2",
+)
 NOW = "2026-03-01T12:00:00+00:00"
 ERROR_REGIONS = {  # the eight error classes of seed 001, one region each
-    "us-east-2": "AccessDeniedException", "us-west-1": "UnrecognizedClientException",
-    "us-west-2": "InvalidRequestException", "eu-west-1": "ThrottlingException",
-    "eu-west-2": "ServiceQuotaExceededException", "eu-west-3": "InternalServerException",
-    "eu-central-1": "ClientError", "eu-north-1": "ConnectionFailure",
+    "us-east-2": "AccessDeniedException",
+    "us-west-1": "UnrecognizedClientException",
+    "us-west-2": "InvalidRequestException",
+    "eu-west-1": "ThrottlingException",
+    "eu-west-2": "ServiceQuotaExceededException",
+    "eu-west-3": "InternalServerException",
+    "eu-central-1": "ClientError",
+    "eu-north-1": "ConnectionFailure",
 }
-EXPECTED_STATUS = {"AccessDeniedException": "denied", "UnrecognizedClientException": "denied",
-                   "InvalidRequestException": "unavailable", "ThrottlingException": "throttled",
-                   "ServiceQuotaExceededException": "quota", "InternalServerException": "transient",
-                   "ClientError": "error"}
+EXPECTED_STATUS = {
+    "AccessDeniedException": "denied",
+    "UnrecognizedClientException": "denied",
+    "InvalidRequestException": "unavailable",
+    "ThrottlingException": "throttled",
+    "ServiceQuotaExceededException": "quota",
+    "InternalServerException": "transient",
+    "ClientError": "error",
+}
 
 
 def acct(scenario: int, n: int) -> str:
@@ -50,11 +69,21 @@ def build_world(estate: DrsEstate, tmp) -> dict:
         estate.targets_table(f"drs-targets-{name}", accounts)
         for engine in ENGINES:
             estate.inventory_table(f"drs-inv-{name}-{engine}")
-            runs[engine].append({"name": name, "now": NOW, "status_file": str(tmp / f"status-{name}-{engine}.json"),
-                                 "options": {"targets_table": f"drs-targets-{name}",
-                                             "inventory_table": f"drs-inv-{name}-{engine}",
-                                             "role_name": "DRSInventoryReader", "regions": regions,
-                                             "dead_letter_dir": str(tmp), **extra}})
+            runs[engine].append(
+                {
+                    "name": name,
+                    "now": NOW,
+                    "status_file": str(tmp / f"status-{name}-{engine}.json"),
+                    "options": {
+                        "targets_table": f"drs-targets-{name}",
+                        "inventory_table": f"drs-inv-{name}-{engine}",
+                        "role_name": "DRSInventoryReader",
+                        "regions": regions,
+                        "dead_letter_dir": str(tmp),
+                        **extra,
+                    },
+                }
+            )
 
     scenario("empty", [], ["us-east-1"])
 
@@ -74,7 +103,9 @@ def build_world(estate: DrsEstate, tmp) -> dict:
     ok, denied = acct(5, 1), acct(5, 2)
     estate.servers(ok, "us-east-1", 2)
     estate.servers(denied, "us-east-1", 2)
-    estate.drs.seed(errors={denied: {"us-east-1": "AccessDeniedException", "us-west-2": "AccessDeniedException"}})
+    estate.drs.seed(
+        errors={denied: {"us-east-1": "AccessDeniedException", "us-west-2": "AccessDeniedException"}}
+    )
     scenario("access_denied", [(ok, "Fine"), (denied, "Denied")], ["us-east-1", "us-west-2"])
     facts["denied"] = denied
 
@@ -96,8 +127,9 @@ def build_world(estate: DrsEstate, tmp) -> dict:
 
     drs_account, origin = acct(9, 1), acct(9, 2)  # origin is NOT a target: its role is assumed for EC2 only
     origin_ids = estate.instances(origin, "us-west-2", 2, tags={"Team": "dr"}, profile="drs-origin-profile")
-    estate.servers(drs_account, "eu-west-1", 2, instance_ids=origin_ids, origin_account=origin,
-                   origin_region="us-west-2")
+    estate.servers(
+        drs_account, "eu-west-1", 2, instance_ids=origin_ids, origin_account=origin, origin_region="us-west-2"
+    )
     scenario("cross_account", [(drs_account, "Recovery")], ["eu-west-1"])
     facts["cross"] = (drs_account, origin, origin_ids)
 
@@ -111,10 +143,20 @@ def build_world(estate: DrsEstate, tmp) -> dict:
 
 def run_engine(engine: str, runs_file, moto_url: str, drs_url: str) -> list:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GREENFETCH_")}
-    env.update(GREENFETCH_ENGINE=engine, AWS_ENDPOINT_URL=moto_url, AWS_ENDPOINT_URL_DRS=drs_url,
-               AWS_REGION="us-east-1", GREENFETCH_MAX_ATTEMPTS="2")
-    proc = subprocess.run([sys.executable, "-m", "greenfetch.drs", str(runs_file)], env=env, capture_output=True,
-                          text=True, timeout=90)
+    env.update(
+        GREENFETCH_ENGINE=engine,
+        AWS_ENDPOINT_URL=moto_url,
+        AWS_ENDPOINT_URL_DRS=drs_url,
+        AWS_REGION="us-east-1",
+        GREENFETCH_MAX_ATTEMPTS="2",
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "greenfetch.drs", str(runs_file)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout)
 
@@ -155,7 +197,8 @@ def test_engines_agree(world, name):
     assert {**g["response"], "engine": None} == {**t["response"], "engine": None}
     assert (g["response"]["engine"], t["response"]["engine"]) == ENGINES
     assert _statuses(world["tmp"] / f"status-{name}-gevent.json") == _statuses(
-        world["tmp"] / f"status-{name}-threads.json")
+        world["tmp"] / f"status-{name}-threads.json"
+    )
     estate = world["estate"]
     g_table, t_table = estate.scan(f"drs-inv-{name}-gevent"), estate.scan(f"drs-inv-{name}-threads")
     assert g_table == t_table
@@ -185,11 +228,23 @@ def test_single_account_region_enriched(world):
 
 def test_many_accounts_regions_in_order(world):
     result = out(world, "many")
-    assert result["response"]["totals"] == {"accounts": 3, "accountsFailed": 0, "regions": 9, "regionsFailed": 0,
-                                            "servers": 18, "enriched": 18, "written": 18, "failed": 0}
+    assert result["response"]["totals"] == {
+        "accounts": 3,
+        "accountsFailed": 0,
+        "regions": 9,
+        "regionsFailed": 0,
+        "servers": 18,
+        "enriched": 18,
+        "written": 18,
+        "failed": 0,
+    }
     order = [(r["accountId"], r["region"]) for r in result["records"]]
-    expected = [(acct(3, i), region) for i in range(3) for region in ("us-east-1", "us-west-2", "eu-west-1")
-                for _ in range(2)]
+    expected = [
+        (acct(3, i), region)
+        for i in range(3)
+        for region in ("us-east-1", "us-west-2", "eu-west-1")
+        for _ in range(2)
+    ]
     assert order == expected
 
 
@@ -259,8 +314,12 @@ def test_cross_account_enrichment_uses_origin_account(world):
 def test_partial_ec2_metadata_keeps_drs_data(world):
     records = {r["sourceServerID"]: r for r in out(world, "partial_ec2")["records"]}
     ids = world["facts"]["partial"]
-    assert [records[i]["ec2"]["status"] for i in ids] == ["enriched", "enriched", "instance_not_found",
-                                                         "no_instance_id"]
+    assert [records[i]["ec2"]["status"] for i in ids] == [
+        "enriched",
+        "enriched",
+        "instance_not_found",
+        "no_instance_id",
+    ]
     missing = records[ids[2]]
     assert missing["ec2"]["instanceId"] == "i-0123456789abcdef0"
     assert missing["sourceProperties"]["recommendedInstanceType"] == "m5.large"  # DRS data kept

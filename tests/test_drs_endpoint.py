@@ -10,10 +10,16 @@ from greenfetch.testing._drs import ERROR_CLASSES, DrsServer, source_server
 
 ACCOUNT = "123456789012"  # moto's default account: the plain "testing" key belongs to it
 OTHER = "330000000001"
-STATUS = {"AccessDeniedException": "denied", "UnrecognizedClientException": "denied",
-          "InvalidRequestException": "unavailable", "ThrottlingException": "throttled",
-          "ServiceQuotaExceededException": "quota", "InternalServerException": "transient", "ClientError": "error",
-          "ConnectionFailure": "transient"}  # a closed connection: botocore's ConnectionClosedError
+STATUS = {
+    "AccessDeniedException": "denied",
+    "UnrecognizedClientException": "denied",
+    "InvalidRequestException": "unavailable",
+    "ThrottlingException": "throttled",
+    "ServiceQuotaExceededException": "quota",
+    "InternalServerException": "transient",
+    "ClientError": "error",
+    "ConnectionFailure": "transient",
+}  # a closed connection: botocore's ConnectionClosedError
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +33,9 @@ def drs(moto_server):
 @pytest.fixture
 def engine(moto_server, drs, monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.url)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_DRS", drs.url)  # what query_region reaches: no endpoint_url in the call
+    monkeypatch.setenv(
+        "AWS_ENDPOINT_URL_DRS", drs.url
+    )  # what query_region reaches: no endpoint_url in the call
     monkeypatch.setenv("AWS_REGION", "us-east-1")
     eng = Engine(Config.resolve({"max_attempts": 1}))
     yield eng
@@ -35,8 +43,17 @@ def engine(moto_server, drs, monkeypatch):
 
 
 def describe(engine, drs, region, credentials=None, **params):
-    return engine.execute(Request("drs", "DescribeSourceServers", params, region=region, endpoint_url=drs.url,
-                                  credentials=credentials, paginate=True))
+    return engine.execute(
+        Request(
+            "drs",
+            "DescribeSourceServers",
+            params,
+            region=region,
+            endpoint_url=drs.url,
+            credentials=credentials,
+            paginate=True,
+        )
+    )
 
 
 def test_pages_follow_next_token(engine, drs):

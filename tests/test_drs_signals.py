@@ -43,18 +43,48 @@ def _calls(drs, scope):
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
 def test_sigterm_drs_sync_writes_what_completed(estate, tmp_path, signum, code):
     out, status = tmp_path / "sync.json", tmp_path / "status.json"
-    env = {**os.environ, "AWS_ENDPOINT_URL": estate.moto_url, "AWS_ENDPOINT_URL_DRS": estate.drs.url,
-           "AWS_REGION": "us-east-1", "GREENFETCH_MAX_ATTEMPTS": "1", "GREENFETCH_CACHE_DIR": str(tmp_path),
-           "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "AWS_ENDPOINT_URL": estate.moto_url,
+        "AWS_ENDPOINT_URL_DRS": estate.drs.url,
+        "AWS_REGION": "us-east-1",
+        "GREENFETCH_MAX_ATTEMPTS": "1",
+        "GREENFETCH_CACHE_DIR": str(tmp_path),
+        "PYTHONUNBUFFERED": "1",
+    }
     slow_before = _calls(estate.drs, f"{ACCOUNT}/eu-west-1")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "greenfetch.cli", "drs-sync", "--targets-table", TARGETS, "--inventory-table",
-         INVENTORY, "--role-name", "DRSInventoryReader", "--regions", "us-east-1,eu-west-1", "-c", "1",
-         "--status-file", str(status), "--out", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        [
+            sys.executable,
+            "-m",
+            "greenfetch.cli",
+            "drs-sync",
+            "--targets-table",
+            TARGETS,
+            "--inventory-table",
+            INVENTORY,
+            "--role-name",
+            "DRSInventoryReader",
+            "--regions",
+            "us-east-1,eu-west-1",
+            "-c",
+            "1",
+            "--status-file",
+            str(status),
+            "--out",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
-        wait_until(lambda: _calls(estate.drs, f"{ACCOUNT}/eu-west-1") > slow_before or proc.poll() is not None,
-                   60, "the slow region's call (us-east-1 is done)")
+        wait_until(
+            lambda: _calls(estate.drs, f"{ACCOUNT}/eu-west-1") > slow_before or proc.poll() is not None,
+            60,
+            "the slow region's call (us-east-1 is done)",
+        )
         assert proc.poll() is None, proc.communicate()
         proc.send_signal(signum)
         stdout, err = proc.communicate(timeout=30)
@@ -99,15 +129,19 @@ def test_interrupted_write_step_knows_which_items_were_sent(tmp_path, loopback):
     engine = Engine(Config.resolve({"endpoint_url": loopback.url, "region": "us-east-1", "max_attempts": 1}))
 
     def stop_in_second_window() -> None:
-        wait_until(lambda: loopback.stats()["ok"] >= 8 and loopback.stats()["inflight"] >= 1, 60,
-                   "the first window answered, the second in flight")
+        wait_until(
+            lambda: loopback.stats()["ok"] >= 8 and loopback.stats()["inflight"] >= 1,
+            60,
+            "the first window answered, the second in flight",
+        )
         gevent.get_hub().loop.run_callback(main.throw, KeyboardInterrupt("SIGTERM"))
 
     watcher = gevent.spawn(stop_in_second_window)
     try:
         with pytest.raises(KeyboardInterrupt):
-            write_inventory(engine, "drs-signals-write", items, dead_letter_dir=str(tmp_path),
-                            progress=progress)
+            write_inventory(
+                engine, "drs-signals-write", items, dead_letter_dir=str(tmp_path), progress=progress
+            )
     finally:
         watcher.kill()
         engine.close()

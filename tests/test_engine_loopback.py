@@ -26,8 +26,9 @@ BAD = {"service": "dynamodb", "operation": "NoSuchOperationHere"}
 
 
 def engine_for(server, max_attempts=1):
-    return Engine(Config.resolve({"region": "us-east-1", "endpoint_url": server.url,
-                                  "max_attempts": max_attempts}))
+    return Engine(
+        Config.resolve({"region": "us-east-1", "endpoint_url": server.url, "max_attempts": max_attempts})
+    )
 
 
 def live_greenlets() -> int:
@@ -35,13 +36,13 @@ def live_greenlets() -> int:
     return sum(1 for obj in gc.get_objects() if isinstance(obj, gevent.Greenlet) and not obj.dead)
 
 
-
-
 def test_fail_fast_cancels_queued_and_inflight_work(loopback):
     # ListTables would take 60 s; DescribeTable fails at once. Reaching zero in flight within the
     # 10 s poll bound can only mean the engine hung up on the nine slow calls.
     server = loopback
-    server.control(latency=60.0, targets={"DynamoDB_20120810.DescribeTable": {"latency": 0, "error_rate": 1.0}})
+    server.control(
+        latency=60.0, targets={"DynamoDB_20120810.DescribeTable": {"latency": 0, "error_rate": 1.0}}
+    )
     engine = engine_for(server)
     engine.execute(FAIL)  # warm the client, so the slow calls are all in flight before the failure
     server.reset_stats()
@@ -84,11 +85,15 @@ def test_retries_under_throttling_match_the_server_count(loopback):
     assert all(r.attempts == 3 for r in results if not r.ok)
 
 
-faults = st.fixed_dictionaries({
-    "error_rate": st.sampled_from([0.0, 0.1, 0.3]), "throttle_rate": st.sampled_from([0.0, 0.1, 0.3]),
-    "drop_rate": st.sampled_from([0.0, 0.1]), "http429_rate": st.sampled_from([0.0, 0.1]),
-    "seed": st.integers(0, 1000),
-})
+faults = st.fixed_dictionaries(
+    {
+        "error_rate": st.sampled_from([0.0, 0.1, 0.3]),
+        "throttle_rate": st.sampled_from([0.0, 0.1, 0.3]),
+        "drop_rate": st.sampled_from([0.0, 0.1]),
+        "http429_rate": st.sampled_from([0.0, 0.1]),
+        "seed": st.integers(0, 1000),
+    }
+)
 
 
 def tag_of(result):
@@ -109,9 +114,14 @@ def resilient(loopback_server):
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(kinds=st.lists(st.sampled_from([LIST, LIST, LIST, BAD]), max_size=30),
-       concurrency=st.integers(1, 16), knobs=faults)
-def test_resilient_batches_give_one_result_per_request_in_order(loopback, resilient, kinds, concurrency, knobs):
+@given(
+    kinds=st.lists(st.sampled_from([LIST, LIST, LIST, BAD]), max_size=30),
+    concurrency=st.integers(1, 16),
+    knobs=faults,
+)
+def test_resilient_batches_give_one_result_per_request_in_order(
+    loopback, resilient, kinds, concurrency, knobs
+):
     server, engine = resilient
     server.control(**knobs)
     server.reset_stats()
@@ -136,8 +146,11 @@ def failfast(loopback_server):
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(kinds=st.lists(st.sampled_from([LIST, LIST, LIST, BAD]), max_size=30),
-       concurrency=st.integers(1, 16), knobs=faults)
+@given(
+    kinds=st.lists(st.sampled_from([LIST, LIST, LIST, BAD]), max_size=30),
+    concurrency=st.integers(1, 16),
+    knobs=faults,
+)
 def test_fail_fast_never_returns_more_than_it_started(loopback, failfast, kinds, concurrency, knobs):
     server, engine = failfast
     server.control(**knobs)
@@ -190,19 +203,26 @@ def test_write_section_replaces_only_its_own_markers_and_appends_new_ones(tmp_pa
 def test_bench_quick_writes_every_engine_table(tmp_path):
     doc = tmp_path / "performance.md"
     doc.write_text("# Performance\n\nHand-written analysis stays.\n")
-    proc = subprocess.run([sys.executable, str(BENCH), "--quick", "--only", "engine", "--write", "--doc", str(doc)],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(BENCH), "--quick", "--only", "engine", "--write", "--doc", str(doc)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     text = doc.read_text()
     assert "Hand-written analysis stays." in text
     for part in ("throughput", "latency", "streaming", "isolation", "profile"):
-        section = text.split(f"<!-- bench:engine.{part}:start -->")[1].split(f"<!-- bench:engine.{part}:end -->")[0]
+        section = text.split(f"<!-- bench:engine.{part}:start -->")[1].split(
+            f"<!-- bench:engine.{part}:end -->"
+        )[0]
         header, rule, first_row = [line for line in section.splitlines() if line.startswith("|")][:3]
         assert header.count("|") == rule.count("|") == first_row.count("|") >= 3
 
 
 def test_bench_rejects_an_unknown_section_by_name():
-    proc = subprocess.run([sys.executable, str(BENCH), "--only", "nonsense"], capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run(
+        [sys.executable, str(BENCH), "--only", "nonsense"], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 2
     assert "nonsense" in proc.stderr and "throughput" in proc.stderr

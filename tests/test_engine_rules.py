@@ -45,10 +45,15 @@ class InFlight:
 
 # -- one result per request, order, indexes ------------------------------------------------------
 
+
 @settings(max_examples=40, deadline=None)
-@given(outcomes=st.lists(st.sampled_from(["ok", "denied", "throttled", "bad"]), max_size=40),
-       concurrency=st.integers(1, 12))
-def test_every_request_gets_exactly_one_result_in_request_order(outcomes: list[str], concurrency: int) -> None:
+@given(
+    outcomes=st.lists(st.sampled_from(["ok", "denied", "throttled", "bad"]), max_size=40),
+    concurrency=st.integers(1, 12),
+)
+def test_every_request_gets_exactly_one_result_in_request_order(
+    outcomes: list[str], concurrency: int
+) -> None:
     def handler(request: Request) -> dict[str, Any]:
         gevent.sleep(0)
         kind = outcomes[request.params["Limit"]]
@@ -86,6 +91,7 @@ def test_iter_results_pulls_requests_lazily() -> None:
 
 # -- fail-fast ----------------------------------------------------------------------------------
 
+
 def test_fail_fast_raises_with_the_failure_and_cancels_what_is_in_flight() -> None:
     release = gevent.event.Event()
     finished = []
@@ -107,6 +113,7 @@ def test_fail_fast_raises_with_the_failure_and_cancels_what_is_in_flight() -> No
 
 
 # -- error mapping, attempts, request ids --------------------------------------------------------
+
 
 def test_a_client_error_becomes_a_described_and_classified_result() -> None:
     def handler(request: Request) -> dict[str, Any]:
@@ -144,14 +151,17 @@ def test_a_request_that_cannot_be_built_used_no_attempt_and_never_reached_the_ca
 
 def test_the_run_defaults_reach_the_request_the_caller_sees() -> None:
     caller = MockCaller(lambda request: {})
-    engine = Engine(Config.resolve({"region": "eu-west-1", "endpoint_url": "http://127.0.0.1:1"}, environ={}),
-                    caller=caller)
+    engine = Engine(
+        Config.resolve({"region": "eu-west-1", "endpoint_url": "http://127.0.0.1:1"}, environ={}),
+        caller=caller,
+    )
     engine.batch_requests([_req(0), _req(1, region="us-west-2")])
     assert sorted(r.region for r in caller.calls) == ["eu-west-1", "us-west-2"]
     assert {r.endpoint_url for r in caller.calls} == {"http://127.0.0.1:1"}
 
 
 # -- dedupe sharing, adaptive gating, metrics ----------------------------------------------------
+
 
 def test_identical_requests_in_a_dedupe_window_share_one_call() -> None:
     caller = MockCaller(lambda request: (gevent.sleep(0), {"TableNames": ["t"]})[1])
@@ -163,16 +173,18 @@ def test_identical_requests_in_a_dedupe_window_share_one_call() -> None:
 
 def test_adaptive_batch_gates_every_call_and_reports_the_limit_in_force() -> None:
     handler = InFlight()
-    results = _engine(handler).adaptive_batch([_req(i) for i in range(200)], initial_concurrency=3,
-                                              max_concurrency=16)
+    results = _engine(handler).adaptive_batch(
+        [_req(i) for i in range(200)], initial_concurrency=3, max_concurrency=16
+    )
     assert all(r.ok and r.concurrency is not None and 1 <= r.concurrency <= 16 for r in results)
     assert handler.peak <= 16 and results.trace  # type: ignore[attr-defined]
 
 
 def test_iter_adaptive_streams_results_and_hands_over_the_trace_at_the_end() -> None:
     traces: list[dict[str, Any]] = []
-    stream = _engine(InFlight()).iter_adaptive([_req(i) for i in range(50)], initial_concurrency=2,
-                                               max_concurrency=8, on_trace=traces.append)
+    stream = _engine(InFlight()).iter_adaptive(
+        [_req(i) for i in range(50)], initial_concurrency=2, max_concurrency=8, on_trace=traces.append
+    )
     first = next(stream)
     assert first.ok and traces == []
     assert len(list(stream)) == 49 and len(traces) == 1
@@ -203,10 +215,16 @@ def test_metrics_count_mocked_calls_and_throttles_like_real_ones() -> None:
     engine = _engine(handler)
     engine.batch_requests([_req(i) for i in range(10)])
     (row,) = engine.metrics.perf_stats()
-    assert (row["operation"], row["count"], row["errors"], row["throttles"]) == ("dynamodb:ListTables", 10, 5, 5)
+    assert (row["operation"], row["count"], row["errors"], row["throttles"]) == (
+        "dynamodb:ListTables",
+        10,
+        5,
+        5,
+    )
 
 
 # -- settings: the two bugs of issue 9 ------------------------------------------------------------
+
 
 def test_greenfetch_concurrency_reaches_the_module_level_functions(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GREENFETCH_CONCURRENCY", "3")
@@ -220,8 +238,10 @@ def test_greenfetch_concurrency_reaches_the_module_level_functions(monkeypatch: 
 
 
 def test_greenfetch_engine_is_parsed_alike_at_import_and_by_config() -> None:
-    code = ("import sys, greenfetch; e = greenfetch.Engine(); "
-            "print(e.config.backend, 'gevent.monkey' in sys.modules)")
+    code = (
+        "import sys, greenfetch; e = greenfetch.Engine(); "
+        "print(e.config.backend, 'gevent.monkey' in sys.modules)"
+    )
     env = {**os.environ, "GREENFETCH_ENGINE": " Threads "}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr

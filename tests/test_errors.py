@@ -50,11 +50,16 @@ def test_the_drs_sync_error_table_is_the_classifier_s():
 
     text = (Path(__file__).parent.parent / "docs" / "drs-sync.md").read_text(encoding="utf-8")
     section = text.split("## Errors, per region", 1)[1].split("\n## ", 1)[0]
-    rows = [[cell.strip() for cell in line.strip().strip("|").split("|")]
-            for line in section.splitlines() if line.startswith("| ") and not line.startswith("| DRS answer")]
+    rows = [
+        [cell.strip() for cell in line.strip().strip("|").split("|")]
+        for line in section.splitlines()
+        if line.startswith("| ") and not line.startswith("| DRS answer")
+    ]
     checked = set()
     for answer, status, retryable, *_ in rows:
-        codes = re.findall(r"`(\w+)`", answer) or (["SomeOtherDrsError"] if answer == "any other AWS error" else [])
+        codes = re.findall(r"`(\w+)`", answer) or (
+            ["SomeOtherDrsError"] if answer == "any other AWS error" else []
+        )
         assert codes, f"a row of the table names no code: {answer!r}"
         for code in codes:
             got = classify(code, service="drs", operation="DescribeSourceServers")
@@ -82,7 +87,12 @@ def test_every_exception_greenfetch_defines_is_in_the_one_tree():
             continue  # the test kit's own servers and the entry scripts
         module = importlib.import_module(info.name)
         for name, obj in vars(module).items():
-            if (inspect.isclass(obj) and issubclass(obj, Exception) and obj.__module__ == info.name
-                    and not name.startswith("_") and not issubclass(obj, (GreenfetchError, click.ClickException))):
+            if (
+                inspect.isclass(obj)
+                and issubclass(obj, Exception)
+                and obj.__module__ == info.name
+                and not name.startswith("_")
+                and not issubclass(obj, (GreenfetchError, click.ClickException))
+            ):
                 outside.append(f"{info.name}.{name}")
     assert not outside, f"exceptions outside GreenfetchError's tree: {outside}"

@@ -4,8 +4,14 @@ import greenfetch
 
 
 def test_all_is_exactly_the_public_names():
-    public = sorted((name for name in vars(greenfetch) if not name.startswith("_")
-                     and not isinstance(vars(greenfetch)[name], type(greenfetch))), key=str.casefold)
+    public = sorted(
+        (
+            name
+            for name in vars(greenfetch)
+            if not name.startswith("_") and not isinstance(vars(greenfetch)[name], type(greenfetch))
+        ),
+        key=str.casefold,
+    )
     assert sorted(greenfetch.__all__, key=str.casefold) == public
 
 

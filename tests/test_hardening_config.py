@@ -17,7 +17,9 @@ from greenfetch import Config, ConfigError
 from greenfetch._config import MAX_CONCURRENCY
 from greenfetch.cli import load_commands
 
-ONE = [{"service": "s3", "operation": "ListBuckets", "region": "us-east-1", "endpoint_url": "http://127.0.0.1:9"}]
+ONE = [
+    {"service": "s3", "operation": "ListBuckets", "region": "us-east-1", "endpoint_url": "http://127.0.0.1:9"}
+]
 
 
 def cli(args, env=None, timeout=60, ulimit=None):
@@ -27,15 +29,17 @@ def cli(args, env=None, timeout=60, ulimit=None):
     command = [sys.executable, "-m", "greenfetch.cli", *args]
     if ulimit is not None:  # the limit applies to the child only
         command = ["bash", "-c", f'ulimit -n {ulimit} && exec "$@"', "_", *command]
-    return subprocess.run(command, input=json.dumps(ONE), capture_output=True, text=True, timeout=timeout,
-                          env=environ)
+    return subprocess.run(
+        command, input=json.dumps(ONE), capture_output=True, text=True, timeout=timeout, env=environ
+    )
 
 
 def invoke(args, env=None):
     """The same command in-process: (exit code, stdout, stderr) as a CompletedProcess, like ``cli``."""
     unset = {k: None for k in os.environ if k.startswith("GREENFETCH_")}
-    result = CliRunner().invoke(load_commands(), args, input=json.dumps(ONE), env={**unset, **(env or {})},
-                                prog_name="greenfetch")
+    result = CliRunner().invoke(
+        load_commands(), args, input=json.dumps(ONE), env={**unset, **(env or {})}, prog_name="greenfetch"
+    )
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception  # what the real command would print as a traceback
     return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
@@ -103,18 +107,31 @@ def test_a_failing_pushgateway_after_the_data_is_a_warning_and_keeps_the_exit():
 
 
 def test_inventory_negative_cache_ttl_is_refused_like_the_environment():
-    proc = invoke(["inventory", "--accounts", "111111111111", "--regions", "us-east-1", "--types", "ec2.vpcs",
-                "--cache-ttl", "-1"])
+    proc = invoke(
+        [
+            "inventory",
+            "--accounts",
+            "111111111111",
+            "--regions",
+            "us-east-1",
+            "--types",
+            "ec2.vpcs",
+            "--cache-ttl",
+            "-1",
+        ]
+    )
     assert proc.returncode == 2, proc.stderr
     assert "negative" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_a_low_soft_open_file_limit_is_raised_toward_the_hard_one_when_needed():
-    code = ("import resource, greenfetch\n"
-            "soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n"
-            "resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))\n"
-            "assert greenfetch.Config.resolve({'concurrency': 1000}).concurrency == 1000\n"
-            "print(resource.getrlimit(resource.RLIMIT_NOFILE)[0])\n")
+    code = (
+        "import resource, greenfetch\n"
+        "soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))\n"
+        "assert greenfetch.Config.resolve({'concurrency': 1000}).concurrency == 1000\n"
+        "print(resource.getrlimit(resource.RLIMIT_NOFILE)[0])\n"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert int(proc.stdout) >= 1000 + 64

@@ -21,17 +21,32 @@ def engine(moto_server):
 
 def _table(engine):
     name = f"stream-{uuid.uuid4().hex[:8]}"
-    result = engine.execute(Request("dynamodb", "CreateTable", {
-        "TableName": name, "BillingMode": "PAY_PER_REQUEST",
-        "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"},
-                                 {"AttributeName": "sk", "AttributeType": "S"}],
-        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]}))
+    result = engine.execute(
+        Request(
+            "dynamodb",
+            "CreateTable",
+            {
+                "TableName": name,
+                "BillingMode": "PAY_PER_REQUEST",
+                "AttributeDefinitions": [
+                    {"AttributeName": "pk", "AttributeType": "S"},
+                    {"AttributeName": "sk", "AttributeType": "S"},
+                ],
+                "KeySchema": [
+                    {"AttributeName": "pk", "KeyType": "HASH"},
+                    {"AttributeName": "sk", "KeyType": "RANGE"},
+                ],
+            },
+        )
+    )
     assert result.ok, result.error
     return name
 
 
 def _count(engine, table):
-    result = engine.execute(Request("dynamodb", "Scan", {"TableName": table, "Select": "COUNT"}, paginate=True))
+    result = engine.execute(
+        Request("dynamodb", "Scan", {"TableName": table, "Select": "COUNT"}, paginate=True)
+    )
     assert result.ok, result.error
     return result.result["Count"]
 

@@ -31,7 +31,9 @@ print(json.dumps([[r.error_code, r.retryable, r.guidance, r.error] for r in resu
 
 def test_fd_exhaustion_is_too_many_open_files(loopback):
     loopback.control(latency=0.2)
-    proc = subprocess.run([sys.executable, "-c", CHILD, loopback.url], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, loopback.url], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = json.loads(proc.stdout.splitlines()[-1])
     failed = [row for row in rows if row[0] is not None]

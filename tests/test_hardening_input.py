@@ -28,15 +28,25 @@ GOOD = {"service": "s3", "operation": "ListBuckets", "region": "us-east-1"}
 def cli(*args, stdin=b"", timeout=60, **env_vars):
     """The real command in a child process: (rc, stdout bytes, stderr text)."""
     env = {**os.environ, "GREENFETCH_MAX_ATTEMPTS": "1", **env_vars}
-    proc = subprocess.run([sys.executable, "-m", "greenfetch.cli", *args], input=stdin, capture_output=True,
-                          timeout=timeout, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "greenfetch.cli", *args],
+        input=stdin,
+        capture_output=True,
+        timeout=timeout,
+        env=env,
+    )
     return proc.returncode, proc.stdout, proc.stderr.decode("utf-8", "replace")
 
 
 def invoke(*args, stdin=b"", **env_vars):
     """The same command in-process, the same (rc, stdout bytes, stderr text)."""
-    result = CliRunner().invoke(load_commands(), list(args), input=stdin, prog_name="greenfetch",
-                                env={"GREENFETCH_MAX_ATTEMPTS": "1", **env_vars})
+    result = CliRunner().invoke(
+        load_commands(),
+        list(args),
+        input=stdin,
+        prog_name="greenfetch",
+        env={"GREENFETCH_MAX_ATTEMPTS": "1", **env_vars},
+    )
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception  # what the real command would print as a traceback
     return result.exit_code, result.stdout_bytes, result.stderr
@@ -44,8 +54,10 @@ def invoke(*args, stdin=b"", **env_vars):
 
 def strict(data: bytes):
     """Parse output as strict JSON only: valid UTF-8, no NaN/Infinity."""
+
     def reject(name):
         raise AssertionError(f"non-standard JSON constant {name} in output")
+
     return json.loads(data.decode("utf-8"), parse_constant=reject)
 
 
@@ -58,7 +70,7 @@ UNREADABLE = [
     (b'[{"service":"s3","operation":"ListBuckets","params":{"x":NaN}}]', "NaN"),
     (b'[{"service":"s3","operation":"ListBuckets","id":"\\ud800"}]', "surrogate"),
     (b'[{"service":"s3","operation":"ListBuckets","id":"\\udc80"}]', "surrogate"),
-    (b'\n\n[1,\n2,]', "line 4"),
+    (b"\n\n[1,\n2,]", "line 4"),
 ]
 
 
@@ -89,14 +101,21 @@ BAD_LINES = [
     (b'{"service":"s3","operation":"ListBuckets","id":' + b"9" * 5000 + b"}", "out of range"),
     (b'{"a":' + b"[" * 50000 + b"]" * 50000 + b"}", "nested deeper"),
     (b'{"service":"s3","operation":"ListBuckets","id":"\\ud800"}', "surrogate"),
-    (b'{"service":"s3","operation":"ListBuckets","credentials":{"SecretAccessKey":"s3cr3t-in-a-bad-line"', "column"),
+    (
+        b'{"service":"s3","operation":"ListBuckets","credentials":{"SecretAccessKey":"s3cr3t-in-a-bad-line"',
+        "column",
+    ),
 ]
 
 
 def _bad_line_among_good_ones(run, moto_server, command, bad, named):
-    lines = [json.dumps({**GOOD, "id": i}).encode() for i in range(3)] + [bad, json.dumps({**GOOD, "id": 4}).encode()]
-    rc, out, err = run(command, "-", "-o", "json", "--endpoint-url", moto_server.url,
-                       stdin=b"\n\n".join(lines) + b"\n")  # blank lines between: line numbers still count them
+    lines = [json.dumps({**GOOD, "id": i}).encode() for i in range(3)] + [
+        bad,
+        json.dumps({**GOOD, "id": 4}).encode(),
+    ]
+    rc, out, err = run(
+        command, "-", "-o", "json", "--endpoint-url", moto_server.url, stdin=b"\n\n".join(lines) + b"\n"
+    )  # blank lines between: line numbers still count them
     assert rc == 1, err  # some requests failed: the contract's code, not a usage error
     assert "Traceback" not in err
     rows = strict(out)
@@ -123,8 +142,15 @@ def test_a_bad_json_lines_line_is_a_failed_result_from_the_real_command(moto_ser
 
 
 def test_a_bad_first_line_of_json_lines_is_a_failed_result_too(moto_server):
-    rc, out, err = invoke("batch", "-", "-o", "jsonl", "--endpoint-url", moto_server.url,
-                          stdin=b'{"service": "s3",\n' + json.dumps(GOOD).encode() + b"\n")
+    rc, out, err = invoke(
+        "batch",
+        "-",
+        "-o",
+        "jsonl",
+        "--endpoint-url",
+        moto_server.url,
+        stdin=b'{"service": "s3",\n' + json.dumps(GOOD).encode() + b"\n",
+    )
     assert rc == 1, err
     rows = sorted((strict(line) for line in out.splitlines()), key=lambda r: r["index"])
     assert [(r["index"], r["error_code"]) for r in rows] == [(0, "InvalidInput"), (1, None)]
@@ -138,7 +164,9 @@ def test_a_bad_line_with_processes_and_fail_fast(moto_server):
     rc, out, err = cli("--processes", "2", "batch", "-", "--endpoint-url", moto_server.url, stdin=lines)
     assert rc == 1, err
     assert [r["error_code"] for r in strict(out)] == [None, "InvalidInput", None]
-    rc, out, err = invoke("batch", "-", "-c", "1", "--fail-fast", "--endpoint-url", moto_server.url, stdin=lines)
+    rc, out, err = invoke(
+        "batch", "-", "-c", "1", "--fail-fast", "--endpoint-url", moto_server.url, stdin=lines
+    )
     assert rc == 3 and "line 2" in err and "0xc3" in err, err
 
 
@@ -159,18 +187,23 @@ def test_strict_reader_accepts_ordinary_json(text):
 
 def test_strict_reader_names_the_line_and_byte_of_bad_utf8():
     with pytest.raises(JSONInputError, match=r"line 2 byte 6: 0xc3"):
-        loads_strict(b'[1,\n2,\xc3(]')
+        loads_strict(b"[1,\n2,\xc3(]")
 
 
 # -- the fuzzer: random JSON values and random bytes into `greenfetch batch -` --------------------
 
 _scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=20))
-_values = st.recursive(_scalars, lambda kids: st.one_of(st.lists(kids, max_size=4),
-                                                          st.dictionaries(st.text(max_size=8), kids, max_size=4)),
-                       max_leaves=12)
+_values = st.recursive(
+    _scalars,
+    lambda kids: st.one_of(
+        st.lists(kids, max_size=4), st.dictionaries(st.text(max_size=8), kids, max_size=4)
+    ),
+    max_leaves=12,
+)
 _field = st.one_of(_values, st.sampled_from(["s3", "sts", "ListBuckets", "GetCallerIdentity", "us-east-1"]))
-_records = st.dictionaries(st.sampled_from(["service", "operation", "params", "region", "id", "paginate", "x"]),
-                           _field, max_size=5)
+_records = st.dictionaries(
+    st.sampled_from(["service", "operation", "params", "region", "id", "paginate", "x"]), _field, max_size=5
+)
 
 
 def _run_fuzz(data: bytes, output: str):
@@ -178,8 +211,12 @@ def _run_fuzz(data: bytes, output: str):
 
     from greenfetch.cli import load_commands
 
-    result = CliRunner().invoke(load_commands(), ["batch", "-", "-o", output, "--endpoint-url", UNREACHABLE,
-                                                  "--concurrency", "4"], input=data, catch_exceptions=True)
+    result = CliRunner().invoke(
+        load_commands(),
+        ["batch", "-", "-o", output, "--endpoint-url", UNREACHABLE, "--concurrency", "4"],
+        input=data,
+        catch_exceptions=True,
+    )
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
     assert result.exit_code in (0, 1, 2), result.output
     return result
@@ -205,12 +242,18 @@ def test_fuzz_records_one_result_each_and_strict_json(records, output, as_lines)
         return
     assert result.exit_code in (0, 1), result.output  # a NaN line is that request's failed Result
     stdout = result.stdout_bytes
-    rows = ([strict(line) for line in stdout.splitlines() if line.strip()] if output == "jsonl"
-            else strict(stdout) if stdout.strip() else [])
+    rows = (
+        [strict(line) for line in stdout.splitlines() if line.strip()]
+        if output == "jsonl"
+        else strict(stdout)
+        if stdout.strip()
+        else []
+    )
     assert len(rows) == len(records)
     assert sorted(r["index"] for r in rows) == list(range(len(records)))
     assert [r["error_code"] == "InvalidInput" for r in sorted(rows, key=lambda r: r["index"])] == [
-        as_lines and _non_finite(r) for r in records]
+        as_lines and _non_finite(r) for r in records
+    ]
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -223,8 +266,16 @@ def test_fuzz_random_bytes_never_a_traceback(data):
 
 @pytest.mark.parametrize("output", ["json", "jsonl"])
 def test_a_query_that_makes_nan_still_writes_strict_json(output):
-    rc, out, err = invoke("batch", "-", "-o", output, "--endpoint-url", UNREACHABLE, "--query",
-                          "[].to_number('NaN')" if output == "json" else "to_number('Infinity')",
-                          stdin=json.dumps([GOOD]).encode())
+    rc, out, err = invoke(
+        "batch",
+        "-",
+        "-o",
+        output,
+        "--endpoint-url",
+        UNREACHABLE,
+        "--query",
+        "[].to_number('NaN')" if output == "json" else "to_number('Infinity')",
+        stdin=json.dumps([GOOD]).encode(),
+    )
     assert rc == 1, err
     assert strict(out.splitlines()[0] if output == "jsonl" else out) in (["nan"], "inf")

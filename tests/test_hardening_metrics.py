@@ -13,7 +13,11 @@ from greenfetch.testing import LoopbackServer
 def invent_code(target, headers, body):
     """Loopback handler: the error code is whatever the request's ExclusiveStartTableName says."""
     code = json.loads(body or b"{}").get("ExclusiveStartTableName", "Nothing")
-    return 400, {"Content-Type": "application/x-amz-json-1.0"}, json.dumps({"__type": code, "message": "made up"})
+    return (
+        400,
+        {"Content-Type": "application/x-amz-json-1.0"},
+        json.dumps({"__type": code, "message": "made up"}),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -23,8 +27,13 @@ def server():
 
 
 def _codes(engine):
-    return {s.labels["code"] for m in engine.metrics.registry.collect() if m.name == "greenfetch_request_errors"
-            for s in m.samples if s.name == "greenfetch_request_errors_total"}
+    return {
+        s.labels["code"]
+        for m in engine.metrics.registry.collect()
+        if m.name == "greenfetch_request_errors"
+        for s in m.samples
+        if s.name == "greenfetch_request_errors_total"
+    }
 
 
 def _request(code):
@@ -36,9 +45,12 @@ def test_invented_codes_fold_into_other_and_known_codes_stay(server):
     try:
         invented = [_request(f"Err{n:05d}x") for n in range(MAX_CODES + 150)]
         results = engine.batch_requests(invented, concurrency=20)
-        assert {r.error_code for r in results} == {f"Err{n:05d}x" for n in range(MAX_CODES + 150)}  # results keep it
-        late = engine.batch_requests([_request("AccessDeniedException"), _request("ValidationException"),
-                                      _request("Err00003x")])
+        assert {r.error_code for r in results} == {
+            f"Err{n:05d}x" for n in range(MAX_CODES + 150)
+        }  # results keep it
+        late = engine.batch_requests(
+            [_request("AccessDeniedException"), _request("ValidationException"), _request("Err00003x")]
+        )
         assert [r.error_code for r in late] == ["AccessDeniedException", "ValidationException", "Err00003x"]
         codes = _codes(engine)
     finally:

@@ -20,10 +20,17 @@ CREDS = {"AccessKeyId": "AKIAINLINE", "SecretAccessKey": SECRET, "SessionToken":
 
 @pytest.mark.parametrize("command", ["batch", "adaptive"])
 def test_a_request_that_fails_to_build_does_not_echo_its_credentials(command):
-    requests = [{"service": "no-such-service", "operation": "X", "credentials": CREDS},
-                {"service": "s3", "operation": "NoSuchOperation", "region": "us-east-1", "credentials": CREDS}]
-    proc = subprocess.run([sys.executable, "-m", "greenfetch.cli", command, "-", "-o", "jsonl"],
-                          input=json.dumps(requests), capture_output=True, text=True, timeout=60)
+    requests = [
+        {"service": "no-such-service", "operation": "X", "credentials": CREDS},
+        {"service": "s3", "operation": "NoSuchOperation", "region": "us-east-1", "credentials": CREDS},
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-m", "greenfetch.cli", command, "-", "-o", "jsonl"],
+        input=json.dumps(requests),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 1, proc.stderr
     rows = [json.loads(line) for line in proc.stdout.splitlines()]
     assert len(rows) == 2 and all(r["error"] for r in rows)
@@ -48,14 +55,25 @@ def test_botocore_debug_logging_masks_tokens_and_assumed_role_secrets(moto_serve
     old_level = root.level
     root.addHandler(handler)
     root.setLevel(logging.DEBUG)
-    engine = Engine(Config.resolve({"endpoint_url": moto_server.url, "region": "us-east-1", "max_attempts": 1}))
+    engine = Engine(
+        Config.resolve({"endpoint_url": moto_server.url, "region": "us-east-1", "max_attempts": 1})
+    )
     try:
-        results = engine.batch_requests([
-            {"service": "sts", "operation": "GetCallerIdentity"},
-            {"service": "sts", "operation": "GetCallerIdentity", "role": "arn:aws:iam::123456789012:role/probe"},
-            {"service": "sts", "operation": "AssumeRole",
-             "params": {"RoleArn": "arn:aws:iam::123456789012:role/other", "RoleSessionName": "probe"}},
-        ])
+        results = engine.batch_requests(
+            [
+                {"service": "sts", "operation": "GetCallerIdentity"},
+                {
+                    "service": "sts",
+                    "operation": "GetCallerIdentity",
+                    "role": "arn:aws:iam::123456789012:role/probe",
+                },
+                {
+                    "service": "sts",
+                    "operation": "AssumeRole",
+                    "params": {"RoleArn": "arn:aws:iam::123456789012:role/other", "RoleSessionName": "probe"},
+                },
+            ]
+        )
     finally:
         root.removeHandler(handler)
         root.setLevel(old_level)
@@ -71,8 +89,9 @@ def test_botocore_debug_logging_masks_tokens_and_assumed_role_secrets(moto_serve
 
 
 def test_redacting_filter_on_a_handler_of_ones_own():
-    record = logging.LogRecord("app", logging.DEBUG, __file__, 1, "headers %s", ({"X-Amz-Security-Token": "T0K"},),
-                               None)
+    record = logging.LogRecord(
+        "app", logging.DEBUG, __file__, 1, "headers %s", ({"X-Amz-Security-Token": "T0K"},), None
+    )
     assert RedactingFilter().filter(record)
     assert "T0K" not in record.getMessage() and REDACTED in record.getMessage()
     assert redact("nothing secret") == "nothing secret"
@@ -80,11 +99,13 @@ def test_redacting_filter_on_a_handler_of_ones_own():
 
 def test_debug_logging_in_a_fresh_process_masks_the_canonical_request(moto_server):
     """As a user would run it: logging.basicConfig(DEBUG) before anything else, then greenfetch."""
-    code = ("import logging; logging.basicConfig(level=logging.DEBUG)\n"
-            "import greenfetch\n"
-            f"r = greenfetch.batch_requests([{{'service': 'sts', 'operation': 'GetCallerIdentity', "
-            f"'endpoint_url': {moto_server.url!r}, 'region': 'us-east-1'}}])\n"
-            "assert r[0].ok, r[0].error\n")
+    code = (
+        "import logging; logging.basicConfig(level=logging.DEBUG)\n"
+        "import greenfetch\n"
+        f"r = greenfetch.batch_requests([{{'service': 'sts', 'operation': 'GetCallerIdentity', "
+        f"'endpoint_url': {moto_server.url!r}, 'region': 'us-east-1'}}])\n"
+        "assert r[0].ok, r[0].error\n"
+    )
     env = {**os.environ, "AWS_SESSION_TOKEN": "FRESHTOKEN987"}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -25,20 +25,38 @@ def slow_server(loopback):
 def _batch(url, command, output, *extra):
     requests = [{"service": "dynamodb", "operation": "ListTables", "id": i} for i in range(N)]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "greenfetch.cli", "--endpoint-url", url, "--region", "us-east-1", command,
-         "-o", output, *extra],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        [
+            sys.executable,
+            "-m",
+            "greenfetch.cli",
+            "--endpoint-url",
+            url,
+            "--region",
+            "us-east-1",
+            command,
+            "-o",
+            output,
+            *extra,
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     proc.stdin.write(json.dumps(requests))
     proc.stdin.close()
     return proc
 
 
-@pytest.mark.parametrize(("command", "extra", "signum", "code"), [
-    ("batch", ["-c", "10"], signal.SIGTERM, 143),
-    ("batch", ["-c", "10"], signal.SIGHUP, 129),
-    ("adaptive", ["--initial-concurrency", "10"], signal.SIGTERM, 143),
-])
+@pytest.mark.parametrize(
+    ("command", "extra", "signum", "code"),
+    [
+        ("batch", ["-c", "10"], signal.SIGTERM, 143),
+        ("batch", ["-c", "10"], signal.SIGHUP, 129),
+        ("adaptive", ["--initial-concurrency", "10"], signal.SIGTERM, 143),
+    ],
+)
 def test_sigterm_json_run_writes_what_completed(slow_server, command, extra, signum, code):
     before = slow_server.stats()["ok"]
     proc = _batch(slow_server.url, command, "json", *extra)
@@ -103,10 +121,35 @@ def _inventory(url, out, *, concurrency=2, cache_dir=None):
     if cache_dir:
         env["GREENFETCH_CACHE_DIR"] = str(cache_dir)
     return subprocess.Popen(
-        [sys.executable, "-m", "greenfetch.cli", "inventory", "--accounts", ACCOUNTS, "--role-name", "Reader",
-         "--regions", "us-east-1,eu-west-1,eu-west-2", "--types", "ec2.vpcs,dynamodb.tables,lambda.functions",
-         "--out", str(out), "--format", "jsonl", "--endpoint-url", url, "--cache-ttl", "0", "-c", str(concurrency)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        [
+            sys.executable,
+            "-m",
+            "greenfetch.cli",
+            "inventory",
+            "--accounts",
+            ACCOUNTS,
+            "--role-name",
+            "Reader",
+            "--regions",
+            "us-east-1,eu-west-1,eu-west-2",
+            "--types",
+            "ec2.vpcs,dynamodb.tables,lambda.functions",
+            "--out",
+            str(out),
+            "--format",
+            "jsonl",
+            "--endpoint-url",
+            url,
+            "--cache-ttl",
+            "0",
+            "-c",
+            str(concurrency),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
 
 
 def _temps(out):
@@ -145,6 +188,7 @@ def test_after_sigkill_the_next_run_sweeps_the_orphan(pages, tmp_path):
 
 # -- cache clear -----------------------------------------------------------------------------------
 
+
 def _dead_pid():
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()
@@ -157,8 +201,12 @@ def test_cache_clear_removes_only_the_caches_own_files(tmp_path):
     cache = InventoryCache(3600, tmp_path)
     cache.set("s3:ListBuckets:abc", {"Buckets": []})
     (ours,) = [p for p in tmp_path.iterdir() if p.suffix == ".json"]
-    others = {"ec2.vpcs.json": "[1, 2]", "notes.json": "x", "settings.json": '{"a": 1}',
-              "0" * 40 + ".json": '{"not": "a cache entry"}'}
+    others = {
+        "ec2.vpcs.json": "[1, 2]",
+        "notes.json": "x",
+        "settings.json": '{"a": 1}',
+        "0" * 40 + ".json": '{"not": "a cache entry"}',
+    }
     for name, text in others.items():
         (tmp_path / name).write_text(text)
     orphan = tmp_path / f".{ours.name}.{_dead_pid()}.abcd1234.tmp"
@@ -168,8 +216,12 @@ def test_cache_clear_removes_only_the_caches_own_files(tmp_path):
     foreign = tmp_path / ".ec2.vpcs.json.1.abcd1234.tmp"
     foreign.write_text("x")
 
-    proc = subprocess.run([sys.executable, "-m", "greenfetch.cli", "cache", "clear", "--cache-dir", str(tmp_path)],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "greenfetch.cli", "cache", "clear", "--cache-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("removed ")
     assert not ours.exists() and not orphan.exists()
@@ -180,8 +232,12 @@ def test_cache_clear_removes_only_the_caches_own_files(tmp_path):
 def test_a_command_without_its_own_handler_still_exits_128_plus_signal(loopback):
     """`stats --url` waiting on a server (as drs-sync waits on AWS): SIGTERM ends it with 143, not click's 1."""
     loopback.control(latency=30.0)
-    proc = subprocess.Popen([sys.executable, "-m", "greenfetch.cli", "stats", "--url", f"{loopback.url}/metrics"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "greenfetch.cli", "stats", "--url", f"{loopback.url}/metrics"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     wait_until(lambda: loopback.stats()["inflight"] >= 1, 30, "the request to be waiting")
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)

@@ -25,13 +25,17 @@ GEVENT = Config(backend="gevent")
 JSON = [("x-amzn-RequestId", "req-1"), ("Content-Type", "application/x-amz-json-1.0")]
 
 
-_SESSION = botocore.session.get_session()  # one session: each client still gets its own endpoint and HTTP session
+_SESSION = (
+    botocore.session.get_session()
+)  # one session: each client still gets its own endpoint and HTTP session
 
 
 def make(service, url, *, attempts=3, verify=None, **cfg):
     """One client with botocore's session, as botocore builds it."""
     config = botocore.config.Config(retries={"mode": "standard", "total_max_attempts": attempts}, **cfg)
-    return _SESSION.create_client(service, region_name="us-east-1", endpoint_url=url, config=config, verify=verify)
+    return _SESSION.create_client(
+        service, region_name="us-east-1", endpoint_url=url, config=config, verify=verify
+    )
 
 
 def pair(service, url, **kwargs):
@@ -53,9 +57,12 @@ def outcome(call):
         return (type(exc).__name__,)
     meta = value.pop("ResponseMetadata", {})
     # per-request values; last-modified too: the two clients each PUT, a second apart at worst
-    headers = {k: v for k, v in meta.get("HTTPHeaders", {}).items()
-               if k not in ("date", "x-amzn-requestid", "x-amz-request-id", "x-amz-id-2", "x-amz-crc32",
-                            "last-modified")}
+    headers = {
+        k: v
+        for k, v in meta.get("HTTPHeaders", {}).items()
+        if k
+        not in ("date", "x-amzn-requestid", "x-amz-request-id", "x-amz-id-2", "x-amz-crc32", "last-modified")
+    }
     for key, item in list(value.items()):
         if hasattr(item, "read"):
             value[key] = item.read()
@@ -78,9 +85,12 @@ def moto(moto_server):
 
 def test_json_protocol_results_and_errors(moto):
     stock, green = pair("dynamodb", moto)
-    stock.create_table(TableName="parity", KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
-                       AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
-                       BillingMode="PAY_PER_REQUEST")
+    stock.create_table(
+        TableName="parity",
+        KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
     stock.put_item(TableName="parity", Item={"k": {"S": "ünïcode ✓"}})
     assert "parity" in same(stock, green, lambda c: c.list_tables())[1]["TableNames"]
     assert same(stock, green, lambda c: c.scan(TableName="parity"))[1]["Items"] == [{"k": {"S": "ünïcode ✓"}}]
@@ -92,11 +102,16 @@ def test_query_and_ec2_protocols(moto):
     stock, green = pair("sns", moto)
     stock.create_topic(Name="parity")
     assert same(stock, green, lambda c: c.list_topics())[1]["Topics"]
-    assert same(stock, green, lambda c: c.get_topic_attributes(TopicArn="arn:aws:sns:us-east-1:1:nope"))[0] \
+    assert (
+        same(stock, green, lambda c: c.get_topic_attributes(TopicArn="arn:aws:sns:us-east-1:1:nope"))[0]
         == "ClientError"
+    )
     stock, green = pair("ec2", moto)
     assert same(stock, green, lambda c: c.describe_vpcs())[1]["Vpcs"]
-    assert same(stock, green, lambda c: c.describe_vpcs(VpcIds=["vpc-nope"]))[1]["Code"] == "InvalidVpcID.NotFound"
+    assert (
+        same(stock, green, lambda c: c.describe_vpcs(VpcIds=["vpc-nope"]))[1]["Code"]
+        == "InvalidVpcID.NotFound"
+    )
 
 
 def test_rest_xml_protocol_with_streamed_bodies(moto):
@@ -119,7 +134,10 @@ def test_rest_xml_protocol_with_streamed_bodies(moto):
         chunks = list(stream.iter_chunks(65536))
         stream.close()
         lines = list(client.get_object(Bucket="parity", Key="k")["Body"].iter_lines())
-        return {"ResponseMetadata": {}, "parts": [first, bytes(buffer[:filled]), told, b"".join(chunks), lines]}
+        return {
+            "ResponseMetadata": {},
+            "parts": [first, bytes(buffer[:filled]), told, b"".join(chunks), lines],
+        }
 
     parts = same(stock, green, streamed)[1]["parts"]
     assert parts[0] + parts[1] + parts[3] == body and parts[2] == 1010
@@ -128,7 +146,10 @@ def test_rest_xml_protocol_with_streamed_bodies(moto):
 def test_rest_json_protocol(moto):
     stock, green = pair("lambda", moto)
     assert same(stock, green, lambda c: c.list_functions())[0] == "ok"
-    assert same(stock, green, lambda c: c.get_function(FunctionName="nope"))[1]["Code"] == "ResourceNotFoundException"
+    assert (
+        same(stock, green, lambda c: c.get_function(FunctionName="nope"))[1]["Code"]
+        == "ResourceNotFoundException"
+    )
 
 
 # -- the scripted server: the wire, retries, timeouts, broken answers ----------------------------
@@ -160,7 +181,9 @@ def test_same_bytes_on_the_wire():
 
 def test_chunked_answers_and_repeated_headers():
     body = '{"TableNames": ["ä", "b ✓"]}'.encode()
-    reply = Reply(http_response(200, body, [*JSON, ("x-amz-meta", "one"), ("X-Amz-Meta", "two")], chunked=True))
+    reply = Reply(
+        http_response(200, body, [*JSON, ("x-amz-meta", "one"), ("X-Amz-Meta", "two")], chunked=True)
+    )
     with ScriptedServer(lambda _: reply) as url:
         stock, green = pair("dynamodb", url)
         result = same(stock, green, lambda c: c.list_tables())
@@ -182,7 +205,9 @@ def test_retries_on_5xx_and_throttling_then_success():
         for client in (stock, green):
             scripted.script(failure, failure, failure)
             results.append(outcome(client.list_tables))
-        assert results[2] == results[3] and results[2][1]["Code"] == "InternalServerError" and results[2][3] == 2
+        assert (
+            results[2] == results[3] and results[2][1]["Code"] == "InternalServerError" and results[2][3] == 2
+        )
 
 
 def test_read_timeout_and_reset_mid_body_and_refused_connections():
@@ -274,8 +299,13 @@ def test_a_greenlet_killed_mid_send_gives_its_slot_back():
     server = StreamServer(("127.0.0.1", 0), never_reads)
     server.start()
     try:
-        client = make("s3", f"http://127.0.0.1:{server.server_port}", attempts=1, max_pool_connections=2,
-                      s3={"addressing_style": "path"})
+        client = make(
+            "s3",
+            f"http://127.0.0.1:{server.server_port}",
+            attempts=1,
+            max_pool_connections=2,
+            s3={"addressing_style": "path"},
+        )
         install_http_session(client, GEVENT)
         worker = gevent.spawn(client.put_object, Bucket="b", Key="k", Body=b"x" * (64 << 20))
         assert accepted.wait(10)
@@ -315,7 +345,9 @@ def test_greenlets_killed_while_waiting_for_answers_leave_the_pool_whole():
 
 def test_the_engine_uses_geventhttpclient_on_gevent_and_urllib3_on_threads(loopback):
     for backend, kind in (("gevent", "geventhttpclient"), ("threads", "urllib3")):
-        engine = Engine(Config.resolve({"endpoint_url": loopback.url, "region": "us-east-1", "backend": backend}))
+        engine = Engine(
+            Config.resolve({"endpoint_url": loopback.url, "region": "us-east-1", "backend": backend})
+        )
         try:
             result = engine.execute({"service": "dynamodb", "operation": "ListTables"})
             assert result.ok, result
@@ -361,7 +393,9 @@ from hypothesis import strategies as st  # noqa: E402
 from greenfetch._http._wire import Fields, joined, write  # noqa: E402
 
 _names = st.sampled_from(["x-amz-meta", "X-Amz-Meta", "ETag", "etag", "Content-Type", "x-a"])
-_values = st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF, blacklist_characters=","), max_size=12)
+_values = st.text(
+    st.characters(min_codepoint=0x20, max_codepoint=0xFF, blacklist_characters=","), max_size=12
+)
 
 
 @given(st.lists(st.tuples(_names, _values), max_size=12))
@@ -413,7 +447,7 @@ def test_chunked_bodies_frame_and_unframe_to_the_same_bytes(parts, kind):
     sink = _Sink()
     write(sink, b"HEAD\r\n\r\n", body, chunked=True)
     assert sink.data.startswith(b"HEAD\r\n\r\n")
-    assert _dechunk(sink.data[len(b"HEAD\r\n\r\n"):]) == payload
+    assert _dechunk(sink.data[len(b"HEAD\r\n\r\n") :]) == payload
 
 
 def test_origins_are_a_bounded_lru(monkeypatch):

@@ -15,8 +15,13 @@ from greenfetch.inventory._catalog import resolve_types
 from greenfetch.inventory._fetch import Inventory
 from greenfetch.testing import inventory_server
 
-PAGES = {"deny_assume": ["999999999999"], "deny_regions": ["eu-west-2"], "throttle_regions": ["eu-west-1"],
-         "unprocessed": 7, "items": 3}
+PAGES = {
+    "deny_assume": ["999999999999"],
+    "deny_regions": ["eu-west-2"],
+    "throttle_regions": ["eu-west-1"],
+    "unprocessed": 7,
+    "items": 3,
+}
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +32,12 @@ def server():
 
 @pytest.fixture
 def engine(server):
-    eng = Engine(Config.resolve({"endpoint_url": server.url, "region": "us-east-1", "max_attempts": 2,
-                                 "concurrency": 16}, environ={}))
+    eng = Engine(
+        Config.resolve(
+            {"endpoint_url": server.url, "region": "us-east-1", "max_attempts": 2, "concurrency": 16},
+            environ={},
+        )
+    )
     yield eng
     eng.close()
 
@@ -40,7 +49,9 @@ def _by_key(records):
 def test_failed_role_denied_region_and_throttled_region_do_not_stop_the_rest(engine, server):
     accounts = accounts_from_list("111111111111,999999999999,222222222222", role="Reader")
     types = resolve_types("ec2.vpcs,dynamodb.tables,lambda.functions")
-    inv = Inventory(engine, accounts, types, regions=["us-east-1", "eu-west-1", "eu-west-2"], filter_offered=False)
+    inv = Inventory(
+        engine, accounts, types, regions=["us-east-1", "eu-west-1", "eu-west-2"], filter_offered=False
+    )
     records = _by_key(inv.run())
     for rtype in ("ec2.vpcs", "dynamodb.tables", "lambda.functions"):
         for account in ("111111111111", "222222222222"):
@@ -60,7 +71,9 @@ def test_failed_role_denied_region_and_throttled_region_do_not_stop_the_rest(eng
 
 
 def test_credentials_are_reassumed_before_expiry(engine):
-    clock = [datetime(2098, 12, 31, 23, 0, tzinfo=timezone.utc).timestamp()]  # the server's creds end 2099-01-01
+    clock = [
+        datetime(2098, 12, 31, 23, 0, tzinfo=timezone.utc).timestamp()
+    ]  # the server's creds end 2099-01-01
     creds = AccountCredentials(engine, "Reader", refresh_margin=300, clock=lambda: clock[0])
     first = creds.get("111111111111")
     assert first.get_frozen_credentials().access_key == "ASIA111111111111" and creds.assumed == 1
@@ -77,8 +90,14 @@ def test_credentials_are_reassumed_before_expiry(engine):
 
 def test_dynamodb_unprocessed_items_are_retried_and_poison_goes_to_dead_letters(engine, tmp_path):
     sleeps = []
-    sink = DynamoDBSink(engine, "inv", dead_letter_path=tmp_path / "dead.jsonl", max_attempts=8,
-                        sleep=sleeps.append, rng=lambda: 1.0)
+    sink = DynamoDBSink(
+        engine,
+        "inv",
+        dead_letter_path=tmp_path / "dead.jsonl",
+        max_attempts=8,
+        sleep=sleeps.append,
+        rng=lambda: 1.0,
+    )
     items = [{"pk": f"acct#{n}", "sk": str(n), "v": n} for n in range(100)]
     items += [{"pk": f"poison#{n}", "sk": str(n)} for n in range(3)]
     report = sink.write(items)
@@ -113,12 +132,34 @@ def test_cli_exit_1_when_an_account_fails_and_the_rest_is_written(server, tmp_pa
 
     from greenfetch.cli import load_commands
 
-    out = CliRunner().invoke(load_commands(), [
-        "--endpoint-url", server.url, "--region", "us-east-1", "--max-attempts", "1", "inventory",
-        "--accounts", "111111111111,999999999999", "--role-name", "Reader", "--regions", "us-east-1",
-        "--types", "dynamodb.tables", "--out", str(tmp_path), "--cache-ttl", "0"])
+    out = CliRunner().invoke(
+        load_commands(),
+        [
+            "--endpoint-url",
+            server.url,
+            "--region",
+            "us-east-1",
+            "--max-attempts",
+            "1",
+            "inventory",
+            "--accounts",
+            "111111111111,999999999999",
+            "--role-name",
+            "Reader",
+            "--regions",
+            "us-east-1",
+            "--types",
+            "dynamodb.tables",
+            "--out",
+            str(tmp_path),
+            "--cache-ttl",
+            "0",
+        ],
+    )
     assert out.exit_code == 1, out.output
     records = json.loads((tmp_path / "dynamodb.tables.json").read_text(encoding="utf-8"))
     assert {(r["account"], r["region"], r["status"]) for r in records} == {
-        ("111111111111", "us-east-1", "ok"), ("999999999999", "*", "denied")}
+        ("111111111111", "us-east-1", "ok"),
+        ("999999999999", "*", "denied"),
+    }
     assert "account 999999999999: cannot assume" in out.stderr

@@ -34,8 +34,12 @@ ROLE = "InventoryReader"
 
 @pytest.fixture(scope="module")
 def engine(moto_server):
-    eng = Engine(Config.resolve({"endpoint_url": moto_server.url, "region": "us-east-1", "concurrency": 32,
-                                 "max_attempts": 2}, environ={}))
+    eng = Engine(
+        Config.resolve(
+            {"endpoint_url": moto_server.url, "region": "us-east-1", "concurrency": 32, "max_attempts": 2},
+            environ={},
+        )
+    )
     yield eng
     eng.close()
 
@@ -47,14 +51,22 @@ def _creds(engine, account):
 
 
 def _call(engine, account, service, operation, params, region="us-east-1"):
-    result = engine.execute(Request(service, operation, params, region=region, credentials=_creds(engine, account)))
+    result = engine.execute(
+        Request(service, operation, params, region=region, credentials=_creds(engine, account))
+    )
     assert result.ok, result.error
     return result.result
 
 
 def _run(engine, accounts, types, regions, **kw):
-    inv = Inventory(engine, accounts_from_list(accounts, role=ROLE), resolve_types(types), regions=regions,
-                    filter_offered=False, **kw)
+    inv = Inventory(
+        engine,
+        accounts_from_list(accounts, role=ROLE),
+        resolve_types(types),
+        regions=regions,
+        filter_offered=False,
+        **kw,
+    )
     return list(inv.run()), inv.summary
 
 
@@ -69,7 +81,11 @@ def test_one_account_one_region(engine):
     rec = records[0]
     assert set(rec) == {"resource_type", "account", "region", "items", "status", "error"}
     assert (rec["resource_type"], rec["account"], rec["region"], rec["status"]) == (
-        "ec2.vpcs", "555000000001", "us-east-2", "ok")
+        "ec2.vpcs",
+        "555000000001",
+        "us-east-2",
+        "ok",
+    )
     assert [v["VpcId"] for v in _mine(records)] == [vpc["VpcId"]]
     assert summary.accounts_ok == {"555000000001"} and not summary.failed
 
@@ -77,15 +93,20 @@ def test_one_account_one_region(engine):
 def test_many_accounts_regions_and_an_empty_account(engine, tmp_path):
     accounts = {"555000000011": "prod", "555000000012": "staging", "555000000013": "sandbox (empty)"}
     seeded = seed_demo(engine.config.endpoint_url, engine=engine, accounts=accounts)
-    report = run_demo_inventory(engine.config.endpoint_url, engine=engine, accounts=list(accounts),
-                                out=str(tmp_path))
+    report = run_demo_inventory(
+        engine.config.endpoint_url, engine=engine, accounts=list(accounts), out=str(tmp_path)
+    )
     assert not report.failed, report.summary
     files = {p.split("/")[-1]: json.loads(open(p, encoding="utf-8").read()) for p in report.files}
     found = {}
     for name, records in files.items():
         rtype = name[:-5]
-        items = [i for r in records for i in r["items"]
-                 if not (isinstance(i, dict) and (i.get("IsDefault") or i.get("DefaultForAz")))]
+        items = [
+            i
+            for r in records
+            for i in r["items"]
+            if not (isinstance(i, dict) and (i.get("IsDefault") or i.get("DefaultForAz")))
+        ]
         found[rtype] = len(items)
         assert {r["account"] for r in records} == set(accounts)
         assert all(r["status"] == "ok" for r in records)
@@ -101,8 +122,16 @@ def test_many_accounts_regions_and_an_empty_account(engine, tmp_path):
 
 def test_more_than_100_resources_are_paginated(engine):
     creds = _creds(engine, "555000000021")
-    puts = [Request("ssm", "PutParameter", {"Name": f"/inv/p{n:03d}", "Value": "v", "Type": "String"},
-                    region="eu-west-1", credentials=creds) for n in range(120)]
+    puts = [
+        Request(
+            "ssm",
+            "PutParameter",
+            {"Name": f"/inv/p{n:03d}", "Value": "v", "Type": "String"},
+            region="eu-west-1",
+            credentials=creds,
+        )
+        for n in range(120)
+    ]
     assert all(r.ok for r in engine.batch_requests(puts, 16))
     records, _ = _run(engine, ["555000000021"], "ssm.parameters", ["eu-west-1"])
     names = [p["Name"] for p in records[0]["items"]]
@@ -113,8 +142,12 @@ def test_accounts_from_organizations_active_members_with_exclusions(engine):
     creds = _creds(engine, "555000000031")
     call = lambda op, params: engine.execute(Request("organizations", op, params, credentials=creds))  # noqa: E731
     assert call("CreateOrganization", {"FeatureSet": "ALL"}).ok
-    made = [call("CreateAccount", {"AccountName": f"member-{n}", "Email": f"m{n}@example.com"}).result
-            ["CreateAccountStatus"]["AccountId"] for n in range(3)]
+    made = [
+        call("CreateAccount", {"AccountName": f"member-{n}", "Email": f"m{n}@example.com"}).result[
+            "CreateAccountStatus"
+        ]["AccountId"]
+        for n in range(3)
+    ]
     accounts = accounts_from_organizations(engine, role=ROLE, credentials=creds, exclude=[made[0]])
     ids = {a.account_id for a in accounts}
     assert set(made[1:]) | {"555000000031"} <= ids and made[0] not in ids
@@ -124,10 +157,18 @@ def test_accounts_from_organizations_active_members_with_exclusions(engine):
 
 def test_accounts_from_a_dynamodb_table(engine):
     table = f"targets-{uuid.uuid4().hex[:8]}"
-    engine.execute(Request("dynamodb", "CreateTable", {
-        "TableName": table, "BillingMode": "PAY_PER_REQUEST",
-        "AttributeDefinitions": [{"AttributeName": "accountId", "AttributeType": "S"}],
-        "KeySchema": [{"AttributeName": "accountId", "KeyType": "HASH"}]}))
+    engine.execute(
+        Request(
+            "dynamodb",
+            "CreateTable",
+            {
+                "TableName": table,
+                "BillingMode": "PAY_PER_REQUEST",
+                "AttributeDefinitions": [{"AttributeName": "accountId", "AttributeType": "S"}],
+                "KeySchema": [{"AttributeName": "accountId", "KeyType": "HASH"}],
+            },
+        )
+    )
     for acct, name, role in [("555000000041", "prod", "Special"), ("555000000042", "dev", None)]:
         item = {"accountId": {"S": acct}, "accountName": {"S": name}}
         if role:
@@ -135,7 +176,9 @@ def test_accounts_from_a_dynamodb_table(engine):
         assert engine.execute(Request("dynamodb", "PutItem", {"TableName": table, "Item": item})).ok
     accounts = sorted(accounts_from_dynamodb(engine, table, role=ROLE), key=lambda a: a.account_id)
     assert [(a.account_id, a.name, a.role) for a in accounts] == [
-        ("555000000041", "prod", "Special"), ("555000000042", "dev", ROLE)]
+        ("555000000041", "prod", "Special"),
+        ("555000000042", "dev", ROLE),
+    ]
     engine.execute(Request("dynamodb", "PutItem", {"TableName": table, "Item": {"accountId": {"S": "oops"}}}))
     with pytest.raises(InventoryError, match="'oops' is not an AWS account id"):
         accounts_from_dynamodb(engine, table)
@@ -145,14 +188,37 @@ def test_accounts_from_a_dynamodb_table(engine):
 
 def test_dynamodb_sink_writes_every_record_and_missing_table_is_clear(engine, tmp_path):
     table = f"inventory-{uuid.uuid4().hex[:8]}"
-    engine.execute(Request("dynamodb", "CreateTable", {
-        "TableName": table, "BillingMode": "PAY_PER_REQUEST",
-        "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"},
-                                 {"AttributeName": "sk", "AttributeType": "S"}],
-        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]}))
-    records = [{"resource_type": "ec2.vpcs", "account": "555000000051", "region": "us-east-1",
-                "items": [{"VpcId": f"vpc-{n}", "Tags": [{"Key": "Name", "Value": "café"}], "Ratio": 0.5}
-                          for n in range(60)], "status": "ok", "error": None}]
+    engine.execute(
+        Request(
+            "dynamodb",
+            "CreateTable",
+            {
+                "TableName": table,
+                "BillingMode": "PAY_PER_REQUEST",
+                "AttributeDefinitions": [
+                    {"AttributeName": "pk", "AttributeType": "S"},
+                    {"AttributeName": "sk", "AttributeType": "S"},
+                ],
+                "KeySchema": [
+                    {"AttributeName": "pk", "KeyType": "HASH"},
+                    {"AttributeName": "sk", "KeyType": "RANGE"},
+                ],
+            },
+        )
+    )
+    records = [
+        {
+            "resource_type": "ec2.vpcs",
+            "account": "555000000051",
+            "region": "us-east-1",
+            "items": [
+                {"VpcId": f"vpc-{n}", "Tags": [{"Key": "Name", "Value": "café"}], "Ratio": 0.5}
+                for n in range(60)
+            ],
+            "status": "ok",
+            "error": None,
+        }
+    ]
     sink = DynamoDBSink(engine, table, dead_letter_path=tmp_path / "dead.jsonl")
     sink.check()
     report = sink.write(record_items(records, lambda t, i: CATALOG[t].id_of(i)))
@@ -168,8 +234,9 @@ def test_cache_serves_the_second_run_without_calls(engine, tmp_path):
     _call(engine, "555000000061", "sqs", "CreateQueue", {"QueueName": "cached-q"}, "eu-west-1")
     cache = InventoryCache(600, tmp_path)
     first, s1 = _run(engine, ["555000000061"], "sqs.queues,iam.roles", ["eu-west-1"], cache=cache)
-    second, s2 = _run(engine, ["555000000061"], "sqs.queues,iam.roles", ["eu-west-1"],
-                      cache=InventoryCache(600, tmp_path))
+    second, s2 = _run(
+        engine, ["555000000061"], "sqs.queues,iam.roles", ["eu-west-1"], cache=InventoryCache(600, tmp_path)
+    )
     assert s1.calls >= 2 and s1.cached == 0
     assert s2.calls == 0 and s2.cached == 2
     key = lambda recs: sorted((r["resource_type"], json.dumps(r["items"], sort_keys=True)) for r in recs)  # noqa: E731
@@ -177,15 +244,29 @@ def test_cache_serves_the_second_run_without_calls(engine, tmp_path):
 
 
 def test_active_regions_skip_empty_regions_on_the_next_run(engine, tmp_path):
-    _call(engine, "555000000071", "dynamodb", "CreateTable", {
-        "TableName": "active-t", "BillingMode": "PAY_PER_REQUEST",
-        "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
-        "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}]}, "eu-west-1")
+    _call(
+        engine,
+        "555000000071",
+        "dynamodb",
+        "CreateTable",
+        {
+            "TableName": "active-t",
+            "BillingMode": "PAY_PER_REQUEST",
+            "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
+            "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+        },
+        "eu-west-1",
+    )
     store = RegionStatusStore(tmp_path / "status.json")
     first, s1 = _run(engine, ["555000000071"], "dynamodb.tables", "active", status_store=store)
     assert len(first) > 5 and s1.regions_skipped == 0
-    second, s2 = _run(engine, ["555000000071"], "dynamodb.tables", "active",
-                      status_store=RegionStatusStore(tmp_path / "status.json"))
+    second, s2 = _run(
+        engine,
+        ["555000000071"],
+        "dynamodb.tables",
+        "active",
+        status_store=RegionStatusStore(tmp_path / "status.json"),
+    )
     assert [r["region"] for r in second] == ["eu-west-1"]
     assert s2.regions_skipped == len(first) - 1
 
@@ -199,6 +280,7 @@ def test_credentials_are_cached_per_account(engine):
 
 # -- the command line ------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def cli_args(moto_server):
     return ["--endpoint-url", moto_server.url, "--region", "us-east-1", "--max-attempts", "1"]
@@ -206,46 +288,102 @@ def cli_args(moto_server):
 
 def test_cli_inventory_writes_files_and_exits_0(engine, cli_args, tmp_path):
     _call(engine, "555000000091", "sns", "CreateTopic", {"Name": "cli-topic"}, "eu-west-1")
-    out = CliRunner().invoke(load_commands(), [*cli_args, "inventory", "--accounts", "555000000091,555000000092",
-                                               "--role-name", ROLE, "--regions", "eu-west-*",
-                                               "--exclude-regions", "eu-west-2,eu-west-3", "--types",
-                                               "sns.topics,iam.roles", "--out", str(tmp_path / "o"),
-                                               "--format", "jsonl", "--cache-ttl", "0"])
+    out = CliRunner().invoke(
+        load_commands(),
+        [
+            *cli_args,
+            "inventory",
+            "--accounts",
+            "555000000091,555000000092",
+            "--role-name",
+            ROLE,
+            "--regions",
+            "eu-west-*",
+            "--exclude-regions",
+            "eu-west-2,eu-west-3",
+            "--types",
+            "sns.topics,iam.roles",
+            "--out",
+            str(tmp_path / "o"),
+            "--format",
+            "jsonl",
+            "--cache-ttl",
+            "0",
+        ],
+    )
     assert out.exit_code == 0, out.output
-    lines = [json.loads(x) for x in (tmp_path / "o" / "inventory.jsonl").read_text(encoding="utf-8").splitlines()]
+    lines = [
+        json.loads(x) for x in (tmp_path / "o" / "inventory.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     assert {(r["resource_type"], r["account"], r["region"]) for r in lines} == {
-        ("sns.topics", "555000000091", "eu-west-1"), ("sns.topics", "555000000092", "eu-west-1"),
-        ("iam.roles", "555000000091", "global"), ("iam.roles", "555000000092", "global")}
+        ("sns.topics", "555000000091", "eu-west-1"),
+        ("sns.topics", "555000000092", "eu-west-1"),
+        ("iam.roles", "555000000091", "global"),
+        ("iam.roles", "555000000092", "global"),
+    }
     assert "sns.topics" in out.stderr and "accounts: 2 ok" in out.stderr
 
 
 def test_cli_inventory_on_stdout_prints_dates_as_its_files_do(engine, cli_args, tmp_path):
-    _call(engine, "555000000094", "iam", "CreateRole", {"RoleName": "dated", "AssumeRolePolicyDocument": "{}"})
-    args = [*cli_args, "inventory", "--accounts", "555000000094", "--role-name", ROLE, "--regions", "us-east-1",
-            "--types", "iam.roles", "--cache-ttl", "0"]
+    _call(
+        engine, "555000000094", "iam", "CreateRole", {"RoleName": "dated", "AssumeRolePolicyDocument": "{}"}
+    )
+    args = [
+        *cli_args,
+        "inventory",
+        "--accounts",
+        "555000000094",
+        "--role-name",
+        ROLE,
+        "--regions",
+        "us-east-1",
+        "--types",
+        "iam.roles",
+        "--cache-ttl",
+        "0",
+    ]
     stdout = CliRunner().invoke(load_commands(), args)
     to_file = CliRunner().invoke(load_commands(), [*args, "--out", str(tmp_path / "o"), "--format", "jsonl"])
     assert stdout.exit_code == 0 and to_file.exit_code == 0, stdout.output + to_file.output
     (printed,) = [json.loads(line) for line in stdout.stdout.splitlines()]
-    (written,) = [json.loads(x) for x in (tmp_path / "o" / "inventory.jsonl").read_text(encoding="utf-8").splitlines()]
+    (written,) = [
+        json.loads(x) for x in (tmp_path / "o" / "inventory.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     created = {role["RoleName"]: role["CreateDate"] for role in printed["items"]}
     assert created == {role["RoleName"]: role["CreateDate"] for role in written["items"]}
     assert created and all("T" in date for date in created.values())  # ISO-8601, not str(datetime)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--types", "ec2.vpcs,nope"], "unknown resource type 'nope'"),
-    (["--accounts", "12345"], "'12345' is not an AWS account id"),
-    (["--regions", "us-east-9"], "'us-east-9' is not an AWS region"),
-    (["--role-name", "arn:aws-cn:iam::555000000093:role/R"], "partition 'aws-cn'"),
-    (["--dynamodb-table", "no-such-inventory-table"], "no-such-inventory-table"),
-    (["--exclude-accounts", "555000000093"], "--exclude-accounts 555000000093 removes every account --accounts "
-                                             "selected (1); nothing would be fetched"),
-    (["--exclude-accounts", "5550"], "--exclude-accounts '5550' is not an AWS account id"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--types", "ec2.vpcs,nope"], "unknown resource type 'nope'"),
+        (["--accounts", "12345"], "'12345' is not an AWS account id"),
+        (["--regions", "us-east-9"], "'us-east-9' is not an AWS region"),
+        (["--role-name", "arn:aws-cn:iam::555000000093:role/R"], "partition 'aws-cn'"),
+        (["--dynamodb-table", "no-such-inventory-table"], "no-such-inventory-table"),
+        (
+            ["--exclude-accounts", "555000000093"],
+            "--exclude-accounts 555000000093 removes every account --accounts "
+            "selected (1); nothing would be fetched",
+        ),
+        (["--exclude-accounts", "5550"], "--exclude-accounts '5550' is not an AWS account id"),
+    ],
+)
 def test_cli_bad_input_exits_2_without_files(cli_args, tmp_path, args, message):
-    base = ["inventory", "--accounts", "555000000093", "--role-name", ROLE, "--regions", "us-east-1",
-            "--types", "ec2.vpcs", "--out", str(tmp_path / "o")]
+    base = [
+        "inventory",
+        "--accounts",
+        "555000000093",
+        "--role-name",
+        ROLE,
+        "--regions",
+        "us-east-1",
+        "--types",
+        "ec2.vpcs",
+        "--out",
+        str(tmp_path / "o"),
+    ]
     argv = list(base)
     for flag, value in zip(args[::2], args[1::2], strict=True):
         if flag in argv:
@@ -266,16 +404,39 @@ def test_cli_org_with_no_account_left_exits_2_with_no_run(engine, cli_args, tmp_
     call = lambda op, params: engine.execute(Request("organizations", op, params, credentials=creds))  # noqa: E731
     assert call("CreateOrganization", {"FeatureSet": "ALL"}).ok
     root = call("ListRoots", {}).result["Roots"][0]["Id"]
-    empty_ou = call("CreateOrganizationalUnit", {"ParentId": root, "Name": "empty"}).result["OrganizationalUnit"]["Id"]
-    env = {"AWS_ACCESS_KEY_ID": creds["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"],
-           "AWS_SESSION_TOKEN": creds["SessionToken"]}
-    base = [*cli_args, "inventory", "--accounts", "org", "--role-name", ROLE, "--regions", "us-east-1",
-            "--types", "ec2.vpcs", "--cache-ttl", "0"]
-    cases = [(["--exclude-accounts", "555000000131", "--out", str(tmp_path / "a.db")],
-              "Error: --exclude-accounts 555000000131 removes every account --accounts org selected (1); "
-              "nothing would be fetched"),
-             (["--org-ou", empty_ou, "--out", str(tmp_path / "b.db")],
-              f"Error: --accounts org --org-ou {empty_ou} found no account to inventory")]
+    empty_ou = call("CreateOrganizationalUnit", {"ParentId": root, "Name": "empty"}).result[
+        "OrganizationalUnit"
+    ]["Id"]
+    env = {
+        "AWS_ACCESS_KEY_ID": creds["AccessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"],
+        "AWS_SESSION_TOKEN": creds["SessionToken"],
+    }
+    base = [
+        *cli_args,
+        "inventory",
+        "--accounts",
+        "org",
+        "--role-name",
+        ROLE,
+        "--regions",
+        "us-east-1",
+        "--types",
+        "ec2.vpcs",
+        "--cache-ttl",
+        "0",
+    ]
+    cases = [
+        (
+            ["--exclude-accounts", "555000000131", "--out", str(tmp_path / "a.db")],
+            "Error: --exclude-accounts 555000000131 removes every account --accounts org selected (1); "
+            "nothing would be fetched",
+        ),
+        (
+            ["--org-ou", empty_ou, "--out", str(tmp_path / "b.db")],
+            f"Error: --accounts org --org-ou {empty_ou} found no account to inventory",
+        ),
+    ]
     for extra, message in cases:
         out = CliRunner().invoke(load_commands(), [*base, *extra], env=env)
         assert out.exit_code == 2, out.output
@@ -289,14 +450,18 @@ def test_cli_regions_for_a_service_that_does_not_exist_is_a_did_you_mean(cli_arg
     (line,) = [line for line in out.stderr.splitlines() if line.startswith("Error:")]
     assert line.startswith("Error: --service: 'ec3' is not an AWS service (did you mean ") and "ec2" in line
     assert out.stdout == ""  # it listed every region
-    ok = CliRunner().invoke(load_commands(), [*cli_args, "regions", "--service", "lambda", "--regions", "eu-*"])
+    ok = CliRunner().invoke(
+        load_commands(), [*cli_args, "regions", "--service", "lambda", "--regions", "eu-*"]
+    )
     assert ok.exit_code == 0 and "eu-west-1" in ok.stdout.split(), ok.output
 
 
 def test_cli_catalog_and_cache_commands(tmp_path):
     runner = CliRunner()
     out = runner.invoke(load_commands(), ["catalog", "-o", "json"])
-    assert out.exit_code == 0 and {r["name"] for r in json.loads(out.stdout) if r["tier"] == "core"} == set(CATALOG)
+    assert out.exit_code == 0 and {r["name"] for r in json.loads(out.stdout) if r["tier"] == "core"} == set(
+        CATALOG
+    )
     InventoryCache(60, tmp_path).set("k", 1)
     info = runner.invoke(load_commands(), ["cache", "info", "--cache-dir", str(tmp_path)])
     assert "fresh_files: 1" in info.stdout
@@ -315,8 +480,16 @@ def test_s3_cache_tier_and_s3_upload(engine, tmp_path):
     from greenfetch.inventory import FileSink, upload_to_s3
 
     with FileSink(tmp_path / "out") as sink:
-        sink.add({"resource_type": "iam.roles", "account": "555000000101", "region": "global", "items": [],
-                  "status": "ok", "error": None})
+        sink.add(
+            {
+                "resource_type": "iam.roles",
+                "account": "555000000101",
+                "region": "global",
+                "items": [],
+                "status": "ok",
+                "error": None,
+            }
+        )
         paths = sink.close()
     assert upload_to_s3(engine, paths, uri) == []
     listed = engine.execute(Request("s3", "ListObjectsV2", {"Bucket": bucket, "Prefix": "runs/iam"})).result
@@ -325,25 +498,41 @@ def test_s3_cache_tier_and_s3_upload(engine, tmp_path):
 
 def test_region_status_store_in_dynamodb(engine):
     table = f"region-status-{uuid.uuid4().hex[:8]}"
-    engine.execute(Request("dynamodb", "CreateTable", {
-        "TableName": table, "BillingMode": "PAY_PER_REQUEST",
-        "AttributeDefinitions": [{"AttributeName": "scope", "AttributeType": "S"},
-                                 {"AttributeName": "region", "AttributeType": "S"}],
-        "KeySchema": [{"AttributeName": "scope", "KeyType": "HASH"},
-                      {"AttributeName": "region", "KeyType": "RANGE"}]}))
+    engine.execute(
+        Request(
+            "dynamodb",
+            "CreateTable",
+            {
+                "TableName": table,
+                "BillingMode": "PAY_PER_REQUEST",
+                "AttributeDefinitions": [
+                    {"AttributeName": "scope", "AttributeType": "S"},
+                    {"AttributeName": "region", "AttributeType": "S"},
+                ],
+                "KeySchema": [
+                    {"AttributeName": "scope", "KeyType": "HASH"},
+                    {"AttributeName": "region", "KeyType": "RANGE"},
+                ],
+            },
+        )
+    )
     with RegionStatusStore(engine=engine, table=table) as store:
         store.update("555000000111", "drs", "us-east-1", "ok", count=4)
         store.update("555000000111", "drs", "eu-west-1", "unavailable", "UninitializedAccountException")
     again = RegionStatusStore(engine=engine, table=table)
     assert again.get("555000000111", "drs", "eu-west-1").error_code == "UninitializedAccountException"
     assert again.active_regions("555000000111", "drs", ["us-east-1", "eu-west-1", "ap-south-1"]) == [
-        "us-east-1", "ap-south-1"]
+        "us-east-1",
+        "ap-south-1",
+    ]
     assert again.invalidate("555000000111") == 2
     assert RegionStatusStore(engine=engine, table=table).get("555000000111", "drs", "us-east-1") is None
 
 
 def test_cli_regions_lists_matching_and_offered_regions(cli_args):
-    out = CliRunner().invoke(load_commands(), [*cli_args, "regions", "--regions", "eu-west-*", "--service", "ec2"])
+    out = CliRunner().invoke(
+        load_commands(), [*cli_args, "regions", "--regions", "eu-west-*", "--service", "ec2"]
+    )
     assert out.exit_code == 0, out.output
     assert out.stdout.split() == ["eu-west-1", "eu-west-2", "eu-west-3"]
     bad = CliRunner().invoke(load_commands(), [*cli_args, "regions", "--regions", "mars-1"])
@@ -354,13 +543,27 @@ def test_active_regions_are_tracked_per_resource_type(engine, tmp_path):
     """ec2.key_pairs empty everywhere must not make ``active`` skip ec2.vpcs (moto's default VPCs)."""
     path = tmp_path / "status.json"
     keep = {"us-east-1", "eu-west-1", "ap-south-1"}
-    others = [r for r in known_regions() if r not in keep]  # fewer regions: moto seeds EC2 defaults per region
-    first, _ = _run(engine, ["555000000121"], "ec2.vpcs,ec2.key_pairs", "active", exclude=others,
-                    status_store=RegionStatusStore(path))
+    others = [
+        r for r in known_regions() if r not in keep
+    ]  # fewer regions: moto seeds EC2 defaults per region
+    first, _ = _run(
+        engine,
+        ["555000000121"],
+        "ec2.vpcs,ec2.key_pairs",
+        "active",
+        exclude=others,
+        status_store=RegionStatusStore(path),
+    )
     vpc_regions = sorted(r["region"] for r in first if r["resource_type"] == "ec2.vpcs")
     assert vpc_regions == sorted(keep)
-    second, summary = _run(engine, ["555000000121"], "ec2.vpcs,ec2.key_pairs", "active", exclude=others,
-                           status_store=RegionStatusStore(path))
+    second, summary = _run(
+        engine,
+        ["555000000121"],
+        "ec2.vpcs,ec2.key_pairs",
+        "active",
+        exclude=others,
+        status_store=RegionStatusStore(path),
+    )
     assert sorted(r["region"] for r in second if r["resource_type"] == "ec2.vpcs") == vpc_regions
     assert [r for r in second if r["resource_type"] == "ec2.key_pairs"] == []
     assert summary.regions_skipped == len(keep)

@@ -35,6 +35,7 @@ class Clock:
 
 # -- accounts and roles ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("bad", ["12345", "1234567890123", "12345678901a", "", "arn:aws:iam::1"])
 def test_malformed_account_id_names_the_value(bad):
     with pytest.raises(InventoryError, match="12 digits") as err:
@@ -50,7 +51,10 @@ def test_account_list_dedupes_and_keeps_order():
 
 def test_role_name_becomes_an_arn_in_the_regions_partition():
     assert role_arn_for("111111111111", "Reader") == "arn:aws:iam::111111111111:role/Reader"
-    assert role_arn_for("111111111111", "Reader", region="cn-north-1") == "arn:aws-cn:iam::111111111111:role/Reader"
+    assert (
+        role_arn_for("111111111111", "Reader", region="cn-north-1")
+        == "arn:aws-cn:iam::111111111111:role/Reader"
+    )
 
 
 def test_role_arn_in_the_wrong_partition_is_refused_with_the_right_one():
@@ -64,6 +68,7 @@ def test_role_arn_of_another_account_is_refused():
 
 
 # -- regions -------------------------------------------------------------------------------------
+
 
 def test_wildcards_and_exclusions():
     regions = expand_regions("us-*,eu-west-1", KNOWN, exclude="us-west-*,us-gov-*,us-iso*")
@@ -95,14 +100,19 @@ def test_expansion_is_a_duplicate_free_subset_without_exclusions(wanted, exclude
 
 # -- catalog -------------------------------------------------------------------------------------
 
+
 def test_catalog_has_30_types_with_unique_names_and_known_shapes():
     assert len(CATALOG) >= 30
     assert {t.scope for t in CATALOG.values()} == {"regional", "global"}
-    assert {"iam.roles", "route53.hosted_zones", "s3.buckets"} <= {n for n, t in CATALOG.items() if t.is_global}
+    assert {"iam.roles", "route53.hosted_zones", "s3.buckets"} <= {
+        n for n, t in CATALOG.items() if t.is_global
+    }
 
 
 def test_unknown_type_lists_the_valid_ones():
-    with pytest.raises(InventoryError, match="unknown resource type 'ec2.vpc'.*did you mean ec2.vpcs.*valid types:"):
+    with pytest.raises(
+        InventoryError, match="unknown resource type 'ec2.vpc'.*did you mean ec2.vpcs.*valid types:"
+    ):
         resolve_types("ec2.vpcs,ec2.vpc")
 
 
@@ -113,7 +123,9 @@ def test_a_service_name_selects_its_types_of_every_tier():
 
 
 def test_extract_follows_nested_keys_and_keeps_only_allowed_fields():
-    page = {"Reservations": [{"Instances": [{"InstanceId": "i-1"}, {"InstanceId": "i-2"}]}, {"Instances": []}]}
+    page = {
+        "Reservations": [{"Instances": [{"InstanceId": "i-1"}, {"InstanceId": "i-2"}]}, {"Instances": []}]
+    }
     assert [i["InstanceId"] for i in CATALOG["ec2.instances"].extract(page)] == ["i-1", "i-2"]
     secret = {"SecretList": [{"Name": "db", "ARN": "arn:x", "Description": "d", "Tags": []}]}
     assert CATALOG["secretsmanager.secrets"].extract(secret) == [{"Name": "db", "ARN": "arn:x"}]
@@ -121,13 +133,20 @@ def test_extract_follows_nested_keys_and_keeps_only_allowed_fields():
 
 # -- region status store -------------------------------------------------------------------------
 
+
 def test_active_regions_skip_empty_and_denied_until_the_ttl(tmp_path):
     clock = Clock()
     path = tmp_path / "status.json"
     store = RegionStatusStore(path, ttl=3600, clock=clock)
     store.update("111111111111", "ec2", "us-east-1", "ok", count=3)
     store.update("111111111111", "ec2", "eu-west-1", "empty", count=0)
-    store.update("111111111111", "ec2", "ap-south-1", status_from_error("UnauthorizedOperation"), "UnauthorizedOperation")
+    store.update(
+        "111111111111",
+        "ec2",
+        "ap-south-1",
+        status_from_error("UnauthorizedOperation"),
+        "UnauthorizedOperation",
+    )
     store.update("111111111111", "ec2", "sa-east-1", status_from_error("RequestLimitExceeded"))
     store.flush()
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
@@ -149,6 +168,7 @@ def test_status_store_rejects_unknown_status_and_survives_a_corrupt_file(tmp_pat
 
 
 # -- cache ---------------------------------------------------------------------------------------
+
 
 def test_cache_hit_promotes_from_disk_and_expires(tmp_path):
     clock = Clock()
@@ -200,9 +220,16 @@ def test_cache_clear_and_info(tmp_path):
 
 # -- files ---------------------------------------------------------------------------------------
 
+
 def _rec(rtype, region, items):
-    return {"resource_type": rtype, "account": "111111111111", "region": region, "items": items, "status": "ok",
-            "error": None}
+    return {
+        "resource_type": rtype,
+        "account": "111111111111",
+        "region": region,
+        "items": items,
+        "status": "ok",
+        "error": None,
+    }
 
 
 def test_json_files_one_per_type_utf8(tmp_path):
@@ -249,6 +276,7 @@ def test_unwritable_output_directory_is_a_clear_error(tmp_path):
 
 # -- progress ------------------------------------------------------------------------------------
 
+
 def test_progress_counts_items_and_errors_per_type_and_the_summary_names_failures():
     import io
 
@@ -259,9 +287,11 @@ def test_progress_counts_items_and_errors_per_type_and_the_summary_names_failure
     stream, clock = io.StringIO(), Clock()
     bar = Progress(enabled=True, stream=stream, interval=0.0, clock=clock)
     summary = RunSummary()
-    recs = [_rec("ec2.vpcs", "us-east-1", [1, 2]),
-            {**_rec("ec2.vpcs", "eu-west-1", []), "status": "throttled", "error": "ec2.DescribeVpcs: Throttling"},
-            _rec("iam.roles", "global", [1])]
+    recs = [
+        _rec("ec2.vpcs", "us-east-1", [1, 2]),
+        {**_rec("ec2.vpcs", "eu-west-1", []), "status": "throttled", "error": "ec2.DescribeVpcs: Throttling"},
+        _rec("iam.roles", "global", [1]),
+    ]
     for rec in recs:
         bar.record(rec)
         summary.add(rec, calls=1)

@@ -31,6 +31,7 @@ class FakeClock:
 
 # -- pure policy ---------------------------------------------------------------------------------
 
+
 def test_token_bucket_allows_rate_per_second_with_a_one_second_burst():
     clock = FakeClock()
     bucket = TokenBucket(2, clock)
@@ -60,8 +61,12 @@ def test_seed_makes_the_fault_sequence_reproducible():
 
 @pytest.mark.parametrize("rate", ["error_rate", "throttle_rate", "drop_rate", "http429_rate"])
 def test_a_rate_of_one_always_gives_its_outcome(rate):
-    outcome = {"error_rate": "error", "throttle_rate": "throttle", "drop_rate": "drop",
-               "http429_rate": "http429"}[rate]
+    outcome = {
+        "error_rate": "error",
+        "throttle_rate": "throttle",
+        "drop_rate": "drop",
+        "http429_rate": "http429",
+    }[rate]
     faults = Faults({rate: 1.0, "seed": 1})
     assert {faults.decide("t", 1)[1] for _ in range(20)} == {outcome}
 
@@ -72,10 +77,16 @@ def test_target_overrides_apply_to_their_target_only():
     assert faults.decide("other", 1) == (0.05, "ok")
 
 
-@pytest.mark.parametrize("knobs, named", [
-    ({"latencyy": 1}, "latencyy"), ({"error_rate": 1.5}, "error_rate"), ({"latency": -1}, "latency"),
-    ({"knee": 0}, "knee"), ({"protocol": "soap"}, "soap"),
-])
+@pytest.mark.parametrize(
+    "knobs, named",
+    [
+        ({"latencyy": 1}, "latencyy"),
+        ({"error_rate": 1.5}, "error_rate"),
+        ({"latency": -1}, "latency"),
+        ({"knee": 0}, "knee"),
+        ({"protocol": "soap"}, "soap"),
+    ],
+)
 def test_bad_knobs_are_named_with_what_would_be_valid(knobs, named):
     with pytest.raises(ValueError, match=named):
         check_knobs(knobs)
@@ -94,9 +105,11 @@ def test_injected_errors_parse_as_aws_errors_in_each_protocol(protocol):
 
 # -- the server, through botocore via the engine --------------------------------------------------
 
+
 def engine_for(server, **config):
-    return Engine(Config.resolve({"region": "us-east-1", "endpoint_url": server.url, "max_attempts": 1,
-                                  **config}))
+    return Engine(
+        Config.resolve({"region": "us-east-1", "endpoint_url": server.url, "max_attempts": 1, **config})
+    )
 
 
 def test_list_tables_answers_the_tables_knob_and_counts_per_target(loopback):
@@ -118,11 +131,14 @@ def test_latency_and_jitter_are_applied_per_request(loopback):
     assert 0.01 <= stats["delay_min"] < stats["delay_max"] <= 0.02
 
 
-@pytest.mark.parametrize("knob, code, counter", [
-    ("throttle_rate", "ThrottlingException", "throttled"),
-    ("error_rate", "InternalServerError", "errors"),
-    ("http429_rate", "429", "http429"),
-])
+@pytest.mark.parametrize(
+    "knob, code, counter",
+    [
+        ("throttle_rate", "ThrottlingException", "throttled"),
+        ("error_rate", "InternalServerError", "errors"),
+        ("http429_rate", "429", "http429"),
+    ],
+)
 def test_injected_errors_surface_as_retryable_results(loopback, knob, code, counter):
     loopback.control(**{knob: 1.0})
     results = engine_for(loopback).batch_requests([LIST] * 4, concurrency=4)
@@ -171,7 +187,9 @@ def test_target_overrides_and_runtime_control(loopback):
 def test_control_rejects_bad_knobs_on_both_sides(loopback):
     with pytest.raises(ValueError, match="error_rate"):
         loopback.control(error_rate=2)
-    req = urllib.request.Request(loopback.url + "/_control", data=json.dumps({"nope": 1}).encode(), method="POST")
+    req = urllib.request.Request(
+        loopback.url + "/_control", data=json.dumps({"nope": 1}).encode(), method="POST"
+    )
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(req, timeout=5)
     assert err.value.code == 400 and "nope" in err.value.read().decode()

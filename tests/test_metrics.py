@@ -21,8 +21,9 @@ ROW_KEYS = ["operation", "count", "errors", "throttles", "avg_duration", "p50", 
 
 def _result(service="s3", operation="ListBuckets", ms=10.0, error=None, attempts=1, params=None):
     request = Request(service, operation, params=params or {})
-    return Result(0, request, error=error, error_code=error and error.split(":")[0], duration_ms=ms,
-                  attempts=attempts)
+    return Result(
+        0, request, error=error, error_code=error and error.split(":")[0], duration_ms=ms, attempts=attempts
+    )
 
 
 def value(metrics, name, **labels):
@@ -48,9 +49,9 @@ def test_sketch_quantiles_within_relative_accuracy(values, q):
 def test_sketch_memory_is_bounded_however_many_values():
     sketch = QuantileSketch(0.01, max_buckets=64)
     for i in range(100_000):
-        sketch.add(1e-6 * 1.0001 ** i)  # spans 1 us .. 22 ms: hundreds of buckets
+        sketch.add(1e-6 * 1.0001**i)  # spans 1 us .. 22 ms: hundreds of buckets
     assert len(sketch) <= 64
-    assert math.isclose(sketch.quantile(0.99), 1e-6 * 1.0001 ** 99_000, rel_tol=0.02)
+    assert math.isclose(sketch.quantile(0.99), 1e-6 * 1.0001**99_000, rel_tol=0.02)
 
 
 def test_sketch_merge_and_empty():
@@ -83,8 +84,16 @@ def test_perf_stats_rows_have_the_contract_shape():
     assert math.isclose(row["p50"], 0.02, rel_tol=0.011) and math.isclose(row["p99"], 1.0, rel_tol=0.011)
     metrics.reset()
     assert metrics.perf_stats() == []
-    assert value(metrics, "greenfetch_request_errors_total", service="s3", operation="ListBuckets",
-                 code="AccessDenied") == 1  # Prometheus counters stay monotonic across reset
+    assert (
+        value(
+            metrics,
+            "greenfetch_request_errors_total",
+            service="s3",
+            operation="ListBuckets",
+            code="AccessDenied",
+        )
+        == 1
+    )  # Prometheus counters stay monotonic across reset
 
 
 def test_retries_and_throttles_are_counted_from_attempts():
@@ -102,16 +111,22 @@ def test_retries_and_throttles_are_counted_from_attempts():
 def test_labels_never_carry_params_or_unbounded_values():
     metrics = Metrics()
     metrics.result(_result(params={"SecretString": "hunter2-AKIAIOSFODNN7EXAMPLE"}, error="Boom: hunter2"))
-    metrics.result(Result(1, {"service": "invalid-service-xyz", "operation": "Nope"}, error="x",
-                          error_code="UnknownService"))
+    metrics.result(
+        Result(
+            1, {"service": "invalid-service-xyz", "operation": "Nope"}, error="x", error_code="UnknownService"
+        )
+    )
     metrics.result(_result(error="Weird code with spaces: x"))
     for i in range(MAX_OPERATIONS + 10):
         metrics.result(_result("svc", f"Op{i}"))
     text = render(metrics.registry)
     assert "hunter2" not in text and "AKIA" not in text and "invalid-service-xyz" not in text
     assert 'service="invalid"' in text and 'code="other"' in text and 'operation="other"' in text
-    label_sets = {line.split("{", 1)[1].split("}")[0] for line in text.splitlines()
-                  if line.startswith("greenfetch_request_duration_seconds_count")}
+    label_sets = {
+        line.split("{", 1)[1].split("}")[0]
+        for line in text.splitlines()
+        if line.startswith("greenfetch_request_duration_seconds_count")
+    }
     assert len(label_sets) <= MAX_OPERATIONS + 4
 
 
@@ -120,20 +135,49 @@ def test_every_contract_metric_is_in_the_engines_own_registry(moto_server):
 
     one = Engine(Config.resolve({"endpoint_url": moto_server.url, "region": "us-east-1"}))
     two = Engine(Config.resolve({"endpoint_url": moto_server.url, "region": "us-east-1"}))
-    results = one.batch_requests([{"service": "s3", "operation": "ListBuckets"},
-                                  {"service": "s3", "operation": "GetBucketLocation",
-                                   "params": {"Bucket": "no-such-bucket-metrics"}}])
+    results = one.batch_requests(
+        [
+            {"service": "s3", "operation": "ListBuckets"},
+            {
+                "service": "s3",
+                "operation": "GetBucketLocation",
+                "params": {"Bucket": "no-such-bucket-metrics"},
+            },
+        ]
+    )
     assert [r.ok for r in results] == [True, False]
     one.dedupe_request("k", lambda: 1)
     names = {m.name for m in one.metrics.registry.collect()}
-    assert {"greenfetch_request_duration_seconds", "greenfetch_request_errors", "greenfetch_throttles",
-            "greenfetch_retries", "greenfetch_inflight_requests", "greenfetch_concurrency_limit",
-            "greenfetch_dedupe"} <= names
+    assert {
+        "greenfetch_request_duration_seconds",
+        "greenfetch_request_errors",
+        "greenfetch_throttles",
+        "greenfetch_retries",
+        "greenfetch_inflight_requests",
+        "greenfetch_concurrency_limit",
+        "greenfetch_dedupe",
+    } <= names
     assert one.metrics.registry is not prometheus_client.REGISTRY
-    assert value(one.metrics, "greenfetch_request_duration_seconds_count", service="s3",
-                 operation="ListBuckets", outcome="success") == 1
-    assert value(two.metrics, "greenfetch_request_duration_seconds_count", service="s3",
-                 operation="ListBuckets", outcome="success") == 0
+    assert (
+        value(
+            one.metrics,
+            "greenfetch_request_duration_seconds_count",
+            service="s3",
+            operation="ListBuckets",
+            outcome="success",
+        )
+        == 1
+    )
+    assert (
+        value(
+            two.metrics,
+            "greenfetch_request_duration_seconds_count",
+            service="s3",
+            operation="ListBuckets",
+            outcome="success",
+        )
+        == 0
+    )
     assert value(one.metrics, "greenfetch_dedupe_total", outcome="executed") == 1
     rows = {r["operation"]: r for r in one.metrics.perf_stats()}
     assert rows["s3:GetBucketLocation"]["errors"] == 1 and rows["s3:ListBuckets"]["count"] == 1
@@ -147,8 +191,17 @@ def test_every_contract_metric_is_in_the_engines_own_registry(moto_server):
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["ListBuckets", "ListTables", "Describe"]), st.booleans(),
-                          st.integers(1, 3), st.booleans()), max_size=40))
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["ListBuckets", "ListTables", "Describe"]),
+            st.booleans(),
+            st.integers(1, 3),
+            st.booleans(),
+        ),
+        max_size=40,
+    )
+)
 def test_fast_path_counts_what_the_slow_path_would(calls):
     """Every result lands once in its histogram and its perf row, whichever path took it, and a row
     sent by take_delta never receives a later sample (it is gone from the table, and from the cache)."""
@@ -163,8 +216,16 @@ def test_fast_path_counts_what_the_slow_path_would(calls):
                 metrics.result(_result(operation=operation))  # must land in a new row, not `sketch`
                 assert sketch.count == frozen
     for operation in {c[0] for c in calls}:
-        total = sum(value(metrics, "greenfetch_request_duration_seconds_count", service="s3",
-                          operation=operation, outcome=o) for o in ("success", "error"))
+        total = sum(
+            value(
+                metrics,
+                "greenfetch_request_duration_seconds_count",
+                service="s3",
+                operation=operation,
+                outcome=o,
+            )
+            for o in ("success", "error")
+        )
         rows = {r["operation"]: r["count"] for r in metrics.perf_stats()}
         assert rows.get(f"s3:{operation}", 0) + sent_counts.get(f"s3:{operation}", 0) == total
 
@@ -175,8 +236,9 @@ def test_inflight_gauge_counts_calls_in_flight_and_ends_at_zero_on_threads():
 
     engine = Engine(Config.resolve({"backend": "threads", "region": "us-east-1"}))
     seen = []
-    engine.caller = MockCaller(lambda request: seen.append(value(engine.metrics, "greenfetch_inflight_requests"))
-                               or {"ok": True})
+    engine.caller = MockCaller(
+        lambda request: seen.append(value(engine.metrics, "greenfetch_inflight_requests")) or {"ok": True}
+    )
     results = engine.batch_requests([{"service": "s3", "operation": "ListBuckets"}] * 400, concurrency=16)
     assert all(r.ok for r in results)
     assert min(seen) >= 1 and max(seen) <= 16

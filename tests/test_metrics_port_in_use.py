@@ -41,8 +41,14 @@ def test_metrics_port_in_use_is_one_line_and_exit_2_before_any_call(held_port, e
         args = ["--metrics-port", str(held_port), *args]
     else:
         environ["GREENFETCH_METRICS_PORT"] = str(held_port)
-    proc = subprocess.run([sys.executable, "-m", "greenfetch.cli", *args], input=json.dumps(requests),
-                          capture_output=True, text=True, timeout=60, env=environ)
+    proc = subprocess.run(
+        [sys.executable, "-m", "greenfetch.cli", *args],
+        input=json.dumps(requests),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=environ,
+    )
     assert proc.returncode == 2, proc.stderr
     (line,) = proc.stderr.splitlines()  # one line, no traceback, no usage text
     assert f"metrics port {held_port}" in line and "already in use" in line

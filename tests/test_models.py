@@ -15,10 +15,17 @@ from greenfetch import Request, RequestError, Result
 from greenfetch._jsonable import jsonable
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text() | st.binary()
-    | st.datetimes() | st.decimals(allow_nan=False),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text()
+    | st.binary()
+    | st.datetimes()
+    | st.decimals(allow_nan=False),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-    max_leaves=20)
+    max_leaves=20,
+)
 
 
 @given(json_values)
@@ -28,10 +35,23 @@ def test_jsonable_never_fails_and_is_json(value):
 
 def test_jsonable_botocore_values():
     body = io.BytesIO(b"x" * 10)
-    out = jsonable({"When": dt.datetime(2024, 5, 6, 7, 8, 9, tzinfo=dt.timezone.utc), "N": decimal.Decimal("2"),
-                    "F": decimal.Decimal("2.5"), "Raw": b"\xff\x00", "Body": body}, body_limit=4)
-    assert out == {"When": "2024-05-06T07:08:09+00:00", "N": 2, "F": 2.5, "Raw": "base64:/wA=",
-                   "Body": "xxxx…[truncated]"}
+    out = jsonable(
+        {
+            "When": dt.datetime(2024, 5, 6, 7, 8, 9, tzinfo=dt.timezone.utc),
+            "N": decimal.Decimal("2"),
+            "F": decimal.Decimal("2.5"),
+            "Raw": b"\xff\x00",
+            "Body": body,
+        },
+        body_limit=4,
+    )
+    assert out == {
+        "When": "2024-05-06T07:08:09+00:00",
+        "N": 2,
+        "F": 2.5,
+        "Raw": "base64:/wA=",
+        "Body": "xxxx…[truncated]",
+    }
 
 
 params = st.dictionaries(st.text(min_size=1, max_size=5), st.integers() | st.text(max_size=5), max_size=5)
@@ -45,18 +65,28 @@ def test_signature_ignores_key_order_and_id(p):
     assert a.signature.startswith("s3:ListObjectsV2:")
 
 
-@pytest.mark.parametrize("change", [{"region": "us-east-1"}, {"role": "arn:aws:iam::1:role/x"},
-                                    {"params": {"Bucket": "other"}}, {"operation": "ListObjects"},
-                                    {"paginate": True}, {"profile": "prod"}])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"region": "us-east-1"},
+        {"role": "arn:aws:iam::1:role/x"},
+        {"params": {"Bucket": "other"}},
+        {"operation": "ListObjects"},
+        {"paginate": True},
+        {"profile": "prod"},
+    ],
+)
 def test_signature_changes_with_what_changes_the_answer(change):
     base = {"service": "s3", "operation": "ListObjectsV2", "params": {"Bucket": "b"}, "region": "eu-west-1"}
     assert Request.coerce(base).signature != Request.coerce({**base, **change}).signature
 
 
 def test_signature_is_stable_across_processes():
-    code = ("import greenfetch; print(greenfetch.Request('s3','ListBuckets',{'a':[1,2]},region='x').signature)")
-    out = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-           for _ in range(2)}
+    code = "import greenfetch; print(greenfetch.Request('s3','ListBuckets',{'a':[1,2]},region='x').signature)"
+    out = {
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        for _ in range(2)
+    }
     assert len(out) == 1
 
 
@@ -68,10 +98,26 @@ def test_credentials_never_serialized_or_in_repr():
 
 
 def test_result_shape_is_the_contract():
-    row = Result(3, Request("s3", "ListBuckets"), result={"Buckets": []}, request_id="r", duration_ms=1.23456,
-                 attempts=1).to_dict()
-    assert list(row) == ["index", "request", "result", "error", "error_code", "retryable", "guidance", "request_id",
-                         "duration_ms", "attempts"]
+    row = Result(
+        3,
+        Request("s3", "ListBuckets"),
+        result={"Buckets": []},
+        request_id="r",
+        duration_ms=1.23456,
+        attempts=1,
+    ).to_dict()
+    assert list(row) == [
+        "index",
+        "request",
+        "result",
+        "error",
+        "error_code",
+        "retryable",
+        "guidance",
+        "request_id",
+        "duration_ms",
+        "attempts",
+    ]
     assert row["duration_ms"] == 1.235
 
 

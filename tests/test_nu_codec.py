@@ -36,23 +36,27 @@ def v(kind, val, span=S):
 
 # -- Python -> Nushell ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("obj, expected", [
-    (None, {"Nothing": {"span": S}}),
-    (True, v("Bool", True)),
-    (7, v("Int", 7)),
-    (1 << 70, v("String", str(1 << 70))),
-    (1.5, v("Float", 1.5)),
-    (math.inf, v("String", "inf")),
-    ("hi", v("String", "hi")),
-    (Duration(1_500_000_000), v("Duration", 1_500_000_000)),
-    (decimal.Decimal("3"), v("Int", 3)),
-    (decimal.Decimal("2.5"), v("Float", 2.5)),
-    (b"text", v("String", "text")),
-    (b"\xff\x00", v("Binary", [255, 0])),
-    (dt.datetime(2024, 5, 6, 7, 8, 9, tzinfo=dt.timezone.utc), v("Date", "2024-05-06T07:08:09+00:00")),
-    (dt.datetime(2024, 5, 6, 7, 8, 9), v("Date", "2024-05-06T07:08:09+00:00")),  # naive: taken as UTC
-    (dt.date(2024, 5, 6), v("Date", "2024-05-06T00:00:00+00:00")),
-])
+
+@pytest.mark.parametrize(
+    "obj, expected",
+    [
+        (None, {"Nothing": {"span": S}}),
+        (True, v("Bool", True)),
+        (7, v("Int", 7)),
+        (1 << 70, v("String", str(1 << 70))),
+        (1.5, v("Float", 1.5)),
+        (math.inf, v("String", "inf")),
+        ("hi", v("String", "hi")),
+        (Duration(1_500_000_000), v("Duration", 1_500_000_000)),
+        (decimal.Decimal("3"), v("Int", 3)),
+        (decimal.Decimal("2.5"), v("Float", 2.5)),
+        (b"text", v("String", "text")),
+        (b"\xff\x00", v("Binary", [255, 0])),
+        (dt.datetime(2024, 5, 6, 7, 8, 9, tzinfo=dt.timezone.utc), v("Date", "2024-05-06T07:08:09+00:00")),
+        (dt.datetime(2024, 5, 6, 7, 8, 9), v("Date", "2024-05-06T07:08:09+00:00")),  # naive: taken as UTC
+        (dt.date(2024, 5, 6), v("Date", "2024-05-06T00:00:00+00:00")),
+    ],
+)
 def test_to_value_scalars(obj, expected):
     assert codec.to_value(obj, S) == expected
 
@@ -65,7 +69,10 @@ def test_to_value_containers_keep_order_and_span():
 
 
 json_like = st.recursive(
-    st.none() | st.booleans() | st.integers(-(1 << 63), (1 << 63) - 1) | st.text()
+    st.none()
+    | st.booleans()
+    | st.integers(-(1 << 63), (1 << 63) - 1)
+    | st.text()
     | st.floats(allow_nan=False, allow_infinity=False),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4),
     max_leaves=20,
@@ -81,6 +88,7 @@ def test_round_trip_through_the_wire(obj):
 
 
 # -- Nushell -> Python ----------------------------------------------------------------------------
+
 
 def test_decode_value_variants():
     assert codec.decode_value({"Float": {"val": None, "span": S}}) != codec.decode_value(v("Float", 0.0))
@@ -112,27 +120,52 @@ def test_type_name_and_span_of():
 
 # -- messages -------------------------------------------------------------------------------------
 
+
 def test_hello_and_preamble():
     assert codec.ENCODING_PREAMBLE == b"\x04json"
     assert codec.hello() == {"Hello": {"protocol": "nu-plugin", "version": "0.115.1", "features": []}}
 
 
-@pytest.mark.parametrize("theirs, ok", [
-    ("0.115.1", True), ("0.115.0", True), ("0.115.9", True), ("0.115.2-nightly.4", True),
-    ("0.114.2", False), ("0.116.0", False), ("1.0.0", False),
-])
+@pytest.mark.parametrize(
+    "theirs, ok",
+    [
+        ("0.115.1", True),
+        ("0.115.0", True),
+        ("0.115.9", True),
+        ("0.115.2-nightly.4", True),
+        ("0.114.2", False),
+        ("0.116.0", False),
+        ("1.0.0", False),
+    ],
+)
 def test_version_compatibility_is_nus_rule(theirs, ok):
     assert codec.is_compatible("0.115.1", theirs) is ok
 
 
 def test_response_shapes():
     assert codec.pipeline_value(v("Int", 1)) == {"PipelineData": {"Value": [v("Int", 1), None]}}
-    assert codec.list_stream_header(5, S) == {"PipelineData": {"ListStream": {"id": 5, "span": S, "metadata": None}}}
-    assert codec.engine_call(2, 9, "GetCurrentDir") == {"EngineCall": {"context": 2, "id": 9, "call": "GetCurrentDir"}}
+    assert codec.list_stream_header(5, S) == {
+        "PipelineData": {"ListStream": {"id": 5, "span": S, "metadata": None}}
+    }
+    assert codec.engine_call(2, 9, "GetCurrentDir") == {
+        "EngineCall": {"context": 2, "id": 9, "call": "GetCurrentDir"}
+    }
     err = codec.error_response(3, LabeledError("boom", [("here", S)], help="try x"))
-    assert err == {"CallResponse": [3, {"Error": {
-        "msg": "boom", "labels": [{"text": "here", "span": S}], "code": "nu_plugin_greenfetch::error",
-        "url": None, "help": "try x", "inner": []}}]}
+    assert err == {
+        "CallResponse": [
+            3,
+            {
+                "Error": {
+                    "msg": "boom",
+                    "labels": [{"text": "here", "span": S}],
+                    "code": "nu_plugin_greenfetch::error",
+                    "url": None,
+                    "help": "try x",
+                    "inner": [],
+                }
+            },
+        ]
+    }
 
 
 def test_messages_are_strict_json():
@@ -148,6 +181,7 @@ def test_messages_are_strict_json():
 
 
 # -- arguments ------------------------------------------------------------------------------------
+
 
 def _call(**named):
     head = {"start": 0, "end": 14}
@@ -192,6 +226,7 @@ def test_requests_of_value_says_what_is_valid():
 
 # -- results --------------------------------------------------------------------------------------
 
+
 @given(st.permutations(list(range(12))))
 def test_in_request_order_sorts_and_yields_early(order):
     results = [Result(i, {"service": "s3"}) for i in order]
@@ -212,8 +247,13 @@ def test_in_request_order_sorts_and_yields_early(order):
 
 def test_result_value_shape():
     created = dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
-    result = Result(3, Request("s3", "ListBuckets"), result={"Buckets": [{"CreationDate": created}]},
-                    duration_ms=1500.0, attempts=1)
+    result = Result(
+        3,
+        Request("s3", "ListBuckets"),
+        result={"Buckets": [{"CreationDate": created}]},
+        duration_ms=1500.0,
+        attempts=1,
+    )
     record = result_value(result, S)["Record"]["val"]
     assert list(record)[:3] == ["index", "request", "result"]
     keys = list(record)
@@ -226,8 +266,19 @@ def test_result_value_shape():
 
 
 def test_stats_value_durations():
-    rows = [{"operation": "s3:ListBuckets", "count": 2, "errors": 0, "throttles": 0, "avg_duration": 0.25,
-             "p50": 0.2, "p90": 0.3, "p99": 0.3, "max": 0.3}]
+    rows = [
+        {
+            "operation": "s3:ListBuckets",
+            "count": 2,
+            "errors": 0,
+            "throttles": 0,
+            "avg_duration": 0.25,
+            "p50": 0.2,
+            "p90": 0.3,
+            "p99": 0.3,
+            "max": 0.3,
+        }
+    ]
     row = stats_value(rows, S)["List"]["vals"][0]["Record"]["val"]
     assert row["avg_duration"] == v("Duration", 250_000_000)
     assert row["count"] == v("Int", 2)
@@ -235,15 +286,34 @@ def test_stats_value_durations():
 
 # -- signatures -----------------------------------------------------------------------------------
 
-REQUIRED_SIG_FIELDS = {"name", "description", "extra_description", "search_terms", "required_positional",
-                       "optional_positional", "named", "input_output_types", "allow_variants_without_examples",
-                       "is_filter", "creates_scope", "allows_unknown_args", "category"}
+REQUIRED_SIG_FIELDS = {
+    "name",
+    "description",
+    "extra_description",
+    "search_terms",
+    "required_positional",
+    "optional_positional",
+    "named",
+    "input_output_types",
+    "allow_variants_without_examples",
+    "is_filter",
+    "creates_scope",
+    "allows_unknown_args",
+    "category",
+}
 
 
 def test_signatures_are_complete():
     names = [entry["sig"]["name"] for entry in SIGNATURES]
-    assert names == ["batch-requests", "adaptive-batch", "dedupe-request", "aws perf stats", "aws perf reset",
-                     "aws catalog", "aws inventory"]
+    assert names == [
+        "batch-requests",
+        "adaptive-batch",
+        "dedupe-request",
+        "aws perf stats",
+        "aws perf reset",
+        "aws catalog",
+        "aws inventory",
+    ]
     for entry in SIGNATURES:
         sig = entry["sig"]
         assert REQUIRED_SIG_FIELDS <= set(sig), sig["name"]
@@ -264,11 +334,17 @@ def test_batch_requests_flags_match_the_contract():
 
 # -- following nu's environment --------------------------------------------------------------------
 
+
 def test_session_defaults_follow_changes_only():
     started = {"AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": "http://127.0.0.1:5000"}
-    assert session_defaults({"AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": "http://127.0.0.1:5000"}, started) == {}
-    changed = session_defaults({"AWS_REGION": "eu-west-2", "AWS_PROFILE": "prod",
-                                "AWS_ENDPOINT_URL": "http://127.0.0.1:5000"}, started)
+    assert (
+        session_defaults({"AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": "http://127.0.0.1:5000"}, started)
+        == {}
+    )
+    changed = session_defaults(
+        {"AWS_REGION": "eu-west-2", "AWS_PROFILE": "prod", "AWS_ENDPOINT_URL": "http://127.0.0.1:5000"},
+        started,
+    )
     assert changed == {"region": "eu-west-2", "profile": "prod"}
     assert session_defaults({"AWS_DEFAULT_REGION": "ap-south-1"}, {}) == {"region": "ap-south-1"}
 

@@ -27,7 +27,9 @@ SCRIPTS = Path(__file__).parent / "nu"
 
 pytestmark = [
     pytest.mark.nu,
-    pytest.mark.skipif(not NU.exists(), reason="nu is not installed: run scripts/install-nu (scripts/test does)"),
+    pytest.mark.skipif(
+        not NU.exists(), reason="nu is not installed: run scripts/install-nu (scripts/test does)"
+    ),
 ]
 
 
@@ -40,31 +42,69 @@ class Nu:
         (home / "config.nu").write_text("")
         (home / "env.nu").write_text("")
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "GREENFETCH_"))}
-        self.env.update({
-            "HOME": str(home), "XDG_CONFIG_HOME": str(home / "xdg-config"), "XDG_DATA_HOME": str(home / "xdg-data"),
-            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1",
-            "AWS_CONFIG_FILE": str(home / "aws-config"), "AWS_SHARED_CREDENTIALS_FILE": str(home / "aws-creds"),
-            "AWS_EC2_METADATA_DISABLED": "true", "AWS_ENDPOINT_URL": endpoint,
-        })
+        self.env.update(
+            {
+                "HOME": str(home),
+                "XDG_CONFIG_HOME": str(home / "xdg-config"),
+                "XDG_DATA_HOME": str(home / "xdg-data"),
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_REGION": "us-east-1",
+                "AWS_CONFIG_FILE": str(home / "aws-config"),
+                "AWS_SHARED_CREDENTIALS_FILE": str(home / "aws-creds"),
+                "AWS_EC2_METADATA_DISABLED": "true",
+                "AWS_ENDPOINT_URL": endpoint,
+            }
+        )
 
     def add_plugin(self, **env: str) -> subprocess.CompletedProcess[str]:
         # A separate invocation: `plugin use` is a parser keyword and reads the registry at parse time.
-        return self.run_raw(["--error-style", "plain", "-n", "--no-std-lib", "-c",
-                             f"plugin add --plugin-config '{self.registry}' '{PLUGIN}'"], env=env)
+        return self.run_raw(
+            [
+                "--error-style",
+                "plain",
+                "-n",
+                "--no-std-lib",
+                "-c",
+                f"plugin add --plugin-config '{self.registry}' '{PLUGIN}'",
+            ],
+            env=env,
+        )
 
     def argv(self) -> list[str]:
-        return [str(NU), "--config", str(self.home / "config.nu"), "--env-config", str(self.home / "env.nu"),
-                "--plugin-config", str(self.registry)]
+        return [
+            str(NU),
+            "--config",
+            str(self.home / "config.nu"),
+            "--env-config",
+            str(self.home / "env.nu"),
+            "--plugin-config",
+            str(self.registry),
+        ]
 
-    def run_raw(self, args: list[str], env: dict[str, str] | None = None,
-                timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(NU), *args], env={**self.env, **(env or {})}, capture_output=True,
-                              text=True, timeout=timeout, cwd=SCRIPTS)
+    def run_raw(
+        self, args: list[str], env: dict[str, str] | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(NU), *args],
+            env={**self.env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=SCRIPTS,
+        )
 
-    def run(self, *args: str, env: dict[str, str] | None = None,
-            timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*self.argv(), *args], env={**self.env, **(env or {})}, capture_output=True,
-                              text=True, timeout=timeout, cwd=SCRIPTS)
+    def run(
+        self, *args: str, env: dict[str, str] | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*self.argv(), *args],
+            env={**self.env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=SCRIPTS,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +127,9 @@ class ScriptRun:
         if f"ok {name}" in self.lines:
             return
         mine = [line for line in self.lines if line.startswith(f"FAIL {name}")]
-        pytest.fail(f"{mine[0] if mine else f'scenario {name} did not run'}\n--- nu stderr:\n{self.proc.stderr}")
+        pytest.fail(
+            f"{mine[0] if mine else f'scenario {name} did not run'}\n--- nu stderr:\n{self.proc.stderr}"
+        )
 
     def metric(self, name: str) -> int:
         return int(next(line.split()[2] for line in self.lines if line.startswith(f"metric {name} ")))
@@ -97,11 +139,30 @@ def _unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
-BATCH = ["parallel-success", "partial-failure", "fail-fast", "service-grouping-order", "connection-reuse-50",
-         "error-correlation", "perf-stats", "input-stream-250", "first-3-streams", "par-each-concurrent-calls",
-         "bad-input-not-a-list", "bad-input-items", "bad-flags", "follows-nu-env"]
-DEDUPE = ["dedupe-concurrent", "dedupe-window-expiry", "dedupe-sequential-reuse", "closure-calls-plugin-back",
-          "closure-error", "dedupe-bad-window"]
+BATCH = [
+    "parallel-success",
+    "partial-failure",
+    "fail-fast",
+    "service-grouping-order",
+    "connection-reuse-50",
+    "error-correlation",
+    "perf-stats",
+    "input-stream-250",
+    "first-3-streams",
+    "par-each-concurrent-calls",
+    "bad-input-not-a-list",
+    "bad-input-items",
+    "bad-flags",
+    "follows-nu-env",
+]
+DEDUPE = [
+    "dedupe-concurrent",
+    "dedupe-window-expiry",
+    "dedupe-sequential-reuse",
+    "closure-calls-plugin-back",
+    "closure-error",
+    "dedupe-bad-window",
+]
 ADAPTIVE = ["adaptive-fast-rises", "adaptive-slow-falls"]
 
 
@@ -120,8 +181,11 @@ def dedupe_run(nu, tmp_path_factory):
 def adaptive_run(nu, loopback_server):
     # 200 ms per answer against a 100 ms target: the limit must come down.
     loopback_server.control(latency=0.2)
-    return ScriptRun(nu.run("adaptive.nu", env={"GF_BUCKET": _unique("gf-nu-adaptive"),
-                                                "GF_SLOW_URL": loopback_server.url}))
+    return ScriptRun(
+        nu.run(
+            "adaptive.nu", env={"GF_BUCKET": _unique("gf-nu-adaptive"), "GF_SLOW_URL": loopback_server.url}
+        )
+    )
 
 
 @pytest.mark.parametrize("scenario", BATCH)
@@ -169,11 +233,20 @@ def test_interrupt_cancels_the_running_batch(nu, loopback):
     further request starts. Ordered by the server's in-flight count, not by sleeping. The debug log
     shows the plugin acted on the Signal (not merely on nu exiting)."""
     loopback.control(latency=30.0)
-    script = ("0..<50 | each {|i| {service: dynamodb, operation: ListTables, endpoint_url: '" + loopback.url + "'}} "
-              "| batch-requests -c 2 | length")
-    proc = subprocess.Popen([*nu.argv(), "-c", script], env={**nu.env, "GREENFETCH_NU_DEBUG": "1"},
-                            cwd=SCRIPTS, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    script = (
+        "0..<50 | each {|i| {service: dynamodb, operation: ListTables, endpoint_url: '"
+        + loopback.url
+        + "'}} "
+        "| batch-requests -c 2 | length"
+    )
+    proc = subprocess.Popen(
+        [*nu.argv(), "-c", script],
+        env={**nu.env, "GREENFETCH_NU_DEBUG": "1"},
+        cwd=SCRIPTS,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         wait_until(lambda: loopback.stats()["inflight"] >= 2, 20, "two requests in flight")
         proc.send_signal(signal.SIGINT)
@@ -190,16 +263,27 @@ def test_interrupt_cancels_the_running_batch(nu, loopback):
 def test_plugin_exits_on_goodbye_and_on_eof():
     """Speaks the protocol to the real plugin process: Hello, one Run, then Goodbye (or EOF) -> exit 0."""
     for ending in (b'"Goodbye"\n', b""):
-        proc = subprocess.Popen([str(PLUGIN), "--stdio"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [str(PLUGIN), "--stdio"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
         assert proc.stdin is not None and proc.stdout is not None
         assert proc.stdout.read(5) == b"\x04json"
         hello = json.loads(proc.stdout.readline())
         assert hello == {"Hello": {"protocol": "nu-plugin", "version": "0.115.1", "features": []}}
         head = {"start": 0, "end": 14}
         proc.stdin.write(b'{"Hello":{"protocol":"nu-plugin","version":"0.115.1","features":[]}}\n')
-        run = {"Call": [0, {"Run": {"name": "aws perf stats", "call": {"head": head, "positional": [], "named": []},
-                                    "input": "Empty"}}]}
+        run = {
+            "Call": [
+                0,
+                {
+                    "Run": {
+                        "name": "aws perf stats",
+                        "call": {"head": head, "positional": [], "named": []},
+                        "input": "Empty",
+                    }
+                },
+            ]
+        }
         proc.stdin.write(json.dumps(run).encode() + b"\n" + ending)
         proc.stdin.close()
         reply = json.loads(proc.stdout.readline())
@@ -214,6 +298,3 @@ def test_console_script_without_stdio_prints_usage():
     assert proc.returncode == 2
     assert "plugin add (which nu_plugin_greenfetch | get path.0)" in proc.stderr
     assert proc.stdout == ""
-
-
-

@@ -30,16 +30,20 @@ def test_import_after_ssl_fails_with_a_clear_message_not_a_recursion_error(first
 
 
 def test_program_that_patched_itself_is_fine():
-    out = run("from gevent import monkey; monkey.patch_all()\nimport ssl, boto3\nimport greenfetch\nprint('ok')")
+    out = run(
+        "from gevent import monkey; monkey.patch_all()\nimport ssl, boto3\nimport greenfetch\nprint('ok')"
+    )
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
 
 
 def test_threads_engine_never_patches_and_still_runs_batches():
-    code = ("import boto3, socket\nimport greenfetch\n"
-            "import gevent.socket\nassert socket.socket is not gevent.socket.socket\n"
-            "e = greenfetch.Engine()\nassert e.backend.name == 'threads'\n"
-            "rs = e.batch_requests([{'service': 'nope', 'operation': 'X'}] * 5, concurrency=2)\n"
-            "print(len(rs), [r.index for r in rs])")
+    code = (
+        "import boto3, socket\nimport greenfetch\n"
+        "import gevent.socket\nassert socket.socket is not gevent.socket.socket\n"
+        "e = greenfetch.Engine()\nassert e.backend.name == 'threads'\n"
+        "rs = e.batch_requests([{'service': 'nope', 'operation': 'X'}] * 5, concurrency=2)\n"
+        "print(len(rs), [r.index for r in rs])"
+    )
     out = run(code, GREENFETCH_ENGINE="threads")
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "5 [0, 1, 2, 3, 4]"

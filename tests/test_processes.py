@@ -35,10 +35,12 @@ FAIL = {"service": "dynamodb", "operation": "DescribeTable", "params": {"TableNa
 THROTTLED = {"service": "dynamodb", "operation": "DescribeLimits"}
 BAD = {"service": "dynamodb", "operation": "NoSuchOperationHere"}
 SLOW_WRITE = {"service": "dynamodb", "operation": "DeleteTable", "params": {"TableName": "t"}}
-TARGETS = {"DynamoDB_20120810.DescribeTable": {"error_rate": 1.0},
-           "DynamoDB_20120810.DescribeLimits": {"throttle_rate": 1.0},
-           "DynamoDB_20120810.DeleteTable": {"latency": 3.0},
-           "DynamoDB_20120810.DescribeEndpoints": {"latency": 2.0}}
+TARGETS = {
+    "DynamoDB_20120810.DescribeTable": {"error_rate": 1.0},
+    "DynamoDB_20120810.DescribeLimits": {"throttle_rate": 1.0},
+    "DynamoDB_20120810.DeleteTable": {"latency": 3.0},
+    "DynamoDB_20120810.DescribeEndpoints": {"latency": 2.0},
+}
 SLOW_READ = {"service": "dynamodb", "operation": "DescribeEndpoints"}
 
 
@@ -69,8 +71,6 @@ def alive(pid: int) -> bool:
         return False
 
 
-
-
 @pytest.fixture
 def server(loopback):
     """The session's loopback server at 10 ms a call, with this module's per-target faults: its URL."""
@@ -82,8 +82,11 @@ _engines: list[Engine] = []
 
 
 def engine_for(url: str, processes: int = 2) -> Engine:
-    engine = Engine(Config.resolve({"region": "us-east-1", "endpoint_url": url, "max_attempts": 1,
-                                    "processes": processes}))
+    engine = Engine(
+        Config.resolve(
+            {"region": "us-east-1", "endpoint_url": url, "max_attempts": 1, "processes": processes}
+        )
+    )
     _engines.append(engine)
     return engine
 
@@ -102,10 +105,17 @@ def tagged(kinds):
 
 # -- the contract's properties with processes=2 ----------------------------------------------------
 
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                 HealthCheck.too_slow])
-@given(kinds=st.lists(st.sampled_from(["ok", "ok", "ok", "fail", "bad"]), min_size=0, max_size=40),
-       concurrency=st.integers(1, 8), fail_fast=st.booleans())
+
+@settings(
+    max_examples=6,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    kinds=st.lists(st.sampled_from(["ok", "ok", "ok", "fail", "bad"]), min_size=0, max_size=40),
+    concurrency=st.integers(1, 8),
+    fail_fast=st.booleans(),
+)
 def test_one_result_per_request_global_index_order_and_fail_fast(server, kinds, concurrency, fail_fast):
     engine = engine_for(server)
     try:
@@ -125,8 +135,9 @@ def check_batch(engine, kinds, concurrency, fail_fast):
     if not fail_fast or all(kind == "ok" for kind in kinds):
         results = engine.batch_requests(requests(), concurrency, fail_fast=fail_fast)
         assert [r.index for r in results] == list(range(len(kinds)))  # order kept, index global
-        assert [r.request.id if hasattr(r.request, "id") else r.request["id"] for r in results] == \
-               list(range(len(kinds)))
+        assert [r.request.id if hasattr(r.request, "id") else r.request["id"] for r in results] == list(
+            range(len(kinds))
+        )
         assert [r.ok for r in results] == [kind == "ok" for kind in kinds]
         return
     with pytest.raises(BatchFailed) as caught:
@@ -178,6 +189,7 @@ def test_iter_results_is_lazy_on_both_ends(server):
 
 # -- a killed child, Ctrl-C ------------------------------------------------------------------
 
+
 def test_killed_child_loses_no_request(server):
     # 10 slow writes first (3 s each: certainly in flight at the kill; five per child, routed to the
     # least loaded), then quick reads. Killing one child must leave: its reads run again on the other,
@@ -209,10 +221,28 @@ def test_ctrl_c_stops_every_process(tmp_path, loopback):
     loopback.control(latency=0.3)
     requests = [{"service": "dynamodb", "operation": "ListTables", "id": i} for i in range(400)]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "greenfetch.cli", "--endpoint-url", loopback.url, "--region", "us-east-1",
-         "--processes", "2", "batch", "-c", "10", "-o", "jsonl"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        [
+            sys.executable,
+            "-m",
+            "greenfetch.cli",
+            "--endpoint-url",
+            loopback.url,
+            "--region",
+            "us-east-1",
+            "--processes",
+            "2",
+            "batch",
+            "-c",
+            "10",
+            "-o",
+            "jsonl",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     proc.stdin.write(json.dumps(requests))
     proc.stdin.close()
     first = proc.stdout.readline()  # a result is written: the run is under way
@@ -231,6 +261,7 @@ def test_ctrl_c_stops_every_process(tmp_path, loopback):
 
 
 # -- metrics, credentials, odd requests ------------------------------------------------------------
+
 
 def test_metrics_of_every_process_are_merged(server):
     engine = engine_for(server)
@@ -254,8 +285,11 @@ def test_metrics_of_every_process_are_merged(server):
 
 
 def _sample(text: str, name: str, needle: str) -> float:
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith(name) and needle in line)
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name) and needle in line
+    )
 
 
 def test_credentials_cross_without_their_secrets(server, capfd, caplog):
@@ -302,7 +336,9 @@ def test_processes_is_an_argument_of_the_engine(server):
         list(engine.iter_results(requests, 5, processes=2, gate=lambda request: contextlib.nullcontext(None)))
     before = sum(row["count"] for row in greenfetch.perf_stats())
     assert all(r.ok for r in greenfetch.batch_requests(requests, 5, processes="2"))
-    assert sum(row["count"] for row in greenfetch.perf_stats()) == before + 30  # the children's metrics merged
+    assert (
+        sum(row["count"] for row in greenfetch.perf_stats()) == before + 30
+    )  # the children's metrics merged
     assert engine.config.processes == 1 and engine.pools.idle(2) is not None
 
 
@@ -310,7 +346,9 @@ def test_fail_fast_stats_cover_what_ran(server):
     engine = engine_for(server)
     before = worker_pids()
     with pytest.raises(BatchFailed) as caught:
-        engine.batch_requests([{**LIST, "id": i} for i in range(60)] + [FAIL] + [LIST] * 200, 10, fail_fast=True)
+        engine.batch_requests(
+            [{**LIST, "id": i} for i in range(60)] + [FAIL] + [LIST] * 200, 10, fail_fast=True
+        )
     counted = sum(row["count"] for row in engine.metrics.perf_stats())
     assert counted >= len(caught.value.results)  # the children's last deltas were asked for before hanging up
     wait_until(lambda: worker_pids() == before, 20)  # fail-fast stopped every child of the run
@@ -328,9 +366,15 @@ def test_a_threads_parent_drives_gevent_children(server):
         "it = e.iter_results(({'service': 'dynamodb', 'operation': 'ListTables'} for _ in iter(int, 1)), 4)\n"
         "taken = [next(it) for _ in range(10)]\n"
         "it.close()\n"
-        "print(sum(x.ok for x in r), sum(x.ok for x in taken))\n")
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "GREENFETCH_ENGINE": "threads"})
+        "print(sum(x.ok for x in r), sum(x.ok for x in taken))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "GREENFETCH_ENGINE": "threads"},
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["50", "10"]
 
@@ -352,6 +396,7 @@ def test_an_engine_keeps_its_pool_between_clean_runs(server):
 
 # -- routing, without a process -------------------------------------------------------------------
 
+
 @dataclass(eq=False)
 class Seat:
     """A child as the router sees it."""
@@ -365,8 +410,13 @@ def _scope_slot(account: str, processes: int = 2) -> int:
 
 
 @settings(max_examples=30, deadline=None)
-@given(accounts=st.lists(st.sampled_from(["111111111111", "222222222222", "333333333333", "444444444444"]),
-                         min_size=1, max_size=40))
+@given(
+    accounts=st.lists(
+        st.sampled_from(["111111111111", "222222222222", "333333333333", "444444444444"]),
+        min_size=1,
+        max_size=40,
+    )
+)
 def test_a_throttle_scope_is_owned_by_one_process(accounts):
     """botocore's adaptive retry mode (a rate limiter per client) and the adaptive gate pin by scope:
     every call of one (service, region, account) goes to the one child its scope hashes to."""
@@ -386,7 +436,9 @@ def test_a_throttle_scope_is_owned_by_one_process(accounts):
 
 
 def test_routing_by_signature_with_a_dedupe_window_and_the_run_region():
-    router = Router.for_run(Config.resolve({"region": "us-east-1"}, environ={}), 3, 6, adaptive=False, dedupe=True)
+    router = Router.for_run(
+        Config.resolve({"region": "us-east-1"}, environ={}), 3, 6, adaptive=False, dedupe=True
+    )
     seats = [Seat(0), Seat(1), Seat(2)]
     request = {**LIST, "params": {"Limit": 7}}
     picked = set()
@@ -401,17 +453,24 @@ def test_routing_by_signature_with_a_dedupe_window_and_the_run_region():
 
 
 @settings(max_examples=30, deadline=None)
-@given(processes=st.integers(1, 6), concurrency=st.integers(1, 20), loads=st.lists(st.integers(0, 9), min_size=6,
-                                                                                        max_size=6))
+@given(
+    processes=st.integers(1, 6),
+    concurrency=st.integers(1, 20),
+    loads=st.lists(st.integers(0, 9), min_size=6, max_size=6),
+)
 def test_a_spread_run_splits_the_concurrency_and_picks_the_least_loaded(processes, concurrency, loads):
-    router = Router.for_run(Config.resolve({}, environ={}), processes, concurrency, adaptive=False, dedupe=False)
+    router = Router.for_run(
+        Config.resolve({}, environ={}), processes, concurrency, adaptive=False, dedupe=False
+    )
     assert not router.pinned and router.window == 2 * concurrency
     assert sum(router.share(slot) for slot in range(processes)) == concurrency
     assert all(router.credits(slot) >= 1 for slot in range(processes))
     seats = [Seat(slot, set(range(loads[slot]))) for slot in range(processes)]
     picked = router.pick(LIST, seats)
     working = [seat for seat in seats if router.share(seat.slot)]  # a slot with no share gets no work
-    assert router.share(picked.slot) and len(picked.outstanding) == min(len(seat.outstanding) for seat in working)
+    assert router.share(picked.slot) and len(picked.outstanding) == min(
+        len(seat.outstanding) for seat in working
+    )
 
 
 @pytest.mark.parametrize("concurrency", [1, 6])
@@ -437,7 +496,9 @@ def test_a_read_lost_twice_says_its_one_resend_was_used(server):
     engine = engine_for(server)
     before, start = worker_pids(), sent()
     run = gevent.spawn(engine.batch_requests, [{**SLOW_READ, "id": i} for i in range(4)], 4)  # two per child
-    wait_until(lambda: sent() - start == 4 and len(worker_pids() - before) == 2, 20, "four reads in two children")
+    wait_until(
+        lambda: sent() - start == 4 and len(worker_pids() - before) == 2, 20, "four reads in two children"
+    )
     a, b = sorted(worker_pids() - before)
     os.kill(a, signal.SIGKILL)
     wait_until(lambda: sent() - start == 6, 20, "the first child's two reads sent again to the second")
@@ -446,6 +507,9 @@ def test_a_read_lost_twice_says_its_one_resend_was_used(server):
     assert sorted(r.index for r in results) == [0, 1, 2, 3]
     lost = [r for r in results if not r.ok]
     assert len(lost) == 2 and all(r.error_code == "WorkerLost" for r in lost), [r.error for r in results]
-    assert all(f"worker process {b} was killed by signal 9 before answering; a read is sent again once, and this "
-               "one was" in r.error for r in lost), [r.error for r in lost]
+    assert all(
+        f"worker process {b} was killed by signal 9 before answering; a read is sent again once, and this "
+        "one was" in r.error
+        for r in lost
+    ), [r.error for r in lost]
     assert not any("may have run" in r.error for r in lost)

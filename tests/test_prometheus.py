@@ -30,9 +30,13 @@ PUSHGATEWAY = shutil.which("prometheus-pushgateway") or shutil.which("pushgatewa
 def busy_engine(moto_server):
     """An engine that has run successes, failures, retries of nothing, and dedupe calls."""
     engine = Engine(Config.resolve({"endpoint_url": moto_server.url, "region": "us-east-1"}))
-    engine.batch_requests([{"service": "s3", "operation": "ListBuckets"},
-                           {"service": "s3", "operation": "GetBucketLocation", "params": {"Bucket": "nope-prom"}},
-                           {"service": "nope-service", "operation": "X"}])
+    engine.batch_requests(
+        [
+            {"service": "s3", "operation": "ListBuckets"},
+            {"service": "s3", "operation": "GetBucketLocation", "params": {"Bucket": "nope-prom"}},
+            {"service": "nope-service", "operation": "X"},
+        ]
+    )
     engine.dedupe_request("k", lambda: 1)
     engine.metrics.set_limit("s3/us-east-1/default", 12)
     yield engine
@@ -44,15 +48,22 @@ def _get(url, timeout=5.0):
         return response.read().decode()
 
 
-
-
-@pytest.mark.skipif(not PROMTOOL, reason="promtool not installed (Debian package prometheus; scripts/install-prometheus)")
+@pytest.mark.skipif(
+    not PROMTOOL, reason="promtool not installed (Debian package prometheus; scripts/install-prometheus)"
+)
 def test_promtool_accepts_our_exposition(busy_engine, tmp_path):
     text = render(busy_engine.metrics.registry)
-    for name in ("greenfetch_request_duration_seconds_bucket", "greenfetch_request_errors_total",
-                 "greenfetch_dedupe_total", "greenfetch_concurrency_limit", "greenfetch_inflight_requests"):
+    for name in (
+        "greenfetch_request_duration_seconds_bucket",
+        "greenfetch_request_errors_total",
+        "greenfetch_dedupe_total",
+        "greenfetch_concurrency_limit",
+        "greenfetch_inflight_requests",
+    ):
         assert name in text
-    checked = subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
+    checked = subprocess.run(
+        [PROMTOOL, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
+    )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert checked.stdout.strip() == "" and checked.stderr.strip() == ""  # no lint warnings either
 
@@ -61,7 +72,10 @@ def test_serve_answers_metrics_over_http(busy_engine):
     server = serve(busy_engine.metrics.registry, 0, addr="127.0.0.1")
     try:
         body = _get(f"http://127.0.0.1:{server.server_port}/metrics")
-        assert 'greenfetch_request_duration_seconds_count{operation="ListBuckets",outcome="success",service="s3"}' in body
+        assert (
+            'greenfetch_request_duration_seconds_count{operation="ListBuckets",outcome="success",service="s3"}'
+            in body
+        )
     finally:
         server.shutdown()
         server.server_close()
@@ -109,11 +123,16 @@ def test_push_sends_the_exposition_to_a_receiver(busy_engine):
         push(busy_engine.metrics.registry, f"http://127.0.0.1:{closed}", timeout=2)
 
 
-@pytest.mark.skipif(not PUSHGATEWAY, reason="prometheus-pushgateway not installed (Debian package prometheus-pushgateway)")
+@pytest.mark.skipif(
+    not PUSHGATEWAY, reason="prometheus-pushgateway not installed (Debian package prometheus-pushgateway)"
+)
 def test_push_to_a_real_pushgateway(busy_engine, tmp_path):
     port = free_port()
-    gateway = subprocess.Popen([PUSHGATEWAY, f"--web.listen-address=127.0.0.1:{port}"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    gateway = subprocess.Popen(
+        [PUSHGATEWAY, f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         wait_until(lambda: _try(lambda: _get(url + "/-/ready")), 10, "the pushgateway to be ready")
@@ -132,26 +151,64 @@ def _try(fn):
         return None
 
 
-@pytest.mark.skipif(not PROMETHEUS, reason="prometheus not installed (Debian package prometheus; scripts/install-prometheus)")
+@pytest.mark.skipif(
+    not PROMETHEUS, reason="prometheus not installed (Debian package prometheus; scripts/install-prometheus)"
+)
 def test_real_prometheus_scrapes_a_running_greenfetch(tmp_path, loopback):
     metrics_port, prom_port = free_port(), free_port()
     config = tmp_path / "prometheus.yml"
-    config.write_text(json.dumps({  # JSON is YAML
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "scrape_configs": [{"job_name": "greenfetch", "static_configs": [{"targets": [f"127.0.0.1:{metrics_port}"]}]}],
-    }))
+    config.write_text(
+        json.dumps(
+            {  # JSON is YAML
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "scrape_configs": [
+                    {"job_name": "greenfetch", "static_configs": [{"targets": [f"127.0.0.1:{metrics_port}"]}]}
+                ],
+            }
+        )
+    )
     requests = tmp_path / "requests.jsonl"
-    requests.write_text("".join(json.dumps({"service": "dynamodb", "operation": "ListTables",
-                                            "params": {"Limit": i % 50 + 1}}) + "\n" for i in range(400)))
+    requests.write_text(
+        "".join(
+            json.dumps({"service": "dynamodb", "operation": "ListTables", "params": {"Limit": i % 50 + 1}})
+            + "\n"
+            for i in range(400)
+        )
+    )
     prometheus = subprocess.Popen(
-        [PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'data'}",
-         f"--web.listen-address=127.0.0.1:{prom_port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            PROMETHEUS,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'data'}",
+            f"--web.listen-address=127.0.0.1:{prom_port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     loopback.control(latency=0.1, jitter=0.05)
     # 400 requests at concurrency 2 take ~25 s: far longer than the test waits; it is killed after.
     run = subprocess.Popen(
-        [sys.executable, "-m", "greenfetch.cli", "--metrics-port", str(metrics_port), "--endpoint-url", loopback.url,
-         "--region", "us-east-1", "batch", str(requests), "--concurrency", "2", "--output", "jsonl"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=dict(os.environ))
+        [
+            sys.executable,
+            "-m",
+            "greenfetch.cli",
+            "--metrics-port",
+            str(metrics_port),
+            "--endpoint-url",
+            loopback.url,
+            "--region",
+            "us-east-1",
+            "batch",
+            str(requests),
+            "--concurrency",
+            "2",
+            "--output",
+            "jsonl",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=dict(os.environ),
+    )
     try:
         query = "histogram_quantile(0.9, sum by (le) (rate(greenfetch_request_duration_seconds_bucket[1m])))"
         api = f"http://127.0.0.1:{prom_port}/api/v1/query?" + urllib.parse.urlencode({"query": query})
@@ -185,15 +242,18 @@ def test_stats_command_reads_a_textfile_or_a_metrics_page(busy_engine, tmp_path)
     assert "s3:ListBuckets" in table.output and "p99 ms" in table.output
     server = serve(busy_engine.metrics.registry, 0, addr="127.0.0.1")
     try:
-        page = CliRunner().invoke(cli, ["stats", "--url", f"http://127.0.0.1:{server.server_port}/metrics", "-o", "json"])
+        page = CliRunner().invoke(
+            cli, ["stats", "--url", f"http://127.0.0.1:{server.server_port}/metrics", "-o", "json"]
+        )
     finally:
         server.shutdown()
         server.server_close()
     rows = {r["operation"]: r for r in json.loads(page.output)}
     ours = {r["operation"]: r for r in busy_engine.metrics.perf_stats()}
     for name in ("s3:ListBuckets", "s3:GetBucketLocation"):
-        assert {k: rows[name][k] for k in ("count", "errors", "throttles")} == \
-               {k: ours[name][k] for k in ("count", "errors", "throttles")}
+        assert {k: rows[name][k] for k in ("count", "errors", "throttles")} == {
+            k: ours[name][k] for k in ("count", "errors", "throttles")
+        }
         assert rows[name]["p50"] is not None and rows[name]["max"] is None
     missing = CliRunner().invoke(cli, ["stats"])
     assert missing.exit_code == 2 and "--textfile" in missing.output

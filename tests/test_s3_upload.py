@@ -40,8 +40,12 @@ PART = MIN_PART_SIZE
 
 def _engine(url, **extra):
     # body_limit: GetObject bodies are read whole here, so the tests can compare every byte
-    return Engine(Config.resolve({"endpoint_url": url, "region": "us-east-1", "max_attempts": 2,
-                                  "body_limit": 64 << 20, **extra}, environ={}))
+    return Engine(
+        Config.resolve(
+            {"endpoint_url": url, "region": "us-east-1", "max_attempts": 2, "body_limit": 64 << 20, **extra},
+            environ={},
+        )
+    )
 
 
 @pytest.fixture(scope="module")
@@ -73,20 +77,26 @@ def _keys(engine, bucket):
 
 
 def _uploads(engine, bucket):
-    return [(u["Key"], u["UploadId"]) for u in _s3(engine, "ListMultipartUploads", Bucket=bucket).get("Uploads") or ()]
+    return [
+        (u["Key"], u["UploadId"])
+        for u in _s3(engine, "ListMultipartUploads", Bucket=bucket).get("Uploads") or ()
+    ]
 
 
 def _lines(total, seed=7):
     """JSON Lines of varied length (some longer than a part would be if it were tiny), ``total`` bytes or more."""
     rng, size, out = random.Random(seed), 0, []
     while size < total:
-        line = (json.dumps({"n": len(out), "pad": "é" * rng.randint(0, 40_000)}, ensure_ascii=False) + "\n").encode()
+        line = (
+            json.dumps({"n": len(out), "pad": "é" * rng.randint(0, 40_000)}, ensure_ascii=False) + "\n"
+        ).encode()
         out.append(line)
         size += len(line)
     return out
 
 
 # -- S3Upload --------------------------------------------------------------------------------------
+
 
 def test_a_small_object_is_one_put_object(engine, bucket):
     upload = S3Upload(engine, bucket, "run/small.jsonl", content_type="application/x-ndjson")
@@ -123,8 +133,9 @@ def test_a_stream_of_three_parts_is_byte_identical_and_holds_one_part(engine, bu
 
 
 _DATA = os.urandom(2 * PART + 2)
-_SIZES = st.one_of(st.sampled_from([0, 1, PART - 1, PART, PART + 1, 2 * PART, 2 * PART + 1]),
-                   st.integers(0, len(_DATA)))
+_SIZES = st.one_of(
+    st.sampled_from([0, 1, PART - 1, PART, PART + 1, 2 * PART, 2 * PART + 1]), st.integers(0, len(_DATA))
+)
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -133,14 +144,17 @@ def test_any_chunking_gives_the_same_object_one_part_held_and_the_fewest_calls(e
     data, key, start, n = _DATA[:total], f"prop/{uuid.uuid4().hex}", 0, 0
     upload = S3Upload(engine, bucket, key, part_size=PART)
     while start < total:
-        upload.write(data[start:start + chunks[n % len(chunks)]])
+        upload.write(data[start : start + chunks[n % len(chunks)]])
         start, n = start + chunks[n % len(chunks)], n + 1
         assert upload.buffered <= PART
     assert upload.complete() is None
     assert upload.peak_buffered == min(total, PART)
     parts = -(-total // PART)
-    assert upload.calls == ({"PutObject": 1} if parts <= 1 else
-                            {"CreateMultipartUpload": 1, "UploadPart": parts, "CompleteMultipartUpload": 1})
+    assert upload.calls == (
+        {"PutObject": 1}
+        if parts <= 1
+        else {"CreateMultipartUpload": 1, "UploadPart": parts, "CompleteMultipartUpload": 1}
+    )
     assert _body(engine, bucket, key) == data
 
 
@@ -180,11 +194,14 @@ def test_upload_to_s3_names_the_key_of_each_failed_file(engine, tmp_path):
         path.write_text("[]\n", encoding="utf-8")
     errors = upload_to_s3(engine, paths, "s3://no-such-bucket-5557/run")
     assert sorted(e.split(":")[0] + ":" + e.split(":")[1] for e in errors) == [
-        "s3://no-such-bucket-5557/run/a.json", "s3://no-such-bucket-5557/run/b.json"]
+        "s3://no-such-bucket-5557/run/a.json",
+        "s3://no-such-bucket-5557/run/b.json",
+    ]
     assert all("NoSuchBucket" in e for e in errors)
 
 
 # -- failures, through a proxy that fails chosen parts ------------------------------------------------
+
 
 class _FailingParts:
     """Forwards every request to moto, except that UploadPart number ``part`` gets S3's InternalError
@@ -201,24 +218,41 @@ class _FailingParts:
         method, target, _ = seen.request_line.split(" ", 2)
         query = parse_qs(urlsplit(target).query, keep_blank_values=True)
         if self.deny_list and method == "GET" and "uploads" in query:  # no s3:ListBucketMultipartUploads
-            return Reply(http_response(403, b"<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>",
-                                       [("Content-Type", "application/xml")], reason="Forbidden"))
+            return Reply(
+                http_response(
+                    403,
+                    b"<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>",
+                    [("Content-Type", "application/xml")],
+                    reason="Forbidden",
+                )
+            )
         if self.hold is not None and method == "PUT" and query.get("partNumber") == [self.part]:
             self.holding = True
             self.hold.wait()
         if method == "PUT" and query.get("partNumber") == [self.part] and self.failed < self.times:
             self.failed += 1
-            return Reply(http_response(500, b"<Error><Code>InternalError</Code><Message>We encountered an "
-                                            b"internal error. Please try again.</Message></Error>",
-                                       [("Content-Type", "application/xml")], reason="Internal Server Error"))
+            return Reply(
+                http_response(
+                    500,
+                    b"<Error><Code>InternalError</Code><Message>We encountered an "
+                    b"internal error. Please try again.</Message></Error>",
+                    [("Content-Type", "application/xml")],
+                    reason="Internal Server Error",
+                )
+            )
         conn = self._connect()
         skip = {"host", "content-length", "transfer-encoding", "expect", "connection"}
-        conn.request(method, target, body=seen.body, headers={k: v for k, v in seen.headers if k.lower() not in skip})
+        conn.request(
+            method, target, body=seen.body, headers={k: v for k, v in seen.headers if k.lower() not in skip}
+        )
         answer = conn.getresponse()
         body = answer.read()
         conn.close()
-        headers = [(k, v) for k, v in answer.getheaders()
-                   if k.lower() not in ("content-length", "transfer-encoding", "connection")]
+        headers = [
+            (k, v)
+            for k, v in answer.getheaders()
+            if k.lower() not in ("content-length", "transfer-encoding", "connection")
+        ]
         return Reply(http_response(answer.status, body, headers, reason=answer.reason))
 
 
@@ -286,6 +320,7 @@ def test_a_stop_in_the_middle_of_a_part_leaves_nothing_and_refuses_to_complete(e
 
 # -- the sweep of what a killed run left --------------------------------------------------------------
 
+
 def test_sweep_aborts_incomplete_uploads_of_exactly_these_keys(engine, bucket):
     def left(key):
         upload_id = _s3(engine, "CreateMultipartUpload", Bucket=bucket, Key=key)["UploadId"]
@@ -302,10 +337,19 @@ def test_sweep_aborts_incomplete_uploads_of_exactly_these_keys(engine, bucket):
 
 # -- the inventory run: jsonl streamed to S3 ---------------------------------------------------------
 
+
 def _records(count, size=40_000):
-    return [{"resource_type": "iam.roles", "account": "555700000001", "region": "global",
-             "items": [{"RoleName": f"r{n}", "Doc": "ü" * size}], "status": "ok", "error": None}
-            for n in range(count)]
+    return [
+        {
+            "resource_type": "iam.roles",
+            "account": "555700000001",
+            "region": "global",
+            "items": [{"RoleName": f"r{n}", "Doc": "ü" * size}],
+            "status": "ok",
+            "error": None,
+        }
+        for n in range(count)
+    ]
 
 
 def test_file_sink_tees_the_jsonl_stream_byte_for_byte(engine, bucket, tmp_path):
@@ -314,7 +358,9 @@ def test_file_sink_tees_the_jsonl_stream_byte_for_byte(engine, bucket, tmp_path)
         sink.tee_to(upload)
         for rec in _records(160):  # ~12.8 MB: three parts
             sink.add(rec)
-        assert upload.calls["UploadPart"] == 2 and _keys(engine, bucket) == []  # up while written, not published
+        assert (
+            upload.calls["UploadPart"] == 2 and _keys(engine, bucket) == []
+        )  # up while written, not published
         (path,) = sink.close()
     assert upload.error is None and upload.peak_buffered <= PART
     assert _body(engine, bucket, "tee/inventory.jsonl") == path.read_bytes()
@@ -322,8 +368,11 @@ def test_file_sink_tees_the_jsonl_stream_byte_for_byte(engine, bucket, tmp_path)
         FileSink(tmp_path / "j", "json").tee_to(upload)
 
 
-@pytest.mark.parametrize("stop", [Terminated(signal.SIGTERM), KeyboardInterrupt("Ctrl-C"), RuntimeError("bug")],
-                         ids=["sigterm", "ctrl-c", "error"])
+@pytest.mark.parametrize(
+    "stop",
+    [Terminated(signal.SIGTERM), KeyboardInterrupt("Ctrl-C"), RuntimeError("bug")],
+    ids=["sigterm", "ctrl-c", "error"],
+)
 def test_a_stopped_run_aborts_its_upload(engine, bucket, tmp_path, stop):
     def fetch(on_record, **_plan):
         for rec in _records(240):  # ~19 MB: two 8 MiB parts are up when the run stops
@@ -332,8 +381,16 @@ def test_a_stopped_run_aborts_its_upload(engine, bucket, tmp_path, stop):
         raise stop  # what the CLI's signal routing raises in the main greenlet, or an error
 
     with pytest.raises(type(stop)):
-        run_inventory(engine, accounts="555700000001", regions="us-east-1", types="iam.roles",
-                      out=tmp_path / "out", fmt="jsonl", s3_uri=f"s3://{bucket}/run", fetch=fetch)
+        run_inventory(
+            engine,
+            accounts="555700000001",
+            regions="us-east-1",
+            types="iam.roles",
+            out=tmp_path / "out",
+            fmt="jsonl",
+            s3_uri=f"s3://{bucket}/run",
+            fetch=fetch,
+        )
     assert _uploads(engine, bucket) == [] and _keys(engine, bucket) == []
     assert list((tmp_path / "out").iterdir()) == []
 
@@ -346,17 +403,29 @@ def test_a_run_whose_upload_fails_keeps_its_file_and_reports_the_key(engine, buc
             on_record(rec)
         return RunSummary()
 
-    report = run_inventory(proxied, accounts="555700000002", regions="us-east-1", types="iam.roles",
-                           out=tmp_path / "out", fmt="jsonl", s3_uri=f"s3://{bucket}/run", fetch=fetch)
+    report = run_inventory(
+        proxied,
+        accounts="555700000002",
+        regions="us-east-1",
+        types="iam.roles",
+        out=tmp_path / "out",
+        fmt="jsonl",
+        s3_uri=f"s3://{bucket}/run",
+        fetch=fetch,
+    )
     assert proxy.failed == 2 and report.failed
     (error,) = report.s3_errors
-    assert error.startswith(f"s3://{bucket}/run/inventory.jsonl: s3.UploadPart: InternalError") and "aborted" in error
+    assert (
+        error.startswith(f"s3://{bucket}/run/inventory.jsonl: s3.UploadPart: InternalError")
+        and "aborted" in error
+    )
     assert len((tmp_path / "out" / "inventory.jsonl").read_bytes().splitlines()) == 120  # the file is whole
     assert _uploads(engine, bucket) == [] and _keys(engine, bucket) == []
 
 
-def test_a_role_that_may_not_list_uploads_gets_a_warning_and_its_upload(engine, bucket, tmp_path, failing_part,
-                                                                         caplog):
+def test_a_role_that_may_not_list_uploads_gets_a_warning_and_its_upload(
+    engine, bucket, tmp_path, failing_part, caplog
+):
     proxied, _ = failing_part(part=0, times=0, deny_list=True)
 
     def fetch(on_record, **_plan):
@@ -364,8 +433,16 @@ def test_a_role_that_may_not_list_uploads_gets_a_warning_and_its_upload(engine, 
             on_record(rec)
         return RunSummary()
 
-    report = run_inventory(proxied, accounts="555700000003", regions="us-east-1", types="iam.roles",
-                           out=tmp_path / "out", fmt="jsonl", s3_uri=f"s3://{bucket}/run", fetch=fetch)
+    report = run_inventory(
+        proxied,
+        accounts="555700000003",
+        regions="us-east-1",
+        types="iam.roles",
+        out=tmp_path / "out",
+        fmt="jsonl",
+        s3_uri=f"s3://{bucket}/run",
+        fetch=fetch,
+    )
     assert report.s3_errors == [] and not report.failed
     assert _body(engine, bucket, "run/inventory.jsonl") == (tmp_path / "out" / "inventory.jsonl").read_bytes()
     (warning,) = [r.getMessage() for r in caplog.records if r.name == "greenfetch.inventory"]
@@ -383,16 +460,43 @@ def cli_args(moto_server):
 
 
 def _inventory(cli_args, out, uri, *extra):
-    return CliRunner().invoke(load_commands(), [
-        *cli_args, "inventory", "--accounts", "555700000011,555700000012", "--role-name", ROLE,
-        "--regions", "us-east-1", "--types", "sns.topics,iam.roles", "--out", str(out), "--cache-ttl", "0",
-        "--s3-uri", uri, *extra])
+    return CliRunner().invoke(
+        load_commands(),
+        [
+            *cli_args,
+            "inventory",
+            "--accounts",
+            "555700000011,555700000012",
+            "--role-name",
+            ROLE,
+            "--regions",
+            "us-east-1",
+            "--types",
+            "sns.topics,iam.roles",
+            "--out",
+            str(out),
+            "--cache-ttl",
+            "0",
+            "--s3-uri",
+            uri,
+            *extra,
+        ],
+    )
 
 
-def test_cli_jsonl_to_s3_matches_the_local_file_and_sweeps_a_killed_runs_upload(engine, bucket, cli_args, tmp_path):
+def test_cli_jsonl_to_s3_matches_the_local_file_and_sweeps_a_killed_runs_upload(
+    engine, bucket, cli_args, tmp_path
+):
     killed = _s3(engine, "CreateMultipartUpload", Bucket=bucket, Key="nightly/inventory.jsonl")["UploadId"]
-    _s3(engine, "UploadPart", Bucket=bucket, Key="nightly/inventory.jsonl", UploadId=killed, PartNumber=1,
-        Body=b'{"half": ')
+    _s3(
+        engine,
+        "UploadPart",
+        Bucket=bucket,
+        Key="nightly/inventory.jsonl",
+        UploadId=killed,
+        PartNumber=1,
+        Body=b'{"half": ',
+    )
     unrelated = _s3(engine, "CreateMultipartUpload", Bucket=bucket, Key="nightly/other.bin")["UploadId"]
     out = _inventory(cli_args, tmp_path / "o", f"s3://{bucket}/nightly", "--format", "jsonl")
     assert out.exit_code == 0, out.output
@@ -404,12 +508,16 @@ def test_cli_jsonl_to_s3_matches_the_local_file_and_sweeps_a_killed_runs_upload(
     assert _uploads(engine, bucket) == [("nightly/other.bin", unrelated)]  # the killed run's upload is gone
 
 
-def test_cli_json_files_to_s3_and_a_missing_bucket_is_exit_2_before_any_fetch(engine, bucket, cli_args, tmp_path):
+def test_cli_json_files_to_s3_and_a_missing_bucket_is_exit_2_before_any_fetch(
+    engine, bucket, cli_args, tmp_path
+):
     out = _inventory(cli_args, tmp_path / "o", f"s3://{bucket}/daily")
     assert out.exit_code == 0, out.output
     assert sorted(_keys(engine, bucket)) == ["daily/iam.roles.json", "daily/sns.topics.json"]
     assert _body(engine, bucket, "daily/iam.roles.json") == (tmp_path / "o" / "iam.roles.json").read_bytes()
     missing = _inventory(cli_args, tmp_path / "m", "s3://no-such-bucket-5557/daily", "--format", "jsonl")
     assert missing.exit_code == 2, missing.output
-    assert "bucket 'no-such-bucket-5557' does not exist" in missing.stderr and "Traceback" not in missing.output
+    assert (
+        "bucket 'no-such-bucket-5557' does not exist" in missing.stderr and "Traceback" not in missing.output
+    )
     assert not (tmp_path / "m").exists() or list((tmp_path / "m").iterdir()) == []

@@ -78,10 +78,35 @@ def pages():
 
 def _inventory(pages, out, env, *extra):
     return subprocess.Popen(
-        [sys.executable, "-m", "greenfetch.cli", "--endpoint-url", pages.url, "--region", "us-east-1", "inventory",
-         "--accounts", ",".join(ACCOUNTS), "--role-name", "Reader", "--regions", "us-east-1,eu-west-1",
-         "--types", "ec2.vpcs,dynamodb.tables", "--out", str(out), "--cache-ttl", "0", "--no-progress", *extra],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "greenfetch.cli",
+            "--endpoint-url",
+            pages.url,
+            "--region",
+            "us-east-1",
+            "inventory",
+            "--accounts",
+            ",".join(ACCOUNTS),
+            "--role-name",
+            "Reader",
+            "--regions",
+            "us-east-1,eu-west-1",
+            "--types",
+            "ec2.vpcs,dynamodb.tables",
+            "--out",
+            str(out),
+            "--cache-ttl",
+            "0",
+            "--no-progress",
+            *extra,
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _files(out):
@@ -90,7 +115,9 @@ def _files(out):
 
 def _local_run(pages, tmp_path, env):
     """The files a run without workers writes: what every run with workers must write too."""
-    local = _inventory(pages, tmp_path / "local", {k: v for k, v in env.items() if k != "GREENFETCH_BROKER_URL"})
+    local = _inventory(
+        pages, tmp_path / "local", {k: v for k, v in env.items() if k != "GREENFETCH_BROKER_URL"}
+    )
     _, err = local.communicate(timeout=60)
     assert local.returncode == 0, err
     expected = _files(tmp_path / "local")
@@ -101,8 +128,11 @@ def _local_run(pages, tmp_path, env):
 def _all_acknowledged(client):
     """Nothing left for Redis to hand out again: every delivery acknowledged (the last one lands just
     after the run ends) and the queue empty."""
-    wait_until(lambda: client.hlen("unacked") == 0 and client.llen("greenfetch") == 0, 30,
-               "every shard delivery to be acknowledged")
+    wait_until(
+        lambda: client.hlen("unacked") == 0 and client.llen("greenfetch") == 0,
+        30,
+        "every shard delivery to be acknowledged",
+    )
 
 
 def _stop(procs, client):
@@ -117,8 +147,13 @@ def _worker(env, log, name):
 def test_sigterm_to_a_busy_worker_loses_no_shard(broker_url, pages, tmp_path):
     import redis
 
-    env = {**os.environ, "GREENFETCH_BROKER_URL": broker_url, "GREENFETCH_REDELIVER_AFTER": "30s",
-           "GREENFETCH_CACHE_DIR": str(tmp_path / "cache"), "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "GREENFETCH_BROKER_URL": broker_url,
+        "GREENFETCH_REDELIVER_AFTER": "30s",
+        "GREENFETCH_CACHE_DIR": str(tmp_path / "cache"),
+        "PYTHONUNBUFFERED": "1",
+    }
     expected = _local_run(pages, tmp_path, env)
 
     pages.control(latency=SLOW)
@@ -128,13 +163,17 @@ def test_sigterm_to_a_busy_worker_loses_no_shard(broker_url, pages, tmp_path):
     coordinator = _inventory(pages, tmp_path / "shared", env)
     procs.append(coordinator)  # type: ignore[arg-type]
     try:
+
         def busy_shard():
             """The key of a shard worker a started and has not finished while the server holds a call."""
             for started in client.scan_iter("greenfetch:run:*:started"):
                 pending = started.replace(b":started", b":pending")
                 for key, who in client.hgetall(started).items():
-                    if who.decode().endswith(f":{a.pid}") and client.sismember(pending, key) \
-                            and pages.stats()["inflight"] >= 1:
+                    if (
+                        who.decode().endswith(f":{a.pid}")
+                        and client.sismember(pending, key)
+                        and pages.stats()["inflight"] >= 1
+                    ):
                         return key.decode()
             return None
 
@@ -171,8 +210,12 @@ def test_a_second_signal_to_a_busy_worker_hands_its_shard_back(broker_url, pages
     traceback, the shard goes back to the queue, and another worker finishes the run: same files."""
     import redis
 
-    env = {**os.environ, "GREENFETCH_BROKER_URL": broker_url, "GREENFETCH_CACHE_DIR": str(tmp_path / "cache"),
-           "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "GREENFETCH_BROKER_URL": broker_url,
+        "GREENFETCH_CACHE_DIR": str(tmp_path / "cache"),
+        "PYTHONUNBUFFERED": "1",
+    }
     expected = _local_run(pages, tmp_path, env)
 
     pages.control(latency=SLOW * 5)  # a shard takes >= 10 s: only the second Ctrl-C can end it in time
@@ -182,8 +225,14 @@ def test_a_second_signal_to_a_busy_worker_hands_its_shard_back(broker_url, pages
     coordinator = _inventory(pages, tmp_path / "shared", env)
     procs.append(coordinator)  # type: ignore[arg-type]
     try:
-        wait_until(lambda: any(client.hlen(k) for k in client.scan_iter("greenfetch:run:*:started"))
-                   and pages.stats()["inflight"] >= 1, 60, "worker a to be busy with a shard")
+        wait_until(
+            lambda: (
+                any(client.hlen(k) for k in client.scan_iter("greenfetch:run:*:started"))
+                and pages.stats()["inflight"] >= 1
+            ),
+            60,
+            "worker a to be busy with a shard",
+        )
         a.send_signal(signum)
         wait_until(lambda: "Warm shutdown" in log_a.read_text(errors="replace"), 30, "the warm shutdown")
         a.send_signal(signum)
@@ -205,6 +254,7 @@ def test_a_second_signal_to_a_busy_worker_hands_its_shard_back(broker_url, pages
 
 # -- a worker whose Redis went away -------------------------------------------------------------------
 
+
 def test_sigterm_stops_a_busy_worker_whose_redis_went_away(redis_server, tmp_path):
     """Redis dies under a busy worker: its shard cannot be recorded done, and Celery's event heartbeat
     (every 2 s, holding the event dispatcher's lock) retried its publish forever, so the consumer's
@@ -221,23 +271,39 @@ def test_sigterm_stops_a_busy_worker_whose_redis_went_away(redis_server, tmp_pat
     with inventory_server(latency=0.5, items=2) as pages:
         # AWS from the worker's own environment (the shard names no endpoint): botocore logged a "Found
         # endpoint" line per client at INFO, half of a worker's log; the shard's own line is enough
-        env = {**os.environ, "GREENFETCH_BROKER_URL": url, "GREENFETCH_CACHE_DIR": str(tmp_path / "cache"),
-               "PYTHONUNBUFFERED": "1", "AWS_ENDPOINT_URL": pages.url}
+        env = {
+            **os.environ,
+            "GREENFETCH_BROKER_URL": url,
+            "GREENFETCH_CACHE_DIR": str(tmp_path / "cache"),
+            "PYTHONUNBUFFERED": "1",
+            "AWS_ENDPOINT_URL": pages.url,
+        }
         worker = _worker(env, log, "gone")
         try:
-            shard = Shard("gone1", ACCOUNTS[0], ("ec2.vpcs",), ("us-east-1",), role="Reader",
-                          options={"cache_ttl": 0, "filter_offered": False})
+            shard = Shard(
+                "gone1",
+                ACCOUNTS[0],
+                ("ec2.vpcs",),
+                ("us-east-1",),
+                role="Reader",
+                options={"cache_ttl": 0, "filter_offered": False},
+            )
             state = RunState(redis_client(url), shard.run_id)
             state.begin([shard.key])
             sink = sink_spec(DirectoryShardSink(tmp_path / "shards"))
             app = new_app(url, 30.0, name="test-sender")
-            app.send_task(TASK, args=[{"shard": shard.to_dict(), "sink": sink, "engine": {"region": "us-east-1"}}])
+            app.send_task(
+                TASK, args=[{"shard": shard.to_dict(), "sink": sink, "engine": {"region": "us-east-1"}}]
+            )
             wait_until(lambda: pages.stats()["inflight"] >= 1, 60, "the worker to be busy with the shard")
             server.stop()
             # the shard's retries back off 0.2, 0.4, 0.8, 1.6 s: five tries are 3 s with Redis gone, past
             # a heartbeat (every 2 s) that would now be retrying its publish
-            wait_until(lambda: log.read_text(errors="replace").count("the broker is not answering") >= 5, 30,
-                       "the shard to retry the broker for 3 s")
+            wait_until(
+                lambda: log.read_text(errors="replace").count("the broker is not answering") >= 5,
+                30,
+                "the shard to retry the broker for 3 s",
+            )
             worker.send_signal(signal.SIGTERM)
             code = worker.wait(timeout=10)  # the old worker never exited
         finally:
@@ -245,39 +311,51 @@ def test_sigterm_stops_a_busy_worker_whose_redis_went_away(redis_server, tmp_pat
     text = log.read_text(errors="replace")
     assert code == WARM_SHUTDOWN, text[-2000:]
     assert "Warm shutdown" in text and "Traceback" not in text, text[-2000:]
-    assert re.search(rf"shard {ACCOUNTS[0]} of run gone1: records written, but the broker is not answering", text)
+    assert re.search(
+        rf"shard {ACCOUNTS[0]} of run gone1: records written, but the broker is not answering", text
+    )
     assert "Found endpoint" not in text and "botocore" not in text, text[-2000:]
     assert PASSWORD not in text
 
 
 # -- a worker that cannot work says so in one line -------------------------------------------------------
 
+
 def test_a_wrong_broker_password_is_one_line_not_100_retries(redis_server, tmp_path):
     url = redis_server.url
     wrong = url.replace(PASSWORD, "Wrong-Pass-Marker-55")
     env = {**os.environ, "GREENFETCH_BROKER_URL": wrong, "GREENFETCH_CACHE_DIR": str(tmp_path / "cache")}
-    done = subprocess.run([sys.executable, "-m", "greenfetch.cli", "worker", "-c", "1"], env=env,
-                          capture_output=True, text=True, timeout=30)  # the old worker retried for minutes
+    done = subprocess.run(
+        [sys.executable, "-m", "greenfetch.cli", "worker", "-c", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )  # the old worker retried for minutes
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 1, done.stderr[-2000:]
     assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
     port = url.rsplit(":", 1)[1].split("/")[0]
-    assert lines[0].startswith(f"Error: the broker at redis://:***@127.0.0.1:{port}/0 refused the credentials: ")
+    assert lines[0].startswith(
+        f"Error: the broker at redis://:***@127.0.0.1:{port}/0 refused the credentials: "
+    )
     assert "Wrong-Pass-Marker-55" not in done.stdout + done.stderr
 
 
 def test_a_worker_without_the_celery_extra_says_how_to_install_it(tmp_path):
     """The README promises one line; it was a ModuleNotFoundError traceback. Celery is hidden from a
     real `greenfetch worker` process by an import hook (this venv has the extra installed)."""
-    hide = ("import sys\n"
-            "class Hide:\n"
-            "    def find_spec(self, name, path=None, target=None):\n"
-            "        if name.partition('.')[0] in ('celery', 'kombu'):\n"
-            "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
-            "sys.meta_path.insert(0, Hide())\n"
-            "sys.argv = ['greenfetch', 'worker', '--broker', 'redis://127.0.0.1:1/0']\n"
-            "from greenfetch.cli import run\n"
-            "run()\n")
+    hide = (
+        "import sys\n"
+        "class Hide:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.partition('.')[0] in ('celery', 'kombu'):\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "sys.meta_path.insert(0, Hide())\n"
+        "sys.argv = ['greenfetch', 'worker', '--broker', 'redis://127.0.0.1:1/0']\n"
+        "from greenfetch.cli import run\n"
+        "run()\n"
+    )
     done = subprocess.run([sys.executable, "-c", hide], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2, done.stderr[-2000:]
     assert "Traceback" not in done.stderr

@@ -70,12 +70,26 @@ class _Pool(ConnectionPool):
     """One origin's keep-alive pool: socket options on each new socket, TLS with the client's verify, the
     last TLS session offered to the next connection."""
 
-    def __init__(self, host: str, port: int, *, size: int, connect_timeout: float | None,
-                 read_timeout: float | None,
-                 socket_options: list[tuple[int, int, Any]], tls: ssl.SSLContext | None):
-        super().__init__(host, port, host, port, size=size,
-                         connection_timeout=connect_timeout,  # type: ignore[arg-type]  # None: no timeout
-                         network_timeout=read_timeout)  # type: ignore[arg-type]
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        size: int,
+        connect_timeout: float | None,
+        read_timeout: float | None,
+        socket_options: list[tuple[int, int, Any]],
+        tls: ssl.SSLContext | None,
+    ):
+        super().__init__(
+            host,
+            port,
+            host,
+            port,
+            size=size,
+            connection_timeout=connect_timeout,  # type: ignore[arg-type]  # None: no timeout
+            network_timeout=read_timeout,  # type: ignore[arg-type]
+        )
         self._options = socket_options
         self._tls = tls
         self._session: ssl.SSLSession | None = None
@@ -137,8 +151,14 @@ class _Origin:
 class GeventHTTPSession:
     """A drop-in for ``botocore.httpsession.URLLib3Session`` on gevent (no proxies, no client certs)."""
 
-    def __init__(self, *, verify: Any = True, timeout: Any = 60, max_pool_connections: int = 10,
-                 socket_options: list[tuple[int, int, Any]] | None = None):
+    def __init__(
+        self,
+        *,
+        verify: Any = True,
+        timeout: Any = 60,
+        max_pool_connections: int = 10,
+        socket_options: list[tuple[int, int, Any]] | None = None,
+    ):
         self._connect_timeout, self._read_timeout = _timeouts(timeout)
         self._size = max_pool_connections
         self._options = list(socket_options or [])
@@ -149,8 +169,12 @@ class GeventHTTPSession:
     @classmethod
     def like(cls, session: Any) -> GeventHTTPSession:
         """The same settings as a URLLib3Session botocore built for a client."""
-        return cls(verify=session._verify, timeout=session._timeout,
-                   max_pool_connections=session._max_pool_connections, socket_options=session._socket_options)
+        return cls(
+            verify=session._verify,
+            timeout=session._timeout,
+            max_pool_connections=session._max_pool_connections,
+            socket_options=session._socket_options,
+        )
 
     # -- pools ---------------------------------------------------------------------------------
 
@@ -177,8 +201,15 @@ class GeventHTTPSession:
         parts = urlsplit(key)
         tls = self._context() if scheme == "https" else None
         port = parts.port or (443 if tls is not None else 80)
-        pool = _Pool(parts.hostname or netloc, port, size=self._size, connect_timeout=self._connect_timeout,
-                     read_timeout=self._read_timeout, socket_options=self._options, tls=tls)
+        pool = _Pool(
+            parts.hostname or netloc,
+            port,
+            size=self._size,
+            connect_timeout=self._connect_timeout,
+            read_timeout=self._read_timeout,
+            socket_options=self._options,
+            tls=tls,
+        )
         origin = self._origins[key] = _Origin(pool, _host_from_url(key))
         while len(self._origins) > _MAX_ORIGINS:
             _, evicted = self._origins.popitem(last=False)
@@ -222,10 +253,13 @@ class GeventHTTPSession:
             pool.release_socket(sock)
             raise
         try:  # from here the response owns the socket and releases it on any failure
-            response = _Response(sock, pool, block_size=_RESPONSE_BLOCK, method=request.method,
-                                              headers_type=Fields)
+            response = _Response(
+                sock, pool, block_size=_RESPONSE_BLOCK, method=request.method, headers_type=Fields
+            )
             fields: Any = response._headers_index
-            http = botocore.awsrequest.AWSResponse(url, response.status_code, joined(fields), _Body(response, url))
+            http = botocore.awsrequest.AWSResponse(
+                url, response.status_code, joined(fields), _Body(response, url)
+            )
             if not request.stream_output:
                 http._content = response.read()
         except Exception as exc:
@@ -277,8 +311,10 @@ def _timeouts(timeout: Any) -> tuple[float | None, float | None]:
         connect, read = timeout.connect_timeout, timeout.read_timeout
     else:
         connect = read = timeout
-    return (float(connect) if isinstance(connect, (int, float)) else None,
-            float(read) if isinstance(read, (int, float)) else None)
+    return (
+        float(connect) if isinstance(connect, (int, float)) else None,
+        float(read) if isinstance(read, (int, float)) else None,
+    )
 
 
 def _mapped(exc: BaseException, request: Any) -> BaseException:
@@ -329,7 +365,7 @@ class _Body:
 
     def readinto(self, buffer: Any) -> int:
         data = self.read(len(buffer))
-        buffer[:len(data)] = data
+        buffer[: len(data)] = data
         return len(data)
 
     def stream(self, amt: int = 2**16, decode_content: bool | None = None) -> Iterator[bytes]:

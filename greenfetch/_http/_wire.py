@@ -47,7 +47,9 @@ def head(request: Any, target: str, host_lines: str) -> tuple[bytes, Any, bool]:
     if isinstance(body, str):
         body = body.encode("utf-8")
     te = headers.get("Transfer-Encoding")
-    chunked = te is not None and (te.lower() if isinstance(te, str) else te.lower().decode("latin-1")) == "chunked"
+    chunked = (
+        te is not None and (te.lower() if isinstance(te, str) else te.lower().decode("latin-1")) == "chunked"
+    )
     if "content-length" not in names and "transfer-encoding" not in names:
         if isinstance(body, (bytes, bytearray)):
             lines.append(f"Content-Length: {len(body)}\r\n")
@@ -93,7 +95,7 @@ def _send(sock: Any, data: bytes) -> None:
 def _blocks(body: Any) -> Iterator[bytes]:
     if isinstance(body, (bytes, bytearray)):
         for start in range(0, len(body), _BLOCK):
-            yield bytes(body[start:start + _BLOCK])
+            yield bytes(body[start : start + _BLOCK])
     elif hasattr(body, "read"):
         while block := body.read(_BLOCK):
             yield block.encode("utf-8") if isinstance(block, str) else block

@@ -76,8 +76,16 @@ class WorkerPools:
         self.metrics: Metrics = engine.metrics
         self._idle: dict[int, ProcessPool] = {}
 
-    def iter_results(self, processes: int, requests: Iterable[Any], concurrency: int, *, fail_fast: bool = False,
-                     gate: object = None, dedupe_window: float | None = None) -> Iterator[Result]:
+    def iter_results(
+        self,
+        processes: int,
+        requests: Iterable[Any],
+        concurrency: int,
+        *,
+        fail_fast: bool = False,
+        gate: object = None,
+        dedupe_window: float | None = None,
+    ) -> Iterator[Result]:
         """``Engine.iter_results`` over ``processes`` worker processes (see the module doc).
 
         A run takes the idle pool of its size for itself (a concurrent run on the same engine gets a
@@ -87,7 +95,9 @@ class WorkerPools:
             raise ConfigError("gate: a custom gate cannot cross processes; use processes=1 with it")
         pool = self._idle.pop(processes, None) or ProcessPool(self, processes)
         try:
-            yield from pool.run(requests, concurrency, fail_fast=fail_fast, gate=gate, dedupe_window=dedupe_window)
+            yield from pool.run(
+                requests, concurrency, fail_fast=fail_fast, gate=gate, dedupe_window=dedupe_window
+            )
         finally:
             if pool.reusable and processes not in self._idle:
                 self._idle[processes] = pool
@@ -102,4 +112,3 @@ class WorkerPools:
         """Stop every idle worker process now."""
         while self._idle:
             self._idle.popitem()[1].close()
-

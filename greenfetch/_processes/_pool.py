@@ -92,8 +92,15 @@ class Router:
     the run is *spread*: each request goes to the child with the fewest unanswered requests. Pure: no
     process, no I/O."""
 
-    def __init__(self, processes: int, concurrency: int, *, by_scope: bool = False, by_signature: bool = False,
-                 region: str | None = None):
+    def __init__(
+        self,
+        processes: int,
+        concurrency: int,
+        *,
+        by_scope: bool = False,
+        by_signature: bool = False,
+        region: str | None = None,
+    ):
         self.processes = processes
         self.concurrency = concurrency
         self.by_scope = by_scope
@@ -102,7 +109,9 @@ class Router:
         self._working = [self.share(slot) > 0 for slot in range(processes)]  # slots that get work when spread
 
     @classmethod
-    def for_run(cls, config: Config, processes: int, concurrency: int, *, adaptive: bool, dedupe: bool) -> Router:
+    def for_run(
+        cls, config: Config, processes: int, concurrency: int, *, adaptive: bool, dedupe: bool
+    ) -> Router:
         by_scope = adaptive or config.retry_mode == "adaptive"
         return cls(processes, concurrency, by_scope=by_scope, by_signature=dedupe, region=config.region)
 
@@ -155,7 +164,9 @@ class Router:
 class ChildState(enum.Enum):
     IDLE = "idle"  # started; between runs (a run ends when it says Done)
     RUNNING = "running"  # in the current run: requests are routed to it
-    UNREACHABLE = "unreachable"  # a send to it failed: nothing more goes to it; its reader will report its end
+    UNREACHABLE = (
+        "unreachable"  # a send to it failed: nothing more goes to it; its reader will report its end
+    )
     LOST = "lost"  # its end was handled: its unanswered requests went elsewhere
 
 
@@ -208,7 +219,9 @@ class ProcessPool:
         self.config, self.backend, self.metrics = engine.config, engine.backend, engine.metrics
         self.processes = processes
         self.current: _Run | None = None
-        self.reusable = False  # the last run ended cleanly with every child idle: the engine may keep the pool
+        self.reusable = (
+            False  # the last run ended cleanly with every child idle: the engine may keep the pool
+        )
         self.inbox = self.backend.queue()  # (child or None, message) from the readers; the feeder's FeedEnd
         self.wake = self.backend.event()  # the sender has requests to ship
         self.buffers = self.backend.semaphore(1)  # the feeder appends while the sender swaps (threads)
@@ -224,9 +237,13 @@ class ProcessPool:
         parent, child = socket.socketpair()
         env = {k: v for k, v in os.environ.items() if k != "GREENFETCH_ENGINE"}
         try:
-            proc = subprocess.Popen([sys.executable, "-m", "greenfetch._process_child", str(child.fileno())],
-                                    pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.DEVNULL, env=env)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "greenfetch._process_child", str(child.fileno())],
+                pass_fds=(child.fileno(),),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                env=env,
+            )
         finally:
             child.close()
         self._started_at[proc.pid] = time.perf_counter()
@@ -350,9 +367,14 @@ class ProcessPool:
             if reads_only(pending.raw) and pending.sends < 2:
                 self._dispatch(run, index, pending)
             else:
-                why = ("a read is sent again once, and this one was" if reads_only(pending.raw)
-                       else "the request may have run, so it was not sent again")
-                self._answer(lost(index, pending.raw, f"worker process {child.proc.pid} {how} before answering; {why}"))
+                why = (
+                    "a read is sent again once, and this one was"
+                    if reads_only(pending.raw)
+                    else "the request may have run, so it was not sent again"
+                )
+                self._answer(
+                    lost(index, pending.raw, f"worker process {child.proc.pid} {how} before answering; {why}")
+                )
         child.outstanding.clear()
 
     def _requeue(self, run: _Run, child: _Child, indexes: list[int]) -> None:
@@ -365,10 +387,22 @@ class ProcessPool:
 
     # -- the run -----------------------------------------------------------------------------
 
-    def run(self, requests: Iterable[Any], concurrency: int, *, fail_fast: bool = False, gate: Gate | None = None,
-            dedupe_window: float | None = None) -> Iterator[Result]:
-        router = Router.for_run(self.config, self.processes, concurrency, adaptive=gate is not None,
-                                dedupe=dedupe_window is not None)
+    def run(
+        self,
+        requests: Iterable[Any],
+        concurrency: int,
+        *,
+        fail_fast: bool = False,
+        gate: Gate | None = None,
+        dedupe_window: float | None = None,
+    ) -> Iterator[Result]:
+        router = Router.for_run(
+            self.config,
+            self.processes,
+            concurrency,
+            adaptive=gate is not None,
+            dedupe=dedupe_window is not None,
+        )
         begin = Begin(1, dedupe_window, gate.settings if gate else None, gate.reset if gate else False)
         run = _Run(router, begin, gate, respawns=self.processes)
         self._begin(run)
@@ -386,8 +420,16 @@ class ProcessPool:
 
         stop = (lambda result: result.error is not None) if fail_fast else None
         try:
-            yield from feed_bounded(self.backend, requests, start, router.window, self.inbox,
-                                    unpack=lambda item: self._handle(run, *item), stop=stop, complete=complete)
+            yield from feed_bounded(
+                self.backend,
+                requests,
+                start,
+                router.window,
+                self.inbox,
+                unpack=lambda item: self._handle(run, *item),
+                stop=stop,
+                complete=complete,
+            )
         finally:
             if not finished:
                 self._last_metrics()
@@ -399,7 +441,9 @@ class ProcessPool:
     def _handle(self, run: _Run, child: _Child | None, message: Any) -> list[Result]:
         """What one message means; the results it carries that this run still waits for."""
         if child is None:  # the parent's own answers
-            return [r for r in (self._accept(run, None, result) for result in message.results) if r is not None]
+            return [
+                r for r in (self._accept(run, None, result) for result in message.results) if r is not None
+            ]
         match message:
             case Results(results):
                 return [r for r in (self._accept(run, child, result) for result in results) if r is not None]

@@ -28,9 +28,26 @@ from .._config import Config
 from .._controller import Settings, TracePoint
 from .._models import Request, RequestError, Result, failed_result
 
-__all__ = ["Begin", "Channel", "Done", "End", "Flush", "Gone", "MetricsDelta", "Ready", "Requests", "Results",
-           "SealedCredentials", "Start", "Trace", "lost", "reads_only", "restore_credentials", "sealed",
-           "unsendable"]
+__all__ = [
+    "Begin",
+    "Channel",
+    "Done",
+    "End",
+    "Flush",
+    "Gone",
+    "MetricsDelta",
+    "Ready",
+    "Requests",
+    "Results",
+    "SealedCredentials",
+    "Start",
+    "Trace",
+    "lost",
+    "reads_only",
+    "restore_credentials",
+    "sealed",
+    "unsendable",
+]
 
 
 # -- parent to child --------------------------------------------------------------------------------
@@ -100,6 +117,7 @@ class Done(NamedTuple):
 class Gone(NamedTuple):
     """Never sent: the parent's reader reports that the channel closed (the child exited or was killed)."""
 
+
 _HEADER = struct.Struct("!I")
 
 
@@ -139,7 +157,19 @@ class Channel:
             pass
 
 
-_READS = ("Describe", "List", "Get", "Search", "Head", "Query", "Scan", "BatchGet", "Lookup", "Select", "Check")
+_READS = (
+    "Describe",
+    "List",
+    "Get",
+    "Search",
+    "Head",
+    "Query",
+    "Scan",
+    "BatchGet",
+    "Lookup",
+    "Select",
+    "Check",
+)
 
 
 class SealedCredentials(Mapping[str, Any]):
@@ -175,7 +205,9 @@ def _seal(value: Any) -> Any:
         return f"<{type(value).__name__}>"  # the child raises the same clear InvalidCredentials error
     if frozen is None:
         return None
-    return SealedCredentials(frozen.access_key, frozen.secret_key, frozen.token, getattr(frozen, "account_id", None))
+    return SealedCredentials(
+        frozen.access_key, frozen.secret_key, frozen.token, getattr(frozen, "account_id", None)
+    )
 
 
 def sealed(raw: Any) -> Any:
@@ -187,16 +219,22 @@ def sealed(raw: Any) -> Any:
 
 
 def restore_credentials(result: Result, raw: Any) -> Result:
-    original = raw.credentials if isinstance(raw, Request) else (
-        raw.get("credentials") if isinstance(raw, Mapping) else None)
+    original = (
+        raw.credentials
+        if isinstance(raw, Request)
+        else (raw.get("credentials") if isinstance(raw, Mapping) else None)
+    )
     if original is not None and isinstance(result.request, Request):
         result.request = replace(result.request, credentials=original)
     return result
 
 
 def reads_only(raw: Any) -> bool:
-    operation = raw.operation if isinstance(raw, Request) else (
-        raw.get("operation") if isinstance(raw, Mapping) else None)
+    operation = (
+        raw.operation
+        if isinstance(raw, Request)
+        else (raw.get("operation") if isinstance(raw, Mapping) else None)
+    )
     if not isinstance(operation, str):
         return True  # it cannot be built, so it cannot have changed anything
     name = operation[:1].upper() + operation[1:]
@@ -205,10 +243,21 @@ def reads_only(raw: Any) -> bool:
 
 
 def lost(index: int, raw: Any, reason: str) -> Result:
-    return failed_result(index, raw, "WorkerLost", reason, retryable=True,
-                         guidance="run the request again (its worker process died mid-run)")
+    return failed_result(
+        index,
+        raw,
+        "WorkerLost",
+        reason,
+        retryable=True,
+        guidance="run the request again (its worker process died mid-run)",
+    )
 
 
 def unsendable(index: int, raw: Any, exc: Exception) -> Result:
-    return failed_result(index, raw, "InvalidRequest", f"cannot be sent to a worker process ({type(exc).__name__}: "
-                         f"{str(exc)[:200]}); use processes=1 for requests with such values")
+    return failed_result(
+        index,
+        raw,
+        "InvalidRequest",
+        f"cannot be sent to a worker process ({type(exc).__name__}: "
+        f"{str(exc)[:200]}); use processes=1 for requests with such values",
+    )

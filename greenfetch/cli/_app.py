@@ -69,8 +69,12 @@ def _one_line() -> Iterator[None]:
         raise _ErrorLine(exc.format_message(), EXIT_USAGE) from None
     except click.UsageError as exc:
         message = exc.format_message()
-        if exc.ctx is not None and (not isinstance(exc, click.BadParameter) or isinstance(exc, click.MissingParameter)):
-            message = f"{message.rstrip('.')} (see '{exc.ctx.command_path} --help')"  # click's own parse errors
+        if exc.ctx is not None and (
+            not isinstance(exc, click.BadParameter) or isinstance(exc, click.MissingParameter)
+        ):
+            message = (
+                f"{message.rstrip('.')} (see '{exc.ctx.command_path} --help')"  # click's own parse errors
+            )
         raise _ErrorLine(message, EXIT_USAGE) from None
     except ConfigError as exc:
         raise _ErrorLine(str(exc), EXIT_USAGE) from None
@@ -86,14 +90,17 @@ def _one_line() -> Iterator[None]:
 
             discard_stdout()
         what = f"cannot write {exc.filename!r}" if exc.filename else "cannot write the output"
-        raise _ErrorLine(str(storage_error(exc, what, "what was written is incomplete")), EXIT_FAILED) from None
+        raise _ErrorLine(
+            str(storage_error(exc, what, "what was written is incomplete")), EXIT_FAILED
+        ) from None
 
 
 class _Group(click.Group):
     """The root group: parsing (``make_context``) and running a command (``invoke``) under ``_one_line``."""
 
-    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
-                     **extra: Any) -> click.Context:
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
         with _one_line():
             return super().make_context(info_name, args, parent, **extra)
 
@@ -106,22 +113,51 @@ class _Group(click.Group):
 @click.option("--region", help="Default region for requests that name none (else AWS_REGION).")
 @click.option("--profile", help="Default AWS profile (else AWS_PROFILE).")
 @click.option("--endpoint-url", help="Send every call to this endpoint (else AWS_ENDPOINT_URL*).")
-@click.option("--max-attempts", type=int, help="Attempts per call, retries included (GREENFETCH_MAX_ATTEMPTS).")
+@click.option(
+    "--max-attempts", type=int, help="Attempts per call, retries included (GREENFETCH_MAX_ATTEMPTS)."
+)
 @click.option("--metrics-port", type=int, help="Serve Prometheus /metrics on this port while running.")
-@click.option("--pushgateway", metavar="URL", callback=lambda _c, _p, v: _url_flag(v), help="Push metrics to this Pushgateway when the run ends.")
-@click.option("--metrics-textfile", metavar="PATH", help="Write metrics here for node_exporter's textfile collector.")
-@click.option("--processes", metavar="N|auto", callback=lambda _c, _p, v: _processes_flag(v),
-              help="Worker processes (auto = the usable CPUs; GREENFETCH_PROCESSES) [default: 1].")
+@click.option(
+    "--pushgateway",
+    metavar="URL",
+    callback=lambda _c, _p, v: _url_flag(v),
+    help="Push metrics to this Pushgateway when the run ends.",
+)
+@click.option(
+    "--metrics-textfile", metavar="PATH", help="Write metrics here for node_exporter's textfile collector."
+)
+@click.option(
+    "--processes",
+    metavar="N|auto",
+    callback=lambda _c, _p, v: _processes_flag(v),
+    help="Worker processes (auto = the usable CPUs; GREENFETCH_PROCESSES) [default: 1].",
+)
 @click.version_option(package_name="greenfetch")
 @click.pass_context
-def main(ctx: click.Context, region: str | None, profile: str | None, endpoint_url: str | None,
-         max_attempts: int | None, metrics_port: int | None, pushgateway: str | None,
-         metrics_textfile: str | None, processes: int | None) -> None:
+def main(
+    ctx: click.Context,
+    region: str | None,
+    profile: str | None,
+    endpoint_url: str | None,
+    max_attempts: int | None,
+    metrics_port: int | None,
+    pushgateway: str | None,
+    metrics_textfile: str | None,
+    processes: int | None,
+) -> None:
     """Run many AWS API calls at once, fast and safely."""
-    flags = {"region": region, "profile": profile, "endpoint_url": endpoint_url, "max_attempts": max_attempts,
-             "metrics_port": metrics_port, "processes": processes}
-    state = CliState(flags={k: v for k, v in flags.items() if v is not None},
-                      exposition={"pushgateway": pushgateway, "textfile": metrics_textfile})
+    flags = {
+        "region": region,
+        "profile": profile,
+        "endpoint_url": endpoint_url,
+        "max_attempts": max_attempts,
+        "metrics_port": metrics_port,
+        "processes": processes,
+    }
+    state = CliState(
+        flags={k: v for k, v in flags.items() if v is not None},
+        exposition={"pushgateway": pushgateway, "textfile": metrics_textfile},
+    )
     ctx.obj = state
     ctx.call_on_close(lambda: _finish_exposition(state))
 
@@ -223,7 +259,8 @@ def _check_stdout(code: Any) -> None:
     if refused is None:
         return
     if refused.errno != errno.EPIPE:
-        click.echo(f"Error: {storage_error(refused, 'cannot write the output', 'what was written is incomplete')}",
-                   err=True)
+        click.echo(
+            f"Error: {storage_error(refused, 'cannot write the output', 'what was written is incomplete')}",
+            err=True,
+        )
     sys.exit(code if isinstance(code, int) and code != EXIT_OK else EXIT_FAILED)
-

@@ -25,8 +25,11 @@ __all__ = ["batch", "output_options", "request_options", "run_and_emit"]
 
 def output_options(fn: Any) -> Any:
     """The output flags every result-producing command shares."""
-    fn = click.option("--progress/--no-progress", default=None,
-                      help="Progress on stderr (default: only when stderr is a terminal).")(fn)
+    fn = click.option(
+        "--progress/--no-progress",
+        default=None,
+        help="Progress on stderr (default: only when stderr is a terminal).",
+    )(fn)
     fn = click.option("--query", help="JMESPath applied to the results, as the AWS CLI does.")(fn)
     fn = click.option("--output", "-o", type=click.Choice(OUTPUTS), default="json", show_default=True)(fn)
     return fn
@@ -37,29 +40,51 @@ def request_options(fn: Any) -> Any:
     fn = click.option("--endpoint-url", help="Endpoint for requests that name none.")(fn)
     fn = click.option("--profile", help="Profile for requests that name none.")(fn)
     fn = click.option("--region", help="Region for requests that name none.")(fn)
-    fn = click.option("--fail-fast/--no-fail-fast", default=False, show_default=True,
-                      help="Stop at the first failure (exit 3) instead of running everything.")(fn)
+    fn = click.option(
+        "--fail-fast/--no-fail-fast",
+        default=False,
+        show_default=True,
+        help="Stop at the first failure (exit 3) instead of running everything.",
+    )(fn)
     return fn
 
 
 @main.command()
 @click.argument("file", type=click.File("r"), default="-")
-@click.option("--concurrency", "-c", type=click.IntRange(min=1), help="Requests in flight at once [default: 10].")
+@click.option(
+    "--concurrency", "-c", type=click.IntRange(min=1), help="Requests in flight at once [default: 10]."
+)
 @request_options
 @output_options
 @pass_state
-def batch(state: CliState, file: IO[str], concurrency: int | None, fail_fast: bool, region: str | None,
-          profile: str | None, endpoint_url: str | None, output: str, query: str | None,
-          progress: bool | None) -> None:
+def batch(
+    state: CliState,
+    file: IO[str],
+    concurrency: int | None,
+    fail_fast: bool,
+    region: str | None,
+    profile: str | None,
+    endpoint_url: str | None,
+    output: str,
+    query: str | None,
+    progress: bool | None,
+) -> None:
     """Run the requests in FILE (a JSON array or JSON Lines; - for stdin) concurrently."""
     engine = state.engine(region=region, profile=profile, endpoint_url=endpoint_url, concurrency=concurrency)
     requests = read_requests(file, "-" if file is sys.stdin else file.name)
-    run_and_emit(lambda reqs: engine.iter_results(reqs, fail_fast=fail_fast), requests, output, query, progress,
-                 fail_fast=fail_fast)
+    run_and_emit(
+        lambda reqs: engine.iter_results(reqs, fail_fast=fail_fast),
+        requests,
+        output,
+        query,
+        progress,
+        fail_fast=fail_fast,
+    )
 
 
-def run_and_emit(run: Any, requests: Any, output: str, query: str | None, progress: bool | None,
-                 fail_fast: bool = False) -> None:
+def run_and_emit(
+    run: Any, requests: Any, output: str, query: str | None, progress: bool | None, fail_fast: bool = False
+) -> None:
     """Drive ``run(requests)`` (an iterator of Results), report progress, write output, exit with the
     contract's code. JSON Lines stream as results complete; JSON and tables are written in request order
     at the end, or on Ctrl-C with whatever completed. Stdout that refuses (a full disk, /dev/full) stops
@@ -129,9 +154,13 @@ def _stdout_failed(exc: OSError, output: str, written: int) -> None:
     away (``| head``) gets no line: it asked for no more."""
     discard_stdout()
     if exc.errno != errno.EPIPE:
-        kept = (f"the {'table' if output == 'table' else 'JSON'} output is cut off" if output != "jsonl"
-                else f"the first {written} results are whole lines, the rest are missing" if written
-                else "no result was written")
+        kept = (
+            f"the {'table' if output == 'table' else 'JSON'} output is cut off"
+            if output != "jsonl"
+            else f"the first {written} results are whole lines, the rest are missing"
+            if written
+            else "no result was written"
+        )
         click.echo(f"Error: {storage_error(exc, 'cannot write the results to stdout', kept)}", err=True)
     sys.exit(EXIT_FAILED)
 
@@ -148,8 +177,11 @@ def _check_functions(expr: Any, query: str | None) -> None:
     while stack:
         node = stack.pop()
         if node.get("type") == "function_expression" and node.get("value") not in _FUNCTIONS:
-            raise click.BadParameter(f"{query!r}: unknown function {node['value']}(); JMESPath functions are "
-                                     f"{', '.join(sorted(_FUNCTIONS))}", param_hint="--query")
+            raise click.BadParameter(
+                f"{query!r}: unknown function {node['value']}(); JMESPath functions are "
+                f"{', '.join(sorted(_FUNCTIONS))}",
+                param_hint="--query",
+            )
         stack.extend(child for child in node.get("children", ()) if isinstance(child, dict))
 
 

@@ -23,15 +23,26 @@ from ._output import render_stats, render_summary, render_table
 
 __all__ = ["demo"]
 
-_DEMO_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "demo", "AWS_SECRET_ACCESS_KEY": "demo", "AWS_SESSION_TOKEN": "demo"}
+_DEMO_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "demo",
+    "AWS_SECRET_ACCESS_KEY": "demo",
+    "AWS_SESSION_TOKEN": "demo",
+}
 
 
 @main.command()
-@click.option("--endpoint-url", help="Use this AWS endpoint instead of starting moto's server (it must be a "
-                                     "test endpoint: the demo creates resources).")
+@click.option(
+    "--endpoint-url",
+    help="Use this AWS endpoint instead of starting moto's server (it must be a "
+    "test endpoint: the demo creates resources).",
+)
 @click.option("--concurrency", "-c", type=click.IntRange(min=1), default=32, show_default=True)
-@click.option("--keep", is_flag=True, help="Keep the inventory's files, and moto's server running until Ctrl-C, "
-                                           "for your next commands (printed, with the environment they need).")
+@click.option(
+    "--keep",
+    is_flag=True,
+    help="Keep the inventory's files, and moto's server running until Ctrl-C, "
+    "for your next commands (printed, with the environment they need).",
+)
 @pass_state
 def demo(state: CliState, endpoint_url: str | None, concurrency: int, keep: bool) -> None:
     """Start moto's server on loopback, seed a small multi-account estate, fetch it all at once."""
@@ -41,8 +52,10 @@ def demo(state: CliState, endpoint_url: str | None, concurrency: int, keep: bool
         from ..testing import MotoServer
         from ._demo_estate import DEMO_ACCOUNTS, DEMO_REGIONS, DEMO_ROLE, run_demo_inventory, seed_demo
     except ImportError:
-        raise click.ClickException("the demo needs moto's server: pip install 'greenfetch[demo]' (from a checkout: "
-                                   "pip install -e '.[demo]', or run scripts/demo)") from None
+        raise click.ClickException(
+            "the demo needs moto's server: pip install 'greenfetch[demo]' (from a checkout: "
+            "pip install -e '.[demo]', or run scripts/demo)"
+        ) from None
     os.environ.update(_DEMO_CREDENTIALS)  # moto accepts any; the demo never talks to real AWS
     server = None if endpoint_url else MotoServer()
     url = endpoint_url or server.start()  # type: ignore[union-attr]
@@ -52,8 +65,10 @@ def demo(state: CliState, endpoint_url: str | None, concurrency: int, keep: bool
         _title(f"1. An embedded AWS endpoint: {url} (moto's server)")
         started = time.perf_counter()
         seeded = seed_demo(url, engine=engine)
-        click.echo(f"seeded {seeded['resources']} resources in {len(seeded['accounts'])} accounts x "
-                   f"{', '.join(DEMO_REGIONS)} in {time.perf_counter() - started:.1f}s, through greenfetch itself")
+        click.echo(
+            f"seeded {seeded['resources']} resources in {len(seeded['accounts'])} accounts x "
+            f"{', '.join(DEMO_REGIONS)} in {time.perf_counter() - started:.1f}s, through greenfetch itself"
+        )
         engine.metrics.reset()
 
         _title("2. One batch of raw API calls across accounts and regions (each account by its role)")
@@ -63,33 +78,45 @@ def demo(state: CliState, endpoint_url: str | None, concurrency: int, keep: bool
         wall = time.perf_counter() - started
         click.echo(render_table(r.to_dict() for r in results))
         failed = sum(1 for r in results if not r.ok)
-        click.echo(f"\n{len(results)} calls in {wall:.2f}s at concurrency {concurrency}; {failed} failed on purpose "
-                   "(a missing bucket: the error stays tied to its request)")
+        click.echo(
+            f"\n{len(results)} calls in {wall:.2f}s at concurrency {concurrency}; {failed} failed on purpose "
+            "(a missing bucket: the error stays tied to its request)"
+        )
         click.echo("\n" + render_stats(engine.metrics.perf_stats()))
 
         _title("3. An inventory of every account x region x resource type")
         report = run_demo_inventory(url, engine=engine, out=out, concurrency=concurrency)
         click.echo(render_summary(report.summary))
-        click.echo(f"\n{len(report.files)} JSON files written (one per resource type) to {out}"
-                   + ("" if keep else " (removed when the demo ends; scripts/demo --keep keeps them)"))
+        click.echo(
+            f"\n{len(report.files)} JSON files written (one per resource type) to {out}"
+            + ("" if keep else " (removed when the demo ends; scripts/demo --keep keeps them)")
+        )
         bin_dir = _bin_dir()
         on_path = f"export PATH={shlex.quote(bin_dir)}:$PATH"
         if (Path(bin_dir) / "activate").is_file():
             on_path += f"   # or: source {shlex.quote(str(Path(bin_dir) / 'activate'))}"
         if not keep:
-            click.echo(f"\nNext: put the commands on PATH in your shell:\n  {on_path}\nthen `greenfetch batch --help`, "
-                       "`greenfetch inventory --help`, docs/nushell.md; `scripts/demo --keep` (or `greenfetch demo "
-                       "--keep`) keeps moto's server and these files for your next commands")
+            click.echo(
+                f"\nNext: put the commands on PATH in your shell:\n  {on_path}\nthen `greenfetch batch --help`, "
+                "`greenfetch inventory --help`, docs/nushell.md; `scripts/demo --keep` (or `greenfetch demo "
+                "--keep`) keeps moto's server and these files for your next commands"
+            )
             return
-        env = " ".join(f"{k}={v}" for k, v in {"AWS_ENDPOINT_URL": url, **_DEMO_CREDENTIALS,
-                                               "AWS_REGION": "us-east-1"}.items())
-        again = (f"greenfetch inventory --accounts {','.join(DEMO_ACCOUNTS)} --role-name {DEMO_ROLE} "
-                 f"--regions {','.join(DEMO_REGIONS)} --types ec2.vpcs,sqs.queues --out "
-                 f"{shlex.quote(os.path.join(out, 'inventory.db'))}")
+        env = " ".join(
+            f"{k}={v}"
+            for k, v in {"AWS_ENDPOINT_URL": url, **_DEMO_CREDENTIALS, "AWS_REGION": "us-east-1"}.items()
+        )
+        again = (
+            f"greenfetch inventory --accounts {','.join(DEMO_ACCOUNTS)} --role-name {DEMO_ROLE} "
+            f"--regions {','.join(DEMO_REGIONS)} --types ec2.vpcs,sqs.queues --out "
+            f"{shlex.quote(os.path.join(out, 'inventory.db'))}"
+        )
         _title("Kept for your next commands" + (", until you stop this one (Ctrl-C)" if server else ""))
-        click.echo(f"moto's server: {url}\nthe inventory's files: {out}\n"
-                   f"{'In another terminal' if server else 'Next'}, as printed:\n"
-                   f"  {on_path}\n  export {env}\n  {again}")
+        click.echo(
+            f"moto's server: {url}\nthe inventory's files: {out}\n"
+            f"{'In another terminal' if server else 'Next'}, as printed:\n"
+            f"  {on_path}\n  export {env}\n  {again}"
+        )
         if server is not None:
             _wait_for_a_stop()
             click.echo(f"stopped moto's server at {url}; the files stay in {out}", err=True)
@@ -121,14 +148,26 @@ def _title(text: str) -> None:
 
 def batch_requests(accounts: list[str], regions: tuple[str, ...], role_name: str) -> list[dict[str, Any]]:
     """What an inventory script asks of every account and region, plus one call that fails on purpose."""
-    calls = [("ec2", "DescribeInstances", True), ("ec2", "describe_vpcs", False),
-             ("lambda", "ListFunctions", True), ("dynamodb", "ListTables", False)]
+    calls = [
+        ("ec2", "DescribeInstances", True),
+        ("ec2", "describe_vpcs", False),
+        ("lambda", "ListFunctions", True),
+        ("dynamodb", "ListTables", False),
+    ]
     requests: list[dict[str, Any]] = []
     for account in accounts:
         role = f"arn:aws:iam::{account}:role/{role_name}"
         requests.append({"service": "s3", "operation": "ListBuckets", "role": role})
-        requests += [{"service": service, "operation": operation, "region": region, "role": role,
-                      "paginate": paginate} for region in regions for service, operation, paginate in calls]
-    requests.append({"service": "s3", "operation": "GetObject",
-                     "params": {"Bucket": "nonexistent-bucket", "Key": "nonexistent-key"}})
+        requests += [
+            {"service": service, "operation": operation, "region": region, "role": role, "paginate": paginate}
+            for region in regions
+            for service, operation, paginate in calls
+        ]
+    requests.append(
+        {
+            "service": "s3",
+            "operation": "GetObject",
+            "params": {"Bucket": "nonexistent-bucket", "Key": "nonexistent-key"},
+        }
+    )
     return requests

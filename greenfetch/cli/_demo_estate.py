@@ -22,17 +22,21 @@ DEMO_ACCOUNTS = {"111111111111": "prod", "222222222222": "staging", "33333333333
 DEMO_REGIONS = ("us-east-1", "eu-west-1")
 DEMO_ROLE = "GreenfetchInventoryReader"
 _DEMO_AMI = "ami-12c6146b"  # one of moto's built-in images (looking one up costs seconds)
-DEMO_TYPES = ("ec2.vpcs,ec2.subnets,ec2.instances,s3.buckets,lambda.functions,dynamodb.tables,iam.roles,"
-              "sqs.queues,sns.topics")
+DEMO_TYPES = (
+    "ec2.vpcs,ec2.subnets,ec2.instances,s3.buckets,lambda.functions,dynamodb.tables,iam.roles,"
+    "sqs.queues,sns.topics"
+)
 
 
 def _engine(endpoint_url: str, concurrency: int = 32) -> Engine:
-    return Engine(Config.resolve({"endpoint_url": endpoint_url, "region": "us-east-1",
-                                  "concurrency": concurrency}))
+    return Engine(
+        Config.resolve({"endpoint_url": endpoint_url, "region": "us-east-1", "concurrency": concurrency})
+    )
 
 
-def seed_demo(endpoint_url: str, *, engine: Engine | None = None,
-              accounts: dict[str, str] | None = None) -> dict[str, Any]:
+def seed_demo(
+    endpoint_url: str, *, engine: Engine | None = None, accounts: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Create the estate; returns ``{accounts, regions, role_name, resources, expected}`` where
     ``expected`` counts resources per type that the seeding created (moto adds a default VPC with
     its subnets in every account and region on top). ``accounts`` ({id: label}; a label containing
@@ -48,25 +52,51 @@ def seed_demo(endpoint_url: str, *, engine: Engine | None = None,
         if creds is None:
             raise RuntimeError(f"moto refused AssumeRole into {account}; is {endpoint_url} moto's server?")
         call = _caller(engine, account, creds)
-        role_arn = call("iam", "CreateRole", {"RoleName": f"demo-fn-role-{n}", "AssumeRolePolicyDocument": "{}"},
-                        "us-east-1")["Role"]["Arn"]
+        role_arn = call(
+            "iam",
+            "CreateRole",
+            {"RoleName": f"demo-fn-role-{n}", "AssumeRolePolicyDocument": "{}"},
+            "us-east-1",
+        )["Role"]["Arn"]
         _count(expected, "iam.roles")
         jobs += [(call, account, region, role_arn, n) for region in DEMO_REGIONS]
     _in_parallel(engine, [functools.partial(_seed_region, *job, expected) for job in jobs])
-    return {"accounts": list(accounts), "regions": list(DEMO_REGIONS), "role_name": DEMO_ROLE,
-            "resources": sum(expected.values()), "expected": expected}
+    return {
+        "accounts": list(accounts),
+        "regions": list(DEMO_REGIONS),
+        "role_name": DEMO_ROLE,
+        "resources": sum(expected.values()),
+        "expected": expected,
+    }
 
 
-def _seed_region(call: Callable[..., Any], account: str, region: str, role_arn: str, n: int,
-                 expected: dict[str, int]) -> None:
+def _seed_region(
+    call: Callable[..., Any], account: str, region: str, role_arn: str, n: int, expected: dict[str, int]
+) -> None:
     tags = [{"Key": "Name", "Value": f"café-{region}-сервер"}, {"Key": "team", "Value": "inventory"}]
-    vpc = call("ec2", "CreateVpc", {"CidrBlock": "10.20.0.0/16", "TagSpecifications": [
-        {"ResourceType": "vpc", "Tags": tags}]}, region)["Vpc"]["VpcId"]
-    subnet = call("ec2", "CreateSubnet", {"VpcId": vpc, "CidrBlock": "10.20.1.0/24"}, region)["Subnet"]["SubnetId"]
+    vpc = call(
+        "ec2",
+        "CreateVpc",
+        {"CidrBlock": "10.20.0.0/16", "TagSpecifications": [{"ResourceType": "vpc", "Tags": tags}]},
+        region,
+    )["Vpc"]["VpcId"]
+    subnet = call("ec2", "CreateSubnet", {"VpcId": vpc, "CidrBlock": "10.20.1.0/24"}, region)["Subnet"][
+        "SubnetId"
+    ]
     call("ec2", "CreateSubnet", {"VpcId": vpc, "CidrBlock": "10.20.2.0/24"}, region)
-    call("ec2", "RunInstances", {"ImageId": _DEMO_AMI, "MinCount": 2, "MaxCount": 2, "InstanceType": "t3.micro",
-                                 "SubnetId": subnet, "TagSpecifications": [{"ResourceType": "instance",
-                                                                            "Tags": tags}]}, region)
+    call(
+        "ec2",
+        "RunInstances",
+        {
+            "ImageId": _DEMO_AMI,
+            "MinCount": 2,
+            "MaxCount": 2,
+            "InstanceType": "t3.micro",
+            "SubnetId": subnet,
+            "TagSpecifications": [{"ResourceType": "instance", "Tags": tags}],
+        },
+        region,
+    )
     _count(expected, "ec2.vpcs", 1)
     _count(expected, "ec2.subnets", 2)
     _count(expected, "ec2.instances", 2)
@@ -77,12 +107,30 @@ def _seed_region(call: Callable[..., Any], account: str, region: str, role_arn: 
     call("s3", "CreateBucket", params, region)
     call("s3", "PutObject", {"Bucket": bucket, "Key": "hello.txt", "Body": b"hello"}, region)
     _count(expected, "s3.buckets")
-    call("lambda", "CreateFunction", {"FunctionName": f"demo-fn-{n}", "Runtime": "python3.12", "Role": role_arn,
-                                      "Handler": "app.handler", "Code": {"ZipFile": _zip()}}, region)
+    call(
+        "lambda",
+        "CreateFunction",
+        {
+            "FunctionName": f"demo-fn-{n}",
+            "Runtime": "python3.12",
+            "Role": role_arn,
+            "Handler": "app.handler",
+            "Code": {"ZipFile": _zip()},
+        },
+        region,
+    )
     _count(expected, "lambda.functions")
-    call("dynamodb", "CreateTable", {"TableName": f"demo-orders-{n}", "BillingMode": "PAY_PER_REQUEST",
-                                     "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
-                                     "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}]}, region)
+    call(
+        "dynamodb",
+        "CreateTable",
+        {
+            "TableName": f"demo-orders-{n}",
+            "BillingMode": "PAY_PER_REQUEST",
+            "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
+            "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+        },
+        region,
+    )
     _count(expected, "dynamodb.tables")
     call("sqs", "CreateQueue", {"QueueName": f"demo-jobs-{n}"}, region)
     _count(expected, "sqs.queues")
@@ -112,8 +160,9 @@ def _in_parallel(engine: Engine, jobs: list[Callable[[], None]]) -> None:
 
 def _caller(engine: Engine, account: str, creds: Any) -> Callable[..., Any]:
     def call(service: str, operation: str, params: dict[str, Any], region: str) -> Any:
-        result = engine.execute(Request(service, operation, params, region=region, account=account,
-                                        credentials=creds))
+        result = engine.execute(
+            Request(service, operation, params, region=region, account=account, credentials=creds)
+        )
         if not result.ok:
             raise RuntimeError(f"seeding the demo failed: {result.error}")
         return result.result
@@ -132,12 +181,31 @@ def _zip() -> bytes:
     return buf.getvalue()
 
 
-def run_demo_inventory(endpoint_url: str, *, out: str | None = None, fmt: str = "json",
-                       types: str = DEMO_TYPES, concurrency: int = 32, engine: Engine | None = None,
-                       on_record: Callable[[Record], None] | None = None, cache_dir: str | None = None,
-                       accounts: list[str] | None = None) -> InventoryReport:
+def run_demo_inventory(
+    endpoint_url: str,
+    *,
+    out: str | None = None,
+    fmt: str = "json",
+    types: str = DEMO_TYPES,
+    concurrency: int = 32,
+    engine: Engine | None = None,
+    on_record: Callable[[Record], None] | None = None,
+    cache_dir: str | None = None,
+    accounts: list[str] | None = None,
+) -> InventoryReport:
     """Inventory the demo estate: every demo account (one with no resources), both regions."""
     engine = engine or _engine(endpoint_url, concurrency)
-    return run_inventory(engine, accounts=",".join(accounts or DEMO_ACCOUNTS), role_name=DEMO_ROLE,
-                         regions=",".join(DEMO_REGIONS), types=types, out=out, fmt=fmt, concurrency=concurrency,
-                         keep_records=out is None, on_record=on_record, cache_ttl=0, cache_dir=cache_dir)
+    return run_inventory(
+        engine,
+        accounts=",".join(accounts or DEMO_ACCOUNTS),
+        role_name=DEMO_ROLE,
+        regions=",".join(DEMO_REGIONS),
+        types=types,
+        out=out,
+        fmt=fmt,
+        concurrency=concurrency,
+        keep_records=out is None,
+        on_record=on_record,
+        cache_ttl=0,
+        cache_dir=cache_dir,
+    )

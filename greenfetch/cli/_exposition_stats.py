@@ -29,10 +29,17 @@ class _Operation:
 
     def row(self, name: str) -> dict[str, Any]:
         cumulative = sorted(self.buckets.items())
-        return {"operation": name, "count": self.count, "errors": self.errors, "throttles": self.throttles,
-                "avg_duration": self.seconds / self.count if self.count else 0.0,
-                "p50": bucket_quantile(0.5, cumulative), "p90": bucket_quantile(0.9, cumulative),
-                "p99": bucket_quantile(0.99, cumulative), "max": None}
+        return {
+            "operation": name,
+            "count": self.count,
+            "errors": self.errors,
+            "throttles": self.throttles,
+            "avg_duration": self.seconds / self.count if self.count else 0.0,
+            "p50": bucket_quantile(0.5, cumulative),
+            "p90": bucket_quantile(0.9, cumulative),
+            "p99": bucket_quantile(0.99, cumulative),
+            "max": None,
+        }
 
 
 def perf_stats_from_text(text: str) -> list[dict[str, Any]]:
@@ -64,7 +71,9 @@ def _samples(text: str) -> list[tuple[str, dict[str, str], float]]:
         families = list(text_string_to_metric_families(text))
     except ValueError as exc:
         raise ExpositionError(f"not a Prometheus text exposition: {exc}") from None
-    return [(s.name, s.labels, s.value) for family in families if family.name in _WANTED for s in family.samples]
+    return [
+        (s.name, s.labels, s.value) for family in families if family.name in _WANTED for s in family.samples
+    ]
 
 
 def bucket_quantile(q: float, cumulative: list[tuple[float, float]]) -> float | None:

@@ -94,8 +94,10 @@ def read_requests(stream: IO[Any], name: str) -> Iterator[Any]:
         head = head[3:].lstrip()
     start = head[:1].decode("latin-1") if isinstance(head, bytes) else head[:1]
     if start == "":
-        raise _bad(f"{_shown(name)} is empty: it holds no request; give a JSON array of requests, or JSON Lines "
-                   "(one request object per line)")
+        raise _bad(
+            f"{_shown(name)} is empty: it holds no request; give a JSON array of requests, or JSON Lines "
+            "(one request object per line)"
+        )
     if start == "[":
         data = _parse(first + source.read(), f"{name}", offset=blank)
         if not isinstance(data, list):  # pragma: no cover - a '[' text parses to a list
@@ -109,8 +111,10 @@ def read_requests(stream: IO[Any], name: str) -> Iterator[Any]:
                 raise _bad(_line_error(first, name, blank + 1) or "") from None
         shown = head.strip()[:40]
         shown = shown.decode("utf-8", "backslashreplace") if isinstance(shown, bytes) else shown
-        raise _bad(f"{name} does not hold requests: expected a JSON array ('[') or JSON Lines of objects ('{{'), "
-                   f"found {shown!r}")
+        raise _bad(
+            f"{name} does not hold requests: expected a JSON array ('[') or JSON Lines of objects ('{{'), "
+            f"found {shown!r}"
+        )
     return _first_readable(_json_lines(itertools.chain([first], lines), name, first_line=blank + 1), name)
 
 
@@ -127,8 +131,10 @@ def _first_readable(items: Iterator[Any], name: str) -> Iterator[Any]:
         held.append(item)
     other = len(held) - 1
     more = f" (and {other} more unreadable line{'s' if other > 1 else ''})" if other else ""
-    raise _bad(f"{_shown(name)} holds no request that can be read: {held[0].reason}{more}; each line must be one "
-               "request object in strict JSON")
+    raise _bad(
+        f"{_shown(name)} holds no request that can be read: {held[0].reason}{more}; each line must be one "
+        "request object in strict JSON"
+    )
 
 
 def _shown(name: str) -> str:

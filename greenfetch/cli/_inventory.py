@@ -61,7 +61,9 @@ def _duration(value: str | None) -> float | None:
     except ConfigError as exc:
         raise click.BadParameter(str(exc)) from None
     if not seconds >= 0:  # as GREENFETCH_CACHE_TTL: -1 is a mistake, not a quiet "no cache"
-        raise click.BadParameter(f"{value!r} is negative; use 0 (fetch every page afresh) or a duration such as 10min")
+        raise click.BadParameter(
+            f"{value!r} is negative; use 0 (fetch every page afresh) or a duration such as 10min"
+        )
     return seconds
 
 
@@ -69,82 +71,172 @@ _CACHE_TTL_HELP = (
     "Serve pages fetched within this long from the cache instead of calling AWS "
     f"[default: {format_duration(Config().cache_ttl)}; GREENFETCH_CACHE_TTL]. 0 fetches every page afresh (and "
     "still caches it). A run into FILE.db never serves a page older than the newest fetch in that database; "
-    "the summary says how many pages came from the cache and how old the oldest is.")
+    "the summary says how many pages came from the cache and how old the oldest is."
+)
 
 
-_CATALOG_HELP = ("Your own overlay file (the format of docs/inventory.md), merged over the shipped catalog: "
-                 "types added or changed, per-item detail steps [GREENFETCH_CATALOG].")
+_CATALOG_HELP = (
+    "Your own overlay file (the format of docs/inventory.md), merged over the shipped catalog: "
+    "types added or changed, per-item detail steps [GREENFETCH_CATALOG]."
+)
 
 
 @main.command()
-@click.option("--accounts", help="'org' (AWS Organizations, ACTIVE members), 'dynamodb:TABLE' (accountId, "
-                                 "accountName, roleName), or a comma list of account ids [default: your own].")
+@click.option(
+    "--accounts",
+    help="'org' (AWS Organizations, ACTIVE members), 'dynamodb:TABLE' (accountId, "
+    "accountName, roleName), or a comma list of account ids [default: your own].",
+)
 @click.option("--role-name", help="Role (name or ARN) to assume in each account.")
 @click.option("--external-id", help="External id for AssumeRole.")
-@click.option("--regions", default="enabled", show_default=True,
-              help="'enabled', 'active' (skip regions found empty/denied recently), or a comma list; * wildcards.")
+@click.option(
+    "--regions",
+    default="enabled",
+    show_default=True,
+    help="'enabled', 'active' (skip regions found empty/denied recently), or a comma list; * wildcards.",
+)
 @click.option("--exclude-regions", help="Comma list of regions (wildcards allowed) to leave out.")
 @click.option("--exclude-accounts", help="Comma list of account ids to leave out.")
 @click.option("--org-ou", help="With --accounts org: only accounts under these OU ids (comma list).")
-@click.option("--types", help="core (the curated types) [default], all, service names (efs), type names "
-                              "(ec2.vpcs) or patterns (ec2.*, *.clusters), comma-separated (greenfetch catalog).")
+@click.option(
+    "--types",
+    help="core (the curated types) [default], all, service names (efs), type names "
+    "(ec2.vpcs) or patterns (ec2.*, *.clusters), comma-separated (greenfetch catalog).",
+)
 @click.option("--exclude-types", help="Types to leave out, in the forms --types takes.")
-@click.option("--catalog", "catalog_file", type=click.Path(dir_okay=False), metavar="FILE", help=_CATALOG_HELP)
-@click.option("--tags/--no-tags", default=False, show_default=True,
-              help="Join every item's tags from the Resource Groups Tagging API (one paginated call per account "
-                   "and region) as a `tags` map.")
-@click.option("--out", type=click.Path(), envvar="GREENFETCH_DATABASE_URL",
-              help="Directory for the files, FILE.db (a SQLite database that each run appends to), or "
-                   "postgresql://USER@HOST:PORT/DB (the same tables in PostgreSQL) [GREENFETCH_DATABASE_URL; use "
-                   "it, PGPASSWORD or ~/.pgpass for a password].")
-@click.option("--format", "fmt", type=click.Choice(["json", "jsonl", "sqlite"]),
-              help="json: one file per type [default]; jsonl: one stream (inventory.jsonl); sqlite: --out FILE.db "
-                   "(the default for a .db/.sqlite --out).")
+@click.option(
+    "--catalog", "catalog_file", type=click.Path(dir_okay=False), metavar="FILE", help=_CATALOG_HELP
+)
+@click.option(
+    "--tags/--no-tags",
+    default=False,
+    show_default=True,
+    help="Join every item's tags from the Resource Groups Tagging API (one paginated call per account "
+    "and region) as a `tags` map.",
+)
+@click.option(
+    "--out",
+    type=click.Path(),
+    envvar="GREENFETCH_DATABASE_URL",
+    help="Directory for the files, FILE.db (a SQLite database that each run appends to), or "
+    "postgresql://USER@HOST:PORT/DB (the same tables in PostgreSQL) [GREENFETCH_DATABASE_URL; use "
+    "it, PGPASSWORD or ~/.pgpass for a password].",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["json", "jsonl", "sqlite"]),
+    help="json: one file per type [default]; jsonl: one stream (inventory.jsonl); sqlite: --out FILE.db "
+    "(the default for a .db/.sqlite --out).",
+)
 @click.option("--dynamodb-table", help="Also write every resource to this DynamoDB table (pk, sk).")
-@click.option("--dead-letter", type=click.Path(dir_okay=False), help="Where DynamoDB items that fail go (JSONL).")
+@click.option(
+    "--dead-letter", type=click.Path(dir_okay=False), help="Where DynamoDB items that fail go (JSONL)."
+)
 @click.option("--s3-uri", help="Also upload the files to s3://BUCKET/PREFIX.")
 @click.option("--cache-ttl", metavar="DURATION", help=_CACHE_TTL_HELP)
-@click.option("--status-store", help="Region status store: a JSON path or dynamodb:TABLE [default: in the cache dir].")
+@click.option(
+    "--status-store", help="Region status store: a JSON path or dynamodb:TABLE [default: in the cache dir]."
+)
 @click.option("--concurrency", "-c", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--region", help="Region for account discovery, STS and global APIs.")
 @click.option("--endpoint-url", help="Send every call here (a test endpoint).")
 @click.option("--progress/--no-progress", default=None, help="Progress on stderr (default: on a terminal).")
-@click.option("--broker", envvar="GREENFETCH_BROKER_URL", metavar="URL",
-              help="Send the shards to `greenfetch worker`s on this Redis, redis://HOST:PORT/DB "
-                   "[GREENFETCH_BROKER_URL; use it for URLs with a password].")
-@click.option("--shards", "shard_uri", metavar="s3://BUCKET/PREFIX",
-              help="With --broker: workers leave their shards here instead of in --out (workers on other "
-                   "machines); each worker uses its own AWS credentials.")
+@click.option(
+    "--broker",
+    envvar="GREENFETCH_BROKER_URL",
+    metavar="URL",
+    help="Send the shards to `greenfetch worker`s on this Redis, redis://HOST:PORT/DB "
+    "[GREENFETCH_BROKER_URL; use it for URLs with a password].",
+)
+@click.option(
+    "--shards",
+    "shard_uri",
+    metavar="s3://BUCKET/PREFIX",
+    help="With --broker: workers leave their shards here instead of in --out (workers on other "
+    "machines); each worker uses its own AWS credentials.",
+)
 @pass_state
-def inventory(state: CliState, accounts: str | None, role_name: str | None, external_id: str | None, regions: str,
-              exclude_regions: str | None, exclude_accounts: str | None, org_ou: str | None, types: str | None,
-              exclude_types: str | None,
-              out: str | None, fmt: str | None, dynamodb_table: str | None, dead_letter: str | None, s3_uri: str | None,
-              cache_ttl: str | None, status_store: str | None, concurrency: int, region: str | None,
-              endpoint_url: str | None, progress: bool | None, broker: str | None = None,
-              shard_uri: str | None = None, catalog_file: str | None = None, tags: bool = False) -> None:
+def inventory(
+    state: CliState,
+    accounts: str | None,
+    role_name: str | None,
+    external_id: str | None,
+    regions: str,
+    exclude_regions: str | None,
+    exclude_accounts: str | None,
+    org_ou: str | None,
+    types: str | None,
+    exclude_types: str | None,
+    out: str | None,
+    fmt: str | None,
+    dynamodb_table: str | None,
+    dead_letter: str | None,
+    s3_uri: str | None,
+    cache_ttl: str | None,
+    status_store: str | None,
+    concurrency: int,
+    region: str | None,
+    endpoint_url: str | None,
+    progress: bool | None,
+    broker: str | None = None,
+    shard_uri: str | None = None,
+    catalog_file: str | None = None,
+    tags: bool = False,
+) -> None:
     """Fetch resources across accounts, regions and types; one record per (type, account, region)."""
     # Calls are planned account-major, so about 0.6 clients per call in flight are live at once; an
     # LRU of twice the concurrency keeps them hot while bounding memory (~1 MB per botocore client).
-    engine = state.engine(region=region, endpoint_url=endpoint_url, concurrency=concurrency,
-                            max_clients=min(512, max(64, 2 * concurrency)), catalog=catalog_file)
+    engine = state.engine(
+        region=region,
+        endpoint_url=endpoint_url,
+        concurrency=concurrency,
+        max_clients=min(512, max(64, 2 * concurrency)),
+        catalog=catalog_file,
+    )
     bar = Progress(enabled=progress, interval=0.2)
     fetch, broker_errors = None, _NO_ERRORS
     try:
         if shard_uri is not None and not broker:
-            raise InventoryError("--shards is where --broker workers leave their shards; give --broker URL too")
+            raise InventoryError(
+                "--shards is where --broker workers leave their shards; give --broker URL too"
+            )
         if broker:
             distributed = _distributed()
             broker_errors = (distributed.BrokerError,)
-            fetch = distributed.broker_fetch(broker, out, engine.config, progress=bar.enabled,
-                                             log=lambda line: click.echo(line, err=True), shards=shard_uri,
-                                             engine=engine)
+            fetch = distributed.broker_fetch(
+                broker,
+                out,
+                engine.config,
+                progress=bar.enabled,
+                log=lambda line: click.echo(line, err=True),
+                shards=shard_uri,
+                engine=engine,
+            )
         report = run_inventory(
-            engine, accounts=accounts, role_name=role_name, external_id=external_id, regions=regions,
-            exclude_regions=exclude_regions, types=types, exclude_types=exclude_types, out=out, fmt=fmt, dynamodb_table=dynamodb_table,
-            s3_uri=s3_uri, cache_ttl=_duration(cache_ttl), status_store=status_store, concurrency=concurrency,
-            exclude_accounts=exclude_accounts, org_ous=org_ou, keep_records=out is None, on_record=bar.record,
-            dead_letter_path=dead_letter, fetch=fetch, tags=tags)
+            engine,
+            accounts=accounts,
+            role_name=role_name,
+            external_id=external_id,
+            regions=regions,
+            exclude_regions=exclude_regions,
+            types=types,
+            exclude_types=exclude_types,
+            out=out,
+            fmt=fmt,
+            dynamodb_table=dynamodb_table,
+            s3_uri=s3_uri,
+            cache_ttl=_duration(cache_ttl),
+            status_store=status_store,
+            concurrency=concurrency,
+            exclude_accounts=exclude_accounts,
+            org_ous=org_ou,
+            keep_records=out is None,
+            on_record=bar.record,
+            dead_letter_path=dead_letter,
+            fetch=fetch,
+            tags=tags,
+        )
     except broker_errors as exc:
         bar.close()
         click.echo(f"Error: {exc}", err=True)
@@ -156,8 +248,12 @@ def inventory(state: CliState, accounts: str | None, role_name: str | None, exte
     except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP: temporary files already removed
         bar.close()
         database = fmt == "sqlite" or str(out).lower().endswith(SQLITE_SUFFIXES) or is_postgres_url(out)
-        click.echo(f"interrupted: {redact_url(out)} keeps what completed, as a run with no finished_at" if database
-                   else "interrupted: no files written", err=True)
+        click.echo(
+            f"interrupted: {redact_url(out)} keeps what completed, as a run with no finished_at"
+            if database
+            else "interrupted: no files written",
+            err=True,
+        )
         sys.exit(exit_code(exc))
     bar.close()
     if out is None:
@@ -168,8 +264,11 @@ def inventory(state: CliState, accounts: str | None, role_name: str | None, exte
         click.echo(f"wrote {path}", err=True)
     if report.dynamodb is not None:
         d = report.dynamodb
-        click.echo(f"dynamodb {dynamodb_table}: {d.written} written, {d.failed} failed"
-                   + (f" (dead letters: {d.dead_letter_path})" if d.dead_letter_path else ""), err=True)
+        click.echo(
+            f"dynamodb {dynamodb_table}: {d.written} written, {d.failed} failed"
+            + (f" (dead letters: {d.dead_letter_path})" if d.dead_letter_path else ""),
+            err=True,
+        )
     for error in report.s3_errors:
         click.echo(f"s3 upload failed: {error}", err=True)
     sys.exit(EXIT_FAILED if report.failed else EXIT_OK)
@@ -182,8 +281,14 @@ def inventory(state: CliState, accounts: str | None, role_name: str | None, exte
 @click.option("--region", help="Region for the SSM call.")
 @click.option("--endpoint-url", help="Send calls here (a test endpoint).")
 @pass_state
-def regions(state: CliState, regions: str, service: str | None, status_store: str | None, region: str | None,
-            endpoint_url: str | None) -> None:
+def regions(
+    state: CliState,
+    regions: str,
+    service: str | None,
+    status_store: str | None,
+    region: str | None,
+    endpoint_url: str | None,
+) -> None:
     """List regions: all known (or matching --regions), offered for --service, and stored statuses."""
     engine = state.engine(region=region, endpoint_url=endpoint_url)
     try:
@@ -202,8 +307,11 @@ def regions(state: CliState, regions: str, service: str | None, status_store: st
         if status_store:
             store = RegionStatusStore.from_spec(engine, status_store)
             for row in store.all():
-                click.echo(f"{row.account} {row.service} {row.region} {row.status} {row.error_code or ''}"
-                           f" {row.count if row.count is not None else ''}", err=True)
+                click.echo(
+                    f"{row.account} {row.service} {row.region} {row.status} {row.error_code or ''}"
+                    f" {row.count if row.count is not None else ''}",
+                    err=True,
+                )
     except InventoryError as exc:
         fail_usage(str(exc))
 
@@ -215,12 +323,23 @@ _CATALOG_COLUMNS = ["name", "service", "operation", "scope", "items", "id_field"
 @click.option("--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.option("--service", help="Only this service's types (a botocore service name, e.g. efs).")
 @click.option("--types", help="Only the types --types would select (core, all, efs, 'ec2.*', ...).")
-@click.option("--all", "show_all", is_flag=True, help="Also the denied operations in the table (json has them always).")
+@click.option(
+    "--all", "show_all", is_flag=True, help="Also the denied operations in the table (json has them always)."
+)
 @click.option("--counts", is_flag=True, help="Types per service and tier instead of the types.")
-@click.option("--catalog", "catalog_file", type=click.Path(dir_okay=False), metavar="FILE", help=_CATALOG_HELP)
+@click.option(
+    "--catalog", "catalog_file", type=click.Path(dir_okay=False), metavar="FILE", help=_CATALOG_HELP
+)
 @pass_state
-def catalog(state: CliState, output: str, service: str | None, types: str | None, show_all: bool, counts: bool,
-            catalog_file: str | None = None) -> None:
+def catalog(
+    state: CliState,
+    output: str,
+    service: str | None,
+    types: str | None,
+    show_all: bool,
+    counts: bool,
+    catalog_file: str | None = None,
+) -> None:
     """The resource types greenfetch inventory knows (names for --types): core, generated, denied."""
     try:
         kinds = full_catalog(state.config(catalog=catalog_file).catalog)
@@ -239,8 +358,12 @@ def catalog(state: CliState, output: str, service: str | None, types: str | None
     click.echo(text_table(cols, [[str(t.describe()[c] or "") for c in cols] for t in shown], rule=False))
     tiers = {tier: sum(t.tier == tier for t in rows) for tier in ("core", "generated", "denied")}
     hidden = "" if show_all or not tiers["denied"] else " (denied not shown: --all)"
-    click.echo(f"{len(rows)} types in {len({t.service for t in rows})} services: " +
-               ", ".join(f"{n} {tier}" for tier, n in tiers.items()) + hidden, err=True)
+    click.echo(
+        f"{len(rows)} types in {len({t.service for t in rows})} services: "
+        + ", ".join(f"{n} {tier}" for tier, n in tiers.items())
+        + hidden,
+        err=True,
+    )
 
 
 def _json_rows(rows: list[dict[str, Any]]) -> str:

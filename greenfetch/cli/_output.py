@@ -24,8 +24,21 @@ import jmespath.exceptions
 from .._jsonable import to_json
 from .._models import Result, account_of_role
 
-__all__ = ["OUTPUTS", "emit", "emit_one", "render_stats", "render_summary", "render_table", "summarize", "text_table",
-           "discard_stdout", "flush_stdout", "whole_stdout", "write_json", "write_out"]
+__all__ = [
+    "OUTPUTS",
+    "emit",
+    "emit_one",
+    "render_stats",
+    "render_summary",
+    "render_table",
+    "summarize",
+    "text_table",
+    "discard_stdout",
+    "flush_stdout",
+    "whole_stdout",
+    "write_json",
+    "write_out",
+]
 
 OUTPUTS = ("json", "jsonl", "table")
 
@@ -37,16 +50,22 @@ def compile_query(query: str | None) -> Any:
     try:
         return jmespath.compile(query)
     except jmespath.exceptions.ParseError as exc:
-        raise click.BadParameter(f"{query!r} is not a JMESPath expression: {exc}", param_hint="--query") from None
+        raise click.BadParameter(
+            f"{query!r} is not a JMESPath expression: {exc}", param_hint="--query"
+        ) from None
 
 
-def emit(results: Sequence[Result], output: str = "json", query: str | None = None, out: IO[str] | None = None) -> None:
+def emit(
+    results: Sequence[Result], output: str = "json", query: str | None = None, out: IO[str] | None = None
+) -> None:
     """Write all results at once (results in request order); OSError when stdout refuses."""
     rows = [r.to_dict() for r in results]
     expr = compile_query(query)
     if expr is not None:
         data = expr.search(rows)
-        if output == "jsonl" and isinstance(data, list):  # a query can make NaN (to_number('NaN')): strict JSON
+        if output == "jsonl" and isinstance(
+            data, list
+        ):  # a query can make NaN (to_number('NaN')): strict JSON
             write_out("".join(to_json(item) + "\n" for item in data), out)
         else:
             write_out(to_json(data, indent=2) + "\n", out)
@@ -80,14 +99,19 @@ def write_out(text: str, out: IO[str] | None = None) -> None:
         stream.flush()
         return
     stream.flush()  # anything written the ordinary way before, in order
-    _write_all(fd, text.encode(getattr(stream, "encoding", None) or "utf-8", getattr(stream, "errors", None) or "strict"))
+    _write_all(
+        fd,
+        text.encode(
+            getattr(stream, "encoding", None) or "utf-8", getattr(stream, "errors", None) or "strict"
+        ),
+    )
 
 
 def _write_all(fd: int, data: bytes | memoryview) -> None:
     view = memoryview(data)
     while view:
         try:
-            view = view[os.write(fd, view):]
+            view = view[os.write(fd, view) :]
         except BlockingIOError:  # a non-blocking pipe that is full: wait (cooperatively under gevent)
             select.select([], [fd], [])
 
@@ -140,8 +164,12 @@ def whole_stdout() -> None:
     if fd is None or isinstance(getattr(getattr(sys.stdout, "buffer", None), "raw", None), _WholeWrites):
         return
     sys.stdout.flush()
-    sys.stdout = io.TextIOWrapper(io.BufferedWriter(_WholeWrites(fd)), encoding=sys.stdout.encoding,
-                                  errors=sys.stdout.errors, line_buffering=bool(getattr(sys.stdout, "line_buffering", False)))
+    sys.stdout = io.TextIOWrapper(
+        io.BufferedWriter(_WholeWrites(fd)),
+        encoding=sys.stdout.encoding,
+        errors=sys.stdout.errors,
+        line_buffering=bool(getattr(sys.stdout, "line_buffering", False)),
+    )
 
 
 def _fileno(stream: IO[str]) -> int | None:
@@ -172,9 +200,19 @@ def render_table(rows: Iterable[dict[str, Any]]) -> str:
         req = row["request"]
         status = "ok" if row["error"] is None else (row["error_code"] or "error")
         detail = summarize(row["result"]) if row["error"] is None else row["error"]
-        lines.append([str(row["index"]), str(req.get("service", "")), str(req.get("operation", "")),
-                      _account(req), str(req.get("region") or ""), status, f"{row['duration_ms']:.1f}", str(row["attempts"]),
-                      _clip(detail, 60)])
+        lines.append(
+            [
+                str(row["index"]),
+                str(req.get("service", "")),
+                str(req.get("operation", "")),
+                _account(req),
+                str(req.get("region") or ""),
+                status,
+                f"{row['duration_ms']:.1f}",
+                str(row["attempts"]),
+                _clip(detail, 60),
+            ]
+        )
     return text_table(lines[0], lines[1:])
 
 
@@ -184,9 +222,13 @@ def render_stats(rows: list[dict[str, Any]]) -> str:
     header = ["operation", "count", "errors", "throttles", "avg ms", "p50 ms", "p90 ms", "p99 ms", "max ms"]
     lines = [header]
     for row in rows:
-        lines.append([str(row["operation"]), str(row["count"]), str(row["errors"]), str(row["throttles"])]
-                     + ["-" if row.get(k) is None else f"{row[k] * 1000:.1f}"
-                        for k in ("avg_duration", "p50", "p90", "p99", "max")])
+        lines.append(
+            [str(row["operation"]), str(row["count"]), str(row["errors"]), str(row["throttles"])]
+            + [
+                "-" if row.get(k) is None else f"{row[k] * 1000:.1f}"
+                for k in ("avg_duration", "p50", "p90", "p99", "max")
+            ]
+        )
     text = text_table(header, lines[1:], numeric=True)
     return text if rows else text + "\n(no requests recorded)"
 
@@ -196,18 +238,24 @@ def render_summary(summary: dict[str, Any]) -> str:
     rows = [[t, str(n), str(summary["errors"].get(t, 0))] for t, n in summary["resources"].items()]
     lines = [text_table(["resource type", "resources", "errors"], rows, numeric=True, rule=False)]
     failed = summary["accounts_failed"]
-    lines.append(f"accounts: {summary['accounts_ok']} ok, {len(failed)} failed; account-regions: "
-                 f"{summary['account_regions_ok']} ok, {summary['account_regions_failed']} with errors, "
-                 f"{summary['regions_skipped']} skipped (inactive)")
+    lines.append(
+        f"accounts: {summary['accounts_ok']} ok, {len(failed)} failed; account-regions: "
+        f"{summary['account_regions_ok']} ok, {summary['account_regions_failed']} with errors, "
+        f"{summary['regions_skipped']} skipped (inactive)"
+    )
     lines += [f"  account {acct}: {why}" for acct, why in failed.items()]
     lines += _statuses(summary.get("statuses", {}))
-    lines.append(f"{summary['records']} fetches, {summary['calls']} calls, {_from_cache(summary)}, "
-                 f"{summary['throttled']} throttled ({summary.get('throttle_attempts', 0)} throttled attempts), "
-                 f"{summary['wall_seconds']:.2f}s")
+    lines.append(
+        f"{summary['records']} fetches, {summary['calls']} calls, {_from_cache(summary)}, "
+        f"{summary['throttled']} throttled ({summary.get('throttle_attempts', 0)} throttled attempts), "
+        f"{summary['wall_seconds']:.2f}s"
+    )
     if summary.get("tag_calls"):
         failed_tags = summary.get("tags_failed") or {}
-        lines.append(f"tags: {summary['tag_calls']} tagging API calls in {summary['tag_seconds']:.2f}s"
-                     + "".join(f"; {where} not tagged: {code}" for where, code in failed_tags.items()))
+        lines.append(
+            f"tags: {summary['tag_calls']} tagging API calls in {summary['tag_seconds']:.2f}s"
+            + "".join(f"; {where} not tagged: {code}" for where, code in failed_tags.items())
+        )
     return "\n".join(lines)
 
 
@@ -229,8 +277,11 @@ def _statuses(per_service: dict[str, dict[str, int]]) -> list[str]:
         for status, n in found.items():
             total[status] = total.get(status, 0) + n
     lines = [f"statuses: {counts(total)}"]
-    lines += [f"  {service}: {counts(found)}" for service, found in sorted(per_service.items())
-              if set(found) - {"ok", "not_offered"}]
+    lines += [
+        f"  {service}: {counts(found)}"
+        for service, found in sorted(per_service.items())
+        if set(found) - {"ok", "not_offered"}
+    ]
     return lines
 
 

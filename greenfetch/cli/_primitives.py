@@ -31,24 +31,53 @@ _LIMIT = click.IntRange(max=MAX_CONCURRENCY)  # the ceiling every concurrency sh
 @main.command()
 @click.argument("file", type=click.File("r"), default="-")
 @click.option("--initial-concurrency", type=_LIMIT, default=5, show_default=True, help="Limit to start from.")
-@click.option("--target-latency", default="500ms", show_default=True,
-              help="Per-attempt latency above which the limit goes down (500ms, 1s, 0.5).")
-@click.option("--min-concurrency", type=_LIMIT, default=1, show_default=True, help="The limit never goes below.")
-@click.option("--max-concurrency", type=_LIMIT, default=256, show_default=True, help="The limit never goes above.")
-@click.option("--trace", "trace_path", type=click.Path(dir_okay=False, writable=True),
-              help="Write the controller's trace (per scope: time, limit, latency, throttles) as JSON here.")
+@click.option(
+    "--target-latency",
+    default="500ms",
+    show_default=True,
+    help="Per-attempt latency above which the limit goes down (500ms, 1s, 0.5).",
+)
+@click.option(
+    "--min-concurrency", type=_LIMIT, default=1, show_default=True, help="The limit never goes below."
+)
+@click.option(
+    "--max-concurrency", type=_LIMIT, default=256, show_default=True, help="The limit never goes above."
+)
+@click.option(
+    "--trace",
+    "trace_path",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write the controller's trace (per scope: time, limit, latency, throttles) as JSON here.",
+)
 @request_options
 @output_options
 @pass_state
-def adaptive(state: CliState, file: IO[str], initial_concurrency: int, target_latency: str, min_concurrency: int,
-             max_concurrency: int, fail_fast: bool, trace_path: str | None, region: str | None,
-             profile: str | None, endpoint_url: str | None, output: str, query: str | None,
-             progress: bool | None) -> None:
+def adaptive(
+    state: CliState,
+    file: IO[str],
+    initial_concurrency: int,
+    target_latency: str,
+    min_concurrency: int,
+    max_concurrency: int,
+    fail_fast: bool,
+    trace_path: str | None,
+    region: str | None,
+    profile: str | None,
+    endpoint_url: str | None,
+    output: str,
+    query: str | None,
+    progress: bool | None,
+) -> None:
     """Run the requests in FILE (JSON array or JSON Lines; - for stdin) with an adaptive concurrency
     limit that follows per-attempt latency and AWS throttling (per service, region and account)."""
-    options = {"initial_concurrency": initial_concurrency, "target_latency": target_latency,
-               "min_concurrency": min_concurrency, "max_concurrency": max_concurrency, "fail_fast": fail_fast,
-               "on_trace": (lambda trace: _write_trace(trace_path, trace)) if trace_path else None}
+    options = {
+        "initial_concurrency": initial_concurrency,
+        "target_latency": target_latency,
+        "min_concurrency": min_concurrency,
+        "max_concurrency": max_concurrency,
+        "fail_fast": fail_fast,
+        "on_trace": (lambda trace: _write_trace(trace_path, trace)) if trace_path else None,
+    }
     engine = state.engine(region=region, profile=profile, endpoint_url=endpoint_url)
     requests = read_requests(file, "-" if file is sys.stdin else file.name)  # lazy: nothing read yet
     try:  # streamed, not adaptive_batch: Ctrl-C or SIGTERM still writes what completed
@@ -59,7 +88,9 @@ def adaptive(state: CliState, file: IO[str], initial_concurrency: int, target_la
 
 
 def _write_trace(path: str, trace: dict[str, Any]) -> None:
-    write_json(path, {scope: [p.to_dict() for p in points] for scope, points in trace.items()}, flag="--trace")
+    write_json(
+        path, {scope: [p.to_dict() for p in points] for scope, points in trace.items()}, flag="--trace"
+    )
 
 
 @main.command()
@@ -70,8 +101,10 @@ def stats(textfile: IO[str] | None, url: str | None, output: str) -> None:
     """The perf-stats table (per service:operation: count, errors, throttles, avg, p50/p90/p99 in
     seconds) of a run that wrote --metrics-textfile, or of one serving --metrics-port."""
     if (textfile is None) == (url is None):
-        fail_usage("stats needs exactly one source: --textfile PATH (written by `greenfetch --metrics-textfile "
-                   "PATH ...`) or --url http://HOST:PORT/metrics (a run started with --metrics-port)")
+        fail_usage(
+            "stats needs exactly one source: --textfile PATH (written by `greenfetch --metrics-textfile "
+            "PATH ...`) or --url http://HOST:PORT/metrics (a run started with --metrics-port)"
+        )
     try:
         text = textfile.read() if textfile is not None else _fetch(str(url))
         rows = perf_stats_from_text(text)

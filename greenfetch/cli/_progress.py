@@ -17,8 +17,14 @@ __all__ = ["Progress"]
 
 
 class Progress:
-    def __init__(self, total: int | None = None, enabled: bool | None = None, stream: IO[str] | None = None,
-                 interval: float = 0.1, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        total: int | None = None,
+        enabled: bool | None = None,
+        stream: IO[str] | None = None,
+        interval: float = 0.1,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.stream = stream or sys.stderr
         self.enabled = self.stream.isatty() if enabled is None else enabled
         self.total, self.done, self.failed = total, 0, 0
@@ -74,5 +80,7 @@ class Progress:
 
     def _record_line(self) -> str:
         rtype = self._latest
-        return (f"{rtype}: {self.items[rtype]} items, {self.errors[rtype]} errors | {self.done} fetches, "
-                f"{sum(self.items.values())} resources, {sum(self.errors.values())} errors")
+        return (
+            f"{rtype}: {self.items[rtype]} items, {self.errors[rtype]} errors | {self.done} fetches, "
+            f"{sum(self.items.values())} resources, {sum(self.errors.values())} errors"
+        )

@@ -33,12 +33,27 @@ CELERY_INSTALL = "pip install 'greenfetch[celery]' (from a checkout: pip install
 
 
 @main.command()
-@click.option("--broker", envvar="GREENFETCH_BROKER_URL", metavar="URL",
-              help="redis://HOST:PORT/DB [GREENFETCH_BROKER_URL; use it for URLs with a password].")
-@click.option("--concurrency", "-c", type=click.IntRange(min=1), default=8, show_default=True,
-              help="Shards in flight in this worker (each runs its own pool of calls).")
-@click.option("--loglevel", "-l", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
-              default="INFO", show_default=True)
+@click.option(
+    "--broker",
+    envvar="GREENFETCH_BROKER_URL",
+    metavar="URL",
+    help="redis://HOST:PORT/DB [GREENFETCH_BROKER_URL; use it for URLs with a password].",
+)
+@click.option(
+    "--concurrency",
+    "-c",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="Shards in flight in this worker (each runs its own pool of calls).",
+)
+@click.option(
+    "--loglevel",
+    "-l",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    default="INFO",
+    show_default=True,
+)
 @click.option("--hostname", "-n", help="Celery node name [default: greenfetch@HOST].")
 def worker(broker: str | None, concurrency: int, loglevel: str, hostname: str | None) -> None:
     """Run inventory shards sent by `greenfetch inventory --broker` (Celery, gevent pool)."""
@@ -67,8 +82,22 @@ def worker(broker: str | None, concurrency: int, loglevel: str, hostname: str | 
     # every 2 s holding the event dispatcher's lock, and with Redis gone it retries forever; the
     # consumer's restart then waits for that lock to send "worker-offline", and no signal ended the
     # worker (a stop became a kill). Gossip and mingle are off for the same reason: nothing uses them.
-    argv = ["worker", "-P", "gevent", "-c", str(concurrency), "-Q", distributed.QUEUE, "-l", loglevel.upper(),
-            "-n", hostname or "greenfetch@%h", "--without-gossip", "--without-mingle", "--without-heartbeat"]
+    argv = [
+        "worker",
+        "-P",
+        "gevent",
+        "-c",
+        str(concurrency),
+        "-Q",
+        distributed.QUEUE,
+        "-l",
+        loglevel.upper(),
+        "-n",
+        hostname or "greenfetch@%h",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+    ]
     distributed.app.worker_main(argv)
 
 
@@ -84,8 +113,11 @@ def _refuse_a_wrong_password(url: str) -> None:
     try:
         client.ping()
     except (redis.AuthenticationError, redis.exceptions.NoPermissionError) as exc:
-        click.echo(f"Error: the broker at {redact(url)} refused the credentials: {redact(str(exc))} "
-                   "(check the password in --broker or GREENFETCH_BROKER_URL)", err=True)
+        click.echo(
+            f"Error: the broker at {redact(url)} refused the credentials: {redact(str(exc))} "
+            "(check the password in --broker or GREENFETCH_BROKER_URL)",
+            err=True,
+        )
         sys.exit(EXIT_FAILED)
     except redis.RedisError:
         pass
@@ -142,6 +174,7 @@ def _cold_shutdown_in_a_greenlet() -> None:
         install(worker, sig=sig, **options)
         handler = signal.getsignal(getattr(signal, sig))
         if callable(handler):
+
             def cold(*args: Any) -> None:
                 gevent.spawn(handler, *args)
                 gevent.spawn(_exit_after, COLD_DEADLINE)

@@ -38,13 +38,36 @@ from celery.worker.request import Request
 from kombu.transport.virtual.base import QoS as VirtualQoS
 
 from .._exceptions import BrokerError, ConfigError
-from ._broker import (QUEUE, TASK, check_broker_url, configure, new_app, redact, redeliver_after, restore_abandoned,
-                      sweep_interval)
+from ._broker import (
+    QUEUE,
+    TASK,
+    check_broker_url,
+    configure,
+    new_app,
+    redact,
+    redeliver_after,
+    restore_abandoned,
+    sweep_interval,
+)
 from ._coordinator import Coordinator, broker_fetch
 from ._runstate import RunState, redis_client
 
-__all__ = ["QUEUE", "TASK", "BrokerError", "Coordinator", "RunState", "app", "broker_fetch", "check_broker_url", "configure", "redact", "redeliver_after",
-           "redis_client", "restore_abandoned", "shard_task"]
+__all__ = [
+    "QUEUE",
+    "TASK",
+    "BrokerError",
+    "Coordinator",
+    "RunState",
+    "app",
+    "broker_fetch",
+    "check_broker_url",
+    "configure",
+    "redact",
+    "redeliver_after",
+    "redis_client",
+    "restore_abandoned",
+    "shard_task",
+]
 
 _log = logging.getLogger("greenfetch.worker")
 _BROKER_DOWN = (redis.ConnectionError, redis.TimeoutError)
@@ -104,10 +127,16 @@ class _ShardRequest(Request):
         if not self.acknowledged:
             try:
                 message.ack()
-            except (*self._connection_errors, *_BROKER_DOWN, OSError) as exc:  # one line, not kombu's traceback
-                _log.warning("a shard's delivery could not be acknowledged: the broker is not answering (%s); Redis "
-                             "hands it out again after GREENFETCH_REDELIVER_AFTER unless it lost it",
-                             redact(str(exc)))
+            except (
+                *self._connection_errors,
+                *_BROKER_DOWN,
+                OSError,
+            ) as exc:  # one line, not kombu's traceback
+                _log.warning(
+                    "a shard's delivery could not be acknowledged: the broker is not answering (%s); Redis "
+                    "hands it out again after GREENFETCH_REDELIVER_AFTER unless it lost it",
+                    redact(str(exc)),
+                )
             self.acknowledged = True
         if not message.acknowledged:
             qos = getattr(message.channel, "qos", None)
@@ -156,7 +185,9 @@ def shard_task(self: Any, payload: dict[str, Any]) -> None:
         engine = _engine(payload.get("engine") or {})
         summary = run_shard(engine, shard, open_shard_sink(payload["sink"], engine))
     except Timeout:
-        _fail(state, shard, runs, started, "the shard hit its time limit (half of GREENFETCH_REDELIVER_AFTER)")
+        _fail(
+            state, shard, runs, started, "the shard hit its time limit (half of GREENFETCH_REDELIVER_AFTER)"
+        )
         raise
     except Exception as exc:  # one shard's failure is reported and re-sent by the coordinator
         _fail(state, shard, runs, started, f"{type(exc).__name__}: {exc}")
@@ -164,13 +195,24 @@ def shard_task(self: Any, payload: dict[str, Any]) -> None:
     try:
         _retry(lambda: state.done(shard.key, me), f"shard {shard.key}")
     except _BROKER_DOWN as exc:  # the records are in the sink; the coordinator's reconcile finds them there
-        _log.error("shard %s of run %s: records written, but the broker is not answering to record it done (%s)",
-                   shard.key, shard.run_id, redact(str(exc)))
+        _log.error(
+            "shard %s of run %s: records written, but the broker is not answering to record it done (%s)",
+            shard.key,
+            shard.run_id,
+            redact(str(exc)),
+        )
         return
     failed = len(summary.get("accounts_failed", {}))
-    _log.info("shard %s of run %s: %d records, %d calls, %s in %.1fs%s", shard.key, shard.run_id,
-              summary["records"], summary["calls"], "account failed" if failed else "ok",
-              time.perf_counter() - started, f" (run {runs} of this shard)" if runs > 1 else "")
+    _log.info(
+        "shard %s of run %s: %d records, %d calls, %s in %.1fs%s",
+        shard.key,
+        shard.run_id,
+        summary["records"],
+        summary["calls"],
+        "account failed" if failed else "ok",
+        time.perf_counter() - started,
+        f" (run {runs} of this shard)" if runs > 1 else "",
+    )
 
 
 def _stopping() -> bool:
@@ -182,13 +224,23 @@ def _stopping() -> bool:
 
 
 def _fail(state: RunState, shard: Any, runs: int, started: float, error: str) -> None:
-    _log.error("shard %s of run %s: failed after %.1fs: %s%s", shard.key, shard.run_id,
-               time.perf_counter() - started, error, f" (run {runs} of this shard)" if runs > 1 else "")
+    _log.error(
+        "shard %s of run %s: failed after %.1fs: %s%s",
+        shard.key,
+        shard.run_id,
+        time.perf_counter() - started,
+        error,
+        f" (run {runs} of this shard)" if runs > 1 else "",
+    )
     try:
         state.fail(shard.key, error)
     except Exception as exc:  # the broker is gone too: redelivery or the coordinator's reconcile covers it
-        _log.error("shard %s of run %s: could not record the failure: %s", shard.key, shard.run_id,
-                   type(exc).__name__)
+        _log.error(
+            "shard %s of run %s: could not record the failure: %s",
+            shard.key,
+            shard.run_id,
+            type(exc).__name__,
+        )
 
 
 @signals.worker_ready.connect

@@ -19,8 +19,17 @@ from celery import Celery
 from .._config import ConfigError, parse_duration
 from .._redact import redact_url
 
-__all__ = ["QUEUE", "TASK", "check_broker_url", "configure", "new_app", "redact", "redeliver_after", "restore_abandoned",
-           "sweep_interval"]
+__all__ = [
+    "QUEUE",
+    "TASK",
+    "check_broker_url",
+    "configure",
+    "new_app",
+    "redact",
+    "redeliver_after",
+    "restore_abandoned",
+    "sweep_interval",
+]
 
 TASK = "greenfetch.shard"
 QUEUE = "greenfetch"
@@ -42,8 +51,10 @@ def check_broker_url(url: str | None) -> str:
     except ValueError:  # a port that is not a number
         valid = False
     if not valid:
-        raise ConfigError(f"broker {redact(url)!r} is not a Redis URL; use redis://HOST:PORT/DB "
-                          "(redis://:PASSWORD@HOST:PORT/DB with a password)")
+        raise ConfigError(
+            f"broker {redact(url)!r} is not a Redis URL; use redis://HOST:PORT/DB "
+            "(redis://:PASSWORD@HOST:PORT/DB with a password)"
+        )
     return url
 
 
@@ -52,7 +63,9 @@ def redeliver_after(environ: Mapping[str, str] | None = None) -> float:
     env = os.environ if environ is None else environ
     seconds = parse_duration(env.get("GREENFETCH_REDELIVER_AFTER") or "1h", "GREENFETCH_REDELIVER_AFTER")
     if seconds < 2:
-        raise ConfigError(f"GREENFETCH_REDELIVER_AFTER: {seconds:g}s is too short; use 2s or more (default 1h)")
+        raise ConfigError(
+            f"GREENFETCH_REDELIVER_AFTER: {seconds:g}s is too short; use 2s or more (default 1h)"
+        )
     return seconds
 
 
@@ -65,19 +78,39 @@ def configure(celery_app: Celery, broker_url: str | None, redeliver: float | Non
     """Broker, at-least-once delivery and time limits on ``celery_app``; returns it."""
     redeliver = redeliver_after() if redeliver is None else redeliver
     limit = max(1.0, redeliver / 2)
-    transport = {"visibility_timeout": redeliver,
-                 # sweep for abandoned shards on every idle poll, not every 10th
-                 "unacked_restore_throttle": 1, "unacked_restore_interval": sweep_interval(redeliver),
-                 "socket_timeout": 15, "socket_connect_timeout": 5}
+    transport = {
+        "visibility_timeout": redeliver,
+        # sweep for abandoned shards on every idle poll, not every 10th
+        "unacked_restore_throttle": 1,
+        "unacked_restore_interval": sweep_interval(redeliver),
+        "socket_timeout": 15,
+        "socket_connect_timeout": 5,
+    }
     celery_app.conf.update(
-        broker_url=broker_url, result_backend=None, task_ignore_result=True, task_store_errors_even_if_ignored=False,
-        task_acks_late=True, worker_prefetch_multiplier=1, task_time_limit=limit,
-        broker_transport_options=transport, visibility_timeout=redeliver,
-        task_default_queue=QUEUE, task_serializer="json", accept_content=["json"],
-        broker_connection_retry_on_startup=True, worker_cancel_long_running_tasks_on_connection_loss=False,
-        worker_send_task_events=False, task_send_sent_event=False, worker_enable_remote_control=False,
-        task_publish_retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5,
-                                   "interval_max": 2})
+        broker_url=broker_url,
+        result_backend=None,
+        task_ignore_result=True,
+        task_store_errors_even_if_ignored=False,
+        task_acks_late=True,
+        worker_prefetch_multiplier=1,
+        task_time_limit=limit,
+        broker_transport_options=transport,
+        visibility_timeout=redeliver,
+        task_default_queue=QUEUE,
+        task_serializer="json",
+        accept_content=["json"],
+        broker_connection_retry_on_startup=True,
+        worker_cancel_long_running_tasks_on_connection_loss=False,
+        worker_send_task_events=False,
+        task_send_sent_event=False,
+        worker_enable_remote_control=False,
+        task_publish_retry_policy={
+            "max_retries": 3,
+            "interval_start": 0.2,
+            "interval_step": 0.5,
+            "interval_max": 2,
+        },
+    )
     return celery_app
 
 

@@ -54,14 +54,24 @@ __all__ = ["Coordinator", "broker_fetch"]
 class Coordinator:
     """``fetch(**plan) -> RunSummary`` over Celery workers; see the module docstring."""
 
-    def __init__(self, broker_url: str, sink_root: str | Path | ShardSink, *, engine_options: dict[str, Any] | None = None,
-                 redeliver: float | None = None, progress: Callable[[int, int], None] | None = None,
-                 max_rounds: int = 3, poll: float = 0.25, grace: float | None = None,
-                 log: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        broker_url: str,
+        sink_root: str | Path | ShardSink,
+        *,
+        engine_options: dict[str, Any] | None = None,
+        redeliver: float | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        max_rounds: int = 3,
+        poll: float = 0.25,
+        grace: float | None = None,
+        log: Callable[[str], None] | None = None,
+    ):
         self.url = check_broker_url(broker_url)
         self.redeliver = redeliver_after() if redeliver is None else redeliver
-        self.sink: ShardSink = (DirectoryShardSink(Path(sink_root).resolve()) if isinstance(sink_root, (str, Path))
-                                else sink_root)
+        self.sink: ShardSink = (
+            DirectoryShardSink(Path(sink_root).resolve()) if isinstance(sink_root, (str, Path)) else sink_root
+        )
         self.engine_options = dict(engine_options or {})
         self.progress, self.max_rounds, self.poll, self.log = progress, max_rounds, poll, log
         self.grace = min(30.0, self.redeliver) if grace is None else grace
@@ -73,31 +83,69 @@ class Coordinator:
         self.rounds = 0
         self.reruns = 0
         self.run_id = ""
-        self.app = new_app(self.url, self.redeliver, name="greenfetch-coordinator")  # its own: the worker's is untouched
+        self.app = new_app(
+            self.url, self.redeliver, name="greenfetch-coordinator"
+        )  # its own: the worker's is untouched
 
     # -- the plan ---------------------------------------------------------------------------------
 
-    def plan(self, accounts: Sequence[Account], types: Sequence[ResourceType], regions: str | Sequence[str],
-             exclude: Sequence[str], role_name: str | None, external_id: str | None,
-             options: dict[str, Any]) -> list[Shard]:
+    def plan(
+        self,
+        accounts: Sequence[Account],
+        types: Sequence[ResourceType],
+        regions: str | Sequence[str],
+        exclude: Sequence[str],
+        role_name: str | None,
+        external_id: str | None,
+        options: dict[str, Any],
+    ) -> list[Shard]:
         names = tuple(t.name for t in types)
         where = regions if isinstance(regions, str) else tuple(regions)
-        return [Shard(self.run_id, a.account_id, names, where, tuple(exclude), role=a.role or role_name,
-                      account_name=a.name, external_id=external_id, options=options) for a in accounts]
+        return [
+            Shard(
+                self.run_id,
+                a.account_id,
+                names,
+                where,
+                tuple(exclude),
+                role=a.role or role_name,
+                account_name=a.name,
+                external_id=external_id,
+                options=options,
+            )
+            for a in accounts
+        ]
 
-    def fetch(self, *, accounts: Sequence[Account], types: Sequence[ResourceType], regions: str | Sequence[str],
-              exclude: Sequence[str], role_name: str | None = None, external_id: str | None = None,
-              cache_ttl: float | None = None, cache_not_before: float | None = None, status_store: str | None = None,
-              concurrency: int | None = None, filter_offered: bool = True,
-              on_record: Callable[[Record, float | None], None] | None = None, sink: Any = None) -> RunSummary:
+    def fetch(
+        self,
+        *,
+        accounts: Sequence[Account],
+        types: Sequence[ResourceType],
+        regions: str | Sequence[str],
+        exclude: Sequence[str],
+        role_name: str | None = None,
+        external_id: str | None = None,
+        cache_ttl: float | None = None,
+        cache_not_before: float | None = None,
+        status_store: str | None = None,
+        concurrency: int | None = None,
+        filter_offered: bool = True,
+        on_record: Callable[[Record, float | None], None] | None = None,
+        sink: Any = None,
+    ) -> RunSummary:
         """``sink``: the run's own sink when workers can write it directly (PostgreSQL): they do, and
         only records no worker wrote (a shard that never completed) go to ``on_record``."""
         self.run_id = uuid.uuid4().hex[:16]
         if sink is not None:
             self.sink = sink.shard_sink()
         summary = RunSummary()
-        options = {"cache_ttl": cache_ttl, "cache_not_before": cache_not_before, "status_store": status_store,
-                   "concurrency": concurrency, "filter_offered": filter_offered}
+        options = {
+            "cache_ttl": cache_ttl,
+            "cache_not_before": cache_not_before,
+            "status_store": status_store,
+            "concurrency": concurrency,
+            "filter_offered": filter_offered,
+        }
         shards = self.plan(accounts, types, regions, exclude, role_name, external_id, options)
         state = RunState(redis_client(self.url), self.run_id)
         self._broker(state.client.ping, "cannot reach the broker")
@@ -123,8 +171,10 @@ class Coordinator:
             with contextlib.suppress(Exception):
                 self.reruns = sum(1 for n in state.runs().values() if n > 1)
             if self.log is not None:
-                self.log(f"shards: {len(shards)} sent to workers in {self.rounds} round(s); {self.reruns} ran more "
-                         "than once (a worker lost or slow; records are written once)")
+                self.log(
+                    f"shards: {len(shards)} sent to workers in {self.rounds} round(s); {self.reruns} ran more "
+                    "than once (a worker lost or slow; records are written once)"
+                )
         finally:
             with contextlib.suppress(Exception):
                 state.end()
@@ -140,8 +190,12 @@ class Coordinator:
         def send() -> None:
             with self.app.producer_or_acquire() as producer:
                 for shard in shards:
-                    self.app.send_task(TASK, args=[{"shard": shard.to_dict(), "sink": sink, "engine": self.engine_options}],
-                                       queue=QUEUE, producer=producer)
+                    self.app.send_task(
+                        TASK,
+                        args=[{"shard": shard.to_dict(), "sink": sink, "engine": self.engine_options}],
+                        queue=QUEUE,
+                        producer=producer,
+                    )
 
         self._broker(send, "cannot send shards to the broker")
 
@@ -164,9 +218,11 @@ class Coordinator:
                 if notice_at is not None and time.monotonic() >= notice_at:
                     notice_at = None
                     if pending == total and not state.started():
-                        self._say(f"waiting: no worker has taken a shard yet; start `greenfetch worker` with "
-                                  f"--broker {redact(self.url)} (or GREENFETCH_BROKER_URL) where it reaches this "
-                                  f"broker and AWS; the run stops after {self.stall:g}s without progress")
+                        self._say(
+                            f"waiting: no worker has taken a shard yet; start `greenfetch worker` with "
+                            f"--broker {redact(self.url)} (or GREENFETCH_BROKER_URL) where it reaches this "
+                            f"broker and AWS; the run stops after {self.stall:g}s without progress"
+                        )
                 if pending and time.monotonic() >= next_sweep:  # a killed worker's shards, back on the queue
                     next_sweep = time.monotonic() + sweep_interval(self.redeliver)
                     restore_abandoned(self.app)
@@ -188,21 +244,27 @@ class Coordinator:
                 if not missing or self.rounds >= self.max_rounds:
                     return failures
                 self.rounds += 1
-                self._broker(functools.partial(state.again, [s.key for s in missing], total), "lost the broker")
+                self._broker(
+                    functools.partial(state.again, [s.key for s in missing], total), "lost the broker"
+                )
                 self._send(missing)
                 last, changed = -1, time.monotonic()
             time.sleep(self.poll)
 
     def _lost(self, exc: BaseException, state: Any, shards: Sequence[Shard]) -> None:
         done = len(self.sink.keys(self.run_id))
-        raise BrokerError(f"the broker at {redact(self.url)} stopped answering for {self.grace:g}s "
-                          f"({_reason(exc)}); {done} of {len(shards)} shards had finished; no files were "
-                          "written. Start Redis again and re-run the inventory") from None
+        raise BrokerError(
+            f"the broker at {redact(self.url)} stopped answering for {self.grace:g}s "
+            f"({_reason(exc)}); {done} of {len(shards)} shards had finished; no files were "
+            "written. Start Redis again and re-run the inventory"
+        ) from None
 
     def _stalled(self, pending: int, total: int) -> None:
-        raise BrokerError(f"no shard finished for {self.stall:g}s ({pending} of {total} still pending): check "
-                          f"that `greenfetch worker`s are running and reach {redact(self.url)}; no files were "
-                          "written")
+        raise BrokerError(
+            f"no shard finished for {self.stall:g}s ({pending} of {total} still pending): check "
+            f"that `greenfetch worker`s are running and reach {redact(self.url)}; no files were "
+            "written"
+        )
 
     def _broker(self, call: Callable[[], Any], what: str) -> Any:
         try:
@@ -216,20 +278,25 @@ class Coordinator:
         if self.log is not None:
             self.log(line)
 
-    def _missing(self, shard: Shard, types: Sequence[ResourceType], failure: str | None,
-                 finished_by: str | None = None) -> tuple[list[Record], dict[str, Any]]:
+    def _missing(
+        self, shard: Shard, types: Sequence[ResourceType], failure: str | None, finished_by: str | None = None
+    ) -> tuple[list[Record], dict[str, Any]]:
         """A shard no worker completed: one error record per type, and the account counts as failed.
         A shard a worker did finish, absent from the sink, was written where this coordinator cannot
         see: the error names the place."""
         if failure is None and finished_by is not None:
             where = sink_spec(self.sink)
             if where.get("kind") == "s3":
-                why = (f"worker {finished_by} finished it, but it is not under {where['uri']}: do the workers and "
-                       "this coordinator reach the same bucket (same endpoint and account)?")
+                why = (
+                    f"worker {finished_by} finished it, but it is not under {where['uri']}: do the workers and "
+                    "this coordinator reach the same bucket (same endpoint and account)?"
+                )
             else:
-                why = (f"worker {finished_by} finished it, but it is not in {where['root']}: do the workers see "
-                       "--out at this same path (one machine, or a shared filesystem)? Or give --shards "
-                       "s3://BUCKET/PREFIX")
+                why = (
+                    f"worker {finished_by} finished it, but it is not in {where['root']}: do the workers see "
+                    "--out at this same path (one machine, or a shared filesystem)? Or give --shards "
+                    "s3://BUCKET/PREFIX"
+                )
         else:
             why = failure or "no worker finished it"
         error = f"shard {shard.key} did not complete in {self.rounds} deliveries: {why}"
@@ -241,8 +308,17 @@ def _connection_error(exc: BaseException) -> bool:
     import redis
     from kombu.exceptions import OperationalError
 
-    return isinstance(exc, (redis.ConnectionError, redis.TimeoutError, redis.AuthenticationError,
-                            OperationalError, ConnectionError, TimeoutError))
+    return isinstance(
+        exc,
+        (
+            redis.ConnectionError,
+            redis.TimeoutError,
+            redis.AuthenticationError,
+            OperationalError,
+            ConnectionError,
+            TimeoutError,
+        ),
+    )
 
 
 def _reason(exc: BaseException) -> str:
@@ -250,9 +326,16 @@ def _reason(exc: BaseException) -> str:
     return redact(str(exc).strip() or type(exc).__name__)
 
 
-def broker_fetch(broker_url: str, out: str | None, config: Any, *, progress: bool = False,
-                 log: Callable[[str], None] | None = None, shards: str | None = None,
-                 engine: Any = None) -> Callable[..., RunSummary]:
+def broker_fetch(
+    broker_url: str,
+    out: str | None,
+    config: Any,
+    *,
+    progress: bool = False,
+    log: Callable[[str], None] | None = None,
+    shards: str | None = None,
+    engine: Any = None,
+) -> Callable[..., RunSummary]:
     """The ``fetch`` that ``run_inventory`` calls for ``--broker``: InventoryError (exit 2) for a bad
     URL, a bad GREENFETCH_REDELIVER_AFTER, a run without ``--out`` or a ``--shards`` that is not
     ``s3://BUCKET/PREFIX``. Without ``shards`` workers write into ``--out`` (a shared directory);
@@ -261,25 +344,35 @@ def broker_fetch(broker_url: str, out: str | None, config: Any, *, progress: boo
     from ..inventory._cache import parse_s3_uri
 
     if out is None:
-        raise InventoryError("--broker needs --out DIR, a directory every worker can also see (workers write "
-                             "their shards there), or --out DIR with --shards s3://BUCKET/PREFIX; records on "
-                             "stdout are for runs without --broker")
+        raise InventoryError(
+            "--broker needs --out DIR, a directory every worker can also see (workers write "
+            "their shards there), or --out DIR with --shards s3://BUCKET/PREFIX; records on "
+            "stdout are for runs without --broker"
+        )
     sink: str | Path | S3ShardSink = shard_root(out)
     if shards is not None and is_postgres_url(out):
-        raise InventoryError("--shards is where workers leave shards for a run's files; with --out postgresql://... "
-                             "each worker writes its shards into the database: drop --shards")
+        raise InventoryError(
+            "--shards is where workers leave shards for a run's files; with --out postgresql://... "
+            "each worker writes its shards into the database: drop --shards"
+        )
     if shards is not None:
         try:
             parse_s3_uri(shards)
         except InventoryError:
-            raise InventoryError(f"--shards {shards!r} is not an S3 URI; use s3://BUCKET/PREFIX (a bucket every "
-                                 "worker can write), or leave --shards out to share the --out directory") from None
+            raise InventoryError(
+                f"--shards {shards!r} is not an S3 URI; use s3://BUCKET/PREFIX (a bucket every "
+                "worker can write), or leave --shards out to share the --out directory"
+            ) from None
         if engine is None:
             raise InventoryError("--shards on S3 needs an engine to read the shards back")
         sink = S3ShardSink(engine, shards)
         sink.check()
-    engine_options = {"region": config.region, "endpoint_url": config.endpoint_url,
-                      "max_attempts": config.max_attempts, "concurrency": config.concurrency}
+    engine_options = {
+        "region": config.region,
+        "endpoint_url": config.endpoint_url,
+        "max_attempts": config.max_attempts,
+        "concurrency": config.concurrency,
+    }
     line = _ProgressLine() if progress else None
     if line is not None and log is not None:
         log = line.above(log)
@@ -305,6 +398,7 @@ class _ProgressLine:
 
     def above(self, log: Callable[[str], None]) -> Callable[[str], None]:
         """``log``, its lines kept off the progress line (which is drawn again on its next change)."""
+
         def say(text: str) -> None:
             if self._last is not None and self._last[0] != self._last[1]:
                 sys.stderr.write("\n")

@@ -94,7 +94,9 @@ class RunState:
         return {_text(k): int(v) for k, v in self.client.hgetall(self.key("runs")).items()}
 
     def end(self) -> None:
-        self.client.delete(*(self.key(n) for n in ("plan", "pending", "started", "runs", "failed", "finished")))
+        self.client.delete(
+            *(self.key(n) for n in ("plan", "pending", "started", "runs", "failed", "finished"))
+        )
 
 
 def _text(value: Any) -> str:

@@ -19,13 +19,13 @@ from ._pipeline import (
 )
 from ._records import RegionOutcome, enrich_server, instance_summary, region_outcome, to_dynamodb_item
 from ._steps import (
-                     account_credentials,
-                     collect_accounts,
-                     enrich_servers,
-                     query_all_regions,
-                     query_ec2_instances,
-                     query_region,
-                     write_inventory,
+    account_credentials,
+    collect_accounts,
+    enrich_servers,
+    query_all_regions,
+    query_ec2_instances,
+    query_region,
+    write_inventory,
 )
 
 __all__ = [

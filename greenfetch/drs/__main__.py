@@ -33,10 +33,19 @@ def run(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for spec in runs:
         store = RegionStatusStore(spec["status_file"]) if spec.get("status_file") else None
         stamp = datetime.fromisoformat(spec.get("now") or "2026-01-01T00:00:00+00:00")
-        result = sync_source_server_inventory(engine, SyncOptions(**spec["options"]), store=store, now=_fixed(stamp))
-        out.append({"name": spec.get("name"), "response": result.response, "records": result.records,
-                    "items": result.items, "statuses": [o.status_record() for o in result.outcomes],
-                    "timings": result.timings})
+        result = sync_source_server_inventory(
+            engine, SyncOptions(**spec["options"]), store=store, now=_fixed(stamp)
+        )
+        out.append(
+            {
+                "name": spec.get("name"),
+                "response": result.response,
+                "records": result.records,
+                "items": result.items,
+                "statuses": [o.status_record() for o in result.outcomes],
+                "timings": result.timings,
+            }
+        )
     return out
 
 

@@ -19,8 +19,16 @@ from .._errors import classify
 from .._jsonable import jsonable
 from ..inventory import to_dynamodb_item
 
-__all__ = ["RegionOutcome", "enrich_server", "instance_id_of", "instance_summary", "origin_of", "region_outcome",
-           "tag_server", "to_dynamodb_item"]
+__all__ = [
+    "RegionOutcome",
+    "enrich_server",
+    "instance_id_of",
+    "instance_summary",
+    "origin_of",
+    "region_outcome",
+    "tag_server",
+    "to_dynamodb_item",
+]
 
 
 @dataclass
@@ -29,7 +37,9 @@ class RegionOutcome:
 
     account: str
     region: str
-    status: str  # ok, empty, or a classify status: denied, unavailable, throttled, quota, transient, error, ...
+    status: (
+        str  # ok, empty, or a classify status: denied, unavailable, throttled, quota, transient, error, ...
+    )
     servers: list[dict[str, Any]] = field(default_factory=list, repr=False)
     error_code: str | None = None
     error: str | None = None
@@ -60,15 +70,26 @@ def region_outcome(account: str, region: str, result: Any) -> RegionOutcome:
         servers = list((result.result or {}).get("items") or [])
         return RegionOutcome(account, region, "ok" if servers else "empty", servers)
     info = classify(result.error_code, service="drs", operation="DescribeSourceServers")
-    return RegionOutcome(account, region, info.status, [], result.error_code, result.error,
-                         result.guidance or info.guidance, result.retryable)
+    return RegionOutcome(
+        account,
+        region,
+        info.status,
+        [],
+        result.error_code,
+        result.error,
+        result.guidance or info.guidance,
+        result.retryable,
+    )
 
 
-def tag_server(server: Mapping[str, Any], account: str, account_name: str | None, region: str,
-               synced_at: str) -> dict[str, Any]:
+def tag_server(
+    server: Mapping[str, Any], account: str, account_name: str | None, region: str, synced_at: str
+) -> dict[str, Any]:
     """The DRS record with where it was found and when; DRS's own fields are kept untouched."""
     record = dict(jsonable(dict(server)))
-    record.update({"accountId": account, "accountName": account_name or "", "region": region, "syncedAt": synced_at})
+    record.update(
+        {"accountId": account, "accountName": account_name or "", "region": region, "syncedAt": synced_at}
+    )
     return record
 
 
@@ -86,28 +107,40 @@ def origin_of(server: Mapping[str, Any]) -> tuple[str, str]:
 
 def instance_summary(instance: Mapping[str, Any]) -> dict[str, Any]:
     """What the inventory keeps of an EC2 instance: network interfaces, tags, instance profile."""
-    enis = sorted(instance.get("NetworkInterfaces") or [],
-                  key=lambda n: ((n.get("Attachment") or {}).get("DeviceIndex", 0), n.get("NetworkInterfaceId", "")))
+    enis = sorted(
+        instance.get("NetworkInterfaces") or [],
+        key=lambda n: ((n.get("Attachment") or {}).get("DeviceIndex", 0), n.get("NetworkInterfaceId", "")),
+    )
     profile = instance.get("IamInstanceProfile") or None
     return {
         "instanceId": instance.get("InstanceId"),
         "instanceType": instance.get("InstanceType"),
         "state": (instance.get("State") or {}).get("Name"),
         "privateIpAddress": instance.get("PrivateIpAddress"),
-        "networkInterfaces": [{
-            "networkInterfaceId": n.get("NetworkInterfaceId"),
-            "privateIpAddress": n.get("PrivateIpAddress"),
-            "privateIpAddresses": [p.get("PrivateIpAddress") for p in n.get("PrivateIpAddresses") or []],
-            "subnetId": n.get("SubnetId"), "vpcId": n.get("VpcId"), "macAddress": n.get("MacAddress"),
-            "securityGroups": [g.get("GroupId") for g in n.get("Groups") or []],
-        } for n in enis],
-        "tags": {t["Key"]: t.get("Value", "") for t in sorted(instance.get("Tags") or [], key=lambda t: t["Key"])},
+        "networkInterfaces": [
+            {
+                "networkInterfaceId": n.get("NetworkInterfaceId"),
+                "privateIpAddress": n.get("PrivateIpAddress"),
+                "privateIpAddresses": [p.get("PrivateIpAddress") for p in n.get("PrivateIpAddresses") or []],
+                "subnetId": n.get("SubnetId"),
+                "vpcId": n.get("VpcId"),
+                "macAddress": n.get("MacAddress"),
+                "securityGroups": [g.get("GroupId") for g in n.get("Groups") or []],
+            }
+            for n in enis
+        ],
+        "tags": {
+            t["Key"]: t.get("Value", "") for t in sorted(instance.get("Tags") or [], key=lambda t: t["Key"])
+        },
         "instanceProfile": {"arn": profile.get("Arn"), "id": profile.get("Id")} if profile else None,
     }
 
 
-def enrich_server(record: Mapping[str, Any], instances: Mapping[str, Mapping[str, Any]],
-                  failures: Mapping[tuple[str, str], str]) -> dict[str, Any]:
+def enrich_server(
+    record: Mapping[str, Any],
+    instances: Mapping[str, Mapping[str, Any]],
+    failures: Mapping[tuple[str, str], str],
+) -> dict[str, Any]:
     """The record with an ``ec2`` block. A server whose instance is missing, or whose EC2 query
     failed, keeps all its DRS data and says why it was not enriched (``ec2.status``):
     enriched, instance_not_found, query_failed, no_instance_id."""
@@ -118,7 +151,11 @@ def enrich_server(record: Mapping[str, Any], instances: Mapping[str, Mapping[str
     elif instance_id in instances:
         out["ec2"] = {"status": "enriched", **instance_summary(instances[instance_id])}
     elif origin_of(record) in failures:
-        out["ec2"] = {"status": "query_failed", "instanceId": instance_id, "error": failures[origin_of(record)]}
+        out["ec2"] = {
+            "status": "query_failed",
+            "instanceId": instance_id,
+            "error": failures[origin_of(record)],
+        }
     else:
         out["ec2"] = {"status": "instance_not_found", "instanceId": instance_id}
     return out

@@ -32,8 +32,16 @@ from ._records import (
     tag_server,
 )
 
-__all__ = ["EC2_BATCH", "account_credentials", "collect_accounts", "enrich_servers", "query_all_regions",
-           "query_ec2_instances", "query_region", "write_inventory"]
+__all__ = [
+    "EC2_BATCH",
+    "account_credentials",
+    "collect_accounts",
+    "enrich_servers",
+    "query_all_regions",
+    "query_ec2_instances",
+    "query_region",
+    "write_inventory",
+]
 
 EC2_BATCH = 200  # values per DescribeInstances filter: AWS's limit per filter
 DRS_PAGE = 100
@@ -54,8 +62,15 @@ def account_credentials(creds: AccountCredentials, accounts: Iterable[Account | 
 
 
 def _drs_request(account: str, region: str, credentials: Any) -> Request:
-    return Request("drs", "DescribeSourceServers", {"maxResults": DRS_PAGE}, region=region, account=account,
-                   credentials=credentials, paginate=True)
+    return Request(
+        "drs",
+        "DescribeSourceServers",
+        {"maxResults": DRS_PAGE},
+        region=region,
+        account=account,
+        credentials=credentials,
+        paginate=True,
+    )
 
 
 def query_region(engine: Any, account: str, region: str, credentials: Any) -> RegionOutcome:
@@ -63,9 +78,15 @@ def query_region(engine: Any, account: str, region: str, credentials: Any) -> Re
     return region_outcome(account, region, engine.execute(_drs_request(account, region, credentials)))
 
 
-def query_all_regions(engine: Any, targets: Sequence[tuple[str, Any]], regions: Mapping[str, Sequence[str]],
-                      *, store: Any = None, concurrency: int | None = None,
-                      done: dict[int, RegionOutcome] | None = None) -> list[RegionOutcome]:
+def query_all_regions(
+    engine: Any,
+    targets: Sequence[tuple[str, Any]],
+    regions: Mapping[str, Sequence[str]],
+    *,
+    store: Any = None,
+    concurrency: int | None = None,
+    done: dict[int, RegionOutcome] | None = None,
+) -> list[RegionOutcome]:
     """Every (account, region) at once: ``targets`` is [(account id, credentials)], ``regions`` the
     regions to query per account. One region's failure is its own outcome and never stops the
     others. Each outcome updates the region status store (when given) as it is known.
@@ -79,24 +100,42 @@ def query_all_regions(engine: Any, targets: Sequence[tuple[str, Any]], regions: 
         outcome = done[result.index] = region_outcome(account, region, result)
         if store is not None:
             status = status_of(outcome.ok, len(outcome.servers), outcome.error_code)
-            store.update(outcome.account, "drs", outcome.region, status, outcome.error_code, len(outcome.servers))
+            store.update(
+                outcome.account, "drs", outcome.region, status, outcome.error_code, len(outcome.servers)
+            )
     return [done[i] for i in sorted(done)]
 
 
-def query_ec2_instances(engine: Any, wanted: Mapping[tuple[str, str], Sequence[str]],
-                        credentials: Mapping[str, Any], *, concurrency: int | None = None,
-                        ) -> tuple[dict[str, dict[str, Any]], dict[tuple[str, str], str]]:
+def query_ec2_instances(
+    engine: Any,
+    wanted: Mapping[tuple[str, str], Sequence[str]],
+    credentials: Mapping[str, Any],
+    *,
+    concurrency: int | None = None,
+) -> tuple[dict[str, dict[str, Any]], dict[tuple[str, str], str]]:
     """EC2 instances by id, queried in each instance's own account and region with that account's
     credentials, at most EC2_BATCH ids per DescribeInstances call.
 
     Returns (instances by id, {(account, region): error} for queries that failed). Ids are passed as
     an ``instance-id`` filter, not ``InstanceIds``: one missing instance then costs one missing
     record instead of failing its whole batch with InvalidInstanceID.NotFound."""
-    jobs = [(account, region, batch) for (account, region), ids in wanted.items()
-            for batch in chunks(sorted(set(ids)), EC2_BATCH)]
-    requests = (Request("ec2", "DescribeInstances", {"Filters": [{"Name": "instance-id", "Values": batch}]},
-                        region=region, account=account, credentials=credentials.get(account), paginate=True)
-                for account, region, batch in jobs)
+    jobs = [
+        (account, region, batch)
+        for (account, region), ids in wanted.items()
+        for batch in chunks(sorted(set(ids)), EC2_BATCH)
+    ]
+    requests = (
+        Request(
+            "ec2",
+            "DescribeInstances",
+            {"Filters": [{"Name": "instance-id", "Values": batch}]},
+            region=region,
+            account=account,
+            credentials=credentials.get(account),
+            paginate=True,
+        )
+        for account, region, batch in jobs
+    )
     instances: dict[str, dict[str, Any]] = {}
     failures: dict[tuple[str, str], str] = {}
     for (account, region, _), result in zip(jobs, engine.batch_requests(requests, concurrency), strict=True):
@@ -109,8 +148,14 @@ def query_ec2_instances(engine: Any, wanted: Mapping[tuple[str, str], Sequence[s
     return instances, failures
 
 
-def enrich_servers(engine: Any, records: Sequence[dict[str, Any]], creds: AccountCredentials,
-                   known: Mapping[str, Any], *, concurrency: int | None = None) -> list[dict[str, Any]]:
+def enrich_servers(
+    engine: Any,
+    records: Sequence[dict[str, Any]],
+    creds: AccountCredentials,
+    known: Mapping[str, Any],
+    *,
+    concurrency: int | None = None,
+) -> list[dict[str, Any]]:
     """Each record with its EC2 instance's network interfaces, tags and instance profile.
 
     Instances are looked up in their origin account (cross-account: credentials for an origin
@@ -135,16 +180,26 @@ def enrich_servers(engine: Any, records: Sequence[dict[str, Any]], creds: Accoun
     return [enrich_server(record, instances, failures) for record in records]
 
 
-def tag_outcomes(outcomes: Iterable[RegionOutcome], names: Mapping[str, str | None],
-                 synced_at: str) -> list[dict[str, Any]]:
+def tag_outcomes(
+    outcomes: Iterable[RegionOutcome], names: Mapping[str, str | None], synced_at: str
+) -> list[dict[str, Any]]:
     """Inventory records from region outcomes, in outcome order then DRS's order."""
-    return [tag_server(server, o.account, names.get(o.account), o.region, synced_at)
-            for o in outcomes for server in o.servers]
+    return [
+        tag_server(server, o.account, names.get(o.account), o.region, synced_at)
+        for o in outcomes
+        for server in o.servers
+    ]
 
 
-def write_inventory(engine: Any, table: str, items: Sequence[dict[str, Any]], *,
-                    dead_letter_dir: str | None = None, region: str | None = None,
-                    progress: dict[str, int] | None = None) -> WriteReport:
+def write_inventory(
+    engine: Any,
+    table: str,
+    items: Sequence[dict[str, Any]],
+    *,
+    dead_letter_dir: str | None = None,
+    region: str | None = None,
+    progress: dict[str, int] | None = None,
+) -> WriteReport:
     """DynamoDB items (already typed) into the inventory table: BatchWriteItem in batches of 25,
     unprocessed items retried with backoff, the rest to a dead-letter file; written/failed counts.
 
@@ -152,8 +207,9 @@ def write_inventory(engine: Any, table: str, items: Sequence[dict[str, Any]], *,
     as each window of the sink completes: a caller stopped half-way (SIGTERM) knows which items
     reached DynamoDB. The sink writes a window once ``sink.window`` items wait (its documented rule)."""
     folder = dead_letter_dir or engine.config.cache_dir
-    sink = DynamoDBSink(engine, table, region=region,
-                        dead_letter_path=os.path.join(folder, f"drs-dead-letter-{table}.jsonl"))
+    sink = DynamoDBSink(
+        engine, table, region=region, dead_letter_path=os.path.join(folder, f"drs-dead-letter-{table}.jsonl")
+    )
     progress = {} if progress is None else progress
     progress["sent"] = 0
     for count, item in enumerate(items, 1):

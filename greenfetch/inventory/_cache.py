@@ -60,9 +60,17 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
 class InventoryCache:
     """``get(key)`` / ``set(key, value)`` over the tiers; a hit in a lower tier is promoted upward."""
 
-    def __init__(self, ttl: float, directory: str | os.PathLike[str] | None = None, *, s3_uri: str | None = None,
-                 engine: Any = None, memory_size: int = 4096, clock: Callable[[], float] = time.time,
-                 not_before: float | None = None):
+    def __init__(
+        self,
+        ttl: float,
+        directory: str | os.PathLike[str] | None = None,
+        *,
+        s3_uri: str | None = None,
+        engine: Any = None,
+        memory_size: int = 4096,
+        clock: Callable[[], float] = time.time,
+        not_before: float | None = None,
+    ):
         self.ttl, self.clock, self.not_before = float(ttl), clock, not_before
         self.directory = Path(directory) if directory is not None else None
         self.s3 = parse_s3_uri(s3_uri) if s3_uri else None
@@ -70,8 +78,9 @@ class InventoryCache:
             raise InventoryError("an S3 cache tier needs an engine to reach S3")
         self.engine = engine
         # (value, stored_at): the entry's own age decides, not how long it has been in memory
-        self._memory: TTLCache[str, tuple[Any, float]] = TTLCache(maxsize=memory_size, ttl=max(self.ttl, 1e-9),
-                                                                  timer=clock)
+        self._memory: TTLCache[str, tuple[Any, float]] = TTLCache(
+            maxsize=memory_size, ttl=max(self.ttl, 1e-9), timer=clock
+        )
         self.hits = {"memory": 0, "disk": 0, "s3": 0}
         self.misses = 0
         self._write_refused = False
@@ -157,16 +166,25 @@ class InventoryCache:
         except OSError as exc:  # a cache that cannot write is a slower run, not a failed one: said once
             if not self._write_refused:
                 self._write_refused = True
-                _log.warning("%s", storage_error(
-                    exc, f"cache directory {str(self.directory)!r} cannot be written",
-                    "the run goes on without caching what it fetches (GREENFETCH_CACHE_DIR)"))
+                _log.warning(
+                    "%s",
+                    storage_error(
+                        exc,
+                        f"cache directory {str(self.directory)!r} cannot be written",
+                        "the run goes on without caching what it fetches (GREENFETCH_CACHE_DIR)",
+                    ),
+                )
 
     def _valid(self, key: str, envelope: Any) -> dict[str, Any] | None:
         """The envelope when it is ours, for this key, and fresh; None otherwise."""
         if not isinstance(envelope, dict) or envelope.get(_MARK) != _VERSION or envelope.get("key") != key:
             return None
         stored = envelope.get("stored_at")
-        if not isinstance(stored, (int, float)) or self.clock() - stored >= self.ttl or "value" not in envelope:
+        if (
+            not isinstance(stored, (int, float))
+            or self.clock() - stored >= self.ttl
+            or "value" not in envelope
+        ):
             return None
         return envelope
 
@@ -193,8 +211,18 @@ class InventoryCache:
 
     def _write_s3(self, key: str, text: str) -> None:
         assert self.s3 is not None
-        self.engine.execute(Request("s3", "PutObject", {"Bucket": self.s3[0], "Key": self._s3_key(key),
-                                                         "Body": text.encode(), "ContentType": "application/json"}))
+        self.engine.execute(
+            Request(
+                "s3",
+                "PutObject",
+                {
+                    "Bucket": self.s3[0],
+                    "Key": self._s3_key(key),
+                    "Body": text.encode(),
+                    "ContentType": "application/json",
+                },
+            )
+        )
 
     # -- housekeeping ------------------------------------------------------------------------
 
@@ -207,10 +235,17 @@ class InventoryCache:
     def info(self) -> dict[str, Any]:
         files = self._files()
         fresh = sum(1 for f in files if self._fresh_file(f))
-        return {"directory": str(self.directory) if self.directory else None, "ttl_seconds": self.ttl,
-                "files": len(files), "fresh_files": fresh, "bytes": sum(f.stat().st_size for f in files),
-                "memory_entries": len(self._memory), "s3": f"s3://{self.s3[0]}/{self.s3[1]}" if self.s3 else None,
-                "hits": dict(self.hits), "misses": self.misses}
+        return {
+            "directory": str(self.directory) if self.directory else None,
+            "ttl_seconds": self.ttl,
+            "files": len(files),
+            "fresh_files": fresh,
+            "bytes": sum(f.stat().st_size for f in files),
+            "memory_entries": len(self._memory),
+            "s3": f"s3://{self.s3[0]}/{self.s3[1]}" if self.s3 else None,
+            "hits": dict(self.hits),
+            "misses": self.misses,
+        }
 
     def _fresh_file(self, path: Path) -> bool:
         try:

@@ -32,7 +32,17 @@ from ._generated import VERBS, GeneratedTier, snake_noun
 from ._overlay import Overlay, TypeEntry, load_overlay, merge_overlays, shipped_overlay
 from ._types import InventoryError
 
-__all__ = ["ACCOUNT_PLACEHOLDER", "CATALOG", "Catalog", "Detail", "GLOBAL", "ResourceType", "TIERS", "catalog", "resolve_types"]
+__all__ = [
+    "ACCOUNT_PLACEHOLDER",
+    "CATALOG",
+    "Catalog",
+    "Detail",
+    "GLOBAL",
+    "ResourceType",
+    "TIERS",
+    "catalog",
+    "resolve_types",
+]
 
 GLOBAL = "global"
 ACCOUNT_PLACEHOLDER = "{account}"  # a parameter value the fetch replaces with the account's id
@@ -66,18 +76,18 @@ class ResourceType:
     name: str
     service: str
     operation: str
-    items: str                       # JMESPath into the (merged) response
-    id_field: str | None             # None: the item itself is the id (a name or URL string); "": no id field
+    items: str  # JMESPath into the (merged) response
+    id_field: str | None  # None: the item itself is the id (a name or URL string); "": no id field
     params: Mapping[str, Any] = field(default_factory=dict)
     paginate: bool = True
-    scope: str = "regional"          # or GLOBAL: called once per account, recorded as region "global"
-    api_region: str = "us-east-1"    # where a global type's API is called
-    keep: tuple[str, ...] = ()       # when set, only these fields are kept (Secrets Manager: names only)
+    scope: str = "regional"  # or GLOBAL: called once per account, recorded as region "global"
+    api_region: str = "us-east-1"  # where a global type's API is called
+    keep: tuple[str, ...] = ()  # when set, only these fields are kept (Secrets Manager: names only)
     details: tuple[Detail, ...] = ()
-    ssm_service: str | None = None   # name in SSM's global-infrastructure parameters, if not ``service``
-    arn: str | None = None           # the item's ARN field, where the API returns one (see resource_id)
-    volatile: tuple[str, ...] = ()   # dotted paths a diff ignores: they move without the resource changing
-    tier: str = "core"               # core, generated, or denied (never called; see deny_reason)
+    ssm_service: str | None = None  # name in SSM's global-infrastructure parameters, if not ``service``
+    arn: str | None = None  # the item's ARN field, where the API returns one (see resource_id)
+    volatile: tuple[str, ...] = ()  # dotted paths a diff ignores: they move without the resource changing
+    tier: str = "core"  # core, generated, or denied (never called; see deny_reason)
     deny_reason: str | None = None
 
     @property
@@ -108,20 +118,41 @@ class ResourceType:
 
     def describe(self) -> dict[str, Any]:
         id_field = "(item)" if self.id_field is None else (self.id_field or "(none)")
-        return {"name": self.name, "service": self.service, "operation": self.operation,
-                "scope": self.scope, "items": self.items, "id_field": id_field,
-                "resource_id": self.arn or id_field, "tier": self.tier, "deny_reason": self.deny_reason,
-                "paginate": self.paginate, "params": dict(self.params), "api_region": self.api_region,
-                "details": ",".join(d.operation for d in self.details)}
+        return {
+            "name": self.name,
+            "service": self.service,
+            "operation": self.operation,
+            "scope": self.scope,
+            "items": self.items,
+            "id_field": id_field,
+            "resource_id": self.arn or id_field,
+            "tier": self.tier,
+            "deny_reason": self.deny_reason,
+            "paginate": self.paginate,
+            "params": dict(self.params),
+            "api_region": self.api_region,
+            "details": ",".join(d.operation for d in self.details),
+        }
 
 
 # -- rows to types ---------------------------------------------------------------------------------
 
 
 def _from_row(service: str, row: Mapping[str, Any], name: str, reason: str | None) -> ResourceType:
-    return ResourceType(name, service, row["operation"], row["items"], row["id"], params=dict(row["params"]),
-                        paginate=row["paginate"], scope=row["scope"], api_region=row["api_region"] or "us-east-1",
-                        arn=row["arn"], tier="denied" if reason else "generated", deny_reason=reason)
+    return ResourceType(
+        name,
+        service,
+        row["operation"],
+        row["items"],
+        row["id"],
+        params=dict(row["params"]),
+        paginate=row["paginate"],
+        scope=row["scope"],
+        api_region=row["api_region"] or "us-east-1",
+        arn=row["arn"],
+        tier="denied" if reason else "generated",
+        deny_reason=reason,
+    )
 
 
 def _from_entry(entry: TypeEntry, base: Mapping[str, Any] | None, source: str) -> ResourceType:
@@ -132,28 +163,62 @@ def _from_entry(entry: TypeEntry, base: Mapping[str, Any] | None, source: str) -
     f = entry.fields
     inherit = base if entry.tier != "core" else None
     if inherit is None and ("items" not in f or "id" not in f):
-        return ResourceType(entry.name, entry.service, entry.operation, f.get("items", ""), f.get("id", ""),
-                            tier="denied", deny_reason=f"broken overlay row ({source}): {entry.service}."
-                            f"{entry.operation} is not a listing in this botocore, so the row must give items and id")
+        return ResourceType(
+            entry.name,
+            entry.service,
+            entry.operation,
+            f.get("items", ""),
+            f.get("id", ""),
+            tier="denied",
+            deny_reason=f"broken overlay row ({source}): {entry.service}."
+            f"{entry.operation} is not a listing in this botocore, so the row must give items and id",
+        )
     g: Mapping[str, Any] = inherit or {}
     params = {**(g.get("params") or {}), **f.get("params", {})}
-    details = tuple(Detail(d["operation"], dict(d["params"]), d["into"], d.get("pick"), d.get("default"),
-                           d.get("fail_value"), d.get("region_from"), dict(d.get("extra", {})),
-                           d.get("paginate", False))
-                    for d in f.get("details", ()))
+    details = tuple(
+        Detail(
+            d["operation"],
+            dict(d["params"]),
+            d["into"],
+            d.get("pick"),
+            d.get("default"),
+            d.get("fail_value"),
+            d.get("region_from"),
+            dict(d.get("extra", {})),
+            d.get("paginate", False),
+        )
+        for d in f.get("details", ())
+    )
     id_field = f["id"] if "id" in f else g.get("id")
     if details and id_field is None:
-        return ResourceType(entry.name, entry.service, entry.operation, f.get("items", g.get("items", "")), None,
-                            tier="denied", deny_reason=f"broken overlay row ({source}): detail steps need object "
-                            "items and this type's items are strings; make objects in items, e.g. "
-                            '"TableNames[].{TableName: @}" with "id": "TableName"')
+        return ResourceType(
+            entry.name,
+            entry.service,
+            entry.operation,
+            f.get("items", g.get("items", "")),
+            None,
+            tier="denied",
+            deny_reason=f"broken overlay row ({source}): detail steps need object "
+            "items and this type's items are strings; make objects in items, e.g. "
+            '"TableNames[].{TableName: @}" with "id": "TableName"',
+        )
     return ResourceType(
-        entry.name, entry.service, entry.operation, f.get("items", g.get("items")),
-        id_field, params=params, paginate=f.get("paginate", g.get("paginate", True)),
+        entry.name,
+        entry.service,
+        entry.operation,
+        f.get("items", g.get("items")),
+        id_field,
+        params=params,
+        paginate=f.get("paginate", g.get("paginate", True)),
         scope=f.get("scope", g.get("scope", "regional")),
-        api_region=f.get("api_region", g.get("api_region") or "us-east-1"), keep=tuple(f.get("keep", ())),
-        details=details, ssm_service=f.get("ssm_service"), arn=f["arn"] if "arn" in f else g.get("arn"),
-        volatile=tuple(f.get("volatile", ())), tier=entry.tier)
+        api_region=f.get("api_region", g.get("api_region") or "us-east-1"),
+        keep=tuple(f.get("keep", ())),
+        details=details,
+        ssm_service=f.get("ssm_service"),
+        arn=f["arn"] if "arn" in f else g.get("arn"),
+        volatile=tuple(f.get("volatile", ())),
+        tier=entry.tier,
+    )
 
 
 def _verb(operation: str) -> str:
@@ -232,15 +297,19 @@ class Catalog(Mapping[str, ResourceType]):
         rest = [t for t in found if t.tier != "core" and (denied or not t.denied)]
         return core + rest
 
-    def listing(self, *, service: str | None = None, types: str | Iterable[str] | None = None) -> list[ResourceType]:
+    def listing(
+        self, *, service: str | None = None, types: str | Iterable[str] | None = None
+    ) -> list[ResourceType]:
         """The rows ``greenfetch catalog`` shows: every row (denied included), or ``service``'s, or the
         types ``types`` selects (never denied ones) within ``service``. InventoryError for an unknown
         service (with the nearest names) or a bad ``types``."""
         if service is not None and service not in self.services():
             near = suggest(service, self.services(), n=3)
-            raise InventoryError(f"--service {service!r} is not a service greenfetch knows"
-                                 + (f" (did you mean {', '.join(near)}?)" if near else "")
-                                 + "; see greenfetch catalog --counts")
+            raise InventoryError(
+                f"--service {service!r} is not a service greenfetch knows"
+                + (f" (did you mean {', '.join(near)}?)" if near else "")
+                + "; see greenfetch catalog --counts"
+            )
         if types is None:
             return self.rows(service=service)
         return [t for t in self.select(types) if service is None or t.service == service]
@@ -280,14 +349,17 @@ class Catalog(Mapping[str, ResourceType]):
 
     # -- selection ----------------------------------------------------------------------------------
 
-    def select(self, types: str | Iterable[str] | None = None,
-               exclude: str | Iterable[str] | None = None) -> list[ResourceType]:
+    def select(
+        self, types: str | Iterable[str] | None = None, exclude: str | Iterable[str] | None = None
+    ) -> list[ResourceType]:
         """The types ``--types`` names (default ``core``), minus ``--exclude-types``; InventoryError
         naming a bad name and the nearest valid ones."""
         wanted = _tokens(types) if types is not None else ["core"]
         if not wanted:
-            raise InventoryError("no resource types given; use core, all, a service name (ec2), type names "
-                                 "(ec2.vpcs) or patterns (ec2.*), comma-separated")
+            raise InventoryError(
+                "no resource types given; use core, all, a service name (ec2), type names "
+                "(ec2.vpcs) or patterns (ec2.*), comma-separated"
+            )
         chosen: dict[str, ResourceType] = {}
         for token in wanted:
             for t in self._match(token, "--types"):
@@ -296,8 +368,10 @@ class Catalog(Mapping[str, ResourceType]):
             for t in self._match(token, "--exclude-types"):
                 chosen.pop(t.name, None)
         if not chosen:
-            raise InventoryError(f"--exclude-types {','.join(_tokens(exclude))} removes every type selected by "
-                                 f"--types {','.join(wanted)}")
+            raise InventoryError(
+                f"--exclude-types {','.join(_tokens(exclude))} removes every type selected by "
+                f"--types {','.join(wanted)}"
+            )
         return list(chosen.values())
 
     def _match(self, token: str, flag: str) -> list[ResourceType]:
@@ -315,16 +389,22 @@ class Catalog(Mapping[str, ResourceType]):
                 pool = self.rows(service=service, denied=False)
             else:
                 pool = self.rows(denied=False)
-            hits = [t for t in pool if fnmatch.fnmatchcase(t.name, token) or fnmatch.fnmatchcase(t.service, token)]
+            hits = [
+                t for t in pool if fnmatch.fnmatchcase(t.name, token) or fnmatch.fnmatchcase(t.service, token)
+            ]
             if not hits:
-                raise InventoryError(f"{flag} pattern {token!r} matches no resource type; see greenfetch catalog")
+                raise InventoryError(
+                    f"{flag} pattern {token!r} matches no resource type; see greenfetch catalog"
+                )
             return hits
         if not dot:
             if token in self.services():
                 hits = [t for t in self.rows(service=token) if not t.denied]
                 if not hits:
-                    raise InventoryError(f"{flag}: service {token!r} has no resource type greenfetch calls "
-                                         f"(see greenfetch catalog --service {token} --all)")
+                    raise InventoryError(
+                        f"{flag}: service {token!r} has no resource type greenfetch calls "
+                        f"(see greenfetch catalog --service {token} --all)"
+                    )
                 return hits
             self._unknown(token, flag, [*_WORDS, *self.services(), *(t.name for t in self._core)])
         self._known_service(service, token, flag)
@@ -333,7 +413,9 @@ class Catalog(Mapping[str, ResourceType]):
             self._unknown(token, flag, [t.name for t in self.rows(service=service, denied=False)])
         assert row is not None
         if row.denied:
-            raise InventoryError(f"{flag}: {token} ({service}.{row.operation}) is never called: {row.deny_reason}")
+            raise InventoryError(
+                f"{flag}: {token} ({service}.{row.operation}) is never called: {row.deny_reason}"
+            )
         return [row]
 
     def _known_service(self, service: str, token: str, flag: str) -> None:
@@ -349,11 +431,17 @@ class Catalog(Mapping[str, ResourceType]):
     @staticmethod
     def _unknown(token: str, flag: str, valid: Iterable[str], *, near: list[str] | None = None) -> None:
         valid = list(valid)  # a service has hundreds of names: only close ones are worth a hint
-        near = near if near is not None else (suggest(token, valid, n=3, cutoff=0.7) or suggest(token, valid, n=1))
+        near = (
+            near
+            if near is not None
+            else (suggest(token, valid, n=3, cutoff=0.7) or suggest(token, valid, n=1))
+        )
         hint = f" (did you mean {', '.join(near)}?)" if near else ""
         what = "resource type" if flag == "--types" else f"{flag} resource type"
-        raise InventoryError(f"unknown {what} {token!r}{hint}; valid types: a name from greenfetch catalog, a "
-                             "service name (ec2), core, all, or a pattern (ec2.*, *.clusters)")
+        raise InventoryError(
+            f"unknown {what} {token!r}{hint}; valid types: a name from greenfetch catalog, a "
+            "service name (ec2), core, all, or a pattern (ec2.*, *.clusters)"
+        )
 
 
 def _tokens(spec: str | Iterable[str] | None) -> list[str]:
@@ -405,8 +493,12 @@ def _config_catalog() -> str | None:
         return None
 
 
-def resolve_types(spec: str | Iterable[str] | None, exclude: str | Iterable[str] | None = None, *,
-                  user_file: str | None = _FROM_CONFIG) -> list[ResourceType]:
+def resolve_types(
+    spec: str | Iterable[str] | None,
+    exclude: str | Iterable[str] | None = None,
+    *,
+    user_file: str | None = _FROM_CONFIG,
+) -> list[ResourceType]:
     """``--types`` and ``--exclude-types``: ``core`` (the default), ``all``, service names, type
     names and shell patterns, comma-separated. An unknown name raises InventoryError. ``user_file``
     as for ``catalog``."""

@@ -45,25 +45,47 @@ class AssumeStatus:
     account: str
     role_arn: str | None
     ok: bool
-    status: str = "ok"            # ok, or a greenfetch.classify status (denied, throttled, ...)
+    status: str = "ok"  # ok, or a greenfetch.classify status (denied, throttled, ...)
     error_code: str | None = None
     error: str | None = None
 
 
-def assume_role(engine: Any, account_id: str, role_name_or_arn: str, *, external_id: str | None = None,
-                session_name: str = "greenfetch", duration: int = 3600, region: str | None = None) -> Credentials | None:
+def assume_role(
+    engine: Any,
+    account_id: str,
+    role_name_or_arn: str,
+    *,
+    external_id: str | None = None,
+    session_name: str = "greenfetch",
+    duration: int = 3600,
+    region: str | None = None,
+) -> Credentials | None:
     """Credentials for the role in ``account_id``, or None when STS refuses (see assume_role_status).
 
     Bad input (malformed account id, role ARN in the wrong partition) raises InventoryError: that is
     the caller's mistake, not the account's state."""
-    creds, _ = assume_role_status(engine, account_id, role_name_or_arn, external_id=external_id,
-                                  session_name=session_name, duration=duration, region=region)
+    creds, _ = assume_role_status(
+        engine,
+        account_id,
+        role_name_or_arn,
+        external_id=external_id,
+        session_name=session_name,
+        duration=duration,
+        region=region,
+    )
     return creds
 
 
-def assume_role_status(engine: Any, account_id: str, role_name_or_arn: str, *, external_id: str | None = None,
-                       session_name: str = "greenfetch", duration: int = 3600,
-                       region: str | None = None) -> tuple[Credentials | None, AssumeStatus]:
+def assume_role_status(
+    engine: Any,
+    account_id: str,
+    role_name_or_arn: str,
+    *,
+    external_id: str | None = None,
+    session_name: str = "greenfetch",
+    duration: int = 3600,
+    region: str | None = None,
+) -> tuple[Credentials | None, AssumeStatus]:
     """assume_role, plus the status record that says why credentials are missing."""
     region = region or engine.config.home_region
     arn = role_arn_for(Account(account_id).account_id, role_name_or_arn, region=region)
@@ -87,8 +109,9 @@ def _account_of_arn(arn: str) -> str | None:
 
 
 def _failed(account_id: str, arn: str | None, code: str | None, message: str) -> AssumeStatus:
-    return AssumeStatus(account_id, arn, False, classify(code, service="sts", operation="AssumeRole").status,
-                        code, message)
+    return AssumeStatus(
+        account_id, arn, False, classify(code, service="sts", operation="AssumeRole").status, code, message
+    )
 
 
 class AccountCredentials:
@@ -105,9 +128,19 @@ class AccountCredentials:
     ``role_arn`` is None: pass no credentials).
     """
 
-    def __init__(self, engine: Any, role: str | None = None, *, external_id: str | None = None,
-                 session_name: str = "greenfetch", duration: int = 3600, refresh_margin: float = 300.0,
-                 concurrency: int = 8, region: str | None = None, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        engine: Any,
+        role: str | None = None,
+        *,
+        external_id: str | None = None,
+        session_name: str = "greenfetch",
+        duration: int = 3600,
+        refresh_margin: float = 300.0,
+        concurrency: int = 8,
+        region: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ):
         self.engine, self.role, self.external_id = engine, role, external_id
         self.session_name, self.duration, self.refresh_margin = session_name, duration, refresh_margin
         self.concurrency, self.region, self.clock = concurrency, region, clock
@@ -136,17 +169,29 @@ class AccountCredentials:
         live = self._creds.get(account_id)  # a concurrent get of this instance may have made it already
         if live is None:
             live = self._creds[account_id] = RoleCredentials(
-                creds["AccountId"], lambda: self._refresh(account_id, role), *_frozen(creds),
-                refresh=self.refresh_margin, clock=self.clock)
+                creds["AccountId"],
+                lambda: self._refresh(account_id, role),
+                *_frozen(creds),
+                refresh=self.refresh_margin,
+                clock=self.clock,
+            )
         return live
 
     def _assume(self, account_id: str, role: str) -> tuple[Credentials | None, AssumeStatus]:
         """One AssumeRole shared with every concurrent caller of the same setup on this engine; each
         caller gets the credentials *and* the status (never only the one whose call it was)."""
+
         def call() -> tuple[Credentials | None, AssumeStatus]:
             self.assumed += 1
-            return assume_role_status(self.engine, account_id, role, external_id=self.external_id,
-                                      session_name=self.session_name, duration=self.duration, region=self.region)
+            return assume_role_status(
+                self.engine,
+                account_id,
+                role,
+                external_id=self.external_id,
+                session_name=self.session_name,
+                duration=self.duration,
+                region=self.region,
+            )
 
         return self.engine.dedupe_request(self._flight_key(account_id, role), call, window=0)  # type: ignore[no-any-return]
 
@@ -160,21 +205,31 @@ class AccountCredentials:
         creds, status = self._assume(account_id, role)
         self._status[account_id] = status
         if creds is None:
-            raise RequestError(f"cannot refresh the credentials of account {account_id}: {status.error}",
-                               code=status.error_code or "AssumeRoleFailed")
+            raise RequestError(
+                f"cannot refresh the credentials of account {account_id}: {status.error}",
+                code=status.error_code or "AssumeRoleFailed",
+            )
         return _frozen(creds)
 
     def _own_status(self, account_id: str) -> AssumeStatus:
         """An account with no role runs with the caller's own credentials: only if they are its own."""
         if self._own is None:
+
             def whoami() -> tuple[str | None, AssumeStatus | None]:
-                result = self.engine.execute(Request("sts", "GetCallerIdentity", {},
-                                                     region=self.region or self.engine.config.home_region))
+                result = self.engine.execute(
+                    Request(
+                        "sts", "GetCallerIdentity", {}, region=self.region or self.engine.config.home_region
+                    )
+                )
                 if result.ok and (result.result or {}).get("Account"):
                     return result.result["Account"], None
                 why = result.error if not result.ok else "GetCallerIdentity named no account"
-                return None, _failed("", None, result.error_code,
-                                     f"cannot tell which account these credentials belong to: {why}")
+                return None, _failed(
+                    "",
+                    None,
+                    result.error_code,
+                    f"cannot tell which account these credentials belong to: {why}",
+                )
 
             self._own = self.engine.dedupe_request(f"greenfetch:whoami:{id(self)}", whoami, window=0)
         own, why = self._own  # type: ignore[misc]
@@ -182,9 +237,15 @@ class AccountCredentials:
             return AssumeStatus(account_id, None, True)
         if why is not None:
             return AssumeStatus(account_id, None, False, why.status, why.error_code, why.error)
-        return AssumeStatus(account_id, None, False, "error", IDENTITY_MISMATCH,
-                            f"no role to assume in account {account_id}, and these credentials are account "
-                            f"{own}'s: give a role (--role-name, or roleName in the accounts table)")
+        return AssumeStatus(
+            account_id,
+            None,
+            False,
+            "error",
+            IDENTITY_MISMATCH,
+            f"no role to assume in account {account_id}, and these credentials are account "
+            f"{own}'s: give a role (--role-name, or roleName in the accounts table)",
+        )
 
     def prefetch(self, accounts: Iterable[Account | str]) -> dict[str, RoleCredentials | None]:
         """Credentials for many accounts, at most ``concurrency`` AssumeRole calls in flight."""
@@ -200,8 +261,14 @@ class AccountCredentials:
             try:
                 return account_id, self.get(item)
             except Exception as exc:  # noqa: BLE001 - a surprise in one account must not lose the others
-                self._status[account_id] = AssumeStatus(account_id, None, False, "error", type(exc).__name__,
-                                                        f"cannot get credentials: {type(exc).__name__}: {exc}")
+                self._status[account_id] = AssumeStatus(
+                    account_id,
+                    None,
+                    False,
+                    "error",
+                    type(exc).__name__,
+                    f"cannot get credentials: {type(exc).__name__}: {exc}",
+                )
                 return account_id, None
 
         return dict(iter_bounded(self.engine.backend, items, one, max(1, self.concurrency)))
@@ -215,8 +282,9 @@ class AccountCredentials:
 
 def _frozen(creds: Credentials) -> tuple[botocore.credentials.ReadOnlyCredentials, float | None]:
     """(frozen credentials with their account, expiry in epoch seconds) from an STS record."""
-    frozen = botocore.credentials.ReadOnlyCredentials(creds["AccessKeyId"], creds["SecretAccessKey"],
-                                                      creds.get("SessionToken"), creds.get("AccountId"))
+    frozen = botocore.credentials.ReadOnlyCredentials(
+        creds["AccessKeyId"], creds["SecretAccessKey"], creds.get("SessionToken"), creds.get("AccountId")
+    )
     expiration = creds.get("Expiration")
     if isinstance(expiration, str):
         expiration = datetime.fromisoformat(expiration.replace("Z", "+00:00"))

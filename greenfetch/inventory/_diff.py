@@ -29,17 +29,25 @@ from typing import Any, Protocol
 from ._catalog import catalog
 from ._types import InventoryError
 
-__all__ = ["Change", "DiffCounts", "RunDiff", "changed_fields", "comparable", "diff_resources", "diff_runs",
-           "pick_runs"]
+__all__ = [
+    "Change",
+    "DiffCounts",
+    "RunDiff",
+    "changed_fields",
+    "comparable",
+    "diff_resources",
+    "diff_runs",
+    "pick_runs",
+]
 
-Key = tuple[str, str, str, str]          # resource_type, account, region, resource_id
-Scope = tuple[str, str, str]             # resource_type, account, region
-Row = tuple[Key, str]                    # a key and the resource's data as JSON text
+Key = tuple[str, str, str, str]  # resource_type, account, region, resource_id
+Scope = tuple[str, str, str]  # resource_type, account, region
+Row = tuple[Key, str]  # a key and the resource's data as JSON text
 
 
 @dataclass(frozen=True)
 class Change:
-    change: str                          # added | removed | changed
+    change: str  # added | removed | changed
     resource_type: str
     account: str
     region: str
@@ -58,8 +66,8 @@ class DiffCounts:
     removed: int = 0
     changed: int = 0
     unchanged: int = 0
-    not_compared: int = 0                # resources in a (type, account, region) not fetched ok by both runs
-    stale: int = 0                       # resources in a scope the later run took from a page no newer than the other's
+    not_compared: int = 0  # resources in a (type, account, region) not fetched ok by both runs
+    stale: int = 0  # resources in a scope the later run took from a page no newer than the other's
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -117,10 +125,15 @@ def _unique(rows: Iterable[Row]) -> Iterator[Row]:
             yield key, data
 
 
-def diff_resources(before: Iterable[Row], after: Iterable[Row], *, compared: Callable[[Scope], bool],
-                   volatile: Callable[[str], Iterable[str]] = lambda rtype: (),
-                   counts: DiffCounts | None = None,
-                   stale: Callable[[Scope], bool] = lambda scope: False) -> Iterator[Change]:
+def diff_resources(
+    before: Iterable[Row],
+    after: Iterable[Row],
+    *,
+    compared: Callable[[Scope], bool],
+    volatile: Callable[[str], Iterable[str]] = lambda rtype: (),
+    counts: DiffCounts | None = None,
+    stale: Callable[[Scope], bool] = lambda scope: False,
+) -> Iterator[Change]:
     """Merge two key-ordered streams of resources into changes. ``compared(scope)`` says whether that
     (type, account, region) can be compared; a scope that cannot counts as ``stale`` when ``stale(scope)``,
     else as ``not_compared``. ``counts`` (if given) is filled as it goes."""
@@ -174,6 +187,7 @@ def diff_resources(before: Iterable[Row], after: Iterable[Row], *, compared: Cal
 # runs' rows whose data are not equal, in key order, calling ``equal(scope)`` for every resource equal in
 # both (PostgreSQL compares in the database and sends only the keys of what is equal).
 
+
 class _Reader(Protocol):
     def runs(self) -> list[dict[str, Any]]: ...
     def fetched(self, run_id: int) -> dict[Scope, str]: ...
@@ -181,14 +195,18 @@ class _Reader(Protocol):
     def resources(self, run_id: int, types: list[str] | None = None) -> Iterable[Row]: ...
 
 
-def pick_runs(runs: list[dict[str, Any]], from_run: int | None, to_run: int | None,
-              name: str = "the database") -> tuple[dict[str, Any], dict[str, Any]]:
+def pick_runs(
+    runs: list[dict[str, Any]], from_run: int | None, to_run: int | None, name: str = "the database"
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """The two runs to compare. Named runs must exist (finished or not: asking for a killed run is
     allowed); a missing side is the finished run before ``to`` / the last finished run."""
     by_id = {r["run_id"]: r for r in runs}
     finished = [r["run_id"] for r in runs if r["finished_at"] is not None]
-    listing = (f"runs there: {_ranges([r['run_id'] for r in runs])} (finished: {_ranges(finished) or 'none'})"
-               if runs else "it has no runs yet")
+    listing = (
+        f"runs there: {_ranges([r['run_id'] for r in runs])} (finished: {_ranges(finished) or 'none'})"
+        if runs
+        else "it has no runs yet"
+    )
     for flag, run in (("--from", from_run), ("--to", to_run)):
         if run is not None and run not in by_id:
             raise InventoryError(f"{flag} {run}: no such run in {name}; {listing}")
@@ -201,8 +219,10 @@ def pick_runs(runs: list[dict[str, Any]], from_run: int | None, to_run: int | No
     if from_run is None:
         earlier = [r for r in finished if r < to_run]
         if not earlier:
-            raise InventoryError(f"{name} has no finished run before run {to_run} to compare it with; {listing} "
-                                 "(run the inventory again, or name --from and --to)")
+            raise InventoryError(
+                f"{name} has no finished run before run {to_run} to compare it with; {listing} "
+                "(run the inventory again, or name --from and --to)"
+            )
         from_run = earlier[-1]
     return by_id[from_run], by_id[to_run]
 
@@ -244,9 +264,15 @@ class RunDiff:
         return self.before if self.later is self.after else self.after
 
 
-def diff_runs(db: _Reader, from_run: int | None = None, to_run: int | None = None,
-              types: list[str] | None = None, *, volatile: Mapping[str, Iterable[str]] | None = None,
-              name: str = "the database") -> RunDiff:
+def diff_runs(
+    db: _Reader,
+    from_run: int | None = None,
+    to_run: int | None = None,
+    types: list[str] | None = None,
+    *,
+    volatile: Mapping[str, Iterable[str]] | None = None,
+    name: str = "the database",
+) -> RunDiff:
     """Changes between two runs of one inventory database (default: the last two finished runs)."""
     before, after = pick_runs(db.runs(), from_run, to_run, name)
     ok_before = {s for s, status in db.fetched(before["run_id"]).items() if status == "ok"}
@@ -256,7 +282,9 @@ def diff_runs(db: _Reader, from_run: int | None = None, to_run: int | None = Non
     later_times = db.fetch_times(later["run_id"])
     stale = _stale(db.fetch_times(earlier["run_id"]), later_times, both)
     untimed = 0
-    if None in later_times.values():  # written before fetch times were recorded: the summary's count is all there is
+    if (
+        None in later_times.values()
+    ):  # written before fetch times were recorded: the summary's count is all there is
         untimed = int((later.get("summary") or {}).get("cached") or 0)
     paths = volatile if volatile is not None else catalog().volatile
     counts = DiffCounts()
@@ -275,13 +303,28 @@ def diff_runs(db: _Reader, from_run: int | None = None, to_run: int | None = Non
         left, right = differing(before["run_id"], after["run_id"], types, equal)
     else:
         left, right = db.resources(before["run_id"], types), db.resources(after["run_id"], types)
-    changes = diff_resources(left, right, compared=compared, volatile=lambda t: paths.get(t, ()),
-                             counts=counts, stale=stale.__contains__)
-    return RunDiff(before, after, changes, counts, stale_fetches=len(stale),
-                   stale_oldest=min(stale.values()) if stale else None, untimed_cached=untimed)
+    changes = diff_resources(
+        left,
+        right,
+        compared=compared,
+        volatile=lambda t: paths.get(t, ()),
+        counts=counts,
+        stale=stale.__contains__,
+    )
+    return RunDiff(
+        before,
+        after,
+        changes,
+        counts,
+        stale_fetches=len(stale),
+        stale_oldest=min(stale.values()) if stale else None,
+        untimed_cached=untimed,
+    )
 
 
-def _stale(earlier: Mapping[Scope, str | None], later: Mapping[Scope, str | None], scopes: set[Scope]) -> dict[Scope, str]:
+def _stale(
+    earlier: Mapping[Scope, str | None], later: Mapping[Scope, str | None], scopes: set[Scope]
+) -> dict[Scope, str]:
     """Scopes where the later run's page was fetched no later than the earlier run's (ISO-8601 UTC text
     sorts as time) -> the later page's time; scopes without both times are not judged."""
     out: dict[Scope, str] = {}

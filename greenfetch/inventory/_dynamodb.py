@@ -48,12 +48,24 @@ class WriteReport:
 class DynamoDBSink:
     """Writes items to one table; see the module docstring for the retry and dead-letter rules."""
 
-    def __init__(self, engine: Any, table: str, *, region: str | None = None,
-                 dead_letter_path: str | Path | None = None, max_attempts: int = 6, base_delay: float = 0.05,
-                 max_delay: float = 5.0, concurrency: int = 8, sleep: Callable[[float], None] | None = None,
-                 rng: Callable[[], float] = random.random):
+    def __init__(
+        self,
+        engine: Any,
+        table: str,
+        *,
+        region: str | None = None,
+        dead_letter_path: str | Path | None = None,
+        max_attempts: int = 6,
+        base_delay: float = 0.05,
+        max_delay: float = 5.0,
+        concurrency: int = 8,
+        sleep: Callable[[float], None] | None = None,
+        rng: Callable[[], float] = random.random,
+    ):
         self.engine, self.table, self.region = engine, table, region
-        self.dead_letter_path = Path(dead_letter_path) if dead_letter_path else Path(f"dead-letter-{table}.jsonl")
+        self.dead_letter_path = (
+            Path(dead_letter_path) if dead_letter_path else Path(f"dead-letter-{table}.jsonl")
+        )
         self.max_attempts, self.base_delay, self.max_delay = max_attempts, base_delay, max_delay
         self.concurrency = concurrency
         self.sleep = sleep or engine.backend.sleep
@@ -63,12 +75,18 @@ class DynamoDBSink:
 
     def check(self) -> dict[str, Any]:
         """The table's description; InventoryError when it does not exist or cannot be read."""
-        result = self.engine.execute(Request("dynamodb", "DescribeTable", {"TableName": self.table},
-                                             region=self.region))
+        result = self.engine.execute(
+            Request("dynamodb", "DescribeTable", {"TableName": self.table}, region=self.region)
+        )
         if not result.ok:
-            raise InventoryError(f"DynamoDB table {self.table!r} cannot be used: {result.error}"
-                                 + (" (create it first; see docs/inventory.md for the key schema)"
-                                    if result.error_code == "ResourceNotFoundException" else ""))
+            raise InventoryError(
+                f"DynamoDB table {self.table!r} cannot be used: {result.error}"
+                + (
+                    " (create it first; see docs/inventory.md for the key schema)"
+                    if result.error_code == "ResourceNotFoundException"
+                    else ""
+                )
+            )
         return dict(result.result["Table"])
 
     # -- streaming: add() as records come, close() at the end ------------------------------------
@@ -92,8 +110,9 @@ class DynamoDBSink:
     def close(self) -> WriteReport:
         """Write what is waiting; the totals of every flush since the last close."""
         self._flush()
-        report = WriteReport(self._written, self._failed,
-                             str(self.dead_letter_path) if self._failed else None, self._rounds)
+        report = WriteReport(
+            self._written, self._failed, str(self.dead_letter_path) if self._failed else None, self._rounds
+        )
         self._written = self._failed = self._rounds = 0
         return report
 
@@ -119,16 +138,25 @@ class DynamoDBSink:
             if rounds:
                 self.sleep(self._backoff(rounds))
             rounds += 1
-            batches = [pending[i:i + BATCH_SIZE] for i in range(0, len(pending), BATCH_SIZE)]
+            batches = [pending[i : i + BATCH_SIZE] for i in range(0, len(pending), BATCH_SIZE)]
             pending = []
-            requests = (Request("dynamodb", "BatchWriteItem",
-                                {"RequestItems": {self.table: [{"PutRequest": {"Item": i}} for i in batch]}},
-                                region=self.region, id=n) for n, batch in enumerate(batches))
+            requests = (
+                Request(
+                    "dynamodb",
+                    "BatchWriteItem",
+                    {"RequestItems": {self.table: [{"PutRequest": {"Item": i}} for i in batch]}},
+                    region=self.region,
+                    id=n,
+                )
+                for n, batch in enumerate(batches)
+            )
             for result in self.engine.iter_results(requests, self.concurrency):
                 batch = batches[result.index]
                 if result.ok:
-                    left = [w["PutRequest"]["Item"] for w in
-                            (result.result.get("UnprocessedItems") or {}).get(self.table, [])]
+                    left = [
+                        w["PutRequest"]["Item"]
+                        for w in (result.result.get("UnprocessedItems") or {}).get(self.table, [])
+                    ]
                     written += len(batch) - len(left)
                     pending += left
                 elif result.retryable:
@@ -143,15 +171,21 @@ class DynamoDBSink:
         self._rounds = max(self._rounds, rounds)
 
     def _backoff(self, attempt: int) -> float:
-        return self.rng() * min(self.max_delay, self.base_delay * (2 ** attempt))
+        return self.rng() * min(self.max_delay, self.base_delay * (2**attempt))
 
     def _dead_letter(self, dead: list[tuple[dict[str, Any], str | None]]) -> None:
         self.dead_letter_path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.dead_letter_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         with open(fd, "a", encoding="utf-8") as handle:
             for item, error in dead:
-                handle.write(json.dumps({"table": self.table, "item": item, "error": error,
-                                         "at": time.time()}, ensure_ascii=False, default=str) + "\n")
+                handle.write(
+                    json.dumps(
+                        {"table": self.table, "item": item, "error": error, "at": time.time()},
+                        ensure_ascii=False,
+                        default=str,
+                    )
+                    + "\n"
+                )
 
 
 def to_dynamodb_item(item: Mapping[str, Any]) -> dict[str, Any]:
@@ -177,6 +211,12 @@ def record_items(records: Iterable[Record], id_of: Callable[[str, Any], str]) ->
     for rec in records:
         for resource in rec["items"]:
             rid = id_of(rec["resource_type"], resource)
-            yield {"pk": f"{rec['account']}#{rec['region']}#{rec['resource_type']}", "sk": rid,
-                   "resource_type": rec["resource_type"], "account": rec["account"], "region": rec["region"],
-                   "id": rid, "data": to_json(resource, sort_keys=True)}
+            yield {
+                "pk": f"{rec['account']}#{rec['region']}#{rec['resource_type']}",
+                "sk": rid,
+                "resource_type": rec["resource_type"],
+                "account": rec["account"],
+                "region": rec["region"],
+                "id": rid,
+                "data": to_json(resource, sort_keys=True),
+            }

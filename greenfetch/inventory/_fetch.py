@@ -60,12 +60,12 @@ class RunSummary:
     regions_failed: set[tuple[str, str]] = field(default_factory=set)
     regions_skipped: int = 0
     calls: int = 0
-    throttled: int = 0            # fetches that ended throttled (retries exhausted)
-    throttle_attempts: int = 0    # HTTP attempts AWS throttled (retried or not), from the engine's metrics
+    throttled: int = 0  # fetches that ended throttled (retries exhausted)
+    throttle_attempts: int = 0  # HTTP attempts AWS throttled (retried or not), from the engine's metrics
     cached: int = 0
     cached_fetched_at: float | None = None  # when the oldest page served from the cache was fetched
-    tag_calls: int = 0            # tagging API calls (--tags), also counted in calls
-    tag_seconds: float = 0.0      # wall time of the tags fetch, before the types' fetch
+    tag_calls: int = 0  # tagging API calls (--tags), also counted in calls
+    tag_seconds: float = 0.0  # wall time of the tags fetch, before the types' fetch
     tags_failed: dict[str, str] = field(default_factory=dict)  # "account/region" -> error code
     records: int = 0
     started: float = field(default_factory=time.perf_counter)
@@ -81,7 +81,9 @@ class RunSummary:
         self.accounts_ok.discard(account)
         self.accounts_failed.setdefault(account, error)
 
-    def add(self, rec: Record, *, calls: int = 0, cached: bool = False, fetched_at: float | None = None) -> None:
+    def add(
+        self, rec: Record, *, calls: int = 0, cached: bool = False, fetched_at: float | None = None
+    ) -> None:
         rtype, status = rec["resource_type"], rec["status"]
         self.records += 1
         self.calls += calls
@@ -106,23 +108,41 @@ class RunSummary:
             self.cached_fetched_at = fetched_at
 
     def to_dict(self) -> dict[str, Any]:
-        return {"resources": dict(sorted(self.items.items())), "errors": dict(sorted(self.errors.items())),
-                "statuses": {svc: dict(sorted(c.items())) for svc, c in sorted(self.statuses.items())},
-                "accounts_ok": len(self.accounts_ok), "accounts_failed": dict(sorted(self.accounts_failed.items())),
-                "account_regions_ok": len(self.regions_ok - self.regions_failed),
-                "account_regions_failed": len(self.regions_failed), "regions_skipped": self.regions_skipped,
-                "records": self.records, "calls": self.calls, "cached": self.cached,
-                "cached_fetched_at": utc_iso(self.cached_fetched_at) if self.cached_fetched_at is not None else None,
-                "throttled": self.throttled, "throttle_attempts": self.throttle_attempts, "wall_seconds": round(self.wall_seconds, 3),
-                **({"tag_calls": self.tag_calls, "tag_seconds": round(self.tag_seconds, 3),
-                    "tags_failed": dict(sorted(self.tags_failed.items()))} if self.tag_calls else {})}
+        return {
+            "resources": dict(sorted(self.items.items())),
+            "errors": dict(sorted(self.errors.items())),
+            "statuses": {svc: dict(sorted(c.items())) for svc, c in sorted(self.statuses.items())},
+            "accounts_ok": len(self.accounts_ok),
+            "accounts_failed": dict(sorted(self.accounts_failed.items())),
+            "account_regions_ok": len(self.regions_ok - self.regions_failed),
+            "account_regions_failed": len(self.regions_failed),
+            "regions_skipped": self.regions_skipped,
+            "records": self.records,
+            "calls": self.calls,
+            "cached": self.cached,
+            "cached_fetched_at": utc_iso(self.cached_fetched_at)
+            if self.cached_fetched_at is not None
+            else None,
+            "throttled": self.throttled,
+            "throttle_attempts": self.throttle_attempts,
+            "wall_seconds": round(self.wall_seconds, 3),
+            **(
+                {
+                    "tag_calls": self.tag_calls,
+                    "tag_seconds": round(self.tag_seconds, 3),
+                    "tags_failed": dict(sorted(self.tags_failed.items())),
+                }
+                if self.tag_calls
+                else {}
+            ),
+        }
 
 
 @dataclass(frozen=True)
 class _Fetch:
     rtype: ResourceType
     account: str
-    region: str          # the record's region ("global" for global types)
+    region: str  # the record's region ("global" for global types)
     request: Request
     offered: bool = True  # False: the service does not exist in that region (a not_offered record, no call)
 
@@ -131,12 +151,23 @@ class Inventory:
     """One inventory run. ``regions`` is an explicit list of region names, or ``"enabled"`` /
     ``"active"`` (per account from DescribeRegions, and for ``active`` also the status store)."""
 
-    def __init__(self, engine: Any, accounts: Sequence[Account], types: Sequence[ResourceType], *,
-                 regions: str | Sequence[str] = "enabled", exclude: Iterable[str] = (),
-                 credentials: AccountCredentials | None = None, status_store: RegionStatusStore | None = None,
-                 cache: Any = None, concurrency: int | None = None, detail_concurrency: int = 16,
-                 filter_offered: bool = True, on_record: Callable[[Record], None] | None = None,
-                 tags: bool = False):
+    def __init__(
+        self,
+        engine: Any,
+        accounts: Sequence[Account],
+        types: Sequence[ResourceType],
+        *,
+        regions: str | Sequence[str] = "enabled",
+        exclude: Iterable[str] = (),
+        credentials: AccountCredentials | None = None,
+        status_store: RegionStatusStore | None = None,
+        cache: Any = None,
+        concurrency: int | None = None,
+        detail_concurrency: int = 16,
+        filter_offered: bool = True,
+        on_record: Callable[[Record], None] | None = None,
+        tags: bool = False,
+    ):
         self.engine, self.accounts, self.types = engine, list(accounts), list(types)
         self.regions, self.exclude = regions, set(exclude)
         self.credentials = credentials or AccountCredentials(engine)
@@ -167,7 +198,9 @@ class Inventory:
         for account in self.accounts:
             status = self.credentials.status(account)
             if status is None or not status.ok:  # no status is no credentials: never "use the caller's own"
-                error = status.error if status is not None else "no credentials were looked up for this account"
+                error = (
+                    status.error if status is not None else "no credentials were looked up for this account"
+                )
                 code = status.status if status is not None else "error"
                 self.summary.accounts_failed[account.account_id] = error or code
                 for rtype in self.types:
@@ -186,8 +219,11 @@ class Inventory:
             hit = self.cache.lookup(self._cache_key(unit)) if self.cache is not None else None
             if hit is not None:
                 items, fetched_at = hit
-                yield self._emit(record(unit.rtype.name, unit.account, unit.region, items), cached=True,
-                                 fetched_at=fetched_at)
+                yield self._emit(
+                    record(unit.rtype.name, unit.account, unit.region, items),
+                    cached=True,
+                    fetched_at=fetched_at,
+                )
             else:
                 misses.append(unit)
         if self.tags and misses:
@@ -206,8 +242,12 @@ class Inventory:
         if not units:
             return
         limits = self.engine.limits
-        self._gate = gate = open_gate(limits, min(_INITIAL, self.concurrency), _TARGET_LATENCY, 1, self.concurrency)
-        feed = FairFeed(units, lambda u: Limits.scope_of(u.request), lambda scope: limits.limiter(scope).limit)
+        self._gate = gate = open_gate(
+            limits, min(_INITIAL, self.concurrency), _TARGET_LATENCY, 1, self.concurrency
+        )
+        feed = FairFeed(
+            units, lambda u: Limits.scope_of(u.request), lambda scope: limits.limiter(scope).limit
+        )
         results = self.engine.iter_results((u.request for u in feed), self.concurrency, gate=gate)
         resent: dict[int, int] = {}  # id(unit) -> times sent again after ending throttled
         try:
@@ -228,8 +268,11 @@ class Inventory:
 
     @staticmethod
     def _throttled(unit: _Fetch, result: Result) -> bool:
-        return not result.ok and record_status(result.error_code, service=unit.rtype.service,
-                                               operation=unit.rtype.operation) == "throttled"
+        return (
+            not result.ok
+            and record_status(result.error_code, service=unit.rtype.service, operation=unit.rtype.operation)
+            == "throttled"
+        )
 
     def _fetched(self, unit: _Fetch, result: Result) -> tuple[Record, float]:
         rec = self._record(unit, result)
@@ -238,14 +281,17 @@ class Inventory:
         if rec["status"] == "ok" and unit.rtype.details and rec["items"]:
             calls += self._details(unit, rec["items"])
         if self.tags and rec["status"] == "ok":
-            _join_tags(unit.rtype, rec["items"], self._tag_maps.get((unit.account, unit.request.region or "")))
+            _join_tags(
+                unit.rtype, rec["items"], self._tag_maps.get((unit.account, unit.request.region or ""))
+            )
         if rec["status"] == "ok" and self.cache is not None:  # written whatever the TTL for reading
             self.cache.set(self._cache_key(unit), rec["items"], stored_at=fetched_at)
         self._remember(unit, rec, result)
         return self._emit(rec, calls=calls, fetched_at=fetched_at)
 
-    def _emit(self, rec: Record, *, calls: int = 0, cached: bool = False,
-              fetched_at: float | None = None) -> tuple[Record, float]:
+    def _emit(
+        self, rec: Record, *, calls: int = 0, cached: bool = False, fetched_at: float | None = None
+    ) -> tuple[Record, float]:
         fetched_at = _now() if fetched_at is None else fetched_at
         self.summary.add(rec, calls=calls, cached=cached, fetched_at=fetched_at)
         if self.on_record is not None:
@@ -258,10 +304,13 @@ class Inventory:
         rtype = unit.rtype
         info = classify(result.error_code, service=rtype.service, operation=rtype.operation)
         assumed = self.credentials.status(unit.account)
-        if info.credentials or (assumed is not None and not assumed.ok):  # refused credentials, or a failed refresh
+        if info.credentials or (
+            assumed is not None and not assumed.ok
+        ):  # refused credentials, or a failed refresh
             self.summary.credentials_failed(unit.account, result.error or info.status)
-        status = record_status(result.error_code, service=rtype.service, operation=rtype.operation,
-                               message=result.error or "")
+        status = record_status(
+            result.error_code, service=rtype.service, operation=rtype.operation, message=result.error or ""
+        )
         return record(rtype.name, unit.account, unit.region, [], status, result.error)
 
     def _remember(self, unit: _Fetch, rec: Record, result: Result) -> None:
@@ -283,8 +332,18 @@ class Inventory:
         if not any(not t.is_global for t in self.types):
             return {a.account_id: [] for a, _ in ready}
         fallback = [self.engine.config.home_region]
-        requests = [Request("ec2", "DescribeRegions", {"AllRegions": True}, region=fallback[0],
-                            account=a.account_id, role=self._role_arn(a), credentials=c) for a, c in ready]
+        requests = [
+            Request(
+                "ec2",
+                "DescribeRegions",
+                {"AllRegions": True},
+                region=fallback[0],
+                account=a.account_id,
+                role=self._role_arn(a),
+                credentials=c,
+            )
+            for a, c in ready
+        ]
         out: dict[str, list[str]] = {}
         for result in self.engine.batch_requests(requests, self.concurrency):
             account = ready[result.index][0].account_id
@@ -307,13 +366,21 @@ class Inventory:
                     if not offered and region not in absent[rtype.name]:
                         continue
                     api_region = rtype.api_region if region == GLOBAL else region
-                    request = Request(rtype.service, rtype.operation, _params(rtype.params, account.account_id),
-                                      region=api_region,
-                                      account=account.account_id, role=self._role_arn(account), credentials=creds,
-                                      paginate=rtype.paginate)
+                    request = Request(
+                        rtype.service,
+                        rtype.operation,
+                        _params(rtype.params, account.account_id),
+                        region=api_region,
+                        account=account.account_id,
+                        role=self._role_arn(account),
+                        credentials=creds,
+                        paginate=rtype.paginate,
+                    )
                     yield _Fetch(rtype, account.account_id, region, request, offered)
 
-    def _regions_for(self, rtype: ResourceType, account: str, candidates: list[str]) -> tuple[list[str], list[str]]:
+    def _regions_for(
+        self, rtype: ResourceType, account: str, candidates: list[str]
+    ) -> tuple[list[str], list[str]]:
         """(the regions to call, the candidates where the type's service is not offered)."""
         if rtype.is_global:
             return [GLOBAL], []
@@ -343,17 +410,29 @@ class Inventory:
 
     def _not_offered(self, unit: _Fetch) -> Record:
         name = unit.rtype.ssm_service or unit.rtype.service
-        source = "SSM's global-infrastructure list" if self._offered.get(name) is not None else \
-            "botocore's endpoint data"
-        return record(unit.rtype.name, unit.account, unit.region, [], "not_offered",
-                      f"{unit.rtype.service} is not offered in {unit.region} ({source}); nothing was called")
+        source = (
+            "SSM's global-infrastructure list"
+            if self._offered.get(name) is not None
+            else "botocore's endpoint data"
+        )
+        return record(
+            unit.rtype.name,
+            unit.account,
+            unit.region,
+            [],
+            "not_offered",
+            f"{unit.rtype.service} is not offered in {unit.region} ({source}); nothing was called",
+        )
 
     def _prefetch_offered(self) -> None:
         """Where each regional type's service is offered, read for every service at once."""
         names = {t.ssm_service or t.service for t in self.types if not t.is_global} - set(self._offered)
         if names:
-            self._offered.update(offered_regions_many(self.engine, sorted(names), cache=self.cache,
-                                                      concurrency=self.concurrency))
+            self._offered.update(
+                offered_regions_many(
+                    self.engine, sorted(names), cache=self.cache, concurrency=self.concurrency
+                )
+            )
 
     def _role_arn(self, account: Account) -> str | None:
         status = self.credentials.status(account)
@@ -363,8 +442,9 @@ class Inventory:
         """The request's signature and the endpoint its page comes from (a test server's page is not AWS's)."""
         endpoint = self.engine.config.endpoint_url
         tagged = "+tags" if self.tags else ""  # a page cached without the tags join is not one with them
-        return (f"{_CACHE_VERSION}:{unit.rtype.name}{tagged}:{unit.request.signature}"
-                + (f"@{endpoint}" if endpoint else ""))
+        return f"{_CACHE_VERSION}:{unit.rtype.name}{tagged}:{unit.request.signature}" + (
+            f"@{endpoint}" if endpoint else ""
+        )
 
     # -- detail steps ---------------------------------------------------------------------------
 
@@ -383,8 +463,9 @@ class Inventory:
         given = {name: _detail_param(spec, item, where) for name, spec in detail.params.items()}
         params = {**detail.extra, **{k: v for k, v in given.items() if v is not None}}
         region = (item.get(detail.region_from) if detail.region_from else None) or unit.request.region
-        return replace(unit.request, operation=detail.operation, params=params, region=region,
-                       paginate=detail.paginate)
+        return replace(
+            unit.request, operation=detail.operation, params=params, region=region, paginate=detail.paginate
+        )
 
     # -- tags ------------------------------------------------------------------------------------
 
@@ -396,8 +477,13 @@ class Inventory:
         for unit in units:
             key = (unit.account, unit.request.region or "")
             if key not in wanted:
-                wanted[key] = replace(unit.request, service="resourcegroupstaggingapi", operation="GetResources",
-                                      params={"ResourcesPerPage": 100}, paginate=True)
+                wanted[key] = replace(
+                    unit.request,
+                    service="resourcegroupstaggingapi",
+                    operation="GetResources",
+                    params={"ResourcesPerPage": 100},
+                    paginate=True,
+                )
         keys = list(wanted)
         started = time.perf_counter()
         for result in self.engine.iter_results(list(wanted.values()), self.concurrency):
@@ -408,8 +494,11 @@ class Inventory:
                 self.summary.tags_failed[f"{key[0]}/{key[1]}"] = result.error_code or "error"
                 continue
             found = (result.result or {}).get("ResourceTagMappingList") or []
-            self._tag_maps[key] = {row["ResourceARN"]: _tag_map(row.get("Tags")) for row in found
-                                   if isinstance(row, dict) and row.get("ResourceARN")}
+            self._tag_maps[key] = {
+                row["ResourceARN"]: _tag_map(row.get("Tags"))
+                for row in found
+                if isinstance(row, dict) and row.get("ResourceARN")
+            }
         self.summary.tag_seconds += time.perf_counter() - started
 
 
@@ -505,5 +594,3 @@ def _throttles(engine: Any) -> int:
         return sum(int(row.get("throttles", 0)) for row in engine.metrics.perf_stats())
     except AttributeError:  # an engine without metrics
         return 0
-
-

@@ -17,8 +17,9 @@ _STALE_SECONDS = 3600.0  # a temporary name without a PID (older versions) is st
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike[str], mode: int = 0o600, *, sweep: bool = True,
-                durable: bool = True) -> Iterator[IO[str]]:
+def atomic_open(
+    path: str | os.PathLike[str], mode: int = 0o600, *, sweep: bool = True, durable: bool = True
+) -> Iterator[IO[str]]:
     """A UTF-8 text file written to a temporary name beside ``path`` and renamed over it on success;
     on any error (or Ctrl-C, SIGTERM) the temporary file is removed and ``path`` is untouched.
 
@@ -45,14 +46,16 @@ def atomic_open(path: str | os.PathLike[str], mode: int = 0o600, *, sweep: bool 
         raise
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str, mode: int = 0o600, *, sweep: bool = True,
-                      durable: bool = True) -> None:
+def atomic_write_text(
+    path: str | os.PathLike[str], text: str, mode: int = 0o600, *, sweep: bool = True, durable: bool = True
+) -> None:
     with atomic_open(path, mode, sweep=sweep, durable=durable) as handle:
         handle.write(text)
 
 
-def sweep_stale(directory: str | os.PathLike[str], name: str = "*",
-                owns: Callable[[str], bool] | None = None) -> int:
+def sweep_stale(
+    directory: str | os.PathLike[str], name: str = "*", owns: Callable[[str], bool] | None = None
+) -> int:
     """Remove ``.NAME.*.tmp`` files in ``directory`` that ``atomic_open`` left when its process was
     killed (SIGKILL, OOM, power loss): their PID no longer runs, or, for names without a PID, they are
     older than an hour. ``owns(target_name)`` narrows it further (the cache sweeps only its own
@@ -72,13 +75,13 @@ def sweep_stale(directory: str | os.PathLike[str], name: str = "*",
 
 def _target_name(path: Path) -> str:
     """``x.json`` from ``.x.json.PID.RANDOM.tmp`` (or from an older ``.x.json.RANDOM.tmp``)."""
-    parts = path.name[1:-len(".tmp")].split(".")
+    parts = path.name[1 : -len(".tmp")].split(".")
     drop = 2 if len(parts) >= 3 and parts[-2].isdigit() else 1
     return ".".join(parts[:-drop])
 
 
 def _owner_alive(path: Path, now: float) -> bool:
-    middle = path.name[:-len(".tmp")].split(".")
+    middle = path.name[: -len(".tmp")].split(".")
     pid = middle[-2] if len(middle) >= 3 else ""
     if pid.isdigit():
         if int(pid) == os.getpid():

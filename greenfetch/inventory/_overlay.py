@@ -27,8 +27,16 @@ from jmespath.exceptions import JMESPathError
 
 from ._types import InventoryError
 
-__all__ = ["FORMAT", "Overlay", "TypeEntry", "load_overlay", "merge_overlays", "parse_overlay", "shipped_overlay",
-           "template_fields"]
+__all__ = [
+    "FORMAT",
+    "Overlay",
+    "TypeEntry",
+    "load_overlay",
+    "merge_overlays",
+    "parse_overlay",
+    "shipped_overlay",
+    "template_fields",
+]
 
 FORMAT = "greenfetch-catalog/1"
 TIERS = ("core", "generated")

@@ -150,7 +150,9 @@ def _write_batch(
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, default=jsonable)
 _NO_ID = _resource_id(None, {}, "")
-_NUL = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")  # an escaped NUL, not the text "\u0000" after an escaped backslash
+_NUL = re.compile(
+    r"(?<!\\)((?:\\\\)*)\\u0000"
+)  # an escaped NUL, not the text "\u0000" after an escaped backslash
 
 
 def _dumps(item: Any) -> str:

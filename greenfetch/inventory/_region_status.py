@@ -26,8 +26,16 @@ from ._dynamodb import DynamoDBSink, from_dynamodb_item, to_dynamodb_item
 from ._fileio import atomic_write_text
 from ._types import InventoryError, dynamodb_table
 
-__all__ = ["FAILING", "RECORD_STATUSES", "RegionStatus", "RegionStatusStore", "STATUSES", "record_status",
-           "status_from_error", "status_from_count"]
+__all__ = [
+    "FAILING",
+    "RECORD_STATUSES",
+    "RegionStatus",
+    "RegionStatusStore",
+    "STATUSES",
+    "record_status",
+    "status_from_error",
+    "status_from_count",
+]
 
 STATUSES = ("ok", "empty", "denied", "unavailable", "error")
 _SKIP = frozenset({"empty", "denied", "unavailable"})
@@ -68,7 +76,9 @@ def status_from_error(error_code: str | None, service: str = "", message: str = 
     return info.status if info.status in ("denied", "unavailable") and not info.credentials else "error"
 
 
-def record_status(error_code: str | None, *, service: str = "", operation: str = "", message: str = "") -> str:
+def record_status(
+    error_code: str | None, *, service: str = "", operation: str = "", message: str = ""
+) -> str:
     """A failed fetch's record status, one of ``RECORD_STATUSES``: greenfetch.classify's status where
     the record has that status (unavailable, denied, expired, throttled), else ``error`` (a transient
     failure that outlasted its retries, bad input, a quota, a missing resource: each needs a look)."""
@@ -87,10 +97,20 @@ class RegionStatusStore:
             return cls(engine=engine, table=table)
         return cls(spec or default_path or os.path.join(engine.config.cache_dir, "region-status.json"))
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, *, engine: Any = None, table: str | None = None,
-                 ttl: float = 86400.0, clock: Callable[[], float] = time.time, region: str | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        engine: Any = None,
+        table: str | None = None,
+        ttl: float = 86400.0,
+        clock: Callable[[], float] = time.time,
+        region: str | None = None,
+    ):
         if (path is None) == (table is None):
-            raise InventoryError("RegionStatusStore needs exactly one of path= (a JSON file) or table= (DynamoDB)")
+            raise InventoryError(
+                "RegionStatusStore needs exactly one of path= (a JSON file) or table= (DynamoDB)"
+            )
         if table is not None and engine is None:
             raise InventoryError("RegionStatusStore(table=...) needs engine= to reach DynamoDB")
         self.path = Path(path) if path is not None else None
@@ -123,8 +143,15 @@ class RegionStatusStore:
 
     # -- writing -------------------------------------------------------------------------
 
-    def update(self, account: str, service: str, region: str, status: str, error_code: str | None = None,
-               count: int | None = None) -> RegionStatus:
+    def update(
+        self,
+        account: str,
+        service: str,
+        region: str,
+        status: str,
+        error_code: str | None = None,
+        count: int | None = None,
+    ) -> RegionStatus:
         if status not in STATUSES:
             raise InventoryError(f"region status {status!r} is not one of {', '.join(STATUSES)}")
         row = RegionStatus(account, service, region, status, error_code, count, self.clock())
@@ -134,7 +161,11 @@ class RegionStatusStore:
 
     def invalidate(self, account: str | None = None, service: str | None = None) -> int:
         """Forget statuses (all, one account's, or one service's) so the next run probes again."""
-        gone = [k for k in self._rows if (account is None or k[0] == account) and (service is None or k[1] == service)]
+        gone = [
+            k
+            for k in self._rows
+            if (account is None or k[0] == account) and (service is None or k[1] == service)
+        ]
         for key in gone:
             self._rows.pop(key)
             self._dirty.pop(key, None)
@@ -188,36 +219,68 @@ class RegionStatusStore:
         if self.table is None or (account, service) in self._loaded:
             return
         self._loaded.add((account, service))
-        result = self.engine.execute(Request(
-            "dynamodb", "Query", {"TableName": self.table, "KeyConditionExpression": "#s = :s",
-                                  "ExpressionAttributeNames": {"#s": "scope"},
-                                  "ExpressionAttributeValues": {":s": {"S": f"{account}#{service}"}}},
-            region=self.region, paginate=True))
+        result = self.engine.execute(
+            Request(
+                "dynamodb",
+                "Query",
+                {
+                    "TableName": self.table,
+                    "KeyConditionExpression": "#s = :s",
+                    "ExpressionAttributeNames": {"#s": "scope"},
+                    "ExpressionAttributeValues": {":s": {"S": f"{account}#{service}"}},
+                },
+                region=self.region,
+                paginate=True,
+            )
+        )
         if not result.ok:
-            raise InventoryError(f"cannot read region statuses from DynamoDB table {self.table!r}: {result.error}")
+            raise InventoryError(
+                f"cannot read region statuses from DynamoDB table {self.table!r}: {result.error}"
+            )
         for item in map(from_dynamodb_item, result.result.get("Items", [])):
             count = item.get("count")
-            row = RegionStatus(account, service, item["region"], item["status"], item.get("error_code"),
-                               int(count) if count is not None else None, float(item.get("checked_at", 0)))
+            row = RegionStatus(
+                account,
+                service,
+                item["region"],
+                item["status"],
+                item.get("error_code"),
+                int(count) if count is not None else None,
+                float(item.get("checked_at", 0)),
+            )
             self._rows.setdefault((account, service, row.region), row)
 
     def _put_rows(self, rows: list[RegionStatus]) -> None:
         sink = DynamoDBSink(self.engine, self.table or "", region=self.region)
         report = sink.write_raw([_row_item(r) for r in rows])
         if report.failed:
-            raise InventoryError(f"{report.failed} region statuses could not be written to {self.table!r}; "
-                                 f"see {report.dead_letter_path}")
+            raise InventoryError(
+                f"{report.failed} region statuses could not be written to {self.table!r}; "
+                f"see {report.dead_letter_path}"
+            )
 
     def _delete_rows(self, keys: list[tuple[str, str, str]]) -> None:
         for account, service, region in keys:
-            self.engine.execute(Request("dynamodb", "DeleteItem", {
-                "TableName": self.table, "Key": {"scope": {"S": f"{account}#{service}"}, "region": {"S": region}}},
-                region=self.region))
+            self.engine.execute(
+                Request(
+                    "dynamodb",
+                    "DeleteItem",
+                    {
+                        "TableName": self.table,
+                        "Key": {"scope": {"S": f"{account}#{service}"}, "region": {"S": region}},
+                    },
+                    region=self.region,
+                )
+            )
 
 
 def _row_item(row: RegionStatus) -> dict[str, Any]:
-    item: dict[str, Any] = {"scope": f"{row.account}#{row.service}", "region": row.region, "status": row.status,
-                            "checked_at": row.checked_at}
+    item: dict[str, Any] = {
+        "scope": f"{row.account}#{row.service}",
+        "region": row.region,
+        "status": row.status,
+        "checked_at": row.checked_at,
+    }
     if row.error_code:
         item["error_code"] = row.error_code
     if row.count is not None:

@@ -20,8 +20,17 @@ from .._errors import suggest
 from .._models import Request
 from ._types import InventoryError
 
-__all__ = ["check_service", "endpoint_regions", "expand_regions", "enabled_regions", "known_regions",
-           "offered_regions", "offered_regions_many", "parse_list", "REGION_MODES"]
+__all__ = [
+    "check_service",
+    "endpoint_regions",
+    "expand_regions",
+    "enabled_regions",
+    "known_regions",
+    "offered_regions",
+    "offered_regions_many",
+    "parse_list",
+    "REGION_MODES",
+]
 
 REGION_MODES = ("enabled", "active")
 _SSM_PATH = "/aws/service/global-infrastructure/services/{}/regions"
@@ -56,16 +65,22 @@ def check_service(engine: Any, service: str, *, flag: str = "--service") -> str:
         return service
     near = suggest(service, names, n=3)
     hint = f" (did you mean {', '.join(near)}?)" if near else ""
-    raise InventoryError(f"{flag}: {service!r} is not an AWS service{hint}; use a service name as in "
-                         "`aws SERVICE`, such as ec2, s3 or lambda")
+    raise InventoryError(
+        f"{flag}: {service!r} is not an AWS service{hint}; use a service name as in "
+        "`aws SERVICE`, such as ec2, s3 or lambda"
+    )
 
 
-def expand_regions(spec: str | Iterable[str], known: Sequence[str], *, exclude: str | Iterable[str] = ()) -> list[str]:
+def expand_regions(
+    spec: str | Iterable[str], known: Sequence[str], *, exclude: str | Iterable[str] = ()
+) -> list[str]:
     """Explicit names and ``*``/``?`` wildcards against ``known``, minus ``exclude`` (also wildcards).
     An unknown name or a pattern matching nothing raises InventoryError listing what is valid."""
     wanted = parse_list(spec)
     if not wanted:
-        raise InventoryError("no regions given; use 'enabled', 'active', or a comma list such as us-east-1,eu-*")
+        raise InventoryError(
+            "no regions given; use 'enabled', 'active', or a comma list such as us-east-1,eu-*"
+        )
     chosen: list[str] = []
     for pattern in wanted:
         matches = _match(pattern, known, "--regions")
@@ -73,8 +88,10 @@ def expand_regions(spec: str | Iterable[str], known: Sequence[str], *, exclude: 
     dropped = {m for pattern in parse_list(exclude) for m in _match(pattern, known, "--exclude-regions")}
     result = [r for r in chosen if r not in dropped]
     if not result:
-        raise InventoryError(f"--exclude-regions {','.join(parse_list(exclude))} removes every region selected "
-                             f"by --regions {','.join(wanted)}")
+        raise InventoryError(
+            f"--exclude-regions {','.join(parse_list(exclude))} removes every region selected "
+            f"by --regions {','.join(wanted)}"
+        )
     return result
 
 
@@ -82,22 +99,34 @@ def _match(pattern: str, known: Sequence[str], flag: str) -> list[str]:
     if any(c in pattern for c in "*?["):
         matches = [r for r in known if fnmatch.fnmatchcase(r, pattern)]
         if not matches:
-            raise InventoryError(f"{flag} pattern {pattern!r} matches no region; known regions: {', '.join(known)}")
+            raise InventoryError(
+                f"{flag} pattern {pattern!r} matches no region; known regions: {', '.join(known)}"
+            )
         return matches
     if pattern not in known:
         near = suggest(pattern, known, n=3)
         hint = f" (did you mean {', '.join(near)}?)" if near else ""
-        raise InventoryError(f"{flag}: {pattern!r} is not an AWS region{hint}; known regions: {', '.join(known)}")
+        raise InventoryError(
+            f"{flag}: {pattern!r} is not an AWS region{hint}; known regions: {', '.join(known)}"
+        )
     return [pattern]
 
 
-def enabled_regions(engine: Any, *, credentials: Any = None, account: str | None = None,
-                    region: str | None = None) -> tuple[list[str] | None, str | None]:
+def enabled_regions(
+    engine: Any, *, credentials: Any = None, account: str | None = None, region: str | None = None
+) -> tuple[list[str] | None, str | None]:
     """(regions enabled for the account, None) or (None, error): opt-in regions the account has
     not opted into are left out, as Steampipe, CloudQuery and Prowler do."""
-    result = engine.execute(Request("ec2", "DescribeRegions", {"AllRegions": True},
-                                    region=region or engine.config.home_region, account=account,
-                                    credentials=credentials))
+    result = engine.execute(
+        Request(
+            "ec2",
+            "DescribeRegions",
+            {"AllRegions": True},
+            region=region or engine.config.home_region,
+            account=account,
+            credentials=credentials,
+        )
+    )
     if not result.ok:
         return None, result.error
     return opted_in(result.result), None
@@ -105,18 +134,29 @@ def enabled_regions(engine: Any, *, credentials: Any = None, account: str | None
 
 def opted_in(response: Any) -> list[str]:
     """The enabled regions in an ``ec2:DescribeRegions(AllRegions=True)`` response, sorted."""
-    return sorted(r["RegionName"] for r in response.get("Regions", [])
-                  if r.get("OptInStatus", "opt-in-not-required") in ("opt-in-not-required", "opted-in"))
+    return sorted(
+        r["RegionName"]
+        for r in response.get("Regions", [])
+        if r.get("OptInStatus", "opt-in-not-required") in ("opt-in-not-required", "opted-in")
+    )
 
 
-def offered_regions(engine: Any, service: str, *, cache: Any = None, region: str | None = None) -> set[str] | None:
+def offered_regions(
+    engine: Any, service: str, *, cache: Any = None, region: str | None = None
+) -> set[str] | None:
     """Regions where AWS offers ``service`` (SSM public global-infrastructure parameters), cached;
     None when the parameters cannot be read (then no region is filtered out for that reason)."""
     return offered_regions_many(engine, [service], cache=cache, region=region)[service]
 
 
-def offered_regions_many(engine: Any, services: Iterable[str], *, cache: Any = None, region: str | None = None,
-                         concurrency: int | None = None) -> dict[str, set[str] | None]:
+def offered_regions_many(
+    engine: Any,
+    services: Iterable[str],
+    *,
+    cache: Any = None,
+    region: str | None = None,
+    concurrency: int | None = None,
+) -> dict[str, set[str] | None]:
     """``offered_regions`` for many services at once: the uncached ones are read in parallel (an
     inventory of every type asks for ~400 services before its first call)."""
     endpoint = engine.config.endpoint_url  # a test server's list is not AWS's
@@ -133,9 +173,19 @@ def offered_regions_many(engine: Any, services: Iterable[str], *, cache: Any = N
             out[service] = set(hit)
         else:
             missing.append(service)
-    requests = [Request("ssm", "GetParametersByPath", {"Path": _SSM_PATH.format(s)},
-                        region=region or engine.config.home_region, paginate=True) for s in missing]
-    for result in engine.batch_requests(requests, concurrency or engine.config.concurrency) if requests else ():
+    requests = [
+        Request(
+            "ssm",
+            "GetParametersByPath",
+            {"Path": _SSM_PATH.format(s)},
+            region=region or engine.config.home_region,
+            paginate=True,
+        )
+        for s in missing
+    ]
+    for result in (
+        engine.batch_requests(requests, concurrency or engine.config.concurrency) if requests else ()
+    ):
         service = missing[result.index]
         if not result.ok or not result.result.get("Parameters"):
             out[service] = None
@@ -163,12 +213,16 @@ def endpoint_regions(engine: Any, services: Iterable[str]) -> dict[str, set[str]
         names = partition.get("regions", {})
         for prefix, entry in partition.get("services", {}).items():
             by_prefix.setdefault(prefix, set()).update(
-                region for region, endpoint in entry.get("endpoints", {}).items()
-                if region in names and not endpoint.get("deprecated"))
+                region
+                for region, endpoint in entry.get("endpoints", {}).items()
+                if region in names and not endpoint.get("deprecated")
+            )
     out: dict[str, set[str] | None] = {}
     for service in dict.fromkeys(services):
         try:
-            prefix = loader.load_service_model(service, "service-2")["metadata"].get("endpointPrefix", service)
+            prefix = loader.load_service_model(service, "service-2")["metadata"].get(
+                "endpointPrefix", service
+            )
         except botocore.exceptions.UnknownServiceError:
             prefix = service
         out[service] = by_prefix.get(prefix) or None

@@ -49,27 +49,45 @@ class InventoryReport:
 
     @property
     def failed(self) -> bool:
-        return bool(self.summary["accounts_failed"] or any(self.summary["errors"].values()) or self.s3_errors
-                    or (self.dynamodb is not None and self.dynamodb.failed))
+        return bool(
+            self.summary["accounts_failed"]
+            or any(self.summary["errors"].values())
+            or self.s3_errors
+            or (self.dynamodb is not None and self.dynamodb.failed)
+        )
 
 
-def resolve_accounts(engine: Any, spec: str | None, *, role: str | None, exclude: list[str] | None = None,
-                     ous: list[str] | None = None, region: str | None = None) -> list[Account]:
+def resolve_accounts(
+    engine: Any,
+    spec: str | None,
+    *,
+    role: str | None,
+    exclude: list[str] | None = None,
+    ous: list[str] | None = None,
+    region: str | None = None,
+) -> list[Account]:
     """``None`` (the caller's own account), ``org``, ``dynamodb:TABLE`` or a comma list of ids."""
     if spec is None or spec.strip() in ("", "self"):
-        result = engine.execute(Request("sts", "GetCallerIdentity", {}, region=region or engine.config.home_region))
+        result = engine.execute(
+            Request("sts", "GetCallerIdentity", {}, region=region or engine.config.home_region)
+        )
         if not result.ok:
             raise InventoryError(f"cannot tell which account these credentials belong to: {result.error}")
         if not (own := (result.result or {}).get("Account")):
-            raise InventoryError("cannot tell which account these credentials belong to: GetCallerIdentity named "
-                                 "no account; give --accounts ID")
+            raise InventoryError(
+                "cannot tell which account these credentials belong to: GetCallerIdentity named "
+                "no account; give --accounts ID"
+            )
         return [Account(own, role=role)]
     spec = spec.strip()
     if spec == "org":
         accounts = accounts_from_organizations(engine, role=role, ous=ous or (), region=region)
         source = "--accounts org" + (f" --org-ou {','.join(ous)}" if ous else "")
     elif table := dynamodb_table(spec, flag="--accounts"):
-        accounts, source = accounts_from_dynamodb(engine, table, role=role, region=region), f"--accounts {spec}"
+        accounts, source = (
+            accounts_from_dynamodb(engine, table, role=role, region=region),
+            f"--accounts {spec}",
+        )
     else:
         accounts, source = accounts_from_list(spec, role=role), "--accounts"
     return excluding(accounts, exclude or (), source=source)
@@ -81,8 +99,14 @@ def _catalog(engine: Any, catalog_file: str | None) -> Catalog:
     return catalog(catalog_file if catalog_file is not None else getattr(engine.config, "catalog", None))
 
 
-def _select(types: str | list[str] | None, exclude_types: str | list[str] | None, engine: Any, regions: str,
-            exclude_regions: str | None, kinds: Catalog) -> tuple[list[ResourceType], str | list[str], list[str]]:
+def _select(
+    types: str | list[str] | None,
+    exclude_types: str | list[str] | None,
+    engine: Any,
+    regions: str,
+    exclude_regions: str | None,
+    kinds: Catalog,
+) -> tuple[list[ResourceType], str | list[str], list[str]]:
     """The checked types, the region plan (a mode or the names) and the excluded regions (no calls)."""
     chosen = kinds.select(types, exclude_types)
     known = known_regions(engine)
@@ -91,22 +115,47 @@ def _select(types: str | list[str] | None, exclude_types: str | list[str] | None
     return chosen, plan, excluded
 
 
-def _targets(engine: Any, accounts: str | None, role_name: str | None, exclude_accounts: str | None,
-             org_ous: str | None) -> list[Account]:
+def _targets(
+    engine: Any,
+    accounts: str | None,
+    role_name: str | None,
+    exclude_accounts: str | None,
+    org_ous: str | None,
+) -> list[Account]:
     """The accounts to inventory, their roles checked (one call for org/dynamodb/own, none for a list)."""
     home = engine.config.home_region
-    targets = resolve_accounts(engine, accounts, role=role_name, exclude=parse_list(exclude_accounts),
-                               ous=parse_list(org_ous), region=home)
+    targets = resolve_accounts(
+        engine,
+        accounts,
+        role=role_name,
+        exclude=parse_list(exclude_accounts),
+        ous=parse_list(org_ous),
+        region=home,
+    )
     check_roles(targets, role_name, home)
     return targets
 
 
-def plan_inventory(engine: Any, *, accounts: str | None = None, role_name: str | None = None,
-                   external_id: str | None = None, regions: str = "enabled", exclude_regions: str | None = None,
-                   types: str | list[str] | None = None, exclude_types: str | list[str] | None = None,
-                   cache_ttl: float | None = None, cache_dir: str | None = None, status_store: str | None = None,
-                   concurrency: int | None = None, exclude_accounts: str | None = None, org_ous: str | None = None,
-                   filter_offered: bool = True, catalog_file: str | None = None, tags: bool = False) -> Inventory:
+def plan_inventory(
+    engine: Any,
+    *,
+    accounts: str | None = None,
+    role_name: str | None = None,
+    external_id: str | None = None,
+    regions: str = "enabled",
+    exclude_regions: str | None = None,
+    types: str | list[str] | None = None,
+    exclude_types: str | list[str] | None = None,
+    cache_ttl: float | None = None,
+    cache_dir: str | None = None,
+    status_store: str | None = None,
+    concurrency: int | None = None,
+    exclude_accounts: str | None = None,
+    org_ous: str | None = None,
+    filter_offered: bool = True,
+    catalog_file: str | None = None,
+    tags: bool = False,
+) -> Inventory:
     """``run_inventory``'s checks and plan with no sink, as an ``Inventory`` not yet started: InventoryError
     now for bad input (before any fetch); ``.run()`` then yields the records as they complete (closing it
     early cancels the calls queued and in flight), and ``.summary`` counts them."""
@@ -114,34 +163,89 @@ def plan_inventory(engine: Any, *, accounts: str | None = None, role_name: str |
     chosen, region_plan, excluded = _select(types, exclude_types, engine, regions, exclude_regions, kinds)
     targets = _targets(engine, accounts, role_name, exclude_accounts, org_ous)
     ttl = engine.config.cache_ttl if cache_ttl is None else cache_ttl
-    return _inventory(engine, targets, chosen, region_plan, excluded, regions=regions, role_name=role_name,
-                      external_id=external_id, ttl=ttl, cache_dir=cache_dir, not_before=None,
-                      status_store=status_store, concurrency=concurrency, filter_offered=filter_offered,
-                      tags=tags)
+    return _inventory(
+        engine,
+        targets,
+        chosen,
+        region_plan,
+        excluded,
+        regions=regions,
+        role_name=role_name,
+        external_id=external_id,
+        ttl=ttl,
+        cache_dir=cache_dir,
+        not_before=None,
+        status_store=status_store,
+        concurrency=concurrency,
+        filter_offered=filter_offered,
+        tags=tags,
+    )
 
 
-def _inventory(engine: Any, targets: list[Account], chosen: list[ResourceType], region_plan: str | list[str],
-               excluded: list[str], *, regions: str, role_name: str | None, external_id: str | None, ttl: float,
-               cache_dir: str | None, not_before: float | None, status_store: str | None, concurrency: int | None,
-               filter_offered: bool, tags: bool = False) -> Inventory:
+def _inventory(
+    engine: Any,
+    targets: list[Account],
+    chosen: list[ResourceType],
+    region_plan: str | list[str],
+    excluded: list[str],
+    *,
+    regions: str,
+    role_name: str | None,
+    external_id: str | None,
+    ttl: float,
+    cache_dir: str | None,
+    not_before: float | None,
+    status_store: str | None,
+    concurrency: int | None,
+    filter_offered: bool,
+    tags: bool = False,
+) -> Inventory:
     cache = InventoryCache(ttl, cache_dir or engine.config.cache_dir, not_before=not_before)
     store = _status_store(engine, status_store, cache_dir) if regions == "active" or status_store else None
     creds = AccountCredentials(engine, role_name, external_id=external_id, region=engine.config.home_region)
-    return Inventory(engine, targets, chosen, regions=region_plan, exclude=excluded, credentials=creds,
-                     status_store=store, cache=cache, concurrency=concurrency, filter_offered=filter_offered,
-                     tags=tags)
+    return Inventory(
+        engine,
+        targets,
+        chosen,
+        regions=region_plan,
+        exclude=excluded,
+        credentials=creds,
+        status_store=store,
+        cache=cache,
+        concurrency=concurrency,
+        filter_offered=filter_offered,
+        tags=tags,
+    )
 
 
-def run_inventory(engine: Any, *, accounts: str | None = None, role_name: str | None = None,
-                  external_id: str | None = None, regions: str = "enabled", exclude_regions: str | None = None,
-                  types: str | list[str] | None = None, exclude_types: str | list[str] | None = None,
-                  out: str | os.PathLike[str] | None = None, fmt: str | None = None,
-                  dynamodb_table: str | None = None, s3_uri: str | None = None, cache_ttl: float | None = None,
-                  cache_dir: str | None = None, status_store: str | None = None, concurrency: int | None = None,
-                  exclude_accounts: str | None = None, org_ous: str | None = None, keep_records: bool = False,
-                  filter_offered: bool = True, on_record: Callable[[Record], None] | None = None,
-                  dead_letter_path: str | None = None, fetch: Callable[..., RunSummary] | None = None,
-                  catalog_file: str | None = None, tags: bool = False) -> InventoryReport:
+def run_inventory(
+    engine: Any,
+    *,
+    accounts: str | None = None,
+    role_name: str | None = None,
+    external_id: str | None = None,
+    regions: str = "enabled",
+    exclude_regions: str | None = None,
+    types: str | list[str] | None = None,
+    exclude_types: str | list[str] | None = None,
+    out: str | os.PathLike[str] | None = None,
+    fmt: str | None = None,
+    dynamodb_table: str | None = None,
+    s3_uri: str | None = None,
+    cache_ttl: float | None = None,
+    cache_dir: str | None = None,
+    status_store: str | None = None,
+    concurrency: int | None = None,
+    exclude_accounts: str | None = None,
+    org_ous: str | None = None,
+    keep_records: bool = False,
+    filter_offered: bool = True,
+    on_record: Callable[[Record], None] | None = None,
+    dead_letter_path: str | None = None,
+    fetch: Callable[..., RunSummary] | None = None,
+    catalog_file: str | None = None,
+    tags: bool = False,
+) -> InventoryReport:
     """Run an inventory end to end; InventoryError (before any fetch) for bad input.
 
     ``fetch`` replaces the in-process fetch with another executor (the Celery coordinator): it gets
@@ -163,23 +267,46 @@ def run_inventory(engine: Any, *, accounts: str | None = None, role_name: str | 
         if out is None:
             raise InventoryError("--s3-uri uploads the files written to --out; give --out DIR too")
         if fmt == "postgres":
-            raise InventoryError("--s3-uri uploads the files written to --out; a PostgreSQL --out writes no files")
+            raise InventoryError(
+                "--s3-uri uploads the files written to --out; a PostgreSQL --out writes no files"
+            )
     sink = open_sink(out, fmt, catalog=kinds) if out is not None else None
     ddb: DynamoDBSink | None = None
     try:
         targets = _targets(engine, accounts, role_name, exclude_accounts, org_ous)
-        ddb = DynamoDBSink(engine, dynamodb_table, dead_letter_path=dead_letter_path) if dynamodb_table else None
+        ddb = (
+            DynamoDBSink(engine, dynamodb_table, dead_letter_path=dead_letter_path)
+            if dynamodb_table
+            else None
+        )
         if ddb is not None:
             ddb.check()
         # --s3-uri: sweep what a killed run left for our keys (a missing bucket fails here, before any
         # fetch); jsonl is uploaded as it is written and published when the local file is.
-        stream = prepare_s3(engine, sink, s3_uri, [t.name for t in chosen]) if s3_uri and sink is not None else None
+        stream = (
+            prepare_s3(engine, sink, s3_uri, [t.name for t in chosen])
+            if s3_uri and sink is not None
+            else None
+        )
         ttl = engine.config.cache_ttl if cache_ttl is None else cache_ttl
         not_before = sink.newest_fetch() if isinstance(sink, (SQLiteSink, PostgresSink)) else None
-        inventory = _inventory(engine, targets, chosen, region_plan, excluded, regions=regions, role_name=role_name,
-                               external_id=external_id, ttl=ttl, cache_dir=cache_dir, not_before=not_before,
-                               status_store=status_store, concurrency=concurrency, filter_offered=filter_offered,
-                               tags=tags)
+        inventory = _inventory(
+            engine,
+            targets,
+            chosen,
+            region_plan,
+            excluded,
+            regions=regions,
+            role_name=role_name,
+            external_id=external_id,
+            ttl=ttl,
+            cache_dir=cache_dir,
+            not_before=not_before,
+            status_store=status_store,
+            concurrency=concurrency,
+            filter_offered=filter_offered,
+            tags=tags,
+        )
         keep = keep_records
         kept: list[Record] = []
 
@@ -196,10 +323,21 @@ def run_inventory(engine: Any, *, accounts: str | None = None, role_name: str | 
 
         if fetch is not None:
             direct = {"sink": sink} if getattr(sink, "direct", False) else {}  # workers write it themselves
-            summary = fetch(accounts=targets, types=chosen, regions=region_plan, exclude=excluded,
-                            role_name=role_name, external_id=external_id, cache_ttl=ttl, cache_not_before=not_before,
-                            status_store=status_store, concurrency=concurrency, filter_offered=filter_offered,
-                            on_record=on_each, **direct)
+            summary = fetch(
+                accounts=targets,
+                types=chosen,
+                regions=region_plan,
+                exclude=excluded,
+                role_name=role_name,
+                external_id=external_id,
+                cache_ttl=ttl,
+                cache_not_before=not_before,
+                status_store=status_store,
+                concurrency=concurrency,
+                filter_offered=filter_offered,
+                on_record=on_each,
+                **direct,
+            )
         else:
             for rec, fetched_at in inventory.run_with_times():
                 on_each(rec, fetched_at)
@@ -217,7 +355,8 @@ def run_inventory(engine: Any, *, accounts: str | None = None, role_name: str | 
         report.dynamodb = ddb.close()
     if s3_uri:  # the jsonl stream is already up (or its error kept); json/sqlite files go now
         report.s3_errors = ([stream.error] if stream is not None and stream.error else []) + (
-            upload_to_s3(engine, [Path(f) for f in files], s3_uri) if stream is None else [])
+            upload_to_s3(engine, [Path(f) for f in files], s3_uri) if stream is None else []
+        )
     return report
 
 
@@ -227,4 +366,6 @@ def _id_of(kinds: Catalog, rtype: str, item: Any) -> str:
 
 
 def _status_store(engine: Any, spec: str | None, cache_dir: str | None) -> RegionStatusStore:
-    return RegionStatusStore.from_spec(engine, spec, cache_dir and os.path.join(cache_dir, "region-status.json"))
+    return RegionStatusStore.from_spec(
+        engine, spec, cache_dir and os.path.join(cache_dir, "region-status.json")
+    )

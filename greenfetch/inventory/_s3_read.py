@@ -33,8 +33,10 @@ def read_object(engine: Any, bucket: str, key: str, *, concurrency: int = 4) -> 
             return _read_once(engine, bucket, key, concurrency)
         except _Replaced:
             continue
-    raise InventoryError(f"s3://{bucket}/{key}: the object was replaced while it was read, {_ATTEMPTS} times; "
-                         "read it again when its writer has finished")
+    raise InventoryError(
+        f"s3://{bucket}/{key}: the object was replaced while it was read, {_ATTEMPTS} times; "
+        "read it again when its writer has finished"
+    )
 
 
 class _Replaced(Exception):
@@ -55,14 +57,17 @@ def _read_once(engine: Any, bucket: str, key: str, concurrency: int) -> bytes | 
     if total <= len(head):
         return bytes(head)
     etag = first.result.get("ETag")
-    rest = [_get(bucket, key, start, min(limit, total - start), etag) for start in range(len(head), total, limit)]
+    rest = [
+        _get(bucket, key, start, min(limit, total - start), etag) for start in range(len(head), total, limit)
+    ]
     parts = [head]
     for result in engine.batch_requests(rest, concurrency):
         if not result.ok:
             if result.error_code == "PreconditionFailed":
                 raise _Replaced
-            raise InventoryError(f"s3://{bucket}/{key}: GetObject of {result.request.params['Range']} failed: "
-                                 f"{result.error}")
+            raise InventoryError(
+                f"s3://{bucket}/{key}: GetObject of {result.request.params['Range']} failed: {result.error}"
+            )
         parts.append(result.result["Body"])
     data = b"".join(parts)
     if len(data) != total:  # a server that ignored a range: never hand back a body that is not the object

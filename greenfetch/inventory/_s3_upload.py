@@ -29,8 +29,16 @@ from .._exceptions import GreenfetchError
 from .._models import Request, Result
 from .._scheduler import iter_bounded
 
-__all__ = ["DEFAULT_PART_SIZE", "MIN_PART_SIZE", "S3Upload", "UploadSweepError", "abort_incomplete_uploads", "s3_key",
-           "upload_file", "upload_files"]
+__all__ = [
+    "DEFAULT_PART_SIZE",
+    "MIN_PART_SIZE",
+    "S3Upload",
+    "UploadSweepError",
+    "abort_incomplete_uploads",
+    "s3_key",
+    "upload_file",
+    "upload_files",
+]
 
 MIB = 1 << 20
 MIN_PART_SIZE = 5 * MIB  # S3's minimum for every part but the last
@@ -52,11 +60,21 @@ class S3Upload:
     ``peak_buffered`` is the most bytes it ever held at once (the memory bound: one part), ``calls``
     counts the S3 operations it made, ``error`` is set once a call failed for good."""
 
-    def __init__(self, engine: Any, bucket: str, key: str, *, part_size: int = DEFAULT_PART_SIZE,
-                 content_type: str | None = None, region: str | None = None):
+    def __init__(
+        self,
+        engine: Any,
+        bucket: str,
+        key: str,
+        *,
+        part_size: int = DEFAULT_PART_SIZE,
+        content_type: str | None = None,
+        region: str | None = None,
+    ):
         if not MIN_PART_SIZE <= part_size <= MAX_PART_SIZE:
-            raise ValueError(f"part_size {part_size} is outside S3's part sizes: use {MIN_PART_SIZE} (5 MiB) "
-                             f"to {MAX_PART_SIZE} (5 GiB)")
+            raise ValueError(
+                f"part_size {part_size} is outside S3's part sizes: use {MIN_PART_SIZE} (5 MiB) "
+                f"to {MAX_PART_SIZE} (5 GiB)"
+            )
         self.engine, self.bucket, self.key, self.region = engine, bucket, key, region
         self.part_size, self.content_type = part_size, content_type
         self.upload_id: str | None = None
@@ -135,8 +153,9 @@ class S3Upload:
     def _send_part(self) -> bool:
         """The buffer as the next part (creating the multipart upload first); False once failed."""
         if len(self.parts) >= MAX_PARTS:
-            self._fail(f"more than S3's {MAX_PARTS} parts at part size {self._current_part_size()}; "
-                       "raise part_size")
+            self._fail(
+                f"more than S3's {MAX_PARTS} parts at part size {self._current_part_size()}; raise part_size"
+            )
             return False
         if self.upload_id is None:
             params: dict[str, Any] = {"Key": self.key}
@@ -148,8 +167,9 @@ class S3Upload:
             self.upload_id = created["UploadId"]
         number = len(self.parts) + 1
         body, self._buf = self._buf, bytearray()  # the part in flight is the buffer: still one part held
-        sent = self._call("UploadPart", {"Key": self.key, "UploadId": self.upload_id, "PartNumber": number,
-                                         "Body": body})
+        sent = self._call(
+            "UploadPart", {"Key": self.key, "UploadId": self.upload_id, "PartNumber": number, "Body": body}
+        )
         if sent is None:
             return False
         self.parts.append({"ETag": sent["ETag"], "PartNumber": number})
@@ -159,8 +179,9 @@ class S3Upload:
         """The response, or None after recording the failure (which aborts the upload)."""
         self.calls[operation] += 1
         try:
-            result: Result = self.engine.execute(Request("s3", operation, {"Bucket": self.bucket, **params},
-                                                         region=self.region))
+            result: Result = self.engine.execute(
+                Request("s3", operation, {"Bucket": self.bucket, **params}, region=self.region)
+            )
         except BaseException:  # Ctrl-C/SIGTERM mid-call: a part may be lost, so complete() must refuse
             self.state, self.error = "interrupted", f"{self.uri}: {operation} was interrupted"
             raise
@@ -185,17 +206,32 @@ class S3Upload:
             return None
         upload_id, self.upload_id = self.upload_id, None
         self.calls["AbortMultipartUpload"] += 1
-        result = self.engine.execute(Request("s3", "AbortMultipartUpload", {
-            "Bucket": self.bucket, "Key": self.key, "UploadId": upload_id}, region=self.region))
+        result = self.engine.execute(
+            Request(
+                "s3",
+                "AbortMultipartUpload",
+                {"Bucket": self.bucket, "Key": self.key, "UploadId": upload_id},
+                region=self.region,
+            )
+        )
         if result.ok or result.error_code in ("NoSuchUpload", "NoSuchBucket"):
             return None
-        return (f"AbortMultipartUpload also failed ({result.error}): its parts stay until the next run's "
-                f"sweep or a lifecycle rule removes them")
+        return (
+            f"AbortMultipartUpload also failed ({result.error}): its parts stay until the next run's "
+            f"sweep or a lifecycle rule removes them"
+        )
 
 
-def upload_file(engine: Any, path: str | os.PathLike[str], bucket: str, key: str, *,
-                part_size: int = DEFAULT_PART_SIZE, content_type: str | None = None,
-                region: str | None = None) -> str | None:
+def upload_file(
+    engine: Any,
+    path: str | os.PathLike[str],
+    bucket: str,
+    key: str,
+    *,
+    part_size: int = DEFAULT_PART_SIZE,
+    content_type: str | None = None,
+    region: str | None = None,
+) -> str | None:
     """One file from disk, read a chunk at a time (one part plus one chunk in memory); None, or the
     error naming the object. Its part size grows if the file needs more than 10,000 parts."""
     try:
@@ -215,11 +251,18 @@ def upload_file(engine: Any, path: str | os.PathLike[str], bucket: str, key: str
         raise
 
 
-def upload_files(engine: Any, files: Iterable[tuple[Path, str]], bucket: str, *, concurrency: int = 8,
-                 content_type: Callable[[Path], str | None] = lambda _path: None,
-                 region: str | None = None) -> list[str]:
+def upload_files(
+    engine: Any,
+    files: Iterable[tuple[Path, str]],
+    bucket: str,
+    *,
+    concurrency: int = 8,
+    content_type: Callable[[Path], str | None] = lambda _path: None,
+    region: str | None = None,
+) -> list[str]:
     """``(path, key)`` pairs, ``concurrency`` at a time (memory: one part per file in flight); the
     errors, one string per failed file."""
+
     def one(_index: int, item: tuple[Path, str]) -> str | None:
         path, key = item
         return upload_file(engine, path, bucket, key, region=region, content_type=content_type(path))
@@ -227,7 +270,9 @@ def upload_files(engine: Any, files: Iterable[tuple[Path, str]], bucket: str, *,
     return [error for error in iter_bounded(engine.backend, files, one, concurrency) if error]
 
 
-def abort_incomplete_uploads(engine: Any, bucket: str, keys: Iterable[str], *, region: str | None = None) -> int:
+def abort_incomplete_uploads(
+    engine: Any, bucket: str, keys: Iterable[str], *, region: str | None = None
+) -> int:
     """Abort the incomplete multipart uploads of exactly these keys (what a killed run left); the
     number aborted. One ListMultipartUploads walk over the keys' common prefix, exact-key match, so
     uploads of any other key are never touched. Raises ``UploadSweepError`` when S3 refuses the list."""
@@ -239,8 +284,12 @@ def abort_incomplete_uploads(engine: Any, bucket: str, keys: Iterable[str], *, r
     if not result.ok:
         raise UploadSweepError(f"s3://{bucket}: {result.error}", result.error_code)
     found = [(u["Key"], u["UploadId"]) for u in result.result.get("Uploads") or () if u.get("Key") in wanted]
-    aborts = (Request("s3", "AbortMultipartUpload", {"Bucket": bucket, "Key": key, "UploadId": upload_id},
-                      region=region) for key, upload_id in found)
+    aborts = (
+        Request(
+            "s3", "AbortMultipartUpload", {"Bucket": bucket, "Key": key, "UploadId": upload_id}, region=region
+        )
+        for key, upload_id in found
+    )
     return sum(1 for r in engine.iter_results(aborts, 8) if r.ok or r.error_code == "NoSuchUpload")
 
 

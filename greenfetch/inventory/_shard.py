@@ -76,11 +76,18 @@ class Shard:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Shard:
         regions = data.get("regions", "enabled")
-        return cls(run_id=data["run_id"], account=data["account"], types=tuple(data["types"]),
-                   regions=regions if isinstance(regions, str) else tuple(regions),
-                   exclude_regions=tuple(data.get("exclude_regions") or ()), role=data.get("role"),
-                   account_name=data.get("account_name"), external_id=data.get("external_id"),
-                   part=data.get("part"), options=dict(data.get("options") or {}))
+        return cls(
+            run_id=data["run_id"],
+            account=data["account"],
+            types=tuple(data["types"]),
+            regions=regions if isinstance(regions, str) else tuple(regions),
+            exclude_regions=tuple(data.get("exclude_regions") or ()),
+            role=data.get("role"),
+            account_name=data.get("account_name"),
+            external_id=data.get("external_id"),
+            part=data.get("part"),
+            options=dict(data.get("options") or {}),
+        )
 
 
 class ShardSink(Protocol):
@@ -107,13 +114,17 @@ class DirectoryShardSink:
         return self.root / _SHARD_DIR / run_id
 
     def put(self, run_id: str, key: str, records: list[Record], summary: dict[str, Any]) -> None:
-        text = json.dumps(jsonable({"shard": key, "summary": summary, "records": records}), ensure_ascii=False)
+        text = json.dumps(
+            jsonable({"shard": key, "summary": summary, "records": records}), ensure_ascii=False
+        )
         path = self._dir(run_id) / f"{key}.json"
         try:
             with atomic_open(path, 0o600) as handle:
                 handle.write(text)
         except OSError as exc:  # the worker reports it; the shard is delivered again
-            raise storage_error(exc, f"cannot write shard file {str(path)!r}", "no partial file is left") from None
+            raise storage_error(
+                exc, f"cannot write shard file {str(path)!r}", "no partial file is left"
+            ) from None
 
     def get(self, run_id: str, key: str) -> tuple[list[Record], dict[str, Any]] | None:
         """The shard's records and summary; None when it is not there. A file that cannot be read (a
@@ -158,11 +169,18 @@ def run_shard(engine: Any, shard: Shard, sink: ShardSink) -> dict[str, Any]:
     ttl = engine.config.cache_ttl if ttl is None else float(ttl)
     cache = InventoryCache(ttl, engine.config.cache_dir, not_before=opts.get("cache_not_before"))
     store = _status_store(engine, shard)
-    inventory = Inventory(engine, [account], types, regions=_regions(shard), exclude=shard.exclude_regions,
-                          credentials=AccountCredentials(engine, shard.role, external_id=shard.external_id,
-                                                         region=home),
-                          status_store=store, cache=cache, concurrency=opts.get("concurrency"),
-                          filter_offered=opts.get("filter_offered", True))
+    inventory = Inventory(
+        engine,
+        [account],
+        types,
+        regions=_regions(shard),
+        exclude=shard.exclude_regions,
+        credentials=AccountCredentials(engine, shard.role, external_id=shard.external_id, region=home),
+        status_store=store,
+        cache=cache,
+        concurrency=opts.get("concurrency"),
+        filter_offered=opts.get("filter_offered", True),
+    )
     timed = list(inventory.run_with_times())
     records = [rec for rec, _ in timed]
     summary = {**_summary(inventory.summary), "fetched_at": [when for _, when in timed]}
@@ -183,11 +201,17 @@ def _status_store(engine: Any, shard: Shard) -> RegionStatusStore | None:
 
 def _summary(summary: RunSummary) -> dict[str, Any]:
     """What records alone cannot tell the coordinator."""
-    return {"calls": summary.calls, "cached": summary.cached, "cached_fetched_at": summary.cached_fetched_at,
-            "throttle_attempts": summary.throttle_attempts,
-            "regions_skipped": summary.regions_skipped, "accounts_ok": sorted(summary.accounts_ok),
-            "accounts_failed": dict(summary.accounts_failed), "records": summary.records,
-            "wall_seconds": round(summary.wall_seconds, 3)}
+    return {
+        "calls": summary.calls,
+        "cached": summary.cached,
+        "cached_fetched_at": summary.cached_fetched_at,
+        "throttle_attempts": summary.throttle_attempts,
+        "regions_skipped": summary.regions_skipped,
+        "accounts_ok": sorted(summary.accounts_ok),
+        "accounts_failed": dict(summary.accounts_failed),
+        "records": summary.records,
+        "wall_seconds": round(summary.wall_seconds, 3),
+    }
 
 
 def merge_shard(total: RunSummary, records: list[Record], summary: dict[str, Any]) -> list[float | None]:

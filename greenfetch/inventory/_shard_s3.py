@@ -41,7 +41,9 @@ class S3ShardSink:
         return f"{self.prefix}/{run_id}/" if self.prefix else f"{run_id}/"
 
     def _call(self, operation: str, params: dict[str, Any], what: str, *, paginate: bool = False) -> Any:
-        result = self.engine.execute(Request("s3", operation, {"Bucket": self.bucket, **params}, paginate=paginate))
+        result = self.engine.execute(
+            Request("s3", operation, {"Bucket": self.bucket, **params}, paginate=paginate)
+        )
         if not result.ok:
             raise InventoryError(f"shard store s3://{self.bucket}/{what}: {operation} failed: {result.error}")
         return result.result
@@ -53,9 +55,13 @@ class S3ShardSink:
         self._call("ListObjectsV2", {"Prefix": folder, "MaxKeys": 1}, folder)
 
     def put(self, run_id: str, key: str, records: list[Record], summary: dict[str, Any]) -> None:
-        text = json.dumps(jsonable({"shard": key, "summary": summary, "records": records}), ensure_ascii=False)
+        text = json.dumps(
+            jsonable({"shard": key, "summary": summary, "records": records}), ensure_ascii=False
+        )
         name = f"{self._folder(run_id)}{key}.json"
-        self._call("PutObject", {"Key": name, "Body": text.encode("utf-8"), "ContentType": "application/json"}, name)
+        self._call(
+            "PutObject", {"Key": name, "Body": text.encode("utf-8"), "ContentType": "application/json"}, name
+        )
 
     def get(self, run_id: str, key: str) -> tuple[list[Record], dict[str, Any]] | None:
         name = f"{self._folder(run_id)}{key}.json"
@@ -75,7 +81,11 @@ class S3ShardSink:
 
     def keys(self, run_id: str) -> set[str]:
         folder = self._folder(run_id)
-        return {n[len(folder):-5] for n in self._names(run_id) if n.endswith(".json") and "/" not in n[len(folder):]}
+        return {
+            n[len(folder) : -5]
+            for n in self._names(run_id)
+            if n.endswith(".json") and "/" not in n[len(folder) :]
+        }
 
     def discard(self, run_id: str) -> None:
         """Delete the run's objects; best effort (a leftover is a few JSON objects, not wrong output)."""
@@ -108,4 +118,6 @@ def open_shard_sink(spec: Mapping[str, Any], engine: Any) -> ShardSink:
         return DirectoryShardSink(Path(spec["root"]))
     if kind == "postgres":  # the worker's own password: PGPASSWORD, ~/.pgpass or GREENFETCH_DATABASE_URL
         return PostgresShardSink.from_spec(spec)
-    raise InventoryError(f"shard sink kind {kind!r} is not known; this worker knows directory, s3 and postgres")
+    raise InventoryError(
+        f"shard sink kind {kind!r} is not known; this worker knows directory, s3 and postgres"
+    )

@@ -39,8 +39,16 @@ from ._s3_upload import S3Upload, UploadSweepError, abort_incomplete_uploads, s3
 from ._sqlite import SQLiteSink
 from ._types import InventoryError, Record
 
-__all__ = ["FileSink", "FORMATS", "SQLITE_SUFFIXES", "open_sink", "prepare_s3", "resolve_format", "shard_root",
-           "upload_to_s3"]
+__all__ = [
+    "FileSink",
+    "FORMATS",
+    "SQLITE_SUFFIXES",
+    "open_sink",
+    "prepare_s3",
+    "resolve_format",
+    "shard_root",
+    "upload_to_s3",
+]
 
 _log = logging.getLogger("greenfetch.inventory")
 
@@ -54,8 +62,10 @@ def resolve_format(out: str | os.PathLike[str] | None, fmt: str | None) -> str:
     quietly named ``x.db``)."""
     if is_postgres_url(out):
         if fmt not in (None, "postgres"):
-            raise InventoryError(f"--out {redact_url(str(out))!r} is a PostgreSQL database but --format is {fmt}; "
-                                 "drop --format, or give a directory for files")
+            raise InventoryError(
+                f"--out {redact_url(str(out))!r} is a PostgreSQL database but --format is {fmt}; "
+                "drop --format, or give a directory for files"
+            )
         return "postgres"
     if fmt is not None and fmt not in FORMATS:
         raise InventoryError(f"--format {fmt!r} is not supported; use one of {', '.join(FORMATS)}")
@@ -63,8 +73,10 @@ def resolve_format(out: str | os.PathLike[str] | None, fmt: str | None) -> str:
     if fmt is None:
         return "sqlite" if is_db else "json"
     if is_db and fmt != "sqlite":
-        raise InventoryError(f"--out {str(out)!r} names a SQLite file but --format is {fmt}; drop --format (or use "
-                             f"--format sqlite), or give a directory for {fmt} files")
+        raise InventoryError(
+            f"--out {str(out)!r} names a SQLite file but --format is {fmt}; drop --format (or use "
+            f"--format sqlite), or give a directory for {fmt} files"
+        )
     if fmt == "sqlite" and out is None:
         raise InventoryError("--format sqlite writes a database file: give --out FILE.db")
     return fmt
@@ -80,8 +92,9 @@ def shard_root(out: str | os.PathLike[str]) -> Path:
     return path.parent if path.suffix.lower() in SQLITE_SUFFIXES else path
 
 
-def open_sink(out: str | os.PathLike[str], fmt: str | None = None, *,
-              catalog: Mapping[str, ResourceType] | None = None) -> FileSink | SQLiteSink | PostgresSink:
+def open_sink(
+    out: str | os.PathLike[str], fmt: str | None = None, *, catalog: Mapping[str, ResourceType] | None = None
+) -> FileSink | SQLiteSink | PostgresSink:
     """The sink for ``--out``/``--format``: files in a directory, a SQLite database (an existing
     directory with ``--format sqlite`` gets ``inventory.db`` in it) or a PostgreSQL database.
     ``catalog`` gives the database sinks their types' resource ids (default: the process's catalog)."""
@@ -101,12 +114,16 @@ class FileSink:
 
     def __init__(self, directory: str | os.PathLike[str], fmt: str = "json"):
         if fmt not in ("json", "jsonl"):
-            raise InventoryError(f"FileSink writes json or jsonl, not {fmt!r} (open_sink picks the sink for sqlite)")
+            raise InventoryError(
+                f"FileSink writes json or jsonl, not {fmt!r} (open_sink picks the sink for sqlite)"
+            )
         try:
             self.directory = check_writable(directory)
         except OSError as exc:
-            raise InventoryError(f"output directory {str(directory)!r} is not writable: "
-                                 f"{exc.strerror or exc}; choose another --out") from None
+            raise InventoryError(
+                f"output directory {str(directory)!r} is not writable: "
+                f"{exc.strerror or exc}; choose another --out"
+            ) from None
         self.fmt = fmt
         self._by_type: dict[str, list[Record]] = defaultdict(list)
         self._stream: contextlib.ExitStack | None = None
@@ -190,12 +207,17 @@ def _refused(path: Path, written: list[Path] | None = None) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        kept = (f"{', '.join(p.name for p in written)} {'is' if len(written) == 1 else 'are'} written whole; "
-                if written else "") + f"no partial {path.name} is left"
+        kept = (
+            f"{', '.join(p.name for p in written)} {'is' if len(written) == 1 else 'are'} written whole; "
+            if written
+            else ""
+        ) + f"no partial {path.name} is left"
         raise storage_error(exc, f"cannot write --out {str(path)!r}", kept) from None
 
 
-def prepare_s3(engine: Any, sink: FileSink | SQLiteSink | PostgresSink, s3_uri: str, type_names: list[str]) -> S3Upload | None:
+def prepare_s3(
+    engine: Any, sink: FileSink | SQLiteSink | PostgresSink, s3_uri: str, type_names: list[str]
+) -> S3Upload | None:
     """Before the fetch: abort the incomplete multipart uploads a killed run left for the keys this
     run will write, and for ``jsonl`` tee the stream into an upload (returned). A missing bucket is
     an InventoryError (exit 2 before any fetch); any other refusal to list uploads (a role without
@@ -206,13 +228,21 @@ def prepare_s3(engine: Any, sink: FileSink | SQLiteSink | PostgresSink, s3_uri: 
         abort_incomplete_uploads(engine, bucket, [s3_key(prefix, n) for n in names])
     except UploadSweepError as exc:
         if exc.code == "NoSuchBucket":
-            raise InventoryError(f"--s3-uri {s3_uri!r}: bucket {bucket!r} does not exist; create it or fix "
-                                 "the URI") from None
-        _log.warning("--s3-uri: could not look for incomplete uploads a stopped run left (%s); "
-                     "a lifecycle rule with AbortIncompleteMultipartUpload removes them", exc)
+            raise InventoryError(
+                f"--s3-uri {s3_uri!r}: bucket {bucket!r} does not exist; create it or fix the URI"
+            ) from None
+        _log.warning(
+            "--s3-uri: could not look for incomplete uploads a stopped run left (%s); "
+            "a lifecycle rule with AbortIncompleteMultipartUpload removes them",
+            exc,
+        )
     if isinstance(sink, FileSink) and sink.fmt == "jsonl":
-        upload = S3Upload(engine, bucket, s3_key(prefix, "inventory.jsonl"),
-                          content_type=_content_type(Path("inventory.jsonl")))
+        upload = S3Upload(
+            engine,
+            bucket,
+            s3_key(prefix, "inventory.jsonl"),
+            content_type=_content_type(Path("inventory.jsonl")),
+        )
         sink.tee_to(upload)
         return upload
     return None
@@ -230,8 +260,13 @@ def upload_to_s3(engine: Any, paths: list[Path], s3_uri: str, *, concurrency: in
     """Upload the files through the engine, each part by part from disk (one PutObject for a file
     of one part); returns errors, one string per failed file, naming its object."""
     bucket, prefix = parse_s3_uri(s3_uri)
-    return upload_files(engine, [(p, s3_key(prefix, p.name)) for p in paths], bucket, concurrency=concurrency,
-                        content_type=_content_type)
+    return upload_files(
+        engine,
+        [(p, s3_key(prefix, p.name)) for p in paths],
+        bucket,
+        concurrency=concurrency,
+        content_type=_content_type,
+    )
 
 
 def _content_type(path: Path) -> str:

@@ -44,10 +44,18 @@ from ._catalog import catalog as all_types
 from ._fileio import check_writable
 from ._types import InventoryError, Record, parse_utc, utc_iso
 
-__all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "InventoryDB", "SQLiteSink", "connect_existing", "dumps_strict", "utc_now"]
+__all__ = [
+    "APPLICATION_ID",
+    "SCHEMA_VERSION",
+    "InventoryDB",
+    "SQLiteSink",
+    "connect_existing",
+    "dumps_strict",
+    "utc_now",
+]
 
 APPLICATION_ID = 0x47664462  # "GfDb": how a file says greenfetch wrote it (PRAGMA application_id)
-SCHEMA_VERSION = 2           # PRAGMA user_version
+SCHEMA_VERSION = 2  # PRAGMA user_version
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -114,16 +122,20 @@ def connect_existing(path: str | os.PathLike[str], *, what: str = "database") ->
     and what would do) when it is missing, not SQLite, or not an inventory database."""
     target = Path(path)
     if not target.is_file():
-        raise InventoryError(f"{what} {str(path)!r} does not exist; give a file written by "
-                             "`greenfetch inventory --out FILE.db`")
+        raise InventoryError(
+            f"{what} {str(path)!r} does not exist; give a file written by "
+            "`greenfetch inventory --out FILE.db`"
+        )
     try:
         conn = _open_read_only(target, what)
         _check_schema(conn, str(path), what)
     except sqlite3.Error as exc:
         if (exc.sqlite_errorcode & 0xFF) not in (11, 26):  # neither SQLITE_CORRUPT nor SQLITE_NOTADB
             raise InventoryError(f"{what} {str(path)!r} cannot be read: {exc}") from None
-        raise InventoryError(f"{what} {str(path)!r} is not a SQLite database ({exc}); give a file written by "
-                             "`greenfetch inventory --out FILE.db`") from None
+        raise InventoryError(
+            f"{what} {str(path)!r} is not a SQLite database ({exc}); give a file written by "
+            "`greenfetch inventory --out FILE.db`"
+        ) from None
     return conn
 
 
@@ -142,9 +154,11 @@ def _open_read_only(target: Path, what: str) -> sqlite3.Connection:
         directory = target.resolve().parent
         if not os.statvfs(directory).f_flag & os.ST_RDONLY:
             if not os.access(directory, os.W_OK):
-                raise InventoryError(f"{what} {str(target)!r} cannot be opened: SQLite needs to create its -shm file "
-                                     f"in {str(directory)!r}, which is not writable; copy the file somewhere "
-                                     "writable") from None
+                raise InventoryError(
+                    f"{what} {str(target)!r} cannot be opened: SQLite needs to create its -shm file "
+                    f"in {str(directory)!r}, which is not writable; copy the file somewhere "
+                    "writable"
+                ) from None
             raise
     return sqlite3.connect(f"{uri}?immutable=1", uri=True)
 
@@ -158,11 +172,15 @@ def _check_schema(conn: sqlite3.Connection, name: str, what: str) -> bool:
         return False
     if app_id != APPLICATION_ID or not {"runs", "resources", "fetches"} <= tables:
         found = ", ".join(sorted(tables - {"sqlite_sequence"})) or "none"
-        raise InventoryError(f"{what} {name!r} is a SQLite database greenfetch did not write (tables: {found}); "
-                             "give a new file name or one `greenfetch inventory --out FILE.db` wrote")
+        raise InventoryError(
+            f"{what} {name!r} is a SQLite database greenfetch did not write (tables: {found}); "
+            "give a new file name or one `greenfetch inventory --out FILE.db` wrote"
+        )
     if version > SCHEMA_VERSION:
-        raise InventoryError(f"{what} {name!r} was written by a newer greenfetch (schema {version}, this one "
-                             f"reads {SCHEMA_VERSION}); upgrade greenfetch")
+        raise InventoryError(
+            f"{what} {name!r} was written by a newer greenfetch (schema {version}, this one "
+            f"reads {SCHEMA_VERSION}); upgrade greenfetch"
+        )
     return True
 
 
@@ -174,9 +192,16 @@ class SQLiteSink:
     leaves no trace. ``catalog`` maps type names to ``ResourceType`` (for ``resource_id``); records of a
     type it does not know get an id from common ARN/id fields, else a hash of the item."""
 
-    def __init__(self, path: str | os.PathLike[str], *, batch_rows: int = 1000, batch_bytes: int = 4 << 20,
-                 flush_seconds: float = 1.0, catalog: Mapping[str, ResourceType] | None = None,
-                 clock: Any = time.monotonic):
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        batch_rows: int = 1000,
+        batch_bytes: int = 4 << 20,
+        flush_seconds: float = 1.0,
+        catalog: Mapping[str, ResourceType] | None = None,
+        clock: Any = time.monotonic,
+    ):
         self.path = Path(path)
         self.batch_rows, self.batch_bytes, self.flush_seconds = batch_rows, batch_bytes, flush_seconds
         self.catalog = all_types() if catalog is None else catalog
@@ -206,8 +231,11 @@ class SQLiteSink:
         if scope in self._scopes:  # the same fetch again (a re-run shard): it replaces the first
             self.flush()
             with self._refused(), conn:
-                conn.execute("DELETE FROM resources WHERE run_id = ? AND resource_type = ? AND account = ? "
-                             "AND region = ?", (self.run_id, *scope))
+                conn.execute(
+                    "DELETE FROM resources WHERE run_id = ? AND resource_type = ? AND account = ? "
+                    "AND region = ?",
+                    (self.run_id, *scope),
+                )
         self._scopes.add(scope)
         kind = self.catalog.get(rtype)
         items = rec.get("items") or []
@@ -215,12 +243,25 @@ class SQLiteSink:
             data = dumps_strict(item)
             self._rows.append((self.run_id, rtype, account, region, _resource_id(kind, item, data), data))
             self._bytes += len(data) + 64
-        self._fetches.append((self.run_id, rtype, account, region, str(rec.get("status") or "ok"),
-                              rec.get("error"), len(items), utc_iso(time.time() if fetched_at is None else fetched_at)))
+        self._fetches.append(
+            (
+                self.run_id,
+                rtype,
+                account,
+                region,
+                str(rec.get("status") or "ok"),
+                rec.get("error"),
+                len(items),
+                utc_iso(time.time() if fetched_at is None else fetched_at),
+            )
+        )
         self.records += 1
         self.resources += len(items)
-        if (len(self._rows) >= self.batch_rows or self._bytes >= self.batch_bytes
-                or self.clock() - self._last_commit >= self.flush_seconds):
+        if (
+            len(self._rows) >= self.batch_rows
+            or self._bytes >= self.batch_bytes
+            or self.clock() - self._last_commit >= self.flush_seconds
+        ):
             self.flush()
 
     def flush(self) -> None:
@@ -230,9 +271,11 @@ class SQLiteSink:
         with self._refused():
             with self._conn:
                 self._conn.executemany("INSERT INTO resources VALUES (?, ?, ?, ?, ?, ?)", self._rows)
-                self._conn.executemany("INSERT OR REPLACE INTO fetches (run_id, resource_type, account, region, "
-                                       "status, error, items, fetched_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                                       self._fetches)
+                self._conn.executemany(
+                    "INSERT OR REPLACE INTO fetches (run_id, resource_type, account, region, "
+                    "status, error, items, fetched_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    self._fetches,
+                )
         self._committed = True
         self._rows, self._fetches, self._bytes = [], [], 0
         self._last_commit = self.clock()
@@ -244,8 +287,10 @@ class SQLiteSink:
         summary = dict(summary) if summary is not None else {"records": self.records}
         summary.setdefault("resources_written", self.resources)
         with self._refused(), conn:
-            conn.execute("UPDATE runs SET finished_at = ?, summary = ? WHERE run_id = ?",
-                         (utc_now(), dumps_strict(summary), self.run_id))
+            conn.execute(
+                "UPDATE runs SET finished_at = ?, summary = ? WHERE run_id = ?",
+                (utc_now(), dumps_strict(summary), self.run_id),
+            )
         self._disconnect()
         self.closed = True
         return [self.path]
@@ -314,24 +359,31 @@ class SQLiteSink:
     def _check_target(self) -> None:
         try:
             if self.path.is_dir():
-                raise InventoryError(f"--out {str(self.path)!r} is a directory; a SQLite inventory is one file "
-                                     "(e.g. --out inventory.db)")
+                raise InventoryError(
+                    f"--out {str(self.path)!r} is a directory; a SQLite inventory is one file "
+                    "(e.g. --out inventory.db)"
+                )
             if self.path.exists():
                 with contextlib.closing(connect_existing(self.path, what="--out")) as conn:
                     conn.execute("SELECT 1").fetchone()
                 os.close(os.open(self.path, os.O_WRONLY))  # the kernel's reason: read-only mount, permission
-                check_writable(self.path.parent if str(self.path.parent) else ".")  # the WAL files go beside it
+                check_writable(
+                    self.path.parent if str(self.path.parent) else "."
+                )  # the WAL files go beside it
             else:
                 check_writable(self.path.parent if str(self.path.parent) else ".")
         except OSError as exc:
-            raise InventoryError(f"--out {str(self.path)!r} is not writable: {exc.strerror or exc}; choose "
-                                 "another --out") from None
+            raise InventoryError(
+                f"--out {str(self.path)!r} is not writable: {exc.strerror or exc}; choose another --out"
+            ) from None
 
     def _open(self) -> sqlite3.Connection:
         if self._conn is not None:
             return self._conn
         if self.closed:
-            raise InventoryError(f"the SQLite sink for {str(self.path)!r} is closed; make a new one for another run")
+            raise InventoryError(
+                f"the SQLite sink for {str(self.path)!r} is closed; make a new one for another run"
+            )
         with self._refused():
             conn = self._connect()
         conn.isolation_level = "DEFERRED"  # from here ``with conn`` commits a batch as one transaction
@@ -345,13 +397,17 @@ class SQLiteSink:
             conn.execute("PRAGMA synchronous=NORMAL")
             if not _check_schema(conn, str(self.path), "--out"):
                 # IF NOT EXISTS throughout: two runs creating the same new file at once both succeed.
-                conn.executescript(f"BEGIN IMMEDIATE; PRAGMA application_id = {APPLICATION_ID}; "
-                                   f"PRAGMA user_version = {SCHEMA_VERSION}; {_SCHEMA} COMMIT;")
+                conn.executescript(
+                    f"BEGIN IMMEDIATE; PRAGMA application_id = {APPLICATION_ID}; "
+                    f"PRAGMA user_version = {SCHEMA_VERSION}; {_SCHEMA} COMMIT;"
+                )
             _migrate(conn)
             # The run's row commits with its first batch: a run that cannot write even that (a damaged
             # file, a full disk) leaves no row behind.
             conn.execute("BEGIN IMMEDIATE")
-            self.run_id = conn.execute("INSERT INTO runs (started_at) VALUES (?)", (self.started_at,)).lastrowid
+            self.run_id = conn.execute(
+                "INSERT INTO runs (started_at) VALUES (?)", (self.started_at,)
+            ).lastrowid
         except BaseException:
             conn.close()
             raise
@@ -407,13 +463,21 @@ class InventoryDB:
 
     def runs(self) -> list[dict[str, Any]]:
         rows = self.conn.execute("SELECT run_id, started_at, finished_at, summary FROM runs ORDER BY run_id")
-        return [{"run_id": r[0], "started_at": r[1], "finished_at": r[2],
-                 "summary": json.loads(r[3]) if r[3] else None} for r in rows]
+        return [
+            {
+                "run_id": r[0],
+                "started_at": r[1],
+                "finished_at": r[2],
+                "summary": json.loads(r[3]) if r[3] else None,
+            }
+            for r in rows
+        ]
 
     def fetched(self, run_id: int) -> dict[tuple[str, str, str], str]:
         """(type, account, region) -> the status its fetch ended with in this run."""
-        rows = self.conn.execute("SELECT resource_type, account, region, status FROM fetches WHERE run_id = ?",
-                                 (run_id,))
+        rows = self.conn.execute(
+            "SELECT resource_type, account, region, status FROM fetches WHERE run_id = ?", (run_id,)
+        )
         return {(t, a, r): s for t, a, r, s in rows}
 
     def fetch_times(self, run_id: int) -> dict[tuple[str, str, str], str | None]:
@@ -421,16 +485,19 @@ class InventoryDB:
         was written before fetch times were recorded."""
         if not self._has_fetch_times():
             return {scope: None for scope in self.fetched(run_id)}
-        rows = self.conn.execute("SELECT resource_type, account, region, fetched_at FROM fetches WHERE run_id = ?",
-                                 (run_id,))
+        rows = self.conn.execute(
+            "SELECT resource_type, account, region, fetched_at FROM fetches WHERE run_id = ?", (run_id,)
+        )
         return {(t, a, r): f for t, a, r, f in rows}
 
     def newest_fetch(self) -> float | None:
         """Epoch seconds of the newest fetch a finished run recorded (a fetch without a time counts as
         made when its run finished); None when no finished run fetched anything."""
         when = "COALESCE(f.fetched_at, r.finished_at)" if self._has_fetch_times() else "r.finished_at"
-        row = self.conn.execute(f"SELECT MAX({when}) FROM fetches AS f JOIN runs AS r ON r.run_id = f.run_id "
-                                "WHERE r.finished_at IS NOT NULL").fetchone()
+        row = self.conn.execute(
+            f"SELECT MAX({when}) FROM fetches AS f JOIN runs AS r ON r.run_id = f.run_id "
+            "WHERE r.finished_at IS NOT NULL"
+        ).fetchone()
         return parse_utc(row[0]) if row and row[0] else None
 
     def _has_fetch_times(self) -> bool:
@@ -441,8 +508,11 @@ class InventoryDB:
         where, args = "run_id = ?", [run_id, *(types or [])]
         if types:
             where += f" AND resource_type IN ({', '.join('?' * len(types))})"
-        rows = self.conn.execute("SELECT resource_type, account, region, resource_id, data FROM resources "
-                                 f"WHERE {where} ORDER BY resource_type, account, region, resource_id", args)
+        rows = self.conn.execute(
+            "SELECT resource_type, account, region, resource_id, data FROM resources "
+            f"WHERE {where} ORDER BY resource_type, account, region, resource_id",
+            args,
+        )
         return (((t, a, r, i), d) for t, a, r, i, d in rows)
 
     def close(self) -> None:

@@ -13,7 +13,16 @@ from typing import Any
 
 from .._exceptions import InventoryError
 
-__all__ = ["Account", "InventoryError", "Record", "check_account_id", "dynamodb_table", "parse_utc", "record", "utc_iso"]
+__all__ = [
+    "Account",
+    "InventoryError",
+    "Record",
+    "check_account_id",
+    "dynamodb_table",
+    "parse_utc",
+    "record",
+    "utc_iso",
+]
 
 _ACCOUNT_ID = re.compile(r"^\d{12}$")
 
@@ -22,8 +31,10 @@ def check_account_id(value: Any, *, source: str = "account id") -> str:
     """The 12-digit account id as a string; InventoryError naming the value otherwise."""
     text = str(value).strip() if value is not None else ""
     if not _ACCOUNT_ID.match(text):
-        raise InventoryError(f"{source} {value!r} is not an AWS account id; an account id is exactly 12 digits "
-                             "(e.g. 123456789012)")
+        raise InventoryError(
+            f"{source} {value!r} is not an AWS account id; an account id is exactly 12 digits "
+            "(e.g. 123456789012)"
+        )
     return text
 
 
@@ -57,11 +68,23 @@ class Account:
 Record = dict[str, Any]
 
 
-def record(resource_type: str, account: str, region: str, items: list[Any] | None = None,
-           status: str = "ok", error: str | None = None) -> Record:
+def record(
+    resource_type: str,
+    account: str,
+    region: str,
+    items: list[Any] | None = None,
+    status: str = "ok",
+    error: str | None = None,
+) -> Record:
     """The one record shape every fetch yields (docs/contract.md, section 8)."""
-    return {"resource_type": resource_type, "account": account, "region": region, "items": items or [],
-            "status": status, "error": error}
+    return {
+        "resource_type": resource_type,
+        "account": account,
+        "region": region,
+        "items": items or [],
+        "status": status,
+        "error": error,
+    }
 
 
 def utc_iso(seconds: float) -> str:

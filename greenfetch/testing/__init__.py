@@ -16,6 +16,24 @@ from ._scripted import Reply, ScriptedServer, Seen, http_response
 from ._tls import ThrowawayCA, throwaway_ca
 from ._wait import wait_until
 
-__all__ = ["LoopbackServer", "MockCaller", "MotoServer", "PostgresServer", "RedisServer", "Reply", "ScriptedServer",
-           "Seen", "ThrowawayCA", "any_server", "client_error", "free_port", "http_response", "inventory_server",
-           "postgres_bindir", "start_worker", "stop_processes", "throwaway_ca", "wait_until"]
+__all__ = [
+    "LoopbackServer",
+    "MockCaller",
+    "MotoServer",
+    "PostgresServer",
+    "RedisServer",
+    "Reply",
+    "ScriptedServer",
+    "Seen",
+    "ThrowawayCA",
+    "any_server",
+    "client_error",
+    "free_port",
+    "http_response",
+    "inventory_server",
+    "postgres_bindir",
+    "start_worker",
+    "stop_processes",
+    "throwaway_ca",
+    "wait_until",
+]

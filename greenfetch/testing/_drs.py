@@ -42,11 +42,21 @@ __all__ = ["DrsEstate", "DrsServer", "ERROR_CLASSES", "source_server"]
 
 # error class -> (HTTP status, x-amzn-ErrorType, message); "ConnectionFailure" closes the socket unanswered.
 ERROR_CLASSES: dict[str, tuple[int, str, str]] = {
-    "AccessDeniedException": (403, "AccessDeniedException",
-                              "User is not authorized to perform: drs:DescribeSourceServers"),
-    "UnrecognizedClientException": (403, "UnrecognizedClientException",
-                                    "The security token included in the request is invalid."),
-    "InvalidRequestException": (400, "InvalidRequestException", "Account not initialized for DRS in this region"),
+    "AccessDeniedException": (
+        403,
+        "AccessDeniedException",
+        "User is not authorized to perform: drs:DescribeSourceServers",
+    ),
+    "UnrecognizedClientException": (
+        403,
+        "UnrecognizedClientException",
+        "The security token included in the request is invalid.",
+    ),
+    "InvalidRequestException": (
+        400,
+        "InvalidRequestException",
+        "Account not initialized for DRS in this region",
+    ),
     "ThrottlingException": (429, "ThrottlingException", "Rate exceeded"),
     "ServiceQuotaExceededException": (402, "ServiceQuotaExceededException", "Source server quota exceeded"),
     "InternalServerException": (500, "InternalServerException", "Internal service error"),
@@ -57,9 +67,16 @@ _SCOPE = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
 _DEFAULT_PAGE = 50
 
 
-def source_server(server_id: str, account: str, region: str, *, instance_id: str | None = None,
-                  origin_account: str | None = None, origin_region: str | None = None,
-                  hostname: str | None = None) -> dict[str, Any]:
+def source_server(
+    server_id: str,
+    account: str,
+    region: str,
+    *,
+    instance_id: str | None = None,
+    origin_account: str | None = None,
+    origin_region: str | None = None,
+    hostname: str | None = None,
+) -> dict[str, Any]:
     """A realistic SourceServer record, the shape DescribeSourceServers returns."""
     record: dict[str, Any] = {
         "sourceServerID": server_id,
@@ -70,15 +87,18 @@ def source_server(server_id: str, account: str, region: str, *, instance_id: str
         "replicationDirection": "FAILOVER",
         "sourceProperties": {
             "identificationHints": {"hostname": hostname or server_id},
-            "recommendedInstanceType": "m5.large", "ramBytes": 8589934592,
+            "recommendedInstanceType": "m5.large",
+            "ramBytes": 8589934592,
             "os": {"fullString": "Amazon Linux 2"},
         },
     }
     if instance_id:
         record["sourceProperties"]["identificationHints"]["awsInstanceID"] = instance_id
-        record["sourceCloudProperties"] = {"originAccountID": origin_account or account,
-                                           "originRegion": origin_region or region,
-                                           "originAvailabilityZone": f"{origin_region or region}a"}
+        record["sourceCloudProperties"] = {
+            "originAccountID": origin_account or account,
+            "originRegion": origin_region or region,
+            "originAvailabilityZone": f"{origin_region or region}a",
+        }
     return record
 
 
@@ -104,7 +124,9 @@ class _State:
         self.calls: dict[str, int] = {}
 
     def seed(self, spec: dict[str, Any]) -> None:
-        unknown = {c for regions in spec.get("errors", {}).values() for c in regions.values()} - set(ERROR_CLASSES)
+        unknown = {c for regions in spec.get("errors", {}).values() for c in regions.values()} - set(
+            ERROR_CLASSES
+        )
         if unknown:
             raise ValueError(f"unknown error class(es) {sorted(unknown)}; valid: {', '.join(ERROR_CLASSES)}")
         with self.lock:
@@ -132,11 +154,16 @@ class _State:
 
 def _sts_account(sts_url: str, access_key: str) -> str | None:
     """Ask moto's STS which account an access key is in (moto does not check signatures)."""
-    auth = f"AWS4-HMAC-SHA256 Credential={access_key}/20260101/us-east-1/sts/aws4_request, SignedHeaders=host, " \
-           "Signature=0"
-    req = urllib.request.Request(f"{sts_url}/", data=b"Action=GetCallerIdentity&Version=2011-06-15", method="POST",
-                                 headers={"Authorization": auth,
-                                          "Content-Type": "application/x-www-form-urlencoded"})
+    auth = (
+        f"AWS4-HMAC-SHA256 Credential={access_key}/20260101/us-east-1/sts/aws4_request, SignedHeaders=host, "
+        "Signature=0"
+    )
+    req = urllib.request.Request(
+        f"{sts_url}/",
+        data=b"Action=GetCallerIdentity&Version=2011-06-15",
+        method="POST",
+        headers={"Authorization": auth, "Content-Type": "application/x-www-form-urlencoded"},
+    )
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:
             found = re.search(rb"<Account>(\d{12})</Account>", resp.read())
@@ -182,7 +209,9 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             body = self._body()
         except ValueError:
-            return self._send(400, {"message": "body is not JSON"}, {"x-amzn-ErrorType": "ValidationException"})
+            return self._send(
+                400, {"message": "body is not JSON"}, {"x-amzn-ErrorType": "ValidationException"}
+            )
         if self.path == "/drs-api/seed":
             try:
                 self.state.seed(body)
@@ -195,7 +224,11 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, {"ok": True})
         if self.path == "/DescribeSourceServers":
             return self._describe(body)
-        self._send(404, {"message": f"unknown operation {self.path}"}, {"x-amzn-ErrorType": "UnknownOperationException"})
+        self._send(
+            404,
+            {"message": f"unknown operation {self.path}"},
+            {"x-amzn-ErrorType": "UnknownOperationException"},
+        )
 
     def _describe(self, body: dict[str, Any]) -> None:
         scope = _SCOPE.search(self.headers.get("Authorization", ""))
@@ -206,8 +239,9 @@ class _Handler(BaseHTTPRequestHandler):
         with self.state.lock:
             self.state.calls[f"{account}/{region}"] = self.state.calls.get(f"{account}/{region}", 0) + 1
             latency = self.state.region_latency.get(region, self.state.latency)
-            failure = (self.state.errors.get(account or "", {}).get(region)
-                       or self.state.errors.get("*", {}).get(region))
+            failure = self.state.errors.get(account or "", {}).get(region) or self.state.errors.get(
+                "*", {}
+            ).get(region)
             items = list(self.state.servers.get(account or "", {}).get(region, []))
         if latency:
             time.sleep(latency)
@@ -220,7 +254,7 @@ class _Handler(BaseHTTPRequestHandler):
             items = [s for s in items if s["sourceServerID"] in wanted]
         start = int(body.get("nextToken") or 0)
         size = int(body.get("maxResults") or _DEFAULT_PAGE)
-        page: dict[str, Any] = {"items": items[start:start + size]}
+        page: dict[str, Any] = {"items": items[start : start + size]}
         if start + size < len(items):
             page["nextToken"] = str(start + size)
         self._send(200, page)
@@ -254,8 +288,12 @@ class DrsServer(ChildServer):
     def start(self) -> str:
         env = {k: v for k, v in os.environ.items() if not k.startswith("GREENFETCH_")}
         args = [sys.executable, "-m", "greenfetch.testing._drs", str(self.port)]
-        self._proc = subprocess.Popen(args + ([self.sts_url] if self.sts_url else []), env=env,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._proc = subprocess.Popen(
+            args + ([self.sts_url] if self.sts_url else []),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + self._timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
@@ -269,20 +307,34 @@ class DrsServer(ChildServer):
         raise RuntimeError(f"DRS endpoint did not answer on {self.url} within {self._timeout}s")
 
     def _post(self, path: str, body: dict[str, Any]) -> Any:
-        req = urllib.request.Request(f"{self.url}{path}", data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            f"{self.url}{path}",
+            data=json.dumps(body).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
         try:
             with urllib.request.urlopen(req, timeout=10) as resp:
                 return json.loads(resp.read())
         except urllib.error.HTTPError as exc:
             raise ValueError(json.loads(exc.read()).get("message", str(exc))) from None
 
-    def seed(self, servers: dict[str, dict[str, list[dict[str, Any]]]] | None = None,
-             errors: dict[str, dict[str, str]] | None = None, *, latency: float | None = None,
-             region_latency: dict[str, float] | None = None, keys: dict[str, str] | None = None) -> None:
+    def seed(
+        self,
+        servers: dict[str, dict[str, list[dict[str, Any]]]] | None = None,
+        errors: dict[str, dict[str, str]] | None = None,
+        *,
+        latency: float | None = None,
+        region_latency: dict[str, float] | None = None,
+        keys: dict[str, str] | None = None,
+    ) -> None:
         """Merge data in: servers per account and region, error classes per region, latency, key map."""
-        spec: dict[str, Any] = {"servers": servers or {}, "errors": errors or {}, "keys": keys or {},
-                                "region_latency": region_latency or {}}
+        spec: dict[str, Any] = {
+            "servers": servers or {},
+            "errors": errors or {},
+            "keys": keys or {},
+            "region_latency": region_latency or {},
+        }
         if latency is not None:
             spec["latency"] = latency
         self._post("/drs-api/seed", spec)
@@ -296,14 +348,19 @@ class DrsServer(ChildServer):
             return dict(json.loads(resp.read()))
 
 
-
 class DrsEstate:
     """Builds a DRS sync's world in moto (targets table, inventory table, EC2 instances in many
     accounts) and in a DrsServer (source servers, injected errors). Test and benchmark setup only:
     it talks to moto with plain boto3 clients, which the library itself never does."""
 
-    def __init__(self, moto_url: str, drs: DrsServer, *, role_name: str = "DRSInventoryReader",
-                 region: str = "us-east-1"):
+    def __init__(
+        self,
+        moto_url: str,
+        drs: DrsServer,
+        *,
+        role_name: str = "DRSInventoryReader",
+        region: str = "us-east-1",
+    ):
         import boto3
 
         self.moto_url, self.drs, self.role_name, self.region = moto_url, drs, role_name, region
@@ -319,16 +376,24 @@ class DrsEstate:
                 arn = f"arn:aws:iam::{account}:role/{self.role_name}"
                 self._creds[account] = sts.assume_role(RoleArn=arn, RoleSessionName="estate")["Credentials"]
             c = self._creds[account]
-            keys = {"aws_access_key_id": c["AccessKeyId"], "aws_secret_access_key": c["SecretAccessKey"],
-                    "aws_session_token": c["SessionToken"]}
-        return self._boto3.client(service, endpoint_url=self.moto_url, region_name=region or self.region, **keys)
+            keys = {
+                "aws_access_key_id": c["AccessKeyId"],
+                "aws_secret_access_key": c["SecretAccessKey"],
+                "aws_session_token": c["SessionToken"],
+            }
+        return self._boto3.client(
+            service, endpoint_url=self.moto_url, region_name=region or self.region, **keys
+        )
 
     def targets_table(self, name: str, accounts: list[tuple[str, ...]]) -> None:
         """A targets table with one row per (accountId, accountName[, roleName])."""
         ddb = self.client("dynamodb")
-        ddb.create_table(TableName=name, KeySchema=[{"AttributeName": "accountId", "KeyType": "HASH"}],
-                         AttributeDefinitions=[{"AttributeName": "accountId", "AttributeType": "S"}],
-                         BillingMode="PAY_PER_REQUEST")
+        ddb.create_table(
+            TableName=name,
+            KeySchema=[{"AttributeName": "accountId", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "accountId", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
         for account, label, *role in accounts:
             item = {"accountId": {"S": account}, "accountName": {"S": label}}
             if role:
@@ -338,9 +403,11 @@ class DrsEstate:
     def inventory_table(self, name: str) -> None:
         """An inventory table keyed by sourceServerID, as docs/drs-sync.md describes."""
         self.client("dynamodb").create_table(
-            TableName=name, KeySchema=[{"AttributeName": "sourceServerID", "KeyType": "HASH"}],
+            TableName=name,
+            KeySchema=[{"AttributeName": "sourceServerID", "KeyType": "HASH"}],
             AttributeDefinitions=[{"AttributeName": "sourceServerID", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST")
+            BillingMode="PAY_PER_REQUEST",
+        )
 
     def scan(self, table: str) -> list[dict[str, Any]]:
         """Every item of a table, sorted by sourceServerID."""
@@ -348,33 +415,63 @@ class DrsEstate:
         items = [item for page in pages for item in page["Items"]]
         return sorted(items, key=lambda i: i["sourceServerID"]["S"])
 
-    def instances(self, account: str, region: str, count: int, *, tags: dict[str, str] | None = None,
-                  profile: str | None = None) -> list[str]:
+    def instances(
+        self,
+        account: str,
+        region: str,
+        count: int,
+        *,
+        tags: dict[str, str] | None = None,
+        profile: str | None = None,
+    ) -> list[str]:
         """``count`` EC2 instances in the account and region (optionally tagged, with an instance profile)."""
         ec2 = self.client("ec2", account, region)
         extra: dict[str, Any] = {}
         if tags:
-            extra["TagSpecifications"] = [{"ResourceType": "instance",
-                                           "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}]
+            extra["TagSpecifications"] = [
+                {"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}
+            ]
         if profile:
             iam = self.client("iam", account)
             iam.create_instance_profile(InstanceProfileName=profile)
             extra["IamInstanceProfile"] = {"Name": profile}
         # moto associates an instance profile with the first instance of a launch only: launch one by one then
         launches = [1] * count if profile else [count]
-        return [i["InstanceId"] for n in launches for i in ec2.run_instances(
-            ImageId="ami-12c6146b", MinCount=n, MaxCount=n, InstanceType="t3.micro", **extra)["Instances"]]
+        return [
+            i["InstanceId"]
+            for n in launches
+            for i in ec2.run_instances(
+                ImageId="ami-12c6146b", MinCount=n, MaxCount=n, InstanceType="t3.micro", **extra
+            )["Instances"]
+        ]
 
-    def servers(self, account: str, region: str, count: int, *, instance_ids: list[str] | None = None,
-                origin_account: str | None = None, origin_region: str | None = None) -> list[dict[str, Any]]:
+    def servers(
+        self,
+        account: str,
+        region: str,
+        count: int,
+        *,
+        instance_ids: list[str] | None = None,
+        origin_account: str | None = None,
+        origin_region: str | None = None,
+    ) -> list[dict[str, Any]]:
         """``count`` DRS source servers in the DrsServer, the i-th replicating instance_ids[i] if given."""
         ids = instance_ids or []
-        records = [source_server(_server_id(account, region, i), account, region,
-                                 instance_id=ids[i] if i < len(ids) else None, origin_account=origin_account,
-                                 origin_region=origin_region, hostname=f"host-{account[-4:]}-{region}-{i}")
-                   for i in range(count)]
+        records = [
+            source_server(
+                _server_id(account, region, i),
+                account,
+                region,
+                instance_id=ids[i] if i < len(ids) else None,
+                origin_account=origin_account,
+                origin_region=origin_region,
+                hostname=f"host-{account[-4:]}-{region}-{i}",
+            )
+            for i in range(count)
+        ]
         self.drs.seed({account: {region: records}})
         return records
+
 
 if __name__ == "__main__":
     serve(int(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else None)

@@ -75,8 +75,16 @@ _CHILD = Path(__file__).with_name("_loopback_child.py")
 class LoopbackServer(ChildServer):
     """The parent side: starts the child, reads its port, and talks to its control endpoint."""
 
-    def __init__(self, *, handler: str | None = None, port: int = 0, startup_timeout: float = 10.0,
-                 tls: ThrowawayCA | None = None, env: Mapping[str, str] | None = None, **knobs: Any):
+    def __init__(
+        self,
+        *,
+        handler: str | None = None,
+        port: int = 0,
+        startup_timeout: float = 10.0,
+        tls: ThrowawayCA | None = None,
+        env: Mapping[str, str] | None = None,
+        **knobs: Any,
+    ):
         self.knobs = check_knobs(dict(knobs))
         self.handler = handler
         self.env = dict(env or {})
@@ -87,11 +95,20 @@ class LoopbackServer(ChildServer):
         self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> str:
-        config = {"knobs": self.knobs, "handler": self.handler, "port": self.port, "parent": os.getpid(),
-                  "tls": {"cert": self.tls.cert, "key": self.tls.key} if self.tls else None}
+        config = {
+            "knobs": self.knobs,
+            "handler": self.handler,
+            "port": self.port,
+            "parent": os.getpid(),
+            "tls": {"cert": self.tls.cert, "key": self.tls.key} if self.tls else None,
+        }
         env = dict(os.environ, **self.env, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-        self._proc = subprocess.Popen([sys.executable, str(_CHILD), json.dumps(config)],
-                                      stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env)
+        self._proc = subprocess.Popen(
+            [sys.executable, str(_CHILD), json.dumps(config)],
+            stdout=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            env=env,
+        )
         line = self._first_line()
         if not line.isdigit():
             self.stop()
@@ -126,4 +143,3 @@ class LoopbackServer(ChildServer):
         context = ssl.create_default_context(cafile=self.tls.ca) if self.tls else None
         with urllib.request.urlopen(req, timeout=10, context=context) as response:
             return json.loads(response.read())  # type: ignore[no-any-return]
-

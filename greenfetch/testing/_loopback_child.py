@@ -33,8 +33,15 @@ except ImportError:  # run as a script: the sibling is a top-level module
     import _loopback_faults as faults  # type: ignore[import-not-found,no-redef]
 
 _CONTROL_ROUTES = frozenset({"/_stats", "/_control", "/_reset"})
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 429: "Too Many Requests",
-            500: "Internal Server Error", 503: "Service Unavailable"}
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
 Handler = Callable[[str, dict[str, str], bytes], tuple[int | None, dict[str, str], bytes | str]]
 
 
@@ -71,8 +78,9 @@ class App:
         finally:
             sock.close()
 
-    def respond(self, sock: Any, method: str, path: str, headers: dict[str, str], body: bytes,
-                keep: bool) -> bool:
+    def respond(
+        self, sock: Any, method: str, path: str, headers: dict[str, str], body: bytes, keep: bool
+    ) -> bool:
         if path.partition("?")[0] in _CONTROL_ROUTES:
             status, rheaders, rbody = self.control(method, path, body)
         else:
@@ -80,8 +88,9 @@ class App:
         sock.sendall(_response(status, rheaders, rbody, f"{next(self.ids):08d}-loopback", keep))
         return keep
 
-    def serve(self, sock: Any, method: str, path: str, headers: dict[str, str],
-              body: bytes) -> tuple[int, dict[str, str], bytes]:
+    def serve(
+        self, sock: Any, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
         target = headers.get("x-amz-target") or _action(body) or f"{method} {path.partition('?')[0]}"
         stats = self.stats
         inflight = stats.arrive(target)
@@ -98,8 +107,9 @@ class App:
         finally:
             stats.inflight -= 1
 
-    def answer(self, outcome: str, target: str, headers: dict[str, str],
-               body: bytes) -> tuple[int, dict[str, str], bytes]:
+    def answer(
+        self, outcome: str, target: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
         stats, knobs = self.stats, self.faults.knobs
         protocol = faults.protocol_of(headers, body, knobs["protocol"])
         if outcome == "ok":
@@ -151,7 +161,11 @@ class App:
             elif route == "/_stats":
                 payload = self.stats.snapshot()
             else:
-                return 405, {"content-type": "application/json"}, b'{"error": "use GET /_stats, POST /_control or POST /_reset"}'
+                return (
+                    405,
+                    {"content-type": "application/json"},
+                    b'{"error": "use GET /_stats, POST /_control or POST /_reset"}',
+                )
         except ValueError as exc:
             return 400, {"content-type": "application/json"}, json.dumps({"error": str(exc)}).encode()
         return 200, {"content-type": "application/json"}, json.dumps(payload).encode()
@@ -200,7 +214,7 @@ def _read_request(sock: Any, buf: bytes) -> tuple[Any, bytes]:
             return None, b""
         buf += chunk
     lines = buf[:end].decode("latin-1").split("\r\n")
-    buf = buf[end + 4:]
+    buf = buf[end + 4 :]
     method, path, version = lines[0].split(" ", 2)
     headers = {}
     for line in lines[1:]:
@@ -235,15 +249,19 @@ def _read_chunked(sock: Any, buf: bytes) -> tuple[bytes, bytes]:
                 raise _Hangup
             buf += chunk
         size = int(buf[:eol].split(b";")[0], 16)
-        data, buf = _read_exactly(sock, buf[eol + 2:], size + 2)
+        data, buf = _read_exactly(sock, buf[eol + 2 :], size + 2)
         if size == 0:
             return b"".join(parts), buf  # (trailers are not supported; botocore sends none)
         parts.append(data[:-2])
 
 
 def _response(status: int, headers: dict[str, str], body: bytes, request_id: str, keep: bool) -> bytes:
-    lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}", f"Content-Length: {len(body)}",
-             f"x-amzn-RequestId: {request_id}", f"x-amz-request-id: {request_id}"]
+    lines = [
+        f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}",
+        f"Content-Length: {len(body)}",
+        f"x-amzn-RequestId: {request_id}",
+        f"x-amz-request-id: {request_id}",
+    ]
     lines += [f"{k}: {v}" for k, v in headers.items() if k.lower() not in ("content-length", "connection")]
     if not keep:
         lines.append("Connection: close")
@@ -280,7 +298,7 @@ def serve(config: dict[str, Any]) -> None:
         context = gevent_ssl.SSLContext(gevent_ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(config["tls"]["cert"], config["tls"]["key"])
         tls.update(ssl_context=context, do_handshake_on_connect=False)  # a failed handshake: an OSError
-                                                                         # in connection(), not a traceback
+        # in connection(), not a traceback
     server = StreamServer(("127.0.0.1", int(config.get("port") or 0)), app.connection, backlog=2048, **tls)
     server.start()
     print(server.server_port, flush=True)

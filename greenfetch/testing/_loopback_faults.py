@@ -14,13 +14,32 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["DEFAULT_KNOBS", "PROTOCOLS", "Faults", "Stats", "TokenBucket", "check_knobs", "default_response", "error_body",
-           "protocol_of"]
+__all__ = [
+    "DEFAULT_KNOBS",
+    "PROTOCOLS",
+    "Faults",
+    "Stats",
+    "TokenBucket",
+    "check_knobs",
+    "default_response",
+    "error_body",
+    "protocol_of",
+]
 
 DEFAULT_KNOBS: dict[str, Any] = {
-    "latency": 0.05, "jitter": 0.0, "error_rate": 0.0, "throttle_rate": 0.0, "drop_rate": 0.0,
-    "http429_rate": 0.0, "token_bucket": None, "knee": None, "plateau": None, "seed": None, "tables": [],
-    "targets": {}, "protocol": "auto",
+    "latency": 0.05,
+    "jitter": 0.0,
+    "error_rate": 0.0,
+    "throttle_rate": 0.0,
+    "drop_rate": 0.0,
+    "http429_rate": 0.0,
+    "token_bucket": None,
+    "knee": None,
+    "plateau": None,
+    "seed": None,
+    "tables": [],
+    "targets": {},
+    "protocol": "auto",
 }
 _RATES = ("error_rate", "throttle_rate", "drop_rate", "http429_rate")
 # Per protocol: (content type, throttling code and status, server-error code).
@@ -42,8 +61,11 @@ def check_knobs(knobs: dict[str, Any]) -> dict[str, Any]:
             raise ValueError(f"{name}: {value!r} is not a fraction; use a number from 0.0 to 1.0")
         if name in ("latency", "jitter") and not (isinstance(value, (int, float)) and value >= 0):
             raise ValueError(f"{name}: {value!r} is not a duration; use seconds >= 0 (e.g. 0.05)")
-        if name in ("token_bucket", "knee", "plateau") and value is not None and not (
-                isinstance(value, (int, float)) and value > 0):
+        if (
+            name in ("token_bucket", "knee", "plateau")
+            and value is not None
+            and not (isinstance(value, (int, float)) and value > 0)
+        ):
             raise ValueError(f"{name}: {value!r} is not allowed; use a number > 0, or None to turn it off")
         if name == "protocol" and value != "auto" and value not in PROTOCOLS:
             raise ValueError(f"protocol: {value!r} is unknown; use auto, {', '.join(PROTOCOLS)}")
@@ -103,8 +125,12 @@ class Faults:
         if self.bucket is not None and not self.bucket.take():
             return delay, "throttle"
         roll = self.rng.random()
-        for outcome, rate in (("drop", knobs["drop_rate"]), ("throttle", knobs["throttle_rate"]),
-                              ("error", knobs["error_rate"]), ("http429", knobs["http429_rate"])):
+        for outcome, rate in (
+            ("drop", knobs["drop_rate"]),
+            ("throttle", knobs["throttle_rate"]),
+            ("error", knobs["error_rate"]),
+            ("http429", knobs["http429_rate"]),
+        ):
             if roll < rate:
                 return delay, outcome
             roll -= rate
@@ -161,14 +187,17 @@ def error_body(protocol: str, code: str, message: str, request_id: str) -> tuple
         kind = f"com.amazonaws.dynamodb.v20120810#{code}"
         return {"content-type": ctype}, json.dumps({"__type": kind, "message": message}).encode()
     if protocol == "rest-json":
-        return ({"content-type": ctype, "x-amzn-errortype": code},
-                json.dumps({"message": message}).encode())
+        return ({"content-type": ctype, "x-amzn-errortype": code}, json.dumps({"message": message}).encode())
     if protocol == "query":
-        xml = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message>"
-               f"</Error><RequestId>{request_id}</RequestId></ErrorResponse>")
+        xml = (
+            f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message>"
+            f"</Error><RequestId>{request_id}</RequestId></ErrorResponse>"
+        )
     elif protocol == "ec2":
-        xml = (f"<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors>"
-               f"<RequestID>{request_id}</RequestID></Response>")
+        xml = (
+            f"<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors>"
+            f"<RequestID>{request_id}</RequestID></Response>"
+        )
     else:
         xml = f"<Error><Code>{code}</Code><Message>{message}</Message><RequestId>{request_id}</RequestId></Error>"
     return {"content-type": ctype}, xml.encode()

@@ -34,10 +34,13 @@ class MockCaller(Caller):
         return dict(self.handler(request))
 
 
-def client_error(code: str, message: str = "", *, status: int = 400, operation: str = "Call",
-                 request_id: str | None = None) -> ClientError:
+def client_error(
+    code: str, message: str = "", *, status: int = 400, operation: str = "Call", request_id: str | None = None
+) -> ClientError:
     """The ClientError botocore raises for an AWS error response with this code and HTTP status."""
     meta: dict[str, Any] = {"HTTPStatusCode": status}
     if request_id:
         meta["RequestId"] = request_id
-    return ClientError({"Error": {"Code": code, "Message": message or code}, "ResponseMetadata": meta}, operation)
+    return ClientError(
+        {"Error": {"Code": code, "Message": message or code}, "ResponseMetadata": meta}, operation
+    )

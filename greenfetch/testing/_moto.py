@@ -38,7 +38,10 @@ class MotoServer(ChildServer):
         env.setdefault("MOTO_ALLOW_NONEXISTENT_REGION", "false")
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
         deadline = time.monotonic() + self._timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
@@ -55,4 +58,3 @@ class MotoServer(ChildServer):
         """Forget every resource, so tests start from nothing."""
         req = urllib.request.Request(f"{self.url}/moto-api/reset", method="POST")
         urllib.request.urlopen(req, timeout=10).close()
-

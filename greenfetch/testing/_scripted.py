@@ -51,14 +51,22 @@ class Seen:
         return [(name, value.strip()) for name, _, value in (line.partition(":") for line in lines if line)]
 
 
-def http_response(status: int = 200, body: bytes | str = b"", headers: list[tuple[str, str]] | None = None,
-                  *, chunked: bool = False, reason: str = "OK") -> bytes:
+def http_response(
+    status: int = 200,
+    body: bytes | str = b"",
+    headers: list[tuple[str, str]] | None = None,
+    *,
+    chunked: bool = False,
+    reason: str = "OK",
+) -> bytes:
     """The bytes of one response; ``chunked`` frames the body in 7-byte chunks."""
     data = body.encode() if isinstance(body, str) else body
     lines = [f"HTTP/1.1 {status} {reason}"] + [f"{k}: {v}" for k, v in headers or []]
     if chunked:
         lines.append("Transfer-Encoding: chunked")
-        framed = b"".join(b"%x\r\n%b\r\n" % (len(data[i:i + 7]), data[i:i + 7]) for i in range(0, len(data), 7))
+        framed = b"".join(
+            b"%x\r\n%b\r\n" % (len(data[i : i + 7]), data[i : i + 7]) for i in range(0, len(data), 7)
+        )
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + framed + b"0\r\n\r\n"
     lines.append(f"Content-Length: {len(data)}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + data
@@ -139,7 +147,7 @@ def _read(sock: Any, buf: bytes) -> tuple[Seen | None, bytes]:
             size = int(size_line.split(b";")[0], 16)
             while len(buf) < size + 2:
                 buf += sock.recv(65536)
-            body, buf = body + buf[:size], buf[size + 2:]
+            body, buf = body + buf[:size], buf[size + 2 :]
             if size == 0:
                 return Seen(head, body), buf
     length = int(fields.get("content-length", "0"))

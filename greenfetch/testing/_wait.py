@@ -9,8 +9,9 @@ from typing import Any
 __all__ = ["wait_until"]
 
 
-def wait_until(condition: Callable[[], Any], timeout: float = 10.0, what: str = "the condition",
-               interval: float = 0.02) -> Any:
+def wait_until(
+    condition: Callable[[], Any], timeout: float = 10.0, what: str = "the condition", interval: float = 0.02
+) -> Any:
     """``condition()``'s first truthy value, polled every ``interval`` s (cooperative under gevent's
     patching). The timeout only bounds a failing test: past it, AssertionError names ``what``."""
     deadline = time.monotonic() + timeout
