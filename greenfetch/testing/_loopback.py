@@ -119,8 +119,9 @@ class LoopbackServer(ChildServer):
 
     def _first_line(self) -> str:
         assert self._proc is not None and self._proc.stdout is not None
-        ready, _, _ = select.select([self._proc.stdout], [], [], self._timeout)
-        if not ready:
+        poller = select.poll()  # not select(): a process with many files open has descriptors past 1023
+        poller.register(self._proc.stdout, select.POLLIN)
+        if not poller.poll(self._timeout * 1000):
             return f"no answer within {self._timeout}s"
         return self._proc.stdout.readline().decode(errors="replace").strip()
 
