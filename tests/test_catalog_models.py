@@ -216,6 +216,11 @@ def test_todays_36_core_types_are_unchanged(kinds):
     for name, fields in frozen.items():
         now = json.loads(json.dumps(dataclasses.asdict(core[name]), default=list))
         now.pop("tier"), now.pop("deny_reason")
+        for step in (
+            now.get("details") or []
+        ):  # detail steps gained `paginate` later; False is the old behaviour
+            if step.get("paginate") is False:
+                del step["paginate"]
         assert now == fields, name
 
 
