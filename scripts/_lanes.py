@@ -6,12 +6,19 @@ priority so their timing margins hold. Lane B: every other module, CPU-bound, un
 belongs to lane A by being listed in ``LANE_A``; a new module lands in lane B unless listed. Each lane
 writes its own log; both are printed whole when they end, then one closing line with the totals.
 The exit code is non-zero when either lane failed.
+
+A lane that has not ended after ``LIMIT`` seconds (``GREENFETCH_LANE_LIMIT``) is stopped, with its
+children, and counts as failed: under gevent a test can wait forever on a greenlet that died (the hub
+still has a child process to watch, so gevent never raises LoopExit), and pytest-timeout's alarm fires
+once per test, while Hypothesis shrinking a failure calls the test again. pytest's
+``faulthandler_timeout`` (pyproject.toml) has by then printed where each thread was.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -36,6 +43,7 @@ LANE_A = [
     "test_postgres_e2e.py",
     "test_chaos.py",
 ]
+LIMIT = float(os.environ.get("GREENFETCH_LANE_LIMIT", "1200"))
 COUNTS = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed)")
 
 
@@ -48,26 +56,47 @@ def main() -> int:
     lanes = {"A": common + lane_a, "B": ["nice", "-n", "10"] + common + [str(tests)] + ignore}
     started = time.monotonic()
     procs = {}
-    for name, cmd in lanes.items():
-        log = open(logs / f"lane-{name}.log", "w")  # noqa: SIM115 (closed below)
-        procs[name] = (
-            subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy()),
-            log,
-            time.monotonic(),
-        )
-    totals: dict[str, int] = {}
-    failed = False
-    for name, (proc, log, began) in procs.items():
-        code = proc.wait()
-        log.close()
-        text = (logs / f"lane-{name}.log").read_text(errors="replace")
-        print(f"\n===== lane {name}: exit {code}, {time.monotonic() - began:.0f} s =====")
-        print(text, end="")
-        closing = [line for line in text.splitlines() if COUNTS.search(line) and " in " in line]
-        for count, what in COUNTS.findall(closing[-1] if closing else ""):
-            key = "errors" if what.startswith("error") else what
-            totals[key] = totals.get(key, 0) + int(count)
-        failed |= code != 0
+    try:
+        for name, cmd in lanes.items():
+            log = open(logs / f"lane-{name}.log", "w")  # noqa: SIM115 (closed below)
+            procs[name] = (
+                subprocess.Popen(
+                    cmd,
+                    cwd=ROOT,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=os.environ.copy(),
+                    process_group=0,
+                ),
+                log,
+                time.monotonic(),
+            )
+        totals: dict[str, int] = {}
+        failed = False
+        for name, (proc, log, began) in procs.items():
+            try:
+                code = proc.wait(timeout=max(0.0, began + LIMIT - time.monotonic()))
+                hung = False
+            except subprocess.TimeoutExpired:
+                code, hung = _stop(proc), True
+            log.close()
+            text = (logs / f"lane-{name}.log").read_text(errors="replace")
+            print(f"\n===== lane {name}: exit {code}, {time.monotonic() - began:.0f} s =====")
+            print(text, end="")
+            if hung:
+                print(
+                    f"\nlane {name} did not end within {LIMIT:.0f} s (GREENFETCH_LANE_LIMIT) and was stopped: a "
+                    "test hung, and pytest's 'Timeout' dump above shows where each thread was"
+                )
+            closing = [line for line in text.splitlines() if COUNTS.search(line) and " in " in line]
+            for count, what in COUNTS.findall(closing[-1] if closing else ""):
+                key = "errors" if what.startswith("error") else what
+                totals[key] = totals.get(key, 0) + int(count)
+            failed |= code != 0 or hung
+    finally:  # Ctrl-C reaches this process only (each lane has its own process group): stop the lanes too
+        for proc, _, _ in procs.values():
+            if proc.poll() is None:
+                _stop(proc)
     print(f"\n===== both lanes: {time.monotonic() - started:.0f} s wall =====")
     print(
         f"{totals.get('passed', 0)} passed, {totals.get('failed', 0) + totals.get('errors', 0)} failed, "
@@ -76,5 +105,22 @@ def main() -> int:
     return 1 if failed else 0
 
 
+def _stop(proc: subprocess.Popen[bytes]) -> int:
+    """End a lane and everything it started (its process group): SIGTERM, then SIGKILL after 10 s."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            return proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            continue
+    return proc.wait()
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # the lanes were stopped on the way out
+        sys.exit(130)
