@@ -15,7 +15,7 @@ import sys
 
 import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from greenfetch._jsonable import JSONInputError, jsonable, loads_strict
@@ -206,17 +206,25 @@ _records = st.dictionaries(
 )
 
 
+# No shrinking: a hang costs the 10 s below per call, and these inputs are small enough to read as found.
+FUZZ_PHASES = [Phase.explicit, Phase.reuse, Phase.generate]
+
+
 def _run_fuzz(data: bytes, output: str):
-    from click.testing import CliRunner
+    import gevent
 
-    from greenfetch.cli import load_commands
-
-    result = CliRunner().invoke(
-        load_commands(),
-        ["batch", "-", "-o", output, "--endpoint-url", UNREACHABLE, "--concurrency", "4"],
-        input=data,
-        catch_exceptions=True,
-    )
+    # A batch that never ends (a worker greenlet that died, its result never sent) fails here, naming the
+    # input: the session's child processes keep gevent from raising LoopExit, and pytest-timeout's one
+    # alarm per test would not stop Hypothesis calling the test again and again.
+    hang = AssertionError(f"batch did not end within 10 s on {data!r}")
+    with gevent.Timeout(10, hang):
+        result = CliRunner().invoke(
+            load_commands(),
+            ["batch", "-", "-o", output, "--endpoint-url", UNREACHABLE, "--concurrency", "4"],
+            input=data,
+            catch_exceptions=True,
+        )
+    assert result.exception is not hang, repr(hang)
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
     assert result.exit_code in (0, 1, 2), result.output
     return result
@@ -230,11 +238,11 @@ def _non_finite(value) -> bool:
 
 
 @pytest.mark.skip(
-    reason="found 2026-12-06: some generated inputs end in gevent's 'This operation would block forever' "
-    "inside CliRunner, and in a whole-module run the test then hangs past pytest-timeout; open bug, see "
-    "docs/architecture.md 'Known open bugs'"
+    reason="open bug (docs/architecture.md, 'Known open bugs'): a request whose service is not a string, "
+    'e.g. [{"service": [null]}], kills its worker greenlet (_errors.classify hashes the service) and the '
+    "batch never ends; this test then fails in 10 s naming the input"
 )
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow], phases=FUZZ_PHASES)
 @given(st.lists(_records, max_size=4), st.sampled_from(["json", "jsonl"]), st.booleans())
 def test_fuzz_records_one_result_each_and_strict_json(records, output, as_lines):
     data = ("\n".join(json.dumps(r) for r in records) if as_lines else json.dumps(records)).encode()
@@ -261,7 +269,7 @@ def test_fuzz_records_one_result_each_and_strict_json(records, output, as_lines)
     ]
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow], phases=FUZZ_PHASES)
 @given(st.binary(max_size=200))
 def test_fuzz_random_bytes_never_a_traceback(data):
     result = _run_fuzz(data, "json")
