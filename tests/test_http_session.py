@@ -11,6 +11,7 @@ import logging
 import botocore.awsrequest
 import botocore.config
 import botocore.exceptions
+import botocore.retries.standard
 import botocore.session
 import gevent
 import gevent.event
@@ -190,7 +191,12 @@ def test_chunked_answers_and_repeated_headers():
         assert result[1]["TableNames"] == ["ä", "b ✓"] and result[4]["x-amz-meta"] == "one, two"
 
 
-def test_retries_on_5xx_and_throttling_then_success():
+def test_retries_on_5xx_and_throttling_then_success(monkeypatch):
+    # botocore's own retry handler decides and counts on both clients; only its jittered pause between
+    # attempts (up to 1 s, then 2 s, after a throttle) is zero here: it is random, and outcomes cannot show it
+    monkeypatch.setattr(
+        botocore.retries.standard.ExponentialBackoff, "delay_amount", lambda self, context: 0.0
+    )
     failure = Reply(http_response(500, b'{"__type": "InternalServerError", "message": "boom"}', JSON))
     throttle = Reply(http_response(400, b'{"__type": "ThrottlingException", "message": "slow down"}', JSON))
     ok = Reply(http_response(200, b'{"TableNames": []}', JSON))
