@@ -29,13 +29,10 @@ ROOT = Path(__file__).resolve().parent.parent
 LANE_A = [
     "test_distributed.py",
     "test_worker_signals.py",
-    "test_processes.py",
     "test_sqlite_sink.py",
     "test_nu_plugin.py",
-    "test_hardening_nu.py",
     "test_hardening_signals.py",
     "test_prometheus.py",
-    "test_engine_loopback.py",
     "test_drs_signals.py",
     "test_adaptive.py",
     "test_credentials.py",
