@@ -10,7 +10,7 @@ to disk).
 ``Start`` builds the child's own ``Engine`` (its Config with ``processes=1``); it answers ``Ready``.
 Then one run per ``Begin``: ``Requests`` feed ``engine.iter_results`` (at most ``Begin.credits`` calls
 in flight; the parent may queue as many again here, so the next call starts without a round trip)
-until ``End``; results go back as ``Results`` with *global* indexes, metrics as ``MetricsDelta`` about
+until ``End``; results go back as ``Results`` rows (``_wire.pack_result``) with *global* indexes, metrics as ``MetricsDelta`` about
 once a second, and at the run's end its ``Trace`` (adaptive runs), a last ``MetricsDelta`` and
 ``Done``. Every rule of one process (retries, classification, dedupe, the adaptive limiter of each
 scope it owns) holds unchanged inside it. The child serves runs until its channel closes, so an
@@ -27,10 +27,8 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from ._models import Request
 from ._processes._wire import (
     Begin,
     Channel,
@@ -43,6 +41,8 @@ from ._processes._wire import (
     Results,
     Start,
     Trace,
+    pack_result,
+    unpack_request,
 )
 
 if TYPE_CHECKING:
@@ -118,18 +118,17 @@ def _run(engine: Engine, begin: Begin, inbox: Any, send: Send) -> None:
 
     def requests() -> Iterator[Any]:
         local = 0
-        while (item := inbox.get()) is not None:
-            global_index[local] = item[0]
-            local += 1
-            yield item[1]
+        while (rows := inbox.get()) is not None:  # one Requests frame's rows at a time
+            for row in rows:
+                global_index[local] = row[0]
+                local += 1
+                yield unpack_request(row)
 
     for result in engine.iter_results(
         requests(), begin.credits, gate=gate, dedupe_window=begin.dedupe_window
     ):
         result.index = global_index.pop(result.index)
-        if isinstance(result.request, Request) and result.request.credentials is not None:
-            result.request = replace(result.request, credentials=None)  # the parent puts its own back
-        outbox.append(result)
+        outbox.append(pack_result(result))  # its credentials stay here: the parent puts its own back
         wake.set()
     done.set()
     wake.set()
@@ -141,14 +140,13 @@ def _run(engine: Engine, begin: Begin, inbox: Any, send: Send) -> None:
 
 
 def _read_frames(channel: Channel, inbox: Any, flush: Callable[[], None]) -> None:
-    """Requests into the inbox, then None at ``End``; a ``Begin`` goes in as it is; ``Flush`` sends the
-    metrics now; end of file ends the process (the parent is gone)."""
+    """Each ``Requests`` frame's rows into the inbox as one item, then None at ``End``; a ``Begin`` goes
+    in as it is; ``Flush`` sends the metrics now; end of file ends the process (the parent is gone)."""
     try:
         while True:
             match channel.recv():
-                case Requests(items):
-                    for item in items:
-                        inbox.put(item)
+                case Requests(rows):
+                    inbox.put(rows)
                 case End():
                     inbox.put(None)
                 case Begin() as begin:

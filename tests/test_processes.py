@@ -26,6 +26,7 @@ from greenfetch import BatchFailed, Config, Engine
 from greenfetch import _processes as processes_module
 from greenfetch._processes import ProcessPool, Router
 from greenfetch._processes._wire import sealed
+from greenfetch._processes._wire import pack_request, pack_result, unpack_request, unpack_result
 from greenfetch.testing import wait_until
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads process liveness from /proc")
@@ -513,3 +514,159 @@ def test_a_read_lost_twice_says_its_one_resend_was_used(server):
         for r in lost
     ), [r.error for r in lost]
     assert not any("may have run" in r.error for r in lost)
+
+
+# -- requests and results as rows (what crosses the pipe) ------------------------------------------
+
+import datetime  # noqa: E402
+import pickle  # noqa: E402
+from dataclasses import fields as dataclass_fields  # noqa: E402
+
+from greenfetch import Request, Result  # noqa: E402
+from greenfetch._models import UnreadableInput  # noqa: E402
+
+_text = st.text(max_size=12)
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | _text
+    | st.binary(max_size=8)
+    | st.datetimes(timezones=st.just(datetime.timezone.utc))
+)
+_values = st.recursive(
+    _scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_text, inner, max_size=3),
+    max_leaves=8,
+)
+_maybe = st.none() | _text
+_requests = st.builds(
+    Request,
+    service=_text,
+    operation=_text,
+    params=st.dictionaries(_text, _values, max_size=3),
+    region=_maybe,
+    account=_maybe,
+    role=_maybe,
+    profile=_maybe,
+    endpoint_url=_maybe,
+    paginate=st.booleans() | st.fixed_dictionaries({"max_items": st.integers(1, 9)}),
+    id=st.none() | st.integers() | _text,
+)
+_records = st.dictionaries(_text, _values, max_size=4) | st.builds(
+    UnreadableInput, _text, st.integers(0, 99), _text
+)
+
+
+class _Odd(Request):
+    """A Request subclass: it must cross as itself."""
+
+
+def _fields_of(value):
+    return [(f.name, type(getattr(value, f.name)), getattr(value, f.name)) for f in dataclass_fields(value)]
+
+
+def _attributes(value):
+    return getattr(value, "__dict__", None)
+
+
+def _across(row):
+    return pickle.loads(pickle.dumps(row, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    request=_requests | _records | st.builds(_Odd, _text, _text),
+    index=st.integers(0, 2**40),
+    with_credentials=st.booleans(),
+)
+def test_a_request_crosses_as_a_row_with_every_field_and_sealed_credentials(request, index, with_credentials):
+    if with_credentials:
+        creds = botocore.credentials.Credentials("AKIDEXAMPLE", "the-secret", "the-token")
+        request = (
+            request.__class__(**{**vars(request), "credentials": creds})
+            if isinstance(request, Request)
+            else {**request, "credentials": creds}
+        )
+    row = _across(pack_request(index, request))
+    assert row[0] == index
+    out = unpack_request(row)
+    expected = sealed(request)
+    assert type(out) is type(request)
+    if isinstance(request, Request):
+        assert _fields_of(out)[:-1] == _fields_of(expected)[:-1]  # every field, with its type
+        assert out.credentials == expected.credentials and type(out.credentials) is type(expected.credentials)
+        assert list(vars(out)) == [f.name for f in dataclass_fields(Request)]
+    else:
+        assert out == expected and _attributes(out) == _attributes(
+            expected
+        )  # UnreadableInput keeps its reason
+    assert "the-secret" not in repr(row) and "the-token" not in repr(row)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    request=_requests | _records | st.builds(_Odd, _text, _text),
+    index=st.integers(0, 2**40),
+    result=_values,
+    error=_maybe,
+    error_code=_maybe,
+    retryable=st.booleans(),
+    guidance=_maybe,
+    request_id=_maybe,
+    duration_ms=st.floats(0, 1e6),
+    attempts=st.integers(0, 10),
+    concurrency=st.none() | st.integers(1, 1000),
+    deduped=st.booleans(),
+)
+def test_a_result_crosses_as_a_row_with_every_field_its_types_and_order(
+    request,
+    index,
+    result,
+    error,
+    error_code,
+    retryable,
+    guidance,
+    request_id,
+    duration_ms,
+    attempts,
+    concurrency,
+    deduped,
+):
+    sent = Result(
+        index,
+        request,
+        result,
+        error,
+        error_code,
+        retryable,
+        guidance,
+        request_id,
+        duration_ms,
+        attempts,
+        concurrency,
+        deduped,
+    )
+    out = unpack_result(_across(pack_result(sent)))
+    assert type(out) is Result and type(out.request) is type(request)
+    assert _fields_of(out) == _fields_of(sent)
+    assert list(vars(out)) == list(vars(sent))  # the fields in their order
+    if isinstance(request, Request):
+        assert _fields_of(out.request) == _fields_of(request)
+        assert list(vars(out.request)) == list(vars(request))
+    else:
+        assert out.request == request and _attributes(out.request) == _attributes(request)
+
+
+def test_a_results_credentials_stay_in_the_child():
+    creds = botocore.credentials.Credentials("AKIDEXAMPLE", "the-secret", "the-token")
+    for request in (
+        Request("s3", "ListBuckets", credentials=creds),
+        _Odd("s3", "ListBuckets", credentials=creds),
+    ):
+        row = pack_result(Result(3, request, {"Buckets": []}))
+        assert "the-secret" not in repr(row) and b"the-secret" not in pickle.dumps(row)
+        assert (
+            unpack_result(_across(row)).request.credentials is None
+        )  # the parent puts the caller's own back

@@ -42,9 +42,11 @@ from ._wire import (
     Start,
     Trace,
     lost,
+    pack_request,
     reads_only,
     restore_credentials,
-    sealed,
+    unpack_request,
+    unpack_result,
     unsendable,
 )
 
@@ -183,7 +185,9 @@ class _Child:
     lock: Any  # one sender at a time on its channel
     state: ChildState = ChildState.IDLE
     outstanding: set[int] = field(default_factory=set)  # indexes routed to it and not answered yet
-    buffer: list[tuple[int, Any]] = field(default_factory=list)  # queued for the sender, not yet sent
+    buffer: list[tuple[Any, ...]] = field(
+        default_factory=list
+    )  # pack_request rows for the sender, not yet sent
     reader: Task | None = None
 
 
@@ -311,9 +315,9 @@ class ProcessPool:
             return
         pending.child, pending.sends = child, pending.sends + 1
         child.outstanding.add(index)
-        frame = (index, sealed(pending.raw))
+        row = pack_request(index, pending.raw)
         with self.buffers:
-            child.buffer.append(frame)
+            child.buffer.append(row)
         self.wake.set()
 
     def _ship(self, run: _Run) -> None:
@@ -327,36 +331,38 @@ class ProcessPool:
                         batch, child.buffer = child.buffer, []
                     self._send_batch(run, child, batch)
 
-    def _send_batch(self, run: _Run, child: _Child, batch: list[tuple[int, Any]]) -> None:
+    def _send_batch(self, run: _Run, child: _Child, batch: list[tuple[Any, ...]]) -> None:
         try:
             sent = self._send(child, Requests(batch))
         except Exception:  # noqa: BLE001 - a request that cannot be pickled (an open file, a lambda)
             sendable = []
-            for index, request in batch:
+            for row in batch:
                 try:
-                    pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)
-                    sendable.append((index, request))
+                    pickle.dumps(row, protocol=pickle.HIGHEST_PROTOCOL)
+                    sendable.append(row)
                 except Exception as exc:  # noqa: BLE001 - this request alone fails, the run goes on
+                    index = row[0]
                     child.outstanding.discard(index)
                     pending = run.pending.get(index)
-                    self._answer(unsendable(index, pending.raw if pending else request, exc))
+                    self._answer(unsendable(index, pending.raw if pending else unpack_request(row), exc))
             sent = not sendable or self._send(child, Requests(sendable))
         if sent:
             return
         if child.state is LOST:  # its death was handled before this batch failed: these go elsewhere
-            self._requeue(run, child, [index for index, _ in batch])
+            self._requeue(run, child, [row[0] for row in batch])
         else:
             child.state = UNREACHABLE
 
     def _answer(self, result: Result) -> None:
-        self.inbox.put((None, Results([result])))
+        """The parent answers a request itself (no child is left for it, it cannot be sent)."""
+        self.inbox.put((None, result))
 
     def _child_lost(self, run: _Run, child: _Child) -> None:
         """Its unanswered reads (and whatever it was never sent) go to a live child; anything else may
         have run, so it fails as WorkerLost."""
         child.state = LOST
         with self.buffers:
-            unsent, child.buffer = [index for index, _ in child.buffer], []
+            unsent, child.buffer = [row[0] for row in child.buffer], []
         code = child.proc.poll()
         how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited ({code})"
         self._requeue(run, child, unsent)
@@ -440,13 +446,14 @@ class ProcessPool:
 
     def _handle(self, run: _Run, child: _Child | None, message: Any) -> list[Result]:
         """What one message means; the results it carries that this run still waits for."""
-        if child is None:  # the parent's own answers
-            return [
-                r for r in (self._accept(run, None, result) for result in message.results) if r is not None
-            ]
+        if child is None:  # the parent's own answer
+            accepted = self._accept(run, None, message)
+            return [] if accepted is None else [accepted]
         match message:
-            case Results(results):
-                return [r for r in (self._accept(run, child, result) for result in results) if r is not None]
+            case Results(rows):
+                return [
+                    r for r in (self._accept(run, child, unpack_result(row)) for row in rows) if r is not None
+                ]
             case MetricsDelta(delta):
                 self.metrics.merge_delta(delta, source=child.proc.pid)
             case Ready():
