@@ -51,6 +51,8 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 METRICS_EVERY = 1.0
+HOLD_MAX = 0.010  # seconds a result may wait for others to share its frame (see _Outbox)
+HOLD_SHARE = 0.25  # ... and at most this share of its own call's duration
 Send = Callable[[Any], None]
 
 
@@ -59,7 +61,6 @@ def main(fd: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C reaches the parent, which stops us
     import gevent
     import gevent.lock
-    import gevent.queue
 
     from ._engine import Engine
 
@@ -80,16 +81,94 @@ def main(fd: int) -> None:
         except OSError:  # the parent hung up: nothing left to do for it
             os._exit(0)
 
-    inbox: gevent.queue.Queue[Any] = gevent.queue.Queue()
+    inbox = _Inbox()
     gevent.spawn(_read_frames, channel, inbox, lambda: send(MetricsDelta(engine.metrics.take_delta())))
     send(Ready(time.perf_counter() - began))
     while True:  # one run per Begin ... End; the engine (clients, limits, dedupe cache) stays between runs
-        begin = inbox.get()
+        begin = inbox.items.get()
         assert isinstance(begin, Begin)
         _run(engine, begin, inbox, send)
 
 
-def _run(engine: Engine, begin: Begin, inbox: Any, send: Send) -> None:
+class _Inbox:
+    """What the parent sent, in order: each ``Requests`` frame's rows (one item), None at ``End``, a
+    ``Begin``; and how many request rows it holds that the engine has not taken yet (``waiting``)."""
+
+    def __init__(self) -> None:
+        import gevent.queue
+
+        self.items: gevent.queue.Queue[Any] = gevent.queue.Queue()
+        self.waiting = 0
+
+
+class _Outbox:
+    """The run's results on their way back, and when they go.
+
+    Each frame costs both processes a system call, a wake-up and a switch, whatever it carries, so a
+    result may wait a little for others to share its frame: at most ``HOLD_MAX``, and at most
+    ``HOLD_SHARE`` of its own call's duration, and only when about two more results are due in that
+    time (so not at a low concurrency, where the wait would only add a timer's wake-up). It goes at
+    once when holding it could cost a call: the requests queued here ran out (the parent refills only
+    when results reach it; a pinned run queues none, so every result goes at once, as a batch of
+    whatever completed together), it failed (a fail-fast run stops on it), ``credits`` results are
+    waiting, or the run is over. While requests are queued here the child keeps calling, so the wait
+    costs no call."""
+
+    def __init__(self, send: Send, inbox: _Inbox, credits: int):
+        import gevent.event
+
+        self.send, self.inbox, self.full = send, inbox, max(1, credits)
+        self.rows: list[tuple[Any, ...]] = []
+        self.due = 0.0  # when the oldest waiting result must go
+        self.now = False  # a waiting result must go at once
+        self.over = False  # the run is over: send what is left and stop
+        self.wake = gevent.event.Event()  # the first result, a reason to go at once, or the run's end
+
+    def add(self, row: tuple[Any, ...], result: Any) -> None:
+        rows = self.rows
+        if not rows:
+            took = result.duration_ms / 1000
+            hold = min(HOLD_MAX, took * HOLD_SHARE)
+            self.due = time.monotonic() + hold
+            # worth holding only if about two more results are due meanwhile: the child's calls (as
+            # many as its credits while requests are queued here), each ending once per `took`
+            self.now = self.full * hold < 2 * took
+            self.wake.set()
+        rows.append(row)
+        if result.error is not None or self.inbox.waiting <= 0 or len(rows) >= self.full:
+            self.now = True
+            self.wake.set()
+
+    def dry(self) -> None:
+        """The requests queued here ran out: what waits goes now, so the parent refills."""
+        if self.rows:
+            self.now = True
+            self.wake.set()
+
+    def close(self) -> None:
+        self.over = True
+        self.wake.set()
+
+    def ship(self) -> None:
+        """The run's sender (a greenlet): waits for a result, holds it as long as it may, sends them all."""
+        wake = self.wake
+        while True:
+            wake.wait()
+            wake.clear()
+            while self.rows and not (self.now or self.over):
+                left = self.due - time.monotonic()
+                if left <= 0:
+                    break
+                wake.wait(left)
+                wake.clear()
+            if self.rows:
+                batch, self.rows, self.now = self.rows, [], False
+                self.send(Results(batch))
+            if self.over and not self.rows:
+                return
+
+
+def _run(engine: Engine, begin: Begin, inbox: _Inbox, send: Send) -> None:
     """One run: requests from the inbox until its end marker (None), results back in batches, then the
     run's adaptive trace, a metrics delta, and ``Done``."""
     import gevent
@@ -98,40 +177,28 @@ def _run(engine: Engine, begin: Begin, inbox: Any, send: Send) -> None:
     gate = None if begin.adaptive is None else engine.limits.open(begin.adaptive, reset=begin.reset)
     done = gevent.event.Event()
     flusher = gevent.spawn(_flush_metrics, engine, send, done)
-    outbox: list[Any] = []
-    wake = gevent.event.Event()
-
-    def ship() -> None:
-        """Results go back in batches: whatever completed while the last batch was being sent."""
-        while True:
-            wake.wait()
-            wake.clear()
-            if outbox:
-                batch = outbox[:]
-                outbox.clear()
-                send(Results(batch))
-            if done.is_set() and not outbox:
-                return
-
-    shipper = gevent.spawn(ship)
+    outbox = _Outbox(send, inbox, begin.credits)
+    shipper = gevent.spawn(outbox.ship)
     global_index: dict[int, int] = {}  # this run's local index -> the parent's index
 
     def requests() -> Iterator[Any]:
         local = 0
-        while (rows := inbox.get()) is not None:  # one Requests frame's rows at a time
+        while (rows := inbox.items.get()) is not None:  # one Requests frame's rows at a time
             for row in rows:
                 global_index[local] = row[0]
                 local += 1
+                inbox.waiting -= 1
+                if inbox.waiting <= 0:
+                    outbox.dry()
                 yield unpack_request(row)
 
     for result in engine.iter_results(
         requests(), begin.credits, gate=gate, dedupe_window=begin.dedupe_window
     ):
         result.index = global_index.pop(result.index)
-        outbox.append(pack_result(result))  # its credentials stay here: the parent puts its own back
-        wake.set()
+        outbox.add(pack_result(result), result)  # its credentials stay here: the parent puts its own back
     done.set()
-    wake.set()
+    outbox.close()
     gevent.joinall([shipper, flusher])  # never killed mid-frame: they finish their last send and return
     if gate is not None:
         send(Trace(gate.trace()))
@@ -139,18 +206,19 @@ def _run(engine: Engine, begin: Begin, inbox: Any, send: Send) -> None:
     send(Done())
 
 
-def _read_frames(channel: Channel, inbox: Any, flush: Callable[[], None]) -> None:
+def _read_frames(channel: Channel, inbox: _Inbox, flush: Callable[[], None]) -> None:
     """Each ``Requests`` frame's rows into the inbox as one item, then None at ``End``; a ``Begin`` goes
     in as it is; ``Flush`` sends the metrics now; end of file ends the process (the parent is gone)."""
     try:
         while True:
             match channel.recv():
                 case Requests(rows):
-                    inbox.put(rows)
+                    inbox.waiting += len(rows)
+                    inbox.items.put(rows)
                 case End():
-                    inbox.put(None)
+                    inbox.items.put(None)
                 case Begin() as begin:
-                    inbox.put(begin)
+                    inbox.items.put(begin)
                 case Flush():
                     flush()
     except EOFError:

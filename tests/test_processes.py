@@ -26,7 +26,6 @@ from greenfetch import BatchFailed, Config, Engine
 from greenfetch import _processes as processes_module
 from greenfetch._processes import ProcessPool, Router
 from greenfetch._processes._wire import sealed
-from greenfetch._processes._wire import pack_request, pack_result, unpack_request, unpack_result
 from greenfetch.testing import wait_until
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads process liveness from /proc")
@@ -524,6 +523,7 @@ from dataclasses import fields as dataclass_fields  # noqa: E402
 
 from greenfetch import Request, Result  # noqa: E402
 from greenfetch._models import UnreadableInput  # noqa: E402
+from greenfetch._processes._wire import pack_request, pack_result, unpack_request, unpack_result  # noqa: E402
 
 _text = st.text(max_size=12)
 _scalars = (
@@ -670,3 +670,72 @@ def test_a_results_credentials_stay_in_the_child():
         assert (
             unpack_result(_across(row)).request.credentials is None
         )  # the parent puts the caller's own back
+
+
+# -- a child's results on their way back (in this process: the rule alone) -------------------------
+
+from greenfetch import _process_child as child_module  # noqa: E402
+
+
+class _Sent(list):
+    def __call__(self, message):
+        self.append([row[0] for row in message.rows])
+
+
+def _outbox(monkeypatch, credits=100, waiting=50, hold=60.0):
+    import gevent
+
+    monkeypatch.setattr(child_module, "HOLD_MAX", hold)
+    inbox = child_module._Inbox()
+    inbox.waiting = waiting
+    sent = _Sent()
+    outbox = child_module._Outbox(sent, inbox, credits)
+    return outbox, sent, inbox, gevent.spawn(outbox.ship)
+
+
+def _result(index, *, error=None, duration_ms=50.0):
+    return Result(index, LIST, {"TableNames": []}, error=error, duration_ms=duration_ms)
+
+
+def _add(outbox, *results):
+    import gevent
+
+    for result in results:
+        outbox.add(pack_result(result), result)
+    for _ in range(3):
+        gevent.sleep(0)  # the shipper runs as far as it can
+
+
+def test_results_wait_for_company_only_while_the_child_has_requests_queued(monkeypatch):
+    outbox, sent, inbox, shipper = _outbox(monkeypatch)
+    _add(outbox, _result(0), _result(1))
+    assert sent == []  # requests queued here: the child keeps calling, the results wait for others
+    inbox.waiting = 0
+    outbox.dry()  # the queue ran out: the parent must hear now, to refill it
+    _add(outbox)
+    assert sent == [[0, 1]]
+    inbox.waiting = 50
+    _add(outbox, _result(2), _result(3, error="dynamodb.ListTables: Boom: no"))
+    assert sent == [[0, 1], [2, 3]]  # a failure goes at once (a fail-fast run stops on it)
+    _add(outbox, _result(4))
+    outbox.close()
+    shipper.join(timeout=10)
+    assert sent == [[0, 1], [2, 3], [4]] and shipper.dead  # the run's end sends what is left
+
+
+def test_a_held_result_goes_after_its_hold_and_a_full_frame_at_once(monkeypatch):
+    outbox, sent, _, shipper = _outbox(monkeypatch, credits=10, hold=60.0)
+    _add(outbox, *(_result(i) for i in range(9)))
+    assert sent == []
+    _add(outbox, _result(9))
+    assert sent == [list(range(10))]  # credits' worth waiting: a full frame
+    outbox, sent, _, shipper = _outbox(monkeypatch, hold=0.02)
+    _add(outbox, _result(5), _result(6))
+    wait_until(lambda: sent == [[5, 6]], 10, "the hold ran out")
+
+
+def test_at_a_low_concurrency_results_are_not_held(monkeypatch):
+    # 4 calls at once at 50 ms each: under one more result is due in a 12.5 ms hold, so none is waited for
+    outbox, sent, _, shipper = _outbox(monkeypatch, credits=4)
+    _add(outbox, _result(0))
+    assert sent == [[0]]
