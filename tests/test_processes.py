@@ -739,3 +739,37 @@ def test_at_a_low_concurrency_results_are_not_held(monkeypatch):
     outbox, sent, _, shipper = _outbox(monkeypatch, credits=4)
     _add(outbox, _result(0))
     assert sent == [[0]]
+
+
+def test_every_message_crosses_the_channel_as_itself_a_big_frame_included():
+    import socket
+
+    import gevent
+
+    from greenfetch._controller import Settings
+    from greenfetch._processes import _wire as wire
+
+    a, b = socket.socketpair()
+    sender, receiver = wire.Channel(a), wire.Channel(b)
+    big = [pack_result(Result(i, LIST, {"Blob": f"{i:01000}"})) for i in range(4000)]  # ~4 MB: sent in pieces
+    messages = [
+        wire.Start(Config.resolve({}, environ={})),
+        wire.Begin(3, 0.5, Settings(4, 0.5, 1, 64), True),
+        wire.Requests([pack_request(7, LIST)]),
+        wire.End(),
+        wire.Flush(),
+        wire.Ready(0.25),
+        wire.Results(big),
+        wire.MetricsDelta({"counts": {}}),
+        wire.Trace({}),
+        wire.Done(),
+    ]
+    got = []
+    reader = gevent.spawn(lambda: [got.append(receiver.recv()) for _ in messages])
+    for message in messages:
+        sender.send(message)
+    reader.join(timeout=30)
+    assert [type(m) for m in got] == [type(m) for m in messages] and got == messages
+    sender.close()
+    with pytest.raises(EOFError):
+        receiver.recv()
