@@ -10,13 +10,15 @@ to disk).
 ``Start`` builds the child's own ``Engine`` (its Config with ``processes=1``); it answers ``Ready``.
 Then one run per ``Begin``: ``Requests`` feed ``engine.iter_results`` (at most ``Begin.credits`` calls
 in flight; the parent may queue as many again here, so the next call starts without a round trip)
-until ``End``; results go back as ``Results`` rows (``_wire.pack_result``) with *global* indexes, metrics as ``MetricsDelta`` about
-once a second, and at the run's end its ``Trace`` (adaptive runs), a last ``MetricsDelta`` and
-``Done``. Every rule of one process (retries, classification, dedupe, the adaptive limiter of each
-scope it owns) holds unchanged inside it. The child serves runs until its channel closes, so an
-engine's pool (and each child's clients, adaptive limits and dedupe cache) outlives one call. End of
-file from the parent (it stopped, failed fast, was interrupted or was killed) ends the child at once:
-in-flight calls are abandoned with the process, so nothing outlives it.
+until ``End``; results go back as ``Results`` rows (``_wire.pack_result``) with *global* indexes, a
+frame of them held a few milliseconds while the child has work queued (``_Outbox``), metrics as
+``MetricsDelta`` about once a second, and at the run's end its ``Trace`` (adaptive runs), a last
+``MetricsDelta`` and ``Done``. Every rule of one process (retries, classification, dedupe, the
+adaptive limiter of each scope it owns) holds unchanged inside it. The child serves runs until its
+channel closes, so an engine's pool (and each child's clients, adaptive limits and dedupe cache)
+outlives one call. End of file from the parent (it stopped, failed fast, was interrupted or was
+killed) ends the child at once: in-flight calls are abandoned with the process, so nothing outlives
+it.
 """
 
 from __future__ import annotations

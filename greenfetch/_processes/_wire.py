@@ -3,17 +3,18 @@ set, below), the requests (credentials sealed) and results as flat rows, and the
 makes up itself.
 
 The messages. Parent to child: ``Start`` once (the child's Config); per run ``Begin`` (its credits and
-the run's options), ``Requests`` (a batch of ``(global index, request)``), ``End`` (every request of
-the run was sent), and ``Flush`` when the parent stops early (send the metrics now). Child to parent:
-``Ready`` once; per run ``Results`` (with global indexes), ``MetricsDelta`` about once a second and at
-the end, ``Trace`` for adaptive runs, and ``Done``. The parent's reader adds ``Gone`` when the
-channel closes (the child exited or was killed). Both sides batch: a frame carries whatever was ready
-while the previous one was being sent.
+the run's options), ``Requests`` (a batch of requests as rows, each with its global index), ``End``
+(every request of the run was sent), and ``Flush`` when the parent stops early (send the metrics now).
+Child to parent: ``Ready`` once; per run ``Results`` (rows, with global indexes), ``MetricsDelta``
+about once a second and at the end, ``Trace`` for adaptive runs, and ``Done``. The parent's reader
+adds ``Gone`` when the channel closes (the child exited or was killed). Both sides batch: a frame
+carries whatever was ready while the previous one was being sent (and a child's results may wait a
+few milliseconds for company: ``_process_child._Outbox``).
 
 Requests and results cross as rows (``pack_request`` / ``unpack_request``, ``pack_result`` /
 ``unpack_result``): a ``Request`` or ``Result`` becomes one flat tuple of its fields, so pickle writes
 plain values instead of walking each dataclass (its reduce, a state dict per object, and the same
-again to load): about a third of the instructions per result on each side. Whatever is not exactly a
+again to load): about half the instructions per result on each side. Whatever is not exactly a
 ``Request`` or ``Result`` (a record as given, a subclass) crosses as it is. The same types and values
 come out on the other side.
 
