@@ -185,9 +185,8 @@ class _Child:
     lock: Any  # one sender at a time on its channel
     state: ChildState = ChildState.IDLE
     outstanding: set[int] = field(default_factory=set)  # indexes routed to it and not answered yet
-    buffer: list[tuple[Any, ...]] = field(
-        default_factory=list
-    )  # pack_request rows for the sender, not yet sent
+    # pack_request rows for the sender, not yet sent
+    buffer: list[tuple[Any, ...]] = field(default_factory=list)
     reader: Task | None = None
 
 
