@@ -285,9 +285,9 @@ def run(quick: bool = False) -> str:
             f"- A child's CPU per call / the lone process's: **{child / lone:.2f}x** (both children together; the "
             f"busier one {worst / lone:.2f}x; target ≤ 1.05x: {'met' if child / lone <= 1.05 else '**missed**'}). "
             f"/ a process's in `2 x processes=1`: **{child / pair:.2f}x**. Those two share the 2 cores with the server and "
-            "with each other as the children do, with no pool between them, so this second ratio is what the pool "
-            "itself costs a child, and the rest of the first is the machine's (two busy processes and the server "
-            "time-sharing 2 cores: switches, cold caches).",
+            "with each other as the children do, with no pool between them: the second ratio bounds what the pool "
+            "itself costs a child, the rest of the first is the machine's (busy processes time-sharing 2 cores: "
+            "switches, cold caches). One run each: on a shared machine either ratio moves by 10% between runs.",
             f"- Pool start-up (once per engine; the pool then stays for later calls): the first 2-call "
             f"`batch_requests` with processes=2 takes {startup.get('startup_batch_s', 0):.2f} s; each child is "
             f"ready (spawned, gevent patched, greenfetch imported, engine built) after {ready} s. The processes=2 "
