@@ -18,7 +18,7 @@ after it opened; at most 1 s). Per window, with *baseline* = the no-load latency
   (5%, >= 2) and beta it holds; below alpha it grows +1 per window, or +10% while latency is flat
   (undoing a cut below a cliff);
 - *timeout*: ``limit *= 0.85``, once per window; ``target_latency`` is a ceiling (above it, cut);
-- a window's latency is the median of its answers, less twice this process's hub delay (below);
+- a window's latency is the median of its answers;
 - *throttle* (``RateCap``): the send rate is capped at 0.9x the rate the server accepted just before (a
   token bucket accepts exactly its rate once empty) less the unpaced retries still to come (one per
   throttle of the last 2 s), at most once per round trip, never raised by a throttle; it holds 1 s,
@@ -29,8 +29,18 @@ after it opened; at most 1 s). Per window, with *baseline* = the no-load latency
   window runs at half the limit and its latency replaces it (up by 25% at most unless the previous
   re-measure read high too), and a cut of over 25% re-measures within 2 round trips: a service that
   got slower is followed, one lucky or unlucky window is not the reference;
-- a rise this process's own hub delay explains (``_adaptive.HubLag``: CPU-bound, or starved by
-  neighbours) is no signal: twice the window's mean hub delay is taken off its latency.
+- *a faster period* (a learned limit that came from a slower one): a window at under 0.75x the
+  baseline replaces it and slow start resumes from the limit in force (x2 per round trip while flat);
+- *the client's own load* (``load``: the share of time this process was running or waiting for a
+  CPU, sampled by the I/O side, ``_adaptive.ClientLoad``): latency also holds the time answers wait
+  in our own run queue, so how much of a rise is the server's depends on it. Saturated (``load`` >=
+  ``saturated``, its mean over a window): latency says nothing about the server and never cuts (no
+  Vegas cut, no target ceiling, no slow-start exit, no re-measure); throttles and timeouts still
+  cut; the limit grows by ``regrow`` a window up to the knee a latency cut found while the client
+  was idle, if any (a saturated hub does more per loop with more in flight; past a knee more only
+  hurts); slow start still grows on flat answers. Busy (``load`` >= ``busy``): a rise within ``flat`` x
+  the baseline is taken for the client's own and the limit grows as if latency were flat; only a
+  rise past twice the baseline cuts; no re-measure.
 Always clamped to [min_concurrency, max_concurrency]; the rate to >= 0.5/s.
 """
 
@@ -70,6 +80,11 @@ class Settings:
     max_window: float = 1.0
     min_samples: int = 20
     flat: float = 1.5  # slow start grows only on answers within this factor of the baseline
+    faster: float = 0.75  # a window under this factor of the baseline: a faster period, probe upwards again
+    busy: float = (
+        0.5  # client load (share of time running or waiting for a CPU) from which small rises are ours
+    )
+    saturated: float = 0.85  # client load from which latency never cuts (the client is its own bottleneck)
 
     @classmethod
     def checked(
@@ -100,7 +115,8 @@ class Settings:
 @dataclass(frozen=True)
 class TracePoint:
     """One closed update window: when, the limit it set, its latency (median of the attempts sent
-    in it, seconds), throttled attempts, latency samples, and the send rate cap (None: unpaced)."""
+    in it, seconds), throttled attempts, latency samples, the send rate cap (None: unpaced), and the
+    client's own load (0-1, the mean of its samples': see ``Settings.busy`` and ``saturated``)."""
 
     time: float
     limit: float
@@ -108,6 +124,7 @@ class TracePoint:
     throttles: int
     samples: int
     rate: float | None = None
+    load: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -117,6 +134,7 @@ class TracePoint:
             "throttles": self.throttles,
             "samples": self.samples,
             "rate": self.rate,
+            "load": self.load,
         }
 
 
@@ -200,10 +218,14 @@ class Controller:
     _throttles: int
     _max_inflight: int
     _samples: list[float]
+    _ours: list[float]  # latencies of answers that came while the client was saturated
+    _inflight_ours: int  # and the sum of their in-flight counts
     _slow: list[float]  # send times of its answers past ``flat`` (slow start)
     _inflight_sum: int
-    _delay: float  # HubLag: the sum and count of this process's own delay
-    _delays: int
+    _load: float  # the sum of the client loads its samples came with (the window's load: their mean
+    _last_load: float  # or the last one, if higher: the load ramps up with slow start)
+    _answers: int
+    _saturated: int  # answers that came while the client was saturated (not latency samples)
 
     def __init__(
         self, settings: Settings, clock: Callable[[], float] = time.monotonic, history: int = 10_000
@@ -224,6 +246,8 @@ class Controller:
         self._last_cut = -math.inf
         self._previous: float | None = None
         self._grown: deque[tuple[float, float]] = deque(maxlen=4096)  # (when, limit) of slow start's steps
+        self._flat_run = 0  # flat windows running (after slow start): each doubles the regrowth
+        self._knee: float | None = None  # the limit a latency cut set while the client was idle
         self._open_window(clock())
 
     @property
@@ -259,14 +283,18 @@ class Controller:
         throttled: bool = False,
         dropped: bool = False,
         inflight: int = 0,
-        client_delay: float = 0.0,
+        load: float = 0.0,
     ) -> TracePoint | None:
         """One finished attempt: ``latency`` None = no usable latency; ``throttled`` = the server said
-        "too fast" (cuts the rate); ``dropped`` = it timed out (cuts the concurrency); ``client_delay`` =
-        this process's current scheduling delay (see HubLag). Returns a TracePoint when a window closed."""
+        "too fast" (cuts the rate); ``dropped`` = it timed out (cuts the concurrency); ``load`` = this
+        client's own load now (0-1, ``_adaptive.ClientLoad``): from ``busy`` on, part of a latency rise
+        is ours; from ``saturated`` on, all of it. Returns a TracePoint when a window closed."""
         now = self.clock()
-        self._delay += client_delay
-        self._delays += 1
+        saturated = load >= self.settings.saturated
+        self._load += load
+        self._last_load = load
+        self._answers += 1
+        self._saturated += saturated
         self.note_inflight(inflight)
         sent = now - latency if latency is not None else now
         if throttled:
@@ -280,8 +308,9 @@ class Controller:
             self._drops += 1
             return self._close(now)
         if not throttled and latency is not None and latency > 1e-4 and sent >= self._last_cut:
-            if self.slow_start and not self._flat(latency - 2.0 * client_delay):
-                self._slow_answer(sent)
+            if self.slow_start and not self._flat(latency):
+                if not saturated:  # a saturated client's answers waited for us
+                    self._slow_answer(sent, load < self.settings.busy)
             elif (
                 self.slow_start and inflight * 2 >= self.limit and latency <= self.settings.target_latency
             ):  # never grow past the target
@@ -289,7 +318,10 @@ class Controller:
                     self.limit + 1.0, float(self.settings.max)
                 )  # +1 per answer: x2 per round trip
                 self._grown.append((now, self.limit))
-            if sent >= self._start:  # only attempts sent in this window measure its limit
+            if saturated:  # it waited for us: its latency is no server's (all of them: Little's law)
+                self._ours.append(latency)
+                self._inflight_ours += inflight
+            elif sent >= self._start:  # only attempts sent in this window measure its limit
                 self._samples.append(latency)
                 self._inflight_sum += inflight
                 self._count += 1
@@ -297,7 +329,7 @@ class Controller:
             return self._close(now)
         return None
 
-    def _slow_answer(self, sent: float) -> None:
+    def _slow_answer(self, sent: float, idle: bool) -> None:
         """A third answer past ``flat`` this window ends slow start at the limit in force when the
         earliest of them was *sent*: answers come back a round trip late, and meanwhile the fast
         ones kept doubling the limit (to 2-3x a cliff's knee on the loopback server)."""
@@ -307,6 +339,8 @@ class Controller:
         first = min(self._slow)
         then = next((limit for stamp, limit in reversed(self._grown) if stamp <= first), self.limit)
         self.limit, self.slow_start, self._last_cut = min(self.limit, then), False, self.clock()
+        if idle:  # the server's knee, not our own run queue
+            self._knee = self.limit
 
     def _flat(self, latency: float) -> bool:
         """Is this answer's latency flat (within ``flat`` x the baseline)? Slow start grows only on
@@ -317,63 +351,122 @@ class Controller:
     def _window_due(self, now: float) -> bool:
         s, elapsed = self.settings, now - self._start
         length = max(s.min_window, self.baseline or 0.0)  # one round trip: samples sent after it opened
-        if elapsed >= s.max_window and self._count:
+        answers = self._count + self._saturated  # a saturated answer is no latency sample, but it counts
+        if elapsed >= s.max_window and answers:
             return True
         wanted = 2 * s.min_samples if self._restore else s.min_samples  # a re-measure reads more answers
-        return elapsed >= min(length, s.max_window) and self._count >= wanted
+        return elapsed >= min(length, s.max_window) and answers >= wanted
 
     def _close(self, now: float) -> TracePoint:
         s = self.settings
         latency = _percentile(self._samples) if self._samples else None
+        load = max(self._load / self._answers, self._last_load) if self._answers else 0.0
+        saturated = 2 * self._saturated >= self._answers > 0
         if self._restore:  # this window measured the no-load latency at half the limit
-            return self._remeasured(now, latency)
-        self._lower_baseline(latency)
-        server = self._server_latency(latency)  # what the server's answer times say
-        sustained = self._sustained(server)
+            return self._remeasured(now, None if saturated else latency, load)
         inflight = self._inflight_sum / self._count if self._count else float(self._max_inflight)
+        if saturated:  # our own run queue: latency says nothing about the server (see the module doc)
+            return self._saturated_window(now, load)
+        if self._faster(latency):  # a faster period: the learned limit is stale, probe upwards again
+            self._baseline = self._smoothed = latency
+            self.slow_start, self._previous, self._knee = True, None, None
+            self._grown.clear()
+        self._lower_baseline(latency)
+        sustained = self._sustained(latency)
+        busy = load >= s.busy
         if self._drops:
-            self.limit *= s.backoff
-            self.slow_start, self._last_cut = False, now
-        elif server is not None and self._baseline is not None:
+            self._timed_out(now)
+        elif latency is not None and self._baseline is not None:
             before = self.limit
-            self._vegas(now, server, sustained, inflight)
+            self._vegas(now, latency, sustained, inflight, busy)
             if sustained is not None and sustained > s.target_latency:  # a ceiling, whatever the knee
                 self.limit = min(self.limit, before * max(0.5, s.target_latency / sustained))
                 self.slow_start, self._last_cut = False, now
+                if not busy:
+                    self._knee = self.limit
         self.limit = min(max(self.limit, s.min), s.max)
-        if not self.slow_start and not self._drops and now >= self._remeasure_at and self.limit >= 2 * s.min:
+        if (
+            not self.slow_start
+            and not self._drops
+            and not busy
+            and now >= self._remeasure_at
+            and self.limit >= 2 * s.min
+        ):
             self._restore, self.limit, self._last_cut = self.limit, max(float(s.min), 0.5 * self.limit), now
         elif not self.slow_start and self._remeasure_at == math.inf:
             self._remeasure_at = now + s.remeasure_every
-        return self._record(now, latency)
+        return self._record(now, latency, load)
 
-    def _record(self, now: float, latency: float | None) -> TracePoint:
-        point = TracePoint(now, self.limit, latency, self._drops + self._throttles, self._count, self.rate)
+    def _saturated_window(self, now: float, load: float) -> TracePoint:
+        """A window the client was saturated in: no cut on latency (a timeout still cuts). The limit
+        grows by ``regrow`` if in use and under the target, up to the knee a latency cut found, if
+        any (the cuts of a busy client only past twice the baseline): a saturated hub still does more per loop with more in flight (on the fast server fixed
+        128 costs ~15% less CPU per call than fixed 72), and past a server's knee more only hurts."""
+        s, seen = self.settings, self._samples + self._ours
+        self._previous, self._flat_run = None, 0
+        if self._drops:
+            self._timed_out(now)
+        elif (
+            self._max_inflight * 2 >= self.limit
+            and (self._knee is None or self.limit < self._knee)
+            and seen
+            and _percentile(seen) <= s.target_latency
+        ):  # never grow past the target
+            grown = self.limit + max(1.0, s.regrow * self.limit)
+            self.limit = grown if self._knee is None else min(grown, self._knee)
+        self.limit = min(max(self.limit, s.min), s.max)
+        return self._record(now, _percentile(seen) if seen else None, load)
+
+    def _timed_out(self, now: float) -> None:
+        """A window with a timeout: the concurrency backs off (``backoff``) and slow start ends."""
+        self.limit *= self.settings.backoff
+        self.slow_start, self._last_cut, self._flat_run = False, now, 0
+
+    def _record(self, now: float, latency: float | None, load: float = 0.0) -> TracePoint:
+        point = TracePoint(
+            now, self.limit, latency, self._drops + self._throttles, self._count, self.rate, load
+        )
         self.trace.append(point)
         self._open_window(now)
         return point
 
-    def _vegas(self, now: float, latency: float, sustained: float | None, inflight: float) -> None:
+    def _vegas(
+        self, now: float, latency: float, sustained: float | None, inflight: float, busy: bool
+    ) -> None:
         """Little's law: ``inflight x baseline / latency`` requests would give this window's throughput
         with no queue (the knee); the rest, ``queue``, only added latency. A queue above beta (in two
         windows running) cuts the limit back to the knee plus alpha; between alpha and beta holds (and
         ends slow start); below alpha the limit grows by one per window (a round trip), if in use, and
         by ``regrow`` of itself while the latency is flat (a cut below a cliff's knee, where Little's
-        law reads low because throughput *fell* past it, is undone in a few round trips)."""
+        law reads low because throughput *fell* past it, is undone in a few round trips). A ``busy``
+        client takes a rise within ``flat`` for its own (flat), cuts only past twice the baseline, and
+        its regrowth doubles with every flat window running: its slow start may have ended on its own
+        hiccup (a neighbour holding the CPU), +10% a window took 12 windows back to where it was."""
         s, base = self.settings, self._baseline or latency
         alpha, beta = max(2.0, s.alpha * self.limit), max(4.0, s.beta * self.limit)
-        queue = inflight * (1.0 - base / latency)
-        if sustained is not None and inflight * (1.0 - base / sustained) > beta:
+        queue = 0.0 if busy and latency <= s.flat * base else inflight * (1.0 - base / latency)
+        if (
+            sustained is not None
+            and inflight * (1.0 - base / sustained) > beta
+            and (not busy or sustained > 2 * base)
+        ):
             before = self.limit
             deep = 0.25 if sustained > 2 * base else 0.8  # a moderate rise may be noise: cut 20% at most
             self.limit = max(deep * self.limit, min(self.limit, inflight * base / sustained + alpha))
             self.slow_start, self._last_cut = False, now
+            self._knee = self.limit  # the server's knee (a busy client's cuts only past 2x: not its own)
             if self.limit < 0.75 * before:  # a deep cut: is the queue ours, or a slower service? Look soon
                 self._remeasure_at = min(self._remeasure_at, now + 2 * base)
         elif queue > alpha:
             self.slow_start = False  # latency rose: leave slow start, hold
         elif not self.slow_start and self._max_inflight * 2 >= self.limit:
-            self.limit += 1.0 if queue > alpha / 2 else max(1.0, s.regrow * self.limit)
+            if queue > alpha / 2:
+                self.limit += 1.0
+            else:  # flat: +regrow; a busy client's doubles with every flat window running (x2 at most)
+                self._flat_run = self._flat_run + 1 if busy else 1
+                self.limit += max(1.0, min(1.0, s.regrow * 2 ** (self._flat_run - 1)) * self.limit)
+                return
+        self._flat_run = 0
 
     def _on_throttle(self, now: float, sent: float) -> None:
         """Throttled: the server says "too fast", whatever the concurrency. Slow start ends; when the
@@ -396,10 +489,11 @@ class Controller:
         if self._baseline is None or low < self._baseline:
             self._baseline = low
 
-    def _remeasured(self, now: float, latency: float | None) -> TracePoint:
+    def _remeasured(self, now: float, latency: float | None, load: float) -> TracePoint:
         """Every ``remeasure_every`` s one window runs at half the limit (below any knee the limit
         sits near) and its latency *replaces* the baseline (Envoy's minRTT re-measure): a service
-        that got slower (or faster) is followed, and a low outlier does not stay the reference."""
+        that got slower (or faster) is followed, and a low outlier does not stay the reference.
+        A window the client was saturated in measured our run queue: it is not read (None)."""
         if latency is not None and self._baseline is None:
             self._baseline = latency
         elif latency is not None and self._baseline is not None:
@@ -410,17 +504,18 @@ class Controller:
             self._higher = higher
         self.limit, self._restore = max(self.limit, self._restore), 0.0
         self._remeasure_at, self._previous = now + self.settings.remeasure_every, None
-        return self._record(now, latency)
+        return self._record(now, latency, load)
 
-    def _server_latency(self, latency: float | None) -> float | None:
-        """The window's latency less twice this process's own hub delay (HubLag, averaged over the
-        window; an attempt waits for the hub at least twice, to send and to read its answer): when
-        the process is CPU-bound or starved by neighbours every answer waits for its greenlet, and
-        cutting for that would only throttle ourselves (AWS says "too much" with throttles). Not
-        below the baseline: a discount cannot invent a faster server."""
-        if latency is None or self._baseline is None or not self._delays:
-            return latency
-        return max(min(latency, self._baseline), latency - 2.0 * self._delay / self._delays)
+    def _faster(self, latency: float | None) -> bool:
+        """Is this window well under the baseline (``faster``)? Then the limit and baseline came
+        from a slower period (another server behind the same scope, a quieter hour): a limit learned
+        there is no ceiling here. A noisy server does not trip it: the baseline follows the smoothed
+        latency down, so a window a quarter under it is no lucky draw."""
+        return (
+            latency is not None
+            and self._baseline is not None
+            and latency < self.settings.faster * self._baseline
+        )
 
     def _sustained(self, latency: float | None) -> float | None:
         """The lower of this window's and the previous window's latency: queueing at the server
@@ -441,10 +536,13 @@ class Controller:
         self._throttles = 0
         self._max_inflight = 0
         self._samples = []
+        self._ours = []
+        self._inflight_ours = 0
         self._slow = []
         self._inflight_sum = 0
-        self._delay = 0.0
-        self._delays = 0
+        self._load = self._last_load = 0.0
+        self._answers = 0
+        self._saturated = 0
 
 
 def _percentile(samples: list[float], q: float = 0.5) -> float:

@@ -11,10 +11,12 @@ Servers (``greenfetch.testing.LoopbackServer`` children, DynamoDB ListTables):
   adaptive against botocore's ``retry_mode="adaptive"`` (a client-side rate limiter) at fixed
   concurrency, the peer at the same concurrency as adaptive's max (32) and at R x latency (10).
 - fast: 50 ms, no knee; adaptive against fixed max concurrency (128), i.e. can the controller keep up
-  when the client's own CPU is the limit; and a short batch (1,500 calls) from 5 on a fresh engine
-  (cold) and again on the same engine (warm: the learned limit carries over), against fixed 128.
+  when the client's own CPU is the limit.
+- batches (the fast server, interleaved rounds against fixed 128 on the same calls): 5,000 calls from 5 in
+  a fresh scope; and 1,500 calls right after a run on a slower server (the plateau: 100 ms, C=32) in the
+  same scope, whose learned limit and baseline came from that slower period.
 Each continuous run pulls requests lazily for ``DURATION`` seconds; throughput counts successes after a
-warm-up.
+warm-up. ``--only fast,batches`` runs some scenarios (knee, plateau, throttle, fast, batches).
 """
 
 from __future__ import annotations
@@ -37,7 +39,9 @@ from greenfetch.testing import LoopbackServer
 
 SECTION = "primitives"
 REQUEST = {"service": "dynamodb", "operation": "ListTables"}
-KNEE, KNEE_LATENCY, RATE, FAST_LATENCY, MAX, PEER, SHORT = 32, 0.1, 200, 0.05, 128, 32, 1500
+KNEE, KNEE_LATENCY, RATE, FAST_LATENCY, MAX, PEER = 32, 0.1, 200, 0.05, 128, 32
+FRESH, AFTER, SLOWER = 5000, 1500, 600  # calls: fresh scope, after a slower run, that slower run
+SCENARIOS = ("knee", "plateau", "throttle", "fast", "batches")
 
 
 @dataclass
@@ -191,26 +195,58 @@ def fast(duration: float, warmup: float) -> tuple[Run, Run]:
     return fixed, adaptive
 
 
-def short(calls: int, rounds: int) -> list[tuple[float, float, float]]:
-    """(fixed 128, adaptive cold, adaptive warm) seconds for ``calls`` calls, per round (interleaved)."""
-    requests = [REQUEST] * calls
+def batches(
+    rounds: int, fresh: int = FRESH, after: int = AFTER, slower: int = SLOWER
+) -> list[dict[str, float]]:
+    """Seconds per batch on the fast server, per round (interleaved): fixed 128 and adaptive from 5 in a
+    fresh scope on ``fresh`` calls; then fixed 128 and adaptive on ``after`` calls, each right after
+    ``slower`` calls run adaptively on the slower plateau server by the same engine (same service,
+    region and account: the same scope). The fixed run follows a slower run too, so both start from the
+    same state (the engine's clients, connections and garbage), not only the same scope."""
     out = []
-    with serving(latency=FAST_LATENCY, seed=1) as server:
+    with (
+        serving(latency=FAST_LATENCY, seed=1) as server,
+        serving(latency=KNEE_LATENCY, plateau=KNEE, seed=2) as slow,
+    ):
         for _ in range(rounds):
+            row: dict[str, float] = {}
             engine = _engine(server)
-            began = time.monotonic()
-            engine.batch_requests(requests, MAX)
-            fixed = time.monotonic() - began
+            row["fixed fresh"] = _timed(engine.batch_requests, [REQUEST] * fresh, MAX)
             engine.close()
             engine = _engine(server)
-            times = []
-            for _ in range(2):  # cold (a fresh engine), then warm (its learned limit carries over)
-                began = time.monotonic()
-                engine.adaptive_batch(requests, initial_concurrency=5, max_concurrency=MAX)
-                times.append(time.monotonic() - began)
+            row["adaptive fresh"] = _timed(
+                engine.adaptive_batch,
+                [REQUEST] * fresh,
+                initial_concurrency=5,
+                max_concurrency=MAX,
+                reset=True,
+            )
+            for _ in range(2):  # a slower run, then fixed; a slower run, then adaptive
+                _timed(
+                    engine.adaptive_batch,
+                    [{**REQUEST, "endpoint_url": slow.url}] * slower,
+                    initial_concurrency=5,
+                    max_concurrency=MAX,
+                    reset=True,
+                )
+                if "fixed after" not in row:
+                    row["fixed after"] = _timed(engine.batch_requests, [REQUEST] * after, MAX)
+            learned = engine.limits.limiter(engine.limits.scopes()[0]).controller
+            row["learned limit"], row["learned baseline"] = learned.limit, learned.baseline or 0.0
+            row["adaptive after"] = _timed(
+                engine.adaptive_batch, [REQUEST] * after, initial_concurrency=5, max_concurrency=MAX
+            )
             engine.close()
-            out.append((fixed, times[0], times[1]))
+            out.append(row)
     return out
+
+
+def _timed(work: Any, *args: Any, **kwargs: Any) -> float:
+    """Seconds ``work(*args, **kwargs)`` took; every result must be a success."""
+    began = time.monotonic()
+    results = work(*args, **kwargs)
+    assert all(r.ok for r in results), [r.error for r in results if not r.ok][:3]
+    return time.monotonic() - began
 
 
 @contextlib.contextmanager
@@ -239,7 +275,7 @@ HEADER = (
 )
 
 
-def run(quick: bool = False) -> str:
+def run(quick: bool = False, only: tuple[str, ...] = SCENARIOS, rounds: int | None = None) -> str:
     # loopback only: fake credentials, so no real ones are ever read or signed with
     os.environ.update(
         AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_EC2_METADATA_DISABLED="true"
@@ -248,17 +284,19 @@ def run(quick: bool = False) -> str:
     os.environ.pop("AWS_PROFILE", None)
     duration, warmup = (2.0, 0.5) if quick else (6.0, 2.0)
     sweep = [8, 32, 64] if quick else [2, 4, 8, 16, 24, 32, 48, 64, 128]
-    calls, rounds = (200, 1) if quick else (SHORT, 3)
+    sizes = (500, 200, 200) if quick else (FRESH, AFTER, SLOWER)
+    rounds = rounds or (1 if quick else 3)
     began, load_before = time.monotonic(), os.getloadavg()
     knees = {
         shape: knee(
             duration, warmup, sweep if shape == "knee" else [c for c in sweep if 16 <= c <= 64], shape
         )
         for shape in ("knee", "plateau")
+        if shape in only
     }
-    adaptive_throttle, peers = throttle(duration, warmup)
-    fixed_max, adaptive_fast = fast(duration, warmup)
-    batches = short(calls, rounds)
+    throttled = throttle(duration, warmup) if "throttle" in only else None
+    fasts = fast(duration, warmup) if "fast" in only else None
+    rows = batches(rounds, *sizes) if "batches" in only else []
     took = time.monotonic() - began
 
     def ok(flag: bool) -> str:
@@ -270,7 +308,8 @@ def run(quick: bool = False) -> str:
     lines = [
         "## Primitives: adaptive concurrency",
         "",
-        f"`scripts/bench --only primitives` ({'--quick: numbers meaningless' if quick else 'full'}; {took:.0f} s, "
+        f"`scripts/bench --only primitives` ({'--quick: numbers meaningless' if quick else 'full'}"
+        f"{'' if only == SCENARIOS else ', only ' + ', '.join(only)}; {took:.0f} s, "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}). Each continuous run pulls requests for "
         f"{duration:.0f} s; ok/s and percentiles count the time after a {warmup:.0f} s warm-up. One process "
         f"(gevent) against a `LoopbackServer` child on a shared {os.cpu_count()}-core machine (load average "
@@ -307,58 +346,77 @@ def run(quick: bool = False) -> str:
             ),
             "",
         ]
-    same, boto_same = peers[0], peers[1]
-    throttle_ok = (
-        adaptive_throttle.throughput >= 0.85 * RATE
-        and adaptive_throttle.throttled <= 0.05
-        and same.throughput >= 0.85 * RATE
-        and same.throttled <= 0.05
-        and same.throughput > boto_same.throughput
-    )
-    lines += [
-        f"### Throttle server (token bucket R={RATE}/s, {FAST_LATENCY * 1000:.0f} ms answers, "
-        "ThrottlingException above)",
-        "",
-        f"Targets: >= 85% of R with <= 5% of attempts throttled, and more ok/s than botocore's adaptive retry "
-        f"mode at the same concurrency ({PEER}). botocore's adaptive mode limits the *rate* per client after "
-        "the first throttle; greenfetch paces the rate per scope after a throttle and limits concurrency by "
-        "latency. Both runs from 5 share one verdict.",
-        "",
-        HEADER,
-        _row(adaptive_throttle, ok(throttle_ok) + f" ({adaptive_throttle.throughput / RATE:.0%} of R)"),
-        _row(
-            same,
-            f"{same.throughput / RATE:.0%} of R, {same.throughput / max(boto_same.throughput, 1e-9):.1f}x "
-            f"botocore adaptive at {PEER}",
-        ),
-        *[_row(r, f"{r.throughput / RATE:.0%} of R") for r in peers[1:]],
-        "",
-        f"### Fast server ({FAST_LATENCY * 1000:.0f} ms, no knee)",
-        "",
-        f"Target: adaptive >= 95% of fixed max concurrency ({MAX}): the client's CPU is the limit here.",
-        "",
-        HEADER,
-        _row(fixed_max, ""),
-        _row(
-            adaptive_fast,
-            ok(adaptive_fast.throughput >= 0.95 * fixed_max.throughput)
-            + f" ({adaptive_fast.throughput / max(fixed_max.throughput, 1e-9):.0%} of fixed max)",
-        ),
-        "",
-        f"Short batch: {calls:,} calls, adaptive from 5 (max {MAX}) against fixed {MAX}; *cold* is a fresh "
-        "engine, *warm* the same engine's next batch (the scope's learned limit carries over). Target: "
-        f">= 0.95x fixed {MAX}'s calls/s. {rounds} interleaved rounds.",
-        "",
-        "| round | fixed 128 s | adaptive cold s | cold / fixed | adaptive warm s | warm / fixed |",
-        "|---|---:|---:|---:|---:|---:|",
-        *[
-            f"| {i + 1} | {f:.2f} | {c:.2f} | {f / c:.2f}x | {w:.2f} | {f / w:.2f}x |"
-            for i, (f, c, w) in enumerate(batches)
-        ],
-    ]
-    cold = statistics.median(f / c for f, c, _ in batches)
-    warm = statistics.median(f / w for f, _, w in batches)
-    lines += ["", f"Median: cold {cold:.2f}x {ok(cold >= 0.95)}, warm {warm:.2f}x {ok(warm >= 0.95)}."]
+    if throttled is not None:
+        adaptive_throttle, peers = throttled
+        same, boto_same = peers[0], peers[1]
+        throttle_ok = (
+            adaptive_throttle.throughput >= 0.85 * RATE
+            and adaptive_throttle.throttled <= 0.05
+            and same.throughput >= 0.85 * RATE
+            and same.throttled <= 0.05
+            and same.throughput > boto_same.throughput
+        )
+        lines += [
+            f"### Throttle server (token bucket R={RATE}/s, {FAST_LATENCY * 1000:.0f} ms answers, "
+            "ThrottlingException above)",
+            "",
+            f"Targets: >= 85% of R with <= 5% of attempts throttled, and more ok/s than botocore's adaptive retry "
+            f"mode at the same concurrency ({PEER}). botocore's adaptive mode limits the *rate* per client after "
+            "the first throttle; greenfetch paces the rate per scope after a throttle and limits concurrency by "
+            "latency. Both runs from 5 share one verdict.",
+            "",
+            HEADER,
+            _row(adaptive_throttle, ok(throttle_ok) + f" ({adaptive_throttle.throughput / RATE:.0%} of R)"),
+            _row(
+                same,
+                f"{same.throughput / RATE:.0%} of R, "
+                f"{same.throughput / max(boto_same.throughput, 1e-9):.1f}x botocore adaptive at {PEER}",
+            ),
+            *[_row(r, f"{r.throughput / RATE:.0%} of R") for r in peers[1:]],
+            "",
+        ]
+    if fasts is not None:
+        fixed_max, adaptive_fast = fasts
+        lines += [
+            f"### Fast server ({FAST_LATENCY * 1000:.0f} ms, no knee)",
+            "",
+            f"Target: adaptive >= 95% of fixed max concurrency ({MAX}): the client's CPU is the limit here.",
+            "",
+            HEADER,
+            _row(fixed_max, ""),
+            _row(
+                adaptive_fast,
+                ok(adaptive_fast.throughput >= 0.95 * fixed_max.throughput)
+                + f" ({adaptive_fast.throughput / max(fixed_max.throughput, 1e-9):.0%} of fixed max)",
+            ),
+            "",
+        ]
+    if rows:
+        fresh, after, slower = sizes
+        lines += [
+            f"Batches on the fast server, adaptive from 5 (max {MAX}) against fixed {MAX} on the same calls: "
+            f"*fresh* is {fresh:,} calls in a fresh scope (`reset=True`); *after slower* is {after:,} calls right "
+            f"after {slower:,} adaptive calls on the slower plateau server (100 ms, C={KNEE}) in the same scope "
+            f"(its learned limit and baseline shown), fixed {MAX} right after such a run too. Targets: fresh >= 0.95x, after slower >= 0.85x fixed {MAX}. "
+            f"{rounds} interleaved rounds.",
+            "",
+            "| round | fixed s | fresh s | fresh / fixed | learned limit, baseline ms | fixed s | after slower s "
+            "| after / fixed |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+            *[
+                f"| {i + 1} | {r['fixed fresh']:.2f} | {r['adaptive fresh']:.2f} | "
+                f"{r['fixed fresh'] / r['adaptive fresh']:.2f}x | {r['learned limit']:.0f}, "
+                f"{r['learned baseline'] * 1000:.0f} | {r['fixed after']:.2f} | {r['adaptive after']:.2f} | "
+                f"{r['fixed after'] / r['adaptive after']:.2f}x |"
+                for i, r in enumerate(rows)
+            ],
+        ]
+        cold = statistics.median(r["fixed fresh"] / r["adaptive fresh"] for r in rows)
+        warm = statistics.median(r["fixed after"] / r["adaptive after"] for r in rows)
+        lines += [
+            "",
+            f"Median: fresh {cold:.2f}x {ok(cold >= 0.95)}, after slower {warm:.2f}x {ok(warm >= 0.85)}.",
+        ]
     return "\n".join(lines)
 
 
@@ -366,8 +424,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke-sized run (seconds; numbers meaningless)")
     parser.add_argument("--write", action="store_true", help="write the section into docs/performance.md")
+    parser.add_argument(
+        "--only", default=",".join(SCENARIOS), help=f"comma-separated subset of {','.join(SCENARIOS)}"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=None, help="interleaved rounds of the batches (default 3)"
+    )
     args = parser.parse_args(argv)
-    markdown = run(args.quick)
+    only = tuple(name.strip() for name in args.only.split(",") if name.strip())
+    unknown = [name for name in only if name not in SCENARIOS]
+    if unknown:
+        parser.error(f"--only: {', '.join(unknown)} is not a scenario; use some of {', '.join(SCENARIOS)}")
+    if args.write and only != SCENARIOS:
+        parser.error("--write needs every scenario (the section is written whole); drop --only")
+    markdown = run(args.quick, only, args.rounds)
     print(markdown)
     if args.write:
         sys.path.insert(0, str(Path(__file__).parent))

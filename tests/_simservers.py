@@ -3,7 +3,8 @@
 Each server answers ``call(now, inflight) -> (latency, throttled)``. ``simulate`` keeps the
 controller's limit in flight (honouring its rate cap, like ``_adaptive.Limiter``) with infinite demand,
 or until ``calls`` requests have succeeded; an optional client CPU cost per answer models a CPU-bound
-client (answers wait for the client, and the wait is reported as ``client_delay`` like HubLag).
+client (answers wait for the client, and it reports the share of the last 100 ms it was busy as
+``load``, as ``_adaptive.ClientLoad`` does).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import heapq
 import math
 import random
 import statistics
+from collections import deque
 from typing import Any
 
 from greenfetch._controller import Controller, Settings
@@ -164,7 +166,13 @@ def simulate(
     began = clock.now
     events: list[tuple[float, int, str, float, bool]] = []  # (time, seq, kind, latency, throttled)
     seq, inflight, pending, oks, cpu_free = 0, 0, False, 0, began
+    busy: deque[tuple[float, float]] = deque()  # the client's busy spans (start, end), the last 100 ms
     run = Run(ctl, [], [])
+
+    def load() -> float:
+        while busy and busy[0][1] <= clock.now - 0.1:
+            busy.popleft()
+        return sum(end - max(start, clock.now - 0.1) for start, end in busy) / 0.1
 
     def limit() -> int:
         return fixed or max(1, int(ctl.limit))
@@ -196,13 +204,12 @@ def simulate(
                 send()
             dispatch()
             continue
-        lag = 0.0
         if cpu:  # the client handles answers one at a time: a busy client sees them late
             handled = max(t, cpu_free) + cpu
-            lag, cpu_free = handled - t - cpu, handled
-            clock.now = handled
+            busy.append((handled - cpu, handled))
+            cpu_free = clock.now = handled
         latency = clock.now - sent
-        ctl.sample(latency, throttled=throttled, inflight=inflight, client_delay=lag)
+        ctl.sample(latency, throttled=throttled, inflight=inflight, load=load())
         inflight -= 1
         oks += not throttled
         run.done.append((clock.now - began, latency, throttled))

@@ -4,16 +4,31 @@ The controller itself is tested in simulated time in ``test_controller.py``. Bud
 loopback runs of a few hundred calls).
 """
 
+import itertools
 import json
+import time
 
+import gevent
+import gevent.event
 import pytest
 
 import greenfetch  # (conftest.py has already patched gevent first)
 import greenfetch._api
 from greenfetch import Config, ConfigError, Engine
-from greenfetch._adaptive import AdaptiveResults, Limits, open_gate, signal_of
+from greenfetch._adaptive import (
+    AdaptiveResults,
+    ClientLoad,
+    Controller,
+    Limiter,
+    Limits,
+    Settings,
+    _Schedstat,
+    open_gate,
+    signal_of,
+)
 from greenfetch._attempts import Attempt
 from greenfetch._models import Request
+from greenfetch.testing import LoopbackServer
 from greenfetch.testing._loopback_faults import Faults
 
 
@@ -93,6 +108,115 @@ def test_reset_forgets_what_a_scope_learned_and_keeps_its_history():
 def test_bad_numbers_are_named(kwargs, name):
     with pytest.raises(ConfigError, match=name):
         open_gate(Limits(), **kwargs)
+
+
+def test_slots_follow_the_limit_first_come_first_served_and_survive_a_kill():
+    """Real greenlets on one limiter: never more in flight than the limit, a freed slot goes to the
+    first request waiting, slow start's growth lets waiters in at once, and a request killed while
+    queued (or just handed a slot) loses no slot."""
+    limiter = Limiter("s", Controller(Settings(initial=2, max=64)))
+    entered, peak, release = [], [0], gevent.event.Event()
+
+    def request(i):
+        with limiter.slot():
+            entered.append(i)
+            peak[0] = max(peak[0], limiter.inflight)
+            release.wait()
+
+    first = [gevent.spawn(request, i) for i in range(6)]
+    gevent.sleep(0.01)
+    assert entered == [0, 1] and limiter.inflight == 2
+    victim = first[2]  # queued first: killed, its place goes to the next
+    victim.kill()
+    limiter.observe(Attempt(0.01, 200, None))  # slow start: +1 per flat answer in use
+    gevent.sleep(0.01)
+    assert entered == [0, 1, 3] and limiter.inflight == 3 and peak[0] == 3
+    release.set()
+    assert len(gevent.joinall(first, timeout=5)) == len(first)
+    assert entered == [0, 1, 3, 4, 5] and limiter.inflight == 0 and not limiter._waiters
+    assert peak[0] <= 3
+    # Killed just as it was handed a slot (the kill lands before the hand-off wakes it): it passes it on.
+    limiter = Limiter("s", Controller(Settings(initial=1, max=64)))
+    entered.clear()
+    release.clear()
+    limiter.acquire()
+    queued = [gevent.spawn(request, i) for i in range(2)]
+    gevent.sleep(0.01)
+    queued[0].kill(block=False)
+    limiter.release()
+    gevent.sleep(0.01)
+    assert entered == [1] and limiter.inflight == 1
+    release.set()
+    assert len(gevent.joinall(queued, timeout=5)) == 2 and limiter.inflight == 0
+
+
+def _burn(seconds, chunk=0.001, rest=0.0):
+    """Keep this process busy (CPU, yielding to the hub for ``rest`` s every ``chunk`` s) for ``seconds``."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        stop = time.perf_counter() + chunk
+        while time.perf_counter() < stop:
+            pass
+        gevent.sleep(rest)
+
+
+@pytest.mark.parametrize("schedstat", [True, False])
+def test_client_load_tells_a_busy_process_from_an_idle_one(monkeypatch, schedstat):
+    """The saturation signal, measured for real: busy (a greenlet burning CPU) reads near 1, idle
+    (only sleeping) near 0; with and without Linux's schedstat (CPU time and the hub's lateness)."""
+    if not schedstat:
+        monkeypatch.setattr(_Schedstat, "open", classmethod(lambda cls: None))
+    elif _Schedstat.open() is None:
+        pytest.skip("no /proc/thread-self/schedstat here")
+    load, running = ClientLoad(interval=0.02), [True]
+    load.ensure(lambda: running[0])
+    _burn(0.6)  # (a greenlet that only yields with sleep(0) delays the hub's timers: a few samples)
+    busy = load.value
+    gevent.sleep(0.3)
+    idle = load.value
+    running[0] = False
+    gevent.sleep(0.05)
+    assert busy >= 0.85 and idle <= 0.3, (busy, idle)
+    assert load.value == 0.0  # it stopped with the requests and forgot
+
+
+def test_client_load_is_full_right_after_a_stall():
+    """Answers that waited out a stall of the hub (here a greenlet holding the CPU 0.1 s without
+    yielding; a starving neighbour looks the same) are handled before the watcher measures it: its
+    lateness says the load is full then."""
+    load, running = ClientLoad(interval=0.02), [True]
+    load.ensure(lambda: running[0])
+    assert load.now() < 0.5
+    gevent.sleep(0.1)
+    end = time.perf_counter() + 0.1
+    while time.perf_counter() < end:
+        pass
+    assert load.now() == 1.0 and load.value < 0.5
+    gevent.sleep(0.05)
+    assert load.now(0.15) == 1.0  # in flight across the stall (0.15 s): it waited for us
+    assert load.now(0.01) == load.value  # sent after it
+    running[0] = False
+    gevent.sleep(0.05)
+    assert load.now() == 0.0
+
+
+def test_a_saturated_client_does_not_cut_on_a_real_server():
+    """A greenlet burns this process's CPU while adaptive_batch runs on a 20 ms loopback server:
+    answers wait for us, latency rises (+25% or more), and windows read saturated never lower the
+    limit (with the saturation ignored, they cut)."""
+    with LoopbackServer(latency=0.02) as url:
+        engine = Engine(Config.resolve({"endpoint_url": url, "region": "us-east-1"}))
+        engine.execute(_tables(1)[0])
+        burner = gevent.spawn(_burn, 30, 0.02, 0.002)  # answers wait up to 20 ms for it (2x)
+        try:
+            results = engine.adaptive_batch(_tables(400), initial_concurrency=16, max_concurrency=64)
+        finally:
+            burner.kill()
+        engine.close()
+    (trace,) = results.trace.values()
+    saturated = [(a, b) for a, b in itertools.pairwise(trace) if b.load >= 0.85 and not b.throttles]
+    assert saturated, [round(p.load, 2) for p in trace]
+    assert all(b.limit >= a.limit for a, b in saturated), [(a.limit, b.limit, b.load) for a, b in saturated]
 
 
 # -- for real, through the engine --------------------------------------------------------------
@@ -207,7 +331,7 @@ def test_cli_adaptive_runs_and_writes_the_trace(tmp_path, loopback):
     limits = json.loads(result.stdout)
     assert len(limits) == 60 and limits[0] == 2 and max(limits) > 2
     (points,) = json.loads(trace.read_text()).values()
-    assert points and {"time", "limit", "latency", "throttles", "samples"} <= set(points[0])
+    assert points and {"time", "limit", "latency", "throttles", "samples", "load"} <= set(points[0])
 
 
 @pytest.mark.parametrize(
