@@ -164,8 +164,9 @@ class Request:
 def _required(raw: Mapping[str, Any], name: str) -> str:
     value = raw.get(name)
     if not isinstance(value, str) or not value.strip():
+        what = "is missing" if value is None or value == "" else "has a non-name"
         raise RequestError(
-            f"request is missing {name!r} (got {value!r}); every request needs 'service' (e.g. \"s3\") "
+            f"request {what} {name!r} (got {value!r:.80}); every request needs 'service' (e.g. \"s3\") "
             f'and \'operation\' (e.g. "ListBuckets" or "list_buckets")',
             code="MissingField",
         )
@@ -247,12 +248,17 @@ def failed_result(
     )
 
 
-def names_of(request: Any) -> tuple[Any, Any]:
-    """(service, operation) of a Request or a request record as given; None where it names none."""
+def names_of(request: Any) -> tuple[str | None, str | None]:
+    """(service, operation) of a Request or a request record as given; None where it names none, or
+    names it with something that is not a string (``{"service": [null]}`` names no service)."""
     if isinstance(request, Request):
         return request.service, request.operation
     if isinstance(request, Mapping):
-        return request.get("service"), request.get("operation")
+        service, operation = request.get("service"), request.get("operation")
+        return (
+            service if isinstance(service, str) else None,
+            operation if isinstance(operation, str) else None,
+        )
     return None, None
 
 

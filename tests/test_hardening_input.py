@@ -237,11 +237,27 @@ def _non_finite(value) -> bool:
     return any(_non_finite(v) for _, v in items)
 
 
-@pytest.mark.skip(
-    reason="open bug (docs/architecture.md, 'Known open bugs'): a request whose service is not a string, "
-    'e.g. [{"service": [null]}], kills its worker greenlet (_errors.classify hashes the service) and the '
-    "batch never ends; this test then fails in 10 s naming the input"
-)
+@pytest.mark.parametrize("engine", ["gevent", "threads"])
+def test_a_service_or_operation_that_is_not_a_name_is_that_requests_failed_result(engine):
+    """Found by the record fuzzer: a list as the service made the failure's classification hash it,
+    which killed the worker, so the batch printed [] and a traceback (gevent) or never ended (threads)."""
+    odd = [{"service": [None]}, {"service": "s3", "operation": {"a": 1}}, {"service": 7, "operation": "X"}]
+    rc, out, err = invoke(
+        "batch",
+        "-",
+        "--endpoint-url",
+        UNREACHABLE,
+        stdin=json.dumps([*odd, GOOD]).encode(),
+        GREENFETCH_ENGINE=engine,
+    )
+    assert rc == 1, err
+    rows = strict(out)
+    assert [r["index"] for r in rows] == [0, 1, 2, 3]
+    assert [r["error_code"] for r in rows[:3]] == ["MissingField"] * 3
+    assert "[None]" in rows[0]["error"] and "'service'" in rows[0]["error"]
+    assert rows[3]["request"]["service"] == "s3"  # the good request still ran
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow], phases=FUZZ_PHASES)
 @given(st.lists(_records, max_size=4), st.sampled_from(["json", "jsonl"]), st.booleans())
 def test_fuzz_records_one_result_each_and_strict_json(records, output, as_lines):
