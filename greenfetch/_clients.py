@@ -293,7 +293,6 @@ def _unknown_service(name: str, valid: list[str]) -> RequestError:
 
 # Event emitters of greenfetch's own sessions: only their clients share classes and models (below).
 _SHARED_EMITTERS: weakref.WeakSet[Any] = weakref.WeakSet()
-_SHARED: weakref.WeakKeyDictionary[Any, dict[tuple[str, str, Any], Any]] = weakref.WeakKeyDictionary()
 _CREATOR: Any = botocore.client.ClientCreator  # private methods, absent from the type stubs
 _build_client_class = _CREATOR._create_client_class
 _build_service_model = _CREATOR._load_service_model
@@ -303,7 +302,9 @@ def _shared(creator: Any, kind: str, service_name: str, version: Any, build: Any
     emitter = creator._event_emitter
     if emitter not in _SHARED_EMITTERS:
         return build()
-    built = _SHARED.setdefault(emitter, {})
+    # The table lives on the emitter: the classes in it refer back to the emitter (their handlers),
+    # so a table keyed by the emitter elsewhere, even weakly, would keep every session alive.
+    built: dict[tuple[str, str, Any], Any] = emitter.__dict__.setdefault("_greenfetch_shared", {})
     key = (kind, service_name, version)
     if key not in built:
         built[key] = build()

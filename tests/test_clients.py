@@ -105,14 +105,6 @@ def test_clients_of_one_service_share_class_and_model_but_not_state(engine):
     assert one._base is not two._base  # one shared client per region, each seen through an account
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "leak: _clients._SHARED is a WeakKeyDictionary keyed by the session's event emitter, and the shared client "
-        "class it holds (its methods' docstrings) refers to that emitter, so no entry ever goes: each Engine keeps "
-        "its emitter, classes and models (~30,000 objects with EC2's) for the life of the process"
-    ),
-)
 def test_a_closed_engine_leaves_nothing_of_its_session_behind(loopback):
     import gc
     import weakref
