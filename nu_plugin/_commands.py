@@ -348,7 +348,12 @@ _FLAG_WORDS = [
 def _invalid(exc: Exception, args: Args) -> LabeledError:
     """greenfetch's one-line error for bad input, labelled on the flag it is about (else the command)."""
     msg = str(exc)
-    flag = next((f for f, word in _FLAG_WORDS if word in msg and f in args.named), None)
+    overlay = args.text_flag("catalog") if "catalog" in args.named else None
+    flag = (
+        "catalog"  # a bad overlay file's error starts with the file's name
+        if overlay and msg.startswith(overlay)
+        else next((f for f, word in _FLAG_WORDS if word in msg and f in args.named), None)
+    )
     return LabeledError(
         msg,
         [(f"invalid --{flag}" if flag else "invalid input", args.span(flag) if flag else args.head)],
@@ -358,7 +363,10 @@ def _invalid(exc: Exception, args: Args) -> LabeledError:
 
 def aws_catalog(ctx: CallContext, args: Args, header: Any) -> Any:
     try:
-        rows = inventory.catalog().listing(service=args.text_flag("service"), types=args.text_flag("types"))
+        kinds = (
+            inventory.catalog(args.text_flag("catalog")) if "catalog" in args.named else inventory.catalog()
+        )
+        rows = kinds.listing(service=args.text_flag("service"), types=args.text_flag("types"))
     except inventory.InventoryError as exc:
         raise _invalid(exc, args) from None
     return (codec.to_value(t.describe(), args.head) for t in rows)
@@ -397,6 +405,8 @@ def aws_inventory(ctx: CallContext, args: Args, header: Any) -> Any:
                 concurrency=concurrency,
                 exclude_accounts=args.text_flag("exclude-accounts"),
                 org_ous=args.text_flag("org-ou"),
+                catalog_file=args.text_flag("catalog"),
+                tags=args.bool_flag("tags"),
             )
         )
     except inventory.InventoryError as exc:

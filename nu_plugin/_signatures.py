@@ -181,6 +181,12 @@ SIGNATURES = [
             _flag("service", "String", "only this service's types (a botocore service name, e.g. efs)"),
             _flag("types", _NAMES, "only the types --types would select (core, all, efs, 'ec2.*', ...)"),
             _flag(
+                "catalog",
+                "String",
+                "your own overlay file (the format of greenfetch's docs/inventory.md) merged over the "
+                "shipped catalog (default: $env.GREENFETCH_CATALOG as the plugin started)",
+            ),
+            _flag(
                 "all",
                 None,
                 "accepted as the CLI's: the rows always include the denied ones, as "
@@ -212,6 +218,18 @@ SIGNATURES = [
                 "names (ec2.vpcs) or patterns (ec2.*, *.clusters): see aws catalog",
             ),
             _flag("exclude-types", _NAMES, "types to leave out, in the forms --types takes"),
+            _flag(
+                "catalog",
+                "String",
+                "your own overlay file (the format of greenfetch's docs/inventory.md) merged over the "
+                "shipped catalog (default: $env.GREENFETCH_CATALOG as the plugin started)",
+            ),
+            _flag(
+                "tags",
+                None,
+                "join every item's tags from the Resource Groups Tagging API (one paginated call per "
+                "account and region) as a `tags` record",
+            ),
             _flag(
                 "regions",
                 _NAMES,

@@ -115,7 +115,38 @@ def nu(tmp_path_factory, moto_server):
     return runner
 
 
-def _script(moto, slow):
+MINE = {
+    "format": "greenfetch-catalog/1",
+    "types": {
+        "sns.my_topics": {"operation": "ListTopics", "items": "Topics", "id": "TopicArn", "arn": "TopicArn"}
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def overlays(tmp_path_factory):
+    """A user's overlay file adding one type, and a bad one (an item path that is not JMESPath)."""
+    folder = tmp_path_factory.mktemp("overlays")
+    mine, bad = folder / "mine.json", folder / "bad.json"
+    mine.write_text(json.dumps(MINE))
+    bad.write_text(
+        json.dumps(
+            {"format": "greenfetch-catalog/1", "types": {"sns.x": {"operation": "ListTopics", "items": "[["}}}
+        )
+    )
+    return str(mine), str(bad)
+
+
+@pytest.fixture(scope="module")
+def cli_mine(moto_server, seeded, overlays):
+    """The CLI's records of the user's type, tags joined (the same flags the nu run takes)."""
+    flags = _inventory_flags(moto_server.url)
+    flags[flags.index("--types") + 1] = "sns.my_topics"
+    stdout = _cli(*flags, "--catalog", overlays[0], "--tags")
+    return [json.loads(line) for line in stdout.splitlines()]
+
+
+def _script(moto, slow, overlays=("mine.json", "bad.json")):
     pid = "(plugin list | where name == greenfetch | get pid.0)"
     inventory = (
         f"aws inventory --max-attempts 1 --accounts {ACCOUNT} --role-name {ROLE} "
@@ -139,16 +170,20 @@ def _script(moto, slow):
                 --cache-ttl 0sec | first 1 | get region),
         same_plugin: ($pid_before == {pid}),
         help: (help "aws inventory" | into string),
+        mine_catalog: (aws catalog --catalog {overlays[0]} --types sns.my_topics | get name),
+        mine: ({inventory} --catalog {overlays[0]} --types sns.my_topics --tags | collect),
+        bad_catalog: (try {{ aws inventory --catalog {overlays[1]} }} catch {{|e| {{msg: $e.msg, label: (view span
+            $e.details.labels.0.span.start $e.details.labels.0.span.end)}} }}),
     }} | to json -r
     """
 
 
 @pytest.fixture(scope="module")
-def nu_run(nu, moto_server, cli_catalog, cli_records):
+def nu_run(nu, moto_server, cli_catalog, cli_records, overlays):
     # 0.2 s per ListTables at one call at a time: the 17 calls of the run take 3.4 s
     with inventory_server(items=2) as slow:
         slow.control(targets={LIST_TABLES: {"latency": 0.2}})
-        proc = nu.run("-c", _script(moto_server.url, slow.url))
+        proc = nu.run("-c", _script(moto_server.url, slow.url, overlays))
         counts = slow.stats()["per_target"]
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout), counts
@@ -189,9 +224,9 @@ def test_help_names_the_cli_flags(nu_run):
         assert flag in got["help"], flag
 
 
-def _stable(records):
+def _stable(records, overlay=None):
     """Records in a fixed order, without the fields that move between two fetches (the catalog's volatile)."""
-    kinds = catalog()
+    kinds = catalog(overlay) if overlay else catalog()
     out = []
     for rec in records:
         volatile = kinds.volatile[rec["resource_type"]]
@@ -214,6 +249,18 @@ def test_inventory_records_are_the_cli_records(nu_run, cli_records):
         for r in cli_records
         if r["resource_type"].startswith("efs.") and r["status"] == "ok"
     )
+
+
+def test_a_users_catalog_and_tags_as_the_cli_takes_them(nu_run, cli_mine, overlays):
+    got, _ = nu_run
+    assert got["mine_catalog"] == ["sns.my_topics"]
+    assert _stable(got["mine"], overlays[0]) == _stable(cli_mine, overlays[0])
+    topics = [item for rec in cli_mine for item in rec["items"]]
+    assert topics and all("tags" in item for item in topics)  # --tags reached the run
+    assert (
+        got["bad_catalog"]["msg"].startswith(overlays[1]) and "types.sns.x.items" in got["bad_catalog"]["msg"]
+    )
+    assert got["bad_catalog"]["label"] == f"--catalog {overlays[1]}"  # the label sits on the flag
 
 
 def test_inventory_streams_and_first_stops_the_run(nu_run):
