@@ -434,19 +434,30 @@ def test_broker_needs_a_shared_out_directory_and_a_valid_redeliver_after(seeded,
 # -- the shard function, in process ---------------------------------------------------------------------
 
 
-def test_shards_run_twice_overwrite_and_merge_to_the_local_summary(seeded, moto_server, tmp_path):
+@pytest.mark.parametrize("tags", [False, True], ids=["plain", "tags"])
+def test_shards_run_twice_overwrite_and_merge_to_the_local_summary(seeded, moto_server, tmp_path, tags):
+    """With --tags too: the shard option reaches each worker's fetch, and the tagging calls merge."""
     engine = Engine(
         Config.resolve(
             {"endpoint_url": moto_server.url, "region": "us-east-1", "concurrency": 16}, environ={}
         )
     )
     accounts, types, regions = ACCOUNTS[:3], resolve_types(TYPES), REGIONS.split(",")
-    local = Inventory(engine, accounts_from_list(",".join(accounts), role=ROLE), types, regions=regions)
+    local = Inventory(
+        engine, accounts_from_list(",".join(accounts), role=ROLE), types, regions=regions, tags=tags
+    )
     local_records = list(local.run())
     sink = DirectoryShardSink(tmp_path)
     merged = RunSummary()
     shards = [
-        Shard("run-1", a, tuple(t.name for t in types), tuple(regions), role=ROLE, options={"cache_ttl": 0})
+        Shard(
+            "run-1",
+            a,
+            tuple(t.name for t in types),
+            tuple(regions),
+            role=ROLE,
+            options={"cache_ttl": 0, "tags": tags},
+        )
         for a in accounts
     ]
     for shard in shards:
@@ -461,8 +472,9 @@ def test_shards_run_twice_overwrite_and_merge_to_the_local_summary(seeded, moto_
     assert sorted(json.dumps(r, sort_keys=True) for r in records) == sorted(
         json.dumps(r, sort_keys=True, default=str) for r in local_records
     )
-    drop = lambda d: {k: v for k, v in d.items() if k != "wall_seconds"}  # noqa: E731
+    drop = lambda d: {k: v for k, v in d.items() if k not in ("wall_seconds", "tag_seconds")}  # noqa: E731
     assert drop(merged.to_dict()) == drop(local.summary.to_dict())
+    assert merged.tag_calls == (len(accounts) * len(regions) if tags else 0)
     sink.discard("run-1")
     assert not (tmp_path / ".greenfetch-shards").exists()
     engine.close()

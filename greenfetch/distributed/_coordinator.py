@@ -130,6 +130,7 @@ class Coordinator:
         status_store: str | None = None,
         concurrency: int | None = None,
         filter_offered: bool = True,
+        tags: bool = False,
         on_record: Callable[[Record, float | None], None] | None = None,
         sink: Any = None,
     ) -> RunSummary:
@@ -145,6 +146,7 @@ class Coordinator:
             "status_store": status_store,
             "concurrency": concurrency,
             "filter_offered": filter_offered,
+            "tags": tags,
         }
         shards = self.plan(accounts, types, regions, exclude, role_name, external_id, options)
         state = RunState(redis_client(self.url), self.run_id)

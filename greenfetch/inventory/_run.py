@@ -259,8 +259,6 @@ def run_inventory(
     joins the Resource Groups Tagging API's tags into every item (docs/inventory.md)."""
     kinds = _catalog(engine, catalog_file)
     chosen, region_plan, excluded = _select(types, exclude_types, engine, regions, exclude_regions, kinds)
-    if tags and fetch is not None:
-        raise InventoryError("--tags is not yet joined by --broker workers; run without --broker for tags")
     fmt = resolve_format(out, fmt)  # json, jsonl, or sqlite (an --out FILE.db)
     if s3_uri:
         parse_s3_uri(s3_uri)
@@ -335,6 +333,7 @@ def run_inventory(
                 status_store=status_store,
                 concurrency=concurrency,
                 filter_offered=filter_offered,
+                tags=tags,
                 on_record=on_each,
                 **direct,
             )

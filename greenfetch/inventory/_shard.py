@@ -180,6 +180,7 @@ def run_shard(engine: Any, shard: Shard, sink: ShardSink) -> dict[str, Any]:
         cache=cache,
         concurrency=opts.get("concurrency"),
         filter_offered=opts.get("filter_offered", True),
+        tags=bool(opts.get("tags", False)),
     )
     timed = list(inventory.run_with_times())
     records = [rec for rec, _ in timed]
@@ -211,6 +212,9 @@ def _summary(summary: RunSummary) -> dict[str, Any]:
         "accounts_failed": dict(summary.accounts_failed),
         "records": summary.records,
         "wall_seconds": round(summary.wall_seconds, 3),
+        "tag_calls": summary.tag_calls,
+        "tag_seconds": round(summary.tag_seconds, 3),
+        "tags_failed": dict(summary.tags_failed),
     }
 
 
@@ -227,5 +231,10 @@ def merge_shard(total: RunSummary, records: list[Record], summary: dict[str, Any
     total.regions_skipped += int(summary.get("regions_skipped", 0))
     total.accounts_ok.update(summary.get("accounts_ok", ()))
     total.accounts_failed.update(summary.get("accounts_failed", {}))
+    total.tag_calls += int(summary.get("tag_calls", 0))
+    total.tag_seconds = max(
+        total.tag_seconds, float(summary.get("tag_seconds", 0.0))
+    )  # shards run side by side
+    total.tags_failed.update(summary.get("tags_failed", {}))
     times = summary.get("fetched_at")
     return list(times) if isinstance(times, list) and len(times) == len(records) else [None] * len(records)
