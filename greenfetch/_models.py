@@ -29,7 +29,8 @@ ROLE_ARN = re.compile(
     r"^arn:(?P<partition>aws[a-z-]*):iam::(?P<account>\d{12}):role/(?P<path_name>[\w+=,.@/-]+)$"
 )
 
-_FIELDS = (
+# A request record's fields, in the order they are documented (and cross to worker processes).
+REQUEST_FIELDS = (
     "service",
     "operation",
     "params",
@@ -41,7 +42,7 @@ _FIELDS = (
     "paginate",
     "id",
 )
-_ACCEPTED = frozenset(_FIELDS) | {"credentials"}
+_ACCEPTED = frozenset(REQUEST_FIELDS) | {"credentials"}
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,9 @@ class Request:
             if isinstance(raw, UnreadableInput):  # here, off the path of every request that has no odd field
                 raise RequestError(raw.reason, code="InvalidInput", guidance=_UNREADABLE_GUIDANCE)
             unknown = sorted(map(str, raw.keys() - _ACCEPTED))
-            raise RequestError(f"unknown request field(s) {unknown}; valid fields are: {', '.join(_FIELDS)}")
+            raise RequestError(
+                f"unknown request field(s) {unknown}; valid fields are: {', '.join(REQUEST_FIELDS)}"
+            )
         service, operation = _required(raw, "service"), _required(raw, "operation")
         params = raw.get("params") or {}
         if not isinstance(params, Mapping):

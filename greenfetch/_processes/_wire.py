@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 from .._clients import frozen_credentials
 from .._config import Config
 from .._controller import Settings, TracePoint
-from .._models import Request, RequestError, Result, failed_result
+from .._models import REQUEST_FIELDS, Request, RequestError, Result, failed_result
 
 __all__ = [
     "Begin",
@@ -186,31 +186,19 @@ _new_tuple = tuple.__new__
 
 # -- requests and results as rows ------------------------------------------------------------------
 
-# A row lists a Request's fields in this order; a field added to Request must be added here (checked
-# at import, and the round-trip tests check every field).
-_REQUEST_FIELDS = (
-    "service",
-    "operation",
-    "params",
-    "region",
-    "account",
-    "role",
-    "profile",
-    "endpoint_url",
-    "paginate",
-    "id",
-)
+# A row lists a Request's fields as a request record names them (REQUEST_FIELDS), in Request's order;
+# credentials never cross (checked at import, and the round-trip tests check every field).
 _RESULT_FIELDS = tuple(f.name for f in fields(Result))
-if (*_REQUEST_FIELDS, "credentials") != tuple(f.name for f in fields(Request)) or _RESULT_FIELDS[:2] != (
+if (*REQUEST_FIELDS, "credentials") != tuple(f.name for f in fields(Request)) or _RESULT_FIELDS[:2] != (
     "index",
     "request",
 ):
     raise ImportError("greenfetch._processes._wire: the rows no longer match Request's or Result's fields")
-_request_values = operator.itemgetter(*_REQUEST_FIELDS)
+_request_values = operator.itemgetter(*REQUEST_FIELDS)
 _result_values = operator.itemgetter(*_RESULT_FIELDS)
 _after_request = operator.itemgetter(*_RESULT_FIELDS[2:])
-_REQUEST_KEYS = len(_REQUEST_FIELDS) + 1  # a plain Request's attributes: its fields and its credentials
-_REQUEST_ROW = 2 + len(_REQUEST_FIELDS)  # (index, credentials, *fields)
+_REQUEST_KEYS = len(REQUEST_FIELDS) + 1  # a plain Request's attributes: its fields and its credentials
+_REQUEST_ROW = 2 + len(REQUEST_FIELDS)  # (index, credentials, *fields)
 _RESULT_ROW = len(_RESULT_FIELDS)  # the fields, the request among them
 _new = object.__new__
 
