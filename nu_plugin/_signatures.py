@@ -30,6 +30,15 @@ def _pos(name: str, shape: Any, desc: str) -> dict[str, Any]:
     return {"name": name, "desc": desc, "shape": shape}
 
 
+# aws catalog's and aws inventory's --catalog, as the CLI's
+_CATALOG_FLAG = _flag(
+    "catalog",
+    "String",
+    "your own overlay file (the format of greenfetch's docs/inventory.md) merged over the "
+    "shipped catalog (default: $env.GREENFETCH_CATALOG as the plugin started)",
+)
+
+
 def _sig(
     name: str,
     description: str,
@@ -180,12 +189,7 @@ SIGNATURES = [
         named=[
             _flag("service", "String", "only this service's types (a botocore service name, e.g. efs)"),
             _flag("types", _NAMES, "only the types --types would select (core, all, efs, 'ec2.*', ...)"),
-            _flag(
-                "catalog",
-                "String",
-                "your own overlay file (the format of greenfetch's docs/inventory.md) merged over the "
-                "shipped catalog (default: $env.GREENFETCH_CATALOG as the plugin started)",
-            ),
+            _CATALOG_FLAG,
             _flag(
                 "all",
                 None,
@@ -218,12 +222,7 @@ SIGNATURES = [
                 "names (ec2.vpcs) or patterns (ec2.*, *.clusters): see aws catalog",
             ),
             _flag("exclude-types", _NAMES, "types to leave out, in the forms --types takes"),
-            _flag(
-                "catalog",
-                "String",
-                "your own overlay file (the format of greenfetch's docs/inventory.md) merged over the "
-                "shipped catalog (default: $env.GREENFETCH_CATALOG as the plugin started)",
-            ),
+            _CATALOG_FLAG,
             _flag(
                 "tags",
                 None,
