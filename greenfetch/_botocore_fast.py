@@ -29,12 +29,16 @@ from __future__ import annotations
 
 import logging
 from email._policybase import compat32
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import botocore
 import botocore.auth
 import botocore.awsrequest
-from botocore.compat import HTTPHeaders
+
+if TYPE_CHECKING:  # botocore ships no types; its HTTPHeaders is this class with nothing added
+    from http.client import HTTPMessage as HTTPHeaders
+else:
+    from botocore.compat import HTTPHeaders
 
 __all__ = ["CHECKED", "Headers", "install", "installed", "uninstall"]
 
@@ -61,7 +65,7 @@ class Headers(HTTPHeaders):
     def __setitem__(self, name: str, val: Any) -> None:
         self._headers.append((name, val))  # compat32: no header_max_count, header_store_parse is (name, val)
 
-    def get(self, name: str, failobj: Any = None) -> Any:  # type: ignore[override]
+    def get(self, name: str, failobj: Any = None) -> Any:
         name = name.lower()
         for key, value in self._headers:
             if key.lower() == name:
@@ -84,14 +88,14 @@ class Headers(HTTPHeaders):
         name = name.lower()
         self._headers = [pair for pair in self._headers if pair[0].lower() != name]
 
-    def items(self) -> list[tuple[str, Any]]:  # type: ignore[override]
+    def items(self) -> list[tuple[str, Any]]:
         fetch = self.policy.header_fetch_parse
         return [
             (key, fetch(key, value) if isinstance(value, str) and not value.isascii() else value)
             for key, value in self._headers
         ]
 
-    def values(self) -> list[Any]:  # type: ignore[override]
+    def values(self) -> list[Any]:
         return [value for _, value in self.items()]
 
     def get_all(self, name: str, failobj: Any = None) -> Any:
@@ -133,7 +137,7 @@ def install() -> bool:
             )
         return False
     for module in _MODULES:
-        module.HTTPHeaders = Headers  # type: ignore[attr-defined]
+        module.HTTPHeaders = Headers
     return True
 
 
@@ -144,4 +148,4 @@ def installed() -> bool:
 def uninstall() -> None:
     """botocore's own class again (the parity suite runs both ways)."""
     for module in _MODULES:
-        module.HTTPHeaders = HTTPHeaders  # type: ignore[attr-defined]
+        module.HTTPHeaders = HTTPHeaders

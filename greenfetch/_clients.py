@@ -68,7 +68,8 @@ class ClientCache:
             return session
 
     def services(self) -> list[str]:
-        return self.session(None).get_available_services()
+        names: list[str] = self.session(None).get_available_services()  # botocore ships no types
+        return names
 
     def client(self, request: Request, *, isolated: bool = False) -> Any:
         """The client for this request: the shared one for its (profile, service, region, endpoint),
@@ -185,7 +186,7 @@ class ClientCache:
                 "aws_session_token": creds.token,
             }
         cfg = botocore.config.Config(
-            retries=self._retry,  # type: ignore[arg-type]
+            retries=self._retry,
             max_pool_connections=pool_size(self.config.concurrency),
             connect_timeout=self.config.connect_timeout,
             read_timeout=self.config.read_timeout,

@@ -339,5 +339,6 @@ def _record_unseen_attempt(recorder: AttemptRecorder, started: float, result: Re
 def _pop_request_id(value: Any) -> str | None:
     if isinstance(value, dict):
         meta = value.pop("ResponseMetadata", None) or {}
-        return meta.get("RequestId") or meta.get("HTTPHeaders", {}).get("x-amzn-requestid")
+        request_id: str | None = meta.get("RequestId") or meta.get("HTTPHeaders", {}).get("x-amzn-requestid")
+        return request_id
     return None

@@ -37,7 +37,7 @@ def _current() -> Any:
     return getattr(_local, "credentials", None)
 
 
-class CallCredentials(botocore.credentials.Credentials):
+class CallCredentials(botocore.credentials.Credentials):  # type: ignore[misc]  # botocore ships no types
     """The credentials of the call in progress, else the client's own (``default``, may be None)."""
 
     def __init__(self, default: Any):  # no super().__init__: every attribute is a live lookup
@@ -82,7 +82,7 @@ def _account_id(credentials: CallCredentials) -> Any:
     return getattr(active, "account_id", None)
 
 
-class RoleCredentials(botocore.credentials.Credentials):
+class RoleCredentials(botocore.credentials.Credentials):  # type: ignore[misc]  # botocore ships no types
     """An assumed role's credentials for one account (``assumed_for``), assumed again before they expire.
 
     ``fetch()`` assumes the role again: it returns ``(ReadOnlyCredentials, expiry)`` (expiry in epoch
@@ -162,26 +162,26 @@ class RoleCredentials(botocore.credentials.Credentials):
         self._set(frozen, expiry)
 
     @property
-    def access_key(self) -> Any:  # type: ignore[override]
+    def access_key(self) -> Any:
         return self.get_frozen_credentials().access_key
 
     @property
-    def secret_key(self) -> Any:  # type: ignore[override]
+    def secret_key(self) -> Any:
         return self.get_frozen_credentials().secret_key
 
     @property
-    def token(self) -> Any:  # type: ignore[override]
+    def token(self) -> Any:
         return self.get_frozen_credentials().token
 
     @property
-    def account_id(self) -> Any:  # type: ignore[override]
+    def account_id(self) -> Any:
         return self.assumed_for
 
     def __repr__(self) -> str:
         return f"<RoleCredentials for account {self.assumed_for}>"
 
 
-class RefusedCredentials(botocore.credentials.Credentials):
+class RefusedCredentials(botocore.credentials.Credentials):  # type: ignore[misc]  # botocore ships no types
     """Credentials that could not be had (a role that could no longer be assumed), carried to where
     they would sign: signing with them fails the request with that error. A worker process gets these
     when the parent's refresh failed, instead of a misleading "invalid credentials"."""

@@ -320,15 +320,18 @@ def _timeouts(timeout: Any) -> tuple[float | None, float | None]:
 def _mapped(exc: BaseException, request: Any) -> BaseException:
     """botocore's exception for a failure after the connection was made (as URLLib3Session maps)."""
     url = request.url
+    mapped: BaseException  # botocore ships no types: its exception classes are Any to mypy
     if isinstance(exc, bex.BotoCoreError):
-        return exc
-    if isinstance(exc, TimeoutError):
-        return bex.ReadTimeoutError(endpoint_url=url, error=exc)
-    if isinstance(exc, ssl.SSLError):
-        return bex.SSLError(endpoint_url=url, error=exc)
-    if isinstance(exc, (OSError, HTTPParseError)):
-        return bex.ConnectionClosedError(error=exc, request=request, endpoint_url=url)
-    return bex.HTTPClientError(error=exc)
+        mapped = exc
+    elif isinstance(exc, TimeoutError):
+        mapped = bex.ReadTimeoutError(endpoint_url=url, error=exc)
+    elif isinstance(exc, ssl.SSLError):
+        mapped = bex.SSLError(endpoint_url=url, error=exc)
+    elif isinstance(exc, (OSError, HTTPParseError)):
+        mapped = bex.ConnectionClosedError(error=exc, request=request, endpoint_url=url)
+    else:
+        mapped = bex.HTTPClientError(error=exc)
+    return mapped
 
 
 class _SocketRef:

@@ -33,7 +33,7 @@ class Fields(list[tuple[str, str]]):
     def __contains__(self, name: object) -> bool:
         return self.get(str(name)) is not None
 
-    def items(self) -> list[tuple[str, str]]:  # type: ignore[override]
+    def items(self) -> list[tuple[str, str]]:
         return self
 
 

@@ -29,9 +29,9 @@ import operator
 import pickle
 import socket
 import struct
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import fields, replace
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeAlias
 
 from .._clients import frozen_credentials
 from .._config import Config
@@ -194,9 +194,11 @@ if (*REQUEST_FIELDS, "credentials") != tuple(f.name for f in fields(Request)) or
     "request",
 ):
     raise ImportError("greenfetch._processes._wire: the rows no longer match Request's or Result's fields")
-_request_values = operator.itemgetter(*REQUEST_FIELDS)
-_result_values = operator.itemgetter(*_RESULT_FIELDS)
-_after_request = operator.itemgetter(*_RESULT_FIELDS[2:])
+# an itemgetter of several keys gives a tuple (typeshed says Any)
+_Values: TypeAlias = Callable[[dict[str, Any]], tuple[Any, ...]]
+_request_values: _Values = operator.itemgetter(*REQUEST_FIELDS)
+_result_values: _Values = operator.itemgetter(*_RESULT_FIELDS)
+_after_request: _Values = operator.itemgetter(*_RESULT_FIELDS[2:])
 _REQUEST_KEYS = len(REQUEST_FIELDS) + 1  # a plain Request's attributes: its fields and its credentials
 _REQUEST_ROW = 2 + len(REQUEST_FIELDS)  # (index, credentials, *fields)
 _RESULT_ROW = len(_RESULT_FIELDS)  # the fields, the request among them
@@ -249,10 +251,10 @@ def pack_result(result: Result) -> tuple[Any, ...]:
     if type(result) is not Result or len(values) != _RESULT_ROW:
         return (result,)
     if type(request) is Request and len(own := request.__dict__) == _REQUEST_KEYS:
-        return (values["index"], None) + _after_request(values) + _request_values(own)  # type: ignore[no-any-return]
+        return (values["index"], None) + _after_request(values) + _request_values(own)
     if isinstance(request, Request) and request.credentials is not None:
         values = {**values, "request": replace(request, credentials=None)}
-    return _result_values(values)  # type: ignore[no-any-return]
+    return _result_values(values)
 
 
 def unpack_result(row: tuple[Any, ...]) -> Result:
