@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from .._engine import Engine
 from .._exceptions import BrokerError
 from ..inventory._catalog import ResourceType
 from ..inventory._fetch import RunSummary
@@ -336,7 +337,7 @@ def broker_fetch(
     progress: bool = False,
     log: Callable[[str], None] | None = None,
     shards: str | None = None,
-    engine: Any = None,
+    engine: Engine | None = None,
 ) -> Callable[..., RunSummary]:
     """The ``fetch`` that ``run_inventory`` calls for ``--broker``: InventoryError (exit 2) for a bad
     URL, a bad GREENFETCH_REDELIVER_AFTER, a run without ``--out`` or a ``--shards`` that is not

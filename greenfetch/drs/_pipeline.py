@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from .._engine import Engine
 from ..inventory import Account, AccountCredentials, InventoryError, WriteReport
 from ._records import RegionOutcome, to_dynamodb_item
 from ._steps import collect_accounts, enrich_servers, query_all_regions, tag_outcomes, write_inventory
@@ -123,7 +124,7 @@ def parse_regions(spec: str | Sequence[str]) -> str | list[str]:
 
 
 def resolve_regions(
-    engine: Any, spec: str | Sequence[str], accounts: Sequence[Account], store: Any = None
+    engine: Engine, spec: str | Sequence[str], accounts: Sequence[Account], store: Any = None
 ) -> dict[str, list[str]]:
     """Regions to query per account: the given list, or (``active``) every region botocore knows DRS
     in, minus those the status store rules out for that account (empty, denied, not enabled)."""
@@ -140,7 +141,7 @@ def resolve_regions(
 
 
 def sync_source_server_inventory(
-    engine: Any,
+    engine: Engine,
     options: SyncOptions,
     *,
     store: Any = None,
@@ -221,7 +222,7 @@ def _signal_name(signum: int) -> str:
 
 
 def build_response(
-    engine: Any,
+    engine: Engine,
     synced_at: str,
     accounts: Sequence[Account],
     creds: AccountCredentials | None,

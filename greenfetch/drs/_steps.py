@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from .._engine import Engine
 from .._models import Request
 from ..inventory import (
     Account,
@@ -47,7 +48,7 @@ EC2_BATCH = 200  # values per DescribeInstances filter: AWS's limit per filter
 DRS_PAGE = 100
 
 
-def collect_accounts(engine: Any, targets_table: str, *, region: str | None = None) -> list[Account]:
+def collect_accounts(engine: Engine, targets_table: str, *, region: str | None = None) -> list[Account]:
     """The target accounts (accountId, accountName, roleName) from the targets table.
 
     A table that cannot be read raises InventoryError naming it: a sync that silently found no
@@ -73,13 +74,13 @@ def _drs_request(account: str, region: str, credentials: Any) -> Request:
     )
 
 
-def query_region(engine: Any, account: str, region: str, credentials: Any) -> RegionOutcome:
+def query_region(engine: Engine, account: str, region: str, credentials: Any) -> RegionOutcome:
     """All source servers of one account in one region (every page), or why there are none."""
     return region_outcome(account, region, engine.execute(_drs_request(account, region, credentials)))
 
 
 def query_all_regions(
-    engine: Any,
+    engine: Engine,
     targets: Sequence[tuple[str, Any]],
     regions: Mapping[str, Sequence[str]],
     *,
@@ -107,7 +108,7 @@ def query_all_regions(
 
 
 def query_ec2_instances(
-    engine: Any,
+    engine: Engine,
     wanted: Mapping[tuple[str, str], Sequence[str]],
     credentials: Mapping[str, Any],
     *,
@@ -139,7 +140,7 @@ def query_ec2_instances(
     instances: dict[str, dict[str, Any]] = {}
     failures: dict[tuple[str, str], str] = {}
     for (account, region, _), result in zip(jobs, engine.batch_requests(requests, concurrency), strict=True):
-        if not result.ok:
+        if result.error is not None:
             failures[(account, region)] = result.error
             continue
         for reservation in result.result.get("Reservations") or []:
@@ -149,7 +150,7 @@ def query_ec2_instances(
 
 
 def enrich_servers(
-    engine: Any,
+    engine: Engine,
     records: Sequence[dict[str, Any]],
     creds: AccountCredentials,
     known: Mapping[str, Any],
@@ -192,7 +193,7 @@ def tag_outcomes(
 
 
 def write_inventory(
-    engine: Any,
+    engine: Engine,
     table: str,
     items: Sequence[dict[str, Any]],
     *,

@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from .._engine import Engine
 from .._models import ROLE_ARN, Request
 from ._dynamodb import from_dynamodb_item
 from ._types import Account, InventoryError, check_account_id
@@ -88,7 +89,7 @@ def accounts_from_list(spec: str | Iterable[str], *, role: str | None = None) ->
 
 
 def accounts_from_organizations(
-    engine: Any,
+    engine: Engine,
     *,
     role: str | None = None,
     include: Iterable[str] = (),
@@ -118,7 +119,9 @@ def accounts_from_organizations(
     return accounts
 
 
-def _org_accounts_under(engine: Any, ous: list[str], region: str | None, creds: Any) -> list[dict[str, Any]]:
+def _org_accounts_under(
+    engine: Engine, ous: list[str], region: str | None, creds: Any
+) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     pending = list(ous)
     while pending:
@@ -139,7 +142,12 @@ def _org_accounts_under(engine: Any, ous: list[str], region: str | None, creds: 
 
 
 def _call(
-    engine: Any, operation: str, params: dict[str, Any], key: str, region: str | None, credentials: Any = None
+    engine: Engine,
+    operation: str,
+    params: dict[str, Any],
+    key: str,
+    region: str | None,
+    credentials: Any = None,
 ) -> list[Any]:
     result = engine.execute(
         Request(
@@ -160,7 +168,7 @@ def _call(
 
 
 def accounts_from_dynamodb(
-    engine: Any, table: str, *, role: str | None = None, region: str | None = None
+    engine: Engine, table: str, *, role: str | None = None, region: str | None = None
 ) -> list[Account]:
     """Target accounts from a DynamoDB table with attributes ``accountId``, ``accountName`` and
     ``roleName`` (the role to assume there; ``role`` is the fallback). A missing table or a row with

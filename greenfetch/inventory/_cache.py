@@ -29,6 +29,7 @@ from typing import Any
 
 from cachetools import TTLCache
 
+from .._engine import Engine
 from .._errors import storage_error
 from .._jsonable import jsonable
 from .._models import Request
@@ -66,7 +67,7 @@ class InventoryCache:
         directory: str | os.PathLike[str] | None = None,
         *,
         s3_uri: str | None = None,
-        engine: Any = None,
+        engine: Engine | None = None,
         memory_size: int = 4096,
         clock: Callable[[], float] = time.time,
         not_before: float | None = None,
@@ -195,6 +196,12 @@ class InventoryCache:
 
     # -- S3 --------------------------------------------------------------------------------
 
+    @property
+    def _s3_engine(self) -> Engine:
+        """The engine that reaches S3 (``__init__`` refuses an S3 tier without one)."""
+        assert self.engine is not None
+        return self.engine
+
     def _s3_key(self, key: str) -> str:
         assert self.s3 is not None
         name = f"{hashlib.sha256(key.encode()).hexdigest()[:40]}.json"
@@ -204,14 +211,14 @@ class InventoryCache:
         if self.s3 is None:
             return None
         try:  # whole, in ranges: one GetObject brings back at most the engine's body limit
-            body = read_object(self.engine, self.s3[0], self._s3_key(key))
+            body = read_object(self._s3_engine, self.s3[0], self._s3_key(key))
             return self._valid(key, json.loads(body)) if body is not None else None
         except (InventoryError, ValueError, KeyError, TypeError):
             return None
 
     def _write_s3(self, key: str, text: str) -> None:
         assert self.s3 is not None
-        self.engine.execute(
+        self._s3_engine.execute(
             Request(
                 "s3",
                 "PutObject",

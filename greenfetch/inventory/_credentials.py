@@ -23,6 +23,7 @@ from typing import Any
 
 import botocore.credentials
 
+from .._engine import Engine
 from .._errors import IDENTITY_MISMATCH, classify
 from .._exceptions import RequestError
 from .._models import Request, account_of_role
@@ -51,7 +52,7 @@ class AssumeStatus:
 
 
 def assume_role(
-    engine: Any,
+    engine: Engine,
     account_id: str,
     role_name_or_arn: str,
     *,
@@ -77,7 +78,7 @@ def assume_role(
 
 
 def assume_role_status(
-    engine: Any,
+    engine: Engine,
     account_id: str,
     role_name_or_arn: str,
     *,
@@ -130,7 +131,7 @@ class AccountCredentials:
 
     def __init__(
         self,
-        engine: Any,
+        engine: Engine,
         role: str | None = None,
         *,
         external_id: str | None = None,

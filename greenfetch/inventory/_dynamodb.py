@@ -28,6 +28,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from .._engine import Engine
 from .._jsonable import jsonable, to_json
 from .._models import Request
 from ._types import InventoryError, Record
@@ -50,7 +51,7 @@ class DynamoDBSink:
 
     def __init__(
         self,
-        engine: Any,
+        engine: Engine,
         table: str,
         *,
         region: str | None = None,

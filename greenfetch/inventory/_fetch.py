@@ -25,6 +25,7 @@ from typing import Any
 import jmespath
 
 from .._adaptive import Gate, Limits, open_gate
+from .._engine import Engine
 from .._errors import classify
 from .._models import Request, Result
 from ._catalog import ACCOUNT_PLACEHOLDER, GLOBAL, Detail, ResourceType
@@ -153,7 +154,7 @@ class Inventory:
 
     def __init__(
         self,
-        engine: Any,
+        engine: Engine,
         accounts: Sequence[Account],
         types: Sequence[ResourceType],
         *,
@@ -589,7 +590,7 @@ def _now() -> float:
     return round(time.time(), 3)
 
 
-def _throttles(engine: Any) -> int:
+def _throttles(engine: Engine) -> int:
     try:
         return sum(int(row.get("throttles", 0)) for row in engine.metrics.perf_stats())
     except AttributeError:  # an engine without metrics

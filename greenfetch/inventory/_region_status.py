@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from .._engine import Engine
 from .._errors import classify
 from .._models import Request
 from ._dynamodb import DynamoDBSink, from_dynamodb_item, to_dynamodb_item
@@ -90,7 +91,9 @@ class RegionStatusStore:
     """Region statuses in a JSON file (``path``) or a DynamoDB table (``engine`` + ``table``)."""
 
     @classmethod
-    def from_spec(cls, engine: Any, spec: str | None, default_path: str | None = None) -> RegionStatusStore:
+    def from_spec(
+        cls, engine: Engine, spec: str | None, default_path: str | None = None
+    ) -> RegionStatusStore:
         """The store a ``--status-store`` value names: ``dynamodb:TABLE`` or a JSON path (default:
         ``region-status.json`` in the engine's cache directory)."""
         if table := dynamodb_table(spec, flag="--status-store"):
@@ -101,7 +104,7 @@ class RegionStatusStore:
         self,
         path: str | os.PathLike[str] | None = None,
         *,
-        engine: Any = None,
+        engine: Engine | None = None,
         table: str | None = None,
         ttl: float = 86400.0,
         clock: Callable[[], float] = time.time,
@@ -215,11 +218,17 @@ class RegionStatusStore:
 
     # -- DynamoDB ------------------------------------------------------------------------
 
+    @property
+    def _table_engine(self) -> Engine:
+        """The engine that reaches the DynamoDB table (``__init__`` refuses a table without one)."""
+        assert self.engine is not None
+        return self.engine
+
     def _ensure(self, account: str, service: str) -> None:
         if self.table is None or (account, service) in self._loaded:
             return
         self._loaded.add((account, service))
-        result = self.engine.execute(
+        result = self._table_engine.execute(
             Request(
                 "dynamodb",
                 "Query",
@@ -251,7 +260,7 @@ class RegionStatusStore:
             self._rows.setdefault((account, service, row.region), row)
 
     def _put_rows(self, rows: list[RegionStatus]) -> None:
-        sink = DynamoDBSink(self.engine, self.table or "", region=self.region)
+        sink = DynamoDBSink(self._table_engine, self.table or "", region=self.region)
         report = sink.write_raw([_row_item(r) for r in rows])
         if report.failed:
             raise InventoryError(
@@ -261,7 +270,7 @@ class RegionStatusStore:
 
     def _delete_rows(self, keys: list[tuple[str, str, str]]) -> None:
         for account, service, region in keys:
-            self.engine.execute(
+            self._table_engine.execute(
                 Request(
                     "dynamodb",
                     "DeleteItem",

@@ -16,6 +16,7 @@ import fnmatch
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from .._engine import Engine
 from .._errors import suggest
 from .._models import Request
 from ._types import InventoryError
@@ -43,7 +44,7 @@ def parse_list(spec: str | Iterable[str] | None) -> list[str]:
     return [p.strip() for p in parts if p and p.strip()]
 
 
-def known_regions(engine: Any = None) -> list[str]:
+def known_regions(engine: Engine | None = None) -> list[str]:
     """Every region botocore knows, across partitions (used to reject typos such as ``us-east-9``)."""
     import botocore.session
 
@@ -54,7 +55,7 @@ def known_regions(engine: Any = None) -> list[str]:
     return sorted(names)
 
 
-def check_service(engine: Any, service: str, *, flag: str = "--service") -> str:
+def check_service(engine: Engine, service: str, *, flag: str = "--service") -> str:
     """``service`` if botocore knows it; InventoryError with the nearest names otherwise (``ec3``
     would otherwise find no SSM region list and fall back to every region)."""
     import botocore.session
@@ -113,7 +114,7 @@ def _match(pattern: str, known: Sequence[str], flag: str) -> list[str]:
 
 
 def enabled_regions(
-    engine: Any, *, credentials: Any = None, account: str | None = None, region: str | None = None
+    engine: Engine, *, credentials: Any = None, account: str | None = None, region: str | None = None
 ) -> tuple[list[str] | None, str | None]:
     """(regions enabled for the account, None) or (None, error): opt-in regions the account has
     not opted into are left out, as Steampipe, CloudQuery and Prowler do."""
@@ -142,7 +143,7 @@ def opted_in(response: Any) -> list[str]:
 
 
 def offered_regions(
-    engine: Any, service: str, *, cache: Any = None, region: str | None = None
+    engine: Engine, service: str, *, cache: Any = None, region: str | None = None
 ) -> set[str] | None:
     """Regions where AWS offers ``service`` (SSM public global-infrastructure parameters), cached;
     None when the parameters cannot be read (then no region is filtered out for that reason)."""
@@ -150,7 +151,7 @@ def offered_regions(
 
 
 def offered_regions_many(
-    engine: Any,
+    engine: Engine,
     services: Iterable[str],
     *,
     cache: Any = None,
@@ -197,7 +198,7 @@ def offered_regions_many(
     return out
 
 
-def endpoint_regions(engine: Any, services: Iterable[str]) -> dict[str, set[str] | None]:
+def endpoint_regions(engine: Engine, services: Iterable[str]) -> dict[str, set[str] | None]:
     """Per botocore service name, the regions (of every partition) where botocore's endpoint data has
     a non-deprecated endpoint for it; None where it has none at all (about a quarter of the services
     ship no endpoint list: their rule set resolves any region, which says nothing about where they

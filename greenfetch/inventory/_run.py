@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._engine import Engine
 from .._models import Request
 from ._accounts import accounts_from_dynamodb, accounts_from_list, accounts_from_organizations, excluding
 from ._cache import InventoryCache, parse_s3_uri
@@ -58,7 +59,7 @@ class InventoryReport:
 
 
 def resolve_accounts(
-    engine: Any,
+    engine: Engine,
     spec: str | None,
     *,
     role: str | None,
@@ -93,7 +94,7 @@ def resolve_accounts(
     return excluding(accounts, exclude or (), source=source)
 
 
-def _catalog(engine: Any, catalog_file: str | None) -> Catalog:
+def _catalog(engine: Engine, catalog_file: str | None) -> Catalog:
     """The run's catalog: the shipped one with ``catalog_file`` (default: the engine config's
     ``catalog``, ``--catalog FILE``/``GREENFETCH_CATALOG``) merged over it; InventoryError for a bad file."""
     return catalog(catalog_file if catalog_file is not None else getattr(engine.config, "catalog", None))
@@ -102,7 +103,7 @@ def _catalog(engine: Any, catalog_file: str | None) -> Catalog:
 def _select(
     types: str | list[str] | None,
     exclude_types: str | list[str] | None,
-    engine: Any,
+    engine: Engine,
     regions: str,
     exclude_regions: str | None,
     kinds: Catalog,
@@ -116,7 +117,7 @@ def _select(
 
 
 def _targets(
-    engine: Any,
+    engine: Engine,
     accounts: str | None,
     role_name: str | None,
     exclude_accounts: str | None,
@@ -137,7 +138,7 @@ def _targets(
 
 
 def plan_inventory(
-    engine: Any,
+    engine: Engine,
     *,
     accounts: str | None = None,
     role_name: str | None = None,
@@ -183,7 +184,7 @@ def plan_inventory(
 
 
 def _inventory(
-    engine: Any,
+    engine: Engine,
     targets: list[Account],
     chosen: list[ResourceType],
     region_plan: str | list[str],
@@ -219,7 +220,7 @@ def _inventory(
 
 
 def run_inventory(
-    engine: Any,
+    engine: Engine,
     *,
     accounts: str | None = None,
     role_name: str | None = None,
@@ -364,7 +365,7 @@ def _id_of(kinds: Catalog, rtype: str, item: Any) -> str:
     return str(kind.id_of(item)) if kind is not None else str(item)
 
 
-def _status_store(engine: Any, spec: str | None, cache_dir: str | None) -> RegionStatusStore:
+def _status_store(engine: Engine, spec: str | None, cache_dir: str | None) -> RegionStatusStore:
     return RegionStatusStore.from_spec(
         engine, spec, cache_dir and os.path.join(cache_dir, "region-status.json")
     )

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from .._engine import Engine
 from .._models import Request
 from ._types import InventoryError
 
@@ -25,7 +26,7 @@ _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
 _ATTEMPTS = 3  # whole reads, when the object is replaced between two of its ranges
 
 
-def read_object(engine: Any, bucket: str, key: str, *, concurrency: int = 4) -> bytes | None:
+def read_object(engine: Engine, bucket: str, key: str, *, concurrency: int = 4) -> bytes | None:
     """The object's bytes, or None when there is no such key. Raises InventoryError naming the object
     and S3's error for anything else (a missing bucket, a denied read, a failed range)."""
     for _ in range(_ATTEMPTS):
@@ -43,7 +44,7 @@ class _Replaced(Exception):
     """A range's IfMatch failed: the object changed after the first range; read it again."""
 
 
-def _read_once(engine: Any, bucket: str, key: str, concurrency: int) -> bytes | None:
+def _read_once(engine: Engine, bucket: str, key: str, concurrency: int) -> bytes | None:
     limit = int(engine.config.body_limit)
     first = engine.execute(_get(bucket, key, 0, limit))
     if not first.ok:
@@ -61,12 +62,12 @@ def _read_once(engine: Any, bucket: str, key: str, concurrency: int) -> bytes | 
         _get(bucket, key, start, min(limit, total - start), etag) for start in range(len(head), total, limit)
     ]
     parts = [head]
-    for result in engine.batch_requests(rest, concurrency):
+    for request, result in zip(rest, engine.batch_requests(rest, concurrency), strict=True):
         if not result.ok:
             if result.error_code == "PreconditionFailed":
                 raise _Replaced
             raise InventoryError(
-                f"s3://{bucket}/{key}: GetObject of {result.request.params['Range']} failed: {result.error}"
+                f"s3://{bucket}/{key}: GetObject of {request.params['Range']} failed: {result.error}"
             )
         parts.append(result.result["Body"])
     data = b"".join(parts)

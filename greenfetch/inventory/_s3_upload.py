@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from .._engine import Engine
 from .._exceptions import GreenfetchError
 from .._models import Request, Result
 from .._scheduler import iter_bounded
@@ -62,7 +63,7 @@ class S3Upload:
 
     def __init__(
         self,
-        engine: Any,
+        engine: Engine,
         bucket: str,
         key: str,
         *,
@@ -223,7 +224,7 @@ class S3Upload:
 
 
 def upload_file(
-    engine: Any,
+    engine: Engine,
     path: str | os.PathLike[str],
     bucket: str,
     key: str,
@@ -252,7 +253,7 @@ def upload_file(
 
 
 def upload_files(
-    engine: Any,
+    engine: Engine,
     files: Iterable[tuple[Path, str]],
     bucket: str,
     *,
@@ -271,7 +272,7 @@ def upload_files(
 
 
 def abort_incomplete_uploads(
-    engine: Any, bucket: str, keys: Iterable[str], *, region: str | None = None
+    engine: Engine, bucket: str, keys: Iterable[str], *, region: str | None = None
 ) -> int:
     """Abort the incomplete multipart uploads of exactly these keys (what a killed run left); the
     number aborted. One ListMultipartUploads walk over the keys' common prefix, exact-key match, so

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from .._engine import Engine
 from .._errors import storage_error
 from .._jsonable import jsonable
 from ._cache import InventoryCache
@@ -154,7 +155,7 @@ class DirectoryShardSink:
             pass
 
 
-def run_shard(engine: Any, shard: Shard, sink: ShardSink) -> dict[str, Any]:
+def run_shard(engine: Engine, shard: Shard, sink: ShardSink) -> dict[str, Any]:
     """Fetch one shard with ``engine`` and ``put`` its records; returns the shard's summary.
 
     Failures of one type, region or role are records (their status says what went wrong), as in a
@@ -193,7 +194,7 @@ def _regions(shard: Shard) -> str | list[str]:
     return shard.regions if isinstance(shard.regions, str) else list(shard.regions)
 
 
-def _status_store(engine: Any, shard: Shard) -> RegionStatusStore | None:
+def _status_store(engine: Engine, shard: Shard) -> RegionStatusStore | None:
     spec = shard.options.get("status_store")
     if shard.regions != "active" and not spec:
         return None

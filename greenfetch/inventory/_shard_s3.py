@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .._engine import Engine
 from .._jsonable import jsonable
 from .._models import Request
 from ._cache import parse_s3_uri
@@ -32,7 +33,7 @@ class S3ShardSink:
     A failed put, list or read (other than a missing key) raises InventoryError naming the object
     and S3's error: a worker's shard then fails and is sent again, never written half."""
 
-    def __init__(self, engine: Any, uri: str):
+    def __init__(self, engine: Engine, uri: str):
         self.engine = engine
         self.uri = uri
         self.bucket, self.prefix = parse_s3_uri(uri)
@@ -109,7 +110,7 @@ def sink_spec(sink: ShardSink) -> dict[str, str]:
     raise InventoryError(f"a shard sink of type {type(sink).__name__} cannot be named in a broker message")
 
 
-def open_shard_sink(spec: Mapping[str, Any], engine: Any) -> ShardSink:
+def open_shard_sink(spec: Mapping[str, Any], engine: Engine) -> ShardSink:
     """The sink a broker message names (``sink_spec``); the worker's own engine reaches S3."""
     kind = spec.get("kind", "directory")
     if kind == "s3":

@@ -27,6 +27,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
+from .._engine import Engine
 from .._errors import storage_error
 from .._jsonable import to_json
 from .._redact import redact_url
@@ -216,7 +217,7 @@ def _refused(path: Path, written: list[Path] | None = None) -> Iterator[None]:
 
 
 def prepare_s3(
-    engine: Any, sink: FileSink | SQLiteSink | PostgresSink, s3_uri: str, type_names: list[str]
+    engine: Engine, sink: FileSink | SQLiteSink | PostgresSink, s3_uri: str, type_names: list[str]
 ) -> S3Upload | None:
     """Before the fetch: abort the incomplete multipart uploads a killed run left for the keys this
     run will write, and for ``jsonl`` tee the stream into an upload (returned). A missing bucket is
@@ -256,7 +257,7 @@ def _names_written(sink: FileSink | SQLiteSink | PostgresSink, type_names: list[
     return ["inventory.jsonl"] if sink.fmt == "jsonl" else [f"{name}.json" for name in type_names]
 
 
-def upload_to_s3(engine: Any, paths: list[Path], s3_uri: str, *, concurrency: int = 8) -> list[str]:
+def upload_to_s3(engine: Engine, paths: list[Path], s3_uri: str, *, concurrency: int = 8) -> list[str]:
     """Upload the files through the engine, each part by part from disk (one PutObject for a file
     of one part); returns errors, one string per failed file, naming its object."""
     bucket, prefix = parse_s3_uri(s3_uri)
