@@ -7,19 +7,20 @@ General layout, by floor. A module imports only from its own floor or the ones b
 only public names (this module's, ``greenfetch.inventory``'s, ``greenfetch.testing``'s). The floors
 are enforced by import-linter (``[tool.importlinter]`` in pyproject.toml, run by ``scripts/test``).
 
-    faces        cli/ (click), aws_lambda (a Lambda handler), nu_plugin/ (a top-level package),
-                 _exposition (Prometheus /metrics, Pushgateway, textfile)
+    faces        cli/ (click), aws_lambda (a Lambda handler), nu_plugin/ (a top-level package)
     scale-out    distributed/ (the Celery app and shard task; _coordinator: inventory --broker;
                  _runstate: a run's keys in Redis)
     inventory    inventory/ (accounts, credentials, regions, catalog, cache, sinks, shards), drs/ (a
                  pipeline on inventory); both use the engine through its public methods only
-    api          _api: the module-level functions on one process-wide default engine
+    api          _api: the module-level functions on one process-wide default engine; _exposition
+                 (Prometheus /metrics, Pushgateway, textfile: the faces start it)
     engine       _process_child (a worker process's entry) on _engine (the composition root) on
-                 _processes/ (processes=N: _pool, the pool; _wire, what crosses the pipe) on _adaptive (the adaptive limiters per scope) on _scheduler (one bounded
-                 fan-out, no AWS) and _caller (the AWS seam: BotocoreCaller; testing.MockCaller) on
-                 _clients (botocore clients) on _signing (an account's view of a shared client) and
-                 _http/ (the seam below botocore; _gevent on _wire: the geventhttpclient session) and
-                 _botocore_fast (botocore's request headers without email.message, version-guarded)
+                 _processes/ (processes=N: _pool, the pool; _wire, what crosses the pipe) on _adaptive
+                 (the adaptive limiters per scope) on _scheduler (one bounded fan-out, no AWS) and
+                 _caller (the AWS seam: BotocoreCaller; testing.MockCaller) on _clients (botocore
+                 clients) on _signing (an account's view of a shared client) and _http/ (the seam below
+                 botocore; _gevent on _wire: the geventhttpclient session) and _botocore_fast
+                 (botocore's request headers without email.message, version-guarded)
     parts        _dedupe, _metrics + _sketch, _controller (the pure adaptive controller), _attempts,
                  _backends: pure or small, each tested without sockets
     foundation   _models (Request, Result), _errors (describe, classify, suggest), _jsonable, _redact
