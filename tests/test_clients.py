@@ -21,6 +21,42 @@ def test_one_client_per_service_region_identity(engine):
     assert engine.clients.client(req, isolated=True) is not engine.clients.client(req)
 
 
+def test_a_request_is_normalized_resolved_and_called_once(engine, monkeypatch):
+    """One way down: per request one ``Request.coerce``, one ``resolve`` (one client lookup, one API
+    name) and one call, plain and under the adaptive gate with a dedupe window."""
+    from collections import Counter
+
+    from greenfetch._caller import BotocoreCaller
+    from greenfetch._clients import ClientCache
+
+    seen: Counter[str] = Counter()
+
+    def count(owner, name, wrap=lambda f: f):
+        real = getattr(owner, name)
+
+        def counted(*args, **kwargs):
+            seen[name] += 1
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, wrap(counted))
+
+    count(Request, "coerce", staticmethod)
+    for name in ("resolve", "_api_name", "_call"):
+        count(BotocoreCaller, name)
+    count(ClientCache, "client")
+    requests = [
+        {"service": "dynamodb", "operation": "list_tables"},
+        {"service": "sqs", "operation": "ListQueues"},
+        {"service": "s3", "operation": "list_buckets"},
+    ]
+    once = {"coerce": 3, "resolve": 3, "client": 3, "_api_name": 3, "_call": 3}
+    assert all(r.ok for r in engine.batch_requests(requests, processes=1))
+    assert seen == once
+    seen.clear()
+    assert all(r.ok for r in engine.adaptive_batch(requests, dedupe_window=0, processes=1))
+    assert seen == once
+
+
 def test_an_unknown_service_or_operation_names_the_nearest_valid_ones(engine):
     """Both "did you mean" lists come from the one rule, ``_errors.suggest``."""
     service = engine.execute({"service": "dynamodbb", "operation": "ListTables"})
