@@ -86,7 +86,7 @@ def adaptive_batch(
 
 def dedupe_request(signature: str, fn: Callable[[], T], window: Any = 5.0) -> T:
     """Concurrent calls with one signature run ``fn`` once; a value is reused for ``window`` seconds."""
-    return default_engine().dedupe_request(signature, fn, window=window)  # type: ignore[no-any-return]
+    return default_engine().dedupe_request(signature, fn, window=window)
 
 
 def perf_stats() -> list[dict[str, Any]]:

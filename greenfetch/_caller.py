@@ -99,7 +99,7 @@ class BotocoreCaller(Caller):
         if request.paginate and client.can_paginate(method):
             config = {"MaxItems": request.max_items} if request.max_items else {}
             pages = client.get_paginator(method).paginate(**request.params, PaginationConfig=config)
-            return pages.build_full_result()  # type: ignore[no-any-return]
+            return pages.build_full_result()  # type: ignore[no-any-return]  # botocore ships no types
         try:
             value = getattr(client, method)(**request.params)
         except TypeError:  # some botocore handlers run before validation and trip on wrong types
@@ -108,7 +108,7 @@ class BotocoreCaller(Caller):
         for key, item in value.items():  # read streaming bodies now: they hold a pooled connection
             if hasattr(item, "read"):
                 value[key] = _read_body(item, self._body_limit, key, value.get("ContentLength"))
-        return value  # type: ignore[no-any-return]
+        return value  # type: ignore[no-any-return]  # botocore ships no types
 
     def close(self) -> None:
         self.clients.close()

@@ -19,7 +19,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager as ContextManager
-from typing import Any
+from typing import Any, TypeVar
 
 from ._adaptive import AdaptiveResults, Limits, TracePoint, open_gate
 from ._attempts import Attempt, AttemptRecorder, recording
@@ -40,6 +40,7 @@ __all__ = ["Engine", "GateFn", "RawRequest"]
 # A gate: entered around each call, yields the concurrency limit in force (None without a limiter).
 GateFn = Callable[[Request], ContextManager[int | None]]
 RawRequest = Request | Mapping[str, Any]
+T = TypeVar("T")
 
 
 class Engine:
@@ -315,9 +316,11 @@ class Engine:
 
         return stream()
 
-    def dedupe_request(self, signature: str, fn: Callable[[], Any], window: Any = 5.0) -> Any:
+    def dedupe_request(self, signature: str, fn: Callable[[], T], window: Any = 5.0) -> T:
         """See greenfetch.dedupe_request; the table lives in _dedupe."""
-        return self.dedupe.do(signature, fn, window=window)
+        # a signature's value is what the first fn for it returned: one signature, one kind of value
+        value: T = self.dedupe.do(signature, fn, window=window)
+        return value
 
     def close(self) -> None:
         self.pools.close()  # processes=N: the idle worker processes stop with the engine

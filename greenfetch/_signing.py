@@ -124,6 +124,7 @@ class RoleCredentials(botocore.credentials.Credentials):  # type: ignore[misc]  
 
     def get_frozen_credentials(self) -> Any:
         advisory = self._advisory
+        # _expiry is a number whenever _advisory is (``_set``)
         if advisory is not None and self._expiry - self._clock() <= advisory:  # type: ignore[operator]
             self._refresh_due()
         return self._frozen

@@ -88,7 +88,7 @@ class _Pool(ConnectionPool):
             port,
             size=size,
             connection_timeout=connect_timeout,  # type: ignore[arg-type]  # None: no timeout
-            network_timeout=read_timeout,  # type: ignore[arg-type]
+            network_timeout=read_timeout,  # type: ignore[arg-type]  # None: no timeout
         )
         self._options = socket_options
         self._tls = tls

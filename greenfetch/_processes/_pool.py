@@ -521,7 +521,7 @@ class ProcessPool:
             except Exception:  # noqa: BLE001 - queue.Empty of either backend
                 return None
             if not isinstance(item, FeedEnd):
-                return item  # type: ignore[no-any-return]
+                return item  # type: ignore[no-any-return]  # the backend's queue is untyped
 
     def close(self) -> None:
         """Stop every child: closing its channel ends it (end of file), a kill if it lingers."""

@@ -263,7 +263,8 @@ def unpack_result(row: tuple[Any, ...]) -> Result:
     if size == _RESULT_ROW:
         return Result(*row)
     if size == 1:
-        return row[0]  # type: ignore[no-any-return]
+        crossed: Result = row[0]  # a Result subclass, sent as it is
+        return crossed
     result = Result(*row[:_RESULT_ROW])
     result.request = _request(row[_RESULT_ROW:], None)
     return result
