@@ -92,9 +92,12 @@ def _problems(row, model):
         return [f"{row.service} has no operation {row.operation}"]
     spec, out = ops[row.operation], []
     inp = shapes[spec["input"]["shape"]] if "input" in spec else {"members": {}}
-    missing = set(inp.get("required", ())) - set(row.params)
+    missing = set(inp.get("required", ())) - set(row.params) - set(row.each)
     if missing:
         out.append(f"required input not filled: {sorted(missing)}")
+    for param in row.each:
+        if param not in inp.get("members", {}):
+            out.append(f"each.{param} is not a parameter of {row.operation}")
     try:
         _check_value(shapes, spec["input"]["shape"], dict(row.params), "params") if row.params else None
     except AssertionError as exc:
@@ -124,7 +127,24 @@ def _problems(row, model):
     for detail in row.details:
         if detail.operation not in _all_ops(row.service, model):
             out.append(f"detail step {detail.operation} is not an operation of {row.service}")
+    if row.parent_type is not None:
+        out += _parent_problems(row, model)
     return out
+
+
+def _parent_problems(row, model):
+    """A child type's ``each``, evaluated on an example item of its parent: every parameter gets a value."""
+    parent = row.parent_type
+    spec = model["operations"][parent.operation]
+    found = jmespath.search(
+        _FILTER.sub("[]", parent.items), _example(model["shapes"], spec["output"]["shape"])
+    )
+    item = found[0]
+    return [
+        f"each.{param}: {expression!r} finds nothing in a {parent.name} item"
+        for param, expression in row.each.items()
+        if jmespath.search(expression, item) is None
+    ]
 
 
 def _all_ops(service, model):
@@ -162,6 +182,12 @@ def test_generated_rows_follow_the_rules(models, kinds):
             assert t.items == (keys if isinstance(keys, str) else keys[0]), t.name
         assert re.fullmatch(r"[a-z0-9-]+\.[a-z0-9_]+", t.name), t.name
         assert t.operation.startswith(("List", "Describe", "Get")), t.name
+
+
+def test_child_types_have_their_parent_and_fill_its_parameters(kinds):
+    children = {t.name: t.parent for t in kinds.rows() if t.parent is not None}
+    assert children["ecs.services"] == "ecs.clusters"
+    assert all(kinds[name].parent_type is not None for name in children)
 
 
 def test_names_are_unique_and_every_name_resolves_to_its_own_row(kinds):
@@ -216,6 +242,8 @@ def test_todays_36_core_types_are_unchanged(kinds):
     for name, fields in frozen.items():
         now = json.loads(json.dumps(dataclasses.asdict(core[name]), default=list))
         now.pop("tier"), now.pop("deny_reason")
+        for later in ("parent", "each", "parent_type"):  # child types came later; a core type has none
+            assert not now.pop(later), (name, later)
         for step in (
             now.get("details") or []
         ):  # detail steps gained `paginate` later; False is the old behaviour

@@ -316,7 +316,17 @@ def regions(
         fail_usage(str(exc))
 
 
-_CATALOG_COLUMNS = ["name", "service", "operation", "scope", "items", "id_field", "resource_id", "tier"]
+_CATALOG_COLUMNS = [
+    "name",
+    "service",
+    "operation",
+    "scope",
+    "items",
+    "id_field",
+    "resource_id",
+    "parent",
+    "tier",
+]
 
 
 @main.command()

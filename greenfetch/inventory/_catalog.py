@@ -22,7 +22,7 @@ import fnmatch
 import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import jmespath
@@ -89,6 +89,9 @@ class ResourceType:
     volatile: tuple[str, ...] = ()  # dotted paths a diff ignores: they move without the resource changing
     tier: str = "core"  # core, generated, or denied (never called; see deny_reason)
     deny_reason: str | None = None
+    parent: str | None = None  # a child type: listed once per item of this type (same account and region)
+    each: Mapping[str, str] = field(default_factory=dict)  # child parameter -> JMESPath into a parent item
+    parent_type: ResourceType | None = field(default=None, compare=False, repr=False)  # the parent, resolved
 
     @property
     def is_global(self) -> bool:
@@ -132,6 +135,8 @@ class ResourceType:
             "params": dict(self.params),
             "api_region": self.api_region,
             "details": ",".join(d.operation for d in self.details),
+            "parent": self.parent,
+            "each": dict(self.each),
         }
 
 
@@ -190,7 +195,8 @@ def _from_entry(entry: TypeEntry, base: Mapping[str, Any] | None, source: str) -
         for d in f.get("details", ())
     )
     id_field = f["id"] if "id" in f else g.get("id")
-    if details and id_field is None:
+    if (details or "parent" in f) and id_field is None:
+        what = "detail steps need" if details else "a child type (parent) has"
         return ResourceType(
             entry.name,
             entry.service,
@@ -198,9 +204,10 @@ def _from_entry(entry: TypeEntry, base: Mapping[str, Any] | None, source: str) -
             f.get("items", g.get("items", "")),
             None,
             tier="denied",
-            deny_reason=f"broken overlay row ({source}): detail steps need object "
+            deny_reason=f"broken overlay row ({source}): {what} object "
             "items and this type's items are strings; make objects in items, e.g. "
             '"TableNames[].{TableName: @}" with "id": "TableName"',
+            parent=f.get("parent"),
         )
     return ResourceType(
         entry.name,
@@ -218,7 +225,40 @@ def _from_entry(entry: TypeEntry, base: Mapping[str, Any] | None, source: str) -
         arn=f["arn"] if "arn" in f else g.get("arn"),
         volatile=tuple(f.get("volatile", ())),
         tier=entry.tier,
+        parent=f.get("parent"),
+        each=dict(f.get("each", {})),
     )
+
+
+def _with_parents(rows: list[ResourceType], source: str) -> list[ResourceType]:
+    """A service's rows with each child type's parent resolved; a child whose parent is not a type
+    greenfetch calls (unknown, denied, itself a child, of another scope) is a denied row saying so."""
+    by_name = {t.name: t for t in rows}
+    out = []
+    for t in rows:
+        if t.parent is None or t.denied:
+            out.append(t)
+            continue
+        parent = by_name.get(t.parent)
+        where = f"broken overlay row ({source}): types.{t.name}.parent: {t.parent!r}"
+        live = [n for n, p in by_name.items() if not p.denied and p.parent is None and n != t.name]
+        if parent is None or parent.denied:
+            near = suggest(t.parent, live, n=1)
+            why = (
+                f"is never called ({parent.deny_reason})"
+                if parent is not None
+                else "is not a type of " + t.service + (f" (did you mean {near[0]}?)" if near else "")
+            )
+            problem = f"{where} {why}; the parent must be a type greenfetch calls"
+        elif parent.parent is not None:
+            problem = f"{where} is itself a child (of {parent.parent}); name a type with no parent"
+        elif parent.scope != t.scope:
+            problem = f"{where} is {parent.scope} and this type is {t.scope}; both must be one scope"
+        else:
+            out.append(replace(t, parent_type=parent))
+            continue
+        out.append(replace(t, tier="denied", deny_reason=problem))
+    return out
 
 
 def _verb(operation: str) -> str:
@@ -278,7 +318,7 @@ class Catalog(Mapping[str, ResourceType]):
                 out.append(next(t for t in self._core if t.name == entry.name))
             else:
                 out.append(_from_entry(entry, generated.get(entry.operation), self.overlay.source))
-        return sorted(out, key=lambda t: t.name)
+        return sorted(_with_parents(out, self.overlay.source), key=lambda t: t.name)
 
     # -- every service ------------------------------------------------------------------------------
 

@@ -146,6 +146,32 @@ class _Fetch:
     region: str  # the record's region ("global" for global types)
     request: Request
     offered: bool = True  # False: the service does not exist in that region (a not_offered record, no call)
+    shown: bool = True  # False: a parent listed only for its child type's calls (no record of its own)
+
+
+@dataclass(eq=False)
+class _Children:
+    """A child type in one account and region: one call per item of its parent, and what they gave."""
+
+    unit: _Fetch  # the child's own (its request is the template of its calls)
+    pending: int = 0  # calls not yet answered
+    items: list[Any] = field(default_factory=list)
+    calls: int = 0
+    failure: Record | None = None  # the first call that failed (or the parent), as the child's record
+    code: str | None = None  # that failure's error code
+
+
+@dataclass(frozen=True, eq=False)
+class _ChildCall:
+    """One call of a child type: its operation with one parent item's parameters."""
+
+    family: _Children
+    parent_id: str  # the parent item's resource id, written into each item as ``parent``
+    request: Request
+
+    @property
+    def rtype(self) -> ResourceType:
+        return self.family.unit.rtype
 
 
 class Inventory:
@@ -169,7 +195,7 @@ class Inventory:
         on_record: Callable[[Record], None] | None = None,
         tags: bool = False,
     ):
-        self.engine, self.accounts, self.types = engine, list(accounts), list(types)
+        self.engine, self.accounts, self.types = engine, list(accounts), _parents_first(types)
         self.regions, self.exclude = regions, set(exclude)
         self.credentials = credentials or AccountCredentials(engine)
         self.store, self.cache = status_store, cache
@@ -182,6 +208,7 @@ class Inventory:
         self._offered: dict[str, set[str] | None] = {}
         self._endpoints: dict[str, set[str] | None] = {}
         self._gate: Gate | None = None  # the fetch's adaptive gate (docs/inventory.md, pacing)
+        self._waiting: dict[int, list[_Children]] = {}  # id(parent unit) -> the child types it holds up
 
     # -- the run -------------------------------------------------------------------------------
 
@@ -212,30 +239,33 @@ class Inventory:
         candidates = self._candidate_regions(ready)
         if self.filter_offered and ready and any(candidates.values()):
             self._prefetch_offered()
-        misses: list[_Fetch] = []
+        misses: list[_Fetch | _ChildCall] = []
+        # a parent's outcome per (type, account, region): its record (not offered, cached) or its unit
+        known: dict[tuple[str, str, str], Record | _Fetch] = {}
         for unit in self._units(ready, candidates):
             if not unit.offered:
-                yield self._emit(self._not_offered(unit))
+                known[_where(unit)] = rec = self._not_offered(unit)
+                yield self._emit(rec)
                 continue
             hit = self.cache.lookup(self._cache_key(unit)) if self.cache is not None else None
             if hit is not None:
                 items, fetched_at = hit
-                yield self._emit(
-                    record(unit.rtype.name, unit.account, unit.region, items),
-                    cached=True,
-                    fetched_at=fetched_at,
-                )
+                known[_where(unit)] = rec = record(unit.rtype.name, unit.account, unit.region, items)
+                yield self._emit(rec, cached=True, fetched_at=fetched_at)
+            elif unit.rtype.parent_type is not None:
+                yield from self._plan_children(unit, known, misses)
             else:
+                known[_where(unit)] = unit
                 misses.append(unit)
         if self.tags and misses:
-            self._fetch_tags(misses)
+            self._fetch_tags([u for u in misses if isinstance(u, _Fetch)])
         yield from self._fetch(misses)
         if self.store is not None:
             self.store.flush()
         self.summary.throttle_attempts = _throttles(self.engine) - throttles_before
         self.summary.wall_seconds = time.perf_counter() - self.summary.started
 
-    def _fetch(self, units: list[_Fetch]) -> Iterator[tuple[Record, float]]:
+    def _fetch(self, units: list[_Fetch | _ChildCall]) -> Iterator[tuple[Record, float]]:
         """The misses through the engine, paced per scope (service, region, account): the adaptive
         gate caps each scope's concurrency and, after a throttle, its send rate; the fair feeder
         (``_pacing.FairFeed``) hands out the least busy scope's request first and never more for a
@@ -255,12 +285,22 @@ class Inventory:
             for result in results:
                 unit = feed.sent[result.index]
                 again = self._throttled(unit, result) and resent.get(id(unit), 0) < _RESENDS
-                feed.done(unit, again=again)
                 if again:  # botocore's retries ran out: once more, now behind its scope's pacer
+                    feed.done(unit, again=True)
                     resent[id(unit)] = resent.get(id(unit), 0) + 1
                     self.summary.calls += result.attempts
                     continue
-                yield self._fetched(unit, result)
+                if isinstance(unit, _ChildCall):
+                    done = self._child_answered(unit, result)
+                    feed.done(unit)
+                    yield from done
+                    continue
+                rec, fetched_at = self._fetched(unit, result)
+                done = [(rec, fetched_at)] if unit.shown else []
+                for family in self._waiting.pop(id(unit), ()):  # child calls join before it is done
+                    done += self._start_children(family, rec, feed.add, result.error_code)
+                feed.done(unit)
+                yield from done
         finally:
             feed.close()
             close = getattr(results, "close", None)
@@ -268,7 +308,7 @@ class Inventory:
                 close()
 
     @staticmethod
-    def _throttled(unit: _Fetch, result: Result) -> bool:
+    def _throttled(unit: _Fetch | _ChildCall, result: Result) -> bool:
         return (
             not result.ok
             and record_status(result.error_code, service=unit.rtype.service, operation=unit.rtype.operation)
@@ -276,9 +316,14 @@ class Inventory:
         )
 
     def _fetched(self, unit: _Fetch, result: Result) -> tuple[Record, float]:
-        rec = self._record(unit, result)
+        return self._complete(unit, self._record(unit, result), result.attempts, result.error_code)
+
+    def _complete(
+        self, unit: _Fetch, rec: Record, calls: int, error_code: str | None
+    ) -> tuple[Record, float]:
+        """A fetched record's details, tags, cache entry and region status; emitted unless the unit
+        is a parent listed only for its child type (its calls still count)."""
         fetched_at = _now()
-        calls = result.attempts
         if rec["status"] == "ok" and unit.rtype.details and rec["items"]:
             calls += self._details(unit, rec["items"])
         if self.tags and rec["status"] == "ok":
@@ -287,7 +332,11 @@ class Inventory:
             )
         if rec["status"] == "ok" and self.cache is not None:  # written whatever the TTL for reading
             self.cache.set(self._cache_key(unit), rec["items"], stored_at=fetched_at)
-        self._remember(unit, rec, result)
+        if not unit.shown:
+            self.summary.calls += calls
+            return rec, fetched_at
+        if rec["status"] != "not_offered":  # a child of a parent not offered there: nothing was called
+            self._remember(unit, rec, error_code)
         return self._emit(rec, calls=calls, fetched_at=fetched_at)
 
     def _emit(
@@ -314,12 +363,12 @@ class Inventory:
         )
         return record(rtype.name, unit.account, unit.region, [], status, result.error)
 
-    def _remember(self, unit: _Fetch, rec: Record, result: Result) -> None:
+    def _remember(self, unit: _Fetch, rec: Record, code: str | None) -> None:
         if self.store is None or unit.rtype.is_global:
             return
-        count = len(rec["items"]) if result.ok else None
-        status = status_of(result.ok, count or 0, result.error_code, unit.rtype.service, result.error or "")
-        code = result.error_code
+        ok = rec["status"] == "ok"
+        count = len(rec["items"]) if ok else None
+        status = status_of(ok, count or 0, code, unit.rtype.service, rec["error"] or "")
         # keyed by resource type, not service: ec2.vpcs found (a default VPC) must not be overwritten
         # by ec2.instances empty in the same region, or ``active`` would skip VPCs next time.
         self.store.update(unit.account, unit.rtype.name, unit.region, status, code, count)
@@ -468,6 +517,114 @@ class Inventory:
             unit.request, operation=detail.operation, params=params, region=region, paginate=detail.paginate
         )
 
+    # -- child types -----------------------------------------------------------------------------
+
+    def _plan_children(
+        self,
+        unit: _Fetch,
+        known: dict[tuple[str, str, str], Record | _Fetch],
+        misses: list[_Fetch | _ChildCall],
+    ) -> Iterator[tuple[Record, float]]:
+        """A child type's (account, region) to fetch: its parent's outcome there, or the parent listed
+        for it (a unit of its own, not shown, when the parent type is not selected or was skipped).
+        A parent already known (cached, not offered) starts the child's calls at once."""
+        parent_type = unit.rtype.parent_type
+        assert parent_type is not None
+        family = _Children(unit)
+        key = (parent_type.name, unit.account, unit.region)
+        parent = known.get(key)
+        if parent is None:
+            request = replace(
+                unit.request,
+                operation=parent_type.operation,
+                params=_params(parent_type.params, unit.account),
+                region=parent_type.api_region if unit.region == GLOBAL else unit.region,
+                paginate=parent_type.paginate,
+            )
+            hidden = _Fetch(parent_type, unit.account, unit.region, request, shown=False)
+            hit = self.cache.lookup(self._cache_key(hidden)) if self.cache is not None else None
+            if hit is not None:
+                parent = record(parent_type.name, unit.account, unit.region, hit[0])
+            else:
+                parent = hidden
+                misses.append(hidden)
+            known[key] = parent
+        if isinstance(parent, _Fetch):
+            self._waiting.setdefault(id(parent), []).append(family)
+        else:
+            yield from self._start_children(family, parent, misses.extend)
+
+    def _start_children(
+        self,
+        family: _Children,
+        parent: Record,
+        add: Callable[[list[Any]], None],
+        code: str | None = None,
+    ) -> list[tuple[Record, float]]:
+        """The parent's record is in: one call per parent item goes to ``add``. A parent that was not
+        listed gives the child its status (``code``: the parent's error code), naming the parent; a
+        parent with no items, an ok record with none. Returns the child's record when it is complete already."""
+        unit = family.unit
+        ptype = unit.rtype.parent_type
+        assert ptype is not None
+        if parent["status"] != "ok":
+            error = f"its parent type {ptype.name} was not listed: {parent['error']}"
+            family.failure = record(unit.rtype.name, unit.account, unit.region, [], parent["status"], error)
+            family.code = code
+            return [self._finish_children(family)]
+        calls: list[_ChildCall] = []
+        where = {"account": unit.account, "region": unit.request.region}
+        for item in parent["items"]:
+            given = {name: _detail_param(spec, item, where) for name, spec in unit.rtype.each.items()}
+            absent = [name for name, value in given.items() if value is None]
+            if absent:  # leaving it out would list something else (ECS: the default cluster)
+                family.failure = family.failure or record(
+                    unit.rtype.name,
+                    unit.account,
+                    unit.region,
+                    [],
+                    "error",
+                    f"{ptype.name} item {ptype.resource_id(item)!r} gives no {absent[0]} "
+                    f"(each.{absent[0]}: {unit.rtype.each[absent[0]]!r}); nothing was called for it",
+                )
+                continue
+            params = {**unit.request.params, **given}
+            request = replace(unit.request, params=params)
+            calls.append(_ChildCall(family, ptype.resource_id(item), request))
+        family.pending = len(calls)
+        if not calls:
+            return [self._finish_children(family)]
+        add(calls)
+        return []
+
+    def _child_answered(self, call: _ChildCall, result: Result) -> list[tuple[Record, float]]:
+        """One child call is in: its items (each with ``parent``) join the child's. A parent item that
+        is gone by now (not found) gives none; any other failure fails the child, naming the parent
+        item. Returns the child's record once its last call is in."""
+        family = call.family
+        family.pending -= 1
+        family.calls += result.attempts
+        unit = family.unit
+        if result.ok:
+            for item in unit.rtype.extract(result.result):
+                if isinstance(item, dict):
+                    item["parent"] = call.parent_id
+                family.items.append(item)
+        elif (
+            family.failure is None
+            and classify(result.error_code, service=unit.rtype.service).status != "not_found"
+        ):
+            rec = self._record(unit, result)
+            ptype = unit.rtype.parent_type
+            rec["error"] = f"{rec['error']} (for {ptype.name if ptype else 'parent'} {call.parent_id!r})"
+            family.failure, family.code = rec, result.error_code
+        return [self._finish_children(family)] if family.pending == 0 else []
+
+    def _finish_children(self, family: _Children) -> tuple[Record, float]:
+        unit = family.unit
+        rec = family.failure or record(unit.rtype.name, unit.account, unit.region, family.items)
+        return self._complete(unit, rec, family.calls, family.code)
+
     # -- tags ------------------------------------------------------------------------------------
 
     def _fetch_tags(self, units: list[_Fetch]) -> None:
@@ -501,6 +658,20 @@ class Inventory:
                 if isinstance(row, dict) and row.get("ResourceARN")
             }
         self.summary.tag_seconds += time.perf_counter() - started
+
+
+def _where(unit: _Fetch) -> tuple[str, str, str]:
+    return (unit.rtype.name, unit.account, unit.region)
+
+
+def _parents_first(types: Sequence[ResourceType]) -> list[ResourceType]:
+    """The types in their order, but a selected parent before its child types (a child's fetch waits
+    for its parent's, and the plan looks the parent's outcome up when it reaches the child)."""
+    out = list(types)
+    names = {t.name for t in out}
+    children = [t for t in out if t.parent in names]
+    rest = [t for t in out if t.parent not in names]
+    return rest + children
 
 
 def _params(params: Any, account: str) -> Any:

@@ -73,6 +73,15 @@ _TYPE_KEYS: dict[str, tuple[Any, str]] = {
         "the service's name in SSM's global-infrastructure parameters",
     ),
     "details": (lambda v: isinstance(v, list), "a list of detail steps"),
+    "parent": (
+        lambda v: isinstance(v, str) and bool(_NAME.match(v)),
+        "the name of the type whose items this type is listed under, e.g. ecs.clusters",
+    ),
+    "each": (
+        lambda v: isinstance(v, dict) and bool(v) and all(isinstance(x, str) and x for x in v.values()),
+        'an object of API parameter -> a JMESPath into the parent item ("UserName", "@") or a '
+        'template ("arn:aws:s3:::{Name}")',
+    ),
     "why": (lambda v: isinstance(v, str), "a sentence saying why the entry is here"),
 }
 _DETAIL_KEYS: dict[str, tuple[Any, str]] = {
@@ -256,7 +265,33 @@ def _type_entry(source: str, name: Any, row: Any, base: TypeEntry | None = None)
         for param, value in step["params"].items():
             for expression in template_fields(value) or [value]:
                 _check_jmespath(f"{at}.params.{param}", expression)
+    _check_parent(where, name, row)
     return TypeEntry(name, name.split(".", 1)[0], row["operation"], dict(row))
+
+
+def _check_parent(where: str, name: str, row: Mapping[str, Any]) -> None:
+    """A child row (``parent`` and ``each``): listed once per item of its parent, a type of the same
+    service (same account, region and credentials), never of itself."""
+    if ("parent" in row) != ("each" in row):
+        given, missing = ("parent", "each") if "parent" in row else ("each", "parent")
+        raise InventoryError(
+            f'{where}: "{given}" needs "{missing}" (a child type names its parent type and how each '
+            "parent item fills its parameters)"
+        )
+    if "parent" not in row:
+        return
+    if row.get("tier") == "core":
+        raise InventoryError(f'{where}.parent: a core type has no parent; drop "parent" or "tier"')
+    service = name.split(".", 1)[0]
+    parent = row["parent"]
+    if parent == name or parent.split(".", 1)[0] != service:
+        raise InventoryError(
+            f"{where}.parent: {parent!r} is not valid; use another type of {service} ({service}.NAME), "
+            "listed in the same account and region"
+        )
+    for param, value in row["each"].items():
+        for expression in template_fields(value) or [value]:
+            _check_jmespath(f"{where}.each.{param}", expression)
 
 
 def _check_keys(where: str, row: Mapping[str, Any], valid: Mapping[str, tuple[Any, str]]) -> None:

@@ -44,24 +44,37 @@ class FairFeed(Generic[T]):
     only handed out: one may come back), or at ``close()`` (a consumer that stopped early)."""
 
     def __init__(self, items: Iterable[T], scope_of: Callable[[T], str], cap: Callable[[str], int]):
-        self._cap = cap
+        self._cap, self._scope_of = cap, scope_of
         self._scopes: dict[str, _Scope[T]] = {}
         self._of: dict[int, _Scope[T]] = {}  # id(item) -> its scope
         self._left = 0  # items not handed out yet
         self._inflight = 0  # handed out, not done
         for item in items:
-            name = scope_of(item)
-            scope = self._scopes.get(name)
-            if scope is None:
-                scope = self._scopes[name] = _Scope(name, len(self._scopes))
-            scope.queue.append(item)
-            self._of[id(item)] = scope
-            self._left += 1
+            self._put(item)
         # (in flight, rank): a stale entry (its scope's count moved on) is skipped when popped
         self._heap: list[tuple[int, int, str]] = [(0, s.rank, s.name) for s in self._scopes.values()]
         self._cond = threading.Condition()  # gevent-cooperative once patched
         self._closed = False
         self.sent: list[T] = []
+
+    def _put(self, item: T) -> _Scope[T]:
+        name = self._scope_of(item)
+        scope = self._scopes.get(name)
+        if scope is None:
+            scope = self._scopes[name] = _Scope(name, len(self._scopes))
+        scope.queue.append(item)
+        self._of[id(item)] = scope
+        self._left += 1
+        return scope
+
+    def add(self, items: Iterable[T]) -> None:
+        """More items while the iteration runs (a child type's calls, once its parent is listed). Add
+        them before ``done`` of the item they come from, so the iteration cannot end in between."""
+        with self._cond:
+            for scope in {id(s): s for s in map(self._put, items)}.values():
+                if not scope.full:
+                    heapq.heappush(self._heap, (scope.inflight, scope.rank, scope.name))
+            self._cond.notify()
 
     def inflight(self, name: str) -> int:
         with self._cond:

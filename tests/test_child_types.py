@@ -1,0 +1,317 @@
+"""Child types: a catalog row listed once per item of its parent type (ECS services per cluster, IAM
+access keys per user, listeners per load balancer), end to end.
+
+moto's server over HTTP for the records (``greenfetch inventory --types ecs.services`` lists the
+clusters first, then each cluster's services, one item per service with its cluster as ``parent``;
+the same with ``--processes 2`` and through a shard); the inventory loopback server for a parent that
+fails (denied region) and a child call that fails (an operation it does not serve); the overlay's
+checks on child rows. Account ids start with 5554.
+"""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from greenfetch import Config, Engine, Request
+from greenfetch.cli import load_commands
+from greenfetch.inventory import InventoryError, assume_role, catalog
+from greenfetch.inventory._catalog import Catalog
+from greenfetch.inventory._overlay import parse_overlay, shipped_overlay
+from greenfetch.inventory._shard import DirectoryShardSink, Shard, run_shard
+from greenfetch.testing import inventory_server
+
+ACCOUNT, EMPTY, ROLE, REGION = "555400000001", "555400000002", "Reader", "us-east-1"
+
+
+@pytest.fixture(scope="module")
+def moto(moto_server):
+    return moto_server.url
+
+
+@pytest.fixture(scope="module")
+def estate(moto):
+    """Two clusters in ACCOUNT: ``shop`` with two services, ``idle`` with none."""
+    engine = Engine(Config.resolve({"endpoint_url": moto, "region": REGION, "max_attempts": 1}, environ={}))
+    creds = assume_role(engine, ACCOUNT, ROLE)
+
+    def call(service, operation, params):
+        result = engine.execute(Request(service, operation, params, region=REGION, credentials=creds))
+        assert result.ok, result.error
+        return result.result
+
+    shop = call("ecs", "CreateCluster", {"clusterName": "shop"})["cluster"]["clusterArn"]
+    idle = call("ecs", "CreateCluster", {"clusterName": "idle"})["cluster"]["clusterArn"]
+    family = call(
+        "ecs",
+        "RegisterTaskDefinition",
+        {"family": "web", "containerDefinitions": [{"name": "web", "image": "nginx", "memory": 128}]},
+    )["taskDefinition"]["taskDefinitionArn"]
+    services = {
+        call("ecs", "CreateService", {"cluster": "shop", "serviceName": name, "taskDefinition": family})[
+            "service"
+        ]["serviceArn"]
+        for name in ("web", "worker")
+    }
+    engine.close()
+    return {"shop": shop, "idle": idle, "services": services}
+
+
+def _inventory(moto, account, types, *extra, catalog_file=None, env=None):
+    out = CliRunner().invoke(
+        load_commands(),
+        [
+            "--endpoint-url",
+            moto,
+            "--region",
+            REGION,
+            "--max-attempts",
+            "1",
+            *extra,
+            "inventory",
+            "--accounts",
+            account,
+            "--role-name",
+            ROLE,
+            "--regions",
+            REGION,
+            "--types",
+            types,
+            "--cache-ttl",
+            "0",
+            "--no-progress",
+            *(["--catalog", catalog_file] if catalog_file else []),
+        ],
+        env=env,
+    )
+    return out, [json.loads(line) for line in out.stdout.splitlines()]
+
+
+def test_services_are_listed_per_cluster_with_their_cluster(moto, estate):
+    out, records = _inventory(moto, ACCOUNT, "ecs.services")
+    assert out.exit_code == 0, out.output
+    # the parent type is listed for its children, and written only when it is selected too
+    assert [(r["resource_type"], r["region"], r["status"]) for r in records] == [
+        ("ecs.services", REGION, "ok")
+    ]
+    items = records[0]["items"]
+    assert {i["serviceArn"] for i in items} == estate["services"]
+    assert {i["parent"] for i in items} == {estate["shop"]}
+    assert len(items) == 2
+
+    out, both = _inventory(moto, ACCOUNT, "ecs.services,ecs.clusters")
+    assert out.exit_code == 0, out.output
+    got = {r["resource_type"]: r for r in both}
+    assert set(got) == {"ecs.clusters", "ecs.services"}
+    assert set(got["ecs.clusters"]["items"]) == {estate["shop"], estate["idle"]}
+    assert sorted(got["ecs.services"]["items"], key=str) == sorted(items, key=str)
+
+
+def test_a_parent_with_no_items_gives_an_ok_child_with_none(moto, estate):
+    out, records = _inventory(moto, EMPTY, "ecs.services")
+    assert out.exit_code == 0, out.output
+    assert [(r["resource_type"], r["status"], r["items"]) for r in records] == [("ecs.services", "ok", [])]
+
+
+def test_worker_processes_and_a_shard_give_the_same_records(moto, estate, tmp_path):
+    def norm(records):
+        return sorted(
+            (r["resource_type"], r["region"], r["status"], sorted(json.dumps(i) for i in r["items"]))
+            for r in records
+        )
+
+    out, local = _inventory(moto, ACCOUNT, "ecs.services,ecs.clusters")
+    assert out.exit_code == 0, out.output
+    out, two = _inventory(moto, ACCOUNT, "ecs.services,ecs.clusters", "--processes", "2")
+    assert out.exit_code == 0, out.output
+    assert norm(two) == norm(local) and len(local) == 2
+
+    engine = Engine(Config.resolve({"endpoint_url": moto, "region": REGION, "max_attempts": 1}, environ={}))
+    try:
+        sink = DirectoryShardSink(tmp_path)
+        shard = Shard(
+            "run1",
+            ACCOUNT,
+            ("ecs.services",),
+            regions=(REGION,),
+            role=ROLE,
+            options={"cache_ttl": 0},
+        )
+        run_shard(engine, shard, sink)
+        sharded, _ = sink.get("run1", ACCOUNT)
+    finally:
+        engine.close()
+    assert norm(sharded) == [r for r in norm(local) if r[0] == "ecs.services"]
+
+
+CHILD_LOGS = {
+    "format": "greenfetch-catalog/1",
+    "types": {
+        "logs.streams": {
+            "operation": "DescribeLogStreams",
+            "parent": "logs.log_groups",
+            "each": {"logGroupName": "logGroupName"},
+            "items": "logStreams",
+            "id": "logStreamName",
+        }
+    },
+}
+
+
+def test_a_failed_parent_fails_its_child_naming_it(tmp_path):
+    """eu-west-2 denies every call: the parent is denied, so is the child, and its error names the
+    parent. In us-east-1 the parent lists 2 log groups and the child's call is not served there: the
+    child fails naming the parent item whose call failed."""
+    mine = tmp_path / "mine.json"
+    mine.write_text(json.dumps(CHILD_LOGS))
+    with inventory_server(deny_regions=["eu-west-2"], items=2) as server:
+        out = CliRunner().invoke(
+            load_commands(),
+            [
+                "--endpoint-url",
+                server.url,
+                "--region",
+                REGION,
+                "--max-attempts",
+                "1",
+                "inventory",
+                "--accounts",
+                "111111111111",
+                "--role-name",
+                ROLE,
+                "--regions",
+                "us-east-1,eu-west-2",
+                "--types",
+                "logs.streams",
+                "--catalog",
+                str(mine),
+                "--cache-ttl",
+                "0",
+                "--no-progress",
+            ],
+        )
+    assert out.exit_code == 1, out.output
+    records = {r["region"]: r for r in map(json.loads, out.stdout.splitlines())}
+    assert set(records) == {"us-east-1", "eu-west-2"}
+    denied = records["eu-west-2"]
+    assert denied["resource_type"] == "logs.streams" and denied["status"] == "denied"
+    assert denied["error"].startswith(
+        "its parent type logs.log_groups was not listed: logs.DescribeLogGroups:"
+    )
+    failed = records["us-east-1"]
+    assert failed["status"] == "error" and failed["items"] == []
+    assert "logs.DescribeLogStreams: UnknownOperationException" in failed["error"]
+    assert (
+        "(for logs.log_groups 'arn:aws:logs:us-east-1:111111111111:log-group:/aws/lambda/fn-"
+        in failed["error"]
+    )
+
+
+def test_catalog_shows_the_parent(tmp_path):
+    out = CliRunner().invoke(load_commands(), ["catalog", "--types", "ecs.services", "-o", "json"])
+    assert out.exit_code == 0, out.output
+    (row,) = json.loads(out.stdout)
+    assert (row["parent"], row["each"], row["tier"]) == ("ecs.clusters", {"cluster": "@"}, "generated")
+    out = CliRunner().invoke(load_commands(), ["catalog", "--service", "ecs"])
+    assert out.exit_code == 0, out.output
+    assert "parent" in out.stdout.splitlines()[0]
+    line = next(x for x in out.stdout.splitlines() if x.startswith("ecs.services "))
+    assert "ecs.clusters" in line
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ({"parent": "ecs.clusters"}, 'types.ecs.x: "parent" needs "each"'),
+        ({"each": {"cluster": "@"}}, 'types.ecs.x: "each" needs "parent"'),
+        (
+            {"parent": "ec2.vpcs", "each": {"cluster": "@"}},
+            "types.ecs.x.parent: 'ec2.vpcs' is not valid; use another type of ecs",
+        ),
+        ({"parent": "ecs.x", "each": {"cluster": "@"}}, "types.ecs.x.parent: 'ecs.x' is not valid"),
+        (
+            {"parent": "Clusters", "each": {"cluster": "@"}},
+            'types.ecs.x.parent: "Clusters" is not valid; use the name of the type',
+        ),
+        (
+            {"parent": "ecs.clusters", "each": {}},
+            "types.ecs.x.each: {} is not valid; use an object of API parameter",
+        ),
+        (
+            {"parent": "ecs.clusters", "each": {"cluster": "[["}},
+            "types.ecs.x.each.cluster: '[[' is not a JMESPath expression",
+        ),
+        (
+            {"parent": "ecs.clusters", "each": {"cluster": "@"}, "tier": "core", "items": "a", "id": "b"},
+            "types.ecs.x.parent: a core type has no parent",
+        ),
+    ],
+)
+def test_bad_child_rows_name_the_key_and_what_is_valid(row, message):
+    with pytest.raises(InventoryError) as err:
+        parse_overlay(
+            {"format": "greenfetch-catalog/1", "types": {"ecs.x": {"operation": "ListServices", **row}}},
+            source="mine.json",
+        )
+    assert str(err.value).startswith("mine.json: " + message), str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("parent", "why"),
+    [
+        ("ecs.clusterz", "is not a type of ecs (did you mean ecs.clusters?)"),
+        ("ecs.task_definitions", "is never called (slow: every revision"),
+        ("ecs.services", "is itself a child (of ecs.clusters)"),
+    ],
+)
+def test_a_child_of_no_callable_parent_is_a_denied_row_saying_why(parent, why, tmp_path):
+    shipped = shipped_overlay()
+    user = parse_overlay(
+        {
+            "format": "greenfetch-catalog/1",
+            "types": {
+                "ecs.tasks": {
+                    "operation": "ListTasks",
+                    "parent": parent,
+                    "each": {"cluster": "@"},
+                    "items": "taskArns[].{taskArn: @}",
+                    "id": "taskArn",
+                }
+            },
+        },
+        source="mine.json",
+        base=shipped,
+    )
+    from greenfetch.inventory._overlay import merge_overlays
+
+    kinds = Catalog(merge_overlays(shipped, user), catalog(None).generated)
+    with pytest.raises(InventoryError) as err:
+        kinds.select("ecs.tasks")
+    assert f"types.ecs.tasks.parent: {parent!r} {why}" in str(err.value), str(err.value)
+
+
+def test_a_bad_child_row_is_exit_2_before_any_call(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(
+        json.dumps(
+            {
+                "format": "greenfetch-catalog/1",
+                "types": {"ecs.x": {"operation": "ListServices", "parent": "ecs.clusters"}},
+            }
+        )
+    )
+    out = CliRunner().invoke(
+        load_commands(),
+        [
+            "--endpoint-url",
+            "http://127.0.0.1:9",
+            "inventory",
+            "--catalog",
+            str(bad),
+            "--types",
+            "ecs.x",
+            "--no-progress",
+        ],
+    )
+    assert out.exit_code == 2, out.output
+    assert 'types.ecs.x: "parent" needs "each"' in out.output and "Traceback" not in out.output
