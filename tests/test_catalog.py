@@ -54,6 +54,7 @@ def test_a_service_a_glob_and_a_comma_list():
     assert _names(resolve_types("efs")) == [
         "efs.access_points",
         "efs.file_systems",
+        "efs.mount_targets",
         "efs.replication_configurations",
     ]
     ec2 = resolve_types("ec2.*")
@@ -358,7 +359,7 @@ def test_catalog_table_shows_denied_rows_only_with_all():
 def test_catalog_counts_and_selection():
     counts = json.loads(_cli("--counts", "-o", "json").stdout)
     efs = next(c for c in counts if c["service"] == "efs")
-    assert (efs["core"], efs["generated"], efs["denied"]) == (0, 3, 1)
+    assert (efs["core"], efs["generated"], efs["denied"]) == (0, 4, 0)
     assert sum(c["core"] for c in counts) == 36
     picked = json.loads(_cli("--types", "*.clusters", "-o", "json").stdout)
     assert {r["name"] for r in picked} >= {"ecs.clusters", "emr.clusters"} and all(

@@ -186,7 +186,20 @@ def test_generated_rows_follow_the_rules(models, kinds):
 
 def test_child_types_have_their_parent_and_fill_its_parameters(kinds):
     children = {t.name: t.parent for t in kinds.rows() if t.parent is not None}
-    assert children["ecs.services"] == "ecs.clusters"
+    assert children == {
+        "ecs.services": "ecs.clusters",
+        "ecs.tasks": "ecs.clusters",
+        "ecs.container_instances": "ecs.clusters",
+        "iam.access_keys": "iam.users",
+        "iam.mfa_devices": "iam.users",
+        "iam.ssh_public_keys": "iam.users",
+        "iam.service_specific_credentials": "iam.users",
+        "iam.signing_certificates": "iam.users",
+        "elbv2.listeners": "elbv2.load_balancers",
+        "elbv2.rules": "elbv2.listeners",
+        "efs.mount_targets": "efs.file_systems",
+        "s3vectors.indexes": "s3vectors.vector_buckets",
+    }
     assert all(kinds[name].parent_type is not None for name in children)
 
 

@@ -17,7 +17,7 @@ from greenfetch import Config, Engine, Request
 from greenfetch.cli import load_commands
 from greenfetch.inventory import InventoryError, assume_role, catalog
 from greenfetch.inventory._catalog import Catalog
-from greenfetch.inventory._overlay import parse_overlay, shipped_overlay
+from greenfetch.inventory._overlay import merge_overlays, parse_overlay, shipped_overlay
 from greenfetch.inventory._shard import DirectoryShardSink, Shard, run_shard
 from greenfetch.testing import inventory_server
 
@@ -111,6 +111,81 @@ def test_a_parent_with_no_items_gives_an_ok_child_with_none(moto, estate):
     out, records = _inventory(moto, EMPTY, "ecs.services")
     assert out.exit_code == 0, out.output
     assert [(r["resource_type"], r["status"], r["items"]) for r in records] == [("ecs.services", "ok", [])]
+
+
+@pytest.fixture(scope="module")
+def more(moto):
+    """In ACCOUNT: IAM users alice (two access keys) and bob (none); a load balancer with one listener
+    that has a rule besides its default one."""
+    engine = Engine(Config.resolve({"endpoint_url": moto, "region": REGION, "max_attempts": 1}, environ={}))
+    creds = assume_role(engine, ACCOUNT, ROLE)
+
+    def call(service, operation, params):
+        result = engine.execute(Request(service, operation, params, region=REGION, credentials=creds))
+        assert result.ok, result.error
+        return result.result
+
+    alice = call("iam", "CreateUser", {"UserName": "alice"})["User"]["Arn"]
+    call("iam", "CreateUser", {"UserName": "bob"})
+    keys = {
+        call("iam", "CreateAccessKey", {"UserName": "alice"})["AccessKey"]["AccessKeyId"] for _ in range(2)
+    }
+    vpc = call("ec2", "CreateVpc", {"CidrBlock": "10.9.0.0/16"})["Vpc"]["VpcId"]
+    subnets = [
+        call(
+            "ec2",
+            "CreateSubnet",
+            {"VpcId": vpc, "CidrBlock": f"10.9.{i}.0/24", "AvailabilityZone": f"{REGION}{z}"},
+        )["Subnet"]["SubnetId"]
+        for i, z in enumerate("ab")
+    ]
+    lb = call("elbv2", "CreateLoadBalancer", {"Name": "front", "Subnets": subnets})["LoadBalancers"][0][
+        "LoadBalancerArn"
+    ]
+    group = call("elbv2", "CreateTargetGroup", {"Name": "web", "Protocol": "HTTP", "Port": 80, "VpcId": vpc})[
+        "TargetGroups"
+    ][0]["TargetGroupArn"]
+    forward = [{"Type": "forward", "TargetGroupArn": group}]
+    listener = call(
+        "elbv2",
+        "CreateListener",
+        {"LoadBalancerArn": lb, "Protocol": "HTTP", "Port": 80, "DefaultActions": forward},
+    )["Listeners"][0]["ListenerArn"]
+    rule = call(
+        "elbv2",
+        "CreateRule",
+        {
+            "ListenerArn": listener,
+            "Priority": 10,
+            "Conditions": [{"Field": "path-pattern", "Values": ["/api/*"]}],
+            "Actions": forward,
+        },
+    )["Rules"][0]["RuleArn"]
+    engine.close()
+    return {"alice": alice, "keys": keys, "lb": lb, "listener": listener, "rule": rule}
+
+
+def test_access_keys_per_user_and_rules_per_listener_per_load_balancer(moto, more):
+    out, records = _inventory(moto, ACCOUNT, "iam.access_keys,elbv2.rules,elbv2.listeners")
+    assert out.exit_code == 0, out.output
+    got = {r["resource_type"]: r for r in records}
+    assert set(got) == {"iam.access_keys", "elbv2.listeners", "elbv2.rules"}
+    assert all(r["status"] == "ok" for r in records), records
+    keys = got["iam.access_keys"]
+    assert keys["region"] == "global"
+    assert {(k["AccessKeyId"], k["parent"]) for k in keys["items"]} == {
+        (k, more["alice"]) for k in more["keys"]
+    }
+    (listener,) = got["elbv2.listeners"]["items"]
+    assert (listener["ListenerArn"], listener["parent"]) == (more["listener"], more["lb"])
+    rules = got["elbv2.rules"]["items"]  # a grandchild: the load balancers are listed, then the listeners
+    assert len(rules) == 2 and {r["parent"] for r in rules} == {more["listener"]}
+    assert more["rule"] in {r["RuleArn"] for r in rules}
+
+    out, alone = _inventory(moto, ACCOUNT, "elbv2.rules")
+    assert out.exit_code == 0, out.output
+    assert [r["resource_type"] for r in alone] == ["elbv2.rules"]
+    assert sorted(map(json.dumps, alone[0]["items"])) == sorted(map(json.dumps, rules))
 
 
 def test_worker_processes_and_a_shard_give_the_same_records(moto, estate, tmp_path):
@@ -256,38 +331,64 @@ def test_bad_child_rows_name_the_key_and_what_is_valid(row, message):
     assert str(err.value).startswith("mine.json: " + message), str(err.value)
 
 
+TASKS = {
+    "operation": "ListTasks",
+    "each": {"cluster": "@"},
+    "items": "taskArns[].{taskArn: @}",
+    "id": "taskArn",
+}
+
+
 @pytest.mark.parametrize(
-    ("parent", "why"),
+    ("rows", "selected", "why"),
     [
-        ("ecs.clusterz", "is not a type of ecs (did you mean ecs.clusters?)"),
-        ("ecs.task_definitions", "is never called (slow: every revision"),
-        ("ecs.services", "is itself a child (of ecs.clusters)"),
+        (
+            {"ecs.tasks": {**TASKS, "parent": "ecs.clusterz"}},
+            "ecs.tasks",
+            "types.ecs.tasks.parent: 'ecs.clusterz' is not a type of ecs (did you mean ecs.clusters?)",
+        ),
+        (
+            {"ecs.tasks": {**TASKS, "parent": "ecs.task_definitions"}},
+            "ecs.tasks",
+            "types.ecs.tasks.parent: 'ecs.task_definitions' is never called (slow: every revision",
+        ),
+        (
+            {
+                "ecs.tasks": {**TASKS, "parent": "ecs.services"},
+                "ecs.services": {"parent": "ecs.tasks", "each": {"cluster": "taskArn"}},
+            },
+            "ecs.tasks",
+            "makes a loop (ecs.services <- ecs.tasks <- ecs.services)",
+        ),
+        (
+            {
+                "elbv2.x3": {
+                    "operation": "DescribeRules",
+                    "parent": "elbv2.rules",
+                    "each": {"RuleArns": "[RuleArn]"},
+                },
+                "elbv2.x4": {
+                    "operation": "DescribeRules",
+                    "parent": "elbv2.x3",
+                    "each": {"RuleArns": "[RuleArn]"},
+                },
+            },
+            "elbv2.x4",
+            "types.elbv2.x4.parent: 'elbv2.x3' has 3 parents above it; a child type is at most 3 levels below",
+        ),
     ],
 )
-def test_a_child_of_no_callable_parent_is_a_denied_row_saying_why(parent, why, tmp_path):
+def test_a_child_of_no_callable_parent_is_a_denied_row_saying_why(rows, selected, why):
+    """An unknown or denied parent, a loop, a chain too deep (elbv2.rules is 2 below
+    elbv2.load_balancers: a child of it is fine, a child of that child is not)."""
     shipped = shipped_overlay()
-    user = parse_overlay(
-        {
-            "format": "greenfetch-catalog/1",
-            "types": {
-                "ecs.tasks": {
-                    "operation": "ListTasks",
-                    "parent": parent,
-                    "each": {"cluster": "@"},
-                    "items": "taskArns[].{taskArn: @}",
-                    "id": "taskArn",
-                }
-            },
-        },
-        source="mine.json",
-        base=shipped,
-    )
-    from greenfetch.inventory._overlay import merge_overlays
-
+    user = parse_overlay({"format": "greenfetch-catalog/1", "types": rows}, source="mine.json", base=shipped)
     kinds = Catalog(merge_overlays(shipped, user), catalog(None).generated)
     with pytest.raises(InventoryError) as err:
-        kinds.select("ecs.tasks")
-    assert f"types.ecs.tasks.parent: {parent!r} {why}" in str(err.value), str(err.value)
+        kinds.select(selected)
+    assert why in str(err.value), str(err.value)
+    if selected == "elbv2.x4":
+        assert kinds["elbv2.x3"].depth == 3
 
 
 def test_a_bad_child_row_is_exit_2_before_any_call(tmp_path):

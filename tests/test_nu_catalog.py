@@ -74,6 +74,32 @@ def seeded(moto_server):
         for region, service, operation, params in calls:
             result = engine.execute(Request(service, operation, params, region=region, credentials=creds))
             assert result.ok, result.error
+            if operation == "CreateFileSystem":  # and a mount target: efs.mount_targets, a child type
+                fs = result.result["FileSystemId"]
+                vpc = engine.execute(
+                    Request(
+                        "ec2", "CreateVpc", {"CidrBlock": "10.7.0.0/16"}, region=region, credentials=creds
+                    )
+                ).result["Vpc"]["VpcId"]
+                subnet = engine.execute(
+                    Request(
+                        "ec2",
+                        "CreateSubnet",
+                        {"VpcId": vpc, "CidrBlock": "10.7.1.0/24"},
+                        region=region,
+                        credentials=creds,
+                    )
+                ).result["Subnet"]["SubnetId"]
+                made = engine.execute(
+                    Request(
+                        "efs",
+                        "CreateMountTarget",
+                        {"FileSystemId": fs, "SubnetId": subnet},
+                        region=region,
+                        credentials=creds,
+                    )
+                )
+                assert made.ok, made.error
     finally:
         engine.close()
 
@@ -193,7 +219,8 @@ def test_catalog_is_the_cli_json(nu_run, cli_catalog):
     got, _ = nu_run
     every, efs = cli_catalog
     assert got["catalog_count"] == len(every) == got["all_count"] > 1500
-    assert got["efs"] == efs and {r["tier"] for r in efs} >= {"generated", "denied"}
+    assert got["efs"] == efs and {r["tier"] for r in efs} >= {"generated"}
+    assert next(r["parent"] for r in got["efs"] if r["name"] == "efs.mount_targets") == "efs.file_systems"
     assert got["selected"] == [r["name"] for r in efs if r["tier"] != "denied"]
 
 
@@ -244,6 +271,8 @@ def test_inventory_records_are_the_cli_records(nu_run, cli_records):
     oks = {r["resource_type"]: r for r in cli_records if r["status"] == "ok" and r["items"]}
     assert {"efs.file_systems", "sqs.queues", "events.rules", "sns.topics", "iam.roles"} <= set(oks)
     assert oks["iam.roles"]["region"] == "global"
+    (target,) = oks["efs.mount_targets"]["items"]  # a child type: its file system's ARN as its parent
+    assert target["parent"] == oks["efs.file_systems"]["items"][0]["FileSystemArn"]
     assert got["efs_ok"] == sorted(
         r["resource_type"]
         for r in cli_records

@@ -98,6 +98,11 @@ class ResourceType:
         return self.scope == GLOBAL
 
     @property
+    def depth(self) -> int:
+        """How many parent types this type has above it (0: none)."""
+        return 0 if self.parent_type is None else 1 + self.parent_type.depth
+
+    @property
     def denied(self) -> bool:
         return self.tier == "denied"
 
@@ -230,35 +235,50 @@ def _from_entry(entry: TypeEntry, base: Mapping[str, Any] | None, source: str) -
     )
 
 
+_DEPTH = 3  # a child of a child of a child at most (elbv2: load balancers, listeners, rules)
+
+
 def _with_parents(rows: list[ResourceType], source: str) -> list[ResourceType]:
-    """A service's rows with each child type's parent resolved; a child whose parent is not a type
-    greenfetch calls (unknown, denied, itself a child, of another scope) is a denied row saying so."""
+    """A service's rows with each child type's parent resolved (a parent may be a child itself, up to
+    ``_DEPTH`` levels); a child whose parent is not a type greenfetch calls (unknown, denied, of
+    another scope, a loop) is a denied row saying so."""
     by_name = {t.name: t for t in rows}
-    out = []
-    for t in rows:
+    done: dict[str, ResourceType] = {}
+
+    def resolve(t: ResourceType, seen: tuple[str, ...]) -> ResourceType:
+        if t.name in done:
+            return done[t.name]
         if t.parent is None or t.denied:
-            out.append(t)
-            continue
+            return t
         parent = by_name.get(t.parent)
         where = f"broken overlay row ({source}): types.{t.name}.parent: {t.parent!r}"
-        live = [n for n, p in by_name.items() if not p.denied and p.parent is None and n != t.name]
-        if parent is None or parent.denied:
-            near = suggest(t.parent, live, n=1)
-            why = (
-                f"is never called ({parent.deny_reason})"
-                if parent is not None
-                else "is not a type of " + t.service + (f" (did you mean {near[0]}?)" if near else "")
-            )
-            problem = f"{where} {why}; the parent must be a type greenfetch calls"
-        elif parent.parent is not None:
-            problem = f"{where} is itself a child (of {parent.parent}); name a type with no parent"
-        elif parent.scope != t.scope:
-            problem = f"{where} is {parent.scope} and this type is {t.scope}; both must be one scope"
+        if parent is not None and (parent.name in seen or parent.name == t.name):
+            problem = f"{where} makes a loop ({' <- '.join((parent.name, t.name, *reversed(seen)))})"
         else:
-            out.append(replace(t, parent_type=parent))
-            continue
-        out.append(replace(t, tier="denied", deny_reason=problem))
-    return out
+            parent = resolve(parent, (*seen, t.name)) if parent is not None else None
+            if parent is None or parent.denied:
+                live = [n for n, p in by_name.items() if not p.denied and n != t.name]
+                near = suggest(t.parent, live, n=1)
+                why = (
+                    f"is never called ({parent.deny_reason})"
+                    if parent is not None
+                    else f"is not a type of {t.service}" + (f" (did you mean {near[0]}?)" if near else "")
+                )
+                problem = f"{where} {why}; the parent must be a type greenfetch calls"
+            elif parent.scope != t.scope:
+                problem = f"{where} is {parent.scope} and this type is {t.scope}; both must be one scope"
+            elif parent.depth >= _DEPTH:
+                problem = (
+                    f"{where} has {parent.depth} parents above it; a child type is at most {_DEPTH} "
+                    "levels below a type with no parent"
+                )
+            else:
+                done[t.name] = replace(t, parent_type=parent)
+                return done[t.name]
+        done[t.name] = replace(t, tier="denied", deny_reason=problem)
+        return done[t.name]
+
+    return [resolve(t, ()) for t in rows]
 
 
 def _verb(operation: str) -> str:

@@ -209,6 +209,8 @@ class Inventory:
         self._endpoints: dict[str, set[str] | None] = {}
         self._gate: Gate | None = None  # the fetch's adaptive gate (docs/inventory.md, pacing)
         self._waiting: dict[int, list[_Children]] = {}  # id(parent unit) -> the child types it holds up
+        # what the plan knows of a possible parent per (type, account, region): its record, or its unit
+        self._known: dict[tuple[str, str, str], Record | _Fetch] = {}
 
     # -- the run -------------------------------------------------------------------------------
 
@@ -240,8 +242,7 @@ class Inventory:
         if self.filter_offered and ready and any(candidates.values()):
             self._prefetch_offered()
         misses: list[_Fetch | _ChildCall] = []
-        # a parent's outcome per (type, account, region): its record (not offered, cached) or its unit
-        known: dict[tuple[str, str, str], Record | _Fetch] = {}
+        known = self._known
         for unit in self._units(ready, candidates):
             if not unit.offered:
                 known[_where(unit)] = rec = self._not_offered(unit)
@@ -253,7 +254,7 @@ class Inventory:
                 known[_where(unit)] = rec = record(unit.rtype.name, unit.account, unit.region, items)
                 yield self._emit(rec, cached=True, fetched_at=fetched_at)
             elif unit.rtype.parent_type is not None:
-                yield from self._plan_children(unit, known, misses)
+                yield from self._plan_children(unit, misses)
             else:
                 known[_where(unit)] = unit
                 misses.append(unit)
@@ -291,7 +292,7 @@ class Inventory:
                     self.summary.calls += result.attempts
                     continue
                 if isinstance(unit, _ChildCall):
-                    done = self._child_answered(unit, result)
+                    done = self._child_answered(unit, result, feed.add)
                     feed.done(unit)
                     yield from done
                     continue
@@ -520,20 +521,17 @@ class Inventory:
     # -- child types -----------------------------------------------------------------------------
 
     def _plan_children(
-        self,
-        unit: _Fetch,
-        known: dict[tuple[str, str, str], Record | _Fetch],
-        misses: list[_Fetch | _ChildCall],
+        self, unit: _Fetch, misses: list[_Fetch | _ChildCall]
     ) -> Iterator[tuple[Record, float]]:
         """A child type's (account, region) to fetch: its parent's outcome there, or the parent listed
         for it (a unit of its own, not shown, when the parent type is not selected or was skipped).
         A parent already known (cached, not offered) starts the child's calls at once."""
         parent_type = unit.rtype.parent_type
         assert parent_type is not None
-        family = _Children(unit)
+        family, known = _Children(unit), self._known
+        known[_where(unit)] = unit  # the parent of its own child types, if any
         key = (parent_type.name, unit.account, unit.region)
-        parent = known.get(key)
-        if parent is None:
+        if key not in known:
             request = replace(
                 unit.request,
                 operation=parent_type.operation,
@@ -544,11 +542,13 @@ class Inventory:
             hidden = _Fetch(parent_type, unit.account, unit.region, request, shown=False)
             hit = self.cache.lookup(self._cache_key(hidden)) if self.cache is not None else None
             if hit is not None:
-                parent = record(parent_type.name, unit.account, unit.region, hit[0])
+                known[key] = record(parent_type.name, unit.account, unit.region, hit[0])
+            elif parent_type.parent_type is not None:  # a child itself: its own parent first
+                yield from self._plan_children(hidden, misses)
             else:
-                parent = hidden
+                known[key] = hidden
                 misses.append(hidden)
-            known[key] = parent
+        parent = known[key]  # a record once it is complete (a child of a known parent may be already)
         if isinstance(parent, _Fetch):
             self._waiting.setdefault(id(parent), []).append(family)
         else:
@@ -571,7 +571,7 @@ class Inventory:
             error = f"its parent type {ptype.name} was not listed: {parent['error']}"
             family.failure = record(unit.rtype.name, unit.account, unit.region, [], parent["status"], error)
             family.code = code
-            return [self._finish_children(family)]
+            return self._finish_children(family, add)
         calls: list[_ChildCall] = []
         where = {"account": unit.account, "region": unit.request.region}
         for item in parent["items"]:
@@ -593,11 +593,13 @@ class Inventory:
             calls.append(_ChildCall(family, ptype.resource_id(item), request))
         family.pending = len(calls)
         if not calls:
-            return [self._finish_children(family)]
+            return self._finish_children(family, add)
         add(calls)
         return []
 
-    def _child_answered(self, call: _ChildCall, result: Result) -> list[tuple[Record, float]]:
+    def _child_answered(
+        self, call: _ChildCall, result: Result, add: Callable[[list[Any]], None]
+    ) -> list[tuple[Record, float]]:
         """One child call is in: its items (each with ``parent``) join the child's. A parent item that
         is gone by now (not found) gives none; any other failure fails the child, naming the parent
         item. Returns the child's record once its last call is in."""
@@ -618,12 +620,20 @@ class Inventory:
             ptype = unit.rtype.parent_type
             rec["error"] = f"{rec['error']} (for {ptype.name if ptype else 'parent'} {call.parent_id!r})"
             family.failure, family.code = rec, result.error_code
-        return [self._finish_children(family)] if family.pending == 0 else []
+        return self._finish_children(family, add) if family.pending == 0 else []
 
-    def _finish_children(self, family: _Children) -> tuple[Record, float]:
+    def _finish_children(
+        self, family: _Children, add: Callable[[list[Any]], None]
+    ) -> list[tuple[Record, float]]:
+        """The child's record (when shown), and its own child types' calls started."""
         unit = family.unit
         rec = family.failure or record(unit.rtype.name, unit.account, unit.region, family.items)
-        return self._complete(unit, rec, family.calls, family.code)
+        rec, fetched_at = self._complete(unit, rec, family.calls, family.code)
+        self._known[_where(unit)] = rec
+        done = [(rec, fetched_at)] if unit.shown else []
+        for child in self._waiting.pop(id(unit), ()):
+            done += self._start_children(child, rec, add, family.code)
+        return done
 
     # -- tags ------------------------------------------------------------------------------------
 
@@ -665,13 +675,9 @@ def _where(unit: _Fetch) -> tuple[str, str, str]:
 
 
 def _parents_first(types: Sequence[ResourceType]) -> list[ResourceType]:
-    """The types in their order, but a selected parent before its child types (a child's fetch waits
-    for its parent's, and the plan looks the parent's outcome up when it reaches the child)."""
-    out = list(types)
-    names = {t.name for t in out}
-    children = [t for t in out if t.parent in names]
-    rest = [t for t in out if t.parent not in names]
-    return rest + children
+    """The types in their order, but parents before their child types (a child's fetch waits for its
+    parent's, and the plan looks the parent's outcome up when it reaches the child)."""
+    return sorted(types, key=lambda t: t.depth)
 
 
 def _params(params: Any, account: str) -> Any:
