@@ -416,3 +416,23 @@ def test_a_bad_child_row_is_exit_2_before_any_call(tmp_path):
     )
     assert out.exit_code == 2, out.output
     assert 'types.ecs.x: "parent" needs "each"' in out.output and "Traceback" not in out.output
+
+
+def test_tags_are_read_for_a_child_whose_parent_came_from_the_cache(moto, estate, tmp_path):
+    """The second run serves ecs.clusters from the cache and calls only ListServices: the tagging
+    API is still read for that account and region, so the services' tags are known, not assumed none."""
+    from greenfetch.inventory import run_inventory
+
+    engine = Engine(Config.resolve({"endpoint_url": moto, "region": REGION, "max_attempts": 1}, environ={}))
+    where = {"accounts": ACCOUNT, "role_name": ROLE, "regions": REGION, "cache_dir": str(tmp_path)}
+    try:
+        first = run_inventory(engine, types="ecs.clusters", cache_ttl=3600, tags=True, **where)
+        assert first.summary["resources"] == {"ecs.clusters": 2}  # cached with their tags
+        report = run_inventory(
+            engine, types="ecs.services", cache_ttl=3600, tags=True, keep_records=True, **where
+        )
+    finally:
+        engine.close()
+    assert report.summary["tag_calls"] >= 1 and not report.summary["tags_failed"]
+    (rec,) = report.records
+    assert rec["status"] == "ok" and len(rec["items"]) == 2 and all("tags" in i for i in rec["items"])

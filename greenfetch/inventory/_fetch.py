@@ -242,6 +242,7 @@ class Inventory:
         if self.filter_offered and ready and any(candidates.values()):
             self._prefetch_offered()
         misses: list[_Fetch | _ChildCall] = []
+        children: list[_Fetch] = []  # child types to fetch (their calls join the feed later)
         known = self._known
         for unit in self._units(ready, candidates):
             if not unit.offered:
@@ -254,12 +255,13 @@ class Inventory:
                 known[_where(unit)] = rec = record(unit.rtype.name, unit.account, unit.region, items)
                 yield self._emit(rec, cached=True, fetched_at=fetched_at)
             elif unit.rtype.parent_type is not None:
+                children.append(unit)
                 yield from self._plan_children(unit, misses)
             else:
                 known[_where(unit)] = unit
                 misses.append(unit)
-        if self.tags and misses:
-            self._fetch_tags([u for u in misses if isinstance(u, _Fetch)])
+        if self.tags and (misses or children):
+            self._fetch_tags([u for u in misses if isinstance(u, _Fetch)] + children)
         yield from self._fetch(misses)
         if self.store is not None:
             self.store.flush()
