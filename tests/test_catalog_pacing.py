@@ -71,10 +71,12 @@ def test_a_hot_service_is_paced_and_throttles_only_itself(paced_server):
     scopes=st.lists(st.sampled_from("abcde"), min_size=1, max_size=40),
     caps=st.dictionaries(st.sampled_from("abcde"), st.integers(1, 3)),
     steps=st.lists(st.tuples(st.booleans(), st.integers(0, 1000), st.booleans()), max_size=200),
+    spawns=st.lists(st.lists(st.sampled_from("cdefg"), max_size=3), max_size=30),
 )
-def test_fair_feed_hands_out_least_busy_first_within_caps(scopes, caps, steps):
+def test_fair_feed_hands_out_least_busy_first_within_caps(scopes, caps, steps, spawns):
     """Driven one step at a time: take the next item (when one may go) or finish one in flight
-    (sometimes to be sent again). Never more in flight for a scope than its cap; the item handed out
+    (sometimes to be sent again; sometimes adding items first, as a parent adds its child type's
+    calls, in scopes old or new). Never more in flight for a scope than its cap; the item handed out
     is from a scope with the fewest in flight among those that may send (ties: the first in the plan);
     every item is done exactly once and the iteration then ends."""
     items = [(i, s) for i, s in enumerate(scopes)]
@@ -84,6 +86,17 @@ def test_fair_feed_hands_out_least_busy_first_within_caps(scopes, caps, steps):
     inflight: list = []
     finished: list = []
     stream = iter(feed)
+    spawns = list(spawns)
+
+    def add_before_done():
+        added = [(len(items) + i, s) for i, s in enumerate(spawns.pop() if spawns else [])]
+        feed.add(added)
+        items.extend(added)
+        for item in added:
+            if item[1] not in queued:
+                order.append(item[1])
+                queued[item[1]] = []
+            queued[item[1]].append(item)
 
     def may_send():
         busy = {s: sum(1 for it in inflight if it[1] == s) for s in order}
@@ -106,6 +119,8 @@ def test_fair_feed_hands_out_least_busy_first_within_caps(scopes, caps, steps):
             take()
         else:
             item = inflight.pop(pick % len(inflight))
+            if not again:
+                add_before_done()
             feed.done(item, again=again)
             if again:
                 queued[item[1]].insert(0, item)
@@ -119,7 +134,7 @@ def test_fair_feed_hands_out_least_busy_first_within_caps(scopes, caps, steps):
             feed.done(item)
             finished.append(item)
     assert next(stream, None) is None
-    assert sorted(finished) == items
+    assert sorted(finished) == sorted(items)
 
 
 def test_fair_feed_close_ends_a_waiting_iteration():
