@@ -316,6 +316,7 @@ def test_catalog_shows_the_parent(tmp_path):
             {"parent": "ecs.clusters", "each": {"cluster": "[["}},
             "types.ecs.x.each.cluster: '[[' is not a JMESPath expression",
         ),
+        ({"id_per_parent": True}, "types.ecs.x.id_per_parent: only a child type has it"),
         (
             {"parent": "ecs.clusters", "each": {"cluster": "@"}, "tier": "core", "items": "a", "id": "b"},
             "types.ecs.x.parent: a core type has no parent",
@@ -436,3 +437,52 @@ def test_tags_are_read_for_a_child_whose_parent_came_from_the_cache(moto, estate
     assert report.summary["tag_calls"] >= 1 and not report.summary["tags_failed"]
     (rec,) = report.records
     assert rec["status"] == "ok" and len(rec["items"]) == 2 and all("tags" in i for i in rec["items"])
+
+
+def test_ids_unique_only_within_a_parent_are_keyed_by_the_parent_too(moto, tmp_path):
+    """One policy attached to two roles is an item of each; in SQLite each gets its own resource id
+    (``<role ARN>/<policy ARN>``), so neither hides the other. A stack's resources likewise."""
+    import sqlite3
+
+    engine = Engine(Config.resolve({"endpoint_url": moto, "region": REGION, "max_attempts": 1}, environ={}))
+    creds = assume_role(engine, EMPTY, ROLE)
+
+    def call(service, operation, params):
+        result = engine.execute(Request(service, operation, params, region=REGION, credentials=creds))
+        assert result.ok, result.error
+        return result.result
+
+    policy = call("iam", "CreatePolicy", {"PolicyName": "read", "PolicyDocument": POLICY})["Policy"]["Arn"]
+    roles = [
+        call("iam", "CreateRole", {"RoleName": name, "AssumeRolePolicyDocument": "{}"})["Role"]["Arn"]
+        for name in ("r1", "r2")
+    ]
+    for name in ("r1", "r2"):
+        call("iam", "AttachRolePolicy", {"RoleName": name, "PolicyArn": policy})
+    call("iam", "PutRolePolicy", {"RoleName": "r1", "PolicyName": "inline", "PolicyDocument": POLICY})
+    stack = call("cloudformation", "CreateStack", {"StackName": "app", "TemplateBody": TEMPLATE})["StackId"]
+    engine.close()
+
+    db = tmp_path / "inv.db"
+    types = "iam.attached_role_policies,iam.role_policies,cloudformation.stack_resources"
+    out = CliRunner().invoke(
+        load_commands(),
+        ["--endpoint-url", moto, "--region", REGION, "--max-attempts", "1", "inventory", "--accounts", EMPTY]
+        + ["--role-name", ROLE, "--regions", REGION, "--types", types, "--cache-ttl", "0", "--no-progress"]
+        + ["--out", str(db)],
+    )
+    assert out.exit_code == 0, out.output
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT resource_type, resource_id FROM resources ORDER BY 1, 2").fetchall()
+    assert rows == sorted(
+        [("iam.attached_role_policies", f"{role}/{policy}") for role in roles]
+        + [("iam.role_policies", f"{roles[0]}/inline"), ("cloudformation.stack_resources", f"{stack}/Q")]
+    )
+
+
+POLICY = json.dumps(
+    {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:Get*", "Resource": "*"}]}
+)
+TEMPLATE = json.dumps(
+    {"Resources": {"Q": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "stack-q"}}}}
+)

@@ -92,6 +92,7 @@ class ResourceType:
     parent: str | None = None  # a child type: listed once per item of this type (same account and region)
     each: Mapping[str, str] = field(default_factory=dict)  # child parameter -> JMESPath into a parent item
     parent_type: ResourceType | None = field(default=None, compare=False, repr=False)  # the parent, resolved
+    id_per_parent: bool = False  # the id is unique only among one parent's items: see resource_id
 
     @property
     def is_global(self) -> bool:
@@ -115,13 +116,17 @@ class ResourceType:
     def id_of(self, item: Any) -> str:
         if self.id_field is None or not isinstance(item, Mapping):
             return str(item)
-        return str(item.get(self.id_field, ""))
+        own = str(item.get(self.id_field, ""))
+        return f"{item.get('parent')}/{own}" if self.id_per_parent else own
 
     def resource_id(self, item: Any) -> str:
         """The stable id of an item in the SQLite sink: its ARN where the type declares one and the
-        item carries it, else ``id_of`` (the id field, or the item itself for name/URL lists)."""
+        item carries it, else ``id_of`` (the id field, or the item itself for name/URL lists). A child
+        type whose ids are unique only within a parent (a policy attached to two roles) prefixes the
+        parent's: ``<parent resource id>/<id>``."""
         if self.arn is not None and isinstance(item, Mapping) and item.get(self.arn):
-            return str(item[self.arn])
+            own = str(item[self.arn])
+            return f"{item.get('parent')}/{own}" if self.id_per_parent else own
         return self.id_of(item)
 
     def describe(self) -> dict[str, Any]:
@@ -133,7 +138,7 @@ class ResourceType:
             "scope": self.scope,
             "items": self.items,
             "id_field": id_field,
-            "resource_id": self.arn or id_field,
+            "resource_id": ("parent/" if self.id_per_parent else "") + (self.arn or id_field),
             "tier": self.tier,
             "deny_reason": self.deny_reason,
             "paginate": self.paginate,
@@ -232,6 +237,7 @@ def _from_entry(entry: TypeEntry, base: Mapping[str, Any] | None, source: str) -
         tier=entry.tier,
         parent=f.get("parent"),
         each=dict(f.get("each", {})),
+        id_per_parent=f.get("id_per_parent", False),
     )
 
 

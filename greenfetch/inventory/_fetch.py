@@ -748,7 +748,7 @@ def _join_tags(rtype: ResourceType, items: list[Any], tagged: dict[str, dict[str
         if not isinstance(item, dict):
             continue
         own = next((item[f] for f in _TAG_FIELDS if f in item), None)
-        rid = rtype.resource_id(item)
+        rid = str(item.get(rtype.arn) or "") if rtype.id_per_parent else rtype.resource_id(item)
         arn = rid if rid.startswith("arn:") else None
         if own is None and arn is None:
             continue

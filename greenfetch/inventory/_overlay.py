@@ -82,6 +82,10 @@ _TYPE_KEYS: dict[str, tuple[Any, str]] = {
         'an object of API parameter -> a JMESPath into the parent item ("UserName", "@") or a '
         'template ("arn:aws:s3:::{Name}")',
     ),
+    "id_per_parent": (
+        lambda v: isinstance(v, bool),
+        "true (a child type whose ids are unique only among one parent's items) or false",
+    ),
     "why": (lambda v: isinstance(v, str), "a sentence saying why the entry is here"),
 }
 _DETAIL_KEYS: dict[str, tuple[Any, str]] = {
@@ -279,6 +283,8 @@ def _check_parent(where: str, name: str, row: Mapping[str, Any]) -> None:
             "parent item fills its parameters)"
         )
     if "parent" not in row:
+        if row.get("id_per_parent"):
+            raise InventoryError(f'{where}.id_per_parent: only a child type has it; give "parent" and "each"')
         return
     if row.get("tier") == "core":
         raise InventoryError(f'{where}.parent: a core type has no parent; drop "parent" or "tier"')
