@@ -243,22 +243,27 @@ class Inventory:
             self._prefetch_offered()
         misses: list[_Fetch | _ChildCall] = []
         children: list[_Fetch] = []  # child types to fetch (their calls join the feed later)
-        known = self._known
+        known, parents = self._known, _ancestors(self.types)  # what a child type may wait for
         for unit in self._units(ready, candidates):
             if not unit.offered:
-                known[_where(unit)] = rec = self._not_offered(unit)
+                rec = self._not_offered(unit)
+                if unit.rtype.name in parents:
+                    known[_where(unit)] = rec
                 yield self._emit(rec)
                 continue
             hit = self.cache.lookup(self._cache_key(unit)) if self.cache is not None else None
             if hit is not None:
                 items, fetched_at = hit
-                known[_where(unit)] = rec = record(unit.rtype.name, unit.account, unit.region, items)
+                rec = record(unit.rtype.name, unit.account, unit.region, items)
+                if unit.rtype.name in parents:
+                    known[_where(unit)] = rec
                 yield self._emit(rec, cached=True, fetched_at=fetched_at)
             elif unit.rtype.parent_type is not None:
                 children.append(unit)
                 yield from self._plan_children(unit, misses)
             else:
-                known[_where(unit)] = unit
+                if unit.rtype.name in parents:
+                    known[_where(unit)] = unit
                 misses.append(unit)
         if self.tags and (misses or children):
             self._fetch_tags([u for u in misses if isinstance(u, _Fetch)] + children)
@@ -298,9 +303,14 @@ class Inventory:
                     feed.done(unit)
                     yield from done
                     continue
+                children = self._waiting.pop(id(unit), None) if self._waiting else None
+                if children is None and unit.shown:  # the common case: no child type waits for it
+                    feed.done(unit)
+                    yield self._fetched(unit, result)
+                    continue
                 rec, fetched_at = self._fetched(unit, result)
                 done = [(rec, fetched_at)] if unit.shown else []
-                for family in self._waiting.pop(id(unit), ()):  # child calls join before it is done
+                for family in children or ():  # their calls join the feed before the parent is done
                     done += self._start_children(family, rec, feed.add, result.error_code)
                 feed.done(unit)
                 yield from done
@@ -674,6 +684,17 @@ class Inventory:
 
 def _where(unit: _Fetch) -> tuple[str, str, str]:
     return (unit.rtype.name, unit.account, unit.region)
+
+
+def _ancestors(types: Sequence[ResourceType]) -> set[str]:
+    """The names of every parent (and its parents) of the child types among ``types``."""
+    out: set[str] = set()
+    for rtype in types:
+        parent = rtype.parent_type
+        while parent is not None:
+            out.add(parent.name)
+            parent = parent.parent_type
+    return out
 
 
 def _parents_first(types: Sequence[ResourceType]) -> list[ResourceType]:
