@@ -486,3 +486,20 @@ POLICY = json.dumps(
 TEMPLATE = json.dumps(
     {"Resources": {"Q": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "stack-q"}}}}
 )
+
+
+def test_a_parent_item_gone_by_the_childs_call_gives_no_items_and_no_failure(moto, more, tmp_path):
+    """A user deleted between ListUsers and ListAccessKeys answers NoSuchEntity: that user has no
+    keys, and the record stays ok (here every user looks gone: each names a user that never was)."""
+    mine = tmp_path / "mine.json"
+    row = {
+        "operation": "ListAccessKeys",
+        "parent": "iam.users",
+        "each": {"UserName": "join('', [UserName, '-gone'])"},
+    }
+    mine.write_text(json.dumps({"format": "greenfetch-catalog/1", "types": {"iam.keys_of_gone_users": row}}))
+    out, records = _inventory(moto, ACCOUNT, "iam.keys_of_gone_users", catalog_file=str(mine))
+    assert out.exit_code == 0, out.output
+    assert [(r["resource_type"], r["status"], r["items"], r["error"]) for r in records] == [
+        ("iam.keys_of_gone_users", "ok", [], None)
+    ]
