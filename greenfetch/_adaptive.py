@@ -30,7 +30,6 @@ run; ``engine.limits.trace(scope)`` has the limiter's whole recent history (the 
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import threading
 import time
@@ -69,37 +68,58 @@ def signal_of(error_code: str | None, http_status: int | None) -> tuple[bool, bo
 
 
 class ClientLoad:
-    """Is this process its own bottleneck? The share of wall time its hub's thread was running or
-    waiting for a CPU (``value``, 0-1, smoothed), sampled every ``interval`` while requests are in flight.
+    """Is this process its own bottleneck? Two shares of wall time of its hub's thread, sampled every
+    ``interval`` while requests are in flight and lightly smoothed: ``value``, running or waiting for
+    a CPU (0-1), and ``cpu``, running only.
 
     When the process is CPU-bound, or starved by its neighbours, every answer waits for its greenlet
     to run, so latency rises although the server is no slower; the controller must not read that as
     the server queueing (the fast-server case: it cut, and lost throughput a fixed limit keeps).
-    Linux tells both parts exactly (``/proc/thread-self/schedstat``: time on a CPU and time runnable
-    in its run queue); elsewhere the thread's CPU time plus how late the hub woke this watcher (its
-    loop lag) stand in. The controller reads ``now()`` as ``load`` (``Settings.busy``, ``saturated``).
-    Measured on the loopback fast server, 2 cores under load: 0.94-0.98 at fixed 64 and 128 (the same
-    calls/s), 0.77-0.87 at 32 (0.8x of them); 0.2-0.6 on the 100 ms knee server, whatever the limit.
+    ``value`` near 1 (``Settings.saturated``) says the thread hardly ever sleeps: answers always wait
+    for it. Below that, only ``cpu`` says how busy it keeps *itself* (``Settings.busy``): waiting for
+    a CPU a neighbour holds costs each wake-up a few ms however many requests are in flight, while our
+    own run queue grows with them; on a loaded machine an idle client wakes often enough to read
+    ``value`` 0.6-1 with ``cpu`` 0.1-0.3. Linux tells both parts exactly (``/proc/thread-self/schedstat``:
+    time on a CPU and time runnable in its run queue); elsewhere the thread's CPU time (``cpu``) plus
+    how late the hub woke this watcher (its loop lag) stand in. The controller reads ``now()`` as
+    ``load`` and ``cpu`` as ``cpu``. Measured on the loopback fast server, 2 cores under load: ``value``
+    0.94-0.98 at fixed 64 and 128 (the same calls/s), 0.77-0.87 at 32 (0.8x of them); 0.2-0.6 on the
+    100 ms knee server on a quiet machine, 0.8-1.0 at load 5 (``cpu`` 0.25 there: a call cost 1 ms of
+    CPU and the client got a quarter of one, so it was the bottleneck at 245 calls/s).
     """
+
+    STALL_SHARE = 0.25  # stalls that held an answer this share of its latency or more: it waited for us
 
     def __init__(self, interval: float = 0.025):
         self.interval = interval
         self.value = 0.0
+        self.cpu = 0.0
         self._running = False
         self._due = 0.0  # when this watcher should wake next (perf_counter)
-        self._stalled = -math.inf  # when the last stall it woke late from ended (perf_counter)
+        self._stalls: deque[tuple[float, float]] = deque(maxlen=64)  # (end, length) of recent stalls
 
     def now(self, seconds: float = 0.0) -> float:
-        """The load for an answer that took ``seconds``: the smoothed share, or 1 if the hub stalled
-        (this watcher woke, or is, an interval or more late) while it was in flight. Answers that
-        waited out a stall (a neighbour holding the CPU, a garbage collection) are handled as soon as
-        the process runs again, before or just after the watcher measures it: they waited for us."""
+        """The load for an answer that took ``seconds``: the smoothed share, or 1 if stalls of the
+        hub (this watcher woke, or is, an interval or more late) held it in flight for ``STALL_SHARE``
+        of its time or more. Answers that waited out a stall (a neighbour holding the CPU, a garbage
+        collection) are handled as soon as the process runs again, before or just after the watcher
+        measures it: they waited for us. A stall that is a small part of a long answer's time is not
+        what made it long (past a server's cliff every answer is long, and spans some stall)."""
         if not self._running:
             return self.value
-        now = time.perf_counter()
-        if now - self._due >= self.interval or now - seconds < self._stalled:
-            return 1.0
-        return self.value
+        return 1.0 if self.stalled(time.perf_counter(), seconds) else self.value
+
+    def stalled(self, now: float, seconds: float) -> bool:
+        """Did stalls hold an answer that came at ``now`` after ``seconds`` in flight for
+        ``STALL_SHARE`` of them or more? One going on now (the watcher overdue) counts as far as it went."""
+        late = now - self._due
+        held = late if late >= self.interval else 0.0
+        since = now - seconds
+        for end, length in reversed(self._stalls):
+            if end <= since:
+                break
+            held += min(length, end - since)
+        return held > 0 and held >= self.STALL_SHARE * seconds
 
     def ensure(self, busy: Callable[[], bool]) -> None:
         if not self._running:
@@ -108,10 +128,11 @@ class ClientLoad:
             self._running, self._due = True, time.perf_counter() + self.interval
             gevent.spawn(self._watch, busy)
 
-    def update(self, share: float) -> None:
-        """One interval's share of time running or runnable (0-1), lightly smoothed: it must follow
-        slow start, which doubles the load every round trip."""
+    def update(self, share: float, cpu: float | None = None) -> None:
+        """One interval's shares of time running or runnable, and running (0-1), lightly smoothed:
+        they must follow slow start, which doubles the load every round trip."""
         self.value += 0.7 * (share - self.value)
+        self.cpu += 0.7 * ((share if cpu is None else cpu) - self.cpu)
 
     def _watch(self, busy: Callable[[], bool]) -> None:
         import gevent
@@ -120,19 +141,23 @@ class ClientLoad:
         try:
             while busy():
                 began = time.perf_counter()
-                spent = schedstat.used() if schedstat else time.thread_time()
+                cpu, waiting = schedstat.split() if schedstat else (time.thread_time(), 0.0)
                 self._due = began + self.interval
                 gevent.sleep(self.interval)
                 wall = time.perf_counter() - began
                 if wall >= 2 * self.interval:  # woke an interval or more late: the hub stalled until now
-                    self._stalled = began + wall
+                    self._stalls.append((began + wall, wall - self.interval))
                 if schedstat:
-                    used = schedstat.used() - spent
+                    cpu_now, waiting_now = schedstat.split()
+                    used, ran = cpu_now + waiting_now - cpu - waiting, cpu_now - cpu
                 else:  # CPU time, and the hub's lateness waking us (runnable, not running; or busy)
-                    used = time.thread_time() - spent + max(0.0, wall - self.interval)
-                self.update(min(1.0, used / wall) if wall > 0 else 0.0)
+                    ran = time.thread_time() - cpu
+                    used = ran + max(0.0, wall - self.interval)
+                if wall > 0:
+                    self.update(min(1.0, used / wall), min(1.0, ran / wall))
         finally:
-            self._running, self.value, self._stalled = False, 0.0, -math.inf
+            self._running, self.value, self.cpu = False, 0.0, 0.0
+            self._stalls.clear()
             if schedstat:
                 schedstat.close()
 
@@ -148,15 +173,15 @@ class _Schedstat:
     def open(cls) -> _Schedstat | None:
         try:
             found = cls(os.open("/proc/thread-self/schedstat", os.O_RDONLY))
-            found.used()
+            found.split()
         except (OSError, ValueError):
             return None
         return found
 
-    def used(self) -> float:
-        """Seconds this thread has been running or runnable."""
+    def split(self) -> tuple[float, float]:
+        """Seconds this thread has been running, and waiting for a CPU."""
         cpu, waiting = os.pread(self.fd, 128, 0).split()[:2]
-        return (int(cpu) + int(waiting)) / 1e9
+        return int(cpu) / 1e9, int(waiting) / 1e9
 
     def close(self) -> None:
         os.close(self.fd)
@@ -250,6 +275,7 @@ class Limiter:
                 dropped=dropped,
                 inflight=self.inflight,
                 load=self.load.now(attempt.seconds) if self.load else 0.0,
+                cpu=self.load.cpu if self.load else 0.0,
             )
             after = self.limit
             if after > before:  # slow start grows per answer, not only when a window closes

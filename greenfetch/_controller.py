@@ -32,15 +32,18 @@ after it opened; at most 1 s). Per window, with *baseline* = the no-load latency
 - *a faster period* (a learned limit that came from a slower one): a window at under 0.75x the
   baseline replaces it and slow start resumes from the limit in force (x2 per round trip while flat);
 - *the client's own load* (``load``: the share of time this process was running or waiting for a
-  CPU, sampled by the I/O side, ``_adaptive.ClientLoad``): latency also holds the time answers wait
-  in our own run queue, so how much of a rise is the server's depends on it. Saturated (``load`` >=
-  ``saturated``, its mean over a window): latency says nothing about the server and never cuts (no
-  Vegas cut, no target ceiling, no slow-start exit, no re-measure); throttles and timeouts still
-  cut; the limit grows by ``regrow`` a window up to the knee a latency cut found while the client
-  was idle, if any (a saturated hub does more per loop with more in flight; past a knee more only
-  hurts); slow start still grows on flat answers. Busy (``load`` >= ``busy``): a rise within ``flat`` x
-  the baseline is taken for the client's own and the limit grows as if latency were flat; only a
-  rise past twice the baseline cuts; no re-measure.
+  CPU; ``cpu``: running only; both sampled by the I/O side, ``_adaptive.ClientLoad``): latency also
+  holds the time answers wait in our own run queue, so how much of a rise is the server's depends on
+  it. Saturated (``load`` >= ``saturated``, its mean over a window): answers always wait for us, and
+  latency says nothing about the server and never cuts (no Vegas cut, no target ceiling, no
+  slow-start exit, no re-measure); throttles and timeouts still cut; the limit grows by ``regrow`` a
+  window up to the knee a latency cut found while the client was idle, if any (a saturated hub does
+  more per loop with more in flight; past a knee more only hurts); slow start still grows on flat
+  answers. Busy (``cpu`` >= ``busy``: our own CPU, not the load: a neighbour holding the CPU delays
+  each wake-up by a few ms however many requests are in flight, so it is no queue of ours that more
+  in flight would lengthen; judged by the load, an idle client on a loaded machine read busy and
+  grew past a cliff): a rise within ``flat`` x the baseline is taken for the client's own and the
+  limit grows as if latency were flat; only a rise past twice the baseline cuts; no re-measure.
 Always clamped to [min_concurrency, max_concurrency]; the rate to >= 0.5/s.
 """
 
@@ -82,7 +85,7 @@ class Settings:
     flat: float = 1.5  # slow start grows only on answers within this factor of the baseline
     faster: float = 0.75  # a window under this factor of the baseline: a faster period, probe upwards again
     busy: float = (
-        0.5  # client load (share of time running or waiting for a CPU) from which small rises are ours
+        0.5  # client CPU share (time running, not waiting for a CPU) from which small rises are ours
     )
     saturated: float = 0.85  # client load from which latency never cuts (the client is its own bottleneck)
 
@@ -116,7 +119,7 @@ class Settings:
 class TracePoint:
     """One closed update window: when, the limit it set, its latency (median of the attempts sent
     in it, seconds), throttled attempts, latency samples, the send rate cap (None: unpaced), and the
-    client's own load (0-1, the mean of its samples': see ``Settings.busy`` and ``saturated``)."""
+    client's own load and CPU share (0-1, the mean of its samples': ``Settings.saturated``, ``busy``)."""
 
     time: float
     limit: float
@@ -125,6 +128,7 @@ class TracePoint:
     samples: int
     rate: float | None = None
     load: float = 0.0
+    cpu: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -135,6 +139,7 @@ class TracePoint:
             "samples": self.samples,
             "rate": self.rate,
             "load": self.load,
+            "cpu": self.cpu,
         }
 
 
@@ -224,6 +229,8 @@ class Controller:
     _inflight_sum: int
     _load: float  # the sum of the client loads its samples came with (the window's load: their mean
     _last_load: float  # or the last one, if higher: the load ramps up with slow start)
+    _cpu: float  # the same for the client's CPU share (``busy`` reads it; ``saturated`` the load)
+    _last_cpu: float
     _answers: int
     _saturated: int  # answers that came while the client was saturated (not latency samples)
 
@@ -284,15 +291,20 @@ class Controller:
         dropped: bool = False,
         inflight: int = 0,
         load: float = 0.0,
+        cpu: float | None = None,
     ) -> TracePoint | None:
         """One finished attempt: ``latency`` None = no usable latency; ``throttled`` = the server said
         "too fast" (cuts the rate); ``dropped`` = it timed out (cuts the concurrency); ``load`` = this
-        client's own load now (0-1, ``_adaptive.ClientLoad``): from ``busy`` on, part of a latency rise
-        is ours; from ``saturated`` on, all of it. Returns a TracePoint when a window closed."""
+        client's own load now (0-1, ``_adaptive.ClientLoad``): from ``saturated`` on, all of a latency
+        rise is ours; ``cpu`` = its CPU share (0-1; None: the same as ``load``): from ``busy`` on, part
+        of it. Returns a TracePoint when a window closed."""
         now = self.clock()
         saturated = load >= self.settings.saturated
+        cpu = load if cpu is None else cpu
         self._load += load
         self._last_load = load
+        self._cpu += cpu
+        self._last_cpu = cpu
         self._answers += 1
         self._saturated += saturated
         self.note_inflight(inflight)
@@ -310,7 +322,7 @@ class Controller:
         if not throttled and latency is not None and latency > 1e-4 and sent >= self._last_cut:
             if self.slow_start and not self._flat(latency):
                 if not saturated:  # a saturated client's answers waited for us
-                    self._slow_answer(sent, load < self.settings.busy)
+                    self._slow_answer(sent, cpu < self.settings.busy)
             elif (
                 self.slow_start and inflight * 2 >= self.limit and latency <= self.settings.target_latency
             ):  # never grow past the target
@@ -361,19 +373,20 @@ class Controller:
         s = self.settings
         latency = _percentile(self._samples) if self._samples else None
         load = max(self._load / self._answers, self._last_load) if self._answers else 0.0
+        cpu = max(self._cpu / self._answers, self._last_cpu) if self._answers else 0.0
         saturated = 2 * self._saturated >= self._answers > 0
         if self._restore:  # this window measured the no-load latency at half the limit
-            return self._remeasured(now, None if saturated else latency, load)
+            return self._remeasured(now, None if saturated else latency, load, cpu)
         inflight = self._inflight_sum / self._count if self._count else float(self._max_inflight)
         if saturated:  # our own run queue: latency says nothing about the server (see the module doc)
-            return self._saturated_window(now, load)
+            return self._saturated_window(now, load, cpu)
         if self._faster(latency):  # a faster period: the learned limit is stale, probe upwards again
             self._baseline = self._smoothed = latency
             self.slow_start, self._previous, self._knee = True, None, None
             self._grown.clear()
         self._lower_baseline(latency)
         sustained = self._sustained(latency)
-        busy = load >= s.busy
+        busy = cpu >= s.busy  # our own run queue (a neighbour's CPU delays each wake-up, not more in flight)
         if self._drops:
             self._timed_out(now)
         elif latency is not None and self._baseline is not None:
@@ -395,9 +408,9 @@ class Controller:
             self._restore, self.limit, self._last_cut = self.limit, max(float(s.min), 0.5 * self.limit), now
         elif not self.slow_start and self._remeasure_at == math.inf:
             self._remeasure_at = now + s.remeasure_every
-        return self._record(now, latency, load)
+        return self._record(now, latency, load, cpu)
 
-    def _saturated_window(self, now: float, load: float) -> TracePoint:
+    def _saturated_window(self, now: float, load: float, cpu: float) -> TracePoint:
         """A window the client was saturated in: no cut on latency (a timeout still cuts). The limit
         grows by ``regrow`` if in use and under the target, up to the knee a latency cut found, if
         any (the cuts of a busy client only past twice the baseline): a saturated hub still does more per loop with more in flight (on the fast server fixed
@@ -415,16 +428,16 @@ class Controller:
             grown = self.limit + max(1.0, s.regrow * self.limit)
             self.limit = grown if self._knee is None else min(grown, self._knee)
         self.limit = min(max(self.limit, s.min), s.max)
-        return self._record(now, _percentile(seen) if seen else None, load)
+        return self._record(now, _percentile(seen) if seen else None, load, cpu)
 
     def _timed_out(self, now: float) -> None:
         """A window with a timeout: the concurrency backs off (``backoff``) and slow start ends."""
         self.limit *= self.settings.backoff
         self.slow_start, self._last_cut, self._flat_run = False, now, 0
 
-    def _record(self, now: float, latency: float | None, load: float = 0.0) -> TracePoint:
+    def _record(self, now: float, latency: float | None, load: float = 0.0, cpu: float = 0.0) -> TracePoint:
         point = TracePoint(
-            now, self.limit, latency, self._drops + self._throttles, self._count, self.rate, load
+            now, self.limit, latency, self._drops + self._throttles, self._count, self.rate, load, cpu
         )
         self.trace.append(point)
         self._open_window(now)
@@ -489,7 +502,7 @@ class Controller:
         if self._baseline is None or low < self._baseline:
             self._baseline = low
 
-    def _remeasured(self, now: float, latency: float | None, load: float) -> TracePoint:
+    def _remeasured(self, now: float, latency: float | None, load: float, cpu: float) -> TracePoint:
         """Every ``remeasure_every`` s one window runs at half the limit (below any knee the limit
         sits near) and its latency *replaces* the baseline (Envoy's minRTT re-measure): a service
         that got slower (or faster) is followed, and a low outlier does not stay the reference.
@@ -504,7 +517,7 @@ class Controller:
             self._higher = higher
         self.limit, self._restore = max(self.limit, self._restore), 0.0
         self._remeasure_at, self._previous = now + self.settings.remeasure_every, None
-        return self._record(now, latency, load)
+        return self._record(now, latency, load, cpu)
 
     def _faster(self, latency: float | None) -> bool:
         """Is this window well under the baseline (``faster``)? Then the limit and baseline came
@@ -540,7 +553,7 @@ class Controller:
         self._inflight_ours = 0
         self._slow = []
         self._inflight_sum = 0
-        self._load = self._last_load = 0.0
+        self._load = self._last_load = self._cpu = self._last_cpu = 0.0
         self._answers = 0
         self._saturated = 0
 

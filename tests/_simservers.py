@@ -4,7 +4,8 @@ Each server answers ``call(now, inflight) -> (latency, throttled)``. ``simulate`
 controller's limit in flight (honouring its rate cap, like ``_adaptive.Limiter``) with infinite demand,
 or until ``calls`` requests have succeeded; an optional client CPU cost per answer models a CPU-bound
 client (answers wait for the client, and it reports the share of the last 100 ms it was busy as
-``load``, as ``_adaptive.ClientLoad`` does).
+``load`` and ``cpu``, as ``_adaptive.ClientLoad`` does); ``neighbours`` adds a share of time spent waiting
+for a CPU other processes hold to the load it reports, not to its CPU share (a loaded machine).
 """
 
 from __future__ import annotations
@@ -159,8 +160,10 @@ def simulate(
     cpu: float = 0.0,
     controller: Controller | None = None,
     clock: Clock | None = None,
+    neighbours: float = 0.0,
 ) -> Run:
-    """Keep the limit in flight against ``server`` in simulated time; ``cpu`` = client seconds per answer."""
+    """Keep the limit in flight against ``server`` in simulated time; ``cpu`` = client seconds per answer,
+    ``neighbours`` = the share of time it waits for a CPU other processes hold (reported load only)."""
     clock = clock or (controller.clock if controller is not None else Clock())  # type: ignore[assignment]
     ctl = controller or Controller(config, clock)
     began = clock.now
@@ -209,7 +212,10 @@ def simulate(
             busy.append((handled - cpu, handled))
             cpu_free = clock.now = handled
         latency = clock.now - sent
-        ctl.sample(latency, throttled=throttled, inflight=inflight, load=load())
+        share = load()
+        ctl.sample(
+            latency, throttled=throttled, inflight=inflight, load=min(1.0, share + neighbours), cpu=share
+        )
         inflight -= 1
         oks += not throttled
         run.done.append((clock.now - began, latency, throttled))

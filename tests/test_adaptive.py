@@ -200,6 +200,23 @@ def test_client_load_is_full_right_after_a_stall():
     assert load.now() == 0.0
 
 
+def test_a_stall_is_ours_only_where_it_is_a_fair_part_of_an_answers_time():
+    """``ClientLoad.stalled`` in its own time (no watcher): stalls held a 100 ms answer (it waited
+    for us: load 1) but not a 470 ms one past a cliff, which spans some stall on a loaded
+    machine however idle the client is (before, any overlap read full: the longer the server
+    queued, the surer it was ours, and slow start overshot a cliff to 3x its knee)."""
+    load = ClientLoad(interval=0.025)
+    load._due = 10.0 + load.interval  # the watcher last woke at 10.0, on time
+    load._stalls.extend([(9.7, 0.07), (9.95, 0.03)])  # stalls of 70 and 30 ms, ended at 9.7 and 9.95
+    assert load.stalled(10.0, 0.1)  # 30 of 100 ms
+    assert not load.stalled(10.0, 0.2)  # 30 of 200 ms (the one at 9.7 ended before it was sent)
+    assert load.stalled(10.0, 0.38)  # 100 of 380 ms: both
+    assert not load.stalled(10.0, 0.47)  # 100 of 470 ms (past a cliff)
+    assert not load.stalled(10.0, 0.04)  # sent after the last one ended
+    assert load.stalled(10.0 + 2 * load.interval, 0.0)  # overdue now: a stall going on
+    assert not load.stalled(10.0, 0.0)
+
+
 def test_a_saturated_client_does_not_cut_on_a_real_server():
     """A greenlet burns this process's CPU while adaptive_batch runs on a 20 ms loopback server:
     answers wait for us, latency rises (+25% or more), and windows read saturated never lower the

@@ -132,6 +132,20 @@ def test_a_cpu_bound_client_before_a_knee_keeps_its_throughput(server):
     assert run.limit_stats(5)[1] <= 0.2
 
 
+@pytest.mark.parametrize("server, share", [(SquareKnee, 0.88), (LinearPlateau, 0.95)])
+def test_a_loaded_machine_does_not_hide_a_knee(server, share):
+    """The loopback knee server at 100 ms on a loaded machine: the client is idle (no CPU of its own)
+    but waits for a CPU its neighbours hold half the time, so its load reads 0.5-0.6 while its CPU
+    share is 0. Judged by the load it read busy, took a cliff's rise for its own and sat at 43 (1.36x
+    the knee: 0.74x the best fixed, p99 2.1x; on the plateau 55, p99 1.9x); judged by its CPU it is
+    where it is on a quiet machine (the cliff's 0.89x there is the re-measures', not the load's)."""
+    best = simulate(server(s=0.1), fixed=32)
+    quiet, loaded = simulate(server(s=0.1)), simulate(server(s=0.1), neighbours=0.5)
+    assert loaded.ok_rate(5, 20) >= share * best.ok_rate(5, 20)
+    assert loaded.limit_stats(5)[0] <= 36 and loaded.p99(5) <= 1.6 * 0.1
+    assert loaded.ok_rate(5, 20) == pytest.approx(quiet.ok_rate(5, 20), rel=0.02)
+
+
 # -- the rules -------------------------------------------------------------------------------------
 
 
@@ -303,19 +317,23 @@ def test_the_same_rise_unsaturated_still_cuts():
 
 
 @pytest.mark.parametrize(
-    "load, latency, holds",
+    "load, cpu, latency, holds",
     [
-        (0.6, 0.065, True),
-        (0.0, 0.065, False),  # +30%: a busy client's own; an idle client's is the server's
-        (0.6, 0.12, False),  # 2.4x: the server's, however busy the client (short of saturated)
+        (0.6, 0.6, 0.065, True),
+        (0.0, 0.0, 0.065, False),  # +30%: a busy client's own; an idle client's is the server's
+        (0.6, 0.6, 0.12, False),  # 2.4x: the server's, however busy the client (short of saturated)
+        (0.7, 0.2, 0.065, False),  # loaded by its neighbours, not by its own CPU: the server's
     ],
 )
-def test_a_busy_client_takes_a_small_rise_for_its_own(load, latency, holds):
-    """Half busy or more (running or waiting for a CPU), answers wait a little in our own run queue:
-    a rise within 1.5x the baseline is no server queue (before, +15% two windows running cut 20%)."""
+def test_a_busy_client_takes_a_small_rise_for_its_own(load, cpu, latency, holds):
+    """Half busy or more (its own CPU), answers wait a little in our own run queue: a rise within
+    1.5x the baseline is no server queue (before, +15% two windows running cut 20%). Waiting for a
+    CPU its neighbours hold (load 0.7, CPU 0.2) is not that: before, it read busy too, and grew."""
     ctl, clock = _learned()
     before = ctl.limit
-    _feed(ctl, clock, latency, 300, load=load)
+    for _ in range(300):
+        clock.now += 0.01
+        ctl.sample(latency, inflight=int(ctl.limit), load=load, cpu=cpu)
     assert (ctl.limit >= before) is holds
 
 
