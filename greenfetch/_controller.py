@@ -26,9 +26,10 @@ after it opened; at most 1 s). Per window, with *baseline* = the no-load latency
   and a raised one is found in seconds; concurrency is capped near what the rate needs (2x rate x
   baseline);
 - *baseline*: the lowest window in slow start, then lowered only by a smoothed latency; every 3 s one
-  window runs at half the limit and its latency replaces it (up by 25% at most unless the previous
-  re-measure read high too), and a cut of over 25% re-measures within 2 round trips: a service that
-  got slower is followed, one lucky or unlucky window is not the reference;
+  window runs at 3/4 of the limit (under a knee the limit sits near) and its latency replaces it (up
+  by 25% at most unless the previous re-measure read high too), and a cut of over 25% re-measures
+  within 2 round trips: a service that got slower is followed, one lucky or unlucky window is not
+  the reference; a re-measure that agrees (within 5%) doubles the interval to the next (up to 24 s);
 - *a faster period* (a learned limit that came from a slower one): a window at under 0.75x the
   baseline replaces it and slow start resumes from the limit in force (x2 per round trip while flat);
 - *the client's own load* (``load``: the share of time this process was running or waiting for a
@@ -76,8 +77,9 @@ class Settings:
     rate_backoff: float = 0.9  # send rate after a throttle: this share of the rate the server accepted
     rate_hold: float = 1.0  # seconds the rate holds after a throttle before probing upwards
     rate_probe: float = 0.05  # then grows by this share per second, times (1 + seconds probing)^2
-    remeasure_every: float = 3.0  # seconds between no-load latency re-measures (one window at half the limit)
+    remeasure_every: float = 3.0  # seconds between no-load latency re-measures (one window at a lower limit)
     remeasure_most: float = 8.0  # re-measures that agree double the interval, up to this many times it
+    remeasure_share: float = 0.75  # a re-measure window's share of the limit (under a knee it sits near)
     min_rate: float = 0.5  # requests per second (botocore's adaptive mode has the same floor)
     rate_burst: float = 0.05  # seconds of sends a late pacer may catch up on (the hub wakes sleepers late)
     min_window: float = 0.02
@@ -377,7 +379,7 @@ class Controller:
         load = max(self._load / self._answers, self._last_load) if self._answers else 0.0
         cpu = max(self._cpu / self._answers, self._last_cpu) if self._answers else 0.0
         saturated = 2 * self._saturated >= self._answers > 0
-        if self._restore:  # this window measured the no-load latency at half the limit
+        if self._restore:  # this window measured the no-load latency at a lower limit
             return self._remeasured(now, None if saturated else latency, load, cpu)
         inflight = self._inflight_sum / self._count if self._count else float(self._max_inflight)
         if saturated:  # our own run queue: latency says nothing about the server (see the module doc)
@@ -407,7 +409,11 @@ class Controller:
             and now >= self._remeasure_at
             and self.limit >= 2 * s.min
         ):
-            self._restore, self.limit, self._last_cut = self.limit, max(float(s.min), 0.5 * self.limit), now
+            self._restore, self.limit, self._last_cut = (
+                self.limit,
+                max(float(s.min), s.remeasure_share * self.limit),
+                now,
+            )
         elif not self.slow_start and self._remeasure_at == math.inf:
             self._remeasure_at = now + s.remeasure_every
         return self._record(now, latency, load, cpu)
@@ -505,13 +511,13 @@ class Controller:
             self._baseline = low
 
     def _remeasured(self, now: float, latency: float | None, load: float, cpu: float) -> TracePoint:
-        """Every ``remeasure_every`` s one window runs at half the limit (below any knee the limit
-        sits near) and its latency *replaces* the baseline (Envoy's minRTT re-measure): a service
-        that got slower (or faster) is followed, and a low outlier does not stay the reference.
-        One that agrees (within 10%) doubles the interval to the next, up to ``remeasure_most`` x;
-        one that moves the baseline brings it back to ``remeasure_every``: each costs about half
-        the throughput for 2-3 round trips (at 100 ms, 5% of the throughput every 3 s on the cliff
-        server, 0.89x the best fixed there in simulation; 0.92x-0.94x with the doubling).
+        """Every ``remeasure_every`` s one window runs at ``remeasure_share`` of the limit (below
+        any knee the limit sits near: an idle client's holds within 20% of it) and its latency
+        *replaces* the baseline (Envoy's minRTT re-measure): a service that got slower (or faster)
+        is followed, and a low outlier does not stay the reference. One that agrees (within 5%)
+        doubles the interval to the next, up to ``remeasure_most`` x; one that moves the baseline
+        brings it back to ``remeasure_every``. At half the limit, every 3 s, they cost the 100 ms
+        cliff server 5% of its throughput (0.89x the best fixed in simulation); 0.94x now.
         A window the client was saturated in measured our run queue: it is not read (None)."""
         agreed = False
         if latency is not None and self._baseline is None:

@@ -44,14 +44,31 @@ def test_knee_and_plateau_servers_hold_near_the_knee(server, s, share):
     assert run.windows_to(0.9 * run.ok_rate(5, 20)) <= 20
 
 
+@pytest.mark.parametrize("server, share", [(SquareKnee, 0.92), (LinearPlateau, 0.97)])
+def test_the_benchs_short_run_holds_the_knee(server, share):
+    """The bench's run on the loopback knee server: 6 s at 100 ms, counted after 2 s. Its first
+    re-measure falls in what is counted; at half the limit it cost the cliff 0.90x the best fixed
+    (0.96x the plateau); at three quarters (still under a knee the limit sits near) 0.93x."""
+    best = simulate(server(s=0.1), fixed=32, duration=6)
+    run = simulate(server(s=0.1), duration=6)
+    assert run.ok_rate(2, 6) >= share * best.ok_rate(2, 6)
+
+
 def test_remeasures_that_agree_space_out():
-    """A re-measure halves the limit for 2-3 round trips: at 100 ms, one every 3 s cost the cliff 5%
-    of its throughput. One that agrees with the baseline doubles the interval to the next (those
-    that move it bring it back to 3 s: ``test_drifting_latency_is_followed``)."""
-    run = simulate(LinearPlateau(s=0.1), duration=40)
-    halved = [b.time for a, b in itertools.pairwise(run.controller.trace) if b.limit <= 0.55 * a.limit]
-    gaps = [b - a for a, b in itertools.pairwise(halved)]
-    assert 2 <= len(halved) <= 4 and gaps == sorted(gaps) and gaps[-1] >= 10, halved
+    """A re-measure lowers the limit for 2-3 round trips: at 100 ms, one every 3 s (at half the
+    limit) cost the cliff 5% of its throughput. One that agrees with the baseline doubles the interval to
+    the next (those that move it bring it back to 3 s: ``test_drifting_latency_is_followed``)."""
+    seen = []
+
+    class Counted(Controller):
+        def _remeasured(self, now, *args):
+            seen.append(now)
+            return super()._remeasured(now, *args)
+
+    clock = Clock()
+    simulate(LinearPlateau(s=0.1), duration=40, controller=Counted(Settings(), clock), clock=clock)
+    gaps = [b - a for a, b in itertools.pairwise(seen)]
+    assert 2 <= len(seen) <= 4 and gaps == sorted(gaps) and gaps[-1] >= 10, seen
 
 
 def test_fixed_concurrency_past_the_knee_only_adds_latency():
@@ -163,7 +180,7 @@ def test_a_loaded_machine_does_not_hide_a_knee(server, share):
     best = simulate(server(s=0.1), fixed=32)
     quiet, loaded = simulate(server(s=0.1)), simulate(server(s=0.1), neighbours=0.5)
     assert loaded.ok_rate(5, 20) >= share * best.ok_rate(5, 20)
-    assert loaded.limit_stats(5)[0] <= 36 and loaded.p99(5) <= 1.6 * 0.1
+    assert loaded.limit_stats(5)[0] <= 38 and loaded.p99(5) <= 1.6 * 0.1
     assert loaded.ok_rate(5, 20) == pytest.approx(quiet.ok_rate(5, 20), rel=0.02)
 
 
@@ -387,8 +404,8 @@ def test_a_saturated_client_still_cuts_on_throttles_and_timeouts():
 
 
 def test_no_remeasure_while_saturated():
-    """A re-measure window halves the limit to read the no-load latency; a saturated client would
-    read its own run queue and pay half its throughput for it. It waits for the saturation to end."""
+    """A re-measure window lowers the limit to read the no-load latency; a saturated client would
+    read its own run queue and pay a share of its throughput for it. It waits for the saturation to end."""
     ctl, clock = _learned()
     _feed(ctl, clock, 0.05, 100)  # a re-measure is scheduled
     _feed(ctl, clock, 0.15, 800, load=1.0)  # 8 s saturated, the baseline 50 ms
