@@ -171,12 +171,13 @@ def test_client_load_tells_a_busy_process_from_an_idle_one(monkeypatch, schedsta
     load, running = ClientLoad(interval=0.02), [True]
     load.ensure(lambda: running[0])
     _burn(0.6)  # (a greenlet that only yields with sleep(0) delays the hub's timers: a few samples)
-    busy = load.value
+    busy, busy_cpu = load.value, load.cpu
     gevent.sleep(0.3)
-    idle = load.value
+    idle, idle_cpu = load.value, load.cpu
     running[0] = False
     gevent.sleep(0.05)
     assert busy >= 0.85 and idle <= 0.3, (busy, idle)
+    assert 0 < busy_cpu <= busy and idle_cpu <= idle  # running is a part of running or waiting
     assert load.value == 0.0  # it stopped with the requests and forgot
 
 
