@@ -23,7 +23,7 @@ the scopes routed to it; the engine keeps its worker pool between calls, so they
 and ``reset=True`` reaches them.
 
 The trace: ``adaptive_batch`` returns an ``AdaptiveResults`` list whose ``.trace`` holds, per scope,
-the ``TracePoint``s (time, limit, latency, throttles, samples, rate) of the windows closed during the
+the ``TracePoint``s (time, limit, latency, throttles, samples, rate, the client's load and CPU share) of the windows closed during the
 run; ``engine.limits.trace(scope)`` has the limiter's whole recent history (the last 10,000 windows).
 """
 
