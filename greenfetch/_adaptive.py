@@ -81,8 +81,8 @@ class ClientLoad:
     own run queue grows with them; on a loaded machine an idle client wakes often enough to read
     ``value`` 0.6-1 with ``cpu`` 0.1-0.3. Linux tells both parts exactly (``/proc/thread-self/schedstat``:
     time on a CPU and time runnable in its run queue); elsewhere the thread's CPU time (``cpu``) plus
-    how late the hub woke this watcher (its loop lag) stand in. The controller reads ``now()`` as
-    ``load`` and ``cpu`` as ``cpu``. Measured on the loopback fast server, 2 cores under load: ``value``
+    how late the hub woke this watcher (its loop lag) stand in. The controller reads ``read()``, per answer,
+    as ``load`` (1 for an answer stalls held), ``cpu`` and ``held``. Measured on the loopback fast server, 2 cores under load: ``value``
     0.94-0.98 at fixed 64 and 128 (the same calls/s), 0.77-0.87 at 32 (0.8x of them); 0.2-0.6 on the
     100 ms knee server on a quiet machine, 0.8-1.0 at load 5 (``cpu`` 0.25 there: a call cost 1 ms of
     CPU and the client got a quarter of one, so it was the bottleneck at 245 calls/s).
@@ -105,13 +105,25 @@ class ClientLoad:
         collection) are handled as soon as the process runs again, before or just after the watcher
         measures it: they waited for us. A stall that is a small part of a long answer's time is not
         what made it long (past a server's cliff every answer is long, and spans some stall)."""
+        return self.read(seconds)[0]
+
+    def read(self, seconds: float = 0.0) -> tuple[float, float, float]:
+        """For an answer that took ``seconds``: ``now``'s load, the CPU share, and the seconds stalls
+        held it (what of its time it may have waited for us, however idle our own CPU was)."""
         if not self._running:
-            return self.value
-        return 1.0 if self.stalled(time.perf_counter(), seconds) else self.value
+            return self.value, self.cpu, 0.0
+        held = self.held(time.perf_counter(), seconds)
+        return (1.0 if held and held >= self.STALL_SHARE * seconds else self.value), self.cpu, held
 
     def stalled(self, now: float, seconds: float) -> bool:
         """Did stalls hold an answer that came at ``now`` after ``seconds`` in flight for
-        ``STALL_SHARE`` of them or more? One going on now (the watcher overdue) counts as far as it went."""
+        ``STALL_SHARE`` of them or more?"""
+        held = self.held(now, seconds)
+        return held > 0 and held >= self.STALL_SHARE * seconds
+
+    def held(self, now: float, seconds: float) -> float:
+        """Seconds of stalls within the last ``seconds`` before ``now``; one going on now (the
+        watcher overdue) counts as far as it went."""
         late = now - self._due
         held = late if late >= self.interval else 0.0
         since = now - seconds
@@ -119,7 +131,7 @@ class ClientLoad:
             if end <= since:
                 break
             held += min(length, end - since)
-        return held > 0 and held >= self.STALL_SHARE * seconds
+        return held
 
     def ensure(self, busy: Callable[[], bool]) -> None:
         if not self._running:
@@ -267,6 +279,7 @@ class Limiter:
         closes or its whole number changes (slow start grows it per answer)."""
         throttled, dropped = signal_of(attempt.error_code, attempt.http_status)
         usable = attempt.http_status is not None or throttled or dropped
+        load, cpu, held = self.load.read(attempt.seconds) if self.load else (0.0, 0.0, 0.0)
         with self._lock:
             before = self.limit
             point = self.controller.sample(
@@ -274,8 +287,9 @@ class Limiter:
                 throttled=throttled,
                 dropped=dropped,
                 inflight=self.inflight,
-                load=self.load.now(attempt.seconds) if self.load else 0.0,
-                cpu=self.load.cpu if self.load else 0.0,
+                load=load,
+                cpu=cpu,
+                held=held,
             )
             after = self.limit
             if after > before:  # slow start grows per answer, not only when a window closes

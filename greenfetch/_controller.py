@@ -37,10 +37,10 @@ after it opened; at most 1 s). Per window, with *baseline* = the no-load latency
   holds the time answers wait in our own run queue, so how much of a rise is the server's depends on
   it. Saturated (``load`` >= ``saturated``, its mean over a window): answers always wait for us, and
   latency says nothing about the server and never cuts (no Vegas cut, no target ceiling, no
-  slow-start exit, no re-measure); throttles and timeouts still cut; the limit grows by ``regrow`` a
-  window up to the knee a latency cut found while the client was idle, if any (a saturated hub does
-  more per loop with more in flight; past a knee more only hurts); slow start still grows on flat
-  answers. Busy (``cpu`` >= ``busy``: our own CPU, not the load: a neighbour holding the CPU delays
+  slow-start exit, no re-measure; nor does a slow answer that stalls of the hub explain); throttles
+  and timeouts still cut; the limit grows by ``regrow`` a window up to the knee a latency cut found while the
+  client was idle (its CPU under ``busy``), if any (a saturated hub does more per loop with more in
+  flight; past a knee more only hurts); slow start still grows on flat answers. Busy (``cpu`` >= ``busy``: our own CPU, not the load: a neighbour holding the CPU delays
   each wake-up by a few ms however many requests are in flight, so it is no queue of ours that more
   in flight would lengthen; judged by the load, an idle client on a loaded machine read busy and
   grew past a cliff): a rise within ``flat`` x the baseline is taken for the client's own and the
@@ -296,12 +296,15 @@ class Controller:
         inflight: int = 0,
         load: float = 0.0,
         cpu: float | None = None,
+        held: float = 0.0,
     ) -> TracePoint | None:
         """One finished attempt: ``latency`` None = no usable latency; ``throttled`` = the server said
         "too fast" (cuts the rate); ``dropped`` = it timed out (cuts the concurrency); ``load`` = this
         client's own load now (0-1, ``_adaptive.ClientLoad``): from ``saturated`` on, all of a latency
         rise is ours; ``cpu`` = its CPU share (0-1; None: the same as ``load``): from ``busy`` on, part
-        of it. Returns a TracePoint when a window closed."""
+        of it; ``held`` = seconds stalls of this process held this answer (a slow answer that would
+        be flat without them waited for us: it does not end slow start). Returns a TracePoint when a
+        window closed."""
         now = self.clock()
         saturated = load >= self.settings.saturated
         cpu = load if cpu is None else cpu
@@ -325,7 +328,7 @@ class Controller:
             return self._close(now)
         if not throttled and latency is not None and latency > 1e-4 and sent >= self._last_cut:
             if self.slow_start and not self._flat(latency):
-                if not saturated:  # a saturated client's answers waited for us
+                if not saturated and not self._flat(latency - held):  # else it waited for us
                     self._slow_answer(sent, cpu < self.settings.busy)
             elif (
                 self.slow_start and inflight * 2 >= self.limit and latency <= self.settings.target_latency
@@ -421,8 +424,9 @@ class Controller:
     def _saturated_window(self, now: float, load: float, cpu: float) -> TracePoint:
         """A window the client was saturated in: no cut on latency (a timeout still cuts). The limit
         grows by ``regrow`` if in use and under the target, up to the knee a latency cut found, if
-        any (the cuts of a busy client only past twice the baseline): a saturated hub still does more per loop with more in flight (on the fast server fixed
-        128 costs ~15% less CPU per call than fixed 72), and past a server's knee more only hurts."""
+        any (the cuts of a busy client only past twice the baseline): a saturated hub still does
+        more per loop with more in flight (on the fast server fixed 128 costs ~15% less CPU per call
+        than fixed 72), and past a server's knee more only hurts."""
         s, seen = self.settings, self._samples + self._ours
         self._previous, self._flat_run = None, 0
         if self._drops:

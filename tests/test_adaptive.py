@@ -195,7 +195,11 @@ def test_client_load_is_full_right_after_a_stall():
     assert load.now() == 1.0 and load.value < 0.5
     gevent.sleep(0.05)
     assert load.now(0.15) == 1.0  # in flight across the stall (0.15 s): it waited for us
+    assert (
+        load.read(0.15)[0] == 1.0 and load.read(0.15)[2] >= 0.05
+    )  # the stall held it (however idle our CPU)
     assert load.now(0.01) == load.value  # sent after it
+    assert load.read(0.01) == (load.value, load.cpu, 0.0)
     running[0] = False
     gevent.sleep(0.05)
     assert load.now() == 0.0
@@ -216,6 +220,7 @@ def test_a_stall_is_ours_only_where_it_is_a_fair_part_of_an_answers_time():
     assert not load.stalled(10.0, 0.04)  # sent after the last one ended
     assert load.stalled(10.0 + 2 * load.interval, 0.0)  # overdue now: a stall going on
     assert not load.stalled(10.0, 0.0)
+    assert load.held(10.0, 0.38) == pytest.approx(0.1) and load.held(10.0, 0.32) == pytest.approx(0.05)
 
 
 def test_a_saturated_client_does_not_cut_on_a_real_server():

@@ -298,13 +298,13 @@ def _feed(ctl, clock, latency, n=200, load=0.0):
         ctl.sample(latency, inflight=int(ctl.limit), load=load)
 
 
-def _rounds(ctl, clock, latency, rounds, load=0.0):
+def _rounds(ctl, clock, latency, rounds, load=0.0, cpu=None):
     """Round trips at ``latency``, each a full limit of answers sent after the last came back."""
     for _ in range(rounds):
         limit = int(ctl.limit)
         clock.now += latency
         for _ in range(limit):
-            ctl.sample(latency, inflight=limit, load=load)
+            ctl.sample(latency, inflight=limit, load=load, cpu=cpu)
 
 
 def _learned(limit=40, latency=0.05):
