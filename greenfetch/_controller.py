@@ -230,6 +230,7 @@ class Controller:
     _inflight_ours: int  # and the sum of their in-flight counts
     _slow: list[float]  # send times of its answers past ``flat`` (slow start)
     _inflight_sum: int
+    _late: list[float]  # latencies of its answers sent before it opened (not saturated ones)
     _load: float  # the sum of the client loads its samples came with (the window's load: their mean
     _last_load: float  # or the last one, if higher: the load ramps up with slow start)
     _cpu: float  # the same for the client's CPU share (``busy`` reads it; ``saturated`` the load)
@@ -344,6 +345,8 @@ class Controller:
                 self._samples.append(latency)
                 self._inflight_sum += inflight
                 self._count += 1
+            else:  # sent before it: the window's latency if none sent in it came back (``_close``)
+                self._late.append(latency)
         if self._window_due(now):
             return self._close(now)
         return None
@@ -378,13 +381,18 @@ class Controller:
 
     def _close(self, now: float) -> TracePoint:
         s = self.settings
-        latency = _percentile(self._samples) if self._samples else None
+        late = not self._samples and bool(self._late) and self._saturated > 0  # see below
+        latency = _percentile(self._samples or self._late) if self._samples or late else None
         load = max(self._load / self._answers, self._last_load) if self._answers else 0.0
         cpu = max(self._cpu / self._answers, self._last_cpu) if self._answers else 0.0
         saturated = 2 * self._saturated >= self._answers > 0
         if self._restore:  # this window measured the no-load latency at a lower limit
             return self._remeasured(now, None if saturated else latency, load, cpu)
         inflight = self._inflight_sum / self._count if self._count else float(self._max_inflight)
+        # A window closes on its samples, or at ``max_window`` on saturated answers: then, if no
+        # answer sent in it came back (latency over max_window), the ones that came measure it;
+        # before, such windows had no latency, and at 128 in flight past the knee server's cliff
+        # (1.6 s) nothing but a timeout could cut again.
         if saturated:  # our own run queue: latency says nothing about the server (see the module doc)
             return self._saturated_window(now, load, cpu)
         if self._faster(latency):  # a faster period: the learned limit is stale, probe upwards again
@@ -575,6 +583,7 @@ class Controller:
         self._inflight_ours = 0
         self._slow = []
         self._inflight_sum = 0
+        self._late = []
         self._load = self._last_load = self._cpu = self._last_cpu = 0.0
         self._answers = 0
         self._saturated = 0

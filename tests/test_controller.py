@@ -389,6 +389,18 @@ def test_a_saturated_slow_start_does_not_end_on_its_own_slow_answers():
     assert ctl.limit >= 2 * held - 1
 
 
+def test_a_window_longer_than_its_answers_still_reads_their_latency():
+    """Answers slower than a window (1.6 s: 128 in flight past the knee server's cliff), one in
+    eight of them held by a stall of ours: windows close at ``max_window`` on those, with no answer
+    sent in them back yet. Before, such windows had no latency, so nothing cut (the real knee server
+    sat at 128 for 5 s); the answers that came measure it."""
+    ctl, clock = _learned(limit=128, latency=0.1)
+    for i in range(400):
+        clock.now += 0.012
+        ctl.sample(1.6, inflight=128, load=1.0 if i % 8 == 0 else 0.3, cpu=0.2)
+    assert ctl.limit < 64 and any(p.latency == pytest.approx(1.6) for p in ctl.trace)
+
+
 def test_a_saturated_client_still_cuts_on_throttles_and_timeouts():
     ctl, clock = _learned()
     _feed(ctl, clock, 0.2, 100, load=1.0)
