@@ -18,7 +18,8 @@ after it opened; at most 1 s). Per window, with *baseline* = the no-load latency
   (5%, >= 2) and beta it holds; below alpha it grows +1 per window, or +10% while latency is flat
   (undoing a cut below a cliff);
 - *timeout*: ``limit *= 0.85``, once per window; ``target_latency`` is a ceiling (above it, cut);
-- a window's latency is the median of its answers;
+- a window's latency is the median of its answers (those sent in it; if it closes at max_window on
+  saturated answers before any of those came back, of the unsaturated ones that came);
 - *throttle* (``RateCap``): the send rate is capped at 0.9x the rate the server accepted just before (a
   token bucket accepts exactly its rate once empty) less the unpaced retries still to come (one per
   throttle of the last 2 s), at most once per round trip, never raised by a throttle; it holds 1 s,
