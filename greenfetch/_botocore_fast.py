@@ -1,6 +1,6 @@
-"""botocore's request-side header objects without email.message's policy machinery: a guarded adaptation.
+"""botocore's request path without its repeated work: guarded adaptations, each computing what botocore computes.
 
-botocore keeps an ``AWSRequest``'s headers in ``botocore.compat.HTTPHeaders``, an
+**Headers.** botocore keeps an ``AWSRequest``'s headers in ``botocore.compat.HTTPHeaders``, an
 ``http.client.HTTPMessage``, i.e. an ``email.message.Message`` with the compat32 policy, and builds a
 second one for every SigV4 signature (``SigV4Auth.headers_to_sign``). Each set, get and listing goes
 through the policy (``header_max_count``, ``header_store_parse``, ``header_fetch_parse``,
@@ -16,17 +16,25 @@ only where the policy could change it: a ``str`` that is not ASCII (one with sur
 comes back as an ``email.header.Header``, as from botocore's own class). Every other method
 (``keys``, ``replace_header``, ``as_string``...) is Message's own, on the same storage.
 
-The guard: :func:`install` makes botocore build these (the ``HTTPHeaders`` names in
-``botocore.awsrequest`` and ``botocore.auth``, the only places botocore makes one) for the botocore
-versions in ``CHECKED``, the range tests/test_headers_parity.py was run on: the same method, URL,
-headers and body, byte for byte, over operations of every protocol, and SigV4 signatures a server
-recomputes. Outside that range botocore keeps its own class, said once in the log. It acts from the
-first client greenfetch makes, not at import, for the whole process (the class is botocore's in all
-but speed, so other botocore users in the process see the same requests).
+**SigV4 signing** (docs/performance.md, issue 24 part 4): ``Host`` from the URL remembered per URL
+(:func:`host_from_url`), the map of headers to sign built once per signature, not twice
+(:func:`headers_to_sign`), the signing key derived once per secret, day, region and service
+(:func:`signature`), and ``AWSRequest.body`` read without preparing the whole request
+(:data:`request_body`).
+
+The guard: :func:`install` puts these in botocore's place (the ``HTTPHeaders`` names in
+``botocore.awsrequest`` and ``botocore.auth``, the only places botocore makes one, and the functions
+named above) for the botocore versions in ``CHECKED``, the range tests/test_headers_parity.py and
+tests/test_botocore_fast_parity.py were run on: the same method, URL, headers and body, byte for byte,
+over operations of every protocol, and SigV4 signatures a server recomputes. Outside that range botocore
+keeps its own code, said once in the log. It acts from the first client greenfetch makes, not at
+import, for the whole process (the code is botocore's in all but speed, so other botocore users in the
+process see the same requests).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from email._policybase import compat32
 from typing import TYPE_CHECKING, Any
@@ -48,7 +56,6 @@ log = logging.getLogger("greenfetch")
 # after tests/test_headers_parity.py passes on it.
 CHECKED = ((1, 36), (1, 43))
 
-_MODULES = (botocore.awsrequest, botocore.auth)
 _said = False
 
 
@@ -109,6 +116,107 @@ class Headers(HTTPHeaders):
         return found or failobj
 
 
+# -- SigV4 signing (issue 24, part 4) ---------------------------------------------------------------
+#
+# Per signature botocore parses the URL for ``Host`` twice (``headers_to_sign`` runs for the canonical
+# request and again for the ``Authorization`` header, each through ``_host_from_url``: two ``urlsplit``
+# and an IPv6 check), prepares the whole request (a ``HeadersDict``, the URL's query) to read its body
+# for the payload hash, and derives the signing key with four HMACs. The replacements below compute the
+# same values from the same inputs, once.
+
+_host_from_url = botocore.auth._host_from_url
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_host(url: str) -> str:
+    return _host_from_url(url)  # type: ignore[no-any-return]
+
+
+def host_from_url(url: Any) -> Any:
+    """botocore's ``_host_from_url``, remembered per URL (a pure function of the string)."""
+    if type(url) is str:
+        return _cached_host(url)
+    return _host_from_url(url)
+
+
+_headers_to_sign = botocore.auth.SigV4Auth.headers_to_sign
+
+
+def headers_to_sign(self: Any, request: Any) -> Any:
+    """``SigV4Auth.headers_to_sign``, built once per signature: the second call of one ``add_auth``
+    (same request, same URL, the same header pairs) gets a fresh copy of the first one's map."""
+    headers = request.headers
+    if type(headers) is not Headers:
+        return _headers_to_sign(self, request)
+    key = (request.url, tuple(headers._headers))
+    memo = self.__dict__.get("_greenfetch_signed")
+    if memo is not None and memo[0] is request and memo[1] == key:
+        copy = Headers()
+        copy._headers = list(memo[2])
+        return copy
+    found = _headers_to_sign(self, request)
+    if type(found) is Headers:
+        self._greenfetch_signed = (request, key, tuple(found._headers))
+    return found
+
+
+_signature = botocore.auth.SigV4Auth.signature
+_SigV4_sign = botocore.auth.SigV4Auth._sign
+_signing_keys: dict[tuple[Any, ...], bytes] = {}
+_SIGNING_KEYS = 256  # (secret, day, region, service) keys kept; all dropped when full
+
+
+def signature(self: Any, string_to_sign: str, request: Any) -> Any:
+    """``SigV4Auth.signature`` with the signing key (four HMACs of the secret, the day, the region
+    and the service) derived once per (secret, day, region, service), as the AWS SDKs for Go and
+    Java keep it. The cache lives in this process's memory only, bounded."""
+    if type(self)._sign is not _SigV4_sign:
+        return _signature(self, string_to_sign, request)
+    secret = self.credentials.secret_key
+    day = request.context["timestamp"][0:8]
+    key = (secret, day, self._region_name, self._service_name)
+    signing_key = _signing_keys.get(key)
+    if signing_key is None:
+        k_date = self._sign(f"AWS4{secret}".encode(), day)
+        k_region = self._sign(k_date, self._region_name)
+        k_service = self._sign(k_region, self._service_name)
+        signing_key = self._sign(k_service, "aws4_request")
+        if len(_signing_keys) >= _SIGNING_KEYS:
+            _signing_keys.clear()
+        _signing_keys[key] = signing_key
+    return self._sign(signing_key, string_to_sign, hex=True)
+
+
+_body = botocore.awsrequest.AWSRequest.body
+_prepare = botocore.awsrequest.AWSRequestPreparer.prepare
+
+
+def _request_body(self: Any) -> Any:
+    """``AWSRequest.body`` without preparing the whole request: ``prepare().body`` is
+    ``_prepare_body`` (the URL and the header map it also builds are thrown away)."""
+    preparer = self._request_preparer
+    if type(preparer).prepare is not _prepare:
+        return _body.fget(self)
+    body = preparer._prepare_body(self)
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    return body
+
+
+request_body = property(_request_body, doc=_body.__doc__)
+
+
+# -- what install() sets: (object, attribute, botocore's own, greenfetch's) ------------------------
+
+_PATCHES: tuple[tuple[Any, str, Any, Any], ...] = (
+    *((module, "HTTPHeaders", HTTPHeaders, Headers) for module in (botocore.awsrequest, botocore.auth)),
+    (botocore.auth, "_host_from_url", _host_from_url, host_from_url),
+    (botocore.auth.SigV4Auth, "headers_to_sign", _headers_to_sign, headers_to_sign),
+    (botocore.auth.SigV4Auth, "signature", _signature, signature),
+    (botocore.awsrequest.AWSRequest, "body", _body, request_body),
+)
+
+
 def _version() -> tuple[int, int]:
     major, minor = botocore.__version__.split(".")[:2]
     return int(major), int(minor)
@@ -121,7 +229,7 @@ def checked(version: tuple[int, int] | None = None) -> bool:
 
 
 def install() -> bool:
-    """Make botocore build :class:`Headers` where this botocore was checked; True if it does."""
+    """Make botocore use the adaptations where this botocore was checked; True if it does."""
     global _said
     if installed():
         return True
@@ -129,23 +237,23 @@ def install() -> bool:
         if not _said:
             _said = True
             log.info(
-                "greenfetch: botocore %s is outside the versions its request-header adaptation was "
-                "checked on (%d.%d-%d.%d): botocore's own header class is used",
+                "greenfetch: botocore %s is outside the versions its request-path adaptations were "
+                "checked on (%d.%d-%d.%d): botocore's own code is used",
                 botocore.__version__,
                 *CHECKED[0],
                 *CHECKED[1],
             )
         return False
-    for module in _MODULES:
-        module.HTTPHeaders = Headers
+    for owner, name, _, ours in _PATCHES:
+        setattr(owner, name, ours)
     return True
 
 
 def installed() -> bool:
-    return all(getattr(module, "HTTPHeaders", None) is Headers for module in _MODULES)
+    return all(owner.__dict__.get(name) is ours for owner, name, _, ours in _PATCHES)
 
 
 def uninstall() -> None:
-    """botocore's own class again (the parity suite runs both ways)."""
-    for module in _MODULES:
-        module.HTTPHeaders = HTTPHeaders
+    """botocore's own code again (the parity suite runs both ways)."""
+    for owner, name, theirs, _ in _PATCHES:
+        setattr(owner, name, theirs)

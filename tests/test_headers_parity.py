@@ -448,7 +448,7 @@ def test_outside_the_checked_versions_botocores_class_stays_and_it_is_said_once(
     assert fast.install() is False and fast.install() is False
     assert botocore.awsrequest.HTTPHeaders is botocore.compat.HTTPHeaders
     assert botocore.auth.HTTPHeaders is botocore.compat.HTTPHeaders
-    said = [r.getMessage() for r in caplog.records if "request-header adaptation" in r.getMessage()]
+    said = [r.getMessage() for r in caplog.records if "request-path adaptations" in r.getMessage()]
     assert len(said) == 1 and "1.99.0" in said[0]
     assert (
         fast.checked((1, 43))
