@@ -169,6 +169,7 @@ CONFIGS = {
     "sts": [{}],
     "ec2": [{}],
     "cloudwatch": [{}],
+    "signin": [{}],  # a static context parameter that is False
 }
 
 
@@ -184,6 +185,8 @@ def test_every_operations_endpoint_parameters_are_botocores(session):
     checked = 0
     kinds = set()
     for service, configs in CONFIGS.items():
+        if service not in session.get_available_services():
+            continue  # an older botocore
         for config, url in itertools.product(configs, (None, "http://127.0.0.1:9")):
             client = client_for(session, service, url, **config)
             resolver = client._ruleset_resolver
