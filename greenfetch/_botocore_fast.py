@@ -35,6 +35,7 @@ process see the same requests).
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 from email._policybase import compat32
 from typing import TYPE_CHECKING, Any
@@ -42,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 import botocore
 import botocore.auth
 import botocore.awsrequest
+import botocore.parsers
 import botocore.regions
 
 if TYPE_CHECKING:  # botocore ships no types; its HTTPHeaders is this class with nothing added
@@ -281,6 +283,43 @@ def provider_params(self: Any, operation_model: Any, call_args: Any, request_con
     return params
 
 
+# -- the response parse (issue 24, part 4) --------------------------------------------------------
+#
+# Every node of a response (each member, each list item) goes through ``ResponseParser._parse_shape``,
+# which builds the handler's name (``f"_handle_{type}"``) and looks it up with a default: for a type
+# the parser has no handler for (a JSON string, integer or boolean) that lookup raises and catches an
+# AttributeError inside ``getattr``, once per value. The replacement looks each type's handler up once
+# per parser and remembers it.
+
+_parse_shape = botocore.parsers.ResponseParser._parse_shape
+_BOUND = "_greenfetch_handlers"
+
+
+def parse_shape(self: Any, shape: Any, node: Any) -> Any:
+    """``ResponseParser._parse_shape`` with the handler of each type found once per parser, on its
+    class, and remembered as a function (no reference back to the parser). A parser with a handler
+    set on the instance itself (any ``_handle_*`` or ``_default_handle`` in its ``__dict__``, looked
+    at again whenever the instance gains an attribute) is parsed by botocore's own code."""
+    attributes = self.__dict__
+    bound = attributes.get(_BOUND)
+    if bound is None or bound[0] != len(attributes):
+        own = any(key.startswith("_handle_") or key == "_default_handle" for key in attributes)
+        bound = attributes[_BOUND] = (len(attributes) + (bound is None), None if own else {})
+    handlers = bound[1]
+    if handlers is None:
+        return _parse_shape(self, shape, node)
+    function = handlers.get(shape.type_name)
+    if function is None:
+        cls = type(self)
+        found = getattr(cls, f"_handle_{shape.type_name}", None)
+        if found is None:
+            found = cls._default_handle
+        function = handlers[shape.type_name] = found if inspect.isfunction(found) else False
+    if function is False:
+        return _parse_shape(self, shape, node)
+    return function(self, shape, node)
+
+
 # -- what install() sets: (object, attribute, botocore's own, greenfetch's) ------------------------
 
 _PATCHES: tuple[tuple[Any, str, Any, Any], ...] = (
@@ -290,6 +329,7 @@ _PATCHES: tuple[tuple[Any, str, Any, Any], ...] = (
     (botocore.auth.SigV4Auth, "signature", _signature, signature),
     (botocore.awsrequest.AWSRequest, "body", _body, request_body),
     (_Resolver, "_get_provider_params", _get_provider_params, provider_params),
+    (botocore.parsers.ResponseParser, "_parse_shape", _parse_shape, parse_shape),
 )
 
 

@@ -206,3 +206,211 @@ def test_every_operations_endpoint_parameters_are_botocores(session):
                     assert ours == theirs, (service, config, name, args)
                     checked += 1
     assert kinds == {"static", "member", "path"} and checked > 2000, (kinds, checked)
+
+
+# -- the response parse ----------------------------------------------------------------------------
+
+TEXT = "välue ✓ \U0001f600 token+/=="
+BLOB = b"\x00\xffbin\x80"
+JSON_SERVICES = ["dynamodb", "kms", "sqs", "lambda", "glacier", "logs"]
+
+
+def body_value(shape, depth=0):
+    """A value for ``shape`` as a JSON service would send it: every member, two list items, a map
+    entry, text that is not ASCII, base64 blobs, epoch timestamps."""
+    kind = shape.type_name
+    if depth > 5:
+        return None
+    if kind == "structure":
+        if shape.is_document_type:
+            return {"doc": [1, TEXT, None]}
+        members = [
+            (name, member)
+            for name, member in shape.members.items()
+            if member.serialization.get("location") is None and not member.serialization.get("eventstream")
+        ]
+        if shape.is_tagged_union:
+            members = members[:1]
+        out = {}
+        for name, member in members:
+            value = body_value(member, depth + 1)
+            if value is not None:
+                out[member.serialization.get("name", name)] = value
+        return out
+    if kind == "list":
+        item = body_value(shape.member, depth + 1)
+        return [] if item is None else [item, item]
+    if kind == "map":
+        value = body_value(shape.value, depth + 1)
+        return {} if value is None else {"kéy": value}
+    return {
+        "string": TEXT,
+        "integer": 7,
+        "long": 2**40,
+        "float": 1.5,
+        "double": 2.25,
+        "boolean": True,
+        "timestamp": 1767322245.5,
+        "blob": __import__("base64").b64encode(BLOB).decode(),
+    }.get(kind)
+
+
+def response_dict(operation, status, body, headers=None):
+    import botocore.endpoint
+
+    http = botocore.awsrequest.AWSResponse(
+        "https://example/", status, {"x-amzn-RequestId": "req-ü", **(headers or {})}, None
+    )
+    http._content = body
+    return botocore.endpoint.convert_to_response_dict(http, operation)
+
+
+def parsed_both_ways(session, cases):
+    """Each (service, operation, shape name or None, response) parsed by a fresh parser of the
+    service's protocol with botocore's own ``_parse_shape``, then with the adaptation."""
+    import botocore.parsers
+
+    results = []
+    for installed in (False, True):
+        fast.install() if installed else fast.uninstall()
+        out = []
+        for service, operation, error, response in cases:
+            model = session.get_service_model(service)
+            op = model.operation_model(operation)
+            shape = model.shape_for(error) if error else op.output_shape
+            parser = botocore.parsers.create_parser(model.protocol)
+            out.append(outcome(parser.parse, dict(response), shape))
+        results.append(out)
+    return results
+
+
+def test_every_json_response_parses_as_botocore_parses_it(session):
+    """Every operation's output of six JSON and REST-JSON services, with every member, then each of
+    its modeled errors and an unmodeled one: the same dict (datetimes, bytes, tokens, metadata)."""
+    import json
+
+    cases = []
+    for service in JSON_SERVICES:
+        model = session.get_service_model(service)
+        for name in model.operation_names:
+            op = model.operation_model(name)
+            if op.output_shape is not None and not op.has_event_stream_output and not op.has_streaming_output:
+                body = json.dumps(body_value(op.output_shape)).encode()
+                cases.append((service, name, None, response_dict(op, 200, body)))
+            for error in op.error_shapes[:2]:
+                payload = {"__type": f"com.amazonaws#{error.name}", "message": TEXT, **body_value(error)}
+                cases.append(
+                    (service, name, error.name, response_dict(op, 400, json.dumps(payload).encode()))
+                )
+            cases.append(
+                (
+                    service,
+                    name,
+                    None,
+                    response_dict(op, 400, b'{"__type": "Throttling:x", "Message": "slow \xc3\xbc"}'),
+                )
+            )
+    ours, theirs = parsed_both_ways(session, cases)[::-1]
+    differ = [(case[:3], a, b) for case, a, b in zip(cases, ours, theirs, strict=True) if a != b]
+    assert not differ, differ[0]
+    ok = [result for result in theirs if result[0] == "ok"]
+    assert len(cases) > 1000 and len(ok) > 0.95 * len(cases), (len(ok), len(cases))
+    blobs = [
+        r for r in ok if BLOB in repr(r).encode("unicode_escape") or b"\\x00\\xffbin" in repr(r).encode()
+    ]
+    stamps = [r for r in ok if "datetime.datetime(2026, 1, 2" in repr(r)]
+    assert blobs and stamps
+
+
+XML_CASES = [
+    (
+        "sts",
+        "GetCallerIdentity",
+        None,
+        200,
+        b"<GetCallerIdentityResponse><GetCallerIdentityResult><Arn>arn:aws:iam::1:user/\xc3\xbc</Arn>"
+        b"<UserId>U</UserId><Account>123456789012</Account></GetCallerIdentityResult>"
+        b"<ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></GetCallerIdentityResponse>",
+    ),
+    (
+        "sns",
+        "ListTopics",
+        None,
+        400,
+        b"<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>r\xc3\xa4te</Message>"
+        b"</Error><RequestId>r</RequestId></ErrorResponse>",
+    ),
+    (
+        "s3",
+        "ListObjectsV2",
+        None,
+        200,
+        b'<?xml version="1.0" encoding="UTF-8"?><ListBucketResult><Name>b</Name><Prefix></Prefix>'
+        b"<KeyCount>2</KeyCount><MaxKeys>2</MaxKeys><IsTruncated>true</IsTruncated>"
+        b"<NextContinuationToken>tok+/==</NextContinuationToken>"
+        b"<Contents><Key>\xc3\xbc \xe2\x9c\x93</Key><LastModified>2026-01-02T03:04:05.000Z</LastModified>"
+        b"<ETag>&quot;e&quot;</ETag><Size>5</Size><StorageClass>STANDARD</StorageClass></Contents>"
+        b"<Contents><Key>k2</Key><Size>0</Size></Contents></ListBucketResult>",
+    ),
+    (
+        "s3",
+        "GetObject",
+        None,
+        404,
+        b"<Error><Code>NoSuchKey</Code><Message>gone \xc3\xbc</Message><Key>k</Key></Error>",
+    ),
+    (
+        "ec2",
+        "DescribeInstances",
+        None,
+        200,
+        b'<DescribeInstancesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>r</requestId>'
+        b"<reservationSet><item><reservationId>r-1</reservationId><instancesSet><item>"
+        b"<instanceId>i-1</instanceId><launchTime>2026-01-02T03:04:05.000Z</launchTime>"
+        b"<tagSet><item><key>Name</key><value>n\xc3\xbc</value></item></tagSet>"
+        b"<instanceState><code>16</code><name>running</name></instanceState></item></instancesSet>"
+        b"</item></reservationSet><nextToken>next+/=</nextToken></DescribeInstancesResponse>",
+    ),
+    (
+        "ec2",
+        "DescribeInstances",
+        None,
+        400,
+        b"<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>m</Message></Error></Errors>"
+        b"<RequestID>r</RequestID></Response>",
+    ),
+    (
+        "route53",
+        "ListHostedZones",
+        None,
+        200,
+        b'<ListHostedZonesResponse xmlns="https://route53.amazonaws.com/doc/2013-04-01/"><HostedZones>'
+        b"<HostedZone><Id>/hostedzone/Z1</Id><Name>\xc3\xbc.example.</Name><CallerReference>c</CallerReference>"
+        b"<ResourceRecordSetCount>2</ResourceRecordSetCount></HostedZone></HostedZones>"
+        b"<IsTruncated>false</IsTruncated><MaxItems>100</MaxItems></ListHostedZonesResponse>",
+    ),
+]
+
+
+def test_xml_responses_parse_as_botocore_parses_them(session):
+    """Query, EC2 and REST-XML answers and errors, with text that is not ASCII, timestamps, tokens."""
+    cases = []
+    for service, operation, error, status, body in XML_CASES:
+        op = session.get_service_model(service).operation_model(operation)
+        cases.append((service, operation, error, response_dict(op, status, body)))
+    ours, theirs = parsed_both_ways(session, cases)[::-1]
+    assert ours == theirs
+    assert all(result[0] == "ok" for result in theirs), theirs
+    assert theirs[2][1]["Contents"][0]["Key"] == "ü ✓" and theirs[2][1]["NextContinuationToken"] == "tok+/=="
+
+
+def test_a_handler_set_on_a_parser_is_used():
+    import botocore.parsers
+
+    parser = botocore.parsers.create_parser("json")
+    model = botocore.session.get_session().get_service_model("dynamodb")
+    op = model.operation_model("ListTables")
+    response = response_dict(op, 200, b'{"TableNames": ["a"]}')
+    assert parser.parse(dict(response), op.output_shape)["TableNames"] == ["a"]
+    parser._handle_string = lambda shape, value: value.upper()
+    assert parser.parse(dict(response), op.output_shape)["TableNames"] == ["A"]
