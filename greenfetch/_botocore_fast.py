@@ -37,6 +37,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+from collections.abc import ItemsView
 from email._policybase import compat32
 from typing import TYPE_CHECKING, Any
 
@@ -51,7 +52,7 @@ if TYPE_CHECKING:  # botocore ships no types; its HTTPHeaders is this class with
 else:
     from botocore.compat import HTTPHeaders
 
-__all__ = ["CHECKED", "Headers", "install", "installed", "uninstall"]
+__all__ = ["CHECKED", "Headers", "HeadersDict", "install", "installed", "uninstall"]
 
 log = logging.getLogger("greenfetch")
 
@@ -209,6 +210,69 @@ def _request_body(self: Any) -> Any:
 request_body = property(_request_body, doc=_body.__doc__)
 
 
+# -- HeadersDict: a prepared request's and a response's headers (issue 24, part 4) ----------------
+#
+# ``botocore.awsrequest.HeadersDict`` is a ``MutableMapping`` on a dict keyed by ``_HeaderKey`` (the
+# name and its lower case). Built from pairs it goes through ``MutableMapping.update`` and one
+# ``__setitem__`` per pair; ``in`` and ``get`` on an absent name raise and catch a KeyError; ``items()``
+# looks every name up again. :class:`HeadersDict` is that class with those four written out on the
+# same storage (the same ``_HeaderKey`` keys, in the same order).
+
+_HeaderKey = botocore.awsrequest._HeaderKey
+_HeadersDict = botocore.awsrequest.HeadersDict
+
+
+class _Items(ItemsView):  # type: ignore[type-arg]
+    """``ItemsView`` of a :class:`HeadersDict`, read from its storage: the same pairs in the same order."""
+
+    __slots__ = ()
+
+    def __iter__(self) -> Any:
+        for key, value in self._mapping._dict.items():
+            name = key._key
+            yield (name if type(name) is str else str(key)), value
+
+
+class HeadersDict(_HeadersDict):
+    """``botocore.awsrequest.HeadersDict`` with construction, ``in``, ``get`` and ``items`` written out."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if kwargs or len(args) != 1 or type(args[0]) not in (dict, list):
+            super().__init__(*args, **kwargs)
+            return
+        data = args[0]
+        store: dict[Any, Any] = {}
+        for key, value in data.items() if type(data) is dict else data:
+            store[_HeaderKey(key)] = value
+        self._dict = store
+
+    def __contains__(self, key: object) -> bool:
+        return _HeaderKey(key) in self._dict
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return self._dict.get(_HeaderKey(key), default)
+
+    def items(self) -> Any:
+        return _Items(self)
+
+
+_lowercase_dict = botocore.parsers.lowercase_dict
+
+
+def lowercase_dict(original: Any) -> Any:
+    """``botocore.utils.lowercase_dict`` as the parsers use it (a response's ``HTTPHeaders`` in its
+    metadata): for a :class:`HeadersDict`, read from its storage, whose keys hold each name's lower
+    case already; the same dict, in the same order."""
+    if type(original) is not HeadersDict:
+        return _lowercase_dict(original)
+    out = {}
+    for key, value in original._dict.items():
+        if type(key._key) is not str:  # botocore's str(key) raises: let it
+            return _lowercase_dict(original)
+        out[key._lower] = value
+    return out
+
+
 # -- endpoint ruleset parameters (issue 24, part 4) ----------------------------------------------
 #
 # The endpoint ruleset's answer is cached by botocore (``EndpointProvider.resolve_endpoint`` is an LRU
@@ -324,6 +388,8 @@ def parse_shape(self: Any, shape: Any, node: Any) -> Any:
 
 _PATCHES: tuple[tuple[Any, str, Any, Any], ...] = (
     *((module, "HTTPHeaders", HTTPHeaders, Headers) for module in (botocore.awsrequest, botocore.auth)),
+    (botocore.awsrequest, "HeadersDict", _HeadersDict, HeadersDict),
+    (botocore.parsers, "lowercase_dict", _lowercase_dict, lowercase_dict),
     (botocore.auth, "_host_from_url", _host_from_url, host_from_url),
     (botocore.auth.SigV4Auth, "headers_to_sign", _headers_to_sign, headers_to_sign),
     (botocore.auth.SigV4Auth, "signature", _signature, signature),

@@ -414,3 +414,74 @@ def test_a_handler_set_on_a_parser_is_used():
     assert parser.parse(dict(response), op.output_shape)["TableNames"] == ["a"]
     parser._handle_string = lambda shape, value: value.upper()
     assert parser.parse(dict(response), op.output_shape)["TableNames"] == ["A"]
+
+
+# -- HeadersDict -----------------------------------------------------------------------------------
+
+
+def test_headers_dict_behaves_as_botocores():
+    """Built from a dict, a list of pairs, another HeadersDict or keywords, then any sequence of
+    sets, deletes, gets, ``in``, listings and copies: the same answers, pairs and order as botocore's
+    class, and the parsers' lowercase copy the same dict."""
+    import botocore.parsers
+
+    names = st.sampled_from(["Content-Length", "content-length", "X-Amz-Crc32", "ü-Name", "Date", "date"])
+    values = st.one_of(st.text(max_size=4), st.binary(max_size=3), st.integers())
+    sources = st.one_of(
+        st.dictionaries(names, values, max_size=4),
+        st.lists(st.tuples(names, values), max_size=5),
+        st.lists(st.tuples(names, values), max_size=3).map(lambda pairs: ("view", pairs)),
+    )
+    verbs = st.lists(
+        st.tuples(st.sampled_from(["set", "del", "get", "in", "getitem"]), names, values), max_size=15
+    )
+
+    def build(cls, source):
+        if isinstance(source, tuple):  # an items view of another HeadersDict
+            return cls(botocore.awsrequest.HeadersDict(source[1]).items())
+        return cls(source)
+
+    def listing(headers):
+        return (
+            list(headers.items()),
+            list(headers),
+            list(headers.keys()),
+            list(headers.values()),
+            len(headers),
+            repr(headers),
+            dict(headers.copy().items()),
+            type(headers.copy()).__name__,
+            botocore.parsers.lowercase_dict(headers),
+        )
+
+    @settings(max_examples=80, deadline=None)
+    @given(sources, verbs)
+    def check(source, script):
+        ours = build(fast.HeadersDict, source)
+        fast.uninstall()
+        try:
+            theirs = build(botocore.awsrequest.HeadersDict, source)
+            assert type(theirs) is botocore.awsrequest.HeadersDict
+            for verb, name, value in script:
+                outcome_pair = []
+                for headers in (ours, theirs):
+                    try:
+                        if verb == "set":
+                            headers[name] = value
+                        elif verb == "del":
+                            del headers[name]
+                        seen = (headers.get(name, "absent"), name in headers, headers.get(name))
+                        outcome_pair.append(seen + ((headers[name],) if verb == "getitem" else ()))
+                    except Exception as exc:  # noqa: BLE001 - compared
+                        outcome_pair.append(type(exc).__name__)
+                assert outcome_pair[0] == outcome_pair[1], (verb, name)
+            fast.install()
+            mine = listing(ours)
+            fast.uninstall()
+            assert mine[:7] == listing(theirs)[:7] and mine[8] == listing(theirs)[8]
+            assert mine[7] == "HeadersDict"
+        finally:
+            fast.install()
+
+    check()
+    assert fast.HeadersDict(x=1).items() and isinstance(fast.HeadersDict(), botocore.awsrequest.HeadersDict)
