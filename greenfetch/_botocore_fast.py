@@ -219,7 +219,7 @@ request_body = property(_request_body, doc=_body.__doc__)
 # same storage (the same ``_HeaderKey`` keys, in the same order).
 
 _HeaderKey = botocore.awsrequest._HeaderKey
-_HeadersDict = botocore.awsrequest.HeadersDict
+_HeadersDict: Any = botocore.awsrequest.HeadersDict
 
 
 class _Items(ItemsView):  # type: ignore[type-arg]
@@ -228,7 +228,7 @@ class _Items(ItemsView):  # type: ignore[type-arg]
     __slots__ = ()
 
     def __iter__(self) -> Any:
-        for key, value in self._mapping._dict.items():
+        for key, value in self._mapping._dict.items():  # type: ignore[attr-defined]
             name = key._key
             yield (name if type(name) is str else str(key)), value
 
@@ -352,33 +352,37 @@ def provider_params(self: Any, operation_model: Any, call_args: Any, request_con
 # Every node of a response (each member, each list item) goes through ``ResponseParser._parse_shape``,
 # which builds the handler's name (``f"_handle_{type}"``) and looks it up with a default: for a type
 # the parser has no handler for (a JSON string, integer or boolean) that lookup raises and catches an
-# AttributeError inside ``getattr``, once per value. The replacement looks each type's handler up once
-# per parser and remembers it.
+# AttributeError inside ``getattr``, once per value. botocore makes a new parser for every response,
+# so the replacement looks each type's handler up once per parser class and remembers it.
 
 _parse_shape = botocore.parsers.ResponseParser._parse_shape
-_BOUND = "_greenfetch_handlers"
+_handlers: dict[type, tuple[int, dict[str, Any]]] = {}
+
+
+def _own_handler(attributes: dict[str, Any]) -> bool:
+    return any(key.startswith("_handle_") or key == "_default_handle" for key in attributes)
 
 
 def parse_shape(self: Any, shape: Any, node: Any) -> Any:
-    """``ResponseParser._parse_shape`` with the handler of each type found once per parser, on its
-    class, and remembered as a function (no reference back to the parser). A parser with a handler
-    set on the instance itself (any ``_handle_*`` or ``_default_handle`` in its ``__dict__``, looked
-    at again whenever the instance gains an attribute) is parsed by botocore's own code."""
+    """``ResponseParser._parse_shape`` with the handler of each type found once per parser class and
+    remembered as a function. A parser with attributes of its own beyond those its class's first
+    parser had (a handler set on the instance, say) is parsed by botocore's own code."""
+    cls = type(self)
     attributes = self.__dict__
-    bound = attributes.get(_BOUND)
-    if bound is None or bound[0] != len(attributes):
-        own = any(key.startswith("_handle_") or key == "_default_handle" for key in attributes)
-        bound = attributes[_BOUND] = (len(attributes) + (bound is None), None if own else {})
-    handlers = bound[1]
-    if handlers is None:
+    known = _handlers.get(cls)
+    if known is None:
+        if _own_handler(attributes):
+            return _parse_shape(self, shape, node)
+        known = _handlers[cls] = (len(attributes), {})
+    if len(attributes) != known[0]:
         return _parse_shape(self, shape, node)
-    function = handlers.get(shape.type_name)
+    functions = known[1]
+    function = functions.get(shape.type_name)
     if function is None:
-        cls = type(self)
         found = getattr(cls, f"_handle_{shape.type_name}", None)
         if found is None:
             found = cls._default_handle
-        function = handlers[shape.type_name] = found if inspect.isfunction(found) else False
+        function = functions[shape.type_name] = found if inspect.isfunction(found) else False
     if function is False:
         return _parse_shape(self, shape, node)
     return function(self, shape, node)
