@@ -401,6 +401,15 @@ _PATCHES: tuple[tuple[Any, str, Any, Any], ...] = (
     (_Resolver, "_get_provider_params", _get_provider_params, provider_params),
     (botocore.parsers.ResponseParser, "_parse_shape", _parse_shape, parse_shape),
 )
+# A patch checked on fewer versions than CHECKED: its first version. The endpoint plan follows
+# botocore 1.40+, which calls a builtin that is callable and registers endpoint feature ids (1.36 does
+# neither); checked on 1.40.0 and 1.43.117.
+_SINCE = {provider_params: (1, 40)}
+
+
+def _applicable() -> list[tuple[Any, str, Any, Any]]:
+    version = _version()
+    return [patch for patch in _PATCHES if _SINCE.get(patch[3], CHECKED[0]) <= version]
 
 
 def _version() -> tuple[int, int]:
@@ -430,13 +439,13 @@ def install() -> bool:
                 *CHECKED[1],
             )
         return False
-    for owner, name, _, ours in _PATCHES:
+    for owner, name, _, ours in _applicable():
         setattr(owner, name, ours)
     return True
 
 
 def installed() -> bool:
-    return all(owner.__dict__.get(name) is ours for owner, name, _, ours in _PATCHES)
+    return all(owner.__dict__.get(name) is ours for owner, name, _, ours in _applicable())
 
 
 def uninstall() -> None:

@@ -182,6 +182,8 @@ def test_every_operations_endpoint_parameters_are_botocores(session):
     """For every operation of services whose rulesets read static, operation or JMESPath context
     parameters or client context: the same parameters (or the same error) as botocore gathers, with
     the operation's sample input, with its context members absent, and from an endpoint URL."""
+    if fast._version() < fast._SINCE[fast.provider_params]:
+        pytest.skip("the endpoint plan is not installed on this botocore")
     checked = 0
     kinds = set()
     for service, configs in CONFIGS.items():
