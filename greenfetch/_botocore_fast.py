@@ -377,7 +377,7 @@ def parse_shape(self: Any, shape: Any, node: Any) -> Any:
     if len(attributes) != known[0]:
         return _parse_shape(self, shape, node)
     functions = known[1]
-    function = functions.get(shape.type_name)
+    function: Any = functions.get(shape.type_name)
     if function is None:
         found = getattr(cls, f"_handle_{shape.type_name}", None)
         if found is None:
