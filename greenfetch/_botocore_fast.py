@@ -16,20 +16,24 @@ only where the policy could change it: a ``str`` that is not ASCII (one with sur
 comes back as an ``email.header.Header``, as from botocore's own class). Every other method
 (``keys``, ``replace_header``, ``as_string``...) is Message's own, on the same storage.
 
-**SigV4 signing** (docs/performance.md, issue 24 part 4): ``Host`` from the URL remembered per URL
-(:func:`host_from_url`), the map of headers to sign built once per signature, not twice
-(:func:`headers_to_sign`), the signing key derived once per secret, day, region and service
-(:func:`signature`), and ``AWSRequest.body`` read without preparing the whole request
-(:data:`request_body`).
+**The rest of a call** (docs/performance.md, issue 24 part 4): SigV4 signing with ``Host`` from the
+URL remembered per URL (:func:`host_from_url`), the map of headers to sign built once per signature,
+not twice (:func:`headers_to_sign`), the signing key derived once per secret, day, region and service
+(:func:`signature`), ``AWSRequest.body`` read without preparing the whole request
+(:data:`request_body`); botocore's ``HeadersDict`` (prepared request and response headers) with its
+hot methods written out (:class:`HeadersDict`, :func:`lowercase_dict`); the endpoint ruleset's
+parameters from a plan made once per operation (:func:`provider_params`); the response parse's
+handler found once per parser class (:func:`parse_shape`).
 
 The guard: :func:`install` puts these in botocore's place (the ``HTTPHeaders`` names in
-``botocore.awsrequest`` and ``botocore.auth``, the only places botocore makes one, and the functions
-named above) for the botocore versions in ``CHECKED``, the range tests/test_headers_parity.py and
+``botocore.awsrequest`` and ``botocore.auth``, the only places botocore makes one, and each function
+named above where botocore looks it up) for the botocore versions in ``CHECKED`` (a patch checked on
+fewer names its first version in ``_SINCE``), the range tests/test_headers_parity.py and
 tests/test_botocore_fast_parity.py were run on: the same method, URL, headers and body, byte for byte,
-over operations of every protocol, and SigV4 signatures a server recomputes. Outside that range botocore
-keeps its own code, said once in the log. It acts from the first client greenfetch makes, not at
-import, for the whole process (the code is botocore's in all but speed, so other botocore users in the
-process see the same requests).
+over operations of every protocol, SigV4 signatures a server recomputes, the same endpoint parameters
+and the same parsed responses. Outside that range botocore keeps its own code, said once in the log. It
+acts from the first client greenfetch makes, not at import, for the whole process (the code is
+botocore's in all but speed, so other botocore users in the process see the same requests).
 """
 
 from __future__ import annotations
