@@ -237,7 +237,7 @@ class _Items(ItemsView):  # type: ignore[type-arg]
             yield (name if type(name) is str else str(key)), value
 
 
-class HeadersDict(_HeadersDict):
+class HeadersDict(_HeadersDict):  # type: ignore[misc]  # botocore ships no types: its class is Any
     """``botocore.awsrequest.HeadersDict`` with construction, ``in``, ``get`` and ``items`` written out."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
