@@ -1,11 +1,12 @@
 """Writing an inventory into PostgreSQL: the run's sink (``PostgresSink``) and the workers' (``PostgresShardSink``).
 
-Rows go in with COPY, one transaction per batch (rows, bytes or seconds, whichever comes first), and a
-batch always holds whole records: a record's ``fetches`` row commits with all its resources, and a
-batch whose commit was cut off (PostgreSQL restarted, a lost connection) can be sent again after a
+Rows go in with binary COPY, one transaction per batch (bytes, rows or seconds, whichever comes first),
+and a batch always holds whole records: a record's ``fetches`` row commits with all its resources, and
+a batch whose commit was cut off (PostgreSQL restarted, a lost connection) can be sent again after a
 reconnect without writing anything twice (its (type, account, region) are deleted first in the same
-transaction). Memory is one batch plus the record being added. A run that is killed leaves the earlier
-runs intact and its own ``finished_at`` NULL.
+transaction). A record is encoded once, into the bytes its rows take in the COPY stream (``_encode``);
+the batch keeps those bytes until it commits, so memory is one batch plus the record being added. A
+run that is killed leaves the earlier runs intact and its own ``finished_at`` NULL.
 
 With ``--broker`` the workers write their shards' rows themselves (``PostgresShardSink``): a shard
 is one transaction that replaces whatever an earlier delivery of the same shard wrote, keyed by
@@ -18,12 +19,13 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import struct
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from .._exceptions import StorageError
-from .._jsonable import jsonable
+from .._jsonable import _valid_text, jsonable
 from .._redact import redact_url
 from ._catalog import ResourceType
 from ._catalog import catalog as all_types
@@ -45,7 +47,12 @@ from ._types import InventoryError, Record
 
 __all__ = ["PostgresShardSink", "PostgresSink"]
 
-_RESOURCE_COLUMNS = "run_id, resource_type, account, region, resource_id, data"
+_COPY_RESOURCES = (
+    "COPY resources (run_id, resource_type, account, region, resource_id, data) FROM STDIN (FORMAT binary)"
+)
+_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # binary COPY's header: signature, no flags, no extension
+_TRAILER = b"\xff\xff"  # and its end
+_STREAM_BYTES = 1 << 16  # a batch's rows go to the server in chunks of at least this much (or stream_rows)
 _UPSERT_FETCH = (
     "INSERT INTO fetches (run_id, resource_type, account, region, status, error, items, fetched_at) "
     "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (run_id, resource_type, account, region) "
@@ -129,62 +136,78 @@ class _Writer:
 def _write_batch(
     conn: Any,
     run_id: int,
-    rows: list[tuple[Any, ...]],
+    chunks: Iterable[bytes],
     fetches: list[tuple[Any, ...]],
     replace: Iterable[Scope],
 ) -> None:
-    """Delete ``replace``'s rows of this run, COPY ``rows`` in, upsert ``fetches``: the caller's transaction."""
+    """Delete ``replace``'s rows of this run, COPY ``chunks`` (``_encode``'s bytes) in, upsert ``fetches``
+    (read after the chunks: a generator may fill it as it goes): the caller's transaction."""
     scopes = sorted(set(replace))
     if scopes:
         columns = [list(c) for c in zip(*scopes, strict=True)]
         for table in ("resources", "fetches"):
             conn.execute(_DELETE_SCOPES.format(table=table), (*columns, run_id))
-    if rows:
-        with conn.cursor() as cur, cur.copy(f"COPY resources ({_RESOURCE_COLUMNS}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
+    if chunks:
+        with conn.cursor() as cur, cur.copy(_COPY_RESOURCES) as copy:
+            copy.write(_SIGNATURE)
+            for chunk in chunks:
+                copy.write(chunk)
+            copy.write(_TRAILER)
     if fetches:
         with conn.cursor() as cur:
             cur.executemany(_UPSERT_FETCH, fetches)
 
 
-_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, default=jsonable)
+# JSON text for a JSONB column: the values ``dumps_strict`` gives, without its sorting walk (JSONB orders
+# keys itself) and without spaces (JSONB keeps none): about half the cost
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, default=jsonable, separators=(",", ":"))
 _NO_ID = _resource_id(None, {}, "")
 _NUL = re.compile(
-    r"(?<!\\)((?:\\\\)*)\\u0000"
+    rb"(?<!\\)((?:\\\\)*)\\u0000"
 )  # an escaped NUL, not the text "\u0000" after an escaped backslash
+_INT = struct.Struct("!i").pack
+_JSONB = struct.Struct("!iB").pack  # a jsonb field: its length, then jsonb's format 1 (JSON text follows)
+_ROW = struct.Struct("!hiq").pack  # a row: 6 fields, the first (run_id) 8 bytes long
 
 
-def _dumps(item: Any) -> str:
-    """JSON text for a JSONB column: the values ``dumps_strict`` gives, without its sorting walk (JSONB
-    orders keys itself), so about half the cost; an item it cannot write so (NaN, a lone surrogate, a
-    key JSON has no form for) goes the strict way."""
+def _json(item: Any) -> bytes:
+    """``item`` as UTF-8 JSON for JSONB; an item the fast way cannot write (NaN, a lone surrogate, a key
+    JSON has no form for) goes the strict way; an escaped NUL (JSONB cannot hold one) becomes U+FFFD."""
     try:
-        text: str = _ENCODER.encode(item)
-        if not text.isascii():
-            text.encode("utf-8")  # a lone surrogate raises here, not in the driver
-    except (ValueError, TypeError):
-        return dumps_strict(item)
-    return text
+        data = _ENCODER.encode(item).encode()
+    except (ValueError, TypeError):  # UnicodeEncodeError is a ValueError
+        data = dumps_strict(item).encode()
+    if b"\\u0000" in data:
+        data = _NUL.sub(rb"\1\\ufffd", data)
+    return data
 
 
-def _rows_of(
+def _text(value: str) -> bytes:
+    """A text field of a binary COPY row: its length, then UTF-8. PostgreSQL's text holds neither NUL
+    nor a lone surrogate: U+FFFD in their place, as in ``data``."""
+    data = (value if value.isascii() else _valid_text(value)).encode()
+    if b"\x00" in data:
+        data = data.replace(b"\x00", "\ufffd".encode())
+    return _INT(len(data)) + data
+
+
+def _encode(
     rec: Record, run_id: int, catalog: Mapping[str, ResourceType], fetched_at: float | None
-) -> tuple[Scope, list[tuple[Any, ...]], tuple[Any, ...], int]:
-    """The record's scope, resource rows, fetch row and size in bytes (about)."""
+) -> tuple[Scope, bytes, tuple[Any, ...], int]:
+    """The record's scope, its resource rows as binary COPY bytes (one string, encoded once: what the
+    COPY sends and what a batch keeps to send again), its fetch row and its number of resources.
+    Binary, not text: no escaping here, no parsing of lines and fields in the server."""
     rtype, account, region = str(rec["resource_type"]), str(rec["account"]), str(rec["region"])
     kind = catalog.get(rtype)
     items = rec.get("items") or []
-    rows, size = [], 0
+    start = _ROW(6, 8, run_id) + _text(rtype) + _text(account) + _text(region)  # the same for every row
+    parts: list[bytes] = []
     for item in items:
-        data = _dumps(item)
-        if "\\u0000" in data:  # JSONB cannot hold NUL (SQLite can): it becomes U+FFFD, the rest is kept
-            data = _NUL.sub(r"\1\\ufffd", data)
+        data = _json(item)
         rid = _resource_id(kind, item, "")
         if rid == _NO_ID:  # no id field: the SQLite sink's hash of the item's sorted JSON, the same id
             rid = _resource_id(kind, item, dumps_strict(item))
-        rows.append((run_id, rtype, account, region, rid, data))
-        size += len(data) + 64
+        parts += (start, _text(rid), _JSONB(len(data) + 1, 1), data)
     fetch = (
         run_id,
         rtype,
@@ -195,7 +218,48 @@ def _rows_of(
         len(items),
         _ts(fetched_at),
     )
-    return (rtype, account, region), rows, fetch, size
+    return (rtype, account, region), b"".join(parts), fetch, len(items)
+
+
+class _Stream:
+    """A batch's transaction, cursor and COPY, left open across ``add`` calls: ``write`` chunks as they
+    come, ``commit`` (the COPY's end, the fetch rows, COMMIT) or ``abandon`` (roll back as far as the
+    connection allows)."""
+
+    def __init__(self, conn: Any, run_id: int, replace: Iterable[Scope]):
+        self.stack = contextlib.ExitStack()
+        self.copying: Any = None  # the cursor's copy() context, open
+        try:
+            self.stack.enter_context(conn.transaction())
+            self.cur = self.stack.enter_context(conn.cursor())
+            _write_batch(conn, run_id, [], [], replace)
+            self.copying = self.cur.copy(_COPY_RESOURCES)
+            self.copy = self.copying.__enter__()
+            self.copy.write(_SIGNATURE)
+        except BaseException as exc:
+            self.abandon(exc)
+            raise
+
+    def write(self, chunks: Iterable[bytes]) -> None:
+        for chunk in chunks:
+            self.copy.write(chunk)
+
+    def commit(self, fetches: list[tuple[Any, ...]]) -> None:
+        self.copy.write(_TRAILER)
+        copying, self.copying = self.copying, None
+        copying.__exit__(None, None, None)  # the rest of the rows out, and the server's answer
+        if fetches:
+            self.cur.executemany(_UPSERT_FETCH, fetches)
+        self.stack.close()  # the cursor, then the transaction: commit
+
+    def abandon(self, exc: BaseException) -> None:
+        closes = ([self.copying.__exit__] if self.copying is not None else []) + [self.stack.__exit__]
+        self.copying = None
+        for close in closes:
+            try:
+                close(type(exc), exc, exc.__traceback__)
+            except Exception:  # noqa: BLE001 - a dead connection cannot roll back; the server does
+                pass
 
 
 class PostgresSink:
@@ -204,12 +268,13 @@ class PostgresSink:
     URL, a wrong password, a missing database or a newer schema: InventoryError before any fetch); the
     run's row is written at the first record or at ``close``.
 
-    A batch streams: its COPY is opened at its first chunk (``stream_rows``, about 250 KB) and every
-    chunk goes out as soon as it is full, so PostgreSQL parses and indexes one chunk while the run
-    serializes the next (one core each; a chunk, not a row, so the server works in long stretches
-    instead of waking per row); ``flush`` sends the rest, finishes the COPY, upserts the fetch rows and
-    commits. The batch's rows
-    are kept until then: a batch whose stream or commit failed is sent again, whole, after a reconnect."""
+    A batch streams: its COPY is opened at its first chunk (``stream_rows`` rows or 64 KB not yet sent)
+    and every chunk goes out as soon as it is full, so PostgreSQL parses and indexes one chunk while the
+    run encodes the next (one core each); ``flush`` sends the rest, finishes the COPY, upserts the fetch
+    rows and commits. A commit waits for PostgreSQL to write its WAL to disk (its default durability),
+    a stall on both sides, so a batch is large (8 MB of rows, 20,000 rows or one second): at 1 KB a row
+    that is a commit per ~7,000 rows. The batch's encoded rows are kept until it commits: a batch whose
+    stream or commit failed is sent again, whole, after a reconnect."""
 
     direct = True  # --broker workers can write this sink's run themselves (``shard_sink``)
 
@@ -217,13 +282,13 @@ class PostgresSink:
         self,
         url: str,
         *,
-        batch_rows: int = 2000,
-        batch_bytes: int = 4 << 20,
+        batch_rows: int = 20_000,
+        batch_bytes: int = 8 << 20,
         flush_seconds: float = 1.0,
         catalog: Mapping[str, ResourceType] | None = None,
         clock: Any = time.monotonic,
         retry_seconds: float = 30.0,
-        stream_rows: int = 250,
+        stream_rows: int = 100,
     ):
         self.url = url.strip()
         self.name = redact_url(self.url)
@@ -234,18 +299,18 @@ class PostgresSink:
         self.run_id: int | None = None
         self.records = self.resources = 0
         self.closed = False
-        self._rows: list[tuple[Any, ...]] = []
+        self._chunks: list[bytes] = []  # the batch's rows, as ``_encode`` gives them
+        self._rows = 0  # in the batch
         self._fetches: list[tuple[Any, ...]] = []
         self._replace: set[Scope] = set()
         self._batch_scopes: set[Scope] = set()
         self._scopes: set[Scope] = set()
         self._bytes = 0
         self._last_commit = clock()
-        self._stream: tuple[contextlib.ExitStack, Any, Any] | None = (
-            None  # (stack, cursor, copy) of the open batch
-        )
+        self._stream: _Stream | None = None  # the open batch's COPY
         self._broken = False  # the batch's stream failed: flush sends the batch again, whole
-        self._sent = 0  # rows of the batch already in its COPY
+        self._sent = 0  # chunks of the batch already in its COPY
+        self._unsent_rows = self._unsent_bytes = 0
         self.stream_rows = stream_rows
         self._writer = _Writer(self.url, "--out", retry_seconds)
         try:
@@ -280,84 +345,74 @@ class PostgresSink:
         commit when the batch is full. ``fetched_at``: when the record's page was fetched (epoch
         seconds; default now)."""
         run_id = self._open()
-        scope, rows, fetch, size = _rows_of(rec, run_id, self.catalog, fetched_at)
+        scope, chunk, fetch, rows = _encode(rec, run_id, self.catalog, fetched_at)
         if scope in self._scopes:  # the same fetch again (a re-run shard): it replaces the first
             self.flush()  # the replacing batch deletes before its COPY starts
             self._replace.add(scope)
         self._scopes.add(scope)
         self._batch_scopes.add(scope)
-        self._rows += rows
-        if len(self._rows) - self._sent >= self.stream_rows:  # a chunk: the server parses it while we go on
-            self._send()
+        if chunk:
+            self._chunks.append(chunk)
         self._fetches.append(fetch)
-        self._bytes += size
+        self._rows += rows
+        self._bytes += len(chunk) + 64
+        self._unsent_rows += rows
+        self._unsent_bytes += len(chunk)
         self.records += 1
-        self.resources += len(rows)
+        self.resources += rows
+        if self._unsent_rows >= self.stream_rows or self._unsent_bytes >= _STREAM_BYTES:
+            self._send()  # a chunk: the server parses it while we go on
         if (
-            len(self._rows) >= self.batch_rows
+            self._rows >= self.batch_rows
             or self._bytes >= self.batch_bytes
             or self.clock() - self._last_commit >= self.flush_seconds
         ):
             self.flush()
 
     def _send(self) -> None:
-        """The batch's rows not yet sent, into its COPY (opened by the first chunk)."""
-        rows, self._sent = self._rows[self._sent :], len(self._rows)
-        if self._broken or not rows:
+        """The batch's chunks not yet sent, into its COPY (opened by the first chunk)."""
+        chunks, self._sent = self._chunks[self._sent :], len(self._chunks)
+        self._unsent_rows = self._unsent_bytes = 0
+        if self._broken or not chunks:
             return
         try:
             if self._stream is None:
                 if self._writer.conn is None or self._writer.conn.closed:
                     self._writer.conn = self._writer._connect()
-                conn = self._writer.conn
-                stack = contextlib.ExitStack()
-                self._stream = (stack, None, None)
-                stack.enter_context(conn.transaction())
-                cur = stack.enter_context(conn.cursor())
-                _write_batch(conn, self._open(), [], [], self._replace)
-                copy = cur.copy(f"COPY resources ({_RESOURCE_COLUMNS}) FROM STDIN")
-                copy.__enter__()  # left open across add() calls: flush or _abandon closes it
-                self._stream = (stack, cur, copy)
-            copy = self._stream[2]
-            for row in rows:
-                copy.write_row(row)
-        except Exception as exc:  # noqa: BLE001 - whatever broke the stream, flush sends the batch again whole
+                self._stream = _Stream(self._writer.conn, self._open(), self._replace)
+            self._stream.write(chunks)
+        except (_psycopg().Error, _Unreachable) as exc:  # flush sends the batch again, whole
             self._abandon(exc)
 
     def _abandon(self, exc: BaseException) -> None:
         """Roll the streamed batch back (as far as the connection allows) and drop the connection."""
         self._broken = True
         if self._stream is not None:
-            (stack, _, copy), self._stream = self._stream, None
-            for close in ((copy.__exit__,) if copy is not None else ()) + (stack.__exit__,):
-                try:
-                    close(type(exc), exc, exc.__traceback__)
-                except Exception:  # noqa: BLE001 - a dead connection cannot roll back; the server does
-                    pass
+            stream, self._stream = self._stream, None
+            stream.abandon(exc)
         self._writer._drop()
 
     def flush(self) -> None:
         """Finish the batch: the COPY, the fetch rows, one commit (whole records only)."""
-        if self.run_id is None or not (self._rows or self._fetches):
+        if self.run_id is None or not (self._chunks or self._fetches):
             return
-        rows, fetches, replace, batch = self._rows, self._fetches, self._replace, self._batch_scopes
+        chunks, fetches, replace, batch = self._chunks, self._fetches, self._replace, self._batch_scopes
         run_id = self.run_id
-        done = f"run {run_id} is left unfinished with {self.resources - len(rows)} resources written"
+        done = f"run {run_id} is left unfinished with {self.resources - self._rows} resources written"
         committed = False
         if self._stream is not None and not self._broken:
             self._send()
         if self._stream is not None and not self._broken:
-            stack, cur, copy = self._stream
+            stream, self._stream = self._stream, None
             try:
-                self._stream = (stack, cur, None)
-                copy.__exit__(None, None, None)  # the rest of the rows out, and the server's answer
-                if fetches:
-                    cur.executemany(_UPSERT_FETCH, fetches)
-                self._stream = None
-                stack.close()  # the cursor, then the transaction: commit
+                stream.commit(fetches)
                 committed = True
             except Exception as exc:  # noqa: BLE001 - sorted below: lost (send again) or refused (an error)
-                self._abandon(exc)
+                self._broken = True  # the commit may have happened: sent again, the batch deletes first
+                stream.abandon(exc)
+                self._writer._drop()
+                if not isinstance(exc, _psycopg().Error):
+                    raise
                 if not _is_lost(exc):
                     raise StorageError(
                         f"PostgreSQL at {self.name!r} refused a batch ({_reason(exc, self.url)}); {done}"
@@ -367,12 +422,13 @@ class PostgresSink:
         ):  # nothing streamed (no rows), or the stream broke: the batch again, whole, in one go
             self._writer.run(
                 lambda conn, again: _write_batch(
-                    conn, run_id, rows, fetches, batch if again or self._broken else replace
+                    conn, run_id, chunks, fetches, batch if again or self._broken else replace
                 ),
                 done=done,
             )
-        self._rows, self._fetches, self._replace, self._batch_scopes, self._bytes = [], [], set(), set(), 0
-        self._sent, self._broken = 0, False
+        self._chunks, self._fetches, self._replace, self._batch_scopes = [], [], set(), set()
+        self._rows = self._bytes = self._sent = self._unsent_rows = self._unsent_bytes = 0
+        self._broken = False
         self._last_commit = self.clock()
 
     def close(self, summary: Mapping[str, Any] | None = None) -> list[str]:
@@ -447,8 +503,8 @@ class PostgresShardSink:
 
     direct = True  # the rows are in the database already: the coordinator must not write them again
 
-    def __init__(self, url: str, run: int, *, conninfo: str | None = None, batch_rows: int = 5000):
-        self.url, self.run, self.batch_rows = url, int(run), batch_rows
+    def __init__(self, url: str, run: int, *, conninfo: str | None = None):
+        self.url, self.run = url, int(run)
         self.conninfo = conninfo
         self._writer: _Writer | None = None
 
@@ -476,6 +532,8 @@ class PostgresShardSink:
         for rec, when in zip(records, times, strict=True):  # a scope twice in one shard: the last wins
             last[(str(rec["resource_type"]), str(rec["account"]), str(rec["region"]))] = (rec, when)
 
+        kinds = all_types()
+
         def work(conn: Any, again: bool) -> None:
             conn.execute("SELECT pg_advisory_xact_lock(%s::int, hashtext(%s))", (self.run % (1 << 31), key))
             run = conn.execute(
@@ -490,19 +548,15 @@ class PostgresShardSink:
                 "SELECT scopes FROM greenfetch_shards WHERE run_id = %s AND shard_key = %s", (self.run, key)
             ).fetchone()
             _write_batch(conn, self.run, [], [], {tuple(s) for s in (old[0] if old else [])} | set(last))
-            rows: list[tuple[Any, ...]] = []
             fetches: list[tuple[Any, ...]] = []
-            for (
-                rec,
-                when,
-            ) in last.values():  # COPY in batches: the shard's records are held, their rows are not
-                _, rec_rows, fetch, _ = _rows_of(rec, self.run, all_types(), when)
-                rows += rec_rows
-                fetches.append(fetch)
-                if len(rows) >= self.batch_rows:
-                    _write_batch(conn, self.run, rows, [], ())
-                    rows = []
-            _write_batch(conn, self.run, rows, fetches, ())
+
+            def chunks() -> Iterator[bytes]:  # one COPY; a record's rows are encoded as it goes in
+                for rec, when in last.values():
+                    _, chunk, fetch, _ = _encode(rec, self.run, kinds, when)
+                    fetches.append(fetch)
+                    yield chunk
+
+            _write_batch(conn, self.run, chunks(), fetches, ())
             conn.execute(
                 "INSERT INTO greenfetch_shards (run_id, shard_key, scopes, summary) VALUES (%s, %s, %s, %s) "
                 "ON CONFLICT (run_id, shard_key) DO UPDATE SET scopes = EXCLUDED.scopes, "
