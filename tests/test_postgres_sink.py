@@ -3,6 +3,7 @@ the gevent hub while a query waits, the schema and its version, appends and the 
 given twice, a shard delivered twice, a run SIGKILLed mid-way, the server killed and restarted mid-run,
 bounded memory, and bad URLs, passwords and databases through the CLI (exit 2, one line, no password)."""
 
+import contextlib
 import json
 import os
 import subprocess
@@ -182,6 +183,114 @@ def test_a_record_given_twice_replaces_the_first_even_across_batches(postgres_se
     assert (
         q(postgres_server, db, "SELECT resource_type, items FROM fetches ORDER BY 1")
         == "ec2.vpcs|1\nsqs.queues|1"
+    )
+
+
+def test_a_batch_streams_into_one_open_copy_and_every_batch_uses_one_connection(postgres_server, db):
+    """Rows reach the server while the batch is still open (its COPY is in progress, nothing committed),
+    and a run's batches share one connection. Before, the stream broke at its first row and every
+    batch was sent again whole on a new connection."""
+    sink = PostgresSink(db, batch_rows=300, stream_rows=50)
+    backend = sink._writer.conn.info.backend_pid
+    big = [{"VpcId": f"vpc-0-{k}", "Description": "d" * 300} for k in range(60)]  # ~20 KB: past libpq's 8 KB
+    sink.add(rec("ec2.vpcs", big))
+    copying = f"SELECT tuples_processed FROM pg_stat_progress_copy WHERE pid = {backend}"
+    wait_until(
+        lambda: int(q(postgres_server, db, copying) or 0) > 0, 10, "the server copying the streamed rows"
+    )
+    assert q(postgres_server, db, "SELECT count(*) FROM resources") == "0"  # streamed, not committed
+    for n in range(1, 10):  # 600 rows: two batches commit on the way
+        sink.add(rec("ec2.vpcs", vpcs(*(f"vpc-{n}-{k}" for k in range(60))), account=f"{n:012d}"))
+    assert sink._writer.conn.info.backend_pid == backend
+    sink.close()
+    assert q(postgres_server, db, "SELECT count(*), count(DISTINCT resource_id) FROM resources") == "600|600"
+    assert q(postgres_server, db, "SELECT count(*), sum(items) FROM fetches") == "10|600"
+
+
+def test_abort_keeps_the_batch_in_hand_streamed_or_not(postgres_server, db):
+    """A batch far from full, partly streamed (an open COPY) and partly not, when the run stops:
+    ``abort`` writes all of it, each fetch row with all its resources, and leaves the run unfinished."""
+    sink = PostgresSink(db, stream_rows=50)
+    sink.add(rec("ec2.vpcs", vpcs(*(f"vpc-a{k}" for k in range(80)))))  # streamed
+    sink.add(rec("ec2.vpcs", vpcs("vpc-b1", "vpc-b2"), region="eu-west-1"))  # not yet sent
+    assert sink._stream is not None and sink._chunks[sink._sent :]
+    sink.abort()
+    assert q(postgres_server, db, "SELECT finished_at IS NULL FROM runs") == "t"
+    assert (
+        q(postgres_server, db, "SELECT region, items FROM fetches ORDER BY 1") == "eu-west-1|2\nus-east-1|80"
+    )
+    assert q(postgres_server, db, "SELECT count(*), count(DISTINCT resource_id) FROM resources") == "82|82"
+
+
+class _LoseTheCommitsAnswer:
+    """A TCP proxy in front of PostgreSQL that, once ``armed``, passes one COMMIT on, waits for the
+    server's answer and cuts the connection instead of passing it back: the batch is committed and
+    the client cannot know."""
+
+    def __init__(self, port):
+        from gevent.server import StreamServer
+
+        self.port, self.armed, self.cut = port, False, 0
+        self.server = StreamServer(("127.0.0.1", 0), self._handle)
+        self.server.start()
+
+    def url(self, url):
+        return url.replace(f":{self.port}/", f":{self.server.server_port}/")
+
+    def _handle(self, client, _):
+        import socket
+
+        import gevent
+
+        upstream = socket.create_connection(("127.0.0.1", self.port))
+        committing = []
+
+        def up():
+            with contextlib.suppress(OSError):  # the other side closed
+                while data := client.recv(65536):
+                    if self.armed and b"COMMIT\x00" in data:
+                        self.armed = False
+                        committing.append(True)
+                    upstream.sendall(data)
+
+        def down():
+            with contextlib.suppress(OSError):
+                while data := upstream.recv(65536):
+                    if committing:  # the answer to the COMMIT: the server has committed
+                        self.cut += 1
+                        break
+                    client.sendall(data)
+
+        gevent.joinall([gevent.spawn(up), gevent.spawn(down)], count=1)
+        for sock in (client, upstream):
+            sock.close()
+
+
+def test_a_commit_whose_answer_was_lost_is_sent_again_without_writing_twice(postgres_server, db):
+    """The stream's COMMIT reaches the server, the answer never comes back: the sink cannot know
+    whether the batch is in, so it sends it again on a new connection, deleting its scopes first."""
+    proxy = _LoseTheCommitsAnswer(postgres_server.port)
+    try:
+        sink = PostgresSink(proxy.url(db), batch_rows=100, stream_rows=20)
+        sink.add(rec("ec2.vpcs", vpcs("vpc-first"), account="000000000000"))  # the run's row is in
+        proxy.armed = True
+        for n in range(1, 5):  # 120 rows: the batch commits at the 4th record
+            sink.add(rec("ec2.vpcs", vpcs(*(f"vpc-{n}-{k}" for k in range(30))), account=f"{n:012d}"))
+        sink.close()
+    finally:
+        proxy.server.stop()
+    assert proxy.cut == 1
+    assert q(postgres_server, db, "SELECT count(*), count(DISTINCT resource_id) FROM resources") == "121|121"
+    assert q(postgres_server, db, "SELECT count(*), sum(items) FROM fetches") == "5|121"
+    assert q(postgres_server, db, "SELECT finished_at IS NOT NULL FROM runs") == "t"
+
+
+def test_nul_and_lone_surrogates_in_key_columns_become_u_fffd(postgres_server, db):
+    """PostgreSQL's text holds neither: U+FFFD in their place, as in ``data``; other text as it is."""
+    with PostgresSink(db) as sink:
+        sink.add(rec("ec2.vpcs", vpcs("vpc-\x00x", "vpc-\ud800y", "vpc-café"), account="1111\x0011"))
+    assert q(postgres_server, db, "SELECT account, resource_id FROM resources ORDER BY 2") == (
+        "1111\ufffd11|vpc-café\n1111\ufffd11|vpc-\ufffdx\n1111\ufffd11|vpc-\ufffdy"
     )
 
 

@@ -203,12 +203,22 @@ def _json(item: Any) -> bytes:
     return data
 
 
+def _key(value: Any) -> str:
+    """Text for a key column (type, account, region, resource id) or an error: PostgreSQL's text holds
+    neither NUL nor a lone surrogate, U+FFFD in their place (as in ``data``)."""
+    text = str(value)
+    if not text.isascii():
+        text = _valid_text(text)
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text
+
+
+def _scope(rec: Record) -> Scope:
+    return _key(rec["resource_type"]), _key(rec["account"]), _key(rec["region"])
+
+
 def _text(value: str) -> bytes:
-    """A text field of a binary COPY row: its length, then UTF-8. PostgreSQL's text holds neither NUL
-    nor a lone surrogate: U+FFFD in their place, as in ``data``."""
-    data = (value if value.isascii() else _valid_text(value)).encode()
-    if b"\x00" in data:
-        data = data.replace(b"\x00", "\ufffd".encode())
+    """A text field of a binary COPY row: its length, then UTF-8."""
+    data = value.encode()
     return _INT(len(data)) + data
 
 
@@ -218,7 +228,7 @@ def _encode(
     """The record's scope, its resource rows as binary COPY bytes (one string, encoded once: what the
     COPY sends and what a batch keeps to send again), its fetch row and its number of resources.
     Binary, not text: no escaping here, no parsing of lines and fields in the server."""
-    rtype, account, region = str(rec["resource_type"]), str(rec["account"]), str(rec["region"])
+    rtype, account, region = scope = _scope(rec)
     kind = catalog.get(rtype)
     items = rec.get("items") or []
     start = _ROW(6, 8, run_id) + _text(rtype) + _text(account) + _text(region)  # the same for every row
@@ -228,18 +238,18 @@ def _encode(
         rid = _resource_id(kind, item, "")
         if rid == _NO_ID:  # no id field: the SQLite sink's hash of the item's sorted JSON, the same id
             rid = _resource_id(kind, item, dumps_strict(item))
-        parts += (start, _text(rid), _JSONB(len(data) + 1, 1), data)
+        parts += (start, _text(_key(rid)), _JSONB(len(data) + 1, 1), data)
     fetch = (
         run_id,
         rtype,
         account,
         region,
-        str(rec.get("status") or "ok"),
-        rec.get("error"),
+        _key(rec.get("status") or "ok"),
+        None if rec.get("error") is None else _key(rec["error"]),
         len(items),
         _ts(fetched_at),
     )
-    return (rtype, account, region), b"".join(parts), fetch, len(items)
+    return scope, b"".join(parts), fetch, len(items)
 
 
 class _Stream:
@@ -551,7 +561,7 @@ class PostgresShardSink:
             times = [None] * len(records)
         last: dict[Scope, tuple[Record, float | None]] = {}
         for rec, when in zip(records, times, strict=True):  # a scope twice in one shard: the last wins
-            last[(str(rec["resource_type"]), str(rec["account"]), str(rec["region"]))] = (rec, when)
+            last[_scope(rec)] = (rec, when)
 
         kinds = all_types()
 
