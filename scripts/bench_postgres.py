@@ -61,22 +61,46 @@ def _records(n: int, changed: int = 0) -> Any:
         }
 
 
-def _server_cpu(pid: int | None) -> float:
-    """CPU seconds (user + system, with reaped children's) of PostgreSQL's process group so far."""
-    if pid is None:
-        return 0.0
-    total, tick = 0.0, os.sysconf("SC_CLK_TCK")
+_RESIDENT = ("checkpointer", "background writer", "walwriter", "autovacuum launcher", "logical replication")
+
+
+def _cluster(pid: int) -> tuple[float, int]:
+    """CPU seconds (user + system) of the PostgreSQL cluster so far, and how many of its children come
+    and go (backends, autovacuum and parallel workers): the postmaster with the children it has
+    reaped, plus every live child. PostgreSQL puts each child in a session of its own, so the cluster's
+    process group is the postmaster alone."""
+    total, transient, tick = 0.0, 0, os.sysconf("SC_CLK_TCK")
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat") as stat:
                 fields = stat.read().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                    title = cmdline.read().decode(errors="replace")
         except OSError:
             continue
-        if int(fields[2]) == pid:  # the process group: the postmaster, its backends, and those it reaped
-            total += sum(int(f) for f in fields[11:15]) / tick
-    return total
+        if int(entry) == pid:
+            total += sum(int(f) for f in fields[11:15]) / tick  # its own and its reaped children's
+        elif int(fields[1]) == pid:
+            total += sum(int(f) for f in fields[11:13]) / tick
+            transient += not any(name in title for name in _RESIDENT)
+    return total, transient
+
+
+def _server_cpu(pid: int | None) -> float:
+    """``_cluster``'s CPU once no child comes or goes (a backend whose client has closed is still
+    exiting: read between its exit and its reaping, its CPU would count twice or not at all), waiting
+    10 s at most."""
+    if pid is None:
+        return 0.0
+    deadline = time.monotonic() + 10
+    while True:
+        total, transient = _cluster(pid)
+        if not transient or time.monotonic() > deadline:
+            return total
+        time.sleep(0.02)
 
 
 def _sink(kind: str, target: str) -> Any:
@@ -103,7 +127,7 @@ def child(opts: dict[str, Any]) -> dict[str, Any]:
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     if opts.get("traced"):  # a run of its own: tracemalloc slows every allocation several times over
         tracemalloc.start()
-    cpu, server, began = time.process_time(), _server_cpu(pgpid), time.perf_counter()
+    server, cpu, began = _server_cpu(pgpid), time.process_time(), time.perf_counter()
     if opts["what"] == "write":
         with _sink(opts["kind"], target) as sink:
             for rec in _records(n):
@@ -115,11 +139,12 @@ def child(opts: dict[str, Any]) -> dict[str, Any]:
             result = diff_runs(reader)
             count = sum(1 for _ in result.changes)
             assert (count, result.counts.unchanged) == (opts["changed"], n - opts["changed"]), result.counts
-    wall = time.perf_counter() - began
+    wall, cpu = time.perf_counter() - began, time.process_time() - cpu
+    server = _server_cpu(pgpid) - server
     return {
         "wall": wall,
-        "cpu": time.process_time() - cpu,
-        "server_cpu": _server_cpu(pgpid) - server,
+        "cpu": cpu,
+        "server_cpu": server,
         "count": count,
         "peak": tracemalloc.get_traced_memory()[1] if opts.get("traced") else None,
         "rss_growth_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - baseline,
