@@ -1,7 +1,9 @@
 """The PostgreSQL sink on a real PostgreSQL (a throwaway cluster: ``greenfetch.testing.PostgresServer``):
-the gevent hub while a query waits, the schema and its version, appends and the ``latest`` view, a record
-given twice, a shard delivered twice, a run SIGKILLed mid-way, the server killed and restarted mid-run,
-bounded memory, and bad URLs, passwords and databases through the CLI (exit 2, one line, no password)."""
+the gevent hub while a query waits, the schema and its version, appends and the ``latest`` view, a batch
+streaming into one open COPY, a record given twice, text PostgreSQL cannot hold, a shard delivered twice, a
+run SIGKILLed mid-way, an abort with a batch in hand, a commit whose answer was lost, the server killed and
+restarted mid-run, bounded memory, and bad URLs, passwords and databases through the CLI (exit 2, one line,
+no password)."""
 
 import contextlib
 import json
