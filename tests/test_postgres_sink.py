@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip(
     "psycopg", reason="the postgres extra is not installed: pip install 'greenfetch[postgres]'"
@@ -358,6 +360,60 @@ def test_two_sinks_creating_a_new_database_at_once_both_succeed(postgres_server,
         job.value.close()
     assert q(postgres_server, db, "SELECT count(*) FROM greenfetch_schema") == "1"
     assert q(postgres_server, db, "SELECT count(*) FROM runs WHERE finished_at IS NOT NULL") == "3"
+
+
+def _no_nul(value):
+    """``value`` as PostgreSQL keeps it: U+FFFD for every NUL, in keys and strings."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, list):
+        return [_no_nul(v) for v in value]
+    if isinstance(value, dict):
+        return {_no_nul(k): _no_nul(v) for k, v in value.items()}
+    return value
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=40),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    records=st.lists(
+        st.tuples(
+            st.text(min_size=1, max_size=20),  # account: any text, NUL included
+            st.lists(st.tuples(st.text(min_size=1, max_size=30), _JSON), max_size=6),
+        ),
+        min_size=1,
+        max_size=4,
+        unique_by=lambda r: r[0],
+    )
+)
+def test_any_text_and_json_go_through_binary_copy_as_postgresql_can_hold_them(postgres_server, db, records):
+    """The hand-made binary COPY rows hold whatever a record holds: the server takes every row, and
+    each key column and ``data`` come back as written, NUL as U+FFFD (the one thing text cannot hold)."""
+    import psycopg
+
+    with PostgresSink(db, stream_rows=3) as sink:
+        for account, items in records:
+            sink.add(rec("ec2.vpcs", [{"VpcId": i, "Value": v} for i, v in items], account=account))
+        run = sink.run_id
+    with psycopg.connect(db) as conn:
+        got = conn.execute(
+            "SELECT account, resource_id, data FROM resources WHERE run_id = %s", (run,)
+        ).fetchall()
+        fetched = conn.execute("SELECT account, items FROM fetches WHERE run_id = %s", (run,)).fetchall()
+    want = [
+        (_no_nul(account), _no_nul(i), _no_nul({"VpcId": i, "Value": v}))
+        for account, items in records
+        for i, v in items
+    ]
+    key = json.dumps
+    assert sorted(got, key=key) == sorted(want, key=key)
+    assert sorted(fetched) == sorted((_no_nul(a), len(items)) for a, items in records)
 
 
 # -- shards written by workers -----------------------------------------------------------------------------

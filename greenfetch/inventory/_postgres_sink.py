@@ -465,7 +465,11 @@ class PostgresSink:
     def close(self, summary: Mapping[str, Any] | None = None) -> list[str]:
         """Write the rest and mark the run finished (``finished_at``, ``summary``)."""
         run_id = self._open()
-        self.flush()
+        try:
+            self.flush()
+        except BaseException:
+            self._writer.close()  # the batch is still in hand: abort() sends it again on a new connection
+            raise
         summary = dict(summary) if summary is not None else {"records": self.records}
 
         def finish(
@@ -479,8 +483,10 @@ class PostgresSink:
                 (dumps_strict({"resources_written": written, **summary}), run_id),
             )
 
-        self._writer.run(finish, done=f"run {run_id} is left unfinished")
-        self._writer.close()
+        try:
+            self._writer.run(finish, done=f"run {run_id} is left unfinished")
+        finally:
+            self._writer.close()  # also when the run could not be finished: abort() reconnects if it can
         self.closed = True
         return [f"{self.name} (run {run_id})"]
 
