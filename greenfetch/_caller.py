@@ -18,12 +18,13 @@ from typing import Any
 
 import botocore.exceptions
 from botocore import xform_name
+from botocore.paginate import Paginator
 
 from ._clients import ClientCache
 from ._errors import EXPIRED_CODES, suggest
 from ._exceptions import BodyTooLarge, RequestError
 from ._models import Request
-from ._signing import RoleCredentials
+from ._signing import AccountClient, RoleCredentials
 
 __all__ = ["BotocoreCaller", "Caller"]
 
@@ -95,10 +96,14 @@ class BotocoreCaller(Caller):
         return value
 
     def _call(self, request: Request, client: Any) -> Mapping[str, Any]:
+        if isinstance(client, AccountClient):  # the whole call (every page) signs as the account
+            base, signing = client.unwrapped()
+            with signing:
+                return self._call(request, base)
         method = xform_name(request.operation)
         if request.paginate and client.can_paginate(method):
             config = {"MaxItems": request.max_items} if request.max_items else {}
-            pages = client.get_paginator(method).paginate(**request.params, PaginationConfig=config)
+            pages = _paginator(client, method).paginate(**request.params, PaginationConfig=config)
             return pages.build_full_result()  # type: ignore[no-any-return]  # botocore ships no types
         try:
             value = getattr(client, method)(**request.params)
@@ -139,6 +144,19 @@ class BotocoreCaller(Caller):
             region = self.clients.session(profile).get_config_variable("region")
             self._regions[profile] = str(region) if region else None
         return self._regions[profile]
+
+
+def _paginator(client: Any, method: str) -> Any:
+    """``client.get_paginator(method)`` without the class botocore builds on every call only to
+    document it (``type(...)``: a third of a paginated call's own cost): the same ``Paginator`` on the
+    same method, page config and operation model. Any client not shaped like botocore's gets its own."""
+    try:
+        operation = client._PY_TO_OP_NAME[method]
+        config = client._cache["page_config"][operation]  # filled by can_paginate, asked just before
+        model = client._service_model.operation_model(operation)
+    except (AttributeError, KeyError, TypeError):
+        return client.get_paginator(method)
+    return Paginator(getattr(client, method), config, model)
 
 
 def _validate_params(client: Any, request: Request) -> None:

@@ -22,6 +22,13 @@ def jsonable(value: Any, body_limit: int = 1 << 20) -> Any:
     The result is always strict JSON (RFC 8259), whatever reads it: NaN and the infinities (float or
     Decimal) become the strings ``"nan"``, ``"inf"`` and ``"-inf"`` (their value kept, as text), and a
     lone UTF-16 surrogate in a string (not a character, so not writable as UTF-8) becomes U+FFFD."""
+    kind = type(value)  # the exact types botocore's parsers build first: the inventory's per-page cost
+    if kind is str:
+        return value if value.isascii() else _valid_text(value)
+    if kind is dict:
+        return _plain_dict(value, body_limit)
+    if kind is list:
+        return [v if type(v) in _AS_IS else jsonable(v, body_limit) for v in value]
     if value is None or isinstance(value, (bool, int)):
         return value
     if isinstance(value, str):
@@ -52,6 +59,25 @@ def jsonable(value: Any, body_limit: int = 1 << 20) -> Any:
         text = _text_or_base64(data[:body_limit])
         return text + "…[truncated]" if len(data) > body_limit else text
     return str(value)
+
+
+_AS_IS = frozenset({int, bool, type(None)})  # exact types jsonable returns unchanged, whatever the value
+
+
+def _plain_dict(value: dict[Any, Any], body_limit: int) -> dict[str, Any]:
+    """``jsonable`` of an exact dict: the comprehension's result, with its commonest leaves inline."""
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        if type(key) is not str or not key.isascii():
+            key = _key(key)
+        kind = type(item)
+        if kind is str:
+            out[key] = item if item.isascii() else _valid_text(item)
+        elif kind in _AS_IS:
+            out[key] = item
+        else:
+            out[key] = jsonable(item, body_limit)
+    return out
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")

@@ -19,6 +19,7 @@ and assume the role again before they expire, at signing time, in whichever gree
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 import time
@@ -265,6 +266,11 @@ class AccountClient:
         ):
             return _bound(value, self._credentials)
         return value
+
+    def unwrapped(self) -> tuple[Any, contextlib.AbstractContextManager[None]]:
+        """(the shared client, a context in which its calls sign as this account): what every bound
+        method of the view does per call, for a caller that makes a whole (paginated) call at once."""
+        return self._base, _Signing(self._credentials)
 
     def _paginator(self, operation_name: str) -> Any:
         paginator = self._base.get_paginator(operation_name)

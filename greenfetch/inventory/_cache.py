@@ -33,7 +33,7 @@ from .._engine import Engine
 from .._errors import storage_error
 from .._jsonable import jsonable
 from .._models import Request
-from ._fileio import atomic_write_text, sweep_stale
+from ._fileio import replace_quickly, sweep_stale
 from ._s3_read import read_object
 from ._types import InventoryError
 
@@ -44,6 +44,11 @@ _log = logging.getLogger("greenfetch.inventory")
 _MARK = "greenfetch-cache"
 _VERSION = 1
 _NAME = re.compile(r"^[0-9a-f]{40}\.json$")  # what _path() names; nothing else in the directory is ours
+
+
+def _name(key: str) -> str:
+    """The file an entry is kept in (no secret in a name: a hash of the key)."""
+    return f"{hashlib.sha256(key.encode()).hexdigest()[:40]}.json"
 
 
 def _ours(name: str) -> bool:
@@ -74,6 +79,7 @@ class InventoryCache:
     ):
         self.ttl, self.clock, self.not_before = float(ttl), clock, not_before
         self.directory = Path(directory) if directory is not None else None
+        self._dir = str(self.directory) if self.directory is not None else ""
         self.s3 = parse_s3_uri(s3_uri) if s3_uri else None
         if self.s3 and engine is None:
             raise InventoryError("an S3 cache tier needs an engine to reach S3")
@@ -141,7 +147,7 @@ class InventoryCache:
 
     def _path(self, key: str) -> Path:
         assert self.directory is not None
-        return self.directory / f"{hashlib.sha256(key.encode()).hexdigest()[:40]}.json"
+        return self.directory / _name(key)
 
     def _read_file(self, key: str) -> dict[str, Any] | None:
         if self.directory is None:
@@ -161,9 +167,8 @@ class InventoryCache:
     def _write_file(self, key: str, text: str) -> None:
         assert self.directory is not None
         try:
-            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
             # swept once, in __init__; no fsync: an entry lost or torn by a power cut is a miss
-            atomic_write_text(self._path(key), text, sweep=False, durable=False)
+            replace_quickly(self._dir, _name(key), text.encode("utf-8"))
         except OSError as exc:  # a cache that cannot write is a slower run, not a failed one: said once
             if not self._write_refused:
                 self._write_refused = True

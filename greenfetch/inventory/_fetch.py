@@ -244,6 +244,7 @@ class Inventory:
         misses: list[_Fetch | _ChildCall] = []
         children: list[_Fetch] = []  # child types to fetch (their calls join the feed later)
         known, parents = self._known, _ancestors(self.types)  # what a child type may wait for
+        reading = self.cache is not None and getattr(self.cache, "enabled", True)  # a TTL of 0 reads nothing
         for unit in self._units(ready, candidates):
             if not unit.offered:
                 rec = self._not_offered(unit)
@@ -251,7 +252,7 @@ class Inventory:
                     known[_where(unit)] = rec
                 yield self._emit(rec)
                 continue
-            hit = self.cache.lookup(self._cache_key(unit)) if self.cache is not None else None
+            hit = self.cache.lookup(self._cache_key(unit)) if reading else None
             if hit is not None:
                 items, fetched_at = hit
                 rec = record(unit.rtype.name, unit.account, unit.region, items)
