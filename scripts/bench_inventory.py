@@ -14,9 +14,14 @@ process, which reports wall time, calls/s, resources found and peak RSS:
 
     scripts/bench --only inventory_cpu [--quick] [--write]     (or: python scripts/bench_inventory.py --cpu ...)
 
-The smaller CPU part (issue 10): 60 accounts x 8 regions x 6 JSON-protocol types, the CPU ``Inventory``
-spends per list call next to the raw engine's on the same server and the same (service, region) mix,
-each in its own process, both after a warm-up that loads the six service models (not timed).
+The smaller CPU part (issues 10, 24): 60 accounts x 8 regions x 6 JSON-protocol types, the CPU per list
+call of ``Inventory`` in-process and of the ``greenfetch inventory`` command (its process, spawn to exit,
+minus a measured start-up: the same command over one account) next to the raw engine's on the same server
+and the same (service, region) mix, each in its own process, in interleaved rounds.
+
+    scripts/bench --only inventory_instructions [--quick] [--write]   (or: ... --instructions; callgrind)
+
+The same rows counted in instructions, which the machine's load does not move.
 """
 
 from __future__ import annotations
@@ -24,8 +29,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -196,10 +204,19 @@ calls = [{"service": t.service, "operation": t.operation, "params": dict(t.param
          for t in types for r in opts["regions"]]
 warm = engine.batch_requests([{**c, "region": "us-east-1"} for c in calls[::len(opts["regions"])]])
 assert all(r.ok for r in warm), [r.error for r in warm if not r.ok]
+window = None
+if opts.get("scripts"):  # counted under callgrind: the timed part is the only instrumented stretch
+    sys.path.insert(0, opts["scripts"])
+    from percall import _Window
+    window = _Window("window").__enter__()
 created, cpu0, t0 = engine.clients.created, cpu(), time.perf_counter()
 if opts["mode"] == "raw":
     if opts["warm_regions"]:
+        if window is not None:
+            window.__exit__()  # the region warm-up is not counted
         engine.batch_requests(calls, opts["concurrency"])
+        if window is not None:
+            window.__enter__()
         created, cpu0, t0 = engine.clients.created, cpu(), time.perf_counter()
     batch = calls * len(opts["accounts"])
     results = engine.batch_requests(batch, opts["concurrency"])
@@ -213,6 +230,8 @@ else:
         lists += 1
         resources += len(rec["items"])
         errors += rec["status"] != "ok"
+if window is not None:
+    window.__exit__()
 print(json.dumps({"cpu": cpu() - cpu0, "wall": time.perf_counter() - t0, "lists": lists, "errors": errors,
                   "resources": resources, "clients": engine.clients.created - created,
                   "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
@@ -302,11 +321,82 @@ def run(quick: bool = False, n_accounts: int | None = None, rows_wanted: list[st
     return "\n".join(lines)
 
 
-def run_cpu(quick: bool = False) -> str:
-    """Inventory CPU per list call next to the raw engine's (issue 10 target: within 1.5x)."""
+CLI_ROLE = "InventoryReader"
+
+
+def _cli_command(url: str, out: str, accounts: list[str], regions: list[str], concurrency: int) -> list[str]:
+    """``greenfetch inventory`` as a user runs it: files into ``--out`` (json, one per type), every page
+    written to the cache (``--cache-ttl 0``: fetched afresh, cached all the same), no progress line."""
+    return [
+        sys.executable,
+        "-m",
+        "greenfetch.cli",
+        "--endpoint-url",
+        url,
+        "--region",
+        "us-east-1",
+        "inventory",
+        "--accounts",
+        ",".join(accounts),
+        "--role-name",
+        CLI_ROLE,
+        "--regions",
+        ",".join(regions),
+        "--types",
+        ",".join(JSON_TYPES),
+        "--out",
+        out,
+        "--cache-ttl",
+        "0",
+        "--no-progress",
+        "-c",
+        str(concurrency),
+    ]
+
+
+def _cli_env(tmp: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "GREENFETCH_"))}
+    env.update(
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",
+        AWS_EC2_METADATA_DISABLED="true",
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        GREENFETCH_CACHE_DIR=os.path.join(tmp, "cache"),
+    )
+    return env
+
+
+def _cli_run(url: str, tmp: str, accounts: list[str], regions: list[str], concurrency: int) -> dict[str, Any]:
+    """One ``greenfetch inventory`` process, spawn to exit: its CPU (user + system, from the kernel's
+    accounting of the reaped child: what /proc/PID/stat said at its exit) and wall time."""
+    out = tempfile.mkdtemp(dir=tmp, prefix="out-")
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    began = time.perf_counter()
+    done = subprocess.run(
+        _cli_command(url, out, accounts, regions, concurrency),
+        env=_cli_env(tmp),
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    wall = time.perf_counter() - began
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise RuntimeError(f"greenfetch inventory exited {done.returncode}: {done.stderr.strip()[-2000:]}")
+    records = sum(len(json.loads(Path(out, f).read_text())) for f in os.listdir(out))
+    cpu = (after.ru_utime - kids.ru_utime) + (after.ru_stime - kids.ru_stime)
+    return {"cpu": cpu, "wall": wall, "lists": records, "rss_mb": after.ru_maxrss / 1024}
+
+
+def run_cpu(quick: bool = False, rounds: int | None = None) -> str:
+    """Inventory CPU per list call next to the raw engine's (issue 24 target: within 1.2x), for
+    ``Inventory`` in-process and for the ``greenfetch inventory`` command a user runs."""
     accounts = [f"7{n:011d}" for n in range(6 if quick else 60)]
     regions = REGIONS[: 2 if quick else 8]
     concurrency = 64
+    rounds = rounds or (1 if quick else 3)
     os.environ["GREENFETCH_INVENTORY_PAGES"] = json.dumps({"items": 5})
     base = {
         "accounts": accounts,
@@ -315,61 +405,222 @@ def run_cpu(quick: bool = False) -> str:
         "concurrency": concurrency,
         "max_clients": MAX_CLIENTS,
     }
-    runs = {}
-    with LoopbackServer(handler=HANDLER, latency=LATENCY) as url:
-        for key, extra in (
-            ("raw", {"mode": "raw", "warm_regions": True}),
-            ("raw_cold", {"mode": "raw", "warm_regions": False}),
-            ("inventory", {"mode": "inventory"}),
-        ):
-            began = time.monotonic()
-            runs[key] = child(_CPU_CHILD, {**base, "url": url, **extra})
-            print(
-                f"bench: inventory_cpu {key} took {time.monotonic() - began:.1f} s",
-                file=sys.stderr,
-                flush=True,
+    runs: dict[str, list[dict[str, Any]]] = {}
+    load_before = os.getloadavg()
+    with (
+        LoopbackServer(handler=HANDLER, latency=LATENCY) as url,
+        tempfile.TemporaryDirectory(prefix="greenfetch-bench-invcpu-") as tmp,
+    ):
+        for n in range(rounds):  # interleaved rounds: a load spike hits one round of every row
+            for key, extra in (
+                ("raw", {"mode": "raw", "warm_regions": True}),
+                ("raw_cold", {"mode": "raw", "warm_regions": False}),
+                ("inventory", {"mode": "inventory"}),
+            ):
+                runs.setdefault(key, []).append(child(_CPU_CHILD, {**base, "url": url, **extra}))
+            whole = _cli_run(url, tmp, accounts, regions, concurrency)
+            start = _cli_run(url, tmp, accounts[:1], regions, concurrency)  # the start-up, measured
+            runs.setdefault("cli", []).append(
+                {
+                    "cpu": whole["cpu"] - start["cpu"],
+                    "lists": whole["lists"] - start["lists"],
+                    "wall": whole["wall"] - start["wall"],
+                    "rss_mb": whole["rss_mb"],
+                    "errors": 0,
+                    "clients": "-",
+                    "whole_cpu": whole["cpu"],
+                    "whole_lists": whole["lists"],
+                    "start_cpu": start["cpu"],
+                }
             )
-    per_call = {k: 1000 * m["cpu"] / max(1, m["lists"]) for k, m in runs.items()}
+            print(f"bench: inventory_cpu round {n + 1} of {rounds} done", file=sys.stderr, flush=True)
+    load_after = os.getloadavg()
+    per_call = {k: _median([1000 * m["cpu"] / max(1, m["lists"]) for m in ms]) for k, ms in runs.items()}
     ratio = per_call["inventory"] / per_call["raw"]
+    cli_ratio = per_call["cli"] / per_call["raw"]
     labels = {
         "raw": "raw engine: `batch_requests` of the same calls, one account, clients warm",
         "raw_cold": f"raw engine, the same, its clients for the {len(regions)} regions created in the timed window",
-        "inventory": f"`Inventory` over {len(accounts)} accounts (AssumeRole + every list)",
+        "inventory": f"`Inventory` in-process over {len(accounts)} accounts (AssumeRole + every list)",
+        "cli": f"`greenfetch inventory --out DIR` over {len(accounts)} accounts, its start-up taken out",
     }
-    rows = [
-        f"| {labels[k]} | {m['lists']:,} | {per_call[k]:.2f} | {per_call[k] / per_call['raw']:.2f}x | "
-        f"{m['clients']} | {m['wall']:.1f} | {m['lists'] / m['wall']:,.0f} | {m['errors']} | {m['rss_mb']:.0f} |"
-        for k, m in runs.items()
-    ]
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    rows = []
+    for k, ms in runs.items():
+        m = ms[-1]
+        rounds_text = " / ".join(f"{1000 * r['cpu'] / max(1, r['lists']):.2f}" for r in ms)
+        rows.append(
+            f"| {labels[k]} | {m['lists']:,} | **{per_call[k]:.2f}** | {rounds_text} | "
+            f"{per_call[k] / per_call['raw']:.2f}x | {m['clients']} | {m['wall']:.1f} | {m['errors']} | "
+            f"{m['rss_mb']:.0f} |"
+        )
+    cli = runs["cli"][-1]
+    load = ", ".join(f"{x:.2f}" for x in load_before)
+    load_end = ", ".join(f"{x:.2f}" for x in load_after)
     return "\n".join(
         [
-            "### Inventory CPU per list call (issue 10)",
+            "### Inventory CPU per list call (issues 10, 24)",
             "",
-            f"_Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} cores (load average "
-            f"{load} at the start; shared machine, ±15%)._"
+            f"_Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} cores, "
+            f"{rounds} interleaved round(s); load average {load} before, {load_end} after (a shared machine "
+            "moves CPU per call by ±15%; the next section counts instructions instead)._"
             + (" **Quick run: numbers meaningless.**" if quick else ""),
             "",
             f"{len(accounts)} accounts x {len(regions)} regions x {len(JSON_TYPES)} JSON-protocol types "
             f"({', '.join(JSON_TYPES)}) = {len(accounts) * len(regions) * len(JSON_TYPES):,} list calls on the "
             f"inventory loopback server (pages of 5 records, {LATENCY * 1000:.0f} ms latency), concurrency "
-            f"{concurrency}, one process each. CPU is the process's user+system time over the timed window, after "
-            "a warm-up call per service (model loading not timed); for `Inventory` the window includes its "
-            f"{len(accounts)} AssumeRole calls and every client it creates. Reproduce with "
-            "`scripts/bench --only inventory_cpu`.",
+            f"{concurrency}, one process each. CPU is user + system time. The raw engine and `Inventory` rows "
+            "time a window inside their process, after a warm-up call per service (model loading not "
+            f"timed); `Inventory`'s window includes its {len(accounts)} AssumeRole calls and every client it "
+            "creates. The command's row is what a user runs: the `greenfetch inventory` process from spawn "
+            "to exit (json files into `--out`, every page into the cache, records, summary), minus a "
+            f"measured start-up: the same command over 1 account ({len(regions) * len(JSON_TYPES)} list "
+            "calls: imports, catalog, models, a client per service and region), divided by the list calls "
+            "between the two. Reproduce with `scripts/bench --only inventory_cpu`.",
             "",
-            "| run | list calls | CPU ms per list call | vs raw engine | botocore clients created | wall s | "
-            "calls/s | errors | peak RSS MB |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| run | list calls | CPU ms per list call (median) | rounds | vs raw engine | botocore clients "
+            "created | wall s | errors | peak RSS MB |",
+            "|---|---:|---:|---|---:|---:|---:|---:|---:|",
             *rows,
             "",
-            f"- `Inventory` / raw engine CPU per list call: **{ratio:.2f}x** (issue 10 target ≤ 1.5x: "
-            f"{'met' if ratio <= 1.5 else '**missed**'}); before issue 10 it was 6.5x (8.1 ms against 1.24 ms).",
+            f"- The command / raw engine CPU per list call: **{cli_ratio:.2f}x** (issue 24 target ≤ 1.2x: "
+            f"{'met' if cli_ratio <= 1.2 else '**missed**'}); `Inventory` in-process / raw engine: "
+            f"**{ratio:.2f}x**.",
+            f"- The command whole (last round): {cli['whole_cpu']:.2f} s CPU for {cli['whole_lists']:,} list "
+            f"calls, of which the measured start-up {cli['start_cpu']:.2f} s.",
         ]
     )
 
 
-SECTIONS = {"inventory_cpu": run_cpu}  # scripts/bench runs it as its own section
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def _valgrind(tmp: str, name: str, *, window: bool) -> list[str]:
+    return [
+        "valgrind",
+        "--tool=callgrind",
+        "-q",
+        *(["--instr-atstart=no"] if window else []),
+        f"--callgrind-out-file={tmp}/callgrind.{name}",
+    ]
+
+
+def _counted(tmp: str, name: str) -> int:
+    """Instructions in the run's dumps: the window's (the last dump) or the whole process's."""
+    from percall import _callgrind_total
+
+    found = sorted(Path(tmp).glob(f"callgrind.{name}*"), key=lambda p: (len(p.name), p.name))
+    return _callgrind_total(str(found[-1]))
+
+
+def run_instructions(quick: bool = False) -> str:
+    """The inventory CPU rows counted in instructions (callgrind): the figure to A/B on a loaded machine.
+    Fewer accounts than the CPU part (instructions per call barely move with the count); minutes."""
+    if not shutil.which("valgrind"):
+        raise RuntimeError("valgrind is not installed (apt-get install valgrind)")
+    accounts = [f"7{n:011d}" for n in range(3 if quick else 20)]
+    regions = REGIONS[: 2 if quick else 8]
+    concurrency = 64
+    scripts = str(Path(__file__).resolve().parent)
+    sys.path.insert(0, scripts)
+    os.environ["GREENFETCH_INVENTORY_PAGES"] = json.dumps({"items": 5})
+    counts: dict[str, tuple[int, int]] = {}  # row -> (instructions, list calls)
+    with (
+        LoopbackServer(handler=HANDLER, latency=LATENCY) as url,
+        tempfile.TemporaryDirectory(prefix="greenfetch-bench-invir-") as tmp,
+    ):
+        opts = {
+            "accounts": accounts,
+            "regions": regions,
+            "types": JSON_TYPES,
+            "concurrency": concurrency,
+            "max_clients": MAX_CLIENTS,
+            "url": url,
+            "scripts": scripts,
+        }
+        env = {**_cli_env(tmp), "PERCALL_CALLGRIND": "1"}
+        for key, extra in (
+            ("raw", {"mode": "raw", "warm_regions": True}),
+            ("inventory", {"mode": "inventory"}),
+        ):
+            out = subprocess.run(
+                [
+                    *_valgrind(tmp, key, window=True),
+                    sys.executable,
+                    "-c",
+                    _CPU_CHILD,
+                    json.dumps({**opts, **extra}),
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=3600,
+                check=False,
+            )
+            if out.returncode != 0:
+                raise RuntimeError(f"benchmark child failed: {out.stderr[-2000:]}")
+            counts[key] = (_counted(tmp, key), json.loads(out.stdout.strip().splitlines()[-1])["lists"])
+            print(f"bench: inventory_instructions {key} counted", file=sys.stderr, flush=True)
+        whole: dict[str, tuple[int, int]] = {}
+        for key, who in (("whole", accounts), ("start", accounts[:1])):
+            out_dir = tempfile.mkdtemp(dir=tmp, prefix="out-")
+            done = subprocess.run(
+                [*_valgrind(tmp, key, window=False), *_cli_command(url, out_dir, who, regions, concurrency)],
+                env=_cli_env(tmp),
+                capture_output=True,
+                text=True,
+                timeout=3600,
+                check=False,
+            )
+            if done.returncode != 0:
+                raise RuntimeError(
+                    f"greenfetch inventory exited {done.returncode}: {done.stderr.strip()[-2000:]}"
+                )
+            lists = sum(len(json.loads(Path(out_dir, f).read_text())) for f in os.listdir(out_dir))
+            whole[key] = (_counted(tmp, key), lists)
+            print(
+                f"bench: inventory_instructions command ({len(who)} accounts) counted",
+                file=sys.stderr,
+                flush=True,
+            )
+        counts["cli"] = (whole["whole"][0] - whole["start"][0], whole["whole"][1] - whole["start"][1])
+    per = {k: ir / max(1, n) for k, (ir, n) in counts.items()}
+    labels = {
+        "raw": "raw engine: `batch_requests` of the same calls, one account, clients warm",
+        "inventory": f"`Inventory` in-process over {len(accounts)} accounts (AssumeRole + every list)",
+        "cli": f"`greenfetch inventory --out DIR` over {len(accounts)} accounts, minus the same over 1",
+    }
+    rows = [
+        f"| {labels[k]} | {counts[k][1]:,} | {per[k] / 1000:,.0f}k | {per[k] / per['raw']:.2f}x |"
+        for k in per
+    ]
+    return "\n".join(
+        [
+            "### Inventory instructions per list call (callgrind)",
+            "",
+            f"_Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; instruction counts do not depend "
+            "on the machine's load (user space only: the kernel's share, such as the cache's file writes, is "
+            "not in them)._" + (" **Quick run: numbers meaningless.**" if quick else ""),
+            "",
+            f"The CPU part's calls on {len(accounts)} accounts x {len(regions)} regions x {len(JSON_TYPES)} types. "
+            "The raw engine and `Inventory` are counted over their timed window only (`--instr-atstart=no`, "
+            "switched on and off from inside); the command is counted whole, twice (all the accounts, then 1), "
+            "and the difference divided by the list calls between the two. Reproduce with "
+            "`scripts/bench --only inventory_instructions`.",
+            "",
+            "| run | list calls | instructions per list call | vs raw engine |",
+            "|---|---:|---:|---:|",
+            *rows,
+        ]
+    )
+
+
+SECTIONS = {
+    "inventory_cpu": run_cpu,
+    "inventory_instructions": run_instructions,
+}  # scripts/bench runs it as its own section
 
 
 def main() -> int:
@@ -383,8 +634,15 @@ def main() -> int:
         action="store_true",
         help="the CPU part instead: 60 accounts x 8 regions x 6 JSON types vs the raw engine",
     )
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="the CPU part counted in instructions (callgrind; minutes)",
+    )
     args = parser.parse_args()
-    if args.cpu:
+    if args.instructions:
+        markdown = run_instructions(args.quick)
+    elif args.cpu:
         markdown = run_cpu(args.quick)
     else:
         markdown = run(args.quick, args.accounts, args.rows.split(",") if args.rows else None)
@@ -393,7 +651,8 @@ def main() -> int:
         sys.path.insert(0, str(Path(__file__).parent))
         from bench import write_section
 
-        write_section("inventory_cpu" if args.cpu else SECTION, markdown)  # (the SECTIONS name)
+        name = "inventory_instructions" if args.instructions else "inventory_cpu" if args.cpu else SECTION
+        write_section(name, markdown)  # (the SECTIONS name)
     return 0
 
 
