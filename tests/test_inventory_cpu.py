@@ -73,13 +73,17 @@ _leaves = (
     | st.datetimes()
     | st.decimals()
 )
-_keys = st.text(max_size=6) | st.integers() | st.booleans() | st.none() | st.sampled_from(["\udc80", "\u00e9"])
+_keys = (
+    st.text(max_size=6) | st.integers() | st.booleans() | st.none() | st.sampled_from(["\udc80", "\u00e9"])
+)
 _values = st.recursive(
     _leaves,
-    lambda inner: st.lists(inner, max_size=4)
-    | st.lists(inner, max_size=3).map(tuple)
-    | st.dictionaries(_keys, inner, max_size=4)
-    | st.dictionaries(st.text(max_size=4), inner, max_size=3).map(collections.OrderedDict),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.lists(inner, max_size=3).map(tuple)
+        | st.dictionaries(_keys, inner, max_size=4)
+        | st.dictionaries(st.text(max_size=4), inner, max_size=3).map(collections.OrderedDict)
+    ),
     max_leaves=25,
 )
 

@@ -59,10 +59,11 @@ _names = itertools.count()
 
 
 def replace_quickly(directory: str, name: str, data: bytes, mode: int = 0o600, dir_mode: int = 0o700) -> None:
-    """``atomic_open(directory/name, mode, sweep=False, durable=False)`` for bytes, in five system calls:
-    the same temporary name pattern (``.NAME.PID.N.tmp``, so ``sweep_stale`` knows it), mode and
-    rename, with no text layer, and ``directory`` (made with ``dir_mode``) only when it is missing.
-    For files written once per page (the inventory cache), where that layer cost as much as the page."""
+    """``atomic_open(directory/name, mode, sweep=False, durable=False)`` for bytes: the same temporary
+    name pattern (``.NAME.PID.N.tmp``, so ``sweep_stale`` knows it), mode and rename, without the text
+    layer (its fstat, ioctl and seeks) and the two mkdir calls per file: ``directory`` is made (with
+    ``dir_mode``) only when it is missing. 8 system calls instead of 15, for files written once per page
+    (the inventory cache), where ``atomic_open``'s Python and system calls cost a third of the page."""
     for _ in range(100):  # tempfile's TMP_MAX: a name taken (a dead writer's file) moves to the next
         tmp = os.path.join(directory, f".{name}.{os.getpid()}.{next(_names)}.tmp")
         try:
