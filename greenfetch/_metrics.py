@@ -109,6 +109,7 @@ class Metrics:
         self.limit_gauge = Gauge(
             "greenfetch_concurrency_limit", "Adaptive concurrency limit per scope.", ["scope"], registry=r
         )
+        self._limit_children: dict[str, Any] = {}  # scope -> its limit_gauge child (set_limit)
         self.dedupe_total = Counter(
             "greenfetch_dedupe_total", "dedupe_request calls by outcome.", ["outcome"], registry=r
         )
@@ -170,7 +171,12 @@ class Metrics:
         self.dedupe_total.labels(outcome).inc()
 
     def set_limit(self, scope: str, limit: float) -> None:
-        self.limit_gauge.labels(_bounded(scope, 128)).set(limit)
+        """Export a scope's limit. Its gauge child is kept by scope: ``labels()`` cost 25k instructions a
+        call, once per answer while slow start grows a limit (an inventory has thousands of scopes)."""
+        child = self._limit_children.get(scope)
+        if child is None:
+            child = self._limit_children[scope] = self.limit_gauge.labels(_bounded(scope, 128))
+        child.set(limit)
 
     # -- what users read ---------------------------------------------------------------------
 
