@@ -261,7 +261,12 @@ def test_todays_36_core_types_are_unchanged(kinds):
     for name, fields in frozen.items():
         now = json.loads(json.dumps(dataclasses.asdict(core[name]), default=list))
         now.pop("tier"), now.pop("deny_reason")
-        for later in ("parent", "each", "parent_type", "id_per_parent"):  # child types came later; a core type has none
+        for later in (
+            "parent",
+            "each",
+            "parent_type",
+            "id_per_parent",
+        ):  # child types came later; a core type has none
             assert not now.pop(later), (name, later)
         for step in (
             now.get("details") or []
