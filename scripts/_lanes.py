@@ -71,14 +71,13 @@ def main() -> int:
         totals: dict[str, int] = {}
         failed = False
         for name, (proc, log, began) in procs.items():
-            try:
-                code = proc.wait(timeout=max(0.0, began + LIMIT - time.monotonic()))
-                hung = False
-            except subprocess.TimeoutExpired:
-                code, hung = _stop(proc), True
+            code, cpu = _wait(proc, began + LIMIT)
+            hung = code is None
+            if hung:
+                code = _stop(proc)
             log.close()
             text = (logs / f"lane-{name}.log").read_text(errors="replace")
-            print(f"\n===== lane {name}: exit {code}, {time.monotonic() - began:.0f} s =====")
+            print(f"\n===== lane {name}: exit {code}, {time.monotonic() - began:.0f} s wall, {cpu:.0f} s CPU =====")
             print(text, end="")
             if hung:
                 print(
@@ -100,6 +99,19 @@ def main() -> int:
         f"{totals.get('skipped', 0)} skipped"
     )
     return 1 if failed else 0
+
+
+def _wait(proc: subprocess.Popen[bytes], deadline: float) -> tuple[int | None, float]:
+    """Wait for a lane until ``deadline`` (monotonic): its exit code (None if it is still running) and
+    the CPU seconds (user + system) it and the children it waited for spent."""
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            return proc.returncode, usage.ru_utime + usage.ru_stime
+        if time.monotonic() >= deadline:
+            return None, 0.0
+        time.sleep(0.2)
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> int:

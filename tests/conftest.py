@@ -5,6 +5,8 @@ import greenfetch  # noqa: F401  (must come first: see greenfetch/_patch.py)
 
 import gc
 import os
+import resource
+import time
 
 import pytest
 
@@ -91,3 +93,31 @@ def loopback(loopback_server):
     loopback_server.control(**LOOPBACK_DEFAULTS)
     loopback_server.reset_stats()
     return loopback_server
+
+
+# -- where a run's time goes, per module (scripts/_lanes.py balances its lanes on these) -----------------
+
+_MODULE_TIME: dict[str, list[float]] = {}
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds of this process and of the children it has reaped (the servers, workers and CLIs)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    wall, cpu = time.monotonic(), _cpu_seconds()
+    yield
+    spent = _MODULE_TIME.setdefault(item.nodeid.split("::", 1)[0], [0.0, 0.0])
+    spent[0] += time.monotonic() - wall
+    spent[1] += _cpu_seconds() - cpu
+
+
+def pytest_terminal_summary(terminalreporter):
+    if len(_MODULE_TIME) < 2:
+        return
+    terminalreporter.write_sep("=", "slowest modules (wall, CPU with the children it started)")
+    for module, (wall, cpu) in sorted(_MODULE_TIME.items(), key=lambda kv: -kv[1][0])[:15]:
+        terminalreporter.write_line(f"{wall:7.1f}s {cpu:7.1f}s  {module}")
