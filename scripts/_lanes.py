@@ -24,76 +24,125 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-LANE_A = [
-    "test_distributed.py",
-    "test_worker_signals.py",
-    "test_sqlite_sink.py",
-    "test_nu_plugin.py",
-    "test_hardening_signals.py",
-    "test_prometheus.py",
-    "test_drs_signals.py",
-    "test_adaptive.py",
-    "test_credentials.py",
-    "test_postgres_sink.py",
-    "test_postgres_e2e.py",
-    "test_chaos.py",
-]
+# name -> (nice, modules); the last lane, with None, takes every module no other lane lists
+LANES: dict[str, tuple[int, list[str] | None]] = {
+    "A1": (0, ["test_distributed.py", "test_chaos.py", "test_nu_plugin.py", "test_prometheus.py"]),
+    "A2": (0, ["test_sqlite_sink.py", "test_worker_signals.py", "test_drs_signals.py", "test_adaptive.py"]),
+    "A3": (
+        0,
+        [
+            "test_cache_history.py",
+            "test_postgres_e2e.py",
+            "test_postgres_sink.py",
+            "test_hardening_signals.py",
+            "test_credentials.py",
+        ],
+    ),
+    "B1": (
+        10,
+        [
+            "test_engine_loopback.py",
+            "test_processes.py",
+            "test_drs_compare.py",
+            "test_catalog_moto.py",
+            "test_first_hour.py",
+            "test_nu_catalog.py",
+            "test_hardening_nu.py",
+            "test_diff.py",
+            "test_body_limit.py",
+            "test_engine_moto.py",
+            "test_http_tls.py",
+            "test_catalog_pacing.py",
+            "test_inventory_loopback.py",
+        ],
+    ),
+    "B2": (10, None),
+}
 LIMIT = float(os.environ.get("GREENFETCH_LANE_LIMIT", "1200"))
 COUNTS = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed)")
 
 
-def main() -> int:
+def lane_commands(coverage: bool) -> dict[str, list[str]]:
+    """Each lane's command: pytest on its modules (the lane with None on ``tests`` less the others'),
+    under ``coverage run`` when ``coverage``; and mypy, which needs nothing the tests need, beside them."""
     tests = ROOT / "tests"
-    lane_a = [str(tests / name) for name in LANE_A if (tests / name).exists()]
-    ignore = [f"--ignore={path}" for path in lane_a]
-    common = [sys.executable, "-m", "pytest", "--durations=10"]
+    pytest = [
+        sys.executable,
+        "-m",
+        *(["coverage", "run", "-m"] if coverage else []),
+        "pytest",
+        "--durations=10",
+    ]
+    listed = [name for _, modules in LANES.values() for name in modules or []]
+    commands = {}
+    for name, (niceness, modules) in LANES.items():
+        nice = ["nice", "-n", str(niceness)] if niceness else []
+        if modules is None:
+            args = [str(tests)] + [f"--ignore={tests / m}" for m in listed]
+        else:
+            args = [str(tests / m) for m in modules if (tests / m).exists()]
+        commands[name] = nice + pytest + args
+    commands["mypy"] = ["nice", "-n", "10", sys.executable, "-m", "mypy"]
+    return commands
+
+
+def main() -> int:
     logs = Path(tempfile.mkdtemp(prefix="greenfetch-lanes-"))
-    lanes = {"A": common + lane_a, "B": ["nice", "-n", "10"] + common + [str(tests)] + ignore}
+    coverage = _coverage_wanted()
+    env = os.environ.copy()
+    if coverage:  # every process's data file here, combined at the end (subprocesses inherit it)
+        env["COVERAGE_FILE"] = str(logs / ".coverage")
+    lanes = lane_commands(coverage)
     started = time.monotonic()
-    procs = {}
+    running: dict[str, tuple[subprocess.Popen[bytes], Any]] = {}
+    ended: dict[str, tuple[int, float, float, bool]] = {}  # name -> (exit code, wall, CPU, hung)
     try:
         for name, cmd in lanes.items():
             log = open(logs / f"lane-{name}.log", "w")  # noqa: SIM115 (closed below)
-            procs[name] = (
-                subprocess.Popen(
-                    cmd,
-                    cwd=ROOT,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    env=os.environ.copy(),
-                    process_group=0,
-                ),
-                log,
-                time.monotonic(),
+            proc = subprocess.Popen(
+                cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env, process_group=0
             )
-        totals: dict[str, int] = {}
-        failed = False
-        for name, (proc, log, began) in procs.items():
-            code, cpu = _wait(proc, began + LIMIT)
-            hung = code is None
-            if hung:
-                code = _stop(proc)
-            log.close()
-            text = (logs / f"lane-{name}.log").read_text(errors="replace")
-            print(f"\n===== lane {name}: exit {code}, {time.monotonic() - began:.0f} s wall, {cpu:.0f} s CPU =====")
-            print(text, end="")
-            if hung:
-                print(
-                    f"\nlane {name} did not end within {LIMIT:.0f} s (GREENFETCH_LANE_LIMIT) and was stopped: a "
-                    "test hung, and pytest's 'Timeout' dump above shows where each thread was"
-                )
-            closing = [line for line in text.splitlines() if COUNTS.search(line) and " in " in line]
-            for count, what in COUNTS.findall(closing[-1] if closing else ""):
-                key = "errors" if what.startswith("error") else what
-                totals[key] = totals.get(key, 0) + int(count)
-            failed |= code != 0 or hung
+            running[name] = (proc, log)
+        while running:
+            for name, (proc, log) in list(running.items()):
+                pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+                wall = time.monotonic() - started
+                if pid:  # its CPU: its own and that of the children it waited for (servers, workers, CLIs)
+                    proc.returncode = os.waitstatus_to_exitcode(status)
+                    ended[name] = (proc.returncode, wall, usage.ru_utime + usage.ru_stime, False)
+                elif wall >= LIMIT:
+                    ended[name] = (_stop(proc), wall, 0.0, True)
+                else:
+                    continue
+                log.close()
+                del running[name]
+            time.sleep(0.2)
     finally:  # Ctrl-C reaches this process only (each lane has its own process group): stop the lanes too
-        for proc, _, _ in procs.values():
-            if proc.poll() is None:
-                _stop(proc)
-    print(f"\n===== both lanes: {time.monotonic() - started:.0f} s wall =====")
+        for proc, _ in running.values():
+            _stop(proc)
+    totals: dict[str, int] = {}
+    for name, (code, wall, cpu, hung) in ended.items():
+        text = (logs / f"lane-{name}.log").read_text(errors="replace")
+        print(f"\n===== lane {name}: exit {code}, {wall:.0f} s wall, {cpu:.0f} s CPU =====")
+        print(text, end="")
+        if hung:
+            print(
+                f"\nlane {name} did not end within {LIMIT:.0f} s (GREENFETCH_LANE_LIMIT) and was stopped: a "
+                "test hung, and pytest's 'Timeout' dump above shows where each thread was"
+            )
+        closing = [line for line in text.splitlines() if COUNTS.search(line) and " in " in line]
+        for count, what in COUNTS.findall(closing[-1] if closing else ""):
+            key = "errors" if what.startswith("error") else what
+            totals[key] = totals.get(key, 0) + int(count)
+    failed = any(code != 0 or hung for code, _, _, hung in ended.values())
+    print(
+        "\n===== " + ", ".join(f"{name} {wall:.0f} s" for name, (_, wall, _, _) in ended.items()) + " ====="
+    )
+    if coverage:
+        failed |= not _coverage_report(env)
     print(
         f"{totals.get('passed', 0)} passed, {totals.get('failed', 0) + totals.get('errors', 0)} failed, "
         f"{totals.get('skipped', 0)} skipped"
@@ -101,17 +150,36 @@ def main() -> int:
     return 1 if failed else 0
 
 
-def _wait(proc: subprocess.Popen[bytes], deadline: float) -> tuple[int | None, float]:
-    """Wait for a lane until ``deadline`` (monotonic): its exit code (None if it is still running) and
-    the CPU seconds (user + system) it and the children it waited for spent."""
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            return proc.returncode, usage.ru_utime + usage.ru_stime
-        if time.monotonic() >= deadline:
-            return None, 0.0
-        time.sleep(0.2)
+def _coverage_wanted() -> bool:
+    """Coverage unless GREENFETCH_COVERAGE=0 (or coverage.py is not installed: said, not failed)."""
+    if os.environ.get("GREENFETCH_COVERAGE", "1") == "0":
+        return False
+    try:
+        import coverage  # noqa: F401
+    except ImportError:
+        print("coverage.py is not installed (the test extra has it): no coverage this run", file=sys.stderr)
+        return False
+    return True
+
+
+def _coverage_report(env: dict[str, str]) -> bool:
+    """Combine every process's data and print one line; False when below fail_under (pyproject.toml)."""
+    run = [sys.executable, "-m", "coverage"]
+    subprocess.run([*run, "combine", "-q"], cwd=ROOT, env=env, check=False)
+    total = subprocess.run(
+        [*run, "report", "--format=total"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    from coverage import Coverage
+
+    floor = Coverage(config_file=str(ROOT / "pyproject.toml")).config.fail_under
+    below = total.returncode != 0
+    print(
+        f"line coverage {total.stdout.strip() or '?'}% of greenfetch and nu_plugin (all lanes and the processes "
+        f"they started), floor {floor:g}% (pyproject.toml fail_under){': BELOW THE FLOOR' if below else ''}"
+    )
+    if below and total.stderr.strip():
+        print(total.stderr.strip())
+    return not below
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> int:
