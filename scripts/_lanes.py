@@ -1,11 +1,16 @@
-"""The suite in two lanes (scripts/test with no arguments): two ordinary pytest processes side by side.
+"""The suite in lanes (scripts/test with no arguments): ordinary pytest processes side by side, and mypy.
 
-Lane A: the modules that mostly wait (timers, child processes, Redis, PostgreSQL, nu) or need the client
-to outrun a server (a token bucket must see throttles), run at normal
-priority so their timing margins hold. Lane B: every other module, CPU-bound, under ``nice``. A module
-belongs to lane A by being listed in ``LANE_A``; a new module lands in lane B unless listed. Each lane
-writes its own log; both are printed whole when they end, then one closing line with the totals.
-The exit code is non-zero when either lane failed.
+Lanes A1-A3: the modules that mostly wait (timers, redelivery, child processes, Redis and Celery workers,
+PostgreSQL, nu) or need the client to outrun a server (a token bucket must see throttles), at normal
+priority so their timing margins hold; three of them because their wall is waiting, not CPU. Lanes B1
+and B2: the CPU-bound rest under ``nice``, in halves of about equal CPU. A module belongs to a lane by
+being listed in ``LANES``; a new module lands in the last lane (None). Children inherit a lane's
+priority: a module that starts workers or servers and waits on them belongs in an A lane. The numbers
+they were balanced on, and how to re-balance, are in docs/testing.md. Each lane runs under ``coverage
+run`` unless ``GREENFETCH_COVERAGE=0``; the data of every process is combined at the end into one line.
+Each lane writes its own log; all are printed whole when every lane has ended, each headed by its wall
+and CPU seconds, then one line of walls, the coverage line and the totals. The exit code is non-zero
+when any lane failed or coverage is below its floor.
 
 A lane that has not ended after ``LIMIT`` seconds (``GREENFETCH_LANE_LIMIT``) is stopped, with its
 children, and counts as failed: under gevent a test can wait forever on a greenlet that died (the hub
