@@ -35,7 +35,7 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from ._child import ChildServer
+from ._child import ChildServer, server_environ
 from ._moto import free_port
 
 __all__ = ["DrsEstate", "DrsServer", "ERROR_CLASSES", "source_server"]
@@ -286,7 +286,7 @@ class DrsServer(ChildServer):
         self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> str:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GREENFETCH_")}
+        env = server_environ({k: v for k, v in os.environ.items() if not k.startswith("GREENFETCH_")})
         args = [sys.executable, "-m", "greenfetch.testing._drs", str(self.port)]
         self._proc = subprocess.Popen(
             args + ([self.sts_url] if self.sts_url else []),

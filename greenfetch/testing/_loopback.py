@@ -63,7 +63,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ._child import ChildServer
+from ._child import ChildServer, server_environ
 from ._loopback_faults import check_knobs
 from ._tls import ThrowawayCA
 
@@ -102,7 +102,9 @@ class LoopbackServer(ChildServer):
             "parent": os.getpid(),
             "tls": {"cert": self.tls.cert, "key": self.tls.key} if self.tls else None,
         }
-        env = dict(os.environ, **self.env, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        env = server_environ(
+            dict(os.environ, **self.env, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        )
         self._proc = subprocess.Popen(
             [sys.executable, str(_CHILD), json.dumps(config)],
             stdout=subprocess.PIPE,

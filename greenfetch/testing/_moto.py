@@ -10,7 +10,7 @@ import time
 import urllib.error
 import urllib.request
 
-from ._child import ChildServer
+from ._child import ChildServer, server_environ
 
 __all__ = ["MotoServer", "free_port"]
 
@@ -34,7 +34,7 @@ class MotoServer(ChildServer):
         self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> str:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GREENFETCH_")}
+        env = server_environ({k: v for k, v in os.environ.items() if not k.startswith("GREENFETCH_")})
         env.setdefault("MOTO_ALLOW_NONEXISTENT_REGION", "false")
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
