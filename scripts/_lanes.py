@@ -179,7 +179,7 @@ def _coverage_report(env: dict[str, str]) -> bool:
     floor = Coverage(config_file=str(ROOT / "pyproject.toml")).config.fail_under
     below = total.returncode != 0
     print(
-        f"line coverage {total.stdout.strip() or '?'}% of greenfetch and nu_plugin (all lanes and the processes "
+        f"line coverage {(total.stdout.split() or ['?'])[0]}% of greenfetch and nu_plugin (all lanes and the processes "
         f"they started), floor {floor:g}% (pyproject.toml fail_under){': BELOW THE FLOOR' if below else ''}"
     )
     if below and total.stderr.strip():
