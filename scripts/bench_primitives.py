@@ -182,17 +182,23 @@ def throttle(duration: float, warmup: float) -> tuple[Run, list[Run]]:
     return adaptive, [same, *peers]
 
 
-def fast(duration: float, warmup: float) -> tuple[Run, Run]:
+def fast(duration: float, warmup: float, rounds: int = 1) -> list[tuple[Run, Run]]:
+    """Fixed MAX and adaptive from 5, alternated ``rounds`` times: a CPU-bound client's one run moves by
+    25% on this VM (the same fixed run repeated spans 411-634 us of CPU a call), so one pair cannot tell
+    0.95x from 0.80x; the verdict is on the median ratio."""
+    pairs = []
     with serving(latency=FAST_LATENCY, seed=1) as server:
-        fixed = measure(server, f"fixed {MAX} (max)", duration, warmup, concurrency=MAX)
-        adaptive = measure(
-            server,
-            "greenfetch adaptive (from 5)",
-            duration,
-            warmup,
-            adaptive={"initial_concurrency": 5, "max_concurrency": MAX},
-        )
-    return fixed, adaptive
+        for n in range(rounds):
+            fixed = measure(server, f"fixed {MAX} (max), round {n + 1}", duration, warmup, concurrency=MAX)
+            adaptive = measure(
+                server,
+                f"greenfetch adaptive (from 5), round {n + 1}",
+                duration,
+                warmup,
+                adaptive={"initial_concurrency": 5, "max_concurrency": MAX},
+            )
+            pairs.append((fixed, adaptive))
+    return pairs
 
 
 def batches(
@@ -295,7 +301,7 @@ def run(quick: bool = False, only: tuple[str, ...] = SCENARIOS, rounds: int | No
         if shape in only
     }
     throttled = throttle(duration, warmup) if "throttle" in only else None
-    fasts = fast(duration, warmup) if "fast" in only else None
+    fasts = fast(duration, warmup, rounds) if "fast" in only else None
     rows = batches(rounds, *sizes) if "batches" in only else []
     took = time.monotonic() - began
 
@@ -376,19 +382,23 @@ def run(quick: bool = False, only: tuple[str, ...] = SCENARIOS, rounds: int | No
             "",
         ]
     if fasts is not None:
-        fixed_max, adaptive_fast = fasts
+        ratios = [a.throughput / max(f.throughput, 1e-9) for f, a in fasts]
+        median = statistics.median(ratios)
         lines += [
             f"### Fast server ({FAST_LATENCY * 1000:.0f} ms, no knee)",
             "",
-            f"Target: adaptive >= 95% of fixed max concurrency ({MAX}): the client's CPU is the limit here.",
+            f"Target: adaptive >= 95% of fixed max concurrency ({MAX}): the client's CPU is the limit here. "
+            f"{len(fasts)} interleaved round(s); the verdict is on the median ratio (one CPU-bound run moves "
+            "by 25% on this machine).",
             "",
             HEADER,
-            _row(fixed_max, ""),
-            _row(
-                adaptive_fast,
-                ok(adaptive_fast.throughput >= 0.95 * fixed_max.throughput)
-                + f" ({adaptive_fast.throughput / max(fixed_max.throughput, 1e-9):.0%} of fixed max)",
-            ),
+        ]
+        for (fixed_max, adaptive_fast), ratio in zip(fasts, ratios, strict=True):
+            lines += [_row(fixed_max, ""), _row(adaptive_fast, f"{ratio:.0%} of fixed max")]
+        lines += [
+            "",
+            f"Ratios {', '.join(f'{r:.2f}x' for r in ratios)}; median **{median:.2f}x**: "
+            + ok(median >= 0.95),
             "",
         ]
     if rows:
