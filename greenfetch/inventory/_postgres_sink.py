@@ -4,9 +4,10 @@ Rows go in with binary COPY, one transaction per batch (bytes, rows or seconds, 
 and a batch always holds whole records: a record's ``fetches`` row commits with all its resources, and
 a batch whose commit was cut off (PostgreSQL restarted, a lost connection) can be sent again after a
 reconnect without writing anything twice (its (type, account, region) are deleted first in the same
-transaction). A record is encoded once, into the bytes its rows take in the COPY stream (``_encode``);
-the batch keeps those bytes until it commits, so memory is one batch plus the record being added. A
-run that is killed leaves the earlier runs intact and its own ``finished_at`` NULL.
+transaction). A record is encoded once, into the bytes its rows take in the COPY stream
+(``_postgres_copy._encode``); the batch keeps those bytes until it commits, so memory is one batch plus
+the record being added. A run that is killed leaves the earlier runs intact and its own
+``finished_at`` NULL.
 
 With ``--broker`` the workers write their shards' rows themselves (``PostgresShardSink``): a shard
 is one transaction that replaces whatever an earlier delivery of the same shard wrote, keyed by
@@ -18,14 +19,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
-import struct
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from .._exceptions import StorageError
-from .._jsonable import _valid_text, jsonable
 from .._redact import redact_url
 from ._catalog import ResourceType
 from ._catalog import catalog as all_types
@@ -42,7 +40,8 @@ from ._postgres import (
     ensure_schema,
     public_conninfo,
 )
-from ._sqlite import _resource_id, dumps_strict
+from ._postgres_copy import _SIGNATURE, _TRAILER, Scope, _encode, _scope
+from ._sqlite import dumps_strict
 from ._types import InventoryError, Record
 
 __all__ = ["PostgresShardSink", "PostgresSink"]
@@ -50,8 +49,6 @@ __all__ = ["PostgresShardSink", "PostgresSink"]
 _COPY_RESOURCES = (
     "COPY resources (run_id, resource_type, account, region, resource_id, data) FROM STDIN (FORMAT binary)"
 )
-_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # binary COPY's header: signature, no flags, no extension
-_TRAILER = b"\xff\xff"  # and its end
 _STREAM_BYTES = 1 << 16  # a batch's rows go to the server in chunks of at least this much (or stream_rows)
 _UPSERT_FETCH = (
     "INSERT INTO fetches (run_id, resource_type, account, region, status, error, items, fetched_at) "
@@ -63,9 +60,6 @@ _DELETE_SCOPES = (
     "DELETE FROM {table} AS t USING unnest(%s::text[], %s::text[], %s::text[]) AS s(rt, ac, rg) "
     "WHERE t.run_id = %s AND t.resource_type = s.rt AND t.account = s.ac AND t.region = s.rg"
 )
-
-
-Scope = tuple[str, str, str]
 
 
 # -- writing one run -----------------------------------------------------------------------------------
@@ -156,100 +150,6 @@ def _write_batch(
     if fetches:
         with conn.cursor() as cur:
             cur.executemany(_UPSERT_FETCH, fetches)
-
-
-# JSON text for a JSONB column: the values ``dumps_strict`` gives, without its sorting walk (JSONB orders
-# keys itself) and without spaces (JSONB keeps none): about half the cost
-_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, default=jsonable, separators=(",", ":"))
-
-
-def _json_encoder() -> Callable[[Any], str]:
-    """``_ENCODER.encode``, with its C encoder made once instead of at every call (a fifth of the cost
-    of a 1 KB item), and without its check for circular references (an API's answer has none; were
-    there one, RecursionError, and ``_json`` goes the strict way, which says so)."""
-    make = getattr(json.encoder, "c_make_encoder", None)
-    strings = getattr(json.encoder, "c_encode_basestring", None)
-    if make is None or strings is None:  # no C accelerator (PyPy, or a Python built without _json)
-        return _ENCODER.encode
-    try:  # a private constructor: should its arguments ever change, the encoder's own way
-        made = make(None, jsonable, strings, None, ":", ",", False, False, False)
-        probe = {"k": [1, 2.5, None, True, "é\n"], "t": _ts(0)}
-        if "".join(made(probe, 0)) != _ENCODER.encode(probe):
-            return _ENCODER.encode
-    except TypeError:
-        return _ENCODER.encode
-    return lambda item: "".join(made(item, 0))
-
-
-_encode_json = _json_encoder()
-_NO_ID = _resource_id(None, {}, "")
-_NUL = re.compile(
-    rb"(?<!\\)((?:\\\\)*)\\u0000"
-)  # an escaped NUL, not the text "\u0000" after an escaped backslash
-_INT = struct.Struct("!i").pack
-_JSONB = struct.Struct("!iB").pack  # a jsonb field: its length, then jsonb's format 1 (JSON text follows)
-_ROW = struct.Struct("!hiq").pack  # a row: 6 fields, the first (run_id) 8 bytes long
-
-
-def _json(item: Any) -> bytes:
-    """``item`` as UTF-8 JSON for JSONB; an item the fast way cannot write (NaN, a lone surrogate, a key
-    JSON has no form for) goes the strict way; an escaped NUL (JSONB cannot hold one) becomes U+FFFD."""
-    try:
-        data = _encode_json(item).encode()
-    except (ValueError, TypeError, RecursionError):  # UnicodeEncodeError is a ValueError
-        data = dumps_strict(item).encode()
-    if b"\\u0000" in data:
-        data = _NUL.sub(rb"\1\\ufffd", data)
-    return data
-
-
-def _key(value: Any) -> str:
-    """Text for a key column (type, account, region, resource id) or an error: PostgreSQL's text holds
-    neither NUL nor a lone surrogate, U+FFFD in their place (as in ``data``)."""
-    text = str(value)
-    if not text.isascii():
-        text = _valid_text(text)
-    return text.replace("\x00", "\ufffd") if "\x00" in text else text
-
-
-def _scope(rec: Record) -> Scope:
-    return _key(rec["resource_type"]), _key(rec["account"]), _key(rec["region"])
-
-
-def _text(value: str) -> bytes:
-    """A text field of a binary COPY row: its length, then UTF-8."""
-    data = value.encode()
-    return _INT(len(data)) + data
-
-
-def _encode(
-    rec: Record, run_id: int, catalog: Mapping[str, ResourceType], fetched_at: float | None
-) -> tuple[Scope, bytes, tuple[Any, ...], int]:
-    """The record's scope, its resource rows as binary COPY bytes (one string, encoded once: what the
-    COPY sends and what a batch keeps to send again), its fetch row and its number of resources.
-    Binary, not text: no escaping here, no parsing of lines and fields in the server."""
-    rtype, account, region = scope = _scope(rec)
-    kind = catalog.get(rtype)
-    items = rec.get("items") or []
-    start = _ROW(6, 8, run_id) + _text(rtype) + _text(account) + _text(region)  # the same for every row
-    parts: list[bytes] = []
-    for item in items:
-        data = _json(item)
-        rid = _resource_id(kind, item, "")
-        if rid == _NO_ID:  # no id field: the SQLite sink's hash of the item's sorted JSON, the same id
-            rid = _resource_id(kind, item, dumps_strict(item))
-        parts += (start, _text(_key(rid)), _JSONB(len(data) + 1, 1), data)
-    fetch = (
-        run_id,
-        rtype,
-        account,
-        region,
-        _key(rec.get("status") or "ok"),
-        None if rec.get("error") is None else _key(rec["error"]),
-        len(items),
-        _ts(fetched_at),
-    )
-    return scope, b"".join(parts), fetch, len(items)
 
 
 class _Stream:
