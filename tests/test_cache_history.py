@@ -27,7 +27,8 @@ from greenfetch import Config, Engine, Request
 from greenfetch.cli import load_commands
 from greenfetch.inventory import InventoryDB, SQLiteSink, assume_role
 from greenfetch.inventory._shard import DirectoryShardSink, Shard, run_shard
-from greenfetch.inventory._sqlite import APPLICATION_ID, SCHEMA_VERSION, utc_now
+from greenfetch.inventory._sqlite import utc_now
+from greenfetch.inventory._sqlite_schema import APPLICATION_ID, SCHEMA_VERSION
 from greenfetch.testing import RedisServer, inventory_server, start_worker, stop_processes
 
 ROLE = "InventoryReader"
