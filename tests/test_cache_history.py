@@ -26,8 +26,8 @@ from click.testing import CliRunner
 from greenfetch import Config, Engine, Request
 from greenfetch.cli import load_commands
 from greenfetch.inventory import InventoryDB, SQLiteSink, assume_role
+from greenfetch.inventory._rows import utc_now
 from greenfetch.inventory._shard import DirectoryShardSink, Shard, run_shard
-from greenfetch.inventory._sqlite import utc_now
 from greenfetch.inventory._sqlite_schema import APPLICATION_ID, SCHEMA_VERSION
 from greenfetch.testing import RedisServer, inventory_server, start_worker, stop_processes
 

@@ -325,7 +325,7 @@ def test_values_jsonb_cannot_hold_are_kept_as_the_sqlite_sink_keeps_them_or_near
         "Café": "naïve",
         "Bytes": "hi",
     }
-    from greenfetch.inventory._sqlite import _resource_id, dumps_strict
+    from greenfetch.inventory._rows import _resource_id, dumps_strict
 
     assert (
         _resource_id(None, {"no": "id"}, dumps_strict({"no": "id"})) in rows

@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .._redact import redact_url
-from ._sqlite import dumps_strict
+from ._rows import dumps_strict
 from ._types import InventoryError
 
 __all__ = ["SCHEMA_VERSION", "PostgresDB", "connect", "ensure_schema", "is_postgres_url", "public_conninfo"]

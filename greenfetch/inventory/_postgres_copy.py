@@ -19,7 +19,7 @@ from typing import Any
 from .._jsonable import _valid_text, jsonable
 from ._catalog import ResourceType
 from ._postgres import _ts
-from ._sqlite import _resource_id, dumps_strict
+from ._rows import _resource_id, dumps_strict
 from ._types import Record
 
 _SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # binary COPY's header: signature, no flags, no extension

@@ -41,7 +41,7 @@ from ._postgres import (
     public_conninfo,
 )
 from ._postgres_copy import _SIGNATURE, _TRAILER, Scope, _encode, _scope
-from ._sqlite import dumps_strict
+from ._rows import dumps_strict
 from ._types import InventoryError, Record
 
 __all__ = ["PostgresShardSink", "PostgresSink"]

@@ -18,7 +18,6 @@ region) replaces the first (a shard that ran twice is not counted twice).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import sqlite3
@@ -28,26 +27,14 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import storage_error
-from .._jsonable import to_json
 from ._catalog import ResourceType
 from ._catalog import catalog as all_types
 from ._fileio import check_writable
+from ._rows import _resource_id, dumps_strict, utc_now
 from ._sqlite_schema import _SCHEMA, APPLICATION_ID, SCHEMA_VERSION, _check_schema, _migrate, connect_existing
 from ._types import InventoryError, Record, parse_utc, utc_iso
 
-__all__ = ["InventoryDB", "SQLiteSink", "dumps_strict", "utc_now"]
-
-
-def utc_now() -> str:
-    """Now as ISO-8601 UTC with milliseconds and a ``Z``: SQLite's date functions and Nushell's
-    ``into datetime`` both read it, and it sorts as text."""
-    return utc_iso(time.time())
-
-
-def dumps_strict(value: Any) -> str:
-    """Strict JSON text (``to_json``: no NaN/Infinity, non-ASCII kept as is), keys sorted so that two
-    fetches of an unchanged resource store the same text."""
-    return to_json(value, sort_keys=True)
+__all__ = ["InventoryDB", "SQLiteSink"]
 
 
 class SQLiteSink:
@@ -284,20 +271,6 @@ class SQLiteSink:
             with contextlib.suppress(sqlite3.Error):
                 self._conn.close()  # the last connection checkpoints the WAL into the file
             self._conn = None
-
-
-_ID_FIELDS = ("Arn", "ARN", "arn", "Id", "id", "Name", "name")
-
-
-def _resource_id(kind: ResourceType | None, item: Any, data: str) -> str:
-    if kind is not None:
-        rid = kind.resource_id(item)
-    elif isinstance(item, Mapping):
-        rid = next((str(item[k]) for k in _ID_FIELDS if item.get(k)), "")
-    else:
-        rid = str(item)
-    # No id at all (a field the API left out): a hash of the content, stable while the item is unchanged.
-    return rid or "sha256:" + hashlib.sha256(data.encode()).hexdigest()[:16]
 
 
 class InventoryDB:
