@@ -98,7 +98,8 @@ from ._s3_upload import S3Upload, abort_incomplete_uploads, upload_file
 from ._shard import DirectoryShardSink, Shard, ShardSink, merge_shard, run_shard
 from ._shard_s3 import S3ShardSink
 from ._sinks import SQLITE_SUFFIXES, FileSink, open_sink, upload_to_s3
-from ._sqlite import InventoryDB, SQLiteSink
+from ._sqlite import SQLiteSink
+from ._sqlite_read import InventoryDB
 from ._types import Account, InventoryError, Record, check_account_id, record
 
 __all__ = [

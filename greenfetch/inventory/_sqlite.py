@@ -1,7 +1,7 @@
 """The SQLite sink: each inventory run appended to one database file, for SQL (and Nushell) over it.
 
 The tables, their versions and the opening of a file are ``_sqlite_schema``'s; the read side
-(``InventoryDB``, for ``greenfetch diff``) is here too.
+(``InventoryDB``, for ``greenfetch diff``) is ``_sqlite_read``'s.
 
 Records go in as they arrive (``add``): rows are buffered and inserted in one transaction per batch (by
 rows, bytes or seconds, whichever comes first), so memory stays bounded by a batch. WAL mode with
@@ -18,7 +18,6 @@ region) replaces the first (a shard that ran twice is not counted twice).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sqlite3
 import time
@@ -31,10 +30,11 @@ from ._catalog import ResourceType
 from ._catalog import catalog as all_types
 from ._fileio import check_writable
 from ._rows import _resource_id, dumps_strict, utc_now
+from ._sqlite_read import InventoryDB
 from ._sqlite_schema import _SCHEMA, APPLICATION_ID, SCHEMA_VERSION, _check_schema, _migrate, connect_existing
-from ._types import InventoryError, Record, parse_utc, utc_iso
+from ._types import InventoryError, Record, utc_iso
 
-__all__ = ["InventoryDB", "SQLiteSink"]
+__all__ = ["SQLiteSink"]
 
 
 class SQLiteSink:
@@ -271,75 +271,3 @@ class SQLiteSink:
             with contextlib.suppress(sqlite3.Error):
                 self._conn.close()  # the last connection checkpoints the WAL into the file
             self._conn = None
-
-
-class InventoryDB:
-    """Read side of the file, for ``greenfetch diff`` and tests: runs, what each run fetched, and its
-    resources in key order (so two runs can be merged without holding either in memory)."""
-
-    def __init__(self, path: str | os.PathLike[str]):
-        self.path = Path(path)
-        self.conn = connect_existing(path)
-
-    def runs(self) -> list[dict[str, Any]]:
-        rows = self.conn.execute("SELECT run_id, started_at, finished_at, summary FROM runs ORDER BY run_id")
-        return [
-            {
-                "run_id": r[0],
-                "started_at": r[1],
-                "finished_at": r[2],
-                "summary": json.loads(r[3]) if r[3] else None,
-            }
-            for r in rows
-        ]
-
-    def fetched(self, run_id: int) -> dict[tuple[str, str, str], str]:
-        """(type, account, region) -> the status its fetch ended with in this run."""
-        rows = self.conn.execute(
-            "SELECT resource_type, account, region, status FROM fetches WHERE run_id = ?", (run_id,)
-        )
-        return {(t, a, r): s for t, a, r, s in rows}
-
-    def fetch_times(self, run_id: int) -> dict[tuple[str, str, str], str | None]:
-        """(type, account, region) -> when its page was fetched (ISO-8601 UTC), None when the file
-        was written before fetch times were recorded."""
-        if not self._has_fetch_times():
-            return {scope: None for scope in self.fetched(run_id)}
-        rows = self.conn.execute(
-            "SELECT resource_type, account, region, fetched_at FROM fetches WHERE run_id = ?", (run_id,)
-        )
-        return {(t, a, r): f for t, a, r, f in rows}
-
-    def newest_fetch(self) -> float | None:
-        """Epoch seconds of the newest fetch a finished run recorded (a fetch without a time counts as
-        made when its run finished); None when no finished run fetched anything."""
-        when = "COALESCE(f.fetched_at, r.finished_at)" if self._has_fetch_times() else "r.finished_at"
-        row = self.conn.execute(
-            f"SELECT MAX({when}) FROM fetches AS f JOIN runs AS r ON r.run_id = f.run_id "
-            "WHERE r.finished_at IS NOT NULL"
-        ).fetchone()
-        return parse_utc(row[0]) if row and row[0] else None
-
-    def _has_fetch_times(self) -> bool:
-        return any(r[1] == "fetched_at" for r in self.conn.execute("PRAGMA table_info(fetches)"))
-
-    def resources(self, run_id: int, types: list[str] | None = None) -> Any:
-        """``((type, account, region, resource_id), data_json)`` in key order (the run_type index)."""
-        where, args = "run_id = ?", [run_id, *(types or [])]
-        if types:
-            where += f" AND resource_type IN ({', '.join('?' * len(types))})"
-        rows = self.conn.execute(
-            "SELECT resource_type, account, region, resource_id, data FROM resources "
-            f"WHERE {where} ORDER BY resource_type, account, region, resource_id",
-            args,
-        )
-        return (((t, a, r, i), d) for t, a, r, i, d in rows)
-
-    def close(self) -> None:
-        self.conn.close()
-
-    def __enter__(self) -> InventoryDB:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
