@@ -15,7 +15,8 @@ are enforced by import-linter (``[tool.importlinter]`` in pyproject.toml, run by
     api          _api: the module-level functions on one process-wide default engine; _exposition
                  (Prometheus /metrics, Pushgateway, textfile: the faces start it)
     engine       _process_child (a worker process's entry) on _engine (the composition root) on
-                 _processes/ (processes=N: _pool, the pool; _wire, what crosses the pipe) on _adaptive
+                 _processes/ (processes=N: _pool, the pool, on _router, which child takes a request,
+                 and _wire, what crosses the pipe) on _adaptive
                  (the adaptive limiters per scope) on _scheduler (one bounded fan-out, no AWS) and
                  _caller (the AWS seam: BotocoreCaller; testing.MockCaller) on _clients (botocore
                  clients) on _signing (an account's view of a shared client) and _http/ (the seam below

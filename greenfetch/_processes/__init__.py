@@ -44,9 +44,9 @@ so start-up (~0.5-1 s per child, in parallel) is paid once and each child keeps 
 limits and dedupe cache; ``Engine.close`` (or the engine being collected, or the interpreter exiting)
 stops it. ``processes`` is an argument of ``Engine.iter_results`` (default: the Config's).
 
-Here: the engine's pools and their lifetime. ``_pool``: the router and the pool (one state per
-child); ``_wire``: what crosses the pipe (the typed messages); ``_process_child`` (one floor up, as
-it builds an Engine): a child.
+Here: the engine's pools and their lifetime. ``_pool``: the pool (one state per child);
+``_router``: which child takes a request (pure); ``_wire``: what crosses the pipe (the typed
+messages); ``_process_child`` (one floor up, as it builds an Engine): a child.
 """
 
 from __future__ import annotations
@@ -59,7 +59,8 @@ from .._backends import Backend
 from .._config import Config, ConfigError
 from .._metrics import Metrics
 from .._models import Result
-from ._pool import EngineParts, ProcessPool, Router
+from ._pool import EngineParts, ProcessPool
+from ._router import Router
 
 __all__ = ["EngineParts", "ProcessPool", "Router", "WorkerPools"]
 
