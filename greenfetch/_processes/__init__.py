@@ -44,9 +44,10 @@ so start-up (~0.5-1 s per child, in parallel) is paid once and each child keeps 
 limits and dedupe cache; ``Engine.close`` (or the engine being collected, or the interpreter exiting)
 stops it. ``processes`` is an argument of ``Engine.iter_results`` (default: the Config's).
 
-Here: the engine's pools and their lifetime. ``_pool``: the pool (one state per child);
-``_router``: which child takes a request (pure); ``_wire``: what crosses the pipe (the typed
-messages); ``_process_child`` (one floor up, as it builds an Engine): a child.
+Here: the engine's pools and their lifetime. ``_pool``: the pool, on ``_state`` (its records: one
+state per child, the pending requests, the run); ``_router``: which child takes a request (pure);
+``_wire``: what crosses the pipe (the typed messages); ``_process_child`` (one floor up, as it builds
+an Engine): a child.
 """
 
 from __future__ import annotations

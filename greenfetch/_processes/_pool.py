@@ -2,15 +2,15 @@
 
 ``Router`` (``_router``) decides which child takes a request and how many calls each may run: pure,
 tested without spawning children. ``ProcessPool`` runs the children: each ``_Child`` is in one
-``ChildState``; a run (``_Run``) is ``_scheduler``'s bounded loop fed to the children
-(``feed_bounded``), a sender that ships each child's queued requests in one frame, and the handling of
-what comes back (``_wire``'s messages), a child's death included.
+``ChildState``; a run (``_Run``) is ``_scheduler``'s bounded loop fed to the children (``feed_bounded``),
+a sender that ships each child's queued requests in one frame, and the handling of what comes back
+(``_wire``'s messages), a child's death included. The records of a child, a request and a run are
+``_state``'s.
 """
 
 from __future__ import annotations
 
 import contextlib
-import enum
 import os
 import pickle
 import socket
@@ -18,16 +18,16 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .._adaptive import Gate
-from .._backends import Backend, Task
+from .._backends import Backend
 from .._config import Config
 from .._metrics import Metrics
 from .._models import Result
 from .._scheduler import FeedEnd, feed_bounded
 from ._router import Router
+from ._state import IDLE, LOST, RUNNING, UNREACHABLE, _Child, _Pending, _Run
 from ._wire import (
     Begin,
     Channel,
@@ -50,7 +50,7 @@ from ._wire import (
     unsendable,
 )
 
-__all__ = ["ChildState", "EngineParts", "ProcessPool"]
+__all__ = ["EngineParts", "ProcessPool"]
 
 _STOP_WAIT = 5.0
 
@@ -67,58 +67,6 @@ class EngineParts(Protocol):
 
     @property
     def metrics(self) -> Metrics: ...
-
-
-# -- the children ----------------------------------------------------------------------------------
-
-
-class ChildState(enum.Enum):
-    IDLE = "idle"  # started; between runs (a run ends when it says Done)
-    RUNNING = "running"  # in the current run: requests are routed to it
-    UNREACHABLE = (
-        "unreachable"  # a send to it failed: nothing more goes to it; its reader will report its end
-    )
-    LOST = "lost"  # its end was handled: its unanswered requests went elsewhere
-
-
-# The states by module name: an Enum member looked up on its class costs ~5x an attribute, and the
-# router's candidates are read per request.
-IDLE, RUNNING, UNREACHABLE, LOST = ChildState
-
-
-@dataclass(eq=False)
-class _Child:
-    slot: int
-    proc: subprocess.Popen[bytes]
-    channel: Channel
-    lock: Any  # one sender at a time on its channel
-    state: ChildState = ChildState.IDLE
-    outstanding: set[int] = field(default_factory=set)  # indexes routed to it and not answered yet
-    # pack_request rows for the sender, not yet sent
-    buffer: list[tuple[Any, ...]] = field(default_factory=list)
-    reader: Task | None = None
-
-
-@dataclass(eq=False)
-class _Pending:
-    raw: Any
-    child: _Child | None = None
-    sends: int = 0
-
-
-@dataclass(eq=False)
-class _Run:
-    """One run: how it routes, what each child is told, what is unanswered, the replacements left."""
-
-    router: Router
-    begin: Begin  # its credits are set per child
-    gate: Gate | None
-    respawns: int
-    pending: dict[int, _Pending] = field(default_factory=dict)
-    over: bool = False  # its sender returns once set (a sender thread cannot be killed)
-
-    def begin_for(self, slot: int) -> Begin:
-        return self.begin._replace(credits=self.router.credits(slot))
 
 
 class ProcessPool:
