@@ -61,10 +61,10 @@ def scripted(target, headers, body):
     """``any_server``'s empty pages (STS: the inventory server's), except: ``errors`` {signing name: [code, http status, message]}
     answers that error; ``buckets`` {signing name: rate} throttles that service above rate calls/s per
     region (burst: one second's worth), as AWS's per-account, per-region quotas do."""
-    from greenfetch.testing import _loopback_any, _loopback_faults
+    from greenfetch.testing import _loopback_any, _loopback_any_routes, _loopback_faults
 
     script = _script()
-    match = _loopback_any._SIGNING.search(headers.get("authorization", ""))
+    match = _loopback_any_routes._SIGNING.search(headers.get("authorization", ""))
     service = match[1] if match else ""
     region = headers.get("authorization", "").split("/")[2] if match else ""
     protocol = _loopback_faults.protocol_of(headers, body, "auto")

@@ -18,8 +18,8 @@ import pytest
 
 from greenfetch import Config, Engine, Request
 from greenfetch.testing import any_server
-from greenfetch.testing._loopback_any import build
 from greenfetch.testing._loopback_any_answers import ACCOUNT, render
+from greenfetch.testing._loopback_any_routes import build
 
 # A few services per wire protocol (botocore picks JSON over CBOR when a service offers both, so the
 # CBOR ones are the services that offer nothing else).

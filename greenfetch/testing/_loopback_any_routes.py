@@ -1,11 +1,5 @@
-"""Any AWS request, any protocol: the loopback server answers it with a valid, empty, final page.
-
-``any_server(latency=0.05, services=["ec2", "iam", ...])`` starts a ``LoopbackServer`` whose handler is
-:func:`handle`: every operation of the named services (default: every service botocore ships) gets a 200
-answer in its own protocol's wire format, with each list of the output (the page's items) present and
-empty and no pagination token, so botocore parses it and a paginator stops after one page. The breadth
-benchmark (``scripts/bench_breadth.py``) and ``tests/test_loopback_any.py`` use it; latency, faults and
-stats are the loopback server's own knobs, as with any handler.
+"""The table of ``any_server`` (``_loopback_any``): every operation's answer, keyed the way a request
+names its operation (``Routes``), built from botocore's service models (``build``).
 
 How a request is recognised, from botocore's service models:
 
@@ -15,70 +9,27 @@ How a request is recognised, from botocore's service models:
 - REST-JSON and REST-XML: the method and path (and literal query keys such as S3's ``?list-type=2``)
   against each operation's ``requestUri``; the SigV4 credential scope's service narrows the candidates
   (elb and elbv2 share a signing name, so query routes key on the API version instead).
-
-Three answers are not empty pages: STS GetCallerIdentity names an account (``ACCOUNT``), an
-endpoint-discovery operation (Timestream's DescribeEndpoints, which its clients must call first) names
-this server, and operations that no request can tell apart (the same
-method, path and query keys in two services of one signing name, told apart in AWS by host alone) share
-one answer holding both operations' lists.
-
-A request that matches nothing is answered ``400 UnknownOperationException`` naming what was asked, in
-the request's protocol. Every answer is rendered once, when the server starts (:func:`build`; about 3 s
-for all ~430 services, well under a second for a few), so a request costs a dictionary look-up (REST: a
-few regular expressions, then a look-up too): the server is never the bottleneck of a benchmark. The
-answers, and what "empty" means in each protocol, are ``_loopback_any_answers``'s.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
-import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import _loopback_faults as faults
 from ._loopback_any_answers import Answer, _identity, render
 
-__all__ = ["Routes", "any_server", "build", "handle", "settings"]
+__all__ = ["Routes", "build"]
 
-_ENV = "GREENFETCH_LOOPBACK_ANY"
 _SIGNING = re.compile(r"Credential=[^/,]*/\d{8}/(?:[^/,]+/)?([^/,]+)/aws4_request")
 # Signing names an endpoint rule set picks instead of the model's (S3's directory buckets sign as
 # s3express): the service whose routes they mean.
 _SIGNING_ALIASES = {"s3express": "s3", "s3-outposts": "s3", "s3-object-lambda": "s3"}
 _LABEL = re.compile(r"\{([^}]+?)(\+?)\}")
 _SEEN_MAX = 65536  # REST answers remembered by exact path; cleared when full
-
-
-@contextlib.contextmanager
-def any_server(latency: float = 0.0, services: Iterable[str] | None = None, **knobs: Any) -> Iterator[Any]:
-    """A started ``LoopbackServer`` answering every operation of ``services`` (default: all) with an empty
-    final page. ``knobs`` are the loopback server's (jitter, error_rate, ...)."""
-    from ._loopback import LoopbackServer
-
-    chosen = None
-    if services is not None:
-        chosen = sorted(set(services))
-        _check_services(chosen)  # here, so a bad name is a ValueError now, not a child that fails to start
-    server = LoopbackServer(
-        handler=f"{__name__}:handle",
-        latency=latency,
-        startup_timeout=120.0,
-        env={_ENV: json.dumps({"services": chosen, "scheme": "https" if knobs.get("tls") else "http"})},
-        **knobs,
-    )
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-# -- the table ---------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -282,49 +233,6 @@ def _rest_route(service: str, op: Any, reply: Answer) -> _RestRoute:
     return _RestRoute(
         service, op.name, re.compile("".join(parts)), frozenset(keys), (len(keys), literal), reply
     )
-
-
-# -- the handler ---------------------------------------------------------------------------------------
-
-_state: dict[str, Any] = {}
-
-
-def settings() -> dict[str, Any]:
-    """This server's settings, from ``GREENFETCH_LOOPBACK_ANY`` (JSON) when the child starts: ``services``,
-    a list of botocore service names, or null for all; ``scheme``, http or https (of discovered endpoints)."""
-    if "settings" not in _state:
-        _state["settings"] = {"services": None, "scheme": "http", **json.loads(os.environ.get(_ENV) or "{}")}
-    return _state["settings"]  # type: ignore[no-any-return]
-
-
-def routes() -> Routes:
-    if "routes" not in _state:
-        _state["routes"] = build(settings()["services"])
-        _state["routes"].scheme = settings()["scheme"]
-    return _state["routes"]  # type: ignore[no-any-return]
-
-
-def handle(target: str, headers: dict[str, str], body: bytes) -> Answer:
-    """The loopback handler hook: the empty answer of the operation this request calls."""
-    reply = routes().lookup(headers[":method"], headers[":path"], headers, body)
-    if reply is not None:
-        return reply
-    protocol = faults.protocol_of(headers, body, "auto")
-    if protocol == "rest-json" and "smithy-protocol" in headers:
-        protocol = "json"  # (a CBOR client reads a JSON error's status and type well enough to fail clearly)
-    rheaders, rbody = faults.error_body(
-        protocol,
-        "UnknownOperationException",
-        f"no operation of the served services matches {headers[':method']} {target}; served: "
-        f"{', '.join(routes().services[:5])}{'...' if len(routes().services) > 5 else ''}",
-        "loopback-any",
-    )
-    return 400, rheaders, rbody
-
-
-def warm() -> None:
-    """Build the table now (the child calls this before it takes requests, so none pays for it)."""
-    routes()
 
 
 def _signing_name(headers: dict[str, str]) -> str:
