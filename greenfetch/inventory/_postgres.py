@@ -1,7 +1,7 @@
 """PostgreSQL for inventories: the SQLite sink's tables in a database a team shares (``--out postgresql://...``).
 
 Same tables, same meaning (``runs``, ``resources``, ``fetches``, the ``latest`` view; see
-``_sqlite``), with ``data`` and ``summary`` as JSONB and times as ``timestamptz``. Two tables more:
+``_sqlite_schema``), with ``data`` and ``summary`` as JSONB and times as ``timestamptz``. Two tables more:
 ``greenfetch_schema`` (one row: the schema version, so a later greenfetch can migrate and an older
 one refuses a newer database) and ``greenfetch_shards`` (which shards of a ``--broker`` run are in,
 and which (type, account, region) each one wrote). Text columns use the "C" collation: key order is
@@ -9,7 +9,8 @@ byte order, as Python compares strings, so ``diff`` can merge two runs in key or
 database's default collation.
 
 This module: the URL, credentials and connections, the schema and its version, and the read side
-(``PostgresDB``, for ``greenfetch diff``). The writers are in ``_postgres_sink``.
+(``PostgresDB``, for ``greenfetch diff``). The writers are in ``_postgres_sink``, their COPY encoder
+in ``_postgres_copy``.
 
 Credentials come from the URL, the ``PG*`` variables or ``~/.pgpass`` (libpq reads them). A broker
 message names the database without its password; a worker connects with its own. Every message that
