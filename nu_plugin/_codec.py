@@ -184,7 +184,8 @@ def kind_of(message: Any) -> str:
     if isinstance(message, str):
         return message
     if isinstance(message, dict) and len(message) == 1:
-        return next(iter(message))
+        kind: str = next(iter(message))  # a JSON object's key
+        return kind
     raise ProtocolError(f"unexpected message shape: {str(message)[:120]}")
 
 

@@ -314,7 +314,7 @@ def _account(request: dict[str, Any]) -> str:
     return str(request.get("account") or account_of_role(request.get("role")) or "")
 
 
-def _clip(text: Any, width: int) -> str:
+def _clip(text: object, width: int) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= width else text[: width - 1] + "…"
 

@@ -146,8 +146,8 @@ def _warm_then_cold() -> None:
 
         return partial(celery_worker._shutdown_handler, sig=sig, how="Warm", callback=arm_cold)
 
-    celery_worker.install_worker_term_handler = warm_then_cold("SIGTERM")  # type: ignore[assignment]
-    celery_worker.install_worker_restart_handler = warm_then_cold("SIGHUP")  # type: ignore[assignment]
+    celery_worker.install_worker_term_handler = warm_then_cold("SIGTERM")
+    celery_worker.install_worker_restart_handler = warm_then_cold("SIGHUP")
 
 
 def _cold_shutdown_in_a_greenlet() -> None:

@@ -104,7 +104,7 @@ def _state(run_id: str) -> RunState:
     return RunState(_redis[url], run_id)
 
 
-class _ShardRequest(Request):
+class _ShardRequest(Request):  # type: ignore[misc]  # Celery ships no types: its Request is Any
     """Celery's request, plus: an acknowledgement that fails because Redis went away frees the
     worker's slot anyway. kombu drops the delivery from its local bookkeeping only after Redis
     confirmed the ack, so with prefetch 1 a single failed ack leaves the worker waiting forever for
@@ -141,7 +141,8 @@ class _ShardRequest(Request):
         if not message.acknowledged:
             qos = getattr(message.channel, "qos", None)
             if qos is not None:
-                VirtualQoS.ack(qos, message.delivery_tag)  # local bookkeeping only, no Redis call
+                # local bookkeeping only, no Redis call (kombu leaves QoS.ack unannotated)
+                VirtualQoS.ack(qos, message.delivery_tag)  # type: ignore[no-untyped-call]
 
 
 def _retry(call: Any, what: str, seconds: float = 30.0) -> Any:
@@ -162,7 +163,8 @@ def _retry(call: Any, what: str, seconds: float = 30.0) -> Any:
             delay = min(delay * 2, 5.0)
 
 
-@app.task(name=TASK, bind=True, acks_late=True, ignore_result=True, Request=_ShardRequest)
+# Celery ships no types: its task object is Any, as every Celery name
+@app.task(name=TASK, bind=True, acks_late=True, ignore_result=True, Request=_ShardRequest)  # type: ignore[untyped-decorator]
 def shard_task(self: Any, payload: dict[str, Any]) -> None:
     """Run one shard (``payload``: shard, sink, engine options) and tell the run it is done.
 
@@ -243,7 +245,6 @@ def _fail(state: RunState, shard: Any, runs: int, started: float, error: str) ->
         )
 
 
-@signals.worker_ready.connect
 def _start_janitor(**_: Any) -> None:
     import gevent
 
@@ -259,7 +260,12 @@ def _start_janitor(**_: Any) -> None:
     gevent.spawn(sweep)
 
 
-@signals.after_setup_logger.connect
+# Celery ships no types, so its decorators are Any to mypy: the receivers are connected by calls
+# instead (``connect`` returns the function it was given). Celery holds them by weak reference; the
+# module's names keep them alive.
+signals.worker_ready.connect(_start_janitor)
+
+
 def _one_line_per_shard(loglevel: Any = None, **_: Any) -> None:
     """Celery logs 'received' and 'succeeded' for every task, and botocore one "Found endpoint for
     ... via: ..." line per client at INFO (half of a worker's log); the shard's own line says more.
@@ -269,3 +275,6 @@ def _one_line_per_shard(loglevel: Any = None, **_: Any) -> None:
         return
     for name in ("celery.worker.strategy", "celery.app.trace", "botocore", "boto3"):
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+signals.after_setup_logger.connect(_one_line_per_shard)

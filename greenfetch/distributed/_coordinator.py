@@ -26,7 +26,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .._engine import Engine
 from .._exceptions import BrokerError
@@ -50,6 +50,8 @@ from ._broker import (
 from ._runstate import RunState, redis_client
 
 __all__ = ["Coordinator", "broker_fetch"]
+
+T = TypeVar("T")
 
 
 class Coordinator:
@@ -202,7 +204,7 @@ class Coordinator:
 
         self._broker(send, "cannot send shards to the broker")
 
-    def _wait(self, state: Any, shards: Sequence[Shard]) -> dict[str, str]:
+    def _wait(self, state: RunState, shards: Sequence[Shard]) -> dict[str, str]:
         """Until every planned shard is in the sink or ``max_rounds`` deliveries are spent; returns
         the last error of each shard that raised."""
         total, self.rounds = len(shards), 1
@@ -254,7 +256,7 @@ class Coordinator:
                 last, changed = -1, time.monotonic()
             time.sleep(self.poll)
 
-    def _lost(self, exc: BaseException, state: Any, shards: Sequence[Shard]) -> None:
+    def _lost(self, exc: BaseException, state: RunState, shards: Sequence[Shard]) -> None:
         done = len(self.sink.keys(self.run_id))
         raise BrokerError(
             f"the broker at {redact(self.url)} stopped answering for {self.grace:g}s "
@@ -269,7 +271,7 @@ class Coordinator:
             "written"
         )
 
-    def _broker(self, call: Callable[[], Any], what: str) -> Any:
+    def _broker(self, call: Callable[[], T], what: str) -> T:
         try:
             return call()
         except Exception as exc:

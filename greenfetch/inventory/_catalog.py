@@ -23,7 +23,7 @@ import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar, overload
 
 import jmespath
 
@@ -49,6 +49,7 @@ ACCOUNT_PLACEHOLDER = "{account}"  # a parameter value the fetch replaces with t
 TIERS = ("core", "generated", "denied")
 _GLOB = re.compile(r"[*?\[]")
 _WORDS = ("core", "all")
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -390,7 +391,11 @@ class Catalog(Mapping[str, ResourceType]):
 
     # -- Mapping ------------------------------------------------------------------------------------
 
-    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
+    @overload
+    def get(self, name: str) -> ResourceType | None: ...
+    @overload
+    def get(self, name: str, default: _T) -> ResourceType | _T: ...
+    def get(self, name: str, default: object = None) -> object:
         for t in self._core:
             if t.name == name:
                 return t
@@ -402,7 +407,7 @@ class Catalog(Mapping[str, ResourceType]):
         found = self.get(name)
         if found is None:
             raise KeyError(name)
-        return found  # type: ignore[no-any-return]
+        return found
 
     def __iter__(self) -> Iterator[str]:
         return iter([t.name for t in self.rows(denied=False)])
@@ -579,7 +584,7 @@ class _Volatile(Mapping[str, tuple[str, ...]]):
         found = self._kinds.get(name)
         if found is None:
             raise KeyError(name)
-        return found.volatile  # type: ignore[no-any-return]
+        return found.volatile
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._kinds)

@@ -194,7 +194,7 @@ class AccountCredentials:
                 region=self.region,
             )
 
-        return self.engine.dedupe_request(self._flight_key(account_id, role), call, window=0)  # type: ignore[no-any-return]
+        return self.engine.dedupe_request(self._flight_key(account_id, role), call, window=0)
 
     def _flight_key(self, account_id: str, role: str) -> str:
         setup = "\0".join(map(str, (role, self.external_id, self.session_name, self.duration, self.region)))
@@ -233,7 +233,7 @@ class AccountCredentials:
                 )
 
             self._own = self.engine.dedupe_request(f"greenfetch:whoami:{id(self)}", whoami, window=0)
-        own, why = self._own  # type: ignore[misc]
+        own, why = self._own
         if own == account_id:
             return AssumeStatus(account_id, None, True)
         if why is not None:

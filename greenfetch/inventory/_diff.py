@@ -195,6 +195,13 @@ class _Reader(Protocol):
     def resources(self, run_id: int, types: list[str] | None = None) -> Iterable[Row]: ...
 
 
+# (before run, after run, types, called with each scope whose rows are equal in both) -> the two runs'
+# rows that differ, key-ordered
+_Differing = Callable[
+    [int, int, list[str] | None, Callable[[Scope], None]], tuple[Iterable[Row], Iterable[Row]]
+]
+
+
 def pick_runs(
     runs: list[dict[str, Any]], from_run: int | None, to_run: int | None, name: str = "the database"
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -288,8 +295,12 @@ def diff_runs(
         untimed = int((later.get("summary") or {}).get("cached") or 0)
     paths = volatile if volatile is not None else catalog().volatile
     counts = DiffCounts()
-    compared = lambda s: s in both and s not in stale  # noqa: E731
-    differing = getattr(db, "differing", None)
+
+    def compared(scope: Scope) -> bool:
+        return scope in both and scope not in stale
+
+    # PostgreSQL's reader compares in the database (``differing``); SQLite's has no such method
+    differing: _Differing | None = getattr(db, "differing", None)
     if differing is not None:  # the database compares: rows equal in both runs are only counted
 
         def equal(scope: Scope) -> None:

@@ -172,7 +172,8 @@ class DynamoDBSink:
         self._rounds = max(self._rounds, rounds)
 
     def _backoff(self, attempt: int) -> float:
-        return self.rng() * min(self.max_delay, self.base_delay * (2**attempt))
+        doubling: int = 2**attempt  # int ** int is Any to mypy (a negative exponent makes a float)
+        return self.rng() * min(self.max_delay, self.base_delay * doubling)
 
     def _dead_letter(self, dead: list[tuple[dict[str, Any], str | None]]) -> None:
         self.dead_letter_path.parent.mkdir(parents=True, exist_ok=True)

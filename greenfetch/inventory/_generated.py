@@ -94,7 +94,8 @@ def snake_noun(operation: str) -> str:
     """``DescribeFileSystems`` -> ``file_systems`` (botocore's own snake_case of the rest)."""
     from botocore import xform_name
 
-    return xform_name(_VERB.sub("", operation, count=1))
+    noun: str = xform_name(_VERB.sub("", operation, count=1))
+    return noun
 
 
 # -- one service ---------------------------------------------------------------------------------
@@ -182,7 +183,7 @@ def _list_members(spec: Mapping[str, Any], shapes: Mapping[str, Any]) -> list[st
 
 def _page_size(
     spec: Mapping[str, Any], shapes: Mapping[str, Any], paginator: Mapping[str, Any] | None
-) -> dict:
+) -> dict[str, int]:
     """Required page-size members, each filled with the largest size its shape allows (capped)."""
     if "input" not in spec:
         return {}
@@ -265,7 +266,7 @@ def identify(
     shape = shapes[element]
     if shape["type"] != "structure":
         return (None, None) if shape["type"] == "string" else ("", None)
-    members = {name.lower(): name for name in shape.get("members", {})}
+    members: dict[str, str] = {name.lower(): name for name in shape.get("members", {})}
     candidates = nouns(operation, items, element)
 
     def pick(suffix: str) -> str | None:
@@ -503,7 +504,7 @@ def derive_all(
     paginators: Mapping[str, Mapping[str, Any]],
     endpoints: Mapping[str, Any] | None,
     services: Iterable[str] | None = None,
-) -> dict[str, list[dict]]:
+) -> dict[str, list[dict[str, Any]]]:
     """``derive_service`` over already loaded models (tests load them once per session)."""
     return {
         s: derive_service(s, models[s], paginators.get(s, {}), endpoints)
