@@ -95,7 +95,8 @@ class CallContext:
         if header == "Empty" or header is None:
             return {"Nothing": {"span": span}}
         if "Value" in header:
-            return header["Value"][0]  # type: ignore[no-any-return]
+            value: NuValue = header["Value"][0]
+            return value
         if "ListStream" in header:
             return {"List": {"vals": list(self.stream_items(header)), "span": span}}
         chunks = bytearray()

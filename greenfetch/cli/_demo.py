@@ -57,8 +57,12 @@ def demo(state: CliState, endpoint_url: str | None, concurrency: int, keep: bool
             "pip install -e '.[demo]', or run scripts/demo)"
         ) from None
     os.environ.update(_DEMO_CREDENTIALS)  # moto accepts any; the demo never talks to real AWS
-    server = None if endpoint_url else MotoServer()
-    url = endpoint_url or server.start()  # type: ignore[union-attr]
+    server: MotoServer | None = None
+    if endpoint_url:
+        url = endpoint_url
+    else:
+        server = MotoServer()
+        url = server.start()
     out = tempfile.mkdtemp(prefix="greenfetch-demo-")
     try:
         engine = state.engine(endpoint_url=url, concurrency=concurrency, region="us-east-1")

@@ -39,6 +39,7 @@ def cooperative(stream: IO[Any], mode: str = "r") -> IO[Any]:
 
     if not is_patched() or not hasattr(stream, "fileno"):
         return stream
+    # not an IO, but it has what this module's readers use of one (readline, read)
     return _PooledReader(stream, b"" if "b" in mode else "")  # type: ignore[return-value]
 
 

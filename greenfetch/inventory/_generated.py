@@ -315,6 +315,13 @@ def service_scope(model: Mapping[str, Any], endpoints: Mapping[str, Any] | None)
 # -- names ---------------------------------------------------------------------------------------
 
 
+def _verb(operation: str) -> str:
+    """``List``, ``Describe`` or ``Get``: a row's operation is a candidate, so it starts with one."""
+    verb = _VERB.match(operation)
+    assert verb is not None, operation
+    return verb.group(1)
+
+
 def _name(service: str, rows: list[dict[str, Any]]) -> None:
     """``service.snake_noun``; a noun given by several operations goes to the first by verb order,
     the others get their verb as a suffix (stable: it depends only on the clashing operations)."""
@@ -322,9 +329,9 @@ def _name(service: str, rows: list[dict[str, Any]]) -> None:
     for row in rows:
         by_noun.setdefault(snake_noun(row["operation"]), []).append(row)
     for noun, group in by_noun.items():
-        group.sort(key=lambda r: (VERBS.index(_VERB.match(r["operation"]).group(1)), r["operation"]))  # type: ignore[union-attr]
+        group.sort(key=lambda r: (VERBS.index(_verb(r["operation"])), r["operation"]))
         for rank, row in enumerate(group):
-            suffix = "" if rank == 0 else "_" + _VERB.match(row["operation"]).group(1).lower()  # type: ignore[union-attr]
+            suffix = "" if rank == 0 else "_" + _verb(row["operation"]).lower()
             row["name"] = f"{service}.{noun}{suffix}"
         names = [r["name"] for r in group]
         for i, row in enumerate(group):  # same verb, same noun (ListFooBars, ListFoobars): number them
@@ -481,12 +488,12 @@ class GeneratedTier:
             atomic_write_text(path, text, 0o644)
 
 
-class _NoModels(dict):  # type: ignore[type-arg]
+class _NoModels(dict[tuple[Any, ...], Any]):
     """botocore's ``instance_cache`` for a loader, keeping its directory listings but no model."""
 
     _DROP = frozenset({"load_service_model", "load_data_with_path", "load_data"})
 
-    def __setitem__(self, key: Any, value: Any) -> None:
+    def __setitem__(self, key: tuple[Any, ...], value: Any) -> None:  # key: (method name, *arguments)
         if key[0] not in self._DROP:
             super().__setitem__(key, value)
 

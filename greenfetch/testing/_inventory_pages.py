@@ -103,7 +103,8 @@ def settings() -> dict[str, Any]:
             "skewed_accounts": [],
             **raw,
         }
-    return _state["settings"]  # type: ignore[no-any-return]
+    settings: dict[str, Any] = _state["settings"]
+    return settings
 
 
 def handle(target: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes | str]:

@@ -145,4 +145,5 @@ class LoopbackServer(ChildServer):
         req = urllib.request.Request(self.url + path, data=data, method=method)
         context = ssl.create_default_context(cafile=self.tls.ca) if self.tls else None
         with urllib.request.urlopen(req, timeout=10, context=context) as response:
-            return json.loads(response.read())  # type: ignore[no-any-return]
+            answer: dict[str, Any] = json.loads(response.read())  # the server answers a JSON object
+            return answer
