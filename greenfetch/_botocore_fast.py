@@ -137,7 +137,7 @@ _host_from_url = botocore.auth._host_from_url
 
 @functools.lru_cache(maxsize=256)
 def _cached_host(url: str) -> str:
-    return _host_from_url(url)  # type: ignore[no-any-return]
+    return _host_from_url(url)  # type: ignore[no-any-return]  # botocore ships no types
 
 
 def host_from_url(url: Any) -> Any:
@@ -226,13 +226,13 @@ _HeaderKey = botocore.awsrequest._HeaderKey
 _HeadersDict: Any = botocore.awsrequest.HeadersDict
 
 
-class _Items(ItemsView):  # type: ignore[type-arg]
+class _Items(ItemsView):  # type: ignore[type-arg]  # of botocore's headers, which are Any
     """``ItemsView`` of a :class:`HeadersDict`, read from its storage: the same pairs in the same order."""
 
     __slots__ = ()
 
     def __iter__(self) -> Any:
-        for key, value in self._mapping._dict.items():  # type: ignore[attr-defined]
+        for key, value in self._mapping._dict.items():  # type: ignore[attr-defined]  # a HeadersDict's storage
             name = key._key
             yield (name if type(name) is str else str(key)), value
 

@@ -72,14 +72,14 @@ def settings() -> dict[str, Any]:
     a list of botocore service names, or null for all; ``scheme``, http or https (of discovered endpoints)."""
     if "settings" not in _state:
         _state["settings"] = {"services": None, "scheme": "http", **json.loads(os.environ.get(_ENV) or "{}")}
-    return _state["settings"]  # type: ignore[no-any-return]
+    return _state["settings"]  # type: ignore[no-any-return]  # _state holds values of several kinds
 
 
 def routes() -> Routes:
     if "routes" not in _state:
         _state["routes"] = build(settings()["services"])
         _state["routes"].scheme = settings()["scheme"]
-    return _state["routes"]  # type: ignore[no-any-return]
+    return _state["routes"]  # type: ignore[no-any-return]  # _state holds values of several kinds
 
 
 def handle(target: str, headers: dict[str, str], body: bytes) -> Answer:
