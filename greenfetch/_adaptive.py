@@ -90,8 +90,9 @@ class ClientLoad:
 
     STALL_SHARE = 0.25  # stalls that held an answer this share of its latency or more: it waited for us
 
-    def __init__(self, interval: float = 0.025):
+    def __init__(self, interval: float = 0.025, clock: Callable[[], float] = time.perf_counter):
         self.interval = interval
+        self.clock = clock  # the watcher's (the simulated client in the tests drives ``measured`` itself)
         self.value = 0.0
         self.cpu = 0.0
         self._running = False
@@ -112,7 +113,7 @@ class ClientLoad:
         held it (what of its time it may have waited for us, however idle our own CPU was)."""
         if not self._running:
             return self.value, self.cpu, 0.0
-        held = self.held(time.perf_counter(), seconds)
+        held = self.held(self.clock(), seconds)
         return (1.0 if held and held >= self.STALL_SHARE * seconds else self.value), self.cpu, held
 
     def stalled(self, now: float, seconds: float) -> bool:
@@ -146,6 +147,15 @@ class ClientLoad:
         self.value += 0.7 * (share - self.value)
         self.cpu += 0.7 * ((share if cpu is None else cpu) - self.cpu)
 
+    def measured(self, began: float, wall: float, used: float, ran: float) -> None:
+        """One turn of the watcher: it slept ``interval`` from ``began`` and woke ``wall`` s later,
+        the thread ``used`` s of it running or waiting for a CPU, ``ran`` s running. Woken an
+        interval or more late, the hub stalled until now (a stall ``held`` counts)."""
+        if wall >= 2 * self.interval:
+            self._stalls.append((began + wall, wall - self.interval))
+        if wall > 0:
+            self.update(min(1.0, used / wall), min(1.0, ran / wall))
+
     def _watch(self, busy: Callable[[], bool]) -> None:
         import gevent
 
@@ -157,16 +167,13 @@ class ClientLoad:
                 self._due = began + self.interval
                 gevent.sleep(self.interval)
                 wall = time.perf_counter() - began
-                if wall >= 2 * self.interval:  # woke an interval or more late: the hub stalled until now
-                    self._stalls.append((began + wall, wall - self.interval))
                 if schedstat:
                     cpu_now, waiting_now = schedstat.split()
                     used, ran = cpu_now + waiting_now - cpu - waiting, cpu_now - cpu
                 else:  # CPU time, and the hub's lateness waking us (runnable, not running; or busy)
                     ran = time.thread_time() - cpu
                     used = ran + max(0.0, wall - self.interval)
-                if wall > 0:
-                    self.update(min(1.0, used / wall), min(1.0, ran / wall))
+                self.measured(began, wall, used, ran)
         finally:
             self._running, self.value, self.cpu = False, 0.0, 0.0
             self._stalls.clear()

@@ -232,6 +232,8 @@ class Controller:
     _slow: list[float]  # send times of its answers past ``flat`` (slow start)
     _inflight_sum: int
     _late: list[float]  # latencies of its answers sent before it opened (not saturated ones)
+    _sent_in: int  # its answers sent in it, whatever the load (``_faster_now``)
+    _quick: list[float]  # the latencies of those that came under ``faster`` x the baseline
     _load: float  # the sum of the client loads its samples came with (the window's load: their mean
     _last_load: float  # or the last one, if higher: the load ramps up with slow start)
     _cpu: float  # the same for the client's CPU share (``busy`` reads it; ``saturated`` the load)
@@ -281,6 +283,11 @@ class Controller:
         if self._remeasure_at != math.inf and not self._restore:
             self._remeasure_at = max(self._remeasure_at, self.clock() + settings.remeasure_every)
         self._previous = None  # the last batch's last window says nothing about this one's first
+        now = self.clock()
+        if self._restore:  # nor does a re-measure it began: this batch starts at the learned limit
+            self.limit = min(max(self._restore, self.limit, settings.min), settings.max)
+            self._restore, self._remeasure_at = 0.0, now + settings.remeasure_every
+        self._open_window(now)  # its answers (the last batch's, maybe another server's) are not this one's
 
     def note_inflight(self, inflight: int) -> None:
         self._max_inflight = max(self._max_inflight, inflight)
@@ -328,6 +335,10 @@ class Controller:
                 return None  # sent before the last cut: it measured the old limit, not the new one
             self._drops += 1
             return self._close(now)
+        if not throttled and latency is not None and sent >= self._start:  # any load (see ``_faster_now``)
+            self._sent_in += 1
+            if self._baseline is not None and latency < self.settings.faster * self._baseline:
+                self._quick.append(latency)
         if not throttled and latency is not None and latency > 1e-4 and sent >= self._last_cut:
             if self.slow_start and not self._flat(latency):
                 if not saturated and not self._flat(latency - held):  # else it waited for us
@@ -372,6 +383,8 @@ class Controller:
         return self._baseline is None or latency <= self.settings.flat * self._baseline
 
     def _window_due(self, now: float) -> bool:
+        if self._faster_now():  # at once: a round trip of a faster server is enough to say so
+            return True
         s, elapsed = self.settings, now - self._start
         length = max(s.min_window, self.baseline or 0.0)  # one round trip: samples sent after it opened
         answers = self._count + self._saturated  # a saturated answer is no latency sample, but it counts
@@ -387,6 +400,8 @@ class Controller:
         load = max(self._load / self._answers, self._last_load) if self._answers else 0.0
         cpu = max(self._cpu / self._answers, self._last_cpu) if self._answers else 0.0
         saturated = 2 * self._saturated >= self._answers > 0
+        if self._faster_now():  # a faster period: the learned limit is stale, probe upwards again
+            self._faster_period(now)
         if self._restore:  # this window measured the no-load latency at a lower limit
             return self._remeasured(now, None if saturated else latency, load, cpu)
         inflight = self._inflight_sum / self._count if self._count else float(self._max_inflight)
@@ -396,10 +411,6 @@ class Controller:
         # (1.6 s) nothing but a timeout could cut again.
         if saturated:  # our own run queue: latency says nothing about the server (see the module doc)
             return self._saturated_window(now, load, cpu)
-        if self._faster(latency):  # a faster period: the learned limit is stale, probe upwards again
-            self._baseline = self._smoothed = latency
-            self.slow_start, self._previous, self._knee = True, None, None
-            self._grown.clear()
         self._lower_baseline(latency)
         sustained = self._sustained(latency)
         busy = cpu >= s.busy  # our own run queue (a neighbour's CPU delays each wake-up, not more in flight)
@@ -492,7 +503,10 @@ class Controller:
             if self.limit < 0.75 * before:  # a deep cut: is the queue ours, or a slower service? Look soon
                 self._remeasure_at = min(self._remeasure_at, now + 2 * base)
         elif queue > alpha:
-            self.slow_start = False  # latency rose: leave slow start, hold
+            if not self.slow_start or (
+                sustained is not None and inflight * (1.0 - base / sustained) > alpha
+            ):  # slow start: two windows running (one may be our own burst: see the docstring)
+                self.slow_start = False  # latency rose: leave slow start, hold
         elif not self.slow_start and self._max_inflight * 2 >= self.limit:
             if queue > alpha / 2:
                 self.limit += 1.0
@@ -550,16 +564,32 @@ class Controller:
         self._remeasure_at, self._previous = now + self._every, None
         return self._record(now, latency, load, cpu)
 
-    def _faster(self, latency: float | None) -> bool:
-        """Is this window well under the baseline (``faster``)? Then the limit and baseline came
-        from a slower period (another server behind the same scope, a quieter hour): a limit learned
-        there is no ceiling here. A noisy server does not trip it: the baseline follows the smoothed
-        latency down, so a window a quarter under it is no lucky draw."""
+    def _faster_now(self) -> bool:
+        """Is this a faster period? After slow start, most answers sent in the open window (and at
+        least ``min_samples``) came back under ``faster`` x the baseline, whatever the client's load
+        (its own run queue only adds latency): the limit and baseline came from a slower period
+        (another server behind the same scope, a quieter hour), and a limit learned there is no
+        ceiling here. Checked per answer, so it is found a round trip into the new period, not a
+        window later (a window is a baseline long: two round trips of a server twice as fast). A
+        noisy server does not trip it: the baseline follows the smoothed latency down, so answers
+        a quarter under it are no lucky draw."""
         return (
-            latency is not None
-            and self._baseline is not None
-            and latency < self.settings.faster * self._baseline
+            not self.slow_start
+            and len(self._quick) >= self.settings.min_samples
+            and 2 * len(self._quick) > self._sent_in
         )
+
+    def _faster_period(self, now: float) -> None:
+        """A faster period (``_faster_now``): the baseline becomes the open window's median (its
+        answers sent in it), any re-measure ends, and slow start resumes from the limit in force
+        (x2 per round trip while flat, even while saturated), with no knee to stop at."""
+        ordered = sorted(self._quick)  # over half of them: the median of all is one of these
+        self._baseline = self._smoothed = ordered[max(0, math.ceil(0.5 * self._sent_in) - 1)]
+        if self._restore:
+            self.limit, self._restore = max(self.limit, self._restore), 0.0
+            self._remeasure_at = now + self.settings.remeasure_every
+        self.slow_start, self._previous, self._knee, self._flat_run = True, None, None, 0
+        self._grown.clear()
 
     def _sustained(self, latency: float | None) -> float | None:
         """The lower of this window's and the previous window's latency: queueing at the server
@@ -585,6 +615,8 @@ class Controller:
         self._slow = []
         self._inflight_sum = 0
         self._late = []
+        self._sent_in = 0
+        self._quick = []
         self._load = self._last_load = self._cpu = self._last_cpu = 0.0
         self._answers = 0
         self._saturated = 0

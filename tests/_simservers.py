@@ -224,3 +224,193 @@ def simulate(
             run.finished = clock.now - began
         dispatch()
     return run
+
+
+# -- a CPU-bound client: gevent's hub as one CPU with a run queue ----------------------------------
+
+
+@dataclasses.dataclass
+class CpuClient:
+    """A client process whose one thread (gevent's hub) is a CPU with a FIFO run queue, in simulated
+    time: each call costs ``pre`` s of CPU before its attempt's timer starts (botocore's serialize and
+    sign, before ``before-send``) and ``post`` s inside it (send, read, parse, the hooks), and a new
+    connection ``connect`` s more; answers that come while the CPU is busy wait in the run queue, so
+    the latency the controller sees rises once the in-flight work is more than the CPU can do (at
+    0.5 ms a call, about 2,000 calls/s: the loopback fast server's client). ``stalls`` per second
+    (seeded, exponential lengths of mean ``stall_mean`` s) are neighbours holding the CPU: every job
+    waits them out. The client's load is read as ``_adaptive.ClientLoad`` reads it, by the real class:
+    a watcher job every ``interval`` in the same run queue measures the share of time running or
+    waiting for the CPU (``value``) and running (``cpu``) and records the stalls it woke late across.
+    Defaults: 0.5 ms a call, split as docs/performance.md's profile splits it (about 70% before the
+    timer), a TCP connect 0.1 ms. ``runnable`` adds that share of wall time to the time read as
+    waiting for a CPU (``ClientLoad.value``, not ``cpu``), as on a loaded machine where an idle client's
+    every wake-up waits a few ms for a CPU a neighbour holds."""
+
+    pre: float = 0.00035
+    post: float = 0.00015
+    connect: float = 0.0001
+    stalls: float = 0.0
+    stall_mean: float = 0.01
+    runnable: float = 0.0
+    seed: int = 1
+
+
+class _Cpu:
+    """The hub's CPU: jobs run in arrival order, around the stalls; it keeps the spans it ran and
+    waited (runnable while a stall held it) for the watcher's shares."""
+
+    def __init__(self, client: CpuClient, began: float):
+        self.rng = random.Random(client.seed)
+        self.rate, self.mean = client.stalls, client.stall_mean
+        self.next_stall = self._draw(began)
+        self.stall = (began, began)  # the stall in force or last passed
+        self.free = began  # when the CPU finishes what it has
+        self.spans: deque[tuple[float, float, bool]] = deque()  # (start, end, running?) of busy time
+
+    def _draw(self, after: float) -> tuple[float, float]:
+        if not self.rate:
+            return (math.inf, math.inf)
+        start = after + self.rng.expovariate(self.rate)
+        return (start, start + self.rng.expovariate(1.0 / self.mean))
+
+    def run(self, ready: float, cost: float) -> float:
+        """A job ready at ``ready`` costing ``cost`` s of CPU: when it finishes."""
+        t, left = max(ready, self.free), cost
+        while True:
+            while self.next_stall[0] <= t:  # stalls that began by now
+                self.stall = (self.next_stall[0], max(self.next_stall[1], self.stall[1]))
+                self.next_stall = self._draw(self.next_stall[0])
+            if self.stall[0] <= t < self.stall[1]:  # held: runnable, not running
+                self.spans.append((t, self.stall[1], False))
+                t = self.stall[1]
+                continue
+            until = min(t + left, self.next_stall[0])
+            if until > t:
+                self.spans.append((t, until, True))
+            left -= until - t
+            t = until
+            if left <= 1e-12:
+                self.free = t
+                return t
+
+    def shares(self, start: float, end: float) -> tuple[float, float]:
+        """Seconds running or runnable, and running, within [start, end)."""
+        used = ran = 0.0
+        while self.spans and self.spans[0][1] <= start - 1.0:
+            self.spans.popleft()
+        for a, b, running in self.spans:
+            overlap = min(b, end) - max(a, start)
+            if overlap > 0:
+                used += overlap
+                ran += overlap if running else 0.0
+        return used, ran
+
+
+def simulate_client(
+    server: Any,
+    client: CpuClient | None = None,
+    config: Settings = Settings(),
+    duration: float = 20.0,
+    fixed: int | None = None,
+    calls: int | None = None,
+    controller: Controller | None = None,
+    clock: Clock | None = None,
+) -> Run:
+    """``simulate`` with a ``CpuClient``: every send and every answer is a job on the client's one CPU,
+    the controller's samples come as ``_adaptive.Limiter.observe`` gives them (latency from
+    ``before-send`` to the parsed answer, the slots held, ``ClientLoad.read``), and the limit grants
+    slots as ``Limiter`` does (paced by the rate cap after a throttle). A fixed run has no controller.
+    A new pool of connections per call (per server): fixed 128 opens 128 at once, adaptive as it grows."""
+    from greenfetch._adaptive import ClientLoad
+
+    client = client or CpuClient()
+    clock = clock or (controller.clock if controller is not None else Clock())  # type: ignore[assignment]
+    ctl = None if fixed else controller or Controller(config, clock)
+    began = clock.now
+    cpu = _Cpu(client, began)
+    load = ClientLoad(clock=clock)
+    load._running = True  # the watcher is the ``watch`` job below
+    load._due = began + load.interval
+    events: list[tuple[float, int, str, Any]] = []  # (time, seq, kind, payload)
+    seq = 0
+    state = {"held": 0, "at_server": 0, "oks": 0, "pending": False, "conns": 0, "watched": began}
+    run = Run(ctl, [], [])  # type: ignore[arg-type]
+
+    def push(t: float, kind: str, payload: Any = None) -> None:
+        nonlocal seq
+        seq += 1
+        heapq.heappush(events, (t, seq, kind, payload))
+
+    def limit() -> int:
+        return fixed or max(1, int(ctl.limit))  # type: ignore[union-attr]
+
+    def acquire() -> None:  # a slot, then the request's ``pre`` on the CPU
+        state["held"] += 1
+        if ctl is not None:
+            ctl.note_inflight(state["held"])
+        cost = client.pre
+        if state["conns"] < state["held"]:  # a new connection
+            state["conns"] += 1
+            cost += client.connect
+        push(cpu.run(clock.now, cost), "sent")
+
+    def dispatch() -> None:
+        while (
+            not state["pending"]
+            and state["held"] < limit()
+            and (calls is None or state["oks"] + state["held"] < calls)
+        ):
+            wait = ctl.reserve() if ctl is not None else 0.0
+            if wait > 0:  # paced: one sender waits its turn (the limiter's sleep)
+                state["pending"] = True
+                push(clock.now + wait, "paced")
+                return
+            acquire()
+
+    push(began + load.interval, "watch")
+    dispatch()
+    while events and clock.now - began < duration and (calls is None or state["oks"] < calls):
+        t, _, kind, payload = heapq.heappop(events)
+        clock.now = max(clock.now, t)
+        if kind == "watch":  # due now: it runs when the CPU gets to it (a zero-cost job)
+            ran_at = cpu.run(clock.now, 0.0)
+            if ran_at > clock.now:
+                push(ran_at, "woke")
+            else:
+                heapq.heappush(events, (clock.now, -1, "woke", None))
+        elif kind == "woke":
+            start = state["watched"]
+            used, ran = cpu.shares(start, clock.now)
+            used = min(clock.now - start, used + client.runnable * (clock.now - start))
+            load.measured(start, clock.now - start, used, ran)
+            state["watched"] = clock.now
+            load._due = clock.now + load.interval
+            push(load._due, "watch")
+        elif kind == "paced":
+            state["pending"] = False
+            if state["held"] < limit():
+                acquire()
+            dispatch()
+        elif kind == "sent":  # before-send: the attempt's timer starts, the server has it
+            state["at_server"] += 1
+            latency, throttled = server.call(clock.now, state["at_server"])
+            push(clock.now + latency, "answer", (clock.now, throttled))
+        elif kind == "answer":  # into the run queue: parsed when the CPU gets to it
+            state["at_server"] -= 1
+            push(cpu.run(clock.now, client.post), "parsed", payload)
+        elif kind == "parsed":
+            sent, throttled = payload
+            latency = clock.now - sent
+            if ctl is not None:
+                value, share, held = load.read(latency)
+                ctl.sample(
+                    latency, throttled=throttled, inflight=state["held"], load=value, cpu=share, held=held
+                )
+            state["held"] -= 1
+            state["oks"] += not throttled
+            run.done.append((clock.now - began, latency, throttled))
+            run.limits.append((clock.now - began, limit()))
+            if calls is not None and state["oks"] >= calls:
+                run.finished = clock.now - began
+            dispatch()
+    return run
