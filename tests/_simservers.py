@@ -414,3 +414,62 @@ def simulate_client(
                 run.finished = clock.now - began
             dispatch()
     return run
+
+
+# -- the bench's primitives section, simulated -----------------------------------------------------
+
+PROFILES = {  # CpuClient knobs: a quiet machine, and loaded ones (neighbours' stalls; an always-runnable hub)
+    "quiet": {},
+    "light": {"stalls": 10, "stall_mean": 0.01},
+    "loaded": {"stalls": 20, "stall_mean": 0.015},
+    "runnable": {"runnable": 0.6, "stalls": 10, "stall_mean": 0.01},
+}
+
+
+def five_cases(client: CpuClient, seed: int = 1) -> dict[str, float]:
+    """``scripts/bench_primitives.py``'s verdicts on a ``CpuClient``, in simulated time (~0.7 s of CPU):
+    *fresh*, 5,000 calls on the fast server (50 ms, no knee) from 5 (max 128) over fixed 128 (ratio of
+    times); *after*, 1,500 calls there right after 600 adaptive calls on the slower plateau server
+    (100 ms, C=32) in the same scope (a new batch: ``reconfigure``), over fixed 128; *plateau* and
+    *cliff* (100 ms, C=32, ``LinearPlateau`` and ``SquareKnee``), 6 s runs counted from 2 s over the
+    best fixed of 24/32/48, with p99 over the no-load latency and the peak limit over C; *bucket*, a
+    token bucket of 200/s at 50 ms: ok/s over R and the share of attempts throttled."""
+    config = Settings(max=128)
+    out: dict[str, float] = {}
+    fixed = simulate_client(Flat(seed=seed), client, fixed=128, calls=5000)
+    out["fresh"] = fixed.finished / simulate_client(Flat(seed=seed), client, config, calls=5000).finished
+    clock = Clock()
+    ctl = Controller(config, clock)
+    simulate_client(LinearPlateau(s=0.1, seed=seed), client, controller=ctl, clock=clock, calls=600)
+    fixed = simulate_client(Flat(seed=seed), client, fixed=128, calls=1500)
+    ctl.reconfigure(config)  # a new batch (``Limits.open``)
+    after = simulate_client(Flat(seed=seed), client, controller=ctl, clock=clock, calls=1500)
+    out["after"] = fixed.finished / after.finished
+    for name, server in (("plateau", LinearPlateau), ("cliff", SquareKnee)):
+        best = max(
+            simulate_client(server(s=0.1, seed=seed), client, fixed=c, duration=6).ok_rate(2, 6)
+            for c in (24, 32, 48)
+        )
+        run = simulate_client(server(s=0.1, seed=seed), client, config, duration=6)
+        out[name] = run.ok_rate(2, 6) / best
+        out[f"{name} p99"] = run.p99(2) / 0.1
+        out[f"{name} peak"] = max(limit for _, limit in run.limits) / 32
+    run = simulate_client(Bucket(rate=200, seed=seed), client, config, duration=6)
+    out["bucket"], out["throttled"] = run.ok_rate(2, 6) / 200, run.throttled(2)
+    return out
+
+
+if __name__ == "__main__":  # python tests/_simservers.py [seeds]: medians [min-max] per machine profile
+    import sys
+
+    seeds = range(1, int(sys.argv[1]) + 1 if len(sys.argv) > 1 else 4)
+    for profile, knobs in PROFILES.items():
+        rows = [five_cases(CpuClient(seed=seed, **knobs), seed) for seed in seeds]
+        print(
+            f"{profile:8s}",
+            "  ".join(
+                f"{key} {statistics.median(r[key] for r in rows):.2f} "
+                f"[{min(r[key] for r in rows):.2f}-{max(r[key] for r in rows):.2f}]"
+                for key in rows[0]
+            ),
+        )
