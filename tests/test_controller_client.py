@@ -8,7 +8,16 @@ before and after the rule changes are in docs/performance.md. Budget: ~2 s.
 """
 
 import pytest
-from _simservers import PROFILES, Clock, CpuClient, LinearPlateau, five_cases, simulate
+from _simservers import (
+    PROFILES,
+    Clock,
+    CpuClient,
+    Flat,
+    LinearPlateau,
+    five_cases,
+    simulate,
+    simulate_client,
+)
 
 from greenfetch._controller import Controller, Settings
 
@@ -96,3 +105,30 @@ def test_slow_start_outlasts_one_window_of_its_own_burst():
     grown = ctl.limit
     _feed(ctl, clock, 0.056, 0.3)  # a rise that lasts: the server's
     assert not ctl.slow_start and ctl.limit < grown + 0.2 / 0.001
+
+
+def test_a_short_stall_is_held_but_does_not_make_an_answer_ours():
+    """The watcher woke 10 ms late (a neighbour held the CPU): ``held`` counts it for a 50 ms answer
+    (slow start reads the answer less it), ``stalled`` does not (load 1 needs a stall of an interval
+    or more: the watcher is a few ms late whenever the hub has work queued). Before, ``held`` too
+    counted only stalls of 25 ms or more."""
+    from greenfetch._adaptive import ClientLoad
+
+    clock = Clock(10.0)
+    load = ClientLoad(interval=0.025, clock=clock)
+    load.measured(began=9.965, wall=0.035, used=0.035, ran=0.0)  # due at 9.99, woke at 10.0
+    load._due = 10.025
+    assert load.held(10.02, 0.05) == pytest.approx(0.010)
+    assert not load.stalled(10.02, 0.05) and load.held(10.02, 0.05, load.interval) == 0.0
+    load.measured(began=10.0, wall=0.06, used=0.06, ran=0.0)  # 35 ms late: a stall
+    assert load.stalled(10.07, 0.05)
+
+
+def test_a_stall_under_a_fifth_of_a_round_trip_does_not_end_the_ramp():
+    """A loaded machine (neighbours hold the CPU 30% of the time, stalls of 15 ms on average): one of
+    20-25 ms in the ramp's third round trip made three 50 ms answers 75 ms. Not counted as a stall
+    (under 25 ms), it ended slow start at 12 with that as the knee: 0.57x fixed 128 on 5,000 calls."""
+    client = CpuClient(seed=7, **PROFILES["loaded"])
+    fixed = simulate_client(Flat(seed=7), client, fixed=128, calls=5000)
+    run = simulate_client(Flat(seed=7), client, Settings(max=128), calls=5000)
+    assert fixed.finished / run.finished >= 0.9
