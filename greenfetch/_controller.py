@@ -8,9 +8,13 @@ concurrency limit; its ``RateCap`` sets the send rate after a throttle. The limi
 How it decides. A window is about one round trip (at least the baseline latency and 20 answers sent
 after it opened; at most 1 s). Per window, with *baseline* = the no-load latency:
 - *ramp* (slow start): +1 per answer whose latency is flat (<= 1.5x baseline, and under the target),
-  i.e. x2 per round trip; it ends at the first window whose latency rises (queue > alpha, below), at a
-  throttle or a timeout, or at the third slow answer of a window, back to the limit in force when the
-  first of those was sent (answers come back a round trip late: without this it overshot a cliff 3x);
+  i.e. x2 per round trip; it ends at a rise that lasts two windows (queue > alpha, below: one window's
+  may be the client's own, as every answer sends two requests in bursts a round trip apart), at a
+  throttle or a timeout, or at the third slow answer of a window (less what stalls of the hub held
+  it), back to the limit in force when the first of those was sent (answers come back a round trip
+  late: without this it overshot a cliff 3x). Faster than x2 would be: from 5 it spends ~3.5 round
+  trips under a CPU-bound client's ~100 (0.94x fixed 128 on 5,000 calls at 2,000 calls/s), but x3
+  per round trip overshoots a cliff ~1.5x further (docs/performance.md);
 - *plateau vs more throughput* (Vegas, Little's law): ``queue = inflight x (1 - baseline / latency)``
   is the part of the in-flight work that only added latency, not throughput. Above beta (12% of the
   limit, >= 4) two windows running (or one window at over 2x baseline) the limit goes back to the knee,
@@ -31,8 +35,12 @@ after it opened; at most 1 s). Per window, with *baseline* = the no-load latency
   by 25% at most unless the previous re-measure read high too), and a cut of over 25% re-measures
   within 2 round trips: a service that got slower is followed, one lucky or unlucky window is not
   the reference; a re-measure that agrees (within 5%) doubles the interval to the next (up to 24 s);
-- *a faster period* (a learned limit that came from a slower one): a window at under 0.75x the
-  baseline replaces it and slow start resumes from the limit in force (x2 per round trip while flat);
+- *a faster period* (a learned limit that came from a slower one): as soon as most answers sent in
+  the open window, and at least ``min_samples``, came under 0.75x the baseline, saturated or not (our
+  own run queue only adds latency), the window closes, their median replaces the baseline, any knee
+  is forgotten and slow start resumes from the limit in force (x2 per round trip while flat): a round
+  trip into the new period, not a baseline-long window later; each batch (``reconfigure``) opens a
+  window of its own, so the last batch's answers do not hide the new ones;
 - *the client's own load* (``load``: the share of time this process was running or waiting for a
   CPU; ``cpu``: running only; both sampled by the I/O side, ``_adaptive.ClientLoad``): latency also
   holds the time answers wait in our own run queue, so how much of a rise is the server's depends on
