@@ -98,7 +98,7 @@ class ClientLoad:
         self.cpu = 0.0
         self._running = False
         self._due = 0.0  # when this watcher should wake next (perf_counter)
-        self._stalls: deque[tuple[float, float]] = deque(maxlen=64)  # (end, length) of recent stalls
+        self._stalls: deque[tuple[float, float]] = deque(maxlen=256)  # (end, length) of recent stalls
 
     def now(self, seconds: float = 0.0) -> float:
         """The load for an answer that took ``seconds``: the smoothed share, or 1 if stalls of the
