@@ -6,6 +6,9 @@ or until ``calls`` requests have succeeded; an optional client CPU cost per answ
 client (answers wait for the client, and it reports the share of the last 100 ms it was busy as
 ``load`` and ``cpu``, as ``_adaptive.ClientLoad`` does); ``neighbours`` adds a share of time spent waiting
 for a CPU other processes hold to the load it reports, not to its CPU share (a loaded machine).
+``simulate_client`` runs the same servers against a ``CpuClient`` (gevent's hub as one CPU with a run
+queue, its load read by the real ``ClientLoad``), and ``five_cases`` the bench's primitives verdicts on
+it (``python tests/_simservers.py N`` prints them for seeds 1-N on each machine profile).
 """
 
 from __future__ import annotations
