@@ -3,15 +3,31 @@
     python scripts/percall.py cpu  [--calls N] [--rounds R] VARIANT...   interleaved CPU-time rounds, nice'd
     python scripts/percall.py ir   [--calls N] VARIANT...                 callgrind instructions per call
     python scripts/percall.py strace [--calls N] VARIANT...               system calls per call (strace -c)
+    python scripts/percall.py sys  [--calls N] [--rounds R] VARIANT...   user vs system CPU, context switches,
+                                                                         GC runs, greenlet switches per call
+    python scripts/percall.py perf [--calls N] VARIANT...                 where CPU time goes, kernel included
+                                                                         (perf record -e cpu-clock, N less 0)
 
 A VARIANT is ``what:scheme[@tree]``: ``what`` is one of the child's runs below, ``scheme`` ``http`` or
 ``https``, ``tree`` a source tree put first on PYTHONPATH (a git worktree of the code before a change;
-default: this one). Each child warms up (client, models, and ``--warm`` calls at the concurrency, so the
+default: this one); a ``#POLICY`` suffix sets that variant's ``--gc``. Each child warms up (client, models, and ``--warm`` calls at the concurrency, so the
 pool holds its connections: the handshakes are then outside the timed window unless ``--cold``), then
 times ``--calls`` ListTables at ``--concurrency``. Instructions are callgrind's count inside the timed window
 only (``--instr-atstart=no``; the child switches instrumentation on and off with callgrind's client
 requests), divided by N: deterministic up to the hub's scheduling, so the figure to use when the machine
 is loaded. CPU is the process's user+system time over the timed window.
+
+``sys`` splits that CPU time: interleaved rounds as ``cpu``, each child reporting user and system seconds,
+voluntary and involuntary context switches and minor page faults (getrusage over the window), and the
+garbage collector's runs per generation (``gc.callbacks``); every ratio is taken round by round against
+the first variant and the medians printed. One more run per variant, not timed, counts hub hand-offs:
+greenlet switches (``greenlet.settrace``) for the engine, event-loop callbacks run (``Handle._run``, each
+a task step or a transport callback) for aiobotocore.
+
+``perf`` samples the child with ``perf record -e cpu-clock`` (a software timer: this VM exposes no hardware
+counters, so no cycles, instructions or cache misses) in a run of N calls and a run of 0, and prints the
+difference per call by kernel and user space, by object and by symbol: CPU time where callgrind has
+instructions, so a symbol's µs over its instructions shows what costs more than its count.
 
 Children (``what``):
 
@@ -54,13 +70,26 @@ void gf_stop(const char *name) { CALLGRIND_STOP_INSTRUMENTATION; CALLGRIND_DUMP_
 """
 
 
+_USAGE = ("ru_utime", "ru_stime", "ru_nvcsw", "ru_nivcsw", "ru_minflt")
+
+
+def _usage() -> dict[str, float]:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {name: float(getattr(usage, name)) for name in _USAGE}
+
+
 class _Window:
     """The timed window: CPU time, and under callgrind (``--instr-atstart=no``) the only instrumented
-    stretch, switched on and off with callgrind's client requests (no-ops outside valgrind)."""
+    stretch, switched on and off with callgrind's client requests (no-ops outside valgrind). Also the
+    window's getrusage deltas (``usage``) and the collector's runs per generation (``gc``)."""
 
     def __init__(self, name: str = "window") -> None:
         self.name = name
         self._lib: Any = None
+        self.gc = [0, 0, 0]
+        self.gc_cpu = [0.0, 0.0, 0.0]  # CPU seconds inside the collector, per generation
+        self._gc_start = 0.0
+        self.usage: dict[str, float] = {}
         if os.environ.get("PERCALL_CALLGRIND"):
             import ctypes
             import hashlib
@@ -73,16 +102,56 @@ class _Window:
                 subprocess.run(["cc", "-O1", "-shared", "-fPIC", "-o", str(build), str(source)], check=True)
             self._lib = ctypes.CDLL(str(build))
 
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self.gc[info["generation"]] += 1
+            self._gc_start = time.thread_time()
+        else:
+            self.gc_cpu[info["generation"]] += time.thread_time() - self._gc_start
+
     def __enter__(self) -> _Window:
+        import gc
+
+        _gc_policy(os.environ.get("PERCALL_GC", ""))
+        gc.callbacks.append(self._on_gc)
+        self.usage = _usage()
         self.cpu = _cpu()
         if self._lib is not None:
             self._lib.gf_start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        import gc
+
         if self._lib is not None:
             self._lib.gf_stop(self.name.encode())
         self.cpu = _cpu() - self.cpu
+        after = _usage()
+        self.usage = {name: after[name] - self.usage[name] for name in _USAGE}
+        gc.callbacks.remove(self._on_gc)
+
+    def report(self, calls: int, ok: int) -> dict[str, Any]:
+        return {
+            "cpu": self.cpu,
+            "calls": calls,
+            "ok": ok,
+            "usage": self.usage,
+            "gc": self.gc,
+            "gc_cpu": self.gc_cpu,
+        }
+
+
+def _gc_policy(policy: str) -> None:
+    """``--gc``, applied as the timed window opens (after the warm-up): ``freeze`` (collect, then
+    ``gc.freeze()``), ``T0[,T1,T2]`` thresholds, or both (``freeze+T0``)."""
+    import gc
+
+    for part in filter(None, policy.split("+")):
+        if part == "freeze":
+            gc.collect()
+            gc.freeze()
+        else:
+            gc.set_threshold(*(int(t) for t in part.split(",")))
 
 
 # -- children -----------------------------------------------------------------------------------
@@ -151,16 +220,52 @@ def engine_child(opts: dict[str, Any]) -> dict[str, Any]:
     if opts["warm"]:
         engine.batch_requests([LIST] * opts["warm"], opts["concurrency"])
     counts = _count_reads() if opts.get("count") else None
+    switches = _count_switches() if opts.get("switches") else None
     with _Window() as window:
         results = engine.batch_requests([LIST] * opts["calls"], opts["concurrency"])
+    if switches is not None:
+        import greenlet
+
+        greenlet.settrace(None)
+        counts = switches
     ok = sum(r.ok for r in results)
     engine.close()
-    return {
-        "cpu": window.cpu,
-        "calls": opts["calls"],
-        "ok": ok,
-        **({"counts": dict(counts)} if counts else {}),
-    }
+    return {**window.report(opts["calls"], ok), **({"counts": dict(counts)} if counts else {})}
+
+
+def _count_switches() -> dict[str, int]:
+    """Greenlet switches (and throws) from here on, by kind: to the hub, from the hub, other."""
+    import collections
+
+    import greenlet
+    from gevent import get_hub
+
+    hub = get_hub()
+    counts: collections.Counter[str] = collections.Counter()
+
+    def trace(event: str, args: Any) -> None:
+        origin, target = args
+        kind = "to_hub" if target is hub else "from_hub" if origin is hub else "other"
+        counts[f"{event}.{kind}"] += 1
+
+    greenlet.settrace(trace)
+    return counts
+
+
+def _count_callbacks() -> dict[str, int]:
+    """asyncio's counterpart of greenlet switches: event-loop callbacks run (task steps, transports)."""
+    import asyncio.events
+    import collections
+
+    counts: collections.Counter[str] = collections.Counter()
+    original = asyncio.events.Handle._run
+
+    def run(self: Any) -> None:
+        counts["callbacks"] += 1
+        original(self)
+
+    asyncio.events.Handle._run = run  # type: ignore[method-assign]
+    return counts
 
 
 def _count_reads() -> dict[str, int]:
@@ -213,9 +318,10 @@ def aiobotocore_child(opts: dict[str, Any]) -> dict[str, Any]:
             await client.list_tables()
             if opts["warm"]:
                 await asyncio.gather(*(one() for _ in range(opts["warm"])))
+            counts = _count_callbacks() if opts.get("switches") else None
             with _Window() as window:
                 ok = sum(await asyncio.gather(*(one() for _ in range(opts["calls"]))))
-            return {"cpu": window.cpu, "calls": opts["calls"], "ok": ok}
+            return {**window.report(opts["calls"], ok), **({"counts": dict(counts)} if counts else {})}
 
     return asyncio.run(main())
 
@@ -296,11 +402,12 @@ def _env(tree: str | None) -> dict[str, str]:
         AWS_EC2_METADATA_DISABLED="true",
         PYTHONPATH=tree or str(ROOT),
     )
+    env.pop("PERCALL_GC", None)
     return env
 
 
 def _variant(text: str) -> tuple[str, str, str | None]:
-    what, _, rest = text.partition(":")
+    what, _, rest = text.partition("#")[0].partition(":")
     scheme, _, tree = rest.partition("@")
     return what, scheme or "http", tree or None
 
@@ -312,8 +419,11 @@ def _run(
     urls: dict[str, str],
     ca: str,
     prefix: list[str],
+    switches: bool = False,
     **env: str,
 ) -> dict[str, Any]:
+    variant, _, policy = variant.partition("#")
+    policy = policy or args.gc
     what, scheme, tree = _variant(variant)
     opts = {
         "what": what,
@@ -323,12 +433,13 @@ def _run(
         "concurrency": args.concurrency,
         "warm": 0 if args.cold else args.warm,
         "count": args.count,
+        "switches": switches,
     }
     proc = subprocess.run(
         [*prefix, sys.executable, __file__, "--child", json.dumps(opts)],
         capture_output=True,
         text=True,
-        env={**_env(tree), **env},
+        env={**_env(tree), **env, **({"PERCALL_GC": policy} if policy else {})},
         timeout=3600,
     )
     if proc.returncode != 0:
@@ -355,7 +466,7 @@ def _callgrind_total(path: str) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["cpu", "ir", "strace"])
+    parser.add_argument("mode", choices=["cpu", "ir", "strace", "sys", "perf"])
     parser.add_argument("variants", nargs="+")
     parser.add_argument("--calls", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=5)
@@ -365,6 +476,11 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--count", action="store_true", help="count socket reads and writes per call")
     parser.add_argument("--keep", help="directory for callgrind output files")
+    parser.add_argument(
+        "--gc", default="", help="GC policy in the timed window: freeze, T0[,T1,T2], freeze+T0"
+    )
+    parser.add_argument("--top", type=int, default=15, help="symbols listed per profile (perf)")
+    parser.add_argument("--nice", default="5", help="the children's nice value (cpu, sys)")
     args = parser.parse_args()
 
     sys.path.insert(0, str(ROOT))
@@ -383,7 +499,7 @@ def main() -> None:
             per: dict[str, list[float]] = {v: [] for v in args.variants}
             for round_ in range(args.rounds):
                 for variant in args.variants:
-                    out = _run(variant, args.calls, args, urls, ca.ca, ["nice", "-n", "5"])
+                    out = _run(variant, args.calls, args, urls, ca.ca, ["nice", "-n", args.nice])
                     per[variant].append(out["cpu"] / args.calls * 1e6)
                     extra = f" {out['counts']}" if "counts" in out else ""
                     if "steps" in out:
@@ -396,6 +512,10 @@ def main() -> None:
                     f"{variant}: median {statistics.median(values):.1f} min {min(values):.1f} µs CPU/call "
                     f"({', '.join(f'{v:.0f}' for v in values)})"
                 )
+        elif args.mode == "sys":
+            _sys_rounds(args, urls, ca.ca)
+        elif args.mode == "perf":
+            _perf_profiles(args, urls, ca.ca, workdir)
         elif args.mode == "ir":
             keep = Path(args.keep or workdir)
             keep.mkdir(parents=True, exist_ok=True)
@@ -451,6 +571,147 @@ def main() -> None:
                     per_call = (counts[0][name] - counts[1].get(name, 0)) / args.calls
                     if per_call >= 0.01:
                         print(f"  {name:16} {per_call:6.2f}")
+
+
+def _sys_rounds(args: argparse.Namespace, urls: dict[str, str], ca: str) -> None:
+    """Interleaved rounds; per call: user and system µs, context switches, faults, GC runs; ratios to the
+    first variant round by round (medians); then one untimed run per variant counting hub hand-offs."""
+    rows: dict[str, list[dict[str, float]]] = {v: [] for v in args.variants}
+    for round_ in range(args.rounds):
+        for variant in args.variants:
+            out = _run(variant, args.calls, args, urls, ca, ["nice", "-n", args.nice])
+            usage, n = out["usage"], args.calls
+            row = {
+                "user": usage["ru_utime"] / n * 1e6,
+                "sys": usage["ru_stime"] / n * 1e6,
+                "cpu": (usage["ru_utime"] + usage["ru_stime"]) / n * 1e6,
+                "vcsw": usage["ru_nvcsw"] / n,
+                "ivcsw": usage["ru_nivcsw"] / n,
+                "minflt": usage["ru_minflt"] / n,
+                **{f"gc{g}": out["gc"][g] / n * 1000 for g in range(3)},
+                "gc_us": sum(out["gc_cpu"]) / n * 1e6,
+                **{f"gc{g}_ms": out["gc_cpu"][g] / max(out["gc"][g], 1) * 1e3 for g in range(3)},
+            }
+            rows[variant].append(row)
+            print(
+                f"round {round_ + 1} {variant}: user {row['user']:.0f} sys {row['sys']:.0f} µs/call, "
+                f"csw {row['vcsw']:.2f}+{row['ivcsw']:.2f}, minflt {row['minflt']:.2f}, "
+                f"gc/1k {row['gc0']:.1f}/{row['gc1']:.2f}/{row['gc2']:.2f}, in gc {row['gc_us']:.1f} µs/call "
+                f"(ms per run {row['gc0_ms']:.2f}/{row['gc1_ms']:.2f}/{row['gc2_ms']:.1f})  "
+                f"load {os.getloadavg()[0]:.1f}",
+                flush=True,
+            )
+    keys = ("user", "sys", "cpu", "vcsw", "ivcsw", "minflt", "gc0", "gc1", "gc2", "gc_us", "gc2_ms")
+    print("medians per call (context switches, faults per call; GC runs per 1,000 calls):")
+    print("variant | " + " | ".join(keys))
+    for variant, values in rows.items():
+        print(f"{variant} | " + " | ".join(f"{statistics.median(r[k] for r in values):.2f}" for k in keys))
+    for variant in args.variants:  # against the first variant of the same scheme
+        base = next(v for v in args.variants if _variant(v)[1] == _variant(variant)[1])
+        if base == variant:
+            continue
+        ratios = []
+        for key in ("user", "sys", "cpu"):
+            per_round = [b[key] / a[key] for a, b in zip(rows[base], rows[variant], strict=True) if a[key]]
+            ratios.append(
+                f"{key} {statistics.median(per_round):.2f}x ({', '.join(f'{r:.2f}' for r in per_round)})"
+            )
+        print(f"{variant} / {base}, round by round, median: " + "; ".join(ratios))
+    for variant in args.variants:
+        out = _run(variant, args.calls, args, urls, ca, ["nice", "-n", args.nice], switches=True)
+        counts = out.get("counts", {})
+        print(
+            f"{variant} hand-offs per call: "
+            + ", ".join(f"{k} {v / args.calls:.2f}" for k, v in sorted(counts.items()))
+        )
+
+
+_SAMPLE = re.compile(r"\s*([0-9a-f]+)\s+(.*?)\s+\((.*)\)\s*$")
+
+
+def _bucket(frames: list[tuple[str, str]]) -> str:
+    """Where one sampled stack (leaf first) spends its time: a kernel sample by how the kernel was entered
+    (the system call, a page fault, an interrupt or a preemption), a user one by what it is inside."""
+    dso, sym = frames[0]
+    if dso.startswith("[kernel"):
+        for _, name in frames:
+            match = re.match(r"(?:__x64_sys|__do_sys|__se_sys|__sys|ksys)_(\w+)", name)
+            if match:
+                return f"kernel: {match.group(1)}"
+            if name in ("exc_page_fault", "asm_exc_page_fault"):
+                return "kernel: page fault"
+        if any(name.startswith(("asm_sysvec", "asm_common_interrupt")) for _, name in frames):
+            return "kernel: interrupt"
+        return "kernel: other (scheduling, return to user)"
+    names = {name for _, name in frames}
+    if "gc_collect_main" in names:
+        return "user: garbage collector"
+    for needle, label in (
+        ("_greenlet", "user: greenlet switch"),
+        ("corecext", "user: gevent's libev loop"),
+        ("libssl", "user: OpenSSL"),
+        ("libcrypto", "user: OpenSSL"),
+    ):
+        if needle in dso:
+            return label
+    return f"user: {Path(dso).name}"
+
+
+def _per_call(counters: list[Any], calls: int) -> dict[Any, float]:
+    """µs per call from sampled ns: the run of N calls less the run of 0."""
+    return {k: (counters[0][k] - counters[1].get(k, 0)) / calls / 1000 for k in counters[0]}
+
+
+def _perf_profiles(args: argparse.Namespace, urls: dict[str, str], ca: str, workdir: str) -> None:
+    """cpu-clock samples of a run of N calls less a run of 0, per call: kernel/user, objects, symbols,
+    and (with call graphs) kernel time by how it was entered and user time inside the collector."""
+    import collections
+
+    for variant in args.variants:
+        totals = []
+        buckets = []
+        for calls in (args.calls, 0):
+            data = f"{workdir}/perf.{calls}.data"
+            record = ["perf", "record", "-q", "-e", "cpu-clock", "-g", "-F", "2999", "-o", data, "--"]
+            _run(variant, calls, args, urls, ca, record)
+            script = subprocess.run(
+                ["perf", "script", "-i", data, "-F", "period,ip,sym,dso"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            by: collections.Counter[tuple[str, str]] = collections.Counter()
+            bucket: collections.Counter[str] = collections.Counter()
+            for block in script.split("\n\n"):
+                lines = block.strip("\n").splitlines()
+                if not lines or not lines[0].strip().isdigit():
+                    continue
+                period = int(lines[0])
+                frames = [
+                    (Path(m.group(3)).name, m.group(2) or "?") for m in map(_SAMPLE.match, lines[1:]) if m
+                ]
+                if frames:
+                    by[frames[0]] += period
+                    bucket[_bucket(frames)] += period
+            totals.append(by)
+            buckets.append(bucket)
+        n = args.calls
+        diff = _per_call(totals, n)
+        kernel = sum(v for (dso, _), v in diff.items() if dso.startswith("[kernel"))
+        print(f"{variant}: {sum(diff.values()):.1f} µs/call sampled, kernel {kernel:.1f} ({n} calls less 0)")
+        print(
+            "  by where: "
+            + ", ".join(
+                f"{k} {v:.1f}"
+                for k, v in sorted(_per_call(buckets, n).items(), key=lambda kv: -kv[1])
+                if v >= 0.3
+            )
+        )
+        for title, keep in (("kernel", True), ("user", False)):
+            top = sorted(
+                ((v, d, s) for (d, s), v in diff.items() if d.startswith("[kernel") == keep), reverse=True
+            )[: args.top]
+            print(f"  top {title} symbols (µs/call): " + ", ".join(f"{s} {v:.1f}" for v, d, s in top))
 
 
 def _strace_counts(path: str) -> dict[str, int]:
