@@ -7,10 +7,12 @@ does not take its worker down, and idle workers stay bounded.
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 import gevent
 import gevent.event
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -136,3 +138,43 @@ def test_every_task_runs_exactly_once_across_reuse(batches: list[list[bool]]) ->
     assert sorted(ran) == [(b, t) for b, batch in enumerate(batches) for t in range(len(batch))]
     assert backend.idle <= 4
     backend.shutdown()
+
+
+# -- the collector's first threshold (docs/performance.md, "where CPU time goes beyond instructions") --
+
+
+@pytest.fixture
+def fresh_collector(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Python's default thresholds and a process that has not yet made a gevent backend; restored after."""
+    import greenfetch._backends as backends
+
+    saved = gc.get_threshold()
+    monkeypatch.setattr(backends, "_young_set", False)
+    gc.set_threshold(700, 10, 10)
+    yield
+    gc.set_threshold(*saved)
+
+
+def test_the_gevent_backend_raises_python_s_default_first_threshold(fresh_collector: Any) -> None:
+    GeventBackend()
+    assert gc.get_threshold() == (10_000, 10, 10)
+
+
+def test_a_threshold_the_program_set_is_kept(fresh_collector: Any) -> None:
+    gc.set_threshold(1_234, 5, 7)
+    GeventBackend()
+    assert gc.get_threshold() == (1_234, 5, 7)
+
+
+def test_the_threshold_is_set_once_so_a_later_choice_wins(fresh_collector: Any) -> None:
+    GeventBackend()
+    gc.set_threshold(700, 10, 10)  # the program chose Python's values after the first engine
+    GeventBackend()
+    assert gc.get_threshold() == (700, 10, 10)
+
+
+def test_the_thread_backend_leaves_the_collector_alone(fresh_collector: Any) -> None:
+    from greenfetch._backends import ThreadBackend
+
+    ThreadBackend(4).shutdown()
+    assert gc.get_threshold() == (700, 10, 10)
