@@ -28,7 +28,7 @@ from cachetools import LRUCache
 from . import _botocore_fast
 from ._attempts import install_attempt_hooks
 from ._config import Config
-from ._errors import IDENTITY_MISMATCH, suggest
+from ._errors import IDENTITY_MISMATCH, suggest, unreadable_error
 from ._http import install_http_session, pool_size
 from ._models import ROLE_ARN, Request, RequestError, account_of_role
 from ._signing import AccountClient, RoleCredentials, share_credentials
@@ -212,6 +212,7 @@ class ClientCache:
         install_http_session(client, self.config)
         _memoize_user_agent(client)
         install_attempt_hooks(client)
+        client.meta.events.register("before-parse", _unreadable_answer, unique_id="greenfetch-unreadable")
         self.created += 1
         return client
 
@@ -220,6 +221,33 @@ class ClientCache:
             for client in self._clients.values():
                 client.close()
             self._clients.clear()
+
+
+# An empty error in each protocol: what an unreadable body is replaced with, so that botocore's parser
+# reads the answer without a fault (the XML protocols' default is ``<Error/>``)
+_EMPTY_ERROR = {"json": b"{}", "rest-json": b"{}", "smithy-rpc-v2-cbor": b"\xa0"}
+
+
+def _unreadable_answer(
+    operation_model: Any, response_dict: dict[str, Any], customized_response_dict: dict[str, Any], **_: Any
+) -> None:
+    """botocore's ``before-parse``: an error answer whose body is not the protocol's error format
+    (``_errors.unreadable_error``) becomes one AWS error, ``HTTP<status>`` with a short message, before
+    botocore's parser sees it. Its retry handler then retries a 500, 502, 503 or 504 under the one retry
+    policy (standard mode, the Config's attempts) like any 5xx, and a 4xx is not retried."""
+    status = response_dict["status_code"]
+    if status < 400:
+        return
+    body = response_dict["body"]
+    if not isinstance(body, bytes):
+        return
+    service = operation_model.service_model
+    protocol = getattr(service, "resolved_protocol", None) or service.protocol
+    error = unreadable_error(protocol, status, body, response_dict["headers"].get("content-type", ""))
+    if error is None:
+        return
+    response_dict["body"] = _EMPTY_ERROR.get(protocol, b"<Error/>")
+    customized_response_dict["Error"] = {"Code": error[0], "Message": error[1]}
 
 
 def _account_of(value: Any) -> str | None:
