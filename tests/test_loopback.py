@@ -85,6 +85,9 @@ def test_target_overrides_apply_to_their_target_only():
         ({"latency": -1}, "latency"),
         ({"knee": 0}, "knee"),
         ({"protocol": "soap"}, "soap"),
+        ({"html_status": 200}, "html_status"),
+        ({"html_count": -1}, "html_count"),
+        ({"html_rate": 2}, "html_rate"),
     ],
 )
 def test_bad_knobs_are_named_with_what_would_be_valid(knobs, named):

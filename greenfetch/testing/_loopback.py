@@ -19,12 +19,15 @@ Knobs (constructor keywords, and at runtime ``server.control(**knobs)``, i.e. ``
   ``json``, ``rest-json``, ``query``, ``ec2``, ``rest-xml``). JSON 1.0 throttling is HTTP 400
   ``{"__type": "com.amazonaws.dynamodb.v20120810#ThrottlingException", "message": "Rate exceeded"}``;
   its server error is HTTP 500 ``InternalServerError``.
+- ``html_rate`` (a fraction) and ``html_count`` N (the next N requests, counted down: a deterministic
+  first failure) are answered with a web server's own error page, in no AWS protocol (the HTML page moto's
+  server answers when it crashes), with status ``html_status`` (500; any of 400-599).
 - ``token_bucket`` R: above R requests/s (burst R) answer throttling errors.
 - ``targets``: per-target overrides, ``{"DynamoDB_20120810.DescribeTable": {"latency": 0, "error_rate": 1}}``.
   A target is the ``X-Amz-Target`` header, else the query ``Action``, else ``"METHOD /path"``.
 - ``seed``: reproducible randomness (jitter and the rate rolls). ``tables``: what ListTables lists.
 
-``server.stats()`` (``GET /_stats``): requests, ok, throttled, errors, http429, dropped, cancelled
+``server.stats()`` (``GET /_stats``): requests, ok, throttled, errors, http429, html, dropped, cancelled
 (clients that hung up while waiting), inflight, inflight_max, delay_min/delay_max (seconds actually
 applied, knee included), per_target counts, and the child's cpu_seconds and max_rss_kb.
 ``server.reset_stats()`` (``POST /_reset``) zeroes them. These three paths are the only control routes;

@@ -40,7 +40,9 @@ _REASONS = {
     405: "Method Not Allowed",
     429: "Too Many Requests",
     500: "Internal Server Error",
+    502: "Bad Gateway",
     503: "Service Unavailable",
+    504: "Gateway Timeout",
 }
 Handler = Callable[[str, dict[str, str], bytes], tuple[int | None, dict[str, str], bytes | str]]
 
@@ -123,6 +125,10 @@ class App:
         if outcome == "http429":
             stats.http429 += 1
             return 429, {"content-type": "application/json"}, b""
+        if outcome == "html":
+            stats.html += 1
+            rheaders, rbody = faults.html_page(knobs["html_status"])
+            return knobs["html_status"], rheaders, rbody
         if outcome == "throttle":
             stats.throttled += 1
             code, status = faults.PROTOCOLS[protocol][1]

@@ -23,6 +23,7 @@ __all__ = [
     "check_knobs",
     "default_response",
     "error_body",
+    "html_page",
     "protocol_of",
 ]
 
@@ -33,6 +34,9 @@ DEFAULT_KNOBS: dict[str, Any] = {
     "throttle_rate": 0.0,
     "drop_rate": 0.0,
     "http429_rate": 0.0,
+    "html_rate": 0.0,
+    "html_count": 0,
+    "html_status": 500,
     "token_bucket": None,
     "knee": None,
     "plateau": None,
@@ -41,7 +45,7 @@ DEFAULT_KNOBS: dict[str, Any] = {
     "targets": {},
     "protocol": "auto",
 }
-_RATES = ("error_rate", "throttle_rate", "drop_rate", "http429_rate")
+_RATES = ("error_rate", "throttle_rate", "drop_rate", "http429_rate", "html_rate")
 # Per protocol: (content type, throttling code and status, server-error code).
 PROTOCOLS = {
     "json": ("application/x-amz-json-1.0", ("ThrottlingException", 400), "InternalServerError"),
@@ -67,6 +71,12 @@ def check_knobs(knobs: dict[str, Any]) -> dict[str, Any]:
             and not (isinstance(value, (int, float)) and value > 0)
         ):
             raise ValueError(f"{name}: {value!r} is not allowed; use a number > 0, or None to turn it off")
+        if name == "html_count" and not (
+            isinstance(value, int) and not isinstance(value, bool) and value >= 0
+        ):
+            raise ValueError(f"html_count: {value!r} is not a count; use a whole number >= 0")
+        if name == "html_status" and not (isinstance(value, int) and 400 <= value <= 599):
+            raise ValueError(f"html_status: {value!r} is not an error status; use 400 to 599 (e.g. 500)")
         if name == "protocol" and value != "auto" and value not in PROTOCOLS:
             raise ValueError(f"protocol: {value!r} is unknown; use auto, {', '.join(PROTOCOLS)}")
     return knobs
@@ -90,13 +100,14 @@ class TokenBucket:
 
 
 class Faults:
-    """Decides, per request, the delay and the outcome: ok, throttle, error, http429 or drop."""
+    """Decides, per request, the delay and the outcome: ok, throttle, error, http429, html or drop."""
 
     def __init__(self, knobs: dict[str, Any] | None = None, clock: Callable[[], float] = time.monotonic):
         self.clock = clock
         self.knobs = dict(DEFAULT_KNOBS)
         self.bucket: TokenBucket | None = None
         self.rng = random.Random()
+        self.html_left = 0  # the next requests answered with the HTML page (the html_count knob)
         self.update(knobs or {})
 
     def update(self, knobs: dict[str, Any]) -> None:
@@ -106,6 +117,8 @@ class Faults:
         if "token_bucket" in knobs:
             rate = knobs["token_bucket"]
             self.bucket = TokenBucket(rate, self.clock) if rate else None
+        if "html_count" in knobs:
+            self.html_left = knobs["html_count"]
 
     def decide(self, target: str, inflight: int) -> tuple[float, str]:
         """(delay seconds, outcome) for a request that arrives with ``inflight`` in flight (itself included)."""
@@ -122,6 +135,9 @@ class Faults:
         plateau = knobs["plateau"]
         if plateau and inflight > plateau:  # throughput stays plateau/latency: more in flight only waits
             delay *= inflight / plateau
+        if self.html_left > 0:
+            self.html_left -= 1
+            return delay, "html"
         if self.bucket is not None and not self.bucket.take():
             return delay, "throttle"
         roll = self.rng.random()
@@ -130,6 +146,7 @@ class Faults:
             ("throttle", knobs["throttle_rate"]),
             ("error", knobs["error_rate"]),
             ("http429", knobs["http429_rate"]),
+            ("html", knobs["html_rate"]),
         ):
             if roll < rate:
                 return delay, outcome
@@ -144,7 +161,7 @@ class Stats:
         self.reset()
 
     def reset(self) -> None:
-        self.requests = self.ok = self.throttled = self.errors = self.http429 = self.dropped = 0
+        self.requests = self.ok = self.throttled = self.errors = self.http429 = self.html = self.dropped = 0
         self.cancelled = self.inflight_max = 0
         self.delay_min: float | None = None
         self.delay_max = 0.0
@@ -201,6 +218,29 @@ def error_body(protocol: str, code: str, message: str, request_id: str) -> tuple
     else:
         xml = f"<Error><Code>{code}</Code><Message>{message}</Message><RequestId>{request_id}</RequestId></Error>"
     return {"content-type": ctype}, xml.encode()
+
+
+def html_page(status: int) -> tuple[dict[str, str], bytes]:
+    """Headers and body of a web server's own error page, in no AWS protocol: what moto's server (Flask
+    and werkzeug) answers when it crashes, byte for byte but the status. botocore's parsers cannot read it."""
+    phrase = _PHRASES.get(status, "Error")
+    text = (
+        f"<!doctype html>\n<html lang=en>\n<title>{status} {phrase}</title>\n<h1>{phrase}</h1>\n"
+        "<p>The server encountered an internal error and was unable to complete your request. Either the "
+        "server is overloaded or there is an error in the application.</p>\n"
+    )
+    return {"content-type": "text/html; charset=utf-8"}, text.encode()
+
+
+_PHRASES = {
+    400: "Bad Request",
+    403: "Forbidden",
+    404: "Not Found",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
 
 
 def default_response(target: str, tables: list[str]) -> tuple[int, dict[str, str], bytes]:
