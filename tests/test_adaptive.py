@@ -28,7 +28,7 @@ from greenfetch._adaptive import (
 )
 from greenfetch._attempts import Attempt
 from greenfetch._models import Request
-from greenfetch.testing import LoopbackServer
+from greenfetch.testing import LoopbackServer, wait_until
 from greenfetch.testing._loopback_faults import Faults
 
 
@@ -150,34 +150,71 @@ def test_slots_follow_the_limit_first_come_first_served_and_survive_a_kill():
     assert len(gevent.joinall(queued, timeout=5)) == 2 and limiter.inflight == 0
 
 
-def _burn(seconds, chunk=0.001, rest=0.0):
-    """Keep this process busy (CPU, yielding to the hub for ``rest`` s every ``chunk`` s) for ``seconds``."""
+def _burn(seconds, chunk=0.001, rest=0.0, until=None):
+    """Keep this process busy (CPU, yielding to the hub for ``rest`` s every ``chunk`` s) for ``seconds``,
+    or until ``until()`` is true (then AssertionError past ``seconds``)."""
     end = time.perf_counter() + seconds
     while time.perf_counter() < end:
+        if until is not None and until():
+            return
         stop = time.perf_counter() + chunk
         while time.perf_counter() < stop:
             pass
         gevent.sleep(rest)
+    assert until is None, f"not done after {seconds} s of burning"
+
+
+class _Samples:
+    """The watcher's samples of a ``ClientLoad`` as it takes them (its own ``update`` still runs), each
+    with this thread's schedstat then (seconds running and waiting for a CPU; None without it) and the
+    time: what the thread really did in each of the watcher's intervals."""
+
+    def __init__(self, load, schedstat):
+        self.taken, self.schedstat, update = [], schedstat, load.update
+
+        def counted(share, cpu=None):
+            update(share, cpu)
+            self.taken.append((self.schedstat.split() if self.schedstat else None, time.perf_counter()))
+
+        load.update = counted
+
+    def __len__(self):
+        return len(self.taken)
+
+    def share(self, last):
+        """The thread's true share of wall time running or waiting for a CPU over the last ``last`` intervals."""
+        (cpu0, wait0), wall0 = self.taken[-last - 1]
+        (cpu1, wait1), wall1 = self.taken[-1]
+        return (cpu1 + wait1 - cpu0 - wait0) / (wall1 - wall0)
 
 
 @pytest.mark.parametrize("schedstat", [True, False])
 def test_client_load_tells_a_busy_process_from_an_idle_one(monkeypatch, schedstat):
     """The saturation signal, measured for real: busy (a greenlet burning CPU) reads near 1, idle
-    (only sleeping) near 0; with and without Linux's schedstat (CPU time and the hub's lateness)."""
+    (only sleeping) near what the thread really spent running or waiting for a CPU (near 0 on a quiet
+    machine; on a loaded one each wake-up waits for a CPU) with its own CPU near 0; with and without
+    Linux's schedstat (CPU time and the hub's lateness). Each phase lasts a number of the watcher's
+    samples, not a wall time: a greenlet that only yields with sleep(0) delays the hub's timers, to one
+    sample in 0.6 s at load 10 (and idle, a loaded machine stretches its intervals)."""
+    truth = _Schedstat.open()
+    if truth is None:
+        pytest.skip("no /proc/thread-self/schedstat here")
     if not schedstat:
         monkeypatch.setattr(_Schedstat, "open", classmethod(lambda cls: None))
-    elif _Schedstat.open() is None:
-        pytest.skip("no /proc/thread-self/schedstat here")
     load, running = ClientLoad(interval=0.02), [True]
+    samples = _Samples(load, truth)
     load.ensure(lambda: running[0])
-    _burn(0.6)  # (a greenlet that only yields with sleep(0) delays the hub's timers: a few samples)
+    _burn(60, until=lambda: len(samples) >= 4)
     busy, busy_cpu = load.value, load.cpu
-    gevent.sleep(0.3)
-    idle, idle_cpu = load.value, load.cpu
+    idle_from = len(samples)
+    wait_until(lambda: len(samples) >= idle_from + 8, 60, "eight samples of an idle process")
+    idle, idle_cpu, really = load.value, load.cpu, samples.share(3)
     running[0] = False
     gevent.sleep(0.05)
-    assert busy >= 0.85 and idle <= 0.3, (busy, idle)
-    assert 0 < busy_cpu <= busy and idle_cpu <= idle  # running is a part of running or waiting
+    truth.close()
+    assert busy >= 0.85, (busy, idle)
+    assert idle <= really + 0.2, (busy, idle, really)  # quiet, really is 0.01-0.1: as strict as <= 0.3
+    assert 0 < busy_cpu <= busy and idle_cpu <= min(idle, 0.1)  # running is a part of running or waiting
     assert load.value == 0.0  # it stopped with the requests and forgot
 
 
