@@ -168,6 +168,53 @@ def headers_to_sign(self: Any, request: Any) -> Any:
     return found
 
 
+_canonical_headers = botocore.auth.SigV4Auth.canonical_headers
+_signed_headers = botocore.auth.SigV4Auth.signed_headers
+_header_value = botocore.auth.SigV4Auth._header_value
+
+
+def canonical_headers(self: Any, headers_to_sign: Any) -> Any:
+    """``SigV4Auth.canonical_headers`` in one pass over a :class:`Headers`' pairs when its names are
+    distinct, lower case ASCII (as ``headers_to_sign`` makes them) and its values ASCII ``str``: each
+    name, sorted, with its one value trimmed as ``_header_value`` trims. botocore's code instead scans
+    every pair again for each name (``get_all``). Anything else (a repeated name, a value ``get_all``
+    could hand back changed, a signer with its own ``_header_value``): botocore's own code."""
+    if type(headers_to_sign) is not Headers or type(self)._header_value is not _header_value:
+        return _canonical_headers(self, headers_to_sign)
+    pairs = headers_to_sign._headers
+    names = [name for name, _ in pairs]
+    if not all(type(name) is str for name in names):
+        return _canonical_headers(self, headers_to_sign)
+    joined = "".join(names)
+    if len(set(names)) != len(names) or not joined.isascii() or joined.lower() != joined:
+        return _canonical_headers(self, headers_to_sign)
+    lines = []
+    for name, value in sorted(pairs):  # distinct names: the values are never compared
+        if type(value) is not str or not value.isascii():
+            return _canonical_headers(self, headers_to_sign)
+        lines.append(f"{name}:{' '.join(value.split())}")
+    return "\n".join(lines)
+
+
+_signed: dict[tuple[Any, ...], str] = {}
+_SIGNED = 256  # lists of header names kept; all dropped when full
+
+
+def signed_headers(self: Any, headers_to_sign: Any) -> Any:
+    """``SigV4Auth.signed_headers`` remembered per list of names of a :class:`Headers` (it reads
+    only the names: a signature computes it twice, and every call of one operation has the same)."""
+    if type(headers_to_sign) is not Headers:
+        return _signed_headers(self, headers_to_sign)
+    names = tuple([name for name, _ in headers_to_sign._headers])
+    found = _signed.get(names)
+    if found is None:
+        found = ";".join(sorted([n.lower().strip() for n in set(names)]))
+        if len(_signed) >= _SIGNED:
+            _signed.clear()
+        _signed[names] = found
+    return found
+
+
 _signature = botocore.auth.SigV4Auth.signature
 _SigV4_sign = botocore.auth.SigV4Auth._sign
 _signing_keys: dict[tuple[Any, ...], bytes] = {}
@@ -401,6 +448,8 @@ _PATCHES: tuple[tuple[Any, str, Any, Any], ...] = (
     (botocore.auth, "_host_from_url", _host_from_url, host_from_url),
     (botocore.auth.SigV4Auth, "headers_to_sign", _headers_to_sign, headers_to_sign),
     (botocore.auth.SigV4Auth, "signature", _signature, signature),
+    (botocore.auth.SigV4Auth, "canonical_headers", _canonical_headers, canonical_headers),
+    (botocore.auth.SigV4Auth, "signed_headers", _signed_headers, signed_headers),
     (botocore.awsrequest.AWSRequest, "body", _body, request_body),
     (_Resolver, "_get_provider_params", _get_provider_params, provider_params),
     (botocore.parsers.ResponseParser, "_parse_shape", _parse_shape, parse_shape),

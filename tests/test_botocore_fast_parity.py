@@ -17,7 +17,7 @@ import botocore.awsrequest
 import botocore.credentials
 import botocore.session
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from test_headers_parity import client_for, sample
 
@@ -119,6 +119,39 @@ def test_signatures_across_secrets_days_regions_and_services():
         req.context["timestamp"] = stamp
         string_to_sign = f"AWS4-HMAC-SHA256\n{stamp}\nscope\nhash"
         assert fast.signature(signer, string_to_sign, req) == fast._signature(signer, string_to_sign, req)
+
+
+header_names = st.sampled_from(["host", "x-amz-date", "X-Amz-Date", "content-type", "ü-name", "a b", " x"])
+header_values = st.one_of(
+    st.sampled_from(["v", "  two  spaces ", "a\tb\nc", "", "ünï", "x\udcffy", "\x1cx"]), st.binary(max_size=2)
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(header_names, header_values), max_size=6), st.sampled_from([0, 1, 2]))
+@example([("host", "  two  spaces "), ("x-amz-date", "a\tb")], 0)
+@example([("host", "  two  spaces ")], 2)
+@example([("x-amz-date", "1"), ("X-Amz-Date", "2"), ("host", "h")], 0)
+def test_canonical_and_signed_headers_are_botocores(pairs_, kind):
+    """Any map of headers to sign (names repeated or in any case, values with runs of whitespace,
+    not ASCII, surrogate-escaped or bytes), through botocore's SigV4 and S3 signers and one that
+    trims values its own way: the same canonical headers and signed headers, or the same error,
+    asked twice (the signed headers are remembered per list of names)."""
+
+    class OwnTrim(botocore.auth.SigV4Auth):
+        def _header_value(self, value):
+            return value.strip()
+
+    cls = (botocore.auth.SigV4Auth, botocore.auth.S3SigV4Auth, OwnTrim)[kind]
+    signer = cls(botocore.credentials.Credentials("AKID", "secret"), "dynamodb", "us-east-1")
+    headers = fast.Headers()
+    for name, value in pairs_:
+        headers[name] = value
+    for _ in range(2):
+        assert outcome(fast.canonical_headers, signer, headers) == outcome(
+            fast._canonical_headers, signer, headers
+        )
+        assert outcome(fast.signed_headers, signer, headers) == outcome(fast._signed_headers, signer, headers)
 
 
 def test_a_signed_request_is_botocores_at_any_clock():
