@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 import botocore
 import botocore.auth
 import botocore.awsrequest
+import botocore.endpoint
 import botocore.parsers
 import botocore.regions
 
@@ -307,6 +308,81 @@ class HeadersDict(_HeadersDict):  # type: ignore[misc]  # botocore ships no type
         return _Items(self)
 
 
+_keys: dict[str, Any] = {}
+_KEYS = 256  # header names kept; all dropped when full
+
+
+def _key(name: str) -> Any:
+    """The ``_HeaderKey`` of a name, made once per name (botocore never changes one once made)."""
+    key = _keys.get(name)
+    if key is None:
+        if len(_keys) >= _KEYS:
+            _keys.clear()
+        key = _keys[name] = _HeaderKey(name)
+    return key
+
+
+def _plain_pairs(headers: Any) -> Any:
+    """A :class:`Headers`' pairs if every name is a ``str`` and no value is a ``str`` that is not
+    ASCII (what its listing hands out as stored), else None."""
+    if type(headers) is not Headers:
+        return None
+    pairs = headers._headers
+    for name, value in pairs:
+        if type(name) is not str or (isinstance(value, str) and not value.isascii()):
+            return None
+    return pairs
+
+
+_Endpoint = botocore.endpoint.Endpoint
+_encode_headers = _Endpoint._encode_headers
+
+
+def encode_headers(self: Any, headers: Any) -> None:
+    """``Endpoint._encode_headers`` on a :class:`Headers`' pairs: each ``str`` value's UTF-8 bytes
+    set after the pairs (set appends: botocore's loop leaves the ``str`` pair and adds the bytes)."""
+    pairs = _plain_pairs(headers)
+    if pairs is None:
+        return _encode_headers(self, headers)  # type: ignore[no-any-return]
+    pairs.extend([(key, value.encode("utf-8")) for key, value in pairs if isinstance(value, str)])
+    return None
+
+
+_Preparer = botocore.awsrequest.AWSRequestPreparer
+_prepare_headers = _Preparer._prepare_headers
+
+
+def prepare_headers(self: Any, original: Any, prepared_body: Any = None) -> Any:
+    """``AWSRequestPreparer._prepare_headers`` from a :class:`Headers`' pairs: the ``HeadersDict``
+    of them (each name once, under its first spelling, with its last value) built with one
+    ``_HeaderKey`` per name, then ``Content-Length`` as botocore sets it. A body whose length
+    botocore cannot tell (chunked), or headers that are not plain pairs: botocore's own code."""
+    pairs = _plain_pairs(original.headers)
+    if pairs is None or botocore.awsrequest.HeadersDict is not HeadersDict:
+        return _prepare_headers(self, original, prepared_body)
+    last: dict[str, Any] = {}
+    first: dict[str, str] = {}
+    for name, value in pairs:
+        lower = name.lower()
+        if lower not in first:
+            first[lower] = name
+        last[lower] = value
+    length = None
+    if "transfer-encoding" not in last and "content-length" not in last:
+        if original.method not in ("GET", "HEAD", "OPTIONS"):
+            length = self._determine_content_length(prepared_body)
+            if length is None:  # botocore logs it and sends chunked
+                return _prepare_headers(self, original, prepared_body)
+    store = {}
+    for lower, name in first.items():
+        store[_key(name)] = last[lower]
+    if length is not None:
+        store[_key("Content-Length")] = str(length)
+    headers = HeadersDict.__new__(HeadersDict)
+    headers._dict = store
+    return headers
+
+
 _lowercase_dict = botocore.parsers.lowercase_dict
 
 
@@ -445,6 +521,8 @@ _PATCHES: tuple[tuple[Any, str, Any, Any], ...] = (
     *((module, "HTTPHeaders", HTTPHeaders, Headers) for module in (botocore.awsrequest, botocore.auth)),
     (botocore.awsrequest, "HeadersDict", _HeadersDict, HeadersDict),
     (botocore.parsers, "lowercase_dict", _lowercase_dict, lowercase_dict),
+    (_Endpoint, "_encode_headers", _encode_headers, encode_headers),
+    (_Preparer, "_prepare_headers", _prepare_headers, prepare_headers),
     (botocore.auth, "_host_from_url", _host_from_url, host_from_url),
     (botocore.auth.SigV4Auth, "headers_to_sign", _headers_to_sign, headers_to_sign),
     (botocore.auth.SigV4Auth, "signature", _signature, signature),

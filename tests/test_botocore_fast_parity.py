@@ -15,6 +15,8 @@ import itertools
 import botocore.auth
 import botocore.awsrequest
 import botocore.credentials
+import botocore.endpoint
+import botocore.hooks
 import botocore.session
 import pytest
 from hypothesis import example, given, settings
@@ -152,6 +154,64 @@ def test_canonical_and_signed_headers_are_botocores(pairs_, kind):
             fast._canonical_headers, signer, headers
         )
         assert outcome(fast.signed_headers, signer, headers) == outcome(fast._signed_headers, signer, headers)
+
+
+class Unsized:
+    """A body whose length botocore cannot tell (it sends it chunked)."""
+
+    def read(self, n=-1):
+        return b""
+
+
+prepared_names = st.sampled_from(
+    ["X-Amz-Date", "x-amz-date", "Content-Length", "transfer-encoding", "Ü", "Host"]
+)
+prepared_values = st.one_of(
+    st.sampled_from(["v", "ünï", "x\udcffy", "12"]), st.binary(max_size=2), st.builds(str, st.integers(0, 9))
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(prepared_names, prepared_values), max_size=6),
+    st.sampled_from(["POST", "GET", "PUT", "HEAD"]),
+    st.sampled_from([None, b"", b"{}", "ü", {"Action": "A"}, "file", "unsized"]),
+)
+@example([("X-Amz-Date", "1"), ("x-amz-date", b"2"), ("X-AMZ-DATE", "3")], "POST", b"{}")
+@example([("Content-Length", "5"), ("Host", "h")], "POST", b"{}")
+@example([("Host", "h")], "POST", "unsized")
+def test_encoded_and_prepared_headers_are_botocores(pairs_, method, data):
+    """``Endpoint.prepare_request`` on any headers (a name set again in another case, ``str``, bytes,
+    non-ASCII and surrogate-escaped values, a Content-Length or Transfer-Encoding of the caller's), any
+    method and body (none, bytes, text, a form, a file, one of unknown length): the same request
+    headers after encoding and the same prepared headers (names as spelled, values, types, order)."""
+    import io
+
+    endpoint = botocore.endpoint.Endpoint("https://x.example", "x", botocore.hooks.HierarchicalEmitter())
+
+    def prepare(installed):
+        fast.install() if installed else fast.uninstall()
+        body = (
+            {"file": io.BytesIO(b"abc"), "unsized": Unsized()}.get(data, data)
+            if isinstance(data, str)
+            else data
+        )
+        req = botocore.awsrequest.AWSRequest(method=method, url="https://x.example/", data=body)
+        for name, value in pairs_:
+            req.headers[name] = value
+        try:
+            prepared = endpoint.prepare_request(req)
+        except Exception as exc:  # noqa: BLE001 - compared
+            return ("error", type(exc).__name__)
+        shown = [(str(k), type(v).__name__, str(v)) for k, v in req.headers.items()]
+        sent = [
+            (str(k), type(k).__name__, type(v).__name__, str(v)) for k, v in prepared.headers._dict.items()
+        ]
+        return shown, sent, type(prepared.headers).__name__
+
+    ours, theirs = prepare(True), prepare(False)
+    fast.install()
+    assert ours[:2] == theirs[:2]
 
 
 def test_a_signed_request_is_botocores_at_any_clock():
