@@ -41,6 +41,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+from binascii import crc32
 from collections.abc import ItemsView
 from email._policybase import compat32
 from typing import TYPE_CHECKING, Any
@@ -51,6 +52,8 @@ import botocore.awsrequest
 import botocore.endpoint
 import botocore.parsers
 import botocore.regions
+import botocore.retries.special
+import botocore.retries.standard
 
 if TYPE_CHECKING:  # botocore ships no types; its HTTPHeaders is this class with nothing added
     from http.client import HTTPMessage as HTTPHeaders
@@ -515,6 +518,94 @@ def parse_shape(self: Any, shape: Any, node: Any) -> Any:
     return function(self, shape, node)
 
 
+# -- standard mode's retry decision on an answer it keeps (issue 24, part 5) -----------------------
+#
+# After every attempt ``needs-retry`` asks ``RetryHandler.needs_retry``, which wraps the event's
+# arguments in a ``RetryContext`` and walks the standard conditions: max attempts, then any of
+# transient, throttled, modeled-retryable, STS's IDPCommunicationError and DynamoDB's CRC32 check.
+# For an answer without an error every one of them is decided by a few values (the error code is
+# None), so those values are checked directly; wherever any condition could hold, the whole
+# handler is botocore's.
+
+_RetryHandler = botocore.retries.standard.RetryHandler
+_needs_retry = _RetryHandler.needs_retry
+_std = botocore.retries.standard
+_special = botocore.retries.special
+_CHECKERS = (
+    _std.TransientRetryableChecker,
+    _std.ThrottledRetryableChecker,
+    _std.ModeledRetryableChecker,
+    _std.OrRetryChecker,
+)
+_SPECIAL = (_special.RetryIDPCommunicationError, _special.RetryDDBChecksumError)
+
+
+def _kept(self: Any, kwargs: dict[str, Any]) -> bool:
+    """Whether standard mode's conditions say "no retry" for this ``needs-retry``, known without
+    botocore's walk; with the one side effect the walk has on the way (the max attempts written into
+    the request's retries context, which botocore's own walk writes again alike). False is "not
+    known": botocore decides."""
+    response = kwargs.get("response")
+    operation = kwargs.get("operation")
+    if response is None or kwargs.get("caught_exception") is not None or operation is None:
+        return False
+    http, parsed = response
+    if type(parsed) is not dict or "Error" in parsed:
+        return False  # an error code (or one botocore's get_error_code could find): botocore decides
+    if type(self._retry_event_adapter) is not _std.RetryEventAdapter:
+        return False
+    policy = self._retry_policy
+    if type(policy) is not _std.RetryPolicy:
+        return False
+    conditions = policy._retry_checker
+    if type(conditions) is not _std.StandardRetryConditions:
+        return False
+    attempts = conditions._max_attempts_checker
+    others = conditions._additional_checkers
+    if type(attempts) is not _std.MaxAttemptsChecker or type(others) is not _std.OrRetryChecker:
+        return False
+    checkers = others._checkers
+    if len(checkers) != 4 or tuple(map(type, checkers)) != _CHECKERS:
+        return False
+    transient, throttled, _, special = checkers
+    specials = special._checkers
+    if len(specials) != 2 or tuple(map(type, specials)) != _SPECIAL:
+        return False
+    if not kwargs["attempts"] < attempts._max_attempts:
+        return False  # botocore notes MaxAttemptsReached in the metadata
+    context = kwargs["request_dict"]["context"]
+    retries = context.get("retries") if context is not None else None
+    if retries:
+        retries["max"] = max(retries.get("max", 0), attempts._max_attempts)
+    # the error code is None: transient and throttled look it up in their lists; modeled and STS's
+    # check need a code; DynamoDB's compares the body's CRC32 with its header
+    if None in transient._transient_error_codes or None in throttled._throttled_error_codes:
+        return False
+    if http is not None and http.status_code in transient._transient_status_codes:
+        return False
+    ddb = specials[1]
+    if http is not None and operation.service_model.service_name == ddb._SERVICE_NAME:
+        checksum = http.headers.get(ddb._CHECKSUM_HEADER)
+        if checksum is not None:
+            try:
+                if crc32(http.content) & 0xFFFFFFFF != int(checksum):
+                    return False
+            except Exception:  # noqa: BLE001 - botocore's walk raises it
+                return False
+    return True
+
+
+def needs_retry(self: Any, **kwargs: Any) -> Any:
+    """``RetryHandler.needs_retry`` (standard mode) for an answer its conditions would not retry:
+    the same log line, the response's metadata made present as botocore's adapter makes it (with
+    nothing to add) and no delay. Anything else: botocore's own handler."""
+    if type(self) is not _RetryHandler or not _kept(self, kwargs):
+        return _needs_retry(self, **kwargs)
+    _std.logger.debug("Not retrying request.")
+    kwargs["response"][1].setdefault("ResponseMetadata", {})
+    return None
+
+
 # -- what install() sets: (object, attribute, botocore's own, greenfetch's) ------------------------
 
 _PATCHES: tuple[tuple[Any, str, Any, Any], ...] = (
@@ -531,6 +622,7 @@ _PATCHES: tuple[tuple[Any, str, Any, Any], ...] = (
     (botocore.awsrequest.AWSRequest, "body", _body, request_body),
     (_Resolver, "_get_provider_params", _get_provider_params, provider_params),
     (botocore.parsers.ResponseParser, "_parse_shape", _parse_shape, parse_shape),
+    (_RetryHandler, "needs_retry", _needs_retry, needs_retry),
 )
 # A patch checked on fewer versions than CHECKED: its first version. The endpoint plan follows
 # botocore 1.40+, which calls a builtin that is callable and registers endpoint feature ids (1.36 does

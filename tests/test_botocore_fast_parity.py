@@ -9,11 +9,14 @@ rulesets read the operation's input (static and operation context parameters, JM
 context) under several client configurations.
 """
 
+import copy
 import datetime
+import functools
 import itertools
 
 import botocore.auth
 import botocore.awsrequest
+import botocore.config
 import botocore.credentials
 import botocore.endpoint
 import botocore.hooks
@@ -580,3 +583,106 @@ def test_headers_dict_behaves_as_botocores():
 
     check()
     assert fast.HeadersDict(x=1).items() and isinstance(fast.HeadersDict(), botocore.awsrequest.HeadersDict)
+
+
+# -- standard mode's retry decision ----------------------------------------------------------------
+
+
+def test_the_retry_decision_is_botocores(session, caplog, monkeypatch):
+    """Two clients per service in standard mode, one whose handler is greenfetch's and one whose is
+    botocore's, fed the same answers in the same order (their retry quotas move alike): answers
+    with and without errors, retryable and throttling codes, modeled and unmodeled, 5xx, STS's
+    IDPCommunicationError, DynamoDB's CRC32 right, wrong and unreadable, the last attempt, no
+    retries context, a connection error: the same delay, the same response and request context
+    afterwards, the same log lines."""
+    import logging
+    import random
+    from binascii import crc32
+
+    import botocore.awsrequest
+    import botocore.exceptions
+    from botocore.retries.standard import RetryHandler
+
+    body = b'{"TableNames": []}'
+    good = str(crc32(body) & 0xFFFFFFFF)
+    answers = [
+        (200, {}, {}),
+        (200, {"x-amz-crc32": good}, {}),
+        (200, {"x-amz-crc32": "1"}, {}),
+        (200, {"x-amz-crc32": "nan"}, {}),
+        (200, {}, {"Error": {"Code": "Throttling"}}),
+        (400, {}, {"Error": {"Code": "ThrottlingException"}}),
+        (400, {}, {"Error": {"Code": "ProvisionedThroughputExceededException"}}),
+        (400, {}, {"Error": {"Code": "IDPCommunicationError"}}),
+        (400, {}, {"Error": {"Code": "ValidationException"}}),
+        (400, {}, {"Error": "not a dict"}),
+        (500, {}, {}),
+        (503, {}, {"Error": {"Code": "ServiceUnavailable"}}),
+        (302, {}, {}),
+        (200, {"x-amz-retry-after": "10"}, {"Error": {"Code": "RequestTimeout"}}),
+    ]
+
+    def handler_of(client):
+        found = client.meta.events._emitter._handlers.prefix_search(
+            "needs-retry." + client.meta.service_model.service_id.hyphenize() + ".X"
+        )
+        return next(h.__self__ for h in found if isinstance(getattr(h, "__self__", None), RetryHandler))
+
+    theirs = fast._needs_retry
+    decided = []
+    monkeypatch.setattr(fast, "_needs_retry", lambda *a, **k: decided.append(1) or theirs(*a, **k))
+    for service, operation in (
+        ("dynamodb", "ListTables"),
+        ("sts", "AssumeRoleWithSAML"),
+        ("sqs", "ListQueues"),
+    ):
+        config = botocore.config.Config(retries={"mode": "standard", "total_max_attempts": 3})
+        pair = [
+            session.create_client(
+                service,
+                region_name="us-west-2",
+                endpoint_url="https://x.example",
+                config=config,
+                aws_access_key_id="AKID",
+                aws_secret_access_key="secret",
+            )
+            for _ in range(2)
+        ]
+        handlers = [handler_of(c) for c in pair]
+        op = pair[0].meta.service_model.operation_model(operation)
+        cases = [
+            (status, headers, parsed, attempt, retries, exc)
+            for status, headers, parsed in answers
+            for attempt in (1, 2, 3)
+            for retries in (True, False)
+            for exc in (None,)
+        ] + [(None, None, None, 1, True, botocore.exceptions.EndpointConnectionError(endpoint_url="x"))]
+        for status, headers, parsed, attempt, retries, exc in cases * 2:
+            seen = []
+            for function, handler in ((fast.needs_retry, handlers[0]), (theirs, handlers[1])):
+                context = {"retries": {"attempt": attempt, "invocation-id": "i"}} if retries else {}
+                response = None
+                if status is not None:
+                    http = botocore.awsrequest.AWSResponse("https://x.example", status, headers, None)
+                    http._content = body
+                    response = (http, copy.deepcopy(parsed))
+                caplog.clear()
+                random.seed(7)
+                with caplog.at_level(logging.DEBUG, logger="botocore.retries"):
+                    delay = outcome(
+                        functools.partial(
+                            function,
+                            handler,
+                            response=response,
+                            endpoint=None,
+                            operation=op,
+                            attempts=attempt,
+                            caught_exception=exc,
+                            request_dict={"context": context},
+                        )
+                    )
+                seen.append(
+                    (delay, response and response[1], context, [r.getMessage() for r in caplog.records])
+                )
+            assert seen[0] == seen[1], (service, status, headers, parsed, attempt, retries)
+    assert 0 < len(decided) < len(cases) * 6  # some answers took the shortcut, the rest botocore's walk
