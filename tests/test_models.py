@@ -124,3 +124,56 @@ def test_result_shape_is_the_contract():
 def test_paginate_must_be_bool_or_record():
     with pytest.raises(RequestError, match="paginate"):
         Request.coerce({"service": "s3", "operation": "ListBuckets", "paginate": "yes"})
+
+
+records = st.fixed_dictionaries(
+    {
+        "service": st.sampled_from(["s3", " ec2 "]),
+        "operation": st.sampled_from(["ListBuckets", "list_tables"]),
+    },
+    optional={
+        "params": st.one_of(st.none(), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2)),
+        "region": st.sampled_from([None, "us-east-1"]),
+        "account": st.sampled_from([None, "123456789012"]),
+        "role": st.sampled_from([None, "arn:aws:iam::123456789012:role/r"]),
+        "profile": st.sampled_from([None, "p"]),
+        "endpoint_url": st.sampled_from([None, "http://x"]),
+        "paginate": st.one_of(st.booleans(), st.just({"max_items": 3})),
+        "id": st.one_of(st.none(), st.integers()),
+        "credentials": st.sampled_from([None, {"AccessKeyId": "a"}]),
+    },
+)
+
+
+@given(records)
+def test_coerce_builds_what_the_dataclass_builds(raw):
+    """A dict becomes the Request its fields construct: equal, the same repr, fields in the
+    same order, a copy of the params, and still frozen."""
+    import dataclasses
+    import pickle
+
+    got = Request.coerce(raw)
+    fields = {
+        f.name: raw.get(f.name, f.default if f.default is not dataclasses.MISSING else None)
+        for f in dataclasses.fields(Request)
+    }
+    fields.update(
+        service=raw["service"].strip(),
+        operation=raw["operation"].strip(),
+        params=dict(raw.get("params") or {}),
+    )
+    fields["paginate"] = raw.get("paginate", False)
+    built = Request(**fields)
+    assert type(got) is Request
+    assert got == built and repr(got) == repr(built)
+    assert list(vars(got).items()) == list(vars(built).items())
+    assert pickle.loads(pickle.dumps(got)) == got
+    if raw.get("params") is not None:
+        assert got.params is not raw["params"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        got.service = "x"
+
+    class Sub(Request):
+        pass
+
+    assert type(Sub.coerce(raw)) is Sub and vars(Sub.coerce(raw)) == vars(got)
