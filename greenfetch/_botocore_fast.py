@@ -50,6 +50,7 @@ import botocore
 import botocore.auth
 import botocore.awsrequest
 import botocore.endpoint
+import botocore.hooks
 import botocore.parsers
 import botocore.regions
 import botocore.retries.special
@@ -606,6 +607,55 @@ def needs_retry(self: Any, **kwargs: Any) -> Any:
     return None
 
 
+# -- event emission (issue 24, part 5) -----------------------------------------------------------
+#
+# A client's events go through an ``EventAliaser`` (old event names to new) in front of a
+# ``HierarchicalEmitter``; a call emits about a dozen events, each through four Python frames and two
+# copies of its keyword arguments (``EventAliaser.emit`` -> ``_alias_event_name`` ->
+# ``HierarchicalEmitter.emit`` -> ``_emit``), most of them to no handler or one. The aliaser's
+# ``emit`` below reads its own name cache and calls the emitter's ``_emit`` with the arguments it
+# was given, which is what the emitter's ``emit`` does with its copy of them.
+
+_Aliaser = botocore.hooks.EventAliaser
+_Emitter = botocore.hooks.HierarchicalEmitter
+_aliaser_emit = _Aliaser.emit
+_aliaser_until = _Aliaser.emit_until_response
+_alias_event_name = _Aliaser._alias_event_name
+_emitter_emit = _Emitter.emit
+_emitter_until = _Emitter.emit_until_response
+
+
+def _aliased(self: Any, event_name: str) -> str:
+    cache = self._alias_name_cache
+    if event_name in cache:  # as _alias_event_name begins
+        return cache[event_name]  # type: ignore[no-any-return]
+    return self._alias_event_name(event_name)  # type: ignore[no-any-return]
+
+
+def aliaser_emit(self: Any, event_name: str, **kwargs: Any) -> Any:
+    """``EventAliaser.emit`` in front of a ``HierarchicalEmitter`` whose ``emit`` is botocore's:
+    ``_emit`` called with this call's own copy of the arguments (it adds ``event_name`` to it)."""
+    emitter = self._emitter
+    if type(emitter).emit is not _emitter_emit or type(self)._alias_event_name is not _alias_event_name:
+        return _aliaser_emit(self, event_name, **kwargs)
+    return emitter._emit(_aliased(self, event_name), kwargs)
+
+
+def aliaser_emit_until_response(self: Any, event_name: str, **kwargs: Any) -> Any:
+    """``EventAliaser.emit_until_response`` likewise: the emitter's ``_emit`` stopping at the first
+    answer, then the last (handler, answer) or (None, None), as its ``emit_until_response`` does."""
+    emitter = self._emitter
+    if (
+        type(emitter).emit_until_response is not _emitter_until
+        or type(self)._alias_event_name is not _alias_event_name
+    ):
+        return _aliaser_until(self, event_name, **kwargs)
+    responses = emitter._emit(_aliased(self, event_name), kwargs, stop_on_response=True)
+    if responses:
+        return responses[-1]
+    return (None, None)
+
+
 # -- what install() sets: (object, attribute, botocore's own, greenfetch's) ------------------------
 
 _PATCHES: tuple[tuple[Any, str, Any, Any], ...] = (
@@ -623,6 +673,8 @@ _PATCHES: tuple[tuple[Any, str, Any, Any], ...] = (
     (_Resolver, "_get_provider_params", _get_provider_params, provider_params),
     (botocore.parsers.ResponseParser, "_parse_shape", _parse_shape, parse_shape),
     (_RetryHandler, "needs_retry", _needs_retry, needs_retry),
+    (_Aliaser, "emit", _aliaser_emit, aliaser_emit),
+    (_Aliaser, "emit_until_response", _aliaser_until, aliaser_emit_until_response),
 )
 # A patch checked on fewer versions than CHECKED: its first version. The endpoint plan follows
 # botocore 1.40+, which calls a builtin that is callable and registers endpoint feature ids (1.36 does

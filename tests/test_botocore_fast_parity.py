@@ -686,3 +686,77 @@ def test_the_retry_decision_is_botocores(session, caplog, monkeypatch):
                 )
             assert seen[0] == seen[1], (service, status, headers, parsed, attempt, retries)
     assert 0 < len(decided) < len(cases) * 6  # some answers took the shortcut, the rest botocore's walk
+
+
+# -- event emission --------------------------------------------------------------------------------
+
+
+def test_events_reach_the_same_handlers_with_the_same_arguments():
+    """Twin aliasers with the same handlers (under old and new names, wildcards, first and last,
+    answering or not) emit any event name both ways: the same handlers called in the same order with
+    the same arguments, the same answers, the caller's arguments untouched; an emitter with its own
+    ``emit`` or an aliaser with its own aliasing keeps botocore's path."""
+    import botocore.hooks
+
+    def twins(emitter_cls=botocore.hooks.HierarchicalEmitter, aliaser_cls=botocore.hooks.EventAliaser):
+        made = []
+        for _ in range(2):
+            calls = []
+
+            def handler(tag, answer=None, calls=calls):
+                def h(**kwargs):
+                    calls.append((tag, sorted(kwargs.items())))
+                    return answer
+
+                return h
+
+            aliaser = aliaser_cls(emitter_cls())
+            aliaser.register("before-call.api-gateway", handler("new"))
+            aliaser.register("before-call.apigateway.GetRestApis", handler("old", "answer"))
+            aliaser.register_first("before-call", handler("first"))
+            aliaser.register_last("before-call.*.GetRestApis", handler("last", 0))
+            aliaser.register("needs-retry.dynamodb", handler("retry", False))
+            aliaser.register("before-call.s3.ListBuckets", handler("quiet"))
+            aliaser.register("before-call.s3", handler("s3", "answer"))
+            made.append((aliaser, calls))
+        return made
+
+    class OwnEmit(botocore.hooks.HierarchicalEmitter):
+        def emit(self, event_name, **kwargs):
+            return [("own", event_name)]
+
+        def emit_until_response(self, event_name, **kwargs):
+            return ("own", event_name)
+
+    class OwnAlias(botocore.hooks.EventAliaser):
+        def _alias_event_name(self, event_name):  # remembers one name, answers another
+            self._alias_name_cache[event_name] = event_name
+            return "needs-retry.dynamodb"
+
+    names = [
+        "before-call.apigateway.GetRestApis",
+        "before-call.api-gateway.GetRestApis",
+        "before-call.apigateway",
+        "before-call.s3.ListBuckets",
+        "needs-retry.dynamodb.ListTables",
+        "after-call.nothing",
+        "before-call",
+    ]
+    for emitter_cls, aliaser_cls in (
+        (botocore.hooks.HierarchicalEmitter, botocore.hooks.EventAliaser),
+        (OwnEmit, botocore.hooks.EventAliaser),
+        (botocore.hooks.HierarchicalEmitter, OwnAlias),
+    ):
+        (ours, our_calls), (theirs, their_calls) = twins(emitter_cls, aliaser_cls)
+        for name in names * 2:
+            for ours_fn, theirs_fn in (
+                (fast.aliaser_emit, fast._aliaser_emit),
+                (fast.aliaser_emit_until_response, fast._aliaser_until),
+            ):
+                arguments = {"params": {"a": 1}, "context": {}}
+                got = ours_fn(ours, name, **arguments)
+                assert arguments == {"params": {"a": 1}, "context": {}}
+                want = theirs_fn(theirs, name, **arguments)
+                strip = lambda answer: [a[1] for a in answer] if isinstance(answer, list) else answer[1:]  # noqa: E731
+                assert strip(got) == strip(want), (emitter_cls, aliaser_cls, name)
+                assert our_calls == their_calls, (emitter_cls, aliaser_cls, name)
