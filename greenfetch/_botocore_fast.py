@@ -23,7 +23,12 @@ not twice (:func:`headers_to_sign`), the signing key derived once per secret, da
 (:data:`request_body`); botocore's ``HeadersDict`` (prepared request and response headers) with its
 hot methods written out (:class:`HeadersDict`, :func:`lowercase_dict`); the endpoint ruleset's
 parameters from a plan made once per operation (:func:`provider_params`); the response parse's
-handler found once per parser class (:func:`parse_shape`).
+handler found once per parser class (:func:`parse_shape`). Then (part 5): the canonical headers in one
+pass and the signed headers once per list of names (:func:`canonical_headers`, :func:`signed_headers`),
+the prepared request's headers from the pairs with one ``_HeaderKey`` per name
+(:func:`encode_headers`, :func:`prepare_headers`), standard mode's "no retry" for an answer without
+an error read from the values that decide it (:func:`needs_retry`), and events handed to the
+emitter's ``_emit`` without a second copy of their arguments (:func:`aliaser_emit`).
 
 The guard: :func:`install` puts these in botocore's place (the ``HTTPHeaders`` names in
 ``botocore.awsrequest`` and ``botocore.auth``, the only places botocore makes one, and each function
