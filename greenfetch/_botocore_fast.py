@@ -352,9 +352,9 @@ def encode_headers(self: Any, headers: Any) -> None:
     set after the pairs (set appends: botocore's loop leaves the ``str`` pair and adds the bytes)."""
     pairs = _plain_pairs(headers)
     if pairs is None:
-        return _encode_headers(self, headers)  # type: ignore[no-any-return]
+        _encode_headers(self, headers)
+        return
     pairs.extend([(key, value.encode("utf-8")) for key, value in pairs if isinstance(value, str)])
-    return None
 
 
 _Preparer = botocore.awsrequest.AWSRequestPreparer
@@ -630,11 +630,11 @@ _emitter_emit = _Emitter.emit
 _emitter_until = _Emitter.emit_until_response
 
 
-def _aliased(self: Any, event_name: str) -> str:
+def _aliased(self: Any, event_name: str) -> Any:
     cache = self._alias_name_cache
     if event_name in cache:  # as _alias_event_name begins
-        return cache[event_name]  # type: ignore[no-any-return]
-    return self._alias_event_name(event_name)  # type: ignore[no-any-return]
+        return cache[event_name]
+    return self._alias_event_name(event_name)
 
 
 def aliaser_emit(self: Any, event_name: str, **kwargs: Any) -> Any:
