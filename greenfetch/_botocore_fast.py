@@ -589,8 +589,9 @@ def _kept(self: Any, kwargs: dict[str, Any]) -> bool:
         return False
     if http is not None and http.status_code in transient._transient_status_codes:
         return False
+    service = operation.service_model.service_name  # STS's check reads it first, whatever the answer
     ddb = specials[1]
-    if http is not None and operation.service_model.service_name == ddb._SERVICE_NAME:
+    if http is not None and service == ddb._SERVICE_NAME:
         checksum = http.headers.get(ddb._CHECKSUM_HEADER)
         if checksum is not None:
             try:
