@@ -23,7 +23,7 @@ not twice (:func:`headers_to_sign`), the signing key derived once per secret, da
 (:data:`request_body`); botocore's ``HeadersDict`` (prepared request and response headers) with its
 hot methods written out (:class:`HeadersDict`, :func:`lowercase_dict`); the endpoint ruleset's
 parameters from a plan made once per operation (:func:`provider_params`); the response parse's
-handler found once per parser class (:func:`parse_shape`). Then (part 5): the canonical headers in one
+handler found once per parser class (:func:`parse_shape`). Then (part 6): the canonical headers in one
 pass and the signed headers once per list of names (:func:`canonical_headers`, :func:`signed_headers`),
 the prepared request's headers from the pairs with one ``_HeaderKey`` per name
 (:func:`encode_headers`, :func:`prepare_headers`), standard mode's "no retry" for an answer without
@@ -524,7 +524,7 @@ def parse_shape(self: Any, shape: Any, node: Any) -> Any:
     return function(self, shape, node)
 
 
-# -- standard mode's retry decision on an answer it keeps (issue 24, part 5) -----------------------
+# -- standard mode's retry decision on an answer it keeps (issue 24, part 6) -----------------------
 #
 # After every attempt ``needs-retry`` asks ``RetryHandler.needs_retry``, which wraps the event's
 # arguments in a ``RetryContext`` and walks the standard conditions: max attempts, then any of
@@ -613,7 +613,7 @@ def needs_retry(self: Any, **kwargs: Any) -> Any:
     return None
 
 
-# -- event emission (issue 24, part 5) -----------------------------------------------------------
+# -- event emission (issue 24, part 6) -----------------------------------------------------------
 #
 # A client's events go through an ``EventAliaser`` (old event names to new) in front of a
 # ``HierarchicalEmitter``; a call emits about a dozen events, each through four Python frames and two
