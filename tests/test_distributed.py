@@ -33,6 +33,7 @@ from greenfetch.testing import RedisServer, free_port, start_worker, stop_proces
 ROLE = "InventoryReader"
 PASSWORD = "hunter2-Broker-Secret"
 ACCOUNTS = [f"55570000{n:04d}" for n in range(1, 9)]
+CHILD_ACCOUNTS = ["555700010001", "555700010002"]  # parents with children: families
 TYPES = "ec2.vpcs,sqs.queues,sns.topics,iam.roles"
 REGIONS = "us-east-1,eu-west-1,ap-south-1"
 REDELIVER = "8s"  # time limit 4s; moto is warmed by the local run first, shards then take well under 1s
@@ -110,7 +111,7 @@ def seeded(moto_server):
     return ["--endpoint-url", moto_server.url, "--region", "us-east-1", "--max-attempts", "2"]
 
 
-def _inventory_args(out: Path, accounts=ACCOUNTS) -> list[str]:
+def _inventory_args(out: Path, accounts=ACCOUNTS, types=TYPES) -> list[str]:
     return [
         "inventory",
         "--accounts",
@@ -120,7 +121,7 @@ def _inventory_args(out: Path, accounts=ACCOUNTS) -> list[str]:
         "--regions",
         REGIONS,
         "--types",
-        TYPES,
+        types,
         "--out",
         str(out),
         "--cache-ttl",
@@ -129,10 +130,10 @@ def _inventory_args(out: Path, accounts=ACCOUNTS) -> list[str]:
     ]
 
 
-def _local_run(seeded, out: Path) -> dict[str, list]:
+def _local_run(seeded, out: Path, accounts=ACCOUNTS, types=TYPES) -> dict[str, list]:
     from greenfetch.cli import load_commands
 
-    result = CliRunner().invoke(load_commands(), [*seeded, *_inventory_args(out)])
+    result = CliRunner().invoke(load_commands(), [*seeded, *_inventory_args(out, accounts, types)])
     assert result.exit_code == 0, result.output
     return _files(out)
 
@@ -141,7 +142,9 @@ def _files(out: Path) -> dict[str, list]:
     return {p.name: json.loads(p.read_text(encoding="utf-8")) for p in sorted(out.glob("*.json"))}
 
 
-def _coordinator(seeded, out: Path, workers: Workers, tmp_path: Path, *extra: str) -> subprocess.Popen[str]:
+def _coordinator(
+    seeded, out: Path, workers: Workers, tmp_path: Path, *extra: str, accounts=ACCOUNTS, types=TYPES
+) -> subprocess.Popen[str]:
     """`greenfetch inventory --broker` (from GREENFETCH_BROKER_URL), stopped with the workers."""
     env = {
         **os.environ,
@@ -150,7 +153,7 @@ def _coordinator(seeded, out: Path, workers: Workers, tmp_path: Path, *extra: st
         "GREENFETCH_CACHE_DIR": str(tmp_path / "cache"),
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "greenfetch.cli", *seeded, *_inventory_args(out), *extra],
+        [sys.executable, "-m", "greenfetch.cli", *seeded, *_inventory_args(out, accounts, types), *extra],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -233,6 +236,82 @@ def test_shards_on_s3_give_the_local_run_s_records_with_no_shared_directory(
     assert workers.text().count(" records, ") >= len(ACCOUNTS)
     for text in (workers.text(), stdout, stderr):
         assert PASSWORD not in text
+
+
+@pytest.fixture(scope="module")
+def families(seeded, moto_server):
+    """Parents and their children in CHILD_ACCOUNTS: ECS clusters with services (regional), IAM users
+    with access keys (global). Returns {child type: {child id: parent id}} as moto made them."""
+    engine = Engine(Config.resolve({"endpoint_url": moto_server.url, "region": "us-east-1"}, environ={}))
+    made: dict[str, dict[str, str]] = {"ecs.services": {}, "iam.access_keys": {}}
+    estate = {  # account: ({region: {cluster: services}}, {user: access keys})
+        CHILD_ACCOUNTS[0]: (
+            {"eu-west-1": {"shop": ("web", "worker")}, "us-east-1": {"idle": ()}},
+            {"alice": 2, "bob": 0},
+        ),
+        CHILD_ACCOUNTS[1]: ({"ap-south-1": {"api": ("edge",)}}, {"carol": 1}),
+    }
+    for account, (clusters, users) in estate.items():
+        creds = assume_role(engine, account, ROLE)
+
+        def call(service, operation, params, region="us-east-1"):
+            result = engine.execute(Request(service, operation, params, region=region, credentials=creds))
+            assert result.ok, result.error
+            return result.result
+
+        for region, named in clusters.items():
+            container = {"name": "web", "image": "nginx", "memory": 128}
+            family = call(
+                "ecs",
+                "RegisterTaskDefinition",
+                {"family": "web", "containerDefinitions": [container]},
+                region,
+            )["taskDefinition"]["taskDefinitionArn"]
+            for cluster, services in named.items():
+                arn = call("ecs", "CreateCluster", {"clusterName": cluster}, region)["cluster"]["clusterArn"]
+                for name in services:
+                    params = {"cluster": cluster, "serviceName": name, "taskDefinition": family}
+                    made["ecs.services"][
+                        call("ecs", "CreateService", params, region)["service"]["serviceArn"]
+                    ] = arn
+        for user, keys in users.items():
+            arn = call("iam", "CreateUser", {"UserName": user})["User"]["Arn"]
+            for _ in range(keys):
+                key = call("iam", "CreateAccessKey", {"UserName": user})["AccessKey"]["AccessKeyId"]
+                made["iam.access_keys"][key] = arn
+    engine.close()
+    return made
+
+
+def test_child_types_through_workers_name_their_parents_as_a_local_run_does(
+    seeded, families, redis_server, workers, tmp_path
+):
+    """A child type is listed per item of its parent in the same shard (one per account): through a
+    real worker, each service names its cluster and each access key its user, and the files are the
+    local run's. Selected alone, the child's parent is listed for it but not written."""
+    both, alone = "ecs.clusters,ecs.services,iam.users,iam.access_keys", "ecs.services,iam.access_keys"
+    local = {
+        types: _local_run(seeded, tmp_path / f"local-{len(types)}", CHILD_ACCOUNTS, types)
+        for types in (both, alone)
+    }
+    workers.start("a")
+    for types in (both, alone):
+        out = tmp_path / f"broker-{len(types)}"
+        coordinator = _coordinator(seeded, out, workers, tmp_path, accounts=CHILD_ACCOUNTS, types=types)
+        stdout, stderr = coordinator.communicate(timeout=100)
+        assert coordinator.returncode == 0, stderr + workers.text()
+        distributed = _files(out)
+        assert distributed == local[types]  # same files, same records, same order
+        assert set(distributed) == {f"{name}.json" for name in types.split(",")}  # alone: no parent file
+        for child, id_field in (("ecs.services", "serviceArn"), ("iam.access_keys", "AccessKeyId")):
+            records = distributed[f"{child}.json"]
+            assert all(r["status"] == "ok" for r in records), records
+            got = {i[id_field]: i["parent"] for r in records for i in r["items"]}
+            assert got == families[child]
+            for r in records:  # the parent was listed in the child's own account and region
+                for i in r["items"]:
+                    assert f":{r['region']}:{r['account']}:" in i["parent"].replace("::", ":global:")
+    assert workers.text().count(" records, ") >= 2 * len(CHILD_ACCOUNTS)  # the shards ran on the worker
 
 
 def test_redis_stopped_mid_run_is_a_clear_error_not_a_gap(seeded, redis_server, workers, tmp_path):
