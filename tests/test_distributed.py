@@ -130,10 +130,10 @@ def _inventory_args(out: Path, accounts=ACCOUNTS, types=TYPES) -> list[str]:
     ]
 
 
-def _local_run(seeded, out: Path, accounts=ACCOUNTS, types=TYPES) -> dict[str, list]:
+def _local_run(seeded, out: Path, accounts=ACCOUNTS, types=TYPES, extra=()) -> dict[str, list]:
     from greenfetch.cli import load_commands
 
-    result = CliRunner().invoke(load_commands(), [*seeded, *_inventory_args(out, accounts, types)])
+    result = CliRunner().invoke(load_commands(), [*seeded, *_inventory_args(out, accounts, types), *extra])
     assert result.exit_code == 0, result.output
     return _files(out)
 
@@ -254,7 +254,7 @@ def families(seeded, moto_server):
     for account, (clusters, users) in estate.items():
         creds = assume_role(engine, account, ROLE)
 
-        def call(service, operation, params, region="us-east-1"):
+        def call(service, operation, params, region="us-east-1", creds=creds):
             result = engine.execute(Request(service, operation, params, region=region, credentials=creds))
             assert result.ok, result.error
             return result.result
@@ -311,7 +311,27 @@ def test_child_types_through_workers_name_their_parents_as_a_local_run_does(
             for r in records:  # the parent was listed in the child's own account and region
                 for i in r["items"]:
                     assert f":{r['region']}:{r['account']}:" in i["parent"].replace("::", ":global:")
-    assert workers.text().count(" records, ") >= 2 * len(CHILD_ACCOUNTS)  # the shards ran on the worker
+    # a child type of the user's own catalog file (--catalog): the workers list it as the local run does
+    mine = tmp_path / "mine.json"
+    row = {"operation": "ListAccessKeys", "parent": "iam.users", "each": {"UserName": "UserName"}}
+    mine.write_text(json.dumps({"format": "greenfetch-catalog/1", "types": {"iam.user_keys": row}}))
+    extra = ("--catalog", str(mine))
+    local = _local_run(seeded, tmp_path / "local-mine", CHILD_ACCOUNTS, "iam.user_keys", extra)
+    coordinator = _coordinator(
+        seeded,
+        tmp_path / "broker-mine",
+        workers,
+        tmp_path,
+        *extra,
+        accounts=CHILD_ACCOUNTS,
+        types="iam.user_keys",
+    )
+    stdout, stderr = coordinator.communicate(timeout=100)
+    assert coordinator.returncode == 0, stderr + workers.text()
+    assert _files(tmp_path / "broker-mine") == local
+    (records,) = local.values()
+    assert {i["AccessKeyId"]: i["parent"] for r in records for i in r["items"]} == families["iam.access_keys"]
+    assert workers.text().count(" records, ") >= 3 * len(CHILD_ACCOUNTS)  # the shards ran on the worker
 
 
 def test_redis_stopped_mid_run_is_a_clear_error_not_a_gap(seeded, redis_server, workers, tmp_path):

@@ -33,7 +33,7 @@ from .._exceptions import BrokerError
 from ..inventory._catalog import ResourceType
 from ..inventory._fetch import RunSummary
 from ..inventory._postgres import is_postgres_url
-from ..inventory._shard import DirectoryShardSink, Shard, ShardSink, merge_shard
+from ..inventory._shard import DirectoryShardSink, Shard, ShardSink, merge_shard, user_catalog
 from ..inventory._shard_s3 import S3ShardSink, sink_spec
 from ..inventory._sinks import shard_root
 from ..inventory._types import Account, InventoryError, Record, record
@@ -69,8 +69,10 @@ class Coordinator:
         poll: float = 0.25,
         grace: float | None = None,
         log: Callable[[str], None] | None = None,
+        catalog: str | None = None,
     ):
         self.url = check_broker_url(broker_url)
+        self.catalog = catalog or None  # the user's overlay file (--catalog): its rows go with each shard
         self.redeliver = redeliver_after() if redeliver is None else redeliver
         self.sink: ShardSink = (
             DirectoryShardSink(Path(sink_root).resolve()) if isinstance(sink_root, (str, Path)) else sink_root
@@ -150,6 +152,7 @@ class Coordinator:
             "concurrency": concurrency,
             "filter_offered": filter_offered,
             "tags": tags,
+            "catalog": user_catalog(self.catalog),
         }
         shards = self.plan(accounts, types, regions, exclude, role_name, external_id, options)
         state = RunState(redis_client(self.url), self.run_id)
@@ -372,6 +375,7 @@ def broker_fetch(
             raise InventoryError("--shards on S3 needs an engine to read the shards back")
         sink = S3ShardSink(engine, shards)
         sink.check()
+    catalog = getattr(config, "catalog", None)
     engine_options = {
         "region": config.region,
         "endpoint_url": config.endpoint_url,
@@ -382,7 +386,9 @@ def broker_fetch(
     if line is not None and log is not None:
         log = line.above(log)
     try:
-        coordinator = Coordinator(broker_url, sink, engine_options=engine_options, progress=line, log=log)
+        coordinator = Coordinator(
+            broker_url, sink, engine_options=engine_options, progress=line, log=log, catalog=catalog
+        )
     except ConfigError as exc:
         raise InventoryError(str(exc)) from None
     return coordinator.fetch

@@ -23,14 +23,15 @@ from .._engine import Engine
 from .._errors import storage_error
 from .._jsonable import jsonable
 from ._cache import InventoryCache
-from ._catalog import resolve_types
+from ._catalog import Catalog, catalog
 from ._credentials import AccountCredentials
 from ._fetch import Inventory, RunSummary
 from ._fileio import atomic_open
+from ._overlay import merge_overlays, parse_overlay
 from ._region_status import RegionStatusStore
 from ._types import Account, InventoryError, Record, check_account_id
 
-__all__ = ["DirectoryShardSink", "Shard", "ShardSink", "merge_shard", "run_shard"]
+__all__ = ["DirectoryShardSink", "Shard", "ShardSink", "merge_shard", "run_shard", "user_catalog"]
 
 _SHARD_DIR = ".greenfetch-shards"
 
@@ -40,7 +41,8 @@ class Shard:
     """What one shard fetches. ``regions`` is an explicit list or ``enabled``/``active``. ``part``
     names a slice of the account (say a region, for accounts too big for one worker) when a planner
     splits one; today's planner sends whole accounts (None). A split planner must give each slice
-    disjoint types x regions, and an account whose role fails yields ``*`` records in every slice."""
+    disjoint types x regions, and an account whose role fails yields ``*`` records in every slice. A
+    child type's slice lists its parent itself (written only when the slice's types name it too)."""
 
     run_id: str
     account: str
@@ -51,7 +53,7 @@ class Shard:
     account_name: str | None = None
     external_id: str | None = None
     part: str | None = None
-    options: dict[str, Any] = field(default_factory=dict)  # cache_ttl, cache_not_before, status_store, ...
+    options: dict[str, Any] = field(default_factory=dict)  # cache_ttl, cache_not_before, catalog, ...
 
     def __post_init__(self) -> None:
         check_account_id(self.account)
@@ -162,8 +164,8 @@ def run_shard(engine: Engine, shard: Shard, sink: ShardSink) -> dict[str, Any]:
     local run; only bad shard data raises (InventoryError). The cache is this worker's own
     (``GREENFETCH_CACHE_DIR``), read under the run's rule (``cache_ttl``, ``cache_not_before``) and
     written with every fresh page; the summary carries each record's fetch time (``fetched_at``)."""
-    types = resolve_types(list(shard.types))
     opts = shard.options
+    types = _catalog(opts).select(list(shard.types))
     home = engine.config.home_region
     account = Account(shard.account, name=shard.account_name, role=shard.role)
     ttl = opts.get("cache_ttl")
@@ -188,6 +190,45 @@ def run_shard(engine: Engine, shard: Shard, sink: ShardSink) -> dict[str, Any]:
     summary = {**_summary(inventory.summary), "fetched_at": [when for _, when in timed]}
     sink.put(shard.run_id, shard.key, records, summary)
     return summary
+
+
+def user_catalog(path: str | None) -> dict[str, Any] | None:
+    """A shard's ``catalog`` option: the user's overlay file (``--catalog``) as it reads now, so a
+    worker lists the types the coordinator planned with their rows (a user's own child type, a row
+    the user changed) whatever its own ``GREENFETCH_CATALOG``; None for the shipped catalog alone."""
+    if not path:
+        return None
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InventoryError(f"catalog file {path!r} cannot be read: {exc.strerror or exc}") from None
+    try:
+        return {"source": path, "overlay": json.loads(text)}
+    except ValueError as exc:
+        raise InventoryError(f"catalog file {path!r} is not JSON: {exc}") from None
+
+
+_USER_CATALOGS: dict[str, Catalog] = {}  # a worker's shards of one run share their catalog
+
+
+def _catalog(opts: dict[str, Any]) -> Catalog:
+    """The shard's catalog: the shipped one with the coordinator's overlay (``user_catalog``) merged
+    over it; a shard of a coordinator that sends none (an older greenfetch) gets this process's."""
+    if "catalog" not in opts:
+        return catalog()
+    user = opts["catalog"]
+    if not user:
+        return catalog(None)
+    key = json.dumps(user, sort_keys=True)
+    found = _USER_CATALOGS.get(key)
+    if found is None:
+        shipped = catalog(None)
+        overlay = parse_overlay(user["overlay"], source=str(user["source"]), base=shipped.overlay)
+        found = Catalog(merge_overlays(shipped.overlay, overlay), shipped.generated)
+        if len(_USER_CATALOGS) >= 8:
+            _USER_CATALOGS.clear()
+        _USER_CATALOGS[key] = found
+    return found
 
 
 def _regions(shard: Shard) -> str | list[str]:
