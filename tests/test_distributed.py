@@ -573,6 +573,45 @@ def test_shards_run_twice_overwrite_and_merge_to_the_local_summary(seeded, moto_
     engine.close()
 
 
+def test_a_shard_lists_the_coordinator_s_catalog_not_the_worker_s(
+    families, moto_server, tmp_path, monkeypatch
+):
+    """The same user type in two files: the coordinator's (sent with the shard) wins over the worker's
+    GREENFETCH_CATALOG; a shard without one (an older coordinator) still reads the worker's."""
+    from greenfetch.inventory._shard import user_catalog
+
+    def overlay(path: Path, each: str) -> str:
+        row = {"operation": "ListAccessKeys", "parent": "iam.users", "each": {"UserName": each}}
+        path.write_text(json.dumps({"format": "greenfetch-catalog/1", "types": {"iam.user_keys": row}}))
+        return str(path)
+
+    mine = overlay(tmp_path / "mine.json", "UserName")
+    monkeypatch.setenv(
+        "GREENFETCH_CATALOG", overlay(tmp_path / "worker.json", "join('', [UserName, '-gone'])")
+    )
+    engine = Engine(Config.resolve({"endpoint_url": moto_server.url, "region": "us-east-1"}, environ={}))
+    sink = DirectoryShardSink(tmp_path)
+
+    def keys(**options) -> set[str]:
+        shard = Shard(
+            "run-c", CHILD_ACCOUNTS[0], ("iam.user_keys",), ("us-east-1",), role=ROLE, options=options
+        )
+        run_shard(engine, shard, sink)
+        (rec,), _ = sink.get("run-c", shard.key)
+        assert rec["status"] == "ok", rec
+        return {i["AccessKeyId"] for i in rec["items"]}
+
+    try:
+        alice = {k for k, user in families["iam.access_keys"].items() if CHILD_ACCOUNTS[0] in user}
+        assert len(alice) == 2
+        assert keys(cache_ttl=0, catalog=user_catalog(mine)) == alice
+        assert keys(cache_ttl=0) == set()  # the worker's row: every user looks gone
+        with pytest.raises(InventoryError, match="unknown resource type 'iam.user_keys'"):
+            keys(cache_ttl=0, catalog=None)  # the coordinator had no file: the shipped catalog alone
+    finally:
+        engine.close()
+
+
 def _s3(moto_server) -> Engine:
     return Engine(Config.resolve({"endpoint_url": moto_server.url, "region": "us-east-1"}, environ={}))
 
