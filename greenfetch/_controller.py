@@ -47,7 +47,11 @@ after it opened; at most 1 s). Per window, with *baseline* = the no-load latency
   it. Saturated (``load`` >= ``saturated``, its mean over a window): answers always wait for us, and
   latency says nothing about the server and never cuts (no Vegas cut, no target ceiling, no
   slow-start exit, no re-measure; nor does a slow answer that stalls of the hub explain); throttles
-  and timeouts still cut; the limit grows by ``regrow`` a window up to the knee a latency cut found while the
+  and timeouts still cut, and so does the target when the wait was not our own (``cpu`` under
+  ``busy`` and most answers not held ``stall_share`` of their latency by stalls: neighbours hold the
+  CPU; two windows running over the target cut to it, as an idle client's; before, at load 10-20 on
+  2 cores the client read load 0.99 at CPU 0.05 and a 200 ms server was never cut against a 100 ms
+  target); the limit grows by ``regrow`` a window up to the knee a latency cut found while the
   client was idle (its CPU under ``busy``), if any (a saturated hub does more per loop with more in
   flight; past a knee more only hurts); slow start still grows on flat answers. Busy (``cpu`` >= ``busy``: our own CPU, not the load: a neighbour holding the CPU delays
   each wake-up by a few ms however many requests are in flight, so it is no queue of ours that more
@@ -100,6 +104,7 @@ class Settings:
         0.5  # client CPU share (time running, not waiting for a CPU) from which small rises are ours
     )
     saturated: float = 0.85  # client load from which latency never cuts (the client is its own bottleneck)
+    stall_share: float = 0.25  # stalls that held an answer this share of its latency: it waited for us
 
     @classmethod
     def checked(
@@ -248,6 +253,7 @@ class Controller:
     _last_cpu: float
     _answers: int
     _saturated: int  # answers that came while the client was saturated (not latency samples)
+    _held: int  # answers stalls held for ``stall_share`` of their latency or more
 
     def __init__(
         self, settings: Settings, clock: Callable[[], float] = time.monotonic, history: int = 10_000
@@ -331,6 +337,8 @@ class Controller:
         self._last_cpu = cpu
         self._answers += 1
         self._saturated += saturated
+        if latency is not None and held > 0 and held >= self.settings.stall_share * latency:
+            self._held += 1  # stalls of this process held it: it waited for us, not for a neighbour
         self.note_inflight(inflight)
         sent = now - latency if latency is not None else now
         if throttled:
@@ -454,11 +462,24 @@ class Controller:
         grows by ``regrow`` if in use and under the target, up to the knee a latency cut found, if
         any (the cuts of a busy client only past twice the baseline): a saturated hub still does
         more per loop with more in flight (on the fast server fixed 128 costs ~15% less CPU per call
-        than fixed 72), and past a server's knee more only hurts."""
+        than fixed 72), and past a server's knee more only hurts. The target still cuts a window
+        whose wait was not our own: CPU under ``busy``, most answers not held by our stalls."""
         s, seen = self.settings, self._samples + self._ours
-        self._previous, self._flat_run = None, 0
+        self._flat_run = 0
+        # Our CPU share under ``busy`` and most answers not held by our stalls: the load is
+        # neighbours holding the CPU (each wake-up waits a few ms). No Vegas cut reads that (a
+        # CPU-bound client at its fair share of a CPU reads the same), but a server over the
+        # target two windows running is still cut to it.
+        sustained = None
+        if cpu < s.busy and 2 * self._held < self._answers and seen:
+            sustained = self._sustained(_percentile(seen))
+        else:
+            self._previous = None
         if self._drops:
             self._timed_out(now)
+        elif sustained is not None and sustained > s.target_latency:
+            self.limit = min(self.limit, self.limit * max(0.5, s.target_latency / sustained))
+            self.slow_start, self._last_cut, self._knee = False, now, self.limit
         elif (
             self._max_inflight * 2 >= self.limit
             and (self._knee is None or self.limit < self._knee)
@@ -628,6 +649,7 @@ class Controller:
         self._load = self._last_load = self._cpu = self._last_cpu = 0.0
         self._answers = 0
         self._saturated = 0
+        self._held = 0
 
 
 def _percentile(samples: list[float], q: float = 0.5) -> float:

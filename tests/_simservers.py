@@ -8,7 +8,8 @@ client (answers wait for the client, and it reports the share of the last 100 ms
 for a CPU other processes hold to the load it reports, not to its CPU share (a loaded machine).
 ``simulate_client`` runs the same servers against a ``CpuClient`` (gevent's hub as one CPU with a run
 queue, its load read by the real ``ClientLoad``), and ``five_cases`` the bench's primitives verdicts on
-it (``python tests/_simservers.py N`` prints them for seeds 1-N on each machine profile).
+it (``python tests/_simservers.py N`` prints them for seeds 1-N on each machine profile,
+``PROFILES``).
 """
 
 from __future__ import annotations
@@ -426,6 +427,8 @@ PROFILES = {  # CpuClient knobs: a quiet machine, and loaded ones (neighbours' s
     "light": {"stalls": 10, "stall_mean": 0.01},
     "loaded": {"stalls": 20, "stall_mean": 0.015},
     "runnable": {"runnable": 0.6, "stalls": 10, "stall_mean": 0.01},
+    # neighbours hold the CPU nearly always: load 0.95-1.0 at a CPU share of 0.03-0.2 (load 10-20 on 2 cores)
+    "crowded": {"runnable": 0.95, "stalls": 10, "stall_mean": 0.01},
 }
 
 

@@ -330,6 +330,20 @@ def test_a_saturated_client_never_cuts_on_latency(latency):
     assert any(p.load == pytest.approx(1.0) for p in ctl.trace)
 
 
+@pytest.mark.parametrize("cpu, held, cuts", [(0.05, 0.0, True), (0.6, 0.0, False), (0.05, 0.06, False)])
+def test_a_neighbour_loaded_client_still_cuts_a_slow_server(cpu, held, cuts):
+    """At load 1 with CPU 0.05 (neighbours hold the CPU: load 10-20 on 2 cores) the wait is not our
+    own, and a 200 ms server against a 100 ms target is cut to it; with our own CPU busy, or stalls
+    that held the answers (a quarter of their latency or more), it is ours and is not. Before, load
+    alone said saturated, and nothing cut it (the Nushell "adaptive slow falls" failed 2 of 3 under load)."""
+    clock = Clock()
+    ctl = Controller(Settings(initial=20, target_latency=0.1, min=10), clock)
+    for _ in range(150):
+        clock.now += 0.01
+        ctl.sample(0.2, inflight=int(ctl.limit), load=1.0, cpu=cpu, held=held)
+    assert (ctl.limit < 20) is cuts
+
+
 def test_a_saturated_client_grows_up_to_the_knee_the_server_showed():
     """Saturated, the limit grows by 10% a window (more in flight: more done per loop of the hub),
     up to max; after a cut for the server's own queue (an idle client's), only up to that knee."""

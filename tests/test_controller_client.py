@@ -14,6 +14,7 @@ from _simservers import (
     CpuClient,
     Flat,
     LinearPlateau,
+    SquareKnee,
     five_cases,
     simulate,
     simulate_client,
@@ -132,3 +133,30 @@ def test_a_stall_under_a_fifth_of_a_round_trip_does_not_end_the_ramp():
     fixed = simulate_client(Flat(seed=7), client, fixed=128, calls=5000)
     run = simulate_client(Flat(seed=7), client, Settings(max=128), calls=5000)
     assert fixed.finished / run.finished >= 0.9
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_slow_server_on_a_crowded_machine_is_cut(seed):
+    """The Nushell "adaptive slow falls" scenario on a machine whose neighbours hold the CPU (load
+    0.95-1.0 at a CPU share of 0.03-0.2): 150 calls of a 200 ms server from 20 against a 100 ms
+    target, min 10. Before, every window read saturated and the limit never left 20."""
+    client = CpuClient(seed=seed, **PROFILES["crowded"])
+    config = Settings(initial=20, target_latency=0.1, min=10)
+    run = simulate_client(Flat(s=0.2, seed=seed), client, config, calls=150)
+    assert max(p.load for p in run.controller.trace) >= 0.95  # the profile is what it says
+    assert min(limit for _, limit in run.limits) < 20
+
+
+def test_the_target_is_a_ceiling_on_a_crowded_machine_too():
+    """The 100 ms cliff (C=32) on the ``crowded`` profile: slow start overshoots to 128 (4x C, latency
+    1.6 s), and the windows read saturated (load 1) at CPU 0.03-0.1: the target (0.5 s) cuts them
+    two windows running. Before, nothing but a timeout cut: 0.26x the best fixed, p99 17x the no-load
+    latency; now 0.47x, and the answers of the last 2 s under the target (a Vegas cut needs an idle
+    or busy window: a load of 1 at a small CPU share is also what a CPU-bound client at its fair share
+    of a CPU reads, and cutting that on Vegas cost the fast server half its throughput)."""
+    client = CpuClient(**PROFILES["crowded"])
+    run = simulate_client(SquareKnee(s=0.1), client, Settings(max=128), duration=6)
+    assert (
+        max(p.cpu for p in list(run.controller.trace)[5:]) < 0.5 < min(p.load for p in run.controller.trace)
+    )
+    assert run.p99(4) <= 0.5 and run.ok_rate(2, 6) >= 0.4 * 320
