@@ -319,12 +319,15 @@ def simulate_client(
     calls: int | None = None,
     controller: Controller | None = None,
     clock: Clock | None = None,
+    attempts: int = 3,
 ) -> Run:
     """``simulate`` with a ``CpuClient``: every send and every answer is a job on the client's one CPU,
     the controller's samples come as ``_adaptive.Limiter.observe`` gives them (latency from
     ``before-send`` to the parsed answer, the slots held, ``ClientLoad.read``), and the limit grants
     slots as ``Limiter`` does (paced by the rate cap after a throttle). A fixed run has no controller.
-    A new pool of connections per call (per server): fixed 128 opens 128 at once, adaptive as it grows."""
+    A new pool of connections per call (per server): fixed 128 opens 128 at once, adaptive as it grows.
+    A throttle is retried as botocore's standard mode retries it, up to ``attempts`` in all: after
+    rand(0, 1) x 2^(retry - 1) s (at most 20 s), unpaced, the request holding its slot all along."""
     from greenfetch._adaptive import ClientLoad
 
     client = client or CpuClient()
@@ -338,6 +341,7 @@ def simulate_client(
     events: list[tuple[float, int, str, Any]] = []  # (time, seq, kind, payload)
     seq = 0
     state = {"held": 0, "at_server": 0, "oks": 0, "pending": False, "conns": 0, "watched": began}
+    backoff = random.Random(client.seed + 7919)  # the retries' jitter
     run = Run(ctl, [], [])  # type: ignore[arg-type]
 
     def push(t: float, kind: str, payload: Any = None) -> None:
@@ -356,7 +360,7 @@ def simulate_client(
         if state["conns"] < state["held"]:  # a new connection
             state["conns"] += 1
             cost += client.connect
-        push(cpu.run(clock.now, cost), "sent")
+        push(cpu.run(clock.now, cost), "sent", 1)
 
     def dispatch() -> None:
         while (
@@ -395,25 +399,30 @@ def simulate_client(
             if state["held"] < limit():
                 acquire()
             dispatch()
+        elif kind == "retry":  # the backoff is over: the attempt is signed again (``pre``), unpaced
+            push(cpu.run(clock.now, client.pre), "sent", payload)
         elif kind == "sent":  # before-send: the attempt's timer starts, the server has it
             state["at_server"] += 1
             latency, throttled = server.call(clock.now, state["at_server"])
-            push(clock.now + latency, "answer", (clock.now, throttled))
+            push(clock.now + latency, "answer", (clock.now, throttled, payload))
         elif kind == "answer":  # into the run queue: parsed when the CPU gets to it
             state["at_server"] -= 1
             push(cpu.run(clock.now, client.post), "parsed", payload)
         elif kind == "parsed":
-            sent, throttled = payload
+            sent, throttled, attempt = payload
             latency = clock.now - sent
             if ctl is not None:
                 value, share, held = load.read(latency)
                 ctl.sample(
                     latency, throttled=throttled, inflight=state["held"], load=value, cpu=share, held=held
                 )
-            state["held"] -= 1
-            state["oks"] += not throttled
             run.done.append((clock.now - began, latency, throttled))
             run.limits.append((clock.now - began, limit()))
+            if throttled and attempt < attempts:  # botocore retries it, the slot still held
+                push(clock.now + min(20.0, backoff.random() * 2 ** (attempt - 1)), "retry", attempt + 1)
+                continue
+            state["held"] -= 1
+            state["oks"] += not throttled
             if calls is not None and state["oks"] >= calls:
                 run.finished = clock.now - began
             dispatch()
