@@ -165,13 +165,16 @@ def simulate(
     controller: Controller | None = None,
     clock: Clock | None = None,
     neighbours: float = 0.0,
+    attempts: int = 3,
 ) -> Run:
     """Keep the limit in flight against ``server`` in simulated time; ``cpu`` = client seconds per answer,
-    ``neighbours`` = the share of time it waits for a CPU other processes hold (reported load only)."""
+    ``neighbours`` = the share of time it waits for a CPU other processes hold (reported load only);
+    a throttle is retried as in ``simulate_client`` (botocore's standard mode, up to ``attempts``)."""
     clock = clock or (controller.clock if controller is not None else Clock())  # type: ignore[assignment]
     ctl = controller or Controller(config, clock)
     began = clock.now
-    events: list[tuple[float, int, str, float, bool]] = []  # (time, seq, kind, latency, throttled)
+    events: list[tuple[float, int, str, float, bool, int]] = []  # (time, seq, kind, sent, throttled, attempt)
+    backoff = random.Random(7919)  # the retries' jitter
     seq, inflight, pending, oks, cpu_free = 0, 0, False, 0, began
     busy: deque[tuple[float, float]] = deque()  # the client's busy spans (start, end), the last 100 ms
     run = Run(ctl, [], [])
@@ -184,12 +187,12 @@ def simulate(
     def limit() -> int:
         return fixed or max(1, int(ctl.limit))
 
-    def send() -> None:
+    def send(attempt: int = 1) -> None:
         nonlocal inflight, seq
-        inflight += 1
+        inflight += attempt == 1  # a retry holds the slot its first attempt took
         seq += 1
         latency, throttled = server.call(clock.now, inflight)
-        heapq.heappush(events, (clock.now + latency, seq, "answer", clock.now, throttled))
+        heapq.heappush(events, (clock.now + latency, seq, "answer", clock.now, throttled, attempt))
 
     def dispatch() -> None:
         nonlocal pending, seq
@@ -197,14 +200,17 @@ def simulate(
             wait = 0.0 if fixed else ctl.reserve()
             if wait > 0:  # paced: one send waits for its turn (the limiter's sleep)
                 pending, seq = True, seq + 1
-                heapq.heappush(events, (clock.now + wait, seq, "send", 0.0, False))
+                heapq.heappush(events, (clock.now + wait, seq, "send", 0.0, False, 1))
                 return
             send()
 
     dispatch()
     while events and clock.now - began < duration and (calls is None or oks < calls):
-        t, _, kind, sent, throttled = heapq.heappop(events)
+        t, _, kind, sent, throttled, attempt = heapq.heappop(events)
         clock.now = max(clock.now, t)
+        if kind == "retry":  # unpaced
+            send(attempt)
+            continue
         if kind == "send":
             pending = False
             if inflight < limit():
@@ -220,10 +226,15 @@ def simulate(
         ctl.sample(
             latency, throttled=throttled, inflight=inflight, load=min(1.0, share + neighbours), cpu=share
         )
-        inflight -= 1
-        oks += not throttled
         run.done.append((clock.now - began, latency, throttled))
         run.limits.append((clock.now - began, limit()))
+        if throttled and attempt < attempts:  # botocore retries it, the slot still held
+            seq += 1
+            wait = min(20.0, backoff.random() * 2 ** (attempt - 1))
+            heapq.heappush(events, (clock.now + wait, seq, "retry", 0.0, False, attempt + 1))
+            continue
+        inflight -= 1
+        oks += not throttled
         if calls is not None and oks >= calls:
             run.finished = clock.now - began
         dispatch()
