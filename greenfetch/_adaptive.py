@@ -138,7 +138,7 @@ class ClientLoad:
         for end, length in reversed(self._stalls):
             if end <= since:
                 break
-            if length >= least:
+            if length >= least and end <= now:  # (one recorded after ``now`` did not hold this answer)
                 held += min(length, end - since)
         return held
 
@@ -154,6 +154,7 @@ class ClientLoad:
         they must follow slow start, which doubles the load every round trip."""
         self.value += 0.7 * (share - self.value)
         self.cpu += 0.7 * ((share if cpu is None else cpu) - self.cpu)
+        self.cpu = min(self.cpu, self.value)  # running is a part of running or waiting (not by rounding)
 
     def measured(self, began: float, wall: float, used: float, ran: float) -> None:
         """One turn of the watcher: it slept ``interval`` from ``began`` and woke ``wall`` s later,

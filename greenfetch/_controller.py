@@ -27,10 +27,10 @@ after it opened; at most 1 s). Per window, with *baseline* = the no-load latency
 - *throttle* (``RateCap``): the send rate is capped at 0.9x the rate the server accepted just before (a
   token bucket accepts exactly its rate once empty; read over a second when a round trip holds under
   10 answers) less the unpaced retries still to come (botocore retries a throttle after rand(0, 1) s:
-  one of age a is still to come with chance 1 - a), never under half the accepted rate, and not before
-  an answer was accepted (for up to 1 s: the first throttles come back before any answer), at most
-  once per round trip, never raised by a throttle (before, a 20/s bucket met at 64 in flight read "0
-  accepted, 60 retries to come" and sat at 0.5/s for 12-14 s); it holds 1 s,
+  one of age a is still to come with chance 1 - a), never under half the accepted rate, at most
+  once per round trip, never raised by a throttle unless it was set with nothing accepted (the first
+  throttles come back before any answer: before, a 20/s bucket met at 64 in flight read "0 accepted,
+  28 retries to come" and sat at 0.5/s for 12-14 s); it holds 1 s,
   then grows 5%/s x (1 + seconds since)^2 while it binds, so a steady quota costs ~1 throttle per cycle
   and a raised one is found in seconds; concurrency is capped near what the rate needs (2x rate x
   baseline);
@@ -172,8 +172,8 @@ class RateCap:
     attempts sent after the last cut, it becomes ``rate_backoff`` x the rate of answers the server
     accepted just before, less the retries still to come (botocore retries a throttle after rand(0, 1)
     s, unpaced: the throttles of the last second, each weighted by the chance it is not yet retried),
-    never under ``rate_floor`` of the accepted rate; no cut before an answer was accepted (1 s at
-    most); a throttle never raises it. It holds ``rate_hold`` s, then, while it
+    never under ``rate_floor`` of the accepted rate; a throttle never raises it, unless it was set
+    with no answer accepted (the next cut, a round trip later, knows the rate). It holds ``rate_hold`` s, then, while it
     binds, grows by ``rate_probe`` per second x (1 + seconds probing)^2, so a raised quota is found
     again in seconds and a steady one costs few throttles."""
 
@@ -186,7 +186,7 @@ class RateCap:
             maxlen=4096
         )  # when recent throttles came (their retries follow)
         self._born = math.inf  # when the earliest answer counted was sent
-        self._first = math.inf  # when the first throttle came
+        self._blind = False  # was the rate set with no answer accepted (nothing known of the rate)?
         self._cut = -math.inf  # when the rate was last set by a throttle
         self._stamp = clock()  # when the probe last grew the rate
         self._next_send = -math.inf  # the next send's turn
@@ -202,12 +202,9 @@ class RateCap:
     def throttled(self, now: float, sent: float, rtt: float) -> bool:
         """A throttle of an attempt sent at ``sent``; True if it set the rate (see the class doc)."""
         self._throttled.append(now)
-        self._first = min(self._first, now)
         s = self.settings
         if sent < self._cut or now - self._cut < rtt:
             return False
-        if self._born == math.inf and now - self._first < 1.0:
-            return False  # no answer accepted yet (a throttle comes back before them): rate unknown
         horizon = max(2 * rtt, min(0.5, now - max(self._cut, self._born)))
         if sum(1 for stamp in self._answers if stamp >= now - horizon) < 10:  # a low rate: read a second
             horizon = max(horizon, min(1.0, now - self._born))
@@ -218,8 +215,11 @@ class RateCap:
         # one of age a is still to come with chance 1 - a, all of them within the next second.
         retries = sum(1.0 - (now - stamp) for stamp in self._throttled)
         paced = max(s.rate_backoff * accepted - retries, s.rate_floor * accepted)
-        if self.rate is not None:  # already under it: the throttle came from unpaced retries or a burst,
-            paced = min(paced, self.rate)  # so hold; cutting again would ratchet the rate down for nothing
+        if self.rate is not None and not self._blind:  # already under it: the throttle came from unpaced
+            paced = min(paced, self.rate)  # retries or a burst, so hold; cutting again would ratchet it down
+        self._blind = (
+            accepted == 0
+        )  # the first throttles come back before any answer: the next cut may raise it
         self.rate = max(s.min_rate, paced)
         self._cut = self._stamp = now
         self._next_send = min(self._next_send, now + 1.0 / self.rate)

@@ -221,22 +221,31 @@ def test_client_load_tells_a_busy_process_from_an_idle_one(monkeypatch, schedsta
 def test_client_load_is_full_right_after_a_stall():
     """Answers that waited out a stall of the hub (here a greenlet holding the CPU 0.1 s without
     yielding; a starving neighbour looks the same) are handled before the watcher measures it: its
-    lateness says the load is full then."""
-    load, running = ClientLoad(interval=0.02), [True]
+    lateness says the load is full then, whatever the load it measured before (a loaded machine's
+    may be high too). After it, answers are read at instants set from the stall the watcher recorded
+    (``clock``), so a neighbour stalling this process again cannot move them: before, ``value <
+    0.5`` assumed a quiet machine and ``now(0.01) == value`` read the wall clock."""
+    at: list[float | None] = [None]
+    load, running = ClientLoad(interval=0.02, clock=lambda: at[0] or time.perf_counter()), [True]
     load.ensure(lambda: running[0])
     assert load.now() < 0.5
     gevent.sleep(0.1)
     end = time.perf_counter() + 0.1
     while time.perf_counter() < end:
         pass
-    assert load.now() == 1.0 and load.value < 0.5
+    assert load.now() == 1.0 and load.held(time.perf_counter(), 0.0) >= 0.05  # overdue: a stall going on
     gevent.sleep(0.05)
+    stall_end, length = max(load._stalls, key=lambda stall: stall[1])  # the watcher recorded it
+    assert length >= 0.05
+    at[0] = stall_end + 0.001
     assert load.now(0.15) == 1.0  # in flight across the stall (0.15 s): it waited for us
     assert (
         load.read(0.15)[0] == 1.0 and load.read(0.15)[2] >= 0.05
     )  # the stall held it (however idle our CPU)
+    at[0] = stall_end + 0.011  # the next stall the watcher can record ends an interval later or more
     assert load.now(0.01) == load.value  # sent after it
     assert load.read(0.01) == (load.value, load.cpu, 0.0)
+    at[0] = None
     running[0] = False
     gevent.sleep(0.05)
     assert load.now() == 0.0
