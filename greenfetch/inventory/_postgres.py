@@ -28,7 +28,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .._redact import redact_url
-from ._rows import dumps_strict
+from ._rows import LATEST, dumps_strict
 from ._types import InventoryError
 
 __all__ = ["SCHEMA_VERSION", "PostgresDB", "connect", "ensure_schema", "is_postgres_url", "public_conninfo"]
@@ -77,16 +77,7 @@ _SCHEMA = [
         summary    jsonb NOT NULL,
         written_at timestamptz NOT NULL DEFAULT now(),
         PRIMARY KEY (run_id, shard_key))""",
-    """CREATE OR REPLACE VIEW latest AS
-        WITH newest AS (
-            SELECT f.resource_type, f.account, f.region, MAX(f.run_id) AS run_id
-            FROM fetches AS f JOIN runs AS r ON r.run_id = f.run_id
-            WHERE r.finished_at IS NOT NULL AND f.status = 'ok'
-            GROUP BY f.resource_type, f.account, f.region)
-        SELECT res.run_id, res.resource_type, res.account, res.region, res.resource_id, res.data
-        FROM newest JOIN resources AS res
-          ON res.run_id = newest.run_id AND res.resource_type = newest.resource_type
-         AND res.account = newest.account AND res.region = newest.region""",
+    "CREATE OR REPLACE VIEW latest AS" + LATEST,
 ]
 
 # version -> the statements that take a database of that version to the next one

@@ -3,6 +3,7 @@
 ``_resource_id``: the catalog's id for an item (an ARN or the type's id field), else a common ARN/id
 field, else a hash of the item's JSON, so the same item gets the same id in either database.
 ``dumps_strict``: the JSON text of ``data`` and ``summary``, keys sorted. ``utc_now``: a run's times.
+``LATEST``: the query behind the ``latest`` view, the same in both.
 """
 
 from __future__ import annotations
@@ -16,7 +17,20 @@ from .._jsonable import to_json
 from ._catalog import ResourceType
 from ._types import utc_iso
 
-__all__ = ["dumps_strict", "utc_now"]
+__all__ = ["LATEST", "dumps_strict", "utc_now"]
+
+# The ``latest`` view: every resource as of the newest finished run that fetched its (type, account,
+# region) with status ok. Both databases create the view from this text.
+LATEST = """
+    WITH newest AS (
+        SELECT f.resource_type, f.account, f.region, MAX(f.run_id) AS run_id
+        FROM fetches AS f JOIN runs AS r ON r.run_id = f.run_id
+        WHERE r.finished_at IS NOT NULL AND f.status = 'ok'
+        GROUP BY f.resource_type, f.account, f.region)
+    SELECT res.run_id, res.resource_type, res.account, res.region, res.resource_id, res.data
+    FROM newest JOIN resources AS res
+      ON res.run_id = newest.run_id AND res.resource_type = newest.resource_type
+     AND res.account = newest.account AND res.region = newest.region"""
 
 
 def utc_now() -> str:

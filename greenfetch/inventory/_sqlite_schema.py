@@ -20,6 +20,7 @@ import os
 import sqlite3
 from pathlib import Path
 
+from ._rows import LATEST
 from ._types import InventoryError
 
 __all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "connect_existing"]
@@ -27,7 +28,8 @@ __all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "connect_existing"]
 APPLICATION_ID = 0x47664462  # "GfDb": how a file says greenfetch wrote it (PRAGMA application_id)
 SCHEMA_VERSION = 2  # PRAGMA user_version
 
-_SCHEMA = """
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS runs (
     run_id      INTEGER PRIMARY KEY AUTOINCREMENT,
     started_at  TEXT NOT NULL,              -- ISO-8601 UTC, e.g. 2026-11-29T18:02:11.532Z
@@ -55,17 +57,10 @@ CREATE TABLE IF NOT EXISTS fetches (
     fetched_at    TEXT,                     -- ISO-8601 UTC: when the page was fetched (NULL: before schema 2)
     PRIMARY KEY (run_id, resource_type, account, region)
 ) WITHOUT ROWID;
-CREATE VIEW IF NOT EXISTS latest AS
-    WITH newest AS (
-        SELECT f.resource_type, f.account, f.region, MAX(f.run_id) AS run_id
-        FROM fetches AS f JOIN runs AS r ON r.run_id = f.run_id
-        WHERE r.finished_at IS NOT NULL AND f.status = 'ok'
-        GROUP BY f.resource_type, f.account, f.region)
-    SELECT res.run_id, res.resource_type, res.account, res.region, res.resource_id, res.data
-    FROM newest JOIN resources AS res
-      ON res.run_id = newest.run_id AND res.resource_type = newest.resource_type
-     AND res.account = newest.account AND res.region = newest.region;
-"""
+CREATE VIEW IF NOT EXISTS latest AS"""
+    + LATEST
+    + ";\n"
+)
 
 _TABLES = {"runs", "resources", "fetches", "latest", "sqlite_sequence"}
 
