@@ -12,7 +12,8 @@ then latency measures our run queue too, and the controller does not cut on it.
 follows the limit and, under a rate cap, a pacer (one send at a time waits its turn, so a cut applies
 to the very next send). ``Limits`` keeps the limiters; the engine makes one in ``Engine.__init__``
 (``engine.limits``), so every batch and greenlet on one engine shares one view of an account's quota,
-whatever ``processes`` a call asks for; it exports ``greenfetch_concurrency_limit{scope}``. ``Gate`` is
+whatever ``processes`` a call asks for; ``greenfetch_concurrency_limit{scope}`` reads their limits when
+scraped (``Metrics.watch_limits``: nothing per scope or per answer until then). ``Gate`` is
 what one run passes to ``Engine.iter_results(gate=...)``: a slot per request, a sample per attempt.
 
 What carries over, and when it resets: a scope's limit, baseline and rate cap live as long as the
@@ -216,25 +217,38 @@ class _Schedstat:
 
 
 class Limiter:
-    """A slot count that follows one controller's limit; shared by every greenlet of the scope."""
+    """A slot count that follows one controller's limit; shared by every greenlet of the scope.
+
+    An inventory makes one per (service, region, account), thousands of them for one call each, and
+    every object it keeps lives as long as the engine (where the garbage collector walks it again at
+    each full collection): so slots, no queue until a request waits, and the lock of its ``Limits``
+    (one lock for all its limiters: what it guards never blocks or switches greenlets while held)."""
+
+    __slots__ = ("scope", "controller", "inflight", "load", "_lock", "_waiters", "_pace", "_running")
 
     def __init__(
         self,
         scope: str,
         controller: Controller,
-        on_limit: Callable[[str, float], None] | None = None,
         load: ClientLoad | None = None,
+        *,
+        lock: Any = None,
+        running: deque[None] | None = None,
     ):
         self.scope = scope
         self.controller = controller
         self.inflight = 0
         self.load = load
-        self._on_limit = on_limit
-        self._lock = threading.Lock()  # the controller and the counts (gevent-cooperative once patched)
-        self._waiters: deque[Any] = deque()  # a locked lock per request waiting for a slot, first come first
+        # the controller and the counts (gevent-cooperative once patched)
+        self._lock = lock if lock is not None else threading.Lock()
+        # a locked lock per request waiting for a slot, first come first (made when one first waits)
+        self._waiters: deque[Any] | None = None
         # one sender at a time waits out the rate cap; the rest queue here (made at the first rate cap:
         # most scopes never have one, and a lock costs as much as a fifth of a one-call scope's limiter)
         self._pace: Any = None
+        # one entry per slot held, shared by the limiters of one ``Limits`` (``Limits.busy``); a
+        # deque's append and pop are atomic, so no lock of its own
+        self._running = running if running is not None else deque()
 
     @property
     def limit(self) -> int:
@@ -243,8 +257,16 @@ class Limiter:
     def slot(self) -> contextlib.AbstractContextManager[int]:
         """Wait for the rate cap's turn (after a throttle), then hold one of ``limit`` slots while
         the request runs; gives the limit in force. Only one turn is reserved ahead at a time, so a
-        rate cut applies to the very next send."""
-        return _Slot(self)
+        rate cut applies to the very next send. The limiter is its own ``with`` block (entered once
+        per request, it keeps no state per entry)."""
+        return self
+
+    def __enter__(self) -> int:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._free()
 
     def acquire(self) -> int:
         """``slot``'s entry: the rate cap's turn, then a slot, or a place in the queue for one (a
@@ -259,12 +281,16 @@ class Limiter:
                 if wait > 0:
                     time.sleep(wait)  # gevent's sleep once patched
         with self._lock:
-            if self.inflight < self.limit and not self._waiters:
+            limit = self.limit
+            if self.inflight < limit and not self._waiters:
                 self.inflight += 1
+                self._running.append(None)
                 self.controller.note_inflight(self.inflight)
-                return self.limit
+                return limit
             waiter = threading.Lock()
             waiter.acquire()
+            if self._waiters is None:
+                self._waiters = deque()
             self._waiters.append(waiter)
         try:
             waiter.acquire()  # released by whoever hands this request its slot (and counted it)
@@ -287,23 +313,26 @@ class Limiter:
             self._waiters.popleft().release()  # handed on: as many in flight as before
         else:
             self.inflight -= 1
+            self._running.pop()
 
     def _grant(self) -> None:
         """The limit grew: slots for the first requests waiting."""
         while self._waiters and self.inflight < self.limit:
             self.inflight += 1
+            self._running.append(None)
             self._waiters.popleft().release()
         self.controller.note_inflight(self.inflight)
 
     def observe(self, attempt: Attempt) -> None:
-        """One HTTP attempt of a request in this scope ended. The limit is exported when a window
-        closes or its whole number changes (slow start grows it per answer)."""
+        """One HTTP attempt of a request in this scope ended: a sample for the controller, and the
+        slots a grown limit frees (slow start grows it per answer, not only when a window closes)."""
         throttled, dropped = signal_of(attempt.error_code, attempt.http_status)
         usable = attempt.http_status is not None or throttled or dropped
         load, cpu, held = self.load.read(attempt.seconds) if self.load else (0.0, 0.0, 0.0)
         with self._lock:
-            before = self.limit
-            point = self.controller.sample(
+            controller = self.controller
+            before = controller.limit
+            controller.sample(
                 attempt.seconds if usable else None,
                 throttled=throttled,
                 dropped=dropped,
@@ -312,26 +341,8 @@ class Limiter:
                 cpu=cpu,
                 held=held,
             )
-            after = self.limit
-            if after > before:  # slow start grows per answer, not only when a window closes
+            if int(controller.limit) > int(before):  # a whole slot more (the limit is at least 1)
                 self._grant()
-        if self._on_limit is not None and (point is not None or after != before):
-            self._on_limit(self.scope, self.controller.limit)
-
-
-class _Slot:
-    """``Limiter.slot``: a class, not a generator, as it is entered once per request."""
-
-    __slots__ = ("limiter",)
-
-    def __init__(self, limiter: Limiter):
-        self.limiter = limiter
-
-    def __enter__(self) -> int:
-        return self.limiter.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self.limiter.release()
 
 
 class Limits:
@@ -343,12 +354,15 @@ class Limits:
         clock: Callable[[], float] = time.monotonic,
         gevent: bool = False,
     ):
-        self._metrics = metrics
         self._clock = clock
         self.load = ClientLoad() if gevent else None
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the scopes (making a limiter)
+        self._limiter_lock = threading.Lock()  # every limiter's own state (``Limiter``)
+        self._running: deque[None] = deque()  # a slot held in any scope (``busy``)
         self._by_scope: dict[str, Limiter] = {}
         self.settings = Settings()
+        if metrics is not None:  # greenfetch_concurrency_limit{scope}: read from here when scraped
+            metrics.watch_limits(self)
 
     @staticmethod
     def scope_of(request: Request) -> str:
@@ -363,13 +377,25 @@ class Limits:
                 limiter.controller.reconfigure(settings)
 
     def limiter(self, scope: str) -> Limiter:
+        found = self._by_scope.get(scope)  # a dict read is atomic: the lock only to make one
+        if found is None:
+            with self._lock:
+                found = self._by_scope.get(scope)
+                if found is None:
+                    found = self._by_scope[scope] = Limiter(
+                        scope,
+                        Controller(self.settings, self._clock),
+                        self.load,
+                        lock=self._limiter_lock,
+                        running=self._running,
+                    )
+        return found
+
+    def limit_values(self) -> list[tuple[str, float]]:
+        """(scope, limit) of every limiter, in the order they were made: what
+        ``greenfetch_concurrency_limit{scope}`` shows when scraped (``Metrics.watch_limits``)."""
         with self._lock:
-            found = self._by_scope.get(scope)
-            if found is None:
-                found = Limiter(scope, Controller(self.settings, self._clock), self._export, self.load)
-                self._by_scope[scope] = found
-                self._export(scope, found.controller.limit)
-            return found
+            return [(scope, limiter.controller.limit) for scope, limiter in self._by_scope.items()]
 
     def reset(self, scope: str | None = None) -> None:
         """Forget what the limiters learned (limit, baseline, rate cap), for one scope or all: the
@@ -381,7 +407,6 @@ class Limits:
                     fresh = Controller(self.settings, self._clock)
                     fresh.trace.extend(limiter.controller.trace)
                     limiter.controller = fresh
-                    self._export(name, fresh.limit)
 
     def open(self, settings: Settings, *, reset: bool = False) -> Gate:
         """A gate for one run: every limiter takes ``settings`` (what it learned carries over, clamped),
@@ -396,15 +421,13 @@ class Limits:
             return sorted(self._by_scope)
 
     def busy(self) -> bool:
-        return any(limiter.inflight for limiter in list(self._by_scope.values()))
+        """A slot is held in some scope (what keeps the ``ClientLoad`` watcher sampling): one check,
+        however many scopes (an inventory has thousands)."""
+        return bool(self._running)
 
     def trace(self, scope: str) -> list[TracePoint]:
         limiter = self._by_scope.get(scope)
         return list(limiter.controller.trace) if limiter else []
-
-    def _export(self, scope: str, limit: float) -> None:
-        if self._metrics is not None:
-            self._metrics.set_limit(scope, limit)
 
 
 class Gate:
@@ -421,10 +444,11 @@ class Gate:
         self._limiters: dict[str, Limiter] = {}  # by scope: this run's (a limiter outlives a reset)
 
     def __call__(self, request: Request) -> contextlib.AbstractContextManager[int | None]:
-        slot = self._limiter(request).slot()
-        if self.limits.load is not None:
-            self.limits.load.ensure(self.limits.busy)
-        return slot
+        limiter = self._limiter(request)
+        load = self.limits.load
+        if load is not None:
+            load.ensure(self.limits.busy)
+        return limiter  # its own slot (``Limiter.slot``)
 
     def attempt(self, request: Request, attempt: Attempt) -> None:
         self._limiter(request).observe(attempt)

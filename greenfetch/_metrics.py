@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import re
 import threading
+import weakref
 from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
 
 from ._errors import UNNAMED_CODES, classify, is_throttle
 from ._sketch import QuantileSketch
@@ -74,6 +77,51 @@ class _Inflight:
         self._calls.pop()
 
 
+class LimitSource(Protocol):
+    """What ``Metrics.watch_limits`` reads when scraped (``_adaptive.Limits``)."""
+
+    def limit_values(self) -> Iterable[tuple[str, float]]: ...
+
+
+class _LimitCollector:
+    """``greenfetch_concurrency_limit{scope}``, read from the limiters when scraped (or a delta taken).
+
+    A labelled ``Gauge`` child per scope cost more than the rest of a one-call scope's limiter (an
+    inventory makes thousands: ``labels()`` built a child with its own lock, 60k instructions, and each
+    export while slow start grew a limit took 11k more); this reads the live limits instead, so a
+    limiter costs the metrics nothing until a scrape. The series is the same: name, help, type, the
+    ``scope`` label (bounded as before: past 128 characters or outside the plain-name pattern it is
+    ``other``, the last such scope's limit) and the limit. Sources are held weakly: a ``Limits`` that
+    is gone takes its scopes with it. ``values`` holds limits set directly (``set_limit``) and those
+    of worker processes (``merge_delta``: the process that owns a scope runs it, so its value wins over
+    a limiter this process made only to hold that scope's trace)."""
+
+    NAME = "greenfetch_concurrency_limit"
+    HELP = "Adaptive concurrency limit per scope."
+
+    def __init__(self) -> None:
+        self.sources: weakref.WeakSet[Any] = weakref.WeakSet()
+        self.values: dict[str, float] = {}  # label -> limit
+
+    def current(self) -> dict[str, float]:
+        """Label -> limit, every source's scopes in the order they were made, then ``values``."""
+        out: dict[str, float] = {}
+        for source in list(self.sources):
+            for scope, limit in source.limit_values():
+                out[_bounded(scope, 128)] = limit
+        out.update(self.values)
+        return out
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily(self.NAME, self.HELP, labels=["scope"])
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(self.NAME, self.HELP, labels=["scope"])
+        for label, limit in self.current().items():
+            family.add_metric([label], limit)
+        yield family
+
+
 class Metrics:
     """Prometheus series plus the perf-stats table, fed by the engine per attempt and per result."""
 
@@ -106,10 +154,8 @@ class Metrics:
             "greenfetch_inflight_requests", "Requests being executed now.", registry=r
         )
         self.inflight_gauge.set_function(lambda: self._inflight.now + self._children_inflight)
-        self.limit_gauge = Gauge(
-            "greenfetch_concurrency_limit", "Adaptive concurrency limit per scope.", ["scope"], registry=r
-        )
-        self._limit_children: dict[str, Any] = {}  # scope -> its limit_gauge child (set_limit)
+        self.limit_collector = _LimitCollector()  # greenfetch_concurrency_limit{scope}
+        r.register(self.limit_collector)
         self.dedupe_total = Counter(
             "greenfetch_dedupe_total", "dedupe_request calls by outcome.", ["outcome"], registry=r
         )
@@ -170,13 +216,14 @@ class Metrics:
     def dedupe(self, outcome: str) -> None:
         self.dedupe_total.labels(outcome).inc()
 
+    def watch_limits(self, source: LimitSource) -> None:
+        """Export ``source``'s limits (``limit_values()``: scope, limit) as
+        ``greenfetch_concurrency_limit{scope}``, read when scraped; held weakly."""
+        self.limit_collector.sources.add(source)
+
     def set_limit(self, scope: str, limit: float) -> None:
-        """Export a scope's limit. Its gauge child is kept by scope: ``labels()`` cost 25k instructions a
-        call, once per answer while slow start grows a limit (an inventory has thousands of scopes)."""
-        child = self._limit_children.get(scope)
-        if child is None:
-            child = self._limit_children[scope] = self.limit_gauge.labels(_bounded(scope, 128))
-        child.set(limit)
+        """Export a scope's limit that no watched source holds (see ``_LimitCollector``)."""
+        self.limit_collector.values[_bounded(scope, 128)] = limit
 
     # -- what users read ---------------------------------------------------------------------
 
@@ -222,7 +269,7 @@ class Metrics:
             "counts": {k: v - sent.get(k, 0.0) for k, v in now.items() if v != sent.get(k, 0.0)},
             "rows": {k: (r.sketch, r.errors, r.throttles) for k, r in rows.items()},
             "inflight": self._inflight.now,
-            "limits": _gauge_values(self.limit_gauge),
+            "limits": {(label,): limit for label, limit in self.limit_collector.current().items()},
         }
 
     def merge_delta(self, delta: dict[str, Any], source: Any = None) -> None:
@@ -249,7 +296,7 @@ class Metrics:
                 row.errors += errors
                 row.throttles += throttles
         for (scope,), value in delta["limits"].items():
-            self.limit_gauge.labels(scope).set(value)
+            self.limit_collector.values[scope] = value
         children = getattr(self, "_child_inflight", {})
         children[source] = delta["inflight"]
         self._child_inflight = children
@@ -312,9 +359,3 @@ def _counts(metrics: Metrics) -> dict[tuple[str, tuple[Any, ...]], float]:
         for position, bucket in enumerate(child._buckets):
             out[(histogram._name, (*labels, position))] = bucket.get()
     return out
-
-
-def _gauge_values(gauge: Any) -> dict[tuple[str, ...], float]:
-    if not gauge._labelnames:
-        return {(): gauge._value.get()}
-    return {labels: child._value.get() for labels, child in list(gauge._metrics.items())}

@@ -162,3 +162,139 @@ def test_cache_write_makes_the_directory_again(tmp_path):
     cache.set("b", [2])
     assert len(_entries(tmp_path / "cache")) == 1
     assert stat.S_IMODE(os.stat(tmp_path / "cache").st_mode) == 0o700
+
+
+# -- a scope's limiter: cheap to make, its limit exported when scraped ---------------------------
+
+
+def _limit_lines(registry):
+    from prometheus_client import generate_latest
+
+    text = generate_latest(registry).decode()
+    return [line for line in text.splitlines() if "greenfetch_concurrency_limit" in line]
+
+
+def test_the_limit_a_scrape_shows_is_the_limiters_now():
+    """Nothing is exported per scope or per answer: a scrape reads each limiter's limit as it is then
+    (a limit set by any path, here a reconfigure that clamps it, shows without an export call)."""
+    from greenfetch._adaptive import Limits, Settings
+    from greenfetch._metrics import Metrics
+
+    metrics = Metrics()
+    limits = Limits(metrics)
+    a, b = limits.limiter("dynamodb/eu-west-1/111111111111"), limits.limiter("sqs/us-east-1/222222222222")
+    assert not metrics.limit_collector.values  # nothing kept per scope in the metrics
+    a.controller.limit = 17.0
+    value = metrics.registry.get_sample_value
+    assert value("greenfetch_concurrency_limit", {"scope": a.scope}) == 17.0
+    assert value("greenfetch_concurrency_limit", {"scope": b.scope}) == 5.0
+    limits.configure(Settings(initial=2, max=9))  # clamps every learned limit
+    assert value("greenfetch_concurrency_limit", {"scope": a.scope}) == 9.0
+    limits.reset(a.scope)
+    assert value("greenfetch_concurrency_limit", {"scope": a.scope}) == 2.0
+
+
+def test_the_limit_series_is_what_a_labelled_gauge_gave():
+    """The same exposition as the labelled ``Gauge`` it replaced: name, help, type, one sample per
+    scope label in the order the scopes were made, a label past 128 characters or outside the
+    plain-name pattern as ``other`` (once, the last such scope's limit), a limit set directly too."""
+    from prometheus_client import CollectorRegistry, Gauge
+
+    from greenfetch._adaptive import Limits
+    from greenfetch._metrics import Metrics
+
+    metrics = Metrics()
+    limits = Limits(metrics)
+    scopes = ["s3/us-east-1/default", "ec2/eu-west-1/" + "1" * 130, "kms/eu-west-1/my profile", "sqs/x/3"]
+    for n, scope in enumerate(scopes):
+        limits.limiter(scope).controller.limit = 3.0 + n
+    metrics.set_limit("lambda/us-west-2/4", 12)
+    reference = CollectorRegistry()
+    gauge = Gauge(
+        "greenfetch_concurrency_limit", "Adaptive concurrency limit per scope.", ["scope"], registry=reference
+    )
+    gauge.labels("s3/us-east-1/default").set(3.0)
+    gauge.labels("other").set(4.0)
+    gauge.labels("other").set(5.0)
+    gauge.labels("sqs/x/3").set(6.0)
+    gauge.labels("lambda/us-west-2/4").set(12)
+    assert _limit_lines(metrics.registry) == _limit_lines(reference)
+    assert len(_limit_lines(metrics.registry)) == 2 + 4  # HELP, TYPE, then one sample per label
+
+
+def test_worker_limits_cross_the_delta_and_a_gone_limits_is_forgotten():
+    """``processes=N``: a worker's limits reach the parent's scrape through ``take_delta`` (the owner's
+    value wins over a limiter the parent made only to hold that scope's trace); the metrics hold their
+    ``Limits`` weakly, so making engines' limits over and over keeps nothing."""
+    import gc
+
+    from greenfetch._adaptive import Limits
+    from greenfetch._metrics import Metrics
+
+    child, parent = Metrics(), Metrics()
+    Limits(child).limiter("dynamodb/eu-west-1/1").controller.limit = 21.0
+    held = Limits(child)
+    held.limiter("sqs/eu-west-1/1").controller.limit = 8.0
+    gc.collect()  # the first Limits is gone: its scope with it
+    delta = child.take_delta()
+    assert delta["limits"] == {("sqs/eu-west-1/1",): 8.0}
+    mine = Limits(parent)
+    mine.limiter("sqs/eu-west-1/1")  # made here for the trace only: limit 5
+    parent.merge_delta(delta, source=1)
+    assert (
+        parent.registry.get_sample_value("greenfetch_concurrency_limit", {"scope": "sqs/eu-west-1/1"}) == 8.0
+    )
+    for _ in range(50):
+        Limits(parent)
+    gc.collect()
+    assert len(parent.limit_collector.sources) == 1
+
+
+def _python_calls(run):
+    """Python-level function calls ``run()`` makes, outside the controller (``_controller``'s law and
+    ``ClientLoad``'s sampling are counted where they live, not here)."""
+    import sys
+
+    calls = []
+
+    def profile(frame, event, arg):
+        if event == "call":
+            code = frame.f_code
+            if not code.co_filename.endswith("_controller.py") and "ClientLoad" not in code.co_qualname:
+                calls.append(f"{os.path.basename(code.co_filename)}:{code.co_qualname}")
+
+    sys.setprofile(profile)
+    try:
+        run()
+    finally:
+        sys.setprofile(None)
+    return calls
+
+
+def test_a_one_call_scope_costs_few_python_calls():
+    """An inventory's scope usually sees one call: its limiter made, fed once, a slot, one sample. The
+    Python calls that takes (outside the controller) are few and stay few: a lock that is Python code
+    (``threading.RLock`` once gevent patches it), a gauge child per scope, a slot object per request
+    or a scan of every scope would each show here."""
+    from greenfetch._adaptive import Limits, open_gate
+    from greenfetch._attempts import Attempt
+    from greenfetch._metrics import Metrics
+    from greenfetch._models import Request
+    from greenfetch.inventory._pacing import FairFeed
+
+    limits = Limits(Metrics(), gevent=True)
+    requests = [Request("dynamodb", "ListTables", region=f"r{n}", account="111111111111") for n in range(40)]
+    gate = open_gate(limits, 5, 5.0, 1, 64)
+    answer = Attempt(0.05, 200, None)
+
+    def run():
+        feed = FairFeed(requests, Limits.scope_of, lambda scope: limits.limiter(scope).limit)
+        for request in feed:
+            with gate(request):
+                pass
+            gate.attempt(request, answer)
+            limits.busy()
+            feed.done(request)
+
+    calls = _python_calls(run)
+    assert len(calls) / len(requests) <= 42, sorted(set(calls))  # 106 before: see docs/performance.md

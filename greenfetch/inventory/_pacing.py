@@ -53,7 +53,10 @@ class FairFeed(Generic[T]):
             self._put(item)
         # (in flight, rank): a stale entry (its scope's count moved on) is skipped when popped
         self._heap: list[tuple[int, int, str]] = [(0, s.rank, s.name) for s in self._scopes.values()]
-        self._cond = threading.Condition()  # gevent-cooperative once patched
+        # gevent-cooperative once patched; a plain lock: nothing here takes it twice (the default
+        # RLock is Python code, and this one is taken twice per request)
+        self._cond = threading.Condition(threading.Lock())
+        self._waiting = False  # the iteration waits in ``wait_for``: ``done`` and ``add`` must wake it
         self._closed = False
         self.sent: list[T] = []
 
@@ -74,7 +77,8 @@ class FairFeed(Generic[T]):
             for scope in {id(s): s for s in map(self._put, items)}.values():
                 if not scope.full:
                     heapq.heappush(self._heap, (scope.inflight, scope.rank, scope.name))
-            self._cond.notify()
+            if self._waiting:
+                self._cond.notify()
 
     def inflight(self, name: str) -> int:
         with self._cond:
@@ -84,7 +88,13 @@ class FairFeed(Generic[T]):
     def __iter__(self) -> Iterator[T]:
         while True:
             with self._cond:
-                taken = self._cond.wait_for(self._take)
+                taken = self._take()
+                if taken is None:  # every scope with items left is at its cap: wait for a ``done``
+                    self._waiting = True
+                    try:
+                        taken = self._cond.wait_for(self._take)
+                    finally:
+                        self._waiting = False
                 if not isinstance(taken, tuple):  # _END
                     return
                 item = taken[0]
@@ -126,7 +136,8 @@ class FairFeed(Generic[T]):
                 self._left += 1
             if scope.queue:
                 heapq.heappush(self._heap, (scope.inflight, scope.rank, scope.name))
-            self._cond.notify()
+            if self._waiting:
+                self._cond.notify()
 
     def close(self) -> None:
         with self._cond:
