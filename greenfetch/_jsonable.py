@@ -12,7 +12,7 @@ from typing import Any
 
 from ._exceptions import GreenfetchError
 
-__all__ = ["MAX_DEPTH", "JSONInputError", "jsonable", "loads_strict", "to_json"]
+__all__ = ["MAX_DEPTH", "JSONInputError", "jsonable", "loads_strict", "plain_json", "to_json"]
 
 
 def jsonable(value: Any, body_limit: int = 1 << 20) -> Any:
@@ -86,9 +86,31 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 def to_json(value: Any, *, indent: int | None = None, sort_keys: bool = False) -> str:
     """The one way greenfetch turns data into JSON text: ``jsonable`` first (ISO-8601 dates, bytes
     as text or base64, no NaN), so stdout, files, sinks and caches print the same value alike."""
+    if indent is None:  # a record per line or per file: one encoder each, made once
+        return (_SORTED if sort_keys else _UNSORTED).encode(jsonable(value))
     return json.dumps(
         jsonable(value), ensure_ascii=False, allow_nan=False, indent=indent, sort_keys=sort_keys
     )
+
+
+def plain_json(value: Any, *, compact: bool = False) -> str:
+    """JSON text of a tree ``jsonable`` made (plain containers and scalars, no cycle): ``to_json``'s
+    text without the walk again; ``compact``: ``json.dumps(value, ensure_ascii=False,
+    separators=(",", ":"))``'s, the form the inventory cache stores."""
+    return (_COMPACT if compact else _UNSORTED).encode(value)
+
+
+def _encoder(allow_nan: bool = False, **options: Any) -> json.JSONEncoder:
+    """``json.dumps``'s text with these options, made once: ``json.dumps`` makes an encoder per call
+    when given any option, and a record's few hundred bytes then cost a third more. Without the check
+    for circular references: it is for what ``jsonable`` returns, a tree of new containers (a cycle in
+    the input never gets this far), and the check costs a dict entry per container."""
+    return json.JSONEncoder(ensure_ascii=False, allow_nan=allow_nan, check_circular=False, **options)
+
+
+_UNSORTED = _encoder()
+_SORTED = _encoder(sort_keys=True)
+_COMPACT = _encoder(allow_nan=True, separators=(",", ":"))
 
 
 def _key(key: Any) -> str:

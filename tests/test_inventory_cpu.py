@@ -298,3 +298,86 @@ def test_a_one_call_scope_costs_few_python_calls():
 
     calls = _python_calls(run)
     assert len(calls) / len(requests) <= 42, sorted(set(calls))  # 106 before: see docs/performance.md
+
+
+# -- a page made JSON-ready once, for the cache and the file sink -----------------------------------
+
+
+_records = st.fixed_dictionaries(
+    {
+        "resource_type": st.sampled_from(["ssm.parameters", "caf\u00e9.x"]),
+        "account": st.text(max_size=4),
+        "region": st.sampled_from(["eu-west-1", "global", "*"]),
+        "items": st.lists(_values, max_size=4),
+        "status": st.sampled_from(["ok", "denied"]),
+        "error": st.none() | st.text(max_size=6) | st.just("a\ud800b"),
+    }
+)
+
+
+@given(_records)
+def test_a_record_with_its_items_made_plain_is_the_same_text(rec):
+    """The file sink writes a record whose items the cache already made JSON-ready (``plain_items``)
+    as exactly the text ``to_json`` gives for the record itself."""
+    from greenfetch._jsonable import to_json
+    from greenfetch.inventory._sinks import _dumps
+
+    assert _dumps(rec, jsonable(rec["items"])) == _dumps(rec) == to_json(rec)
+
+
+def test_the_json_sink_writes_a_record_as_it_was_added(tmp_path):
+    """``json`` files are written at the end, from each record's text made when it was added: a record
+    changed afterwards (by a caller's ``on_record``) is written as it was fetched, as ``jsonl`` does."""
+    from greenfetch.inventory._sinks import FileSink
+
+    sink = FileSink(tmp_path, "json")
+    rec = {
+        "resource_type": "sqs.queues",
+        "account": "1",
+        "region": "r",
+        "items": ["q"],
+        "status": "ok",
+        "error": None,
+    }
+    sink.add(rec)
+    rec["items"].append("later")
+    sink.close()
+    assert json.loads((tmp_path / "sqs.queues.json").read_text())[0]["items"] == ["q"]
+
+
+def test_a_fresh_page_is_made_json_ready_once(tmp_path, monkeypatch):
+    """``greenfetch inventory --out DIR``: each fresh page's items are made JSON-ready once, by the cache
+    write, and the json file gets that (not a second ``jsonable`` of the page); the files are the same."""
+    from greenfetch import Config, Engine
+    from greenfetch.inventory import _sinks, run_inventory
+    from greenfetch.testing import inventory_server
+
+    def run(out):
+        engine = Engine(Config.resolve({"endpoint_url": server.url, "region": "us-east-1"}, environ={}))
+        try:
+            return run_inventory(
+                engine,
+                accounts="111111111111,222222222222",
+                role_name="InventoryReader",
+                regions="us-east-1,eu-west-1",
+                types="ssm.parameters,kms.keys",
+                out=str(out),
+                cache_ttl=0,
+                cache_dir=str(tmp_path / "cache"),
+            )
+        finally:
+            engine.close()
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "y")
+    walked = []
+    to_json = _sinks.to_json
+    monkeypatch.setattr(_sinks, "to_json", lambda rec: walked.append(rec) or to_json(rec))
+    with inventory_server(items=3) as server:
+        report = run(tmp_path / "shared")
+        assert report.summary["records"] == 8 and walked == []  # every record written from the cache's
+        monkeypatch.setattr("greenfetch.inventory._fetch.Inventory.plain_items", lambda self, rec: None)
+        run(tmp_path / "walked")
+    assert len(walked) == 8
+    for name in ("ssm.parameters.json", "kms.keys.json"):
+        assert (tmp_path / "shared" / name).read_bytes() == (tmp_path / "walked" / name).read_bytes()

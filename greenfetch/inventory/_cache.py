@@ -31,7 +31,7 @@ from cachetools import TTLCache
 
 from .._engine import Engine
 from .._errors import storage_error
-from .._jsonable import jsonable
+from .._jsonable import jsonable, plain_json
 from .._models import Request
 from ._fileio import replace_quickly, sweep_stale
 from ._s3_read import read_object
@@ -122,19 +122,21 @@ class InventoryCache:
         self.misses += 1
         return None
 
-    def set(self, key: str, value: Any, *, stored_at: float | None = None) -> None:
+    def set(self, key: str, value: Any, *, stored_at: float | None = None) -> Any:
         """Store ``value`` as fetched at ``stored_at`` (default: now) in every tier; with a TTL of 0 too
-        (not in memory, which only this cache's own reads could use)."""
+        (not in memory, which only this cache's own reads could use). Returns ``jsonable(value)``,
+        what was stored (the inventory's file sink writes it too, rather than make it again)."""
         value = jsonable(value)
         stored_at = self.clock() if stored_at is None else stored_at
         if self.enabled:
             self._memory[key] = (value, stored_at)
         envelope = {_MARK: _VERSION, "key": key, "stored_at": stored_at, "ttl": self.ttl, "value": value}
-        text = json.dumps(envelope, ensure_ascii=False, separators=(",", ":"))
+        text = plain_json(envelope, compact=True)
         if self.directory is not None:
             self._write_file(key, text)
         if self.s3 is not None:
             self._write_s3(key, text)
+        return value
 
     def _usable(self, stored_at: float) -> bool:
         """Young enough for this cache's TTL, and newer than ``not_before`` (compared in whole

@@ -211,6 +211,7 @@ class Inventory:
         self._waiting: dict[int, list[_Children]] = {}  # id(parent unit) -> the child types it holds up
         # what the plan knows of a possible parent per (type, account, region): its record, or its unit
         self._known: dict[tuple[str, str, str], Record | _Fetch] = {}
+        self._plain: tuple[Any, Any] = (None, None)  # (items, jsonable(items)) the cache last wrote
 
     # -- the run -------------------------------------------------------------------------------
 
@@ -218,6 +219,12 @@ class Inventory:
         """Records as they complete (cached ones first)."""
         for rec, _ in self.run_with_times():
             yield rec
+
+    def plain_items(self, rec: Record) -> Any:
+        """``jsonable(rec["items"])`` if the cache just made it, for the record this run yielded last
+        (its items unchanged since: a sink that writes JSON need not walk them again); else None."""
+        items, plain = self._plain
+        return plain if items is rec["items"] and items is not None else None
 
     def run_with_times(self) -> Iterator[tuple[Record, float]]:
         """``(record, fetched_at)`` as they complete: epoch seconds (whole milliseconds) when the
@@ -345,7 +352,8 @@ class Inventory:
                 unit.rtype, rec["items"], self._tag_maps.get((unit.account, unit.request.region or ""))
             )
         if rec["status"] == "ok" and self.cache is not None:  # written whatever the TTL for reading
-            self.cache.set(self._cache_key(unit), rec["items"], stored_at=fetched_at)
+            plain = self.cache.set(self._cache_key(unit), rec["items"], stored_at=fetched_at)
+            self._plain = (rec["items"], plain)
         if not unit.shown:
             self.summary.calls += calls
             return rec, fetched_at

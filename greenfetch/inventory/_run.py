@@ -33,7 +33,7 @@ from ._fetch import Inventory, RunSummary
 from ._postgres_sink import PostgresSink
 from ._region_status import RegionStatusStore
 from ._regions import REGION_MODES, expand_regions, known_regions, parse_list
-from ._sinks import open_sink, prepare_s3, resolve_format, upload_to_s3
+from ._sinks import FileSink, open_sink, prepare_s3, resolve_format, upload_to_s3
 from ._sqlite import SQLiteSink
 from ._types import Account, InventoryError, Record, dynamodb_table
 
@@ -309,9 +309,12 @@ def run_inventory(
         keep = keep_records
         kept: list[Record] = []
 
-        def on_each(rec: Record, fetched_at: float | None = None) -> None:
+        def on_each(rec: Record, fetched_at: float | None = None, plain_items: Any = None) -> None:
             if sink is not None:
-                sink.add(rec, fetched_at)
+                if plain_items is not None and isinstance(sink, FileSink):
+                    sink.add(rec, fetched_at, plain_items=plain_items)
+                else:
+                    sink.add(rec, fetched_at)
             if ddb is not None:  # streamed: the sink holds one window of items, not the run
                 for item in record_items([rec], lambda rtype, item: _id_of(kinds, rtype, item)):
                     ddb.add(item)
@@ -340,7 +343,7 @@ def run_inventory(
             )
         else:
             for rec, fetched_at in inventory.run_with_times():
-                on_each(rec, fetched_at)
+                on_each(rec, fetched_at, inventory.plain_items(rec))  # first: nothing changed its items
             summary = inventory.summary
         files = [str(p) for p in sink.close(summary.to_dict())] if sink is not None else []
     except BaseException as exc:

@@ -29,7 +29,7 @@ from typing import IO, Any
 
 from .._engine import Engine
 from .._errors import storage_error
-from .._jsonable import to_json
+from .._jsonable import jsonable, plain_json, to_json
 from .._redact import redact_url
 from ._cache import parse_s3_uri
 from ._catalog import ResourceType
@@ -126,7 +126,10 @@ class FileSink:
                 f"{exc.strerror or exc}; choose another --out"
             ) from None
         self.fmt = fmt
-        self._by_type: dict[str, list[Record]] = defaultdict(list)
+        # json: per type, (account, region, the record's JSON text) as each arrives: the text the file
+        # gets at the end, made while the record is as it was fetched, and a string the garbage
+        # collector never walks (a run's records kept as objects were most of what it walked)
+        self._by_type: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
         self._stream: contextlib.ExitStack | None = None
         self._handle: IO[str] | None = None
         self.tee: S3Upload | None = None
@@ -139,18 +142,21 @@ class FileSink:
             raise InventoryError(f"only the jsonl stream can be uploaded as it is written, not {self.fmt}")
         self.tee = upload
 
-    def add(self, rec: Record, fetched_at: float | None = None) -> None:
-        """Write (jsonl) or keep (json) the record; ``fetched_at`` is for the database, which records it."""
+    def add(self, rec: Record, fetched_at: float | None = None, *, plain_items: Any = None) -> None:
+        """Write (jsonl) or keep (json) the record; ``fetched_at`` is for the database, which records it.
+        ``plain_items``: ``jsonable(rec["items"])`` when the caller has it (the inventory cache made it)."""
         self.records += 1
         if self.fmt == "json":
-            self._by_type[rec["resource_type"]].append(rec)
+            self._by_type[rec["resource_type"]].append(
+                (rec["account"], rec["region"], _dumps(rec, plain_items))
+            )
             return
         path = self.directory / "inventory.jsonl"
         with _refused(path):
             if self._handle is None:
                 self._stream = contextlib.ExitStack()
                 self._handle = self._stream.enter_context(atomic_open(path, 0o644))
-            line = _dumps(rec) + "\n"
+            line = _dumps(rec, plain_items) + "\n"
             self._handle.write(line)
         if self.tee is not None:
             self.tee.write(line.encode("utf-8"))
@@ -173,10 +179,10 @@ class FileSink:
         written: list[Path] = []
         for rtype in sorted(self._by_type):
             path = self.directory / f"{rtype}.json"
-            records = sorted(self._by_type[rtype], key=lambda r: (r["account"], r["region"]))
+            records = sorted(self._by_type[rtype], key=lambda r: (r[0], r[1]))
             with _refused(path, written):
                 with atomic_open(path, 0o644) as handle:
-                    handle.write("[\n" + ",\n".join(_dumps(r) for r in records) + "\n]\n")
+                    handle.write("[\n" + ",\n".join(r[2] for r in records) + "\n]\n")
             written.append(path)
         return written
 
@@ -197,8 +203,13 @@ class FileSink:
             self.abort()
 
 
-def _dumps(rec: Record) -> str:
-    return to_json(rec)
+def _dumps(rec: Record, plain_items: Any = None) -> str:
+    """``to_json(rec)``; with ``plain_items`` (``jsonable(rec["items"])``) the items are not walked again."""
+    if plain_items is None:
+        return to_json(rec)
+    head = jsonable({k: None if k == "items" else v for k, v in rec.items()})
+    head["items"] = plain_items  # the key is there already: it keeps its place
+    return plain_json(head)
 
 
 @contextlib.contextmanager
