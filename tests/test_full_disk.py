@@ -314,7 +314,7 @@ def _resources(path, run_id):
 
 def test_sqlite_out_on_a_full_disk_keeps_the_run_unfinished_and_diff_refuses_it(pages, small_disk):
     """The probe's 3e: a traceback. The first batch fits (at most 1000 rows), the run does not."""
-    out = small_disk("1m") / "inv.db"
+    out = small_disk("768k") / "inv.db"
     code, err, _ = invoke(inventory_args(pages, out))
     assert code == 1
     line = one_line(err, "Error: cannot write --out", "database or disk is full", "run 1 is kept unfinished")
