@@ -8,6 +8,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from typing import Any
 
 from ._exceptions import RequestError
@@ -86,36 +87,25 @@ class Request:
         if type(paginate) is not bool and not isinstance(paginate, (bool, Mapping)):
             raise RequestError(f'paginate: {paginate!r}; use true, false or {{"max_items": N}}')
         get = raw.get
+        values = (
+            service,
+            operation,
+            dict(params),
+            get("region"),
+            get("account"),
+            get("role"),
+            get("profile"),
+            get("endpoint_url"),
+            paginate,
+            get("id"),
+            get("credentials"),
+        )
         if cls is not Request:
-            return cls(
-                service,
-                operation,
-                dict(params),
-                get("region"),
-                get("account"),
-                get("role"),
-                get("profile"),
-                get("endpoint_url"),
-                paginate,
-                get("id"),
-                get("credentials"),
-            )
+            return cls(*values)
         # the frozen dataclass's __init__ sets each field through object.__setattr__ (11 calls, ~a
         # third of this method's cost); the same fields, in the same order, set at once
         new = object.__new__(Request)
-        new.__dict__.update(
-            service=service,
-            operation=operation,
-            params=dict(params),
-            region=get("region"),
-            account=get("account"),
-            role=get("role"),
-            profile=get("profile"),
-            endpoint_url=get("endpoint_url"),
-            paginate=paginate,
-            id=get("id"),
-            credentials=get("credentials"),
-        )
+        new.__dict__.update(zip(_FIELDS, values, strict=True))
         return new
 
     def _evolve(self, **changes: Any) -> Request:
@@ -180,6 +170,9 @@ class Request:
         if self.paginate:
             out["paginate"] = jsonable(self.paginate)
         return out
+
+
+_FIELDS = tuple(f.name for f in dataclass_fields(Request))  # what coerce sets, in the dataclass's order
 
 
 def _required(raw: Mapping[str, Any], name: str) -> str:
