@@ -29,7 +29,7 @@ import jmespath
 
 from .._errors import suggest
 from ._generated import VERBS, GeneratedTier, snake_noun
-from ._overlay import Overlay, TypeEntry, load_overlay, merge_overlays, shipped_overlay
+from ._overlay import Overlay, TypeEntry, load_overlay, merge_overlays, parse_overlay, shipped_overlay
 from ._types import InventoryError
 
 __all__ = [
@@ -549,10 +549,20 @@ def catalog(user_file: str | None = _FROM_CONFIG) -> Catalog:
         if "" not in _CATALOGS:
             _CATALOGS[""] = Catalog()
         if key not in _CATALOGS:  # the generated tier (and its cache) is shared
-            shipped = _CATALOGS[""]
-            user = load_overlay(key, base=shipped.overlay)
-            _CATALOGS[key] = Catalog(merge_overlays(shipped.overlay, user), shipped.generated)
+            _CATALOGS[key] = _overlaid(_CATALOGS[""], load_overlay(key, base=_CATALOGS[""].overlay))
         return _CATALOGS[key]
+
+
+def catalog_over_shipped(data: Any, source: str) -> Catalog:
+    """The shipped catalog with a user's overlay document (``data``, as read from ``source``) merged
+    over it: what ``catalog(path)`` builds from a file, from the document itself (a worker gets it
+    with a shard). A bad row raises InventoryError naming it."""
+    shipped = catalog(None)
+    return _overlaid(shipped, parse_overlay(data, source=source, base=shipped.overlay))
+
+
+def _overlaid(shipped: Catalog, user: Overlay) -> Catalog:
+    return Catalog(merge_overlays(shipped.overlay, user), shipped.generated)
 
 
 def _config_catalog() -> str | None:

@@ -181,6 +181,12 @@ def _denies(denied: set[tuple[str, str]], service: str, operation: str) -> bool:
 
 
 def load_overlay(path: str | Path, *, base: Overlay | None = None) -> Overlay:
+    return parse_overlay(read_overlay(path), source=str(path), base=base)
+
+
+def read_overlay(path: str | Path) -> Any:
+    """An overlay file's JSON document, not yet validated (``parse_overlay``); InventoryError if the
+    file cannot be read or is not JSON."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
@@ -189,7 +195,7 @@ def load_overlay(path: str | Path, *, base: Overlay | None = None) -> Overlay:
         data = json.loads(text)
     except ValueError as exc:
         raise InventoryError(f"catalog file {str(path)!r} is not JSON: {exc}") from None
-    return parse_overlay(data, source=str(path), base=base)
+    return data
 
 
 def parse_overlay(data: Any, *, source: str = "catalog", base: Overlay | None = None) -> Overlay:

@@ -23,11 +23,11 @@ from .._engine import Engine
 from .._errors import storage_error
 from .._jsonable import jsonable
 from ._cache import InventoryCache
-from ._catalog import Catalog, catalog
+from ._catalog import Catalog, catalog, catalog_over_shipped
 from ._credentials import AccountCredentials
 from ._fetch import Inventory, RunSummary
 from ._fileio import atomic_open
-from ._overlay import merge_overlays, parse_overlay
+from ._overlay import read_overlay
 from ._region_status import RegionStatusStore
 from ._types import Account, InventoryError, Record, check_account_id
 
@@ -196,16 +196,7 @@ def user_catalog(path: str | None) -> dict[str, Any] | None:
     """A shard's ``catalog`` option: the user's overlay file (``--catalog``) as it reads now, so a
     worker lists the types the coordinator planned with their rows (a user's own child type, a row
     the user changed) whatever its own ``GREENFETCH_CATALOG``; None for the shipped catalog alone."""
-    if not path:
-        return None
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InventoryError(f"catalog file {path!r} cannot be read: {exc.strerror or exc}") from None
-    try:
-        return {"source": path, "overlay": json.loads(text)}
-    except ValueError as exc:
-        raise InventoryError(f"catalog file {path!r} is not JSON: {exc}") from None
+    return {"source": path, "overlay": read_overlay(path)} if path else None
 
 
 _USER_CATALOGS: dict[str, Catalog] = {}  # a worker's shards of one run share their catalog
@@ -222,9 +213,7 @@ def _catalog(opts: dict[str, Any]) -> Catalog:
     key = json.dumps(user, sort_keys=True)
     found = _USER_CATALOGS.get(key)
     if found is None:
-        shipped = catalog(None)
-        overlay = parse_overlay(user["overlay"], source=str(user["source"]), base=shipped.overlay)
-        found = Catalog(merge_overlays(shipped.overlay, overlay), shipped.generated)
+        found = catalog_over_shipped(user["overlay"], str(user["source"]))
         if len(_USER_CATALOGS) >= 8:
             _USER_CATALOGS.clear()
         _USER_CATALOGS[key] = found
