@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import greenfetch  # noqa: F401  (first: patches for gevent before celery, kombu or redis import ssl)
 
+import dataclasses
+import json
 import logging
 import os
 import socket
@@ -184,6 +186,7 @@ def shard_task(self: Any, payload: dict[str, Any]) -> None:
     runs = _retry(lambda: state.start(shard.key, me), f"shard {shard.key}")
     started = time.perf_counter()
     try:
+        shard = _with_catalog(state, shard)
         engine = _engine(payload.get("engine") or {})
         summary = run_shard(engine, shard, open_shard_sink(payload["sink"], engine))
     except Timeout:
@@ -214,6 +217,37 @@ def shard_task(self: Any, payload: dict[str, Any]) -> None:
         "account failed" if failed else "ok",
         time.perf_counter() - started,
         f" (run {runs} of this shard)" if runs > 1 else "",
+    )
+
+
+_overlays: dict[str, Any] = {}  # the runs' catalogs this worker read, by SHA-256
+
+
+def _with_catalog(state: RunState, shard: Any) -> Any:
+    """``shard`` with the catalog it names by SHA-256 (kept once in the run's state) in its options.
+    InventoryError when the run's state has no catalog by that digest: the shard fails with that line
+    (the coordinator keeps the catalog again and re-sends it), never listed with the shipped catalog."""
+    user = shard.options.get("catalog")
+    if not isinstance(user, dict) or "sha256" not in user or "overlay" in user:
+        return shard  # the shipped catalog alone, or the catalog itself in the shard (an older coordinator)
+    digest, source = str(user["sha256"]), str(user.get("source"))
+    overlay = _overlays.get(digest)
+    if overlay is None:
+        text = _retry(lambda: state.catalog(digest), f"shard {shard.key}")
+        if text is None:
+            from ..inventory._types import InventoryError
+
+            raise InventoryError(
+                f"the run's catalog file {source!r} (sha256 {digest[:12]}) is not in the broker's state "
+                "for this run (the run is over, or Redis lost it); the shard is not listed with the shipped "
+                "catalog in its place"
+            )
+        overlay = json.loads(text)
+        if len(_overlays) >= 8:
+            _overlays.clear()
+        _overlays[digest] = overlay
+    return dataclasses.replace(
+        shard, options={**shard.options, "catalog": {"source": source, "sha256": digest, "overlay": overlay}}
     )
 
 

@@ -5,7 +5,9 @@ summary, DynamoDB, S3 and exit codes after it, are the local run's own. In betwe
 
 1. plans one shard per account and marks every shard key pending in Redis;
 2. sends the shards (ids, options and the sink's location: the ``--out`` directory or ``--shards
-   s3://BUCKET/PREFIX``; never credentials or the broker URL);
+   s3://BUCKET/PREFIX``; never credentials or the broker URL). The user's catalog file (``--catalog``,
+   ``run_inventory(catalog_file=...)``) is read once and kept in the run's state in Redis; each shard
+   names it by its SHA-256 and the worker merges it over the shipped catalog;
 3. shows progress from the pending set while workers remove keys as their records reach the sink;
 4. when nothing is pending, reconciles the plan against the sink and re-sends what is missing (a
    shard that raised, or a queue lost with a Redis restart), up to ``max_rounds`` times in all;
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import sys
 import time
 import uuid
@@ -47,7 +50,7 @@ from ._broker import (
     restore_abandoned,
     sweep_interval,
 )
-from ._runstate import RunState, redis_client
+from ._runstate import RunState, catalog_digest, redis_client
 
 __all__ = ["Coordinator", "broker_fetch"]
 
@@ -69,10 +72,8 @@ class Coordinator:
         poll: float = 0.25,
         grace: float | None = None,
         log: Callable[[str], None] | None = None,
-        catalog: str | None = None,
     ):
         self.url = check_broker_url(broker_url)
-        self.catalog = catalog or None  # the user's overlay file (--catalog): its rows go with each shard
         self.redeliver = redeliver_after() if redeliver is None else redeliver
         self.sink: ShardSink = (
             DirectoryShardSink(Path(sink_root).resolve()) if isinstance(sink_root, (str, Path)) else sink_root
@@ -86,6 +87,7 @@ class Coordinator:
         # a run no worker has touched by then says so once, and keeps waiting
         self.notice = min(10.0, self.stall / 3)
         self.rounds = 0
+        self._catalog: str | None = None  # the run's catalog text (its state keeps it; shards name it)
         self.reruns = 0
         self.run_id = ""
         self.app = new_app(
@@ -138,13 +140,17 @@ class Coordinator:
         tags: bool = False,
         on_record: Callable[[Record, float | None], None] | None = None,
         sink: Any = None,
+        catalog_file: str | None = None,
     ) -> RunSummary:
         """``sink``: the run's own sink when workers can write it directly (PostgreSQL): they do, and
-        only records no worker wrote (a shard that never completed) go to ``on_record``."""
+        only records no worker wrote (a shard that never completed) go to ``on_record``.
+        ``catalog_file``: the user's overlay file the run was planned with (None: the shipped catalog
+        alone); kept once in the run's state, each shard names it by digest."""
         self.run_id = uuid.uuid4().hex[:16]
         if sink is not None:
             self.sink = sink.shard_sink()
         summary = RunSummary()
+        self._catalog, reference = _catalog_text(catalog_file)
         options = {
             "cache_ttl": cache_ttl,
             "cache_not_before": cache_not_before,
@@ -152,13 +158,15 @@ class Coordinator:
             "concurrency": concurrency,
             "filter_offered": filter_offered,
             "tags": tags,
-            "catalog": user_catalog(self.catalog),
+            "catalog": reference,
         }
         shards = self.plan(accounts, types, regions, exclude, role_name, external_id, options)
         state = RunState(redis_client(self.url), self.run_id)
         self._broker(state.client.ping, "cannot reach the broker")
         try:
-            self._broker(lambda: state.begin(s.key for s in shards), "cannot reach the broker")
+            self._broker(
+                lambda: state.begin((s.key for s in shards), self._catalog), "cannot reach the broker"
+            )
             self._send(shards)
             failures = self._wait(state, shards)
             finished: dict[str, str] | None = None
@@ -253,7 +261,8 @@ class Coordinator:
                     return failures
                 self.rounds += 1
                 self._broker(
-                    functools.partial(state.again, [s.key for s in missing], total), "lost the broker"
+                    functools.partial(state.again, [s.key for s in missing], total, self._catalog),
+                    "lost the broker",
                 )
                 self._send(missing)
                 last, changed = -1, time.monotonic()
@@ -310,6 +319,16 @@ class Coordinator:
         error = f"shard {shard.key} did not complete in {self.rounds} deliveries: {why}"
         records = [record(t.name, shard.account, "*", [], "error", error) for t in types]
         return records, {"accounts_failed": {shard.account: error}}
+
+
+def _catalog_text(path: str | None) -> tuple[str | None, dict[str, str] | None]:
+    """The user's overlay file as the text the run's state keeps, and the shard's ``catalog`` option
+    that names it (its source and SHA-256); (None, None) for the shipped catalog alone."""
+    user = user_catalog(path)
+    if user is None:
+        return None, None
+    text = json.dumps(user["overlay"], sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return text, {"source": str(user["source"]), "sha256": catalog_digest(text)}
 
 
 def _connection_error(exc: BaseException) -> bool:
@@ -375,7 +394,6 @@ def broker_fetch(
             raise InventoryError("--shards on S3 needs an engine to read the shards back")
         sink = S3ShardSink(engine, shards)
         sink.check()
-    catalog = getattr(config, "catalog", None)
     engine_options = {
         "region": config.region,
         "endpoint_url": config.endpoint_url,
@@ -386,9 +404,7 @@ def broker_fetch(
     if line is not None and log is not None:
         log = line.above(log)
     try:
-        coordinator = Coordinator(
-            broker_url, sink, engine_options=engine_options, progress=line, log=log, catalog=catalog
-        )
+        coordinator = Coordinator(broker_url, sink, engine_options=engine_options, progress=line, log=log)
     except ConfigError as exc:
         raise InventoryError(str(exc)) from None
     return coordinator.fetch

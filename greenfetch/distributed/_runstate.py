@@ -7,10 +7,11 @@ restarted Redis that lost it costs re-sent shards, not records.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["RunState", "redis_client"]
+__all__ = ["RunState", "catalog_digest", "redis_client"]
 
 _KEY_TTL = 7 * 86400  # run state outlives a crashed coordinator, but not forever
 
@@ -19,7 +20,8 @@ class RunState:
     """The run's state in Redis, under ``greenfetch:run:RUN_ID:``. ``plan`` exists while the run is
     live; ``pending`` holds the shard keys not yet in the sink; ``started``, ``runs`` and ``finished``
     say who ran what, how often, and who last finished it; ``failed`` holds the last error of a shard
-    that raised."""
+    that raised; ``catalog`` holds the user's catalog overlay (a JSON text), once per run, by its
+    SHA-256, for the shards that name it."""
 
     def __init__(self, client: Any, run_id: str):
         self.client, self.run_id = client, run_id
@@ -28,25 +30,33 @@ class RunState:
     def key(self, name: str) -> str:
         return self._prefix + name
 
-    def begin(self, keys: Iterable[str]) -> None:
-        keys = list(keys)
-        pipe = self.client.pipeline()
-        pipe.set(self.key("plan"), len(keys), ex=_KEY_TTL)
-        if keys:
-            pipe.sadd(self.key("pending"), *keys)
-        pipe.expire(self.key("pending"), _KEY_TTL)
-        pipe.execute()
+    def begin(self, keys: Iterable[str], catalog: str | None = None) -> None:
+        """The run planned: its shard keys pending and, when given, the catalog text its shards name."""
+        self.again(keys, None, catalog)
 
-    def again(self, keys: Iterable[str], planned: int) -> None:
-        """Pending once more (and the run live again: a restarted Redis may have lost everything)."""
+    def again(self, keys: Iterable[str], planned: int | None, catalog: str | None = None) -> None:
+        """Pending once more (and the run live again, its catalog kept again: a restarted Redis may have
+        lost everything)."""
         keys = list(keys)
         pipe = self.client.pipeline()
-        pipe.set(self.key("plan"), planned, ex=_KEY_TTL)
+        pipe.set(self.key("plan"), len(keys) if planned is None else planned, ex=_KEY_TTL)
         if keys:
             pipe.sadd(self.key("pending"), *keys)
             pipe.hdel(self.key("failed"), *keys)
         pipe.expire(self.key("pending"), _KEY_TTL)
+        if catalog is not None:
+            pipe.hset(self.key("catalog"), catalog_digest(catalog), catalog)
+            pipe.expire(self.key("catalog"), _KEY_TTL)
         pipe.execute()
+
+    def catalog(self, digest: str) -> str | None:
+        """The catalog text kept under ``digest``; None when the run has none by that digest (the run
+        ended, or Redis lost its keys) or what it has does not hash to it."""
+        text = self.client.hget(self.key("catalog"), digest)
+        if text is None:
+            return None
+        text = _text(text)
+        return text if catalog_digest(text) == digest else None
 
     def live(self) -> bool:
         return bool(self.client.exists(self.key("plan")))
@@ -95,8 +105,13 @@ class RunState:
 
     def end(self) -> None:
         self.client.delete(
-            *(self.key(n) for n in ("plan", "pending", "started", "runs", "failed", "finished"))
+            *(self.key(n) for n in ("plan", "pending", "started", "runs", "failed", "finished", "catalog"))
         )
+
+
+def catalog_digest(text: str) -> str:
+    """The SHA-256 (hex) a shard names a run's catalog text by."""
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _text(value: Any) -> str:

@@ -97,7 +97,11 @@ def resolve_accounts(
 def _catalog(engine: Engine, catalog_file: str | None) -> Catalog:
     """The run's catalog: the shipped one with ``catalog_file`` (default: the engine config's
     ``catalog``, ``--catalog FILE``/``GREENFETCH_CATALOG``) merged over it; InventoryError for a bad file."""
-    return catalog(catalog_file if catalog_file is not None else getattr(engine.config, "catalog", None))
+    return catalog(_catalog_file(engine, catalog_file))
+
+
+def _catalog_file(engine: Engine, catalog_file: str | None) -> str | None:
+    return catalog_file if catalog_file is not None else getattr(engine.config, "catalog", None)
 
 
 def _select(
@@ -250,7 +254,8 @@ def run_inventory(
     """Run an inventory end to end; InventoryError (before any fetch) for bad input.
 
     ``fetch`` replaces the in-process fetch with another executor (the Celery coordinator): it gets
-    the checked plan as keywords (the cache rule as ``cache_ttl`` and ``cache_not_before``), calls
+    the checked plan as keywords (the cache rule as ``cache_ttl`` and ``cache_not_before``, the user's
+    catalog file as ``catalog_file``: the executor's workers must list with it), calls
     ``on_record(record, fetched_at)`` for every record (``fetched_at``: epoch seconds when its page was
     fetched; may be left out when unknown) and returns the RunSummary; checks, files, sinks and the
     report stay this function's. A sink that workers can write directly
@@ -338,6 +343,7 @@ def run_inventory(
                 concurrency=concurrency,
                 filter_offered=filter_offered,
                 tags=tags,
+                catalog_file=_catalog_file(engine, catalog_file),
                 on_record=on_each,
                 **direct,
             )

@@ -204,13 +204,23 @@ _USER_CATALOGS: dict[str, Catalog] = {}  # a worker's shards of one run share th
 
 def _catalog(opts: dict[str, Any]) -> Catalog:
     """The shard's catalog: the shipped one with the coordinator's overlay (``user_catalog``) merged
-    over it; a shard of a coordinator that sends none (an older greenfetch) gets this process's."""
+    over it; a shard of a coordinator that sends none (an older greenfetch) gets this process's. A
+    shard from ``--broker`` names the overlay by its SHA-256 and the worker puts it in first
+    (``greenfetch.distributed``); a shard that names one and carries none raises InventoryError."""
     if "catalog" not in opts:
         return catalog()
     user = opts["catalog"]
     if not user:
         return catalog(None)
-    key = json.dumps(user, sort_keys=True)
+    if "overlay" not in user:  # named by digest only: whoever delivered the shard had to put it in
+        raise InventoryError(
+            f"the shard names its run's catalog file {user.get('source')!r} (sha256 "
+            f"{str(user.get('sha256'))[:12]}) but does not carry it; it is not listed with the shipped "
+            "catalog in its place"
+        )
+    key = (
+        json.dumps(user, sort_keys=True) if "sha256" not in user else f"{user['sha256']}:{user.get('source')}"
+    )
     found = _USER_CATALOGS.get(key)
     if found is None:
         found = catalog_over_shipped(user["overlay"], str(user["source"]))
