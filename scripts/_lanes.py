@@ -34,7 +34,16 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 # name -> (nice, modules); the last lane, with None, takes every module no other lane lists
 LANES: dict[str, tuple[int, list[str] | None]] = {
-    "A1": (0, ["test_distributed.py", "test_chaos.py", "test_nu_plugin.py", "test_prometheus.py"]),
+    "A1": (
+        0,
+        [
+            "test_distributed.py",
+            "test_distributed_catalog.py",
+            "test_chaos.py",
+            "test_nu_plugin.py",
+            "test_prometheus.py",
+        ],
+    ),
     "A2": (0, ["test_sqlite_sink.py", "test_worker_signals.py", "test_drs_signals.py", "test_adaptive.py"]),
     "A3": (
         0,
