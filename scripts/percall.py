@@ -36,6 +36,9 @@ Children (``what``):
   (no socket): greenfetch and botocore, without the HTTP session, TLS and the hub's I/O.
 - ``canned_caller``: the same with ``BotocoreCaller.call`` answering a canned dict: greenfetch alone.
 - ``aiobotocore``: aiobotocore, ``gather`` behind a Semaphore (the bench's peer).
+- ``steps``: botocore's steps for one ListTables, each in its own window (no hub, no socket).
+- ``engine_steps``: the engine's own pieces around a canned call (``Request.coerce``, the resolve, the
+  client lookup, the attempt recorder, the Result, its metrics, ``execute`` whole), each in its own window.
 """
 
 from __future__ import annotations
@@ -380,11 +383,70 @@ def steps_child(opts: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def engine_steps_child(opts: dict[str, Any]) -> dict[str, Any]:
+    """The engine's own path around a call (``canned_caller`` without the hub and the scheduler), piece
+    by piece, each in its own window of ``calls`` repetitions: what ``Engine.execute`` does for one
+    ListTables whose caller answers a canned dict."""
+    engine = _engine(opts)  # imports greenfetch first (it patches)
+
+    from greenfetch._attempts import Attempt, AttemptRecorder, recording
+    from greenfetch._caller import BotocoreCaller
+    from greenfetch._engine import _pop_request_id
+    from greenfetch._models import Request, Result
+
+    class CannedCaller(BotocoreCaller):
+        def call(self, request: Any, client: Any = None) -> dict[str, Any]:
+            return {"TableNames": [], "ResponseMetadata": {"RequestId": "r", "HTTPStatusCode": 200}}
+
+    engine.caller = CannedCaller(engine.clients)
+    request, client = engine._resolve(LIST)
+    done = Result(0, request, result={"TableNames": []}, request_id="r", duration_ms=1.0, attempts=1)
+    attempt = Attempt(0.001, 200, None)
+
+    def recorder_step() -> None:
+        rec = AttemptRecorder()
+        with recording(rec):
+            pass
+
+    def attempts() -> None:
+        rec = AttemptRecorder()
+        rec.on_attempt = engine._attempt_observer(request, None)
+        with recording(rec):
+            rec.attempts.append(attempt)
+            rec.on_attempt(attempt)
+
+    steps = {
+        "coerce": lambda: Request.coerce(LIST),
+        "resolve": lambda: engine._resolve(LIST),
+        "client": lambda: engine.clients.client(request),
+        "api_name": lambda: engine.caller._api_name(request, client),
+        "recorder": recorder_step,
+        "attempts": attempts,
+        "result_object": lambda: Result(
+            0, request, result={}, concurrency=None, request_id=_pop_request_id({"ResponseMetadata": {}})
+        ),
+        "metrics_result": lambda: engine.metrics.result(done),
+        "execute": lambda: engine.execute(LIST),
+    }
+    for fn in steps.values():  # warm every path once
+        fn()
+    out: dict[str, Any] = {"calls": opts["calls"], "ok": opts["calls"], "cpu": 0.0, "steps": {}}
+    for name, fn in steps.items():
+        with _Window(name) as window:
+            for _ in range(opts["calls"]):
+                fn()
+        out["steps"][name] = window.cpu / opts["calls"] * 1e6
+    engine.close()
+    return out
+
+
 def child(opts: dict[str, Any]) -> dict[str, Any]:
     if opts["what"] == "aiobotocore":
         return aiobotocore_child(opts)
     if opts["what"] == "steps":
         return steps_child(opts)
+    if opts["what"] == "engine_steps":
+        return engine_steps_child(opts)
     return engine_child(opts)
 
 
@@ -540,7 +602,7 @@ def main() -> None:
                         ],
                         PERCALL_CALLGRIND="1",
                     )
-                    if _variant(variant)[0] == "steps":
+                    if _variant(variant)[0] in ("steps", "engine_steps"):
                         parts = sorted(
                             Path(out_file).parent.glob(Path(out_file).name + ".*"),
                             key=lambda p: int(p.suffix[1:]),
