@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 import threading
 import weakref
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ MAX_CODES = 100
 """Distinct error codes outside the classifier's tables kept as ``code`` label values; past it they
 are ``other``. The server chooses these codes: a broken proxy or a hostile endpoint can send a new
 one per request, and each would be a new series forever in a long-lived process."""
+_BATCH = 256  # queued first-attempt successes applied at once (``Metrics.result``)
 _TABLED = frozenset({"throttled", "transient", "denied", "expired", "unavailable", "quota", "invalid"})
 _NAME = re.compile(r"^[A-Za-z0-9_.:/-]{1,128}$")
 
@@ -49,12 +51,17 @@ class _Row:
     throttles: int = 0
 
 
-@dataclass(frozen=True)
 class _Success:
-    """What a successful first-attempt result of one service:operation updates, looked up once."""
+    """What a first-attempt success of one service:operation updates, looked up once: the histogram's
+    child for (service, operation, "success"), its buckets, and the name of its perf row."""
 
-    duration: Any  # the histogram's child for (service, operation, "success")
-    row: _Row
+    __slots__ = ("child", "bounds", "buckets", "row")
+
+    def __init__(self, child: Any, row: str) -> None:
+        self.child = child
+        self.bounds = child._upper_bounds  # prometheus_client's, ending in +Inf
+        self.buckets = child._buckets
+        self.row = row
 
 
 class _Inflight:
@@ -164,6 +171,9 @@ class Metrics:
         self._names: set[tuple[str, str]] = set()
         self._codes: set[str] = set()
         self._successes: dict[tuple[str, str], _Success] = {}
+        self._pending: deque[tuple[_Success, float]] = deque()  # first-attempt successes not yet applied
+        self._histogram_collect = self.duration.collect
+        self.duration.collect = self._collect_duration  # type: ignore[method-assign]
         self._inflight = _Inflight()
         self._children_inflight = 0.0
 
@@ -183,20 +193,72 @@ class Metrics:
                 self._row(service, operation).throttles += 1
 
     def result(self, result: Any) -> None:
-        """One request finished (success or failure)."""
-        seconds = result.duration_ms / 1000.0
-        if result.error is None and result.attempts <= 1:  # the common case, by one dict lookup
+        """One request finished (success or failure).
+
+        A first-attempt success of a service:operation seen before (the common case) is queued: one
+        dict lookup and one deque append, no lock (both are atomic in CPython, so threads need none).
+        The queue is applied in order (``_drain``: its histogram buckets and sum, its perf row) before
+        anything reads the series or the table, before any other result is recorded, and every
+        ``_BATCH`` results; each value is added as ``Histogram.observe`` and ``QuantileSketch.add``
+        add it, in the same order, so what a scrape or ``perf_stats`` shows is unchanged."""
+        if result.error is None and result.attempts <= 1:
             request = result.request
-            with self._lock:  # the same lock take_delta moves the rows under: no sample lands in a sent row
-                fast = self._successes.get((request.service, request.operation))
-                if fast is not None:
-                    fast.row.sketch.add(seconds)
+            fast = self._successes.get((request.service, request.operation))
             if fast is not None:
-                fast.duration.observe(seconds)
+                pending = self._pending
+                pending.append((fast, result.duration_ms / 1000.0))
+                if len(pending) >= _BATCH:
+                    self._drain()
                 return
-        self._result(result, seconds)
+        self._result(result, result.duration_ms / 1000.0)
+
+    def _drain(self) -> None:
+        """Apply the queued first-attempt successes, oldest first (see ``result``)."""
+        pending = self._pending
+        if not pending:
+            return
+        with self._lock:
+            taken: list[tuple[_Success, float]] = []
+            take = pending.popleft
+            try:
+                while True:
+                    taken.append(take())
+            except IndexError:
+                pass
+            if not taken:
+                return
+            by_series: dict[_Success, list[float]] = {}
+            for fast, seconds in taken:
+                values = by_series.get(fast)
+                if values is None:
+                    values = by_series[fast] = []
+                values.append(seconds)
+            rows = self._rows
+            for fast, values in by_series.items():
+                row = rows.get(fast.row)
+                if row is None:
+                    row = rows[fast.row] = _Row()
+                add = row.sketch.add
+                counts = [0] * len(fast.bounds)
+                bounds = fast.bounds
+                for seconds in values:
+                    add(seconds)
+                    # Histogram.observe: the first bucket whose bound is at least the value (none for NaN)
+                    position = bisect_left(bounds, seconds)
+                    if position < len(bounds) and seconds <= bounds[position]:
+                        counts[position] += 1
+                total = fast.child._sum
+                with total._lock:  # the sum as observe adds it: one value at a time, in order
+                    value = total._value
+                    for seconds in values:
+                        value += seconds
+                    total._value = value
+                for position, count in enumerate(counts):
+                    if count:
+                        fast.buckets[position].inc(count)
 
     def _result(self, result: Any, seconds: float) -> None:
+        self._drain()  # the queued results first, so each series sees its values in order
         service, operation = self._labels(result.request, result.error_code)
         outcome = "success" if result.error is None else "error"
         duration = self.duration.labels(service, operation, outcome)
@@ -211,7 +273,14 @@ class Metrics:
             row.errors += result.error is not None
             if outcome == "success" and len(self._successes) < MAX_OPERATIONS:
                 request = result.request  # keyed by its own fields, whatever labels they were given
-                self._successes[(request.service, request.operation)] = _Success(duration, row)
+                self._successes[(request.service, request.operation)] = _Success(
+                    duration, f"{service}:{operation}"
+                )
+
+    def _collect_duration(self) -> Any:
+        """The histogram's ``collect`` (what a scrape calls), with the queue applied first."""
+        self._drain()
+        return self._histogram_collect()
 
     def dedupe(self, outcome: str) -> None:
         self.dedupe_total.labels(outcome).inc()
@@ -229,6 +298,7 @@ class Metrics:
 
     def perf_stats(self) -> list[dict[str, Any]]:
         """Contract section 3: one row per service:operation, durations in seconds."""
+        self._drain()
         with self._lock:
             rows = sorted(self._rows.items())
             return [
@@ -248,9 +318,9 @@ class Metrics:
 
     def reset(self) -> None:
         """Clear the perf-stats table (Prometheus counters stay monotonic by design)."""
+        self._drain()
         with self._lock:
             self._rows.clear()
-            self._successes.clear()
 
     # -- across processes (``processes=N``: children send deltas, the parent merges them) ---------
 
@@ -259,9 +329,9 @@ class Metrics:
         set, the perf rows (their sketches move out, so each is sent once), and the gauges as they
         stand. Counters, buckets and sketches merge exactly; gauges are summed (in flight) or owned
         (a scope's limit lives in the one process that owns the scope)."""
+        self._drain()
         with self._lock:
-            rows, self._rows = self._rows, {}
-            self._successes.clear()  # their rows moved out with the table
+            rows, self._rows = self._rows, {}  # a sample queued after this lands in the new table
         now = _counts(self)
         sent = getattr(self, "_sent", {})
         self._sent = now
@@ -274,6 +344,7 @@ class Metrics:
 
     def merge_delta(self, delta: dict[str, Any], source: Any = None) -> None:
         """Add a child's ``take_delta()`` to this registry and table; ``source`` keys its in-flight gauge."""
+        self._drain()
         metrics: dict[str, Any] = {
             m._name: m for m in (self.duration, self.errors, self.throttles, self.retries, self.dedupe_total)
         }

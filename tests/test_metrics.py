@@ -244,3 +244,121 @@ def test_inflight_gauge_counts_calls_in_flight_and_ends_at_zero_on_threads():
     assert min(seen) >= 1 and max(seen) <= 16
     assert value(engine.metrics, "greenfetch_inflight_requests") == 0
     engine.close()
+
+
+# -- the exposition, against prometheus_client used plainly --------------------------------------
+
+_EVENT = st.one_of(
+    st.tuples(
+        st.just("result"),
+        st.sampled_from(["ListTables", "Query", "Scan"]),
+        st.sampled_from([None, None, None, "ThrottlingException", "AccessDenied", "Boom"]),
+        st.sampled_from([1, 1, 1, 2, 3]),
+        st.floats(0.0, 40_000.0),
+    ),
+    st.tuples(st.just("throttle"), st.sampled_from(["ListTables", "Query"]), st.sampled_from([429, 400])),
+    st.tuples(st.just("read"), st.sampled_from(["render", "perf_stats", "take_delta", "reset"])),
+)
+
+
+def _samples(text):
+    """The sample lines of the four per-request families, without the creation timestamps."""
+    families = (
+        "greenfetch_request_duration_seconds",
+        "greenfetch_request_errors_total",
+        "greenfetch_throttles_total",
+        "greenfetch_retries_total",
+    )
+    return sorted(
+        line
+        for line in text.splitlines()
+        if line.startswith(families) and not line.split("{")[0].endswith("_created")
+    )
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(_EVENT, max_size=700), st.integers(0, 3))
+def test_exposition_and_perf_stats_are_what_plain_prometheus_and_a_sketch_give(events, tail):
+    """A mixed batch (first-attempt successes, errors, throttled attempts, retries; scrapes, perf_stats,
+    take_delta and reset between them) gives the series, labels and values (sums bit for bit) that
+    prometheus_client's own ``observe``/``inc`` give fed one result at a time in order, and perf rows
+    equal to a sketch fed the same way: however ``Metrics`` batches its fast path."""
+    from prometheus_client import CollectorRegistry, Counter, Histogram
+
+    from greenfetch._metrics import BUCKETS
+
+    metrics = Metrics()
+    plain = CollectorRegistry()
+    duration = Histogram(
+        "greenfetch_request_duration_seconds",
+        "Time from dispatch to result per request, retries included.",
+        ["service", "operation", "outcome"],
+        registry=plain,
+        buckets=BUCKETS,
+    )
+    errors = Counter(
+        "greenfetch_request_errors_total",
+        "Requests whose result is an error.",
+        ["service", "operation", "code"],
+        registry=plain,
+    )
+    throttles = Counter(
+        "greenfetch_throttles_total", "HTTP attempts AWS throttled.", ["service", "operation"], registry=plain
+    )
+    retries = Counter(
+        "greenfetch_retries_total",
+        "HTTP attempts beyond the first of each request.",
+        ["service", "operation"],
+        registry=plain,
+    )
+    rows = {}  # operation -> [sketch, errors, throttles], as perf_stats should show them
+
+    def row(operation):
+        return rows.setdefault(f"dynamodb:{operation}", [QuantileSketch(), 0, 0])
+
+    events = events + [("result", "ListTables", None, 1, 3.25)] * (300 * tail)  # past the batch size
+    for event in events:
+        if event[0] == "result":
+            _, operation, code, attempts, ms = event
+            error = f"{code}: no" if code else None
+            metrics.result(_result("dynamodb", operation, ms=ms, error=error, attempts=attempts))
+            outcome = "error" if code else "success"
+            duration.labels("dynamodb", operation, outcome).observe(ms / 1000.0)
+            if code:
+                errors.labels("dynamodb", operation, code).inc()
+            if attempts > 1:
+                retries.labels("dynamodb", operation).inc(attempts - 1)
+            row(operation)[0].add(ms / 1000.0)
+            row(operation)[1] += bool(code)
+        elif event[0] == "throttle":
+            _, operation, status = event
+            code = "ThrottlingException" if status == 400 else None
+            metrics.attempt(Request("dynamodb", operation), Attempt(0.01, status, code))
+            throttles.labels("dynamodb", operation).inc()
+            row(operation)[2] += 1
+        elif event[1] == "render":
+            assert _samples(render(metrics.registry)) == _samples(render(plain))
+        elif event[1] in ("take_delta", "reset"):
+            getattr(metrics, event[1])()
+            rows.clear()
+        else:
+            assert metrics.perf_stats() == _perf_rows(rows)
+    assert _samples(render(metrics.registry)) == _samples(render(plain))
+    assert metrics.perf_stats() == _perf_rows(rows)
+
+
+def _perf_rows(rows):
+    return [
+        {
+            "operation": name,
+            "count": sketch.count,
+            "errors": errors,
+            "throttles": throttles,
+            "avg_duration": sketch.mean,
+            "p50": sketch.quantile(0.5),
+            "p90": sketch.quantile(0.9),
+            "p99": sketch.quantile(0.99),
+            "max": sketch.max if sketch.count else 0.0,
+        }
+        for name, (sketch, errors, throttles) in sorted(rows.items())
+    ]
