@@ -14,6 +14,7 @@ import functools
 import hashlib
 import threading
 import weakref
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,7 +24,6 @@ import botocore.credentials
 import botocore.exceptions
 import botocore.loaders
 import botocore.session
-from cachetools import LRUCache
 
 from . import _botocore_fast
 from ._attempts import install_attempt_hooks
@@ -50,8 +50,11 @@ class ClientCache:
         self.config = config
         self._loader = botocore.loaders.create_loader()
         self._sessions: dict[str | None, botocore.session.Session] = {}
-        self._clients: LRUCache[tuple[Any, ...], Any] = LRUCache(maxsize=config.max_clients)
-        self._lock = threading.RLock()  # guards _sessions and _clients; gevent-patched when on gevent
+        # An LRU of clients: the most recently used last. A hit reads it without the lock (``_cached``);
+        # making, adding and evicting a client take the lock.
+        self._clients: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+        self._max_clients = config.max_clients
+        self._lock = threading.RLock()  # guards _sessions, _roles and a miss in _clients
         self._retry = {"mode": config.retry_mode, "total_max_attempts": config.max_attempts}
         self._roles: dict[tuple[str | None, str], botocore.credentials.Credentials] = {}
         self._own: dict[str | None, str] = {}  # profile -> the account its own credentials are (once seen)
@@ -80,7 +83,9 @@ class ClientCache:
         A request for an account that would run as another raises RequestError (``check_identity``)."""
         if request.account is not None or request.role is not None:
             self.check_identity(request)
-        raw = request.credentials if request.credentials is not None else self._role(request)
+        raw = request.credentials
+        if raw is None and request.role:
+            raw = self._role(request)
         if isolated:
             return self._create(request, frozen_credentials(raw))
         if raw is not None and request.service in _OWN_CLIENT_SERVICES:
@@ -132,12 +137,30 @@ class ClientCache:
     def _cached(
         self, key: tuple[Any, ...], request: Request, creds: botocore.credentials.ReadOnlyCredentials | None
     ) -> Any:
+        """The cached client for ``key``, made on a miss. A hit takes no lock: ``OrderedDict.get`` and
+        ``move_to_end`` are each one atomic step in CPython (C code, under the GIL), so the recency
+        order is the order of the hits' ``move_to_end``, on threads as on greenlets, and an eviction
+        takes the least recently used as ever. A hit on a client evicted between its ``get`` and its
+        ``move_to_end`` still uses that client, as a hit just before the eviction would have."""
+        clients = self._clients
+        client = clients.get(key)
+        if client is not None:
+            try:
+                clients.move_to_end(key)
+            except KeyError:  # evicted in between, by another thread
+                pass
+            return client
         with self._lock:
-            client = self._clients.get(key)
-            if client is None:
-                client = self._clients[key] = self._create(request, creds)
-                if creds is None:
-                    share_credentials(client)
+            client = clients.get(key)
+            if client is not None:  # made by another thread while this one waited
+                clients.move_to_end(key)
+                return client
+            client = self._create(request, creds)
+            if creds is None:
+                share_credentials(client)
+            clients[key] = client
+            while len(clients) > self._max_clients:
+                clients.popitem(last=False)
             return client
 
     def _role(self, request: Request) -> botocore.credentials.Credentials | None:
@@ -218,7 +241,7 @@ class ClientCache:
 
     def close(self) -> None:
         with self._lock:
-            for client in self._clients.values():
+            for client in list(self._clients.values()):  # a copy: a hit may reorder it meanwhile
                 client.close()
             self._clients.clear()
 

@@ -1,6 +1,8 @@
 """The client cache: shared clients, bounded, keyed without secrets, User-Agent built once."""
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from greenfetch import Config, Engine, Request
 
@@ -380,3 +382,72 @@ def test_accounts_on_real_threads_sign_as_their_own_account():
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert json.loads(out.stdout.strip().splitlines()[-1]) == {"backend": "threads", "wrong": 0, "created": 1}
+
+
+_REGIONS = ["us-east-1", "us-east-2", "us-west-1", "us-west-2", "eu-west-1", "eu-west-2"]
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.sampled_from(_REGIONS), max_size=25))
+def test_the_client_lru_keeps_the_most_recently_used_hits_included(engine, regions):
+    """A hit (lock-free) counts as a use: the cache evicts exactly what an LRU of 4 would, and makes a
+    client exactly when such an LRU misses."""
+    cache = engine.clients
+    cache.close()  # empty, whatever the examples before left
+    model: list[str] = []
+    for region in regions:
+        before = cache.created
+        client = cache.client(Request("sqs", "ListQueues", region=region))
+        assert client.meta.region_name == region
+        assert cache.created == before + (region not in model)
+        if region in model:
+            model.remove(region)
+        model.append(region)
+        del model[:-4]
+        assert [key[2] for key in cache._clients] == model
+
+
+_LRU_THREADS_CHILD = r"""
+import json, sys, threading
+import greenfetch
+from greenfetch import Config, Engine, Request
+engine = Engine(Config.resolve({"endpoint_url": "http://127.0.0.1:9", "region": "us-east-1", "max_clients": 4}))
+regions = ["us-east-1", "us-east-2", "us-west-1", "us-west-2", "eu-west-1", "eu-west-2"]
+wrong, errors = [], []
+def work(offset):
+    try:
+        for i in range(400):
+            # mostly hits on three, a miss in ten on the other three: evictions beside lock-free hits
+            region = regions[(i + offset) % 3] if i % 10 else regions[3 + (i // 10 + offset) % 3]
+            if engine.clients.client(Request("sqs", "ListQueues", region=region)).meta.region_name != region:
+                wrong.append(region)
+    except Exception as exc:
+        errors.append(repr(exc))
+sys.setswitchinterval(1e-5)  # switch threads often
+threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(json.dumps({"backend": engine.config.backend, "wrong": len(wrong), "errors": errors[:3],
+                  "size": len(engine.clients._clients)}))
+engine.close()
+"""
+
+
+def test_the_client_lru_on_real_threads_hands_out_the_right_client_and_stays_bounded():
+    """Lock-free hits beside locked misses and evictions, on OS threads switching as often as they can."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, GREENFETCH_ENGINE="threads")
+    out = subprocess.run(
+        [sys.executable, "-c", _LRU_THREADS_CHILD], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {
+        "backend": "threads",
+        "wrong": 0,
+        "errors": [],
+        "size": 4,
+    }
