@@ -76,18 +76,9 @@ class Engine:
     def _resolve(self, raw: RawRequest) -> tuple[Request, Any]:
         """Normalized once (``Request.coerce``, the run defaults), resolved once (``caller.resolve``:
         region, client and API name together): the request and what ``caller.call`` needs."""
-        request = Request.coerce(raw)
         config = self.config
-        defaults = {
-            name: value
-            for name, value in (
-                ("profile", config.profile),
-                ("region", config.region),
-                ("endpoint_url", config.endpoint_url),
-            )
-            if value and not getattr(request, name)
-        }
-        return self.caller.resolve(request._evolve(**defaults) if defaults else request)
+        request = Request.coerce(raw, (config.profile, config.region, config.endpoint_url))
+        return self.caller.resolve(request)
 
     def execute(
         self,

@@ -8,7 +8,6 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from dataclasses import fields as dataclass_fields
 from typing import Any
 
 from ._exceptions import RequestError
@@ -64,10 +63,24 @@ class Request:
     credentials: Any = field(default=None, repr=False, compare=False)
 
     @classmethod
-    def coerce(cls, raw: Request | Mapping[str, Any]) -> Request:
-        """A Request from a dict as users write it; RequestError says what is wrong with it."""
+    def coerce(
+        cls,
+        raw: Request | Mapping[str, Any],
+        defaults: tuple[str | None, str | None, str | None] | None = None,
+    ) -> Request:
+        """A Request from a dict as users write it; RequestError says what is wrong with it.
+
+        ``defaults``: (profile, region, endpoint_url), each taken where the request has none (the
+        engine's run defaults, applied while the Request is built rather than on a copy of it)."""
         if isinstance(raw, Request):
-            return raw
+            if defaults is None:
+                return raw
+            changes = {
+                name: value
+                for name, value in zip(_DEFAULTED, defaults, strict=True)
+                if value and not getattr(raw, name)
+            }
+            return raw._evolve(**changes) if changes else raw
         if type(raw) is not dict and not isinstance(raw, Mapping):  # a dict: no ABC check
             raise RequestError(
                 f"a request must be a record like {{service, operation, params}}, not {type(raw).__name__}: {raw!r:.80}"
@@ -79,33 +92,45 @@ class Request:
             raise RequestError(
                 f"unknown request field(s) {unknown}; valid fields are: {', '.join(REQUEST_FIELDS)}"
             )
-        service, operation = _required(raw, "service"), _required(raw, "operation")
-        params = raw.get("params") or {}
+        get = raw.get
+        service, operation = get("service"), get("operation")
+        if isinstance(service, str) and isinstance(operation, str):
+            service, operation = service.strip(), operation.strip()
+        if not (service and operation and type(service) is str and type(operation) is str):
+            service, operation = _required(raw, "service"), _required(raw, "operation")  # raises
+        params = get("params") or {}
         if type(params) is not dict and not isinstance(params, Mapping):
             raise RequestError(f"params must be a record of the operation's parameters, not {params!r:.80}")
-        paginate = raw.get("paginate", False)
+        paginate = get("paginate", False)
         if type(paginate) is not bool and not isinstance(paginate, (bool, Mapping)):
             raise RequestError(f'paginate: {paginate!r}; use true, false or {{"max_items": N}}')
-        get = raw.get
-        values = (
-            service,
-            operation,
-            dict(params),
-            get("region"),
-            get("account"),
-            get("role"),
-            get("profile"),
-            get("endpoint_url"),
-            paginate,
-            get("id"),
-            get("credentials"),
-        )
+        profile, region, endpoint_url = get("profile"), get("region"), get("endpoint_url")
+        if defaults is not None:
+            if not profile and defaults[0]:
+                profile = defaults[0]
+            if not region and defaults[1]:
+                region = defaults[1]
+            if not endpoint_url and defaults[2]:
+                endpoint_url = defaults[2]
+        fields: dict[str, Any] = {  # every field, in the dataclass's order
+            "service": service,
+            "operation": operation,
+            "params": dict(params),
+            "region": region,
+            "account": get("account"),
+            "role": get("role"),
+            "profile": profile,
+            "endpoint_url": endpoint_url,
+            "paginate": paginate,
+            "id": get("id"),
+            "credentials": get("credentials"),
+        }
         if cls is not Request:
-            return cls(*values)
+            return cls(**fields)
         # the frozen dataclass's __init__ sets each field through object.__setattr__ (11 calls, ~a
         # third of this method's cost); the same fields, in the same order, set at once
         new = object.__new__(Request)
-        new.__dict__.update(zip(_FIELDS, values, strict=True))
+        new.__dict__.update(fields)
         return new
 
     def _evolve(self, **changes: Any) -> Request:
@@ -172,7 +197,7 @@ class Request:
         return out
 
 
-_FIELDS = tuple(f.name for f in dataclass_fields(Request))  # what coerce sets, in the dataclass's order
+_DEFAULTED = ("profile", "region", "endpoint_url")  # what ``coerce``'s defaults give, in their order
 
 
 def _required(raw: Mapping[str, Any], name: str) -> str:

@@ -177,3 +177,27 @@ def test_coerce_builds_what_the_dataclass_builds(raw):
         pass
 
     assert type(Sub.coerce(raw)) is Sub and vars(Sub.coerce(raw)) == vars(got)
+
+
+@given(
+    records,
+    st.tuples(*(st.sampled_from([None, "", value]) for value in ("q", "eu-west-1", "http://y"))),
+    st.booleans(),
+)
+def test_coerce_with_defaults_takes_each_where_the_request_has_none(raw, defaults, built):
+    """The engine's run defaults (profile, region, endpoint_url), applied while coercing, are what
+    applying them to the coerced Request gives: a default where the request's value is empty, and only
+    a default that is not empty; for a dict and for a Request alike."""
+    import dataclasses
+
+    plain = Request.coerce(raw)
+    changes = {
+        name: value
+        for name, value in zip(("profile", "region", "endpoint_url"), defaults, strict=True)
+        if value and not getattr(plain, name)
+    }
+    want = dataclasses.replace(plain, **changes)
+    got = Request.coerce(plain if built else raw, defaults)
+    assert got == want and repr(got) == repr(want)
+    assert list(vars(got).items()) == list(vars(want).items())
+    assert got.credentials is want.credentials
