@@ -4,18 +4,21 @@ botocore retries inside one client call (standard mode), sleeping between attemp
 controller and the metrics need each attempt's latency *without* those sleeps, and whether it was
 throttled. ``before-send`` fires just before the HTTP request goes out and ``needs-retry`` right
 after its response is parsed; the backoff sleep comes after ``needs-retry``. The handlers find the
-call being recorded through a thread-local, which gevent's patching makes greenlet-local.
+call being recorded on the current greenlet (an attribute of ``greenlet.getcurrent()``: each greenlet
+has its own, and so has each OS thread, whose main greenlet it is): what a thread-local gives under
+gevent's patching, at a third of the cost of gevent's ``local``.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Attempt", "AttemptRecorder", "install_attempt_hooks"]
+from greenlet import getcurrent
+
+__all__ = ["Attempt", "AttemptRecorder", "install_attempt_hooks", "new_attempt", "recording"]
 
 
 @dataclass(frozen=True)
@@ -25,7 +28,15 @@ class Attempt:
     error_code: str | None
 
 
-@dataclass
+def new_attempt(seconds: float, http_status: int | None, error_code: str | None) -> Attempt:
+    """``Attempt(seconds, http_status, error_code)`` without the frozen dataclass's three
+    ``object.__setattr__`` calls (the same fields, in the same order)."""
+    attempt = object.__new__(Attempt)
+    attempt.__dict__.update(seconds=seconds, http_status=http_status, error_code=error_code)
+    return attempt
+
+
+@dataclass(slots=True)
 class AttemptRecorder:
     """Collects the attempts of one logical call; ``on_attempt`` sees each as it ends."""
 
@@ -35,26 +46,30 @@ class AttemptRecorder:
     _started: float | None = None
 
 
-_local = threading.local()
+_SLOT = "_greenfetch_recorder"  # the attribute of the current greenlet that holds its recorder
 
 
 def current() -> AttemptRecorder | None:
-    return getattr(_local, "recorder", None)
+    return getattr(getcurrent(), _SLOT, None)
 
 
 class recording:
     """``with recording(rec):`` makes ``rec`` the recorder of calls made in this greenlet/thread."""
 
+    __slots__ = ("recorder", "_previous", "_greenlet")
+
     def __init__(self, recorder: AttemptRecorder):
         self.recorder = recorder
 
     def __enter__(self) -> AttemptRecorder:
-        self._previous = current()
-        _local.recorder = self.recorder
+        self._greenlet = greenlet = getcurrent()
+        self._previous = getattr(greenlet, _SLOT, None)
+        setattr(greenlet, _SLOT, self.recorder)
         return self.recorder
 
     def __exit__(self, *exc: Any) -> None:
-        _local.recorder = self._previous
+        setattr(self._greenlet, _SLOT, self._previous)
+        self._greenlet = None  # not kept alive by a recording that outlives its block
 
 
 def _before_send(**_: Any) -> None:
@@ -76,7 +91,7 @@ def _needs_retry(response: Any = None, caught_exception: Any = None, **_: Any) -
         code = (parsed or {}).get("Error", {}).get("Code") if isinstance(parsed, dict) else None
     elif caught_exception is not None:
         code = type(caught_exception).__name__
-    attempt = Attempt(seconds, status, code)
+    attempt = new_attempt(seconds, status, code)
     rec.attempts.append(attempt)
     if rec.on_attempt is not None:
         rec.on_attempt(attempt)

@@ -15,6 +15,7 @@ Many requests go through ``_scheduler.iter_bounded``, which knows nothing about 
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -22,7 +23,7 @@ from contextlib import AbstractContextManager as ContextManager
 from typing import Any, TypeVar
 
 from ._adaptive import AdaptiveResults, Limits, TracePoint, open_gate
-from ._attempts import Attempt, AttemptRecorder, recording
+from ._attempts import Attempt, AttemptRecorder, new_attempt, recording
 from ._backends import Backend, backend_for
 from ._caller import BotocoreCaller, Caller
 from ._clients import ClientCache
@@ -41,6 +42,7 @@ __all__ = ["Engine", "GateFn", "RawRequest"]
 GateFn = Callable[[Request], ContextManager[int | None]]
 RawRequest = Request | Mapping[str, Any]
 T = TypeVar("T")
+perf_counter = time.perf_counter
 
 
 class Engine:
@@ -92,10 +94,10 @@ class Engine:
 
         With ``dedupe_window`` (seconds; 0 = only while in flight) identical requests share one call
         (``deduped=True``)."""
-        started = time.perf_counter()
+        started = perf_counter()
         recorder = AttemptRecorder()
         request: Any = raw
-        shared, limit = False, None
+        limit = None
         try:
             request, client = self._resolve(raw)
             recorder.on_attempt = self._attempt_observer(request, gate)
@@ -106,9 +108,7 @@ class Engine:
                 with self._gated(request, gate) as (limit, waited):
                     started += waited  # waiting for a gate slot is not the request's time
                     value, shared = self._shared(request, client, recorder, dedupe_window)
-            result = Result(
-                index, request, result=value, concurrency=limit, request_id=_pop_request_id(value)
-            )
+            request_id = _pop_request_id(value)
         except Exception as exc:  # noqa: BLE001 - every failure becomes this request's Result
             result = self._failure(index, request, exc)
             result.concurrency = limit  # a call that failed was dispatched under a limit too
@@ -117,13 +117,30 @@ class Engine:
                 and not recorder.attempts
                 and result.error_code not in UNBUILT_CODES
             ):
-                _record_unseen_attempt(recorder, started, result)  # a caller below botocore's events
+                _record_unseen_attempt(
+                    recorder, started, result.error_code
+                )  # a caller below botocore's events
+            result.duration_ms = (perf_counter() - started) * 1000.0
+            result.attempts = len(recorder.attempts)
         else:
             if not recorder.attempts:
-                _record_unseen_attempt(recorder, started, result)
-        result.deduped = shared
-        result.duration_ms = (time.perf_counter() - started) * 1000.0
-        result.attempts = len(recorder.attempts)
+                _record_unseen_attempt(recorder, started, None)
+            # every field at once, in Result's order: index, request, result, error, error_code,
+            # retryable, guidance, request_id, duration_ms, attempts, concurrency, deduped
+            result = Result(
+                index,
+                request,
+                value,
+                None,
+                None,
+                False,
+                None,
+                request_id,
+                (perf_counter() - started) * 1000.0,
+                len(recorder.attempts),
+                limit,
+                shared,
+            )
         self.metrics.result(result)
         return result
 
@@ -139,22 +156,25 @@ class Engine:
         """(response, shared?): the call, or with a dedupe window a share of an identical request's
         call (a shallow copy, so popping ResponseMetadata from one Result does not touch the others)."""
 
+        if window is None:
+            with recording(recorder):
+                return self.caller.call(request, client), False
+
         def call() -> Any:  # under dedupe this runs in its own greenlet: attempts still go to this recorder
             with recording(recorder):
                 return self.caller.call(request, client)
 
-        if window is None:
-            return call(), False
         value, outcome = self.dedupe.do_outcome(request.signature, call, window)
         return (dict(value) if isinstance(value, dict) else value), outcome != "executed"
 
     def _attempt_observer(self, request: Request, gate: GateFn | None) -> Callable[[Attempt], None]:
         on_gate = getattr(gate, "attempt", None)
+        if on_gate is None:
+            return functools.partial(self.metrics.attempt, request)
 
         def observe(attempt: Attempt) -> None:
             self.metrics.attempt(request, attempt)
-            if on_gate is not None:
-                on_gate(request, attempt)
+            on_gate(request, attempt)
 
         return observe
 
@@ -320,11 +340,11 @@ class Engine:
         self.backend.shutdown()
 
 
-def _record_unseen_attempt(recorder: AttemptRecorder, started: float, result: Result) -> None:
+def _record_unseen_attempt(recorder: AttemptRecorder, started: float, error_code: str | None) -> None:
     """A caller whose attempts botocore's events did not see (a MockCaller, a stub) made one attempt:
     record it, so metrics and the adaptive gate observe it like any other."""
-    status = 429 if result.error_code is not None and classify(result.error_code).throttle else None
-    attempt = Attempt(time.perf_counter() - started, status, result.error_code)
+    status = 429 if error_code is not None and classify(error_code).throttle else None
+    attempt = new_attempt(perf_counter() - started, status, error_code)
     recorder.attempts.append(attempt)
     if recorder.on_attempt is not None:
         recorder.on_attempt(attempt)

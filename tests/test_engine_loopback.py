@@ -85,6 +85,41 @@ def test_retries_under_throttling_match_the_server_count(loopback):
     assert all(r.attempts == 3 for r in results if not r.ok)
 
 
+_THREADS_ATTEMPTS = r"""
+import json, sys
+import greenfetch
+from greenfetch import Config, Engine
+engine = Engine(Config.resolve({"region": "us-east-1", "endpoint_url": sys.argv[1], "max_attempts": 3}))
+results = engine.batch_requests([{"service": "dynamodb", "operation": "ListTables"}] * 40, concurrency=8)
+print(json.dumps({"backend": engine.config.backend, "attempts": [r.attempts for r in results],
+                  "ok": [r.ok for r in results]}))
+engine.close()
+"""
+
+
+def test_retries_on_os_threads_are_each_counted_on_their_own_request(loopback):
+    """The threads backend (its own process: this one is gevent-patched): each thread's botocore hooks
+    find that thread's recorder, so the attempts add up to what the server saw, none lost or doubled."""
+    import json
+    import os
+
+    loopback.control(throttle_rate=0.5, seed=2)
+    loopback.reset_stats()
+    out = subprocess.run(
+        [sys.executable, "-c", _THREADS_ATTEMPTS, loopback.url],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, GREENFETCH_ENGINE="threads"),
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["backend"] == "threads"
+    assert sum(got["attempts"]) == loopback.stats()["requests"]
+    assert any(ok and n > 1 for ok, n in zip(got["ok"], got["attempts"], strict=True))
+    assert all(n == 3 for ok, n in zip(got["ok"], got["attempts"], strict=True) if not ok)
+
+
 faults = st.fixed_dictionaries(
     {
         "error_rate": st.sampled_from([0.0, 0.1, 0.3]),
