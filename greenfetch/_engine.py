@@ -101,7 +101,15 @@ class Engine:
         try:
             request, client = self._resolve(raw)
             recorder.on_attempt = self._attempt_observer(request, gate)
-            if gate is None:
+            if gate is None and dedupe_window is None:  # the common path, written out
+                inflight = self.metrics.inflight()
+                inflight.calls.append(None)
+                try:
+                    with recording(recorder):
+                        value, shared = self.caller.call(request, client), False
+                finally:
+                    inflight.calls.pop()
+            elif gate is None:
                 with self.metrics.inflight():
                     value, shared = self._shared(request, client, recorder, dedupe_window)
             else:
@@ -117,9 +125,8 @@ class Engine:
                 and not recorder.attempts
                 and result.error_code not in UNBUILT_CODES
             ):
-                _record_unseen_attempt(
-                    recorder, started, result.error_code
-                )  # a caller below botocore's events
+                # a caller below botocore's events
+                _record_unseen_attempt(recorder, started, result.error_code)
             result.duration_ms = (perf_counter() - started) * 1000.0
             result.attempts = len(recorder.attempts)
         else:

@@ -66,22 +66,23 @@ class _Success:
 
 class _Inflight:
     """A reusable ``with`` block that counts requests in flight. A deque's append and pop are atomic
-    in CPython, so threads need no lock (``+= 1`` would lose updates and leave the gauge skewed)."""
+    in CPython, so threads need no lock (``+= 1`` would lose updates and leave the gauge skewed).
+    The engine's common path appends to ``calls`` and pops from it itself (two method calls less)."""
 
-    __slots__ = ("_calls",)
+    __slots__ = ("calls",)
 
     def __init__(self) -> None:
-        self._calls: deque[None] = deque()
+        self.calls: deque[None] = deque()
 
     @property
     def now(self) -> int:
-        return len(self._calls)
+        return len(self.calls)
 
     def __enter__(self) -> None:
-        self._calls.append(None)
+        self.calls.append(None)
 
     def __exit__(self, *exc: Any) -> None:
-        self._calls.pop()
+        self.calls.pop()
 
 
 class LimitSource(Protocol):

@@ -98,8 +98,12 @@ class Request:
             service, operation = service.strip(), operation.strip()
         if not (service and operation and type(service) is str and type(operation) is str):
             service, operation = _required(raw, "service"), _required(raw, "operation")  # raises
-        params = get("params") or {}
-        if type(params) is not dict and not isinstance(params, Mapping):
+        params = get("params")
+        if not params:
+            params = {}
+        elif type(params) is dict or isinstance(params, Mapping):
+            params = dict(params)
+        else:
             raise RequestError(f"params must be a record of the operation's parameters, not {params!r:.80}")
         paginate = get("paginate", False)
         if type(paginate) is not bool and not isinstance(paginate, (bool, Mapping)):
@@ -115,7 +119,7 @@ class Request:
         fields: dict[str, Any] = {  # every field, in the dataclass's order
             "service": service,
             "operation": operation,
-            "params": dict(params),
+            "params": params,
             "region": region,
             "account": get("account"),
             "role": get("role"),
