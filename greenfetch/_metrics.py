@@ -239,11 +239,10 @@ class Metrics:
                 row = rows.get(fast.row)
                 if row is None:
                     row = rows[fast.row] = _Row()
-                add = row.sketch.add
+                row.sketch.add_many(values)
                 counts = [0] * len(fast.bounds)
                 bounds = fast.bounds
                 for seconds in values:
-                    add(seconds)
                     # Histogram.observe: the first bucket whose bound is at least the value (none for NaN)
                     position = bisect_left(bounds, seconds)
                     if position < len(bounds) and seconds <= bounds[position]:

@@ -46,6 +46,21 @@ def test_sketch_quantiles_within_relative_accuracy(values, q):
     assert math.isclose(sketch.mean, sum(values) / len(values), rel_tol=1e-9)
 
 
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.one_of(st.floats(0.0, 1e4), st.just(math.nan), st.floats(0.0, 1e-5)), max_size=300),
+    st.integers(2, 40),
+)
+def test_sketch_add_many_is_add_each_in_order(values, max_buckets):
+    """What the metrics' batches use: the same buckets (folds included), count, sum, min and max."""
+    one, many = QuantileSketch(max_buckets=max_buckets), QuantileSketch(max_buckets=max_buckets)
+    for value in values:
+        one.add(value)
+    many.add_many(values)
+    assert many._buckets == one._buckets
+    assert (many.count, many.total, many.min, many.max) == (one.count, one.total, one.min, one.max)
+
+
 def test_sketch_memory_is_bounded_however_many_values():
     sketch = QuantileSketch(0.01, max_buckets=64)
     for i in range(100_000):
