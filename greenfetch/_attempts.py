@@ -14,26 +14,25 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from greenlet import getcurrent
 
-__all__ = ["Attempt", "AttemptRecorder", "install_attempt_hooks", "new_attempt", "recording"]
+__all__ = ["Attempt", "AttemptRecorder", "install_attempt_hooks", "recording"]
 
 
-@dataclass(frozen=True)
-class Attempt:
+class Attempt(NamedTuple):
+    """One HTTP attempt: its latency without backoff sleeps, its status, its error code. A named
+    tuple (immutable, compared and hashed by value, read by name): made once per attempt on the
+    hot path, where a frozen dataclass's three ``object.__setattr__`` calls cost twice as much."""
+
     seconds: float
     http_status: int | None
     error_code: str | None
 
 
-def new_attempt(seconds: float, http_status: int | None, error_code: str | None) -> Attempt:
-    """``Attempt(seconds, http_status, error_code)`` without the frozen dataclass's three
-    ``object.__setattr__`` calls (the same fields, in the same order)."""
-    attempt = object.__new__(Attempt)
-    attempt.__dict__.update(seconds=seconds, http_status=http_status, error_code=error_code)
-    return attempt
+_make_attempt = tuple.__new__  # ``_make_attempt(Attempt, (seconds, status, code))``: no Python __new__
+_NO_ERROR: dict[str, Any] = {}  # read only
 
 
 @dataclass(slots=True)
@@ -73,13 +72,13 @@ class recording:
 
 
 def _before_send(**_: Any) -> None:
-    rec = current()
+    rec = getattr(getcurrent(), _SLOT, None)  # current(), without its call
     if rec is not None:
         rec._started = rec.clock()
 
 
 def _needs_retry(response: Any = None, caught_exception: Any = None, **_: Any) -> None:
-    rec = current()
+    rec = getattr(getcurrent(), _SLOT, None)  # current(), without its call
     if rec is None or rec._started is None:
         return
     seconds = rec.clock() - rec._started
@@ -88,10 +87,10 @@ def _needs_retry(response: Any = None, caught_exception: Any = None, **_: Any) -
     if response is not None:
         http, parsed = response
         status = getattr(http, "status_code", None)
-        code = (parsed or {}).get("Error", {}).get("Code") if isinstance(parsed, dict) else None
+        code = (parsed or _NO_ERROR).get("Error", _NO_ERROR).get("Code") if isinstance(parsed, dict) else None
     elif caught_exception is not None:
         code = type(caught_exception).__name__
-    attempt = new_attempt(seconds, status, code)
+    attempt = _make_attempt(Attempt, (seconds, status, code))
     rec.attempts.append(attempt)
     if rec.on_attempt is not None:
         rec.on_attempt(attempt)

@@ -23,7 +23,7 @@ from contextlib import AbstractContextManager as ContextManager
 from typing import Any, TypeVar
 
 from ._adaptive import AdaptiveResults, Limits, TracePoint, open_gate
-from ._attempts import Attempt, AttemptRecorder, new_attempt, recording
+from ._attempts import Attempt, AttemptRecorder, recording
 from ._backends import Backend, backend_for
 from ._caller import BotocoreCaller, Caller
 from ._clients import ClientCache
@@ -351,7 +351,7 @@ def _record_unseen_attempt(recorder: AttemptRecorder, started: float, error_code
     """A caller whose attempts botocore's events did not see (a MockCaller, a stub) made one attempt:
     record it, so metrics and the adaptive gate observe it like any other."""
     status = 429 if error_code is not None and classify(error_code).throttle else None
-    attempt = new_attempt(perf_counter() - started, status, error_code)
+    attempt = Attempt(perf_counter() - started, status, error_code)
     recorder.attempts.append(attempt)
     if recorder.on_attempt is not None:
         recorder.on_attempt(attempt)
