@@ -408,6 +408,28 @@ def engine_steps_child(opts: dict[str, Any]) -> dict[str, Any]:
         with recording(rec):
             pass
 
+    from greenfetch._attempts import _before_send, _needs_retry
+
+    class _Status:
+        status_code = 200
+
+    answer = (_Status(), {"TableNames": [], "ResponseMetadata": {}})
+
+    def hooks() -> None:  # botocore's before-send and needs-retry events, as they call greenfetch's handlers
+        rec = AttemptRecorder()
+        rec.on_attempt = engine._attempt_observer(request, None)
+        with recording(rec):
+            _before_send(request=None, event_name="before-send.dynamodb.ListTables")
+            _needs_retry(
+                response=answer,
+                endpoint=None,
+                operation=None,
+                attempts=1,
+                caught_exception=None,
+                request_dict={},
+                event_name="needs-retry.dynamodb.ListTables",
+            )
+
     def attempts() -> None:
         rec = AttemptRecorder()
         rec.on_attempt = engine._attempt_observer(request, None)
@@ -422,6 +444,7 @@ def engine_steps_child(opts: dict[str, Any]) -> dict[str, Any]:
         "api_name": lambda: engine.caller._api_name(request, client),
         "recorder": recorder_step,
         "attempts": attempts,
+        "hooks": hooks,
         "result_object": lambda: Result(
             0, request, result={}, concurrency=None, request_id=_pop_request_id({"ResponseMetadata": {}})
         ),
