@@ -90,7 +90,7 @@ import json, sys
 import greenfetch
 from greenfetch import Config, Engine
 engine = Engine(Config.resolve({"region": "us-east-1", "endpoint_url": sys.argv[1], "max_attempts": 3}))
-results = engine.batch_requests([{"service": "dynamodb", "operation": "ListTables"}] * 40, concurrency=8)
+results = engine.batch_requests([{"service": "dynamodb", "operation": "ListTables"}] * 24, concurrency=12)
 print(json.dumps({"backend": engine.config.backend, "attempts": [r.attempts for r in results],
                   "ok": [r.ok for r in results]}))
 engine.close()
