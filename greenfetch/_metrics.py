@@ -228,14 +228,16 @@ class Metrics:
                 pass
             if not taken:
                 return
-            by_series: dict[_Success, list[float]] = {}
+            # grouped by histogram child, which is one per label set (two service:operation pairs
+            # whose labels are both ``other`` share one, and its perf row): each group in arrival order
+            by_series: dict[Any, tuple[_Success, list[float]]] = {}
             for fast, seconds in taken:
-                values = by_series.get(fast)
-                if values is None:
-                    values = by_series[fast] = []
-                values.append(seconds)
+                group = by_series.get(fast.child)
+                if group is None:
+                    group = by_series[fast.child] = (fast, [])
+                group[1].append(seconds)
             rows = self._rows
-            for fast, values in by_series.items():
+            for fast, values in by_series.values():
                 row = rows.get(fast.row)
                 if row is None:
                     row = rows[fast.row] = _Row()

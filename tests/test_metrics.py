@@ -4,6 +4,7 @@ Budget: < 3 s (one small batch against the shared moto server).
 """
 
 import math
+import random
 
 import pytest
 from hypothesis import given, settings
@@ -266,7 +267,7 @@ def test_inflight_gauge_counts_calls_in_flight_and_ends_at_zero_on_threads():
 _EVENT = st.one_of(
     st.tuples(
         st.just("result"),
-        st.sampled_from(["ListTables", "Query", "Scan"]),
+        st.sampled_from(["ListTables", "Query", "Scan", "Bad op!", "Bad op?"]),  # the last two: "other"
         st.sampled_from([None, None, None, "ThrottlingException", "AccessDenied", "Boom"]),
         st.sampled_from([1, 1, 1, 2, 3]),
         st.floats(0.0, 40_000.0),
@@ -331,12 +332,20 @@ def test_exposition_and_perf_stats_are_what_plain_prometheus_and_a_sketch_give(e
     def row(operation):
         return rows.setdefault(f"dynamodb:{operation}", [QuantileSketch(), 0, 0])
 
+    def label(operation):
+        return operation if " " not in operation else "other"
+
     events = events + [("result", "ListTables", None, 1, 3.25)] * (300 * tail)  # past the batch size
+    # two operations whose labels are both "other", interleaved, with durations whose float sum
+    # depends on the order it is taken in
+    awkward = random.Random(7)
+    events += [("result", f"Bad op{'!?'[i % 2]}", None, 1, awkward.random() * 100) for i in range(20)]
     for event in events:
         if event[0] == "result":
-            _, operation, code, attempts, ms = event
+            _, given, code, attempts, ms = event
+            operation = label(given)
             error = f"{code}: no" if code else None
-            metrics.result(_result("dynamodb", operation, ms=ms, error=error, attempts=attempts))
+            metrics.result(_result("dynamodb", given, ms=ms, error=error, attempts=attempts))
             outcome = "error" if code else "success"
             duration.labels("dynamodb", operation, outcome).observe(ms / 1000.0)
             if code:
