@@ -201,3 +201,24 @@ def test_coerce_with_defaults_takes_each_where_the_request_has_none(raw, default
     assert got == want and repr(got) == repr(want)
     assert list(vars(got).items()) == list(vars(want).items())
     assert got.credentials is want.credentials
+
+
+def test_result_fields_are_in_the_order_the_engine_builds_them():
+    """``Engine.execute`` builds a success's Result positionally (every field at once): a field added
+    or moved must be added or moved there too, and this fails until it is."""
+    import dataclasses
+
+    assert [f.name for f in dataclasses.fields(Result)] == [
+        "index",
+        "request",
+        "result",
+        "error",
+        "error_code",
+        "retryable",
+        "guidance",
+        "request_id",
+        "duration_ms",
+        "attempts",
+        "concurrency",
+        "deduped",
+    ]
