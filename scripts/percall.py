@@ -35,6 +35,9 @@ Children (``what``):
 - ``canned_http``: the same with every client's HTTP session answering a canned ListTables response
   (no socket): greenfetch and botocore, without the HTTP session, TLS and the hub's I/O.
 - ``canned_caller``: the same with ``BotocoreCaller.call`` answering a canned dict: greenfetch alone.
+- ``adaptive``: ``Engine.adaptive_batch`` started at the concurrency with the concurrency as its max (no
+  ramp; the warm-up through it too, so the timed window is the scope's steady state): beside ``engine``,
+  what the adaptive gate costs a call.
 - ``aiobotocore``: aiobotocore, ``gather`` behind a Semaphore (the bench's peer).
 - ``steps``: botocore's steps for one ListTables, each in its own window (no hub, no socket).
 - ``engine_steps``: the engine's own pieces around a canned call (``Request.coerce``, the resolve, the
@@ -220,12 +223,20 @@ def engine_child(opts: dict[str, Any]) -> dict[str, Any]:
 
         engine.caller = CannedCaller(engine.clients)
     engine.execute(LIST)
+    c = opts["concurrency"]
+    if opts["what"] == "adaptive":  # started at its max: no ramp; a target that never binds here
+
+        def batch(requests: list[Any], concurrency: int) -> Any:
+            return engine.adaptive_batch(requests, c, 30.0, 1, c)
+
+    else:
+        batch = engine.batch_requests
     if opts["warm"]:
-        engine.batch_requests([LIST] * opts["warm"], opts["concurrency"])
+        batch([LIST] * opts["warm"], c)
     counts = _count_reads() if opts.get("count") else None
     switches = _count_switches() if opts.get("switches") else None
     with _Window() as window:
-        results = engine.batch_requests([LIST] * opts["calls"], opts["concurrency"])
+        results = batch([LIST] * opts["calls"], c)
     if switches is not None:
         import greenlet
 

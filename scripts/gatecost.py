@@ -1,0 +1,240 @@
+"""Instructions per request of the adaptive gate's pieces (callgrind): the A/B tool of issue 24's gate section.
+
+    python scripts/gatecost.py [--n N] [TREE...]
+
+Each TREE (a source tree put first on PYTHONPATH: a checkout of the code before a change; default this
+one) runs a child under ``valgrind --tool=callgrind --instr-atstart=no``; the child times each piece in
+its own window (``percall._Window``: instrumentation switched on and off from inside), ``N`` times, and
+the count is divided by ``N``. No server, no hub, no botocore: the gate alone, on a simulated clock
+that advances 0.5 ms a request (2,000 calls/s, the fast server's CPU-bound client), so every run makes
+the same decisions and the count is deterministic up to the interpreter's own caches.
+
+Pieces:
+
+- ``steady``: one request through an existing scope's gate at steady state: the fast server's case
+  (limit 128 = max, 50 ms answers, flat latency, ~100 in flight, the client saturated: load 0.95, CPU
+  0.9): the slot's acquire and release, ``Gate.attempt`` (``signal_of``, ``ClientLoad.read``,
+  ``Controller.sample``, a window closed and its ``TracePoint`` about once per round trip).
+- ``steady idle``: the same with the client idle (load 0.3, CPU 0.2): the latency law's path.
+- ``Controller()``: a controller made (a new scope's, or ``Limits.reset``'s).
+- ``first sample``: a new controller's first ``sample`` (an inventory's one-call scope).
+- ``new limiter``: ``Limits.limiter`` for a scope not seen before.
+- ``one-call scope``: one request through a new scope's gate (the limiter made, a slot, a sample).
+- ``feed``: ``FairFeed`` handing out one request of a scope of its own, and its ``done``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+STEP = 0.0005  # simulated seconds per request: 2,000 calls/s
+LATENCY = 0.05
+INFLIGHT = 100
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _steady(n: int, load: float, cpu: float) -> Any:
+    """A scope at its max with ``INFLIGHT`` requests in flight; returns the run of ``n`` more."""
+    from greenfetch._adaptive import Limits, open_gate
+    from greenfetch._attempts import Attempt
+    from greenfetch._metrics import Metrics
+    from greenfetch._models import Request
+
+    clock = _Clock()
+    limits = Limits(Metrics(), clock=clock, gevent=True)
+    watcher = limits.load
+    watcher.clock = clock
+    watcher._running, watcher._due = True, 1e12  # a watcher that is never late (no stall)
+    watcher.value, watcher.cpu = load, cpu
+    gate = open_gate(limits, 128, 5.0, 1, 128)
+    request = Request("dynamodb", "ListTables", region="us-east-1")
+    answer = Attempt(LATENCY, 200, None)
+    held: list[Any] = []
+
+    def one() -> None:
+        clock.now += STEP
+        slot = gate(request)
+        slot.__enter__()
+        held.append(slot)
+        if len(held) > INFLIGHT:
+            held.pop(0).__exit__(None, None, None)
+            gate.attempt(request, answer)
+
+    for _ in range(4 * n):  # windows closed, the baseline known: steady state
+        one()
+
+    def run() -> None:
+        for _ in range(n):
+            one()
+
+    return run
+
+
+def child(n: int) -> dict[str, Any]:
+    import greenfetch  # noqa: F401  (first: patches)
+
+    sys.path.insert(0, str(HERE))
+    from percall import _Window
+
+    from greenfetch._adaptive import Limits, open_gate
+    from greenfetch._attempts import Attempt
+    from greenfetch._controller import Controller, Settings
+    from greenfetch._metrics import Metrics
+    from greenfetch._models import Request
+    from greenfetch.inventory._pacing import FairFeed
+
+    settings = Settings(initial=5, target_latency=5.0, max=64)
+    answer = Attempt(LATENCY, 200, None)
+    out: dict[str, Any] = {}
+
+    def window(name: str, run: Any) -> None:
+        run_ = run()  # set-up outside the window
+        with _Window(name):
+            run_()
+        out[name] = None
+
+    window("steady", lambda: _steady(n, 0.95, 0.9))
+    window("steady idle", lambda: _steady(n, 0.3, 0.2))
+
+    def controllers() -> Any:
+        clock = _Clock()
+        return lambda: [Controller(settings, clock) for _ in range(n)]
+
+    window("Controller()", controllers)
+
+    def first_samples() -> Any:
+        clock = _Clock()
+        made = [Controller(settings, clock) for _ in range(n)]
+
+        def run() -> None:
+            for ctl in made:
+                clock.now += STEP
+                ctl.sample(LATENCY, inflight=1, load=0.3, cpu=0.2)
+
+        return run
+
+    window("first sample", first_samples)
+
+    def new_limiters() -> Any:
+        limits = Limits(Metrics(), clock=_Clock(), gevent=True)
+        names = [f"dynamodb/r{i}/111111111111" for i in range(n)]
+
+        def run() -> None:
+            for name in names:
+                limits.limiter(name)
+
+        return run
+
+    window("new limiter", new_limiters)
+
+    def one_call_scopes() -> Any:
+        clock = _Clock()
+        limits = Limits(Metrics(), clock=clock, gevent=True)
+        limits.load.clock = clock
+        limits.load._running, limits.load._due = True, 1e12
+        gate = open_gate(limits, 5, 5.0, 1, 64)
+        requests = [
+            Request("dynamodb", "ListTables", region=f"r{i}", account="111111111111") for i in range(n)
+        ]
+
+        def run() -> None:
+            for request in requests:
+                clock.now += STEP
+                with gate(request):
+                    pass
+                gate.attempt(request, answer)
+
+        return run
+
+    window("one-call scope", one_call_scopes)
+
+    def feeds() -> Any:
+        requests = [
+            Request("dynamodb", "ListTables", region=f"r{i}", account="111111111111") for i in range(n)
+        ]
+
+        def run() -> None:
+            feed = FairFeed(requests, Limits.scope_of, lambda scope: 5)
+            for request in feed:
+                feed.done(request)
+
+        return run
+
+    window("feed", feeds)
+    return out
+
+
+def _total(path: Path) -> int:
+    for line in path.read_text().splitlines():
+        if line.startswith("totals:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no total in {path}")
+
+
+def _dump_name(path: Path) -> str:
+    for line in path.read_text().splitlines():
+        if line.startswith("desc: Trigger: Client Request: "):
+            return line.split(": ")[-1]
+    return path.name
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("trees", nargs="*", default=[str(ROOT)])
+    parser.add_argument("--n", type=int, default=2000)
+    parser.add_argument("--child", action="store_true")
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(args.n)))
+        return
+    workdir = Path(tempfile.mkdtemp(prefix="gatecost-"))
+    table: dict[str, dict[str, float]] = {}
+    for i, tree in enumerate(args.trees):
+        out = workdir / f"t{i}.out"
+        env = {**os.environ, "PYTHONPATH": tree, "PERCALL_CALLGRIND": "1"}
+        subprocess.run(
+            [
+                "nice",
+                "-n",
+                "5",
+                "valgrind",
+                "--tool=callgrind",
+                "--instr-atstart=no",
+                "-q",
+                f"--callgrind-out-file={out}",
+                sys.executable,
+                __file__,
+                "--child",
+                "--n",
+                str(args.n),
+            ],
+            check=True,
+            env=env,
+            stdout=subprocess.DEVNULL,
+        )
+        for part in sorted(workdir.glob(f"t{i}.out.*"), key=lambda p: int(p.suffix[1:])):
+            table.setdefault(_dump_name(part), {})[tree] = _total(part) / args.n / 1000
+    width = max(len(name) for name in table)
+    print(f"{'instructions per op (k)':{width}}  " + "  ".join(Path(t).name[-14:] for t in args.trees))
+    for name, by_tree in table.items():
+        print(f"{name:{width}}  " + "  ".join(f"{by_tree.get(t, float('nan')):14.1f}" for t in args.trees))
+
+
+if __name__ == "__main__":
+    main()
