@@ -11,6 +11,8 @@ import time
 import gevent
 import gevent.event
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import greenfetch  # (conftest.py has already patched gevent first)
 import greenfetch._api
@@ -267,6 +269,37 @@ def test_a_stall_is_ours_only_where_it_is_a_fair_part_of_an_answers_time():
     assert load.stalled(10.0 + 2 * load.interval, 0.0)  # overdue now: a stall going on
     assert not load.stalled(10.0, 0.0)
     assert load.held(10.0, 0.38) == pytest.approx(0.1) and load.held(10.0, 0.32) == pytest.approx(0.05)
+
+
+_stalls = st.lists(
+    st.tuples(st.floats(9.8, 10.1), st.floats(0.0, 0.04)).map(lambda t: (round(t[0], 3), round(t[1], 3))),
+    max_size=8,
+).map(sorted)
+
+
+@given(_stalls, st.floats(9.9, 10.1), st.floats(0.0, 0.2), st.floats(9.9, 10.1))
+def test_read_is_stalled_and_held_in_one_pass(stalls, now, seconds, due):
+    """``read`` (per answer: the gate's hot path) folds ``stalled`` and ``held`` into one pass over
+    the stalls: the same load, CPU share and held seconds as the two methods give."""
+    load = ClientLoad(interval=0.025, clock=lambda: now)
+    load._running, load._due, load.value, load.cpu = True, due, 0.4, 0.3
+    load._stalls.extend(stalls)
+    expected = (1.0 if load.stalled(now, seconds) else 0.4), 0.3, load.held(now, seconds)
+    assert load.read(seconds) == expected
+
+
+@given(
+    st.sampled_from(["", None, "111122223333"]),
+    st.sampled_from(["", None, "arn:aws:iam::444455556666:role/R", "not-an-arn", 7]),
+    st.sampled_from(["", None, "dev"]),
+    st.sampled_from(["", None, "eu-west-1"]),
+)
+def test_a_scope_is_service_region_and_the_account_or_profile(account, role, profile, region):
+    """``scope_of`` (twice per request) reads the fields itself; the same scope as the request's
+    ``account_id`` gives."""
+    request = Request("sqs", "ListQueues", region=region, account=account, role=role, profile=profile)
+    who = request.account_id or request.profile or "default"
+    assert Limits.scope_of(request) == f"sqs/{region or 'default'}/{who}"
 
 
 def test_a_saturated_client_does_not_cut_on_a_real_server():
