@@ -383,19 +383,27 @@ class Controller:
         of it; ``held`` = seconds stalls of this process held this answer (a slow answer that would
         be flat without them waited for us: it does not end slow start). Returns a TracePoint when a
         window closed."""
+        # Per answer (the gate's hot path): the settings and the baseline read once, what were
+        # helpers (the flat check, ``note_inflight``, the window's end) inline.
         now = self.clock()
-        saturated = load >= self.settings.saturated
-        cpu = load if cpu is None else cpu
+        s = self.settings
+        saturated = load >= s.saturated
+        if cpu is None:
+            cpu = load
         self._load += load
         self._last_load = load
         self._cpu += cpu
         self._last_cpu = cpu
         self._answers += 1
         self._saturated += saturated
-        if latency is not None and held > 0 and held >= self.settings.stall_share * latency:
-            self._held += 1  # stalls of this process held it: it waited for us, not for a neighbour
-        self.note_inflight(inflight)
-        sent = now - latency if latency is not None else now
+        if inflight > self._max_inflight:
+            self._max_inflight = inflight
+        if latency is None:
+            sent = now
+        else:
+            sent = now - latency
+            if held > 0 and held >= s.stall_share * latency:
+                self._held += 1  # stalls of this process held it: it waited for us, not for a neighbour
         if throttled:
             self._throttles += 1
             self._on_throttle(now, sent, held)
@@ -406,31 +414,44 @@ class Controller:
                 return None  # sent before the last cut: it measured the old limit, not the new one
             self._drops += 1
             return self._close(now)
-        if not throttled and latency is not None and sent >= self._start:  # any load (see ``_faster_now``)
-            self._sent_in += 1
-            if self._baseline is not None and latency < self.settings.faster * self._baseline:
-                self._quick.append(latency)
-        if not throttled and latency is not None and latency > 1e-4 and sent >= self._last_cut:
-            if self.slow_start and not self._flat(latency):
-                if not saturated and not self._flat(latency - held):  # else it waited for us
-                    self._slow_answer(sent, cpu < self.settings.busy)
-            elif (
-                self.slow_start and inflight * 2 >= self.limit and latency <= self.settings.target_latency
-            ):  # never grow past the target
-                self.limit = min(
-                    self.limit + 1.0, float(self.settings.max)
-                )  # +1 per answer: x2 per round trip
-                self._grown.append((now, self.limit))
-            if saturated:  # it waited for us: its latency is no server's (all of them: Little's law)
-                self._ours.append(latency)
-                self._inflight_ours += inflight
-            elif sent >= self._start:  # only attempts sent in this window measure its limit
-                self._samples.append(latency)
-                self._inflight_sum += inflight
-                self._count += 1
-            else:  # sent before it: the window's latency if none sent in it came back (``_close``)
-                self._late.append(latency)
-        if self._window_due(now):
+        baseline = self._baseline
+        if not throttled and latency is not None:
+            if sent >= self._start:  # any load (see ``_faster_now``)
+                self._sent_in += 1
+                if baseline is not None and latency < s.faster * baseline:
+                    self._quick.append(latency)
+            if latency > 1e-4 and sent >= self._last_cut:
+                if self.slow_start:
+                    # slow start grows only on flat answers (within ``flat`` x the baseline): past
+                    # a knee, where answers slow down, it stops by itself within a round trip
+                    if baseline is not None and latency > s.flat * baseline:
+                        if not saturated and latency - held > s.flat * baseline:  # else it waited for us
+                            self._slow_answer(sent, cpu < s.busy)
+                    elif inflight * 2 >= self.limit and latency <= s.target_latency:  # never past the target
+                        self.limit = min(self.limit + 1.0, float(s.max))  # +1 per answer: x2 per round trip
+                        self._grown.append((now, self.limit))
+                if saturated:  # it waited for us: its latency is no server's (all of them: Little's law)
+                    self._ours.append(latency)
+                    self._inflight_ours += inflight
+                elif sent >= self._start:  # only attempts sent in this window measure its limit
+                    self._samples.append(latency)
+                    self._inflight_sum += inflight
+                    self._count += 1
+                else:  # sent before it: the window's latency if none sent in it came back (``_close``)
+                    self._late.append(latency)
+        # The window's end: a faster period at once (a round trip of a faster server is enough to say
+        # so); else a round trip's answers (a saturated one is no latency sample, but it counts), or
+        # ``max_window`` with any; a re-measure reads twice as many
+        elapsed, answers = now - self._start, self._count + self._saturated
+        quick = len(self._quick)
+        if (
+            (not self.slow_start and quick >= s.min_samples and 2 * quick > self._sent_in)
+            or (elapsed >= s.max_window and answers)
+            or (
+                elapsed >= min(max(s.min_window, baseline or 0.0), s.max_window)
+                and answers >= (2 * s.min_samples if self._restore else s.min_samples)
+            )
+        ):
             return self._close(now)
         return None
 
@@ -446,23 +467,6 @@ class Controller:
         self.limit, self.slow_start, self._last_cut = min(self.limit, then), False, self.clock()
         if idle:  # the server's knee, not our own run queue
             self._knee = self.limit
-
-    def _flat(self, latency: float) -> bool:
-        """Is this answer's latency flat (within ``flat`` x the baseline)? Slow start grows only on
-        those, so past a knee, where answers slow down, it stops growing by itself within a round
-        trip instead of doubling on until a window closes (the overshoot that cost seconds)."""
-        return self._baseline is None or latency <= self.settings.flat * self._baseline
-
-    def _window_due(self, now: float) -> bool:
-        if self._faster_now():  # at once: a round trip of a faster server is enough to say so
-            return True
-        s, elapsed = self.settings, now - self._start
-        length = max(s.min_window, self.baseline or 0.0)  # one round trip: samples sent after it opened
-        answers = self._count + self._saturated  # a saturated answer is no latency sample, but it counts
-        if elapsed >= s.max_window and answers:
-            return True
-        wanted = 2 * s.min_samples if self._restore else s.min_samples  # a re-measure reads more answers
-        return elapsed >= min(length, s.max_window) and answers >= wanted
 
     def _close(self, now: float) -> TracePoint:
         s = self.settings

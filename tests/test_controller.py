@@ -415,6 +415,33 @@ def test_a_window_longer_than_its_answers_still_reads_their_latency():
     assert ctl.limit < 64 and any(p.latency == pytest.approx(1.6) for p in ctl.trace)
 
 
+def test_a_trickle_of_answers_closes_a_window_at_max_window():
+    """Fewer answers than ``min_samples`` in a second (a slow scope): the window still closes at
+    ``max_window`` (1 s), not at the 20th answer."""
+    ctl, clock = _learned()
+    opened = len(ctl.trace)
+    for _ in range(12):  # 5 answers a second
+        clock.now += 0.2
+        ctl.sample(0.05, inflight=2)
+    closed = [p.time for p in ctl.trace][opened:]
+    assert closed and closed[0] - (clock.now - 2.4) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("factor, faster", [(0.74, True), (0.76, False)])
+def test_a_faster_period_is_answers_under_three_quarters_of_the_baseline(factor, faster):
+    """Most answers of a window (and ``min_samples``) under ``faster`` (0.75) x the baseline: a faster
+    period, the window closes at once (before a baseline-long window would) and slow start resumes;
+    just over it, nothing happens."""
+    ctl, clock = _learned(limit=64)
+    ctl.reconfigure(ctl.settings)  # a window of its own
+    opened = len(ctl.trace)
+    clock.now += 0.04  # answers sent after it opened, before a baseline-long window ends
+    for _ in range(20):
+        clock.now += 0.0001
+        ctl.sample(factor * 0.05, inflight=64)
+    assert (len(ctl.trace) > opened and ctl.slow_start) is faster
+
+
 def test_a_saturated_client_still_cuts_on_throttles_and_timeouts():
     ctl, clock = _learned()
     _feed(ctl, clock, 0.2, 100, load=1.0)
