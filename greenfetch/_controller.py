@@ -286,9 +286,53 @@ class RateCap:
 
 
 class Controller:
-    """Per-attempt samples in, a concurrency limit (``limit``) and a send rate cap (``rate``) out."""
+    """Per-attempt samples in, a concurrency limit (``limit``) and a send rate cap (``rate``) out.
 
-    # The open window's tallies (``_open_window`` starts them afresh).
+    Slots: an inventory makes one per (service, region, account), thousands for a call each, and
+    each lives as long as the engine (the garbage collector walks it at every full collection)."""
+
+    __slots__ = (
+        "settings",
+        "clock",
+        "limit",
+        "cap",
+        "trace",
+        "slow_start",
+        "_baseline",
+        "_smoothed",
+        "_remeasure_at",
+        "_restore",
+        "_higher",
+        "_every",
+        "_last_cut",
+        "_previous",
+        "_grown",
+        "_flat_run",
+        "_knee",
+        "_start",
+        "_count",
+        "_drops",
+        "_throttles",
+        "_max_inflight",
+        "_samples",
+        "_ours",
+        "_inflight_ours",
+        "_slow",
+        "_inflight_sum",
+        "_late",
+        "_sent_in",
+        "_quick",
+        "_load",
+        "_last_load",
+        "_cpu",
+        "_last_cpu",
+        "_answers",
+        "_saturated",
+        "_held",
+    )
+
+    # The open window's tallies (``_open_window`` starts them afresh; its lists are made once and
+    # emptied, nothing keeps them past a window's close).
     _start: float  # when it opened
     _count: int  # latency samples sent in it
     _drops: int
@@ -332,6 +376,7 @@ class Controller:
         self._grown: deque[tuple[float, float]] = deque(maxlen=4096)  # (when, limit) of slow start's steps
         self._flat_run = 0  # flat windows running (after slow start): each doubles the regrowth
         self._knee: float | None = None  # the limit a latency cut set while the client was idle
+        self._samples, self._ours, self._slow, self._late, self._quick = [], [], [], [], []
         self._open_window(clock())
 
     @property
@@ -697,14 +742,14 @@ class Controller:
         self._drops = 0
         self._throttles = 0
         self._max_inflight = 0
-        self._samples = []
-        self._ours = []
+        self._samples.clear()
+        self._ours.clear()
         self._inflight_ours = 0
-        self._slow = []
+        self._slow.clear()
         self._inflight_sum = 0
-        self._late = []
+        self._late.clear()
         self._sent_in = 0
-        self._quick = []
+        self._quick.clear()
         self._load = self._last_load = self._cpu = self._last_cpu = 0.0
         self._answers = 0
         self._saturated = 0

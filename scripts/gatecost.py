@@ -26,6 +26,7 @@ Pieces:
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import subprocess
@@ -105,6 +106,7 @@ def child(n: int) -> dict[str, Any]:
 
     def window(name: str, run: Any) -> None:
         run_ = run()  # set-up outside the window
+        gc.collect()  # every window starts with the collector's counts at 0
         with _Window(name):
             run_()
         out[name] = None
