@@ -233,6 +233,15 @@ class _Schedstat:
         os.close(self.fd)
 
 
+class _Held:
+    """The slots held in every scope of one ``Limits``: one count, changed under its limiters' lock."""
+
+    __slots__ = ("slots",)
+
+    def __init__(self) -> None:
+        self.slots = 0
+
+
 class Limiter:
     """A slot count that follows one controller's limit; shared by every greenlet of the scope.
 
@@ -241,7 +250,7 @@ class Limiter:
     each full collection): so slots, no queue until a request waits, and the lock of its ``Limits``
     (one lock for all its limiters: what it guards never blocks or switches greenlets while held)."""
 
-    __slots__ = ("scope", "controller", "inflight", "load", "_lock", "_waiters", "_pace", "_running")
+    __slots__ = ("scope", "controller", "inflight", "load", "_lock", "_waiters", "_pace", "_held")
 
     def __init__(
         self,
@@ -250,7 +259,7 @@ class Limiter:
         load: ClientLoad | None = None,
         *,
         lock: Any = None,
-        running: deque[None] | None = None,
+        held: _Held | None = None,
     ):
         self.scope = scope
         self.controller = controller
@@ -263,9 +272,8 @@ class Limiter:
         # one sender at a time waits out the rate cap; the rest queue here (made at the first rate cap:
         # most scopes never have one, and a lock costs as much as a fifth of a one-call scope's limiter)
         self._pace: Any = None
-        # one entry per slot held, shared by the limiters of one ``Limits`` (``Limits.busy``); a
-        # deque's append and pop are atomic, so no lock of its own
-        self._running = running if running is not None else deque()
+        # the slots held in every scope of one ``Limits`` (``Limits.busy``), counted under the lock
+        self._held = held if held is not None else _Held()
 
     @property
     def limit(self) -> int:
@@ -287,7 +295,7 @@ class Limiter:
                 self._free()
             else:  # ``_free`` with no one waiting: once per request
                 self.inflight -= 1
-                self._running.pop()
+                self._held.slots -= 1
 
     def acquire(self) -> int:
         """``slot``'s entry: the rate cap's turn, then a slot, or a place in the queue for one (a
@@ -306,7 +314,7 @@ class Limiter:
             limit = max(1, int(controller.limit))  # ``limit``, inline: once per request
             if self.inflight < limit and not self._waiters:
                 self.inflight = inflight = self.inflight + 1
-                self._running.append(None)
+                self._held.slots += 1
                 if inflight > controller._max_inflight:  # ``note_inflight``, inline
                     controller._max_inflight = inflight
                 return limit
@@ -336,13 +344,13 @@ class Limiter:
             self._waiters.popleft().release()  # handed on: as many in flight as before
         else:
             self.inflight -= 1
-            self._running.pop()
+            self._held.slots -= 1
 
     def _grant(self) -> None:
         """The limit grew: slots for the first requests waiting."""
         while self._waiters and self.inflight < self.limit:
             self.inflight += 1
-            self._running.append(None)
+            self._held.slots += 1
             self._waiters.popleft().release()
         self.controller.note_inflight(self.inflight)
 
@@ -399,7 +407,7 @@ class Limits:
         self.load = ClientLoad() if gevent else None
         self._lock = threading.Lock()  # the scopes (making a limiter)
         self._limiter_lock = _quick_lock()  # every limiter's own state (``Limiter``)
-        self._running: deque[None] = deque()  # a slot held in any scope (``busy``)
+        self._held = _Held()  # the slots held in any scope (``busy``)
         self._by_scope: dict[str, Limiter] = {}
         self.settings = Settings()
         if metrics is not None:  # greenfetch_concurrency_limit{scope}: read from here when scraped
@@ -428,7 +436,7 @@ class Limits:
                         Controller(self.settings, self._clock),
                         self.load,
                         lock=self._limiter_lock,
-                        running=self._running,
+                        held=self._held,
                     )
         return found
 
@@ -464,7 +472,7 @@ class Limits:
     def busy(self) -> bool:
         """A slot is held in some scope (what keeps the ``ClientLoad`` watcher sampling): one check,
         however many scopes (an inventory has thousands)."""
-        return bool(self._running)
+        return self._held.slots > 0
 
     def trace(self, scope: str) -> list[TracePoint]:
         limiter = self._by_scope.get(scope)
