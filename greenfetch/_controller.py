@@ -296,7 +296,8 @@ class Controller:
         "clock",
         "limit",
         "cap",
-        "trace",
+        "_trace",
+        "_history",
         "slow_start",
         "_baseline",
         "_smoothed",
@@ -361,7 +362,10 @@ class Controller:
         self.clock = clock
         self.limit = float(settings.initial)
         self.cap = RateCap(settings, clock)
-        self.trace: deque[TracePoint] = deque(maxlen=history)
+        # the closed windows (``trace``) and slow start's steps, made when first needed: a scope
+        # that sees one call (an inventory makes thousands) closes no window and takes no step
+        self._trace: deque[TracePoint] | None = None
+        self._history = history
         self.slow_start = True
         self._baseline: float | None = None
         self._smoothed: float | None = (
@@ -373,11 +377,18 @@ class Controller:
         self._every = settings.remeasure_every  # seconds to the next re-measure (doubles while they agree)
         self._last_cut = -math.inf
         self._previous: float | None = None
-        self._grown: deque[tuple[float, float]] = deque(maxlen=4096)  # (when, limit) of slow start's steps
+        self._grown: deque[tuple[float, float]] | None = None  # (when, limit) of slow start's steps
         self._flat_run = 0  # flat windows running (after slow start): each doubles the regrowth
         self._knee: float | None = None  # the limit a latency cut set while the client was idle
         self._samples, self._ours, self._slow, self._late, self._quick = [], [], [], [], []
         self._open_window(clock())
+
+    @property
+    def trace(self) -> deque[TracePoint]:
+        """The closed windows' ``TracePoint``s, the last ``history`` of them."""
+        if self._trace is None:
+            self._trace = deque(maxlen=self._history)
+        return self._trace
 
     @property
     def rate(self) -> float | None:
@@ -474,6 +485,8 @@ class Controller:
                             self._slow_answer(sent, cpu < s.busy)
                     elif inflight * 2 >= self.limit and latency <= s.target_latency:  # never past the target
                         self.limit = min(self.limit + 1.0, float(s.max))  # +1 per answer: x2 per round trip
+                        if self._grown is None:
+                            self._grown = deque(maxlen=4096)
                         self._grown.append((now, self.limit))
                 if saturated:  # it waited for us: its latency is no server's (all of them: Little's law)
                     self._ours.append(latency)
@@ -508,7 +521,8 @@ class Controller:
         if len(self._slow) < 3:
             return
         first = min(self._slow)
-        then = next((limit for stamp, limit in reversed(self._grown) if stamp <= first), self.limit)
+        steps = reversed(self._grown) if self._grown is not None else ()
+        then = next((limit for stamp, limit in steps if stamp <= first), self.limit)
         self.limit, self.slow_start, self._last_cut = min(self.limit, then), False, self.clock()
         if idle:  # the server's knee, not our own run queue
             self._knee = self.limit
@@ -722,7 +736,8 @@ class Controller:
             self.limit, self._restore = max(self.limit, self._restore), 0.0
             self._remeasure_at = now + self.settings.remeasure_every
         self.slow_start, self._previous, self._knee, self._flat_run = True, None, None, 0
-        self._grown.clear()
+        if self._grown is not None:
+            self._grown.clear()
 
     def _sustained(self, latency: float | None) -> float | None:
         """The lower of this window's and the previous window's latency: queueing at the server

@@ -535,3 +535,18 @@ def test_limit_and_rate_always_within_bounds(samples, lo, spread):
         assert config.min <= ctl.limit <= config.max
         assert ctl.rate is None or ctl.rate >= config.min_rate
         assert ctl.reserve() >= 0.0
+
+
+def test_a_one_call_scope_makes_no_trace_and_no_steps():
+    """An inventory's scope usually sees one call: its controller makes the trace and slow start's
+    steps only when a window closes or the limit grows (two deques a scope, a quarter of
+    ``Controller()``'s instructions); the trace still reads and extends as a deque of ``history``."""
+    clock = Clock()
+    ctl = Controller(Settings(), clock, history=3)
+    clock.now += 0.05
+    ctl.sample(0.05, inflight=1)
+    assert ctl._trace is None and ctl._grown is None
+    ctl.trace.extend(range(5))
+    assert list(ctl.trace) == [2, 3, 4]
+    _rounds(ctl, clock, 0.05, 3)  # slow start grows and windows close
+    assert ctl._grown and len(ctl.trace) == 3 and ctl.limit > 5
