@@ -381,7 +381,7 @@ class Limiter:
                 self._grant()
 
 
-def _quick_lock() -> Any:
+def quick_lock() -> Any:
     """The limiters' lock, taken three times per request: once gevent has patched ``threading``,
     its ``Semaphore`` (what a patched ``threading.Lock`` is, without the Python-level ``acquire``
     wrapper: 3.1k instructions a ``with`` against 5.4k, counted under callgrind); else a real lock."""
@@ -406,7 +406,7 @@ class Limits:
         self._clock = clock
         self.load = ClientLoad() if gevent else None
         self._lock = threading.Lock()  # the scopes (making a limiter)
-        self._limiter_lock = _quick_lock()  # every limiter's own state (``Limiter``)
+        self._limiter_lock = quick_lock()  # every limiter's own state (``Limiter``)
         self._held = _Held()  # the slots held in any scope (``busy``)
         self._by_scope: dict[str, Limiter] = {}
         self.settings = Settings()

@@ -20,6 +20,8 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Generic, TypeVar
 
+from .._adaptive import quick_lock
+
 __all__ = ["FairFeed"]
 
 T = TypeVar("T")
@@ -54,8 +56,10 @@ class FairFeed(Generic[T]):
         # (in flight, rank): a stale entry (its scope's count moved on) is skipped when popped
         self._heap: list[tuple[int, int, str]] = [(0, s.rank, s.name) for s in self._scopes.values()]
         # gevent-cooperative once patched; a plain lock: nothing here takes it twice (the default
-        # RLock is Python code, and this one is taken twice per request)
-        self._cond = threading.Condition(threading.Lock())
+        # RLock is Python code, and this one is taken twice per request), taken directly (a
+        # Condition's ``with`` is one Python call more) and the limiters' kind (``quick_lock``)
+        self._lock = quick_lock()
+        self._cond = threading.Condition(self._lock)
         self._waiting = False  # the iteration waits in ``wait_for``: ``done`` and ``add`` must wake it
         self._closed = False
         self.sent: list[T] = []
@@ -73,7 +77,7 @@ class FairFeed(Generic[T]):
     def add(self, items: Iterable[T]) -> None:
         """More items while the iteration runs (a child type's calls, once its parent is listed). Add
         them before ``done`` of the item they come from, so the iteration cannot end in between."""
-        with self._cond:
+        with self._lock:
             for scope in {id(s): s for s in map(self._put, items)}.values():
                 if not scope.full:
                     heapq.heappush(self._heap, (scope.inflight, scope.rank, scope.name))
@@ -81,13 +85,13 @@ class FairFeed(Generic[T]):
                 self._cond.notify()
 
     def inflight(self, name: str) -> int:
-        with self._cond:
+        with self._lock:
             scope = self._scopes.get(name)
             return scope.inflight if scope is not None else 0
 
     def __iter__(self) -> Iterator[T]:
         while True:
-            with self._cond:
+            with self._lock:
                 taken = self._take()
                 if taken is None:  # every scope with items left is at its cap: wait for a ``done``
                     self._waiting = True
@@ -126,7 +130,7 @@ class FairFeed(Generic[T]):
     def done(self, item: T, *, again: bool = False) -> None:
         """``item``'s outcome has been taken: its scope may send another; with ``again`` that is
         ``item`` itself (ahead of the scope's others: a throttled call sent again, through the pacer)."""
-        with self._cond:
+        with self._lock:
             scope = self._of[id(item)] if again else self._of.pop(id(item))
             scope.inflight -= 1
             self._inflight -= 1
@@ -140,6 +144,6 @@ class FairFeed(Generic[T]):
                 self._cond.notify()
 
     def close(self) -> None:
-        with self._cond:
+        with self._lock:
             self._closed = True
             self._cond.notify_all()
