@@ -16,6 +16,7 @@ Pieces:
   0.9): the slot's acquire and release, ``Gate.attempt`` (``signal_of``, ``ClientLoad.read``,
   ``Controller.sample``, a window closed and its ``TracePoint`` about once per round trip).
 - ``steady idle``: the same with the client idle (load 0.3, CPU 0.2): the latency law's path.
+- ``steady sample``: ``steady``'s ``Controller.sample`` alone (a loop's own cost included).
 - ``Controller()``: a controller made (a new scope's, or ``Limits.reset``'s).
 - ``first sample``: a new controller's first ``sample`` (an inventory's one-call scope).
 - ``new limiter``: ``Limits.limiter`` for a scope not seen before.
@@ -113,6 +114,20 @@ def child(n: int) -> dict[str, Any]:
 
     window("steady", lambda: _steady(n, 0.95, 0.9))
     window("steady idle", lambda: _steady(n, 0.3, 0.2))
+
+    def samples() -> Any:  # ``steady``'s controller alone: its ``sample`` per answer
+        clock = _Clock()
+        ctl = Controller(Settings(initial=128, target_latency=5.0, max=128), clock)
+
+        def one() -> None:
+            clock.now += STEP
+            ctl.sample(LATENCY, inflight=INFLIGHT, load=0.95, cpu=0.9)
+
+        for _ in range(4 * n):
+            one()
+        return lambda: [one() for _ in range(n)]
+
+    window("steady sample", samples)
 
     def controllers() -> Any:
         clock = _Clock()
