@@ -317,7 +317,6 @@ class Controller:
         "_max_inflight",
         "_samples",
         "_ours",
-        "_inflight_ours",
         "_slow",
         "_inflight_sum",
         "_late",
@@ -341,7 +340,6 @@ class Controller:
     _max_inflight: int
     _samples: list[float]
     _ours: list[float]  # latencies of answers that came while the client was saturated
-    _inflight_ours: int  # and the sum of their in-flight counts
     _slow: list[float]  # send times of its answers past ``flat`` (slow start)
     _inflight_sum: int
     _late: list[float]  # latencies of its answers sent before it opened (not saturated ones)
@@ -490,7 +488,6 @@ class Controller:
                         self._grown.append((now, self.limit))
                 if saturated:  # it waited for us: its latency is no server's (all of them: Little's law)
                     self._ours.append(latency)
-                    self._inflight_ours += inflight
                 elif sent >= self._start:  # only attempts sent in this window measure its limit
                     self._samples.append(latency)
                     self._inflight_sum += inflight
@@ -759,7 +756,6 @@ class Controller:
         self._max_inflight = 0
         self._samples.clear()
         self._ours.clear()
-        self._inflight_ours = 0
         self._slow.clear()
         self._inflight_sum = 0
         self._late.clear()
