@@ -6,6 +6,7 @@ loopback runs of a few hundred calls).
 
 import itertools
 import json
+import os
 import time
 
 import gevent
@@ -462,3 +463,22 @@ def test_cli_adaptive_bad_numbers_exit_2(tmp_path, args, named):
     requests.write_text(json.dumps(_tables(1)[0]) + "\n")
     result = CliRunner().invoke(load_commands(), ["adaptive", str(requests), *args])
     assert result.exit_code == 2 and named in result.output and "Traceback" not in result.output
+
+
+def test_the_limiters_lock_is_gevents_semaphore_once_patched_else_a_real_lock():
+    """``quick_lock``: gevent's ``Semaphore`` where ``threading`` is patched (a patched ``Lock``
+    without its Python ``acquire``); with ``GREENFETCH_ENGINE=threads`` nothing patches, gevent's
+    monkey module is never imported, and the lock is a real one (real threads share the limiters)."""
+    import subprocess
+    import sys
+
+    import gevent.lock
+
+    assert type(Limits()._limiter_lock) is gevent.lock.Semaphore
+    code = (
+        "import sys, _thread, greenfetch; from greenfetch._adaptive import Limits; "
+        "print(type(Limits()._limiter_lock) is _thread.LockType, 'gevent.monkey' in sys.modules)"
+    )
+    env = {**os.environ, "GREENFETCH_ENGINE": "threads"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["True", "False"], out.stderr
