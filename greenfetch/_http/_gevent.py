@@ -9,6 +9,11 @@ as botocore signed it, ``Accept-Encoding: identity``, then botocore's headers in
 It uses geventhttpclient's connection pools and response parser, not its ``HTTPClient.request``:
 writing the head ourselves (``_wire``) skips a double header merge and per-header regexes, and lets
 ``send`` own the pool slot from checkout to response, so a greenlet killed mid-send never leaks one.
+The plain answer AWS sends to every call but a download (HTTP/1.1, a Content-Length, its head in the
+first read) is read without the parser (``_wire.plain_answer``, one regex pass instead of a Python
+callback per header field and value and a response object of five classes: 125k instructions a call
+down to ~35k, docs/performance.md, "issue 24, part 7"); everything else goes to the parser with the
+bytes already read.
 
 TLS (docs/performance.md, "What TLS costs a call"): one ``SSLContext`` per CA bundle for the whole process
 (loading botocore's default bundle costs ~18 ms of CPU, which every client paid once); a pool offers the
@@ -38,9 +43,9 @@ from botocore.auth import _host_from_url  # the Host value botocore signs
 from botocore.httpsession import get_cert_path
 from gevent.monkey import get_original
 from geventhttpclient.connectionpool import ConnectionPool
-from geventhttpclient.response import HTTPParseError, HTTPSocketPoolResponse
+from geventhttpclient.response import HTTPConnectionClosed, HTTPParseError, HTTPSocketPoolResponse
 
-from ._wire import Fields, joined, write
+from ._wire import Fields, joined, plain_answer, write
 from ._wire import head as head_of
 
 __all__ = ["GeventHTTPSession"]
@@ -246,15 +251,26 @@ class GeventHTTPSession:
             sock.settimeout(timeout)
             write(sock, head, body, chunked)
             _await_answer(sock)
+            data = sock.recv(_RESPONSE_BLOCK)
+            if not data:
+                raise HTTPConnectionClosed("connection closed.")
+            answer = None if request.stream_output else plain_answer(data, request.method)
+            if answer is not None:
+                return _plain(url, sock, pool, data, *answer)
         except Exception as exc:
             pool.release_socket(sock)
             raise _mapped(exc, request) from None
         except BaseException:  # a greenlet killed mid-send: the slot goes back, the half-written socket goes
             pool.release_socket(sock)
             raise
-        try:  # from here the response owns the socket and releases it on any failure
+        try:  # anything but a plain answer: from here the response owns the socket and releases it
             response = _Response(
-                sock, pool, block_size=_RESPONSE_BLOCK, method=request.method, headers_type=Fields
+                sock,
+                pool,
+                block_size=_RESPONSE_BLOCK,
+                method=request.method,
+                headers_type=Fields,
+                pre_buffered=data,
             )
             fields: Any = response._headers_index
             http = botocore.awsrequest.AWSResponse(
@@ -265,6 +281,42 @@ class GeventHTTPSession:
         except Exception as exc:
             raise _mapped(exc, request) from None
         return http
+
+
+def _plain(
+    url: str,
+    sock: Any,
+    pool: _Pool,
+    data: bytes,
+    status: int,
+    headers: dict[str, str],
+    length: int,
+    keep: bool,
+    start: int,
+) -> botocore.awsrequest.AWSResponse:
+    """The answer :func:`plain_answer` read the head of: its body read whole (the socket's read timeout
+    on each read), the connection back to the pool (or closed, for ``Connection: close``). A body cut
+    short or bytes past its end raise (the caller releases the socket)."""
+    body = data[start:]
+    if len(body) < length:
+        parts = [body]
+        size = len(body)
+        while size < length:
+            more = sock.recv(_RESPONSE_BLOCK)
+            if not more:
+                raise HTTPParseError("connection closed before the end of the body")
+            parts.append(more)
+            size += len(more)
+        body = b"".join(parts)
+    if len(body) > length:
+        raise HTTPParseError("bytes past the end of the answer")
+    http = botocore.awsrequest.AWSResponse(url, status, headers, _READ_OUT)
+    http._content = body
+    if keep:
+        pool.return_socket(sock)
+    else:
+        pool.release_socket(sock)
+    return http
 
 
 def _await_answer(sock: Any) -> None:
@@ -387,3 +439,18 @@ class _Body:
 
     def close(self) -> None:
         self._response.release()  # back to the pool if fully read, else the socket is closed
+
+
+class _ReadOut:
+    """A response with nothing left to read: the raw stream under an answer read whole."""
+
+    _sock = None
+
+    def read(self, amt: int | None = None) -> bytes:
+        return b""
+
+    def release(self) -> None:
+        pass
+
+
+_READ_OUT = _Body(_ReadOut(), "")  # type: ignore[arg-type]  # one for every plain answer: it holds nothing

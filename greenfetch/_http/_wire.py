@@ -2,16 +2,18 @@
 
 One home for the bytes: the request head in urllib3 2.x's order (request line, ``Host``,
 ``Accept-Encoding: identity``, a ``Content-Length`` or chunked framing where botocore set neither, then
-botocore's headers in order), bodies framed in urllib3's 16 KiB blocks, and response header fields joined
-as urllib3 joins repeated ones. tests/test_http_session.py compares the bytes with urllib3's.
+botocore's headers in order), bodies framed in urllib3's 16 KiB blocks, response header fields joined
+as urllib3 joins repeated ones, and the plain answer's head read without geventhttpclient's parser
+(:func:`plain_answer`). tests/test_http_session.py compares the bytes with urllib3's.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["Fields", "head", "joined", "write"]
+__all__ = ["Fields", "head", "joined", "plain_answer", "write"]
 
 _BLOCK = 16384  # urllib3's blocksize: chunked request bodies are framed in the same pieces
 _JOIN_BELOW = 64 * 1024  # a body up to this is sent with its head in one segment; larger ones are not copied
@@ -105,8 +107,13 @@ def _blocks(body: Any) -> Iterator[bytes]:
                 yield block.encode("utf-8") if isinstance(block, str) else block
 
 
-def joined(fields: Fields) -> dict[str, str]:
+def joined(fields: list[tuple[str, str]]) -> dict[str, str]:
     """Response headers as urllib3 gives them: repeated fields joined with ", "."""
+    return _joined(fields)[0]
+
+
+def _joined(fields: list[tuple[str, str]]) -> tuple[dict[str, str], dict[str, str]]:
+    """:func:`joined`, and each name's lower case mapped to the spelling it is kept under."""
     out: dict[str, str] = {}
     lower: dict[str, str] = {}
     for name, value in fields:
@@ -117,4 +124,46 @@ def joined(fields: Fields) -> dict[str, str]:
             out[name] = value
         else:
             out[first] = out[first] + ", " + value
-    return out
+    return out, lower
+
+
+# The plain answer: what AWS sends for every call but downloads (HTTP/1.1, a final status with a body,
+# a Content-Length, no Transfer-Encoding), its head whole in the first read. Within that subset the
+# fields are read as llhttp (geventhttpclient's parser) reads them: a token, a colon, the value after
+# its leading blanks (trailing ones kept), no control character but a tab, bytes as Latin-1.
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_VALUE = r"[^\x00-\x08\x0a-\x1f\x7f]*"  # no control character but a tab
+_STATUS = re.compile(r"HTTP/1\.1 ([2-9][0-9][0-9])(?: [\t\x20-\x7e]*)?\r\n")
+_FIELD = re.compile(rf"^({_TOKEN}):[ \t]*({_VALUE})\r\n", re.MULTILINE)  # each at the start of a line
+
+
+def plain_answer(data: bytes, method: str) -> tuple[int, dict[str, str], int, bool, int] | None:
+    """(status, headers as :func:`joined` makes them, Content-Length, keep the connection, where the body
+    starts in ``data``) if ``data`` starts with a plain answer's whole head, else None: anything else
+    (an interim 1xx, HEAD, 204/304, chunked, no length, HTTP/1.0, a ``Connection`` but ``close`` or
+    ``keep-alive``, a field llhttp might read otherwise) is for geventhttpclient's parser."""
+    end = data.find(b"\r\n\r\n")
+    if end < 0 or method == "HEAD":
+        return None
+    text = data[: end + 2].decode("latin-1")
+    status = _STATUS.match(text)
+    if status is None:
+        return None
+    code = int(status.group(1))
+    fields = status.end()
+    pairs = _FIELD.findall(text, fields)
+    if code in (204, 304) or len(pairs) != text.count("\n", fields):  # a line that is not a field
+        return None
+    headers, names = _joined(pairs)
+    if "transfer-encoding" in names:
+        return None
+    length = headers.get(names.get("content-length", ""), "").rstrip(" \t")
+    if not (length.isdigit() and length.isascii()):  # none, repeated (joined), or not a number
+        return None
+    keep = True
+    if "connection" in names:
+        connection = headers[names["connection"]].rstrip(" \t").lower()
+        if connection not in ("close", "keep-alive"):
+            return None
+        keep = connection == "keep-alive"
+    return code, headers, int(length), keep, end + 4

@@ -1,0 +1,223 @@
+"""The plain answer read without geventhttpclient's parser (``_wire.plain_answer``): whatever it takes, it
+reads as that parser reads it (status, header fields, body, whether the connection is kept), and on real
+sockets over HTTP and TLS the clients see what botocore's urllib3 session gives them."""
+
+import botocore.config
+import botocore.exceptions
+import botocore.session
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from greenfetch import Config
+from greenfetch._http import _gevent, install_http_session, session_kind
+from greenfetch._http._wire import Fields, joined, plain_answer
+from greenfetch.testing import Reply, ScriptedServer, http_response, throwaway_ca
+
+GEVENT = Config(backend="gevent")
+JSON = [("x-amzn-RequestId", "req-1"), ("Content-Type", "application/x-amz-json-1.0")]
+AWS_HEAD = (
+    b"HTTP/1.1 200 OK\r\nx-amzn-RequestId: r\r\nContent-Type: application/x-amz-json-1.0\r\n"
+    b"Content-Length: 2\r\nDate: Thu, 01 Jan 2026 00:00:00 GMT\r\n\r\n{}"
+)
+
+
+class _Socket:
+    """Hands out ``data`` on the first read, then end of file."""
+
+    def __init__(self, data):
+        self.reads = [data]
+
+    def recv(self, _size):
+        return self.reads.pop(0) if self.reads else b""
+
+    def close(self):
+        pass
+
+
+class _Pool:
+    def __init__(self):
+        self.kept = None
+
+    def return_socket(self, _sock):
+        self.kept = True
+
+    def release_socket(self, _sock):
+        self.kept = False
+
+
+def parsed(data, method):
+    """What geventhttpclient's parser (the session's other path) makes of ``data``."""
+    pool = _Pool()
+    response = _gevent._Response(_Socket(data), pool, block_size=65536, method=method, headers_type=Fields)
+    return response.status_code, joined(response._headers_index), response.read(), pool.kept
+
+
+_plain_names = [
+    "x-amz-meta",
+    "X-Amz-Meta",
+    "Content-Type",
+    "ETag",
+    "x-amzn-RequestId",
+    "Date",
+    "a!#$%&'*+.^_`|~",
+]
+_names = st.one_of(
+    st.sampled_from(_plain_names),
+    st.sampled_from(["Content-Length", "content-length", "Transfer-Encoding", "Connection", "connection"]),
+    st.sampled_from(["Bad Name", "X\x01", "", "é"]),
+)
+_visible = st.characters(min_codepoint=0x20, max_codepoint=0xFF, blacklist_characters="\x7f")
+_values = st.one_of(
+    st.text(_visible, max_size=10),
+    st.text(st.sampled_from(" \tab,"), max_size=5),
+    st.sampled_from(["close", "keep-alive", "Close", "keep-alive, close", "upgrade", "chunked", "identity"]),
+    st.sampled_from(["0", "2", "02 ", " 2", "2\t", "+2", "2_0", "-1", "\xb2", "", "a, b"]),
+    st.text(st.characters(min_codepoint=0, max_codepoint=0xFF), max_size=10),
+)
+_separators = st.sampled_from([":", ": ", ":\t ", ":  ", " :"])
+_status_lines = st.one_of(
+    st.sampled_from(["HTTP/1.1 200 OK", "HTTP/1.1 200", "HTTP/1.1 400 Bad Request", "HTTP/1.1 500 x"]),
+    st.sampled_from(["HTTP/1.0 200 OK", "HTTP/1.1 100 Continue", "HTTP/1.1 204 No Content"]),
+    st.sampled_from(["HTTP/1.1 304 Not Modified", "HTTP/1.1 999 Odd", "HTTP/1.1 20 OK", "HTTP/2 200 OK"]),
+    st.builds(
+        "HTTP/1.1 200 {}".format, st.text(st.characters(min_codepoint=0, max_codepoint=0xFF), max_size=6)
+    ),
+)
+
+
+_plain_fields = st.tuples(
+    st.sampled_from(_plain_names), st.sampled_from([":", ": ", ":\t "]), st.text(_visible, max_size=10)
+)
+_any_fields = st.tuples(_names, _separators, _values)
+
+
+@st.composite
+def answers(draw):
+    """A response: a third plain, a third with one odd line, a third anything; a body of the length its
+    Content-Length states, if it has one."""
+    body = draw(st.binary(max_size=20))
+    mode = draw(st.sampled_from(["plain", "one odd line", "anything"]))
+    fields = draw(st.lists(_any_fields if mode == "anything" else _plain_fields, max_size=5))
+    if mode == "one odd line":
+        fields.insert(draw(st.integers(0, len(fields))), draw(_any_fields))
+    lines = [draw(st.just("HTTP/1.1 200 OK") if mode == "plain" else _status_lines)]
+    lines += [f"{name}{separator}{value}" for name, separator, value in fields]
+    if mode != "anything" or draw(st.booleans()):
+        lines.insert(draw(st.integers(1, len(lines))), f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+@given(answers(), st.sampled_from(["POST", "GET", "HEAD", "PUT"]))
+@example(AWS_HEAD, "POST")
+@example(AWS_HEAD.replace(b"Date", b"Connection: close\r\nDate"), "POST")
+@example(AWS_HEAD.replace(b"Date", b"Transfer-Encoding: chunked\r\nDate"), "POST")
+@example(AWS_HEAD.replace(b"Date: ", b"X:  spaced  \r\nx-amzn-requestid:\tagain\r\nDate: "), "POST")
+@example(AWS_HEAD.replace(b"Date: Thu", b"Date: \xe9t\xe9"), "POST")
+def test_a_plain_answer_reads_as_the_parser_reads_it(data, method):
+    ours = plain_answer(data, method)
+    if ours is None:  # for the parser
+        return
+    status, headers, length, keep, start = ours
+    assert len(data) - start == length  # the strategy states lengths only right: no other case is plain
+    assert parsed(data, method) == (status, headers, data[start:], keep)
+    assert list(headers) == list(parsed(data, method)[1])  # names in the same order and spelling
+
+
+def test_what_aws_answers_is_plain_and_the_rest_is_not():
+    assert plain_answer(AWS_HEAD, "POST") is not None
+    for other in (
+        AWS_HEAD.replace(b"Content-Length: 2", b"Transfer-Encoding: chunked"),  # chunked
+        AWS_HEAD.replace(b"Content-Length: 2\r\n", b""),  # no length: read to the end
+        AWS_HEAD.replace(b"HTTP/1.1", b"HTTP/1.0"),
+        AWS_HEAD.replace(b"200 OK", b"100 Continue"),
+        AWS_HEAD.replace(b"200 OK", b"204 No Content"),
+        AWS_HEAD[:40],  # the head not whole in the first read
+        AWS_HEAD.replace(b"Date:", b"Date :"),
+        AWS_HEAD.replace(b"Date:", b" Date:"),  # a folded line
+        AWS_HEAD.replace(b"Date:", b"Bad Date:"),
+        AWS_HEAD.replace(b"Date: Thu", b"X: a\nDate: Thu"),  # a bare LF
+        AWS_HEAD.replace(b"Date: Thu", b"X: a\rDate: Thu"),  # a bare CR
+    ):
+        assert plain_answer(other, "POST") is None, other
+    assert plain_answer(AWS_HEAD, "HEAD") is None
+
+
+# -- on real sockets ------------------------------------------------------------------------------
+
+
+def make(url, *, green, verify=None, attempts=1):
+    config = botocore.config.Config(retries={"mode": "standard", "total_max_attempts": attempts})
+    made = botocore.session.get_session().create_client(
+        "dynamodb",
+        region_name="us-east-1",
+        endpoint_url=url,
+        config=config,
+        verify=verify,
+        aws_access_key_id="AKID",
+        aws_secret_access_key="secret",
+    )
+    if green:
+        install_http_session(made, GEVENT)
+        assert session_kind(made) == "geventhttpclient"
+    return made
+
+
+def outcome(call):
+    try:
+        value = call()
+    except botocore.exceptions.BotoCoreError as exc:
+        return (type(exc).__name__,)
+    meta = value.pop("ResponseMetadata")
+    return ("ok", value, meta["HTTPStatusCode"], meta["HTTPHeaders"])
+
+
+@pytest.fixture(scope="module")
+def ca(tmp_path_factory):
+    return throwaway_ca(tmp_path_factory.mktemp("tls") / "ca")
+
+
+@pytest.fixture
+def plain_only(monkeypatch):
+    """Fails a test if an answer went to geventhttpclient's parser: these are all plain ones."""
+
+    def other_path(*args, **kwargs):
+        raise AssertionError("not read as a plain answer")
+
+    monkeypatch.setattr(_gevent, "_Response", other_path)
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_a_body_over_many_reads(scheme, ca, plain_only):
+    names = [f"table-{i:06d}-ü" for i in range(20000)]  # ~0.4 MB: many reads, many TLS records
+    big = ('{"TableNames": [' + ", ".join(f'"{n}"' for n in names) + "]}").encode()
+    tls = ca if scheme == "https" else None
+    with ScriptedServer(lambda _: Reply(http_response(200, big, JSON)), tls=tls) as url:
+        verify = ca.ca if tls else None
+        stock, green = make(url, green=False, verify=verify), make(url, green=True, verify=verify)
+        assert outcome(green.list_tables) == outcome(stock.list_tables)
+        assert outcome(green.list_tables)[1]["TableNames"] == names
+
+
+@pytest.mark.parametrize("connection", ["close", "keep-alive", None])
+def test_connection_close_is_honoured(connection, plain_only):
+    extra = [("Connection", connection)] if connection else []
+    answer = Reply(http_response(200, b'{"TableNames": []}', [*JSON, *extra]))
+    scripted = ScriptedServer(lambda _: answer)  # never hangs up itself
+    with scripted as url:
+        green = make(url, green=True)
+        for _ in range(3):
+            assert outcome(green.list_tables)[:2] == ("ok", {"TableNames": []})
+        assert scripted.connections == (3 if connection == "close" else 1)
+
+
+def test_bytes_past_the_end_of_an_answer_drop_the_connection():
+    trailing = Reply(http_response(200, b'{"TableNames": []}', JSON) + b"HTTP/1.1 200 OK\r\n")
+    ok = Reply(http_response(200, b'{"TableNames": ["b"]}', JSON))
+    scripted = ScriptedServer(lambda _: ok)
+    with scripted as url:
+        green = make(url, green=True)
+        scripted.script(trailing)
+        assert outcome(green.list_tables) == ("ConnectionClosedError",)
+        assert outcome(green.list_tables)[:2] == ("ok", {"TableNames": ["b"]})
+        assert scripted.connections == 2
