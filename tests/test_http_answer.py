@@ -2,6 +2,7 @@
 reads as that parser reads it (status, header fields, body, whether the connection is kept), and on real
 sockets over HTTP and TLS the clients see what botocore's urllib3 session gives them."""
 
+import botocore.awsrequest
 import botocore.config
 import botocore.exceptions
 import botocore.session
@@ -221,3 +222,82 @@ def test_bytes_past_the_end_of_an_answer_drop_the_connection():
         assert outcome(green.list_tables) == ("ConnectionClosedError",)
         assert outcome(green.list_tables)[:2] == ("ok", {"TableNames": ["b"]})
         assert scripted.connections == 2
+
+
+# -- the request head -----------------------------------------------------------------------------
+
+
+def reference_head(request, target, host_lines):
+    """The head through the headers' own ``items`` and ``get``: what ``_wire.head`` wrote before it read
+    a ``HeadersDict``'s storage (urllib3's order and framing; tests/test_http_session.py checks that)."""
+    method, body, headers = request.method, request.body, request.headers
+    lines = [method, " ", target, " HTTP/1.1\r\n", host_lines]
+    names = {name.lower() for name in headers}
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    te = headers.get("Transfer-Encoding")
+    chunked = (
+        te is not None and (te.lower() if isinstance(te, str) else te.lower().decode("latin-1")) == "chunked"
+    )
+    if "content-length" not in names and "transfer-encoding" not in names:
+        if isinstance(body, (bytes, bytearray)):
+            lines.append(f"Content-Length: {len(body)}\r\n")
+        elif body is None and method in ("POST", "PUT", "PATCH"):
+            lines.append("Content-Length: 0\r\n")
+        elif body is not None:
+            chunked = True
+            lines.append("Transfer-Encoding: chunked\r\n")
+    for name, value in headers.items():
+        text = value.decode("latin-1") if isinstance(value, bytes) else str(value)
+        if "\n" in text or "\r" in text:
+            raise ValueError(f"invalid header value for {name!r}")
+        lines.append(f"{name}: {text}\r\n")
+    lines.append("\r\n")
+    return "".join(lines).encode("latin-1"), body, chunked
+
+
+def _either(fn, *args):
+    """The head, or the error: a ValueError (CR or LF in a value, text that is not Latin-1) becomes the
+    session's HTTPClientError whichever of the two is found first."""
+    try:
+        return fn(*args)
+    except ValueError:
+        return ValueError
+    except Exception as exc:  # noqa: BLE001  (a name that is not text, a value with no lower case)
+        return type(exc)
+
+
+_header_names = st.sampled_from(
+    ["X-Amz-Date", "x-amz-date", "Content-Type", "Content-Length", "content-length", "Transfer-Encoding"]
+    + ["transfer-encoding", "Authorization", "X-Amz-Meta-ü", "Expect", b"X-Bytes"]
+)
+_header_values = st.one_of(
+    st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=8),
+    st.text(st.characters(min_codepoint=0, max_codepoint=0x2FF), max_size=6),
+    st.sampled_from(["chunked", "Chunked", "identity", "100-continue", "a\r\nX-Injected: 1"]),
+    st.binary(max_size=8),
+    st.sampled_from([b"chunked", b"ab\n", 12, None]),
+)
+
+
+@given(
+    st.lists(st.tuples(_header_names, _header_values), max_size=8),
+    st.sampled_from(["GET", "POST", "PUT", "HEAD", "DELETE"]),
+    st.sampled_from([None, b"", b"{}", "ü", b"x" * 100, iter([b"a"])]),
+    st.sampled_from(["original", "installed", "dict"]),
+)
+@example([("Transfer-Encoding", b"chunked"), ("X-Amz-Date", b"20260101T000000Z")], "PUT", b"{}", "installed")
+@example([("transfer-encoding", "Chunked")], "POST", None, "original")
+@example([("Content-Length", b"2")], "POST", b"{}", "installed")
+def test_the_request_head_is_the_listing_of_its_headers(pairs, method, body, kind):
+    from greenfetch._http import _wire
+
+    headers_type = {"original": _wire._ORIGINAL, "installed": botocore.awsrequest.HeadersDict, "dict": dict}[
+        kind
+    ]
+    headers = headers_type()
+    for name, value in pairs:
+        headers[name] = value
+    request = botocore.awsrequest.AWSPreparedRequest(method, "https://h/p", headers, body, False)
+    host = "Host: h\r\nAccept-Encoding: identity\r\n"
+    assert _either(_wire.head, request, "/p?a=b", host) == _either(reference_head, request, "/p?a=b", host)

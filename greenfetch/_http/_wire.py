@@ -13,6 +13,8 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+import botocore.awsrequest
+
 __all__ = ["Fields", "head", "joined", "plain_answer", "write"]
 
 _BLOCK = 16384  # urllib3's blocksize: chunked request bodies are framed in the same pieces
@@ -43,30 +45,99 @@ def head(request: Any, target: str, host_lines: str) -> tuple[bytes, Any, bool]:
     """The request head as urllib3 2.x writes it, the body, and whether to frame it chunked."""
     method = request.method
     body = request.body
-    headers = request.headers
-    lines = [method, " ", target, " HTTP/1.1\r\n", host_lines]
-    names = {name.lower() for name in headers}
+    lines, chunked, framed = _fields(request.headers)
     if isinstance(body, str):
         body = body.encode("utf-8")
-    te = headers.get("Transfer-Encoding")
-    chunked = (
-        te is not None and (te.lower() if isinstance(te, str) else te.lower().decode("latin-1")) == "chunked"
-    )
-    if "content-length" not in names and "transfer-encoding" not in names:
+    framing = b""
+    if not framed:
         if isinstance(body, (bytes, bytearray)):
-            lines.append(f"Content-Length: {len(body)}\r\n")
+            framing = b"Content-Length: %d\r\n" % len(body)
         elif body is None and method in ("POST", "PUT", "PATCH"):
-            lines.append("Content-Length: 0\r\n")
+            framing = b"Content-Length: 0\r\n"
         elif body is not None:
             chunked = True
-            lines.append("Transfer-Encoding: chunked\r\n")
-    for name, value in headers.items():
-        text = value.decode("latin-1") if isinstance(value, bytes) else str(value)
+            framing = b"Transfer-Encoding: chunked\r\n"
+    start = f"{method} {target} HTTP/1.1\r\n{host_lines}".encode("latin-1")
+    return b"".join((start, framing, lines, b"\r\n")), body, chunked
+
+
+def _text(value: Any) -> str:
+    return value.decode("latin-1") if isinstance(value, bytes) else str(value)
+
+
+def _chunked(te: Any) -> bool:
+    return (
+        te is not None and (te.lower() if isinstance(te, str) else te.lower().decode("latin-1")) == "chunked"
+    )
+
+
+# botocore's HeadersDict (a prepared request's headers) keeps the fields in ``_dict``, in order, keyed
+# by ``_HeaderKey`` (``_key``: the name as set, ``_lower``: its lower case), and lists them from there.
+# Its subclasses that list them the same way (greenfetch's own, ``_botocore_fast``) are read there too.
+_ORIGINAL: Any = next(
+    cls for cls in botocore.awsrequest.HeadersDict.__mro__ if cls.__module__ == "botocore.awsrequest"
+)
+_stored: dict[type, bool] = {}
+_prefixes: dict[str, bytes] = {}  # b"Name: " per header name; all dropped at _PREFIXES
+_PREFIXES = 256
+
+
+def _reads_storage(cls: type) -> bool:
+    known = _stored.get(cls)
+    if known is None:
+        known = _stored[cls] = (
+            issubclass(cls, _ORIGINAL)
+            and getattr(cls, "__iter__", None) is _ORIGINAL.__iter__
+            and getattr(cls, "__getitem__", None) is _ORIGINAL.__getitem__
+        )
+    return known
+
+
+def _fields(headers: Any) -> tuple[bytes, bool, bool]:
+    """A prepared request's header lines (``name: value``, CRLF each, in order, Latin-1), whether its
+    Transfer-Encoding says chunked, and whether it has a Transfer-Encoding or a Content-Length. Read
+    from a ``HeadersDict``'s storage (most values are botocore's UTF-8 bytes already: no text in
+    between), else through the mapping's own listing, which also finds the first error of a request
+    whose fields are wrong (a name that is not a ``str``, CR or LF in a value, text that is not Latin-1)."""
+    if _reads_storage(type(headers)):
+        parts: list[bytes] = []
+        te = None
+        framed = False
+        for key, value in headers._dict.items():
+            name = key._key
+            prefix = _prefixes.get(name)
+            if prefix is None:
+                if type(name) is not str or not name.isascii():
+                    break
+                if len(_prefixes) >= _PREFIXES:
+                    _prefixes.clear()
+                prefix = _prefixes[name] = (name + ": ").encode("ascii")
+            lower = key._lower
+            if lower == "transfer-encoding":
+                te = value
+                framed = True
+            elif lower == "content-length":
+                framed = True
+            if type(value) is not bytes:
+                text = _text(value)
+                if not text.isascii():
+                    break
+                value = text.encode("ascii")
+            parts += (prefix, value, b"\r\n")
+        else:
+            chunked = _chunked(te)
+            lines = b"".join(parts)
+            count = len(parts) // 3
+            if lines.count(b"\n") == count and lines.count(b"\r") == count:  # no CR or LF of a value's own
+                return lines, chunked, framed
+    names = {name.lower() for name in headers}
+    chunked = _chunked(headers.get("Transfer-Encoding"))
+    texts = [(name, _text(value)) for name, value in headers.items()]
+    for name, text in texts:
         if "\n" in text or "\r" in text:
             raise ValueError(f"invalid header value for {name!r}")
-        lines.append(f"{name}: {text}\r\n")
-    lines.append("\r\n")
-    return "".join(lines).encode("latin-1"), body, chunked
+    lines = "".join([f"{name}: {text}\r\n" for name, text in texts]).encode("latin-1")
+    return lines, chunked, "content-length" in names or "transfer-encoding" in names
 
 
 def write(sock: Any, head: bytes, body: Any, chunked: bool) -> None:
