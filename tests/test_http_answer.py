@@ -301,3 +301,25 @@ def test_the_request_head_is_the_listing_of_its_headers(pairs, method, body, kin
     request = botocore.awsrequest.AWSPreparedRequest(method, "https://h/p", headers, body, False)
     host = "Host: h\r\nAccept-Encoding: identity\r\n"
     assert _either(_wire.head, request, "/p?a=b", host) == _either(reference_head, request, "/p?a=b", host)
+
+
+# -- the wait for the answer ----------------------------------------------------------------------
+
+
+def test_the_read_timeout_of_each_request_fires_on_a_kept_connection():
+    slow = Reply(http_response(200, b"{}", JSON), delay=0.4)
+    scripted = ScriptedServer(lambda _: slow)
+    with scripted as url:
+        session = _gevent.GeventHTTPSession(timeout=0.2)
+        request = botocore.awsrequest.AWSPreparedRequest(
+            "POST", url + "/", botocore.awsrequest.HeadersDict(), b"{}", False
+        )
+        request.context = {"read_timeout": 5.0}  # this request's own: longer than the answer takes
+        assert session.send(request).status_code == 200
+        request.context = {}  # the session's 0.2 s again, on the same connection
+        with pytest.raises(botocore.exceptions.ReadTimeoutError):
+            session.send(request)
+        request.context = {"read_timeout": 5.0}
+        assert session.send(request).content == b"{}"
+        assert scripted.connections == 2  # the connection that timed out was dropped
+        session.close()
