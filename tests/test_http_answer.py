@@ -7,6 +7,7 @@ import botocore.config
 import botocore.exceptions
 import botocore.session
 import pytest
+from geventhttpclient.response import HTTPParseError
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -120,7 +121,12 @@ def test_a_plain_answer_reads_as_the_parser_reads_it(data, method):
     if ours is None:  # for the parser
         return
     status, headers, length, keep, start = ours
-    assert len(data) - start == length  # the strategy states lengths only right: no other case is plain
+    if (
+        len(data) - start != length
+    ):  # the session raises (a body cut short, bytes past its end); so does the parser
+        with pytest.raises(HTTPParseError):
+            parsed(data, method)
+        return
     assert parsed(data, method) == (status, headers, data[start:], keep)
     assert list(headers) == list(parsed(data, method)[1])  # names in the same order and spelling
 
