@@ -172,6 +172,7 @@ class GeventHTTPSession:
         self._verify = verify
         self._tls: ssl.SSLContext | None = None
         self._origins: OrderedDict[str, _Origin] = OrderedDict()
+        self._last: tuple[str, _Origin, str] | None = None  # the last URL, its origin and target
 
     @classmethod
     def like(cls, session: Any) -> GeventHTTPSession:
@@ -191,6 +192,9 @@ class GeventHTTPSession:
         return self._tls
 
     def _origin(self, url: str) -> tuple[_Origin, str]:
+        last = self._last  # most calls repeat the URL before (an API's endpoint): its origin is the most
+        if last is not None and last[0] == url:  # recently used already
+            return last[1], last[2]
         scheme, _, rest = url.partition("://")
         netloc, slash, path = rest.partition("/")
         target, _, _fragment = (slash + path or "/").partition("#")
@@ -200,6 +204,7 @@ class GeventHTTPSession:
             origin = self._new_origin(key, scheme, netloc)
         elif len(self._origins) > 1:
             self._origins.move_to_end(key)  # least recently used goes first
+        self._last = (url, origin, target)
         return origin, target
 
     def _new_origin(self, key: str, scheme: str, netloc: str) -> _Origin:
@@ -225,6 +230,7 @@ class GeventHTTPSession:
 
     def close(self) -> None:
         origins, self._origins = self._origins, OrderedDict()
+        self._last = None
         for origin in origins.values():
             origin.pool.close()
 

@@ -119,13 +119,13 @@ def _fields(headers: Any) -> tuple[bytes, bool, bool]:
             elif lower == "content-length":
                 framed = True
             if type(value) is not bytes:
-                text = _text(value)
+                text = value if type(value) is str else _text(value)
                 if not text.isascii():
                     break
                 value = text.encode("ascii")
             parts += (prefix, value, b"\r\n")
         else:
-            chunked = _chunked(te)
+            chunked = te is not None and _chunked(te)
             lines = b"".join(parts)
             count = len(parts) // 3
             if lines.count(b"\n") == count and lines.count(b"\r") == count:  # no CR or LF of a value's own
