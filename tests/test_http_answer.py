@@ -329,3 +329,14 @@ def test_the_read_timeout_of_each_request_fires_on_a_kept_connection():
         assert session.send(request).content == b"{}"
         assert scripted.connections == 2  # the connection that timed out was dropped
         session.close()
+
+
+def test_the_last_origin_is_remembered_until_the_session_closes():
+    session = _gevent.GeventHTTPSession()
+    first, target = session._origin("http://a.example:1/x?q#f")
+    assert session._origin("http://a.example:1/x?q#f") == (first, target) and target == "/x?q"
+    assert session._origin("http://a.example:1/y")[0] is first
+    session.close()
+    again, _ = session._origin("http://a.example:1/y")
+    assert again is not first and list(session._origins.values()) == [again]
+    session.close()
