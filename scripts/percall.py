@@ -42,6 +42,8 @@ Children (``what``):
 - ``steps``: botocore's steps for one ListTables, each in its own window (no hub, no socket).
 - ``engine_steps``: the engine's own pieces around a canned call (``Request.coerce``, the resolve, the
   client lookup, the attempt recorder, the Result, its metrics, ``execute`` whole), each in its own window.
+- ``session``: the HTTP session's pieces (URL to pool, request head, checkout, the answer's parse, the
+  whole ``send`` with its one wait in the hub), each in its own window, one greenlet (``--latency 0``).
 """
 
 from __future__ import annotations
@@ -474,6 +476,66 @@ def engine_steps_child(opts: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def session_child(opts: dict[str, Any]) -> dict[str, Any]:
+    """The HTTP session's pieces for one ListTables, each in its own window of ``calls`` repetitions, on
+    the engine's client and its session against the loopback server: one greenlet, no engine, so the whole
+    ``send`` includes one wait in the hub and nothing else's (use ``--latency 0``)."""
+    engine = _engine(opts)  # imports greenfetch first (it patches)
+
+    import botocore.awsrequest
+
+    from greenfetch._http import _wire
+
+    client = engine.clients.client(engine.prepare(LIST))
+    session = client._endpoint.http_session
+    sent: list[Any] = []
+    send = type(session).send
+    type(session).send = lambda self, request: sent.append(request) or send(self, request)  # type: ignore[method-assign]
+    client.list_tables()
+    type(session).send = send  # type: ignore[method-assign]
+    request = sent[-1]
+    origin, target = session._origin(request.url)
+    pool = origin.pool
+    sock = pool.get_socket()
+    sock.settimeout(60.0)
+    _wire.write(sock, *_wire.head(request, target, origin.head))
+    answer = sock.recv(65536)  # one whole answer from the loopback server
+    pool.return_socket(sock)
+
+    def checkout() -> None:
+        pool.return_socket(pool.get_socket())
+
+    def parse() -> Any:  # the answer's head and body into botocore's AWSResponse, as send makes it
+        parsed = _wire.plain_answer(answer, "POST")
+        if parsed is None:
+            return None
+        status, headers, _length, _keep, start = parsed
+        response = botocore.awsrequest.AWSResponse(request.url, status, headers, None)
+        response._content = answer[start:]
+        return response
+
+    steps = {
+        "origin": lambda: session._origin(request.url),
+        "head": lambda: _wire.head(request, target, origin.head),
+        "checkout": checkout,
+        "alive": lambda: pool._is_socket_alive(sock),
+        "answer": parse,
+        "send": lambda: session.send(request),
+    }
+    if not hasattr(_wire, "plain_answer"):  # a tree from before the plain answer: its parse is not here
+        del steps["answer"]
+    for fn in steps.values():
+        fn()
+    out: dict[str, Any] = {"calls": opts["calls"], "ok": opts["calls"], "cpu": 0.0, "steps": {}}
+    for name, fn in steps.items():
+        with _Window(name) as window:
+            for _ in range(opts["calls"]):
+                fn()
+        out["steps"][name] = window.cpu / opts["calls"] * 1e6
+    engine.close()
+    return out
+
+
 def child(opts: dict[str, Any]) -> dict[str, Any]:
     if opts["what"] == "aiobotocore":
         return aiobotocore_child(opts)
@@ -481,6 +543,8 @@ def child(opts: dict[str, Any]) -> dict[str, Any]:
         return steps_child(opts)
     if opts["what"] == "engine_steps":
         return engine_steps_child(opts)
+    if opts["what"] == "session":
+        return session_child(opts)
     return engine_child(opts)
 
 
@@ -636,7 +700,7 @@ def main() -> None:
                         ],
                         PERCALL_CALLGRIND="1",
                     )
-                    if _variant(variant)[0] in ("steps", "engine_steps"):
+                    if _variant(variant)[0] in ("steps", "engine_steps", "session"):
                         parts = sorted(
                             Path(out_file).parent.glob(Path(out_file).name + ".*"),
                             key=lambda p: int(p.suffix[1:]),
