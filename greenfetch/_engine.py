@@ -5,7 +5,7 @@ A composition root: the configuration, a backend (gevent or threads), the caller
 ``execute``, one concern per step, as httpx's ``send`` chain does::
 
     execute(raw)          Request.coerce, run defaults, caller.resolve; every failure -> a Result
-      -> _gated           the adaptive limiter's slot, if a gate is given (its wait is not timed)
+      -> the gate         the adaptive limiter's slot, if a gate is given (its wait is not timed)
       -> _shared          with a dedupe window: one call for identical requests in flight
       -> caller.call      botocore (or a MockCaller), per-attempt timing recorded
 
@@ -14,7 +14,6 @@ Many requests go through ``_scheduler.iter_bounded``, which knows nothing about 
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import time
 import weakref
@@ -113,8 +112,9 @@ class Engine:
                 with self.metrics.inflight():
                     value, shared = self._shared(request, client, recorder, dedupe_window)
             else:
-                with self._gated(request, gate) as (limit, waited):
-                    started += waited  # waiting for a gate slot is not the request's time
+                queued = perf_counter()
+                with gate(request) as limit, self.metrics.inflight():
+                    started += perf_counter() - queued  # waiting for a gate slot is not the request's time
                     value, shared = self._shared(request, client, recorder, dedupe_window)
             request_id = _pop_request_id(value)
         except Exception as exc:  # noqa: BLE001 - every failure becomes this request's Result
@@ -150,12 +150,6 @@ class Engine:
             )
         self.metrics.result(result)
         return result
-
-    @contextlib.contextmanager
-    def _gated(self, request: Request, gate: GateFn) -> Iterator[tuple[int | None, float]]:
-        queued = time.perf_counter()
-        with gate(request) as limit, self.metrics.inflight():
-            yield limit, time.perf_counter() - queued
 
     def _shared(
         self, request: Request, client: Any, recorder: AttemptRecorder, window: float | None
