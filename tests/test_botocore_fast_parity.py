@@ -630,7 +630,7 @@ def test_the_retry_decision_is_botocores(session, caplog, monkeypatch):
 
     theirs = fast._needs_retry
     decided = []
-    monkeypatch.setattr(fast, "_needs_retry", lambda *a, **k: decided.append(1) or theirs(*a, **k))
+    monkeypatch.setattr(fast._response, "_needs_retry", lambda *a, **k: decided.append(1) or theirs(*a, **k))
     for service, operation in (
         ("dynamodb", "ListTables"),
         ("sts", "AssumeRoleWithSAML"),

@@ -1,0 +1,152 @@
+"""botocore's request path without its repeated work: guarded adaptations, each computing what botocore computes.
+
+Each family reads alone: the request's and the response's header objects (``_request``: the request
+header class without ``email.message``'s policy walk, ``HeadersDict``, the prepared headers, the
+request body), SigV4 signing (``_sigv4``), the endpoint ruleset's parameters (``_endpoint``), the
+response parse and the retry decision (``_response``), event emission (``_events``). docs/performance.md,
+issue 24 parts 4 and 6, measures and explains each.
+
+The guard, here: :func:`install` puts these in botocore's place (the ``HTTPHeaders`` names in
+``botocore.awsrequest`` and ``botocore.auth``, the only places botocore makes one, and each function
+where botocore looks it up) for the botocore versions in ``CHECKED`` (a patch checked on
+fewer names its first version in ``_SINCE``), the range tests/test_headers_parity.py and
+tests/test_botocore_fast_parity.py were run on: the same method, URL, headers and body, byte for byte,
+over operations of every protocol, SigV4 signatures a server recomputes, the same endpoint parameters
+and the same parsed responses. Outside that range botocore keeps its own code, said once in the log. It
+acts from the first client greenfetch makes, not at import, for the whole process (the code is
+botocore's in all but speed, so other botocore users in the process see the same requests).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import botocore
+import botocore.auth
+import botocore.awsrequest
+import botocore.parsers
+
+if TYPE_CHECKING:  # botocore ships no types; its HTTPHeaders is this class with nothing added
+    from http.client import HTTPMessage as HTTPHeaders
+else:
+    from botocore.compat import HTTPHeaders
+
+from ._endpoint import _get_provider_params, _Resolver, provider_params
+from ._events import (
+    _Aliaser,
+    _aliaser_emit,
+    _aliaser_until,
+    aliaser_emit,
+    aliaser_emit_until_response,
+)
+from ._request import (
+    Headers,
+    HeadersDict,
+    _body,
+    _encode_headers,
+    _Endpoint,
+    _HeadersDict,
+    _lowercase_dict,
+    _prepare_headers,
+    _Preparer,
+    encode_headers,
+    lowercase_dict,
+    prepare_headers,
+    request_body,
+)
+from ._response import _needs_retry, _parse_shape, _RetryHandler, needs_retry, parse_shape
+from ._sigv4 import (
+    _canonical_headers,
+    _headers_to_sign,
+    _host_from_url,
+    _signature,
+    _signed_headers,
+    canonical_headers,
+    headers_to_sign,
+    host_from_url,
+    signature,
+    signed_headers,
+)
+
+__all__ = ["CHECKED", "Headers", "HeadersDict", "install", "installed", "uninstall"]
+
+log = logging.getLogger("greenfetch")
+
+# botocore versions (major, minor) the parity suite passed on, inclusive. A new minor is added here
+# after tests/test_headers_parity.py passes on it.
+CHECKED = ((1, 36), (1, 43))
+
+_said = False
+
+# -- what install() sets: (object, attribute, botocore's own, greenfetch's) ------------------------
+
+_PATCHES: tuple[tuple[Any, str, Any, Any], ...] = (
+    *((module, "HTTPHeaders", HTTPHeaders, Headers) for module in (botocore.awsrequest, botocore.auth)),
+    (botocore.awsrequest, "HeadersDict", _HeadersDict, HeadersDict),
+    (botocore.parsers, "lowercase_dict", _lowercase_dict, lowercase_dict),
+    (_Endpoint, "_encode_headers", _encode_headers, encode_headers),
+    (_Preparer, "_prepare_headers", _prepare_headers, prepare_headers),
+    (botocore.auth, "_host_from_url", _host_from_url, host_from_url),
+    (botocore.auth.SigV4Auth, "headers_to_sign", _headers_to_sign, headers_to_sign),
+    (botocore.auth.SigV4Auth, "signature", _signature, signature),
+    (botocore.auth.SigV4Auth, "canonical_headers", _canonical_headers, canonical_headers),
+    (botocore.auth.SigV4Auth, "signed_headers", _signed_headers, signed_headers),
+    (botocore.awsrequest.AWSRequest, "body", _body, request_body),
+    (_Resolver, "_get_provider_params", _get_provider_params, provider_params),
+    (botocore.parsers.ResponseParser, "_parse_shape", _parse_shape, parse_shape),
+    (_RetryHandler, "needs_retry", _needs_retry, needs_retry),
+    (_Aliaser, "emit", _aliaser_emit, aliaser_emit),
+    (_Aliaser, "emit_until_response", _aliaser_until, aliaser_emit_until_response),
+)
+# A patch checked on fewer versions than CHECKED: its first version. The endpoint plan follows
+# botocore 1.40+, which calls a builtin that is callable and registers endpoint feature ids (1.36 does
+# neither); checked on 1.40.0 and 1.43.117.
+_SINCE = {provider_params: (1, 40)}
+
+
+def _applicable() -> list[tuple[Any, str, Any, Any]]:
+    version = _version()
+    return [patch for patch in _PATCHES if _SINCE.get(patch[3], CHECKED[0]) <= version]
+
+
+def _version() -> tuple[int, int]:
+    major, minor = botocore.__version__.split(".")[:2]
+    return int(major), int(minor)
+
+
+def checked(version: tuple[int, int] | None = None) -> bool:
+    """Whether this botocore (or ``version``) is one the parity suite passed on."""
+    low, high = CHECKED
+    return low <= (version or _version()) <= high
+
+
+def install() -> bool:
+    """Make botocore use the adaptations where this botocore was checked; True if it does."""
+    global _said
+    if installed():
+        return True
+    if not checked():
+        if not _said:
+            _said = True
+            log.info(
+                "greenfetch: botocore %s is outside the versions its request-path adaptations were "
+                "checked on (%d.%d-%d.%d): botocore's own code is used",
+                botocore.__version__,
+                *CHECKED[0],
+                *CHECKED[1],
+            )
+        return False
+    for owner, name, _, ours in _applicable():
+        setattr(owner, name, ours)
+    return True
+
+
+def installed() -> bool:
+    return all(owner.__dict__.get(name) is ours for owner, name, _, ours in _applicable())
+
+
+def uninstall() -> None:
+    """botocore's own code again (the parity suite runs both ways)."""
+    for owner, name, theirs, _ in _PATCHES:
+        setattr(owner, name, theirs)

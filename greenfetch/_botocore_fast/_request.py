@@ -1,0 +1,254 @@
+"""The request's and the response's header objects, without ``email.message``'s policy walk.
+
+**Headers.** botocore keeps an ``AWSRequest``'s headers in ``botocore.compat.HTTPHeaders``, an
+``http.client.HTTPMessage``, i.e. an ``email.message.Message`` with the compat32 policy, and builds a
+second one for every SigV4 signature (``SigV4Auth.headers_to_sign``). Each set, get and listing goes
+through the policy (``header_max_count``, ``header_store_parse``, ``header_fetch_parse``,
+``_sanitize_header``, ``_has_surrogates``): about 11% of a call's own time in the engine's profile
+(docs/performance.md, "botocore's request headers").
+
+:class:`Headers` is a subclass of that class (``isinstance`` holds for any handler), on the same storage
+(``_headers``: the (name, value) pairs in the order they were set) and with compat32's meaning, written
+out: ``h[name] = value`` appends (a name may repeat); ``h[name]`` and ``get`` give the first value of that
+name in any case, or None / the default; ``del h[name]`` removes every one (absent: no error); ``in`` is
+case-insensitive; ``items``, ``values`` and ``get_all`` list in order. A value goes through the policy
+only where the policy could change it: a ``str`` that is not ASCII (one with surrogate-escaped bytes
+comes back as an ``email.header.Header``, as from botocore's own class). Every other method
+(``keys``, ``replace_header``, ``as_string``...) is Message's own, on the same storage.
+
+Then (docs/performance.md, issue 24 parts 4 and 6): ``AWSRequest.body`` read without preparing the
+whole request (:data:`request_body`); botocore's ``HeadersDict`` (prepared request and response
+headers) with its hot methods written out (:class:`HeadersDict`, :func:`lowercase_dict`); the prepared
+request's headers from the pairs with one ``_HeaderKey`` per name (:func:`encode_headers`,
+:func:`prepare_headers`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import ItemsView
+from email._policybase import compat32
+from typing import TYPE_CHECKING, Any
+
+import botocore.awsrequest
+import botocore.endpoint
+import botocore.parsers
+
+if TYPE_CHECKING:  # botocore ships no types; its HTTPHeaders is this class with nothing added
+    from http.client import HTTPMessage as HTTPHeaders
+else:
+    from botocore.compat import HTTPHeaders
+
+
+class Headers(HTTPHeaders):
+    """``botocore.compat.HTTPHeaders`` with compat32's semantics written out (see the module docstring)."""
+
+    _headers: list[tuple[str, Any]]
+
+    def __new__(cls, policy: Any = compat32) -> Any:
+        if policy is not compat32:  # only compat32 is written out here; any other policy: botocore's own
+            return HTTPHeaders(policy)
+        return super().__new__(cls)
+
+    def __setitem__(self, name: str, val: Any) -> None:
+        self._headers.append((name, val))  # compat32: no header_max_count, header_store_parse is (name, val)
+
+    def get(self, name: str, failobj: Any = None) -> Any:
+        name = name.lower()
+        for key, value in self._headers:
+            if key.lower() == name:
+                if isinstance(value, str) and not value.isascii():
+                    return self.policy.header_fetch_parse(key, value)
+                return value
+        return failobj
+
+    def __getitem__(self, name: str) -> Any:
+        return self.get(name)
+
+    def __contains__(self, name: object) -> bool:
+        name = name.lower()  # type: ignore[attr-defined]  # as Message: a name that is not a str raises
+        for key, _ in self._headers:
+            if key.lower() == name:
+                return True
+        return False
+
+    def __delitem__(self, name: str) -> None:
+        name = name.lower()
+        self._headers = [pair for pair in self._headers if pair[0].lower() != name]
+
+    def items(self) -> list[tuple[str, Any]]:
+        fetch = self.policy.header_fetch_parse
+        return [
+            (key, fetch(key, value) if isinstance(value, str) and not value.isascii() else value)
+            for key, value in self._headers
+        ]
+
+    def values(self) -> list[Any]:
+        return [value for _, value in self.items()]
+
+    def get_all(self, name: str, failobj: Any = None) -> Any:
+        name = name.lower()
+        fetch = self.policy.header_fetch_parse
+        found = [
+            fetch(key, value) if isinstance(value, str) and not value.isascii() else value
+            for key, value in self._headers
+            if key.lower() == name
+        ]
+        return found or failobj
+
+
+# -- AWSRequest.body (issue 24, part 4) ---------------------------------------------------------
+
+_body = botocore.awsrequest.AWSRequest.body
+_prepare = botocore.awsrequest.AWSRequestPreparer.prepare
+
+
+def _request_body(self: Any) -> Any:
+    """``AWSRequest.body`` without preparing the whole request: ``prepare().body`` is
+    ``_prepare_body`` (the URL and the header map it also builds are thrown away)."""
+    preparer = self._request_preparer
+    if type(preparer).prepare is not _prepare:
+        return _body.fget(self)
+    body = preparer._prepare_body(self)
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    return body
+
+
+request_body = property(_request_body, doc=_body.__doc__)
+
+# -- HeadersDict: a prepared request's and a response's headers (issue 24, part 4) ----------------
+#
+# ``botocore.awsrequest.HeadersDict`` is a ``MutableMapping`` on a dict keyed by ``_HeaderKey`` (the
+# name and its lower case). Built from pairs it goes through ``MutableMapping.update`` and one
+# ``__setitem__`` per pair; ``in`` and ``get`` on an absent name raise and catch a KeyError; ``items()``
+# looks every name up again. :class:`HeadersDict` is that class with those four written out on the
+# same storage (the same ``_HeaderKey`` keys, in the same order).
+
+_HeaderKey = botocore.awsrequest._HeaderKey
+_HeadersDict: Any = botocore.awsrequest.HeadersDict
+
+
+class _Items(ItemsView):  # type: ignore[type-arg]  # of botocore's headers, which are Any
+    """``ItemsView`` of a :class:`HeadersDict`, read from its storage: the same pairs in the same order."""
+
+    __slots__ = ()
+
+    def __iter__(self) -> Any:
+        for key, value in self._mapping._dict.items():  # type: ignore[attr-defined]  # a HeadersDict's storage
+            name = key._key
+            yield (name if type(name) is str else str(key)), value
+
+
+class HeadersDict(_HeadersDict):  # type: ignore[misc]  # botocore ships no types: its class is Any
+    """``botocore.awsrequest.HeadersDict`` with construction, ``in``, ``get`` and ``items`` written out."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if kwargs or len(args) != 1 or type(args[0]) not in (dict, list):
+            super().__init__(*args, **kwargs)
+            return
+        data = args[0]
+        store: dict[Any, Any] = {}
+        for key, value in data.items() if type(data) is dict else data:
+            store[_HeaderKey(key)] = value
+        self._dict = store
+
+    def __contains__(self, key: object) -> bool:
+        return _HeaderKey(key) in self._dict
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return self._dict.get(_HeaderKey(key), default)
+
+    def items(self) -> Any:
+        return _Items(self)
+
+
+_keys: dict[str, Any] = {}
+_KEYS = 256  # header names kept; all dropped when full
+
+
+def _key(name: str) -> Any:
+    """The ``_HeaderKey`` of a name, made once per name (botocore never changes one once made)."""
+    key = _keys.get(name)
+    if key is None:
+        if len(_keys) >= _KEYS:
+            _keys.clear()
+        key = _keys[name] = _HeaderKey(name)
+    return key
+
+
+def _plain_pairs(headers: Any) -> Any:
+    """A :class:`Headers`' pairs if every name is a ``str`` and no value is a ``str`` that is not
+    ASCII (what its listing hands out as stored), else None."""
+    if type(headers) is not Headers:
+        return None
+    pairs = headers._headers
+    for name, value in pairs:
+        if type(name) is not str or (isinstance(value, str) and not value.isascii()):
+            return None
+    return pairs
+
+
+_Endpoint = botocore.endpoint.Endpoint
+_encode_headers = _Endpoint._encode_headers
+
+
+def encode_headers(self: Any, headers: Any) -> None:
+    """``Endpoint._encode_headers`` on a :class:`Headers`' pairs: each ``str`` value's UTF-8 bytes
+    set after the pairs (set appends: botocore's loop leaves the ``str`` pair and adds the bytes)."""
+    pairs = _plain_pairs(headers)
+    if pairs is None:
+        _encode_headers(self, headers)
+        return
+    pairs.extend([(key, value.encode("utf-8")) for key, value in pairs if isinstance(value, str)])
+
+
+_Preparer = botocore.awsrequest.AWSRequestPreparer
+_prepare_headers = _Preparer._prepare_headers
+
+
+def prepare_headers(self: Any, original: Any, prepared_body: Any = None) -> Any:
+    """``AWSRequestPreparer._prepare_headers`` from a :class:`Headers`' pairs: the ``HeadersDict``
+    of them (each name once, under its first spelling, with its last value) built with one
+    ``_HeaderKey`` per name, then ``Content-Length`` as botocore sets it. A body whose length
+    botocore cannot tell (chunked), or headers that are not plain pairs: botocore's own code."""
+    pairs = _plain_pairs(original.headers)
+    if pairs is None or botocore.awsrequest.HeadersDict is not HeadersDict:
+        return _prepare_headers(self, original, prepared_body)
+    last: dict[str, Any] = {}
+    first: dict[str, str] = {}
+    for name, value in pairs:
+        lower = name.lower()
+        if lower not in first:
+            first[lower] = name
+        last[lower] = value
+    length = None
+    if "transfer-encoding" not in last and "content-length" not in last:
+        if original.method not in ("GET", "HEAD", "OPTIONS"):
+            length = self._determine_content_length(prepared_body)
+            if length is None:  # botocore logs it and sends chunked
+                return _prepare_headers(self, original, prepared_body)
+    store = {}
+    for lower, name in first.items():
+        store[_key(name)] = last[lower]
+    if length is not None:
+        store[_key("Content-Length")] = str(length)
+    headers = HeadersDict.__new__(HeadersDict)
+    headers._dict = store
+    return headers
+
+
+_lowercase_dict = botocore.parsers.lowercase_dict
+
+
+def lowercase_dict(original: Any) -> Any:
+    """``botocore.utils.lowercase_dict`` as the parsers use it (a response's ``HTTPHeaders`` in its
+    metadata): for a :class:`HeadersDict`, read from its storage, whose keys hold each name's lower
+    case already; the same dict, in the same order."""
+    if type(original) is not HeadersDict:
+        return _lowercase_dict(original)
+    out = {}
+    for key, value in original._dict.items():
+        if type(key._key) is not str:  # botocore's str(key) raises: let it
+            return _lowercase_dict(original)
+        out[key._lower] = value
+    return out

@@ -1,0 +1,142 @@
+"""The response side: the parse's handler found once per parser class (:func:`parse_shape`) and
+standard mode's "no retry" for an answer without an error read from the values that decide it
+(:func:`needs_retry`); docs/performance.md, issue 24 parts 4 and 6."""
+
+from __future__ import annotations
+
+import inspect
+from binascii import crc32
+from typing import Any
+
+import botocore.parsers
+import botocore.retries.special
+import botocore.retries.standard
+
+# -- the response parse (issue 24, part 4) --------------------------------------------------------
+#
+# Every node of a response (each member, each list item) goes through ``ResponseParser._parse_shape``,
+# which builds the handler's name (``f"_handle_{type}"``) and looks it up with a default: for a type
+# the parser has no handler for (a JSON string, integer or boolean) that lookup raises and catches an
+# AttributeError inside ``getattr``, once per value. botocore makes a new parser for every response,
+# so the replacement looks each type's handler up once per parser class and remembers it.
+
+_parse_shape = botocore.parsers.ResponseParser._parse_shape
+_handlers: dict[type, tuple[int, dict[str, Any]]] = {}
+
+
+def _own_handler(attributes: dict[str, Any]) -> bool:
+    return any(key.startswith("_handle_") or key == "_default_handle" for key in attributes)
+
+
+def parse_shape(self: Any, shape: Any, node: Any) -> Any:
+    """``ResponseParser._parse_shape`` with the handler of each type found once per parser class and
+    remembered as a function. A parser with attributes of its own beyond those its class's first
+    parser had (a handler set on the instance, say) is parsed by botocore's own code."""
+    cls = type(self)
+    attributes = self.__dict__
+    known = _handlers.get(cls)
+    if known is None:
+        if _own_handler(attributes):
+            return _parse_shape(self, shape, node)
+        known = _handlers[cls] = (len(attributes), {})
+    if len(attributes) != known[0]:
+        return _parse_shape(self, shape, node)
+    functions = known[1]
+    function: Any = functions.get(shape.type_name)
+    if function is None:
+        found = getattr(cls, f"_handle_{shape.type_name}", None)
+        if found is None:
+            found = cls._default_handle
+        function = functions[shape.type_name] = found if inspect.isfunction(found) else False
+    if function is False:
+        return _parse_shape(self, shape, node)
+    return function(self, shape, node)
+
+
+# -- standard mode's retry decision on an answer it keeps (issue 24, part 6) -----------------------
+#
+# After every attempt ``needs-retry`` asks ``RetryHandler.needs_retry``, which wraps the event's
+# arguments in a ``RetryContext`` and walks the standard conditions: max attempts, then any of
+# transient, throttled, modeled-retryable, STS's IDPCommunicationError and DynamoDB's CRC32 check.
+# For an answer without an error every one of them is decided by a few values (the error code is
+# None), so those values are checked directly; wherever any condition could hold, the whole
+# handler is botocore's.
+
+_RetryHandler = botocore.retries.standard.RetryHandler
+_needs_retry = _RetryHandler.needs_retry
+_std = botocore.retries.standard
+_special = botocore.retries.special
+_CHECKERS = (
+    _std.TransientRetryableChecker,
+    _std.ThrottledRetryableChecker,
+    _std.ModeledRetryableChecker,
+    _std.OrRetryChecker,
+)
+_SPECIAL = (_special.RetryIDPCommunicationError, _special.RetryDDBChecksumError)
+
+
+def _kept(self: Any, kwargs: dict[str, Any]) -> bool:
+    """Whether standard mode's conditions say "no retry" for this ``needs-retry``, known without
+    botocore's walk; with the one side effect the walk has on the way (the max attempts written into
+    the request's retries context, which botocore's own walk writes again alike). False is "not
+    known": botocore decides."""
+    response = kwargs.get("response")
+    operation = kwargs.get("operation")
+    if response is None or kwargs.get("caught_exception") is not None or operation is None:
+        return False
+    http, parsed = response
+    if type(parsed) is not dict or "Error" in parsed:
+        return False  # an error code (or one botocore's get_error_code could find): botocore decides
+    if type(self._retry_event_adapter) is not _std.RetryEventAdapter:
+        return False
+    policy = self._retry_policy
+    if type(policy) is not _std.RetryPolicy:
+        return False
+    conditions = policy._retry_checker
+    if type(conditions) is not _std.StandardRetryConditions:
+        return False
+    attempts = conditions._max_attempts_checker
+    others = conditions._additional_checkers
+    if type(attempts) is not _std.MaxAttemptsChecker or type(others) is not _std.OrRetryChecker:
+        return False
+    checkers = others._checkers
+    if len(checkers) != 4 or tuple(map(type, checkers)) != _CHECKERS:
+        return False
+    transient, throttled, _, special = checkers
+    specials = special._checkers
+    if len(specials) != 2 or tuple(map(type, specials)) != _SPECIAL:
+        return False
+    if not kwargs["attempts"] < attempts._max_attempts:
+        return False  # botocore notes MaxAttemptsReached in the metadata
+    context = kwargs["request_dict"]["context"]
+    retries = context.get("retries") if context is not None else None
+    if retries:
+        retries["max"] = max(retries.get("max", 0), attempts._max_attempts)
+    # the error code is None: transient and throttled look it up in their lists; modeled and STS's
+    # check need a code; DynamoDB's compares the body's CRC32 with its header
+    if None in transient._transient_error_codes or None in throttled._throttled_error_codes:
+        return False
+    if http is not None and http.status_code in transient._transient_status_codes:
+        return False
+    service = operation.service_model.service_name  # STS's check reads it first, whatever the answer
+    ddb = specials[1]
+    if http is not None and service == ddb._SERVICE_NAME:
+        checksum = http.headers.get(ddb._CHECKSUM_HEADER)
+        if checksum is not None:
+            try:
+                if crc32(http.content) & 0xFFFFFFFF != int(checksum):
+                    return False
+            except Exception:  # noqa: BLE001 - botocore's walk raises it
+                return False
+    return True
+
+
+def needs_retry(self: Any, **kwargs: Any) -> Any:
+    """``RetryHandler.needs_retry`` (standard mode) for an answer its conditions would not retry:
+    the same log line, the response's metadata made present as botocore's adapter makes it (with
+    nothing to add) and no delay. Anything else: botocore's own handler."""
+    if type(self) is not _RetryHandler or not _kept(self, kwargs):
+        return _needs_retry(self, **kwargs)
+    _std.logger.debug("Not retrying request.")
+    kwargs["response"][1].setdefault("ResponseMetadata", {})
+    return None

@@ -1,0 +1,133 @@
+"""SigV4 signing without its repeated work (docs/performance.md, issue 24 parts 4 and 6).
+
+``Host`` from the URL remembered per URL (:func:`host_from_url`), the map of headers to sign built once
+per signature, not twice (:func:`headers_to_sign`), the signing key derived once per secret, day,
+region and service (:func:`signature`), the canonical headers in one pass and the signed headers once
+per list of names (:func:`canonical_headers`, :func:`signed_headers`).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import botocore.auth
+
+from ._request import Headers
+
+# -- SigV4 signing (issue 24, part 4) ---------------------------------------------------------------
+#
+# Per signature botocore parses the URL for ``Host`` twice (``headers_to_sign`` runs for the canonical
+# request and again for the ``Authorization`` header, each through ``_host_from_url``: two ``urlsplit``
+# and an IPv6 check), prepares the whole request (a ``HeadersDict``, the URL's query) to read its body
+# for the payload hash, and derives the signing key with four HMACs. The replacements below compute the
+# same values from the same inputs, once.
+
+_host_from_url = botocore.auth._host_from_url
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_host(url: str) -> str:
+    return _host_from_url(url)  # type: ignore[no-any-return]  # botocore ships no types
+
+
+def host_from_url(url: Any) -> Any:
+    """botocore's ``_host_from_url``, remembered per URL (a pure function of the string)."""
+    if type(url) is str:
+        return _cached_host(url)
+    return _host_from_url(url)
+
+
+_headers_to_sign = botocore.auth.SigV4Auth.headers_to_sign
+
+
+def headers_to_sign(self: Any, request: Any) -> Any:
+    """``SigV4Auth.headers_to_sign``, built once per signature: the second call of one ``add_auth``
+    (same request, same URL, the same header pairs) gets a fresh copy of the first one's map."""
+    headers = request.headers
+    if type(headers) is not Headers:
+        return _headers_to_sign(self, request)
+    key = (request.url, tuple(headers._headers))
+    memo = self.__dict__.get("_greenfetch_signed")
+    if memo is not None and memo[0] is request and memo[1] == key:
+        copy = Headers()
+        copy._headers = list(memo[2])
+        return copy
+    found = _headers_to_sign(self, request)
+    if type(found) is Headers:
+        self._greenfetch_signed = (request, key, tuple(found._headers))
+    return found
+
+
+_canonical_headers = botocore.auth.SigV4Auth.canonical_headers
+_signed_headers = botocore.auth.SigV4Auth.signed_headers
+_header_value = botocore.auth.SigV4Auth._header_value
+
+
+def canonical_headers(self: Any, headers_to_sign: Any) -> Any:
+    """``SigV4Auth.canonical_headers`` in one pass over a :class:`Headers`' pairs when its names are
+    distinct, lower case ASCII (as ``headers_to_sign`` makes them) and its values ASCII ``str``: each
+    name, sorted, with its one value trimmed as ``_header_value`` trims. botocore's code instead scans
+    every pair again for each name (``get_all``). Anything else (a repeated name, a value ``get_all``
+    could hand back changed, a signer with its own ``_header_value``): botocore's own code."""
+    if type(headers_to_sign) is not Headers or type(self)._header_value is not _header_value:
+        return _canonical_headers(self, headers_to_sign)
+    pairs = headers_to_sign._headers
+    names = [name for name, _ in pairs]
+    if not all(type(name) is str for name in names):
+        return _canonical_headers(self, headers_to_sign)
+    joined = "".join(names)
+    if len(set(names)) != len(names) or not joined.isascii() or joined.lower() != joined:
+        return _canonical_headers(self, headers_to_sign)
+    lines = []
+    for name, value in sorted(pairs):  # distinct names: the values are never compared
+        if type(value) is not str or not value.isascii():
+            return _canonical_headers(self, headers_to_sign)
+        lines.append(f"{name}:{' '.join(value.split())}")
+    return "\n".join(lines)
+
+
+_signed: dict[tuple[Any, ...], str] = {}
+_SIGNED = 256  # lists of header names kept; all dropped when full
+
+
+def signed_headers(self: Any, headers_to_sign: Any) -> Any:
+    """``SigV4Auth.signed_headers`` remembered per list of names of a :class:`Headers` (it reads
+    only the names: a signature computes it twice, and every call of one operation has the same)."""
+    if type(headers_to_sign) is not Headers:
+        return _signed_headers(self, headers_to_sign)
+    names = tuple([name for name, _ in headers_to_sign._headers])
+    found = _signed.get(names)
+    if found is None:
+        found = ";".join(sorted([n.lower().strip() for n in set(names)]))
+        if len(_signed) >= _SIGNED:
+            _signed.clear()
+        _signed[names] = found
+    return found
+
+
+_signature = botocore.auth.SigV4Auth.signature
+_SigV4_sign = botocore.auth.SigV4Auth._sign
+_signing_keys: dict[tuple[Any, ...], bytes] = {}
+_SIGNING_KEYS = 256  # (secret, day, region, service) keys kept; all dropped when full
+
+
+def signature(self: Any, string_to_sign: str, request: Any) -> Any:
+    """``SigV4Auth.signature`` with the signing key (four HMACs of the secret, the day, the region
+    and the service) derived once per (secret, day, region, service), as the AWS SDKs for Go and
+    Java keep it. The cache lives in this process's memory only, bounded."""
+    if type(self)._sign is not _SigV4_sign:
+        return _signature(self, string_to_sign, request)
+    secret = self.credentials.secret_key
+    day = request.context["timestamp"][0:8]
+    key = (secret, day, self._region_name, self._service_name)
+    signing_key = _signing_keys.get(key)
+    if signing_key is None:
+        k_date = self._sign(f"AWS4{secret}".encode(), day)
+        k_region = self._sign(k_date, self._region_name)
+        k_service = self._sign(k_region, self._service_name)
+        signing_key = self._sign(k_service, "aws4_request")
+        if len(_signing_keys) >= _SIGNING_KEYS:
+            _signing_keys.clear()
+        _signing_keys[key] = signing_key
+    return self._sign(signing_key, string_to_sign, hex=True)
