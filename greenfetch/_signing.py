@@ -30,12 +30,22 @@ import botocore.credentials
 
 __all__ = ["AccountClient", "CallCredentials", "RefusedCredentials", "RoleCredentials", "share_credentials"]
 
-_local = threading.local()
+
+class _CallLocal(threading.local):
+    """The call in progress's credentials, per thread (per greenlet under gevent). None, the class's
+    own value, until a call sets them: reading an attribute a greenlet never set then finds it on the
+    class, where ``getattr(local, name, None)`` would raise and catch an AttributeError inside gevent's
+    local (8k instructions, twice or more a call: docs/performance.md, issue 24 part 7b)."""
+
+    credentials: Any = None
+
+
+_local = _CallLocal()
 _ACCOUNT_ID = "AWS::Auth::AccountId"
 
 
 def _current() -> Any:
-    return getattr(_local, "credentials", None)
+    return _local.credentials
 
 
 class CallCredentials(botocore.credentials.Credentials):  # type: ignore[misc]  # botocore ships no types
@@ -45,11 +55,13 @@ class CallCredentials(botocore.credentials.Credentials):  # type: ignore[misc]  
         self._default = default
 
     def _active(self) -> Any:
-        current = _current()
+        current = _local.credentials
         return current if current is not None else self._default
 
     def get_frozen_credentials(self) -> Any:
-        active = self._active()  # None: botocore's signers raise NoCredentialsError, as for their own None
+        active = _local.credentials
+        if active is None:
+            active = self._default  # None: botocore's signers raise NoCredentialsError, as for their own None
         return active.get_frozen_credentials() if hasattr(active, "get_frozen_credentials") else active
 
     def __getattr__(self, name: str) -> Any:  # access_key, secret_key, token, account_id, method
@@ -75,7 +87,9 @@ def share_credentials(client: Any) -> CallCredentials:
 
 
 def _account_id(credentials: CallCredentials) -> Any:
-    active = credentials._active()
+    active = _local.credentials
+    if active is None:
+        active = credentials._default
     if active is None:
         return None
     if hasattr(active, "get_frozen_credentials"):

@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 import botocore
 import botocore.auth
 import botocore.awsrequest
+import botocore.endpoint
+import botocore.handlers
 import botocore.parsers
 
 if TYPE_CHECKING:  # botocore ships no types; its HTTPHeaders is this class with nothing added
@@ -32,13 +34,34 @@ if TYPE_CHECKING:  # botocore ships no types; its HTTPHeaders is this class with
 else:
     from botocore.compat import HTTPHeaders
 
-from ._endpoint import _get_provider_params, _Resolver, provider_params
+from ._context import (
+    _add_recursion_detection_header,
+    _endpoint_uuid,
+    add_recursion_detection_header,
+    uuid_module,
+)
+from ._endpoint import (
+    _get_provider_params,
+    _Provider,
+    _resolve_endpoint,
+    _Resolver,
+    _urljoin,
+    provider_params,
+    resolve_endpoint,
+    urljoin,
+)
 from ._events import (
     _Aliaser,
     _aliaser_emit,
     _aliaser_until,
+    _Emitter,
+    _emitter_inner,
+    _hyphenize,
+    _ServiceId,
     aliaser_emit,
     aliaser_emit_until_response,
+    emitter_emit,
+    hyphenize,
 )
 from ._request import (
     Headers,
@@ -57,11 +80,14 @@ from ._request import (
 )
 from ._response import _needs_retry, _parse_shape, _RetryHandler, needs_retry, parse_shape
 from ._sigv4 import (
+    CLOCK,
+    _add_auth,
     _canonical_headers,
     _headers_to_sign,
     _host_from_url,
     _signature,
     _signed_headers,
+    add_auth,
     canonical_headers,
     headers_to_sign,
     host_from_url,
@@ -92,22 +118,45 @@ _PATCHES: tuple[tuple[Any, str, Any, Any], ...] = (
     (botocore.auth.SigV4Auth, "signature", _signature, signature),
     (botocore.auth.SigV4Auth, "canonical_headers", _canonical_headers, canonical_headers),
     (botocore.auth.SigV4Auth, "signed_headers", _signed_headers, signed_headers),
+    (botocore.auth.SigV4Auth, "add_auth", _add_auth, add_auth),
     (botocore.awsrequest.AWSRequest, "body", _body, request_body),
     (_Resolver, "_get_provider_params", _get_provider_params, provider_params),
     (botocore.parsers.ResponseParser, "_parse_shape", _parse_shape, parse_shape),
     (_RetryHandler, "needs_retry", _needs_retry, needs_retry),
     (_Aliaser, "emit", _aliaser_emit, aliaser_emit),
     (_Aliaser, "emit_until_response", _aliaser_until, aliaser_emit_until_response),
+    (_Emitter, "_emit", _emitter_inner, emitter_emit),
+    (_ServiceId, "hyphenize", _hyphenize, hyphenize),
+    (botocore.endpoint, "uuid", _endpoint_uuid, uuid_module),
+    (_Provider, "resolve_endpoint", _resolve_endpoint, resolve_endpoint),
+    (botocore.awsrequest, "_urljoin", _urljoin, urljoin),
+    (
+        botocore.handlers,
+        "add_recursion_detection_header",
+        _add_recursion_detection_header,
+        add_recursion_detection_header,
+    ),
+)
+# Handlers botocore registers by function when a session is made, from ``BUILTIN_HANDLERS``: (the
+# list, botocore's handler, greenfetch's), swapped in the list's entries (a session made before
+# install() keeps botocore's).
+_HANDLERS: tuple[tuple[list[Any], Any, Any], ...] = (
+    (botocore.handlers.BUILTIN_HANDLERS, _add_recursion_detection_header, add_recursion_detection_header),
 )
 # A patch checked on fewer versions than CHECKED: its first version. The endpoint plan follows
 # botocore 1.40+, which calls a builtin that is callable and registers endpoint feature ids (1.36 does
 # neither); checked on 1.40.0 and 1.43.117.
 _SINCE = {provider_params: (1, 40)}
+# A patch whose premise this botocore does not meet, whatever its version: add_auth restates botocore's
+# with its clock, found in botocore's own add_auth (``_sigv4.CLOCK``).
+_UNMET = frozenset() if CLOCK is not None else frozenset({add_auth})
 
 
 def _applicable() -> list[tuple[Any, str, Any, Any]]:
     version = _version()
-    return [patch for patch in _PATCHES if _SINCE.get(patch[3], CHECKED[0]) <= version]
+    return [
+        patch for patch in _PATCHES if _SINCE.get(patch[3], CHECKED[0]) <= version and patch[3] not in _UNMET
+    ]
 
 
 def _version() -> tuple[int, int]:
@@ -139,14 +188,26 @@ def install() -> bool:
         return False
     for owner, name, _, ours in _applicable():
         setattr(owner, name, ours)
+    for entries, theirs, ours in _HANDLERS:
+        _swap(entries, theirs, ours)
     return True
 
 
+def _swap(entries: list[Any], old: Any, new: Any) -> None:
+    for index, spec in enumerate(entries):
+        if spec[1] is old:
+            entries[index] = (spec[0], new, *spec[2:])
+
+
 def installed() -> bool:
-    return all(owner.__dict__.get(name) is ours for owner, name, _, ours in _applicable())
+    return all(owner.__dict__.get(name) is ours for owner, name, _, ours in _applicable()) and all(
+        any(spec[1] is ours for spec in entries) for entries, _, ours in _HANDLERS
+    )
 
 
 def uninstall() -> None:
     """botocore's own code again (the parity suite runs both ways)."""
     for owner, name, theirs, _ in _PATCHES:
         setattr(owner, name, theirs)
+    for entries, theirs, ours in _HANDLERS:
+        _swap(entries, ours, theirs)

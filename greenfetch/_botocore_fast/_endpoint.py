@@ -1,11 +1,19 @@
-"""The endpoint ruleset's parameters from a plan made once per operation (docs/performance.md, issue 24
-part 4): :func:`provider_params`."""
+"""The endpoint: the ruleset's parameters from a plan made once per operation (docs/performance.md, issue 24
+part 4: :func:`provider_params`; part 7b: the builtins read without an event nobody listens to, the
+provider's answer remembered per parameters, :func:`resolve_endpoint`, and the URL joined once per
+endpoint and path, :func:`urljoin`)."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
+import botocore.awsrequest
+import botocore.endpoint_provider
+import botocore.hooks
 import botocore.regions
+
+from ._events import _alias_event_name, _aliased, _Aliaser, _Emitter
 
 # -- endpoint ruleset parameters (issue 24, part 4) ----------------------------------------------
 #
@@ -20,6 +28,35 @@ _Resolver = botocore.regions.EndpointRulesetResolver
 _get_provider_params = _Resolver._get_provider_params
 _BUILTINS = frozenset(member.value for member in botocore.regions.EndpointResolverBuiltins)
 _PLAN = "greenfetch-provider-plan"
+_EVENT = "greenfetch-builtins-event"
+_register_endpoint_feature_ids = getattr(_Resolver, "_register_endpoint_feature_ids", None)  # 1.40+
+# The parameters ``_register_endpoint_feature_ids`` registers a feature for (it does nothing for any other)
+_FEATURE_PARAMS = frozenset({"AccountIdEndpointMode", "AccountId"})
+_get_customized_builtins = _Resolver._get_customized_builtins
+
+
+def _builtins(resolver: Any, operation_model: Any, call_args: Any, request_context: Any) -> Any:
+    """``_get_customized_builtins``: a copy of the client's builtins handed to the
+    ``before-endpoint-resolution`` handlers to change in place. Where the client's emitter is botocore's
+    aliaser over botocore's emitter and has already found no handler for that event (its lookup cache
+    holds an empty list: ``_emit`` would return at once), no handler can change the copy, so the
+    client's own builtins are read, not copied. Anything else: botocore's own."""
+    emitter = resolver._event_emitter
+    if (
+        type(resolver)._get_customized_builtins is not _get_customized_builtins
+        or type(emitter) is not _Aliaser
+        or type(emitter._emitter) is not _Emitter
+        or type(emitter)._alias_event_name is not _alias_event_name
+    ):
+        return resolver._get_customized_builtins(operation_model, call_args, request_context)
+    cache = resolver._instance_cache
+    event = cache.get(_EVENT)
+    if event is None:
+        event = cache[_EVENT] = f"before-endpoint-resolution.{resolver._service_model.service_id.hyphenize()}"
+    handlers = emitter._emitter._lookup_cache.get(_aliased(emitter, event))
+    if handlers is None or handlers:
+        return resolver._get_customized_builtins(operation_model, call_args, request_context)
+    return resolver._builtins
 
 
 def _plan(resolver: Any, operation_model: Any) -> Any:
@@ -61,7 +98,8 @@ def provider_params(self: Any, operation_model: Any, call_args: Any, request_con
         plan = cache[(_PLAN, operation_model)] = _plan(self, operation_model)
     if plan is False:
         return _get_provider_params(self, operation_model, call_args, request_context)
-    builtins = self._get_customized_builtins(operation_model, call_args, request_context)
+    registers_known = type(self)._register_endpoint_feature_ids is _register_endpoint_feature_ids
+    builtins = _builtins(self, operation_model, call_args, request_context)
     params = {}
     for name, value, member, path, client_name, builtin in plan:
         if value is None:
@@ -77,5 +115,66 @@ def provider_params(self: Any, operation_model: Any, call_args: Any, request_con
                     value = value()
         if value is not None:
             params[name] = value
-            self._register_endpoint_feature_ids(name, value)
+            if name in _FEATURE_PARAMS or not registers_known:
+                self._register_endpoint_feature_ids(name, value)
     return params
+
+
+# -- the provider's answer (issue 24, part 7b) -----------------------------------------------------
+#
+# ``EndpointProvider.resolve_endpoint`` is botocore's LRU over the ruleset's evaluation, keyed by the
+# parameters (through ``lru_cache_weakref``: two Python frames, a weak reference, the keyword arguments
+# flattened into a key): 19k instructions a call. The evaluation is a pure function of the parameters,
+# so the provider remembers its answer per parameters itself, the same object botocore's LRU hands out,
+# in a dict on the provider keyed by the parameters in order where every value is a ``str`` or a
+# ``bool`` (no two such values are equal across types); anything else, a provider class of its own or
+# a miss: botocore's ``resolve_endpoint``.
+
+_Provider = botocore.endpoint_provider.EndpointProvider
+_resolve_endpoint = _Provider.resolve_endpoint
+_ANSWERS = 256  # parameter sets kept per provider; all dropped when full
+
+
+def resolve_endpoint(self: Any, **input_parameters: Any) -> Any:
+    """``EndpointProvider.resolve_endpoint`` remembered per parameters (see above)."""
+    if type(self) is not _Provider:
+        return _resolve_endpoint(self, **input_parameters)
+    for value in input_parameters.values():
+        if type(value) is not str and type(value) is not bool:
+            return _resolve_endpoint(self, **input_parameters)
+    key = tuple(input_parameters.items())
+    answers = self.__dict__.get("_greenfetch_answers")
+    if answers is None:
+        answers = self._greenfetch_answers = {}
+    found = answers.get(key)
+    if found is None:
+        found = _resolve_endpoint(self, **input_parameters)
+        if len(answers) >= _ANSWERS:
+            answers.clear()
+        answers[key] = found
+    return found
+
+
+# -- the request's URL (issue 24, part 7b) ----------------------------------------------------------
+#
+# ``prepare_request_dict`` joins the endpoint's URL and the operation's path with ``_urljoin``
+# (``urlsplit``, then ``urlunsplit``: 12k instructions), a pure function of its three strings.
+
+_urljoin = botocore.awsrequest._urljoin
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_urljoin(endpoint_url: str, url_path: str, host_prefix: str | None) -> str:
+    return _urljoin(endpoint_url, url_path, host_prefix)  # type: ignore[no-any-return]  # botocore ships no types
+
+
+def urljoin(endpoint_url: Any, url_path: Any, host_prefix: Any) -> Any:
+    """botocore's ``_urljoin``, remembered per (endpoint URL, path, host prefix) when all are ``str``
+    (or the prefix None)."""
+    if (
+        type(endpoint_url) is str
+        and type(url_path) is str
+        and (host_prefix is None or type(host_prefix) is str)
+    ):
+        return _cached_urljoin(endpoint_url, url_path, host_prefix)
+    return _urljoin(endpoint_url, url_path, host_prefix)

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import botocore.hooks
+import botocore.model
 
 # -- event emission (issue 24, part 6) -----------------------------------------------------------
 #
@@ -54,3 +56,70 @@ def aliaser_emit_until_response(self: Any, event_name: str, **kwargs: Any) -> An
     if responses:
         return responses[-1]
     return (None, None)
+
+
+# -- the debug line before each handler (issue 24, part 7b) ----------------------------------------
+#
+# ``HierarchicalEmitter._emit`` calls ``logger.debug('Event %s: calling handler %s', ...)`` before each
+# handler, about 25 a call, each two Python frames that end in ``Logger._cache[DEBUG]``. ``Logger``
+# keeps that answer in ``_cache`` until any level or ``logging.disable`` changes (it then clears every
+# logger's ``_cache``), and ``disabled`` only ever makes the answer False: so where the cache already
+# says False, ``logger.debug`` would log nothing, and the replacement skips the call; anywhere else
+# (True, not yet known, a handler that changed a level mid-emit) it calls ``logger.debug`` as botocore
+# does. A logger that is not exactly ``logging.Logger``, or one with its own ``debug``, takes botocore's.
+
+_emitter_inner = _Emitter._emit
+_DEBUG = logging.DEBUG
+_Logger = logging.Logger
+
+
+def emitter_emit(self: Any, event_name: str, kwargs: dict[str, Any], stop_on_response: bool = False) -> Any:
+    """``HierarchicalEmitter._emit`` with its debug line asked for only where ``Logger`` does not
+    already know it would log nothing (see above); the same handlers, order, arguments and answers."""
+    logger = botocore.hooks.logger
+    if type(logger) is not _Logger or "debug" in logger.__dict__:
+        return _emitter_inner(self, event_name, kwargs, stop_on_response)
+    responses: list[Any] = []
+    handlers_to_call = self._lookup_cache.get(event_name)
+    if handlers_to_call is None:
+        handlers_to_call = self._handlers.prefix_search(event_name)
+        self._lookup_cache[event_name] = handlers_to_call
+    elif not handlers_to_call:
+        return []
+    kwargs["event_name"] = event_name
+    known = logger._cache  # type: ignore[attr-defined]  # Logger's answer per level
+    for handler in handlers_to_call:
+        if known.get(_DEBUG) is not False:
+            logger.debug("Event %s: calling handler %s", event_name, handler)
+        response = handler(**kwargs)
+        responses.append((handler, response))
+        if stop_on_response and response is not None:
+            return responses
+    return responses
+
+
+# -- event names (issue 24, part 7b) ---------------------------------------------------------------
+#
+# Every event name a call emits is built from ``ServiceId.hyphenize()`` (``hyphenize_service_id``:
+# ``replace(' ', '-').lower()``), about ten times a call, two Python frames each. The answer is a pure
+# function of the service id's text, so it is remembered per service id.
+
+_ServiceId = botocore.model.ServiceId
+_hyphenize = _ServiceId.hyphenize
+_hyphenize_service_id = botocore.model.hyphenize_service_id
+_hyphenized: dict[str, str] = {}
+_HYPHENIZED = 256  # service ids kept; all dropped when full
+
+
+def hyphenize(self: Any) -> Any:
+    """``ServiceId.hyphenize``, remembered per service id (while ``botocore.model``'s
+    ``hyphenize_service_id`` is botocore's own)."""
+    if botocore.model.hyphenize_service_id is not _hyphenize_service_id:
+        return _hyphenize(self)
+    found = _hyphenized.get(self)
+    if found is None:
+        found = _hyphenize_service_id(self)
+        if len(_hyphenized) >= _HYPHENIZED:
+            _hyphenized.clear()
+        _hyphenized[self] = found
+    return found

@@ -8,10 +8,13 @@ per list of names (:func:`canonical_headers`, :func:`signed_headers`).
 
 from __future__ import annotations
 
+import datetime
 import functools
+import logging
 from typing import Any
 
 import botocore.auth
+import botocore.compat
 
 from ._request import Headers
 
@@ -131,3 +134,86 @@ def signature(self: Any, string_to_sign: str, request: Any) -> Any:
             _signing_keys.clear()
         _signing_keys[key] = signing_key
     return self._sign(signing_key, string_to_sign, hex=True)
+
+
+# -- the request's timestamp (issue 24, part 7b) ----------------------------------------------------
+#
+# ``SigV4Auth.add_auth`` reads the clock and formats it with ``strftime('%Y%m%dT%H%M%SZ')`` (17k
+# instructions: a time tuple, then the C library's ``strftime``), and asks for four debug lines (one
+# ``Logger.debug`` each). The replacement is botocore's ``add_auth`` with the same clock read the same
+# way (``get_current_datetime()`` from 1.43, ``datetime.datetime.utcnow()`` before: each looked up in
+# ``botocore.auth`` when called, so a clock stopped there stays stopped; botocore's own
+# ``get_current_datetime`` is ``datetime.now(timezone.utc)`` without its tzinfo, so its fields are
+# read from ``now`` itself, through ``botocore.compat.datetime``), the timestamp formatted from
+# the fields of a plain ``datetime`` whose year has four digits (what ``strftime`` gives then; any other
+# object or year: ``strftime``), and each debug line asked for only where ``Logger`` does not already
+# know it would log nothing (as ``emitter_emit`` does, see ``_events``).
+
+_add_auth = botocore.auth.SigV4Auth.add_auth
+_SIGV4_TIMESTAMP = "%Y%m%dT%H%M%SZ"
+_clock_names = _add_auth.__code__.co_names
+# which clock botocore's add_auth reads, or None: then add_auth stays botocore's (__init__._SINCE)
+CLOCK = (
+    "get_current_datetime"
+    if "get_current_datetime" in _clock_names
+    else "utcnow"
+    if "utcnow" in _clock_names
+    else None
+)
+_datetime = datetime.datetime
+_get_current_datetime = getattr(botocore.compat, "get_current_datetime", None)  # 1.43+
+_DEBUG = logging.DEBUG
+_Logger = logging.Logger
+
+
+def timestamp(now: Any) -> Any:
+    """``now.strftime('%Y%m%dT%H%M%SZ')``."""
+    if type(now) is not _datetime or not 1000 <= now.year <= 9999:
+        return now.strftime(_SIGV4_TIMESTAMP)
+    # printf's %02d: half the instructions of format specs (``f"{now.month:02d}"``), a third of strftime's
+    return "%d%02d%02dT%02d%02d%02dZ" % (  # noqa: UP031
+        now.year,
+        now.month,
+        now.day,
+        now.hour,
+        now.minute,
+        now.second,
+    )
+
+
+def add_auth(self: Any, request: Any) -> None:
+    """``SigV4Auth.add_auth`` with the timestamp formatted by :func:`timestamp` and its debug lines
+    asked for only where they could be logged (see above)."""
+    if self.credentials is None:
+        raise botocore.auth.NoCredentialsError()
+    if CLOCK == "get_current_datetime":
+        clock = botocore.auth.get_current_datetime
+        if clock is _get_current_datetime:  # its fields, without the copy that drops tzinfo
+            datetime_now = botocore.compat.datetime.datetime.now(botocore.compat.datetime.timezone.utc)
+        else:
+            datetime_now = clock()
+    else:
+        datetime_now = botocore.auth.datetime.datetime.utcnow()
+    if botocore.auth.SIGV4_TIMESTAMP == _SIGV4_TIMESTAMP:
+        request.context["timestamp"] = timestamp(datetime_now)
+    else:
+        request.context["timestamp"] = datetime_now.strftime(botocore.auth.SIGV4_TIMESTAMP)
+    # This could be a retry.  Make sure the previous
+    # authorization header is removed first.
+    self._modify_request_before_signing(request)
+    canonical_request = self.canonical_request(request)
+    logger = botocore.auth.logger
+    quiet = type(logger) is _Logger and "debug" not in logger.__dict__
+    known = logger._cache if quiet else {}
+    if known.get(_DEBUG) is not False:
+        logger.debug("Calculating signature using v4 auth.")
+    if known.get(_DEBUG) is not False:
+        logger.debug("CanonicalRequest:\n%s", canonical_request)
+    string_to_sign = self.string_to_sign(request, canonical_request)
+    if known.get(_DEBUG) is not False:
+        logger.debug("StringToSign:\n%s", string_to_sign)
+    signature = self.signature(string_to_sign, request)
+    if known.get(_DEBUG) is not False:
+        logger.debug("Signature:\n%s", signature)
+
+    self._inject_signature_to_request(request, signature)
