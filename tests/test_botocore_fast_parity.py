@@ -760,3 +760,400 @@ def test_events_reach_the_same_handlers_with_the_same_arguments():
                 strip = lambda answer: [a[1] for a in answer] if isinstance(answer, list) else answer[1:]  # noqa: E731
                 assert strip(got) == strip(want), (emitter_cls, aliaser_cls, name)
                 assert our_calls == their_calls, (emitter_cls, aliaser_cls, name)
+
+
+# -- part 7b: the invocation id ----------------------------------------------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(min_size=16, max_size=16))
+@example(b"\x00" * 16)
+@example(b"\xff" * 16)
+def test_an_invocation_id_is_uuid4s_text_of_the_same_bytes(raw):
+    import uuid
+
+    from greenfetch._botocore_fast import _context
+
+    assert _context.format_uuid4(raw) == str(uuid.UUID(bytes=raw, version=4))
+
+
+def test_invocation_ids_are_random_v4_uuids_and_a_replaced_uuid4_is_used(monkeypatch):
+    """Each call's id is a fresh random version-4 UUID in its canonical text; a ``uuid.uuid4`` a
+    caller put in place (a test freezing ids) is what botocore gets; any other name is ``uuid``'s."""
+    import inspect
+    import uuid
+
+    from greenfetch._botocore_fast import _context
+
+    assert botocore.endpoint.uuid is _context.uuid_module
+    # the premise: botocore.endpoint uses uuid for str(uuid.uuid4()) and nothing else
+    uses = [line.strip() for line in inspect.getsource(botocore.endpoint).splitlines() if "uuid" in line]
+    assert uses == ["import uuid", "retries_context['invocation-id'] = str(uuid.uuid4())"]
+    endpoint = botocore.endpoint.Endpoint("https://x.example", "x", botocore.hooks.HierarchicalEmitter())
+    seen = set()
+    for _ in range(200):
+        context = {}
+        endpoint._update_retries_context(context, 1)
+        text = context["retries"]["invocation-id"]
+        parsed = uuid.UUID(text)
+        assert type(text) is str and str(parsed) == text
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
+        seen.add(text)
+    assert len(seen) == 200
+    assert _context.uuid_module.NAMESPACE_DNS is uuid.NAMESPACE_DNS
+    monkeypatch.setattr(uuid, "uuid4", lambda: uuid.UUID(int=7))
+    context = {}
+    endpoint._update_retries_context(context, 1)
+    assert context["retries"]["invocation-id"] == str(uuid.UUID(int=7))
+    fast.uninstall()
+    assert botocore.endpoint.uuid is uuid
+
+
+# -- part 7b: the recursion-detection header ---------------------------------------------------------
+
+env_values = st.one_of(
+    st.none(), st.text(max_size=12), st.sampled_from(["", "fn", 'Root=1-a;Sampled=1 "[x]"'])
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(env_values, env_values, st.booleans())
+@example("fn", "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1", False)
+@example("fn", "Root=1", True)
+def test_the_recursion_detection_header_is_botocores(lambda_name, trace_id, preset):
+    """Any combination of the two variables (absent, empty, any text) and a header the caller set:
+    the same headers as botocore's handler leaves."""
+    import os
+
+    from greenfetch._botocore_fast import _context
+
+    saved = {name: os.environ.get(name) for name in ("AWS_LAMBDA_FUNCTION_NAME", "_X_AMZN_TRACE_ID")}
+    try:
+        for name, value in (("AWS_LAMBDA_FUNCTION_NAME", lambda_name), ("_X_AMZN_TRACE_ID", trace_id)):
+            if value is None or "\x00" in value:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        got, want = ({"headers": {"X-Amzn-Trace-Id": "mine"} if preset else {}} for _ in range(2))
+        _context.add_recursion_detection_header(got, event_name="before-call.x")
+        _context._add_recursion_detection_header(want, event_name="before-call.x")
+        assert got == want
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def test_the_recursion_detection_header_follows_a_replaced_environ_and_sessions_get_it(monkeypatch):
+    import os
+
+    from greenfetch._botocore_fast import _context
+
+    monkeypatch.setattr(os, "environ", {"AWS_LAMBDA_FUNCTION_NAME": "fn", "_X_AMZN_TRACE_ID": "Root=1"})
+    got = {"headers": {}}
+    _context.add_recursion_detection_header(got)
+    assert got == {"headers": {"X-Amzn-Trace-Id": "Root=1"}}
+    monkeypatch.undo()
+    handlers = botocore.session.Session().get_component("event_emitter")._emitter._handlers
+    assert _context.add_recursion_detection_header in handlers.prefix_search("before-call.dynamodb.X")
+    fast.uninstall()
+    handlers = botocore.session.Session().get_component("event_emitter")._emitter._handlers
+    found = handlers.prefix_search("before-call.dynamodb.X")
+    assert _context._add_recursion_detection_header in found
+    assert _context.add_recursion_detection_header not in found
+
+
+# -- part 7b: the endpoint ---------------------------------------------------------------------------
+
+
+def test_endpoint_builtins_are_read_where_no_handler_can_change_them(session):
+    """Where nothing listens to ``before-endpoint-resolution`` the client's builtins are read as they
+    are; a handler registered later (after the emitter remembered "no handler") changes them as it
+    does for botocore; the same parameters both ways at each step, for DynamoDB and S3."""
+    from greenfetch._botocore_fast import _endpoint
+
+    if fast._version() < fast._SINCE[fast.provider_params]:
+        pytest.skip("the endpoint plan is not installed on this botocore")
+    for service, operation, args in (
+        ("dynamodb", "ListTables", {}),
+        ("s3", "ListObjectsV2", {"Bucket": "b"}),
+    ):
+        client = client_for(session, service)
+        resolver = client._ruleset_resolver
+        op = client.meta.service_model.operation_model(operation)
+
+        def both(client=client, resolver=resolver, op=op, args=args, service=service):
+            context = {"client_region": "us-west-2", "client_config": client.meta.config}
+            ours = outcome(fast.provider_params, resolver, op, dict(args), dict(context))
+            theirs = outcome(fast._get_provider_params, resolver, op, dict(args), dict(context))
+            assert ours == theirs, service
+            return ours
+
+        first = both()
+        builtins = _endpoint._builtins(resolver, op, args, {})
+        emitter = client.meta.events._emitter
+        name = f"before-endpoint-resolution.{client.meta.service_model.service_id.hyphenize()}"
+        listening = emitter._lookup_cache.get(name)
+        if listening is not None and not listening:  # nothing listens: the client's own, not a copy
+            assert builtins is resolver._builtins
+        else:
+            assert builtins is not resolver._builtins and builtins == resolver._builtins
+
+        def moved(builtins, **kwargs):
+            builtins["AWS::Region"] = "eu-central-1"
+            builtins["AWS::UseFIPS"] = True
+
+        client.meta.events.register(name, moved)
+        second = both()
+        assert second != first and second[1]["Region"] == "eu-central-1" and second[1]["UseFIPS"] is True
+        assert resolver._builtins["AWS::Region"] == "us-west-2"  # the handler changed a copy
+        client.meta.events.unregister(name, moved)
+        assert both() == first
+
+
+param_values = st.one_of(
+    st.sampled_from(["us-east-1", "eu-west-1", "https://127.0.0.1:9", "preferred", "disabled", "1"]),
+    st.booleans(),
+    st.just(1),
+    st.lists(st.just("arn:aws:dynamodb:us-east-1:123456789012:table/t"), max_size=2),
+)
+param_sets = st.dictionaries(
+    st.sampled_from(["Region", "UseFIPS", "UseDualStack", "Endpoint", "AccountId", "AccountIdEndpointMode"]),
+    param_values,
+    max_size=6,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(param_sets, min_size=1, max_size=8))
+@example([{"Region": "us-east-1", "UseFIPS": True}, {"Region": "us-east-1", "UseFIPS": 1}])
+@example([{"Region": "us-east-1", "UseFIPS": False}, {"UseFIPS": False, "Region": "us-east-1"}])
+def test_the_providers_answer_is_botocores_for_any_parameters(session, seen):
+    """In any order (the memo must key on every name and value, and tell True from 1): the same
+    endpoint or the same error as botocore's provider, for DynamoDB's ruleset and S3's."""
+    from greenfetch._botocore_fast import _endpoint
+
+    for service in ("dynamodb", "s3"):
+        provider = client_for(session, service)._ruleset_resolver._provider
+        for params in seen:
+            ours = outcome(lambda p, at=provider: _endpoint.resolve_endpoint(at, **p), dict(params))
+            theirs = outcome(lambda p, at=provider: _endpoint._resolve_endpoint(at, **p), dict(params))
+            assert ours == theirs, (service, params)
+
+
+join_urls = st.builds(
+    "{}://{}{}{}".format,
+    st.sampled_from(["http", "https"]),
+    st.sampled_from(["dynamodb.us-east-1.amazonaws.com", "127.0.0.1:9", "[::1]:8443", "h"]),
+    st.sampled_from(["", "/", "/base", "/base/"]),
+    st.sampled_from(["", "?q=1", "#f"]),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            join_urls,
+            st.sampled_from(["", "/", "/a", "a", "/a/b/", "//x", "/k%20ey"]),
+            st.sampled_from([None, "", "data-", "acct."]),
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_urljoin_is_botocores(seen):
+    """In any order (the memo must key on all three): the same URL or the same error."""
+    from greenfetch._botocore_fast import _endpoint
+
+    for url, path, prefix in seen:
+        assert outcome(_endpoint.urljoin, url, path, prefix) == outcome(_endpoint._urljoin, url, path, prefix)
+    for odd in ((b"http://h", b"/a", None), ("http://h", "/a", b"p"), ("http://h", None, None)):
+        assert outcome(_endpoint.urljoin, *odd) == outcome(_endpoint._urljoin, *odd)
+
+
+# -- part 7b: the emitter's debug line, event names --------------------------------------------------
+
+
+def test_the_emitters_debug_lines_are_botocores_when_a_handler_changes_logging(caplog):
+    """Twin emitters, one through greenfetch's ``_emit`` and one through botocore's: the same handlers,
+    answers and debug lines with debug logging off, on, and switched on or off by a handler in the
+    middle of an emit (``Logger`` forgets its cached answer then; the next handler's line must show)."""
+    import logging
+
+    from greenfetch._botocore_fast import _events
+
+    hooks_logger = logging.getLogger("botocore.hooks")
+
+    def louder(**kwargs):
+        hooks_logger.setLevel(logging.DEBUG)
+
+    def quieter(**kwargs):
+        hooks_logger.setLevel(logging.WARNING)
+
+    def twin(emit):
+        calls = []
+        emitter = botocore.hooks.HierarchicalEmitter()
+        emitter.register("ev.a", lambda **kw: calls.append(("a", sorted(kw))))
+        emitter.register("ev.a.b", louder)
+        emitter.register("ev.a.b", lambda **kw: calls.append(("after", sorted(kw))) or "answer")
+        emitter.register("ev.a.b", quieter)
+        emitter.register("ev.a.b", lambda **kw: calls.append(("last", sorted(kw))))
+        return lambda name, stop: (emit(emitter, name, {"x": 1}, stop), calls)
+
+    before = hooks_logger.level
+    try:
+        for start in (logging.WARNING, logging.DEBUG, logging.NOTSET):
+            for name, stop in (("ev.a.b", False), ("ev.a.b", True), ("ev.a", False), ("ev.none", False)):
+                seen = []
+                for emit in (_events.emitter_emit, _events._emitter_inner):
+                    hooks_logger.setLevel(start)
+                    caplog.clear()
+                    with caplog.at_level(logging.DEBUG, logger="botocore"):
+                        hooks_logger.setLevel(start)
+                        answers, calls = twin(emit)(name, stop)
+                        answers = [answer for _, answer in answers]
+                        lines = [r.getMessage().split(" calling handler ")[0] for r in caplog.records]
+                    seen.append((answers, calls, lines, hooks_logger.level))
+                assert seen[0] == seen[1], (start, name, stop)
+    finally:
+        hooks_logger.setLevel(before)
+
+
+def test_a_logger_of_another_kind_gets_botocores_emit(monkeypatch):
+    import logging
+
+    from greenfetch._botocore_fast import _events
+
+    lines = []
+
+    class Counting(logging.Logger):
+        def debug(self, msg, *args, **kwargs):
+            lines.append(msg % args)
+
+    monkeypatch.setattr(botocore.hooks, "logger", Counting("counting"))
+    emitter = botocore.hooks.HierarchicalEmitter()
+    emitter.register("ev", lambda **kw: None)
+    _events.emitter_emit(emitter, "ev", {})
+    assert len(lines) == 1
+    plain = logging.Logger("plain", logging.WARNING)
+    plain.isEnabledFor(logging.DEBUG)  # its cache says "off"
+    plain.debug = lambda msg, *args: lines.append(msg % args)
+    monkeypatch.setattr(botocore.hooks, "logger", plain)
+    _events.emitter_emit(emitter, "ev", {})
+    assert len(lines) == 2
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.text(max_size=12) | st.sampled_from(["DynamoDB", "API Gateway", "Elastic Load Balancing v2"]))
+)
+def test_hyphenized_service_ids_are_botocores(names):
+    import botocore.model
+    import botocore.utils
+
+    from greenfetch._botocore_fast import _events
+
+    for name in names:
+        service_id = botocore.model.ServiceId(name)
+        assert (
+            service_id.hyphenize()
+            == _events._hyphenize(service_id)
+            == botocore.utils.hyphenize_service_id(name)
+        )
+
+
+def test_a_replaced_hyphenize_service_id_is_used(monkeypatch):
+    import botocore.model
+
+    service_id = botocore.model.ServiceId("Some Service")
+    assert service_id.hyphenize() == "some-service"
+    monkeypatch.setattr(botocore.model, "hyphenize_service_id", lambda text: "replaced")
+    assert service_id.hyphenize() == "replaced"
+
+
+# -- part 7b: the timestamp ------------------------------------------------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.datetimes(timezones=st.none() | st.just(datetime.timezone.utc)))
+@example(datetime.datetime(999, 12, 31, 23, 59, 59))
+@example(datetime.datetime(1000, 1, 1))
+@example(datetime.datetime(9999, 12, 31, 23, 59, 59, 999999))
+def test_the_timestamp_is_strftimes(now):
+    from greenfetch._botocore_fast import _sigv4
+
+    assert _sigv4.timestamp(now) == now.strftime("%Y%m%dT%H%M%SZ")
+
+
+def test_add_auth_is_botocores_on_its_own_clock_and_a_stopped_one(caplog, monkeypatch):
+    """Both ways, on botocore's clock (through a stand-in for ``botocore.compat.datetime`` that every
+    read of the real clock goes through), a clock stopped in ``botocore.auth`` (both kinds), an
+    unsigned payload, a session token, a retry (an old Authorization header), the S3 signer and the
+    query signer: the same headers, URL, context and debug lines, with debug logging on and off."""
+    import logging
+    import types
+
+    import botocore.compat
+    import botocore.exceptions
+
+    from greenfetch._botocore_fast import _sigv4
+
+    moment = [datetime.datetime(2026, 3, 4, 5, 6, 7, 890, tzinfo=datetime.timezone.utc)]
+
+    class Clock(datetime.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return moment[0].astimezone(tz) if tz else moment[0].replace(tzinfo=None)
+
+        @classmethod
+        def utcnow(cls):
+            return moment[0].replace(tzinfo=None)
+
+    stand_in = types.SimpleNamespace(datetime=Clock, timezone=datetime.timezone)
+    monkeypatch.setattr(botocore.compat, "datetime", stand_in)
+    monkeypatch.setattr(botocore.auth.datetime, "datetime", Clock)
+    frozen = botocore.credentials.Credentials("AKID", "secret", "token").get_frozen_credentials()
+    plain = botocore.credentials.Credentials("AKID", "secret").get_frozen_credentials()
+
+    def sign(add_auth, signer_cls, creds, context, level, **kw):
+        made = botocore.awsrequest.AWSRequest(
+            method="POST",
+            url="https://dynamodb.us-east-1.amazonaws.com/?a=1",
+            data=b"{}",
+            headers={"Authorization": "old", "X-Amz-Target": "T"},
+        )
+        made.context.update(context)
+        signer = signer_cls(creds, "dynamodb", "us-east-1", **kw)
+        caplog.clear()
+        with caplog.at_level(level, logger="botocore.auth"):
+            add_auth(signer, made)
+            lines = [r.getMessage() for r in caplog.records if r.name == "botocore.auth"]
+        return made.url, sorted((k, str(v)) for k, v in made.headers.items()), made.context, lines
+
+    cases = [
+        (botocore.auth.SigV4Auth, frozen, {}, {}),
+        (botocore.auth.SigV4Auth, plain, {"payload_signing_enabled": False}, {}),
+        (botocore.auth.S3SigV4Auth, frozen, {}, {}),
+        (botocore.auth.SigV4QueryAuth, frozen, {}, {"expires": 60}),
+    ]
+    stops = [None, "naive", "aware"]
+    for (signer_cls, creds, context, kw), level, stop in itertools.product(
+        cases, (logging.DEBUG, logging.WARNING), stops
+    ):
+        if stop is not None:
+            at = datetime.datetime(2025, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
+            at = at if stop == "aware" else at.replace(tzinfo=None)
+            monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda at=at: at, raising=False)
+        elif _sigv4._get_current_datetime is not None:
+            monkeypatch.setattr(botocore.auth, "get_current_datetime", _sigv4._get_current_datetime)
+        ours = sign(_sigv4.add_auth, signer_cls, creds, context, level, **kw)
+        theirs = sign(_sigv4._add_auth, signer_cls, creds, context, level, **kw)
+        assert ours == theirs, (signer_cls, context, level, stop)
+        stopped = stop is not None and _sigv4.CLOCK == "get_current_datetime"  # older: utcnow, not stopped
+        assert ours[2]["timestamp"] == ("20250102T030405Z" if stopped else "20260304T050607Z")
+    assert botocore.auth.SigV4Auth.add_auth is _sigv4.add_auth or _sigv4.CLOCK is None
+    with pytest.raises(botocore.exceptions.NoCredentialsError):
+        _sigv4.add_auth(botocore.auth.SigV4Auth(None, "s", "r"), request())
