@@ -2,9 +2,11 @@
 
 Each family reads alone: the request's and the response's header objects (``_request``: the request
 header class without ``email.message``'s policy walk, ``HeadersDict``, the prepared headers, the
-request body), SigV4 signing (``_sigv4``), the endpoint ruleset's parameters (``_endpoint``), the
-response parse and the retry decision (``_response``), event emission (``_events``). docs/performance.md,
-issue 24 parts 4 and 6, measures and explains each.
+request body), SigV4 signing and its timestamp (``_sigv4``), the endpoint: its parameters, the
+provider's answer, the URL (``_endpoint``), the response parse and the retry decision (``_response``),
+event emission, its debug line and event names (``_events``), what every call adds to its context and
+headers: the invocation id, the recursion-detection header (``_context``). docs/performance.md, issue 24
+parts 4, 6 and 7b, measures and explains each.
 
 The guard, here: :func:`install` puts these in botocore's place (the ``HTTPHeaders`` names in
 ``botocore.awsrequest`` and ``botocore.auth``, the only places botocore makes one, and each function

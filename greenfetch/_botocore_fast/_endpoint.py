@@ -29,9 +29,6 @@ _get_provider_params = _Resolver._get_provider_params
 _BUILTINS = frozenset(member.value for member in botocore.regions.EndpointResolverBuiltins)
 _PLAN = "greenfetch-provider-plan"
 _EVENT = "greenfetch-builtins-event"
-_register_endpoint_feature_ids = getattr(_Resolver, "_register_endpoint_feature_ids", None)  # 1.40+
-# The parameters ``_register_endpoint_feature_ids`` registers a feature for (it does nothing for any other)
-_FEATURE_PARAMS = frozenset({"AccountIdEndpointMode", "AccountId"})
 _get_customized_builtins = _Resolver._get_customized_builtins
 
 
@@ -98,7 +95,6 @@ def provider_params(self: Any, operation_model: Any, call_args: Any, request_con
         plan = cache[(_PLAN, operation_model)] = _plan(self, operation_model)
     if plan is False:
         return _get_provider_params(self, operation_model, call_args, request_context)
-    registers_known = type(self)._register_endpoint_feature_ids is _register_endpoint_feature_ids
     builtins = _builtins(self, operation_model, call_args, request_context)
     params = {}
     for name, value, member, path, client_name, builtin in plan:
@@ -115,8 +111,7 @@ def provider_params(self: Any, operation_model: Any, call_args: Any, request_con
                     value = value()
         if value is not None:
             params[name] = value
-            if name in _FEATURE_PARAMS or not registers_known:
-                self._register_endpoint_feature_ids(name, value)
+            self._register_endpoint_feature_ids(name, value)
     return params
 
 
