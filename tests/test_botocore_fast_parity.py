@@ -1052,6 +1052,14 @@ def test_a_logger_of_another_kind_gets_botocores_emit(monkeypatch):
     monkeypatch.setattr(botocore.hooks, "logger", plain)
     _events.emitter_emit(emitter, "ev", {})
     assert len(lines) == 2
+    asked = logging.Logger("asked", logging.WARNING)
+    asked.isEnabledFor(logging.DEBUG)  # its cache says "off", its own isEnabledFor says "on"
+    asked.isEnabledFor = lambda level: True
+    asked.addHandler(logging.Handler())
+    asked.handlers[0].emit = lambda record: lines.append(record.getMessage())
+    monkeypatch.setattr(botocore.hooks, "logger", asked)
+    _events.emitter_emit(emitter, "ev", {})
+    assert len(lines) == 3
 
 
 @settings(max_examples=100, deadline=None)

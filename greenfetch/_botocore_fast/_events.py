@@ -66,7 +66,8 @@ def aliaser_emit_until_response(self: Any, event_name: str, **kwargs: Any) -> An
 # logger's ``_cache``), and ``disabled`` only ever makes the answer False: so where the cache already
 # says False, ``logger.debug`` would log nothing, and the replacement skips the call; anywhere else
 # (True, not yet known, a handler that changed a level mid-emit) it calls ``logger.debug`` as botocore
-# does. A logger that is not exactly ``logging.Logger``, or one with its own ``debug``, takes botocore's.
+# does. A logger that is not exactly ``logging.Logger``, or one with its own ``debug`` or ``isEnabledFor``,
+# takes botocore's.
 
 _emitter_inner = _Emitter._emit
 _DEBUG = logging.DEBUG
@@ -77,7 +78,8 @@ def emitter_emit(self: Any, event_name: str, kwargs: dict[str, Any], stop_on_res
     """``HierarchicalEmitter._emit`` with its debug line asked for only where ``Logger`` does not
     already know it would log nothing (see above); the same handlers, order, arguments and answers."""
     logger = botocore.hooks.logger
-    if type(logger) is not _Logger or "debug" in logger.__dict__:
+    own = logger.__dict__
+    if type(logger) is not _Logger or "debug" in own or "isEnabledFor" in own:
         return _emitter_inner(self, event_name, kwargs, stop_on_response)
     responses: list[Any] = []
     handlers_to_call = self._lookup_cache.get(event_name)

@@ -203,7 +203,8 @@ def add_auth(self: Any, request: Any) -> None:
     self._modify_request_before_signing(request)
     canonical_request = self.canonical_request(request)
     logger = botocore.auth.logger
-    quiet = type(logger) is _Logger and "debug" not in logger.__dict__
+    own = logger.__dict__
+    quiet = type(logger) is _Logger and "debug" not in own and "isEnabledFor" not in own
     known = logger._cache if quiet else {}
     if known.get(_DEBUG) is not False:
         logger.debug("Calculating signature using v4 auth.")
