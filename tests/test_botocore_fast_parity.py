@@ -872,12 +872,12 @@ def test_endpoint_builtins_are_read_where_no_handler_can_change_them(session):
     """Where nothing listens to ``before-endpoint-resolution`` the client's builtins are read as they
     are; a handler registered later (after the emitter remembered "no handler") changes them as it
     does for botocore; the same parameters both ways at each step, for DynamoDB and S3."""
-    import botocore.context
-
     from greenfetch._botocore_fast import _endpoint
 
     if fast._version() < fast._SINCE[fast.provider_params]:
         pytest.skip("the endpoint plan is not installed on this botocore")
+    import botocore.context  # 1.40+
+
     for service, operation, args in (
         ("dynamodb", "ListTables", {}),
         ("s3", "ListObjectsV2", {"Bucket": "b"}),
