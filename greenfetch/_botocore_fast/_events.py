@@ -40,7 +40,10 @@ def aliaser_emit(self: Any, event_name: str, **kwargs: Any) -> Any:
     emitter = self._emitter
     if type(emitter).emit is not _emitter_emit or type(self)._alias_event_name is not _alias_event_name:
         return _aliaser_emit(self, event_name, **kwargs)
-    return emitter._emit(_aliased(self, event_name), kwargs)
+    name = self._alias_name_cache.get(event_name)  # _aliased, inline: a name's alias is a str
+    if name is None:
+        name = self._alias_event_name(event_name)
+    return emitter._emit(name, kwargs)
 
 
 def aliaser_emit_until_response(self: Any, event_name: str, **kwargs: Any) -> Any:
@@ -52,7 +55,10 @@ def aliaser_emit_until_response(self: Any, event_name: str, **kwargs: Any) -> An
         or type(self)._alias_event_name is not _alias_event_name
     ):
         return _aliaser_until(self, event_name, **kwargs)
-    responses = emitter._emit(_aliased(self, event_name), kwargs, stop_on_response=True)
+    name = self._alias_name_cache.get(event_name)  # _aliased, inline
+    if name is None:
+        name = self._alias_event_name(event_name)
+    responses = emitter._emit(name, kwargs, stop_on_response=True)
     if responses:
         return responses[-1]
     return (None, None)
@@ -77,17 +83,17 @@ _Logger = logging.Logger
 def emitter_emit(self: Any, event_name: str, kwargs: dict[str, Any], stop_on_response: bool = False) -> Any:
     """``HierarchicalEmitter._emit`` with its debug line asked for only where ``Logger`` does not
     already know it would log nothing (see above); the same handlers, order, arguments and answers."""
+    handlers_to_call = self._lookup_cache.get(event_name)
+    if handlers_to_call is not None and not handlers_to_call:
+        return []  # as botocore's: no handler, nothing logged
     logger = botocore.hooks.logger
     own = logger.__dict__
     if type(logger) is not _Logger or "debug" in own or "isEnabledFor" in own:
         return _emitter_inner(self, event_name, kwargs, stop_on_response)
     responses: list[Any] = []
-    handlers_to_call = self._lookup_cache.get(event_name)
     if handlers_to_call is None:
         handlers_to_call = self._handlers.prefix_search(event_name)
         self._lookup_cache[event_name] = handlers_to_call
-    elif not handlers_to_call:
-        return []
     kwargs["event_name"] = event_name
     known = logger._cache  # type: ignore[attr-defined]  # Logger's answer per level
     for handler in handlers_to_call:
