@@ -46,10 +46,18 @@ def clean_environ(tmp_path_factory):
     patch.undo()
 
 
+# moto builds its 1,301 public AMIs (each with a volume and a snapshot) in every account and region whose
+# EC2 is first touched: ~70 ms of the server's CPU each time, and every DescribeSnapshots lists them all.
+# No test of the session's server needs them (moto runs an instance from any ami- id it does not know);
+# test_catalog_moto.py's trap test has a server of its own that loads them.
+SESSION_MOTO = {"MOTO_EC2_LOAD_DEFAULT_AMIS": "false"}
+
+
 @pytest.fixture(scope="session")
 def moto_server():
-    """moto's server over real HTTP for the whole session: use ``moto.url``; reset via ``moto.reset()``."""
-    server = MotoServer()
+    """moto's server over real HTTP for the whole session: use ``moto.url``; reset via ``moto.reset()``.
+    Without moto's public AMIs (``SESSION_MOTO``)."""
+    server = MotoServer(settings=SESSION_MOTO)
     server.start()
     yield server
     server.stop()

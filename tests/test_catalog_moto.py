@@ -3,11 +3,11 @@ types do not cover come back through ``greenfetch inventory --types ...`` with t
 traps (moto's 1,301 public AMIs, its 1,582 AWS managed IAM policies) never reach a record.
 moto's backends load on first use (0.3-2 s a service), which is most of this module's time.
 
-The AWS managed policies need a moto server of their own (MOTO_IAM_LOAD_MANAGED_POLICIES), which
-the session's server does not load. Account ids start with 5553.
+The traps need a moto server of their own (``traps``): the session's server loads neither the AWS
+managed policies (MOTO_IAM_LOAD_MANAGED_POLICIES) nor the public AMIs (conftest's SESSION_MOTO).
+Account ids start with 5553.
 """
 
-import gc
 import json
 
 import pytest
@@ -39,6 +39,15 @@ def _engine(url):
             {"endpoint_url": url, "region": REGION, "concurrency": 32, "max_attempts": 1}, environ={}
         )
     )
+
+
+@pytest.fixture(scope="module")
+def traps():
+    """The module's own moto server, with both traps loaded: 1,582 AWS managed policies, 1,301 public
+    AMIs. Both trap tests use it, each in the TRAPS account, asserting only on what it made itself."""
+    settings = {"MOTO_IAM_LOAD_MANAGED_POLICIES": "true", "MOTO_EC2_LOAD_DEFAULT_AMIS": "true"}
+    with MotoServer(settings=settings) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -236,33 +245,37 @@ def test_two_dozen_services_beyond_the_core_come_back_with_their_ids(engine, mot
     assert got["servicediscovery.namespaces"][0].startswith("arn:aws:servicediscovery:")
 
 
-def test_public_amis_and_aws_owned_documents_never_reach_a_record(engine, moto):
+def test_public_amis_and_aws_owned_documents_never_reach_a_record(traps):
     """moto answers DescribeImages with 1,301 public AMIs: ec2.images keeps the account's own. (moto
     ignores DescribeSnapshots' OwnerIds, so the snapshot trap is checked on the catalog row only.)"""
-    call = _caller(engine, TRAPS)
-    assert len(call("ec2", "DescribeImages", {})["Images"]) > 1000
-    instance = call("ec2", "RunInstances", {"ImageId": "ami-12c6146b", "MinCount": 1, "MaxCount": 1})[
-        "Instances"
-    ][0]
-    image = call("ec2", "CreateImage", {"InstanceId": instance["InstanceId"], "Name": "mine"})["ImageId"]
-    document = call(
-        "ssm",
-        "CreateDocument",
-        {
-            "Name": "own-doc",
-            "DocumentType": "Command",
-            "Content": json.dumps(
-                {
-                    "schemaVersion": "2.2",
-                    "description": "d",
-                    "mainSteps": [
-                        {"action": "aws:runShellScript", "name": "s", "inputs": {"runCommand": ["echo"]}}
-                    ],
-                }
-            ),
-        },
-    )
-    out, records = _inventory(moto, TRAPS, "ec2.images,ssm.documents")
+    engine = _engine(traps)
+    try:
+        call = _caller(engine, TRAPS)
+        assert len(call("ec2", "DescribeImages", {})["Images"]) > 1000
+        instance = call("ec2", "RunInstances", {"ImageId": "ami-12c6146b", "MinCount": 1, "MaxCount": 1})[
+            "Instances"
+        ][0]
+        image = call("ec2", "CreateImage", {"InstanceId": instance["InstanceId"], "Name": "mine"})["ImageId"]
+        document = call(
+            "ssm",
+            "CreateDocument",
+            {
+                "Name": "own-doc",
+                "DocumentType": "Command",
+                "Content": json.dumps(
+                    {
+                        "schemaVersion": "2.2",
+                        "description": "d",
+                        "mainSteps": [
+                            {"action": "aws:runShellScript", "name": "s", "inputs": {"runCommand": ["echo"]}}
+                        ],
+                    }
+                ),
+            },
+        )
+    finally:
+        engine.close()
+    out, records = _inventory(traps, TRAPS, "ec2.images,ssm.documents")
     assert out.exit_code == 0, out.output
     items = {r["resource_type"]: r["items"] for r in records}
     assert [i["ImageId"] for i in items["ec2.images"]] == [image]
@@ -270,31 +283,28 @@ def test_public_amis_and_aws_owned_documents_never_reach_a_record(engine, moto):
     assert catalog()["ec2.snapshots"].params == {"OwnerIds": ["self"]}
 
 
-def test_aws_managed_policies_never_reach_a_record(monkeypatch):
-    monkeypatch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
-    with MotoServer() as url:
-        eng = _engine(url)
-        try:
-            call = _caller(eng, TRAPS)
-            first = call("iam", "ListPolicies", {"MaxItems": 1})
-            assert first["IsTruncated"] and first["Policies"][0]["Arn"].startswith("arn:aws:iam::aws:policy/")
-            policy = call(
-                "iam",
-                "CreatePolicy",
-                {
-                    "PolicyName": "own",
-                    "PolicyDocument": json.dumps(
-                        {
-                            "Version": "2012-10-17",
-                            "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}],
-                        }
-                    ),
-                },
-            )
-            out, records = _inventory(url, TRAPS, "iam.policies,iam.groups,iam.roles")
-        finally:
-            eng.close()
-            gc.collect()  # the command's engine: its connections would hold moto's shutdown for seconds
+def test_aws_managed_policies_never_reach_a_record(traps):
+    eng = _engine(traps)
+    try:
+        call = _caller(eng, TRAPS)
+        first = call("iam", "ListPolicies", {"MaxItems": 1})
+        assert first["IsTruncated"] and first["Policies"][0]["Arn"].startswith("arn:aws:iam::aws:policy/")
+        policy = call(
+            "iam",
+            "CreatePolicy",
+            {
+                "PolicyName": "own",
+                "PolicyDocument": json.dumps(
+                    {
+                        "Version": "2012-10-17",
+                        "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}],
+                    }
+                ),
+            },
+        )
+        out, records = _inventory(traps, TRAPS, "iam.policies,iam.groups,iam.roles")
+    finally:
+        eng.close()
     assert out.exit_code == 0, out.output
     items = {r["resource_type"]: r["items"] for r in records}
     assert [i["Arn"] for i in items["iam.policies"]] == [policy["Policy"]["Arn"]]
