@@ -138,6 +138,15 @@ def _local_run(seeded, out: Path, accounts=ACCOUNTS, types=TYPES, extra=()) -> d
     return _files(out)
 
 
+@pytest.fixture(scope="module")
+def local(seeded, tmp_path_factory) -> dict[str, list]:
+    """The local run's files for ACCOUNTS and TYPES, made once for the scenarios that compare a broker
+    run with it: none of them changes what those accounts hold (the S3 test's bucket is the caller's
+    account's; ``families`` seeds CHILD_ACCOUNTS). Making it also warms moto's backends for every
+    account and region, so the workers' shards take well under their time limit (REDELIVER)."""
+    return _local_run(seeded, tmp_path_factory.mktemp("local"))
+
+
 def _files(out: Path) -> dict[str, list]:
     return {p.name: json.loads(p.read_text(encoding="utf-8")) for p in sorted(out.glob("*.json"))}
 
@@ -170,8 +179,7 @@ def _run_keys(client, name: str) -> list[bytes]:
 # -- the scenarios ---------------------------------------------------------------------------------
 
 
-def test_killed_worker_loses_nothing_and_matches_a_local_run(seeded, redis_server, workers, tmp_path):
-    local = _local_run(seeded, tmp_path / "local")  # also warms moto's per-account, per-region backends
+def test_killed_worker_loses_nothing_and_matches_a_local_run(seeded, local, redis_server, workers, tmp_path):
     first = workers.start("a", concurrency=1)
     out = tmp_path / "shared"
     coordinator = _coordinator(seeded, out, workers, tmp_path)
@@ -218,11 +226,10 @@ def test_killed_worker_loses_nothing_and_matches_a_local_run(seeded, redis_serve
 
 
 def test_shards_on_s3_give_the_local_run_s_records_with_no_shared_directory(
-    seeded, moto_server, redis_server, workers, tmp_path
+    seeded, local, moto_server, redis_server, workers, tmp_path
 ):
     """`--shards s3://BUCKET/PREFIX`: workers put their shards on S3 (moto) and the coordinator reads
     them back only from there (a shard anywhere else would be missing: error records, exit 1)."""
-    local = _local_run(seeded, tmp_path / "local")
     bucket = _bucket(moto_server, "greenfetch-shards-e2e")
     workers.start("a")
     workers.start("b", concurrency=1)
@@ -328,8 +335,8 @@ def test_child_types_through_workers_name_their_parents_as_a_local_run_does(
     assert workers.text().count(" records, ") >= len(runs) * len(CHILD_ACCOUNTS)  # shards ran on the worker
 
 
+@pytest.mark.usefixtures("local")  # moto warmed for the shards
 def test_redis_stopped_mid_run_is_a_clear_error_not_a_gap(seeded, redis_server, workers, tmp_path):
-    _local_run(seeded, tmp_path / "warm")
     workers.start("a", concurrency=1)
     out = tmp_path / "shared"
     coordinator = _coordinator(seeded, out, workers, tmp_path)
@@ -351,10 +358,9 @@ def test_redis_stopped_mid_run_is_a_clear_error_not_a_gap(seeded, redis_server, 
         assert PASSWORD not in text
 
 
-def test_redis_restarted_mid_run_still_completes_the_run(seeded, redis_server, workers, tmp_path):
+def test_redis_restarted_mid_run_still_completes_the_run(seeded, local, redis_server, workers, tmp_path):
     """No persistence: the restart loses the queue, the pending set and the run's state. The coordinator
     re-sends what the sink lacks; the worker whose shard could not be acknowledged gets its slot back."""
-    local = _local_run(seeded, tmp_path / "local")
     workers.start("a", concurrency=1)
     out = tmp_path / "shared"
     coordinator = _coordinator(seeded, out, workers, tmp_path)
