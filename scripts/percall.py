@@ -58,6 +58,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -342,6 +343,20 @@ def aiobotocore_child(opts: dict[str, Any]) -> dict[str, Any]:
     return asyncio.run(main())
 
 
+def _time_steps(steps: dict[str, Callable[[], Any]], calls: int) -> dict[str, Any]:
+    """Each step warmed once, then ``calls`` repetitions of it in its own window: the child's answer,
+    a step's figure per repetition (µs of CPU, or its instructions under callgrind)."""
+    for fn in steps.values():
+        fn()
+    out: dict[str, Any] = {"calls": calls, "ok": calls, "cpu": 0.0, "steps": {}}
+    for name, fn in steps.items():
+        with _Window(name) as window:
+            for _ in range(calls):
+                fn()
+        out["steps"][name] = window.cpu / calls * 1e6
+    return out
+
+
 def steps_child(opts: dict[str, Any]) -> dict[str, Any]:
     """botocore's steps for one ListTables, each in its own window of ``calls`` repetitions, on the
     engine's client (its hooks, its User-Agent memo), one after another: no hub, no socket."""
@@ -384,14 +399,7 @@ def steps_child(opts: dict[str, Any]) -> dict[str, Any]:
         ),
         "api_call": lambda: client.list_tables(),
     }
-    for fn in steps.values():  # warm every path once
-        fn()
-    out: dict[str, Any] = {"calls": opts["calls"], "ok": opts["calls"], "cpu": 0.0, "steps": {}}
-    for name, fn in steps.items():
-        with _Window(name) as window:
-            for _ in range(opts["calls"]):
-                fn()
-        out["steps"][name] = window.cpu / opts["calls"] * 1e6
+    out = _time_steps(steps, opts["calls"])
     engine.close()
     return out
 
@@ -464,14 +472,7 @@ def engine_steps_child(opts: dict[str, Any]) -> dict[str, Any]:
         "metrics_result": lambda: engine.metrics.result(done),
         "execute": lambda: engine.execute(LIST),
     }
-    for fn in steps.values():  # warm every path once
-        fn()
-    out: dict[str, Any] = {"calls": opts["calls"], "ok": opts["calls"], "cpu": 0.0, "steps": {}}
-    for name, fn in steps.items():
-        with _Window(name) as window:
-            for _ in range(opts["calls"]):
-                fn()
-        out["steps"][name] = window.cpu / opts["calls"] * 1e6
+    out = _time_steps(steps, opts["calls"])
     engine.close()
     return out
 
@@ -524,14 +525,7 @@ def session_child(opts: dict[str, Any]) -> dict[str, Any]:
     }
     if not hasattr(_wire, "plain_answer"):  # a tree from before the plain answer: its parse is not here
         del steps["answer"]
-    for fn in steps.values():
-        fn()
-    out: dict[str, Any] = {"calls": opts["calls"], "ok": opts["calls"], "cpu": 0.0, "steps": {}}
-    for name, fn in steps.items():
-        with _Window(name) as window:
-            for _ in range(opts["calls"]):
-                fn()
-        out["steps"][name] = window.cpu / opts["calls"] * 1e6
+    out = _time_steps(steps, opts["calls"])
     engine.close()
     return out
 
