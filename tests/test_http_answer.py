@@ -7,16 +7,15 @@ import botocore.config
 import botocore.exceptions
 import botocore.session
 import pytest
+from _dynamodb_clients import dynamodb_client
 from geventhttpclient.response import HTTPParseError
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from greenfetch import Config
-from greenfetch._http import _gevent, install_http_session, session_kind
+from greenfetch._http import _gevent
 from greenfetch._http._wire import Fields, joined, plain_answer
 from greenfetch.testing import Reply, ScriptedServer, http_response, throwaway_ca
 
-GEVENT = Config(backend="gevent")
 JSON = [("x-amzn-RequestId", "req-1"), ("Content-Type", "application/x-amz-json-1.0")]
 AWS_HEAD = (
     b"HTTP/1.1 200 OK\r\nx-amzn-RequestId: r\r\nContent-Type: application/x-amz-json-1.0\r\n"
@@ -153,23 +152,6 @@ def test_what_aws_answers_is_plain_and_the_rest_is_not():
 # -- on real sockets ------------------------------------------------------------------------------
 
 
-def make(url, *, green, verify=None, attempts=1):
-    config = botocore.config.Config(retries={"mode": "standard", "total_max_attempts": attempts})
-    made = botocore.session.get_session().create_client(
-        "dynamodb",
-        region_name="us-east-1",
-        endpoint_url=url,
-        config=config,
-        verify=verify,
-        aws_access_key_id="AKID",
-        aws_secret_access_key="secret",
-    )
-    if green:
-        install_http_session(made, GEVENT)
-        assert session_kind(made) == "geventhttpclient"
-    return made
-
-
 def outcome(call):
     try:
         value = call()
@@ -201,7 +183,10 @@ def test_a_body_over_many_reads(scheme, ca, plain_only):
     tls = ca if scheme == "https" else None
     with ScriptedServer(lambda _: Reply(http_response(200, big, JSON)), tls=tls) as url:
         verify = ca.ca if tls else None
-        stock, green = make(url, green=False, verify=verify), make(url, green=True, verify=verify)
+        stock, green = (
+            dynamodb_client(url, green=False, verify=verify),
+            dynamodb_client(url, green=True, verify=verify),
+        )
         assert outcome(green.list_tables) == outcome(stock.list_tables)
         assert outcome(green.list_tables)[1]["TableNames"] == names
 
@@ -212,7 +197,7 @@ def test_connection_close_is_honoured(connection, plain_only):
     answer = Reply(http_response(200, b'{"TableNames": []}', [*JSON, *extra]))
     scripted = ScriptedServer(lambda _: answer)  # never hangs up itself
     with scripted as url:
-        green = make(url, green=True)
+        green = dynamodb_client(url, green=True)
         for _ in range(3):
             assert outcome(green.list_tables)[:2] == ("ok", {"TableNames": []})
         assert scripted.connections == (3 if connection == "close" else 1)
@@ -223,7 +208,7 @@ def test_bytes_past_the_end_of_an_answer_drop_the_connection():
     ok = Reply(http_response(200, b'{"TableNames": ["b"]}', JSON))
     scripted = ScriptedServer(lambda _: ok)
     with scripted as url:
-        green = make(url, green=True)
+        green = dynamodb_client(url, green=True)
         scripted.script(trailing)
         assert outcome(green.list_tables) == ("ConnectionClosedError",)
         assert outcome(green.list_tables)[:2] == ("ok", {"TableNames": ["b"]})

@@ -8,12 +8,11 @@ import botocore.exceptions
 import botocore.session
 import gevent
 import pytest
+from _dynamodb_clients import dynamodb_client
 
-from greenfetch import Config
-from greenfetch._http import _gevent, install_http_session, session_kind
+from greenfetch._http import _gevent
 from greenfetch.testing import Reply, ScriptedServer, http_response, throwaway_ca
 
-GEVENT = Config(backend="gevent")
 JSON = [("x-amzn-RequestId", "req-1"), ("Content-Type", "application/x-amz-json-1.0")]
 OK = Reply(http_response(200, b'{"TableNames": ["tls"]}', JSON))
 
@@ -22,23 +21,6 @@ OK = Reply(http_response(200, b'{"TableNames": ["tls"]}', JSON))
 def cas(tmp_path_factory):
     root = tmp_path_factory.mktemp("tls")
     return throwaway_ca(root / "ca"), throwaway_ca(root / "other")
-
-
-def client(url, *, verify, green=True, attempts=1, **cfg):
-    config = botocore.config.Config(retries={"mode": "standard", "total_max_attempts": attempts}, **cfg)
-    made = botocore.session.get_session().create_client(
-        "dynamodb",
-        region_name="us-east-1",
-        endpoint_url=url,
-        config=config,
-        verify=verify,
-        aws_access_key_id="AKID",
-        aws_secret_access_key="secret",
-    )
-    if green:
-        install_http_session(made, GEVENT)
-        assert session_kind(made) == "geventhttpclient"
-    return made
 
 
 def pool_of(made):
@@ -63,7 +45,7 @@ def test_same_bytes_on_the_wire_as_urllib3_over_tls(cas):
     scripted = ScriptedServer(lambda _: OK, tls=ca)
     with scripted as url:
         for green in (False, True):
-            made = client(url, verify=ca.ca, green=green)
+            made = dynamodb_client(url, verify=ca.ca, green=green)
             made.list_tables(ExclusiveStartTableName="ünï ✓")
             made.put_item(TableName="t", Item={"k": {"S": "v" * 70000}})  # a body past one TLS record
         half = len(scripted.seen) // 2
@@ -75,22 +57,22 @@ def test_certificate_verification_is_unchanged(cas):
     ca, other = cas
     with ScriptedServer(lambda _: OK, tls=ca) as url:
         for green in (False, True):  # urllib3 first: what botocore does is what the session must do
-            assert outcome(client(url, verify=ca.ca, green=green).list_tables) == ("ok", ["tls"])
-            assert outcome(client(url, verify=other.ca, green=green).list_tables) == ("SSLError",)
-            assert outcome(client(url, verify=False, green=green).list_tables) == ("ok", ["tls"])
+            assert outcome(dynamodb_client(url, verify=ca.ca, green=green).list_tables) == ("ok", ["tls"])
+            assert outcome(dynamodb_client(url, verify=other.ca, green=green).list_tables) == ("SSLError",)
+            assert outcome(dynamodb_client(url, verify=False, green=green).list_tables) == ("ok", ["tls"])
             # botocore's default bundle (certifi) does not know a throwaway CA
-            assert outcome(client(url, verify=None, green=green).list_tables) == ("SSLError",)
+            assert outcome(dynamodb_client(url, verify=None, green=green).list_tables) == ("SSLError",)
         # a session a trusting client resumed never reaches a client that does not trust the server
-        trusting = client(url, verify=ca.ca)
+        trusting = dynamodb_client(url, verify=ca.ca)
         gevent.joinall([gevent.spawn(trusting.list_tables) for _ in range(3)], raise_error=True)
-        assert outcome(client(url, verify=other.ca).list_tables) == ("SSLError",)
+        assert outcome(dynamodb_client(url, verify=other.ca).list_tables) == ("SSLError",)
 
 
 def test_a_connection_is_kept_across_calls(cas):
     ca, _ = cas
     scripted = ScriptedServer(lambda _: OK, tls=ca)
     with scripted as url:
-        made = client(url, verify=ca.ca)
+        made = dynamodb_client(url, verify=ca.ca)
         for _ in range(5):
             assert made.list_tables()["TableNames"] == ["tls"]
         assert scripted.connections == 1 and len(scripted.seen) == 5
@@ -103,7 +85,7 @@ def test_new_connections_resume_the_tls_session(cas):
     slow = Reply(http_response(200, b'{"TableNames": []}', JSON), delay=0.2)
     scripted = ScriptedServer(lambda _: slow, tls=ca)
     with scripted as url:
-        made = client(url, verify=ca.ca)
+        made = dynamodb_client(url, verify=ca.ca)
         made.list_tables()  # one full handshake; its ticket comes with the first answer
         workers = [gevent.spawn(made.list_tables) for _ in range(4)]  # in flight at once: 3 more connections
         gevent.joinall(workers, timeout=10, raise_error=True)
@@ -121,7 +103,7 @@ def test_a_server_that_hung_up_an_idle_connection_costs_no_retry(cas):
     )
     scripted = ScriptedServer(lambda _: OK, tls=ca)
     with scripted as url:
-        made = client(url, verify=ca.ca, attempts=1)
+        made = dynamodb_client(url, verify=ca.ca, attempts=1)
         scripted.script(closing)  # answered, then the server closes the kept-alive connection
         made.list_tables()
         gevent.sleep(0.05)
@@ -133,11 +115,11 @@ def test_a_server_that_hung_up_an_idle_connection_costs_no_retry(cas):
 def test_one_tls_context_per_ca_bundle(cas, tmp_path):
     ca, other = cas
     with ScriptedServer(lambda _: OK, tls=ca) as url:
-        first, second = client(url, verify=ca.ca), client(url, verify=ca.ca)
+        first, second = dynamodb_client(url, verify=ca.ca), dynamodb_client(url, verify=ca.ca)
         for made in (first, second):
             made.list_tables()
         assert pool_of(first)._tls is pool_of(second)._tls
-        unverified = client(url, verify=False)
+        unverified = dynamodb_client(url, verify=False)
         unverified.list_tables()
         assert pool_of(unverified)._tls is not pool_of(first)._tls
         assert pool_of(unverified)._tls.verify_mode == ssl.CERT_NONE
@@ -156,7 +138,7 @@ def test_taking_a_pooled_connection_does_not_yield_to_the_hub(cas):
     pooled socket. The check is one system call now, and the caller keeps running."""
     ca, _ = cas
     with ScriptedServer(lambda _: OK, tls=ca) as url:
-        made = client(url, verify=ca.ca)
+        made = dynamodb_client(url, verify=ca.ca)
         made.list_tables()
         pool = pool_of(made)
         ran = []
@@ -196,7 +178,7 @@ def test_a_connection_on_a_high_descriptor_is_kept(cas):
     try:
         scripted = ScriptedServer(lambda _: OK, tls=ca)
         with scripted as url:
-            made = client(url, verify=ca.ca)
+            made = dynamodb_client(url, verify=ca.ca)
             for _ in range(3):
                 assert made.list_tables()["TableNames"] == ["tls"]
             (sock,) = pool_of(made)._socket_queue.queue

@@ -1,0 +1,27 @@
+"""A DynamoDB botocore client for the HTTP session's tests: stock (botocore's urllib3 session) or with
+greenfetch's gevent session installed, against a test server's URL."""
+
+import botocore.config
+import botocore.session
+
+from greenfetch import Config
+from greenfetch._http import install_http_session, session_kind
+
+GEVENT = Config(backend="gevent")
+
+
+def dynamodb_client(url, *, verify=None, green=True, attempts=1, **cfg):
+    config = botocore.config.Config(retries={"mode": "standard", "total_max_attempts": attempts}, **cfg)
+    made = botocore.session.get_session().create_client(
+        "dynamodb",
+        region_name="us-east-1",
+        endpoint_url=url,
+        config=config,
+        verify=verify,
+        aws_access_key_id="AKID",
+        aws_secret_access_key="secret",
+    )
+    if green:
+        install_http_session(made, GEVENT)
+        assert session_kind(made) == "geventhttpclient"
+    return made
