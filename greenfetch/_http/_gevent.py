@@ -12,7 +12,7 @@ writing the head ourselves (``_wire``) skips a double header merge and per-heade
 The plain answer AWS sends to every call but a download (HTTP/1.1, a Content-Length, its head in the
 first read) is read without the parser (``_wire.plain_answer``, one regex pass instead of a Python
 callback per header field and value and a response object of five classes: 125k instructions a call
-down to ~35k, docs/performance.md, "issue 24, part 7"); everything else goes to the parser with the
+down to ~35k, docs/performance.md, "issue 24, part 7a"); everything else goes to the parser with the
 bytes already read.
 
 TLS (docs/performance.md, "What TLS costs a call"): one ``SSLContext`` per CA bundle for the whole process
