@@ -20,6 +20,7 @@ import botocore.exceptions
 from botocore import xform_name
 from botocore.paginate import Paginator
 
+from . import _paging
 from ._clients import ClientCache
 from ._errors import EXPIRED_CODES, suggest
 from ._exceptions import BodyTooLarge, RequestError
@@ -102,9 +103,7 @@ class BotocoreCaller(Caller):
                 return self._call(request, base)
         method = xform_name(request.operation)
         if request.paginate and client.can_paginate(method):
-            config = {"MaxItems": request.max_items} if request.max_items else {}
-            pages = _paginator(client, method).paginate(**request.params, PaginationConfig=config)
-            return pages.build_full_result()  # type: ignore[no-any-return]  # botocore ships no types
+            return _paginated(client, method, request)
         try:
             value = getattr(client, method)(**request.params)
         except TypeError:  # some botocore handlers run before validation and trip on wrong types
@@ -144,6 +143,26 @@ class BotocoreCaller(Caller):
             region = self.clients.session(profile).get_config_variable("region")
             self._regions[profile] = str(region) if region else None
         return self._regions[profile]
+
+
+def _paginated(client: Any, method: str, request: Request) -> dict[str, Any]:
+    """botocore's ``paginate(...).build_full_result()``; a call whose first page is its only page (most
+    of an inventory's scopes) skips botocore's page iterator: see ``_paging``."""
+    try:
+        config = client._cache["page_config"][request.operation]  # filled by can_paginate, asked just before
+    except (AttributeError, KeyError, TypeError):
+        config = None
+    max_items = request.max_items or None
+    if config is not None and "PaginationConfig" not in request.params:
+        plan = _paging.plan(config)
+        if plan is not None:
+            return plan.full_result(
+                getattr(client, method), request.params, max_items, lambda: _paginator(client, method)
+            )
+    pages = _paginator(client, method).paginate(
+        **request.params, PaginationConfig={"MaxItems": max_items} if max_items else {}
+    )
+    return pages.build_full_result()  # type: ignore[no-any-return]  # botocore ships no types
 
 
 def _paginator(client: Any, method: str) -> Any:
