@@ -18,6 +18,7 @@ import math
 import os
 import stat
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -381,3 +382,56 @@ def test_a_fresh_page_is_made_json_ready_once(tmp_path, monkeypatch):
     assert len(walked) == 8
     for name in ("ssm.parameters.json", "kms.keys.json"):
         assert (tmp_path / "shared" / name).read_bytes() == (tmp_path / "walked" / name).read_bytes()
+
+
+def test_the_command_fetches_with_fewer_full_collections_and_puts_them_back(tmp_path, monkeypatch):
+    """``greenfetch inventory`` raises the collector's third threshold while it fetches (Python's 10 ->
+    100: the first full collection after start-up walks every botocore model for nothing) and puts
+    Python's back after; a program that set its own third threshold keeps it throughout."""
+    import gc
+
+    from click.testing import CliRunner
+
+    from greenfetch.cli import _inventory as face
+    from greenfetch.cli import load_commands
+    from greenfetch.testing import inventory_server
+
+    seen = []
+    real = face.run_inventory
+
+    def spy(*args, **kwargs):  # the real run, its collector thresholds noted while it fetches
+        seen.append(gc.get_threshold())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(face, "run_inventory", spy)
+    before = gc.get_threshold()
+    try:
+        with inventory_server(items=2) as server:
+            for third in (10, 7):
+                gc.set_threshold(before[0], before[1], third)
+                cmd = ["--endpoint-url", server.url, "--region", "us-east-1", "inventory", "--accounts"]
+                cmd += ["111111111111", "--role-name", "R", "--regions", "us-east-1", "--types", "sqs.queues"]
+                cmd += ["--no-progress", "--out", str(tmp_path / f"out{third}")]
+                result = CliRunner().invoke(load_commands(), cmd, env={"GREENFETCH_CACHE_DIR": str(tmp_path)})
+                assert result.exit_code == 0, result.output
+                assert gc.get_threshold() == (before[0], before[1], third)  # put back / never changed
+                assert json.loads((tmp_path / f"out{third}" / "sqs.queues.json").read_text())
+    finally:
+        gc.set_threshold(*before)
+    assert [t[2] for t in seen] == [100, 7]
+
+
+def test_fewer_full_collections_keeps_a_threshold_set_meanwhile():
+    import gc
+
+    from greenfetch.cli._inventory import _fewer_full_collections
+
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(before[0], before[1], 10)
+        with _fewer_full_collections():
+            assert gc.get_threshold()[2] == 100
+            gc.set_threshold(before[0], before[1], 42)  # the program's own, set during the run
+        assert gc.get_threshold()[2] == 42
+    finally:
+        gc.set_threshold(*before)

@@ -6,8 +6,11 @@ usage error (exit 2, one line, no traceback).
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -40,6 +43,29 @@ __all__ = ["cache", "catalog", "inventory", "regions"]
 
 
 _NO_ERRORS: tuple[type[BaseException], ...] = ()
+
+# The collector's third threshold while the command fetches (Python's is 10): docs/performance.md,
+# "the inventory command's own cost, part 3".
+_FULL_EVERY = 100
+
+
+@contextlib.contextmanager
+def _fewer_full_collections() -> Iterator[None]:
+    """While the command fetches, a full collection at most every ``_FULL_EVERY`` middle ones instead of
+    Python's 10: the first one after start-up walks every botocore model loaded (~175k objects, ~0.1 G
+    instructions) for garbage the young collections already take. Only over Python's own third
+    threshold (a program that set its own keeps it); put back afterwards unless changed meanwhile."""
+    before = gc.get_threshold()
+    if len(before) != 3 or before[2] != 10:
+        yield
+        return
+    raised = (*before[:2], _FULL_EVERY)
+    gc.set_threshold(*raised)
+    try:
+        yield
+    finally:
+        if gc.get_threshold() == raised:
+            gc.set_threshold(*before)
 
 
 def _distributed() -> Any:
@@ -213,30 +239,31 @@ def inventory(
                 shards=shard_uri,
                 engine=engine,
             )
-        report = run_inventory(
-            engine,
-            accounts=accounts,
-            role_name=role_name,
-            external_id=external_id,
-            regions=regions,
-            exclude_regions=exclude_regions,
-            types=types,
-            exclude_types=exclude_types,
-            out=out,
-            fmt=fmt,
-            dynamodb_table=dynamodb_table,
-            s3_uri=s3_uri,
-            cache_ttl=_duration(cache_ttl),
-            status_store=status_store,
-            concurrency=concurrency,
-            exclude_accounts=exclude_accounts,
-            org_ous=org_ou,
-            keep_records=out is None,
-            on_record=bar.record,
-            dead_letter_path=dead_letter,
-            fetch=fetch,
-            tags=tags,
-        )
+        with _fewer_full_collections():
+            report = run_inventory(
+                engine,
+                accounts=accounts,
+                role_name=role_name,
+                external_id=external_id,
+                regions=regions,
+                exclude_regions=exclude_regions,
+                types=types,
+                exclude_types=exclude_types,
+                out=out,
+                fmt=fmt,
+                dynamodb_table=dynamodb_table,
+                s3_uri=s3_uri,
+                cache_ttl=_duration(cache_ttl),
+                status_store=status_store,
+                concurrency=concurrency,
+                exclude_accounts=exclude_accounts,
+                org_ous=org_ou,
+                keep_records=out is None,
+                on_record=bar.record,
+                dead_letter_path=dead_letter,
+                fetch=fetch,
+                tags=tags,
+            )
     except broker_errors as exc:
         bar.close()
         click.echo(f"Error: {exc}", err=True)
