@@ -435,3 +435,35 @@ def test_fewer_full_collections_keeps_a_threshold_set_meanwhile():
         assert gc.get_threshold()[2] == 42
     finally:
         gc.set_threshold(*before)
+
+
+_TREES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(_TREES)
+def test_an_encoder_made_once_writes_what_json_encoder_writes(value):
+    """``encode_once``: the C encoder built once gives ``JSONEncoder.encode``'s text (or its error) for
+    the cache's compact form, the files' form, sorted keys and PostgreSQL's strict form."""
+    from greenfetch._jsonable import encode_once
+
+    for options in (
+        {"separators": (",", ":"), "allow_nan": True},
+        {},
+        {"sort_keys": True},
+        {"separators": (",", ":"), "allow_nan": False},
+    ):
+        encoder = json.JSONEncoder(ensure_ascii=False, check_circular=False, **options)
+        fast = encode_once(encoder)
+        assert getattr(fast, "__self__", None) is not encoder  # the made-once path, not encode itself
+        try:
+            expected = encoder.encode(value)
+        except ValueError as exc:  # NaN where it is not allowed
+            with pytest.raises(ValueError, match="Out of range float"):
+                fast(value)
+            assert "Out of range float" in str(exc)
+            continue
+        assert fast(value) == expected

@@ -13,10 +13,10 @@ from __future__ import annotations
 import json
 import re
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from .._jsonable import _valid_text, jsonable
+from .._jsonable import _valid_text, encode_once, jsonable
 from ._catalog import ResourceType
 from ._postgres import _ts
 from ._rows import _resource_id, dumps_strict
@@ -31,28 +31,14 @@ Scope = tuple[str, str, str]
 
 # JSON text for a JSONB column: the values ``dumps_strict`` gives, without its sorting walk (JSONB orders
 # keys itself) and without spaces (JSONB keeps none): about half the cost
-_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, default=jsonable, separators=(",", ":"))
+# (no check for circular references: an API's answer has none; were there one, RecursionError, and
+# ``_json`` goes the strict way, which says so)
+_ENCODER = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, default=jsonable, separators=(",", ":"), check_circular=False
+)
 
 
-def _json_encoder() -> Callable[[Any], str]:
-    """``_ENCODER.encode``, with its C encoder made once instead of at every call (a fifth of the cost
-    of a 1 KB item), and without its check for circular references (an API's answer has none; were
-    there one, RecursionError, and ``_json`` goes the strict way, which says so)."""
-    make = getattr(json.encoder, "c_make_encoder", None)
-    strings = getattr(json.encoder, "c_encode_basestring", None)
-    if make is None or strings is None:  # no C accelerator (PyPy, or a Python built without _json)
-        return _ENCODER.encode
-    try:  # a private constructor: should its arguments ever change, the encoder's own way
-        made = make(None, jsonable, strings, None, ":", ",", False, False, False)
-        probe = {"k": [1, 2.5, None, True, "é\n"], "t": _ts(0)}
-        if "".join(made(probe, 0)) != _ENCODER.encode(probe):
-            return _ENCODER.encode
-    except TypeError:
-        return _ENCODER.encode
-    return lambda item: "".join(made(item, 0))
-
-
-_encode_json = _json_encoder()
+_encode_json = encode_once(_ENCODER)  # its C encoder made once: a fifth of a 1 KB item's cost
 _NO_ID = _resource_id(None, {}, "")
 _NUL = re.compile(
     rb"(?<!\\)((?:\\\\)*)\\u0000"
