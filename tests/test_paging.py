@@ -215,3 +215,21 @@ def test_real_operations_over_moto_match_botocore(moto, service, operation, para
     )
     assert got == expected
     assert got  # something came back
+
+
+def test_the_user_agent_says_paginator_as_botocores_does(moto):
+    """The page is asked for in a context of ``_paging``'s own (cheap to copy): botocore's request
+    carries the same User-Agent, its ``PAGINATOR`` feature id included, as through its own paginator."""
+    _, client = moto
+    dynamodb = client("dynamodb")
+    agents = []
+    dynamodb.meta.events.register(
+        "before-send", lambda request, **_: agents.append(request.headers["User-Agent"])
+    )
+    config = dynamodb._cache["page_config"]["ListTables"] if dynamodb.can_paginate("list_tables") else None
+    ours = Plan(config).full_result(dynamodb.list_tables, {}, None, lambda: None)
+    theirs = dynamodb.get_paginator("list_tables").paginate().build_full_result()
+    dynamodb.list_tables()  # a plain call: no PAGINATOR feature
+    assert ours == theirs
+    assert agents[0] == agents[1] != agents[2]  # the feature id is there, as botocore's paginator puts it
+    assert get_context() is None  # put back
