@@ -18,7 +18,8 @@ are enforced by import-linter (``[tool.importlinter]`` in pyproject.toml, run by
                  _processes/ (processes=N: _pool, the pool, on _router, which child takes a request,
                  and _wire, what crosses the pipe) on _adaptive
                  (the adaptive limiters per scope) on _scheduler (one bounded fan-out, no AWS) and
-                 _caller (the AWS seam: BotocoreCaller; testing.MockCaller) on _clients (botocore
+                 _caller (the AWS seam: BotocoreCaller; testing.MockCaller; _paging, a one-page
+                 paginated call without botocore's page iterator) on _clients (botocore
                  clients) on _signing (an account's view of a shared client) and _http/ (the seam below
                  botocore; _gevent on _wire: the geventhttpclient session) and _botocore_fast
                  (botocore's request headers without email.message, version-guarded)
