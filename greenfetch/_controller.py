@@ -33,8 +33,7 @@ after it opened; at most 1 s). Per window, with *baseline* = the no-load latency
   28 retries to come" and sat at 0.5/s for 12-14 s), and each answer accepted after such a cut
   raises it (0.9 x the answers since, over a second at least: with no retries no throttle follows);
   the accepted rate leaves out the time stalls of this process held the throttle (answers that came
-  in a stall wait behind it) and is at least what was accepted between two throttled sends (a bucket
-  empty at both); it holds 1 s,
+  in a stall wait behind it); it holds 1 s,
   then grows 5%/s x (1 + seconds since)^2 while it binds, so a steady quota costs ~1 throttle per cycle
   and a raised one is found in seconds; concurrency is capped near what the rate needs (2x rate x
   baseline);
@@ -82,7 +81,7 @@ from ._config import ConfigError, check_whole, parse_duration
 
 __all__ = ["Controller", "RateCap", "Settings", "TracePoint"]
 
-_KEPT = 1.5  # seconds of accepted answers and throttled sends the rate cap keeps
+_KEPT = 1.0  # seconds of accepted answers the rate cap keeps (a throttle looks back a second at most)
 
 
 @dataclass(frozen=True)
@@ -182,8 +181,7 @@ class RateCap:
     with no answer accepted (the next cut, a round trip later, knows the rate; and each answer
     accepted after it raises it, as no throttle may follow). The accepted rate is the answers read
     over the horizon less the time stalls of this process held the throttle (the answers that came
-    during a stall wait behind it in the run queue), and at least the rate accepted between two
-    throttled sends (``_between_throttles``). It holds ``rate_hold`` s, then, while it binds, grows by
+    during a stall wait behind it in the run queue). It holds ``rate_hold`` s, then, while it binds, grows by
     ``rate_probe`` per second x (1 + seconds probing)^2, so a raised quota is found again in seconds
     and a steady one costs few throttles."""
 
@@ -191,13 +189,10 @@ class RateCap:
         self.settings = settings
         self.clock = clock
         self.rate: float | None = None  # requests/s; None until the first throttle
-        self._answers: deque[tuple[float, float]] = deque()  # (arrived, sent) of recent accepted answers
+        self._answers: deque[float] = deque()  # when recent accepted answers arrived
         self._throttled: deque[float] = deque(
             maxlen=4096
         )  # when recent throttles came (their retries follow)
-        self._empty: deque[float] = deque(
-            maxlen=4096
-        )  # when throttled attempts were sent (a bucket was empty)
         self._born = math.inf  # when the earliest answer counted was sent
         self._blind = False  # was the rate set with no answer accepted (nothing known of the rate)?
         self._cut = -math.inf  # when the rate was last set by a throttle
@@ -209,9 +204,9 @@ class RateCap:
         """An answer that was not a throttle: it counts towards the accepted rate (``_KEPT`` s of them
         are kept). After a cut made blind, it raises the rate to ``rate_backoff`` x the answers
         accepted since, over a second at least: no throttle may follow to set it again (no retries)."""
-        self._answers.append((now, sent))
+        self._answers.append(now)
         self._born = min(self._born, sent)
-        while self._answers[0][0] < now - _KEPT:
+        while self._answers[0] < now - _KEPT:
             self._answers.popleft()
         if self._blind and self.rate is not None:
             self._since += 1
@@ -222,15 +217,13 @@ class RateCap:
         """A throttle of an attempt sent at ``sent``, held ``held`` s by stalls of this process before
         it was read; True if it set the rate (see the class doc)."""
         self._throttled.append(now)
-        self._empty.append(sent)
         s = self.settings
         if sent < self._cut or now - self._cut < rtt:
             return False
         horizon = max(2 * rtt, min(0.5, now - max(self._cut, self._born)))
-        if sum(1 for stamp, _ in self._answers if stamp >= now - horizon) < 10:  # a low rate: read a second
+        if sum(1 for stamp in self._answers if stamp >= now - horizon) < 10:  # a low rate: read a second
             horizon = max(horizon, min(1.0, now - self._born))
-        accepted = sum(1 for stamp, _ in self._answers if stamp >= now - horizon) / max(rtt, horizon - held)
-        accepted = max(accepted, self._between_throttles(now, rtt))
+        accepted = sum(1 for stamp in self._answers if stamp >= now - horizon) / max(rtt, horizon - held)
         while self._throttled and self._throttled[0] < now - 1.0:
             self._throttled.popleft()
         # Each throttle comes back as an unpaced retry after rand(0, 1) s (botocore's first backoff):
@@ -247,23 +240,6 @@ class RateCap:
         self._since = 0
         self._next_send = min(self._next_send, now + 1.0 / self.rate)
         return True
-
-    def _between_throttles(self, now: float, rtt: float) -> float:
-        """Answers accepted per second between two throttled sends: a token bucket was empty at both,
-        so what it accepted in between is its rate x the time between, however little the client
-        offered (tokens it left kept until it sent). The later one at least two round trips old (the
-        answers sent before it have come back), the earlier one within a second of it, a round
-        trip apart at least; 0 when there is no such pair."""
-        while self._empty and self._empty[0] < now - _KEPT:
-            self._empty.popleft()
-        settled = [t for t in self._empty if t <= now - 2 * rtt]
-        if not settled:
-            return 0.0
-        last = max(settled)
-        first = min(t for t in settled if t >= last - 1.0)
-        if last - first < rtt:
-            return 0.0
-        return sum(1 for _, sent in self._answers if first <= sent < last) / (last - first)
 
     def reserve(self) -> float:
         """Seconds the next send must wait (0 while unpaced); reserves its turn."""

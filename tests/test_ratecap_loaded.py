@@ -1,11 +1,11 @@
 """The rate cap (``_controller.RateCap``) against a token bucket on a loaded machine, in simulated time
 (``_simservers.simulate_client``: the client's hub as one CPU with a run queue, neighbours' stalls).
 
-Three ways the cap read the bucket's rate low and sat there (docs/performance.md, "A loaded machine"),
+Two ways the cap read the bucket's rate low and sat there (docs/performance.md, "A loaded machine"),
 each reproduced on fixed seeds that fail on the rules before: a cut read over the answers the client
-processed while a stall of its own held them in its run queue; a cut read over a span the client
-itself sent little in; and a cut made blind (the first throttles come back before any answer) that
-no later throttle raises when throttles are not retried. Budget: ~1.5 s.
+processed while a stall of its own held them in its run queue; and a cut made blind (the first
+throttles come back before any answer) that no later throttle raises when throttles are not retried.
+Budget: ~1 s.
 """
 
 import pytest
@@ -27,18 +27,6 @@ def test_a_stall_of_the_client_is_no_drop_in_the_accepted_rate():
     238 -> 120/s, 0.83x R from 2 s. The accepted rate is now read over the time the client was not
     held (the throttle's own ``held``)."""
     run = _bucket(200, 33, "loaded")
-    assert run.ok_rate(2, 6) >= 0.9 * 200 and run.throttled(2) <= 0.05
-
-
-@pytest.mark.parametrize("seed", [2, 61, 100])
-def test_a_span_the_client_sent_little_in_is_not_the_bucket_s_rate(seed):
-    """No retries (``max_attempts=1``, or botocore's retry quota spent), loaded seeds 2, 61 and 100: a
-    cut right after the first read a span in which the client's own limit and stalls sent little
-    (108/s against 200), and the cap fell to half of that: 0.72-0.79x R from 2 s (seed 61 still
-    0.75x with the stall read right, below). The rate is now at least
-    what the bucket accepted between two throttled sends (empty at both: what it accepted in between
-    is its rate x the time), read once the answers sent before the later one came back."""
-    run = _bucket(200, seed, "loaded", attempts=1)
     assert run.ok_rate(2, 6) >= 0.9 * 200 and run.throttled(2) <= 0.05
 
 
