@@ -11,7 +11,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._exceptions import RequestError
-from ._jsonable import jsonable
+from ._jsonable import encode_once, jsonable
+
+# a signature's canonical JSON (sorted keys, no spaces), its C encoder made once: ``json.dumps`` with
+# options builds an encoder per call. ``jsonable``'s output is a tree, so no circular check is needed.
+_canonical = encode_once(
+    json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str, check_circular=False)
+)
 
 __all__ = [
     "ROLE_ARN",
@@ -164,7 +170,7 @@ class Request:
     @property
     def signature(self) -> str:
         """Stable across processes: equal for the same call, so dedupe and the cache can key on it."""
-        canon = json.dumps(
+        canon = _canonical(
             [
                 self.service,
                 self.operation,
@@ -173,10 +179,7 @@ class Request:
                 self.identity,
                 self.endpoint_url,
                 jsonable(self.paginate),
-            ],
-            sort_keys=True,
-            separators=(",", ":"),
-            default=str,
+            ]
         )
         return f"{self.service}:{self.operation}:{hashlib.sha256(canon.encode()).hexdigest()[:24]}"
 

@@ -65,6 +65,29 @@ def test_signature_ignores_key_order_and_id(p):
     assert a.signature.startswith("s3:ListObjectsV2:")
 
 
+@given(json_values, st.text(max_size=4), st.none() | st.booleans() | json_values)
+def test_signature_is_the_canonical_json_s_hash(value, region, paginate):
+    """The signature's JSON through the encoder made once is ``json.dumps``' with the same options."""
+    import hashlib
+
+    req = Request("s3", "ListObjectsV2", {"V": value}, region=region or None, paginate=paginate)
+    canon = json.dumps(
+        [
+            "s3",
+            "ListObjectsV2",
+            jsonable({"V": value}),
+            req.region,
+            req.identity,
+            req.endpoint_url,
+            jsonable(paginate),
+        ],
+        sort_keys=True,
+        separators=(",", ":"),
+        default=str,
+    )
+    assert req.signature == "s3:ListObjectsV2:" + hashlib.sha256(canon.encode()).hexdigest()[:24]
+
+
 @pytest.mark.parametrize(
     "change",
     [
