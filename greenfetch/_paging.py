@@ -25,9 +25,13 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import jmespath
-from botocore.context import ClientContext, get_context, reset_context, set_context
-from botocore.useragent import register_feature_id
 from botocore.utils import merge_dicts, set_value_from_jmespath
+
+try:
+    from botocore import context as _context
+    from botocore.useragent import register_feature_id
+except ImportError:  # a botocore without user-agent feature contexts (1.36): its page iterator sets none
+    _context = None
 
 __all__ = ["Plan", "plan"]
 
@@ -48,34 +52,38 @@ def plan(config: Mapping[str, Any]) -> Plan | None:
     return made
 
 
-class _PagedContext(ClientContext):  # type: ignore[misc]  # botocore ships no types
-    """botocore's ``ClientContext`` with a deep copy that copies what it holds (its ``features``, a set of
-    strings) instead of ``copy.deepcopy``'s walk of a dataclass: botocore copies the context at every
-    call made inside one (``_make_api_call``), and the walk was most of what a one-page call still
-    cost (~40k instructions a call)."""
+if _context is not None:
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> _PagedContext:
-        return _PagedContext(features=set(self.features))
+    class _PagedContext(_context.ClientContext):  # type: ignore[misc]  # botocore ships no types
+        """botocore's ``ClientContext`` with a deep copy that copies what it holds (its ``features``, a set
+        of strings) instead of ``copy.deepcopy``'s walk of a dataclass: botocore copies the context at
+        every call made inside one (``_make_api_call``), and the walk was most of what a one-page call
+        still cost (~40k instructions a call)."""
 
+        def __deepcopy__(self, memo: dict[int, Any]) -> _PagedContext:
+            return _PagedContext(features=set(self.features))
 
-# the copy above is the whole of a ClientContext only while ``features`` is all it has
-_CHEAP_COPY = [f.name for f in dataclasses.fields(ClientContext)] == ["features"]
+    # the copy above is the whole of a ClientContext only while ``features`` is all it has
+    _CHEAP_COPY = [f.name for f in dataclasses.fields(_context.ClientContext)] == ["features"]
 
 
 def _page(method: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
     """One request as botocore's ``PageIterator._make_request`` makes it: in a context of its own (a
-    copy of the current one, or a new one) with the ``PAGINATOR`` feature registered, put back after."""
-    current = get_context()
+    copy of the current one, or a new one) with the ``PAGINATOR`` feature registered, put back after;
+    on a botocore without feature contexts, as that botocore's iterator makes it: a plain call."""
+    if _context is None:
+        return method(**kwargs)
+    current = _context.get_context()
     if current is not None:
         made = copy.deepcopy(current)
     else:
-        made = _PagedContext() if _CHEAP_COPY else ClientContext()
-    token = set_context(made)
+        made = _PagedContext() if _CHEAP_COPY else _context.ClientContext()
+    token = _context.set_context(made)
     try:
         register_feature_id("PAGINATOR")
         return method(**kwargs)
     finally:
-        reset_context(token)
+        _context.reset_context(token)
 
 
 def _getter(expression: str) -> tuple[str, Callable[[Any], Any]]:
