@@ -585,6 +585,68 @@ def test_headers_dict_behaves_as_botocores():
     assert fast.HeadersDict(x=1).items() and isinstance(fast.HeadersDict(), botocore.awsrequest.HeadersDict)
 
 
+def test_a_response_is_botocores_for_any_headers():
+    """``AWSResponse`` built from a dict (the HTTP session's), a list of pairs, a HeadersDict or a dict
+    with a name that is not a ``str``: the same attributes, the same headers (pairs, order, repr,
+    lookups, the parsers' lowercase copy) or the same exception as botocore's ``__init__``; and two
+    responses with the same names do not share a change to one of them."""
+    import botocore.parsers
+
+    names = st.one_of(
+        st.sampled_from(["Content-Length", "content-length", "x-amzn-RequestId", "Date", "date", "ü"]),
+        st.text(max_size=3),
+    )
+    values = st.one_of(st.text(max_size=4), st.binary(max_size=3), st.integers())
+    odd = st.one_of(st.binary(max_size=2), st.integers(), st.none())
+    sources = st.one_of(
+        st.dictionaries(names, values, max_size=5),
+        st.lists(st.tuples(names, values), max_size=4),
+        st.dictionaries(names, values, max_size=3).map(botocore.awsrequest.HeadersDict),
+        st.tuples(st.dictionaries(names, values, max_size=3), odd, values).map(
+            lambda t: {**t[0], t[1]: t[2]}
+        ),
+    )
+
+    def make(source):
+        try:
+            response = botocore.awsrequest.AWSResponse("https://h/", 200, source, "raw")
+        except Exception as exc:  # noqa: BLE001 - compared
+            return type(exc).__name__
+        headers = response.headers
+        rest = {k: v for k, v in vars(response).items() if k != "headers"}
+        try:
+            listing = (
+                list(headers.items()),
+                repr(headers),
+                [(name, headers.get(name), name in headers) for name in list(headers)],
+                botocore.parsers.lowercase_dict(headers),
+            )
+        except Exception as exc:  # noqa: BLE001 - compared
+            listing = type(exc).__name__
+        return rest, listing, isinstance(headers, botocore.awsrequest.HeadersDict)
+
+    @settings(max_examples=150, deadline=None)
+    @given(sources)
+    def check(source):
+        assert fast.installed()
+        ours = make(source)
+        fast.uninstall()
+        try:
+            theirs = make(source)
+        finally:
+            fast.install()
+        assert ours == theirs
+
+    check()
+    one = botocore.awsrequest.AWSResponse("u", 200, {"Date": "a", "X-Y": "1"}, None)
+    two = botocore.awsrequest.AWSResponse("u", 200, {"date": "b", "X-Y": "2"}, None)
+    assert type(one.headers) is fast.HeadersDict and one.headers._dict  # the fast path was taken
+    one.headers["DATE"] = "c"
+    del one.headers["x-y"]
+    assert list(two.headers.items()) == [("date", "b"), ("X-Y", "2")]
+    assert list(one.headers.items()) == [("Date", "c")]
+
+
 # -- standard mode's retry decision ----------------------------------------------------------------
 
 

@@ -75,10 +75,12 @@ from ._request import (
     _lowercase_dict,
     _prepare_headers,
     _Preparer,
+    _response_init,
     encode_headers,
     lowercase_dict,
     prepare_headers,
     request_body,
+    response_init,
 )
 from ._response import _needs_retry, _parse_shape, _RetryHandler, needs_retry, parse_shape
 from ._sigv4 import (
@@ -132,6 +134,7 @@ _PATCHES: tuple[tuple[Any, str, Any, Any], ...] = (
     (botocore.endpoint, "uuid", _endpoint_uuid, uuid_module),
     (_Provider, "resolve_endpoint", _resolve_endpoint, resolve_endpoint),
     (botocore.awsrequest, "_urljoin", _urljoin, urljoin),
+    (botocore.awsrequest.AWSResponse, "__init__", _response_init, response_init),
     (
         botocore.handlers,
         "add_recursion_detection_header",

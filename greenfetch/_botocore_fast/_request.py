@@ -237,6 +237,34 @@ def prepare_headers(self: Any, original: Any, prepared_body: Any = None) -> Any:
     return headers
 
 
+_AWSResponse = botocore.awsrequest.AWSResponse
+_response_init = _AWSResponse.__init__
+
+
+def response_init(self: Any, url: Any, status_code: Any, headers: Any, raw: Any) -> None:
+    """``AWSResponse.__init__`` for headers in a plain dict of ``str`` names (what the HTTP session
+    hands over): the :class:`HeadersDict` built on its storage with each name's ``_HeaderKey`` made
+    once per name (:func:`_key`), the same keys, values and order as ``HeadersDict(headers)``; the same
+    five attributes. Anything else (another mapping, a name that is not a ``str``, botocore's own
+    ``HeadersDict`` in place): botocore's own ``__init__``."""
+    if type(headers) is not dict or botocore.awsrequest.HeadersDict is not HeadersDict:
+        _response_init(self, url, status_code, headers, raw)
+        return
+    store = {}
+    for name, value in headers.items():
+        if type(name) is not str:
+            _response_init(self, url, status_code, headers, raw)
+            return
+        store[_key(name)] = value
+    fields = HeadersDict.__new__(HeadersDict)
+    fields._dict = store
+    self.url = url
+    self.status_code = status_code
+    self.headers = fields
+    self.raw = raw
+    self._content = None
+
+
 _lowercase_dict = botocore.parsers.lowercase_dict
 
 
