@@ -468,3 +468,74 @@ def test_origins_are_a_bounded_lru(monkeypatch):
     assert list(session._origins) == ["http://a.example:1", "http://c.example:1"]
     assert session._origins["http://a.example:1"] is first
     session.close()
+
+
+# -- the pool's checkout and check-in --------------------------------------------------------------
+
+
+def test_checkout_and_checkin_are_upstreams():
+    """The same script of checkouts, check-ins, drops, a peer hanging up and a close, on our pool and on
+    geventhttpclient's own checkout and check-in (same class otherwise): the same socket handed out at
+    each step (newest idle first, a dead one closed and skipped), the same idle count and free slots."""
+    from geventhttpclient.connectionpool import ConnectionPool
+
+    from greenfetch._http._gevent import _Pool
+
+    peers = []
+    server = StreamServer(("127.0.0.1", 0), lambda sock, _: (peers.append(sock), gevent.sleep(30)))
+    server.start()
+
+    class Upstream(_Pool):
+        get_socket = ConnectionPool.get_socket
+        return_socket = ConnectionPool.return_socket
+
+    def run(cls):
+        pool = cls(
+            "127.0.0.1",
+            server.server_port,
+            size=3,
+            connect_timeout=5,
+            read_timeout=5,
+            socket_options=[],
+            tls=None,
+        )
+        made, trace, out = [], [], []
+
+        def state(step):
+            trace.append((step, pool._socket_queue.qsize(), pool._semaphore.counter))
+
+        def take():
+            sock = pool.get_socket()
+            if not any(sock is s for s in made):
+                made.append(sock)
+            out.append(sock)
+            state(("took", next(i for i, s in enumerate(made) if s is sock)))
+
+        for _ in range(3):
+            take()
+        pool.return_socket(out.pop(0))
+        pool.return_socket(out.pop(1))
+        state("returned two")
+        take()
+        pool.release_socket(out.pop())
+        state("dropped one")
+        pool.return_socket(out.pop())
+        gevent.sleep(0.05)
+        peers[-3].close()  # the first connection's server side hangs up: it is idle now, and dead
+        gevent.sleep(0.05)
+        take()
+        take()
+        state(("closed", [s.fileno() < 0 for s in made]))
+        pool.return_socket(out.pop())
+        pool.close()
+        pool.return_socket(out.pop())
+        state(("after close", [s.fileno() < 0 for s in made]))
+        return trace
+
+    try:
+        ours = run(_Pool)
+        peers.clear()
+        theirs = run(Upstream)
+    finally:
+        server.stop()
+    assert ours == theirs

@@ -133,10 +133,42 @@ class _Pool(ConnectionPool):
         except (OSError, ValueError):
             return False
 
+    # Checkout and check-in: upstream's, with the idle sockets read from the ``LifoQueue``'s list (its
+    # ``queue``, newest last) instead of through ``put``/``get(block=False)``. Nothing ever waits on that
+    # queue (the semaphore is the wait, and bounds it below its size), so a put is an append and a get
+    # a pop of the newest, as the queue's own ``_put``/``_get`` do; ``close``, ``qsize`` and ``empty``
+    # read the same list.
+
+    def get_socket(self) -> Any:
+        self._semaphore.acquire()
+        if self._closed:
+            raise RuntimeError("connection pool closed")
+        idle = self._socket_queue.queue
+        while idle:
+            sock = idle.pop()
+            if self._is_socket_alive(sock):
+                return sock
+            try:
+                sock.close()
+            except Exception:  # noqa: BLE001, S110 - a dead socket's close: upstream ignores its errors too
+                pass
+        try:
+            return self._create_socket()
+        except BaseException:
+            self._semaphore.release()
+            raise
+
     def return_socket(self, sock: Any) -> None:
         if self._handshakes:  # after a full handshake, a fresh session to offer (TLS 1.3 sends its ticket
             self._keep_session(sock)  # after the handshake: it has been read with the first answer)
-        super().return_socket(sock)
+        if self._closed:
+            try:
+                sock.close()
+            except Exception:  # noqa: BLE001, S110 - as upstream's return_socket
+                pass
+            return
+        self._socket_queue.queue.append(sock)
+        self._semaphore.release()
 
     def _keep_session(self, sock: Any) -> None:
         self._handshakes = 0
