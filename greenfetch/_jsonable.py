@@ -30,6 +30,8 @@ def jsonable(value: Any, body_limit: int = 1 << 20) -> Any:
         return _plain_dict(value, body_limit)
     if kind is list:
         return [v if type(v) in _AS_IS else jsonable(v, body_limit) for v in value]
+    if kind is _dt.datetime:  # botocore's timestamps: past the isinstance checks below
+        return value.isoformat()
     if value is None or isinstance(value, (bool, int)):
         return value
     if isinstance(value, str):
