@@ -313,7 +313,7 @@ _records = st.fixed_dictionaries(
         "region": st.sampled_from(["eu-west-1", "global", "*"]),
         "items": st.lists(_values, max_size=4),
         "status": st.sampled_from(["ok", "denied"]),
-        "error": st.none() | st.text(max_size=6) | st.just("a\ud800b"),
+        "error": st.none() | st.text(max_size=6) | st.just("a\ud800b") | st.integers() | st.floats(),
     }
 )
 
@@ -321,7 +321,8 @@ _records = st.fixed_dictionaries(
 @given(_records)
 def test_a_record_with_its_items_made_plain_is_the_same_text(rec):
     """The file sink writes a record whose items the cache already made JSON-ready (``plain_items``)
-    as exactly the text ``to_json`` gives for the record itself."""
+    as exactly the text ``to_json`` gives for the record itself (its head, ASCII text or None, copied
+    as it is; anything else through ``jsonable``)."""
     from greenfetch._jsonable import to_json
     from greenfetch.inventory._sinks import _dumps
 

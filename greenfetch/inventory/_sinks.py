@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import operator
 import os
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
@@ -179,7 +180,7 @@ class FileSink:
         written: list[Path] = []
         for rtype in sorted(self._by_type):
             path = self.directory / f"{rtype}.json"
-            records = sorted(self._by_type[rtype], key=lambda r: (r[0], r[1]))
+            records = sorted(self._by_type[rtype], key=_ACCOUNT_REGION)
             with _refused(path, written):
                 with atomic_open(path, 0o644) as handle:
                     handle.write("[\n" + ",\n".join(r[2] for r in records) + "\n]\n")
@@ -203,12 +204,23 @@ class FileSink:
             self.abort()
 
 
+_ACCOUNT_REGION = operator.itemgetter(0, 1)  # a kept record's (account, region): the file's order
+
+
 def _dumps(rec: Record, plain_items: Any = None) -> str:
     """``to_json(rec)``; with ``plain_items`` (``jsonable(rec["items"])``) the items are not walked again."""
     if plain_items is None:
         return to_json(rec)
-    head = jsonable({k: None if k == "items" else v for k, v in rec.items()})
-    head["items"] = plain_items  # the key is there already: it keeps its place
+    head: dict[str, Any] = {}
+    for key, value in rec.items():  # a record's head is ASCII names and text or None: as jsonable keeps them
+        if key == "items":
+            head[key] = plain_items
+        elif type(key) is str and key.isascii() and (value is None or type(value) is str and value.isascii()):
+            head[key] = value
+        else:  # anything else (an error's non-ASCII text, a number): jsonable's walk of the head
+            head = jsonable({k: None if k == "items" else v for k, v in rec.items()})
+            head["items"] = plain_items  # the key is there already: it keeps its place
+            break
     return plain_json(head)
 
 
