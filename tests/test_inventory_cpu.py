@@ -167,6 +167,35 @@ def test_cache_write_makes_the_directory_again(tmp_path):
     assert stat.S_IMODE(os.stat(tmp_path / "cache").st_mode) == 0o700
 
 
+def test_cache_write_closes_its_file_with_the_system_call_alone(tmp_path, monkeypatch):
+    """A page's file is closed by close(2) itself, not through gevent's ``os.close`` (its fcntl and
+    fstat, for sockets a watcher polls), and closed: no descriptor left open after 50 writes, on
+    success or when the write fails."""
+    import gevent.os
+
+    from greenfetch.inventory import _fileio
+
+    stats = []
+    real_fstat = gevent.os._fstat
+    monkeypatch.setattr(gevent.os, "_fstat", lambda fd: stats.append(fd) or real_fstat(fd))
+    cache = InventoryCache(0, tmp_path / "cache")
+    open_fds = len(os.listdir("/proc/self/fd"))
+    for i in range(50):
+        cache.set(f"k{i}", [i])
+    assert stats == []
+    assert len(os.listdir("/proc/self/fd")) == open_fds
+    assert len(_entries(tmp_path / "cache")) == 50
+
+    def refused(fd, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(_fileio.os, "write", refused)
+    with pytest.raises(OSError):
+        _fileio.replace_quickly(str(tmp_path / "cache"), "x.json", b"{}")
+    assert len(os.listdir("/proc/self/fd")) == open_fds
+    assert not [n for n in os.listdir(tmp_path / "cache") if n.endswith(".tmp")]
+
+
 # -- a scope's limiter: cheap to make, its limit exported when scraped ---------------------------
 
 
