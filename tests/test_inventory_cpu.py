@@ -17,6 +17,7 @@ import enum
 import json
 import math
 import os
+import re
 import stat
 import time
 
@@ -573,3 +574,72 @@ def test_jsonable_tzlocal_from_epoch_as_botocore_parses():
     with _tz("America/New_York"):
         summer = dt.datetime.fromtimestamp(1_720_000_000, _made_under("America/New_York"))
         assert jsonable(summer) == "2024-07-03T05:46:40-04:00"
+
+
+# -- a record's items: each type's JMESPath made once -----------------------------------------------
+
+
+def _shipped_expressions():
+    from greenfetch.inventory._catalog import catalog
+
+    return sorted({t.items for t in catalog(None).values()})
+
+
+_EXPRESSIONS = _shipped_expressions()
+_NAMES = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _responses(expression):
+    """Values built from the expression's own names (so its fields are often there, nested as it
+    reads them), other values in between."""
+    names = st.sampled_from(sorted(set(_NAMES.findall(expression))))
+    return st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=3) | st.sampled_from(["default.x", "p"]),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(names, inner, max_size=3),
+        max_leaves=16,
+    )
+
+
+_SHAPES = [  # a plain field, a chain of them, a flattening, a filter, a projection: each shipped
+    "Keys",
+    "VpcOriginList.Items",
+    "Reservations[].Instances[]",
+    "ParameterGroups[?!starts_with(ParameterGroupName, 'default.')]",
+    "taskArns[].{taskArn: @}",
+]
+
+
+@given(data=st.data(), expression=st.sampled_from(_SHAPES) | st.sampled_from(_EXPRESSIONS))
+def test_extract_is_what_jmespath_search_finds(data, expression):
+    """``extract`` with each shipped type's expression, made once, finds what ``jmespath.search``
+    finds (or fails as it fails), on responses with and without the expression's fields."""
+    import jmespath
+
+    response = data.draw(_responses(expression))
+
+    from greenfetch.inventory._catalog import ResourceType
+
+    rtype = ResourceType("x.y", "x", "ListY", expression, None)
+    try:
+        want: object = list(jmespath.search(expression, response) or [])
+    except Exception as exc:  # noqa: BLE001 - a type error in a filter: the same one either way
+        want = type(exc)
+    try:
+        got: object = rtype.extract(response)
+    except Exception as exc:  # noqa: BLE001
+        got = type(exc)
+    assert got == want
+
+
+def test_extract_reads_nested_fields_as_jmespath_does():
+    from greenfetch.inventory._catalog import ResourceType
+
+    def extract(expression, response):
+        return ResourceType("x.y", "x", "ListY", expression, None).extract(response)
+
+    assert extract("VpcOriginList.Items", {"VpcOriginList": {"Items": [{"Arn": "a"}]}}) == [{"Arn": "a"}]
+    assert extract("VpcOriginList.Items", {"VpcOriginList": ["Items"]}) == []
+    assert extract("Keys", ["Keys"]) == [] and extract("Keys", {"Keys": None}) == []
+    assert extract(
+        "Reservations[].Instances[]", {"Reservations": [{"Instances": [1, 2]}, {"Instances": [3]}]}
+    ) == [1, 2, 3]

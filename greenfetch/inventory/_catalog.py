@@ -25,9 +25,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar, overload
 
-import jmespath
-
 from .._errors import suggest
+from .._paging import _getter
 from ._generated import VERBS, GeneratedTier, snake_noun
 from ._overlay import Overlay, TypeEntry, load_overlay, merge_overlays, parse_overlay, shipped_overlay
 from ._types import InventoryError
@@ -72,6 +71,11 @@ class Detail:
     paginate: bool = False
 
 
+# a type's ``items`` expression -> ``jmespath.search`` with it (a chain of plain fields read with
+# ``dict.get``, as JMESPath reads it; any other expression compiled once)
+_SEARCHES: dict[str, Any] = {}
+
+
 @dataclass(frozen=True)
 class ResourceType:
     name: str
@@ -109,7 +113,10 @@ class ResourceType:
         return self.tier == "denied"
 
     def extract(self, response: Any) -> list[Any]:
-        found = jmespath.search(self.items, response) or []
+        search = _SEARCHES.get(self.items)  # jmespath.search parses and makes an interpreter per call
+        if search is None:
+            search = _SEARCHES.setdefault(self.items, _getter(self.items)[1])
+        found = search(response) or []
         if self.keep:
             found = [{k: item[k] for k in self.keep if k in item} for item in found]
         return list(found)
