@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -120,10 +121,9 @@ def floor_command() -> list[str]:
     check = (
         f"import greenfetch, botocore; assert botocore.__version__ == {FLOOR_VERSION!r}, botocore.__version__"
     )
-    tests = " ".join(str(ROOT / "tests" / t) for t in FLOOR_TESTS)
-    script = (
-        f'{sys.executable} -c "{check}" && exec {sys.executable} -m pytest -q -p no:cacheprovider {tests}'
-    )
+    tests = [str(ROOT / "tests" / t) for t in FLOOR_TESTS]
+    pytest = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests]
+    script = f"{shlex.join([sys.executable, '-c', check])} && exec {shlex.join(pytest)}"
     return ["nice", "-n", "10", "env", f"PYTHONPATH={FLOOR}", "sh", "-c", script]
 
 
