@@ -74,7 +74,8 @@ from ._dynamodb import DynamoDBSink, WriteReport, from_dynamodb_item, record_ite
 from ._fetch import Inventory, RunSummary
 from ._overlay import Overlay, load_overlay
 from ._postgres import PostgresDB, is_postgres_url
-from ._postgres_sink import PostgresShardSink, PostgresSink
+from ._postgres_shard import PostgresShardSink
+from ._postgres_sink import PostgresSink
 from ._region_status import (
     FAILING,
     RECORD_STATUSES,

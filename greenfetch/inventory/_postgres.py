@@ -9,8 +9,8 @@ byte order, as Python compares strings, so ``diff`` can merge two runs in key or
 database's default collation.
 
 This module: the URL, credentials and connections, the schema and its version, and the read side
-(``PostgresDB``, for ``greenfetch diff``). The writers are in ``_postgres_sink``, their COPY encoder
-in ``_postgres_copy``.
+(``PostgresDB``, for ``greenfetch diff``). The writers are in ``_postgres_sink`` (the run's) and
+``_postgres_shard`` (the workers'), on ``_postgres_write``; their COPY encoder in ``_postgres_copy``.
 
 Credentials come from the URL, the ``PG*`` variables or ``~/.pgpass`` (libpq reads them). A broker
 message names the database without its password; a worker connects with its own. Every message that

@@ -19,7 +19,7 @@ from .._engine import Engine
 from .._jsonable import jsonable
 from .._models import Request
 from ._cache import parse_s3_uri
-from ._postgres_sink import PostgresShardSink
+from ._postgres_shard import PostgresShardSink
 from ._s3_read import read_object
 from ._shard import DirectoryShardSink, ShardSink
 from ._types import InventoryError, Record
