@@ -25,9 +25,10 @@ are enforced by import-linter (``[tool.importlinter]`` in pyproject.toml, run by
                  (botocore's request headers without email.message, version-guarded)
     parts        _dedupe, _metrics + _sketch, _controller (the pure adaptive controller), _attempts,
                  _backends: pure or small, each tested without sockets
-    foundation   _models (Request, Result), _errors (describe, classify, suggest), _jsonable, _redact
-                 (secrets out of logs), _patch, _config (Config: the one home of settings),
-                 _exceptions (the exception tree)
+    foundation   _models (Request, Result), _errors (describe, classify, suggest), _unreadable_errors
+                 and _storage_errors (what is not classification), _jsonable, _redact (secrets out of
+                 logs), _patch, _config (Config: the one home of settings), _exceptions (the exception
+                 tree)
 
 The test kit, greenfetch.testing (loopback and moto servers, MockCaller), is for tests, benchmarks
 and the demo; nothing in the engine imports it.

@@ -28,10 +28,11 @@ import botocore.session
 from . import _botocore_fast
 from ._attempts import install_attempt_hooks
 from ._config import Config
-from ._errors import IDENTITY_MISMATCH, suggest, unreadable_error
+from ._errors import IDENTITY_MISMATCH, suggest
 from ._http import install_http_session, pool_size
 from ._models import ROLE_ARN, Request, RequestError, account_of_role
 from ._signing import AccountClient, RoleCredentials, share_credentials
+from ._unreadable_errors import unreadable_error
 
 __all__ = ["ClientCache", "frozen_credentials"]
 
@@ -255,9 +256,10 @@ def _unreadable_answer(
     operation_model: Any, response_dict: dict[str, Any], customized_response_dict: dict[str, Any], **_: Any
 ) -> None:
     """botocore's ``before-parse``: an error answer whose body is not the protocol's error format
-    (``_errors.unreadable_error``) becomes one AWS error, ``HTTP<status>`` with a short message, before
-    botocore's parser sees it. Its retry handler then retries a 500, 502, 503 or 504 under the one retry
-    policy (standard mode, the Config's attempts) like any 5xx, and a 4xx is not retried."""
+    (``_unreadable_errors.unreadable_error``) becomes one AWS error, ``HTTP<status>`` with a short
+    message, before botocore's parser sees it. Its retry handler then retries a 500, 502, 503 or 504
+    under the one retry policy (standard mode, the Config's attempts) like any 5xx, and a 4xx is not
+    retried."""
     status = response_dict["status_code"]
     if status < 400:
         return

@@ -1,33 +1,29 @@
-"""Every rule about errors, in one home: what an exception says, what an error code means, what
-to do about it, and the nearest valid name when a name is wrong.
+"""The one classifier: what an exception says, what an error code means, what to do about it, and the
+nearest valid name when a name is wrong.
 
 ``describe`` is the one boundary where botocore's exceptions become plain values (as httpx maps
 httpcore's exceptions in one place); ``classify`` is pure: it takes plain values and returns a
 frozen record, so the engine, the metrics, the adaptive controller, the inventory's region status
 store and the DRS pipeline share one table instead of each writing their own ladder of ``except``
-clauses. The exception tree itself is drawn in ``_exceptions``.
+clauses. The exception tree itself is drawn in ``_exceptions``; an error answer that is not the
+service's error format is ``_unreadable_errors``', storage that refused ``_storage_errors``'.
 """
 
 from __future__ import annotations
 
 import difflib
 import errno
-import http
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
-from xml.etree import ElementTree
 
 import botocore.exceptions
 
-from ._exceptions import BodyTooLarge, RequestError, StorageError
-from ._redact import redact
+from ._exceptions import BodyTooLarge, RequestError
 
 __all__ = [
     "BODY_TOO_LARGE",
-    "DISK_ERRNOS",
     "EXPIRED_CODES",
     "IDENTITY_MISMATCH",
     "THROTTLE_CODES",
@@ -38,9 +34,7 @@ __all__ = [
     "classify",
     "describe",
     "is_throttle",
-    "storage_error",
     "suggest",
-    "unreadable_error",
 ]
 
 
@@ -367,69 +361,6 @@ def describe(exc: BaseException) -> tuple[str, str, int | None, str | None]:
     return type(exc).__name__, str(exc) or repr(exc), None, None
 
 
-# The error format of each protocol botocore speaks: an AWS error answer is a JSON object, an XML
-# document or a CBOR map. An error answer whose body is none of these came from something in front of
-# the service or from a service that crashed (a proxy's or load balancer's page, a server's own HTML
-# crash page): botocore recognizes only a 5xx body that starts with exactly ``<html>``, and otherwise
-# its query, EC2 and CBOR parsers raise ResponseParserError before its retry handler sees the answer
-# (never retried), its JSON parsers take the whole page for the message, and its REST-XML parser the
-# status's reason phrase. ``unreadable_error`` is the rule the client applies to every error answer
-# before botocore parses it (``_clients``), so each is one error that botocore's standard retry mode
-# retries when its status is 500, 502, 503 or 504, like any other 5xx, and never when it is a 4xx.
-_FORMATS = {
-    "json": "JSON",
-    "rest-json": "JSON",
-    "query": "XML",
-    "ec2": "XML",
-    "rest-xml": "XML",
-    "smithy-rpc-v2-cbor": "CBOR",
-}
-UNREADABLE_EXCERPT = 80  # characters of the body an unreadable error's message quotes, at most
-
-
-def unreadable_error(
-    protocol: str, status: int, body: bytes, content_type: str = ""
-) -> tuple[str, str] | None:
-    """(code, message) for an error answer (``status`` >= 400) whose ``body`` is not ``protocol``'s
-    error format, else None (an empty body, a protocol this does not know, a body in the format).
-    The code is ``HTTP<status>``; the message names the status, says the body was not the service's
-    error format and quotes at most ``UNREADABLE_EXCERPT`` characters of it, secrets masked."""
-    expected = _FORMATS.get(protocol)
-    if status < 400 or expected is None or not body.strip() or _in_format(expected, body):
-        return None
-    try:
-        reason = f" {http.HTTPStatus(status).phrase}"
-    except ValueError:
-        reason = ""
-    got = " ".join(content_type.split())[:60] or "no content type"
-    return (
-        f"HTTP{status}",
-        f"HTTP {status}{reason}, and its body is not the service's error format ({expected} expected; "
-        f"got {got}, {len(body)} bytes): {_excerpt(body)}",
-    )
-
-
-def _in_format(expected: str, body: bytes) -> bool:
-    if expected == "JSON":
-        try:
-            return isinstance(json.loads(body), dict)
-        except ValueError:  # UnicodeDecodeError included
-            return False
-    if expected == "XML":
-        try:
-            root = ElementTree.fromstring(body)
-        except ElementTree.ParseError:
-            return False
-        return root.tag.rpartition("}")[2].lower() != "html"  # an XHTML page parses, and is no AWS error
-    return body[0] >> 5 == 5  # CBOR: major type 5, a map
-
-
-def _excerpt(body: bytes) -> str:
-    """The body's start on one line, secrets masked before it is cut (a cut could hide a key's name)."""
-    text = redact(" ".join(body[: UNREADABLE_EXCERPT * 8].decode("utf-8", "replace").split()))
-    return repr(text if len(text) <= UNREADABLE_EXCERPT else text[: UNREADABLE_EXCERPT - 3] + "...")
-
-
 def _fd_exhausted(exc: BaseException) -> OSError | None:
     """The EMFILE/ENFILE OSError somewhere in ``exc``'s chain (``__cause__``, ``__context__``, and the
     ``error``/``reason`` botocore and urllib3 keep), or None."""
@@ -455,51 +386,3 @@ def _fd_exhausted(exc: BaseException) -> OSError | None:
 def suggest(name: str, valid: Iterable[str], *, n: int = 5, cutoff: float = 0.5) -> list[str]:
     """The valid names nearest to ``name``, best first: the one "did you mean" rule."""
     return difflib.get_close_matches(name, sorted(valid), n=n, cutoff=cutoff)
-
-
-# What to do when storage refuses, by errno (an OSError) or by SQLite's primary result code (a sqlite3
-# error carries it as ``sqlite_errorcode``): the one table behind every "cannot write" line.
-_FULL = "free some space, or write elsewhere"
-_STORAGE_HINTS = {
-    errno.ENOSPC: _FULL,
-    errno.EDQUOT: _FULL,
-    errno.EROFS: "the file system is mounted read-only: write elsewhere",
-    errno.EACCES: "write elsewhere, or fix its permissions",
-    errno.EPERM: "write elsewhere, or fix its permissions",
-    errno.EFBIG: "the file size limit (ulimit -f) is reached: raise it, or write elsewhere",
-    errno.EIO: "the device failed (see dmesg): write elsewhere",
-}
-# A write refused by the storage under it, whatever the file: no space, no quota, a read-only mount, a
-# file size limit, a failing device (a missing permission is usually an open, named by its caller).
-DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EIO})
-_SQLITE_ERRNO = {
-    13: errno.ENOSPC,
-    8: errno.EROFS,
-    3: errno.EACCES,
-    23: errno.EACCES,
-    10: errno.EIO,
-}  # FULL, READONLY, PERM, AUTH, IOERR
-_SQLITE_DAMAGED = frozenset({11, 26})  # SQLITE_CORRUPT, SQLITE_NOTADB
-
-
-def storage_error(exc: BaseException, what: str, kept: str = "") -> StorageError:
-    """The one line for storage that refused: ``what`` (``cannot write --out 'x'``), why (the OS's or
-    SQLite's own words), ``kept`` (what the run kept, if anything) and what would do. ``exc`` is an
-    OSError or a sqlite3 error; a damaged database is exit 2 (bad input), everything else exit 1."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    if isinstance(code, int):
-        reason, number = str(exc), _SQLITE_ERRNO.get(code & 0xFF)
-        damaged = code & 0xFF in _SQLITE_DAMAGED
-    else:
-        reason = (exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)) or type(
-            exc
-        ).__name__
-        number, damaged = getattr(exc, "errno", None), False
-    hint = (
-        "the database is damaged: recover what it holds with sqlite3's .recover, or use another file"
-        if damaged
-        else _STORAGE_HINTS.get(number or 0, "")
-    )
-    return StorageError(
-        "; ".join(part for part in (f"{what}: {reason}", kept, hint) if part), exit_code=2 if damaged else 1
-    )

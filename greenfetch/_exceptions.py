@@ -98,8 +98,8 @@ class BrokerError(GreenfetchError, RuntimeError):
 class StorageError(GreenfetchError):
     """Storage refused: a full disk, read-only media, no permission, a file size limit, a file that
     cannot be opened, a damaged SQLite database. The message is one line naming the path (or stdout),
-    why, and what was kept; ``_errors.storage_error`` builds it, the one place that maps an OSError or
-    a sqlite3 error to words. ``exit_code`` is the command line's: 2 for a damaged file (the same
+    why, and what was kept; ``_storage_errors.storage_error`` builds it, the one place that maps an
+    OSError or a sqlite3 error to words. ``exit_code`` is the command line's: 2 for a damaged file (the same
     answer every time: bad input), 1 otherwise (the run ran; its output is incomplete)."""
 
     def __init__(self, message: str, exit_code: int = 1):

@@ -18,7 +18,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from greenfetch import Config, Engine, classify
-from greenfetch._errors import UNREADABLE_EXCERPT, unreadable_error
+from greenfetch._unreadable_errors import UNREADABLE_EXCERPT, unreadable_error
 from greenfetch.testing import inventory_server
 from greenfetch.testing._loopback_faults import PROTOCOLS, Faults, error_body, html_page
 

@@ -81,7 +81,7 @@ def _one_line() -> Iterator[None]:
     except StorageError as exc:
         raise _ErrorLine(str(exc), exc.exit_code) from None
     except OSError as exc:  # a write no command words itself (click.echo to a full disk): still one line
-        from .._errors import DISK_ERRNOS, storage_error
+        from .._storage_errors import DISK_ERRNOS, storage_error
 
         if exc.errno not in DISK_ERRNOS:
             raise
@@ -252,7 +252,7 @@ def _check_stdout(code: Any) -> None:
     reader that went away, ``| head``, exit 1 and no line), never exit 0 with a cut-off file."""
     import errno
 
-    from .._errors import storage_error
+    from .._storage_errors import storage_error
     from ._output import flush_stdout
 
     refused = flush_stdout()

@@ -11,9 +11,9 @@ import jmespath
 import jmespath.exceptions
 import jmespath.functions
 
-from .._errors import storage_error
 from .._exceptions import BatchFailed
 from .._models import Result
+from .._storage_errors import storage_error
 from ._app import EXIT_BATCH_FAILED, EXIT_FAILED, EXIT_OK, CliState, main, pass_state
 from ._input import read_requests
 from ._output import OUTPUTS, compile_query, discard_stdout, emit, emit_one

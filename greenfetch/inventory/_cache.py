@@ -30,9 +30,9 @@ from typing import Any
 from cachetools import TTLCache
 
 from .._engine import Engine
-from .._errors import storage_error
 from .._jsonable import jsonable, plain_json
 from .._models import Request
+from .._storage_errors import storage_error
 from ._fileio import replace_quickly, sweep_stale
 from ._s3_read import read_object
 from ._types import InventoryError

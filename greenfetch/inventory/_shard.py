@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .._engine import Engine
-from .._errors import storage_error
 from .._jsonable import jsonable
+from .._storage_errors import storage_error
 from ._cache import InventoryCache
 from ._catalog import Catalog, catalog, catalog_over_shipped
 from ._credentials import AccountCredentials

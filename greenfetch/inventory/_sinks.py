@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from .._engine import Engine
-from .._errors import storage_error
 from .._jsonable import jsonable, plain_json, to_json
 from .._redact import redact_url
+from .._storage_errors import storage_error
 from ._cache import parse_s3_uri
 from ._catalog import ResourceType
 from ._fileio import atomic_open, check_writable

@@ -25,7 +25,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from .._errors import storage_error
+from .._storage_errors import storage_error
 from ._catalog import ResourceType
 from ._catalog import catalog as all_types
 from ._fileio import check_writable
