@@ -21,8 +21,8 @@ are enforced by import-linter (``[tool.importlinter]`` in pyproject.toml, run by
                  _caller (the AWS seam: BotocoreCaller; testing.MockCaller; _paging, a one-page
                  paginated call without botocore's page iterator) on _clients (botocore
                  clients) on _signing (an account's view of a shared client) and _http/ (the seam below
-                 botocore; _gevent on _wire: the geventhttpclient session) and _botocore_fast
-                 (botocore's request headers without email.message, version-guarded)
+                 botocore; _gevent on _answer on _pool and _wire: the geventhttpclient session) and
+                 _botocore_fast (botocore's request headers without email.message, version-guarded)
     parts        _dedupe, _metrics + _sketch, _controller (the pure adaptive controller), _attempts,
                  _backends: pure or small, each tested without sockets
     foundation   _models (Request, Result), _errors (describe, classify, suggest), _unreadable_errors
