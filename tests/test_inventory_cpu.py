@@ -617,7 +617,7 @@ def test_extract_is_what_jmespath_search_finds(data, expression):
 
     response = data.draw(_responses(expression))
 
-    from greenfetch.inventory._catalog import ResourceType
+    from greenfetch.inventory._resource_type import ResourceType
 
     rtype = ResourceType("x.y", "x", "ListY", expression, None)
     try:
@@ -632,7 +632,7 @@ def test_extract_is_what_jmespath_search_finds(data, expression):
 
 
 def test_extract_reads_nested_fields_as_jmespath_does():
-    from greenfetch.inventory._catalog import ResourceType
+    from greenfetch.inventory._resource_type import ResourceType
 
     def extract(expression, response):
         return ResourceType("x.y", "x", "ListY", expression, None).extract(response)

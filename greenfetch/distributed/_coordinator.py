@@ -33,9 +33,9 @@ from typing import Any, TypeVar
 
 from .._engine import Engine
 from .._exceptions import BrokerError
-from ..inventory._catalog import ResourceType
 from ..inventory._fetch import RunSummary
 from ..inventory._postgres import is_postgres_url
+from ..inventory._resource_type import ResourceType
 from ..inventory._shard import DirectoryShardSink, Shard, ShardSink, merge_shard, user_catalog
 from ..inventory._shard_s3 import S3ShardSink, sink_spec
 from ..inventory._sinks import shard_root

@@ -67,7 +67,7 @@ from ._accounts import (
     role_arn_for,
 )
 from ._cache import InventoryCache
-from ._catalog import CATALOG, Catalog, Detail, ResourceType, catalog, resolve_types
+from ._catalog import CATALOG, Catalog, catalog, resolve_types
 from ._credentials import AccountCredentials, AssumeStatus, Credentials, assume_role, assume_role_status
 from ._diff import Change, DiffCounts, RunDiff, diff_runs
 from ._dynamodb import DynamoDBSink, WriteReport, from_dynamodb_item, record_items, to_dynamodb_item
@@ -94,6 +94,7 @@ from ._regions import (
     offered_regions,
     opted_in,
 )
+from ._resource_type import Detail, ResourceType
 from ._run import InventoryReport, plan_inventory, resolve_accounts, run_inventory
 from ._s3_upload import S3Upload, abort_incomplete_uploads, upload_file
 from ._shard import DirectoryShardSink, Shard, ShardSink, merge_shard, run_shard

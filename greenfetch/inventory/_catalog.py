@@ -1,14 +1,7 @@
 """The resource catalog: one declarative row per resource type, dispatched by name.
 
-A row says which call lists the type, where the items sit in the response (a JMESPath expression),
-whether it is regional or global, which field identifies an item, and optional detail steps (one
-call per item, run in parallel, merged into the item: S3 buckets get their region and an access
-check). Adding a type is adding a row; nothing branches on type names.
-
-Two more columns serve the SQLite sink and ``greenfetch diff``: ``arn`` names the field holding the
-ARN where the API returns one (the resource id is then the ARN, else the ``id_field``), and
-``volatile`` names fields that change between two fetches of an unchanged resource (a restore
-window that moves every five minutes, bytes stored, an alarm's last evaluation), which a diff ignores.
+A row is a ``ResourceType`` (``_resource_type``: what it says and how an item is read); the rows are
+made into types in ``_catalog_rows``. Adding a type is adding a row; nothing branches on type names.
 
 The rows come in three tiers: ``core`` (the curated types, written in the shipped overlay,
 ``catalog.json``), ``generated`` (derived from botocore's models, ``_generated.py``, with the
@@ -22,281 +15,29 @@ import fnmatch
 import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar, overload
 
 from .._errors import suggest
-from .._paging import _getter
-from ._generated import VERBS, GeneratedTier, snake_noun
+from ._catalog_rows import _from_entry, _from_row, _verb, _with_parents
+from ._generated import GeneratedTier, snake_noun
 from ._overlay import Overlay, TypeEntry, load_overlay, merge_overlays, parse_overlay, shipped_overlay
+from ._resource_type import ACCOUNT_PLACEHOLDER, GLOBAL, Detail, ResourceType
 from ._types import InventoryError
 
 __all__ = [
-    "ACCOUNT_PLACEHOLDER",
+    "ACCOUNT_PLACEHOLDER",  # these four are _resource_type's, re-exported: _fetch imports them from here
     "CATALOG",
     "Catalog",
     "Detail",
     "GLOBAL",
     "ResourceType",
-    "TIERS",
     "catalog",
     "resolve_types",
 ]
 
-GLOBAL = "global"
-ACCOUNT_PLACEHOLDER = "{account}"  # a parameter value the fetch replaces with the account's id
-TIERS = ("core", "generated", "denied")
 _GLOB = re.compile(r"[*?\[]")
 _WORDS = ("core", "all")
 _T = TypeVar("_T")
-
-
-@dataclass(frozen=True)
-class Detail:
-    """One call per item: each ``params`` value is a JMESPath into the item (``{"Bucket": "Name"}``)
-    or a template of them (``"arn:aws:s3:::{Name}"``; ``{account}`` and ``{region}`` are the
-    record's where the item has no such field). On success the item gets ``into`` = the response
-    at JMESPath ``pick`` (or True when ``pick`` is None); on failure ``into`` = ``fail_value`` and
-    ``<into>Error`` = the AWS error code. ``region_from`` names an item field holding the region to
-    call (S3 objects live in theirs); ``paginate`` follows the operation's paginator."""
-
-    operation: str
-    params: Mapping[str, str]
-    into: str
-    pick: str | None = None
-    default: Any = None
-    fail_value: Any = None
-    region_from: str | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
-    paginate: bool = False
-
-
-# a type's ``items`` expression -> ``jmespath.search`` with it (a chain of plain fields read with
-# ``dict.get``, as JMESPath reads it; any other expression compiled once)
-_SEARCHES: dict[str, Any] = {}
-
-
-@dataclass(frozen=True)
-class ResourceType:
-    name: str
-    service: str
-    operation: str
-    items: str  # JMESPath into the (merged) response
-    id_field: str | None  # None: the item itself is the id (a name or URL string); "": no id field
-    params: Mapping[str, Any] = field(default_factory=dict)
-    paginate: bool = True
-    scope: str = "regional"  # or GLOBAL: called once per account, recorded as region "global"
-    api_region: str = "us-east-1"  # where a global type's API is called
-    keep: tuple[str, ...] = ()  # when set, only these fields are kept (Secrets Manager: names only)
-    details: tuple[Detail, ...] = ()
-    ssm_service: str | None = None  # name in SSM's global-infrastructure parameters, if not ``service``
-    arn: str | None = None  # the item's ARN field, where the API returns one (see resource_id)
-    volatile: tuple[str, ...] = ()  # dotted paths a diff ignores: they move without the resource changing
-    tier: str = "core"  # core, generated, or denied (never called; see deny_reason)
-    deny_reason: str | None = None
-    parent: str | None = None  # a child type: listed once per item of this type (same account and region)
-    each: Mapping[str, str] = field(default_factory=dict)  # child parameter -> JMESPath into a parent item
-    parent_type: ResourceType | None = field(default=None, compare=False, repr=False)  # the parent, resolved
-    id_per_parent: bool = False  # the id is unique only among one parent's items: see resource_id
-
-    @property
-    def is_global(self) -> bool:
-        return self.scope == GLOBAL
-
-    @property
-    def depth(self) -> int:
-        """How many parent types this type has above it (0: none)."""
-        return 0 if self.parent_type is None else 1 + self.parent_type.depth
-
-    @property
-    def denied(self) -> bool:
-        return self.tier == "denied"
-
-    def extract(self, response: Any) -> list[Any]:
-        search = _SEARCHES.get(self.items)  # jmespath.search parses and makes an interpreter per call
-        if search is None:
-            search = _SEARCHES.setdefault(self.items, _getter(self.items)[1])
-        found = search(response) or []
-        if self.keep:
-            found = [{k: item[k] for k in self.keep if k in item} for item in found]
-        return list(found)
-
-    def id_of(self, item: Any) -> str:
-        if self.id_field is None or not isinstance(item, Mapping):
-            return str(item)
-        own = str(item.get(self.id_field, ""))
-        return f"{item.get('parent')}/{own}" if self.id_per_parent else own
-
-    def resource_id(self, item: Any) -> str:
-        """The stable id of an item in the SQLite sink: its ARN where the type declares one and the
-        item carries it, else ``id_of`` (the id field, or the item itself for name/URL lists). A child
-        type whose ids are unique only within a parent (a policy attached to two roles) prefixes the
-        parent's: ``<parent resource id>/<id>``."""
-        if self.arn is not None and isinstance(item, Mapping) and item.get(self.arn):
-            own = str(item[self.arn])
-            return f"{item.get('parent')}/{own}" if self.id_per_parent else own
-        return self.id_of(item)
-
-    def describe(self) -> dict[str, Any]:
-        id_field = "(item)" if self.id_field is None else (self.id_field or "(none)")
-        return {
-            "name": self.name,
-            "service": self.service,
-            "operation": self.operation,
-            "scope": self.scope,
-            "items": self.items,
-            "id_field": id_field,
-            "resource_id": ("parent/" if self.id_per_parent else "") + (self.arn or id_field),
-            "tier": self.tier,
-            "deny_reason": self.deny_reason,
-            "paginate": self.paginate,
-            "params": dict(self.params),
-            "api_region": self.api_region,
-            "details": ",".join(d.operation for d in self.details),
-            "parent": self.parent,
-            "each": dict(self.each),
-        }
-
-
-# -- rows to types ---------------------------------------------------------------------------------
-
-
-def _from_row(service: str, row: Mapping[str, Any], name: str, reason: str | None) -> ResourceType:
-    return ResourceType(
-        name,
-        service,
-        row["operation"],
-        row["items"],
-        row["id"],
-        params=dict(row["params"]),
-        paginate=row["paginate"],
-        scope=row["scope"],
-        api_region=row["api_region"] or "us-east-1",
-        arn=row["arn"],
-        tier="denied" if reason else "generated",
-        deny_reason=reason,
-    )
-
-
-def _from_entry(entry: TypeEntry, base: Mapping[str, Any] | None, source: str) -> ResourceType:
-    """An overlay row as a type. A ``generated`` row on an operation the generator lists takes the
-    fields it does not give from the generated row (its params are merged); a ``core`` row, or one on
-    an operation the generator does not list, is complete in itself. A row that is neither (the
-    installed botocore does not list its operation) is a denied row saying so: never called, shown."""
-    f = entry.fields
-    inherit = base if entry.tier != "core" else None
-    if inherit is None and ("items" not in f or "id" not in f):
-        return ResourceType(
-            entry.name,
-            entry.service,
-            entry.operation,
-            f.get("items", ""),
-            f.get("id", ""),
-            tier="denied",
-            deny_reason=f"broken overlay row ({source}): {entry.service}."
-            f"{entry.operation} is not a listing in this botocore, so the row must give items and id",
-        )
-    g: Mapping[str, Any] = inherit or {}
-    params = {**(g.get("params") or {}), **f.get("params", {})}
-    details = tuple(
-        Detail(
-            d["operation"],
-            dict(d["params"]),
-            d["into"],
-            d.get("pick"),
-            d.get("default"),
-            d.get("fail_value"),
-            d.get("region_from"),
-            dict(d.get("extra", {})),
-            d.get("paginate", False),
-        )
-        for d in f.get("details", ())
-    )
-    id_field = f["id"] if "id" in f else g.get("id")
-    if (details or "parent" in f) and id_field is None:
-        what = "detail steps need" if details else "a child type (parent) has"
-        return ResourceType(
-            entry.name,
-            entry.service,
-            entry.operation,
-            f.get("items", g.get("items", "")),
-            None,
-            tier="denied",
-            deny_reason=f"broken overlay row ({source}): {what} object "
-            "items and this type's items are strings; make objects in items, e.g. "
-            '"TableNames[].{TableName: @}" with "id": "TableName"',
-            parent=f.get("parent"),
-        )
-    return ResourceType(
-        entry.name,
-        entry.service,
-        entry.operation,
-        f.get("items", g.get("items")),
-        id_field,
-        params=params,
-        paginate=f.get("paginate", g.get("paginate", True)),
-        scope=f.get("scope", g.get("scope", "regional")),
-        api_region=f.get("api_region", g.get("api_region") or "us-east-1"),
-        keep=tuple(f.get("keep", ())),
-        details=details,
-        ssm_service=f.get("ssm_service"),
-        arn=f["arn"] if "arn" in f else g.get("arn"),
-        volatile=tuple(f.get("volatile", ())),
-        tier=entry.tier,
-        parent=f.get("parent"),
-        each=dict(f.get("each", {})),
-        id_per_parent=f.get("id_per_parent", False),
-    )
-
-
-_DEPTH = 3  # a child of a child of a child at most (elbv2: load balancers, listeners, rules)
-
-
-def _with_parents(rows: list[ResourceType], source: str) -> list[ResourceType]:
-    """A service's rows with each child type's parent resolved (a parent may be a child itself, up to
-    ``_DEPTH`` levels); a child whose parent is not a type greenfetch calls (unknown, denied, of
-    another scope, a loop) is a denied row saying so."""
-    by_name = {t.name: t for t in rows}
-    done: dict[str, ResourceType] = {}
-
-    def resolve(t: ResourceType, seen: tuple[str, ...]) -> ResourceType:
-        if t.name in done:
-            return done[t.name]
-        if t.parent is None or t.denied:
-            return t
-        parent = by_name.get(t.parent)
-        where = f"broken overlay row ({source}): types.{t.name}.parent: {t.parent!r}"
-        if parent is not None and (parent.name in seen or parent.name == t.name):
-            problem = f"{where} makes a loop ({' <- '.join((parent.name, t.name, *reversed(seen)))})"
-        else:
-            parent = resolve(parent, (*seen, t.name)) if parent is not None else None
-            if parent is None or parent.denied:
-                live = [n for n, p in by_name.items() if not p.denied and n != t.name]
-                near = suggest(t.parent, live, n=1)
-                why = (
-                    f"is never called ({parent.deny_reason})"
-                    if parent is not None
-                    else f"is not a type of {t.service}" + (f" (did you mean {near[0]}?)" if near else "")
-                )
-                problem = f"{where} {why}; the parent must be a type greenfetch calls"
-            elif parent.scope != t.scope:
-                problem = f"{where} is {parent.scope} and this type is {t.scope}; both must be one scope"
-            elif parent.depth >= _DEPTH:
-                problem = (
-                    f"{where} has {parent.depth} parents above it; a child type is at most {_DEPTH} "
-                    "levels below a type with no parent"
-                )
-            else:
-                done[t.name] = replace(t, parent_type=parent)
-                return done[t.name]
-        done[t.name] = replace(t, tier="denied", deny_reason=problem)
-        return done[t.name]
-
-    return [resolve(t, ()) for t in rows]
-
-
-def _verb(operation: str) -> str:
-    return next((v for v in VERBS if operation.startswith(v)), "")
 
 
 # -- the catalog -----------------------------------------------------------------------------------

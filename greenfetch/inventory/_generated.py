@@ -20,7 +20,7 @@ The rules, applied to each service's ``service-2`` model, ``paginators-1`` and t
 Deriving every service reads ~430 models (~5 s), so the result is cached per botocore version and
 rules version as one JSON file in the cache directory; without that file, a lookup of a few
 services derives only those. Curated fixes, denials and the core types are the overlay's
-(``_overlay.py``), applied on top in ``_catalog.py``.
+(``_overlay.py``), applied on top in ``_catalog_rows.py``.
 """
 
 from __future__ import annotations

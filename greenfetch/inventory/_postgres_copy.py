@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._jsonable import _valid_text, encode_once, jsonable
-from ._catalog import ResourceType
 from ._postgres import _ts
+from ._resource_type import ResourceType
 from ._rows import _resource_id, dumps_strict
 from ._types import Record
 

@@ -21,12 +21,12 @@ from typing import Any
 
 from .._exceptions import StorageError
 from .._redact import redact_url
-from ._catalog import ResourceType
 from ._catalog import catalog as all_types
 from ._postgres import _is_lost, _psycopg, _reason, _ts, _Unreachable, ensure_schema
 from ._postgres_copy import Scope, _encode
 from ._postgres_shard import PostgresShardSink
 from ._postgres_write import _Stream, _write_batch, _Writer
+from ._resource_type import ResourceType
 from ._rows import dumps_strict
 from ._types import InventoryError, Record
 

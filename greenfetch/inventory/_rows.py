@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._jsonable import to_json
-from ._catalog import ResourceType
+from ._resource_type import ResourceType
 from ._types import utc_iso
 
 __all__ = ["LATEST", "dumps_strict", "utc_now"]

@@ -26,13 +26,14 @@ from .._engine import Engine
 from .._models import Request
 from ._accounts import accounts_from_dynamodb, accounts_from_list, accounts_from_organizations, excluding
 from ._cache import InventoryCache, parse_s3_uri
-from ._catalog import Catalog, ResourceType, catalog
+from ._catalog import Catalog, catalog
 from ._credentials import AccountCredentials, check_roles
 from ._dynamodb import DynamoDBSink, WriteReport, record_items
 from ._fetch import Inventory, RunSummary
 from ._postgres_sink import PostgresSink
 from ._region_status import RegionStatusStore
 from ._regions import REGION_MODES, expand_regions, known_regions, parse_list
+from ._resource_type import ResourceType
 from ._sinks import FileSink, open_sink, prepare_s3, resolve_format, upload_to_s3
 from ._sqlite import SQLiteSink
 from ._types import Account, InventoryError, Record, dynamodb_table

@@ -33,10 +33,10 @@ from .._jsonable import jsonable, plain_json, to_json
 from .._redact import redact_url
 from .._storage_errors import storage_error
 from ._cache import parse_s3_uri
-from ._catalog import ResourceType
 from ._fileio import atomic_open, check_writable
 from ._postgres import is_postgres_url
 from ._postgres_sink import PostgresSink
+from ._resource_type import ResourceType
 from ._s3_upload import S3Upload, UploadSweepError, abort_incomplete_uploads, s3_key, upload_files
 from ._sqlite import SQLiteSink
 from ._types import InventoryError, Record

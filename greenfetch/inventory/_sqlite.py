@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from .._storage_errors import storage_error
-from ._catalog import ResourceType
 from ._catalog import catalog as all_types
 from ._fileio import check_writable
+from ._resource_type import ResourceType
 from ._rows import _resource_id, dumps_strict, utc_now
 from ._sqlite_read import InventoryDB
 from ._sqlite_schema import _SCHEMA, APPLICATION_ID, SCHEMA_VERSION, _check_schema, _migrate, connect_existing
