@@ -84,6 +84,30 @@ def test_the_page_is_unreadable_in_every_protocol_and_says_so_briefly(protocol):
     assert "<title>502 Bad Gateway</title>" in message and PAGE_TAIL not in message
 
 
+# A CBOR error answer as a smithy-rpc-v2-cbor service sends it: a map (major type 5) of two text strings
+CBOR_ERROR = (
+    bytes([0xA2, 0x66])
+    + b"__type"
+    + bytes([0x6F])
+    + b"InternalFailure"
+    + bytes([0x67])
+    + b"message"
+    + bytes([0x64])
+    + b"boom"
+)
+
+
+def test_a_cbor_error_map_is_readable_and_anything_else_in_cbor_is_not():
+    # botocore's own parser reads the map as the error it is: the bytes are a real CBOR error answer
+    parsed = _botocore_parse("smithy-rpc-v2-cbor", 500, {"smithy-protocol": "rpc-v2-cbor"}, CBOR_ERROR)
+    assert parsed["Error"] == {"Code": "InternalFailure", "Message": "boom"}
+    assert unreadable_error("smithy-rpc-v2-cbor", 500, CBOR_ERROR, "application/cbor") is None
+    # a CBOR array (major type 4) or text string (major type 3) is CBOR, but no error answer
+    for not_a_map in (bytes([0x81, 0x01]), bytes([0x64]) + b"boom"):
+        code, message = unreadable_error("smithy-rpc-v2-cbor", 500, not_a_map, "application/cbor")
+        assert code == "HTTP500" and "CBOR expected" in message
+
+
 def test_nothing_to_say_for_an_empty_body_a_success_or_a_protocol_it_does_not_know():
     assert unreadable_error("json", 500, b"") is None  # botocore reads an empty body by its status
     assert unreadable_error("query", 503, b"  \n") is None
