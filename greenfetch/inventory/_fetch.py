@@ -22,19 +22,18 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import jmespath
-
 from .._adaptive import Gate, Limits, open_gate
 from .._engine import Engine
 from .._errors import classify
 from .._models import Request, Result
-from ._catalog import ACCOUNT_PLACEHOLDER, GLOBAL, Detail, ResourceType
+from ._catalog import GLOBAL, Detail, ResourceType
 from ._credentials import AccountCredentials
-from ._overlay import template_fields
+from ._items import _detail_param, _join_tags, _merge, _params, _tag_map
 from ._pacing import FairFeed
-from ._region_status import FAILING, RegionStatusStore, record_status, status_of
+from ._region_status import RegionStatusStore, record_status, status_of
 from ._regions import endpoint_regions, offered_regions_many, opted_in
-from ._types import Account, Record, record, utc_iso
+from ._summary import RunSummary
+from ._types import Account, Record, record
 
 __all__ = ["Inventory", "RunSummary"]
 
@@ -44,99 +43,6 @@ _CACHE_VERSION = "inv1"
 _INITIAL = 5
 _TARGET_LATENCY = 5.0
 _RESENDS = 2  # a call that ends throttled (botocore's retries spent) is sent again this many times
-
-
-@dataclass
-class RunSummary:
-    """What the end-of-run summary prints: per type counts, account/region outcomes, calls, time.
-    ``errors`` counts, per type, the records a user should act on (``FAILING``: denied, expired,
-    throttled, error); ``statuses`` counts every record's status per service."""
-
-    items: dict[str, int] = field(default_factory=dict)
-    errors: dict[str, int] = field(default_factory=dict)
-    statuses: dict[str, dict[str, int]] = field(default_factory=dict)
-    accounts_ok: set[str] = field(default_factory=set)
-    accounts_failed: dict[str, str] = field(default_factory=dict)
-    regions_ok: set[tuple[str, str]] = field(default_factory=set)
-    regions_failed: set[tuple[str, str]] = field(default_factory=set)
-    regions_skipped: int = 0
-    calls: int = 0
-    throttled: int = 0  # fetches that ended throttled (retries exhausted)
-    throttle_attempts: int = 0  # HTTP attempts AWS throttled (retried or not), from the engine's metrics
-    cached: int = 0
-    cached_fetched_at: float | None = None  # when the oldest page served from the cache was fetched
-    tag_calls: int = 0  # tagging API calls (--tags), also counted in calls
-    tag_seconds: float = 0.0  # wall time of the tags fetch, before the types' fetch
-    tags_failed: dict[str, str] = field(default_factory=dict)  # "account/region" -> error code
-    records: int = 0
-    started: float = field(default_factory=time.perf_counter)
-    wall_seconds: float = 0.0
-
-    @property
-    def failed(self) -> bool:
-        return bool(self.accounts_failed or any(self.errors.values()))
-
-    def credentials_failed(self, account: str, error: str) -> None:
-        """A fetch of ``account`` failed for its credentials (expired, refused, not renewable): the
-        account is not ok, whatever its first AssumeRole said."""
-        self.accounts_ok.discard(account)
-        self.accounts_failed.setdefault(account, error)
-
-    def add(
-        self, rec: Record, *, calls: int = 0, cached: bool = False, fetched_at: float | None = None
-    ) -> None:
-        rtype, status = rec["resource_type"], rec["status"]
-        self.records += 1
-        self.calls += calls
-        self.cached += cached
-        if cached and fetched_at is not None:
-            self.cached_since(fetched_at)
-        self.items[rtype] = self.items.get(rtype, 0) + len(rec["items"])
-        self.errors.setdefault(rtype, 0)
-        counts = self.statuses.setdefault(rtype.partition(".")[0], {})
-        counts[status] = counts.get(status, 0) + 1
-        where = (rec["account"], rec["region"])
-        if status in FAILING:
-            self.errors[rtype] += 1
-            self.regions_failed.add(where)
-            self.throttled += status == "throttled"
-        elif status == "ok":
-            self.regions_ok.add(where)
-
-    def cached_since(self, fetched_at: float) -> None:
-        """Note a page served from the cache that was fetched at ``fetched_at`` (keeps the oldest)."""
-        if self.cached_fetched_at is None or fetched_at < self.cached_fetched_at:
-            self.cached_fetched_at = fetched_at
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "resources": dict(sorted(self.items.items())),
-            "errors": dict(sorted(self.errors.items())),
-            "statuses": {svc: dict(sorted(c.items())) for svc, c in sorted(self.statuses.items())},
-            "accounts_ok": len(self.accounts_ok),
-            "accounts_failed": dict(sorted(self.accounts_failed.items())),
-            "account_regions_ok": len(self.regions_ok - self.regions_failed),
-            "account_regions_failed": len(self.regions_failed),
-            "regions_skipped": self.regions_skipped,
-            "records": self.records,
-            "calls": self.calls,
-            "cached": self.cached,
-            "cached_fetched_at": utc_iso(self.cached_fetched_at)
-            if self.cached_fetched_at is not None
-            else None,
-            "throttled": self.throttled,
-            "throttle_attempts": self.throttle_attempts,
-            "wall_seconds": round(self.wall_seconds, 3),
-            **(
-                {
-                    "tag_calls": self.tag_calls,
-                    "tag_seconds": round(self.tag_seconds, 3),
-                    "tags_failed": dict(sorted(self.tags_failed.items())),
-                }
-                if self.tag_calls
-                else {}
-            ),
-        }
 
 
 @dataclass(frozen=True)
@@ -710,88 +616,6 @@ def _parents_first(types: Sequence[ResourceType]) -> list[ResourceType]:
     """The types in their order, but parents before their child types (a child's fetch waits for its
     parent's, and the plan looks the parent's outcome up when it reaches the child)."""
     return sorted(types, key=lambda t: t.depth)
-
-
-def _params(params: Any, account: str) -> Any:
-    """A type's parameters for one account: ``{account}`` anywhere becomes its id (QuickSight,
-    S3 Control and Budgets take the account id as a parameter)."""
-    if params == ACCOUNT_PLACEHOLDER:
-        return account
-    if isinstance(params, dict):
-        return {k: _params(v, account) for k, v in params.items()}
-    if isinstance(params, list):
-        return [_params(v, account) for v in params]
-    return params
-
-
-_COMPILED: dict[str, Any] = {}
-
-
-def _search(expression: str, data: Any) -> Any:
-    compiled = _COMPILED.get(expression)
-    if compiled is None:
-        compiled = _COMPILED[expression] = jmespath.compile(expression)
-    return compiled.search(data)
-
-
-def _detail_param(spec: str, item: Any, where: dict[str, Any]) -> Any:
-    """A detail parameter from the item: a JMESPath (``Name``, ``@``), or a template of them
-    (``arn:aws:s3:::{Name}``; ``{account}`` and ``{region}`` are the record's unless the item has
-    such a field). None when the item lacks a field the parameter needs (the call then fails for
-    that item alone, if the parameter is required)."""
-    fields = template_fields(spec)
-    if fields is None:
-        return _search(spec, item)
-    out = spec
-    for name in fields:
-        value = _search(name, item)
-        if value is None:
-            value = where.get(name)
-        if value is None:
-            return None
-        out = out.replace("{" + name + "}", str(value))
-    return out
-
-
-_TAG_FIELDS = ("Tags", "tags", "TagList", "TagSet", "tagList")
-
-
-def _tag_map(tags: Any) -> dict[str, str]:
-    """``[{"Key": k, "Value": v}]`` (any case), or a ``{k: v}`` map, as one ``{k: v}`` map."""
-    if isinstance(tags, dict):
-        return {str(k): "" if v is None else str(v) for k, v in tags.items()}
-    out: dict[str, str] = {}
-    for tag in tags if isinstance(tags, list) else ():
-        if isinstance(tag, dict):
-            key = tag.get("Key", tag.get("key"))
-            if key is not None:
-                value = tag.get("Value", tag.get("value"))
-                out[str(key)] = "" if value is None else str(value)
-    return out
-
-
-def _join_tags(rtype: ResourceType, items: list[Any], tagged: dict[str, dict[str, str]] | None) -> None:
-    """Each object item gets ``tags``: its own tags (where its API returns them) with the tagging
-    API's for its ARN over them. An item with neither an ARN nor tags of its own is left as it is
-    (nothing is known about its tags); one with an ARN the tagging API does not list gets ``{}``."""
-    for item in items:
-        if not isinstance(item, dict):
-            continue
-        own = next((item[f] for f in _TAG_FIELDS if f in item), None)
-        rid = str(item.get(rtype.arn) or "") if rtype.id_per_parent else rtype.resource_id(item)
-        arn = rid if rid.startswith("arn:") else None
-        if own is None and arn is None:
-            continue
-        item["tags"] = {**_tag_map(own), **((tagged or {}).get(arn, {}) if arn else {})}
-
-
-def _merge(item: dict[str, Any], detail: Detail, result: Result) -> None:
-    if result.ok:
-        value = True if detail.pick is None else jmespath.search(detail.pick, result.result)
-        item[detail.into] = detail.default if value is None else value
-    else:
-        item[detail.into] = detail.fail_value
-        item[f"{detail.into}Error"] = result.error_code
 
 
 def _now() -> float:
