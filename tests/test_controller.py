@@ -13,7 +13,8 @@ from _simservers import Bucket, Clock, Drifting, FifoKnee, Flat, LinearPlateau, 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from greenfetch._controller import Controller, RateCap, Settings
+from greenfetch._controller import Controller, Settings
+from greenfetch._ratecap import RateCap
 
 S = 0.05  # the simulated servers' no-load latency
 JITTER = 1.1  # their own +-10% latency jitter

@@ -1,4 +1,4 @@
-"""The rate cap (``_controller.RateCap``) against a token bucket on a loaded machine, in simulated time
+"""The rate cap (``_ratecap.RateCap``) against a token bucket on a loaded machine, in simulated time
 (``_simservers.simulate_client``: the client's hub as one CPU with a run queue, neighbours' stalls).
 
 Two ways the cap read the bucket's rate low and sat there (docs/performance.md, "A loaded machine"),
