@@ -22,6 +22,19 @@ Pieces:
 - ``new limiter``: ``Limits.limiter`` for a scope not seen before.
 - ``one-call scope``: one request through a new scope's gate (the limiter made, a slot, a sample).
 - ``feed``: ``FairFeed`` handing out one request of a scope of its own, and its ``done``.
+- ``one-call scope, fed``: the inventory's one-call scope whole: ``FairFeed`` with the inventory's
+  cap (the scope's limiter's limit), one request through a new scope's gate, its sample, ``done``.
+
+    python scripts/gatecost.py --decisions [TREE...]
+
+The check that a cut kept every decision: each TREE's child (no valgrind) prints what the rules
+decided, every float by its ``repr`` (all its digits): the simulator's five cases
+(``tests/_simservers.five_cases``) on every machine profile, seeds 1-2; the whole trace of 20 s
+``simulate`` runs on the knee, plateau, token-bucket and flat servers and of a ``simulate_client`` run
+from 5 on the fast server; and a gated run (``gated``): requests through ``Gate`` and ``Limiter`` on
+a simulated clock with random latencies, throttles, timeouts and connection errors, its limit and
+rate after every request and its trace. The first tree's output is the reference; any other that
+differs is named with its first difference (exit 1).
 """
 
 from __future__ import annotations
@@ -33,6 +46,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -194,7 +208,134 @@ def child(n: int) -> dict[str, Any]:
         return run
 
     window("feed", feeds)
+
+    def inventory_scopes() -> Any:  # the feed as the inventory sets it up, and the gate, together
+        clock = _Clock()
+        limits = Limits(Metrics(), clock=clock, gevent=True)
+        limits.load.clock = clock
+        limits.load._running, limits.load._due = True, 1e12
+        gate = open_gate(limits, 5, 5.0, 1, 64)
+        requests = [
+            Request("dynamodb", "ListTables", region=f"r{i}", account="111111111111") for i in range(n)
+        ]
+
+        def run() -> None:
+            feed = FairFeed(requests, Limits.scope_of, lambda scope: limits.limiter(scope).limit)
+            for request in feed:
+                clock.now += STEP
+                with gate(request):
+                    pass
+                gate.attempt(request, answer)
+                feed.done(request)
+
+        return run
+
+    window("one-call scope, fed", inventory_scopes)
     return out
+
+
+def _gated(seed: int) -> list[Any]:
+    """``--decisions``' gated run: 3,000 requests through one scope's ``Gate``, up to 64 in flight,
+    answers from ``random.Random(seed)``; the limit and rate after each, then the trace."""
+    import random
+
+    from greenfetch._adaptive import Limits, open_gate
+    from greenfetch._attempts import Attempt
+    from greenfetch._metrics import Metrics
+    from greenfetch._models import Request
+
+    rng = random.Random(seed)
+    clock = _Clock()
+    time.sleep = lambda seconds: setattr(clock, "now", clock.now + seconds)  # the pacer's wait, simulated
+    limits = Limits(Metrics(), clock=clock, gevent=True)
+    watcher = limits.load
+    watcher.clock = clock
+    watcher._running, watcher._due = True, 1e12
+    gate = open_gate(limits, 5, 0.5, 1, 128)
+    request = Request("dynamodb", "ListTables", region="us-east-1", account="111111111111")
+    held: list[Any] = []
+    out: list[Any] = []
+    for i in range(3000):
+        clock.now += rng.choice((0.0002, 0.0005, 0.002, 0.02))
+        watcher.value = rng.random()
+        watcher.cpu = watcher.value * rng.random()
+        if (
+            len(held) < max(1, int(limits.limiter(Limits.scope_of(request)).controller.limit))
+            and len(held) < 64
+        ):
+            slot = gate(request)
+            slot.__enter__()
+            held.append(slot)
+        if held and (len(held) >= 8 or rng.random() < 0.5):
+            held.pop(0).__exit__(None, None, None)
+            roll = rng.random()
+            latency = 0.05 * (1 + (i // 500) % 3) * (0.8 + 0.4 * rng.random())
+            if roll < 0.01:
+                answer = Attempt(latency, 400, "ThrottlingException")
+            elif roll < 0.015:
+                answer = Attempt(latency, None, "ReadTimeoutError")
+            elif roll < 0.02:
+                answer = Attempt(latency, None, "ConnectionError")
+            else:
+                answer = Attempt(latency, 200, None)
+            gate.attempt(request, answer)
+        controller = limits.limiter(Limits.scope_of(request)).controller
+        out.append((repr(controller.limit), repr(controller.rate)))
+    out.append([point.to_dict() for point in limits.limiter(Limits.scope_of(request)).controller.trace])
+    return out
+
+
+def decisions() -> dict[str, Any]:
+    """What the rules decided (``--decisions``): every float by its repr."""
+    import greenfetch  # noqa: F401  (first: patches)
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    import _simservers as sim
+
+    from greenfetch._controller import Settings
+
+    out: dict[str, Any] = {}
+    for profile, knobs in sim.PROFILES.items():
+        for seed in (1, 2):
+            cases = sim.five_cases(sim.CpuClient(seed=seed, **knobs), seed)
+            out[f"five {profile} {seed}"] = {key: repr(value) for key, value in cases.items()}
+    servers = {
+        "knee": sim.SquareKnee(),
+        "plateau": sim.LinearPlateau(),
+        "bucket": sim.Bucket(),
+        "flat": sim.Flat(),
+    }
+    for name, server in servers.items():
+        run = sim.simulate(server, duration=20.0)
+        out[f"simulate {name}"] = [point.to_dict() for point in run.controller.trace]
+    run = sim.simulate_client(sim.Flat(), sim.CpuClient(), Settings(max=128), calls=5000)
+    out["simulate_client fresh"] = [point.to_dict() for point in run.controller.trace]
+    for seed in (1, 2):
+        out[f"gated {seed}"] = _gated(seed)
+    return json.loads(json.dumps(out, default=repr))
+
+
+def _compare(trees: list[str]) -> int:
+    found: dict[str, Any] = {}
+    for tree in trees:
+        env = {**os.environ, "PYTHONPATH": tree}
+        done = subprocess.run(
+            ["nice", "-n", "5", sys.executable, __file__, "--decisions-child"],
+            check=True,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        found[tree] = json.loads(done.stdout)
+    reference, status = found[trees[0]], 0
+    for tree in trees[1:]:
+        differ = [key for key in reference if found[tree].get(key) != reference[key]]
+        if differ:
+            status = 1
+            print(f"{tree}: differs from {trees[0]} in {', '.join(differ)}")
+        else:
+            print(f"{tree}: the same decisions as {trees[0]} ({len(reference)} runs, every float's repr)")
+    return status
 
 
 def _total(path: Path) -> int:
@@ -216,10 +357,17 @@ def main() -> None:
     parser.add_argument("trees", nargs="*", default=[str(ROOT)])
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--child", action="store_true")
+    parser.add_argument("--decisions", action="store_true", help="compare the trees' decisions")
+    parser.add_argument("--decisions-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(args.n)))
         return
+    if args.decisions_child:
+        print(json.dumps(decisions()))
+        return
+    if args.decisions:
+        sys.exit(_compare(args.trees))
     workdir = Path(tempfile.mkdtemp(prefix="gatecost-"))
     table: dict[str, dict[str, float]] = {}
     for i, tree in enumerate(args.trees):
