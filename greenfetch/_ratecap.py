@@ -50,14 +50,29 @@ class RateCap:
     ``rate_probe`` per second x (1 + seconds probing)^2, so a raised quota is found again in seconds
     and a steady one costs few throttles."""
 
+    # Slots, and the throttles' deque made at the first throttle: an inventory makes one per scope
+    # (thousands, most of them for one call and never throttled), each kept as long as the engine.
+    __slots__ = (
+        "settings",
+        "clock",
+        "rate",
+        "_answers",
+        "_throttled",
+        "_born",
+        "_blind",
+        "_cut",
+        "_stamp",
+        "_next_send",
+        "_since",
+    )
+
     def __init__(self, settings: RateSettings, clock: Callable[[], float] = time.monotonic):
         self.settings = settings
         self.clock = clock
         self.rate: float | None = None  # requests/s; None until the first throttle
         self._answers: deque[float] = deque()  # when recent accepted answers arrived
-        self._throttled: deque[float] = deque(
-            maxlen=4096
-        )  # when recent throttles came (their retries follow)
+        # when recent throttles came (their retries follow), the last 4,096; None before the first
+        self._throttled: deque[float] | None = None
         self._born = math.inf  # when the earliest answer counted was sent
         self._blind = False  # was the rate set with no answer accepted (nothing known of the rate)?
         self._cut = -math.inf  # when the rate was last set by a throttle
@@ -69,10 +84,13 @@ class RateCap:
         """An answer that was not a throttle: it counts towards the accepted rate (``_KEPT`` s of them
         are kept). After a cut made blind, it raises the rate to ``rate_backoff`` x the answers
         accepted since, over a second at least: no throttle may follow to set it again (no retries)."""
-        self._answers.append(now)
-        self._born = min(self._born, sent)
-        while self._answers[0] < now - _KEPT:
-            self._answers.popleft()
+        answers = self._answers  # per answer (the gate's hot path): no ``min`` call, the bound once
+        answers.append(now)
+        if sent < self._born:
+            self._born = sent
+        kept = now - _KEPT
+        while answers[0] < kept:
+            answers.popleft()
         if self._blind and self.rate is not None:
             self._since += 1
             self.rate = max(self.rate, self.settings.rate_backoff * self._since / max(1.0, now - self._cut))
@@ -81,6 +99,8 @@ class RateCap:
     def throttled(self, now: float, sent: float, rtt: float, held: float = 0.0) -> bool:
         """A throttle of an attempt sent at ``sent``, held ``held`` s by stalls of this process before
         it was read; True if it set the rate (see the class doc)."""
+        if self._throttled is None:
+            self._throttled = deque(maxlen=4096)
         self._throttled.append(now)
         s = self.settings
         if sent < self._cut or now - self._cut < rtt:
