@@ -262,8 +262,13 @@ class Controller:
         self._grown: deque[tuple[float, float]] | None = None  # (when, limit) of slow start's steps
         self._flat_run = 0  # flat windows running (after slow start): each doubles the regrowth
         self._knee: float | None = None  # the limit a latency cut set while the client was idle
+        # the open window: ``_open_window``'s tallies written out (a new scope's, once: no call, no
+        # lists emptied; tests/test_controller.py holds them to what ``_open_window`` sets)
+        self._start = clock()
+        self._count = self._drops = self._throttles = self._max_inflight = self._inflight_sum = 0
         self._samples, self._ours, self._slow, self._late, self._quick = [], [], [], [], []
-        self._open_window(clock())
+        self._sent_in = self._answers = self._saturated = self._held = 0
+        self._load = self._last_load = self._cpu = self._last_cpu = 0.0
 
     @property
     def trace(self) -> deque[TracePoint]:
@@ -366,7 +371,8 @@ class Controller:
                         if not saturated and latency - held > s.flat * baseline:  # else it waited for us
                             self._slow_answer(sent, cpu < s.busy)
                     elif inflight * 2 >= self.limit and latency <= s.target_latency:  # never past the target
-                        self.limit = min(self.limit + 1.0, float(s.max))  # +1 per answer: x2 per round trip
+                        grown = self.limit + 1.0  # +1 per answer: x2 per round trip (to max; no ``min`` call)
+                        self.limit = grown if grown <= s.max else float(s.max)
                         if self._grown is None:
                             self._grown = deque(maxlen=4096)
                         self._grown.append((now, self.limit))
@@ -380,18 +386,21 @@ class Controller:
                     self._late.append(latency)
         # The window's end: a faster period at once (a round trip of a faster server is enough to say
         # so); else a round trip's answers (a saturated one is no latency sample, but it counts), or
-        # ``max_window`` with any; a re-measure reads twice as many
+        # ``max_window`` with any; a re-measure reads twice as many (the cheap tests first: most
+        # answers close nothing)
         elapsed, answers = now - self._start, self._count + self._saturated
-        quick = len(self._quick)
         if (
-            (not self.slow_start and quick >= s.min_samples and 2 * quick > self._sent_in)
-            or (elapsed >= s.max_window and answers)
-            or (
-                elapsed >= min(max(s.min_window, baseline or 0.0), s.max_window)
-                and answers >= (2 * s.min_samples if self._restore else s.min_samples)
-            )
-        ):
+            not self.slow_start and len(self._quick) >= s.min_samples and 2 * len(self._quick) > self._sent_in
+        ) or (elapsed >= s.max_window and answers):
             return self._close(now)
+        if answers >= (2 * s.min_samples if self._restore else s.min_samples):
+            due = baseline or 0.0  # the window's length: the baseline, within [min_window, max_window]
+            if due < s.min_window:
+                due = s.min_window
+            if due > s.max_window:
+                due = s.max_window
+            if elapsed >= due:
+                return self._close(now)
         return None
 
     def _slow_answer(self, sent: float, idle: bool) -> None:
