@@ -288,6 +288,18 @@ class Limiter:
         return self
 
     def __enter__(self) -> int:
+        # ``acquire``'s common case written out (once per request): no rate cap, a slot free and no
+        # one queued for one; anything else is ``acquire``'s
+        controller = self.controller
+        if controller.cap.rate is None:
+            with self._lock:
+                limit = max(1, int(controller.limit))
+                if self.inflight < limit and not self._waiters:
+                    self.inflight = inflight = self.inflight + 1
+                    self._held.slots += 1
+                    if inflight > controller._max_inflight:  # ``note_inflight``, inline
+                        controller._max_inflight = inflight
+                    return limit
         return self.acquire()
 
     def __exit__(self, *exc: object) -> None:
@@ -301,7 +313,7 @@ class Limiter:
     def acquire(self) -> int:
         """``slot``'s entry: the rate cap's turn, then a slot, or a place in the queue for one (a
         freed slot is handed to the first waiter directly: one wake-up per slot, no re-check)."""
-        if self.controller.rate is not None:
+        if self.controller.cap.rate is not None:  # (``Controller.rate``, without the property's call)
             with self._lock:
                 if self._pace is None:
                     self._pace = threading.Lock()
@@ -405,7 +417,7 @@ class Limits:
     ):
         self._clock = clock
         self.load = ClientLoad() if gevent else None
-        self._lock = threading.Lock()  # the scopes (making a limiter)
+        self._lock = quick_lock()  # the scopes (making a limiter: once per scope, thousands in an inventory)
         self._limiter_lock = quick_lock()  # every limiter's own state (``Limiter``)
         self._held = _Held()  # the slots held in any scope (``busy``)
         self._by_scope: dict[str, Limiter] = {}
@@ -493,21 +505,21 @@ class Gate:
         self._limiters: dict[str, Limiter] = {}  # by scope: this run's (a limiter outlives a reset)
 
     def __call__(self, request: Request) -> contextlib.AbstractContextManager[int | None]:
-        limiter = self._limiter(request)
+        scope = Limits.scope_of(request)  # per request: the dict read inline, a call only for a new scope
+        limiter = self._limiters.get(scope) or self._limiter(scope)
         load = self.limits.load
         if load is not None and not load._running:
             load.ensure(self.limits.busy)
         return limiter  # its own slot (``Limiter.slot``)
 
     def attempt(self, request: Request, attempt: Attempt) -> None:
-        self._limiter(request).observe(attempt)
-
-    def _limiter(self, request: Request) -> Limiter:
         scope = Limits.scope_of(request)
-        found = self._limiters.get(scope)
-        if found is None:
-            self.scopes.add(scope)
-            found = self._limiters[scope] = self.limits.limiter(scope)
+        (self._limiters.get(scope) or self._limiter(scope)).observe(attempt)
+
+    def _limiter(self, scope: str) -> Limiter:
+        """A scope this gate has not seen yet: its limiter (made, or one an earlier run made)."""
+        self.scopes.add(scope)
+        found = self._limiters[scope] = self.limits.limiter(scope)
         return found
 
     def add_trace(self, traces: dict[str, list[TracePoint]]) -> None:
