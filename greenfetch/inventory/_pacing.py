@@ -115,7 +115,9 @@ class FairFeed(Generic[T]):
             scope = self._scopes[name]
             if count != scope.inflight or not scope.queue or scope.full:
                 continue
-            if scope.inflight >= max(1, self._cap(name)):
+            # a scope with none in flight is under any cap (at least 1): ``cap`` only once one is
+            # (an inventory's scope is mostly one call: the cap, its limiter's limit, never read)
+            if scope.inflight and scope.inflight >= max(1, self._cap(name)):
                 scope.full = True
                 continue
             item = scope.queue.popleft()
