@@ -1,0 +1,197 @@
+"""Issue 24, the gate's cost per request, part 2 (docs/performance.md): what the cuts took out, and
+that they took out no decision.
+
+Counted with a profiler hook (Python calls are what the cuts removed; instructions are
+``scripts/gatecost.py``'s, which also compares whole simulated runs before and after a change with
+``--decisions``). The decision identity here: a ``Limiter`` (whose common paths are written out
+inline) decides what its ``Controller`` driven through its own methods decides, on random runs.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import greenfetch._adaptive as adaptive
+from greenfetch._adaptive import Limiter, Limits, open_gate, signal_of
+from greenfetch._attempts import Attempt
+from greenfetch._controller import Controller, Settings
+from greenfetch._metrics import Metrics
+from greenfetch._models import Request
+from greenfetch._ratecap import RateCap
+from greenfetch.inventory._pacing import FairFeed
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _calls(run, c_calls: bool = False) -> Counter[str]:
+    """The Python functions ``run()`` calls (with ``c_calls``, the builtins too), by name."""
+    found: Counter[str] = Counter()
+
+    def profile(frame, event, arg):
+        if event == "call":
+            found[frame.f_code.co_qualname] += 1
+        elif c_calls and event == "c_call":
+            found[f"C:{getattr(arg, '__qualname__', arg)}"] += 1
+
+    sys.setprofile(profile)
+    try:
+        run()
+    finally:
+        sys.setprofile(None)
+    return found
+
+
+def test_a_one_call_scope_fed_and_gated_makes_few_python_calls_controller_included():
+    """An inventory's scope is mostly one call: fed once, its limiter and controller made, a slot,
+    one sample. Counted whole (``tests/test_inventory_cpu.py`` leaves the controller out): 29 Python
+    calls a scope before part 2 (the feed read its cap, making the limiter, and ``Limiter.limit``;
+    the gate looked the scope up through ``_limiter`` twice; ``acquire`` and ``Controller.rate``
+    behind ``__enter__``; the scopes' lock's Python ``acquire``; ``_open_window`` in
+    ``Controller()``), 21 after (``scope_of`` three times among them)."""
+    limits = Limits(Metrics(), gevent=True)
+    limits.load._running = True  # no watcher greenlet: the gate's own calls only
+    requests = [Request("dynamodb", "ListTables", region=f"r{n}", account="111111111111") for n in range(40)]
+    gate = open_gate(limits, 5, 5.0, 1, 64)
+    answer = Attempt(0.05, 200, None)
+
+    def run():
+        feed = FairFeed(requests, Limits.scope_of, lambda scope: limits.limiter(scope).limit)
+        for request in feed:
+            with gate(request):
+                pass
+            gate.attempt(request, answer)
+            feed.done(request)
+
+    calls = _calls(run)
+    per_scope = {name: n for name, n in calls.items() if n >= len(requests)}  # not the feed's set-up
+    assert sum(per_scope.values()) / len(requests) < 22, per_scope
+
+
+def test_the_feed_reads_no_cap_for_a_scope_with_none_in_flight():
+    """A scope with nothing in flight is under any cap (at least 1): the feed asks its cap (in the
+    inventory, the scope's limiter, made by asking) only once one of its calls is out."""
+    asked: list[str] = []
+
+    def cap(scope: str) -> int:
+        asked.append(scope)
+        return 1
+
+    items = [("a", 1), ("b", 1), ("b", 2), ("c", 1)]
+    feed = FairFeed(items, lambda item: item[0], cap)
+    out = []
+    for item in feed:
+        out.append(item)
+        feed.done(item)
+    assert sorted(out) == sorted(items)
+    assert set(asked) <= {"b"}  # only b ever had a second call while one was out
+
+
+def test_a_rate_cap_never_throttled_keeps_no_throttle_log_and_no_dict():
+    cap = RateCap(Settings(), _Clock())
+    assert not hasattr(cap, "__dict__")
+    cap.answered(1000.0, 999.9)
+    assert cap._throttled is None
+    cap.throttled(1000.1, 1000.0, 0.05)
+    assert cap._throttled is not None and list(cap._throttled) == [1000.1]
+
+
+def test_a_new_controllers_window_is_what_open_window_sets():
+    """``Controller()`` writes ``_open_window``'s tallies out: they must stay the same set and values."""
+    clock = _Clock()
+    fresh = Controller(Settings(), clock)
+    reopened = Controller(Settings(), clock)
+    reopened._open_window(clock())
+    for name in Controller.__slots__:
+        if name in ("cap", "settings", "clock"):
+            continue
+        assert getattr(fresh, name) == getattr(reopened, name), name
+
+
+def test_a_sample_that_closes_no_window_makes_few_builtin_calls():
+    """The fast server's steady state (flat answers, the limit at its max: slow start never ends
+    there): most answers close nothing. The window's end is tested on its counts first (its length's
+    ``min``/``max`` only once enough answers came, and as comparisons), slow start's step to the
+    max and the rate cap's bookkeeping are comparisons too. Before: 8 builtin calls a sample
+    (``min`` three times, ``max``, ``len``, three appends), now the three appends."""
+    clock = _Clock()
+    ctl = Controller(Settings(initial=128, target_latency=5.0, max=128), clock)
+    for _ in range(400):  # windows closed, the baseline known
+        clock.now += 0.0005
+        ctl.sample(0.05, inflight=100, load=0.3, cpu=0.2)
+    closed = len(ctl.trace)
+
+    def run():
+        for _ in range(10):
+            clock.now += 0.0005
+            ctl.sample(0.05, inflight=100, load=0.3, cpu=0.2)
+
+    calls = _calls(run, c_calls=True)
+    assert len(ctl.trace) == closed  # none of the ten closed a window
+    builtins = {name: n for name, n in calls.items() if name.startswith("C:") and name != "C:setprofile"}
+    assert sum(builtins.values()) <= 3 * 10, calls
+
+
+_answers = st.tuples(
+    st.floats(0.001, 2.0),  # latency
+    st.sampled_from(
+        [(200, None)] * 6 + [(400, "ThrottlingException"), (None, "ReadTimeoutError"), (500, None)]
+    ),
+    st.floats(0.0, 1.0),  # the client's load
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    steps=st.lists(
+        st.tuples(st.sampled_from(["send", "answer", "answer"]), st.floats(0.0, 0.05), _answers),
+        max_size=300,
+    )
+)
+def test_a_limiter_decides_what_its_controller_decides(monkeypatch, steps):
+    """The decision identity of the gate's inlined paths: a ``Limiter`` (``__enter__``'s slot,
+    ``observe``'s classification and sample) and a ``Controller`` driven through ``reserve``,
+    ``note_inflight`` and ``sample`` on the same clock have the same limit, rate and trace after
+    every step, throttles (the rate cap's pacer) and timeouts included."""
+    monkeypatch.setattr(adaptive.time, "sleep", lambda seconds: None)  # the pacer's wait: no real time
+    clock = _Clock()
+    config = Settings(initial=5, target_latency=0.5, max=64)
+    limiter = Limiter("s/r/a", Controller(config, clock))
+    reference = Controller(config, clock)
+    held = 0
+    for kind, advance, (latency, (status, code), load) in steps:
+        clock.now += advance
+        if kind == "send" and held < limiter.limit:
+            limiter.__enter__()
+            if reference.rate is not None:
+                reference.reserve()
+            held += 1
+            reference.note_inflight(held)
+        elif kind == "answer" and held:
+            limiter.__exit__(None, None, None)
+            held -= 1
+            attempt = Attempt(latency, status, code)
+            limiter.observe(attempt)
+            throttled, dropped = signal_of(code, status)
+            usable = status is not None or throttled or dropped
+            reference.sample(
+                latency if usable else None,
+                throttled=throttled,
+                dropped=dropped,
+                inflight=held,
+                load=0.0,
+                cpu=0.0,
+            )
+        del load  # (the limiter has no ClientLoad here: both read 0)
+        assert repr(limiter.controller.limit) == repr(reference.limit)
+        assert repr(limiter.controller.rate) == repr(reference.rate)
+    assert [p.to_dict() for p in limiter.controller.trace] == [p.to_dict() for p in reference.trace]
