@@ -25,7 +25,8 @@ from .._adaptive import quick_lock
 __all__ = ["FairFeed"]
 
 T = TypeVar("T")
-_END = object()
+_END = object()  # ``_take``: the iteration is over
+_WAIT = object()  # ``_take``: every scope with items left is at its cap
 
 
 class _Scope(Generic[T]):
@@ -90,44 +91,47 @@ class FairFeed(Generic[T]):
             return scope.inflight if scope is not None else 0
 
     def __iter__(self) -> Iterator[T]:
+        sent, lock = self.sent, self._lock
         while True:
-            with self._lock:
-                taken = self._take()
-                if taken is None:  # every scope with items left is at its cap: wait for a ``done``
+            with lock:
+                item = self._take()
+                if item is _WAIT:  # every scope with items left is at its cap: wait for a ``done``
                     self._waiting = True
                     try:
-                        taken = self._cond.wait_for(self._take)
+                        while item is _WAIT:
+                            self._cond.wait()
+                            item = self._take()
                     finally:
                         self._waiting = False
-                if not isinstance(taken, tuple):  # _END
+                if item is _END:
                     return
-                item = taken[0]
-                self.sent.append(item)
-            yield item
+                sent.append(item)  # type: ignore[arg-type]  # not a sentinel here (no cast: a call)
+            yield item  # type: ignore[misc]
 
-    def _take(self) -> tuple[T] | object | None:
-        """``(item,)``: the next one; ``_END`` once every item is done (or on close);
-        None while every scope with items left is at its cap (``wait_for`` waits on a false value)."""
+    def _take(self) -> T | object:
+        """The next item; ``_END`` once every item is done (or on close); ``_WAIT`` while every
+        scope with items left is at its cap (sentinels: no tuple made per item)."""
         if self._closed or not (self._left or self._inflight):
             return _END
-        while self._heap:
-            count, rank, name = heapq.heappop(self._heap)
+        heap = self._heap
+        while heap:
+            count, rank, name = heapq.heappop(heap)
             scope = self._scopes[name]
             if count != scope.inflight or not scope.queue or scope.full:
                 continue
             # a scope with none in flight is under any cap (at least 1): ``cap`` only once one is
             # (an inventory's scope is mostly one call: the cap, its limiter's limit, never read)
-            if scope.inflight and scope.inflight >= max(1, self._cap(name)):
+            if count and count >= max(1, self._cap(name)):
                 scope.full = True
                 continue
             item = scope.queue.popleft()
-            scope.inflight += 1
+            scope.inflight = count + 1
             self._inflight += 1
             self._left -= 1
             if scope.queue:
-                heapq.heappush(self._heap, (scope.inflight, rank, name))
-            return (item,)
-        return None
+                heapq.heappush(heap, (count + 1, rank, name))
+            return item
+        return _WAIT
 
     def done(self, item: T, *, again: bool = False) -> None:
         """``item``'s outcome has been taken: its scope may send another; with ``again`` that is
