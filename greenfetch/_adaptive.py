@@ -124,15 +124,16 @@ class ClientLoad:
         held = long = late if late >= least else 0.0
         if late < interval:
             long = 0.0
-        since = now - seconds
-        for end, length in reversed(self._stalls):
-            if end <= since:
-                break
-            if length >= least and end <= now:
-                part = min(length, end - since)
-                held += part
-                if length >= interval:
-                    long += part
+        since, stalls = now - seconds, self._stalls
+        if stalls and stalls[-1][0] > since:  # else no stall ended within it: no iterator made
+            for end, length in reversed(stalls):
+                if end <= since:
+                    break
+                if length >= least and end <= now:
+                    part = min(length, end - since)
+                    held += part
+                    if length >= interval:
+                        long += part
         stalled = long > 0 and long >= self.STALL_SHARE * seconds
         return (1.0 if stalled else self.value), self.cpu, held
 
