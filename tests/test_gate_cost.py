@@ -141,34 +141,43 @@ def test_a_sample_that_closes_no_window_makes_few_builtin_calls():
     assert sum(builtins.values()) <= 3 * 10, calls
 
 
+def _state(ctl: Controller) -> dict[str, str]:
+    """Everything a controller holds (its rate cap's too), each value by its repr."""
+    found = {name: repr(getattr(ctl, name)) for name in Controller.__slots__ if name not in ("cap", "clock")}
+    found.update(
+        {f"cap.{name}": repr(getattr(ctl.cap, name)) for name in RateCap.__slots__ if name != "clock"}
+    )
+    return found
+
+
 _answers = st.tuples(
-    st.floats(0.001, 2.0),  # latency
+    st.floats(0.005, 0.3),  # latency
     st.sampled_from(
-        [(200, None)] * 6 + [(400, "ThrottlingException"), (None, "ReadTimeoutError"), (500, None)]
+        [(200, None)] * 8 + [(400, "ThrottlingException"), (None, "ReadTimeoutError"), (500, None)]
     ),
-    st.floats(0.0, 1.0),  # the client's load
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     steps=st.lists(
-        st.tuples(st.sampled_from(["send", "answer", "answer"]), st.floats(0.0, 0.05), _answers),
-        max_size=300,
+        st.tuples(st.sampled_from(["send", "send", "answer"]), st.floats(0.0, 0.01), _answers),
+        min_size=50,
+        max_size=800,
     )
 )
 def test_a_limiter_decides_what_its_controller_decides(monkeypatch, steps):
     """The decision identity of the gate's inlined paths: a ``Limiter`` (``__enter__``'s slot,
     ``observe``'s classification and sample) and a ``Controller`` driven through ``reserve``,
-    ``note_inflight`` and ``sample`` on the same clock have the same limit, rate and trace after
-    every step, throttles (the rate cap's pacer) and timeouts included."""
+    ``note_inflight`` and ``sample`` on the same clock hold the same state (every slot, the rate
+    cap's too) after every step, throttles (the rate cap's pacer) and timeouts included."""
     monkeypatch.setattr(adaptive.time, "sleep", lambda seconds: None)  # the pacer's wait: no real time
     clock = _Clock()
     config = Settings(initial=5, target_latency=0.5, max=64)
     limiter = Limiter("s/r/a", Controller(config, clock))
     reference = Controller(config, clock)
     held = 0
-    for kind, advance, (latency, (status, code), load) in steps:
+    for kind, advance, (latency, (status, code)) in steps:
         clock.now += advance
         if kind == "send" and held < limiter.limit:
             limiter.__enter__()
@@ -179,8 +188,7 @@ def test_a_limiter_decides_what_its_controller_decides(monkeypatch, steps):
         elif kind == "answer" and held:
             limiter.__exit__(None, None, None)
             held -= 1
-            attempt = Attempt(latency, status, code)
-            limiter.observe(attempt)
+            limiter.observe(Attempt(latency, status, code))
             throttled, dropped = signal_of(code, status)
             usable = status is not None or throttled or dropped
             reference.sample(
@@ -191,7 +199,4 @@ def test_a_limiter_decides_what_its_controller_decides(monkeypatch, steps):
                 load=0.0,
                 cpu=0.0,
             )
-        del load  # (the limiter has no ClientLoad here: both read 0)
-        assert repr(limiter.controller.limit) == repr(reference.limit)
-        assert repr(limiter.controller.rate) == repr(reference.rate)
-    assert [p.to_dict() for p in limiter.controller.trace] == [p.to_dict() for p in reference.trace]
+        assert _state(limiter.controller) == _state(reference)
