@@ -54,8 +54,14 @@ class FairFeed(Generic[T]):
         self._inflight = 0  # handed out, not done
         for item in items:
             self._put(item)
-        # (in flight, rank): a stale entry (its scope's count moved on) is skipped when popped
-        self._heap: list[tuple[int, int, str]] = [(0, s.rank, s.name) for s in self._scopes.values()]
+        # (in flight, rank): a stale entry (its scope's count moved on) is skipped when popped. The
+        # scopes' first entries, (0, rank) in rank order, are a sorted list read from ``_next`` on,
+        # merged with the heap of those pushed since (the smaller of the two heads first: the same
+        # order as one heap of all of them); the heap holds only scopes already sent to, so an
+        # inventory's thousands of one-call scopes cost no heap pop of a heap of thousands
+        self._fresh: list[tuple[int, int, str]] = [(0, s.rank, s.name) for s in self._scopes.values()]
+        self._next = 0
+        self._heap: list[tuple[int, int, str]] = []
         # gevent-cooperative once patched; a plain lock: nothing here takes it twice (the default
         # RLock is Python code, and this one is taken twice per request), taken directly (a
         # Condition's ``with`` is one Python call more) and the limiters' kind (``quick_lock``)
@@ -113,9 +119,15 @@ class FairFeed(Generic[T]):
         scope with items left is at its cap (sentinels: no tuple made per item)."""
         if self._closed or not (self._left or self._inflight):
             return _END
-        heap = self._heap
-        while heap:
-            count, rank, name = heapq.heappop(heap)
+        heap, fresh = self._heap, self._fresh
+        while True:
+            if self._next < len(fresh) and (not heap or fresh[self._next] < heap[0]):
+                count, rank, name = fresh[self._next]
+                self._next += 1
+            elif heap:
+                count, rank, name = heapq.heappop(heap)
+            else:
+                return _WAIT
             scope = self._scopes[name]
             if count != scope.inflight or not scope.queue or scope.full:
                 continue
@@ -131,7 +143,6 @@ class FairFeed(Generic[T]):
             if scope.queue:
                 heapq.heappush(heap, (count + 1, rank, name))
             return item
-        return _WAIT
 
     def done(self, item: T, *, again: bool = False) -> None:
         """``item``'s outcome has been taken: its scope may send another; with ``again`` that is
