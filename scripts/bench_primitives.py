@@ -42,6 +42,7 @@ REQUEST = {"service": "dynamodb", "operation": "ListTables"}
 KNEE, KNEE_LATENCY, RATE, FAST_LATENCY, MAX, PEER = 32, 0.1, 200, 0.05, 128, 32
 FRESH, AFTER, SLOWER = 5000, 1500, 600  # calls: fresh scope, after a slower run, that slower run
 SCENARIOS = ("knee", "plateau", "throttle", "fast", "batches")
+TRACES: list[Path] = []  # ``--trace DIR``: each adaptive run's windows and answers go there as JSON
 
 
 @dataclass
@@ -119,7 +120,21 @@ def measure(
         steady_limits = [p.limit for p in trace if p.time - start >= warmup]
         run.limit_mean = statistics.mean(steady_limits) if steady_limits else None
         run.windows_to_90 = _windows_to(trace, done, start, 0.9 * run.throughput)
+        if TRACES:
+            _dump(TRACES[0], label, start, trace, done)
     return run
+
+
+def _dump(folder: Path, label: str, start: float, trace: list[Any], done: list[Any]) -> None:
+    """``--trace``: the run's closed windows (time from its start, limit, median latency, load, CPU
+    share) and answers (time, ok, latency, the limit when it finished) as one JSON file a run."""
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    name = "".join(c if c.isalnum() else "-" for c in label).strip("-")
+    path = folder / f"{time.strftime('%H%M%S')}-{name}.json"
+    windows = [{**p.to_dict(), "time": p.time - start} for p in trace]
+    path.write_text(json.dumps({"label": label, "windows": windows, "answers": done}))
 
 
 def _q(values: list[float], q: float) -> float:
@@ -453,7 +468,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rounds", type=int, default=None, help="interleaved rounds of the batches (default 3)"
     )
+    parser.add_argument(
+        "--trace", type=Path, default=None, help="write each adaptive run's windows and answers (JSON) here"
+    )
     args = parser.parse_args(argv)
+    if args.trace is not None:
+        TRACES[:] = [args.trace]
     only = tuple(name.strip() for name in args.only.split(",") if name.strip())
     unknown = [name for name in only if name not in SCENARIOS]
     if unknown:
