@@ -126,10 +126,11 @@ class ClientLoad:
             long = 0.0
         since, stalls = now - seconds, self._stalls
         if stalls and stalls[-1][0] > since:  # else no stall ended within it: no iterator made
+            drain = self._drain()
             for end, length in reversed(stalls):
                 if end <= since:
                     break
-                if length >= least and end <= now:
+                if length >= least and now - drain * length - interval <= end <= now:  # see ``_drain``
                     part = min(length, end - since)
                     held += part
                     if length >= interval:
@@ -154,13 +155,25 @@ class ClientLoad:
         least = self.LATE * self.interval if least is None else least
         late = now - self._due
         held = late if late >= least else 0.0
-        since = now - seconds
+        since, drain = now - seconds, self._drain()
         for end, length in reversed(self._stalls):
             if end <= since:
                 break
-            if length >= least and end <= now:  # (one recorded after ``now`` did not hold this answer)
+            # one recorded after ``now`` did not hold this answer, nor one whose backlog had drained
+            if length >= least and now - drain * length - self.interval <= end <= now:
                 held += min(length, end - since)
         return held
+
+    def _drain(self) -> float:
+        """Seconds of run queue a stall leaves per second it lasted, at our CPU share (at most 4):
+        what piled up during it (``cpu`` x its length) drains at the share left over. An answer
+        that came later than that (an interval more, for the hub's own lag) after a stall's end
+        was not in that queue: it came while the answers were flowing again, so the stall did not
+        hold it, however much of its flight it overlapped (before, a 48 ms stall while an idle
+        client's requests sat at a cliff's server made their slow answers "ours" and slow start
+        ran on past the knee: 4x it, not 2.4x)."""
+        cpu = self.cpu
+        return 4.0 if cpu >= 0.8 else cpu / (1.0 - cpu)
 
     def ensure(self, busy: Callable[[], bool]) -> None:
         if not self._running:

@@ -10,15 +10,23 @@ after it opened; at most 1 s). Per window, with *baseline* = the no-load latency
 - *ramp* (slow start): +1 per answer whose latency is flat (<= 1.5x baseline, and under the target),
   i.e. x2 per round trip; it ends at a rise that lasts two windows (queue > alpha, below: one window's
   may be the client's own, as every answer sends two requests in bursts a round trip apart), at a
-  throttle or a timeout, or at the third slow answer of a window (less what stalls of the hub held
-  it), back to the limit in force when the first of those was sent (answers come back a round trip
-  late: without this it overshot a cliff 3x). Faster than x2 would be: from 5 it spends ~3.5 round
-  trips under a CPU-bound client's ~100 (0.94x fixed 128 on 5,000 calls at 2,000 calls/s), but x3
-  per round trip overshoots a cliff ~1.5x further (docs/performance.md);
+  throttle or a timeout, or at the third slow answer of a window and the last (less what stalls of
+  the hub held it; sent since slow start began), back to the limit in force when the first of
+  those was sent (answers come back a round trip late: without this it overshot a cliff 3x), and
+  no higher than the answers that came back flat from the round trip before the last flat send
+  (Little's law; at least half the limit: the answers a stall held come at once and send a burst,
+  so the limit at a send can be twice what the server had); a first window the client was
+  saturated in still sets the baseline (without one nothing is slow). Faster than x2 would be:
+  from 5 it spends ~3.5 round trips under a CPU-bound client's ~100 (0.94x fixed 128 on 5,000
+  calls at 2,000 calls/s), but x3 per round trip overshoots a cliff ~1.5x further, and a cliff at
+  8-16 in flight is not recovered within 6 s (docs/performance.md);
 - *plateau vs more throughput* (Vegas, Little's law): ``queue = inflight x (1 - baseline / latency)``
   is the part of the in-flight work that only added latency, not throughput. Above beta (12% of the
   limit, >= 4) two windows running (or one window at over 2x baseline) the limit goes back to the knee,
-  ``inflight x baseline / latency + alpha`` (by 20% at most, unless over 2x baseline); between alpha
+  ``inflight x baseline / latency + alpha`` (by 20% at most, unless over 2x baseline), unless the
+  window saw more in flight than the limit (a cut's queue still draining: its answers were sent
+  into the queue the cut removed, and Little's law with the in-flight at their return read a knee
+  of 12 for 32); between alpha
   (5%, >= 2) and beta it holds; below alpha it grows +1 per window, or +10% while latency is flat
   (undoing a cut below a cliff);
 - *timeout*: ``limit *= 0.85``, once per window; ``target_latency`` is a ceiling (above it, cut);
@@ -202,6 +210,9 @@ class Controller:
         "_samples",
         "_ours",
         "_slow",
+        "_slow_before",
+        "_flat",
+        "_began",
         "_inflight_sum",
         "_late",
         "_sent_in",
@@ -224,7 +235,8 @@ class Controller:
     _max_inflight: int
     _samples: list[float]
     _ours: list[float]  # latencies of answers that came while the client was saturated
-    _slow: list[float]  # send times of its answers past ``flat`` (slow start)
+    _slow: list[float]  # send times of its and the last window's answers past ``flat`` (slow start)
+    _slow_before: int  # how many of those came in the last window
     _inflight_sum: int
     _late: list[float]  # latencies of its answers sent before it opened (not saturated ones)
     _sent_in: int  # its answers sent in it, whatever the load (``_faster_now``)
@@ -267,8 +279,10 @@ class Controller:
         self._start = clock()
         self._count = self._drops = self._throttles = self._max_inflight = self._inflight_sum = 0
         self._samples, self._ours, self._slow, self._late, self._quick = [], [], [], [], []
-        self._sent_in = self._answers = self._saturated = self._held = 0
+        self._sent_in = self._answers = self._saturated = self._held = self._slow_before = 0
         self._load = self._last_load = self._cpu = self._last_cpu = 0.0
+        self._flat: deque[float] | None = None  # slow start: when requests that came back flat were sent
+        self._began = -math.inf  # when slow start last began again (a faster period)
 
     @property
     def trace(self) -> deque[TracePoint]:
@@ -370,12 +384,17 @@ class Controller:
                     if baseline is not None and latency > s.flat * baseline:
                         if not saturated and latency - held > s.flat * baseline:  # else it waited for us
                             self._slow_answer(sent, cpu < s.busy)
-                    elif inflight * 2 >= self.limit and latency <= s.target_latency:  # never past the target
-                        grown = self.limit + 1.0  # +1 per answer: x2 per round trip (to max; no ``min`` call)
-                        self.limit = grown if grown <= s.max else float(s.max)
-                        if self._grown is None:
-                            self._grown = deque(maxlen=4096)
-                        self._grown.append((now, self.limit))
+                    else:
+                        if baseline is not None:  # a flat send: the exit counts them (``_slow_answer``)
+                            if self._flat is None:  # (made when first needed, as ``_grown``)
+                                self._flat = deque(maxlen=4096)
+                            self._flat.append(sent)
+                        if inflight * 2 >= self.limit and latency <= s.target_latency:  # not past the target
+                            grown = self.limit + 1.0  # +1 an answer: x2 a round trip (no ``min`` call)
+                            self.limit = grown if grown <= s.max else float(s.max)
+                            if self._grown is None:
+                                self._grown = deque(maxlen=4096)
+                            self._grown.append((now, self.limit))
                 if saturated:  # it waited for us: its latency is no server's (all of them: Little's law)
                     self._ours.append(latency)
                 elif sent >= self._start:  # only attempts sent in this window measure its limit
@@ -404,18 +423,38 @@ class Controller:
         return None
 
     def _slow_answer(self, sent: float, idle: bool) -> None:
-        """A third answer past ``flat`` this window ends slow start at the limit in force when the
-        earliest of them was *sent*: answers come back a round trip late, and meanwhile the fast
-        ones kept doubling the limit (to 2-3x a cliff's knee on the loopback server)."""
+        """A third answer past ``flat`` in this window and the last ends slow start at the limit in
+        force when the earliest of them was *sent*: answers come back a round trip late, and
+        meanwhile the fast ones kept doubling the limit (to 2-3x a cliff's knee on the loopback
+        server). The last window's count too: slow answers trickle in (the first ones sent past a
+        knee are the least slow), and when a window closed between the first and the third, the
+        count began again and the exit took the limit of a send a round trip later (2.4x the
+        knee, not 1.25x: its queue lasted past the bench's warm-up). Nor higher than the requests
+        that came back flat from the round trip before the last flat send (Little's law: what the
+        server held without a queue), but at least half the limit (x2 a round trip): answers held
+        by a stall of this process come at once and send a burst, so the limit at a send can be
+        twice what the server then had in flight (a 63 ms stall: 40 -> 80 at once, exit at 72)."""
+        if sent < self._began:  # sent in the slower period a faster one ended: no sign of this one
+            return
         self._slow.append(sent)
         if len(self._slow) < 3:
             return
         first = min(self._slow)
-        steps = reversed(self._grown) if self._grown is not None else ()
-        then = next((limit for stamp, limit in steps if stamp <= first), self.limit)
+        then = self._limit_at(first, self.limit)
+        base, flats = self._baseline, self._flat or ()
+        last = max((stamp for stamp in flats if stamp <= first), default=None)
+        if base is not None and last is not None:  # Little's law: what the server answered flat in
+            flat = sum(1.0 for stamp in flats if last - base < stamp <= last)  # the round trip before
+            then = min(then, max(flat, 0.5 * then, float(self.settings.min)))  # (x2 a round trip)
         self.limit, self.slow_start, self._last_cut = min(self.limit, then), False, self.clock()
+        self._slow.clear()
         if idle:  # the server's knee, not our own run queue
             self._knee = self.limit
+
+    def _limit_at(self, when: float, default: float) -> float:
+        """Slow start's limit in force at ``when`` (``default`` if it had not grown by then)."""
+        steps = reversed(self._grown) if self._grown is not None else ()
+        return next((limit for stamp, limit in steps if stamp <= when), default)
 
     def _close(self, now: float) -> TracePoint:
         s = self.settings
@@ -474,6 +513,8 @@ class Controller:
         whose wait was not our own: CPU under ``busy``, most answers not held by our stalls."""
         s, seen = self.settings, self._samples + self._ours
         self._flat_run = 0
+        if self._baseline is None and seen:  # the first one: slow start needs it to tell a slow answer
+            self._lower_baseline(_percentile(seen))  # (a later window, not saturated, lowers it)
         # Our CPU share under ``busy`` and most answers not held by our stalls: the load is
         # neighbours holding the CPU (each wake-up waits a few ms). No Vegas cut reads that (a
         # CPU-bound client at its fair share of a CPU reads the same), but a server over the
@@ -531,6 +572,7 @@ class Controller:
             sustained is not None
             and inflight * (1.0 - base / sustained) > beta
             and (not busy or sustained > 2 * base)
+            and self._max_inflight <= 1.1 * self.limit + 1.0  # else a cut's queue is still draining: hold
         ):
             before = self.limit
             deep = 0.25 if sustained > 2 * base else 0.8  # a moderate rise may be noise: cut 20% at most
@@ -626,6 +668,10 @@ class Controller:
             self.limit, self._restore = max(self.limit, self._restore), 0.0
             self._remeasure_at = now + self.settings.remeasure_every
         self.slow_start, self._previous, self._knee, self._flat_run = True, None, None, 0
+        self._slow.clear()
+        self._began = now
+        if self._flat is not None:
+            self._flat.clear()
         if self._grown is not None:
             self._grown.clear()
 
@@ -649,7 +695,8 @@ class Controller:
         self._max_inflight = 0
         self._samples.clear()
         self._ours.clear()
-        self._slow.clear()
+        del self._slow[: self._slow_before]  # slow start counts this window's and the last's
+        self._slow_before = len(self._slow)
         self._inflight_sum = 0
         self._late.clear()
         self._sent_in = 0

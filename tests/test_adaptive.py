@@ -261,6 +261,7 @@ def test_a_stall_is_ours_only_where_it_is_a_fair_part_of_an_answers_time():
     queued, the surer it was ours, and slow start overshot a cliff to 3x its knee)."""
     load = ClientLoad(interval=0.025)
     load._due = 10.0 + load.interval  # the watcher last woke at 10.0, on time
+    load.cpu = 0.8  # a busy client: a stall's backlog takes 4x its length to drain (``_drain``)
     load._stalls.extend([(9.7, 0.07), (9.95, 0.03)])  # stalls of 70 and 30 ms, ended at 9.7 and 9.95
     assert load.stalled(10.0, 0.1)  # 30 of 100 ms
     assert not load.stalled(10.0, 0.2)  # 30 of 200 ms (the one at 9.7 ended before it was sent)
@@ -270,6 +271,22 @@ def test_a_stall_is_ours_only_where_it_is_a_fair_part_of_an_answers_time():
     assert load.stalled(10.0 + 2 * load.interval, 0.0)  # overdue now: a stall going on
     assert not load.stalled(10.0, 0.0)
     assert load.held(10.0, 0.38) == pytest.approx(0.1) and load.held(10.0, 0.32) == pytest.approx(0.05)
+
+
+def test_a_stall_whose_backlog_had_drained_held_no_answer():
+    """An answer read well after a stall ended came while the answers flowed again: the stall did
+    not hold it, however much of its flight it overlapped. An idle client (CPU 0.1) drains what
+    piled up in a 48 ms stall in ~5 ms; its answer read 49 ms after the stall (the simulated
+    loaded cliff, seed 1) was a slow server's, not ours (before: held 48 ms, load 1, and slow start
+    ran on to 4x the knee). A busy one (CPU 0.8) drains it in 4x the stall: still ours."""
+    load = ClientLoad(interval=0.025)
+    load._due = 10.0 + load.interval
+    load._stalls.append((9.951, 0.048))
+    load.cpu = 0.1
+    assert load.held(10.0, 0.155) == 0.0 and not load.stalled(10.0, 0.155)
+    assert load.held(9.97, 0.155) == pytest.approx(0.048) and load.stalled(9.97, 0.155)  # 19 ms after
+    load.cpu = 0.8
+    assert load.held(10.0, 0.155) == pytest.approx(0.048) and load.stalled(10.0, 0.155)
 
 
 _stalls = st.lists(

@@ -177,3 +177,48 @@ def test_a_low_token_bucket_does_not_collapse_the_rate(seed):
     low = [p.time for p in run.controller.trace if p.rate is not None and p.rate < 0.2 * 20]
     assert not low or max(low) - min(low) < 0.5  # the cut made blind (raised by the answers that come)
     assert run.ok_rate(5, 15) >= 0.85 * 20 and run.throttled(5) <= 0.06
+
+
+@pytest.mark.parametrize(
+    ("profile", "seed"), [("loaded", 1), ("loaded", 20), ("loaded", 33), ("runnable", 24)]
+)
+def test_the_cliff_on_a_loaded_machine_is_not_overshot_past_the_warm_up(profile, seed):
+    """The bench's knee server (100 ms, C=32), 6 s counted from 2 s, on a machine whose neighbours
+    stall the client: one run in four read mean limit 30.7 at 0.77x the best fixed and p99 5x. The
+    seeds that did it here, before: 0.85x / p99 6.9x (a 48 ms stall while the requests sat at the
+    server made their slow answers "ours": slow start ran on to 125), 0.82x / 4.7x (the answers a
+    63 ms stall held came at once: 40 -> 80 in flight, and slow start's exit took 72), 0.36x / 17x
+    and 0.62x / 16x (stalls made every window of the ramp saturated, so no baseline was set and
+    slow start ran to 128; the first baseline read 0.9 s)."""
+    client = CpuClient(seed=seed, **PROFILES[profile])
+    best = simulate_client(SquareKnee(s=0.1, seed=seed), client, fixed=32, duration=6).ok_rate(2, 6)
+    run = simulate_client(SquareKnee(s=0.1, seed=seed), client, Settings(max=128), duration=6)
+    assert run.ok_rate(2, 6) >= 0.9 * best
+    assert run.p99(2) <= 2.6 * 0.1
+
+
+def test_a_faster_periods_slow_start_does_not_end_on_the_slower_periods_answers():
+    """After 600 calls on the slower plateau (100 ms, C=32), 1,500 on the fast server (loaded seed 12):
+    answers sent before the faster period was found came back slow against its new baseline, and
+    ended the new slow start at the flat answers of the slower period's round trip (32, a knee
+    the saturated windows then never grew past: 0.55x fixed 128, on the rules before this check)."""
+    client = CpuClient(seed=12, **PROFILES["loaded"])
+    clock = Clock()
+    ctl = Controller(Settings(max=128), clock)
+    simulate_client(LinearPlateau(s=0.1, seed=12), client, controller=ctl, clock=clock, calls=600)
+    fixed = simulate_client(Flat(seed=12), client, fixed=128, calls=1500)
+    ctl.reconfigure(Settings(max=128))
+    after = simulate_client(Flat(seed=12), client, controller=ctl, clock=clock, calls=1500)
+    assert fixed.finished >= 0.85 * after.finished
+
+
+def test_a_cuts_draining_queue_does_not_cut_again():
+    """The plateau (100 ms, C=32) on a neighbour-loaded machine (runnable seed 31): slow start ran
+    to 128, its exit went back to 38, and the answer of a request sent then, while the 128 were
+    still at the server (400 ms), read by Little's law with the 38 in flight at its return gave a
+    knee of 12: three seconds of regrowth, 0.84x the best fixed. A window that saw more in flight
+    than the limit reads a queue a cut already removed: it holds."""
+    client = CpuClient(seed=31, **PROFILES["runnable"])
+    best = simulate_client(LinearPlateau(s=0.1, seed=31), client, fixed=32, duration=6).ok_rate(2, 6)
+    run = simulate_client(LinearPlateau(s=0.1, seed=31), client, Settings(max=128), duration=6)
+    assert run.ok_rate(2, 6) >= 0.95 * best
