@@ -385,8 +385,8 @@ class Controller:
                         if not saturated and latency - held > s.flat * baseline:  # else it waited for us
                             self._slow_answer(sent, cpu < s.busy)
                     else:
-                        if baseline is not None:  # a flat send: the exit counts them (``_slow_answer``)
-                            if self._flat is None:  # (made when first needed, as ``_grown``)
+                        if baseline is not None and self.limit < s.max:  # a flat send (``_slow_answer``
+                            if self._flat is None:  # counts them; at the max it grows no more)
                                 self._flat = deque(maxlen=4096)
                             self._flat.append(sent)
                         if inflight * 2 >= self.limit and latency <= s.target_latency:  # not past the target
