@@ -20,6 +20,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import time
@@ -30,7 +31,7 @@ from typing import Any
 from cachetools import TTLCache
 
 from .._engine import Engine
-from .._jsonable import jsonable, plain_json
+from .._jsonable import json_string, jsonable, marked_json, plain_json
 from .._models import Request
 from .._storage_errors import storage_error
 from ._fileio import replace_quickly, sweep_stale
@@ -49,6 +50,22 @@ _NAME = re.compile(r"^[0-9a-f]{40}\.json$")  # what _path() names; nothing else 
 def _name(key: str) -> str:
     """The file an entry is kept in (no secret in a name: a hash of the key)."""
     return f"{hashlib.sha256(key.encode()).hexdigest()[:40]}.json"
+
+
+_HEAD = plain_json({_MARK: _VERSION}, compact=True)[:-1]  # '{"greenfetch-cache":1'
+
+
+def _envelope(key: str, stored_at: Any, ttl: Any, value_text: str) -> str:
+    """``plain_json({_MARK: _VERSION, "key": key, "stored_at": stored_at, "ttl": ttl, "value": value},
+    compact=True)`` with the value's text given: written field by field when both times are finite
+    floats (``plain_json`` writes those as ``repr`` does; its call costs more than the fields), else
+    the envelope's own text with the value's spliced in (its last key: the text ends in ``null}``)."""
+    if type(stored_at) is float and type(ttl) is float and math.isfinite(stored_at) and math.isfinite(ttl):
+        return (
+            f'{_HEAD},"key":{json_string(key)},"stored_at":{stored_at!r},"ttl":{ttl!r},"value":{value_text}}}'
+        )
+    head = {_MARK: _VERSION, "key": key, "stored_at": stored_at, "ttl": ttl, "value": None}
+    return plain_json(head, compact=True)[:-5] + value_text + "}"
 
 
 def _ours(name: str) -> bool:
@@ -126,17 +143,22 @@ class InventoryCache:
         """Store ``value`` as fetched at ``stored_at`` (default: now) in every tier; with a TTL of 0 too
         (not in memory, which only this cache's own reads could use). Returns ``jsonable(value)``,
         what was stored (the inventory's file sink writes it too, rather than make it again)."""
+        return self.store(key, value, stored_at=stored_at)[0]
+
+    def store(self, key: str, value: Any, *, stored_at: float | None = None) -> tuple[Any, str]:
+        """``set``, returning ``(jsonable(value), marked_json(jsonable(value)))``: the value's JSON text
+        made once, from which the file's envelope takes its compact form and the file sink its own."""
         value = jsonable(value)
         stored_at = self.clock() if stored_at is None else stored_at
         if self.enabled:
             self._memory[key] = (value, stored_at)
-        envelope = {_MARK: _VERSION, "key": key, "stored_at": stored_at, "ttl": self.ttl, "value": value}
-        text = plain_json(envelope, compact=True)
+        marked = marked_json(value)
+        text = _envelope(key, stored_at, self.ttl, marked.replace("\0", ""))
         if self.directory is not None:
             self._write_file(key, text)
         if self.s3 is not None:
             self._write_s3(key, text)
-        return value
+        return value, marked
 
     def _usable(self, stored_at: float) -> bool:
         """Young enough for this cache's TTL, and newer than ``not_before`` (compared in whole

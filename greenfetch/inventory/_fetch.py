@@ -117,7 +117,8 @@ class Inventory:
         self._waiting: dict[int, list[_Children]] = {}  # id(parent unit) -> the child types it holds up
         # what the plan knows of a possible parent per (type, account, region): its record, or its unit
         self._known: dict[tuple[str, str, str], Record | _Fetch] = {}
-        self._plain: tuple[Any, Any] = (None, None)  # (items, jsonable(items)) the cache last wrote
+        # (items, jsonable(items), marked_json of that) the cache last wrote
+        self._plain: tuple[Any, Any, str | None] = (None, None, None)
 
     # -- the run -------------------------------------------------------------------------------
 
@@ -129,8 +130,14 @@ class Inventory:
     def plain_items(self, rec: Record) -> Any:
         """``jsonable(rec["items"])`` if the cache just made it, for the record this run yielded last
         (its items unchanged since: a sink that writes JSON need not walk them again); else None."""
-        items, plain = self._plain
+        items, plain, _ = self._plain
         return plain if items is rec["items"] and items is not None else None
+
+    def items_json(self, rec: Record) -> str | None:
+        """``marked_json(jsonable(rec["items"]))`` if the cache just made it (see ``plain_items``): the
+        items' JSON text, which a file sink's record takes rather than encode the items again."""
+        items, _, marked = self._plain
+        return marked if items is rec["items"] and items is not None else None
 
     def run_with_times(self) -> Iterator[tuple[Record, float]]:
         """``(record, fetched_at)`` as they complete: epoch seconds (whole milliseconds) when the
@@ -258,8 +265,8 @@ class Inventory:
                 unit.rtype, rec["items"], self._tag_maps.get((unit.account, unit.request.region or ""))
             )
         if rec["status"] == "ok" and self.cache is not None:  # written whatever the TTL for reading
-            plain = self.cache.set(self._cache_key(unit), rec["items"], stored_at=fetched_at)
-            self._plain = (rec["items"], plain)
+            plain, marked = self.cache.store(self._cache_key(unit), rec["items"], stored_at=fetched_at)
+            self._plain = (rec["items"], plain, marked)
         if not unit.shown:
             self.summary.calls += calls
             return rec, fetched_at

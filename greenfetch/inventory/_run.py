@@ -315,10 +315,15 @@ def run_inventory(
         keep = keep_records
         kept: list[Record] = []
 
-        def on_each(rec: Record, fetched_at: float | None = None, plain_items: Any = None) -> None:
+        def on_each(
+            rec: Record,
+            fetched_at: float | None = None,
+            plain_items: Any = None,
+            items_json: str | None = None,
+        ) -> None:
             if sink is not None:
                 if plain_items is not None and isinstance(sink, FileSink):
-                    sink.add(rec, fetched_at, plain_items=plain_items)
+                    sink.add(rec, fetched_at, plain_items=plain_items, items_json=items_json)
                 else:
                     sink.add(rec, fetched_at)
             if ddb is not None:  # streamed: the sink holds one window of items, not the run
@@ -350,7 +355,8 @@ def run_inventory(
             )
         else:
             for rec, fetched_at in inventory.run_with_times():
-                on_each(rec, fetched_at, inventory.plain_items(rec))  # first: nothing changed its items
+                # first: nothing changed its items
+                on_each(rec, fetched_at, inventory.plain_items(rec), inventory.items_json(rec))
             summary = inventory.summary
         files = [str(p) for p in sink.close(summary.to_dict())] if sink is not None else []
     except BaseException as exc:

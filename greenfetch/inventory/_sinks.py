@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .._engine import Engine
-from .._jsonable import jsonable, plain_json, to_json
+from .._jsonable import json_string, jsonable, plain_json, to_json
 from .._redact import redact_url
 from .._storage_errors import storage_error
 from ._cache import parse_s3_uri
@@ -143,13 +143,21 @@ class FileSink:
             raise InventoryError(f"only the jsonl stream can be uploaded as it is written, not {self.fmt}")
         self.tee = upload
 
-    def add(self, rec: Record, fetched_at: float | None = None, *, plain_items: Any = None) -> None:
+    def add(
+        self,
+        rec: Record,
+        fetched_at: float | None = None,
+        *,
+        plain_items: Any = None,
+        items_json: str | None = None,
+    ) -> None:
         """Write (jsonl) or keep (json) the record; ``fetched_at`` is for the database, which records it.
-        ``plain_items``: ``jsonable(rec["items"])`` when the caller has it (the inventory cache made it)."""
+        ``plain_items``: ``jsonable(rec["items"])`` when the caller has it (the inventory cache made it);
+        ``items_json``: ``marked_json`` of those, when the caller has that too (the cache's encoding)."""
         self.records += 1
         if self.fmt == "json":
             self._by_type[rec["resource_type"]].append(
-                (rec["account"], rec["region"], _dumps(rec, plain_items))
+                (rec["account"], rec["region"], _dumps(rec, plain_items, items_json))
             )
             return
         path = self.directory / "inventory.jsonl"
@@ -157,7 +165,7 @@ class FileSink:
             if self._handle is None:
                 self._stream = contextlib.ExitStack()
                 self._handle = self._stream.enter_context(atomic_open(path, 0o644))
-            line = _dumps(rec, plain_items) + "\n"
+            line = _dumps(rec, plain_items, items_json) + "\n"
             self._handle.write(line)
         if self.tee is not None:
             self.tee.write(line.encode("utf-8"))
@@ -207,10 +215,13 @@ class FileSink:
 _ACCOUNT_REGION = operator.itemgetter(0, 1)  # a kept record's (account, region): the file's order
 
 
-def _dumps(rec: Record, plain_items: Any = None) -> str:
-    """``to_json(rec)``; with ``plain_items`` (``jsonable(rec["items"])``) the items are not walked again."""
+def _dumps(rec: Record, plain_items: Any = None, items_json: str | None = None) -> str:
+    """``to_json(rec)``; with ``plain_items`` (``jsonable(rec["items"])``) the items are not walked again,
+    and with ``items_json`` (``marked_json(plain_items)``) not encoded again either."""
     if plain_items is None:
         return to_json(rec)
+    if items_json is not None:
+        return _dumps_around(rec, items_json.replace("\0", " "))
     head: dict[str, Any] = {}
     for key, value in rec.items():  # a record's head is ASCII names and text or None: as jsonable keeps them
         if key == "items":
@@ -222,6 +233,34 @@ def _dumps(rec: Record, plain_items: Any = None) -> str:
             head["items"] = plain_items  # the key is there already: it keeps its place
             break
     return plain_json(head)
+
+
+def _dumps_around(rec: Record, items_text: str) -> str:
+    """``plain_json`` of the record's head (made JSON-ready as ``_dumps`` does) with ``items_text`` as
+    its items. A head of ASCII names and text or None is written field by field (``plain_json`` would
+    spend more on the call than on the few short strings); anything else: the fields before the items
+    and after them through ``jsonable`` and ``plain_json`` as two objects, joined around the items."""
+    parts = []
+    for key, value in rec.items():
+        if key == "items":
+            parts.append('"items": ' + items_text)
+        elif type(key) is str and key.isascii() and (value is None or type(value) is str and value.isascii()):
+            parts.append(json_string(key) + (": null" if value is None else ": " + json_string(value)))
+        else:
+            break
+    else:
+        return "{" + ", ".join(parts) + "}"
+    before: dict[str, Any] = {}
+    after: dict[str, Any] = {}
+    part = before
+    for key, value in rec.items():
+        if key == "items":
+            part = after
+        else:
+            part[key] = value
+    before, after = jsonable(before), jsonable(after)
+    head = plain_json(before)[:-1] + (", " if before else "") + '"items": ' + items_text
+    return head + (", " + plain_json(after)[1:] if after else "}")
 
 
 @contextlib.contextmanager

@@ -1,0 +1,134 @@
+"""The inventory command's own cost, part 5 (docs/performance.md): each cut gives the same bytes.
+
+A fresh page's items are encoded to JSON once (``marked_json``), and both the cache file's compact
+text and the file sink's record text are taken from that one encoding; the texts around them (the
+cache's envelope, the record's head) are written field by field. Every text here must be the one
+``plain_json`` / ``to_json`` gave before, for any value ``jsonable`` can return.
+"""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from greenfetch._jsonable import jsonable, marked_json, plain_json, to_json
+
+# strings that would break a text built by hand: separators, quotes, escapes, NUL, non-ASCII, surrogates
+_odd = st.sampled_from(
+    ["", ",", ":", ", ", ": ", '"', "\\", "\0", "a\0b", "\n", "\x7f", "caf\u00e9", "\ud800", "\u2028"]
+)
+_text = st.text(max_size=8) | _odd
+_leaves = st.none() | st.booleans() | st.integers() | st.floats() | _text
+_trees = st.recursive(
+    _leaves,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_text, inner, max_size=4),
+    max_leaves=25,
+).map(jsonable)
+
+
+@given(_trees)
+def test_marked_json_gives_the_cache_text_and_the_file_text(value):
+    """One encoding, both texts: NUL removed is the cache's compact text, NUL as a space the files'."""
+    marked = marked_json(value)
+    assert marked.replace("\0", "") == plain_json(value, compact=True)
+    assert marked.replace("\0", " ") == plain_json(value)
+
+
+@given(
+    key=_text,
+    stored_at=st.floats() | st.integers() | st.sampled_from([1765000000.123, 0.1, 1e22, -0.0]),
+    ttl=st.floats() | st.integers(),
+    value=_trees,
+)
+def test_the_cache_envelope_is_plain_json_of_the_envelope(key, stored_at, ttl, value):
+    """The envelope written around the value's text is ``plain_json`` of the whole envelope (a
+    non-finite or non-float time takes the encoder's own path)."""
+    from greenfetch.inventory._cache import _MARK, _VERSION, _envelope
+
+    whole = {_MARK: _VERSION, "key": key, "stored_at": stored_at, "ttl": ttl, "value": value}
+    assert _envelope(key, stored_at, ttl, plain_json(value, compact=True)) == plain_json(whole, compact=True)
+
+
+_records = st.fixed_dictionaries(
+    {
+        "resource_type": st.sampled_from(["ssm.parameters", "caf\u00e9.x"]),
+        "account": _text,
+        "region": st.sampled_from(["eu-west-1", "global", "*"]),
+        "items": st.lists(_trees, max_size=4),
+        "status": st.sampled_from(["ok", "denied"]),
+        "error": st.none() | _text | st.integers() | st.floats(),
+    }
+)
+
+
+@given(_records)
+def test_a_record_written_around_its_items_text_is_to_json(rec):
+    """The file sink's record from the cache's encoding of its items is ``to_json(rec)``, for any head
+    (ASCII text or None field by field; anything else through ``jsonable``)."""
+    from greenfetch.inventory._sinks import _dumps
+
+    plain = jsonable(rec["items"])
+    assert _dumps(rec, plain, marked_json(plain)) == _dumps(rec, plain) == to_json(rec)
+
+
+def test_a_fresh_page_is_encoded_once_and_its_files_are_the_same(tmp_path, monkeypatch):
+    """``greenfetch inventory --out DIR``: each fresh page's items go through the JSON encoder once (the
+    cache's envelope and the json file's record used to encode them twice), and the json files and
+    cache files are what the run writes when each is encoded on its own."""
+    from greenfetch import Config, Engine
+    from greenfetch import _jsonable as J
+    from greenfetch.inventory import run_inventory
+    from greenfetch.testing import inventory_server
+
+    def run(out, cache):
+        engine = Engine(Config.resolve({"endpoint_url": server.url, "region": "us-east-1"}, environ={}))
+        try:
+            return run_inventory(
+                engine,
+                accounts="111111111111,222222222222",
+                role_name="InventoryReader",
+                regions="us-east-1,eu-west-1",
+                types="ssm.parameters,kms.keys",
+                out=str(out),
+                cache_ttl=0,
+                cache_dir=str(cache),
+            )
+        finally:
+            engine.close()
+
+    encoded = []
+
+    def spy(name):
+        real = getattr(J, name)
+
+        def encode(value):
+            items = value.get("items", value.get("value")) if isinstance(value, dict) else value
+            if isinstance(items, list) and items and all(isinstance(item, dict) for item in items):
+                encoded.append(name)  # a page's items, alone or inside a record or an envelope
+            return real(value)
+
+        monkeypatch.setattr(J, name, encode)
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "y")
+    with inventory_server(items=3) as server:
+        for name in ("_COMPACT", "_UNSORTED", "_SORTED", "_MARKED"):
+            spy(name)
+        report = run(tmp_path / "once", tmp_path / "cache-once")
+        pages = report.summary["records"]
+        assert pages == 8 and len(encoded) == pages, encoded
+        monkeypatch.setattr("greenfetch.inventory._fetch.Inventory.items_json", lambda self, rec: None)
+        run(tmp_path / "twice", tmp_path / "cache-twice")
+    assert len(encoded) == 3 * pages  # the same run with each encoded on its own: twice a page
+    for name in ("ssm.parameters.json", "kms.keys.json"):
+        assert (tmp_path / "once" / name).read_bytes() == (tmp_path / "twice" / name).read_bytes()
+    once = sorted((tmp_path / "cache-once").glob("*.json"))
+    assert [p.name for p in once] == sorted(p.name for p in (tmp_path / "cache-twice").glob("*.json"))
+    for path in once:
+        text = path.read_text()
+        assert text == plain_json(json.loads(text), compact=True)
+        mine, theirs = json.loads(text), json.loads((tmp_path / "cache-twice" / path.name).read_text())
+        mine.pop("stored_at"), theirs.pop("stored_at")
+        assert mine == theirs
