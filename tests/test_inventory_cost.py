@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from greenfetch._jsonable import jsonable, marked_json, plain_json, to_json
+from greenfetch.inventory._cache import _MARK, _VERSION, _envelope
+from greenfetch.inventory._sinks import _dumps
 
 # strings that would break a text built by hand: separators, quotes, escapes, NUL, non-ASCII, surrogates
 _odd = st.sampled_from(
@@ -28,6 +30,7 @@ _trees = st.recursive(
 ).map(jsonable)
 
 
+@settings(deadline=None)  # a loaded machine: the first example imports and warms up
 @given(_trees)
 def test_marked_json_gives_the_cache_text_and_the_file_text(value):
     """One encoding, both texts: NUL removed is the cache's compact text, NUL as a space the files'."""
@@ -36,6 +39,7 @@ def test_marked_json_gives_the_cache_text_and_the_file_text(value):
     assert marked.replace("\0", " ") == plain_json(value)
 
 
+@settings(deadline=None)  # a loaded machine: the first example imports and warms up
 @given(
     key=_text,
     stored_at=st.floats() | st.integers() | st.sampled_from([1765000000.123, 0.1, 1e22, -0.0]),
@@ -45,8 +49,6 @@ def test_marked_json_gives_the_cache_text_and_the_file_text(value):
 def test_the_cache_envelope_is_plain_json_of_the_envelope(key, stored_at, ttl, value):
     """The envelope written around the value's text is ``plain_json`` of the whole envelope (a
     non-finite or non-float time takes the encoder's own path)."""
-    from greenfetch.inventory._cache import _MARK, _VERSION, _envelope
-
     whole = {_MARK: _VERSION, "key": key, "stored_at": stored_at, "ttl": ttl, "value": value}
     assert _envelope(key, stored_at, ttl, plain_json(value, compact=True)) == plain_json(whole, compact=True)
 
@@ -63,12 +65,11 @@ _records = st.fixed_dictionaries(
 )
 
 
+@settings(deadline=None)  # a loaded machine: the first example imports and warms up
 @given(_records)
 def test_a_record_written_around_its_items_text_is_to_json(rec):
     """The file sink's record from the cache's encoding of its items is ``to_json(rec)``, for any head
     (ASCII text or None field by field; anything else through ``jsonable``)."""
-    from greenfetch.inventory._sinks import _dumps
-
     plain = jsonable(rec["items"])
     assert _dumps(rec, plain, marked_json(plain)) == _dumps(rec, plain) == to_json(rec)
 
@@ -132,3 +133,60 @@ def test_a_fresh_page_is_encoded_once_and_its_files_are_the_same(tmp_path, monke
         mine, theirs = json.loads(text), json.loads((tmp_path / "cache-twice" / path.name).read_text())
         mine.pop("stored_at"), theirs.pop("stored_at")
         assert mine == theirs
+
+
+# -- the cache file's write --------------------------------------------------------------------------
+
+
+def _getpid_calls(fn):
+    """How many times ``fn()`` calls ``os.getpid`` (the profiler sees every call of a builtin)."""
+    import os
+    import sys
+
+    seen = []
+    sys.setprofile(
+        lambda frame, event, arg: seen.append(1) if event == "c_call" and arg is os.getpid else None
+    )
+    try:
+        fn()
+    finally:
+        sys.setprofile(None)
+    return len(seen)
+
+
+def test_a_cache_write_names_its_file_without_asking_for_the_pid(tmp_path):
+    """The temporary name's PID is this process's, known without a system call per file."""
+    import os
+
+    from greenfetch.inventory._fileio import replace_quickly
+
+    def write():
+        for n in range(5):
+            replace_quickly(str(tmp_path), f"{n}.json", b"{}")
+
+    assert _getpid_calls(write) == 0
+    assert sorted(os.listdir(tmp_path)) == [f"{n}.json" for n in range(5)]
+
+
+def test_a_forked_child_names_its_temporary_files_with_its_own_pid(tmp_path):
+    """A child forked after the module is loaded still writes ``.NAME.PID.N.tmp`` with its own PID
+    (``sweep_stale`` removes a dead writer's file by that PID, and keeps a live one's)."""
+    import os
+    import sys
+
+    from greenfetch.inventory._fileio import replace_quickly
+
+    pid = os.fork()
+    if pid == 0:  # the child: note the temporary names it opened, then leave at once
+        try:
+            opened = []
+            sys.addaudithook(lambda event, args: opened.append(args[0]) if event == "open" else None)
+            replace_quickly(str(tmp_path), "x.json", b"{}")
+            names = [str(p) for p in opened if str(p).endswith(".tmp")]
+            (tmp_path / "names").write_text("\n".join(names))
+        finally:
+            os._exit(0)
+    assert os.waitpid(pid, 0) == (pid, 0)
+    names = (tmp_path / "names").read_text().split("\n")
+    assert len(names) == 1 and os.path.basename(names[0]).split(".")[-3] == str(pid), names
+    assert (tmp_path / "x.json").read_bytes() == b"{}"
