@@ -19,6 +19,9 @@ _canonical = encode_once(
     json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str, check_circular=False)
 )
 
+# one string as ``_canonical`` writes it (ASCII, escaped): the encoder's own function
+_ascii = json.encoder.encode_basestring_ascii
+
 __all__ = [
     "ROLE_ARN",
     "Request",
@@ -170,18 +173,41 @@ class Request:
     @property
     def signature(self) -> str:
         """Stable across processes: equal for the same call, so dedupe and the cache can key on it."""
-        canon = _canonical(
-            [
-                self.service,
-                self.operation,
-                jsonable(dict(self.params)),
-                self.region,
-                self.identity,
-                self.endpoint_url,
-                jsonable(self.paginate),
-            ]
+        service, operation, region, identity, endpoint = (
+            self.service,
+            self.operation,
+            self.region,
+            self.identity,
+            self.endpoint_url,
         )
-        return f"{self.service}:{self.operation}:{hashlib.sha256(canon.encode()).hexdigest()[:24]}"
+        if (
+            type(service) is str
+            and type(operation) is str
+            and type(identity) is str
+            and (region is None or type(region) is str)
+            and (endpoint is None or type(endpoint) is str)
+        ):  # the canonical list's text field by field: the encoder's call costs more than its few strings
+            params, paginate = self.params, self.paginate
+            canon = (
+                f"[{_ascii(service)},{_ascii(operation)},"
+                f"{'{}' if type(params) is dict and not params else _canonical(jsonable(dict(params)))},"
+                f"{'null' if region is None else _ascii(region)},{_ascii(identity)},"
+                f"{'null' if endpoint is None else _ascii(endpoint)},"
+                f"{'true' if paginate is True else 'false' if paginate is False else _canonical(jsonable(paginate))}]"
+            )
+        else:
+            canon = _canonical(
+                [
+                    service,
+                    operation,
+                    jsonable(dict(self.params)),
+                    region,
+                    identity,
+                    endpoint,
+                    jsonable(self.paginate),
+                ]
+            )
+        return f"{service}:{operation}:{hashlib.sha256(canon.encode()).hexdigest()[:24]}"
 
     @property
     def max_items(self) -> int | None:

@@ -190,3 +190,59 @@ def test_a_forked_child_names_its_temporary_files_with_its_own_pid(tmp_path):
     names = (tmp_path / "names").read_text().split("\n")
     assert len(names) == 1 and os.path.basename(names[0]).split(".")[-3] == str(pid), names
     assert (tmp_path / "x.json").read_bytes() == b"{}"
+
+
+# -- the cache key: Request.signature ------------------------------------------------------------------
+
+
+def _old_signature(request):
+    """``Request.signature`` as it was: the whole canonical list through the encoder (the oracle)."""
+    import hashlib
+
+    from greenfetch._models import _canonical
+
+    canon = _canonical(
+        [
+            request.service,
+            request.operation,
+            jsonable(dict(request.params)),
+            request.region,
+            request.identity,
+            request.endpoint_url,
+            jsonable(request.paginate),
+        ]
+    )
+    return f"{request.service}:{request.operation}:{hashlib.sha256(canon.encode()).hexdigest()[:24]}"
+
+
+@settings(deadline=None)
+@given(
+    service=_text,
+    operation=_text,
+    params=st.dictionaries(_text, _trees, max_size=3),
+    region=st.none() | _text,
+    account=st.none() | _text,
+    role=st.none() | _text,
+    profile=st.none() | _text,
+    endpoint=st.none() | _text,
+    paginate=st.booleans() | st.integers(0, 1) | st.dictionaries(_text, _trees, max_size=2),
+)
+def test_a_signature_is_what_the_whole_list_encoded_gave(
+    service, operation, params, region, account, role, profile, endpoint, paginate
+):
+    """The canonical text written field by field is the encoder's, so every cache file keeps its name
+    and dedupe its keys (unicode, quotes, NUL, None, a paginate config or a number)."""
+    from greenfetch._models import Request
+
+    request = Request(
+        service,
+        operation,
+        params,
+        region=region,
+        account=account,
+        role=role,
+        profile=profile,
+        endpoint_url=endpoint,
+        paginate=paginate,
+    )
+    assert request.signature == _old_signature(request)
