@@ -246,3 +246,30 @@ def test_a_signature_is_what_the_whole_list_encoded_gave(
         paginate=paginate,
     )
     assert request.signature == _old_signature(request)
+
+
+# -- the progress line ---------------------------------------------------------------------------------
+
+
+def test_a_hidden_progress_line_counts_no_record(tmp_path, monkeypatch):
+    """``--no-progress`` (or stderr not a terminal): no record goes through ``Progress.record``, whose
+    counts only a drawn line shows; ``--progress`` still counts every record and draws its line."""
+    from click.testing import CliRunner
+
+    from greenfetch.cli import _progress, load_commands
+    from greenfetch.testing import inventory_server
+
+    counted = []
+    real = _progress.Progress.record
+    monkeypatch.setattr(
+        _progress.Progress, "record", lambda self, rec: counted.append(rec) or real(self, rec)
+    )
+    with inventory_server(items=2) as server:
+        for flag in ("--no-progress", "--progress"):
+            cmd = ["--endpoint-url", server.url, "--region", "us-east-1", "inventory", "--accounts"]
+            cmd += ["111111111111", "--role-name", "R", "--regions", "us-east-1,eu-west-1", "--types"]
+            cmd += ["sqs.queues", flag, "--out", str(tmp_path / flag)]
+            result = CliRunner().invoke(load_commands(), cmd, env={"GREENFETCH_CACHE_DIR": str(tmp_path)})
+            assert result.exit_code == 0, result.output
+            assert len(counted) == (0 if flag == "--no-progress" else 2), flag
+    assert "sqs.queues: 4 items, 0 errors | 2 fetches" in result.output

@@ -259,7 +259,7 @@ def inventory(
                 exclude_accounts=exclude_accounts,
                 org_ous=org_ou,
                 keep_records=out is None,
-                on_record=bar.record,
+                on_record=bar.record if bar.enabled else None,  # a hidden line counts nothing
                 dead_letter_path=dead_letter,
                 fetch=fetch,
                 tags=tags,
