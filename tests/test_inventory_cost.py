@@ -273,3 +273,21 @@ def test_a_hidden_progress_line_counts_no_record(tmp_path, monkeypatch):
             assert result.exit_code == 0, result.output
             assert len(counted) == (0 if flag == "--no-progress" else 2), flag
     assert "sqs.queues: 4 items, 0 errors | 2 fetches" in result.output
+
+
+def test_a_plain_signature_does_not_call_the_encoder(monkeypatch):
+    """An inventory page's request (text fields, no params, paginated) is keyed without the encoder's
+    call; params still go through it (and give the same text as before, above)."""
+    from greenfetch import _models
+    from greenfetch._models import Request
+
+    plain = Request("kms", "ListKeys", {}, region="eu-west-1", account="111111111111", paginate=True)
+    with_params = Request("ssm", "DescribeParameters", {"MaxResults": 50}, region="eu-west-1")
+    expected = (_old_signature(plain), _old_signature(with_params))
+    calls = []
+    real = _models._canonical
+    monkeypatch.setattr(_models, "_canonical", lambda value: calls.append(value) or real(value))
+    assert plain.signature == expected[0]
+    assert calls == []
+    assert with_params.signature == expected[1]
+    assert calls == [{"MaxResults": 50}]
