@@ -57,7 +57,7 @@ after it opened; at most 1 s). Per window, with *baseline* = the no-load latency
   trip into the new period, not a baseline-long window later; each batch (``reconfigure``) opens a
   window of its own, so the last batch's answers do not hide the new ones;
 - *the client's own load* (``load``: the share of time this process was running or waiting for a
-  CPU; ``cpu``: running only; both sampled by the I/O side, ``_adaptive.ClientLoad``): latency also
+  CPU; ``cpu``: running only; both sampled by the I/O side, ``_clientload.ClientLoad``): latency also
   holds the time answers wait in our own run queue, so how much of a rise is the server's depends on
   it. Saturated (``load`` >= ``saturated``, its mean over a window): answers always wait for us, and
   latency says nothing about the server and never cuts (no Vegas cut, no target ceiling, no
@@ -335,7 +335,7 @@ class Controller:
     ) -> TracePoint | None:
         """One finished attempt: ``latency`` None = no usable latency; ``throttled`` = the server said
         "too fast" (cuts the rate); ``dropped`` = it timed out (cuts the concurrency); ``load`` = this
-        client's own load now (0-1, ``_adaptive.ClientLoad``): from ``saturated`` on, all of a latency
+        client's own load now (0-1, ``_clientload.ClientLoad``): from ``saturated`` on, all of a latency
         rise is ours; ``cpu`` = its CPU share (0-1; None: the same as ``load``): from ``busy`` on, part
         of it; ``held`` = seconds stalls of this process held this answer (a slow answer that would
         be flat without them waited for us: it does not end slow start). Returns a TracePoint when a

@@ -4,7 +4,7 @@ Each server answers ``call(now, inflight) -> (latency, throttled)``. ``simulate`
 controller's limit in flight (honouring its rate cap, like ``_adaptive.Limiter``) with infinite demand,
 or until ``calls`` requests have succeeded; an optional client CPU cost per answer models a CPU-bound
 client (answers wait for the client, and it reports the share of the last 100 ms it was busy as
-``load`` and ``cpu``, as ``_adaptive.ClientLoad`` does); ``neighbours`` adds a share of time spent waiting
+``load`` and ``cpu``, as ``_clientload.ClientLoad`` does); ``neighbours`` adds a share of time spent waiting
 for a CPU other processes hold to the load it reports, not to its CPU share (a loaded machine).
 ``simulate_client`` runs the same servers against a ``CpuClient`` (gevent's hub as one CPU with a run
 queue, its load read by the real ``ClientLoad``), and ``five_cases`` the bench's primitives verdicts on
@@ -253,7 +253,7 @@ class CpuClient:
     the latency the controller sees rises once the in-flight work is more than the CPU can do (at
     0.5 ms a call, about 2,000 calls/s: the loopback fast server's client). ``stalls`` per second
     (seeded, exponential lengths of mean ``stall_mean`` s) are neighbours holding the CPU: every job
-    waits them out. The client's load is read as ``_adaptive.ClientLoad`` reads it, by the real class:
+    waits them out. The client's load is read as ``_clientload.ClientLoad`` reads it, by the real class:
     a watcher job every ``interval`` in the same run queue measures the share of time running or
     waiting for the CPU (``value``) and running (``cpu``) and records the stalls it woke late across.
     Defaults: 0.5 ms a call, split as docs/performance.md's profile splits it (about 70% before the
@@ -339,7 +339,7 @@ def simulate_client(
     A new pool of connections per call (per server): fixed 128 opens 128 at once, adaptive as it grows.
     A throttle is retried as botocore's standard mode retries it, up to ``attempts`` in all: after
     rand(0, 1) x 2^(retry - 1) s (at most 20 s), unpaced, the request holding its slot all along."""
-    from greenfetch._adaptive import ClientLoad
+    from greenfetch._clientload import ClientLoad
 
     client = client or CpuClient()
     clock = clock or (controller.clock if controller is not None else Clock())  # type: ignore[assignment]

@@ -20,16 +20,15 @@ import greenfetch._api
 from greenfetch import Config, ConfigError, Engine
 from greenfetch._adaptive import (
     AdaptiveResults,
-    ClientLoad,
     Controller,
     Limiter,
     Limits,
     Settings,
-    _Schedstat,
     open_gate,
     signal_of,
 )
 from greenfetch._attempts import Attempt
+from greenfetch._clientload import ClientLoad, _Schedstat
 from greenfetch._models import Request
 from greenfetch.testing import LoopbackServer, wait_until
 from greenfetch.testing._loopback_faults import Faults

@@ -114,7 +114,7 @@ def test_a_short_stall_is_held_but_does_not_make_an_answer_ours():
     (slow start reads the answer less it), ``stalled`` does not (load 1 needs a stall of an interval
     or more: the watcher is a few ms late whenever the hub has work queued). Before, ``held`` too
     counted only stalls of 25 ms or more."""
-    from greenfetch._adaptive import ClientLoad
+    from greenfetch._clientload import ClientLoad
 
     clock = Clock(10.0)
     load = ClientLoad(interval=0.025, clock=clock)
