@@ -348,6 +348,8 @@ class Gate:
         return limiter  # its own slot (``Limiter.slot``)
 
     def attempt(self, request: Request, attempt: Attempt) -> None:
+        """The sample of a request's attempt. The engine observes through the limiter ``__call__``
+        returned instead (the same limiter: ``Limiter.observe``), so the scope is found once a request."""
         scope = Limits.scope_of(request)
         (self._limiters.get(scope) or self._limiter(scope)).observe(attempt)
 

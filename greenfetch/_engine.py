@@ -38,6 +38,8 @@ from ._scheduler import iter_bounded
 __all__ = ["Engine", "GateFn", "RawRequest"]
 
 # A gate: entered around each call, yields the concurrency limit in force (None without a limiter).
+# Each attempt of the call is observed by what the gate returned, if it has ``observe(attempt)``,
+# else by ``gate.attempt(request, attempt)``, if the gate has one (``Engine._attempt_observer``).
 GateFn = Callable[[Request], ContextManager[int | None]]
 RawRequest = Request | Mapping[str, Any]
 T = TypeVar("T")
@@ -99,8 +101,8 @@ class Engine:
         limit = None
         try:
             request, client = self._resolve(raw)
-            recorder.on_attempt = self._attempt_observer(request, gate)
             if gate is None and dedupe_window is None:  # the common path, written out
+                recorder.on_attempt = functools.partial(self.metrics.attempt, request)
                 inflight = self.metrics.inflight()
                 inflight.calls.append(None)
                 try:
@@ -109,11 +111,18 @@ class Engine:
                 finally:
                     inflight.calls.pop()
             elif gate is None:
+                recorder.on_attempt = functools.partial(self.metrics.attempt, request)
                 with self.metrics.inflight():
                     value, shared = self._shared(request, client, recorder, dedupe_window)
             else:
                 queued = perf_counter()
-                with gate(request) as limit, self.metrics.inflight():
+                try:
+                    slot = gate(request)
+                except Exception:  # no slot: an unseen attempt goes to ``gate.attempt``, as it would have
+                    recorder.on_attempt = self._attempt_observer(request, gate, None)
+                    raise
+                recorder.on_attempt = self._attempt_observer(request, gate, slot)
+                with slot as limit, self.metrics.inflight():
                     started += perf_counter() - queued  # waiting for a gate slot is not the request's time
                     value, shared = self._shared(request, client, recorder, dedupe_window)
             request_id = _pop_request_id(value)
@@ -168,13 +177,25 @@ class Engine:
         value, outcome = self.dedupe.do_outcome(request.signature, call, window)
         return (dict(value) if isinstance(value, dict) else value), outcome != "executed"
 
-    def _attempt_observer(self, request: Request, gate: GateFn | None) -> Callable[[Attempt], None]:
+    def _attempt_observer(self, request: Request, gate: GateFn, slot: Any) -> Callable[[Attempt], None]:
+        """Each attempt of a gated request: its metrics, then the gate's sample. Through the slot the
+        gate gave the request when it has ``observe(attempt)`` (a ``Limiter``: the gate found the
+        request's scope once, at the slot), else ``gate.attempt(request, attempt)``, if any."""
+        metrics_attempt = self.metrics.attempt
+        on_slot = getattr(slot, "observe", None)
+        if on_slot is not None:
+
+            def observe_slot(attempt: Attempt) -> None:
+                metrics_attempt(request, attempt)
+                on_slot(attempt)
+
+            return observe_slot
         on_gate = getattr(gate, "attempt", None)
         if on_gate is None:
-            return functools.partial(self.metrics.attempt, request)
+            return functools.partial(metrics_attempt, request)
 
         def observe(attempt: Attempt) -> None:
-            self.metrics.attempt(request, attempt)
+            metrics_attempt(request, attempt)
             on_gate(request, attempt)
 
         return observe

@@ -38,6 +38,8 @@ Children (``what``):
 - ``adaptive``: ``Engine.adaptive_batch`` started at the concurrency with the concurrency as its max (no
   ramp; the warm-up through it too, so the timed window is the scope's steady state): beside ``engine``,
   what the adaptive gate costs a call.
+- ``canned_adaptive``: ``adaptive`` with ``canned_caller``'s caller: the gate's cost a call without the
+  HTTP call's noise.
 - ``aiobotocore``: aiobotocore, ``gather`` behind a Semaphore (the bench's peer).
 - ``steps``: botocore's steps for one ListTables, each in its own window (no hub, no socket).
 - ``engine_steps``: the engine's own pieces around a canned call (``Request.coerce``, the resolve, the
@@ -49,6 +51,7 @@ Children (``what``):
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -217,7 +220,7 @@ def engine_child(opts: dict[str, Any]) -> dict[str, Any]:
             client._endpoint.http_session = _CannedSession()
 
         clients.install_http_session = canned  # type: ignore[assignment]
-    elif opts["what"] == "canned_caller":
+    elif opts["what"] in ("canned_caller", "canned_adaptive"):
         from greenfetch._caller import BotocoreCaller
 
         class CannedCaller(BotocoreCaller):
@@ -227,7 +230,10 @@ def engine_child(opts: dict[str, Any]) -> dict[str, Any]:
         engine.caller = CannedCaller(engine.clients)
     engine.execute(LIST)
     c = opts["concurrency"]
-    if opts["what"] == "adaptive":  # started at its max: no ramp; a target that never binds here
+    if opts["what"] in (
+        "adaptive",
+        "canned_adaptive",
+    ):  # started at its max: no ramp; a target that never binds here
 
         def batch(requests: list[Any], concurrency: int) -> Any:
             return engine.adaptive_batch(requests, c, 30.0, 1, c)
@@ -438,7 +444,7 @@ def engine_steps_child(opts: dict[str, Any]) -> dict[str, Any]:
 
     def hooks() -> None:  # botocore's before-send and needs-retry events, as they call greenfetch's handlers
         rec = AttemptRecorder()
-        rec.on_attempt = engine._attempt_observer(request, None)
+        rec.on_attempt = functools.partial(engine.metrics.attempt, request)  # the ungated observer
         with recording(rec):
             _before_send(request=None, event_name="before-send.dynamodb.ListTables")
             _needs_retry(
@@ -453,7 +459,7 @@ def engine_steps_child(opts: dict[str, Any]) -> dict[str, Any]:
 
     def attempts() -> None:
         rec = AttemptRecorder()
-        rec.on_attempt = engine._attempt_observer(request, None)
+        rec.on_attempt = functools.partial(engine.metrics.attempt, request)  # the ungated observer
         with recording(rec):
             rec.attempts.append(attempt)
             rec.on_attempt(attempt)

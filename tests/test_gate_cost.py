@@ -219,3 +219,43 @@ def test_a_limiter_decides_what_its_controller_decides(monkeypatch, steps):
             if int(reference.limit) > int(before):  # ``Limiter._grant``: the slots it frees, counted
                 reference.note_inflight(held)
         assert _state(limiter.controller) == _state(reference)
+
+
+def test_a_gated_request_finds_its_scope_once_and_each_attempt_reaches_its_scope(monkeypatch):
+    """Part 7e: the engine observes a gated request's attempts through the limiter the gate gave it at
+    the slot, so ``scope_of`` (1.9k instructions) runs once a request; it ran twice (at the slot and
+    again in ``Gate.attempt``). Each attempt still reaches its own scope's limiter: successes and
+    errors (an unseen attempt, recorded after the slot is given back), in three scopes."""
+    from greenfetch import Config, Engine
+    from greenfetch.testing import MockCaller, client_error
+
+    def handler(request):
+        if request.params["Limit"] % 11 == 5:  # (no throttle: the rate cap would pace the rest in real time)
+            raise client_error("AccessDenied")
+        return {"TableNames": []}
+
+    scopes: Counter[str] = Counter()
+    real_scope_of = Limits.scope_of
+
+    def counted(request):
+        scopes["scope_of"] += 1
+        return real_scope_of(request)
+
+    observed: Counter[str] = Counter()
+    real_observe = Limiter.observe
+
+    def observe(self, attempt):
+        observed[self.scope] += 1
+        real_observe(self, attempt)
+
+    monkeypatch.setattr(Limits, "scope_of", staticmethod(counted))
+    monkeypatch.setattr(Limiter, "observe", observe)
+    engine = Engine(Config.resolve({"region": "us-east-1"}, environ={}), caller=MockCaller(handler))
+    requests = [
+        {"service": "dynamodb", "operation": "ListTables", "params": {"Limit": n}, "region": f"r{n % 3}"}
+        for n in range(90)
+    ]
+    results = engine.adaptive_batch(requests, 5, 5.0, 1, 16)
+    assert len(results) == 90 and sum(not r.ok for r in results) == 8
+    assert scopes["scope_of"] == 90  # 180 before: once at the slot, once per attempt
+    assert observed == {f"dynamodb/r{r}/default": 30 for r in range(3)}
