@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+import time
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,29 +26,32 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Any]:
 class Peak:
     """run(index, item) that records how many runs overlap. The first ``fill`` runs hold (events, with
     a deadline) until all of them run at once, then until the scheduler either waits for a free slot
-    (``slots``, below) or has started one more run: a scheduler that admits ``fill`` at a time shows a
+    (``events``, below) or has started one more run: a scheduler that admits ``fill`` at a time shows a
     peak of exactly ``fill``, one that lets more through shows more."""
 
     def __init__(self, backend: Any, fill: int) -> None:
-        self.semaphore, self.fill = backend.semaphore, fill
+        self.event, self.fill = backend.event, fill
         self.full, self.released = backend.event(), backend.event()
         self.now = self.peak = 0
         self.lock = threading.Lock()
 
-    def slots(self, value: int) -> Any:
-        """The backend's semaphore, releasing the holders when someone (the feeder) must wait on it."""
-        inner, released = self.semaphore(value), self.released
+    def events(self) -> Any:
+        """The backend's event, releasing the holders when someone (the feeder, every slot held) must
+        wait on it."""
+        inner, released = self.event(), self.released
 
-        class Slots:
-            def acquire(self) -> None:
-                if not inner.acquire(blocking=False):
-                    released.set()
-                    inner.acquire()
+        class Wake:
+            def wait(self) -> None:
+                released.set()
+                inner.wait()
 
-            def release(self) -> None:
-                inner.release()
+            def set(self) -> None:
+                inner.set()
 
-        return Slots()
+            def clear(self) -> None:
+                inner.clear()
+
+        return Wake()
 
     def __call__(self, index: int, item: Any) -> tuple[int, Any]:
         with self.lock:
@@ -73,7 +78,7 @@ def test_every_item_runs_once_and_comes_back_with_its_index(items: list[int], li
 
 def test_never_more_than_limit_at_once(backend: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     run = Peak(backend, 4)
-    monkeypatch.setattr(backend, "semaphore", run.slots)
+    monkeypatch.setattr(backend, "event", run.events)
     assert len(list(iter_bounded(backend, range(200), run, 4))) == 200
     assert run.peak == 4  # the limit, reached and never passed
 
@@ -107,3 +112,75 @@ def test_an_input_error_comes_after_the_outcomes_of_the_items_before_it(backend:
         for outcome in iter_bounded(backend, items(), lambda i, item: item, 2):
             seen.append(outcome)
     assert sorted(seen) == [0, 1, 2, 3, 4]
+
+
+def test_a_slot_taken_and_given_back_calls_no_semaphore_or_event(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 24, part 7e (docs/performance.md): a slot is a list's pop (the feeder) and append (the
+    consumer); the event is touched only when the feeder has to wait for a slot. Before, each item
+    cost a semaphore ``acquire`` and ``release`` and the stop event's ``is_set`` (3 calls an item,
+    ~2k instructions on gevent)."""
+    backend = GeventBackend()
+    calls: Counter[str] = Counter()
+
+    def counted(make: Any) -> Any:
+        def made(*args: Any) -> Any:
+            inner = make(*args)
+
+            class Counted:
+                def __getattr__(self, name: str) -> Any:
+                    method = getattr(inner, name)
+
+                    def call(*a: Any, **k: Any) -> Any:
+                        calls[name] += 1
+                        return method(*a, **k)
+
+                    return call
+
+            return Counted()
+
+        return made
+
+    monkeypatch.setattr(backend, "semaphore", counted(backend.semaphore))
+    monkeypatch.setattr(backend, "event", counted(backend.event))
+    assert sorted(iter_bounded(backend, range(1000), lambda i, item: item, 10)) == list(range(1000))
+    # here the feeder waits once per 10 items (the limit): 2 clears, a wait and a set; 3,000 before
+    assert sum(calls.values()) <= 500, calls
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    delays=st.lists(st.sampled_from([0.0, 0.0, 0.0001, 0.001]), max_size=40),
+    limit=st.integers(1, 6),
+    consumer_delay=st.sampled_from([0.0, 0.0005]),
+)
+def test_no_slot_is_lost_between_os_threads(delays: list[float], limit: int, consumer_delay: float) -> None:
+    """On OS threads the feeder and the consumer race for the slots' list and the event: every item
+    still comes back once, never more than ``limit`` run at once, and the stream ends (a wake-up
+    lost between the feeder's check and its wait would hang it: the watchdog reports that)."""
+    backend = ThreadBackend(8)
+    now, peak, lock = [0], [0], threading.Lock()
+
+    def run(index: int, delay: float) -> int:
+        with lock:
+            now[0] += 1
+            peak[0] = max(peak[0], now[0])
+        time.sleep(delay)
+        with lock:
+            now[0] -= 1
+        return index
+
+    seen: list[int] = []
+
+    def consume() -> None:
+        for index in iter_bounded(backend, delays, run, limit):
+            seen.append(index)
+            time.sleep(consumer_delay)
+
+    try:
+        consumer = threading.Thread(target=consume, daemon=True)
+        consumer.start()
+        consumer.join(5)
+        assert not consumer.is_alive(), f"the stream hung after {len(seen)} of {len(delays)}"
+    finally:
+        backend.shutdown()
+    assert sorted(seen) == list(range(len(delays))) and peak[0] <= limit
