@@ -16,6 +16,9 @@ Pieces:
   0.9): the slot's acquire and release, ``Gate.attempt`` (``signal_of``, ``ClientLoad.read``,
   ``Controller.sample``, a window closed and its ``TracePoint`` about once per round trip).
 - ``steady idle``: the same with the client idle (load 0.3, CPU 0.2): the latency law's path.
+- ``steady, the engine's way``: ``steady`` with each answer observed as the engine has since issue 24
+  part 7e: through the limiter the gate gave the request at the slot (``Limiter.observe``), so the
+  request's scope is found once, not again by ``Gate.attempt``.
 - ``steady sample``: ``steady``'s ``Controller.sample`` alone (a loop's own cost included).
 - ``Controller()``: a controller made (a new scope's, or ``Limits.reset``'s).
 - ``first sample``: a new controller's first ``sample`` (an inventory's one-call scope).
@@ -65,8 +68,10 @@ class _Clock:
         return self.now
 
 
-def _steady(n: int, load: float, cpu: float) -> Any:
-    """A scope at its max with ``INFLIGHT`` requests in flight; returns the run of ``n`` more."""
+def _steady(n: int, load: float, cpu: float, through_slot: bool = False) -> Any:
+    """A scope at its max with ``INFLIGHT`` requests in flight; returns the run of ``n`` more. With
+    ``through_slot`` each answer is observed as the engine does since part 7e: by the limiter the
+    gate gave the request (``Limiter.observe``), not ``Gate.attempt`` by request."""
     from greenfetch._adaptive import Limits, open_gate
     from greenfetch._attempts import Attempt
     from greenfetch._metrics import Metrics
@@ -89,8 +94,12 @@ def _steady(n: int, load: float, cpu: float) -> Any:
         slot.__enter__()
         held.append(slot)
         if len(held) > INFLIGHT:
-            held.pop(0).__exit__(None, None, None)
-            gate.attempt(request, answer)
+            done = held.pop(0)
+            done.__exit__(None, None, None)
+            if through_slot:
+                done.observe(answer)
+            else:
+                gate.attempt(request, answer)
 
     for _ in range(4 * n):  # windows closed, the baseline known: steady state
         one()
@@ -128,6 +137,7 @@ def child(n: int) -> dict[str, Any]:
 
     window("steady", lambda: _steady(n, 0.95, 0.9))
     window("steady idle", lambda: _steady(n, 0.3, 0.2))
+    window("steady, the engine's way", lambda: _steady(n, 0.95, 0.9, through_slot=True))
 
     def samples() -> Any:  # ``steady``'s controller alone: its ``sample`` per answer
         clock = _Clock()
