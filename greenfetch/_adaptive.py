@@ -132,8 +132,7 @@ class Limiter:
                 if self.inflight < limit and not self._waiters:
                     self.inflight = inflight = self.inflight + 1
                     self._held.slots += 1
-                    if inflight > controller._max_inflight:  # ``note_inflight``, inline
-                        controller._max_inflight = inflight
+                    controller.note_inflight(inflight)
                     return limit
         return self.acquire()
 
@@ -163,8 +162,7 @@ class Limiter:
             if self.inflight < limit and not self._waiters:
                 self.inflight = inflight = self.inflight + 1
                 self._held.slots += 1
-                if inflight > controller._max_inflight:  # ``note_inflight``, inline
-                    controller._max_inflight = inflight
+                controller.note_inflight(inflight)
                 return limit
             waiter = threading.Lock()
             waiter.acquire()

@@ -316,7 +316,9 @@ class Controller:
         self._open_window(now)  # its answers (the last batch's, maybe another server's) are not this one's
 
     def note_inflight(self, inflight: int) -> None:
-        self._max_inflight = max(self._max_inflight, inflight)
+        """The in-flight count after a slot was taken (once per request): the window's high-water mark."""
+        if inflight > self._max_inflight:
+            self._max_inflight = inflight
 
     def reserve(self) -> float:
         """Seconds the next send must wait under the rate cap (0 without one); reserves its turn."""

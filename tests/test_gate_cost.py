@@ -57,7 +57,8 @@ def test_a_one_call_scope_fed_and_gated_makes_few_python_calls_controller_includ
     calls a scope before part 2 (the feed read its cap, making the limiter, and ``Limiter.limit``;
     the gate looked the scope up through ``_limiter`` twice; ``acquire`` and ``Controller.rate``
     behind ``__enter__``; the scopes' lock's Python ``acquire``; ``_open_window`` in
-    ``Controller()``), 21 after (``scope_of`` three times among them)."""
+    ``Controller()``), 21 after (``scope_of`` three times among them), 22 since the slot's in-flight
+    high-water mark is the controller's own ``note_inflight`` (the limiter wrote the field itself)."""
     limits = Limits(Metrics(), gevent=True)
     limits.load._running = True  # no watcher greenlet: the gate's own calls only
     requests = [Request("dynamodb", "ListTables", region=f"r{n}", account="111111111111") for n in range(40)]
@@ -74,7 +75,7 @@ def test_a_one_call_scope_fed_and_gated_makes_few_python_calls_controller_includ
 
     calls = _calls(run)
     per_scope = {name: n for name, n in calls.items() if n >= len(requests)}  # not the feed's set-up
-    assert sum(per_scope.values()) / len(requests) < 22, per_scope
+    assert sum(per_scope.values()) / len(requests) < 23, per_scope
 
 
 def test_the_feed_reads_no_cap_for_a_scope_with_none_in_flight():
