@@ -7,10 +7,12 @@
                                                                          GC runs, greenlet switches per call
     python scripts/percall.py perf [--calls N] VARIANT...                 where CPU time goes, kernel included
                                                                          (perf record -e cpu-clock, N less 0)
+    python scripts/percall.py wake [--calls N] [--rounds R] VARIANT...  event-loop turns and system calls per
+                                                                         call, calls/s and a core's share
 
 A VARIANT is ``what:scheme[@tree]``: ``what`` is one of the child's runs below, ``scheme`` ``http`` or
 ``https``, ``tree`` a source tree put first on PYTHONPATH (a git worktree of the code before a change;
-default: this one); a ``#POLICY`` suffix sets that variant's ``--gc``. Each child warms up (client, models, and ``--warm`` calls at the concurrency, so the
+default: this one); a ``%C`` suffix sets that variant's concurrency, then a ``#POLICY`` suffix its ``--gc``. Each child warms up (client, models, and ``--warm`` calls at the concurrency, so the
 pool holds its connections: the handshakes are then outside the timed window unless ``--cold``), then
 times ``--calls`` ListTables at ``--concurrency``. Instructions are callgrind's count inside the timed window
 only (``--instr-atstart=no``; the child switches instrumentation on and off with callgrind's client
@@ -23,6 +25,13 @@ garbage collector's runs per generation (``gc.callbacks``); every ratio is taken
 the first variant and the medians printed. One more run per variant, not timed, counts hub hand-offs:
 greenlet switches (``greenlet.settrace``) for the engine, event-loop callbacks run (``Handle._run``, each
 a task step or a transport callback) for aiobotocore.
+
+``wake`` runs interleaved rounds with each child under ``perf stat`` counting only the timed window
+(``--control``; system-call tracepoints, so unlike ``strace`` the client is not slowed down and answers
+batch per turn as they do untraced): per call, CPU (user, system), event-loop turns (gevent: libev's
+iteration counter; asyncio: ``_run_once`` calls) and the calls one turn answers, system calls by kind;
+per round calls/s and the share of a core the child used. A question it answers: whether a peer pays per
+wake-up (docs/performance.md, "CPU per call beyond instructions, by window").
 
 ``perf`` samples the child with ``perf record -e cpu-clock`` (a software timer: this VM exposes no hardware
 counters, so no cycles, instructions or cache misses) in a run of N calls and a run of 0, and prints the
@@ -102,6 +111,8 @@ class _Window:
         self.gc_cpu = [0.0, 0.0, 0.0]  # CPU seconds inside the collector, per generation
         self._gc_start = 0.0
         self.usage: dict[str, float] = {}
+        self.loops: dict[str, int] = {}
+        self._perf = os.environ.get("PERCALL_PERFCTL", "")
         if os.environ.get("PERCALL_CALLGRIND"):
             import ctypes
             import hashlib
@@ -126,11 +137,23 @@ class _Window:
 
         _gc_policy(os.environ.get("PERCALL_GC", ""))
         gc.callbacks.append(self._on_gc)
+        self._perf_control("enable")
+        self.loops = _loop_counts()
         self.usage = _usage()
         self.cpu = _cpu()
+        self.wall = time.monotonic()
         if self._lib is not None:
             self._lib.gf_start()
         return self
+
+    def _perf_control(self, command: str) -> None:
+        """``perf stat --control fifo:CTL,ACK -D -1`` (``wake``): count only the timed window."""
+        if self._perf:
+            ctl, ack = self._perf.split(",")
+            with open(ctl, "w") as out:
+                out.write(command + "\n")
+            with open(ack) as answer:
+                answer.readline()
 
     def __exit__(self, *exc: object) -> None:
         import gc
@@ -138,8 +161,12 @@ class _Window:
         if self._lib is not None:
             self._lib.gf_stop(self.name.encode())
         self.cpu = _cpu() - self.cpu
+        self.wall = time.monotonic() - self.wall
         after = _usage()
+        loops = _loop_counts()
+        self._perf_control("disable")
         self.usage = {name: after[name] - self.usage[name] for name in _USAGE}
+        self.loops = {name: loops[name] - self.loops.get(name, 0) for name in loops}
         gc.callbacks.remove(self._on_gc)
 
     def report(self, calls: int, ok: int) -> dict[str, Any]:
@@ -150,7 +177,44 @@ class _Window:
             "usage": self.usage,
             "gc": self.gc,
             "gc_cpu": self.gc_cpu,
+            "loops": self.loops,
+            "wall": self.wall,
         }
+
+
+_ASYNCIO_LOOPS = {"iterations": 0, "events": 0, "counting": 0}
+
+
+def _loop_counts() -> dict[str, int]:
+    """Event-loop turns so far: gevent's libev iterations (its own counter, one epoll_wait each), or
+    asyncio's ``_run_once`` calls and the events its selector returned (counted by ``_count_turns``)."""
+    if not _ASYNCIO_LOOPS["counting"] and "gevent" in sys.modules:
+        from gevent import get_hub
+
+        return {"iterations": get_hub().loop.iteration}
+    return {k: v for k, v in _ASYNCIO_LOOPS.items() if k != "counting"}
+
+
+def _count_turns() -> None:
+    """asyncio's turns: ``_run_once`` (one selector poll each) and the events each poll returned."""
+    import asyncio.base_events
+    import selectors
+
+    _ASYNCIO_LOOPS["counting"] = 1
+    run_once = asyncio.base_events.BaseEventLoop._run_once
+    select = selectors.EpollSelector.select
+
+    def counted_run_once(self: Any) -> None:
+        _ASYNCIO_LOOPS["iterations"] += 1
+        run_once(self)
+
+    def counted_select(self: Any, timeout: float | None = None) -> Any:
+        ready = select(self, timeout)
+        _ASYNCIO_LOOPS["events"] += len(ready)
+        return ready
+
+    asyncio.base_events.BaseEventLoop._run_once = counted_run_once  # type: ignore[method-assign]
+    selectors.EpollSelector.select = counted_select  # type: ignore[method-assign]
 
 
 def _gc_policy(policy: str) -> None:
@@ -323,6 +387,8 @@ def aiobotocore_child(opts: dict[str, Any]) -> dict[str, Any]:
 
     from aiobotocore.config import AioConfig
     from aiobotocore.session import get_session
+
+    _count_turns()
 
     async def main() -> dict[str, Any]:
         cfg = AioConfig(
@@ -567,7 +633,7 @@ def _env(tree: str | None) -> dict[str, str]:
 
 
 def _variant(text: str) -> tuple[str, str, str | None]:
-    what, _, rest = text.partition("#")[0].partition(":")
+    what, _, rest = text.partition("#")[0].partition("%")[0].partition(":")
     scheme, _, tree = rest.partition("@")
     return what, scheme or "http", tree or None
 
@@ -583,6 +649,7 @@ def _run(
     **env: str,
 ) -> dict[str, Any]:
     variant, _, policy = variant.partition("#")
+    variant, _, concurrency = variant.partition("%")
     policy = policy or args.gc
     what, scheme, tree = _variant(variant)
     opts = {
@@ -590,7 +657,7 @@ def _run(
         "url": urls[scheme],
         "ca": ca if scheme == "https" else None,
         "calls": calls,
-        "concurrency": args.concurrency,
+        "concurrency": int(concurrency or args.concurrency),
         "warm": 0 if args.cold else args.warm,
         "count": args.count,
         "switches": switches,
@@ -626,7 +693,7 @@ def _callgrind_total(path: str) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["cpu", "ir", "strace", "sys", "perf"])
+    parser.add_argument("mode", choices=["cpu", "ir", "strace", "sys", "perf", "wake"])
     parser.add_argument("variants", nargs="+")
     parser.add_argument("--calls", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=5)
@@ -674,6 +741,8 @@ def main() -> None:
                 )
         elif args.mode == "sys":
             _sys_rounds(args, urls, ca.ca)
+        elif args.mode == "wake":
+            _wake_rounds(args, urls, ca.ca, workdir)
         elif args.mode == "perf":
             _perf_profiles(args, urls, ca.ca, workdir)
         elif args.mode == "ir":
@@ -784,6 +853,86 @@ def _sys_rounds(args: argparse.Namespace, urls: dict[str, str], ca: str) -> None
             f"{variant} hand-offs per call: "
             + ", ".join(f"{k} {v / args.calls:.2f}" for k, v in sorted(counts.items()))
         )
+
+
+_WAKE_EVENTS = {
+    "task-clock": "task_ms",
+    "context-switches": "csw",
+    "raw_syscalls:sys_enter": "syscalls",
+    "syscalls:sys_enter_epoll_wait": "epoll_wait",
+    "syscalls:sys_enter_epoll_ctl": "epoll_ctl",
+    "syscalls:sys_enter_pselect6": "pselect6",
+    "syscalls:sys_enter_poll": "poll",
+    "syscalls:sys_enter_recvfrom": "recvfrom",
+    "syscalls:sys_enter_sendto": "sendto",
+    "syscalls:sys_enter_read": "read",
+    "syscalls:sys_enter_write": "write",
+    "syscalls:sys_enter_futex": "futex",
+    "syscalls:sys_enter_getpid": "getpid",
+}
+
+
+def _wake_rounds(args: argparse.Namespace, urls: dict[str, str], ca: str, workdir: str) -> None:
+    """Interleaved rounds, each child under ``perf stat`` counting only its timed window (``--control``):
+    per call, CPU (user, system), wall, calls/s, share of a core, event-loop turns and the calls each
+    turn answers, and system calls by kind (tracepoints: no strace slowing the client down)."""
+    rows: dict[str, list[dict[str, float]]] = {v: [] for v in args.variants}
+    keys = ["cps", "core", "cpu", "user", "sys", "turns", "per_turn", "events", "syscalls", "csw"]
+    keys += [v for v in _WAKE_EVENTS.values() if v not in ("task_ms", "csw", "syscalls")]
+    for round_ in range(args.rounds):
+        for variant in args.variants:
+            ctl, ack, stat = (f"{workdir}/{name}.{round_}" for name in ("ctl", "ack", "stat"))
+            for fifo in (ctl, ack):
+                if not os.path.exists(fifo):
+                    os.mkfifo(fifo)
+            events = ",".join(_WAKE_EVENTS)
+            prefix = ["perf", "stat", "-x", ",", "-o", stat, "-D", "-1", f"--control=fifo:{ctl},{ack}"]
+            prefix += ["-e", events, "nice", "-n", args.nice]
+            started = time.monotonic()
+            out = _run(variant, args.calls, args, urls, ca, prefix, PERCALL_PERFCTL=f"{ctl},{ack}")
+            del started
+            counts: dict[str, float] = {}
+            for line in Path(stat).read_text().splitlines():
+                parts = line.split(",")
+                if len(parts) > 2 and parts[2] in _WAKE_EVENTS and parts[0] not in ("", "<not counted>"):
+                    counts[_WAKE_EVENTS[parts[2]]] = float(parts[0])
+            n, usage = args.calls, out["usage"]
+            turns = out["loops"].get("iterations", 0)
+            row = {
+                "user": usage["ru_utime"] / n * 1e6,
+                "sys": usage["ru_stime"] / n * 1e6,
+                "cpu": out["cpu"] / n * 1e6,
+                "cps": n / out["wall"],
+                "core": out["cpu"] / out["wall"],
+                "turns": turns / n,
+                "per_turn": n / max(turns, 1),
+                "events": out["loops"].get("events", 0) / n,
+                **{k: v / n for k, v in counts.items() if k != "task_ms"},
+            }
+            rows[variant].append(row)
+            print(
+                f"round {round_ + 1} {variant}: "
+                + ", ".join(f"{k} {row.get(k, 0):.3g}" for k in keys)
+                + f"  load {os.getloadavg()[0]:.1f} {time.strftime('%H:%M:%S')}",
+                flush=True,
+            )
+    print("medians per call (cps: calls/s; core: CPU s per wall s; turns: event-loop turns a call; per_turn:")
+    print("calls a turn; events: asyncio selector events a call; the rest system calls a call):")
+    print("variant | " + " | ".join(keys))
+    for variant, values in rows.items():
+        print(
+            f"{variant} | "
+            + " | ".join(f"{statistics.median(r.get(k, 0) for r in values):.3g}" for k in keys)
+        )
+    first = args.variants[0]
+    for variant in args.variants[1:]:
+        for key in ("cpu", "user", "sys"):
+            per_round = [b[key] / a[key] for a, b in zip(rows[first], rows[variant], strict=True) if a[key]]
+            print(
+                f"{variant} / {first} {key}, round by round: "
+                + ", ".join(f"{r:.2f}" for r in per_round)
+                + f" (median {statistics.median(per_round):.2f})"
+            )
 
 
 _SAMPLE = re.compile(r"\s*([0-9a-f]+)\s+(.*?)\s+\((.*)\)\s*$")
