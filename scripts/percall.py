@@ -201,7 +201,8 @@ def _count_turns() -> None:
     import selectors
 
     _ASYNCIO_LOOPS["counting"] = 1
-    run_once = asyncio.base_events.BaseEventLoop._run_once
+    loop_class: Any = asyncio.base_events.BaseEventLoop
+    run_once = loop_class._run_once
     select = selectors.EpollSelector.select
 
     def counted_run_once(self: Any) -> None:
@@ -213,7 +214,7 @@ def _count_turns() -> None:
         _ASYNCIO_LOOPS["events"] += len(ready)
         return ready
 
-    asyncio.base_events.BaseEventLoop._run_once = counted_run_once  # type: ignore[method-assign]
+    loop_class._run_once = counted_run_once
     selectors.EpollSelector.select = counted_select  # type: ignore[method-assign]
 
 
