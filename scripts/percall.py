@@ -889,9 +889,7 @@ def _wake_rounds(args: argparse.Namespace, urls: dict[str, str], ca: str, workdi
             events = ",".join(_WAKE_EVENTS)
             prefix = ["perf", "stat", "-x", ",", "-o", stat, "-D", "-1", f"--control=fifo:{ctl},{ack}"]
             prefix += ["-e", events, "nice", "-n", args.nice]
-            started = time.monotonic()
             out = _run(variant, args.calls, args, urls, ca, prefix, PERCALL_PERFCTL=f"{ctl},{ack}")
-            del started
             counts: dict[str, float] = {}
             for line in Path(stat).read_text().splitlines():
                 parts = line.split(",")
