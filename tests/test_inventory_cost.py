@@ -291,3 +291,51 @@ def test_a_plain_signature_does_not_call_the_encoder(monkeypatch):
     assert calls == []
     assert with_params.signature == expected[1]
     assert calls == [{"MaxResults": 50}]
+
+
+# -- the fair feed's key -----------------------------------------------------------------------------
+
+
+def test_the_feed_keys_each_unit_by_its_scope_without_a_python_call(monkeypatch):
+    """part 6: each unit carries ``Limits.scope_of(unit.request)`` from when it is made, and the fair
+    feed reads it (``attrgetter``) rather than calling a lambda that built the string again per unit."""
+    import types as pytypes
+
+    from greenfetch import Config, Engine
+    from greenfetch._adaptive import Limits
+    from greenfetch.inventory import _fetch as F
+    from greenfetch.inventory import accounts_from_list
+    from greenfetch.inventory._catalog import resolve_types
+    from greenfetch.testing import inventory_server
+
+    fed = []
+
+    class Spy(F.FairFeed):
+        def __init__(self, items, scope_of, cap):
+            items = list(items)
+            fed.append((items, scope_of))
+            super().__init__(items, scope_of, cap)
+
+    monkeypatch.setattr(F, "FairFeed", Spy)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "y")
+    with inventory_server(items=2) as server:
+        engine = Engine(Config.resolve({"endpoint_url": server.url, "region": "us-east-1"}, environ={}))
+        try:
+            inv = F.Inventory(
+                engine,
+                accounts_from_list(["111111111111", "222222222222"], role="InventoryReader"),
+                resolve_types(["ssm.parameters", "kms.keys", "iam.users", "lambda.functions"]),
+                regions=["us-east-1", "eu-west-1"],
+                filter_offered=False,
+            )
+            records = list(inv.run())
+        finally:
+            engine.close()
+    assert len(records) == 2 * (3 * 2 + 1)
+    [(units, scope_of)] = fed
+    assert len(units) == len(records)
+    assert not isinstance(scope_of, pytypes.FunctionType)  # the old feed's lambda: a frame a unit
+    scopes = [scope_of(u) for u in units]
+    assert scopes == [Limits.scope_of(u.request) for u in units]
+    assert "iam/us-east-1/111111111111" in scopes and "kms/eu-west-1/222222222222" in scopes

@@ -17,6 +17,7 @@ its TTL for reading), so the cache never holds a page older than the last one fe
 
 from __future__ import annotations
 
+import operator
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -42,6 +43,7 @@ _CACHE_VERSION = "inv1"
 # concurrency); an attempt's latency above the ceiling cuts its scope (high: inventory pages are slow)
 _INITIAL = 5
 _TARGET_LATENCY = 5.0
+_scope_of_unit = operator.attrgetter("scope")  # FairFeed's key: no Python frame a unit
 _RESENDS = 2  # a call that ends throttled (botocore's retries spent) is sent again this many times
 
 
@@ -51,6 +53,7 @@ class _Fetch:
     account: str
     region: str  # the record's region ("global" for global types)
     request: Request
+    scope: str  # ``Limits.scope_of(request)``, made with the unit: the fair feed's key, read once a unit
     offered: bool = True  # False: the service does not exist in that region (a not_offered record, no call)
     shown: bool = True  # False: a parent listed only for its child type's calls (no record of its own)
 
@@ -78,6 +81,10 @@ class _ChildCall:
     @property
     def rtype(self) -> ResourceType:
         return self.family.unit.rtype
+
+    @property
+    def scope(self) -> str:  # its request is the family's with other params: the same scope
+        return self.family.unit.scope
 
 
 class Inventory:
@@ -205,9 +212,7 @@ class Inventory:
         self._gate = gate = open_gate(
             limits, min(_INITIAL, self.concurrency), _TARGET_LATENCY, 1, self.concurrency
         )
-        feed = FairFeed(
-            units, lambda u: Limits.scope_of(u.request), lambda scope: limits.limiter(scope).limit
-        )
+        feed = FairFeed(units, _scope_of_unit, lambda scope: limits.limiter(scope).limit)
         results = self.engine.iter_results((u.request for u in feed), self.concurrency, gate=gate)
         resent: dict[int, int] = {}  # id(unit) -> times sent again after ending throttled
         try:
@@ -345,6 +350,7 @@ class Inventory:
             for t in self.types:
                 regions, missing = self._regions_for(t, account.account_id, candidates[account.account_id])
                 wanted[t.name], absent[t.name] = set(regions), set(missing)
+            who = account.account_id  # ``Limits.scope_of``'s third part: the request's account
             for region in [GLOBAL, *candidates[account.account_id]]:
                 for rtype in self.types:
                     offered = region in wanted[rtype.name]
@@ -361,7 +367,8 @@ class Inventory:
                         credentials=creds,
                         paginate=rtype.paginate,
                     )
-                    yield _Fetch(rtype, account.account_id, region, request, offered)
+                    scope = f"{rtype.service}/{api_region or 'default'}/{who}"  # Limits.scope_of(request)
+                    yield _Fetch(rtype, account.account_id, region, request, scope, offered)
 
     def _regions_for(
         self, rtype: ResourceType, account: str, candidates: list[str]
@@ -473,7 +480,9 @@ class Inventory:
                 region=parent_type.api_region if unit.region == GLOBAL else unit.region,
                 paginate=parent_type.paginate,
             )
-            hidden = _Fetch(parent_type, unit.account, unit.region, request, shown=False)
+            hidden = _Fetch(
+                parent_type, unit.account, unit.region, request, Limits.scope_of(request), shown=False
+            )
             hit = self.cache.lookup(self._cache_key(hidden)) if self.cache is not None else None
             if hit is not None:
                 known[key] = record(parent_type.name, unit.account, unit.region, hit[0])
