@@ -339,3 +339,51 @@ def test_the_feed_keys_each_unit_by_its_scope_without_a_python_call(monkeypatch)
     scopes = [scope_of(u) for u in units]
     assert scopes == [Limits.scope_of(u.request) for u in units]
     assert "iam/us-east-1/111111111111" in scopes and "kms/eu-west-1/222222222222" in scopes
+
+
+def test_the_plan_looks_each_accounts_role_up_once(monkeypatch):
+    """part 6: the plan asks the credentials for an account's role once per account (it used to ask
+    once per unit: every region and type), and every request still carries that account's role."""
+    from greenfetch import Config, Engine
+    from greenfetch.inventory import _fetch as F
+    from greenfetch.inventory import accounts_from_list
+    from greenfetch.inventory._catalog import resolve_types
+    from greenfetch.inventory._credentials import AccountCredentials
+    from greenfetch.testing import inventory_server
+
+    asked, units = [], []
+    real_status, real_units = AccountCredentials.status, F.Inventory._units
+
+    def status(self, account):
+        asked.append(account.account_id)
+        return real_status(self, account)
+
+    def planned(self, ready, candidates):
+        for unit in real_units(self, ready, candidates):
+            units.append(unit)
+            yield unit
+
+    monkeypatch.setattr(AccountCredentials, "status", status)
+    monkeypatch.setattr(F.Inventory, "_units", planned)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "y")
+    accounts = ["111111111111", "222222222222"]
+    with inventory_server(items=1) as server:
+        engine = Engine(Config.resolve({"endpoint_url": server.url, "region": "us-east-1"}, environ={}))
+        try:
+            inv = F.Inventory(
+                engine,
+                accounts_from_list(accounts, role="InventoryReader"),
+                resolve_types(["ssm.parameters", "kms.keys"]),
+                regions=["us-east-1", "eu-west-1", "eu-west-2"],
+                filter_offered=False,
+            )
+            records = list(inv.run())
+        finally:
+            engine.close()
+    assert len(records) == len(units) == 2 * 3 * 2
+    assert all(r["status"] == "ok" for r in records)
+    assert len(asked) <= 2 * len(accounts), asked  # the run's check and the plan's, per account
+    for unit in units:
+        assert unit.request.role == f"arn:aws:iam::{unit.account}:role/InventoryReader"
+        assert unit.request.account == unit.account

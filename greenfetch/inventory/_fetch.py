@@ -351,6 +351,7 @@ class Inventory:
                 regions, missing = self._regions_for(t, account.account_id, candidates[account.account_id])
                 wanted[t.name], absent[t.name] = set(regions), set(missing)
             who = account.account_id  # ``Limits.scope_of``'s third part: the request's account
+            role = self._role_arn(account)  # one account's, the same for every unit of it
             for region in [GLOBAL, *candidates[account.account_id]]:
                 for rtype in self.types:
                     offered = region in wanted[rtype.name]
@@ -360,15 +361,15 @@ class Inventory:
                     request = Request(
                         rtype.service,
                         rtype.operation,
-                        _params(rtype.params, account.account_id),
+                        _params(rtype.params, who),
                         region=api_region,
-                        account=account.account_id,
-                        role=self._role_arn(account),
+                        account=who,
+                        role=role,
                         credentials=creds,
                         paginate=rtype.paginate,
                     )
                     scope = f"{rtype.service}/{api_region or 'default'}/{who}"  # Limits.scope_of(request)
-                    yield _Fetch(rtype, account.account_id, region, request, scope, offered)
+                    yield _Fetch(rtype, who, region, request, scope, offered)
 
     def _regions_for(
         self, rtype: ResourceType, account: str, candidates: list[str]
