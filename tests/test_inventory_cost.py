@@ -387,3 +387,90 @@ def test_the_plan_looks_each_accounts_role_up_once(monkeypatch):
     for unit in units:
         assert unit.request.role == f"arn:aws:iam::{unit.account}:role/InventoryReader"
         assert unit.request.account == unit.account
+
+
+_maybe = st.none() | st.text(max_size=6)
+
+
+@settings(deadline=None, max_examples=60)
+@given(
+    service=st.text(min_size=1, max_size=6),
+    operation=st.text(min_size=1, max_size=6),
+    params=st.dictionaries(st.text(max_size=4), st.integers() | st.text(max_size=4), max_size=3),
+    region=_maybe,
+    account=_maybe,
+    role=_maybe,
+    profile=_maybe,
+    endpoint_url=_maybe,
+    paginate=st.booleans() | st.just({"MaxItems": 5}),
+    id=st.none() | st.integers(),
+    credentials=st.none() | st.just(object()),
+)
+def test_request_built_is_the_dataclass_init(service, operation, params, **rest):
+    """part 6: ``Request.built`` gives what ``Request(...)`` gives: equal, the same fields in the same
+    order, the same repr and signature, and still frozen."""
+    import dataclasses
+
+    import pytest
+
+    from greenfetch import Request
+
+    made, built = (
+        Request(service, operation, params, **rest),
+        Request.built(service, operation, params, **rest),
+    )
+    assert type(built) is Request and built == made
+    assert list(built.__dict__.items()) == list(made.__dict__.items())
+    assert repr(built) == repr(made) and built.signature == made.signature
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.region = "x"  # type: ignore[misc]
+
+
+def test_the_plan_makes_its_requests_without_the_frozen_init(monkeypatch):
+    """part 6: the inventory's plan builds each unit's Request with ``Request.built`` (the frozen
+    dataclass's ``__init__`` was ~30k instructions a unit); the requests are the ones it gave."""
+    from greenfetch import Config, Engine, Request
+    from greenfetch.inventory import _fetch as F
+    from greenfetch.inventory import accounts_from_list
+    from greenfetch.inventory._catalog import resolve_types
+    from greenfetch.testing import inventory_server
+
+    inits, real_init = [], Request.__init__
+
+    def counted(self, *args, **kwargs):
+        inits.append(args[:2])
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "y")
+    with inventory_server(items=1) as server:
+        engine = Engine(Config.resolve({"endpoint_url": server.url, "region": "us-east-1"}, environ={}))
+        try:
+            inv = F.Inventory(
+                engine,
+                accounts_from_list(["111111111111", "222222222222"], role="InventoryReader"),
+                resolve_types(["ssm.parameters", "iam.users"]),
+                regions=["us-east-1", "eu-west-1"],
+                filter_offered=False,
+            )
+            creds = inv.credentials.prefetch(inv.accounts)
+            ready = [(a, creds.get(a.account_id)) for a in inv.accounts]
+            monkeypatch.setattr(Request, "__init__", counted)
+            units = list(inv._units(ready, inv._candidate_regions(ready)))
+            monkeypatch.setattr(Request, "__init__", real_init)
+        finally:
+            engine.close()
+    assert inits == [] and len(units) == 2 * (2 + 1)
+    for unit in units:
+        request = unit.request
+        assert request == Request(
+            unit.rtype.service,
+            unit.rtype.operation,
+            request.params,
+            region=request.region,
+            account=unit.account,
+            role=f"arn:aws:iam::{unit.account}:role/InventoryReader",
+            credentials=request.credentials,
+            paginate=unit.rtype.paginate,
+        )
+        assert request.credentials is creds.get(unit.account)

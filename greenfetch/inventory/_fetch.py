@@ -358,7 +358,7 @@ class Inventory:
                     if not offered and region not in absent[rtype.name]:
                         continue
                     api_region = rtype.api_region if region == GLOBAL else region
-                    request = Request(
+                    request = Request.built(  # Request(...) without the frozen __init__'s cost
                         rtype.service,
                         rtype.operation,
                         _params(rtype.params, who),
