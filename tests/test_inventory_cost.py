@@ -427,19 +427,22 @@ def test_request_built_is_the_dataclass_init(service, operation, params, **rest)
 
 
 def test_the_plan_makes_its_requests_without_the_frozen_init(monkeypatch):
-    """part 6: the inventory's plan builds each unit's Request with ``Request.built`` (the frozen
-    dataclass's ``__init__`` was ~30k instructions a unit); the requests are the ones it gave."""
+    """part 6: the inventory's plan builds each unit's Request with ``Request.built`` and the unit with
+    ``_unit`` (the frozen dataclasses' ``__init__``s were most of the plan's cost a unit); the requests
+    and units are the ones they gave."""
+    import dataclasses
+
     from greenfetch import Config, Engine, Request
     from greenfetch.inventory import _fetch as F
     from greenfetch.inventory import accounts_from_list
     from greenfetch.inventory._catalog import resolve_types
     from greenfetch.testing import inventory_server
 
-    inits, real_init = [], Request.__init__
+    inits, real_init, real_unit_init = [], Request.__init__, F._Fetch.__init__
 
     def counted(self, *args, **kwargs):
-        inits.append(args[:2])
-        real_init(self, *args, **kwargs)
+        inits.append(type(self).__name__)
+        (real_init if type(self) is Request else real_unit_init)(self, *args, **kwargs)
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "y")
@@ -456,8 +459,10 @@ def test_the_plan_makes_its_requests_without_the_frozen_init(monkeypatch):
             creds = inv.credentials.prefetch(inv.accounts)
             ready = [(a, creds.get(a.account_id)) for a in inv.accounts]
             monkeypatch.setattr(Request, "__init__", counted)
+            monkeypatch.setattr(F._Fetch, "__init__", counted)
             units = list(inv._units(ready, inv._candidate_regions(ready)))
             monkeypatch.setattr(Request, "__init__", real_init)
+            monkeypatch.setattr(F._Fetch, "__init__", real_unit_init)
         finally:
             engine.close()
     assert inits == [] and len(units) == 2 * (2 + 1)
@@ -474,3 +479,6 @@ def test_the_plan_makes_its_requests_without_the_frozen_init(monkeypatch):
             paginate=unit.rtype.paginate,
         )
         assert request.credentials is creds.get(unit.account)
+        fields = [getattr(unit, f.name) for f in dataclasses.fields(F._Fetch)]
+        assert list(unit.__dict__.values()) == fields and unit.shown and unit.offered
+        assert unit == F._Fetch(*fields) and type(unit) is F._Fetch
