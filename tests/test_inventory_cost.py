@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 
+from _inventory_runs import small_run
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -78,26 +79,8 @@ def test_a_fresh_page_is_encoded_once_and_its_files_are_the_same(tmp_path, monke
     """``greenfetch inventory --out DIR``: each fresh page's items go through the JSON encoder once (the
     cache's envelope and the json file's record used to encode them twice), and the json files and
     cache files are what the run writes when each is encoded on its own."""
-    from greenfetch import Config, Engine
     from greenfetch import _jsonable as J
-    from greenfetch.inventory import run_inventory
     from greenfetch.testing import inventory_server
-
-    def run(out, cache):
-        engine = Engine(Config.resolve({"endpoint_url": server.url, "region": "us-east-1"}, environ={}))
-        try:
-            return run_inventory(
-                engine,
-                accounts="111111111111,222222222222",
-                role_name="InventoryReader",
-                regions="us-east-1,eu-west-1",
-                types="ssm.parameters,kms.keys",
-                out=str(out),
-                cache_ttl=0,
-                cache_dir=str(cache),
-            )
-        finally:
-            engine.close()
 
     encoded = []
 
@@ -117,11 +100,11 @@ def test_a_fresh_page_is_encoded_once_and_its_files_are_the_same(tmp_path, monke
     with inventory_server(items=3) as server:
         for name in ("_COMPACT", "_UNSORTED", "_SORTED", "_MARKED"):
             spy(name)
-        report = run(tmp_path / "once", tmp_path / "cache-once")
+        report = small_run(server.url, tmp_path / "once", tmp_path / "cache-once")
         pages = report.summary["records"]
         assert pages == 8 and len(encoded) == pages, encoded
         monkeypatch.setattr("greenfetch.inventory._fetch.Inventory.items_json", lambda self, rec: None)
-        run(tmp_path / "twice", tmp_path / "cache-twice")
+        small_run(server.url, tmp_path / "twice", tmp_path / "cache-twice")
     assert len(encoded) == 3 * pages  # the same run with each encoded on its own: twice a page
     for name in ("ssm.parameters.json", "kms.keys.json"):
         assert (tmp_path / "once" / name).read_bytes() == (tmp_path / "twice" / name).read_bytes()

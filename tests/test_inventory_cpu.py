@@ -22,6 +22,7 @@ import stat
 import time
 
 import pytest
+from _inventory_runs import small_run
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -382,25 +383,8 @@ def test_the_json_sink_writes_a_record_as_it_was_added(tmp_path):
 def test_a_fresh_page_is_made_json_ready_once(tmp_path, monkeypatch):
     """``greenfetch inventory --out DIR``: each fresh page's items are made JSON-ready once, by the cache
     write, and the json file gets that (not a second ``jsonable`` of the page); the files are the same."""
-    from greenfetch import Config, Engine
-    from greenfetch.inventory import _sinks, run_inventory
+    from greenfetch.inventory import _sinks
     from greenfetch.testing import inventory_server
-
-    def run(out):
-        engine = Engine(Config.resolve({"endpoint_url": server.url, "region": "us-east-1"}, environ={}))
-        try:
-            return run_inventory(
-                engine,
-                accounts="111111111111,222222222222",
-                role_name="InventoryReader",
-                regions="us-east-1,eu-west-1",
-                types="ssm.parameters,kms.keys",
-                out=str(out),
-                cache_ttl=0,
-                cache_dir=str(tmp_path / "cache"),
-            )
-        finally:
-            engine.close()
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "y")
@@ -408,10 +392,10 @@ def test_a_fresh_page_is_made_json_ready_once(tmp_path, monkeypatch):
     to_json = _sinks.to_json
     monkeypatch.setattr(_sinks, "to_json", lambda rec: walked.append(rec) or to_json(rec))
     with inventory_server(items=3) as server:
-        report = run(tmp_path / "shared")
+        report = small_run(server.url, tmp_path / "shared", tmp_path / "cache")
         assert report.summary["records"] == 8 and walked == []  # every record written from the cache's
         monkeypatch.setattr("greenfetch.inventory._fetch.Inventory.plain_items", lambda self, rec: None)
-        run(tmp_path / "walked")
+        small_run(server.url, tmp_path / "walked", tmp_path / "cache")
     assert len(walked) == 8
     for name in ("ssm.parameters.json", "kms.keys.json"):
         assert (tmp_path / "shared" / name).read_bytes() == (tmp_path / "walked" / name).read_bytes()
