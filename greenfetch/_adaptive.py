@@ -5,8 +5,8 @@ the algorithm is described there). Here it is put to work, outermost last. Sampl
 (``_attempts``), never backoff sleeps; what an attempt *says* comes from the one classifier
 (``_errors.classify``, see ``signal_of``): throttled (a throttling code or HTTP 429), dropped (a
 timeout), or an answer (any other status, errors included; connection errors give no latency).
-``ClientLoad`` (``_clientload``) tells the controller how busy this process is (up to saturated: its own bottleneck):
-then latency measures our run queue too, and the controller does not cut on it.
+``ClientLoad`` (``_clientload``) tells the controller how busy this process is (up to saturated: its
+own bottleneck): then latency measures our run queue too, and the controller does not cut on it.
 
 ``Limiter``: one controller per scope (service, region, account) with a blocking slot count that
 follows the limit and, under a rate cap, a pacer (one send at a time waits its turn, so a cut applies

@@ -220,23 +220,13 @@ def _dumps(rec: Record, plain_items: Any = None, items_json: str | None = None) 
     and with ``items_json`` (``marked_json(plain_items)``) not encoded again either."""
     if plain_items is None:
         return to_json(rec)
-    if items_json is not None:
-        return _dumps_around(rec, items_json.replace("\0", " "))
-    head: dict[str, Any] = {}
-    for key, value in rec.items():  # a record's head is ASCII names and text or None: as jsonable keeps them
-        if key == "items":
-            head[key] = plain_items
-        elif type(key) is str and key.isascii() and (value is None or type(value) is str and value.isascii()):
-            head[key] = value
-        else:  # anything else (an error's non-ASCII text, a number): jsonable's walk of the head
-            head = jsonable({k: None if k == "items" else v for k, v in rec.items()})
-            head["items"] = plain_items  # the key is there already: it keeps its place
-            break
-    return plain_json(head)
+    # the items' text: ``marked_json``'s with its NULs made spaces is ``plain_json``'s (see there)
+    items_text = plain_json(plain_items) if items_json is None else items_json.replace("\0", " ")
+    return _dumps_around(rec, items_text)
 
 
 def _dumps_around(rec: Record, items_text: str) -> str:
-    """``plain_json`` of the record's head (made JSON-ready as ``_dumps`` does) with ``items_text`` as
+    """``plain_json`` of the record's head (made JSON-ready by ``jsonable``) with ``items_text`` as
     its items. A head of ASCII names and text or None is written field by field (``plain_json`` would
     spend more on the call than on the few short strings); anything else: the fields before the items
     and after them through ``jsonable`` and ``plain_json`` as two objects, joined around the items."""
