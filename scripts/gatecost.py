@@ -68,21 +68,36 @@ class _Clock:
         return self.now
 
 
+def _quiet_limits() -> tuple[_Clock, Any]:
+    """A new ``Limits`` on a simulated clock whose load watcher counts as running and is never late
+    (no watcher greenlet, no stall): the gate's own work only."""
+    from greenfetch._adaptive import Limits
+    from greenfetch._metrics import Metrics
+
+    clock = _Clock()
+    limits = Limits(Metrics(), clock=clock, gevent=True)
+    limits.load.clock = clock
+    limits.load._running, limits.load._due = True, 1e12
+    return clock, limits
+
+
+def _one_call_requests(n: int) -> list[Any]:
+    """``n`` requests, each its own scope (one region each): an inventory's one-call scopes."""
+    from greenfetch._models import Request
+
+    return [Request("dynamodb", "ListTables", region=f"r{i}", account="111111111111") for i in range(n)]
+
+
 def _steady(n: int, load: float, cpu: float, through_slot: bool = False) -> Any:
     """A scope at its max with ``INFLIGHT`` requests in flight; returns the run of ``n`` more. With
     ``through_slot`` each answer is observed as the engine does since part 7e: by the limiter the
     gate gave the request (``Limiter.observe``), not ``Gate.attempt`` by request."""
-    from greenfetch._adaptive import Limits, open_gate
+    from greenfetch._adaptive import open_gate
     from greenfetch._attempts import Attempt
-    from greenfetch._metrics import Metrics
     from greenfetch._models import Request
 
-    clock = _Clock()
-    limits = Limits(Metrics(), clock=clock, gevent=True)
-    watcher = limits.load
-    watcher.clock = clock
-    watcher._running, watcher._due = True, 1e12  # a watcher that is never late (no stall)
-    watcher.value, watcher.cpu = load, cpu
+    clock, limits = _quiet_limits()
+    limits.load.value, limits.load.cpu = load, cpu
     gate = open_gate(limits, 128, 5.0, 1, 128)
     request = Request("dynamodb", "ListTables", region="us-east-1")
     answer = Attempt(LATENCY, 200, None)
@@ -121,7 +136,6 @@ def child(n: int) -> dict[str, Any]:
     from greenfetch._attempts import Attempt
     from greenfetch._controller import Controller, Settings
     from greenfetch._metrics import Metrics
-    from greenfetch._models import Request
     from greenfetch.inventory._pacing import FairFeed
 
     settings = Settings(initial=5, target_latency=5.0, max=64)
@@ -185,14 +199,9 @@ def child(n: int) -> dict[str, Any]:
     window("new limiter", new_limiters)
 
     def one_call_scopes() -> Any:
-        clock = _Clock()
-        limits = Limits(Metrics(), clock=clock, gevent=True)
-        limits.load.clock = clock
-        limits.load._running, limits.load._due = True, 1e12
+        clock, limits = _quiet_limits()
         gate = open_gate(limits, 5, 5.0, 1, 64)
-        requests = [
-            Request("dynamodb", "ListTables", region=f"r{i}", account="111111111111") for i in range(n)
-        ]
+        requests = _one_call_requests(n)
 
         def run() -> None:
             for request in requests:
@@ -206,9 +215,7 @@ def child(n: int) -> dict[str, Any]:
     window("one-call scope", one_call_scopes)
 
     def feeds() -> Any:
-        requests = [
-            Request("dynamodb", "ListTables", region=f"r{i}", account="111111111111") for i in range(n)
-        ]
+        requests = _one_call_requests(n)
 
         def run() -> None:
             feed = FairFeed(requests, Limits.scope_of, lambda scope: 5)
@@ -220,14 +227,9 @@ def child(n: int) -> dict[str, Any]:
     window("feed", feeds)
 
     def inventory_scopes() -> Any:  # the feed as the inventory sets it up, and the gate, together
-        clock = _Clock()
-        limits = Limits(Metrics(), clock=clock, gevent=True)
-        limits.load.clock = clock
-        limits.load._running, limits.load._due = True, 1e12
+        clock, limits = _quiet_limits()
         gate = open_gate(limits, 5, 5.0, 1, 64)
-        requests = [
-            Request("dynamodb", "ListTables", region=f"r{i}", account="111111111111") for i in range(n)
-        ]
+        requests = _one_call_requests(n)
 
         def run() -> None:
             feed = FairFeed(requests, Limits.scope_of, lambda scope: limits.limiter(scope).limit)
@@ -251,16 +253,12 @@ def _gated(seed: int) -> list[Any]:
 
     from greenfetch._adaptive import Limits, open_gate
     from greenfetch._attempts import Attempt
-    from greenfetch._metrics import Metrics
     from greenfetch._models import Request
 
     rng = random.Random(seed)
-    clock = _Clock()
+    clock, limits = _quiet_limits()
     time.sleep = lambda seconds: setattr(clock, "now", clock.now + seconds)  # the pacer's wait, simulated
-    limits = Limits(Metrics(), clock=clock, gevent=True)
     watcher = limits.load
-    watcher.clock = clock
-    watcher._running, watcher._due = True, 1e12
     gate = open_gate(limits, 5, 0.5, 1, 128)
     request = Request("dynamodb", "ListTables", region="us-east-1", account="111111111111")
     held: list[Any] = []
