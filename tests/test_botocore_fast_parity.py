@@ -824,6 +824,65 @@ def test_events_reach_the_same_handlers_with_the_same_arguments():
                 assert our_calls == their_calls, (emitter_cls, aliaser_cls, name)
 
 
+def _event_names() -> list[str]:
+    """Event names as clients emit and register them: every service's id under each event a call
+    emits, with and without an operation, and each of botocore's old names in those places."""
+    session = botocore.session.get_session()
+    ids = []
+    for service in session.get_available_services():
+        model = session.get_service_model(service)
+        ids.append((model.service_id.hyphenize(), model.operation_names[0] if model.operation_names else "X"))
+    events = [
+        "before-parameter-build",
+        "before-call",
+        "needs-retry",
+        "before-endpoint-resolution",
+        "after-call",
+    ]
+    names = ["before-call", "creating-client-class", "docs.request-example"]
+    for event in events:
+        for sid, operation in ids:
+            names += [f"{event}.{sid}", f"{event}.{sid}.{operation}"]
+        for old in botocore.hooks.EVENT_ALIASES:
+            names += [f"{event}.{old}", f"{event}.{old}.Op", f"{old}.{event}"]
+    return names
+
+
+def test_an_event_names_alias_is_walked_once_a_process(monkeypatch):
+    """Every name: the same alias as botocore's walk of its table. Aliasers holding botocore's table
+    share the answers: a second one walks for no name the first one aliased, and keeps each answer in
+    its own cache as botocore does; an aliaser given its own table walks that table, every time."""
+    names = _event_names()
+    assert len(names) > 5000
+    walks = []
+    botocore_walk = fast._events._alias_event_name
+
+    def counted(self, event_name):
+        walks.append(event_name)
+        return botocore_walk(self, event_name)
+
+    emitter = botocore.hooks.HierarchicalEmitter
+    want = [botocore_walk(botocore.hooks.EventAliaser(emitter()), n) for n in names]
+    assert sum(w != n for w, n in zip(want, names, strict=True)) > 100  # many names are aliased
+    monkeypatch.setattr(fast._events, "_alias_event_name", counted)
+    first, second = botocore.hooks.EventAliaser(emitter()), botocore.hooks.EventAliaser(emitter())
+    fast._events._aliases_seen.clear()
+    assert [fast._events.alias_event_name(first, n) for n in names] == want
+    assert len(walks) == len(set(names))  # the first aliaser walked each name once
+    walks.clear()
+    assert [fast._events.alias_event_name(second, n) for n in names] == want
+    assert walks == []
+    assert second._alias_name_cache == dict(zip(names, want, strict=True))
+    own_table = {"dynamodb": "ddb", "api.sagemaker": "sagemaker"}
+    own, theirs = (botocore.hooks.EventAliaser(emitter(), event_aliases=own_table) for _ in range(2))
+    for name in names[:300] + ["before-call.dynamodb.ListTables", "before-call.api.sagemaker.X"]:
+        assert fast._events.alias_event_name(own, name) == botocore_walk(theirs, name)
+    assert (
+        fast._events.alias_event_name(own, "before-call.dynamodb.ListTables") == "before-call.ddb.ListTables"
+    )
+    assert len(walks) == 302
+
+
 # -- part 7b: the invocation id ----------------------------------------------------------------------
 
 

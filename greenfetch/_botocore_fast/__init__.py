@@ -53,6 +53,7 @@ from ._endpoint import (
     urljoin,
 )
 from ._events import (
+    _alias_event_name,
     _Aliaser,
     _aliaser_emit,
     _aliaser_until,
@@ -60,6 +61,7 @@ from ._events import (
     _emitter_inner,
     _hyphenize,
     _ServiceId,
+    alias_event_name,
     aliaser_emit,
     aliaser_emit_until_response,
     emitter_emit,
@@ -129,6 +131,7 @@ _PATCHES: tuple[tuple[Any, str, Any, Any], ...] = (
     (_RetryHandler, "needs_retry", _needs_retry, needs_retry),
     (_Aliaser, "emit", _aliaser_emit, aliaser_emit),
     (_Aliaser, "emit_until_response", _aliaser_until, aliaser_emit_until_response),
+    (_Aliaser, "_alias_event_name", _alias_event_name, alias_event_name),
     (_Emitter, "_emit", _emitter_inner, emitter_emit),
     (_ServiceId, "hyphenize", _hyphenize, hyphenize),
     (botocore.endpoint, "uuid", _endpoint_uuid, uuid_module),

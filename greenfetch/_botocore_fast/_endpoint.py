@@ -13,7 +13,7 @@ import botocore.endpoint_provider
 import botocore.hooks
 import botocore.regions
 
-from ._events import _alias_event_name, _aliased, _Aliaser, _Emitter
+from ._events import _aliased, _Aliaser, _Emitter, _own_aliasing
 
 # -- endpoint ruleset parameters (issue 24, part 4) ----------------------------------------------
 #
@@ -43,7 +43,7 @@ def _builtins(resolver: Any, operation_model: Any, call_args: Any, request_conte
         type(resolver)._get_customized_builtins is not _get_customized_builtins
         or type(emitter) is not _Aliaser
         or type(emitter._emitter) is not _Emitter
-        or type(emitter)._alias_event_name is not _alias_event_name
+        or _own_aliasing(emitter)
     ):
         return resolver._get_customized_builtins(operation_model, call_args, request_context)
     cache = resolver._instance_cache

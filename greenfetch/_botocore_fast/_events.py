@@ -25,6 +25,7 @@ _aliaser_until = _Aliaser.emit_until_response
 _alias_event_name = _Aliaser._alias_event_name
 _emitter_emit = _Emitter.emit
 _emitter_until = _Emitter.emit_until_response
+_DEFAULT_ALIASES = botocore.hooks.EVENT_ALIASES
 
 
 def _aliased(self: Any, event_name: str) -> Any:
@@ -34,11 +35,17 @@ def _aliased(self: Any, event_name: str) -> Any:
     return self._alias_event_name(event_name)
 
 
+def _own_aliasing(aliaser: Any) -> bool:
+    """Whether an aliaser's class brings its own ``_alias_event_name`` (neither botocore's nor ours)."""
+    method = type(aliaser)._alias_event_name
+    return method is not alias_event_name and method is not _alias_event_name
+
+
 def aliaser_emit(self: Any, event_name: str, **kwargs: Any) -> Any:
     """``EventAliaser.emit`` in front of a ``HierarchicalEmitter`` whose ``emit`` is botocore's:
     ``_emit`` called with this call's own copy of the arguments (it adds ``event_name`` to it)."""
     emitter = self._emitter
-    if type(emitter).emit is not _emitter_emit or type(self)._alias_event_name is not _alias_event_name:
+    if type(emitter).emit is not _emitter_emit or _own_aliasing(self):
         return _aliaser_emit(self, event_name, **kwargs)
     name = self._alias_name_cache.get(event_name)  # _aliased, inline: a name's alias is a str
     if name is None:
@@ -50,10 +57,7 @@ def aliaser_emit_until_response(self: Any, event_name: str, **kwargs: Any) -> An
     """``EventAliaser.emit_until_response`` likewise: the emitter's ``_emit`` stopping at the first
     answer, then the last (handler, answer) or (None, None), as its ``emit_until_response`` does."""
     emitter = self._emitter
-    if (
-        type(emitter).emit_until_response is not _emitter_until
-        or type(self)._alias_event_name is not _alias_event_name
-    ):
+    if type(emitter).emit_until_response is not _emitter_until or _own_aliasing(self):
         return _aliaser_until(self, event_name, **kwargs)
     name = self._alias_name_cache.get(event_name)  # _aliased, inline
     if name is None:
@@ -62,6 +66,41 @@ def aliaser_emit_until_response(self: Any, event_name: str, **kwargs: Any) -> An
     if responses:
         return responses[-1]
     return (None, None)
+
+
+# -- an event name's alias, once a process (breadth) ------------------------------------------------
+#
+# Each client has its own aliaser, and each aliaser its own name cache, so the first time a client
+# emits or registers a name, botocore walks its ~65 ``EVENT_ALIASES`` (a ``split`` and a ``list.index``
+# each: ~20 µs). An inventory of every type makes ~1,300 clients for 1 account x 4 regions, each for
+# ~5 calls of a service of its own, so nearly every name a call emits was a miss: 54,000 walks in
+# 6,100 calls. The answer depends only on the name and the alias table, and botocore's table is a
+# module constant that every aliaser made with ``event_aliases=None`` holds: those aliasers share
+# one memory of answers. An aliaser given a table of its own walks it as botocore does. Only the
+# debug line "Changing event name" is said once a process rather than once a client.
+
+_ALIASES_KEPT = 8192  # names remembered; all dropped when full (every service's events fit)
+_aliases_seen: dict[str, str] = {}
+
+
+def alias_event_name(self: Any, event_name: str) -> Any:
+    """``EventAliaser._alias_event_name``, its answers under botocore's own table shared by every
+    aliaser that holds that table (and kept in the aliaser's own cache, as botocore keeps them)."""
+    cache = self._alias_name_cache
+    found = cache.get(event_name)
+    if found is not None:
+        return found
+    if self._event_aliases is not _DEFAULT_ALIASES:
+        return _alias_event_name(self, event_name)
+    found = _aliases_seen.get(event_name)
+    if found is None:
+        found = _alias_event_name(self, event_name)  # botocore's walk; it fills ``cache`` too
+        if len(_aliases_seen) >= _ALIASES_KEPT:
+            _aliases_seen.clear()
+        _aliases_seen[event_name] = found
+    else:
+        cache[event_name] = found
+    return found
 
 
 # -- the debug line before each handler (issue 24, part 7b) ----------------------------------------
