@@ -332,3 +332,35 @@ def test_loopback_unavailable_alone_exits_zero(status_server, tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "statuses: 1 not_offered, 3 unavailable" in result.output, result.output
+
+
+def test_endpoint_regions_walk_botocore_endpoint_data_once_per_loader(monkeypatch):
+    """Asked one service at a time (as the inventory asks while it plans), ``endpoint_regions`` reads
+    ``endpoints.json`` and builds its table once for the engine's data loader, answers every service as
+    the table read afresh would, and hands each caller a set of its own."""
+    engine = Engine(Config.resolve({"region": "us-east-1"}))
+    loader = engine.clients.session(None).get_component("data_loader")
+    partitions = loader.load_data("endpoints")["partitions"]
+    services = sorted(loader.list_available_services("service-2"))
+    reads = []
+    real_load = loader.load_data
+
+    def counted(name, *args, **kwargs):
+        reads.append(name)
+        return real_load(name, *args, **kwargs)
+
+    monkeypatch.setattr(loader, "load_data", counted)
+    got = {service: endpoint_regions(engine, [service])[service] for service in services}
+    assert reads.count("endpoints") == 1
+    for service in services:
+        prefix = loader.load_service_model(service, "service-2")["metadata"].get("endpointPrefix", service)
+        want = {
+            region
+            for partition in partitions
+            for region, endpoint in partition["services"].get(prefix, {}).get("endpoints", {}).items()
+            if region in partition["regions"] and not endpoint.get("deprecated")
+        }
+        assert got[service] == (want or None), service
+    assert sum(found is None for found in got.values()) > 10  # services with no endpoint list
+    got["ec2"].clear()
+    assert endpoint_regions(engine, ["ec2"])["ec2"]

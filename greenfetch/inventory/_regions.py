@@ -13,6 +13,7 @@ The pure part (``expand_regions``) is separate from the calls (``enabled_regions
 from __future__ import annotations
 
 import fnmatch
+import weakref
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -209,15 +210,7 @@ def endpoint_regions(engine: Engine, services: Iterable[str]) -> dict[str, set[s
 
     session = engine.clients.session(None) if engine is not None else botocore.session.get_session()
     loader = session.get_component("data_loader")
-    by_prefix: dict[str, set[str]] = {}
-    for partition in loader.load_data("endpoints").get("partitions", ()):
-        names = partition.get("regions", {})
-        for prefix, entry in partition.get("services", {}).items():
-            by_prefix.setdefault(prefix, set()).update(
-                region
-                for region, endpoint in entry.get("endpoints", {}).items()
-                if region in names and not endpoint.get("deprecated")
-            )
+    by_prefix = _regions_by_prefix(loader)
     out: dict[str, set[str] | None] = {}
     for service in dict.fromkeys(services):
         try:
@@ -226,5 +219,28 @@ def endpoint_regions(engine: Engine, services: Iterable[str]) -> dict[str, set[s
             )
         except botocore.exceptions.UnknownServiceError:
             prefix = service
-        out[service] = by_prefix.get(prefix) or None
+        found = by_prefix.get(prefix)
+        out[service] = set(found) if found else None  # the caller's own set: the table is shared
     return out
+
+
+# Per data loader (an engine's sessions share one), the regions of each endpoint prefix: built from
+# ``endpoints.json`` once, not once a service (an inventory of every type asks for ~300 services one
+# at a time: 8,000 regions walked each time).
+_BY_PREFIX: weakref.WeakKeyDictionary[Any, dict[str, frozenset[str]]] = weakref.WeakKeyDictionary()
+
+
+def _regions_by_prefix(loader: Any) -> dict[str, frozenset[str]]:
+    table = _BY_PREFIX.get(loader)
+    if table is None:
+        found: dict[str, set[str]] = {}
+        for partition in loader.load_data("endpoints").get("partitions", ()):
+            names = partition.get("regions", {})
+            for prefix, entry in partition.get("services", {}).items():
+                found.setdefault(prefix, set()).update(
+                    region
+                    for region, endpoint in entry.get("endpoints", {}).items()
+                    if region in names and not endpoint.get("deprecated")
+                )
+        table = _BY_PREFIX[loader] = {prefix: frozenset(regions) for prefix, regions in found.items()}
+    return table
