@@ -849,9 +849,10 @@ def _event_names() -> list[str]:
 
 
 def test_an_event_names_alias_is_walked_once_a_process(monkeypatch):
-    """Every name: the same alias as botocore's walk of its table. Aliasers holding botocore's table
-    share the answers: a second one walks for no name the first one aliased, and keeps each answer in
-    its own cache as botocore does; an aliaser given its own table walks that table, every time."""
+    """Every name: the same alias as botocore's walk of its table. Aliasers holding botocore's table (a
+    client's is a copy of its session's, table and all) share the answers: a second one walks for no
+    name the first one aliased, and keeps each answer in its own cache as botocore does; an aliaser
+    whose table differs from botocore's walks its own table, every time."""
     names = _event_names()
     assert len(names) > 5000
     walks = []
@@ -861,12 +862,15 @@ def test_an_event_names_alias_is_walked_once_a_process(monkeypatch):
         walks.append(event_name)
         return botocore_walk(self, event_name)
 
-    emitter = botocore.hooks.HierarchicalEmitter
-    want = [botocore_walk(botocore.hooks.EventAliaser(emitter()), n) for n in names]
+    def client_aliaser(**kwargs):  # what a client gets: a copy of its session's aliaser
+        return copy.copy(botocore.hooks.EventAliaser(botocore.hooks.HierarchicalEmitter(), **kwargs))
+
+    want = [botocore_walk(client_aliaser(), n) for n in names]
     assert sum(w != n for w, n in zip(want, names, strict=True)) > 100  # many names are aliased
     monkeypatch.setattr(fast._events, "_alias_event_name", counted)
-    first, second = botocore.hooks.EventAliaser(emitter()), botocore.hooks.EventAliaser(emitter())
-    fast._events._aliases_seen.clear()
+    monkeypatch.setattr(fast._events, "_aliases_seen", {})
+    first, second = client_aliaser(), client_aliaser()
+    assert first._event_aliases is not second._event_aliases
     assert [fast._events.alias_event_name(first, n) for n in names] == want
     assert len(walks) == len(set(names))  # the first aliaser walked each name once
     walks.clear()
@@ -874,7 +878,7 @@ def test_an_event_names_alias_is_walked_once_a_process(monkeypatch):
     assert walks == []
     assert second._alias_name_cache == dict(zip(names, want, strict=True))
     own_table = {"dynamodb": "ddb", "api.sagemaker": "sagemaker"}
-    own, theirs = (botocore.hooks.EventAliaser(emitter(), event_aliases=own_table) for _ in range(2))
+    own, theirs = (client_aliaser(event_aliases=own_table) for _ in range(2))
     for name in names[:300] + ["before-call.dynamodb.ListTables", "before-call.api.sagemaker.X"]:
         assert fast._events.alias_event_name(own, name) == botocore_walk(theirs, name)
     assert (
