@@ -260,6 +260,24 @@ def test_listings_of_every_protocol_come_back_ok_with_empty_items_and_one_page_e
     assert stats["delay_min"] == pytest.approx(0.002)  # the configured latency applies to every answer
 
 
+def test_a_role_in_each_account_is_assumed_and_its_calls_are_that_account(served):
+    """STS answers as the inventory's loopback server does, so an inventory over many accounts runs
+    here: AssumeRole gives credentials whose key carries the role's account, and GetCallerIdentity
+    signed with them names that account (with the caller's own key: ``ACCOUNT``, as before)."""
+    from greenfetch.inventory import AccountCredentials
+
+    _, engine = served
+    accounts = ["111111111111", "222222222222"]
+    creds = AccountCredentials(engine, "Reader")
+    for account in accounts:
+        got = creds.get(account)
+        assert got is not None, creds.status(account)
+        who = engine.execute(Request("sts", "GetCallerIdentity", region="us-east-1", credentials=got))
+        assert who.ok and who.result["Account"] == account, who
+    mine = engine.execute(Request("sts", "GetCallerIdentity", region="us-east-1"))
+    assert mine.result["Account"] == ACCOUNT
+
+
 def test_calls_that_need_more_than_the_model_says_reach_their_operation(served):
     """S3's directory buckets sign as s3express (the endpoint rules say so); Timestream's clients first
     discover their endpoint."""

@@ -38,7 +38,7 @@ from xml.sax.saxutils import escape
 
 from . import _loopback_faults as faults
 
-__all__ = ["handle", "inventory_server", "settings"]
+__all__ = ["handle", "inventory_server", "settings", "sts_answer"]
 
 _ENV = "GREENFETCH_INVENTORY_PAGES"
 _AUTH = re.compile(r"Credential=([^/,]+)/\d+/([^/]+)/([^/]+)/")
@@ -111,22 +111,20 @@ def handle(target: str, headers: dict[str, str], body: bytes) -> tuple[int, dict
     """The loopback handler hook: one AWS answer for one request."""
     conf = settings()
     key, region, service = _who(headers)
-    account = key[4:16] if key.startswith("ASIA") and key[4:16].isdigit() else _DEFAULT_ACCOUNT
+    if service == "sts":
+        return sts_answer(headers, body) or _sts(_form(body), conf)  # (the latter: an action not served)
+    account = _account_of(key)
     protocol = faults.protocol_of(headers, body, "auto")
     form = _form(body) if protocol in ("query", "ec2") else {}
     action = headers.get("x-amz-target", "").rpartition(".")[2] or form.get("Action") or target
-    if service == "sts" and form.get("Action") == "GetCallerIdentity":
-        return _caller_identity(account, key)
-    refused = _refused_credentials(protocol, account, headers, conf) if service != "sts" else None
+    refused = _refused_credentials(protocol, account, headers, conf)
     if refused is not None:
         return refused
-    if service != "sts" and region in conf["throttle_regions"]:
+    if region in conf["throttle_regions"]:
         return _error(protocol, faults.PROTOCOLS[protocol][1], "Rate exceeded")
-    if service != "sts" and region in conf["deny_regions"]:
+    if region in conf["deny_regions"]:
         code = "UnauthorizedOperation" if protocol == "ec2" else "AccessDeniedException"
         return _error(protocol, (code, 403), f"not authorized to perform {action} in {region}")
-    if service == "sts":
-        return _sts(form, conf)
     if protocol == "ec2":
         return _ec2(action, account, region, conf["items"])
     if service == "lambda":
@@ -137,6 +135,27 @@ def handle(target: str, headers: dict[str, str], body: bytes) -> tuple[int, dict
 def _who(headers: dict[str, str]) -> tuple[str, str, str]:
     match = _AUTH.search(headers.get("authorization", ""))
     return (match[1], match[2], match[3]) if match else ("", "us-east-1", "")
+
+
+def sts_answer(headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes | str] | None:
+    """STS's AssumeRole and GetCallerIdentity as this server answers them (the role's account in the
+    credentials' key, the signing key's account as the caller), or None for any other request: the
+    any-protocol server (``_loopback_any``) answers STS this way too, so an inventory over many
+    accounts (``--role-name``) runs on it."""
+    key, _, service = _who(headers)
+    if service != "sts":
+        return None
+    form = _form(body)
+    if form.get("Action") == "GetCallerIdentity":
+        return _caller_identity(_account_of(key), key)
+    if form.get("Action") == "AssumeRole":
+        return _sts(form, settings())
+    return None
+
+
+def _account_of(key: str) -> str:
+    """The account an access key is: an assumed role's (``ASIA`` + its account), else the default."""
+    return key[4:16] if key.startswith("ASIA") and key[4:16].isdigit() else _DEFAULT_ACCOUNT
 
 
 def _form(body: bytes) -> dict[str, str]:

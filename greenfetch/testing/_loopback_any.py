@@ -7,7 +7,9 @@ empty and no pagination token, so botocore parses it and a paginator stops after
 benchmark (``scripts/bench_breadth.py``) and ``tests/test_loopback_any.py`` use it; latency, faults and
 stats are the loopback server's own knobs, as with any handler.
 
-Three answers are not empty pages: STS GetCallerIdentity names an account (``ACCOUNT``), an
+Four answers are not empty pages: STS AssumeRole and GetCallerIdentity answer as the inventory's
+loopback server does (``_inventory_pages.sts_answer``: a role's credentials carry its account, and
+GetCallerIdentity names the account of the key that signed it, ``ACCOUNT`` for any other key), an
 endpoint-discovery operation (Timestream's DescribeEndpoints, which its clients must call first) names
 this server, and operations that no request can tell apart (the same
 method, path and query keys in two services of one signing name, told apart in AWS by host alone) share
@@ -30,6 +32,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from . import _loopback_faults as faults
+from ._inventory_pages import sts_answer
 from ._loopback_any_answers import Answer
 from ._loopback_any_routes import Routes, _check_services, build
 
@@ -84,6 +87,10 @@ def routes() -> Routes:
 
 def handle(target: str, headers: dict[str, str], body: bytes) -> Answer:
     """The loopback handler hook: the empty answer of the operation this request calls."""
+    sts = sts_answer(headers, body)
+    if sts is not None:
+        status, sts_headers, text = sts
+        return status, sts_headers, text.encode() if isinstance(text, str) else text
     reply = routes().lookup(headers[":method"], headers[":path"], headers, body)
     if reply is not None:
         return reply
