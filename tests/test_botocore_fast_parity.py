@@ -848,43 +848,60 @@ def _event_names() -> list[str]:
     return names
 
 
-def test_an_event_names_alias_is_walked_once_a_process(monkeypatch):
-    """Every name: the same alias as botocore's walk of its table. Aliasers holding botocore's table (a
-    client's is a copy of its session's, table and all) share the answers: a second one walks for no
-    name the first one aliased, and keeps each answer in its own cache as botocore does; an aliaser
-    whose table differs from botocore's walks its own table, every time."""
+def _client_aliaser(**kwargs):
+    """What a client gets: a copy of its session's aliaser (``EventAliaser.__copy__`` copies the table)."""
+    return copy.copy(botocore.hooks.EventAliaser(botocore.hooks.HierarchicalEmitter(), **kwargs))
+
+
+_ALIAS_PARTS = st.sampled_from(
+    [old for key in botocore.hooks.EVENT_ALIASES for old in (key, *key.split("."))]
+    + ["before-call", "needs-retry", "s3", "ListTables", "api", "data", "runtime", "x", ""]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_ALIAS_PARTS, min_size=1, max_size=6), st.text(alphabet="a.-", max_size=4))
+def test_an_event_names_alias_is_botocores_for_any_name(parts, tail):
+    """``_alias_of`` gives botocore's walk's answer for names made of the table's own parts (several
+    entries in one name, dotted ones spanning parts or not, repeated parts, empty parts)."""
+    name = ".".join(parts) + tail
+    assert fast._events._alias_of(_client_aliaser(), name) == fast._events._alias_event_name(
+        _client_aliaser(), name
+    )
+
+
+def test_an_event_names_alias_is_found_once_a_process(monkeypatch):
+    """Every name clients emit: botocore's walk's answer. Aliasers holding botocore's table (a client's
+    is a copy of its session's) share the answers: a second one looks up no name the first one
+    aliased, and keeps each answer in its own cache as botocore does; an aliaser whose table differs
+    from botocore's walks its own table, every time."""
     names = _event_names()
     assert len(names) > 5000
-    walks = []
-    botocore_walk = fast._events._alias_event_name
-
-    def counted(self, event_name):
-        walks.append(event_name)
-        return botocore_walk(self, event_name)
-
-    def client_aliaser(**kwargs):  # what a client gets: a copy of its session's aliaser
-        return copy.copy(botocore.hooks.EventAliaser(botocore.hooks.HierarchicalEmitter(), **kwargs))
-
-    want = [botocore_walk(client_aliaser(), n) for n in names]
+    botocore_walk, ours = fast._events._alias_event_name, fast._events._alias_of
+    want = [botocore_walk(_client_aliaser(), n) for n in names]
     assert sum(w != n for w, n in zip(want, names, strict=True)) > 100  # many names are aliased
-    monkeypatch.setattr(fast._events, "_alias_event_name", counted)
+    looked, walks = [], []
+    monkeypatch.setattr(fast._events, "_alias_of", lambda aliaser, n: looked.append(n) or ours(aliaser, n))
+    monkeypatch.setattr(
+        fast._events, "_alias_event_name", lambda a, n: walks.append(n) or botocore_walk(a, n)
+    )
     monkeypatch.setattr(fast._events, "_aliases_seen", {})
-    first, second = client_aliaser(), client_aliaser()
+    first, second = _client_aliaser(), _client_aliaser()
     assert first._event_aliases is not second._event_aliases
     assert [fast._events.alias_event_name(first, n) for n in names] == want
-    assert len(walks) == len(set(names))  # the first aliaser walked each name once
-    walks.clear()
+    assert len(looked) == len(set(names)) and walks == []  # each name found once, without the walk
+    looked.clear()
     assert [fast._events.alias_event_name(second, n) for n in names] == want
-    assert walks == []
+    assert looked == []
     assert second._alias_name_cache == dict(zip(names, want, strict=True))
     own_table = {"dynamodb": "ddb", "api.sagemaker": "sagemaker"}
-    own, theirs = (client_aliaser(event_aliases=own_table) for _ in range(2))
+    own, theirs = (_client_aliaser(event_aliases=own_table) for _ in range(2))
     for name in names[:300] + ["before-call.dynamodb.ListTables", "before-call.api.sagemaker.X"]:
         assert fast._events.alias_event_name(own, name) == botocore_walk(theirs, name)
     assert (
         fast._events.alias_event_name(own, "before-call.dynamodb.ListTables") == "before-call.ddb.ListTables"
     )
-    assert len(walks) == 302
+    assert len(walks) == 302 and looked == []
 
 
 # -- part 7b: the invocation id ----------------------------------------------------------------------

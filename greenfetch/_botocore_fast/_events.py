@@ -83,10 +83,47 @@ def aliaser_emit_until_response(self: Any, event_name: str, **kwargs: Any) -> An
 _ALIASES_KEPT = 8192  # names remembered; all dropped when full (every service's events fit)
 _aliases_seen: dict[str, str] = {}
 
+# botocore's walk, as tables: the table's entries without a dot by their text (a name's part is looked
+# up, not searched for), those with one in the table's order. The first entry in the table's order
+# that botocore's walk would stop at wins: one without a dot when it is a whole part of the name (its
+# first occurrence is replaced), one with a dot when it is anywhere in the name's text (the parts it
+# spans are replaced, if it spans whole parts; the walk stops there either way).
+_PLAIN = {old: (at, new) for at, (old, new) in enumerate(_DEFAULT_ALIASES.items()) if "." not in old}
+_DOTTED = [(at, old, new) for at, (old, new) in enumerate(_DEFAULT_ALIASES.items()) if "." in old]
+_NOWHERE = len(_DEFAULT_ALIASES)
+
+
+def _alias_of(aliaser: Any, event_name: str) -> str:
+    """What botocore's ``_alias_event_name`` answers for ``event_name`` under botocore's own table
+    (``_DEFAULT_ALIASES``), found in one pass over the name's parts instead of one per table entry."""
+    parts = event_name.split(".")
+    at, old, new = _NOWHERE, "", ""
+    for part in parts:
+        hit = _PLAIN.get(part)
+        if hit is not None and hit[0] < at:
+            (at, new), old = hit, part
+    spanned = None
+    for dotted_at, dotted, dotted_new in _DOTTED:
+        if dotted_at > at:
+            break
+        if dotted in event_name:
+            spanned = dotted, dotted_new
+            break
+    if spanned is not None:
+        aliaser._replace_subsection(parts, spanned[0].split("."), spanned[1])  # as botocore's walk does
+    elif at == _NOWHERE:
+        return event_name
+    else:
+        parts[parts.index(old)] = new
+    alias = ".".join(parts)
+    botocore.hooks.logger.debug("Changing event name from %s to %s", event_name, alias)
+    return alias
+
 
 def alias_event_name(self: Any, event_name: str) -> Any:
-    """``EventAliaser._alias_event_name``, its answers under botocore's own table shared by every
-    aliaser that holds that table (and kept in the aliaser's own cache, as botocore keeps them)."""
+    """``EventAliaser._alias_event_name``: under botocore's own table, its answer found by
+    ``_alias_of`` once a process and shared by every aliaser holding that table (and kept in the
+    aliaser's own cache, as botocore keeps it); under any other table, botocore's walk."""
     cache = self._alias_name_cache
     found = cache.get(event_name)
     if found is not None:
@@ -95,12 +132,11 @@ def alias_event_name(self: Any, event_name: str) -> Any:
         return _alias_event_name(self, event_name)
     found = _aliases_seen.get(event_name)
     if found is None:
-        found = _alias_event_name(self, event_name)  # botocore's walk; it fills ``cache`` too
+        found = _alias_of(self, event_name)
         if len(_aliases_seen) >= _ALIASES_KEPT:
             _aliases_seen.clear()
         _aliases_seen[event_name] = found
-    else:
-        cache[event_name] = found
+    cache[event_name] = found
     return found
 
 
