@@ -7,19 +7,9 @@ concurrency limit; its ``RateCap`` (``_ratecap``) sets the send rate after a thr
 
 How it decides. A window is about one round trip (at least the baseline latency and 20 answers sent
 after it opened; at most 1 s). Per window, with *baseline* = the no-load latency:
-- *ramp* (slow start): +1 per answer whose latency is flat (<= 1.5x baseline, and under the target),
-  i.e. x2 per round trip; it ends at a rise that lasts two windows (queue > alpha, below: one window's
-  may be the client's own, as every answer sends two requests in bursts a round trip apart), at a
-  throttle or a timeout, or at the third slow answer of a window and the last (less what stalls of
-  the hub held it; sent since slow start began), back to the limit in force when the first of
-  those was sent (answers come back a round trip late: without this it overshot a cliff 3x), and
-  no higher than the answers that came back flat from the round trip before the last flat send
-  (Little's law; at least half the limit: the answers a stall held come at once and send a burst,
-  so the limit at a send can be twice what the server had); a first window the client was
-  saturated in still sets the baseline (without one nothing is slow). Faster than x2 would be:
-  from 5 it spends ~3.5 round trips under a CPU-bound client's ~100 (0.94x fixed 128 on 5,000
-  calls at 2,000 calls/s), but x3 per round trip overshoots a cliff ~1.5x further, and a cliff at
-  8-16 in flight is not recovered within 6 s (docs/performance.md);
+- *ramp* (slow start): +1 per flat answer (x2 per round trip) until the answers slow down past a
+  knee, a rise lasts two windows, or a throttle, a timeout or the target; its exit rules against a
+  cliff's overshoot are ``_slowstart``'s (told in its module doc);
 - *plateau vs more throughput* (Vegas, Little's law): ``queue = inflight x (1 - baseline / latency)``
   is the part of the in-flight work that only added latency, not throughput. Above beta (12% of the
   limit, >= 4) two windows running (or one window at over 2x baseline) the limit goes back to the knee,
@@ -85,6 +75,7 @@ from collections.abc import Callable
 
 from ._controlsettings import Settings, TracePoint
 from ._ratecap import RateCap
+from ._slowstart import SlowStartExit
 
 __all__ = ["Controller", "Settings", "TracePoint"]
 
@@ -121,10 +112,8 @@ class Controller:
         "_max_inflight",
         "_samples",
         "_ours",
-        "_slow",
-        "_slow_before",
         "_flat",
-        "_began",
+        "_exit",
         "_inflight_sum",
         "_late",
         "_sent_in",
@@ -147,8 +136,6 @@ class Controller:
     _max_inflight: int
     _samples: list[float]
     _ours: list[float]  # latencies of answers that came while the client was saturated
-    _slow: list[float]  # send times of its and the last window's answers past ``flat`` (slow start)
-    _slow_before: int  # how many of those came in the last window
     _inflight_sum: int
     _late: list[float]  # latencies of its answers sent before it opened (not saturated ones)
     _sent_in: int  # its answers sent in it, whatever the load (``_faster_now``)
@@ -190,11 +177,11 @@ class Controller:
         # lists emptied; tests/test_controller.py holds them to what ``_open_window`` sets)
         self._start = clock()
         self._count = self._drops = self._throttles = self._max_inflight = self._inflight_sum = 0
-        self._samples, self._ours, self._slow, self._late, self._quick = [], [], [], [], []
-        self._sent_in = self._answers = self._saturated = self._held = self._slow_before = 0
+        self._samples, self._ours, self._late, self._quick = [], [], [], []
+        self._sent_in = self._answers = self._saturated = self._held = 0
         self._load = self._last_load = self._cpu = self._last_cpu = 0.0
         self._flat: deque[float] | None = None  # slow start: when requests that came back flat were sent
-        self._began = -math.inf  # when slow start last began again (a faster period)
+        self._exit: SlowStartExit | None = None  # slow start's slow answers (made at the first)
 
     @property
     def trace(self) -> deque[TracePoint]:
@@ -337,38 +324,20 @@ class Controller:
         return None
 
     def _slow_answer(self, sent: float, idle: bool) -> None:
-        """A third answer past ``flat`` in this window and the last ends slow start at the limit in
-        force when the earliest of them was *sent*: answers come back a round trip late, and
-        meanwhile the fast ones kept doubling the limit (to 2-3x a cliff's knee on the loopback
-        server). The last window's count too: slow answers trickle in (the first ones sent past a
-        knee are the least slow), and when a window closed between the first and the third, the
-        count began again and the exit took the limit of a send a round trip later (2.4x the
-        knee, not 1.25x: its queue lasted past the bench's warm-up). Nor higher than the requests
-        that came back flat from the round trip before the last flat send (Little's law: what the
-        server held without a queue), but at least half the limit (x2 a round trip): answers held
-        by a stall of this process come at once and send a burst, so the limit at a send can be
-        twice what the server then had in flight (a 63 ms stall: 40 -> 80 at once, exit at 72)."""
-        if sent < self._began:  # sent in the slower period a faster one ended: no sign of this one
+        """An answer past ``flat`` in slow start: ``SlowStartExit`` says whether slow start ends, and
+        at what limit (the limit in force when the first slow answer was sent, at most the flat
+        answers of the round trip before); at an ``idle`` client that limit is the server's knee."""
+        ending = self._exit
+        if ending is None:
+            ending = self._exit = SlowStartExit()
+        then = ending.slow_answer(
+            sent, self.limit, self._baseline, self._flat or (), self._grown, float(self.settings.min)
+        )
+        if then is None:
             return
-        self._slow.append(sent)
-        if len(self._slow) < 3:
-            return
-        first = min(self._slow)
-        then = self._limit_at(first, self.limit)
-        base, flats = self._baseline, self._flat or ()
-        last = max((stamp for stamp in flats if stamp <= first), default=None)
-        if base is not None and last is not None:  # Little's law: what the server answered flat in
-            flat = sum(1.0 for stamp in flats if last - base < stamp <= last)  # the round trip before
-            then = min(then, max(flat, 0.5 * then, float(self.settings.min)))  # (x2 a round trip)
-        self.limit, self.slow_start, self._last_cut = min(self.limit, then), False, self.clock()
-        self._slow.clear()
+        self.limit, self.slow_start, self._last_cut = then, False, self.clock()
         if idle:  # the server's knee, not our own run queue
             self._knee = self.limit
-
-    def _limit_at(self, when: float, default: float) -> float:
-        """Slow start's limit in force at ``when`` (``default`` if it had not grown by then)."""
-        steps = reversed(self._grown) if self._grown is not None else ()
-        return next((limit for stamp, limit in steps if stamp <= when), default)
 
     def _close(self, now: float) -> TracePoint:
         s = self.settings
@@ -582,8 +551,10 @@ class Controller:
             self.limit, self._restore = max(self.limit, self._restore), 0.0
             self._remeasure_at = now + self.settings.remeasure_every
         self.slow_start, self._previous, self._knee, self._flat_run = True, None, None, 0
-        self._slow.clear()
-        self._began = now
+        if self._exit is None:
+            self._exit = SlowStartExit(now)
+        else:
+            self._exit.restart(now)
         if self._flat is not None:
             self._flat.clear()
         if self._grown is not None:
@@ -609,8 +580,8 @@ class Controller:
         self._max_inflight = 0
         self._samples.clear()
         self._ours.clear()
-        del self._slow[: self._slow_before]  # slow start counts this window's and the last's
-        self._slow_before = len(self._slow)
+        if self._exit is not None:  # slow start counts this window's slow answers and the last's
+            self._exit.next_window()
         self._inflight_sum = 0
         self._late.clear()
         self._sent_in = 0
