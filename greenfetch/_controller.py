@@ -35,11 +35,9 @@ after it opened; at most 1 s). Per window, with *baseline* = the no-load latency
   then grows 5%/s x (1 + seconds since)^2 while it binds, so a steady quota costs ~1 throttle per cycle
   and a raised one is found in seconds; concurrency is capped near what the rate needs (2x rate x
   baseline);
-- *baseline*: the lowest window in slow start, then lowered only by a smoothed latency; every 3 s one
-  window runs at 3/4 of the limit (under a knee the limit sits near) and its latency replaces it (up
-  by 25% at most unless the previous re-measure read high too), and a cut of over 25% re-measures
-  within 2 round trips: a service that got slower is followed, one lucky or unlucky window is not
-  the reference; a re-measure that agrees (within 5%) doubles the interval to the next (up to 24 s);
+- *baseline*: the lowest window in slow start, then a smoothed latency, re-measured every 3 s at
+  3/4 of the limit (``Controller`` lowers the limit for that window; the rules are ``_baseline``'s,
+  told in its module doc);
 - *a faster period* (a learned limit that came from a slower one): as soon as most answers sent in
   the open window, and at least ``min_samples``, came under 0.75x the baseline, saturated or not (our
   own run queue only adds latency), the window closes, their median replaces the baseline, any knee
@@ -73,6 +71,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from ._baseline import Baseline
 from ._controlsettings import Settings, TracePoint
 from ._ratecap import RateCap
 from ._slowstart import SlowStartExit
@@ -95,11 +94,8 @@ class Controller:
         "_history",
         "slow_start",
         "_baseline",
-        "_smoothed",
-        "_remeasure_at",
+        "_rtt",
         "_restore",
-        "_higher",
-        "_every",
         "_last_cut",
         "_previous",
         "_grown",
@@ -160,14 +156,11 @@ class Controller:
         self._trace: deque[TracePoint] | None = None
         self._history = history
         self.slow_start = True
+        # the no-load latency (``Baseline``, made when the first window closes) and its value in
+        # force, read per answer without a call; the limit to go back to after a re-measure window
+        self._rtt: Baseline | None = None
         self._baseline: float | None = None
-        self._smoothed: float | None = (
-            None  # window latency, smoothed (lowers the baseline between re-measures)
-        )
-        self._remeasure_at = math.inf  # when the next baseline re-measure starts
-        self._restore = 0.0  # during a re-measure: the limit to go back to
-        self._higher = False  # did the last re-measure read over 1.1x the baseline?
-        self._every = settings.remeasure_every  # seconds to the next re-measure (doubles while they agree)
+        self._restore = 0.0
         self._last_cut = -math.inf
         self._previous: float | None = None
         self._grown: deque[tuple[float, float]] | None = None  # (when, limit) of slow start's steps
@@ -197,7 +190,7 @@ class Controller:
 
     @property
     def baseline(self) -> float | None:
-        """The no-load latency estimate (see ``_lower_baseline`` and ``_remeasured``)."""
+        """The no-load latency estimate (``Baseline``)."""
         return self._baseline
 
     def reconfigure(self, settings: Settings) -> None:
@@ -205,13 +198,15 @@ class Controller:
         A re-measure due while idle waits: halving the limit first thing would make a short batch pay."""
         self.settings = self.cap.settings = settings
         self.limit = min(max(self.limit, settings.min), settings.max)
-        if self._remeasure_at != math.inf and not self._restore:
-            self._remeasure_at = max(self._remeasure_at, self.clock() + settings.remeasure_every)
+        rtt = self._rtt
+        if rtt is not None and rtt.due != math.inf and not self._restore:
+            rtt.remeasure_after(self.clock() + settings.remeasure_every)
         self._previous = None  # the last batch's last window says nothing about this one's first
         now = self.clock()
-        if self._restore:  # nor does a re-measure it began: this batch starts at the learned limit
-            self.limit = min(max(self._restore, self.limit, settings.min), settings.max)
-            self._restore, self._remeasure_at = 0.0, now + settings.remeasure_every
+        if self._restore and rtt is not None:  # nor does a re-measure it began: this batch starts at
+            self.limit = min(max(self._restore, self.limit, settings.min), settings.max)  # the learned limit
+            self._restore = 0.0
+            rtt.remeasure_at(now + settings.remeasure_every)
         self._open_window(now)  # its answers (the last batch's, maybe another server's) are not this one's
 
     def note_inflight(self, inflight: int) -> None:
@@ -340,31 +335,33 @@ class Controller:
             self._knee = self.limit
 
     def _close(self, now: float) -> TracePoint:
-        s = self.settings
+        s, rtt = self.settings, self._rtt
+        if rtt is None:  # the first window's close (a scope that sees a few calls closes none)
+            rtt = self._rtt = Baseline(s.remeasure_every)
         late = not self._samples and bool(self._late) and self._saturated > 0  # see below
         latency = _percentile(self._samples or self._late) if self._samples or late else None
         load = max(self._load / self._answers, self._last_load) if self._answers else 0.0
         cpu = max(self._cpu / self._answers, self._last_cpu) if self._answers else 0.0
         saturated = 2 * self._saturated >= self._answers > 0
         if self._faster_now():  # a faster period: the learned limit is stale, probe upwards again
-            self._faster_period(now)
+            self._faster_period(now, rtt)
         if self._restore:  # this window measured the no-load latency at a lower limit
-            return self._remeasured(now, None if saturated else latency, load, cpu)
+            return self._remeasured(now, None if saturated else latency, load, cpu, rtt)
         inflight = self._inflight_sum / self._count if self._count else float(self._max_inflight)
         # A window closes on its samples, or at ``max_window`` on saturated answers: then, if no
         # answer sent in it came back (latency over max_window), the ones that came measure it;
         # before, such windows had no latency, and at 128 in flight past the knee server's cliff
         # (1.6 s) nothing but a timeout could cut again.
         if saturated:  # our own run queue: latency says nothing about the server (see the module doc)
-            return self._saturated_window(now, load, cpu)
-        self._lower_baseline(latency)
+            return self._saturated_window(now, load, cpu, rtt)
+        self._baseline = rtt.lower(latency, self.slow_start)
         sustained = self._sustained(latency)
         busy = cpu >= s.busy  # our own run queue (a neighbour's CPU delays each wake-up, not more in flight)
         if self._drops:
             self._timed_out(now)
         elif latency is not None and self._baseline is not None:
             before = self.limit
-            self._vegas(now, latency, sustained, inflight, busy)
+            self._vegas(now, latency, sustained, inflight, busy, rtt)
             if sustained is not None and sustained > s.target_latency:  # a ceiling, whatever the knee
                 self.limit = min(self.limit, before * max(0.5, s.target_latency / sustained))
                 self.slow_start, self._last_cut = False, now
@@ -375,7 +372,7 @@ class Controller:
             not self.slow_start
             and not self._drops
             and not busy
-            and now >= self._remeasure_at
+            and now >= rtt.due
             and self.limit >= 2 * s.min
         ):
             self._restore, self.limit, self._last_cut = (
@@ -383,11 +380,11 @@ class Controller:
                 max(float(s.min), s.remeasure_share * self.limit),
                 now,
             )
-        elif not self.slow_start and self._remeasure_at == math.inf:
-            self._remeasure_at = now + s.remeasure_every
+        elif not self.slow_start and rtt.due == math.inf:
+            rtt.remeasure_at(now + s.remeasure_every)
         return self._record(now, latency, load, cpu)
 
-    def _saturated_window(self, now: float, load: float, cpu: float) -> TracePoint:
+    def _saturated_window(self, now: float, load: float, cpu: float, rtt: Baseline) -> TracePoint:
         """A window the client was saturated in: no cut on latency (a timeout still cuts). The limit
         grows by ``regrow`` if in use and under the target, up to the knee a latency cut found, if
         any (the cuts of a busy client only past twice the baseline): a saturated hub still does
@@ -397,7 +394,7 @@ class Controller:
         s, seen = self.settings, self._samples + self._ours
         self._flat_run = 0
         if self._baseline is None and seen:  # the first one: slow start needs it to tell a slow answer
-            self._lower_baseline(_percentile(seen))  # (a later window, not saturated, lowers it)
+            self._baseline = rtt.lower(_percentile(seen), self.slow_start)  # (a later window lowers it)
         # Our CPU share under ``busy`` and most answers not held by our stalls: the load is
         # neighbours holding the CPU (each wake-up waits a few ms). No Vegas cut reads that (a
         # CPU-bound client at its fair share of a CPU reads the same), but a server over the
@@ -437,7 +434,7 @@ class Controller:
         return point
 
     def _vegas(
-        self, now: float, latency: float, sustained: float | None, inflight: float, busy: bool
+        self, now: float, latency: float, sustained: float | None, inflight: float, busy: bool, rtt: Baseline
     ) -> None:
         """Little's law: ``inflight x baseline / latency`` requests would give this window's throughput
         with no queue (the knee); the rest, ``queue``, only added latency. A queue above beta (in two
@@ -463,7 +460,7 @@ class Controller:
             self.slow_start, self._last_cut = False, now
             self._knee = self.limit  # the server's knee (a busy client's cuts only past 2x: not its own)
             if self.limit < 0.75 * before:  # a deep cut: is the queue ours, or a slower service? Look soon
-                self._remeasure_at = min(self._remeasure_at, now + 2 * base)
+                rtt.remeasure_by(now + 2 * base)
         elif queue > alpha:
             if not self.slow_start or (
                 sustained is not None and inflight * (1.0 - base / sustained) > alpha
@@ -487,43 +484,19 @@ class Controller:
         if self.cap.throttled(now, sent, rtt, held) and self.cap.rate is not None:
             self.limit = min(self.limit, max(float(self.settings.min), 2.0 * self.cap.rate * rtt + 1.0))
 
-    def _lower_baseline(self, latency: float | None) -> None:
-        """Slow start takes the lowest window; later windows only lower it through a smoothed
-        latency, so one lucky window of a noisy server does not set a baseline nothing can reach."""
-        if latency is None:
-            return
-        self._smoothed = (
-            latency if self._smoothed is None else self._smoothed + 0.3 * (latency - self._smoothed)
-        )
-        low = latency if self.slow_start else self._smoothed
-        if self._baseline is None or low < self._baseline:
-            self._baseline = low
-
-    def _remeasured(self, now: float, latency: float | None, load: float, cpu: float) -> TracePoint:
+    def _remeasured(
+        self, now: float, latency: float | None, load: float, cpu: float, rtt: Baseline
+    ) -> TracePoint:
         """Every ``remeasure_every`` s one window runs at ``remeasure_share`` of the limit (below
-        any knee the limit sits near: an idle client's holds within 20% of it) and its latency
-        *replaces* the baseline (Envoy's minRTT re-measure): a service that got slower (or faster)
-        is followed, and a low outlier does not stay the reference. One that agrees (within 5%)
-        doubles the interval to the next, up to ``remeasure_most`` x; one that moves the baseline
-        brings it back to ``remeasure_every``. At half the limit, every 3 s, they cost the 100 ms
-        cliff server 5% of its throughput (0.89x the best fixed in simulation); 0.94x now.
-        A window the client was saturated in measured our run queue: it is not read (None)."""
-        agreed = False
-        if latency is not None and self._baseline is None:
-            self._baseline = latency
-        elif latency is not None and self._baseline is not None:
-            higher = latency > 1.1 * self._baseline
-            agreed = abs(latency - self._baseline) <= 0.05 * self._baseline
-            if higher and not self._higher:  # up by 25% at most, unless the last re-measure read high too:
-                latency = min(latency, 1.25 * self._baseline)  # one noisy window is not a slower service
-            self._baseline = self._smoothed = latency
-            self._higher = higher
+        any knee the limit sits near: an idle client's holds within 20% of it); its latency replaces
+        the baseline (``Baseline.remeasured``) and the limit goes back to where it was. At half the
+        limit, every 3 s, they cost the 100 ms cliff server 5% of its throughput (0.89x the best
+        fixed in simulation); 0.94x now. A window the client was saturated in measured our run
+        queue: it is not read (None)."""
+        latency = rtt.remeasured(now, latency, self.settings)
+        self._baseline = rtt.value
         self.limit, self._restore = max(self.limit, self._restore), 0.0
-        s = self.settings
-        self._every = (
-            min(2 * self._every, s.remeasure_most * s.remeasure_every) if agreed else s.remeasure_every
-        )
-        self._remeasure_at, self._previous = now + self._every, None
+        self._previous = None
         return self._record(now, latency, load, cpu)
 
     def _faster_now(self) -> bool:
@@ -541,15 +514,15 @@ class Controller:
             and 2 * len(self._quick) > self._sent_in
         )
 
-    def _faster_period(self, now: float) -> None:
+    def _faster_period(self, now: float, rtt: Baseline) -> None:
         """A faster period (``_faster_now``): the baseline becomes the open window's median (its
         answers sent in it), any re-measure ends, and slow start resumes from the limit in force
         (x2 per round trip while flat, even while saturated), with no knee to stop at."""
         ordered = sorted(self._quick)  # over half of them: the median of all is one of these
-        self._baseline = self._smoothed = ordered[max(0, math.ceil(0.5 * self._sent_in) - 1)]
+        self._baseline = rtt.faster(ordered[max(0, math.ceil(0.5 * self._sent_in) - 1)])
         if self._restore:
             self.limit, self._restore = max(self.limit, self._restore), 0.0
-            self._remeasure_at = now + self.settings.remeasure_every
+            rtt.remeasure_at(now + self.settings.remeasure_every)
         self.slow_start, self._previous, self._knee, self._flat_run = True, None, None, 0
         if self._exit is None:
             self._exit = SlowStartExit(now)
