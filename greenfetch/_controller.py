@@ -10,16 +10,9 @@ after it opened; at most 1 s). Per window, with *baseline* = the no-load latency
 - *ramp* (slow start): +1 per flat answer (x2 per round trip) until the answers slow down past a
   knee, a rise lasts two windows, or a throttle, a timeout or the target; its exit rules against a
   cliff's overshoot are ``_slowstart``'s (told in its module doc);
-- *plateau vs more throughput* (Vegas, Little's law): ``queue = inflight x (1 - baseline / latency)``
-  is the part of the in-flight work that only added latency, not throughput. Above beta (12% of the
-  limit, >= 4) two windows running (or one window at over 2x baseline) the limit goes back to the knee,
-  ``inflight x baseline / latency + alpha`` (by 20% at most, unless over 2x baseline), unless the
-  window saw more in flight than the limit (a cut's queue still draining: its answers were sent
-  into the queue the cut removed, and Little's law with the in-flight at their return read a knee
-  of 12 for 32); between alpha
-  (5%, >= 2) and beta it holds; below alpha it grows +1 per window, or +10% while latency is flat
-  (undoing a cut below a cliff);
-- *timeout*: ``limit *= 0.85``, once per window; ``target_latency`` is a ceiling (above it, cut);
+- *plateau vs more throughput* (Vegas, Little's law), *target* and *timeout*: a queue above beta
+  two windows running cuts the limit back to the knee, between alpha and beta it holds, below alpha
+  it grows; over the target it is cut; a timeout cuts 15%: ``_latencylaw``'s (told in its module doc);
 - a window's latency is the median of its answers (those sent in it; if it closes at max_window on
   saturated answers before any of those came back, of the unsaturated ones that came);
 - *throttle* (``RateCap``): the send rate is capped at 0.9x the rate the server accepted just before (a
@@ -44,23 +37,8 @@ after it opened; at most 1 s). Per window, with *baseline* = the no-load latency
   is forgotten and slow start resumes from the limit in force (x2 per round trip while flat): a round
   trip into the new period, not a baseline-long window later; each batch (``reconfigure``) opens a
   window of its own, so the last batch's answers do not hide the new ones;
-- *the client's own load* (``load``: the share of time this process was running or waiting for a
-  CPU; ``cpu``: running only; both sampled by the I/O side, ``_clientload.ClientLoad``): latency also
-  holds the time answers wait in our own run queue, so how much of a rise is the server's depends on
-  it. Saturated (``load`` >= ``saturated``, its mean over a window): answers always wait for us, and
-  latency says nothing about the server and never cuts (no Vegas cut, no target ceiling, no
-  slow-start exit, no re-measure; nor does a slow answer that stalls of the hub explain); throttles
-  and timeouts still cut, and so does the target when the wait was not our own (``cpu`` under
-  ``busy`` and most answers not held ``stall_share`` of their latency by stalls: neighbours hold the
-  CPU; two windows running over the target cut to it, as an idle client's; before, at load 10-20 on
-  2 cores the client read load 0.99 at CPU 0.05 and a 200 ms server was never cut against a 100 ms
-  target); the limit grows by ``regrow`` a window up to the knee a latency cut found while the
-  client was idle (its CPU under ``busy``), if any (a saturated hub does more per loop with more in
-  flight; past a knee more only hurts); slow start still grows on flat answers. Busy (``cpu`` >= ``busy``: our own CPU, not the load: a neighbour holding the CPU delays
-  each wake-up by a few ms however many requests are in flight, so it is no queue of ours that more
-  in flight would lengthen; judged by the load, an idle client on a loaded machine read busy and
-  grew past a cliff): a rise within ``flat`` x the baseline is taken for the client's own and the
-  limit grows as if latency were flat; only a rise past twice the baseline cuts; no re-measure.
+- *the client's own load* (``load``, ``cpu``: ``_clientload.ClientLoad``): saturated, latency says
+  nothing about the server and never cuts; busy, a small rise is ours (``_latencylaw``'s module doc).
 Always clamped to [min_concurrency, max_concurrency]; the rate to >= 0.5/s.
 """
 
@@ -73,6 +51,7 @@ from collections.abc import Callable
 
 from ._baseline import Baseline
 from ._controlsettings import Settings, TracePoint
+from ._latencylaw import CUT, RISE, LatencyLaw
 from ._ratecap import RateCap
 from ._slowstart import SlowStartExit
 
@@ -97,10 +76,8 @@ class Controller:
         "_rtt",
         "_restore",
         "_last_cut",
-        "_previous",
+        "_law",
         "_grown",
-        "_flat_run",
-        "_knee",
         "_start",
         "_count",
         "_drops",
@@ -162,10 +139,8 @@ class Controller:
         self._baseline: float | None = None
         self._restore = 0.0
         self._last_cut = -math.inf
-        self._previous: float | None = None
+        self._law: LatencyLaw | None = None  # the latency rules' memory (made with ``_rtt``)
         self._grown: deque[tuple[float, float]] | None = None  # (when, limit) of slow start's steps
-        self._flat_run = 0  # flat windows running (after slow start): each doubles the regrowth
-        self._knee: float | None = None  # the limit a latency cut set while the client was idle
         # the open window: ``_open_window``'s tallies written out (a new scope's, once: no call, no
         # lists emptied; tests/test_controller.py holds them to what ``_open_window`` sets)
         self._start = clock()
@@ -201,7 +176,8 @@ class Controller:
         rtt = self._rtt
         if rtt is not None and rtt.due != math.inf and not self._restore:
             rtt.remeasure_after(self.clock() + settings.remeasure_every)
-        self._previous = None  # the last batch's last window says nothing about this one's first
+        if self._law is not None:  # the last batch's last window says nothing about this one's first
+            self._law.forget()
         now = self.clock()
         if self._restore and rtt is not None:  # nor does a re-measure it began: this batch starts at
             self.limit = min(max(self._restore, self.limit, settings.min), settings.max)  # the learned limit
@@ -331,42 +307,58 @@ class Controller:
         if then is None:
             return
         self.limit, self.slow_start, self._last_cut = then, False, self.clock()
-        if idle:  # the server's knee, not our own run queue
-            self._knee = self.limit
+        if idle and self._law is not None:  # the server's knee, not our own run queue
+            self._law.found_knee(self.limit)
 
     def _close(self, now: float) -> TracePoint:
-        s, rtt = self.settings, self._rtt
-        if rtt is None:  # the first window's close (a scope that sees a few calls closes none)
-            rtt = self._rtt = Baseline(s.remeasure_every)
+        s, rtt, law = self.settings, self._rtt, self._law
+        if rtt is None or law is None:  # the first window's close (a scope that sees a few calls closes none)
+            rtt, law = self._rtt, self._law = Baseline(s.remeasure_every), LatencyLaw()
         late = not self._samples and bool(self._late) and self._saturated > 0  # see below
         latency = _percentile(self._samples or self._late) if self._samples or late else None
         load = max(self._load / self._answers, self._last_load) if self._answers else 0.0
         cpu = max(self._cpu / self._answers, self._last_cpu) if self._answers else 0.0
         saturated = 2 * self._saturated >= self._answers > 0
         if self._faster_now():  # a faster period: the learned limit is stale, probe upwards again
-            self._faster_period(now, rtt)
+            self._faster_period(now, rtt, law)
         if self._restore:  # this window measured the no-load latency at a lower limit
-            return self._remeasured(now, None if saturated else latency, load, cpu, rtt)
+            return self._remeasured(now, None if saturated else latency, load, cpu, rtt, law)
         inflight = self._inflight_sum / self._count if self._count else float(self._max_inflight)
         # A window closes on its samples, or at ``max_window`` on saturated answers: then, if no
         # answer sent in it came back (latency over max_window), the ones that came measure it;
         # before, such windows had no latency, and at 128 in flight past the knee server's cliff
         # (1.6 s) nothing but a timeout could cut again.
         if saturated:  # our own run queue: latency says nothing about the server (see the module doc)
-            return self._saturated_window(now, load, cpu, rtt)
+            return self._saturated_window(now, load, cpu, rtt, law)
         self._baseline = rtt.lower(latency, self.slow_start)
-        sustained = self._sustained(latency)
+        sustained = law.sustained(latency, self._baseline)
         busy = cpu >= s.busy  # our own run queue (a neighbour's CPU delays each wake-up, not more in flight)
         if self._drops:
-            self._timed_out(now)
+            self._timed_out(now, law)
         elif latency is not None and self._baseline is not None:
             before = self.limit
-            self._vegas(now, latency, sustained, inflight, busy, rtt)
-            if sustained is not None and sustained > s.target_latency:  # a ceiling, whatever the knee
-                self.limit = min(self.limit, before * max(0.5, s.target_latency / sustained))
+            self.limit, verdict = law.vegas(
+                before,
+                self.slow_start,
+                latency,
+                sustained,
+                inflight,
+                busy,
+                self._max_inflight,
+                self._baseline,
+                s,
+            )
+            if verdict == CUT:
                 self.slow_start, self._last_cut = False, now
-                if not busy:
-                    self._knee = self.limit
+                if (
+                    self.limit < 0.75 * before
+                ):  # a deep cut: is the queue ours, or a slower service? Look soon
+                    rtt.remeasure_by(now + 2 * (self._baseline or latency))
+            elif verdict == RISE:
+                self.slow_start = False
+            over = law.ceiling(self.limit, before, sustained, busy, s)
+            if over is not None:  # over the target
+                self.limit, self.slow_start, self._last_cut = over, False, now
         self.limit = min(max(self.limit, s.min), s.max)
         if (
             not self.slow_start
@@ -384,46 +376,38 @@ class Controller:
             rtt.remeasure_at(now + s.remeasure_every)
         return self._record(now, latency, load, cpu)
 
-    def _saturated_window(self, now: float, load: float, cpu: float, rtt: Baseline) -> TracePoint:
-        """A window the client was saturated in: no cut on latency (a timeout still cuts). The limit
-        grows by ``regrow`` if in use and under the target, up to the knee a latency cut found, if
-        any (the cuts of a busy client only past twice the baseline): a saturated hub still does
-        more per loop with more in flight (on the fast server fixed 128 costs ~15% less CPU per call
-        than fixed 72), and past a server's knee more only hurts. The target still cuts a window
-        whose wait was not our own: CPU under ``busy``, most answers not held by our stalls."""
+    def _saturated_window(
+        self, now: float, load: float, cpu: float, rtt: Baseline, law: LatencyLaw
+    ) -> TracePoint:
+        """A window the client was saturated in: no cut on latency (``LatencyLaw.saturated``); a
+        timeout still cuts, and so does the target when the wait was not our own: our CPU share
+        under ``busy`` and most answers not held by our stalls (the load is neighbours holding the
+        CPU: each wake-up waits a few ms; no Vegas cut reads that, a CPU-bound client at its fair
+        share of a CPU reads the same, but a server over the target two windows running is still
+        cut to it)."""
         s, seen = self.settings, self._samples + self._ours
-        self._flat_run = 0
         if self._baseline is None and seen:  # the first one: slow start needs it to tell a slow answer
             self._baseline = rtt.lower(_percentile(seen), self.slow_start)  # (a later window lowers it)
-        # Our CPU share under ``busy`` and most answers not held by our stalls: the load is
-        # neighbours holding the CPU (each wake-up waits a few ms). No Vegas cut reads that (a
-        # CPU-bound client at its fair share of a CPU reads the same), but a server over the
-        # target two windows running is still cut to it.
         sustained = None
         if cpu < s.busy and 2 * self._held < self._answers and seen:
-            sustained = self._sustained(_percentile(seen))
+            sustained = law.sustained(_percentile(seen), self._baseline)
         else:
-            self._previous = None
+            law.forget()
         if self._drops:
-            self._timed_out(now)
-        elif sustained is not None and sustained > s.target_latency:
-            self.limit = min(self.limit, self.limit * max(0.5, s.target_latency / sustained))
-            self.slow_start, self._last_cut, self._knee = False, now, self.limit
-        elif (
-            self._max_inflight * 2 >= self.limit
-            and (self._knee is None or self.limit < self._knee)
-            and seen
-            and _percentile(seen) <= s.target_latency
-        ):  # never grow past the target
-            grown = self.limit + max(1.0, s.regrow * self.limit)
-            self.limit = grown if self._knee is None else min(grown, self._knee)
+            self._timed_out(now, law)
+        else:
+            median = _percentile(seen) if seen else None
+            self.limit, cut = law.saturated(self.limit, sustained, median, self._max_inflight, s)
+            if cut:
+                self.slow_start, self._last_cut = False, now
         self.limit = min(max(self.limit, s.min), s.max)
         return self._record(now, _percentile(seen) if seen else None, load, cpu)
 
-    def _timed_out(self, now: float) -> None:
+    def _timed_out(self, now: float, law: LatencyLaw) -> None:
         """A window with a timeout: the concurrency backs off (``backoff``) and slow start ends."""
         self.limit *= self.settings.backoff
-        self.slow_start, self._last_cut, self._flat_run = False, now, 0
+        self.slow_start, self._last_cut = False, now
+        law.timed_out()
 
     def _record(self, now: float, latency: float | None, load: float = 0.0, cpu: float = 0.0) -> TracePoint:
         point = TracePoint(
@@ -432,48 +416,6 @@ class Controller:
         self.trace.append(point)
         self._open_window(now)
         return point
-
-    def _vegas(
-        self, now: float, latency: float, sustained: float | None, inflight: float, busy: bool, rtt: Baseline
-    ) -> None:
-        """Little's law: ``inflight x baseline / latency`` requests would give this window's throughput
-        with no queue (the knee); the rest, ``queue``, only added latency. A queue above beta (in two
-        windows running) cuts the limit back to the knee plus alpha; between alpha and beta holds (and
-        ends slow start); below alpha the limit grows by one per window (a round trip), if in use, and
-        by ``regrow`` of itself while the latency is flat (a cut below a cliff's knee, where Little's
-        law reads low because throughput *fell* past it, is undone in a few round trips). A ``busy``
-        client takes a rise within ``flat`` for its own (flat), cuts only past twice the baseline, and
-        its regrowth doubles with every flat window running: its slow start may have ended on its own
-        hiccup (a neighbour holding the CPU), +10% a window took 12 windows back to where it was."""
-        s, base = self.settings, self._baseline or latency
-        alpha, beta = max(2.0, s.alpha * self.limit), max(4.0, s.beta * self.limit)
-        queue = 0.0 if busy and latency <= s.flat * base else inflight * (1.0 - base / latency)
-        if (
-            sustained is not None
-            and inflight * (1.0 - base / sustained) > beta
-            and (not busy or sustained > 2 * base)
-            and self._max_inflight <= 1.1 * self.limit + 1.0  # else a cut's queue is still draining: hold
-        ):
-            before = self.limit
-            deep = 0.25 if sustained > 2 * base else 0.8  # a moderate rise may be noise: cut 20% at most
-            self.limit = max(deep * self.limit, min(self.limit, inflight * base / sustained + alpha))
-            self.slow_start, self._last_cut = False, now
-            self._knee = self.limit  # the server's knee (a busy client's cuts only past 2x: not its own)
-            if self.limit < 0.75 * before:  # a deep cut: is the queue ours, or a slower service? Look soon
-                rtt.remeasure_by(now + 2 * base)
-        elif queue > alpha:
-            if not self.slow_start or (
-                sustained is not None and inflight * (1.0 - base / sustained) > alpha
-            ):  # slow start: two windows running (one may be our own burst: see the docstring)
-                self.slow_start = False  # latency rose: leave slow start, hold
-        elif not self.slow_start and self._max_inflight * 2 >= self.limit:
-            if queue > alpha / 2:
-                self.limit += 1.0
-            else:  # flat: +regrow; a busy client's doubles with every flat window running (x2 at most)
-                self._flat_run = self._flat_run + 1 if busy else 1
-                self.limit += max(1.0, min(1.0, s.regrow * 2 ** (self._flat_run - 1)) * self.limit)
-                return
-        self._flat_run = 0
 
     def _on_throttle(self, now: float, sent: float, held: float = 0.0) -> None:
         """Throttled: the server says "too fast", whatever the concurrency. Slow start ends; when the
@@ -485,7 +427,7 @@ class Controller:
             self.limit = min(self.limit, max(float(self.settings.min), 2.0 * self.cap.rate * rtt + 1.0))
 
     def _remeasured(
-        self, now: float, latency: float | None, load: float, cpu: float, rtt: Baseline
+        self, now: float, latency: float | None, load: float, cpu: float, rtt: Baseline, law: LatencyLaw
     ) -> TracePoint:
         """Every ``remeasure_every`` s one window runs at ``remeasure_share`` of the limit (below
         any knee the limit sits near: an idle client's holds within 20% of it); its latency replaces
@@ -496,7 +438,7 @@ class Controller:
         latency = rtt.remeasured(now, latency, self.settings)
         self._baseline = rtt.value
         self.limit, self._restore = max(self.limit, self._restore), 0.0
-        self._previous = None
+        law.forget()
         return self._record(now, latency, load, cpu)
 
     def _faster_now(self) -> bool:
@@ -514,7 +456,7 @@ class Controller:
             and 2 * len(self._quick) > self._sent_in
         )
 
-    def _faster_period(self, now: float, rtt: Baseline) -> None:
+    def _faster_period(self, now: float, rtt: Baseline, law: LatencyLaw) -> None:
         """A faster period (``_faster_now``): the baseline becomes the open window's median (its
         answers sent in it), any re-measure ends, and slow start resumes from the limit in force
         (x2 per round trip while flat, even while saturated), with no knee to stop at."""
@@ -523,7 +465,8 @@ class Controller:
         if self._restore:
             self.limit, self._restore = max(self.limit, self._restore), 0.0
             rtt.remeasure_at(now + self.settings.remeasure_every)
-        self.slow_start, self._previous, self._knee, self._flat_run = True, None, None, 0
+        self.slow_start = True
+        law.restart()
         if self._exit is None:
             self._exit = SlowStartExit(now)
         else:
@@ -532,18 +475,6 @@ class Controller:
             self._flat.clear()
         if self._grown is not None:
             self._grown.clear()
-
-    def _sustained(self, latency: float | None) -> float | None:
-        """The lower of this window's and the previous window's latency: queueing at the server
-        lasts, while a pause of this process (CPU starvation, a GC) delays one window and is gone,
-        so one slow window alone does not cut the limit, unless it is over twice the baseline (a
-        slow start that overshot a cliff: waiting one more window there costs a whole slow round trip)."""
-        previous, self._previous = self._previous, latency
-        if latency is None:
-            return None
-        if self._baseline is not None and latency > 2 * self._baseline:
-            return latency
-        return None if previous is None else min(latency, previous)
 
     def _open_window(self, now: float) -> None:
         self._start = now
