@@ -20,7 +20,7 @@ from __future__ import annotations
 import operator
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 from .._adaptive import Gate, Limits, open_gate
@@ -28,9 +28,11 @@ from .._engine import Engine
 from .._errors import classify
 from .._models import Request, Result
 from ._catalog import GLOBAL, Detail, ResourceType
+from ._children import _ChildCall, _Children
 from ._credentials import AccountCredentials
 from ._items import _detail_param, _join_tags, _merge, _params, _tag_map
 from ._pacing import FairFeed
+from ._plan import _CACHE_VERSION, _ancestors, _Fetch, _parents_first, _unit, _where
 from ._region_status import RegionStatusStore, record_status, status_of
 from ._regions import endpoint_regions, offered_regions_many, opted_in
 from ._summary import RunSummary
@@ -38,66 +40,12 @@ from ._types import Account, Record, record
 
 __all__ = ["Inventory", "RunSummary"]
 
-_CACHE_VERSION = "inv1"
 # the fetch's adaptive gate: a scope starts at this many in flight (slow start grows it up to the run's
 # concurrency); an attempt's latency above the ceiling cuts its scope (high: inventory pages are slow)
 _INITIAL = 5
 _TARGET_LATENCY = 5.0
 _scope_of_unit = operator.attrgetter("scope")  # FairFeed's key: no Python frame a unit
 _RESENDS = 2  # a call that ends throttled (botocore's retries spent) is sent again this many times
-
-
-@dataclass(frozen=True)
-class _Fetch:
-    rtype: ResourceType
-    account: str
-    region: str  # the record's region ("global" for global types)
-    request: Request
-    scope: str  # ``Limits.scope_of(request)``, made with the unit: the fair feed's key, read once a unit
-    offered: bool = True  # False: the service does not exist in that region (a not_offered record, no call)
-    shown: bool = True  # False: a parent listed only for its child type's calls (no record of its own)
-
-
-def _unit(
-    rtype: ResourceType, account: str, region: str, request: Request, scope: str, offered: bool
-) -> _Fetch:
-    """``_Fetch(rtype, account, region, request, scope, offered)``, its fields set at once as
-    ``Request.built`` sets a request's: the frozen dataclass's ``__init__`` (7 ``object.__setattr__``
-    calls, ~20k instructions in CPython 3.11) was most of what the plan spent a unit."""
-    unit = object.__new__(_Fetch)
-    unit.__dict__.update(
-        rtype=rtype, account=account, region=region, request=request, scope=scope, offered=offered, shown=True
-    )
-    return unit
-
-
-@dataclass(eq=False)
-class _Children:
-    """A child type in one account and region: one call per item of its parent, and what they gave."""
-
-    unit: _Fetch  # the child's own (its request is the template of its calls)
-    pending: int = 0  # calls not yet answered
-    items: list[Any] = field(default_factory=list)
-    calls: int = 0
-    failure: Record | None = None  # the first call that failed (or the parent), as the child's record
-    code: str | None = None  # that failure's error code
-
-
-@dataclass(frozen=True, eq=False)
-class _ChildCall:
-    """One call of a child type: its operation with one parent item's parameters."""
-
-    family: _Children
-    parent_id: str  # the parent item's resource id, written into each item as ``parent``
-    request: Request
-
-    @property
-    def rtype(self) -> ResourceType:
-        return self.family.unit.rtype
-
-    @property
-    def scope(self) -> str:  # its request is the family's with other params: the same scope
-        return self.family.unit.scope
 
 
 class Inventory:
@@ -625,27 +573,6 @@ class Inventory:
                 if isinstance(row, dict) and row.get("ResourceARN")
             }
         self.summary.tag_seconds += time.perf_counter() - started
-
-
-def _where(unit: _Fetch) -> tuple[str, str, str]:
-    return (unit.rtype.name, unit.account, unit.region)
-
-
-def _ancestors(types: Sequence[ResourceType]) -> set[str]:
-    """The names of every parent (and its parents) of the child types among ``types``."""
-    out: set[str] = set()
-    for rtype in types:
-        parent = rtype.parent_type
-        while parent is not None:
-            out.add(parent.name)
-            parent = parent.parent_type
-    return out
-
-
-def _parents_first(types: Sequence[ResourceType]) -> list[ResourceType]:
-    """The types in their order, but parents before their child types (a child's fetch waits for its
-    parent's, and the plan looks the parent's outcome up when it reaches the child)."""
-    return sorted(types, key=lambda t: t.depth)
 
 
 def _now() -> float:
