@@ -1,16 +1,29 @@
 """The inventory's plan: one small unit per (resource type, account, region) to fetch.
 
-``_Fetch`` is a unit: the type, the account, the record's region, the request and its scope (the fair
-feed's key). The parents of a run's child types (``_ancestors``) and the types ordered parents first.
+``Plan`` makes the units: per account its candidate regions (the run's list, or the account's enabled
+regions from DescribeRegions), per type the regions where its service is offered (SSM's list, else
+botocore's endpoint data; a candidate where it is not becomes a ``not_offered`` unit, no call) and, with
+``regions="active"``, that the region status store does not skip; account-major, then region, then type.
+Each unit (``_Fetch``: the type, the account, the record's region, the request and its scope, the fair
+feed's key) is made with its fields set at once (``Request.built``, ``_unit``: docs/performance.md,
+the inventory command's own cost, part 6). ``Plan.cache_key`` names a unit's page in the cache.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from .._engine import Engine
 from .._models import Request
-from ._catalog import ResourceType
+from ._catalog import GLOBAL, ResourceType
+from ._credentials import AccountCredentials
+from ._items import _params
+from ._region_status import RegionStatusStore
+from ._regions import endpoint_regions, offered_regions_many, opted_in
+from ._summary import RunSummary
+from ._types import Account, Record, record
 
 _CACHE_VERSION = "inv1"
 
@@ -37,6 +50,161 @@ def _unit(
         rtype=rtype, account=account, region=region, request=request, scope=scope, offered=offered, shown=True
     )
     return unit
+
+
+class Plan:
+    """A run's units and what they need to know: where each type's service is offered (read once per
+    service), each account's role. The types come parents first (``_parents_first``)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        types: list[ResourceType],
+        *,
+        regions: str | Sequence[str],
+        exclude: set[str],
+        credentials: AccountCredentials,
+        store: RegionStatusStore | None,
+        cache: Any,
+        concurrency: int,
+        filter_offered: bool,
+        tags: bool,
+        summary: RunSummary,
+    ):
+        self._engine, self._types, self._regions, self._exclude = engine, types, regions, exclude
+        self._credentials, self._store, self._cache = credentials, store, cache
+        self._concurrency, self._filter_offered, self._tags = concurrency, filter_offered, tags
+        self._summary = summary  # counts the regions ``active`` skips
+        self._offered: dict[str, set[str] | None] = {}
+        self._endpoints: dict[str, set[str] | None] = {}
+
+    def candidate_regions(self, ready: list[tuple[Account, Any]]) -> dict[str, list[str]]:
+        """Per account, the regions to consider before per-service filtering."""
+        if not isinstance(self._regions, str):
+            return {a.account_id: [r for r in self._regions if r not in self._exclude] for a, _ in ready}
+        if not any(not t.is_global for t in self._types):
+            return {a.account_id: [] for a, _ in ready}
+        fallback = [self._engine.config.home_region]
+        requests = [
+            Request(
+                "ec2",
+                "DescribeRegions",
+                {"AllRegions": True},
+                region=fallback[0],
+                account=a.account_id,
+                role=self._role_arn(a),
+                credentials=c,
+            )
+            for a, c in ready
+        ]
+        out: dict[str, list[str]] = {}
+        for result in self._engine.batch_requests(requests, self._concurrency):
+            account = ready[result.index][0].account_id
+            regions = opted_in(result.result) if result.ok else fallback
+            out[account] = [r for r in regions if r not in self._exclude]
+        return out
+
+    def prefetch_offered(self, candidates: dict[str, list[str]]) -> None:
+        """Where each regional type's service is offered, read for every service at once (when the run
+        filters by it and has a candidate region)."""
+        if not (self._filter_offered and any(candidates.values())):
+            return
+        names = {t.ssm_service or t.service for t in self._types if not t.is_global} - set(self._offered)
+        if names:
+            self._offered.update(
+                offered_regions_many(
+                    self._engine, sorted(names), cache=self._cache, concurrency=self._concurrency
+                )
+            )
+
+    def units(self, ready: list[tuple[Account, Any]], candidates: dict[str, list[str]]) -> Iterator[_Fetch]:
+        """Account-major, then region, then type: the calls that share a botocore client (same
+        account, region and service) run close together, so the engine's client LRU stays hot
+        instead of re-creating clients (several ms and ~1 MB each) once per resource type."""
+        for account, creds in ready:
+            wanted, absent = {}, {}
+            for t in self._types:
+                regions, missing = self._regions_for(t, account.account_id, candidates[account.account_id])
+                wanted[t.name], absent[t.name] = set(regions), set(missing)
+            who = account.account_id  # ``Limits.scope_of``'s third part: the request's account
+            role = self._role_arn(account)  # one account's, the same for every unit of it
+            for region in [GLOBAL, *candidates[account.account_id]]:
+                for rtype in self._types:
+                    offered = region in wanted[rtype.name]
+                    if not offered and region not in absent[rtype.name]:
+                        continue
+                    api_region = rtype.api_region if region == GLOBAL else region
+                    request = Request.built(  # Request(...) without the frozen __init__'s cost
+                        rtype.service,
+                        rtype.operation,
+                        _params(rtype.params, who),
+                        region=api_region,
+                        account=who,
+                        role=role,
+                        credentials=creds,
+                        paginate=rtype.paginate,
+                    )
+                    scope = f"{rtype.service}/{api_region or 'default'}/{who}"  # Limits.scope_of(request)
+                    yield _unit(rtype, who, region, request, scope, offered)
+
+    def not_offered(self, unit: _Fetch) -> Record:
+        """The record of a unit whose service is not offered in its region (nothing was called)."""
+        name = unit.rtype.ssm_service or unit.rtype.service
+        source = (
+            "SSM's global-infrastructure list"
+            if self._offered.get(name) is not None
+            else "botocore's endpoint data"
+        )
+        return record(
+            unit.rtype.name,
+            unit.account,
+            unit.region,
+            [],
+            "not_offered",
+            f"{unit.rtype.service} is not offered in {unit.region} ({source}); nothing was called",
+        )
+
+    def cache_key(self, unit: _Fetch) -> str:
+        """The request's signature and the endpoint its page comes from (a test server's page is not AWS's)."""
+        endpoint = self._engine.config.endpoint_url
+        tagged = "+tags" if self._tags else ""  # a page cached without the tags join is not one with them
+        return f"{_CACHE_VERSION}:{unit.rtype.name}{tagged}:{unit.request.signature}" + (
+            f"@{endpoint}" if endpoint else ""
+        )
+
+    def _regions_for(
+        self, rtype: ResourceType, account: str, candidates: list[str]
+    ) -> tuple[list[str], list[str]]:
+        """(the regions to call, the candidates where the type's service is not offered)."""
+        if rtype.is_global:
+            return [GLOBAL], []
+        regions, missing = candidates, []
+        if self._filter_offered:
+            offered = self._offered_for(rtype)
+            if offered is not None:
+                regions = [r for r in candidates if r in offered]
+                missing = [r for r in candidates if r not in offered]
+        if self._regions == "active" and self._store is not None:
+            active = self._store.active_regions(account, rtype.name, regions)
+            self._summary.regions_skipped += len(regions) - len(active)
+            regions = active
+        return regions, missing
+
+    def _offered_for(self, rtype: ResourceType) -> set[str] | None:
+        """Where the type's service is offered: SSM's list, else botocore's endpoint data, else None
+        (nothing knows: called everywhere rather than dropped)."""
+        name = rtype.ssm_service or rtype.service
+        if name not in self._offered:
+            self._offered.update(offered_regions_many(self._engine, [name], cache=self._cache))
+        if self._offered[name] is not None:
+            return self._offered[name]
+        if rtype.service not in self._endpoints:
+            self._endpoints.update(endpoint_regions(self._engine, [rtype.service]))
+        return self._endpoints[rtype.service]
+
+    def _role_arn(self, account: Account) -> str | None:
+        status = self._credentials.status(account)
+        return status.role_arn if status is not None else None
 
 
 def _where(unit: _Fetch) -> tuple[str, str, str]:
