@@ -186,7 +186,7 @@ class Plan:
                 missing = [r for r in candidates if r not in offered]
         if self._regions == "active" and self._store is not None:
             active = self._store.active_regions(account, rtype.name, regions)
-            self._summary.regions_skipped += len(regions) - len(active)
+            self._summary.regions_inactive(len(regions) - len(active))
             regions = active
         return regions, missing
 

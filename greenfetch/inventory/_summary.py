@@ -70,6 +70,22 @@ class RunSummary:
         elif status == "ok":
             self.regions_ok.add(where)
 
+    def regions_inactive(self, count: int) -> None:
+        """``regions="active"`` left this many of a type's regions out (found empty or failing lately)."""
+        self.regions_skipped += count
+
+    def tag_call(self, attempts: int, failed: str | None = None, code: str | None = None) -> None:
+        """One tagging API call (``--tags``): its attempts count as calls; a failed one is named by its
+        ``failed`` ("account/region") with its error ``code``."""
+        self.calls += attempts
+        self.tag_calls += attempts
+        if failed is not None:
+            self.tags_failed[failed] = code or "error"
+
+    def tagging_took(self, seconds: float) -> None:
+        """The tags fetch's wall time, before the types' fetch."""
+        self.tag_seconds += seconds
+
     def cached_since(self, fetched_at: float) -> None:
         """Note a page served from the cache that was fetched at ``fetched_at`` (keeps the oldest)."""
         if self.cached_fetched_at is None or fetched_at < self.cached_fetched_at:

@@ -45,18 +45,17 @@ class TagMaps:
         started = time.perf_counter()
         for result in self._engine.iter_results(list(wanted.values()), self._concurrency):
             key = keys[result.index]
-            summary.calls += result.attempts
-            summary.tag_calls += result.attempts
             if not result.ok:
-                summary.tags_failed[f"{key[0]}/{key[1]}"] = result.error_code or "error"
+                summary.tag_call(result.attempts, f"{key[0]}/{key[1]}", result.error_code)
                 continue
+            summary.tag_call(result.attempts)
             found = (result.result or {}).get("ResourceTagMappingList") or []
             self._maps[key] = {
                 row["ResourceARN"]: _tag_map(row.get("Tags"))
                 for row in found
                 if isinstance(row, dict) and row.get("ResourceARN")
             }
-        summary.tag_seconds += time.perf_counter() - started
+        summary.tagging_took(time.perf_counter() - started)
 
     def join(self, unit: _Fetch, items: list[Any]) -> None:
         """Each object item of the unit's page gets ``tags`` (``_items._join_tags``)."""
