@@ -211,8 +211,9 @@ def inventory(
     tags: bool = False,
 ) -> None:
     """Fetch resources across accounts, regions and types; one record per (type, account, region)."""
-    # Calls are planned account-major, so about 0.6 clients per call in flight are live at once; an
-    # LRU of twice the concurrency keeps them hot while bounding memory (~1 MB per botocore client).
+    # Calls are planned region, then type, then account (a client's calls for every account run
+    # together), so few clients are live at once; an LRU of twice the concurrency keeps them hot while
+    # bounding memory (~1 MB per botocore client).
     engine = state.engine(
         region=region,
         endpoint_url=endpoint_url,
