@@ -112,6 +112,8 @@ def test_a_user_file_adds_a_type_whose_detail_steps_land_in_each_item(engine, mo
         assert item["Table"]["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
         # the template's table does not exist: that item's note, not a failed type
         assert item["Shadow"] is False and item["ShadowError"] == "ResourceNotFoundException"
+    # the run's calls count every detail call: the list, then DescribeTable and the template's for each table
+    assert "1 fetches, 7 calls," in out.stderr
     # the environment variable reads the same file (flag > environment > default)
     out, records = _inventory(moto, DETAILS, "dynamodb.table_details", env={"GREENFETCH_CATALOG": str(path)})
     assert out.exit_code == 0, out.output

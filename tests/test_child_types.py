@@ -503,3 +503,15 @@ def test_a_parent_item_gone_by_the_childs_call_gives_no_items_and_no_failure(mot
     assert [(r["resource_type"], r["status"], r["items"], r["error"]) for r in records] == [
         ("iam.keys_of_gone_users", "ok", [], None)
     ]
+
+
+def test_a_child_types_first_failure_stands():
+    """A child type's record is its first failure (a parent not listed, a parent item without the
+    parameter, a failed call), with that failure's error code: a later one does not replace it."""
+    from greenfetch.inventory._children import _Children
+
+    family = _Children(unit=None)  # a failed child's record reads no field of its unit
+    first = {"status": "denied", "error": "first"}
+    family.fail(first, "AccessDenied")
+    family.fail({"status": "error", "error": "later"}, "ThrottlingException")
+    assert family.record() is first and family.code == "AccessDenied"
