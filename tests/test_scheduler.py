@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from types import SimpleNamespace
 from typing import Any
+from weakref import WeakSet
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from greenfetch._backends import GeventBackend, ThreadBackend
-from greenfetch._scheduler import iter_bounded
+from greenfetch._scheduler import feed_bounded, iter_bounded
 
 
 @pytest.fixture(params=["gevent", "threads"])
@@ -184,3 +188,147 @@ def test_no_slot_is_lost_between_os_threads(delays: list[float], limit: int, con
     finally:
         backend.shutdown()
     assert sorted(seen) == list(range(len(delays))) and peak[0] <= limit
+
+
+# Mutation audit (docs/testing.md): each test below failed on a one-line change to _scheduler.py
+# that every test above let through.
+
+
+class _JoinableThreads(ThreadBackend):
+    """A thread backend whose spawned tasks a test can wait for (a thread cannot be killed)."""
+
+    def __init__(self) -> None:
+        super().__init__(8)
+        self.futures: list[Future[Any]] = []
+        self.pool = ThreadPoolExecutor(8)
+
+    def spawn(self, fn: Any, *args: Any) -> Any:
+        future = self.pool.submit(fn, *args)
+        self.futures.append(future)
+        return SimpleNamespace(kill=future.cancel)
+
+    def shutdown(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        super().shutdown()
+
+
+def test_on_threads_no_item_starts_after_stop() -> None:
+    """A feeder thread cannot be killed: once the consumer stopped, the next item it pulls is not
+    started, though slots are free (the engine's fail-fast: no request after the failure)."""
+    backend, gate, ran = _JoinableThreads(), threading.Event(), []
+
+    def items() -> Iterator[int]:
+        yield 0
+        gate.wait(10)  # the consumer stops meanwhile
+        yield from range(1, 10)
+
+    def run(index: int, item: int) -> int:
+        ran.append(item)
+        return item
+
+    try:
+        assert list(iter_bounded(backend, items(), run, 5, stop=lambda outcome: True)) == [0]
+        gate.set()
+        backend.futures[0].result(10)  # the feeder ends
+        wait(backend.futures, 10)
+    finally:
+        backend.shutdown()
+    assert ran == [0]
+
+
+def test_a_stream_closed_early_kills_the_runs_in_flight() -> None:
+    backend = GeventBackend()
+    never, killed, all_killed = backend.event(), [], backend.event()
+
+    def run(index: int, item: int) -> int:
+        if index:
+            try:
+                never.wait()
+            except BaseException:  # GreenletExit, thrown by the kill
+                killed.append(index)
+                if len(killed) == 3:
+                    all_killed.set()
+                raise
+        return index
+
+    assert list(iter_bounded(backend, range(4), run, 4, stop=lambda outcome: outcome == 0)) == [0]
+    assert all_killed.wait(5) and sorted(killed) == [1, 2, 3]
+
+
+def test_finished_runs_are_not_kept() -> None:
+    """Memory stays bounded by the limit, not by the number of items: a task is dropped once it ran."""
+    backend, live = GeventBackend(), WeakSet[Any]()
+    spawn = backend.spawn
+
+    class Handle:
+        def __init__(self, task: Any) -> None:
+            self.task = task
+
+        def kill(self) -> None:
+            self.task.kill()
+
+    def spawn_tracked(fn: Any, *args: Any) -> Any:
+        handle = Handle(spawn(fn, *args))
+        live.add(handle)
+        return handle
+
+    backend.spawn = spawn_tracked  # type: ignore[method-assign]
+    stream = iter_bounded(backend, range(300), lambda i, item: item, 4)
+    assert len([next(stream) for _ in range(200)]) == 200
+    gc.collect()
+    assert len(live) <= 4 + 2  # in flight, and the feeder
+    stream.close()
+
+
+def _fed(backend: Any, items: Any, limit: int, log: list[Any], **kwargs: Any) -> Iterator[Any]:
+    """feed_bounded as the worker-process pool drives it: each item's outcome arrives in a message
+    of its own, after a message that carries none (a metrics delta)."""
+    inbox = backend.queue()
+
+    def start(index: int, item: Any) -> None:
+        inbox.put([])
+        inbox.put([(index, item)])
+
+    return feed_bounded(
+        backend,
+        items,
+        start,
+        limit,
+        inbox,
+        unpack=lambda message: message,
+        complete=lambda: log.append("complete"),
+        close=lambda: log.append("close"),
+        **kwargs,
+    )
+
+
+def test_fed_outcomes_free_their_slots_then_complete_and_close_run_once() -> None:
+    log: list[Any] = []
+    for outcome in _fed(GeventBackend(), range(20), 2, log):  # a lost slot blocks forever: gevent says so
+        log.append(outcome)
+    assert sorted(log[:-2]) == list(enumerate(range(20))) and log[-2:] == ["complete", "close"]
+
+
+def test_fed_stop_ends_the_stream_without_complete() -> None:
+    log: list[Any] = []
+    for outcome in _fed(GeventBackend(), range(20), 1, log, stop=lambda outcome: outcome[0] == 3):
+        log.append(outcome)
+    assert log == [(0, 0), (1, 1), (2, 2), (3, 3), "close"]
+
+
+def test_fed_close_runs_when_the_consumer_breaks_or_the_input_fails() -> None:
+    log: list[Any] = []
+    stream = _fed(GeventBackend(), range(20), 2, log)
+    next(stream)
+    stream.close()
+    assert log == ["close"]
+
+    def items() -> Iterator[int]:
+        yield 0
+        raise ValueError("line 2 is not JSON")
+
+    log.clear()
+    with pytest.raises(ValueError, match="line 2"):
+        for outcome in _fed(GeventBackend(), items(), 2, log):
+            log.append(outcome)
+    assert log == [(0, 0), "complete", "close"]
