@@ -102,6 +102,41 @@ def test_table_never_serves_a_value_older_than_the_window(ops, window):
                 table.fail(key, n)
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from("ab"),
+            st.sampled_from([0.0, 0.5, 1.0, 1.5]),
+            st.sampled_from([0.0, 1.0, 2.0]),
+            st.booleans(),
+        ),
+        max_size=30,
+    )
+)
+def test_table_serves_the_latest_success_exactly_while_both_windows_hold(ops):
+    """Callers with different windows, on a clock that lands on the boundaries: a stored value is served
+    exactly when it is the key's latest success, younger than the asking caller's window and than the
+    window it was completed with (a success with window 0 leaves nothing to serve, not an older value)."""
+    clock = Clock()
+    table = DedupeTable(clock=clock)
+    latest: dict[str, tuple[int, float, float]] = {}  # key: (value, completed at, its window)
+    for n, (key, advance, window, ok) in enumerate(ops):
+        clock.now += advance
+        outcome, found = table.claim(key, window, n)
+        value, at, kept = latest.get(key, (None, 0.0, 0.0))
+        age = clock.now - at
+        if key in latest and age < window and age < kept:
+            assert (outcome, found) == (CACHED, value)
+            continue
+        assert (outcome, found) == (EXECUTED, n)
+        if ok:
+            table.complete(key, n, n, window)
+            latest[key] = (n, clock.now, window)
+        else:
+            table.fail(key, n)
+
+
 # -- Singleflight under gevent ----------------------------------------------------------------
 
 
@@ -219,6 +254,14 @@ def test_signature_must_be_a_string(signature):
     with pytest.raises(ConfigError, match="signature") as info:
         _flight().do(signature, lambda: 1)
     assert repr(signature) in str(info.value)
+
+
+@pytest.mark.parametrize("fn", [None, 5, "s3:ListBuckets"])
+def test_fn_must_be_callable(fn):
+    """A ConfigError that names the value, before anything runs (not a TypeError from the flight)."""
+    with pytest.raises(ConfigError, match="not callable") as info:
+        _flight().do("k", fn)
+    assert repr(fn) in str(info.value)
 
 
 @pytest.mark.parametrize("window", [-1, "-2s", "soon", float("nan"), True])
