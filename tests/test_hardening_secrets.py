@@ -10,9 +10,11 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from greenfetch import Config, Engine, Result
-from greenfetch._redact import REDACTED, RedactingFilter, redact
+from greenfetch._redact import REDACTED, RedactingFilter, redact, redact_url
 
 SECRET, TOKEN = "INLINESECRET789", "INLINETOKEN456"
 CREDS = {"AccessKeyId": "AKIAINLINE", "SecretAccessKey": SECRET, "SessionToken": TOKEN}
@@ -111,3 +113,74 @@ def test_debug_logging_in_a_fresh_process_masks_the_canonical_request(moto_serve
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "x-amz-security-token" in proc.stderr.lower()
     assert "FRESHTOKEN987" not in proc.stderr
+
+
+# -- the masking rules themselves (mutation audit, docs/testing.md) ---------------------------------
+
+_SECRET = st.text(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/+=", min_size=4, max_size=40
+)
+_SHAPES = [
+    "<SecretAccessKey>{}</SecretAccessKey>",  # STS's XML
+    "<sessionToken>{}</sessionToken>",
+    "<SESSIONTOKEN>{}</SESSIONTOKEN>",
+    "x-amz-security-token:{}",  # the canonical request
+    "{{'X-Amz-Security-Token': b'{}'}}",  # the headers' repr
+    "{{'Authorization': 'AWS4-HMAC-SHA256 Credential={}'}}",
+    '{{"accessToken": "{}"}}',  # SSO's JSON
+    '{{"refreshToken": "{}", "clientSecret": "{}"}}',
+    "{{'aws_secret_access_key': '{}'}}",
+    '{{"password": "{}"}}',
+]
+
+
+@settings(max_examples=60, deadline=None)
+@given(shape=st.sampled_from(_SHAPES), secret=_SECRET, before=st.sampled_from(["", "DEBUG body: ", "a\n"]))
+def test_every_shape_of_a_secret_is_masked_and_masking_twice_changes_nothing(shape, secret, before):
+    secret = "Zq9" + secret  # a value no key name or surrounding text contains
+    text = before + shape.format(secret, secret) + " (end)"
+    masked = redact(text)
+    assert secret not in masked and REDACTED in masked and masked.startswith(before)
+    assert redact(masked) == masked
+
+
+@settings(max_examples=30, deadline=None)
+@given(signature=st.text("0123456789abcdef", min_size=16, max_size=64))
+def test_a_presigned_urls_signature_is_masked(signature):
+    url = f"https://b.s3.amazonaws.com/k?X-Amz-Credential=AKIA%2F20261207&X-Amz-Signature={signature}&x=1"
+    assert signature not in redact(url) and redact(url).endswith("&x=1")
+    assert signature not in redact(f"GET /?Action=List&Signature={signature}")
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:hunter2@broker:6379/0", "redis://:***@broker:6379/0"),
+        ("postgresql://app:hunter2@db/inv", "postgresql://app:***@db/inv"),
+        (
+            "postgresql://app@db/inv?password=hunter2&sslmode=require",
+            "postgresql://app@db/inv?password=***&sslmode=require",
+        ),
+        (
+            "host=db sslpassword=x postgresql://db/inv?sslpassword=hunter2",
+            "host=db sslpassword=x postgresql://db/inv?sslpassword=***",
+        ),
+        ("redis://broker:6379/0", "redis://broker:6379/0"),
+    ],
+)
+def test_a_urls_password_is_never_printed(url, shown):
+    assert redact_url(f"cannot connect to {url} (refused)") == f"cannot connect to {shown} (refused)"
+
+
+@pytest.mark.parametrize(
+    "logger", ["botocore.auth", "botocore.parsers", "greenfetch.inventory", "urllib3.connectionpool"]
+)
+def test_a_record_on_any_logger_under_a_masked_namespace_is_masked(logger, caplog):
+    with caplog.at_level(logging.DEBUG, logger=logger):
+        logging.getLogger(logger).debug("headers %s", {"X-Amz-Security-Token": "T0KEN42"})
+    assert [r.getMessage() for r in caplog.records] == [f"headers {{'X-Amz-Security-Token': '{REDACTED}'}}"]
+
+
+def test_a_record_with_a_broken_format_string_is_left_to_logging():
+    record = logging.LogRecord("botocore", logging.DEBUG, __file__, 1, "%d tables", ("x",), None)
+    assert RedactingFilter().filter(record)  # kept: logging reports the bad format, not greenfetch
