@@ -64,3 +64,29 @@ def test_a_recording_inside_another_gives_the_outer_one_back(loopback: Any, engi
         engine.execute(LIST)  # the engine records into a recorder of its own, then gives this one back
         assert current() is outer
     assert current() is None
+
+
+@pytest.mark.parametrize(
+    ("request_", "code", "guidance"),
+    [
+        (
+            {"service": "dynamodb", "operation": "ListTables", "params": {"Limit": "ten"}},
+            "ParamValidation",
+            None,
+        ),
+        (
+            {"service": "dynamodb", "operation": "ListTabels"},
+            "UnknownOperation",
+            "nearest valid names: ListTables",
+        ),
+    ],
+)
+def test_a_request_botocore_cannot_build_used_no_attempt_and_says_what_was_meant(
+    loopback: Any, engine: Any, request_: dict[str, Any], code: str, guidance: str | None
+) -> None:
+    """Refused before anything was sent: no attempt counted (none reached the server), and the
+    guidance the refusal carries (the nearest valid names) is the Result's, not the classifier's."""
+    (result,) = engine.batch_requests([request_])
+    assert (result.error_code, result.attempts, loopback.stats()["requests"]) == (code, 0, 0)
+    if guidance is not None:
+        assert (result.guidance or "").startswith(guidance)

@@ -141,6 +141,32 @@ def test_a_success_has_one_attempt_its_request_id_and_no_response_metadata() -> 
     assert (result.result, result.request_id, result.attempts) == ({"TableNames": ["t"]}, "abc", 1)
 
 
+def test_a_request_id_only_in_the_headers_is_the_results_too() -> None:
+    """An answer whose metadata has no RequestId but the x-amzn-requestid header (mutation audit)."""
+
+    def handler(request: Request) -> dict[str, Any]:
+        return {"TableNames": [], "ResponseMetadata": {"HTTPHeaders": {"x-amzn-requestid": "hdr-1"}}}
+
+    (result,) = _engine(handler).batch_requests([_req(0)])
+    assert (result.result, result.request_id) == ({"TableNames": []}, "hdr-1")
+
+
+def test_waiting_for_a_gate_slot_is_not_the_requests_time() -> None:
+    """A request's duration starts when its gate let it go (mutation audit): the 0.3 s its slot took
+    to open is the gate's queue, not AWS's latency (the adaptive controller and the metrics read it)."""
+
+    class Slot:
+        def __enter__(self) -> int:
+            gevent.sleep(0.3)  # the slot opens late: what is measured, not a wait for a race
+            return 7
+
+        def __exit__(self, *exc: Any) -> None:
+            return None
+
+    result = _engine(lambda request: {}).execute(_req(0), gate=lambda request: Slot())
+    assert result.ok and result.concurrency == 7 and result.duration_ms < 300
+
+
 def test_a_request_that_cannot_be_built_used_no_attempt_and_never_reached_the_caller() -> None:
     caller = MockCaller(lambda request: {})
     engine = Engine(Config.resolve({"region": "us-east-1"}, environ={}), caller=caller)
