@@ -1,6 +1,7 @@
 """Inventory logic without sockets: accounts, roles, regions, catalog, status store, cache, files."""
 
 import json
+import math
 import os
 import stat
 
@@ -216,6 +217,78 @@ def test_cache_clear_and_info(tmp_path):
     assert cache.info()["fresh_files"] == 3
     assert cache.clear() == 3 and (tmp_path / "not-ours.txt").exists()
     assert cache.get("k1") is None
+
+
+# the cache's rules at their edges (mutation audit, docs/testing.md): each test below failed on a
+# one-line change to _cache.py that the tests above let through
+
+
+def test_cache_entry_is_usable_until_exactly_its_ttl_by_its_own_age(tmp_path):
+    """An entry's own age decides (the time its page was fetched), not how long it has been in
+    memory: one stored 60 s after its fetch is already stale for a 60 s TTL, from every tier."""
+    clock = Clock()
+    cache = InventoryCache(60, tmp_path, clock=clock)
+    cache.set("young", 1, stored_at=clock.now - 59.999)
+    cache.set("exact", 2, stored_at=clock.now - 60)
+    cache.set("old", 3, stored_at=clock.now - 61)
+    for reader in (cache, InventoryCache(60, tmp_path, clock=clock)):  # memory, then disk
+        assert [reader.get(k) for k in ("young", "exact", "old")] == [1, None, None]
+
+
+def test_an_expired_file_is_not_fresh_and_is_removed_when_read(tmp_path):
+    clock = Clock()
+    InventoryCache(60, tmp_path, clock=clock).set("sig", 1)
+    clock.now += 60
+    later = InventoryCache(60, tmp_path, clock=clock)
+    assert (later.info()["files"], later.info()["fresh_files"]) == (1, 0)
+    assert later.get("sig") is None and list(tmp_path.glob("*.json")) == []
+
+
+def test_not_before_compares_whole_milliseconds(tmp_path):
+    """A database keeps a fetch time to the millisecond: a page stored within the same millisecond as
+    the floor is not newer than it."""
+    clock, floor = Clock(), 1_000_000.0 - 10
+    writer = InventoryCache(60, tmp_path, clock=clock)
+    writer.set("same-ms", 1, stored_at=floor + 0.0004)
+    writer.set("next-ms", 2, stored_at=floor + 0.001)
+    reader = InventoryCache(60, tmp_path, clock=clock, not_before=floor)
+    assert (reader.get("same-ms"), reader.get("next-ms")) == (None, 2)
+
+
+@pytest.mark.parametrize(
+    "envelope",
+    [
+        {"key": "sig", "stored_at": 1_000_000.0, "ttl": 60, "value": 1},  # not our marker
+        {"greenfetch-cache": 1, "key": "sig", "stored_at": "yesterday", "ttl": 60, "value": 1},
+        {"greenfetch-cache": 1, "key": "sig", "stored_at": 1_000_000.0, "ttl": 60},  # no value
+    ],
+)
+def test_an_entry_that_is_not_a_whole_envelope_of_ours_is_a_miss_and_removed(tmp_path, envelope):
+    clock = Clock()
+    cache = InventoryCache(60, tmp_path, clock=clock)
+    cache._path("sig").write_text(json.dumps(envelope))
+    assert cache.get("sig") is None and not cache._path("sig").exists()
+
+
+def test_a_ttl_of_0_never_reads_nor_removes_but_writes(tmp_path):
+    clock = Clock()
+    InventoryCache(60, tmp_path, clock=clock).set("sig", 1)
+    fresh = InventoryCache(0, tmp_path, clock=clock)
+    assert fresh.get("sig") is None and fresh.misses == 0 and fresh._path("sig").exists()
+    fresh.set("sig", 2)
+    assert InventoryCache(60, tmp_path, clock=clock).get("sig") == 2
+
+
+def test_clear_keeps_a_file_named_like_an_entry_but_not_ours(tmp_path):
+    cache = InventoryCache(60, tmp_path)
+    cache._path("theirs").write_text('{"report": 1}')
+    assert cache.clear() == 0 and cache._path("theirs").read_text() == '{"report": 1}'
+
+
+def test_an_entry_with_an_infinite_ttl_reads_back(tmp_path):
+    """The Python API may keep entries forever (``ttl=math.inf``): the envelope is still JSON."""
+    InventoryCache(math.inf, tmp_path).set("sig", [1])
+    assert InventoryCache(math.inf, tmp_path).get("sig") == [1]
 
 
 # -- files ---------------------------------------------------------------------------------------
