@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import re
 import stat
 
 import pytest
@@ -19,7 +20,7 @@ from greenfetch.inventory import (
     role_arn_for,
     status_from_error,
 )
-from greenfetch.inventory._cache import InventoryCache
+from greenfetch.inventory._cache import InventoryCache, parse_s3_uri
 from greenfetch.inventory._catalog import CATALOG, resolve_types
 from greenfetch.inventory._sinks import FileSink
 
@@ -289,6 +290,12 @@ def test_an_entry_with_an_infinite_ttl_reads_back(tmp_path):
     """The Python API may keep entries forever (``ttl=math.inf``): the envelope is still JSON."""
     InventoryCache(math.inf, tmp_path).set("sig", [1])
     assert InventoryCache(math.inf, tmp_path).get("sig") == [1]
+
+
+@pytest.mark.parametrize("uri", ["s3:///prefix", "s3://", "bucket/prefix", "S3://bucket"])
+def test_an_s3_cache_uri_without_a_bucket_is_refused_naming_it(uri):
+    with pytest.raises(InventoryError, match=re.escape(repr(uri))):
+        parse_s3_uri(uri)
 
 
 # -- files ---------------------------------------------------------------------------------------
