@@ -167,6 +167,23 @@ def test_waiting_for_a_gate_slot_is_not_the_requests_time() -> None:
     assert result.ok and result.concurrency == 7 and result.duration_ms < 300
 
 
+def test_a_gate_that_gives_no_slot_still_hears_the_requests_one_attempt() -> None:
+    """A gate that raises instead of giving a slot (mutation audit): the request fails, and its one
+    unseen attempt reaches ``gate.attempt`` as any attempt would, so the gate learns of it."""
+    heard: list[Any] = []
+
+    class Gate:
+        def __call__(self, request: Request) -> Any:
+            raise RuntimeError("no slot")
+
+        def attempt(self, request: Request, attempt: Any) -> None:
+            heard.append((request.operation, attempt.error_code))
+
+    result = _engine(lambda request: {}).execute(_req(0), gate=Gate())
+    assert (result.error_code, result.attempts) == ("RuntimeError", 1)
+    assert heard == [("ListTables", "RuntimeError")]
+
+
 def test_a_request_that_cannot_be_built_used_no_attempt_and_never_reached_the_caller() -> None:
     caller = MockCaller(lambda request: {})
     engine = Engine(Config.resolve({"region": "us-east-1"}, environ={}), caller=caller)
