@@ -40,6 +40,16 @@ def test_a_decimal_that_is_not_finite_is_its_text(value, out):
     assert jsonable([value]) == [out] and json.dumps(jsonable([value]), allow_nan=False)
 
 
+def test_a_whole_decimal_is_an_exact_integer():
+    """DynamoDB's numbers come as Decimals: a whole one is written as an integer, every digit kept
+    (a float would print 2 as 2.0 and lose the last digits of a 20-digit id)."""
+    assert (
+        to_json([decimal.Decimal("2"), decimal.Decimal("12345678901234567890")])
+        == "[2, 12345678901234567890]"
+    )
+    assert to_json([decimal.Decimal("2.5")]) == "[2.5]"
+
+
 class _Body(io.BytesIO):
     closed_by_us = False
 
