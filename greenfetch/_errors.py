@@ -168,6 +168,9 @@ UNBUILT_CODES = UNNAMED_CODES | frozenset(
         "ProfileNotFound",
         "InvalidRole",
         IDENTITY_MISMATCH,
+        # botocore's endpoint rules refused the call's parameters (e.g. a table name that is not a
+        # string): raised while choosing where to send it, before anything is sent
+        "EndpointResolutionError",
     }
 )
 _INVALID = UNBUILT_CODES | frozenset({"ValidationException", "ValidationError", "InvalidParameterValue"})

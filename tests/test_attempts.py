@@ -79,6 +79,12 @@ def test_a_recording_inside_another_gives_the_outer_one_back(loopback: Any, engi
             "UnknownOperation",
             "nearest valid names: ListTables",
         ),
+        # a parameter that breaks botocore's endpoint rules: refused before a connection is even chosen
+        (
+            {"service": "dynamodb", "operation": "DescribeTable", "params": {"TableName": 5}},
+            "EndpointResolutionError",
+            None,
+        ),
     ],
 )
 def test_a_request_botocore_cannot_build_used_no_attempt_and_says_what_was_meant(
