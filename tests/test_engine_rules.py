@@ -184,6 +184,32 @@ def test_a_gate_that_gives_no_slot_still_hears_the_requests_one_attempt() -> Non
     assert heard == [("ListTables", "RuntimeError")]
 
 
+def test_a_gate_whose_slot_observes_nothing_hears_each_attempt_itself() -> None:
+    """A gate whose slot has no ``observe`` (mutation audit): each attempt reaches ``gate.attempt``."""
+    heard: list[Any] = []
+
+    class Slot:
+        def __enter__(self) -> int:
+            return 3
+
+        def __exit__(self, *exc: Any) -> None:
+            return None
+
+    class Gate:
+        def __call__(self, request: Request) -> Slot:
+            return Slot()
+
+        def attempt(self, request: Request, attempt: Any) -> None:
+            heard.append((request.operation, attempt.error_code))
+
+    def handler(request: Request) -> dict[str, Any]:
+        raise client_error("ThrottlingException")
+
+    result = _engine(handler).execute(_req(0), gate=Gate())
+    assert (result.error_code, result.concurrency) == ("ThrottlingException", 3)
+    assert heard == [("ListTables", "ThrottlingException")]
+
+
 def test_a_request_that_cannot_be_built_used_no_attempt_and_never_reached_the_caller() -> None:
     caller = MockCaller(lambda request: {})
     engine = Engine(Config.resolve({"region": "us-east-1"}, environ={}), caller=caller)
