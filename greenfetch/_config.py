@@ -127,9 +127,16 @@ def _check_limits(config: Config) -> None:
             f"files and this process may open {files} (ulimit -n); raise `ulimit -n` or use a "
             f"concurrency of at most {max(1, files - _FD_MARGIN)}"
         )
-    port = config.metrics_port
-    if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535):
-        raise ConfigError(f"metrics_port: {port!r} is not a port; use a number from 1 to 65535 (e.g. 9464)")
+    problem = bad_port(config.metrics_port) if config.metrics_port is not None else None
+    if problem is not None:
+        raise ConfigError(f"metrics_port: {problem}")
+
+
+def bad_port(port: object) -> str | None:
+    """Why ``port`` is not a metrics port, or None: a number from 0 to 65535 (0 picks a free port)."""
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        return f"{port!r} is not a port; use a number from 0 to 65535 (0: any free port), e.g. 9464"
+    return None
 
 
 BACKENDS = ("gevent", "threads")

@@ -28,6 +28,7 @@ from prometheus_client import (
     write_to_textfile,
 )
 
+from ._config import bad_port
 from ._exceptions import ExpositionError
 
 __all__ = ["ExpositionError", "check_url", "push", "render", "serve", "write_textfile"]
@@ -43,10 +44,9 @@ def serve(registry: CollectorRegistry, port: int, addr: str = "0.0.0.0") -> Any:
 
     Port 0 picks a free port: read it back from ``server.server_port``.
     """
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-        raise ExpositionError(
-            f"metrics port: {port!r} is not a port; use a number from 1 to 65535 (e.g. 9464)"
-        )
+    problem = bad_port(port)
+    if problem is not None:
+        raise ExpositionError(f"metrics port: {problem}")
     try:
         started = start_http_server(port, addr=addr, registry=registry)
     except OSError as exc:

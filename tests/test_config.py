@@ -152,3 +152,22 @@ def test_a_processes_count_below_one_is_refused_where_a_call_gives_it_too(bad):
     run as 1."""
     with pytest.raises(ConfigError, match=f"processes: {re.escape(repr(bad))} is"):
         parse_processes(bad)
+
+
+def test_a_metrics_port_is_0_to_65535_in_the_config_and_in_serve():
+    """One rule for both faces: 0 (any free port) to 65535; anything else is named, with what would do."""
+    from prometheus_client import CollectorRegistry
+
+    from greenfetch._exceptions import ConfigError, ExpositionError
+    from greenfetch._exposition import serve
+
+    assert Config.resolve({"metrics_port": 0}, environ={}).metrics_port == 0
+    for bad in (-1, 65536, True):
+        with pytest.raises(
+            ConfigError, match=rf"^metrics_port: {bad!r} is not a port; use a number from 0 to 65535"
+        ):
+            Config.resolve({"metrics_port": bad}, environ={})
+        with pytest.raises(
+            ExpositionError, match=rf"^metrics port: {bad!r} is not a port; .* \(0: any free port\)"
+        ):
+            serve(CollectorRegistry(), bad)
