@@ -13,6 +13,7 @@ import copy
 import datetime
 import functools
 import itertools
+import os
 
 import botocore.auth
 import botocore.awsrequest
@@ -1320,3 +1321,419 @@ def test_add_auth_is_botocores_on_its_own_clock_and_a_stopped_one(caplog, monkey
     assert botocore.auth.SigV4Auth.add_auth is _sigv4.add_auth or _sigv4.CLOCK is None
     with pytest.raises(botocore.exceptions.NoCredentialsError):
         _sigv4.add_auth(botocore.auth.SigV4Auth(None, "s", "r"), request())
+
+
+# -- a client's creation: the emitter's copy, the handlers' keyword check, the proxies -----------------
+
+
+CLIENT_PATCHES = [
+    patch for patch in fast._PATCHES if getattr(patch[3], "__module__", None) == fast._client.__name__
+]
+
+
+def way(installed):
+    """This module's client-creation adaptations (all the others stay installed: they replace some
+    handlers with their own, which would differ for reasons of their own) or botocore's code."""
+    assert len(CLIENT_PATCHES) == 3
+    for owner, name, theirs, ours in CLIENT_PATCHES:
+        setattr(owner, name, ours if installed else theirs)
+
+
+def described(handler):
+    """A handler as a client's own objects cannot change it: a bound method by its function and its
+    object's class, a partial by its function and arguments, anything else as itself."""
+    if isinstance(handler, functools.partial):
+        return ("partial", described(handler.func), tuple(map(described, handler.args)), handler.keywords)
+    if hasattr(handler, "__self__") and hasattr(handler, "__func__"):
+        return ("method", type(handler.__self__).__qualname__, handler.__func__)
+    if callable(handler) and not hasattr(handler, "__code__") and not isinstance(handler, type):
+        return ("object", type(handler).__qualname__)
+    return handler
+
+
+def trie_keys(node, prefix=()):
+    for chunk, child in node["children"].items():
+        yield from trie_keys(child, (*prefix, chunk))
+    if prefix:
+        yield ".".join(prefix)
+
+
+def handlers_by_event(client, service, operations):
+    emitter = client.meta.events._emitter
+    events = set(trie_keys(emitter._handlers._root))
+    for event in (
+        "before-call",
+        "after-call",
+        "before-parameter-build",
+        "provide-client-params",
+        "needs-retry",
+    ):
+        events.update(f"{event}.{service}.{op}" for op in operations)
+    events.update(e.replace("*", "Any") for e in list(events))
+    return {event: [described(h) for h in emitter._handlers.prefix_search(event)] for event in sorted(events)}
+
+
+CLIENT_SAMPLE = ["s3", "dynamodb", "ec2", "sqs", "lambda", "iam", "sts", "route53", "s3control", "glacier"]
+
+
+def test_every_events_handlers_are_botocores_in_a_client_made_either_way(session):
+    """For a sample of services (every protocol, S3's own handlers): every event a client's trie holds,
+    and each operation's main events, reach the same handlers in the same order whether the client was
+    made with the adaptations or without."""
+    got = {}
+    for installed in (True, False):
+        way(installed)
+        for service in CLIENT_SAMPLE:
+            client = client_for(session, service)
+            operations = client.meta.service_model.operation_names[:5]
+            got[installed, service] = handlers_by_event(
+                client, client.meta.service_model.endpoint_prefix, operations
+            )
+    way(True)
+    for service in CLIENT_SAMPLE:
+        assert got[True, service] == got[False, service], service
+        assert sum(map(len, got[True, service].values())) > 20, service
+
+
+def containers(node, found=None):
+    found = [] if found is None else found
+    found.append(node)
+    for value in node.values():
+        if isinstance(value, dict):
+            containers(value, found)
+        elif isinstance(value, botocore.hooks.NodeList):
+            found.extend(value)
+    return found
+
+
+trie_ops = st.lists(
+    st.tuples(
+        st.sampled_from(["add", "add", "add", "remove"]),
+        st.sampled_from(["a", "a.b", "a.*", "a.b.c", "a.*.c", "b", "b.x.y", "*.b"]),
+        st.integers(0, 4),
+        st.sampled_from([0, 1, 2]),
+    ),
+    max_size=30,
+)
+handlers_pool = [functools.partial(lambda n, **kw: n, n) for n in range(5)]
+
+
+@settings(max_examples=150, deadline=None)
+@given(trie_ops, trie_ops)
+def test_a_tries_copy_is_botocores_and_shares_nothing(before, after):
+    """Any trie (appends in the three sections, removals): the copy is botocore's copy (the same
+    node dicts, keys in the same order, the same handlers in the same order), no dict or list of the
+    copy is one of the original's, and what is done to one after the copy never reaches the other."""
+
+    def apply(trie, ops):
+        for op, key, n, section in ops:
+            if op == "add":
+                trie.append_item(key, handlers_pool[n], section=section)
+            else:
+                try:
+                    trie.remove_item(key, handlers_pool[n])
+                except (ValueError, AttributeError):
+                    pass
+
+    original = botocore.hooks._PrefixTrie()
+    apply(original, before)
+    ours, theirs = copy.copy(original), fast._client._recursive_copy(original, original.__dict__)
+    assert list(ours.__dict__) == list(theirs)
+    assert repr(ours.__dict__) == repr(theirs)
+    assert ours.__dict__ == theirs
+    assert not {id(c) for c in containers(ours.__dict__)} & {id(c) for c in containers(original.__dict__)}
+    keys = ["a", "a.b", "a.b.c", "a.q.c", "b.x.y", "q.b", "a.b.c.d"]
+    seen = {key: list(original.prefix_search(key)) for key in keys}
+    apply(ours, after)
+    assert {key: list(original.prefix_search(key)) for key in keys} == seen
+    again = copy.copy(original)
+    apply(original, after)
+    assert {key: list(again.prefix_search(key)) for key in keys} == seen
+
+
+def test_a_handler_registered_on_one_client_reaches_no_other(session):
+    """Clients from one session, and the session itself after they were made: a handler registered on
+    one reaches only its own events."""
+    calls = []
+
+    def mine(**kwargs):
+        calls.append(kwargs.get("model").name if kwargs.get("model") else None)
+
+    first, second = client_for(session, "sqs"), client_for(session, "sqs")
+    first.meta.events.register("before-call.sqs.ListQueues", mine)
+    session.register("before-call.sqs.ListQueues", mine)
+    try:
+        assert mine in list(first.meta.events._emitter._handlers.prefix_search("before-call.sqs.ListQueues"))
+        for other in (second, client_for(session, "sqs")):
+            handlers = list(other.meta.events._emitter._handlers.prefix_search("before-call.sqs.ListQueues"))
+            assert (mine in handlers) is (other is not second), other
+    finally:
+        session.unregister("before-call.sqs.ListQueues", mine)
+
+
+class _Callable:
+    def __call__(self, **kwargs):
+        return kwargs
+
+
+class _NoKwargs:
+    def __call__(self, a):
+        return a
+
+
+def _with_kwargs(a=1, **kwargs):
+    return a
+
+
+def _without_kwargs(a=1):
+    return a
+
+
+class _Holder:
+    def method(self, **kwargs):
+        return kwargs
+
+    def strict(self, a):
+        return a
+
+
+def _signed(**kwargs):
+    return kwargs
+
+
+def verified(func):
+    emitter = botocore.hooks.HierarchicalEmitter()
+    return outcome(emitter._verify_accept_kwargs, func)
+
+
+def test_the_keyword_check_is_botocores_for_every_kind_of_handler():
+    """Functions with and without ``**kwargs``, bound methods, partials, callable objects, builtins,
+    a function given a ``__signature__`` or a new code after it was checked: the same answer, or the
+    same error with the same message, as botocore's check."""
+    import inspect
+    import types
+
+    swapped = types.FunctionType(_with_kwargs.__code__, globals(), "swapped")
+    signed = types.FunctionType(_signed.__code__, globals(), "signed")
+    cases = [
+        _with_kwargs,
+        _without_kwargs,
+        _Holder().method,
+        _Holder().strict,
+        functools.partial(_with_kwargs, 2),
+        functools.partial(_without_kwargs),
+        _Callable(),
+        _NoKwargs(),
+        len,
+        print,
+        lambda **kw: kw,
+        lambda x: x,
+        swapped,
+        signed,
+    ]
+    for installed in (True, False, True):  # the second pass of ours answers from its memory
+        way(installed)
+        theirs = [
+            outcome(fast._client._verify_accept_kwargs, botocore.hooks.HierarchicalEmitter(), f)
+            for f in cases
+        ]
+        assert [verified(f) for f in cases] == theirs
+        assert theirs[1][0] == "error" and theirs[0] == ("ok", None)
+    swapped.__code__ = _without_kwargs.__code__  # a function that no longer accepts them
+    signed.__signature__ = inspect.signature(_without_kwargs)
+    for installed in (True, False):
+        way(installed)
+        assert [verified(f) for f in (swapped, signed)] == [("error", "ValueError")] * 2
+    way(True)
+    with pytest.raises(ValueError, match="must accept keyword arguments"):
+        botocore.hooks.HierarchicalEmitter().register("x", swapped)
+
+
+def test_each_handler_function_is_inspected_once(session, monkeypatch):
+    """A client registers its handlers each time one is made; ``getfullargspec`` is asked about each
+    function once a process, not once a client (botocore's own code asks every time)."""
+    import inspect
+
+    asked = []
+    real = inspect.getfullargspec
+
+    def counting(func):
+        asked.append(func)
+        return real(func)
+
+    monkeypatch.setattr(inspect, "getfullargspec", counting)
+    way(False)
+    try:
+        client_for(session, "s3")
+        theirs = len(asked)
+    finally:
+        way(True)
+    client_for(session, "s3")  # what it had not seen yet
+    del asked[:]
+    for _ in range(3):
+        client_for(session, "s3")
+    assert theirs >= 4 and asked == [], (theirs, asked)
+
+
+PROXY_NAMES = [
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "Https_Proxy",
+    "NO_PROXY",
+    "no_proxy",
+]
+proxy_values = st.sampled_from(
+    [
+        "",
+        "http://proxy:3128",
+        "http://other:8080",
+        "*",
+        "example.com",
+        ".amazonaws.com",
+        "s3.amazonaws.com:443",
+        "localhost,127.0.0.1",
+        " , .AMAZONAWS.com",
+        "eu-west-1.amazonaws.com",
+    ]
+)
+environments = st.dictionaries(st.sampled_from([*PROXY_NAMES, "REQUEST_METHOD"]), proxy_values, max_size=5)
+endpoint_urls = st.sampled_from(
+    [
+        "https://s3.amazonaws.com",
+        "https://sqs.eu-west-1.amazonaws.com",
+        "http://localhost:4566",
+        "http://127.0.0.1:9",
+        "https://example.com:443/x",
+        "https://s3.amazonaws.com:443",
+        "http://[::1]:80",
+        "http://[::1",
+        "",
+        None,
+        b"x",
+    ]
+)
+
+
+def proxies_for(url):
+    creator = botocore.endpoint.EndpointCreator(botocore.hooks.HierarchicalEmitter())
+    try:
+        return ("ok", creator._get_proxies(url))
+    except Exception as exc:  # noqa: BLE001 - compared: both must fail alike
+        return ("error", type(exc).__name__, str(exc))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(environments, st.lists(endpoint_urls, min_size=1, max_size=3)), min_size=1, max_size=4)
+)
+@example(
+    [
+        ({"HTTPS_PROXY": "http://proxy:3128", "NO_PROXY": ".amazonaws.com"}, ["https://s3.amazonaws.com"]),
+        ({"HTTPS_PROXY": "http://proxy:3128"}, ["https://s3.amazonaws.com"]),
+    ]
+)
+@example(
+    [({"https_proxy": "http://proxy:3128", "Https_Proxy": "http://other:8080"}, ["https://s3.amazonaws.com"])]
+)
+def test_an_endpoints_proxies_are_botocores_in_any_environment(steps):
+    """Environments one after another (proxy variables in either case, NO_PROXY, a CGI's
+    REQUEST_METHOD, a variable set, changed or removed between two clients): each URL gets the proxies
+    botocore's own code reads, or the same error."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in [*PROXY_NAMES, "REQUEST_METHOD", "ALL_PROXY", "all_proxy"]:
+            patch.delenv(name, raising=False)
+        for environment, urls in steps:
+            for name in [*PROXY_NAMES, "REQUEST_METHOD"]:
+                if name in environment:
+                    patch.setenv(name, environment[name])
+                else:
+                    patch.delenv(name, raising=False)
+            for url in urls:
+                ours = proxies_for(url)
+                way(False)
+                try:
+                    assert ours == proxies_for(url), (environment, url)
+                finally:
+                    way(True)
+                again = proxies_for(url)
+                assert again == ours and (ours[0] == "error" or again[1] is not ours[1])
+
+
+def test_the_proxies_follow_the_environments_order(monkeypatch):
+    """Two variables of one proxy in two cases: the later one in the environment wins, so the same
+    names and values in another order are another environment."""
+    for name in PROXY_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    url = "https://s3.amazonaws.com"
+    monkeypatch.setenv("https_proxy", "http://first:1")
+    monkeypatch.setenv("HTTPS_proxy", "http://second:2")
+    assert proxies_for(url) == ("ok", {"https": "http://second:2"})
+    monkeypatch.delenv("https_proxy")
+    monkeypatch.setenv("https_proxy", "http://first:1")  # now after HTTPS_proxy
+    assert proxies_for(url) == ("ok", {"https": "http://first:1"})
+    way(False)
+    try:
+        assert proxies_for(url) == ("ok", {"https": "http://first:1"})
+    finally:
+        way(True)
+
+
+def test_the_environment_is_read_once_while_it_is_unchanged(monkeypatch):
+    """Endpoints for many URLs: the environment's variables are read once, and again after one changed
+    (botocore's own code reads all of them four times an endpoint)."""
+    reads = []
+    real = os._Environ.__getitem__
+
+    def counting(self, key):
+        reads.append(key)
+        return real(self, key)
+
+    monkeypatch.setattr(os._Environ, "__getitem__", counting)
+    urls = [f"https://svc{n}.us-east-1.amazonaws.com" for n in range(20)]
+    proxies_for(urls[0])
+    del reads[:]
+    for url in urls:
+        proxies_for(url)
+    assert reads == []
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy:3128")
+    assert proxies_for(urls[0]) == ("ok", {"https": "http://proxy:3128"})
+    assert 0 < len(reads) <= 2 * len(os.environ) + 2
+    monkeypatch.setenv("NO_PROXY", "svc1.us-east-1.amazonaws.com")
+    assert proxies_for(urls[1]) == ("ok", {})
+    assert proxies_for(urls[2]) == (
+        "ok",
+        {"https": "http://proxy:3128", "no": "svc1.us-east-1.amazonaws.com"},
+    )
+    way(False)
+    try:
+        del reads[:]
+        proxies_for(urls[0])
+        assert len(reads) >= 4 * len(os.environ)
+    finally:
+        way(True)
+
+
+def test_a_clients_emitter_is_copied_without_a_copy_call_per_node(session, monkeypatch):
+    """The trie's ``NodeList`` are copied without ``copy.copy`` (botocore's own code calls it for each
+    ``NodeList`` and each of its lists: ~430 calls for an S3 client)."""
+    calls = []
+    real = copy.copy
+
+    def counting(value):
+        if isinstance(value, (botocore.hooks.NodeList, list)):
+            calls.append(type(value).__name__)
+        return real(value)
+
+    monkeypatch.setattr(copy, "copy", counting)
+    client_for(session, "s3")
+    ours = len(calls)
+    way(False)
+    try:
+        del calls[:]
+        client_for(session, "s3")
+        theirs = len(calls)
+    finally:
+        way(True)
+    assert ours == 0 and theirs > 200, (ours, theirs)

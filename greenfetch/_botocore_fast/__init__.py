@@ -5,8 +5,9 @@ header class without ``email.message``'s policy walk, ``HeadersDict``, the prepa
 request body), SigV4 signing and its timestamp (``_sigv4``), the endpoint: its parameters, the
 provider's answer, the URL (``_endpoint``), the response parse and the retry decision (``_response``),
 event emission, its debug line and event names (``_events``), what every call adds to its context and
-headers: the invocation id, the recursion-detection header (``_context``). docs/performance.md, issue 24
-parts 4, 6 and 7b, measures and explains each.
+headers: the invocation id, the recursion-detection header (``_context``), a client's creation: the event
+emitter's copy, each handler's keyword check, the endpoint's proxies (``_client``). docs/performance.md,
+issue 24 parts 4, 6 and 7b and "a botocore client's creation", measures and explains each.
 
 The guard, here: :func:`install` puts these in botocore's place (the ``HTTPHeaders`` names in
 ``botocore.awsrequest`` and ``botocore.auth``, the only places botocore makes one, and each function
@@ -36,6 +37,17 @@ if TYPE_CHECKING:  # botocore ships no types; its HTTPHeaders is this class with
 else:
     from botocore.compat import HTTPHeaders
 
+from ._client import (
+    _Creator,
+    _get_proxies,
+    _Hooks,
+    _recursive_copy,
+    _Trie,
+    _verify_accept_kwargs,
+    get_proxies,
+    recursive_copy,
+    verify_accept_kwargs,
+)
 from ._context import (
     _add_recursion_detection_header,
     _endpoint_uuid,
@@ -144,6 +156,9 @@ _PATCHES: tuple[tuple[Any, str, Any, Any], ...] = (
         _add_recursion_detection_header,
         add_recursion_detection_header,
     ),
+    (_Trie, "_recursive_copy", _recursive_copy, recursive_copy),
+    (_Hooks, "_verify_accept_kwargs", _verify_accept_kwargs, verify_accept_kwargs),
+    (_Creator, "_get_proxies", _get_proxies, get_proxies),
 )
 # Handlers botocore registers by function when a session is made, from ``BUILTIN_HANDLERS``: (the
 # list, botocore's handler, greenfetch's), swapped in the list's entries (a session made before

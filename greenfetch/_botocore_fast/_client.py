@@ -1,0 +1,171 @@
+"""A client's creation without its repeated work: the event emitter's copy (:func:`recursive_copy`),
+each handler's keyword check (:func:`verify_accept_kwargs`), the proxies read from the environment
+(:func:`get_proxies`); docs/performance.md, issue 24, "a botocore client's creation".
+
+An inventory of every resource type makes one client per (service, region), ~1,300 for 4 regions, and
+each client's creation repeated the same work: a copy of the session's handler trie (~375 nodes, each
+``NodeList`` through ``copy.copy``), ``inspect.getfullargspec`` on each handler it registers, and four
+walks of the whole ``os.environ`` for the proxies of its endpoint.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import socket
+import types
+import urllib.request
+import weakref
+from typing import Any
+
+import botocore.endpoint
+import botocore.hooks
+import botocore.utils
+
+_Trie = botocore.hooks._PrefixTrie
+_NodeList = botocore.hooks.NodeList
+_Hooks = botocore.hooks.BaseEventHooks
+_Creator = botocore.endpoint.EndpointCreator
+_recursive_copy = _Trie._recursive_copy
+_nodelist_copy = _NodeList.__copy__
+_verify_accept_kwargs = _Hooks._verify_accept_kwargs
+_get_proxies = _Creator._get_proxies
+_accepts_kwargs = botocore.hooks.accepts_kwargs
+
+# -- the handler trie's copy ------------------------------------------------------------------------
+#
+# Each client gets a copy of its session's emitter (``EventAliaser.__copy__`` ->
+# ``HierarchicalEmitter.__copy__`` -> ``_PrefixTrie.__copy__``), so that a handler registered on one
+# client never reaches another. botocore's ``_recursive_copy`` copies each node dict and each
+# ``NodeList`` (its three lists) through ``isinstance`` tests and ``copy.copy``'s dispatch. This one
+# makes the same dicts, with the same keys in the same order, and the same ``NodeList`` of new lists
+# holding the same handlers in the same order: every list is new (nothing shared between the two
+# tries), every handler the same object.
+
+
+def recursive_copy(self: Any, node: dict[Any, Any]) -> dict[Any, Any]:
+    """``_PrefixTrie._recursive_copy`` for botocore's own trie and ``NodeList``; anything else (a
+    subclass, a replaced ``NodeList.__copy__``) is copied by botocore's code."""
+    if type(self) is not _Trie or _NodeList.__copy__ is not _nodelist_copy:
+        return _recursive_copy(self, node)
+    return _copy_node(node)
+
+
+def _copy_node(node: dict[Any, Any]) -> dict[Any, Any]:
+    copied = node.copy()  # the node's keys in its order; a value other than a node or NodeList is kept
+    for key, value in copied.items():  # values replaced in place: the dict keeps its size
+        kind = type(value)
+        if kind is dict:
+            copied[key] = _copy_node(value)
+        elif kind is _NodeList:
+            first, middle, last = value
+            if type(first) is list and type(middle) is list and type(last) is list:
+                copied[key] = _new(_NodeList, (first[:], middle[:], last[:]))
+            else:
+                copied[key] = copy.copy(value)
+        elif isinstance(value, _NodeList):
+            copied[key] = copy.copy(value)
+        elif isinstance(value, dict):
+            copied[key] = _copy_node(dict(value))
+    return copied
+
+
+_new = tuple.__new__  # what NodeList(a, b, c) does, without its Python-level __new__
+
+
+# -- a handler's keyword check ----------------------------------------------------------------------
+#
+# ``register`` checks that each handler accepts ``**kwargs`` with ``inspect.getfullargspec``
+# (~10 µs), for every handler every client registers, most of them the same functions each time. The
+# answer "accepts" is remembered per function (a bound method's: its function's, which is what
+# ``getfullargspec`` reads for it) with the code object it was found for, and used while the function
+# has that code and none of the attributes ``inspect`` reads before it (``__signature__``,
+# ``_partialmethod``, ``__text_signature__``). Any other callable, a function that does not accept
+# them (botocore's ``ValueError``) or a replaced ``accepts_kwargs`` goes through botocore's code.
+
+_ACCEPTS: weakref.WeakKeyDictionary[types.FunctionType, types.CodeType] = weakref.WeakKeyDictionary()
+_READ_FIRST = frozenset({"__signature__", "_partialmethod", "__text_signature__"})
+
+
+def verify_accept_kwargs(self: Any, func: Any) -> Any:
+    """``BaseEventHooks._verify_accept_kwargs``, botocore's answer remembered per handler function."""
+    function = func.__func__ if type(func) is types.MethodType else func
+    if type(function) is not types.FunctionType or botocore.hooks.accepts_kwargs is not _accepts_kwargs:
+        return _verify_accept_kwargs(self, func)
+    code = function.__code__
+    if _ACCEPTS.get(function) is code and _READ_FIRST.isdisjoint(function.__dict__):
+        return None
+    answer = _verify_accept_kwargs(self, func)  # raises if it does not accept them
+    if answer is None and function.__code__ is code and _READ_FIRST.isdisjoint(function.__dict__):
+        _ACCEPTS[function] = code  # None: accepts_kwargs answered (False is inspect's TypeError)
+    return answer
+
+
+# -- the proxies of an endpoint ---------------------------------------------------------------------
+#
+# ``EndpointCreator._get_proxies`` asks ``get_environ_proxies(url)``: whether the URL's host bypasses
+# the proxies (``should_bypass_proxies``: ``proxy_bypass_environment`` on the URL's netloc, which
+# reads the proxy variables with ``getproxies_environment``), then the proxies (``getproxies``, the
+# same function again): two walks of every variable of ``os.environ`` each (~290 reads of it a
+# client). The variables' answer depends on the environment alone, so it is remembered while the
+# environment is the one it was read from: every name and value, in the same order (a proxy variable
+# given in two cases is decided by order). The bypass is asked of ``proxy_bypass_environment`` itself
+# with those proxies (its ``proxies`` argument, read as it reads its own), on ``urlparse(url).netloc``
+# as botocore asks, with the same errors caught; each caller gets a dict of its own, as from
+# ``getproxies``. Outside botocore's reading of the environment (another ``os.environ``, a replaced
+# function on the way, a platform whose proxies are not read from the environment), botocore's code
+# runs.
+
+
+class _Proxies:
+    environ: dict[Any, Any] | None = None
+    names: list[Any] | None = None
+    proxies: dict[str, str] = {}
+
+
+_get_environ_proxies = botocore.utils.get_environ_proxies
+_should_bypass_proxies = botocore.utils.should_bypass_proxies
+_urlparse = botocore.utils.urlparse
+_bypass = urllib.request.proxy_bypass_environment
+_read = urllib.request.getproxies_environment
+
+
+def _environment_only() -> bool:
+    utils = botocore.utils
+    return (
+        type(os.environ) is os._Environ
+        and botocore.endpoint.get_environ_proxies is _get_environ_proxies
+        and utils.should_bypass_proxies is _should_bypass_proxies
+        and utils.urlparse is _urlparse
+        and utils.getproxies is _read
+        and utils.proxy_bypass is _bypass
+        and urllib.request.getproxies_environment is _read
+    )
+
+
+def _environment_proxies() -> dict[str, str]:
+    """``getproxies_environment()``, read again only when the environment changed."""
+    data = os.environ._data  # type: ignore[attr-defined]  # os._Environ's store: encoded names and values
+    if _Proxies.environ == data and _Proxies.names == list(data):
+        return _Proxies.proxies
+    environ, names = dict(data), list(data)
+    proxies = _read()
+    _Proxies.environ, _Proxies.names, _Proxies.proxies = environ, names, proxies
+    return proxies
+
+
+def get_proxies(self: Any, url: Any) -> Any:
+    """``EndpointCreator._get_proxies``: the environment's proxy variables read once while it is
+    unchanged, the URL's bypass asked of urllib with them."""
+    if type(self)._get_proxies is not get_proxies or not _environment_only():
+        return _get_proxies(self, url)
+    proxies = _environment_proxies()
+    try:
+        if _bypass(_urlparse(url).netloc, proxies):  # should_bypass_proxies, with the proxies read
+            return {}
+    except (TypeError, socket.gaierror):
+        pass
+    return dict(proxies)
+
+
+__all__ = ["get_proxies", "recursive_copy", "verify_accept_kwargs"]
