@@ -14,10 +14,12 @@ import datetime
 import functools
 import itertools
 import os
+import sys
 
 import botocore.auth
 import botocore.awsrequest
 import botocore.config
+import botocore.configprovider
 import botocore.credentials
 import botocore.endpoint
 import botocore.hooks
@@ -1334,7 +1336,7 @@ CLIENT_PATCHES = [
 def way(installed):
     """This module's client-creation adaptations (all the others stay installed: they replace some
     handlers with their own, which would differ for reasons of their own) or botocore's code."""
-    assert len(CLIENT_PATCHES) == 3
+    assert len(CLIENT_PATCHES) == 4
     for owner, name, theirs, ours in CLIENT_PATCHES:
         setattr(owner, name, ours if installed else theirs)
 
@@ -1737,3 +1739,73 @@ def test_a_clients_emitter_is_copied_without_a_copy_call_per_node(session, monke
     finally:
         way(True)
     assert ours == 0 and theirs > 200, (ours, theirs)
+
+
+env_names = st.sampled_from(
+    ["GF_TEST_A", "GF_TEST_B", "AWS_DEFAULT_REGION", "gf_test_ü", "GF TEST", "GF_\udcff"]
+)
+env_texts = st.sampled_from(["", "x", "us-west-2", "ünï", " spaced ", "a=b", "\udcff"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(env_names, st.none() | env_texts), min_size=1, max_size=8))
+def test_a_config_variable_from_the_environment_is_botocores(steps):
+    """Variables set, changed and removed in turn: botocore's environment provider answers the same
+    for each name (the value, an empty one, or None when unset), and the same error for a name that
+    is not a str; a mapping other than ``os.environ`` goes through botocore's code."""
+    provider = botocore.configprovider.EnvironmentProvider
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in steps:
+            if value is None:
+                patch.delenv(name, raising=False)
+            else:
+                patch.setenv(name, value)
+            for asked in (
+                "GF_TEST_A",
+                "GF_TEST_B",
+                "AWS_DEFAULT_REGION",
+                "gf_test_ü",
+                "GF TEST",
+                "GF_\udcff",
+                "GF_NEVER_SET",
+            ):
+                ours = outcome(provider(asked, os.environ).provide)
+                assert ours == outcome(fast._client._env_provide, provider(asked, os.environ)), asked
+                assert ours == ("ok", os.environ.get(asked))
+    for env in ({"A": "1"}, os.environ):
+        for asked in ("A", 5, b"A", None):
+            mine, theirs = provider(asked, env), provider(asked, env)
+            assert outcome(mine.provide) == outcome(fast._client._env_provide, theirs), (
+                env is os.environ,
+                asked,
+            )
+
+
+def test_a_clients_config_chain_raises_no_key_error_per_unset_variable(session):
+    """Making a client asks ~130 configuration variables, nearly all unset: ``os.environ`` is not
+    asked for an item it lacks (botocore's own code asks it each time, a ``KeyError`` raised and
+    caught)."""
+    getitem = os._Environ.__getitem__.__code__
+    calls = []
+
+    def profiler(frame, event, arg):
+        if event == "call" and frame.f_code is getitem:
+            calls.append(frame.f_back.f_code.co_name)
+
+    def counted():
+        del calls[:]
+        sys.setprofile(profiler)
+        try:
+            client_for(session, "s3")
+        finally:
+            sys.setprofile(None)
+        return len(calls)
+
+    client_for(session, "s3")  # the proxy variables read, if the environment changed since they were
+    ours = counted()
+    way(False)
+    try:
+        theirs = counted()
+    finally:
+        way(True)
+    assert ours <= 5 and theirs > 100, (ours, theirs)

@@ -5,9 +5,10 @@ header class without ``email.message``'s policy walk, ``HeadersDict``, the prepa
 request body), SigV4 signing and its timestamp (``_sigv4``), the endpoint: its parameters, the
 provider's answer, the URL (``_endpoint``), the response parse and the retry decision (``_response``),
 event emission, its debug line and event names (``_events``), what every call adds to its context and
-headers: the invocation id, the recursion-detection header (``_context``), a client's creation: the event
-emitter's copy, each handler's keyword check, the endpoint's proxies (``_client``). docs/performance.md,
-issue 24 parts 4, 6 and 7b and "a botocore client's creation", measures and explains each.
+headers: the invocation id, the recursion-detection header (``_context``), a client's creation: the
+event emitter's copy, each handler's keyword check, the endpoint's proxies, a configuration variable
+read from the environment (``_client``). docs/performance.md, issue 24 parts 4, 6 and 7b and "a
+botocore client's creation", measures and explains each.
 
 The guard, here: :func:`install` puts these in botocore's place (the ``HTTPHeaders`` names in
 ``botocore.awsrequest`` and ``botocore.auth``, the only places botocore makes one, and each function
@@ -39,11 +40,14 @@ else:
 
 from ._client import (
     _Creator,
+    _env_provide,
+    _EnvProvider,
     _get_proxies,
     _Hooks,
     _recursive_copy,
     _Trie,
     _verify_accept_kwargs,
+    env_provide,
     get_proxies,
     recursive_copy,
     verify_accept_kwargs,
@@ -159,6 +163,7 @@ _PATCHES: tuple[tuple[Any, str, Any, Any], ...] = (
     (_Trie, "_recursive_copy", _recursive_copy, recursive_copy),
     (_Hooks, "_verify_accept_kwargs", _verify_accept_kwargs, verify_accept_kwargs),
     (_Creator, "_get_proxies", _get_proxies, get_proxies),
+    (_EnvProvider, "provide", _env_provide, env_provide),
 )
 # Handlers botocore registers by function when a session is made, from ``BUILTIN_HANDLERS``: (the
 # list, botocore's handler, greenfetch's), swapped in the list's entries (a session made before
