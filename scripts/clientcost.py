@@ -1,0 +1,136 @@
+"""The cost of a botocore client's creation, with greenfetch._botocore_fast._client's adaptations or without.
+
+Each child makes one client per service for N services in a first region (models loaded, adaptations
+installed), then sets the ``_client`` pieces asked for (the others get botocore's own code), makes them
+all again in a second region (the environment's proxy variables read, the handlers seen, as a long run
+has), and measures a third region's N clients. Variants: ``A`` (botocore's code for every piece),
+``B`` (all of them), or a comma list of pieces on (``recursive_copy``, ``verify_accept_kwargs``,
+``get_proxies``, ``env_provide``).
+
+    python scripts/clientcost.py cpu --services 300 --rounds 6      # CPU per client, A/B interleaved
+    python scripts/clientcost.py ir --services 60 A B get_proxies   # instructions per client (callgrind)
+
+``ir`` runs each child under ``valgrind --tool=callgrind --instr-atstart=no`` and counts only the
+third region's window (callgrind's client requests switch instrumentation on and off around it), so
+imports and model loading are left out. docs/performance.md, issue 24, "a botocore client's creation".
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PIECES = ("recursive_copy", "verify_accept_kwargs", "get_proxies", "env_provide")
+_TOGGLE_C = """#include <valgrind/callgrind.h>
+void gf_start(void) { CALLGRIND_ZERO_STATS; CALLGRIND_START_INSTRUMENTATION; }
+void gf_stop(const char *name) { CALLGRIND_STOP_INSTRUMENTATION; CALLGRIND_DUMP_STATS_AT(name); }
+"""
+_ENV = {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y", "AWS_CONFIG_FILE": "/dev/null"}
+
+
+def _toggle() -> tuple[object, object]:
+    import ctypes
+    import hashlib
+
+    digest = hashlib.sha256(_TOGGLE_C.encode()).hexdigest()[:12]
+    build = Path(tempfile.gettempdir()) / f"percall-toggle-{os.getuid()}-{digest}.so"
+    if not build.exists():
+        source = build.with_suffix(".c")
+        source.write_text(_TOGGLE_C)
+        subprocess.run(["cc", "-O1", "-shared", "-fPIC", "-o", str(build), str(source)], check=True)
+    lib = ctypes.CDLL(str(build))
+    return lib.gf_start, lib.gf_stop
+
+
+def child(variant: str, services: int, callgrind: bool) -> None:
+    import greenfetch  # noqa: F401 - first: it patches the standard library
+    from greenfetch import Config, Engine, Request
+    from greenfetch import _botocore_fast as fast
+
+    config = Config.resolve(
+        {"region": "us-east-1", "max_clients": 50000, "endpoint_url": "http://127.0.0.1:9"}
+    )
+    engine = Engine(config)
+    names = sorted(engine.clients.session(None).get_available_services())[:services]
+
+    def make(region: str) -> None:
+        for name in names:
+            engine.clients.client(Request(name, "X", {}, region=region))
+
+    make("us-east-1")
+    on = {"A": set(), "B": set(PIECES)}.get(variant, set(variant.split(",")))
+    for owner, name, theirs, ours in fast._PATCHES:
+        if getattr(ours, "__module__", "") == "greenfetch._botocore_fast._client":
+            setattr(owner, name, ours if ours.__name__ in on else theirs)
+    make("eu-west-1")
+    start, stop = _toggle() if callgrind else (None, None)
+    cpu = time.process_time()
+    if start is not None:
+        start()  # type: ignore[operator]
+    make("us-west-2")
+    if stop is not None:
+        stop(b"window")  # type: ignore[operator]
+    print(f"{(time.process_time() - cpu) / len(names) * 1e6:.1f}")
+
+
+def _run(variant: str, services: int, prefix: list[str]) -> float:
+    env = {**os.environ, **_ENV}
+    command = [*prefix, sys.executable, __file__, "child", variant, str(services)]
+    if prefix:
+        command.append("--callgrind")
+    out = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
+    return float(out.split()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("mode", choices=["cpu", "ir", "child"])
+    parser.add_argument("variants", nargs="*")
+    parser.add_argument("--services", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--callgrind", action="store_true")
+    args = parser.parse_args()
+    if args.mode == "child":
+        child(args.variants[0], int(args.variants[1]), args.callgrind)
+        return
+    variants = args.variants or ["A", "B"]
+    for variant in variants:
+        if variant not in ("A", "B") and not set(variant.split(",")) <= set(PIECES):
+            parser.exit(
+                2, f"clientcost: unknown variant {variant!r}: A, B or a comma list of {', '.join(PIECES)}\n"
+            )
+    got: dict[str, list[float]] = {variant: [] for variant in variants}
+    for round_ in range(args.rounds):
+        for variant in variants:
+            if args.mode == "cpu":
+                value = _run(variant, args.services, [])
+                unit = "µs CPU"
+            else:
+                with tempfile.TemporaryDirectory() as workdir:
+                    out = f"{workdir}/callgrind.out"
+                    valgrind = ["nice", "-n", "5", "valgrind", "--tool=callgrind", "--instr-atstart=no", "-q"]
+                    _run(variant, args.services, [*valgrind, f"--callgrind-out-file={out}"])
+                    totals = [
+                        line
+                        for line in Path(out + ".1").read_text().splitlines()
+                        if line.startswith("totals:")
+                    ]
+                    value = int(totals[0].split()[1]) / args.services / 1000
+                    unit = "k instructions"
+            got[variant].append(value)
+            load = os.getloadavg()[0]
+            print(
+                f"round {round_ + 1} {variant}: {value:.1f} {unit} per client (load {load:.2f})", flush=True
+            )
+    for variant, values in got.items():
+        print(f"{variant}: median {statistics.median(values):.1f} over {len(values)} rounds")
+
+
+if __name__ == "__main__":
+    main()
