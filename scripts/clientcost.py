@@ -95,7 +95,7 @@ def main() -> None:
     parser.add_argument("--services", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--callgrind", action="store_true")
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()
     if args.mode == "child":
         child(args.variants[0], int(args.variants[1]), args.callgrind)
         return

@@ -44,7 +44,7 @@ _accepts_kwargs = botocore.hooks.accepts_kwargs
 # tries), every handler the same object.
 
 
-def recursive_copy(self: Any, node: dict[Any, Any]) -> dict[Any, Any]:
+def recursive_copy(self: Any, node: dict[Any, Any]) -> Any:
     """``_PrefixTrie._recursive_copy`` for botocore's own trie and ``NodeList``; anything else (a
     subclass, a replaced ``NodeList.__copy__``) is copied by botocore's code."""
     if type(self) is not _Trie or _NodeList.__copy__ is not _nodelist_copy:
@@ -127,7 +127,7 @@ class _Proxies:
 _get_environ_proxies = botocore.utils.get_environ_proxies
 _should_bypass_proxies = botocore.utils.should_bypass_proxies
 _urlparse = botocore.utils.urlparse
-_bypass = urllib.request.proxy_bypass_environment
+_bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]  # POSIX, untyped
 _read = urllib.request.getproxies_environment
 
 
@@ -195,7 +195,7 @@ def env_provide(self: Any) -> Any:
         or os._Environ.__contains__ is not _environ_contains
     ):
         return _env_provide(self)
-    value = env._data.get(env.encodekey(name))
+    value = env._data.get(env.encodekey(name))  # type: ignore[attr-defined]  # as os._Environ.__getitem__
     if value is None:
         return None
     return env.decodevalue(value)
