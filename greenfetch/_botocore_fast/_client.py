@@ -119,9 +119,9 @@ def verify_accept_kwargs(self: Any, func: Any) -> Any:
 
 
 class _Proxies:
-    environ: dict[Any, Any] | None = None
-    names: list[Any] | None = None
-    proxies: dict[str, str] = {}
+    # (the environment's store as read, its names in order, the proxies read from it): one attribute,
+    # replaced whole, so a thread never sees one environment's names with another's proxies.
+    read: tuple[dict[Any, Any], list[Any], dict[str, str]] | None = None
 
 
 _get_environ_proxies = botocore.utils.get_environ_proxies
@@ -147,11 +147,13 @@ def _environment_only() -> bool:
 def _environment_proxies() -> dict[str, str]:
     """``getproxies_environment()``, read again only when the environment changed."""
     data = os.environ._data  # type: ignore[attr-defined]  # os._Environ's store: encoded names and values
-    if _Proxies.environ == data and _Proxies.names == list(data):
-        return _Proxies.proxies
+    read = _Proxies.read
+    if read is not None and read[0] == data and read[1] == list(data):
+        return read[2]
     environ, names = dict(data), list(data)
     proxies = _read()
-    _Proxies.environ, _Proxies.names, _Proxies.proxies = environ, names, proxies
+    if data == environ and list(data) == names:  # not changed by another thread while it was read
+        _Proxies.read = (environ, names, proxies)
     return proxies
 
 
