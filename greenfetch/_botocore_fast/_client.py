@@ -67,7 +67,7 @@ def _copy_node(node: dict[Any, Any]) -> dict[Any, Any]:
         elif isinstance(value, _NodeList):
             copied[key] = copy.copy(value)
         elif isinstance(value, dict):
-            copied[key] = _copy_node(dict(value))
+            copied[key] = _copy_node(dict(value.items()))  # a plain dict of its items, as botocore makes
     return copied
 
 
