@@ -12,12 +12,16 @@ has), and measures a third region's N clients. Variants: ``A`` (botocore's code 
 
 ``ir`` runs each child under ``valgrind --tool=callgrind --instr-atstart=no`` and counts only the
 third region's window (callgrind's client requests switch instrumentation on and off around it), so
-imports and model loading are left out. docs/performance.md, issue 24, "a botocore client's creation".
+imports and model loading are left out. A collection runs just before the window; the collector's own
+runs inside it count (fewer objects made, fewer runs), so a variant's count can move by a full
+collection's ~100M instructions when one falls in its window and not in another's: compare the pieces'
+sums with B. docs/performance.md, issue 24, "a botocore client's creation".
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import statistics
 import subprocess
@@ -69,6 +73,7 @@ def child(variant: str, services: int, callgrind: bool) -> None:
         if getattr(ours, "__module__", "") == "greenfetch._botocore_fast._client":
             setattr(owner, name, ours if ours.__name__ in on else theirs)
     make("eu-west-1")
+    gc.collect()  # each variant's window starts from an empty young generation
     start, stop = _toggle() if callgrind else (None, None)
     cpu = time.process_time()
     if start is not None:
