@@ -5,7 +5,7 @@ installed), then sets the ``_client`` pieces asked for (the others get botocore'
 all again in a second region (the environment's proxy variables read, the handlers seen, as a long run
 has), and measures a third region's N clients. Variants: ``A`` (botocore's code for every piece),
 ``B`` (all of them), or a comma list of pieces on (``recursive_copy``, ``verify_accept_kwargs``,
-``get_proxies``, ``env_provide``, ``instance_provide``).
+``get_proxies``, ``env_provide``).
 
     python scripts/clientcost.py cpu --services 300 --rounds 6      # CPU per client, A/B interleaved
     python scripts/clientcost.py ir --services 60 A B get_proxies   # instructions per client (callgrind)
@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-PIECES = ("recursive_copy", "verify_accept_kwargs", "get_proxies", "env_provide", "instance_provide")
+PIECES = ("recursive_copy", "verify_accept_kwargs", "get_proxies", "env_provide")
 _TOGGLE_C = """#include <valgrind/callgrind.h>
 void gf_start(void) { CALLGRIND_ZERO_STATS; CALLGRIND_START_INSTRUMENTATION; }
 void gf_stop(const char *name) { CALLGRIND_STOP_INSTRUMENTATION; CALLGRIND_DUMP_STATS_AT(name); }

@@ -1336,7 +1336,7 @@ CLIENT_PATCHES = [
 def way(installed):
     """This module's client-creation adaptations (all the others stay installed: they replace some
     handlers with their own, which would differ for reasons of their own) or botocore's code."""
-    assert len(CLIENT_PATCHES) == 5
+    assert len(CLIENT_PATCHES) == 4
     for owner, name, theirs, ours in CLIENT_PATCHES:
         setattr(owner, name, ours if installed else theirs)
 
@@ -1809,64 +1809,3 @@ def test_a_clients_config_chain_raises_no_key_error_per_unset_variable(session):
     finally:
         way(True)
     assert ours <= 5 and theirs > 100, (ours, theirs)
-
-
-class _OwnVariables(botocore.session.Session):
-    def instance_variables(self):
-        return {"region": "from-the-subclass"}
-
-
-@settings(max_examples=100, deadline=None)
-@given(
-    st.lists(
-        st.tuples(st.sampled_from(["region", "profile", "retry_mode", "x"]), st.none() | env_texts),
-        max_size=6,
-    )
-)
-def test_a_config_variable_from_the_session_is_botocores(steps):
-    """Session variables set and changed in turn: the same value object (or None) as botocore's
-    provider; a session whose ``instance_variables`` is its subclass's or its own is asked for it."""
-    provider = botocore.configprovider.InstanceVarProvider
-    session = botocore.session.Session()
-    for name, value in steps:
-        session.set_config_variable(name, value)
-        for asked in ("region", "profile", "retry_mode", "x", "unset"):
-            mine, theirs = (
-                provider(asked, session).provide(),
-                fast._client._instance_provide(provider(asked, session)),
-            )
-            assert mine is theirs and mine == session.instance_variables().get(asked)
-    other = _OwnVariables()
-    assert provider("region", other).provide() == "from-the-subclass"
-    session.instance_variables = lambda: {"region": "from-the-instance"}
-    assert provider("region", session).provide() == "from-the-instance"
-    session._session_instance_vars = {"region": "a-dict"}.items()  # not a dict: botocore's code copies it
-    assert outcome(provider("region", session).provide) == ("ok", "from-the-instance")
-    del session.instance_variables
-    assert outcome(provider("region", session).provide) == outcome(
-        fast._client._instance_provide, provider("region", session)
-    )
-
-
-def test_a_clients_config_chain_copies_no_session_variables(session, monkeypatch):
-    """The session's variables are read without a copy per ask (botocore's own code copies the dict
-    ~90 times a client)."""
-    calls = []
-    real = copy.copy
-
-    def counting(value):
-        if type(value) is dict:
-            calls.append(len(value))
-        return real(value)
-
-    monkeypatch.setattr(copy, "copy", counting)
-    client_for(session, "s3")
-    ours = len(calls)
-    way(False)
-    try:
-        del calls[:]
-        client_for(session, "s3")
-        theirs = len(calls)
-    finally:
-        way(True)
-    assert ours <= 5 and theirs > 50, (ours, theirs)

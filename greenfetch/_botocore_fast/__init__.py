@@ -7,7 +7,7 @@ provider's answer, the URL (``_endpoint``), the response parse and the retry dec
 event emission, its debug line and event names (``_events``), what every call adds to its context and
 headers: the invocation id, the recursion-detection header (``_context``), a client's creation: the
 event emitter's copy, each handler's keyword check, the endpoint's proxies, a configuration variable
-read from the environment or the session (``_client``). docs/performance.md, issue 24 parts 4, 6 and 7b and "a
+read from the environment (``_client``). docs/performance.md, issue 24 parts 4, 6 and 7b and "a
 botocore client's creation", measures and explains each.
 
 The guard, here: :func:`install` puts these in botocore's place (the ``HTTPHeaders`` names in
@@ -44,14 +44,11 @@ from ._client import (
     _EnvProvider,
     _get_proxies,
     _Hooks,
-    _instance_provide,
-    _InstanceProvider,
     _recursive_copy,
     _Trie,
     _verify_accept_kwargs,
     env_provide,
     get_proxies,
-    instance_provide,
     recursive_copy,
     verify_accept_kwargs,
 )
@@ -167,7 +164,6 @@ _PATCHES: tuple[tuple[Any, str, Any, Any], ...] = (
     (_Hooks, "_verify_accept_kwargs", _verify_accept_kwargs, verify_accept_kwargs),
     (_Creator, "_get_proxies", _get_proxies, get_proxies),
     (_EnvProvider, "provide", _env_provide, env_provide),
-    (_InstanceProvider, "provide", _instance_provide, instance_provide),
 )
 # Handlers botocore registers by function when a session is made, from ``BUILTIN_HANDLERS``: (the
 # list, botocore's handler, greenfetch's), swapped in the list's entries (a session made before

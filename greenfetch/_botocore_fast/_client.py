@@ -21,7 +21,6 @@ from typing import Any
 import botocore.configprovider
 import botocore.endpoint
 import botocore.hooks
-import botocore.session
 import botocore.utils
 
 _Trie = botocore.hooks._PrefixTrie
@@ -204,29 +203,4 @@ def env_provide(self: Any) -> Any:
     return env.decodevalue(value)
 
 
-# -- a configuration variable from the session ------------------------------------------------------
-#
-# The same ~130 asks each begin with the session's own variables: ``InstanceVarProvider.provide`` takes
-# ``session.instance_variables()``, a ``copy.copy`` of the session's dict, to ``.get`` one name from
-# it. A shallow copy's ``get`` is the dict's own ``get`` (the same value object), so for botocore's
-# ``instance_variables`` on a plain dict ``provide`` below asks the dict; a session whose
-# ``instance_variables`` is another (a subclass's, one set on the instance) is asked as botocore asks.
-
-_InstanceProvider = botocore.configprovider.InstanceVarProvider
-_instance_provide = _InstanceProvider.provide
-_instance_variables = botocore.session.Session.instance_variables
-
-
-def instance_provide(self: Any) -> Any:
-    """``InstanceVarProvider.provide``: the session's variable, or None."""
-    session = self._session
-    variables = getattr(session, "_session_instance_vars", None)
-    if (
-        getattr(session.instance_variables, "__func__", None) is not _instance_variables
-        or type(variables) is not dict
-    ):
-        return _instance_provide(self)
-    return variables.get(self._instance_var)
-
-
-__all__ = ["env_provide", "get_proxies", "instance_provide", "recursive_copy", "verify_accept_kwargs"]
+__all__ = ["env_provide", "get_proxies", "recursive_copy", "verify_accept_kwargs"]
