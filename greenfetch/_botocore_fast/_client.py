@@ -54,7 +54,21 @@ def recursive_copy(self: Any, node: dict[Any, Any]) -> Any:
 
 def _copy_node(node: dict[Any, Any]) -> dict[Any, Any]:
     copied = node.copy()  # the node's keys in its order; a value other than a node or NodeList is kept
-    for key, value in copied.items():  # values replaced in place: the dict keeps its size
+    try:  # a trie node as append_item makes it (these three keys, nothing else): two values replaced
+        chunk, values, children = copied["chunk"], copied["values"], copied["children"]
+    except KeyError:
+        chunk = children = None
+    if len(copied) == 3 and type(children) is dict and (type(chunk) is str or chunk is None):
+        if values is None:
+            copied["children"] = {part: _copy_node(child) for part, child in children.items()}
+            return copied
+        if type(values) is _NodeList:
+            first, middle, last = values
+            if type(first) is list and type(middle) is list and type(last) is list:
+                copied["values"] = _new(_NodeList, (first[:], middle[:], last[:]))
+                copied["children"] = {part: _copy_node(child) for part, child in children.items()}
+                return copied
+    for key, value in copied.items():  # any other dict: values replaced in place (it keeps its size)
         kind = type(value)
         if kind is dict:
             copied[key] = _copy_node(value)
