@@ -165,6 +165,7 @@ def pytest_runtest_protocol(item, nextitem):
 def pytest_terminal_summary(terminalreporter):
     if len(_MODULE_TIME) < 2:
         return
-    terminalreporter.write_sep("=", "slowest modules (wall, CPU with the processes it started)")
-    for module, (wall, cpu) in sorted(_MODULE_TIME.items(), key=lambda kv: -kv[1][0])[:15]:
-        terminalreporter.write_line(f"{wall:7.1f}s {cpu:7.1f}s  {module}")
+    terminalreporter.write_sep("=", "slowest modules (wall, CPU with the processes it started; 1 s or more)")
+    for module, (wall, cpu) in sorted(_MODULE_TIME.items(), key=lambda kv: -kv[1][0]):
+        if max(wall, cpu) >= 1.0:
+            terminalreporter.write_line(f"{wall:7.1f}s {cpu:7.1f}s  {module}")
