@@ -106,6 +106,14 @@ def tagged(kinds):
 # -- the contract's properties with processes=2 ----------------------------------------------------
 
 
+@pytest.fixture
+def engine(server):
+    """One engine for all the examples of a Hypothesis test, as a caller keeps one: its pool (two
+    children, ~1 s of CPU to start) is kept after a clean run and started afresh after a run stopped
+    early, so the examples check both, and each pays for a pool only when the engine would."""
+    return engine_for(server)  # closed by close_engines after the test
+
+
 @settings(
     max_examples=6,
     deadline=None,
@@ -116,12 +124,8 @@ def tagged(kinds):
     concurrency=st.integers(1, 8),
     fail_fast=st.booleans(),
 )
-def test_one_result_per_request_global_index_order_and_fail_fast(server, kinds, concurrency, fail_fast):
-    engine = engine_for(server)
-    try:
-        check_batch(engine, kinds, concurrency, fail_fast)
-    finally:
-        engine.close()
+def test_one_result_per_request_global_index_order_and_fail_fast(engine, kinds, concurrency, fail_fast):
+    check_batch(engine, kinds, concurrency, fail_fast)
 
 
 def check_batch(engine, kinds, concurrency, fail_fast):
