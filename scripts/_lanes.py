@@ -72,6 +72,7 @@ LANES: dict[str, tuple[int, list[str] | None]] = {
             "test_http_tls.py",
             "test_catalog_pacing.py",
             "test_inventory_loopback.py",
+            "test_full_disk.py",
         ],
     ),
     "B2": (10, None),
