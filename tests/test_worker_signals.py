@@ -69,11 +69,37 @@ ACCOUNTS = ["411111111111", "422222222222", "433333333333", "444444444444"]
 SLOW = 1.0  # seconds per call while the workers run: a shard (AssumeRole, then its lists) takes >= 2 x SLOW
 
 
-@pytest.fixture
-def pages():
-    """The inventory pages on loopback: fast for the local run, slowed with ``control`` for the workers."""
+@pytest.fixture(scope="module")
+def pages_server():
+    """The inventory pages on loopback for the module: what they answer is fixed by ``items``."""
     with inventory_server(items=2) as server:
         yield server
+
+
+@pytest.fixture
+def pages(pages_server):
+    """The module's pages as if just started: fast (a test slows them with ``control`` for the workers),
+    nothing of an earlier test in flight, the counters zeroed."""
+    wait_until(lambda: pages_server.stats()["inflight"] <= 0, 30, "an earlier test's calls to end")
+    pages_server.control(latency=0.0)
+    pages_server.reset_stats()
+    return pages_server
+
+
+@pytest.fixture(scope="module")
+def expected(pages_server, tmp_path_factory):
+    """The files a run without workers writes (once: the pages do not change): what every run with
+    workers must write too."""
+    tmp_path = tmp_path_factory.mktemp("local")
+    env = {**os.environ, "GREENFETCH_CACHE_DIR": str(tmp_path / "cache")}
+    env.pop("GREENFETCH_BROKER_URL", None)
+    pages_server.control(latency=0.0)
+    local = _inventory(pages_server, tmp_path / "local", env)
+    _, err = local.communicate(timeout=60)
+    assert local.returncode == 0, err
+    files = _files(tmp_path / "local")
+    assert len(files) == 2 and all(len(records) == 2 * len(ACCOUNTS) for records in files.values())
+    return files
 
 
 def _inventory(pages, out, env, *extra):
@@ -113,18 +139,6 @@ def _files(out):
     return {p.name: json.loads(p.read_text(encoding="utf-8")) for p in sorted(Path(out).glob("*.json"))}
 
 
-def _local_run(pages, tmp_path, env):
-    """The files a run without workers writes: what every run with workers must write too."""
-    local = _inventory(
-        pages, tmp_path / "local", {k: v for k, v in env.items() if k != "GREENFETCH_BROKER_URL"}
-    )
-    _, err = local.communicate(timeout=60)
-    assert local.returncode == 0, err
-    expected = _files(tmp_path / "local")
-    assert len(expected) == 2 and all(len(records) == 2 * len(ACCOUNTS) for records in expected.values())
-    return expected
-
-
 def _all_acknowledged(client):
     """Nothing left for Redis to hand out again: every delivery acknowledged (the last one lands just
     after the run ends) and the queue empty."""
@@ -144,7 +158,7 @@ def _worker(env, log, name):
     return start_worker(env, log, name=name, concurrency=1)
 
 
-def test_sigterm_to_a_busy_worker_loses_no_shard(broker_url, pages, tmp_path):
+def test_sigterm_to_a_busy_worker_loses_no_shard(broker_url, pages, expected, tmp_path):
     import redis
 
     env = {
@@ -154,8 +168,6 @@ def test_sigterm_to_a_busy_worker_loses_no_shard(broker_url, pages, tmp_path):
         "GREENFETCH_CACHE_DIR": str(tmp_path / "cache"),
         "PYTHONUNBUFFERED": "1",
     }
-    expected = _local_run(pages, tmp_path, env)
-
     pages.control(latency=SLOW)
     client = redis.Redis.from_url(broker_url, socket_timeout=5)
     log_a, log_b = tmp_path / "worker-a.log", tmp_path / "worker-b.log"
@@ -201,7 +213,7 @@ def test_sigterm_to_a_busy_worker_loses_no_shard(broker_url, pages, tmp_path):
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_a_second_signal_to_a_busy_worker_hands_its_shard_back(broker_url, pages, tmp_path, signum):
+def test_a_second_signal_to_a_busy_worker_hands_its_shard_back(broker_url, pages, expected, tmp_path, signum):
     """A second Ctrl-C (or SIGTERM) is Celery's cold shutdown: the busy worker stops at once. Celery
     ignored a second SIGTERM; and for a second Ctrl-C two things went wrong:
     the handler joined the pool inside the signal handler, where gevent may not block (a traceback,
@@ -216,8 +228,6 @@ def test_a_second_signal_to_a_busy_worker_hands_its_shard_back(broker_url, pages
         "GREENFETCH_CACHE_DIR": str(tmp_path / "cache"),
         "PYTHONUNBUFFERED": "1",
     }
-    expected = _local_run(pages, tmp_path, env)
-
     pages.control(latency=SLOW * 5)  # a shard takes >= 10 s: only the second Ctrl-C can end it in time
     client = redis.Redis.from_url(broker_url, socket_timeout=5)
     log_a, log_b = tmp_path / "worker-a.log", tmp_path / "worker-b.log"
