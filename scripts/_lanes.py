@@ -73,6 +73,7 @@ LANES: dict[str, tuple[int, list[str] | None]] = {
             "test_catalog_pacing.py",
             "test_inventory_loopback.py",
             "test_full_disk.py",
+            "test_no_runnable_input.py",
         ],
     ),
     "B2": (10, None),
