@@ -17,6 +17,8 @@ import datetime
 import io
 import itertools
 import logging
+import time
+import types
 import uuid
 
 import botocore
@@ -63,11 +65,21 @@ def session():
 
 
 def clock(patch, now):
-    """botocore's signing clock stopped at ``now`` (newer botocore reads get_current_datetime, older utcnow)."""
+    """botocore's signing clock stopped at ``now`` (newer botocore reads get_current_datetime, older utcnow;
+    query-string auth, as S3's presigned URLs, reads time.time() for its Expires: two builds a second
+    apart differed there)."""
     patch.setattr(botocore.auth, "get_current_datetime", lambda: now, raising=False)
     naive = now.replace(tzinfo=None)
     frozen = type("Frozen", (datetime.datetime,), {"utcnow": classmethod(lambda cls: naive)})
     patch.setattr(botocore.auth.datetime, "datetime", frozen)
+    stamp = now.timestamp()
+    patch.setattr(
+        botocore.auth,
+        "time",
+        types.SimpleNamespace(
+            time=lambda: stamp, gmtime=lambda *_: time.gmtime(stamp), strftime=time.strftime
+        ),
+    )
 
 
 @pytest.fixture
