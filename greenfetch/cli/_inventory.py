@@ -211,9 +211,9 @@ def inventory(
     tags: bool = False,
 ) -> None:
     """Fetch resources across accounts, regions and types; one record per (type, account, region)."""
-    # Calls are planned region, then type, then account (a client's calls for every account run
-    # together), so few clients are live at once; an LRU of twice the concurrency keeps them hot while
-    # bounding memory (~1 MB per botocore client).
+    # The plan runs windows of at most max_clients / 2 clients, each window account by account
+    # (Plan.units): each client made once a run; an LRU of twice the concurrency keeps a window hot
+    # while bounding memory (~1 MB per botocore client).
     engine = state.engine(
         region=region,
         endpoint_url=endpoint_url,

@@ -3,7 +3,8 @@
 ``Plan`` makes the units: per account its candidate regions (the run's list, or the account's enabled
 regions from DescribeRegions), per type the regions where its service is offered (SSM's list, else
 botocore's endpoint data; a candidate where it is not becomes a ``not_offered`` unit, no call) and, with
-``regions="active"``, that the region status store does not skip; region, then type, then account.
+``regions="active"``, that the region status store does not skip; in windows of (region, type) pairs
+that fit the engine's client LRU, each run account by account (``Plan.units``).
 Each unit (``_Fetch``: the type, the account, the record's region, the request and its scope, the fair
 feed's key) is made with its fields set at once (``Request.built``, ``_unit``: docs/performance.md,
 the inventory command's own cost, part 6). ``Plan.cache_key`` names a unit's page in the cache.
@@ -118,11 +119,16 @@ class Plan:
             )
 
     def units(self, ready: list[tuple[Account, Any]], candidates: dict[str, list[str]]) -> Iterator[_Fetch]:
-        """Region, then type, then account. A botocore client serves one (service, region) for every
-        account (an account's credentials ride on each request), so its calls for all the accounts
-        run together and it is made once a run, however many (service, region) pairs one account has
-        against the engine's client LRU (``--types all``: ~1,300 in 4 regions; planned account by
-        account, every account made every client again, ~2-3 ms of CPU each)."""
+        """Windows of (region, type) pairs, each run account by account. A botocore client serves one
+        (service, region) for every account (an account's credentials ride on each request), and the
+        engine keeps ``max_clients`` of them. So the pairs (region, then type) are cut into windows of
+        at most half that many clients, and each window's calls go account, then region, then type:
+        a window's clients stay in the LRU while every account uses them, so each client is made
+        once a run (``--types all`` has ~1,300 pairs in 4 regions: planned account by account over
+        all of them, every account made every client again, ~2-3 ms of CPU each); and the calls in
+        flight are spread over the window's clients, a few each, so each keeps a few connections and
+        reuses them from account to account (every account's call of one client at once would open a
+        connection each: a TLS handshake each against AWS)."""
         plans = []
         for account, creds in ready:
             wanted, absent = {}, {}
@@ -131,13 +137,15 @@ class Plan:
                 wanted[t.name], absent[t.name] = set(regions), set(missing)
             # the account (``Limits.scope_of``'s third part) and its role ARN, the same for all its units
             plans.append((account.account_id, self._role_arn(account), creds, wanted, absent))
-        for region in dict.fromkeys(r for a, _ in ready for r in [GLOBAL, *candidates[a.account_id]]):
-            for rtype in self._types:
-                api_region = rtype.api_region if region == GLOBAL else region
-                for who, role, creds, wanted, absent in plans:
+        every = dict.fromkeys(r for a, _ in ready for r in [GLOBAL, *candidates[a.account_id]])
+        pairs = [(region, rtype) for region in every for rtype in self._types]
+        for window in _windows(pairs, max(1, self._engine.config.max_clients // 2)):
+            for who, role, creds, wanted, absent in plans:
+                for region, rtype in window:
                     offered = region in wanted[rtype.name]
                     if not offered and region not in absent[rtype.name]:
                         continue  # (also: a region this account does not have)
+                    api_region = rtype.api_region if region == GLOBAL else region
                     request = Request.built(  # Request(...) without the frozen __init__'s cost
                         rtype.service,
                         rtype.operation,
@@ -230,3 +238,19 @@ def _parents_first(types: Sequence[ResourceType]) -> list[ResourceType]:
     """The types in their order, but parents before their child types (a child's fetch waits for its
     parent's, and the plan looks the parent's outcome up when it reaches the child)."""
     return sorted(types, key=lambda t: t.depth)
+
+
+def _windows(pairs: list[tuple[str, ResourceType]], clients: int) -> Iterator[list[tuple[str, ResourceType]]]:
+    """``pairs`` in order, cut into runs that need at most ``clients`` botocore clients (one per
+    service and API region)."""
+    window: list[tuple[str, ResourceType]] = []
+    seen: set[tuple[str, str]] = set()
+    for region, rtype in pairs:
+        client = (rtype.service, rtype.api_region if region == GLOBAL else region)
+        if client not in seen and len(seen) >= clients:
+            yield window
+            window, seen = [], set()
+        seen.add(client)
+        window.append((region, rtype))
+    if window:
+        yield window

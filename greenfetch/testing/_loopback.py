@@ -28,7 +28,7 @@ Knobs (constructor keywords, and at runtime ``server.control(**knobs)``, i.e. ``
 - ``seed``: reproducible randomness (jitter and the rate rolls). ``tables``: what ListTables lists.
 
 ``server.stats()`` (``GET /_stats``): requests, ok, throttled, errors, http429, html, dropped, cancelled
-(clients that hung up while waiting), inflight, inflight_max, delay_min/delay_max (seconds actually
+(clients that hung up while waiting), connections (accepted, the control routes' own included), inflight, inflight_max, delay_min/delay_max (seconds actually
 applied, knee included), per_target counts, and the child's cpu_seconds and max_rss_kb.
 ``server.reset_stats()`` (``POST /_reset``) zeroes them. These three paths are the only control routes;
 every other path is served as an AWS request.

@@ -68,6 +68,7 @@ class App:
         self.ids = itertools.count(1)
 
     def connection(self, sock: Any, _address: Any) -> None:
+        self.stats.connections += 1
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         buf = b""
         try:

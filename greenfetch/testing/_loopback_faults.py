@@ -162,7 +162,7 @@ class Stats:
 
     def reset(self) -> None:
         self.requests = self.ok = self.throttled = self.errors = self.http429 = self.html = self.dropped = 0
-        self.cancelled = self.inflight_max = 0
+        self.cancelled = self.inflight_max = self.connections = 0
         self.delay_min: float | None = None
         self.delay_max = 0.0
         self.per_target: dict[str, int] = {}
