@@ -31,24 +31,13 @@ import time
 from pathlib import Path
 
 PIECES = ("recursive_copy", "verify_accept_kwargs", "get_proxies", "env_provide")
-_TOGGLE_C = """#include <valgrind/callgrind.h>
-void gf_start(void) { CALLGRIND_ZERO_STATS; CALLGRIND_START_INSTRUMENTATION; }
-void gf_stop(const char *name) { CALLGRIND_STOP_INSTRUMENTATION; CALLGRIND_DUMP_STATS_AT(name); }
-"""
 _ENV = {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y", "AWS_CONFIG_FILE": "/dev/null"}
 
 
 def _toggle() -> tuple[object, object]:
-    import ctypes
-    import hashlib
+    from percall import callgrind_toggle  # (scripts/: this script's own directory)
 
-    digest = hashlib.sha256(_TOGGLE_C.encode()).hexdigest()[:12]
-    build = Path(tempfile.gettempdir()) / f"percall-toggle-{os.getuid()}-{digest}.so"
-    if not build.exists():
-        source = build.with_suffix(".c")
-        source.write_text(_TOGGLE_C)
-        subprocess.run(["cc", "-O1", "-shared", "-fPIC", "-o", str(build), str(source)], check=True)
-    lib = ctypes.CDLL(str(build))
+    lib = callgrind_toggle()
     return lib.gf_start, lib.gf_stop
 
 

@@ -91,6 +91,21 @@ void gf_stop(const char *name) { CALLGRIND_STOP_INSTRUMENTATION; CALLGRIND_DUMP_
 """
 
 
+def callgrind_toggle() -> Any:
+    """A small C library whose ``gf_start()`` and ``gf_stop(name)`` switch callgrind's counting on and
+    off (zeroed, then dumped under ``name``) from inside the process, built once per source text."""
+    import ctypes
+    import hashlib
+
+    digest = hashlib.sha256(_TOGGLE_C.encode()).hexdigest()[:12]
+    build = Path(tempfile.gettempdir()) / f"percall-toggle-{os.getuid()}-{digest}.so"
+    if not build.exists():
+        source = build.with_suffix(".c")
+        source.write_text(_TOGGLE_C)
+        subprocess.run(["cc", "-O1", "-shared", "-fPIC", "-o", str(build), str(source)], check=True)
+    return ctypes.CDLL(str(build))
+
+
 _USAGE = ("ru_utime", "ru_stime", "ru_nvcsw", "ru_nivcsw", "ru_minflt")
 
 
@@ -114,16 +129,7 @@ class _Window:
         self.loops: dict[str, int] = {}
         self._perf = os.environ.get("PERCALL_PERFCTL", "")
         if os.environ.get("PERCALL_CALLGRIND"):
-            import ctypes
-            import hashlib
-
-            digest = hashlib.sha256(_TOGGLE_C.encode()).hexdigest()[:12]
-            build = Path(tempfile.gettempdir()) / f"percall-toggle-{os.getuid()}-{digest}.so"
-            if not build.exists():
-                source = build.with_suffix(".c")
-                source.write_text(_TOGGLE_C)
-                subprocess.run(["cc", "-O1", "-shared", "-fPIC", "-o", str(build), str(source)], check=True)
-            self._lib = ctypes.CDLL(str(build))
+            self._lib = callgrind_toggle()
 
     def _on_gc(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
