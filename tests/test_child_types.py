@@ -515,3 +515,44 @@ def test_a_child_types_first_failure_stands():
     family.fail(first, "AccessDenied")
     family.fail({"status": "error", "error": "later"}, "ThrottlingException")
     assert family.record() is first and family.code == "AccessDenied"
+
+
+GRANDCHILD_LOGS = {
+    "format": "greenfetch-catalog/1",
+    "types": {
+        **CHILD_LOGS["types"],
+        "logs.stream_events": {
+            "operation": "GetLogEvents",
+            "parent": "logs.streams",
+            "each": {"logStreamName": "logStreamName"},
+            "items": "events",
+            "id": "eventId",
+        },
+    },
+}
+
+
+def test_a_denied_grandparent_gives_its_error_code_down_to_the_grandchild(tmp_path):
+    """eu-west-2 denies every call: the parent type is denied, and its child and grandchild carry its
+    error code into the region status store as it does (so ``--regions active`` treats the three
+    alike), not only its status in the record."""
+    mine = tmp_path / "mine.json"
+    mine.write_text(json.dumps(GRANDCHILD_LOGS))
+    store = tmp_path / "status.json"
+    with inventory_server(deny_regions=["eu-west-2"], items=1) as server:
+        out = CliRunner().invoke(
+            load_commands(),
+            [
+                *("--endpoint-url", server.url, "--region", REGION, "--max-attempts", "1", "inventory"),
+                *("--accounts", "111111111111", "--role-name", ROLE, "--regions", "eu-west-2"),
+                *("--status-store", str(store), "--types", "logs.stream_events,logs.log_groups"),
+                *("--catalog", str(mine), "--cache-ttl", "0", "--no-progress"),
+            ],
+        )
+    assert out.exit_code == 1, out.output
+    records = {r["resource_type"]: r for r in map(json.loads, out.stdout.splitlines())}
+    assert records["logs.stream_events"]["status"] == records["logs.log_groups"]["status"] == "denied"
+    rows = {row["service"]: row for row in json.loads(store.read_text())["regions"]}
+    assert set(rows) == {"logs.log_groups", "logs.stream_events"}  # (logs.streams is not asked for)
+    for row in rows.values():
+        assert (row["status"], row["error_code"]) == ("denied", "AccessDeniedException"), row
