@@ -332,10 +332,11 @@ def test_the_plan_looks_each_accounts_role_up_once(monkeypatch):
     from greenfetch.inventory import accounts_from_list
     from greenfetch.inventory._catalog import resolve_types
     from greenfetch.inventory._credentials import AccountCredentials
+    from greenfetch.inventory._plan import Plan
     from greenfetch.testing import inventory_server
 
     asked, units = [], []
-    real_status, real_units = AccountCredentials.status, F.Inventory._units
+    real_status, real_units = AccountCredentials.status, Plan.units
 
     def status(self, account):
         asked.append(account.account_id)
@@ -347,7 +348,7 @@ def test_the_plan_looks_each_accounts_role_up_once(monkeypatch):
             yield unit
 
     monkeypatch.setattr(AccountCredentials, "status", status)
-    monkeypatch.setattr(F.Inventory, "_units", planned)
+    monkeypatch.setattr(Plan, "units", planned)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "y")
     accounts = ["111111111111", "222222222222"]
@@ -443,7 +444,7 @@ def test_the_plan_makes_its_requests_without_the_frozen_init(monkeypatch):
             ready = [(a, creds.get(a.account_id)) for a in inv.accounts]
             monkeypatch.setattr(Request, "__init__", counted)
             monkeypatch.setattr(F._Fetch, "__init__", counted)
-            units = list(inv._units(ready, inv._candidate_regions(ready)))
+            units = list(inv._plan.units(ready, inv._plan.candidate_regions(ready)))
             monkeypatch.setattr(Request, "__init__", real_init)
             monkeypatch.setattr(F._Fetch, "__init__", real_unit_init)
         finally:

@@ -136,7 +136,7 @@ class Inventory:
             self.summary.accounts_ok.add(account.account_id)
             ready.append((account, creds.get(account.account_id)))
         plan = self._plan
-        candidates = self._candidate_regions(ready)
+        candidates = plan.candidate_regions(ready)
         plan.prefetch_offered(candidates)
         misses: list[_Fetch | _ChildCall] = []
         children: list[_Fetch] = []  # child types to fetch (their calls join the feed later)
@@ -151,7 +151,7 @@ class Inventory:
         )
         parents = child_types.parents
         reading = self.cache is not None and getattr(self.cache, "enabled", True)  # a TTL of 0 reads nothing
-        for unit in self._units(ready, candidates):
+        for unit in plan.units(ready, candidates):
             if not unit.offered:
                 rec = plan.not_offered(unit)
                 if unit.rtype.name in parents:
@@ -179,14 +179,6 @@ class Inventory:
             self.store.flush()
         self.summary.throttle_attempts = _throttles(self.engine) - throttles_before
         self.summary.wall_seconds = time.perf_counter() - self.summary.started
-
-    def _candidate_regions(self, ready: list[tuple[Account, Any]]) -> dict[str, list[str]]:
-        """The plan's candidate regions per account (``Plan.candidate_regions``)."""
-        return self._plan.candidate_regions(ready)
-
-    def _units(self, ready: list[tuple[Account, Any]], candidates: dict[str, list[str]]) -> Iterator[_Fetch]:
-        """The plan's units (``Plan.units``), as the run takes them."""
-        return self._plan.units(ready, candidates)
 
     def _fetch(
         self, units: list[_Fetch | _ChildCall], child_types: ChildTypes
