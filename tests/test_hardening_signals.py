@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from _cache_rows import cache_rows
 
 from greenfetch.testing import inventory_server, wait_until
 
@@ -196,11 +197,16 @@ def _dead_pid():
 
 
 def test_cache_clear_removes_only_the_caches_own_files(tmp_path):
-    from greenfetch.inventory._cache import InventoryCache
+    """The cache's entries (its SQLite file), an earlier version's entry files (40 hex digits, our
+    marker inside) and their temporary files a killed writer left; nothing else."""
+    from greenfetch.inventory._cache import InventoryCache, _name
 
-    cache = InventoryCache(3600, tmp_path)
-    cache.set("s3:ListBuckets:abc", {"Buckets": []})
-    (ours,) = [p for p in tmp_path.iterdir() if p.suffix == ".json"]
+    with InventoryCache(3600, tmp_path) as cache:
+        cache.set("s3:ListBuckets:abc", {"Buckets": []})
+    ours = tmp_path / _name("s3:ListBuckets:old")  # what an earlier version wrote
+    ours.write_text(
+        json.dumps({"greenfetch-cache": 1, "key": "s3:ListBuckets:old", "stored_at": 1.0, "value": 1})
+    )
     others = {
         "ec2.vpcs.json": "[1, 2]",
         "notes.json": "x",
@@ -223,7 +229,8 @@ def test_cache_clear_removes_only_the_caches_own_files(tmp_path):
         timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith("removed ")
+    assert proc.stdout.strip() == "removed 2 cache entries"  # the entry, the old file (the orphan went first)
+    assert cache_rows(tmp_path) == {}
     assert not ours.exists() and not orphan.exists()
     assert live.exists() and foreign.exists()
     assert {name: (tmp_path / name).read_text() for name in others} == others

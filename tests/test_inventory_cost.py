@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 
+from _cache_rows import cache_rows
 from _inventory_runs import small_run
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -108,71 +109,13 @@ def test_a_fresh_page_is_encoded_once_and_its_files_are_the_same(tmp_path, monke
     assert len(encoded) == 3 * pages  # the same run with each encoded on its own: twice a page
     for name in ("ssm.parameters.json", "kms.keys.json"):
         assert (tmp_path / "once" / name).read_bytes() == (tmp_path / "twice" / name).read_bytes()
-    once = sorted((tmp_path / "cache-once").glob("*.json"))
-    assert [p.name for p in once] == sorted(p.name for p in (tmp_path / "cache-twice").glob("*.json"))
-    for path in once:
-        text = path.read_text()
+    once, twice = cache_rows(tmp_path / "cache-once"), cache_rows(tmp_path / "cache-twice")
+    assert sorted(once) == sorted(twice)
+    for key, text in once.items():
         assert text == plain_json(json.loads(text), compact=True)
-        mine, theirs = json.loads(text), json.loads((tmp_path / "cache-twice" / path.name).read_text())
+        mine, theirs = json.loads(text), json.loads(twice[key])
         mine.pop("stored_at"), theirs.pop("stored_at")
         assert mine == theirs
-
-
-# -- the cache file's write --------------------------------------------------------------------------
-
-
-def _getpid_calls(fn):
-    """How many times ``fn()`` calls ``os.getpid`` (the profiler sees every call of a builtin)."""
-    import os
-    import sys
-
-    seen = []
-    sys.setprofile(
-        lambda frame, event, arg: seen.append(1) if event == "c_call" and arg is os.getpid else None
-    )
-    try:
-        fn()
-    finally:
-        sys.setprofile(None)
-    return len(seen)
-
-
-def test_a_cache_write_names_its_file_without_asking_for_the_pid(tmp_path):
-    """The temporary name's PID is this process's, known without a system call per file."""
-    import os
-
-    from greenfetch.inventory._fileio import replace_quickly
-
-    def write():
-        for n in range(5):
-            replace_quickly(str(tmp_path), f"{n}.json", b"{}")
-
-    assert _getpid_calls(write) == 0
-    assert sorted(os.listdir(tmp_path)) == [f"{n}.json" for n in range(5)]
-
-
-def test_a_forked_child_names_its_temporary_files_with_its_own_pid(tmp_path):
-    """A child forked after the module is loaded still writes ``.NAME.PID.N.tmp`` with its own PID
-    (``sweep_stale`` removes a dead writer's file by that PID, and keeps a live one's)."""
-    import os
-    import sys
-
-    from greenfetch.inventory._fileio import replace_quickly
-
-    pid = os.fork()
-    if pid == 0:  # the child: note the temporary names it opened, then leave at once
-        try:
-            opened = []
-            sys.addaudithook(lambda event, args: opened.append(args[0]) if event == "open" else None)
-            replace_quickly(str(tmp_path), "x.json", b"{}")
-            names = [str(p) for p in opened if str(p).endswith(".tmp")]
-            (tmp_path / "names").write_text("\n".join(names))
-        finally:
-            os._exit(0)
-    assert os.waitpid(pid, 0) == (pid, 0)
-    names = (tmp_path / "names").read_text().split("\n")
-    assert len(names) == 1 and os.path.basename(names[0]).split(".")[-3] == str(pid), names
-    assert (tmp_path / "x.json").read_bytes() == b"{}"
 
 
 # -- the cache key: Request.signature ------------------------------------------------------------------

@@ -18,7 +18,6 @@ import json
 import math
 import os
 import re
-import stat
 import time
 
 import pytest
@@ -27,7 +26,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from greenfetch._jsonable import jsonable
-from greenfetch.inventory._cache import InventoryCache
 
 
 def _reference(value, body_limit=1 << 20):
@@ -126,79 +124,6 @@ def test_jsonable_fast_path_on_a_botocore_page():
     }
     _same(jsonable(page), _reference(page))
     assert jsonable(page)["Parameters"][1]["Blob"] == "base64:" + base64.b64encode(b"\xff\x00").decode()
-
-
-def _entries(directory):
-    return sorted(os.listdir(directory))
-
-
-def test_cache_write_same_file_mode_and_no_temporary(tmp_path):
-    cache = InventoryCache(60, tmp_path / "cache", clock=lambda: 1000.0)
-    items = [{"Name": "caf\u00e9", "When": dt.datetime(2024, 5, 1, tzinfo=dt.timezone.utc)}]
-    cache.set("inv1:k", items, stored_at=999.5)
-    (name,) = _entries(tmp_path / "cache")
-    path = tmp_path / "cache" / name
-    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    assert stat.S_IMODE(os.stat(tmp_path / "cache").st_mode) == 0o700
-    text = path.read_bytes().decode("utf-8")
-    assert text == json.dumps(
-        {
-            "greenfetch-cache": 1,
-            "key": "inv1:k",
-            "stored_at": 999.5,
-            "ttl": 60.0,
-            "value": [{"Name": "caf\u00e9", "When": "2024-05-01T00:00:00+00:00"}],
-        },
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
-    cache.set("inv1:k", [1], stored_at=999.9)  # replaced in place, never a second file
-    assert _entries(tmp_path / "cache") == [name]
-    fresh = InventoryCache(60, tmp_path / "cache", clock=lambda: 1000.0)
-    assert fresh.lookup("inv1:k") == ([1], 999.9)
-
-
-def test_cache_write_makes_the_directory_again(tmp_path):
-    cache = InventoryCache(0, tmp_path / "cache")
-    cache.set("a", [1])
-    for name in _entries(tmp_path / "cache"):
-        os.unlink(tmp_path / "cache" / name)
-    os.rmdir(tmp_path / "cache")  # removed under a running inventory (cache clear)
-    cache.set("b", [2])
-    assert len(_entries(tmp_path / "cache")) == 1
-    assert stat.S_IMODE(os.stat(tmp_path / "cache").st_mode) == 0o700
-
-
-def test_cache_write_closes_its_file_with_the_system_call_alone(tmp_path, monkeypatch):
-    """A page's file is closed by close(2) itself, not through gevent's ``os.close`` (its fcntl and
-    fstat, for sockets a watcher polls), and closed: no descriptor left open after 50 writes, on
-    success or when the write fails."""
-    import gevent.os
-
-    from greenfetch.inventory import _fileio
-
-    stats = []
-    real_fstat = gevent.os._fstat
-    monkeypatch.setattr(gevent.os, "_fstat", lambda fd: stats.append(fd) or real_fstat(fd))
-    cache = InventoryCache(0, tmp_path / "cache")
-    open_fds = len(os.listdir("/proc/self/fd"))
-    for i in range(50):
-        cache.set(f"k{i}", [i])
-    assert stats == []
-    assert len(os.listdir("/proc/self/fd")) == open_fds
-    assert len(_entries(tmp_path / "cache")) == 50
-
-    def refused(fd, data):
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(_fileio.os, "write", refused)
-    with pytest.raises(OSError):
-        _fileio.replace_quickly(str(tmp_path / "cache"), "x.json", b"{}")
-    assert len(os.listdir("/proc/self/fd")) == open_fds
-    assert not [n for n in os.listdir(tmp_path / "cache") if n.endswith(".tmp")]
-
-
-# -- a scope's limiter: cheap to make, its limit exported when scraped ---------------------------
 
 
 def _limit_lines(registry):

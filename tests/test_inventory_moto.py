@@ -464,19 +464,20 @@ def test_cli_catalog_and_cache_commands(tmp_path):
     )
     InventoryCache(60, tmp_path).set("k", 1)
     info = runner.invoke(load_commands(), ["cache", "info", "--cache-dir", str(tmp_path)])
-    assert "fresh_files: 1" in info.stdout
+    assert "fresh_entries: 1" in info.stdout
     cleared = runner.invoke(load_commands(), ["cache", "clear", "--cache-dir", str(tmp_path)])
-    assert cleared.stdout.strip() == "removed 1 cache files"
+    assert cleared.stdout.strip() == "removed 1 cache entries"
 
 
 def test_s3_cache_tier_and_s3_upload(engine, tmp_path):
     bucket = f"inv-cache-{uuid.uuid4().hex[:8]}"
     assert engine.execute(Request("s3", "CreateBucket", {"Bucket": bucket})).ok
     uri = f"s3://{bucket}/runs"
-    InventoryCache(600, tmp_path / "a", s3_uri=uri, engine=engine).set("sig", [{"Name": "café"}])
+    with InventoryCache(600, tmp_path / "a", s3_uri=uri, engine=engine) as cache:
+        cache.set("sig", [{"Name": "café"}])
     fresh = InventoryCache(600, tmp_path / "b", s3_uri=uri, engine=engine)  # another machine: nothing local
     assert fresh.get("sig") == [{"Name": "café"}] and fresh.hits["s3"] == 1
-    assert fresh.info()["files"] == 1  # promoted to the local tier
+    assert fresh.info()["entries"] == 1  # promoted to the local tier
     from greenfetch.inventory import FileSink, upload_to_s3
 
     with FileSink(tmp_path / "out") as sink:

@@ -7,6 +7,7 @@ import re
 import stat
 
 import pytest
+from _cache_rows import cache_entries, cache_rows, write_row
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -22,6 +23,7 @@ from greenfetch.inventory import (
 )
 from greenfetch.inventory._cache import InventoryCache, parse_s3_uri
 from greenfetch.inventory._catalog import CATALOG, resolve_types
+from greenfetch.inventory._pagefile import NAME
 from greenfetch.inventory._sinks import FileSink
 
 KNOWN = known_regions()
@@ -174,8 +176,8 @@ def test_status_store_rejects_unknown_status_and_survives_a_corrupt_file(tmp_pat
 
 def test_cache_hit_promotes_from_disk_and_expires(tmp_path):
     clock = Clock()
-    first = InventoryCache(60, tmp_path, clock=clock)
-    first.set("sig", [{"name": "café"}])
+    with InventoryCache(60, tmp_path, clock=clock) as first:
+        first.set("sig", [{"name": "café"}])
     second = InventoryCache(60, tmp_path, clock=clock)  # a new process: memory is empty
     assert second.get("sig") == [{"name": "café"}] and second.hits["disk"] == 1
     assert second.get("sig") == [{"name": "café"}] and second.hits["memory"] == 1
@@ -183,30 +185,30 @@ def test_cache_hit_promotes_from_disk_and_expires(tmp_path):
     assert second.get("sig") is None and InventoryCache(60, tmp_path, clock=clock).get("sig") is None
 
 
-def test_cache_files_are_owner_only_json(tmp_path):
+def test_cache_file_is_owner_only_and_holds_json(tmp_path):
     cache = InventoryCache(60, tmp_path / "c")
     cache.set("sig", {"a": 1})
-    (path,) = (tmp_path / "c").glob("*.json")
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    cache.flush()  # written, and the connection still open: its write-ahead log is there too
+    files = sorted(p.name for p in (tmp_path / "c").iterdir())
+    assert files == [NAME, NAME + "-shm", NAME + "-wal"]
+    assert {stat.S_IMODE((tmp_path / "c" / name).stat().st_mode) for name in files} == {0o600}
     assert stat.S_IMODE((tmp_path / "c").stat().st_mode) == 0o700
-    assert json.loads(path.read_text())["value"] == {"a": 1}
+    assert cache_entries(tmp_path / "c")["sig"]["value"] == {"a": 1}
 
 
-@pytest.mark.parametrize("content", ["{truncated", "[1, 2]", '{"key": "sig", "value": 1}', "\x80\x81"])
-def test_corrupt_or_foreign_cache_file_is_a_miss(tmp_path, content):
-    cache = InventoryCache(60, tmp_path)
-    cache.set("sig", 1)
-    (path,) = tmp_path.glob("*.json")
-    path.write_bytes(content.encode("utf-8", "surrogateescape") if content != "\x80\x81" else b"\x80\x81")
+@pytest.mark.parametrize("content", ["{truncated", "[1, 2]", '{"key": "sig", "value": 1}', b"\x80\x81"])
+def test_corrupt_or_foreign_cache_entry_is_a_miss(tmp_path, content):
+    with InventoryCache(60, tmp_path) as cache:
+        cache.set("sig", 1)
+    write_row(tmp_path, "sig", content)
     assert InventoryCache(60, tmp_path).get("sig") is None
-    assert not path.exists()
+    assert cache_rows(tmp_path) == {}
 
 
 def test_cache_entry_under_another_key_is_a_miss(tmp_path):
-    cache = InventoryCache(60, tmp_path)
-    cache.set("sig-a", 1)
-    (path,) = tmp_path.glob("*.json")
-    path.rename(cache._path("sig-b"))
+    with InventoryCache(60, tmp_path) as cache:
+        cache.set("sig-a", 1)
+    write_row(tmp_path, "sig-b", cache_rows(tmp_path)["sig-a"])
     assert InventoryCache(60, tmp_path).get("sig-b") is None
 
 
@@ -215,9 +217,9 @@ def test_cache_clear_and_info(tmp_path):
     for n in range(3):
         cache.set(f"k{n}", n)
     (tmp_path / "not-ours.txt").write_text("keep me")
-    assert cache.info()["fresh_files"] == 3
+    assert cache.info()["fresh_entries"] == 3
     assert cache.clear() == 3 and (tmp_path / "not-ours.txt").exists()
-    assert cache.get("k1") is None
+    assert cache.get("k1") is None and cache_rows(tmp_path) == {}
 
 
 # the cache's rules at their edges (mutation audit, docs/testing.md): each test below failed on a
@@ -232,26 +234,28 @@ def test_cache_entry_is_usable_until_exactly_its_ttl_by_its_own_age(tmp_path):
     cache.set("young", 1, stored_at=clock.now - 59.999)
     cache.set("exact", 2, stored_at=clock.now - 60)
     cache.set("old", 3, stored_at=clock.now - 61)
+    cache.flush()
     for reader in (cache, InventoryCache(60, tmp_path, clock=clock)):  # memory, then disk
         assert [reader.get(k) for k in ("young", "exact", "old")] == [1, None, None]
 
 
-def test_an_expired_file_is_not_fresh_and_is_removed_when_read(tmp_path):
+def test_an_expired_entry_is_not_fresh_and_is_removed_when_read(tmp_path):
     clock = Clock()
-    InventoryCache(60, tmp_path, clock=clock).set("sig", 1)
+    with InventoryCache(60, tmp_path, clock=clock) as cache:
+        cache.set("sig", 1)
     clock.now += 60
     later = InventoryCache(60, tmp_path, clock=clock)
-    assert (later.info()["files"], later.info()["fresh_files"]) == (1, 0)
-    assert later.get("sig") is None and list(tmp_path.glob("*.json")) == []
+    assert (later.info()["entries"], later.info()["fresh_entries"]) == (1, 0)
+    assert later.get("sig") is None and cache_rows(tmp_path) == {}
 
 
 def test_not_before_compares_whole_milliseconds(tmp_path):
     """A database keeps a fetch time to the millisecond: a page stored within the same millisecond as
     the floor is not newer than it."""
     clock, floor = Clock(), 1_000_000.0 - 10
-    writer = InventoryCache(60, tmp_path, clock=clock)
-    writer.set("same-ms", 1, stored_at=floor + 0.0004)
-    writer.set("next-ms", 2, stored_at=floor + 0.001)
+    with InventoryCache(60, tmp_path, clock=clock) as writer:
+        writer.set("same-ms", 1, stored_at=floor + 0.0004)
+        writer.set("next-ms", 2, stored_at=floor + 0.001)
     reader = InventoryCache(60, tmp_path, clock=clock, not_before=floor)
     assert (reader.get("same-ms"), reader.get("next-ms")) == (None, 2)
 
@@ -267,28 +271,38 @@ def test_not_before_compares_whole_milliseconds(tmp_path):
 def test_an_entry_that_is_not_a_whole_envelope_of_ours_is_a_miss_and_removed(tmp_path, envelope):
     clock = Clock()
     cache = InventoryCache(60, tmp_path, clock=clock)
-    cache._path("sig").write_text(json.dumps(envelope))
-    assert cache.get("sig") is None and not cache._path("sig").exists()
+    cache.set("other", 1)
+    cache.close()
+    write_row(tmp_path, "sig", json.dumps(envelope))
+    assert cache.get("sig") is None and list(cache_rows(tmp_path)) == ["other"]
 
 
 def test_a_ttl_of_0_never_reads_nor_removes_but_writes(tmp_path):
     clock = Clock()
-    InventoryCache(60, tmp_path, clock=clock).set("sig", 1)
+    with InventoryCache(60, tmp_path, clock=clock) as cache:
+        cache.set("sig", 1)
     fresh = InventoryCache(0, tmp_path, clock=clock)
-    assert fresh.get("sig") is None and fresh.misses == 0 and fresh._path("sig").exists()
+    assert fresh.get("sig") is None and fresh.misses == 0 and "sig" in cache_rows(tmp_path)
     fresh.set("sig", 2)
+    fresh.close()
     assert InventoryCache(60, tmp_path, clock=clock).get("sig") == 2
 
 
-def test_clear_keeps_a_file_named_like_an_entry_but_not_ours(tmp_path):
+def test_clear_removes_an_earlier_versions_entry_files_and_keeps_one_not_ours(tmp_path):
+    """Versions before the SQLite file kept an entry per file (40 hex digits + .json, our marker
+    inside): never read now, removed by ``clear``; a file of that name without the marker is kept."""
+    theirs, old = tmp_path / ("a" * 40 + ".json"), tmp_path / ("b" * 40 + ".json")
+    theirs.write_text('{"report": 1}')
+    old.write_text(json.dumps({"greenfetch-cache": 1, "key": "k", "stored_at": 1.0, "ttl": 60, "value": 1}))
     cache = InventoryCache(60, tmp_path)
-    cache._path("theirs").write_text('{"report": 1}')
-    assert cache.clear() == 0 and cache._path("theirs").read_text() == '{"report": 1}'
+    assert cache.get("k") is None and cache.info()["earlier_version_files"] == 2
+    assert cache.clear() == 1 and theirs.read_text() == '{"report": 1}' and not old.exists()
 
 
 def test_an_entry_with_an_infinite_ttl_reads_back(tmp_path):
     """The Python API may keep entries forever (``ttl=math.inf``): the envelope is still JSON."""
-    InventoryCache(math.inf, tmp_path).set("sig", [1])
+    with InventoryCache(math.inf, tmp_path) as cache:
+        cache.set("sig", [1])
     assert InventoryCache(math.inf, tmp_path).get("sig") == [1]
 
 

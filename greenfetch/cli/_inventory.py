@@ -438,14 +438,18 @@ def _cache(state: CliState, cache_dir: str | None) -> InventoryCache:
 def cache_info(state: CliState, cache_dir: str | None) -> None:
     """Where the cache is, how many entries and bytes, and how many are still fresh."""
     info: dict[str, Any] = _cache(state, cache_dir).info()
-    for key in ("directory", "ttl_seconds", "files", "fresh_files", "bytes"):
+    for key in ("directory", "file", "ttl_seconds", "entries", "fresh_entries", "bytes"):
         click.echo(f"{key}: {info[key]}")
+    if info["earlier_version_files"]:
+        click.echo(
+            f"earlier_version_files: {info['earlier_version_files']} (greenfetch cache clear removes them)"
+        )
 
 
 @cache.command("clear")
 @click.option("--cache-dir", type=click.Path(file_okay=False), help="[default: GREENFETCH_CACHE_DIR]")
 @pass_state
 def cache_clear(state: CliState, cache_dir: str | None) -> None:
-    """Remove the cache's files (only files greenfetch wrote)."""
+    """Remove the cache's entries (and entry files an earlier version wrote; nothing else)."""
     removed = _cache(state, cache_dir).clear()
-    click.echo(f"removed {removed} cache files")
+    click.echo(f"removed {removed} cache entries")

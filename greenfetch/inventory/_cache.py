@@ -2,9 +2,11 @@
 
 Keys are request signatures (``Request.signature``: service, operation, params, region, identity)
 plus the endpoint, so two runs asking the same place the same question share an answer and nothing
-secret is in a key. Values are JSON (never pickle: a cache file must not be able to run code). Files
-are written atomically with mode 0600 in a 0700 directory; a file that is corrupt, from another
-program, or stored under a different key is a miss and is removed, never a crash.
+secret is in a key. Values are JSON (never pickle: a cache entry must not be able to run code). The
+local tier is one SQLite file in the directory (``_pagefile.PageFile``: rows written in short
+transactions, mode 0600 in a 0700 directory); an entry that is corrupt, not ours, or stored under a
+different key is a miss and is removed, never a crash. Directories written by earlier versions hold a
+file per entry (40 hex digits + ``.json``): never read now, removed by ``clear``.
 
 Every entry keeps the time its page was fetched (``stored_at``), and ``lookup`` returns it with the
 value, so whoever serves a page from here can say how old it is. Reading and writing are separate: a
@@ -24,6 +26,7 @@ import math
 import os
 import re
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,7 +37,8 @@ from .._engine import Engine
 from .._jsonable import json_string, jsonable, marked_json, plain_json
 from .._models import Request
 from .._storage_errors import storage_error
-from ._fileio import replace_quickly, sweep_stale
+from ._fileio import sweep_stale
+from ._pagefile import PageFile
 from ._s3_read import read_object
 from ._types import InventoryError
 
@@ -44,11 +48,11 @@ _log = logging.getLogger("greenfetch.inventory")
 
 _MARK = "greenfetch-cache"
 _VERSION = 1
-_NAME = re.compile(r"^[0-9a-f]{40}\.json$")  # what _path() names; nothing else in the directory is ours
+_NAME = re.compile(r"^[0-9a-f]{40}\.json$")  # an entry's file, as versions before the SQLite file named them
 
 
 def _name(key: str) -> str:
-    """The file an entry is kept in (no secret in a name: a hash of the key)."""
+    """The S3 object an entry is kept in, and an earlier version's file (no secret: a hash of the key)."""
     return f"{hashlib.sha256(key.encode()).hexdigest()[:40]}.json"
 
 
@@ -66,6 +70,26 @@ def _envelope(key: str, stored_at: Any, ttl: Any, value_text: str) -> str:
         )
     head = {_MARK: _VERSION, "key": key, "stored_at": stored_at, "ttl": ttl, "value": None}
     return plain_json(head, compact=True)[:-5] + value_text + "}"
+
+
+def _warn_once(directory: str) -> Callable[[BaseException], None]:
+    """What the local tier calls when it cannot write: a cache that cannot write is a slower run, not a
+    failed one, said once."""
+    said: list[bool] = []
+
+    def refused(exc: BaseException) -> None:
+        if not said:
+            said.append(True)
+            _log.warning(
+                "%s",
+                storage_error(
+                    exc,
+                    f"cache directory {directory!r} cannot be written",
+                    "the run goes on without caching what it fetches (GREENFETCH_CACHE_DIR)",
+                ),
+            )
+
+    return refused
 
 
 def _ours(name: str) -> bool:
@@ -107,9 +131,28 @@ class InventoryCache:
         )
         self.hits = {"memory": 0, "disk": 0, "s3": 0}
         self.misses = 0
-        self._write_refused = False
+        # the disk tier holds no reference back to this cache: when the cache goes, so does it (closed)
+        self._disk = PageFile(self._dir, _warn_once(self._dir)) if self.directory is not None else None
+        if self._disk is not None:  # what waits for its transaction is written when the cache goes
+            weakref.finalize(self, self._disk.close)
         if self.directory is not None and self.directory.is_dir():
-            sweep_stale(self.directory, owns=_ours)  # what a killed run left half-written
+            sweep_stale(self.directory, owns=_ours)  # an earlier version's half-written entry files
+
+    def flush(self) -> None:
+        """Write the entries that wait for their transaction (``close`` does, and a run does at its end)."""
+        if self._disk is not None:
+            self._disk.flush()
+
+    def close(self) -> None:
+        """Flush and let go of the local file (a later call opens it again)."""
+        if self._disk is not None:
+            self._disk.close()
+
+    def __enter__(self) -> InventoryCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @property
     def enabled(self) -> bool:
@@ -167,43 +210,25 @@ class InventoryCache:
             return False
         return self.not_before is None or round(stored_at * 1000) > round(self.not_before * 1000)
 
-    # -- files -----------------------------------------------------------------------------
-
-    def _path(self, key: str) -> Path:
-        assert self.directory is not None
-        return self.directory / _name(key)
+    # -- the local file ----------------------------------------------------------------------
 
     def _read_file(self, key: str) -> dict[str, Any] | None:
-        if self.directory is None:
+        if self._disk is None:
             return None
-        path = self._path(key)
+        text = self._disk.get(key)
+        if text is None:
+            return None
         try:
-            envelope = self._valid(key, json.loads(path.read_text(encoding="utf-8")))
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError):
+            envelope = self._valid(key, json.loads(text))
+        except ValueError:
             envelope = None
         if envelope is None:
-            with contextlib.suppress(OSError):
-                path.unlink()
+            self._disk.delete(key)
         return envelope
 
     def _write_file(self, key: str, text: str) -> None:
-        assert self.directory is not None
-        try:
-            # swept once, in __init__; no fsync: an entry lost or torn by a power cut is a miss
-            replace_quickly(self._dir, _name(key), text.encode("utf-8"))
-        except OSError as exc:  # a cache that cannot write is a slower run, not a failed one: said once
-            if not self._write_refused:
-                self._write_refused = True
-                _log.warning(
-                    "%s",
-                    storage_error(
-                        exc,
-                        f"cache directory {str(self.directory)!r} cannot be written",
-                        "the run goes on without caching what it fetches (GREENFETCH_CACHE_DIR)",
-                    ),
-                )
+        assert self._disk is not None
+        self._disk.put(key, text)  # no fsync: an entry lost or torn by a power cut is a miss
 
     def _valid(self, key: str, envelope: Any) -> dict[str, Any] | None:
         """The envelope when it is ours, for this key, and fresh; None otherwise."""
@@ -233,7 +258,7 @@ class InventoryCache:
 
     def _s3_key(self, key: str) -> str:
         assert self.s3 is not None
-        name = f"{hashlib.sha256(key.encode()).hexdigest()[:40]}.json"
+        name = _name(key)
         return f"{self.s3[1]}/cache/{name}" if self.s3[1] else f"cache/{name}"
 
     def _read_s3(self, key: str) -> dict[str, Any] | None:
@@ -262,41 +287,43 @@ class InventoryCache:
 
     # -- housekeeping ------------------------------------------------------------------------
 
-    def _files(self) -> list[Path]:
-        """The entries this cache names (40 hex digits + .json); any other file is someone else's."""
+    def _legacy_files(self) -> list[Path]:
+        """Entry files an earlier version wrote (40 hex digits + .json); any other file is someone else's."""
         if not self.directory or not self.directory.is_dir():
             return []
         return [p for p in self.directory.glob("*.json") if _ours(p.name)]
 
     def info(self) -> dict[str, Any]:
-        files = self._files()
-        fresh = sum(1 for f in files if self._fresh_file(f))
+        """Where the local tier is and what it holds: entries, the fresh ones (for this cache's TTL),
+        bytes on disk; and the memory tier, the S3 tier, this cache's hits and misses."""
+        entries = list(self._disk.entries()) if self._disk is not None else []
         return {
             "directory": str(self.directory) if self.directory else None,
+            "file": self._disk.path if self._disk is not None else None,
             "ttl_seconds": self.ttl,
-            "files": len(files),
-            "fresh_files": fresh,
-            "bytes": sum(f.stat().st_size for f in files),
+            "entries": len(entries),
+            "fresh_entries": sum(1 for key, text in entries if self._fresh(key, text)),
+            "bytes": self._disk.size() if self._disk is not None else 0,
+            "earlier_version_files": len(self._legacy_files()),
             "memory_entries": len(self._memory),
             "s3": f"s3://{self.s3[0]}/{self.s3[1]}" if self.s3 else None,
             "hits": dict(self.hits),
             "misses": self.misses,
         }
 
-    def _fresh_file(self, path: Path) -> bool:
+    def _fresh(self, key: str, text: str) -> bool:
         try:
-            envelope = json.loads(path.read_text(encoding="utf-8"))
-            return self._valid(envelope.get("key"), envelope) is not None
-        except (OSError, ValueError, AttributeError):
+            return self._valid(key, json.loads(text)) is not None
+        except ValueError:
             return False
 
     def clear(self) -> int:
-        """Forget memory and local files: only files this cache wrote (its name pattern and its marker
-        inside), plus its own temporary files orphaned by a killed run; returns files removed.
-        Anything else in the directory (inventory output, other JSON, unreadable files) stays."""
+        """Forget memory and the local file's entries, and remove the entry files an earlier version
+        wrote (their name pattern and the marker inside) with its temporary files orphaned by a killed
+        run; returns entries and files removed. Anything else in the directory stays."""
         self._memory.clear()
-        removed = 0
-        for path in self._files():
+        removed = self._disk.clear() if self._disk is not None else 0
+        for path in self._legacy_files():
             try:
                 envelope = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, ValueError):

@@ -177,6 +177,8 @@ class Inventory:
         yield from self._fetch(misses, child_types)
         if self.store is not None:
             self.store.flush()
+        if hasattr(self.cache, "flush"):  # the run's last pages, for the next run to read
+            self.cache.flush()
         self.summary.throttle_attempts = _throttles(self.engine) - throttles_before
         self.summary.wall_seconds = time.perf_counter() - self.summary.started
 

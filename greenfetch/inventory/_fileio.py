@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 import tempfile
 import time
@@ -11,9 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
-from gevent.monkey import get_original
-
-__all__ = ["atomic_open", "atomic_write_text", "check_writable", "replace_quickly", "sweep_stale"]
+__all__ = ["atomic_open", "atomic_write_text", "check_writable", "sweep_stale"]
 
 
 _STALE_SECONDS = 3600.0  # a temporary name without a PID (older versions) is stale after this long
@@ -54,66 +51,6 @@ def atomic_write_text(
 ) -> None:
     with atomic_open(path, mode, sweep=sweep, durable=durable) as handle:
         handle.write(text)
-
-
-_TMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
-_names = itertools.count()
-# the close(2) system call itself: gevent's ``os.close`` first checks the descriptor (fcntl) and stats
-# it (fstat) so that a socket or pipe a watcher still polls is not closed under it, and for a regular
-# file goes straight to this; ``replace_quickly``'s file is regular, its own, and never watched
-_close_file = get_original("os", "close")
-
-
-def _forked() -> None:
-    global _pid
-    _pid = os.getpid()
-
-
-_pid = os.getpid()  # this process's PID, for the temporary names: a system call fewer per file
-os.register_at_fork(after_in_child=_forked)  # a forked child names its files with its own
-
-
-def replace_quickly(directory: str, name: str, data: bytes, mode: int = 0o600, dir_mode: int = 0o700) -> None:
-    """``atomic_open(directory/name, mode, sweep=False, durable=False)`` for bytes: the same temporary
-    name pattern (``.NAME.PID.N.tmp``, so ``sweep_stale`` knows it), mode and rename, without the text
-    layer (its fstat, ioctl and seeks) and the two mkdir calls per file: ``directory`` is made (with
-    ``dir_mode``) only when it is missing. 6 system calls instead of 15 (gevent's ``os.close`` adds
-    two), for files written once per page
-    (the inventory cache), where ``atomic_open``'s Python and system calls cost a third of the page."""
-    inside = os.path.join(directory, "")  # the directory and its separator: joined once, not twice
-    for _ in range(100):  # tempfile's TMP_MAX: a name taken (a dead writer's file) moves to the next
-        tmp = f"{inside}.{name}.{_pid}.{next(_names)}.tmp"
-        try:
-            fd = os.open(tmp, _TMP_FLAGS, mode)
-        except FileExistsError:
-            continue
-        except FileNotFoundError:
-            os.makedirs(directory, mode=dir_mode, exist_ok=True)
-            fd = os.open(tmp, _TMP_FLAGS, mode)
-        break
-    else:
-        raise FileExistsError(f"no free temporary name for {name} in {directory}")
-    try:
-        os.fchmod(fd, mode)
-        written = (
-            os.write(fd, data) if data else 0
-        )  # a regular file takes it whole: the loop is for a short write
-        if written < len(data):
-            view = memoryview(data)[written:]
-            while view:
-                view = view[os.write(fd, view) :]
-    except BaseException:
-        _close_file(fd)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _close_file(fd)
-    try:
-        os.replace(tmp, inside + name)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def sweep_stale(

@@ -354,9 +354,12 @@ def run_inventory(
                 **direct,
             )
         else:
-            for rec, fetched_at in inventory.run_with_times():
-                # first: nothing changed its items
-                on_each(rec, fetched_at, inventory.plain_items(rec), inventory.items_json(rec))
+            try:
+                for rec, fetched_at in inventory.run_with_times():
+                    # first: nothing changed its items
+                    on_each(rec, fetched_at, inventory.plain_items(rec), inventory.items_json(rec))
+            finally:  # the pages still waiting for the cache file's next transaction, whatever ended the run
+                inventory.cache.close()
             summary = inventory.summary
         files = [str(p) for p in sink.close(summary.to_dict())] if sink is not None else []
     except BaseException as exc:

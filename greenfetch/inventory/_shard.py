@@ -185,7 +185,10 @@ def run_shard(engine: Engine, shard: Shard, sink: ShardSink) -> dict[str, Any]:
         filter_offered=opts.get("filter_offered", True),
         tags=bool(opts.get("tags", False)),
     )
-    timed = list(inventory.run_with_times())
+    try:
+        timed = list(inventory.run_with_times())
+    finally:  # the pages still waiting for the cache file's next transaction
+        cache.close()
     records = [rec for rec, _ in timed]
     summary = {**_summary(inventory.summary), "fetched_at": [when for _, when in timed]}
     sink.put(shard.run_id, shard.key, records, summary)
