@@ -219,3 +219,23 @@ def test_a_cache_let_go_without_close_writes_what_waited(tmp_path):
     )
     assert run.returncode == 0, run.stderr
     assert set(cache_rows(tmp_path)) == {"k", "exit"}
+
+
+def test_entries_written_ask_the_kernel_for_no_pid(tmp_path):
+    """The fork check compares a PID kept per process (refreshed in a forked child), not ``getpid``
+    per entry: a system call each (the fork test above holds the child's refresh)."""
+    pages = PageFile(str(tmp_path), print)
+    asked = []
+
+    def profile(frame, event, arg):
+        if event == "c_call" and arg is os.getpid:
+            asked.append(1)
+
+    sys.setprofile(profile)
+    try:
+        for n in range(2 * BATCH + 1):
+            pages.put(f"k{n}", "{}")
+    finally:
+        sys.setprofile(None)
+    pages.close()
+    assert asked == [] and len(cache_rows(tmp_path)) == 2 * BATCH + 1
