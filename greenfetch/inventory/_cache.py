@@ -296,13 +296,13 @@ class InventoryCache:
     def info(self) -> dict[str, Any]:
         """Where the local tier is and what it holds: entries, the fresh ones (for this cache's TTL),
         bytes on disk; and the memory tier, the S3 tier, this cache's hits and misses."""
-        entries = list(self._disk.entries()) if self._disk is not None else []
+        entries, fresh = self._disk.tally(self._fresh) if self._disk is not None else (0, 0)
         return {
             "directory": str(self.directory) if self.directory else None,
             "file": self._disk.path if self._disk is not None else None,
             "ttl_seconds": self.ttl,
-            "entries": len(entries),
-            "fresh_entries": sum(1 for key, text in entries if self._fresh(key, text)),
+            "entries": entries,
+            "fresh_entries": fresh,
             "bytes": self._disk.size() if self._disk is not None else 0,
             "earlier_version_files": len(self._legacy_files()),
             "memory_entries": len(self._memory),

@@ -25,7 +25,7 @@ import shutil
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 __all__ = ["NAME", "PageFile"]
 
@@ -141,13 +141,18 @@ class PageFile:
                     self._conn.close()
             self._conn = self._identity = None
 
-    def entries(self) -> Iterator[tuple[str, str]]:
-        """Every entry's (key, text): the file's, then what still waits for its transaction."""
+    def tally(self, fresh: Callable[[str, str], bool]) -> tuple[int, int]:
+        """(entries, those ``fresh(key, text)`` calls fresh), read a row at a time (a cache of many
+        pages is never in memory at once)."""
         self.flush()
+        total = kept = 0
         with self._lock:
             conn = self._connection(create=False)
-            rows = conn.execute("SELECT key, body FROM entries").fetchall() if conn is not None else []
-        yield from rows
+            if conn is not None:
+                for key, text in conn.execute("SELECT key, body FROM entries"):
+                    total += 1
+                    kept += fresh(key, text)
+        return total, kept
 
     def clear(self) -> int:
         """Remove every entry; returns how many there were."""
