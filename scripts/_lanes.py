@@ -112,6 +112,7 @@ FLOOR_VERSION = "1.36.0"
 FLOOR_TESTS = [  # the modules that hold greenfetch's botocore adaptations to botocore's own code
     "test_headers_parity.py",
     "test_botocore_fast_parity.py",
+    "test_model_loader.py",
     "test_paging.py::test_plan_gives_what_botocore_paginator_gives",
 ]
 

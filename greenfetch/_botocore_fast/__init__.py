@@ -83,6 +83,7 @@ from ._events import (
     emitter_emit,
     hyphenize,
 )
+from ._loader import _load_file, _Loader, load_file
 from ._request import (
     Headers,
     HeadersDict,
@@ -164,6 +165,7 @@ _PATCHES: tuple[tuple[Any, str, Any, Any], ...] = (
     (_Hooks, "_verify_accept_kwargs", _verify_accept_kwargs, verify_accept_kwargs),
     (_Creator, "_get_proxies", _get_proxies, get_proxies),
     (_EnvProvider, "provide", _env_provide, env_provide),
+    (_Loader, "_load_file", _load_file, load_file),
 )
 # Handlers botocore registers by function when a session is made, from ``BUILTIN_HANDLERS``: (the
 # list, botocore's handler, greenfetch's), swapped in the list's entries (a session made before
