@@ -113,6 +113,7 @@ FLOOR_TESTS = [  # the modules that hold greenfetch's botocore adaptations to bo
     "test_headers_parity.py",
     "test_botocore_fast_parity.py",
     "test_model_loader.py",
+    "test_timestamps.py",
     "test_paging.py::test_plan_gives_what_botocore_paginator_gives",
 ]
 

@@ -117,6 +117,7 @@ from ._sigv4 import (
     signature,
     signed_headers,
 )
+from ._timestamps import _parse_timestamp, parse_timestamp
 
 __all__ = ["CHECKED", "Headers", "HeadersDict", "install", "installed", "uninstall"]
 
@@ -166,6 +167,7 @@ _PATCHES: tuple[tuple[Any, str, Any, Any], ...] = (
     (_Creator, "_get_proxies", _get_proxies, get_proxies),
     (_EnvProvider, "provide", _env_provide, env_provide),
     (_Loader, "_load_file", _load_file, load_file),
+    (botocore.parsers, "DEFAULT_TIMESTAMP_PARSER", _parse_timestamp, parse_timestamp),
 )
 # Handlers botocore registers by function when a session is made, from ``BUILTIN_HANDLERS``: (the
 # list, botocore's handler, greenfetch's), swapped in the list's entries (a session made before
