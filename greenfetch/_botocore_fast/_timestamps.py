@@ -12,9 +12,10 @@ int or float, and builds what botocore builds: the same fields (a fraction cut t
 dateutil cuts it), the same kind of ``tzinfo`` and fold. Which ``tzinfo`` a zero offset gets depends
 on the process's time zone (dateutil gives ``tzlocal()`` where ``UTC`` is one of ``time.tzname``, else
 ``tzutc()``): it is learned from botocore's own answer for one such string, again whenever the zone
-changes (``time.tzset``). Where the zone has daylight saving time, its answer depends on the date: those
-timestamps, and anything else (an invalid date, another form, a numeric string, a value out of range)
-go to botocore's ``parse_timestamp`` as before. tests/test_timestamps.py holds both to the same result
+changes (``time.tzset``). Where botocore's answer depends on the date (an epoch's local time in a zone
+with daylight saving time; a zero offset where ``UTC`` names such a zone), and for anything else (an
+invalid date, another form, a numeric string, a value out of range), botocore's ``parse_timestamp``
+answers as before. tests/test_timestamps.py holds both to the same result
 under several zones.
 """
 
