@@ -27,6 +27,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from .._exceptions import StorageError
+
 __all__ = ["NAME", "PageFile"]
 
 NAME = "greenfetch-cache.sqlite3"
@@ -49,8 +51,8 @@ _pid = os.getpid()  # this process's PID, kept: a system call fewer per entry wr
 os.register_at_fork(after_in_child=_forked)
 
 
-class NotOurs(Exception):
-    """A database of another program under the cache's file name."""
+class NotOurs(StorageError):
+    """A database of another program under the cache's file name (said once; the run goes on)."""
 
 
 class PageFile:
