@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # botocore ships no types; its HTTPHeaders is this class with
 else:
     from botocore.compat import HTTPHeaders
 
+from ._account import _evaluate, _RuleSet, evaluate
 from ._client import (
     _Creator,
     _env_provide,
@@ -168,6 +169,7 @@ _PATCHES: tuple[tuple[Any, str, Any, Any], ...] = (
     (_EnvProvider, "provide", _env_provide, env_provide),
     (_Loader, "_load_file", _load_file, load_file),
     (botocore.parsers, "DEFAULT_TIMESTAMP_PARSER", _parse_timestamp, parse_timestamp),
+    (_RuleSet, "evaluate", _evaluate, evaluate),
 )
 # Handlers botocore registers by function when a session is made, from ``BUILTIN_HANDLERS``: (the
 # list, botocore's handler, greenfetch's), swapped in the list's entries (a session made before
