@@ -54,7 +54,14 @@ _VARIANTS = 4  # walks remembered per key (an account that is a host label, one 
 # The library's functions that are pure, answer a bool and whose answer about the account can be asked
 # again: the predicates a replay re-asks. Any other function handed the account makes a walk opaque.
 _PREDICATES = frozenset(
-    {"is_set", "is_valid_host_label", "string_equals", "is_ascii", "_not", "aws_is_virtual_hostable_s3_bucket"}
+    {
+        "is_set",
+        "is_valid_host_label",
+        "string_equals",
+        "is_ascii",
+        "_not",
+        "aws_is_virtual_hostable_s3_bucket",
+    }
 )
 _FORMATTER = Formatter()
 
@@ -188,10 +195,12 @@ def _resolve(rule: Any, scope: Any, library: Any) -> Any:
 
 
 def _names(template: str) -> list[str]:
-    return [reference.split("#")[0] for _, reference, _, _ in _FORMATTER.parse(template) if reference is not None]
+    return [
+        reference.split("#")[0] for _, reference, _, _ in _FORMATTER.parse(template) if reference is not None
+    ]
 
 
-class _Recorder(_Library):  # type: ignore[misc]  # botocore ships no types
+class _Recorder(_provider.RuleSetStandardLibrary):  # type: ignore[misc]  # botocore ships no types
     """botocore's library, noting how the walk uses the account's value: ``checks`` (the predicates
     handed it, with their other arguments and answers), ``opaque`` (any other use in a condition),
     ``read`` (used while resolving the matched rule's URL, properties or headers, once ``output``)."""

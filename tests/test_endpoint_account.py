@@ -1,0 +1,324 @@
+"""greenfetch._botocore_fast._account (the endpoint ruleset walked once per parameters but the account's
+value) against botocore's own evaluation: every ruleset with an account parameter, random parameters and
+accounts (AWS's endpoints and a custom one, account-id endpoint mode preferred, required, disabled, unset
+or wrong), the provider alone and a client's whole endpoint resolution, installed and not."""
+
+import botocore.config
+import botocore.endpoint_provider
+import botocore.session
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from greenfetch import _botocore_fast as fast
+from greenfetch._botocore_fast import _account
+
+ACCOUNT = "AWS::Auth::AccountId"
+MODE = "AWS::Auth::AccountIdEndpointMode"
+
+
+@pytest.fixture(autouse=True)
+def _installed():
+    was = fast.installed()
+    assert fast.install()
+    yield
+    if not was:
+        fast.uninstall()
+
+
+SESSION = botocore.session.get_session()
+LOADER = SESSION.get_component("data_loader")
+PARTITIONS = LOADER.load_data("partitions")
+
+
+def _rulesets():
+    found = {}
+    for service in SESSION.get_available_services():
+        try:
+            data = LOADER.load_service_model(service, "endpoint-rule-set-1")
+        except Exception:  # noqa: BLE001 - a service without a ruleset
+            continue
+        if {"AccountId", "AccountIdEndpointMode"} & set(data["parameters"]):
+            found[service] = data
+    return found
+
+
+RULESETS = (
+    _rulesets()
+)  # DynamoDB, Kinesis, EventBridge's v2, S3 Control on botocore 1.43; DynamoDB, S3 Control on 1.36
+
+
+def provider(service):
+    return botocore.endpoint_provider.EndpointProvider(RULESETS[service], PARTITIONS)
+
+
+def test_the_services_with_an_account_parameter_are_all_replayable():
+    """Every such ruleset is one the memo stands in for (else the parity below would check nothing)."""
+    assert {"dynamodb", "s3control"} <= set(RULESETS)
+    for service in RULESETS:
+        state = _account._state(provider(service).ruleset)
+        assert state is not False and state[0] == "AccountId", service
+
+
+def outcome(evaluate, ruleset, params):
+    """An answer's url, properties and headers, or the error's kind and message."""
+    try:
+        got = evaluate(ruleset, dict(params))
+    except Exception as exc:  # noqa: BLE001 - compared: both must fail alike
+        return ("error", type(exc).__name__, str(exc))
+    if got is None:
+        return ("none",)
+    return ("ok", got.url, got.properties, got.headers)
+
+
+REGIONS = ["us-east-1", "eu-west-1", "cn-north-1", "us-gov-west-1", "us-iso-east-1", "bad region!", ""]
+ENDPOINTS = ["http://127.0.0.1:9", "https://example.com/base", "https://10.0.0.1:8443", "ftp://x"]
+MODES = ["preferred", "required", "disabled", "Preferred", ""]
+accounts = st.one_of(
+    st.integers(0, 10**12 - 1).map("{:012d}".format),
+    st.sampled_from(["bad.label", "-x", "a" * 64, "ÄÖ", "", "x_y", "123456789012.x"]),
+    st.text(alphabet="0123456789abz-.", max_size=14),
+)
+ARNS = [
+    "arn:aws:dynamodb:us-east-1:123456789012:table/t",
+    "arn:aws:dynamodb:us-east-1::table/t",
+    "arn:aws:kinesis:us-east-1:123456789012:stream/s",
+    "arn:aws:kinesis:us-east-1:123456789012:stream/s/consumer/c:1",
+    "arn:aws:events:us-east-1:123456789012:event-bus/b",
+    "arn:aws:s3-outposts:us-west-2:123456789012:outpost/op-01234567890123456/bucket/b",
+    "arn:aws:s3-outposts:us-west-2:123456789012:outpost/op-01234567890123456/accesspoint/a",
+    "arn:aws-cn:s3:cn-north-1:123456789012:accesspoint/a",
+    "arn:aws:s3::123456789012:accesspoint/mrap.mrap",
+    "not-an-arn",
+]
+STRINGS = {
+    "Region": REGIONS,
+    "Endpoint": ENDPOINTS,
+    "AccountIdEndpointMode": MODES,
+    "OperationType": ["control", "data", "frontend", "x"],
+    "OutpostId": ["op-01234567890123456", "bad.id", ""],
+    "Bucket": ["bucket", "my.bucket", *ARNS[5:8]],
+    "AccessPointName": ["ap", "my.ap", "mrap.mrap", *ARNS[6:9]],
+}
+
+
+def value_for(name, spec):
+    if name == "AccountId":
+        return accounts
+    if spec.parameter_type is bool:
+        return st.booleans()
+    if spec.parameter_type is tuple:  # a string array: a list, which the memo leaves to botocore
+        return st.lists(st.sampled_from(ARNS), max_size=2)
+    return st.sampled_from(STRINGS.get(name, ARNS + ["x"]))
+
+
+@st.composite
+def walks(draw):
+    """A ruleset, then a few parameter sets each asked for several accounts: the memo's key repeats."""
+    service = draw(st.sampled_from(sorted(RULESETS)))
+    specs = provider(service).ruleset.parameters
+    runs = []
+    for _ in range(draw(st.integers(1, 3))):
+        base = {}
+        for name, spec in specs.items():
+            if name != "AccountId" and draw(st.booleans()):
+                base[name] = draw(value_for(name, spec))
+        if draw(st.booleans()):  # the common shape: a region, no FIPS, no dual stack
+            base.update(Region=draw(st.sampled_from(REGIONS[:4])), UseFIPS=False, UseDualStack=False)
+            base.pop("Endpoint", None) if draw(st.booleans()) else base.update(Endpoint=ENDPOINTS[0])
+        for account in draw(st.lists(st.none() | accounts, min_size=1, max_size=6)):
+            params = dict(base)
+            if account is not None:
+                params["AccountId"] = account
+            runs.append(params)
+    return service, runs
+
+
+THEIRS: dict = {}  # botocore's evaluation keeps nothing between calls: one ruleset serves
+OURS: dict = {}  # one long-lived provider per service: the memo carries over from example to example
+
+
+@settings(max_examples=300, deadline=None)
+@given(walks())
+@example(
+    (
+        "dynamodb",
+        [
+            {"Region": "us-east-1", "AccountIdEndpointMode": m, "UseFIPS": f, "AccountId": a}
+            for m in ("preferred", "required", "disabled")
+            for f in (False, True)
+            for a in ("111111111111", "bad.label", "222222222222")
+        ],
+    )
+)
+@example(
+    (
+        "s3control",
+        [
+            {"Region": "us-west-2", "RequiresAccountId": True, "AccountId": a, "OutpostId": o}
+            for o in ("op-01234567890123456", "bad.id")
+            for a in ("111111111111", "-x", "222222222222")
+        ],
+    )
+)
+def test_the_answer_is_botocores_for_any_parameters_and_accounts(walk):
+    """Each answer (url, properties, headers) or error equals botocore's own evaluation of a fresh
+    ruleset, with the memo on one ruleset for the whole run (other keys, earlier accounts)."""
+    service, runs = walk
+    if service not in OURS:
+        OURS[service] = provider(service).ruleset
+    ours = OURS[service]
+    theirs = THEIRS.setdefault(service, provider(service).ruleset)
+    for params in runs:
+        assert outcome(_account.evaluate, ours, params) == outcome(_account._evaluate, theirs, params), (
+            service,
+            params,
+        )
+
+
+def test_dynamodb_is_walked_once_per_region_not_per_account(monkeypatch):
+    """Sixty accounts in two regions, mode preferred against AWS and a custom endpoint: one walk per
+    (region, endpoint) and the rest replayed, each answer botocore's (the account in AWS's host)."""
+    walked = []
+    record = _account._record
+
+    def counted(ruleset, params, account):
+        walked.append(params.get("Region"))
+        return record(ruleset, params, account)
+
+    monkeypatch.setattr(_account, "_record", counted)
+    ours = provider("dynamodb").ruleset
+    theirs = provider("dynamodb").ruleset
+    for endpoint in (None, "http://127.0.0.1:9"):
+        for region in ("us-east-1", "eu-west-1"):
+            for number in range(60):
+                params = {"Region": region, "UseFIPS": False, "UseDualStack": False}
+                params.update(AccountId=f"{number:012d}", AccountIdEndpointMode="preferred")
+                if endpoint:
+                    params["Endpoint"] = endpoint
+                got = outcome(_account.evaluate, ours, params)
+                assert got == outcome(_account._evaluate, theirs, params)
+                if endpoint is None:
+                    assert got[1] == f"https://{number:012d}.ddb.{region}.amazonaws.com"
+    assert walked == ["us-east-1", "eu-west-1"] * 2
+
+
+def test_an_account_the_predicates_answer_otherwise_is_walked_again(monkeypatch):
+    """A recorded walk is replayed only where each predicate answers as it did: an account that is no
+    host label gets botocore's error (not the valid account's URL), and a valid one after it the URL."""
+    ours = provider("dynamodb").ruleset
+    theirs = provider("dynamodb").ruleset
+    base = {
+        "Region": "us-east-1",
+        "UseFIPS": False,
+        "UseDualStack": False,
+        "AccountIdEndpointMode": "required",
+    }
+    for account in ("111111111111", "bad.label", "222222222222", "bad.label", None, "333333333333"):
+        params = dict(base) if account is None else dict(base, AccountId=account)
+        assert outcome(_account.evaluate, ours, params) == outcome(_account._evaluate, theirs, params), (
+            account
+        )
+    assert outcome(_account.evaluate, ours, dict(base, AccountId="bad.label"))[0] == "error"
+
+
+def test_what_the_memo_leaves_to_botocore():
+    """Not this module's to replay: a list value, a non-str account, a ruleset of another class or with a
+    library of its own, a ruleset without an account parameter; each gets botocore's own answer."""
+    params = {"Region": "us-east-1", "AccountId": "111111111111", "AccountIdEndpointMode": "preferred"}
+    ruleset = provider("dynamodb").ruleset
+    listed = dict(params, ResourceArnList=["arn:aws:dynamodb:us-east-1:123456789012:table/t"])
+    assert outcome(_account.evaluate, ruleset, listed) == outcome(_account._evaluate, ruleset, listed)
+    assert outcome(_account.evaluate, ruleset, dict(params, AccountId=1))[0] == "error"
+    assert _account._STATE not in ruleset.__dict__ or not ruleset.__dict__[_account._STATE][1]
+
+    class Library(botocore.endpoint_provider.RuleSetStandardLibrary):
+        pass
+
+    own = provider("dynamodb").ruleset
+    own.rule_lib = Library(own.rule_lib.partitions_data)
+    assert outcome(_account.evaluate, own, params) == outcome(_account._evaluate, ruleset, params)
+    assert _account._STATE not in own.__dict__
+    sqs = botocore.endpoint_provider.EndpointProvider(
+        LOADER.load_service_model("sqs", "endpoint-rule-set-1"), PARTITIONS
+    )
+    assert (
+        _account.evaluate(sqs.ruleset, {"Region": "us-east-1"}).url == "https://sqs.us-east-1.amazonaws.com"
+    )
+    assert sqs.ruleset.__dict__[_account._STATE] is False
+
+
+# -- a client's whole endpoint resolution, installed and not ----------------------------------------
+
+CLIENTS: dict = {}
+
+
+def client(service, region, mode, url, installed):
+    key = (service, region, mode, url, installed)
+    if key not in CLIENTS:
+        try:
+            config = botocore.config.Config(account_id_endpoint_mode=mode) if mode else None
+        except TypeError:  # botocore 1.36: no such setting, and no account builtins; set as 1.43 sets them
+            config = None
+        made = CLIENTS[key] = SESSION.create_client(
+            service,
+            region_name=region,
+            endpoint_url=url,
+            config=config,
+            aws_access_key_id="AKIDEXAMPLE",
+            aws_secret_access_key="secret/example",
+        )
+        if MODE not in made._ruleset_resolver._builtins:  # botocore 1.36: plain values (it calls no builtin)
+            made._ruleset_resolver._builtins[MODE] = mode
+            made._ruleset_resolver._builtins[ACCOUNT] = None
+    return CLIENTS[key]
+
+
+OPERATIONS = {"dynamodb": "ListTables", "kinesis": "ListStreams", "eventbridgev2": None, "s3control": None}
+
+
+def resolved(made, operation, account):
+    """``construct_endpoint`` for the call, the client's account builtin set as greenfetch's view sets it
+    (a function; a plain value on botocore 1.36, whose builtins are values)."""
+    resolver = made._ruleset_resolver
+    deferred = resolver._builtins[ACCOUNT] is not None and not isinstance(resolver._builtins[ACCOUNT], str)
+    resolver._builtins[ACCOUNT] = (lambda: account) if deferred else account
+    model = made.meta.service_model.operation_model(operation)
+    context = {"client_region": made.meta.region_name, "client_config": made.meta.config}
+    try:
+        got = resolver.construct_endpoint(model, {}, context)
+    except Exception as exc:  # noqa: BLE001 - compared: both must fail alike
+        return ("error", type(exc).__name__, str(exc))
+    return ("ok", got.url, got.properties, got.headers)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.sampled_from(sorted(s for s in ("dynamodb", "kinesis") if s in RULESETS)),
+    st.sampled_from(["us-east-1", "eu-west-1", "cn-north-1", "us-gov-west-1"]),
+    st.sampled_from(["preferred", "required", "disabled", None]),
+    st.sampled_from([None, "http://127.0.0.1:9"]),
+    st.lists(st.none() | accounts, min_size=1, max_size=5),
+)
+@example("dynamodb", "us-east-1", "preferred", None, ["111111111111", "bad.label", "222222222222"])
+def test_a_clients_endpoint_is_botocores_installed_or_not(service, region, mode, url, seen):
+    """A client's endpoint for each account in turn (the account as a builtin, like an account's view of a
+    shared client): with greenfetch's adaptations, the same url, properties and headers, or the same
+    error, as a client of the same settings with botocore's own code."""
+    operation = OPERATIONS[service]
+    for account in seen:
+        ours = resolved(client(service, region, mode, url, True), operation, account)
+        fast.uninstall()
+        try:
+            theirs = resolved(client(service, region, mode, url, False), operation, account)
+        finally:
+            assert fast.install()
+        assert ours == theirs, (service, region, mode, url, account)
+        if (service, region, mode, url, account) == (
+            "dynamodb",
+            "us-east-1",
+            "preferred",
+            None,
+            "222222222222",
+        ):
+            assert ours[1] == "https://222222222222.ddb.us-east-1.amazonaws.com"  # the account reached it
