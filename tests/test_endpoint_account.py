@@ -322,3 +322,116 @@ def test_a_clients_endpoint_is_botocores_installed_or_not(service, region, mode,
             "222222222222",
         ):
             assert ours[1] == "https://222222222222.ddb.us-east-1.amazonaws.com"  # the account reached it
+
+
+# -- the uses no shipped ruleset makes of the account (yet) -------------------------------------------
+
+
+def _ref(name):
+    return {"ref": name}
+
+
+def _fn(name, *argv, assign=None):
+    made = {"fn": name, "argv": list(argv)}
+    if assign:
+        made["assign"] = assign
+    return made
+
+
+def _mode(mode, *rules):
+    return {"type": "tree", "conditions": [_fn("stringEquals", _ref("Mode"), mode)], "rules": list(rules)}
+
+
+def _endpoint(url, conditions=(), properties=None, headers=None):
+    return {
+        "type": "endpoint",
+        "conditions": list(conditions),
+        "endpoint": {"url": url, "properties": properties or {}, "headers": headers or {}},
+    }
+
+
+def _error(message, conditions=()):
+    return {"type": "error", "conditions": list(conditions), "error": message}
+
+
+SET = _fn("isSet", _ref("AccountId"))
+SYNTHETIC = {
+    "version": "1.0",
+    "parameters": {
+        "Region": {"type": "String", "builtIn": "AWS::Region"},
+        "AccountId": {"type": "String", "builtIn": ACCOUNT},
+        "Mode": {"type": "String"},
+        "Flag": {"type": "Boolean", "default": False, "required": True},
+    },
+    "rules": [
+        _mode(  # another function of the account, assigned: opaque
+            "opaque",
+            _endpoint(
+                "https://{Prefix}.opaque.example.com",
+                [SET, _fn("substring", _ref("AccountId"), 0, 3, False, assign="Prefix")],
+            ),
+            _error("short account {AccountId}"),
+        ),
+        _mode(  # the account inside a template handed to a function: opaque
+            "template-arg",
+            _endpoint("https://one.example.com", [SET, _fn("stringEquals", "{AccountId}", "111111111111")]),
+            _endpoint("https://other.example.com"),
+        ),
+        _mode(  # a predicate's answer assigned; the account in properties and a header, not the URL
+            "parts",
+            _endpoint(
+                "https://{Region}.example.com",
+                [_fn("isValidHostLabel", _ref("AccountId"), False, assign="Valid")],
+                properties={"authSchemes": [{"name": "sigv4", "signingName": "x-{AccountId}"}], "plain": "p"},
+                headers={"x-account": [_ref("AccountId")], "x-static": ["s"]},
+            ),
+            _endpoint("https://flagged.example.com", [_fn("booleanEquals", _ref("Flag"), True)]),
+            _error("bad account"),
+        ),
+        _mode("unchecked", _endpoint("https://{AccountId}.unchecked.example.com")),  # no isSet: unset fails
+        _mode(
+            "not",
+            _endpoint("https://none.example.com", [_fn("not", SET)]),
+            _endpoint(
+                "https://{AccountId}.sub.example.com", [_fn("isValidHostLabel", _ref("AccountId"), True)]
+            ),
+            _endpoint(
+                "https://{AccountId}.eq.example.com", [_fn("stringEquals", _ref("Region"), _ref("AccountId"))]
+            ),
+            _error("Invalid account: {AccountId}"),
+        ),
+        _endpoint("https://{Region}.default.example.com"),
+    ],
+}
+SYNTHETIC_OURS: list = []
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.fixed_dictionaries(
+            {
+                "Region": st.sampled_from(["us-east-1", "eu-west-1", "111111111111"]),
+                "Mode": st.sampled_from(["opaque", "template-arg", "parts", "unchecked", "not", "other"]),
+            },
+            optional={
+                "AccountId": st.sampled_from(["111111111111", "us-east-1", "a.b", "-x"]) | accounts,
+                "Flag": st.booleans(),
+            },
+        ),
+        min_size=1,
+        max_size=10,
+    )
+)
+def test_a_synthetic_rulesets_uses_of_the_account_are_botocores(runs):
+    """A ruleset that uses the account as no shipped one does yet: another function of it (assigned),
+    a template of it handed to a function, a predicate's answer assigned, the account in properties and
+    headers, a template without isSet (unset: botocore's KeyError), ``not`` over isSet, the account
+    compared with another parameter: each answer or error botocore's."""
+    if not SYNTHETIC_OURS:
+        SYNTHETIC_OURS.append(botocore.endpoint_provider.RuleSet(**SYNTHETIC, partitions=PARTITIONS))
+    ours = SYNTHETIC_OURS[0]
+    theirs = botocore.endpoint_provider.RuleSet(**SYNTHETIC, partitions=PARTITIONS)
+    assert _account._state(ours) is not False
+    for params in runs:
+        assert outcome(_account.evaluate, ours, params) == outcome(_account._evaluate, theirs, params), params

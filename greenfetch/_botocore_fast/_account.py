@@ -18,9 +18,10 @@ and its scope (its variables before its URL, properties and headers are resolved
 For another account with the same key, the predicates are asked again with its value, in order. If
 each answers as it did, the walk would take the same path: the value reaches a condition only through
 those predicates, every other variable is a function of the key and of their answers, and the library's
-functions are pure. The answer is then the same rule's URL, properties and headers resolved in that
-scope with the new value (botocore's own resolution), or the very answer object when resolving them did
-not read the account (as botocore's own memory hands out one object per parameters). If any predicate
+functions are pure. The answer is then the same rule's: each of its URL, properties and headers that read
+the account resolved again in that scope with the new value (botocore's own resolution), the others the
+recorded answer's (the very answer object when none read it, as botocore's own memory hands out one
+object per parameters; no caller in botocore changes an answer's properties). If any predicate
 answers otherwise, or nothing was recorded for the key: botocore's walk, recorded in turn. An error
 (an error rule, a bad parameter) is never remembered: each such call walks as botocore does.
 
@@ -133,7 +134,7 @@ def evaluate(self: Any, input_parameters: Any) -> Any:
 
 def _replay(variant: Any, account: str, value: Any, library: Any) -> Any:
     """The answer for the account ``value`` if each recorded predicate answers it as it did, else None."""
-    checks, rule, scope, answer = variant
+    checks, rule, scope, reads, answer = variant
     for name, args, positions, said in checks:
         asked = list(args)
         for position in positions:
@@ -143,11 +144,21 @@ def _replay(variant: Any, account: str, value: Any, library: Any) -> Any:
                 return None
         except Exception:  # noqa: BLE001 - not the recorded path: botocore's walk will say what happens
             return None
-    if scope is None:  # resolving the answer did not read the account
+    if reads is None:  # resolving the answer did not read the account
         return answer
     scope = dict(scope)
     scope[account] = value
-    return _resolve(rule, scope, library)
+    url_read, properties_read, headers_read = reads
+    endpoint = rule.endpoint
+    return _Endpoint(
+        url=library.resolve_value(endpoint["url"], scope) if url_read else answer.url,
+        properties=(
+            rule.resolve_properties(endpoint.get("properties", {}), scope, library)
+            if properties_read
+            else answer.properties
+        ),
+        headers=rule.resolve_headers(scope, library) if headers_read else answer.headers,
+    )
 
 
 def _record(ruleset: Any, params: Any, account: str) -> Any:
@@ -163,10 +174,19 @@ def _record(ruleset: Any, params: Any, account: str) -> Any:
     rule, scope = found
     before = dict(scope)
     library.output = True
-    answer = _resolve(rule, scope, library)
-    if library.opaque:
+    reads = []
+    endpoint = rule.endpoint
+    # what EndpointRule.evaluate returns once its conditions held, noting which part read the account
+    url = library.resolve_value(endpoint["url"], scope)
+    reads.append(library.take_read())
+    properties = rule.resolve_properties(endpoint.get("properties", {}), scope, library)
+    reads.append(library.take_read())
+    headers = rule.resolve_headers(scope, library)
+    reads.append(library.take_read())
+    answer = _Endpoint(url=url, properties=properties, headers=headers)
+    if library.opaque or len(scope) != len(before):  # a part assigned a variable: the parts are not apart
         return answer, None
-    return answer, (tuple(library.checks), rule, before if library.read else None, answer)
+    return answer, (tuple(library.checks), rule, before, tuple(reads) if any(reads) else None, answer)
 
 
 def _walk(rule: Any, scope: Any, library: Any) -> Any:
@@ -184,14 +204,6 @@ def _walk(rule: Any, scope: Any, library: Any) -> Any:
     if kind is _EndpointRule:
         return (rule, scope)
     raise EndpointResolutionError(msg=library.resolve_value(rule.error, scope))  # an error rule
-
-
-def _resolve(rule: Any, scope: Any, library: Any) -> Any:
-    """What ``EndpointRule.evaluate`` returns once its conditions held."""
-    url = library.resolve_value(rule.endpoint["url"], scope)
-    properties = rule.resolve_properties(rule.endpoint.get("properties", {}), scope, library)
-    headers = rule.resolve_headers(scope, library)
-    return _Endpoint(url=url, properties=properties, headers=headers)
 
 
 def _names(template: str) -> list[str]:
@@ -212,6 +224,11 @@ class _Recorder(_provider.RuleSetStandardLibrary):  # type: ignore[misc]  # boto
         self.opaque = False
         self.output = False
         self.read = False
+
+    def take_read(self) -> bool:
+        """Whether the account was read since the last time this was asked."""
+        read, self.read = self.read, False
+        return read
 
     def _reads(self) -> None:
         if self.output:
