@@ -173,16 +173,16 @@ def _record(ruleset: Any, params: Any, account: str) -> Any:
         return None, None  # botocore's provider raises "No endpoint found" for it
     rule, scope = found
     before = dict(scope)
-    library.output = True
+    output = _Output(library.partitions_data, account)
     reads = []
     endpoint = rule.endpoint
     # what EndpointRule.evaluate returns once its conditions held, noting which part read the account
-    url = library.resolve_value(endpoint["url"], scope)
-    reads.append(library.take_read())
-    properties = rule.resolve_properties(endpoint.get("properties", {}), scope, library)
-    reads.append(library.take_read())
-    headers = rule.resolve_headers(scope, library)
-    reads.append(library.take_read())
+    url = output.resolve_value(endpoint["url"], scope)
+    reads.append(output.take_read())
+    properties = rule.resolve_properties(endpoint.get("properties", {}), scope, output)
+    reads.append(output.take_read())
+    headers = rule.resolve_headers(scope, output)
+    reads.append(output.take_read())
     answer = _Endpoint(url=url, properties=properties, headers=headers)
     if library.opaque or len(scope) != len(before):  # a part assigned a variable: the parts are not apart
         return answer, None
@@ -213,43 +213,29 @@ def _names(template: str) -> list[str]:
 
 
 class _Recorder(_provider.RuleSetStandardLibrary):  # type: ignore[misc]  # botocore ships no types
-    """botocore's library, noting how the walk uses the account's value: ``checks`` (the predicates
-    handed it, with their other arguments and answers), ``opaque`` (any other use in a condition),
-    ``read`` (used while resolving the matched rule's URL, properties or headers, once ``output``)."""
+    """botocore's library for the walk's conditions, noting how they use the account's value: ``checks``
+    (the predicates handed it directly, with their other arguments and answers), ``opaque`` (any other
+    use: another function handed it, a template of it handed to a function). A condition reads a
+    variable only through a function's arguments, so ``call_function`` sees each read (an error rule's
+    message too, which raises: nothing is kept)."""
 
     def __init__(self, partitions_data: Any, account: str) -> None:
         super().__init__(partitions_data)
         self.account = account
         self.checks: list[tuple[str, tuple[Any, ...], tuple[int, ...], bool]] = []
         self.opaque = False
-        self.output = False
-        self.read = False
-
-    def take_read(self) -> bool:
-        """Whether the account was read since the last time this was asked."""
-        read, self.read = self.read, False
-        return read
-
-    def _reads(self) -> None:
-        if self.output:
-            self.read = True
-        else:
-            self.opaque = True
-
-    def _is_account(self, argument: Any) -> bool:
-        return (
-            isinstance(argument, dict)
-            and "fn" not in argument
-            and "ref" in argument
-            and argument["ref"] == self.account
-        )
 
     def call_function(self, func_signature: Any, scope_vars: Any) -> Any:
+        account = self.account
+        for argument in func_signature["argv"]:  # _is_ref, inline: most arguments are not the account
+            if isinstance(argument, dict) and argument.get("ref") == account and "fn" not in argument:
+                return self._handed(func_signature, scope_vars)
+        return super().call_function(func_signature, scope_vars)
+
+    def _handed(self, func_signature: Any, scope_vars: Any) -> Any:
+        """botocore's ``call_function``, the account's value handed over as ``resolve_value`` reads it."""
         argv = func_signature["argv"]
-        positions = tuple(i for i, argument in enumerate(argv) if self._is_account(argument))
-        if not positions or self.output:
-            return super().call_function(func_signature, scope_vars)
-        # botocore's call_function, the account's value handed over directly (resolve_value's own read)
+        positions = tuple(i for i, argument in enumerate(argv) if _is_ref(argument, self.account))
         args = [
             scope_vars.get(self.account) if i in positions else self.resolve_value(argument, scope_vars)
             for i, argument in enumerate(argv)
@@ -269,12 +255,42 @@ class _Recorder(_provider.RuleSetStandardLibrary):  # type: ignore[misc]  # boto
             scope_vars[assign] = result
         return result
 
+    def resolve_template_string(self, value: Any, scope_vars: Any) -> Any:
+        if self.account in value and self.account in _names(value):
+            self.opaque = True
+        return super().resolve_template_string(value, scope_vars)
+
+
+class _Output(_provider.RuleSetStandardLibrary):  # type: ignore[misc]  # botocore ships no types
+    """botocore's library for the matched rule's URL, properties and headers, noting whether the account
+    was read (``take_read``): a reference to it, or a template of it, anywhere in them."""
+
+    def __init__(self, partitions_data: Any, account: str) -> None:
+        super().__init__(partitions_data)
+        self.account = account
+        self.read = False
+
+    def take_read(self) -> bool:
+        """Whether the account was read since the last time this was asked."""
+        read, self.read = self.read, False
+        return read
+
     def resolve_value(self, value: Any, scope_vars: Any) -> Any:
-        if self._is_account(value):
-            self._reads()
+        if _is_ref(value, self.account):
+            self.read = True
         return super().resolve_value(value, scope_vars)
 
     def resolve_template_string(self, value: Any, scope_vars: Any) -> Any:
-        if self.account in _names(value):
-            self._reads()
+        if self.account in value and self.account in _names(value):
+            self.read = True
         return super().resolve_template_string(value, scope_vars)
+
+
+def _is_ref(argument: Any, account: str) -> bool:
+    """Whether botocore's ``resolve_value`` reads ``argument`` as a reference to the account."""
+    return (
+        isinstance(argument, dict)
+        and "fn" not in argument
+        and "ref" in argument
+        and argument["ref"] == account
+    )
