@@ -48,6 +48,7 @@ _TreeRule = _provider.TreeRule
 _EndpointRule = _provider.EndpointRule
 _ErrorRule = _provider.ErrorRule
 _Endpoint = _provider.RuleSetEndpoint
+_new_endpoint = tuple.__new__  # what a NamedTuple's __new__ returns: tuple.__new__(cls, fields)
 _ACCOUNT_BUILTIN = "AWS::Auth::AccountId"
 _STATE = "_greenfetch_account"
 _KEYS = 256  # keys remembered per ruleset; all dropped when full
@@ -146,12 +147,20 @@ def _replay(variant: Any, account: str, value: Any, library: Any) -> Any:
             return None
     if reads is None:  # resolving the answer did not read the account
         return answer
+    url, properties_read, headers_read = reads
+    if type(url) is tuple:  # the URL's template in pieces, None where the account goes
+        url = "".join([value if piece is None else piece for piece in url])
+    elif url is True:
+        url = None
+    else:
+        url = answer.url
+    if url is not None and not properties_read and not headers_read:
+        return _new_endpoint(_Endpoint, (url, answer.properties, answer.headers))
     scope = dict(scope)
     scope[account] = value
-    url_read, properties_read, headers_read = reads
     endpoint = rule.endpoint
     return _Endpoint(
-        url=library.resolve_value(endpoint["url"], scope) if url_read else answer.url,
+        url=library.resolve_value(endpoint["url"], scope) if url is None else url,
         properties=(
             rule.resolve_properties(endpoint.get("properties", {}), scope, library)
             if properties_read
@@ -159,6 +168,31 @@ def _replay(variant: Any, account: str, value: Any, library: Any) -> Any:
         ),
         headers=rule.resolve_headers(scope, library) if headers_read else answer.headers,
     )
+
+
+def _pieces(template: Any, scope: Any, account: str) -> Any:
+    """A URL template that reads the account as ``{AccountId}`` (no path into it), in pieces: each literal,
+    and each other reference's text as ``resolve_template_string`` writes it from ``scope`` (the same in
+    a replay: only the account differs), None for the account. True where the URL is anything else (it
+    is resolved again as botocore resolves it)."""
+    if type(template) is not str:
+        return True
+    pieces: list[str | None] = []
+    for literal, reference, _, _ in _FORMATTER.parse(template):
+        pieces.append(literal)
+        if reference is None:
+            continue
+        path = reference.split("#")
+        if path[0] == account:
+            if len(path) > 1:
+                return True
+            pieces.append(None)
+            continue
+        text = scope  # botocore's resolve_template_string, one reference
+        for param in path:
+            text = text[param]
+        pieces.append(f"{text}")
+    return tuple(pieces)
 
 
 def _record(ruleset: Any, params: Any, account: str) -> Any:
@@ -178,7 +212,7 @@ def _record(ruleset: Any, params: Any, account: str) -> Any:
     endpoint = rule.endpoint
     # what EndpointRule.evaluate returns once its conditions held, noting which part read the account
     url = output.resolve_value(endpoint["url"], scope)
-    reads.append(output.take_read())
+    reads.append(output.take_read() and _pieces(endpoint["url"], before, account))
     properties = rule.resolve_properties(endpoint.get("properties", {}), scope, output)
     reads.append(output.take_read())
     headers = rule.resolve_headers(scope, output)
