@@ -138,7 +138,7 @@ THEIRS: dict = {}  # botocore's evaluation keeps nothing between calls: one rule
 OURS: dict = {}  # one long-lived provider per service: the memo carries over from example to example
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(walks())
 @example(
     (

@@ -3,12 +3,13 @@
 Each family reads alone: the request's and the response's header objects (``_request``: the request
 header class without ``email.message``'s policy walk, ``HeadersDict``, the prepared headers, the
 request body), SigV4 signing and its timestamp (``_sigv4``), the endpoint: its parameters, the
-provider's answer, the URL (``_endpoint``), the response parse and the retry decision (``_response``),
+provider's answer, the URL (``_endpoint``), the ruleset walked once per parameters but the account's
+value (``_account``), the response parse and the retry decision (``_response``),
 event emission, its debug line and event names (``_events``), what every call adds to its context and
 headers: the invocation id, the recursion-detection header (``_context``), a client's creation: the
 event emitter's copy, each handler's keyword check, the endpoint's proxies, a configuration variable
-read from the environment (``_client``). docs/performance.md, issue 24 parts 4, 6 and 7b and "a
-botocore client's creation", measures and explains each.
+read from the environment (``_client``). docs/performance.md, issue 24 parts 4, 6 and 7b, "a
+botocore client's creation" and "the endpoint ruleset per account", measures and explains each.
 
 The guard, here: :func:`install` puts these in botocore's place (the ``HTTPHeaders`` names in
 ``botocore.awsrequest`` and ``botocore.auth``, the only places botocore makes one, and each function
