@@ -188,9 +188,12 @@ class PageFile:
     def _connection(self, *, create: bool) -> sqlite3.Connection | None:
         """The open connection, if its file is still the one at ``path`` (a directory removed under a
         running inventory is made again); None when there is no file and ``create`` is false, or when
-        the name holds another program's database."""
+        the name holds another program's database. Only a write checks the file (a system call): a
+        read from a file removed since it was opened finds what it held."""
         if self._foreign:
             return None
+        if self._conn is not None and not create:
+            return self._conn
         try:
             st = os.stat(self.path)
             identity: tuple[int, int] | None = (st.st_dev, st.st_ino)
