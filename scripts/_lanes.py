@@ -114,6 +114,7 @@ FLOOR_TESTS = [  # the modules that hold greenfetch's botocore adaptations to bo
     "test_botocore_fast_parity.py",
     "test_model_loader.py",
     "test_timestamps.py",
+    "test_xml_parse.py",
     "test_endpoint_account.py",
     "test_paging.py::test_plan_gives_what_botocore_paginator_gives",
 ]

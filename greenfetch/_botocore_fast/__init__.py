@@ -120,6 +120,7 @@ from ._sigv4 import (
     signed_headers,
 )
 from ._timestamps import _parse_timestamp, parse_timestamp
+from ._xml import _handle_structure, _node_tag, _XMLParser, handle_structure, node_tag
 
 __all__ = ["CHECKED", "Headers", "HeadersDict", "install", "installed", "uninstall"]
 
@@ -170,6 +171,8 @@ _PATCHES: tuple[tuple[Any, str, Any, Any], ...] = (
     (_EnvProvider, "provide", _env_provide, env_provide),
     (_Loader, "_load_file", _load_file, load_file),
     (botocore.parsers, "DEFAULT_TIMESTAMP_PARSER", _parse_timestamp, parse_timestamp),
+    (_XMLParser, "_handle_structure", _handle_structure, handle_structure),
+    (_XMLParser, "_node_tag", _node_tag, node_tag),
     (_RuleSet, "evaluate", _evaluate, evaluate),
 )
 # Handlers botocore registers by function when a session is made, from ``BUILTIN_HANDLERS``: (the

@@ -1,0 +1,181 @@
+"""An XML answer's structures (``_botocore_fast._xml``) against botocore's own parse: every structure
+shape of several query, EC2 and REST-XML services, as an element holding every member (and one holding
+every other member, and one holding members in the reverse order), parsed both ways into the same
+dict, keys in the same order."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import botocore.parsers
+import botocore.session
+import pytest
+
+from greenfetch import _botocore_fast
+from greenfetch._botocore_fast import _xml
+
+SERVICES = [
+    "ec2",
+    "iam",
+    "s3",
+    "sts",
+    "sns",
+    "cloudformation",
+    "rds",
+    "elbv2",
+    "route53",
+    "cloudfront",
+    "autoscaling",
+]
+_NS = "http://example.com/doc/2016-11-15/"
+_XSI = "http://www.w3.org/2001/XMLSchema-instance"
+_SCALARS = {
+    "string": "t\u00fc & <x>",
+    "integer": "7",
+    "long": "1099511627776",
+    "float": "1.5",
+    "double": "2.25",
+    "boolean": "true",
+    "timestamp": "2026-01-02T03:04:05.000Z",
+    "blob": "AP9iaW4=",
+}
+
+
+def _element(tag, shape, depth, pick):
+    element = ET.Element(f"{{{_NS}}}{tag}")
+    kind = shape.type_name
+    if depth > 6:
+        return element
+    if kind == "structure":
+        members = list(shape.members.items())
+        for name, member in pick(members):
+            serialization = member.serialization
+            if serialization.get("xmlAttribute"):
+                attribute = serialization.get("name", name)
+                prefix, _, local = attribute.rpartition(":")
+                element.set(f"{{{_XSI}}}{local}" if prefix else local, "attr-value")
+                continue
+            key = _xml._member_key_name(None, member, name)
+            if member.type_name == "list" and serialization.get("flattened"):
+                for _ in range(2):
+                    element.append(_element(key, member.member, depth + 1, pick))
+            else:
+                element.append(_element(key, member, depth + 1, pick))
+    elif kind == "list":
+        item = shape.member.serialization.get("name", "member")
+        for _ in range(2):
+            element.append(_element(item, shape.member, depth + 1, pick))
+    elif kind == "map":
+        key_name = shape.key.serialization.get("name") or "key"
+        value_name = shape.value.serialization.get("name") or "value"
+        entry = element if shape.serialization.get("flattened") else ET.SubElement(element, "entry")
+        entry.append(_element(key_name, shape.key, depth + 1, pick))
+        entry.append(_element(value_name, shape.value, depth + 1, pick))
+    else:
+        element.text = _SCALARS.get(kind, "x")
+    return element
+
+
+def _structures(model):
+    seen, found = set(), []
+
+    def walk(shape, depth):
+        if shape is None or depth > 8 or id(shape) in seen:
+            return
+        seen.add(id(shape))
+        if shape.type_name == "structure":
+            found.append(shape)
+            for member in shape.members.values():
+                walk(member, depth + 1)
+        elif shape.type_name == "list":
+            walk(shape.member, depth + 1)
+        elif shape.type_name == "map":
+            walk(shape.key, depth + 1)
+            walk(shape.value, depth + 1)
+
+    for name in model.operation_names:
+        op = model.operation_model(name)
+        walk(op.output_shape, 0)
+        for error in op.error_shapes:
+            walk(error, 0)
+    return found
+
+
+def _outcome(parse, shape, element):
+    try:
+        return ("ok", parse(shape, element))
+    except Exception as exc:  # noqa: BLE001 - the error is the outcome compared
+        return ("error", type(exc).__name__, str(exc))
+
+
+def _ordered(value):
+    """The value with every dict as a list of its items: equal only if keys come in the same order."""
+    if isinstance(value, dict):
+        return [(k, _ordered(v)) for k, v in value.items()]
+    if isinstance(value, list):
+        return [_ordered(v) for v in value]
+    return value
+
+
+@pytest.fixture(scope="module")
+def session():
+    return botocore.session.get_session()
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_structure_parses_as_botocore_parses_it(session, service):
+    if not _botocore_fast.checked():
+        pytest.skip("botocore outside the checked range")
+    model = session.get_service_model(service)
+    shapes = _structures(model)
+    picks = [lambda m: m, lambda m: m[::2], lambda m: m[::-1]]
+    cases = [(shape, _element(shape.name, shape, 0, pick)) for shape in shapes for pick in picks]
+    results = []
+    for installed in (False, True):
+        _botocore_fast.install() if installed else _botocore_fast.uninstall()
+        try:
+            parser = botocore.parsers.create_parser(model.protocol)
+            results.append(
+                [_ordered(_outcome(parser._parse_shape, shape, element)) for shape, element in cases]
+            )
+        finally:
+            _botocore_fast.install()
+    theirs, ours = results
+    differ = [(shape.name, a, b) for (shape, _), a, b in zip(cases, ours, theirs, strict=True) if a != b]
+    assert not differ, differ[0]
+    assert len(shapes) > 10 and sum(r[0] == "ok" for r in theirs) > 0.9 * len(cases)
+
+
+def test_a_parser_that_changes_a_members_xml_name_is_botocores(session):
+    """A parser class of its own that names members otherwise is parsed by botocore's code."""
+
+    class Renaming(botocore.parsers.QueryParser):
+        def _member_key_name(self, shape, member_name):
+            return "Renamed" if member_name == "Account" else super()._member_key_name(shape, member_name)
+
+    shape = session.get_service_model("sts").operation_model("GetCallerIdentity").output_shape
+    element = ET.fromstring("<R><Renamed>1</Renamed><Account>2</Account><Arn>a</Arn></R>")
+    _botocore_fast.install()
+    assert Renaming()._handle_structure(shape, element) == {"Account": "1", "Arn": "a"}
+
+
+def test_an_ec2_page_parses_through_one_plan_per_shape(session, monkeypatch):
+    """The point of it: a page of many instances works out each shape's members once."""
+    _botocore_fast.install()
+    model = session.get_service_model("ec2")
+    shape = model.operation_model("DescribeInstances").output_shape
+    page = ET.Element("R")
+    reservations = ET.SubElement(page, "reservationSet")
+    for n in range(20):
+        item = ET.SubElement(ET.SubElement(ET.SubElement(reservations, "item"), "instancesSet"), "item")
+        ET.SubElement(item, "instanceId").text = f"i-{n}"
+        ET.SubElement(item, "launchTime").text = "2026-01-02T03:04:05.000Z"
+    planned = []
+    real = _xml._plan
+    monkeypatch.setattr(_xml, "_plan", lambda parser, s: planned.append(s.name) or real(parser, s))
+    _xml._plans.clear()
+    parsed = botocore.parsers.create_parser("ec2")._parse_shape(shape, page)
+    assert [i["InstanceId"] for r in parsed["Reservations"] for i in r["Instances"]] == [
+        f"i-{n}" for n in range(20)
+    ]
+    assert sorted(planned) == sorted(set(planned)) and len(planned) == 3  # output, reservation, instance
