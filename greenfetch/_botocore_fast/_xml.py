@@ -18,6 +18,7 @@ every structure of several XML services' models both ways. A parser whose class 
 
 from __future__ import annotations
 
+import operator
 import weakref
 from typing import Any
 
@@ -34,9 +35,9 @@ _KNOWN_LOCATIONS = getattr(botocore.parsers.ResponseParser, "KNOWN_LOCATIONS", N
 _NAMESPACE = "{.*}"
 _TAGS_KEPT = 4096  # distinct tags remembered at most (a schema has a few hundred)
 
-_Plan = tuple[tuple[str, Any, str, "str | None"], ...]
 _plans: weakref.WeakKeyDictionary[Any, _Plan | None] = weakref.WeakKeyDictionary()
 _tags: dict[str, str] = {}
+_POSITION = operator.itemgetter(0)
 _UNPLANNED: Any = object()  # a shape not seen yet (None: one botocore's code parses)
 
 
@@ -50,10 +51,26 @@ def _ours(parser: Any) -> bool:
     )
 
 
+class _Plan:
+    """A structure shape's members as a body holds them: ``members`` (member name, member shape, XML
+    name, attribute name or None) in the shape's order; ``by_xml`` each XML name's members (their
+    position, name, shape); ``attributes``: whether any member is an XML attribute (looked for even
+    when absent as a child, so that shape is walked member by member)."""
+
+    __slots__ = ("members", "by_xml", "attributes")
+
+    def __init__(self, members: list[tuple[str, Any, str, str | None]]):
+        self.members = tuple(members)
+        self.attributes = any(attribute is not None for *_, attribute in members)
+        by_xml: dict[str, list[tuple[int, str, Any]]] = {}
+        for position, (name, shape, xml_name, _) in enumerate(members):
+            by_xml.setdefault(xml_name, []).append((position, name, shape))
+        self.by_xml = {xml_name: tuple(entries) for xml_name, entries in by_xml.items()}
+
+
 def _plan(parser: Any, shape: Any) -> _Plan | None:
-    """(member name, member shape, XML name, attribute name or None) of each member a body can hold,
-    in the shape's order; None for a shape botocore's code should parse (an attribute member without
-    a name, on which botocore fails only when the member is absent)."""
+    """The shape's plan; None for a shape botocore's code should parse (an attribute member without a
+    name, on which botocore fails only when the member is absent)."""
     members = shape.members
     plan = []
     for member_name in members:
@@ -71,11 +88,13 @@ def _plan(parser: Any, shape: Any) -> _Plan | None:
         plan.append(
             (member_name, member_shape, _member_key_name(parser, member_shape, member_name), attribute)
         )
-    return tuple(plan)
+    return _Plan(plan)
 
 
 def handle_structure(self: Any, shape: Any, node: Any) -> Any:
-    """``BaseXMLResponseParser._handle_structure``, the members' plan made once per shape."""
+    """``BaseXMLResponseParser._handle_structure``, the members' plan made once per shape: the members
+    present found from the element's children (a structure holds a few of its shape's many members),
+    put in the shape's order as botocore's walk of every member adds them."""
     if not _ours(self) or shape.metadata.get("exception", False):
         return _handle_structure(self, shape, node)
     plan = _plans.get(shape, _UNPLANNED)
@@ -89,17 +108,30 @@ def handle_structure(self: Any, shape: Any, node: Any) -> Any:
         return self._handle_unknown_tagged_union_member(tag)
     parsed = {}
     parse = self._parse_shape
-    for member_name, member_shape, xml_name, attribute in plan:
-        member_node = xml_dict.get(xml_name)
-        if member_node is not None:
-            parsed[member_name] = parse(member_shape, member_node)
-        elif attribute is not None:
-            attribs = {}
-            prefix = attribute.split(":")[0] + ":"
-            for key, value in node.attrib.items():
-                attribs[self._namespace_re.sub(prefix, key)] = value
-            if attribute in attribs:
-                parsed[member_name] = attribs[attribute]
+    if plan.attributes:
+        for member_name, member_shape, xml_name, attribute in plan.members:
+            member_node = xml_dict.get(xml_name)
+            if member_node is not None:
+                parsed[member_name] = parse(member_shape, member_node)
+            elif attribute is not None:
+                attribs = {}
+                prefix = attribute.split(":")[0] + ":"
+                for key, value in node.attrib.items():
+                    attribs[self._namespace_re.sub(prefix, key)] = value
+                if attribute in attribs:
+                    parsed[member_name] = attribs[attribute]
+        return parsed
+    by_xml = plan.by_xml
+    present = []
+    for xml_name, member_node in xml_dict.items():
+        entries = by_xml.get(xml_name)
+        if entries is not None:
+            for position, member_name, member_shape in entries:
+                present.append((position, member_name, member_shape, member_node))
+    if len(present) > 1:
+        present.sort(key=_POSITION)
+    for _, member_name, member_shape, member_node in present:
+        parsed[member_name] = parse(member_shape, member_node)
     return parsed
 
 
