@@ -30,7 +30,26 @@ import tempfile
 import time
 from pathlib import Path
 
-PIECES = ("recursive_copy", "verify_accept_kwargs", "get_proxies", "env_provide")
+PIECES = ("recursive_copy", "verify_accept_kwargs", "get_proxies", "env_provide", "deferred_manager")
+_MODULES = {
+    "greenfetch._botocore_fast._client": None,
+    "greenfetch._botocore_fast._httpsession": "deferred_manager",
+}
+
+
+# The named variants: botocore's code, part 1's pieces (the session of 2026-12-07 05:55), all of them.
+_VARIANTS = {"A": set(), "P1": set(PIECES[:4]), "B": set(PIECES)}
+
+
+def _piece(ours: object) -> str | None:
+    """The piece a patch of ``_PATCHES`` belongs to: a ``_client`` function by its name, every patch of
+    another module here by its module's piece; None for the request path's patches."""
+    module = getattr(ours, "__module__", "")
+    if module not in _MODULES:
+        return None
+    return _MODULES[module] or getattr(ours, "__name__", None)
+
+
 _ENV = {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y", "AWS_CONFIG_FILE": "/dev/null"}
 
 
@@ -57,10 +76,11 @@ def child(variant: str, services: int, callgrind: bool) -> None:
             engine.clients.client(Request(name, "X", {}, region=region))
 
     make("us-east-1")
-    on = {"A": set(), "B": set(PIECES)}.get(variant, set(variant.split(",")))
+    on = _VARIANTS[variant] if variant in _VARIANTS else set(variant.split(","))
     for owner, name, theirs, ours in fast._PATCHES:
-        if getattr(ours, "__module__", "") == "greenfetch._botocore_fast._client":
-            setattr(owner, name, ours if ours.__name__ in on else theirs)
+        piece = _piece(ours)
+        if piece is not None:
+            setattr(owner, name, ours if piece in on else theirs)
     make("eu-west-1")
     gc.collect()  # each variant's window starts from an empty young generation
     start, stop = _toggle() if callgrind else (None, None)
@@ -95,9 +115,10 @@ def main() -> None:
         return
     variants = args.variants or ["A", "B"]
     for variant in variants:
-        if variant not in ("A", "B") and not set(variant.split(",")) <= set(PIECES):
+        if variant not in _VARIANTS and not set(variant.split(",")) <= set(PIECES):
             parser.exit(
-                2, f"clientcost: unknown variant {variant!r}: A, B or a comma list of {', '.join(PIECES)}\n"
+                2,
+                f"clientcost: unknown variant {variant!r}: A, P1, B or a comma list of {', '.join(PIECES)}\n",
             )
     got: dict[str, list[float]] = {variant: [] for variant in variants}
     for round_ in range(args.rounds):

@@ -10,6 +10,9 @@ headers: the invocation id, the recursion-detection header (``_context``), a cli
 event emitter's copy, each handler's keyword check, the endpoint's proxies, a configuration variable
 read from the environment (``_client``). docs/performance.md, issue 24 parts 4, 6 and 7b, "a
 botocore client's creation" and "the endpoint ruleset per account", measures and explains each.
+read from the environment (``_client``), the HTTP session's pool manager built on first use
+(``_httpsession``). docs/performance.md, issue 24 parts 4, 6 and 7b and "a
+botocore client's creation", measures and explains each.
 
 The guard, here: :func:`install` puts these in botocore's place (the ``HTTPHeaders`` names in
 ``botocore.awsrequest`` and ``botocore.auth``, the only places botocore makes one, and each function
@@ -86,6 +89,14 @@ from ._events import (
     hyphenize,
 )
 from ._loader import _load_file, _Loader, load_file
+from ._httpsession import (
+    DEFERRED_MANAGER,
+    _Session,
+    _session_close,
+    _session_init,
+    session_close,
+    session_init,
+)
 from ._request import (
     Headers,
     HeadersDict,
@@ -174,6 +185,12 @@ _PATCHES: tuple[tuple[Any, str, Any, Any], ...] = (
     (_XMLParser, "_handle_structure", _handle_structure, handle_structure),
     (_XMLParser, "_node_tag", _node_tag, node_tag),
     (_RuleSet, "evaluate", _evaluate, evaluate),
+    # A session's pool manager built on its first read: the descriptor first, and left in place by
+    # uninstall() (botocore's own __init__ fills the instance's _manager, which the descriptor never
+    # shadows), so a session made while installed still builds its manager after.
+    (_Session, "_manager", DEFERRED_MANAGER, DEFERRED_MANAGER),
+    (_Session, "__init__", _session_init, session_init),
+    (_Session, "close", _session_close, session_close),
 )
 # Handlers botocore registers by function when a session is made, from ``BUILTIN_HANDLERS``: (the
 # list, botocore's handler, greenfetch's), swapped in the list's entries (a session made before
