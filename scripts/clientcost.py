@@ -30,10 +30,18 @@ import tempfile
 import time
 from pathlib import Path
 
-PIECES = ("recursive_copy", "verify_accept_kwargs", "get_proxies", "env_provide", "deferred_manager")
+PIECES = (
+    "recursive_copy",
+    "verify_accept_kwargs",
+    "get_proxies",
+    "env_provide",
+    "deferred_manager",
+    "shared_ruleset",
+)
 _MODULES = {
     "greenfetch._botocore_fast._client": None,
     "greenfetch._botocore_fast._httpsession": "deferred_manager",
+    "greenfetch._botocore_fast._ruleset": "shared_ruleset",
 }
 
 

@@ -12,8 +12,10 @@ greenfetch makes for the gevent backend builds no SSL context at all (botocore's
 import ssl
 
 import botocore.config
+import botocore.configprovider
 import botocore.exceptions
 import botocore.httpsession
+import botocore.session
 import pytest
 from _dynamodb_clients import dynamodb_client
 from hypothesis import given, settings
@@ -21,7 +23,7 @@ from hypothesis import strategies as st
 
 from greenfetch import Config, Engine, Request
 from greenfetch import _botocore_fast as fast
-from greenfetch._botocore_fast import _httpsession
+from greenfetch._botocore_fast import _httpsession, _ruleset
 from greenfetch.testing import Reply, ScriptedServer, http_response, throwaway_ca
 
 
@@ -282,3 +284,144 @@ def test_the_shared_tls_context_is_unchanged(cas):
             assert call(made) == ("ok", ["tls"], "GeventHTTPSession")
             (origin,) = made._endpoint.http_session._origins.values()
             assert origin.pool._tls.verify_mode == ssl.CERT_NONE
+
+
+# -- one parsed endpoint ruleset per ruleset ----------------------------------------------------------
+
+RULESET_PATCHES = [p for p in fast._PATCHES if getattr(p[3], "__module__", None) == _ruleset.__name__]
+
+
+def ruleset_way(installed):
+    assert len(RULESET_PATCHES) == 1
+    for owner, name, theirs, ours in RULESET_PATCHES:
+        setattr(owner, name, ours if installed else theirs)
+
+
+def parsed(value, seen=None):
+    """A parsed ruleset as data: each object by its class and attributes (greenfetch's own mark left
+    out), lists, tuples and dicts by their items."""
+    if isinstance(value, (list, tuple)):
+        return [parsed(v) for v in value]
+    if isinstance(value, dict):
+        return {k: parsed(v) for k, v in value.items()}
+    if hasattr(value, "__dict__") and not callable(value):
+        fields = {k: v for k, v in vars(value).items() if k != "_greenfetch_source"}
+        return (type(value).__qualname__, parsed(fields))
+    return value
+
+
+RULESET_SAMPLE = ["s3", "s3control", "dynamodb", "ec2", "sts", "lambda", "iam", "sqs", "route53"]
+PARAMETERS = [
+    {"Region": "us-east-1"},
+    {"Region": "eu-west-1", "UseFIPS": True},
+    {"Region": "us-gov-west-1", "UseDualStack": True},
+    {"Region": "cn-north-1"},
+    {"Region": "us-east-1", "Endpoint": "https://example.test"},
+]
+
+
+def endpoint(provider, params):
+    try:
+        found = provider.resolve_endpoint(**params)
+        return ("ok", found.url, found.properties, found.headers)
+    except Exception as exc:  # noqa: BLE001 - compared: both must fail alike
+        return ("error", type(exc).__name__, str(exc))
+
+
+def test_a_providers_ruleset_is_botocores_and_shared_by_the_clients_of_its_service():
+    """Clients of a service in two regions: each provider is botocore's (the same attributes, the same
+    parsed ruleset, the same endpoints for parameters of every partition, FIPS, dual-stack, a custom
+    endpoint); with the adaptation the two share one parse, with botocore's code each has its own."""
+    session = botocore.session.get_session()
+    got = {}
+    for installed in (True, False):
+        ruleset_way(installed)
+        for service in RULESET_SAMPLE:
+            east, west = (
+                session.create_client(
+                    service, region_name=region, aws_access_key_id="a", aws_secret_access_key="b"
+                )
+                for region in ("us-east-1", "eu-west-1")
+            )
+            providers = [client._ruleset_resolver._provider for client in (east, west)]
+            assert (providers[0].ruleset is providers[1].ruleset) is installed, service
+            got[installed, service] = [
+                parsed({k: v for k, v in vars(provider).items() if k != "_greenfetch_answers"})
+                for provider in providers
+            ] + [[endpoint(provider, params) for params in PARAMETERS] for provider in providers]
+    for service in RULESET_SAMPLE:
+        assert got[True, service] == got[False, service], service
+        assert any(answer[0] == "ok" for answer in got[True, service][-1]), service
+
+
+def test_a_shared_ruleset_goes_with_its_last_client():
+    import gc
+    import weakref
+
+    session = botocore.session.get_session()
+    east, west = (
+        session.create_client("sqs", region_name=r, aws_access_key_id="a", aws_secret_access_key="b")
+        for r in ("us-east-1", "eu-west-1")
+    )
+    ruleset = weakref.ref(east._ruleset_resolver._provider.ruleset)
+    assert ruleset() is west._ruleset_resolver._provider.ruleset
+    del east
+    gc.collect()
+    assert ruleset() is west._ruleset_resolver._provider.ruleset
+    del west
+    gc.collect()
+    assert ruleset() is None
+
+
+def test_a_provider_of_its_own_class_or_another_ruleset_class_parses_its_own(monkeypatch):
+    import botocore.endpoint_provider as ep
+
+    loader = botocore.session.get_session().get_component("data_loader")
+    data, partitions = loader.load_service_model("sqs", "endpoint-rule-set-1"), loader.load_data("partitions")
+    first = ep.EndpointProvider(ruleset_data=data, partition_data=partitions)
+    assert ep.EndpointProvider(ruleset_data=data, partition_data=partitions).ruleset is first.ruleset
+
+    class Mine(ep.EndpointProvider):
+        pass
+
+    assert Mine(ruleset_data=data, partition_data=partitions).ruleset is not first.ruleset
+
+    class Rules(ep.RuleSet):
+        pass
+
+    monkeypatch.setattr(ep, "RuleSet", Rules)
+    assert type(ep.EndpointProvider(ruleset_data=data, partition_data=partitions).ruleset) is Rules
+
+
+# -- a variable from the environment: its name encoded once -------------------------------------------
+
+
+def test_an_environment_variables_name_is_encoded_once(monkeypatch):
+    """``EnvironmentProvider.provide`` encodes a name once while ``os.environ.encodekey`` is the same
+    function (botocore's code: each lookup), and still reads the variable's value each time."""
+    import os
+
+    from greenfetch._botocore_fast import _client
+
+    calls = []
+    encode = os.environ.encodekey
+
+    def counting(name):
+        calls.append(name)
+        return encode(name)
+
+    monkeypatch.setattr(os.environ, "encodekey", counting)
+    monkeypatch.setattr(_client, "_encodekey", counting)
+    monkeypatch.setattr(_client, "_ENCODED", {})
+    provider = botocore.configprovider.EnvironmentProvider("GREENFETCH_TEST_VARIABLE", os.environ)
+    values, encoded = [], 0
+    for value in ("one", "two", None, "three"):
+        if value is None:
+            monkeypatch.delenv("GREENFETCH_TEST_VARIABLE", raising=False)
+        else:
+            monkeypatch.setenv("GREENFETCH_TEST_VARIABLE", value)
+        before = len(calls)
+        values.append(provider.provide())
+        encoded += len(calls) - before
+    assert values == ["one", "two", None, "three"]
+    assert encoded == 1

@@ -11,8 +11,8 @@ event emitter's copy, each handler's keyword check, the endpoint's proxies, a co
 read from the environment (``_client``). docs/performance.md, issue 24 parts 4, 6 and 7b, "a
 botocore client's creation" and "the endpoint ruleset per account", measures and explains each.
 read from the environment (``_client``), the HTTP session's pool manager built on first use
-(``_httpsession``). docs/performance.md, issue 24 parts 4, 6 and 7b and "a
-botocore client's creation", measures and explains each.
+(``_httpsession``), one parsed endpoint ruleset per ruleset (``_ruleset``). docs/performance.md, issue 24 parts 4, 6 and 7b and "a botocore client's
+creation", measures and explains each.
 
 The guard, here: :func:`install` puts these in botocore's place (the ``HTTPHeaders`` names in
 ``botocore.awsrequest`` and ``botocore.auth``, the only places botocore makes one, and each function
@@ -115,6 +115,8 @@ from ._request import (
     response_init,
 )
 from ._response import _needs_retry, _parse_shape, _RetryHandler, needs_retry, parse_shape
+from ._ruleset import _Provider as _RulesetProvider
+from ._ruleset import _provider_init, provider_init
 from ._sigv4 import (
     CLOCK,
     _add_auth,
@@ -191,6 +193,7 @@ _PATCHES: tuple[tuple[Any, str, Any, Any], ...] = (
     (_Session, "_manager", DEFERRED_MANAGER, DEFERRED_MANAGER),
     (_Session, "__init__", _session_init, session_init),
     (_Session, "close", _session_close, session_close),
+    (_RulesetProvider, "__init__", _provider_init, provider_init),
 )
 # Handlers botocore registers by function when a session is made, from ``BUILTIN_HANDLERS``: (the
 # list, botocore's handler, greenfetch's), swapped in the list's entries (a session made before

@@ -193,12 +193,17 @@ def get_proxies(self: Any, url: Any) -> Any:
 # ``KeyError`` in ``__getitem__``: ~1.5 µs. For ``os.environ`` itself (its class's own ``__getitem__``)
 # and a str name, ``provide`` below looks the encoded name up in its store as ``__getitem__`` does and
 # decodes the value it finds as ``__getitem__`` does: the same value or None. Any other mapping or
-# name goes through botocore's code.
+# name goes through botocore's code. The encoded name (``encodekey``: a Python function, the codec's
+# lookup, ~40% of a lookup) is remembered per name while ``os.environ.encodekey`` is the function it
+# was found with (it encodes with the file system encoding it was made with: a pure function of the
+# name); botocore asks ~60 names.
 
 _EnvProvider = botocore.configprovider.EnvironmentProvider
 _env_provide = _EnvProvider.provide
 _environ_getitem = os._Environ.__getitem__
 _environ_contains = os._Environ.__contains__
+_ENCODED: dict[str, bytes] = {}  # name -> _encodekey(name)
+_encodekey = os.environ.encodekey  # type: ignore[attr-defined]  # os._Environ's, set when it is made
 
 
 def env_provide(self: Any) -> Any:
@@ -211,7 +216,19 @@ def env_provide(self: Any) -> Any:
         or os._Environ.__contains__ is not _environ_contains
     ):
         return _env_provide(self)
-    value = env._data.get(env.encodekey(name))  # type: ignore[attr-defined]  # as os._Environ.__getitem__
+    return environ_value(env, name)
+
+
+def environ_value(env: Any, name: str) -> Any:
+    """``os.environ``'s value for a str ``name`` (``env``: ``os._Environ`` with its own ``__getitem__``
+    and ``__contains__``), or None."""
+    encode = env.encodekey
+    key = _ENCODED.get(name) if encode is _encodekey else None
+    if key is None:
+        key = encode(name)
+        if encode is _encodekey and len(_ENCODED) < 4096:
+            _ENCODED[name] = key
+    value = env._data.get(key)  # as os._Environ.__getitem__
     if value is None:
         return None
     return env.decodevalue(value)
