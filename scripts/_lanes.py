@@ -116,6 +116,7 @@ FLOOR_TESTS = [  # the modules that hold greenfetch's botocore adaptations to bo
     "test_timestamps.py",
     "test_xml_parse.py",
     "test_endpoint_account.py",
+    "test_client_creation.py",
     "test_paging.py::test_plan_gives_what_botocore_paginator_gives",
 ]
 
