@@ -1,14 +1,16 @@
-"""The cost of a botocore client's creation, with greenfetch._botocore_fast._client's adaptations or without.
+"""The cost of a botocore client's creation, with greenfetch._botocore_fast's client-creation adaptations or without.
 
 Each child makes one client per service for N services in a first region (models loaded, adaptations
-installed), then sets the ``_client`` pieces asked for (the others get botocore's own code), makes them
-all again in a second region (the environment's proxy variables read, the handlers seen, as a long run
-has), and measures a third region's N clients. Variants: ``A`` (botocore's code for every piece),
-``B`` (all of them), or a comma list of pieces on (``recursive_copy``, ``verify_accept_kwargs``,
-``get_proxies``, ``env_provide``).
+installed), then sets the pieces asked for (the others get botocore's own code), makes them all again
+in a second region (the environment's proxy variables read, the handlers seen, each service's ruleset
+parsed, as a long run has), and measures a third region's N clients. Variants: ``A`` (botocore's code
+for every piece), ``P1`` (part 1's pieces: ``recursive_copy``, ``verify_accept_kwargs``,
+``get_proxies``, ``env_provide``), ``B`` (all of them: part 1's and part 2's ``deferred_manager``, the
+HTTP session's pool manager built on first use, and ``shared_ruleset``, one parsed endpoint ruleset per
+service), or a comma list of pieces on.
 
-    python scripts/clientcost.py cpu --services 300 --rounds 6      # CPU per client, A/B interleaved
-    python scripts/clientcost.py ir --services 60 A B get_proxies   # instructions per client (callgrind)
+    python scripts/clientcost.py cpu --services 300 --rounds 6 A P1 B   # CPU per client, interleaved
+    python scripts/clientcost.py ir --services 60 A B get_proxies       # instructions per client (callgrind)
 
 ``ir`` runs each child under ``valgrind --tool=callgrind --instr-atstart=no`` and counts only the
 third region's window (callgrind's client requests switch instrumentation on and off around it), so
