@@ -11,8 +11,9 @@ event emitter's copy, each handler's keyword check, the endpoint's proxies, a co
 read from the environment (``_client``). docs/performance.md, issue 24 parts 4, 6 and 7b, "a
 botocore client's creation" and "the endpoint ruleset per account", measures and explains each.
 read from the environment (``_client``), the HTTP session's pool manager built on first use
-(``_httpsession``), one parsed endpoint ruleset per ruleset (``_ruleset``). docs/performance.md, issue 24 parts 4, 6 and 7b and "a botocore client's
-creation", measures and explains each.
+(``_httpsession``), one parsed endpoint ruleset per ruleset (``_ruleset``). docs/performance.md,
+issue 24 parts 4, 6 and 7b and "a botocore client's creation" (parts 1 and 2), measures and explains
+each.
 
 The guard, here: :func:`install` puts these in botocore's place (the ``HTTPHeaders`` names in
 ``botocore.awsrequest`` and ``botocore.auth``, the only places botocore makes one, and each function
@@ -88,7 +89,6 @@ from ._events import (
     emitter_emit,
     hyphenize,
 )
-from ._loader import _load_file, _Loader, load_file
 from ._httpsession import (
     DEFERRED_MANAGER,
     _Session,
@@ -97,6 +97,7 @@ from ._httpsession import (
     session_close,
     session_init,
 )
+from ._loader import _load_file, _Loader, load_file
 from ._request import (
     Headers,
     HeadersDict,
