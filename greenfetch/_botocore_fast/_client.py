@@ -203,7 +203,7 @@ _env_provide = _EnvProvider.provide
 _environ_getitem = os._Environ.__getitem__
 _environ_contains = os._Environ.__contains__
 _ENCODED: dict[str, bytes] = {}  # name -> _encodekey(name)
-_encodekey = os.environ.encodekey  # type: ignore[attr-defined]  # os._Environ's, set when it is made
+_encodekey = os.environ.encodekey  # os._Environ's, set when it is made
 
 
 def env_provide(self: Any) -> Any:
@@ -216,19 +216,13 @@ def env_provide(self: Any) -> Any:
         or os._Environ.__contains__ is not _environ_contains
     ):
         return _env_provide(self)
-    return environ_value(env, name)
-
-
-def environ_value(env: Any, name: str) -> Any:
-    """``os.environ``'s value for a str ``name`` (``env``: ``os._Environ`` with its own ``__getitem__``
-    and ``__contains__``), or None."""
     encode = env.encodekey
     key = _ENCODED.get(name) if encode is _encodekey else None
     if key is None:
         key = encode(name)
         if encode is _encodekey and len(_ENCODED) < 4096:
             _ENCODED[name] = key
-    value = env._data.get(key)  # as os._Environ.__getitem__
+    value = env._data.get(key)  # type: ignore[attr-defined]  # as os._Environ.__getitem__
     if value is None:
         return None
     return env.decodevalue(value)
