@@ -39,11 +39,13 @@ PIECES = (
     "env_provide",
     "deferred_manager",
     "shared_ruleset",
+    "scoped_profile",
 )
 _MODULES = {
     "greenfetch._botocore_fast._client": None,
     "greenfetch._botocore_fast._httpsession": "deferred_manager",
     "greenfetch._botocore_fast._ruleset": "shared_ruleset",
+    "greenfetch._botocore_fast._scoped": "scoped_profile",
 }
 
 

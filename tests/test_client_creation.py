@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from greenfetch import Config, Engine, Request
 from greenfetch import _botocore_fast as fast
-from greenfetch._botocore_fast import _httpsession, _ruleset
+from greenfetch._botocore_fast import _httpsession, _ruleset, _scoped
 from greenfetch.testing import Reply, ScriptedServer, http_response, throwaway_ca
 
 
@@ -425,3 +425,100 @@ def test_an_environment_variables_name_is_encoded_once(monkeypatch):
         encoded += len(calls) - before
     assert values == ["one", "two", None, "three"]
     assert encoded == 1
+
+
+# -- the profile read once per client creation ---------------------------------------------------------
+
+SCOPED_PATCHES = [p for p in fast._PATCHES if getattr(p[3], "__module__", None) == _scoped.__name__]
+
+
+def scoped_way(installed):
+    assert len(SCOPED_PATCHES) == 2
+    for owner, name, theirs, ours in SCOPED_PATCHES:
+        setattr(owner, name, ours if installed else theirs)
+
+
+CONFIG = """[default]
+region = eu-west-1
+max_attempts = 7
+s3 =
+  addressing_style = path
+[profile other]
+region = ap-south-1
+retry_mode = adaptive
+use_fips_endpoint = true
+s3 =
+  use_accelerate_endpoint = true
+"""
+
+
+def made(service, profile=None):
+    session = botocore.session.Session(profile=profile)
+    try:
+        client = session.create_client(service, aws_access_key_id="a", aws_secret_access_key="b")
+    except botocore.exceptions.BotoCoreError as exc:
+        return ("error", type(exc).__name__, str(exc))
+    config = client.meta.config
+    return (
+        client.meta.region_name,
+        client.meta.endpoint_url,
+        {k: v for k, v in vars(config).items() if k != "_user_provided_options"},
+        sorted(config._user_provided_options),
+        session.get_scoped_config(),
+    )
+
+
+def test_a_client_from_a_profile_is_botocores(tmp_path, monkeypatch):
+    """Clients made in the default profile, a named one (by the session, by AWS_PROFILE, by
+    AWS_DEFAULT_PROFILE) and a missing one: the same region, endpoint and config both ways (or the same
+    ProfileNotFound), and the scoped config read after the creation follows the environment."""
+    path = tmp_path / "config"
+    path.write_text(CONFIG)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(path))
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    got = {}
+    for installed in (True, False):
+        scoped_way(installed)
+        rows = [made("s3"), made("s3", "other"), made("dynamodb", "missing")]
+        monkeypatch.setenv("AWS_PROFILE", "other")
+        rows += [made("s3"), made("dynamodb", "missing")]
+        monkeypatch.delenv("AWS_PROFILE")
+        monkeypatch.setenv("AWS_DEFAULT_PROFILE", "other")
+        rows.append(made("sqs"))
+        monkeypatch.delenv("AWS_DEFAULT_PROFILE")
+        session = botocore.session.Session()
+        before = session.get_scoped_config()
+        monkeypatch.setenv("AWS_PROFILE", "other")
+        rows.append((before, session.get_scoped_config()))
+        monkeypatch.delenv("AWS_PROFILE")
+        got[installed] = rows
+    assert got[True] == got[False]
+    assert got[True][0][0] == "eu-west-1" and got[True][1][0] == "ap-south-1"
+    assert got[True][2][:2] == ("error", "ProfileNotFound")
+    assert got[True][-1][0] != got[True][-1][1]
+
+
+def test_the_profile_is_read_once_per_client_creation(monkeypatch):
+    """The saving itself: one read of the ``profile`` variable a creation (botocore's code: one per
+    scoped config, ~50 a client)."""
+    reads = []
+    ask = botocore.configprovider.ConfigValueStore.get_config_variable
+
+    def counting(store, name):
+        if name == "profile":
+            reads.append(name)
+        return ask(store, name)
+
+    monkeypatch.setattr(botocore.configprovider.ConfigValueStore, "get_config_variable", counting)
+    session = botocore.session.Session()
+    session.create_client("sqs", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b")
+    counts = {}  # (the session's first client also reads it making the session's token resolver)
+    for installed in (True, False):
+        scoped_way(installed)
+        reads.clear()
+        session.create_client(
+            "dynamodb", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b"
+        )
+        counts[installed] = len(reads)
+    assert counts[True] == 1 and counts[False] > 20

@@ -11,7 +11,8 @@ event emitter's copy, each handler's keyword check, the endpoint's proxies, a co
 read from the environment (``_client``). docs/performance.md, issue 24 parts 4, 6 and 7b, "a
 botocore client's creation" and "the endpoint ruleset per account", measures and explains each.
 read from the environment (``_client``), the HTTP session's pool manager built on first use
-(``_httpsession``), one parsed endpoint ruleset per ruleset (``_ruleset``). docs/performance.md,
+(``_httpsession``), one parsed endpoint ruleset per ruleset (``_ruleset``), the profile read once
+per client creation (``_scoped``). docs/performance.md,
 issue 24 parts 4, 6 and 7b and "a botocore client's creation" (parts 1 and 2), measures and explains
 each.
 
@@ -37,6 +38,7 @@ import botocore.awsrequest
 import botocore.endpoint
 import botocore.handlers
 import botocore.parsers
+import botocore.session
 
 if TYPE_CHECKING:  # botocore ships no types; its HTTPHeaders is this class with nothing added
     from http.client import HTTPMessage as HTTPHeaders
@@ -118,6 +120,7 @@ from ._request import (
 from ._response import _needs_retry, _parse_shape, _RetryHandler, needs_retry, parse_shape
 from ._ruleset import _Provider as _RulesetProvider
 from ._ruleset import _provider_init, provider_init
+from ._scoped import _create_client, _get_scoped_config, create_client, get_scoped_config
 from ._sigv4 import (
     CLOCK,
     _add_auth,
@@ -195,6 +198,8 @@ _PATCHES: tuple[tuple[Any, str, Any, Any], ...] = (
     (_Session, "__init__", _session_init, session_init),
     (_Session, "close", _session_close, session_close),
     (_RulesetProvider, "__init__", _provider_init, provider_init),
+    (botocore.session.Session, "create_client", _create_client, create_client),
+    (botocore.session.Session, "get_scoped_config", _get_scoped_config, get_scoped_config),
 )
 # Handlers botocore registers by function when a session is made, from ``BUILTIN_HANDLERS``: (the
 # list, botocore's handler, greenfetch's), swapped in the list's entries (a session made before
