@@ -6,8 +6,8 @@ in a second region (the environment's proxy variables read, the handlers seen, e
 parsed, as a long run has), and measures a third region's N clients. Variants: ``A`` (botocore's code
 for every piece), ``P1`` (part 1's pieces: ``recursive_copy``, ``verify_accept_kwargs``,
 ``get_proxies``, ``env_provide``), ``B`` (all of them: part 1's and part 2's ``deferred_manager``, the
-HTTP session's pool manager built on first use, and ``shared_ruleset``, one parsed endpoint ruleset per
-service), or a comma list of pieces on.
+HTTP session's pool manager built on first use, ``shared_ruleset``, one parsed endpoint ruleset per
+service, and ``scoped_profile``, the profile read once per creation), or a comma list of pieces on.
 
     python scripts/clientcost.py cpu --services 300 --rounds 6 A P1 B   # CPU per client, interleaved
     python scripts/clientcost.py ir --services 60 A B get_proxies       # instructions per client (callgrind)
