@@ -298,14 +298,14 @@ def ruleset_way(installed):
 
 
 def parsed(value, seen=None):
-    """A parsed ruleset as data: each object by its class and attributes (greenfetch's own mark left
+    """A parsed ruleset as data: each object by its class and attributes (greenfetch's own marks left
     out), lists, tuples and dicts by their items."""
     if isinstance(value, (list, tuple)):
         return [parsed(v) for v in value]
     if isinstance(value, dict):
         return {k: parsed(v) for k, v in value.items()}
     if hasattr(value, "__dict__") and not callable(value):
-        fields = {k: v for k, v in vars(value).items() if k != "_greenfetch_source"}
+        fields = {k: v for k, v in vars(value).items() if not k.startswith("_greenfetch")}
         return (type(value).__qualname__, parsed(fields))
     return value
 

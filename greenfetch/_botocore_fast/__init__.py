@@ -8,13 +8,10 @@ value (``_account``), the response parse and the retry decision (``_response``),
 event emission, its debug line and event names (``_events``), what every call adds to its context and
 headers: the invocation id, the recursion-detection header (``_context``), a client's creation: the
 event emitter's copy, each handler's keyword check, the endpoint's proxies, a configuration variable
-read from the environment (``_client``). docs/performance.md, issue 24 parts 4, 6 and 7b, "a
-botocore client's creation" and "the endpoint ruleset per account", measures and explains each.
 read from the environment (``_client``), the HTTP session's pool manager built on first use
 (``_httpsession``), one parsed endpoint ruleset per ruleset (``_ruleset``), the profile read once
-per client creation (``_scoped``). docs/performance.md,
-issue 24 parts 4, 6 and 7b and "a botocore client's creation" (parts 1 and 2), measures and explains
-each.
+per client creation (``_scoped``). docs/performance.md, issue 24 parts 4, 6 and 7b, "a botocore
+client's creation" (parts 1 and 2) and "the endpoint ruleset per account", measures and explains each.
 
 The guard, here: :func:`install` puts these in botocore's place (the ``HTTPHeaders`` names in
 ``botocore.awsrequest`` and ``botocore.auth``, the only places botocore makes one, and each function
