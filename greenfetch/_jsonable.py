@@ -21,6 +21,7 @@ __all__ = [
     "jsonable",
     "loads_strict",
     "marked_json",
+    "marked_json_of",
     "plain_json",
     "to_json",
 ]
@@ -122,6 +123,63 @@ def marked_json(value: Any) -> str:
     return _MARKED(value)
 
 
+def marked_json_of(value: Any) -> tuple[str, Any]:
+    """``(marked_json(jsonable(value)), plain)``, in one pass of the C encoder where that gives the same
+    text: ``plain`` is ``jsonable(value)`` when it had to be made (else None, for a caller that needs
+    only the text, as the inventory cache does with a TTL of 0).
+
+    The one pass writes what the encoder writes natively (str, int, float, bool, None, list, tuple,
+    dict, and their subclasses, which ``jsonable`` returns unchanged or walks as the encoder does), and
+    turns the exact non-JSON types botocore's parsers build into what ``jsonable`` makes of them
+    (``_one_pass_default``). Anything else falls back to ``jsonable`` and ``marked_json``, before any
+    side effect (a streaming body is read once, by ``jsonable``), and so does a text the encoder wrote
+    where ``jsonable`` would not have: a non-finite float (``"nan"``: the encoder refuses it), a lone
+    surrogate (U+FFFD), a key the encoder wrote from a non-str (``True`` is ``"True"`` to ``jsonable``,
+    ``"true"`` to the encoder; an int subclass's ``str`` is not ``int.__repr__``): any key written as
+    ``true``, ``false``, ``null`` or a number is taken as one, and a str key that looks so only costs
+    the fallback. The one case it does not catch: a dict subclass whose ``items()`` gives one key
+    twice (``jsonable`` keeps the last, the encoder writes both)."""
+    try:
+        text = _MARKED_ONCE(value)
+    except Exception:  # noqa: BLE001 - anything the one pass refuses is jsonable's (which raises as before)
+        text = None
+    if (
+        text is not None
+        and (text.isascii() or not _SURROGATE.search(text))
+        and not _KEY_FROM_NON_STR.search(text)
+    ):
+        return text, None
+    plain = jsonable(value)
+    return marked_json(plain), plain
+
+
+class _NotOnePass(Exception):
+    """A value ``marked_json_of`` leaves to ``jsonable``."""
+
+
+def _one_pass_default(value: Any) -> Any:
+    """What ``jsonable`` makes of a value the encoder cannot write, for the exact types whose conversion
+    has no side effect; ``_NotOnePass`` for anything else (subclasses, bodies, unknown objects)."""
+    kind = type(value)
+    if kind is _dt.datetime or kind is _dt.date or kind is _dt.time:
+        return value.isoformat()
+    if kind is decimal.Decimal:
+        if not value.is_finite():
+            return str(value)
+        return int(value) if value == value.to_integral_value() else float(value)
+    if kind is bytes:
+        return _text_or_base64(value)
+    if kind is bytearray or kind is memoryview:
+        return _text_or_base64(bytes(value))
+    if kind is set or kind is frozenset:
+        return list(value)  # the encoder then writes each element, as jsonable walks them
+    raise _NotOnePass
+
+
+# a key as the encoder writes a bool, None, int or float key (``repr``'s forms): maybe not a str
+_KEY_FROM_NON_STR = re.compile('"(?:true|false|null|-?[0-9][0-9.e+-]*)":\0')
+
+
 # the JSON text of one string as ``plain_json`` writes it (quoted, escaped, non-ASCII kept): the encoder's
 # own function, for a caller that builds an object's text around a part encoded already
 json_string: Callable[[str], str] = json.encoder.encode_basestring
@@ -172,6 +230,7 @@ _UNSORTED = _encoder()
 _SORTED = _encoder(sort_keys=True)
 _COMPACT = _encoder(allow_nan=True, separators=(",", ":"))
 _MARKED = _encoder(allow_nan=True, separators=(",\0", ":\0"))  # jsonable's trees hold no NaN
+_MARKED_ONCE = _encoder(separators=(",\0", ":\0"), default=_one_pass_default)  # NaN: jsonable's
 
 
 def _key(key: Any) -> str:

@@ -34,7 +34,7 @@ from typing import Any
 from cachetools import TTLCache
 
 from .._engine import Engine
-from .._jsonable import json_string, jsonable, marked_json, plain_json
+from .._jsonable import json_string, jsonable, marked_json, marked_json_of, plain_json
 from .._models import Request
 from .._storage_errors import storage_error
 from ._fileio import sweep_stale
@@ -189,19 +189,23 @@ class InventoryCache:
         return self.store(key, value, stored_at=stored_at)[0]
 
     def store(self, key: str, value: Any, *, stored_at: float | None = None) -> tuple[Any, str]:
-        """``set``, returning ``(jsonable(value), marked_json(jsonable(value)))``: the value's JSON text
-        made once, from which the file's envelope takes its compact form and the file sink its own."""
-        value = jsonable(value)
+        """``set``, returning ``(plain, marked_json(jsonable(value)))``: the value's JSON text made once,
+        from which the file's envelope takes its compact form and the file sink its own. ``plain`` is
+        ``jsonable(value)`` when it was made (the memory tier keeps it: a TTL above 0), else None: with
+        a TTL of 0 the text comes from one pass of the encoder (``marked_json_of``), no walk."""
         stored_at = self.clock() if stored_at is None else stored_at
         if self.enabled:
-            self._memory[key] = (value, stored_at)
-        marked = marked_json(value)
+            plain = jsonable(value)
+            self._memory[key] = (plain, stored_at)
+            marked = marked_json(plain)
+        else:
+            marked, plain = marked_json_of(value)
         text = _envelope(key, stored_at, self.ttl, marked.replace("\0", ""))
         if self.directory is not None:
             self._write_file(key, text)
         if self.s3 is not None:
             self._write_s3(key, text)
-        return value, marked
+        return plain, marked
 
     def _usable(self, stored_at: float) -> bool:
         """Young enough for this cache's TTL, and newer than ``not_before`` (compared in whole

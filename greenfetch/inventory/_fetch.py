@@ -94,7 +94,7 @@ class Inventory:
         )
         self._tag_maps = TagMaps(engine, self.concurrency, self.summary)
         self._gate: Gate | None = None  # the fetch's adaptive gate (docs/inventory.md, pacing)
-        # (items, jsonable(items), marked_json of that) the cache last wrote
+        # (items, jsonable(items) or None when not made, marked_json of that) the cache last wrote
         self._plain: tuple[Any, Any, str | None] = (None, None, None)
 
     # -- the run -------------------------------------------------------------------------------
@@ -105,14 +105,17 @@ class Inventory:
             yield rec
 
     def plain_items(self, rec: Record) -> Any:
-        """``jsonable(rec["items"])`` if the cache just made it, for the record this run yielded last
-        (its items unchanged since: a sink that writes JSON need not walk them again); else None."""
+        """``jsonable(rec["items"])`` if the cache just made it (its memory tier keeps it: a TTL above
+        0), for the record this run yielded last (its items unchanged since: a sink that writes JSON
+        need not walk them again); else None. With a TTL of 0 the cache writes the items' text without
+        making it (``items_json`` is there all the same)."""
         items, plain, _ = self._plain
         return plain if items is rec["items"] and items is not None else None
 
     def items_json(self, rec: Record) -> str | None:
-        """``marked_json(jsonable(rec["items"]))`` if the cache just made it (see ``plain_items``): the
-        items' JSON text, which a file sink's record takes rather than encode the items again."""
+        """``marked_json(jsonable(rec["items"]))`` if the cache just wrote it, for the record this run
+        yielded last: the items' JSON text, which a file sink's record takes rather than encode the
+        items again; else None."""
         items, _, marked = self._plain
         return marked if items is rec["items"] and items is not None else None
 

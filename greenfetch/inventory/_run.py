@@ -322,7 +322,7 @@ def run_inventory(
             items_json: str | None = None,
         ) -> None:
             if sink is not None:
-                if plain_items is not None and isinstance(sink, FileSink):
+                if (plain_items is not None or items_json is not None) and isinstance(sink, FileSink):
                     sink.add(rec, fetched_at, plain_items=plain_items, items_json=items_json)
                 else:
                     sink.add(rec, fetched_at)

@@ -153,7 +153,8 @@ class FileSink:
     ) -> None:
         """Write (jsonl) or keep (json) the record; ``fetched_at`` is for the database, which records it.
         ``plain_items``: ``jsonable(rec["items"])`` when the caller has it (the inventory cache made it);
-        ``items_json``: ``marked_json`` of those, when the caller has that too (the cache's encoding)."""
+        ``items_json``: ``marked_json`` of those, when the caller has it (the cache's encoding: with or
+        without ``plain_items``, which it makes unneeded)."""
         self.records += 1
         if self.fmt == "json":
             self._by_type[rec["resource_type"]].append(
@@ -216,13 +217,14 @@ _ACCOUNT_REGION = operator.itemgetter(0, 1)  # a kept record's (account, region)
 
 
 def _dumps(rec: Record, plain_items: Any = None, items_json: str | None = None) -> str:
-    """``to_json(rec)``; with ``plain_items`` (``jsonable(rec["items"])``) the items are not walked again,
-    and with ``items_json`` (``marked_json(plain_items)``) not encoded again either."""
-    if plain_items is None:
-        return to_json(rec)
-    # the items' text: ``marked_json``'s with its NULs made spaces is ``plain_json``'s (see there)
-    items_text = plain_json(plain_items) if items_json is None else items_json.replace("\0", " ")
-    return _dumps_around(rec, items_text)
+    """``to_json(rec)``; with ``items_json`` (``marked_json(jsonable(rec["items"]))``) the items are
+    neither walked nor encoded again, with only ``plain_items`` (``jsonable(rec["items"])``) not walked."""
+    if items_json is not None:
+        # the items' text: ``marked_json``'s with its NULs made spaces is ``plain_json``'s (see there)
+        return _dumps_around(rec, items_json.replace("\0", " "))
+    if plain_items is not None:
+        return _dumps_around(rec, plain_json(plain_items))
+    return to_json(rec)
 
 
 def _dumps_around(rec: Record, items_text: str) -> str:
