@@ -99,7 +99,7 @@ def test_a_fresh_page_is_encoded_once_and_its_files_are_the_same(tmp_path, monke
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "y")
     with inventory_server(items=3) as server:
-        for name in ("_COMPACT", "_UNSORTED", "_SORTED", "_MARKED"):
+        for name in ("_COMPACT", "_UNSORTED", "_SORTED", "_MARKED", "_MARKED_ONCE"):
             spy(name)
         report = small_run(server.url, tmp_path / "once", tmp_path / "cache-once")
         pages = report.summary["records"]

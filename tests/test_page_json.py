@@ -1,0 +1,294 @@
+"""The inventory command's own cost, part 7 (docs/performance.md): a fresh page's JSON in one encoder pass.
+
+``marked_json_of(value)`` must give ``marked_json(jsonable(value))``'s text (and so the cache's compact
+text and the file sink's spaced text) for any value, or raise as that did: the one pass where it is
+exact, today's two steps where it is not. The values here are what ``jsonable`` treats specially:
+keys that are not str, tuples, sets, Decimals, NaN and the infinities, bytes, datetimes (``tzlocal``
+among them), subclasses of str, int, float, list and dict, bodies, unknown objects.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import decimal
+import enum
+import json
+
+from _inventory_runs import small_run
+from dateutil import tz
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from greenfetch import _jsonable as J
+from greenfetch._jsonable import jsonable, marked_json, marked_json_of, plain_json, to_json
+from greenfetch.inventory._cache import InventoryCache
+from greenfetch.inventory._sinks import _dumps
+
+
+class Text(str):
+    pass
+
+
+class Num(int):
+    def __str__(self) -> str:  # jsonable's key is str(key); the encoder writes int.__repr__
+        return "num"
+
+
+class Color(enum.IntEnum):
+    RED = 7
+
+
+class Real(float):
+    def __repr__(self) -> str:
+        return "real"
+
+
+class Seq(list):
+    pass
+
+
+class Map(dict):
+    pass
+
+
+class When(dt.datetime):
+    pass
+
+
+class Thing:
+    def __str__(self) -> str:
+        return "a thing"
+
+
+class Body:
+    """A streaming body that gives the same bytes at every read (so both paths can read it); counts reads."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.reads = data, 0
+
+    def read(self, size: int = -1) -> bytes:
+        self.reads += 1
+        return self.data if size < 0 else self.data[:size]
+
+    def close(self) -> None:
+        pass
+
+
+def _huge() -> int:
+    """An int past the 4,300-digit str limit: both paths raise ValueError (a function: no repr of it)."""
+    return 10**5000
+
+
+_odd = st.sampled_from(
+    ["", ",", ":", '"', "\\", "\0", "a\0b", "\n", "caf\u00e9", "\ud800", "x\udfffy", "\u2028", "\ufffd"]
+)
+_looks_non_str = st.sampled_from(["true", "false", "null", "1", "-2", "2.5", "1e+16", "NaN", "True", "None"])
+_text = st.text(max_size=6) | _odd | _looks_non_str
+_zones = st.sampled_from(
+    [None, dt.timezone.utc, tz.tzlocal(), tz.tzoffset(None, 19800), dt.timezone(dt.timedelta(hours=-5))]
+)
+_decimals = st.decimals(allow_nan=True, allow_infinity=True) | st.sampled_from(
+    [decimal.Decimal(x) for x in ("sNaN", "-NaN", "1E+400", "1" * 320 + ".5", "-0", "0.1", "3")]
+)
+_safe_decimals = st.decimals(allow_nan=False, allow_infinity=True) | st.sampled_from(
+    [decimal.Decimal(x) for x in ("NaN", "1E+400", "-0", "0.1")]
+)  # a signaling NaN cannot be hashed: no key
+_hashable = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | _text
+    | st.builds(Text, _text)
+    | st.builds(Num, st.integers(-5, 5))
+    | st.sampled_from(Color)
+    | st.builds(Real, st.floats())
+    | _safe_decimals
+    | st.binary(max_size=6)
+    | st.datetimes(timezones=_zones)
+    | st.dates()
+    | st.times()
+    | st.tuples(st.integers(), _text)
+    | st.frozensets(st.integers(), max_size=3)
+)
+_leaves = (
+    _hashable
+    | _decimals
+    | st.builds(bytearray, st.binary(max_size=6))
+    | st.builds(memoryview, st.binary(max_size=6))
+    | st.builds(When, st.integers(2000, 2030), st.integers(1, 12), st.integers(1, 28))
+    | st.builds(Thing)
+    | st.builds(Body, st.binary(max_size=6))
+    | st.builds(_huge)
+    | st.sets(st.integers() | _text | st.floats(), max_size=3)
+)
+_values = st.recursive(
+    _leaves,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.lists(inner, max_size=3).map(tuple)
+        | st.lists(inner, max_size=3).map(Seq)
+        | st.dictionaries(_text, inner, max_size=4)
+        | st.dictionaries(_hashable, inner, max_size=3)
+        | st.dictionaries(_text, inner, max_size=3).map(Map)
+        | st.dictionaries(_text, inner, max_size=3).map(collections.OrderedDict)
+    ),
+    max_leaves=20,
+)
+
+
+def _outcome(fn, value):
+    try:
+        return fn(value), None
+    except Exception as exc:  # noqa: BLE001 - the same exception type either way
+        return None, type(exc)
+
+
+@settings(deadline=None, max_examples=400)  # a loaded machine: the first example imports and warms up
+@given(_values)
+@example({True: 1, "x": dt.datetime(2026, 3, 29, 1, 30, tzinfo=tz.tzlocal())})
+@example({None: 1, 1.5: 2, Num(3): 3, Real(2.0): 4, Color.RED: 5})
+@example({"1": "a", 1: "b"})  # one key to jsonable, two to the encoder
+@example(dict([("\ud800", 1), ("\ufffd", 2)]))  # two keys to the encoder, one to jsonable
+@example([float("nan"), float("inf"), -float("inf")])
+@example({float("nan"): 1})
+@example({(1, 2): 1, dt.date(2026, 1, 1): 2})
+@example([decimal.Decimal("1" * 320 + ".5")])  # a float past the double's range: "Infinity", both ways
+def test_one_pass_gives_the_two_step_text(value):
+    """``marked_json_of(v)`` is ``marked_json(jsonable(v))``: the marked text, and so the cache's compact
+    text and the file sink's spaced text; or the same exception. ``plain`` is ``jsonable(v)`` or None."""
+    (old, old_error) = _outcome(lambda v: marked_json(jsonable(v)), value)
+    (new, new_error) = _outcome(marked_json_of, value)
+    assert new_error is old_error
+    if old_error is not None:
+        return
+    text, plain = new
+    assert text == old
+    assert text.replace("\0", "") == plain_json(jsonable(value), compact=True)
+    if "Infinity" not in text:  # jsonable makes a Decimal past a double's range a float inf (both ways)
+        assert text.replace("\0", " ") == plain_json(jsonable(value))
+    assert plain is None or plain == jsonable(value)
+
+
+def _botocore_page():
+    """What botocore's parsers build for a page: dicts, lists, str, int, float, bool, None, datetimes
+    (``tzlocal`` for a JSON protocol's epoch timestamps), bytes (a blob), and what ``jsonable`` takes
+    besides: a Decimal, a set, a tuple."""
+    when = dt.datetime(2026, 12, 7, 8, 0, 0, 123000, tzinfo=tz.tzlocal())
+    return [
+        {
+            "KeyId": f"k-{i}",
+            "Arn": f"arn:aws:kms:eu-west-1:111111111111:key/k-{i}",
+            "CreationDate": when,
+            "Enabled": True,
+            "Size": 3.5,
+            "Blob": b"\x00\xffblob",
+            "Text": b"text",
+            "Tags": [{"Key": "env", "Value": "caf\u00e9"}],
+            "Due": dt.date(2027, 1, 1),
+            "Count": decimal.Decimal("12"),
+            "Kinds": {"a"},
+            "Pair": (1, None),
+        }
+        for i in range(5)
+    ]
+
+
+def test_a_botocore_page_is_written_in_one_pass_without_jsonable(monkeypatch):
+    """Such a page never goes through ``jsonable`` (fails on the old code: no ``marked_json_of``; with
+    the fallback taken every time, jsonable would be called): the text is the two steps' all the same."""
+    page = _botocore_page()
+    expected = marked_json(jsonable(page))
+    walked = []
+    monkeypatch.setattr(J, "jsonable", lambda value, *a: walked.append(value) or jsonable(value, *a))
+    text, plain = marked_json_of(page)
+    assert (text, plain, walked) == (expected, None, [])
+
+
+def test_a_body_is_read_once_and_only_by_jsonable():
+    """A streaming body sends the page to ``jsonable`` before anything reads it: read once, as before."""
+    body = Body(b"payload")
+    text, plain = marked_json_of([{"Body": body, "When": dt.datetime(2026, 1, 1)}])
+    assert body.reads == 1
+    assert plain == [{"Body": "payload", "When": "2026-01-01T00:00:00"}]
+    assert text == marked_json(plain)
+
+
+def test_a_cache_with_ttl_0_writes_the_same_file_without_a_plain_value(tmp_path, monkeypatch):
+    """``store`` with a TTL of 0 writes the envelope a TTL above 0 writes (its memory tier makes
+    ``jsonable``'s value; the files differ only in their ttl) without making that value."""
+    page = _botocore_page()
+    plain_ttl, marked_ttl = InventoryCache(60, tmp_path / "ttl").store("k", page, stored_at=1.5)
+    walked = []
+    monkeypatch.setattr(
+        "greenfetch.inventory._cache.jsonable", lambda v, *a: walked.append(v) or jsonable(v, *a)
+    )
+    plain, marked = InventoryCache(0, tmp_path / "zero").store("k", page, stored_at=1.5)
+    assert (plain, walked) == (None, [])
+    assert marked == marked_ttl and plain_ttl == jsonable(page)
+    (zero,) = (tmp_path / "zero").glob("*.json")
+    (ttl,) = (tmp_path / "ttl").glob("*.json")
+    assert zero.name == ttl.name
+    assert zero.read_text() == ttl.read_text().replace('"ttl":60.0,', '"ttl":0.0,')
+
+
+_records = st.fixed_dictionaries(
+    {
+        "resource_type": st.sampled_from(["ssm.parameters", "caf\u00e9.x"]),
+        "account": _text,
+        "region": st.sampled_from(["eu-west-1", "*"]),
+        "items": st.lists(_values, max_size=3),
+        "status": st.sampled_from(["ok", "denied"]),
+        "error": st.none() | _text | st.floats(),
+    }
+)
+
+
+@settings(deadline=None)
+@given(_records)
+def test_a_record_from_the_one_pass_text_is_to_json(rec):
+    """The file sink's record from the one pass's text alone (no plain items) is ``to_json(rec)``."""
+    try:
+        expected = to_json(rec)
+    except ValueError:  # an int past the str limit: to_json raises, and so does the one pass
+        return
+    marked, _ = marked_json_of(rec["items"])
+    assert _dumps(rec, None, marked) == expected
+
+
+def test_a_run_with_ttl_0_walks_no_page_and_writes_the_same_files(tmp_path, monkeypatch):
+    """``greenfetch inventory --cache-ttl 0 --out DIR``: no fresh page's items go through ``jsonable``
+    (fails on the old code: 8 of 8 pages), and the json files and cache files are the ones the two
+    steps write (the one pass refused everywhere: today's path)."""
+    from greenfetch.testing import inventory_server
+
+    pages = []
+
+    def spy(value, *a):
+        if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
+            pages.append(value)
+        return jsonable(value, *a)
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "y")
+    with inventory_server(items=3) as server:
+        with monkeypatch.context() as patched:
+            patched.setattr(J, "jsonable", spy)
+            patched.setattr("greenfetch.inventory._cache.jsonable", spy)
+            report = small_run(server.url, tmp_path / "one", tmp_path / "cache-one")
+        assert report.summary["records"] == 8 and pages == []
+
+        def refused(value):
+            raise J._NotOnePass
+
+        monkeypatch.setattr(J, "_MARKED_ONCE", refused)
+        small_run(server.url, tmp_path / "two", tmp_path / "cache-two")
+    for name in ("ssm.parameters.json", "kms.keys.json"):
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
+    one = sorted((tmp_path / "cache-one").glob("*.json"))
+    assert [p.name for p in one] == sorted(p.name for p in (tmp_path / "cache-two").glob("*.json"))
+    for path in one:
+        mine, theirs = path.read_text(), (tmp_path / "cache-two" / path.name).read_text()
+        stamp = json.loads(mine)["stored_at"], json.loads(theirs)["stored_at"]
+        assert mine.replace(repr(stamp[0]), "T") == theirs.replace(repr(stamp[1]), "T")
