@@ -134,23 +134,40 @@ def marked_json_of(value: Any) -> tuple[str, Any]:
     (``_one_pass_default``). Anything else falls back to ``jsonable`` and ``marked_json``, before any
     side effect (a streaming body is read once, by ``jsonable``), and so does a text the encoder wrote
     where ``jsonable`` would not have: a non-finite float (``"nan"``: the encoder refuses it), a lone
-    surrogate (U+FFFD), a key the encoder wrote from a non-str (``True`` is ``"True"`` to ``jsonable``,
-    ``"true"`` to the encoder; an int subclass's ``str`` is not ``int.__repr__``): any key written as
-    ``true``, ``false``, ``null`` or a number is taken as one, and a str key that looks so only costs
-    the fallback. The one case it does not catch: a dict subclass whose ``items()`` gives one key
-    twice (``jsonable`` keeps the last, the encoder writes both)."""
+    surrogate (U+FFFD), a key the encoder may have written from a non-str (``_maybe_non_str_key``).
+    The one case it does not catch: a dict subclass whose ``items()`` gives one key twice
+    (``jsonable`` keeps the last, the encoder writes both)."""
     try:
         text = _MARKED_ONCE(value)
     except Exception:  # noqa: BLE001 - anything the one pass refuses is jsonable's (which raises as before)
         text = None
-    if (
-        text is not None
-        and (text.isascii() or not _SURROGATE.search(text))
-        and not _KEY_FROM_NON_STR.search(text)
-    ):
+    if text is not None and (text.isascii() or not _SURROGATE.search(text)) and not _maybe_non_str_key(text):
         return text, None
     plain = jsonable(value)
     return marked_json(plain), plain
+
+
+def _maybe_non_str_key(text: str) -> bool:
+    """Whether a marked text (no lone surrogate) may hold a key the encoder wrote from a non-str, where
+    ``jsonable`` writes ``str(key)`` and keeps one of two keys that meet: ``true``, ``false``, ``null``
+    (``True`` is ``"True"`` to ``jsonable``) or a number (an int or float subclass's ``str`` is not
+    ``int.__repr__``; ``{1: .., "1": ..}`` is one key to ``jsonable``, two to the encoder). A key is
+    the only text followed by ``":\0`` (a NUL in a string is written ``\u0000``). Substring scans,
+    the cheapest in instructions here (a regex or a walk of the keys costs 2-6x): the three words,
+    then a key ending in a digit (digits made ``0`` by ``bytes.translate``), and only then a key
+    that is wholly a number (``-?[0-9][0-9.e+-]*``: its characters made ``0``), so a str key such as
+    ``"CodeSha256"`` costs a scan more, not the fallback."""
+    if '"true":\0' in text or '"false":\0' in text or '"null":\0' in text:
+        return True
+    data = text.encode()  # UTF-8: no byte of a non-ASCII character is ASCII
+    if b'0":\0' not in data.translate(_DIGITS_AS_0):
+        return False
+    return _NUMBER_KEY.search(data.translate(_NUMBER_AS_0)) is not None
+
+
+_DIGITS_AS_0 = bytes.maketrans(b"123456789", b"0" * 9)
+_NUMBER_AS_0 = bytes.maketrans(b"123456789.e+-", b"0" * 13)
+_NUMBER_KEY = re.compile(b'"0+":\0')  # a key of repr(int) or repr(float) characters only
 
 
 class _NotOnePass(Exception):
@@ -174,10 +191,6 @@ def _one_pass_default(value: Any) -> Any:
     if kind is set or kind is frozenset:
         return list(value)  # the encoder then writes each element, as jsonable walks them
     raise _NotOnePass
-
-
-# a key as the encoder writes a bool, None, int or float key (``repr``'s forms): maybe not a str
-_KEY_FROM_NON_STR = re.compile('"(?:true|false|null|-?[0-9][0-9.e+-]*)":\0')
 
 
 # the JSON text of one string as ``plain_json`` writes it (quoted, escaped, non-ASCII kept): the encoder's

@@ -150,6 +150,9 @@ def _outcome(fn, value):
 @example({True: 1, "x": dt.datetime(2026, 3, 29, 1, 30, tzinfo=tz.tzlocal())})
 @example({None: 1, 1.5: 2, Num(3): 3, Real(2.0): 4, Color.RED: 5})
 @example({"1": "a", 1: "b"})  # one key to jsonable, two to the encoder
+@example({1e16: 1, -2: 2, 5e-324: 3, "CodeSha256": 4, "e": 5, "1e+16": 6})
+@example({1e16: 1, "1e+16": 2})  # an exponent's key: one key to jsonable
+@example({Real(1e-07): 1})  # repr "1e-07" to the encoder, "real" to jsonable
 @example(dict([("\ud800", 1), ("\ufffd", 2)]))  # two keys to the encoder, one to jsonable
 @example([float("nan"), float("inf"), -float("inf")])
 @example({float("nan"): 1})
@@ -204,6 +207,17 @@ def test_a_botocore_page_is_written_in_one_pass_without_jsonable(monkeypatch):
     monkeypatch.setattr(J, "jsonable", lambda value, *a: walked.append(value) or jsonable(value, *a))
     text, plain = marked_json_of(page)
     assert (text, plain, walked) == (expected, None, [])
+
+
+def test_a_str_key_that_ends_in_a_digit_takes_the_one_pass(monkeypatch):
+    """Lambda's ``CodeSha256``, a tag key ``"v2"``: str keys that end in a digit are told from a number's
+    (which only the fallback writes as ``jsonable`` does) and keep the one pass."""
+    page = [{"FunctionName": f"fn-{i}", "CodeSha256": "abc=", "Tags": {"v2": "1"}} for i in range(3)]
+    expected = marked_json(jsonable(page))
+    walked = []
+    monkeypatch.setattr(J, "jsonable", lambda value, *a: walked.append(value) or jsonable(value, *a))
+    assert marked_json_of(page) == (expected, None) and walked == []
+    assert marked_json_of([{"2": 1}])[1] == [{"2": 1}]  # a str key that is a number: the fallback
 
 
 def test_a_body_is_read_once_and_only_by_jsonable():
