@@ -156,7 +156,10 @@ def _maybe_non_str_key(text: str) -> bool:
     the cheapest in instructions here (a regex or a walk of the keys costs 2-6x): the three words,
     then a key ending in a digit (digits made ``0`` by ``bytes.translate``), and only then a key
     that is wholly a number (``-?[0-9][0-9.e+-]*``: its characters made ``0``), so a str key such as
-    ``"CodeSha256"`` costs a scan more, not the fallback."""
+    ``"CodeSha256"`` costs a scan more, not the fallback. A text without ``{`` holds no object, so no
+    key (one ``memchr``: a page of names or URLs)."""
+    if "{" not in text:
+        return False
     if '"true":\0' in text or '"false":\0' in text or '"null":\0' in text:
         return True
     data = text.encode()  # UTF-8: no byte of a non-ASCII character is ASCII
