@@ -15,6 +15,7 @@ import decimal
 import enum
 import json
 
+from _cache_rows import cache_rows
 from _inventory_runs import small_run
 from dateutil import tz
 from hypothesis import example, given, settings
@@ -231,20 +232,21 @@ def test_a_body_is_read_once_and_only_by_jsonable():
 
 def test_a_cache_with_ttl_0_writes_the_same_file_without_a_plain_value(tmp_path, monkeypatch):
     """``store`` with a TTL of 0 writes the envelope a TTL above 0 writes (its memory tier makes
-    ``jsonable``'s value; the files differ only in their ttl) without making that value."""
+    ``jsonable``'s value; the entries differ only in their ttl) without making that value."""
     page = _botocore_page()
-    plain_ttl, marked_ttl = InventoryCache(60, tmp_path / "ttl").store("k", page, stored_at=1.5)
+    with InventoryCache(60, tmp_path / "ttl") as cache:
+        plain_ttl, marked_ttl = cache.store("k", page, stored_at=1.5)
     walked = []
     monkeypatch.setattr(
         "greenfetch.inventory._cache.jsonable", lambda v, *a: walked.append(v) or jsonable(v, *a)
     )
-    plain, marked = InventoryCache(0, tmp_path / "zero").store("k", page, stored_at=1.5)
+    with InventoryCache(0, tmp_path / "zero") as cache:
+        plain, marked = cache.store("k", page, stored_at=1.5)
     assert (plain, walked) == (None, [])
     assert marked == marked_ttl and plain_ttl == jsonable(page)
-    (zero,) = (tmp_path / "zero").glob("*.json")
-    (ttl,) = (tmp_path / "ttl").glob("*.json")
-    assert zero.name == ttl.name
-    assert zero.read_text() == ttl.read_text().replace('"ttl":60.0,', '"ttl":0.0,')
+    zero, ttl = cache_rows(tmp_path / "zero"), cache_rows(tmp_path / "ttl")
+    assert list(zero) == list(ttl) == ["k"]
+    assert zero["k"] == ttl["k"].replace('"ttl":60.0,', '"ttl":0.0,')
 
 
 _records = st.fixed_dictionaries(
@@ -273,7 +275,7 @@ def test_a_record_from_the_one_pass_text_is_to_json(rec):
 
 def test_a_run_with_ttl_0_walks_no_page_and_writes_the_same_files(tmp_path, monkeypatch):
     """``greenfetch inventory --cache-ttl 0 --out DIR``: no fresh page's items go through ``jsonable``
-    (fails on the old code: 8 of 8 pages), and the json files and cache files are the ones the two
+    (fails on the old code: 8 of 8 pages), and the json files and cache entries are the ones the two
     steps write (the one pass refused everywhere: today's path)."""
     from greenfetch.testing import inventory_server
 
@@ -300,9 +302,8 @@ def test_a_run_with_ttl_0_walks_no_page_and_writes_the_same_files(tmp_path, monk
         small_run(server.url, tmp_path / "two", tmp_path / "cache-two")
     for name in ("ssm.parameters.json", "kms.keys.json"):
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
-    one = sorted((tmp_path / "cache-one").glob("*.json"))
-    assert [p.name for p in one] == sorted(p.name for p in (tmp_path / "cache-two").glob("*.json"))
-    for path in one:
-        mine, theirs = path.read_text(), (tmp_path / "cache-two" / path.name).read_text()
-        stamp = json.loads(mine)["stored_at"], json.loads(theirs)["stored_at"]
-        assert mine.replace(repr(stamp[0]), "T") == theirs.replace(repr(stamp[1]), "T")
+    one, two = cache_rows(tmp_path / "cache-one"), cache_rows(tmp_path / "cache-two")
+    assert len(one) == 10 and sorted(one) == sorted(two)  # 8 pages, 2 services' region lists
+    for key, mine in one.items():
+        stamp = json.loads(mine)["stored_at"], json.loads(two[key])["stored_at"]
+        assert mine.replace(repr(stamp[0]), "T") == two[key].replace(repr(stamp[1]), "T")
