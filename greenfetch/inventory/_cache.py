@@ -182,11 +182,11 @@ class InventoryCache:
         self.misses += 1
         return None
 
-    def set(self, key: str, value: Any, *, stored_at: float | None = None) -> Any:
+    def set(self, key: str, value: Any, *, stored_at: float | None = None) -> None:
         """Store ``value`` as fetched at ``stored_at`` (default: now) in every tier; with a TTL of 0 too
-        (not in memory, which only this cache's own reads could use). Returns ``jsonable(value)``,
-        what was stored (the inventory's file sink writes it too, rather than make it again)."""
-        return self.store(key, value, stored_at=stored_at)[0]
+        (not in memory, which only this cache's own reads could use). ``store`` is the same, and hands
+        back the value's JSON text (the inventory's file sink writes it too, rather than make it again)."""
+        self.store(key, value, stored_at=stored_at)
 
     def store(self, key: str, value: Any, *, stored_at: float | None = None) -> tuple[Any, str]:
         """``set``, returning ``(plain, marked_json(jsonable(value)))``: the value's JSON text made once,
