@@ -1,6 +1,6 @@
 """An XML answer's structures (``_botocore_fast._xml``) against botocore's own parse: every structure
 shape of several query, EC2 and REST-XML services, as an element holding every member (and one holding
-every other member, and one holding members in the reverse order), parsed both ways into the same
+every other member, one holding members in the reverse order, one whose strings are empty elements), parsed both ways into the same
 dict, keys in the same order."""
 
 from __future__ import annotations
@@ -71,9 +71,14 @@ def _element(tag, shape, depth, pick):
         entry = element if shape.serialization.get("flattened") else ET.SubElement(element, "entry")
         entry.append(_element(key_name, shape.key, depth + 1, pick))
         entry.append(_element(value_name, shape.value, depth + 1, pick))
-    else:
+    elif not (kind == "string" and pick is _empty_strings):
         element.text = _SCALARS.get(kind, "x")
     return element
+
+
+def _empty_strings(members):
+    """Every member, each string one an empty element (``<Name/>``: botocore's empty string)."""
+    return members
 
 
 def _structures(model):
@@ -128,7 +133,7 @@ def test_every_structure_parses_as_botocore_parses_it(session, service):
         pytest.skip("botocore outside the checked range")
     model = session.get_service_model(service)
     shapes = _structures(model)
-    picks = [lambda m: m, lambda m: m[::2], lambda m: m[::-1]]
+    picks = [lambda m: m, lambda m: m[::2], lambda m: m[::-1], _empty_strings]
     cases = [(shape, _element(shape.name, shape, 0, pick)) for shape in shapes for pick in picks]
     results = []
     for installed in (False, True):
@@ -157,6 +162,22 @@ def test_a_parser_that_changes_a_members_xml_name_is_botocores(session):
     element = ET.fromstring("<R><Renamed>1</Renamed><Account>2</Account><Arn>a</Arn></R>")
     _botocore_fast.install()
     assert Renaming()._handle_structure(shape, element) == {"Account": "1", "Arn": "a"}
+
+
+def test_a_parser_with_its_own_string_handler_is_used(session):
+    """A parser class (or instance) whose strings are its own gets them through its handler."""
+
+    class Shouting(botocore.parsers.QueryParser):
+        def _handle_string(self, shape, node):
+            return node.text.upper()
+
+    shape = session.get_service_model("sts").operation_model("GetCallerIdentity").output_shape
+    element = ET.fromstring("<R><Account>a1</Account><Arn>arn</Arn></R>")
+    _botocore_fast.install()
+    assert Shouting()._handle_structure(shape, element) == {"Account": "A1", "Arn": "ARN"}
+    plain = botocore.parsers.QueryParser()
+    plain._handle_string = lambda shape, node: "mine"
+    assert plain._handle_structure(shape, element) == {"Account": "mine", "Arn": "mine"}
 
 
 def test_an_ec2_page_parses_through_one_plan_per_shape(session, monkeypatch):

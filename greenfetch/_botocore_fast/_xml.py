@@ -20,15 +20,21 @@ from __future__ import annotations
 
 import operator
 import weakref
+import xml.etree.ElementTree
 from typing import Any
 
 import botocore.parsers
+
+from ._response import _parse_shape, parse_shape
 
 _XMLParser = botocore.parsers.BaseXMLResponseParser
 _handle_structure = _XMLParser._handle_structure
 _node_tag = _XMLParser._node_tag
 _member_key_name = _XMLParser._member_key_name
 _build_name_to_xml_node = _XMLParser._build_name_to_xml_node
+_HANDLE_STRING = _XMLParser._handle_string
+_PARSE_SHAPES = (_parse_shape, parse_shape)  # botocore's, and the handler lookup once per class
+_Element = xml.etree.ElementTree.Element
 # botocore 1.40+ skips members whose location is one it knows (a header, the status code); 1.36
 # skipped any member with a location at all
 _KNOWN_LOCATIONS = getattr(botocore.parsers.ResponseParser, "KNOWN_LOCATIONS", None)
@@ -54,7 +60,7 @@ def _ours(parser: Any) -> bool:
 class _Plan:
     """A structure shape's members as a body holds them: ``members`` (member name, member shape, XML
     name, attribute name or None) in the shape's order; ``by_xml`` each XML name's members (their
-    position, name, shape); ``attributes``: whether any member is an XML attribute (looked for even
+    position, name, shape, whether it is a string); ``attributes``: whether any member is an XML attribute (looked for even
     when absent as a child, so that shape is walked member by member)."""
 
     __slots__ = ("members", "by_xml", "attributes")
@@ -62,9 +68,9 @@ class _Plan:
     def __init__(self, members: list[tuple[str, Any, str, str | None]]):
         self.members = tuple(members)
         self.attributes = any(attribute is not None for *_, attribute in members)
-        by_xml: dict[str, list[tuple[int, str, Any]]] = {}
+        by_xml: dict[str, list[tuple[int, str, Any, bool]]] = {}
         for position, (name, shape, xml_name, _) in enumerate(members):
-            by_xml.setdefault(xml_name, []).append((position, name, shape))
+            by_xml.setdefault(xml_name, []).append((position, name, shape, shape.type_name == "string"))
         self.by_xml = {xml_name: tuple(entries) for xml_name, entries in by_xml.items()}
 
 
@@ -126,13 +132,32 @@ def handle_structure(self: Any, shape: Any, node: Any) -> Any:
     for xml_name, member_node in xml_dict.items():
         entries = by_xml.get(xml_name)
         if entries is not None:
-            for position, member_name, member_shape in entries:
-                present.append((position, member_name, member_shape, member_node))
+            for position, member_name, member_shape, string in entries:
+                present.append((position, member_name, member_shape, string, member_node))
     if len(present) > 1:
         present.sort(key=_POSITION)
-    for _, member_name, member_shape, member_node in present:
-        parsed[member_name] = parse(member_shape, member_node)
+    strings = _plain_strings(self)
+    for _, member_name, member_shape, string, member_node in present:
+        if string and strings and type(member_node) is _Element:
+            # what _parse_shape -> _handle_string (its _text_content wrapper) gives an element
+            text = member_node.text
+            parsed[member_name] = "" if text is None else text
+        else:
+            parsed[member_name] = parse(member_shape, member_node)
     return parsed
+
+
+def _plain_strings(parser: Any) -> bool:
+    """Whether a string member's value is its element's text, as botocore's XML parsers make it: the
+    class's ``_parse_shape`` botocore's (or its adaptation, which finds the same handler) and its
+    ``_handle_string`` the XML parsers' own, neither replaced on the instance."""
+    cls = type(parser)
+    return (
+        cls._handle_string is _HANDLE_STRING
+        and cls._parse_shape in _PARSE_SHAPES
+        and "_handle_string" not in parser.__dict__
+        and "_parse_shape" not in parser.__dict__
+    )
 
 
 def node_tag(self: Any, node: Any) -> Any:
