@@ -32,7 +32,8 @@ def jsonable(value: Any, body_limit: int = 1 << 20) -> Any:
     streaming bodies their first ``body_limit`` bytes; anything else unknown becomes ``str``.
 
     The result is always strict JSON (RFC 8259), whatever reads it: NaN and the infinities (float or
-    Decimal) become the strings ``"nan"``, ``"inf"`` and ``"-inf"`` (their value kept, as text), and a
+    Decimal) become the strings ``"nan"``, ``"inf"`` and ``"-inf"`` (their value kept, as text), a
+    Decimal beyond a double's range its text, and a
     lone UTF-16 surrogate in a string (not a character, so not writable as UTF-8) becomes U+FFFD."""
     kind = type(value)  # the exact types botocore's parsers build first: the inventory's per-page cost
     if kind is str:
@@ -56,9 +57,7 @@ def jsonable(value: Any, body_limit: int = 1 << 20) -> Any:
     if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
         return value.isoformat()
     if isinstance(value, decimal.Decimal):
-        if not value.is_finite():
-            return str(value)
-        return int(value) if value == value.to_integral_value() else float(value)
+        return _decimal(value)
     if isinstance(value, (bytes, bytearray, memoryview)):
         return _text_or_base64(bytes(value))
     if hasattr(value, "read"):  # botocore StreamingBody and friends
@@ -173,6 +172,18 @@ _NUMBER_AS_0 = bytes.maketrans(b"123456789.e+-", b"0" * 13)
 _NUMBER_KEY = re.compile(b'"0+":\0')  # a key of repr(int) or repr(float) characters only
 
 
+def _decimal(value: decimal.Decimal) -> Any:
+    """A Decimal as a number: whole ones as ``int``, others as ``float``; as text (its value kept) where
+    a float cannot hold it: NaN, the infinities, and a finite value beyond a double's range (as a float
+    it would be ``inf``, which strict JSON cannot write)."""
+    if not value.is_finite():
+        return str(value)
+    if value == value.to_integral_value():
+        return int(value)
+    number = float(value)
+    return number if math.isfinite(number) else str(value)
+
+
 class _NotOnePass(Exception):
     """A value ``marked_json_of`` leaves to ``jsonable``."""
 
@@ -184,9 +195,7 @@ def _one_pass_default(value: Any) -> Any:
     if kind is _dt.datetime or kind is _dt.date or kind is _dt.time:
         return value.isoformat()
     if kind is decimal.Decimal:
-        if not value.is_finite():
-            return str(value)
-        return int(value) if value == value.to_integral_value() else float(value)
+        return _decimal(value)
     if kind is bytes:
         return _text_or_base64(value)
     if kind is bytearray or kind is memoryview:

@@ -307,3 +307,17 @@ def test_a_run_with_ttl_0_walks_no_page_and_writes_the_same_files(tmp_path, monk
     for key, mine in one.items():
         stamp = json.loads(mine)["stored_at"], json.loads(two[key])["stored_at"]
         assert mine.replace(repr(stamp[0]), "T") == two[key].replace(repr(stamp[1]), "T")
+
+
+def test_a_decimal_beyond_a_doubles_range_is_its_text_everywhere():
+    """A non-integral Decimal too large for a float was ``inf``: the cache wrote ``Infinity`` (not JSON)
+    and ``to_json`` raised. Now its text, as NaN's and the infinities' are, in every path."""
+    from greenfetch._jsonable import jsonable, marked_json_of, to_json
+
+    huge = decimal.Decimal("1" + "0" * 400 + ".5")
+    page = [{"Size": huge, "Small": decimal.Decimal("1.25"), "Whole": decimal.Decimal("1E+400")}]
+    plain = jsonable(page)
+    assert plain == [{"Size": str(huge), "Small": 1.25, "Whole": 10**400}]
+    marked, _ = marked_json_of(page)
+    assert json.loads(marked.replace("\0", "")) == plain
+    assert json.loads(to_json({"items": page}))["items"] == plain
