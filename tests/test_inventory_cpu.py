@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import collections
-import contextlib
 import datetime as dt
 import decimal
 import enum
@@ -18,10 +17,10 @@ import json
 import math
 import os
 import re
-import time
 
 import pytest
 from _inventory_runs import small_run
+from _zones import in_zone
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -417,27 +416,10 @@ def test_an_encoder_made_once_writes_what_json_encoder_writes(value):
 _ZONES = ["UTC", "Asia/Kolkata", "America/New_York", "Europe/London", "Australia/Lord_Howe", "Etc/GMT+5"]
 
 
-@contextlib.contextmanager
-def _tz(name):
-    """The process's TZ set to ``name`` (dateutil's ``tzlocal`` reads ``time.timezone`` when made and
-    asks ``time.localtime`` whether a datetime is in DST), put back after."""
-    before = os.environ.get("TZ")
-    os.environ["TZ"] = name
-    time.tzset()
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("TZ", None)
-        else:
-            os.environ["TZ"] = before
-        time.tzset()
-
-
 def _made_under(name):
     from dateutil.tz import tzlocal
 
-    with _tz(name):
+    with in_zone(name):
         return tzlocal()
 
 
@@ -466,7 +448,7 @@ def test_jsonable_tzlocal_datetime_is_its_isoformat(naive, made, now, fold):
     """Byte-identical to ``isoformat`` for a ``tzlocal`` made under each TZ and used under each, either
     fold, alone or inside a page (a datetime has its own branch in ``jsonable``'s fast path)."""
     zone = _made_under(made)
-    with _tz(now):
+    with in_zone(now):
         value = naive.replace(tzinfo=zone, fold=fold)
         assert jsonable(value) == value.isoformat()
         assert jsonable({"T": value, "L": [value]}) == {"T": value.isoformat(), "L": [value.isoformat()]}
@@ -476,12 +458,12 @@ def test_jsonable_tzlocal_from_epoch_as_botocore_parses():
     """botocore's JSON parsers turn an epoch number into ``datetime.fromtimestamp(n, tzlocal())``; in
     New York's summer its text says -04:00 (a path that took the standard offset would not)."""
     for name in _ZONES:
-        with _tz(name):
+        with in_zone(name):
             zone = _made_under(name)
             for epoch in (0.5, 1_700_000_000.123, 1_710_052_200, 1_730_611_800, 4_102_444_800):
                 value = dt.datetime.fromtimestamp(epoch, zone)
                 assert jsonable(value) == value.isoformat()
-    with _tz("America/New_York"):
+    with in_zone("America/New_York"):
         summer = dt.datetime.fromtimestamp(1_720_000_000, _made_under("America/New_York"))
         assert jsonable(summer) == "2024-07-03T05:46:40-04:00"
 

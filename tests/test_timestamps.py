@@ -4,14 +4,12 @@ error, for ISO 8601 strings and epoch numbers, in zones with and without dayligh
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import os
-import time
 
 import botocore.parsers
 import botocore.utils
 import pytest
+from _zones import in_zone
 from dateutil.tz import tzutc
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -29,21 +27,6 @@ _ZONES = [
     "Etc/GMT+5",
     "GMT0UTC",
 ]
-
-
-@contextlib.contextmanager
-def _tz(name):
-    before = os.environ.get("TZ")
-    os.environ["TZ"] = name
-    time.tzset()
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("TZ", None)
-        else:
-            os.environ["TZ"] = before
-        time.tzset()
 
 
 def _outcome(parse, value):
@@ -119,17 +102,17 @@ _epoch = st.one_of(
 @settings(max_examples=150, deadline=None)
 @given(value=st.one_of(_iso, _odd, _epoch))
 def test_a_timestamp_is_what_botocore_parses(zone, value):
-    with _tz(zone):
+    with in_zone(zone):
         _same(value)
 
 
 def test_a_zone_changed_while_running_is_learned_again():
     """The zone is read when the process's zone changes (``time.tzset``), not once: a zero offset is
     ``tzlocal()`` in UTC and ``tzutc()`` in New York, an epoch in New York's local time."""
-    with _tz("UTC"):
+    with in_zone("UTC"):
         assert type(parse_timestamp("2024-05-01T10:00:00Z").tzinfo).__name__ == "tzlocal"
         _same(1714557600.5)
-    with _tz("America/New_York"):
+    with in_zone("America/New_York"):
         assert parse_timestamp("2024-05-01T10:00:00Z").tzinfo is tzutc()
         _same(1714557600.5)
         _same("2024-11-03T01:30:00Z")
@@ -139,7 +122,7 @@ def test_aws_forms_take_the_fast_path_in_a_zone_without_daylight_saving(monkeypa
     """In UTC (and any zone without DST) neither form reaches botocore's parse: the point of it."""
     calls = []
     real = _timestamps._parse_timestamp
-    with _tz("UTC"):
+    with in_zone("UTC"):
         parse_timestamp("2000-01-01T00:00:00Z")  # the zone learned (one call of botocore's, the probe)
         monkeypatch.setattr(_timestamps, "_parse_timestamp", lambda v: calls.append(v) or real(v))
         for value in ("2024-05-01T10:00:00.123Z", "2024-05-01T10:00:00+05:30", 1714557600.5, 1714557600):
