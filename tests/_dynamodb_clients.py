@@ -6,8 +6,12 @@ import botocore.session
 
 from greenfetch import Config
 from greenfetch._http import install_http_session, session_kind
+from greenfetch.testing import Reply, http_response
 
 GEVENT = Config(backend="gevent")
+# a DynamoDB answer's headers, and ListTables' answer, as the TLS tests' scripted server gives them
+JSON = [("x-amzn-RequestId", "req-1"), ("Content-Type", "application/x-amz-json-1.0")]
+OK = Reply(http_response(200, b'{"TableNames": ["tls"]}', JSON))
 
 
 def dynamodb_client(url, *, verify=None, green=True, attempts=1, **cfg):

@@ -55,6 +55,27 @@ def clean_environ(tmp_path_factory):
 SESSION_MOTO = {"MOTO_EC2_LOAD_DEFAULT_AMIS": "false"}
 
 
+@pytest.fixture(scope="module")
+def cas(tmp_path_factory):
+    """Two throwaway certificate authorities: the server's and another (a wrong CA for the client)."""
+    from greenfetch.testing import throwaway_ca
+
+    root = tmp_path_factory.mktemp("tls")
+    return throwaway_ca(root / "ca"), throwaway_ca(root / "other")
+
+
+@pytest.fixture
+def fast_installed():
+    """greenfetch's botocore adaptations installed for the test (and put back as they were)."""
+    from greenfetch import _botocore_fast
+
+    was = _botocore_fast.installed()
+    assert _botocore_fast.install()
+    yield
+    if not was:
+        _botocore_fast.uninstall()
+
+
 @pytest.fixture(scope="session")
 def moto_server():
     """moto's server over real HTTP for the whole session: use ``moto.url``; reset via ``moto.reset()``.

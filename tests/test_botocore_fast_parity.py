@@ -31,14 +31,7 @@ from test_headers_parity import client_for, sample
 
 from greenfetch import _botocore_fast as fast
 
-
-@pytest.fixture(autouse=True)
-def _installed():
-    was = fast.installed()
-    assert fast.install()
-    yield
-    if not was:
-        fast.uninstall()
+pytestmark = pytest.mark.usefixtures("fast_installed")
 
 
 def outcome(fn, *args):

@@ -17,14 +17,14 @@ import botocore.exceptions
 import botocore.httpsession
 import botocore.session
 import pytest
-from _dynamodb_clients import dynamodb_client
+from _dynamodb_clients import OK, dynamodb_client
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from greenfetch import Config, Engine, Request
 from greenfetch import _botocore_fast as fast
 from greenfetch._botocore_fast import _httpsession, _ruleset, _scoped
-from greenfetch.testing import Reply, ScriptedServer, http_response, throwaway_ca
+from greenfetch.testing import ScriptedServer
 
 
 @pytest.fixture(autouse=True)
@@ -209,15 +209,6 @@ def test_close_builds_nothing_and_clears_what_was_built(counted):
 
 
 # -- botocore's urllib3 session over the real HTTPS loopback server, both ways ------------------------
-
-JSON = [("x-amzn-RequestId", "req-1"), ("Content-Type", "application/x-amz-json-1.0")]
-OK = Reply(http_response(200, b'{"TableNames": ["tls"]}', JSON))
-
-
-@pytest.fixture(scope="module")
-def cas(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tls")
-    return throwaway_ca(root / "ca"), throwaway_ca(root / "other")
 
 
 def call(made):

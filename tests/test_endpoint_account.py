@@ -17,13 +17,7 @@ ACCOUNT = "AWS::Auth::AccountId"
 MODE = "AWS::Auth::AccountIdEndpointMode"
 
 
-@pytest.fixture(autouse=True)
-def _installed():
-    was = fast.installed()
-    assert fast.install()
-    yield
-    if not was:
-        fast.uninstall()
+pytestmark = pytest.mark.usefixtures("fast_installed")
 
 
 SESSION = botocore.session.get_session()

@@ -8,19 +8,10 @@ import botocore.exceptions
 import botocore.session
 import gevent
 import pytest
-from _dynamodb_clients import dynamodb_client
+from _dynamodb_clients import JSON, OK, dynamodb_client
 
 from greenfetch._http import _gevent
-from greenfetch.testing import Reply, ScriptedServer, http_response, throwaway_ca
-
-JSON = [("x-amzn-RequestId", "req-1"), ("Content-Type", "application/x-amz-json-1.0")]
-OK = Reply(http_response(200, b'{"TableNames": ["tls"]}', JSON))
-
-
-@pytest.fixture(scope="module")
-def cas(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tls")
-    return throwaway_ca(root / "ca"), throwaway_ca(root / "other")
+from greenfetch.testing import Reply, ScriptedServer, http_response
 
 
 def pool_of(made):
