@@ -416,6 +416,53 @@ def test_every_json_response_parses_as_botocore_parses_it(session):
     assert blobs and stamps
 
 
+def _thinned(value, keep):
+    """``value`` with every other key of each object dropped (``keep`` 0 or 1 says which) and the keys
+    left in reverse order: botocore's output follows the shape's order whatever the answer's."""
+    if isinstance(value, dict):
+        items = list(value.items())[keep::2] if keep is not None else list(value.items())
+        return {k: _thinned(v, keep) for k, v in reversed(items)}
+    if isinstance(value, list):
+        return [_thinned(v, keep) for v in value]
+    return value
+
+
+def test_json_structures_with_members_missing_or_reordered_parse_as_botocore_parses_them(session):
+    """Every operation's output of the JSON services, its answer thinned (every other key, either half)
+    or only reordered, and a null member, a string member holding a number, an unknown key, and kafka's
+    members with JSON names of their own: the same dicts with keys in the same order."""
+    import json
+
+    cases = []
+    for service in [*JSON_SERVICES, "kafka"]:  # kafka: body members with JSON names of their own
+        model = session.get_service_model(service)
+        for name in model.operation_names:
+            op = model.operation_model(name)
+            if op.output_shape is None or op.has_event_stream_output or op.has_streaming_output:
+                continue
+            body = body_value(op.output_shape)
+            strings = [
+                member.serialization.get("name", member_name)
+                for member_name, member in op.output_shape.members.items()
+                if member.type_name == "string" and not member.serialization.get("location")
+            ]
+            for keep in (None, 0, 1):
+                thinned = _thinned(body, keep)
+                if isinstance(thinned, dict):
+                    thinned = {"Unknown": 1, **thinned}
+                    first = next(iter(op.output_shape.members), None)
+                    if first is not None and keep == 0:
+                        thinned[first] = None
+                    if strings and keep is None:  # a string member holding a number: kept as it came
+                        thinned[strings[0]] = 7
+                cases.append((service, name, None, response_dict(op, 200, json.dumps(thinned).encode())))
+    ours, theirs = parsed_both_ways(session, cases)[::-1]
+    order = lambda r: repr(r)  # noqa: E731 - the repr shows each dict's key order
+    differ = [(c[:3], a, b) for c, a, b in zip(cases, ours, theirs, strict=True) if order(a) != order(b)]
+    assert not differ, differ[0]
+    assert len(cases) > 800 and sum(r[0] == "ok" for r in theirs) > 0.95 * len(cases)
+
+
 XML_CASES = [
     (
         "sts",
