@@ -29,3 +29,10 @@ def dynamodb_client(url, *, verify=None, green=True, attempts=1, **cfg):
         install_http_session(made, GEVENT)
         assert session_kind(made) == "geventhttpclient"
     return made
+
+
+def masked(seen):
+    """A request a scripted server saw, its time- and signature-dependent headers masked: what two
+    clients sending the same call must agree on byte for byte."""
+    volatile = {"x-amz-date", "authorization", "amz-sdk-invocation-id"}
+    return seen.request_line, [(k, "*" if k.lower() in volatile else v) for k, v in seen.headers], seen.body

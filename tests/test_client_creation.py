@@ -17,7 +17,7 @@ import botocore.exceptions
 import botocore.httpsession
 import botocore.session
 import pytest
-from _dynamodb_clients import OK, dynamodb_client
+from _dynamodb_clients import OK, dynamodb_client, masked
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -216,11 +216,6 @@ def call(made):
         return ("ok", made.list_tables()["TableNames"], type(made._endpoint.http_session).__name__)
     except botocore.exceptions.BotoCoreError as exc:
         return (type(exc).__name__,)
-
-
-def masked(seen):
-    volatile = {"x-amz-date", "authorization", "amz-sdk-invocation-id"}
-    return seen.request_line, [(k, "*" if k.lower() in volatile else v) for k, v in seen.headers], seen.body
 
 
 def test_urllib3_sessions_tls_is_botocores(cas):

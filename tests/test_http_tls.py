@@ -8,7 +8,7 @@ import botocore.exceptions
 import botocore.session
 import gevent
 import pytest
-from _dynamodb_clients import JSON, OK, dynamodb_client
+from _dynamodb_clients import JSON, OK, dynamodb_client, masked
 
 from greenfetch._http import _gevent
 from greenfetch.testing import Reply, ScriptedServer, http_response
@@ -24,11 +24,6 @@ def outcome(call):
         return ("ok", call()["TableNames"])
     except botocore.exceptions.BotoCoreError as exc:
         return (type(exc).__name__,)
-
-
-def masked(seen):
-    volatile = {"x-amz-date", "authorization", "amz-sdk-invocation-id"}
-    return seen.request_line, [(k, "*" if k.lower() in volatile else v) for k, v in seen.headers], seen.body
 
 
 def test_same_bytes_on_the_wire_as_urllib3_over_tls(cas):
