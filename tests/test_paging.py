@@ -254,9 +254,8 @@ def test_real_operations_over_moto_match_botocore(moto, service, operation, para
     assert got  # something came back
 
 
-def test_the_user_agent_says_paginator_as_botocores_does(moto):
-    """The page is asked for in a context of ``_paging``'s own (cheap to copy): botocore's request
-    carries the same User-Agent, its ``PAGINATOR`` feature id included, as through its own paginator."""
+def _recording_user_agents(moto):
+    """A DynamoDB client whose requests' User-Agents are kept (in order), and ListTables' page config."""
     _, client = moto
     dynamodb = client("dynamodb")
     agents = []
@@ -264,6 +263,13 @@ def test_the_user_agent_says_paginator_as_botocores_does(moto):
         "before-send", lambda request, **_: agents.append(request.headers["User-Agent"])
     )
     config = dynamodb._cache["page_config"]["ListTables"] if dynamodb.can_paginate("list_tables") else None
+    return dynamodb, agents, config
+
+
+def test_the_user_agent_says_paginator_as_botocores_does(moto):
+    """The page is asked for in a context of ``_paging``'s own (cheap to copy): botocore's request
+    carries the same User-Agent, its ``PAGINATOR`` feature id included, as through its own paginator."""
+    dynamodb, agents, config = _recording_user_agents(moto)
     ours = Plan(config).full_result(dynamodb.list_tables, {}, None, lambda: None)
     theirs = dynamodb.get_paginator("list_tables").paginate().build_full_result()
     dynamodb.list_tables()  # a plain call: no PAGINATOR feature
@@ -283,13 +289,7 @@ def test_inside_a_callers_context_the_user_agent_keeps_its_features_as_botocores
     from botocore.context import start_as_current_context
     from botocore.useragent import register_feature_id
 
-    _, client = moto
-    dynamodb = client("dynamodb")
-    agents = []
-    dynamodb.meta.events.register(
-        "before-send", lambda request, **_: agents.append(request.headers["User-Agent"])
-    )
-    config = dynamodb._cache["page_config"]["ListTables"] if dynamodb.can_paginate("list_tables") else None
+    dynamodb, agents, config = _recording_user_agents(moto)
     with start_as_current_context():
         register_feature_id("WAITER")
         Plan(config).full_result(dynamodb.list_tables, {}, None, lambda: None)
