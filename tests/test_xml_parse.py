@@ -1,12 +1,13 @@
 """An XML answer's structures (``_botocore_fast._xml``) against botocore's own parse: every structure
 shape of several query, EC2 and REST-XML services, as an element holding every member (and one holding
-every other member, one holding members in the reverse order, one whose strings are empty elements), parsed both ways into the same
-dict, keys in the same order."""
+every other member, one holding members in the reverse order, one whose strings are empty elements,
+one whose lists hold one item), parsed both ways into the same dict, keys in the same order."""
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+import botocore.model
 import botocore.parsers
 import botocore.session
 import pytest
@@ -41,7 +42,7 @@ _SCALARS = {
 }
 
 
-def _element(tag, shape, depth, pick):
+def _element(tag, shape, depth, pick, items=2):
     element = ET.Element(f"{{{_NS}}}{tag}")
     kind = shape.type_name
     if depth > 6:
@@ -57,20 +58,20 @@ def _element(tag, shape, depth, pick):
                 continue
             key = _xml._member_key_name(None, member, name)
             if member.type_name == "list" and serialization.get("flattened"):
-                for _ in range(2):
-                    element.append(_element(key, member.member, depth + 1, pick))
+                for _ in range(items):
+                    element.append(_element(key, member.member, depth + 1, pick, items))
             else:
-                element.append(_element(key, member, depth + 1, pick))
+                element.append(_element(key, member, depth + 1, pick, items))
     elif kind == "list":
         item = shape.member.serialization.get("name", "member")
-        for _ in range(2):
-            element.append(_element(item, shape.member, depth + 1, pick))
+        for _ in range(items):
+            element.append(_element(item, shape.member, depth + 1, pick, items))
     elif kind == "map":
         key_name = shape.key.serialization.get("name") or "key"
         value_name = shape.value.serialization.get("name") or "value"
         entry = element if shape.serialization.get("flattened") else ET.SubElement(element, "entry")
-        entry.append(_element(key_name, shape.key, depth + 1, pick))
-        entry.append(_element(value_name, shape.value, depth + 1, pick))
+        entry.append(_element(key_name, shape.key, depth + 1, pick, items))
+        entry.append(_element(value_name, shape.value, depth + 1, pick, items))
     elif not (kind == "string" and pick is _empty_strings):
         element.text = _SCALARS.get(kind, "x")
     return element
@@ -135,6 +136,7 @@ def test_every_structure_parses_as_botocore_parses_it(session, service):
     shapes = _structures(model)
     picks = [lambda m: m, lambda m: m[::2], lambda m: m[::-1], _empty_strings]
     cases = [(shape, _element(shape.name, shape, 0, pick)) for shape in shapes for pick in picks]
+    cases += [(shape, _element(shape.name, shape, 0, picks[0], items=1)) for shape in shapes]  # lists of one
     results = []
     for installed in (False, True):
         _botocore_fast.install() if installed else _botocore_fast.uninstall()
@@ -200,3 +202,26 @@ def test_an_ec2_page_parses_through_one_plan_per_shape(session, monkeypatch):
         f"i-{n}" for n in range(20)
     ]
     assert sorted(planned) == sorted(set(planned)) and len(planned) == 3  # output, reservation, instance
+
+
+def test_a_tagged_union_is_checked_as_botocore_checks_it():
+    """A union's one member, an unknown one and two at once: the same value, or the same error."""
+    shapes = botocore.model.ShapeResolver(
+        {
+            "U": {"type": "structure", "union": True, "members": {"A": {"shape": "S"}, "B": {"shape": "N"}}},
+            "S": {"type": "string"},
+            "N": {"type": "integer"},
+        }
+    )
+    union = shapes.get_shape_by_name("U")
+    elements = ["<U><A>x</A></U>", "<U><B>7</B></U>", "<U><C>x</C></U>", "<U><A>x</A><B>7</B></U>", "<U/>"]
+    results = []
+    for installed in (False, True):
+        _botocore_fast.install() if installed else _botocore_fast.uninstall()
+        try:
+            parser = botocore.parsers.create_parser("rest-xml")
+            results.append([_outcome(parser._parse_shape, union, ET.fromstring(e)) for e in elements])
+        finally:
+            _botocore_fast.install()
+    assert results[0] == results[1]
+    assert results[1][2] == ("ok", {"SDK_UNKNOWN_MEMBER": {"name": "C"}})
