@@ -115,6 +115,7 @@ FLOOR_TESTS = [  # the modules that hold greenfetch's botocore adaptations to bo
     "test_model_loader.py",
     "test_timestamps.py",
     "test_xml_parse.py",
+    "test_json_parse.py",
     "test_endpoint_account.py",
     "test_client_creation.py",
     "test_paging.py::test_plan_gives_what_botocore_paginator_gives",

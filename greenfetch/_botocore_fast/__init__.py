@@ -96,6 +96,9 @@ from ._httpsession import (
     session_close,
     session_init,
 )
+from ._json import _handle_structure as _json_structure
+from ._json import _JSONParser
+from ._json import handle_structure as json_structure
 from ._loader import _load_file, _Loader, load_file
 from ._request import (
     Headers,
@@ -187,6 +190,7 @@ _PATCHES: tuple[tuple[Any, str, Any, Any], ...] = (
     (botocore.parsers, "DEFAULT_TIMESTAMP_PARSER", _parse_timestamp, parse_timestamp),
     (_XMLParser, "_handle_structure", _handle_structure, handle_structure),
     (_XMLParser, "_node_tag", _node_tag, node_tag),
+    (_JSONParser, "_handle_structure", _json_structure, json_structure),
     (_RuleSet, "evaluate", _evaluate, evaluate),
     # A session's pool manager built on its first read: the descriptor first, and left in place by
     # uninstall() (botocore's own __init__ fills the instance's _manager, which the descriptor never
