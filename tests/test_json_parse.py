@@ -1,7 +1,8 @@
 """A JSON answer's structures (``_botocore_fast._json``) against botocore's own parse: every structure
-shape of several JSON-protocol services, as a value holding every member (and one holding every other
-member, one with its keys in reverse order, one whose lists hold one item, one whose lists hold a null
-item), parsed both ways into the same dict, keys in the same order, or into the same error."""
+shape of several JSON and REST-JSON services, as a value holding every member (and one holding every
+other member, one with its keys in reverse order, one whose lists hold one item, one whose lists hold
+a null item, one whose numbers and booleans are text), parsed both ways into the same dict, keys in the
+same order, or into the same error."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from greenfetch import _botocore_fast
 from greenfetch._botocore_fast import _json
 
 SERVICES = ["dynamodb", "kms", "ssm", "secretsmanager", "logs", "ecs", "glue", "cloudtrail", "sqs"]
+REST_SERVICES = ["lambda", "apigateway", "eks", "kafka", "mq", "batch", "efs"]  # kafka, mq: JSON names
 _SCALARS = {
     "string": "välue ✓ \U0001f600",
     "integer": 7,
@@ -56,6 +58,8 @@ def _value(shape, depth, variant):
     if kind == "map":
         value = _value(shape.value, depth + 1, variant)
         return {} if value is None else {"kéy": value}
+    if variant == "as text" and kind in ("integer", "long", "float", "double", "boolean"):
+        return {"boolean": "TRUE", "float": "1.5", "double": "-0.0"}.get(kind, "12")  # REST-JSON converts
     return _SCALARS.get(kind)
 
 
@@ -119,16 +123,16 @@ def session():
     return botocore.session.get_session()
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", SERVICES + REST_SERVICES)
 def test_every_structure_parses_as_botocore_parses_it(session, service):
     if not _botocore_fast.checked():
         pytest.skip("botocore outside the checked range")
     model = session.get_service_model(service)
-    assert model.protocol == "json"
+    assert model.protocol == ("json" if service in SERVICES else "rest-json")
     shapes = _structures(model)
-    variants = ["every member", "every other", "reversed", "one item", "a null item"]
+    variants = ["every member", "every other", "reversed", "one item", "a null item", "as text"]
     cases = [(shape, _value(shape, 0, variant)) for shape in shapes for variant in variants]
-    theirs, ours = _both_ways("json", cases)
+    theirs, ours = _both_ways(model.protocol, cases)
     differ = [(shape.name, a, b) for (shape, _), a, b in zip(cases, ours, theirs, strict=True) if a != b]
     assert not differ, differ[0]
     assert len(shapes) > 10 and sum(r[0] == "ok" for r in theirs) > 0.9 * len(cases)
@@ -182,11 +186,13 @@ def test_json_names_nulls_unions_and_wrong_types_parse_as_botocore_parses_them()
 
 
 def test_only_a_parser_with_botocores_json_handlers_takes_the_plan(session):
-    """REST-JSON's parser (integers, booleans and header strings of its own), a JSON parser class with
-    a handler of its own and an instance with one set on it are parsed by their own handlers."""
+    """The JSON and REST-JSON parsers take plans of their own families (REST-JSON's integers, floats
+    and booleans have handlers); a JSON parser class with a handler of its own and an instance with
+    one set on it are parsed by their own handlers."""
     _botocore_fast.install()
-    assert _json._direct(botocore.parsers.create_parser("json"))
-    assert not _json._direct(botocore.parsers.create_parser("rest-json"))
+    json_family = _json._family(botocore.parsers.create_parser("json"))
+    rest_family = _json._family(botocore.parsers.create_parser("rest-json"))
+    assert None not in (json_family, rest_family) and json_family != rest_family
 
     class Shouting(botocore.parsers.JSONParser):
         def _handle_string(self, shape, value):
@@ -194,8 +200,39 @@ def test_only_a_parser_with_botocores_json_handlers_takes_the_plan(session):
 
     shape = session.get_service_model("kms").operation_model("ListKeys").output_shape
     answer = {"Keys": [{"KeyId": "k1", "KeyArn": "arn"}], "Truncated": False}
+    assert _json._family(Shouting()) is None
     assert Shouting()._parse_shape(shape, answer)["Keys"] == [{"KeyId": "K1", "KeyArn": "ARN"}]
     plain = botocore.parsers.JSONParser()
     plain._handle_string = lambda shape, value: "mine"
     assert plain._parse_shape(shape, answer)["Keys"] == [{"KeyId": "mine", "KeyArn": "mine"}]
     assert botocore.parsers.JSONParser()._parse_shape(shape, answer) == answer
+
+
+def test_rest_json_members_bound_to_headers_found_in_the_body_parse_as_botocore_parses_them():
+    """A REST-JSON output member that belongs in a header (a JSON value, a list) but whose name the
+    body holds: botocore's handlers decode the one and split the other; so does the plan's path."""
+    shapes = botocore.model.ShapeResolver(
+        {
+            "Out": {
+                "type": "structure",
+                "members": {
+                    "Doc": {"shape": "JsonHeader", "location": "header", "locationName": "x-doc"},
+                    "Tags": {"shape": "SList", "location": "header", "locationName": "x-tags"},
+                    "Count": {"shape": "I"},
+                },
+            },
+            "JsonHeader": {"type": "string", "jsonvalue": True},
+            "SList": {"type": "list", "member": {"shape": "S"}},
+            "S": {"type": "string"},
+            "I": {"type": "integer"},
+        }
+    )
+    out = shapes.get_shape_by_name("Out")
+    values = [
+        {"x-doc": base64.b64encode(b'{"a": [1]}').decode(), "x-tags": "a, b,c", "Count": "3"},
+        {"x-tags": ["a", "b"], "Count": 4},
+        {"x-doc": "not base64 json"},
+    ]
+    theirs, ours = _both_ways("rest-json", [(out, value) for value in values])
+    assert ours == theirs
+    assert ours[0] == ("ok", [("Doc", [("a", [1])]), ("Tags", ["a", "b", "c"]), ("Count", 3)])

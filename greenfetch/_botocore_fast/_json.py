@@ -4,14 +4,14 @@
 JSON name and hands every value present to ``_parse_shape``, which finds the type's handler and calls
 it: for the JSON protocol's strings, numbers and booleans that handler is ``_default_handle``, which
 returns the value as it came. A page of 5 DynamoDB tables or 50 SSM parameters is a few hundred such
-values. For a parser whose handlers are botocore's JSON parser's own (``_direct``: the parser botocore
-makes for the ``json`` protocol), the members' names, JSON names and kinds are worked out once per
-shape object (botocore keeps a shape per operation model), a value that its handler would return
-unchanged is taken as it is, a timestamp goes to the parser's timestamp parser as its handler does, and
-a nested structure or list is parsed here from its own plan; anything else (maps, blobs, documents,
-tagged unions' checks) goes through ``_parse_shape`` as before. Any other parser (REST-JSON's, whose
-integers, booleans and header strings have handlers of their own, or a class or instance that replaces
-a handler) is parsed by botocore's code.
+values. For a parser whose handlers are botocore's JSON or REST-JSON parsers' own (``_family``: the
+parsers botocore makes for the ``json`` and ``rest-json`` protocols), the members' names, JSON names and
+kinds are worked out once per shape object (botocore keeps a shape per operation model) and parser
+family, a plain value is taken as its handler makes it (as it came for the JSON protocol; REST-JSON's
+``int``, ``float`` and ``ensure_boolean`` of it), a timestamp goes to the parser's timestamp parser as
+its handler does, and a nested structure or list is parsed here from its own plan; anything else (maps,
+blobs, documents, a header's JSON value) goes through ``_parse_shape`` as before. Any other parser (a
+class or instance that replaces a handler) is parsed by botocore's code.
 
 Same dicts, keys in the same order, same values and the same errors: tests/test_json_parse.py parses
 values made from every structure of several JSON services' models both ways.
@@ -23,35 +23,28 @@ import weakref
 from typing import Any
 
 import botocore.parsers
+import botocore.utils
+from botocore.utils import is_json_value_header
 
 from ._response import _parse_shape, parse_shape
 
 _JSONParser = botocore.parsers.BaseJSONParser
 _handle_structure = _JSONParser._handle_structure
 _Response = botocore.parsers.ResponseParser
+_Rest = botocore.parsers.BaseRestParser
 _PARSE_SHAPES = (_parse_shape, parse_shape)
+_ensure_boolean = botocore.utils.ensure_boolean
 
-# What a member's value is made of for a ``_direct`` parser: the value as it came (a type whose
-# handler is ``_default_handle``), the parser's timestamp parser's value of it, a structure parsed from
-# its own plan, a list of any of these; anything else through ``_parse_shape``.
-_PLAIN, _TIMESTAMP, _STRUCTURE, _LIST, _OTHER = range(5)
-_PLAIN_TYPES = frozenset(("string", "integer", "long", "boolean", "double", "float", "character"))
+# What a member's value is made of for a parser of a known family: the value as it came, ``int``,
+# ``float`` or ``ensure_boolean`` of it (what its type's handler makes of it: ``_family``), the parser's
+# timestamp parser's value of it, a structure parsed from its own plan, a list of any of these;
+# anything else through ``_parse_shape``.
+_PLAIN, _INT, _FLOAT, _BOOL, _TIMESTAMP, _STRUCTURE, _LIST, _OTHER = range(8)
+_PLAIN_TYPES = ("boolean", "character", "double", "float", "integer", "long", "string")
 _UNPLANNED: Any = object()
 
-_plans: weakref.WeakKeyDictionary[Any, _Plan] = weakref.WeakKeyDictionary()
-
-
-def _kind(shape: Any) -> int:
-    name = shape.type_name
-    if name in _PLAIN_TYPES:
-        return _PLAIN
-    if name == "timestamp":
-        return _TIMESTAMP
-    if name == "structure" and not shape.is_document_type:
-        return _STRUCTURE
-    if name == "list":
-        return _LIST
-    return _OTHER
+# shape -> {family: plan}: a family is what a parser class makes of each plain type (``_family``)
+_plans: weakref.WeakKeyDictionary[Any, dict[int, _Plan]] = weakref.WeakKeyDictionary()
 
 
 class _Member:
@@ -60,40 +53,61 @@ class _Member:
 
     __slots__ = ("name", "json_name", "shape", "kind", "item_shape", "item_kind", "plan")
 
-    def __init__(self, name: str, shape: Any):
+    def __init__(self, name: str, shape: Any, kinds: dict[str, int]):
         self.name, self.shape = name, shape
         self.json_name = shape.serialization.get("name", name)
-        self.kind = _kind(shape)
+        self.kind = _kind(shape, kinds)
         self.item_shape: Any = shape.member if self.kind == _LIST else None
-        self.item_kind = _kind(self.item_shape) if self.kind == _LIST else _OTHER
+        self.item_kind = _kind(self.item_shape, kinds) if self.kind == _LIST else _OTHER
         self.plan: Any = _UNPLANNED
 
 
+def _kind(shape: Any, kinds: dict[str, int]) -> int:
+    name = shape.type_name
+    if name in kinds:  # a plain type
+        return kinds[name] if not is_json_value_header(shape) else _OTHER
+    if name == "timestamp":
+        return _TIMESTAMP
+    if name == "structure" and not shape.is_document_type:
+        return _STRUCTURE
+    if name == "list" and shape.serialization.get("location") is None:  # a header's list is split first
+        return _LIST
+    return _OTHER
+
+
 class _Plan:
-    """A structure shape's members in the shape's order (``members``: ``_Member``); ``union``: a
-    tagged union (botocore's code checks its one member first)."""
+    """A structure shape's members in the shape's order (``members``: ``_Member``) for one family of
+    parsers; ``union``: a tagged union (botocore's code checks its one member first)."""
 
-    __slots__ = ("members", "union")
+    __slots__ = ("members", "union", "family")
 
-    def __init__(self, shape: Any):
+    def __init__(self, shape: Any, family: int):
         members = shape.members
-        self.members = tuple(_Member(name, members[name]) for name in members)
+        kinds = _FAMILIES[family]
+        self.members = tuple(_Member(name, members[name], kinds) for name in members)
         self.union = bool(shape.is_tagged_union)
+        self.family = family
 
 
-def _plan_of(shape: Any) -> _Plan:
-    plan: _Plan | None = _plans.get(shape)
+def _plan_of(shape: Any, family: int) -> _Plan:
+    plans = _plans.get(shape)
+    if plans is None:
+        plans = _plans[shape] = {}
+    plan = plans.get(family)
     if plan is None:
-        plan = _plans[shape] = _Plan(shape)
+        plan = plans[family] = _Plan(shape, family)
     return plan
 
 
 def handle_structure(self: Any, shape: Any, value: Any) -> Any:
-    """``BaseJSONParser._handle_structure``, from the shape's plan for a parser with botocore's JSON
-    handlers (``_direct``); botocore's own for any other, and for a document."""
-    if shape.is_document_type or not _direct(self):
+    """``BaseJSONParser._handle_structure``, from the shape's plan for a parser of a known family
+    (``_family``); botocore's own for any other, and for a document."""
+    if shape.is_document_type:
         return _handle_structure(self, shape, value)
-    return _structure(self, shape, _plan_of(shape), value)
+    family = _family(self)
+    if family is None:
+        return _handle_structure(self, shape, value)
+    return _structure(self, shape, _plan_of(shape, family), value)
 
 
 def _structure(self: Any, shape: Any, plan: _Plan, value: Any) -> Any:
@@ -113,57 +127,79 @@ def _structure(self: Any, shape: Any, plan: _Plan, value: Any) -> Any:
         elif kind == _STRUCTURE:
             sub = member.plan
             if sub is _UNPLANNED:
-                sub = member.plan = _plan_of(member.shape)
+                sub = member.plan = _plan_of(member.shape, plan.family)
             parsed[member.name] = _structure(self, member.shape, sub, raw)
         elif kind == _LIST:
-            parsed[member.name] = _list(self, member, raw)
+            parsed[member.name] = _list(self, plan, member, raw)
         elif kind == _TIMESTAMP:
             parsed[member.name] = self._timestamp_parser(raw)
+        elif kind == _INT:
+            parsed[member.name] = int(raw)
+        elif kind == _BOOL:
+            parsed[member.name] = _ensure_boolean(raw)
+        elif kind == _FLOAT:
+            parsed[member.name] = float(raw)
         else:
             parsed[member.name] = self._parse_shape(member.shape, raw)
     return parsed
 
 
-def _list(self: Any, member: _Member, raw: Any) -> Any:
-    """``ResponseParser._handle_list`` of plain values or structures: each item parsed as the list's
-    member (a null item is null either way); a list of anything else is botocore's (whose handling of
-    a null item changed across versions)."""
+def _list(self: Any, plan: _Plan, member: _Member, raw: Any) -> Any:
+    """``ResponseParser._handle_list`` of values taken as they came or of structures: each item parsed
+    as the list's member (a null item is null either way); a list of anything else is botocore's
+    (whose handling of a null item changed across versions)."""
     kind = member.item_kind
     if kind == _PLAIN:
         return list(raw)
     if kind == _STRUCTURE:
         sub = member.plan
         if sub is _UNPLANNED:
-            sub = member.plan = _plan_of(member.item_shape)
+            sub = member.plan = _plan_of(member.item_shape, plan.family)
         shape = member.item_shape
         return [None if item is None else _structure(self, shape, sub, item) for item in raw]
     return self._parse_shape(member.shape, raw)
 
 
-# a parser class's handlers are botocore's JSON parser's own (``_direct``), by class: True or False
-_direct_classes: dict[type, bool] = {}
-_PLAIN_HANDLERS = tuple(f"_handle_{name}" for name in sorted(_PLAIN_TYPES))
+# What botocore's JSON and REST-JSON parsers make of each plain type, by the handler its class has
+# for it: none (``_default_handle``) or REST's string handler (a header's JSON value aside): the
+# value; REST-JSON's integer, float and boolean handlers: ``int``, ``float``, ``ensure_boolean``.
+_CONVERTERS: dict[Any, int] = {None: _PLAIN, _Rest._handle_string: _PLAIN}
+for _name, _kind_of in (("_handle_integer", _INT), ("_handle_float", _FLOAT), ("_handle_boolean", _BOOL)):
+    _found = botocore.parsers.RestJSONParser.__dict__.get(_name)
+    if _found is not None:
+        _CONVERTERS[_found] = _kind_of
+_FAMILIES: list[dict[str, int]] = []  # a family's kind per plain type; its index is the family
+_family_of_class: dict[type, int | None] = {}
 _HANDLERS = frozenset(
-    (*_PLAIN_HANDLERS, "_parse_shape", "_default_handle", "_handle_timestamp", "_handle_structure")
-    + ("_handle_list", "_has_unknown_tagged_union_member")
+    (*(f"_handle_{name}" for name in _PLAIN_TYPES), "_parse_shape", "_default_handle", "_handle_timestamp")
+    + ("_handle_structure", "_handle_list", "_has_unknown_tagged_union_member")
 )
 
 
-def _direct(parser: Any) -> bool:
-    """Whether the parser's plain values, timestamps, structures and lists are made as botocore's JSON
-    parser makes them: no handler for a plain type (``_default_handle``: the value as it came), the
-    JSON parser's timestamp handler, this structure handler and the base list handler, none replaced
-    on its class or set on it."""
+def _family(parser: Any) -> int | None:
+    """The parser's family: what its class makes of each plain type, when each is made by a handler of
+    botocore's JSON or REST-JSON parsers (``_CONVERTERS``) and its timestamps, structures and lists are
+    theirs, none replaced on its class or set on it; else None (botocore's code parses)."""
     cls = type(parser)
-    direct = _direct_classes.get(cls)
-    if direct is None:
-        direct = _direct_classes[cls] = (
-            cls._parse_shape in _PARSE_SHAPES
-            and all(getattr(cls, name, None) is None for name in _PLAIN_HANDLERS)
+    if cls in _family_of_class:
+        family = _family_of_class[cls]
+    else:
+        kinds = {name: _CONVERTERS.get(getattr(cls, f"_handle_{name}", None), -1) for name in _PLAIN_TYPES}
+        known = (
+            -1 not in kinds.values()
+            and cls._parse_shape in _PARSE_SHAPES
             and cls._default_handle is _Response._default_handle
             and cls._handle_timestamp is _JSONParser._handle_timestamp
             and cls._handle_structure is handle_structure
-            and cls._handle_list is _Response._handle_list
+            and cls._handle_list in (_Response._handle_list, _Rest._handle_list)
             and cls._has_unknown_tagged_union_member is _Response._has_unknown_tagged_union_member
         )
-    return direct and _HANDLERS.isdisjoint(parser.__dict__)
+        family = None
+        if known:
+            if kinds not in _FAMILIES:
+                _FAMILIES.append(kinds)
+            family = _FAMILIES.index(kinds)
+        _family_of_class[cls] = family
+    if family is None or not _HANDLERS.isdisjoint(parser.__dict__):
+        return None
+    return family
