@@ -245,6 +245,44 @@ def test_the_body_is_the_prepared_body():
         assert fast.request_body.fget(req) == fast._body.fget(req), data
 
 
+_texts = st.one_of(
+    st.text(max_size=12), st.binary(max_size=12), st.sampled_from(["Action", "Version", "ü ✓+&="])
+)
+_values = st.one_of(_texts, st.integers(), st.lists(_texts, max_size=2), st.none())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(_texts, _values, max_size=6))
+@example({"Action": "DescribeInstances", "Version": "2016-11-15", "Filter.1.Name": "tag:a b"})
+@example({b"Action": b"A\xff", "Action": "ü"})
+def test_a_query_body_is_written_as_urlencode_writes_it(data):
+    """Names and values of text or bytes (any character, a space, a reserved one, bytes that are no
+    UTF-8), numbers, lists and None: the body botocore's preparer writes, and what it raises."""
+    preparer = botocore.awsrequest.AWSRequestPreparer()
+    request = botocore.awsrequest.AWSRequest(method="POST", url="https://x.example/", data=data)
+
+    def outcome(prepare):
+        try:
+            return ("ok", prepare(preparer, request))
+        except Exception as exc:  # noqa: BLE001 - compared: both must fail alike
+            return ("error", type(exc).__name__)
+
+    assert outcome(fast.prepare_body) == outcome(fast._Preparer_body)
+
+
+def test_a_query_body_keeps_only_names_and_the_action_and_version_quoted():
+    """What the body's writer remembers across requests: parameter names and the Action's and
+    Version's values, never another value (a body can carry a password)."""
+    from greenfetch._botocore_fast import _request
+
+    _request._quoted.clear()
+    data = {"Action": "CreateLoginProfile", "Version": "2010-05-08", "Password": "s3cr3t pässword"}
+    request = botocore.awsrequest.AWSRequest(method="POST", url="https://iam.example/", data=data)
+    body = fast.prepare_body(botocore.awsrequest.AWSRequestPreparer(), request)
+    assert body == "Action=CreateLoginProfile&Version=2010-05-08&Password=s3cr3t+p%C3%A4ssword"
+    assert set(_request._quoted) == {b"Action", b"Version", b"Password", b"CreateLoginProfile", b"2010-05-08"}
+
+
 # -- endpoint ruleset parameters -------------------------------------------------------------------
 
 CONFIGS = {

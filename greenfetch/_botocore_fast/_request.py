@@ -25,6 +25,7 @@ request's headers from the pairs with one ``_HeaderKey`` per name (:func:`encode
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import ItemsView
 from email._policybase import compat32
 from typing import TYPE_CHECKING, Any
@@ -115,6 +116,71 @@ def _request_body(self: Any) -> Any:
 
 
 request_body = property(_request_body, doc=_body.__doc__)
+
+# -- a query body's text (issue 24, an answer's parse, part 2) -----------------------------------------
+#
+# A query or EC2 request's body is its parameters urlencoded (``AWSRequestPreparer._prepare_body``:
+# ``urlencode`` of their UTF-8 pairs, each name and value through ``quote_plus``), and it is made twice
+# a request: once for the signature's payload hash (``AWSRequest.body``) and once when the request is
+# prepared. Each name and value is quoted as ``urlencode`` quotes it; the names (a model's parameter
+# names) and the values of ``Action`` and ``Version`` are remembered as quoted. No other value is kept
+# (a body can carry a password or an external id).
+
+_Preparer_body = botocore.awsrequest.AWSRequestPreparer._prepare_body
+_to_utf8 = botocore.awsrequest.AWSRequestPreparer._to_utf8
+_urlencode = urllib.parse.urlencode
+_quote_plus = urllib.parse.quote_plus
+_quoted: dict[bytes, str] = {}  # a name, or an Action's or Version's value -> its quoted text
+_QUOTED_KEPT = 4096
+_KEPT_VALUES = frozenset((b"Action", b"Version"))
+
+
+def prepare_body(self: Any, original: Any) -> Any:
+    """``AWSRequestPreparer._prepare_body``: a dict of text or bytes names and values written as
+    ``urlencode(..., doseq=True)`` writes their UTF-8 pairs; anything else (a value that is a number or
+    a sequence, a body that is not a dict, a replaced ``_to_utf8`` or ``urlencode``) is botocore's."""
+    body = original.data
+    if (
+        type(body) is not dict
+        or type(self)._to_utf8 is not _to_utf8
+        or botocore.awsrequest.urlencode is not _urlencode
+    ):
+        return _Preparer_body(self, original)
+    parts = []
+    for name, value in body.items():
+        key = _utf8(name)
+        text = _utf8(value)
+        if key is None or text is None:
+            return _Preparer_body(self, original)
+        quoted = _quoted.get(key)
+        if quoted is None:
+            quoted = _remember(key)
+        if key in _KEPT_VALUES:
+            value_quoted = _quoted.get(text)
+            if value_quoted is None:
+                value_quoted = _remember(text)
+        else:
+            value_quoted = _quote_plus(text)
+        parts.append(quoted + "=" + value_quoted)
+    return "&".join(parts)
+
+
+def _utf8(item: Any) -> bytes | None:
+    kind = type(item)
+    if kind is str:
+        return item.encode("utf-8")  # type: ignore[no-any-return]
+    if kind is bytes:
+        return item  # type: ignore[no-any-return]
+    return None
+
+
+def _remember(item: bytes) -> str:
+    quoted = _quote_plus(item)
+    if len(_quoted) >= _QUOTED_KEPT:
+        _quoted.clear()
+    _quoted[item] = quoted
+    return quoted
+
 
 # -- HeadersDict: a prepared request's and a response's headers (issue 24, part 4) ----------------
 #
