@@ -1414,7 +1414,9 @@ CLIENT_PATCHES = [
 def way(installed):
     """This module's client-creation adaptations (all the others stay installed: they replace some
     handlers with their own, which would differ for reasons of their own) or botocore's code."""
-    assert len(CLIENT_PATCHES) == 4
+    assert len(CLIENT_PATCHES) == 7
+    if not installed:
+        fast._client.unshare()  # as uninstall() does: botocore's code changes a trie's nodes in place
     for owner, name, theirs, ours in CLIENT_PATCHES:
         setattr(owner, name, ours if installed else theirs)
 
@@ -1498,37 +1500,94 @@ trie_ops = st.lists(
 handlers_pool = [functools.partial(lambda n, **kw: n, n) for n in range(5)]
 
 
+def _apply(trie, ops, append, remove):
+    for op, key, n, section in ops:
+        if op == "add":
+            append(trie, key, handlers_pool[n], section)
+        else:
+            try:
+                remove(trie, key, handlers_pool[n])
+            except (ValueError, AttributeError):
+                pass
+
+
 @settings(max_examples=150, deadline=None)
 @given(trie_ops, trie_ops)
-def test_a_tries_copy_is_botocores_and_shares_nothing(before, after):
-    """Any trie (appends in the three sections, removals): the copy is botocore's copy (the same
-    node dicts, keys in the same order, the same handlers in the same order), no dict or list of the
-    copy is one of the original's, and what is done to one after the copy never reaches the other."""
-
-    def apply(trie, ops):
-        for op, key, n, section in ops:
-            if op == "add":
-                trie.append_item(key, handlers_pool[n], section=section)
-            else:
-                try:
-                    trie.remove_item(key, handlers_pool[n])
-                except (ValueError, AttributeError):
-                    pass
-
+def test_a_tries_recursive_copy_is_botocores_and_shares_nothing(before, after):
+    """Any trie (appends in the three sections, removals): the full copy (``_recursive_copy``, which
+    ``unshare`` and botocore's ``__copy__`` make) is botocore's (the same node dicts, keys in the same
+    order, the same handlers in the same order), no dict or list of it is one of the original's, and
+    what is done to one after the copy never reaches the other."""
+    appending, removing = fast._client._append_item, fast._client._remove_item
     original = botocore.hooks._PrefixTrie()
-    apply(original, before)
-    ours, theirs = copy.copy(original), fast._client._recursive_copy(original, original.__dict__)
+    _apply(original, before, appending, removing)
+    ours = botocore.hooks._PrefixTrie()
+    ours.__dict__ = fast._client.recursive_copy(original, original.__dict__)
+    theirs = fast._client._recursive_copy(original, original.__dict__)
     assert list(ours.__dict__) == list(theirs)
     assert repr(ours.__dict__) == repr(theirs)
     assert ours.__dict__ == theirs
     assert not {id(c) for c in containers(ours.__dict__)} & {id(c) for c in containers(original.__dict__)}
     keys = ["a", "a.b", "a.b.c", "a.q.c", "b.x.y", "q.b", "a.b.c.d"]
     seen = {key: list(original.prefix_search(key)) for key in keys}
-    apply(ours, after)
+    _apply(ours, after, appending, removing)
     assert {key: list(original.prefix_search(key)) for key in keys} == seen
-    again = copy.copy(original)
-    apply(original, after)
-    assert {key: list(again.prefix_search(key)) for key in keys} == seen
+
+
+trie_steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("copy"), st.integers(0, 9)),
+        st.tuples(st.just("ops"), st.integers(0, 9), trie_ops),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(trie_ops, trie_steps)
+def test_tries_that_share_nodes_hold_what_botocores_copies_hold(before, steps):
+    """Tries copied from tries copied from one (``trie_copy``: one root, shared until written), each
+    then changed on its own (appends in the three sections, removals, present or not): after every
+    step each trie holds what botocore's full copies changed the same way hold (the same node dicts,
+    keys in the same order, the same handlers in the same order, the same prefix searches), and no
+    trie ever changed a node another reaches."""
+    appending, removing = fast._client.append_item, fast._client.remove_item
+    their_append, their_remove = fast._client._append_item, fast._client._remove_item
+    ours, theirs = [botocore.hooks._PrefixTrie()], [botocore.hooks._PrefixTrie()]
+    _apply(ours[0], before, appending, removing)
+    _apply(theirs[0], before, their_append, their_remove)
+    keys = ["a", "a.b", "a.b.c", "a.q.c", "b.x.y", "q.b", "a.b.c.d", "b", "z"]
+    for step in steps:
+        index = step[1] % len(ours)
+        if step[0] == "copy":
+            ours.append(fast._client.trie_copy(ours[index]))
+            theirs.append(fast._client._trie_copy(theirs[index]))
+            continue
+        others = [repr(trie.__dict__) for trie in ours]
+        _apply(ours[index], step[2], appending, removing)
+        _apply(theirs[index], step[2], their_append, their_remove)
+        assert [repr(trie.__dict__) for n, trie in enumerate(ours) if n != index] == [
+            text for n, text in enumerate(others) if n != index
+        ]
+        for mine, botocores in zip(ours, theirs, strict=True):
+            assert repr(mine.__dict__) == repr(botocores.__dict__)
+            assert [list(mine.prefix_search(k)) for k in keys] == [
+                list(botocores.prefix_search(k)) for k in keys
+            ]
+    fast._client.unshare()  # every trie its own nodes again, holding the same
+    assert [repr(t.__dict__) for t in ours] == [repr(t.__dict__) for t in theirs]
+    ids = [{id(c) for c in containers(t.__dict__)} for t in ours]
+    assert all(not (a & b) for n, a in enumerate(ids) for b in ids[n + 1 :])
+
+
+def test_a_clients_trie_is_shared_until_it_registers(session):
+    """What the point is: a client's emitter copies no node of the session's trie it does not change
+    (its creation registers three handlers: their paths' nodes are its own, the rest shared)."""
+    client = client_for(session, "sqs")
+    mine = containers(client.meta.events._emitter._handlers.__dict__)
+    sessions = {id(c) for c in containers(session.get_component("event_emitter")._emitter._handlers.__dict__)}
+    shared = sum(id(c) in sessions for c in mine)
+    assert shared > 0.9 * len(mine) and len(mine) - shared < 30
 
 
 def test_a_handler_registered_on_one_client_reaches_no_other(session):

@@ -44,17 +44,24 @@ else:
 
 from ._account import _evaluate, _RuleSet, evaluate
 from ._client import (
+    _append_item,
     _Creator,
     _env_provide,
     _EnvProvider,
     _get_proxies,
     _Hooks,
     _recursive_copy,
+    _remove_item,
     _Trie,
+    _trie_copy,
     _verify_accept_kwargs,
+    append_item,
     env_provide,
     get_proxies,
     recursive_copy,
+    remove_item,
+    trie_copy,
+    unshare,
     verify_accept_kwargs,
 )
 from ._context import (
@@ -186,6 +193,9 @@ _PATCHES: tuple[tuple[Any, str, Any, Any], ...] = (
         add_recursion_detection_header,
     ),
     (_Trie, "_recursive_copy", _recursive_copy, recursive_copy),
+    (_Trie, "__copy__", _trie_copy, trie_copy),
+    (_Trie, "append_item", _append_item, append_item),
+    (_Trie, "remove_item", _remove_item, remove_item),
     (_Hooks, "_verify_accept_kwargs", _verify_accept_kwargs, verify_accept_kwargs),
     (_Creator, "_get_proxies", _get_proxies, get_proxies),
     (_EnvProvider, "provide", _env_provide, env_provide),
@@ -279,3 +289,4 @@ def uninstall() -> None:
         setattr(owner, name, theirs)
     for entries, theirs, ours in _HANDLERS:
         _swap(entries, ours, theirs)
+    unshare()  # the tries copied while installed share nodes, which botocore's code would change

@@ -86,6 +86,130 @@ def _copy_node(node: dict[Any, Any]) -> dict[Any, Any]:
 
 
 _new = tuple.__new__  # what NodeList(a, b, c) does, without its Python-level __new__
+_RECURSIVE_COPIES = (_recursive_copy, recursive_copy)
+_prefix_search = _Trie.prefix_search
+
+
+# -- the trie shared until written (copy on write) -----------------------------------------------
+#
+# The copy above still made every node of the trie for each client (~190 nodes, 1.6M instructions a
+# client: 40% of its creation), and then the client changed three of them (it registers its signer's
+# two handlers and its retry handler). ``trie_copy`` hands the copy the same root, and from then on
+# neither trie changes a node the other can reach: ``append_item`` and ``remove_item`` first copy the
+# nodes on the key's path that the trie does not own (each a new dict, a new children dict holding the
+# same child nodes, a new ``NodeList`` of new lists), which from then on it owns, and change those. A
+# trie owns every node until it is copied or made by a copy (``_owned`` has no entry for it: botocore's
+# own code runs); afterwards, only the nodes it copied or made since. Reads (``prefix_search``) walk
+# whatever nodes a trie reaches, shared or not: what each trie holds is what botocore's copies would
+# hold (the same dicts by value, keys in the same order, the same handlers in the same order).
+
+_trie_copy = _Trie.__copy__
+_append_item = _Trie.append_item
+_remove_item = _Trie.remove_item
+# a copied or copying trie -> the nodes it owns (by id; the node kept, so no id is reused meanwhile)
+_owned: weakref.WeakKeyDictionary[Any, dict[int, dict[str, Any]]] = weakref.WeakKeyDictionary()
+
+
+def _ours(trie: Any) -> bool:
+    """botocore's own trie, its own node lists and methods, holding nothing but its root."""
+    cls = type(trie)
+    return (
+        cls is _Trie
+        and _NodeList.__copy__ is _nodelist_copy
+        and cls._recursive_copy in _RECURSIVE_COPIES
+        and cls.prefix_search is _prefix_search
+        and trie.__dict__.keys() == {"_root"}
+    )
+
+
+def trie_copy(self: Any) -> Any:
+    """``_PrefixTrie.__copy__``: a trie on the same root, which from now on neither trie writes."""
+    if not _ours(self):
+        return _trie_copy(self)
+    copied = object.__new__(_Trie)
+    copied.__dict__["_root"] = self._root
+    _owned[self] = {}
+    _owned[copied] = {}
+    return copied
+
+
+def append_item(self: Any, key: str, value: Any, section: int = botocore.hooks._MIDDLE) -> None:
+    """``_PrefixTrie.append_item``, the key's path first made the trie's own."""
+    owned = _owned.get(self)
+    if owned is not None and not _ours(self):
+        _unshare(self)
+        owned = None
+    if owned is None:
+        return _append_item(self, key, value, section)  # type: ignore[no-any-return]
+    node = _own_root(self, owned)
+    for part in key.split("."):
+        children = node["children"]
+        child = children.get(part)
+        if child is None:
+            child = children[part] = {"chunk": part, "values": None, "children": {}}
+            owned[id(child)] = child
+        elif id(child) not in owned:
+            child = children[part] = _own(owned, child)
+        node = child
+    if node["values"] is None:
+        node["values"] = _NodeList([], [], [])
+    node["values"][section].append(value)
+    return None
+
+
+def remove_item(self: Any, key: str, value: Any) -> None:
+    """``_PrefixTrie.remove_item``, the key's path (as far as the trie holds it) first made the
+    trie's own; then botocore's removal, which changes only that path."""
+    owned = _owned.get(self)
+    if owned is not None and not _ours(self):
+        _unshare(self)
+        owned = None
+    if owned is None:
+        return _remove_item(self, key, value)  # type: ignore[no-any-return]
+    node = _own_root(self, owned)
+    for part in key.split("."):
+        children = node["children"]
+        child = children.get(part)
+        if child is None:
+            break
+        if id(child) not in owned:
+            child = children[part] = _own(owned, child)
+        node = child
+    return _remove_item(self, key, value)  # type: ignore[no-any-return]
+
+
+def _unshare(trie: Any) -> None:
+    """The trie's own copy of every node it reaches (botocore's code, which changes nodes in place,
+    runs on it from now on: a trie changed by hand, or ``unshare`` at ``uninstall()``)."""
+    trie.__dict__["_root"] = _copy_node(trie.__dict__["_root"])
+    _owned.pop(trie, None)
+
+
+def unshare() -> None:
+    """Every trie that shares nodes made the owner of all it reaches (``uninstall()``: botocore's
+    ``append_item`` and ``remove_item`` change nodes in place)."""
+    for trie in list(_owned.keys()):
+        _unshare(trie)
+
+
+def _own_root(trie: Any, owned: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    root: dict[str, Any] = trie._root
+    if id(root) not in owned:
+        root = trie.__dict__["_root"] = _own(owned, root)
+    return root
+
+
+def _own(owned: dict[int, dict[str, Any]], node: dict[str, Any]) -> dict[str, Any]:
+    """A node the trie may change: its keys in their order, a children dict of its own holding the same
+    child nodes, a ``NodeList`` of new lists holding the same handlers."""
+    copied = node.copy()
+    copied["children"] = dict(node["children"])
+    values = node["values"]
+    if values is not None:
+        first, middle, last = values
+        copied["values"] = _new(_NodeList, (first[:], middle[:], last[:]))
+    owned[id(copied)] = copied
+    return copied
 
 
 # -- a handler's keyword check ----------------------------------------------------------------------
