@@ -1,4 +1,5 @@
-"""A client's creation without its repeated work: the event emitter's copy (:func:`recursive_copy`),
+"""A client's creation without its repeated work: the event emitter's copy (:func:`trie_copy`: the
+session's handler trie shared until a client writes, :func:`recursive_copy` where a whole copy is made),
 each handler's keyword check (:func:`verify_accept_kwargs`), the proxies read from the environment
 (:func:`get_proxies`); docs/performance.md, issue 24, "a botocore client's creation".
 
