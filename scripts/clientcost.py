@@ -7,7 +7,8 @@ parsed, as a long run has), and measures a third region's N clients. Variants: `
 for every piece), ``P1`` (part 1's pieces: ``recursive_copy``, ``verify_accept_kwargs``,
 ``get_proxies``, ``env_provide``), ``B`` (all of them: part 1's and part 2's ``deferred_manager``, the
 HTTP session's pool manager built on first use, ``shared_ruleset``, one parsed endpoint ruleset per
-service, and ``scoped_profile``, the profile read once per creation), or a comma list of pieces on.
+service, ``scoped_profile``, the profile read once per creation, and part 3's ``shared_trie``, the
+session's handler trie shared until a client writes), or a comma list of pieces on.
 
     python scripts/clientcost.py cpu --services 300 --rounds 6 A P1 B   # CPU per client, interleaved
     python scripts/clientcost.py ir --services 60 A B get_proxies       # instructions per client (callgrind)
@@ -40,6 +41,7 @@ PIECES = (
     "deferred_manager",
     "shared_ruleset",
     "scoped_profile",
+    "shared_trie",
 )
 _MODULES = {
     "greenfetch._botocore_fast._client": None,
@@ -59,7 +61,13 @@ def _piece(ours: object) -> str | None:
     module = getattr(ours, "__module__", "")
     if module not in _MODULES:
         return None
-    return _MODULES[module] or getattr(ours, "__name__", None)
+    name = getattr(ours, "__name__", None)
+    if name in _SHARED_TRIE:
+        return "shared_trie"
+    return _MODULES[module] or name
+
+
+_SHARED_TRIE = {"trie_copy", "append_item", "remove_item"}  # part 3: one piece
 
 
 _ENV = {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y", "AWS_CONFIG_FILE": "/dev/null"}
@@ -89,6 +97,8 @@ def child(variant: str, services: int, callgrind: bool) -> None:
 
     make("us-east-1")
     on = _VARIANTS[variant] if variant in _VARIANTS else set(variant.split(","))
+    if "shared_trie" not in on:
+        fast._client.unshare()  # botocore's code changes a trie's nodes in place
     for owner, name, theirs, ours in fast._PATCHES:
         piece = _piece(ours)
         if piece is not None:
