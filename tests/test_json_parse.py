@@ -12,6 +12,7 @@ import botocore.model
 import botocore.parsers
 import botocore.session
 import pytest
+from _shapes import outcome, structures
 
 from greenfetch import _botocore_fast
 from greenfetch._botocore_fast import _json
@@ -63,44 +64,6 @@ def _value(shape, depth, variant):
     return _SCALARS.get(kind)
 
 
-def _structures(model):
-    seen, found = set(), []
-
-    def walk(shape, depth):
-        if shape is None or depth > 8 or id(shape) in seen:
-            return
-        seen.add(id(shape))
-        if shape.type_name == "structure":
-            found.append(shape)
-            for member in shape.members.values():
-                walk(member, depth + 1)
-        elif shape.type_name == "list":
-            walk(shape.member, depth + 1)
-        elif shape.type_name == "map":
-            walk(shape.key, depth + 1)
-            walk(shape.value, depth + 1)
-
-    for name in model.operation_names:
-        walk(model.operation_model(name).output_shape, 0)
-    return found
-
-
-def _outcome(parse, shape, value):
-    try:
-        return ("ok", _ordered(parse(shape, value)))
-    except Exception as exc:  # noqa: BLE001 - the error is the outcome compared
-        return ("error", type(exc).__name__, str(exc))
-
-
-def _ordered(value):
-    """The value with every dict as a list of its items: equal only if keys come in the same order."""
-    if isinstance(value, dict):
-        return [(k, _ordered(v)) for k, v in value.items()]
-    if isinstance(value, list):
-        return [_ordered(v) for v in value]
-    return value
-
-
 def _both_ways(protocol, cases):
     """Each (shape, value) parsed by a fresh parser with botocore's own code, then with greenfetch's."""
     results = []
@@ -109,7 +72,7 @@ def _both_ways(protocol, cases):
         try:
             results.append(
                 [
-                    _outcome(botocore.parsers.create_parser(protocol)._parse_shape, shape, value)
+                    outcome(botocore.parsers.create_parser(protocol)._parse_shape, shape, value)
                     for shape, value in cases
                 ]
             )
@@ -129,7 +92,7 @@ def test_every_structure_parses_as_botocore_parses_it(session, service):
         pytest.skip("botocore outside the checked range")
     model = session.get_service_model(service)
     assert model.protocol == ("json" if service in SERVICES else "rest-json")
-    shapes = _structures(model)
+    shapes = structures(model, errors=False)
     variants = ["every member", "every other", "reversed", "one item", "a null item", "as text"]
     cases = [(shape, _value(shape, 0, variant)) for shape in shapes for variant in variants]
     theirs, ours = _both_ways(model.protocol, cases)
