@@ -1,7 +1,7 @@
 """A JSON answer's structures (``_botocore_fast._json``) against botocore's own parse: every structure
 shape of several JSON and REST-JSON services, as a value holding every member (and one holding every
 other member, one with its keys in reverse order, one whose lists hold one item, one whose lists hold
-a null item, one whose numbers and booleans are text), parsed both ways into the same dict, keys in the
+a null item or a null map value, one whose numbers and booleans are text), parsed both ways into the same dict, keys in the
 same order, or into the same error."""
 
 from __future__ import annotations
@@ -58,7 +58,9 @@ def _value(shape, depth, variant):
         return {"one item": [item], "a null item": [item, None, item]}.get(variant, [item, item])
     if kind == "map":
         value = _value(shape.value, depth + 1, variant)
-        return {} if value is None else {"kéy": value}
+        if value is None:
+            return {}
+        return {"kéy": value, "null": None} if variant == "a null item" else {"kéy": value, "k2": value}
     if variant == "as text" and kind in ("integer", "long", "float", "double", "boolean"):
         return {"boolean": "TRUE", "float": "1.5", "double": "-0.0"}.get(kind, "12")  # REST-JSON converts
     return _SCALARS.get(kind)
@@ -114,6 +116,7 @@ def test_json_names_nulls_unions_and_wrong_types_parse_as_botocore_parses_them()
                     "Inner": {"shape": "In"},
                     "Inners": {"shape": "InList"},
                     "ByKey": {"shape": "InMap"},
+                    "Labels": {"shape": "SMap"},
                     "When": {"shape": "T"},
                     "Whens": {"shape": "TList"},
                     "Either": {"shape": "U"},
@@ -123,6 +126,7 @@ def test_json_names_nulls_unions_and_wrong_types_parse_as_botocore_parses_them()
             "InList": {"type": "list", "member": {"shape": "In"}},
             "InMap": {"type": "map", "key": {"shape": "S"}, "value": {"shape": "In"}},
             "TList": {"type": "list", "member": {"shape": "T"}},
+            "SMap": {"type": "map", "key": {"shape": "S"}, "value": {"shape": "S"}},
             "U": {"type": "structure", "union": True, "members": {"A": {"shape": "S"}, "N": {"shape": "I"}}},
             "S": {"type": "string"},
             "I": {"type": "integer"},
@@ -139,6 +143,10 @@ def test_json_names_nulls_unions_and_wrong_types_parse_as_botocore_parses_them()
         {"Either": {"A": "a", "N": 1}},
         {"Inner": "not a structure"},
         {"Inners": "ab"},
+        {"ByKey": [["k", {"A": "x"}]]},
+        {"ByKey": "not a map"},
+        {"Labels": {"a": "b", "c": None}},
+        {"Labels": [["a", "b"]]},
         {"Whens": [None]},
         None,
     ]

@@ -9,8 +9,8 @@ parsers botocore makes for the ``json`` and ``rest-json`` protocols), the member
 kinds are worked out once per shape object (botocore keeps a shape per operation model) and parser
 family, a plain value is taken as its handler makes it (as it came for the JSON protocol; REST-JSON's
 ``int``, ``float`` and ``ensure_boolean`` of it), a timestamp goes to the parser's timestamp parser as
-its handler does, and a nested structure or list is parsed here from its own plan; anything else (maps,
-blobs, documents, a header's JSON value) goes through ``_parse_shape`` as before. Any other parser (a
+its handler does, and a nested structure, a list or a map of those is parsed here from its own plan;
+anything else (blobs, documents, a header's JSON value) goes through ``_parse_shape`` as before. Any other parser (a
 class or instance that replaces a handler) is parsed by botocore's code.
 
 Same dicts, keys in the same order, same values and the same errors: tests/test_json_parse.py parses
@@ -37,9 +37,9 @@ _ensure_boolean = botocore.utils.ensure_boolean
 
 # What a member's value is made of for a parser of a known family: the value as it came, ``int``,
 # ``float`` or ``ensure_boolean`` of it (what its type's handler makes of it: ``_family``), the parser's
-# timestamp parser's value of it, a structure parsed from its own plan, a list of any of these;
-# anything else through ``_parse_shape``.
-_PLAIN, _INT, _FLOAT, _BOOL, _TIMESTAMP, _STRUCTURE, _LIST, _OTHER = range(8)
+# timestamp parser's value of it, a structure parsed from its own plan, a list of any of these, a map
+# of plain keys to plain values or structures; anything else through ``_parse_shape``.
+_PLAIN, _INT, _FLOAT, _BOOL, _TIMESTAMP, _STRUCTURE, _LIST, _MAP, _OTHER = range(9)
 _PLAIN_TYPES = ("boolean", "character", "double", "float", "integer", "long", "string")
 _UNPLANNED: Any = object()
 
@@ -49,16 +49,25 @@ _plans: weakref.WeakKeyDictionary[Any, dict[int, _Plan]] = weakref.WeakKeyDictio
 
 class _Member:
     """One member of a structure's plan: its name, JSON name, shape and kind; for a list its items'
-    shape and kind. ``plan`` (a structure's, or a list's items') is found when first needed."""
+    shape and kind, for a map its values' and whether its keys are plain. ``plan`` (a structure's, or
+    a list's items' or a map's values') is found when first needed."""
 
-    __slots__ = ("name", "json_name", "shape", "kind", "item_shape", "item_kind", "plan")
+    __slots__ = ("name", "json_name", "shape", "kind", "item_shape", "item_kind", "plain_keys", "plan")
 
     def __init__(self, name: str, shape: Any, kinds: dict[str, int]):
         self.name, self.shape = name, shape
         self.json_name = shape.serialization.get("name", name)
         self.kind = _kind(shape, kinds)
-        self.item_shape: Any = shape.member if self.kind == _LIST else None
-        self.item_kind = _kind(self.item_shape, kinds) if self.kind == _LIST else _OTHER
+        self.item_shape: Any = None
+        self.item_kind = _OTHER
+        self.plain_keys = False
+        if self.kind == _LIST:
+            self.item_shape = shape.member
+        elif self.kind == _MAP:
+            self.item_shape = shape.value
+            self.plain_keys = _kind(shape.key, kinds) == _PLAIN
+        if self.item_shape is not None:
+            self.item_kind = _kind(self.item_shape, kinds)
         self.plan: Any = _UNPLANNED
 
 
@@ -72,6 +81,8 @@ def _kind(shape: Any, kinds: dict[str, int]) -> int:
         return _STRUCTURE
     if name == "list" and shape.serialization.get("location") is None:  # a header's list is split first
         return _LIST
+    if name == "map" and shape.serialization.get("location") is None:  # a headers map is read from them
+        return _MAP
     return _OTHER
 
 
@@ -131,6 +142,8 @@ def _structure(self: Any, shape: Any, plan: _Plan, value: Any) -> Any:
             parsed[member.name] = _structure(self, member.shape, sub, raw)
         elif kind == _LIST:
             parsed[member.name] = _list(self, plan, member, raw)
+        elif kind == _MAP:
+            parsed[member.name] = _map(self, plan, member, raw)
         elif kind == _TIMESTAMP:
             parsed[member.name] = self._timestamp_parser(raw)
         elif kind == _INT:
@@ -160,6 +173,26 @@ def _list(self: Any, plan: _Plan, member: _Member, raw: Any) -> Any:
     return self._parse_shape(member.shape, raw)
 
 
+def _map(self: Any, plan: _Plan, member: _Member, raw: Any) -> Any:
+    """``BaseJSONParser._handle_map`` of plain keys to plain values or structures: each value parsed as
+    the map's value (a null one is null either way), in the answer's order; any other map is
+    botocore's."""
+    if member.plain_keys and type(raw) is dict:
+        kind = member.item_kind
+        if kind == _PLAIN:
+            return dict(raw)
+        if kind == _STRUCTURE:
+            sub = member.plan
+            if sub is _UNPLANNED:
+                sub = member.plan = _plan_of(member.item_shape, plan.family)
+            shape = member.item_shape
+            return {
+                key: None if value is None else _structure(self, shape, sub, value)
+                for key, value in raw.items()
+            }
+    return self._parse_shape(member.shape, raw)
+
+
 # What botocore's JSON and REST-JSON parsers make of each plain type, by the handler its class has
 # for it: none (``_default_handle``) or REST's string handler (a header's JSON value aside): the
 # value; REST-JSON's integer, float and boolean handlers: ``int``, ``float``, ``ensure_boolean``.
@@ -172,7 +205,7 @@ _FAMILIES: list[dict[str, int]] = []  # a family's kind per plain type; its inde
 _family_of_class: dict[type, int | None] = {}
 _HANDLERS = frozenset(
     (*(f"_handle_{name}" for name in _PLAIN_TYPES), "_parse_shape", "_default_handle", "_handle_timestamp")
-    + ("_handle_structure", "_handle_list", "_has_unknown_tagged_union_member")
+    + ("_handle_structure", "_handle_list", "_handle_map", "_has_unknown_tagged_union_member")
 )
 
 
@@ -192,6 +225,7 @@ def _family(parser: Any) -> int | None:
             and cls._handle_timestamp is _JSONParser._handle_timestamp
             and cls._handle_structure is handle_structure
             and cls._handle_list in (_Response._handle_list, _Rest._handle_list)
+            and cls._handle_map is _JSONParser._handle_map
             and cls._has_unknown_tagged_union_member is _Response._has_unknown_tagged_union_member
         )
         family = None
