@@ -237,10 +237,15 @@ def _structure(self: Any, shape: Any, plan: _Plan, node: Any) -> Any:
         if plan.attributes:
             return _with_attributes(self, plan, node, xml_dict)
         present = _present(plan, xml_dict)
-    parsed = {}
+    parsed: dict[str, Any] = {}
     for _, member, member_node in present:
         kind = member.kind
-        if type(member_node) is not _Element or kind == _OTHER:
+        if type(member_node) is not _Element:
+            if kind == _LIST and type(member_node) is list:  # a repeated tag: a flattened list's items
+                parsed[member.name] = _list(self, member, member_node)
+            else:
+                parsed[member.name] = self._parse_shape(member.shape, member_node)
+        elif kind == _OTHER:
             parsed[member.name] = self._parse_shape(member.shape, member_node)
         elif kind == _STRING:
             text = member_node.text
@@ -300,8 +305,9 @@ def _learn_tag(self: Any, plan: _Plan, child: Any) -> tuple[_Member, ...]:
 
 
 def _list(self: Any, member: _Member, node: Any) -> list[Any]:
-    """A list member's items (its element's children; a flattened list's one element is its item)."""
-    items = (node,) if member.flattened else node
+    """A list member's items: its element's children, a flattened list's one element, or the elements
+    of a repeated tag (botocore's list handler iterates what ``_build_name_to_xml_node`` made of them)."""
+    items = node if type(node) is list else (node,) if member.flattened else node
     kind = member.item_kind
     if kind == _STRING:
         return ["" if item.text is None else item.text for item in items]
