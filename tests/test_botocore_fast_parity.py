@@ -248,7 +248,9 @@ def test_the_body_is_the_prepared_body():
 _texts = st.one_of(
     st.text(max_size=12), st.binary(max_size=12), st.sampled_from(["Action", "Version", "ü ✓+&="])
 )
-_values = st.one_of(_texts, st.integers(), st.lists(_texts, max_size=2), st.none())
+_values = st.one_of(
+    _texts, st.integers(), st.floats(), st.booleans(), st.lists(_texts, max_size=2), st.none()
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -257,7 +259,8 @@ _values = st.one_of(_texts, st.integers(), st.lists(_texts, max_size=2), st.none
 @example({b"Action": b"A\xff", "Action": "ü"})
 def test_a_query_body_is_written_as_urlencode_writes_it(data):
     """Names and values of text or bytes (any character, a space, a reserved one, bytes that are no
-    UTF-8), numbers, lists and None: the body botocore's preparer writes, and what it raises."""
+    UTF-8), integers, floats, booleans, lists and None: the body botocore's preparer writes, and what
+    it raises."""
     preparer = botocore.awsrequest.AWSRequestPreparer()
     request = botocore.awsrequest.AWSRequest(method="POST", url="https://x.example/", data=data)
 

@@ -137,8 +137,8 @@ _KEPT_VALUES = frozenset((b"Action", b"Version"))
 
 def prepare_body(self: Any, original: Any) -> Any:
     """``AWSRequestPreparer._prepare_body``: a dict of text or bytes names and values written as
-    ``urlencode(..., doseq=True)`` writes their UTF-8 pairs; anything else (a value that is a number or
-    a sequence, a body that is not a dict, a replaced ``_to_utf8`` or ``urlencode``) is botocore's."""
+    ``urlencode(..., doseq=True)`` writes their UTF-8 pairs (a number as its text); anything else (a
+    sequence, a bool, a body that is not a dict, a replaced ``_to_utf8`` or ``urlencode``) is botocore's."""
     body = original.data
     if (
         type(body) is not dict
@@ -166,11 +166,15 @@ def prepare_body(self: Any, original: Any) -> Any:
 
 
 def _utf8(item: Any) -> bytes | None:
+    """What ``urlencode`` quotes for a name or value: its UTF-8 bytes (a number: its text's, as
+    ``str()`` writes it); None for anything else (a list, a bool, None...: botocore's code)."""
     kind = type(item)
     if kind is str:
         return item.encode("utf-8")  # type: ignore[no-any-return]
     if kind is bytes:
         return item  # type: ignore[no-any-return]
+    if kind is int or kind is float:
+        return str(item).encode("ascii")
     return None
 
 
