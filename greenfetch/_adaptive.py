@@ -78,27 +78,69 @@ class _Held:
         self.slots = 0
 
 
+class _Replay:
+    """A clock that reads what it is told: a lazy limiter's recorded instants, while its controller
+    is made from its log (``Limiter._materialize``)."""
+
+    __slots__ = ("now",)
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+_LOG_MAX = 64  # events a scope keeps unreplayed before it makes its controller anyway (bounded memory)
+
+
 class Limiter:
     """A slot count that follows one controller's limit; shared by every greenlet of the scope.
 
     An inventory makes one per (service, region, account), thousands of them for one call each, and
     every object it keeps lives as long as the engine (where the garbage collector walks it again at
     each full collection): so slots, no queue until a request waits, and the lock of its ``Limits``
-    (one lock for all its limiters: what it guards never blocks or switches greenlets while held)."""
+    (one lock for all its limiters: what it guards never blocks or switches greenlets while held).
 
-    __slots__ = ("scope", "controller", "inflight", "load", "_lock", "_waiters", "_pace", "_held")
+    Lazy: a limiter ``Limits`` makes has no ``Controller`` until something needs one. While none
+    of its answers could have moved the limit (``observe``'s test: no throttle, no timeout, no slow
+    start step, no window that could close), its limit is the initial one, unpaced, with no trace,
+    so it keeps what the controller would have been told (``_log``: the slots' in-flight counts, the
+    samples with their instants, ``reconfigure``s) and answers ``limit`` itself. The first thing that
+    needs the controller (an answer that may move the limit, a slot that must wait, ``controller``
+    read from outside) makes it from the log (``_materialize``: the same calls, in order, on a clock
+    that reads the recorded instants), so it holds what it would hold had it been made at once."""
+
+    __slots__ = (
+        "scope",
+        "_controller",
+        "inflight",
+        "load",
+        "_lock",
+        "_waiters",
+        "_pace",
+        "_held",
+        "_log",
+        "_clock",
+        "_settings",
+        "_start",
+        "_limit",
+        "_samples",
+    )
 
     def __init__(
         self,
         scope: str,
-        controller: Controller,
+        controller: Controller | None = None,
         load: ClientLoad | None = None,
-        *,
         lock: Any = None,
         held: _Held | None = None,
+        settings: Settings | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ):
+        # (positional: ``Limits.limiter`` makes one per new scope, 3k instructions less than keywords
+        # and a method call for the lazy part)
         self.scope = scope
-        self.controller = controller
         self.inflight = 0
         self.load = load
         # the controller and the counts (gevent-cooperative once patched)
@@ -110,10 +152,81 @@ class Limiter:
         self._pace: Any = None
         # the slots held in every scope of one ``Limits`` (``Limits.busy``), counted under the lock
         self._held = held if held is not None else _Held()
+        self._clock = clock
+        self._controller: Controller | None = controller
+        if controller is not None:
+            self._log: list[Any] | None = None
+        else:  # lazy: ``_lazy`` written out (see the class doc)
+            if settings is None:
+                settings = Settings()
+            now = clock()
+            self._log = [now, settings]
+            self._settings = settings
+            self._start = now
+            self._limit = float(settings.initial)
+            self._samples = 0
+
+    def _lazy(self, settings: Settings) -> None:
+        """Lazy from now: what a controller made now with ``settings`` would hold (the log starts with
+        when and with what: ``_materialize`` makes it so)."""
+        now = self._clock()
+        self._controller = None
+        self._log = [now, settings]
+        self._settings = settings  # in force (``reconfigure`` changes it)
+        self._start = now  # when the controller's open window opened
+        self._limit = float(settings.initial)  # its limit
+        self._samples = 0  # the samples of its open window
+
+    @property
+    def controller(self) -> Controller:
+        """The scope's ``Controller`` (made now from the log if it was not yet)."""
+        controller = self._controller
+        if controller is None:
+            with self._lock:
+                controller = self._controller or self._materialize()
+        return controller
+
+    def _materialize(self) -> Controller:
+        """The controller, made from the log (under the lock): ``Controller(settings)`` at the first
+        entry's instant, then each entry as the limiter would have passed it: a slot's in-flight
+        count (``note_inflight``), a sample (``observe``'s call, at its instant), a ``reconfigure``."""
+        log = self._log
+        assert log is not None
+        clock = _Replay(log[0])
+        controller = Controller(log[1], clock)
+        for entry in log[2:]:
+            if type(entry) is int:
+                controller.note_inflight(entry)
+            elif len(entry) == 2:
+                clock.now, settings = entry
+                controller.reconfigure(settings)
+            else:
+                clock.now, latency, throttled, dropped, inflight, load, cpu, held = entry
+                before = controller.limit
+                controller.sample(
+                    latency,
+                    throttled=throttled,
+                    dropped=dropped,
+                    inflight=inflight,
+                    load=load,
+                    cpu=cpu,
+                    held=held,
+                )
+                if int(controller.limit) > int(before):  # ``_grant`` with no one waiting (never, logged)
+                    controller.note_inflight(inflight)
+        controller.clock = controller.cap.clock = self._clock
+        self._controller, self._log = controller, None
+        return controller
 
     @property
     def limit(self) -> int:
-        return max(1, int(self.controller.limit))
+        controller = self._controller
+        return max(1, int(self._limit if controller is None else controller.limit))
+
+    def limit_value(self) -> float:
+        """The limit as the controller holds it (a float; what the metric shows)."""
+        controller = self._controller
+        return self._limit if controller is None else controller.limit
 
     def slot(self) -> contextlib.AbstractContextManager[int]:
         """Wait for the rate cap's turn (after a throttle), then hold one of ``limit`` slots while
@@ -124,16 +237,25 @@ class Limiter:
 
     def __enter__(self) -> int:
         # ``acquire``'s common case written out (once per request): no rate cap, a slot free and no
-        # one queued for one; anything else is ``acquire``'s
-        controller = self.controller
-        if controller.cap.rate is None:
+        # one queued for one (a lazy limiter has neither); anything else is ``acquire``'s
+        controller = self._controller
+        if controller is None or controller.cap.rate is None:
             with self._lock:
-                limit = max(1, int(controller.limit))
-                if self.inflight < limit and not self._waiters:
-                    self.inflight = inflight = self.inflight + 1
-                    self._held.slots += 1
-                    controller.note_inflight(inflight)
-                    return limit
+                controller = self._controller
+                if controller is None:
+                    limit = max(1, int(self._limit))
+                    if self.inflight < limit:  # (no one waits while lazy: a wait makes the controller)
+                        self.inflight = inflight = self.inflight + 1
+                        self._held.slots += 1
+                        self._log.append(inflight)  # type: ignore[union-attr]  # lazy: a log
+                        return limit
+                else:
+                    limit = max(1, int(controller.limit))
+                    if self.inflight < limit and not self._waiters:
+                        self.inflight = inflight = self.inflight + 1
+                        self._held.slots += 1
+                        controller.note_inflight(inflight)
+                        return limit
         return self.acquire()
 
     def __exit__(self, *exc: object) -> None:
@@ -147,17 +269,22 @@ class Limiter:
     def acquire(self) -> int:
         """``slot``'s entry: the rate cap's turn, then a slot, or a place in the queue for one (a
         freed slot is handed to the first waiter directly: one wake-up per slot, no re-check)."""
-        if self.controller.cap.rate is not None:  # (``Controller.rate``, without the property's call)
+        controller = self._controller
+        if controller is None:  # a slot that may wait (or the lazy path's race lost): the controller
+            with self._lock:
+                controller = self._controller or self._materialize()
+        if controller.cap.rate is not None:  # (``Controller.rate``, without the property's call)
             with self._lock:
                 if self._pace is None:
                     self._pace = threading.Lock()
             with self._pace:
                 with self._lock:
-                    wait = self.controller.reserve()
+                    wait = controller.reserve()
                 if wait > 0:
                     time.sleep(wait)  # gevent's sleep once patched
         with self._lock:
-            controller = self.controller
+            controller = self._controller  # (``Limits.reset`` may have replaced it meanwhile)
+            assert controller is not None
             limit = max(1, int(controller.limit))  # ``limit``, inline: once per request
             if self.inflight < limit and not self._waiters:
                 self.inflight = inflight = self.inflight + 1
@@ -186,23 +313,25 @@ class Limiter:
             self._free()
 
     def _free(self) -> None:
-        if self._waiters and self.inflight <= max(1, int(self.controller.limit)):
+        if self._waiters and self.inflight <= max(1, int(self._controller.limit)):  # type: ignore[union-attr]
             self._waiters.popleft().release()  # handed on: as many in flight as before
         else:
             self.inflight -= 1
             self._held.slots -= 1
 
-    def _grant(self) -> None:
+    def _grant(self, controller: Controller) -> None:
         """The limit grew: slots for the first requests waiting."""
-        while self._waiters and self.inflight < self.limit:
+        while self._waiters and self.inflight < max(1, int(controller.limit)):
             self.inflight += 1
             self._held.slots += 1
             self._waiters.popleft().release()
-        self.controller.note_inflight(self.inflight)
+        controller.note_inflight(self.inflight)
 
     def observe(self, attempt: Attempt) -> None:
         """One HTTP attempt of a request in this scope ended: a sample for the controller, and the
-        slots a grown limit frees (slow start grows it per answer, not only when a window closes)."""
+        slots a grown limit frees (slow start grows it per answer, not only when a window closes).
+        A lazy limiter logs a sample that cannot move the limit, the rate or the trace (see the class
+        doc), and makes its controller for any other."""
         status = attempt.http_status
         if attempt.error_code is None and (status is None or status < 400):  # ``signal_of``'s fast path
             throttled = dropped = False
@@ -211,11 +340,37 @@ class Limiter:
             throttled, dropped = signal_of(attempt.error_code, status)
             usable = status is not None or throttled or dropped
         load, cpu, held = self.load.read(attempt.seconds) if self.load else (0.0, 0.0, 0.0)
+        latency = attempt.seconds if usable else None
         with self._lock:
-            controller = self.controller
+            controller = self._controller
+            if controller is None:
+                # What ``Controller.sample`` does with a sample while slow start has no baseline, no
+                # window closed, no rate cap: it tallies it, and moves the limit only by slow start's
+                # step (a flat answer at half the limit in flight or more, under the target) or by
+                # closing the window (``max_window`` since it opened, or ``min_samples`` answers); a
+                # throttle or a timeout always moves something. None of those: logged.
+                now = self._clock()
+                s = self._settings
+                if (
+                    not throttled
+                    and not dropped
+                    and now - self._start < s.max_window
+                    and self._samples + 1 < s.min_samples
+                    and (
+                        latency is None
+                        or latency <= 1e-4
+                        or latency > s.target_latency
+                        or self.inflight * 2 < self._limit
+                    )
+                    and len(self._log) < _LOG_MAX  # type: ignore[arg-type]
+                ):
+                    self._samples += 1
+                    self._log.append((now, latency, False, False, self.inflight, load, cpu, held))  # type: ignore[union-attr]
+                    return
+                controller = self._materialize()
             before = controller.limit
             controller.sample(
-                attempt.seconds if usable else None,
+                latency,
                 throttled=throttled,
                 dropped=dropped,
                 inflight=self.inflight,
@@ -224,7 +379,38 @@ class Limiter:
                 held=held,
             )
             if int(controller.limit) > int(before):  # a whole slot more (the limit is at least 1)
-                self._grant()
+                self._grant(controller)
+
+    def _reconfigure(self, settings: Settings) -> None:
+        """``Controller.reconfigure`` (a new batch's settings), or its entry in a lazy limiter's log:
+        the limit clamped to the new bounds, a new window."""
+        with self._lock:
+            controller = self._controller
+            if controller is None and len(self._log) < _LOG_MAX:  # type: ignore[arg-type]
+                now = self._clock()
+                self._log.append((now, settings))  # type: ignore[union-attr]
+                self._settings = settings
+                self._limit = min(max(self._limit, settings.min), settings.max)  # as ``reconfigure``
+                self._start, self._samples = now, 0
+                return
+            (controller or self._materialize()).reconfigure(settings)
+
+    def _reset(self, settings: Settings) -> None:
+        """``Limits.reset``: what was learned is forgotten (the trace kept). A lazy limiter (no trace,
+        nothing learned that shows) starts its log again; else a new controller with the old trace."""
+        with self._lock:
+            controller = self._controller
+            if controller is None:
+                self._lazy(settings)
+            else:
+                fresh = Controller(settings, self._clock)
+                fresh.trace.extend(controller.trace)
+                self._controller = fresh
+
+    def trace(self) -> list[TracePoint]:
+        """The windows its controller closed (none while lazy)."""
+        controller = self._controller
+        return [] if controller is None else list(controller.trace)
 
 
 def quick_lock() -> Any:
@@ -268,7 +454,7 @@ class Limits:
         with self._lock:
             self.settings = settings
             for limiter in self._by_scope.values():
-                limiter.controller.reconfigure(settings)
+                limiter._reconfigure(settings)
 
     def limiter(self, scope: str) -> Limiter:
         found = self._by_scope.get(scope)  # a dict read is atomic: the lock only to make one
@@ -276,12 +462,8 @@ class Limits:
             with self._lock:
                 found = self._by_scope.get(scope)
                 if found is None:
-                    found = self._by_scope[scope] = Limiter(
-                        scope,
-                        Controller(self.settings, self._clock),
-                        self.load,
-                        lock=self._limiter_lock,
-                        held=self._held,
+                    found = self._by_scope[scope] = Limiter(  # lazy: no controller yet (``Limiter``)
+                        scope, None, self.load, self._limiter_lock, self._held, self.settings, self._clock
                     )
         return found
 
@@ -289,7 +471,7 @@ class Limits:
         """(scope, limit) of every limiter, in the order they were made: what
         ``greenfetch_concurrency_limit{scope}`` shows when scraped (``Metrics.watch_limits``)."""
         with self._lock:
-            return [(scope, limiter.controller.limit) for scope, limiter in self._by_scope.items()]
+            return [(scope, limiter.limit_value()) for scope, limiter in self._by_scope.items()]
 
     def reset(self, scope: str | None = None) -> None:
         """Forget what the limiters learned (limit, baseline, rate cap), for one scope or all: the
@@ -298,9 +480,7 @@ class Limits:
             for name in [scope] if scope is not None else list(self._by_scope):
                 limiter = self._by_scope.get(name)
                 if limiter is not None:
-                    fresh = Controller(self.settings, self._clock)
-                    fresh.trace.extend(limiter.controller.trace)
-                    limiter.controller = fresh
+                    limiter._reset(self.settings)
 
     def open(self, settings: Settings, *, reset: bool = False) -> Gate:
         """A gate for one run: every limiter takes ``settings`` (what it learned carries over, clamped),
@@ -321,7 +501,7 @@ class Limits:
 
     def trace(self, scope: str) -> list[TracePoint]:
         limiter = self._by_scope.get(scope)
-        return list(limiter.controller.trace) if limiter else []
+        return limiter.trace() if limiter else []
 
 
 class Gate:
@@ -334,8 +514,12 @@ class Gate:
         self.settings = settings or limits.settings
         self.reset = reset
         self.started = limits._clock()
-        self.scopes: set[str] = set()
         self._limiters: dict[str, Limiter] = {}  # by scope: this run's (a limiter outlives a reset)
+
+    @property
+    def scopes(self) -> set[str]:
+        """The scopes this gate has seen (its requests', and those whose trace joined it)."""
+        return set(self._limiters)
 
     def __call__(self, request: Request) -> contextlib.AbstractContextManager[int | None]:
         scope = Limits.scope_of(request)  # per request: the dict read inline, a call only for a new scope
@@ -353,21 +537,21 @@ class Gate:
 
     def _limiter(self, scope: str) -> Limiter:
         """A scope this gate has not seen yet: its limiter (made, or one an earlier run made)."""
-        self.scopes.add(scope)
         found = self._limiters[scope] = self.limits.limiter(scope)
         return found
 
     def add_trace(self, traces: dict[str, list[TracePoint]]) -> None:
         """Windows closed elsewhere (a worker process owns these scopes) join this gate's trace."""
         for scope, points in traces.items():
-            self.scopes.add(scope)
-            self.limits.limiter(scope).controller.trace.extend(points)
+            limiter = self._limiters.get(scope) or self._limiter(scope)
+            if points:  # (an empty one makes no controller)
+                limiter.controller.trace.extend(points)
 
     def trace(self) -> dict[str, list[TracePoint]]:
         """The windows each scope closed since this gate was made."""
         return {
             scope: [p for p in self.limits.trace(scope) if p.time >= self.started]
-            for scope in sorted(self.scopes)
+            for scope in sorted(self._limiters)
         }
 
 
