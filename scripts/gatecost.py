@@ -27,6 +27,9 @@ Pieces:
 - ``feed``: ``FairFeed`` handing out one request of a scope of its own, and its ``done``.
 - ``one-call scope, fed``: the inventory's one-call scope whole: ``FairFeed`` with the inventory's
   cap (the scope's limiter's limit), one request through a new scope's gate, its sample, ``done``.
+- ``one-call scope, the inventory's way``: the same as the inventory and the engine run it since
+  issue 24 parts 6-7e: the feed keyed by the unit's own scope (``operator.attrgetter``), the answer
+  observed through the slot while it is held (``Limiter.observe``), not ``Gate.attempt`` after.
 
     python scripts/gatecost.py --decisions [TREE...]
 
@@ -36,7 +39,9 @@ decided, every float by its ``repr`` (all its digits): the simulator's five case
 ``simulate`` runs on the knee, plateau, token-bucket and flat servers and of a ``simulate_client`` run
 from 5 on the fast server; and a gated run (``gated``): requests through ``Gate`` and ``Limiter`` on
 a simulated clock with random latencies, throttles, timeouts and connection errors, its limit and
-rate after every request and its trace. The first tree's output is the reference; any other that
+rate after every request and its trace; and runs of many short scopes (``scopes``: an inventory's,
+where a limiter makes its controller only when first needed), every scope's whole controller state
+at the end. The first tree's output is the reference; any other that
 differs is named with its first difference (exit 1).
 """
 
@@ -243,7 +248,39 @@ def child(n: int) -> dict[str, Any]:
         return run
 
     window("one-call scope, fed", inventory_scopes)
+
+    def inventory_way() -> Any:  # as ``Inventory._run`` and ``Engine.execute`` do it
+        import operator
+
+        clock, limits = _quiet_limits()
+        gate = open_gate(limits, 5, 5.0, 1, 64)
+        units = [_Unit(request) for request in _one_call_requests(n)]
+        key = operator.attrgetter("scope")
+
+        def run() -> None:
+            feed = FairFeed(units, key, lambda scope: limits.limiter(scope).limit)
+            for unit in feed:
+                clock.now += STEP
+                slot = gate(unit.request)
+                with slot:
+                    slot.observe(answer)
+                feed.done(unit)
+
+        return run
+
+    window("one-call scope, the inventory's way", inventory_way)
     return out
+
+
+class _Unit:
+    """An inventory's unit as the feed and the gate see it: its request and its scope."""
+
+    __slots__ = ("request", "scope")
+
+    def __init__(self, request: Any) -> None:
+        from greenfetch._adaptive import Limits
+
+        self.request, self.scope = request, Limits.scope_of(request)
 
 
 def _gated(seed: int) -> list[Any]:
@@ -293,6 +330,122 @@ def _gated(seed: int) -> list[Any]:
     return out
 
 
+def _state(controller: Any) -> dict[str, str]:
+    """Everything a controller holds (its rate cap's too), each value by its repr; the trace through
+    its property (a controller that never closed a window may not have made its deque yet)."""
+    from greenfetch._controller import Controller
+    from greenfetch._ratecap import RateCap
+
+    skip = ("cap", "clock", "_trace")
+    found = {name: repr(getattr(controller, name)) for name in Controller.__slots__ if name not in skip}
+    found["trace"] = repr([point.to_dict() for point in controller.trace])
+    cap = controller.cap
+    found.update({f"cap.{name}": repr(getattr(cap, name)) for name in RateCap.__slots__ if name != "clock"})
+    return found
+
+
+def _scopes_run(seed: int) -> list[Any]:
+    """``--decisions``' run of many short scopes (an inventory's, and what a lazily made limiter must
+    get right): 1,500 steps over up to 120 scopes, most seeing one to three requests, each request one
+    to three attempts observed while its slot is held or after (the engine's two orders); answers
+    plain, throttled, timed out, connection errors, 500s, below 0.1 ms, past the target; a second
+    request sent while the first is out; bursts of plain answers one at a time (``min_samples``); the clock jumping past ``max_window``; stalls that held an
+    answer; new gates with other settings (a limit clamped by them), ``reset=True``, ``Limits.reset``
+    of one scope, ``limit_values``, ``trace`` and ``scopes`` read between. Out: what each read
+    returned, and at the end every scope's whole controller state (``_state``)."""
+    import random
+
+    from greenfetch._adaptive import open_gate
+    from greenfetch._attempts import Attempt
+    from greenfetch._models import Request
+
+    rng = random.Random(seed)
+    clock, limits = _quiet_limits()
+    time.sleep = lambda seconds: setattr(clock, "now", clock.now + seconds)  # the pacer's wait, simulated
+    watcher = limits.load
+    gates = [(5, 5.0, 1, 64), (2, 0.5, 1, 16), (8, 0.5, 8, 64), (1, 5.0, 1, 4), (12, 0.2, 12, 12)]
+    gate = open_gate(limits, *gates[0])
+    requests = [
+        Request(("dynamodb", "sqs", "kms")[n % 3], "List", region=f"r{n % 40}", account=f"{n // 40:012d}")
+        for n in range(120)
+    ]
+    inflight: list[tuple[Request, Any, int]] = []
+    out: list[Any] = []
+    made = clock.now
+    for n, after in enumerate((1.0, 1.0 - 2**-20)):  # an answer ``max_window`` after its scope was made
+        slot = gate(Request("ec2", "Describe", region=f"edge{n}", account="000000000009"))  # (and just
+        slot.__enter__()  # before): the first closes its window, the second not
+        clock.now = made + after
+        slot.observe(Attempt(0.5, 200, None))
+        slot.__exit__(None, None, None)
+        clock.now = made
+    clock.now = made + 1.0
+
+    def answer() -> Attempt:
+        roll = rng.random()
+        latency = rng.choice((0.00005, 0.02, 0.05, 0.3, 0.8, 6.0)) * (0.8 + 0.4 * rng.random())
+        if roll < 0.03:
+            return Attempt(latency, 400, "ThrottlingException")
+        if roll < 0.05:
+            return Attempt(latency, None, "ReadTimeoutError")
+        if roll < 0.08:
+            return Attempt(latency, None, "ConnectionError")
+        if roll < 0.11:
+            return Attempt(latency, 500, "InternalError")
+        return Attempt(latency, 200, None)
+
+    def observe(slot: Any, attempts: int) -> None:
+        for _ in range(attempts):
+            watcher.value = rng.random()
+            watcher.cpu = watcher.value * rng.random()
+            watcher._due = clock.now - rng.choice((1e12, 1e12, 0.003, 0.02, 0.06))  # a stall, or none
+            slot.observe(answer())
+
+    for step in range(1500):
+        clock.now += rng.choice((0.0002, 0.002, 0.02, 0.2, 1.1)) if rng.random() < 0.05 else 0.0005
+        roll = rng.random()
+        if roll < 0.5:  # a request: most to a scope not seen yet, some to one seen (maybe in flight)
+            request = requests[min(len(requests) - 1, int(rng.expovariate(1 / 30)))]
+            scope = limits.scope_of(request)
+            limiter = limits.limiter(scope)
+            if sum(1 for r, _, _ in inflight if r is request) < limiter.limit:
+                slot = gate(request)
+                out.append(("enter", step, slot.__enter__()))
+                inflight.append((request, slot, rng.choice((1, 1, 1, 2, 3))))
+        elif roll < 0.52:  # a burst of plain answers one at a time (a window's ``min_samples``, lazily)
+            request = rng.choice(requests)
+            for _ in range(rng.randint(15, 25)):
+                clock.now += 0.002
+                slot = gate(request)
+                if sum(1 for r, _, _ in inflight if r is request) < slot.limit:
+                    out.append(("enter", step, slot.__enter__()))
+                    slot.observe(Attempt(0.001, 200, None))
+                    slot.__exit__(None, None, None)
+        elif roll < 0.9 and inflight:  # one in flight ends: its attempts seen while held, or after
+            request, slot, attempts = inflight.pop(rng.randrange(len(inflight)))
+            if rng.random() < 0.7:
+                observe(slot, attempts)
+                slot.__exit__(None, None, None)
+            else:
+                slot.__exit__(None, None, None)
+                observe(slot, attempts)
+        elif roll < 0.93:
+            out.append(("limits", step, [(name, repr(limit)) for name, limit in limits.limit_values()]))
+        elif roll < 0.95:
+            scope = limits.scope_of(rng.choice(requests))
+            out.append(("trace", step, scope, [p.to_dict() for p in limits.trace(scope)]))
+        elif roll < 0.97:
+            limits.reset(limits.scope_of(rng.choice(requests)))
+        elif roll < 0.99:  # a new run (the last one's requests still out): other settings, maybe a reset
+            out.append(("gate trace", step, {k: [p.to_dict() for p in v] for k, v in gate.trace().items()}))
+            gate = open_gate(limits, *rng.choice(gates), reset=rng.random() < 0.3)
+        else:
+            out.append(("scopes", step, limits.scopes()))
+    out.append(("gate trace", {k: [p.to_dict() for p in v] for k, v in gate.trace().items()}))
+    out.append([(scope, _state(limits.limiter(scope).controller)) for scope in limits.scopes()])
+    return out
+
+
 def decisions() -> dict[str, Any]:
     """What the rules decided (``--decisions``): every float by its repr."""
     import greenfetch  # noqa: F401  (first: patches)
@@ -320,6 +473,8 @@ def decisions() -> dict[str, Any]:
     out["simulate_client fresh"] = [point.to_dict() for point in run.controller.trace]
     for seed in (1, 2):
         out[f"gated {seed}"] = _gated(seed)
+    for seed in (1, 2, 3, 4):
+        out[f"scopes {seed}"] = _scopes_run(seed)
     return json.loads(json.dumps(out, default=repr))
 
 
