@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 from collections import Counter
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -260,3 +261,233 @@ def test_a_gated_request_finds_its_scope_once_and_each_attempt_reaches_its_scope
     assert len(results) == 90 and sum(not r.ok for r in results) == 8
     assert scopes["scope_of"] == 90  # 180 before: once at the slot, once per attempt
     assert observed == {f"dynamodb/r{r}/default": 30 for r in range(3)}
+
+
+# -- a scope's controller made when first needed (issue 24, the inventory's one-call scope) --------
+
+
+def test_a_one_call_scope_makes_no_controller_and_fewer_python_calls():
+    """An inventory's scope is mostly one call, whose answer moves nothing: its limiter logs what the
+    controller would have been told and makes none (no ``Controller``, no ``RateCap``): 17 Python
+    calls a scope fed and gated (22 when each limiter made its controller at once); its limit, rate
+    and trace are the initial ones, read without making it; ``controller`` read from outside makes it."""
+    limits = Limits(Metrics(), gevent=True)
+    limits.load._running = True  # no watcher greenlet: the gate's own calls only
+    requests = [Request("dynamodb", "ListTables", region=f"r{n}", account="111111111111") for n in range(40)]
+    gate = open_gate(limits, 5, 5.0, 1, 64)
+    answer = Attempt(0.05, 200, None)
+
+    def run():
+        feed = FairFeed(requests, Limits.scope_of, lambda scope: limits.limiter(scope).limit)
+        for request in feed:
+            slot = gate(request)
+            with slot:
+                slot.observe(answer)
+            feed.done(request)
+
+    calls = _calls(run)
+    assert calls["Controller.__init__"] == 0 and calls["RateCap.__init__"] == 0, calls
+    per_scope = {name: n for name, n in calls.items() if n >= len(requests)}
+    assert sum(per_scope.values()) / len(requests) < 18, per_scope
+    limiter = limits.limiter(Limits.scope_of(requests[0]))
+    assert limiter.limit == 5 and limiter.trace() == [] and gate.trace()[limiter.scope] == []
+    assert dict(limits.limit_values())[limiter.scope] == 5.0
+    assert limiter._controller is None  # none of those reads made it
+    assert limiter.controller.limit == 5.0 and limiter.controller.rate is None
+    assert limiter._controller is not None
+
+
+def test_a_lazy_scope_is_in_the_limit_series_without_a_controller():
+    """``greenfetch_concurrency_limit{scope}`` shows a scope that made no controller (its initial
+    limit), as it did when every limiter made one: the same series, and the scrape makes none."""
+    from prometheus_client import generate_latest
+
+    metrics = Metrics()
+    limits = Limits(metrics)
+    gate = open_gate(limits, 3, 5.0, 1, 64)
+    slot = gate(Request("sqs", "ListQueues", region="eu-west-1", account="222222222222"))
+    with slot:
+        slot.observe(Attempt(0.05, 200, None))
+    text = generate_latest(metrics.registry).decode()
+    assert 'greenfetch_concurrency_limit{scope="sqs/eu-west-1/222222222222"} 3.0' in text
+    assert slot._controller is None
+
+
+class _Load:
+    """Both limiters' ``ClientLoad``: the same (load, cpu, held) for an answer, set per step."""
+
+    def __init__(self) -> None:
+        self.now = (0.0, 0.0, 0.0)
+
+    def read(self, seconds: float) -> tuple[float, float, float]:
+        return self.now
+
+
+_CONFIGS = [
+    Settings(initial=5, target_latency=5.0, max=64),
+    Settings(initial=2, target_latency=0.5, max=16),
+    Settings(initial=8, target_latency=0.5, min=8, max=64),  # a limit of 5 clamped up (to an int)
+    Settings(initial=1, target_latency=5.0, max=4),
+    Settings(initial=12, target_latency=0.2, min=12, max=12),
+]
+_LATENCIES = st.sampled_from([0.00005, 0.0001, 0.0005, 0.001, 0.02, 0.05, 0.2, 0.3, 0.5, 0.8, 5.0, 6.0])
+_CODES = st.sampled_from(
+    [(200, None)] * 6
+    + [(400, "ThrottlingException"), (None, "ReadTimeoutError"), (None, "ConnectionError"), (500, None)]
+)
+_LOADS = st.sampled_from([(0.0, 0.0, 0.0), (0.3, 0.2, 0.0), (0.95, 0.9, 0.0), (0.5, 0.3, 0.02)])
+_STEPS = st.tuples(
+    st.sampled_from(["send"] * 4 + ["answer held"] * 3 + ["answer after", "configure", "reset", "make"]),
+    st.sampled_from([0.0, 2**-10, 2**-7, 2**-4, 0.25, 1.0]),  # exact: an answer at ``max_window`` exactly
+    _LATENCIES,
+    _CODES,
+    _LOADS,
+    st.sampled_from(_CONFIGS),
+)
+
+
+def _both_agree(lazy: Limiter, eager: Limiter) -> None:
+    assert lazy.limit == eager.limit and repr(lazy.limit_value()) == repr(eager.limit_value())
+    assert [p.to_dict() for p in lazy.trace()] == [p.to_dict() for p in eager.trace()]
+    if lazy._controller is None:  # what lazy means: nothing learned that shows
+        assert eager.controller.rate is None and eager.controller.slow_start and not eager.trace()
+    else:
+        assert _state_through_trace(lazy._controller) == _state_through_trace(eager._controller)
+
+
+def _state_through_trace(ctl: Controller) -> dict[str, str]:
+    """``_state``, the trace read through its property (a controller made later makes it later)."""
+    found = {k: v for k, v in _state(ctl).items() if k != "_trace"}
+    found["trace"] = repr([p.to_dict() for p in ctl.trace])
+    return found
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(first=st.sampled_from(_CONFIGS), steps=st.lists(_STEPS, min_size=4, max_size=120))
+def test_a_lazy_limiter_decides_what_a_limiter_with_its_controller_decides(monkeypatch, first, steps):
+    """A limiter ``Limits`` makes (no controller until needed) and one made with its controller at
+    the same instant, driven alike: slots taken (up to the limit), answers seen while the slot is
+    held or after it was given back (throttles, timeouts, connection errors, 500s, answers under
+    0.1 ms or past the target, exactly at ``max_window``, with the client's load), a new run's
+    settings, ``reset``, and the controller made from outside; after every step the same limit,
+    limit value and trace, nothing learned while lazy, and once made the same whole controller."""
+    monkeypatch.setattr(adaptive.time, "sleep", lambda seconds: None)  # the pacer's wait (both share a clock)
+    clock = _Clock()
+    load = _Load()
+    limits = Limits(clock=clock)
+    limits.configure(first)
+    lazy = limits.limiter("s/r/a")
+    lazy.load = load
+    eager = Limiter("s/r/a", Controller(first, clock), load, clock=clock)
+    held = 0
+    for kind, advance, latency, (status, code), client, config in steps:
+        clock.now += advance
+        load.now = client
+        if kind == "send" and held < eager.limit:
+            assert lazy.__enter__() == eager.__enter__()
+            held += 1
+        elif kind in ("answer held", "answer after") and held:
+            attempt = Attempt(latency, status, code)
+            if kind == "answer after":
+                lazy.__exit__(None, None, None)
+                eager.__exit__(None, None, None)
+            lazy.observe(attempt)
+            eager.observe(attempt)
+            if kind == "answer held":
+                lazy.__exit__(None, None, None)
+                eager.__exit__(None, None, None)
+            held -= 1
+        elif kind == "configure":
+            lazy._reconfigure(config)
+            eager._reconfigure(config)
+        elif kind == "reset":
+            lazy._reset(config)
+            eager._reset(config)
+        elif kind == "make":
+            lazy.controller  # noqa: B018  (made from its log now)
+        assert lazy.inflight == eager.inflight == held
+        _both_agree(lazy, eager)
+    lazy.controller  # noqa: B018
+    _both_agree(lazy, eager)
+
+
+@pytest.mark.parametrize("config", _CONFIGS)
+@pytest.mark.parametrize(
+    "answers",
+    [
+        [(0.05, 400, "ThrottlingException")],
+        [(0.05, None, "ReadTimeoutError")],
+        [(0.05, None, "ConnectionError"), (0.05, 200, None)],
+        [(0.05, 500, None), (0.02, 200, None)],
+        [(0.00005, 200, None)] * 3,
+        [(0.0001, 200, None), (0.0005, 200, None)],  # slow start's step: above 0.1 ms only
+        [(6.0, 200, None), (0.3, 200, None)],
+        [(5.0, 200, None), (0.5, 200, None), (0.2, 200, None)],  # at the targets: a step
+        [(0.05, 200, None), (0.05, 400, "ThrottlingException"), (0.05, 200, None)],
+    ],
+)
+@pytest.mark.parametrize("after", [0.0, 2**-6, 1.0 - 2**-20, 1.0])
+def test_a_new_scopes_first_answers_decide_alike(monkeypatch, config, answers, after):
+    """A new scope's first request, its attempts ``after`` seconds after the scope was made (exactly
+    ``max_window`` among them): throttled, timed out, a connection error or a 500 then an answer,
+    answers under 0.1 ms or past the target; with a second request sent while the first is out, and
+    a new run's settings after. A limiter made lazily and one made with its controller agree."""
+    monkeypatch.setattr(adaptive.time, "sleep", lambda seconds: None)
+    clock = _Clock()
+    limits = Limits(clock=clock)
+    limits.configure(config)
+    lazy = limits.limiter("s/r/a")
+    eager = Limiter("s/r/a", Controller(config, clock), None, clock=clock)
+    assert lazy.__enter__() == eager.__enter__()
+    clock.now += after
+    for latency, status, code in answers:
+        lazy.observe(Attempt(latency, status, code))
+        eager.observe(Attempt(latency, status, code))
+        _both_agree(lazy, eager)
+    if eager.limit > 1:  # a second one while the first is out
+        assert lazy.__enter__() == eager.__enter__()
+        _both_agree(lazy, eager)
+        for limiter in (lazy, eager):
+            limiter.__exit__(None, None, None)
+    for limiter in (lazy, eager):
+        limiter.__exit__(None, None, None)
+        limiter._reconfigure(_CONFIGS[0])
+    _both_agree(lazy, eager)
+    lazy.controller  # noqa: B018
+    _both_agree(lazy, eager)
+
+
+@pytest.mark.parametrize("config", _CONFIGS)
+def test_a_lazy_scope_makes_its_controller_before_its_window_could_close(config):
+    """Answers one at a time, each its own request (a scope that stays under its limit): the window
+    closes at ``min_samples`` answers once ``min_window`` has passed; the lazy limiter makes its
+    controller for that answer, not after it (the same trace as one made at once)."""
+    clock = _Clock()
+    limits = Limits(clock=clock)
+    limits.configure(config)
+    lazy = limits.limiter("s/r/a")
+    eager = Limiter("s/r/a", Controller(config, clock), None, clock=clock)
+    for _ in range(2 * config.min_samples):
+        clock.now += 2**-8
+        for limiter in (lazy, eager):
+            with limiter:
+                limiter.observe(Attempt(0.001, 200, None))
+        _both_agree(lazy, eager)
+    assert eager.trace() and lazy._controller is not None
+
+
+def test_a_lazy_limiters_log_is_bounded():
+    """A scope that stays lazy through many runs (a ``reconfigure`` each) makes its controller once
+    its log is long (``_LOG_MAX``): memory bounded, and the same controller as one made at once."""
+    clock = _Clock()
+    limits = Limits(clock=clock)
+    lazy = limits.limiter("s/r/a")
+    eager = Limiter("s/r/a", Controller(limits.settings, clock), clock=clock)
+    for n in range(3 * adaptive._LOG_MAX):
+        clock.now += 0.5
+        config = _CONFIGS[n % 2]
+        lazy._reconfigure(config)
+        eager._reconfigure(config)
+        assert lazy._log is None or len(lazy._log) <= adaptive._LOG_MAX
+    assert lazy._controller is not None
+    _both_agree(lazy, eager)
