@@ -239,23 +239,24 @@ class Limiter:
         # ``acquire``'s common case written out (once per request): no rate cap, a slot free and no
         # one queued for one (a lazy limiter has neither); anything else is ``acquire``'s
         controller = self._controller
-        if controller is None or controller.cap.rate is None:
-            with self._lock:
-                controller = self._controller
-                if controller is None:
-                    limit = max(1, int(self._limit))
-                    if self.inflight < limit:  # (no one waits while lazy: a wait makes the controller)
-                        self.inflight = inflight = self.inflight + 1
-                        self._held.slots += 1
-                        self._log.append(inflight)  # type: ignore[union-attr]  # lazy: a log
-                        return limit
-                else:
+        if controller is not None:
+            if controller.cap.rate is None:
+                with self._lock:
                     limit = max(1, int(controller.limit))
                     if self.inflight < limit and not self._waiters:
                         self.inflight = inflight = self.inflight + 1
                         self._held.slots += 1
                         controller.note_inflight(inflight)
                         return limit
+            return self.acquire()
+        with self._lock:
+            if self._controller is None:  # (still lazy: another thread may have made it meanwhile)
+                limit = max(1, int(self._limit))
+                if self.inflight < limit:  # (no one waits while lazy: a wait makes the controller)
+                    self.inflight = inflight = self.inflight + 1
+                    self._held.slots += 1
+                    self._log.append(inflight)  # type: ignore[union-attr]  # lazy: a log
+                    return limit
         return self.acquire()
 
     def __exit__(self, *exc: object) -> None:

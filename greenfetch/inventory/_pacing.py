@@ -52,8 +52,7 @@ class FairFeed(Generic[T]):
         self._of: dict[int, _Scope[T]] = {}  # id(item) -> its scope
         self._left = 0  # items not handed out yet
         self._inflight = 0  # handed out, not done
-        for item in items:
-            self._put(item)
+        self._put(items)
         # (in flight, rank): a stale entry (its scope's count moved on) is skipped when popped. The
         # scopes' first entries, (0, rank) in rank order, are a sorted list read from ``_next`` on,
         # merged with the heap of those pushed since (the smaller of the two heads first: the same
@@ -71,21 +70,30 @@ class FairFeed(Generic[T]):
         self._closed = False
         self.sent: list[T] = []
 
-    def _put(self, item: T) -> _Scope[T]:
-        name = self._scope_of(item)
-        scope = self._scopes.get(name)
-        if scope is None:
-            scope = self._scopes[name] = _Scope(name, len(self._scopes))
-        scope.queue.append(item)
-        self._of[id(item)] = scope
-        self._left += 1
-        return scope
+    def _put(self, items: Iterable[T]) -> list[_Scope[T]]:
+        """Each item into its scope's queue (a scope made for a name not seen yet); the scopes that
+        had none queued before (no call a item: the plan's thousands of one-call scopes)."""
+        scopes, of, scope_of = self._scopes, self._of, self._scope_of
+        woken: list[_Scope[T]] = []
+        count = 0
+        for item in items:
+            name = scope_of(item)
+            scope = scopes.get(name)
+            if scope is None:
+                scope = scopes[name] = _Scope(name, len(scopes))
+            if not scope.queue:
+                woken.append(scope)
+            scope.queue.append(item)
+            of[id(item)] = scope
+            count += 1
+        self._left += count
+        return woken
 
     def add(self, items: Iterable[T]) -> None:
         """More items while the iteration runs (a child type's calls, once its parent is listed). Add
         them before ``done`` of the item they come from, so the iteration cannot end in between."""
         with self._lock:
-            for scope in {id(s): s for s in map(self._put, items)}.values():
+            for scope in self._put(items):
                 if not scope.full:
                     heapq.heappush(self._heap, (scope.inflight, scope.rank, scope.name))
             if self._waiting:
