@@ -36,6 +36,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from itertools import repeat
 from typing import Any
 
 from ._attempts import Attempt
@@ -76,19 +77,6 @@ class _Held:
 
     def __init__(self) -> None:
         self.slots = 0
-
-
-class _Replay:
-    """A clock that reads what it is told: a lazy limiter's recorded instants, while its controller
-    is made from its log (``Limiter._materialize``)."""
-
-    __slots__ = ("now",)
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 _LOG_MAX = 64  # events a scope keeps unreplayed before it makes its controller anyway (bounded memory)
@@ -189,19 +177,20 @@ class Limiter:
     def _materialize(self) -> Controller:
         """The controller, made from the log (under the lock): ``Controller(settings)`` at the first
         entry's instant, then each entry as the limiter would have passed it: a slot's in-flight
-        count (``note_inflight``), a sample (``observe``'s call, at its instant), a ``reconfigure``."""
+        count (``note_inflight``), a sample (``observe``'s call, at its instant), a ``reconfigure``.
+        Its clock meanwhile reads the entry's instant (``repeat(t).__next__``: a C callable)."""
         log = self._log
         assert log is not None
-        clock = _Replay(log[0])
-        controller = Controller(log[1], clock)
+        controller = Controller(log[1], repeat(log[0]).__next__)
         for entry in log[2:]:
             if type(entry) is int:
                 controller.note_inflight(entry)
             elif len(entry) == 2:
-                clock.now, settings = entry
-                controller.reconfigure(settings)
+                controller.clock = repeat(entry[0]).__next__
+                controller.reconfigure(entry[1])
             else:
-                clock.now, latency, throttled, dropped, inflight, load, cpu, held = entry
+                now, latency, throttled, dropped, inflight, load, cpu, held = entry
+                controller.clock = repeat(now).__next__
                 before = controller.limit
                 controller.sample(
                     latency,

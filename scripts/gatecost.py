@@ -30,6 +30,8 @@ Pieces:
 - ``one-call scope, the inventory's way``: the same as the inventory and the engine run it since
   issue 24 parts 6-7e: the feed keyed by the unit's own scope (``operator.attrgetter``), the answer
   observed through the slot while it is held (``Limiter.observe``), not ``Gate.attempt`` after.
+- ``one-call scope, throttled``: a new scope's one request answered by a throttle (a sample that
+  moves the rate and the limit: a lazily made limiter makes its controller for it).
 
     python scripts/gatecost.py --decisions [TREE...]
 
@@ -269,6 +271,23 @@ def child(n: int) -> dict[str, Any]:
         return run
 
     window("one-call scope, the inventory's way", inventory_way)
+
+    def throttled_scopes() -> Any:  # a new scope whose first answer moves it: its controller is made
+        clock, limits = _quiet_limits()
+        gate = open_gate(limits, 5, 5.0, 1, 64)
+        requests = _one_call_requests(n)
+        throttle = Attempt(LATENCY, 400, "ThrottlingException")
+
+        def run() -> None:
+            for request in requests:
+                clock.now += STEP
+                slot = gate(request)
+                with slot:
+                    slot.observe(throttle)
+
+        return run
+
+    window("one-call scope, throttled", throttled_scopes)
     return out
 
 
