@@ -46,6 +46,7 @@ def _count(
     done = subprocess.run(
         [*inv._valgrind(tmp, tag, window=False), *command],
         env=env,
+        cwd=out_dir,  # not the caller's: ``python -m`` puts the working directory before PYTHONPATH
         capture_output=True,
         text=True,
         timeout=3600,
