@@ -512,8 +512,10 @@ class Gate:
         return set(self._limiters)
 
     def __call__(self, request: Request) -> contextlib.AbstractContextManager[int | None]:
-        scope = Limits.scope_of(request)  # per request: the dict read inline, a call only for a new scope
-        limiter = self._limiters.get(scope) or self._limiter(scope)
+        scope = Limits.scope_of(request)  # per request: the dict read inline; a new scope's made (or an
+        limiter = self._limiters.get(scope)  # earlier run's found) by ``Limits.limiter`` directly
+        if limiter is None:
+            limiter = self._limiters[scope] = self.limits.limiter(scope)
         load = self.limits.load
         if load is not None and not load._running:
             load.ensure(self.limits.busy)
