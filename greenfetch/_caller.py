@@ -152,7 +152,9 @@ def _paginated(client: Any, method: str, request: Request) -> dict[str, Any]:
         config = client._cache["page_config"][request.operation]  # filled by can_paginate, asked just before
     except (AttributeError, KeyError, TypeError):
         config = None
-    max_items = request.max_items or None
+    # paginate=True (the inventory's) has no max_items: ``Request.max_items`` asks isinstance(Mapping),
+    # an ABC check (~3k instructions) a paginated call
+    max_items = None if request.paginate is True else request.max_items or None
     if config is not None and "PaginationConfig" not in request.params:
         plan = _paging.plan(config)
         if plan is not None:

@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import jmespath
-from botocore.utils import merge_dicts, set_value_from_jmespath
+from botocore.utils import merge_dicts, set_value_from_jmespath, validate_jmespath_for_set
 
 try:
     from botocore import context as _context
@@ -55,29 +55,45 @@ def plan(config: Mapping[str, Any]) -> Plan | None:
 if _context is not None:
 
     class _PagedContext(_context.ClientContext):  # type: ignore[misc]  # botocore ships no types
-        """botocore's ``ClientContext`` with a deep copy that copies what it holds (its ``features``, a set
-        of strings) instead of ``copy.deepcopy``'s walk of a dataclass: botocore copies the context at
-        every call made inside one (``_make_api_call``), and the walk was most of what a one-page call
-        still cost (~40k instructions a call)."""
+        """The context of one paginated request, made for it alone (``_page``) and dropped after it.
+        botocore copies the current context at every call made inside one (``_make_api_call``), so
+        that what the call registers does not reach its caller's; this one has no other user, so the
+        call takes it as its own: its copy is itself. (``copy.deepcopy``'s walk of the dataclass, then
+        a copy of its ``features``, were most of what a one-page call still cost.)"""
 
         def __deepcopy__(self, memo: dict[int, Any]) -> _PagedContext:
-            return _PagedContext(features=set(self.features))
+            return self
 
-    # the copy above is the whole of a ClientContext only while ``features`` is all it has
+    def _paginator_features() -> frozenset[str]:
+        """The feature ids ``register_feature_id("PAGINATOR")`` puts in a new context (botocore maps
+        the name to its short id), found once by doing it."""
+        token = _context.set_context(_context.ClientContext())
+        try:
+            register_feature_id("PAGINATOR")
+            return frozenset(_context.get_context().features)
+        finally:
+            _context.reset_context(token)
+
+    _PAGINATOR = _paginator_features()
+    # a fresh context of the ``PAGINATOR`` feature is the whole of what ``_page`` makes only while
+    # ``features`` is all a ClientContext has (else: a new ClientContext and botocore's registration)
     _CHEAP_COPY = [f.name for f in dataclasses.fields(_context.ClientContext)] == ["features"]
 
 
-def _page(method: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+def _page(method: Callable[..., Any], kwargs: Mapping[str, Any]) -> Any:
     """One request as botocore's ``PageIterator._make_request`` makes it: in a context of its own (a
     copy of the current one, or a new one) with the ``PAGINATOR`` feature registered, put back after;
     on a botocore without feature contexts, as that botocore's iterator makes it: a plain call."""
     if _context is None:
         return method(**kwargs)
     current = _context.get_context()
-    if current is not None:
-        made = copy.deepcopy(current)
-    else:
-        made = _PagedContext() if _CHEAP_COPY else _context.ClientContext()
+    if current is None and _CHEAP_COPY:  # the common case: a new context holding the feature
+        token = _context.set_context(_PagedContext(set(_PAGINATOR)))
+        try:
+            return method(**kwargs)
+        finally:
+            _context.reset_context(token)
+    made = copy.deepcopy(current) if current is not None else _context.ClientContext()
     token = _context.set_context(made)
     try:
         register_feature_id("PAGINATOR")
@@ -86,15 +102,21 @@ def _page(method: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
         _context.reset_context(token)
 
 
+def _fields(expression: str) -> tuple[str, ...] | None:
+    """The names of a chain of plain fields (``Foo``, ``Foo.Bar``), as JMESPath parses it; else None."""
+    node = jmespath.compile(expression).parsed
+    nodes = node["children"] if node["type"] == "subexpression" else [node]
+    if not all(n["type"] == "field" and not n["children"] for n in nodes):
+        return None
+    return tuple(n["value"] for n in nodes)
+
+
 def _getter(expression: str) -> tuple[str, Callable[[Any], Any]]:
     """``expression`` and a function that searches a value with it, as ``jmespath.compile(e).search``
     does: a chain of plain fields is ``.get`` after ``.get`` (a value without ``.get`` gives None)."""
-    compiled = jmespath.compile(expression)
-    node = compiled.parsed
-    nodes = node["children"] if node["type"] == "subexpression" else [node]
-    if not all(n["type"] == "field" and not n["children"] for n in nodes):
-        return expression, compiled.search
-    names = tuple(n["value"] for n in nodes)
+    names = _fields(expression)
+    if names is None:
+        return expression, jmespath.compile(expression).search
 
     def get(value: Any) -> Any:
         for name in names:
@@ -107,6 +129,15 @@ def _getter(expression: str) -> tuple[str, Callable[[Any], Any]]:
     return expression, get
 
 
+def _settable(expression: str) -> bool:
+    """Whether botocore's ``set_value_from_jmespath`` takes ``expression`` (it refuses some names)."""
+    try:
+        validate_jmespath_for_set(expression)
+    except Exception:  # noqa: BLE001  (botocore's InvalidExpressionError: its general path raises it)
+        return False
+    return True
+
+
 def _listed(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
@@ -114,7 +145,7 @@ def _listed(value: Any) -> list[Any]:
 class Plan:
     """One paginator config, read as botocore's ``Paginator`` reads it, its expressions made once."""
 
-    __slots__ = ("_input", "_more", "_non_aggregate", "_output", "_results")
+    __slots__ = ("_input", "_more", "_non_aggregate", "_only", "_output", "_results")
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         self._output = [_getter(e)[1] for e in _listed(config["output_token"])]
@@ -126,6 +157,13 @@ class Plan:
         if results is None:  # botocore's iterator fails on such a config; let it
             raise ValueError("no result_key")
         self._results = [_getter(e) for e in _listed(results)]
+        # one result key that is one plain field (``TableNames``), no non-aggregate keys: the one page's
+        # result is that field alone, as ``set_value_from_jmespath`` of a plain name sets it (most configs)
+        self._only: str | None = None
+        if len(self._results) == 1 and not self._non_aggregate:
+            expression = self._results[0][0]
+            if _fields(expression) == (expression,) and _settable(expression):
+                self._only = expression  # read with ``page.get``, set as ``result[expression]``
 
     def full_result(
         self,
@@ -138,8 +176,17 @@ class Plan:
         (``paginator`` is called only when the first page is not the whole result)."""
         if max_items is not None:
             max_items = int(max_items)
-        page = _page(method, dict(params))
-        if self._only_page(page, max_items):
+        page = _page(method, params)
+        only = self._only
+        if only is not None and isinstance(page, dict):  # _only_page and _one_page_result for one name
+            found = page.get(only)
+            if found is None:
+                if (max_items is None or max_items >= 0) and self._ends(page):
+                    return {}
+            elif isinstance(found, list) and (max_items is None or len(found) <= max_items):
+                if self._ends(page):
+                    return {only: found}
+        elif self._only_page(page, max_items):
             return self._one_page_result(page)
         pages = paginator().paginate(
             **params, PaginationConfig={"MaxItems": max_items} if max_items is not None else {}
@@ -163,9 +210,17 @@ class Plan:
             return False
         if max_items is not None and len(found) > max_items:
             return False  # truncated, with a resume token
+        return self._ends(page)
+
+    def _ends(self, page: dict[str, Any]) -> bool:
+        """Whether botocore's iterator would ask for no page after this one (no more results, or no
+        next token)."""
         if self._more is not None and not self._more(page):
             return True
-        return not any(get(page) for get in self._output)
+        for get in self._output:
+            if get(page):
+                return False
+        return True
 
     def _one_page_result(self, page: dict[str, Any]) -> dict[str, Any]:
         """``build_full_result`` over one page, no resume token."""
