@@ -122,9 +122,19 @@ class Engine:
                     recorder.on_attempt = self._attempt_observer(request, gate, None)
                     raise
                 recorder.on_attempt = self._attempt_observer(request, gate, slot)
-                with slot as limit, self.metrics.inflight():
+                with slot as limit:
                     started += perf_counter() - queued  # waiting for a gate slot is not the request's time
-                    value, shared = self._shared(request, client, recorder, dedupe_window)
+                    if dedupe_window is None:  # the gated path (an inventory's), written out as above
+                        inflight = self.metrics.inflight()
+                        inflight.calls.append(None)
+                        try:
+                            with recording(recorder):
+                                value, shared = self.caller.call(request, client), False
+                        finally:
+                            inflight.calls.pop()
+                    else:
+                        with self.metrics.inflight():
+                            value, shared = self._shared(request, client, recorder, dedupe_window)
             request_id = _pop_request_id(value)
         except Exception as exc:  # noqa: BLE001 - every failure becomes this request's Result
             result = self._failure(index, request, exc)

@@ -44,10 +44,6 @@ _local = _CallLocal()
 _ACCOUNT_ID = "AWS::Auth::AccountId"
 
 
-def _current() -> Any:
-    return _local.credentials
-
-
 class CallCredentials(botocore.credentials.Credentials):  # type: ignore[misc]  # botocore ships no types
     """The credentials of the call in progress, else the client's own (``default``, may be None)."""
 
@@ -225,7 +221,7 @@ class _Signing:
         self.credentials = credentials
 
     def __enter__(self) -> None:
-        self.previous = _current()
+        self.previous = _local.credentials
         _local.credentials = self.credentials
 
     def __exit__(self, *exc: object) -> None:
