@@ -260,7 +260,7 @@ class Inventory:
         if not unit.shown:
             self.summary.calls += calls
             return rec, fetched_at
-        if rec["status"] != "not_offered":  # a child of a parent not offered there: nothing was called
+        if self.store is not None and rec["status"] != "not_offered":  # not_offered: nothing was called
             self._remember(unit, rec, error_code)
         return self._emit(rec, calls=calls, fetched_at=fetched_at)
 
@@ -300,8 +300,10 @@ class Inventory:
 
 
 def _now() -> float:
-    """Now in epoch seconds, to the millisecond a database stores it with."""
-    return round(time.time(), 3)
+    """Now in epoch seconds, to the millisecond a database stores it with: the double nearest a whole
+    millisecond, as ``round(time.time(), 3)`` gives, from the clock's integer nanoseconds (a float's
+    ``round`` to 3 digits goes through its decimal text: ~3k instructions a record)."""
+    return (time.time_ns() + 500_000) // 1_000_000 / 1000
 
 
 def _throttles(engine: Engine) -> int:

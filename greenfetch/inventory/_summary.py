@@ -38,6 +38,8 @@ class RunSummary:
     records: int = 0
     started: float = field(default_factory=time.perf_counter)
     wall_seconds: float = 0.0
+    # per type, its service's counts in ``statuses`` (``add`` finds them once a type, not once a record)
+    _counts: dict[str, dict[str, int]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def failed(self) -> bool:
@@ -55,20 +57,23 @@ class RunSummary:
         rtype, status = rec["resource_type"], rec["status"]
         self.records += 1
         self.calls += calls
-        self.cached += cached
-        if cached and fetched_at is not None:
-            self.cached_since(fetched_at)
-        self.items[rtype] = self.items.get(rtype, 0) + len(rec["items"])
-        self.errors.setdefault(rtype, 0)
-        counts = self.statuses.setdefault(rtype.partition(".")[0], {})
+        if cached:
+            self.cached += cached
+            if fetched_at is not None:
+                self.cached_since(fetched_at)
+        items = self.items
+        items[rtype] = items.get(rtype, 0) + len(rec["items"])
+        counts = self._counts.get(rtype)
+        if counts is None:  # the type's first record: its error count and its service's status counts
+            self.errors.setdefault(rtype, 0)
+            counts = self._counts[rtype] = self.statuses.setdefault(rtype.partition(".")[0], {})
         counts[status] = counts.get(status, 0) + 1
-        where = (rec["account"], rec["region"])
-        if status in FAILING:
+        if status == "ok":  # not FAILING
+            self.regions_ok.add((rec["account"], rec["region"]))
+        elif status in FAILING:
             self.errors[rtype] += 1
-            self.regions_failed.add(where)
+            self.regions_failed.add((rec["account"], rec["region"]))
             self.throttled += status == "throttled"
-        elif status == "ok":
-            self.regions_ok.add(where)
 
     def regions_inactive(self, count: int) -> None:
         """``regions="active"`` left this many of a type's regions out (found empty or failing lately)."""
