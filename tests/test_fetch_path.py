@@ -145,6 +145,7 @@ def test_a_one_page_call_sees_botocores_features_and_leaves_its_callers_context(
         (_CONFIG, [{"Items": [1, 2], "NextToken": "a"}, {"Items": [3]}], None),  # two pages
         (_CONFIG, [{"Items": [1, 2, 3]}], 2),  # cut by MaxItems: a resume token
         (_CONFIG, [{"Items": [1, 2]}], -1),  # a negative MaxItems: botocore's to judge
+        (_CONFIG, [{"Other": 1}], -1),  # the same over no items at all
         (_CONFIG, [{"Items": "ab"}], None),  # not a list where the items belong
         (_CONFIG, [{"Items": None, "NextToken": "a"}, {"Items": [5]}], None),  # nothing, then a page
         ({**_CONFIG, "result_key": "Page.Items"}, [{"Page": {"Items": [1]}}], None),  # a nested key
