@@ -15,6 +15,8 @@ from ._overlay import template_fields
 def _params(params: Any, account: str) -> Any:
     """A type's parameters for one account: ``{account}`` anywhere becomes its id (QuickSight,
     S3 Control and Budgets take the account id as a parameter)."""
+    if type(params) is dict and not params:  # most list calls: a new empty dict, as the walk below makes
+        return {}
     if params == ACCOUNT_PLACEHOLDER:
         return account
     if isinstance(params, dict):
