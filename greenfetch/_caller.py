@@ -57,6 +57,8 @@ class BotocoreCaller(Caller):
         self._body_limit = clients.config.body_limit
         self._operations: dict[str, tuple[frozenset[str], dict[str, str]]] = {}
         self._regions: dict[str | None, str | None] = {}
+        # (client class, operation) -> (method name, page config or None: not paginated, its plan)
+        self._paging: dict[tuple[type, str], tuple[str, Any, _paging.Plan | None]] = {}
 
     def resolve(self, request: Request) -> tuple[Request, Any]:
         """The region (the profile's, if the request names none), the client for it (unknown
@@ -101,9 +103,16 @@ class BotocoreCaller(Caller):
             base, signing = client.unwrapped()
             with signing:
                 return self._call(request, base)
-        method = xform_name(request.operation)
-        if request.paginate and client.can_paginate(method):
-            return _paginated(client, method, request)
+        if request.paginate:
+            key = (type(client), request.operation)
+            paging = self._paging.get(key)
+            if paging is None:  # what can_paginate says, and the page config, once per client class
+                paging = self._paging[key] = _paging_of(client, request.operation)
+            method, config, plan = paging
+            if config is not None:
+                return _paginated(client, method, request, config, plan)
+        else:
+            method = xform_name(request.operation)
         try:
             value = getattr(client, method)(**request.params)
         except TypeError:  # some botocore handlers run before validation and trip on wrong types
@@ -145,36 +154,51 @@ class BotocoreCaller(Caller):
         return self._regions[profile]
 
 
-def _paginated(client: Any, method: str, request: Request) -> dict[str, Any]:
+_NO_CONFIG = (
+    object()
+)  # an operation botocore's client can paginate whose page config is not where botocore's is
+
+
+def _paging_of(client: Any, operation: str) -> tuple[str, Any, _paging.Plan | None]:
+    """(the client's method name, the operation's page config or None when the client cannot paginate
+    it, the config's ``_paging`` plan): what a paginated call needs, asked of the client once. Clients of
+    one class share a service model, and so its paginators (botocore's loader hands each the same dict)."""
+    method = xform_name(operation)
+    if not client.can_paginate(method):
+        return method, None, None
+    try:
+        config = client._cache["page_config"][operation]  # filled by can_paginate, asked just before
+    except (AttributeError, KeyError, TypeError):
+        return method, _NO_CONFIG, None
+    return method, config, _paging.plan(config)
+
+
+def _paginated(
+    client: Any, method: str, request: Request, config: Any, plan: _paging.Plan | None
+) -> dict[str, Any]:
     """botocore's ``paginate(...).build_full_result()``; a call whose first page is its only page (most
     of an inventory's scopes) skips botocore's page iterator: see ``_paging``."""
-    try:
-        config = client._cache["page_config"][request.operation]  # filled by can_paginate, asked just before
-    except (AttributeError, KeyError, TypeError):
-        config = None
     # paginate=True (the inventory's) has no max_items: ``Request.max_items`` asks isinstance(Mapping),
     # an ABC check (~3k instructions) a paginated call
     max_items = None if request.paginate is True else request.max_items or None
-    if config is not None and "PaginationConfig" not in request.params:
-        plan = _paging.plan(config)
-        if plan is not None:
-            return plan.full_result(
-                getattr(client, method), request.params, max_items, lambda: _paginator(client, method)
-            )
-    pages = _paginator(client, method).paginate(
+    if plan is not None and "PaginationConfig" not in request.params:
+        return plan.full_result(
+            getattr(client, method), request.params, max_items, lambda: _paginator(client, method, config)
+        )
+    pages = _paginator(client, method, config).paginate(
         **request.params, PaginationConfig={"MaxItems": max_items} if max_items else {}
     )
     return pages.build_full_result()  # type: ignore[no-any-return]  # botocore ships no types
 
 
-def _paginator(client: Any, method: str) -> Any:
+def _paginator(client: Any, method: str, config: Any) -> Any:
     """``client.get_paginator(method)`` without the class botocore builds on every call only to
     document it (``type(...)``: a third of a paginated call's own cost): the same ``Paginator`` on the
     same method, page config and operation model. Any client not shaped like botocore's gets its own."""
+    if config is _NO_CONFIG:
+        return client.get_paginator(method)
     try:
-        operation = client._PY_TO_OP_NAME[method]
-        config = client._cache["page_config"][operation]  # filled by can_paginate, asked just before
-        model = client._service_model.operation_model(operation)
+        model = client._service_model.operation_model(client._PY_TO_OP_NAME[method])
     except (AttributeError, KeyError, TypeError):
         return client.get_paginator(method)
     return Paginator(getattr(client, method), config, model)

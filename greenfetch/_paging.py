@@ -19,6 +19,7 @@ resume token are botocore's.
 
 from __future__ import annotations
 
+import contextvars
 import copy
 import dataclasses
 from collections.abc import Callable, Mapping
@@ -78,6 +79,11 @@ if _context is not None:
     # a fresh context of the ``PAGINATOR`` feature is the whole of what ``_page`` makes only while
     # ``features`` is all a ClientContext has (else: a new ClientContext and botocore's registration)
     _CHEAP_COPY = [f.name for f in dataclasses.fields(_context.ClientContext)] == ["features"]
+    # the variable botocore's get_context, set_context and reset_context read and set (each a Python
+    # call around one method of it); botocore's own functions where it is not one
+    _var: Any = getattr(_context, "_context", None)
+    if not isinstance(_var, contextvars.ContextVar):
+        _CHEAP_COPY = False
 
 
 def _page(method: Callable[..., Any], kwargs: Mapping[str, Any]) -> Any:
@@ -86,13 +92,13 @@ def _page(method: Callable[..., Any], kwargs: Mapping[str, Any]) -> Any:
     on a botocore without feature contexts, as that botocore's iterator makes it: a plain call."""
     if _context is None:
         return method(**kwargs)
-    current = _context.get_context()
+    current = _var.get(None)  # get_context()
     if current is None and _CHEAP_COPY:  # the common case: a new context holding the feature
-        token = _context.set_context(_PagedContext(set(_PAGINATOR)))
+        token = _var.set(_PagedContext(set(_PAGINATOR)))  # set_context
         try:
             return method(**kwargs)
         finally:
-            _context.reset_context(token)
+            _var.reset(token)  # reset_context
     made = copy.deepcopy(current) if current is not None else _context.ClientContext()
     token = _context.set_context(made)
     try:

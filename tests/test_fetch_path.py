@@ -62,9 +62,9 @@ def test_the_fetch_path_writes_what_botocores_paginator_gives(tmp_path, monkeypa
     built = []
     real = _caller._paginator
 
-    def paginator(client, method):
+    def paginator(client, method, config):
         built.append(method)
-        return real(client, method)
+        return real(client, method, config)
 
     monkeypatch.setattr(_caller, "_paginator", paginator)
     with inventory_server(items=3) as server:
