@@ -205,7 +205,11 @@ class Inventory:
         try:
             for result in results:
                 unit = feed.sent[result.index]
-                again = self._throttled(unit, result) and resent.get(id(unit), 0) < _RESENDS
+                again = (  # result.ok: no Python call a result
+                    result.error is not None
+                    and self._throttled(unit, result)
+                    and resent.get(id(unit), 0) < _RESENDS
+                )
                 if again:  # botocore's retries ran out: once more, now behind its scope's pacer
                     feed.done(unit, again=True)
                     resent[id(unit)] = resent.get(id(unit), 0) + 1
@@ -274,7 +278,7 @@ class Inventory:
         return rec, fetched_at
 
     def _record(self, unit: _Fetch, result: Result) -> Record:
-        if result.ok:
+        if result.error is None:  # result.ok
             return record(unit.rtype.name, unit.account, unit.region, unit.rtype.extract(result.result))
         rtype = unit.rtype
         info = classify(result.error_code, service=rtype.service, operation=rtype.operation)
