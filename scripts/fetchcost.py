@@ -173,6 +173,7 @@ def main() -> None:
             done = subprocess.run(
                 [*valgrind, sys.executable, "-c", _CHILD, json.dumps(child)],
                 env=env,
+                cwd=tmp,  # not the caller's: a source tree there would come before PYTHONPATH's
                 capture_output=True,
                 text=True,
                 timeout=3600,
