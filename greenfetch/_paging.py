@@ -59,11 +59,17 @@ if _context is not None:
         """The context of one paginated request, made for it alone (``_page``) and dropped after it.
         botocore copies the current context at every call made inside one (``_make_api_call``), so
         that what the call registers does not reach its caller's; this one has no other user, so the
-        call takes it as its own: its copy is itself. (``copy.deepcopy``'s walk of the dataclass, then
-        a copy of its ``features``, were most of what a one-page call still cost.)"""
+        call takes it as its own: its first copy is itself. (``copy.deepcopy``'s walk of the dataclass,
+        then a copy of its ``features``, were most of what a one-page call still cost.) A call made
+        inside that one (an AssumeRole as the credentials refresh) copies it, as botocore would."""
+
+        _taken = False  # the first copy (the call's own) handed out
 
         def __deepcopy__(self, memo: dict[int, Any]) -> _PagedContext:
-            return self
+            if not self._taken:
+                self._taken = True
+                return self
+            return _PagedContext(set(self.features))
 
     def _paginator_features() -> frozenset[str]:
         """The feature ids ``register_feature_id("PAGINATOR")`` puts in a new context (botocore maps

@@ -93,18 +93,26 @@ def test_the_fetch_path_writes_what_botocores_paginator_gives(tmp_path, monkeypa
 
 def _serve(pages):
     """A method answering ``pages`` in order inside botocore's own per-call context (as
-    ``_make_api_call`` is), registering a feature of its own; the features each call saw."""
+    ``_make_api_call`` is), registering a feature of its own, and making a call inside it (as a
+    credentials refresh makes AssumeRole) that registers another; the features each call saw, and
+    each inner call."""
     from botocore.context import get_context, with_current_context
     from botocore.useragent import register_feature_id
 
     seen = []
 
     @with_current_context()
+    def inner():
+        register_feature_id("RETRY_MODE_ADAPTIVE")
+        seen.append(("inner", sorted(get_context().features)))
+
+    @with_current_context()
     def method(**kwargs):
         register_feature_id("RETRY_MODE_STANDARD")
+        inner()
         ctx = get_context()
         seen.append(sorted(ctx.features) if ctx is not None else None)
-        return json.loads(json.dumps(pages[min(len(seen), len(pages)) - 1]))
+        return json.loads(json.dumps(pages[min(sum(s[0] != "inner" for s in seen), len(pages)) - 1]))
 
     return method, seen
 
@@ -127,12 +135,13 @@ def test_a_one_page_call_sees_botocores_features_and_leaves_its_callers_context(
         got = Plan(_CONFIG).full_result(ours, {}, None, lambda: pytest.fail("one page"))
         expected = Paginator(theirs, _CONFIG, None).paginate().build_full_result()
         assert got == expected == {"Items": [1, 2]}
-        assert seen_ours == seen_theirs and "C" in seen_ours[0]  # PAGINATOR's id, and the call's own
+        assert seen_ours == seen_theirs and "C" in seen_ours[1]  # PAGINATOR's id, and the call's own
+        assert len(seen_ours[0][1]) == len(seen_ours[1]) + 1  # the inner call's feature stayed in it
         assert get_context() is before
         assert (before.features if before is not None else None) == outer  # nothing leaked out
         # a second call starts from a context of its own again: nothing of the first call's in it
         Plan(_CONFIG).full_result(ours, {}, None, lambda: pytest.fail("one page"))
-        assert seen_ours[1] == seen_ours[0]
+        assert seen_ours[2:] == seen_ours[:2]
     finally:
         if token is not None:
             reset_context(token)
@@ -254,4 +263,5 @@ def test_a_record_time_is_now_to_the_millisecond():
     after = time.time()
     assert now == round(now, 3)  # the double nearest a whole millisecond, as round(time.time(), 3) gives
     assert round(before, 3) - 0.001 <= now <= round(after, 3) + 0.001
-    assert all(_now() == round(_now(), 3) for _ in range(200))
+    times = [_now() for _ in range(200)]
+    assert all(t == round(t, 3) for t in times)
