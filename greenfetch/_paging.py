@@ -236,6 +236,11 @@ class Plan:
 
     def _one_page_result(self, page: dict[str, Any]) -> dict[str, Any]:
         """``build_full_result`` over one page, no resume token."""
+        # the non-aggregate keys first: botocore's iterator records them as it yields the first page,
+        # before ``build_full_result`` reads the result keys (an error in either raises the first one)
+        non_aggregate: dict[str, Any] = {}
+        for expression, get in self._non_aggregate:
+            set_value_from_jmespath(non_aggregate, expression, get(page))
         result: dict[str, Any] = {}
         for expression, get in self._results:
             value = get(page)
@@ -248,8 +253,5 @@ class Plan:
                 existing.extend(value)
             elif isinstance(value, (int, float, str)):
                 set_value_from_jmespath(result, expression, existing + value)
-        non_aggregate: dict[str, Any] = {}
-        for expression, get in self._non_aggregate:
-            set_value_from_jmespath(non_aggregate, expression, get(page))
         merge_dicts(result, non_aggregate)
         return result

@@ -147,6 +147,21 @@ def _outcome(run):
         {},
     )
 )
+# the non-aggregate keys are recorded before the result keys are read, as botocore's iterator does:
+# here both fail, and botocore's error is the non-aggregate keys' (Hypothesis found it)
+@example(
+    (
+        {
+            "input_token": "In0",
+            "output_token": "NextToken",
+            "result_key": ["Reservations[].Instances", "Items"],
+            "non_aggregate_keys": ["Meta", "Meta.Region"],
+        },
+        [{"Reservations": [[]], "Items": [], "NextToken": ""}],
+        None,
+        {},
+    )
+)
 def test_plan_gives_what_botocore_paginator_gives(case):
     config, pages, max_items, params = case
     theirs, ours = _Server(pages), _Server(pages)
