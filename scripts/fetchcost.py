@@ -1,6 +1,6 @@
 """Instructions per list call of the inventory's fetch path, piece by piece (callgrind windows).
 
-    python scripts/fetchcost.py [--accounts N] [TREE...]
+    python scripts/fetchcost.py [--accounts N] [--modes M,...] [--types T,...] [--profile PATH] [TREE...]
 
 Each TREE (a source tree put first on PYTHONPATH; default this one) runs a child under ``valgrind
 --tool=callgrind --instr-atstart=no`` on the inventory loopback server (the 6 JSON types x 8 regions,
@@ -16,7 +16,9 @@ its own (a scope's limiter is new in every window, as the command's are):
 - ``inventory``: ``Inventory.run`` whole (plan, feed, gate, records, summary; no cache, no sink)
 
 Each figure is the window's instructions over its list calls; the differences place the inventory's
-own cost per list call (pagination, the account view, the gate, the records).
+own cost per list call (pagination, the account view, the gate, the records). ``--profile PATH``
+writes a cProfile of each window to ``PATH.MODE`` instead (no valgrind): the Python calls a window
+makes, to set against another's.
 """
 
 from __future__ import annotations
