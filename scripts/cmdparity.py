@@ -2,7 +2,7 @@
 
     python scripts/cmdparity.py TREE_A TREE_B [TZ...]
 
-Each TREE (a source tree put first on PYTHONPATH, such as ``/work/main`` and a worktree) runs the command
+Each TREE (a source tree put first on PYTHONPATH, such as a checkout of the code before a change and one after) runs the command
 over 3 accounts x 4 regions x 12 types (the 6 JSON ones, EC2's five, Lambda's) with ``--cache-ttl 0``,
 as ``--format json``, ``--format jsonl`` and records on stdout, under each TZ (default UTC and
 America/New_York). Compared: the exit code, the json files byte for byte, the jsonl lines and stdout
