@@ -191,8 +191,10 @@ class FileSink:
             path = self.directory / f"{rtype}.json"
             records = sorted(self._by_type[rtype], key=_ACCOUNT_REGION)
             with _refused(path, written):
-                with atomic_open(path, 0o644) as handle:
-                    handle.write("[\n" + ",\n".join(r[2] for r in records) + "\n]\n")
+                with atomic_open(path, 0o644) as handle:  # the records' text joined once, not copied again
+                    handle.write("[\n")
+                    handle.write(",\n".join(map(_TEXT, records)))
+                    handle.write("\n]\n")
             written.append(path)
         return written
 
@@ -214,6 +216,7 @@ class FileSink:
 
 
 _ACCOUNT_REGION = operator.itemgetter(0, 1)  # a kept record's (account, region): the file's order
+_TEXT = operator.itemgetter(2)  # a kept record's JSON text
 
 
 def _dumps(rec: Record, plain_items: Any = None, items_json: str | None = None) -> str:
@@ -229,30 +232,66 @@ def _dumps(rec: Record, plain_items: Any = None, items_json: str | None = None) 
 
 def _dumps_around(rec: Record, items_text: str) -> str:
     """``plain_json`` of the record's head (made JSON-ready by ``jsonable``) with ``items_text`` as
-    its items. A head of ASCII names and text or None is written field by field (``plain_json`` would
-    spend more on the call than on the few short strings); anything else: the fields before the items
-    and after them through ``jsonable`` and ``plain_json`` as two objects, joined around the items."""
-    parts = []
+    its items. A head of ASCII names and text or None is written field by field, each field's text
+    kept (``_FIELDS``: a run's records share their types, accounts, regions and statuses), around the
+    items' text copied once; anything else: the fields before the items and after them through
+    ``jsonable`` and ``plain_json`` as two objects, joined around the items."""
+    before: list[str] = []
+    after: list[str] | None = None  # the fields after the items, once they are met
     for key, value in rec.items():
         if key == "items":
-            parts.append('"items": ' + items_text)
-        elif type(key) is str and key.isascii() and (value is None or type(value) is str and value.isascii()):
-            parts.append(json_string(key) + (": null" if value is None else ": " + json_string(value)))
+            after = []
+            continue
+        if value is None or type(value) is str:
+            field = _FIELDS.get((key, value))
+            if field is None:
+                field = _field(key, value)
+                if field is None:
+                    break
         else:
             break
+        (before if after is None else after).append(field)
     else:
-        return "{" + ", ".join(parts) + "}"
-    before: dict[str, Any] = {}
-    after: dict[str, Any] = {}
-    part = before
+        if after is None:  # no items: the head alone
+            return "{" + ", ".join(before) + "}"
+        return "".join(
+            (
+                "{",
+                ", ".join(before),
+                ', "items": ' if before else '"items": ',
+                items_text,
+                ", " if after else "",
+                ", ".join(after),
+                "}",
+            )
+        )
+    head: dict[str, Any] = {}
+    tail: dict[str, Any] = {}
+    part = head
     for key, value in rec.items():
         if key == "items":
-            part = after
+            part = tail
         else:
             part[key] = value
-    before, after = jsonable(before), jsonable(after)
-    head = plain_json(before)[:-1] + (", " if before else "") + '"items": ' + items_text
-    return head + (", " + plain_json(after)[1:] if after else "}")
+    head, tail = jsonable(head), jsonable(tail)
+    text = plain_json(head)[:-1] + (", " if head else "") + '"items": ' + items_text
+    return text + (", " + plain_json(tail)[1:] if tail else "}")
+
+
+_FIELDS: dict[tuple[str, str | None], str] = {}  # a head field's text by (name, value): '"region": "x"'
+_FIELDS_KEPT = 4096  # fields kept at most (a run's distinct accounts bound it; this bounds any caller)
+
+
+def _field(key: Any, value: str | None) -> str | None:
+    """A head field's text (kept in ``_FIELDS``) when its name is ASCII text and its value ASCII text or
+    None (``jsonable`` returns those as they are); None for anything else."""
+    if type(key) is not str or not key.isascii() or (value is not None and not value.isascii()):
+        return None
+    field = json_string(key) + (": null" if value is None else ": " + json_string(value))
+    if len(_FIELDS) >= _FIELDS_KEPT:
+        _FIELDS.clear()
+    _FIELDS[key, value] = field
+    return field
 
 
 @contextlib.contextmanager
