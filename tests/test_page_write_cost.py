@@ -1,0 +1,210 @@
+"""The inventory command's own cost, part 9 (docs/performance.md): a fetched page's cache row and file
+record cost less to write, and are the same rows and bytes.
+
+- the cache file's transaction is one ``INSERT`` of its rows (a statement run per row before): the same
+  rows, in the same order, as ``executemany`` of the rows gives;
+- the envelope's fetch time is written without ``repr``'s shortest-digits search when it is whole
+  milliseconds: the text ``repr`` gives, for any float;
+- the file sink's record head is written from fields kept by (name, value), around the items' text
+  copied once: ``to_json(rec)``'s text, for any record.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sqlite3
+
+from _cache_rows import cache_file
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from greenfetch._jsonable import json_string, jsonable, marked_json, plain_json, to_json
+from greenfetch.inventory import _cache, _pagefile, _sinks
+from greenfetch.inventory._cache import _float_text
+from greenfetch.inventory._pagefile import BATCH, PageFile
+from greenfetch.inventory._sinks import _dumps
+
+
+def _rows(directory) -> list[tuple[int, str, str]]:
+    if not os.path.exists(cache_file(directory)):
+        return []
+    with sqlite3.connect(cache_file(directory)) as conn:
+        return list(conn.execute("SELECT rowid, key, body FROM entries ORDER BY rowid"))
+
+
+def _executemany(conn: sqlite3.Connection, rows: list[tuple[str, str]]) -> None:
+    """The transaction's insert as it was: a statement run per row."""
+    conn.executemany("INSERT OR REPLACE INTO entries (key, body) VALUES (?, ?)", rows)
+
+
+def _raise(exc: BaseException) -> None:
+    raise exc
+
+
+_keys = st.sampled_from(["inv1:a", "inv1:b", "k\u00e9", "", "x" * 300]) | st.text(max_size=6)
+_bodies = st.text(max_size=40) | st.sampled_from(["", "\0", '{"a":1}', "caf\u00e9 \ud7ff"])
+# a run of writes: (key, text) puts with a flush now and then (None), more than a batch in all
+_writes = st.lists(st.tuples(_keys, _bodies) | st.none(), min_size=1, max_size=2 * BATCH + 10)
+
+
+@settings(deadline=None, max_examples=60)
+@given(writes=_writes)
+def test_a_transaction_of_one_insert_writes_the_rows_executemany_wrote(tmp_path_factory, writes):
+    """Any run of puts and flushes leaves the file holding what ``executemany`` of each transaction's
+    rows left: the same keys, texts and row order (replaced keys included)."""
+    files = []
+    for insert in (_executemany, _pagefile._insert):
+        directory = tmp_path_factory.mktemp("pages")
+        saved, _pagefile._insert = _pagefile._insert, insert
+        try:
+            pages = PageFile(str(directory), _raise)
+            for write in writes:
+                if write is None:
+                    pages.flush()
+                else:
+                    pages.put(*write)
+            pages.close()
+        finally:
+            _pagefile._insert = saved
+        files.append(_rows(directory))
+    assert files[0] == files[1]
+
+
+def test_a_transaction_runs_one_insert_statement(tmp_path):
+    """A batch of entries is one ``INSERT`` statement run (``executemany`` ran it once a row)."""
+    pages = PageFile(str(tmp_path), lambda exc: None)
+    pages.put("first", "{}")
+    pages.flush()
+    assert pages._conn is not None
+    statements: list[str] = []
+    pages._conn.set_trace_callback(statements.append)
+    for n in range(BATCH):
+        pages.put(f"k{n}", "{}")
+    inserts = [s for s in statements if s.startswith("INSERT")]
+    assert len(inserts) == 1, len(inserts)
+    assert statements[0] == "BEGIN IMMEDIATE" and statements[-1] == "COMMIT"
+    pages.close()
+    assert len(_rows(tmp_path)) == BATCH + 1
+
+
+_whole_ms = st.integers(min_value=1, max_value=10**16).map(lambda ms: ms / 1000)
+
+
+@settings(deadline=None)
+@given(
+    st.floats(allow_nan=False, allow_infinity=False)
+    | _whole_ms
+    | st.sampled_from([1.0, 1e12, 999999999999.999])
+)
+def test_a_fetch_times_text_is_its_repr(value):
+    """``_float_text`` gives ``repr`` of any finite float, whole milliseconds or not, on either side of
+    its range, whatever it wrote last (the kept one is only used for the same double)."""
+    assert _float_text(value) == repr(value)
+    assert _float_text(value) == repr(value)  # now the kept one
+    assert _float_text(-value) == repr(-value)
+
+
+def test_a_whole_millisecond_time_is_written_without_repr(monkeypatch):
+    """A page's envelope writes its fetch time without ``repr`` (``_Py_dg_dtoa``): fails on the code
+    before, whose envelope wrote ``{stored_at!r}``."""
+    calls: list[int] = []
+    monkeypatch.setattr(_cache, "repr", lambda v: calls.append(1) or float.__repr__(v), raising=False)
+    text = _cache._envelope("inv1:k", 1796636850.736, 0.0, "[]")
+    assert '"stored_at":1796636850.736,' in text
+    assert _float_text(1796636850.5) == "1796636850.5" and _float_text(1796636851.0) == "1796636851.0"
+    assert calls == []
+    assert _float_text(0.1) == "0.1" and calls == [1]  # not whole milliseconds above 1: repr's
+
+
+_head_names = st.sampled_from(["resource_type", "account", "region", "status", "error", "caf\u00e9", ""])
+_head_values = (
+    st.none()
+    | st.sampled_from(["ok", "denied", "eu-west-1", "700000000000", "caf\u00e9", '"', "\\", "\0", "\ud800"])
+    | st.text(max_size=5)
+    | st.integers()
+    | st.floats()
+)
+_items = st.lists(
+    st.dictionaries(st.text(max_size=4), st.text(max_size=4) | st.integers(), max_size=3), max_size=3
+)
+
+
+@st.composite
+def _any_records(draw):
+    """A record's fields in any order around its items, with names that are not text."""
+    head = draw(
+        st.dictionaries(_head_names | st.integers(min_value=0, max_value=2), _head_values, max_size=6)
+    )
+    fields = list(head.items())
+    fields.insert(draw(st.integers(min_value=0, max_value=len(fields))), ("items", draw(_items)))
+    return dict(fields)
+
+
+def _around_before(rec, items_text: str) -> str:
+    """The record's text as ``_sinks._dumps_around`` wrote it before part 9 (the reference)."""
+    parts = []
+    for key, value in rec.items():
+        if key == "items":
+            parts.append('"items": ' + items_text)
+        elif type(key) is str and key.isascii() and (value is None or type(value) is str and value.isascii()):
+            parts.append(json_string(key) + (": null" if value is None else ": " + json_string(value)))
+        else:
+            break
+    else:
+        return "{" + ", ".join(parts) + "}"
+    before: dict = {}
+    after: dict = {}
+    part = before
+    for key, value in rec.items():
+        if key == "items":
+            part = after
+        else:
+            part[key] = value
+    before, after = jsonable(before), jsonable(after)
+    head = plain_json(before)[:-1] + (", " if before else "") + '"items": ' + items_text
+    return head + (", " + plain_json(after)[1:] if after else "}")
+
+
+@settings(deadline=None)
+@given(st.lists(_any_records(), min_size=1, max_size=4))
+def test_a_record_from_kept_fields_is_what_it_was(records):
+    """Records written one after another (the kept fields of one used by the next) are the text the
+    code before wrote, whatever their fields' order, names and values; ``to_json``'s where the names
+    are text (two names that meet as text are ``jsonable``'s to merge, as before)."""
+    for rec in records:
+        marked = marked_json(jsonable(rec["items"]))
+        text = _dumps(rec, None, marked)
+        assert text == _around_before(rec, marked.replace("\0", " "))
+        if all(type(key) is str for key in rec):
+            assert text == to_json(rec)
+
+
+def test_a_head_seen_before_is_not_encoded_again(monkeypatch):
+    """A record whose head fields a record before it had encodes none of them again (the code before
+    encoded its five fields' names and values at every record)."""
+    monkeypatch.setattr(_sinks, "_FIELDS", {}, raising=False)  # (the code before had none)
+    calls = []
+    encode = _sinks.json_string
+    monkeypatch.setattr(_sinks, "json_string", lambda text: calls.append(text) or encode(text))
+    rec = {
+        "resource_type": "kms.keys",
+        "account": "7" * 12,
+        "region": "eu-west-1",
+        "items": [],
+        "status": "ok",
+        "error": None,
+    }
+    first = _dumps(rec, None, marked_json([{"KeyId": "k"}]))
+    assert len(calls) == 9  # five names, four values (None is written as null)
+    calls.clear()
+    assert _dumps(rec, None, marked_json([{"KeyId": "j"}])) == first.replace('"k"', '"j"')
+    assert calls == []
+
+
+def test_kept_fields_are_bounded(monkeypatch):
+    """The kept fields never grow past their bound (a caller with endless distinct values)."""
+    monkeypatch.setattr(_sinks, "_FIELDS", {})
+    for n in itertools.islice(itertools.count(), _sinks._FIELDS_KEPT + 10):
+        _dumps({"account": str(n), "items": []}, None, "[]")
+    assert 0 < len(_sinks._FIELDS) <= _sinks._FIELDS_KEPT
