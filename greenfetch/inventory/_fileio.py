@@ -18,7 +18,12 @@ _STALE_SECONDS = 3600.0  # a temporary name without a PID (older versions) is st
 
 @contextlib.contextmanager
 def atomic_open(
-    path: str | os.PathLike[str], mode: int = 0o600, *, sweep: bool = True, durable: bool = True
+    path: str | os.PathLike[str],
+    mode: int = 0o600,
+    *,
+    sweep: bool = True,
+    durable: bool = True,
+    buffering: int = -1,
 ) -> Iterator[IO[str]]:
     """A UTF-8 text file written to a temporary name beside ``path`` and renamed over it on success;
     on any error (or Ctrl-C, SIGTERM) the temporary file is removed and ``path`` is untouched.
@@ -26,7 +31,9 @@ def atomic_open(
     The temporary name carries the writer's PID (``.NAME.PID.RANDOM.tmp``), so what a SIGKILL left
     behind is recognisably stale: with ``sweep`` (the default) the next write of the same file removes
     the temporary files of writers that no longer run. ``durable=False`` skips the fsync before the
-    rename, for files whose loss in a power cut costs nothing (cache entries: a torn one is a miss)."""
+    rename, for files whose loss in a power cut costs nothing (cache entries: a torn one is a miss).
+    ``buffering``: ``open``'s (bytes a ``write`` system call gathers; a stream of many small writes
+    passes more than the default 8 KB)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     if sweep:
@@ -34,7 +41,7 @@ def atomic_open(
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent)
     try:
         os.fchmod(fd, mode)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+        with os.fdopen(fd, "w", buffering, encoding="utf-8", newline="\n") as handle:
             yield handle
             handle.flush()
             if durable:
