@@ -21,6 +21,18 @@ _canonical = encode_once(
 
 # one string as ``_canonical`` writes it (ASCII, escaped): the encoder's own function
 _ascii = json.encoder.encode_basestring_ascii
+_TEXTS: dict[str, str] = {}  # a signature's strings as ``_ascii`` wrote them: an inventory's repeat
+_TEXTS_KEPT = 4096  # strings kept at most (services, operations, regions, identities, endpoints)
+
+
+def _text(value: str) -> str:
+    """``_ascii(value)``, kept in ``_TEXTS`` (a signature's services, regions and identities repeat)."""
+    text = _ascii(value)
+    if len(_TEXTS) >= _TEXTS_KEPT:
+        _TEXTS.clear()
+    _TEXTS[value] = text
+    return text
+
 
 __all__ = [
     "ROLE_ARN",
@@ -223,12 +235,13 @@ class Request:
             and (region is None or type(region) is str)
             and (endpoint is None or type(endpoint) is str)
         ):  # the canonical list's text field by field: the encoder's call costs more than its few strings
-            params, paginate = self.params, self.paginate
+            params, paginate, texts = self.params, self.paginate, _TEXTS
             canon = (
-                f"[{_ascii(service)},{_ascii(operation)},"
+                f"[{texts.get(service) or _text(service)},{texts.get(operation) or _text(operation)},"
                 f"{'{}' if type(params) is dict and not params else _canonical(jsonable(dict(params)))},"
-                f"{'null' if region is None else _ascii(region)},{_ascii(identity)},"
-                f"{'null' if endpoint is None else _ascii(endpoint)},"
+                f"{'null' if region is None else texts.get(region) or _text(region)},"
+                f"{texts.get(identity) or _text(identity)},"
+                f"{'null' if endpoint is None else texts.get(endpoint) or _text(endpoint)},"
                 f"{'true' if paginate is True else 'false' if paginate is False else _canonical(jsonable(paginate))}]"
             )
         else:

@@ -235,3 +235,29 @@ def test_the_jsonl_stream_writes_a_megabyte_a_system_call(tmp_path):
     assert _writes() - before < 10
     lines = (tmp_path / "inventory.jsonl").read_text().splitlines()
     assert lines == [to_json({**rec, "items": [{"KeyId": f"{n:04d}" * 250}]}) for n in range(2000)]
+
+
+def test_a_signatures_strings_seen_before_are_not_encoded_again(monkeypatch):
+    """A page's cache key: the service, operation, region, identity and endpoint a signature before had
+    are not encoded again (the code before encoded its five strings at every signature), and the
+    signature is the one the code before gave (``tests/test_inventory_cost.py`` holds the formula)."""
+    from test_inventory_cost import _old_signature as old_signature
+
+    from greenfetch import _models
+    from greenfetch._models import Request
+
+    monkeypatch.setattr(_models, "_TEXTS", {}, raising=False)  # (the code before had none)
+    calls: list[str] = []
+    real = _models._ascii
+    monkeypatch.setattr(_models, "_ascii", lambda text: calls.append(text) or real(text))
+    role = "arn:aws:iam::111111111111:role/R"
+    first = Request(
+        "kms", "ListKeys", {}, region="eu-west-1", role=role, endpoint_url="http://h:1", paginate=True
+    )
+    assert first.signature == old_signature(first) and len(calls) == 5
+    calls.clear()
+    second = Request(
+        "kms", "ListKeys", {}, region="eu-west-1", role=role, endpoint_url="http://h:1", paginate=False
+    )
+    assert second.signature == old_signature(second) != first.signature
+    assert calls == []
