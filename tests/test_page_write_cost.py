@@ -27,15 +27,16 @@ from greenfetch.inventory._pagefile import BATCH, PageFile
 from greenfetch.inventory._sinks import _dumps
 
 
-def _rows(directory) -> list[tuple[int, str, str]]:
+def _rows(directory) -> list[tuple[str, str]]:
+    """The file's entries: (key, text), by key."""
     if not os.path.exists(cache_file(directory)):
         return []
     with sqlite3.connect(cache_file(directory)) as conn:
-        return list(conn.execute("SELECT rowid, key, body FROM entries ORDER BY rowid"))
+        return list(conn.execute("SELECT key, body FROM entries ORDER BY key"))
 
 
 def _executemany(conn: sqlite3.Connection, rows: list[tuple[str, str]]) -> None:
-    """The transaction's insert as it was: a statement run per row."""
+    """The transaction's insert as it was: a statement run per row, a replaced row deleted first."""
     conn.executemany("INSERT OR REPLACE INTO entries (key, body) VALUES (?, ?)", rows)
 
 
@@ -44,32 +45,59 @@ def _raise(exc: BaseException) -> None:
 
 
 _keys = st.sampled_from(["inv1:a", "inv1:b", "k\u00e9", "", "x" * 300]) | st.text(max_size=6)
-_bodies = st.text(max_size=40) | st.sampled_from(["", "\0", '{"a":1}', "caf\u00e9 \ud7ff"])
+_bodies = st.text(max_size=40) | st.sampled_from(["", "\0", '{"a":1}', "caf\u00e9 \ud7ff", "x" * 5000])
 # a run of writes: (key, text) puts with a flush now and then (None), more than a batch in all
 _writes = st.lists(st.tuples(_keys, _bodies) | st.none(), min_size=1, max_size=2 * BATCH + 10)
 
 
-@settings(deadline=None, max_examples=60)
+def _written(directory, writes, statements) -> list[tuple[str, str]]:
+    saved = _pagefile._INSERTS
+    _pagefile._INSERTS = statements
+    try:
+        pages = PageFile(str(directory), _raise)
+        for write in writes:
+            if write is None:
+                pages.flush()
+            else:
+                pages.put(*write)
+        pages.close()
+    finally:
+        _pagefile._INSERTS = saved
+    return _rows(directory)
+
+
+@settings(deadline=None, max_examples=25)  # three SQLite files an example: ~0.1 s
 @given(writes=_writes)
 def test_a_transaction_of_one_insert_writes_the_rows_executemany_wrote(tmp_path_factory, writes):
-    """Any run of puts and flushes leaves the file holding what ``executemany`` of each transaction's
-    rows left: the same keys, texts and row order (replaced keys included)."""
-    files = []
-    for insert in (_executemany, _pagefile._insert):
-        directory = tmp_path_factory.mktemp("pages")
-        saved, _pagefile._insert = _pagefile._insert, insert
-        try:
-            pages = PageFile(str(directory), _raise)
-            for write in writes:
-                if write is None:
-                    pages.flush()
-                else:
-                    pages.put(*write)
-            pages.close()
-        finally:
-            _pagefile._insert = saved
-        files.append(_rows(directory))
-    assert files[0] == files[1]
+    """Any run of puts and flushes leaves the file holding the entries ``executemany`` of each
+    transaction's rows left (the same keys and texts, replaced keys included), through the upsert and
+    through the replace an older SQLite gets."""
+    saved = _pagefile._insert
+    _pagefile._insert = _executemany
+    try:
+        before = _written(tmp_path_factory.mktemp("pages"), writes, _pagefile._INSERTS)
+    finally:
+        _pagefile._insert = saved
+    for upsert in (True, False):
+        statements = _pagefile._statements(upsert)
+        assert _written(tmp_path_factory.mktemp("pages"), writes, statements) == before, upsert
+
+
+def test_a_replaced_entry_is_updated_in_its_row(tmp_path):
+    """An entry written again keeps its row (rowid): updated in place, not deleted and inserted again
+    (the code before gave it a new row, which dirtied the key's index page and two table pages)."""
+    pages = PageFile(str(tmp_path), _raise)
+    for n in range(10):
+        pages.put(f"k{n}", "{}")
+    pages.flush()
+    assert pages._conn is not None
+    first = dict(pages._conn.execute("SELECT key, rowid FROM entries"))
+    pages.put("k3", '{"again":1}')
+    pages.put("k7", "[]")
+    pages.close()
+    with sqlite3.connect(cache_file(tmp_path)) as conn:
+        assert dict(conn.execute("SELECT key, rowid FROM entries")) == first
+        assert conn.execute("SELECT body FROM entries WHERE key = 'k3'").fetchone() == ('{"again":1}',)
 
 
 def test_a_transaction_runs_one_insert_statement(tmp_path):
