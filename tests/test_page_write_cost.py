@@ -15,7 +15,6 @@ import itertools
 import os
 import sqlite3
 
-import pytest
 from _cache_rows import cache_file
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -237,32 +236,6 @@ def test_kept_fields_are_bounded(monkeypatch):
     for n in itertools.islice(itertools.count(), _sinks._FIELDS_KEPT + 10):
         _dumps({"account": str(n), "items": []}, None, "[]")
     assert 0 < len(_sinks._FIELDS) <= _sinks._FIELDS_KEPT
-
-
-def _writes() -> int:
-    with open("/proc/self/io") as io:
-        return int(next(line for line in io if line.startswith("syscw:")).split()[1])
-
-
-@pytest.mark.skipif(not os.path.exists("/proc/self/io"), reason="counts the kernel's write calls (Linux)")
-def test_the_jsonl_stream_writes_a_megabyte_a_system_call(tmp_path):
-    """2 MB of records into ``inventory.jsonl`` take a handful of ``write`` calls (the 8 KB default
-    buffer took ~250), and the file is the records' lines."""
-    sink = _sinks.FileSink(tmp_path, "jsonl")
-    rec = {
-        "resource_type": "kms.keys",
-        "account": "7" * 12,
-        "region": "eu-west-1",
-        "status": "ok",
-        "error": None,
-    }
-    before = _writes()
-    for n in range(2000):
-        sink.add({**rec, "items": [{"KeyId": f"{n:04d}" * 250}]})
-    sink.close()
-    assert _writes() - before < 10
-    lines = (tmp_path / "inventory.jsonl").read_text().splitlines()
-    assert lines == [to_json({**rec, "items": [{"KeyId": f"{n:04d}" * 250}]}) for n in range(2000)]
 
 
 def test_a_signatures_strings_seen_before_are_not_encoded_again(monkeypatch):

@@ -18,12 +18,7 @@ _STALE_SECONDS = 3600.0  # a temporary name without a PID (older versions) is st
 
 @contextlib.contextmanager
 def atomic_open(
-    path: str | os.PathLike[str],
-    mode: int = 0o600,
-    *,
-    sweep: bool = True,
-    durable: bool = True,
-    buffering: int = -1,
+    path: str | os.PathLike[str], mode: int = 0o600, *, sweep: bool = True, durable: bool = True
 ) -> Iterator[IO[str]]:
     """A UTF-8 text file written to a temporary name beside ``path`` and renamed over it on success;
     on any error (or Ctrl-C, SIGTERM) the temporary file is removed and ``path`` is untouched.
@@ -31,9 +26,7 @@ def atomic_open(
     The temporary name carries the writer's PID (``.NAME.PID.RANDOM.tmp``), so what a SIGKILL left
     behind is recognisably stale: with ``sweep`` (the default) the next write of the same file removes
     the temporary files of writers that no longer run. ``durable=False`` skips the fsync before the
-    rename, for files whose loss in a power cut costs nothing (cache entries: a torn one is a miss).
-    ``buffering``: ``open``'s (bytes a ``write`` system call gathers; a stream of many small writes
-    passes more than the default 8 KB)."""
+    rename, for files whose loss in a power cut costs nothing (cache entries: a torn one is a miss)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     if sweep:
@@ -41,7 +34,7 @@ def atomic_open(
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent)
     try:
         os.fchmod(fd, mode)
-        with os.fdopen(fd, "w", buffering, encoding="utf-8", newline="\n") as handle:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             yield handle
             handle.flush()
             if durable:

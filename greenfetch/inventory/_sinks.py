@@ -55,7 +55,6 @@ __all__ = [
 _log = logging.getLogger("greenfetch.inventory")
 
 FORMATS = ("json", "jsonl", "sqlite")
-_STREAM_BUFFER = 1 << 20  # bytes the jsonl stream gathers a write: a system call per 1 MB, not per 8 KB
 SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 
 
@@ -166,7 +165,7 @@ class FileSink:
         with _refused(path):
             if self._handle is None:
                 self._stream = contextlib.ExitStack()
-                self._handle = self._stream.enter_context(atomic_open(path, 0o644, buffering=_STREAM_BUFFER))
+                self._handle = self._stream.enter_context(atomic_open(path, 0o644))
             line = _dumps(rec, plain_items, items_json) + "\n"
             self._handle.write(line)
         if self.tee is not None:
