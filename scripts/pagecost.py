@@ -13,6 +13,7 @@ new, as in a first run), and the count is divided by the pages. Pieces:
 - ``signature``: ``Request.signature`` of each page's request (the cache key's hash).
 - ``store``: ``InventoryCache.store`` with a TTL of 0 into a fresh directory (its flushes included: a
   transaction every 64 pages, and the last at the end).
+- ``store, replacing``: the same again, every key written before (a rerun, an expired page).
 - ``store, no directory``: the same without the local tier: the entry's text alone.
 - ``add``: ``FileSink.add`` (json) of each record with the cache's text of its items.
 - ``close``: the json files written from the kept records.
@@ -29,7 +30,7 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-PIECES = ("signature", "store", "store, no directory", "add", "close")
+PIECES = ("signature", "store", "store, replacing", "store, no directory", "add", "close")
 
 
 def _child(pages_path: str, reps: int) -> None:
@@ -68,6 +69,11 @@ def _child(pages_path: str, reps: int) -> None:
                 req.signature  # noqa: B018
     cache = InventoryCache(0, os.path.join(tmp, "cache"))
     with window("store", n_store):
+        for r in range(reps):
+            for key, items, at in stores:
+                cache.store(f"{r}:{key}", items, stored_at=at)
+        cache.flush()
+    with window("store, replacing", n_store):  # the same keys again: every row replaced
         for r in range(reps):
             for key, items, at in stores:
                 cache.store(f"{r}:{key}", items, stored_at=at)
