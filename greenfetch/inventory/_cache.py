@@ -63,8 +63,8 @@ def _envelope(key: str, stored_at: Any, ttl: Any, value_text: str) -> str:
     """``plain_json({_MARK: _VERSION, "key": key, "stored_at": stored_at, "ttl": ttl, "value": value},
     compact=True)`` with the value's text given: written field by field when both times are finite
     floats (``plain_json`` writes those as ``repr`` does: the fetch time through ``_float_text``; its
-    call costs more than the fields), else the envelope's own text with the value's spliced in (its last key: the text ends in
-    ``null}``)."""
+    call costs more than the fields), else the envelope's own text with the value's spliced in (its
+    last key: the text ends in ``null}``)."""
     if type(stored_at) is float and type(ttl) is float and math.isfinite(stored_at) and math.isfinite(ttl):
         return (
             f'{_HEAD},"key":{json_string(key)},"stored_at":{_float_text(stored_at)},'
@@ -74,10 +74,8 @@ def _envelope(key: str, stored_at: Any, ttl: Any, value_text: str) -> str:
     return plain_json(head, compact=True)[:-5] + value_text + "}"
 
 
-_last: tuple[float, str] = (
-    0.0,
-    "0.0",
-)  # the last time _float_text wrote: a run's pages share their milliseconds
+# the last fetch time _float_text wrote, and its text: a run's pages share their milliseconds
+_last: tuple[float, str] = (0.0, "0.0")
 
 
 def _float_text(value: float) -> str:
