@@ -3,8 +3,8 @@ record cost less to write, and are the same rows and bytes.
 
 - the cache file's transaction is one ``INSERT`` of its rows (a statement run per row before): the same
   rows, in the same order, as ``executemany`` of the rows gives;
-- the envelope's fetch time is written without ``repr``'s shortest-digits search when it is whole
-  milliseconds: the text ``repr`` gives, for any float;
+- the envelope's fetch time is written without ``repr``'s shortest-digits search when the page before
+  had the same one: the text ``repr`` gives, for any float;
 - the file sink's record head is written from fields kept by (name, value), around the items' text
   copied once: ``to_json(rec)``'s text, for any record.
 """
@@ -126,23 +126,23 @@ _whole_ms = st.integers(min_value=1, max_value=10**16).map(lambda ms: ms / 1000)
     | st.sampled_from([1.0, 1e12, 999999999999.999])
 )
 def test_a_fetch_times_text_is_its_repr(value):
-    """``_float_text`` gives ``repr`` of any finite float, whole milliseconds or not, on either side of
-    its range, whatever it wrote last (the kept one is only used for the same double)."""
+    """``_float_text`` gives ``repr`` of any finite float, whole milliseconds or not, whatever it wrote
+    last (the kept text is only used for the same double)."""
     assert _float_text(value) == repr(value)
     assert _float_text(value) == repr(value)  # now the kept one
     assert _float_text(-value) == repr(-value)
 
 
-def test_a_whole_millisecond_time_is_written_without_repr(monkeypatch):
-    """A page's envelope writes its fetch time without ``repr`` (``_Py_dg_dtoa``): fails on the code
-    before, whose envelope wrote ``{stored_at!r}``."""
-    calls: list[int] = []
-    monkeypatch.setattr(_cache, "repr", lambda v: calls.append(1) or float.__repr__(v), raising=False)
-    text = _cache._envelope("inv1:k", 1796636850.736, 0.0, "[]")
-    assert '"stored_at":1796636850.736,' in text
-    assert _float_text(1796636850.5) == "1796636850.5" and _float_text(1796636851.0) == "1796636851.0"
-    assert calls == []
-    assert _float_text(0.1) == "0.1" and calls == [1]  # not whole milliseconds above 1: repr's
+def test_a_fetch_time_the_page_before_had_is_written_without_repr(monkeypatch):
+    """Pages fetched in one millisecond (a burst of answers) write their time through one ``repr``
+    (``_Py_dg_dtoa``): fails on the code before, whose envelope wrote ``{stored_at!r}`` every time."""
+    calls: list[float] = []
+    monkeypatch.setattr(_cache, "repr", lambda v: calls.append(v) or float.__repr__(v), raising=False)
+    texts = [_cache._envelope(f"inv1:{n}", 1796636850.736, 0.0, "[]") for n in range(5)]
+    assert all('"stored_at":1796636850.736,' in text for text in texts)
+    assert calls == [1796636850.736]  # once, whichever time was written before
+    assert _float_text(0.0) == "0.0" and _float_text(-0.0) == "-0.0"  # equal, but two texts
+    assert _float_text(1796636850.737) == "1796636850.737" and calls[-1] == 1796636850.737
 
 
 _head_names = st.sampled_from(["resource_type", "account", "region", "status", "error", "caf\u00e9", ""])

@@ -79,25 +79,17 @@ _last: tuple[float, str] = (0.0, "0.0")
 
 
 def _float_text(value: float) -> str:
-    """``repr(value)`` of a finite float. A fetch time is whole milliseconds (``round(time.time(), 3)``),
-    and ``repr``'s shortest-digits search (``_Py_dg_dtoa``, ~7k instructions) is not needed for it: when
-    ``value`` is ``ms / 1000`` for an integer ``ms`` (the division is correctly rounded, so this double
-    is the one nearest to that decimal) and below 1e12 (its spacing, at most 2**-13, is far below a
-    millisecond: no other decimal of at most three places, so none shorter, rounds to it), ``repr`` is
-    that decimal without its trailing zeros. The last one written is kept: pages fetched in the same
-    millisecond (a burst of answers) share it. Anything else: ``repr``."""
+    """``repr(value)`` of a float, the last one kept: a fetch time is whole milliseconds
+    (``round(time.time(), 3)``) and the pages of a burst of answers share it, so most pages skip
+    ``repr``'s shortest-digits search (``_Py_dg_dtoa``, ~7k instructions). Two positive floats that
+    compare equal are the same double (only the zeros are two doubles that compare equal)."""
     global _last
     last = _last
-    if value == last[0] and value > 0.0:  # a positive float equal to another is the same double
+    if value == last[0] and value > 0.0:
         return last[1]
-    if 1.0 <= value < 1e12:
-        ms = round(value * 1000.0)
-        if ms / 1000 == value:
-            whole, frac = divmod(ms, 1000)
-            text = f"{whole}.{frac:03d}".rstrip("0") if frac else f"{whole}.0"
-            _last = (value, text)
-            return text
-    return repr(value)
+    text = repr(value)
+    _last = (value, text)
+    return text
 
 
 def _warn_once(directory: str) -> Callable[[BaseException], None]:
