@@ -165,12 +165,17 @@ def _list(self: Any, plan: _Plan, member: _Member, raw: Any) -> Any:
     if kind == _PLAIN:
         return list(raw)
     if kind == _STRUCTURE:
-        sub = member.plan
-        if sub is _UNPLANNED:
-            sub = member.plan = _plan_of(member.item_shape, plan.family)
-        shape = member.item_shape
+        shape, sub = member.item_shape, _items_plan(plan, member)
         return [None if item is None else _structure(self, shape, sub, item) for item in raw]
     return self._parse_shape(member.shape, raw)
+
+
+def _items_plan(plan: _Plan, member: _Member) -> _Plan:
+    """The plan of a list's items or a map's values that are structures (found once, kept on the member)."""
+    sub = member.plan
+    if sub is _UNPLANNED:
+        sub = member.plan = _plan_of(member.item_shape, plan.family)
+    return sub  # type: ignore[no-any-return]
 
 
 def _map(self: Any, plan: _Plan, member: _Member, raw: Any) -> Any:
@@ -182,10 +187,7 @@ def _map(self: Any, plan: _Plan, member: _Member, raw: Any) -> Any:
         if kind == _PLAIN:
             return dict(raw)
         if kind == _STRUCTURE:
-            sub = member.plan
-            if sub is _UNPLANNED:
-                sub = member.plan = _plan_of(member.item_shape, plan.family)
-            shape = member.item_shape
+            shape, sub = member.item_shape, _items_plan(plan, member)
             return {
                 key: None if value is None else _structure(self, shape, sub, value)
                 for key, value in raw.items()
