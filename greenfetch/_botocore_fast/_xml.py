@@ -71,8 +71,8 @@ def _ours(parser: Any) -> bool:
 
 # What a member's value is made of, when a parser takes botocore's own handlers (``_direct``): its
 # element's text (a string), ``int`` of it, ``== "true"`` of it, the parser's timestamp parser's value
-# of it, a structure parsed from its own plan, a
-# list of those; anything else through the parser's ``_parse_shape`` as before.
+# of it, a structure parsed from its own plan, a list of those; anything else through the parser's
+# ``_parse_shape`` as before.
 _STRING, _INTEGER, _BOOLEAN, _TIMESTAMP, _STRUCTURE, _LIST, _OTHER = range(7)
 _KINDS = {
     "string": _STRING,
@@ -108,9 +108,9 @@ class _Member:
 class _Plan:
     """A structure shape's members as a body holds them: ``members`` (member name, member shape, XML
     name, attribute name or None) in the shape's order; ``by_xml`` each XML name's members
-    (``_Member``) and ``by_tag`` the same by tag as an answer writes it; ``attributes``: whether any member is an XML attribute (looked for even when absent
-    as a child, so that shape is walked member by member); ``union``: a tagged union (its one member
-    checked by botocore's code)."""
+    (``_Member``) and ``by_tag`` the same by tag as an answer writes it; ``attributes``: whether any
+    member is an XML attribute (looked for even when absent as a child, so that shape is walked member
+    by member); ``union``: a tagged union (its one member checked by botocore's code)."""
 
     __slots__ = ("members", "by_xml", "by_tag", "attributes", "union")
 
@@ -174,10 +174,10 @@ def handle_structure(self: Any, shape: Any, node: Any) -> Any:
     if self._has_unknown_tagged_union_member(shape, xml_dict):
         tag = self._get_first_key(xml_dict)
         return self._handle_unknown_tagged_union_member(tag)
-    parsed = {}
-    parse = self._parse_shape
     if plan.attributes:
         return _with_attributes(self, plan, node, xml_dict)
+    parsed = {}
+    parse = self._parse_shape
     strings = _plain_strings(self)
     for _, member, member_node in _present(plan, xml_dict):
         if member.kind == _STRING and strings and type(member_node) is _Element:
