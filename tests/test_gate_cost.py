@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import greenfetch._adaptive as adaptive
+import greenfetch._limiter as limiter_module
 from greenfetch._adaptive import Limiter, Limits, open_gate, signal_of
 from greenfetch._attempts import Attempt
 from greenfetch._controller import Controller, Settings
@@ -189,7 +189,7 @@ def test_a_limiter_decides_what_its_controller_decides(monkeypatch, steps):
     ``observe``'s classification and sample) and a ``Controller`` driven through ``reserve``,
     ``note_inflight`` and ``sample`` on the same clock hold the same state (every slot, the rate
     cap's too) after every step, throttles (the rate cap's pacer) and timeouts included."""
-    monkeypatch.setattr(adaptive.time, "sleep", lambda seconds: None)  # the pacer's wait: no real time
+    monkeypatch.setattr(limiter_module.time, "sleep", lambda seconds: None)  # the pacer's wait: no real time
     clock = _Clock()
     config = Settings(initial=5, target_latency=0.5, max=64)
     limiter = Limiter("s/r/a", Controller(config, clock))
@@ -371,7 +371,9 @@ def test_a_lazy_limiter_decides_what_a_limiter_with_its_controller_decides(monke
     0.1 ms or past the target, exactly at ``max_window``, with the client's load), a new run's
     settings, ``reset``, and the controller made from outside; after every step the same limit,
     limit value and trace, nothing learned while lazy, and once made the same whole controller."""
-    monkeypatch.setattr(adaptive.time, "sleep", lambda seconds: None)  # the pacer's wait (both share a clock)
+    monkeypatch.setattr(
+        limiter_module.time, "sleep", lambda seconds: None
+    )  # the pacer's wait (both share a clock)
     clock = _Clock()
     load = _Load()
     limits = Limits(clock=clock)
@@ -432,7 +434,7 @@ def test_a_new_scopes_first_answers_decide_alike(monkeypatch, config, answers, a
     ``max_window`` among them): throttled, timed out, a connection error or a 500 then an answer,
     answers under 0.1 ms or past the target; with a second request sent while the first is out, and
     a new run's settings after. A limiter made lazily and one made with its controller agree."""
-    monkeypatch.setattr(adaptive.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(limiter_module.time, "sleep", lambda seconds: None)
     clock = _Clock()
     limits = Limits(clock=clock)
     limits.configure(config)
@@ -483,11 +485,11 @@ def test_a_lazy_limiters_log_is_bounded():
     limits = Limits(clock=clock)
     lazy = limits.limiter("s/r/a")
     eager = Limiter("s/r/a", Controller(limits.settings, clock), clock=clock)
-    for n in range(3 * adaptive._LOG_MAX):
+    for n in range(3 * limiter_module._LOG_MAX):
         clock.now += 0.5
         config = _CONFIGS[n % 2]
         lazy._reconfigure(config)
         eager._reconfigure(config)
-        assert lazy._log is None or len(lazy._log) <= adaptive._LOG_MAX
+        assert lazy._log is None or len(lazy._log) <= limiter_module._LOG_MAX
     assert lazy._controller is not None
     _both_agree(lazy, eager)

@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Generic, TypeVar
 
-from .._adaptive import quick_lock
+from .._limiter import quick_lock
 
 __all__ = ["FairFeed"]
 

@@ -1,0 +1,386 @@
+"""A scope's limiter: a blocking slot count that follows its controller's limit and, under a rate cap,
+a pacer (one send at a time waits its turn, so a cut applies to the very next send).
+
+``Limiter`` is one scope's (service, region, account): ``_adaptive.Limits`` makes and keeps them, and
+the engine's gate (``_adaptive.Gate``) takes a slot from one per request and hands it each HTTP attempt
+(``observe``). An inventory makes thousands, most for one call, so a limiter makes its ``Controller``
+(``_controller``) only when something needs it: until then it logs what the controller would have been
+told and answers its initial limit, no rate and no trace itself (docs/performance.md, "the inventory
+command's own cost, part 9"). ``signal_of`` says what an attempt means to the controller (the one
+classifier's answer: throttled, dropped, or an answer); ``quick_lock`` is the lock its state is kept
+under.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from itertools import repeat
+from typing import Any
+
+from ._attempts import Attempt
+from ._clientload import ClientLoad
+from ._controller import Controller, Settings, TracePoint
+from ._errors import classify
+
+__all__ = ["Held", "Limiter", "quick_lock", "signal_of"]
+
+
+def signal_of(error_code: str | None, http_status: int | None) -> tuple[bool, bool]:
+    """(throttled, dropped) for one attempt, from the one classifier (``_errors.classify``):
+    throttled = the server said "too fast" (a throttling code or HTTP 429): the send rate backs off;
+    dropped = a transient failure that is a timeout: the concurrency backs off. Other errors say
+    nothing about load (a 500 is not "too much"), and answers without an error are the fast path."""
+    if error_code is None and (http_status is None or http_status < 400):
+        return False, False
+    found = classify(error_code, http_status=http_status)
+    return found.throttle, found.timeout
+
+
+class Held:
+    """The slots held in every scope of one ``Limits``: one count, changed under its limiters' lock."""
+
+    __slots__ = ("slots",)
+
+    def __init__(self) -> None:
+        self.slots = 0
+
+
+_LOG_MAX = 64  # events a scope keeps unreplayed before it makes its controller anyway (bounded memory)
+
+
+class Limiter:
+    """A slot count that follows one controller's limit; shared by every greenlet of the scope.
+
+    An inventory makes one per (service, region, account), thousands of them for one call each, and
+    every object it keeps lives as long as the engine (where the garbage collector walks it again at
+    each full collection): so slots, no queue until a request waits, and the lock of its ``Limits``
+    (one lock for all its limiters: what it guards never blocks or switches greenlets while held).
+
+    Lazy: a limiter ``Limits`` makes has no ``Controller`` until something needs one. While none
+    of its answers could have moved the limit (``observe``'s test: no throttle, no timeout, no slow
+    start step, no window that could close), its limit is the initial one, unpaced, with no trace,
+    so it keeps what the controller would have been told (``_log``: the slots' in-flight counts, the
+    samples with their instants, ``reconfigure``s) and answers ``limit`` itself. The first thing that
+    needs the controller (an answer that may move the limit, a slot that must wait, ``controller``
+    read from outside) makes it from the log (``_materialize``: the same calls, in order, on a clock
+    that reads the recorded instants), so it holds what it would hold had it been made at once."""
+
+    __slots__ = (
+        "scope",
+        "_controller",
+        "inflight",
+        "load",
+        "_lock",
+        "_waiters",
+        "_pace",
+        "_held",
+        "_log",
+        "_clock",
+        "_settings",
+        "_start",
+        "_limit",
+        "_samples",
+    )
+
+    def __init__(
+        self,
+        scope: str,
+        controller: Controller | None = None,
+        load: ClientLoad | None = None,
+        lock: Any = None,
+        held: Held | None = None,
+        settings: Settings | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        # (positional: ``Limits.limiter`` makes one per new scope, 3k instructions less than keywords
+        # and a method call for the lazy part)
+        self.scope = scope
+        self.inflight = 0
+        self.load = load
+        # the controller and the counts (gevent-cooperative once patched)
+        self._lock = lock if lock is not None else threading.Lock()
+        # a locked lock per request waiting for a slot, first come first (made when one first waits)
+        self._waiters: deque[Any] | None = None
+        # one sender at a time waits out the rate cap; the rest queue here (made at the first rate cap:
+        # most scopes never have one, and a lock costs as much as a fifth of a one-call scope's limiter)
+        self._pace: Any = None
+        # the slots held in every scope of one ``Limits`` (``Limits.busy``), counted under the lock
+        self._held = held if held is not None else Held()
+        self._clock = clock
+        self._controller: Controller | None = controller
+        if controller is not None:
+            self._log: list[Any] | None = None
+        else:  # lazy: ``_lazy`` written out (see the class doc)
+            if settings is None:
+                settings = Settings()
+            now = clock()
+            self._log = [now, settings]
+            self._settings = settings
+            self._start = now
+            self._limit = float(settings.initial)
+            self._samples = 0
+
+    def _lazy(self, settings: Settings) -> None:
+        """Lazy from now: what a controller made now with ``settings`` would hold (the log starts with
+        when and with what: ``_materialize`` makes it so)."""
+        now = self._clock()
+        self._controller = None
+        self._log = [now, settings]
+        self._settings = settings  # in force (``reconfigure`` changes it)
+        self._start = now  # when the controller's open window opened
+        self._limit = float(settings.initial)  # its limit
+        self._samples = 0  # the samples of its open window
+
+    @property
+    def controller(self) -> Controller:
+        """The scope's ``Controller`` (made now from the log if it was not yet)."""
+        controller = self._controller
+        if controller is None:
+            with self._lock:
+                controller = self._controller or self._materialize()
+        return controller
+
+    def _materialize(self) -> Controller:
+        """The controller, made from the log (under the lock): ``Controller(settings)`` at the first
+        entry's instant, then each entry as the limiter would have passed it: a slot's in-flight
+        count (``note_inflight``), a sample (``observe``'s call, at its instant), a ``reconfigure``.
+        Its clock meanwhile reads the entry's instant (``repeat(t).__next__``: a C callable)."""
+        log = self._log
+        assert log is not None
+        controller = Controller(log[1], repeat(log[0]).__next__)
+        for entry in log[2:]:
+            if type(entry) is int:
+                controller.note_inflight(entry)
+            elif len(entry) == 2:
+                controller.clock = repeat(entry[0]).__next__
+                controller.reconfigure(entry[1])
+            else:
+                now, latency, throttled, dropped, inflight, load, cpu, held = entry
+                controller.clock = repeat(now).__next__
+                before = controller.limit
+                controller.sample(
+                    latency,
+                    throttled=throttled,
+                    dropped=dropped,
+                    inflight=inflight,
+                    load=load,
+                    cpu=cpu,
+                    held=held,
+                )
+                if int(controller.limit) > int(before):  # ``_grant`` with no one waiting (never, logged)
+                    controller.note_inflight(inflight)
+        controller.clock = controller.cap.clock = self._clock
+        self._controller, self._log = controller, None
+        return controller
+
+    @property
+    def limit(self) -> int:
+        controller = self._controller
+        return max(1, int(self._limit if controller is None else controller.limit))
+
+    def limit_value(self) -> float:
+        """The limit as the controller holds it (a float; what the metric shows)."""
+        controller = self._controller
+        return self._limit if controller is None else controller.limit
+
+    def slot(self) -> contextlib.AbstractContextManager[int]:
+        """Wait for the rate cap's turn (after a throttle), then hold one of ``limit`` slots while
+        the request runs; gives the limit in force. Only one turn is reserved ahead at a time, so a
+        rate cut applies to the very next send. The limiter is its own ``with`` block (entered once
+        per request, it keeps no state per entry)."""
+        return self
+
+    def __enter__(self) -> int:
+        # ``acquire``'s common case written out (once per request): no rate cap, a slot free and no
+        # one queued for one (a lazy limiter has neither); anything else is ``acquire``'s
+        controller = self._controller
+        if controller is not None:
+            if controller.cap.rate is None:
+                with self._lock:
+                    limit = max(1, int(controller.limit))
+                    if self.inflight < limit and not self._waiters:
+                        self.inflight = inflight = self.inflight + 1
+                        self._held.slots += 1
+                        controller.note_inflight(inflight)
+                        return limit
+            return self.acquire()
+        with self._lock:
+            if self._controller is None:  # (still lazy: another thread may have made it meanwhile)
+                limit = max(1, int(self._limit))
+                if self.inflight < limit:  # (no one waits while lazy: a wait makes the controller)
+                    self.inflight = inflight = self.inflight + 1
+                    self._held.slots += 1
+                    self._log.append(inflight)  # type: ignore[union-attr]  # lazy: a log
+                    return limit
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            if self._waiters:
+                self._free()
+            else:  # ``_free`` with no one waiting: once per request
+                self.inflight -= 1
+                self._held.slots -= 1
+
+    def acquire(self) -> int:
+        """``slot``'s entry: the rate cap's turn, then a slot, or a place in the queue for one (a
+        freed slot is handed to the first waiter directly: one wake-up per slot, no re-check)."""
+        controller = self._controller
+        if controller is None:  # a slot that may wait (or the lazy path's race lost): the controller
+            with self._lock:
+                controller = self._controller or self._materialize()
+        if controller.cap.rate is not None:  # (``Controller.rate``, without the property's call)
+            with self._lock:
+                if self._pace is None:
+                    self._pace = threading.Lock()
+            with self._pace:
+                with self._lock:
+                    wait = controller.reserve()
+                if wait > 0:
+                    time.sleep(wait)  # gevent's sleep once patched
+        with self._lock:
+            controller = self._controller  # (``Limits.reset`` may have replaced it meanwhile)
+            assert controller is not None
+            limit = max(1, int(controller.limit))  # ``limit``, inline: once per request
+            if self.inflight < limit and not self._waiters:
+                self.inflight = inflight = self.inflight + 1
+                self._held.slots += 1
+                controller.note_inflight(inflight)
+                return limit
+            waiter = threading.Lock()
+            waiter.acquire()
+            if self._waiters is None:
+                self._waiters = deque()
+            self._waiters.append(waiter)
+        try:
+            waiter.acquire()  # released by whoever hands this request its slot (and counted it)
+        except BaseException:  # killed while queued: leave the queue, or pass on a slot already handed
+            with self._lock:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+                else:
+                    self._free()
+            raise
+        return self.limit
+
+    def release(self) -> None:
+        """``slot``'s exit: the slot goes to the first request waiting, if the limit allows."""
+        with self._lock:
+            self._free()
+
+    def _free(self) -> None:
+        if self._waiters and self.inflight <= max(1, int(self._controller.limit)):  # type: ignore[union-attr]
+            self._waiters.popleft().release()  # handed on: as many in flight as before
+        else:
+            self.inflight -= 1
+            self._held.slots -= 1
+
+    def _grant(self, controller: Controller) -> None:
+        """The limit grew: slots for the first requests waiting."""
+        while self._waiters and self.inflight < max(1, int(controller.limit)):
+            self.inflight += 1
+            self._held.slots += 1
+            self._waiters.popleft().release()
+        controller.note_inflight(self.inflight)
+
+    def observe(self, attempt: Attempt) -> None:
+        """One HTTP attempt of a request in this scope ended: a sample for the controller, and the
+        slots a grown limit frees (slow start grows it per answer, not only when a window closes).
+        A lazy limiter logs a sample that cannot move the limit, the rate or the trace (see the class
+        doc), and makes its controller for any other."""
+        status = attempt.http_status
+        if attempt.error_code is None and (status is None or status < 400):  # ``signal_of``'s fast path
+            throttled = dropped = False
+            usable = status is not None
+        else:
+            throttled, dropped = signal_of(attempt.error_code, status)
+            usable = status is not None or throttled or dropped
+        load, cpu, held = self.load.read(attempt.seconds) if self.load else (0.0, 0.0, 0.0)
+        latency = attempt.seconds if usable else None
+        with self._lock:
+            controller = self._controller
+            if controller is None:
+                # What ``Controller.sample`` does with a sample while slow start has no baseline, no
+                # window closed, no rate cap: it tallies it, and moves the limit only by slow start's
+                # step (a flat answer at half the limit in flight or more, under the target) or by
+                # closing the window (``max_window`` since it opened, or ``min_samples`` answers); a
+                # throttle or a timeout always moves something. None of those: logged.
+                now = self._clock()
+                s = self._settings
+                if (
+                    not throttled
+                    and not dropped
+                    and now - self._start < s.max_window
+                    and self._samples + 1 < s.min_samples
+                    and (
+                        latency is None
+                        or latency <= 1e-4
+                        or latency > s.target_latency
+                        or self.inflight * 2 < self._limit
+                    )
+                    and len(self._log) < _LOG_MAX  # type: ignore[arg-type]
+                ):
+                    self._samples += 1
+                    self._log.append((now, latency, False, False, self.inflight, load, cpu, held))  # type: ignore[union-attr]
+                    return
+                controller = self._materialize()
+            before = controller.limit
+            controller.sample(
+                latency,
+                throttled=throttled,
+                dropped=dropped,
+                inflight=self.inflight,
+                load=load,
+                cpu=cpu,
+                held=held,
+            )
+            if int(controller.limit) > int(before):  # a whole slot more (the limit is at least 1)
+                self._grant(controller)
+
+    def _reconfigure(self, settings: Settings) -> None:
+        """``Controller.reconfigure`` (a new batch's settings), or its entry in a lazy limiter's log:
+        the limit clamped to the new bounds, a new window."""
+        with self._lock:
+            controller = self._controller
+            if controller is None and len(self._log) < _LOG_MAX:  # type: ignore[arg-type]
+                now = self._clock()
+                self._log.append((now, settings))  # type: ignore[union-attr]
+                self._settings = settings
+                self._limit = min(max(self._limit, settings.min), settings.max)  # as ``reconfigure``
+                self._start, self._samples = now, 0
+                return
+            (controller or self._materialize()).reconfigure(settings)
+
+    def _reset(self, settings: Settings) -> None:
+        """``Limits.reset``: what was learned is forgotten (the trace kept). A lazy limiter (no trace,
+        nothing learned that shows) starts its log again; else a new controller with the old trace."""
+        with self._lock:
+            controller = self._controller
+            if controller is None:
+                self._lazy(settings)
+            else:
+                fresh = Controller(settings, self._clock)
+                fresh.trace.extend(controller.trace)
+                self._controller = fresh
+
+    def trace(self) -> list[TracePoint]:
+        """The windows its controller closed (none while lazy)."""
+        controller = self._controller
+        return [] if controller is None else list(controller.trace)
+
+
+def quick_lock() -> Any:
+    """The limiters' lock, taken three times per request: once gevent has patched ``threading``,
+    its ``Semaphore`` (what a patched ``threading.Lock`` is, without the Python-level ``acquire``
+    wrapper: 3.1k instructions a ``with`` against 5.4k, counted under callgrind); else a real lock."""
+    monkey = sys.modules.get("gevent.monkey")  # not imported: not patched (GREENFETCH_ENGINE=threads)
+    if monkey is not None and monkey.is_module_patched("threading"):
+        from gevent.lock import Semaphore
+
+        return Semaphore()
+    return threading.Lock()
