@@ -1,7 +1,7 @@
 """Simulated servers and a simulated-time client for the pure adaptive controller (Vector ARC style).
 
 Each server answers ``call(now, inflight) -> (latency, throttled)``. ``simulate`` keeps the
-controller's limit in flight (honouring its rate cap, like ``_adaptive.Limiter``) with infinite demand,
+controller's limit in flight (honouring its rate cap, like ``_limiter.Limiter``) with infinite demand,
 or until ``calls`` requests have succeeded; an optional client CPU cost per answer models a CPU-bound
 client (answers wait for the client, and it reports the share of the last 100 ms it was busy as
 ``load`` and ``cpu``, as ``_clientload.ClientLoad`` does); ``neighbours`` adds a share of time spent waiting
@@ -333,7 +333,7 @@ def simulate_client(
     attempts: int = 3,
 ) -> Run:
     """``simulate`` with a ``CpuClient``: every send and every answer is a job on the client's one CPU,
-    the controller's samples come as ``_adaptive.Limiter.observe`` gives them (latency from
+    the controller's samples come as ``_limiter.Limiter.observe`` gives them (latency from
     ``before-send`` to the parsed answer, the slots held, ``ClientLoad.read``), and the limit grants
     slots as ``Limiter`` does (paced by the rate cap after a throttle). A fixed run has no controller.
     A new pool of connections per call (per server): fixed 128 opens 128 at once, adaptive as it grows.
