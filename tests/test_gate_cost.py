@@ -52,6 +52,15 @@ def _calls(run, c_calls: bool = False) -> Counter[str]:
     return found
 
 
+def _one_call_scopes():
+    """An engine's limits (no watcher greenlet: the gate's own calls only), 40 requests each of a scope
+    of its own, a gate opened the inventory's way, and a flat answer."""
+    limits = Limits(Metrics(), gevent=True)
+    limits.load._running = True
+    requests = [Request("dynamodb", "ListTables", region=f"r{n}", account="111111111111") for n in range(40)]
+    return limits, requests, open_gate(limits, 5, 5.0, 1, 64), Attempt(0.05, 200, None)
+
+
 def test_a_one_call_scope_fed_and_gated_makes_few_python_calls_controller_included():
     """An inventory's scope is mostly one call: fed once, its limiter and controller made, a slot,
     one sample. Counted whole (``tests/test_inventory_cpu.py`` leaves the controller out): 29 Python
@@ -60,11 +69,7 @@ def test_a_one_call_scope_fed_and_gated_makes_few_python_calls_controller_includ
     behind ``__enter__``; the scopes' lock's Python ``acquire``; ``_open_window`` in
     ``Controller()``), 21 after (``scope_of`` three times among them), 22 since the slot's in-flight
     high-water mark is the controller's own ``note_inflight`` (the limiter wrote the field itself)."""
-    limits = Limits(Metrics(), gevent=True)
-    limits.load._running = True  # no watcher greenlet: the gate's own calls only
-    requests = [Request("dynamodb", "ListTables", region=f"r{n}", account="111111111111") for n in range(40)]
-    gate = open_gate(limits, 5, 5.0, 1, 64)
-    answer = Attempt(0.05, 200, None)
+    limits, requests, gate, answer = _one_call_scopes()
 
     def run():
         feed = FairFeed(requests, Limits.scope_of, lambda scope: limits.limiter(scope).limit)
@@ -271,11 +276,7 @@ def test_a_one_call_scope_makes_no_controller_and_fewer_python_calls():
     controller would have been told and makes none (no ``Controller``, no ``RateCap``): 17 Python
     calls a scope fed and gated (22 when each limiter made its controller at once); its limit, rate
     and trace are the initial ones, read without making it; ``controller`` read from outside makes it."""
-    limits = Limits(Metrics(), gevent=True)
-    limits.load._running = True  # no watcher greenlet: the gate's own calls only
-    requests = [Request("dynamodb", "ListTables", region=f"r{n}", account="111111111111") for n in range(40)]
-    gate = open_gate(limits, 5, 5.0, 1, 64)
-    answer = Attempt(0.05, 200, None)
+    limits, requests, gate, answer = _one_call_scopes()
 
     def run():
         feed = FairFeed(requests, Limits.scope_of, lambda scope: limits.limiter(scope).limit)
