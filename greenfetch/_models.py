@@ -12,6 +12,7 @@ from typing import Any
 
 from ._exceptions import RequestError
 from ._jsonable import encode_once, jsonable
+from ._kept import kept
 
 # a signature's canonical JSON (sorted keys, no spaces), its C encoder made once: ``json.dumps`` with
 # options builds an encoder per call. ``jsonable``'s output is a tree, so no circular check is needed.
@@ -27,11 +28,7 @@ _TEXTS_KEPT = 4096  # strings kept at most (services, operations, regions, ident
 
 def _text(value: str) -> str:
     """``_ascii(value)``, kept in ``_TEXTS`` (a signature's services, regions and identities repeat)."""
-    text = _ascii(value)
-    if len(_TEXTS) >= _TEXTS_KEPT:
-        _TEXTS.clear()
-    _TEXTS[value] = text
-    return text
+    return kept(_TEXTS, value, _ascii(value), _TEXTS_KEPT)
 
 
 __all__ = [

@@ -41,6 +41,8 @@ from typing import Any
 import botocore.endpoint_provider as _provider
 from botocore.exceptions import EndpointResolutionError
 
+from .._kept import kept
+
 _RuleSet = _provider.RuleSet
 _evaluate = _RuleSet.evaluate
 _Library = _provider.RuleSetStandardLibrary
@@ -127,9 +129,7 @@ def evaluate(self: Any, input_parameters: Any) -> Any:
             return answer
     answer, variant = _record(self, input_parameters, account)
     if variant is not None and len(variants) < _VARIANTS:
-        if len(memory) >= _KEYS:
-            memory.clear()
-        memory[key] = (*variants, variant)
+        kept(memory, key, (*variants, variant), _KEYS)
     return answer
 
 

@@ -13,6 +13,7 @@ import botocore.endpoint_provider
 import botocore.hooks
 import botocore.regions
 
+from .._kept import kept
 from ._events import _aliased, _Aliaser, _Emitter, _own_aliasing
 
 # -- endpoint ruleset parameters (issue 24, part 4) ----------------------------------------------
@@ -143,10 +144,7 @@ def resolve_endpoint(self: Any, **input_parameters: Any) -> Any:
         answers = self._greenfetch_answers = {}
     found = answers.get(key)
     if found is None:
-        found = _resolve_endpoint(self, **input_parameters)
-        if len(answers) >= _ANSWERS:
-            answers.clear()
-        answers[key] = found
+        found = kept(answers, key, _resolve_endpoint(self, **input_parameters), _ANSWERS)
     return found
 
 

@@ -9,6 +9,8 @@ from typing import Any
 import botocore.hooks
 import botocore.model
 
+from .._kept import kept
+
 # -- event emission (issue 24, part 6) -----------------------------------------------------------
 #
 # A client's events go through an ``EventAliaser`` (old event names to new) in front of a
@@ -132,10 +134,7 @@ def alias_event_name(self: Any, event_name: str) -> Any:
         return _alias_event_name(self, event_name)
     found = _aliases_seen.get(event_name)
     if found is None:
-        found = _alias_of(self, event_name)
-        if len(_aliases_seen) >= _ALIASES_KEPT:
-            _aliases_seen.clear()
-        _aliases_seen[event_name] = found
+        found = kept(_aliases_seen, event_name, _alias_of(self, event_name), _ALIASES_KEPT)
     cache[event_name] = found
     return found
 
@@ -202,8 +201,5 @@ def hyphenize(self: Any) -> Any:
         return _hyphenize(self)
     found = _hyphenized.get(self)
     if found is None:
-        found = _hyphenize_service_id(self)
-        if len(_hyphenized) >= _HYPHENIZED:
-            _hyphenized.clear()
-        _hyphenized[self] = found
+        found = kept(_hyphenized, self, _hyphenize_service_id(self), _HYPHENIZED)
     return found

@@ -34,6 +34,8 @@ import botocore.awsrequest
 import botocore.endpoint
 import botocore.parsers
 
+from .._kept import kept
+
 if TYPE_CHECKING:  # botocore ships no types; its HTTPHeaders is this class with nothing added
     from http.client import HTTPMessage as HTTPHeaders
 else:
@@ -179,11 +181,7 @@ def _utf8(item: Any) -> bytes | None:
 
 
 def _remember(item: bytes) -> str:
-    quoted = _quote_plus(item)
-    if len(_quoted) >= _QUOTED_KEPT:
-        _quoted.clear()
-    _quoted[item] = quoted
-    return quoted
+    return kept(_quoted, item, _quote_plus(item), _QUOTED_KEPT)
 
 
 # -- HeadersDict: a prepared request's and a response's headers (issue 24, part 4) ----------------
@@ -240,9 +238,7 @@ def _key(name: str) -> Any:
     """The ``_HeaderKey`` of a name, made once per name (botocore never changes one once made)."""
     key = _keys.get(name)
     if key is None:
-        if len(_keys) >= _KEYS:
-            _keys.clear()
-        key = _keys[name] = _HeaderKey(name)
+        key = kept(_keys, name, _HeaderKey(name), _KEYS)
     return key
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import botocore.auth
 import botocore.compat
 
+from .._kept import kept
 from ._request import Headers
 
 # -- SigV4 signing (issue 24, part 4) ---------------------------------------------------------------
@@ -102,10 +103,7 @@ def signed_headers(self: Any, headers_to_sign: Any) -> Any:
     names = tuple([name for name, _ in headers_to_sign._headers])
     found = _signed.get(names)
     if found is None:
-        found = ";".join(sorted([n.lower().strip() for n in set(names)]))
-        if len(_signed) >= _SIGNED:
-            _signed.clear()
-        _signed[names] = found
+        found = kept(_signed, names, ";".join(sorted([n.lower().strip() for n in set(names)])), _SIGNED)
     return found
 
 
@@ -129,10 +127,7 @@ def signature(self: Any, string_to_sign: str, request: Any) -> Any:
         k_date = self._sign(f"AWS4{secret}".encode(), day)
         k_region = self._sign(k_date, self._region_name)
         k_service = self._sign(k_region, self._service_name)
-        signing_key = self._sign(k_service, "aws4_request")
-        if len(_signing_keys) >= _SIGNING_KEYS:
-            _signing_keys.clear()
-        _signing_keys[key] = signing_key
+        signing_key = kept(_signing_keys, key, self._sign(k_service, "aws4_request"), _SIGNING_KEYS)
     return self._sign(signing_key, string_to_sign, hex=True)
 
 

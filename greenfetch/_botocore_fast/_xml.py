@@ -32,6 +32,7 @@ from typing import Any
 
 import botocore.parsers
 
+from .._kept import kept
 from ._response import _parse_shape, parse_shape
 
 _XMLParser = botocore.parsers.BaseXMLResponseParser
@@ -378,8 +379,5 @@ def node_tag(self: Any, node: Any) -> Any:
     tag = node.tag
     found = _tags.get(tag)
     if found is None:
-        found = self._namespace_re.sub("", tag)
-        if len(_tags) >= _TAGS_KEPT:
-            _tags.clear()
-        _tags[tag] = found
+        found = kept(_tags, tag, self._namespace_re.sub("", tag), _TAGS_KEPT)
     return found

@@ -15,6 +15,8 @@ from typing import Any
 
 import botocore.awsrequest
 
+from .._kept import kept
+
 __all__ = ["Fields", "head", "joined", "plain_answer", "write"]
 
 _BLOCK = 16384  # urllib3's blocksize: chunked request bodies are framed in the same pieces
@@ -109,9 +111,7 @@ def _fields(headers: Any) -> tuple[bytes, bool, bool]:
             if prefix is None:
                 if type(name) is not str or not name.isascii():
                     break
-                if len(_prefixes) >= _PREFIXES:
-                    _prefixes.clear()
-                prefix = _prefixes[name] = (name + ": ").encode("ascii")
+                prefix = kept(_prefixes, name, (name + ": ").encode("ascii"), _PREFIXES)
             lower = key._lower
             if lower == "transfer-encoding":
                 te = value

@@ -53,6 +53,7 @@ from ._broker import (
 )
 from ._coordinator import Coordinator, broker_fetch
 from ._runstate import RunState, redis_client
+from .._kept import kept
 
 __all__ = [
     "QUEUE",
@@ -242,10 +243,7 @@ def _with_catalog(state: RunState, shard: Any) -> Any:
                 "for this run (the run is over, or Redis lost it); the shard is not listed with the shipped "
                 "catalog in its place"
             )
-        overlay = json.loads(text)
-        if len(_overlays) >= 8:
-            _overlays.clear()
-        _overlays[digest] = overlay
+        overlay = kept(_overlays, digest, json.loads(text), 8)
     return dataclasses.replace(
         shard, options={**shard.options, "catalog": {"source": source, "sha256": digest, "overlay": overlay}}
     )

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from .._engine import Engine
 from .._jsonable import jsonable
+from .._kept import kept
 from .._storage_errors import storage_error
 from ._cache import InventoryCache
 from ._catalog import Catalog, catalog, catalog_over_shipped
@@ -226,10 +227,7 @@ def _catalog(opts: dict[str, Any]) -> Catalog:
     )
     found = _USER_CATALOGS.get(key)
     if found is None:
-        found = catalog_over_shipped(user["overlay"], str(user["source"]))
-        if len(_USER_CATALOGS) >= 8:
-            _USER_CATALOGS.clear()
-        _USER_CATALOGS[key] = found
+        found = kept(_USER_CATALOGS, key, catalog_over_shipped(user["overlay"], str(user["source"])), 8)
     return found
 
 

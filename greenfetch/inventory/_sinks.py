@@ -30,6 +30,7 @@ from typing import IO, Any
 
 from .._engine import Engine
 from .._jsonable import json_string, jsonable, plain_json, to_json
+from .._kept import kept
 from .._redact import redact_url
 from .._storage_errors import storage_error
 from ._cache import parse_s3_uri
@@ -287,11 +288,12 @@ def _field(key: Any, value: str | None) -> str | None:
     None (``jsonable`` returns those as they are); None for anything else."""
     if type(key) is not str or not key.isascii() or (value is not None and not value.isascii()):
         return None
-    field = json_string(key) + (": null" if value is None else ": " + json_string(value))
-    if len(_FIELDS) >= _FIELDS_KEPT:
-        _FIELDS.clear()
-    _FIELDS[key, value] = field
-    return field
+    return kept(
+        _FIELDS,
+        (key, value),
+        json_string(key) + (": null" if value is None else ": " + json_string(value)),
+        _FIELDS_KEPT,
+    )
 
 
 @contextlib.contextmanager

@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._kept import kept
 from ._loopback_any_answers import Answer, _identity, render
 
 __all__ = ["Routes", "build"]
@@ -115,10 +116,7 @@ class Routes:
             if best is not None:
                 reply = best.reply
                 break
-        if len(self.seen) >= _SEEN_MAX:
-            self.seen.clear()
-        self.seen[key] = reply
-        return reply
+        return kept(self.seen, key, reply, _SEEN_MAX)
 
 
 def build(services: Iterable[str] | None = None) -> Routes:
