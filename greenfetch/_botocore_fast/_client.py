@@ -136,22 +136,10 @@ def trie_copy(self: Any) -> Any:
 
 def append_item(self: Any, key: str, value: Any, section: int = botocore.hooks._MIDDLE) -> None:
     """``_PrefixTrie.append_item``, the key's path first made the trie's own."""
-    owned = _owned.get(self)
-    if owned is not None and not _ours(self):
-        _unshare(self)
-        owned = None
+    owned = _owning(self)
     if owned is None:
         return _append_item(self, key, value, section)  # type: ignore[no-any-return]
-    node = _own_root(self, owned)
-    for part in key.split("."):
-        children = node["children"]
-        child = children.get(part)
-        if child is None:
-            child = children[part] = {"chunk": part, "values": None, "children": {}}
-            owned[id(child)] = child
-        elif id(child) not in owned:
-            child = children[part] = _own(owned, child)
-        node = child
+    node = _own_path(self, owned, key, make=True)
     if node["values"] is None:
         node["values"] = _NodeList([], [], [])
     node["values"][section].append(value)
@@ -161,22 +149,38 @@ def append_item(self: Any, key: str, value: Any, section: int = botocore.hooks._
 def remove_item(self: Any, key: str, value: Any) -> None:
     """``_PrefixTrie.remove_item``, the key's path (as far as the trie holds it) first made the
     trie's own; then botocore's removal, which changes only that path."""
-    owned = _owned.get(self)
-    if owned is not None and not _ours(self):
-        _unshare(self)
-        owned = None
-    if owned is None:
-        return _remove_item(self, key, value)  # type: ignore[no-any-return]
-    node = _own_root(self, owned)
+    owned = _owning(self)
+    if owned is not None:
+        _own_path(self, owned, key, make=False)
+    return _remove_item(self, key, value)  # type: ignore[no-any-return]
+
+
+def _owning(trie: Any) -> dict[int, dict[str, Any]] | None:
+    """The nodes a sharing trie owns; None for a trie that owns every node it reaches (botocore's code
+    changes it), which a sharing trie changed by hand becomes first (``_unshare``)."""
+    owned = _owned.get(trie)
+    if owned is not None and not _ours(trie):
+        _unshare(trie)
+        return None
+    return owned
+
+
+def _own_path(trie: Any, owned: dict[int, dict[str, Any]], key: str, *, make: bool) -> dict[str, Any]:
+    """The trie's own copy of each node on ``key``'s path, from the root (a missing one made with
+    ``make``, else the walk stops there); the last node reached."""
+    node = _own_root(trie, owned)
     for part in key.split("."):
         children = node["children"]
         child = children.get(part)
         if child is None:
-            break
-        if id(child) not in owned:
+            if not make:
+                break
+            child = children[part] = {"chunk": part, "values": None, "children": {}}
+            owned[id(child)] = child
+        elif id(child) not in owned:
             child = children[part] = _own(owned, child)
         node = child
-    return _remove_item(self, key, value)  # type: ignore[no-any-return]
+    return node
 
 
 def _unshare(trie: Any) -> None:
