@@ -154,9 +154,8 @@ class BotocoreCaller(Caller):
         return self._regions[profile]
 
 
-_NO_CONFIG = (
-    object()
-)  # an operation botocore's client can paginate whose page config is not where botocore's is
+# an operation botocore's client can paginate whose page config is not where botocore keeps it
+_NO_CONFIG = object()
 
 
 def _paging_of(client: Any, operation: str) -> tuple[str, Any, _paging.Plan | None]:

@@ -156,11 +156,11 @@ def prepare_body(self: Any, original: Any) -> Any:
             return _Preparer_body(self, original)
         quoted = _quoted.get(key)
         if quoted is None:
-            quoted = _remember(key)
+            quoted = kept(_quoted, key, _quote_plus(key), _QUOTED_KEPT)
         if key in _KEPT_VALUES:
             value_quoted = _quoted.get(text)
             if value_quoted is None:
-                value_quoted = _remember(text)
+                value_quoted = kept(_quoted, text, _quote_plus(text), _QUOTED_KEPT)
         else:
             value_quoted = _quote_plus(text)
         parts.append(quoted + "=" + value_quoted)
@@ -178,10 +178,6 @@ def _utf8(item: Any) -> bytes | None:
     if kind is int or kind is float:
         return str(item).encode("ascii")
     return None
-
-
-def _remember(item: bytes) -> str:
-    return kept(_quoted, item, _quote_plus(item), _QUOTED_KEPT)
 
 
 # -- HeadersDict: a prepared request's and a response's headers (issue 24, part 4) ----------------
