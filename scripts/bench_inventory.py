@@ -515,6 +515,27 @@ def _counted(tmp: str, name: str) -> int:
     return _callgrind_total(str(found[-1]))
 
 
+def count_command(
+    tmp: str, tag: str, command: list[str], out_dir: str, env: dict[str, str]
+) -> tuple[int, int]:
+    """(instructions, list calls) of one ``greenfetch inventory`` process counted whole under callgrind:
+    its list calls are the records of the json files it wrote into ``out_dir``, where it runs (not the
+    caller's directory: ``python -m`` puts the working directory before PYTHONPATH)."""
+    done = subprocess.run(
+        [*_valgrind(tmp, tag, window=False), *command],
+        env=env,
+        cwd=out_dir,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"greenfetch inventory exited {done.returncode}: {done.stderr.strip()[-2000:]}")
+    lists = sum(len(json.loads(Path(out_dir, f).read_text())) for f in os.listdir(out_dir))
+    return _counted(tmp, tag), lists
+
+
 def run_instructions(quick: bool = False) -> str:
     """The inventory CPU rows counted in instructions (callgrind): the figure to A/B on a loaded machine.
     Fewer accounts than the CPU part (instructions per call barely move with the count); minutes."""
@@ -566,20 +587,8 @@ def run_instructions(quick: bool = False) -> str:
         whole: dict[str, tuple[int, int]] = {}
         for key, who in (("whole", accounts), ("start", accounts[:1])):
             out_dir = tempfile.mkdtemp(dir=tmp, prefix="out-")
-            done = subprocess.run(
-                [*_valgrind(tmp, key, window=False), *_cli_command(url, out_dir, who, regions, concurrency)],
-                env=_cli_env(tmp),
-                capture_output=True,
-                text=True,
-                timeout=3600,
-                check=False,
-            )
-            if done.returncode != 0:
-                raise RuntimeError(
-                    f"greenfetch inventory exited {done.returncode}: {done.stderr.strip()[-2000:]}"
-                )
-            lists = sum(len(json.loads(Path(out_dir, f).read_text())) for f in os.listdir(out_dir))
-            whole[key] = (_counted(tmp, key), lists)
+            command = _cli_command(url, out_dir, who, regions, concurrency)
+            whole[key] = count_command(tmp, key, command, out_dir, _cli_env(tmp))
             print(
                 f"bench: inventory_instructions command ({len(who)} accounts) counted",
                 file=sys.stderr,

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -42,22 +41,10 @@ def _count(
     command = inv._cli_command(url, out_dir, accounts, inv.REGIONS[:8], 64)
     command[command.index("--cache-ttl") + 1] = ttl
     command[command.index("--types") + 1] = ",".join(types)
-    env = {**inv._cli_env(tmp), "PYTHONPATH": tree}
-    done = subprocess.run(
-        [*inv._valgrind(tmp, tag, window=False), *command],
-        env=env,
-        cwd=out_dir,  # not the caller's: ``python -m`` puts the working directory before PYTHONPATH
-        capture_output=True,
-        text=True,
-        timeout=3600,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise SystemExit(
-            f"{tree}: greenfetch inventory exited {done.returncode}: {done.stderr.strip()[-2000:]}"
-        )
-    lists = sum(len(json.loads(Path(out_dir, f).read_text())) for f in os.listdir(out_dir))
-    return inv._counted(tmp, tag), lists
+    try:
+        return inv.count_command(tmp, tag, command, out_dir, {**inv._cli_env(tmp), "PYTHONPATH": tree})
+    except RuntimeError as exc:
+        raise SystemExit(f"{tree}: {exc}") from None
 
 
 def main() -> None:
