@@ -278,7 +278,7 @@ def _children(self: Any, plan: _Plan, node: Any) -> list[tuple[int, _Member, Any
     node a list of them: ``_build_name_to_xml_node``)."""
     by_tag = plan.by_tag
     found = {}
-    last, ordered = -1, True  # an answer mostly writes members in the shape's order: no sort then
+    last, ordered = -1, True  # no sort when the answer writes the shape's order (EC2 writes its own)
     for child in node:
         entries = by_tag.get(child.tag)
         if entries is None:
