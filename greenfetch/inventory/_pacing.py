@@ -72,7 +72,7 @@ class FairFeed(Generic[T]):
 
     def _put(self, items: Iterable[T]) -> list[_Scope[T]]:
         """Each item into its scope's queue (a scope made for a name not seen yet); the scopes that
-        had none queued before (no call a item: the plan's thousands of one-call scopes)."""
+        had none queued before (no call an item: the plan's thousands of one-call scopes)."""
         scopes, of, scope_of = self._scopes, self._of, self._scope_of
         woken: list[_Scope[T]] = []
         count = 0
