@@ -14,6 +14,8 @@ its own (a scope's limiter is new in every window, as the command's are):
 - ``engine``: the inventory's requests as the plan makes them (account and pagination), ungated
 - ``gated``: the same through the inventory's gate and fair feed (``iter_results`` as ``_fetch`` runs it)
 - ``inventory``: ``Inventory.run`` whole (plan, feed, gate, records, summary; no cache, no sink)
+- ``plan``: ``Plan.units`` alone (the units of the same accounts, regions and types), a unit
+- ``records``: ``Inventory._fetched`` alone over the answers of a gated run (a record, its summary), a record
 
 Each figure is the window's instructions over its list calls; the differences place the inventory's
 own cost per list call (pagination, the account view, the gate, the records). ``--profile PATH``
@@ -124,6 +126,22 @@ for m, mode in enumerate(modes):
                 feed.done(feed.sent[result.index])
                 results.append(result)
             feed.close()
+    elif mode == "plan":
+        inv = Inventory(engine, accs, types, regions=regions, filter_offered=False, concurrency=64,
+                        credentials=creds)
+        ready = [(a, got[a.account_id]) for a in accs]
+        with _Window(mode) as win:
+            units = list(inv._plan.units(ready, {a.account_id: regions for a in accs}))
+        results = [type("R", (), {"ok": True})() for _ in units]
+    elif mode == "records":
+        inv = Inventory(engine, accs, types, regions=regions, filter_offered=False, concurrency=64,
+                        credentials=creds)
+        units = list(inv._plan.units([(a, got[a.account_id]) for a in accs], {a.account_id: regions for a in accs}))
+        answers = list(engine.iter_results((u.request for u in units), 64))
+        pairs = [(units[r.index], r) for r in answers]
+        with _Window(mode) as win:
+            made = [inv._fetched(unit, result) for unit, result in pairs]
+        results = [type("R", (), {"ok": rec["status"] == "ok"})() for rec, _ in made]
     elif mode == "inventory":
         inv = Inventory(engine, accs, types, regions=regions, filter_offered=False, concurrency=64,
                         credentials=creds)
@@ -146,7 +164,7 @@ def main() -> None:
     import greenfetch  # noqa: F401
     from greenfetch.testing import LoopbackServer
 
-    modes = ["raw", "paged", "account", "engine", "gated", "inventory"]
+    modes = ["raw", "paged", "account", "engine", "gated", "inventory", "plan", "records"]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("trees", nargs="*", default=[str(ROOT)])
     parser.add_argument("--accounts", type=int, default=10)
