@@ -11,7 +11,10 @@ command's cost a list call with its start-up (imports, the catalog, models, a cl
 region) taken out. Rounds interleave the trees on one loopback server (single runs of one tree differ by
 up to ~1%: the hub's scheduling), and the medians are printed with each round's figure.
 
-Instruction counts do not move with the machine's load, so this runs beside other work; what it leaves out
+The command runs with its monotonic clock slowed as callgrind slows it (``bench_inventory.counted``), so
+what it decides by the clock (a limiter's window, the cache file's transaction bound) happens as in a
+native run; without that, the count moved by tens of thousands of instructions a list call with the
+machine's load. Instruction counts do not move with the machine's load, so this runs beside other work; what it leaves out
 is the kernel's share (the cache's and the sink's file writes) and memory stalls, which the CPU benchmark
 (``scripts/bench --only inventory_cpu``) measures on a quiet machine.
 """

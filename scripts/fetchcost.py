@@ -17,10 +17,11 @@ its own (a scope's limiter is new in every window, as the command's are):
 - ``plan``: ``Plan.units`` alone (the units of the same accounts, regions and types), a unit
 - ``records``: ``Inventory._fetched`` alone over the answers of a gated run (a record, its summary), a record
 
-Each figure is the window's instructions over its list calls; the differences place the inventory's
-own cost per list call (pagination, the account view, the gate, the records). ``--profile PATH``
-writes a cProfile of each window to ``PATH.MODE`` instead (no valgrind): the Python calls a window
-makes, to set against another's.
+Counted, the child reads a monotonic clock slowed as callgrind slows it (``bench_inventory.SLOW_CLOCK``),
+so a limiter's windows close as in a native run. Each figure is the window's instructions over its list
+calls; the differences place the inventory's own cost per list call (pagination, the account view, the
+gate, the records). ``--profile PATH`` writes a cProfile of each window to ``PATH.MODE`` instead (no
+valgrind): the Python calls a window makes, to set against another's.
 """
 
 from __future__ import annotations
@@ -190,8 +191,9 @@ def main() -> None:
             env = {**inv._cli_env(tmp), "PERCALL_CALLGRIND": "1", "PYTHONPATH": tree}
             tag = f"t{t}"
             valgrind = [] if opts.profile else inv._valgrind(tmp, tag, window=True)
+            clock = "" if opts.profile else inv.SLOW_CLOCK  # counted: the clock slowed as callgrind slows it
             done = subprocess.run(
-                [*valgrind, sys.executable, "-c", _CHILD, json.dumps(child)],
+                [*valgrind, sys.executable, "-c", clock + _CHILD, json.dumps(child)],
                 env=env,
                 cwd=tmp,  # not the caller's: a source tree there would come before PYTHONPATH's
                 capture_output=True,
