@@ -25,8 +25,15 @@ from .._limiter import quick_lock
 __all__ = ["FairFeed"]
 
 T = TypeVar("T")
-_END = object()  # ``_take``: the iteration is over
-_WAIT = object()  # ``_take``: every scope with items left is at its cap
+
+
+class _Again(Generic[T]):
+    """``done(item, again=True)`` in the feed's queue of dones (an item may itself be a tuple)."""
+
+    __slots__ = ("item",)
+
+    def __init__(self, item: T):
+        self.item = item
 
 
 class _Scope(Generic[T]):
@@ -66,9 +73,14 @@ class FairFeed(Generic[T]):
         # Condition's ``with`` is one Python call more) and the limiters' kind (``quick_lock``)
         self._lock = quick_lock()
         self._cond = threading.Condition(self._lock)
-        self._waiting = False  # the iteration waits in ``wait_for``: ``done`` and ``add`` must wake it
+        self._waiting = False  # the iteration waits on ``_cond``: ``done`` and ``add`` must wake it
         self._closed = False
         self.sent: list[T] = []
+        # ``done``'s items (an item, or ``_Again(item)`` to send it again), settled in order under the lock
+        # by the next take (or ``add``, ``inflight``): the consumer's ``done`` takes no lock (a
+        # deque's append and popleft are each atomic, on OS threads too), so a one-call scope's item
+        # costs the lock once, not twice
+        self._done: deque[T | _Again[T]] = deque()
 
     def _put(self, items: Iterable[T]) -> list[_Scope[T]]:
         """Each item into its scope's queue (a scope made for a name not seen yet); the scopes that
@@ -93,6 +105,8 @@ class FairFeed(Generic[T]):
         """More items while the iteration runs (a child type's calls, once its parent is listed). Add
         them before ``done`` of the item they come from, so the iteration cannot end in between."""
         with self._lock:
+            if self._done:
+                self._settle()
             for scope in self._put(items):
                 if not scope.full:
                     heapq.heappush(self._heap, (scope.inflight, scope.rank, scope.name))
@@ -101,72 +115,90 @@ class FairFeed(Generic[T]):
 
     def inflight(self, name: str) -> int:
         with self._lock:
+            if self._done:
+                self._settle()
             scope = self._scopes.get(name)
             return scope.inflight if scope is not None else 0
 
     def __iter__(self) -> Iterator[T]:
-        sent, lock = self.sent, self._lock
+        """The next item, under the lock: the scopes' first turns (plan order) merged with the heap of
+        those sent to since, the least busy first; a stale heap entry (its scope's count moved on) is
+        skipped; while every scope with items left is at its cap, wait for a ``done``."""
+        sent, lock, heap, fresh, scopes, pending = (
+            self.sent,
+            self._lock,
+            self._heap,
+            self._fresh,
+            self._scopes,
+            self._done,
+        )
         while True:
             with lock:
-                item = self._take()
-                if item is _WAIT:  # every scope with items left is at its cap: wait for a ``done``
-                    self._waiting = True
-                    try:
-                        while item is _WAIT:
-                            self._cond.wait()
-                            item = self._take()
-                    finally:
-                        self._waiting = False
-                if item is _END:
-                    return
-                sent.append(item)  # type: ignore[arg-type]  # not a sentinel here (no cast: a call)
-            yield item  # type: ignore[misc]
-
-    def _take(self) -> T | object:
-        """The next item; ``_END`` once every item is done (or on close); ``_WAIT`` while every
-        scope with items left is at its cap (sentinels: no tuple made per item)."""
-        if self._closed or not (self._left or self._inflight):
-            return _END
-        heap, fresh = self._heap, self._fresh
-        while True:
-            if self._next < len(fresh) and (not heap or fresh[self._next] < heap[0]):
-                count, rank, name = fresh[self._next]
-                self._next += 1
-            elif heap:
-                count, rank, name = heapq.heappop(heap)
-            else:
-                return _WAIT
-            scope = self._scopes[name]
-            if count != scope.inflight or not scope.queue or scope.full:
-                continue
-            # a scope with none in flight is under any cap (at least 1): ``cap`` only once one is
-            # (an inventory's scope is mostly one call: the cap, its limiter's limit, never read)
-            if count and count >= max(1, self._cap(name)):
-                scope.full = True
-                continue
-            item = scope.queue.popleft()
-            scope.inflight = count + 1
-            self._inflight += 1
-            self._left -= 1
-            if scope.queue:
-                heapq.heappush(heap, (count + 1, rank, name))
-            return item
+                while True:
+                    if pending:
+                        self._settle()
+                    if self._closed or not (self._left or self._inflight):
+                        return
+                    if self._next < len(fresh) and (not heap or fresh[self._next] < heap[0]):
+                        count, rank, name = fresh[self._next]
+                        self._next += 1
+                    elif heap:
+                        count, rank, name = heapq.heappop(heap)
+                    else:  # every scope with items left is at its cap: wait for a ``done``
+                        self._waiting = True
+                        try:
+                            # (``done`` appends, then reads ``_waiting``: one that came before it
+                            # was set is settled here, one after it wakes the wait)
+                            if not pending:
+                                self._cond.wait()
+                        finally:
+                            self._waiting = False
+                        continue
+                    scope = scopes[name]
+                    if count != scope.inflight or not scope.queue or scope.full:
+                        continue
+                    # a scope with none in flight is under any cap (at least 1): ``cap`` only once
+                    # one is (an inventory's scope is mostly one call: its limiter's limit never read)
+                    if count and count >= max(1, self._cap(name)):
+                        scope.full = True
+                        continue
+                    item = scope.queue.popleft()
+                    scope.inflight = count + 1
+                    self._inflight += 1
+                    self._left -= 1
+                    if scope.queue:
+                        heapq.heappush(heap, (count + 1, rank, name))
+                    break
+                sent.append(item)
+            yield item
 
     def done(self, item: T, *, again: bool = False) -> None:
         """``item``'s outcome has been taken: its scope may send another; with ``again`` that is
-        ``item`` itself (ahead of the scope's others: a throttled call sent again, through the pacer)."""
-        with self._lock:
-            scope = self._of[id(item)] if again else self._of.pop(id(item))
+        ``item`` itself (ahead of the scope's others: a throttled call sent again, through the pacer).
+        Settled by the iteration's next take (``_settle``), in the order ``done`` was called."""
+        self._done.append(_Again(item) if again else item)
+        if self._waiting:  # (read after the append: see ``__iter__``'s wait)
+            with self._lock:
+                self._cond.notify()
+
+    def _settle(self) -> None:
+        """Every ``done`` so far, in order (under the lock): its scope's count, and its scope's next
+        turn if it has items left."""
+        pending, of, heap = self._done, self._of, self._heap
+        while pending:
+            entry = pending.popleft()
+            if type(entry) is _Again:  # ``done(item, again=True)``: ahead of its scope's others
+                item = entry.item
+                scope = of[id(item)]
+                scope.queue.appendleft(item)
+                self._left += 1
+            else:
+                scope = of.pop(id(entry))
             scope.inflight -= 1
             self._inflight -= 1
             scope.full = False
-            if again:
-                scope.queue.appendleft(item)
-                self._left += 1
             if scope.queue:
-                heapq.heappush(self._heap, (scope.inflight, scope.rank, scope.name))
-            if self._waiting:
-                self._cond.notify()
+                heapq.heappush(heap, (scope.inflight, scope.rank, scope.name))
 
     def close(self) -> None:
         with self._lock:
