@@ -63,12 +63,14 @@ class Limiter:
 
     Lazy: a limiter ``Limits`` makes has no ``Controller`` until something needs one. While none
     of its answers could have moved the limit (``observe``'s test: no throttle, no timeout, no slow
-    start step, no window that could close), its limit is the initial one, unpaced, with no trace,
-    so it keeps what the controller would have been told (``_log``: the slots' in-flight counts, the
-    samples with their instants, ``reconfigure``s) and answers ``limit`` itself. The first thing that
-    needs the controller (an answer that may move the limit, a slot that must wait, ``controller``
-    read from outside) makes it from the log (``_materialize``: the same calls, in order, on a clock
-    that reads the recorded instants), so it holds what it would hold had it been made at once."""
+    start step, no window that could close on its count, and at ``max_window`` only the first
+    window's close on its first answer, which keeps the limit), its limit is the initial one,
+    unpaced, so it keeps what the controller would have been told (``_log``: the slots' in-flight
+    counts, the samples with their instants, ``reconfigure``s) and answers ``limit`` itself. The
+    first thing that needs the controller (an answer that may move the limit, a slot that must wait,
+    another answer or a reset after a logged close, the trace of a close, ``controller`` read
+    from outside) makes it from the log (``_materialize``: the same calls, in order, on a clock that
+    reads the recorded instants), so it holds what it would hold had it been made at once."""
 
     __slots__ = (
         "scope",
@@ -85,6 +87,7 @@ class Limiter:
         "_start",
         "_limit",
         "_samples",
+        "_closed",
     )
 
     def __init__(
@@ -124,6 +127,7 @@ class Limiter:
             self._start = now
             self._limit = float(settings.initial)
             self._samples = 0
+            self._closed = False
 
     def _lazy(self, settings: Settings) -> None:
         """Lazy from now: what a controller made now with ``settings`` would hold (the log starts with
@@ -135,6 +139,7 @@ class Limiter:
         self._start = now  # when the controller's open window opened
         self._limit = float(settings.initial)  # its limit
         self._samples = 0  # the samples of its open window
+        self._closed = False  # the log holds a window's close (``observe``): it has a trace point
 
     @property
     def controller(self) -> Controller:
@@ -304,18 +309,29 @@ class Limiter:
         latency = attempt.seconds if usable else None
         with self._lock:
             controller = self._controller
-            if controller is None:
+            if controller is None and not self._closed:
                 # What ``Controller.sample`` does with a sample while slow start has no baseline, no
                 # window closed, no rate cap: it tallies it, and moves the limit only by slow start's
                 # step (a flat answer at half the limit in flight or more, under the target) or by
                 # closing the window (``max_window`` since it opened, or ``min_samples`` answers); a
-                # throttle or a timeout always moves something. None of those: logged.
+                # throttle or a timeout always moves something. None of those: logged. Nor does the
+                # first window's close at ``max_window`` on its first answer, unsaturated, with the
+                # limit within the settings' bounds: its latency is the new baseline, so Little's law
+                # reads no queue, no window before it makes one "sustained", slow start goes on and
+                # the clamp keeps the limit; logged too, as a close (its trace point, the baseline:
+                # the next answer, a ``reset`` or the trace read make the controller). A one-call
+                # scope whose answer takes over ``max_window`` (a client slowed down: under
+                # callgrind, most of an inventory's) then makes none.
                 now = self._clock()
                 s = self._settings
+                closes = now - self._start >= s.max_window
                 if (
                     not throttled
                     and not dropped
-                    and now - self._start < s.max_window
+                    and (
+                        not closes
+                        or (not self._samples and load < s.saturated and s.min <= self._limit <= s.max)
+                    )
                     and self._samples + 1 < s.min_samples
                     and (
                         latency is None
@@ -326,8 +342,10 @@ class Limiter:
                     and len(self._log) < _LOG_MAX  # type: ignore[arg-type]
                 ):
                     self._samples += 1
+                    self._closed = closes
                     self._log.append((now, latency, False, False, self.inflight, load, cpu, held))  # type: ignore[union-attr]
                     return
+            if controller is None:
                 controller = self._materialize()
             before = controller.limit
             controller.sample(
@@ -347,6 +365,7 @@ class Limiter:
         the limit clamped to the new bounds, a new window."""
         with self._lock:
             controller = self._controller
+            # (after a logged close too: ``_closed`` stays, so the next answer makes the controller)
             if controller is None and len(self._log) < _LOG_MAX:  # type: ignore[arg-type]
                 now = self._clock()
                 self._log.append((now, settings))  # type: ignore[union-attr]
@@ -361,17 +380,22 @@ class Limiter:
         nothing learned that shows) starts its log again; else a new controller with the old trace."""
         with self._lock:
             controller = self._controller
-            if controller is None:
+            if controller is None and not self._closed:
                 self._lazy(settings)
-            else:
+            else:  # (a logged close: its trace point is kept)
+                controller = controller or self._materialize()
                 fresh = Controller(settings, self._clock)
                 fresh.trace.extend(controller.trace)
                 self._controller = fresh
 
     def trace(self) -> list[TracePoint]:
-        """The windows its controller closed (none while lazy)."""
+        """The windows its controller closed (none while lazy, unless its log holds a close)."""
         controller = self._controller
-        return [] if controller is None else list(controller.trace)
+        if controller is None:
+            if not self._closed:
+                return []
+            controller = self.controller
+        return list(controller.trace)
 
 
 def quick_lock() -> Any:

@@ -1,9 +1,12 @@
 """Issue 24, part 12 (docs/performance.md): a one-call scope answered after ``max_window`` closes its
-window, so its lazy limiter makes its controller from the log (under callgrind, ~50x slower than
-native, most of an inventory's scopes do). What that close made per window that cost the most: the
-``TracePoint``, a frozen dataclass whose ``__init__`` sets each field through ``object.__setattr__``
-(13.6k instructions), now made with its fields' dict at once; the trace's deque made positionally.
-Here: the point made is the dataclass's own, in every way a caller can see."""
+window (under callgrind, ~50x slower than native, most of an inventory's scopes are). Its lazy
+limiter now logs that close when it provably keeps the limit (the first window's, on its first
+answer, unsaturated) and makes its controller only when something needs it; and a close makes its
+``TracePoint`` (a frozen dataclass whose ``__init__`` sets each field through
+``object.__setattr__``, 13.6k instructions) with its fields' dict at once. Here: a limiter that keeps
+a logged close decides what one made with its controller decides, whatever comes after the close
+(slots, answers, new settings, ``reset``, the trace read), and the point made is the dataclass's
+own, in every way a caller can see."""
 
 from __future__ import annotations
 
@@ -13,9 +16,13 @@ import pickle
 import sys
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_gate_cost import _CODES, _CONFIGS, _LATENCIES, _LOADS, _Load, _state_through_trace
 
+import greenfetch._limiter as limiter_module
+from greenfetch._adaptive import Limiter, Limits
+from greenfetch._attempts import Attempt
 from greenfetch._controller import Controller, Settings, TracePoint
 
 
@@ -25,6 +32,142 @@ class _Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+_STEPS = st.tuples(
+    st.sampled_from(
+        ["send"] * 4 + ["answer held"] * 3 + ["answer after", "configure", "reset", "trace", "make"]
+    ),
+    st.sampled_from([0.0, 2**-7, 0.25, 1.0, 1.5]),  # past ``max_window`` (1 s) in one step, or exactly at it
+    _LATENCIES,
+    _CODES,
+    _LOADS,
+    st.sampled_from(_CONFIGS),
+)
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(first=st.sampled_from(_CONFIGS), steps=st.lists(_STEPS, min_size=2, max_size=60))
+def test_a_limiter_that_logged_a_close_decides_what_an_eager_one_decides(monkeypatch, first, steps):
+    """``test_gate_cost``'s lazy-against-eager run, its answers often past ``max_window``, with
+    only what a run reads between steps compared (the limit, its value, the slots: reading the trace
+    makes a controller, so it is a step of its own here): a logged close stays logged until
+    something needs it, and at the end the whole controller is the same."""
+    monkeypatch.setattr(limiter_module.time, "sleep", lambda seconds: None)  # the pacer's wait
+    clock = _Clock()
+    load = _Load()
+    limits = Limits(clock=clock)
+    limits.configure(first)
+    lazy = limits.limiter("s/r/a")
+    lazy.load = load
+    eager = Limiter("s/r/a", Controller(first, clock), load, clock=clock)
+    held = 0
+    for kind, advance, latency, (status, code), client, config in steps:
+        clock.now += advance
+        load.now = client
+        if kind == "send" and held < eager.limit:
+            assert lazy.__enter__() == eager.__enter__()
+            held += 1
+        elif kind in ("answer held", "answer after") and held:
+            attempt = Attempt(latency, status, code)
+            if kind == "answer after":
+                lazy.__exit__(None, None, None)
+                eager.__exit__(None, None, None)
+            lazy.observe(attempt)
+            eager.observe(attempt)
+            if kind == "answer held":
+                lazy.__exit__(None, None, None)
+                eager.__exit__(None, None, None)
+            held -= 1
+        elif kind == "configure":
+            lazy._reconfigure(config)
+            eager._reconfigure(config)
+        elif kind == "reset":
+            lazy._reset(config)
+            eager._reset(config)
+        elif kind == "trace":
+            assert [p.to_dict() for p in lazy.trace()] == [p.to_dict() for p in eager.trace()]
+        elif kind == "make":
+            lazy.controller  # noqa: B018  (made from its log now)
+        assert lazy.inflight == eager.inflight == held
+        assert lazy.limit == eager.limit and repr(lazy.limit_value()) == repr(eager.limit_value())
+    assert _state_through_trace(lazy.controller) == _state_through_trace(eager.controller)
+
+
+def _pair(config: Settings) -> tuple[Limiter, Limiter, _Clock, _Load]:
+    clock, load = _Clock(), _Load()
+    limits = Limits(clock=clock)
+    limits.configure(config)
+    lazy = limits.limiter("s/r/a")
+    lazy.load = load
+    return lazy, Limiter("s/r/a", Controller(config, clock), load, clock=clock), clock, load
+
+
+# Each close below would move the limit (or is out of the rule's bounds): the limiter must make its
+# controller for it, not log it. (Each failed with its own condition taken out of ``observe``.)
+@pytest.mark.parametrize(
+    "case",
+    [
+        "limit out of the settings' bounds",  # the close's clamp moves it
+        "a saturated close",  # ``LatencyLaw.saturated`` grows it (3 in flight at most, limit 5)
+        "a saturated answer before",  # the close's window is saturated by an answer logged earlier
+    ],
+)
+def test_a_close_that_moves_the_limit_is_not_logged(case):
+    config = (
+        Settings(initial=10, max=4) if case.startswith("limit") else Settings(initial=5, target_latency=5.0)
+    )
+    lazy, eager, clock, load = _pair(config)
+    for limiter in (lazy, eager):
+        for _ in range(3):
+            limiter.__enter__()
+    if case == "a saturated answer before":
+        clock.now += 0.5
+        load.now = (0.95, 0.9, 0.0)
+        for limiter in (lazy, eager):
+            limiter.__exit__(None, None, None)
+            limiter.observe(Attempt(0.05, 200, None))
+    clock.now = 1001.5
+    load.now = (0.95, 0.9, 0.0) if case == "a saturated close" else (0.3, 0.2, 0.0)
+    for limiter in (lazy, eager):
+        limiter.__exit__(None, None, None)
+        limiter.observe(Attempt(0.05, 200, None))
+    assert eager.trace()  # the window closed
+    assert lazy.limit == eager.limit and repr(lazy.limit_value()) == repr(eager.limit_value())
+    assert eager.limit_value() != (10.0 if case.startswith("limit") else 5.0)  # it moved
+    assert _state_through_trace(lazy.controller) == _state_through_trace(eager.controller)
+
+
+def test_a_one_call_scope_answered_late_makes_no_controller():
+    """An inventory's one-call scope whose answer comes after ``max_window`` (a client slowed down):
+    its close is logged, no controller made; its limit is the initial one and its trace the close's
+    point, made when read, as a limiter made with its controller has it."""
+    made = []
+    clock = _Clock()
+    limits = Limits(clock=clock)
+    scopes = [limits.limiter(f"s/r{n}/a") for n in range(20)]
+    original = limiter_module.Limiter._materialize
+
+    def counted(self):
+        made.append(self.scope)
+        return original(self)
+
+    limiter_module.Limiter._materialize = counted  # type: ignore[method-assign]
+    try:
+        for limiter in scopes:
+            with limiter:
+                clock.now += 1.5
+                limiter.observe(Attempt(1.4, 200, None))
+        assert made == [] and all(limiter._controller is None for limiter in scopes)
+        assert [value for _, value in limits.limit_values()] == [5.0] * 20
+        eager = Controller(limits.settings, _Clock())
+        eager.note_inflight(1)
+        eager.clock = lambda: 1001.5
+        eager.sample(1.4, inflight=1)
+        assert [p.to_dict() for p in scopes[0].trace()] == [p.to_dict() for p in eager.trace]
+        assert made == ["s/r0/a"]
+    finally:
+        limiter_module.Limiter._materialize = original  # type: ignore[method-assign]
 
 
 def _drive(steps) -> Controller:
