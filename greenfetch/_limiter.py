@@ -315,13 +315,15 @@ class Limiter:
                 # step (a flat answer at half the limit in flight or more, under the target) or by
                 # closing the window (``max_window`` since it opened, or ``min_samples`` answers); a
                 # throttle or a timeout always moves something. None of those: logged. Nor does the
-                # first window's close at ``max_window`` on its first answer, unsaturated, with the
-                # limit within the settings' bounds: its latency is the new baseline, so Little's law
-                # reads no queue, no window before it makes one "sustained", slow start goes on and
-                # the clamp keeps the limit; logged too, as a close (its trace point, the baseline:
-                # the next answer, a ``reset`` or the trace read make the controller). A one-call
-                # scope whose answer takes over ``max_window`` (a client slowed down: under
-                # callgrind, most of an inventory's) then makes none.
+                # first window's close at ``max_window`` on its first answer with the limit within
+                # the settings' bounds (the clamp keeps it), when the client was not saturated (its
+                # latency is the new baseline, so Little's law reads no queue, no window before it
+                # makes one "sustained", slow start goes on) or was but the window's most in flight
+                # was under half the limit (``LatencyLaw.saturated`` grows only a limit in use);
+                # logged too, as a close (its trace point, the baseline: the next answer, a
+                # ``reset`` or the trace read make the controller). A one-call scope whose answer
+                # takes over ``max_window`` (a client slowed down: under callgrind, most of an
+                # inventory's) then makes none.
                 now = self._clock()
                 s = self._settings
                 closes = now - self._start >= s.max_window
@@ -330,7 +332,11 @@ class Limiter:
                     and not dropped
                     and (
                         not closes
-                        or (not self._samples and load < s.saturated and s.min <= self._limit <= s.max)
+                        or (
+                            not self._samples
+                            and s.min <= self._limit <= s.max
+                            and (load < s.saturated or 2 * self._peak() < self._limit)
+                        )
                     )
                     and self._samples + 1 < s.min_samples
                     and (
@@ -359,6 +365,22 @@ class Limiter:
             )
             if int(controller.limit) > int(before):  # a whole slot more (the limit is at least 1)
                 self._grant(controller)
+
+    def _peak(self) -> int:
+        """A lazy limiter's open window's most in flight (``Controller``'s ``_max_inflight``), from
+        its log: the slots taken since the window opened (made, or the last ``reconfigure``) and
+        now. Read only for a close at ``max_window`` (``observe``), on its window's first answer."""
+        log = self._log
+        assert log is not None
+        peak = self.inflight
+        for n in range(len(log) - 1, 1, -1):
+            entry = log[n]
+            if type(entry) is int:
+                if entry > peak:
+                    peak = entry
+            elif len(entry) == 2:  # a reconfigure opened the window
+                break
+        return peak
 
     def _reconfigure(self, settings: Settings) -> None:
         """``Controller.reconfigure`` (a new batch's settings), or its entry in a lazy limiter's log:

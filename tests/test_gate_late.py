@@ -138,13 +138,16 @@ def test_a_close_that_moves_the_limit_is_not_logged(case):
     assert _state_through_trace(lazy.controller) == _state_through_trace(eager.controller)
 
 
-def test_a_one_call_scope_answered_late_makes_no_controller():
+@pytest.mark.parametrize("client", [(0.3, 0.2, 0.0), (0.95, 0.9, 0.0)])  # idle; saturated (callgrind's)
+def test_a_one_call_scope_answered_late_makes_no_controller(client):
     """An inventory's one-call scope whose answer comes after ``max_window`` (a client slowed down):
     its close is logged, no controller made; its limit is the initial one and its trace the close's
     point, made when read, as a limiter made with its controller has it."""
     made = []
     clock = _Clock()
     limits = Limits(clock=clock)
+    limits.load = load = _Load()  # type: ignore[assignment]
+    load.now = client
     scopes = [limits.limiter(f"s/r{n}/a") for n in range(20)]
     original = limiter_module.Limiter._materialize
 
@@ -163,7 +166,7 @@ def test_a_one_call_scope_answered_late_makes_no_controller():
         eager = Controller(limits.settings, _Clock())
         eager.note_inflight(1)
         eager.clock = lambda: 1001.5
-        eager.sample(1.4, inflight=1)
+        eager.sample(1.4, inflight=1, load=client[0], cpu=client[1], held=client[2])
         assert [p.to_dict() for p in scopes[0].trace()] == [p.to_dict() for p in eager.trace]
         assert made == ["s/r0/a"]
     finally:
@@ -234,3 +237,23 @@ def test_a_window_close_calls_no_dataclass_init():
         sys.setprofile(None)
     assert len(ctl.trace) >= 5
     assert seen == []
+
+
+def test_a_saturated_late_close_reads_the_in_flight_of_its_own_window_only():
+    """The most in flight a saturated close reads is its window's: slots taken before a new run's
+    settings opened it do not count (three then, one now: no controller), as ``Controller`` counts."""
+    lazy, eager, clock, load = _pair(Settings(initial=5, target_latency=5.0))
+    for limiter in (lazy, eager):
+        for _ in range(3):
+            limiter.__enter__()
+        for _ in range(3):
+            limiter.__exit__(None, None, None)
+        limiter._reconfigure(Settings(initial=5, target_latency=5.0))
+        limiter.__enter__()
+    clock.now += 1.5
+    load.now = (0.95, 0.9, 0.0)
+    for limiter in (lazy, eager):
+        limiter.observe(Attempt(0.05, 200, None))
+    assert lazy._controller is None and eager.trace()
+    assert lazy.limit == eager.limit and repr(lazy.limit_value()) == repr(eager.limit_value())
+    assert _state_through_trace(lazy.controller) == _state_through_trace(eager.controller)
