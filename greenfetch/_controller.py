@@ -50,12 +50,10 @@ from collections import deque
 from collections.abc import Callable
 
 from ._baseline import Baseline
-from ._controlsettings import Settings, TracePoint
+from ._controlsettings import Settings, TracePoint, trace_point
 from ._latencylaw import CUT, RISE, LatencyLaw
 from ._ratecap import RateCap
 from ._slowstart import SlowStartExit
-
-_new, _set = object.__new__, object.__setattr__  # ``_record``'s point, made field dict at once
 
 __all__ = ["Controller", "Settings", "TracePoint"]
 
@@ -520,23 +518,8 @@ class Controller:
             self._grown.clear()
 
     def _record(self, now: float, latency: float | None, load: float = 0.0, cpu: float = 0.0) -> TracePoint:
-        # ``TracePoint(...)`` made without its frozen dataclass's ``__init__`` (an
-        # ``object.__setattr__`` a field: 13.6k instructions, against ~2k for its fields' dict set at
-        # once); the same object (``tests/test_gate_cost.py`` holds it to the constructor's)
-        point = _new(TracePoint)
-        _set(
-            point,
-            "__dict__",
-            {
-                "time": now,
-                "limit": self.limit,
-                "latency": latency,
-                "throttles": self._drops + self._throttles,
-                "samples": self._count,
-                "rate": self.cap.rate,
-                "load": load,
-                "cpu": cpu,
-            },
+        point = trace_point(
+            now, self.limit, latency, self._drops + self._throttles, self._count, self.cap.rate, load, cpu
         )
         trace = self._trace
         if trace is None:  # (``trace``, without the property's call)

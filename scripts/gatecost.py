@@ -32,10 +32,8 @@ Pieces:
   observed through the slot while it is held (``Limiter.observe``), not ``Gate.attempt`` after.
 - ``one-call scope, throttled``: a new scope's one request answered by a throttle (a sample that
   moves the rate and the limit: a lazily made limiter makes its controller for it).
-- ``one-call scope, answered late``: a new scope's one request answered 1.5 s after its limiter was
-  made (past ``max_window``: its window closes, so the controller is made from the log). What most
-  of an inventory's scopes pay when the command runs under callgrind, ~50x slower than native
-  (docs/performance.md, part 12), and any scope whose first answer is that slow.
+- ``one-call scope, answered late``: its answer 1.5 s after its limiter was made (past ``max_window``:
+  its window closes), as most of an inventory's are under callgrind, ~50x slower than native.
 
     python scripts/gatecost.py --decisions [TREE...]
 
@@ -293,7 +291,7 @@ def child(n: int) -> dict[str, Any]:
 
     window("one-call scope, throttled", throttled_scopes)
 
-    def late_scopes() -> Any:  # a new scope whose one answer comes after ``max_window``: made from the log
+    def late_scopes() -> Any:  # a new scope whose one answer comes after ``max_window``
         clock, limits = _quiet_limits()
         gate = open_gate(limits, 5, 5.0, 1, 64)
         requests = _one_call_requests(n)

@@ -375,6 +375,15 @@ def test_a_lazy_limiter_decides_what_a_limiter_with_its_controller_decides(monke
     monkeypatch.setattr(
         limiter_module.time, "sleep", lambda seconds: None
     )  # the pacer's wait (both share a clock)
+    lazy, eager = drive_alike(first, steps, _both_agree)
+    lazy.controller  # noqa: B018
+    _both_agree(lazy, eager)
+
+
+def drive_alike(first: Settings, steps, agree) -> tuple[Limiter, Limiter]:
+    """A limiter ``Limits`` makes (lazy) and one made with its controller at the same instant,
+    driven alike by ``steps`` (``_STEPS``' kinds, and ``trace``: both traces read and compared);
+    ``agree(lazy, eager)`` after every step."""
     clock = _Clock()
     load = _Load()
     limits = Limits(clock=clock)
@@ -406,12 +415,13 @@ def test_a_lazy_limiter_decides_what_a_limiter_with_its_controller_decides(monke
         elif kind == "reset":
             lazy._reset(config)
             eager._reset(config)
+        elif kind == "trace":
+            assert [p.to_dict() for p in lazy.trace()] == [p.to_dict() for p in eager.trace()]
         elif kind == "make":
             lazy.controller  # noqa: B018  (made from its log now)
         assert lazy.inflight == eager.inflight == held
-        _both_agree(lazy, eager)
-    lazy.controller  # noqa: B018
-    _both_agree(lazy, eager)
+        agree(lazy, eager)
+    return lazy, eager
 
 
 @pytest.mark.parametrize("config", _CONFIGS)

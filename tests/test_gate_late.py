@@ -18,7 +18,7 @@ import sys
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_gate_cost import _CODES, _CONFIGS, _LATENCIES, _LOADS, _Load, _state_through_trace
+from test_gate_cost import _CODES, _CONFIGS, _LATENCIES, _LOADS, _Load, _state_through_trace, drive_alike
 
 import greenfetch._limiter as limiter_module
 from greenfetch._adaptive import Limiter, Limits
@@ -54,44 +54,12 @@ def test_a_limiter_that_logged_a_close_decides_what_an_eager_one_decides(monkeyp
     makes a controller, so it is a step of its own here): a logged close stays logged until
     something needs it, and at the end the whole controller is the same."""
     monkeypatch.setattr(limiter_module.time, "sleep", lambda seconds: None)  # the pacer's wait
-    clock = _Clock()
-    load = _Load()
-    limits = Limits(clock=clock)
-    limits.configure(first)
-    lazy = limits.limiter("s/r/a")
-    lazy.load = load
-    eager = Limiter("s/r/a", Controller(first, clock), load, clock=clock)
-    held = 0
-    for kind, advance, latency, (status, code), client, config in steps:
-        clock.now += advance
-        load.now = client
-        if kind == "send" and held < eager.limit:
-            assert lazy.__enter__() == eager.__enter__()
-            held += 1
-        elif kind in ("answer held", "answer after") and held:
-            attempt = Attempt(latency, status, code)
-            if kind == "answer after":
-                lazy.__exit__(None, None, None)
-                eager.__exit__(None, None, None)
-            lazy.observe(attempt)
-            eager.observe(attempt)
-            if kind == "answer held":
-                lazy.__exit__(None, None, None)
-                eager.__exit__(None, None, None)
-            held -= 1
-        elif kind == "configure":
-            lazy._reconfigure(config)
-            eager._reconfigure(config)
-        elif kind == "reset":
-            lazy._reset(config)
-            eager._reset(config)
-        elif kind == "trace":
-            assert [p.to_dict() for p in lazy.trace()] == [p.to_dict() for p in eager.trace()]
-        elif kind == "make":
-            lazy.controller  # noqa: B018  (made from its log now)
-        assert lazy.inflight == eager.inflight == held
-        assert lazy.limit == eager.limit and repr(lazy.limit_value()) == repr(eager.limit_value())
+    lazy, eager = drive_alike(first, steps, _limits_agree)
     assert _state_through_trace(lazy.controller) == _state_through_trace(eager.controller)
+
+
+def _limits_agree(lazy: Limiter, eager: Limiter) -> None:
+    assert lazy.limit == eager.limit and repr(lazy.limit_value()) == repr(eager.limit_value())
 
 
 def _pair(config: Settings) -> tuple[Limiter, Limiter, _Clock, _Load]:
