@@ -122,7 +122,7 @@ def marked_json(value: Any) -> str:
     return _MARKED(value)
 
 
-def marked_json_of(value: Any) -> tuple[str, Any]:
+def marked_json_of(value: Any, *, str_keys: bool = False) -> tuple[str, Any]:
     """``(marked_json(jsonable(value)), plain)``, in one pass of the C encoder where that gives the same
     text: ``plain`` is ``jsonable(value)`` when it had to be made (else None, for a caller that needs
     only the text, as the inventory cache does with a TTL of 0).
@@ -135,12 +135,20 @@ def marked_json_of(value: Any) -> tuple[str, Any]:
     where ``jsonable`` would not have: a non-finite float (``"nan"``: the encoder refuses it), a lone
     surrogate (U+FFFD), a key the encoder may have written from a non-str (``_maybe_non_str_key``).
     The one case it does not catch: a dict subclass whose ``items()`` gives one key twice
-    (``jsonable`` keeps the last, the encoder writes both)."""
+    (``jsonable`` keeps the last, the encoder writes both).
+
+    ``str_keys``: the caller knows every key in ``value`` is a str (botocore's parsers make a dict's
+    keys only from a shape's member names and a map's string keys), so the key check, ~13k
+    instructions a page of objects, is not made."""
     try:
         text = _MARKED_ONCE(value)
     except Exception:  # noqa: BLE001 - anything the one pass refuses is jsonable's (which raises as before)
         text = None
-    if text is not None and (text.isascii() or not _SURROGATE.search(text)) and not _maybe_non_str_key(text):
+    if (
+        text is not None
+        and (text.isascii() or not _SURROGATE.search(text))
+        and (str_keys or not _maybe_non_str_key(text))
+    ):
         return text, None
     plain = jsonable(value)
     return marked_json(plain), plain

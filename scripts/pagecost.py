@@ -11,7 +11,9 @@ window (``percall._Window``) over the pages repeated R times (each repetition it
 new, as in a first run), and the count is divided by the pages. Pieces:
 
 - ``signature``: ``Request.signature`` of each page's request (the cache key's hash).
-- ``store``: ``InventoryCache.store`` with a TTL of 0 into a fresh directory (its flushes included: a
+- ``store``: ``InventoryCache.store`` with a TTL of 0 into a fresh directory, told that the items' keys
+  are all text where the tree's ``store`` takes it (``str_keys``: the command's fetch says so of
+  botocore's answers) (its flushes included: a
   transaction every 64 pages, and the last at the end).
 - ``store, replacing``: the same again, every key written before (a rerun, an expired page).
 - ``store, no directory``: the same without the local tier: the entry's text alone.
@@ -34,6 +36,8 @@ PIECES = ("signature", "store", "store, replacing", "store, no directory", "add"
 
 
 def _child(pages_path: str, reps: int) -> None:
+    import inspect
+
     import greenfetch  # noqa: F401
     from greenfetch._models import Request
     from greenfetch.inventory._cache import InventoryCache
@@ -56,6 +60,7 @@ def _child(pages_path: str, reps: int) -> None:
         for (key, _, _), (rec, _, _) in zip(stores, adds, strict=False)
     ]
     tmp = tempfile.mkdtemp(prefix="pagecost-")
+    said = {"str_keys": True} if "str_keys" in inspect.signature(InventoryCache.store).parameters else {}
     n_store = len(stores) * reps
     n_add = len(adds) * reps
 
@@ -71,12 +76,12 @@ def _child(pages_path: str, reps: int) -> None:
     with window("store", n_store):
         for r in range(reps):
             for key, items, at in stores:
-                cache.store(f"{r}:{key}", items, stored_at=at)
+                cache.store(f"{r}:{key}", items, stored_at=at, **said)
         cache.flush()
     with window("store, replacing", n_store):  # the same keys again: every row replaced
         for r in range(reps):
             for key, items, at in stores:
-                cache.store(f"{r}:{key}", items, stored_at=at)
+                cache.store(f"{r}:{key}", items, stored_at=at, **said)
         cache.flush()
     cache.close()
     bare = InventoryCache(0, None)
@@ -84,8 +89,8 @@ def _child(pages_path: str, reps: int) -> None:
     with window("store, no directory", n_store):
         for r in range(reps):
             for key, items, at in stores:
-                marked.append(bare.store(f"{r}:{key}", items, stored_at=at)[1])
-    texts = [bare.store(key, rec["items"], stored_at=at)[1] for rec, at, _ in adds]
+                marked.append(bare.store(f"{r}:{key}", items, stored_at=at, **said)[1])
+    texts = [bare.store(key, rec["items"], stored_at=at, **said)[1] for rec, at, _ in adds]
     sink = FileSink(os.path.join(tmp, "out"), "json")
     with window("add", n_add):
         for _ in range(reps):

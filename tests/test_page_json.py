@@ -321,3 +321,100 @@ def test_a_decimal_beyond_a_doubles_range_is_its_text_everywhere():
     marked, _ = marked_json_of(page)
     assert json.loads(marked.replace("\0", "")) == plain
     assert json.loads(to_json({"items": page}))["items"] == plain
+
+
+# -- part 12: a botocore answer's page skips the key check -----------------------------------------
+
+_str_keyed = st.recursive(  # every dict key an exact str, as botocore's parsers make them
+    _leaves,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.lists(inner, max_size=3).map(tuple)
+        | st.dictionaries(_text, inner, max_size=4)
+        | st.dictionaries(_text, inner, max_size=3).map(Map)
+        | st.dictionaries(_text, inner, max_size=3).map(collections.OrderedDict)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(deadline=None, max_examples=300)
+@given(_str_keyed)
+@example({"true": 1, "1": [{"2.5": None, "null": "x"}], "CodeSha256": {"-2": 1}})  # keys that look non-str
+@example({"\ud800": 1, "caf\u00e9": 2})
+def test_str_keys_gives_the_two_step_text_where_every_key_is_a_str(value):
+    """``marked_json_of(v, str_keys=True)`` is ``marked_json(jsonable(v))`` (or its exception) for any value
+    whose keys are all str, keys that look like numbers or words included: the key check it skips finds
+    only keys that are not str."""
+    (old, old_error) = _outcome(lambda v: marked_json(jsonable(v)), value)
+    (new, new_error) = _outcome(lambda v: marked_json_of(v, str_keys=True), value)
+    assert new_error is old_error
+    if old_error is None:
+        assert new[0] == old and (new[1] is None or new[1] == jsonable(value))
+
+
+def _count_key_checks(monkeypatch) -> list[str]:
+    checked: list[str] = []
+    real = J._maybe_non_str_key
+    monkeypatch.setattr(J, "_maybe_non_str_key", lambda text: checked.append(text) or real(text))
+    return checked
+
+
+def test_a_botocore_answered_run_makes_no_key_check(tmp_path, monkeypatch):
+    """``greenfetch inventory --cache-ttl 0``: the pages botocore parsed (through ``BotocoreCaller``) are
+    written without the key check (fails on the old code: 8 checks for 8 pages of objects)."""
+    from greenfetch.testing import inventory_server
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "y")
+    checked = _count_key_checks(monkeypatch)
+    with inventory_server(items=3) as server:
+        report = small_run(server.url, tmp_path / "out", tmp_path / "cache")
+    pages = [text for text in checked if "{" in text]  # the region lists the plan caches hold no key
+    assert report.summary["records"] == 8 and pages == []
+
+
+def _mock_run(tmp_path, answer, types=("kms.keys",)):
+    """An ``Inventory`` on an engine whose caller is a ``MockCaller`` answering ``answer``; its cache rows."""
+    from greenfetch import Config, Engine
+    from greenfetch.inventory import accounts_from_list
+    from greenfetch.inventory._catalog import resolve_types
+    from greenfetch.inventory._fetch import Inventory
+    from greenfetch.testing import MockCaller
+
+    sts = {
+        "Credentials": {
+            "AccessKeyId": "AKIDEXAMPLE",
+            "SecretAccessKey": "secret",
+            "SessionToken": "token",
+            "Expiration": dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1),
+        }
+    }
+    caller = MockCaller(lambda request: sts if request.operation == "AssumeRole" else answer)
+    engine = Engine(Config.resolve({"region": "us-east-1"}, environ={}), caller=caller)
+    try:
+        with InventoryCache(0, tmp_path / "cache") as cache:
+            inv = Inventory(
+                engine,
+                accounts_from_list(["111111111111"], role="InventoryReader"),
+                resolve_types(list(types)),
+                regions=["us-east-1"],
+                cache=cache,
+                filter_offered=False,
+            )
+            records = list(inv.run())
+    finally:
+        engine.close()
+    return records, cache_rows(tmp_path / "cache")
+
+
+def test_another_callers_answer_keeps_the_key_check(tmp_path, monkeypatch):
+    """An answer that did not come through botocore's parsers (here ``MockCaller``'s) may hold any key:
+    the check is made, and the cache row is ``jsonable``'s (``True`` as ``"True"``, not ``true``)."""
+    checked = _count_key_checks(monkeypatch)
+    items = [{"KeyId": "k", "Odd": {True: 1, 2: "x"}}]
+    records, rows = _mock_run(tmp_path, {"Keys": items})
+    assert [r["status"] for r in records] == ["ok"] and len(checked) == 1
+    [row] = rows.values()
+    assert json.loads(row)["value"] == [{"KeyId": "k", "Odd": {"True": 1, "2": "x"}}]
+    assert row.endswith('"value":' + plain_json(jsonable(items), compact=True) + "}")

@@ -208,18 +208,22 @@ class InventoryCache:
         back the value's JSON text (the inventory's file sink writes it too, rather than make it again)."""
         self.store(key, value, stored_at=stored_at)
 
-    def store(self, key: str, value: Any, *, stored_at: float | None = None) -> tuple[Any, str]:
+    def store(
+        self, key: str, value: Any, *, stored_at: float | None = None, str_keys: bool = False
+    ) -> tuple[Any, str]:
         """``set``, returning ``(plain, marked_json(jsonable(value)))``: the value's JSON text made once,
         from which the file's envelope takes its compact form and the file sink its own. ``plain`` is
         ``jsonable(value)`` when it was made (the memory tier keeps it: a TTL above 0), else None: with
-        a TTL of 0 the text comes from one pass of the encoder (``marked_json_of``), no walk."""
+        a TTL of 0 the text comes from one pass of the encoder (``marked_json_of``), no walk.
+        ``str_keys``: the caller knows every key in ``value`` is a str (a botocore answer's items):
+        ``marked_json_of``'s key check is not made."""
         stored_at = self.clock() if stored_at is None else stored_at
         if self.ttl > 0:  # ``enabled``, without the property's call
             plain = jsonable(value)
             self._memory[key] = (plain, stored_at)
             marked = marked_json(plain)
         else:
-            marked, plain = marked_json_of(value)
+            marked, plain = marked_json_of(value, str_keys=str_keys)
         text = _envelope(key, stored_at, self.ttl, marked.replace("\0", ""))
         if self._disk is not None:  # the local tier (``_write_file``, without its call)
             self._disk.put(key, text)  # no fsync: an entry lost or torn by a power cut is a miss

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from .._adaptive import Gate, open_gate
+from .._caller import BotocoreCaller
 from .._engine import Engine
 from .._errors import classify
 from .._models import Result
@@ -94,6 +95,9 @@ class Inventory:
         )
         self._tag_maps = TagMaps(engine, self.concurrency, self.summary)
         self._gate: Gate | None = None  # the fetch's adaptive gate (docs/inventory.md, pacing)
+        # answers parsed by botocore, whose dicts have str keys only (member names, maps' string keys):
+        # the cache need not look for other keys in a page's text (any other caller's answer may hold any)
+        self._str_keys = type(getattr(engine, "caller", None)) is BotocoreCaller
         # (items, jsonable(items) or None when not made, marked_json of that) the cache last wrote
         self._plain: tuple[Any, Any, str | None] = (None, None, None)
 
@@ -259,7 +263,12 @@ class Inventory:
         if self.tags and rec["status"] == "ok":
             self._tag_maps.join(unit, rec["items"])
         if rec["status"] == "ok" and self.cache is not None:  # written whatever the TTL for reading
-            plain, marked = self.cache.store(self._plan.cache_key(unit), rec["items"], stored_at=fetched_at)
+            plain, marked = self.cache.store(  # a type's details may add a catalog's values: any keys
+                self._plan.cache_key(unit),
+                rec["items"],
+                stored_at=fetched_at,
+                str_keys=self._str_keys and not unit.rtype.details,
+            )
             self._plain = (rec["items"], plain, marked)
         if not unit.shown:
             self.summary.calls += calls
