@@ -11,6 +11,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from dateutil import tz as _tz  # type: ignore[import-untyped]  # botocore's dependency, untyped
+
 from ._exceptions import GreenfetchError
 
 __all__ = [
@@ -43,7 +45,7 @@ def jsonable(value: Any, body_limit: int = 1 << 20) -> Any:
     if kind is list:
         return [v if type(v) in _AS_IS else jsonable(v, body_limit) for v in value]
     if kind is _dt.datetime:  # botocore's timestamps: past the isinstance checks below
-        return value.isoformat()
+        return _datetime_text(value)
     if value is None or isinstance(value, (bool, int)):
         return value
     if isinstance(value, str):
@@ -200,7 +202,9 @@ def _one_pass_default(value: Any) -> Any:
     """What ``jsonable`` makes of a value the encoder cannot write, for the exact types whose conversion
     has no side effect; ``_NotOnePass`` for anything else (subclasses, bodies, unknown objects)."""
     kind = type(value)
-    if kind is _dt.datetime or kind is _dt.date or kind is _dt.time:
+    if kind is _dt.datetime:
+        return _datetime_text(value)
+    if kind is _dt.date or kind is _dt.time:
         return value.isoformat()
     if kind is decimal.Decimal:
         return _decimal(value)
@@ -211,6 +215,44 @@ def _one_pass_default(value: Any) -> Any:
     if kind is set or kind is frozenset:
         return list(value)  # the encoder then writes each element, as jsonable walks them
     raise _NotOnePass
+
+
+def _datetime_text(value: _dt.datetime) -> str:
+    """``value.isoformat()`` of an exact datetime. botocore's timestamps carry dateutil's ``tzlocal`` (a
+    JSON protocol's epoch numbers) or ``tzutc``, whose ``utcoffset`` is Python: ~4k instructions of a
+    ~13k ``isoformat``. ``tzutc``'s offset is zero; a ``tzlocal`` made where there is no daylight saving
+    time answers its ``_std_offset`` whatever the date and the zone now (its ``_isdst`` is False at
+    once). For those the text is the naive date's and time's (``time()`` drops the zone) with the
+    offset's text, kept per offset; any other zone, its own ``isoformat``."""
+    zone = value.tzinfo
+    kind = type(zone)
+    if kind is _TZLOCAL and _TZLOCAL_FIXED and not zone._hasdst:  # type: ignore[union-attr]
+        suffix = _OFFSETS.get(zone._std_offset) or _offset_text(zone._std_offset)  # type: ignore[union-attr]
+    elif kind is _TZUTC:
+        suffix = "+00:00"
+    else:
+        return value.isoformat()
+    if suffix is None:
+        return value.isoformat()
+    return f"{value.date().isoformat()}T{value.time().isoformat()}{suffix}"
+
+
+def _offset_text(offset: _dt.timedelta) -> str | None:
+    """What ``isoformat`` writes after the time for a zone of this fixed offset (kept; a handful a
+    process), or None where ``timezone`` refuses the offset (``isoformat`` then says why)."""
+    try:
+        text = _dt.datetime(2000, 1, 1, tzinfo=_dt.timezone(offset)).isoformat()[19:]
+    except (ValueError, TypeError):
+        return None
+    if len(_OFFSETS) < 64:
+        _OFFSETS[offset] = text
+    return text
+
+
+_TZLOCAL, _TZUTC = _tz.tzlocal, _tz.tzutc
+_OFFSETS: dict[_dt.timedelta, str] = {}
+# the attributes ``tzlocal.utcoffset`` reads, as dateutil has had them since 2.7: else no shortcut
+_TZLOCAL_FIXED = all(hasattr(_tz.tzlocal(), name) for name in ("_hasdst", "_std_offset"))
 
 
 # the JSON text of one string as ``plain_json`` writes it (quoted, escaped, non-ASCII kept): the encoder's

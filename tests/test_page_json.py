@@ -418,3 +418,57 @@ def test_another_callers_answer_keeps_the_key_check(tmp_path, monkeypatch):
     [row] = rows.values()
     assert json.loads(row)["value"] == [{"KeyId": "k", "Odd": {"True": 1, "2": "x"}}]
     assert row.endswith('"value":' + plain_json(jsonable(items), compact=True) + "}")
+
+
+# -- part 12: a fixed zone's datetime without dateutil's Python utcoffset --------------------------
+
+_TZ_NAMES = ["UTC", "Asia/Kolkata", "America/New_York", "Australia/Lord_Howe", "Etc/GMT+5", "ABC-5:30:15"]
+
+
+def _tzlocal_under(name):
+    from _zones import in_zone
+
+    with in_zone(name):
+        return tz.tzlocal()
+
+
+@settings(deadline=None, max_examples=300)
+@given(
+    naive=st.datetimes(min_value=dt.datetime(1, 1, 1), max_value=dt.datetime(9999, 12, 30)),
+    made=st.sampled_from(_TZ_NAMES),
+    now=st.sampled_from(_TZ_NAMES),
+    fold=st.sampled_from([0, 1]),
+    other=st.sampled_from([None, tz.tzutc(), dt.timezone.utc, tz.tzoffset(None, -3600), "local"]),
+)
+def test_a_datetimes_text_is_its_isoformat(naive, made, now, fold, other):
+    """A datetime's text, alone and in the one pass, is ``isoformat``'s: ``tzlocal`` made under zones with
+    and without DST (an offset with seconds among them) and used under another, either fold; ``tzutc``,
+    the standard library's zones, none. Years below 1000 and microseconds or none."""
+    from _zones import in_zone
+
+    zone = _tzlocal_under(made) if other == "local" else other
+    with in_zone(now):
+        value = naive.replace(tzinfo=zone, fold=fold)
+        assert J._datetime_text(value) == value.isoformat()
+        assert marked_json_of([{"T": value}], str_keys=True)[0] == marked_json(jsonable([{"T": value}]))
+        assert jsonable(value) == value.isoformat()
+
+
+def test_a_tzlocal_without_dst_is_written_without_its_utcoffset(monkeypatch):
+    """A page's ``tzlocal`` datetimes made where there is no DST (this machine's UTC) and ``tzutc`` ones
+    never call dateutil's Python ``utcoffset`` (fails on the old code: one call a datetime); a
+    ``tzlocal`` with DST still does, and every text is ``isoformat``'s."""
+    calls = []
+    for kind in (tz.tzlocal, tz.tzutc):
+        real = kind.utcoffset
+        monkeypatch.setattr(kind, "utcoffset", lambda self, d, real=real: calls.append(d) or real(self, d))
+    fixed = [dt.datetime(2026, 12, 7, 8, 0, s, s * 1000, tzinfo=_tzlocal_under("UTC")) for s in range(3)]
+    fixed.append(dt.datetime(2026, 12, 7, 8, 0, tzinfo=tz.tzutc()))
+    text = marked_json_of([{"T": value} for value in fixed], str_keys=True)[0]
+    assert calls == []
+    assert text.replace("\0", "") == json.dumps(
+        [{"T": value.isoformat()} for value in fixed], separators=(",", ":")
+    )
+    calls.clear()
+    summer = dt.datetime(2024, 7, 1, 12, 0, tzinfo=_tzlocal_under("America/New_York"))
+    assert J._datetime_text(summer) == summer.isoformat() and len(calls) == 2  # ours, and isoformat's
