@@ -137,12 +137,30 @@ def test_a_fetch_time_the_page_before_had_is_written_without_repr(monkeypatch):
     """Pages fetched in one millisecond (a burst of answers) write their time through one ``repr``
     (``_Py_dg_dtoa``): fails on the code before, whose envelope wrote ``{stored_at!r}`` every time."""
     calls: list[float] = []
+    ttl = 0.0
+    _cache._envelope("inv1", 1.5, ttl, "[]")  # the TTL's text kept (see the test after this one)
     monkeypatch.setattr(_cache, "repr", lambda v: calls.append(v) or float.__repr__(v), raising=False)
-    texts = [_cache._envelope(f"inv1:{n}", 1796636850.736, 0.0, "[]") for n in range(5)]
+    texts = [_cache._envelope(f"inv1:{n}", 1796636850.736, ttl, "[]") for n in range(5)]
     assert all('"stored_at":1796636850.736,' in text for text in texts)
     assert calls == [1796636850.736]  # once, whichever time was written before
     assert _float_text(0.0) == "0.0" and _float_text(-0.0) == "-0.0"  # equal, but two texts
     assert _float_text(1796636850.737) == "1796636850.737" and calls[-1] == 1796636850.737
+
+
+def test_a_caches_ttl_is_written_through_repr_once(monkeypatch):
+    """The TTL every page of a cache is written with (its own float object) goes through ``repr`` once
+    (~2k instructions even for ``0.0``): fails on the code before, whose envelope wrote ``{ttl!r}`` at
+    every page. The zeros, equal but two doubles, keep their two texts."""
+    calls: list[float] = []
+    monkeypatch.setattr(_cache, "repr", lambda v: calls.append(v) or float.__repr__(v), raising=False)
+    ttl = float("3600")
+    texts = [_cache._envelope(f"inv1:{n}", 1796636850.5 + n, ttl, "[]") for n in range(5)]
+    assert all('"ttl":3600.0,' in text for text in texts)
+    assert [c for c in calls if c == ttl] == [ttl]
+    zero, minus = float("0"), -float("0")
+    assert '"ttl":-0.0,' in _cache._envelope("k", 1.5, minus, "[]")
+    assert '"ttl":0.0,' in _cache._envelope("k", 1.5, zero, "[]")
+    assert '"ttl":-0.0,' in _cache._envelope("k", 1.5, minus, "[]")
 
 
 _head_names = st.sampled_from(["resource_type", "account", "region", "status", "error", "caf\u00e9", ""])

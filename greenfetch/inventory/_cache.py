@@ -62,16 +62,34 @@ _HEAD = plain_json({_MARK: _VERSION}, compact=True)[:-1]  # '{"greenfetch-cache"
 def _envelope(key: str, stored_at: Any, ttl: Any, value_text: str) -> str:
     """``plain_json({_MARK: _VERSION, "key": key, "stored_at": stored_at, "ttl": ttl, "value": value},
     compact=True)`` with the value's text given: written field by field when both times are finite
-    floats (``plain_json`` writes those as ``repr`` does: the fetch time through ``_float_text``; its
-    call costs more than the fields), else the envelope's own text with the value's spliced in (its
-    last key: the text ends in ``null}``)."""
-    if type(stored_at) is float and type(ttl) is float and math.isfinite(stored_at) and math.isfinite(ttl):
+    floats (``plain_json`` writes those as ``repr`` does: the fetch time through ``_float_text``, the
+    TTL through ``_ttl_text``; their calls cost more than the fields), else the envelope's own text with
+    the value's spliced in (its last key: the text ends in ``null}``)."""
+    kept = _last_ttl
+    ttl_text = kept[1] if ttl is kept[0] else _ttl_text(ttl)  # the call only for a TTL not seen last
+    if ttl_text is not None and type(stored_at) is float and math.isfinite(stored_at):
         return (
             f'{_HEAD},"key":{json_string(key)},"stored_at":{_float_text(stored_at)},'
-            f'"ttl":{ttl!r},"value":{value_text}}}'
+            f'"ttl":{ttl_text},"value":{value_text}}}'
         )
     head = {_MARK: _VERSION, "key": key, "stored_at": stored_at, "ttl": ttl, "value": None}
     return plain_json(head, compact=True)[:-5] + value_text + "}"
+
+
+# the TTL _ttl_text last wrote (the object itself) and its text: every page of a cache passes its own
+_last_ttl: tuple[object, str] = (None, "")
+
+
+def _ttl_text(ttl: Any) -> str | None:
+    """``repr(ttl)`` of a finite float (~2k instructions even for ``0.0``), None for anything else. A
+    cache hands every page the same float object (``self.ttl``): the same object is the same value, so
+    its text is kept by identity (which the zeros, equal but two doubles, need)."""
+    global _last_ttl
+    if type(ttl) is not float or not math.isfinite(ttl):
+        return None
+    text = repr(ttl)
+    _last_ttl = (ttl, text)
+    return text
 
 
 # the last fetch time _float_text wrote, and its text: a run's pages share their milliseconds
