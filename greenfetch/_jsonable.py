@@ -18,6 +18,7 @@ from ._exceptions import GreenfetchError
 __all__ = [
     "MAX_DEPTH",
     "JSONInputError",
+    "compact_of_marked",
     "encode_once",
     "json_string",
     "jsonable",
@@ -122,6 +123,17 @@ def marked_json(value: Any) -> str:
     writes a NUL inside a string as ``\u0000``, so every NUL in the text is a separator's. The
     encoding costs ~20x what a ``replace`` over its text does."""
     return _MARKED(value)
+
+
+def compact_of_marked(marked: str) -> str:
+    """``marked.replace("\0", "")``: the compact text of a ``marked_json`` text. For an ASCII text (most
+    pages: O(1) to tell) through its bytes, whose ``replace`` finds the NULs with ``memchr`` where
+    ``str.replace`` first counts them a character at a time (a page's 7.0k instructions -> 4.8k); a NUL
+    byte in UTF-8 is only U+0000, so the text is the same. Any other text: ``str.replace`` (the UTF-8
+    round trip of a non-ASCII text costs more than it saves)."""
+    if marked.isascii():
+        return marked.encode().replace(b"\0", b"").decode()
+    return marked.replace("\0", "")
 
 
 def marked_json_of(value: Any, *, str_keys: bool = False) -> tuple[str, Any]:

@@ -472,3 +472,31 @@ def test_a_tzlocal_without_dst_is_written_without_its_utcoffset(monkeypatch):
     calls.clear()
     summer = dt.datetime(2024, 7, 1, 12, 0, tzinfo=_tzlocal_under("America/New_York"))
     assert J._datetime_text(summer) == summer.isoformat() and len(calls) == 2  # ours, and isoformat's
+
+
+# -- part 12: the compact text through bytes ---------------------------------------------------------
+
+
+@settings(deadline=None, max_examples=300)
+@given(st.lists(st.text(max_size=8) | _odd | st.just("\0"), max_size=12).map("".join))
+@example("[\0{\0}\0]")
+@example("caf\u00e9\0x")
+@example("\ud800\0")  # not ASCII: str's replace (a lone surrogate has no UTF-8)
+def test_the_compact_text_is_the_marked_text_without_its_nuls(marked):
+    """``compact_of_marked`` is ``replace("\\0", "")`` for any text: through bytes for an ASCII one."""
+    assert J.compact_of_marked(marked) == marked.replace("\0", "")
+
+
+def test_a_cache_entry_is_its_marked_texts_compact_form(tmp_path):
+    """The cache's entry holds the compact text of the page's marked text: an ASCII page (the bytes path)
+    and one that is not, each ``plain_json(jsonable(page), compact=True)``."""
+    pages = {
+        "ascii": [{"KeyId": "k", "Tags": [{"Key": "a", "Value": "b"}]}],
+        "other": [{"Name": "caf\u00e9"}],
+    }
+    with InventoryCache(0, tmp_path / "cache") as cache:
+        for key, page in pages.items():
+            cache.store(key, page, stored_at=1.5, str_keys=True)
+    rows = cache_rows(tmp_path / "cache")
+    for key, page in pages.items():
+        assert rows[key].endswith('"value":' + plain_json(jsonable(page), compact=True) + "}")

@@ -34,7 +34,7 @@ from typing import Any
 from cachetools import TTLCache
 
 from .._engine import Engine
-from .._jsonable import json_string, jsonable, marked_json, marked_json_of, plain_json
+from .._jsonable import compact_of_marked, json_string, jsonable, marked_json, marked_json_of, plain_json
 from .._models import Request
 from .._storage_errors import storage_error
 from ._fileio import sweep_stale
@@ -242,7 +242,7 @@ class InventoryCache:
             marked = marked_json(plain)
         else:
             marked, plain = marked_json_of(value, str_keys=str_keys)
-        text = _envelope(key, stored_at, self.ttl, marked.replace("\0", ""))
+        text = _envelope(key, stored_at, self.ttl, compact_of_marked(marked))
         if self._disk is not None:  # the local tier (``_write_file``, without its call)
             self._disk.put(key, text)  # no fsync: an entry lost or torn by a power cut is a miss
         if self.s3 is not None:
