@@ -226,10 +226,65 @@ def test_a_record_from_kept_fields_is_what_it_was(records):
             assert text == to_json(rec)
 
 
+class Text(str):
+    pass
+
+
+_shaped_values = _head_values | st.builds(Text, st.sampled_from(["ok", "eu-west-1", "x"]))
+
+
+@st.composite
+def _shaped_records(draw):
+    """Records in ``record``'s shape (its keys in its order) whose head values repeat, so the fields of
+    one are kept when the next is written: text, None, non-ASCII, numbers, a str subclass."""
+    head = [draw(st.sampled_from(["kms.keys", "caf\u00e9.x"]) | _shaped_values) for _ in range(5)]
+    rec = dict(zip(("resource_type", "account", "region", "status", "error"), head, strict=True))
+    return {**dict(list(rec.items())[:3]), "items": draw(_items), **dict(list(rec.items())[3:])}
+
+
+@settings(deadline=None)
+@given(st.lists(_shaped_records(), min_size=1, max_size=6).flatmap(lambda rs: st.permutations(rs + rs)))
+def test_a_record_in_records_shape_is_what_it_was(records):
+    """Records of ``record``'s shape, each written twice in any order (the second time from its kept
+    fields, without the loop), are the text the code before wrote, and ``to_json``'s."""
+    for rec in records:
+        marked = marked_json(jsonable(rec["items"]))
+        text = _dumps(rec, None, marked)
+        assert text == _around_before(rec, marked.replace("\0", " ")) == to_json(rec)
+
+
+def _forget_fields(monkeypatch) -> None:
+    """The kept fields' tables emptied for a test (and their entries put back after)."""
+    for name, table in _sinks._FIELDS.items():
+        monkeypatch.setitem(_sinks._FIELDS, name, table)  # the same table, restored as it was
+        for value in list(table):
+            monkeypatch.delitem(table, value)
+
+
+def test_a_record_seen_before_is_written_from_its_fields_values(monkeypatch):
+    """A record of ``record``'s shape whose head was seen before is written from each field's text found
+    by its value (one table a name: no (name, value) tuple made, hashed and compared a field), without
+    the loop over its fields (fails on the code before: five tuples looked up in ``_FIELDS``)."""
+
+    class Spy(dict):
+        def get(self, key, *default):
+            looked.append(key)
+            return super().get(key, *default)
+
+    rec = {"resource_type": "kms.keys", "account": "7" * 12, "region": "eu-west-1", "items": []}
+    rec |= {"status": "ok", "error": None}
+    first = _dumps(rec, None, "[]")
+    looked: list = []
+    monkeypatch.setattr(_sinks, "_FIELDS", Spy(_sinks._FIELDS), raising=False)
+    assert _dumps(dict(rec), None, "[]") == first == to_json(rec)
+    assert looked == []
+    assert _sinks._ACCOUNTS["7" * 12] == '"account": "777777777777"'
+
+
 def test_a_head_seen_before_is_not_encoded_again(monkeypatch):
     """A record whose head fields a record before it had encodes none of them again (the code before
     encoded its five fields' names and values at every record)."""
-    monkeypatch.setattr(_sinks, "_FIELDS", {}, raising=False)  # (the code before had none)
+    _forget_fields(monkeypatch)
     calls = []
     encode = _sinks.json_string
     monkeypatch.setattr(_sinks, "json_string", lambda text: calls.append(text) or encode(text))
@@ -249,11 +304,15 @@ def test_a_head_seen_before_is_not_encoded_again(monkeypatch):
 
 
 def test_kept_fields_are_bounded(monkeypatch):
-    """The kept fields never grow past their bound (a caller with endless distinct values)."""
-    monkeypatch.setattr(_sinks, "_FIELDS", {})
+    """The kept fields never grow past their bound (a caller with endless distinct values), and a name
+    that is not ``record``'s is not kept at all (a caller with endless distinct names)."""
+    _forget_fields(monkeypatch)
     for n in itertools.islice(itertools.count(), _sinks._FIELDS_KEPT + 10):
         _dumps({"account": str(n), "items": []}, None, "[]")
-    assert 0 < len(_sinks._FIELDS) <= _sinks._FIELDS_KEPT
+    assert 0 < len(_sinks._FIELDS["account"]) <= _sinks._FIELDS_KEPT
+    for n in range(10):
+        assert _dumps({f"name{n}": "x", "items": []}, None, "[]") == f'{{"name{n}": "x", "items": []}}'
+    assert list(_sinks._FIELDS) == ["resource_type", "account", "region", "status", "error"]
 
 
 def test_a_signatures_strings_seen_before_are_not_encoded_again(monkeypatch):

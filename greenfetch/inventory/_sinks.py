@@ -236,7 +236,21 @@ def _dumps_around(rec: Record, items_text: str) -> str:
     its items. A head of ASCII names and text or None is written field by field, each field's text
     kept (``_FIELDS``: a run's records share their types, accounts, regions and statuses), around the
     items' text copied once; anything else: the fields before the items and after them through
-    ``jsonable`` and ``plain_json`` as two objects, joined around the items."""
+    ``jsonable`` and ``plain_json`` as two objects, joined around the items. A record of ``record``'s
+    shape whose five fields were all seen before is written from their texts without the loop."""
+    if type(rec) is dict and tuple(rec) == _RECORD:
+        kind, account, region, _, status, error = rec.values()
+        if (  # the values the loop keeps: anything else (unhashable, or equal to a text it is not) is its
+            type(kind) is str
+            and type(account) is str
+            and type(region) is str
+            and type(status) is str
+            and (error is None or type(error) is str)
+        ):
+            first, second, third = _KINDS.get(kind), _ACCOUNTS.get(account), _REGIONS.get(region)
+            fourth, fifth = _STATUSES.get(status), _ERRORS.get(error)
+            if first and second and third and fourth and fifth:
+                return f'{{{first}, {second}, {third}, "items": {items_text}, {fourth}, {fifth}}}'
     before: list[str] = []
     after: list[str] | None = None  # the fields after the items, once they are met
     for key, value in rec.items():
@@ -244,7 +258,7 @@ def _dumps_around(rec: Record, items_text: str) -> str:
             after = []
             continue
         if value is None or type(value) is str:
-            field = _FIELDS.get((key, value))
+            field = _FIELDS.get(key, _NONE).get(value)
             if field is None:
                 field = _field(key, value)
                 if field is None:
@@ -279,21 +293,24 @@ def _dumps_around(rec: Record, items_text: str) -> str:
     return text + (", " + plain_json(tail)[1:] if tail else "}")
 
 
-_FIELDS: dict[tuple[str, str | None], str] = {}  # a head field's text by (name, value): '"region": "x"'
-_FIELDS_KEPT = 4096  # fields kept at most (a run's distinct accounts bound it; this bounds any caller)
+_RECORD = ("resource_type", "account", "region", "items", "status", "error")  # ``record``'s keys, in order
+# a head field's text by value, a table for each of ``record``'s names ('"region": "eu-west-1"'): a run's
+# records share their types, accounts, regions and statuses (found by the value alone: no (name, value)
+# tuple made, hashed and compared a field); another name's field is encoded each time
+_FIELDS: dict[str, dict[str | None, str]] = {name: {} for name in _RECORD if name != "items"}
+_KINDS, _ACCOUNTS, _REGIONS, _STATUSES, _ERRORS = _FIELDS.values()
+_FIELDS_KEPT = 4096  # values kept a name at most (a run's accounts bound them; this, any caller)
+_NONE: dict[str | None, str] = {}  # a name without a table: no value's text (never written to)
 
 
 def _field(key: Any, value: str | None) -> str | None:
-    """A head field's text (kept in ``_FIELDS``) when its name is ASCII text and its value ASCII text or
-    None (``jsonable`` returns those as they are); None for anything else."""
+    """A head field's text (kept in ``_FIELDS`` for ``record``'s names) when its name is ASCII text and
+    its value ASCII text or None (``jsonable`` returns those as they are); None for anything else."""
     if type(key) is not str or not key.isascii() or (value is not None and not value.isascii()):
         return None
-    return kept(
-        _FIELDS,
-        (key, value),
-        json_string(key) + (": null" if value is None else ": " + json_string(value)),
-        _FIELDS_KEPT,
-    )
+    text = json_string(key) + (": null" if value is None else ": " + json_string(value))
+    values = _FIELDS.get(key)
+    return text if values is None else kept(values, value, text, _FIELDS_KEPT)
 
 
 @contextlib.contextmanager
