@@ -6,6 +6,7 @@ partition) is an InventoryError raised before any API call is made on the accoun
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -43,9 +44,13 @@ def partition_of(region: str | None) -> str:
     return "aws"
 
 
+@functools.lru_cache(maxsize=4096)
 def role_arn_for(account_id: str, role: str, *, region: str | None = None) -> str:
     """The role ARN to assume in ``account_id``: built from a role name, or a given ARN checked for
-    the right account and partition (a wrong partition fails at STS with a confusing message)."""
+    the right account and partition (a wrong partition fails at STS with a confusing message).
+
+    Remembered (a pure function of its arguments; an error is never kept): a run asks for each
+    account's ARN twice, before any STS call and at its AssumeRole (~16k instructions each)."""
     partition = partition_of(region)
     match = ROLE_ARN.match(role)
     if match:

@@ -30,7 +30,7 @@ from .._models import Request, account_of_role
 from .._scheduler import iter_bounded
 from .._signing import RoleCredentials
 from ._accounts import role_arn_for
-from ._types import Account, InventoryError
+from ._types import Account, InventoryError, check_account_id
 
 __all__ = ["AccountCredentials", "AssumeStatus", "Credentials", "assume_role"]
 
@@ -89,7 +89,7 @@ def assume_role_status(
 ) -> tuple[Credentials | None, AssumeStatus]:
     """assume_role, plus the status record that says why credentials are missing."""
     region = region or engine.config.home_region
-    arn = role_arn_for(Account(account_id).account_id, role_name_or_arn, region=region)
+    arn = role_arn_for(check_account_id(account_id), role_name_or_arn, region=region)
     params: dict[str, Any] = {"RoleArn": arn, "RoleSessionName": session_name, "DurationSeconds": duration}
     if external_id:
         params["ExternalId"] = external_id
@@ -148,6 +148,7 @@ class AccountCredentials:
         self._creds: dict[str, RoleCredentials] = {}
         self._status: dict[str, AssumeStatus] = {}
         self._own: tuple[str | None, AssumeStatus | None] | None = None  # (own account, why unknown)
+        self._setups: dict[tuple[Any, ...], str] = {}  # a role setup -> its flight key's digest
         self.assumed = 0  # AssumeRole calls made by this instance's flights (tests and the summary read it)
 
     def role_for(self, account: Account | str) -> str | None:
@@ -197,8 +198,12 @@ class AccountCredentials:
         return self.engine.dedupe_request(self._flight_key(account_id, role), call, window=0)
 
     def _flight_key(self, account_id: str, role: str) -> str:
-        setup = "\0".join(map(str, (role, self.external_id, self.session_name, self.duration, self.region)))
-        return f"greenfetch:assume:{account_id}:{hashlib.sha256(setup.encode()).hexdigest()[:16]}"
+        setup = (role, self.external_id, self.session_name, self.duration, self.region)
+        digest = self._setups.get(setup)
+        if digest is None:  # once per setup: every account of a run shares it (a SHA-256 was ~12k each)
+            text = "\0".join(map(str, setup))
+            digest = self._setups[setup] = hashlib.sha256(text.encode()).hexdigest()[:16]
+        return f"greenfetch:assume:{account_id}:{digest}"
 
     def _refresh(self, account_id: str, role: str) -> tuple[Any, float | None]:
         """RoleCredentials' refresh: assume again; a failure raises (the request being signed fails
