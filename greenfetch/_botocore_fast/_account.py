@@ -112,16 +112,10 @@ def evaluate(self: Any, input_parameters: Any) -> Any:
     if state is False:
         return _evaluate(self, input_parameters)
     account, memory = state
-    value = input_parameters.get(account)
-    if value is not None and type(value) is not str:
+    key = _key(account, input_parameters)
+    if key is None:
         return _evaluate(self, input_parameters)
-    items = []
-    for name, given in input_parameters.items():
-        if type(given) is not str and type(given) is not bool:
-            return _evaluate(self, input_parameters)
-        if name != account:
-            items.append((name, given))
-    key = (tuple(items), value is not None)
+    value = input_parameters.get(account)
     variants = memory.get(key, ())
     for variant in variants:
         answer = _replay(variant, account, value, self.rule_lib)
@@ -131,6 +125,41 @@ def evaluate(self: Any, input_parameters: Any) -> Any:
     if variant is not None and len(variants) < _VARIANTS:
         kept(memory, key, (*variants, variant), _KEYS)
     return answer
+
+
+def _key(account: str, input_parameters: Any) -> Any:
+    """The memory's key: every parameter but the account's value, and whether it is set; None where a
+    value is neither a ``str`` nor a ``bool`` (then botocore's walk, unremembered)."""
+    value = input_parameters.get(account)
+    if value is not None and type(value) is not str:
+        return None
+    items = []
+    for name, given in input_parameters.items():
+        if type(given) is not str and type(given) is not bool:
+            return None
+        if name != account:
+            items.append((name, given))
+    return (tuple(items), value is not None)
+
+
+def blind(ruleset: Any, input_parameters: Any) -> Any:
+    """The answer ``evaluate`` gives for ``input_parameters`` when it needs no walk and no account:
+    the key's one recorded walk handed the account to no condition and read it in no part of its
+    answer (with an endpoint URL, DynamoDB's walk never reaches the account), so every account's answer
+    is that walk's very answer object, as ``_replay`` hands it out. None otherwise (nothing walks here)."""
+    if type(ruleset) is not _RuleSet or type(ruleset.rule_lib) is not _Library:
+        return None
+    state = ruleset.__dict__.get(_STATE)
+    if not state:  # not seen by ``evaluate`` yet, or not one it stands in for
+        return None
+    account, memory = state
+    key = _key(account, input_parameters)
+    variants = memory.get(key, ()) if key is not None else ()
+    if len(variants) == 1:
+        checks, _, _, reads, answer = variants[0]
+        if not checks and reads is None:
+            return answer
+    return None
 
 
 def _replay(variant: Any, account: str, value: Any, library: Any) -> Any:
