@@ -431,3 +431,51 @@ def test_a_synthetic_rulesets_uses_of_the_account_are_botocores(runs):
     assert _account._state(ours) is not False
     for params in runs:
         assert outcome(_account.evaluate, ours, params) == outcome(_account._evaluate, theirs, params), params
+
+
+def test_a_new_account_whose_answer_it_does_not_reach_misses_nothing(monkeypatch):
+    """With an endpoint URL DynamoDB's walk never reaches the account: a client's endpoint for a new
+    account is the region's recorded answer (botocore's provider, its LRU and the replay never asked),
+    botocore's own answer for it; against AWS's endpoints (the account in the host) each new account
+    still goes to the replay, which resolves its host."""
+    if "dynamodb" not in RULESETS:
+        pytest.skip("no DynamoDB ruleset with an account parameter")
+    asked = []
+    theirs = fast._endpoint._resolve_endpoint  # botocore's own
+
+    def counted(self, **params):
+        asked.append(params.get("AccountId"))
+        return theirs(self, **params)
+
+    monkeypatch.setattr(fast._endpoint, "_resolve_endpoint", counted)
+    for url in ("http://127.0.0.1:9", None):
+        asked.clear()
+        made = client("dynamodb", "eu-west-1", "preferred", url, True)
+        got = [resolved(made, "ListTables", f"{number:012d}") for number in range(1, 6)]
+        fast.uninstall()
+        try:
+            plain = client("dynamodb", "eu-west-1", "preferred", url, False)
+            want = [resolved(plain, "ListTables", f"{number:012d}") for number in range(1, 6)]
+        finally:
+            assert fast.install()
+        assert got == want
+        if url:
+            assert len(asked) <= 1  # the first account's walk only (none if an earlier test recorded it)
+        else:
+            assert asked == [f"{number:012d}" for number in range(1, 6)]
+
+
+def test_blind_answers_only_for_a_walk_that_never_reached_the_account():
+    """``blind``: the recorded answer object for a key whose one walk asked no predicate of the account
+    and read it nowhere; None for an unseen key, a walk that asked (AWS's endpoints), a bad value."""
+    ruleset = provider("dynamodb").ruleset
+    custom = {"Region": "us-east-1", "UseFIPS": False, "UseDualStack": False, "Endpoint": "http://h:1"}
+    custom.update(AccountIdEndpointMode="preferred")
+    assert _account.blind(ruleset, {**custom, "AccountId": "111111111111"}) is None  # nothing walked yet
+    first = _account.evaluate(ruleset, {**custom, "AccountId": "111111111111"})
+    assert _account.blind(ruleset, {**custom, "AccountId": "222222222222"}) is first
+    assert _account.blind(ruleset, {**custom}) is None  # the account unset: another key
+    assert _account.blind(ruleset, {**custom, "AccountId": 7}) is None
+    aws = {k: v for k, v in custom.items() if k != "Endpoint"}
+    _account.evaluate(ruleset, {**aws, "AccountId": "111111111111"})
+    assert _account.blind(ruleset, {**aws, "AccountId": "222222222222"}) is None  # the host reads it
