@@ -479,3 +479,21 @@ def test_blind_answers_only_for_a_walk_that_never_reached_the_account():
     aws = {k: v for k, v in custom.items() if k != "Endpoint"}
     _account.evaluate(ruleset, {**aws, "AccountId": "111111111111"})
     assert _account.blind(ruleset, {**aws, "AccountId": "222222222222"}) is None  # the host reads it
+
+
+def test_blind_never_answers_for_a_walk_that_asked_about_the_account():
+    """A walk whose answer reads no account but that asked a predicate of it (here: a host label or
+    not) is no account's answer: another account may answer the predicate otherwise."""
+    label = _fn("isValidHostLabel", _ref("AccountId"), False)
+    data = {
+        "version": "1.0",
+        "parameters": {"AccountId": {"type": "String", "builtIn": ACCOUNT}},
+        "rules": [
+            _endpoint("https://plain.example.com", [SET, _fn("not", label)]),
+            _endpoint("https://{AccountId}.example.com", [SET]),
+        ],
+    }
+    ruleset = botocore.endpoint_provider.RuleSet(**data, partitions=PARTITIONS)
+    assert _account.evaluate(ruleset, {"AccountId": "a.b"}).url == "https://plain.example.com"
+    assert _account.blind(ruleset, {"AccountId": "111111111111"}) is None
+    assert _account.evaluate(ruleset, {"AccountId": "111111111111"}).url == "https://111111111111.example.com"

@@ -1,0 +1,104 @@
+"""What an account costs the inventory (docs/performance.md, issue 24 part 12): ``Request.coerce`` of a
+``Request`` against the old comprehension and ``_evolve``, AssumeRole's flight key digested once per
+role setup, ``role_arn_for`` remembered (an error never kept)."""
+
+import hashlib
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from greenfetch import Config, Engine
+from greenfetch._models import Request
+from greenfetch.inventory import _accounts, _credentials
+from greenfetch.inventory._accounts import role_arn_for
+from greenfetch.inventory._types import InventoryError
+
+
+def old_coerce(raw, defaults):
+    """``Request.coerce`` of a Request as it was: a comprehension over the defaults, then ``_evolve``."""
+    if defaults is None:
+        return raw
+    changes = {
+        name: value
+        for name, value in zip(("profile", "region", "endpoint_url"), defaults, strict=True)
+        if value and not getattr(raw, name)
+    }
+    return raw._evolve(**changes) if changes else raw
+
+
+texts = st.none() | st.sampled_from(["", "dev", "us-west-2", "http://127.0.0.1:9"])
+
+
+@given(
+    st.fixed_dictionaries({"profile": texts, "region": texts, "endpoint_url": texts}),
+    st.none() | st.tuples(texts, texts, texts),
+)
+def test_coerce_of_a_request_is_the_old_way(fields, defaults):
+    """Every mix of set, empty and missing fields and defaults: the same fields, and the very request
+    when no default applies."""
+    raw = Request.built("sqs", "ListQueues", {}, account="123456789012", credentials=object(), **fields)
+    ours, theirs = Request.coerce(raw, defaults), old_coerce(raw, defaults)
+    assert ours.__dict__ == theirs.__dict__
+    assert list(ours.__dict__) == list(theirs.__dict__)  # the dataclass's order
+    assert (ours is raw) == (theirs is raw)
+    assert type(ours) is Request
+
+
+def test_coerce_of_a_request_makes_no_evolve(monkeypatch):
+    """The run defaults put into the copy directly (``_evolve``'s keywords and the comprehension were
+    ~9k instructions a call, the inventory's every request)."""
+
+    def refused(self, **changes):
+        raise AssertionError("_evolve called")
+
+    monkeypatch.setattr(Request, "_evolve", refused)
+    raw = Request.built("sqs", "ListQueues", {}, region="eu-west-1")
+    got = Request.coerce(raw, (None, "us-east-1", "http://127.0.0.1:9"))
+    assert (got.region, got.endpoint_url, got.profile) == ("eu-west-1", "http://127.0.0.1:9", None)
+    assert raw.endpoint_url is None
+
+
+def test_the_flight_key_is_digested_once_per_setup(monkeypatch):
+    """Each account's flight key is the old formula's, its setup's SHA-256 made once, not per account."""
+    digests = []
+    real = hashlib.sha256
+
+    def counted(data=b""):
+        digests.append(data)
+        return real(data)
+
+    creds = _credentials.AccountCredentials(Engine(Config.resolve({"region": "us-east-1"})), "Reader")
+    monkeypatch.setattr(_credentials.hashlib, "sha256", counted)
+    keys = [creds._flight_key(f"{n:012d}", "Reader") for n in range(5)]
+    setup = "\0".join(map(str, ("Reader", None, "greenfetch", 3600, None)))
+    digest = real(setup.encode()).hexdigest()[:16]
+    assert keys == [f"greenfetch:assume:{n:012d}:{digest}" for n in range(5)]
+    assert len(digests) == 1
+    creds.external_id = "other"  # another setup: its own digest
+    assert creds._flight_key("000000000000", "Reader") != keys[0]
+    assert len(digests) == 2
+
+
+def test_role_arn_for_is_remembered_and_an_error_never_kept(monkeypatch):
+    """A run asks for each account's ARN before any call and again at its AssumeRole: the second is
+    remembered; a bad role raises every time, with the same message."""
+    role_arn_for.cache_clear()
+    matched = []
+    pattern = _accounts.ROLE_ARN
+
+    class Counted:
+        def match(self, text):
+            matched.append(text)
+            return pattern.match(text)
+
+    monkeypatch.setattr(_accounts, "ROLE_ARN", Counted())
+    arn = "arn:aws:iam::123456789012:role/Reader"
+    assert role_arn_for("123456789012", "Reader", region="us-east-1") == arn
+    assert role_arn_for("123456789012", "Reader", region="us-east-1") == arn
+    assert role_arn_for("123456789012", arn, region="us-east-1") == arn
+    assert len(matched) == 2
+    for _ in range(2):
+        with pytest.raises(InventoryError, match="partition"):
+            role_arn_for("123456789012", arn, region="cn-north-1")
+    assert len(matched) == 4
