@@ -102,16 +102,16 @@ class Request:
             take_endpoint = bool(endpoint_url) and not raw.endpoint_url
             if not (take_profile or take_region or take_endpoint):
                 return raw
-            new = object.__new__(Request)
-            fields = new.__dict__
-            fields.update(raw.__dict__)
+            copy = object.__new__(Request)
+            copied = copy.__dict__
+            copied.update(raw.__dict__)
             if take_profile:
-                fields["profile"] = profile
+                copied["profile"] = profile
             if take_region:
-                fields["region"] = region
+                copied["region"] = region
             if take_endpoint:
-                fields["endpoint_url"] = endpoint_url
-            return new
+                copied["endpoint_url"] = endpoint_url
+            return copy
         if type(raw) is not dict and not isinstance(raw, Mapping):  # a dict: no ABC check
             raise RequestError(
                 f"a request must be a record like {{service, operation, params}}, not {type(raw).__name__}: {raw!r:.80}"
@@ -287,7 +287,6 @@ class Request:
         if self.paginate:
             out["paginate"] = jsonable(self.paginate)
         return out
-
 
 
 def _required(raw: Mapping[str, Any], name: str) -> str:

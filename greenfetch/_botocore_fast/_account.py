@@ -154,7 +154,7 @@ def blind(ruleset: Any, input_parameters: Any) -> Any:
         return None
     account, memory = state
     key = _key(account, input_parameters)
-    variants = memory.get(key, ()) if key is not None else ()
+    variants: Any = memory.get(key, ()) if key is not None else ()
     if len(variants) == 1:
         checks, _, _, reads, answer = variants[0]
         if not checks and reads is None:

@@ -149,10 +149,10 @@ def resolve_endpoint(self: Any, **input_parameters: Any) -> Any:
     found = answers.get(key)
     if found is None:
         excluded = getattr(self, "_excluded_params", None)  # botocore 1.43 drops these before its LRU
-        found = blind(
-            self.ruleset,
-            {k: v for k, v in input_parameters.items() if k not in excluded} if excluded else input_parameters,
-        )
+        asked = input_parameters
+        if excluded:
+            asked = {k: v for k, v in input_parameters.items() if k not in excluded}
+        found = blind(self.ruleset, asked)
         if found is None:
             found = _resolve_endpoint(self, **input_parameters)
         found = kept(answers, key, found, _ANSWERS)
