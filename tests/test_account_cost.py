@@ -3,12 +3,15 @@
 role setup, ``role_arn_for`` remembered (an error never kept)."""
 
 import hashlib
+import urllib.parse
 
+import botocore.awsrequest
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from greenfetch import Config, Engine
+from greenfetch._botocore_fast import _request
 from greenfetch._models import Request
 from greenfetch.inventory import _accounts, _credentials
 from greenfetch.inventory._accounts import role_arn_for
@@ -102,3 +105,23 @@ def test_role_arn_for_is_remembered_and_an_error_never_kept(monkeypatch):
         with pytest.raises(InventoryError, match="partition"):
             role_arn_for("123456789012", arn, region="cn-north-1")
     assert len(matched) == 4
+
+
+@given(st.binary(max_size=40) | st.sampled_from([b"arn:aws:iam::123456789012:role/Reader", b"a b+c", b""]))
+def test_a_query_values_quote_is_urllibs(text):
+    """An AssumeRole's body values (its role ARN: ``:`` and ``/``) quoted as ``urlencode`` quotes them."""
+    assert _request._quote(text) == urllib.parse.quote_plus(text)
+
+
+def test_a_role_arn_is_quoted_without_quote_plus(monkeypatch):
+    """The body's values go through the table, not ``quote_plus``'s three frames and comprehension."""
+    monkeypatch.setattr(urllib.parse, "quote_plus", None)
+    monkeypatch.setattr(urllib.parse, "quote_from_bytes", None)
+    preparer = botocore.awsrequest.AWSRequestPreparer()
+    arn = "arn:aws:iam::123456789012:role/Reader"
+    request = botocore.awsrequest.AWSRequest(
+        method="POST", url="https://sts.amazonaws.com/", data={"Action": "AssumeRole", "RoleArn": arn}
+    )
+    assert _request.prepare_body(preparer, request) == "Action=AssumeRole&RoleArn=" + arn.replace(
+        ":", "%3A"
+    ).replace("/", "%2F")
