@@ -25,7 +25,7 @@ from ._clients import ClientCache
 from ._errors import EXPIRED_CODES, suggest
 from ._exceptions import BodyTooLarge, RequestError
 from ._models import Request
-from ._signing import AccountClient, RoleCredentials
+from ._signing import AccountClient, RoleCredentials, signed
 
 __all__ = ["BotocoreCaller", "Caller"]
 
@@ -100,9 +100,8 @@ class BotocoreCaller(Caller):
 
     def _call(self, request: Request, client: Any) -> Mapping[str, Any]:
         if isinstance(client, AccountClient):  # the whole call (every page) signs as the account
-            base, signing = client.unwrapped()
-            with signing:
-                return self._call(request, base)
+            base, credentials = client.unwrapped()
+            return signed(credentials, self._call, request, base)  # type: ignore[no-any-return]
         if request.paginate:
             key = (type(client), request.operation)
             paging = self._paging.get(key)

@@ -102,7 +102,10 @@ class ClientCache:
         base = self._cached(
             (request.profile, request.service, request.region, request.endpoint_url), request, None
         )
-        return base if raw is None else AccountClient(base, _signing(raw))
+        if raw is None:
+            return base
+        # an account's assumed role (the inventory's every request) signs as it is: no look at its type
+        return AccountClient(base, raw if type(raw) is RoleCredentials else _signing(raw))
 
     def check_identity(self, request: Request) -> None:
         """The guard at the seam: a request for an account runs as that account or not at all.
@@ -119,8 +122,11 @@ class ClientCache:
             raise _mismatch(want, role_account, f"its role {request.role} is in account {role_account}")
         if want is None:
             return
-        if request.credentials is not None:
-            have = _account_of(request.credentials)
+        credentials = request.credentials
+        if credentials is not None:
+            have = (
+                credentials.assumed_for if type(credentials) is RoleCredentials else _account_of(credentials)
+            )
             if have is not None and have != want:
                 raise _mismatch(want, have, f"its credentials were assumed in account {have}")
         elif request.role is None:

@@ -19,7 +19,7 @@ and assume the role again before they expire, at signing time, in whichever gree
 
 from __future__ import annotations
 
-import contextlib
+import contextvars
 import functools
 import threading
 import time
@@ -31,16 +31,13 @@ import botocore.credentials
 __all__ = ["AccountClient", "CallCredentials", "RefusedCredentials", "RoleCredentials", "share_credentials"]
 
 
-class _CallLocal(threading.local):
-    """The call in progress's credentials, per thread (per greenlet under gevent). None, the class's
-    own value, until a call sets them: reading an attribute a greenlet never set then finds it on the
-    class, where ``getattr(local, name, None)`` would raise and catch an AttributeError inside gevent's
-    local (8k instructions, twice or more a call: docs/performance.md, issue 24 part 7b)."""
-
-    credentials: Any = None
-
-
-_local = _CallLocal()
+# The call in progress's credentials, None until a call sets them: a context variable, which is per
+# thread and per greenlet (greenlet gives each greenlet a context of its own, empty at its start, as a
+# new thread's is). A read costs ~0.3k instructions and a set with its reset ~1.6k, where gevent's
+# greenlet-local took ~1.5k for each read and each write: a call sets, restores and reads it
+# (docs/performance.md, issue 24 part 12).
+_current: contextvars.ContextVar[Any] = contextvars.ContextVar("greenfetch_call_credentials", default=None)
+_get_current = _current.get
 _ACCOUNT_ID = "AWS::Auth::AccountId"
 
 
@@ -51,11 +48,11 @@ class CallCredentials(botocore.credentials.Credentials):  # type: ignore[misc]  
         self._default = default
 
     def _active(self) -> Any:
-        current = _local.credentials
+        current = _get_current()
         return current if current is not None else self._default
 
     def get_frozen_credentials(self) -> Any:
-        active = _local.credentials
+        active = _get_current()
         if active is None:
             active = self._default  # None: botocore's signers raise NoCredentialsError, as for their own None
         return active.get_frozen_credentials() if hasattr(active, "get_frozen_credentials") else active
@@ -83,7 +80,7 @@ def share_credentials(client: Any) -> CallCredentials:
 
 
 def _account_id(credentials: CallCredentials) -> Any:
-    active = _local.credentials
+    active = _get_current()
     if active is None:
         active = credentials._default
     if active is None:
@@ -221,18 +218,26 @@ class _Signing:
         self.credentials = credentials
 
     def __enter__(self) -> None:
-        self.previous = _local.credentials
-        _local.credentials = self.credentials
+        self.previous = _current.set(self.credentials)
 
     def __exit__(self, *exc: object) -> None:
-        _local.credentials = self.previous
+        _current.reset(self.previous)
+
+
+def signed(credentials: Any, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``function(*args, **kwargs)`` signing with ``credentials``: ``with _Signing(credentials)``
+    without its object and its ``with`` (the engine's every call for an account goes through here)."""
+    token = _current.set(credentials)
+    try:
+        return function(*args, **kwargs)
+    finally:
+        _current.reset(token)
 
 
 def _bound(function: Callable[..., Any], credentials: Any) -> Callable[..., Any]:
     @functools.wraps(function)
     def call(*args: Any, **kwargs: Any) -> Any:
-        with _Signing(credentials):
-            return function(*args, **kwargs)
+        return signed(credentials, function, *args, **kwargs)
 
     return call
 
@@ -277,10 +282,11 @@ class AccountClient:
             return _bound(value, self._credentials)
         return value
 
-    def unwrapped(self) -> tuple[Any, contextlib.AbstractContextManager[None]]:
-        """(the shared client, a context in which its calls sign as this account): what every bound
-        method of the view does per call, for a caller that makes a whole (paginated) call at once."""
-        return self._base, _Signing(self._credentials)
+    def unwrapped(self) -> tuple[Any, Any]:
+        """(the shared client, the credentials its calls sign with as this account): what every bound
+        method of the view does per call, for a caller that makes a whole (paginated) call at once
+        through :func:`signed`."""
+        return self._base, self._credentials
 
     def _paginator(self, operation_name: str) -> Any:
         paginator = self._base.get_paginator(operation_name)

@@ -3,9 +3,11 @@
 role setup, ``role_arn_for`` remembered (an error never kept)."""
 
 import hashlib
+import threading
 import urllib.parse
 
 import botocore.awsrequest
+import botocore.credentials
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -125,3 +127,75 @@ def test_a_role_arn_is_quoted_without_quote_plus(monkeypatch):
     assert _request.prepare_body(preparer, request) == "Action=AssumeRole&RoleArn=" + arn.replace(
         ":", "%3A"
     ).replace("/", "%2F")
+
+
+# -- the account view: the call's credentials in a context variable, set without an object -------------
+
+
+def test_an_account_call_signs_without_a_signing_object(monkeypatch):
+    """The engine's call for an account sets the credentials for the call itself (``signed``): no
+    ``_Signing`` object, no ``with`` (its greenlet-local's reads and writes were ~8k a call); the call
+    sees them, and nothing after it does."""
+    from greenfetch import _caller, _signing
+    from greenfetch._signing import AccountClient, CallCredentials
+
+    shared = CallCredentials(None)
+    seen = []
+
+    class Base:
+        def list_tables(self, **params):
+            seen.append(shared.get_frozen_credentials())
+            return {}
+
+    def refused(*args):
+        raise AssertionError("a _Signing object made")
+
+    monkeypatch.setattr(_signing._Signing, "__init__", refused)
+    creds = botocore.credentials.ReadOnlyCredentials("AK", "s", None, None)
+    engine = Engine(Config.resolve({"region": "us-east-1"}))
+    request = Request.built("dynamodb", "ListTables", {}, region="us-east-1")
+    assert engine.caller.call(request, AccountClient(Base(), creds)) == {}
+    assert seen == [creds]
+    assert shared.get_frozen_credentials() is None
+    assert _caller.signed is _signing.signed
+
+
+def test_a_new_greenlet_or_thread_signs_as_nobody_until_it_says():
+    """As the greenlet-local did: a greenlet or thread started inside a signed call has no credentials
+    of its own (an AssumeRole's flight signs with the caller's own), two greenlets' switches keep each
+    its own, and a failing call restores what was before."""
+    import gevent
+
+    from greenfetch._signing import CallCredentials, signed
+
+    shared = CallCredentials(None)
+    mine = botocore.credentials.ReadOnlyCredentials("MINE", "s", None, None)
+    theirs = botocore.credentials.ReadOnlyCredentials("THEIRS", "s", None, None)
+
+    def inside():
+        spawned = gevent.spawn(lambda: shared.get_frozen_credentials()).get()
+        box = []
+        thread = threading.Thread(target=lambda: box.append(shared.get_frozen_credentials()))
+        thread.start()
+        thread.join()
+        return spawned, box[0], shared.get_frozen_credentials()
+
+    assert signed(mine, inside) == (None, None, mine)
+
+    def switching(creds):
+        keys = []
+        for _ in range(20):
+            keys.append(shared.get_frozen_credentials().access_key)
+            gevent.sleep(0)
+        return keys
+
+    one = gevent.spawn(signed, mine, switching, mine)
+    two = gevent.spawn(signed, theirs, switching, theirs)
+    assert set(one.get()) == {"MINE"} and set(two.get()) == {"THEIRS"}
+
+    def failing():
+        raise ValueError("no")
+
+    with pytest.raises(ValueError):
+        signed(mine, signed, theirs, failing)
+    assert shared.get_frozen_credentials() is None
