@@ -6,6 +6,7 @@ import hashlib
 import threading
 import urllib.parse
 
+import botocore.auth
 import botocore.awsrequest
 import botocore.credentials
 import pytest
@@ -151,7 +152,7 @@ def test_an_account_call_signs_without_a_signing_object(monkeypatch):
         raise AssertionError("a _Signing object made")
 
     monkeypatch.setattr(_signing._Signing, "__init__", refused)
-    creds = botocore.credentials.ReadOnlyCredentials("AK", "s", None, None)
+    creds = botocore.credentials.ReadOnlyCredentials("AK", "s", None)
     engine = Engine(Config.resolve({"region": "us-east-1"}))
     request = Request.built("dynamodb", "ListTables", {}, region="us-east-1")
     assert engine.caller.call(request, AccountClient(Base(), creds)) == {}
@@ -169,8 +170,8 @@ def test_a_new_greenlet_or_thread_signs_as_nobody_until_it_says():
     from greenfetch._signing import CallCredentials, signed
 
     shared = CallCredentials(None)
-    mine = botocore.credentials.ReadOnlyCredentials("MINE", "s", None, None)
-    theirs = botocore.credentials.ReadOnlyCredentials("THEIRS", "s", None, None)
+    mine = botocore.credentials.ReadOnlyCredentials("MINE", "s", None)
+    theirs = botocore.credentials.ReadOnlyCredentials("THEIRS", "s", None)
 
     def inside():
         spawned = gevent.spawn(lambda: shared.get_frozen_credentials()).get()
@@ -199,3 +200,61 @@ def test_a_new_greenlet_or_thread_signs_as_nobody_until_it_says():
     with pytest.raises(ValueError):
         signed(mine, signed, theirs, failing)
     assert shared.get_frozen_credentials() is None
+
+
+# -- the headers set before signing: the names present read once --------------------------------------
+
+_SIGNED_NAMES = ["Authorization", "authorization", "X-Amz-Date", "x-amz-date", "X-Amz-Security-Token"]
+_SIGNED_NAMES += ["X-Amz-Content-SHA256", "Date", "Content-Type", "Host", "User-Agent"]
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(_SIGNED_NAMES) | st.binary(max_size=2), st.text(max_size=3)), max_size=9
+    ),
+    st.none() | st.sampled_from(["", "token"]),
+    st.sampled_from([{}, {"payload_signing_enabled": False}, {"payload_signing_enabled": True}]),
+)
+def test_the_headers_set_before_signing_are_botocores(pairs, token, context):
+    """Any headers (a name repeated, in any case, a bytes name, a ``Date``), a session token or none,
+    payload signing on or off: the same pairs, in the same order, as botocore's own method."""
+    from greenfetch._botocore_fast import _sigv4
+
+    outcomes = []
+    for modify in (_sigv4.before_signing, _sigv4._modify_request_before_signing):
+        creds = botocore.credentials.Credentials("AK", "secret", token)
+        signer = botocore.auth.SigV4Auth(creds, "sts", "us-east-1")
+        request = botocore.awsrequest.AWSRequest(method="POST", url="https://sts.amazonaws.com/")
+        request.headers = _request.Headers()
+        request.headers._headers = list(pairs)
+        request.context.update(context, timestamp="20261207T120000Z")
+        try:
+            modify(signer, request)
+            outcomes.append(list(request.headers._headers))
+        except Exception as exc:  # noqa: BLE001 - compared
+            outcomes.append(type(exc).__name__)
+    assert outcomes[0] == outcomes[1]
+
+
+def test_the_headers_are_not_scanned_once_a_name(monkeypatch):
+    """A first attempt's signature with a session token asks no ``in`` of the headers before signing
+    (botocore's method asked four: each lowers every stored name)."""
+    from greenfetch._botocore_fast import _sigv4
+
+    asked = []
+    contains = _request.Headers.__contains__
+
+    def counted(self, name):
+        asked.append(name)
+        return contains(self, name)
+
+    monkeypatch.setattr(_request.Headers, "__contains__", counted)
+    signer = botocore.auth.SigV4Auth(botocore.credentials.Credentials("AK", "s", "token"), "sts", "us-east-1")
+    request = botocore.awsrequest.AWSRequest(method="POST", url="https://sts.amazonaws.com/")
+    request.headers = _request.Headers()
+    request.headers["Content-Type"] = "application/x-www-form-urlencoded"
+    request.context["timestamp"] = "20261207T120000Z"
+    _sigv4.add_auth(signer, request)
+    # none of the names it sets (canonical_request and headers_to_sign ask their own, as botocore's)
+    assert not {"Authorization", "Date", "X-Amz-Date", "X-Amz-Security-Token"} & set(asked)
+    assert request.headers["X-Amz-Security-Token"] == "token"
