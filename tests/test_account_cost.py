@@ -241,14 +241,11 @@ def test_the_headers_are_not_scanned_once_a_name(monkeypatch):
     (botocore's method asked four: each lowers every stored name)."""
     from greenfetch._botocore_fast import _sigv4
 
-    asked = []
+    asked: list[str] = []
     contains = _request.Headers.__contains__
-
-    def counted(self, name):
-        asked.append(name)
-        return contains(self, name)
-
-    monkeypatch.setattr(_request.Headers, "__contains__", counted)
+    monkeypatch.setattr(
+        _request.Headers, "__contains__", lambda self, name: asked.append(name) or contains(self, name)
+    )
     signer = botocore.auth.SigV4Auth(botocore.credentials.Credentials("AK", "s", "token"), "sts", "us-east-1")
     request = botocore.awsrequest.AWSRequest(method="POST", url="https://sts.amazonaws.com/")
     request.headers = _request.Headers()
