@@ -31,7 +31,7 @@ from ._config import Config
 from ._errors import IDENTITY_MISMATCH, suggest
 from ._http import install_http_session, pool_size
 from ._models import ROLE_ARN, Request, RequestError, account_of_role
-from ._signing import AccountClient, RoleCredentials, share_credentials
+from ._signing import AccountClient, RoleCredentials, frozen_record, share_credentials
 from ._unreadable_errors import unreadable_error
 
 __all__ = ["ClientCache", "frozen_credentials"]
@@ -125,7 +125,9 @@ class ClientCache:
         credentials = request.credentials
         if credentials is not None:
             have = (
-                credentials.assumed_for if type(credentials) is RoleCredentials else _account_of(credentials)
+                credentials.assumed_for
+                if type(credentials) is RoleCredentials
+                else account_of_credentials(credentials)
             )
             if have is not None and have != want:
                 raise _mismatch(want, have, f"its credentials were assumed in account {have}")
@@ -281,8 +283,10 @@ def _unreadable_answer(
     customized_response_dict["Error"] = {"Code": error[0], "Message": error[1]}
 
 
-def _account_of(value: Any) -> str | None:
-    """The account credentials were assumed in, when they say (without refreshing them)."""
+def account_of_credentials(value: Any) -> str | None:
+    """The account credentials were assumed in, when they say (without refreshing them): what the guard
+    compares, and what sealed credentials carry to a worker process (botocore 1.36's frozen credentials
+    have no account field, so it is not read from them alone)."""
     if isinstance(value, RoleCredentials):
         return value.assumed_for
     if isinstance(value, Mapping):
@@ -307,9 +311,7 @@ def frozen_credentials(value: Any) -> botocore.credentials.ReadOnlyCredentials |
     if isinstance(value, botocore.credentials.Credentials):
         return value.get_frozen_credentials()  # refreshes RefreshableCredentials near expiry
     if isinstance(value, Mapping) and "AccessKeyId" in value:
-        return botocore.credentials.ReadOnlyCredentials(
-            value["AccessKeyId"], value["SecretAccessKey"], value.get("SessionToken"), value.get("AccountId")
-        )
+        return frozen_record(value)
     raise RequestError(
         "credentials must be botocore Credentials or an STS Credentials record "
         "{AccessKeyId, SecretAccessKey, SessionToken}",
@@ -323,11 +325,7 @@ def _signing(value: Any) -> Any:
     for account-based endpoints)."""
     if isinstance(value, botocore.credentials.Credentials):
         return value
-    if isinstance(value, Mapping) and "AccessKeyId" in value:
-        return botocore.credentials.ReadOnlyCredentials(
-            value["AccessKeyId"], value["SecretAccessKey"], value.get("SessionToken"), value.get("AccountId")
-        )
-    return frozen_credentials(value)  # raises the one-line error for anything else
+    return frozen_credentials(value)  # a record frozen; the one-line error for anything else
 
 
 def _fingerprint(creds: botocore.credentials.ReadOnlyCredentials | None) -> str | None:

@@ -41,6 +41,20 @@ _get_current = _current.get
 _ACCOUNT_ID = "AWS::Auth::AccountId"
 
 
+# botocore 1.37 gave frozen credentials a fourth field, the account they belong to (for account-based
+# endpoints); 1.36, the lowest botocore greenfetch supports, has three and refuses a fourth argument.
+_FROZEN_HAS_ACCOUNT = "account_id" in botocore.credentials.ReadOnlyCredentials._fields
+
+
+def frozen_record(record: Any) -> Any:
+    """An STS ``Credentials`` record (``AccessKeyId``, ``SecretAccessKey``, ``SessionToken``, perhaps
+    ``AccountId``) as botocore's frozen credentials, with the account where this botocore's carry one."""
+    keys = (record["AccessKeyId"], record["SecretAccessKey"], record.get("SessionToken"))
+    if _FROZEN_HAS_ACCOUNT:
+        return botocore.credentials.ReadOnlyCredentials(*keys, record.get("AccountId"))
+    return botocore.credentials.ReadOnlyCredentials(*keys)
+
+
 class CallCredentials(botocore.credentials.Credentials):  # type: ignore[misc]  # botocore ships no types
     """The credentials of the call in progress, else the client's own (``default``, may be None)."""
 

@@ -5,12 +5,11 @@ import time
 
 import gevent
 import pytest
-from botocore.credentials import ReadOnlyCredentials
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from greenfetch import Config, Engine, Request, RequestError
-from greenfetch._signing import RoleCredentials
+from greenfetch._signing import RoleCredentials, frozen_record
 from greenfetch.inventory import AccountCredentials, accounts_from_list, assume_role, run_inventory
 from greenfetch.inventory._catalog import resolve_types
 from greenfetch.inventory._fetch import Inventory
@@ -268,7 +267,14 @@ class _Sts:
         self.calls += 1
         if self.fail:
             raise RequestError("cannot refresh: sts.AssumeRole: AccessDenied: no", code="AccessDenied")
-        frozen = ReadOnlyCredentials(f"ASIA{self.calls}", "secret", "token", "111111111111")
+        frozen = frozen_record(
+            {
+                "AccessKeyId": f"ASIA{self.calls}",
+                "SecretAccessKey": "secret",
+                "SessionToken": "token",
+                "AccountId": "111111111111",
+            }
+        )
         return frozen, self.now + self.lifetime
 
     def credentials(self, margin=300.0):

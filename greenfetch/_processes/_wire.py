@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import fields, replace
 from typing import Any, NamedTuple, TypeAlias
 
-from .._clients import frozen_credentials
+from .._clients import account_of_credentials, frozen_credentials
 from .._config import Config
 from .._controller import Settings, TracePoint
 from .._models import REQUEST_FIELDS, Request, RequestError, Result, failed_result
@@ -319,7 +319,7 @@ def _seal(value: Any) -> Any:
     if frozen is None:
         return None
     return SealedCredentials(
-        frozen.access_key, frozen.secret_key, frozen.token, getattr(frozen, "account_id", None)
+        frozen.access_key, frozen.secret_key, frozen.token, account_of_credentials(value)
     )
 
 

@@ -28,7 +28,7 @@ from .._errors import IDENTITY_MISMATCH, classify
 from .._exceptions import RequestError
 from .._models import Request, account_of_role
 from .._scheduler import iter_bounded
-from .._signing import RoleCredentials
+from .._signing import RoleCredentials, frozen_record
 from ._accounts import role_arn_for
 from ._types import Account, InventoryError, check_account_id
 
@@ -288,9 +288,7 @@ class AccountCredentials:
 
 def _frozen(creds: Credentials) -> tuple[botocore.credentials.ReadOnlyCredentials, float | None]:
     """(frozen credentials with their account, expiry in epoch seconds) from an STS record."""
-    frozen = botocore.credentials.ReadOnlyCredentials(
-        creds["AccessKeyId"], creds["SecretAccessKey"], creds.get("SessionToken"), creds.get("AccountId")
-    )
+    frozen = frozen_record(creds)
     expiration = creds.get("Expiration")
     if isinstance(expiration, str):
         expiration = datetime.fromisoformat(expiration.replace("Z", "+00:00"))
