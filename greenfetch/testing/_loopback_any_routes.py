@@ -152,7 +152,9 @@ def _check_services(services: Iterable[str]) -> list[str]:
 
 
 def _add_service(routes: Routes, model: Any) -> None:
-    protocol = model.resolved_protocol
+    protocol = (
+        getattr(model, "resolved_protocol", None) or model.protocol
+    )  # botocore 1.36 has no resolved_protocol
     signing = model.signing_name or model.endpoint_prefix
     for op_name in model.operation_names:
         op = model.operation_model(op_name)
