@@ -2,10 +2,10 @@
 
 ``gevent`` (the default): greenlets on a patched standard library; in-flight work can be killed.
 Its greenlets are long-lived workers, reused from one task to the next: creating and starting a
-greenlet cost ~14 us of CPU here, handing a task to a waiting one under 1 us (docs/performance.md,
+greenlet cost ~14 us of CPU here, handing a task to a waiting one under 1 us (docs/performance/engine-call.md,
 "the engine's own path").
 On this backend the process's garbage collector gets a first threshold of 10,000 instead of Python's 700
-(``young_threshold``), unless the program set its own: docs/performance.md, "where CPU time goes beyond
+(``young_threshold``), unless the program set its own: docs/performance/engine-call.md, "where CPU time goes beyond
 instructions".
 ``threads``: a ThreadPoolExecutor, what most teams run today; kept for comparison and for programs
 that cannot be monkey-patched. A running thread cannot be killed, so cancellation there stops new

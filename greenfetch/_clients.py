@@ -4,7 +4,7 @@ A client is created once per (profile, service, region, endpoint) and shared by 
 every account: a request's own credentials (or role) sign its calls through an ``AccountClient`` view
 (``_signing``), so accounts create no clients and share the endpoint's connection pool. Measured here,
 one shared client beat a session and client per greenlet by about 40% in throughput, and a client per
-account cost ~5 ms of CPU (docs/performance.md, issue 10). Isolation, where a caller needs it (its own
+account cost ~5 ms of CPU (docs/performance/engine-call.md, issue 10). Isolation, where a caller needs it (its own
 event hooks), is a fresh client from the shared session: see docs/architecture.md.
 """
 

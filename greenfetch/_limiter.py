@@ -5,7 +5,7 @@ a pacer (one send at a time waits its turn, so a cut applies to the very next se
 the engine's gate (``_adaptive.Gate``) takes a slot from one per request and hands it each HTTP attempt
 (``observe``). An inventory makes thousands, most for one call, so a limiter makes its ``Controller``
 (``_controller``) only when something needs it: until then it logs what the controller would have been
-told and answers its initial limit, no rate and no trace itself (docs/performance.md, "the inventory
+told and answers its initial limit, no rate and no trace itself (docs/performance/inventory-cost.md, "the inventory
 command's own cost, part 9"). ``signal_of`` says what an attempt means to the controller (the one
 classifier's answer: throttled, dropped, or an answer); ``quick_lock`` is the lock its state is kept
 under.

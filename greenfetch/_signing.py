@@ -35,7 +35,7 @@ __all__ = ["AccountClient", "CallCredentials", "RefusedCredentials", "RoleCreden
 # thread and per greenlet (greenlet gives each greenlet a context of its own, empty at its start, as a
 # new thread's is). A read costs ~0.3k instructions and a set with its reset ~1.6k, where gevent's
 # greenlet-local took ~1.5k for each read and each write: a call sets, restores and reads it
-# (docs/performance.md, issue 24 part 12).
+# (docs/performance/inventory-cost.md, issue 24 part 12).
 _current: contextvars.ContextVar[Any] = contextvars.ContextVar("greenfetch_call_credentials", default=None)
 _get_current = _current.get
 _ACCOUNT_ID = "AWS::Auth::AccountId"

@@ -22,7 +22,7 @@ out there with its two logs, the sends that came back flat and the limit's steps
 
 Faster than x2 would be: from 5 it spends ~3.5 round trips under a CPU-bound client's ~100 (0.94x
 fixed 128 on 5,000 calls at 2,000 calls/s), but x3 per round trip overshoots a cliff ~1.5x further,
-and a cliff at 8-16 in flight is not recovered within 6 s (docs/performance.md).
+and a cliff at 8-16 in flight is not recovered within 6 s (docs/performance/adaptive.md).
 """
 
 from __future__ import annotations

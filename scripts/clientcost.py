@@ -18,7 +18,7 @@ third region's window (callgrind's client requests switch instrumentation on and
 imports and model loading are left out. A collection runs just before the window; the collector's own
 runs inside it count (fewer objects made, fewer runs), so a variant's count can move by a full
 collection's ~100M instructions when one falls in its window and not in another's: compare the pieces'
-sums with B. docs/performance.md, issue 24, "a botocore client's creation".
+sums with B. docs/performance/client-and-parse.md, issue 24, "a botocore client's creation".
 """
 
 from __future__ import annotations

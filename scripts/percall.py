@@ -31,7 +31,7 @@ a task step or a transport callback) for aiobotocore.
 batch per turn as they do untraced): per call, CPU (user, system), event-loop turns (gevent: libev's
 iteration counter; asyncio: ``_run_once`` calls) and the calls one turn answers, system calls by kind;
 per round calls/s and the share of a core the child used. A question it answers: whether a peer pays per
-wake-up (docs/performance.md, "CPU per call beyond instructions, by window").
+wake-up (docs/performance/engine-call.md, "CPU per call beyond instructions, by window").
 
 ``perf`` samples the child with ``perf record -e cpu-clock`` (a software timer: this VM exposes no hardware
 counters, so no cycles, instructions or cache misses) in a run of N calls and a run of 0, and prints the

@@ -1,4 +1,4 @@
-"""What an account costs the inventory (docs/performance.md, issue 24 part 12): ``Request.coerce`` of a
+"""What an account costs the inventory (docs/performance/inventory-cost.md, issue 24 part 12): ``Request.coerce`` of a
 ``Request`` against the old comprehension and ``_evolve``, AssumeRole's flight key digested once per
 role setup, ``role_arn_for`` remembered (an error never kept)."""
 

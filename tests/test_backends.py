@@ -1,6 +1,6 @@
 """The gevent backend's long-lived workers: a task handed to a waiting greenlet, never to the wrong one.
 
-Reuse is what makes ``spawn`` cheap (docs/performance.md, the engine's own path); these tests pin
+Reuse is what makes ``spawn`` cheap (docs/performance/engine-call.md, the engine's own path); these tests pin
 what reuse must not change: every task runs once, ``kill`` reaches only its own task, a failing task
 does not take its worker down, and idle workers stay bounded.
 """
@@ -140,7 +140,7 @@ def test_every_task_runs_exactly_once_across_reuse(batches: list[list[bool]]) ->
     backend.shutdown()
 
 
-# -- the collector's first threshold (docs/performance.md, "where CPU time goes beyond instructions") --
+# -- the collector's first threshold (docs/performance/engine-call.md, "where CPU time goes beyond instructions") --
 
 
 @pytest.fixture

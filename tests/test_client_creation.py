@@ -1,4 +1,4 @@
-"""A client's creation, part 2 (docs/performance.md, issue 24): greenfetch._botocore_fast's adaptations
+"""A client's creation, part 2 (docs/performance/client-and-parse.md, issue 24): greenfetch._botocore_fast's adaptations
 of it against botocore's own code, both ways.
 
 The HTTP session's pool manager built on its first read (``_httpsession``): a session made either way

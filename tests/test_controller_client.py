@@ -4,7 +4,7 @@ primitives section (issue 24), and the rules that let a fast server's batches ke
 ``CpuClient`` is gevent's hub as one CPU with a run queue (0.5 ms of CPU a call: about 2,000 calls/s,
 the loopback fast server's client), its load read by the real ``ClientLoad``. ``python
 tests/_simservers.py 5`` prints the five cases for seeds 1-5 and five machine profiles; the numbers
-before and after the rule changes are in docs/performance.md. Budget: ~3 s.
+before and after the rule changes are in docs/performance/adaptive.md. Budget: ~3 s.
 """
 
 import pytest

@@ -1,4 +1,4 @@
-"""The inventory command's fetch path, cut (docs/performance.md, the inventory command's own cost): the
+"""The inventory command's fetch path, cut (docs/performance/inventory-cost.md, the inventory command's own cost): the
 same files, cache entries, records and summary as botocore's own paginator gives, a paginated call's
 context as botocore's iterator makes it, a record's summary and time as before.
 """

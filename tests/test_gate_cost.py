@@ -1,4 +1,4 @@
-"""Issue 24, the gate's cost per request, part 2 (docs/performance.md): what the cuts took out, and
+"""Issue 24, the gate's cost per request, part 2 (docs/performance/adaptive.md): what the cuts took out, and
 that they took out no decision.
 
 Counted with a profiler hook (Python calls are what the cuts removed; instructions are

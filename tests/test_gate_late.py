@@ -1,4 +1,4 @@
-"""Issue 24, part 12 (docs/performance.md): a one-call scope answered after ``max_window`` closes its
+"""Issue 24, part 12 (docs/performance/inventory-cost.md): a one-call scope answered after ``max_window`` closes its
 window (under callgrind, ~50x slower than native, most of an inventory's scopes are). Its lazy
 limiter now logs that close when it provably keeps the limit (the first window's, on its first
 answer, unsaturated) and makes its controller only when something needs it; and a close makes its

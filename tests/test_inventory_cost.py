@@ -1,4 +1,4 @@
-"""The inventory command's own cost, part 5 (docs/performance.md): each cut gives the same bytes.
+"""The inventory command's own cost, part 5 (docs/performance/inventory-cost.md): each cut gives the same bytes.
 
 A fresh page's items are encoded to JSON once (``marked_json``), and both the cache file's compact
 text and the file sink's record text are taken from that one encoding; the texts around them (the

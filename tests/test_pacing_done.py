@@ -1,4 +1,4 @@
-"""Issue 24, the feed's ``done`` without its lock (docs/performance.md, part 12, "scope"): the consumer
+"""Issue 24, the feed's ``done`` without its lock (docs/performance/inventory-cost.md, part 12, "scope"): the consumer
 queues each ``done`` and the iteration settles them, in order, under the lock it takes anyway to hand
 out the next item. The order handed out is ``test_catalog_pacing``'s model test's; here: the lock is
 taken once an item, a ``done`` wakes an iteration that waits, and on OS threads none is lost between

@@ -1,4 +1,4 @@
-"""The inventory command's own cost, part 7 (docs/performance.md): a fresh page's JSON in one encoder pass.
+"""The inventory command's own cost, part 7 (docs/performance/inventory-cost.md): a fresh page's JSON in one encoder pass.
 
 ``marked_json_of(value)`` must give ``marked_json(jsonable(value))``'s text (and so the cache's compact
 text and the file sink's spaced text) for any value, or raise as that did: the one pass where it is

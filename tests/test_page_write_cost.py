@@ -1,4 +1,4 @@
-"""The inventory command's own cost, part 9 (docs/performance.md): a fetched page's cache row and file
+"""The inventory command's own cost, part 11 (docs/performance/inventory-cost.md): a fetched page's cache row and file
 record cost less to write, and are the same rows and bytes.
 
 - the cache file's transaction is one ``INSERT`` of its rows (a statement run per row before): the same

@@ -1,7 +1,7 @@
 """The rate cap (``_ratecap.RateCap``) against a token bucket on a loaded machine, in simulated time
 (``_simservers.simulate_client``: the client's hub as one CPU with a run queue, neighbours' stalls).
 
-Two ways the cap read the bucket's rate low and sat there (docs/performance.md, "A loaded machine"),
+Two ways the cap read the bucket's rate low and sat there (docs/performance/adaptive.md, "A loaded machine"),
 each reproduced on fixed seeds that fail on the rules before: a cut read over the answers the client
 processed while a stall of its own held them in its run queue; and a cut made blind (the first
 throttles come back before any answer) that no later throttle raises when throttles are not retried.

@@ -119,7 +119,7 @@ def test_an_input_error_comes_after_the_outcomes_of_the_items_before_it(backend:
 
 
 def test_a_slot_taken_and_given_back_calls_no_semaphore_or_event(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Issue 24, part 7e (docs/performance.md): a slot is a list's pop (the feeder) and append (the
+    """Issue 24, part 7e (docs/performance/engine-call.md): a slot is a list's pop (the feeder) and append (the
     consumer); the event is touched only when the feeder has to wait for a slot. Before, each item
     cost a semaphore ``acquire`` and ``release`` and the stop event's ``is_set`` (3 calls an item,
     ~2k instructions on gevent)."""

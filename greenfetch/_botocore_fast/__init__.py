@@ -10,8 +10,9 @@ headers: the invocation id, the recursion-detection header (``_context``), a cli
 event emitter's copy, each handler's keyword check, the endpoint's proxies, a configuration variable
 read from the environment (``_client``), the HTTP session's pool manager built on first use
 (``_httpsession``), one parsed endpoint ruleset per ruleset (``_ruleset``), the profile read once
-per client creation (``_scoped``). docs/performance.md, issue 24 parts 4, 6 and 7b, "a botocore
-client's creation" (parts 1 and 2) and "the endpoint ruleset per account", measures and explains each.
+per client creation (``_scoped``). docs/performance/engine-call.md (issue 24 parts 4, 6 and 7b) and
+docs/performance/client-and-parse.md ("a botocore client's creation", "the endpoint ruleset per account")
+measure and explain each.
 
 The guard, here: :func:`install` puts these in botocore's place (the ``HTTPHeaders`` names in
 ``botocore.awsrequest`` and ``botocore.auth``, the only places botocore makes one, and each function

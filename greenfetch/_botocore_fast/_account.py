@@ -1,5 +1,5 @@
 """The endpoint ruleset evaluated once per parameters but the account's value (:func:`evaluate`;
-docs/performance.md, "Issue 24: the endpoint ruleset per account").
+docs/performance/client-and-parse.md, "Issue 24: the endpoint ruleset per account").
 
 An account's credentials carry its id, and DynamoDB's, Kinesis's and EventBridge's rulesets take it as a
 parameter (``AccountId``, the builtin ``AWS::Auth::AccountId``; S3 Control's takes it from the input).

@@ -1,7 +1,7 @@
 """A client's creation without its repeated work: the event emitter's copy (:func:`trie_copy`: the
 session's handler trie shared until a client writes, :func:`recursive_copy` where a whole copy is made),
 each handler's keyword check (:func:`verify_accept_kwargs`), the proxies read from the environment
-(:func:`get_proxies`); docs/performance.md, issue 24, "a botocore client's creation".
+(:func:`get_proxies`); docs/performance/client-and-parse.md, issue 24, "a botocore client's creation".
 
 An inventory of every resource type makes one client per (service, region), ~1,300 for 4 regions, and
 each client's creation repeated the same work: a copy of the session's handler trie (~375 nodes, each

@@ -1,4 +1,4 @@
-"""What every call adds to its context and headers, without the general-purpose detours (docs/performance.md,
+"""What every call adds to its context and headers, without the general-purpose detours (docs/performance/engine-call.md,
 issue 24 part 7b): the invocation id (:data:`uuid_module`) and the recursion-detection header
 (:func:`add_recursion_detection_header`).
 

@@ -1,4 +1,4 @@
-"""The endpoint: the ruleset's parameters from a plan made once per operation (docs/performance.md, issue 24
+"""The endpoint: the ruleset's parameters from a plan made once per operation (docs/performance/engine-call.md, issue 24
 part 4: :func:`provider_params`; part 7b: the builtins read without an event nobody listens to, the
 provider's answer remembered per parameters, :func:`resolve_endpoint`, and the URL joined once per
 endpoint and path, :func:`urljoin`)."""

@@ -1,5 +1,5 @@
 """Events handed to the emitter's ``_emit`` without a second copy of their arguments
-(:func:`aliaser_emit`, :func:`aliaser_emit_until_response`); docs/performance.md, issue 24 part 6."""
+(:func:`aliaser_emit`, :func:`aliaser_emit_until_response`); docs/performance/engine-call.md, issue 24 part 6."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ builds its urllib3 ``PoolManager`` and that manager's SSL context (``create_urll
 OpenSSL ``SSL_CTX_new`` and a cipher list, ~1.6M instructions) when the session is made, that is for
 every client. On the gevent backend greenfetch replaces the session right after the client is made
 (``greenfetch/_http``'s ``install_http_session``) and closes botocore's unused: the manager and its
-context were made for nothing. docs/performance.md, issue 24, "a botocore client's creation", part 2.
+context were made for nothing. docs/performance/client-and-parse.md, issue 24, "a botocore client's creation", part 2.
 
 Here the session is made as botocore makes it, all but ``_manager``, which is built on its first read
 (``_DeferredManager``): by botocore's own ``_get_pool_manager_kwargs`` and ``PoolManager`` (looked up

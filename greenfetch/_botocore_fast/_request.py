@@ -5,7 +5,7 @@
 second one for every SigV4 signature (``SigV4Auth.headers_to_sign``). Each set, get and listing goes
 through the policy (``header_max_count``, ``header_store_parse``, ``header_fetch_parse``,
 ``_sanitize_header``, ``_has_surrogates``): about 11% of a call's own time in the engine's profile
-(docs/performance.md, "botocore's request headers").
+(docs/performance/engine-call.md, "botocore's request headers").
 
 :class:`Headers` is a subclass of that class (``isinstance`` holds for any handler), on the same storage
 (``_headers``: the (name, value) pairs in the order they were set) and with compat32's meaning, written
@@ -16,7 +16,7 @@ only where the policy could change it: a ``str`` that is not ASCII (one with sur
 comes back as an ``email.header.Header``, as from botocore's own class). Every other method
 (``keys``, ``replace_header``, ``as_string``...) is Message's own, on the same storage.
 
-Then (docs/performance.md, issue 24 parts 4 and 6): ``AWSRequest.body`` read without preparing the
+Then (docs/performance/engine-call.md, issue 24 parts 4 and 6): ``AWSRequest.body`` read without preparing the
 whole request (:data:`request_body`); botocore's ``HeadersDict`` (prepared request and response
 headers) with its hot methods written out (:class:`HeadersDict`, :func:`lowercase_dict`); the prepared
 request's headers from the pairs with one ``_HeaderKey`` per name (:func:`encode_headers`,

@@ -1,6 +1,6 @@
 """The response side: the parse's handler found once per parser class (:func:`parse_shape`) and
 standard mode's "no retry" for an answer without an error read from the values that decide it
-(:func:`needs_retry`); docs/performance.md, issue 24 parts 4 and 6."""
+(:func:`needs_retry`); docs/performance/engine-call.md, issue 24 parts 4 and 6."""
 
 from __future__ import annotations
 

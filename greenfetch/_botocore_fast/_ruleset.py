@@ -1,7 +1,7 @@
 """One parsed endpoint ruleset per ruleset: a client's ``EndpointProvider`` parses its service's ruleset
 (``RuleSet``: a rule object per rule and condition, a parameter definition per parameter, ~400k
 instructions a client, 8% of its creation) from the same data every client of the service is given.
-docs/performance.md, issue 24, "a botocore client's creation", part 2.
+docs/performance/client-and-parse.md, issue 24, "a botocore client's creation", part 2.
 
 botocore's loader hands every client of a service the same ruleset dict and every client the same
 partitions dict (its instance cache), and a ``RuleSet`` is a pure function of the two: botocore never

@@ -1,7 +1,7 @@
 """The session's profile read once per client creation: ``Session.get_scoped_config`` (the profile's
 section of the config file) asks the config chain for the variable ``profile`` first, every time, and a
 client's creation asks for the scoped config ~50 times (each variable's chain ends in it): ~14k
-instructions each, ~700k a client. docs/performance.md, issue 24, "a botocore client's creation",
+instructions each, ~700k a client. docs/performance/client-and-parse.md, issue 24, "a botocore client's creation",
 part 2.
 
 While ``Session.create_client`` runs (:func:`create_client`, in the calling thread or greenlet only),

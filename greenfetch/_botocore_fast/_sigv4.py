@@ -1,4 +1,4 @@
-"""SigV4 signing without its repeated work (docs/performance.md, issue 24 parts 4 and 6).
+"""SigV4 signing without its repeated work (docs/performance/engine-call.md, issue 24 parts 4 and 6).
 
 ``Host`` from the URL remembered per URL (:func:`host_from_url`), the map of headers to sign built once
 per signature, not twice (:func:`headers_to_sign`), the signing key derived once per secret, day,

@@ -5,7 +5,7 @@ right after the client is created (see docs/architecture.md, "the two seams"). E
 decides which session a client gets lives here, so a faster session changes this module only.
 
 On the gevent backend that is :class:`~greenfetch._http._gevent.GeventHTTPSession` (geventhttpclient:
-about a quarter less CPU per call, measured in docs/performance.md). botocore's URLLib3Session stays
+about a quarter less CPU per call, measured in docs/performance/engine-call.md). botocore's URLLib3Session stays
 where geventhttpclient lacks what the client's config asks for (proxies, client certificates, a CA
 directory), on the threads backend, and for sessions someone else already replaced; each reason is
 logged once per process.

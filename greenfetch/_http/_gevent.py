@@ -1,7 +1,7 @@
 """botocore's HTTP session on geventhttpclient: its C parser and gevent-native keep-alive pools.
 
 Why: on the gevent backend botocore's urllib3 + http.client path is about a quarter of the CPU of a
-call (a prototype measured -27..30% per call with this swap; docs/performance.md). The session keeps
+call (a prototype measured -27..30% per call with this swap; docs/performance/engine-call.md). The session keeps
 botocore's contract (``send(AWSPreparedRequest) -> AWSResponse``, botocore's own exceptions, which the
 standard retry mode retries) and writes the request exactly as urllib3 would: request line, ``Host``
 as botocore signed it, ``Accept-Encoding: identity``, then botocore's headers in order.
@@ -13,10 +13,10 @@ The pools and TLS contexts are ``_pool``'s; an answer is read off the socket by 
 The plain answer AWS sends to every call but a download (HTTP/1.1, a Content-Length, its head in the
 first read) is read without the parser (``_wire.plain_answer``, one regex pass instead of a Python
 callback per header field and value and a response object of five classes: 125k instructions a call
-down to ~35k, docs/performance.md, "issue 24, part 7a"); everything else goes to the parser with the
+down to ~35k, docs/performance/engine-call.md, "issue 24, part 7a"); everything else goes to the parser with the
 bytes already read.
 
-TLS (docs/performance.md, "What TLS costs a call"): one ``SSLContext`` per CA bundle for the whole process
+TLS (docs/performance/engine-call.md, "What TLS costs a call"): one ``SSLContext`` per CA bundle for the whole process
 (loading botocore's default bundle costs ~18 ms of CPU, which every client paid once); a pool offers the
 TLS session of an earlier connection to the same origin when it opens another (TLS 1.3 resumption: no
 certificate chain to parse and verify again; a server that declines gets a full handshake); a pooled

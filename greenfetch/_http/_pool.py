@@ -1,7 +1,7 @@
 """The gevent session's connections: one origin's keep-alive pool (``_Pool``: socket options, TLS with the
 client's verify, the last TLS session offered to the next connection, a pooled socket checked for a
 hang-up with one system call) and the process's TLS contexts, one per CA bundle (``_shared_context``).
-Why each is so: ``_gevent``'s docstring and docs/performance.md, "What TLS costs a call".
+Why each is so: ``_gevent``'s docstring and docs/performance/engine-call.md, "What TLS costs a call".
 """
 
 from __future__ import annotations

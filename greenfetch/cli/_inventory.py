@@ -44,7 +44,7 @@ __all__ = ["cache", "catalog", "inventory", "regions"]
 
 _NO_ERRORS: tuple[type[BaseException], ...] = ()
 
-# The collector's third threshold while the command fetches (Python's is 10): docs/performance.md,
+# The collector's third threshold while the command fetches (Python's is 10): docs/performance/inventory-cost.md,
 # "the inventory command's own cost, part 3".
 _FULL_EVERY = 100
 

@@ -1,7 +1,7 @@
 """The inventory cache's disk tier: every entry a row of one SQLite file in the cache directory.
 
 A file per page cost the kernel 35 us to create and 80-110 us to replace on ext4, more than the rest of
-a page's cache write (docs/performance.md, "the inventory command's own cost"); a row written in a
+a page's cache write (docs/performance/inventory-cost.md, "the inventory command's own cost"); a row written in a
 transaction of many costs a tenth of that. Rows are buffered and written in short transactions (at
 most ``BATCH`` pages, or whatever has waited ``WAIT`` seconds, and at ``flush``/``close``), never one
 held open while the run fetches: processes sharing the directory (``--processes``, Celery workers)

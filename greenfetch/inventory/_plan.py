@@ -6,7 +6,7 @@ botocore's endpoint data; a candidate where it is not becomes a ``not_offered`` 
 ``regions="active"``, that the region status store does not skip; in windows of (region, type) pairs
 that fit the engine's client LRU, each run account by account (``Plan.units``).
 Each unit (``_Fetch``: the type, the account, the record's region, the request and its scope, the fair
-feed's key) is made with its fields set at once (``Request.built``, ``_unit``: docs/performance.md,
+feed's key) is made with its fields set at once (``Request.built``, ``_unit``: docs/performance/inventory-cost.md,
 the inventory command's own cost, part 6). ``Plan.cache_key`` names a unit's page in the cache.
 """
 
