@@ -448,21 +448,24 @@ def test_a_new_account_whose_answer_it_does_not_reach_misses_nothing(monkeypatch
         return theirs(self, **params)
 
     monkeypatch.setattr(fast._endpoint, "_resolve_endpoint", counted)
+    # accounts no other test resolves: the provider's memo outlives a test, and Hypothesis's accounts
+    # elsewhere in this module (small numbers first) once left 000000000005 resolved in eu-west-1
+    fresh = ["381926457103", "592837461029", "703948572130", "814059683241", "925160794352"]
     for url in ("http://127.0.0.1:9", None):
         asked.clear()
         made = client("dynamodb", "eu-west-1", "preferred", url, True)
-        got = [resolved(made, "ListTables", f"{number:012d}") for number in range(1, 6)]
+        got = [resolved(made, "ListTables", account) for account in fresh]
         fast.uninstall()
         try:
             plain = client("dynamodb", "eu-west-1", "preferred", url, False)
-            want = [resolved(plain, "ListTables", f"{number:012d}") for number in range(1, 6)]
+            want = [resolved(plain, "ListTables", account) for account in fresh]
         finally:
             assert fast.install()
         assert got == want
         if url:
             assert len(asked) <= 1  # the first account's walk only (none if an earlier test recorded it)
         else:
-            assert asked == [f"{number:012d}" for number in range(1, 6)]
+            assert asked == fresh
 
 
 def test_blind_answers_only_for_a_walk_that_never_reached_the_account():
