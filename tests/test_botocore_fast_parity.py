@@ -1825,6 +1825,9 @@ def test_the_proxies_follow_the_environments_order(monkeypatch):
 def test_the_environment_is_read_once_while_it_is_unchanged(monkeypatch):
     """Endpoints for many URLs: the environment's variables are read once, and again after one changed
     (botocore's own code reads all of them four times an endpoint)."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY"):  # the test's own, not the shell's:
+        monkeypatch.delenv(name, raising=False)  # an empty https_proxy=, say, means "none" to urllib
+        monkeypatch.delenv(name.lower(), raising=False)
     reads = []
     real = os._Environ.__getitem__
 
