@@ -39,6 +39,7 @@ class MotoServer(ChildServer):
         startup_timeout: float = 30.0,
         settings: Mapping[str, str] | None = None,
     ):
+        self._chosen = port is None  # a port we picked may be taken before moto binds it: pick again
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._timeout = startup_timeout
@@ -49,16 +50,28 @@ class MotoServer(ChildServer):
         env = server_environ({k: v for k, v in os.environ.items() if not k.startswith("GREENFETCH_")})
         env.setdefault("MOTO_ALLOW_NONEXISTENT_REGION", "false")
         env.update(self._settings)
+        deadline = time.monotonic() + self._timeout
+        for attempt in range(3 if self._chosen else 1):
+            if attempt:  # ``free_port`` lets its port go before moto binds it: another process's by now
+                self.port = free_port()
+                self.url = f"http://127.0.0.1:{self.port}"
+            url = self._started(env, deadline)
+            if url is not None:
+                return url
+        assert self._proc is not None
+        raise RuntimeError(f"moto server exited with code {self._proc.returncode} (port {self.port})")
+
+    def _started(self, env: dict[str, str], deadline: float) -> str | None:
+        """The URL once moto answers on ``self.port``; None if it exited first (its port taken)."""
         self._proc = subprocess.Popen(
             [sys.executable, str(_CHILD), "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             env=env,
         )
-        deadline = time.monotonic() + self._timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
-                raise RuntimeError(f"moto server exited with code {self._proc.returncode}")
+                return None
             try:
                 urllib.request.urlopen(f"{self.url}/moto-api/", timeout=1).close()
                 return self.url
