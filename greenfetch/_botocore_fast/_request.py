@@ -25,6 +25,7 @@ request's headers from the pairs with one ``_HeaderKey`` per name (:func:`encode
 
 from __future__ import annotations
 
+import operator
 import urllib.parse
 from collections.abc import ItemsView
 from email._policybase import compat32
@@ -126,7 +127,11 @@ request_body = property(_request_body, doc=_body.__doc__)
 # a request: once for the signature's payload hash (``AWSRequest.body``) and once when the request is
 # prepared. Each name and value is quoted as ``urlencode`` quotes it; the names (a model's parameter
 # names) and the values of ``Action`` and ``Version`` are remembered as quoted. No other value is kept
-# (a body can carry a password or an external id).
+# across requests (a body can carry a password or an external id). The body's text is kept on the
+# request itself (``_MADE``), with the very names and values it was made of: the second time it is
+# asked for (the signature's payload hash, then the prepared request) it is that text if the request's
+# data holds the same objects (immutable: text, bytes, numbers), without quoting them again (~54k
+# instructions an AssumeRole). It goes when the request goes.
 
 _Preparer_body = botocore.awsrequest.AWSRequestPreparer._prepare_body
 _to_utf8 = botocore.awsrequest.AWSRequestPreparer._to_utf8
@@ -134,6 +139,7 @@ _urlencode = urllib.parse.urlencode
 _quoted: dict[bytes, str] = {}  # a name, or an Action's or Version's value -> its quoted text
 _QUOTED_KEPT = 4096
 _KEPT_VALUES = frozenset((b"Action", b"Version"))
+_MADE = "_greenfetch_body"  # an AWSRequest's attribute: (its data's names then values, the text)
 # ``quote_plus(bytes)`` (``safe=''``) in C where it can be: a value of safe bytes only is its ASCII text
 # (``quote_plus`` takes three Python frames to find that, ~8k instructions), any other is each byte's
 # text from a table of urllib's own choices (``quote_from_bytes`` builds the same list in a
@@ -161,6 +167,9 @@ def prepare_body(self: Any, original: Any) -> Any:
         or botocore.awsrequest.urlencode is not _urlencode
     ):
         return _Preparer_body(self, original)
+    seen = original.__dict__.get(_MADE)
+    if seen is not None and _same(seen[0], body):
+        return seen[1]
     parts = []
     for name, value in body.items():
         key = _utf8(name)
@@ -177,7 +186,15 @@ def prepare_body(self: Any, original: Any) -> Any:
         else:
             value_quoted = _quote(text)
         parts.append(quoted + "=" + value_quoted)
-    return "&".join(parts)
+    made = "&".join(parts)
+    original.__dict__[_MADE] = ((*body, *body.values()), made)
+    return made
+
+
+def _same(items: tuple[Any, ...], body: dict[Any, Any]) -> bool:
+    """Whether ``body`` holds the very names and values ``items`` (names, then values) recorded."""
+    now = (*body, *body.values())
+    return len(now) == len(items) and all(map(operator.is_, now, items))
 
 
 def _utf8(item: Any) -> bytes | None:

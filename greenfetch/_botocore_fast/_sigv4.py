@@ -1,7 +1,7 @@
 """SigV4 signing without its repeated work (docs/performance/engine-call.md, issue 24 parts 4 and 6).
 
 ``Host`` from the URL remembered per URL (:func:`host_from_url`), the map of headers to sign built once
-per signature, not twice (:func:`headers_to_sign`), the signing key derived once per secret, day,
+per signature, not twice, and in one pass (:func:`headers_to_sign`), the signing key derived once per secret, day,
 region and service (:func:`signature`), the canonical headers in one pass and the signed headers once
 per list of names (:func:`canonical_headers`, :func:`signed_headers`).
 """
@@ -17,7 +17,7 @@ import botocore.auth
 import botocore.compat
 
 from .._kept import kept
-from ._request import Headers
+from ._request import Headers, _plain_pairs
 
 # -- SigV4 signing (issue 24, part 4) ---------------------------------------------------------------
 #
@@ -57,9 +57,48 @@ def headers_to_sign(self: Any, request: Any) -> Any:
         copy = Headers()
         copy._headers = list(memo[2])
         return copy
-    found = _headers_to_sign(self, request)
+    found = _build_headers_to_sign(self, request)
     if type(found) is Headers:
         self._greenfetch_signed = (request, key, tuple(found._headers))
+    return found
+
+
+# botocore builds the map a header at a time: each name lowered, looked for in the list
+# ``SIGNED_HEADERS_BLACKLIST`` (14 names from 1.40: up to 14 comparisons a header), set through the
+# map's ``__setitem__`` (a Python frame each), then ``'host'`` looked for in a scan of the map: ~33k
+# instructions over a call's eight headers, ~5k more with a session token's. The same pairs in one
+# comprehension, the names looked up in a set of the list (made again whenever the list changes).
+_skipped: tuple[list[Any], frozenset[Any]] = ([], frozenset())
+
+
+def _skip_set(blacklist: Any) -> frozenset[Any] | None:
+    """``SIGNED_HEADERS_BLACKLIST`` as a set (None: not a list of hashable names)."""
+    global _skipped
+    names, found = _skipped
+    if type(blacklist) is not list or blacklist != names:
+        try:
+            found = frozenset(blacklist)
+        except TypeError:
+            return None
+        _skipped = (list(blacklist), found)
+    return found
+
+
+def _build_headers_to_sign(self: Any, request: Any) -> Any:
+    """botocore's ``SigV4Auth.headers_to_sign`` for a :class:`Headers` of plain pairs (``str`` names, no
+    value that is a ``str`` not ASCII) where botocore makes its map as a :class:`Headers`: every pair
+    whose lowered name is not in ``SIGNED_HEADERS_BLACKLIST``, in order, then ``host`` from the URL
+    unless one of them is ``host``. Anything else: botocore's own code."""
+    pairs = _plain_pairs(request.headers)
+    skip = _skip_set(botocore.auth.SIGNED_HEADERS_BLACKLIST)
+    if pairs is None or skip is None or botocore.auth.HTTPHeaders is not Headers:
+        return _headers_to_sign(self, request)
+    names = [name.lower() for name, _ in pairs]
+    kept_pairs = [(name, pair[1]) for name, pair in zip(names, pairs, strict=True) if name not in skip]
+    if "host" not in names or "host" in skip:
+        kept_pairs.append(("host", botocore.auth._host_from_url(request.url)))
+    found = Headers()
+    found._headers = kept_pairs
     return found
 
 
