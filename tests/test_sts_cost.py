@@ -196,3 +196,64 @@ def test_the_map_to_sign_is_built_without_a_set_a_header(monkeypatch):
         ("x-amz-security-token", "token"),
         ("host", "sts.amazonaws.com"),
     ]
+
+
+# -- the signing key's chain: the date's and the region's links kept ------------------------------
+
+
+def _signer(secret: str, region: str, service: str) -> botocore.auth.SigV4Auth:
+    creds = botocore.credentials.Credentials("ASIA", secret, "token").get_frozen_credentials()
+    return botocore.auth.SigV4Auth(creds, service, region)
+
+
+def _fresh_chain(patch: pytest.MonkeyPatch, dates: int, regions: int, keys: int) -> None:
+    for name, most in (("_date_keys", dates), ("_region_keys", regions), ("_signing_keys", keys)):
+        patch.setattr(_sigv4, name, {})
+        patch.setattr(_sigv4, name.upper(), most)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["secret-a", "secret-b", "sécret/ü", ""]),
+            st.sampled_from(["20261207T120000Z", "20261208T000000Z"]),
+            st.sampled_from(["us-east-1", "eu-west-1", "cn-north-1"]),
+            st.sampled_from(["dynamodb", "sts", "s3"]),
+        ),
+        min_size=1,
+        max_size=12,
+    ),
+    st.tuples(st.integers(1, 3), st.integers(1, 3), st.integers(1, 3)),
+)
+def test_signatures_from_kept_links_are_botocores(signings, bounds):
+    """Secrets, days, regions and services in any order and repeated, each memo emptied when full at
+    any size: every signature is botocore's own derivation's."""
+    with pytest.MonkeyPatch.context() as patch:
+        _fresh_chain(patch, *bounds)
+        for secret, stamp, region, service in signings:
+            signer = _signer(secret, region, service)
+            request = botocore.awsrequest.AWSRequest(method="POST", url="https://sts.amazonaws.com/")
+            request.context["timestamp"] = stamp
+            string_to_sign = f"AWS4-HMAC-SHA256\n{stamp}\nscope\n{secret}{region}"
+            assert _sigv4.signature(signer, string_to_sign, request) == _sigv4._signature(
+                signer, string_to_sign, request
+            )
+
+
+def test_an_accounts_new_region_or_service_derives_only_the_rest_of_the_chain(monkeypatch):
+    """One account's secret signing in 2 regions x 3 services: the date key once, each region's once,
+    then two HMACs a (region, service) and one a signature: 21 HMACs (four a new key before: 30). The
+    secret is a key of the date links only (as it was of the signing keys'), not of the regions'."""
+    _fresh_chain(monkeypatch, 256, 1024, 256)
+    made = []
+    new = botocore.auth.hmac.new
+    monkeypatch.setattr(botocore.auth.hmac, "new", lambda *args: made.append(args[1]) or new(*args))
+    for region in ("us-east-1", "eu-west-1"):
+        for service in ("dynamodb", "sqs", "kms"):
+            request = botocore.awsrequest.AWSRequest(method="POST", url="https://x.example/")
+            request.context["timestamp"] = "20261207T120000Z"
+            _sigv4.signature(_signer("account-secret", region, service), "to sign", request)
+    assert len(made) == 1 + 2 + 6 * 2 + 6
+    assert list(_sigv4._date_keys) == [("account-secret", "20261207")]
+    assert not any("account-secret" in repr(key) for key in _sigv4._region_keys)

@@ -150,22 +150,39 @@ _signature = botocore.auth.SigV4Auth.signature
 _SigV4_sign = botocore.auth.SigV4Auth._sign
 _signing_keys: dict[tuple[Any, ...], bytes] = {}
 _SIGNING_KEYS = 256  # (secret, day, region, service) keys kept; all dropped when full
+# The chain's first two links, kept apart from the signing keys: an account's role is used in many
+# regions and services, most of them once a run (an inventory signs each (account, region, service)
+# once or for a few pages), so its date key and each region's key are what repeats. Each link is an
+# HMAC (~25k instructions here: OpenSSL's context set up for a few bytes).
+_date_keys: dict[tuple[str, str], bytes] = {}
+_DATE_KEYS = 256  # (secret, day) -> the date key
+_region_keys: dict[tuple[bytes, str], bytes] = {}
+_REGION_KEYS = 1024  # (date key, region) -> the region key
 
 
 def signature(self: Any, string_to_sign: str, request: Any) -> Any:
     """``SigV4Auth.signature`` with the signing key (four HMACs of the secret, the day, the region
     and the service) derived once per (secret, day, region, service), as the AWS SDKs for Go and
-    Java keep it. The cache lives in this process's memory only, bounded."""
+    Java keep it, and its first two links once per (secret, day) and (secret, day, region): a new
+    region or service of a known secret costs two or three HMACs, not four. The keys live in this
+    process's memory only, bounded, as the secret they are derived from already did."""
     if type(self)._sign is not _SigV4_sign:
         return _signature(self, string_to_sign, request)
     secret = self.credentials.secret_key
     day = request.context["timestamp"][0:8]
-    key = (secret, day, self._region_name, self._service_name)
+    region, service = self._region_name, self._service_name
+    key = (secret, day, region, service)
     signing_key = _signing_keys.get(key)
     if signing_key is None:
-        k_date = self._sign(f"AWS4{secret}".encode(), day)
-        k_region = self._sign(k_date, self._region_name)
-        k_service = self._sign(k_region, self._service_name)
+        dated = (secret, day)
+        k_date = _date_keys.get(dated)
+        if k_date is None:
+            k_date = kept(_date_keys, dated, self._sign(f"AWS4{secret}".encode(), day), _DATE_KEYS)
+        regional = (k_date, region)
+        k_region = _region_keys.get(regional)
+        if k_region is None:
+            k_region = kept(_region_keys, regional, self._sign(k_date, region), _REGION_KEYS)
+        k_service = self._sign(k_region, service)
         signing_key = kept(_signing_keys, key, self._sign(k_service, "aws4_request"), _SIGNING_KEYS)
     return self._sign(signing_key, string_to_sign, hex=True)
 
