@@ -1,9 +1,10 @@
 """SigV4 signing without its repeated work (docs/performance/engine-call.md, issue 24 parts 4 and 6).
 
 ``Host`` from the URL remembered per URL (:func:`host_from_url`), the map of headers to sign built once
-per signature, not twice, and in one pass (:func:`headers_to_sign`), the signing key derived once per secret, day,
-region and service (:func:`signature`), the canonical headers in one pass and the signed headers once
-per list of names (:func:`canonical_headers`, :func:`signed_headers`).
+per signature, not twice, and in one pass (:func:`headers_to_sign`), the signing key derived once per
+secret, day, region and service, its date and region links once per secret and day and per region
+(:func:`signature`), the canonical headers in one pass and the signed headers once per list of names
+(:func:`canonical_headers`, :func:`signed_headers`).
 """
 
 from __future__ import annotations
