@@ -117,6 +117,21 @@ def test_a_query_body_is_kept_only_by_its_request():
     assert _request._MADE not in other.__dict__
 
 
+def test_a_request_without_attributes_of_its_own_keeps_no_body():
+    """A request object with slots only (no ``__dict__``) is written as botocore writes it, each time."""
+
+    class Slotted:
+        __slots__ = ("data",)
+
+        def __init__(self, data: dict) -> None:
+            self.data = data
+
+    preparer = botocore.awsrequest.AWSRequestPreparer()
+    request = Slotted({"Action": "AssumeRole", "RoleArn": ARN})
+    for _ in range(2):
+        assert _request.prepare_body(preparer, request) == _request._Preparer_body(preparer, request)
+
+
 # -- the map of headers to sign, in one pass ------------------------------------------------------
 
 _NAMES = ["Host", "host", "User-Agent", "user-agent", "Expect", "X-Amz-Security-Token", "X-Amz-Date"]

@@ -167,7 +167,8 @@ def prepare_body(self: Any, original: Any) -> Any:
         or botocore.awsrequest.urlencode is not _urlencode
     ):
         return _Preparer_body(self, original)
-    seen = original.__dict__.get(_MADE)
+    own = getattr(original, "__dict__", None)  # the request's own attributes (None: it keeps no memo)
+    seen = own.get(_MADE) if own is not None else None
     if seen is not None and _same(seen[0], body):
         return seen[1]
     parts = []
@@ -187,7 +188,8 @@ def prepare_body(self: Any, original: Any) -> Any:
             value_quoted = _quote(text)
         parts.append(quoted + "=" + value_quoted)
     made = "&".join(parts)
-    original.__dict__[_MADE] = ((*body, *body.values()), made)
+    if own is not None:
+        own[_MADE] = ((*body, *body.values()), made)
     return made
 
 
