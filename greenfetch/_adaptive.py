@@ -39,7 +39,7 @@ from ._attempts import Attempt
 from ._clientload import ClientLoad
 from ._config import ConfigError
 from ._controller import Controller, Settings, TracePoint
-from ._limiter import Held, Limiter, quick_lock, signal_of
+from ._limiter import Held, Limiter, Openings, quick_lock, signal_of
 from ._metrics import Metrics
 from ._models import Request, Result, account_of_role
 
@@ -71,6 +71,7 @@ class Limits:
         self._lock = quick_lock()  # the scopes (making a limiter: once per scope, thousands in an inventory)
         self._limiter_lock = quick_lock()  # every limiter's own state (``Limiter``)
         self._held = Held()  # the slots held in any scope (``busy``)
+        self._openings = Openings()  # the runs' settings and resets, for each limiter to apply when used
         self._by_scope: dict[str, Limiter] = {}
         self.settings = Settings()
         if metrics is not None:  # greenfetch_concurrency_limit{scope}: read from here when scraped
@@ -83,10 +84,24 @@ class Limits:
         return f"{request.service}/{request.region or 'default'}/{who or 'default'}"
 
     def configure(self, settings: Settings) -> None:
+        """A run's settings, for every limiter: what each learned carries over, clamped (``open``)."""
+        self._opened(settings, False)
+
+    def _opened(self, settings: Settings, reset: bool) -> None:
+        """``settings`` (after forgetting with ``reset``) for every scope, now: noted once
+        (``Openings``), not handed to each limiter, which applies it, at this instant, when it is
+        next used or read; a long-lived engine keeps thousands of scopes, most of which a run never
+        reaches. Past ``Openings.RUNS_MAX`` changes every limiter applies them (bounded memory)."""
         with self._lock:
             self.settings = settings
-            for limiter in self._by_scope.values():
-                limiter._reconfigure(settings)
+            openings = self._openings
+            with self._limiter_lock:
+                openings.add(settings, self._clock(), reset)
+            if len(openings.runs) > openings.RUNS_MAX:
+                for limiter in self._by_scope.values():
+                    limiter._caught_up()
+                with self._limiter_lock:
+                    openings.runs.clear()
 
     def limiter(self, scope: str) -> Limiter:
         found = self._by_scope.get(scope)  # a dict read is atomic: the lock only to make one
@@ -95,7 +110,14 @@ class Limits:
                 found = self._by_scope.get(scope)
                 if found is None:
                     found = self._by_scope[scope] = Limiter(  # lazy: no controller yet (``Limiter``)
-                        scope, None, self.load, self._limiter_lock, self._held, self.settings, self._clock
+                        scope,
+                        None,
+                        self.load,
+                        self._limiter_lock,
+                        self._held,
+                        self.settings,
+                        self._clock,
+                        self._openings,
                     )
         return found
 
@@ -108,18 +130,18 @@ class Limits:
     def reset(self, scope: str | None = None) -> None:
         """Forget what the limiters learned (limit, baseline, rate cap), for one scope or all: the
         next batch starts again from ``initial_concurrency``. Requests in flight finish first."""
+        if scope is None:
+            self._opened(self.settings, True)
+            return
         with self._lock:
-            for name in [scope] if scope is not None else list(self._by_scope):
-                limiter = self._by_scope.get(name)
-                if limiter is not None:
-                    limiter._reset(self.settings)
+            limiter = self._by_scope.get(scope)
+            if limiter is not None:
+                limiter._reset(self.settings)
 
     def open(self, settings: Settings, *, reset: bool = False) -> Gate:
         """A gate for one run: every limiter takes ``settings`` (what it learned carries over, clamped),
-        after forgetting everything with ``reset``."""
-        self.configure(settings)
-        if reset:
-            self.reset()
+        after forgetting everything with ``reset``; the same cost however many scopes (``_opened``)."""
+        self._opened(settings, reset)
         return Gate(self, settings, reset)
 
     def scopes(self) -> list[str]:

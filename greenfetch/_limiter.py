@@ -8,7 +8,7 @@ the engine's gate (``_adaptive.Gate``) takes a slot from one per request and han
 told and answers its initial limit, no rate and no trace itself (docs/performance/inventory-cost.md, "the inventory
 command's own cost, part 9"). ``signal_of`` says what an attempt means to the controller (the one
 classifier's answer: throttled, dropped, or an answer); ``quick_lock`` is the lock its state is kept
-under.
+under. A run's new settings and a reset reach a limiter through ``Openings`` when it is next used.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from ._clientload import ClientLoad
 from ._controller import Controller, Settings, TracePoint
 from ._errors import classify
 
-__all__ = ["Held", "Limiter", "quick_lock", "signal_of"]
+__all__ = ["Held", "Limiter", "Openings", "quick_lock", "signal_of"]
 
 
 def signal_of(error_code: str | None, http_status: int | None) -> tuple[bool, bool]:
@@ -51,6 +51,38 @@ class Held:
 
 
 _LOG_MAX = 64  # events a scope keeps unreplayed before it makes its controller anyway (bounded memory)
+
+
+class Openings:
+    """What the runs of one ``Limits`` told all its limiters (a run's settings, a reset), kept for
+    each limiter to apply when it is next used (or read): a gate's opening costs the same however
+    many scopes a long-lived engine keeps, and a scope no run reaches is not touched, so a lazy one
+    logs nothing for it. ``count`` numbers them (a limiter applied those up to its ``_seen``);
+    ``runs`` holds them as ``(first, last, settings, when, reset)``, one per reset, and one per
+    stretch of openings with equal settings: ``when``, the last one's instant, is all a limiter needs
+    of them (``Controller.reconfigure`` twice at that instant does what it does for the whole
+    stretch: the clamp, the window, the re-measure's date; slow start's record of slow answers
+    counts two windows). ``Limits`` lets every limiter apply them and empties ``runs`` past
+    ``RUNS_MAX`` (changed settings only: memory bounded, O(scopes) once in so many runs)."""
+
+    __slots__ = ("count", "runs")
+
+    RUNS_MAX = 32
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.runs: list[tuple[int, int, Settings, float, bool]] = []
+
+    def add(self, settings: Settings, when: float, reset: bool) -> None:
+        """One more (under the limiters' lock): ``settings`` at ``when``, after forgetting with ``reset``."""
+        self.count = n = self.count + 1
+        runs = self.runs
+        if runs and not reset:
+            first, _, before, _, was_reset = runs[-1]
+            if not was_reset and (before is settings or before == settings):
+                runs[-1] = (first, n, settings, when, False)
+                return
+        runs.append((n, n, settings, when, reset))
 
 
 class Limiter:
@@ -88,6 +120,8 @@ class Limiter:
         "_limit",
         "_samples",
         "_closed",
+        "_openings",
+        "_seen",
     )
 
     def __init__(
@@ -99,6 +133,7 @@ class Limiter:
         held: Held | None = None,
         settings: Settings | None = None,
         clock: Callable[[], float] = time.monotonic,
+        openings: Openings | None = None,
     ):
         # (positional: ``Limits.limiter`` makes one per new scope, 3k instructions less than keywords
         # and a method call for the lazy part)
@@ -115,6 +150,10 @@ class Limiter:
         # the slots held in every scope of one ``Limits`` (``Limits.busy``), counted under the lock
         self._held = held if held is not None else Held()
         self._clock = clock
+        # the runs' settings and resets (``Openings``), applied up to ``_seen`` (those since it was made:
+        # none; it is made with the settings in force)
+        self._openings = openings if openings is not None else Openings()
+        self._seen = self._openings.count
         self._controller: Controller | None = controller
         if controller is not None:
             self._log: list[Any] | None = None
@@ -129,10 +168,9 @@ class Limiter:
             self._samples = 0
             self._closed = False
 
-    def _lazy(self, settings: Settings) -> None:
-        """Lazy from now: what a controller made now with ``settings`` would hold (the log starts with
-        when and with what: ``_materialize`` makes it so)."""
-        now = self._clock()
+    def _lazy(self, settings: Settings, now: float) -> None:
+        """Lazy from ``now``: what a controller made then with ``settings`` would hold (the log starts
+        with when and with what: ``_materialize`` makes it so)."""
         self._controller = None
         self._log = [now, settings]
         self._settings = settings  # in force (``reconfigure`` changes it)
@@ -145,10 +183,40 @@ class Limiter:
     def controller(self) -> Controller:
         """The scope's ``Controller`` (made now from the log if it was not yet)."""
         controller = self._controller
-        if controller is None:
+        if controller is None or self._seen != self._openings.count:
             with self._lock:
+                self._apply_openings()
                 controller = self._controller or self._materialize()
         return controller
+
+    def _apply_openings(self) -> None:
+        """The runs' settings and resets this limiter has not applied yet (``Openings``), each at its
+        instant, as if each had reached it then (under the lock): from the last reset among them (it
+        forgets what came before; the trace is kept either way), a stretch of equal settings as two
+        ``reconfigure``s (one if it is one opening)."""
+        openings = self._openings
+        seen = self._seen
+        if seen == openings.count:
+            return
+        runs = openings.runs
+        start = len(runs)
+        while start and runs[start - 1][1] > seen:
+            start -= 1
+            if runs[start][4]:
+                break
+        self._seen = openings.count
+        for first, last, settings, when, reset in runs[start:]:
+            if reset:
+                self._reset_to(settings, when)
+            else:
+                self._reconfigured(settings, when)
+                if last > max(first, seen + 1):
+                    self._reconfigured(settings, when)
+
+    def _caught_up(self) -> None:
+        """``_apply_openings``, taking the lock (a read from outside: the limit, its value, the trace)."""
+        with self._lock:
+            self._apply_openings()
 
     def _materialize(self) -> Controller:
         """The controller, made from the log (under the lock): ``Controller(settings)`` at the first
@@ -185,11 +253,16 @@ class Limiter:
 
     @property
     def limit(self) -> int:
+        if self._seen != self._openings.count:
+            self._caught_up()
         controller = self._controller
         return max(1, int(self._limit if controller is None else controller.limit))
 
     def limit_value(self) -> float:
-        """The limit as the controller holds it (a float; what the metric shows)."""
+        """The limit as the controller holds it (a float; what the metric shows), the runs' settings
+        applied (a limit a new run's bounds clamp shows clamped, as the run will use it)."""
+        if self._seen != self._openings.count:
+            self._caught_up()
         controller = self._controller
         return self._limit if controller is None else controller.limit
 
@@ -202,19 +275,22 @@ class Limiter:
 
     def __enter__(self) -> int:
         # ``acquire``'s common case written out (once per request): no rate cap, a slot free and no
-        # one queued for one (a lazy limiter has neither); anything else is ``acquire``'s
+        # one queued for one (a lazy limiter has neither), no run's settings to apply; anything else
+        # is ``acquire``'s
         controller = self._controller
         if controller is not None:
             if controller.cap.rate is None:
                 with self._lock:
                     limit = max(1, int(controller.limit))
-                    if self.inflight < limit and not self._waiters:
+                    if self.inflight < limit and not self._waiters and self._seen == self._openings.count:
                         self.inflight = inflight = self.inflight + 1
                         self._held.slots += 1
                         controller.note_inflight(inflight)
                         return limit
             return self.acquire()
         with self._lock:
+            if self._seen != self._openings.count:  # (a run's settings first: they may clamp the limit)
+                self._apply_openings()
             if self._controller is None:  # (still lazy: another thread may have made it meanwhile)
                 limit = max(1, int(self._limit))
                 if self.inflight < limit:  # (no one waits while lazy: a wait makes the controller)
@@ -227,6 +303,7 @@ class Limiter:
     def __exit__(self, *exc: object) -> None:
         with self._lock:
             if self._waiters:
+                self._apply_openings()  # (the limit it reads; a count alone needs none)
                 self._free()
             else:  # ``_free`` with no one waiting: once per request
                 self.inflight -= 1
@@ -235,22 +312,24 @@ class Limiter:
     def acquire(self) -> int:
         """``slot``'s entry: the rate cap's turn, then a slot, or a place in the queue for one (a
         freed slot is handed to the first waiter directly: one wake-up per slot, no re-check)."""
-        controller = self._controller
-        if controller is None:  # a slot that may wait (or the lazy path's race lost): the controller
-            with self._lock:
-                controller = self._controller or self._materialize()
+        with self._lock:  # a slot that may wait (or the lazy path's race lost): the controller
+            self._apply_openings()
+            controller = self._controller or self._materialize()
         if controller.cap.rate is not None:  # (``Controller.rate``, without the property's call)
             with self._lock:
                 if self._pace is None:
                     self._pace = threading.Lock()
             with self._pace:
                 with self._lock:
+                    self._apply_openings()
                     wait = controller.reserve()
                 if wait > 0:
                     time.sleep(wait)  # gevent's sleep once patched
         with self._lock:
-            controller = self._controller  # (``Limits.reset`` may have replaced it meanwhile)
-            assert controller is not None
+            self._apply_openings()
+            current = self._controller  # (``Limits.reset`` may have replaced it meanwhile)
+            assert current is not None
+            controller = current
             limit = max(1, int(controller.limit))  # ``limit``, inline: once per request
             if self.inflight < limit and not self._waiters:
                 self.inflight = inflight = self.inflight + 1
@@ -269,6 +348,7 @@ class Limiter:
                 if waiter in self._waiters:
                     self._waiters.remove(waiter)
                 else:
+                    self._apply_openings()
                     self._free()
             raise
         return self.limit
@@ -276,6 +356,7 @@ class Limiter:
     def release(self) -> None:
         """``slot``'s exit: the slot goes to the first request waiting, if the limit allows."""
         with self._lock:
+            self._apply_openings()
             self._free()
 
     def _free(self) -> None:
@@ -308,6 +389,8 @@ class Limiter:
         load, cpu, held = self.load.read(attempt.seconds) if self.load else (0.0, 0.0, 0.0)
         latency = attempt.seconds if usable else None
         with self._lock:
+            if self._seen != self._openings.count:
+                self._apply_openings()
             controller = self._controller
             if controller is None and not self._closed:
                 # What ``Controller.sample`` does with a sample while slow start has no baseline, no
@@ -383,35 +466,67 @@ class Limiter:
         return peak
 
     def _reconfigure(self, settings: Settings) -> None:
-        """``Controller.reconfigure`` (a new batch's settings), or its entry in a lazy limiter's log:
-        the limit clamped to the new bounds, a new window."""
+        """A new batch's settings, now (``_reconfigured``)."""
         with self._lock:
-            controller = self._controller
-            # (after a logged close too: ``_closed`` stays, so the next answer makes the controller)
-            if controller is None and len(self._log) < _LOG_MAX:  # type: ignore[arg-type]
-                now = self._clock()
-                self._log.append((now, settings))  # type: ignore[union-attr]
+            self._apply_openings()
+            self._reconfigured(settings, None)
+
+    def _reconfigured(self, settings: Settings, when: float | None) -> None:
+        """``Controller.reconfigure`` at ``when`` (None: now), or its entry in a lazy limiter's log:
+        the limit clamped to the new bounds, a new window (under the lock). Three entries with the
+        same settings and nothing between are two (the first's instant is overwritten by the second:
+        ``Openings``), so a scope runs skip stays lazy however often the runs' limits are read."""
+        controller = self._controller
+        # (after a logged close too: ``_closed`` stays, so the next answer makes the controller)
+        if controller is None:
+            log = self._log
+            assert log is not None
+            now = self._clock() if when is None else when
+            if len(log) > 3 and type(log[-1]) is tuple and len(log[-1]) == 2:
+                before, last = log[-2], log[-1]
+                if type(before) is tuple and len(before) == 2 and before[1] == last[1] == settings:
+                    log[-1] = (now, settings)
+                    self._start = now  # (the rest the entry it overwrites set already)
+                    return
+            if len(log) < _LOG_MAX:
+                log.append((now, settings))
                 self._settings = settings
                 self._limit = min(max(self._limit, settings.min), settings.max)  # as ``reconfigure``
                 self._start, self._samples = now, 0
                 return
-            (controller or self._materialize()).reconfigure(settings)
+            controller = self._materialize()
+        if when is None:
+            controller.reconfigure(settings)
+        else:  # on a clock that reads the opening's instant (as ``_materialize`` replays)
+            clock, controller.clock = controller.clock, repeat(when).__next__
+            controller.reconfigure(settings)
+            controller.clock = clock
 
     def _reset(self, settings: Settings) -> None:
-        """``Limits.reset``: what was learned is forgotten (the trace kept). A lazy limiter (no trace,
-        nothing learned that shows) starts its log again; else a new controller with the old trace."""
+        """``Limits.reset`` of this scope, now (``_reset_to``)."""
         with self._lock:
-            controller = self._controller
-            if controller is None and not self._closed:
-                self._lazy(settings)
-            else:  # (a logged close: its trace point is kept)
-                controller = controller or self._materialize()
-                fresh = Controller(settings, self._clock)
-                fresh.trace.extend(controller.trace)
-                self._controller = fresh
+            self._apply_openings()
+            self._reset_to(settings, None)
+
+    def _reset_to(self, settings: Settings, when: float | None) -> None:
+        """What was learned is forgotten at ``when`` (None: now; the trace kept), under the lock. A
+        lazy limiter (no trace, nothing learned that shows) starts its log again; else a new
+        controller with the old trace."""
+        controller = self._controller
+        now = self._clock() if when is None else when
+        if controller is None and not self._closed:
+            self._lazy(settings, now)
+        else:  # (a logged close: its trace point is kept)
+            controller = controller or self._materialize()
+            fresh = Controller(settings, repeat(now).__next__)
+            fresh.clock = fresh.cap.clock = self._clock
+            fresh.trace.extend(controller.trace)
+            self._controller = fresh
 
     def trace(self) -> list[TracePoint]:
         """The windows its controller closed (none while lazy, unless its log holds a close)."""
+        if self._seen != self._openings.count:
+            self._caught_up()
         controller = self._controller
         if controller is None:
             if not self._closed:

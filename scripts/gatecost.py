@@ -34,6 +34,11 @@ Pieces:
   moves the rate and the limit: a lazily made limiter makes its controller for it).
 - ``one-call scope, answered late``: its answer 1.5 s after its limiter was made (past ``max_window``:
   its window closes), as most of an inventory's are under callgrind, ~50x slower than native.
+- ``gate opening, S scopes``: a long-lived engine's run starting (``open_gate``, the inventory's
+  settings), per opening: S scopes each made and used by one request in the first run, then 70 runs
+  that reach none of them (the engine a worker keeps between tasks); 1,000 and 10,000 scopes, and
+  1,000 with the settings changed at every opening (per opening over 64: what is deferred to each
+  limiter's next use is not in it).
 
     python scripts/gatecost.py --decisions [TREE...]
 
@@ -135,6 +140,33 @@ def _steady(n: int, load: float, cpu: float, through_slot: bool = False) -> Any:
     return run
 
 
+def _long_lived(scopes: int, openings: int, changed: bool = False) -> Any:
+    """An engine's limits with ``scopes`` scopes made and used once in its first run, then 70 runs
+    that reach none of them; returns ``openings`` more runs' openings (other settings each time with
+    ``changed``). Returned with how many it runs (the window's count is per opening)."""
+    from greenfetch._adaptive import open_gate
+    from greenfetch._attempts import Attempt
+
+    clock, limits = _quiet_limits()
+    gate = open_gate(limits, 5, 5.0, 1, 64)
+    answer = Attempt(LATENCY, 200, None)
+    for request in _one_call_requests(scopes):
+        clock.now += STEP
+        slot = gate(request)
+        with slot:
+            slot.observe(answer)
+    for _ in range(70):
+        clock.now += 1.0
+        open_gate(limits, 5, 5.0, 1, 64)
+
+    def run() -> None:
+        for n in range(openings):
+            clock.now += 1.0
+            open_gate(limits, 5, 5.0, 1, 64 if not changed or n % 2 else 32)
+
+    return run
+
+
 def child(n: int) -> dict[str, Any]:
     import greenfetch  # noqa: F401  (first: patches)
 
@@ -151,12 +183,12 @@ def child(n: int) -> dict[str, Any]:
     answer = Attempt(LATENCY, 200, None)
     out: dict[str, Any] = {}
 
-    def window(name: str, run: Any) -> None:
+    def window(name: str, run: Any, per: int | None = None) -> None:
         run_ = run()  # set-up outside the window
         gc.collect()  # every window starts with the collector's counts at 0
         with _Window(name):
             run_()
-        out[name] = None
+        out[name] = per  # the count is divided by this (None: ``n``)
 
     window("steady", lambda: _steady(n, 0.95, 0.9))
     window("steady idle", lambda: _steady(n, 0.3, 0.2))
@@ -307,6 +339,9 @@ def child(n: int) -> dict[str, Any]:
         return run
 
     window("one-call scope, answered late", late_scopes)
+    window("gate opening, 1,000 scopes", lambda: _long_lived(1000, 10), 10)
+    window("gate opening, 10,000 scopes", lambda: _long_lived(10_000, 4), 4)
+    window("gate opening, 1,000 scopes, settings changed", lambda: _long_lived(1000, 64, True), 64)
     return out
 
 
@@ -574,7 +609,7 @@ def main() -> None:
     for i, tree in enumerate(args.trees):
         out = workdir / f"t{i}.out"
         env = {**os.environ, "PYTHONPATH": tree, "PERCALL_CALLGRIND": "1"}
-        subprocess.run(
+        done = subprocess.run(
             [
                 "nice",
                 "-n",
@@ -592,10 +627,13 @@ def main() -> None:
             ],
             check=True,
             env=env,
-            stdout=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
         )
+        per = json.loads(done.stdout.strip().splitlines()[-1])  # a piece's divisor (None: N)
         for part in sorted(workdir.glob(f"t{i}.out.*"), key=lambda p: int(p.suffix[1:])):
-            table.setdefault(_dump_name(part), {})[tree] = _total(part) / args.n / 1000
+            name = _dump_name(part)
+            table.setdefault(name, {})[tree] = _total(part) / (per.get(name) or args.n) / 1000
     width = max(len(name) for name in table)
     print(f"{'instructions per op (k)':{width}}  " + "  ".join(Path(t).name[-14:] for t in args.trees))
     for name, by_tree in table.items():
