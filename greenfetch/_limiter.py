@@ -473,21 +473,21 @@ class Limiter:
 
     def _reconfigured(self, settings: Settings, when: float | None) -> None:
         """``Controller.reconfigure`` at ``when`` (None: now), or its entry in a lazy limiter's log:
-        the limit clamped to the new bounds, a new window (under the lock). Three entries with the
-        same settings and nothing between are two (the first's instant is overwritten by the second:
-        ``Openings``), so a scope runs skip stays lazy however often the runs' limits are read."""
+        the limit clamped to the new bounds, a new window (under the lock). A lazy limiter's
+        controller is in slow start, with no re-measure and no slow answer to forget: the same
+        settings again with nothing logged between only move its window's start, so that entry's
+        instant is overwritten, and a scope runs skip stays lazy however often their limits are read."""
         controller = self._controller
         # (after a logged close too: ``_closed`` stays, so the next answer makes the controller)
         if controller is None:
             log = self._log
             assert log is not None
             now = self._clock() if when is None else when
-            if len(log) > 3 and type(log[-1]) is tuple and len(log[-1]) == 2:
-                before, last = log[-2], log[-1]
-                if type(before) is tuple and len(before) == 2 and before[1] == last[1] == settings:
-                    log[-1] = (now, settings)
-                    self._start = now  # (the rest the entry it overwrites set already)
-                    return
+            last = log[-1]
+            if type(last) is tuple and len(last) == 2 and last[1] == settings:
+                log[-1] = (now, settings)
+                self._start = now  # (the rest the entry it overwrites set already)
+                return
             if len(log) < _LOG_MAX:
                 log.append((now, settings))
                 self._settings = settings
