@@ -19,7 +19,10 @@ what one run passes to ``Engine.iter_results(gate=...)``: a slot per request, a 
 What carries over, and when it resets: a scope's limit, baseline and rate cap live as long as the
 engine, so the next batch starts where the last one ended (clamped to its min/max) and a short batch
 does not pay the ramp again. They reset with a new engine, ``adaptive_batch(..., reset=True)`` (every
-scope) or ``engine.limits.reset(scope)``. With ``processes=N`` each worker process has the limiters of
+scope) or ``engine.limits.reset(scope)``. A run's settings and ``reset=True`` are noted once
+(``_limiter.Openings``) and each limiter applies them, at the instant of the run's start, when next
+used or read (the limit series included): a long-lived engine's run costs the same for its thousands
+of scopes as for one. With ``processes=N`` each worker process has the limiters of
 the scopes routed to it; the engine keeps its worker pool between calls, so they carry over there too,
 and ``reset=True`` reaches them.
 
