@@ -9,13 +9,12 @@ at each opening decides, over random runs (Hypothesis, against the old eager ``L
 
 from __future__ import annotations
 
-import sys
 from collections import Counter
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_gate_cost import _CONFIGS, _LATENCIES, _LOADS, _Load, _state_through_trace
+from test_gate_cost import _CONFIGS, _LATENCIES, _LOADS, _calls, _Load, _state_through_trace
 
 import greenfetch._limiter as limiter_module
 from greenfetch._adaptive import Gate, Limiter, Limits, open_gate
@@ -72,33 +71,11 @@ class _EagerLimits(Limits):
 
 def _limiter_calls(run) -> Counter[str]:
     """The calls ``run()`` makes to any ``Limiter`` method (Python frames), by name."""
-    found: Counter[str] = Counter()
-
-    def profile(frame, event, arg):
-        if event == "call" and frame.f_code.co_qualname.startswith("Limiter."):
-            found[frame.f_code.co_qualname] += 1
-
-    sys.setprofile(profile)
-    try:
-        run()
-    finally:
-        sys.setprofile(None)
-    return found
+    return Counter({name: n for name, n in _calls(run).items() if name.startswith("Limiter.")})
 
 
 def _python_calls(run) -> int:
-    found = [0]
-
-    def profile(frame, event, arg):
-        if event == "call":
-            found[0] += 1
-
-    sys.setprofile(profile)
-    try:
-        run()
-    finally:
-        sys.setprofile(None)
-    return found[0]
+    return sum(_calls(run).values())
 
 
 def _requests(n: int) -> list[Request]:
