@@ -343,6 +343,6 @@ def test_a_stretch_of_equal_settings_is_what_each_of_them_does(stretch, learned,
         assert ctl._restore
     for _ in range(stretch):
         clock.now += 0.7
-        open_gate(limits, 4, 5.0, 1, 30)
+        assert _limiter_calls(lambda: open_gate(limits, 4, 5.0, 1, 30)) == Counter()  # (applied late)
         open_gate(eager, 4, 5.0, 1, 30)
     assert _state_through_trace(pair[0].controller) == _state_through_trace(pair[1].controller)
