@@ -25,7 +25,9 @@ Counted, the child reads a monotonic clock slowed as callgrind slows it (``bench
 so a limiter's windows close as in a native run. Each figure is the window's instructions over its list
 calls; the differences place the inventory's own cost per list call (pagination, the account view, the
 gate, the records). ``--profile PATH`` writes a cProfile of each window to ``PATH.MODE`` instead (no
-valgrind): the Python calls a window makes, to set against another's.
+valgrind): the Python calls a window makes, to set against another's. ``--keep DIR`` copies each
+window's callgrind dump to ``DIR/TREE_NAME.MODE.callgrind`` (for ``callgrind_annotate``: the C
+functions a window's instructions go to).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -191,6 +194,7 @@ def main() -> None:
     parser.add_argument("--types", default=",".join(inv.JSON_TYPES))
     parser.add_argument("--profile", help="cProfile each window into PROFILE.MODE instead (no valgrind)")
     parser.add_argument("--own-secrets", action="store_true", help="each account's role its own secret")
+    parser.add_argument("--keep", help="copy each window's callgrind dump into this directory")
     opts = parser.parse_args()
     os.environ["GREENFETCH_INVENTORY_PAGES"] = json.dumps({"items": 5})
     with (
@@ -235,6 +239,10 @@ def main() -> None:
             print(tree, done.stderr.strip().splitlines()[-1])
             for (mode, calls), count in zip(lists.items(), counts, strict=True):
                 print(f"  {mode:10} {count / calls / 1000:9,.1f}k a list call ({calls} calls)")
+            if opts.keep:
+                Path(opts.keep).mkdir(parents=True, exist_ok=True)
+                for mode, dump in zip(lists, dumps[-len(lists) :], strict=True):
+                    shutil.copyfile(dump, Path(opts.keep) / f"{Path(tree).name}.{mode}.callgrind")
 
 
 if __name__ == "__main__":
