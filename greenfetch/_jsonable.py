@@ -249,9 +249,9 @@ def _datetime_text(value: _dt.datetime) -> str:
         return value.isoformat()
     if suffix is None:
         return value.isoformat()
-    year = value.year
+    year = value.year  # four digits from 1000 on; below, padded as isoformat pads them
     text = (
-        f"{year if year >= 1000 else '%04d' % year}-{_TWO_DIGITS[value.month]}-{_TWO_DIGITS[value.day]}"
+        f"{year if year >= 1000 else f'{year:04d}'}-{_TWO_DIGITS[value.month]}-{_TWO_DIGITS[value.day]}"
         f"T{_TWO_DIGITS[value.hour]}:{_TWO_DIGITS[value.minute]}:{_TWO_DIGITS[value.second]}"
     )
     micro = value.microsecond

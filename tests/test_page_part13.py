@@ -37,7 +37,9 @@ _FIXED = _fixed_zones()
 
 @settings(deadline=None, max_examples=400)
 @given(
-    naive=st.datetimes(min_value=dt.datetime(1, 1, 1), max_value=dt.datetime(9999, 12, 31, 23, 59, 59, 999999)),
+    naive=st.datetimes(
+        min_value=dt.datetime(1, 1, 1), max_value=dt.datetime(9999, 12, 31, 23, 59, 59, 999999)
+    ),
     zone=st.sampled_from(_FIXED),
     fold=st.sampled_from([0, 1]),
 )
@@ -84,3 +86,74 @@ def test_a_fixed_zones_datetime_calls_no_isoformat():
     finally:
         sys.setprofile(None)
     assert "isoformat" in called
+
+
+# -- a record's items: a type's kept fields without a comprehension an item -----------------------------
+
+
+def _kept_before(keep, found):
+    """What ``ResourceType.extract`` kept of each item before this part (the reference)."""
+    return [{k: item[k] for k in keep if k in item} for item in found]
+
+
+_item_values = st.none() | st.integers() | st.text(max_size=4) | st.lists(st.integers(), max_size=2)
+_names = st.sampled_from(["Name", "ARN", "Arn", "", "caf\u00e9", "Tags"])
+
+
+@settings(deadline=None, max_examples=300)
+@given(
+    keep=st.lists(_names, min_size=1, max_size=4).map(tuple),  # repeats too: the first one's place
+    found=st.lists(
+        st.dictionaries(_names, _item_values, max_size=5) | st.text(max_size=6) | st.integers(),
+        max_size=5,
+    ),
+)
+def test_a_types_kept_fields_are_what_the_comprehension_kept(keep, found):
+    """``extract`` of a type with ``keep`` gives what the dict comprehension gave: the same fields in the
+    same order (``keep``'s, a repeated name at its first place), items without some or all of them, and
+    the same error for an item that is not a mapping (a str's ``in`` is a substring test, its ``[]`` a
+    TypeError; an int's ``in`` a TypeError)."""
+    from greenfetch.inventory._resource_type import ResourceType
+
+    rtype = ResourceType("x.y", "x", "ListY", "Items", None, keep=keep)
+    try:
+        expected = _kept_before(keep, found)
+    except TypeError as exc:
+        import pytest
+
+        with pytest.raises(type(exc), match="^" + __import__("re").escape(str(exc)) + "$"):
+            rtype.extract({"Items": found})
+        return
+    got = rtype.extract({"Items": found})
+    assert got == expected
+    assert [list(item) for item in got] == [list(item) for item in expected]
+
+
+def test_a_types_kept_fields_make_no_function_an_item():
+    """Secrets Manager's ``keep`` (``Name``, ``ARN``) over a page of 5 makes no comprehension an item (fails on
+    the code before: a ``<dictcomp>`` called for each item, ~4k instructions each)."""
+    from greenfetch.inventory._catalog import resolve_types
+
+    [secrets] = resolve_types(["secretsmanager.secrets"])
+    assert secrets.keep
+    page = {
+        "SecretList": [
+            {"Name": f"s-{n}", "ARN": f"arn:aws:secretsmanager:us-east-1:1:secret:s-{n}", "Other": n}
+            for n in range(5)
+        ]
+    }
+    called: list[str] = []
+
+    def seen(frame, event, arg):
+        if event == "call":
+            called.append(frame.f_code.co_name)
+
+    sys.setprofile(seen)
+    try:
+        items = secrets.extract(page)
+    finally:
+        sys.setprofile(None)
+    assert "<dictcomp>" not in called and "<listcomp>" not in called
+    assert items == [
+        {"Name": f"s-{n}", "ARN": f"arn:aws:secretsmanager:us-east-1:1:secret:s-{n}"} for n in range(5)
+    ]
