@@ -2,6 +2,7 @@
 file sink's record, counted alone, for several source trees side by side.
 
     python scripts/pagecost.py PAGES.pickle [--reps R] [TREE...]
+    python scripts/pagecost.py --command N TREE...
 
 ``PAGES.pickle`` holds what a real command run gave ``InventoryCache.store`` (key, items, fetched_at) and
 ``FileSink.add`` (the record, fetched_at) (``--capture`` makes it: the section's command, 2 accounts x 2
@@ -19,6 +20,16 @@ new, as in a first run), and the count is divided by the pages. Pieces:
 - ``store, no directory``: the same without the local tier: the entry's text alone.
 - ``add``: ``FileSink.add`` (json) of each record with the cache's text of its items.
 - ``close``: the json files written from the kept records.
+
+``--command N``: the same pieces inside the command instead (every positional argument a TREE): the
+section's command (N accounts x 8 regions x the 6 JSON types, pages of 5 items, ``--out DIR --cache-ttl
+0 --no-progress -c 64``, the clock slowed as ``cmdcost.py`` slows it, ``PYTHONHASHSEED=0``) under
+``valgrind --tool=callgrind --collect-atstart=no``, counting switched on (``CALLGRIND_TOGGLE_COLLECT``)
+only inside ``Inventory._fetched`` (the record, the cache key, the cache row, the summary), each unit
+``Plan.units`` makes, ``FileSink.add``/``close`` and ``InventoryCache.close`` (the last transaction),
+divided by the records written: what a page costs the command after its fetch, with what the pieces
+cost the rest of the run (a young collection they trigger) and without the hub's scheduling, which
+moves the command whole by tens of thousands of instructions a list call (repeats to ~0.1k).
 """
 
 from __future__ import annotations
@@ -116,9 +127,9 @@ import greenfetch
 from greenfetch.inventory import _cache, _sinks
 caught = {{"store": [], "add": []}}
 store, add = _cache.InventoryCache.store, _sinks.FileSink.add
-def _store(self, key, value, *, stored_at=None):
+def _store(self, key, value, *, stored_at=None, **kw):
     caught["store"].append((key, copy.deepcopy(value), stored_at))
-    return store(self, key, value, stored_at=stored_at)
+    return store(self, key, value, stored_at=stored_at, **kw)
 def _add(self, rec, fetched_at=None, **kw):
     caught["add"].append((copy.deepcopy(rec), fetched_at, None))
     return add(self, rec, fetched_at, **kw)
@@ -137,6 +148,89 @@ open({out!r}, "wb").write(pickle.dumps(caught))
         subprocess.run([sys.executable, "-c", code, *command[3:]], env=inv._cli_env(tmp), check=True)
 
 
+_TOGGLE_C = "#include <valgrind/callgrind.h>\nvoid gf_toggle(void) { CALLGRIND_TOGGLE_COLLECT; }\n"
+
+# run first in the command's process: the pieces wrapped so that callgrind counts only inside them
+_COUNTED = """
+import ctypes, functools
+from greenfetch.inventory import _cache, _fetch, _plan, _sinks
+_toggle = ctypes.CDLL({lib!r}).gf_toggle
+def _counted(cls, name):
+    real = getattr(cls, name)
+    @functools.wraps(real)
+    def counted(*args, **kwargs):
+        _toggle()
+        try:
+            return real(*args, **kwargs)
+        finally:
+            _toggle()
+    setattr(cls, name, counted)
+for _cls, _name in ((_fetch.Inventory, "_fetched"), (_sinks.FileSink, "add"), (_sinks.FileSink, "close"),
+                    (_cache.InventoryCache, "close")):
+    _counted(_cls, _name)
+_units = _plan.Plan.units
+def units(self, *args):
+    made = _units(self, *args)
+    while True:
+        _toggle()
+        try:
+            unit = next(made)
+        except StopIteration:
+            _toggle()
+            return
+        _toggle()
+        yield unit
+_plan.Plan.units = units
+"""
+
+
+def _in_command(trees: list[str], accounts: int) -> None:
+    """``--command``: each tree's pieces counted inside the command (see the module's docstring)."""
+    import glob
+    import json
+
+    import greenfetch  # noqa: F401
+    from greenfetch.testing import LoopbackServer
+
+    sys.path.insert(0, str(HERE))
+    import bench_inventory as inv
+    from percall import _callgrind_total
+
+    os.environ["GREENFETCH_INVENTORY_PAGES"] = json.dumps({"items": 5})
+    names = [f"7{n:011d}" for n in range(accounts)]
+    with (
+        LoopbackServer(handler=inv.HANDLER, latency=inv.LATENCY) as url,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        lib = Path(tmp) / "toggle.so"
+        Path(tmp, "toggle.c").write_text(_TOGGLE_C)
+        subprocess.run(["cc", "-O1", "-shared", "-fPIC", "-o", str(lib), f"{tmp}/toggle.c"], check=True)
+        for t, tree in enumerate(trees):
+            out = f"{tmp}/out-{t}"
+            command = inv._cli_command(url, out, names, inv.REGIONS[:8], 64)
+            code = (
+                inv.SLOW_CLOCK
+                + _COUNTED.format(lib=str(lib))
+                + ("import runpy\nrunpy.run_module('greenfetch.cli', run_name='__main__', alter_sys=True)\n")
+            )
+            env = {**inv._cli_env(tmp), "PYTHONPATH": tree, "PYTHONHASHSEED": "0"}
+            dump = f"{tmp}/callgrind.{t}"
+            done = subprocess.run(
+                ["valgrind", "--tool=callgrind", "-q", "--collect-atstart=no", f"--callgrind-out-file={dump}"]
+                + [sys.executable, "-c", code, *command[3:]],
+                env=env,
+                cwd=tmp,  # not the caller's: a source tree there would come before PYTHONPATH's
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if done.returncode != 0:
+                raise SystemExit(f"{tree}: the command failed: {done.stderr[-3000:]}")
+            records = sum(len(json.loads(Path(p).read_text())) for p in glob.glob(f"{out}/*.json"))
+            total = _callgrind_total(dump)
+            print(f"{tree}: {total / records / 1000:,.1f}k a page inside the pieces ({records} records)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("pages")
@@ -144,7 +238,11 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=20)
     parser.add_argument("--child", action="store_true")
     parser.add_argument("--capture", action="store_true")
+    parser.add_argument("--command", type=int, metavar="N", help="count inside the command (N accounts)")
     opts = parser.parse_args()
+    if opts.command:
+        _in_command([opts.pages, *opts.trees], opts.command)
+        return
     if opts.capture:
         _capture(opts.pages)
         return
