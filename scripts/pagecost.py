@@ -156,16 +156,28 @@ _TOGGLE_C = "#include <valgrind/callgrind.h>\nvoid gf_toggle(void) { CALLGRIND_T
 _COUNTED = """
 import ctypes, functools
 from greenfetch.inventory import _cache, _fetch, _plan, _sinks
-_toggle = ctypes.CDLL({lib!r}).gf_toggle
+import gc
+_switch = ctypes.CDLL({lib!r}).gf_toggle
+_inside, _collections = [False], [0, 0, 0]
+def _on():
+    _inside[0] = True
+    _switch()
+def _off():
+    _switch()
+    _inside[0] = False
+def _collected(phase, info):
+    if phase == "start" and _inside[0]:
+        _collections[info["generation"]] += 1
+gc.callbacks.append(_collected)
 def _counted(cls, name):
     real = getattr(cls, name)
     @functools.wraps(real)
     def counted(*args, **kwargs):
-        _toggle()
+        _on()
         try:
             return real(*args, **kwargs)
         finally:
-            _toggle()
+            _off()
     setattr(cls, name, counted)
 for _cls, _name in ((_fetch.Inventory, "_fetched"), (_sinks.FileSink, "add"), (_sinks.FileSink, "close"),
                     (_cache.InventoryCache, "close")):
@@ -174,13 +186,13 @@ _units = _plan.Plan.units
 def units(self, *args):
     made = _units(self, *args)
     while True:
-        _toggle()
+        _on()
         try:
             unit = next(made)
         except StopIteration:
-            _toggle()
+            _off()
             return
-        _toggle()
+        _off()
         yield unit
 _plan.Plan.units = units
 import atexit, sys
@@ -191,6 +203,7 @@ def flush(self):
     return _flush(self)
 _pagefile.PageFile.flush = flush
 atexit.register(lambda: print("pagecost-transactions", sum(1 for n in _transactions if n), file=sys.stderr))
+atexit.register(lambda: print("pagecost-collections", "/".join(map(str, _collections)), file=sys.stderr))
 """
 
 
@@ -238,15 +251,11 @@ def _in_command(trees: list[str], accounts: int) -> None:
                 raise SystemExit(f"{tree}: the command failed: {done.stderr[-3000:]}")
             records = sum(len(json.loads(Path(p).read_text())) for p in glob.glob(f"{out}/*.json"))
             total = _callgrind_total(dump)
-            said = [
-                line.split()[1]
-                for line in done.stderr.splitlines()
-                if line.startswith("pagecost-transactions")
-            ]
+            said = dict(line.split()[:2] for line in done.stderr.splitlines() if line.startswith("pagecost-"))
             print(
                 f"{tree}: {total / records / 1000:,.1f}k a page inside the pieces ({records} records, "
-                f"{said[-1] if said else '?'} cache transactions: the 0.5 s bound reads the slowed clock, so "
-                "a busier machine makes more)"
+                f"{said.get('pagecost-transactions', '?')} cache transactions, collections inside the pieces "
+                f"by generation {said.get('pagecost-collections', '?')})"
             )
 
 
