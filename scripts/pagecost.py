@@ -29,9 +29,11 @@ only inside ``Inventory._fetched`` (the record, the cache key, the cache row, th
 ``Plan.units`` makes, ``FileSink.add``/``close`` and ``InventoryCache.close`` (the last transaction),
 divided by the records written: what a page costs the command after its fetch, with what the pieces
 cost the rest of the run (a young collection they trigger) and without the hub's scheduling, which
-moves the command whole by tens of thousands of instructions a list call (repeats to ~0.1k at one
-load). The cache file's transactions end at 64 pages or 0.5 s of the slowed clock, which callgrind's
-speed (the machine's load) moves: the count says how many the run made; compare trees interleaved.
+moves the command whole by tens of thousands of instructions a list call. It says the cache
+transactions the run made (64 pages or 0.5 s of the slowed clock, which callgrind's speed moves) and the
+collector's runs inside the pieces: a young collection that lands inside them adds ~4-7k a page to that
+run (the command's young generation is large), so compare runs with the same collections; with them,
+a tree's runs repeat to ~0.5k.
 """
 
 from __future__ import annotations
