@@ -35,6 +35,8 @@ from __future__ import annotations
 
 import contextlib
 import time
+import weakref
+from operator import attrgetter
 from collections.abc import Callable
 from typing import Any
 
@@ -47,6 +49,8 @@ from ._metrics import Metrics
 from ._models import Request, Result, account_of_role
 
 __all__ = [
+    "LEARNED_KEPT",
+    "SCOPES_KEPT",
     "AdaptiveResults",
     "Controller",
     "Gate",
@@ -60,6 +64,20 @@ __all__ = [
 ]
 
 
+_made = attrgetter("_made")
+
+SCOPES_KEPT = 10_000
+"""Scopes an engine keeps past which the idle ones that learned nothing are forgotten, least recently
+used first (``Limits._sweep``; ``Limiter._learned`` says what learning is): ~0.2 KB each, 2 MB, and as
+many ``greenfetch_concurrency_limit`` series. A forgotten scope is made again, as a new one, when next
+used: nothing a new limiter would not know is lost, so no decision depends on this number."""
+LEARNED_KEPT = 50_000
+"""Scopes kept past which idle ones that learned something (a controller: a moved limit, a rate cap,
+a baseline, a trace) are forgotten too, least recently used first: ~2 KB each or more (its trace),
+~100 MB. A scope's quota is learned again in a window or a throttle; an engine that kept every
+throttled scope of an organisation for its life would not stay bounded."""
+
+
 class Limits:
     """``engine.limits``: the limiters of one engine, by scope (service/region/account)."""
 
@@ -68,6 +86,8 @@ class Limits:
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.monotonic,
         gevent: bool = False,
+        scopes_kept: int = SCOPES_KEPT,
+        learned_kept: int = LEARNED_KEPT,
     ):
         self._clock = clock
         self.load = ClientLoad() if gevent else None
@@ -75,7 +95,15 @@ class Limits:
         self._limiter_lock = quick_lock()  # every limiter's own state (``Limiter``)
         self._held = Held()  # the slots held in any scope (``busy``)
         self._openings = Openings()  # the runs' settings and resets, for each limiter to apply when used
+        # by scope, least recently handed out first (``limiter``: a scope handed out again in a later
+        # gate's run moves to the end), so the first ones are those a bound forgets (``_sweep``)
         self._by_scope: dict[str, Limiter] = {}
+        self._gates: weakref.WeakSet[Gate] = weakref.WeakSet()  # the gates alive (what pins a scope)
+        self._epoch = 0  # gates opened: a limiter's ``_used`` is the epoch it was last handed out in
+        self._made = 0  # limiters made: a limiter's ``_made`` (the series' order: ``limit_values``)
+        self.scopes_kept = scopes_kept  # the bounds (``SCOPES_KEPT``, ``LEARNED_KEPT``)
+        self.learned_kept = max(learned_kept, scopes_kept)
+        self._sweep_at = scopes_kept  # the number of scopes at which the next new one sweeps
         self.settings = Settings()
         if metrics is not None:  # greenfetch_concurrency_limit{scope}: read from here when scraped
             metrics.watch_limits(self)
@@ -107,28 +135,68 @@ class Limits:
                     openings.runs.clear()
 
     def limiter(self, scope: str) -> Limiter:
-        found = self._by_scope.get(scope)  # a dict read is atomic: the lock only to make one
-        if found is None:
-            with self._lock:
-                found = self._by_scope.get(scope)
-                if found is None:
-                    found = self._by_scope[scope] = Limiter(  # lazy: no controller yet (``Limiter``)
-                        scope,
-                        None,
-                        self.load,
-                        self._limiter_lock,
-                        self._held,
-                        self.settings,
-                        self._clock,
-                        self._openings,
-                    )
+        """The scope's limiter (made if it has none: a new one, or again after it was forgotten)."""
+        found = self._by_scope.get(scope)  # a dict read is atomic: the lock only to make one, or to
+        if found is not None and found._used == self._epoch:  # note its first hand-out in a new epoch
+            return found
+        with self._lock:
+            by_scope = self._by_scope
+            found = by_scope.get(scope)
+            if found is None:
+                found = by_scope[scope] = Limiter(  # lazy: no controller yet (``Limiter``)
+                    scope,
+                    None,
+                    self.load,
+                    self._limiter_lock,
+                    self._held,
+                    self.settings,
+                    self._clock,
+                    self._openings,
+                )
+                found._made = self._made = self._made + 1
+                if len(by_scope) > self._sweep_at:
+                    self._sweep()
+            elif found._used != self._epoch:  # used again since a gate opened: the most recent now
+                del by_scope[scope]
+                by_scope[scope] = found
+            found._used = self._epoch
         return found
 
+    def _sweep(self) -> None:
+        """Forget idle limiters, least recently handed out first, until ``scopes_kept`` are kept
+        (those that learned nothing: ``Limiter._forgettable``) or ``learned_kept`` (any): never a
+        limiter handed out since the oldest live gate opened (that gate may hold it), nor one in use.
+        Under the scopes' lock, when a new scope passes ``_sweep_at``; that is set past what is kept
+        by a quarter of it, so a sweep that must walk the limiters it cannot forget (a large run in
+        progress) comes only after as many new scopes as a quarter of them: O(1) a new scope."""
+        by_scope = self._by_scope
+        floor = min((gate._epoch for gate in self._gates), default=self._epoch + 1)
+        over = len(by_scope) - self.scopes_kept * 3 // 4  # (down to 3/4: the next sweep a quarter on)
+        over_learned = len(by_scope) - self.learned_kept
+        gone = []
+        with self._limiter_lock:
+            for scope, limiter in by_scope.items():
+                if over <= 0:
+                    break
+                if limiter._used >= floor:  # this one and every later one: handed out in a live run
+                    break
+                learned = limiter._learned()
+                if learned is None or (learned and over_learned <= 0):
+                    continue
+                gone.append(scope)
+                over -= 1
+                over_learned -= 1
+        for scope in gone:
+            del by_scope[scope]
+        kept = len(by_scope)
+        self._sweep_at = max(self.scopes_kept, kept + kept // 4)
+
     def limit_values(self) -> list[tuple[str, float]]:
-        """(scope, limit) of every limiter, in the order they were made: what
+        """(scope, limit) of every limiter kept, in the order they were made: what
         ``greenfetch_concurrency_limit{scope}`` shows when scraped (``Metrics.watch_limits``)."""
         with self._lock:
-            return [(scope, limiter.limit_value()) for scope, limiter in self._by_scope.items()]
+            kept = sorted(self._by_scope.values(), key=_made)  # (kept by use: mostly in order already)
+            return [(limiter.scope, limiter.limit_value()) for limiter in kept]
 
     def reset(self, scope: str | None = None) -> None:
         """Forget what the limiters learned (limit, baseline, rate cap), for one scope or all: the
@@ -172,6 +240,9 @@ class Gate:
         self.reset = reset
         self.started = limits._clock()
         self._limiters: dict[str, Limiter] = {}  # by scope: this run's (a limiter outlives a reset)
+        with limits._lock:  # alive, it pins every limiter handed out from now on (``Limits._sweep``)
+            limits._epoch = self._epoch = limits._epoch + 1
+            limits._gates.add(self)
 
     @property
     def scopes(self) -> set[str]:
