@@ -143,6 +143,8 @@ class Limits:
             by_scope = self._by_scope
             found = by_scope.get(scope)
             if found is None:
+                if len(by_scope) >= self._sweep_at:  # (before: the new one is handed out)
+                    self._sweep()
                 found = by_scope[scope] = Limiter(  # lazy: no controller yet (``Limiter``)
                     scope,
                     None,
@@ -154,8 +156,6 @@ class Limits:
                     self._openings,
                 )
                 found._made = self._made = self._made + 1
-                if len(by_scope) > self._sweep_at:
-                    self._sweep()
             elif found._used != self._epoch:  # used again since a gate opened: the most recent now
                 del by_scope[scope]
                 by_scope[scope] = found

@@ -34,6 +34,9 @@ Pieces:
   moves the rate and the limit: a lazily made limiter makes its controller for it).
 - ``one-call scope, answered late``: its answer 1.5 s after its limiter was made (past ``max_window``:
   its window closes), as most of an inventory's are under callgrind, ~50x slower than native.
+- ``one-call scope, past the bound``: ``one-call scope``s of a long-lived engine that already keeps
+  10,000 scopes of earlier runs, in runs of 1,000, each through a gate of its own: a new scope's share
+  of the sweeps that forget the earlier runs' (``Limits._sweep``), amortized over 10,000.
 - ``gate opening, S scopes``: a long-lived engine's run starting (``open_gate``, the inventory's
   settings), per opening: S scopes each made and used by one request in the first run, then 70 runs
   that reach none of them (the engine a worker keeps between tasks); 1,000 and 10,000 scopes, and
@@ -165,6 +168,34 @@ def _long_lived(scopes: int, openings: int, changed: bool = False) -> Any:
             open_gate(limits, 5, 5.0, 1, 64 if not changed or n % 2 else 32)
 
     return run
+
+
+_BOUND_NEW = 10_000  # the new scopes of ``_past_the_bound``'s window: four sweeps at the default bound
+
+
+def _past_the_bound(scopes: int) -> Any:
+    """A long-lived engine's new one-call scopes, the inventory's way, in runs of 1,000 (a gate each),
+    once it keeps ``SCOPES_KEPT`` (10,000) scopes of earlier runs: each new scope's share of the
+    sweeps that forget the earlier ones (a tree without the bound keeps them all)."""
+    from greenfetch._adaptive import open_gate
+    from greenfetch._attempts import Attempt
+
+    clock, limits = _quiet_limits()
+    answer = Attempt(LATENCY, 200, None)
+    requests = _one_call_requests(10_000 + scopes)
+
+    def runs(part: list[Any]) -> None:
+        for start in range(0, len(part), 1000):
+            clock.now += 1.0
+            gate = open_gate(limits, 5, 5.0, 1, 64)
+            for request in part[start : start + 1000]:
+                clock.now += STEP
+                slot = gate(request)
+                with slot:
+                    slot.observe(answer)
+
+    runs(requests[:10_000])
+    return lambda: runs(requests[10_000:])
 
 
 def child(n: int) -> dict[str, Any]:
@@ -339,6 +370,7 @@ def child(n: int) -> dict[str, Any]:
         return run
 
     window("one-call scope, answered late", late_scopes)
+    window("one-call scope, past the bound", lambda: _past_the_bound(_BOUND_NEW), _BOUND_NEW)
     window("gate opening, 1,000 scopes", lambda: _long_lived(1000, 10), 10)
     window("gate opening, 10,000 scopes", lambda: _long_lived(10_000, 4), 4)
     window("gate opening, 1,000 scopes, settings changed", lambda: _long_lived(1000, 64, True), 64)
