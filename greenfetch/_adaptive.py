@@ -26,6 +26,24 @@ of scopes as for one. With ``processes=N`` each worker process has the limiters 
 the scopes routed to it; the engine keeps its worker pool between calls, so they carry over there too,
 and ``reset=True`` reaches them.
 
+How many scopes it keeps: a long-lived engine (a worker, the Nushell plugin) makes a scope per
+service, region and account of every inventory it serves, most for one call that taught nothing.
+Past ``SCOPES_KEPT`` an engine forgets idle limiters that learned nothing, least recently handed out
+first, and past ``LEARNED_KEPT`` those that learned something too (``Limits._sweep``); a forgotten
+scope is made again, as a new one, when next used, and leaves ``greenfetch_concurrency_limit`` meanwhile.
+Never forgotten: a limiter with a slot held or a request waiting, one handed out since the oldest
+gate still alive was opened (that gate, or its run's feed, may hold it: a run's scopes are kept to
+its end), and one whose open window holds answers no run's opening has closed since (the window
+could close on the next ones). Learned (``_learned``): a controller (made for an answer
+that could move the limit or the rate, a wait, or a read from outside; whatever it then moved), a
+logged close (its trace point and baseline), or a limit other than the settings' initial (an
+earlier run's initial, clamped: a new limiter would start at this run's). What else a lazy limiter's
+log holds, a new limiter does without, and nothing it decides depends on it but this: its window
+opened at the last run's start, a new one's when it is made (a ``max_window`` close on a later first
+answer); and its answers' instants, which a controller made from the log would count in the rate
+accepted before a throttle (a look-back of at most a second, and back to the first answer: a new
+one's to its own). That is what "behaves as a new one" means, and the only change forgetting makes.
+
 The trace: ``adaptive_batch`` returns an ``AdaptiveResults`` list whose ``.trace`` holds, per scope,
 the ``TracePoint``s (time, limit, latency, throttles, samples, rate, the client's load and CPU share) of the windows closed during the
 run; ``engine.limits.trace(scope)`` has the limiter's whole recent history (the last 10,000 windows).
@@ -36,8 +54,8 @@ from __future__ import annotations
 import contextlib
 import time
 import weakref
-from operator import attrgetter
 from collections.abc import Callable
+from operator import attrgetter
 from typing import Any
 
 from ._attempts import Attempt
@@ -68,7 +86,7 @@ _made = attrgetter("_made")
 
 SCOPES_KEPT = 10_000
 """Scopes an engine keeps past which the idle ones that learned nothing are forgotten, least recently
-used first (``Limits._sweep``; ``Limiter._learned`` says what learning is): ~0.2 KB each, 2 MB, and as
+used first (``Limits._sweep``; ``_learned`` says what learning is): ~0.2 KB each, 2 MB, and as
 many ``greenfetch_concurrency_limit`` series. A forgotten scope is made again, as a new one, when next
 used: nothing a new limiter would not know is lost, so no decision depends on this number."""
 LEARNED_KEPT = 50_000
@@ -180,7 +198,7 @@ class Limits:
                     break
                 if limiter._used >= floor:  # this one and every later one: handed out in a live run
                     break
-                learned = limiter._learned()
+                learned = _learned(limiter)
                 if learned is None or (learned and over_learned <= 0):
                     continue
                 gone.append(scope)
@@ -227,6 +245,36 @@ class Limits:
     def trace(self, scope: str) -> list[TracePoint]:
         limiter = self._by_scope.get(scope)
         return limiter.trace() if limiter else []
+
+
+def _learned(limiter: Limiter) -> bool | None:
+    """Whether ``limiter`` learned what a new limiter would not know (True: kept to ``learned_kept``;
+    False: it may be forgotten, and made again as a new one), or None: not now (a slot held, a
+    request waiting, answers in a window no run since has closed). Under its lock, for
+    ``Limits._sweep``; what learning is, exactly: the module doc ("How many scopes")."""
+    if limiter.inflight or limiter._waiters:
+        return None
+    if limiter._controller is not None or limiter._closed:
+        return True
+    openings, seen = limiter._openings, limiter._seen
+    if seen != openings.count:
+        # runs opened since it was last used: applied, each empties its window; the common case
+        # without applying them (one stretch of its own settings, whose clamp keeps its limit)
+        first, _, settings, _, reset = openings.runs[-1]
+        limit = limiter._limit
+        if (
+            first > seen + 1
+            or reset
+            or settings != limiter._settings
+            or not settings.min <= limit <= settings.max
+        ):
+            limiter._apply_openings()
+            if limiter._controller is not None:  # (its log full: made)
+                return True
+        return limiter._limit != limiter._settings.initial
+    if limiter._samples:
+        return None
+    return limiter._limit != limiter._settings.initial
 
 
 class Gate:

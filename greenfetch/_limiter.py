@@ -527,32 +527,6 @@ class Limiter:
             fresh.trace.extend(controller.trace)
             self._controller = fresh
 
-    def _learned(self) -> bool | None:
-        """Whether it learned what a new limiter made now would not know (True: kept longer, to
-        ``Limits.learned_kept``; False: it may be forgotten and made again as a new one), or None: not
-        now (under the lock; ``Limits._sweep`` asks). Not now: a slot held or a request waiting, or
-        answers in its open window (the last run's: a window they could close is open until the
-        next run's settings reach it, which open a new one). Learned: a controller (made for an
-        answer that could move the limit or the rate, a wait or a read from outside: conservatively,
-        whatever it then moved) or a logged close (its trace point, its baseline). Else, lazy, it
-        moved nothing, and what its log holds a new limiter does without: the limit, the initial one
-        clamped by later runs' bounds (asked only when it equals the settings' initial: a new one
-        starts there), no rate, no baseline, no trace, slow start; its window opened at the last
-        run's start, a new one's when made; and its answers' instants, which a controller made from
-        the log would count towards the rate accepted before a throttle (a look-back of up to a
-        second, and at most back to the first answer: a new one's starts at its own)."""
-        if self.inflight or self._waiters:
-            return None
-        if self._controller is not None or self._closed:
-            return True
-        if self._seen != self._openings.count:
-            self._apply_openings()
-            if self._controller is not None:  # (a log full: made)
-                return True
-        if self._samples:
-            return None
-        return self._limit != self._settings.initial
-
     def trace(self) -> list[TracePoint]:
         """The windows its controller closed (none while lazy, unless its log holds a close)."""
         if self._seen != self._openings.count:
