@@ -197,12 +197,17 @@ def test_what_was_learned_is_kept_to_the_larger_bound():
     assert slot._controller is None and slot._closed
     del gate, slot
     clock.now += 1.0
-    open_gate(limits, 4, 5.0, 1, 4)  # ``-c 4``: initial 4
+    _fill(limits, clock, "a", 300)
+    assert {_scope("throttled"), _scope("late")} <= set(limits.scopes())
+    clock.now += 1.0
+    _run(limits, clock, ["clamped"])
+    clock.now += 1.0
+    open_gate(limits, 4, 5.0, 1, 4)  # ``-c 4``: initial 4, "clamped" to 4 when it applies it
     limits.limiter(_scope("four"))
     clock.now += 1.0
-    _fill(limits, clock, "b", 300)  # initial 5 again: "four" stays at 4
-    assert limits.limiter(_scope("four")).limit == 4
-    learned = [_scope("throttled"), _scope("late"), _scope("four")]
+    _fill(limits, clock, "b", 300)  # initial 5 again: "four" and "clamped" stay at 4
+    assert limits.limiter(_scope("four")).limit == limits.limiter(_scope("clamped")).limit == 4
+    learned = [_scope("throttled"), _scope("late"), _scope("four"), _scope("clamped")]
     assert set(learned) <= set(limits.scopes())
     names = [f"t{i}" for i in range(600)]
     for start in range(0, 600, 100):
