@@ -86,9 +86,9 @@ _made = attrgetter("_made")
 
 SCOPES_KEPT = 10_000
 """Scopes an engine keeps past which the idle ones that learned nothing are forgotten, least recently
-used first (``Limits._sweep``; ``_learned`` says what learning is): ~0.6 KB each with its log and name (6 MB), and as
-many ``greenfetch_concurrency_limit`` series. A forgotten scope is made again, as a new one, when next
-used: nothing a new limiter would not know is lost, so no decision depends on this number."""
+used first (``Limits._sweep``; ``_learned`` says what learning is): ~0.6 KB each with its log and
+name (6 MB), and as many ``greenfetch_concurrency_limit`` series. A forgotten scope is made again,
+as a new one, when next used (what that changes: the module doc, "How many scopes")."""
 LEARNED_KEPT = 50_000
 """Scopes kept past which idle ones that learned something (a controller: a moved limit, a rate cap,
 a baseline, a trace) are forgotten too, least recently used first: ~2 KB each or more (its trace),
