@@ -34,7 +34,8 @@ scope is made again, as a new one, when next used, and leaves ``greenfetch_concu
 Never forgotten: a limiter with a slot held or a request waiting, one handed out since the oldest
 gate still alive was opened (that gate, or its run's feed, may hold it: a run's scopes are kept to
 its end), and one whose open window holds answers no run's opening has closed since (the window
-could close on the next ones). Learned (``_learned``): a controller (made for an answer
+could close on the next ones). (A limiter a program takes from ``limiter`` outside any gate is pinned
+by no gate: idle, it may be forgotten while the program holds it.) Learned (``_learned``): a controller (made for an answer
 that could move the limit or the rate, a wait, or a read from outside; whatever it then moved), a
 logged close (its trace point and baseline), or a limit other than the settings' initial (an
 earlier run's initial, clamped: a new limiter would start at this run's). What else a lazy limiter's
