@@ -183,7 +183,7 @@ class Limits:
 
     def _sweep(self) -> None:
         """Forget idle limiters, least recently handed out first, until ``scopes_kept`` are kept
-        (those that learned nothing: ``Limiter._forgettable``) or ``learned_kept`` (any): never a
+        (those that learned nothing: ``_learned``) or ``learned_kept`` (any): never a
         limiter handed out since the oldest live gate opened (that gate may hold it), nor one in use.
         Under the scopes' lock, when a new scope passes ``_sweep_at``; that is set past what is kept
         by a quarter of it, so a sweep that must walk the limiters it cannot forget (a large run in
