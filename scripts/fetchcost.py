@@ -17,10 +17,6 @@ its own (a scope's limiter is new in every window, as the command's are):
 - ``plan``: ``Plan.units`` alone (the units of the same accounts, regions and types), a unit
 - ``records``: ``Inventory._fetched`` alone over the answers of a gated run (a record, its summary), a record
 
-``--own-secrets`` gives each account's role a secret of its own, as AWS does (the loopback server's
-AssumeRole answers every account with one secret, so a signing key, derived per secret, day, region and
-service, is derived once for every account instead of once per account).
-
 Counted, the child reads a monotonic clock slowed as callgrind slows it (``bench_inventory.SLOW_CLOCK``),
 so a limiter's windows close as in a native run. Each figure is the window's instructions over its list
 calls; the differences place the inventory's own cost per list call (pagination, the account view, the
@@ -164,20 +160,6 @@ print(json.dumps(out))
 """
 
 
-_SECRET = "<SecretAccessKey>loopback-secret</SecretAccessKey>"
-
-
-def own_secrets(target: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes | str]:
-    """The inventory loopback server's answer, an AssumeRole's secret made the account's own."""
-    from greenfetch.testing._inventory_pages import handle
-
-    status, fields, answer = handle(target, headers, body)
-    if isinstance(answer, str) and _SECRET in answer:
-        account = answer.split("<AccessKeyId>ASIA", 1)[1][:12]
-        answer = answer.replace(_SECRET, f"<SecretAccessKey>loopback-secret-{account}</SecretAccessKey>")
-    return status, fields, answer
-
-
 def main() -> None:
     sys.path.insert(0, str(HERE))
     import bench_inventory as inv
@@ -193,14 +175,11 @@ def main() -> None:
     parser.add_argument("--modes", default=",".join(modes))
     parser.add_argument("--types", default=",".join(inv.JSON_TYPES))
     parser.add_argument("--profile", help="cProfile each window into PROFILE.MODE instead (no valgrind)")
-    parser.add_argument("--own-secrets", action="store_true", help="each account's role its own secret")
     parser.add_argument("--keep", help="copy each window's callgrind dump into this directory")
     opts = parser.parse_args()
     os.environ["GREENFETCH_INVENTORY_PAGES"] = json.dumps({"items": 5})
     with (
-        LoopbackServer(
-            handler="fetchcost:own_secrets" if opts.own_secrets else inv.HANDLER, latency=inv.LATENCY
-        ) as url,
+        LoopbackServer(handler=inv.HANDLER, latency=inv.LATENCY) as url,
         tempfile.TemporaryDirectory(prefix="greenfetch-fetchcost-") as tmp,
     ):
         for t, tree in enumerate(opts.trees):

@@ -3,7 +3,9 @@
 ``LoopbackServer(handler="greenfetch.testing._inventory_pages:handle", latency=0.05)`` serves:
 
 - STS ``AssumeRole`` (query XML): the credentials' access key is ``ASIA<account id>``, so every later
-  call says which account it runs as; accounts listed in ``deny_assume`` get ``AccessDenied``. With
+  call says which account it runs as, and the secret is the account's own (``loopback-secret-<account
+  id>``: AWS gives every role session its own, so a client derives a signing key per account, region
+  and service, as it must against AWS) with a session token of an AWS token's length; accounts listed in ``deny_assume`` get ``AccessDenied``. With
   ``session_seconds`` N the session expires N seconds after it was handed out (its ``Expiration``, and
   its token carries the time): a call signed with it after that gets ``ExpiredToken``, as AWS answers.
   ``GetCallerIdentity`` answers with the account of the key that signed it.
@@ -28,6 +30,7 @@ fresh), ``skewed_accounts`` (every call gets ``RequestTimeTooSkewed``). ``invent
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -208,6 +211,19 @@ def _caller_identity(account: str, key: str) -> tuple[int, dict[str, str], str]:
     return 200, {"content-type": "text/xml"}, xml
 
 
+# An STS session token is ~700-1,100 characters of base64 (AWS does not promise a length); a client
+# signs it in every call (the canonical request's SHA-256 reads it), so a short one would hide a cost
+# every real inventory pays.
+_TOKEN_LENGTH = 900
+
+
+def _session_token(account: str) -> str:
+    """The account's session token: ``loopback-token-<account>-`` and hex padding to ``_TOKEN_LENGTH``."""
+    head = f"loopback-token-{account}-"
+    pad = hashlib.sha256(account.encode()).hexdigest()
+    return head + (pad * (_TOKEN_LENGTH // len(pad) + 1))[: _TOKEN_LENGTH - len(head)]
+
+
 def _sts(form: dict[str, str], conf: dict[str, Any]) -> tuple[int, dict[str, str], bytes | str]:
     arn = form.get("RoleArn", "")
     account = arn.split(":")[4] if arn.count(":") >= 5 else ""
@@ -219,13 +235,13 @@ def _sts(form: dict[str, str], conf: dict[str, Any]) -> tuple[int, dict[str, str
             ("AccessDenied", 403),
             f"User is not authorized to perform: sts:AssumeRole on resource: {arn}",
         )
-    token, expiration = f"loopback-token-{account}", "2099-01-01T00:00:00Z"
+    token, expiration = _session_token(account), "2099-01-01T00:00:00Z"
     if conf["session_seconds"] is not None:
         until = time.time() + float(conf["session_seconds"])
         token += f"-until-{until:.3f}"
         expiration = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(until)) + f".{int(until % 1 * 1000):03d}Z"
     creds = (
-        f"<Credentials><AccessKeyId>ASIA{account}</AccessKeyId><SecretAccessKey>loopback-secret</SecretAccessKey>"
+        f"<Credentials><AccessKeyId>ASIA{account}</AccessKeyId><SecretAccessKey>loopback-secret-{account}</SecretAccessKey>"
         f"<SessionToken>{token}</SessionToken><Expiration>{expiration}</Expiration>"
         "</Credentials>"
     )
