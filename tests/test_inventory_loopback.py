@@ -70,6 +70,16 @@ def test_failed_role_denied_region_and_throttled_region_do_not_stop_the_rest(eng
     assert "loopback-secret" not in json.dumps(list(records.values()))  # no secret in any record
 
 
+def test_each_account_is_given_a_secret_and_a_session_token_of_its_own_as_aws_gives(engine):
+    """The benchmarks count what a real inventory pays only if the server's accounts are AWS's: one
+    secret for every account would let a signing key serve them all, a short token would hide the
+    hashing of a real one (docs/performance/inventory-cost.md, part 13)."""
+    creds = AccountCredentials(engine, "Reader")
+    one, two = (creds.get(a).get_frozen_credentials() for a in ("111111111111", "222222222222"))
+    assert one.secret_key != two.secret_key
+    assert one.token != two.token and min(len(one.token), len(two.token)) >= 700
+
+
 def test_credentials_are_reassumed_before_expiry(engine):
     clock = [
         datetime(2098, 12, 31, 23, 0, tzinfo=timezone.utc).timestamp()
