@@ -52,6 +52,10 @@ def test_fail_fast_cancels_queued_and_inflight_work(loopback):
     def requests():
         for i in range(200):
             pulled.append(i)
+            if i == 9:  # the failure only once the nine slow calls are at the server (on a busy machine
+                # the failure could otherwise come back before the last of them was sent, and that one
+                # be cancelled unsent: correct, but not the case this test is about)
+                wait_until(lambda: server.stats()["inflight"] == 9, what="the nine slow calls at the server")
             yield FAIL if i == 9 else LIST
 
     with pytest.raises(BatchFailed) as caught:
