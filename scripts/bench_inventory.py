@@ -489,7 +489,9 @@ def run_cpu(quick: bool = False, rounds: int | None = None) -> str:
             f"{len(accounts)} accounts x {len(regions)} regions x {len(JSON_TYPES)} JSON-protocol types "
             f"({', '.join(JSON_TYPES)}) = {len(accounts) * len(regions) * len(JSON_TYPES):,} list calls on the "
             f"inventory loopback server (pages of 5 records, {LATENCY * 1000:.0f} ms latency), concurrency "
-            f"{concurrency}, one process each. CPU is user + system time. The raw engine and `Inventory` rows "
+            f"{concurrency}, one process each; the server's AssumeRole gives each account a secret and a "
+            "session token of its own, of an AWS token's length, as AWS does. CPU is user + system time. The "
+            "raw engine and `Inventory` rows "
             "time a window inside their process, after a warm-up call per service (model loading not "
             f"timed); `Inventory`'s window includes its {len(accounts)} AssumeRole calls and every client it "
             "creates. The command's row is what a user runs: the `greenfetch inventory` process from spawn "
@@ -672,7 +674,8 @@ def run_instructions(quick: bool = False) -> str:
             "on the machine's load (user space only: the kernel's share, such as the cache's file writes, is "
             "not in them)._" + (" **Quick run: numbers meaningless.**" if quick else ""),
             "",
-            f"The CPU part's calls on {len(accounts)} accounts x {len(regions)} regions x {len(JSON_TYPES)} types. "
+            f"The CPU part's calls on {len(accounts)} accounts x {len(regions)} regions x {len(JSON_TYPES)} types "
+            "(each account's secret and session token its own). "
             "The raw engine and `Inventory` are counted over their timed window only (`--instr-atstart=no`, "
             "switched on and off from inside); the command is counted whole, twice (all the accounts, then 1), "
             "and the difference divided by the list calls between the two. Every counted process reads a "
