@@ -100,9 +100,10 @@ class _LimitCollector:
     limiter costs the metrics nothing until a scrape. The series is the same: name, help, type, the
     ``scope`` label (bounded as before: past 128 characters or outside the plain-name pattern it is
     ``other``, the last such scope's limit) and the limit. Sources are held weakly: a ``Limits`` that
-    is gone takes its scopes with it. ``values`` holds limits set directly (``set_limit``) and those
-    of worker processes (``merge_delta``: the process that owns a scope runs it, so its value wins over
-    a limiter this process made only to hold that scope's trace)."""
+    is gone takes its scopes with it. ``values`` holds limits set directly (``set_limit``), and
+    ``children`` each worker process's limits as its last delta reported them (``merge_delta``: the
+    process that owns a scope runs it, so its value wins over a limiter this process made only to hold
+    that scope's trace; a scope the child's engine has since forgotten leaves with its next delta)."""
 
     NAME = "greenfetch_concurrency_limit"
     HELP = "Adaptive concurrency limit per scope."
@@ -110,14 +111,18 @@ class _LimitCollector:
     def __init__(self) -> None:
         self.sources: weakref.WeakSet[Any] = weakref.WeakSet()
         self.values: dict[str, float] = {}  # label -> limit
+        self.children: dict[Any, dict[str, float]] = {}  # a worker process's key -> its label -> limit
 
     def current(self) -> dict[str, float]:
-        """Label -> limit, every source's scopes in the order they were made, then ``values``."""
+        """Label -> limit, every source's scopes in the order they were made, then ``values``, then
+        each worker process's."""
         out: dict[str, float] = {}
         for source in list(self.sources):
             for scope, limit in source.limit_values():
                 out[_bounded(scope, 128)] = limit
         out.update(self.values)
+        for limits in list(self.children.values()):
+            out.update(limits)
         return out
 
     def describe(self) -> Iterator[GaugeMetricFamily]:
@@ -368,8 +373,8 @@ class Metrics:
                 row.sketch.merge(sketch)
                 row.errors += errors
                 row.throttles += throttles
-        for (scope,), value in delta["limits"].items():
-            self.limit_collector.values[scope] = value
+        # the child's limits as they stand (not added to what it sent before: its engine forgets scopes)
+        self.limit_collector.children[source] = {scope: value for (scope,), value in delta["limits"].items()}
         children = getattr(self, "_child_inflight", {})
         children[source] = delta["inflight"]
         self._child_inflight = children

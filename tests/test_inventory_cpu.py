@@ -208,6 +208,37 @@ def test_worker_limits_cross_the_delta_and_a_gone_limits_is_forgotten():
     assert len(parent.limit_collector.sources) == 1
 
 
+def test_a_workers_forgotten_scope_leaves_the_parents_scrape():
+    """A worker's engine forgets idle scopes (``Limits``' bound): the parent shows each worker's limits
+    as its last delta reported them, not every scope a worker ever reported (a long-lived parent would
+    grow without bound), and one worker's delta leaves another's scopes alone."""
+    from greenfetch._adaptive import Limits
+    from greenfetch._metrics import Metrics
+
+    one, two, parent = Metrics(), Metrics(), Metrics()
+    limits = Limits(one, scopes_kept=2, learned_kept=2)
+    for scope in ("sqs/a/1", "sqs/b/1"):
+        limits.limiter(scope)
+    other = Limits(two)  # (held: the metrics hold their Limits weakly)
+    other.limiter("kms/a/2").controller.limit = 9.0
+    parent.merge_delta(one.take_delta(), source=1)
+    parent.merge_delta(two.take_delta(), source=2)
+
+    def scraped():
+        return {
+            s.labels["scope"]: s.value
+            for m in parent.registry.collect()
+            if m.name == "greenfetch_concurrency_limit"
+            for s in m.samples
+        }
+
+    assert set(scraped()) == {"sqs/a/1", "sqs/b/1", "kms/a/2"}
+    limits.limiter("sqs/c/1")  # past the bound: the idle ones that learned nothing are forgotten
+    assert "sqs/a/1" not in dict(limits.limit_values())
+    parent.merge_delta(one.take_delta(), source=1)
+    assert "sqs/a/1" not in scraped() and scraped()["kms/a/2"] == 9.0 and other.scopes() == ["kms/a/2"]
+
+
 def _python_calls(run):
     """Python-level function calls ``run()`` makes, outside the controller (``_controller``'s law and
     ``ClientLoad``'s sampling are counted where they live, not here)."""
