@@ -3,9 +3,10 @@
 ``LoopbackServer(handler="greenfetch.testing._inventory_pages:handle", latency=0.05)`` serves:
 
 - STS ``AssumeRole`` (query XML): the credentials' access key is ``ASIA<account id>``, so every later
-  call says which account it runs as, and the secret is the account's own (``loopback-secret-<account
+  call says which account it runs as; the secret is the account's own (``loopback-secret-<account
   id>``: AWS gives every role session its own, so a client derives a signing key per account, region
-  and service, as it must against AWS) with a session token of an AWS token's length; accounts listed in ``deny_assume`` get ``AccessDenied``. With
+  and service, as it must against AWS), and so is the session token, of an AWS token's length
+  (``_session_token``); accounts listed in ``deny_assume`` get ``AccessDenied``. With
   ``session_seconds`` N the session expires N seconds after it was handed out (its ``Expiration``, and
   its token carries the time): a call signed with it after that gets ``ExpiredToken``, as AWS answers.
   ``GetCallerIdentity`` answers with the account of the key that signed it.
