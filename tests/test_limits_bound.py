@@ -120,7 +120,9 @@ def test_a_mockcaller_engine_keeps_its_scopes_bounded():
         held = _held_after(run, 40, (9, 19, 39))
     finally:
         engine.close()
-    assert held[2] - held[1] < 0.05 * held[0], held
+    # unbounded, runs 20-40 would add ~3 MB (5,000 scopes); bounded they add what the process's other
+    # caches and, under coverage, its record of the lines run take (47 KB seen, 5% of the 10th run's)
+    assert held[2] - held[1] < 0.25 * held[0], held
 
 
 def test_a_forgotten_scope_is_made_again_as_a_new_one_and_leaves_the_series():
