@@ -77,6 +77,7 @@ LANES: dict[str, tuple[int, list[str] | None]] = {
             "test_json_parse.py",
             "test_xml_parse.py",
             "test_inventory_cost.py",
+            "test_limits_bound.py",
         ],
     ),
     "B2": (10, None),
