@@ -74,10 +74,14 @@ class DedupeTable:
         self.clock = clock
         self._inflight: dict[str, Any] = {}
         self._done: TLRUCache[str, _Done] = TLRUCache(maxsize, ttu=lambda _k, v, _now: v.expires, timer=clock)
+        # Whether a value was ever stored: until one is, no key has one, and the TLRU cache's lookup and
+        # removal (its timer's context, ~20k instructions a flight) are skipped. The inventory's
+        # AssumeRoles share only in flight (window 0) and never store.
+        self._stored = False
 
     def claim(self, key: str, window: float, flight: Any) -> tuple[str, Any]:
         """(CACHED, value) | (COALESCED, the flight in progress) | (EXECUTED, ``flight``, now installed)."""
-        done = self._done.get(key)
+        done = self._done.get(key) if self._stored else None
         if done is not None and self.clock() - done.completed < window:
             return CACHED, done.value
         running = self._inflight.get(key)
@@ -89,10 +93,11 @@ class DedupeTable:
     def complete(self, key: str, flight: Any, value: Any, window: float) -> None:
         """The flight succeeded: later callers within ``window`` seconds get ``value``."""
         self._release(key, flight)
-        now = self.clock()
         if window > 0:
+            now = self.clock()
+            self._stored = True
             self._done[key] = _Done(value, now, now + window)
-        else:
+        elif self._stored:
             self._done.pop(key, None)
 
     def fail(self, key: str, flight: Any) -> None:

@@ -172,6 +172,7 @@ class Metrics:
         self.dedupe_total = Counter(
             "greenfetch_dedupe_total", "dedupe_request calls by outcome.", ["outcome"], registry=r
         )
+        self._dedupe_outcomes: dict[str, Any] = {}  # outcome -> its child of dedupe_total (three at most)
         self._lock = threading.Lock()
         self._rows: dict[str, _Row] = {}
         self._names: set[tuple[str, str]] = set()
@@ -290,7 +291,12 @@ class Metrics:
         return self._histogram_collect()
 
     def dedupe(self, outcome: str) -> None:
-        self.dedupe_total.labels(outcome).inc()
+        # each outcome's child found once (``labels`` validates and locks: ~15k instructions a call);
+        # nothing removes a label of this counter, so a child found stays the one the scrape reads
+        child = self._dedupe_outcomes.get(outcome)
+        if child is None:
+            child = self._dedupe_outcomes[outcome] = self.dedupe_total.labels(outcome)
+        child.inc()
 
     def watch_limits(self, source: LimitSource) -> None:
         """Export ``source``'s limits (``limit_values()``: scope, limit) as

@@ -1,0 +1,159 @@
+"""What an account's AssumeRole costs around the STS call: the singleflight's bookkeeping.
+
+The inventory's AssumeRoles share a flight only while it runs (window 0) and never store a value: the
+table leaves its TLRU cache alone until a value is stored, and the metric finds each outcome's child once.
+Budget: < 3 s (no sockets).
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import greenfetch  # noqa: F401  (conftest.py has already patched gevent first)
+from greenfetch._backends import GeventBackend
+from greenfetch._dedupe import CACHED, COALESCED, EXECUTED, DedupeTable, Singleflight, _Done
+from greenfetch._metrics import Metrics
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class _OldTable(DedupeTable):
+    """The table as it was: the TLRU cache asked on every claim and every completion."""
+
+    def claim(self, key, window, flight):
+        done = self._done.get(key)
+        if done is not None and self.clock() - done.completed < window:
+            return CACHED, done.value
+        running = self._inflight.get(key)
+        if running is not None:
+            return COALESCED, running
+        self._inflight[key] = flight
+        return EXECUTED, flight
+
+    def complete(self, key, flight, value, window):
+        self._release(key, flight)
+        now = self.clock()
+        if window > 0:
+            self._done[key] = _Done(value, now, now + window)
+        else:
+            self._done.pop(key, None)
+
+
+_OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["claim", "complete", "fail", "clear", "len"]),
+        st.sampled_from("abc"),
+        st.sampled_from([0.0, 0.0, 0.5, 1.0, 2.0]),  # window 0 (the inventory's) most often
+        st.sampled_from([0.0, 0.25, 0.5, 1.0, -0.5]),  # the clock's step, backwards too
+        st.integers(0, 5),  # which flight (a stale completion names an older one)
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_OPS, st.integers(1, 3))
+def test_the_table_answers_as_it_did(ops, maxsize):
+    """Any sequence of claims, completions, failures, clears and sizes, any windows (0 most often), a
+    clock that may step back, a cache of 1-3 values: the same answers as the table that asked its TLRU
+    cache every time."""
+    clocks = _Clock(), _Clock()
+    new, old = DedupeTable(maxsize, clocks[0]), _OldTable(maxsize, clocks[1])
+    flights = [f"flight{n}" for n in range(6)]
+    for op, key, window, step, which in ops:
+        for clock in clocks:
+            clock.now += step
+        flight = flights[which]
+        if op == "claim":
+            assert new.claim(key, window, flight) == old.claim(key, window, flight)
+        elif op == "complete":
+            new.complete(key, flight, which, window)
+            old.complete(key, flight, which, window)
+        elif op == "fail":
+            new.fail(key, flight)
+            old.fail(key, flight)
+        elif op == "clear":
+            new.clear()
+            old.clear()
+        else:
+            assert len(new) == len(old)
+        assert new._inflight == old._inflight
+        assert dict(new._done.items()) == dict(old._done.items())
+
+
+class _Counted(dict):
+    """A stand-in for the table's TLRU cache that counts what is asked of it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked = 0
+
+    def get(self, *args):
+        self.asked += 1
+        return super().get(*args)
+
+    def pop(self, *args):
+        self.asked += 1
+        return super().pop(*args)
+
+
+def test_flights_of_window_zero_leave_the_cache_alone():
+    """Window-0 flights (the inventory's AssumeRoles) never ask the TLRU cache until a value is
+    stored; after one is, claims ask it again."""
+    table = DedupeTable(clock=_Clock())
+    table._done = counted = _Counted()  # type: ignore[assignment]
+    for n in range(5):
+        assert table.claim(f"k{n}", 0.0, n) == (EXECUTED, n)
+        table.complete(f"k{n}", n, "v", 0.0)
+    assert counted.asked == 0
+    table.claim("kept", 5.0, "f")
+    table._done = counted = _Counted()  # type: ignore[assignment]
+    table.complete("kept", "f", "v", 5.0)
+    table.claim("other", 0.0, "g")
+    table.complete("other", "g", "w", 0.0)
+    assert counted.asked == 2  # once stored, a claim and a window-0 completion ask it
+
+
+def test_the_metric_finds_each_outcome_once(monkeypatch):
+    """``dedupe_total.labels`` once per outcome, whatever the number of calls; the counts the same."""
+    metrics = Metrics()
+    found = []
+    labels = metrics.dedupe_total.labels
+
+    def counting(*values):
+        found.append(values)
+        return labels(*values)
+
+    monkeypatch.setattr(metrics.dedupe_total, "labels", counting)
+    flight = Singleflight(metrics=metrics, backend=GeventBackend())
+    for n in range(4):
+        assert flight.do(f"k{n}", lambda: n, window=0) == n
+    flight.do("kept", lambda: "v", window=60)
+    assert flight.do("kept", lambda: "not run", window=60) == "v"
+    assert sorted(found) == [(CACHED,), (EXECUTED,)]
+    monkeypatch.undo()
+    assert metrics.dedupe_total.labels(EXECUTED)._value.get() == 5
+    assert metrics.dedupe_total.labels(CACHED)._value.get() == 1
+    assert metrics.dedupe_total.labels(COALESCED)._value.get() == 0
+
+
+@pytest.mark.parametrize("window", [0, 0.0, 5])
+def test_a_failed_flight_stores_nothing(window):
+    """A failure is never kept, window 0 or not: the next caller runs again."""
+    flight = Singleflight(backend=GeventBackend())
+
+    def boom():
+        raise ValueError("no")
+
+    with pytest.raises(ValueError):
+        flight.do("k", boom, window=window)
+    assert flight.do("k", lambda: "ran", window=window) == "ran"
+    assert flight.table._stored is (window != 0)
