@@ -15,6 +15,8 @@ import greenfetch  # noqa: F401  (conftest.py has already patched gevent first)
 from greenfetch._backends import GeventBackend
 from greenfetch._dedupe import CACHED, COALESCED, EXECUTED, DedupeTable, Singleflight, _Done
 from greenfetch._metrics import Metrics
+from greenfetch._models import Request, Result
+from greenfetch.inventory._credentials import assume_role_status
 
 
 class _Clock:
@@ -135,7 +137,7 @@ def test_the_metric_finds_each_outcome_once(monkeypatch):
     monkeypatch.setattr(metrics.dedupe_total, "labels", counting)
     flight = Singleflight(metrics=metrics, backend=GeventBackend())
     for n in range(4):
-        assert flight.do(f"k{n}", lambda: n, window=0) == n
+        assert flight.do(f"k{n}", lambda n=n: n, window=0) == n
     flight.do("kept", lambda: "v", window=60)
     assert flight.do("kept", lambda: "not run", window=60) == "v"
     assert sorted(found) == [(CACHED,), (EXECUTED,)]
@@ -157,3 +159,43 @@ def test_a_failed_flight_stores_nothing(window):
         flight.do("k", boom, window=window)
     assert flight.do("k", lambda: "ran", window=window) == "ran"
     assert flight.table._stored is (window != 0)
+
+
+class _Answers:
+    """An engine stand-in: records each request and answers it as STS would."""
+
+    class config:
+        home_region = "us-east-1"
+
+    def __init__(self) -> None:
+        self.requests: list[Request] = []
+
+    def execute(self, request):
+        self.requests.append(request)
+        credentials = {"AccessKeyId": "ASIA", "SecretAccessKey": "s", "SessionToken": "t", "Expiration": None}
+        return Result(0, request, {"Credentials": credentials})
+
+
+@pytest.mark.parametrize("external_id", [None, "ext-1"])
+def test_assume_roles_request_is_the_dataclasss_without_its_init(monkeypatch, external_id):
+    """The AssumeRole request equals ``Request(...)``'s, field by field and in order, made without the
+    frozen dataclass's ``__init__`` (~10k instructions an account)."""
+    engine = _Answers()
+    made = []
+    init = Request.__init__
+
+    def counting(self, *args, **kwargs):
+        made.append(args)
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(Request, "__init__", counting)
+    creds, status = assume_role_status(engine, "123456789012", "Reader", external_id=external_id)  # type: ignore[arg-type]
+    assert made == [] and status.ok and creds is not None
+    monkeypatch.undo()
+    params = {"RoleArn": "arn:aws:iam::123456789012:role/Reader", "RoleSessionName": "greenfetch"}
+    params["DurationSeconds"] = 3600  # type: ignore[assignment]
+    if external_id:
+        params["ExternalId"] = external_id
+    expected = Request("sts", "AssumeRole", params, region="us-east-1")
+    (request,) = engine.requests
+    assert request == expected and list(request.__dict__.items()) == list(expected.__dict__.items())

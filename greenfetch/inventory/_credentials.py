@@ -93,7 +93,8 @@ def assume_role_status(
     params: dict[str, Any] = {"RoleArn": arn, "RoleSessionName": session_name, "DurationSeconds": duration}
     if external_id:
         params["ExternalId"] = external_id
-    result = engine.execute(Request("sts", "AssumeRole", params, region=region))
+    # ``Request.built``: the same fields without the frozen dataclass's ``__init__`` (~10k an account)
+    result = engine.execute(Request.built("sts", "AssumeRole", params, region=region))
     if not result.ok:
         return None, _failed(account_id, arn, result.error_code, f"cannot assume {arn}: {result.error}")
     creds = dict(result.result["Credentials"])
