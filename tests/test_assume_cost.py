@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import greenfetch  # noqa: F401  (conftest.py has already patched gevent first)
 from greenfetch._backends import GeventBackend
-from greenfetch._dedupe import CACHED, COALESCED, EXECUTED, DedupeTable, Singleflight, _Done
+from greenfetch._dedupe import CACHED, COALESCED, EXECUTED, DedupeTable, Singleflight
 from greenfetch._metrics import Metrics
 from greenfetch._models import Request, Result
 from greenfetch.inventory._credentials import assume_role_status
@@ -28,25 +28,12 @@ class _Clock:
 
 
 class _OldTable(DedupeTable):
-    """The table as it was: the TLRU cache asked on every claim and every completion."""
+    """The table as it was: its TLRU cache asked on every claim and every completion (as a table that
+    has stored a value asks it)."""
 
-    def claim(self, key, window, flight):
-        done = self._done.get(key)
-        if done is not None and self.clock() - done.completed < window:
-            return CACHED, done.value
-        running = self._inflight.get(key)
-        if running is not None:
-            return COALESCED, running
-        self._inflight[key] = flight
-        return EXECUTED, flight
-
-    def complete(self, key, flight, value, window):
-        self._release(key, flight)
-        now = self.clock()
-        if window > 0:
-            self._done[key] = _Done(value, now, now + window)
-        else:
-            self._done.pop(key, None)
+    def __init__(self, maxsize, clock):
+        super().__init__(maxsize, clock)
+        self._stored = True
 
 
 _OPS = st.lists(
