@@ -354,9 +354,9 @@ def test_request_built_is_the_dataclass_init(service, operation, params, **rest)
 
 
 def test_the_plan_makes_its_requests_without_the_frozen_init(monkeypatch):
-    """part 6: the inventory's plan builds each unit's Request with ``Request.built`` and the unit with
-    ``_unit`` (the frozen dataclasses' ``__init__``s were most of the plan's cost a unit); the requests
-    and units are the ones they gave."""
+    """parts 6 and 14: the inventory's plan builds each unit's Request with ``Request.listed`` (no
+    frozen ``__init__``, no keywords) and each unit as a tuple (no ``_Fetch.__new__`` frame); the
+    requests and units are the ones ``Request(...)`` and ``_Fetch(...)`` give, their fields in order."""
     import dataclasses
 
     from greenfetch import Config, Engine, Request
@@ -365,11 +365,15 @@ def test_the_plan_makes_its_requests_without_the_frozen_init(monkeypatch):
     from greenfetch.inventory._catalog import resolve_types
     from greenfetch.testing import inventory_server
 
-    inits, real_init, real_unit_init = [], Request.__init__, F._Fetch.__init__
+    inits, real_init, real_new = [], Request.__init__, F._Fetch.__new__
 
     def counted(self, *args, **kwargs):
         inits.append(type(self).__name__)
-        (real_init if type(self) is Request else real_unit_init)(self, *args, **kwargs)
+        real_init(self, *args, **kwargs)
+
+    def counted_new(cls, *args, **kwargs):
+        inits.append(cls.__name__)
+        return real_new(cls, *args, **kwargs)
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "y")
@@ -386,16 +390,17 @@ def test_the_plan_makes_its_requests_without_the_frozen_init(monkeypatch):
             creds = inv.credentials.prefetch(inv.accounts)
             ready = [(a, creds.get(a.account_id)) for a in inv.accounts]
             monkeypatch.setattr(Request, "__init__", counted)
-            monkeypatch.setattr(F._Fetch, "__init__", counted)
+            monkeypatch.setattr(F._Fetch, "__new__", counted_new)
             units = list(inv._plan.units(ready, inv._plan.candidate_regions(ready)))
             monkeypatch.setattr(Request, "__init__", real_init)
-            monkeypatch.setattr(F._Fetch, "__init__", real_unit_init)
+            monkeypatch.setattr(F._Fetch, "__new__", real_new)
         finally:
             engine.close()
     assert inits == [] and len(units) == 2 * (2 + 1)
+    names = [f.name for f in dataclasses.fields(Request)]
     for unit in units:
         request = unit.request
-        assert request == Request(
+        made = Request(
             unit.rtype.service,
             unit.rtype.operation,
             request.params,
@@ -405,7 +410,10 @@ def test_the_plan_makes_its_requests_without_the_frozen_init(monkeypatch):
             credentials=request.credentials,
             paginate=unit.rtype.paginate,
         )
+        assert request == made and type(request) is Request
+        # every field, the dataclass's order (a worker process's copy, ``coerce``'s copy read it)
+        assert list(request.__dict__) == names
+        assert list(request.__dict__.values()) == [getattr(made, n) for n in names]
         assert request.credentials is creds.get(unit.account)
-        fields = [getattr(unit, f.name) for f in dataclasses.fields(F._Fetch)]
-        assert list(unit.__dict__.values()) == fields and unit.shown and unit.offered
-        assert unit == F._Fetch(*fields) and type(unit) is F._Fetch
+        assert unit == F._Fetch(*unit) and type(unit) is F._Fetch and unit.shown and unit.offered
+        assert unit._fields == ("rtype", "account", "region", "request", "scope", "offered", "shown")

@@ -275,13 +275,13 @@ class Inventory:
             return rec, fetched_at
         if self.store is not None and rec["status"] != "not_offered":  # not_offered: nothing was called
             self._remember(unit, rec, error_code)
-        return self._emit(rec, calls=calls, fetched_at=fetched_at)
+        return self._emit(rec, calls, False, fetched_at)  # positional: no keywords matched a record
 
     def _emit(
-        self, rec: Record, *, calls: int = 0, cached: bool = False, fetched_at: float | None = None
+        self, rec: Record, calls: int = 0, cached: bool = False, fetched_at: float | None = None
     ) -> tuple[Record, float]:
         fetched_at = _now() if fetched_at is None else fetched_at
-        self.summary.add(rec, calls=calls, cached=cached, fetched_at=fetched_at)
+        self.summary.add(rec, calls, cached, fetched_at)
         if self.on_record is not None:
             self.on_record(rec)
         return rec, fetched_at

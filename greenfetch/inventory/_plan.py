@@ -5,16 +5,15 @@ regions from DescribeRegions), per type the regions where its service is offered
 botocore's endpoint data; a candidate where it is not becomes a ``not_offered`` unit, no call) and, with
 ``regions="active"``, that the region status store does not skip; in windows of (region, type) pairs
 that fit the engine's client LRU, each run account by account (``Plan.units``).
-Each unit (``_Fetch``: the type, the account, the record's region, the request and its scope, the fair
-feed's key) is made with its fields set at once (``Request.built``, ``_unit``: docs/performance/inventory-cost.md,
-the inventory command's own cost, part 6). ``Plan.cache_key`` names a unit's page in the cache.
+Each unit (``_Fetch``, a named tuple: the type, the account, the record's region, the request and its
+scope, the fair feed's key) is made with its fields set at once (``Request.listed``, ``_new_unit``:
+docs/performance/inventory-cost.md, the inventory command's own cost, parts 6 and 14). ``Plan.cache_key`` names a unit's page in the cache.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .._engine import Engine
 from .._models import Request
@@ -29,8 +28,10 @@ from ._types import Account, Record, record
 _CACHE_VERSION = "inv1"
 
 
-@dataclass(frozen=True)
-class _Fetch:
+class _Fetch(NamedTuple):
+    """A unit: a tuple, its fields read by index (``collections``' C getters). A frozen dataclass's
+    instance dict took 7 inserts a unit (~2.3k instructions, ~110 bytes more a unit held to the run's end)."""
+
     rtype: ResourceType
     account: str
     region: str  # the record's region ("global" for global types)
@@ -40,17 +41,7 @@ class _Fetch:
     shown: bool = True  # False: a parent listed only for its child type's calls (no record of its own)
 
 
-def _unit(
-    rtype: ResourceType, account: str, region: str, request: Request, scope: str, offered: bool
-) -> _Fetch:
-    """``_Fetch(rtype, account, region, request, scope, offered)``, its fields set at once as
-    ``Request.built`` sets a request's: the frozen dataclass's ``__init__`` (7 ``object.__setattr__``
-    calls, ~20k instructions in CPython 3.11) was most of what the plan spent a unit."""
-    unit = object.__new__(_Fetch)
-    unit.__dict__.update(
-        rtype=rtype, account=account, region=region, request=request, scope=scope, offered=offered, shown=True
-    )
-    return unit
+_new_unit = tuple.__new__  # ``_Fetch(...)`` without its Python ``__new__`` frame (the plan's units)
 
 
 class Plan:
@@ -146,18 +137,19 @@ class Plan:
                     if not offered and region not in absent[rtype.name]:
                         continue  # (also: a region this account does not have)
                     api_region = rtype.api_region if region == GLOBAL else region
-                    request = Request.built(  # Request(...) without the frozen __init__'s cost
-                        rtype.service,
+                    service = rtype.service
+                    request = Request.listed(  # Request(...) without the frozen __init__'s cost
+                        service,
                         rtype.operation,
                         _params(rtype.params, who),
-                        region=api_region,
-                        account=who,
-                        role=role,
-                        credentials=creds,
-                        paginate=rtype.paginate,
+                        api_region,
+                        who,
+                        role,
+                        creds,
+                        rtype.paginate,
                     )
-                    scope = f"{rtype.service}/{api_region or 'default'}/{who}"  # Limits.scope_of(request)
-                    yield _unit(rtype, who, region, request, scope, offered)
+                    scope = f"{service}/{api_region or 'default'}/{who}"  # Limits.scope_of(request)
+                    yield _new_unit(_Fetch, (rtype, who, region, request, scope, offered, True))
 
     def not_offered(self, unit: _Fetch) -> Record:
         """The record of a unit whose service is not offered in its region (nothing was called)."""

@@ -52,8 +52,11 @@ class RunSummary:
         self.accounts_failed.setdefault(account, error)
 
     def add(
-        self, rec: Record, *, calls: int = 0, cached: bool = False, fetched_at: float | None = None
+        self, rec: Record, calls: int = 0, cached: bool = False, fetched_at: float | None = None
     ) -> None:
+        """One record more (``calls`` its API calls; ``cached``: served from the cache, fetched at
+        ``fetched_at``). Positional or keyword: the fetch passes them by position (a keyword is matched
+        by name at every call, ~0.2k instructions a record each)."""
         rtype, status = rec["resource_type"], rec["status"]
         self.records += 1
         self.calls += calls
