@@ -51,9 +51,7 @@ class RunSummary:
         self.accounts_ok.discard(account)
         self.accounts_failed.setdefault(account, error)
 
-    def add(
-        self, rec: Record, calls: int = 0, cached: bool = False, fetched_at: float | None = None
-    ) -> None:
+    def add(self, rec: Record, calls: int = 0, cached: bool = False, fetched_at: float | None = None) -> None:
         """One record more (``calls`` its API calls; ``cached``: served from the cache, fetched at
         ``fetched_at``). Positional or keyword: the fetch passes them by position (a keyword is matched
         by name at every call, ~0.2k instructions a record each)."""

@@ -1,0 +1,163 @@
+"""The inventory's plan and records, part 14 (docs/performance/inventory-cost.md): a unit is a named tuple
+made without a Python frame, its request one dict display through ``Request.listed`` (no keywords), and a
+fetched record reaches ``RunSummary.add`` by position. No sockets: the plan over explicit regions."""
+
+import sys
+import tracemalloc
+from collections import Counter
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from greenfetch import Config, Engine, Request
+from greenfetch.inventory import accounts_from_list
+from greenfetch.inventory._catalog import resolve_types
+from greenfetch.inventory._fetch import Inventory
+from greenfetch.inventory._plan import _Fetch
+from greenfetch.inventory._summary import RunSummary
+from greenfetch.inventory._types import record
+
+REGIONS = ["us-east-1", "eu-west-1", "ap-south-1"]
+NAMES = ("ssm.parameters", "iam.users", "ec2.instances", "ec2.vpcs", "s3.buckets")
+
+
+def _plan(accounts=2, names=NAMES):
+    engine = Engine(Config.resolve({"region": "us-east-1", "endpoint_url": "http://127.0.0.1:9"}, environ={}))
+    accs = accounts_from_list([f"{a:012d}" for a in range(1, accounts + 1)], role="InventoryReader")
+    inv = Inventory(engine, accs, resolve_types(list(names)), regions=REGIONS, filter_offered=False)
+    ready = [(a, object()) for a in accs]
+    return engine, inv, ready, {a.account_id: REGIONS for a in accs}
+
+
+def test_a_unit_costs_two_python_calls_and_no_keyword_dict():
+    """Per unit the plan calls ``_params`` and ``Request.listed`` in Python and makes no instance dict
+    from keywords (main: ``Request.built`` and ``_unit`` as well, and two ``dict.update``s a unit)."""
+    engine, inv, ready, candidates = _plan()
+    calls: Counter[str] = Counter()
+
+    def profile(frame, event, arg):
+        if event == "call":
+            calls[frame.f_code.co_name] += 1
+        elif event == "c_call":
+            calls["c:" + arg.__name__] += 1
+
+    try:
+        units = inv._plan.units(ready, candidates)
+        sys.setprofile(profile)
+        try:
+            made = list(units)
+        finally:
+            sys.setprofile(None)
+    finally:
+        engine.close()
+    n = len(made)
+    assert n == 2 * (3 * 3 + 2)  # ssm and ec2's two in each of 3 regions; iam and s3 global (once)
+    # a unit's own Python calls; the rest are an account's (its regions per type, its role), not a unit's
+    assert calls["_params"] == calls["listed"] == n and calls["built"] == calls["_unit"] == 0, calls
+    assert calls["c:update"] == 0 and calls["c:__new__"] == 2 * n  # the request's and the unit's
+    assert all(type(u) is _Fetch and not hasattr(u, "__dict__") for u in made)
+
+
+def test_the_plans_units_are_what_the_constructors_make():
+    """Each unit equals ``_Fetch(...)`` of its fields and its request ``Request(...)`` of its own, with
+    every field in the dataclass's order, whatever the types and accounts."""
+    engine, inv, ready, candidates = _plan(accounts=3)
+    try:
+        made = list(inv._plan.units(ready, candidates))
+    finally:
+        engine.close()
+    for unit in made:
+        assert unit == _Fetch(unit.rtype, unit.account, unit.region, unit.request, unit.scope)
+        req = unit.request
+        assert req == Request(
+            req.service,
+            req.operation,
+            req.params,
+            region=req.region,
+            account=unit.account,
+            role=f"arn:aws:iam::{unit.account}:role/InventoryReader" if req.role else None,
+            credentials=req.credentials,
+            paginate=req.paginate,
+        )
+        assert list(req.__dict__) == ["service", "operation", "params", "region", "account", "role"] + [
+            "profile",
+            "endpoint_url",
+            "paginate",
+            "id",
+            "credentials",
+        ]
+        assert unit.scope == f"{req.service}/{req.region or 'default'}/{unit.account}"
+        assert unit.region == ("global" if unit.rtype.is_global else req.region)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.text(min_size=1, max_size=8),
+    st.text(max_size=12),
+    st.dictionaries(st.text(max_size=4), st.integers(), max_size=3),
+    st.one_of(st.none(), st.sampled_from(REGIONS)),
+    st.one_of(st.none(), st.from_regex(r"\A\d{12}\Z")),
+    st.one_of(st.none(), st.text(max_size=20)),
+    st.one_of(st.booleans(), st.just({"MaxItems": 5})),
+)
+def test_listed_is_built_by_position(service, operation, params, region, account, role, paginate):
+    """``Request.listed`` gives what ``Request.built`` gives for the same fields: equal, every field the
+    same object, in the same order."""
+    creds = object()
+    listed = Request.listed(service, operation, params, region, account, role, creds, paginate)
+    built = Request.built(
+        service,
+        operation,
+        params,
+        region=region,
+        account=account,
+        role=role,
+        credentials=creds,
+        paginate=paginate,
+    )
+    assert listed == built and type(listed) is Request
+    assert list(listed.__dict__) == list(built.__dict__)
+    assert all(a is b for a, b in zip(listed.__dict__.values(), built.__dict__.values(), strict=True))
+
+
+def test_a_fetched_record_reaches_the_summary_by_position(monkeypatch):
+    """``_emit`` hands ``RunSummary.add`` its counts by position (a keyword is matched by name at every
+    record); the summary counts the same either way."""
+    engine, inv, _, _ = _plan(accounts=1)
+    seen = []
+    real = RunSummary.add
+
+    def add(self, rec, *args, **kwargs):
+        seen.append(kwargs)
+        return real(self, rec, *args, **kwargs)
+
+    monkeypatch.setattr(RunSummary, "add", add)
+    try:
+        rec, at = inv._emit(record("ssm.parameters", "000000000001", "us-east-1", [1, 2]), 3, False, 5.0)
+    finally:
+        engine.close()
+    assert seen == [{}] and at == 5.0
+    by_keyword = RunSummary()
+    real(by_keyword, rec, calls=3, cached=False, fetched_at=5.0)
+    summary = inv.summary.to_dict()
+    assert {k: v for k, v in summary.items() if k != "wall_seconds"} == {
+        k: v for k, v in by_keyword.to_dict().items() if k != "wall_seconds"
+    }
+
+
+def test_a_unit_holds_less_than_main_did():
+    """The plan's memory a unit (``tracemalloc``, the units of 2 accounts x 3 regions x 5 types): main's
+    dataclass units and keyword-built requests held ~1.0 KB a unit; a tuple and one dict display ~0.8 KB."""
+    engine, inv, ready, candidates = _plan(accounts=4)
+    try:
+        list(inv._plan.units(ready[:1], {ready[0][0].account_id: REGIONS}))  # warm: kept strings, caches
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            made = list(inv._plan.units(ready, candidates))
+            held = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+    finally:
+        engine.close()
+    assert held / len(made) < 900, held / len(made)
