@@ -355,8 +355,8 @@ def test_request_built_is_the_dataclass_init(service, operation, params, **rest)
 
 def test_the_plan_makes_its_requests_without_the_frozen_init(monkeypatch):
     """parts 6 and 14: the inventory's plan builds each unit's Request with ``Request.listed`` (no
-    frozen ``__init__``, no keywords) and each unit as a tuple (no ``_Fetch.__new__`` frame); the
-    requests and units are the ones ``Request(...)`` and ``_Fetch(...)`` give, their fields in order."""
+    frozen ``__init__``, no keywords) and each unit with its slots' plain ``__init__``; the requests and
+    units are the ones ``Request(...)`` and ``_Fetch(...)`` give, their fields in order."""
     import dataclasses
 
     from greenfetch import Config, Engine, Request
@@ -365,15 +365,11 @@ def test_the_plan_makes_its_requests_without_the_frozen_init(monkeypatch):
     from greenfetch.inventory._catalog import resolve_types
     from greenfetch.testing import inventory_server
 
-    inits, real_init, real_new = [], Request.__init__, F._Fetch.__new__
+    inits, real_init = [], Request.__init__
 
     def counted(self, *args, **kwargs):
         inits.append(type(self).__name__)
         real_init(self, *args, **kwargs)
-
-    def counted_new(cls, *args, **kwargs):
-        inits.append(cls.__name__)
-        return real_new(cls, *args, **kwargs)
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "y")
@@ -390,10 +386,8 @@ def test_the_plan_makes_its_requests_without_the_frozen_init(monkeypatch):
             creds = inv.credentials.prefetch(inv.accounts)
             ready = [(a, creds.get(a.account_id)) for a in inv.accounts]
             monkeypatch.setattr(Request, "__init__", counted)
-            monkeypatch.setattr(F._Fetch, "__new__", counted_new)
             units = list(inv._plan.units(ready, inv._plan.candidate_regions(ready)))
             monkeypatch.setattr(Request, "__init__", real_init)
-            monkeypatch.setattr(F._Fetch, "__new__", real_new)
         finally:
             engine.close()
     assert inits == [] and len(units) == 2 * (2 + 1)
@@ -415,5 +409,5 @@ def test_the_plan_makes_its_requests_without_the_frozen_init(monkeypatch):
         assert list(request.__dict__) == names
         assert list(request.__dict__.values()) == [getattr(made, n) for n in names]
         assert request.credentials is creds.get(unit.account)
-        assert unit == F._Fetch(*unit) and type(unit) is F._Fetch and unit.shown and unit.offered
-        assert unit._fields == ("rtype", "account", "region", "request", "scope", "offered", "shown")
+        fields = [getattr(unit, f.name) for f in dataclasses.fields(F._Fetch)]
+        assert unit == F._Fetch(*fields) and type(unit) is F._Fetch and unit.shown and unit.offered

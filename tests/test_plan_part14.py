@@ -1,5 +1,5 @@
-"""The inventory's plan and records, part 14 (docs/performance/inventory-cost.md): a unit is a named tuple
-made without a Python frame, its request one dict display through ``Request.listed`` (no keywords), and a
+"""The inventory's plan and records, part 14 (docs/performance/inventory-cost.md): a unit has slots set by
+a plain ``__init__``, its request is one dict display through ``Request.listed`` (no keywords), and a
 fetched record reaches ``RunSummary.add`` by position. No sockets: the plan over explicit regions."""
 
 import sys
@@ -29,9 +29,9 @@ def _plan(accounts=2, names=NAMES):
     return engine, inv, ready, {a.account_id: REGIONS for a in accs}
 
 
-def test_a_unit_costs_two_python_calls_and_no_keyword_dict():
-    """Per unit the plan calls ``_params`` and ``Request.listed`` in Python and makes no instance dict
-    from keywords (main: ``Request.built`` and ``_unit`` as well, and two ``dict.update``s a unit)."""
+def test_a_unit_costs_three_python_calls_and_no_keyword_dict():
+    """Per unit the plan calls ``_params``, ``Request.listed`` and the unit's slots ``__init__`` in Python
+    and makes no instance dict from keywords (main: ``Request.built`` and ``_unit``, two ``dict.update``s)."""
     engine, inv, ready, candidates = _plan()
     calls: Counter[str] = Counter()
 
@@ -53,9 +53,9 @@ def test_a_unit_costs_two_python_calls_and_no_keyword_dict():
     n = len(made)
     assert n == 2 * (3 * 3 + 2)  # ssm and ec2's two in each of 3 regions; iam and s3 global (once)
     # a unit's own Python calls; the rest are an account's (its regions per type, its role), not a unit's
-    assert calls["_params"] == calls["listed"] == n and calls["built"] == calls["_unit"] == 0, calls
-    assert calls["c:update"] == 0 and calls["c:__new__"] == 2 * n  # the request's and the unit's
-    assert all(type(u) is _Fetch and not hasattr(u, "__dict__") for u in made)
+    assert calls["_params"] == calls["listed"] == calls["__init__"] == n, calls
+    assert calls["built"] == calls["_unit"] == 0 and calls["c:update"] == 0, calls
+    assert all(type(u) is _Fetch and not hasattr(u, "__dict__") for u in made)  # slots
 
 
 def test_the_plans_units_are_what_the_constructors_make():
@@ -147,7 +147,7 @@ def test_a_fetched_record_reaches_the_summary_by_position(monkeypatch):
 
 def test_a_unit_holds_less_than_main_did():
     """The plan's memory a unit (``tracemalloc``, the units of 2 accounts x 3 regions x 5 types): main's
-    dataclass units and keyword-built requests held ~1.0 KB a unit; a tuple and one dict display ~0.8 KB."""
+    dataclass units and keyword-built requests held ~1.0 KB a unit; slots and one dict display ~0.8 KB."""
     engine, inv, ready, candidates = _plan(accounts=4)
     try:
         list(inv._plan.units(ready[:1], {ready[0][0].account_id: REGIONS}))  # warm: kept strings, caches
@@ -161,3 +161,67 @@ def test_a_unit_holds_less_than_main_did():
     finally:
         engine.close()
     assert held / len(made) < 900, held / len(made)
+
+
+def test_an_ok_record_is_made_in_fetched_and_a_failed_one_by_failed():
+    """A fetched page's record is made in ``_fetched`` itself (main called ``_record`` for it: a frame a
+    record); a failed call's still by ``_failed``, with its status and error, as before."""
+    from greenfetch._models import Result
+
+    engine, inv, ready, candidates = _plan(accounts=1, names=("ssm.parameters",))
+    try:
+        unit = next(iter(inv._plan.units(ready, candidates)))
+        frames: Counter[str] = Counter()
+
+        def profile(frame, event, arg):
+            if event == "call":
+                frames[frame.f_code.co_name] += 1
+
+        ok = Result(0, unit.request, {"Parameters": [{"Name": "a"}]}, attempts=1)
+        sys.setprofile(profile)
+        try:
+            rec, _ = inv._fetched(unit, ok)
+        finally:
+            sys.setprofile(None)
+        failed = Result(1, unit.request, error="nope", error_code="AccessDeniedException", attempts=2)
+        bad, _ = inv._fetched(unit, failed)
+    finally:
+        engine.close()
+    assert frames["_record"] == frames["_failed"] == 0 and frames["_fetched"] == 1, frames
+    assert rec == record("ssm.parameters", unit.account, "us-east-1", [{"Name": "a"}])
+    assert (bad["status"], bad["error"], bad["items"]) == ("denied", "nope", [])
+    assert inv.summary.calls == 3 and inv.summary.records == 2
+
+
+def test_the_feed_hands_the_engine_a_map_not_a_generator(monkeypatch):
+    """``_fetch`` gives ``iter_results`` the feed's requests through ``map`` and an ``attrgetter`` (main:
+    a generator expression, a Python frame resumed a unit); the same requests, in the feed's order."""
+    from greenfetch.testing import inventory_server
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "y")
+    handed = []
+    with inventory_server(items=1) as server:
+        engine = Engine(Config.resolve({"endpoint_url": server.url, "region": "us-east-1"}, environ={}))
+        real = engine.iter_results
+
+        def iter_results(requests, *args, **kwargs):
+            handed.append(type(requests))
+            return real(requests, *args, **kwargs)
+
+        monkeypatch.setattr(engine, "iter_results", iter_results)
+        try:
+            inv = Inventory(
+                engine,
+                accounts_from_list(["111111111111"], role="InventoryReader"),
+                resolve_types(["ssm.parameters", "sqs.queues"]),
+                regions=REGIONS[:2],
+                filter_offered=False,
+            )
+            records = list(inv.run())
+        finally:
+            engine.close()
+    assert handed == [map]
+    assert sorted((r["resource_type"], r["region"], r["status"]) for r in records) == [
+        (t, r, "ok") for t in ("sqs.queues", "ssm.parameters") for r in sorted(REGIONS[:2])
+    ]

@@ -47,6 +47,7 @@ __all__ = ["Inventory", "RunSummary"]
 _INITIAL = 5
 _TARGET_LATENCY = 5.0
 _scope_of_unit = operator.attrgetter("scope")  # FairFeed's key: no Python frame a unit
+_request_of = operator.attrgetter("request")  # what the feed hands the engine: no generator frame a unit
 _RESENDS = 2  # a call that ends throttled (botocore's retries spent) is sent again this many times
 
 
@@ -154,7 +155,7 @@ class Inventory:
             cache=self.cache,
             cache_key=plan.cache_key,
             complete=self._complete,
-            failed=self._record,
+            failed=self._failed,
         )
         parents = child_types.parents
         reading = self.cache is not None and getattr(self.cache, "enabled", True)  # a TTL of 0 reads nothing
@@ -203,7 +204,7 @@ class Inventory:
             limits, min(_INITIAL, self.concurrency), _TARGET_LATENCY, 1, self.concurrency
         )
         feed = FairFeed(units, _scope_of_unit, lambda scope: limits.limiter(scope).limit)
-        results = self.engine.iter_results((u.request for u in feed), self.concurrency, gate=gate)
+        results = self.engine.iter_results(map(_request_of, feed), self.concurrency, gate=gate)
         resent: dict[int, int] = {}  # id(unit) -> times sent again after ending throttled
         waits = child_types.waiting()  # a child type waits for a parent among these (the plan is done)
         try:
@@ -250,7 +251,12 @@ class Inventory:
         )
 
     def _fetched(self, unit: _Fetch, result: Result) -> tuple[Record, float]:
-        return self._complete(unit, self._record(unit, result), result.attempts, result.error_code)
+        if result.error is None:  # result.ok: the record made here (a Python frame less a record)
+            rtype = unit.rtype
+            rec = record(rtype.name, unit.account, unit.region, rtype.extract(result.result))
+        else:
+            rec = self._failed(unit, result)
+        return self._complete(unit, rec, result.attempts, result.error_code)
 
     def _complete(
         self, unit: _Fetch, rec: Record, calls: int, error_code: str | None
@@ -286,9 +292,8 @@ class Inventory:
             self.on_record(rec)
         return rec, fetched_at
 
-    def _record(self, unit: _Fetch, result: Result) -> Record:
-        if result.error is None:  # result.ok
-            return record(unit.rtype.name, unit.account, unit.region, unit.rtype.extract(result.result))
+    def _failed(self, unit: _Fetch, result: Result) -> Record:
+        """The record of a call that failed (its status from its error; refused credentials noted)."""
         rtype = unit.rtype
         info = classify(result.error_code, service=rtype.service, operation=rtype.operation)
         assumed = self.credentials.status(unit.account)

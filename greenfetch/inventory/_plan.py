@@ -5,15 +5,16 @@ regions from DescribeRegions), per type the regions where its service is offered
 botocore's endpoint data; a candidate where it is not becomes a ``not_offered`` unit, no call) and, with
 ``regions="active"``, that the region status store does not skip; in windows of (region, type) pairs
 that fit the engine's client LRU, each run account by account (``Plan.units``).
-Each unit (``_Fetch``, a named tuple: the type, the account, the record's region, the request and its
-scope, the fair feed's key) is made with its fields set at once (``Request.listed``, ``_new_unit``:
+Each unit (``_Fetch``, slots: the type, the account, the record's region, the request and its scope, the
+fair feed's key) is made cheaply (``Request.listed``, the unit's plain ``__init__``:
 docs/performance/inventory-cost.md, the inventory command's own cost, parts 6 and 14). ``Plan.cache_key`` names a unit's page in the cache.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import Any
 
 from .._engine import Engine
 from .._models import Request
@@ -28,9 +29,12 @@ from ._types import Account, Record, record
 _CACHE_VERSION = "inv1"
 
 
-class _Fetch(NamedTuple):
-    """A unit: a tuple, its fields read by index (``collections``' C getters). A frozen dataclass's
-    instance dict took 7 inserts a unit (~2.3k instructions, ~110 bytes more a unit held to the run's end)."""
+@dataclass(slots=True)
+class _Fetch:
+    """A unit. Slots, set by the dataclass's plain ``__init__``: a frozen dataclass's fields went into an
+    instance dict through keywords (~2.3k instructions a unit made, ~110 bytes more a unit held to the
+    run's end), and a named tuple's fields are read through a descriptor CPython 3.11 does not
+    specialize (~150 instructions a read more than a slot, ~20 reads a list call). Not changed once made."""
 
     rtype: ResourceType
     account: str
@@ -39,9 +43,6 @@ class _Fetch(NamedTuple):
     scope: str  # ``Limits.scope_of(request)``, made with the unit: the fair feed's key, read once a unit
     offered: bool = True  # False: the service does not exist in that region (a not_offered record, no call)
     shown: bool = True  # False: a parent listed only for its child type's calls (no record of its own)
-
-
-_new_unit = tuple.__new__  # ``_Fetch(...)`` without its Python ``__new__`` frame (the plan's units)
 
 
 class Plan:
@@ -149,7 +150,7 @@ class Plan:
                         rtype.paginate,
                     )
                     scope = f"{service}/{api_region or 'default'}/{who}"  # Limits.scope_of(request)
-                    yield _new_unit(_Fetch, (rtype, who, region, request, scope, offered, True))
+                    yield _Fetch(rtype, who, region, request, scope, offered)
 
     def not_offered(self, unit: _Fetch) -> Record:
         """The record of a unit whose service is not offered in its region (nothing was called)."""
