@@ -105,16 +105,14 @@ def test_listed_is_built_by_position(service, operation, params, region, account
     same object, in the same order."""
     creds = object()
     listed = Request.listed(service, operation, params, region, account, role, creds, paginate)
-    built = Request.built(
-        service,
-        operation,
-        params,
-        region=region,
-        account=account,
-        role=role,
-        credentials=creds,
-        paginate=paginate,
-    )
+    keywords = {
+        "region": region,
+        "account": account,
+        "role": role,
+        "credentials": creds,
+        "paginate": paginate,
+    }
+    built = Request.built(service, operation, params, **keywords)
     assert listed == built and type(listed) is Request
     assert list(listed.__dict__) == list(built.__dict__)
     assert all(a is b for a, b in zip(listed.__dict__.values(), built.__dict__.values(), strict=True))
