@@ -2,10 +2,12 @@
 a plain ``__init__``, its request is one dict display through ``Request.listed`` (no keywords), and a
 fetched record reaches ``RunSummary.add`` by position. No sockets: the plan over explicit regions."""
 
+import dataclasses
 import sys
 import tracemalloc
 from collections import Counter
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -116,6 +118,9 @@ def test_listed_is_built_by_position(service, operation, params, region, account
     assert listed == built and type(listed) is Request
     assert list(listed.__dict__) == list(built.__dict__)
     assert all(a is b for a, b in zip(listed.__dict__.values(), built.__dict__.values(), strict=True))
+    assert repr(listed) == repr(built) and listed.signature == built.signature
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        listed.region = "x"  # type: ignore[misc]
 
 
 def test_a_fetched_record_reaches_the_summary_by_position(monkeypatch):
