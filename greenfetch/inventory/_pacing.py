@@ -36,14 +36,25 @@ class _Again(Generic[T]):
         self.item = item
 
 
-class _Scope(Generic[T]):
-    __slots__ = ("name", "rank", "queue", "inflight", "full")
+class _Added(Generic[T]):
+    """``add(items)`` in the feed's queue of dones: settled in its place among them."""
 
-    def __init__(self, name: str, rank: int):
-        self.name, self.rank = name, rank
-        self.queue: deque[T] = deque()
-        self.inflight = 0
-        self.full = False  # at its cap: out of the heap until one of its requests is done
+    __slots__ = ("items",)
+
+    def __init__(self, items: list[T]):
+        self.items = items
+
+
+class _Scope(deque[T]):
+    """A scope's queue of items not handed out yet (it is that deque: one object a scope, made
+    without a Python ``__init__``, its fields set where it is made, in ``_put``)."""
+
+    __slots__ = ("name", "rank", "inflight", "full")
+
+    name: str
+    rank: int  # its place in the plan (ties between scopes as busy go to the first)
+    inflight: int
+    full: bool  # at its cap: out of the heap until one of its requests is done
 
 
 class FairFeed(Generic[T]):
@@ -51,7 +62,13 @@ class FairFeed(Generic[T]):
     is at its cap); ``sent[i]`` is the i-th item handed out (what ``Result.index`` refers to when the
     iteration feeds ``iter_results``); ``done(item)`` when its outcome has been taken, or
     ``done(item, again=True)`` to send it once more. The iteration ends when every item is done (not
-    only handed out: one may come back), or at ``close()`` (a consumer that stopped early)."""
+    only handed out: one may come back), or at ``close()`` (a consumer that stopped early).
+
+    The scopes, their counts and the turns belong to the iteration alone: ``done`` and ``add`` (the
+    consumer's, maybe on another thread) queue what they say, and the iteration settles the queue,
+    in order, before each take. So a take needs no lock (a deque's append and popleft are each
+    atomic, on OS threads too); the lock is only for waiting (every scope with items left at its
+    cap) and waking that wait."""
 
     def __init__(self, items: Iterable[T], scope_of: Callable[[T], str], cap: Callable[[str], int]):
         self._cap, self._scope_of = cap, scope_of
@@ -60,27 +77,23 @@ class FairFeed(Generic[T]):
         self._left = 0  # items not handed out yet
         self._inflight = 0  # handed out, not done
         self._put(items)
-        # (in flight, rank): a stale entry (its scope's count moved on) is skipped when popped. The
-        # scopes' first entries, (0, rank) in rank order, are a sorted list read from ``_next`` on,
-        # merged with the heap of those pushed since (the smaller of the two heads first: the same
-        # order as one heap of all of them); the heap holds only scopes already sent to, so an
-        # inventory's thousands of one-call scopes cost no heap pop of a heap of thousands
-        self._fresh: list[tuple[int, int, str]] = [(0, s.rank, s.name) for s in self._scopes.values()]
+        # (in flight, rank, scope): a stale entry (its scope's count moved on) is skipped when popped.
+        # The scopes' first turns, (0, rank) in rank order, are the scopes in a list read from
+        # ``_next`` on, merged with the heap of those pushed since (the smaller of the two heads
+        # first: the same order as one heap of all of them); the heap holds only scopes already sent
+        # to, so an inventory's thousands of one-call scopes cost no heap pop of a heap of thousands
+        self._fresh: list[_Scope[T]] = list(self._scopes.values())
         self._next = 0
-        self._heap: list[tuple[int, int, str]] = []
-        # gevent-cooperative once patched; a plain lock: nothing here takes it twice (the default
-        # RLock is Python code, and this one is taken twice per request), taken directly (a
-        # Condition's ``with`` is one Python call more) and the limiters' kind (``quick_lock``)
+        self._heap: list[tuple[int, int, _Scope[T]]] = []
+        # for the wait only: gevent-cooperative once patched, the limiters' kind (``quick_lock``)
         self._lock = quick_lock()
         self._cond = threading.Condition(self._lock)
         self._waiting = False  # the iteration waits on ``_cond``: ``done`` and ``add`` must wake it
         self._closed = False
         self.sent: list[T] = []
-        # ``done``'s items (an item, or ``_Again(item)`` to send it again), settled in order under the lock
-        # by the next take (or ``add``, ``inflight``): the consumer's ``done`` takes no lock (a
-        # deque's append and popleft are each atomic, on OS threads too), so a one-call scope's item
-        # costs the lock once, not twice
-        self._done: deque[T | _Again[T]] = deque()
+        # what the consumer said, settled in order by the iteration before its next take: an item
+        # done, ``_Again(item)`` to send it again, ``_Added(items)`` (``add``)
+        self._done: deque[T | _Again[T] | _Added[T]] = deque()
 
     def _put(self, items: Iterable[T]) -> list[_Scope[T]]:
         """Each item into its scope's queue (a scope made for a name not seen yet); the scopes that
@@ -92,10 +105,15 @@ class FairFeed(Generic[T]):
             name = scope_of(item)
             scope = scopes.get(name)
             if scope is None:
-                scope = scopes[name] = _Scope(name, len(scopes))
-            if not scope.queue:
+                scope = _Scope()
+                scope.name = name
+                scope.rank = len(scopes)
+                scope.inflight = 0
+                scope.full = False
+                scopes[name] = scope
+            if not scope:
                 woken.append(scope)
-            scope.queue.append(item)
+            scope.append(item)
             of[id(item)] = scope
             count += 1
         self._left += count
@@ -104,101 +122,102 @@ class FairFeed(Generic[T]):
     def add(self, items: Iterable[T]) -> None:
         """More items while the iteration runs (a child type's calls, once its parent is listed). Add
         them before ``done`` of the item they come from, so the iteration cannot end in between."""
-        with self._lock:
-            if self._done:
-                self._settle()
-            for scope in self._put(items):
-                if not scope.full:
-                    heapq.heappush(self._heap, (scope.inflight, scope.rank, scope.name))
-            if self._waiting:
-                self._cond.notify()
+        self._done.append(_Added(list(items)))
+        if self._waiting:  # (read after the append: see ``_wait``)
+            self._wake()
 
     def inflight(self, name: str) -> int:
-        with self._lock:
-            if self._done:
-                self._settle()
-            scope = self._scopes.get(name)
-            return scope.inflight if scope is not None else 0
+        """The scope's items handed out and not done, as the iteration last settled them (exact
+        between two takes of the iterating thread: it settles every ``done`` before it takes)."""
+        scope = self._scopes.get(name)
+        return scope.inflight if scope is not None else 0
 
     def __iter__(self) -> Iterator[T]:
-        """The next item, under the lock: the scopes' first turns (plan order) merged with the heap of
-        those sent to since, the least busy first; a stale heap entry (its scope's count moved on) is
-        skipped; while every scope with items left is at its cap, wait for a ``done``."""
-        sent, lock, heap, fresh, scopes, pending = (
-            self.sent,
-            self._lock,
-            self._heap,
-            self._fresh,
-            self._scopes,
-            self._done,
-        )
+        """The next item: the scopes' first turns (plan order) merged with the heap of those sent to
+        since, the least busy first; a stale heap entry (its scope's count moved on) is skipped;
+        while every scope with items left is at its cap, wait for a ``done``."""
+        sent, heap, fresh, pending = self.sent, self._heap, self._fresh, self._done
         while True:
-            with lock:
-                while True:
-                    if pending:
-                        self._settle()
-                    if self._closed or not (self._left or self._inflight):
-                        return
-                    if self._next < len(fresh) and (not heap or fresh[self._next] < heap[0]):
-                        count, rank, name = fresh[self._next]
-                        self._next += 1
-                    elif heap:
-                        count, rank, name = heapq.heappop(heap)
-                    else:  # every scope with items left is at its cap: wait for a ``done``
-                        self._waiting = True
-                        try:
-                            # (``done`` appends, then reads ``_waiting``: one that came before it
-                            # was set is settled here, one after it wakes the wait)
-                            if not pending:
-                                self._cond.wait()
-                        finally:
-                            self._waiting = False
-                        continue
-                    scope = scopes[name]
-                    if count != scope.inflight or not scope.queue or scope.full:
-                        continue
-                    # a scope with none in flight is under any cap (at least 1): ``cap`` only once
-                    # one is (an inventory's scope is mostly one call: its limiter's limit never read)
-                    if count and count >= max(1, self._cap(name)):
-                        scope.full = True
-                        continue
-                    item = scope.queue.popleft()
-                    scope.inflight = count + 1
-                    self._inflight += 1
-                    self._left -= 1
-                    if scope.queue:
-                        heapq.heappush(heap, (count + 1, rank, name))
-                    break
-                sent.append(item)
+            if pending:
+                self._settle()
+            if self._closed or not (self._left or self._inflight):
+                return
+            if self._next < len(fresh) and (
+                not heap or heap[0][0] > 0 or heap[0][1] > fresh[self._next].rank
+            ):
+                scope = fresh[self._next]
+                count = 0
+                self._next += 1
+            elif heap:
+                count, _, scope = heapq.heappop(heap)
+            else:  # every scope with items left is at its cap: wait for a ``done``
+                self._wait()
+                continue
+            if count != scope.inflight or not scope or scope.full:
+                continue
+            # a scope with none in flight is under any cap (at least 1): ``cap`` only once one is
+            # (an inventory's scope is mostly one call: its limiter's limit never read)
+            if count and count >= max(1, self._cap(scope.name)):
+                scope.full = True
+                continue
+            item = scope.popleft()
+            scope.inflight = count + 1
+            self._inflight += 1
+            self._left -= 1
+            if scope:
+                heapq.heappush(heap, (count + 1, scope.rank, scope))
+            sent.append(item)
             yield item
+
+    def _wait(self) -> None:
+        """Until the consumer says something (``done``, ``add``) or the feed is closed."""
+        with self._lock:
+            self._waiting = True
+            try:
+                # (``done`` appends, then reads ``_waiting``: what came before it was set is seen
+                # here, what comes after wakes the wait; ``close`` sets ``_closed`` under the lock)
+                if not self._done and not self._closed:
+                    self._cond.wait()
+            finally:
+                self._waiting = False
 
     def done(self, item: T, *, again: bool = False) -> None:
         """``item``'s outcome has been taken: its scope may send another; with ``again`` that is
         ``item`` itself (ahead of the scope's others: a throttled call sent again, through the pacer).
-        Settled by the iteration's next take (``_settle``), in the order ``done`` was called."""
+        Settled by the iteration before its next take (``_settle``), in the order said."""
         self._done.append(_Again(item) if again else item)
-        if self._waiting:  # (read after the append: see ``__iter__``'s wait)
-            with self._lock:
-                self._cond.notify()
+        if self._waiting:  # (read after the append: see ``_wait``)
+            self._wake()
+
+    def _wake(self) -> None:
+        with self._lock:
+            self._cond.notify()
 
     def _settle(self) -> None:
-        """Every ``done`` so far, in order (under the lock): its scope's count, and its scope's next
-        turn if it has items left."""
+        """What the consumer said so far, in order (the iteration's): a ``done``'s scope count, and
+        its scope's next turn if it has items left; ``add``'s items, and the turns of the scopes they
+        give items again."""
         pending, of, heap = self._done, self._of, self._heap
         while pending:
             entry = pending.popleft()
-            if type(entry) is _Again:  # ``done(item, again=True)``: ahead of its scope's others
-                item = entry.item
+            kind = type(entry)
+            if kind is _Added:
+                for scope in self._put(entry.items):  # type: ignore[union-attr]
+                    if not scope.full:
+                        heapq.heappush(heap, (scope.inflight, scope.rank, scope))
+                continue
+            if kind is _Again:  # ``done(item, again=True)``: ahead of its scope's others
+                item = entry.item  # type: ignore[union-attr]
                 scope = of[id(item)]
-                scope.queue.appendleft(item)
+                scope.appendleft(item)
                 self._left += 1
             else:
                 scope = of.pop(id(entry))
             scope.inflight -= 1
             self._inflight -= 1
             scope.full = False
-            if scope.queue:
-                heapq.heappush(heap, (scope.inflight, scope.rank, scope.name))
+            if scope:
+                heapq.heappush(heap, (scope.inflight, scope.rank, scope))
 
     def close(self) -> None:
         with self._lock:
