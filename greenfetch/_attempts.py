@@ -37,12 +37,14 @@ _NO_ERROR: dict[str, Any] = {}  # read only
 
 @dataclass(slots=True)
 class AttemptRecorder:
-    """Collects the attempts of one logical call; ``on_attempt`` sees each as it ends."""
+    """Collects the attempts of one logical call; ``on_attempt`` sees each as it ends (the metrics),
+    then ``on_sample`` (the adaptive gate's sample, for a gated call)."""
 
     on_attempt: Callable[[Attempt], None] | None = None
     clock: Callable[[], float] = time.perf_counter
     attempts: list[Attempt] = field(default_factory=list)
     _started: float | None = None
+    on_sample: Callable[[Attempt], None] | None = None
 
 
 _SLOT = "_greenfetch_recorder"  # the attribute of the current greenlet that holds its recorder
@@ -94,6 +96,8 @@ def _needs_retry(response: Any = None, caught_exception: Any = None, **_: Any) -
     rec.attempts.append(attempt)
     if rec.on_attempt is not None:
         rec.on_attempt(attempt)
+    if rec.on_sample is not None:
+        rec.on_sample(attempt)
 
 
 def install_attempt_hooks(client: Any) -> None:

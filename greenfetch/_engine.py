@@ -39,7 +39,7 @@ __all__ = ["Engine", "GateFn", "RawRequest"]
 
 # A gate: entered around each call, yields the concurrency limit in force (None without a limiter).
 # Each attempt of the call is observed by what the gate returned, if it has ``observe(attempt)``,
-# else by ``gate.attempt(request, attempt)``, if the gate has one (``Engine._attempt_observer``).
+# else by ``gate.attempt(request, attempt)``, if the gate has one (``_gate_sample``).
 GateFn = Callable[[Request], ContextManager[int | None]]
 RawRequest = Request | Mapping[str, Any]
 T = TypeVar("T")
@@ -116,12 +116,16 @@ class Engine:
                     value, shared = self._shared(request, client, recorder, dedupe_window)
             else:
                 queued = perf_counter()
+                # each attempt: its metrics, then the gate's sample (``AttemptRecorder.on_sample``)
+                recorder.on_attempt = functools.partial(self.metrics.attempt, request)
                 try:
                     slot = gate(request)
                 except Exception:  # no slot: an unseen attempt goes to ``gate.attempt``, as it would have
-                    recorder.on_attempt = self._attempt_observer(request, gate, None)
+                    recorder.on_sample = _gate_sample(request, gate)
                     raise
-                recorder.on_attempt = self._attempt_observer(request, gate, slot)
+                # through the slot the gate gave the request when it has ``observe`` (a ``Limiter``:
+                # the gate found the request's scope once, at the slot)
+                recorder.on_sample = getattr(slot, "observe", None) or _gate_sample(request, gate)
                 with slot as limit:
                     started += perf_counter() - queued  # waiting for a gate slot is not the request's time
                     if dedupe_window is None:  # the gated path (an inventory's), written out as above
@@ -186,29 +190,6 @@ class Engine:
 
         value, outcome = self.dedupe.do_outcome(request.signature, call, window)
         return (dict(value) if isinstance(value, dict) else value), outcome != "executed"
-
-    def _attempt_observer(self, request: Request, gate: GateFn, slot: Any) -> Callable[[Attempt], None]:
-        """Each attempt of a gated request: its metrics, then the gate's sample. Through the slot the
-        gate gave the request when it has ``observe(attempt)`` (a ``Limiter``: the gate found the
-        request's scope once, at the slot), else ``gate.attempt(request, attempt)``, if any."""
-        metrics_attempt = self.metrics.attempt
-        on_slot = getattr(slot, "observe", None)
-        if on_slot is not None:
-
-            def observe_slot(attempt: Attempt) -> None:
-                metrics_attempt(request, attempt)
-                on_slot(attempt)
-
-            return observe_slot
-        on_gate = getattr(gate, "attempt", None)
-        if on_gate is None:
-            return functools.partial(metrics_attempt, request)
-
-        def observe(attempt: Attempt) -> None:
-            metrics_attempt(request, attempt)
-            on_gate(request, attempt)
-
-        return observe
 
     def _failure(self, index: int, request: Any, exc: Exception) -> Result:
         code, message, status, request_id = describe(exc)
@@ -380,6 +361,15 @@ def _record_unseen_attempt(recorder: AttemptRecorder, started: float, error_code
     recorder.attempts.append(attempt)
     if recorder.on_attempt is not None:
         recorder.on_attempt(attempt)
+    if recorder.on_sample is not None:
+        recorder.on_sample(attempt)
+
+
+def _gate_sample(request: Request, gate: GateFn) -> Callable[[Attempt], None] | None:
+    """A gated request's sample when its slot has no ``observe``: ``gate.attempt(request, attempt)``,
+    if the gate has one."""
+    on_gate = getattr(gate, "attempt", None)
+    return None if on_gate is None else functools.partial(on_gate, request)
 
 
 def _pop_request_id(value: Any) -> str | None:
