@@ -158,7 +158,8 @@ class Limits:
         found = self._by_scope.get(scope)  # a dict read is atomic: the lock only to make one, or to
         if found is not None and found._used == self._epoch:  # note its first hand-out in a new epoch
             return found
-        with self._lock:
+        self._lock.acquire()  # (not a ``with``: ``_limiter.quick_lock``)
+        try:
             by_scope = self._by_scope
             found = by_scope.get(scope)
             if found is None:
@@ -179,6 +180,8 @@ class Limits:
                 del by_scope[scope]
                 by_scope[scope] = found
             found._used = self._epoch
+        finally:
+            self._lock.release()
         return found
 
     def _sweep(self) -> None:

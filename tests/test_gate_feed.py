@@ -103,3 +103,62 @@ def test_a_gate_without_a_slot_observer_is_sampled_by_request():
     failed = engine.execute(LIST, gate=gate)
     assert not failed.ok
     assert calls == [("metrics", "ListTables"), ("sample", "ListTables")] * 2
+
+
+class _Counted:
+    """A lock that counts how it is taken: by ``with`` (``__enter__``) or by ``acquire``."""
+
+    def __init__(self, lock) -> None:
+        self.lock, self.entered, self.acquired = lock, 0, 0
+
+    def acquire(self, *args):
+        self.acquired += 1
+        return self.lock.acquire(*args)
+
+    def release(self) -> None:
+        self.lock.release()
+
+    def __enter__(self):
+        self.entered += 1
+        return self.lock.__enter__()
+
+    def __exit__(self, *exc):
+        return self.lock.__exit__(*exc)
+
+
+def test_a_requests_path_takes_the_limiters_locks_without_a_with(monkeypatch):
+    """A one-call scope the inventory's way (its limiter made, a slot, a sample, the slot given back),
+    a second request through the same scope (the limiter found), and one through its controller (the
+    steady path): the locks taken by ``acquire`` and ``release``, not by ``with`` (``quick_lock``:
+    its lookups cost 0.6k a time; main: 4, 3 and 3)."""
+    import greenfetch._adaptive as adaptive
+    from greenfetch._attempts import Attempt
+    from greenfetch._models import Request
+
+    locks: list[_Counted] = []
+    real = adaptive.quick_lock
+
+    def counted():
+        locks.append(_Counted(real()))
+        return locks[-1]
+
+    monkeypatch.setattr(adaptive, "quick_lock", counted)
+    limits = adaptive.Limits(Metrics(), gevent=True)
+    limits.load._running = True
+    gate = open_gate(limits, 5, 5.0, 1, 64)
+    for lock in locks:  # (the gate's opening: once a run)
+        lock.entered = lock.acquired = 0
+    request = Request("dynamodb", "ListTables", region="r1", account="111111111111")
+    for _ in range(2):
+        slot = gate(request)
+        with slot:
+            slot.observe(Attempt(0.05, 200, None))
+    assert [lock.entered for lock in locks] == [0, 0]
+    assert sum(lock.acquired for lock in locks) == 1 + 3 * 2  # the new scope's, then each request's 3
+    assert gate(request).controller is not None  # (made now: the steady path's slot from here on)
+    for lock in locks:
+        lock.entered = lock.acquired = 0
+    slot = gate(request)
+    with slot:
+        slot.observe(Attempt(0.05, 200, None))
+    assert [lock.entered for lock in locks] == [0, 0] and sum(lock.acquired for lock in locks) == 3
