@@ -233,3 +233,27 @@ def test_a_close_just_before_the_wait_is_not_lost():
     feed._cond = pacing.threading.Condition(feed._lock)
     assert next(stream, None) is None  # at its cap: the next pull goes to wait, and is closed meanwhile
     assert feed._closed
+
+
+def test_an_item_done_is_settled_without_a_python_call():
+    """The iteration settles an item done in its own loop (``_said`` only for ``add`` and
+    ``again``): a take and a ``done`` are the iteration's resume and ``done`` itself, no third call
+    (``_settle`` a take before)."""
+    items = [(n, f"scope{n}") for n in range(200)]
+    feed = FairFeed(items, operator.itemgetter(1), lambda scope: 5)
+    stream = iter(feed)
+    first = next(stream)
+    calls: list[str] = []
+
+    def profile(frame, event, arg):
+        if event == "call":
+            calls.append(frame.f_code.co_qualname)
+
+    sys.setprofile(profile)
+    try:
+        feed.done(first)
+        for item in stream:
+            feed.done(item)
+    finally:
+        sys.setprofile(None)
+    assert len(calls) <= 2 * len(items) + 1, sorted(set(calls))

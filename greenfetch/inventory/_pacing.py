@@ -57,6 +57,9 @@ class _Scope(deque[T]):
     full: bool  # at its cap: out of the heap until one of its requests is done
 
 
+_SAID = (_Added, _Again)  # what ``_said`` settles (anything else in the queue is an item done)
+
+
 class FairFeed(Generic[T]):
     """Iterate it to get the items least-busy scope first (blocking while every scope with items left
     is at its cap); ``sent[i]`` is the i-th item handed out (what ``Result.index`` refers to when the
@@ -136,10 +139,17 @@ class FairFeed(Generic[T]):
         """The next item: the scopes' first turns (plan order) merged with the heap of those sent to
         since, the least busy first; a stale heap entry (its scope's count moved on) is skipped;
         while every scope with items left is at its cap, wait for a ``done``."""
-        sent, heap, fresh, pending = self.sent, self._heap, self._fresh, self._done
+        sent, heap, fresh, pending, of = self.sent, self._heap, self._fresh, self._done, self._of
         while True:
-            if pending:
-                self._settle()
+            while pending:  # what the consumer said, in order (``add`` and ``again``: ``_said``)
+                entry = pending.popleft()
+                scope = self._said(entry) if type(entry) in _SAID else of.pop(id(entry))  # type: ignore[arg-type]
+                if scope is not None:  # an item done: one fewer in flight, its scope's next turn
+                    scope.inflight -= 1
+                    self._inflight -= 1
+                    scope.full = False
+                    if scope:
+                        heapq.heappush(heap, (scope.inflight, scope.rank, scope))
             if self._closed or not (self._left or self._inflight):
                 return
             if self._next < len(fresh) and (
@@ -184,7 +194,7 @@ class FairFeed(Generic[T]):
     def done(self, item: T, *, again: bool = False) -> None:
         """``item``'s outcome has been taken: its scope may send another; with ``again`` that is
         ``item`` itself (ahead of the scope's others: a throttled call sent again, through the pacer).
-        Settled by the iteration before its next take (``_settle``), in the order said."""
+        Settled by the iteration before its next take, in the order said."""
         self._done.append(_Again(item) if again else item)
         if self._waiting:  # (read after the append: see ``_wait``)
             self._wake()
@@ -193,31 +203,20 @@ class FairFeed(Generic[T]):
         with self._lock:
             self._cond.notify()
 
-    def _settle(self) -> None:
-        """What the consumer said so far, in order (the iteration's): a ``done``'s scope count, and
-        its scope's next turn if it has items left; ``add``'s items, and the turns of the scopes they
-        give items again."""
-        pending, of, heap = self._done, self._of, self._heap
-        while pending:
-            entry = pending.popleft()
-            kind = type(entry)
-            if kind is _Added:
-                for scope in self._put(entry.items):  # type: ignore[union-attr]
-                    if not scope.full:
-                        heapq.heappush(heap, (scope.inflight, scope.rank, scope))
-                continue
-            if kind is _Again:  # ``done(item, again=True)``: ahead of its scope's others
-                item = entry.item  # type: ignore[union-attr]
-                scope = of[id(item)]
-                scope.appendleft(item)
-                self._left += 1
-            else:
-                scope = of.pop(id(entry))
-            scope.inflight -= 1
-            self._inflight -= 1
-            scope.full = False
-            if scope:
-                heapq.heappush(heap, (scope.inflight, scope.rank, scope))
+    def _said(self, entry: _Again[T] | _Added[T]) -> _Scope[T] | None:
+        """``add``'s items into their scopes, and the turns of the scopes they give items again
+        (None: nothing was done); or ``done(item, again=True)``'s item back at the head of its
+        scope's queue, ahead of its others (its scope, whose count the iteration then lowers)."""
+        if type(entry) is _Added:
+            for scope in self._put(entry.items):
+                if not scope.full:
+                    heapq.heappush(self._heap, (scope.inflight, scope.rank, scope))
+            return None
+        item = entry.item  # type: ignore[union-attr]
+        scope = self._of[id(item)]
+        scope.appendleft(item)
+        self._left += 1
+        return scope
 
     def close(self) -> None:
         with self._lock:
