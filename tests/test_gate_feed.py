@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 import pytest
+from test_pacing_done import _CountingLock
 
 from greenfetch import Config, Engine
 from greenfetch._adaptive import open_gate
@@ -105,27 +106,6 @@ def test_a_gate_without_a_slot_observer_is_sampled_by_request():
     assert calls == [("metrics", "ListTables"), ("sample", "ListTables")] * 2
 
 
-class _Counted:
-    """A lock that counts how it is taken: by ``with`` (``__enter__``) or by ``acquire``."""
-
-    def __init__(self, lock) -> None:
-        self.lock, self.entered, self.acquired = lock, 0, 0
-
-    def acquire(self, *args):
-        self.acquired += 1
-        return self.lock.acquire(*args)
-
-    def release(self) -> None:
-        self.lock.release()
-
-    def __enter__(self):
-        self.entered += 1
-        return self.lock.__enter__()
-
-    def __exit__(self, *exc):
-        return self.lock.__exit__(*exc)
-
-
 def test_a_requests_path_takes_the_limiters_locks_without_a_with(monkeypatch):
     """A one-call scope the inventory's way (its limiter made, a slot, a sample, the slot given back),
     a second request through the same scope (the limiter found), and one through its controller (the
@@ -135,11 +115,11 @@ def test_a_requests_path_takes_the_limiters_locks_without_a_with(monkeypatch):
     from greenfetch._attempts import Attempt
     from greenfetch._models import Request
 
-    locks: list[_Counted] = []
+    locks: list[_CountingLock] = []
     real = adaptive.quick_lock
 
     def counted():
-        locks.append(_Counted(real()))
+        locks.append(_CountingLock(real()))
         return locks[-1]
 
     monkeypatch.setattr(adaptive, "quick_lock", counted)
@@ -147,18 +127,18 @@ def test_a_requests_path_takes_the_limiters_locks_without_a_with(monkeypatch):
     limits.load._running = True
     gate = open_gate(limits, 5, 5.0, 1, 64)
     for lock in locks:  # (the gate's opening: once a run)
-        lock.entered = lock.acquired = 0
+        lock.entered = lock.taken = 0
     request = Request("dynamodb", "ListTables", region="r1", account="111111111111")
     for _ in range(2):
         slot = gate(request)
         with slot:
             slot.observe(Attempt(0.05, 200, None))
     assert [lock.entered for lock in locks] == [0, 0]
-    assert sum(lock.acquired for lock in locks) == 1 + 3 * 2  # the new scope's, then each request's 3
+    assert sum(lock.taken for lock in locks) == 1 + 3 * 2  # the new scope's, then each request's 3
     assert gate(request).controller is not None  # (made now: the steady path's slot from here on)
     for lock in locks:
-        lock.entered = lock.acquired = 0
+        lock.entered = lock.taken = 0
     slot = gate(request)
     with slot:
         slot.observe(Attempt(0.05, 200, None))
-    assert [lock.entered for lock in locks] == [0, 0] and sum(lock.acquired for lock in locks) == 3
+    assert [lock.entered for lock in locks] == [0, 0] and sum(lock.taken for lock in locks) == 3

@@ -16,16 +16,18 @@ import textwrap
 from collections import deque
 
 import gevent
+from test_gate_cost import _calls
 
 import greenfetch.inventory._pacing as pacing
 from greenfetch.inventory._pacing import FairFeed
 
 
 class _CountingLock:
-    """The feed's lock, counting how often it is taken."""
+    """A lock (the feed's, the limiters'), counting how often it is taken, and how often of those
+    by a ``with``."""
 
     def __init__(self, lock) -> None:
-        self.lock, self.taken = lock, 0
+        self.lock, self.taken, self.entered = lock, 0, 0
 
     def acquire(self, *args):
         self.taken += 1
@@ -35,6 +37,7 @@ class _CountingLock:
         self.lock.release()
 
     def __enter__(self):
+        self.entered += 1
         self.acquire()
         return self
 
@@ -72,24 +75,16 @@ def test_a_scope_is_one_object_made_without_a_python_call():
     makes no Python call a scope (an inventory's thousands of one-call scopes; before, a
     ``_Scope.__init__`` and a deque of its own each)."""
     items = [(n, f"scope{n}") for n in range(300)]
-    calls: list[str] = []
-
-    def profile(frame, event, arg):
-        if event == "call":
-            calls.append(frame.f_code.co_qualname)
-
-    sys.setprofile(profile)
-    try:
-        feed = FairFeed(items, operator.itemgetter(1), lambda scope: 5)
-    finally:
-        sys.setprofile(None)
-    assert len(calls) < 10, sorted(set(calls))
+    made: list[FairFeed] = []
+    calls = _calls(lambda: made.append(FairFeed(items, operator.itemgetter(1), lambda scope: 5)))
+    [feed] = made
+    assert sum(calls.values()) < 10, calls
     assert all(type(scope).__mro__[1] is deque for scope in feed._scopes.values())
 
 
-def test_a_done_wakes_an_iteration_waiting_at_its_cap():
-    feed = FairFeed([1, 2, 3], lambda item: "one", lambda scope: 1)
-    got: list[int] = []
+def _pulling(feed: FairFeed) -> tuple[list, gevent.Greenlet]:
+    """The items a greenlet iterating ``feed`` got so far, and that greenlet (run until it waits)."""
+    got: list = []
 
     def pull() -> None:
         for item in feed:
@@ -97,6 +92,12 @@ def test_a_done_wakes_an_iteration_waiting_at_its_cap():
 
     puller = gevent.spawn(pull)
     gevent.sleep(0)
+    return got, puller
+
+
+def test_a_done_wakes_an_iteration_waiting_at_its_cap():
+    feed = FairFeed([1, 2, 3], lambda item: "one", lambda scope: 1)
+    got, puller = _pulling(feed)
     assert got == [1]  # at the scope's cap: waiting for a ``done``
     feed.done(1)
     gevent.sleep(0)
@@ -186,14 +187,7 @@ def test_no_done_is_lost_between_os_threads():
 def test_an_add_wakes_an_iteration_waiting_at_its_cap():
     """``add`` is queued like ``done``: settled in its place, and it wakes a waiting iteration."""
     feed = FairFeed([1, 2], lambda item: "one" if item < 10 else "two", lambda scope: 1)
-    got: list[int] = []
-
-    def pull() -> None:
-        for item in feed:
-            got.append(item)
-
-    puller = gevent.spawn(pull)
-    gevent.sleep(0)
+    got, puller = _pulling(feed)
     assert got == [1]  # "one" at its cap of 1
     feed.add([10, 11])  # a new scope's items (a child type's calls)
     gevent.sleep(0)
@@ -243,17 +237,11 @@ def test_an_item_done_is_settled_without_a_python_call():
     feed = FairFeed(items, operator.itemgetter(1), lambda scope: 5)
     stream = iter(feed)
     first = next(stream)
-    calls: list[str] = []
 
-    def profile(frame, event, arg):
-        if event == "call":
-            calls.append(frame.f_code.co_qualname)
-
-    sys.setprofile(profile)
-    try:
+    def run() -> None:
         feed.done(first)
         for item in stream:
             feed.done(item)
-    finally:
-        sys.setprofile(None)
-    assert len(calls) <= 2 * len(items) + 1, sorted(set(calls))
+
+    calls = _calls(run)
+    assert sum(calls.values()) <= 2 * len(items) + 1, calls
