@@ -238,7 +238,14 @@ def _in_command(trees: list[str], accounts: int) -> None:
                 + _COUNTED.format(lib=str(lib))
                 + ("import runpy\nrunpy.run_module('greenfetch.cli', run_name='__main__', alter_sys=True)\n")
             )
-            env = {**inv._cli_env(tmp), "PYTHONPATH": tree, "PYTHONHASHSEED": "0"}
+            # each run its own cache directory (new rows): a directory shared by the trees' runs would
+            # have the later runs replace the earlier's rows, ~4k instructions a page cheaper
+            env = {
+                **inv._cli_env(tmp),
+                "GREENFETCH_CACHE_DIR": f"{tmp}/cache-{t}",
+                "PYTHONPATH": tree,
+                "PYTHONHASHSEED": "0",
+            }
             dump = f"{tmp}/callgrind.{t}"
             done = subprocess.run(
                 ["valgrind", "--tool=callgrind", "-q", "--collect-atstart=no", f"--callgrind-out-file={dump}"]
