@@ -6,7 +6,7 @@
   call says which account it runs as; the secret is the account's own (``loopback-secret-<account
   id>``: AWS gives every role session its own, so a client derives a signing key per account, region
   and service, as it must against AWS), and so is the session token, of an AWS token's length
-  (``_session_token``); accounts listed in ``deny_assume`` get ``AccessDenied``. With
+  (``_inventory_sts``); accounts listed in ``deny_assume`` get ``AccessDenied``. With
   ``session_seconds`` N the session expires N seconds after it was handed out (its ``Expiration``, and
   its token carries the time): a call signed with it after that gets ``ExpiredToken``, as AWS answers.
   ``GetCallerIdentity`` answers with the account of the key that signed it.
@@ -31,23 +31,18 @@ fresh), ``skewed_accounts`` (every call gets ``RequestTimeTooSkewed``). ``invent
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
-import re
-import time
 from collections.abc import Iterator
 from typing import Any
 from xml.sax.saxutils import escape
 
+from . import _inventory_sts as sts
 from . import _loopback_faults as faults
 
 __all__ = ["handle", "inventory_server", "settings", "sts_answer"]
 
 _ENV = "GREENFETCH_INVENTORY_PAGES"
-_AUTH = re.compile(r"Credential=([^/,]+)/\d+/([^/]+)/([^/]+)/")
-_TOKEN_EXPIRY = re.compile(r"-until-(\d+(?:\.\d+)?)$")
-_DEFAULT_ACCOUNT = "123456789012"
 _EC2_NS = "http://ec2.amazonaws.com/doc/2016-11-15/"
 REGIONS = [
     "us-east-1",
@@ -111,151 +106,37 @@ def settings() -> dict[str, Any]:
     return settings
 
 
+def sts_answer(headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes | str] | None:
+    """STS as this server answers it, or None for any other request (``_inventory_sts.answer``): the
+    any-protocol server (``_loopback_any``) answers STS this way too, so an inventory over many
+    accounts (``--role-name``) runs on it."""
+    return sts.answer(headers, body, settings())
+
+
 def handle(target: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes | str]:
     """The loopback handler hook: one AWS answer for one request."""
     conf = settings()
-    key, region, service = _who(headers)
+    key, region, service = sts.who(headers)
     if service == "sts":
-        return sts_answer(headers, body) or _sts(_form(body), conf)  # (the latter: an action not served)
-    account = _account_of(key)
+        # (the latter: an action this server does not serve)
+        return sts.answer(headers, body, conf) or sts.assume_role(sts.form(body), conf)
+    account = sts.account_of(key)
     protocol = faults.protocol_of(headers, body, "auto")
-    form = _form(body) if protocol in ("query", "ec2") else {}
+    form = sts.form(body) if protocol in ("query", "ec2") else {}
     action = headers.get("x-amz-target", "").rpartition(".")[2] or form.get("Action") or target
-    refused = _refused_credentials(protocol, account, headers, conf)
+    refused = sts.refused_credentials(protocol, account, headers, conf)
     if refused is not None:
         return refused
     if region in conf["throttle_regions"]:
-        return _error(protocol, faults.PROTOCOLS[protocol][1], "Rate exceeded")
+        return sts.error(protocol, faults.PROTOCOLS[protocol][1], "Rate exceeded")
     if region in conf["deny_regions"]:
         code = "UnauthorizedOperation" if protocol == "ec2" else "AccessDeniedException"
-        return _error(protocol, (code, 403), f"not authorized to perform {action} in {region}")
+        return sts.error(protocol, (code, 403), f"not authorized to perform {action} in {region}")
     if protocol == "ec2":
         return _ec2(action, account, region, conf["items"])
     if service == "lambda":
         return 200, {"content-type": "application/json"}, json.dumps(_lambda(account, region, conf["items"]))
     return _json(service, action, account, region, body, conf)
-
-
-def _who(headers: dict[str, str]) -> tuple[str, str, str]:
-    match = _AUTH.search(headers.get("authorization", ""))
-    return (match[1], match[2], match[3]) if match else ("", "us-east-1", "")
-
-
-def sts_answer(headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes | str] | None:
-    """STS's AssumeRole and GetCallerIdentity as this server answers them (the role's account in the
-    credentials' key, the signing key's account as the caller), or None for any other request: the
-    any-protocol server (``_loopback_any``) answers STS this way too, so an inventory over many
-    accounts (``--role-name``) runs on it."""
-    key, _, service = _who(headers)
-    if service != "sts":
-        return None
-    form = _form(body)
-    if form.get("Action") == "GetCallerIdentity":
-        return _caller_identity(_account_of(key), key)
-    if form.get("Action") == "AssumeRole":
-        return _sts(form, settings())
-    return None
-
-
-def _account_of(key: str) -> str:
-    """The account an access key is: an assumed role's (``ASIA`` + its account), else the default."""
-    return key[4:16] if key.startswith("ASIA") and key[4:16].isdigit() else _DEFAULT_ACCOUNT
-
-
-def _form(body: bytes) -> dict[str, str]:
-    from urllib.parse import parse_qsl
-
-    return dict(parse_qsl(body.decode()))
-
-
-def _error(protocol: str, code_status: tuple[str, int], message: str) -> tuple[int, dict[str, str], bytes]:
-    code, status = code_status
-    rheaders, rbody = faults.error_body(protocol, code, message, "inventory-pages")
-    return status, rheaders, rbody
-
-
-# -- STS ---------------------------------------------------------------------------------------------
-
-
-def _refused_credentials(
-    protocol: str, account: str, headers: dict[str, str], conf: dict[str, Any]
-) -> tuple[int, dict[str, str], bytes] | None:
-    """AWS's answer to a call whose credentials it refuses: a clock off, or a session past its end."""
-    if account in conf["skewed_accounts"]:
-        return _error(
-            protocol,
-            ("RequestTimeTooSkewed", 403),
-            "The difference between the request time and the current time is too large.",
-        )
-    until = _TOKEN_EXPIRY.search(headers.get("x-amz-security-token", ""))
-    if account in conf["expired_accounts"] or (until is not None and float(until[1]) <= time.time()):
-        code = "ExpiredTokenException" if protocol in ("json", "rest-json") else "ExpiredToken"
-        return _error(
-            protocol,
-            (code, 403 if protocol != "json" else 400),
-            "The security token included in the request is expired",
-        )
-    return None
-
-
-def _caller_identity(account: str, key: str) -> tuple[int, dict[str, str], str]:
-    arn = (
-        f"arn:aws:sts::{account}:assumed-role/Reader/greenfetch"
-        if key.startswith("ASIA")
-        else f"arn:aws:iam::{account}:user/loopback"
-    )
-    xml = (
-        '<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetCallerIdentityResult>'
-        f"<Arn>{arn}</Arn><UserId>AIDALOOPBACK</UserId><Account>{account}</Account></GetCallerIdentityResult>"
-        "<ResponseMetadata><RequestId>loopback</RequestId></ResponseMetadata></GetCallerIdentityResponse>"
-    )
-    return 200, {"content-type": "text/xml"}, xml
-
-
-# An STS session token is ~700-1,100 characters of base64 (AWS does not promise a length); a client
-# signs it in every call (the canonical request's SHA-256 reads it), so a short one would hide a cost
-# every real inventory pays.
-_TOKEN_LENGTH = 900
-
-
-def _session_token(account: str) -> str:
-    """The account's session token: ``loopback-token-<account>-`` and hex padding to ``_TOKEN_LENGTH``."""
-    head = f"loopback-token-{account}-"
-    pad = hashlib.sha256(account.encode()).hexdigest()
-    return head + (pad * (_TOKEN_LENGTH // len(pad) + 1))[: _TOKEN_LENGTH - len(head)]
-
-
-def _sts(form: dict[str, str], conf: dict[str, Any]) -> tuple[int, dict[str, str], bytes | str]:
-    arn = form.get("RoleArn", "")
-    account = arn.split(":")[4] if arn.count(":") >= 5 else ""
-    if form.get("Action") != "AssumeRole":
-        return _error("query", ("InvalidAction", 400), f"{form.get('Action')} is not served here")
-    if account in conf["deny_assume"]:
-        return _error(
-            "query",
-            ("AccessDenied", 403),
-            f"User is not authorized to perform: sts:AssumeRole on resource: {arn}",
-        )
-    token, expiration = _session_token(account), "2099-01-01T00:00:00Z"
-    if conf["session_seconds"] is not None:
-        until = time.time() + float(conf["session_seconds"])
-        token += f"-until-{until:.3f}"
-        expiration = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(until)) + f".{int(until % 1 * 1000):03d}Z"
-    creds = (
-        f"<Credentials><AccessKeyId>ASIA{account}</AccessKeyId><SecretAccessKey>loopback-secret-{account}</SecretAccessKey>"
-        f"<SessionToken>{token}</SessionToken><Expiration>{expiration}</Expiration>"
-        "</Credentials>"
-    )
-    user = (
-        f"<AssumedRoleUser><AssumedRoleId>AROA:{escape(form.get('RoleSessionName', ''))}</AssumedRoleId>"
-        f"<Arn>{escape(arn)}</Arn></AssumedRoleUser>"
-    )
-    xml = (
-        f'<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleResult>{creds}{user}'
-        "</AssumeRoleResult><ResponseMetadata><RequestId>loopback</RequestId></ResponseMetadata>"
-        "</AssumeRoleResponse>"
-    )
-    return 200, {"content-type": "text/xml"}, xml
 
 
 # -- EC2 ---------------------------------------------------------------------------------------------
@@ -387,7 +268,7 @@ def _ec2_items(action: str, account: str, region: str, n: int) -> tuple[str, lis
 def _ec2(action: str, account: str, region: str, n: int) -> tuple[int, dict[str, str], bytes | str]:
     found = _ec2_items(action, account, region, n)
     if found is None:
-        return _error("ec2", ("InvalidAction", 400), f"{action} is not served here")
+        return sts.error("ec2", ("InvalidAction", 400), f"{action} is not served here")
     key, items = found
     xml = (
         f'<?xml version="1.0" encoding="UTF-8"?><{action}Response xmlns="{_EC2_NS}">'
@@ -484,7 +365,7 @@ def _json(
         "Scan": lambda: {"Items": list(_state["accepted"].values()), "Count": len(_state["accepted"])},
     }
     if action not in pages:
-        return _error("json", ("UnknownOperationException", 400), f"{action} is not served here")
+        return sts.error("json", ("UnknownOperationException", 400), f"{action} is not served here")
     return 200, {"content-type": "application/x-amz-json-1.0"}, json.dumps(pages[action]())
 
 
