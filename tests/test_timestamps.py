@@ -5,12 +5,13 @@ error, for ISO 8601 strings and epoch numbers, in zones with and without dayligh
 from __future__ import annotations
 
 import datetime as dt
+import pickle
 
 import botocore.parsers
 import botocore.utils
 import pytest
 from _zones import in_zone
-from dateutil.tz import tzutc
+from dateutil.tz import tzlocal, tzutc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -142,3 +143,56 @@ def test_installed_as_the_parsers_default_where_checked():
         assert botocore.parsers.DEFAULT_TIMESTAMP_PARSER is botocore.utils.parse_timestamp
     finally:
         _botocore_fast.install()
+
+
+def _seen(values):
+    """What a caller can do with parsed timestamps without asking for identity: order, equality,
+    differences, hashes, text, UTC, a pickle's round trip."""
+    pairs = [(a, b) for a in values for b in values]
+    return (
+        [a.isoformat() for a in values],
+        [a.astimezone(dt.timezone.utc) for a in values],
+        [(a == b, a < b, a - b, hash(a) == hash(b)) for a, b in pairs],
+        sorted(range(len(values)), key=values.__getitem__),
+        [(a.isoformat(), a.utcoffset()) for a in pickle.loads(pickle.dumps(values))],
+        pickle.loads(pickle.dumps(values)) == values,
+    )
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Kolkata", "Etc/GMT+5", "Australia/Lord_Howe"])
+@settings(max_examples=60, deadline=None)
+@given(
+    values=st.lists(
+        st.one_of(
+            st.integers(-(2**31), 2**33),
+            st.floats(-(2.0**31), 2.0**33, allow_nan=False).map(lambda f: round(f, 3)),
+            _iso.filter(lambda s: s[-1] in "Zz" or s.endswith("00:00")),
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_timestamps_sharing_a_zone_behave_as_botocores(zone, values):
+    """Where this parse hands out the zone's one ``tzlocal`` (an epoch, or a zero offset where the zone
+    is named UTC, without daylight saving time) and botocore a new one per value, every use of the
+    datetimes but identity comes out the same: same-``tzinfo`` comparisons and differences skip
+    ``utcoffset``, which a fixed offset makes equal."""
+    with in_zone(zone):
+        assert _seen([parse_timestamp(v) for v in values]) == _seen(
+            [botocore.utils.parse_timestamp(v) for v in values]
+        )
+
+
+def test_a_zone_without_daylight_saving_gives_its_timestamps_one_tzlocal():
+    """One ``tzlocal`` per zone, not one per timestamp (~12k instructions each), and a new one, the new
+    zone's, when the zone changes."""
+    with in_zone("Asia/Kolkata"):
+        first = parse_timestamp(1714557600.5).tzinfo
+        assert type(first) is tzlocal
+        assert parse_timestamp(1714557601).tzinfo is first
+    with in_zone("UTC"):
+        utc = parse_timestamp(1714557600.5).tzinfo
+        assert utc is not first and utc == tzlocal() and utc != first
+        assert parse_timestamp("2024-05-01T10:00:00Z").tzinfo is utc
+        assert parse_timestamp("2024-05-01T10:00:00+00:00").tzinfo is utc
+        assert parse_timestamp(1714557600.5).utcoffset() == dt.timedelta(0)

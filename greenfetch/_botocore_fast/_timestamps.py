@@ -15,8 +15,9 @@ on the process's time zone (dateutil gives ``tzlocal()`` where ``UTC`` is one of
 changes (``time.tzset``). Where botocore's answer depends on the date (an epoch's local time in a zone
 with daylight saving time; a zero offset where ``UTC`` names such a zone), and for anything else (an
 invalid date, another form, a numeric string, a value out of range), botocore's ``parse_timestamp``
-answers as before. tests/test_timestamps.py holds both to the same result
-under several zones.
+answers as before. A ``tzlocal`` this parse gives is one per zone, not one per timestamp (``_Zone``
+says why that is the same value). tests/test_timestamps.py holds both to the same result under several
+zones.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from __future__ import annotations
 import datetime
 import re
 import time
-from collections.abc import Callable
 from typing import Any
 
 import botocore.parsers
@@ -43,31 +43,35 @@ _tzlocal = tz.tzlocal
 
 
 class _Zone:
-    """What botocore's parse gives in the process's time zone as it is now: the ``tzinfo`` maker for a
-    zero offset (None: not learned, use botocore's), the zone's offset for an epoch (None: it has
-    daylight saving time, or botocore would not use ``tzlocal``)."""
+    """What botocore's parse gives in the process's time zone as it is now: the ``tzinfo`` for a zero
+    offset (None: not learned, use botocore's), the zone's offset for an epoch (None: it has daylight
+    saving time, or botocore would not use ``tzlocal``), and the zone's one ``tzlocal`` both share.
 
-    __slots__ = ("key", "zero", "epoch_offset")
+    botocore makes a ``tzlocal()`` per timestamp (~12k instructions). Where the zone has no daylight
+    saving time one made once per zone is the same value: ``tzlocal()`` reads only the zone's names and
+    offsets when made (this zone's key; a new zone is a new ``_Zone``) and then answers its standard
+    offset for any date, so equality, ``utcoffset``, ``isoformat``, hashes of the datetimes, sorting and
+    arithmetic come out the same. What differs is identity: the datetimes of a zone now share one
+    ``tzinfo`` object (``a.tzinfo is b.tzinfo``; pickle writes it once), as botocore's ``tzutc()`` and
+    ``tzoffset`` values already do (dateutil hands those out from caches)."""
+
+    __slots__ = ("key", "zero", "epoch_offset", "local")
 
     def __init__(self, key: tuple[Any, ...]):
         self.key = key
         probe = _parse_timestamp("2000-01-01T00:00:00Z").tzinfo
-        local = _tzlocal()
+        self.local = local = _tzlocal()
         # dateutil names a zero offset "UTC": where that is one of the zone's names it tries the local
         # zone (whose name, with daylight saving time, depends on the date), else it is tzutc()
         dated = local._hasdst and "UTC" in time.tzname
-        self.zero: Callable[[], Any] | None = None
+        self.zero: Any = None
         if probe is tz.UTC and not dated:
-            self.zero = _utc
+            self.zero = tz.UTC
         elif type(probe) is _tzlocal and not local._hasdst:
-            self.zero = _tzlocal
+            self.zero = local
         options = botocore.utils.get_tzinfo_options()
         plain = len(options) == 1 and options[0] is _tzlocal and not local._hasdst
         self.epoch_offset: datetime.timedelta | None = local._std_offset if plain else None
-
-
-def _utc() -> Any:
-    return tz.UTC
 
 
 _zone: _Zone | None = None
@@ -97,13 +101,14 @@ def parse_timestamp(value: Any) -> Any:
                 if offset == 0:
                     zero = _now_zone().zero
                     if zero is not None:
-                        return naive.replace(tzinfo=zero())
+                        return naive.replace(tzinfo=zero)
                 elif int(oh) < 24 and int(om) < 60:
                     return naive.replace(tzinfo=_tzoffset(None, offset))
         elif kind is float or kind is int:
-            shift = _now_zone().epoch_offset
+            zone = _now_zone()
+            shift = zone.epoch_offset
             if shift is not None:
-                return (_fromtimestamp(value, _UTC) + shift).replace(tzinfo=_tzlocal())
+                return (_fromtimestamp(value, _UTC) + shift).replace(tzinfo=zone.local)
     except (ValueError, OverflowError, OSError):
         pass  # botocore's path says what is wrong with it, or finds another way
     return _parse_timestamp(value)
