@@ -260,14 +260,14 @@ def _either(fn, *args):
 
 _header_names = st.sampled_from(
     ["X-Amz-Date", "x-amz-date", "Content-Type", "Content-Length", "content-length", "Transfer-Encoding"]
-    + ["transfer-encoding", "Authorization", "X-Amz-Meta-ü", "Expect", b"X-Bytes"]
+    + ["transfer-encoding", "Authorization", "X-Amz-Meta-ü", "Expect", b"X-Bytes", "X-Split\r\nName"]
 )
 _header_values = st.one_of(
     st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=8),
     st.text(st.characters(min_codepoint=0, max_codepoint=0x2FF), max_size=6),
     st.sampled_from(["chunked", "Chunked", "identity", "100-continue", "a\r\nX-Injected: 1"]),
     st.binary(max_size=8),
-    st.sampled_from([b"chunked", b"ab\n", 12, None]),
+    st.sampled_from([b"chunked", b"ab\n", b"a\rb", b"\r\n", "a\r", 12, None]),
 )
 
 

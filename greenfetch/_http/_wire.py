@@ -99,8 +99,9 @@ def _fields(headers: Any) -> tuple[bytes, bool, bool]:
     """A prepared request's header lines (``name: value``, CRLF each, in order, Latin-1), whether its
     Transfer-Encoding says chunked, and whether it has a Transfer-Encoding or a Content-Length. Read
     from a ``HeadersDict``'s storage (most values are botocore's UTF-8 bytes already: no text in
-    between), else through the mapping's own listing, which also finds the first error of a request
-    whose fields are wrong (a name that is not a ``str``, CR or LF in a value, text that is not Latin-1)."""
+    between; a value with a CR or LF of its own is left to the listing), else through the
+    mapping's own listing, which also finds the first error of a request whose fields are wrong (a
+    name that is not a ``str``, CR or LF in a value, text that is not Latin-1)."""
     if _reads_storage(type(headers)):
         parts: list[bytes] = []
         te = None
@@ -123,13 +124,11 @@ def _fields(headers: Any) -> tuple[bytes, bool, bool]:
                 if not text.isascii():
                     break
                 value = text.encode("ascii")
+            if 13 in value or 10 in value:  # CR, LF: an int's ``in`` is one memchr, not a count of the head
+                break
             parts += (prefix, value, b"\r\n")
         else:
-            chunked = te is not None and _chunked(te)
-            lines = b"".join(parts)
-            count = len(parts) // 3
-            if lines.count(b"\n") == count and lines.count(b"\r") == count:  # no CR or LF of a value's own
-                return lines, chunked, framed
+            return b"".join(parts), te is not None and _chunked(te), framed
     names = {name.lower() for name in headers}
     chunked = _chunked(headers.get("Transfer-Encoding"))
     texts = [(name, _text(value)) for name, value in headers.items()]
