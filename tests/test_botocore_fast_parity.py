@@ -12,6 +12,8 @@ context) under several client configurations.
 import copy
 import datetime
 import functools
+import hashlib
+import hmac
 import itertools
 import os
 import sys
@@ -30,6 +32,7 @@ from hypothesis import strategies as st
 from test_headers_parity import client_for, sample
 
 from greenfetch import _botocore_fast as fast
+from greenfetch._botocore_fast import _sigv4 as sigv4
 
 pytestmark = pytest.mark.usefixtures("fast_installed")
 
@@ -102,7 +105,8 @@ def test_headers_to_sign_follow_the_request_when_a_signer_is_reused():
 
 def test_signatures_across_secrets_days_regions_and_services():
     """Keys are derived per (secret, day, region, service): every combination, interleaved and
-    repeated, signs as botocore's own derivation does."""
+    repeated (a key's first signature, its second, which makes its HMAC states, and a later one),
+    signs as botocore's own derivation does."""
     combos = list(
         itertools.product(
             ["secret-a", "secret-b", "sécret/ü"],
@@ -111,15 +115,41 @@ def test_signatures_across_secrets_days_regions_and_services():
             ["dynamodb", "s3"],
         )
     )
-    for secret, stamp, region, service in combos * 2:
+    for round_, (secret, stamp, region, service) in enumerate(combos * 3):
         creds = botocore.credentials.Credentials("AKID", secret, "token").get_frozen_credentials()
         signer = (botocore.auth.S3SigV4Auth if service == "s3" else botocore.auth.SigV4Auth)(
             creds, service, region
         )
         req = request()
         req.context["timestamp"] = stamp
-        string_to_sign = f"AWS4-HMAC-SHA256\n{stamp}\nscope\nhash"
+        string_to_sign = f"AWS4-HMAC-SHA256\n{stamp}\nscope\nhash{round_}"
         assert fast.signature(signer, string_to_sign, req) == fast._signature(signer, string_to_sign, req)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=130), st.text(max_size=200), st.integers(1, 3))
+@example(b"k" * 64, "at the block size", 2)
+@example(b"k" * 65, "a key longer than the block is hashed first", 2)
+def test_the_signatures_hmac_is_hmacs(key, text, uses):
+    """``hex_hmac`` from a key's padded states is ``hmac.new(key, text, sha256).hexdigest()`` for any
+    key (shorter, as long as and longer than SHA-256's block) and any text, each time the states are
+    used (a copy each: the kept states never see a text)."""
+    states = sigv4._hmac_states(key)
+    for n in range(uses):
+
+        def ours(t=text + str(n)):
+            return sigv4.hex_hmac(states, t)
+
+        def theirs(t=text + str(n)):
+            return hmac.new(key, t.encode("utf-8"), hashlib.sha256).hexdigest()
+
+        try:
+            expected = theirs()
+        except UnicodeEncodeError:
+            with pytest.raises(UnicodeEncodeError):
+                ours()
+            continue
+        assert ours() == expected
 
 
 header_names = st.sampled_from(["host", "x-amz-date", "X-Amz-Date", "content-type", "ü-name", "a b", " x"])
