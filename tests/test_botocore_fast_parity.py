@@ -14,6 +14,7 @@ import datetime
 import functools
 import hashlib
 import hmac
+import io
 import itertools
 import os
 import sys
@@ -150,6 +151,42 @@ def test_the_signatures_hmac_is_hmacs(key, text, uses):
                 ours()
             continue
         assert ours() == expected
+
+
+_bodies = st.one_of(
+    st.sampled_from([b"{}", b"", None, "", "{}", b"{} ", b"{ }", {}, {"Action": "List"}, b"x" * 70000]),
+    st.binary(max_size=40),
+    st.text(max_size=20),
+    st.binary(max_size=40).map(io.BytesIO),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    _bodies,
+    st.sampled_from(["https://h.example/", "http://h.example/"]),
+    st.sampled_from(
+        [{}, {"payload_signing_enabled": False}, {"checksum": {"request_algorithm": {"in": "trailer"}}}]
+    ),
+    st.sampled_from([botocore.auth.SigV4Auth, botocore.auth.S3SigV4Auth]),
+)
+@example(b"{}", "https://h.example/", {}, botocore.auth.SigV4Auth)
+def test_the_payload_hash_is_botocores(body, url, context, signer_cls):
+    """``payload`` for any body (bytes, ``{}``, none, text, a form, a file at an offset), over HTTP
+    and HTTPS, signed or not, a streaming checksum: botocore's answer, the file left where it was."""
+
+    def made():
+        made = botocore.awsrequest.AWSRequest(method="POST", url=url, data=body, headers={})
+        made.context.update(context)
+        if isinstance(body, io.BytesIO):
+            body.seek(min(3, len(body.getvalue())))
+        return made
+
+    signer = signer_cls(botocore.credentials.Credentials("AKID", "s"), "dynamodb", "us-east-1")
+    ours, theirs = made(), made()
+    assert sigv4.payload(signer, ours) == sigv4._payload(signer, theirs)
+    if isinstance(body, io.BytesIO):
+        assert body.tell() == min(3, len(body.getvalue()))
 
 
 header_names = st.sampled_from(["host", "x-amz-date", "X-Amz-Date", "content-type", "ü-name", "a b", " x"])

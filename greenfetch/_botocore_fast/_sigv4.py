@@ -223,6 +223,32 @@ def hex_hmac(states: tuple[Any, Any], text: str) -> str:
     return outer.hexdigest()  # type: ignore[no-any-return]
 
 
+# -- the payload hash ---------------------------------------------------------------------------------
+#
+# A JSON request without parameters sends ``{}`` (every list call's first page), and its payload hash
+# is SHA-256 of those two bytes each time (~7k instructions, OpenSSL's context set up for them). No
+# other body's hash is kept: a body can carry a secret.
+
+_payload = botocore.auth.SigV4Auth.payload
+_EMPTY_JSON = b"{}"
+_EMPTY_JSON_SHA256 = hashlib.sha256(_EMPTY_JSON).hexdigest()
+
+
+def payload(self: Any, request: Any) -> Any:
+    """``SigV4Auth.payload``: for a signed payload of bytes, their SHA-256 (``{}``'s known), of none,
+    the empty string's; a streaming checksum, an unsigned payload, a body to read: botocore's."""
+    if self._is_streaming_checksum_payload(request) or not self._should_sha256_sign_payload(request):
+        return _payload(self, request)
+    body = request.body
+    if not body:
+        return botocore.auth.EMPTY_SHA256_HASH
+    if type(body) is not bytes or botocore.auth.sha256 is not hashlib.sha256:
+        return _payload(self, request)  # it reads the body again
+    if body == _EMPTY_JSON:
+        return _EMPTY_JSON_SHA256
+    return hashlib.sha256(body).hexdigest()
+
+
 # -- the request's timestamp (issue 24, part 7b) ----------------------------------------------------
 #
 # ``SigV4Auth.add_auth`` reads the clock and formats it with ``strftime('%Y%m%dT%H%M%SZ')`` (17k
