@@ -79,6 +79,15 @@ class Headers(HTTPHeaders):
         name = name.lower()
         self._headers = [pair for pair in self._headers if pair[0].lower() != name]
 
+    def replace_header(self, _name: str, _value: Any) -> None:
+        name = _name.lower()
+        headers = self._headers
+        for i, (key, _) in enumerate(headers):
+            if key.lower() == name:
+                headers[i] = (key, _value)  # compat32's header_store_parse: the pair as given
+                return
+        raise KeyError(name)
+
     def items(self) -> list[tuple[str, Any]]:
         fetch = self.policy.header_fetch_parse
         return [
@@ -298,34 +307,31 @@ def encode_headers(self: Any, headers: Any) -> None:
 
 _Preparer = botocore.awsrequest.AWSRequestPreparer
 _prepare_headers = _Preparer._prepare_headers
+_CONTENT_LENGTH = _HeaderKey("Content-Length")
+_TRANSFER_ENCODING = _HeaderKey("Transfer-Encoding")
 
 
 def prepare_headers(self: Any, original: Any, prepared_body: Any = None) -> Any:
     """``AWSRequestPreparer._prepare_headers`` from a :class:`Headers`' pairs: the ``HeadersDict``
-    of them (each name once, under its first spelling, with its last value) built with one
-    ``_HeaderKey`` per name, then ``Content-Length`` as botocore sets it. A body whose length
+    of them (each name once, under its first spelling, with its last value) built on its storage with
+    one ``_HeaderKey`` per name, then ``Content-Length`` as botocore sets it. A body whose length
     botocore cannot tell (chunked), or headers that are not plain pairs: botocore's own code."""
     pairs = _plain_pairs(original.headers)
     if pairs is None or botocore.awsrequest.HeadersDict is not HeadersDict:
         return _prepare_headers(self, original, prepared_body)
-    last: dict[str, Any] = {}
-    first: dict[str, str] = {}
-    for name, value in pairs:
-        lower = name.lower()
-        if lower not in first:
-            first[lower] = name
-        last[lower] = value
-    length = None
-    if "transfer-encoding" not in last and "content-length" not in last:
-        if original.method not in ("GET", "HEAD", "OPTIONS"):
-            length = self._determine_content_length(prepared_body)
-            if length is None:  # botocore logs it and sends chunked
-                return _prepare_headers(self, original, prepared_body)
     store = {}
-    for lower, name in first.items():
-        store[_key(name)] = last[lower]
-    if length is not None:
-        store[_key("Content-Length")] = str(length)
+    for name, value in pairs:  # as HeadersDict's own update: an equal key keeps its place, gets the value
+        key = _keys.get(name)
+        store[_key(name) if key is None else key] = value
+    if (
+        _CONTENT_LENGTH not in store
+        and _TRANSFER_ENCODING not in store
+        and original.method not in ("GET", "HEAD", "OPTIONS")
+    ):
+        length = self._determine_content_length(prepared_body)
+        if length is None:  # botocore logs it and sends chunked
+            return _prepare_headers(self, original, prepared_body)
+        store[_CONTENT_LENGTH] = str(length)
     headers = HeadersDict.__new__(HeadersDict)
     headers._dict = store
     return headers
