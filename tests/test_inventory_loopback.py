@@ -173,3 +173,32 @@ def test_cli_exit_1_when_an_account_fails_and_the_rest_is_written(server, tmp_pa
         ("999999999999", "*", "denied"),
     }
     assert "account 999999999999: cannot assume" in out.stderr
+
+
+def test_a_missed_pages_cache_key_is_made_once_from_lookup_to_store(engine, tmp_path, monkeypatch):
+    """With a TTL over 0 a unit's cache key is made for its lookup and kept for its store (the
+    signature's canonical text and SHA-256 once a unit, not twice); the page is stored under it and
+    the next run reads it back."""
+    from greenfetch.inventory import InventoryCache
+
+    made: list[str] = []
+    signature = Request.signature
+
+    def counted(self):
+        made.append(self.operation)
+        return signature.fget(self)
+
+    accounts = accounts_from_list("111111111111,222222222222", role="Reader")
+    types = resolve_types("ec2.vpcs,dynamodb.tables")
+    regions = ["us-east-1", "ap-south-1"]
+    cache = InventoryCache(3600, tmp_path / "cache")
+    inv = Inventory(engine, accounts, types, regions=regions, filter_offered=False, cache=cache)
+    monkeypatch.setattr(Request, "signature", property(counted))
+    records = list(inv.run())
+    units = [r for r in records if r["status"] == "ok"]
+    assert len(units) == 2 * 2 * 2
+    assert sorted(made) == sorted(["DescribeVpcs", "ListTables"] * 4)  # one a unit (main: two)
+    again = Inventory(engine, accounts, types, regions=regions, filter_offered=False, cache=cache)
+    read = _by_key(again.run())
+    assert {k: r["items"] for k, r in read.items()} == {k: r["items"] for k, r in _by_key(records).items()}
+    assert again.summary.to_dict()["cached"] == 8  # stored under the key the lookup made

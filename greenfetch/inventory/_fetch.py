@@ -275,6 +275,7 @@ class Inventory:
                 stored_at=fetched_at,
                 str_keys=self._str_keys and not unit.rtype.details,
             )
+            unit.key = None  # (kept from the lookup for this store only: not held to the run's end)
             self._plain = (rec["items"], plain, marked)
         if not unit.shown:
             self.summary.calls += calls

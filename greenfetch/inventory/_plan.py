@@ -34,7 +34,8 @@ class _Fetch:
     """A unit. Slots, set by the dataclass's plain ``__init__``: a frozen dataclass's fields went into an
     instance dict through keywords (~2.3k instructions a unit made, ~110 bytes more a unit held to the
     run's end), and a named tuple's fields are read through a descriptor CPython 3.11 does not
-    specialize (~150 instructions a read more than a slot, ~20 reads a list call). Not changed once made."""
+    specialize (~150 instructions a read more than a slot, ~20 reads a list call). Not changed once made
+    but for ``key``: its cache key, kept from the cache's lookup to its store (``Plan.cache_key``)."""
 
     rtype: ResourceType
     account: str
@@ -43,6 +44,7 @@ class _Fetch:
     scope: str  # ``Limits.scope_of(request)``, made with the unit: the fair feed's key, read once a unit
     offered: bool = True  # False: the service does not exist in that region (a not_offered record, no call)
     shown: bool = True  # False: a parent listed only for its child type's calls (no record of its own)
+    key: str | None = None  # the cache key once made, until its page is stored (``Plan.cache_key``)
 
 
 class Plan:
@@ -170,12 +172,17 @@ class Plan:
         )
 
     def cache_key(self, unit: _Fetch) -> str:
-        """The request's signature and the endpoint its page comes from (a test server's page is not AWS's)."""
-        endpoint = self._engine.config.endpoint_url
-        tagged = "+tags" if self._tags else ""  # a page cached without the tags join is not one with them
-        return f"{_CACHE_VERSION}:{unit.rtype.name}{tagged}:{unit.request.signature}" + (
-            f"@{endpoint}" if endpoint else ""
-        )
+        """The request's signature and the endpoint its page comes from (a test server's page is not AWS's).
+        Made once a unit: with a TTL over 0 a miss's lookup makes it and its store reads it (the
+        signature's canonical text and SHA-256, ~9k instructions); the store lets it go."""
+        key = unit.key
+        if key is None:
+            endpoint = self._engine.config.endpoint_url
+            tagged = "+tags" if self._tags else ""  # a page cached without the tags join is not one with them
+            key = unit.key = f"{_CACHE_VERSION}:{unit.rtype.name}{tagged}:{unit.request.signature}" + (
+                f"@{endpoint}" if endpoint else ""
+            )
+        return key
 
     def _regions_for(
         self, rtype: ResourceType, account: str, candidates: list[str]
