@@ -6,7 +6,7 @@ What ``scripts/bench --only inventory_instructions`` counts for its command row,
 side by side: each TREE (a source tree put first on PYTHONPATH, such as a worktree of the code before a
 change; default this one) runs the command under ``valgrind --tool=callgrind`` over N accounts and over 1
 (the 6 JSON types x 8 regions, pages of 5 items, ``--out DIR --cache-ttl 0 --no-progress -c 64``, every
-account through AssumeRole), and the difference is divided by the list calls between the two: the
+account through AssumeRole, a new cache directory each run), and the difference is divided by the list calls between the two: the
 command's cost a list call with its start-up (imports, the catalog, models, a client per service and
 region) taken out. Rounds interleave the trees on one loopback server (single runs of one tree differ by
 up to ~1%: the hub's scheduling), and the medians are printed with each round's figure.
@@ -44,8 +44,15 @@ def _count(
     command = inv._cli_command(url, out_dir, accounts, inv.REGIONS[:8], 64)
     command[command.index("--cache-ttl") + 1] = ttl
     command[command.index("--types") + 1] = ",".join(types)
+    # a cache of its own: with one shared, a later run replaced the earlier's rows (~4k a page cheaper
+    # than a new row's) or, with a TTL over 0, read them instead of fetching
+    env = {
+        **inv._cli_env(tmp),
+        "PYTHONPATH": tree,
+        "GREENFETCH_CACHE_DIR": tempfile.mkdtemp(dir=tmp, prefix="cache-"),
+    }
     try:
-        return inv.count_command(tmp, tag, command, out_dir, {**inv._cli_env(tmp), "PYTHONPATH": tree})
+        return inv.count_command(tmp, tag, command, out_dir, env)
     except RuntimeError as exc:
         raise SystemExit(f"{tree}: {exc}") from None
 
