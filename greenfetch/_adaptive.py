@@ -20,7 +20,7 @@ What carries over, and when it resets: a scope's limit, baseline and rate cap li
 engine, so the next batch starts where the last one ended (clamped to its min/max) and a short batch
 does not pay the ramp again. They reset with a new engine, ``adaptive_batch(..., reset=True)`` (every
 scope) or ``engine.limits.reset(scope)``. A run's settings and ``reset=True`` are noted once
-(``_limiter.Openings``) and each limiter applies them, at the instant of the run's start, when next
+(``_openings.Openings``) and each limiter applies them, at the instant of the run's start, when next
 used or read (the limit series included): a long-lived engine's run costs the same for its thousands
 of scopes as for one. With ``processes=N`` each worker process has the limiters of
 the scopes routed to it; the engine keeps its worker pool between calls, so they carry over there too,
@@ -63,9 +63,10 @@ from ._attempts import Attempt
 from ._clientload import ClientLoad
 from ._config import ConfigError
 from ._controller import Controller, Settings, TracePoint
-from ._limiter import Held, Limiter, Openings, quick_lock, signal_of
+from ._limiter import Limiter, quick_lock, signal_of
 from ._metrics import Metrics
 from ._models import Request, Result, account_of_role
+from ._openings import Held, Openings
 
 __all__ = [
     "LEARNED_KEPT",

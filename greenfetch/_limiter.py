@@ -8,7 +8,8 @@ the engine's gate (``_adaptive.Gate``) takes a slot from one per request and han
 told and answers its initial limit, no rate and no trace itself (docs/performance/inventory-cost.md, "the inventory
 command's own cost, part 9"). ``signal_of`` says what an attempt means to the controller (the one
 classifier's answer: throttled, dropped, or an answer); ``quick_lock`` is the lock its state is kept
-under. A run's new settings and a reset reach a limiter through ``Openings`` when it is next used.
+under. A run's new settings and a reset reach a limiter through ``_openings.Openings`` when it is next
+used.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ from ._attempts import Attempt
 from ._clientload import ClientLoad
 from ._controller import Controller, Settings, TracePoint
 from ._errors import classify
+from ._openings import Held, Openings
 
-__all__ = ["Held", "Limiter", "Openings", "quick_lock", "signal_of"]
+__all__ = ["Limiter", "quick_lock", "signal_of"]
 
 
 def signal_of(error_code: str | None, http_status: int | None) -> tuple[bool, bool]:
@@ -41,48 +43,7 @@ def signal_of(error_code: str | None, http_status: int | None) -> tuple[bool, bo
     return found.throttle, found.timeout
 
 
-class Held:
-    """The slots held in every scope of one ``Limits``: one count, changed under its limiters' lock."""
-
-    __slots__ = ("slots",)
-
-    def __init__(self) -> None:
-        self.slots = 0
-
-
 _LOG_MAX = 64  # events a scope keeps unreplayed before it makes its controller anyway (bounded memory)
-
-
-class Openings:
-    """What the runs of one ``Limits`` told all its limiters (a run's settings, a reset), kept for
-    each limiter to apply when it is next used (or read): a gate's opening costs the same however
-    many scopes a long-lived engine keeps, and a scope no run reaches is not touched, so a lazy one
-    logs nothing for it. ``count`` numbers them (a limiter applied those up to its ``_seen``);
-    ``runs`` holds them as ``(first, last, settings, when, reset)``, one per reset, and one per
-    stretch of openings with equal settings: ``when``, the last one's instant, is all a limiter needs
-    of them (``Controller.reconfigure`` twice at that instant does what it does for the whole
-    stretch: the clamp, the window, the re-measure's date; slow start's record of slow answers
-    counts two windows). ``Limits`` lets every limiter apply them and empties ``runs`` past
-    ``RUNS_MAX`` (changed settings only: memory bounded, O(scopes) once in so many runs)."""
-
-    __slots__ = ("count", "runs")
-
-    RUNS_MAX = 32
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.runs: list[tuple[int, int, Settings, float, bool]] = []
-
-    def add(self, settings: Settings, when: float, reset: bool) -> None:
-        """One more (under the limiters' lock): ``settings`` at ``when``, after forgetting with ``reset``."""
-        self.count = n = self.count + 1
-        runs = self.runs
-        if runs and not reset:
-            first, _, before, _, was_reset = runs[-1]
-            if not was_reset and (before is settings or before == settings):
-                runs[-1] = (first, n, settings, when, False)
-                return
-        runs.append((n, n, settings, when, reset))
 
 
 class Limiter:
