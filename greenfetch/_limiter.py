@@ -21,6 +21,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from itertools import repeat
+from math import floor
 from typing import Any
 
 from ._attempts import Attempt
@@ -221,7 +222,8 @@ class Limiter:
         if self._seen != self._openings.count:
             self._caught_up()
         controller = self._controller
-        return max(1, int(self._limit if controller is None else controller.limit))
+        limit = floor(self._limit if controller is None else controller.limit)  # (see ``__enter__``)
+        return limit if limit > 1 else 1
 
     def limit_value(self) -> float:
         """The limit as the controller holds it (a float; what the metric shows), the runs' settings
@@ -247,7 +249,11 @@ class Limiter:
             if controller.cap.rate is None:
                 self._lock.acquire()  # (not a ``with``: ``quick_lock``)
                 try:
-                    limit = max(1, int(controller.limit))
+                    # ``max(1, int(limit))``: 1.8k instructions (the builtins' argument handling); this
+                    # is the same for every float (``floor`` and ``int`` differ only under 0)
+                    limit = floor(controller.limit)
+                    if limit < 1:
+                        limit = 1
                     if self.inflight < limit and not self._waiters and self._seen == self._openings.count:
                         self.inflight = inflight = self.inflight + 1
                         self._held.slots += 1
@@ -261,7 +267,9 @@ class Limiter:
             if self._seen != self._openings.count:  # (a run's settings first: they may clamp the limit)
                 self._apply_openings()
             if self._controller is None:  # (still lazy: another thread may have made it meanwhile)
-                limit = max(1, int(self._limit))
+                limit = floor(self._limit)  # (``max(1, int(...))``, as above)
+                if limit < 1:
+                    limit = 1
                 if self.inflight < limit:  # (no one waits while lazy: a wait makes the controller)
                     self.inflight = inflight = self.inflight + 1
                     self._held.slots += 1
@@ -304,7 +312,9 @@ class Limiter:
             current = self._controller  # (``Limits.reset`` may have replaced it meanwhile)
             assert current is not None
             controller = current
-            limit = max(1, int(controller.limit))  # ``limit``, inline: once per request
+            limit = floor(controller.limit)  # ``limit``, inline: once per request
+            if limit < 1:
+                limit = 1
             if self.inflight < limit and not self._waiters:
                 self.inflight = inflight = self.inflight + 1
                 self._held.slots += 1
@@ -421,7 +431,10 @@ class Limiter:
                 cpu=cpu,
                 held=held,
             )
-            if int(controller.limit) > int(before):  # a whole slot more (the limit is at least 1)
+            limit = controller.limit
+            # a whole slot more (the limit is at least 1); ``int`` only for a limit that grew (``int``
+            # keeps the order: a limit that did not grow has no more slots), not at every answer
+            if limit > before and int(limit) > int(before):
                 self._grant(controller)
         finally:
             self._lock.release()
