@@ -79,15 +79,13 @@ class FairFeed(Generic[T]):
         self._cap, self._scope_of = cap, scope_of
         self._scopes: dict[str, _Scope[T]] = {}
         self._left = 0  # items not handed out yet
-        self._inflight = 0  # handed out, not done
         self._put(items)
         # (in flight, rank, scope): a stale entry (its scope's count moved on) is skipped when popped.
-        # The scopes' first turns, (0, rank) in rank order, are the scopes in a list read from
-        # ``_next`` on, merged with the heap of those pushed since (the smaller of the two heads
+        # The scopes' first turns, (0, rank) in rank order, are the scopes in a list the iteration
+        # reads in order, merged with the heap of those pushed since (the smaller of the two heads
         # first: the same order as one heap of all of them); the heap holds only scopes already sent
         # to, so an inventory's thousands of one-call scopes cost no heap pop of a heap of thousands
         self._fresh: list[_Scope[T]] = list(self._scopes.values())
-        self._next = 0
         self._heap: list[tuple[int, int, _Scope[T]]] = []
         # for the wait only: gevent-cooperative once patched, the limiters' kind (``quick_lock``)
         self._lock = quick_lock()
@@ -141,24 +139,25 @@ class FairFeed(Generic[T]):
         while every scope with items left is at its cap, wait for a ``done``."""
         sent, heap, fresh, pending = self.sent, self._heap, self._fresh, self._done
         scopes, key = self._scopes, self._scope_of
+        # the iteration's own counts, locals (no attribute a take): the next of ``fresh``, and the
+        # items handed out and not done
+        first = out = 0
         while True:
             while pending:  # what the consumer said, in order (``add`` and ``again``: ``_said``)
                 entry = pending.popleft()
                 scope = self._said(entry) if type(entry) in _SAID else scopes[key(entry)]  # type: ignore[arg-type]
                 if scope is not None:  # an item done: one fewer in flight, its scope's next turn
                     scope.inflight -= 1
-                    self._inflight -= 1
+                    out -= 1
                     scope.full = False
                     if scope:
                         heapq.heappush(heap, (scope.inflight, scope.rank, scope))
-            if self._closed or not (self._left or self._inflight):
+            if self._closed or not (self._left or out):
                 return
-            if self._next < len(fresh) and (
-                not heap or heap[0][0] > 0 or heap[0][1] > fresh[self._next].rank
-            ):
-                scope = fresh[self._next]
+            if first < len(fresh) and (not heap or heap[0][0] > 0 or heap[0][1] > fresh[first].rank):
+                scope = fresh[first]
                 count = 0
-                self._next += 1
+                first += 1
             elif heap:
                 count, _, scope = heapq.heappop(heap)
             else:  # every scope with items left is at its cap: wait for a ``done``
@@ -174,7 +173,7 @@ class FairFeed(Generic[T]):
                 continue
             item = scope.popleft()
             scope.inflight = count + 1
-            self._inflight += 1
+            out += 1
             self._left -= 1
             if scope:
                 heapq.heappush(heap, (count + 1, scope.rank, scope))
