@@ -61,8 +61,8 @@ _SAID = (_Added, _Again)  # what ``_said`` settles (anything else in the queue i
 
 
 class FairFeed(Generic[T]):
-    """Iterate it to get the items least-busy scope first (blocking while every scope with items left
-    is at its cap); ``sent[i]`` is the i-th item handed out (what ``Result.index`` refers to when the
+    """Iterate it (once) to get the items least-busy scope first (blocking while every scope with items
+    left is at its cap); ``sent[i]`` is the i-th item handed out (what ``Result.index`` refers to when the
     iteration feeds ``iter_results``); ``done(item)`` when its outcome has been taken, or
     ``done(item, again=True)`` to send it once more. The iteration ends when every item is done (not
     only handed out: one may come back), or at ``close()`` (a consumer that stopped early).
