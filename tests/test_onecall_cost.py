@@ -78,6 +78,16 @@ def test_a_slot_and_its_limit_call_no_max(monkeypatch):
     assert counted.calls == 0
 
 
+class _Quick(Limiter):
+    """A limiter whose slot must be had on ``__enter__``'s own path (a free slot, no rate cap, nothing
+    to apply): ``acquire``, the path that may wait, is not taken."""
+
+    __slots__ = ()
+
+    def acquire(self) -> int:
+        raise AssertionError("a free slot went the way that waits")
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     st.floats(allow_nan=False, allow_infinity=False, min_value=-1e6, max_value=1e6)
@@ -90,8 +100,8 @@ def test_a_slots_limit_is_max_1_int_of_the_controllers(limit):
     expected = max(1, int(limit))
     controller = Controller(Settings(initial=1, max=1_000_000), _Clock())
     controller.limit = limit
-    eager = Limiter("s/r/a", controller, None, clock=_Clock())
-    lazy = Limiter("s/r/a", None, None, settings=Settings(), clock=_Clock())
+    eager = _Quick("s/r/a", controller, None, clock=_Clock())
+    lazy = _Quick("s/r/a", None, None, settings=Settings(), clock=_Clock())
     lazy._limit = limit
     for limiter in (eager, lazy):
         assert limiter.limit == expected
@@ -117,6 +127,39 @@ def test_a_sample_that_grows_no_limit_calls_no_int(monkeypatch):
             slot.observe(answer)
     assert slot.limit == 4
     assert counted.calls == 0
+
+
+class _Grows(Controller):
+    """A controller whose every sample grows its limit by ``step``."""
+
+    __slots__ = ("step",)
+
+    def sample(self, *args, **kwargs) -> None:
+        self.limit += self.step
+
+
+class _Grants(Limiter):
+    __slots__ = ()
+    grants = 0
+
+    def _grant(self, controller: Controller) -> None:
+        type(self).grants += 1
+        super()._grant(controller)
+
+
+@pytest.mark.parametrize(
+    ("start", "step", "grants"), [(2.0, 0.4, 0), (2.0, 0.5, 0), (2.6, 0.4, 1), (2.0, 1.0, 1)]
+)
+def test_a_limit_grown_by_less_than_a_slot_grants_nothing(start, step, grants):
+    """``_grant`` only when the limit crossed a whole slot (as the old ``int(after) > int(before)``):
+    a limit grown within its slot is not a grant, however much it grew."""
+    controller = _Grows(Settings(initial=2, max=64), _Clock())
+    controller.limit, controller.step = start, step
+    limiter = _Grants("s/r/a", controller, None, clock=_Clock())
+    _Grants.grants = 0
+    with limiter:
+        limiter.observe(Attempt(0.05, 200, None))
+    assert _Grants.grants == grants
 
 
 def test_a_grown_limit_still_grants_a_waiting_request():
