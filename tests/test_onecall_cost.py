@@ -162,29 +162,6 @@ def test_a_limit_grown_by_less_than_a_slot_grants_nothing(start, step, grants):
     assert _Grants.grants == grants
 
 
-def test_a_grown_limit_still_grants_a_waiting_request():
-    """Slow start's step (+1 on a flat answer at half the limit or more in flight) frees a slot for a
-    request that waits: the grant after a grown limit is still made."""
-    import threading
-
-    clock = _Clock()
-    limits = Limits(clock=clock)
-    gate = open_gate(limits, 2, 5.0, 1, 64)
-    slot = gate(_requests(1)[0])
-    slot.controller  # noqa: B018
-    slot.__enter__()
-    slot.__enter__()
-    got: list[int] = []
-    waiter = threading.Thread(target=lambda: got.append(slot.acquire()))
-    waiter.start()
-    while not slot._waiters:
-        threading.Event().wait(0.001)
-    clock.now += 0.01
-    slot.observe(Attempt(0.05, 200, None))  # flat, 2 of 2 in flight: slow start grows the limit
-    waiter.join(5)
-    assert got == [3] and slot.inflight == 3
-
-
 @settings(max_examples=500, deadline=None)
 @given(st.floats(allow_nan=False, allow_infinity=False), st.floats(allow_nan=False, allow_infinity=False))
 def test_the_grow_test_is_the_old_one(before, after):
