@@ -1,12 +1,16 @@
-"""Per-attempt timing from botocore's own events, so later layers see real latency.
+"""Per-attempt timing around botocore's own send, so later layers see real latency.
 
 botocore retries inside one client call (standard mode), sleeping between attempts. The adaptive
 controller and the metrics need each attempt's latency *without* those sleeps, and whether it was
-throttled. ``before-send`` fires just before the HTTP request goes out and ``needs-retry`` right
-after its response is parsed; the backoff sleep comes after ``needs-retry``. The handlers find the
-call being recorded on the current greenlet (an attribute of ``greenlet.getcurrent()``: each greenlet
-has its own, and so has each OS thread, whose main greenlet it is): what a thread-local gives under
-gevent's patching, at a third of the cost of gevent's ``local``.
+throttled. An attempt is ``Endpoint._get_response``: the ``before-send`` event, the send, the parse
+and ``response-received``; ``needs-retry`` comes right after it, and the backoff sleep after that.
+Where botocore's request path is greenfetch's (``_botocore_fast`` installed), its ``_get_response``
+times the attempts of the clients :func:`install_attempt_hooks` marked (:func:`timed`, :func:`record`):
+no handler for either event, each of which cost the emitter a handler call (~6k instructions each).
+Elsewhere two handlers do it, ``before-send`` (the start) and ``needs-retry`` (the end, registered
+first). Either way the call being recorded is found on the current greenlet (an attribute of
+``greenlet.getcurrent()``: each greenlet has its own, and so has each OS thread, whose main greenlet
+it is): what a thread-local gives under gevent's patching, at a third of the cost of gevent's ``local``.
 """
 
 from __future__ import annotations
@@ -18,7 +22,15 @@ from typing import Any, NamedTuple
 
 from greenlet import getcurrent
 
-__all__ = ["Attempt", "AttemptRecorder", "install_attempt_hooks", "recording"]
+__all__ = [
+    "Attempt",
+    "AttemptRecorder",
+    "install_attempt_hooks",
+    "record",
+    "recording",
+    "timed",
+    "times_attempts",
+]
 
 
 class Attempt(NamedTuple):
@@ -85,6 +97,13 @@ def _needs_retry(response: Any = None, caught_exception: Any = None, **_: Any) -
         return
     seconds = rec.clock() - rec._started
     rec._started = None
+    record(rec, seconds, response, caught_exception)
+
+
+def record(rec: AttemptRecorder, seconds: float, response: Any, caught_exception: Any) -> None:
+    """One attempt ended after ``seconds``: ``response`` is botocore's (http response, parsed dict) or
+    None, ``caught_exception`` what the send raised or None (what ``needs-retry`` is given). Its status,
+    and its code (the parsed error's, else the exception's class name), recorded and observed."""
     status, code = None, None
     if response is not None:
         http, parsed = response
@@ -100,7 +119,40 @@ def _needs_retry(response: Any = None, caught_exception: Any = None, **_: Any) -
         rec.on_sample(attempt)
 
 
+# An endpoint whose attempts its ``_get_response`` times: marked by ``install_attempt_hooks`` (in its
+# ``__dict__``), so that a call of any other client made inside a recorded call (the AssumeRole of a
+# credential refresh, on the same greenlet) is not taken for one of the recorded call's attempts.
+_TIMED = "_greenfetch_timed"
+_timing: set[Any] = set()  # the ``Endpoint._get_response`` functions that call ``timed`` and ``record``
+
+
+def times_attempts(get_response: Any) -> Any:
+    """Declare an ``Endpoint._get_response`` replacement that times the attempts of marked endpoints
+    (``timed`` before the send, ``record`` after): clients made while it is botocore's register none
+    of the event handlers."""
+    _timing.add(get_response)
+    return get_response
+
+
+def timed(endpoint: Any) -> AttemptRecorder | None:
+    """The recorder of the call on this greenlet, if ``endpoint``'s attempts are timed in its
+    ``_get_response`` (see ``install_attempt_hooks``); else None."""
+    rec: AttemptRecorder | None = getattr(getcurrent(), _SLOT, None)
+    if rec is None or _TIMED not in endpoint.__dict__:
+        return None
+    return rec
+
+
 def install_attempt_hooks(client: Any) -> None:
+    """Time each attempt of ``client``'s calls: in its endpoint's ``_get_response`` where that is one
+    declared with ``times_attempts`` (the client's endpoint marked), else through two event handlers.
+    A client marked while the replacement is in place keeps no handler: if botocore's own
+    ``_get_response`` comes back (``_botocore_fast.uninstall()``), its attempts go unseen (the engine
+    records one an execute, as for any caller below botocore's events)."""
+    endpoint = client._endpoint
+    if type(endpoint)._get_response in _timing:
+        endpoint.__dict__[_TIMED] = True
+        return
     events = client.meta.events
     events.register("before-send", _before_send, unique_id="greenfetch-before-send")
     events.register_first("needs-retry", _needs_retry, unique_id="greenfetch-needs-retry")

@@ -61,7 +61,8 @@ def test_a_gated_attempt_reaches_the_metrics_then_its_limiter_from_the_recorders
 
 def test_botocores_attempts_reach_the_metrics_then_the_limiter_each(loopback: Any):
     """Two attempts botocore makes (a throttle, retried once): each to the metrics, then to the
-    limiter, both from the ``needs-retry`` hook."""
+    limiter, both from the attempt's record (``_attempts.record``, which botocore's ``_get_response``
+    calls where greenfetch's request path is installed, and the ``needs-retry`` hook elsewhere)."""
     loopback.control(throttle_rate=1.0)
     engine = Engine(Config.resolve({"region": "us-east-1", "endpoint_url": loopback.url, "max_attempts": 2}))
     try:
@@ -69,7 +70,7 @@ def test_botocores_attempts_reach_the_metrics_then_the_limiter_each(loopback: An
         seen = _seen(lambda: engine.execute(LIST, gate=gate))
     finally:
         engine.close()
-    assert seen == [("Metrics.attempt", "_needs_retry"), ("Limiter.observe", "_needs_retry")] * 2
+    assert seen == [("Metrics.attempt", "record"), ("Limiter.observe", "record")] * 2
 
 
 def test_a_gate_without_a_slot_observer_is_sampled_by_request():

@@ -4,7 +4,7 @@ Each family reads alone: the request's and the response's header objects (``_req
 header class without ``email.message``'s policy walk, ``HeadersDict``, the prepared headers, the
 request body), SigV4 signing and its timestamp (``_sigv4``), the endpoint: its parameters, the
 provider's answer, the URL (``_endpoint``), the ruleset walked once per parameters but the account's
-value (``_account``), the response parse and the retry decision (``_response``),
+value (``_account``), the response parse, the retry decision and an attempt's end (``_response``),
 event emission, its debug line and event names (``_events``), what every call adds to its context and
 headers: the invocation id, the recursion-detection header (``_context``), a client's creation: the
 event emitter's copy, each handler's keyword check, the endpoint's proxies, a configuration variable
@@ -127,7 +127,15 @@ from ._request import (
     request_body,
     response_init,
 )
-from ._response import _needs_retry, _parse_shape, _RetryHandler, needs_retry, parse_shape
+from ._response import (
+    _get_response,
+    _needs_retry,
+    _parse_shape,
+    _RetryHandler,
+    get_response,
+    needs_retry,
+    parse_shape,
+)
 from ._ruleset import _Provider as _RulesetProvider
 from ._ruleset import _provider_init, provider_init
 from ._scoped import _create_client, _get_scoped_config, create_client, get_scoped_config
@@ -181,6 +189,7 @@ _PATCHES: tuple[tuple[Any, str, Any, Any], ...] = (
     (_Resolver, "_get_provider_params", _get_provider_params, provider_params),
     (botocore.parsers.ResponseParser, "_parse_shape", _parse_shape, parse_shape),
     (_RetryHandler, "needs_retry", _needs_retry, needs_retry),
+    (_Endpoint, "_get_response", _get_response, get_response),
     (_Aliaser, "emit", _aliaser_emit, aliaser_emit),
     (_Aliaser, "emit_until_response", _aliaser_until, aliaser_emit_until_response),
     (_Aliaser, "_alias_event_name", _alias_event_name, alias_event_name),

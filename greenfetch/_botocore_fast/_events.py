@@ -181,6 +181,24 @@ def emitter_emit(self: Any, event_name: str, kwargs: dict[str, Any], stop_on_res
     return responses
 
 
+def unheard(aliaser: Any, event_name: str) -> bool:
+    """Whether ``aliaser.emit(event_name, ...)`` is known to call no handler and do nothing but answer
+    ``[]``: ``aliaser_emit`` in front of ``emitter_emit``, the name's alias in the aliaser's cache and
+    the emitter's cache holding no handler for the alias (it is emptied whenever a handler is
+    registered or removed). False is "not known": the caller emits. An emitter's first sight of a
+    name is always emitted (that fills both caches, as botocore's emit does)."""
+    if type(aliaser).emit is not aliaser_emit or _own_aliasing(aliaser):
+        return False
+    emitter = aliaser._emitter
+    if type(emitter).emit is not _emitter_emit or type(emitter)._emit is not emitter_emit:
+        return False
+    name = aliaser._alias_name_cache.get(event_name)
+    if name is None:
+        return False
+    handlers = emitter._lookup_cache.get(name)
+    return handlers is not None and not handlers
+
+
 # -- event names (issue 24, part 7b) ---------------------------------------------------------------
 #
 # Every event name a call emits is built from ``ServiceId.hyphenize()`` (``hyphenize_service_id``:

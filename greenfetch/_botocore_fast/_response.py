@@ -1,6 +1,8 @@
-"""The response side: the parse's handler found once per parser class (:func:`parse_shape`) and
+"""The response side: the parse's handler found once per parser class (:func:`parse_shape`),
 standard mode's "no retry" for an answer without an error read from the values that decide it
-(:func:`needs_retry`); docs/performance/engine-call.md, issue 24 parts 4 and 6."""
+(:func:`needs_retry`), docs/performance/engine-call.md, issue 24 parts 4 and 6; an attempt's end,
+timed for the engine and its ``response-received`` event's arguments made only where a handler may
+hear them (:func:`get_response`, part 9)."""
 
 from __future__ import annotations
 
@@ -8,9 +10,13 @@ import inspect
 from binascii import crc32
 from typing import Any
 
+import botocore.endpoint
 import botocore.parsers
 import botocore.retries.special
 import botocore.retries.standard
+
+from .. import _attempts
+from ._events import unheard
 
 # -- the response parse (issue 24, part 4) --------------------------------------------------------
 #
@@ -140,3 +146,47 @@ def needs_retry(self: Any, **kwargs: Any) -> Any:
     _std.logger.debug("Not retrying request.")
     kwargs["response"][1].setdefault("ResponseMetadata", {})
     return None
+
+
+# -- an attempt: its timing, and response-received (issue 24, part 9) ------------------------------
+#
+# ``Endpoint._get_response`` is one attempt: ``_do_get_response`` (the ``before-send`` event, the send,
+# the parse), then ``response-received``, whose arguments include the response as a dict
+# (``convert_to_response_dict``, ~4k instructions) and whose emission costs ~12k more, for an event
+# nothing listens to unless a user registers a handler. The replacement emits it only where the
+# client's emitter may call a handler (``unheard``: every argument it would be given is one
+# ``_do_get_response`` already made or read, so not making them changes nothing), and times the
+# attempt for the engine where the endpoint is marked (``_attempts.timed``/``record``), in place of
+# the ``before-send`` and ``needs-retry`` handlers that did it through the emitter.
+
+_get_response = botocore.endpoint.Endpoint._get_response
+
+
+@_attempts.times_attempts
+def get_response(self: Any, request: Any, operation_model: Any, context: Any) -> Any:
+    """``Endpoint._get_response``: the attempt timed for the call being recorded on this greenlet
+    (where ``_attempts.install_attempt_hooks`` marked the endpoint), and ``response-received`` emitted
+    with botocore's arguments unless the emitter is known to call no handler for it."""
+    rec = _attempts.timed(self)
+    started = rec.clock() if rec is not None else 0.0
+    success_response, exception = self._do_get_response(request, operation_model, context)
+    service_id = operation_model.service_model.service_id.hyphenize()
+    event_name = f"response-received.{service_id}.{operation_model.name}"
+    emitter = self._event_emitter
+    if not unheard(emitter, event_name):
+        kwargs_to_emit = {
+            "response_dict": None,
+            "parsed_response": None,
+            "context": context,
+            "exception": exception,
+        }
+        if success_response is not None:
+            http_response, parsed_response = success_response
+            kwargs_to_emit["parsed_response"] = parsed_response
+            kwargs_to_emit["response_dict"] = botocore.endpoint.convert_to_response_dict(
+                http_response, operation_model
+            )
+        emitter.emit(event_name, **kwargs_to_emit)
+    if rec is not None:
+        _attempts.record(rec, rec.clock() - started, success_response, exception)
+    return success_response, exception
