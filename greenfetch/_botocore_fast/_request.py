@@ -258,13 +258,55 @@ class HeadersDict(_HeadersDict):  # type: ignore[misc]  # botocore ships no type
         self._dict = store
 
     def __contains__(self, key: object) -> bool:
-        return _HeaderKey(key) in self._dict
+        return (_key(key) if type(key) is str else _HeaderKey(key)) in self._dict
 
     def get(self, key: Any, default: Any = None) -> Any:
-        return self._dict.get(_HeaderKey(key), default)
+        return self._dict.get(_key(key) if type(key) is str else _HeaderKey(key), default)
 
     def items(self) -> Any:
         return _Items(self)
+
+
+class _Key(str, _HeaderKey):  # type: ignore[misc,valid-type]  # botocore's _HeaderKey is Any
+    """A ``_HeaderKey`` hashed in C (issue 24, part 9). botocore's ``__hash__`` is Python,
+    ``hash(self._lower)``: a frame for every store and lookup, ~26 a call (the prepared request's
+    headers, the response's, their lookups). This key is also its name's lower case as a ``str``, so
+    its hash is that ``str``'s, computed in C and kept in the object: the same number. Everything
+    else is botocore's: the name as set (``_key``) and its lower case (``_lower``), equal only to a
+    ``_HeaderKey`` of the same lower case (``__eq__``; never to a ``str``), unordered, always true,
+    shown as the name as set (``__str__``, ``__repr__``)."""
+
+    __hash__ = str.__hash__
+    __eq__ = _HeaderKey.__eq__
+    __ne__ = object.__ne__  # the opposite of __eq__, as for botocore's key
+    __str__ = _HeaderKey.__str__
+    __repr__ = _HeaderKey.__repr__
+
+    def __new__(cls, key: str) -> _Key:
+        return super().__new__(cls, key.lower())  # then _HeaderKey.__init__ sets _key and _lower
+
+    def __bool__(self) -> bool:
+        return True
+
+    # No order, as botocore's key has none: against a ``str`` (itself included) the ``str``'s own
+    # comparison would answer, so that is a TypeError here; anything else is asked the other way round.
+    def __lt__(self, other: object) -> Any:
+        return _unordered("<", other)
+
+    def __le__(self, other: object) -> Any:
+        return _unordered("<=", other)
+
+    def __gt__(self, other: object) -> Any:
+        return _unordered(">", other)
+
+    def __ge__(self, other: object) -> Any:
+        return _unordered(">=", other)
+
+
+def _unordered(operation: str, other: object) -> Any:
+    if isinstance(other, str):
+        raise TypeError(f"{operation!r} not supported between header keys and {type(other).__name__!r}")
+    return NotImplemented
 
 
 _keys: dict[str, Any] = {}
@@ -272,10 +314,11 @@ _KEYS = 256  # header names kept; all dropped when full
 
 
 def _key(name: str) -> Any:
-    """The ``_HeaderKey`` of a name, made once per name (botocore never changes one once made)."""
+    """The ``_HeaderKey`` of a ``str`` name (a :class:`_Key`), made once per name (botocore never
+    changes one once made)."""
     key = _keys.get(name)
     if key is None:
-        key = kept(_keys, name, _HeaderKey(name), _KEYS)
+        key = kept(_keys, name, _Key(name), _KEYS)
     return key
 
 
@@ -307,8 +350,8 @@ def encode_headers(self: Any, headers: Any) -> None:
 
 _Preparer = botocore.awsrequest.AWSRequestPreparer
 _prepare_headers = _Preparer._prepare_headers
-_CONTENT_LENGTH = _HeaderKey("Content-Length")
-_TRANSFER_ENCODING = _HeaderKey("Transfer-Encoding")
+_CONTENT_LENGTH = _Key("Content-Length")
+_TRANSFER_ENCODING = _Key("Transfer-Encoding")
 
 
 def prepare_headers(self: Any, original: Any, prepared_body: Any = None) -> Any:
