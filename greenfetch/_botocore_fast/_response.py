@@ -106,11 +106,21 @@ def _kept(self: Any, kwargs: dict[str, Any]) -> bool:
     if type(attempts) is not _std.MaxAttemptsChecker or type(others) is not _std.OrRetryChecker:
         return False
     checkers = others._checkers
-    if len(checkers) != 4 or tuple(map(type, checkers)) != _CHECKERS:
+    if len(checkers) != 4:
         return False
-    transient, throttled, _, special = checkers
+    transient, throttled, modeled, special = checkers  # each checked by its type (no tuple of types)
+    if (
+        type(transient) is not _CHECKERS[0]
+        or type(throttled) is not _CHECKERS[1]
+        or type(modeled) is not _CHECKERS[2]
+        or type(special) is not _CHECKERS[3]
+    ):
+        return False
     specials = special._checkers
-    if len(specials) != 2 or tuple(map(type, specials)) != _SPECIAL:
+    if len(specials) != 2:
+        return False
+    idp, ddb = specials
+    if type(idp) is not _SPECIAL[0] or type(ddb) is not _SPECIAL[1]:
         return False
     if not kwargs["attempts"] < attempts._max_attempts:
         return False  # botocore notes MaxAttemptsReached in the metadata
@@ -125,7 +135,6 @@ def _kept(self: Any, kwargs: dict[str, Any]) -> bool:
     if http is not None and http.status_code in transient._transient_status_codes:
         return False
     service = operation.service_model.service_name  # STS's check reads it first, whatever the answer
-    ddb = specials[1]
     if http is not None and service == ddb._SERVICE_NAME:
         checksum = http.headers.get(ddb._CHECKSUM_HEADER)
         if checksum is not None:
