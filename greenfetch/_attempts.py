@@ -128,8 +128,8 @@ _timing: set[Any] = set()  # the ``Endpoint._get_response`` functions that call 
 
 def times_attempts(get_response: Any) -> Any:
     """Declare an ``Endpoint._get_response`` replacement that times the attempts of marked endpoints
-    (``timed`` before the send, ``record`` after): clients made while it is botocore's register none
-    of the event handlers."""
+    (``timed`` before the send, ``record`` after): clients made while it is ``Endpoint``'s register
+    neither event handler."""
     _timing.add(get_response)
     return get_response
 
