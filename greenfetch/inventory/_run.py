@@ -314,6 +314,8 @@ def run_inventory(
         )
         keep = keep_records
         kept: list[Record] = []
+        # a file sink takes the cache's text of a record's items (which sink it is: asked once a run)
+        add_text = sink.add if isinstance(sink, FileSink) else None
 
         def on_each(
             rec: Record,
@@ -322,8 +324,8 @@ def run_inventory(
             items_json: str | None = None,
         ) -> None:
             if sink is not None:
-                if (plain_items is not None or items_json is not None) and isinstance(sink, FileSink):
-                    sink.add(rec, fetched_at, plain_items=plain_items, items_json=items_json)
+                if add_text is not None and (plain_items is not None or items_json is not None):
+                    add_text(rec, fetched_at, plain_items, items_json)  # by position: no keyword matched
                 else:
                     sink.add(rec, fetched_at)
             if ddb is not None:  # streamed: the sink holds one window of items, not the run

@@ -148,14 +148,14 @@ class FileSink:
         self,
         rec: Record,
         fetched_at: float | None = None,
-        *,
         plain_items: Any = None,
         items_json: str | None = None,
     ) -> None:
         """Write (jsonl) or keep (json) the record; ``fetched_at`` is for the database, which records it.
         ``plain_items``: ``jsonable(rec["items"])`` when the caller has it (the inventory cache made it);
         ``items_json``: ``marked_json`` of those, when the caller has it (the cache's encoding: with or
-        without ``plain_items``, which it makes unneeded)."""
+        without ``plain_items``, which it makes unneeded). Positional or keyword: the run passes them by
+        position (a keyword is matched by name at every call, ~0.2k instructions a record each)."""
         self.records += 1
         if self.fmt == "json":
             self._by_type[rec["resource_type"]].append(
@@ -222,22 +222,22 @@ _TEXT = operator.itemgetter(2)  # a kept record's JSON text
 
 def _dumps(rec: Record, plain_items: Any = None, items_json: str | None = None) -> str:
     """``to_json(rec)``; with ``items_json`` (``marked_json(jsonable(rec["items"]))``) the items are
-    neither walked nor encoded again, with only ``plain_items`` (``jsonable(rec["items"])``) not walked."""
+    neither walked nor encoded again, with only ``plain_items`` (``jsonable(rec["items"])``) not walked.
+
+    Then ``plain_json`` of the record's head (made JSON-ready by ``jsonable``) with the items' text as
+    its items (one function, not a second frame a record around the head's writing). A head of ASCII
+    names and text or None is written field by field, each field's text kept (``_FIELDS``: a run's
+    records share their types, accounts, regions and statuses), around the items' text copied once;
+    anything else: the fields before the items and after them through ``jsonable`` and ``plain_json``
+    as two objects, joined around the items. A record of ``record``'s shape whose five fields were all
+    seen before is written from their texts without the loop."""
     if items_json is not None:
         # the items' text: ``marked_json``'s with its NULs made spaces is ``plain_json``'s (see there)
-        return _dumps_around(rec, items_json.replace("\0", " "))
-    if plain_items is not None:
-        return _dumps_around(rec, plain_json(plain_items))
-    return to_json(rec)
-
-
-def _dumps_around(rec: Record, items_text: str) -> str:
-    """``plain_json`` of the record's head (made JSON-ready by ``jsonable``) with ``items_text`` as
-    its items. A head of ASCII names and text or None is written field by field, each field's text
-    kept (``_FIELDS``: a run's records share their types, accounts, regions and statuses), around the
-    items' text copied once; anything else: the fields before the items and after them through
-    ``jsonable`` and ``plain_json`` as two objects, joined around the items. A record of ``record``'s
-    shape whose five fields were all seen before is written from their texts without the loop."""
+        items_text = items_json.replace("\0", " ")
+    elif plain_items is not None:
+        items_text = plain_json(plain_items)
+    else:
+        return to_json(rec)
     if type(rec) is dict and tuple(rec) == _RECORD:
         kind, account, region, _, status, error = rec.values()
         if (  # the values the loop keeps: anything else (unhashable, or equal to a text it is not) is its

@@ -1,0 +1,93 @@
+"""The fetch's records on their way to the file sink, part 15 (docs/performance/inventory-cost.md): the
+run hands ``FileSink.add`` the cache's texts by position, and a record's text is written in one frame
+(``_sinks._dumps``, no ``_dumps_around``). The files are the same (``test_page_write_cost.py`` and
+``test_page_json.py`` hold ``_dumps``' parity with ``to_json``)."""
+
+import sys
+from collections import Counter
+
+from _inventory_runs import small_run
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from greenfetch._jsonable import jsonable, marked_json, to_json
+from greenfetch.inventory import _sinks
+from greenfetch.inventory._types import record
+
+_TEXT = st.one_of(st.none(), st.text(max_size=8))
+_ITEMS = st.lists(
+    st.one_of(st.text(max_size=6), st.dictionaries(st.text(max_size=4), st.integers(), max_size=3)),
+    max_size=3,
+)
+
+
+def _frames(call):
+    """The Python functions ``call()`` runs, counted by name."""
+    seen: Counter[str] = Counter()
+
+    def profile(frame, event, arg):
+        if event == "call":
+            seen[frame.f_code.co_name] += 1
+
+    sys.setprofile(profile)
+    try:
+        result = call()
+    finally:
+        sys.setprofile(None)
+    return result, seen
+
+
+def test_a_records_text_from_the_caches_is_one_frame():
+    """``_dumps`` with the cache's text writes the record itself (main: a second frame, ``_dumps_around``,
+    a record), the first time (the loop) and again (the kept fields)."""
+    for _ in range(2):
+        rec = record("ssm.parameters", "000000000001", "us-east-1", [{"Name": "a"}])
+        text, seen = _frames(lambda rec=rec: _sinks._dumps(rec, None, marked_json(jsonable(rec["items"]))))
+        assert text == to_json(rec)
+        assert seen["_dumps"] == 1 and seen["_dumps_around"] == 0, seen
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    kind=st.text(max_size=8),
+    account=_TEXT,
+    region=_TEXT,
+    items=_ITEMS,
+    status=_TEXT,
+    error=_TEXT,
+    plain=st.booleans(),
+)
+def test_a_records_text_is_to_jsons_from_either_text_of_its_items(
+    kind, account, region, items, status, error, plain
+):
+    """Whatever the head (text, None, non-ASCII), from ``marked_json`` or from ``jsonable``'s items alone:
+    the text ``to_json`` writes of the record."""
+    rec = {"resource_type": kind, "account": account, "region": region, "items": items}
+    rec.update(status=status, error=error)
+    given_text = (jsonable(items), None) if plain else (None, marked_json(jsonable(items)))
+    assert _sinks._dumps(rec, *given_text) == to_json(rec)
+    assert _sinks._dumps(rec) == to_json(rec)
+
+
+def test_the_run_hands_the_file_sink_its_texts_by_position(tmp_path, monkeypatch):
+    """``run_inventory`` passes ``FileSink.add`` the cache's texts by position (main: two keywords a
+    record, each matched by name), and the files are what a sink that takes them as keywords writes."""
+    from greenfetch.testing import inventory_server
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "y")
+    real = _sinks.FileSink.add
+    calls: list[tuple[int, tuple[str, ...]]] = []
+
+    def add(self, rec, *args, **kwargs):
+        calls.append((len(args), tuple(sorted(kwargs))))
+        return real(self, rec, *args, **kwargs)
+
+    with inventory_server(items=3) as server:
+        small_run(server.url, tmp_path / "before", tmp_path / "cache")
+        monkeypatch.setattr(_sinks.FileSink, "add", add)
+        report = small_run(server.url, tmp_path / "after", tmp_path / "cache")
+    assert report.summary["records"] == 8
+    assert calls == [(3, ())] * 8, calls
+    for name in ("ssm.parameters.json", "kms.keys.json"):
+        assert (tmp_path / "before" / name).read_bytes() == (tmp_path / "after" / name).read_bytes()
