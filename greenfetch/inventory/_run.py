@@ -323,11 +323,10 @@ def run_inventory(
             plain_items: Any = None,
             items_json: str | None = None,
         ) -> None:
-            if sink is not None:
-                if add_text is not None and (plain_items is not None or items_json is not None):
-                    add_text(rec, fetched_at, plain_items, items_json)  # by position: no keyword matched
-                else:
-                    sink.add(rec, fetched_at)
+            if add_text is not None:  # a FileSink: without the texts it encodes the record itself
+                add_text(rec, fetched_at, plain_items, items_json)  # by position: no keyword matched
+            elif sink is not None:
+                sink.add(rec, fetched_at)
             if ddb is not None:  # streamed: the sink holds one window of items, not the run
                 for item in record_items([rec], lambda rtype, item: _id_of(kinds, rtype, item)):
                     ddb.add(item)
@@ -356,10 +355,16 @@ def run_inventory(
                 **direct,
             )
         else:
+            # a file sink alone (no table, nothing kept, no one told): each record straight to its ``add``
+            # (on_each would only call it), asked once a run and not through a frame a record
+            alone = ddb is None and not keep and on_record is None
+            deliver = add_text if add_text is not None and alone else on_each
             try:
                 for rec, fetched_at in inventory.run_with_times():
-                    # first: nothing changed its items
-                    on_each(rec, fetched_at, inventory.plain_items(rec), inventory.items_json(rec))
+                    # first: nothing changed its items. ``items_json`` is there whenever ``plain_items``
+                    # is (the cache made both), and the sink writes from it alone when it is
+                    marked = inventory.items_json(rec)
+                    deliver(rec, fetched_at, inventory.plain_items(rec) if marked is None else None, marked)
             finally:  # the pages still waiting for the cache file's next transaction, whatever ended the run
                 inventory.cache.close()
             summary = inventory.summary
