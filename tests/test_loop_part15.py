@@ -91,3 +91,66 @@ def test_the_run_hands_the_file_sink_its_texts_by_position(tmp_path, monkeypatch
     assert calls == [(3, ())] * 8, calls
     for name in ("ssm.parameters.json", "kms.keys.json"):
         assert (tmp_path / "before" / name).read_bytes() == (tmp_path / "after" / name).read_bytes()
+
+
+def test_a_record_seen_before_is_read_by_key_not_through_values():
+    """A record of ``record``'s shape whose fields were all seen is read by key (main unpacked
+    ``rec.values()``: a dict iterator a record); its text is ``to_json``'s."""
+    rec = record("kms.keys", "000000000002", "eu-west-1", [{"KeyId": "k"}])
+    marked = marked_json(jsonable(rec["items"]))
+    _sinks._dumps(rec, None, marked)  # its fields kept
+    seen: Counter[str] = Counter()
+
+    def profile(frame, event, arg):
+        if event == "c_call":
+            seen[arg.__name__] += 1
+
+    sys.setprofile(profile)
+    try:
+        text = _sinks._dumps(rec, None, marked)
+    finally:
+        sys.setprofile(None)
+    assert text == to_json(rec)
+    assert seen["values"] == 0 and seen["items"] == 0, seen
+
+
+def test_a_file_sink_alone_gets_each_record_without_on_each(tmp_path, monkeypatch):
+    """With a file sink alone (no table, nothing kept, no ``on_record``) each record goes straight to
+    ``FileSink.add`` (main: through ``on_each``, a frame a record), and ``plain_items`` is not asked
+    when the cache's text is there (main: asked every record); ``keep_records`` still goes through
+    ``on_each`` and keeps every record. The files are the same either way."""
+    from greenfetch import Config, Engine
+    from greenfetch.inventory import run_inventory
+    from greenfetch.testing import inventory_server
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "y")
+
+    def run(out, **extra):
+        engine = Engine(Config.resolve({"endpoint_url": server.url, "region": "us-east-1"}, environ={}))
+        try:
+            return _frames(
+                lambda: run_inventory(
+                    engine,
+                    accounts="111111111111,222222222222",
+                    role_name="InventoryReader",
+                    regions="us-east-1,eu-west-1",
+                    types="ssm.parameters,kms.keys",
+                    out=str(out),
+                    cache_ttl=0,
+                    cache_dir=str(tmp_path / "cache"),
+                    **extra,
+                )
+            )
+        finally:
+            engine.close()
+
+    with inventory_server(items=3) as server:
+        report, alone = run(tmp_path / "alone")
+        kept, through = run(tmp_path / "kept", keep_records=True)
+    assert report.summary["records"] == 8
+    assert alone["on_each"] == 0 and alone["plain_items"] == 0 and alone["items_json"] == 8, alone
+    assert alone["add"] >= 8 and alone["_dumps"] == 8, alone
+    assert through["on_each"] == 8 and len(kept.records) == 8, through
+    for name in ("ssm.parameters.json", "kms.keys.json"):
+        assert (tmp_path / "alone" / name).read_bytes() == (tmp_path / "kept" / name).read_bytes()
