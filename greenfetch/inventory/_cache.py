@@ -59,17 +59,20 @@ def _name(key: str) -> str:
 _HEAD = plain_json({_MARK: _VERSION}, compact=True)[:-1]  # '{"greenfetch-cache":1'
 
 
-def _envelope(key: str, stored_at: Any, ttl: Any, value_text: str) -> str:
+def _envelope(key: str, stored_at: Any, ttl: Any, value_text: str, plain_key: bool = False) -> str:
     """``plain_json({_MARK: _VERSION, "key": key, "stored_at": stored_at, "ttl": ttl, "value": value},
     compact=True)`` with the value's text given: written field by field when both times are finite
     floats (``plain_json`` writes those as ``repr`` does: the fetch time through ``_float_text``, the
     TTL through ``_ttl_text``; their calls cost more than the fields), else the envelope's own text with
-    the value's spliced in (its last key: the text ends in ``null}``)."""
+    the value's spliced in (its last key: the text ends in ``null}``). ``plain_key``: the caller knows
+    the key holds nothing JSON escapes (no ``"``, ``\\`` or control character), so its text is the key
+    between quotes (the escape's pass over a ~90-character key is ~2k instructions)."""
     kept = _last_ttl
     ttl_text = kept[1] if ttl is kept[0] else _ttl_text(ttl)  # the call only for a TTL not seen last
     if ttl_text is not None and type(stored_at) is float and math.isfinite(stored_at):
+        key_text = '"' + key + '"' if plain_key else json_string(key)
         return (
-            f'{_HEAD},"key":{json_string(key)},"stored_at":{_float_text(stored_at)},'
+            f'{_HEAD},"key":{key_text},"stored_at":{_float_text(stored_at)},'
             f'"ttl":{ttl_text},"value":{value_text}}}'
         )
     head = {_MARK: _VERSION, "key": key, "stored_at": stored_at, "ttl": ttl, "value": None}
@@ -244,14 +247,21 @@ class InventoryCache:
         self.store(key, value, stored_at=stored_at)
 
     def store(
-        self, key: str, value: Any, *, stored_at: float | None = None, str_keys: bool = False
+        self,
+        key: str,
+        value: Any,
+        *,
+        stored_at: float | None = None,
+        str_keys: bool = False,
+        plain_key: bool = False,
     ) -> tuple[Any, str]:
         """``set``, returning ``(plain, marked_json(jsonable(value)))``: the value's JSON text made once,
         from which the file's envelope takes its compact form and the file sink its own. ``plain`` is
         ``jsonable(value)`` when it was made (the memory tier keeps it: a TTL above 0), else None: with
         a TTL of 0 the text comes from one pass of the encoder (``marked_json_of``), no walk.
         ``str_keys``: the caller knows every key in ``value`` is a str (a botocore answer's items):
-        ``marked_json_of``'s key check is not made."""
+        ``marked_json_of``'s key check is not made. ``plain_key``: the caller knows ``key`` holds no
+        character JSON escapes (the inventory's plan, from the parts of its keys: ``Plan.plain_keys``)."""
         stored_at = self.clock() if stored_at is None else stored_at
         if self.ttl > 0:  # ``enabled``, without the property's call
             plain = jsonable(value)
@@ -259,7 +269,7 @@ class InventoryCache:
             marked = marked_json(plain)
         else:
             marked, plain = marked_json_of(value, str_keys=str_keys)
-        text = _envelope(key, stored_at, self.ttl, compact_of_marked(marked))
+        text = _envelope(key, stored_at, self.ttl, compact_of_marked(marked), plain_key)
         if self._disk is not None:  # the local tier (``_write_file``, without its call)
             self._disk.put(key, text)  # no fsync: an entry lost or torn by a power cut is a miss
         if self.s3 is not None:

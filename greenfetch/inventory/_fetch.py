@@ -274,6 +274,7 @@ class Inventory:
                 rec["items"],
                 stored_at=fetched_at,
                 str_keys=self._str_keys and not unit.rtype.details,
+                plain_key=self._plan.plain_keys,  # the key's parts need no escape: it is written as it is
             )
             unit.key = None  # (kept from the lookup for this store only: not held to the run's end)
             self._plain = (rec["items"], plain, marked)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._engine import Engine
+from .._jsonable import json_string
 from .._models import Request
 from ._catalog import GLOBAL, ResourceType
 from ._credentials import AccountCredentials
@@ -72,6 +73,7 @@ class Plan:
         self._summary = summary  # counts the regions ``active`` skips
         self._offered: dict[str, set[str] | None] = {}
         self._endpoints: dict[str, set[str] | None] = {}
+        self.plain_keys = _plain_keys(types, engine.config.endpoint_url)
 
     def candidate_regions(self, ready: list[tuple[Account, Any]]) -> dict[str, list[str]]:
         """Per account, the regions to consider before per-service filtering."""
@@ -217,6 +219,22 @@ class Plan:
     def _role_arn(self, account: Account) -> str | None:
         status = self._credentials.status(account)
         return status.role_arn if status is not None else None
+
+
+def _plain_keys(types: Sequence[ResourceType], endpoint: str | None) -> bool:
+    """Whether every cache key a run of ``types`` makes (``Plan.cache_key``) is text JSON writes as it is,
+    between quotes: its parts are the version, a type's name (its own or a hidden parent's) and ``+tags``,
+    the request's signature (the call's service and operation, then hexadecimal digits) and the endpoint,
+    and JSON's escapes go character by character, so a key needs none when none of its parts does. The
+    cache then writes the key into its envelope without the escape's pass over it (``InventoryCache.store``,
+    ``plain_key``)."""
+    parts = [_CACHE_VERSION, "+tags", endpoint or ""]
+    for rtype in types:
+        kind: ResourceType | None = rtype
+        while kind is not None:  # a child type's parents: their hidden units' keys
+            parts += (kind.name, kind.service, kind.operation)
+            kind = kind.parent_type
+    return all(type(part) is str and json_string(part) == f'"{part}"' for part in parts)
 
 
 def _where(unit: _Fetch) -> tuple[str, str, str]:
