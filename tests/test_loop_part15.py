@@ -119,31 +119,16 @@ def test_a_file_sink_alone_gets_each_record_without_on_each(tmp_path, monkeypatc
     ``FileSink.add`` (main: through ``on_each``, a frame a record), and ``plain_items`` is not asked
     when the cache's text is there (main: asked every record); ``keep_records`` still goes through
     ``on_each`` and keeps every record. The files are the same either way."""
-    from greenfetch import Config, Engine
-    from greenfetch.inventory import run_inventory
+    import greenfetch.inventory as inventory
     from greenfetch.testing import inventory_server
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "y")
+    plain = inventory.run_inventory
 
     def run(out, **extra):
-        engine = Engine(Config.resolve({"endpoint_url": server.url, "region": "us-east-1"}, environ={}))
-        try:
-            return _frames(
-                lambda: run_inventory(
-                    engine,
-                    accounts="111111111111,222222222222",
-                    role_name="InventoryReader",
-                    regions="us-east-1,eu-west-1",
-                    types="ssm.parameters,kms.keys",
-                    out=str(out),
-                    cache_ttl=0,
-                    cache_dir=str(tmp_path / "cache"),
-                    **extra,
-                )
-            )
-        finally:
-            engine.close()
+        monkeypatch.setattr(inventory, "run_inventory", lambda engine, **kw: plain(engine, **kw, **extra))
+        return _frames(lambda: small_run(server.url, out, tmp_path / "cache"))
 
     with inventory_server(items=3) as server:
         report, alone = run(tmp_path / "alone")
