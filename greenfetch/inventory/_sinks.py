@@ -128,10 +128,13 @@ class FileSink:
                 f"{exc.strerror or exc}; choose another --out"
             ) from None
         self.fmt = fmt
-        # json: per type, (account, region, the record's JSON text) as each arrives: the text the file
-        # gets at the end, made while the record is as it was fetched, and a string the garbage
-        # collector never walks (a run's records kept as objects were most of what it walked)
-        self._by_type: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
+        # json: per type, (account, region, its place in arrival, the record's JSON text) as each
+        # arrives: the text the file gets at the end, made while the record is as it was fetched, and a
+        # string the garbage collector never walks (a run's records kept as objects were most of what it
+        # walked). Sorted as they are: by (account, region), ties in arrival order (the place is unique,
+        # so the text is never compared), which is the stable sort by (account, region) without a key
+        # function's pair made for each record
+        self._by_type: dict[str, list[tuple[Any, Any, int, str]]] = defaultdict(list)
         self._stream: contextlib.ExitStack | None = None
         self._handle: IO[str] | None = None
         self.tee: S3Upload | None = None
@@ -159,7 +162,7 @@ class FileSink:
         self.records += 1
         if self.fmt == "json":
             self._by_type[rec["resource_type"]].append(
-                (rec["account"], rec["region"], _dumps(rec, plain_items, items_json))
+                (rec["account"], rec["region"], self.records, _dumps(rec, plain_items, items_json))
             )
             return
         path = self.directory / "inventory.jsonl"
@@ -190,7 +193,7 @@ class FileSink:
         written: list[Path] = []
         for rtype in sorted(self._by_type):
             path = self.directory / f"{rtype}.json"
-            records = sorted(self._by_type[rtype], key=_ACCOUNT_REGION)
+            records = sorted(self._by_type[rtype])  # (account, region), then arrival: see __init__
             with _refused(path, written):
                 with atomic_open(path, 0o644) as handle:  # the records' text joined once, not copied again
                     handle.write("[\n")
@@ -216,8 +219,7 @@ class FileSink:
             self.abort()
 
 
-_ACCOUNT_REGION = operator.itemgetter(0, 1)  # a kept record's (account, region): the file's order
-_TEXT = operator.itemgetter(2)  # a kept record's JSON text
+_TEXT = operator.itemgetter(3)  # a kept record's JSON text
 
 
 def _dumps(rec: Record, plain_items: Any = None, items_json: str | None = None) -> str:
