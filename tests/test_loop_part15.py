@@ -161,7 +161,7 @@ def test_a_json_file_is_sorted_by_account_and_region_ties_in_arrival(tmp_path_fa
     sink = _sinks.FileSink(out, "json")
     recs = [record(kind, account, region, list(range(n))) for account, region, kind, n in arrivals]
     for rec in recs:
-        sink.add(rec, 1.0, jsonable(rec["items"]), marked_json(jsonable(rec["items"])))
+        sink.add(rec, 1.0, plain_items=jsonable(rec["items"]), items_json=marked_json(jsonable(rec["items"])))
     keys = []
     real = sorted
 
