@@ -128,10 +128,12 @@ from ._request import (
     response_init,
 )
 from ._response import (
+    _endpoint_needs_retry,
     _get_response,
     _needs_retry,
     _parse_shape,
     _RetryHandler,
+    endpoint_needs_retry,
     get_response,
     needs_retry,
     parse_shape,
@@ -190,6 +192,7 @@ _PATCHES: tuple[tuple[Any, str, Any, Any], ...] = (
     (botocore.parsers.ResponseParser, "_parse_shape", _parse_shape, parse_shape),
     (_RetryHandler, "needs_retry", _needs_retry, needs_retry),
     (_Endpoint, "_get_response", _get_response, get_response),
+    (_Endpoint, "_needs_retry", _endpoint_needs_retry, endpoint_needs_retry),
     (_Aliaser, "emit", _aliaser_emit, aliaser_emit),
     (_Aliaser, "emit_until_response", _aliaser_until, aliaser_emit_until_response),
     (_Aliaser, "_alias_event_name", _alias_event_name, alias_event_name),

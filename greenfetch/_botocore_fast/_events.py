@@ -187,16 +187,39 @@ def unheard(aliaser: Any, event_name: str) -> bool:
     the emitter's cache holding no handler for the alias (it is emptied whenever a handler is
     registered or removed). False is "not known": the caller emits. An emitter's first sight of a
     name is always emitted (that fills both caches, as botocore's emit does)."""
+    handlers = _known_handlers(aliaser, event_name)
+    return handlers is not None and not handlers
+
+
+def _known_handlers(aliaser: Any, event_name: str) -> Any:
+    """The handlers ``aliaser.emit(event_name, ...)`` is known to call, in order, from the emitter's
+    cache (``aliaser_emit`` in front of ``emitter_emit``, the name's alias already cached); None where
+    not known."""
     if type(aliaser).emit is not aliaser_emit or _own_aliasing(aliaser):
-        return False
+        return None
     emitter = aliaser._emitter
     if type(emitter).emit is not _emitter_emit or type(emitter)._emit is not emitter_emit:
-        return False
+        return None
     name = aliaser._alias_name_cache.get(event_name)
     if name is None:
-        return False
-    handlers = emitter._lookup_cache.get(name)
-    return handlers is not None and not handlers
+        return None
+    return emitter._lookup_cache.get(name)
+
+
+def sole_handler(aliaser: Any, event_name: str) -> Any:
+    """The one handler ``aliaser.emit(event_name, ...)`` is known to call, where calling it directly
+    with the event's arguments is all the emit would do: no other handler, and the emitter's debug
+    line before it known to log nothing (``emitter_emit`` skips it then too). None: emit."""
+    handlers = _known_handlers(aliaser, event_name)
+    if handlers is None or len(handlers) != 1:
+        return None
+    logger = botocore.hooks.logger
+    own = logger.__dict__
+    if type(logger) is not _Logger or "debug" in own or "isEnabledFor" in own:
+        return None
+    if logger._cache.get(_DEBUG) is not False:  # type: ignore[attr-defined]
+        return None
+    return handlers[0]
 
 
 # -- event names (issue 24, part 7b) ---------------------------------------------------------------

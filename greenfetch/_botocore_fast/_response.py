@@ -16,7 +16,7 @@ import botocore.retries.special
 import botocore.retries.standard
 
 from .. import _attempts
-from ._events import unheard
+from ._events import sole_handler, unheard
 
 # -- the response parse (issue 24, part 4) --------------------------------------------------------
 #
@@ -152,9 +152,54 @@ def needs_retry(self: Any, **kwargs: Any) -> Any:
     nothing to add) and no delay. Anything else: botocore's own handler."""
     if type(self) is not _RetryHandler or not _kept(self, kwargs):
         return _needs_retry(self, **kwargs)
-    _std.logger.debug("Not retrying request.")
-    kwargs["response"][1].setdefault("ResponseMetadata", {})
+    _not_retried(kwargs["response"])
     return None
+
+
+def _not_retried(response: Any) -> None:
+    """What botocore's handler does for an answer it does not retry: its log line, and the response's
+    metadata made present as its adapter makes it (with nothing to add)."""
+    _std.logger.debug("Not retrying request.")
+    response[1].setdefault("ResponseMetadata", {})
+
+
+# -- the needs-retry event asked of its one handler (issue 24, part 10) ------------------------------
+#
+# ``Endpoint._needs_retry`` emits ``needs-retry`` after every attempt with seven arguments (two frames
+# and a copy of them), and the handler, ``needs_retry`` above, takes them as ``**kwargs`` (another
+# copy). Where that handler, standard mode's, is the only one the emitter would call and the emitter's
+# debug line is off, its "no retry" (``_kept``) is asked directly; any other handler (a user's,
+# greenfetch's attempt handler, legacy mode's), a retry, or an answer ``_kept`` does not know: the emit.
+
+_endpoint_needs_retry = botocore.endpoint.Endpoint._needs_retry
+
+
+def endpoint_needs_retry(
+    self: Any,
+    attempts: Any,
+    operation_model: Any,
+    request_dict: Any,
+    response: Any = None,
+    caught_exception: Any = None,
+) -> Any:
+    """``Endpoint._needs_retry``: False without the emit where standard mode's handler is the event's
+    only one and ``_kept`` says "no retry"; botocore's own otherwise."""
+    service_id = operation_model.service_model.service_id.hyphenize()
+    handler = sole_handler(self._event_emitter, f"needs-retry.{service_id}.{operation_model.name}")
+    if handler is not None and getattr(handler, "__func__", None) is needs_retry:
+        retry = handler.__self__
+        kwargs = {
+            "response": response,
+            "endpoint": self,
+            "operation": operation_model,
+            "attempts": attempts,
+            "caught_exception": caught_exception,
+            "request_dict": request_dict,
+        }
+        if type(retry) is _RetryHandler and _kept(retry, kwargs):
+            _not_retried(response)
+            return False
+    return _endpoint_needs_retry(self, attempts, operation_model, request_dict, response, caught_exception)
 
 
 # -- an attempt: its timing, and response-received (issue 24, part 9) ------------------------------
