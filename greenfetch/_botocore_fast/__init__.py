@@ -1,18 +1,18 @@
 """botocore's request path without its repeated work: guarded adaptations, each computing what botocore computes.
 
 Each family reads alone: the request's and the response's header objects (``_request``: the request
-header class without ``email.message``'s policy walk, ``HeadersDict``, the prepared headers, the
-request body), SigV4 signing and its timestamp (``_sigv4``), the endpoint: its parameters, the
-provider's answer, the URL (``_endpoint``), the ruleset walked once per parameters but the account's
-value (``_account``), the response parse, the retry decision and an attempt's end (``_response``),
-event emission, its debug line and event names (``_events``), what every call adds to its context and
-headers: the invocation id, the recursion-detection header (``_context``), a client's creation: the
-event emitter's copy, each handler's keyword check, the endpoint's proxies, a configuration variable
-read from the environment (``_client``), the HTTP session's pool manager built on first use
-(``_httpsession``), one parsed endpoint ruleset per ruleset (``_ruleset``), the profile read once
-per client creation (``_scoped``). docs/performance/engine-call.md (issue 24 parts 4, 6 and 7b) and
-docs/performance/client-and-parse.md ("a botocore client's creation", "the endpoint ruleset per account")
-measure and explain each.
+header class without ``email.message``'s policy walk, ``HeadersDict``, the prepared headers, the request
+body), SigV4 signing and its timestamp (``_sigv4``), the endpoint: its parameters, the provider's
+answer, the URL (``_endpoint``), the ruleset walked once per parameters but the account's value
+(``_account``), a call's checksum context for an operation without the trait (``_checksum``), the
+response parse, the retry decision and an attempt's end (``_response``), event emission, its debug line
+and event names (``_events``), what every call adds to its context and headers: the invocation id, the
+recursion-detection header (``_context``), a client's creation: the event emitter's copy, each handler's
+keyword check, the endpoint's proxies, a configuration variable read from the environment (``_client``),
+the HTTP session's pool manager built on first use (``_httpsession``), one parsed endpoint ruleset per
+ruleset (``_ruleset``), the profile read once per client creation (``_scoped``).
+docs/performance/engine-call.md (issue 24 parts 4, 6 and 7b) and docs/performance/client-and-parse.md
+("a botocore client's creation", "the endpoint ruleset per account") measure and explain each.
 
 The guard, here: :func:`install` puts these in botocore's place (the ``HTTPHeaders`` names in
 ``botocore.awsrequest`` and ``botocore.auth``, the only places botocore makes one, and each function
@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import botocore
 import botocore.auth
 import botocore.awsrequest
+import botocore.client
 import botocore.endpoint
 import botocore.handlers
 import botocore.parsers
@@ -44,6 +45,7 @@ else:
     from botocore.compat import HTTPHeaders
 
 from ._account import _evaluate, _RuleSet, evaluate
+from ._checksum import _resolve_checksum_context, resolve_checksum_context
 from ._client import (
     _append_item,
     _Creator,
@@ -193,6 +195,7 @@ _PATCHES: tuple[tuple[Any, str, Any, Any], ...] = (
     (_RetryHandler, "needs_retry", _needs_retry, needs_retry),
     (_Endpoint, "_get_response", _get_response, get_response),
     (_Endpoint, "_needs_retry", _endpoint_needs_retry, endpoint_needs_retry),
+    (botocore.client, "resolve_checksum_context", _resolve_checksum_context, resolve_checksum_context),
     (_Aliaser, "emit", _aliaser_emit, aliaser_emit),
     (_Aliaser, "emit_until_response", _aliaser_until, aliaser_emit_until_response),
     (_Aliaser, "_alias_event_name", _alias_event_name, alias_event_name),
