@@ -119,6 +119,22 @@ def recorded(made: Any) -> tuple[Any, list[tuple[str, Any]]]:
     return outcome, seen
 
 
+def counted_emits(made: Any, prefix: str) -> list[str]:
+    """The names of the events ``made``'s emitter is asked to emit from now on that start with ``prefix``
+    (each emit that reaches the emitter's ``_emit``, whatever it calls)."""
+    emitter = made.meta.events._emitter
+    emitted: list[str] = []
+    inner = emitter._emit
+
+    def counted(event_name: str, kwargs: Any, stop_on_response: bool = False) -> Any:
+        if event_name.startswith(prefix):
+            emitted.append(event_name)
+        return inner(event_name, kwargs, stop_on_response)
+
+    emitter._emit = counted
+    return emitted
+
+
 scripts = st.lists(st.sampled_from(sorted(ANSWERS)), min_size=1, max_size=3)
 
 

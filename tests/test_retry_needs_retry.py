@@ -16,7 +16,7 @@ import botocore.session
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_attempts_endpoint import client, no_backoff, scripts  # noqa: F401 - no_backoff: a fixture
+from test_attempts_endpoint import client, counted_emits, no_backoff, scripts  # noqa: F401 - no_backoff: a fixture
 
 from greenfetch._botocore_fast import _response
 
@@ -45,16 +45,7 @@ def run(session: Any, script: list[str], level: str | None, answer: Any, calls: 
     ``level`` (none where None) after the first call: (each call's end, the emitted ``needs-retry``
     names, what the listener heard)."""
     made = client(session, script, hooks=False)
-    emitter = made.meta.events._emitter
-    emitted: list[str] = []
-    inner = emitter._emit
-
-    def counted(event_name: str, kwargs: Any, stop_on_response: bool = False) -> Any:
-        if event_name.startswith("needs-retry"):
-            emitted.append(event_name)
-        return inner(event_name, kwargs, stop_on_response)
-
-    emitter._emit = counted
+    emitted = counted_emits(made, "needs-retry")
     heard: list[Any] = []
 
     def listener(**kwargs: Any) -> Any:

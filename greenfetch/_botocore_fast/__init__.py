@@ -5,8 +5,8 @@ header class without ``email.message``'s policy walk, ``HeadersDict``, the prepa
 body), SigV4 signing and its timestamp (``_sigv4``), the endpoint: its parameters, the provider's
 answer, the URL (``_endpoint``), the ruleset walked once per parameters but the account's value
 (``_account``), a call's checksum context for an operation without the trait (``_checksum``), the
-response parse, the retry decision and an attempt's end (``_response``), event emission, its debug line
-and event names (``_events``), what every call adds to its context and headers: the invocation id, the
+response parse, the retry decision and an attempt's end (``_response``), event emission, its debug line,
+event names and ``provide-client-params`` emitted only where heard (``_events``), what every call adds to its context and headers: the invocation id, the
 recursion-detection header (``_context``), a client's creation: the event emitter's copy, each handler's
 keyword check, the endpoint's proxies, a configuration variable read from the environment (``_client``),
 the HTTP session's pool manager built on first use (``_httpsession``), one parsed endpoint ruleset per
@@ -88,6 +88,8 @@ from ._events import (
     _Aliaser,
     _aliaser_emit,
     _aliaser_until,
+    _BaseClient,
+    _emit_api_params,
     _Emitter,
     _emitter_inner,
     _hyphenize,
@@ -95,6 +97,7 @@ from ._events import (
     alias_event_name,
     aliaser_emit,
     aliaser_emit_until_response,
+    emit_api_params,
     emitter_emit,
     hyphenize,
 )
@@ -197,6 +200,7 @@ _PATCHES: tuple[tuple[Any, str, Any, Any], ...] = (
     (_Endpoint, "_needs_retry", _endpoint_needs_retry, endpoint_needs_retry),
     (botocore.client, "resolve_checksum_context", _resolve_checksum_context, resolve_checksum_context),
     (_Aliaser, "emit", _aliaser_emit, aliaser_emit),
+    (_BaseClient, "_emit_api_params", _emit_api_params, emit_api_params),
     (_Aliaser, "emit_until_response", _aliaser_until, aliaser_emit_until_response),
     (_Aliaser, "_alias_event_name", _alias_event_name, alias_event_name),
     (_Emitter, "_emit", _emitter_inner, emitter_emit),

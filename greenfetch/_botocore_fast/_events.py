@@ -1,11 +1,13 @@
 """Events handed to the emitter's ``_emit`` without a second copy of their arguments
-(:func:`aliaser_emit`, :func:`aliaser_emit_until_response`); docs/performance/engine-call.md, issue 24 part 6."""
+(:func:`aliaser_emit`, :func:`aliaser_emit_until_response`); docs/performance/engine-call.md, issue 24 part 6.
+``provide-client-params`` emitted only where a handler may hear it (:func:`emit_api_params`, part 11)."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
+import botocore.client
 import botocore.hooks
 import botocore.model
 
@@ -220,6 +222,36 @@ def sole_handler(aliaser: Any, event_name: str) -> Any:
     if logger._cache.get(_DEBUG) is not False:  # type: ignore[attr-defined]
         return None
     return handlers[0]
+
+
+# -- provide-client-params emitted only where a handler may hear it (issue 24, part 11) --------------
+#
+# ``BaseClient._emit_api_params`` emits ``provide-client-params`` on every call (its arguments a dict,
+# the aliaser's and the emitter's frames: ~4k instructions) to let a handler hand back other
+# parameters, and botocore registers no handler for it. Where ``unheard`` knows the emit would call no
+# handler (it answers ``[]``, so the parameters stay the caller's), it is not made; ``before-parameter-
+# build``, which botocore's own handlers hear, is emitted as botocore emits it.
+
+_BaseClient = botocore.client.BaseClient
+_emit_api_params = _BaseClient._emit_api_params
+
+
+def emit_api_params(self: Any, api_params: Any, operation_model: Any, context: Any) -> Any:
+    """``BaseClient._emit_api_params``: ``provide-client-params`` emitted unless ``unheard``."""
+    operation_name = operation_model.name
+    service_id = self._service_model.service_id.hyphenize()
+    events = self.meta.events
+    event_name = f"provide-client-params.{service_id}.{operation_name}"
+    if not unheard(events, event_name):
+        responses = events.emit(event_name, params=api_params, model=operation_model, context=context)
+        api_params = botocore.client.first_non_none_response(responses, default=api_params)
+    events.emit(
+        f"before-parameter-build.{service_id}.{operation_name}",
+        params=api_params,
+        model=operation_model,
+        context=context,
+    )
+    return api_params
 
 
 # -- event names (issue 24, part 7b) ---------------------------------------------------------------
