@@ -6,7 +6,7 @@ body), SigV4 signing and its timestamp (``_sigv4``), the endpoint: its parameter
 answer, the URL (``_endpoint``), the ruleset walked once per parameters but the account's value
 (``_account``), a call's checksum context for an operation without the trait (``_checksum``), the
 response parse, the retry decision and an attempt's end (``_response``), event emission, its debug line,
-event names and ``provide-client-params`` emitted only where heard (``_events``), what every call adds to its context and headers: the invocation id, the
+event names and a call's parameter events emitted only where heard or acted on (``_events``), what every call adds to its context and headers: the invocation id, the
 recursion-detection header (``_context``), a client's creation: the event emitter's copy, each handler's
 keyword check, the endpoint's proxies, a configuration variable read from the environment (``_client``),
 the HTTP session's pool manager built on first use (``_httpsession``), one parsed endpoint ruleset per

@@ -1,6 +1,6 @@
 """Events handed to the emitter's ``_emit`` without a second copy of their arguments
 (:func:`aliaser_emit`, :func:`aliaser_emit_until_response`); docs/performance/engine-call.md, issue 24 part 6.
-``provide-client-params`` emitted only where a handler may hear it (:func:`emit_api_params`, part 11)."""
+A call's parameter events emitted only where a handler may hear them or act (:func:`emit_api_params`, part 11)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import logging
 from typing import Any
 
 import botocore.client
+import botocore.handlers
 import botocore.hooks
 import botocore.model
 
@@ -197,15 +198,36 @@ def _known_handlers(aliaser: Any, event_name: str) -> Any:
     """The handlers ``aliaser.emit(event_name, ...)`` is known to call, in order, from the emitter's
     cache (``aliaser_emit`` in front of ``emitter_emit``, the name's alias already cached); None where
     not known."""
-    if type(aliaser).emit is not aliaser_emit or _own_aliasing(aliaser):
-        return None
-    emitter = aliaser._emitter
-    if type(emitter).emit is not _emitter_emit or type(emitter)._emit is not emitter_emit:
+    emitter = _plain_emitter(aliaser)
+    if emitter is None:  # then _cached's reads, inline: a frame less on every attempt's path
         return None
     name = aliaser._alias_name_cache.get(event_name)
-    if name is None:
+    return None if name is None else emitter._lookup_cache.get(name)
+
+
+def _plain_emitter(aliaser: Any) -> Any:
+    """The aliaser's emitter, where an emit is ``aliaser_emit`` in front of ``emitter_emit``
+    (botocore's aliasing or greenfetch's, with any table); None where an emit may run other code."""
+    kind = type(aliaser)
+    if kind.emit is not aliaser_emit:
         return None
-    return emitter._lookup_cache.get(name)
+    aliasing = kind._alias_event_name
+    if aliasing is not alias_event_name and aliasing is not _alias_event_name:  # _own_aliasing, inline
+        return None
+    emitter = aliaser._emitter
+    kind = type(emitter)
+    if kind.emit is not _emitter_emit or kind._emit is not emitter_emit:
+        return None
+    return emitter
+
+
+def _cached(aliaser: Any, emitter: Any, event_name: str) -> Any:
+    """The handlers the emitter's cache holds for the name's cached alias; None where either is not
+    cached, or the emitter is not ``_plain_emitter``'s answer (None)."""
+    if emitter is None:
+        return None
+    name = aliaser._alias_name_cache.get(event_name)
+    return None if name is None else emitter._lookup_cache.get(name)
 
 
 def sole_handler(aliaser: Any, event_name: str) -> Any:
@@ -213,45 +235,83 @@ def sole_handler(aliaser: Any, event_name: str) -> Any:
     with the event's arguments is all the emit would do: no other handler, and the emitter's debug
     line before it known to log nothing (``emitter_emit`` skips it then too). None: emit."""
     handlers = _known_handlers(aliaser, event_name)
-    if handlers is None or len(handlers) != 1:
-        return None
-    logger = botocore.hooks.logger
-    own = logger.__dict__
-    if type(logger) is not _Logger or "debug" in own or "isEnabledFor" in own:
-        return None
-    if logger._cache.get(_DEBUG) is not False:  # type: ignore[attr-defined]
+    if handlers is None or len(handlers) != 1 or not _debug_off():
         return None
     return handlers[0]
 
 
-# -- provide-client-params emitted only where a handler may hear it (issue 24, part 11) --------------
+def _debug_off() -> bool:
+    """Whether the emitter's debug line before each handler is known to log nothing (see above)."""
+    logger = botocore.hooks.logger
+    own = logger.__dict__
+    if type(logger) is not _Logger or "debug" in own or "isEnabledFor" in own:
+        return False
+    return logger._cache.get(_DEBUG) is False  # type: ignore[attr-defined]
+
+
+# -- a call's parameter events (issue 24, part 11) -------------------------------------------------
 #
-# ``BaseClient._emit_api_params`` emits ``provide-client-params`` on every call (its arguments a dict,
-# the aliaser's and the emitter's frames: ~4k instructions) to let a handler hand back other
-# parameters, and botocore registers no handler for it. Where ``unheard`` knows the emit would call no
-# handler (it answers ``[]``, so the parameters stay the caller's), it is not made; ``before-parameter-
-# build``, which botocore's own handlers hear, is emitted as botocore emits it.
+# ``BaseClient._emit_api_params`` emits two events on every call. ``provide-client-params`` lets a
+# handler hand back other parameters, and botocore registers no handler for it: where ``unheard``
+# knows the emit would call none (it would answer ``[]``, so the parameters stay the caller's), it is
+# not made. ``before-parameter-build`` calls botocore's two handlers for every service without its own
+# (~18k instructions: the emit, the debug line's checks and two calls with the arguments as
+# ``**kwargs``), and for most operations neither does anything: ``generate_idempotent_uuid`` fills
+# the model's idempotency tokens missing from the parameters (none in a model without them), and
+# ``_handle_request_validation_mode_member`` sets the trait's validation mode member (none without
+# one). Where the emitter is known to call exactly those two, in that order, its debug line is known
+# off, and the model has neither, the emit is not made (``_emit_api_params`` discards its answer); the
+# reads the second handler makes on the way (the client config's ``response_checksum_validation``, the
+# trait) are made alike, so a config without the setting fails as it does. A user's handler at any
+# level, another service's own handlers (S3's, EC2's...), an emitter's first sight of a name, debug
+# logging: the emit, as botocore makes it.
 
 _BaseClient = botocore.client.BaseClient
 _emit_api_params = _BaseClient._emit_api_params
+_OperationModel = botocore.model.OperationModel
+_IDEMPOTENCY = botocore.handlers.generate_idempotent_uuid
+_VALIDATION_MODE = botocore.handlers._handle_request_validation_mode_member
 
 
 def emit_api_params(self: Any, api_params: Any, operation_model: Any, context: Any) -> Any:
-    """``BaseClient._emit_api_params``: ``provide-client-params`` emitted unless ``unheard``."""
+    """``BaseClient._emit_api_params``: each event emitted unless known to change nothing."""
     operation_name = operation_model.name
     service_id = self._service_model.service_id.hyphenize()
     events = self.meta.events
+    emitter = _plain_emitter(events)  # read once for both names
     event_name = f"provide-client-params.{service_id}.{operation_name}"
-    if not unheard(events, event_name):
+    handlers = _cached(events, emitter, event_name)
+    if handlers is None or handlers:  # not known to call no handler (``unheard``'s answer)
         responses = events.emit(event_name, params=api_params, model=operation_model, context=context)
         api_params = botocore.client.first_non_none_response(responses, default=api_params)
-    events.emit(
-        f"before-parameter-build.{service_id}.{operation_name}",
-        params=api_params,
-        model=operation_model,
-        context=context,
-    )
+    event_name = f"before-parameter-build.{service_id}.{operation_name}"
+    if not _parameters_kept(_cached(events, emitter, event_name), operation_model, context):
+        events.emit(event_name, params=api_params, model=operation_model, context=context)
     return api_params
+
+
+def _parameters_kept(handlers: Any, model: Any, context: Any) -> bool:
+    """Whether emitting ``before-parameter-build`` to ``handlers`` (the emitter's, known; None where
+    not) calls botocore's two handlers alone, each changing nothing for ``model`` (see above), with
+    nothing logged."""
+    if (
+        handlers is None
+        or len(handlers) != 2
+        or type(model) is not _OperationModel
+        or type(context) is not dict
+    ):
+        return False
+    idempotency, validation_mode = handlers
+    if idempotency is not _IDEMPOTENCY or validation_mode is not _VALIDATION_MODE or not _debug_off():
+        return False
+    if model.idempotent_members:
+        return False
+    config = context.get("client_config")
+    if config is not None:
+        config.response_checksum_validation  # noqa: B018 - read first, as the handler reads it
+        if model.http_checksum.get("requestValidationModeMember") is not None:
+            return False
+    return True
 
 
 # -- event names (issue 24, part 7b) ---------------------------------------------------------------
