@@ -11,12 +11,13 @@ import inspect
 import logging
 from typing import Any
 
+import botocore.awsrequest
 import botocore.endpoint
 import botocore.session
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_attempts_endpoint import client, counted_emits, no_backoff, scripts  # noqa: F401 - no_backoff: a fixture
+from test_attempts_endpoint import URL, client, counted_emits, no_backoff, scripts  # noqa: F401 - no_backoff: a fixture
 
 from greenfetch._botocore_fast import _response
 
@@ -115,3 +116,46 @@ def test_debug_logging_on_takes_the_emit(session: Any) -> None:
     finally:
         logger.setLevel(was)
     assert emitted == ["needs-retry.dynamodb.ListTables"] * 2
+
+
+def test_the_direct_path_asks_standard_mode_without_the_events_arguments_as_a_dict(
+    session: Any, monkeypatch: Any
+) -> None:
+    """Once the emitter's caches know standard mode's handler is the event's only one, ``Endpoint.
+    _needs_retry`` asks ``_keeps`` with the arguments one by one: the handler's ``**kwargs`` form
+    (``_kept``, a dict of six arguments) only on the first call's emit (issue 24, part 12)."""
+    asked: list[int] = []
+    kept = _response._kept
+    monkeypatch.setattr(_response, "_kept", lambda retry, kwargs: asked.append(1) or kept(retry, kwargs))
+    ends, emitted, _ = run(session, [], None, None, 3)
+    assert [end["TableNames"] for end in ends] == [["a"]] * 3
+    assert emitted == ["needs-retry.dynamodb.ListTables"]
+    assert asked == [1]
+
+
+def test_the_handlers_form_without_attempts_or_request_dict_is_botocores(session: Any) -> None:
+    """``_kept`` for the event's arguments without the attempts or the request dict: not known, so
+    botocore's handler decides (and raises KeyError as it does)."""
+    made = client(session, [], hooks=False)
+    retry = next(
+        h.__self__
+        for h in made.meta.events._emitter._handlers.prefix_search("needs-retry.dynamodb.ListTables")
+        if type(getattr(h, "__self__", None)) is _response._RetryHandler
+    )
+    http = botocore.awsrequest.AWSResponse(URL, 200, {}, None)
+    http._content = b"{}"
+    operation = made.meta.service_model.operation_model("ListTables")
+    full = {
+        "response": (http, {}),
+        "endpoint": None,
+        "operation": operation,
+        "attempts": 1,
+        "caught_exception": None,
+        "request_dict": {"context": {}},
+    }
+    assert _response._kept(retry, full)
+    for missing in ("attempts", "request_dict"):
+        partial = {key: value for key, value in full.items() if key != missing}
+        assert not _response._kept(retry, partial)
+        with pytest.raises(KeyError):
+            _response.needs_retry(retry, **partial)

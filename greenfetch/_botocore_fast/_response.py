@@ -82,13 +82,29 @@ _SPECIAL = (_special.RetryIDPCommunicationError, _special.RetryDDBChecksumError)
 
 
 def _kept(self: Any, kwargs: dict[str, Any]) -> bool:
+    """:func:`_keeps` for the event's arguments as the handler takes them (``**kwargs``). Without the
+    attempts or the request dict botocore's handler decides (its adapter reads both, and fails alike)."""
+    if "attempts" not in kwargs or "request_dict" not in kwargs:
+        return False
+    return _keeps(
+        self,
+        kwargs.get("response"),
+        kwargs.get("operation"),
+        kwargs.get("caught_exception"),
+        kwargs["attempts"],
+        kwargs["request_dict"],
+    )
+
+
+def _keeps(
+    self: Any, response: Any, operation: Any, caught_exception: Any, attempts: Any, request_dict: Any
+) -> bool:
     """Whether standard mode's conditions say "no retry" for this ``needs-retry``, known without
     botocore's walk; with the one side effect the walk has on the way (the max attempts written into
     the request's retries context, which botocore's own walk writes again alike). False is "not
-    known": botocore decides."""
-    response = kwargs.get("response")
-    operation = kwargs.get("operation")
-    if response is None or kwargs.get("caught_exception") is not None or operation is None:
+    known": botocore decides. The event's arguments one by one: ``Endpoint._needs_retry`` asks it
+    without making them a dict."""
+    if response is None or caught_exception is not None or operation is None:
         return False
     http, parsed = response
     if type(parsed) is not dict or "Error" in parsed:
@@ -101,9 +117,9 @@ def _kept(self: Any, kwargs: dict[str, Any]) -> bool:
     conditions = policy._retry_checker
     if type(conditions) is not _std.StandardRetryConditions:
         return False
-    attempts = conditions._max_attempts_checker
+    checker = conditions._max_attempts_checker
     others = conditions._additional_checkers
-    if type(attempts) is not _std.MaxAttemptsChecker or type(others) is not _std.OrRetryChecker:
+    if type(checker) is not _std.MaxAttemptsChecker or type(others) is not _std.OrRetryChecker:
         return False
     checkers = others._checkers
     if len(checkers) != 4:
@@ -122,12 +138,12 @@ def _kept(self: Any, kwargs: dict[str, Any]) -> bool:
     idp, ddb = specials
     if type(idp) is not _SPECIAL[0] or type(ddb) is not _SPECIAL[1]:
         return False
-    if not kwargs["attempts"] < attempts._max_attempts:
+    if not attempts < checker._max_attempts:
         return False  # botocore notes MaxAttemptsReached in the metadata
-    context = kwargs["request_dict"]["context"]
+    context = request_dict["context"]
     retries = context.get("retries") if context is not None else None
     if retries:
-        retries["max"] = max(retries.get("max", 0), attempts._max_attempts)
+        retries["max"] = max(retries.get("max", 0), checker._max_attempts)
     # the error code is None: transient and throttled look it up in their lists; modeled and STS's
     # check need a code; DynamoDB's compares the body's CRC32 with its header
     if None in transient._transient_error_codes or None in throttled._throttled_error_codes:
@@ -188,15 +204,9 @@ def endpoint_needs_retry(
     handler = sole_handler(self._event_emitter, f"needs-retry.{service_id}.{operation_model.name}")
     if handler is not None and getattr(handler, "__func__", None) is needs_retry:
         retry = handler.__self__
-        kwargs = {
-            "response": response,
-            "endpoint": self,
-            "operation": operation_model,
-            "attempts": attempts,
-            "caught_exception": caught_exception,
-            "request_dict": request_dict,
-        }
-        if type(retry) is _RetryHandler and _kept(retry, kwargs):
+        if type(retry) is _RetryHandler and _keeps(
+            retry, response, operation_model, caught_exception, attempts, request_dict
+        ):
             _not_retried(response)
             return False
     return _endpoint_needs_retry(self, attempts, operation_model, request_dict, response, caught_exception)
