@@ -6,7 +6,7 @@ each handler's keyword check (:func:`verify_accept_kwargs`), the proxies read fr
 An inventory of every resource type makes one client per (service, region), ~1,300 for 4 regions, and
 each client's creation repeated the same work: a copy of the session's handler trie (~375 nodes, each
 ``NodeList`` through ``copy.copy``), ``inspect.getfullargspec`` on each handler it registers, and four
-walks of the whole ``os.environ`` for the proxies of its endpoint.
+walks of the whole ``os.environ`` for the proxies of its endpoint (two from Python 3.12).
 """
 
 from __future__ import annotations
@@ -250,15 +250,15 @@ def verify_accept_kwargs(self: Any, func: Any) -> Any:
 # ``EndpointCreator._get_proxies`` asks ``get_environ_proxies(url)``: whether the URL's host bypasses
 # the proxies (``should_bypass_proxies``: ``proxy_bypass_environment`` on the URL's netloc, which
 # reads the proxy variables with ``getproxies_environment``), then the proxies (``getproxies``, the
-# same function again): two walks of every variable of ``os.environ`` each (~290 reads of it a
-# client). The variables' answer depends on the environment alone, so it is remembered while the
-# environment is the one it was read from: every name and value, in the same order (a proxy variable
-# given in two cases is decided by order). The bypass is asked of ``proxy_bypass_environment`` itself
-# with those proxies (its ``proxies`` argument, read as it reads its own), on ``urlparse(url).netloc``
-# as botocore asks, with the same errors caught; each caller gets a dict of its own, as from
-# ``getproxies``. Outside botocore's reading of the environment (another ``os.environ``, a replaced
-# function on the way, a platform whose proxies are not read from the environment), botocore's code
-# runs.
+# same function again): two walks of ``os.environ`` each, reading every variable (~290 reads of it a
+# client; from Python 3.12 one walk of its names each, reading the ``*_proxy`` ones). The variables'
+# answer depends on the environment alone, so it is remembered while the environment is the one it
+# was read from: every name and value, in the same order (a proxy variable given in two cases is
+# decided by order). The bypass is asked of ``proxy_bypass_environment`` itself with those proxies (its
+# ``proxies`` argument, read as it reads its own), on ``urlparse(url).netloc`` as botocore asks, with
+# the same errors caught; each caller gets a dict of its own, as from ``getproxies``. Outside
+# botocore's reading of the environment (another ``os.environ``, a replaced function on the way, a
+# platform whose proxies are not read from the environment), botocore's code runs.
 
 
 class _Proxies:
