@@ -266,7 +266,7 @@ def test_a_wrong_secret_is_caught_by_the_checker():
 
 
 def test_refreshable_credentials_refresh_through_the_shared_client():
-    now = lambda: datetime.datetime.now(datetime.UTC)  # noqa: E731
+    now = lambda: datetime.datetime.now(datetime.timezone.utc)  # noqa: E731
     issued = []
 
     def refresh():

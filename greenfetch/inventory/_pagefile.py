@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 
 from .._exceptions import StorageError
+from .._storage_errors import sqlite_code
 
 __all__ = ["NAME", "PageFile"]
 
@@ -230,7 +231,7 @@ class PageFile:
                 return conn
             except sqlite3.DatabaseError as exc:
                 conn.close()
-                if attempt == 2 or getattr(exc, "sqlite_errorcode", 0) & 0xFF not in _DAMAGED:
+                if attempt == 2 or sqlite_code(exc) not in _DAMAGED:
                     raise
                 for path in (self.path, *(self.path + side for side in _SIDES)):  # damaged: ours, made again
                     with contextlib.suppress(FileNotFoundError):
@@ -274,7 +275,7 @@ _INSERTS = _statements(sqlite3.sqlite_version_info >= (3, 24, 0))
 def _plainly(exc: BaseException, directory: str) -> BaseException:
     """SQLite says "disk I/O error" when a full disk refuses its shared-memory file (the write-ahead
     log's index) to grow: say what the disk says, when it has (almost) no space left."""
-    if getattr(exc, "sqlite_errorcode", 0) & 0xFF == _IOERR:
+    if sqlite_code(exc) == _IOERR:
         with contextlib.suppress(OSError):
             if shutil.disk_usage(directory).free < _NEARLY_FULL:
                 return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))

@@ -20,6 +20,7 @@ import os
 import sqlite3
 from pathlib import Path
 
+from .._storage_errors import sqlite_code
 from ._rows import LATEST
 from ._types import InventoryError
 
@@ -83,7 +84,7 @@ def connect_existing(path: str | os.PathLike[str], *, what: str = "database") ->
         conn = _open_read_only(target, what)
         _check_schema(conn, str(path), what)
     except sqlite3.Error as exc:
-        if (exc.sqlite_errorcode & 0xFF) not in (11, 26):  # neither SQLITE_CORRUPT nor SQLITE_NOTADB
+        if sqlite_code(exc) not in (11, 26):  # neither SQLITE_CORRUPT nor SQLITE_NOTADB
             raise InventoryError(f"{what} {str(path)!r} cannot be read: {exc}") from None
         raise InventoryError(
             f"{what} {str(path)!r} is not a SQLite database ({exc}); give a file written by "
