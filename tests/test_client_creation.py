@@ -17,6 +17,7 @@ import botocore.exceptions
 import botocore.httpsession
 import botocore.session
 import pytest
+from _by_python import GEVENT_KIND, needs_geventhttpclient
 from _dynamodb_clients import OK, dynamodb_client, masked
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -24,6 +25,7 @@ from hypothesis import strategies as st
 from greenfetch import Config, Engine, Request
 from greenfetch import _botocore_fast as fast
 from greenfetch._botocore_fast import _httpsession, _ruleset, _scoped
+from greenfetch._http import session_kind
 from greenfetch.testing import ScriptedServer
 
 
@@ -79,7 +81,8 @@ def counted(monkeypatch):
 
 def test_a_client_greenfetch_makes_for_gevent_builds_no_ssl_context(counted, monkeypatch):
     """The saving itself: greenfetch replaces botocore's session of each client (gevent backend) and
-    closes it; botocore's code made a pool manager and its SSL context for each, now none is made."""
+    closes it, or keeps it where geventhttpclient is not installed (Python 3.10), unused so far; botocore's
+    code made a pool manager and its SSL context for each, now none is made."""
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "y")
     services = ["dynamodb", "sqs", "ec2", "s3"]
@@ -90,7 +93,7 @@ def test_a_client_greenfetch_makes_for_gevent_builds_no_ssl_context(counted, mon
         counted.update(contexts=0, managers=0)
         for service in services:
             client = engine.clients.client(Request(service, "X", {}, region="eu-west-1"))
-            assert type(client._endpoint.http_session).__name__ == "GeventHTTPSession"
+            assert session_kind(client) == GEVENT_KIND
         made[installed] = dict(counted)
         engine.close()
     # botocore's code: one of each a client at least (S3's client makes more sessions of its own)
@@ -259,6 +262,7 @@ def test_urllib3_session_through_a_proxy_is_botocores():
         assert masked(first) == masked(second)
 
 
+@needs_geventhttpclient
 def test_the_shared_tls_context_is_unchanged(cas):
     """greenfetch's own session takes its settings from botocore's, made either way."""
     ca, _ = cas

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
+from typing import Any
 
 import pytest
+from _by_python import qualnames
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -36,11 +38,11 @@ class _Clock:
 
 def _calls(run, c_calls: bool = False) -> Counter[str]:
     """The Python functions ``run()`` calls (with ``c_calls``, the builtins too), by name."""
-    found: Counter[str] = Counter()
+    found: Counter[Any] = Counter()  # a Python function by its code, a builtin by its name
 
     def profile(frame, event, arg):
         if event == "call":
-            found[frame.f_code.co_qualname] += 1
+            found[frame.f_code] += 1
         elif c_calls and event == "c_call":
             found[f"C:{getattr(arg, '__qualname__', arg)}"] += 1
 
@@ -49,7 +51,8 @@ def _calls(run, c_calls: bool = False) -> Counter[str]:
         run()
     finally:
         sys.setprofile(None)
-    return found
+    names = qualnames(key for key in found if not isinstance(key, str))
+    return Counter({names.get(key, key): count for key, count in found.items()})
 
 
 def _one_call_scopes():

@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 import pytest
+from _by_python import qualnames
 from test_pacing_done import _CountingLock
 
 from greenfetch import Config, Engine
@@ -23,18 +24,19 @@ LIST = {"service": "dynamodb", "operation": "ListTables", "region": "us-east-1"}
 def _seen(run) -> list[tuple[str, str]]:
     """(function, its caller) for each call of ``Metrics.attempt`` and ``Limiter.observe`` in ``run()``."""
     watched = {Metrics.attempt.__code__, Limiter.observe.__code__}
-    seen: list[tuple[str, str]] = []
+    seen: list[tuple[Any, str]] = []
 
     def profile(frame, event, arg):
         if event == "call" and frame.f_code in watched:
-            seen.append((frame.f_code.co_qualname, frame.f_back.f_code.co_name))
+            seen.append((frame.f_code, frame.f_back.f_code.co_name))
 
     sys.setprofile(profile)
     try:
         run()
     finally:
         sys.setprofile(None)
-    return seen
+    names = qualnames(watched)
+    return [(names[code], caller) for code, caller in seen]
 
 
 def _handler(request):

@@ -2,6 +2,7 @@
 reads as that parser reads it (status, header fields, body, whether the connection is kept), and on real
 sockets over HTTP and TLS the clients see what botocore's urllib3 session gives them."""
 
+import _needs_geventhttpclient  # noqa: F401  (skips this module where geventhttpclient is not installed)
 import botocore.awsrequest
 import botocore.config
 import botocore.exceptions

@@ -16,6 +16,7 @@ import botocore.session
 import gevent
 import gevent.event
 import pytest
+from _by_python import GEVENT_KIND, GEVENTHTTPCLIENT, needs_geventhttpclient
 from gevent.server import StreamServer
 
 from greenfetch import Config, Engine
@@ -84,6 +85,7 @@ def moto(moto_server):
     return moto_server.url
 
 
+@needs_geventhttpclient
 def test_json_protocol_results_and_errors(moto):
     stock, green = pair("dynamodb", moto)
     stock.create_table(
@@ -99,6 +101,7 @@ def test_json_protocol_results_and_errors(moto):
     assert error[0] == "ClientError" and error[1]["Code"] == "ResourceNotFoundException"
 
 
+@needs_geventhttpclient
 def test_query_and_ec2_protocols(moto):
     stock, green = pair("sns", moto)
     stock.create_topic(Name="parity")
@@ -115,6 +118,7 @@ def test_query_and_ec2_protocols(moto):
     )
 
 
+@needs_geventhttpclient
 def test_rest_xml_protocol_with_streamed_bodies(moto):
     stock, green = pair("s3", moto)
     body = bytes(range(256)) * 1024 + "\nzwei\ndrei ✓\n".encode()
@@ -144,6 +148,7 @@ def test_rest_xml_protocol_with_streamed_bodies(moto):
     assert parts[0] + parts[1] + parts[3] == body and parts[2] == 1010
 
 
+@needs_geventhttpclient
 def test_rest_json_protocol(moto):
     stock, green = pair("lambda", moto)
     assert same(stock, green, lambda c: c.list_functions())[0] == "ok"
@@ -161,6 +166,7 @@ def masked(seen):
     return seen.request_line, [(k, "*" if k.lower() in volatile else v) for k, v in seen.headers], seen.body
 
 
+@needs_geventhttpclient
 def test_same_bytes_on_the_wire():
     scripted = ScriptedServer(lambda _: Reply(http_response(200, b"{}", JSON)))
     with scripted as url:
@@ -180,6 +186,7 @@ def test_same_bytes_on_the_wire():
         assert len(scripted.seen[3].body) == 70000
 
 
+@needs_geventhttpclient
 def test_chunked_answers_and_repeated_headers():
     body = '{"TableNames": ["ä", "b ✓"]}'.encode()
     reply = Reply(
@@ -191,6 +198,7 @@ def test_chunked_answers_and_repeated_headers():
         assert result[1]["TableNames"] == ["ä", "b ✓"] and result[4]["x-amz-meta"] == "one, two"
 
 
+@needs_geventhttpclient
 def test_retries_on_5xx_and_throttling_then_success(monkeypatch):
     # botocore's own retry handler decides and counts on both clients; only its jittered pause between
     # attempts (up to 1 s, then 2 s, after a throttle) is zero here: it is random, and outcomes cannot show it
@@ -216,6 +224,7 @@ def test_retries_on_5xx_and_throttling_then_success(monkeypatch):
         )
 
 
+@needs_geventhttpclient
 def test_read_timeout_and_reset_mid_body_and_refused_connections():
     slow = Reply(http_response(200, b"{}", JSON), delay=2.0)
     cut = Reply(http_response(200, b'{"TableNames": ["a", "b"]}', JSON)[:-10], close=True)
@@ -246,6 +255,7 @@ def test_read_timeout_and_reset_mid_body_and_refused_connections():
     assert same(stock, green, lambda c: c.list_tables()) == ("EndpointConnectionError",)
 
 
+@needs_geventhttpclient
 def test_streamed_body_cut_mid_way():
     cut = Reply(http_response(200, b"x" * 50000, [("x-amz-request-id", "r")])[:-20000], close=True)
     scripted = ScriptedServer()
@@ -258,6 +268,7 @@ def test_streamed_body_cut_mid_way():
                 body.read()
 
 
+@needs_geventhttpclient
 def test_tls_with_a_ca_bundle(tmp_path):
     ca = throwaway_ca(tmp_path / "ca")
     other = throwaway_ca(tmp_path / "other")
@@ -270,6 +281,7 @@ def test_tls_with_a_ca_bundle(tmp_path):
         assert same(stock, green, lambda c: c.list_tables())[0] == "ok"
 
 
+@needs_geventhttpclient
 def test_100_continue_does_not_hand_the_socket_back_early():
     """botocore's uploads send ``Expect: 100-continue``; the interim answer is not the end of the exchange."""
     closing = Reply(http_response(200, b"", [("x-amz-request-id", "r"), ("Connection", "close")]))
@@ -294,6 +306,7 @@ def pool_of(client):
     return origin.pool
 
 
+@needs_geventhttpclient
 def test_a_greenlet_killed_mid_send_gives_its_slot_back():
     accepted, release = gevent.event.Event(), gevent.event.Event()
 
@@ -327,6 +340,7 @@ def test_a_greenlet_killed_mid_send_gives_its_slot_back():
         server.stop()
 
 
+@needs_geventhttpclient
 def test_greenlets_killed_while_waiting_for_answers_leave_the_pool_whole():
     scripted = ScriptedServer(lambda _: Reply(http_response(200, b"{}", JSON), delay=0.5))
     with scripted as url:
@@ -350,7 +364,8 @@ def test_greenlets_killed_while_waiting_for_answers_leave_the_pool_whole():
 
 
 def test_the_engine_uses_geventhttpclient_on_gevent_and_urllib3_on_threads(loopback):
-    for backend, kind in (("gevent", "geventhttpclient"), ("threads", "urllib3")):
+    """(botocore's urllib3 session on gevent too where greenfetch does not install geventhttpclient.)"""
+    for backend, kind in (("gevent", GEVENT_KIND), ("threads", "urllib3")):
         engine = Engine(
             Config.resolve({"endpoint_url": loopback.url, "region": "us-east-1", "backend": backend})
         )
@@ -382,7 +397,9 @@ def test_falls_back_to_urllib3_for_what_geventhttpclient_lacks(tmp_path, caplog)
     assert not any("hunter2" in line for line in said)
     plain = make("dynamodb", "http://127.0.0.1:9", tcp_keepalive=True)
     install_http_session(plain, GEVENT)  # socket options are applied by the gevent session itself
-    assert session_kind(plain) == "geventhttpclient"
+    assert session_kind(plain) == GEVENT_KIND
+    if not GEVENTHTTPCLIENT:  # Python 3.10: the one reason there, said too
+        assert caplog.records[-1].getMessage().endswith(": geventhttpclient is not installed")
 
 
 def test_pool_size_follows_concurrency_within_bounds():
@@ -456,6 +473,7 @@ def test_chunked_bodies_frame_and_unframe_to_the_same_bytes(parts, kind):
     assert _dechunk(sink.data[len(b"HEAD\r\n\r\n") :]) == payload
 
 
+@needs_geventhttpclient
 def test_origins_are_a_bounded_lru(monkeypatch):
     from greenfetch._http import _gevent as _http_gevent
 
@@ -473,6 +491,7 @@ def test_origins_are_a_bounded_lru(monkeypatch):
 # -- the pool's checkout and check-in --------------------------------------------------------------
 
 
+@needs_geventhttpclient
 def test_checkout_and_checkin_are_upstreams():
     """The same script of checkouts, check-ins, drops, a peer hanging up and a close, on our pool and on
     geventhttpclient's own checkout and check-in (same class otherwise): the same socket handed out at

@@ -3,6 +3,7 @@ certificate checks, connections kept alive, TLS sessions resumed, one TLS contex
 
 import ssl
 
+import _needs_geventhttpclient  # noqa: F401  (skips this module where geventhttpclient is not installed)
 import botocore.config
 import botocore.exceptions
 import botocore.session

@@ -19,6 +19,7 @@ import os
 import re
 
 import pytest
+from _by_python import qualnames
 from _inventory_runs import small_run
 from _zones import in_zone
 from hypothesis import given
@@ -244,20 +245,23 @@ def _python_calls(run):
     ``ClientLoad``'s sampling are counted where they live, not here)."""
     import sys
 
-    calls = []
+    codes = []
 
     def profile(frame, event, arg):
-        if event == "call":
-            code = frame.f_code
-            if not code.co_filename.endswith("_controller.py") and "ClientLoad" not in code.co_qualname:
-                calls.append(f"{os.path.basename(code.co_filename)}:{code.co_qualname}")
+        if event == "call" and not frame.f_code.co_filename.endswith("_controller.py"):
+            codes.append(frame.f_code)
 
     sys.setprofile(profile)
     try:
         run()
     finally:
         sys.setprofile(None)
-    return calls
+    names = qualnames(codes)
+    return [
+        f"{os.path.basename(code.co_filename)}:{names[code]}"
+        for code in codes
+        if "ClientLoad" not in names[code]
+    ]
 
 
 def test_a_one_call_scope_costs_few_python_calls():

@@ -163,7 +163,12 @@ def test_a_unit_holds_less_than_main_did():
             tracemalloc.stop()
     finally:
         engine.close()
-    assert held / len(made) < 900, held / len(made)
+    assert held / len(made) < _UNIT_BYTES, held / len(made)
+
+
+# Python 3.10's objects are larger: these units hold 909 B each there, 727 on 3.11 (1.25x); the bound
+# is 3.11's scaled alike, so main's ~1.0 KB units (~1.25 KB there) still exceed it
+_UNIT_BYTES = 900 if sys.version_info >= (3, 11) else 1125
 
 
 def test_an_ok_record_is_made_in_fetched_and_a_failed_one_by_failed():
