@@ -11,6 +11,7 @@ import datetime as _dt
 import decimal
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -223,7 +224,7 @@ def decode_value(value: NuValue) -> Any:
     if kind == "Duration":
         return Duration(int(body["val"]))
     if kind == "Date":
-        return _dt.datetime.fromisoformat(body["val"])
+        return _date(body["val"])
     if kind == "Binary":
         return bytes(body["val"])
     if kind == "Closure":
@@ -231,6 +232,21 @@ def decode_value(value: NuValue) -> Any:
     if kind == "Error":
         raise LabeledError.from_wire(body["error"])
     return body.get("val")
+
+
+# A Nushell date is chrono's RFC 3339 text: "Z" for a zero offset, and 0, 3, 6 or 9 digits of a second
+# (``date now`` has nanoseconds). ``fromisoformat`` reads all of it from Python 3.11 (the fraction cut to
+# microseconds); 3.10's reads only ``isoformat``'s own form, so the text is given in that form first.
+_RFC3339 = re.compile(r"(.+T\d\d:\d\d:\d\d)(?:\.(\d+))?([Zz]|[+-]\d\d:\d\d)?")
+
+
+def _date(text: str) -> _dt.datetime:
+    found = _RFC3339.fullmatch(text)
+    if found is None:  # another form: fromisoformat's answer, or its error
+        return _dt.datetime.fromisoformat(text)
+    head, fraction, zone = found.groups()
+    micro = f".{fraction[:6].ljust(6, '0')}" if fraction else ""
+    return _dt.datetime.fromisoformat(head + micro + ("+00:00" if zone in ("Z", "z") else zone or ""))
 
 
 # -- values: Python -> Nushell --------------------------------------------------------------------

@@ -9,6 +9,7 @@ import datetime as dt
 import decimal
 import json
 import math
+import sys
 
 import pytest
 from hypothesis import given, strategies as st
@@ -101,6 +102,26 @@ def test_decode_value_variants():
     assert when.utcoffset() == dt.timedelta(hours=2)
     closure = codec.decode_value({"Closure": {"val": {"block_id": 60, "captures": []}, "span": S}})
     assert closure.spanned() == {"item": {"block_id": 60, "captures": []}, "span": S}
+
+
+@given(
+    st.datetimes(min_value=dt.datetime(1000, 1, 1), max_value=dt.datetime(9999, 12, 31)),
+    st.sampled_from([0, 3, 6, 9]),
+    st.sampled_from(["Z", "+00:00", "+02:00", "-05:30"]),
+    st.integers(0, 999),
+)
+def test_a_nushell_date_reads_alike_on_every_python(when, digits, zone, nanos):
+    """chrono's RFC 3339 as nu sends a date ("Z", 0-9 digits of a second): the same datetime on Python
+    3.10 (whose ``fromisoformat`` reads neither) as ``fromisoformat`` gives from 3.11."""
+    fraction = f"{when.microsecond:06d}{nanos:03d}"[:digits]
+    text = when.strftime("%Y-%m-%dT%H:%M:%S") + (f".{fraction}" if digits else "") + zone
+    offset = dt.timedelta(0) if zone == "Z" else dt.datetime.strptime(zone, "%z").utcoffset()
+    micro = int(fraction[:6].ljust(6, "0")) if digits else 0
+    expected = when.replace(microsecond=micro, tzinfo=dt.timezone(offset))
+    got = codec.decode_value(v("Date", text))
+    assert got == expected and got.utcoffset() == offset, text
+    if sys.version_info >= (3, 11):  # the old way, on the Pythons that read it
+        assert got == dt.datetime.fromisoformat(text) and got.utcoffset() == offset
 
 
 def test_decode_error_value_raises_it():
