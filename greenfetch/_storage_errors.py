@@ -70,7 +70,8 @@ def storage_error(exc: BaseException, what: str, kept: str = "") -> StorageError
     sqlite = sys.modules.get("sqlite3")
     if sqlite is not None and isinstance(exc, sqlite.Error):
         code = sqlite_code(exc)
-        reason, number, damaged = str(exc), _SQLITE_ERRNO.get(code), code in _SQLITE_DAMAGED
+        reason, number = str(exc) or type(exc).__name__, _SQLITE_ERRNO.get(code)
+        damaged = code in _SQLITE_DAMAGED
     else:
         reason = (exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)) or type(
             exc
