@@ -391,7 +391,7 @@ def test_real_token_bucket_is_paced_under_it(loopback):
     reached 60-80/s, so a bucket of 100/s never throttled it. An eighth, not a quarter: the rate is read
     at the start, and a client starved of CPU later (CI's lanes beside it) sends under its cap, is
     throttled less and keeps a cap above the bucket (159/s for 100/s, once): at an eighth it must slow
-    down twice as much before its cap stops binding. What it asserts of the cap is each cut's value,
+    down twice as much before its cap stops binding. What it asserts of the cap is the last cut's value,
     not the cap at the end (see below)."""
     loopback.control(latency=0.02)
     engine = Engine(Config.resolve({"endpoint_url": loopback.url, "region": "us-east-1"}))
@@ -406,12 +406,13 @@ def test_real_token_bucket_is_paced_under_it(loopback):
     (trace,) = results.trace.values()
     assert any(p.throttles for p in trace), (rate, trace)
     paced = [p.rate for p in trace if p.rate is not None]
-    # The cap after each cut: only a throttle lowers it (answers and the probe only raise it), so each
-    # drop is a cut, set from the rate the server accepted, which the bucket bounds. The cap between
-    # cuts is a sawtooth (the probe grows it ~3x in 3 s unthrottled, faster than a client starved of
-    # CPU meets the bucket again): its value at the batch's end says nothing about the rule.
+    # The cap after the last cut: only a throttle lowers it (answers and the probe only raise it), so a
+    # drop is a cut, set from the rate the server accepted. Not the first cuts (the bucket's burst is
+    # accepted at several times R, so a cut in it lands high: 227/s for 50 once), nor the cap at the
+    # batch's end (between cuts the probe grows it ~3x in 3 s unthrottled, faster than a client starved
+    # of CPU meets the bucket again: a sawtooth's phase, 46/s for 23 once).
     cuts = [after for before, after in itertools.pairwise(paced) if after < before]
-    assert cuts and max(cuts) <= 1.5 * rate and cuts[-1] >= 0.3 * rate, (rate, paced)
+    assert cuts and 0.3 * rate <= cuts[-1] <= 1.5 * rate, (rate, paced)
     assert (
         engine.metrics.registry.get_sample_value(
             "greenfetch_throttles_total", {"service": "dynamodb", "operation": "ListTables"}
