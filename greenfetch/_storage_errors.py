@@ -9,7 +9,7 @@ import sys
 
 from ._exceptions import StorageError
 
-__all__ = ["DISK_ERRNOS", "sqlite_code", "storage_error"]
+__all__ = ["DISK_ERRNOS", "sqlite_code", "sqlite_damaged", "storage_error"]
 
 
 # What to do when storage refuses, by errno (an OSError) or by SQLite's primary result code (a sqlite3
@@ -61,6 +61,11 @@ def sqlite_code(exc: BaseException) -> int:
         return 0
     message = str(exc)
     return next((code for words, code in _SQLITE_WORDS if message.startswith(words)), 0)
+
+
+def sqlite_damaged(exc: BaseException) -> bool:
+    """Whether a sqlite3 error says the file is damaged or not a database (SQLITE_CORRUPT, SQLITE_NOTADB)."""
+    return sqlite_code(exc) in _SQLITE_DAMAGED
 
 
 def storage_error(exc: BaseException, what: str, kept: str = "") -> StorageError:

@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 
 from .._exceptions import StorageError
-from .._storage_errors import sqlite_code
+from .._storage_errors import sqlite_code, sqlite_damaged
 
 __all__ = ["NAME", "PageFile"]
 
@@ -38,7 +38,6 @@ BATCH = 64  # pages a transaction: 11 us of CPU a page here, against 31-49 us fo
 WAIT = 0.5  # seconds a page waits for its transaction at most (while pages keep coming)
 _APP_ID = 0x67666368  # 'gfch': this file is greenfetch's cache
 _SIDES = ("-wal", "-shm", "-journal")
-_DAMAGED = frozenset({11, 26})  # SQLITE_CORRUPT, SQLITE_NOTADB
 _IOERR = 10
 _NEARLY_FULL = 1 << 20  # bytes: less free than this, and an I/O error writing is the disk being full
 _OPEN_FLAGS = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
@@ -231,7 +230,7 @@ class PageFile:
                 return conn
             except sqlite3.DatabaseError as exc:
                 conn.close()
-                if attempt == 2 or sqlite_code(exc) not in _DAMAGED:
+                if attempt == 2 or not sqlite_damaged(exc):
                     raise
                 for path in (self.path, *(self.path + side for side in _SIDES)):  # damaged: ours, made again
                     with contextlib.suppress(FileNotFoundError):

@@ -25,7 +25,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from .._storage_errors import sqlite_code, storage_error
+from .._storage_errors import sqlite_damaged, storage_error
 from ._catalog import catalog as all_types
 from ._fileio import check_writable
 from ._resource_type import ResourceType
@@ -177,7 +177,7 @@ class SQLiteSink:
         except (sqlite3.Error, OSError) as exc:
             self._failed = True
             committed = self.resources - len(self._rows)
-            damaged = sqlite_code(exc) in (11, 26)  # SQLITE_CORRUPT, SQLITE_NOTADB
+            damaged = sqlite_damaged(exc)
             if not self._committed or (damaged and self._forget_run()):
                 kept = "this run was not recorded"
             else:

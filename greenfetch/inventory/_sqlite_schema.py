@@ -20,7 +20,7 @@ import os
 import sqlite3
 from pathlib import Path
 
-from .._storage_errors import sqlite_code
+from .._storage_errors import sqlite_damaged
 from ._rows import LATEST
 from ._types import InventoryError
 
@@ -84,7 +84,7 @@ def connect_existing(path: str | os.PathLike[str], *, what: str = "database") ->
         conn = _open_read_only(target, what)
         _check_schema(conn, str(path), what)
     except sqlite3.Error as exc:
-        if sqlite_code(exc) not in (11, 26):  # neither SQLITE_CORRUPT nor SQLITE_NOTADB
+        if not sqlite_damaged(exc):
             raise InventoryError(f"{what} {str(path)!r} cannot be read: {exc}") from None
         raise InventoryError(
             f"{what} {str(path)!r} is not a SQLite database ({exc}); give a file written by "
