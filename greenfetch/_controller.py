@@ -268,8 +268,12 @@ class Controller:
                     # slow start grows only on flat answers (within ``flat`` x the baseline): past
                     # a knee, where answers slow down, it stops by itself within a round trip
                     if baseline is not None and latency > s.flat * baseline:
-                        if not saturated and latency - held > s.flat * baseline:  # else it waited for us
-                            self._slow_answer(sent, cpu < s.busy)
+                        # else it waited for us: the hub saturated, its stalls, or (a busy client)
+                        # its own bursts: the ramp's end sends two requests an answer, and answers
+                        # queue behind that work up to ~1.6x the baseline on a 50 ms server
+                        idle = cpu < s.busy
+                        if not saturated and latency - held > (s.flat if idle else s.busy_rise) * baseline:
+                            self._slow_answer(sent, idle)
                     else:
                         if baseline is not None and self.limit < s.max:  # a flat send (``_slow_answer``
                             if self._flat is None:  # counts them; at the max it grows no more)

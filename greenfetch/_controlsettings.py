@@ -45,6 +45,7 @@ class Settings:
         0.5  # client CPU share (time running, not waiting for a CPU) from which small rises are ours
     )
     saturated: float = 0.85  # client load from which latency never cuts (the client is its own bottleneck)
+    busy_rise: float = 2.0  # a busy client's latency cuts, and ends slow start, only past this x the baseline
     stall_share: float = 0.25  # stalls that held an answer this share of its latency: it waited for us
 
     @classmethod

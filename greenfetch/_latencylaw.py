@@ -106,7 +106,7 @@ class LatencyLaw:
         if (
             sustained is not None
             and inflight * (1.0 - base / sustained) > beta
-            and (not busy or sustained > 2 * base)
+            and (not busy or sustained > s.busy_rise * base)
             and max_inflight <= 1.1 * limit + 1.0  # else a cut's queue is still draining: hold
         ):
             deep = 0.25 if sustained > 2 * base else 0.8  # a moderate rise may be noise: cut 20% at most

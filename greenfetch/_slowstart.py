@@ -8,8 +8,10 @@ target), i.e. x2 per round trip (``Controller.sample``, per answer: the gate's h
 out there with its two logs, the sends that came back flat and the limit's steps). It ends:
 
 - at the third slow answer (past ``flat``) of this window and the last, less those that stalls of the
-  hub held (``Controller.sample`` leaves those out) and those sent before slow start last began (a
-  faster period's restart): back to the limit in force when the first of them was *sent* (answers
+  hub held (``Controller.sample`` leaves those out, and at a busy client, CPU share ``busy`` or more,
+  those under ``busy_rise`` x the baseline: they waited behind the ramp's own bursts, as the latency
+  law reads a busy client's rises) and those sent before slow start last began (a faster period's
+  restart): back to the limit in force when the first of them was *sent* (answers
   come back a round trip late: without this it overshot a cliff 3x), and no higher than the answers
   that came back flat from the round trip before the last flat send (Little's law; at least half the
   limit: the answers a stall held come at once and send a burst, so the limit at a send can be twice

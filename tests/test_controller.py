@@ -404,6 +404,29 @@ def test_a_saturated_slow_start_does_not_end_on_its_own_slow_answers():
     assert ctl.limit >= 2 * held - 1
 
 
+@pytest.mark.parametrize(
+    "cpu, latency, ends",
+    [(0.7, 0.08, False), (0.7, 0.085, False), (0.2, 0.08, True), (0.7, 0.11, True), (0.2, 0.11, True)],
+)
+def test_a_busy_slow_start_ends_only_past_twice_the_baseline(cpu, latency, ends):
+    """The ramp's end on a fast server (the bench's fresh batch: 50 ms, max 128): each answer sends two
+    requests, and the answers behind that burst wait ~30 ms in our own run queue (1.5-1.7x the
+    baseline) while the hub's load, a mean over 25 ms turns, still reads 0.7-0.8 (CPU 0.67-0.76),
+    under ``saturated``. Three such answers ended slow start at what the flat answers of the round
+    trip before held: 128 -> 39-56 in 5 of 28 real runs, each ~0.84x fixed 128 against ~0.92x. A
+    busy client's slow answers end slow start only past ``busy_rise`` (2x) the baseline, as its
+    latency cuts do (``LatencyLaw.vegas``); an idle client's (a server's knee) past 1.5x, as before."""
+    clock = Clock()
+    ctl = Controller(Settings(initial=4, max=128), clock)
+    _rounds(ctl, clock, 0.05, 5)
+    assert ctl.limit == 128 and ctl.slow_start
+    clock.now += 0.05
+    for _ in range(3):
+        ctl.sample(latency, inflight=128, load=0.75, cpu=cpu)
+    assert (not ctl.slow_start and ctl.limit < 128) is ends
+    assert ctl.slow_start is not ends
+
+
 def test_a_window_longer_than_its_answers_still_reads_their_latency():
     """Answers slower than a window (1.6 s: 128 in flight past the knee server's cliff), one in
     eight of them held by a stall of ours: windows close at ``max_window`` on those, with no answer
