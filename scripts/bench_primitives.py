@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import os
 import statistics
 import sys
@@ -87,6 +88,7 @@ def measure(
     gate = None
     if adaptive is not None:
         gate = engine.limits.open(Settings.checked(**adaptive))
+    gc.collect()  # the runs before left their garbage: each run pays for its own (``_ramped``)
     start = time.monotonic()
     deadline = start + duration
 
@@ -270,7 +272,13 @@ def _timed(work: Any, *args: Any, **kwargs: Any) -> float:
 def _ramped(work: Any, *args: Any, **kwargs: Any) -> tuple[float, float]:
     """``_timed``, and for an adaptive batch the seconds until its limit first reached 3/4 of MAX (its
     trace; inf if never): a ramp the physics allows (x2 per round trip from 5: ~0.25 s at 50 ms) or
-    one a stall or a misread cut held back."""
+    one a stall or a misread cut held back.
+
+    A full collection first: the scenarios before leave ~200k objects of cyclic garbage (their
+    engines), and the first collection of the oldest generation inside a timed batch took 351 ms
+    (2.71 s against 2.30 s; always the fresh adaptive batch of round 1, the run that crossed the
+    threshold), so each run, fixed or adaptive, now starts clean and pays for its own garbage."""
+    gc.collect()
     began = time.monotonic()
     results = work(*args, **kwargs)
     took = time.monotonic() - began
@@ -342,7 +350,9 @@ def run(quick: bool = False, only: tuple[str, ...] = SCENARIOS, rounds: int | No
         f"`scripts/bench --only primitives` ({'--quick: numbers meaningless' if quick else 'full'}"
         f"{'' if only == SCENARIOS else ', only ' + ', '.join(only)}; {took:.0f} s, "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}). Each continuous run pulls requests for "
-        f"{duration:.0f} s; ok/s and percentiles count the time after a {warmup:.0f} s warm-up. One process "
+        f"{duration:.0f} s; ok/s and percentiles count the time after a {warmup:.0f} s warm-up; every run, "
+        "continuous or batch, starts after a full garbage collection (it pays for its own garbage, not the "
+        "runs' before it). One process "
         f"(gevent) against a `LoopbackServer` child on a shared {os.cpu_count()}-core machine (load average "
         f"1/5/15 min {load(load_before)} before, {load(os.getloadavg())} after: neighbours starve the client at "
         "random, so single rows are noisy; compare rows of one table).",

@@ -413,7 +413,7 @@ def test_a_busy_slow_start_ends_only_past_twice_the_baseline(cpu, latency, ends)
     requests, and the answers behind that burst wait ~30 ms in our own run queue (1.5-1.7x the
     baseline) while the hub's load, a mean over 25 ms turns, still reads 0.7-0.8 (CPU 0.67-0.76),
     under ``saturated``. Three such answers ended slow start at what the flat answers of the round
-    trip before held: 128 -> 39-56 in 5 of 28 real runs, each ~0.84x fixed 128 against ~0.92x. A
+    trip before held: 128 -> 39-64 in 7 of 36 real runs, 0.82-0.89x fixed 128 against ~0.92x. A
     busy client's slow answers end slow start only past ``busy_rise`` (2x) the baseline, as its
     latency cuts do (``LatencyLaw.vegas``); an idle client's (a server's knee) past 1.5x, as before."""
     clock = Clock()
