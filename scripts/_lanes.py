@@ -52,6 +52,7 @@ LANES: dict[str, tuple[int, list[str] | None]] = {
         [
             "test_sqlite_sink.py",
             "test_worker_signals.py",
+            "test_process_sends.py",
             "test_drs_signals.py",
             "test_adaptive.py",
             # these wait on their servers' latency more than they compute (B2's, until 2026-12-07)

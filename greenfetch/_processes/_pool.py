@@ -183,42 +183,72 @@ class ProcessPool:
             self.wake.clear()
             for child in list(self.children):
                 while child.buffer:
-                    with self.buffers:
-                        batch, child.buffer = child.buffer, []
-                    self._send_batch(run, child, batch)
+                    self._send_batch(run, child)
 
-    def _send_batch(self, run: _Run, child: _Child, batch: list[tuple[Any, ...]]) -> None:
-        try:
-            sent = self._send(child, Requests(batch))
-        except Exception:  # noqa: BLE001 - a request that cannot be pickled (an open file, a lambda)
-            sendable = []
-            for row in batch:
+    def _send_batch(self, run: _Run, child: _Child) -> None:
+        """Ship what is queued for the child in one frame. A batch whose send fails never reached it:
+        its rows wait in ``unsent`` for its end to be handled (``_child_lost``), then go elsewhere as
+        never sent. The child's lock is held from taking the batch to that verdict, so its end is
+        never handled while a batch to it is under way (each row is sent, or queued, or unsent)."""
+        with child.lock:
+            with self.buffers:
+                batch, child.buffer = child.buffer, []
+            if not batch:  # its end was handled meanwhile: what was queued went elsewhere
+                return
+            try:
+                child.channel.send(Requests(batch))
+                return
+            except OSError:
+                pass
+            except Exception:  # noqa: BLE001 - a request that cannot be pickled (an open file, a lambda)
+                batch = self._sendable(run, child, batch)  # pickled whole before a byte is written
                 try:
-                    pickle.dumps(row, protocol=pickle.HIGHEST_PROTOCOL)
-                    sendable.append(row)
-                except Exception as exc:  # noqa: BLE001 - this request alone fails, the run goes on
-                    index = row[0]
-                    child.outstanding.discard(index)
-                    pending = run.pending.get(index)
-                    self._answer(unsendable(index, pending.raw if pending else unpack_request(row), exc))
-            sent = not sendable or self._send(child, Requests(sendable))
-        if sent:
-            return
-        if child.state is LOST:  # its death was handled before this batch failed: these go elsewhere
-            self._requeue(run, child, [row[0] for row in batch])
-        else:
-            child.state = UNREACHABLE
+                    if batch:
+                        child.channel.send(Requests(batch))
+                    return
+                except OSError:
+                    pass
+            # Nothing of a failed batch ran: a batch is one pickled frame, and a child unpickles a frame
+            # (and so runs its rows) only once it has all of it. A send cut partway leaves a live child
+            # a frame it never completes: nothing more goes to it, and its end of the channel is closed
+            # so it exits, and its end is handled as any child's.
+            with contextlib.suppress(OSError):
+                child.channel.sock.shutdown(socket.SHUT_WR)
+            indexes = [row[0] for row in batch]
+            with self.buffers:
+                handled = child.state is LOST
+                if not handled:
+                    child.state = UNREACHABLE
+                    child.unsent += indexes
+        if handled:  # queued after its end was handled (routed there just before, on another thread)
+            self._requeue(run, child, indexes)
+
+    def _sendable(self, run: _Run, child: _Child, batch: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """The rows of ``batch`` that pickle; each other one is answered here, as unsendable."""
+        sendable = []
+        for row in batch:
+            try:
+                pickle.dumps(row, protocol=pickle.HIGHEST_PROTOCOL)
+                sendable.append(row)
+            except Exception as exc:  # noqa: BLE001 - this request alone fails, the run goes on
+                index = row[0]
+                child.outstanding.discard(index)
+                pending = run.pending.get(index)
+                self._answer(unsendable(index, pending.raw if pending else unpack_request(row), exc))
+        return sendable
 
     def _answer(self, result: Result) -> None:
         """The parent answers a request itself (no child is left for it, it cannot be sent)."""
         self.inbox.put((None, result))
 
     def _child_lost(self, run: _Run, child: _Child) -> None:
-        """Its unanswered reads (and whatever it was never sent) go to a live child; anything else may
-        have run, so it fails as WorkerLost."""
-        child.state = LOST
-        with self.buffers:
-            unsent, child.buffer = [row[0] for row in child.buffer], []
+        """Its unanswered reads, and whatever never reached it (queued, or in a batch whose send failed),
+        go to a live child; anything else it was sent may have run, so it fails as WorkerLost."""
+        with child.lock:  # a batch being sent to it ends first (at once: its end of the channel is gone)
+            with self.buffers:
+                child.state = LOST
+                unsent = [row[0] for row in child.buffer] + child.unsent
+                child.buffer, child.unsent = [], []
         code = child.proc.poll()
         how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited ({code})"
         self._requeue(run, child, unsent)
@@ -240,6 +270,8 @@ class ProcessPool:
         child.outstanding.clear()
 
     def _requeue(self, run: _Run, child: _Child, indexes: list[int]) -> None:
+        """Route these again as never sent: their send to ``child`` never happened, or failed, so this
+        is not their one resend."""
         for index in indexes:
             child.outstanding.discard(index)
             pending = run.pending.get(index)

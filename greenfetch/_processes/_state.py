@@ -41,6 +41,8 @@ class _Child:
     outstanding: set[int] = field(default_factory=set)  # indexes routed to it and not answered yet
     # pack_request rows for the sender, not yet sent
     buffer: list[tuple[Any, ...]] = field(default_factory=list)
+    # indexes of batches whose send to it failed: they never reached it (requeued once its end is handled)
+    unsent: list[int] = field(default_factory=list)
     reader: Task | None = None
 
 
