@@ -22,10 +22,18 @@ from greenfetch.testing import wait_until
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "waitid"), reason="waits for a child's exit with waitid")
 
-HELD = "DynamoDB_20120810.DescribeEndpoints"
-READ = {"service": "dynamodb", "operation": "DescribeEndpoints"}  # held by the server until set free
+# The held ones wait at the server until the test has killed the child that sent them.
+HELD_READ = {"service": "dynamodb", "operation": "DescribeEndpoints"}
+HELD_WRITE = {"service": "dynamodb", "operation": "UpdateTable", "params": {"TableName": "t"}}
 QUICK = {"service": "dynamodb", "operation": "ListTables"}
-WRITE = {"service": "dynamodb", "operation": "DeleteTable", "params": {"TableName": "t"}}
+LATE = {  # what the slow input gives last: routed to A after A died, before its death is handled
+    "read": {"service": "dynamodb", "operation": "DescribeLimits"},
+    "write": {"service": "dynamodb", "operation": "DeleteTable", "params": {"TableName": "t"}},
+}
+
+
+def _target(request) -> str:
+    return f"DynamoDB_20120810.{request['operation']}"
 
 
 def _per_target(loopback) -> dict[str, int]:
@@ -39,45 +47,58 @@ def _gone_queued(pool: ProcessPool, child) -> bool:
     )
 
 
+def _id(request) -> object:
+    """A result's request: the Request a child built, or the caller's own mapping (a parent's answer)."""
+    return request["id"] if isinstance(request, dict) else request.id
+
+
 def _exited(pid: int) -> None:
     """Block this whole process (gevent's hub included) until ``pid`` has exited, without reaping it:
     its end of the channel is closed by then, and no reader of the parent has run to see it."""
     os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
 
 
-def test_a_request_whose_send_failed_is_sent_on_as_never_sent(loopback):
-    """Child A is killed with a read in flight; a write routed to it before its death is handled fails
-    to send. Child B is killed with a read in flight too. Handling A's death sends its read and the
-    write to B, whose send fails (B is dead, its death not yet handled). They never reached a child:
-    once B's death is handled a replacement runs all three and B's own read, each exactly once. They
-    came back WorkerLost: the read as "sent again once, and this one was", the write as "may have run"."""
-    loopback.control(latency=0.01, targets={HELD: {"latency": 60.0}})
+@pytest.mark.parametrize("late", ["write", "read"])
+@pytest.mark.parametrize("a_holds", ["read", "write"])
+def test_a_request_whose_send_failed_is_sent_on_as_never_sent(loopback, a_holds, late):
+    """Children A and B are killed, each with a call held at the server (B's a read), and a late
+    request is routed to A after its death, before the parent handles it: its send fails. Handling A's
+    death routes what it holds (a read) and the late one to B, dead too: that send fails as well. Only
+    then is B's death handled. The late request never reached a child, nor did A's read a second time:
+    a replacement runs them and B's read, each once, all OK. A write A held may have run: WorkerLost.
+
+    main's code answered the late write "may have run" and the late read (or A's) "sent again once,
+    and this one was": a failed send counted as a send."""
+    held = {"read": HELD_READ, "write": HELD_WRITE}[a_holds]
+    loopback.control(latency=0.01, targets={_target(r): {"latency": 60.0} for r in (held, HELD_READ)})
     engine = Engine(
         Config.resolve(
             {"region": "us-east-1", "endpoint_url": loopback.url, "max_attempts": 1, "processes": 2}
         )
     )
     pool = ProcessPool(engine, 2)
-    later = gevent.queue.Queue()
+    handled = []  # each child's state as the parent began to handle its death
+    handle = pool._child_lost
+    pool._child_lost = lambda run, child: (handled.append((child, child.state)), handle(run, child))[1]
+    more = gevent.queue.Queue()
 
     def requests():
-        yield from ({**READ, "id": 0}, {**READ, "id": 1}, {**QUICK, "id": 2})
-        yield later.get()  # the input is slow, as a pipe into `greenfetch batch -` may be
+        yield from ({**held, "id": 0}, {**HELD_READ, "id": 1}, {**QUICK, "id": 2})
+        yield more.get()  # the input is slow, as a pipe into `greenfetch batch -` may be
 
     try:
         stream = pool.run(requests(), 4)
         results = [next(stream)]  # the quick one; the parent handles nothing more until the next take
         a, b = pool.children
         assert results[0].index == 2 and results[0].ok
-        assert (a.outstanding, b.outstanding) == ({0}, {1})  # the least loaded took each read
-        wait_until(lambda: _per_target(loopback).get(HELD) == 2, 20, "both reads held by the server")
-        loopback.control(targets={})  # what comes after them is answered at once
+        assert (a.outstanding, b.outstanding) == ({0}, {1})  # the least loaded took each
+        wait_until(lambda: sum(_per_target(loopback).values()) == 3, 20, "both held by the server")
+        loopback.control(targets={})  # whatever comes after them is answered at once
 
         os.kill(a.proc.pid, signal.SIGKILL)
         wait_until(lambda: a.proc.poll() is not None and _gone_queued(pool, a), 20, "A's end reported")
-        later.put({**WRITE, "id": 3})  # routed to A (the least loaded, its death not yet handled)
-        wait_until(lambda: a.state is UNREACHABLE, 20, "the write's send to A failed")
-        assert _per_target(loopback).get("DynamoDB_20120810.DeleteTable") is None
+        more.put({**LATE[late], "id": 3})  # the least loaded is A still
+        wait_until(lambda: a.state is UNREACHABLE, 20, "the late request's send to A failed")
 
         os.kill(b.proc.pid, signal.SIGKILL)
         _exited(b.proc.pid)
@@ -87,11 +108,16 @@ def test_a_request_whose_send_failed_is_sent_on_as_never_sent(loopback):
         pool.close()
         engine.close()
 
-    assert sorted(r.index for r in results) == [0, 1, 2, 3]
-    assert all(r.ok for r in results), [r.error for r in results if not r.ok]
-    assert [r.request.id for r in sorted(results, key=lambda r: r.index)] == [0, 1, 2, 3]
+    assert [r.index for r in sorted(results, key=lambda r: r.index)] == [0, 1, 2, 3]
+    assert [_id(r.request) for r in sorted(results, key=lambda r: r.index)] == [0, 1, 2, 3]
+    failed = {r.index: r.error for r in results if not r.ok}
+    if a_holds == "read":
+        assert failed == {}
+    else:
+        assert list(failed) == [0] and "the request may have run, so it was not sent again" in failed[0]
     calls = _per_target(loopback)
-    assert calls["DynamoDB_20120810.DeleteTable"] == 1  # the write ran once, in the replacement
-    assert calls[HELD] == 4  # each read in A or B, then once again in the replacement
+    assert calls[_target(LATE[late])] == 1  # it ran once, in the replacement
+    assert calls[_target(HELD_READ)] == (4 if a_holds == "read" else 2)  # in A or B, then once again
     replacement = (pool.answered.keys() - {a.proc.pid, b.proc.pid}).pop()
-    assert pool.answered == {a.proc.pid: 1, replacement: 3}  # A ran the quick one before it was killed
+    assert pool.answered == {a.proc.pid: 1, replacement: 3 if a_holds == "read" else 2}  # A ran the quick one
+    assert handled == [(a, UNREACHABLE), (b, UNREACHABLE)]  # B's send failed before its death was handled
