@@ -10,17 +10,17 @@ deadline; no sleep makes the race happen.
 
 import os
 import signal
+import socket
 
+import gevent
 import gevent.queue
 import pytest
 
 from greenfetch import Config, Engine
-from greenfetch._processes import ProcessPool
-from greenfetch._processes._state import UNREACHABLE
-from greenfetch._processes._wire import Gone
+from greenfetch._processes import ProcessPool, Router
+from greenfetch._processes._state import RUNNING, UNREACHABLE, _Child, _Pending, _Run
+from greenfetch._processes._wire import Begin, Channel, Gone
 from greenfetch.testing import wait_until
-
-pytestmark = pytest.mark.skipif(not hasattr(os, "waitid"), reason="waits for a child's exit with waitid")
 
 # The held ones wait at the server until the test has killed the child that sent them.
 HELD_READ = {"service": "dynamodb", "operation": "DescribeEndpoints"}
@@ -58,6 +58,7 @@ def _exited(pid: int) -> None:
     os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
 
 
+@pytest.mark.skipif(not hasattr(os, "waitid"), reason="waits for a child's exit with waitid")
 @pytest.mark.parametrize("late", ["write", "read"])
 @pytest.mark.parametrize("a_holds", ["read", "write"])
 def test_a_request_whose_send_failed_is_sent_on_as_never_sent(loopback, a_holds, late):
@@ -121,3 +122,98 @@ def test_a_request_whose_send_failed_is_sent_on_as_never_sent(loopback, a_holds,
     replacement = (pool.answered.keys() - {a.proc.pid, b.proc.pid}).pop()
     assert pool.answered == {a.proc.pid: 1, replacement: 3 if a_holds == "read" else 2}  # A ran the quick one
     assert handled == [(a, UNREACHABLE), (b, UNREACHABLE)]  # B's send failed before its death was handled
+
+
+# -- at the pool's seam: a child is the other end of a real socketpair, held by the test ---------------
+
+
+class _Process:
+    """What the pool reads of a child's process: its pid, and that it has ended (or not yet)."""
+
+    def __init__(self, pid: int):
+        self.pid, self.returncode = pid, None
+
+    def poll(self):
+        return self.returncode
+
+    def wait(self, timeout=None):
+        return self.returncode
+
+    def kill(self):
+        self.returncode = -9
+
+
+class _Seam(ProcessPool):
+    """The pool, each child's process replaced by the test holding the other end of its channel."""
+
+    def _spawn(self, slot: int) -> _Child:
+        parent, far = socket.socketpair()
+        self.far = {**getattr(self, "far", {}), slot: far}
+        child = _Child(slot, _Process(-1 - slot), Channel(parent), self.backend.semaphore(1), state=RUNNING)
+        child.reader = self.backend.spawn(self._read, child)
+        return child
+
+
+@pytest.fixture
+def seam():
+    engine = Engine(Config.resolve({"region": "us-east-1", "processes": 2}))
+    pool = _Seam(engine, 2)
+    yield pool
+    for far in pool.far.values():
+        far.close()
+    pool.close()
+    engine.close()
+
+
+def _queue_big(pool: _Seam, operation: str) -> tuple[_Run, _Pending]:
+    """A run with one request routed to child A, too big for the socket's buffer: its send to A blocks
+    part way (the test's end does not read) until that end reads or closes."""
+    run = _Run(Router(2, 4), Begin(2), None, respawns=0)
+    raw = {"service": "dynamodb", "operation": operation, "params": {"TableName": "t" * 4_000_000}}
+    run.pending[0] = pending = _Pending(raw)
+    pool._dispatch(run, 0, pending)
+    assert pending.child is pool.children[0] and pending.sends == 1
+    return run, pending
+
+
+def _answers(pool: _Seam) -> list:
+    return [item[1] for item in list(pool.inbox.queue) if isinstance(item, tuple) and item[0] is None]
+
+
+@pytest.mark.parametrize("operation", ["DescribeTable", "DeleteTable"])
+def test_a_childs_death_handled_mid_send_waits_for_the_sends_verdict(seam, operation):
+    """A dies while a batch to it is half sent, and the parent handles its death before the sender has
+    seen the send fail. The batch never reached A: it goes to B once, as never sent (no resend used,
+    no "may have run"). Without waiting for the send, the death's handling counted the row as sent
+    (resent a read, failed a write) and the failed send then sent it on again: a read queued twice in
+    B, a write failed as WorkerLost and sent to B all the same."""
+    a, b = seam.children
+    run, pending = _queue_big(seam, operation)
+    sender = gevent.spawn(seam._send_batch, run, a)
+    wait_until(lambda: not a.buffer, 10, "the sender to take A's batch")  # and block part way through it
+    seam.far[0].close()  # A dies with its frame cut
+    a.proc.returncode = -9
+    seam._child_lost(run, a)  # at once: the sender has not run since
+    sender.join(timeout=10)
+    assert [row[0] for row in b.buffer] == [0]
+    assert (pending.child, pending.sends) == (b, 1)
+    assert _answers(seam) == []
+
+
+def test_a_send_cut_short_to_a_live_child_ends_its_channel(seam):
+    """A send that fails with the child alive (here its socket's timeout; the test's end never reads)
+    leaves it a cut frame, which it never unpickles, so it ran nothing of the batch; its channel is
+    ended, so the child sees end of file (a real child exits on it) and its death is handled as any."""
+    a, b = seam.children
+    run, pending = _queue_big(seam, "DeleteTable")
+    a.channel.sock.settimeout(0.05)
+    seam._send_batch(run, a)
+    assert a.state is UNREACHABLE and a.outstanding == {0}
+    far, got = seam.far[0], b""
+    far.settimeout(10)  # bounds a failing test: a timeout here is a channel never ended
+    while chunk := far.recv(1 << 20):
+        got += chunk
+    assert 0 < len(got) < 4_000_000  # part of the frame, then the end: nothing to unpickle, nothing run
+    seam._child_lost(run, a)
+    assert [row[0] for row in b.buffer] == [0] and (pending.child, pending.sends) == (b, 1)
+    assert _answers(seam) == []
