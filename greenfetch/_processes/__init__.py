@@ -3,8 +3,10 @@
 One process tops out near 1,000-1,500 calls/s on botocore's own CPU work. With ``processes > 1``,
 ``Engine.iter_results`` (and so ``batch_requests`` and ``adaptive_batch``) hands its requests to
 ``engine.pools`` (:class:`WorkerPools`), which starts N children with ``python -m
-greenfetch._process_child`` (fresh interpreters that patch gevent first: never ``fork`` after patching,
-never ``multiprocessing.Queue`` in a patched parent) and talks to each over a private socketpair.
+greenfetch._process_child`` and talks to each over a private socketpair. Each child is a fresh
+interpreter that patches gevent first: gevent's ``Popen`` forks and at once execs it (docs/testing.md,
+"Other Pythons"), so no forked copy of the patched parent ever runs greenfetch. Nor does a patched
+parent use ``multiprocessing.Queue``.
 
 Flow control: ``concurrency`` stays the total in flight; each child runs at most its credits at once.
 In a spread run (below) the children split ``concurrency`` between them as credits, and the parent may
@@ -29,7 +31,14 @@ process must own it:
 A child that dies (killed, crashed) loses nothing: each of its unanswered requests is sent again to a
 live child (a replacement is started when none is left, at most N times per run) if it only reads
 (``Describe*``, ``List*``, ``Get*``...), and otherwise comes back as a failed result, ``WorkerLost``,
-since it may have run. Every request gets exactly one result, with its global ``index``.
+since it may have run. A read is sent again once: a read lost twice comes back ``WorkerLost`` too. A
+request whose send failed never reached its child (a batch is one pickled frame, run only once whole),
+so once that child's end is handled it is sent on as never sent, a write included, and it does not use
+up a read's one resend: when both children die at once, what the first held and routed to the second
+still runs. A child's end is handled only once no send to it is under way, and a send that fails also
+ends the channel, so a live child left with a cut frame exits and is handled as one that died. No
+request runs in two children, a read's resend aside. Every request gets exactly one result, with its
+global ``index``.
 
 Metrics: children send counter, histogram and perf-sketch deltas about once a second and at the end;
 ``Metrics.merge_delta`` adds them to the engine's own registry, so ``perf_stats()``, ``/metrics``, the
