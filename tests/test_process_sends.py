@@ -8,6 +8,7 @@ before its readers see a socket's end in the same turn of the loop. Waits poll a
 deadline; no sleep makes the race happen.
 """
 
+import itertools
 import os
 import signal
 import socket
@@ -15,11 +16,13 @@ import socket
 import gevent
 import gevent.queue
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from greenfetch import Config, Engine
 from greenfetch._processes import ProcessPool, Router
-from greenfetch._processes._state import RUNNING, UNREACHABLE, _Child, _Pending, _Run
-from greenfetch._processes._wire import Begin, Channel, Gone
+from greenfetch._processes._state import LOST, RUNNING, UNREACHABLE, _Child, _Pending, _Run
+from greenfetch._processes._wire import Begin, Channel, Gone, reads_only
 from greenfetch.testing import wait_until
 
 # The held ones wait at the server until the test has killed the child that sent them.
@@ -126,12 +129,14 @@ def test_a_request_whose_send_failed_is_sent_on_as_never_sent(loopback, a_holds,
 
 # -- at the pool's seam: a child is the other end of a real socketpair, held by the test ---------------
 
+_pids = itertools.count(-1, -1)  # the stand-ins' pids: no real process has one
+
 
 class _Process:
     """What the pool reads of a child's process: its pid, and that it has ended (or not yet)."""
 
-    def __init__(self, pid: int):
-        self.pid, self.returncode = pid, None
+    def __init__(self):
+        self.pid, self.returncode = next(_pids), None
 
     def poll(self):
         return self.returncode
@@ -144,25 +149,38 @@ class _Process:
 
 
 class _Seam(ProcessPool):
-    """The pool, each child's process replaced by the test holding the other end of its channel."""
+    """The pool, each child's process replaced by the test holding the other end of its channel
+    (``far``, by the stand-in's pid); the test's own greenlet ships, reads and handles deaths."""
 
     def _spawn(self, slot: int) -> _Child:
         parent, far = socket.socketpair()
-        self.far = {**getattr(self, "far", {}), slot: far}
-        child = _Child(slot, _Process(-1 - slot), Channel(parent), self.backend.semaphore(1), state=RUNNING)
+        child = _Child(slot, _Process(), Channel(parent), self.backend.semaphore(1), state=RUNNING)
+        self.far = {**getattr(self, "far", {}), child.proc.pid: far}
         child.reader = self.backend.spawn(self._read, child)
         return child
 
+    def kill(self, child: _Child) -> None:
+        self.far[child.proc.pid].close()
+        child.proc.kill()
+
+    def close(self) -> None:
+        for far in self.far.values():
+            far.close()
+        super().close()
+
+
+@pytest.fixture(scope="module")
+def seam_engine():
+    engine = Engine(Config.resolve({"region": "us-east-1", "processes": 2}))
+    yield engine
+    engine.close()
+
 
 @pytest.fixture
-def seam():
-    engine = Engine(Config.resolve({"region": "us-east-1", "processes": 2}))
-    pool = _Seam(engine, 2)
+def seam(seam_engine):
+    pool = _Seam(seam_engine, 2)
     yield pool
-    for far in pool.far.values():
-        far.close()
     pool.close()
-    engine.close()
 
 
 def _queue_big(pool: _Seam, operation: str) -> tuple[_Run, _Pending]:
@@ -177,6 +195,7 @@ def _queue_big(pool: _Seam, operation: str) -> tuple[_Run, _Pending]:
 
 
 def _answers(pool: _Seam) -> list:
+    """The parent's own answers (WorkerLost, no worker left), queued for the run's loop."""
     return [item[1] for item in list(pool.inbox.queue) if isinstance(item, tuple) and item[0] is None]
 
 
@@ -191,8 +210,7 @@ def test_a_childs_death_handled_mid_send_waits_for_the_sends_verdict(seam, opera
     run, pending = _queue_big(seam, operation)
     sender = gevent.spawn(seam._send_batch, run, a)
     wait_until(lambda: not a.buffer, 10, "the sender to take A's batch")  # and block part way through it
-    seam.far[0].close()  # A dies with its frame cut
-    a.proc.returncode = -9
+    seam.kill(a)  # A dies with its frame cut
     seam._child_lost(run, a)  # at once: the sender has not run since
     sender.join(timeout=10)
     assert [row[0] for row in b.buffer] == [0]
@@ -209,7 +227,7 @@ def test_a_send_cut_short_to_a_live_child_ends_its_channel(seam):
     a.channel.sock.settimeout(0.05)
     seam._send_batch(run, a)
     assert a.state is UNREACHABLE and a.outstanding == {0}
-    far, got = seam.far[0], b""
+    far, got = seam.far[a.proc.pid], b""
     far.settimeout(10)  # bounds a failing test: a timeout here is a channel never ended
     while chunk := far.recv(1 << 20):
         got += chunk
@@ -217,3 +235,93 @@ def test_a_send_cut_short_to_a_live_child_ends_its_channel(seam):
     seam._child_lost(run, a)
     assert [row[0] for row in b.buffer] == [0] and (pending.child, pending.sends) == (b, 1)
     assert _answers(seam) == []
+
+
+# -- the rule as a property, at the seam ---------------------------------------------------------------
+
+_KINDS = {"read": QUICK, "write": LATE["write"]}
+_STEPS = st.lists(
+    st.one_of(
+        st.tuples(st.sampled_from(["add", "ship"]), st.sampled_from(sorted(_KINDS))),
+        st.tuples(st.sampled_from(["run", "kill", "handle"]), st.integers(0, 3)),
+    ),
+    max_size=40,
+)
+
+
+def _run_frames(pool: _Seam, child: _Child, ran: dict[int, list[int]], readers: dict[int, Channel]) -> None:
+    """The child reads (and so runs) every whole frame it was sent; a part of one stays unread."""
+    far = pool.far[child.proc.pid]
+    far.settimeout(0)
+    channel = readers.setdefault(child.proc.pid, Channel(far))
+    while True:
+        try:
+            rows = channel.recv().items
+        except EOFError:  # nothing more whole for now, or its channel was ended
+            return
+        for row in rows:
+            ran.setdefault(row[0], []).append(child.proc.pid)
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=_STEPS)
+def test_no_request_runs_more_than_its_kind_allows_and_none_is_lost(seam_engine, steps):
+    """Requests (reads, writes) routed, shipped, read by their children, children killed and their
+    deaths handled, in any order (a killed child first reads all it was sent: the most it can have run).
+    Then a write ran in at most one child, a read in at most two; each parent's answer is given once,
+    and WorkerLost says as many runs as there were ("may have run": one, a read "sent again once":
+    two); every request not answered is held by exactly one child not given up on, the one it was last
+    routed to; and its sends count the children that ran it, plus one while its latest send is to come
+    (queued, or failed: never received)."""
+    pool = _Seam(seam_engine, 2)
+    run = _Run(Router(2, 4), Begin(2), None, respawns=2)
+    ran: dict[int, list[int]] = {}
+    readers: dict[int, Channel] = {}
+    try:
+        for action, arg in steps:
+            if action == "add":
+                index = len(run.pending)
+                run.pending[index] = pending = _Pending({**_KINDS[arg], "id": index})
+                pool._dispatch(run, index, pending)
+                continue
+            if action == "ship":  # as the sender does, each child that has some queued
+                for child in [c for c in pool.children if c.buffer]:
+                    pool._send_batch(run, child)
+                continue
+            everyone = pool.children + pool.retired
+            alive = [c for c in everyone if c.proc.returncode is None]
+            unhandled = [c for c in everyone if c.proc.returncode is not None and c.state is not LOST]
+            candidates = unhandled if action == "handle" else alive  # the i-th that the step can act on
+            if not candidates:
+                continue
+            child = candidates[arg % len(candidates)]
+            if action == "handle":
+                pool._child_lost(run, child)
+                continue
+            _run_frames(pool, child, ran, readers)  # a child killed first reads all it was sent
+            if action == "kill":
+                pool.kill(child)
+        everyone = pool.children + pool.retired
+        queued = [row[0] for c in everyone for row in c.buffer] + [i for c in everyone for i in c.unsent]
+        assert len(queued) == len(set(queued)), queued  # a request waits to be sent in one place at most
+        answers = _answers(pool)
+        answered = {r.index: r.error for r in answers}
+        assert len(answered) == len(answers)
+        for index, pending in run.pending.items():
+            runs = ran.get(index, [])
+            assert len(runs) <= (2 if reads_only(pending.raw) else 1), (index, ran)
+            assert len(runs) == len(set(runs)), (index, ran)  # no child got it twice
+            assert pending.sends <= (2 if reads_only(pending.raw) else 1), (index, pending.sends)
+            if index in answered:
+                why = answered[index]
+                if "no worker process is left" in why:  # never sent, or a read's resend
+                    assert len(runs) == (1 if reads_only(pending.raw) and pending.sends == 1 else 0), why
+                else:
+                    assert len(runs) == (1 if "may have run" in why else 2), why
+                continue
+            holders = [c for c in everyone if c.state is not LOST and index in c.outstanding]
+            assert holders == [pending.child], (index, holders)
+            received = pending.child.proc.pid in runs
+            assert pending.sends == len(runs) + (0 if received else 1), (index, pending.sends, runs)
+    finally:
+        pool.close()
