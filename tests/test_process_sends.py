@@ -6,6 +6,11 @@ them is made, not waited for: the test holds the run between two results (the pa
 children's messages only while the caller takes results), and under gevent the parent's sender runs
 before its readers see a socket's end in the same turn of the loop. Waits poll a condition with a
 deadline; no sleep makes the race happen.
+
+What a real process cannot be made to do on cue (die while a batch to it is half sent, take a cut frame
+alive) is tested at the pool's seam: a ``_Seam`` pool's children are the test's ends of real
+socketpairs. There too, the rule as a Hypothesis property over any order of routing, sending, running,
+killing and handling.
 """
 
 import itertools

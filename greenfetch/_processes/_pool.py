@@ -209,9 +209,10 @@ class ProcessPool:
                 except OSError:
                     pass
             # Nothing of a failed batch ran: a batch is one pickled frame, and a child unpickles a frame
-            # (and so runs its rows) only once it has all of it. A send cut partway leaves a live child
-            # a frame it never completes: nothing more goes to it, and its end of the channel is closed
-            # so it exits, and its end is handled as any child's.
+            # (and so runs its rows) only once it has all of it. A send cut partway (an error other than
+            # the child's end) leaves a live child a frame it never completes: nothing more goes to it,
+            # and the channel's sending side is shut, so it reads end of file and exits, and its end is
+            # handled as any child's.
             with contextlib.suppress(OSError):
                 child.channel.sock.shutdown(socket.SHUT_WR)
             indexes = [row[0] for row in batch]

@@ -1,5 +1,6 @@
 """What the pool keeps: each child (``_Child``: its process, channel, ``ChildState``, unanswered
-requests and unsent rows), each request not yet answered (``_Pending``) and the run (``_Run``).
+requests, the rows queued for it and those whose send to it failed), each request not yet answered
+(``_Pending``) and the run (``_Run``).
 """
 
 from __future__ import annotations
