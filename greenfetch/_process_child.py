@@ -1,14 +1,16 @@
 """One worker process of ``processes=N``: ``python -m greenfetch._process_child FD``.
 
-Started fresh by ``_processes`` (spawned, never forked), so ``import greenfetch`` (which runs before
-this module, as its package) patches gevent before botocore, ssl or urllib3 load, and the child
-inherits no threads, sockets, locks or clients from its parent. FD is this child's end of a private
+Started fresh by ``_processes`` (a new interpreter: gevent's ``Popen`` forks and at once execs it, so
+nothing of the patched parent runs here), so ``import greenfetch`` (which runs before this module, as
+its package) patches gevent before botocore, ssl or urllib3 load, and the child inherits no threads,
+sockets, locks or clients from its parent. FD is this child's end of a private
 socketpair; everything crosses it as length-prefixed pickle frames of ``_processes._wire``'s messages
 (pickle is fine here: both ends are this program, over a pipe no one else holds; nothing is written
 to disk).
 
 ``Start`` builds the child's own ``Engine`` (its Config with ``processes=1``); it answers ``Ready``.
-Then one run per ``Begin``: ``Requests`` feed ``engine.iter_results`` (at most ``Begin.credits`` calls
+Then one run per ``Begin``: ``Requests`` (each acknowledged with ``Took`` before its rows are queued,
+so the parent knows a frame a dead child never took never ran) feed ``engine.iter_results`` (at most ``Begin.credits`` calls
 in flight; the parent may queue as many again here, so the next call starts without a round trip)
 until ``End``; results go back as ``Results`` rows (``_wire.pack_result``) with *global* indexes, a
 frame of them held a few milliseconds while the child has work queued (``_Outbox``), metrics as
@@ -42,6 +44,7 @@ from ._processes._wire import (
     Requests,
     Results,
     Start,
+    Took,
     Trace,
     pack_result,
     unpack_request,
@@ -84,7 +87,13 @@ def main(fd: int) -> None:
             os._exit(0)
 
     inbox = _Inbox()
-    gevent.spawn(_read_frames, channel, inbox, lambda: send(MetricsDelta(engine.metrics.take_delta())))
+    gevent.spawn(
+        _read_frames,
+        channel,
+        inbox,
+        lambda: send(MetricsDelta(engine.metrics.take_delta())),
+        lambda: send(Took()),
+    )
     send(Ready(time.perf_counter() - began))
     while True:  # one run per Begin ... End; the engine (clients, limits, dedupe cache) stays between runs
         begin = inbox.items.get()
@@ -208,13 +217,17 @@ def _run(engine: Engine, begin: Begin, inbox: _Inbox, send: Send) -> None:
     send(Done())
 
 
-def _read_frames(channel: Channel, inbox: _Inbox, flush: Callable[[], None]) -> None:
-    """Each ``Requests`` frame's rows into the inbox as one item, then None at ``End``; a ``Begin`` goes
-    in as it is; ``Flush`` sends the metrics now; end of file ends the process (the parent is gone)."""
+def _read_frames(
+    channel: Channel, inbox: _Inbox, flush: Callable[[], None], took: Callable[[], None]
+) -> None:
+    """Each ``Requests`` frame's rows into the inbox as one item, once ``took`` has told the parent (so
+    it knows a frame its dead child never acknowledged never ran), then None at ``End``; a ``Begin``
+    goes in as it is; ``Flush`` sends the metrics now; end of file ends the process (the parent is gone)."""
     try:
         while True:
             match channel.recv():
                 case Requests(rows):
+                    took()
                     inbox.waiting += len(rows)
                     inbox.items.put(rows)
                 case End():

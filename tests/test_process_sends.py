@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from greenfetch import Config, Engine
 from greenfetch._processes import ProcessPool, Router
 from greenfetch._processes._state import LOST, RUNNING, UNREACHABLE, _Child, _Pending, _Run
-from greenfetch._processes._wire import Begin, Channel, Gone, reads_only
+from greenfetch._processes._wire import Begin, Channel, Gone, Took, reads_only
 from greenfetch.testing import wait_until
 
 # The held ones wait at the server until the test has killed the child that sent them.
@@ -132,17 +132,13 @@ def test_a_request_whose_send_failed_is_sent_on_as_never_sent(loopback, a_holds,
     assert handled == [(a, UNREACHABLE), (b, UNREACHABLE)]  # B's send failed before its death was handled
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a frame written before a dying child's socket closed counts as received: only an "
-    "acknowledgement from the child, sent before it queues a frame's rows, could tell (not built)",
-)
 def test_a_resend_a_dying_child_never_read_is_not_its_resend(loopback):
-    """The case the failed-send rule cannot cover: A is killed with a read in flight; its resend is
-    written into B's socket while B is stopped (SIGSTOP: it cannot read), then B is killed. The send
-    succeeded, so the parent counts the read as received by B and answers it WorkerLost ("sent again
-    once, and this one was"), though B never read it. Two children killed at once hit this whenever
-    the resend lands before the second one's socket closes (it closes files last, after its memory)."""
+    """A is killed with a read in flight; its resend is written into B's socket while B is stopped
+    (SIGSTOP: it cannot read), then B is killed. The send succeeded, but B never acknowledged the frame
+    (``Took``, sent before a child queues a frame's rows), so the read never ran there: a replacement
+    runs it. Without the acknowledgement it came back WorkerLost ("sent again once, and this one was").
+    Two children killed at once hit this whenever the resend lands before the second one's socket
+    closes (a killed process closes its files last, after its memory)."""
     loopback.control(latency=0.01, targets={_target(HELD_READ): {"latency": 60.0}})
     engine = Engine(
         Config.resolve(
@@ -288,14 +284,17 @@ _KINDS = {"read": QUICK, "write": LATE["write"]}
 _STEPS = st.lists(
     st.one_of(
         st.tuples(st.sampled_from(["add", "ship"]), st.sampled_from(sorted(_KINDS))),
-        st.tuples(st.sampled_from(["run", "kill", "handle"]), st.integers(0, 3)),
+        st.tuples(st.sampled_from(["run", "kill", "die", "handle"]), st.integers(0, 3)),
     ),
     max_size=40,
 )
 
 
-def _run_frames(pool: _Seam, child: _Child, ran: dict[int, list[int]], readers: dict[int, Channel]) -> None:
-    """The child reads (and so runs) every whole frame it was sent; a part of one stays unread."""
+def _run_frames(
+    pool: _Seam, run: _Run, child: _Child, ran: dict[int, list[int]], readers: dict[int, Channel]
+) -> None:
+    """The child reads every whole frame it was sent, acknowledges it (the parent handles its
+    ``Took``), then runs its rows; a part of a frame stays unread."""
     far = pool.far[child.proc.pid]
     far.settimeout(0)
     channel = readers.setdefault(child.proc.pid, Channel(far))
@@ -304,6 +303,7 @@ def _run_frames(pool: _Seam, child: _Child, ran: dict[int, list[int]], readers: 
             rows = channel.recv().items
         except EOFError:  # nothing more whole for now, or its channel was ended
             return
+        pool._handle(run, child, Took())
         for row in rows:
             ran.setdefault(row[0], []).append(child.proc.pid)
 
@@ -311,8 +311,9 @@ def _run_frames(pool: _Seam, child: _Child, ran: dict[int, list[int]], readers: 
 @settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(steps=_STEPS)
 def test_no_request_runs_more_than_its_kind_allows_and_none_is_lost(seam_engine, steps):
-    """Requests (reads, writes) routed, shipped, read by their children, children killed and their
-    deaths handled, in any order (a killed child first reads all it was sent: the most it can have run).
+    """Requests (reads, writes) routed, shipped, read (acknowledged, then run) by their children,
+    children killed (after reading all they were sent: the most they can have run) or dying (reading
+    nothing more), and their deaths handled, in any order.
     Then a write ran in at most one child, a read in at most two; each parent's answer is given once,
     and WorkerLost says as many runs as there were ("may have run": one, a read "sent again once":
     two); every request not answered is held by exactly one child not given up on, the one it was last
@@ -343,8 +344,9 @@ def test_no_request_runs_more_than_its_kind_allows_and_none_is_lost(seam_engine,
             if action == "handle":
                 pool._child_lost(run, child)
                 continue
-            _run_frames(pool, child, ran, readers)  # a child killed first reads all it was sent
-            if action == "kill":
+            if action != "die":  # "kill": it reads (and runs) all it was sent first; "die": nothing more
+                _run_frames(pool, run, child, ran, readers)
+            if action != "run":
                 pool.kill(child)
         everyone = pool.children + pool.retired
         queued = [row[0] for c in everyone for row in c.buffer] + [i for c in everyone for i in c.unsent]

@@ -206,6 +206,8 @@ def test_killed_child_loses_no_request(server):
     for result in stream:
         results.append(result)
         if victim is None and len(results) == 20:
+            # a child still starting has not read its writes: they would go elsewhere, never having run
+            wait_until(lambda: _calls(server, "DeleteTable") == 10, 20, "the ten writes at the server")
             victim = sorted(worker_pids() - before)[0]
             os.kill(victim, signal.SIGKILL)
     assert victim is not None
@@ -219,6 +221,13 @@ def test_killed_child_loses_no_request(server):
     # the engine keeps its pool; the next run replaces the dead child and works as before
     assert all(r.ok for r in engine.batch_requests([LIST] * 20, 10))
     assert len(worker_pids() - before) == 2
+
+
+def _calls(url: str, operation: str) -> int:
+    import urllib.request
+
+    with urllib.request.urlopen(f"{url}/_stats", timeout=10) as response:
+        return int(json.load(response)["per_target"].get(f"DynamoDB_20120810.{operation}", 0))
 
 
 def test_ctrl_c_stops_every_process(tmp_path, loopback):
@@ -767,6 +776,7 @@ def test_every_message_crosses_the_channel_as_itself_a_big_frame_included():
         wire.MetricsDelta({"counts": {}}),
         wire.Trace({}),
         wire.Done(),
+        wire.Took(),
     ]
     got = []
     reader = gevent.spawn(lambda: [got.append(receiver.recv()) for _ in messages])

@@ -34,13 +34,13 @@ live child (a replacement is started when none is left, at most N times per run)
 since it may have run. A read is sent again once: a read lost twice comes back ``WorkerLost`` too. A
 request whose send failed never reached its child (a batch is one pickled frame, run only once whole),
 so once that child's end is handled it is sent on as never sent, a write included, and it does not use
-up a read's one resend. A frame written before the child's end closed counts as received, even by a
-child already dying (the parent cannot tell): when both children are killed at once, a read the first
-held comes back ``WorkerLost`` if its resend reached the second before that one's socket closed, and
-runs if the send failed. A child's end is handled only once no send to it is under way, and a send that
-fails also ends the channel, so a live child left with a cut frame exits and is handled as one that
-died. No request runs in two children, a read's resend aside. Every request gets exactly one result,
-with its global ``index``.
+up a read's one resend. So is one in a frame the child never acknowledged: a child sends ``Took`` for
+each frame before it queues the frame's rows, so a frame written into the socket of a child already
+dying (a killed process closes its files last) never ran. Of two children killed at once, only a read
+the second had already taken as its resend comes back ``WorkerLost``. A child's end is handled only once
+no send to it is under way, and a send that fails also ends the channel, so a live child left with a
+cut frame exits and is handled as one that died. No request runs in two children, a read's resend
+aside. Every request gets exactly one result, with its global ``index``.
 
 Metrics: children send counter, histogram and perf-sketch deltas about once a second and at the end;
 ``Metrics.merge_delta`` adds them to the engine's own registry, so ``perf_stats()``, ``/metrics``, the

@@ -40,6 +40,7 @@ from ._wire import (
     Requests,
     Results,
     Start,
+    Took,
     Trace,
     lost,
     pack_request,
@@ -125,6 +126,7 @@ class ProcessPool:
         self.current = run
         for child in self.children:
             child.outstanding.clear()
+            child.sent.clear()
             sent = self._send(child, run.begin_for(child.slot))
             child.state = RUNNING if sent else UNREACHABLE
 
@@ -186,28 +188,22 @@ class ProcessPool:
                     self._send_batch(run, child)
 
     def _send_batch(self, run: _Run, child: _Child) -> None:
-        """Ship what is queued for the child in one frame. A batch whose send fails never reached it:
-        its rows wait in ``unsent`` for its end to be handled (``_child_lost``), then go elsewhere as
-        never sent. The child's lock is held from taking the batch to that verdict, so its end is
-        never handled while a batch to it is under way (each row is sent, or queued, or unsent)."""
+        """Ship what is queued for the child in one frame, kept in ``sent`` until the child acknowledges
+        it. A batch whose send fails never reached it: its rows wait in ``unsent`` for its end to be
+        handled (``_child_lost``), then go elsewhere as never sent, as do those of a frame it never
+        acknowledged. The child's lock is held from taking the batch to that verdict, so its end is
+        never handled while a batch to it is under way (each row is queued, sent, or unsent)."""
         with child.lock:
             with self.buffers:
                 batch, child.buffer = child.buffer, []
             if not batch:  # its end was handled meanwhile: what was queued went elsewhere
                 return
-            try:
-                child.channel.send(Requests(batch))
+            sent = self._sent(child, batch)
+            if sent is None:  # a request that cannot be pickled (an open file, a lambda)
+                batch = self._sendable(run, child, batch)
+                sent = not batch or self._sent(child, batch)
+            if sent:
                 return
-            except OSError:
-                pass
-            except Exception:  # noqa: BLE001 - a request that cannot be pickled (an open file, a lambda)
-                batch = self._sendable(run, child, batch)  # pickled whole before a byte is written
-                try:
-                    if batch:
-                        child.channel.send(Requests(batch))
-                    return
-                except OSError:
-                    pass
             # Nothing of a failed batch ran: a batch is one pickled frame, and a child unpickles a frame
             # (and so runs its rows) only once it has all of it. A send cut partway (an error other than
             # the child's end) leaves a live child a frame it never completes: nothing more goes to it,
@@ -223,6 +219,21 @@ class ProcessPool:
                     child.unsent += indexes
         if handled:  # queued after its end was handled (routed there just before, on another thread)
             self._requeue(run, child, indexes)
+
+    def _sent(self, child: _Child, batch: list[tuple[Any, ...]]) -> bool | None:
+        """Send one frame (the child's lock held): True if sent, False if the send failed, None if a
+        request could not be pickled (a frame is pickled whole before a byte is written). The frame is
+        kept as unacknowledged before it is sent: its ``Took`` may be handled before the send returns."""
+        child.sent.append([row[0] for row in batch])
+        try:
+            child.channel.send(Requests(batch))
+            return True
+        except OSError:
+            outcome: bool | None = False
+        except Exception:  # noqa: BLE001 - pickling failed: nothing was written
+            outcome = None
+        child.sent.pop()
+        return outcome
 
     def _sendable(self, run: _Run, child: _Child, batch: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         """The rows of ``batch`` that pickle; each other one is answered here, as unsendable."""
@@ -243,13 +254,16 @@ class ProcessPool:
         self.inbox.put((None, result))
 
     def _child_lost(self, run: _Run, child: _Child) -> None:
-        """Its unanswered reads, and whatever never reached it (queued, or in a batch whose send failed),
-        go to a live child; anything else it was sent may have run, so it fails as WorkerLost."""
+        """Its unanswered reads, and whatever never reached it (queued, in a batch whose send failed, or
+        in a frame it never acknowledged), go to a live child; anything else it took may have run, so it
+        fails as WorkerLost."""
         with child.lock:  # a batch being sent to it ends first (at once: its end of the channel is gone)
             with self.buffers:
                 child.state = LOST
                 unsent = [row[0] for row in child.buffer] + child.unsent
+                unsent += [index for frame in child.sent for index in frame]  # never acknowledged: never ran
                 child.buffer, child.unsent = [], []
+                child.sent.clear()
         code = child.proc.poll()
         how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited ({code})"
         self._requeue(run, child, unsent)
@@ -350,6 +364,8 @@ class ProcessPool:
             case Trace(traces):
                 if run.gate is not None:
                     run.gate.add_trace(traces)
+            case Took():
+                child.sent.popleft()  # its rows count as received from now on
             case Done():
                 child.state = IDLE
             case Gone():

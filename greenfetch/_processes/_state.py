@@ -1,5 +1,6 @@
 """What the pool keeps: each child (``_Child``: its process, channel, ``ChildState``, unanswered
-requests, the rows queued for it and those whose send to it failed), each request not yet answered
+requests, the rows queued for it, the frames it has not acknowledged and the rows whose send to it
+failed), each request not yet answered
 (``_Pending``) and the run (``_Run``).
 """
 
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import subprocess
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +46,8 @@ class _Child:
     buffer: list[tuple[Any, ...]] = field(default_factory=list)
     # indexes of batches whose send to it failed: they never reached it (requeued once its end is handled)
     unsent: list[int] = field(default_factory=list)
+    # each frame sent to it and not yet acknowledged (Took), its indexes: they never ran if it dies now
+    sent: deque[list[int]] = field(default_factory=deque)
     reader: Task | None = None
 
 

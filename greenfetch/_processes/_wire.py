@@ -51,6 +51,7 @@ __all__ = [
     "Results",
     "SealedCredentials",
     "Start",
+    "Took",
     "Trace",
     "lost",
     "pack_request",
@@ -128,6 +129,11 @@ class Done(NamedTuple):
     """The run is over in the child: its last results, trace and metrics are sent."""
 
 
+class Took(NamedTuple):
+    """The child has read the next ``Requests`` frame; sent before it queues the frame's rows, so none of
+    them had started before. Rows of a frame a dead child never acknowledged never ran."""
+
+
 class Gone(NamedTuple):
     """Never sent: the parent's reader reports that the channel closed (the child exited or was killed)."""
 
@@ -179,7 +185,7 @@ class Channel:
             pass
 
 
-_MESSAGES = (Start, Begin, Requests, End, Flush, Ready, Results, MetricsDelta, Trace, Done)
+_MESSAGES = (Start, Begin, Requests, End, Flush, Ready, Results, MetricsDelta, Trace, Done, Took)
 _NUMBER = {kind: number for number, kind in enumerate(_MESSAGES)}
 _new_tuple = tuple.__new__
 
