@@ -21,7 +21,7 @@ import socket
 import gevent
 import gevent.queue
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from greenfetch import Config, Engine
@@ -253,7 +253,7 @@ def test_a_childs_death_handled_mid_send_waits_for_the_sends_verdict(seam, opera
     wait_until(lambda: not a.buffer, 10, "the sender to take A's batch")  # and block part way through it
     seam.kill(a)  # A dies with its frame cut
     seam._child_lost(run, a)  # at once: the sender has not run since
-    sender.join(timeout=10)
+    sender.get(timeout=10)  # it ended cleanly: what it sent and what was handled agree
     assert [row[0] for row in b.buffer] == [0]
     assert (pending.child, pending.sends) == (b, 1)
     assert _answers(seam) == []
@@ -310,6 +310,20 @@ def _run_frames(
 
 @settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(steps=_STEPS)
+# a read run by A, then by B, both killed: it used its one resend (WorkerLost, not a third run)
+@example(
+    steps=[
+        ("add", "read"),
+        ("ship", ""),
+        ("kill", 0),
+        ("handle", 0),
+        ("ship", ""),
+        ("kill", 0),
+        ("handle", 0),
+    ]
+)
+# a write A took, then A killed: it may have run (WorkerLost, never sent on)
+@example(steps=[("add", "write"), ("ship", ""), ("kill", 0), ("handle", 0), ("ship", ""), ("run", 0)])
 def test_no_request_runs_more_than_its_kind_allows_and_none_is_lost(seam_engine, steps):
     """Requests (reads, writes) routed, shipped, read (acknowledged, then run) by their children,
     children killed (after reading all they were sent: the most they can have run) or dying (reading
