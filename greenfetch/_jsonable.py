@@ -136,7 +136,7 @@ def compact_of_marked(marked: str) -> str:
     return marked.replace("\0", "")
 
 
-def marked_json_of(value: Any, *, str_keys: bool = False) -> tuple[str, Any]:
+def marked_json_of(value: Any, str_keys: bool = False) -> tuple[str, Any]:
     """``(marked_json(jsonable(value)), plain)``, in one pass of the C encoder where that gives the same
     text: ``plain`` is ``jsonable(value)`` when it had to be made (else None, for a caller that needs
     only the text, as the inventory cache does with a TTL of 0).

@@ -131,9 +131,9 @@ import greenfetch
 from greenfetch.inventory import _cache, _sinks
 caught = {{"store": [], "add": []}}
 store, add = _cache.InventoryCache.store, _sinks.FileSink.add
-def _store(self, key, value, *, stored_at=None, **kw):
+def _store(self, key, value, stored_at=None, *rest, **kw):
     caught["store"].append((key, copy.deepcopy(value), stored_at))
-    return store(self, key, value, stored_at=stored_at, **kw)
+    return store(self, key, value, stored_at, *rest, **kw)
 def _add(self, rec, fetched_at=None, **kw):
     caught["add"].append((copy.deepcopy(rec), fetched_at, None))
     return add(self, rec, fetched_at, **kw)

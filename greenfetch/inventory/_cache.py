@@ -66,15 +66,15 @@ def _envelope(key: str, stored_at: Any, ttl: Any, value_text: str, plain_key: bo
     TTL through ``_ttl_text``; their calls cost more than the fields), else the envelope's own text with
     the value's spliced in (its last key: the text ends in ``null}``). ``plain_key``: the caller knows
     the key holds nothing JSON escapes (no ``"``, ``\\`` or control character), so its text is the key
-    between quotes (the escape's pass over a ~90-character key is ~2k instructions)."""
+    itself between the template's quotes (the escape's pass over a ~90-character key is ~2k
+    instructions); else the escape's text inside its quotes."""
     kept = _last_ttl
     ttl_text = kept[1] if ttl is kept[0] else _ttl_text(ttl)  # the call only for a TTL not seen last
-    if ttl_text is not None and type(stored_at) is float and math.isfinite(stored_at):
-        key_text = '"' + key + '"' if plain_key else json_string(key)
-        return (
-            f'{_HEAD},"key":{key_text},"stored_at":{_float_text(stored_at)},'
-            f'"ttl":{ttl_text},"value":{value_text}}}'
-        )
+    # ``_float_text`` tells a non-finite time (None): no ``math.isfinite`` call a page
+    time_text = _float_text(stored_at) if ttl_text is not None and type(stored_at) is float else None
+    if time_text is not None:
+        key_text = key if plain_key else json_string(key)[1:-1]
+        return f'{_HEAD},"key":"{key_text}","stored_at":{time_text},"ttl":{ttl_text},"value":{value_text}}}'
     head = {_MARK: _VERSION, "key": key, "stored_at": stored_at, "ttl": ttl, "value": None}
     return plain_json(head, compact=True)[:-5] + value_text + "}"
 
@@ -97,30 +97,42 @@ def _ttl_text(ttl: Any) -> str | None:
 
 # the last fetch time _float_text wrote, and its text: a run's pages share their milliseconds
 _last: tuple[float, str] = (0.0, "0.0")
+# the whole seconds of the last whole-millisecond time _float_text wrote, and their text: a run's pages
+# share their second far more often than their millisecond
+_second: tuple[int, str] = (0, "0")
 
 
-def _float_text(value: float) -> str:
-    """``repr(value)`` of a finite float, the last one kept: a fetch time is whole milliseconds
-    (``round(time.time(), 3)``) and the pages of a burst of answers share it, so those pages skip
-    ``repr``'s shortest-digits search (``_Py_dg_dtoa``, ~6k instructions). Two positive floats that
-    compare equal are the same double (only the zeros are two doubles that compare equal).
+def _float_text(value: float) -> str | None:
+    """``repr(value)`` of a finite float (None for a NaN or an infinity), the last one kept: a fetch
+    time is whole milliseconds (``round(time.time(), 3)``) and the pages of a burst of answers share
+    it, so those pages skip ``repr``'s shortest-digits search (``_Py_dg_dtoa``, ~6k instructions). Two
+    positive floats that compare equal are the same double (only the zeros are two doubles that
+    compare equal).
 
     A new time of whole milliseconds (the double nearest ``ms / 1000``, from 1 s to 1e12 s) is
     written from its integer milliseconds instead (~3k cheaper): such a number has at most 15
     significant digits, and every decimal of at most 15 digits comes back from its nearest double
     (``DBL_DIG``), so no shorter decimal gives the same double and ``repr``'s shortest text is the
     milliseconds' decimal without its trailing zeros (``.0`` for whole seconds), in positional notation
-    below 1e16. Any other float: ``repr``."""
-    global _last
+    below 1e16. Its whole seconds' text is kept too (a second's pages share it), and the milliseconds
+    come from ``math.floor``, a builtin function's call where ``int()`` and ``str()`` of a number are
+    a type's (~0.8k instructions each). Any other float: ``repr``."""
+    global _last, _second
     last = _last
     if value == last[0] and value > 0.0:
         return last[1]
     text = None
     if 1.0 <= value < 1e12:
-        ms = int(value * 1000.0 + 0.5)  # the nearest integer: value * 1000 is within an ulp of it
+        ms = _floor(value * 1000.0 + 0.5)  # the nearest integer: value * 1000 is within an ulp of it
         if ms / 1000 == value:  # whole milliseconds (the same division ``_now`` makes)
-            text = str(ms // 1000) + _MILLIS[ms % 1000]
+            seconds = ms // 1000
+            kept = _second
+            if seconds != kept[0]:
+                kept = _second = (seconds, str(seconds))
+            text = kept[1] + _MILLIS[ms - seconds * 1000]
     if text is None:
+        if not math.isfinite(value):
+            return None
         text = repr(value)
     _last = (value, text)
     return text
@@ -128,6 +140,7 @@ def _float_text(value: float) -> str:
 
 # the text after a whole-millisecond time's seconds, by its milliseconds: ".0", ".001", ..., ".01", ".999"
 _MILLIS = tuple(f".{n:03d}".rstrip("0") if n else ".0" for n in range(1000))
+_floor = math.floor  # a module global: no attribute read a page
 
 
 def _warn_once(directory: str) -> Callable[[BaseException], None]:
@@ -250,7 +263,6 @@ class InventoryCache:
         self,
         key: str,
         value: Any,
-        *,
         stored_at: float | None = None,
         str_keys: bool = False,
         plain_key: bool = False,
@@ -261,14 +273,16 @@ class InventoryCache:
         a TTL of 0 the text comes from one pass of the encoder (``marked_json_of``), no walk.
         ``str_keys``: the caller knows every key in ``value`` is a str (a botocore answer's items):
         ``marked_json_of``'s key check is not made. ``plain_key``: the caller knows ``key`` holds no
-        character JSON escapes (the inventory's plan, from the parts of its keys: ``Plan.plain_keys``)."""
+        character JSON escapes (the inventory's plan, from the parts of its keys: ``Plan.plain_keys``).
+        Positional or keyword: the fetch passes them by position (a keyword is matched by name at every
+        call, ~0.1k instructions a page each)."""
         stored_at = self.clock() if stored_at is None else stored_at
         if self.ttl > 0:  # ``enabled``, without the property's call
             plain = jsonable(value)
             self._memory[key] = (plain, stored_at)
             marked = marked_json(plain)
         else:
-            marked, plain = marked_json_of(value, str_keys=str_keys)
+            marked, plain = marked_json_of(value, str_keys)  # by position: no keyword matched a page
         text = _envelope(key, stored_at, self.ttl, compact_of_marked(marked), plain_key)
         if self._disk is not None:  # the local tier (``_write_file``, without its call)
             self._disk.put(key, text)  # no fsync: an entry lost or torn by a power cut is a miss

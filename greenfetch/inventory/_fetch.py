@@ -269,12 +269,12 @@ class Inventory:
         if self.tags and rec["status"] == "ok":
             self._tag_maps.join(unit, rec["items"])
         if rec["status"] == "ok" and self.cache is not None:  # written whatever the TTL for reading
-            plain, marked = self.cache.store(  # a type's details may add a catalog's values: any keys
+            plain, marked = self.cache.store(  # by position (stored_at, str_keys, plain_key): no keywords
                 self._plan.cache_key(unit),
                 rec["items"],
-                stored_at=fetched_at,
-                str_keys=self._str_keys and not unit.rtype.details,
-                plain_key=self._plan.plain_keys,  # the key's parts need no escape: it is written as it is
+                fetched_at,
+                self._str_keys and not unit.rtype.details,  # a type's details may add any keys
+                self._plan.plain_keys,  # the key's parts need no escape: it is written as it is
             )
             unit.key = None  # (kept from the lookup for this store only: not held to the run's end)
             self._plain = (rec["items"], plain, marked)
