@@ -1,9 +1,9 @@
 """The inventory command's own cost, part 17 (docs/performance/inventory-cost.md): a page's cache write
 and record inside the command.
 
-- a new fetch time of whole milliseconds is written with its whole seconds' text kept (a second's pages
-  share it) and its milliseconds from ``math.floor`` (``int()`` and ``str()`` are a type's call each):
-  ``repr``'s text, whatever times came before (Hypothesis over runs of times);
+- a new fetch time of whole milliseconds is written from its second's text, kept (a second's pages share
+  it), and its milliseconds, in floats (no ``int()`` or ``str()``, a type's call each, and no integer
+  division): ``repr``'s text, whatever times came before (Hypothesis over runs of times);
 - the envelope asks ``_float_text`` whether the time is finite (None) rather than ``math.isfinite`` a
   page, and writes a plain key into its template's quotes: the text ``plain_json`` gives.
 

@@ -95,11 +95,10 @@ def _ttl_text(ttl: Any) -> str | None:
     return text
 
 
-# the last fetch time _float_text wrote, and its text: a run's pages share their milliseconds
-_last: tuple[float, str] = (0.0, "0.0")
-# the whole seconds of the last whole-millisecond time _float_text wrote, and their text: a run's pages
-# share their second far more often than their millisecond
-_second: tuple[int, str] = (0, "0")
+# what _float_text wrote last, kept in place (a list: no tuple made a page): the fetch time and its text
+# (a run's pages share their milliseconds), and the whole second of the last time it wrote from its
+# milliseconds, as a float, and that second's text (a run's pages share their second far more often)
+_kept: list[Any] = [0.0, "0.0", 0.0, "0"]
 
 
 def _float_text(value: float) -> str | None:
@@ -110,31 +109,33 @@ def _float_text(value: float) -> str | None:
     compare equal).
 
     A new time of whole milliseconds (the double nearest ``ms / 1000``, from 1 s to 1e12 s) is
-    written from its integer milliseconds instead (~3k cheaper): such a number has at most 15
+    written from its second's text and its milliseconds instead: such a number has at most 15
     significant digits, and every decimal of at most 15 digits comes back from its nearest double
     (``DBL_DIG``), so no shorter decimal gives the same double and ``repr``'s shortest text is the
     milliseconds' decimal without its trailing zeros (``.0`` for whole seconds), in positional notation
-    below 1e16. Its whole seconds' text is kept too (a second's pages share it), and the milliseconds
-    come from ``math.floor``, a builtin function's call where ``int()`` and ``str()`` of a number are
-    a type's (~0.8k instructions each). Any other float: ``repr``."""
-    global _last, _second
-    last = _last
-    if value == last[0] and value > 0.0:
-        return last[1]
+    below 1e16. In floats, with no integer division: the second ``s`` (kept with its text while the
+    times stay in it) is exact, so is ``value - s`` (the two are within a factor of two), its
+    milliseconds ``k`` are that times 1000 rounded, and ``(s * 1000 + k) / 1000`` is the division of two
+    doubles that hold their integers exactly (below 2**53), rounded as ``ms / 1000`` is: the value is
+    whole milliseconds when it equals that. Any other float: ``repr``."""
+    kept = _kept
+    if value == kept[0] and value > 0.0:
+        return kept[1]
     text = None
     if 1.0 <= value < 1e12:
-        ms = _floor(value * 1000.0 + 0.5)  # the nearest integer: value * 1000 is within an ulp of it
-        if ms / 1000 == value:  # whole milliseconds (the same division ``_now`` makes)
-            seconds = ms // 1000
-            kept = _second
-            if seconds != kept[0]:
-                kept = _second = (seconds, str(seconds))
-            text = kept[1] + _MILLIS[ms - seconds * 1000]
+        fraction = value - kept[2]
+        if not 0.0 <= fraction < 1.0:  # another second than the last: its text made once
+            second = _floor(value)
+            kept[2], kept[3] = second + 0.0, str(second)
+            fraction = value - kept[2]
+        millis = _floor(fraction * 1000.0 + 0.5)  # 0-1000 (1000 only for a time that is not whole)
+        if (kept[2] * 1000.0 + millis) / 1000.0 == value:  # whole milliseconds, as ``_now`` makes them
+            text = kept[3] + _MILLIS[millis]
     if text is None:
         if not math.isfinite(value):
             return None
         text = repr(value)
-    _last = (value, text)
+    kept[0], kept[1] = value, text
     return text
 
 
