@@ -120,7 +120,7 @@ def _float_text(value: float) -> str | None:
     whole milliseconds when it equals that. Any other float: ``repr``."""
     kept = _kept
     if value == kept[0] and value > 0.0:
-        return kept[1]
+        return kept[1]  # type: ignore[no-any-return]  # the text kept with it
     text = None
     if 1.0 <= value < 1e12:
         fraction = value - kept[2]
