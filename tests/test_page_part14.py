@@ -47,7 +47,7 @@ def test_a_new_fetch_times_text_is_its_repr(ms, nudge):
     if nudge:
         value = math.nextafter(value, math.inf if nudge > 0 else -math.inf)
     for sign in (1.0, -1.0):
-        _cache._kept[:2] = [0.0, "0.0"]
+        _cache._last = (0.0, "0.0")
         assert _float_text(sign * value) == repr(sign * value)
 
 

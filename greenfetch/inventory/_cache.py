@@ -95,10 +95,12 @@ def _ttl_text(ttl: Any) -> str | None:
     return text
 
 
-# what _float_text wrote last, kept in place (a list: no tuple made a page): the fetch time and its text
-# (a run's pages share their milliseconds), and the whole second of the last time it wrote from its
-# milliseconds, as a float, and that second's text (a run's pages share their second far more often)
-_kept: list[Any] = [0.0, "0.0", 0.0, "0"]
+# the last fetch time _float_text wrote, and its text: a run's pages share their milliseconds
+_last: tuple[float, str] = (0.0, "0.0")
+# the whole second of the last time _float_text wrote from its milliseconds, as a float, and its text: a
+# run's pages share their second far more often. Each pair a tuple, read once and replaced whole: the
+# threads engine may store pages from two threads, and a pair must never mix two times
+_second: tuple[float, str] = (0.0, "0")
 
 
 def _float_text(value: float) -> str | None:
@@ -118,24 +120,26 @@ def _float_text(value: float) -> str | None:
     milliseconds ``k`` are that times 1000 rounded, and ``(s * 1000 + k) / 1000`` is the division of two
     doubles that hold their integers exactly (below 2**53), rounded as ``ms / 1000`` is: the value is
     whole milliseconds when it equals that. Any other float: ``repr``."""
-    kept = _kept
-    if value == kept[0] and value > 0.0:
-        return kept[1]  # type: ignore[no-any-return]  # the text kept with it
+    global _last, _second
+    last = _last
+    if value == last[0] and value > 0.0:
+        return last[1]
     text = None
     if 1.0 <= value < 1e12:
-        fraction = value - kept[2]
+        second = _second
+        fraction = value - second[0]
         if not 0.0 <= fraction < 1.0:  # another second than the last: its text made once
-            second = _floor(value)
-            kept[2], kept[3] = second + 0.0, str(second)
-            fraction = value - kept[2]
+            whole = _floor(value)
+            second = _second = (whole + 0.0, str(whole))
+            fraction = value - second[0]
         millis = _floor(fraction * 1000.0 + 0.5)  # 0-1000 (1000 only for a time that is not whole)
-        if (kept[2] * 1000.0 + millis) / 1000.0 == value:  # whole milliseconds, as ``_now`` makes them
-            text = kept[3] + _MILLIS[millis]
+        if (second[0] * 1000.0 + millis) / 1000.0 == value:  # whole milliseconds, as ``_now`` makes them
+            text = second[1] + _MILLIS[millis]
     if text is None:
         if not math.isfinite(value):
             return None
         text = repr(value)
-    kept[0], kept[1] = value, text
+    _last = (value, text)
     return text
 
 
